@@ -1,0 +1,182 @@
+//! drover's agent.
+//!
+//! An [`Agent`] runs on every machine. It fingerprints the machine, dials
+//! out to a server over one WebSocket session (the servers never connect
+//! to agents), registers, heartbeats, and runs the allocations the servers
+//! assign to it:
+//!
+//! ```text
+//!  session ──Allocations──▶ AllocManager ──▶ alloc runner ──▶ task runner × N
+//!     ▲                                            │              │ Supervisor (restart policy)
+//!     └──────────────AllocUpdates◀─────────────────┘              │ ExecDriver (executor shim)
+//! ```
+//!
+//! Tasks survive the agent: each task runs under an executor shim
+//! (`drover-exec`), and the allocation specs and supervisor states are kept
+//! in the data directory, so a restarted agent re-attaches to its running
+//! tasks and resumes supervision.
+
+mod env;
+pub mod facts;
+mod logs;
+mod manager;
+mod session;
+mod task;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use drover_exec::{DriverConfig, ExecDriver, Isolation};
+use drover_types::{NodeId, NodeLabels};
+
+use crate::manager::AllocManager;
+
+/// Everything an agent needs to start.
+#[derive(Clone, Debug)]
+pub struct AgentConfig {
+    /// Server addresses (`host:port`), tried in order.
+    pub servers: Vec<String>,
+    /// Where node identity, allocation directories and task state live.
+    pub data_dir: PathBuf,
+    /// Node name; the hostname when `None`.
+    pub name: Option<String>,
+    /// Host group, environment, owner, zone and meta reported by the agent.
+    pub labels: NodeLabels,
+    /// How task executor shims are started (normally the `drover` binary
+    /// itself with `executor`).
+    pub executor: DriverConfig,
+    /// Stop every task when the agent shuts down (dev mode); otherwise tasks
+    /// keep running and the next agent re-attaches to them.
+    pub stop_tasks_on_shutdown: bool,
+}
+
+/// Errors starting an agent.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The data directory could not be prepared.
+    #[error("cannot use data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// No server address was given.
+    #[error("no server address given: pass --servers host:port")]
+    NoServers,
+}
+
+/// A running agent.
+#[derive(Clone)]
+pub struct Agent {
+    node_id: NodeId,
+    name: String,
+    shutdown: CancellationToken,
+    manager: Arc<AllocManager>,
+    stop_tasks_on_shutdown: bool,
+    session_done: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Agent")
+            .field("node_id", &self.node_id)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Starts the agent: restores the allocations found in the data
+    /// directory (re-attaching to their tasks) and connects to the servers.
+    pub async fn start(config: AgentConfig) -> Result<Agent, AgentError> {
+        if config.servers.is_empty() {
+            return Err(AgentError::NoServers);
+        }
+        let data_dir_error = |source| AgentError::DataDir { path: config.data_dir.clone(), source };
+        std::fs::create_dir_all(config.data_dir.join("allocs")).map_err(data_dir_error)?;
+        let node_id = load_or_create_node_id(&config.data_dir).map_err(data_dir_error)?;
+        let fingerprint = facts::fingerprint();
+        let name = config
+            .name
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .or_else(|| fingerprint.attributes.get("unique.hostname").cloned())
+            .unwrap_or_else(|| node_id.short().to_owned());
+        let isolation = Isolation::detect();
+        tracing::info!(node = %name, node_id = %node_id, isolation = isolation.mode.as_str(), reason = %isolation.reason, "agent starting");
+        let driver = ExecDriver::new(config.executor.clone(), isolation.clone());
+        let (updates_sender, updates_receiver) = tokio::sync::mpsc::unbounded_channel();
+        let manager = Arc::new(AllocManager::new(config.data_dir.join("allocs"), driver, updates_sender));
+        manager.restore().await;
+
+        let mut attributes = fingerprint.attributes;
+        attributes.insert("driver.exec.isolation".to_owned(), isolation.mode.as_str().to_owned());
+        attributes.insert("driver.exec".to_owned(), "1".to_owned());
+        attributes.insert("driver.raw_exec".to_owned(), "1".to_owned());
+        let registration = drover_state::NodeRegistration {
+            id: node_id.clone(),
+            name: name.clone(),
+            labels: config.labels.clone(),
+            attributes,
+            resources: fingerprint.resources,
+            agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        };
+        let shutdown = CancellationToken::new();
+        let session_done = Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(session::run(
+            config.servers.clone(),
+            registration,
+            Arc::clone(&manager),
+            updates_receiver,
+            shutdown.clone(),
+            Arc::clone(&session_done),
+        ));
+        Ok(Agent {
+            node_id,
+            name,
+            shutdown,
+            manager,
+            stop_tasks_on_shutdown: config.stop_tasks_on_shutdown,
+            session_done,
+        })
+    }
+
+    /// The node's id.
+    pub fn node_id(&self) -> &NodeId {
+        &self.node_id
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Stops the agent. In dev mode (or with `stop_tasks_on_shutdown`) every
+    /// task is stopped first; otherwise tasks keep running.
+    pub async fn shutdown(&self) {
+        if self.stop_tasks_on_shutdown {
+            self.manager.stop_all().await;
+        } else {
+            self.manager.detach_all().await;
+        }
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), self.session_done.notified()).await;
+    }
+}
+
+fn load_or_create_node_id(data_dir: &std::path::Path) -> std::io::Result<NodeId> {
+    let path = data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(text) if !text.trim().is_empty() => return Ok(NodeId::new(text.trim())),
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    let node_id = NodeId::new(uuid::Uuid::new_v4().to_string());
+    std::fs::write(&path, format!("{node_id}\n"))?;
+    Ok(node_id)
+}

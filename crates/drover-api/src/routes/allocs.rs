@@ -1,0 +1,163 @@
+//! `/v1/allocations` and `/v1/allocation/{id}/…`, including task output
+//! streamed from the agent.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use drover_proto::api::AllocListEntry;
+use drover_proto::session::{LogStream, RequestBody, ResponseBody};
+use drover_types::{Allocation, CodedError};
+
+use crate::extract::ApiQuery;
+use crate::identity::{Caller, Capability};
+use crate::{ApiError, ApiResult, AppState, ReadOptions, with_index};
+
+pub(super) async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().allocs).await?;
+    let allocs: Vec<AllocListEntry> = state.allocs().map(|alloc| AllocListEntry::from(alloc.as_ref())).collect();
+    Ok(with_index(state.table_indexes().allocs, Json(allocs)))
+}
+
+pub(super) async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(alloc_id): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().allocs).await?;
+    let alloc = state.resolve_alloc(&alloc_id)?;
+    Ok(with_index(alloc.modify_index, Json(Allocation::clone(alloc))))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct LogOptions {
+    /// Task name; optional when the group has one task.
+    task: Option<String>,
+    /// `stdout` (default) or `stderr`.
+    #[serde(rename = "type", default = "default_stream")]
+    stream: LogStream,
+    /// Keep streaming.
+    #[serde(default)]
+    follow: bool,
+    /// Start this many bytes before the end.
+    tail: Option<u64>,
+}
+
+fn default_stream() -> LogStream {
+    LogStream::Stdout
+}
+
+pub(super) async fn logs(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(alloc_id): Path<String>,
+    ApiQuery(options): ApiQuery<LogOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::ReadLogs)?;
+    let state = app.server.state();
+    let alloc = state.resolve_alloc(&alloc_id)?.clone();
+    let task = match options.task {
+        Some(task) => {
+            if !alloc.task_states.is_empty() && !alloc.task_states.contains_key(&task) {
+                let known: Vec<&str> = alloc.task_states.keys().map(String::as_str).collect();
+                return Err(ApiError::invalid(format!(
+                    "allocation {} has no task {task:?}; its tasks are: {}",
+                    alloc.id.short(),
+                    known.join(", ")
+                )));
+            }
+            task
+        }
+        None => single_task(&state, &alloc)?,
+    };
+    let request = RequestBody::ReadLogs {
+        alloc_id: alloc.id.clone(),
+        task,
+        stream: options.stream,
+        follow: options.follow,
+        tail_bytes: options.tail,
+    };
+    let (request_id, mut answers) = app.server.request_agent(&alloc.node_id, request).await?;
+    // Wait for the first part so that an error becomes a proper status.
+    let first = answers.recv().await;
+    let first_chunk = match first {
+        Some(ResponseBody::Chunk { data }) => Some(data),
+        Some(ResponseBody::End { error: Some(error) }) => return Err(ApiError(error)),
+        Some(ResponseBody::End { error: None }) => None,
+        None => {
+            return Err(ApiError(CodedError::new(
+                drover_types::ErrorCode::Unavailable,
+                "the agent went away before answering",
+            )));
+        }
+    };
+    let finished = first_chunk.is_none();
+    let guard = CancelOnDrop { server: app.server.clone(), node_id: alloc.node_id.clone(), request_id, finished };
+    let head = futures_util::stream::iter(first_chunk.map(|data| Ok::<_, std::io::Error>(bytes::Bytes::from(data))));
+    let rest = futures_util::stream::unfold((answers, guard), |(mut answers, mut guard)| async move {
+        if guard.finished {
+            return None;
+        }
+        match answers.recv().await {
+            Some(ResponseBody::Chunk { data }) => Some((Ok(bytes::Bytes::from(data)), (answers, guard))),
+            Some(ResponseBody::End { error }) => {
+                guard.finished = true;
+                error.map(|error| (Err(std::io::Error::other(error.message)), (answers, guard)))
+            }
+            None => None,
+        }
+    });
+    let body = Body::from_stream(head.chain(rest));
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], body).into_response())
+}
+
+/// The allocation's only task, or an error listing the tasks.
+fn single_task(state: &drover_state::State, alloc: &Allocation) -> ApiResult<String> {
+    let group = state.job_version(&alloc.job_id, alloc.job_version).and_then(|job| job.group(&alloc.group).cloned());
+    let tasks: Vec<String> = match group {
+        Some(group) => group.tasks.iter().map(|task| task.name.clone()).collect(),
+        None => alloc.task_states.keys().cloned().collect(),
+    };
+    match tasks.as_slice() {
+        [only] => Ok(only.clone()),
+        [] => Err(ApiError::invalid(format!("allocation {} has no known task", alloc.id.short()))),
+        several => Err(ApiError::invalid(format!(
+            "allocation {} has several tasks ({}); choose one with task=NAME",
+            alloc.id.short(),
+            several.join(", ")
+        ))),
+    }
+}
+
+/// Tells the agent to stop streaming when the HTTP client goes away.
+struct CancelOnDrop {
+    server: drover_server::Server,
+    node_id: drover_types::NodeId,
+    request_id: u64,
+    finished: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let server = self.server.clone();
+        let node_id = self.node_id.clone();
+        let request_id = self.request_id;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { server.cancel_agent_request(&node_id, request_id).await });
+        }
+    }
+}

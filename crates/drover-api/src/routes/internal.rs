@@ -1,0 +1,78 @@
+//! Server-to-server routes: Raft RPCs, forwarded proposals and forwarded
+//! heartbeats. Bodies are MessagePack (`drover_state::codec`), answers are
+//! an encoded `Result`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use drover_server::network::SnapshotTransfer;
+use drover_state::Command;
+use drover_state::codec;
+use drover_types::{CodedError, NodeId};
+
+use crate::extract::ApiJson;
+use crate::identity::{Caller, Capability};
+use crate::{ApiError, ApiResult, AppState, no_content};
+
+fn decode_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    codec::decode(body).map_err(|error| ApiError::invalid(format!("bad internal request body: {error}")))
+}
+
+fn encoded<T: Serialize>(value: &T) -> ApiResult<Response> {
+    let bytes = codec::encode(value).map_err(|error| ApiError(CodedError::internal(error.to_string())))?;
+    Ok(([(header::CONTENT_TYPE, "application/msgpack")], bytes).into_response())
+}
+
+pub(super) async fn append(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
+    caller.require(Capability::Internal)?;
+    let request = decode_body(&body)?;
+    let result = app.server.raft().append_entries(request).await.map_err(|error| error.to_string());
+    encoded(&result)
+}
+
+pub(super) async fn vote(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
+    caller.require(Capability::Internal)?;
+    let request = decode_body(&body)?;
+    let result = app.server.raft().vote(request).await.map_err(|error| error.to_string());
+    encoded(&result)
+}
+
+pub(super) async fn pre_vote(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
+    caller.require(Capability::Internal)?;
+    let request = decode_body(&body)?;
+    let result = app.server.raft().pre_vote(request).await.map_err(|error| error.to_string());
+    encoded(&result)
+}
+
+pub(super) async fn snapshot(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
+    caller.require(Capability::Internal)?;
+    let transfer: SnapshotTransfer = decode_body(&body)?;
+    let snapshot = openraft::alias::SnapshotOf::<drover_state::TypeConfig, Vec<u8>> {
+        meta: transfer.meta,
+        snapshot: transfer.data,
+    };
+    let result =
+        app.server.raft().install_full_snapshot(transfer.vote, snapshot).await.map_err(|error| error.to_string());
+    encoded(&result)
+}
+
+pub(super) async fn propose(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
+    caller.require(Capability::Internal)?;
+    let command: Command = decode_body(&body)?;
+    let result = app.server.propose_as_leader(command).await;
+    encoded(&result)
+}
+
+pub(super) async fn heartbeats(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(node_ids): ApiJson<Vec<NodeId>>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Internal)?;
+    app.server.record_heartbeats(node_ids.iter());
+    Ok(no_content())
+}

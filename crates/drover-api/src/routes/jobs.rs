@@ -1,0 +1,180 @@
+//! `/v1/jobs` and `/v1/job/{id}/…`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use drover_proto::api::{
+    AllocCounts, AllocListEntry, DeregisterJobResponse, JobListEntry, JobStatusResponse, PlanResponse,
+    RegisterJobRequest, RegisterJobResponse,
+};
+use drover_types::{Allocation, CodedError, Evaluation, Job, JobId};
+
+use crate::extract::{ApiJson, ApiQuery};
+use crate::identity::{Caller, Capability};
+use crate::{ApiError, ApiResult, AppState, ReadOptions, with_index};
+
+pub(super) async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().jobs.max(state.table_indexes().allocs)).await?;
+    let entries: Vec<JobListEntry> = state
+        .jobs()
+        .map(|job| {
+            let mut counts = AllocCounts::default();
+            for alloc in state.allocs_for_job(&job.id).filter(|alloc| is_current(alloc)) {
+                counts.add(alloc.client_status);
+            }
+            JobListEntry {
+                id: job.id.clone(),
+                name: job.name.clone(),
+                job_type: job.job_type,
+                priority: job.priority,
+                status: job.status,
+                version: job.version,
+                stop: job.stop,
+                submit_time: job.submit_time,
+                allocs: counts,
+            }
+        })
+        .collect();
+    Ok(with_index(state.table_indexes().jobs, Json(entries)))
+}
+
+pub(super) async fn register(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<RegisterJobRequest>,
+) -> ApiResult<Json<RegisterJobResponse>> {
+    caller.require(Capability::SubmitJob)?;
+    Ok(Json(app.server.register_job(request.job).await?))
+}
+
+pub(super) async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().jobs).await?;
+    let job = find_job(&state, &job_id)?;
+    Ok(with_index(job.modify_index, Json(Job::clone(job))))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct DeregisterOptions {
+    #[serde(default)]
+    purge: bool,
+}
+
+pub(super) async fn deregister(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    ApiQuery(options): ApiQuery<DeregisterOptions>,
+) -> ApiResult<Json<DeregisterJobResponse>> {
+    caller.require(Capability::SubmitJob)?;
+    Ok(Json(app.server.deregister_job(&JobId::new(job_id), options.purge).await?))
+}
+
+pub(super) async fn status(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().jobs.max(state.table_indexes().allocs)).await?;
+    let job = find_job(&state, &job_id)?;
+    let mut summary: BTreeMap<String, AllocCounts> =
+        job.groups.iter().map(|group| (group.name.clone(), AllocCounts::default())).collect();
+    let mut allocs: Vec<&Allocation> = state.allocs_for_job(&job.id).map(|alloc| alloc.as_ref()).collect();
+    for alloc in allocs.iter().filter(|alloc| is_current(alloc)) {
+        summary.entry(alloc.group.clone()).or_default().add(alloc.client_status);
+    }
+    allocs.sort_by(|left, right| right.create_index.cmp(&left.create_index).then(left.name.cmp(&right.name)));
+    let mut evals: Vec<&Evaluation> = state.evals_for_job(&job.id).map(|eval| eval.as_ref()).collect();
+    evals.sort_by_key(|eval| std::cmp::Reverse(eval.create_index));
+    evals.truncate(5);
+    let response = JobStatusResponse {
+        job: Job::clone(job),
+        summary,
+        allocs: allocs.into_iter().map(AllocListEntry::from).collect(),
+        evals: evals.into_iter().cloned().collect(),
+    };
+    let index = state.table_indexes().jobs.max(state.table_indexes().allocs).max(state.table_indexes().evals);
+    Ok(with_index(index, Json(response)))
+}
+
+pub(super) async fn allocations(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().allocs).await?;
+    find_job(&state, &job_id)?;
+    let allocs: Vec<AllocListEntry> =
+        state.allocs_for_job(&JobId::new(job_id)).map(|alloc| AllocListEntry::from(alloc.as_ref())).collect();
+    Ok(with_index(state.table_indexes().allocs, Json(allocs)))
+}
+
+pub(super) async fn evaluations(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().evals).await?;
+    let evals: Vec<Evaluation> = state.evals_for_job(&JobId::new(job_id)).map(|eval| Evaluation::clone(eval)).collect();
+    Ok(with_index(state.table_indexes().evals, Json(evals)))
+}
+
+pub(super) async fn versions(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().jobs).await?;
+    find_job(&state, &job_id)?;
+    let mut versions: Vec<Job> = state.job_versions(&JobId::new(job_id)).map(|job| Job::clone(job)).collect();
+    versions.reverse();
+    Ok(with_index(state.table_indexes().jobs, Json(versions)))
+}
+
+pub(super) async fn plan(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    ApiJson(request): ApiJson<RegisterJobRequest>,
+) -> ApiResult<Json<PlanResponse>> {
+    caller.require(Capability::SubmitJob)?;
+    if request.job.id.as_str() != job_id {
+        return Err(ApiError::invalid(format!(
+            "the path names job {job_id:?} but the body holds job {:?}",
+            request.job.id.as_str()
+        )));
+    }
+    Ok(Json(app.server.plan_job(request.job).await?))
+}
+
+fn find_job<'a>(state: &'a drover_state::State, job_id: &str) -> ApiResult<&'a std::sync::Arc<Job>> {
+    state.job(&JobId::new(job_id)).ok_or_else(|| ApiError(CodedError::not_found("job", job_id)))
+}
+
+/// Whether an allocation counts in summaries: not one that was replaced by
+/// a newer allocation.
+fn is_current(alloc: &Allocation) -> bool {
+    alloc.next_alloc.is_none() || !alloc.client_status.is_terminal()
+}

@@ -1,0 +1,43 @@
+//! Route tables.
+
+mod allocs;
+mod internal;
+mod jobs;
+mod nodes;
+mod session;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::AppState;
+
+pub(crate) fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/jobs", get(jobs::list).post(jobs::register))
+        .route("/v1/job/{job_id}", get(jobs::get).delete(jobs::deregister))
+        .route("/v1/job/{job_id}/status", get(jobs::status))
+        .route("/v1/job/{job_id}/allocations", get(jobs::allocations))
+        .route("/v1/job/{job_id}/evaluations", get(jobs::evaluations))
+        .route("/v1/job/{job_id}/versions", get(jobs::versions))
+        .route("/v1/job/{job_id}/plan", post(jobs::plan))
+        .route("/v1/allocations", get(allocs::list))
+        .route("/v1/allocation/{alloc_id}", get(allocs::get))
+        .route("/v1/allocation/{alloc_id}/logs", get(allocs::logs))
+        .route("/v1/nodes", get(nodes::list))
+        .route("/v1/node/{node}", get(nodes::get))
+        .route("/v1/evaluations", get(nodes::list_evals))
+        .route("/v1/evaluation/{eval_id}", get(nodes::get_eval))
+        .route("/v1/status/leader", get(nodes::leader))
+        .route("/v1/agent/self", get(nodes::agent_self))
+        .route("/v1/agent/session", get(session::upgrade))
+}
+
+pub(crate) fn internal_routes() -> Router<AppState> {
+    Router::new()
+        .route(drover_server::network::paths::APPEND, post(internal::append))
+        .route(drover_server::network::paths::VOTE, post(internal::vote))
+        .route(drover_server::network::paths::PRE_VOTE, post(internal::pre_vote))
+        .route(drover_server::network::paths::SNAPSHOT, post(internal::snapshot))
+        .route("/v1/internal/propose", post(internal::propose))
+        .route("/v1/internal/heartbeats", post(internal::heartbeats))
+}

@@ -1,0 +1,114 @@
+//! `/v1/nodes`, `/v1/node/{id}`, `/v1/evaluations`, `/v1/status/*`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::Response;
+
+use drover_proto::api::{AllocListEntry, NodeListEntry, NodeStatusResponse, ServerInfo};
+use drover_types::{Evaluation, Node};
+
+use crate::extract::ApiQuery;
+use crate::identity::{Caller, Capability};
+use crate::{ApiResult, AppState, ReadOptions, with_index};
+
+/// Facts shown in node lists (the rest is in `GET /v1/node/{id}`).
+const LISTED_FACTS: [&str; 7] =
+    ["os.name", "os.version", "kernel.version", "cpu.arch", "cpu.numcores", "memory.totalbytes", "unique.hostname"];
+
+pub(super) async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().nodes).await?;
+    let entries: Vec<NodeListEntry> = state
+        .nodes()
+        .map(|node| NodeListEntry {
+            id: node.id.clone(),
+            name: node.name.clone(),
+            status: node.display_status().to_owned(),
+            hostgroup: node.hostgroup.clone(),
+            environment: node.environment.clone(),
+            owner: node.owner.clone(),
+            zone: node.zone.clone(),
+            protected: node.protected.is_some(),
+            resources: node.resources,
+            used: state.node_usage(&node.id),
+            num_allocs: state.live_allocs_on_node(&node.id).count() as u32,
+            attributes: LISTED_FACTS
+                .iter()
+                .filter_map(|fact| node.attributes.get(*fact).map(|value| ((*fact).to_owned(), value.clone())))
+                .collect(),
+            agent_version: node.agent_version.clone(),
+            last_heartbeat: app.server.last_heartbeat(&node.id),
+        })
+        .collect();
+    Ok(with_index(state.table_indexes().nodes, Json(entries)))
+}
+
+pub(super) async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(node): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state =
+        options.read(&app.server, |state| state.table_indexes().nodes.max(state.table_indexes().allocs)).await?;
+    let node = state.resolve_node(&node)?;
+    let allocs: Vec<AllocListEntry> =
+        state.live_allocs_on_node(&node.id).map(|alloc| AllocListEntry::from(alloc.as_ref())).collect();
+    let response = NodeStatusResponse {
+        node: Node::clone(node),
+        used: state.node_usage(&node.id),
+        allocs,
+        last_heartbeat: app.server.last_heartbeat(&node.id),
+    };
+    Ok(with_index(node.modify_index, Json(response)))
+}
+
+pub(super) async fn list_evals(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().evals).await?;
+    let evals: Vec<Evaluation> = state.evals().map(|eval| Evaluation::clone(eval)).collect();
+    Ok(with_index(state.table_indexes().evals, Json(evals)))
+}
+
+pub(super) async fn get_eval(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(eval_id): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().evals).await?;
+    let eval = state.resolve_eval(&eval_id)?;
+    Ok(with_index(eval.modify_index, Json(Evaluation::clone(eval))))
+}
+
+pub(super) async fn leader(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerInfo>> {
+    caller.require(Capability::Read)?;
+    Ok(Json(server_info(&app)))
+}
+
+pub(super) async fn agent_self(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerInfo>> {
+    caller.require(Capability::Read)?;
+    Ok(Json(server_info(&app)))
+}
+
+fn server_info(app: &AppState) -> ServerInfo {
+    let status = app.server.status();
+    ServerInfo {
+        server_id: status.server_id,
+        address: status.address,
+        leader_address: status.leader_address,
+        leader_id: status.leader_id,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        applied_index: status.applied_index,
+    }
+}

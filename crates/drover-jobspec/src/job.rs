@@ -1,0 +1,183 @@
+//! The `job` block: type, priority, job-wide placement and policies, groups.
+
+use drover_hcl::BlockReader;
+use drover_hcl::suggest::did_you_mean;
+use drover_types::{Job, JobId, JobStatus, JobType, MigrateStrategy, ReschedulePolicy, Timestamp, UpdateStrategy};
+
+use crate::group::{GroupContext, read_group};
+use crate::placement::{read_affinities, read_constraints, read_spreads};
+use crate::policies::{read_migrate, read_periodic, read_reschedule, read_update};
+use crate::validate::check_label;
+
+/// Parts of Nomad's job that drover does not run.
+const UNSUPPORTED_JOB_PARTS: [(&str, &str); 12] = [
+    ("region", "drover has one region per cluster"),
+    ("namespace", "drover has no namespaces yet"),
+    ("node_pool", "select nodes with a constraint on ${node.hostgroup} instead"),
+    ("all_at_once", ""),
+    ("vault", "drover has no Vault integration"),
+    ("vault_token", "drover has no Vault integration"),
+    ("consul", "drover has no Consul integration"),
+    ("consul_token", "drover has no Consul integration"),
+    ("multiregion", "drover has one region per cluster"),
+    ("parameterized", "drover has no dispatched jobs: use a batch job with variables"),
+    ("ui", ""),
+    ("task", "put the task in a group \"<name>\" { … } block"),
+];
+
+/// The `job` block.
+pub(crate) fn read_job(mut block: BlockReader<'_>) -> Option<Job> {
+    let job = job_from(&mut block);
+    for (name, hint) in UNSUPPORTED_JOB_PARTS {
+        block.unsupported(name, hint);
+    }
+    block.finish();
+    job
+}
+
+fn job_from(block: &mut BlockReader<'_>) -> Option<Job> {
+    check_label(block, "job id");
+    let id = block.label().to_owned();
+    let job_type = read_job_type(block);
+    let priority = if block.has("priority") {
+        block.integer("priority", 1, 100).and_then(|integer| u8::try_from(integer).ok())
+    } else {
+        Some(50)
+    };
+    let datacenters = read_datacenters(block);
+    let name = block.string("name").unwrap_or_else(|| id.clone());
+    let meta = block.string_map("meta").unwrap_or_default();
+    let constraints = read_constraints(block);
+    let affinities = read_affinities(block);
+    let spreads = read_spreads(block);
+    let effective_type = job_type.unwrap_or_default();
+    let update = match block.block("update") {
+        Some(update_block) if effective_type == JobType::Batch => {
+            update_block.error("batch jobs have no rolling updates: remove the update block".to_owned());
+            None
+        }
+        Some(update_block) => Some(read_update(update_block, UpdateStrategy::default())),
+        None => None,
+    };
+    let job_reschedule = match (block.block("reschedule"), ReschedulePolicy::default_for(effective_type)) {
+        (Some(reschedule_block), None) => {
+            reschedule_block.error("system jobs are never rescheduled: remove the reschedule block".to_owned());
+            None
+        }
+        (Some(reschedule_block), Some(base)) => Some(read_reschedule(reschedule_block, base)),
+        (None, base) => base,
+    };
+    let job_migrate = block
+        .block("migrate")
+        .map_or_else(MigrateStrategy::default, |migrate_block| read_migrate(migrate_block, MigrateStrategy::default()));
+    let periodic = match block.block("periodic") {
+        Some(periodic_block) if effective_type != JobType::Batch => {
+            periodic_block.error(format!(
+                "only batch jobs can be periodic: set type = \"batch\" in job \"{id}\" or remove the periodic block"
+            ));
+            None
+        }
+        Some(periodic_block) => read_periodic(periodic_block),
+        None => None,
+    };
+
+    let context =
+        GroupContext { job_id: &id, job_type: effective_type, job_update: update, job_reschedule, job_migrate };
+    let had_groups = block.has("group");
+    let mut groups = Vec::new();
+    let mut group_names: Vec<String> = Vec::new();
+    let mut all_groups_valid = true;
+    for group_block in block.labeled_blocks("group") {
+        let group_name = group_block.label().to_owned();
+        let label_location = group_block.label_location();
+        let maybe_group = read_group(group_block, &context);
+        if group_names.contains(&group_name) {
+            block.report(
+                label_location,
+                format!("group \"{group_name}\" appears twice in job \"{id}\": group names must be unique in a job"),
+            );
+            all_groups_valid = false;
+            continue;
+        }
+        group_names.push(group_name);
+        match maybe_group {
+            Some(group) => groups.push(group),
+            None => all_groups_valid = false,
+        }
+    }
+    if !had_groups {
+        block.error(format!("job \"{id}\" has no group: add group \"<name>\" {{ task \"<name>\" {{ … }} }}"));
+        return None;
+    }
+    if !all_groups_valid {
+        return None;
+    }
+    Some(Job {
+        id: JobId::new(id),
+        name,
+        job_type: job_type?,
+        priority: priority?,
+        datacenters: datacenters?,
+        constraints,
+        affinities,
+        spreads,
+        update,
+        periodic,
+        meta,
+        groups,
+        version: 0,
+        stop: false,
+        status: JobStatus::Pending,
+        parent_id: None,
+        submit_time: Timestamp::ZERO,
+        stable: false,
+        create_index: 0,
+        modify_index: 0,
+        job_modify_index: 0,
+    })
+}
+
+fn read_job_type(block: &mut BlockReader<'_>) -> Option<JobType> {
+    if !block.has("type") {
+        return Some(JobType::Service);
+    }
+    let text = block.string("type")?;
+    match text.as_str() {
+        "service" => Some(JobType::Service),
+        "batch" => Some(JobType::Batch),
+        "system" => Some(JobType::System),
+        "sysbatch" => {
+            block.attribute_error(
+                "type",
+                "job type \"sysbatch\" is not supported by drover: use \"system\" for daemons or \"batch\" for one-off work".to_owned(),
+            );
+            None
+        }
+        other => {
+            block.attribute_error(
+                "type",
+                format!(
+                    "{} must be \"service\", \"batch\" or \"system\", not {other:?}{}",
+                    block.phrase("type"),
+                    did_you_mean(other, ["service", "batch", "system"])
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn read_datacenters(block: &mut BlockReader<'_>) -> Option<Vec<String>> {
+    if !block.has("datacenters") {
+        return Some(vec!["*".to_owned()]);
+    }
+    let datacenters = block.string_list("datacenters")?;
+    if datacenters.is_empty() || datacenters.iter().any(|datacenter| datacenter.trim().is_empty()) {
+        block.attribute_error(
+            "datacenters",
+            "datacenters must name at least one zone, and no empty ones: use [\"*\"] for all".to_owned(),
+        );
+        return None;
+    }
+    Some(datacenters)
+}

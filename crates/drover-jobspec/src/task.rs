@@ -1,0 +1,198 @@
+//! `task` blocks: one process, its driver, resources and services.
+
+use drover_hcl::BlockReader;
+use drover_hcl::suggest::did_you_mean;
+use drover_types::{Affinity, Driver, DurationSpec, Resources, RestartPolicy, Task, TaskConfig};
+
+use crate::placement::{read_affinities, read_constraints};
+use crate::policies::read_restart;
+use crate::service::{ServiceOwner, read_service};
+use crate::validate::{SIGNALS, check_label};
+
+/// What a task inherits from its job and group.
+pub(crate) struct TaskContext<'a> {
+    pub(crate) job_id: &'a str,
+    pub(crate) group_name: &'a str,
+    /// The group's restart policy, which a task-level `restart` block
+    /// refines (as in Nomad).
+    pub(crate) group_restart: RestartPolicy,
+}
+
+/// Blocks and attributes of Nomad's task that drover does not run.
+const UNSUPPORTED_TASK_PARTS: [(&str, &str); 19] = [
+    ("template", "render the file before starting the job, or let the command write it"),
+    ("artifact", "install the program on the nodes (or in a shared file system such as CVMFS)"),
+    ("vault", "drover has no Vault integration"),
+    ("consul", "drover has no Consul integration"),
+    ("identity", "drover has no workload identities"),
+    ("lifecycle", "put setup steps in the command, or in a separate batch job"),
+    ("volume_mount", "use paths on the node directly"),
+    ("csi_plugin", "drover has no storage plugins"),
+    ("dispatch_payload", "drover has no parameterized jobs"),
+    ("scaling", "change count and run the job again"),
+    ("logs", "drover rotates task logs itself"),
+    ("leader", ""),
+    ("kind", ""),
+    ("shutdown_delay", "use kill_timeout"),
+    ("action", ""),
+    ("schedule", "use a periodic batch job"),
+    ("secret", "drover has no secret store"),
+    ("kill_signal_after", ""),
+    ("service_account", ""),
+];
+
+/// A `task` block.
+pub(crate) fn read_task(mut block: BlockReader<'_>, context: &TaskContext<'_>) -> (Option<Task>, Vec<Affinity>) {
+    let task = task_from(&mut block, context);
+    for (name, hint) in UNSUPPORTED_TASK_PARTS {
+        block.unsupported(name, hint);
+    }
+    let affinities = read_affinities(&mut block);
+    block.finish();
+    (task, affinities)
+}
+
+fn task_from(block: &mut BlockReader<'_>, context: &TaskContext<'_>) -> Option<Task> {
+    check_label(block, "task name");
+    let name = block.label().to_owned();
+    let driver = read_driver(block);
+    let config = match block.block("config") {
+        Some(config_block) => read_config(config_block),
+        None => {
+            block.error(format!(
+                "{} needs a config block with the command to run: config {{ command = \"/usr/bin/…\" }}",
+                block.description()
+            ));
+            None
+        }
+    };
+    let env = block.string_map("env").unwrap_or_default();
+    let resources = match block.block("resources") {
+        Some(resources_block) => read_resources(resources_block),
+        None => Some(Resources::TASK_DEFAULT),
+    };
+    let user = block.string("user");
+    let kill_timeout =
+        if block.has("kill_timeout") { block.duration("kill_timeout") } else { Some(DurationSpec::from_secs(5)) };
+    let kill_signal = read_kill_signal(block);
+    let restart = block.block("restart").map(|restart_block| read_restart(restart_block, context.group_restart));
+    let constraints = read_constraints(block);
+    let meta = block.string_map("meta").unwrap_or_default();
+    let owner = ServiceOwner { job_id: context.job_id, group_name: context.group_name, task_name: &name };
+    let mut services = Vec::new();
+    let mut all_services_valid = true;
+    for service_block in block.blocks("service") {
+        match read_service(service_block, &owner) {
+            Some(service) => services.push(service),
+            None => all_services_valid = false,
+        }
+    }
+    if !all_services_valid {
+        return None;
+    }
+    Some(Task {
+        name,
+        driver: driver?,
+        config: config?,
+        env,
+        resources: resources?,
+        user,
+        kill_timeout: kill_timeout?,
+        kill_signal: kill_signal?,
+        restart,
+        constraints,
+        services,
+        meta,
+    })
+}
+
+fn read_driver(block: &mut BlockReader<'_>) -> Option<Driver> {
+    if !block.has("driver") {
+        block.error(format!("{} has no driver: set driver = \"exec\" or \"raw_exec\"", block.description()));
+        return None;
+    }
+    let text = block.string("driver")?;
+    match text.as_str() {
+        "exec" => Some(Driver::Exec),
+        "raw_exec" => Some(Driver::RawExec),
+        other => {
+            block.attribute_error(
+                "driver",
+                format!(
+                    "driver \"{other}\" is not supported by drover: use \"exec\" or \"raw_exec\"{}",
+                    did_you_mean(other, ["exec", "raw_exec"])
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn read_config(mut block: BlockReader<'_>) -> Option<TaskConfig> {
+    let had_command = block.has("command");
+    let given_command = block.string("command");
+    let args = block.string_list("args");
+    let had_args = block.has("args");
+    block.unsupported("work_dir", "cd in the command, e.g. command = \"/bin/sh\" args = [\"-c\", \"cd /dir && …\"]");
+    block.unsupported("pid_mode", "");
+    block.unsupported("ipc_mode", "");
+    block.unsupported("cap_add", "");
+    block.unsupported("cap_drop", "");
+    block.unsupported("cgroup_v2_override", "");
+    block.unsupported("cgroup_v1_override", "");
+    block.unsupported("oom_score_adj", "");
+    block.unsupported("denied_envvars", "");
+    let config = match given_command {
+        Some(command) if !command.trim().is_empty() => {
+            (!had_args || args.is_some()).then(|| TaskConfig { command, args: args.unwrap_or_default() })
+        }
+        Some(_) => {
+            block.attribute_error("command", "the command must not be empty".to_owned());
+            None
+        }
+        None => {
+            if !had_command {
+                block.error(format!("{} needs a command: command = \"/path/to/program\"", block.description()));
+            }
+            None
+        }
+    };
+    block.finish();
+    config
+}
+
+fn read_resources(mut block: BlockReader<'_>) -> Option<Resources> {
+    let cpu = if block.has("cpu") { block.integer("cpu", 1, i128::from(u32::MAX)) } else { Some(100) };
+    let memory = if block.has("memory") { block.integer("memory", 10, i128::from(u32::MAX)) } else { Some(300) };
+    block.unsupported("memory_max", "drover reserves and limits memory with one number: memory");
+    block.unsupported("cores", "reserve CPU in MHz with cpu");
+    block.unsupported("device", "drover schedules CPU and memory only");
+    block.unsupported("network", "drover does not allocate ports: give port numbers in checks");
+    block.unsupported("numa", "");
+    block.unsupported("disk", "");
+    block.unsupported("iops", "");
+    block.unsupported("secrets", "");
+    block.finish();
+    Some(Resources { cpu_mhz: u64::try_from(cpu?).ok()?, memory_mb: u64::try_from(memory?).ok()? })
+}
+
+fn read_kill_signal(block: &mut BlockReader<'_>) -> Option<String> {
+    if !block.has("kill_signal") {
+        return Some("SIGINT".to_owned());
+    }
+    let signal = block.string("kill_signal")?;
+    if SIGNALS.contains(&signal.as_str()) {
+        return Some(signal);
+    }
+    let suggestion_source = if signal.starts_with("SIG") { signal.clone() } else { format!("SIG{signal}") };
+    let suggestion = if SIGNALS.contains(&suggestion_source.as_str()) {
+        format!("; did you mean \"{suggestion_source}\"?")
+    } else {
+        did_you_mean(&signal, SIGNALS)
+    };
+    block.attribute_error(
+        "kill_signal",
+        format!("unknown signal \"{signal}\": use a name such as \"SIGTERM\", \"SIGINT\" or \"SIGQUIT\"{suggestion}"),
+    );
+    None
+}

@@ -1,0 +1,3 @@
+job "hollow" {
+  type = "batch"
+}

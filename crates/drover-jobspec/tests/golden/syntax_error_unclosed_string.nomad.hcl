@@ -1,0 +1,8 @@
+job "broken" {
+  group "g" {
+    count = 1
+    task "t" {
+      driver = "exec
+    }
+  }
+}

@@ -1,0 +1,3 @@
+fine = "from file"
+unknown_in_file = 1
+block { x = 1 }

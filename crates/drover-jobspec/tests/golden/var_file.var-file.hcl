@@ -1,0 +1,3 @@
+# values for production
+version  = "2.1.0"
+replicas = 4

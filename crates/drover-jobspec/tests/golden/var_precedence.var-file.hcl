@@ -1,0 +1,4 @@
+from_file = "var file"
+from_cli  = "var file"
+racks     = ["r1", "r2"]
+replicas  = 3

@@ -1,0 +1,257 @@
+//! Request and response bodies of the HTTP API (`/v1/...`).
+//!
+//! Errors are always `{"code": "...", "message": "..."}`
+//! ([`drover_types::CodedError`]); list endpoints return the Raft index of
+//! their data in the `X-Drover-Index` header and accept `?index=N&wait=30s`
+//! to block until the data is newer than `N` (Nomad's blocking queries).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use drover_types::{
+    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, EvalId, Evaluation, GroupChanges, Job, JobId,
+    JobStatus, JobType, Node, NodeId, PlacementFailure, Resources, TaskState, Timestamp,
+};
+
+/// The header carrying the Raft index of a response's data.
+pub const INDEX_HEADER: &str = "x-drover-index";
+
+/// `POST /v1/jobs` and `POST /v1/job/{id}/plan`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RegisterJobRequest {
+    /// The parsed job.
+    pub job: Job,
+}
+
+/// Answer to `POST /v1/jobs`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterJobResponse {
+    /// The evaluation that schedules the job.
+    pub eval_id: EvalId,
+    /// The job's version after registration.
+    pub job_version: u64,
+    /// Whether this registration changed the job (a new version).
+    pub changed: bool,
+    /// Raft index of the registration.
+    pub index: u64,
+}
+
+/// Answer to `DELETE /v1/job/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeregisterJobResponse {
+    /// The evaluation that stops the allocations.
+    pub eval_id: EvalId,
+    /// Raft index.
+    pub index: u64,
+}
+
+/// Answer to `POST /v1/job/{id}/plan`: what registering the job would do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlanResponse {
+    /// Whether the job would get a new version.
+    pub changed: bool,
+    /// The version the job would get.
+    pub next_version: u64,
+    /// Per group, what would happen.
+    pub changes: BTreeMap<String, GroupChanges>,
+    /// Groups that could not be placed in full, and why.
+    pub failed: BTreeMap<String, PlacementFailure>,
+    /// Lines of a field-by-field difference to the current version
+    /// (`+`, `-`, `~` prefixes); empty for a new job.
+    pub diff: Vec<String>,
+}
+
+/// Allocation counts by client status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocCounts {
+    /// Pending.
+    pub pending: u32,
+    /// Running.
+    pub running: u32,
+    /// Complete.
+    pub complete: u32,
+    /// Failed.
+    pub failed: u32,
+    /// Lost.
+    pub lost: u32,
+    /// Unknown (node disconnected).
+    pub unknown: u32,
+}
+
+impl AllocCounts {
+    /// Counts one allocation.
+    pub fn add(&mut self, status: AllocClientStatus) {
+        match status {
+            AllocClientStatus::Pending => self.pending += 1,
+            AllocClientStatus::Running => self.running += 1,
+            AllocClientStatus::Complete => self.complete += 1,
+            AllocClientStatus::Failed => self.failed += 1,
+            AllocClientStatus::Lost => self.lost += 1,
+            AllocClientStatus::Unknown => self.unknown += 1,
+        }
+    }
+}
+
+/// A line of `GET /v1/jobs`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobListEntry {
+    /// Job id.
+    pub id: JobId,
+    /// Name.
+    pub name: String,
+    /// Type.
+    #[serde(rename = "type")]
+    pub job_type: JobType,
+    /// Priority.
+    pub priority: u8,
+    /// Status.
+    pub status: JobStatus,
+    /// Current version.
+    pub version: u64,
+    /// Stopped by an operator.
+    pub stop: bool,
+    /// Submission time of the current version.
+    pub submit_time: Timestamp,
+    /// Allocation counts (current allocations only: not replaced ones).
+    pub allocs: AllocCounts,
+}
+
+/// `GET /v1/job/{id}/status`: everything `drover job status` shows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobStatusResponse {
+    /// The job's current version.
+    pub job: Job,
+    /// Per group allocation counts.
+    pub summary: BTreeMap<String, AllocCounts>,
+    /// The job's allocations, newest first.
+    pub allocs: Vec<AllocListEntry>,
+    /// The latest evaluations, newest first.
+    pub evals: Vec<Evaluation>,
+}
+
+/// A line of allocation lists.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocListEntry {
+    /// Allocation id.
+    pub id: AllocId,
+    /// `job.group[index]`.
+    pub name: String,
+    /// Job.
+    pub job_id: JobId,
+    /// Job version.
+    pub job_version: u64,
+    /// Group.
+    pub group: String,
+    /// Node id.
+    pub node_id: NodeId,
+    /// Node name.
+    pub node_name: String,
+    /// What the servers want.
+    pub desired_status: AllocDesiredStatus,
+    /// Why.
+    pub desired_description: String,
+    /// What the agent reports.
+    pub client_status: AllocClientStatus,
+    /// Detail.
+    pub client_description: String,
+    /// Total task restarts.
+    pub restarts: u32,
+    /// Per-task state, with recent events.
+    pub task_states: BTreeMap<String, TaskState>,
+    /// Deployment health, when decided.
+    pub healthy: Option<bool>,
+    /// Creation.
+    pub create_time: Timestamp,
+    /// Last change.
+    pub modify_time: Timestamp,
+    /// Raft index of the last change.
+    pub modify_index: u64,
+}
+
+impl From<&Allocation> for AllocListEntry {
+    fn from(alloc: &Allocation) -> Self {
+        AllocListEntry {
+            id: alloc.id.clone(),
+            name: alloc.name.clone(),
+            job_id: alloc.job_id.clone(),
+            job_version: alloc.job_version,
+            group: alloc.group.clone(),
+            node_id: alloc.node_id.clone(),
+            node_name: alloc.node_name.clone(),
+            desired_status: alloc.desired_status,
+            desired_description: alloc.desired_description.clone(),
+            client_status: alloc.client_status,
+            client_description: alloc.client_description.clone(),
+            restarts: alloc.num_restarts(),
+            task_states: alloc.task_states.clone(),
+            healthy: alloc.deployment_status.as_ref().and_then(|status| status.healthy),
+            create_time: alloc.create_time,
+            modify_time: alloc.modify_time,
+            modify_index: alloc.modify_index,
+        }
+    }
+}
+
+/// A line of `GET /v1/nodes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeListEntry {
+    /// Node id.
+    pub id: NodeId,
+    /// Name.
+    pub name: String,
+    /// `ready`, `down`, `draining`, `ineligible`, …
+    pub status: String,
+    /// Host group.
+    pub hostgroup: String,
+    /// Environment.
+    pub environment: String,
+    /// Owner.
+    pub owner: String,
+    /// Zone.
+    pub zone: String,
+    /// Protected?
+    pub protected: bool,
+    /// Capacity.
+    pub resources: Resources,
+    /// Resources held by allocations.
+    pub used: Resources,
+    /// Allocations that are not terminal.
+    pub num_allocs: u32,
+    /// Selected facts: `os.name`, `kernel.version`, `cpu.arch`, ….
+    pub attributes: BTreeMap<String, String>,
+    /// Agent version.
+    pub agent_version: String,
+    /// Last heartbeat seen by the leader, when known.
+    pub last_heartbeat: Option<Timestamp>,
+}
+
+/// `GET /v1/node/{id}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeStatusResponse {
+    /// The node.
+    pub node: Node,
+    /// Resources held by allocations.
+    pub used: Resources,
+    /// Its allocations that are not terminal.
+    pub allocs: Vec<AllocListEntry>,
+    /// Last heartbeat seen by the leader, when known.
+    pub last_heartbeat: Option<Timestamp>,
+}
+
+/// `GET /v1/status/leader` and `GET /v1/agent/self`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerInfo {
+    /// This server's Raft id.
+    pub server_id: u64,
+    /// This server's address.
+    pub address: String,
+    /// The leader's address, when known.
+    pub leader_address: Option<String>,
+    /// The leader's id, when known.
+    pub leader_id: Option<u64>,
+    /// drover version.
+    pub version: String,
+    /// Last applied Raft index on this server.
+    pub applied_index: u64,
+}

@@ -1,0 +1,246 @@
+//! The agent session: one WebSocket per agent, dialled by the agent, that
+//! carries registration, heartbeats, allocation assignments, task state
+//! updates and request/response streams (log reads, commands).
+//!
+//! ```text
+//!  agent                                   server
+//!    │── Hello{registration} ───────────────▶│  propose RegisterNode
+//!    │◀────────────── Welcome{interval, servers}
+//!    │◀────────────── Allocations{index, allocs}   (whenever they change)
+//!    │── Heartbeat ─────────────────────────▶│  every `interval`
+//!    │── AllocUpdates{updates} ─────────────▶│  batched into UpdateAllocsFromClient
+//!    │◀────────────── Request{id, ReadLogs|Exec|Cancel}
+//!    │── Response{id, Chunk|End} ───────────▶│
+//! ```
+//!
+//! Frames are binary: a format byte and MessagePack (see [`encode`]).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use drover_state::{ClientAllocUpdate, NodeRegistration};
+use drover_types::{Allocation, JobId, JobType, Node, NodeId, TaskGroup};
+
+/// Messages from an agent to a server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AgentMessage {
+    /// First message of every session.
+    Hello {
+        /// [`crate::SESSION_PROTOCOL`] of the agent.
+        protocol: u32,
+        /// The machine.
+        registration: NodeRegistration,
+    },
+    /// "I am alive."
+    Heartbeat,
+    /// Task states changed.
+    AllocUpdates {
+        /// One entry per changed allocation.
+        updates: Vec<ClientAllocUpdate>,
+    },
+    /// A part of the answer to a server request.
+    Response {
+        /// The request's id.
+        request_id: u64,
+        /// The part.
+        body: ResponseBody,
+    },
+}
+
+/// Messages from a server to an agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// Registration accepted.
+    Welcome {
+        /// The node id, echoed.
+        node_id: NodeId,
+        /// How often to heartbeat, in milliseconds.
+        heartbeat_interval_ms: u64,
+        /// Every server's address, for failover.
+        servers: Vec<String>,
+    },
+    /// The complete set of allocations this node should know about: every
+    /// allocation on the node that is not terminal on the client side.
+    /// Anything the agent runs that is not listed must be stopped.
+    Allocations {
+        /// Raft index of this view.
+        index: u64,
+        /// The node as the servers see it (operator overrides applied), for
+        /// `${node.…}` interpolation.
+        node: Option<Box<Node>>,
+        /// The allocations with their specifications.
+        allocs: Vec<AllocAssignment>,
+    },
+    /// A request that the agent answers with `Response` messages.
+    Request {
+        /// Id chosen by the server, unique within the session.
+        request_id: u64,
+        /// What is asked.
+        body: RequestBody,
+    },
+    /// The session is refused or ended; the agent logs the message.
+    Refused {
+        /// Why.
+        message: String,
+    },
+}
+
+/// One allocation with everything the agent needs to run it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AllocAssignment {
+    /// The allocation.
+    pub alloc: Allocation,
+    /// Its job, summarised.
+    pub job: JobSummary,
+    /// The task group of the allocation's job version; `None` when the job
+    /// was purged (the agent then only stops the allocation).
+    pub group: Option<TaskGroup>,
+}
+
+/// The parts of a job an agent needs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSummary {
+    /// Job id.
+    pub id: JobId,
+    /// Job name.
+    pub name: String,
+    /// Job type (batch tasks finish, others restart).
+    pub job_type: JobType,
+    /// Job version.
+    pub version: u64,
+    /// Job meta.
+    pub meta: BTreeMap<String, String>,
+}
+
+/// Which output stream of a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl LogStream {
+    /// The name used in file names and flags.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Requests a server makes of an agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RequestBody {
+    /// Read a task's output.
+    ReadLogs {
+        /// Allocation.
+        alloc_id: drover_types::AllocId,
+        /// Task name.
+        task: String,
+        /// Which stream.
+        stream: LogStream,
+        /// Keep streaming new output.
+        follow: bool,
+        /// Start this many bytes before the end (`None`: from the start of
+        /// the retained output).
+        tail_bytes: Option<u64>,
+    },
+    /// Stop streaming an earlier request.
+    Cancel {
+        /// The request to stop.
+        request_id: u64,
+    },
+}
+
+/// Parts of an agent's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ResponseBody {
+    /// Output bytes.
+    Chunk {
+        /// The bytes.
+        #[serde(with = "bytes_as_msgpack_bin")]
+        data: Vec<u8>,
+    },
+    /// The end of the answer; `error` is set when it failed.
+    End {
+        /// What went wrong.
+        error: Option<drover_types::CodedError>,
+    },
+}
+
+mod bytes_as_msgpack_bin {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        struct BytesVisitor;
+        impl<'de> serde::de::Visitor<'de> for BytesVisitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, value: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(value.to_vec())
+            }
+            fn visit_byte_buf<E>(self, value: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(value)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut sequence: A) -> Result<Vec<u8>, A::Error> {
+                let mut bytes = Vec::new();
+                while let Some(byte) = sequence.next_element()? {
+                    bytes.push(byte);
+                }
+                Ok(bytes)
+            }
+        }
+        deserializer.deserialize_byte_buf(BytesVisitor)
+    }
+}
+
+/// The format byte of session frames.
+const FRAME_FORMAT: u8 = 1;
+
+/// Why a frame could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("bad session frame: {0}")]
+pub struct FrameError(String);
+
+/// Encodes a session message as a binary frame.
+pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+    let mut bytes = vec![FRAME_FORMAT];
+    rmp_serde::encode::write_named(&mut bytes, message).map_err(|error| FrameError(error.to_string()))?;
+    Ok(bytes)
+}
+
+/// Decodes a binary frame.
+pub fn decode<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<T, FrameError> {
+    match frame.split_first() {
+        Some((&FRAME_FORMAT, payload)) => rmp_serde::from_slice(payload).map_err(|error| FrameError(error.to_string())),
+        Some((other, _)) => {
+            Err(FrameError(format!("unknown frame format {other}; are agent and server the same version?")))
+        }
+        None => Err(FrameError("empty frame".to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_round_trip_as_binary() {
+        let message = AgentMessage::Response { request_id: 7, body: ResponseBody::Chunk { data: vec![0, 1, 255] } };
+        let frame = encode(&message).unwrap();
+        assert_eq!(decode::<AgentMessage>(&frame).unwrap(), message);
+        assert!(decode::<AgentMessage>(&[9, 1, 2]).is_err());
+        assert!(decode::<AgentMessage>(&[]).is_err());
+    }
+}

@@ -1,0 +1,614 @@
+//! Property tests: random fleets, random jobs and random sequences of
+//! events (scaling, job changes, node failures, allocation failures,
+//! drains, time passing) applied through the harness. After every committed
+//! plan:
+//!
+//! - no node is over-committed (cpu and memory of the allocations that want
+//!   to run);
+//! - every placement is on a schedulable node that satisfies every
+//!   constraint, checked by an oracle written independently of the
+//!   scheduler's matcher, and `distinct_hosts` holds;
+//! - no group has more allocations that want to run than its count;
+//! - a system job runs on every schedulable, matching node with room, and
+//!   only on matching nodes that are up;
+//! - planning again is a no-op;
+//! - a plan computed on an unchanged state is accepted in full.
+
+use std::collections::BTreeMap;
+
+use drover_types::{
+    AllocClientStatus, Constraint, ConstraintOperator, DrainStrategy, EvalTrigger, Evaluation, Job, JobId, JobType,
+    Node, NodeEligibility, NodeStatus, Resources, Timestamp, UpdateStrategy,
+};
+use proptest::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use crate::harness::{Cluster, simple_job, simple_node};
+use crate::ledger::is_live;
+use crate::view::ClusterView;
+use crate::{schedule, verify_plan};
+
+/// A constraint and the oracle that says which nodes satisfy it.
+struct PoolConstraint {
+    attribute: &'static str,
+    operator: ConstraintOperator,
+    value: &'static str,
+    holds: fn(&Node) -> bool,
+}
+
+fn attribute<'n>(node: &'n Node, key: &str) -> Option<&'n str> {
+    node.attributes.get(key).map(String::as_str)
+}
+
+const POOL: [PoolConstraint; 9] = [
+    PoolConstraint {
+        attribute: "${attr.kernel.name}",
+        operator: ConstraintOperator::Equal,
+        value: "linux",
+        holds: |node| attribute(node, "kernel.name") == Some("linux"),
+    },
+    PoolConstraint {
+        attribute: "${node.environment}",
+        operator: ConstraintOperator::NotEqual,
+        value: "qa",
+        holds: |node| node.environment != "qa",
+    },
+    PoolConstraint {
+        attribute: "${node.hostgroup}",
+        operator: ConstraintOperator::Glob,
+        value: "bi/batch/**",
+        holds: |node| node.hostgroup.starts_with("bi/batch/"),
+    },
+    PoolConstraint {
+        attribute: "${meta.rack}",
+        operator: ConstraintOperator::Regexp,
+        value: "^r[12]$",
+        holds: |node| matches!(node.meta.get("rack").map(String::as_str), Some("r1" | "r2")),
+    },
+    PoolConstraint {
+        attribute: "${attr.kernel.version}",
+        operator: ConstraintOperator::Version,
+        value: ">= 4.0",
+        holds: |node| {
+            let major = attribute(node, "kernel.version").and_then(|version| version.split('.').next());
+            major.and_then(|major| major.parse::<u32>().ok()).is_some_and(|major| major >= 4)
+        },
+    },
+    PoolConstraint {
+        attribute: "${meta.gpu}",
+        operator: ConstraintOperator::IsSet,
+        value: "",
+        holds: |node| node.meta.contains_key("gpu"),
+    },
+    PoolConstraint {
+        attribute: "${meta.gpu}",
+        operator: ConstraintOperator::IsNotSet,
+        value: "",
+        holds: |node| !node.meta.contains_key("gpu"),
+    },
+    PoolConstraint {
+        attribute: "${attr.cpu.numcores}",
+        operator: ConstraintOperator::GreaterOrEqual,
+        value: "16",
+        holds: |node| matches!(attribute(node, "cpu.numcores"), Some("16" | "32")),
+    },
+    PoolConstraint {
+        attribute: "${attr.features}",
+        operator: ConstraintOperator::SetContains,
+        value: "avx2",
+        holds: |node| attribute(node, "features").is_some_and(|features| features.split(',').any(|f| f == "avx2")),
+    },
+];
+
+const HOSTGROUPS: [&str; 4] = ["bi/batch/gridworker", "bi/batch/cream", "belle2/daq", "bi"];
+const KERNELS: [(&str, &str); 4] =
+    [("linux", "3.10.0-1160.el7"), ("linux", "4.18.0-513.el8"), ("linux", "5.14.0-362.el9"), ("freebsd", "13.2")];
+const CAPACITIES: [Resources; 3] = [
+    Resources { cpu_mhz: 500, memory_mb: 500 },
+    Resources { cpu_mhz: 1000, memory_mb: 1000 },
+    Resources { cpu_mhz: 2000, memory_mb: 4000 },
+];
+
+#[derive(Clone, Debug)]
+struct NodeSpec {
+    capacity: usize,
+    hostgroup: usize,
+    qa: bool,
+    kernel: usize,
+    rack: u8,
+    gpu: bool,
+    cores: usize,
+    avx2: bool,
+    /// 0: down, 1: ineligible, 2: draining, otherwise ready.
+    state: u8,
+}
+
+fn node_spec() -> impl Strategy<Value = NodeSpec> {
+    (0..3_usize, 0..4_usize, any::<bool>(), 0..4_usize, 1..5_u8, any::<bool>(), 0..3_usize, any::<bool>(), 0..10_u8)
+        .prop_map(|(capacity, hostgroup, qa, kernel, rack, gpu, cores, avx2, state)| NodeSpec {
+            capacity,
+            hostgroup,
+            qa,
+            kernel,
+            rack,
+            gpu,
+            cores,
+            avx2,
+            state,
+        })
+}
+
+fn build_node(number: usize, spec: &NodeSpec) -> Node {
+    let mut node = simple_node(&format!("n{number:02}"), CAPACITIES[spec.capacity]);
+    node.hostgroup = HOSTGROUPS[spec.hostgroup].to_owned();
+    node.environment = if spec.qa { "qa" } else { "production" }.to_owned();
+    let (kernel_name, kernel_version) = KERNELS[spec.kernel];
+    node.attributes.insert("kernel.name".into(), kernel_name.into());
+    node.attributes.insert("kernel.version".into(), kernel_version.into());
+    node.attributes.insert("cpu.numcores".into(), ["8", "16", "32"][spec.cores].into());
+    node.attributes.insert("features".into(), if spec.avx2 { "sse4,avx2" } else { "sse4" }.into());
+    node.meta.insert("rack".into(), format!("r{}", spec.rack));
+    if spec.gpu {
+        node.meta.insert("gpu".into(), "a100".into());
+    }
+    match spec.state {
+        0 => node.status = NodeStatus::Down,
+        1 => node.eligibility = NodeEligibility::Ineligible,
+        2 => {
+            node.drain = Some(DrainStrategy { started_at: Timestamp::ZERO, deadline: None, ignore_system_jobs: false })
+        }
+        _ => {}
+    }
+    node
+}
+
+#[derive(Clone, Debug)]
+struct JobSpec {
+    /// 0..=2: service, 3: batch, 4: system.
+    kind: u8,
+    count: u32,
+    cpu: u64,
+    memory: u64,
+    constraints: Vec<usize>,
+    /// 0: none, 1: job level, 2: group level.
+    distinct_hosts: u8,
+    two_groups: bool,
+    max_parallel: u32,
+}
+
+fn job_spec() -> impl Strategy<Value = JobSpec> {
+    (
+        0..5_u8,
+        0..7_u32,
+        prop::sample::select(vec![50_u64, 100, 200, 400]),
+        prop::sample::select(vec![50_u64, 100, 300]),
+        prop::collection::vec(0..POOL.len(), 0..3),
+        0..6_u8,
+        any::<bool>(),
+        0..3_u32,
+    )
+        .prop_map(|(kind, count, cpu, memory, constraints, distinct_hosts, two_groups, max_parallel)| JobSpec {
+            kind,
+            count,
+            cpu,
+            memory,
+            constraints,
+            distinct_hosts: if distinct_hosts < 3 { distinct_hosts } else { 0 },
+            two_groups,
+            max_parallel,
+        })
+}
+
+fn build_job(number: usize, spec: &JobSpec) -> Job {
+    let job_type = match spec.kind {
+        0..=2 => JobType::Service,
+        3 => JobType::Batch,
+        _ => JobType::System,
+    };
+    let resources = Resources { cpu_mhz: spec.cpu, memory_mb: spec.memory };
+    let mut job = simple_job(&format!("job{number}"), job_type, spec.count, resources);
+    let (job_level, group_level) = spec.constraints.split_at(spec.constraints.len() / 2);
+    job.constraints = job_level.iter().map(|index| pool_constraint(*index)).collect();
+    job.groups[0].constraints = group_level.iter().map(|index| pool_constraint(*index)).collect();
+    let distinct =
+        Constraint { attribute: String::new(), operator: ConstraintOperator::DistinctHosts, value: String::new() };
+    match spec.distinct_hosts {
+        1 => job.constraints.push(distinct),
+        2 => job.groups[0].constraints.push(distinct),
+        _ => {}
+    }
+    if spec.max_parallel > 0 {
+        job.update = Some(UpdateStrategy { max_parallel: spec.max_parallel, ..UpdateStrategy::default() });
+    }
+    if spec.two_groups {
+        let mut second = job.groups[0].clone();
+        second.name = "second".into();
+        second.tasks[0].name = "second".into();
+        job.groups.push(second);
+    }
+    job
+}
+
+fn pool_constraint(index: usize) -> Constraint {
+    let entry = &POOL[index];
+    Constraint { attribute: entry.attribute.into(), operator: entry.operator, value: entry.value.into() }
+}
+
+fn oracle_accepts(job: &Job, group_name: &str, node: &Node) -> bool {
+    let group_constraints = job.group(group_name).map(|group| group.constraints.as_slice()).unwrap_or_default();
+    job.constraints.iter().chain(group_constraints).all(|constraint| {
+        match POOL.iter().find(|entry| entry.attribute == constraint.attribute && entry.operator == constraint.operator)
+        {
+            Some(entry) => (entry.holds)(node),
+            None => constraint.operator == ConstraintOperator::DistinctHosts,
+        }
+    })
+}
+
+#[derive(Clone, Debug)]
+enum Operation {
+    Evaluate(usize),
+    Scale(usize, u32),
+    ChangeTasks(usize),
+    ChangeMeta(usize),
+    StopJob(usize),
+    SetNodeState(usize, u8),
+    FlipEnvironment(usize),
+    AddNode(NodeSpec),
+    FailAlloc(usize),
+    CompleteAlloc(usize),
+    Migrate(usize),
+    SimulateAgents(bool),
+    AdvanceTime(u16),
+    RunDueFollowUps,
+}
+
+fn operation() -> impl Strategy<Value = Operation> {
+    prop_oneof![
+        (0..3_usize).prop_map(Operation::Evaluate),
+        (0..3_usize, 0..7_u32).prop_map(|(job, count)| Operation::Scale(job, count)),
+        (0..3_usize).prop_map(Operation::ChangeTasks),
+        (0..3_usize).prop_map(Operation::ChangeMeta),
+        (0..3_usize).prop_map(Operation::StopJob),
+        (0..20_usize, 0..5_u8).prop_map(|(node, state)| Operation::SetNodeState(node, state)),
+        (0..20_usize).prop_map(Operation::FlipEnvironment),
+        node_spec().prop_map(Operation::AddNode),
+        (0..100_usize).prop_map(Operation::FailAlloc),
+        (0..100_usize).prop_map(Operation::CompleteAlloc),
+        (0..100_usize).prop_map(Operation::Migrate),
+        any::<bool>().prop_map(Operation::SimulateAgents),
+        (1..600_u16).prop_map(Operation::AdvanceTime),
+        Just(Operation::RunDueFollowUps),
+    ]
+}
+
+/// The world a case runs in.
+struct World {
+    cluster: Cluster,
+    job_ids: Vec<JobId>,
+    rng: StdRng,
+    now: Timestamp,
+    num_follow_ups_run: usize,
+    num_nodes_added: usize,
+}
+
+impl World {
+    fn new(nodes: &[NodeSpec], jobs: &[JobSpec], seed: u64) -> World {
+        let mut cluster = Cluster::new();
+        for (number, spec) in nodes.iter().enumerate() {
+            cluster.add_node(build_node(number, spec));
+        }
+        let now = Timestamp::from_millis(1_700_000_000_000);
+        let job_ids = jobs
+            .iter()
+            .enumerate()
+            .map(|(number, spec)| cluster.register_job(build_job(number, spec), now).id.clone())
+            .collect();
+        World { cluster, job_ids, rng: StdRng::seed_from_u64(seed), now, num_follow_ups_run: 0, num_nodes_added: 0 }
+    }
+
+    fn job(&self, pick: usize) -> Option<JobId> {
+        (!self.job_ids.is_empty()).then(|| self.job_ids[pick % self.job_ids.len()].clone())
+    }
+
+    fn live_alloc(&self, pick: usize) -> Option<drover_types::AllocId> {
+        let live: Vec<_> = self.cluster.allocations().filter(|alloc| is_live(alloc)).collect();
+        (!live.is_empty()).then(|| live[pick % live.len()].id.clone())
+    }
+
+    fn node_id(&self, pick: usize) -> Option<drover_types::NodeId> {
+        let nodes: Vec<_> = self.cluster.node_list().collect();
+        (!nodes.is_empty()).then(|| nodes[pick % nodes.len()].id.clone())
+    }
+
+    fn change_job(&mut self, pick: usize, change: impl FnOnce(&mut Job)) -> Result<(), TestCaseError> {
+        let Some(id) = self.job(pick) else {
+            return Ok(());
+        };
+        let Some(mut job) = self.cluster.job(&id).cloned() else {
+            return Ok(());
+        };
+        change(&mut job);
+        self.cluster.register_job(job, self.now);
+        self.evaluate(&id)
+    }
+
+    fn evaluate_all(&mut self) -> Result<(), TestCaseError> {
+        for id in self.job_ids.clone() {
+            self.evaluate(&id)?;
+        }
+        Ok(())
+    }
+
+    fn evaluate(&mut self, id: &JobId) -> Result<(), TestCaseError> {
+        let eval = self.cluster.evaluation(id, EvalTrigger::JobRegister, self.now, &mut self.rng);
+        self.process(&eval)
+    }
+
+    /// Schedules, checks, commits and re-plans one evaluation.
+    fn process(&mut self, eval: &Evaluation) -> Result<(), TestCaseError> {
+        let job = self.cluster.job(&eval.job_id).cloned();
+        let plan = schedule(&self.cluster, job.as_ref(), eval, self.now, &mut self.rng);
+        if let Some(job) = &job {
+            for alloc in &plan.place {
+                let node = self.cluster.node(&alloc.node_id);
+                prop_assert!(node.is_some_and(Node::is_schedulable), "placed on an unschedulable node: {alloc:?}");
+                let accepted = node.is_some_and(|node| oracle_accepts(job, &alloc.group, node));
+                prop_assert!(accepted, "placement violates a constraint: {} on {}", alloc.name, alloc.node_id);
+            }
+        }
+        let verified = verify_plan(&self.cluster, &plan);
+        prop_assert!(verified.is_fully_accepted(), "a plan on an unchanged state is accepted: {verified:?}");
+        self.cluster.apply(&plan, self.now);
+        self.check_invariants(job.as_ref())?;
+        let again_eval = self.cluster.evaluation(&eval.job_id, EvalTrigger::JobRegister, self.now, &mut self.rng);
+        let again = schedule(&self.cluster, job.as_ref(), &again_eval, self.now, &mut self.rng);
+        prop_assert!(again.is_noop(), "planning again must be a no-op, got {again:#?}");
+        Ok(())
+    }
+
+    fn check_invariants(&self, job: Option<&Job>) -> Result<(), TestCaseError> {
+        // No over-commit.
+        for node in self.cluster.node_list() {
+            let wanted = self
+                .cluster
+                .allocs_on_node(&node.id)
+                .into_iter()
+                .filter(|alloc| alloc.wants_to_run() && alloc.holds_resources())
+                .fold(Resources::default(), |total, alloc| total + alloc.resources);
+            prop_assert!(wanted.fits_in(&node.resources), "{} over-committed: {wanted:?}", node.id);
+        }
+        let Some(job) = job else {
+            return Ok(());
+        };
+        let live = self.cluster.live_allocs(&job.id);
+        let mut per_group: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut per_node: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut per_group_node: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+        for alloc in &live {
+            *per_group.entry(&alloc.group).or_default() += 1;
+            *per_node.entry(alloc.node_id.as_str()).or_default() += 1;
+            *per_group_node.entry((&alloc.group, alloc.node_id.as_str())).or_default() += 1;
+        }
+        if job.stop {
+            prop_assert!(live.is_empty(), "a stopped job keeps nothing running");
+            return Ok(());
+        }
+        let job_distinct = job.constraints.iter().any(|c| c.operator == ConstraintOperator::DistinctHosts);
+        if job_distinct {
+            prop_assert!(per_node.values().all(|count| *count <= 1), "job distinct_hosts: {per_node:?}");
+        }
+        for group in &job.groups {
+            let group_distinct = group.constraints.iter().any(|c| c.operator == ConstraintOperator::DistinctHosts);
+            if group_distinct || job.job_type == JobType::System {
+                prop_assert!(
+                    per_group_node.iter().filter(|((name, _), _)| *name == group.name).all(|(_, count)| *count <= 1),
+                    "one per node for {}: {per_group_node:?}",
+                    group.name
+                );
+            }
+            if job.job_type == JobType::System {
+                self.check_system_coverage(job, &group.name, &per_group_node)?;
+                continue;
+            }
+            let num_live = per_group.get(group.name.as_str()).copied().unwrap_or(0);
+            let num_completed = if job.job_type == JobType::Batch {
+                self.cluster
+                    .allocs_for_job(&job.id)
+                    .into_iter()
+                    .filter(|alloc| alloc.group == group.name && alloc.client_status == AllocClientStatus::Complete)
+                    .filter(|alloc| alloc.desired_status != drover_types::AllocDesiredStatus::Evict)
+                    .count()
+            } else {
+                0
+            };
+            prop_assert!(
+                num_live <= group.count,
+                "{} has {num_live} live allocations for a count of {}",
+                group.name,
+                group.count
+            );
+            if num_live > 0 {
+                let num_completed_u32 = u32::try_from(num_completed).unwrap_or(u32::MAX);
+                prop_assert!(num_live + num_completed_u32 <= group.count.max(num_completed_u32));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_system_coverage(
+        &self,
+        job: &Job,
+        group_name: &str,
+        per_group_node: &BTreeMap<(&str, &str), u32>,
+    ) -> Result<(), TestCaseError> {
+        let ask = job.group(group_name).map(|group| group.resources()).unwrap_or_default();
+        for node in self.cluster.node_list() {
+            let count = per_group_node.get(&(group_name, node.id.as_str())).copied().unwrap_or(0);
+            let matches = oracle_accepts(job, group_name, node);
+            if !matches || node.status == NodeStatus::Down {
+                prop_assert_eq!(count, 0, "system allocation on a node that is down or does not match: {}", node.id);
+                continue;
+            }
+            if node.is_schedulable() && count == 0 {
+                let job_distinct = job.constraints.iter().any(|c| c.operator == ConstraintOperator::DistinctHosts)
+                    && self.cluster.live_allocs(&job.id).iter().any(|alloc| alloc.node_id == node.id);
+                let has_room = (self.cluster.node_usage(&node.id) + ask).fits_in(&node.resources);
+                prop_assert!(
+                    !has_room || job_distinct,
+                    "a schedulable, matching node with room has no system allocation: {}",
+                    node.id
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self, operation: &Operation) -> Result<(), TestCaseError> {
+        match operation {
+            Operation::Evaluate(pick) => {
+                if let Some(id) = self.job(*pick) {
+                    self.evaluate(&id)?;
+                }
+            }
+            Operation::Scale(pick, count) => {
+                self.change_job(*pick, |job| job.groups.iter_mut().for_each(|group| group.count = *count))?;
+            }
+            Operation::ChangeTasks(pick) => {
+                let value = self.now.as_millis().to_string();
+                self.change_job(*pick, |job| {
+                    for group in &mut job.groups {
+                        group.tasks[0].env.insert("VERSION".into(), value.clone());
+                    }
+                })?;
+            }
+            Operation::ChangeMeta(pick) => {
+                let value = self.now.as_millis().to_string();
+                self.change_job(*pick, |job| {
+                    job.meta.insert("revision".into(), value);
+                })?;
+            }
+            Operation::StopJob(pick) => {
+                if let Some(id) = self.job(*pick) {
+                    self.cluster.stop_job(&id);
+                    self.evaluate(&id)?;
+                }
+            }
+            Operation::SetNodeState(pick, state) => {
+                if let Some(id) = self.node_id(*pick) {
+                    match state {
+                        0 => self.cluster.set_node_status(&id, NodeStatus::Down),
+                        1 => self.cluster.set_node_eligibility(&id, NodeEligibility::Ineligible),
+                        2 => self.cluster.set_node_eligibility(&id, NodeEligibility::Eligible),
+                        3 => self.cluster.set_node_status(&id, NodeStatus::Ready),
+                        _ => self.cluster.remove_node(&id).is_some(),
+                    };
+                    self.evaluate_all()?;
+                }
+            }
+            Operation::FlipEnvironment(pick) => {
+                if let Some(id) = self.node_id(*pick)
+                    && let Some(node) = self.cluster.node_mut(&id)
+                {
+                    node.environment = if node.environment == "qa" { "production" } else { "qa" }.into();
+                    self.evaluate_all()?;
+                }
+            }
+            Operation::AddNode(spec) => {
+                // Names never repeat: re-adding a name would replace a node.
+                self.num_nodes_added += 1;
+                self.cluster.add_node(build_node(100 + self.num_nodes_added, spec));
+                self.evaluate_all()?;
+            }
+            Operation::FailAlloc(pick) | Operation::CompleteAlloc(pick) => {
+                if let Some(id) = self.live_alloc(*pick) {
+                    let status = if matches!(operation, Operation::FailAlloc(_)) {
+                        AllocClientStatus::Failed
+                    } else {
+                        AllocClientStatus::Complete
+                    };
+                    self.cluster.set_client_status(&id, status, self.now);
+                    let job_id = self.cluster.alloc(&id).map(|alloc| alloc.job_id.clone());
+                    if let Some(job_id) = job_id {
+                        self.evaluate(&job_id)?;
+                    }
+                }
+            }
+            Operation::Migrate(pick) => {
+                if let Some(id) = self.live_alloc(*pick) {
+                    self.cluster.mark_for_migration(&id);
+                    let job_id = self.cluster.alloc(&id).map(|alloc| alloc.job_id.clone());
+                    if let Some(job_id) = job_id {
+                        self.evaluate(&job_id)?;
+                    }
+                }
+            }
+            Operation::SimulateAgents(healthy) => {
+                self.cluster.simulate_agents(self.now, *healthy);
+                self.evaluate_all()?;
+            }
+            Operation::AdvanceTime(seconds) => {
+                self.now = self.now.plus(std::time::Duration::from_secs(u64::from(*seconds)));
+            }
+            Operation::RunDueFollowUps => {
+                let due: Vec<Evaluation> = self.cluster.evaluations()[self.num_follow_ups_run..]
+                    .iter()
+                    .filter(|eval| eval.wait_until.is_none_or(|at| at <= self.now))
+                    .cloned()
+                    .collect();
+                self.num_follow_ups_run = self.cluster.evaluations().len();
+                for eval in due {
+                    self.process(&eval)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_histories_keep_every_invariant(
+        nodes in prop::collection::vec(node_spec(), 0..12),
+        jobs in prop::collection::vec(job_spec(), 1..4),
+        operations in prop::collection::vec(operation(), 0..24),
+        seed in any::<u64>(),
+    ) {
+        let mut world = World::new(&nodes, &jobs, seed);
+        world.evaluate_all()?;
+        for operation in &operations {
+            world.run(operation)?;
+        }
+    }
+
+    #[test]
+    fn a_system_job_covers_exactly_the_feasible_nodes(
+        nodes in prop::collection::vec(node_spec(), 1..16),
+        constraints in prop::collection::vec(0..POOL.len(), 0..3),
+        changes in prop::collection::vec((0..16_usize, 0..6_u8), 0..6),
+        seed in any::<u64>(),
+    ) {
+        let spec = JobSpec {
+            kind: 4,
+            count: 0,
+            cpu: 10,
+            memory: 10,
+            constraints,
+            distinct_hosts: 0,
+            two_groups: false,
+            max_parallel: 0,
+        };
+        let mut world = World::new(&nodes, &[spec], seed);
+        world.evaluate_all()?;
+        for (pick, change) in changes {
+            let operation = match change {
+                0..=4 => Operation::SetNodeState(pick, change),
+                _ => Operation::FlipEnvironment(pick),
+            };
+            world.run(&operation)?;
+        }
+    }
+}

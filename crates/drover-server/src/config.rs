@@ -1,0 +1,81 @@
+//! Server configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How a server finds its cluster on first start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// A cluster of one: this server initialises Raft with itself as the
+    /// only voter (ignored when the data directory already holds state).
+    Single,
+    /// Join an existing cluster, or form one once `expect` servers are known:
+    /// `join` lists peer addresses.
+    Cluster {
+        /// Number of voters to wait for before bootstrapping.
+        expect: usize,
+        /// Addresses of the other servers.
+        join: Vec<String>,
+    },
+}
+
+/// Heartbeat settings, decided by the servers and told to agents.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeartbeatConfig {
+    /// How often agents heartbeat.
+    pub interval: Duration,
+    /// How long a node may stay silent before it is marked down.
+    pub ttl: Duration,
+    /// Extra time every node gets after a server becomes leader, so that a
+    /// control-plane hiccup never marks the whole fleet down.
+    pub leader_grace: Duration,
+}
+
+impl Default for HeartbeatConfig {
+    /// Defaults that detect a dead machine within 10 s: heartbeat every 2 s,
+    /// down after 8 s of silence.
+    fn default() -> Self {
+        HeartbeatConfig {
+            interval: Duration::from_secs(2),
+            ttl: Duration::from_secs(8),
+            leader_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Everything a server needs to start.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where the Raft log, snapshots and the server id live.
+    pub data_dir: PathBuf,
+    /// The address peers and agents use to reach this server (`host:port`).
+    pub advertise_address: String,
+    /// How to form or join a cluster.
+    pub bootstrap: Bootstrap,
+    /// Heartbeat settings.
+    pub heartbeat: HeartbeatConfig,
+    /// Raft heartbeat interval.
+    pub raft_heartbeat: Duration,
+    /// Raft election timeout range.
+    pub election_timeout: (Duration, Duration),
+    /// Entries between two snapshots.
+    pub snapshot_every: u64,
+    /// Scheduler workers on the leader.
+    pub num_scheduler_workers: usize,
+}
+
+impl ServerConfig {
+    /// A configuration with drover's defaults.
+    pub fn new(data_dir: PathBuf, advertise_address: String) -> Self {
+        ServerConfig {
+            data_dir,
+            advertise_address,
+            bootstrap: Bootstrap::Single,
+            heartbeat: HeartbeatConfig::default(),
+            raft_heartbeat: Duration::from_millis(150),
+            election_timeout: (Duration::from_millis(600), Duration::from_millis(1200)),
+            snapshot_every: 20_000,
+            num_scheduler_workers: 2,
+        }
+    }
+}

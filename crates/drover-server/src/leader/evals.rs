@@ -1,0 +1,233 @@
+//! The evaluation broker, the scheduler workers and the plan applier.
+//!
+//! ```text
+//!   open evaluations ──▶ broker ──(one per job at a time)──▶ worker × N
+//!                                                            │ schedule(snapshot)
+//!                                                            ▼
+//!                          plan applier (one, sequential): verify_plan(latest state)
+//!                                                            │ propose ApplyPlan
+//!                          partly rejected? ◀── worker re-plans on a fresh snapshot
+//! ```
+//!
+//! The applier handles one plan at a time and waits for it to be applied
+//! before verifying the next, so two workers can never over-commit a node:
+//! the second plan is checked against a state that already contains the
+//! first.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use drover_state::{Command, State};
+use drover_types::{EvalId, EvalStatus, EvalTrigger, Evaluation, JobId, Plan, Timestamp};
+
+use crate::ids::new_eval_id;
+use crate::server::Server;
+use crate::view::StateView;
+
+/// Attempts to commit a plan for one evaluation before it is failed.
+const MAX_PLAN_ATTEMPTS: usize = 5;
+/// Minimum time between two releases of blocked evaluations.
+const UNBLOCK_INTERVAL: Duration = Duration::from_secs(1);
+
+struct PlanRequest {
+    plan: Plan,
+    eval: Arc<Evaluation>,
+    reply: oneshot::Sender<PlanOutcome>,
+}
+
+enum PlanOutcome {
+    /// The whole plan was committed and the evaluation closed.
+    Committed,
+    /// Part of the plan was rejected (or the job changed): plan again on a
+    /// fresh snapshot.
+    Retry,
+}
+
+pub(super) async fn run(server: Server, token: CancellationToken) {
+    let (plan_sender, plan_receiver) = mpsc::channel::<PlanRequest>(64);
+    tokio::spawn(apply_plans(server.clone(), plan_receiver, token.clone()));
+
+    let workers = Arc::new(Semaphore::new(server.config().num_scheduler_workers.max(1)));
+    let (done_sender, mut done_receiver) = mpsc::unbounded_channel::<JobId>();
+    let mut jobs_in_flight: HashSet<JobId> = HashSet::new();
+    let mut states = server.watch_state();
+    let mut last_unblocked_capacity = 0u64;
+    let mut last_unblock = tokio::time::Instant::now() - UNBLOCK_INTERVAL;
+
+    loop {
+        let state: Arc<State> = states.borrow_and_update().clone();
+        let now = Timestamp::now();
+
+        if state.capacity_index() > last_unblocked_capacity && last_unblock.elapsed() >= UNBLOCK_INTERVAL {
+            last_unblocked_capacity = state.capacity_index();
+            last_unblock = tokio::time::Instant::now();
+            release_blocked(&server, &state, now).await;
+        }
+
+        let mut ready: Vec<Arc<Evaluation>> = state
+            .open_evals()
+            .filter(|eval| eval.status == EvalStatus::Pending)
+            .filter(|eval| eval.wait_until.is_none_or(|due| due <= now))
+            .filter(|eval| !jobs_in_flight.contains(&eval.job_id))
+            .cloned()
+            .collect();
+        ready
+            .sort_by(|left, right| right.priority.cmp(&left.priority).then(left.create_index.cmp(&right.create_index)));
+        for eval in ready {
+            if jobs_in_flight.contains(&eval.job_id) {
+                continue;
+            }
+            let Ok(permit) = Arc::clone(&workers).try_acquire_owned() else { break };
+            jobs_in_flight.insert(eval.job_id.clone());
+            let server = server.clone();
+            let plans = plan_sender.clone();
+            let done = done_sender.clone();
+            tokio::spawn(async move {
+                let job_id = eval.job_id.clone();
+                evaluate(&server, eval, &plans).await;
+                drop(permit);
+                let _ = done.send(job_id);
+            });
+        }
+
+        let next_due = state
+            .open_evals()
+            .filter_map(|eval| eval.wait_until)
+            .filter(|due| *due > now)
+            .min()
+            .map(|due| due.since(now))
+            .unwrap_or(Duration::from_secs(5))
+            .max(Duration::from_millis(10));
+        tokio::select! {
+            () = token.cancelled() => return,
+            changed = states.changed() => if changed.is_err() { return },
+            Some(job_id) = done_receiver.recv() => { jobs_in_flight.remove(&job_id); }
+            () = tokio::time::sleep(next_due) => {}
+        }
+    }
+}
+
+/// Runs the scheduler for one evaluation until its plan is committed.
+async fn evaluate(server: &Server, eval: Arc<Evaluation>, plans: &mpsc::Sender<PlanRequest>) {
+    for attempt in 1..=MAX_PLAN_ATTEMPTS {
+        let state = server.state();
+        // The evaluation may have been closed meanwhile (a duplicate).
+        if state.eval(&eval.id).is_none_or(|current| current.status != EvalStatus::Pending) {
+            return;
+        }
+        let now = Timestamp::now();
+        let plan = {
+            let view = StateView::new(&state);
+            let job = state.job(&eval.job_id).map(|job| job.as_ref());
+            drover_scheduler::schedule(&view, job, &eval, now, &mut rand::rng())
+        };
+        let (reply, outcome) = oneshot::channel();
+        if plans.send(PlanRequest { plan, eval: Arc::clone(&eval), reply }).await.is_err() {
+            return;
+        }
+        match outcome.await {
+            Ok(PlanOutcome::Committed) => return,
+            Ok(PlanOutcome::Retry) => {
+                tracing::debug!(eval = %eval.id, attempt, "plan partly rejected; planning again");
+            }
+            Err(_) => return,
+        }
+    }
+    let mut failed = Evaluation::clone(&eval);
+    failed.status = EvalStatus::Failed;
+    failed.status_description = format!("no plan could be committed in {MAX_PLAN_ATTEMPTS} attempts");
+    failed.modify_time = Timestamp::now();
+    if let Err(error) = server.propose(Command::UpsertEvals { evals: vec![failed] }).await {
+        tracing::warn!(%error, eval = %eval.id, "could not mark evaluation failed");
+    }
+}
+
+/// Verifies and commits plans one at a time.
+async fn apply_plans(server: Server, mut receiver: mpsc::Receiver<PlanRequest>, token: CancellationToken) {
+    loop {
+        let request = tokio::select! {
+            () = token.cancelled() => return,
+            request = receiver.recv() => match request { Some(request) => request, None => return },
+        };
+        let outcome = apply_one(&server, request.plan, &request.eval).await;
+        let _ = request.reply.send(outcome);
+    }
+}
+
+async fn apply_one(server: &Server, plan: Plan, eval: &Evaluation) -> PlanOutcome {
+    let state = server.state();
+    let verified = drover_scheduler::verify_plan(&StateView::new(&state), &plan);
+    if verified.job_changed {
+        return PlanOutcome::Retry;
+    }
+    let fully_accepted = verified.rejected_nodes.is_empty();
+    let mut accepted = verified.accepted;
+    let now = Timestamp::now();
+
+    let mut updated_eval = eval.clone();
+    updated_eval.modify_time = now;
+    let mut blocked_eval = None;
+    if fully_accepted {
+        updated_eval.status = EvalStatus::Complete;
+        updated_eval.failed_placements = accepted.failed.clone();
+        updated_eval.queued =
+            accepted.failed.iter().map(|(group, failure)| (group.clone(), failure.num_unplaced)).collect();
+        // At most one blocked evaluation per job: close the older ones.
+        for old in state.evals_for_job(&eval.job_id).filter(|old| old.status == EvalStatus::Blocked) {
+            let mut canceled = Evaluation::clone(old);
+            canceled.status = EvalStatus::Canceled;
+            canceled.status_description = format!("superseded by evaluation {}", eval.id);
+            canceled.modify_time = now;
+            accepted.follow_ups.push(canceled);
+        }
+        if !accepted.failed.is_empty() {
+            let mut blocked =
+                Evaluation::new(new_eval_id(), eval.job_id.clone(), eval.priority, EvalTrigger::QueuedAllocs, now);
+            blocked.status = EvalStatus::Blocked;
+            blocked.status_description = "waiting for capacity".to_owned();
+            blocked.previous_eval = Some(eval.id.clone());
+            blocked.failed_placements = accepted.failed.clone();
+            blocked.queued = updated_eval.queued.clone();
+            updated_eval.blocked_eval = Some(blocked.id.clone());
+            blocked_eval = Some(blocked);
+        }
+    }
+
+    let command = Command::ApplyPlan { plan: accepted, eval: updated_eval, blocked_eval, now };
+    match server.propose(command).await {
+        Ok(_) if fully_accepted => PlanOutcome::Committed,
+        Ok(_) => PlanOutcome::Retry,
+        Err(error) => {
+            tracing::warn!(%error, eval = %eval.id, "plan not committed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            PlanOutcome::Retry
+        }
+    }
+}
+
+/// Returns blocked evaluations to the queue after capacity changed.
+async fn release_blocked(server: &Server, state: &State, now: Timestamp) {
+    let released: Vec<Evaluation> = state
+        .open_evals()
+        .filter(|eval| eval.status == EvalStatus::Blocked)
+        .map(|eval| {
+            let mut released = Evaluation::clone(eval);
+            released.status = EvalStatus::Pending;
+            released.status_description = "capacity changed; retrying placement".to_owned();
+            released.modify_time = now;
+            released
+        })
+        .collect();
+    if released.is_empty() {
+        return;
+    }
+    let ids: Vec<EvalId> = released.iter().map(|eval| eval.id.clone()).collect();
+    tracing::debug!(num_evals = ids.len(), "releasing blocked evaluations");
+    if let Err(error) = server.propose(Command::UpsertEvals { evals: released }).await {
+        tracing::warn!(%error, "could not release blocked evaluations");
+    }
+}

@@ -1,0 +1,36 @@
+//! drover's server runtime.
+//!
+//! A [`Server`] owns the Raft node (openraft over `drover-state`), the
+//! transport to its peers, the registry of connected agent sessions, and —
+//! while it is the leader — the leader's loops: the evaluation broker that
+//! runs the pure scheduler, the plan applier that re-checks every plan
+//! against the latest state before committing it, and the heartbeat
+//! tracker that marks silent nodes down.
+//!
+//! ```text
+//!            propose (forwarded to the leader)        apply (every server)
+//!  API ───▶ Server::propose ──▶ Raft log ──▶ StateMachineStore ──▶ watch<Arc<State>>
+//!                                                                   │
+//!      leader only:  EvalBroker ─▶ scheduler::schedule ─▶ PlanApplier ┘
+//!                    HeartbeatTracker ─▶ UpdateNodeStatus
+//!      every server: SessionPusher ─▶ agents (Allocations)
+//! ```
+
+pub mod config;
+mod diff;
+mod ids;
+mod leader;
+pub mod network;
+mod server;
+mod sessions;
+mod updates;
+mod view;
+
+pub use config::{Bootstrap, HeartbeatConfig, ServerConfig};
+pub use server::{Server, ServerStatus};
+pub use sessions::{AgentSession, SessionOutbound};
+pub use view::StateView;
+
+/// Results of server operations: errors carry a closed code
+/// ([`drover_types::ErrorCode`]) that the API maps to an HTTP status.
+pub type Result<T> = std::result::Result<T, drover_types::CodedError>;

@@ -1,0 +1,230 @@
+//! The Raft transport between servers: HTTP POST with MessagePack bodies
+//! to `/v1/internal/raft/*` on the peer's API address.
+//!
+//! This is the one place outside `drover-api` and `drover-client` that
+//! speaks HTTP: it is the servers' private protocol, not the public API.
+
+use std::future::Future;
+use std::time::Duration;
+
+use openraft::BasicNode;
+use openraft::errors::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use drover_state::codec;
+use drover_state::raft_types::{Snapshot, SnapshotMeta, TypeConfig, Vote};
+
+/// The paths of the internal Raft endpoints.
+pub mod paths {
+    /// AppendEntries.
+    pub const APPEND: &str = "/v1/internal/raft/append";
+    /// RequestVote.
+    pub const VOTE: &str = "/v1/internal/raft/vote";
+    /// Pre-vote.
+    pub const PRE_VOTE: &str = "/v1/internal/raft/pre-vote";
+    /// InstallSnapshot (whole snapshot in one request).
+    pub const SNAPSHOT: &str = "/v1/internal/raft/snapshot";
+}
+
+/// The body of a snapshot transfer.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SnapshotTransfer {
+    /// The leader's vote.
+    pub vote: Vote,
+    /// Snapshot metadata.
+    pub meta: SnapshotMeta,
+    /// The encoded state.
+    #[serde(with = "serde_bytes_vec")]
+    pub data: Vec<u8>,
+}
+
+mod serde_bytes_vec {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, value: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(value.to_vec())
+            }
+            fn visit_byte_buf<E>(self, value: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(value)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut sequence: A) -> Result<Vec<u8>, A::Error> {
+                let mut bytes = Vec::new();
+                while let Some(byte) = sequence.next_element()? {
+                    bytes.push(byte);
+                }
+                Ok(bytes)
+            }
+        }
+        deserializer.deserialize_byte_buf(Visitor)
+    }
+}
+
+/// Creates connections to peers; shares one HTTP connection pool.
+#[derive(Clone, Debug)]
+pub struct PeerNetwork {
+    client: reqwest::Client,
+}
+
+impl PeerNetwork {
+    /// A network with a fresh connection pool.
+    pub fn new() -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_millis(500))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()
+            .unwrap_or_default();
+        Self { client }
+    }
+
+    /// The shared HTTP client (also used for write forwarding).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}
+
+impl Default for PeerNetwork {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
+        PeerConnection { target, base_url: base_url(&node.addr), client: self.client.clone() }
+    }
+}
+
+/// `http://addr` unless the address already has a scheme.
+pub fn base_url(address: &str) -> String {
+    if address.starts_with("http://") || address.starts_with("https://") {
+        address.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{address}")
+    }
+}
+
+/// One peer.
+#[derive(Debug)]
+pub struct PeerConnection {
+    target: u64,
+    base_url: String,
+    client: reqwest::Client,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TransportError(String);
+
+impl PeerConnection {
+    async fn call<Request: Serialize, Response: DeserializeOwned>(
+        &self,
+        path: &str,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, RPCError<TypeConfig>> {
+        let body = codec::encode(request).map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        let url = format!("{}{path}", self.base_url);
+        let response = self
+            .client
+            .post(&url)
+            .header("content-type", "application/msgpack")
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| {
+                if error.is_connect() {
+                    RPCError::Unreachable(Unreachable::new(&TransportError(format!(
+                        "server {} at {url}: {error}",
+                        self.target
+                    ))))
+                } else {
+                    RPCError::Network(NetworkError::new(&TransportError(format!(
+                        "server {} at {url}: {error}",
+                        self.target
+                    ))))
+                }
+            })?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| RPCError::Network(NetworkError::new(&TransportError(error.to_string()))))?;
+        if !status.is_success() {
+            let message = String::from_utf8_lossy(&bytes).into_owned();
+            return Err(RPCError::Network(NetworkError::new(&TransportError(format!(
+                "server {} answered {status}: {message}",
+                self.target
+            )))));
+        }
+        let result: Result<Response, String> =
+            codec::decode(&bytes).map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
+        result.map_err(|message| RPCError::Network(NetworkError::new(&TransportError(message))))
+    }
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConnection {
+    type SnapshotData = Vec<u8>;
+
+    async fn append_entries(
+        &mut self,
+        request: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(paths::APPEND, &request, option.hard_ttl()).await
+    }
+
+    async fn vote(
+        &mut self,
+        request: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(paths::VOTE, &request, option.hard_ttl()).await
+    }
+
+    async fn pre_vote(
+        &mut self,
+        request: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call(paths::PRE_VOTE, &request, option.hard_ttl()).await
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let transfer = SnapshotTransfer { vote, meta: snapshot.meta, data: snapshot.snapshot };
+        let timeout = option.hard_ttl().max(Duration::from_secs(60));
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            result = self.call::<_, SnapshotResponse<TypeConfig>>(paths::SNAPSHOT, &transfer, timeout) => {
+                result.map_err(|error| match error {
+                    RPCError::Unreachable(unreachable) => StreamingError::Unreachable(unreachable),
+                    RPCError::Timeout(timeout) => StreamingError::Timeout(timeout),
+                    other => StreamingError::Network(NetworkError::new(&other)),
+                })
+            }
+        }
+    }
+}

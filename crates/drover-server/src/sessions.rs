@@ -1,0 +1,302 @@
+//! Agent sessions: the registry of agents connected to this server, the
+//! pusher that sends each agent its allocations whenever they change, and
+//! request/response streams to agents (log reads).
+//!
+//! The transport (a WebSocket in `drover-api`) only moves frames: it calls
+//! [`Server::open_session`] with the agent's `Hello`, forwards inbound
+//! messages to [`Server::on_agent_message`] and writes whatever arrives on
+//! the session's outbound channel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{Mutex, mpsc};
+
+use drover_proto::session::{AgentMessage, AllocAssignment, JobSummary, RequestBody, ResponseBody, ServerMessage};
+use drover_state::{Command, NodeRegistration, State};
+use drover_types::{CodedError, ErrorCode, EvalTrigger, Evaluation, JobType, NodeId, Timestamp};
+
+use crate::Result;
+use crate::ids::new_eval_id;
+use crate::server::Server;
+
+/// Outbound messages of one session.
+pub type SessionOutbound = mpsc::Receiver<ServerMessage>;
+
+/// Capacity of a session's outbound queue.
+const OUTBOUND_CAPACITY: usize = 256;
+
+/// Identifies one session of one agent (an agent that reconnects gets a new
+/// generation; the old session's cleanup must not remove the new one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentSession {
+    /// The node.
+    pub node_id: NodeId,
+    generation: u64,
+}
+
+struct SessionEntry {
+    generation: u64,
+    outbound: mpsc::Sender<ServerMessage>,
+    last_pushed_index: u64,
+    pending_requests: HashMap<u64, mpsc::Sender<ResponseBody>>,
+}
+
+/// The registry of sessions on this server.
+#[derive(Default)]
+pub struct Sessions {
+    entries: Mutex<HashMap<NodeId, SessionEntry>>,
+    next_generation: AtomicU64,
+    next_request_id: AtomicU64,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Sessions").finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// The number of connected agents.
+    pub async fn num_connected(&self) -> usize {
+        self.entries.lock().await.len()
+    }
+
+    /// Whether a node's agent is connected to this server.
+    pub async fn is_connected(&self, node_id: &NodeId) -> bool {
+        self.entries.lock().await.contains_key(node_id)
+    }
+}
+
+impl Server {
+    /// Registers an agent: proposes its registration, records the session
+    /// and queues the `Welcome` and the node's current allocations.
+    pub async fn open_session(
+        &self,
+        protocol: u32,
+        registration: NodeRegistration,
+    ) -> Result<(AgentSession, SessionOutbound)> {
+        if protocol != drover_proto::SESSION_PROTOCOL {
+            return Err(CodedError::invalid(format!(
+                "agent speaks session protocol {protocol}, this server speaks {}; run the same drover version on agents and servers",
+                drover_proto::SESSION_PROTOCOL
+            )));
+        }
+        if registration.name.trim().is_empty() || registration.id.as_str().is_empty() {
+            return Err(CodedError::invalid("the agent sent an empty node name or id"));
+        }
+        let node_id = registration.id.clone();
+        let now = Timestamp::now();
+        let evals = self.evals_for_node_join(&self.state(), &node_id, now);
+        self.propose(Command::RegisterNode { registration, evals, now }).await?.into_result()?;
+        self.record_heartbeats([&node_id]);
+
+        let (sender, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
+        let generation = self.inner.sessions.next_generation.fetch_add(1, Ordering::Relaxed);
+        let welcome = ServerMessage::Welcome {
+            node_id: node_id.clone(),
+            heartbeat_interval_ms: self.inner.config.heartbeat.interval.as_millis() as u64,
+            servers: self.server_addresses(),
+        };
+        sender.try_send(welcome).map_err(|_| CodedError::internal("session queue full at start"))?;
+        let state = self.state();
+        let assignments = assignments_for(&state, &node_id);
+        sender
+            .try_send(ServerMessage::Allocations {
+                index: state.last_index(),
+                node: state.node(&node_id).map(|node| Box::new(drover_types::Node::clone(node))),
+                allocs: assignments,
+            })
+            .map_err(|_| CodedError::internal("session queue full at start"))?;
+        let mut entries = self.inner.sessions.entries.lock().await;
+        entries.insert(
+            node_id.clone(),
+            SessionEntry {
+                generation,
+                outbound: sender,
+                last_pushed_index: state.node_alloc_index(&node_id),
+                pending_requests: HashMap::new(),
+            },
+        );
+        drop(entries);
+        tracing::info!(node = %node_id, "agent session opened");
+        Ok((AgentSession { node_id, generation }, receiver))
+    }
+
+    /// Handles one message from an agent.
+    pub async fn on_agent_message(&self, session: &AgentSession, message: AgentMessage) -> Result<()> {
+        match message {
+            AgentMessage::Hello { .. } => Err(CodedError::invalid("Hello sent twice in one session")),
+            AgentMessage::Heartbeat => {
+                self.record_heartbeats([&session.node_id]);
+                Ok(())
+            }
+            AgentMessage::AllocUpdates { updates } => {
+                self.record_heartbeats([&session.node_id]);
+                self.inner.client_updates.push(updates).await;
+                Ok(())
+            }
+            AgentMessage::Response { request_id, body } => {
+                let mut entries = self.inner.sessions.entries.lock().await;
+                let Some(entry) =
+                    entries.get_mut(&session.node_id).filter(|entry| entry.generation == session.generation)
+                else {
+                    return Ok(());
+                };
+                let finished = matches!(body, ResponseBody::End { .. });
+                if let Some(sender) = entry.pending_requests.get(&request_id) {
+                    let sender = sender.clone();
+                    if finished {
+                        entry.pending_requests.remove(&request_id);
+                    }
+                    drop(entries);
+                    // A reader that went away is not an error of the agent.
+                    let _ = sender.send(body).await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets a session (the agent disconnected). Pending requests end.
+    pub async fn close_session(&self, session: &AgentSession) {
+        let mut entries = self.inner.sessions.entries.lock().await;
+        if entries.get(&session.node_id).is_some_and(|entry| entry.generation == session.generation) {
+            entries.remove(&session.node_id);
+            tracing::info!(node = %session.node_id, "agent session closed");
+        }
+    }
+
+    /// Sends a request to a node's agent and returns the stream of its
+    /// answer. The agent must be connected to this server.
+    pub async fn request_agent(
+        &self,
+        node_id: &NodeId,
+        body: RequestBody,
+    ) -> Result<(u64, mpsc::Receiver<ResponseBody>)> {
+        let request_id = self.inner.sessions.next_request_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = mpsc::channel(64);
+        let mut entries = self.inner.sessions.entries.lock().await;
+        let Some(entry) = entries.get_mut(node_id) else {
+            return Err(CodedError::new(
+                ErrorCode::Unavailable,
+                format!("the agent of node {node_id} is not connected to this server"),
+            ));
+        };
+        entry.pending_requests.insert(request_id, sender);
+        entry.outbound.try_send(ServerMessage::Request { request_id, body }).map_err(|_| {
+            CodedError::new(ErrorCode::Unavailable, format!("the session of node {node_id} is congested"))
+        })?;
+        Ok((request_id, receiver))
+    }
+
+    /// Tells an agent to stop streaming an earlier request.
+    pub async fn cancel_agent_request(&self, node_id: &NodeId, request_id: u64) {
+        let mut entries = self.inner.sessions.entries.lock().await;
+        if let Some(entry) = entries.get_mut(node_id) {
+            entry.pending_requests.remove(&request_id);
+            let cancel = RequestBody::Cancel { request_id };
+            let next_id = self.inner.sessions.next_request_id.fetch_add(1, Ordering::Relaxed);
+            let _ = entry.outbound.try_send(ServerMessage::Request { request_id: next_id, body: cancel });
+        }
+    }
+
+    /// Evaluations to create when a node (re)joins: every system job (it may
+    /// now run there) and every job with allocations on the node.
+    pub(crate) fn evals_for_node_join(&self, state: &State, node_id: &NodeId, now: Timestamp) -> Vec<Evaluation> {
+        let mut job_ids: Vec<_> = state
+            .jobs()
+            .filter(|job| job.job_type == JobType::System && !job.stop)
+            .map(|job| (job.id.clone(), job.priority))
+            .collect();
+        for alloc in state.live_allocs_on_node(node_id) {
+            if let Some(job) = state.job(&alloc.job_id)
+                && !job_ids.iter().any(|(id, _)| id == &job.id)
+            {
+                job_ids.push((job.id.clone(), job.priority));
+            }
+        }
+        job_ids
+            .into_iter()
+            .map(|(job_id, priority)| {
+                let mut eval = Evaluation::new(new_eval_id(), job_id, priority, EvalTrigger::NodeUpdate, now);
+                eval.node_id = Some(node_id.clone());
+                eval
+            })
+            .collect()
+    }
+}
+
+/// The allocations an agent should know about: every allocation on the
+/// node that is not terminal on the client side, with its task group.
+pub(crate) fn assignments_for(state: &State, node_id: &NodeId) -> Vec<AllocAssignment> {
+    state
+        .allocs_on_node(node_id)
+        .filter(|alloc| !alloc.client_status.is_terminal())
+        .map(|alloc| {
+            let job = state.job_version(&alloc.job_id, alloc.job_version).or_else(|| state.job(&alloc.job_id));
+            let summary = match job {
+                Some(job) => JobSummary {
+                    id: job.id.clone(),
+                    name: job.name.clone(),
+                    job_type: job.job_type,
+                    version: job.version,
+                    meta: job.meta.clone(),
+                },
+                None => JobSummary {
+                    id: alloc.job_id.clone(),
+                    name: alloc.job_id.to_string(),
+                    job_type: JobType::Service,
+                    version: alloc.job_version,
+                    meta: Default::default(),
+                },
+            };
+            AllocAssignment {
+                alloc: drover_types::Allocation::clone(alloc),
+                job: summary,
+                group: job.and_then(|job| job.group(&alloc.group).cloned()),
+            }
+        })
+        .collect()
+}
+
+/// Pushes each connected agent its allocations whenever they change.
+/// Changes are coalesced for a few milliseconds so that a burst of applied
+/// entries costs one pass over the sessions.
+pub(crate) fn spawn_pusher(server: Server) {
+    tokio::spawn(async move {
+        let mut states = server.watch_state();
+        let shutdown = server.shutdown_token().clone();
+        // The tick retries sessions that were congested on the last pass.
+        let mut retry_tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                changed = states.changed() => if changed.is_err() { return },
+                _ = retry_tick.tick() => {}
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let state: Arc<State> = states.borrow_and_update().clone();
+            let mut entries = server.inner.sessions.entries.lock().await;
+            for (node_id, entry) in entries.iter_mut() {
+                let index = state.node_alloc_index(node_id);
+                if index <= entry.last_pushed_index {
+                    continue;
+                }
+                let message = ServerMessage::Allocations {
+                    index: state.last_index(),
+                    node: state.node(node_id).map(|node| Box::new(drover_types::Node::clone(node))),
+                    allocs: assignments_for(&state, node_id),
+                };
+                match entry.outbound.try_send(message) {
+                    Ok(()) => entry.last_pushed_index = index,
+                    // Congested: leave the index so the next pass retries.
+                    Err(mpsc::error::TrySendError::Full(_)) => {}
+                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                }
+            }
+        }
+    });
+}

@@ -1,0 +1,226 @@
+//! The commands of the Raft log.
+//!
+//! Every change to the cluster state is one [`Command`] in the Raft log.
+//! Rules (STYLE.md, convention 4):
+//!
+//! - A command carries every id and timestamp it needs; `apply` never reads
+//!   the clock or generates randomness, so every server reaches the same
+//!   state.
+//! - The enum only grows. Variants are never removed or reordered, and new
+//!   fields are `#[serde(default)]`. A server that meets a command it cannot
+//!   decode (written by a newer version) stops applying and reports an error
+//!   telling the operator to upgrade it; it never skips the entry, because
+//!   skipping would let its state diverge.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use drover_types::alloc::CheckStatus;
+use drover_types::{
+    AllocClientStatus, AllocId, CodedError, EvalId, Evaluation, Job, JobId, NodeId, NodeLabels, NodeStatus, Plan,
+    Resources, TaskState, Timestamp,
+};
+
+/// One entry of the replicated log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Register a job or a new version of it, with the evaluation that
+    /// schedules it.
+    RegisterJob {
+        /// The parsed job (server-managed fields are recomputed).
+        job: Job,
+        /// Evaluation to create.
+        eval: Evaluation,
+        /// Submission time.
+        now: Timestamp,
+    },
+    /// Stop a job (a new version with `stop = true`), optionally removing it.
+    DeregisterJob {
+        /// The job.
+        job_id: JobId,
+        /// Remove the job and its versions instead of keeping it stopped.
+        purge: bool,
+        /// Evaluation that stops its allocations.
+        eval: Evaluation,
+        /// When.
+        now: Timestamp,
+    },
+    /// An agent registered (first start or restart).
+    RegisterNode {
+        /// What the agent reports.
+        registration: NodeRegistration,
+        /// Evaluations for jobs that may now place on the node.
+        evals: Vec<Evaluation>,
+        /// When.
+        now: Timestamp,
+    },
+    /// The leader changed a node's heartbeat status.
+    UpdateNodeStatus {
+        /// The node.
+        node_id: NodeId,
+        /// New status.
+        status: NodeStatus,
+        /// Why.
+        description: String,
+        /// Evaluations for the jobs with allocations on the node.
+        evals: Vec<Evaluation>,
+        /// When.
+        now: Timestamp,
+    },
+    /// Commit a verified plan and the evaluation's new status.
+    ApplyPlan {
+        /// The accepted part of the plan.
+        plan: Plan,
+        /// The evaluation, updated (complete, or blocked follow-up recorded).
+        eval: Evaluation,
+        /// A blocked evaluation for placements that could not be made.
+        blocked_eval: Option<Evaluation>,
+        /// When.
+        now: Timestamp,
+    },
+    /// Create or update evaluations.
+    UpsertEvals {
+        /// The evaluations.
+        evals: Vec<Evaluation>,
+    },
+    /// Task states reported by agents.
+    UpdateAllocsFromClient {
+        /// One entry per allocation.
+        updates: Vec<ClientAllocUpdate>,
+        /// Evaluations for failed allocations.
+        evals: Vec<Evaluation>,
+        /// When the server received them.
+        now: Timestamp,
+    },
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::RegisterJob { .. } => "register_job",
+            Command::DeregisterJob { .. } => "deregister_job",
+            Command::RegisterNode { .. } => "register_node",
+            Command::UpdateNodeStatus { .. } => "update_node_status",
+            Command::ApplyPlan { .. } => "apply_plan",
+            Command::UpsertEvals { .. } => "upsert_evals",
+            Command::UpdateAllocsFromClient { .. } => "update_allocs_from_client",
+        }
+    }
+}
+
+/// What an agent reports about its machine when it registers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeRegistration {
+    /// The node's stable id.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Labels from the agent's flags or configuration.
+    pub labels: NodeLabels,
+    /// Fingerprinted facts.
+    pub attributes: BTreeMap<String, String>,
+    /// Schedulable capacity.
+    pub resources: Resources,
+    /// Agent version.
+    pub agent_version: String,
+}
+
+/// One allocation's state as reported by its agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientAllocUpdate {
+    /// The allocation.
+    pub alloc_id: AllocId,
+    /// Overall status.
+    pub client_status: AllocClientStatus,
+    /// Detail.
+    pub client_description: String,
+    /// Per-task state.
+    pub task_states: BTreeMap<String, TaskState>,
+    /// Health check results.
+    #[serde(default)]
+    pub checks: Vec<CheckStatus>,
+}
+
+/// The outcome of applying a command, returned to the proposer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    /// Applied; nothing more to say.
+    Applied {
+        /// The log index.
+        index: u64,
+    },
+    /// A job was registered.
+    JobRegistered {
+        /// The log index.
+        index: u64,
+        /// The job's version after registration.
+        version: u64,
+        /// Whether the specification changed (a new version).
+        changed: bool,
+        /// The evaluation created.
+        eval_id: EvalId,
+    },
+    /// The command was valid Raft-wise but rejected by the state machine
+    /// (for example, stopping a job that does not exist). Nothing changed.
+    Rejected {
+        /// The log index.
+        index: u64,
+        /// Why.
+        error: CodedError,
+    },
+}
+
+impl CommandResponse {
+    /// The log index the command was applied at.
+    pub fn index(&self) -> u64 {
+        match self {
+            CommandResponse::Applied { index }
+            | CommandResponse::JobRegistered { index, .. }
+            | CommandResponse::Rejected { index, .. } => *index,
+        }
+    }
+
+    /// `Err` when the state machine rejected the command.
+    pub fn into_result(self) -> Result<CommandResponse, CodedError> {
+        match self {
+            CommandResponse::Rejected { error, .. } => Err(error),
+            other => Ok(other),
+        }
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::RegisterJob { job, .. } => write!(formatter, "register_job({})", job.id),
+            Command::DeregisterJob { job_id, purge, .. } => {
+                write!(formatter, "deregister_job({job_id}, purge={purge})")
+            }
+            Command::RegisterNode { registration, .. } => write!(formatter, "register_node({})", registration.name),
+            Command::UpdateNodeStatus { node_id, status, .. } => {
+                write!(formatter, "update_node_status({node_id}, {status})")
+            }
+            Command::ApplyPlan { plan, .. } => {
+                write!(formatter, "apply_plan({}, place={}, stop={})", plan.job_id, plan.place.len(), plan.stop.len())
+            }
+            Command::UpsertEvals { evals } => write!(formatter, "upsert_evals({})", evals.len()),
+            Command::UpdateAllocsFromClient { updates, .. } => {
+                write!(formatter, "update_allocs_from_client({})", updates.len())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for CommandResponse {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommandResponse::Applied { index } => write!(formatter, "applied at {index}"),
+            CommandResponse::JobRegistered { index, version, .. } => {
+                write!(formatter, "job version {version} registered at {index}")
+            }
+            CommandResponse::Rejected { index, error } => write!(formatter, "rejected at {index}: {error}"),
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! drover's replicated state.
+//!
+//! - [`command`]: the commands of the Raft log and their responses;
+//! - [`state`]: the in-memory [`State`] and its deterministic `apply`;
+//! - [`log_store`]: the Raft log, vote and commit index in redb;
+//! - [`state_machine`]: openraft's state machine over [`State`], with
+//!   snapshots on disk;
+//! - [`snapshot`] and [`codec`]: the versioned persisted formats.
+
+pub mod codec;
+pub mod command;
+pub mod log_store;
+pub mod raft_types;
+pub mod snapshot;
+pub mod state;
+pub mod state_machine;
+
+pub use command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
+pub use log_store::LogStore;
+pub use raft_types::TypeConfig;
+pub use state::{State, TableIndexes};
+pub use state_machine::{SnapshotStore, StateMachineStore};
+
+/// Opens the log store and the state machine of a server whose Raft data
+/// lives in `directory` (`raft.redb` and `snapshots/`).
+pub fn open_storage(
+    directory: &std::path::Path,
+) -> std::io::Result<(LogStore, StateMachineStore, tokio::sync::watch::Receiver<std::sync::Arc<State>>)> {
+    std::fs::create_dir_all(directory)?;
+    let log_store = LogStore::open(&directory.join("raft.redb"))?;
+    let (state_machine, receiver) = StateMachineStore::open(&directory.join("snapshots"))?;
+    Ok((log_store, state_machine, receiver))
+}

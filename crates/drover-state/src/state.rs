@@ -1,0 +1,680 @@
+//! The replicated state and its deterministic `apply`.
+//!
+//! [`State`] is built from persistent (`imbl`) maps, so cloning it is O(1):
+//! the state machine publishes a new `Arc<State>` after every applied batch
+//! and readers (the API, the scheduler, agent sessions) keep whatever
+//! snapshot they took for as long as they need it, without locks.
+
+use std::sync::Arc;
+
+use imbl::{OrdMap, OrdSet};
+
+use drover_types::{
+    AllocClientStatus, AllocId, Allocation, CodedError, ErrorCode, EvalId, Evaluation, Job, JobId, JobStatus, JobType,
+    Node, NodeId, NodeLabels, NodeStatus, Resources, Timestamp,
+};
+
+use crate::command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
+
+/// How many versions of a job are kept, beyond those still referenced by
+/// running allocations.
+pub const JOB_VERSIONS_KEPT: usize = 10;
+
+/// The Raft index at which each table last changed; blocking queries wait
+/// on these.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TableIndexes {
+    /// Jobs and job versions.
+    pub jobs: u64,
+    /// Nodes.
+    pub nodes: u64,
+    /// Allocations.
+    pub allocs: u64,
+    /// Evaluations.
+    pub evals: u64,
+}
+
+/// The cluster state: jobs, nodes, allocations, evaluations, and indexes
+/// over them.
+#[derive(Clone, Debug, Default)]
+pub struct State {
+    jobs: OrdMap<JobId, Arc<Job>>,
+    job_versions: OrdMap<JobId, OrdMap<u64, Arc<Job>>>,
+    nodes: OrdMap<NodeId, Arc<Node>>,
+    allocs: OrdMap<AllocId, Arc<Allocation>>,
+    allocs_by_node: OrdMap<NodeId, OrdSet<AllocId>>,
+    allocs_by_job: OrdMap<JobId, OrdSet<AllocId>>,
+    node_usage: OrdMap<NodeId, Resources>,
+    node_alloc_index: OrdMap<NodeId, u64>,
+    evals: OrdMap<EvalId, Arc<Evaluation>>,
+    evals_by_job: OrdMap<JobId, OrdSet<EvalId>>,
+    open_evals: OrdSet<EvalId>,
+    capacity_index: u64,
+    last_index: u64,
+    table_indexes: TableIndexes,
+}
+
+impl State {
+    /// An empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // ----- reads -----
+
+    /// The last applied Raft index.
+    pub fn last_index(&self) -> u64 {
+        self.last_index
+    }
+
+    /// Per-table change indexes.
+    pub fn table_indexes(&self) -> TableIndexes {
+        self.table_indexes
+    }
+
+    /// The Raft index of the last change that may have freed or added
+    /// capacity (a node changed, or an allocation released its resources);
+    /// blocked evaluations are retried when it moves.
+    pub fn capacity_index(&self) -> u64 {
+        self.capacity_index
+    }
+
+    /// The current version of a job.
+    pub fn job(&self, id: &JobId) -> Option<&Arc<Job>> {
+        self.jobs.get(id)
+    }
+
+    /// Every job, by id.
+    pub fn jobs(&self) -> impl Iterator<Item = &Arc<Job>> {
+        self.jobs.values()
+    }
+
+    /// Every kept version of a job, oldest first.
+    pub fn job_versions(&self, id: &JobId) -> impl Iterator<Item = &Arc<Job>> {
+        self.job_versions.get(id).into_iter().flat_map(|versions| versions.values())
+    }
+
+    /// One version of a job.
+    pub fn job_version(&self, id: &JobId, version: u64) -> Option<&Arc<Job>> {
+        self.job_versions.get(id).and_then(|versions| versions.get(&version))
+    }
+
+    /// A node by id.
+    pub fn node(&self, id: &NodeId) -> Option<&Arc<Node>> {
+        self.nodes.get(id)
+    }
+
+    /// Every node, by id.
+    pub fn nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.nodes.values()
+    }
+
+    /// The number of nodes.
+    pub fn num_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Resources held on a node by allocations that are not terminal.
+    pub fn node_usage(&self, id: &NodeId) -> Resources {
+        self.node_usage.get(id).copied().unwrap_or_default()
+    }
+
+    /// The Raft index of the last change to any allocation on a node; agent
+    /// sessions push the node's allocations when it moves.
+    pub fn node_alloc_index(&self, id: &NodeId) -> u64 {
+        self.node_alloc_index.get(id).copied().unwrap_or(0)
+    }
+
+    /// An allocation by id.
+    pub fn alloc(&self, id: &AllocId) -> Option<&Arc<Allocation>> {
+        self.allocs.get(id)
+    }
+
+    /// Every allocation, by id.
+    pub fn allocs(&self) -> impl Iterator<Item = &Arc<Allocation>> {
+        self.allocs.values()
+    }
+
+    /// The number of allocations.
+    pub fn num_allocs(&self) -> usize {
+        self.allocs.len()
+    }
+
+    /// A job's allocations (all, including terminal ones).
+    pub fn allocs_for_job(&self, id: &JobId) -> impl Iterator<Item = &Arc<Allocation>> {
+        self.allocs_by_job
+            .get(id)
+            .into_iter()
+            .flat_map(|ids| ids.iter().filter_map(|alloc_id| self.allocs.get(alloc_id)))
+    }
+
+    /// A node's allocations (all, including terminal ones).
+    pub fn allocs_on_node(&self, id: &NodeId) -> impl Iterator<Item = &Arc<Allocation>> {
+        self.allocs_by_node
+            .get(id)
+            .into_iter()
+            .flat_map(|ids| ids.iter().filter_map(|alloc_id| self.allocs.get(alloc_id)))
+    }
+
+    /// An evaluation by id.
+    pub fn eval(&self, id: &EvalId) -> Option<&Arc<Evaluation>> {
+        self.evals.get(id)
+    }
+
+    /// Every evaluation, by id.
+    pub fn evals(&self) -> impl Iterator<Item = &Arc<Evaluation>> {
+        self.evals.values()
+    }
+
+    /// A job's evaluations.
+    pub fn evals_for_job(&self, id: &JobId) -> impl Iterator<Item = &Arc<Evaluation>> {
+        self.evals_by_job.get(id).into_iter().flat_map(|ids| ids.iter().filter_map(|eval_id| self.evals.get(eval_id)))
+    }
+
+    /// Evaluations that are pending or blocked.
+    pub fn open_evals(&self) -> impl Iterator<Item = &Arc<Evaluation>> {
+        self.open_evals.iter().filter_map(|eval_id| self.evals.get(eval_id))
+    }
+
+    /// Resolves an allocation id or unique id prefix.
+    pub fn resolve_alloc(&self, prefix: &str) -> Result<&Arc<Allocation>, CodedError> {
+        resolve_prefix(&self.allocs, prefix, "allocation")
+    }
+
+    /// Resolves an evaluation id or unique id prefix.
+    pub fn resolve_eval(&self, prefix: &str) -> Result<&Arc<Evaluation>, CodedError> {
+        resolve_prefix(&self.evals, prefix, "evaluation")
+    }
+
+    /// Resolves a node by exact name, exact id, or unique id prefix.
+    pub fn resolve_node(&self, name_or_id: &str) -> Result<&Arc<Node>, CodedError> {
+        let by_name: Vec<&Arc<Node>> = self.nodes.values().filter(|node| node.name == name_or_id).collect();
+        match by_name.as_slice() {
+            [node] => return Ok(node),
+            [] => {}
+            several => {
+                let ids: Vec<&str> = several.iter().map(|node| node.id.as_str()).collect();
+                return Err(CodedError::conflict(format!(
+                    "{} nodes are named {name_or_id:?} ({}); use the node id instead",
+                    several.len(),
+                    ids.join(", ")
+                )));
+            }
+        }
+        resolve_prefix(&self.nodes, name_or_id, "node")
+    }
+
+    // ----- apply -----
+
+    /// Records that the entry at `index` carried no command (a leader's
+    /// blank entry or a membership change), so that readers waiting for
+    /// that index are released.
+    pub fn apply_without_command(&mut self, index: u64) {
+        self.last_index = self.last_index.max(index);
+    }
+
+    /// Applies one command at `index`. Deterministic: the result depends only
+    /// on the state, the index and the command.
+    pub fn apply(&mut self, index: u64, command: &Command) -> CommandResponse {
+        debug_assert!(index > self.last_index || self.last_index == 0, "log indexes only grow");
+        self.last_index = index;
+        let result = match command {
+            Command::RegisterJob { job, eval, now } => Ok(self.register_job(index, job, eval, *now)),
+            Command::DeregisterJob { job_id, purge, eval, now } => {
+                self.deregister_job(index, job_id, *purge, eval, *now)
+            }
+            Command::RegisterNode { registration, evals, now } => {
+                self.register_node(index, registration, *now);
+                self.put_evals(index, evals);
+                Ok(CommandResponse::Applied { index })
+            }
+            Command::UpdateNodeStatus { node_id, status, description, evals, now } => {
+                self.update_node_status(index, node_id, *status, description, *now).map(|()| {
+                    self.put_evals(index, evals);
+                    CommandResponse::Applied { index }
+                })
+            }
+            Command::ApplyPlan { plan, eval, blocked_eval, now } => {
+                self.apply_plan(index, plan, eval, blocked_eval.as_ref(), *now);
+                Ok(CommandResponse::Applied { index })
+            }
+            Command::UpsertEvals { evals } => {
+                self.put_evals(index, evals);
+                Ok(CommandResponse::Applied { index })
+            }
+            Command::UpdateAllocsFromClient { updates, evals, now } => {
+                self.update_allocs_from_client(index, updates, *now);
+                self.put_evals(index, evals);
+                Ok(CommandResponse::Applied { index })
+            }
+        };
+        result.unwrap_or_else(|error| CommandResponse::Rejected { index, error })
+    }
+
+    fn register_job(&mut self, index: u64, submitted: &Job, eval: &Evaluation, now: Timestamp) -> CommandResponse {
+        let previous = self.jobs.get(&submitted.id).cloned();
+        let mut job = submitted.clone();
+        let changed = match &previous {
+            Some(previous) => previous.stop || previous.spec_differs(submitted),
+            None => true,
+        };
+        match &previous {
+            Some(previous) if !changed => {
+                job = Job::clone(previous);
+            }
+            Some(previous) => {
+                job.version = previous.version + 1;
+                job.create_index = previous.create_index;
+                job.job_modify_index = index;
+                job.submit_time = now;
+                job.stable = false;
+                job.status = previous.status;
+            }
+            None => {
+                job.version = 0;
+                job.create_index = index;
+                job.job_modify_index = index;
+                job.submit_time = now;
+                job.stable = false;
+                job.status = JobStatus::Pending;
+            }
+        }
+        job.stop = false;
+        job.modify_index = index;
+        let version = job.version;
+        let job_modify_index = job.job_modify_index;
+        self.put_job(index, job, changed);
+
+        let mut eval = eval.clone();
+        eval.job_modify_index = job_modify_index;
+        let eval_id = eval.id.clone();
+        self.put_eval(index, eval);
+        self.refresh_job_status(index, &submitted.id);
+        CommandResponse::JobRegistered { index, version, changed, eval_id }
+    }
+
+    fn deregister_job(
+        &mut self,
+        index: u64,
+        job_id: &JobId,
+        purge: bool,
+        eval: &Evaluation,
+        now: Timestamp,
+    ) -> Result<CommandResponse, CodedError> {
+        let Some(previous) = self.jobs.get(job_id).cloned() else {
+            return Err(CodedError::not_found("job", job_id));
+        };
+        if purge {
+            self.jobs.remove(job_id);
+            self.job_versions.remove(job_id);
+            self.table_indexes.jobs = index;
+        } else if !previous.stop {
+            let mut job = Job::clone(&previous);
+            job.stop = true;
+            job.version = previous.version + 1;
+            job.job_modify_index = index;
+            job.modify_index = index;
+            job.submit_time = now;
+            job.stable = false;
+            self.put_job(index, job, true);
+        }
+        let mut eval = eval.clone();
+        eval.job_modify_index = self.jobs.get(job_id).map_or(index, |job| job.job_modify_index);
+        self.put_eval(index, eval);
+        self.refresh_job_status(index, job_id);
+        Ok(CommandResponse::Applied { index })
+    }
+
+    fn register_node(&mut self, index: u64, registration: &NodeRegistration, now: Timestamp) {
+        let node = match self.nodes.get(&registration.id) {
+            Some(existing) => {
+                let mut node = Node::clone(existing);
+                node.name = registration.name.clone();
+                node.agent_labels = registration.labels.clone();
+                node.attributes = registration.attributes.clone();
+                node.resources = registration.resources;
+                node.agent_version = registration.agent_version.clone();
+                if node.status != NodeStatus::Ready {
+                    node.status = NodeStatus::Ready;
+                    node.status_description = "agent registered".to_owned();
+                    node.status_updated_at = now;
+                }
+                node
+            }
+            None => Node {
+                id: registration.id.clone(),
+                name: registration.name.clone(),
+                hostgroup: String::new(),
+                environment: String::new(),
+                owner: String::new(),
+                zone: String::new(),
+                meta: Default::default(),
+                agent_labels: registration.labels.clone(),
+                overrides: NodeLabels::default(),
+                attributes: registration.attributes.clone(),
+                resources: registration.resources,
+                status: NodeStatus::Ready,
+                status_description: "agent registered".to_owned(),
+                eligibility: Default::default(),
+                drain: None,
+                protected: None,
+                agent_version: registration.agent_version.clone(),
+                registered_at: now,
+                status_updated_at: now,
+                create_index: index,
+                modify_index: index,
+            },
+        };
+        self.put_node(index, node);
+    }
+
+    fn update_node_status(
+        &mut self,
+        index: u64,
+        node_id: &NodeId,
+        status: NodeStatus,
+        description: &str,
+        now: Timestamp,
+    ) -> Result<(), CodedError> {
+        let Some(existing) = self.nodes.get(node_id) else {
+            return Err(CodedError::not_found("node", node_id));
+        };
+        let mut node = Node::clone(existing);
+        node.status = status;
+        node.status_description = description.to_owned();
+        node.status_updated_at = now;
+        self.put_node(index, node);
+        Ok(())
+    }
+
+    fn apply_plan(
+        &mut self,
+        index: u64,
+        plan: &drover_types::Plan,
+        eval: &Evaluation,
+        blocked_eval: Option<&Evaluation>,
+        now: Timestamp,
+    ) {
+        for stop in &plan.stop {
+            let Some(existing) = self.allocs.get(&stop.alloc_id) else { continue };
+            let mut alloc = Allocation::clone(existing);
+            alloc.desired_status = stop.desired_status;
+            alloc.desired_description = stop.description.clone();
+            if let Some(client_status) = stop.client_status {
+                alloc.client_status = client_status;
+                alloc.client_description = stop.description.clone();
+            }
+            if stop.follow_up_eval.is_some() {
+                alloc.follow_up_eval = stop.follow_up_eval.clone();
+            }
+            alloc.modify_time = now;
+            self.put_alloc(index, alloc);
+        }
+        for update in &plan.in_place {
+            let Some(existing) = self.allocs.get(&update.alloc_id) else { continue };
+            let mut alloc = Allocation::clone(existing);
+            alloc.job_version = update.job_version;
+            alloc.modify_time = now;
+            self.put_alloc(index, alloc);
+        }
+        for placed in &plan.place {
+            let mut alloc = placed.clone();
+            alloc.create_index = index;
+            if let Some(previous_id) = &alloc.previous_alloc
+                && let Some(previous) = self.allocs.get(previous_id)
+            {
+                let mut previous = Allocation::clone(previous);
+                previous.next_alloc = Some(alloc.id.clone());
+                previous.modify_time = now;
+                self.put_alloc(index, previous);
+            }
+            self.put_alloc(index, alloc);
+        }
+        self.put_evals(index, &plan.follow_ups);
+        self.put_eval(index, eval.clone());
+        if let Some(blocked) = blocked_eval {
+            self.put_eval(index, blocked.clone());
+        }
+        self.refresh_job_status(index, &plan.job_id);
+    }
+
+    fn update_allocs_from_client(&mut self, index: u64, updates: &[ClientAllocUpdate], now: Timestamp) {
+        let mut touched_jobs = OrdSet::new();
+        for update in updates {
+            let Some(existing) = self.allocs.get(&update.alloc_id) else { continue };
+            let mut alloc = Allocation::clone(existing);
+            alloc.client_status = update.client_status;
+            alloc.client_description = update.client_description.clone();
+            alloc.task_states = update.task_states.clone();
+            alloc.checks = update.checks.clone();
+            alloc.modify_time = now;
+            touched_jobs.insert(alloc.job_id.clone());
+            self.put_alloc(index, alloc);
+        }
+        for job_id in &touched_jobs {
+            self.refresh_job_status(index, job_id);
+        }
+    }
+
+    // ----- table maintenance -----
+
+    fn put_job(&mut self, index: u64, job: Job, new_version: bool) {
+        let job = Arc::new(job);
+        if new_version {
+            let mut versions = self.job_versions.get(&job.id).cloned().unwrap_or_default();
+            versions.insert(job.version, Arc::clone(&job));
+            self.prune_versions(&job.id, &mut versions);
+            self.job_versions.insert(job.id.clone(), versions);
+        } else if let Some(versions) = self.job_versions.get_mut(&job.id) {
+            versions.insert(job.version, Arc::clone(&job));
+        }
+        self.jobs.insert(job.id.clone(), job);
+        self.table_indexes.jobs = index;
+    }
+
+    fn prune_versions(&self, job_id: &JobId, versions: &mut OrdMap<u64, Arc<Job>>) {
+        if versions.len() <= JOB_VERSIONS_KEPT {
+            return;
+        }
+        let in_use: OrdSet<u64> = self
+            .allocs_for_job(job_id)
+            .filter(|alloc| !alloc.client_status.is_terminal())
+            .map(|alloc| alloc.job_version)
+            .collect();
+        let newest_kept: Vec<u64> = versions.keys().rev().take(JOB_VERSIONS_KEPT).copied().collect();
+        let removable: Vec<u64> = versions
+            .keys()
+            .copied()
+            .filter(|version| !newest_kept.contains(version) && !in_use.contains(version))
+            .collect();
+        for version in removable {
+            versions.remove(&version);
+        }
+    }
+
+    fn put_node(&mut self, index: u64, mut node: Node) {
+        node.apply_labels();
+        node.modify_index = index;
+        self.nodes.insert(node.id.clone(), Arc::new(node));
+        self.table_indexes.nodes = index;
+        self.capacity_index = index;
+    }
+
+    fn put_alloc(&mut self, index: u64, mut alloc: Allocation) {
+        alloc.modify_index = index;
+        if let Some(previous) = self.allocs.get(&alloc.id).cloned()
+            && previous.holds_resources()
+        {
+            let usage = self.node_usage.entry(previous.node_id.clone()).or_default();
+            *usage = usage.saturating_sub(&previous.resources);
+            if !alloc.holds_resources() {
+                self.capacity_index = index;
+            }
+        }
+        if alloc.holds_resources() {
+            *self.node_usage.entry(alloc.node_id.clone()).or_default() += alloc.resources;
+        }
+        self.allocs_by_node.entry(alloc.node_id.clone()).or_default().insert(alloc.id.clone());
+        self.allocs_by_job.entry(alloc.job_id.clone()).or_default().insert(alloc.id.clone());
+        self.node_alloc_index.insert(alloc.node_id.clone(), index);
+        self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
+        self.table_indexes.allocs = index;
+    }
+
+    fn put_evals(&mut self, index: u64, evals: &[Evaluation]) {
+        for eval in evals {
+            self.put_eval(index, eval.clone());
+        }
+    }
+
+    fn put_eval(&mut self, index: u64, mut eval: Evaluation) {
+        if let Some(previous) = self.evals.get(&eval.id) {
+            eval.create_index = previous.create_index;
+        } else {
+            eval.create_index = index;
+        }
+        eval.modify_index = index;
+        if eval.status.is_terminal() {
+            self.open_evals.remove(&eval.id);
+        } else {
+            self.open_evals.insert(eval.id.clone());
+        }
+        self.evals_by_job.entry(eval.job_id.clone()).or_default().insert(eval.id.clone());
+        let job_id = eval.job_id.clone();
+        self.evals.insert(eval.id.clone(), Arc::new(eval));
+        self.table_indexes.evals = index;
+        self.refresh_job_status(index, &job_id);
+    }
+
+    /// Recomputes a job's status from its allocations and open evaluations
+    /// (Nomad's rules: running while any allocation is live, dead once
+    /// stopped or finished, pending otherwise).
+    fn refresh_job_status(&mut self, index: u64, job_id: &JobId) {
+        let Some(job) = self.jobs.get(job_id) else { return };
+        let any_live = self.allocs_for_job(job_id).any(|alloc| !alloc.is_terminal());
+        let any_alloc = self.allocs_for_job(job_id).next().is_some();
+        let any_open_eval = self.evals_for_job(job_id).any(|eval| !eval.status.is_terminal());
+        let status = if any_live {
+            JobStatus::Running
+        } else if job.stop {
+            JobStatus::Dead
+        } else if job.is_periodic() {
+            JobStatus::Running
+        } else if any_open_eval || !any_alloc {
+            JobStatus::Pending
+        } else if job.job_type == JobType::System {
+            JobStatus::Running
+        } else {
+            JobStatus::Dead
+        };
+        if status == job.status {
+            return;
+        }
+        let mut updated = Job::clone(job);
+        updated.status = status;
+        updated.modify_index = index;
+        self.put_job(index, updated, false);
+    }
+
+    /// Allocations that are not terminal and whose node is `node_id`, for
+    /// node-status evaluations.
+    pub fn live_allocs_on_node(&self, node_id: &NodeId) -> impl Iterator<Item = &Arc<Allocation>> {
+        self.allocs_on_node(node_id).filter(|alloc| !alloc.client_status.is_terminal())
+    }
+
+    /// Whether a client status change counts as an allocation failure that
+    /// should trigger a reschedule evaluation.
+    pub fn is_new_failure(&self, update: &ClientAllocUpdate) -> bool {
+        update.client_status == AllocClientStatus::Failed
+            && self
+                .allocs
+                .get(&update.alloc_id)
+                .is_some_and(|alloc| alloc.client_status != AllocClientStatus::Failed && alloc.wants_to_run())
+    }
+
+    // ----- snapshots -----
+
+    /// Every object, for snapshots.
+    pub(crate) fn to_snapshot(&self) -> crate::snapshot::SnapshotV1 {
+        crate::snapshot::SnapshotV1 {
+            last_index: self.last_index,
+            capacity_index: self.capacity_index,
+            table_indexes: self.table_indexes,
+            jobs: self.jobs.values().map(|job| Job::clone(job)).collect(),
+            job_versions: self
+                .job_versions
+                .values()
+                .flat_map(|versions| versions.values().map(|job| Job::clone(job)))
+                .collect(),
+            nodes: self.nodes.values().map(|node| Node::clone(node)).collect(),
+            allocs: self.allocs.values().map(|alloc| Allocation::clone(alloc)).collect(),
+            evals: self.evals.values().map(|eval| Evaluation::clone(eval)).collect(),
+        }
+    }
+
+    /// Rebuilds a state, with all its indexes, from a snapshot.
+    pub(crate) fn from_snapshot(snapshot: crate::snapshot::SnapshotV1) -> State {
+        let mut state = State::new();
+        for job in snapshot.job_versions {
+            let job = Arc::new(job);
+            state.job_versions.entry(job.id.clone()).or_default().insert(job.version, job);
+        }
+        for job in snapshot.jobs {
+            state.jobs.insert(job.id.clone(), Arc::new(job));
+        }
+        for node in snapshot.nodes {
+            state.nodes.insert(node.id.clone(), Arc::new(node));
+        }
+        for alloc in snapshot.allocs {
+            let modify_index = alloc.modify_index;
+            state.put_alloc(modify_index, alloc);
+        }
+        for eval in snapshot.evals {
+            let (create_index, modify_index) = (eval.create_index, eval.modify_index);
+            if !eval.status.is_terminal() {
+                state.open_evals.insert(eval.id.clone());
+            }
+            state.evals_by_job.entry(eval.job_id.clone()).or_default().insert(eval.id.clone());
+            let mut eval = eval;
+            eval.create_index = create_index;
+            eval.modify_index = modify_index;
+            state.evals.insert(eval.id.clone(), Arc::new(eval));
+        }
+        state.last_index = snapshot.last_index;
+        state.capacity_index = snapshot.capacity_index;
+        state.table_indexes = snapshot.table_indexes;
+        state
+    }
+}
+
+fn resolve_prefix<'a, K, V>(map: &'a OrdMap<K, Arc<V>>, prefix: &str, kind: &str) -> Result<&'a Arc<V>, CodedError>
+where
+    K: Ord + Clone + std::borrow::Borrow<str> + std::fmt::Display,
+    V: Clone,
+{
+    if prefix.is_empty() {
+        return Err(CodedError::invalid(format!("an empty {kind} id was given")));
+    }
+    if let Some(exact) = map.get(prefix) {
+        return Ok(exact);
+    }
+    let mut matches = map
+        .range::<_, str>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
+        .take_while(|(key, _)| key.borrow().starts_with(prefix));
+    let Some((first_key, first)) = matches.next() else {
+        return Err(CodedError::new(ErrorCode::NotFound, format!("no {kind} has an id starting with {prefix:?}")));
+    };
+    let others: Vec<String> = matches.take(4).map(|(key, _)| key.to_string()).collect();
+    if others.is_empty() {
+        return Ok(first);
+    }
+    Err(CodedError::conflict(format!(
+        "the prefix {prefix:?} matches several {kind}s ({}, {}, …); type more characters",
+        first_key,
+        others.join(", ")
+    )))
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

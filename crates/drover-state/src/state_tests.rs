@@ -1,0 +1,260 @@
+//! Unit tests of `State::apply`.
+
+use std::collections::BTreeMap;
+
+use drover_types::{
+    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, EvalId, EvalStatus, EvalTrigger, Evaluation, Job,
+    JobId, JobStatus, JobType, NodeId, NodeLabels, NodeStatus, Plan, PlanStop, Resources, Timestamp,
+};
+
+use super::*;
+use crate::command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
+
+pub(crate) fn test_job(id: &str) -> Job {
+    Job {
+        id: JobId::new(id),
+        name: id.to_owned(),
+        job_type: JobType::Service,
+        priority: 50,
+        datacenters: vec!["*".into()],
+        constraints: vec![],
+        affinities: vec![],
+        spreads: vec![],
+        update: None,
+        periodic: None,
+        meta: BTreeMap::new(),
+        groups: vec![],
+        version: 0,
+        stop: false,
+        status: JobStatus::Pending,
+        parent_id: None,
+        submit_time: Timestamp::ZERO,
+        stable: false,
+        create_index: 0,
+        modify_index: 0,
+        job_modify_index: 0,
+    }
+}
+
+fn eval(id: &str, job: &str) -> Evaluation {
+    Evaluation::new(EvalId::new(id), JobId::new(job), 50, EvalTrigger::JobRegister, Timestamp::from_millis(1))
+}
+
+fn registration(id: &str) -> NodeRegistration {
+    NodeRegistration {
+        id: NodeId::new(id),
+        name: format!("name-{id}"),
+        labels: NodeLabels { hostgroup: Some("bi/batch".into()), ..Default::default() },
+        attributes: BTreeMap::new(),
+        resources: Resources { cpu_mhz: 1000, memory_mb: 1000 },
+        agent_version: "test".into(),
+    }
+}
+
+fn alloc(id: &str, job: &str, node: &str) -> Allocation {
+    Allocation {
+        id: AllocId::new(id),
+        name: format!("{job}.web[0]"),
+        index: 0,
+        job_id: JobId::new(job),
+        job_version: 0,
+        group: "web".into(),
+        node_id: NodeId::new(node),
+        node_name: node.into(),
+        eval_id: EvalId::new("e1"),
+        resources: Resources { cpu_mhz: 100, memory_mb: 200 },
+        desired_status: AllocDesiredStatus::Run,
+        desired_description: String::new(),
+        desired_transition: Default::default(),
+        client_status: AllocClientStatus::Pending,
+        client_description: String::new(),
+        task_states: BTreeMap::new(),
+        checks: vec![],
+        previous_alloc: None,
+        next_alloc: None,
+        reschedule_events: vec![],
+        follow_up_eval: None,
+        deployment_id: None,
+        deployment_status: None,
+        create_time: Timestamp::ZERO,
+        modify_time: Timestamp::ZERO,
+        create_index: 0,
+        modify_index: 0,
+    }
+}
+
+fn register(state: &mut State, index: u64, job: Job, eval_id: &str) -> CommandResponse {
+    let job_id = job.id.to_string();
+    state.apply(index, &Command::RegisterJob { job, eval: eval(eval_id, &job_id), now: Timestamp::from_millis(5) })
+}
+
+#[test]
+fn registering_the_same_job_twice_keeps_its_version() {
+    let mut state = State::new();
+    let first = register(&mut state, 1, test_job("web"), "e1");
+    assert!(matches!(first, CommandResponse::JobRegistered { version: 0, changed: true, .. }));
+    let second = register(&mut state, 2, test_job("web"), "e2");
+    assert!(matches!(second, CommandResponse::JobRegistered { version: 0, changed: false, .. }));
+    let mut changed = test_job("web");
+    changed.priority = 70;
+    let third = register(&mut state, 3, changed, "e3");
+    assert!(matches!(third, CommandResponse::JobRegistered { version: 1, changed: true, .. }));
+    let job = state.job(&JobId::new("web")).unwrap();
+    assert_eq!((job.version, job.create_index, job.job_modify_index, job.modify_index), (1, 1, 3, 3));
+    assert_eq!(state.job_versions(&JobId::new("web")).count(), 2);
+    assert_eq!(state.evals_for_job(&JobId::new("web")).count(), 3);
+}
+
+#[test]
+fn deregistering_bumps_the_version_and_purging_removes_the_job() {
+    let mut state = State::new();
+    register(&mut state, 1, test_job("web"), "e1");
+    let stop = Command::DeregisterJob {
+        job_id: JobId::new("web"),
+        purge: false,
+        eval: eval("e2", "web"),
+        now: Timestamp::from_millis(9),
+    };
+    assert_eq!(state.apply(2, &stop), CommandResponse::Applied { index: 2 });
+    let job = state.job(&JobId::new("web")).unwrap();
+    assert!(job.stop);
+    assert_eq!(job.version, 1);
+    assert_eq!(job.status, JobStatus::Dead);
+    let purge = Command::DeregisterJob {
+        job_id: JobId::new("web"),
+        purge: true,
+        eval: eval("e3", "web"),
+        now: Timestamp::from_millis(9),
+    };
+    state.apply(3, &purge);
+    assert!(state.job(&JobId::new("web")).is_none());
+    let missing = state.apply(4, &purge);
+    assert!(
+        matches!(missing, CommandResponse::Rejected { error, .. } if error.code == drover_types::ErrorCode::NotFound)
+    );
+}
+
+#[test]
+fn node_reregistration_keeps_operator_overrides() {
+    let mut state = State::new();
+    let command =
+        Command::RegisterNode { registration: registration("n1"), evals: vec![], now: Timestamp::from_millis(1) };
+    state.apply(1, &command);
+    assert_eq!(state.node(&NodeId::new("n1")).unwrap().hostgroup, "bi/batch");
+    let mut overridden = Node::clone(state.node(&NodeId::new("n1")).unwrap());
+    overridden.overrides.hostgroup = Some("bi/batch/gridworker".into());
+    state.put_node(2, overridden);
+    state.apply(
+        3,
+        &Command::UpdateNodeStatus {
+            node_id: NodeId::new("n1"),
+            status: NodeStatus::Down,
+            description: "missed heartbeats".into(),
+            evals: vec![],
+            now: Timestamp::from_millis(3),
+        },
+    );
+    assert_eq!(state.node(&NodeId::new("n1")).unwrap().status, NodeStatus::Down);
+    state.apply(4, &command);
+    let node = state.node(&NodeId::new("n1")).unwrap();
+    assert_eq!(node.hostgroup, "bi/batch/gridworker");
+    assert_eq!(node.status, NodeStatus::Ready);
+    assert_eq!(node.create_index, 1);
+    assert_eq!(node.modify_index, 4);
+}
+
+#[test]
+fn plans_and_client_updates_keep_node_usage_exact() {
+    let mut state = State::new();
+    register(&mut state, 1, test_job("web"), "e1");
+    let mut done_eval = eval("e1", "web");
+    done_eval.status = EvalStatus::Complete;
+    let plan = Plan {
+        eval_id: EvalId::new("e1"),
+        job_id: JobId::new("web"),
+        place: vec![alloc("a1", "web", "n1"), alloc("a2", "web", "n1")],
+        ..Default::default()
+    };
+    state.apply(
+        2,
+        &Command::ApplyPlan { plan, eval: done_eval.clone(), blocked_eval: None, now: Timestamp::from_millis(2) },
+    );
+    assert_eq!(state.node_usage(&NodeId::new("n1")), Resources { cpu_mhz: 200, memory_mb: 400 });
+    assert_eq!(state.node_alloc_index(&NodeId::new("n1")), 2);
+    assert_eq!(state.job(&JobId::new("web")).unwrap().status, JobStatus::Running);
+    assert_eq!(state.open_evals().count(), 0);
+
+    // Stopping keeps the resources held until the agent reports the end.
+    let stop = Plan {
+        eval_id: EvalId::new("e1"),
+        job_id: JobId::new("web"),
+        stop: vec![PlanStop {
+            alloc_id: AllocId::new("a1"),
+            node_id: NodeId::new("n1"),
+            desired_status: AllocDesiredStatus::Stop,
+            description: "scaled down".into(),
+            client_status: None,
+            follow_up_eval: None,
+        }],
+        ..Default::default()
+    };
+    state.apply(
+        3,
+        &Command::ApplyPlan { plan: stop, eval: done_eval, blocked_eval: None, now: Timestamp::from_millis(3) },
+    );
+    assert_eq!(state.node_usage(&NodeId::new("n1")).cpu_mhz, 200);
+    let update = ClientAllocUpdate {
+        alloc_id: AllocId::new("a1"),
+        client_status: AllocClientStatus::Complete,
+        client_description: "stopped".into(),
+        task_states: BTreeMap::new(),
+        checks: vec![],
+    };
+    state.apply(
+        4,
+        &Command::UpdateAllocsFromClient { updates: vec![update], evals: vec![], now: Timestamp::from_millis(4) },
+    );
+    assert_eq!(state.node_usage(&NodeId::new("n1")), Resources { cpu_mhz: 100, memory_mb: 200 });
+    assert_eq!(state.alloc(&AllocId::new("a1")).unwrap().modify_index, 4);
+}
+
+#[test]
+fn prefixes_resolve_uniquely_or_explain() {
+    let mut state = State::new();
+    register(&mut state, 1, test_job("web"), "e1");
+    let plan = Plan {
+        eval_id: EvalId::new("e1"),
+        job_id: JobId::new("web"),
+        place: vec![alloc("abc123", "web", "n1"), alloc("abd456", "web", "n1")],
+        ..Default::default()
+    };
+    state.apply(2, &Command::ApplyPlan { plan, eval: eval("e1", "web"), blocked_eval: None, now: Timestamp::ZERO });
+    assert_eq!(state.resolve_alloc("abc").unwrap().id.as_str(), "abc123");
+    assert_eq!(state.resolve_alloc("ab").unwrap_err().code, drover_types::ErrorCode::Conflict);
+    assert_eq!(state.resolve_alloc("zz").unwrap_err().code, drover_types::ErrorCode::NotFound);
+    assert_eq!(state.resolve_alloc("").unwrap_err().code, drover_types::ErrorCode::InvalidInput);
+}
+
+#[test]
+fn snapshots_round_trip_with_indexes() {
+    let mut state = State::new();
+    register(&mut state, 1, test_job("web"), "e1");
+    state.apply(2, &Command::RegisterNode { registration: registration("n1"), evals: vec![], now: Timestamp::ZERO });
+    let plan = Plan {
+        eval_id: EvalId::new("e1"),
+        job_id: JobId::new("web"),
+        place: vec![alloc("a1", "web", "n1")],
+        ..Default::default()
+    };
+    state.apply(3, &Command::ApplyPlan { plan, eval: eval("e1", "web"), blocked_eval: None, now: Timestamp::ZERO });
+    let bytes = crate::snapshot::encode_state(&state).unwrap();
+    let restored = crate::snapshot::decode_state(&bytes).unwrap();
+    assert_eq!(restored.last_index(), 3);
+    assert_eq!(restored.table_indexes(), state.table_indexes());
+    assert_eq!(restored.node_usage(&NodeId::new("n1")), state.node_usage(&NodeId::new("n1")));
+    assert_eq!(restored.allocs_for_job(&JobId::new("web")).count(), 1);
+    assert_eq!(restored.allocs_on_node(&NodeId::new("n1")).count(), 1);
+    assert_eq!(restored.open_evals().count(), state.open_evals().count());
+    assert_eq!(restored.job(&JobId::new("web")), state.job(&JobId::new("web")));
+    assert!(crate::snapshot::decode_state(b"garbage").is_err());
+}

@@ -1,0 +1,91 @@
+//! The closed set of error codes that cross process boundaries.
+//!
+//! Servers, agents and the CLI exchange errors as `{code, message}`; the code
+//! is matched, never the message. Exactly one place (the API crate) maps a
+//! code to an HTTP status.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What kind of failure an error is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The request is malformed or names something invalid.
+    InvalidInput,
+    /// The object does not exist.
+    NotFound,
+    /// The request conflicts with the current state (a protected node, a
+    /// stale index, an ambiguous id prefix).
+    Conflict,
+    /// The caller may not do this.
+    Forbidden,
+    /// This server is not the leader and could not forward.
+    NotLeader,
+    /// The cluster cannot serve the request now (no leader, no quorum).
+    Unavailable,
+    /// The request did not finish in time.
+    Timeout,
+    /// A bug or an I/O failure on the server.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The code as written on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidInput => "invalid_input",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::Conflict => "conflict",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::NotLeader => "not_leader",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// An error with its code and a message for humans.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct CodedError {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// What was wrong and what to do.
+    pub message: String,
+}
+
+impl CodedError {
+    /// An error of `code` with `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into() }
+    }
+
+    /// `NotFound` for an object of `kind` with `id`.
+    pub fn not_found(kind: &str, id: impl fmt::Display) -> Self {
+        Self::new(ErrorCode::NotFound, format!("{kind} \"{id}\" not found"))
+    }
+
+    /// `InvalidInput` with `message`.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidInput, message)
+    }
+
+    /// `Conflict` with `message`.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, message)
+    }
+
+    /// `Internal` with `message`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Internal, message)
+    }
+}

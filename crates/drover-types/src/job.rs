@@ -1,0 +1,729 @@
+//! Jobs, task groups and tasks: the parsed form of a Nomad-style job file.
+//!
+//! The field names follow Nomad's job specification so that a Nomad user
+//! recognises them. Defaults are Nomad's and are applied by the parser, so a
+//! `Job` value always carries explicit settings; the table of defaults is in
+//! `docs/jobs.md`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::JobId;
+use crate::resources::Resources;
+use crate::time::{DurationSpec, Timestamp};
+
+/// What kind of work a job describes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum JobType {
+    /// Keep `count` instances of every group running.
+    #[default]
+    Service,
+    /// Run every group to completion once; successful runs are not repeated.
+    Batch,
+    /// One instance of every group on every feasible node, including nodes
+    /// that join later.
+    System,
+}
+
+impl JobType {
+    /// The name used in job files and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobType::Service => "service",
+            JobType::Batch => "batch",
+            JobType::System => "system",
+        }
+    }
+}
+
+impl fmt::Display for JobType {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// The lifecycle of a job as a whole.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Registered, nothing placed yet.
+    #[default]
+    Pending,
+    /// At least one allocation is not terminal.
+    Running,
+    /// Stopped, or every allocation finished.
+    Dead,
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            JobStatus::Pending => "pending",
+            JobStatus::Running => "running",
+            JobStatus::Dead => "dead",
+        })
+    }
+}
+
+/// A versioned definition of work.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// The label of the `job "…"` block.
+    pub id: JobId,
+    /// Display name; equal to the id unless set with `name = "…"`.
+    pub name: String,
+    /// `service`, `batch` or `system`.
+    #[serde(rename = "type")]
+    pub job_type: JobType,
+    /// 1 to 100; higher-priority evaluations are scheduled first.
+    pub priority: u8,
+    /// Zones (Nomad's datacenters) the job may run in; glob patterns, `*` for
+    /// all.
+    pub datacenters: Vec<String>,
+    /// Constraints that apply to every group.
+    pub constraints: Vec<Constraint>,
+    /// Placement preferences that apply to every group.
+    pub affinities: Vec<Affinity>,
+    /// Spread preferences that apply to every group.
+    pub spreads: Vec<Spread>,
+    /// Job-level `update` block, inherited by groups without their own.
+    pub update: Option<UpdateStrategy>,
+    /// Set for periodic (cron) batch jobs.
+    pub periodic: Option<PeriodicConfig>,
+    /// Free-form metadata, available to tasks as `${NOMAD_META_*}`-style env.
+    pub meta: BTreeMap<String, String>,
+    /// The task groups, in file order.
+    pub groups: Vec<TaskGroup>,
+
+    // ----- set by the server, never by the job file -----
+    /// Version number, 0 for the first registration; bumped on every change
+    /// of the specification.
+    #[serde(default)]
+    pub version: u64,
+    /// Whether the operator stopped the job.
+    #[serde(default)]
+    pub stop: bool,
+    /// Derived lifecycle status.
+    #[serde(default)]
+    pub status: JobStatus,
+    /// For a periodic job's launch: the parent job's id.
+    #[serde(default)]
+    pub parent_id: Option<JobId>,
+    /// When this version was submitted.
+    #[serde(default)]
+    pub submit_time: Timestamp,
+    /// Whether this version is stable (its deployment succeeded); reverts go
+    /// to the newest stable version.
+    #[serde(default)]
+    pub stable: bool,
+    /// Raft index at which the job was first created.
+    #[serde(default)]
+    pub create_index: u64,
+    /// Raft index of the last change of any kind (including status).
+    #[serde(default)]
+    pub modify_index: u64,
+    /// Raft index of the last change of the specification.
+    #[serde(default)]
+    pub job_modify_index: u64,
+}
+
+impl Job {
+    /// The group named `name`.
+    pub fn group(&self, name: &str) -> Option<&TaskGroup> {
+        self.groups.iter().find(|group| group.name == name)
+    }
+
+    /// Whether `other` differs from `self` in anything a job file can say
+    /// (ignores version, status, indexes and other server-managed fields).
+    pub fn spec_differs(&self, other: &Job) -> bool {
+        self.spec_only() != other.spec_only()
+    }
+
+    /// A copy with every server-managed field reset, for comparisons.
+    pub fn spec_only(&self) -> Job {
+        Job {
+            version: 0,
+            stop: false,
+            status: JobStatus::Pending,
+            parent_id: None,
+            submit_time: Timestamp::ZERO,
+            stable: false,
+            create_index: 0,
+            modify_index: 0,
+            job_modify_index: 0,
+            ..self.clone()
+        }
+    }
+
+    /// Whether this is a periodic parent (it launches children and never
+    /// runs itself).
+    pub fn is_periodic(&self) -> bool {
+        self.periodic.as_ref().is_some_and(|periodic| periodic.enabled)
+    }
+
+    /// The `update` block that applies to `group`: the group's own, else the
+    /// job's.
+    pub fn update_for<'a>(&'a self, group: &'a TaskGroup) -> Option<&'a UpdateStrategy> {
+        group.update.as_ref().or(self.update.as_ref())
+    }
+}
+
+/// A set of tasks that are always placed together on one node.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskGroup {
+    /// The label of the `group "…"` block.
+    pub name: String,
+    /// How many instances to run (ignored for system jobs: one per node).
+    pub count: u32,
+    /// Constraints for this group, in addition to the job's.
+    pub constraints: Vec<Constraint>,
+    /// Placement preferences, in addition to the job's (task-level
+    /// affinities are merged here by the parser).
+    pub affinities: Vec<Affinity>,
+    /// Spread preferences, in addition to the job's.
+    pub spreads: Vec<Spread>,
+    /// What the agent does when a task exits.
+    pub restart: RestartPolicy,
+    /// What the server does when an allocation fails (`None` for system jobs).
+    pub reschedule: Option<ReschedulePolicy>,
+    /// Group-level `update` block.
+    pub update: Option<UpdateStrategy>,
+    /// How allocations leave a draining node.
+    pub migrate: MigrateStrategy,
+    /// What happens when the node goes silent.
+    pub disconnect: Option<DisconnectStrategy>,
+    /// Free-form metadata.
+    pub meta: BTreeMap<String, String>,
+    /// The tasks, in file order.
+    pub tasks: Vec<Task>,
+}
+
+impl TaskGroup {
+    /// Total resources of the group's tasks.
+    pub fn resources(&self) -> Resources {
+        self.tasks.iter().fold(Resources::default(), |total, task| total + task.resources)
+    }
+
+    /// Every health check declared by the group's tasks.
+    pub fn checks(&self) -> impl Iterator<Item = (&Task, &Check)> {
+        self.tasks.iter().flat_map(|task| {
+            task.services.iter().flat_map(move |service| service.checks.iter().map(move |check| (task, check)))
+        })
+    }
+}
+
+/// One process to run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// The label of the `task "…"` block.
+    pub name: String,
+    /// `exec` or `raw_exec`.
+    pub driver: Driver,
+    /// What to run.
+    pub config: TaskConfig,
+    /// Environment variables (values may contain `${node.…}` references,
+    /// resolved by the agent).
+    pub env: BTreeMap<String, String>,
+    /// CPU and memory reserved for the task.
+    pub resources: Resources,
+    /// User to run as; `None` runs as the agent's user.
+    pub user: Option<String>,
+    /// How long to wait after `kill_signal` before SIGKILL.
+    pub kill_timeout: DurationSpec,
+    /// Signal sent first when stopping the task (`SIGINT` by default, as in
+    /// Nomad).
+    pub kill_signal: String,
+    /// Task-level restart policy overriding the group's.
+    pub restart: Option<RestartPolicy>,
+    /// Constraints for this task (merged into the group's at placement).
+    pub constraints: Vec<Constraint>,
+    /// Services with health checks.
+    pub services: Vec<Service>,
+    /// Free-form metadata.
+    pub meta: BTreeMap<String, String>,
+}
+
+/// The task drivers drover runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Driver {
+    /// A process with resource limits (cgroup v2 where writable, else
+    /// rlimits).
+    Exec,
+    /// A process without resource limits.
+    RawExec,
+}
+
+impl Driver {
+    /// The name used in job files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Driver::Exec => "exec",
+            Driver::RawExec => "raw_exec",
+        }
+    }
+}
+
+/// The `config` block of an exec or raw_exec task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TaskConfig {
+    /// Program to run: an absolute path, or a name looked up in `PATH`.
+    pub command: String,
+    /// Arguments.
+    pub args: Vec<String>,
+}
+
+/// Nomad's `restart` block: how the agent restarts a task that exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartPolicy {
+    /// Restarts allowed within `interval`.
+    pub attempts: u32,
+    /// The window in which `attempts` are counted.
+    pub interval: DurationSpec,
+    /// Wait before each restart.
+    pub delay: DurationSpec,
+    /// What to do when the attempts are used up.
+    pub mode: RestartMode,
+}
+
+impl RestartPolicy {
+    /// Nomad's default for service and system jobs.
+    pub const SERVICE_DEFAULT: RestartPolicy = RestartPolicy {
+        attempts: 2,
+        interval: DurationSpec::from_secs(30 * 60),
+        delay: DurationSpec::from_secs(15),
+        mode: RestartMode::Fail,
+    };
+
+    /// Nomad's default for batch jobs.
+    pub const BATCH_DEFAULT: RestartPolicy = RestartPolicy {
+        attempts: 3,
+        interval: DurationSpec::from_secs(24 * 60 * 60),
+        delay: DurationSpec::from_secs(15),
+        mode: RestartMode::Fail,
+    };
+
+    /// The default for a job type.
+    pub fn default_for(job_type: JobType) -> RestartPolicy {
+        match job_type {
+            JobType::Batch => Self::BATCH_DEFAULT,
+            JobType::Service | JobType::System => Self::SERVICE_DEFAULT,
+        }
+    }
+}
+
+/// What a restart policy does once its attempts are used up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartMode {
+    /// The task fails, and with it the allocation (the server may then
+    /// reschedule it).
+    Fail,
+    /// Wait until the interval has passed, then start counting again.
+    Delay,
+}
+
+/// Nomad's `reschedule` block: how the server replaces failed allocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReschedulePolicy {
+    /// Reschedules allowed within `interval` (ignored when `unlimited`).
+    pub attempts: u32,
+    /// The window in which `attempts` are counted.
+    pub interval: DurationSpec,
+    /// Wait before the first reschedule.
+    pub delay: DurationSpec,
+    /// How the wait grows between reschedules.
+    pub delay_function: DelayFunction,
+    /// Upper bound of the wait.
+    pub max_delay: DurationSpec,
+    /// Reschedule forever.
+    pub unlimited: bool,
+}
+
+impl ReschedulePolicy {
+    /// Nomad's default for service jobs.
+    pub const SERVICE_DEFAULT: ReschedulePolicy = ReschedulePolicy {
+        attempts: 0,
+        interval: DurationSpec::from_secs(0),
+        delay: DurationSpec::from_secs(30),
+        delay_function: DelayFunction::Exponential,
+        max_delay: DurationSpec::from_secs(60 * 60),
+        unlimited: true,
+    };
+
+    /// Nomad's default for batch jobs.
+    pub const BATCH_DEFAULT: ReschedulePolicy = ReschedulePolicy {
+        attempts: 1,
+        interval: DurationSpec::from_secs(24 * 60 * 60),
+        delay: DurationSpec::from_secs(5),
+        delay_function: DelayFunction::Constant,
+        max_delay: DurationSpec::from_secs(0),
+        unlimited: false,
+    };
+
+    /// The default for a job type (`None` for system jobs, which are never
+    /// rescheduled).
+    pub fn default_for(job_type: JobType) -> Option<ReschedulePolicy> {
+        match job_type {
+            JobType::Service => Some(Self::SERVICE_DEFAULT),
+            JobType::Batch => Some(Self::BATCH_DEFAULT),
+            JobType::System => None,
+        }
+    }
+}
+
+/// How a reschedule delay grows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DelayFunction {
+    /// Always `delay`.
+    Constant,
+    /// `delay`, then doubled each time, up to `max_delay`.
+    Exponential,
+    /// `delay`, `delay`, then the sum of the previous two, up to `max_delay`.
+    Fibonacci,
+}
+
+/// Nomad's `update` block: how a new job version replaces the old one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateStrategy {
+    /// Allocations replaced at a time.
+    pub max_parallel: u32,
+    /// What makes a new allocation healthy.
+    pub health_check: HealthCheckMode,
+    /// How long a new allocation must stay healthy.
+    pub min_healthy_time: DurationSpec,
+    /// How long a new allocation has to become healthy.
+    pub healthy_deadline: DurationSpec,
+    /// How long the deployment may go without an allocation becoming healthy.
+    pub progress_deadline: DurationSpec,
+    /// Revert to the last stable version when the deployment fails.
+    pub auto_revert: bool,
+    /// Promote canaries automatically once they are healthy.
+    pub auto_promote: bool,
+    /// Canaries to start before replacing the old allocations.
+    pub canary: u32,
+    /// Delay between replacement batches (Nomad's `stagger`).
+    pub stagger: DurationSpec,
+}
+
+impl Default for UpdateStrategy {
+    fn default() -> Self {
+        UpdateStrategy {
+            max_parallel: 1,
+            health_check: HealthCheckMode::Checks,
+            min_healthy_time: DurationSpec::from_secs(10),
+            healthy_deadline: DurationSpec::from_secs(5 * 60),
+            progress_deadline: DurationSpec::from_secs(10 * 60),
+            auto_revert: false,
+            auto_promote: false,
+            canary: 0,
+            stagger: DurationSpec::from_secs(30),
+        }
+    }
+}
+
+/// What decides that an allocation is healthy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckMode {
+    /// All tasks running and all checks passing.
+    Checks,
+    /// All tasks running.
+    TaskStates,
+    /// Set by the operator through the API.
+    Manual,
+}
+
+/// Nomad's `migrate` block: how allocations leave a draining node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrateStrategy {
+    /// Allocations of this group migrated at a time.
+    pub max_parallel: u32,
+    /// What makes a replacement healthy.
+    pub health_check: HealthCheckMode,
+    /// How long a replacement must stay healthy.
+    pub min_healthy_time: DurationSpec,
+    /// How long a replacement has to become healthy.
+    pub healthy_deadline: DurationSpec,
+}
+
+impl Default for MigrateStrategy {
+    fn default() -> Self {
+        MigrateStrategy {
+            max_parallel: 1,
+            health_check: HealthCheckMode::Checks,
+            min_healthy_time: DurationSpec::from_secs(10),
+            healthy_deadline: DurationSpec::from_secs(5 * 60),
+        }
+    }
+}
+
+/// Nomad's `disconnect` block: what happens when a node stops heartbeating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisconnectStrategy {
+    /// How long the allocations are kept as `unknown` before they are
+    /// declared lost; `None` declares them lost at once.
+    pub lost_after: Option<DurationSpec>,
+    /// Start replacements while the node is disconnected.
+    pub replace: bool,
+    /// Which allocation survives when the node comes back.
+    pub reconcile: ReconcileMode,
+}
+
+impl Default for DisconnectStrategy {
+    fn default() -> Self {
+        DisconnectStrategy { lost_after: None, replace: true, reconcile: ReconcileMode::BestScore }
+    }
+}
+
+/// Which of an original and its replacement is kept after a reconnect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReconcileMode {
+    /// The one on the better-scoring node (drover keeps the replacement when
+    /// scores tie, so nothing flaps).
+    BestScore,
+    /// The original.
+    KeepOriginal,
+    /// The replacement.
+    KeepReplacement,
+    /// The one that has run longest.
+    LongestRunning,
+}
+
+/// Nomad's `periodic` block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodicConfig {
+    /// Cron expressions (5 or 6 fields); a launch happens at the earliest
+    /// next time of any of them.
+    pub crons: Vec<String>,
+    /// IANA time zone the expressions are read in.
+    pub time_zone: String,
+    /// Skip a launch while a previous child is still running.
+    pub prohibit_overlap: bool,
+    /// Whether launches happen at all.
+    pub enabled: bool,
+}
+
+/// A `service` block: a name and the health checks of the task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// Service name (defaults to `<job>-<group>-<task>`).
+    pub name: String,
+    /// Port the checks probe, when they do not set their own.
+    pub port: Option<u16>,
+    /// Health checks.
+    pub checks: Vec<Check>,
+}
+
+/// A health check run by the agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// Check name (defaults to `service: "<service>" check`).
+    pub name: String,
+    /// What the check does.
+    pub kind: CheckKind,
+    /// How often it runs.
+    pub interval: DurationSpec,
+    /// How long one run may take.
+    pub timeout: DurationSpec,
+    /// Restart the task when the check keeps failing.
+    pub check_restart: Option<CheckRestart>,
+}
+
+/// The three kinds of check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum CheckKind {
+    /// A TCP connect to `address:port`.
+    Tcp {
+        /// Host to connect to (default `127.0.0.1`).
+        address: String,
+        /// Port to connect to.
+        port: u16,
+    },
+    /// An HTTP request; healthy when the status matches (any 2xx by default)
+    /// and the body contains `body` when set.
+    Http {
+        /// Host to connect to (default `127.0.0.1`).
+        address: String,
+        /// Port to connect to.
+        port: u16,
+        /// Request path, e.g. `/health`.
+        path: String,
+        /// HTTP method (default `GET`).
+        method: String,
+        /// Required status; `None` accepts any 2xx.
+        expected_status: Option<u16>,
+        /// Text the body must contain.
+        body: Option<String>,
+    },
+    /// A command run in the task's environment; exit 0 is passing, 1 is
+    /// warning, anything else critical.
+    Script {
+        /// Program to run.
+        command: String,
+        /// Arguments.
+        args: Vec<String>,
+    },
+}
+
+/// Nomad's `check_restart` block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRestart {
+    /// Consecutive failures before the task is restarted (0 disables).
+    pub limit: u32,
+    /// Time after a (re)start before failures count.
+    pub grace: DurationSpec,
+    /// Treat `warning` as passing.
+    pub ignore_warnings: bool,
+}
+
+/// A placement rule: `attribute operator value`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Constraint {
+    /// Left-hand side, usually an interpolation such as `${node.hostgroup}`
+    /// or `${attr.kernel.name}`; empty for `distinct_hosts`.
+    pub attribute: String,
+    /// How to compare.
+    pub operator: ConstraintOperator,
+    /// Right-hand side, may also contain interpolations.
+    pub value: String,
+}
+
+/// A placement preference: nodes matching `attribute operator value` score
+/// higher (positive weight) or lower (negative weight).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Affinity {
+    /// Left-hand side, as in a constraint.
+    pub attribute: String,
+    /// How to compare (`distinct_hosts`, `is_set` and `is_not_set` are not
+    /// allowed).
+    pub operator: ConstraintOperator,
+    /// Right-hand side.
+    pub value: String,
+    /// -100 to 100, not 0.
+    pub weight: i8,
+}
+
+/// A spread preference: allocations are spread over the values of
+/// `attribute`, evenly or by the given target percentages.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Spread {
+    /// The node attribute to spread over, e.g. `${node.zone}`.
+    pub attribute: String,
+    /// 0 to 100.
+    pub weight: u8,
+    /// Desired shares per value; empty means even.
+    pub targets: Vec<SpreadTarget>,
+}
+
+/// One value's desired share in a [`Spread`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SpreadTarget {
+    /// Attribute value.
+    pub value: String,
+    /// Percentage of the group's allocations.
+    pub percent: u8,
+}
+
+/// The comparison operators of `constraint` blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ConstraintOperator {
+    /// String equality (`=` or `==`).
+    #[serde(rename = "=")]
+    Equal,
+    /// String inequality.
+    #[serde(rename = "!=")]
+    NotEqual,
+    /// Numeric if both sides are numbers, else lexical.
+    #[serde(rename = "<")]
+    Less,
+    /// Numeric if both sides are numbers, else lexical.
+    #[serde(rename = "<=")]
+    LessOrEqual,
+    /// Numeric if both sides are numbers, else lexical.
+    #[serde(rename = ">")]
+    Greater,
+    /// Numeric if both sides are numbers, else lexical.
+    #[serde(rename = ">=")]
+    GreaterOrEqual,
+    /// The attribute matches a regular expression.
+    #[serde(rename = "regexp")]
+    Regexp,
+    /// The attribute matches a glob: `*` within a path segment, `**` across
+    /// segments, `?` one character.
+    #[serde(rename = "glob")]
+    Glob,
+    /// The attribute satisfies a version requirement such as `>= 5.4, < 6`.
+    #[serde(rename = "version")]
+    Version,
+    /// The attribute, a comma-separated list, contains every value of the
+    /// comma-separated value.
+    #[serde(rename = "set_contains")]
+    SetContains,
+    /// No two allocations of the job (or group, when set at group level) on
+    /// one node.
+    #[serde(rename = "distinct_hosts")]
+    DistinctHosts,
+    /// The attribute exists on the node.
+    #[serde(rename = "is_set")]
+    IsSet,
+    /// The attribute does not exist on the node.
+    #[serde(rename = "is_not_set")]
+    IsNotSet,
+}
+
+impl ConstraintOperator {
+    /// Every operator with its spellings in job files.
+    pub const ALL: [(&'static str, ConstraintOperator); 14] = [
+        ("=", ConstraintOperator::Equal),
+        ("==", ConstraintOperator::Equal),
+        ("!=", ConstraintOperator::NotEqual),
+        ("<", ConstraintOperator::Less),
+        ("<=", ConstraintOperator::LessOrEqual),
+        (">", ConstraintOperator::Greater),
+        (">=", ConstraintOperator::GreaterOrEqual),
+        ("regexp", ConstraintOperator::Regexp),
+        ("glob", ConstraintOperator::Glob),
+        ("version", ConstraintOperator::Version),
+        ("set_contains", ConstraintOperator::SetContains),
+        ("distinct_hosts", ConstraintOperator::DistinctHosts),
+        ("is_set", ConstraintOperator::IsSet),
+        ("is_not_set", ConstraintOperator::IsNotSet),
+    ];
+
+    /// Reads an operator as written in a job file.
+    pub fn parse(text: &str) -> Option<ConstraintOperator> {
+        Self::ALL.iter().find(|(spelling, _)| *spelling == text).map(|(_, operator)| *operator)
+    }
+
+    /// The canonical spelling.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL.iter().find(|(_, operator)| *operator == self).map_or("=", |(spelling, _)| spelling)
+    }
+}
+
+impl fmt::Display for ConstraintOperator {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operator_spelling_parses_back() {
+        for (spelling, operator) in ConstraintOperator::ALL {
+            assert_eq!(ConstraintOperator::parse(spelling), Some(operator));
+            assert_eq!(ConstraintOperator::parse(operator.as_str()), Some(operator));
+        }
+        assert_eq!(ConstraintOperator::parse("~="), None);
+    }
+}

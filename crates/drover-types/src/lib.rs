@@ -1,0 +1,37 @@
+//! drover's domain model.
+//!
+//! Every other crate speaks in these types: a [`Job`] is parsed from a job
+//! file, the scheduler turns it into a [`Plan`] of [`Allocation`]s on
+//! [`Node`]s, the Raft state machine stores them, agents run them. The crate
+//! does no I/O and knows nothing of HTTP, Raft or the clock: timestamps and
+//! ids are values chosen by the caller, so every function here is
+//! deterministic.
+
+pub mod alloc;
+pub mod error;
+pub mod eval;
+pub mod ids;
+pub mod interpolate;
+pub mod job;
+pub mod node;
+pub mod plan;
+pub mod resources;
+pub mod time;
+
+pub use alloc::{
+    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, Allocation, CheckHealth, CheckStatus,
+    DesiredTransition, RescheduleEvent, TaskEvent, TaskEventKind, TaskLifecycleState, TaskState,
+};
+pub use error::{CodedError, ErrorCode};
+pub use eval::{EvalStatus, EvalTrigger, Evaluation, PlacementFailure};
+pub use ids::{AllocId, EvalId, JobId, NodeId};
+pub use interpolate::{NodeView, interpolate, interpolate_lenient};
+pub use job::{
+    Affinity, Check, CheckKind, CheckRestart, Constraint, ConstraintOperator, DelayFunction, DisconnectStrategy,
+    Driver, HealthCheckMode, Job, JobStatus, JobType, MigrateStrategy, PeriodicConfig, ReconcileMode, ReschedulePolicy,
+    RestartMode, RestartPolicy, Service, Spread, SpreadTarget, Task, TaskConfig, TaskGroup, UpdateStrategy,
+};
+pub use node::{DrainStrategy, Node, NodeEligibility, NodeLabels, NodeStatus, Protection};
+pub use plan::{GroupChanges, InPlaceUpdate, Plan, PlanStop};
+pub use resources::Resources;
+pub use time::{DurationSpec, Timestamp};

@@ -1,0 +1,502 @@
+//! `drover job …`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use drover_client::{Client, ClientError, Wait};
+use drover_jobspec::{Source, VarInputs};
+use drover_proto::api::{AllocListEntry, JobStatusResponse};
+use drover_types::{AllocClientStatus, AllocDesiredStatus, EvalStatus, Job, JobType};
+
+use super::ServerAddress;
+use super::output::{ago, print_fields, print_json, print_table, table};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JobCommand {
+    /// Register a job file (or a new version of it) and wait until its
+    /// allocations run.
+    Run {
+        /// The job file.
+        file: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        /// Return once the job is registered, without waiting.
+        #[arg(long)]
+        detach: bool,
+        /// How long to wait for the allocations.
+        #[arg(long, default_value = "5m", value_parser = crate::roles::parse_duration)]
+        timeout: Duration,
+        /// Print the registration as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Show a job's status, allocations and recent task events; without a
+    /// job, list the jobs.
+    Status {
+        /// The job.
+        job: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// List jobs.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Stop a job's allocations (and remove it with --purge).
+    Stop {
+        /// The job.
+        job: String,
+        /// Remove the job and its history.
+        #[arg(long)]
+        purge: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Check a job file without contacting a server; every error is reported.
+    Validate {
+        /// The job file.
+        file: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        /// Print the parsed job as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what running a job file would change, without changing anything.
+    Plan {
+        /// The job file.
+        file: PathBuf,
+        #[command(flatten)]
+        vars: VarArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Print a job's current version as JSON.
+    Inspect {
+        /// The job.
+        job: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+}
+
+/// `-var name=value` and `-var-file FILE`.
+#[derive(Debug, Args)]
+pub(crate) struct VarArgs {
+    /// Set a variable: `-var name=value` (repeatable; later wins).
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = drover_hcl::VarInputs::parse_cli_var)]
+    vars: Vec<(String, String)>,
+    /// Read variables from an HCL file (repeatable; later wins).
+    #[arg(long = "var-file", value_name = "FILE")]
+    var_files: Vec<PathBuf>,
+}
+
+impl VarArgs {
+    fn inputs(&self) -> anyhow::Result<VarInputs> {
+        let mut files = Vec::new();
+        for path in &self.var_files {
+            files.push(Source::read(path).map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))?);
+        }
+        Ok(VarInputs { cli: self.vars.clone(), files, env: VarInputs::process_environment() })
+    }
+}
+
+/// Parses a job file, printing every diagnostic on failure.
+fn parse_file(file: &Path, vars: &VarArgs) -> anyhow::Result<Result<Job, ExitCode>> {
+    let inputs = vars.inputs()?;
+    match drover_jobspec::parse_job_file(file, &inputs) {
+        Ok(job) => Ok(Ok(job)),
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            let count = diagnostics.len();
+            eprintln!("{count} error{} in {}", if count == 1 { "" } else { "s" }, file.display());
+            Ok(Err(ExitCode::FAILURE))
+        }
+    }
+}
+
+pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        JobCommand::Run { file, vars, detach, timeout, json, server } => {
+            let job = match parse_file(&file, &vars)? {
+                Ok(job) => job,
+                Err(code) => return Ok(code),
+            };
+            job_run(&server.client(), job, detach, timeout, json).await
+        }
+        JobCommand::Status { job: Some(job), json, server } => job_status(&server.client(), &job, json).await,
+        JobCommand::Status { job: None, json, server } | JobCommand::List { json, server } => {
+            job_list(&server.client(), json).await
+        }
+        JobCommand::Stop { job, purge, json, server } => {
+            let response = server.client().deregister_job(&job, purge).await?;
+            if json {
+                print_json(&response)?;
+            } else {
+                println!(
+                    "job {job:?} {}; evaluation {} stops its allocations",
+                    if purge { "purged" } else { "stopped" },
+                    response.eval_id.short()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Validate { file, vars, json } => match parse_file(&file, &vars)? {
+            Ok(job) => {
+                if json {
+                    print_json(&job)?;
+                } else {
+                    let num_tasks: usize = job.groups.iter().map(|group| group.tasks.len()).sum();
+                    println!(
+                        "{}: job {:?} is valid ({} {}, {} group(s), {} task(s))",
+                        file.display(),
+                        job.id.as_str(),
+                        job.job_type,
+                        "job",
+                        job.groups.len(),
+                        num_tasks
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(code) => Ok(code),
+        },
+        JobCommand::Plan { file, vars, json, server } => {
+            let job = match parse_file(&file, &vars)? {
+                Ok(job) => job,
+                Err(code) => return Ok(code),
+            };
+            job_plan(&server.client(), &job, json).await
+        }
+        JobCommand::Inspect { job, server } => {
+            print_json(&server.client().job(&job).await?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn job_list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
+    let jobs = client.jobs().await?;
+    if json {
+        print_json(&jobs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if jobs.is_empty() {
+        println!("No jobs. Run one with `drover job run FILE`.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = table(&["ID", "Type", "Priority", "Status", "Version", "Running", "Pending", "Failed", "Submitted"]);
+    for job in &jobs {
+        rows.add_row(vec![
+            job.id.to_string(),
+            job.job_type.to_string(),
+            job.priority.to_string(),
+            if job.stop { "dead (stopped)".to_owned() } else { job.status.to_string() },
+            job.version.to_string(),
+            job.allocs.running.to_string(),
+            job.allocs.pending.to_string(),
+            job.allocs.failed.to_string(),
+            ago(job.submit_time),
+        ]);
+    }
+    print_table(&rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn job_status(client: &Client, job_id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let (status, _) = client.job_status(job_id, None).await?;
+    if json {
+        print_json(&status)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_job_status(&status);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_job_status(status: &JobStatusResponse) {
+    let job = &status.job;
+    print_fields(&[
+        ("ID", job.id.to_string()),
+        ("Name", job.name.clone()),
+        ("Type", job.job_type.to_string()),
+        ("Priority", job.priority.to_string()),
+        ("Status", if job.stop { "dead (stopped)".to_owned() } else { job.status.to_string() }),
+        ("Version", job.version.to_string()),
+        ("Submitted", format!("{} ({})", super::output::local_time(job.submit_time), ago(job.submit_time))),
+    ]);
+
+    println!();
+    println!("Summary");
+    let mut summary = table(&["Task Group", "Pending", "Running", "Complete", "Failed", "Lost", "Unknown"]);
+    for (group, counts) in &status.summary {
+        summary.add_row(vec![
+            group.clone(),
+            counts.pending.to_string(),
+            counts.running.to_string(),
+            counts.complete.to_string(),
+            counts.failed.to_string(),
+            counts.lost.to_string(),
+            counts.unknown.to_string(),
+        ]);
+    }
+    print_table(&summary);
+
+    if let Some(eval) =
+        status.evals.iter().find(|eval| !eval.failed_placements.is_empty() && eval.status != EvalStatus::Canceled)
+    {
+        println!();
+        println!("Placement Failure (evaluation {})", eval.id.short());
+        for (group, failure) in &eval.failed_placements {
+            println!("  group {group:?}: {} could not be placed; {}", failure.num_unplaced, failure.summary());
+        }
+    }
+
+    println!();
+    println!("Allocations");
+    if status.allocs.is_empty() {
+        println!("No allocations placed");
+    } else {
+        let mut allocs =
+            table(&["ID", "Node", "Task Group", "Version", "Desired", "Status", "Restarts", "Created", "Modified"]);
+        for alloc in &status.allocs {
+            allocs.add_row(vec![
+                alloc.id.short().to_owned(),
+                alloc.node_name.clone(),
+                alloc.group.clone(),
+                alloc.job_version.to_string(),
+                alloc.desired_status.to_string(),
+                alloc.client_status.to_string(),
+                alloc.restarts.to_string(),
+                ago(alloc.create_time),
+                ago(alloc.modify_time),
+            ]);
+        }
+        print_table(&allocs);
+    }
+
+    let mut events: Vec<(drover_types::Timestamp, String, String, String, String)> = status
+        .allocs
+        .iter()
+        .flat_map(|alloc| {
+            alloc.task_states.iter().flat_map(move |(task, state)| {
+                state.events.iter().map(move |event| {
+                    (
+                        event.time,
+                        alloc.id.short().to_owned(),
+                        task.clone(),
+                        event.kind.to_string(),
+                        event.message.clone(),
+                    )
+                })
+            })
+        })
+        .collect();
+    if !events.is_empty() {
+        events.sort_by(|left, right| right.0.cmp(&left.0));
+        events.truncate(10);
+        println!();
+        println!("Recent Task Events");
+        let mut rows = table(&["Time", "Alloc", "Task", "Event", "Message"]);
+        for (time, alloc, task, kind, message) in events {
+            rows.add_row(vec![super::output::local_time(time), alloc, task, kind, message]);
+        }
+        print_table(&rows);
+    }
+}
+
+async fn job_plan(client: &Client, job: &Job, json: bool) -> anyhow::Result<ExitCode> {
+    let plan = client.plan_job(job).await?;
+    if json {
+        print_json(&plan)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if plan.changed {
+        println!("Job {:?} would be registered as version {}.", job.id.as_str(), plan.next_version);
+    } else {
+        println!("Job {:?} is unchanged (version {}).", job.id.as_str(), plan.next_version);
+    }
+    if !plan.diff.is_empty() {
+        println!();
+        println!("Changes to the job:");
+        for line in &plan.diff {
+            println!("  {line}");
+        }
+    }
+    println!();
+    println!("Scheduler dry-run:");
+    let mut rows = table(&["Task Group", "Place", "Stop", "In-place", "Destructive", "Migrate", "Ignore"]);
+    for (group, changes) in &plan.changes {
+        rows.add_row(vec![
+            group.clone(),
+            changes.place.to_string(),
+            changes.stop.to_string(),
+            changes.in_place.to_string(),
+            changes.destructive.to_string(),
+            changes.migrate.to_string(),
+            changes.ignore.to_string(),
+        ]);
+    }
+    print_table(&rows);
+    if plan.failed.is_empty() {
+        println!("- All allocations can be placed.");
+    } else {
+        for (group, failure) in &plan.failed {
+            println!("- group {group:?}: {} cannot be placed: {}", failure.num_unplaced, failure.summary());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn job_run(client: &Client, job: Job, detach: bool, timeout: Duration, json: bool) -> anyhow::Result<ExitCode> {
+    let job_id = job.id.to_string();
+    let registered = client.register_job(&job).await.context("cannot register the job")?;
+    if json {
+        print_json(&registered)?;
+    } else {
+        println!(
+            "Job {job_id:?} registered as version {}{}; evaluation {}",
+            registered.job_version,
+            if registered.changed { "" } else { " (unchanged)" },
+            registered.eval_id.short()
+        );
+    }
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let progress = ProgressBar::new_spinner();
+    progress.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    progress.enable_steady_tick(Duration::from_millis(120));
+    if json {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let outcome =
+        follow(client, &job, registered.job_version, &registered.eval_id.to_string(), timeout, &progress).await;
+    progress.finish_and_clear();
+    match outcome {
+        Ok(message) => {
+            if !json {
+                println!("{message}");
+                println!("See `drover job status {job_id}` for details.");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(FollowError::Failed(message)) => {
+            eprintln!("{message}");
+            eprintln!("See `drover job status {job_id}` for details.");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(FollowError::Client(error)) => Err(error.into()),
+    }
+}
+
+enum FollowError {
+    Failed(String),
+    Client(ClientError),
+}
+
+impl From<ClientError> for FollowError {
+    fn from(error: ClientError) -> Self {
+        FollowError::Client(error)
+    }
+}
+
+/// Follows the registration until the new version's allocations run (batch:
+/// run or complete), or something fails.
+async fn follow(
+    client: &Client,
+    job: &Job,
+    version: u64,
+    eval_id: &str,
+    timeout: Duration,
+    progress: &ProgressBar,
+) -> Result<String, FollowError> {
+    let started = Instant::now();
+    let mut index = 0;
+    loop {
+        if started.elapsed() > timeout {
+            return Err(FollowError::Failed(format!(
+                "gave up waiting after {}; the job keeps deploying in the background",
+                drover_types::DurationSpec(timeout)
+            )));
+        }
+        let eval = client.evaluation(eval_id).await?;
+        let (status, new_index) =
+            client.job_status(job.id.as_str(), Some(Wait { index, timeout: Duration::from_secs(2) })).await?;
+        index = new_index;
+        match eval.status {
+            EvalStatus::Pending | EvalStatus::Blocked => {
+                progress.set_message(format!("evaluation {} {}", &eval_id[..8.min(eval_id.len())], eval.status));
+                continue;
+            }
+            EvalStatus::Failed => {
+                return Err(FollowError::Failed(format!("evaluation failed: {}", eval.status_description)));
+            }
+            EvalStatus::Complete | EvalStatus::Canceled => {}
+        }
+        if let Some((group, failure)) = eval.failed_placements.iter().next() {
+            return Err(FollowError::Failed(format!(
+                "{} allocation(s) of group {group:?} could not be placed: {}\nThe job stays registered and is placed when capacity appears.",
+                failure.num_unplaced,
+                failure.summary()
+            )));
+        }
+        let current: Vec<&AllocListEntry> = status
+            .allocs
+            .iter()
+            .filter(|alloc| alloc.job_version == version && alloc.desired_status == AllocDesiredStatus::Run)
+            .collect();
+        if let Some(failed) = current.iter().find(|alloc| alloc.client_status == AllocClientStatus::Failed) {
+            return Err(FollowError::Failed(failure_report(failed)));
+        }
+        let expected = match job.job_type {
+            JobType::System => current.len(),
+            JobType::Service | JobType::Batch => job.groups.iter().map(|group| group.count as usize).sum(),
+        };
+        let done = |alloc: &&&AllocListEntry| match job.job_type {
+            JobType::Batch => matches!(alloc.client_status, AllocClientStatus::Running | AllocClientStatus::Complete),
+            _ => alloc.client_status == AllocClientStatus::Running,
+        };
+        let num_done = current.iter().filter(done).count();
+        progress.set_message(format!("{num_done}/{expected} allocations running"));
+        if expected == 0 && job.job_type == JobType::System {
+            return Ok("No node matches this system job yet; it will run on matching nodes when they join.".to_owned());
+        }
+        if num_done >= expected && expected > 0 {
+            return Ok(format!("All {expected} allocation(s) of version {version} are running."));
+        }
+    }
+}
+
+fn failure_report(alloc: &AllocListEntry) -> String {
+    let mut report =
+        format!("allocation {} on node {} failed: {}", alloc.id.short(), alloc.node_name, alloc.client_description);
+    for (task, state) in &alloc.task_states {
+        for event in state.events.iter().rev().take(3).collect::<Vec<_>>().into_iter().rev() {
+            report.push_str(&format!("\n  {task}: {}: {}", event.kind, event.message));
+        }
+    }
+    report
+}

@@ -1,0 +1,60 @@
+//! The command-line interface: every command talks to a server through
+//! `drover-client` and prints a table, or JSON with `--json`.
+
+pub(crate) mod alloc;
+pub(crate) mod eval;
+pub(crate) mod job;
+pub(crate) mod node;
+pub(crate) mod output;
+
+use std::ffi::OsString;
+
+use clap::Args;
+
+use drover_client::Client;
+
+/// Where the server is: `--address`, else `DROVER_ADDR`, else the default.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServerAddress {
+    /// The API address of a drover server.
+    #[arg(long, env = "DROVER_ADDR", default_value = drover_client::DEFAULT_ADDRESS, global = true)]
+    address: String,
+}
+
+impl ServerAddress {
+    pub(crate) fn client(&self) -> Client {
+        Client::new(&self.address)
+    }
+}
+
+/// Accepts Nomad's single-dash long flags for variables (`-var x=y`,
+/// `-var-file F`) by rewriting them to `--var` and `--var-file`.
+pub(crate) fn normalise_arguments(arguments: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    arguments
+        .into_iter()
+        .map(|argument| {
+            let Some(text) = argument.to_str() else { return argument };
+            for flag in ["-var-file", "-var"] {
+                if text == flag || text.starts_with(&format!("{flag}=")) {
+                    return OsString::from(format!("-{text}"));
+                }
+            }
+            argument
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nomad_style_variable_flags_become_long_flags() {
+        let arguments = ["drover", "job", "run", "-var", "x=1", "-var-file=f.hcl", "--json", "-v"];
+        let normalised: Vec<String> = normalise_arguments(arguments.map(OsString::from))
+            .into_iter()
+            .map(|argument| argument.into_string().unwrap())
+            .collect();
+        assert_eq!(normalised, ["drover", "job", "run", "--var", "x=1", "--var-file=f.hcl", "--json", "-v"]);
+    }
+}

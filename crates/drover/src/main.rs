@@ -1,0 +1,111 @@
+//! `drover`: one binary with roles.
+//!
+//! - `drover dev`, `drover server`, `drover agent`: long-running roles;
+//! - `drover job …`, `drover node …`, `drover alloc …`, `drover eval …`: the
+//!   CLI, which talks to a server through `drover-client` only;
+//! - `drover bench …`: benchmarks;
+//! - `drover executor DIR` (hidden): the per-task executor shim started by
+//!   agents.
+
+mod bench;
+mod cli;
+mod roles;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// drover runs a fleet of machines from one binary: it schedules jobs from
+/// Nomad-style job files, supervises them, keeps the inventory, and more.
+#[derive(Debug, Parser)]
+#[command(name = "drover", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a server and an agent in one process, with an example job.
+    Dev(roles::DevArgs),
+    /// Run a server (the control plane).
+    Server(roles::ServerArgs),
+    /// Run an agent (on every machine).
+    Agent(roles::AgentArgs),
+    /// Work with jobs.
+    #[command(subcommand)]
+    Job(cli::job::JobCommand),
+    /// Work with allocations.
+    #[command(subcommand)]
+    Alloc(cli::alloc::AllocCommand),
+    /// Work with nodes.
+    #[command(subcommand)]
+    Node(cli::node::NodeCommand),
+    /// Work with evaluations.
+    #[command(subcommand)]
+    Eval(cli::eval::EvalCommand),
+    /// Measure drover.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// The executor shim of one task (started by agents).
+    #[command(hide = true)]
+    Executor {
+        /// The task directory.
+        task_dir: std::path::PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let arguments = cli::normalise_arguments(std::env::args_os());
+    let cli = match Cli::try_parse_from(arguments) {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    if let Command::Executor { task_dir } = &cli.command {
+        // The shim's stderr is its own log file (`executor.log` in the task
+        // directory); it never writes to the task's streams.
+        tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
+        return drover_exec::run_executor(task_dir);
+    }
+    let long_running = matches!(cli.command, Command::Dev(_) | Command::Server(_) | Command::Agent(_));
+    init_logging(long_running);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Dev(args) => roles::dev(args).await,
+            Command::Server(args) => roles::server(args).await,
+            Command::Agent(args) => roles::agent(args).await,
+            Command::Job(command) => cli::job::run(command).await,
+            Command::Alloc(command) => cli::alloc::run(command).await,
+            Command::Node(command) => cli::node::run(command).await,
+            Command::Eval(command) => cli::eval::run(command).await,
+            Command::Bench(command) => bench::run(command).await,
+            Command::Executor { .. } => Ok(ExitCode::SUCCESS),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs of drover itself go to stderr; `DROVER_LOG` sets the filter
+/// (default `info` for roles, `warn` for the CLI).
+fn init_logging(long_running: bool) {
+    let default = if long_running { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,247 @@
+//! The long-running roles: `server`, `agent` and `dev`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use drover_agent::{Agent, AgentConfig};
+use drover_exec::DriverConfig;
+use drover_server::{HeartbeatConfig, Server, ServerConfig};
+use drover_types::{DurationSpec, NodeLabels};
+
+/// The example job `drover dev` starts.
+const EXAMPLE_JOB: &str = include_str!("../../../examples/hello.nomad.hcl");
+
+/// `drover dev`.
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// Keep data here instead of a throwaway directory.
+    #[arg(long, env = "DROVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:4747")]
+    bind: SocketAddr,
+    /// Do not start the example job.
+    #[arg(long)]
+    no_example: bool,
+}
+
+/// `drover server`.
+#[derive(Debug, Args)]
+pub(crate) struct ServerArgs {
+    /// Where the Raft log and snapshots live.
+    #[arg(long, env = "DROVER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Address of the HTTP API (also used by agents and other servers).
+    #[arg(long, default_value = "127.0.0.1:4747")]
+    bind: SocketAddr,
+    /// Address other servers and agents use to reach this one, when it
+    /// differs from --bind (for example behind NAT).
+    #[arg(long)]
+    advertise: Option<String>,
+    #[command(flatten)]
+    heartbeat: HeartbeatArgs,
+}
+
+/// Heartbeat settings of a server.
+#[derive(Debug, Args)]
+pub(crate) struct HeartbeatArgs {
+    /// How often agents heartbeat.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// Silence after which a node is marked down.
+    #[arg(long, default_value = "8s", value_parser = parse_duration)]
+    heartbeat_ttl: Duration,
+}
+
+impl HeartbeatArgs {
+    fn config(&self) -> anyhow::Result<HeartbeatConfig> {
+        if self.heartbeat_ttl <= self.heartbeat_interval {
+            bail!(
+                "--heartbeat-ttl ({}) must be longer than --heartbeat-interval ({})",
+                DurationSpec(self.heartbeat_ttl),
+                DurationSpec(self.heartbeat_interval)
+            );
+        }
+        Ok(HeartbeatConfig { interval: self.heartbeat_interval, ttl: self.heartbeat_ttl, ..HeartbeatConfig::default() })
+    }
+}
+
+/// `drover agent`.
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// Server addresses, comma-separated (`host:port`).
+    #[arg(long, env = "DROVER_SERVERS", value_delimiter = ',', required = true)]
+    servers: Vec<String>,
+    /// Where allocation directories and task state live.
+    #[arg(long, env = "DROVER_DATA_DIR")]
+    data_dir: PathBuf,
+    /// Node name (default: the hostname).
+    #[arg(long)]
+    name: Option<String>,
+    #[command(flatten)]
+    labels: LabelArgs,
+}
+
+/// Labels an agent reports.
+#[derive(Debug, Args)]
+pub(crate) struct LabelArgs {
+    /// Host group, a path such as `bi/batch/gridworker`.
+    #[arg(long)]
+    hostgroup: Option<String>,
+    /// Environment, such as `production` or `qa`.
+    #[arg(long)]
+    environment: Option<String>,
+    /// Owner (a person or team).
+    #[arg(long)]
+    owner: Option<String>,
+    /// Zone (Nomad's datacenter).
+    #[arg(long)]
+    zone: Option<String>,
+    /// Free-form metadata, `key=value`; repeatable.
+    #[arg(long = "meta", value_parser = parse_key_value)]
+    meta: Vec<(String, String)>,
+}
+
+impl LabelArgs {
+    fn labels(&self) -> NodeLabels {
+        NodeLabels {
+            hostgroup: self.hostgroup.clone(),
+            environment: self.environment.clone(),
+            owner: self.owner.clone(),
+            zone: self.zone.clone(),
+            meta: self.meta.iter().cloned().collect(),
+        }
+    }
+}
+
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    text.parse::<DurationSpec>().map(DurationSpec::get).map_err(|error| error.to_string())
+}
+
+pub(crate) fn parse_key_value(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
+        _ => Err(format!("expected key=value, got {text:?}")),
+    }
+}
+
+pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let advertise = args.advertise.clone().unwrap_or_else(|| args.bind.to_string());
+    let mut config = ServerConfig::new(args.data_dir.clone(), advertise);
+    config.heartbeat = args.heartbeat.config()?;
+    let listener = bind(args.bind).await?;
+    let server = Server::start(config).await.context("cannot start the server")?;
+    tracing::info!(address = %args.bind, data_dir = %args.data_dir.display(), "server running");
+    serve(listener, server.clone()).await?;
+    server.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
+    let config = AgentConfig {
+        servers: args.servers.clone(),
+        data_dir: args.data_dir.clone(),
+        name: args.name.clone(),
+        labels: args.labels.labels(),
+        executor: DriverConfig::current_exe().context("cannot find the drover executable for task executors")?,
+        stop_tasks_on_shutdown: false,
+    };
+    let agent = Agent::start(config).await.context("cannot start the agent")?;
+    tracing::info!(node = agent.name(), "agent running; tasks keep running when it stops");
+    shutdown_signal().await;
+    agent.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
+    let (data_dir, _temporary) = match &args.data_dir {
+        Some(dir) => (dir.clone(), None),
+        None => {
+            let temporary =
+                tempfile::Builder::new().prefix("drover-dev-").tempdir().context("cannot create a data directory")?;
+            (temporary.path().to_owned(), Some(temporary))
+        }
+    };
+    let listener = bind(args.bind).await?;
+    let config = ServerConfig::new(data_dir.join("server"), args.bind.to_string());
+    let server = Server::start(config).await.context("cannot start the server")?;
+    let serving = tokio::spawn(serve(listener, server.clone()));
+
+    let agent = Agent::start(AgentConfig {
+        servers: vec![args.bind.to_string()],
+        data_dir: data_dir.join("agent"),
+        name: None,
+        labels: NodeLabels {
+            hostgroup: Some("dev".to_owned()),
+            environment: Some("dev".to_owned()),
+            ..Default::default()
+        },
+        executor: DriverConfig::current_exe().context("cannot find the drover executable for task executors")?,
+        stop_tasks_on_shutdown: true,
+    })
+    .await
+    .context("cannot start the agent")?;
+
+    let address = format!("http://{}", args.bind);
+    println!("drover dev: server and agent running");
+    println!("  API        {address}");
+    println!("  data       {}{}", data_dir.display(), if args.data_dir.is_none() { " (removed on exit)" } else { "" });
+    println!("  node       {}", agent.name());
+    if !args.no_example {
+        let source = drover_jobspec::Source::new("examples/hello.nomad.hcl", EXAMPLE_JOB);
+        let job = drover_jobspec::parse_job(&source, &drover_jobspec::VarInputs::default())
+            .map_err(|diagnostics| anyhow::anyhow!("the built-in example job is invalid:\n{diagnostics}"))?;
+        server.register_job(job).await.map_err(|error| anyhow::anyhow!("cannot start the example job: {error}"))?;
+        println!("  example    job \"hello\" started");
+    }
+    println!();
+    println!("In another terminal:");
+    println!("  export DROVER_ADDR={address}");
+    println!("  drover job status hello");
+    println!("  drover alloc logs -f <alloc-id>      # the id is in the status output");
+    println!("  drover job run examples/batch.nomad.hcl");
+    println!();
+    println!("Press Ctrl-C to stop (tasks are stopped, data removed).");
+
+    shutdown_signal().await;
+    println!("stopping: tasks first, then the server");
+    agent.shutdown().await;
+    server.shutdown().await;
+    serving.abort();
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(address).await.with_context(|| {
+        format!("cannot listen on {address}; is another drover running? choose another address with --bind")
+    })
+}
+
+async fn serve(listener: tokio::net::TcpListener, server: Server) -> anyhow::Result<()> {
+    let router = drover_api::router(server);
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("the API server failed")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,276 @@
+//! A tiny DSL for running real drover clusters in tests.
+//!
+//! ```ignore
+//! let cluster = Cluster::start().await;          // one server
+//! let agent = cluster.agent("n1").start().await; // one agent
+//! cluster.run_job(JOB_HCL).await;
+//! cluster.wait_for("allocations running", || async { ... }).await;
+//! ```
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use drover_client::Client;
+use drover_proto::api::JobStatusResponse;
+use drover_types::AllocClientStatus;
+
+/// The drover binary under test.
+pub fn drover_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_drover"))
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A process that is killed (SIGKILL) when dropped.
+pub struct Process {
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `command` with its output in `log`.
+    pub fn spawn_for_test(name: &str, command: &mut Command, log: PathBuf) -> Process {
+        Self::spawn(name, command, log)
+    }
+
+    fn spawn(name: &str, command: &mut Command, log: PathBuf) -> Process {
+        let log_file = std::fs::File::create(&log).expect("create a process log");
+        let child = command
+            .stdout(Stdio::from(log_file.try_clone().expect("clone the log file")))
+            .stderr(Stdio::from(log_file))
+            .env("DROVER_LOG", "info,openraft=warn")
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
+        Process { name: name.to_owned(), child: Some(child), log }
+    }
+
+    /// kill -9, and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends a signal.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        if let Some(child) = &self.child {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal);
+        }
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// The process's combined output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A cluster of one server and any number of agents, all real processes,
+/// under one temporary directory.
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub address: String,
+    pub server: Process,
+    pub agents: Vec<Process>,
+    pub client: Client,
+}
+
+impl Cluster {
+    /// Starts a server and waits until it answers.
+    pub async fn start() -> Cluster {
+        let dir = tempfile::Builder::new().prefix("drover-it-").tempdir().expect("temporary directory");
+        let address = format!("127.0.0.1:{}", free_port());
+        let server = start_server(dir.path(), &address);
+        let client = Client::new(&address);
+        let cluster = Cluster { dir, address, server, agents: Vec::new(), client };
+        cluster.wait_for("the server to answer", || async { cluster.client.leader().await.is_ok_and(|info| info.leader_id.is_some()) }).await;
+        cluster
+    }
+
+    /// Kills the server with SIGKILL.
+    pub fn kill_server(&mut self) {
+        self.server.kill9();
+    }
+
+    /// Starts the server again on the same address and data directory.
+    pub async fn restart_server(&mut self) {
+        self.server = start_server(self.dir.path(), &self.address);
+        self.wait_for("the restarted server to answer", || async {
+            self.client.leader().await.is_ok_and(|info| info.leader_id.is_some())
+        })
+        .await;
+    }
+
+    /// Starts an agent named `name` with extra flags.
+    pub async fn start_agent(&mut self, name: &str, extra: &[&str]) -> usize {
+        let data_dir = self.dir.path().join("agents").join(name);
+        let mut command = Command::new(drover_binary());
+        command
+            .args(["agent", "--servers", &self.address, "--data-dir"])
+            .arg(&data_dir)
+            .args(["--name", name])
+            .args(extra);
+        let log = self.dir.path().join(format!("agent-{name}.log"));
+        self.agents.push(Process::spawn(&format!("agent {name}"), &mut command, log));
+        let client = self.client.clone();
+        let wanted = name.to_owned();
+        self.wait_for(&format!("agent {name} to register"), || {
+            let client = client.clone();
+            let wanted = wanted.clone();
+            async move {
+                client
+                    .nodes()
+                    .await
+                    .is_ok_and(|nodes| nodes.iter().any(|node| node.name == wanted && node.status == "ready"))
+            }
+        })
+        .await;
+        self.agents.len() - 1
+    }
+
+    /// Writes a job file into the cluster directory and runs
+    /// `drover job run FILE --detach`.
+    pub fn run_job(&self, name: &str, hcl: &str) -> std::process::Output {
+        let path = self.dir.path().join(format!("{name}.nomad.hcl"));
+        std::fs::write(&path, hcl).expect("write the job file");
+        self.cli(&["job", "run", "--detach", path.to_str().expect("utf-8 path")])
+    }
+
+    /// Runs the CLI against this cluster.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(drover_binary())
+            .args(args)
+            .env("DROVER_ADDR", &self.address)
+            .output()
+            .expect("run the drover CLI")
+    }
+
+    /// Polls `condition` every 100 ms for up to 60 s.
+    pub async fn wait_for<F, Fut>(&self, what: &str, condition: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        wait_until(what, Duration::from_secs(60), condition, || self.logs()).await;
+    }
+
+    /// The job's status.
+    pub async fn job_status(&self, job: &str) -> JobStatusResponse {
+        self.client.job_status(job, None).await.expect("job status").0
+    }
+
+    /// Waits until `count` allocations of `job` have `status`.
+    pub async fn wait_for_allocs(&self, job: &str, status: AllocClientStatus, count: usize) -> JobStatusResponse {
+        let what = format!("{count} allocation(s) of {job} to be {status}");
+        self.wait_for(&what, || async {
+            self.client.job_status(job, None).await.is_ok_and(|(status_response, _)| {
+                status_response.allocs.iter().filter(|alloc| alloc.client_status == status).count() == count
+            })
+        })
+        .await;
+        self.job_status(job).await
+    }
+
+    /// Every process's output, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut text = format!("--- server ---\n{}\n", tail(&self.server.output(), 60));
+        for agent in &self.agents {
+            text.push_str(&format!("--- {} ---\n{}\n", agent.name, tail(&agent.output(), 40)));
+        }
+        text
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for agent in &mut self.agents {
+            agent.kill9();
+        }
+        self.server.kill9();
+        kill_processes_under(self.dir.path());
+    }
+}
+
+fn start_server(dir: &Path, address: &str) -> Process {
+    let mut command = Command::new(drover_binary());
+    command.args(["server", "--bind", address, "--data-dir"]).arg(dir.join("server"));
+    command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s"]);
+    Process::spawn("server", &mut command, dir.join("server.log"))
+}
+
+fn tail(text: &str, num_lines: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(num_lines)..].join("\n")
+}
+
+/// Polls `condition` until it holds or `timeout` passes (then panics with
+/// `context()`).
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, condition: F, context: impl Fn() -> String)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", context());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Kills every process whose command line or working directory is under
+/// `dir`: executor shims and the tasks they run outlive their agent by
+/// design, so tests must clean them up explicitly.
+pub fn kill_processes_under(dir: &Path) {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        if pid == std::process::id() as i32 {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&needle) || cwd.to_string_lossy().contains(&needle) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+/// Whether a process exists.
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // A zombie is not alive.
+    !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))
+}

@@ -1,0 +1,13 @@
+//! Multi-process tests of the real `drover` binary: servers, agents and
+//! tasks are real processes on this machine, talking over loopback.
+//!
+//! Run with `cargo test -p drover --test it`. Each test builds its own
+//! cluster in a temporary directory and kills every process it started
+//! (tasks included) when it ends.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+
+mod dev_mode;
+mod scheduling;
