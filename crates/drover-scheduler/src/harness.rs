@@ -228,12 +228,11 @@ impl Cluster {
         self.process(&eval, now, rng).accepted
     }
 
-    /// Commits a plan like the state machine: stops set the desired status,
-    /// description, client status (when given) and follow-up evaluation
-    /// (overwritten, so that a stop can cancel a pending follow-up);
-    /// in-place updates move allocations to the new version; placements
-    /// are inserted and linked to the allocation they replace; follow-up
-    /// evaluations are recorded.
+    /// Commits a plan like the state machine (`drover-state`): stops set the
+    /// desired status and description, the client status when given, and
+    /// the follow-up evaluation when given; in-place updates move
+    /// allocations to the new version; placements are inserted and linked
+    /// to the allocation they replace; follow-up evaluations are recorded.
     pub fn apply(&mut self, plan: &Plan, now: Timestamp) {
         self.raft_index += 1;
         let raft_index = self.raft_index;
@@ -243,8 +242,11 @@ impl Cluster {
                 alloc.desired_description.clone_from(&stop.description);
                 if let Some(client_status) = stop.client_status {
                     alloc.client_status = client_status;
+                    alloc.client_description.clone_from(&stop.description);
                 }
-                alloc.follow_up_eval.clone_from(&stop.follow_up_eval);
+                if stop.follow_up_eval.is_some() {
+                    alloc.follow_up_eval.clone_from(&stop.follow_up_eval);
+                }
                 alloc.modify_time = now;
                 alloc.modify_index = raft_index;
             });

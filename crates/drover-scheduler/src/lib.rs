@@ -29,7 +29,7 @@
 //!        ▼                                           │
 //!  ┌────────────┐  best of `limit` candidates        │
 //!  │   select   │  (2 for batch, log2(nodes) for     │
-//!  └────────────┘  service)                          │
+//!  └────────────┘  service, all with preferences)    │
 //!        │  new allocations                          │
 //!        ▼                                           ▼
 //!  Plan { place, stop, in_place, failed, follow_ups, annotations }
@@ -46,6 +46,22 @@
 //! number of allocations in the cluster. The [`harness`] provides an
 //! in-memory cluster, and `benches/scheduler.rs` measures placements per
 //! second.
+//!
+//! What committing a plan must do (the state machine's side of the
+//! contract, mirrored by [`harness::Cluster::apply`]):
+//!
+//! - `place`: insert the allocations; set `next_alloc` on the allocation
+//!   named by `previous_alloc`. Placements of a group with an `update`
+//!   block carry `deployment_status: Some(healthy: None)`: the health
+//!   watcher sets `healthy`, and until then they hold back further
+//!   destructive updates (`max_parallel`).
+//! - `stop`: set `desired_status` and `desired_description`, the client
+//!   status when given (`lost`), and `follow_up_eval` when given. A failed
+//!   allocation waiting for a delayed reschedule gets an entry whose
+//!   `desired_status` stays `run`: it only records its follow-up
+//!   evaluation (see [`reasons::ALLOC_RESCHEDULE_LATER`]).
+//! - `in_place`: set `job_version`.
+//! - `follow_ups`: insert the evaluations (they carry `wait_until`).
 //!
 //! Disconnected nodes: allocations on a `disconnected` node whose group has
 //! a `disconnect { lost_after = … }` block are left alone for now (they

@@ -3,9 +3,10 @@
 //!
 //! Order matters for resources: unconditional stops are recorded first, so
 //! that the resources they free are available to this plan's placements;
-//! the stop of a destructive update is recorded just before its
-//! replacement is placed, and taken back if no node has room (the old
-//! allocation then keeps running).
+//! the stop paired with a replacement (destructive update, reschedule) is
+//! recorded just before the replacement is placed, and taken back if no
+//! node has room (the old allocation then keeps running, or stays failed
+//! and is retried by the next evaluation).
 
 use std::collections::BTreeMap;
 use std::mem;
@@ -43,7 +44,8 @@ use crate::view::ClusterView;
 ///
 /// The plan is complete (ids, names, resources, reasons) and is meant to
 /// be checked with [`verify_plan`](crate::verify_plan) against the latest
-/// state before it is committed. Never panics.
+/// state before it is committed. Never panics (debug builds assert that
+/// `job` is the evaluation's job).
 pub fn schedule<V, R>(view: &V, job: Option<&Job>, eval: &Evaluation, now: Timestamp, rng: &mut R) -> Plan
 where
     V: ClusterView + ?Sized,
@@ -394,8 +396,14 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
 
     /// Creates follow-up evaluations for failed allocations whose delay has
     /// not passed, one per window of [`FOLLOW_UP_BATCH_WINDOW`], and marks
-    /// each allocation with its follow-up (a stop: it is failed already, and
-    /// the follow-up evaluation replaces it).
+    /// each allocation with its follow-up.
+    ///
+    /// The mark travels as a [`PlanStop`] whose desired status stays `run`:
+    /// drover-types has no plan entry for "update these fields" yet. The
+    /// allocation keeps wanting to run (as in Nomad), so a later scale-down
+    /// or job stop that stops it for good also cancels the reschedule, and
+    /// the follow-up evaluation, or any evaluation after the delay, replaces
+    /// it.
     fn emit_delayed_reschedules<R: Rng + ?Sized>(&mut self, mut delayed: Vec<DelayedReschedule<'a>>, rng: &mut R) {
         delayed.sort_by(|first, second| (first.at, &first.alloc.id).cmp(&(second.at, &second.alloc.id)));
         let mut current_batch: Option<(EvalId, Timestamp)> = None;
@@ -413,6 +421,7 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
                 }
             };
             self.emit_stop(StopDecision {
+                desired_status: AllocDesiredStatus::Run,
                 follow_up_eval: Some(eval_id),
                 ..StopDecision::stop(reschedule.alloc, reasons::ALLOC_RESCHEDULE_LATER)
             });

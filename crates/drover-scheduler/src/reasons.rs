@@ -17,8 +17,9 @@ pub const ALLOC_MIGRATING: &str = "alloc is being migrated";
 pub const ALLOC_LOST: &str = "alloc is lost since its node is down";
 /// It failed and a replacement was placed.
 pub const ALLOC_RESCHEDULED: &str = "alloc was rescheduled because it failed";
-/// It failed and will be replaced by the follow-up evaluation.
-pub const ALLOC_RESCHEDULE_LATER: &str = "alloc failed and will be rescheduled after a delay";
+/// It failed and will be replaced by the follow-up evaluation named in its
+/// `follow_up_eval` (this entry keeps the desired status `run`).
+pub const ALLOC_RESCHEDULE_LATER: &str = "alloc failed; a follow-up evaluation will reschedule it after a delay";
 /// An operator asked for it to be replaced.
 pub const ALLOC_RESCHEDULE_REQUESTED: &str = "alloc is being rescheduled as requested";
 /// A system job's allocation on a node that no longer matches the job.

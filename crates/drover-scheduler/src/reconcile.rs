@@ -412,15 +412,15 @@ fn terminal_slot<V: ClusterView + ?Sized>(
     {
         return Some(Slot::Completed);
     }
-    if alloc.client_status != AllocClientStatus::Failed || is_replaced(alloc, context.replaced) {
+    // A failed allocation the servers stopped was replaced or is not wanted
+    // any more (scale-down, job stop).
+    if alloc.client_status != AllocClientStatus::Failed
+        || alloc.desired_status != AllocDesiredStatus::Run
+        || is_replaced(alloc, context.replaced)
+    {
         return None;
     }
-    // A failed allocation stopped without a follow-up evaluation was
-    // stopped for good (scale-down, job stop).
     let has_follow_up = alloc.follow_up_eval.is_some();
-    if alloc.desired_status != AllocDesiredStatus::Run && !has_follow_up {
-        return None;
-    }
     match reschedule::eligibility(alloc, group.reschedule.as_ref()) {
         Eligibility::Exhausted => Some(Slot::Exhausted),
         Eligibility::Eligible { at, delay } => {

@@ -364,6 +364,7 @@ fn a_failed_allocation_waits_for_its_delay_through_a_follow_up_evaluation() {
     assert_eq!(plan.stop[0].alloc_id, failed.id);
     assert_eq!(plan.stop[0].follow_up_eval.as_ref(), Some(&follow_up.id));
     assert_eq!(plan.stop[0].description, reasons::ALLOC_RESCHEDULE_LATER);
+    assert_eq!(plan.stop[0].desired_status, AllocDesiredStatus::Run, "it waits, wanted, for its replacement");
     assert_eq!(changes(&plan).reschedule_later, 1);
 
     // The follow-up evaluation runs at its time and places the replacement.
@@ -383,6 +384,26 @@ fn a_failed_allocation_waits_for_its_delay_through_a_follow_up_evaluation() {
     cluster.set_client_status(&replacement_id, AllocClientStatus::Failed, second_failure);
     let next_plan = run(&mut cluster, &id, second_failure, &mut rng);
     assert_eq!(next_plan.follow_ups[0].wait_until, Some(second_failure.plus(Duration::from_secs(60))));
+}
+
+#[test]
+fn scaling_down_cancels_a_pending_reschedule() {
+    let mut cluster = cluster(3);
+    let mut rng = rng();
+    let mut job = simple_job("web", JobType::Service, 2, SMALL);
+    let id = register(&mut cluster, job.clone());
+    run(&mut cluster, &id, start(), &mut rng);
+    let failed = fail(&mut cluster, &id, 1, start());
+    let plan = run(&mut cluster, &id, start(), &mut rng);
+    let follow_up = plan.follow_ups[0].clone();
+    job.groups[0].count = 1;
+    register(&mut cluster, job);
+    let scaled = run(&mut cluster, &id, start(), &mut rng);
+    assert_eq!(stops_with(&scaled, reasons::ALLOC_NOT_NEEDED).len(), 1);
+    assert_eq!(scaled.stop[0].alloc_id, failed.id);
+    // The follow-up evaluation finds nothing to do.
+    let verified = cluster.process(&follow_up, start().plus(Duration::from_secs(30)), &mut rng);
+    assert!(verified.accepted.is_noop(), "{:#?}", verified.accepted);
 }
 
 #[test]
@@ -407,7 +428,8 @@ fn a_failed_allocation_without_room_for_its_replacement_stays_failed_and_keeps_i
     run(&mut cluster, &id, start(), &mut rng);
     let failed = fail(&mut cluster, &id, 0, start());
     // Another job takes the room the failed allocation left.
-    let other = register(&mut cluster, simple_job("other", JobType::Service, 1, Resources { cpu_mhz: 600, memory_mb: 100 }));
+    let other =
+        register(&mut cluster, simple_job("other", JobType::Service, 1, Resources { cpu_mhz: 600, memory_mb: 100 }));
     run(&mut cluster, &other, start(), &mut rng);
     let later = start().plus(Duration::from_secs(60));
     let plan = run(&mut cluster, &id, later, &mut rng);

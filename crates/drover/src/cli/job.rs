@@ -168,11 +168,10 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
                 } else {
                     let num_tasks: usize = job.groups.iter().map(|group| group.tasks.len()).sum();
                     println!(
-                        "{}: job {:?} is valid ({} {}, {} group(s), {} task(s))",
+                        "{}: job {:?} is valid ({} job, {} group(s), {} task(s))",
                         file.display(),
                         job.id.as_str(),
                         job.job_type,
-                        "job",
                         job.groups.len(),
                         num_tasks
                     );
@@ -312,7 +311,7 @@ fn print_job_status(status: &JobStatusResponse) {
         })
         .collect();
     if !events.is_empty() {
-        events.sort_by(|left, right| right.0.cmp(&left.0));
+        events.sort_by_key(|event| std::cmp::Reverse(event.0));
         events.truncate(10);
         println!();
         println!("Recent Task Events");

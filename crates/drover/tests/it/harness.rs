@@ -110,7 +110,11 @@ impl Cluster {
         let server = start_server(dir.path(), &address);
         let client = Client::new(&address);
         let cluster = Cluster { dir, address, server, agents: Vec::new(), client };
-        cluster.wait_for("the server to answer", || async { cluster.client.leader().await.is_ok_and(|info| info.leader_id.is_some()) }).await;
+        cluster
+            .wait_for("the server to answer", || async {
+                cluster.client.leader().await.is_ok_and(|info| info.leader_id.is_some())
+            })
+            .await;
         cluster
     }
 
@@ -165,11 +169,7 @@ impl Cluster {
 
     /// Runs the CLI against this cluster.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(drover_binary())
-            .args(args)
-            .env("DROVER_ADDR", &self.address)
-            .output()
-            .expect("run the drover CLI")
+        Command::new(drover_binary()).args(args).env("DROVER_ADDR", &self.address).output().expect("run the drover CLI")
     }
 
     /// Polls `condition` every 100 ms for up to 60 s.

@@ -59,7 +59,9 @@ async fn a_service_job_spreads_over_agents_and_a_killed_task_is_restarted() {
         .wait_for("the killed task to be restarted", || async {
             let alloc = cluster.client.allocation(victim_id.as_str()).await.unwrap();
             let task = &alloc.task_states["web"];
-            task.restarts == 1 && alloc.client_status == AllocClientStatus::Running && task.pid.is_some_and(|pid| pid != old_pid)
+            task.restarts == 1
+                && alloc.client_status == AllocClientStatus::Running
+                && task.pid.is_some_and(|pid| pid != old_pid)
         })
         .await;
     let alloc = cluster.client.allocation(victim_id.as_str()).await.unwrap();
@@ -163,11 +165,8 @@ async fn kill9_of_the_server_keeps_state_and_running_tasks() {
     let output = cluster.run_job("web", &SERVICE_JOB.replace("count = 5", "count = 2"));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let before = cluster.wait_for_allocs("web", AllocClientStatus::Running, 2).await;
-    let pids: BTreeMap<String, u32> = before
-        .allocs
-        .iter()
-        .map(|alloc| (alloc.id.to_string(), alloc.task_states["web"].pid.unwrap()))
-        .collect();
+    let pids: BTreeMap<String, u32> =
+        before.allocs.iter().map(|alloc| (alloc.id.to_string(), alloc.task_states["web"].pid.unwrap())).collect();
 
     cluster.kill_server();
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -175,11 +174,8 @@ async fn kill9_of_the_server_keeps_state_and_running_tasks() {
     cluster.restart_server().await;
 
     let after = cluster.wait_for_allocs("web", AllocClientStatus::Running, 2).await;
-    let after_pids: BTreeMap<String, u32> = after
-        .allocs
-        .iter()
-        .map(|alloc| (alloc.id.to_string(), alloc.task_states["web"].pid.unwrap()))
-        .collect();
+    let after_pids: BTreeMap<String, u32> =
+        after.allocs.iter().map(|alloc| (alloc.id.to_string(), alloc.task_states["web"].pid.unwrap())).collect();
     assert_eq!(after_pids, pids, "the same allocations, with the same processes");
     assert_eq!(after.job.version, before.job.version);
 
