@@ -6,6 +6,10 @@
 //! task's `env` block. `${…}` references in `env`, `command` and `args` are
 //! resolved against the node (`node.*`, `attr.*`, `meta.*`) and the
 //! variables above; unknown references stay as written.
+//!
+//! Script health checks run "in the task's environment", so the same
+//! [`TaskEnvironment`] also interpolates their command lines (see
+//! `probe.rs`): a check sees exactly what its task sees.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +36,55 @@ pub(crate) struct TaskCommandLine {
     pub(crate) env: BTreeMap<String, String>,
 }
 
+/// The environment of a task's processes, and the `${…}` resolver that
+/// goes with it.
+pub(crate) struct TaskEnvironment<'a> {
+    /// The variables set by the agent, before the task's `env` block: what
+    /// `${…}` references may name.
+    base: BTreeMap<String, String>,
+    /// `base` plus the task's interpolated `env` block.
+    env: BTreeMap<String, String>,
+    node: Option<&'a Node>,
+}
+
+impl<'a> TaskEnvironment<'a> {
+    pub(crate) fn new(
+        node: Option<&'a Node>,
+        job: &JobSummary,
+        group: &TaskGroup,
+        alloc: &Allocation,
+        task: &Task,
+        dirs: &AllocDirs<'_>,
+    ) -> Self {
+        let base = base_environment(node, job, group, alloc, task, dirs);
+        let mut environment = TaskEnvironment { env: base.clone(), base, node };
+        let task_env: Vec<(String, String)> =
+            task.env.iter().map(|(key, value)| (key.clone(), environment.interpolate(value))).collect();
+        environment.env.extend(task_env);
+        environment
+    }
+
+    /// `text` with every known `${…}` reference resolved; unknown ones stay
+    /// as written.
+    pub(crate) fn interpolate(&self, text: &str) -> String {
+        let resolve = |target: &str| -> Option<String> {
+            if let Some(value) = self.base.get(target) {
+                return Some(value.clone());
+            }
+            if let Some(name) = target.strip_prefix("env.") {
+                return self.base.get(name).cloned();
+            }
+            self.node.and_then(|node| node.resolve(target))
+        };
+        interpolate_lenient(text, &resolve)
+    }
+
+    /// The full environment of the task's processes.
+    pub(crate) fn env(&self) -> &BTreeMap<String, String> {
+        &self.env
+    }
+}
+
 pub(crate) fn task_command_line(
     node: Option<&Node>,
     job: &JobSummary,
@@ -40,6 +93,22 @@ pub(crate) fn task_command_line(
     task: &Task,
     dirs: &AllocDirs<'_>,
 ) -> TaskCommandLine {
+    let environment = TaskEnvironment::new(node, job, group, alloc, task, dirs);
+    TaskCommandLine {
+        command: environment.interpolate(&task.config.command),
+        args: task.config.args.iter().map(|arg| environment.interpolate(arg)).collect(),
+        env: environment.env,
+    }
+}
+
+fn base_environment(
+    node: Option<&Node>,
+    job: &JobSummary,
+    group: &TaskGroup,
+    alloc: &Allocation,
+    task: &Task,
+    dirs: &AllocDirs<'_>,
+) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     env.insert("PATH".to_owned(), std::env::var("PATH").unwrap_or_else(|_| DEFAULT_PATH.to_owned()));
     for passthrough in ["LANG", "LC_ALL", "TZ"] {
@@ -76,23 +145,5 @@ pub(crate) fn task_command_line(
             set(&format!("NOMAD_META_{}", key.to_uppercase().replace(['-', '.'], "_")), value.clone());
         }
     }
-
-    let base = env.clone();
-    let resolve = |target: &str| -> Option<String> {
-        if let Some(value) = base.get(target) {
-            return Some(value.clone());
-        }
-        if let Some(name) = target.strip_prefix("env.") {
-            return base.get(name).cloned();
-        }
-        node.and_then(|node| node.resolve(target))
-    };
-    for (key, value) in &task.env {
-        env.insert(key.clone(), interpolate_lenient(value, &resolve));
-    }
-    TaskCommandLine {
-        command: interpolate_lenient(&task.config.command, &resolve),
-        args: task.config.args.iter().map(|arg| interpolate_lenient(arg, &resolve)).collect(),
-        env,
-    }
+    env
 }

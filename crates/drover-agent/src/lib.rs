@@ -7,21 +7,33 @@
 //!
 //! ```text
 //!  session ──Allocations──▶ AllocManager ──▶ alloc runner ──▶ task runner × N
-//!     ▲                                            │              │ Supervisor (restart policy)
-//!     └──────────────AllocUpdates◀─────────────────┘              │ ExecDriver (executor shim)
+//!     ▲                                          │  │  │            │ Supervisor (restart policy)
+//!     └──────────────AllocUpdates◀───────────────┘  │  │            │ ExecDriver (executor shim)
+//!                                                   │  └─▶ probes (tcp, http, script checks)
+//!                                  CheckWatcher ◀───┤      check_restart ──▶ TaskControl::Restart
+//!                                  HealthWatcher ◀──┘      deployment health (persisted decision)
 //! ```
 //!
 //! Tasks survive the agent: each task runs under an executor shim
 //! (`drover-exec`), and the allocation specs and supervisor states are kept
 //! in the data directory, so a restarted agent re-attaches to its running
 //! tasks and resumes supervision.
+//!
+//! The agent also runs the health checks of its tasks (`checks.rs` decides,
+//! `probe.rs` probes) and decides the deployment health of allocations
+//! placed by a deployment (`deployment_health.rs`), as Nomad's client does.
 
+mod checks;
+mod deployment_health;
 mod env;
 pub mod facts;
 mod logs;
 mod manager;
+mod probe;
 mod session;
 mod task;
+#[cfg(test)]
+mod test_support;
 
 use std::path::PathBuf;
 use std::sync::Arc;

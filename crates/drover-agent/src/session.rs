@@ -152,7 +152,9 @@ async fn connected(
                 }
             }
             message = next_message(&mut stream) => match message {
-                Ok(ServerMessage::Allocations { node, allocs, .. }) => manager.reconcile(node.map(|node| *node), allocs).await,
+                Ok(ServerMessage::Allocations { node, allocs, full, .. }) => {
+                    manager.reconcile(node.map(|node| *node), allocs, full).await;
+                }
                 Ok(ServerMessage::Request { request_id, body }) => {
                     handle_request(request_id, body, manager, &outbound_sender, &mut requests);
                 }

@@ -33,7 +33,6 @@ pub(crate) enum TaskControl {
     /// Stop the task for good.
     Stop,
     /// Restart it now (a failing check).
-    #[allow(dead_code)]
     Restart {
         /// Why.
         reason: String,

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use drover_state::{ClientAllocUpdate, NodeRegistration};
-use drover_types::{Allocation, JobId, JobType, Node, NodeId, TaskGroup};
+use drover_types::{Allocation, JobId, JobType, Node, NodeId, TaskGroup, UpdateStrategy};
 
 /// Messages from an agent to a server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,12 +60,17 @@ pub enum ServerMessage {
         /// Every server's address, for failover.
         servers: Vec<String>,
     },
-    /// The complete set of allocations this node should know about: every
-    /// allocation on the node that is not terminal on the client side.
-    /// Anything the agent runs that is not listed must be stopped.
+    /// Allocations of this node. With `full`, the complete set the agent
+    /// should know about (every allocation on the node that is not terminal
+    /// on the client side; anything else the agent runs must be stopped).
+    /// Without, only the allocations the servers changed since the last
+    /// message (including ones they made terminal, such as `lost`).
     Allocations {
         /// Raft index of this view.
         index: u64,
+        /// Whether this is the complete set rather than a change.
+        #[serde(default)]
+        full: bool,
         /// The node as the servers see it (operator overrides applied), for
         /// `${node.…}` interpolation.
         node: Option<Box<Node>>,
@@ -96,6 +101,10 @@ pub struct AllocAssignment {
     /// The task group of the allocation's job version; `None` when the job
     /// was purged (the agent then only stops the allocation).
     pub group: Option<TaskGroup>,
+    /// The `update` block that applies to the group (the group's, else the
+    /// job's): how the agent decides deployment health.
+    #[serde(default)]
+    pub update: Option<UpdateStrategy>,
 }
 
 /// The parts of a job an agent needs.

@@ -3,8 +3,10 @@
 //! [`Cluster`] implements [`ClusterView`] over plain maps, with node usage
 //! kept incrementally (O(1) per lookup, as the state store must), and
 //! [`Cluster::apply`] commits a plan the way the Raft state machine does.
-//! Helpers simulate agents (client status, health) and operators (nodes
-//! going down, drains, job stops), and generators build synthetic fleets
+//! Helpers simulate agents (client status, health, reports after a
+//! reconnect), operators (nodes going down or disconnecting, drains, job
+//! stops, promotions) and the deployment watcher (a deployment's status),
+//! and generators build synthetic fleets
 //! and jobs shaped like the users' (host groups such as
 //! `bi/batch/gridworker`, `production` and `qa` environments, kernel and OS
 //! facts, racks).
@@ -16,9 +18,9 @@ use std::collections::BTreeMap;
 
 use drover_types::{
     AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, AllocId, Allocation, Constraint, ConstraintOperator,
-    DrainStrategy, Driver, DurationSpec, EvalId, EvalTrigger, Evaluation, Job, JobId, JobStatus, JobType,
-    MigrateStrategy, Node, NodeEligibility, NodeId, NodeLabels, NodeStatus, Plan, ReschedulePolicy, Resources,
-    RestartPolicy, Task, TaskConfig, TaskGroup, TaskLifecycleState, Timestamp,
+    Deployment, DeploymentId, DeploymentStatus, DrainStrategy, Driver, DurationSpec, EvalId, EvalTrigger, Evaluation,
+    Job, JobId, JobStatus, JobType, MigrateStrategy, Node, NodeEligibility, NodeId, NodeLabels, NodeStatus, Plan,
+    ReschedulePolicy, Resources, RestartPolicy, Task, TaskConfig, TaskGroup, TaskLifecycleState, Timestamp,
 };
 use rand::Rng;
 
@@ -69,6 +71,11 @@ pub struct Cluster {
     allocs_by_job: FastMap<JobId, Vec<usize>>,
     allocs_by_node: FastMap<NodeId, Vec<usize>>,
     usage: FastMap<NodeId, Resources>,
+    /// Every deployment, in creation order; never removed.
+    deployments: Vec<Deployment>,
+    deployment_positions: FastMap<DeploymentId, usize>,
+    /// Per job, its deployments' positions in creation order.
+    deployments_by_job: FastMap<JobId, Vec<usize>>,
     evaluations: Vec<Evaluation>,
     raft_index: u64,
 }
@@ -115,9 +122,19 @@ impl Cluster {
         Some(node)
     }
 
-    /// Sets a node's heartbeat status (`Down` to simulate a dead machine).
-    pub fn set_node_status(&mut self, id: &NodeId, status: NodeStatus) -> bool {
-        self.node_mut(id).map(|node| node.status = status).is_some()
+    /// Sets a node's heartbeat status at `now` (`Down` to simulate a dead
+    /// machine, `Disconnected` a silent one); `status_updated_at` changes
+    /// only with the status, as in the state machine (a disconnected
+    /// group's `lost_after` counts from it).
+    pub fn set_node_status(&mut self, id: &NodeId, status: NodeStatus, now: Timestamp) -> bool {
+        self.node_mut(id)
+            .map(|node| {
+                if node.status != status {
+                    node.status = status;
+                    node.status_updated_at = now;
+                }
+            })
+            .is_some()
     }
 
     /// Sets a node's scheduling eligibility.
@@ -231,8 +248,15 @@ impl Cluster {
     /// Commits a plan like the state machine (`drover-state`): stops set the
     /// desired status and description, the client status when given, and
     /// the follow-up evaluation when given; in-place updates move
-    /// allocations to the new version; placements are inserted and linked
-    /// to the allocation they replace; follow-up evaluations are recorded.
+    /// allocations to the new version; updates set the client status (with
+    /// the description) and the follow-up evaluation when given; placements
+    /// are inserted and linked to the allocation they replace; the new
+    /// deployment is inserted and deployment updates replace the stored
+    /// ones; follow-up evaluations are recorded.
+    ///
+    /// Unlike the state machine, the harness does not keep a deployment's
+    /// counters (placed, healthy, canaries): the scheduler does not read
+    /// them.
     pub fn apply(&mut self, plan: &Plan, now: Timestamp) {
         self.raft_index += 1;
         let raft_index = self.raft_index;
@@ -258,6 +282,19 @@ impl Cluster {
                 alloc.modify_index = raft_index;
             });
         }
+        for update in &plan.updates {
+            self.update_alloc(&update.alloc_id, |alloc| {
+                if let Some(client_status) = update.client_status {
+                    alloc.client_status = client_status;
+                    alloc.client_description.clone_from(&update.description);
+                }
+                if update.follow_up_eval.is_some() {
+                    alloc.follow_up_eval.clone_from(&update.follow_up_eval);
+                }
+                alloc.modify_time = now;
+                alloc.modify_index = raft_index;
+            });
+        }
         for new_alloc in &plan.place {
             let mut alloc = new_alloc.clone();
             alloc.create_index = raft_index;
@@ -268,7 +305,91 @@ impl Cluster {
             }
             self.insert_alloc(alloc);
         }
+        if let Some(deployment) = &plan.deployment {
+            let mut inserted = deployment.clone();
+            inserted.create_index = raft_index;
+            inserted.modify_index = raft_index;
+            self.upsert_deployment(inserted);
+        }
+        for deployment in &plan.deployment_updates {
+            let mut updated = deployment.clone();
+            updated.modify_index = raft_index;
+            self.upsert_deployment(updated);
+        }
         self.evaluations.extend(plan.follow_ups.iter().cloned());
+    }
+
+    // ----- deployments -----
+
+    /// Every deployment of a job, oldest first.
+    pub fn deployments(&self, job_id: &JobId) -> Vec<&Deployment> {
+        self.deployments_by_job
+            .get(job_id)
+            .map(|positions| positions.iter().map(|position| &self.deployments[*position]).collect())
+            .unwrap_or_default()
+    }
+
+    /// Promotes the canaries of every group of the job's latest deployment,
+    /// as `drover job promote` (or `auto_promote`) does. Returns whether the
+    /// job has an active deployment.
+    pub fn promote_deployment(&mut self, job_id: &JobId, now: Timestamp) -> bool {
+        self.change_latest_deployment(job_id, now, |deployment| {
+            if !deployment.status.is_active() {
+                return false;
+            }
+            for group in deployment.groups.values_mut() {
+                group.promoted = true;
+            }
+            deployment.status = DeploymentStatus::Running;
+            true
+        })
+    }
+
+    /// Sets the status of the job's latest deployment, as the deployment
+    /// watcher does (`Failed`, `Successful`). Returns whether the job has a
+    /// deployment.
+    pub fn set_deployment_status(
+        &mut self,
+        job_id: &JobId,
+        status: DeploymentStatus,
+        description: &str,
+        now: Timestamp,
+    ) -> bool {
+        self.change_latest_deployment(job_id, now, |deployment| {
+            deployment.status = status;
+            description.clone_into(&mut deployment.status_description);
+            true
+        })
+    }
+
+    fn change_latest_deployment(
+        &mut self,
+        job_id: &JobId,
+        now: Timestamp,
+        change: impl FnOnce(&mut Deployment) -> bool,
+    ) -> bool {
+        let Some(&position) = self.deployments_by_job.get(job_id).and_then(|positions| positions.last()) else {
+            return false;
+        };
+        self.raft_index += 1;
+        let deployment = &mut self.deployments[position];
+        let changed = change(deployment);
+        if changed {
+            deployment.modify_time = now;
+            deployment.modify_index = self.raft_index;
+        }
+        changed
+    }
+
+    fn upsert_deployment(&mut self, deployment: Deployment) {
+        if let Some(&position) = self.deployment_positions.get(&deployment.id) {
+            self.deployments[position] = deployment;
+            return;
+        }
+        let position = self.deployments.len();
+        self.deployment_positions.insert(deployment.id.clone(), position);
+        self.deployments_by_job.entry(deployment.job_id.clone()).or_default().push(position);
+        self.deployments.push(deployment);
     }
 
     /// Evaluations created by committed plans (follow-ups), oldest first.
@@ -324,16 +445,31 @@ impl Cluster {
         self.update_alloc(id, |alloc| alloc.desired_transition.reschedule = true)
     }
 
-    /// Simulates every agent catching up: allocations that should run and
-    /// are pending start running (and, with `healthy`, are reported
-    /// healthy); allocations that should stop finish. Returns how many
-    /// allocations changed.
+    /// Simulates every agent that can reach the servers (its node is ready
+    /// or initializing) catching up: allocations that should run and are
+    /// pending start running (and, with `healthy`, are reported healthy);
+    /// allocations that should stop finish; allocations marked `unknown`
+    /// while their node was disconnected are reported running again, their
+    /// tasks untouched. Returns how many allocations changed.
     pub fn simulate_agents(&mut self, now: Timestamp, healthy: bool) -> usize {
         let mut num_changed = 0;
         for position in 0..self.allocs.len() {
             let alloc = &self.allocs[position];
+            let agent_reachable = self
+                .nodes
+                .get(&alloc.node_id)
+                .is_some_and(|node| matches!(node.status, NodeStatus::Ready | NodeStatus::Initializing));
+            if !agent_reachable {
+                continue;
+            }
             let new_status = match (alloc.desired_status, alloc.client_status) {
                 (AllocDesiredStatus::Run, AllocClientStatus::Pending) => AllocClientStatus::Running,
+                (AllocDesiredStatus::Run, AllocClientStatus::Unknown) => {
+                    let id = alloc.id.clone();
+                    self.report_reconnected(&id, now);
+                    num_changed += 1;
+                    continue;
+                }
                 (AllocDesiredStatus::Stop | AllocDesiredStatus::Evict, status) if !status.is_terminal() => {
                     AllocClientStatus::Complete
                 }
@@ -347,6 +483,16 @@ impl Cluster {
             num_changed += 1;
         }
         num_changed
+    }
+
+    /// Reports an allocation running again after its node reconnected: its
+    /// client status becomes `running`, its tasks keep their start times.
+    pub fn report_reconnected(&mut self, id: &AllocId, now: Timestamp) -> bool {
+        self.update_alloc(id, |alloc| {
+            alloc.client_status = AllocClientStatus::Running;
+            alloc.client_description.clear();
+            alloc.modify_time = now;
+        })
     }
 
     // ----- reading -----
@@ -448,6 +594,11 @@ impl ClusterView for Cluster {
 
     fn node_usage(&self, node: &NodeId) -> Resources {
         self.usage.get(node).copied().unwrap_or_default()
+    }
+
+    fn latest_deployment(&self, job: &JobId) -> Option<&Deployment> {
+        let position = self.deployments_by_job.get(job).and_then(|positions| positions.last())?;
+        self.deployments.get(*position)
     }
 }
 

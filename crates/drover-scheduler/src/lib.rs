@@ -73,6 +73,7 @@ pub mod harness;
 pub mod reasons;
 
 mod constraint;
+mod deployment;
 mod fast_hash;
 mod feasibility;
 mod ids;

@@ -1,5 +1,6 @@
-//! Building the plan: runs the reconciler of the job's type, turns its
-//! decisions into plan entries, and places the new allocations.
+//! Building the plan: reads the job's deployment, runs the reconciler of
+//! the job's type, turns its decisions into plan entries (starting or
+//! cancelling a deployment when needed), and places the new allocations.
 //!
 //! Order matters for resources: unconditional stops are recorded first, so
 //! that the resources they free are available to this plan's placements;
@@ -12,14 +13,17 @@ use std::collections::BTreeMap;
 use std::mem;
 
 use drover_types::{
-    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, AllocId, Allocation, DesiredTransition, DurationSpec,
-    EvalId, EvalTrigger, Evaluation, GroupChanges, InPlaceUpdate, Job, JobType, Node, PlacementFailure, Plan, PlanStop,
-    RescheduleEvent, TaskGroup, Timestamp,
+    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, AllocId, AllocUpdate, Allocation, DeploymentId,
+    DesiredTransition, DurationSpec, EvalId, EvalTrigger, Evaluation, GroupChanges, InPlaceUpdate, Job, JobType, Node,
+    PlacementFailure, Plan, PlanStop, RescheduleEvent, TaskGroup, Timestamp,
 };
 use rand::Rng;
 use rand::seq::SliceRandom;
 
 use crate::constraint::PatternCache;
+use crate::deployment::{
+    GroupRollout, JobDeployments, StartingGroup, cancel_for_stopped_job, rollout_strategy, start_deployment,
+};
 use crate::fast_hash::FastSet;
 use crate::feasibility::{DISTINCT_HOSTS_LABEL, GroupRules};
 use crate::ids::random_uuid;
@@ -27,7 +31,7 @@ use crate::ledger::{Ledger, is_live};
 use crate::reasons;
 use crate::reconcile::{
     DelayedReschedule, GroupDecisions, PlacementKind, PlacementRequest, ReconcileContext, StopDecision,
-    reconcile_group, replaced_allocs, stop_all,
+    UnknownTransition, reconcile_group, replacement_links, stop_all,
 };
 use crate::reschedule::FOLLOW_UP_BATCH_WINDOW;
 use crate::select::{GroupStack, PlacementOptions};
@@ -42,10 +46,11 @@ use crate::view::ClusterView;
 /// evaluation ids and the order in which nodes are visited, so a seeded
 /// generator gives a reproducible plan.
 ///
-/// The plan is complete (ids, names, resources, reasons) and is meant to
-/// be checked with [`verify_plan`](crate::verify_plan) against the latest
-/// state before it is committed. Never panics (debug builds assert that
-/// `job` is the evaluation's job).
+/// The plan is complete (ids, names, resources, reasons, the deployment it
+/// starts or cancels) and is meant to be checked with
+/// [`verify_plan`](crate::verify_plan) against the latest state before it
+/// is committed. Never panics (debug builds assert that `job` is the
+/// evaluation's job).
 pub fn schedule<V, R>(view: &V, job: Option<&Job>, eval: &Evaluation, now: Timestamp, rng: &mut R) -> Plan
 where
     V: ClusterView + ?Sized,
@@ -60,9 +65,16 @@ where
         ..Plan::default()
     };
     let job_allocs = view.allocs_for_job(job_id);
+    let latest_deployment = view.latest_deployment(job_id);
     match job {
-        None => stop_everything(view, &job_allocs, reasons::JOB_PURGED, &mut plan),
-        Some(job) if job.stop => stop_everything(view, &job_allocs, reasons::JOB_STOPPED, &mut plan),
+        None => {
+            cancel_for_stopped_job(latest_deployment, reasons::DEPLOYMENT_CANCELLED_JOB_PURGED, now, &mut plan);
+            stop_everything(view, &job_allocs, reasons::JOB_PURGED, now, &mut plan);
+        }
+        Some(job) if job.stop => {
+            cancel_for_stopped_job(latest_deployment, reasons::DEPLOYMENT_CANCELLED_JOB_STOPPED, now, &mut plan);
+            stop_everything(view, &job_allocs, reasons::JOB_STOPPED, now, &mut plan);
+        }
         // A periodic parent only launches children; it never runs itself.
         Some(job) if job.is_periodic() => {}
         Some(job) => {
@@ -82,10 +94,11 @@ fn stop_everything<V: ClusterView + ?Sized>(
     view: &V,
     job_allocs: &[&Allocation],
     description: &'static str,
+    now: Timestamp,
     plan: &mut Plan,
 ) {
     for (group_name, allocs) in allocs_by_group(job_allocs) {
-        let decisions = stop_all(view, &allocs, description);
+        let decisions = stop_all(view, &allocs, description, now);
         plan.stop.extend(decisions.stops.into_iter().map(plan_stop));
         plan.annotations.insert(group_name.to_owned(), decisions.changes);
     }
@@ -124,7 +137,11 @@ fn count_unplaced_replacement(changes: &mut GroupChanges, kind: PlacementKind) {
             changes.reschedule_now = changes.reschedule_now.saturating_sub(1);
             changes.ignore += 1;
         }
-        PlacementKind::New | PlacementKind::LostReplacement | PlacementKind::Migration => {}
+        PlacementKind::New
+        | PlacementKind::LostReplacement
+        | PlacementKind::DisconnectReplacement
+        | PlacementKind::Migration
+        | PlacementKind::Canary => {}
     }
 }
 
@@ -132,8 +149,11 @@ fn count_unplaced_replacement(changes: &mut GroupChanges, kind: PlacementKind) {
 struct PendingGroup<'a> {
     group: &'a TaskGroup,
     rules: GroupRules,
+    rollout: GroupRollout<'a>,
     allocs: Vec<&'a Allocation>,
     decisions: GroupDecisions<'a>,
+    /// The deployment its placements join.
+    deployment_id: Option<DeploymentId>,
 }
 
 /// The plan under construction, with the ledger of its effects.
@@ -171,26 +191,30 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
         }
     }
 
-    /// Service and batch jobs: reconcile every group, then place through
-    /// each group's stack.
+    /// Service and batch jobs: reconcile every group, start or join the
+    /// deployment, then place through each group's stack.
     fn schedule_generic<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         let job = self.job;
-        let replaced = replaced_allocs(&self.job_allocs);
+        let deployments = JobDeployments::new(self.view.latest_deployment(&job.id), job, self.now, &mut self.plan);
+        let replacements = replacement_links(&self.job_allocs);
         let mut by_group = allocs_by_group(&self.job_allocs);
         let mut pending: Vec<PendingGroup<'a>> = Vec::with_capacity(job.groups.len());
         {
             let context =
-                ReconcileContext { view: self.view, job, eval: self.eval, now: self.now, replaced: &replaced };
+                ReconcileContext { view: self.view, job, eval: self.eval, now: self.now, replacements: &replacements };
             for group in &job.groups {
                 let allocs = by_group.remove(group.name.as_str()).unwrap_or_default();
                 let rules = GroupRules::new(job, group);
-                let decisions = reconcile_group(&context, group, &rules, &allocs, &mut self.patterns);
-                pending.push(PendingGroup { group, rules, allocs, decisions });
+                let rollout = deployments.rollout_for(job, group);
+                let decisions = reconcile_group(&context, group, &rules, rollout, &allocs, &mut self.patterns);
+                pending.push(PendingGroup { group, rules, rollout, allocs, decisions, deployment_id: None });
             }
         }
         self.stop_removed_groups(by_group);
+        self.join_or_start_deployment(&deployments, &mut pending, rng);
 
         let mut delayed: Vec<DelayedReschedule<'a>> = Vec::new();
+        let mut unknown: Vec<UnknownTransition<'a>> = Vec::new();
         for entry in &mut pending {
             for stop in mem::take(&mut entry.decisions.stops) {
                 self.emit_stop(stop);
@@ -199,15 +223,17 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
                 self.emit_in_place(alloc);
             }
             delayed.append(&mut entry.decisions.reschedule_later);
+            unknown.append(&mut entry.decisions.unknown);
         }
         self.emit_delayed_reschedules(delayed, rng);
+        self.emit_unknown(unknown, rng);
 
         let needs_nodes = pending.iter().any(|entry| !entry.decisions.placements.is_empty());
         let mut nodes: Vec<&'a Node> = if needs_nodes { self.view.nodes().collect() } else { Vec::new() };
         nodes.shuffle(rng);
         let num_ready_nodes = nodes.iter().filter(|node| node.is_schedulable()).count();
         for entry in pending {
-            let PendingGroup { group, rules, allocs, decisions } = entry;
+            let PendingGroup { group, rules, rollout: _, allocs, decisions, deployment_id } = entry;
             let mut changes = decisions.changes;
             if !decisions.placements.is_empty() {
                 let mut stack = GroupStack::new(rules, job, group, nodes.len(), num_ready_nodes, rng);
@@ -220,7 +246,8 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
                 }
                 for request in decisions.placements {
                     let kind = request.kind;
-                    let was_placed = self.place_with_stack(&mut stack, &nodes, group, request, rng);
+                    let target = PlacementTarget { group, deployment_id: deployment_id.as_ref() };
+                    let was_placed = self.place_with_stack(&mut stack, &nodes, target, request, rng);
                     if !was_placed {
                         count_unplaced_replacement(&mut changes, kind);
                     }
@@ -233,13 +260,69 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
         }
     }
 
+    /// Decides which deployment each group's placements join: the
+    /// current registration's while it is active, or one this plan starts
+    /// for the groups that roll something out (see [`crate::deployment`]).
+    fn join_or_start_deployment<R: Rng + ?Sized>(
+        &mut self,
+        deployments: &JobDeployments<'a>,
+        pending: &mut [PendingGroup<'a>],
+        rng: &mut R,
+    ) {
+        let job = self.job;
+        if let Some(active) = deployments.active() {
+            for entry in pending.iter_mut() {
+                if matches!(entry.rollout, GroupRollout::Deployed { .. }) {
+                    entry.deployment_id = Some(active.id.clone());
+                }
+            }
+            return;
+        }
+        let mut starting: Vec<StartingGroup<'a>> = Vec::new();
+        let mut joining: Vec<usize> = Vec::new();
+        for (position, entry) in pending.iter().enumerate() {
+            let GroupRollout::Starting { .. } = entry.rollout else {
+                continue;
+            };
+            let Some(strategy) = rollout_strategy(job, entry.group) else {
+                continue;
+            };
+            let summary = entry.decisions.rollout;
+            let has_work = !entry.decisions.placements.is_empty() || summary.num_destructive > 0;
+            if !has_work {
+                continue;
+            }
+            // Allocations that stay without being replaced never carry the
+            // deployment's id: the deployment cannot wait for them (an
+            // in-place update keeps its allocation out of it).
+            let desired_total = entry.group.count.saturating_sub(summary.num_staying);
+            starting.push(StartingGroup {
+                group: entry.group,
+                strategy,
+                desired_canaries: summary.desired_canaries,
+                desired_total,
+            });
+            joining.push(position);
+        }
+        if starting.is_empty() {
+            return;
+        }
+        let deployment = start_deployment(DeploymentId::new(random_uuid(rng)), job, &starting, self.now);
+        for position in joining {
+            if let Some(entry) = pending.get_mut(position) {
+                entry.deployment_id = Some(deployment.id.clone());
+            }
+        }
+        self.plan.deployment = Some(deployment);
+    }
+
     /// Places one allocation through the group's stack; returns whether it
     /// found a node.
     fn place_with_stack<R: Rng + ?Sized>(
         &mut self,
         stack: &mut GroupStack<'a>,
         nodes: &[&'a Node],
-        group: &'a TaskGroup,
+        target: PlacementTarget<'a, '_>,
         request: PlacementRequest<'a>,
         rng: &mut R,
     ) -> bool {
@@ -268,7 +351,7 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
                     self.stopped.insert(&stop.alloc.id);
                     self.plan.stop.push(plan_stop(stop));
                 }
-                self.emit_placement(group, &request, node, rng);
+                self.emit_placement(target, &request, node, rng);
                 true
             }
             None => {
@@ -287,7 +370,7 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
     /// chosen nodes directly.
     fn schedule_system<R: Rng + ?Sized>(&mut self, rng: &mut R) {
         let job = self.job;
-        let replaced = replaced_allocs(&self.job_allocs);
+        let replacements = replacement_links(&self.job_allocs);
         let mut by_group = allocs_by_group(&self.job_allocs);
         let nodes: Vec<&'a Node> = self.view.nodes().collect();
         for group in &job.groups {
@@ -295,11 +378,17 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
             let rules = GroupRules::new(job, group);
             let mut metrics = PlacementFailure::default();
             let decisions = {
-                let context =
-                    ReconcileContext { view: self.view, job, eval: self.eval, now: self.now, replaced: &replaced };
+                let context = ReconcileContext {
+                    view: self.view,
+                    job,
+                    eval: self.eval,
+                    now: self.now,
+                    replacements: &replacements,
+                };
                 reconcile_system_group(&context, group, &rules, &allocs, &nodes, &mut self.patterns, &mut metrics)
             };
-            let GroupDecisions { stops, in_place, placements, reschedule_later, mut changes } = decisions;
+            let GroupDecisions { stops, in_place, placements, reschedule_later, unknown, rollout: _, mut changes } =
+                decisions;
             debug_assert!(reschedule_later.is_empty(), "system allocations are never rescheduled");
             for stop in stops {
                 self.emit_stop(stop);
@@ -307,6 +396,7 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
             for alloc in in_place {
                 self.emit_in_place(alloc);
             }
+            self.emit_unknown(unknown, rng);
             for request in placements {
                 let kind = request.kind;
                 let was_placed = self.place_on_target(group, &rules, request, &mut metrics, rng);
@@ -347,7 +437,7 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
                 self.stopped.insert(&stop.alloc.id);
                 self.plan.stop.push(plan_stop(stop));
             }
-            self.emit_placement(group, &request, node, rng);
+            self.emit_placement(PlacementTarget { group, deployment_id: None }, &request, node, rng);
             return true;
         }
         if let Some(stop) = &request.paired_stop {
@@ -371,7 +461,7 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
     /// Stops the live allocations of groups the job no longer has.
     fn stop_removed_groups(&mut self, removed: BTreeMap<&'a str, Vec<&'a Allocation>>) {
         for (group_name, allocs) in removed {
-            let decisions = stop_all(self.view, &allocs, reasons::GROUP_REMOVED);
+            let decisions = stop_all(self.view, &allocs, reasons::GROUP_REMOVED, self.now);
             for stop in decisions.stops {
                 self.emit_stop(stop);
             }
@@ -396,73 +486,129 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
 
     /// Creates follow-up evaluations for failed allocations whose delay has
     /// not passed, one per window of [`FOLLOW_UP_BATCH_WINDOW`], and marks
-    /// each allocation with its follow-up.
+    /// each allocation with its follow-up through an allocation update.
     ///
-    /// The mark travels as a [`PlanStop`] whose desired status stays `run`:
-    /// drover-types has no plan entry for "update these fields" yet. The
-    /// allocation keeps wanting to run (as in Nomad), so a later scale-down
-    /// or job stop that stops it for good also cancels the reschedule, and
-    /// the follow-up evaluation, or any evaluation after the delay, replaces
-    /// it.
+    /// The allocation keeps wanting to run (as in Nomad), so a later
+    /// scale-down or job stop that stops it for good also cancels the
+    /// reschedule, and the follow-up evaluation, or any evaluation after the
+    /// delay, replaces it.
     fn emit_delayed_reschedules<R: Rng + ?Sized>(&mut self, mut delayed: Vec<DelayedReschedule<'a>>, rng: &mut R) {
         delayed.sort_by(|first, second| (first.at, &first.alloc.id).cmp(&(second.at, &second.alloc.id)));
-        let mut current_batch: Option<(EvalId, Timestamp)> = None;
-        for reschedule in delayed {
-            let eval_id = match &current_batch {
-                Some((eval_id, batch_start)) if reschedule.at.since(*batch_start) < FOLLOW_UP_BATCH_WINDOW => {
-                    eval_id.clone()
-                }
-                _ => {
-                    let follow_up = self.follow_up_eval(reschedule.at, rng);
-                    let new_eval_id = follow_up.id.clone();
-                    self.plan.follow_ups.push(follow_up);
-                    current_batch = Some((new_eval_id.clone(), reschedule.at));
-                    new_eval_id
-                }
-            };
-            self.emit_stop(StopDecision {
-                desired_status: AllocDesiredStatus::Run,
+        let times: Vec<Timestamp> = delayed.iter().map(|reschedule| reschedule.at).collect();
+        let eval_ids = self.batch_follow_ups(&times, FollowUpReason::RetryFailedAlloc, rng);
+        for (reschedule, eval_id) in delayed.into_iter().zip(eval_ids) {
+            self.plan.updates.push(AllocUpdate {
+                alloc_id: reschedule.alloc.id.clone(),
+                node_id: reschedule.alloc.node_id.clone(),
+                client_status: None,
                 follow_up_eval: Some(eval_id),
-                ..StopDecision::stop(reschedule.alloc, reasons::ALLOC_RESCHEDULE_LATER)
+                description: reasons::ALLOC_RESCHEDULE_LATER.to_owned(),
             });
         }
     }
 
-    fn follow_up_eval<R: Rng + ?Sized>(&self, wait_until: Timestamp, rng: &mut R) -> Evaluation {
-        let mut follow_up = Evaluation::new(
-            EvalId::new(random_uuid(rng)),
-            self.job.id.clone(),
-            self.job.priority,
-            EvalTrigger::RetryFailedAlloc,
-            self.now,
-        );
+    /// Marks allocations on disconnected nodes `unknown`, and creates the
+    /// follow-up evaluations that declare them lost once `lost_after` has
+    /// passed (one per window of [`FOLLOW_UP_BATCH_WINDOW`]).
+    ///
+    /// The follow-up is created only with the transition, which happens
+    /// once per disconnect; it is not recorded on the allocation, whose
+    /// `follow_up_eval` belongs to delayed reschedules.
+    fn emit_unknown<R: Rng + ?Sized>(&mut self, mut unknown: Vec<UnknownTransition<'a>>, rng: &mut R) {
+        if unknown.is_empty() {
+            return;
+        }
+        unknown.sort_by(|first, second| (first.lost_at, &first.alloc.id).cmp(&(second.lost_at, &second.alloc.id)));
+        let times: Vec<Timestamp> = unknown.iter().map(|transition| transition.lost_at).collect();
+        self.batch_follow_ups(&times, FollowUpReason::DisconnectTimeout, rng);
+        for transition in unknown {
+            self.plan.updates.push(AllocUpdate {
+                alloc_id: transition.alloc.id.clone(),
+                node_id: transition.alloc.node_id.clone(),
+                client_status: Some(AllocClientStatus::Unknown),
+                follow_up_eval: None,
+                description: reasons::ALLOC_UNKNOWN.to_owned(),
+            });
+        }
+    }
+
+    /// Creates follow-up evaluations for sorted `times`: a time within
+    /// [`FOLLOW_UP_BATCH_WINDOW`] of its batch's first shares its
+    /// evaluation. Returns the evaluation of each time.
+    ///
+    /// A delayed reschedule's evaluation waits until the batch's first time
+    /// (its allocations carry its id, which makes them due); a disconnect
+    /// timeout's waits until the batch's last, so that every allocation of
+    /// the batch is past its `lost_after` when it runs.
+    fn batch_follow_ups<R: Rng + ?Sized>(
+        &mut self,
+        times: &[Timestamp],
+        reason: FollowUpReason,
+        rng: &mut R,
+    ) -> Vec<EvalId> {
+        let mut eval_ids = Vec::with_capacity(times.len());
+        let mut batch: Option<(usize, Timestamp)> = None;
+        for time in times.iter().copied() {
+            let joins_batch = batch.is_some_and(|(_, batch_start)| time.since(batch_start) < FOLLOW_UP_BATCH_WINDOW);
+            match batch {
+                Some((position, _)) if joins_batch => {
+                    if reason == FollowUpReason::DisconnectTimeout
+                        && let Some(follow_up) = self.plan.follow_ups.get_mut(position)
+                    {
+                        follow_up.wait_until = Some(time);
+                    }
+                    let eval_id = self.plan.follow_ups.get(position).map(|follow_up| follow_up.id.clone());
+                    eval_ids.extend(eval_id);
+                }
+                _ => {
+                    let follow_up = self.follow_up_eval(time, reason, rng);
+                    eval_ids.push(follow_up.id.clone());
+                    batch = Some((self.plan.follow_ups.len(), time));
+                    self.plan.follow_ups.push(follow_up);
+                }
+            }
+        }
+        debug_assert_eq!(eval_ids.len(), times.len(), "every time has its evaluation");
+        eval_ids
+    }
+
+    fn follow_up_eval<R: Rng + ?Sized>(&self, wait_until: Timestamp, reason: FollowUpReason, rng: &mut R) -> Evaluation {
+        let (trigger, description) = match reason {
+            FollowUpReason::RetryFailedAlloc => (EvalTrigger::RetryFailedAlloc, "created for delayed rescheduling"),
+            FollowUpReason::DisconnectTimeout => {
+                (EvalTrigger::NodeUpdate, "created to declare allocations lost once disconnect.lost_after has passed")
+            }
+        };
+        let mut follow_up =
+            Evaluation::new(EvalId::new(random_uuid(rng)), self.job.id.clone(), self.job.priority, trigger, self.now);
         follow_up.wait_until = Some(wait_until);
         follow_up.previous_eval = Some(self.eval.id.clone());
         follow_up.job_modify_index = self.job.job_modify_index;
-        follow_up.status_description = "created for delayed rescheduling".to_owned();
+        follow_up.status_description = description.to_owned();
         follow_up
     }
 
     fn emit_placement<R: Rng + ?Sized>(
         &mut self,
-        group: &'a TaskGroup,
+        target: PlacementTarget<'a, '_>,
         request: &PlacementRequest<'a>,
         node: &'a Node,
         rng: &mut R,
     ) {
-        let alloc = self.new_allocation(group, request, node, rng);
-        self.ledger.record_placement(&node.id, &group.name, alloc.resources);
+        let alloc = self.new_allocation(target, request, node, rng);
+        self.ledger.record_placement(&node.id, &target.group.name, alloc.resources);
         self.plan.place.push(alloc);
     }
 
     fn new_allocation<R: Rng + ?Sized>(
         &self,
-        group: &TaskGroup,
+        target: PlacementTarget<'_, '_>,
         request: &PlacementRequest<'a>,
         node: &Node,
         rng: &mut R,
     ) -> Allocation {
         let job = self.job;
+        let group = target.group;
         let reschedule_events = match (request.kind, request.previous) {
             (PlacementKind::Reschedule, Some(previous)) => {
                 let mut events = previous.reschedule_events.clone();
@@ -476,7 +622,13 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
             }
             _ => Vec::new(),
         };
-        let has_rollout = job.update_for(group).is_some_and(|update| update.max_parallel > 0);
+        // Allocations of a rolling update are watched for health; the
+        // destructive limit counts the ones not healthy yet, deployment or
+        // not (system jobs have none).
+        let deployment_status = rollout_strategy(job, group).map(|_| AllocDeploymentStatus {
+            canary: request.kind == PlacementKind::Canary,
+            ..AllocDeploymentStatus::default()
+        });
         Allocation {
             id: AllocId::new(random_uuid(rng)),
             name: format!("{}.{}[{}]", job.id, group.name, request.index),
@@ -499,14 +651,29 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
             next_alloc: None,
             reschedule_events,
             follow_up_eval: None,
-            deployment_id: None,
-            // Allocations of a rolling update are watched for health; the
-            // destructive limit counts the ones not healthy yet.
-            deployment_status: has_rollout.then(AllocDeploymentStatus::default),
+            deployment_id: target.deployment_id.cloned(),
+            deployment_status,
             create_time: self.now,
             modify_time: self.now,
             create_index: 0,
             modify_index: 0,
+            alloc_modify_index: 0,
         }
     }
+}
+
+/// Where a placement goes: its group, and the deployment it joins.
+#[derive(Clone, Copy, Debug)]
+struct PlacementTarget<'a, 'd> {
+    group: &'a TaskGroup,
+    deployment_id: Option<&'d DeploymentId>,
+}
+
+/// Why a follow-up evaluation is created.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FollowUpReason {
+    /// A failed allocation's reschedule delay passes.
+    RetryFailedAlloc,
+    /// Allocations on a disconnected node reach their `lost_after`.
+    DisconnectTimeout,
 }

@@ -498,10 +498,10 @@ impl World {
             Operation::SetNodeState(pick, state) => {
                 if let Some(id) = self.node_id(*pick) {
                     match state {
-                        0 => self.cluster.set_node_status(&id, NodeStatus::Down),
+                        0 => self.cluster.set_node_status(&id, NodeStatus::Down, self.now),
                         1 => self.cluster.set_node_eligibility(&id, NodeEligibility::Ineligible),
                         2 => self.cluster.set_node_eligibility(&id, NodeEligibility::Eligible),
-                        3 => self.cluster.set_node_status(&id, NodeStatus::Ready),
+                        3 => self.cluster.set_node_status(&id, NodeStatus::Ready, self.now),
                         _ => self.cluster.remove_node(&id).is_some(),
                     };
                     self.evaluate_all()?;

@@ -1,44 +1,80 @@
 //! Reconciliation of service and batch groups: what must change so that a
 //! group has `count` allocations that want to run, given the allocations it
-//! has (Nomad's reconciler).
+//! has and the state of its deployment (Nomad's reconciler).
 //!
-//! Every allocation of the group lands in exactly one class:
+//! First, originals whose disconnected node came back are settled against
+//! their replacements (see [Reconnects](#reconnects)). Then every other
+//! allocation of the group lands in exactly one class:
 //!
 //! ```text
-//!  live (wants to run, not terminal)        terminal
-//!  ├─ node down / gone ......... lost       ├─ batch, complete ........... completed (counts, never re-run)
-//!  ├─ node disconnected with a              ├─ failed, not replaced:
-//!  │  `disconnect.lost_after` .. kept       │   ├─ due now (or its follow-up runs) .. reschedule now
-//!  ├─ migrate flag ............. migrate    │   ├─ due later, no follow-up yet ...... reschedule later
-//!  ├─ reschedule flag .......... replace    │   ├─ due later, follow-up pending ..... waiting
-//!  └─ by job version:                       │   └─ attempts used up ................. exhausted (counts)
-//!     current / in-place / destructive      └─ anything else ..................... ignored
+//!  unpromoted canary of the deployment ..... set aside: does not count, is not
+//!  │                                          replaced when it fails; lost ones are
+//!  │                                          stopped, migrating ones evicted
+//!  live (wants to run, not terminal)         terminal
+//!  ├─ node down / gone ........... lost      ├─ batch, complete ........... completed (counts, never re-run)
+//!  ├─ node disconnected:                     ├─ failed, not replaced:
+//!  │  ├─ no `lost_after`, or it   lost       │   ├─ due now (or its follow-up runs) .. reschedule now
+//!  │  │  has passed                          │   ├─ due later, no follow-up yet ...... reschedule later
+//!  │  ├─ `replace` ............... unknown,  │   ├─ due later, follow-up pending ..... waiting
+//!  │  │                           set aside, │   └─ attempts used up ................. exhausted (counts)
+//!  │  │                           replaced   └─ anything else ..................... ignored
+//!  │  └─ otherwise ............... unknown, kept
+//!  ├─ migrate flag ............... migrate
+//!  ├─ reschedule flag ............ replace
+//!  └─ by job version:
+//!     current / in-place / destructive
 //! ```
 //!
-//! Then the counts: lost allocations do not count; all others occupy their
-//! name index. If more than `count` occupy indices, the surplus is stopped —
-//! failed ones first, then migrating, destructive, in-place and running
-//! ones, highest index first within a class. If fewer, lost allocations are
-//! replaced (same index) and new ones fill the lowest free indices.
-//! Destructive replacements are limited by the `update` block's
-//! `max_parallel`, minus the allocations of the current version that are not
-//! healthy yet, minus this plan's other placements.
+//! Then the counts: lost and set-aside allocations do not count; all others
+//! occupy their name index. If more than `count` occupy indices, the surplus
+//! is stopped — an allocation whose index another one holds first (an old
+//! allocation next to a promoted canary of the same name), then failed,
+//! migrating, destructive, in-place and running ones, highest index first
+//! within a class. If fewer, lost allocations and those on disconnected
+//! nodes are replaced (same index) and new ones fill the lowest free
+//! indexes.
+//!
+//! Last, the rollout. While the group waits for its canaries to be
+//! promoted, the missing canaries are placed (named after the allocations
+//! they will replace) and nothing is replaced destructively; a deployment
+//! that failed or was cancelled replaces nothing either. Otherwise
+//! destructive replacements are limited by the `update` block's
+//! `max_parallel`, minus the allocations of the current version that are
+//! not healthy yet (among those the plan keeps), minus this plan's other
+//! placements.
+//!
+//! # Reconnects
+//!
+//! A live allocation on a node that is up again, which has a live
+//! replacement (on an up node), ran through a disconnect. Once its agent has
+//! reported it again (its client status is no longer `unknown`), one of the
+//! two is stopped per the group's `disconnect.reconcile`: `keep_original`,
+//! `keep_replacement`, `longest_running` (the earlier start of the running
+//! tasks wins; a tie keeps the replacement) or `best_score` (a replacement
+//! of a newer job version wins; otherwise the node scoring better now, as a
+//! placement would score it; a tie keeps the replacement, so that nothing
+//! flaps). Until the agent reports, the original is set aside.
 
 use std::time::Duration;
 
 use drover_types::{
-    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, EvalId, Evaluation, GroupChanges, Job, JobType, Node,
-    NodeId, NodeStatus, TaskGroup, Timestamp,
+    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, DeploymentId, EvalId, Evaluation, GroupChanges, Job,
+    JobType, Node, NodeId, NodeStatus, ReconcileMode, TaskGroup, TaskLifecycleState, Timestamp,
 };
 
 use crate::constraint::PatternCache;
-use crate::fast_hash::FastSet;
-use crate::feasibility::GroupRules;
+use crate::deployment::GroupRollout;
+use crate::fast_hash::{FastMap, FastSet};
+use crate::feasibility::{GroupRules, NodeVerdict};
 use crate::ledger::is_live;
+use crate::rank::{anti_affinity_score, binpack_score};
 use crate::reasons;
 use crate::reschedule::{self, Eligibility, RESCHEDULE_NOW_WINDOW};
 use crate::update::{UpdateKind, update_kind};
 use crate::view::ClusterView;
+
+/// Two reconnect scores closer than this are a tie.
+const SCORE_TOLERANCE: f64 = 1e-9;
 
 /// An allocation the plan stops, and how.
 #[derive(Clone, Debug)]
@@ -70,9 +106,10 @@ impl<'a> StopDecision<'a> {
         }
     }
 
-    /// A stop because the node is down: the server declares it lost.
-    pub(crate) fn lost(alloc: &'a Allocation) -> StopDecision<'a> {
-        StopDecision { client_status: Some(AllocClientStatus::Lost), ..StopDecision::stop(alloc, reasons::ALLOC_LOST) }
+    /// A stop because the node is gone: the server declares the allocation
+    /// lost, for the reason in `description`.
+    pub(crate) fn lost(alloc: &'a Allocation, description: &'static str) -> StopDecision<'a> {
+        StopDecision { client_status: Some(AllocClientStatus::Lost), ..StopDecision::stop(alloc, description) }
     }
 }
 
@@ -83,12 +120,17 @@ pub(crate) enum PlacementKind {
     New,
     /// Replaces an allocation lost with its node.
     LostReplacement,
+    /// Replaces an allocation whose node is disconnected (it becomes
+    /// `unknown` and may come back).
+    DisconnectReplacement,
     /// Replaces a failed allocation (or one an operator asked to replace).
     Reschedule,
     /// Replaces an allocation leaving a draining node.
     Migration,
     /// Replaces an allocation of an older version whose tasks changed.
     Destructive,
+    /// A canary of the new version, next to the old allocations.
+    Canary,
 }
 
 /// One allocation to place.
@@ -110,7 +152,7 @@ pub(crate) struct PlacementRequest<'a> {
 }
 
 impl<'a> PlacementRequest<'a> {
-    fn new(index: u32, kind: PlacementKind, previous: Option<&'a Allocation>) -> PlacementRequest<'a> {
+    pub(crate) fn new(index: u32, kind: PlacementKind, previous: Option<&'a Allocation>) -> PlacementRequest<'a> {
         PlacementRequest { index, kind, previous, reschedule_delay: None, paired_stop: None, target_node: None }
     }
 }
@@ -123,6 +165,29 @@ pub(crate) struct DelayedReschedule<'a> {
     pub(crate) at: Timestamp,
 }
 
+/// A live allocation on a disconnected node whose client status becomes
+/// `unknown`; it is declared lost at `lost_at` unless its node comes back.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UnknownTransition<'a> {
+    pub(crate) alloc: &'a Allocation,
+    pub(crate) lost_at: Timestamp,
+}
+
+/// What the group brings to its deployment, for the planner.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct RolloutSummary {
+    /// Canaries the group wants while it waits for promotion (for a
+    /// deployment this plan starts: the strategy's `canary` when the group
+    /// replaces older allocations, else 0).
+    pub(crate) desired_canaries: u32,
+    /// Allocations of an older version to replace destructively, whether
+    /// this plan replaces them or holds them back.
+    pub(crate) num_destructive: usize,
+    /// Allocations the group keeps without replacing them: they never join
+    /// a deployment this plan starts.
+    pub(crate) num_staying: u32,
+}
+
 /// Everything the reconciler decided for one group.
 #[derive(Debug, Default)]
 pub(crate) struct GroupDecisions<'a> {
@@ -130,6 +195,8 @@ pub(crate) struct GroupDecisions<'a> {
     pub(crate) in_place: Vec<&'a Allocation>,
     pub(crate) placements: Vec<PlacementRequest<'a>>,
     pub(crate) reschedule_later: Vec<DelayedReschedule<'a>>,
+    pub(crate) unknown: Vec<UnknownTransition<'a>>,
+    pub(crate) rollout: RolloutSummary,
     pub(crate) changes: GroupChanges,
 }
 
@@ -140,65 +207,82 @@ pub(crate) struct ReconcileContext<'a, 'c, V: ?Sized> {
     pub(crate) job: &'a Job,
     pub(crate) eval: &'c Evaluation,
     pub(crate) now: Timestamp,
-    /// Allocations that already have a replacement.
-    pub(crate) replaced: &'c FastSet<&'a AllocId>,
+    /// The allocation that replaced each replaced allocation (by
+    /// `previous_alloc`).
+    pub(crate) replacements: &'c FastMap<&'a AllocId, &'a Allocation>,
 }
 
 /// The state of an allocation's node, as far as its allocations care.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum NodeCondition<'a> {
-    /// Down, removed, or disconnected without a `disconnect` block that
-    /// keeps allocations: its allocations are lost.
-    Lost,
-    /// Disconnected, and the group waits `lost_after` before declaring its
-    /// allocations lost. They are left alone for now (see the crate docs on
-    /// the `unknown` status).
-    DisconnectedKept,
+    /// Down, removed, or disconnected without a `disconnect.lost_after` (or
+    /// for longer): its allocations are lost, for this reason.
+    Lost { description: &'static str },
+    /// Disconnected, and the group waits until `lost_at` before declaring
+    /// its allocations lost: they are `unknown` until then.
+    Disconnected { lost_at: Timestamp },
     /// Up (ready, initializing, ineligible or draining).
     Up(&'a Node),
 }
 
-/// Classifies the node an allocation of `group` runs on.
+/// Classifies the node an allocation of `group` runs on at `now`.
+///
+/// `lost_after` counts from the node's `status_updated_at`, the time it
+/// became disconnected.
 pub(crate) fn node_condition<'a, V: ClusterView + ?Sized>(
     view: &'a V,
     node_id: &NodeId,
     group: Option<&TaskGroup>,
+    now: Timestamp,
 ) -> NodeCondition<'a> {
     let Some(node) = view.node(node_id) else {
-        return NodeCondition::Lost;
+        return NodeCondition::Lost { description: reasons::ALLOC_LOST };
     };
     match node.status {
-        NodeStatus::Down => NodeCondition::Lost,
+        NodeStatus::Down => NodeCondition::Lost { description: reasons::ALLOC_LOST },
         NodeStatus::Disconnected => {
-            let waits = group.and_then(|group| group.disconnect).is_some_and(|strategy| strategy.lost_after.is_some());
-            if waits { NodeCondition::DisconnectedKept } else { NodeCondition::Lost }
+            let lost_after = group.and_then(|group| group.disconnect).and_then(|strategy| strategy.lost_after);
+            let Some(lost_after) = lost_after else {
+                return NodeCondition::Lost { description: reasons::ALLOC_LOST_DISCONNECTED };
+            };
+            let lost_at = node.status_updated_at.plus(lost_after.get());
+            if lost_at <= now {
+                NodeCondition::Lost { description: reasons::ALLOC_LOST_AFTER_DISCONNECT }
+            } else {
+                NodeCondition::Disconnected { lost_at }
+            }
         }
         NodeStatus::Ready | NodeStatus::Initializing => NodeCondition::Up(node),
     }
 }
 
-/// Allocations that already have a replacement: named by another
-/// allocation's `previous_alloc`, or carrying a `next_alloc`.
-pub(crate) fn replaced_allocs<'a>(job_allocs: &[&'a Allocation]) -> FastSet<&'a AllocId> {
-    job_allocs.iter().filter_map(|alloc| alloc.previous_alloc.as_ref()).collect()
+/// For every replaced allocation of the job, its replacement (the
+/// allocation naming it in `previous_alloc`).
+pub(crate) fn replacement_links<'a>(job_allocs: &[&'a Allocation]) -> FastMap<&'a AllocId, &'a Allocation> {
+    job_allocs
+        .iter()
+        .filter_map(|alloc| alloc.previous_alloc.as_ref().map(|previous| (previous, *alloc)))
+        .collect()
 }
 
 /// Whether `alloc` was replaced already.
-pub(crate) fn is_replaced(alloc: &Allocation, replaced: &FastSet<&AllocId>) -> bool {
-    alloc.next_alloc.is_some() || replaced.contains(&alloc.id)
+pub(crate) fn is_replaced(alloc: &Allocation, replacements: &FastMap<&AllocId, &Allocation>) -> bool {
+    alloc.next_alloc.is_some() || replacements.contains_key(&alloc.id)
 }
 
 /// Stops every live allocation in `allocs` (job stopped or purged, group
-/// removed); allocations on down nodes are declared lost.
+/// removed); allocations on down or disconnected nodes are declared lost.
 pub(crate) fn stop_all<'a, V: ClusterView + ?Sized>(
     view: &V,
     allocs: &[&'a Allocation],
     description: &'static str,
+    now: Timestamp,
 ) -> GroupDecisions<'a> {
     let mut decisions = GroupDecisions::default();
     for alloc in allocs.iter().copied().filter(|alloc| is_live(alloc)) {
-        if matches!(node_condition(view, &alloc.node_id, None), NodeCondition::Lost) {
-            decisions.stops.push(StopDecision::lost(alloc));
+        if let NodeCondition::Lost { description: lost_description } = node_condition(view, &alloc.node_id, None, now)
+        {
+            decisions.stops.push(StopDecision::lost(alloc, lost_description));
             decisions.changes.lost += 1;
         } else {
             decisions.stops.push(StopDecision::stop(alloc, description));
@@ -206,6 +290,15 @@ pub(crate) fn stop_all<'a, V: ClusterView + ?Sized>(
         }
     }
     decisions
+}
+
+/// Records that a live allocation on a disconnected node becomes `unknown`
+/// (once: an allocation already `unknown` needs nothing).
+pub(crate) fn note_unknown<'a>(alloc: &'a Allocation, lost_at: Timestamp, decisions: &mut GroupDecisions<'a>) {
+    if alloc.client_status != AllocClientStatus::Unknown {
+        decisions.unknown.push(UnknownTransition { alloc, lost_at });
+        decisions.changes.disconnect += 1;
+    }
 }
 
 /// The class of an allocation that occupies a name index.
@@ -244,33 +337,77 @@ struct Occupant<'a> {
     slot: Slot,
 }
 
+impl Occupant<'_> {
+    /// Which of two occupants of one name index keeps it: the higher
+    /// removal rank, then the newer version, then the newer allocation.
+    fn precedence(&self) -> (u8, u64, Timestamp, &AllocId) {
+        (self.slot.removal_rank(), self.alloc.job_version, self.alloc.create_time, &self.alloc.id)
+    }
+}
+
+/// The unpromoted canaries of the group's deployment that still count.
+#[derive(Debug, Default)]
+struct CanaryTally {
+    num_counted: usize,
+    indexes: FastSet<u32>,
+}
+
 /// Reconciles one service or batch group.
 pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     context: &ReconcileContext<'a, '_, V>,
     group: &'a TaskGroup,
     rules: &GroupRules,
+    rollout: GroupRollout<'a>,
     allocs: &[&'a Allocation],
     cache: &mut PatternCache,
 ) -> GroupDecisions<'a> {
     let job = context.job;
     debug_assert!(job.job_type != JobType::System, "system groups have their own reconciler");
     let mut decisions = GroupDecisions::default();
-    let mut lost: Vec<&'a Allocation> = Vec::new();
+    // Allocations decided already: reconnect losers and originals waiting
+    // for their agent.
+    let mut settled: FastSet<&'a AllocId> = FastSet::default();
+    reconcile_reconnects(context, group, rules, allocs, cache, &mut decisions, &mut settled);
+
+    let unpromoted = rollout.unpromoted_canaries();
+    let mut canaries = CanaryTally::default();
+    let mut lost: Vec<(&'a Allocation, &'static str)> = Vec::new();
+    let mut disconnected: Vec<&'a Allocation> = Vec::new();
     let mut occupants: Vec<Occupant<'a>> = Vec::new();
     for alloc in allocs.iter().copied() {
+        if settled.contains(&alloc.id) {
+            continue;
+        }
+        if let Some((deployment_id, _)) = unpromoted
+            && is_canary_of(alloc, deployment_id)
+        {
+            classify_canary(context, group, alloc, &mut canaries, &mut decisions);
+            continue;
+        }
         if !is_live(alloc) {
             if let Some(slot) = terminal_slot(context, group, alloc) {
                 occupants.push(Occupant { alloc, slot });
             }
             continue;
         }
-        let node = match node_condition(context.view, &alloc.node_id, Some(group)) {
-            NodeCondition::Lost => {
-                lost.push(alloc);
+        let node = match node_condition(context.view, &alloc.node_id, Some(group), context.now) {
+            NodeCondition::Lost { description } => {
+                lost.push((alloc, description));
                 continue;
             }
-            NodeCondition::DisconnectedKept => {
-                occupants.push(Occupant { alloc, slot: Slot::Disconnected });
+            NodeCondition::Disconnected { lost_at } => {
+                note_unknown(alloc, lost_at, &mut decisions);
+                if group.disconnect.is_some_and(|strategy| strategy.replace) {
+                    // Set aside: its replacement (placed now, or already)
+                    // holds the slot until the node comes back.
+                    if is_replaced(alloc, context.replacements) {
+                        decisions.changes.ignore += 1;
+                    } else {
+                        disconnected.push(alloc);
+                    }
+                } else {
+                    occupants.push(Occupant { alloc, slot: Slot::Disconnected });
+                }
                 continue;
             }
             NodeCondition::Up(node) => node,
@@ -296,11 +433,13 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
         occupants.into_iter().partition(|occupant| occupant.slot == Slot::Completed);
     let num_wanted_others = num_desired.saturating_sub(completed.len());
     if kept.len() > num_wanted_others {
+        let shadowed = shadowed_occupants(&kept);
         kept.sort_by(|first, second| {
-            first
-                .slot
-                .removal_rank()
-                .cmp(&second.slot.removal_rank())
+            let first_shadowed = shadowed.contains(&first.alloc.id);
+            let second_shadowed = shadowed.contains(&second.alloc.id);
+            second_shadowed
+                .cmp(&first_shadowed)
+                .then(first.slot.removal_rank().cmp(&second.slot.removal_rank()))
                 .then(second.alloc.index.cmp(&first.alloc.index))
                 .then(first.alloc.id.cmp(&second.alloc.id))
         });
@@ -312,21 +451,34 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     }
     kept.sort_by(|first, second| first.alloc.index.cmp(&second.alloc.index).then(first.alloc.id.cmp(&second.alloc.id)));
 
-    let mut indexes = NameIndexes::new(completed.iter().chain(kept.iter()).map(|occupant| occupant.alloc.index));
+    let occupied_indexes = completed.iter().chain(kept.iter()).map(|occupant| occupant.alloc.index);
+    let mut indexes = NameIndexes::new(occupied_indexes.chain(canaries.indexes.iter().copied()));
     let mut num_missing = num_desired.saturating_sub(completed.len() + kept.len());
 
-    // Lost allocations are always declared lost; replaced while missing.
-    lost.sort_by_key(|alloc| alloc.index);
-    for lost_alloc in &lost {
-        decisions.stops.push(StopDecision::lost(lost_alloc));
+    // Lost allocations are always declared lost. They, and the allocations
+    // set aside on disconnected nodes, are replaced while the group misses
+    // some (unless replaced already).
+    lost.sort_by_key(|(alloc, _)| alloc.index);
+    for (lost_alloc, description) in &lost {
+        decisions.stops.push(StopDecision::lost(lost_alloc, description));
         decisions.changes.lost += 1;
     }
-    for lost_alloc in lost.iter().copied().take(num_missing) {
-        let index = indexes.claim_or_next(lost_alloc.index);
-        decisions.placements.push(PlacementRequest::new(index, PlacementKind::LostReplacement, Some(lost_alloc)));
+    let mut to_replace: Vec<(&'a Allocation, PlacementKind)> = lost
+        .iter()
+        .filter(|(alloc, _)| !is_replaced(alloc, context.replacements))
+        .map(|(alloc, _)| (*alloc, PlacementKind::LostReplacement))
+        .chain(disconnected.iter().map(|alloc| (*alloc, PlacementKind::DisconnectReplacement)))
+        .collect();
+    to_replace.sort_by(|first, second| (first.0.index, &first.0.id).cmp(&(second.0.index, &second.0.id)));
+    let num_replaced = to_replace.len().min(num_missing);
+    for (replaced_alloc, kind) in to_replace.iter().copied().take(num_replaced) {
+        let index = indexes.claim_or_next(replaced_alloc.index);
+        decisions.placements.push(PlacementRequest::new(index, kind, Some(replaced_alloc)));
         decisions.changes.place += 1;
     }
-    num_missing = num_missing.saturating_sub(lost.len());
+    let num_left_unknown = to_replace[num_replaced..].iter().filter(|(_, kind)| *kind != PlacementKind::LostReplacement);
+    decisions.changes.ignore += u32::try_from(num_left_unknown.count()).unwrap_or(u32::MAX);
+    num_missing -= num_replaced;
     for _ in 0..num_missing {
         let index = indexes.next_free();
         decisions.placements.push(PlacementRequest::new(index, PlacementKind::New, None));
@@ -334,8 +486,14 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     }
 
     decisions.changes.ignore += u32::try_from(completed.len()).unwrap_or(u32::MAX);
-    let num_in_flight =
-        kept.iter().filter(|occupant| is_live(occupant.alloc) && is_in_flight(job, occupant.alloc)).count();
+    let num_staying = kept
+        .iter()
+        .filter(|occupant| match occupant.slot {
+            Slot::Running | Slot::InPlace | Slot::Exhausted | Slot::Completed => true,
+            Slot::Disconnected => occupant.alloc.job_version == job.version,
+            _ => false,
+        })
+        .count();
     let mut destructive: Vec<&'a Allocation> = Vec::new();
     for occupant in kept {
         let alloc = occupant.alloc;
@@ -383,11 +541,38 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
         }
     }
 
-    // Canaries would be placed here, before any destructive update, with a
-    // limit of 0 until they are promoted.
-    let num_other_placements =
-        decisions.placements.iter().filter(|request| request.kind != PlacementKind::Migration).count();
-    let limit = destructive_limit(job, group, num_in_flight, num_other_placements);
+    // The rollout: canaries first; destructive updates only once they are
+    // promoted, and never for a halted deployment.
+    let (desired_canaries, num_canaries_to_place) = match rollout {
+        GroupRollout::Starting { canary } if canary > 0 && !destructive.is_empty() => {
+            (canary, usize::try_from(canary).unwrap_or(usize::MAX))
+        }
+        GroupRollout::Deployed { .. } => match unpromoted {
+            Some((_, desired)) if !rollout.is_halted() => {
+                (desired, usize::try_from(desired).unwrap_or(usize::MAX).saturating_sub(canaries.num_counted))
+            }
+            Some((_, desired)) => (desired, 0),
+            None => (0, 0),
+        },
+        GroupRollout::Starting { .. } | GroupRollout::Free => (0, 0),
+    };
+    let awaits_promotion = desired_canaries > 0;
+    let mut canary_names =
+        destructive.iter().map(|alloc| alloc.index).filter(|index| !canaries.indexes.contains(index)).collect::<Vec<_>>();
+    canary_names.dedup();
+    let mut canary_names = canary_names.into_iter();
+    for _ in 0..num_canaries_to_place {
+        let index = canary_names.next().unwrap_or_else(|| indexes.next_free());
+        decisions.placements.push(PlacementRequest::new(index, PlacementKind::Canary, None));
+        decisions.changes.canary += 1;
+    }
+
+    let limit = if awaits_promotion || rollout.is_halted() {
+        0
+    } else {
+        let num_in_flight = count_in_flight(job, allocs, &decisions.stops);
+        destructive_limit(job, group, num_in_flight, decisions.placements.len())
+    };
     let num_destructive_now = destructive.len().min(limit);
     for alloc in destructive.iter().copied().take(num_destructive_now) {
         decisions.placements.push(PlacementRequest {
@@ -397,7 +582,236 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
         decisions.changes.destructive += 1;
     }
     decisions.changes.ignore += u32::try_from(destructive.len() - num_destructive_now).unwrap_or(u32::MAX);
+    decisions.rollout = RolloutSummary {
+        desired_canaries,
+        num_destructive: destructive.len(),
+        num_staying: u32::try_from(num_staying).unwrap_or(u32::MAX),
+    };
     decisions
+}
+
+/// Whether `alloc` is a canary placed by the deployment `deployment_id`.
+fn is_canary_of(alloc: &Allocation, deployment_id: &DeploymentId) -> bool {
+    alloc.deployment_id.as_ref() == Some(deployment_id)
+        && alloc.deployment_status.as_ref().is_some_and(|status| status.canary)
+}
+
+/// Classifies an unpromoted canary of the group's deployment. Canaries do
+/// not occupy the group's count; those still wanted are tallied so that no
+/// more than the deployment asked for are placed.
+fn classify_canary<'a, V: ClusterView + ?Sized>(
+    context: &ReconcileContext<'a, '_, V>,
+    group: &TaskGroup,
+    alloc: &'a Allocation,
+    canaries: &mut CanaryTally,
+    decisions: &mut GroupDecisions<'a>,
+) {
+    if !is_live(alloc) {
+        // A failed canary is not rescheduled while the group waits for
+        // promotion: its health fails the deployment.
+        if alloc.wants_to_run() {
+            canaries.num_counted += 1;
+            canaries.indexes.insert(alloc.index);
+        }
+        return;
+    }
+    match node_condition(context.view, &alloc.node_id, Some(group), context.now) {
+        NodeCondition::Lost { description } => {
+            decisions.stops.push(StopDecision::lost(alloc, description));
+            decisions.changes.lost += 1;
+        }
+        NodeCondition::Disconnected { lost_at } => {
+            note_unknown(alloc, lost_at, decisions);
+            canaries.num_counted += 1;
+            canaries.indexes.insert(alloc.index);
+            decisions.changes.ignore += 1;
+        }
+        NodeCondition::Up(_) if alloc.desired_transition.migrate => {
+            decisions.stops.push(StopDecision::evict(alloc));
+            decisions.changes.migrate += 1;
+        }
+        NodeCondition::Up(_) if alloc.desired_transition.reschedule => {
+            decisions.stops.push(StopDecision::stop(alloc, reasons::ALLOC_RESCHEDULE_REQUESTED));
+            decisions.changes.stop += 1;
+        }
+        NodeCondition::Up(_) => {
+            canaries.num_counted += 1;
+            canaries.indexes.insert(alloc.index);
+            decisions.changes.ignore += 1;
+        }
+    }
+}
+
+/// The occupants whose name index another occupant holds with precedence.
+fn shadowed_occupants<'a>(occupants: &[Occupant<'a>]) -> FastSet<&'a AllocId> {
+    let mut holder_by_index: FastMap<u32, Occupant<'a>> = FastMap::default();
+    for occupant in occupants {
+        let holder = holder_by_index.entry(occupant.alloc.index).or_insert(*occupant);
+        if occupant.precedence() > holder.precedence() {
+            *holder = *occupant;
+        }
+    }
+    occupants
+        .iter()
+        .filter(|occupant| {
+            holder_by_index.get(&occupant.alloc.index).is_some_and(|holder| holder.alloc.id != occupant.alloc.id)
+        })
+        .map(|occupant| &occupant.alloc.id)
+        .collect()
+}
+
+/// Live allocations of the current version that are not healthy yet and
+/// that this plan does not stop.
+fn count_in_flight(job: &Job, allocs: &[&Allocation], stops: &[StopDecision<'_>]) -> usize {
+    let stopped: FastSet<&AllocId> = stops.iter().map(|stop| &stop.alloc.id).collect();
+    allocs
+        .iter()
+        .filter(|alloc| is_live(alloc) && is_in_flight(job, alloc) && !stopped.contains(&alloc.id))
+        .count()
+}
+
+/// Settles originals that run again next to their replacement after their
+/// node came back (see the module docs); the loser is stopped.
+fn reconcile_reconnects<'a, V: ClusterView + ?Sized>(
+    context: &ReconcileContext<'a, '_, V>,
+    group: &TaskGroup,
+    rules: &GroupRules,
+    allocs: &[&'a Allocation],
+    cache: &mut PatternCache,
+    decisions: &mut GroupDecisions<'a>,
+    settled: &mut FastSet<&'a AllocId>,
+) {
+    for original in allocs.iter().copied() {
+        if !is_live(original) || !is_replaced(original, context.replacements) || settled.contains(&original.id) {
+            continue;
+        }
+        let NodeCondition::Up(original_node) = node_condition(context.view, &original.node_id, Some(group), context.now)
+        else {
+            continue;
+        };
+        let Some((replacement, replacement_node)) = live_successor(context, group, original, allocs.len(), settled)
+        else {
+            continue;
+        };
+        if original.client_status == AllocClientStatus::Unknown {
+            // Its agent has not reported since the node came back.
+            settled.insert(&original.id);
+            decisions.changes.ignore += 1;
+            continue;
+        }
+        let pair = ReconnectPair { original, original_node, replacement, replacement_node };
+        let (loser, description) = if keeps_original(context, group, rules, allocs, &pair, cache) {
+            (replacement, reasons::ALLOC_RECONNECT_KEPT_ORIGINAL)
+        } else {
+            (original, reasons::ALLOC_RECONNECT_KEPT_REPLACEMENT)
+        };
+        decisions.stops.push(StopDecision::stop(loser, description));
+        decisions.changes.reconnect += 1;
+        settled.insert(&loser.id);
+    }
+}
+
+/// An allocation that came back with its node, and its live replacement.
+#[derive(Clone, Copy, Debug)]
+struct ReconnectPair<'a> {
+    original: &'a Allocation,
+    original_node: &'a Node,
+    replacement: &'a Allocation,
+    replacement_node: &'a Node,
+}
+
+/// The first allocation down `original`'s chain of replacements that is
+/// live, not settled, and on an up node (a chain is at most `max_length`
+/// long: the group's allocations).
+fn live_successor<'a, V: ClusterView + ?Sized>(
+    context: &ReconcileContext<'a, '_, V>,
+    group: &TaskGroup,
+    original: &'a Allocation,
+    max_length: usize,
+    settled: &FastSet<&'a AllocId>,
+) -> Option<(&'a Allocation, &'a Node)> {
+    let mut current = original;
+    for _ in 0..max_length {
+        let next = context
+            .replacements
+            .get(&current.id)
+            .copied()
+            .or_else(|| current.next_alloc.as_ref().and_then(|id| context.view.alloc(id)))?;
+        if is_live(next)
+            && !settled.contains(&next.id)
+            && let NodeCondition::Up(node) = node_condition(context.view, &next.node_id, Some(group), context.now)
+        {
+            return Some((next, node));
+        }
+        current = next;
+    }
+    None
+}
+
+/// Whether `disconnect.reconcile` keeps the original of a reconnect pair.
+fn keeps_original<V: ClusterView + ?Sized>(
+    context: &ReconcileContext<'_, '_, V>,
+    group: &TaskGroup,
+    rules: &GroupRules,
+    allocs: &[&Allocation],
+    pair: &ReconnectPair<'_>,
+    cache: &mut PatternCache,
+) -> bool {
+    let mode = group.disconnect.map_or(ReconcileMode::BestScore, |strategy| strategy.reconcile);
+    match mode {
+        ReconcileMode::KeepOriginal => true,
+        ReconcileMode::KeepReplacement => false,
+        ReconcileMode::LongestRunning => match (last_task_start(pair.original), last_task_start(pair.replacement)) {
+            (Some(original_start), Some(replacement_start)) => original_start < replacement_start,
+            (Some(_), None) => true,
+            (None, _) => false,
+        },
+        ReconcileMode::BestScore => {
+            if pair.replacement.job_version > pair.original.job_version {
+                return false;
+            }
+            let original_score = reconnect_score(context.view, rules, pair.original_node, allocs, cache);
+            let replacement_score = reconnect_score(context.view, rules, pair.replacement_node, allocs, cache);
+            original_score > replacement_score + SCORE_TOLERANCE
+        }
+    }
+}
+
+/// When the latest of an allocation's running tasks started; `None` when
+/// none runs.
+fn last_task_start(alloc: &Allocation) -> Option<Timestamp> {
+    alloc
+        .task_states
+        .values()
+        .filter(|state| state.state == TaskLifecycleState::Running)
+        .filter_map(|state| state.started_at)
+        .max()
+}
+
+/// How a node scores now for an allocation of the group that runs there:
+/// the average of bin-packing (its usage, which includes the allocation),
+/// anti-affinity (the group's other allocations there) and affinities, as a
+/// placement is scored (spreads are left out: both allocations count in
+/// them). A node the group's constraints reject scores lowest.
+fn reconnect_score<V: ClusterView + ?Sized>(
+    view: &V,
+    rules: &GroupRules,
+    node: &Node,
+    allocs: &[&Allocation],
+    cache: &mut PatternCache,
+) -> f64 {
+    if rules.check_static(node, cache) != NodeVerdict::Feasible {
+        return f64::NEG_INFINITY;
+    }
+    let num_on_node = allocs.iter().filter(|alloc| is_live(alloc) && alloc.node_id == node.id).count();
+    let num_neighbours = u32::try_from(num_on_node.saturating_sub(1)).unwrap_or(u32::MAX);
+    let mut sum = binpack_score(&node.resources, &view.node_usage(&node.id)) + anti_affinity_score(num_neighbours);
+    let mut num_components = 2.0;
+    if rules.has_affinities() {
+        sum += rules.affinity_score(node, cache);
+        num_components += 1.0;
+    }
+    sum / num_components
 }
 
 /// The class of a terminal allocation that still matters, if any.
@@ -416,7 +830,7 @@ fn terminal_slot<V: ClusterView + ?Sized>(
     // any more (scale-down, job stop).
     if alloc.client_status != AllocClientStatus::Failed
         || alloc.desired_status != AllocDesiredStatus::Run
-        || is_replaced(alloc, context.replaced)
+        || is_replaced(alloc, context.replacements)
     {
         return None;
     }
@@ -446,7 +860,8 @@ pub(crate) fn is_in_flight(job: &Job, alloc: &Allocation) -> bool {
 
 /// How many destructive updates this plan may make: unlimited without an
 /// `update` block, else `max_parallel` minus the allocations in flight
-/// (among those the plan keeps) minus this plan's other placements.
+/// minus this plan's other placements (all of them new allocations of the
+/// current version that are not healthy yet).
 pub(crate) fn destructive_limit(
     job: &Job,
     group: &TaskGroup,

@@ -1,12 +1,16 @@
 //! Reconciliation and placement scenarios, one per behaviour, run through
 //! the harness: schedule, check the plan, commit it, and check that
-//! planning again changes nothing.
+//! planning again changes nothing. Deployments and canaries are in
+//! [`rollouts`], disconnected nodes in [`disconnects`].
+
+mod disconnects;
+mod rollouts;
 
 use std::time::Duration;
 
 use drover_types::{
     Affinity, AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, Constraint, ConstraintOperator,
-    DelayFunction, DisconnectStrategy, DrainStrategy, DurationSpec, EvalTrigger, Evaluation, GroupChanges, Job, JobId,
+    AllocUpdate, DelayFunction, DisconnectStrategy, DrainStrategy, DurationSpec, EvalTrigger, Evaluation, GroupChanges, Job, JobId,
     JobType, NodeEligibility, NodeId, NodeStatus, PeriodicConfig, Plan, PlanStop, ReschedulePolicy, Resources, Spread,
     Timestamp, UpdateStrategy,
 };
@@ -193,7 +197,7 @@ fn stopping_a_job_stops_every_live_allocation() {
     let id = register(&mut cluster, simple_job("web", JobType::Service, 4, SMALL));
     run(&mut cluster, &id, start(), &mut rng);
     let down_node = alloc_by_index(&cluster, &id, 0).node_id;
-    cluster.set_node_status(&down_node, NodeStatus::Down);
+    cluster.set_node_status(&down_node, NodeStatus::Down, start());
     cluster.stop_job(&id);
     let plan = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(plan.stop.len(), 4);
@@ -252,7 +256,7 @@ fn allocations_on_a_down_node_are_lost_and_replaced_elsewhere() {
     let id = register(&mut cluster, simple_job("web", JobType::Service, 3, SMALL));
     run(&mut cluster, &id, start(), &mut rng);
     let lost = alloc_by_index(&cluster, &id, 1);
-    cluster.set_node_status(&lost.node_id, NodeStatus::Down);
+    cluster.set_node_status(&lost.node_id, NodeStatus::Down, start());
     let plan = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(plan.stop.len(), 1);
     assert_eq!(plan.stop[0].alloc_id, lost.id);
@@ -287,6 +291,7 @@ fn a_disconnected_node_loses_its_allocations_unless_the_group_waits() {
         (
             Some(DisconnectStrategy {
                 lost_after: Some(DurationSpec::from_secs(600)),
+                replace: false,
                 ..DisconnectStrategy::default()
             }),
             false,
@@ -299,13 +304,16 @@ fn a_disconnected_node_loses_its_allocations_unless_the_group_waits() {
         let id = register(&mut cluster, job);
         run(&mut cluster, &id, start(), &mut rng);
         let first = alloc_by_index(&cluster, &id, 0);
-        cluster.set_node_status(&first.node_id, NodeStatus::Disconnected);
+        cluster.set_node_status(&first.node_id, NodeStatus::Disconnected, start());
         let plan = run(&mut cluster, &id, start(), &mut rng);
         if expect_lost {
             assert_eq!(plan.stop.len(), 1, "{disconnect:?}");
+            assert_eq!(plan.stop[0].description, reasons::ALLOC_LOST_DISCONNECTED);
+            assert_eq!(plan.stop[0].client_status, Some(AllocClientStatus::Lost));
             assert_eq!(plan.place.len(), 1, "{disconnect:?}");
         } else {
-            assert!(plan.is_noop(), "{disconnect:?}: {plan:#?}");
+            assert!(plan.stop.is_empty() && plan.place.is_empty(), "{disconnect:?}: {plan:#?}");
+            assert_eq!(plan.updates.len(), 1, "it only becomes unknown");
         }
     }
 }
@@ -360,12 +368,22 @@ fn a_failed_allocation_waits_for_its_delay_through_a_follow_up_evaluation() {
     assert_eq!(follow_up.triggered_by, EvalTrigger::RetryFailedAlloc);
     assert_eq!(follow_up.wait_until, Some(failed_at.plus(Duration::from_secs(30))));
     assert_eq!(follow_up.job_id, id);
-    assert_eq!(plan.stop.len(), 1);
-    assert_eq!(plan.stop[0].alloc_id, failed.id);
-    assert_eq!(plan.stop[0].follow_up_eval.as_ref(), Some(&follow_up.id));
-    assert_eq!(plan.stop[0].description, reasons::ALLOC_RESCHEDULE_LATER);
-    assert_eq!(plan.stop[0].desired_status, AllocDesiredStatus::Run, "it waits, wanted, for its replacement");
+    assert!(plan.stop.is_empty(), "it waits, wanted, for its replacement");
+    assert_eq!(
+        plan.updates,
+        [AllocUpdate {
+            alloc_id: failed.id.clone(),
+            node_id: failed.node_id.clone(),
+            client_status: None,
+            follow_up_eval: Some(follow_up.id.clone()),
+            description: reasons::ALLOC_RESCHEDULE_LATER.to_owned(),
+        }]
+    );
     assert_eq!(changes(&plan).reschedule_later, 1);
+    let marked = cluster.alloc(&failed.id).expect("the failed allocation");
+    assert_eq!(marked.follow_up_eval.as_ref(), Some(&follow_up.id));
+    assert_eq!(marked.desired_status, AllocDesiredStatus::Run);
+    assert_eq!(marked.client_status, AllocClientStatus::Failed, "the update leaves the client status alone");
 
     // The follow-up evaluation runs at its time and places the replacement.
     let due = follow_up.wait_until.unwrap_or(soon);
@@ -417,7 +435,12 @@ fn delayed_reschedules_due_close_together_share_a_follow_up() {
     fail(&mut cluster, &id, 2, start().plus(Duration::from_secs(20)));
     let plan = run(&mut cluster, &id, start().plus(Duration::from_secs(21)), &mut rng);
     assert_eq!(plan.follow_ups.len(), 2);
-    assert_eq!(plan.stop.len(), 3);
+    assert!(plan.stop.is_empty());
+    assert_eq!(plan.updates.len(), 3);
+    let first_batch = &plan.follow_ups[0].id;
+    let num_in_first_batch =
+        plan.updates.iter().filter(|update| update.follow_up_eval.as_ref() == Some(first_batch)).count();
+    assert_eq!(num_in_first_batch, 2, "due 2 s apart, they share one follow-up");
 }
 
 #[test]
@@ -569,7 +592,7 @@ fn a_system_job_runs_on_every_feasible_node_and_only_there() {
     assert!(infeasible.place.is_empty());
 
     // A down node's allocation is lost and not replaced anywhere else.
-    cluster.set_node_status(&node_id("n4"), NodeStatus::Down);
+    cluster.set_node_status(&node_id("n4"), NodeStatus::Down, start());
     let down = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(down.stop.len(), 1);
     assert_eq!(down.stop[0].client_status, Some(AllocClientStatus::Lost));
@@ -1021,7 +1044,7 @@ fn placements_on_a_node_that_went_down_are_refused_but_stops_are_kept() {
     let (_, plan) = compute_plan(&cluster, &id, start(), &mut rng);
     assert_eq!(plan.stop.len(), 2);
     let target = plan.place[0].node_id.clone();
-    cluster.set_node_status(&target, NodeStatus::Down);
+    cluster.set_node_status(&target, NodeStatus::Down, start());
     let verified = verify_plan(&cluster, &plan);
     assert_eq!(verified.rejected_nodes, vec![target.clone()]);
     assert_eq!(verified.accepted.stop.len(), 2, "stops are always accepted");

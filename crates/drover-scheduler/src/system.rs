@@ -4,7 +4,9 @@
 //!
 //! ```text
 //!  node down / gone .................. declared lost, not replaced elsewhere
-//!  node disconnected, kept ........... left alone
+//!  node disconnected, group waits
+//!  `disconnect.lost_after` ........... `unknown` until then, then lost
+//!  node disconnected otherwise ........ lost
 //!  migrate flag (drain) .............. evicted, not replaced (the node drains)
 //!  zone or constraints no longer match  stopped
 //!  a second one on the node .......... stopped
@@ -17,6 +19,10 @@
 //! it gets a new one (`job.group[0]`), linked to the last terminal
 //! allocation there. Ineligible and draining nodes keep what they run but
 //! get nothing new: only placement looks at readiness.
+//!
+//! System jobs have no deployments: destructive updates roll under the
+//! `update` block's `max_parallel`, counting the allocations of the current
+//! version that are not healthy yet.
 
 use std::collections::HashMap;
 
@@ -28,7 +34,7 @@ use crate::ledger::is_live;
 use crate::reasons;
 use crate::reconcile::{
     GroupDecisions, NodeCondition, PlacementKind, PlacementRequest, ReconcileContext, StopDecision, destructive_limit,
-    is_in_flight, is_replaced, node_condition,
+    is_in_flight, is_replaced, node_condition, note_unknown,
 };
 use crate::update::{UpdateKind, update_kind};
 use crate::view::ClusterView;
@@ -50,7 +56,7 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
     for alloc in allocs.iter().copied() {
         if is_live(alloc) {
             live_by_node.entry(&alloc.node_id).or_default().push(alloc);
-        } else if !is_replaced(alloc, context.replaced) {
+        } else if !is_replaced(alloc, context.replacements) {
             let newest = last_terminal_by_node.entry(&alloc.node_id).or_insert(alloc);
             if (alloc.create_time, &alloc.id) > (newest.create_time, &newest.id) {
                 *newest = alloc;
@@ -70,16 +76,17 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
         node_allocs.sort_by(|first, second| {
             (second.job_version, second.create_time, &second.id).cmp(&(first.job_version, first.create_time, &first.id))
         });
-        let condition = node_condition(context.view, &node.id, Some(group));
+        let condition = node_condition(context.view, &node.id, Some(group), context.now);
         let mut keeps_one = false;
         for alloc in node_allocs {
             match condition {
-                NodeCondition::Lost => {
-                    decisions.stops.push(StopDecision::lost(alloc));
+                NodeCondition::Lost { description } => {
+                    decisions.stops.push(StopDecision::lost(alloc, description));
                     decisions.changes.lost += 1;
                     continue;
                 }
-                NodeCondition::DisconnectedKept => {
+                NodeCondition::Disconnected { lost_at } => {
+                    note_unknown(alloc, lost_at, &mut decisions);
                     keeps_one = true;
                     num_in_flight += usize::from(is_in_flight(context.job, alloc));
                     decisions.changes.ignore += 1;
@@ -119,9 +126,10 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
         let wants_new = !keeps_one && placement_verdict == NodeVerdict::Feasible;
         if wants_new {
             let previous = last_terminal_by_node.get(&node.id).copied();
-            decisions
-                .placements
-                .push(PlacementRequest { target_node: Some(node), ..new_request(0, PlacementKind::New, previous) });
+            decisions.placements.push(PlacementRequest {
+                target_node: Some(node),
+                ..PlacementRequest::new(0, PlacementKind::New, previous)
+            });
             decisions.changes.place += 1;
         }
     }
@@ -130,7 +138,7 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
     let mut orphans: Vec<&'a Allocation> = live_by_node.into_values().flatten().collect();
     orphans.sort_by(|first, second| first.id.cmp(&second.id));
     for alloc in orphans {
-        decisions.stops.push(StopDecision::lost(alloc));
+        decisions.stops.push(StopDecision::lost(alloc, reasons::ALLOC_LOST));
         decisions.changes.lost += 1;
     }
 
@@ -140,14 +148,10 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
         decisions.placements.push(PlacementRequest {
             paired_stop: Some(StopDecision::stop(alloc, reasons::ALLOC_UPDATING)),
             target_node: Some(node),
-            ..new_request(alloc.index, PlacementKind::Destructive, Some(alloc))
+            ..PlacementRequest::new(alloc.index, PlacementKind::Destructive, Some(alloc))
         });
         decisions.changes.destructive += 1;
     }
     decisions.changes.ignore += u32::try_from(destructive.len() - num_destructive_now).unwrap_or(u32::MAX);
     decisions
-}
-
-fn new_request<'a>(index: u32, kind: PlacementKind, previous: Option<&'a Allocation>) -> PlacementRequest<'a> {
-    PlacementRequest { index, kind, previous, reschedule_delay: None, paired_stop: None, target_node: None }
 }

@@ -7,7 +7,7 @@
 //! references without copying; an implementation that holds `Arc<Node>` or
 //! `Arc<Allocation>` returns `&**arc`.
 
-use drover_types::{AllocId, Allocation, Job, JobId, Node, NodeId, Resources};
+use drover_types::{AllocId, Allocation, Deployment, Job, JobId, Node, NodeId, Resources};
 
 /// A consistent, read-only snapshot of the cluster state.
 ///
@@ -22,6 +22,8 @@ use drover_types::{AllocId, Allocation, Job, JobId, Node, NodeId, Resources};
 /// - [`allocs_for_job`](Self::allocs_for_job) is O(allocations of that job)
 ///   and is called once per evaluation.
 /// - [`nodes`](Self::nodes) is O(nodes) and is called once per evaluation.
+/// - [`latest_deployment`](Self::latest_deployment) is O(1) or O(log n)
+///   and is called once per evaluation.
 pub trait ClusterView {
     /// Every registered node, in any order that is stable for one snapshot
     /// (a seeded scheduler run is only reproducible if it is).
@@ -52,6 +54,20 @@ pub trait ClusterView {
     /// resources ([`Allocation::holds_resources`]); zero for an unknown
     /// node. Must be O(1): it is maintained incrementally by the store.
     fn node_usage(&self, node: &NodeId) -> Resources;
+
+    /// The newest deployment of a job (the last one created), whatever its
+    /// status; `None` when the job never had one.
+    ///
+    /// The scheduler reads it to decide whether the job's placements join
+    /// a running deployment, whether a new one starts, and which one to
+    /// cancel. The default returns `None`, for stores that do not keep
+    /// deployments yet: every plan that places allocations in a group with
+    /// an `update` block then starts a new deployment, and canaries are
+    /// never promoted.
+    fn latest_deployment(&self, job: &JobId) -> Option<&Deployment> {
+        let _ = job;
+        None
+    }
 }
 
 impl<T: ClusterView + ?Sized> ClusterView for &T {
@@ -85,5 +101,9 @@ impl<T: ClusterView + ?Sized> ClusterView for &T {
 
     fn node_usage(&self, node: &NodeId) -> Resources {
         (**self).node_usage(node)
+    }
+
+    fn latest_deployment(&self, job: &JobId) -> Option<&Deployment> {
+        (**self).latest_deployment(job)
     }
 }

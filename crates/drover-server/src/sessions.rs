@@ -102,10 +102,11 @@ impl Server {
         };
         sender.try_send(welcome).map_err(|_| CodedError::internal("session queue full at start"))?;
         let state = self.state();
-        let assignments = assignments_for(&state, &node_id);
+        let assignments = assignments_for(&state, &node_id, None);
         sender
             .try_send(ServerMessage::Allocations {
                 index: state.last_index(),
+                full: true,
                 node: state.node(&node_id).map(|node| Box::new(drover_types::Node::clone(node))),
                 allocs: assignments,
             })
@@ -229,12 +230,17 @@ impl Server {
     }
 }
 
-/// The allocations an agent should know about: every allocation on the
-/// node that is not terminal on the client side, with its task group.
-pub(crate) fn assignments_for(state: &State, node_id: &NodeId) -> Vec<AllocAssignment> {
+/// The allocations to send an agent, with their task groups: with
+/// `changed_after`, those the servers changed after that index (terminal
+/// ones included, so the agent stops them); without, every allocation on
+/// the node that is not terminal on the client side.
+pub(crate) fn assignments_for(state: &State, node_id: &NodeId, changed_after: Option<u64>) -> Vec<AllocAssignment> {
     state
         .allocs_on_node(node_id)
-        .filter(|alloc| !alloc.client_status.is_terminal())
+        .filter(|alloc| match changed_after {
+            Some(index) => alloc.alloc_modify_index > index,
+            None => !alloc.client_status.is_terminal(),
+        })
         .map(|alloc| {
             let job = state.job_version(&alloc.job_id, alloc.job_version).or_else(|| state.job(&alloc.job_id));
             let summary = match job {
@@ -253,10 +259,12 @@ pub(crate) fn assignments_for(state: &State, node_id: &NodeId) -> Vec<AllocAssig
                     meta: Default::default(),
                 },
             };
+            let group = job.and_then(|job| job.group(&alloc.group));
             AllocAssignment {
                 alloc: drover_types::Allocation::clone(alloc),
                 job: summary,
-                group: job.and_then(|job| job.group(&alloc.group).cloned()),
+                update: job.zip(group).and_then(|(job, group)| job.update_for(group).copied()),
+                group: group.cloned(),
             }
         })
         .collect()
@@ -287,8 +295,9 @@ pub(crate) fn spawn_pusher(server: Server) {
                 }
                 let message = ServerMessage::Allocations {
                     index: state.last_index(),
+                    full: false,
                     node: state.node(node_id).map(|node| Box::new(drover_types::Node::clone(node))),
-                    allocs: assignments_for(&state, node_id),
+                    allocs: assignments_for(&state, node_id, Some(entry.last_pushed_index)),
                 };
                 match entry.outbound.try_send(message) {
                     Ok(()) => entry.last_pushed_index = index,

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use drover_types::alloc::CheckStatus;
 use drover_types::{
-    AllocClientStatus, AllocId, CodedError, EvalId, Evaluation, Job, JobId, NodeId, NodeLabels, NodeStatus, Plan,
-    Resources, TaskState, Timestamp,
+    AllocClientStatus, AllocId, CodedError, Deployment, DesiredTransition, DrainStrategy, EvalId, Evaluation, Job,
+    JobId, NodeEligibility, NodeId, NodeLabels, NodeStatus, Plan, Resources, TaskState, Timestamp,
 };
 
 /// One entry of the replicated log.
@@ -93,6 +93,60 @@ pub enum Command {
         /// When the server received them.
         now: Timestamp,
     },
+    /// An operator changed a node's scheduling eligibility.
+    UpdateNodeEligibility {
+        /// The node.
+        node_id: NodeId,
+        /// New eligibility.
+        eligibility: NodeEligibility,
+        /// Evaluations to create (capacity appeared).
+        evals: Vec<Evaluation>,
+        /// When.
+        now: Timestamp,
+    },
+    /// A drain started (`Some`) or ended (`None`, cancelled or complete).
+    UpdateNodeDrain {
+        /// The node.
+        node_id: NodeId,
+        /// The drain, or `None` to end it.
+        drain: Option<DrainStrategy>,
+        /// When ending: make the node eligible again.
+        mark_eligible: bool,
+        /// When.
+        now: Timestamp,
+    },
+    /// Ask the scheduler to move or replace allocations (the drainer's
+    /// batches), with the evaluations that act on it.
+    UpdateAllocDesiredTransitions {
+        /// Allocation and its new desired transition.
+        transitions: Vec<(AllocId, DesiredTransition)>,
+        /// Evaluations to create.
+        evals: Vec<Evaluation>,
+        /// When.
+        now: Timestamp,
+    },
+    /// The deployment watcher changed a deployment (status, promotion).
+    UpsertDeployment {
+        /// The deployment as it should be.
+        deployment: Deployment,
+        /// Evaluations to create (the next batch of a rolling update).
+        evals: Vec<Evaluation>,
+        /// Mark this job version stable (a successful deployment).
+        stable_version: Option<u64>,
+    },
+    /// A periodic job launches a child job.
+    LaunchPeriodic {
+        /// The periodic parent.
+        parent_id: JobId,
+        /// The launch time the child is for.
+        launch_time: Timestamp,
+        /// The child job (its id derived from the parent's and the time).
+        child: Job,
+        /// The child's evaluation.
+        eval: Evaluation,
+        /// When.
+        now: Timestamp,
+    },
 }
 
 impl Command {
@@ -106,6 +160,11 @@ impl Command {
             Command::ApplyPlan { .. } => "apply_plan",
             Command::UpsertEvals { .. } => "upsert_evals",
             Command::UpdateAllocsFromClient { .. } => "update_allocs_from_client",
+            Command::UpdateNodeEligibility { .. } => "update_node_eligibility",
+            Command::UpdateNodeDrain { .. } => "update_node_drain",
+            Command::UpdateAllocDesiredTransitions { .. } => "update_alloc_desired_transitions",
+            Command::UpsertDeployment { .. } => "upsert_deployment",
+            Command::LaunchPeriodic { .. } => "launch_periodic",
         }
     }
 }
@@ -141,6 +200,11 @@ pub struct ClientAllocUpdate {
     /// Health check results.
     #[serde(default)]
     pub checks: Vec<CheckStatus>,
+    /// Deployment health decided by the agent (allocations placed by a
+    /// deployment only): `Some(true)` once healthy for `min_healthy_time`,
+    /// `Some(false)` when a task failed or `healthy_deadline` passed.
+    #[serde(default)]
+    pub deployment_health: Option<bool>,
 }
 
 /// The outcome of applying a command, returned to the proposer.
@@ -209,6 +273,19 @@ impl std::fmt::Display for Command {
             Command::UpdateAllocsFromClient { updates, .. } => {
                 write!(formatter, "update_allocs_from_client({})", updates.len())
             }
+            Command::UpdateNodeEligibility { node_id, eligibility, .. } => {
+                write!(formatter, "update_node_eligibility({node_id}, {eligibility:?})")
+            }
+            Command::UpdateNodeDrain { node_id, drain, .. } => {
+                write!(formatter, "update_node_drain({node_id}, draining={})", drain.is_some())
+            }
+            Command::UpdateAllocDesiredTransitions { transitions, .. } => {
+                write!(formatter, "update_alloc_desired_transitions({})", transitions.len())
+            }
+            Command::UpsertDeployment { deployment, .. } => {
+                write!(formatter, "upsert_deployment({}, {})", deployment.id, deployment.status)
+            }
+            Command::LaunchPeriodic { parent_id, .. } => write!(formatter, "launch_periodic({parent_id})"),
         }
     }
 }

@@ -9,7 +9,7 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
-use drover_types::{Allocation, Evaluation, Job, Node};
+use drover_types::{Allocation, Deployment, Evaluation, Job, JobId, Node, Timestamp};
 
 use crate::state::{State, TableIndexes};
 
@@ -35,6 +35,12 @@ pub struct SnapshotV1 {
     pub allocs: Vec<Allocation>,
     /// Evaluations.
     pub evals: Vec<Evaluation>,
+    /// Deployments.
+    #[serde(default)]
+    pub deployments: Vec<Deployment>,
+    /// Last launch of each periodic job.
+    #[serde(default)]
+    pub periodic_launches: Vec<(JobId, Timestamp)>,
 }
 
 /// Serialises a state: magic, format version (u32 little-endian), payload.

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use imbl::{OrdMap, OrdSet};
 
 use drover_types::{
-    AllocClientStatus, AllocId, Allocation, CodedError, ErrorCode, EvalId, Evaluation, Job, JobId, JobStatus, JobType,
-    Node, NodeId, NodeLabels, NodeStatus, Resources, Timestamp,
+    AllocClientStatus, AllocId, Allocation, CodedError, Deployment, DeploymentId, ErrorCode, EvalId, Evaluation, Job,
+    JobId, JobStatus, JobType, Node, NodeEligibility, NodeId, NodeLabels, NodeStatus, Resources, Timestamp,
 };
 
 use crate::command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
@@ -32,6 +32,9 @@ pub struct TableIndexes {
     pub allocs: u64,
     /// Evaluations.
     pub evals: u64,
+    /// Deployments.
+    #[serde(default)]
+    pub deployments: u64,
 }
 
 /// The cluster state: jobs, nodes, allocations, evaluations, and indexes
@@ -49,6 +52,9 @@ pub struct State {
     evals: OrdMap<EvalId, Arc<Evaluation>>,
     evals_by_job: OrdMap<JobId, OrdSet<EvalId>>,
     open_evals: OrdSet<EvalId>,
+    deployments: OrdMap<DeploymentId, Arc<Deployment>>,
+    deployments_by_job: OrdMap<JobId, OrdSet<DeploymentId>>,
+    periodic_launches: OrdMap<JobId, Timestamp>,
     capacity_index: u64,
     last_index: u64,
     table_indexes: TableIndexes,
@@ -119,8 +125,9 @@ impl State {
         self.node_usage.get(id).copied().unwrap_or_default()
     }
 
-    /// The Raft index of the last change to any allocation on a node; agent
-    /// sessions push the node's allocations when it moves.
+    /// The Raft index of the last server-side change to an allocation on a
+    /// node (see [`Allocation::alloc_modify_index`]); agent sessions push
+    /// the node's changed allocations when it moves.
     pub fn node_alloc_index(&self, id: &NodeId) -> u64 {
         self.node_alloc_index.get(id).copied().unwrap_or(0)
     }
@@ -174,6 +181,43 @@ impl State {
     /// Evaluations that are pending or blocked.
     pub fn open_evals(&self) -> impl Iterator<Item = &Arc<Evaluation>> {
         self.open_evals.iter().filter_map(|eval_id| self.evals.get(eval_id))
+    }
+
+    /// A deployment by id.
+    pub fn deployment(&self, id: &DeploymentId) -> Option<&Arc<Deployment>> {
+        self.deployments.get(id)
+    }
+
+    /// A job's deployments, oldest first.
+    pub fn deployments_for_job(&self, job_id: &JobId) -> impl Iterator<Item = &Arc<Deployment>> {
+        let mut deployments: Vec<&Arc<Deployment>> = self
+            .deployments_by_job
+            .get(job_id)
+            .into_iter()
+            .flat_map(|ids| ids.iter().filter_map(|id| self.deployments.get(id)))
+            .collect();
+        deployments.sort_by_key(|deployment| deployment.create_index);
+        deployments.into_iter()
+    }
+
+    /// The newest deployment of a job.
+    pub fn latest_deployment(&self, job_id: &JobId) -> Option<&Arc<Deployment>> {
+        self.deployments_for_job(job_id).last()
+    }
+
+    /// Deployments that are running or waiting for promotion.
+    pub fn active_deployments(&self) -> impl Iterator<Item = &Arc<Deployment>> {
+        self.deployments.values().filter(|deployment| deployment.status.is_active())
+    }
+
+    /// When a periodic job last launched a child.
+    pub fn last_periodic_launch(&self, job_id: &JobId) -> Option<Timestamp> {
+        self.periodic_launches.get(job_id).copied()
+    }
+
+    /// Resolves a deployment id or unique id prefix.
+    pub fn resolve_deployment(&self, prefix: &str) -> Result<&Arc<Deployment>, CodedError> {
+        resolve_prefix(&self.deployments, prefix, "deployment")
     }
 
     /// Resolves an allocation id or unique id prefix.
@@ -246,6 +290,50 @@ impl State {
                 self.update_allocs_from_client(index, updates, *now);
                 self.put_evals(index, evals);
                 Ok(CommandResponse::Applied { index })
+            }
+            Command::UpdateNodeEligibility { node_id, eligibility, evals, now } => {
+                self.modify_node(index, node_id, |node| {
+                    node.eligibility = *eligibility;
+                    node.status_updated_at = *now;
+                })
+                .map(|()| {
+                    self.put_evals(index, evals);
+                    CommandResponse::Applied { index }
+                })
+            }
+            Command::UpdateNodeDrain { node_id, drain, mark_eligible, now } => self
+                .modify_node(index, node_id, |node| {
+                    if drain.is_some() {
+                        node.eligibility = NodeEligibility::Ineligible;
+                    } else if *mark_eligible {
+                        node.eligibility = NodeEligibility::Eligible;
+                    }
+                    node.drain = drain.clone();
+                    node.status_updated_at = *now;
+                })
+                .map(|()| CommandResponse::Applied { index }),
+            Command::UpdateAllocDesiredTransitions { transitions, evals, now } => {
+                for (alloc_id, transition) in transitions {
+                    let Some(existing) = self.allocs.get(alloc_id) else { continue };
+                    let mut alloc = Allocation::clone(existing);
+                    alloc.desired_transition = *transition;
+                    alloc.modify_time = *now;
+                    self.put_alloc(index, alloc);
+                }
+                self.put_evals(index, evals);
+                Ok(CommandResponse::Applied { index })
+            }
+            Command::UpsertDeployment { deployment, evals, stable_version } => {
+                self.put_deployment(index, deployment.clone());
+                if let Some(version) = stable_version {
+                    self.mark_stable(index, &deployment.job_id, *version);
+                }
+                self.put_evals(index, evals);
+                Ok(CommandResponse::Applied { index })
+            }
+            Command::LaunchPeriodic { parent_id, launch_time, child, eval, now } => {
+                self.periodic_launches.insert(parent_id.clone(), *launch_time);
+                Ok(self.register_job(index, child, eval, *now))
             }
         };
         result.unwrap_or_else(|error| CommandResponse::Rejected { index, error })
@@ -410,6 +498,25 @@ impl State {
             alloc.modify_time = now;
             self.put_alloc(index, alloc);
         }
+        for update in &plan.updates {
+            let Some(existing) = self.allocs.get(&update.alloc_id) else { continue };
+            let mut alloc = Allocation::clone(existing);
+            if let Some(client_status) = update.client_status {
+                alloc.client_status = client_status;
+                alloc.client_description = update.description.clone();
+            }
+            if update.follow_up_eval.is_some() {
+                alloc.follow_up_eval = update.follow_up_eval.clone();
+            }
+            alloc.modify_time = now;
+            self.put_alloc(index, alloc);
+        }
+        if let Some(deployment) = &plan.deployment {
+            self.put_deployment(index, deployment.clone());
+        }
+        for deployment in &plan.deployment_updates {
+            self.put_deployment(index, deployment.clone());
+        }
         for update in &plan.in_place {
             let Some(existing) = self.allocs.get(&update.alloc_id) else { continue };
             let mut alloc = Allocation::clone(existing);
@@ -428,6 +535,7 @@ impl State {
                 previous.modify_time = now;
                 self.put_alloc(index, previous);
             }
+            self.count_placement(index, &alloc);
             self.put_alloc(index, alloc);
         }
         self.put_evals(index, &plan.follow_ups);
@@ -448,8 +556,16 @@ impl State {
             alloc.task_states = update.task_states.clone();
             alloc.checks = update.checks.clone();
             alloc.modify_time = now;
+            if let Some(healthy) = update.deployment_health
+                && let Some(status) = alloc.deployment_status.as_mut()
+                && status.healthy.is_none()
+            {
+                status.healthy = Some(healthy);
+                status.timestamp = now;
+                self.count_health(index, &alloc, healthy, now);
+            }
             touched_jobs.insert(alloc.job_id.clone());
-            self.put_alloc(index, alloc);
+            self.put_alloc_from_client(index, alloc);
         }
         for job_id in &touched_jobs {
             self.refresh_job_status(index, job_id);
@@ -500,7 +616,20 @@ impl State {
         self.capacity_index = index;
     }
 
+    /// Stores an allocation changed by the servers: agents will be told.
     fn put_alloc(&mut self, index: u64, mut alloc: Allocation) {
+        alloc.alloc_modify_index = index;
+        self.node_alloc_index.insert(alloc.node_id.clone(), index);
+        self.store_alloc(index, alloc);
+    }
+
+    /// Stores an allocation changed by its agent's report: nothing to tell
+    /// the agent, which knows.
+    fn put_alloc_from_client(&mut self, index: u64, alloc: Allocation) {
+        self.store_alloc(index, alloc);
+    }
+
+    fn store_alloc(&mut self, index: u64, mut alloc: Allocation) {
         alloc.modify_index = index;
         if let Some(previous) = self.allocs.get(&alloc.id).cloned()
             && previous.holds_resources()
@@ -516,7 +645,6 @@ impl State {
         }
         self.allocs_by_node.entry(alloc.node_id.clone()).or_default().insert(alloc.id.clone());
         self.allocs_by_job.entry(alloc.job_id.clone()).or_default().insert(alloc.id.clone());
-        self.node_alloc_index.insert(alloc.node_id.clone(), index);
         self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
         self.table_indexes.allocs = index;
     }
@@ -544,6 +672,74 @@ impl State {
         self.evals.insert(eval.id.clone(), Arc::new(eval));
         self.table_indexes.evals = index;
         self.refresh_job_status(index, &job_id);
+    }
+
+    fn modify_node(&mut self, index: u64, node_id: &NodeId, change: impl FnOnce(&mut Node)) -> Result<(), CodedError> {
+        let Some(existing) = self.nodes.get(node_id) else {
+            return Err(CodedError::not_found("node", node_id));
+        };
+        let mut node = Node::clone(existing);
+        change(&mut node);
+        self.put_node(index, node);
+        Ok(())
+    }
+
+    fn put_deployment(&mut self, index: u64, mut deployment: Deployment) {
+        deployment.create_index = self.deployments.get(&deployment.id).map_or(index, |previous| previous.create_index);
+        deployment.modify_index = index;
+        self.deployments_by_job.entry(deployment.job_id.clone()).or_default().insert(deployment.id.clone());
+        self.deployments.insert(deployment.id.clone(), Arc::new(deployment));
+        self.table_indexes.deployments = index;
+    }
+
+    /// A deployment's counters follow its allocations: one more placed (and
+    /// a canary recorded).
+    fn count_placement(&mut self, index: u64, alloc: &Allocation) {
+        let Some(deployment_id) = &alloc.deployment_id else { return };
+        let Some(existing) = self.deployments.get(deployment_id) else { return };
+        let mut deployment = Deployment::clone(existing);
+        let Some(group) = deployment.groups.get_mut(&alloc.group) else { return };
+        group.placed_allocs += 1;
+        if alloc.deployment_status.as_ref().is_some_and(|status| status.canary) {
+            group.placed_canaries.push(alloc.id.clone());
+        }
+        self.put_deployment(index, deployment);
+    }
+
+    /// A deployment's counters follow its allocations: one more healthy (the
+    /// progress deadline moves) or unhealthy.
+    fn count_health(&mut self, index: u64, alloc: &Allocation, healthy: bool, now: Timestamp) {
+        let Some(deployment_id) = &alloc.deployment_id else { return };
+        let Some(existing) = self.deployments.get(deployment_id) else { return };
+        let mut deployment = Deployment::clone(existing);
+        let Some(group) = deployment.groups.get_mut(&alloc.group) else { return };
+        if healthy {
+            group.healthy_allocs += 1;
+            group.require_progress_by = Some(now.plus(group.progress_deadline.get()));
+        } else {
+            group.unhealthy_allocs += 1;
+        }
+        deployment.modify_time = now;
+        self.put_deployment(index, deployment);
+    }
+
+    fn mark_stable(&mut self, index: u64, job_id: &JobId, version: u64) {
+        if let Some(job) = self.job_version(job_id, version) {
+            let mut stable = Job::clone(job);
+            stable.stable = true;
+            if let Some(versions) = self.job_versions.get_mut(job_id) {
+                versions.insert(version, Arc::new(stable));
+            }
+        }
+        if let Some(current) = self.jobs.get(job_id)
+            && current.version == version
+        {
+            let mut job = Job::clone(current);
+            job.stable = true;
+            job.modify_index = index;
+            self.jobs.insert(job_id.clone(), Arc::new(job));
+        }
+        self.table_indexes.jobs = index;
     }
 
     /// Recomputes a job's status from its allocations and open evaluations
@@ -609,6 +805,8 @@ impl State {
             nodes: self.nodes.values().map(|node| Node::clone(node)).collect(),
             allocs: self.allocs.values().map(|alloc| Allocation::clone(alloc)).collect(),
             evals: self.evals.values().map(|eval| Evaluation::clone(eval)).collect(),
+            deployments: self.deployments.values().map(|deployment| Deployment::clone(deployment)).collect(),
+            periodic_launches: self.periodic_launches.iter().map(|(job_id, time)| (job_id.clone(), *time)).collect(),
         }
     }
 
@@ -626,8 +824,10 @@ impl State {
             state.nodes.insert(node.id.clone(), Arc::new(node));
         }
         for alloc in snapshot.allocs {
-            let modify_index = alloc.modify_index;
-            state.put_alloc(modify_index, alloc);
+            let (modify_index, alloc_modify_index) = (alloc.modify_index, alloc.alloc_modify_index);
+            let node_index = state.node_alloc_index.entry(alloc.node_id.clone()).or_default();
+            *node_index = (*node_index).max(alloc_modify_index);
+            state.store_alloc(modify_index, alloc);
         }
         for eval in snapshot.evals {
             let (create_index, modify_index) = (eval.create_index, eval.modify_index);
@@ -640,6 +840,11 @@ impl State {
             eval.modify_index = modify_index;
             state.evals.insert(eval.id.clone(), Arc::new(eval));
         }
+        for deployment in snapshot.deployments {
+            state.deployments_by_job.entry(deployment.job_id.clone()).or_default().insert(deployment.id.clone());
+            state.deployments.insert(deployment.id.clone(), Arc::new(deployment));
+        }
+        state.periodic_launches = snapshot.periodic_launches.into_iter().collect();
         state.last_index = snapshot.last_index;
         state.capacity_index = snapshot.capacity_index;
         state.table_indexes = snapshot.table_indexes;

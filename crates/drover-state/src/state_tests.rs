@@ -80,6 +80,7 @@ fn alloc(id: &str, job: &str, node: &str) -> Allocation {
         modify_time: Timestamp::ZERO,
         create_index: 0,
         modify_index: 0,
+        alloc_modify_index: 0,
     }
 }
 
@@ -209,6 +210,7 @@ fn plans_and_client_updates_keep_node_usage_exact() {
         client_description: "stopped".into(),
         task_states: BTreeMap::new(),
         checks: vec![],
+        deployment_health: None,
     };
     state.apply(
         4,

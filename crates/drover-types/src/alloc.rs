@@ -200,7 +200,7 @@ pub struct Allocation {
     /// Evaluation that will reschedule this allocation after a delay.
     pub follow_up_eval: Option<EvalId>,
     /// Deployment that created it.
-    pub deployment_id: Option<String>,
+    pub deployment_id: Option<crate::ids::DeploymentId>,
     /// Deployment health.
     pub deployment_status: Option<AllocDeploymentStatus>,
     /// Placement time.
@@ -213,6 +213,11 @@ pub struct Allocation {
     /// Raft index of the last change.
     #[serde(default)]
     pub modify_index: u64,
+    /// Raft index of the last change made by the servers (placement, stop,
+    /// new version, transition) — not by the agent's own status reports.
+    /// Agents are sent the allocations whose `alloc_modify_index` moved.
+    #[serde(default)]
+    pub alloc_modify_index: u64,
 }
 
 impl Allocation {

@@ -85,3 +85,7 @@ string_id!(
     /// An evaluation's id (a UUID).
     EvalId
 );
+string_id!(
+    /// A deployment's id (a UUID).
+    DeploymentId
+);

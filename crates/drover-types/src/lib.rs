@@ -8,6 +8,7 @@
 //! deterministic.
 
 pub mod alloc;
+pub mod deployment;
 pub mod error;
 pub mod eval;
 pub mod ids;
@@ -24,7 +25,8 @@ pub use alloc::{
 };
 pub use error::{CodedError, ErrorCode};
 pub use eval::{EvalStatus, EvalTrigger, Evaluation, PlacementFailure};
-pub use ids::{AllocId, EvalId, JobId, NodeId};
+pub use deployment::{Deployment, DeploymentGroup, DeploymentStatus};
+pub use ids::{AllocId, DeploymentId, EvalId, JobId, NodeId};
 pub use interpolate::{NodeView, interpolate, interpolate_lenient};
 pub use job::{
     Affinity, Check, CheckKind, CheckRestart, Constraint, ConstraintOperator, DelayFunction, DisconnectStrategy,
@@ -32,6 +34,6 @@ pub use job::{
     RestartMode, RestartPolicy, Service, Spread, SpreadTarget, Task, TaskConfig, TaskGroup, UpdateStrategy,
 };
 pub use node::{DrainStrategy, Node, NodeEligibility, NodeLabels, NodeStatus, Protection};
-pub use plan::{GroupChanges, InPlaceUpdate, Plan, PlanStop};
+pub use plan::{AllocUpdate, GroupChanges, InPlaceUpdate, Plan, PlanStop};
 pub use resources::Resources;
 pub use time::{DurationSpec, Timestamp};

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alloc::{AllocClientStatus, AllocDesiredStatus, Allocation};
+use crate::deployment::Deployment;
 use crate::eval::{Evaluation, PlacementFailure};
 use crate::ids::{AllocId, EvalId, JobId, NodeId};
 
@@ -32,6 +33,18 @@ pub struct Plan {
     pub failed: BTreeMap<String, PlacementFailure>,
     /// Evaluations to create, such as delayed reschedules.
     pub follow_ups: Vec<Evaluation>,
+    /// Changes to existing allocations that neither stop nor move them (an
+    /// allocation on a disconnected node becoming `unknown`, a failed one
+    /// waiting for its reschedule delay).
+    #[serde(default)]
+    pub updates: Vec<AllocUpdate>,
+    /// A deployment this plan starts (its placements carry its id).
+    #[serde(default)]
+    pub deployment: Option<Deployment>,
+    /// Deployments this plan changes (a superseded one cancelled, counters
+    /// of placed allocations, canaries).
+    #[serde(default)]
+    pub deployment_updates: Vec<Deployment>,
     /// Per group, what the plan does: the preview of `drover job plan`.
     pub annotations: BTreeMap<String, GroupChanges>,
 }
@@ -39,7 +52,13 @@ pub struct Plan {
 impl Plan {
     /// Whether the plan changes nothing.
     pub fn is_noop(&self) -> bool {
-        self.place.is_empty() && self.in_place.is_empty() && self.stop.is_empty() && self.follow_ups.is_empty()
+        self.place.is_empty()
+            && self.in_place.is_empty()
+            && self.stop.is_empty()
+            && self.follow_ups.is_empty()
+            && self.updates.is_empty()
+            && self.deployment.is_none()
+            && self.deployment_updates.is_empty()
     }
 
     /// The nodes the plan places allocations on.
@@ -58,6 +77,22 @@ pub struct InPlaceUpdate {
     pub node_id: NodeId,
     /// The job version it now belongs to.
     pub job_version: u64,
+}
+
+/// A change to an allocation that keeps it where it is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocUpdate {
+    /// The allocation.
+    pub alloc_id: AllocId,
+    /// Its node.
+    pub node_id: NodeId,
+    /// A client status decided by the server (`unknown` for an allocation
+    /// on a disconnected node).
+    pub client_status: Option<AllocClientStatus>,
+    /// Evaluation that will act on it later.
+    pub follow_up_eval: Option<EvalId>,
+    /// Why, for humans.
+    pub description: String,
 }
 
 /// An allocation the plan stops.
@@ -101,6 +136,13 @@ pub struct GroupChanges {
     pub reschedule_later: u32,
     /// Canaries placed.
     pub canary: u32,
+    /// Allocations on a disconnected node marked `unknown`.
+    #[serde(default)]
+    pub disconnect: u32,
+    /// Allocations on a node that came back, kept or stopped per
+    /// `disconnect.reconcile`.
+    #[serde(default)]
+    pub reconnect: u32,
 }
 
 /// Convenience for tests and callers building allocations.

@@ -1,0 +1,64 @@
+//! `drover bench …`: benchmarks, separate from tests. Each prints a table,
+//! or JSON with `--json`; `docs/benchmarks.md` records results with the
+//! exact command.
+
+mod e2e;
+mod scheduler;
+pub(crate) mod sim;
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Placements per second of the pure scheduler on a synthetic fleet
+    /// (service jobs of 1,000 allocations with constraints).
+    Scheduler {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 10_000)]
+        nodes: usize,
+        /// Number of allocations to place.
+        #[arg(long, default_value_t = 100_000)]
+        allocs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Placements per second end to end: an in-process server, simulated
+    /// agents over real WebSocket sessions, jobs submitted over HTTP, until
+    /// every allocation is acknowledged as running by its agent.
+    E2e {
+        /// Number of simulated agents.
+        #[arg(long, default_value_t = 1_000)]
+        nodes: usize,
+        /// Number of allocations to place.
+        #[arg(long, default_value_t = 100_000)]
+        allocs: usize,
+        /// Allocations per job.
+        #[arg(long, default_value_t = 1_000)]
+        per_job: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        BenchCommand::Scheduler { nodes, allocs, json } => scheduler::run(nodes, allocs, json),
+        BenchCommand::E2e { nodes, allocs, per_job, json } => e2e::run(nodes, allocs, per_job, json).await,
+    }
+}
+
+/// The machine, for benchmark reports.
+pub(crate) fn hardware() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name").and_then(|rest| rest.split(':').nth(1)))
+        .map(|model| model.trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    format!("{cores} × {model}")
+}
