@@ -12,11 +12,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use drover_proto::api::{
-    AllocListEntry, DeregisterJobResponse, INDEX_HEADER, JobListEntry, JobStatusResponse, NodeListEntry,
-    NodeStatusResponse, PlanResponse, RegisterJobRequest, RegisterJobResponse, ServerInfo,
+    AllocListEntry, DeregisterJobResponse, DrainRequest, EligibilityRequest, INDEX_HEADER, JobListEntry,
+    JobStatusResponse, NodeListEntry, NodeStatusResponse, PlanResponse, RegisterJobRequest, RegisterJobResponse,
+    RevertJobRequest, ServerInfo,
 };
 use drover_proto::session::LogStream;
-use drover_types::{Allocation, CodedError, ErrorCode, Evaluation, Job};
+use drover_types::{Allocation, CodedError, Deployment, ErrorCode, Evaluation, Job, Node};
 
 /// The default API address.
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:4747";
@@ -200,6 +201,41 @@ impl Client {
             .await
             .map_err(|error| self.unreachable(error))?;
         Ok(self.decode(response).await?.0)
+    }
+
+    /// `GET /v1/job/{id}/deployment`: the latest deployment.
+    pub async fn job_deployment(&self, job_id: &str) -> Result<Deployment> {
+        Ok(self.get(&format!("/v1/job/{}/deployment", encode(job_id)), None).await?.0)
+    }
+
+    /// `POST /v1/job/{id}/promote`.
+    pub async fn promote_job(&self, job_id: &str) -> Result<Deployment> {
+        self.post(&format!("/v1/job/{}/promote", encode(job_id)), &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/job/{id}/revert`.
+    pub async fn revert_job(&self, job_id: &str, version: u64) -> Result<RegisterJobResponse> {
+        self.post(&format!("/v1/job/{}/revert", encode(job_id)), &RevertJobRequest { version }).await
+    }
+
+    /// `POST /v1/job/{id}/periodic/force`.
+    pub async fn force_periodic(&self, job_id: &str) -> Result<RegisterJobResponse> {
+        self.post(&format!("/v1/job/{}/periodic/force", encode(job_id)), &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/node/{node}/drain`.
+    pub async fn drain_node(&self, node: &str, request: &DrainRequest) -> Result<Node> {
+        self.post(&format!("/v1/node/{}/drain", encode(node)), request).await
+    }
+
+    /// `POST /v1/node/{node}/eligibility`.
+    pub async fn set_eligibility(&self, node: &str, eligible: bool) -> Result<Node> {
+        self.post(&format!("/v1/node/{}/eligibility", encode(node)), &EligibilityRequest { eligible }).await
+    }
+
+    /// `GET /v1/node/{node}` as a blocking query.
+    pub async fn node_wait(&self, node: &str, wait: Option<Wait>) -> Result<(NodeStatusResponse, u64)> {
+        self.get(&format!("/v1/node/{}", encode(node)), wait).await
     }
 
     /// `GET /v1/allocations`.

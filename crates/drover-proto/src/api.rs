@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use drover_types::{
-    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, EvalId, Evaluation, GroupChanges, Job, JobId,
-    JobStatus, JobType, Node, NodeId, PlacementFailure, Resources, TaskState, Timestamp,
+    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, Deployment, EvalId, Evaluation, GroupChanges, Job,
+    JobId, JobStatus, JobType, Node, NodeId, PlacementFailure, Resources, TaskState, Timestamp,
 };
 
 /// The header carrying the Raft index of a response's data.
@@ -122,6 +122,12 @@ pub struct JobListEntry {
 pub struct JobStatusResponse {
     /// The job's current version.
     pub job: Job,
+    /// The job's latest deployment.
+    #[serde(default)]
+    pub deployment: Option<Deployment>,
+    /// For a periodic job: its children, newest first.
+    #[serde(default)]
+    pub children: Vec<JobListEntry>,
     /// Per group allocation counts.
     pub summary: BTreeMap<String, AllocCounts>,
     /// The job's allocations, newest first.
@@ -237,6 +243,34 @@ pub struct NodeStatusResponse {
     pub allocs: Vec<AllocListEntry>,
     /// Last heartbeat seen by the leader, when known.
     pub last_heartbeat: Option<Timestamp>,
+}
+
+/// `POST /v1/job/{id}/revert`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevertJobRequest {
+    /// The version to run again.
+    pub version: u64,
+}
+
+/// `POST /v1/node/{node}/drain`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DrainRequest {
+    /// Force-stop what remains after this long (`"1h"`); none waits forever.
+    #[serde(default)]
+    pub deadline: Option<String>,
+    /// Leave system-job allocations running.
+    #[serde(default)]
+    pub ignore_system: bool,
+    /// Cancel the drain and make the node eligible again.
+    #[serde(default)]
+    pub disable: bool,
+}
+
+/// `POST /v1/node/{node}/eligibility`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EligibilityRequest {
+    /// Whether new allocations may be placed on the node.
+    pub eligible: bool,
 }
 
 /// `GET /v1/status/leader` and `GET /v1/agent/self`.

@@ -4,7 +4,7 @@
 //!
 //! A deployment belongs to one *registration* of a job: its `job_version`
 //! and `job_modify_index` are the job's. Only the newest deployment of a
-//! job matters ([`ClusterView::latest_deployment`]):
+//! job matters ([`ClusterView::latest_deployment`](crate::ClusterView::latest_deployment)):
 //!
 //! ```text
 //!  job stopped or purged ........................ an active one is cancelled
@@ -123,7 +123,12 @@ pub(crate) struct JobDeployments<'d> {
 impl<'d> JobDeployments<'d> {
     /// Reads the job's latest deployment and cancels it in `plan` if it is
     /// active and belongs to an older registration.
-    pub(crate) fn new(latest: Option<&'d Deployment>, job: &Job, now: Timestamp, plan: &mut Plan) -> JobDeployments<'d> {
+    pub(crate) fn new(
+        latest: Option<&'d Deployment>,
+        job: &Job,
+        now: Timestamp,
+        plan: &mut Plan,
+    ) -> JobDeployments<'d> {
         let Some(latest) = latest else {
             return JobDeployments { current: None };
         };

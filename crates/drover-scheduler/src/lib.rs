@@ -9,65 +9,82 @@
 //! follows Nomad's scheduler:
 //!
 //! ```text
-//!  Evaluation + Job + ClusterView (snapshot)
+//!  Evaluation + Job + ClusterView (snapshot, with the job's latest deployment)
 //!        │
 //!        ▼
-//!  ┌────────────┐  per task group: which allocations to keep, stop,
-//!  │ reconcile  │  update in place, replace (lost, failed, draining,
-//!  └────────────┘  destructive update) and how many new ones to place
-//!        │  placement requests                       │ stops, in-place
-//!        ▼                                           │ updates, follow-up
-//!  ┌────────────┐  per group, once per evaluation    │ evaluations
-//!  │ feasibility│  and lazily per node: ready, zone, │
-//!  └────────────┘  constraints (compiled once)       │
-//!        │  feasible nodes, from a random offset     │
-//!        ▼  of a shuffled order                      │
-//!  ┌────────────┐  fits (capacity − usage − plan),   │
-//!  │    rank    │  distinct_hosts, then score:       │
-//!  └────────────┘  bin-pack, anti-affinity,          │
-//!        │         affinity, spread (averaged)       │
-//!        ▼                                           │
-//!  ┌────────────┐  best of `limit` candidates        │
-//!  │   select   │  (2 for batch, log2(nodes) for     │
-//!  └────────────┘  service, all with preferences)    │
-//!        │  new allocations                          │
-//!        ▼                                           ▼
-//!  Plan { place, stop, in_place, failed, follow_ups, annotations }
+//!  ┌────────────┐  the job's deployment: join the current version's,
+//!  │ deployment │  cancel a superseded one (or a stopped job's); per
+//!  └────────────┘  group: free, starting, deployed (awaiting promotion?
+//!        │         halted?)                                  deployment_updates
+//!        ▼                                                       │
+//!  ┌────────────┐  per task group: reconnects settled, then which│
+//!  │ reconcile  │  allocations to keep, stop, update in place,   │ stops, in-place
+//!  └────────────┘  mark unknown (disconnected node), replace     │ updates, updates
+//!        │         (lost, disconnected, failed, draining,        │ (unknown, follow-up
+//!        │         destructive update), how many new ones and    │ eval), follow-up
+//!        │         canaries to place, the max_parallel limit     │ evaluations
+//!        ▼                                                       │
+//!  ┌────────────┐  a deployment starts for the groups that roll  │ deployment
+//!  │ deployment │  something out; placements join it             │
+//!  └────────────┘                                                │
+//!        │  placement requests                                   │
+//!        ▼                                                       │
+//!  ┌────────────┐  per group, once per evaluation                │
+//!  │ feasibility│  and lazily per node: ready, zone,             │
+//!  └────────────┘  constraints (compiled once)                   │
+//!        │  feasible nodes, from a random offset                 │
+//!        ▼  of a shuffled order                                  │
+//!  ┌────────────┐  fits (capacity − usage − plan),               │
+//!  │    rank    │  distinct_hosts, then score:                   │
+//!  └────────────┘  bin-pack, anti-affinity,                      │
+//!        │         affinity, spread (averaged)                   │
+//!        ▼                                                       │
+//!  ┌────────────┐  best of `limit` candidates                    │
+//!  │   select   │  (2 for batch, log2(nodes) for                 │
+//!  └────────────┘  service, all with preferences)                │
+//!        │  new allocations (with deployment id, canary flag)    │
+//!        ▼                                                       ▼
+//!  Plan { place, stop, in_place, updates, deployment, deployment_updates,
+//!         failed, follow_ups, annotations }
 //!        │
 //!        ▼  on the leader, against the latest state
 //!  verify_plan: job unchanged? per node: still there, ready, fits?
 //! ```
 //!
 //! System jobs skip the ranking: their reconciler walks every node and
-//! places one allocation on each feasible node that lacks one.
+//! places one allocation on each feasible node that lacks one. They have no
+//! deployments: destructive updates roll under `max_parallel` only.
 //!
-//! Cost: one evaluation reads the job's allocations once and the node list
-//! once; a placement scores a handful of nodes and never depends on the
-//! number of allocations in the cluster. The [`harness`] provides an
-//! in-memory cluster, and `benches/scheduler.rs` measures placements per
-//! second.
+//! Cost: one evaluation reads the job's allocations once, the node list
+//! once and the job's latest deployment once; a placement scores a handful
+//! of nodes and never depends on the number of allocations in the cluster.
+//! The [`harness`] provides an in-memory cluster, and `drover bench
+//! scheduler` measures placements per second.
 //!
 //! What committing a plan must do (the state machine's side of the
 //! contract, mirrored by [`harness::Cluster::apply`]):
 //!
+//! - `deployment`: insert it before the placements, which carry its id.
+//! - `deployment_updates`: store them (the scheduler only cancels: status
+//!   `cancelled` and its description).
 //! - `place`: insert the allocations; set `next_alloc` on the allocation
 //!   named by `previous_alloc`. Placements of a group with an `update`
-//!   block carry `deployment_status: Some(healthy: None)`: the health
-//!   watcher sets `healthy`, and until then they hold back further
-//!   destructive updates (`max_parallel`).
-//! - `stop`: set `desired_status` and `desired_description`, the client
-//!   status when given (`lost`), and `follow_up_eval` when given. A failed
-//!   allocation waiting for a delayed reschedule gets an entry whose
-//!   `desired_status` stays `run`: it only records its follow-up
+//!   block carry `deployment_status: Some(healthy: None)` (and `canary`):
+//!   the agent decides `healthy`, and until then they hold back further
+//!   destructive updates (`max_parallel`), deployment or not.
+//! - `stop`: set `desired_status` and `desired_description`, and the client
+//!   status when given (`lost`).
+//! - `updates`: set the client status (and `client_description`) when
+//!   given — `unknown` for an allocation on a disconnected node — and
+//!   `follow_up_eval` when given: a failed allocation waiting for a delayed
+//!   reschedule keeps its desired status `run` and records its follow-up
 //!   evaluation (see [`reasons::ALLOC_RESCHEDULE_LATER`]).
 //! - `in_place`: set `job_version`.
 //! - `follow_ups`: insert the evaluations (they carry `wait_until`).
 //!
-//! Disconnected nodes: allocations on a `disconnected` node whose group has
-//! a `disconnect { lost_after = … }` block are left alone for now (they
-//! should become `unknown`, which needs a plan entry drover-types does not
-//! have yet); on a disconnected node without one they are lost, as on a
-//! `down` node.
+//! Deployments are described in the `deployment` module, canaries and
+//! disconnected nodes (`unknown` allocations, `lost_after`, reconnects) in
+//! the `reconcile` module.
 
 pub mod harness;
 pub mod reasons;

@@ -572,7 +572,12 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
         eval_ids
     }
 
-    fn follow_up_eval<R: Rng + ?Sized>(&self, wait_until: Timestamp, reason: FollowUpReason, rng: &mut R) -> Evaluation {
+    fn follow_up_eval<R: Rng + ?Sized>(
+        &self,
+        wait_until: Timestamp,
+        reason: FollowUpReason,
+        rng: &mut R,
+    ) -> Evaluation {
         let (trigger, description) = match reason {
             FollowUpReason::RetryFailedAlloc => (EvalTrigger::RetryFailedAlloc, "created for delayed rescheduling"),
             FollowUpReason::DisconnectTimeout => {

@@ -8,17 +8,30 @@
 //! - every placement is on a schedulable node that satisfies every
 //!   constraint, checked by an oracle written independently of the
 //!   scheduler's matcher, and `distinct_hosts` holds;
-//! - no group has more allocations that want to run than its count;
+//! - no group has more allocations that want to run (and whose status is
+//!   known) than its count plus the canaries its deployment asked for, and
+//!   no more canaries than that;
+//! - a plan that replaces allocations destructively leaves at most
+//!   `max_parallel` allocations of the current version not healthy in the
+//!   group, and makes no destructive update while the group's deployment
+//!   waits for a promotion, failed or was cancelled;
+//! - every live allocation on a disconnected node is `unknown`;
+//! - only the job's latest deployment may be active, only for its current
+//!   registration, never for a stopped job, and placements join it;
 //! - a system job runs on every schedulable, matching node with room, and
 //!   only on matching nodes that are up;
 //! - planning again is a no-op;
 //! - a plan computed on an unchanged state is accepted in full.
+//!
+//! Histories include disconnects and reconnects (with every `disconnect`
+//! variant), canaries, promotions, failed deployments and health reports.
 
 use std::collections::BTreeMap;
 
 use drover_types::{
-    AllocClientStatus, Constraint, ConstraintOperator, DrainStrategy, EvalTrigger, Evaluation, Job, JobId, JobType,
-    Node, NodeEligibility, NodeStatus, Resources, Timestamp, UpdateStrategy,
+    AllocClientStatus, Allocation, Constraint, ConstraintOperator, Deployment, DeploymentStatus, DisconnectStrategy,
+    DrainStrategy, DurationSpec, EvalTrigger, Evaluation, Job, JobId, JobType, Node, NodeEligibility, NodeStatus, Plan,
+    ReconcileMode, Resources, Timestamp, UpdateStrategy,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -26,6 +39,7 @@ use rand::rngs::StdRng;
 
 use crate::harness::{Cluster, simple_job, simple_node};
 use crate::ledger::is_live;
+use crate::reasons;
 use crate::view::ClusterView;
 use crate::{schedule, verify_plan};
 
@@ -175,29 +189,54 @@ struct JobSpec {
     distinct_hosts: u8,
     two_groups: bool,
     max_parallel: u32,
+    /// Canaries of the `update` block (with `max_parallel > 0`).
+    canary: u32,
+    /// 0: no `disconnect` block, 1: without `lost_after`, 2: `lost_after`
+    /// with `replace`, 3: `lost_after` without `replace`.
+    disconnect: u8,
+    /// `disconnect.reconcile`, in the order of [`RECONCILE_MODES`].
+    reconcile: usize,
 }
+
+const RECONCILE_MODES: [ReconcileMode; 4] = [
+    ReconcileMode::BestScore,
+    ReconcileMode::KeepOriginal,
+    ReconcileMode::KeepReplacement,
+    ReconcileMode::LongestRunning,
+];
 
 fn job_spec() -> impl Strategy<Value = JobSpec> {
     (
-        0..5_u8,
-        0..7_u32,
-        prop::sample::select(vec![50_u64, 100, 200, 400]),
-        prop::sample::select(vec![50_u64, 100, 300]),
-        prop::collection::vec(0..POOL.len(), 0..3),
-        0..6_u8,
-        any::<bool>(),
-        0..3_u32,
+        (
+            0..5_u8,
+            0..7_u32,
+            prop::sample::select(vec![50_u64, 100, 200, 400]),
+            prop::sample::select(vec![50_u64, 100, 300]),
+            prop::collection::vec(0..POOL.len(), 0..3),
+            0..6_u8,
+            any::<bool>(),
+            0..3_u32,
+        ),
+        (0..3_u32, 0..4_u8, 0..RECONCILE_MODES.len()),
     )
-        .prop_map(|(kind, count, cpu, memory, constraints, distinct_hosts, two_groups, max_parallel)| JobSpec {
-            kind,
-            count,
-            cpu,
-            memory,
-            constraints,
-            distinct_hosts: if distinct_hosts < 3 { distinct_hosts } else { 0 },
-            two_groups,
-            max_parallel,
-        })
+        .prop_map(
+            |(
+                (kind, count, cpu, memory, constraints, distinct_hosts, two_groups, max_parallel),
+                (canary, disconnect, reconcile),
+            )| JobSpec {
+                kind,
+                count,
+                cpu,
+                memory,
+                constraints,
+                distinct_hosts: if distinct_hosts < 3 { distinct_hosts } else { 0 },
+                two_groups,
+                max_parallel,
+                canary,
+                disconnect,
+                reconcile,
+            },
+        )
 }
 
 fn build_job(number: usize, spec: &JobSpec) -> Job {
@@ -219,8 +258,17 @@ fn build_job(number: usize, spec: &JobSpec) -> Job {
         _ => {}
     }
     if spec.max_parallel > 0 {
-        job.update = Some(UpdateStrategy { max_parallel: spec.max_parallel, ..UpdateStrategy::default() });
+        job.update =
+            Some(UpdateStrategy { max_parallel: spec.max_parallel, canary: spec.canary, ..UpdateStrategy::default() });
     }
+    let reconcile = RECONCILE_MODES[spec.reconcile % RECONCILE_MODES.len()];
+    let lost_after = Some(DurationSpec::from_secs(300));
+    job.groups[0].disconnect = match spec.disconnect {
+        1 => Some(DisconnectStrategy { lost_after: None, replace: true, reconcile }),
+        2 => Some(DisconnectStrategy { lost_after, replace: true, reconcile }),
+        3 => Some(DisconnectStrategy { lost_after, replace: false, reconcile }),
+        _ => None,
+    };
     if spec.two_groups {
         let mut second = job.groups[0].clone();
         second.name = "second".into();
@@ -260,6 +308,9 @@ enum Operation {
     CompleteAlloc(usize),
     Migrate(usize),
     SimulateAgents(bool),
+    SetHealth(usize, bool),
+    Promote(usize),
+    FailDeployment(usize),
     AdvanceTime(u16),
     RunDueFollowUps,
 }
@@ -271,13 +322,16 @@ fn operation() -> impl Strategy<Value = Operation> {
         (0..3_usize).prop_map(Operation::ChangeTasks),
         (0..3_usize).prop_map(Operation::ChangeMeta),
         (0..3_usize).prop_map(Operation::StopJob),
-        (0..20_usize, 0..5_u8).prop_map(|(node, state)| Operation::SetNodeState(node, state)),
+        (0..20_usize, 0..6_u8).prop_map(|(node, state)| Operation::SetNodeState(node, state)),
         (0..20_usize).prop_map(Operation::FlipEnvironment),
         node_spec().prop_map(Operation::AddNode),
         (0..100_usize).prop_map(Operation::FailAlloc),
         (0..100_usize).prop_map(Operation::CompleteAlloc),
         (0..100_usize).prop_map(Operation::Migrate),
         any::<bool>().prop_map(Operation::SimulateAgents),
+        (0..100_usize, any::<bool>()).prop_map(|(alloc, healthy)| Operation::SetHealth(alloc, healthy)),
+        (0..3_usize).prop_map(Operation::Promote),
+        (0..3_usize).prop_map(Operation::FailDeployment),
         (1..600_u16).prop_map(Operation::AdvanceTime),
         Just(Operation::RunDueFollowUps),
     ]
@@ -349,6 +403,7 @@ impl World {
     /// Schedules, checks, commits and re-plans one evaluation.
     fn process(&mut self, eval: &Evaluation) -> Result<(), TestCaseError> {
         let job = self.cluster.job(&eval.job_id).cloned();
+        let deployment_before = self.cluster.latest_deployment(&eval.job_id).cloned();
         let plan = schedule(&self.cluster, job.as_ref(), eval, self.now, &mut self.rng);
         if let Some(job) = &job {
             for alloc in &plan.place {
@@ -362,6 +417,11 @@ impl World {
         prop_assert!(verified.is_fully_accepted(), "a plan on an unchanged state is accepted: {verified:?}");
         self.cluster.apply(&plan, self.now);
         self.check_invariants(job.as_ref())?;
+        if let Some(job) = &job {
+            self.check_rollout(job, &plan, deployment_before.as_ref())?;
+            self.check_deployments(job, &plan)?;
+            self.check_disconnects(job)?;
+        }
         let again_eval = self.cluster.evaluation(&eval.job_id, EvalTrigger::JobRegister, self.now, &mut self.rng);
         let again = schedule(&self.cluster, job.as_ref(), &again_eval, self.now, &mut self.rng);
         prop_assert!(again.is_noop(), "planning again must be a no-op, got {again:#?}");
@@ -383,11 +443,15 @@ impl World {
             return Ok(());
         };
         let live = self.cluster.live_allocs(&job.id);
+        let deployment = self.current_deployment(job);
         let mut per_group: BTreeMap<&str, u32> = BTreeMap::new();
         let mut per_node: BTreeMap<&str, u32> = BTreeMap::new();
         let mut per_group_node: BTreeMap<(&str, &str), u32> = BTreeMap::new();
         for alloc in &live {
-            *per_group.entry(&alloc.group).or_default() += 1;
+            // An `unknown` allocation may be gone: its replacement counts.
+            if alloc.client_status != AllocClientStatus::Unknown {
+                *per_group.entry(&alloc.group).or_default() += 1;
+            }
             *per_node.entry(alloc.node_id.as_str()).or_default() += 1;
             *per_group_node.entry((&alloc.group, alloc.node_id.as_str())).or_default() += 1;
         }
@@ -413,6 +477,24 @@ impl World {
                 continue;
             }
             let num_live = per_group.get(group.name.as_str()).copied().unwrap_or(0);
+            let desired_canaries = deployment
+                .and_then(|deployment| deployment.groups.get(&group.name))
+                .map_or(0, |state| state.desired_canaries);
+            let num_canaries = self
+                .cluster
+                .allocs_for_job(&job.id)
+                .into_iter()
+                .filter(|alloc| alloc.group == group.name && alloc.wants_to_run())
+                .filter(|alloc| {
+                    deployment.is_some_and(|deployment| alloc.deployment_id.as_ref() == Some(&deployment.id))
+                })
+                .filter(|alloc| alloc.deployment_status.as_ref().is_some_and(|status| status.canary))
+                .count();
+            prop_assert!(
+                num_canaries <= desired_canaries as usize,
+                "{} has {num_canaries} canaries, its deployment asked for {desired_canaries}",
+                group.name
+            );
             let num_completed = if job.job_type == JobType::Batch {
                 self.cluster
                     .allocs_for_job(&job.id)
@@ -424,14 +506,116 @@ impl World {
                 0
             };
             prop_assert!(
-                num_live <= group.count,
-                "{} has {num_live} live allocations for a count of {}",
+                num_live <= group.count + desired_canaries,
+                "{} has {num_live} live allocations for a count of {} and {desired_canaries} canaries",
                 group.name,
                 group.count
             );
             if num_live > 0 {
                 let num_completed_u32 = u32::try_from(num_completed).unwrap_or(u32::MAX);
-                prop_assert!(num_live + num_completed_u32 <= group.count.max(num_completed_u32));
+                prop_assert!(num_live + num_completed_u32 <= (group.count + desired_canaries).max(num_completed_u32));
+            }
+        }
+        Ok(())
+    }
+
+    /// The deployment of the job's current registration, if any.
+    fn current_deployment(&self, job: &Job) -> Option<&Deployment> {
+        self.cluster.latest_deployment(&job.id).filter(|deployment| {
+            deployment.job_version == job.version && deployment.job_modify_index == job.job_modify_index
+        })
+    }
+
+    /// Destructive updates respect `max_parallel` and the deployment.
+    fn check_rollout(&self, job: &Job, plan: &Plan, before: Option<&Deployment>) -> Result<(), TestCaseError> {
+        let before = before.filter(|deployment| {
+            deployment.job_version == job.version && deployment.job_modify_index == job.job_modify_index
+        });
+        for group in &job.groups {
+            let num_destructive = plan
+                .stop
+                .iter()
+                .filter(|stop| stop.description == reasons::ALLOC_UPDATING)
+                .filter(|stop| self.cluster.alloc(&stop.alloc_id).is_some_and(|alloc| alloc.group == group.name))
+                .count();
+            if num_destructive == 0 {
+                continue;
+            }
+            if let Some(deployment) = before {
+                let halted = matches!(deployment.status, DeploymentStatus::Failed | DeploymentStatus::Cancelled);
+                let has_group = deployment.groups.contains_key(&group.name);
+                prop_assert!(
+                    !(has_group && (halted || deployment.awaits_promotion(&group.name))),
+                    "destructive updates in {} while its deployment is {} or waits for a promotion",
+                    group.name,
+                    deployment.status
+                );
+            }
+            if let Some(started) = &plan.deployment {
+                prop_assert!(!started.awaits_promotion(&group.name), "destructive updates next to new canaries");
+            }
+            let max_parallel = job.update_for(group).map_or(u32::MAX, |update| update.max_parallel);
+            let num_unhealthy = self
+                .cluster
+                .live_allocs(&job.id)
+                .into_iter()
+                .filter(|alloc| alloc.group == group.name && alloc.job_version == job.version)
+                .filter(|alloc| alloc.deployment_status.as_ref().is_some_and(|status| status.healthy != Some(true)))
+                .count();
+            prop_assert!(
+                num_unhealthy <= max_parallel as usize,
+                "{} has {num_unhealthy} unhealthy allocations of the new version after destructive updates, \
+                 max_parallel is {max_parallel}",
+                group.name
+            );
+        }
+        Ok(())
+    }
+
+    /// Only the latest deployment may be active, for the current
+    /// registration of a running job, and placements join it.
+    fn check_deployments(&self, job: &Job, plan: &Plan) -> Result<(), TestCaseError> {
+        let deployments = self.cluster.deployments(&job.id);
+        let Some((latest, older)) = deployments.split_last() else {
+            prop_assert!(plan.place.iter().all(|alloc| alloc.deployment_id.is_none()));
+            return Ok(());
+        };
+        prop_assert!(older.iter().all(|deployment| !deployment.status.is_active()), "an older deployment is active");
+        if latest.status.is_active() {
+            prop_assert!(!job.stop, "a stopped job keeps an active deployment");
+            prop_assert!(
+                latest.job_version == job.version && latest.job_modify_index == job.job_modify_index,
+                "the active deployment is for an older registration"
+            );
+            prop_assert!(job.job_type == JobType::Service, "only service jobs have deployments");
+        }
+        for alloc in &plan.place {
+            if let Some(deployment_id) = &alloc.deployment_id {
+                prop_assert!(
+                    deployment_id == &latest.id && latest.status.is_active(),
+                    "{} joins {deployment_id}",
+                    alloc.name
+                );
+            } else if latest.status.is_active() {
+                prop_assert!(!latest.groups.contains_key(&alloc.group), "{} does not join the deployment", alloc.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Live allocations on disconnected nodes are `unknown`.
+    fn check_disconnects(&self, job: &Job) -> Result<(), TestCaseError> {
+        let live: Vec<&Allocation> = self.cluster.live_allocs(&job.id);
+        for alloc in live {
+            let disconnected =
+                self.cluster.node(&alloc.node_id).is_some_and(|node| node.status == NodeStatus::Disconnected);
+            if disconnected {
+                prop_assert_eq!(
+                    alloc.client_status,
+                    AllocClientStatus::Unknown,
+                    "{} on a disconnected node",
+                    &alloc.name
+                );
             }
         }
         Ok(())
@@ -502,6 +686,7 @@ impl World {
                         1 => self.cluster.set_node_eligibility(&id, NodeEligibility::Ineligible),
                         2 => self.cluster.set_node_eligibility(&id, NodeEligibility::Eligible),
                         3 => self.cluster.set_node_status(&id, NodeStatus::Ready, self.now),
+                        4 => self.cluster.set_node_status(&id, NodeStatus::Disconnected, self.now),
                         _ => self.cluster.remove_node(&id).is_some(),
                     };
                     self.evaluate_all()?;
@@ -548,6 +733,29 @@ impl World {
                 self.cluster.simulate_agents(self.now, *healthy);
                 self.evaluate_all()?;
             }
+            Operation::SetHealth(pick, healthy) => {
+                if let Some(id) = self.live_alloc(*pick) {
+                    self.cluster.set_healthy(&id, *healthy, self.now);
+                    let job_id = self.cluster.alloc(&id).map(|alloc| alloc.job_id.clone());
+                    if let Some(job_id) = job_id {
+                        self.evaluate(&job_id)?;
+                    }
+                }
+            }
+            Operation::Promote(pick) => {
+                if let Some(id) = self.job(*pick)
+                    && self.cluster.promote_deployment(&id, self.now)
+                {
+                    self.evaluate(&id)?;
+                }
+            }
+            Operation::FailDeployment(pick) => {
+                if let Some(id) = self.job(*pick)
+                    && self.cluster.set_deployment_status(&id, DeploymentStatus::Failed, "failed by the test", self.now)
+                {
+                    self.evaluate(&id)?;
+                }
+            }
             Operation::AdvanceTime(seconds) => {
                 self.now = self.now.plus(std::time::Duration::from_secs(u64::from(*seconds)));
             }
@@ -588,7 +796,7 @@ proptest! {
     fn a_system_job_covers_exactly_the_feasible_nodes(
         nodes in prop::collection::vec(node_spec(), 1..16),
         constraints in prop::collection::vec(0..POOL.len(), 0..3),
-        changes in prop::collection::vec((0..16_usize, 0..6_u8), 0..6),
+        changes in prop::collection::vec((0..16_usize, 0..7_u8), 0..6),
         seed in any::<u64>(),
     ) {
         let spec = JobSpec {
@@ -600,12 +808,15 @@ proptest! {
             distinct_hosts: 0,
             two_groups: false,
             max_parallel: 0,
+            canary: 0,
+            disconnect: 0,
+            reconcile: 0,
         };
         let mut world = World::new(&nodes, &[spec], seed);
         world.evaluate_all()?;
         for (pick, change) in changes {
             let operation = match change {
-                0..=4 => Operation::SetNodeState(pick, change),
+                0..=5 => Operation::SetNodeState(pick, change),
                 _ => Operation::FlipEnvironment(pick),
             };
             world.run(&operation)?;

@@ -32,8 +32,7 @@ pub const ALLOC_UNKNOWN: &str = "node is disconnected";
 /// It replaced an allocation whose node was disconnected; that node came
 /// back, the original runs again and `disconnect.reconcile` kept the
 /// original.
-pub const ALLOC_RECONNECT_KEPT_ORIGINAL: &str =
-    "alloc not needed: the allocation it replaced runs again since its node reconnected, \
+pub const ALLOC_RECONNECT_KEPT_ORIGINAL: &str = "alloc not needed: the allocation it replaced runs again since its node reconnected, \
      and disconnect.reconcile kept the original";
 /// Its node was disconnected and came back; it runs again next to its
 /// replacement and `disconnect.reconcile` kept the replacement.

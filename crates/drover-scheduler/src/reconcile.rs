@@ -259,10 +259,7 @@ pub(crate) fn node_condition<'a, V: ClusterView + ?Sized>(
 /// For every replaced allocation of the job, its replacement (the
 /// allocation naming it in `previous_alloc`).
 pub(crate) fn replacement_links<'a>(job_allocs: &[&'a Allocation]) -> FastMap<&'a AllocId, &'a Allocation> {
-    job_allocs
-        .iter()
-        .filter_map(|alloc| alloc.previous_alloc.as_ref().map(|previous| (previous, *alloc)))
-        .collect()
+    job_allocs.iter().filter_map(|alloc| alloc.previous_alloc.as_ref().map(|previous| (previous, *alloc))).collect()
 }
 
 /// Whether `alloc` was replaced already.
@@ -280,8 +277,7 @@ pub(crate) fn stop_all<'a, V: ClusterView + ?Sized>(
 ) -> GroupDecisions<'a> {
     let mut decisions = GroupDecisions::default();
     for alloc in allocs.iter().copied().filter(|alloc| is_live(alloc)) {
-        if let NodeCondition::Lost { description: lost_description } = node_condition(view, &alloc.node_id, None, now)
-        {
+        if let NodeCondition::Lost { description: lost_description } = node_condition(view, &alloc.node_id, None, now) {
             decisions.stops.push(StopDecision::lost(alloc, lost_description));
             decisions.changes.lost += 1;
         } else {
@@ -476,7 +472,8 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
         decisions.placements.push(PlacementRequest::new(index, kind, Some(replaced_alloc)));
         decisions.changes.place += 1;
     }
-    let num_left_unknown = to_replace[num_replaced..].iter().filter(|(_, kind)| *kind != PlacementKind::LostReplacement);
+    let num_left_unknown =
+        to_replace[num_replaced..].iter().filter(|(_, kind)| *kind != PlacementKind::LostReplacement);
     decisions.changes.ignore += u32::try_from(num_left_unknown.count()).unwrap_or(u32::MAX);
     num_missing -= num_replaced;
     for _ in 0..num_missing {
@@ -557,10 +554,12 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
         GroupRollout::Starting { .. } | GroupRollout::Free => (0, 0),
     };
     let awaits_promotion = desired_canaries > 0;
-    let mut canary_names =
-        destructive.iter().map(|alloc| alloc.index).filter(|index| !canaries.indexes.contains(index)).collect::<Vec<_>>();
-    canary_names.dedup();
-    let mut canary_names = canary_names.into_iter();
+    // A canary takes the name of an allocation it will replace (sorted by
+    // index, so the lowest first), then a free one.
+    let mut names_to_shadow: Vec<u32> =
+        destructive.iter().map(|alloc| alloc.index).filter(|index| !canaries.indexes.contains(index)).collect();
+    names_to_shadow.dedup();
+    let mut canary_names = names_to_shadow.into_iter();
     for _ in 0..num_canaries_to_place {
         let index = canary_names.next().unwrap_or_else(|| indexes.next_free());
         decisions.placements.push(PlacementRequest::new(index, PlacementKind::Canary, None));
@@ -570,7 +569,7 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     let limit = if awaits_promotion || rollout.is_halted() {
         0
     } else {
-        let num_in_flight = count_in_flight(job, allocs, &decisions.stops);
+        let num_in_flight = count_in_flight(job, allocs, &decisions.stops, &decisions.in_place);
         destructive_limit(job, group, num_in_flight, decisions.placements.len())
     };
     let num_destructive_now = destructive.len().min(limit);
@@ -660,13 +659,15 @@ fn shadowed_occupants<'a>(occupants: &[Occupant<'a>]) -> FastSet<&'a AllocId> {
         .collect()
 }
 
-/// Live allocations of the current version that are not healthy yet and
-/// that this plan does not stop.
-fn count_in_flight(job: &Job, allocs: &[&Allocation], stops: &[StopDecision<'_>]) -> usize {
+/// Live allocations of the current version (after this plan's in-place
+/// updates) that are not healthy yet and that this plan does not stop.
+fn count_in_flight(job: &Job, allocs: &[&Allocation], stops: &[StopDecision<'_>], in_place: &[&Allocation]) -> usize {
     let stopped: FastSet<&AllocId> = stops.iter().map(|stop| &stop.alloc.id).collect();
+    let moved: FastSet<&AllocId> = in_place.iter().map(|alloc| &alloc.id).collect();
     allocs
         .iter()
-        .filter(|alloc| is_live(alloc) && is_in_flight(job, alloc) && !stopped.contains(&alloc.id))
+        .filter(|alloc| is_live(alloc) && !stopped.contains(&alloc.id))
+        .filter(|alloc| is_in_flight(job, alloc) || (moved.contains(&alloc.id) && is_unhealthy(alloc)))
         .count()
 }
 
@@ -685,7 +686,8 @@ fn reconcile_reconnects<'a, V: ClusterView + ?Sized>(
         if !is_live(original) || !is_replaced(original, context.replacements) || settled.contains(&original.id) {
             continue;
         }
-        let NodeCondition::Up(original_node) = node_condition(context.view, &original.node_id, Some(group), context.now)
+        let NodeCondition::Up(original_node) =
+            node_condition(context.view, &original.node_id, Some(group), context.now)
         else {
             continue;
         };
@@ -854,8 +856,13 @@ fn terminal_slot<V: ClusterView + ?Sized>(
 /// Whether an allocation of the current version is part of a rollout and
 /// not healthy yet: it holds back further destructive updates.
 pub(crate) fn is_in_flight(job: &Job, alloc: &Allocation) -> bool {
-    alloc.job_version == job.version
-        && alloc.deployment_status.as_ref().is_some_and(|status| status.healthy != Some(true))
+    alloc.job_version == job.version && is_unhealthy(alloc)
+}
+
+/// Whether an allocation placed by a rollout is not healthy yet (its
+/// health is undecided, or it proved unhealthy).
+pub(crate) fn is_unhealthy(alloc: &Allocation) -> bool {
+    alloc.deployment_status.as_ref().is_some_and(|status| status.healthy != Some(true))
 }
 
 /// How many destructive updates this plan may make: unlimited without an

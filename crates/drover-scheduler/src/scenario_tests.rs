@@ -9,8 +9,8 @@ mod rollouts;
 use std::time::Duration;
 
 use drover_types::{
-    Affinity, AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, Constraint, ConstraintOperator,
-    AllocUpdate, DelayFunction, DisconnectStrategy, DrainStrategy, DurationSpec, EvalTrigger, Evaluation, GroupChanges, Job, JobId,
+    Affinity, AllocClientStatus, AllocDesiredStatus, AllocId, AllocUpdate, Allocation, Constraint, ConstraintOperator,
+    DelayFunction, DisconnectStrategy, DrainStrategy, DurationSpec, EvalTrigger, Evaluation, GroupChanges, Job, JobId,
     JobType, NodeEligibility, NodeId, NodeStatus, PeriodicConfig, Plan, PlanStop, ReschedulePolicy, Resources, Spread,
     Timestamp, UpdateStrategy,
 };

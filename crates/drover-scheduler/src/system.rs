@@ -34,7 +34,7 @@ use crate::ledger::is_live;
 use crate::reasons;
 use crate::reconcile::{
     GroupDecisions, NodeCondition, PlacementKind, PlacementRequest, ReconcileContext, StopDecision, destructive_limit,
-    is_in_flight, is_replaced, node_condition, note_unknown,
+    is_in_flight, is_replaced, is_unhealthy, node_condition, note_unknown,
 };
 use crate::update::{UpdateKind, update_kind};
 use crate::view::ClusterView;
@@ -110,10 +110,14 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
                 continue;
             }
             keeps_one = true;
-            num_in_flight += usize::from(is_in_flight(context.job, alloc));
             match update_kind(context.view, context.job, group, rules, alloc, node, cache) {
-                UpdateKind::Current => decisions.changes.ignore += 1,
+                UpdateKind::Current => {
+                    num_in_flight += usize::from(is_in_flight(context.job, alloc));
+                    decisions.changes.ignore += 1;
+                }
                 UpdateKind::InPlace => {
+                    // Of the current version once the plan is applied.
+                    num_in_flight += usize::from(is_unhealthy(alloc));
                     decisions.in_place.push(alloc);
                     decisions.changes.in_place += 1;
                 }

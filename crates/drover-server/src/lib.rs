@@ -17,16 +17,18 @@
 //! ```
 
 pub mod config;
-mod diff;
 mod ids;
 mod leader;
 pub mod network;
+mod operations;
+mod periodic;
 mod server;
 mod sessions;
 mod updates;
 mod view;
 
 pub use config::{Bootstrap, HeartbeatConfig, ServerConfig};
+pub use operations::DrainRequest;
 pub use server::{Server, ServerStatus};
 pub use sessions::{AgentSession, SessionOutbound};
 pub use view::StateView;

@@ -305,6 +305,9 @@ impl Server {
     /// Registers a job (or a new version of it) and creates its evaluation.
     pub async fn register_job(&self, job: Job) -> Result<RegisterJobResponse> {
         check_job(&job)?;
+        if let Some(periodic) = &job.periodic {
+            crate::periodic::validate(periodic)?;
+        }
         let now = Timestamp::now();
         let eval = Evaluation::new(new_eval_id(), job.id.clone(), job.priority, EvalTrigger::JobRegister, now);
         let response = self.propose(Command::RegisterJob { job, eval, now }).await?.into_result()?;
@@ -349,7 +352,7 @@ impl Server {
         let view = crate::view::StateView::new(&simulated);
         let plan = drover_scheduler::schedule(&view, registered.as_deref(), &eval, now, &mut rand::rng());
         let diff = match &current {
-            Some(current) => crate::diff::job_diff(current, &job),
+            Some(current) => drover_types::diff::job_diff(current, &job),
             None => Vec::new(),
         };
         Ok(PlanResponse { changed, next_version, changes: plan.annotations, failed: plan.failed, diff })

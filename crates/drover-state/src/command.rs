@@ -70,8 +70,8 @@ pub enum Command {
     },
     /// Commit a verified plan and the evaluation's new status.
     ApplyPlan {
-        /// The accepted part of the plan.
-        plan: Plan,
+        /// The accepted part of the plan (boxed: it is the largest command).
+        plan: Box<Plan>,
         /// The evaluation, updated (complete, or blocked follow-up recorded).
         eval: Evaluation,
         /// A blocked evaluation for placements that could not be made.
@@ -147,6 +147,14 @@ pub enum Command {
         /// When.
         now: Timestamp,
     },
+    /// A periodic launch was skipped (`prohibit_overlap`): record it so the
+    /// next launch is computed after it.
+    SkipPeriodicLaunch {
+        /// The periodic parent.
+        parent_id: JobId,
+        /// The skipped launch time.
+        launch_time: Timestamp,
+    },
 }
 
 impl Command {
@@ -165,6 +173,7 @@ impl Command {
             Command::UpdateAllocDesiredTransitions { .. } => "update_alloc_desired_transitions",
             Command::UpsertDeployment { .. } => "upsert_deployment",
             Command::LaunchPeriodic { .. } => "launch_periodic",
+            Command::SkipPeriodicLaunch { .. } => "skip_periodic_launch",
         }
     }
 }
@@ -286,6 +295,7 @@ impl std::fmt::Display for Command {
                 write!(formatter, "upsert_deployment({}, {})", deployment.id, deployment.status)
             }
             Command::LaunchPeriodic { parent_id, .. } => write!(formatter, "launch_periodic({parent_id})"),
+            Command::SkipPeriodicLaunch { parent_id, .. } => write!(formatter, "skip_periodic_launch({parent_id})"),
         }
     }
 }

@@ -335,6 +335,10 @@ impl State {
                 self.periodic_launches.insert(parent_id.clone(), *launch_time);
                 Ok(self.register_job(index, child, eval, *now))
             }
+            Command::SkipPeriodicLaunch { parent_id, launch_time } => {
+                self.periodic_launches.insert(parent_id.clone(), *launch_time);
+                Ok(CommandResponse::Applied { index })
+            }
         };
         result.unwrap_or_else(|error| CommandResponse::Rejected { index, error })
     }

@@ -9,6 +9,7 @@
 
 pub mod alloc;
 pub mod deployment;
+pub mod diff;
 pub mod error;
 pub mod eval;
 pub mod ids;

@@ -37,7 +37,7 @@ pub(super) async fn get(
     caller.require(Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().allocs).await?;
     let alloc = state.resolve_alloc(&alloc_id)?;
-    Ok(with_index(alloc.modify_index, Json(Allocation::clone(alloc))))
+    Ok(with_index(state.table_indexes().allocs, Json(Allocation::clone(alloc))))
 }
 
 #[derive(Debug, Deserialize)]

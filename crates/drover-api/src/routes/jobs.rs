@@ -9,9 +9,9 @@ use serde::Deserialize;
 
 use drover_proto::api::{
     AllocCounts, AllocListEntry, DeregisterJobResponse, JobListEntry, JobStatusResponse, PlanResponse,
-    RegisterJobRequest, RegisterJobResponse,
+    RegisterJobRequest, RegisterJobResponse, RevertJobRequest,
 };
-use drover_types::{Allocation, CodedError, Evaluation, Job, JobId};
+use drover_types::{Allocation, CodedError, Deployment, Evaluation, Job, JobId};
 
 use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::{Caller, Capability};
@@ -24,26 +24,7 @@ pub(super) async fn list(
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().jobs.max(state.table_indexes().allocs)).await?;
-    let entries: Vec<JobListEntry> = state
-        .jobs()
-        .map(|job| {
-            let mut counts = AllocCounts::default();
-            for alloc in state.allocs_for_job(&job.id).filter(|alloc| is_current(alloc)) {
-                counts.add(alloc.client_status);
-            }
-            JobListEntry {
-                id: job.id.clone(),
-                name: job.name.clone(),
-                job_type: job.job_type,
-                priority: job.priority,
-                status: job.status,
-                version: job.version,
-                stop: job.stop,
-                submit_time: job.submit_time,
-                allocs: counts,
-            }
-        })
-        .collect();
+    let entries: Vec<JobListEntry> = state.jobs().map(|job| list_entry(&state, job)).collect();
     Ok(with_index(state.table_indexes().jobs, Json(entries)))
 }
 
@@ -65,7 +46,7 @@ pub(super) async fn get(
     caller.require(Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().jobs).await?;
     let job = find_job(&state, &job_id)?;
-    Ok(with_index(job.modify_index, Json(Job::clone(job))))
+    Ok(with_index(state.table_indexes().jobs, Json(Job::clone(job))))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,7 +72,12 @@ pub(super) async fn status(
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
-    let state = options.read(&app.server, |state| state.table_indexes().jobs.max(state.table_indexes().allocs)).await?;
+    let state = options
+        .read(&app.server, |state| {
+            let indexes = state.table_indexes();
+            indexes.jobs.max(indexes.allocs).max(indexes.evals).max(indexes.deployments)
+        })
+        .await?;
     let job = find_job(&state, &job_id)?;
     let mut summary: BTreeMap<String, AllocCounts> =
         job.groups.iter().map(|group| (group.name.clone(), AllocCounts::default())).collect();
@@ -103,13 +89,22 @@ pub(super) async fn status(
     let mut evals: Vec<&Evaluation> = state.evals_for_job(&job.id).map(|eval| eval.as_ref()).collect();
     evals.sort_by_key(|eval| std::cmp::Reverse(eval.create_index));
     evals.truncate(5);
+    let mut children: Vec<JobListEntry> = state
+        .jobs()
+        .filter(|child| child.parent_id.as_ref() == Some(&job.id))
+        .map(|child| list_entry(&state, child))
+        .collect();
+    children.sort_by_key(|child| std::cmp::Reverse(child.submit_time));
     let response = JobStatusResponse {
         job: Job::clone(job),
+        deployment: state.latest_deployment(&job.id).map(|deployment| Deployment::clone(deployment)),
+        children,
         summary,
         allocs: allocs.into_iter().map(AllocListEntry::from).collect(),
         evals: evals.into_iter().cloned().collect(),
     };
-    let index = state.table_indexes().jobs.max(state.table_indexes().allocs).max(state.table_indexes().evals);
+    let indexes = state.table_indexes();
+    let index = indexes.jobs.max(indexes.allocs).max(indexes.evals).max(indexes.deployments);
     Ok(with_index(index, Json(response)))
 }
 
@@ -169,6 +164,24 @@ pub(super) async fn plan(
     Ok(Json(app.server.plan_job(request.job).await?))
 }
 
+fn list_entry(state: &drover_state::State, job: &Job) -> JobListEntry {
+    let mut counts = AllocCounts::default();
+    for alloc in state.allocs_for_job(&job.id).filter(|alloc| is_current(alloc)) {
+        counts.add(alloc.client_status);
+    }
+    JobListEntry {
+        id: job.id.clone(),
+        name: job.name.clone(),
+        job_type: job.job_type,
+        priority: job.priority,
+        status: job.status,
+        version: job.version,
+        stop: job.stop,
+        submit_time: job.submit_time,
+        allocs: counts,
+    }
+}
+
 fn find_job<'a>(state: &'a drover_state::State, job_id: &str) -> ApiResult<&'a std::sync::Arc<Job>> {
     state.job(&JobId::new(job_id)).ok_or_else(|| ApiError(CodedError::not_found("job", job_id)))
 }
@@ -177,4 +190,47 @@ fn find_job<'a>(state: &'a drover_state::State, job_id: &str) -> ApiResult<&'a s
 /// a newer allocation.
 fn is_current(alloc: &Allocation) -> bool {
     alloc.next_alloc.is_none() || !alloc.client_status.is_terminal()
+}
+
+pub(super) async fn deployment(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().deployments).await?;
+    find_job(&state, &job_id)?;
+    let deployment = state
+        .latest_deployment(&JobId::new(job_id.as_str()))
+        .ok_or_else(|| ApiError(CodedError::not_found("deployment of job", &job_id)))?;
+    Ok(with_index(state.table_indexes().deployments, Json(Deployment::clone(deployment))))
+}
+
+pub(super) async fn promote(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> ApiResult<Json<Deployment>> {
+    caller.require(Capability::SubmitJob)?;
+    Ok(Json(app.server.promote_job(&JobId::new(job_id)).await?))
+}
+
+pub(super) async fn revert(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+    ApiJson(request): ApiJson<RevertJobRequest>,
+) -> ApiResult<Json<RegisterJobResponse>> {
+    caller.require(Capability::SubmitJob)?;
+    Ok(Json(app.server.revert_job(&JobId::new(job_id), request.version).await?))
+}
+
+pub(super) async fn force_periodic(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(job_id): Path<String>,
+) -> ApiResult<Json<RegisterJobResponse>> {
+    caller.require(Capability::SubmitJob)?;
+    Ok(Json(app.server.force_periodic(&JobId::new(job_id)).await?))
 }

@@ -4,10 +4,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 
-use drover_proto::api::{AllocListEntry, NodeListEntry, NodeStatusResponse, ServerInfo};
-use drover_types::{Evaluation, Node};
+use drover_proto::api::{AllocListEntry, DrainRequest, EligibilityRequest, NodeListEntry, NodeStatusResponse, ServerInfo};
+use drover_types::{DurationSpec, Evaluation, Node};
 
-use crate::extract::ApiQuery;
+use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::{Caller, Capability};
 use crate::{ApiResult, AppState, ReadOptions, with_index};
 
@@ -65,7 +65,8 @@ pub(super) async fn get(
         allocs,
         last_heartbeat: app.server.last_heartbeat(&node.id),
     };
-    Ok(with_index(node.modify_index, Json(response)))
+    let indexes = state.table_indexes();
+    Ok(with_index(indexes.nodes.max(indexes.allocs), Json(response)))
 }
 
 pub(super) async fn list_evals(
@@ -88,7 +89,7 @@ pub(super) async fn get_eval(
     caller.require(Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().evals).await?;
     let eval = state.resolve_eval(&eval_id)?;
-    Ok(with_index(eval.modify_index, Json(Evaluation::clone(eval))))
+    Ok(with_index(state.table_indexes().evals, Json(Evaluation::clone(eval))))
 }
 
 pub(super) async fn leader(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerInfo>> {
@@ -111,4 +112,37 @@ fn server_info(app: &AppState) -> ServerInfo {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         applied_index: status.applied_index,
     }
+}
+
+pub(super) async fn drain(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(node): Path<String>,
+    ApiJson(request): ApiJson<DrainRequest>,
+) -> ApiResult<Json<Node>> {
+    caller.require(Capability::WriteNode)?;
+    let deadline = match &request.deadline {
+        Some(text) => Some(
+            text.parse::<DurationSpec>()
+                .map_err(|error| crate::ApiError::invalid(format!("deadline: {error}")))?
+                .get(),
+        ),
+        None => None,
+    };
+    let request = drover_server::DrainRequest {
+        deadline,
+        ignore_system_jobs: request.ignore_system,
+        disable: request.disable,
+    };
+    Ok(Json(app.server.drain_node(&node, request).await?))
+}
+
+pub(super) async fn eligibility(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(node): Path<String>,
+    ApiJson(request): ApiJson<EligibilityRequest>,
+) -> ApiResult<Json<Node>> {
+    caller.require(Capability::WriteNode)?;
+    Ok(Json(app.server.set_eligibility(&node, request.eligible).await?))
 }

@@ -11,8 +11,8 @@ use drover_types::{
 };
 
 use super::{
-    alloc_by_index, assert_replan_is_noop, changes, cluster, compute_plan, live, live_indexes, register, rng, run,
-    start, stops_with, system_job, SMALL,
+    SMALL, alloc_by_index, assert_replan_is_noop, changes, cluster, compute_plan, live, live_indexes, register, rng,
+    run, start, stops_with, system_job,
 };
 use crate::harness::{Cluster, simple_job};
 use crate::reasons;
@@ -257,11 +257,8 @@ fn no_more_canaries_are_placed_than_the_deployment_asked_for() {
     assert_eq!(lost_stop.client_status, Some(AllocClientStatus::Lost));
     let new_canaries: Vec<_> = replaced.place.iter().filter(|alloc| is_canary(alloc)).collect();
     assert_eq!(new_canaries.len(), 1);
-    let num_canaries_wanted = cluster
-        .allocs_for_job(&id)
-        .into_iter()
-        .filter(|alloc| is_canary(alloc) && alloc.wants_to_run())
-        .count();
+    let num_canaries_wanted =
+        cluster.allocs_for_job(&id).into_iter().filter(|alloc| is_canary(alloc) && alloc.wants_to_run()).count();
     assert_eq!(num_canaries_wanted, 2);
 }
 
@@ -357,9 +354,10 @@ fn canaries_of_a_failed_deployment_are_stopped_by_the_revert() {
 
     cluster.register_job(stable, start());
     let revert = run(&mut cluster, &id, start(), &mut rng);
-    assert_eq!(stops_with(&revert, reasons::ALLOC_NOT_NEEDED).iter().map(|stop| &stop.alloc_id).collect::<Vec<_>>(), [
-        &canary.id
-    ]);
+    assert_eq!(
+        stops_with(&revert, reasons::ALLOC_NOT_NEEDED).iter().map(|stop| &stop.alloc_id).collect::<Vec<_>>(),
+        [&canary.id]
+    );
     assert_eq!(revert.in_place.len(), 2);
     assert!(revert.place.is_empty());
     assert!(revert.deployment.is_none(), "nothing to roll out");

@@ -120,10 +120,16 @@ async fn evaluate(server: &Server, eval: Arc<Evaluation>, plans: &mpsc::Sender<P
             return;
         }
         let now = Timestamp::now();
-        let plan = {
-            let view = StateView::new(&state);
-            let job = state.job(&eval.job_id).map(|job| job.as_ref());
-            drover_scheduler::schedule(&view, job, &eval, now, &mut rand::rng())
+        let job = state.job(&eval.job_id).map(|job| job.as_ref());
+        let plan = match job {
+            // A periodic parent never runs itself: its children do.
+            Some(parent) if parent.is_periodic() => Plan {
+                eval_id: eval.id.clone(),
+                job_id: parent.id.clone(),
+                job_modify_index: parent.job_modify_index,
+                ..Plan::default()
+            },
+            _ => drover_scheduler::schedule(&StateView::new(&state), job, &eval, now, &mut rand::rng()),
         };
         let (reply, outcome) = oneshot::channel();
         if plans.send(PlanRequest { plan, eval: Arc::clone(&eval), reply }).await.is_err() {
@@ -197,7 +203,7 @@ async fn apply_one(server: &Server, plan: Plan, eval: &Evaluation) -> PlanOutcom
         }
     }
 
-    let command = Command::ApplyPlan { plan: accepted, eval: updated_eval, blocked_eval, now };
+    let command = Command::ApplyPlan { plan: Box::new(accepted), eval: updated_eval, blocked_eval, now };
     match server.propose(command).await {
         Ok(_) if fully_accepted => PlanOutcome::Committed,
         Ok(_) => PlanOutcome::Retry,

@@ -2,8 +2,11 @@
 //! this server becomes leader and stop (their token is cancelled) when it
 //! stops being leader.
 
+mod deployments;
+mod drainer;
 mod evals;
 mod heartbeats;
+mod periodic;
 
 use std::time::{Duration, Instant};
 
@@ -62,5 +65,8 @@ async fn lead(server: Server, token: CancellationToken) {
         }
     }
     tokio::spawn(evals::run(server.clone(), token.clone()));
+    tokio::spawn(deployments::run(server.clone(), token.clone()));
+    tokio::spawn(drainer::run(server.clone(), token.clone()));
+    tokio::spawn(periodic::run(server.clone(), token.clone()));
     tokio::spawn(heartbeats::run(server, token, leadership_started));
 }

@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use drover_client::{Client, ClientError, Wait};
 use drover_jobspec::{Source, VarInputs};
 use drover_proto::api::{AllocListEntry, JobStatusResponse};
-use drover_types::{AllocClientStatus, AllocDesiredStatus, EvalStatus, Job, JobType};
+use drover_types::{AllocClientStatus, AllocDesiredStatus, DeploymentStatus, EvalStatus, Job, JobType};
 
 use super::ServerAddress;
 use super::output::{ago, print_fields, print_json, print_table, table};
@@ -91,9 +91,55 @@ pub(crate) enum JobCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
+    /// List a job's versions, newest first, each with its changes.
+    History {
+        /// The job.
+        job: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Run an earlier version of a job again (as a new version).
+    Revert {
+        /// The job.
+        job: String,
+        /// The version to run.
+        version: u64,
+        /// Return once registered, without waiting.
+        #[arg(long)]
+        detach: bool,
+        /// How long to wait for the rollout.
+        #[arg(long, default_value = "10m", value_parser = crate::roles::parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Promote the canaries of a job's deployment: the rollout continues.
+    Promote {
+        /// The job.
+        job: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Periodic jobs.
+    #[command(subcommand)]
+    Periodic(PeriodicCommand),
     /// Print a job's current version as JSON.
     Inspect {
         /// The job.
+        job: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PeriodicCommand {
+    /// Launch a periodic job now, whatever its schedule.
+    Force {
+        /// The periodic job.
         job: String,
         #[command(flatten)]
         server: ServerAddress,
@@ -187,6 +233,30 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
             };
             job_plan(&server.client(), &job, json).await
         }
+        JobCommand::History { job, json, server } => job_history(&server.client(), &job, json).await,
+        JobCommand::Revert { job, version, detach, timeout, server } => {
+            let client = server.client();
+            let registered = client.revert_job(&job, version).await?;
+            println!(
+                "Job {job:?} reverted to the specification of version {version}, registered as version {}",
+                registered.job_version
+            );
+            if detach {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let current = client.job(&job).await?;
+            follow_with_progress(&client, &current, &registered, timeout, false).await
+        }
+        JobCommand::Promote { job, server } => {
+            let deployment = server.client().promote_job(&job).await?;
+            println!("Deployment {} of job {job:?} promoted; the rollout continues.", deployment.id.short());
+            Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Periodic(PeriodicCommand::Force { job, server }) => {
+            let launched = server.client().force_periodic(&job).await?;
+            println!("Job {job:?} launched now; evaluation {}", launched.eval_id.short());
+            Ok(ExitCode::SUCCESS)
+        }
         JobCommand::Inspect { job, server } => {
             print_json(&server.client().job(&job).await?)?;
             Ok(ExitCode::SUCCESS)
@@ -270,6 +340,46 @@ fn print_job_status(status: &JobStatusResponse) {
         }
     }
 
+    if let Some(deployment) = &status.deployment {
+        println!();
+        println!(
+            "Latest Deployment {} (version {}): {} — {}",
+            deployment.id.short(),
+            deployment.job_version,
+            deployment.status,
+            deployment.status_description
+        );
+        let mut rows = table(&["Task Group", "Desired", "Placed", "Healthy", "Unhealthy", "Canaries", "Promoted", "Progress Deadline"]);
+        for (name, group) in &deployment.groups {
+            rows.add_row(vec![
+                name.clone(),
+                group.desired_total.to_string(),
+                group.placed_allocs.to_string(),
+                group.healthy_allocs.to_string(),
+                group.unhealthy_allocs.to_string(),
+                format!("{}/{}", group.placed_canaries.len(), group.desired_canaries),
+                if group.desired_canaries == 0 { "-".to_owned() } else { group.promoted.to_string() },
+                group.require_progress_by.map_or("-".to_owned(), super::output::local_time),
+            ]);
+        }
+        print_table(&rows);
+    }
+    if !status.children.is_empty() {
+        println!();
+        println!("Launches");
+        let mut rows = table(&["ID", "Status", "Running", "Complete", "Failed", "Launched"]);
+        for child in status.children.iter().take(10) {
+            rows.add_row(vec![
+                child.id.to_string(),
+                child.status.to_string(),
+                child.allocs.running.to_string(),
+                child.allocs.complete.to_string(),
+                child.allocs.failed.to_string(),
+                ago(child.submit_time),
+            ]);
+        }
+        print_table(&rows);
+    }
     println!();
     println!("Allocations");
     if status.allocs.is_empty() {
@@ -382,17 +492,28 @@ async fn job_run(client: &Client, job: Job, detach: bool, timeout: Duration, jso
     if detach {
         return Ok(ExitCode::SUCCESS);
     }
+    follow_with_progress(client, &job, &registered, timeout, json).await
+}
+
+/// Follows a registration with a progress display; the exit code says how
+/// it ended.
+async fn follow_with_progress(
+    client: &Client,
+    job: &Job,
+    registered: &drover_proto::api::RegisterJobResponse,
+    timeout: Duration,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let job_id = job.id.to_string();
     let progress = ProgressBar::new_spinner();
     progress.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     progress.enable_steady_tick(Duration::from_millis(120));
     if json {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let outcome =
-        follow(client, &job, registered.job_version, &registered.eval_id.to_string(), timeout, &progress).await;
+    let outcome = follow(client, job, registered.job_version, &registered.eval_id.to_string(), timeout, &progress).await;
     progress.finish_and_clear();
     match outcome {
         Ok(message) => {
@@ -462,6 +583,41 @@ async fn follow(
                 failure.summary()
             )));
         }
+        if let Some(deployment) = status.deployment.as_ref().filter(|deployment| deployment.job_version == version) {
+            let summary = deployment_summary(deployment);
+            match deployment.status {
+                DeploymentStatus::Running => {
+                    progress.set_message(format!("deployment {}: {summary}", deployment.id.short()));
+                    continue;
+                }
+                DeploymentStatus::Blocked => {
+                    return Ok(format!(
+                        "Deployment {} is waiting for promotion ({summary}); check the canaries, then run `drover job promote {}`.",
+                        deployment.id.short(),
+                        job.id
+                    ));
+                }
+                DeploymentStatus::Successful => {
+                    return Ok(format!("Deployment {} of version {version} succeeded: {summary}.", deployment.id.short()));
+                }
+                DeploymentStatus::Failed | DeploymentStatus::Cancelled => {
+                    let mut message = format!(
+                        "Deployment {} of version {version} {}: {}",
+                        deployment.id.short(),
+                        deployment.status,
+                        deployment.status_description
+                    );
+                    if status.job.version > version {
+                        message.push_str(&format!(
+                            "\nThe job now runs version {}{}.",
+                            status.job.version,
+                            if deployment.groups.values().any(|group| group.auto_revert) { " (automatic revert to the last stable version)" } else { "" }
+                        ));
+                    }
+                    return Err(FollowError::Failed(message));
+                }
+            }
+        }
         let current: Vec<&AllocListEntry> = status
             .allocs
             .iter()
@@ -487,6 +643,65 @@ async fn follow(
             return Ok(format!("All {expected} allocation(s) of version {version} are running."));
         }
     }
+}
+
+/// "web: 2/5 healthy, 3 placed, canaries 1/1" for each group.
+fn deployment_summary(deployment: &drover_types::Deployment) -> String {
+    deployment
+        .groups
+        .iter()
+        .map(|(name, group)| {
+            let mut text = format!(
+                "{name}: {}/{} healthy, {} placed",
+                group.healthy_allocs, group.desired_total, group.placed_allocs
+            );
+            if group.unhealthy_allocs > 0 {
+                text.push_str(&format!(", {} unhealthy", group.unhealthy_allocs));
+            }
+            if group.desired_canaries > 0 {
+                text.push_str(&format!(
+                    ", canaries {}/{}{}",
+                    group.placed_canaries.len(),
+                    group.desired_canaries,
+                    if group.promoted { " (promoted)" } else { "" }
+                ));
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+async fn job_history(client: &Client, job_id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let versions = client.job_versions(job_id).await?;
+    if json {
+        print_json(&versions)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (position, job) in versions.iter().enumerate() {
+        println!(
+            "Version {}{}{}  submitted {} ({})",
+            job.version,
+            if job.stable { "  stable" } else { "" },
+            if job.stop { "  stopped" } else { "" },
+            super::output::local_time(job.submit_time),
+            ago(job.submit_time)
+        );
+        match versions.get(position + 1) {
+            Some(previous) => {
+                let diff = drover_types::diff::job_diff(previous, job);
+                if diff.is_empty() {
+                    println!("  (no change to the specification)");
+                }
+                for line in diff {
+                    println!("  {line}");
+                }
+            }
+            None => println!("  (oldest version kept)"),
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn failure_report(alloc: &AllocListEntry) -> String {

@@ -1,14 +1,50 @@
 //! `drover node …`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Subcommand;
+
+use drover_proto::api::DrainRequest;
 
 use super::ServerAddress;
 use super::output::{ago, megabytes, print_fields, print_json, print_table, table};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum NodeCommand {
+    /// Move a node's allocations elsewhere and keep new ones away; reports
+    /// done only when every allocation on the node has stopped.
+    Drain {
+        /// Node name, id or unique id prefix.
+        node: String,
+        /// Force-stop whatever remains after this long (e.g. `1h`).
+        #[arg(long, value_parser = crate::roles::parse_duration)]
+        deadline: Option<Duration>,
+        /// Leave system-job allocations running.
+        #[arg(long)]
+        ignore_system: bool,
+        /// Return at once instead of waiting for the drain to finish.
+        #[arg(long)]
+        no_wait: bool,
+        /// Cancel a drain (the node becomes eligible again).
+        #[arg(long, conflicts_with_all = ["deadline", "ignore_system"])]
+        disable: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Allow or forbid new allocations on a node (running ones stay).
+    Eligibility {
+        /// Node name, id or unique id prefix.
+        node: String,
+        /// Allow new allocations.
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        /// Forbid new allocations.
+        #[arg(long)]
+        disable: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
     /// List nodes with their status and facts.
     List {
         /// Print JSON.
@@ -31,6 +67,34 @@ pub(crate) enum NodeCommand {
 
 pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
     match command {
+        NodeCommand::Drain { node, deadline, ignore_system, no_wait, disable, server } => {
+            let client = server.client();
+            let request = DrainRequest {
+                deadline: deadline.map(|deadline| drover_types::DurationSpec(deadline).to_string().replace(' ', "")),
+                ignore_system,
+                disable,
+            };
+            let drained = client.drain_node(&node, &request).await?;
+            if disable {
+                println!("Drain of node {} cancelled; it is eligible again.", drained.name);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "Node {} is draining{}{}.",
+                drained.name,
+                deadline.map(|deadline| format!(", deadline in {}", drover_types::DurationSpec(deadline))).unwrap_or_default(),
+                if ignore_system { ", system allocations stay" } else { "" }
+            );
+            if no_wait {
+                return Ok(ExitCode::SUCCESS);
+            }
+            follow_drain(&client, &drained.id.to_string(), ignore_system).await
+        }
+        NodeCommand::Eligibility { node, enable, server, .. } => {
+            let updated = server.client().set_eligibility(&node, enable).await?;
+            println!("Node {} is {}.", updated.name, if enable { "eligible" } else { "ineligible" });
+            Ok(ExitCode::SUCCESS)
+        }
         NodeCommand::List { json, server } => {
             let nodes = server.client().nodes().await?;
             if json {
@@ -132,5 +196,32 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// Waits until the node's drain ends, showing what remains on it.
+async fn follow_drain(client: &drover_client::Client, node_id: &str, ignore_system: bool) -> anyhow::Result<ExitCode> {
+    let progress = indicatif::ProgressBar::new_spinner();
+    progress.enable_steady_tick(Duration::from_millis(120));
+    let mut index = 0;
+    loop {
+        let (status, new_index) =
+            client.node_wait(node_id, Some(drover_client::Wait { index, timeout: Duration::from_secs(2) })).await?;
+        index = new_index;
+        let remaining = status.allocs.len();
+        if status.node.drain.is_none() {
+            progress.finish_and_clear();
+            if status.node.eligibility == drover_types::NodeEligibility::Eligible {
+                println!("The drain was cancelled.");
+                return Ok(ExitCode::FAILURE);
+            }
+            if ignore_system {
+                println!("Drain complete: only system allocations remain ({remaining}).");
+            } else {
+                println!("Drain complete: every allocation on {} has stopped.", status.node.name);
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        progress.set_message(format!("{remaining} allocation(s) still on {}", status.node.name));
     }
 }

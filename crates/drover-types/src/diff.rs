@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use drover_types::Job;
+use crate::job::Job;
 
 /// Lines describing how `new` differs from `old` in anything a job file can
 /// say: `+ path = value` (added), `- path = value` (removed),
 /// `~ path: old => new` (changed).
-pub(crate) fn job_diff(old: &Job, new: &Job) -> Vec<String> {
+pub fn job_diff(old: &Job, new: &Job) -> Vec<String> {
     let old_fields = flatten(&serde_json::to_value(old.spec_only()).unwrap_or_default());
     let new_fields = flatten(&serde_json::to_value(new.spec_only()).unwrap_or_default());
     let mut lines = Vec::new();
@@ -56,5 +56,30 @@ fn flatten_into(value: &serde_json::Value, path: String, fields: &mut BTreeMap<S
         leaf => {
             fields.insert(path, leaf.to_string());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_items_are_compared_by_name_and_server_fields_ignored() {
+        let old: Job = serde_json::from_value(serde_json::json!({
+            "id": "web", "name": "web", "type": "service", "priority": 50, "datacenters": ["*"],
+            "constraints": [], "affinities": [], "spreads": [], "update": null, "periodic": null,
+            "meta": {"owner": "a"}, "groups": [], "version": 3
+        }))
+        .unwrap();
+        let mut new = old.clone();
+        new.version = 4;
+        assert!(job_diff(&old, &new).is_empty(), "server-managed fields are not differences");
+        new.priority = 70;
+        new.meta.insert("team".into(), "daq".into());
+        new.meta.remove("owner");
+        let lines = job_diff(&old, &new);
+        assert!(lines.contains(&"~ priority: 50 => 70".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"+ meta.team = \"daq\"".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"- meta.owner = \"a\"".to_owned()), "{lines:?}");
     }
 }
