@@ -302,6 +302,8 @@ enum Operation {
     ChangeMeta(usize),
     StopJob(usize),
     SetNodeState(usize, u8),
+    /// A disconnected node (picked among them) is ready again.
+    Reconnect(usize),
     FlipEnvironment(usize),
     AddNode(NodeSpec),
     FailAlloc(usize),
@@ -323,6 +325,7 @@ fn operation() -> impl Strategy<Value = Operation> {
         (0..3_usize).prop_map(Operation::ChangeMeta),
         (0..3_usize).prop_map(Operation::StopJob),
         (0..20_usize, 0..6_u8).prop_map(|(node, state)| Operation::SetNodeState(node, state)),
+        (0..20_usize).prop_map(Operation::Reconnect),
         (0..20_usize).prop_map(Operation::FlipEnvironment),
         node_spec().prop_map(Operation::AddNode),
         (0..100_usize).prop_map(Operation::FailAlloc),
@@ -334,6 +337,24 @@ fn operation() -> impl Strategy<Value = Operation> {
         (0..3_usize).prop_map(Operation::FailDeployment),
         (1..600_u16).prop_map(Operation::AdvanceTime),
         Just(Operation::RunDueFollowUps),
+    ]
+}
+
+/// Operations around disconnects: nodes disconnecting, coming back or
+/// going down, agents reporting, time passing, follow-ups running, and
+/// some job changes and failures in between.
+fn disconnect_operation() -> impl Strategy<Value = Operation> {
+    prop_oneof![
+        3 => (0..20_usize).prop_map(|node| Operation::SetNodeState(node, 4)),
+        3 => (0..20_usize).prop_map(Operation::Reconnect),
+        1 => (0..20_usize, 0..6_u8).prop_map(|(node, state)| Operation::SetNodeState(node, state)),
+        3 => any::<bool>().prop_map(Operation::SimulateAgents),
+        2 => (1..400_u16).prop_map(Operation::AdvanceTime),
+        2 => Just(Operation::RunDueFollowUps),
+        1 => (0..3_usize).prop_map(Operation::ChangeTasks),
+        1 => (0..3_usize, 0..7_u32).prop_map(|(job, count)| Operation::Scale(job, count)),
+        1 => (0..100_usize).prop_map(Operation::FailAlloc),
+        1 => (0..3_usize).prop_map(Operation::Promote),
     ]
 }
 
@@ -415,6 +436,15 @@ impl World {
         }
         let verified = verify_plan(&self.cluster, &plan);
         prop_assert!(verified.is_fully_accepted(), "a plan on an unchanged state is accepted: {verified:?}");
+        for (name, hit) in [
+            ("unknown", plan.annotations.values().any(|c| c.disconnect > 0)),
+            ("reconnect settled", plan.annotations.values().any(|c| c.reconnect > 0)),
+            ("kept original", plan.stop.iter().any(|s| s.description == reasons::ALLOC_RECONNECT_KEPT_ORIGINAL)),
+            ("kept replacement", plan.stop.iter().any(|s| s.description == reasons::ALLOC_RECONNECT_KEPT_REPLACEMENT)),
+            ("lost after disconnect", plan.stop.iter().any(|s| s.description == reasons::ALLOC_LOST_AFTER_DISCONNECT)),
+        ] {
+            if hit { COUNTS.lock().unwrap().entry(name).and_modify(|n| *n += 1).or_insert(1); }
+        }
         self.cluster.apply(&plan, self.now);
         self.check_invariants(job.as_ref())?;
         if let Some(job) = &job {
@@ -692,6 +722,19 @@ impl World {
                     self.evaluate_all()?;
                 }
             }
+            Operation::Reconnect(pick) => {
+                let disconnected: Vec<_> = self
+                    .cluster
+                    .node_list()
+                    .filter(|node| node.status == NodeStatus::Disconnected)
+                    .map(|node| node.id.clone())
+                    .collect();
+                if !disconnected.is_empty() {
+                    let id = &disconnected[*pick % disconnected.len()];
+                    self.cluster.set_node_status(id, NodeStatus::Ready, self.now);
+                    self.evaluate_all()?;
+                }
+            }
             Operation::FlipEnvironment(pick) => {
                 if let Some(id) = self.node_id(*pick)
                     && let Some(node) = self.cluster.node_mut(&id)
@@ -775,6 +818,9 @@ impl World {
     }
 }
 
+static COUNTS: std::sync::Mutex<BTreeMap<&'static str, usize>> = std::sync::Mutex::new(BTreeMap::new());
+#[test]
+fn zz_print_counts() { std::thread::sleep(std::time::Duration::from_secs(40)); eprintln!("COUNTS {:?}", COUNTS.lock().unwrap()); }
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -786,6 +832,24 @@ proptest! {
         seed in any::<u64>(),
     ) {
         let mut world = World::new(&nodes, &jobs, seed);
+        world.evaluate_all()?;
+        for operation in &operations {
+            world.run(operation)?;
+        }
+    }
+
+    #[test]
+    fn disconnects_and_reconnects_keep_every_invariant(
+        nodes in prop::collection::vec(node_spec(), 2..10),
+        jobs in prop::collection::vec(job_spec(), 1..3),
+        operations in prop::collection::vec(disconnect_operation(), 0..32),
+        seed in any::<u64>(),
+    ) {
+        // Every job waits `lost_after` for a disconnected node, with or
+        // without replacements.
+        let waiting_jobs: Vec<JobSpec> =
+            jobs.into_iter().map(|spec| JobSpec { disconnect: 2 + spec.disconnect % 2, ..spec }).collect();
+        let mut world = World::new(&nodes, &waiting_jobs, seed);
         world.evaluate_all()?;
         for operation in &operations {
             world.run(operation)?;

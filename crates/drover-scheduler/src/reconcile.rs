@@ -566,7 +566,7 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
         decisions.changes.canary += 1;
     }
 
-    let limit = if awaits_promotion || rollout.is_halted() {
+    let limit = if destructive.is_empty() || awaits_promotion || rollout.is_halted() {
         0
     } else {
         let num_in_flight = count_in_flight(job, allocs, &decisions.stops, &decisions.in_place);

@@ -5,7 +5,9 @@
 //! ```text
 //!  node down / gone .................. declared lost, not replaced elsewhere
 //!  node disconnected, group waits
-//!  `disconnect.lost_after` ........... `unknown` until then, then lost
+//!  `disconnect.lost_after` ........... `unknown` until then (stopped if the
+//!                                      node no longer matches, or a second
+//!                                      one), then lost
 //!  node disconnected otherwise ........ lost
 //!  migrate flag (drain) .............. evicted, not replaced (the node drains)
 //!  zone or constraints no longer match  stopped
@@ -79,22 +81,15 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
         let condition = node_condition(context.view, &node.id, Some(group), context.now);
         let mut keeps_one = false;
         for alloc in node_allocs {
-            match condition {
-                NodeCondition::Lost { description } => {
-                    decisions.stops.push(StopDecision::lost(alloc, description));
-                    decisions.changes.lost += 1;
-                    continue;
-                }
-                NodeCondition::Disconnected { lost_at } => {
-                    note_unknown(alloc, lost_at, &mut decisions);
-                    keeps_one = true;
-                    num_in_flight += usize::from(is_in_flight(context.job, alloc));
-                    decisions.changes.ignore += 1;
-                    continue;
-                }
-                NodeCondition::Up(_) => {}
+            if let NodeCondition::Lost { description } = condition {
+                decisions.stops.push(StopDecision::lost(alloc, description));
+                decisions.changes.lost += 1;
+                continue;
             }
-            if alloc.desired_transition.migrate {
+            // The servers' wishes hold for a disconnected node too: its agent
+            // acts on them when it reconnects.
+            let is_disconnected = matches!(condition, NodeCondition::Disconnected { .. });
+            if alloc.desired_transition.migrate && !is_disconnected {
                 decisions.stops.push(StopDecision::evict(alloc));
                 decisions.changes.migrate += 1;
                 continue;
@@ -110,6 +105,12 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
                 continue;
             }
             keeps_one = true;
+            if let NodeCondition::Disconnected { lost_at } = condition {
+                note_unknown(alloc, lost_at, &mut decisions);
+                num_in_flight += usize::from(is_in_flight(context.job, alloc));
+                decisions.changes.ignore += 1;
+                continue;
+            }
             match update_kind(context.view, context.job, group, rules, alloc, node, cache) {
                 UpdateKind::Current => {
                     num_in_flight += usize::from(is_in_flight(context.job, alloc));

@@ -10,7 +10,9 @@
 //! - otherwise each node's placements are accepted only if the node still
 //!   exists, is schedulable, and everything fits given its latest usage
 //!   plus this plan's placements minus what this plan stops there;
-//! - stops, in-place updates and follow-up evaluations are always accepted.
+//! - stops, in-place updates, allocation updates, the deployment the plan
+//!   starts or cancels, and follow-up evaluations are always accepted (a
+//!   deployment whose placements were refused waits for the next plan).
 //!
 //! The worker re-plans with a fresh snapshot when nodes were refused.
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use drover_types::alloc::CheckStatus;
 use drover_types::{
     AllocClientStatus, AllocId, CodedError, Deployment, DesiredTransition, DrainStrategy, EvalId, Evaluation, Job,
-    JobId, NodeEligibility, NodeId, NodeLabels, NodeStatus, Plan, Resources, TaskState, Timestamp,
+    JobId, NodeEligibility, NodeId, NodeLabels, NodeStatus, Plan, PlanStop, Resources, TaskState, Timestamp,
 };
 
 /// One entry of the replicated log.
@@ -147,6 +147,16 @@ pub enum Command {
         /// When.
         now: Timestamp,
     },
+    /// Stop allocations directly, without a scheduler plan (a drain's
+    /// deadline: they stop even when no replacement can be placed).
+    StopAllocs {
+        /// The stops.
+        stops: Vec<PlanStop>,
+        /// Evaluations that will place replacements when they can.
+        evals: Vec<Evaluation>,
+        /// When.
+        now: Timestamp,
+    },
     /// A periodic launch was skipped (`prohibit_overlap`): record it so the
     /// next launch is computed after it.
     SkipPeriodicLaunch {
@@ -174,6 +184,7 @@ impl Command {
             Command::UpsertDeployment { .. } => "upsert_deployment",
             Command::LaunchPeriodic { .. } => "launch_periodic",
             Command::SkipPeriodicLaunch { .. } => "skip_periodic_launch",
+            Command::StopAllocs { .. } => "stop_allocs",
         }
     }
 }
@@ -296,6 +307,7 @@ impl std::fmt::Display for Command {
             }
             Command::LaunchPeriodic { parent_id, .. } => write!(formatter, "launch_periodic({parent_id})"),
             Command::SkipPeriodicLaunch { parent_id, .. } => write!(formatter, "skip_periodic_launch({parent_id})"),
+            Command::StopAllocs { stops, .. } => write!(formatter, "stop_allocs({})", stops.len()),
         }
     }
 }

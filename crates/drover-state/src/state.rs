@@ -11,7 +11,7 @@ use imbl::{OrdMap, OrdSet};
 
 use drover_types::{
     AllocClientStatus, AllocId, Allocation, CodedError, Deployment, DeploymentId, ErrorCode, EvalId, Evaluation, Job,
-    JobId, JobStatus, JobType, Node, NodeEligibility, NodeId, NodeLabels, NodeStatus, Resources, Timestamp,
+    JobId, JobStatus, JobType, Node, NodeEligibility, NodeId, NodeLabels, NodeStatus, PlanStop, Resources, Timestamp,
 };
 
 use crate::command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
@@ -335,6 +335,18 @@ impl State {
                 self.periodic_launches.insert(parent_id.clone(), *launch_time);
                 Ok(self.register_job(index, child, eval, *now))
             }
+            Command::StopAllocs { stops, evals, now } => {
+                let jobs: OrdSet<JobId> = stops
+                    .iter()
+                    .filter_map(|stop| self.allocs.get(&stop.alloc_id).map(|alloc| alloc.job_id.clone()))
+                    .collect();
+                self.apply_stops(index, stops, *now);
+                self.put_evals(index, evals);
+                for job_id in &jobs {
+                    self.refresh_job_status(index, job_id);
+                }
+                Ok(CommandResponse::Applied { index })
+            }
             Command::SkipPeriodicLaunch { parent_id, launch_time } => {
                 self.periodic_launches.insert(parent_id.clone(), *launch_time);
                 Ok(CommandResponse::Applied { index })
@@ -487,21 +499,7 @@ impl State {
         blocked_eval: Option<&Evaluation>,
         now: Timestamp,
     ) {
-        for stop in &plan.stop {
-            let Some(existing) = self.allocs.get(&stop.alloc_id) else { continue };
-            let mut alloc = Allocation::clone(existing);
-            alloc.desired_status = stop.desired_status;
-            alloc.desired_description = stop.description.clone();
-            if let Some(client_status) = stop.client_status {
-                alloc.client_status = client_status;
-                alloc.client_description = stop.description.clone();
-            }
-            if stop.follow_up_eval.is_some() {
-                alloc.follow_up_eval = stop.follow_up_eval.clone();
-            }
-            alloc.modify_time = now;
-            self.put_alloc(index, alloc);
-        }
+        self.apply_stops(index, &plan.stop, now);
         for update in &plan.updates {
             let Some(existing) = self.allocs.get(&update.alloc_id) else { continue };
             let mut alloc = Allocation::clone(existing);
@@ -548,6 +546,24 @@ impl State {
             self.put_eval(index, blocked.clone());
         }
         self.refresh_job_status(index, &plan.job_id);
+    }
+
+    fn apply_stops(&mut self, index: u64, stops: &[PlanStop], now: Timestamp) {
+        for stop in stops {
+            let Some(existing) = self.allocs.get(&stop.alloc_id) else { continue };
+            let mut alloc = Allocation::clone(existing);
+            alloc.desired_status = stop.desired_status;
+            alloc.desired_description = stop.description.clone();
+            if let Some(client_status) = stop.client_status {
+                alloc.client_status = client_status;
+                alloc.client_description = stop.description.clone();
+            }
+            if stop.follow_up_eval.is_some() {
+                alloc.follow_up_eval = stop.follow_up_eval.clone();
+            }
+            alloc.modify_time = now;
+            self.put_alloc(index, alloc);
+        }
     }
 
     fn update_allocs_from_client(&mut self, index: u64, updates: &[ClientAllocUpdate], now: Timestamp) {

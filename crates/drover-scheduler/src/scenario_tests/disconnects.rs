@@ -219,23 +219,23 @@ fn reconnecting_with_keep_replacement_stops_the_original() {
 #[test]
 fn reconnecting_with_longest_running_keeps_the_one_started_first() {
     let mut setup = reconnected(ReconcileMode::LongestRunning, false);
-    let stopped = settle(&mut setup);
-    assert_eq!(stopped.0, setup.replacement.id, "the original started at 0 s, the replacement at 120 s");
+    let (stopped, _) = settle(&mut setup);
+    assert_eq!(stopped, setup.replacement.id, "the original started at 0 s, the replacement at 120 s");
 
     let mut restarted = reconnected(ReconcileMode::LongestRunning, false);
     let original_id = restarted.original.id.clone();
     restarted.cluster.set_client_status(&original_id, AllocClientStatus::Running, at(REPORTED_AT_SECS));
-    let stopped = settle(&mut restarted);
-    assert_eq!(stopped.0, original_id, "its tasks restarted at 240 s, after the replacement's");
+    let (stopped_after_restart, _) = settle(&mut restarted);
+    assert_eq!(stopped_after_restart, original_id, "its tasks restarted at 240 s, after the replacement's");
 }
 
 #[test]
 fn reconnecting_with_best_score_keeps_the_better_node_and_the_replacement_on_a_tie() {
     let mut tie = reconnected(ReconcileMode::BestScore, false);
-    let stopped = settle(&mut tie);
-    assert_eq!(stopped.0, tie.original.id, "identical nodes: the replacement stays, nothing flaps");
+    let (stopped_on_tie, _) = settle(&mut tie);
+    assert_eq!(stopped_on_tie, tie.original.id, "identical nodes: the replacement stays, nothing flaps");
 
     let mut preferred = reconnected(ReconcileMode::BestScore, true);
-    let stopped = settle(&mut preferred);
-    assert_eq!(stopped.0, preferred.replacement.id, "the original's node matches the affinity");
+    let (stopped_for_affinity, _) = settle(&mut preferred);
+    assert_eq!(stopped_for_affinity, preferred.replacement.id, "the original's node matches the affinity");
 }

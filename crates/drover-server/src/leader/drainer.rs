@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 
 use drover_state::{Command, State};
 use drover_types::{
-    AllocClientStatus, AllocId, Allocation, DesiredTransition, EvalTrigger, Evaluation, JobId, JobType, Node, Timestamp,
+    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, DesiredTransition, EvalTrigger, Evaluation, JobId,
+    JobType, Node, PlanStop, Timestamp,
 };
 
 use crate::ids::new_eval_id;
@@ -62,13 +63,34 @@ pub(crate) fn drain_step(state: &State, node: &Node, now: Timestamp) -> Vec<Comm
     }
 
     let forced = strategy.deadline.is_some_and(|deadline| now >= deadline);
-    let mut to_flag: Vec<&Allocation> = Vec::new();
     if forced {
-        to_flag.extend(others.iter().filter(|alloc| !alloc.desired_transition.migrate));
+        // The deadline: stop what remains directly, whether or not a
+        // replacement can be placed (the evaluations place them when they can).
+        let mut remaining: Vec<&Allocation> = others.clone();
         if !strategy.ignore_system_jobs {
-            to_flag.extend(system.iter().filter(|alloc| !alloc.desired_transition.migrate));
+            remaining.extend(system.iter());
         }
-    } else if others.is_empty() {
+        let remaining: Vec<&Allocation> =
+            remaining.into_iter().filter(|alloc| alloc.desired_status == AllocDesiredStatus::Run).collect();
+        if remaining.is_empty() {
+            return Vec::new();
+        }
+        let stops = remaining
+            .iter()
+            .map(|alloc| PlanStop {
+                alloc_id: alloc.id.clone(),
+                node_id: node.id.clone(),
+                desired_status: AllocDesiredStatus::Evict,
+                description: "the node's drain deadline passed".to_owned(),
+                client_status: None,
+                follow_up_eval: None,
+            })
+            .collect();
+        tracing::warn!(node = %node.name, num_allocs = remaining.len(), "drain deadline passed; stopping what remains");
+        return vec![Command::StopAllocs { stops, evals: drain_evals(state, node, &remaining, now), now }];
+    }
+    let mut to_flag: Vec<&Allocation> = Vec::new();
+    if others.is_empty() {
         if !strategy.ignore_system_jobs {
             to_flag.extend(system.iter().filter(|alloc| !alloc.desired_transition.migrate));
         }
@@ -97,18 +119,21 @@ pub(crate) fn drain_step(state: &State, node: &Node, now: Timestamp) -> Vec<Comm
         .iter()
         .map(|alloc| (alloc.id.clone(), DesiredTransition { migrate: true, ..alloc.desired_transition }))
         .collect();
-    let jobs: BTreeSet<&JobId> = to_flag.iter().map(|alloc| &alloc.job_id).collect();
-    let evals = jobs
-        .into_iter()
+    tracing::info!(node = %node.name, num_allocs = transitions.len(), "draining allocations");
+    vec![Command::UpdateAllocDesiredTransitions { transitions, evals: drain_evals(state, node, &to_flag, now), now }]
+}
+
+/// One `node-drain` evaluation per job of `allocs`.
+fn drain_evals(state: &State, node: &Node, allocs: &[&Allocation], now: Timestamp) -> Vec<Evaluation> {
+    let jobs: BTreeSet<&JobId> = allocs.iter().map(|alloc| &alloc.job_id).collect();
+    jobs.into_iter()
         .map(|job_id| {
             let priority = state.job(job_id).map_or(50, |job| job.priority);
             let mut eval = Evaluation::new(new_eval_id(), job_id.clone(), priority, EvalTrigger::NodeDrain, now);
             eval.node_id = Some(node.id.clone());
             eval
         })
-        .collect();
-    tracing::info!(node = %node.name, num_allocs = transitions.len(), forced, "draining allocations");
-    vec![Command::UpdateAllocDesiredTransitions { transitions, evals, now }]
+        .collect()
 }
 
 /// Replacements of this node's migrated allocations (of one group) that are

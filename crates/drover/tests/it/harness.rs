@@ -99,6 +99,8 @@ pub struct Cluster {
     pub address: String,
     pub server: Process,
     pub agents: Vec<Process>,
+    /// Each agent's name and extra flags, to restart it the same way.
+    agent_specs: Vec<(String, Vec<String>)>,
     pub client: Client,
 }
 
@@ -109,7 +111,7 @@ impl Cluster {
         let address = format!("127.0.0.1:{}", free_port());
         let server = start_server(dir.path(), &address);
         let client = Client::new(&address);
-        let cluster = Cluster { dir, address, server, agents: Vec::new(), client };
+        let cluster = Cluster { dir, address, server, agents: Vec::new(), agent_specs: Vec::new(), client };
         cluster
             .wait_for("the server to answer", || async {
                 cluster.client.leader().await.is_ok_and(|info| info.leader_id.is_some())
@@ -134,6 +136,50 @@ impl Cluster {
 
     /// Starts an agent named `name` with extra flags.
     pub async fn start_agent(&mut self, name: &str, extra: &[&str]) -> usize {
+        self.agent_specs.push((name.to_owned(), extra.iter().map(|flag| (*flag).to_owned()).collect()));
+        self.spawn_agent(name, extra).await
+    }
+
+    /// The data directory of agent `name`.
+    pub fn agent_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join("agents").join(name)
+    }
+
+    /// The position of agent `name` in `agents`.
+    pub fn agent_index(&self, name: &str) -> usize {
+        self.agent_specs.iter().position(|(spec_name, _)| spec_name == name).expect("a started agent")
+    }
+
+    /// kill -9 of agent `name` only (its tasks keep running).
+    pub fn kill_agent(&mut self, name: &str) {
+        let index = self.agent_index(name);
+        self.agents[index].kill9();
+    }
+
+    /// A machine dying: kill -9 of agent `name` and of every executor and
+    /// task it started.
+    pub fn kill_machine(&mut self, name: &str) {
+        self.kill_agent(name);
+        kill_processes_under(&self.agent_dir(name));
+    }
+
+    /// Starts agent `name` again with its data directory and flags.
+    pub async fn restart_agent(&mut self, name: &str) {
+        let index = self.agent_index(name);
+        let extra = self.agent_specs[index].1.clone();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        self.agents[index].kill9();
+        let position = self.spawn_agent(name, &extra).await;
+        let restarted = self.agents.remove(position);
+        self.agents[index] = restarted;
+    }
+
+    /// Sends a signal to agent `name` (SIGSTOP freezes it, SIGCONT thaws it).
+    pub fn signal_agent(&self, name: &str, signal: nix::sys::signal::Signal) {
+        self.agents[self.agent_index(name)].signal(signal);
+    }
+
+    async fn spawn_agent(&mut self, name: &str, extra: &[&str]) -> usize {
         let data_dir = self.dir.path().join("agents").join(name);
         let mut command = Command::new(drover_binary());
         command
@@ -141,7 +187,7 @@ impl Cluster {
             .arg(&data_dir)
             .args(["--name", name])
             .args(extra);
-        let log = self.dir.path().join(format!("agent-{name}.log"));
+        let log = self.dir.path().join(format!("agent-{name}-{}.log", self.agents.len()));
         self.agents.push(Process::spawn(&format!("agent {name}"), &mut command, log));
         let client = self.client.clone();
         let wanted = name.to_owned();

@@ -10,4 +10,5 @@
 mod harness;
 
 mod dev_mode;
+mod failures;
 mod scheduling;

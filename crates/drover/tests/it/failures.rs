@@ -1,0 +1,302 @@
+//! Failure and change: dead and frozen machines, agent restarts, drains,
+//! periodic jobs (issue 3), with real servers, agents and tasks.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use drover_types::{AllocClientStatus, AllocDesiredStatus, NodeStatus, TaskEventKind};
+
+use crate::harness::{Cluster, process_alive};
+
+fn service_job(name: &str, count: u32, extra_group: &str) -> String {
+    format!(
+        r#"
+job "{name}" {{
+  group "{name}" {{
+    count = {count}
+    {extra_group}
+    restart {{
+      attempts = 3
+      interval = "1m"
+      delay    = "1s"
+      mode     = "fail"
+    }}
+    task "{name}" {{
+      driver = "raw_exec"
+      kill_timeout = "2s"
+      config {{
+        command = "/bin/sh"
+        args    = ["-c", "while true; do echo tick $(date +%s%N); sleep 0.2; done"]
+      }}
+      resources {{
+        cpu    = 20
+        memory = 16
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+fn run_ok(cluster: &Cluster, name: &str, hcl: &str) {
+    let output = cluster.run_job(name, hcl);
+    assert!(output.status.success(), "job run failed: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_machine_has_its_allocations_replaced_on_other_nodes() {
+    let mut cluster = Cluster::start().await;
+    for name in ["n1", "n2", "n3"] {
+        cluster.start_agent(name, &[]).await;
+    }
+    run_ok(&cluster, "web", &service_job("web", 3, ""));
+    let status = cluster.wait_for_allocs("web", AllocClientStatus::Running, 3).await;
+    let on_n1: Vec<String> =
+        status.allocs.iter().filter(|alloc| alloc.node_name == "n1").map(|alloc| alloc.id.to_string()).collect();
+    assert!(!on_n1.is_empty(), "spread puts an allocation on n1");
+
+    let died = Instant::now();
+    cluster.kill_machine("n1");
+    cluster
+        .wait_for("n1's allocations to be replaced and running elsewhere", || async {
+            let status = cluster.job_status("web").await;
+            let running_elsewhere = status
+                .allocs
+                .iter()
+                .filter(|alloc| alloc.node_name != "n1" && alloc.client_status == AllocClientStatus::Running)
+                .count();
+            running_elsewhere == 3
+        })
+        .await;
+    let elapsed = died.elapsed();
+    // Test servers use a 4 s TTL: detection plus scheduling and start must
+    // stay well within 12 s.
+    assert!(elapsed < Duration::from_secs(12), "replacements took {elapsed:?}");
+    let status = cluster.job_status("web").await;
+    for alloc_id in &on_n1 {
+        let alloc = status.allocs.iter().find(|alloc| &alloc.id.to_string() == alloc_id).unwrap();
+        assert_eq!(alloc.client_status, AllocClientStatus::Lost, "{alloc:?}");
+    }
+    let nodes = cluster.client.nodes().await.unwrap();
+    assert_eq!(nodes.iter().find(|node| node.name == "n1").unwrap().status, "down");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_briefly_frozen_agent_moves_nothing() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    cluster.start_agent("n2", &[]).await;
+    run_ok(&cluster, "web", &service_job("web", 2, ""));
+    let before = cluster.wait_for_allocs("web", AllocClientStatus::Running, 2).await;
+    let ids: Vec<String> = before.allocs.iter().map(|alloc| alloc.id.to_string()).collect();
+
+    // Frozen for half the TTL (4 s), then thawed.
+    cluster.signal_agent("n1", Signal::SIGSTOP);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.signal_agent("n1", Signal::SIGCONT);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let after = cluster.job_status("web").await;
+    let after_ids: Vec<String> = after.allocs.iter().map(|alloc| alloc.id.to_string()).collect();
+    assert_eq!(after_ids, ids, "no allocation was added or replaced");
+    assert!(after.allocs.iter().all(|alloc| alloc.client_status == AllocClientStatus::Running));
+    let nodes = cluster.client.nodes().await.unwrap();
+    assert!(nodes.iter().all(|node| node.status == "ready"), "{nodes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_the_agent_alone_keeps_tasks_and_reattaches() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    run_ok(&cluster, "web", &service_job("web", 2, ""));
+    let before = cluster.wait_for_allocs("web", AllocClientStatus::Running, 2).await;
+    let pids: BTreeMap<String, u32> =
+        before.allocs.iter().map(|alloc| (alloc.id.to_string(), alloc.task_states["web"].pid.unwrap())).collect();
+
+    cluster.kill_agent("n1");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(pids.values().all(|pid| process_alive(*pid)), "tasks survive the agent");
+    cluster.restart_agent("n1").await;
+
+    // Re-attached: same processes, a Reattached event.
+    let alloc_id = pids.keys().next().unwrap().clone();
+    cluster
+        .wait_for("the restarted agent to re-attach", || async {
+            let alloc = cluster.client.allocation(&alloc_id).await.unwrap();
+            alloc.task_states["web"].events.iter().any(|event| event.kind == TaskEventKind::Reattached)
+        })
+        .await;
+    let after = cluster.job_status("web").await;
+    let after_pids: BTreeMap<String, u32> =
+        after.allocs.iter().map(|alloc| (alloc.id.to_string(), alloc.task_states["web"].pid.unwrap())).collect();
+    assert_eq!(after_pids, pids, "the same processes, not restarted");
+    assert!(after.allocs.iter().all(|alloc| alloc.client_status == AllocClientStatus::Running));
+
+    // Output capture went on while no agent was attached.
+    let logs = String::from_utf8_lossy(&cluster.cli(&["alloc", "logs", &alloc_id[..8]]).stdout).into_owned();
+    assert!(logs.lines().count() >= 5, "output kept being written: {logs:?}");
+
+    // Supervision resumed: kill the task and the new agent restarts it.
+    let old_pid = pids[&alloc_id];
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(old_pid as i32), Signal::SIGKILL).unwrap();
+    cluster
+        .wait_for("the task to be restarted by the new agent", || async {
+            let alloc = cluster.client.allocation(&alloc_id).await.unwrap();
+            let task = &alloc.task_states["web"];
+            task.restarts >= 1 && task.pid.is_some_and(|pid| pid != old_pid) && alloc.client_status == AllocClientStatus::Running
+        })
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_moves_services_stops_system_allocations_last_and_finishes_only_when_all_stopped() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    cluster.start_agent("n2", &[]).await;
+    let constraint = r#"constraint {
+      attribute = "${node.unique.name}"
+      value     = "n1"
+    }"#;
+    // Two service allocations start on n1 (pinned), then the pin is lifted
+    // in place so that they may move to n2.
+    run_ok(&cluster, "web", &service_job("web", 2, &format!("{constraint}\n migrate {{ max_parallel = 1 }}")));
+    cluster.wait_for_allocs("web", AllocClientStatus::Running, 2).await;
+    let system = service_job("agentd", 1, "").replace("job \"agentd\" {", "job \"agentd\" {\n  type = \"system\"");
+    run_ok(&cluster, "agentd", &system);
+    cluster.wait_for_allocs("agentd", AllocClientStatus::Running, 2).await;
+    run_ok(&cluster, "web", &service_job("web", 2, "migrate { max_parallel = 1 }"));
+
+    let output = cluster.cli(&["node", "drain", "n1"]);
+    let finished = Instant::now();
+    assert!(output.status.success(), "{}\n{}", String::from_utf8_lossy(&output.stderr), cluster.logs());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Drain complete"));
+
+    // Reported done only when every allocation on n1 has stopped.
+    let node = cluster.client.node("n1").await.unwrap();
+    assert!(node.allocs.is_empty(), "live allocations left on n1: {:?}", node.allocs);
+    assert!(node.node.drain.is_none());
+    assert_eq!(node.node.eligibility, drover_types::NodeEligibility::Ineligible);
+    let web = cluster.job_status("web").await;
+    let running: Vec<_> = web.allocs.iter().filter(|alloc| alloc.client_status == AllocClientStatus::Running).collect();
+    assert_eq!(running.len(), 2, "both web allocations run again: {:?}", web.allocs);
+    assert!(running.iter().all(|alloc| alloc.node_name == "n2"));
+
+    // The system allocation on n1 stopped after the services had moved.
+    let agentd = cluster.job_status("agentd").await;
+    let system_on_n1 = agentd.allocs.iter().find(|alloc| alloc.node_name == "n1").unwrap();
+    assert!(system_on_n1.client_status.is_terminal());
+    let last_service_stop = web
+        .allocs
+        .iter()
+        .filter(|alloc| alloc.node_name == "n1")
+        .map(|alloc| alloc.modify_time)
+        .max()
+        .unwrap();
+    let system_stopped = system_on_n1.task_states["agentd"].finished_at.unwrap();
+    assert!(system_stopped >= last_service_stop.minus(Duration::from_millis(500)), "system allocations go last");
+    let _ = finished;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_with_a_deadline_stops_what_remains_at_the_deadline() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    cluster.start_agent("n2", &[]).await;
+    // Tasks that ignore SIGINT take kill_timeout (6 s) to stop, and only one
+    // allocation migrates at a time: without a deadline the drain of two
+    // allocations takes about 12 s.
+    let slow_to_stop = |pinned: bool| {
+        let pin = if pinned {
+            "constraint {\n attribute = \"${node.unique.name}\"\n value = \"n1\"\n }"
+        } else {
+            ""
+        };
+        service_job("web", 2, &format!("{pin}\n migrate {{ max_parallel = 1 }}"))
+            .replace("kill_timeout = \"2s\"", "kill_timeout = \"6s\"")
+            .replace("while true;", "trap '' INT; while true;")
+    };
+    run_ok(&cluster, "web", &slow_to_stop(true));
+    cluster.wait_for_allocs("web", AllocClientStatus::Running, 2).await;
+    run_ok(&cluster, "web", &slow_to_stop(false));
+
+    let started = Instant::now();
+    let output = cluster.cli(&["node", "drain", "n1", "--deadline", "2s"]);
+    let elapsed = started.elapsed();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(elapsed >= Duration::from_secs(6), "allocations take kill_timeout to stop ({elapsed:?})");
+    assert!(elapsed < Duration::from_secs(11), "the deadline stops the second allocation early ({elapsed:?})");
+
+    let web = cluster.job_status("web").await;
+    let on_n1: Vec<_> = web.allocs.iter().filter(|alloc| alloc.node_name == "n1").collect();
+    assert_eq!(on_n1.len(), 2);
+    assert!(on_n1.iter().all(|alloc| alloc.client_status.is_terminal() && alloc.desired_status == AllocDesiredStatus::Evict));
+    assert!(
+        on_n1.iter().any(|alloc| alloc.desired_description.contains("deadline")),
+        "one allocation was stopped by the deadline: {on_n1:?}"
+    );
+    assert!(cluster.client.node("n1").await.unwrap().allocs.is_empty());
+    cluster.wait_for_allocs("web", AllocClientStatus::Running, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_periodic_job_with_prohibit_overlap_never_runs_twice_at_once() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    let job = r#"
+job "tick" {
+  type = "batch"
+  periodic {
+    crons            = ["* * * * * *"]
+    prohibit_overlap = true
+  }
+  group "tick" {
+    task "tick" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "echo start $(date +%s%N); sleep 2.5; echo end $(date +%s%N)"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+"#;
+    run_ok(&cluster, "tick", job);
+    let started = Instant::now();
+    let mut max_concurrent = 0;
+    while started.elapsed() < Duration::from_secs(10) {
+        let status = cluster.job_status("tick").await;
+        let mut running = 0;
+        for child in &status.children {
+            running += child.allocs.running + child.allocs.pending;
+        }
+        max_concurrent = max_concurrent.max(running);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let status = cluster.job_status("tick").await;
+    assert!(status.children.len() >= 2, "launched every few seconds: {:?}", status.children);
+    assert!(max_concurrent <= 1, "two launches ran at once");
+
+    // The children's task lifetimes never overlap either.
+    let mut intervals = Vec::new();
+    for child in &status.children {
+        for alloc in cluster.client.job_allocations(child.id.as_str()).await.unwrap() {
+            let state = &alloc.task_states["tick"];
+            if let (Some(start), Some(end)) = (state.started_at, state.finished_at) {
+                intervals.push((start, end));
+            }
+        }
+    }
+    intervals.sort();
+    for pair in intervals.windows(2) {
+        assert!(pair[1].0 >= pair[0].1, "overlapping runs: {pair:?}");
+    }
+    assert_eq!(status.job.status, drover_types::JobStatus::Running);
+    let _ = NodeStatus::Ready;
+}
