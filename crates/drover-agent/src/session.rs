@@ -55,7 +55,9 @@ pub(crate) async fn run(
         let address = servers[next_server % servers.len()].clone();
         next_server += 1;
         let url = format!("ws://{}/v1/agent/session", address.trim_start_matches("http://"));
-        match tokio_tungstenite::connect_async(&url).await {
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(session::READ_BUFFER_BYTES);
+        match tokio_tungstenite::connect_async_with_config(&url, Some(config), false).await {
             Ok((socket, _)) => {
                 tracing::info!(server = %address, "connected to server");
                 let outcome = connected(socket, &registration, &manager, &mut updates, &mut pending, &shutdown).await;

@@ -58,5 +58,6 @@ pub use isolation::{Isolation, IsolationMode, NodeCpu};
 pub use log_reader::{LogChunk, LogOrigin, LogPosition, LogReader};
 pub use log_rotate::{LogRotation, LogStream, RotatingWriter};
 pub use nix::sys::signal::Signal;
+pub use procfs::kill_processes_under;
 pub use shim::run_executor;
 pub use supervisor::{Command, Event, RestartTracker, Supervisor, SupervisorConfig};

@@ -88,6 +88,32 @@ pub(crate) fn boot_id() -> io::Result<String> {
     fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|text| text.trim().to_owned())
 }
 
+/// Sends SIGKILL to every process whose command line or working directory
+/// lies under `dir` (except this process). Executors and the tasks they run
+/// outlive their agent by design; this is how tests and benchmarks simulate
+/// a machine dying, and how they clean up. Returns how many were signalled.
+pub fn kill_processes_under(dir: &std::path::Path) -> usize {
+    let needle = dir.to_string_lossy().into_owned();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    let own_pid = std::process::id();
+    let mut num_killed = 0;
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if pid == own_pid {
+            continue;
+        }
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(&needle) || cwd.to_string_lossy().contains(&needle) {
+            let Ok(raw_pid) = i32::try_from(pid) else { continue };
+            if nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw_pid), nix::sys::signal::Signal::SIGKILL).is_ok() {
+                num_killed += 1;
+            }
+        }
+    }
+    num_killed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,6 +167,9 @@ pub struct AllocListEntry {
     pub task_states: BTreeMap<String, TaskState>,
     /// Deployment health, when decided.
     pub healthy: Option<bool>,
+    /// Health check results.
+    #[serde(default)]
+    pub checks: Vec<drover_types::CheckStatus>,
     /// Creation.
     pub create_time: Timestamp,
     /// Last change.
@@ -192,6 +195,7 @@ impl From<&Allocation> for AllocListEntry {
             restarts: alloc.num_restarts(),
             task_states: alloc.task_states.clone(),
             healthy: alloc.deployment_status.as_ref().and_then(|status| status.healthy),
+            checks: alloc.checks.clone(),
             create_time: alloc.create_time,
             modify_time: alloc.modify_time,
             modify_index: alloc.modify_index,

@@ -436,15 +436,6 @@ impl World {
         }
         let verified = verify_plan(&self.cluster, &plan);
         prop_assert!(verified.is_fully_accepted(), "a plan on an unchanged state is accepted: {verified:?}");
-        for (name, hit) in [
-            ("unknown", plan.annotations.values().any(|c| c.disconnect > 0)),
-            ("reconnect settled", plan.annotations.values().any(|c| c.reconnect > 0)),
-            ("kept original", plan.stop.iter().any(|s| s.description == reasons::ALLOC_RECONNECT_KEPT_ORIGINAL)),
-            ("kept replacement", plan.stop.iter().any(|s| s.description == reasons::ALLOC_RECONNECT_KEPT_REPLACEMENT)),
-            ("lost after disconnect", plan.stop.iter().any(|s| s.description == reasons::ALLOC_LOST_AFTER_DISCONNECT)),
-        ] {
-            if hit { COUNTS.lock().unwrap().entry(name).and_modify(|n| *n += 1).or_insert(1); }
-        }
         self.cluster.apply(&plan, self.now);
         self.check_invariants(job.as_ref())?;
         if let Some(job) = &job {
@@ -818,9 +809,6 @@ impl World {
     }
 }
 
-static COUNTS: std::sync::Mutex<BTreeMap<&'static str, usize>> = std::sync::Mutex::new(BTreeMap::new());
-#[test]
-fn zz_print_counts() { std::thread::sleep(std::time::Duration::from_secs(40)); eprintln!("COUNTS {:?}", COUNTS.lock().unwrap()); }
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 

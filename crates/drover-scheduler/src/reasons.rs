@@ -38,6 +38,10 @@ pub const ALLOC_RECONNECT_KEPT_ORIGINAL: &str = "alloc not needed: the allocatio
 /// replacement and `disconnect.reconcile` kept the replacement.
 pub const ALLOC_RECONNECT_KEPT_REPLACEMENT: &str =
     "alloc not needed: it runs again since its node reconnected, but disconnect.reconcile kept its replacement";
+/// It failed after it replaced an allocation whose node was disconnected,
+/// and that allocation is back: it is not needed any more.
+pub const ALLOC_FAILED_ORIGINAL_BACK: &str =
+    "alloc not needed: it failed, and the allocation it replaced is back with its node";
 /// It failed and a replacement was placed.
 pub const ALLOC_RESCHEDULED: &str = "alloc was rescheduled because it failed";
 /// It failed and will be replaced by the follow-up evaluation named in its

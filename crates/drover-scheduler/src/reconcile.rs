@@ -4,7 +4,8 @@
 //!
 //! First, originals whose disconnected node came back are settled against
 //! their replacements (see [Reconnects](#reconnects)). Then every other
-//! allocation of the group lands in exactly one class:
+//! allocation of the group lands in exactly one class (set-aside
+//! allocations do not count):
 //!
 //! ```text
 //!  unpromoted canary of the deployment ..... set aside: does not count, is not
@@ -13,11 +14,12 @@
 //!  live (wants to run, not terminal)         terminal
 //!  ├─ node down / gone ........... lost      ├─ batch, complete ........... completed (counts, never re-run)
 //!  ├─ node disconnected:                     ├─ failed, not replaced:
-//!  │  ├─ no `lost_after`, or it   lost       │   ├─ due now (or its follow-up runs) .. reschedule now
-//!  │  │  has passed                          │   ├─ due later, no follow-up yet ...... reschedule later
-//!  │  ├─ `replace` ............... unknown,  │   ├─ due later, follow-up pending ..... waiting
-//!  │  │                           set aside, │   └─ attempts used up ................. exhausted (counts)
-//!  │  │                           replaced   └─ anything else ..................... ignored
+//!  │  ├─ no `lost_after`, or it   lost       │   ├─ its predecessor is back ........... stopped
+//!  │  │  has passed                          │   ├─ due now (or its follow-up runs) .. reschedule now
+//!  │  ├─ `replace` ............... unknown,  │   ├─ due later, no follow-up yet ...... reschedule later
+//!  │  │                           set aside, │   ├─ due later, follow-up pending ..... waiting
+//!  │  │                           replaced   │   └─ attempts used up ................. exhausted (counts)
+//!  │  │                                      └─ anything else ..................... ignored
 //!  │  └─ otherwise ............... unknown, kept
 //!  ├─ migrate flag ............... migrate
 //!  ├─ reschedule flag ............ replace
@@ -39,21 +41,38 @@
 //! they will replace) and nothing is replaced destructively; a deployment
 //! that failed or was cancelled replaces nothing either. Otherwise
 //! destructive replacements are limited by the `update` block's
-//! `max_parallel`, minus the allocations of the current version that are
-//! not healthy yet (among those the plan keeps), minus this plan's other
-//! placements.
+//! `max_parallel`, minus the live allocations of the current version
+//! (in-place updates included) that are not healthy yet and that the plan
+//! does not stop, minus this plan's other placements: after the plan, at
+//! most `max_parallel` allocations of the new version are not healthy.
 //!
 //! # Reconnects
 //!
-//! A live allocation on a node that is up again, which has a live
-//! replacement (on an up node), ran through a disconnect. Once its agent has
-//! reported it again (its client status is no longer `unknown`), one of the
-//! two is stopped per the group's `disconnect.reconcile`: `keep_original`,
-//! `keep_replacement`, `longest_running` (the earlier start of the running
-//! tasks wins; a tie keeps the replacement) or `best_score` (a replacement
-//! of a newer job version wins; otherwise the node scoring better now, as a
-//! placement would score it; a tie keeps the replacement, so that nothing
-//! flaps). Until the agent reports, the original is set aside.
+//! An allocation on a disconnected node that was replaced, and the
+//! replacement, form a chain (`previous_alloc`); one name's slot is held by
+//! one allocation of the chain at a time, and the others are set aside:
+//!
+//! - While the node is disconnected, the replacement holds the slot.
+//! - When the node is up again, the original waits, set aside, until its
+//!   agent reports it again (its client status is no longer `unknown`).
+//!   Then it is compared with the first live allocation down its chain that
+//!   runs on an up node, and one of the two is stopped per the group's
+//!   `disconnect.reconcile`: `keep_original`, `keep_replacement`,
+//!   `longest_running` (the earlier start of the running tasks wins; a tie
+//!   keeps the replacement) or `best_score` (a replacement of a newer job
+//!   version wins; otherwise the node scoring better now, as a placement
+//!   would score it; a tie keeps the replacement, so that nothing flaps).
+//!   An original that wins is compared with the next live allocation of its
+//!   chain, if several of its nodes came back.
+//! - An allocation of the chain whose predecessor is back (live, on an up
+//!   node) is not replaced when it is lost or disconnected, and is stopped
+//!   when it failed: the predecessor holds the slot. Missing instances are
+//!   placed as new ones, outside the chain.
+//! - A set-aside allocation follows the allocation holding its slot: when a
+//!   scale-down stops the holder, it is stopped too.
+//!
+//! These rules make every decision a function of the chain as it stands,
+//! so that planning again after a plan is committed changes nothing.
 
 use std::time::Duration;
 
@@ -348,6 +367,25 @@ struct CanaryTally {
     indexes: FastSet<u32>,
 }
 
+/// An allocation set aside (on a disconnected node, or back and not heard
+/// from yet) while another one of its chain holds its name's slot.
+#[derive(Clone, Copy, Debug)]
+struct Attachment<'a> {
+    alloc: &'a Allocation,
+    holder: &'a AllocId,
+}
+
+/// The allocations the reconnect pass and the disconnect rules took out of
+/// the count.
+#[derive(Debug, Default)]
+struct SetAside<'a> {
+    /// Decided before the count: reconnect losers (stopped) and originals
+    /// waiting for their agent (attached).
+    settled: FastSet<&'a AllocId>,
+    /// Allocations whose name's slot another one holds.
+    attached: Vec<Attachment<'a>>,
+}
+
 /// Reconciles one service or batch group.
 pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     context: &ReconcileContext<'a, '_, V>,
@@ -362,8 +400,8 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     let mut decisions = GroupDecisions::default();
     // Allocations decided already: reconnect losers and originals waiting
     // for their agent.
-    let mut settled: FastSet<&'a AllocId> = FastSet::default();
-    reconcile_reconnects(context, group, rules, allocs, cache, &mut decisions, &mut settled);
+    let mut set_aside = SetAside::default();
+    reconcile_reconnects(context, group, rules, allocs, cache, &mut decisions, &mut set_aside);
 
     let unpromoted = rollout.unpromoted_canaries();
     let mut canaries = CanaryTally::default();
@@ -371,7 +409,7 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     let mut disconnected: Vec<&'a Allocation> = Vec::new();
     let mut occupants: Vec<Occupant<'a>> = Vec::new();
     for alloc in allocs.iter().copied() {
-        if settled.contains(&alloc.id) {
+        if set_aside.settled.contains(&alloc.id) {
             continue;
         }
         if let Some((deployment_id, _)) = unpromoted
@@ -381,6 +419,11 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
             continue;
         }
         if !is_live(alloc) {
+            if is_failed_replacement_of_a_returned_original(context, group, alloc, allocs.len(), &set_aside.settled) {
+                decisions.stops.push(StopDecision::stop(alloc, reasons::ALLOC_FAILED_ORIGINAL_BACK));
+                decisions.changes.stop += 1;
+                continue;
+            }
             if let Some(slot) = terminal_slot(context, group, alloc) {
                 occupants.push(Occupant { alloc, slot });
             }
@@ -394,9 +437,15 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
             NodeCondition::Disconnected { lost_at } => {
                 note_unknown(alloc, lost_at, &mut decisions);
                 if group.disconnect.is_some_and(|strategy| strategy.replace) {
-                    // Set aside: its replacement (placed now, or already)
-                    // holds the slot until the node comes back.
-                    if is_replaced(alloc, context.replacements) {
+                    // Set aside: its replacement (placed now, or already),
+                    // or the allocation it replaced that is back, holds the
+                    // slot until the node comes back.
+                    let holder = first_live_successor(context, alloc, allocs.len())
+                        .or_else(|| holding_predecessor(context, group, alloc, allocs.len(), &set_aside.settled));
+                    if let Some(holder) = holder {
+                        set_aside.attached.push(Attachment { alloc, holder: &holder.id });
+                    } else if is_replaced(alloc, context.replacements) {
+                        // Its replacement failed and waits for its own.
                         decisions.changes.ignore += 1;
                     } else {
                         disconnected.push(alloc);
@@ -428,6 +477,7 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     let (completed, mut kept): (Vec<Occupant<'a>>, Vec<Occupant<'a>>) =
         occupants.into_iter().partition(|occupant| occupant.slot == Slot::Completed);
     let num_wanted_others = num_desired.saturating_sub(completed.len());
+    let mut surplus_ids: FastSet<&'a AllocId> = FastSet::default();
     if kept.len() > num_wanted_others {
         let shadowed = shadowed_occupants(&kept);
         kept.sort_by(|first, second| {
@@ -443,8 +493,10 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
         for surplus in kept.drain(..num_surplus) {
             decisions.stops.push(StopDecision::stop(surplus.alloc, reasons::ALLOC_NOT_NEEDED));
             decisions.changes.stop += 1;
+            surplus_ids.insert(&surplus.alloc.id);
         }
     }
+    stop_with_their_holders(&set_aside.attached, &mut surplus_ids, &mut decisions);
     kept.sort_by(|first, second| first.alloc.index.cmp(&second.alloc.index).then(first.alloc.id.cmp(&second.alloc.id)));
 
     let occupied_indexes = completed.iter().chain(kept.iter()).map(|occupant| occupant.alloc.index);
@@ -453,7 +505,7 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
 
     // Lost allocations are always declared lost. They, and the allocations
     // set aside on disconnected nodes, are replaced while the group misses
-    // some (unless replaced already).
+    // some (unless replaced already, or their predecessor is back).
     lost.sort_by_key(|(alloc, _)| alloc.index);
     for (lost_alloc, description) in &lost {
         decisions.stops.push(StopDecision::lost(lost_alloc, description));
@@ -461,7 +513,10 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     }
     let mut to_replace: Vec<(&'a Allocation, PlacementKind)> = lost
         .iter()
-        .filter(|(alloc, _)| !is_replaced(alloc, context.replacements))
+        .filter(|(alloc, _)| {
+            !is_replaced(alloc, context.replacements)
+                && holding_predecessor(context, group, alloc, allocs.len(), &set_aside.settled).is_none()
+        })
         .map(|(alloc, _)| (*alloc, PlacementKind::LostReplacement))
         .chain(disconnected.iter().map(|alloc| (*alloc, PlacementKind::DisconnectReplacement)))
         .collect();
@@ -472,9 +527,9 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
         decisions.placements.push(PlacementRequest::new(index, kind, Some(replaced_alloc)));
         decisions.changes.place += 1;
     }
-    let num_left_unknown =
-        to_replace[num_replaced..].iter().filter(|(_, kind)| *kind != PlacementKind::LostReplacement);
-    decisions.changes.ignore += u32::try_from(num_left_unknown.count()).unwrap_or(u32::MAX);
+    let num_unknown_left_alone =
+        to_replace[num_replaced..].iter().filter(|(_, kind)| *kind == PlacementKind::DisconnectReplacement).count();
+    decisions.changes.ignore += u32::try_from(num_unknown_left_alone).unwrap_or(u32::MAX);
     num_missing -= num_replaced;
     for _ in 0..num_missing {
         let index = indexes.next_free();
@@ -680,10 +735,13 @@ fn reconcile_reconnects<'a, V: ClusterView + ?Sized>(
     allocs: &[&'a Allocation],
     cache: &mut PatternCache,
     decisions: &mut GroupDecisions<'a>,
-    settled: &mut FastSet<&'a AllocId>,
+    set_aside: &mut SetAside<'a>,
 ) {
     for original in allocs.iter().copied() {
-        if !is_live(original) || !is_replaced(original, context.replacements) || settled.contains(&original.id) {
+        if !is_live(original)
+            || !is_replaced(original, context.replacements)
+            || set_aside.settled.contains(&original.id)
+        {
             continue;
         }
         let NodeCondition::Up(original_node) =
@@ -691,25 +749,32 @@ fn reconcile_reconnects<'a, V: ClusterView + ?Sized>(
         else {
             continue;
         };
-        let Some((replacement, replacement_node)) = live_successor(context, group, original, allocs.len(), settled)
-        else {
-            continue;
-        };
-        if original.client_status == AllocClientStatus::Unknown {
-            // Its agent has not reported since the node came back.
-            settled.insert(&original.id);
-            decisions.changes.ignore += 1;
-            continue;
+        // An original that wins is compared with the next live allocation
+        // of its chain, if any (several nodes of the chain came back).
+        while let Some((replacement, replacement_node)) =
+            live_successor(context, group, original, allocs.len(), &set_aside.settled)
+        {
+            if original.client_status == AllocClientStatus::Unknown {
+                // Its agent has not reported since the node came back: the
+                // replacement holds the slot meanwhile.
+                set_aside.settled.insert(&original.id);
+                set_aside.attached.push(Attachment { alloc: original, holder: &replacement.id });
+                break;
+            }
+            let pair = ReconnectPair { original, original_node, replacement, replacement_node };
+            let keeps = keeps_original(context, group, rules, allocs, &pair, cache);
+            let (loser, description) = if keeps {
+                (replacement, reasons::ALLOC_RECONNECT_KEPT_ORIGINAL)
+            } else {
+                (original, reasons::ALLOC_RECONNECT_KEPT_REPLACEMENT)
+            };
+            decisions.stops.push(StopDecision::stop(loser, description));
+            decisions.changes.reconnect += 1;
+            set_aside.settled.insert(&loser.id);
+            if !keeps {
+                break;
+            }
         }
-        let pair = ReconnectPair { original, original_node, replacement, replacement_node };
-        let (loser, description) = if keeps_original(context, group, rules, allocs, &pair, cache) {
-            (replacement, reasons::ALLOC_RECONNECT_KEPT_ORIGINAL)
-        } else {
-            (original, reasons::ALLOC_RECONNECT_KEPT_REPLACEMENT)
-        };
-        decisions.stops.push(StopDecision::stop(loser, description));
-        decisions.changes.reconnect += 1;
-        settled.insert(&loser.id);
     }
 }
 
@@ -734,11 +799,7 @@ fn live_successor<'a, V: ClusterView + ?Sized>(
 ) -> Option<(&'a Allocation, &'a Node)> {
     let mut current = original;
     for _ in 0..max_length {
-        let next = context
-            .replacements
-            .get(&current.id)
-            .copied()
-            .or_else(|| current.next_alloc.as_ref().and_then(|id| context.view.alloc(id)))?;
+        let next = replacement_of(context, current)?;
         if is_live(next)
             && !settled.contains(&next.id)
             && let NodeCondition::Up(node) = node_condition(context.view, &next.node_id, Some(group), context.now)
@@ -748,6 +809,93 @@ fn live_successor<'a, V: ClusterView + ?Sized>(
         current = next;
     }
     None
+}
+
+/// The live predecessor on an up node, not stopped by a reconnect, of an
+/// allocation that replaced another (after a disconnect), if any: it holds
+/// the name's slot, so the allocation needs no replacement of its own (the
+/// group's missing instances, if any, are placed as new ones, which keeps
+/// the chain from flipping between plans).
+fn holding_predecessor<'a, V: ClusterView + ?Sized>(
+    context: &ReconcileContext<'a, '_, V>,
+    group: &TaskGroup,
+    alloc: &'a Allocation,
+    max_length: usize,
+    settled: &FastSet<&AllocId>,
+) -> Option<&'a Allocation> {
+    let mut current = alloc;
+    for _ in 0..max_length {
+        let previous = current.previous_alloc.as_ref().and_then(|id| context.view.alloc(id))?;
+        let holds = is_live(previous)
+            && !settled.contains(&previous.id)
+            && matches!(
+                node_condition(context.view, &previous.node_id, Some(group), context.now),
+                NodeCondition::Up(_)
+            );
+        if holds {
+            return Some(previous);
+        }
+        current = previous;
+    }
+    None
+}
+
+/// The first live allocation down `alloc`'s chain of replacements, wherever
+/// it runs.
+fn first_live_successor<'a, V: ClusterView + ?Sized>(
+    context: &ReconcileContext<'a, '_, V>,
+    alloc: &'a Allocation,
+    max_length: usize,
+) -> Option<&'a Allocation> {
+    let mut current = alloc;
+    for _ in 0..max_length {
+        let next = replacement_of(context, current)?;
+        if is_live(next) {
+            return Some(next);
+        }
+        current = next;
+    }
+    None
+}
+
+/// The allocation that replaced `alloc`, if any.
+fn replacement_of<'a, V: ClusterView + ?Sized>(
+    context: &ReconcileContext<'a, '_, V>,
+    alloc: &Allocation,
+) -> Option<&'a Allocation> {
+    context
+        .replacements
+        .get(&alloc.id)
+        .copied()
+        .or_else(|| alloc.next_alloc.as_ref().and_then(|id| context.view.alloc(id)))
+}
+
+/// A set-aside allocation follows the allocation holding its name's slot:
+/// when that one is stopped as surplus (the group shrank), so is it (with
+/// the holders stopped this way, transitively); otherwise it is left alone.
+fn stop_with_their_holders<'a>(
+    attached: &[Attachment<'a>],
+    stopped: &mut FastSet<&'a AllocId>,
+    decisions: &mut GroupDecisions<'a>,
+) {
+    let mut num_followed = 0;
+    loop {
+        let newly_stopped: Vec<&Attachment<'a>> = attached
+            .iter()
+            .filter(|attachment| !stopped.contains(&attachment.alloc.id) && stopped.contains(attachment.holder))
+            .collect();
+        if newly_stopped.is_empty() {
+            break;
+        }
+        for attachment in newly_stopped {
+            decisions.stops.push(StopDecision::stop(attachment.alloc, reasons::ALLOC_NOT_NEEDED));
+            decisions.changes.stop += 1;
+            stopped.insert(&attachment.alloc.id);
+            num_followed += 1;
+        }
+    }
+    let num_left_alone = attached.len() - num_followed;
+    decisions.changes.ignore += u32::try_from(num_left_alone).unwrap_or(u32::MAX);
 }
 
 /// Whether `disconnect.reconcile` keeps the original of a reconnect pair.
@@ -814,6 +962,23 @@ fn reconnect_score<V: ClusterView + ?Sized>(
         num_components += 1.0;
     }
     sum / num_components
+}
+
+/// Whether `alloc` failed, is wanted, has no replacement, and replaced an
+/// allocation that is back with its node (it holds the name's slot): it
+/// will never be needed again.
+fn is_failed_replacement_of_a_returned_original<'a, V: ClusterView + ?Sized>(
+    context: &ReconcileContext<'a, '_, V>,
+    group: &TaskGroup,
+    alloc: &'a Allocation,
+    max_length: usize,
+    settled: &FastSet<&AllocId>,
+) -> bool {
+    alloc.client_status == AllocClientStatus::Failed
+        && alloc.desired_status == AllocDesiredStatus::Run
+        && alloc.previous_alloc.is_some()
+        && !is_replaced(alloc, context.replacements)
+        && holding_predecessor(context, group, alloc, max_length, settled).is_some()
 }
 
 /// The class of a terminal allocation that still matters, if any.

@@ -6,8 +6,7 @@ use std::time::Duration;
 use drover_proto::api::RegisterJobResponse;
 use drover_state::{Command, CommandResponse};
 use drover_types::{
-    CodedError, DeploymentStatus, DrainStrategy, EvalTrigger, Evaluation, Job, JobId, Node, NodeEligibility,
-    Timestamp,
+    CodedError, DeploymentStatus, DrainStrategy, EvalTrigger, Evaluation, Job, JobId, Node, NodeEligibility, Timestamp,
 };
 
 use crate::Result;
@@ -35,7 +34,10 @@ impl Server {
             .filter(|deployment| deployment.status.is_active() && deployment.job_version == job.version)
             .ok_or_else(|| CodedError::conflict(format!("job {job_id:?} has no active deployment to promote")))?;
         if !deployment.groups.values().any(|group| group.desired_canaries > 0 && !group.promoted) {
-            return Err(CodedError::conflict(format!("deployment {} has no canaries waiting for promotion", deployment.id.short())));
+            return Err(CodedError::conflict(format!(
+                "deployment {} has no canaries waiting for promotion",
+                deployment.id.short()
+            )));
         }
         let now = Timestamp::now();
         let mut promoted = drover_types::Deployment::clone(deployment);
@@ -45,11 +47,16 @@ impl Server {
         promoted.status = DeploymentStatus::Running;
         promoted.status_description = "promoted by an operator".to_owned();
         promoted.modify_time = now;
-        let mut eval = Evaluation::new(new_eval_id(), job_id.clone(), job.priority, EvalTrigger::DeploymentWatcher, now);
+        let mut eval =
+            Evaluation::new(new_eval_id(), job_id.clone(), job.priority, EvalTrigger::DeploymentWatcher, now);
         eval.status_description = "deployment promoted".to_owned();
-        self.propose(Command::UpsertDeployment { deployment: promoted.clone(), evals: vec![eval], stable_version: None })
-            .await?
-            .into_result()?;
+        self.propose(Command::UpsertDeployment {
+            deployment: promoted.clone(),
+            evals: vec![eval],
+            stable_version: None,
+        })
+        .await?
+        .into_result()?;
         Ok(promoted)
     }
 
@@ -60,7 +67,10 @@ impl Server {
             let known: Vec<String> = state.job_versions(job_id).map(|job| job.version.to_string()).collect();
             CodedError::not_found(
                 "job version",
-                format!("{job_id} v{version} (kept versions: {})", if known.is_empty() { "none".to_owned() } else { known.join(", ") }),
+                format!(
+                    "{job_id} v{version} (kept versions: {})",
+                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+                ),
             )
         })?;
         let current = state.job(job_id).map_or(0, |job| job.version);

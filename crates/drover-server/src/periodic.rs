@@ -17,7 +17,10 @@ use drover_types::{CodedError, Job, JobId, JobStatus, PeriodicConfig, Timestamp}
 /// expressions, in its time zone.
 pub(crate) fn next_launch(periodic: &PeriodicConfig, after: Timestamp) -> Result<Option<Timestamp>, CodedError> {
     let zone: chrono_tz::Tz = periodic.time_zone.parse().map_err(|_| {
-        CodedError::invalid(format!("unknown time zone {:?}: use an IANA name such as \"Europe/Zurich\" or \"UTC\"", periodic.time_zone))
+        CodedError::invalid(format!(
+            "unknown time zone {:?}: use an IANA name such as \"Europe/Zurich\" or \"UTC\"",
+            periodic.time_zone
+        ))
     })?;
     let start = zone.from_utc_datetime(&after.to_datetime().naive_utc());
     let mut earliest: Option<Timestamp> = None;
@@ -51,9 +54,7 @@ pub(crate) fn child_job(parent: &Job, launch_time: Timestamp) -> Job {
 
 /// Whether a child of `parent_id` is still pending or running.
 pub(crate) fn child_running(state: &drover_state::State, parent_id: &JobId) -> bool {
-    state
-        .jobs()
-        .any(|job| job.parent_id.as_ref() == Some(parent_id) && !job.stop && job.status != JobStatus::Dead)
+    state.jobs().any(|job| job.parent_id.as_ref() == Some(parent_id) && !job.stop && job.status != JobStatus::Dead)
 }
 
 #[cfg(test)]

@@ -30,11 +30,12 @@ const OUTBOUND_CAPACITY: usize = 256;
 
 /// Identifies one session of one agent (an agent that reconnects gets a new
 /// generation; the old session's cleanup must not remove the new one).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct AgentSession {
     /// The node.
     pub node_id: NodeId,
     generation: u64,
+    heartbeat: Arc<crate::updates::HeartbeatCell>,
 }
 
 struct SessionEntry {
@@ -123,7 +124,8 @@ impl Server {
         );
         drop(entries);
         tracing::info!(node = %node_id, "agent session opened");
-        Ok((AgentSession { node_id, generation }, receiver))
+        let heartbeat = self.inner.heartbeats.cell(&node_id);
+        Ok((AgentSession { node_id, generation, heartbeat }, receiver))
     }
 
     /// Handles one message from an agent.
@@ -131,11 +133,11 @@ impl Server {
         match message {
             AgentMessage::Hello { .. } => Err(CodedError::invalid("Hello sent twice in one session")),
             AgentMessage::Heartbeat => {
-                self.record_heartbeats([&session.node_id]);
+                self.inner.heartbeats.touch(&session.heartbeat, &session.node_id, std::time::Instant::now());
                 Ok(())
             }
             AgentMessage::AllocUpdates { updates } => {
-                self.record_heartbeats([&session.node_id]);
+                self.inner.heartbeats.touch(&session.heartbeat, &session.node_id, std::time::Instant::now());
                 self.inner.client_updates.push(updates).await;
                 Ok(())
             }

@@ -7,13 +7,14 @@
 //! milliseconds into one `UpdateAllocsFromClient` proposal.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use drover_state::{ClientAllocUpdate, Command};
-use drover_types::{AllocId, EvalTrigger, Evaluation, NodeId, Timestamp};
+use drover_types::{AllocClientStatus, AllocId, EvalTrigger, Evaluation, NodeId, Timestamp};
 
 use crate::ids::new_eval_id;
 use crate::network::base_url;
@@ -27,30 +28,114 @@ const BATCH_WINDOW: Duration = Duration::from_millis(15);
 /// Most updates in one proposal.
 const MAX_BATCH: usize = 2000;
 
-/// When each node was last heard from.
+/// When one node was last heard from: milliseconds since the table's
+/// epoch (0: never). Sessions hold their node's cell, so recording a
+/// heartbeat is one atomic store, not a map lookup.
+#[derive(Debug, Default)]
+pub struct HeartbeatCell {
+    last_millis: AtomicU64,
+}
+
+/// FNV-1a: node ids are short strings looked up for every node on every
+/// tracker tick, where SipHash showed in profiles. Node ids come from
+/// registered agents only, so hash flooding is not a concern here.
 #[derive(Default)]
+struct FnvHasher(u64);
+
+impl std::hash::Hasher for FnvHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for byte in bytes {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = hash;
+    }
+}
+
+type CellMap = HashMap<NodeId, Arc<HeartbeatCell>, std::hash::BuildHasherDefault<FnvHasher>>;
+
+/// When each node was last heard from.
 pub(crate) struct HeartbeatTable {
-    seen: Mutex<HashMap<NodeId, (Instant, Timestamp)>>,
+    epoch: Instant,
+    epoch_wall: Timestamp,
+    cells: Mutex<CellMap>,
+    /// Followers collect what they heard for the leader; the leader does not.
+    forwarding: AtomicBool,
     unforwarded: Mutex<Vec<NodeId>>,
 }
 
+impl Default for HeartbeatTable {
+    fn default() -> Self {
+        HeartbeatTable {
+            epoch: Instant::now(),
+            epoch_wall: Timestamp::now(),
+            cells: Mutex::new(CellMap::default()),
+            forwarding: AtomicBool::new(true),
+            unforwarded: Mutex::new(Vec::new()),
+        }
+    }
+}
+
 impl HeartbeatTable {
-    pub(crate) fn record<'a>(&self, node_ids: impl IntoIterator<Item = &'a NodeId>, now: Instant) {
-        let wall = Timestamp::now();
-        let Ok(mut seen) = self.seen.lock() else { return };
-        let Ok(mut unforwarded) = self.unforwarded.lock() else { return };
-        for node_id in node_ids {
-            seen.insert(node_id.clone(), (now, wall));
+    /// The cell of `node_id`, created on first use.
+    pub(crate) fn cell(&self, node_id: &NodeId) -> Arc<HeartbeatCell> {
+        let Ok(mut cells) = self.cells.lock() else { return Arc::new(HeartbeatCell::default()) };
+        Arc::clone(cells.entry(node_id.clone()).or_default())
+    }
+
+    fn millis_since_epoch(&self, now: Instant) -> u64 {
+        // Never 0, which means "never heard".
+        u64::try_from(now.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Records a heartbeat through a session's cell (the hot path).
+    pub(crate) fn touch(&self, cell: &HeartbeatCell, node_id: &NodeId, now: Instant) {
+        cell.last_millis.store(self.millis_since_epoch(now), Ordering::Relaxed);
+        if self.forwarding.load(Ordering::Relaxed)
+            && let Ok(mut unforwarded) = self.unforwarded.lock()
+        {
             unforwarded.push(node_id.clone());
         }
     }
 
-    pub(crate) fn last_seen(&self, node_id: &NodeId) -> Option<Instant> {
-        self.seen.lock().ok()?.get(node_id).map(|(instant, _)| *instant)
+    /// Records heartbeats by node id (forwarded by a follower, or a new
+    /// session).
+    pub(crate) fn record<'a>(&self, node_ids: impl IntoIterator<Item = &'a NodeId>, now: Instant) {
+        for node_id in node_ids {
+            let cell = self.cell(node_id);
+            self.touch(&cell, node_id, now);
+        }
+    }
+
+    /// When each node was last heard from, one lock for all of them.
+    pub(crate) fn last_seen_all<'a>(
+        &self,
+        node_ids: impl Iterator<Item = &'a NodeId>,
+    ) -> Vec<(&'a NodeId, Option<Instant>)> {
+        let Ok(cells) = self.cells.lock() else { return Vec::new() };
+        node_ids
+            .map(|node_id| {
+                let millis = cells.get(node_id).map_or(0, |cell| cell.last_millis.load(Ordering::Relaxed));
+                (node_id, (millis > 0).then(|| self.epoch + Duration::from_millis(millis)))
+            })
+            .collect()
     }
 
     pub(crate) fn last_seen_wall(&self, node_id: &NodeId) -> Option<Timestamp> {
-        self.seen.lock().ok()?.get(node_id).map(|(_, wall)| *wall)
+        let millis = self.cells.lock().ok()?.get(node_id)?.last_millis.load(Ordering::Relaxed);
+        (millis > 0).then(|| self.epoch_wall.plus(Duration::from_millis(millis)))
+    }
+
+    fn set_forwarding(&self, forwarding: bool) {
+        self.forwarding.store(forwarding, Ordering::Relaxed);
+        if !forwarding && let Ok(mut unforwarded) = self.unforwarded.lock() {
+            unforwarded.clear();
+        }
     }
 
     fn take_unforwarded(&self) -> Vec<NodeId> {
@@ -132,20 +217,29 @@ fn merge(pending: &mut BTreeMap<AllocId, ClientAllocUpdate>, updates: Vec<Client
     }
 }
 
-/// One `alloc-failure` evaluation per job with a newly failed allocation.
+/// Evaluations the updates call for, one per job: `alloc-failure` for a
+/// newly failed allocation, `reconnect` for an allocation whose agent speaks
+/// again after its node was disconnected (the scheduler then keeps either
+/// it or its replacement).
 fn failure_evals(server: &Server, updates: &[ClientAllocUpdate], now: Timestamp) -> Vec<Evaluation> {
     let state = server.state();
     let mut evals: Vec<Evaluation> = Vec::new();
     for update in updates {
-        if !state.is_new_failure(update) {
-            continue;
-        }
         let Some(alloc) = state.alloc(&update.alloc_id) else { continue };
+        let trigger = if state.is_new_failure(update) {
+            EvalTrigger::AllocFailure
+        } else if alloc.client_status == AllocClientStatus::Unknown
+            && update.client_status != AllocClientStatus::Unknown
+        {
+            EvalTrigger::Reconnect
+        } else {
+            continue;
+        };
         if evals.iter().any(|eval| eval.job_id == alloc.job_id) {
             continue;
         }
         let priority = state.job(&alloc.job_id).map_or(50, |job| job.priority);
-        evals.push(Evaluation::new(new_eval_id(), alloc.job_id.clone(), priority, EvalTrigger::AllocFailure, now));
+        evals.push(Evaluation::new(new_eval_id(), alloc.job_id.clone(), priority, trigger, now));
     }
     evals
 }
@@ -160,9 +254,14 @@ pub(crate) fn spawn_heartbeat_forwarder(server: Server) {
                 () = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            let node_ids = server.inner.heartbeats.take_unforwarded();
             let status = server.status();
-            if status.is_leader || node_ids.is_empty() {
+            // The leader's own table is the one that counts.
+            server.inner.heartbeats.set_forwarding(!status.is_leader);
+            if status.is_leader {
+                continue;
+            }
+            let node_ids = server.inner.heartbeats.take_unforwarded();
+            if node_ids.is_empty() {
                 continue;
             }
             let Some(leader_address) = status.leader_address else { continue };

@@ -2,7 +2,7 @@
 
 use drover_scheduler::ClusterView;
 use drover_state::State;
-use drover_types::{AllocId, Allocation, Job, JobId, Node, NodeId, Resources};
+use drover_types::{AllocId, Allocation, Deployment, Job, JobId, Node, NodeId, Resources};
 
 /// Adapts a [`State`] snapshot to the scheduler's [`ClusterView`].
 #[derive(Clone, Copy, Debug)]
@@ -48,5 +48,9 @@ impl ClusterView for StateView<'_> {
 
     fn node_usage(&self, node: &NodeId) -> Resources {
         self.state.node_usage(node)
+    }
+
+    fn latest_deployment(&self, job: &JobId) -> Option<&Deployment> {
+        self.state.latest_deployment(job).map(|deployment| deployment.as_ref())
     }
 }

@@ -291,16 +291,15 @@ impl State {
                 self.put_evals(index, evals);
                 Ok(CommandResponse::Applied { index })
             }
-            Command::UpdateNodeEligibility { node_id, eligibility, evals, now } => {
-                self.modify_node(index, node_id, |node| {
+            Command::UpdateNodeEligibility { node_id, eligibility, evals, now } => self
+                .modify_node(index, node_id, |node| {
                     node.eligibility = *eligibility;
                     node.status_updated_at = *now;
                 })
                 .map(|()| {
                     self.put_evals(index, evals);
                     CommandResponse::Applied { index }
-                })
-            }
+                }),
             Command::UpdateNodeDrain { node_id, drain, mark_eligible, now } => self
                 .modify_node(index, node_id, |node| {
                     if drain.is_some() {
@@ -484,9 +483,12 @@ impl State {
             return Err(CodedError::not_found("node", node_id));
         };
         let mut node = Node::clone(existing);
+        if node.status != status {
+            // `disconnect.lost_after` counts from here: only a real change moves it.
+            node.status_updated_at = now;
+        }
         node.status = status;
         node.status_description = description.to_owned();
-        node.status_updated_at = now;
         self.put_node(index, node);
         Ok(())
     }
@@ -516,8 +518,20 @@ impl State {
         if let Some(deployment) = &plan.deployment {
             self.put_deployment(index, deployment.clone());
         }
-        for deployment in &plan.deployment_updates {
-            self.put_deployment(index, deployment.clone());
+        // The scheduler only changes a deployment's status (cancelling a
+        // superseded one); its counters and promotions belong to the state
+        // machine and the watcher, so they are kept.
+        for update in &plan.deployment_updates {
+            match self.deployments.get(&update.id) {
+                Some(existing) => {
+                    let mut deployment = Deployment::clone(existing);
+                    deployment.status = update.status;
+                    deployment.status_description = update.status_description.clone();
+                    deployment.modify_time = update.modify_time;
+                    self.put_deployment(index, deployment);
+                }
+                None => self.put_deployment(index, update.clone()),
+            }
         }
         for update in &plan.in_place {
             let Some(existing) = self.allocs.get(&update.alloc_id) else { continue };

@@ -178,7 +178,12 @@ fn plans_and_client_updates_keep_node_usage_exact() {
     };
     state.apply(
         2,
-        &Command::ApplyPlan { plan: Box::new(plan), eval: done_eval.clone(), blocked_eval: None, now: Timestamp::from_millis(2) },
+        &Command::ApplyPlan {
+            plan: Box::new(plan),
+            eval: done_eval.clone(),
+            blocked_eval: None,
+            now: Timestamp::from_millis(2),
+        },
     );
     assert_eq!(state.node_usage(&NodeId::new("n1")), Resources { cpu_mhz: 200, memory_mb: 400 });
     assert_eq!(state.node_alloc_index(&NodeId::new("n1")), 2);
@@ -201,7 +206,12 @@ fn plans_and_client_updates_keep_node_usage_exact() {
     };
     state.apply(
         3,
-        &Command::ApplyPlan { plan: Box::new(stop), eval: done_eval, blocked_eval: None, now: Timestamp::from_millis(3) },
+        &Command::ApplyPlan {
+            plan: Box::new(stop),
+            eval: done_eval,
+            blocked_eval: None,
+            now: Timestamp::from_millis(3),
+        },
     );
     assert_eq!(state.node_usage(&NodeId::new("n1")).cpu_mhz, 200);
     let update = ClientAllocUpdate {
@@ -230,7 +240,10 @@ fn prefixes_resolve_uniquely_or_explain() {
         place: vec![alloc("abc123", "web", "n1"), alloc("abd456", "web", "n1")],
         ..Default::default()
     };
-    state.apply(2, &Command::ApplyPlan { plan: Box::new(plan), eval: eval("e1", "web"), blocked_eval: None, now: Timestamp::ZERO });
+    state.apply(
+        2,
+        &Command::ApplyPlan { plan: Box::new(plan), eval: eval("e1", "web"), blocked_eval: None, now: Timestamp::ZERO },
+    );
     assert_eq!(state.resolve_alloc("abc").unwrap().id.as_str(), "abc123");
     assert_eq!(state.resolve_alloc("ab").unwrap_err().code, drover_types::ErrorCode::Conflict);
     assert_eq!(state.resolve_alloc("zz").unwrap_err().code, drover_types::ErrorCode::NotFound);
@@ -248,7 +261,10 @@ fn snapshots_round_trip_with_indexes() {
         place: vec![alloc("a1", "web", "n1")],
         ..Default::default()
     };
-    state.apply(3, &Command::ApplyPlan { plan: Box::new(plan), eval: eval("e1", "web"), blocked_eval: None, now: Timestamp::ZERO });
+    state.apply(
+        3,
+        &Command::ApplyPlan { plan: Box::new(plan), eval: eval("e1", "web"), blocked_eval: None, now: Timestamp::ZERO },
+    );
     let bytes = crate::snapshot::encode_state(&state).unwrap();
     let restored = crate::snapshot::decode_state(&bytes).unwrap();
     assert_eq!(restored.last_index(), 3);

@@ -24,9 +24,9 @@ pub use alloc::{
     AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, Allocation, CheckHealth, CheckStatus,
     DesiredTransition, RescheduleEvent, TaskEvent, TaskEventKind, TaskLifecycleState, TaskState,
 };
+pub use deployment::{Deployment, DeploymentGroup, DeploymentStatus};
 pub use error::{CodedError, ErrorCode};
 pub use eval::{EvalStatus, EvalTrigger, Evaluation, PlacementFailure};
-pub use deployment::{Deployment, DeploymentGroup, DeploymentStatus};
 pub use ids::{AllocId, DeploymentId, EvalId, JobId, NodeId};
 pub use interpolate::{NodeView, interpolate, interpolate_lenient};
 pub use job::{

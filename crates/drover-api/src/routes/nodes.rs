@@ -4,7 +4,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::Response;
 
-use drover_proto::api::{AllocListEntry, DrainRequest, EligibilityRequest, NodeListEntry, NodeStatusResponse, ServerInfo};
+use drover_proto::api::{
+    AllocListEntry, DrainRequest, EligibilityRequest, NodeListEntry, NodeStatusResponse, ServerInfo,
+};
 use drover_types::{DurationSpec, Evaluation, Node};
 
 use crate::extract::{ApiJson, ApiQuery};
@@ -123,17 +125,12 @@ pub(super) async fn drain(
     caller.require(Capability::WriteNode)?;
     let deadline = match &request.deadline {
         Some(text) => Some(
-            text.parse::<DurationSpec>()
-                .map_err(|error| crate::ApiError::invalid(format!("deadline: {error}")))?
-                .get(),
+            text.parse::<DurationSpec>().map_err(|error| crate::ApiError::invalid(format!("deadline: {error}")))?.get(),
         ),
         None => None,
     };
-    let request = drover_server::DrainRequest {
-        deadline,
-        ignore_system_jobs: request.ignore_system,
-        disable: request.disable,
-    };
+    let request =
+        drover_server::DrainRequest { deadline, ignore_system_jobs: request.ignore_system, disable: request.disable };
     Ok(Json(app.server.drain_node(&node, request).await?))
 }
 

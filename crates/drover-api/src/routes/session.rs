@@ -26,7 +26,10 @@ pub(super) async fn upgrade(
 ) -> ApiResult<Response> {
     caller.require(Capability::Internal)?;
     let server = app.server.clone();
-    Ok(socket.max_message_size(MAX_FRAME).on_upgrade(move |socket| run(server, socket)))
+    Ok(socket
+        .max_message_size(MAX_FRAME)
+        .read_buffer_size(session::READ_BUFFER_BYTES)
+        .on_upgrade(move |socket| run(server, socket)))
 }
 
 async fn run(server: Server, socket: WebSocket) {

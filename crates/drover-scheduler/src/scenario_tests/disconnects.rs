@@ -239,3 +239,77 @@ fn reconnecting_with_best_score_keeps_the_better_node_and_the_replacement_on_a_t
     let (stopped_for_affinity, _) = settle(&mut preferred);
     assert_eq!(stopped_for_affinity, preferred.replacement.id, "the original's node matches the affinity");
 }
+
+// ----- chains of replacements (found by the property tests) -----
+
+/// A group of one allocation, `original`, whose node disconnected at 60 s;
+/// its replacement runs from 120 s.
+fn replaced_while_disconnected(reconcile: ReconcileMode) -> Reconnected {
+    let mut cluster = cluster(4);
+    let mut rng = rng();
+    let id = register(&mut cluster, disconnecting_job(1, waits(true, reconcile)));
+    run(&mut cluster, &id, start(), &mut rng);
+    cluster.simulate_agents(start(), true);
+    let original = alloc_by_index(&cluster, &id, 0);
+    cluster.set_node_status(&original.node_id, NodeStatus::Disconnected, at(60));
+    let replacement = run(&mut cluster, &id, at(60), &mut rng).place[0].clone();
+    cluster.simulate_agents(at(120), true);
+    Reconnected { cluster, rng, id, original, replacement }
+}
+
+#[test]
+fn a_failed_replacement_is_stopped_when_its_original_is_back() {
+    let mut setup = replaced_while_disconnected(ReconcileMode::BestScore);
+    let replacement_id = setup.replacement.id.clone();
+    setup.cluster.set_client_status(&replacement_id, AllocClientStatus::Failed, at(130));
+    let waiting = run(&mut setup.cluster, &setup.id, at(130), &mut setup.rng);
+    assert_eq!(waiting.updates.len(), 1, "the failed replacement waits for its reschedule delay");
+    setup.cluster.set_node_status(&setup.original.node_id, NodeStatus::Ready, at(180));
+    setup.cluster.simulate_agents(at(240), true);
+    let plan = run(&mut setup.cluster, &setup.id, at(240), &mut setup.rng);
+    assert!(plan.place.is_empty(), "the original holds the slot: no reschedule");
+    assert_eq!(plan.stop.len(), 1);
+    assert_eq!(
+        (&plan.stop[0].alloc_id, plan.stop[0].description.as_str()),
+        (&replacement_id, reasons::ALLOC_FAILED_ORIGINAL_BACK)
+    );
+    assert_eq!(live(&setup.cluster, &setup.id).iter().map(|alloc| &alloc.id).collect::<Vec<_>>(), [&setup.original.id]);
+}
+
+#[test]
+fn a_scale_down_stops_an_original_waiting_for_its_agent_with_its_replacement() {
+    let mut setup = replaced_while_disconnected(ReconcileMode::BestScore);
+    setup.cluster.set_node_status(&setup.original.node_id, NodeStatus::Ready, at(180));
+    assert_replan_is_noop(&setup.cluster, &setup.id, at(180), &mut setup.rng);
+    let mut scaled = setup.cluster.job(&setup.id).cloned().expect("the job");
+    scaled.groups[0].count = 0;
+    register(&mut setup.cluster, scaled);
+    let plan = run(&mut setup.cluster, &setup.id, at(180), &mut setup.rng);
+    let mut stopped: Vec<&drover_types::AllocId> = plan.stop.iter().map(|stop| &stop.alloc_id).collect();
+    stopped.sort_unstable();
+    let mut expected = vec![&setup.original.id, &setup.replacement.id];
+    expected.sort_unstable();
+    assert_eq!(stopped, expected);
+    assert!(plan.stop.iter().all(|stop| stop.description == reasons::ALLOC_NOT_NEEDED));
+}
+
+#[test]
+fn an_original_that_wins_is_compared_with_every_later_replacement() {
+    let mut setup = replaced_while_disconnected(ReconcileMode::KeepOriginal);
+    let first_replacement = setup.replacement.clone();
+    setup.cluster.set_node_status(&first_replacement.node_id, NodeStatus::Disconnected, at(130));
+    let second_replacement = run(&mut setup.cluster, &setup.id, at(130), &mut setup.rng).place[0].clone();
+    assert_eq!(second_replacement.previous_alloc.as_ref(), Some(&first_replacement.id));
+    setup.cluster.simulate_agents(at(140), true);
+    setup.cluster.set_node_status(&setup.original.node_id, NodeStatus::Ready, at(150));
+    setup.cluster.set_node_status(&first_replacement.node_id, NodeStatus::Ready, at(150));
+    setup.cluster.simulate_agents(at(200), true);
+    let plan = run(&mut setup.cluster, &setup.id, at(200), &mut setup.rng);
+    let mut stopped: Vec<&drover_types::AllocId> = plan.stop.iter().map(|stop| &stop.alloc_id).collect();
+    stopped.sort_unstable();
+    let mut expected = vec![&first_replacement.id, &second_replacement.id];
+    expected.sort_unstable();
+    assert_eq!(stopped, expected, "the original is kept over both");
+    assert_eq!(changes(&plan).reconnect, 2);
+    assert_eq!(live(&setup.cluster, &setup.id).len(), 1);
+}

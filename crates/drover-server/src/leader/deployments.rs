@@ -16,9 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use drover_state::{Command, State};
-use drover_types::{
-    DeploymentId, DeploymentStatus, EvalTrigger, Evaluation, Job, Timestamp,
-};
+use drover_types::{DeploymentId, DeploymentStatus, EvalTrigger, Evaluation, Job, Timestamp};
 
 use crate::ids::new_eval_id;
 use crate::server::Server;
@@ -45,7 +43,10 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
                 continue;
             }
             // On failure with auto_revert, roll back to the last stable version.
-            let failed = server.state().deployment(&deployment.id).is_some_and(|latest| latest.status == DeploymentStatus::Failed);
+            let failed = server
+                .state()
+                .deployment(&deployment.id)
+                .is_some_and(|latest| latest.status == DeploymentStatus::Failed);
             if failed && deployment.groups.values().any(|group| group.auto_revert) {
                 revert_to_stable(&server, &state, &deployment.job_id, deployment.job_version).await;
             }
@@ -93,7 +94,10 @@ fn step(
                 .placed_canaries
                 .iter()
                 .filter(|id| {
-                    state.alloc(id).and_then(|alloc| alloc.deployment_status.as_ref()).is_some_and(|status| status.healthy == Some(true))
+                    state
+                        .alloc(id)
+                        .and_then(|alloc| alloc.deployment_status.as_ref())
+                        .is_some_and(|status| status.healthy == Some(true))
                 })
                 .count() as u32;
             if healthy_canaries >= group.desired_canaries {
@@ -113,7 +117,10 @@ fn step(
                 && let Some(deadline) = group.require_progress_by
                 && now > deadline
             {
-                failure = Some(format!("group {name:?} made no progress within its progress_deadline of {}", group.progress_deadline));
+                failure = Some(format!(
+                    "group {name:?} made no progress within its progress_deadline of {}",
+                    group.progress_deadline
+                ));
                 break;
             }
         }
@@ -128,16 +135,18 @@ fn step(
         stable_version = Some(updated.job_version);
     } else if waiting_for_promotion && updated.status != DeploymentStatus::Blocked {
         updated.status = DeploymentStatus::Blocked;
-        updated.status_description = format!("canaries are healthy; promote with `drover job promote {}`", updated.job_id);
+        updated.status_description =
+            format!("canaries are healthy; promote with `drover job promote {}`", updated.job_id);
     }
 
     // Progress (a newly healthy allocation, or a promotion): the scheduler
     // places the next batch.
-    let counters: u64 = updated.groups.values().map(|group| u64::from(group.healthy_allocs)).sum::<u64>()
-        + u64::from(promoted_now);
+    let counters: u64 =
+        updated.groups.values().map(|group| u64::from(group.healthy_allocs)).sum::<u64>() + u64::from(promoted_now);
     let progressed = seen.insert(updated.id.clone(), counters) != Some(counters);
     if updated.status.is_active() && (progressed || promoted_now) {
-        let mut eval = Evaluation::new(new_eval_id(), updated.job_id.clone(), priority, EvalTrigger::DeploymentWatcher, now);
+        let mut eval =
+            Evaluation::new(new_eval_id(), updated.job_id.clone(), priority, EvalTrigger::DeploymentWatcher, now);
         eval.status_description = format!("deployment {} progressed", updated.id.short());
         evals.push(eval);
     }

@@ -53,7 +53,8 @@ fn is_live(alloc: &Allocation) -> bool {
 pub(crate) fn drain_step(state: &State, node: &Node, now: Timestamp) -> Vec<Command> {
     let Some(strategy) = node.drain.as_ref() else { return Vec::new() };
     let job_type = |alloc: &Allocation| state.job(&alloc.job_id).map_or(JobType::Service, |job| job.job_type);
-    let live: Vec<&Allocation> = state.allocs_on_node(&node.id).map(|alloc| alloc.as_ref()).filter(|alloc| is_live(alloc)).collect();
+    let live: Vec<&Allocation> =
+        state.allocs_on_node(&node.id).map(|alloc| alloc.as_ref()).filter(|alloc| is_live(alloc)).collect();
     let (system, others): (Vec<&Allocation>, Vec<&Allocation>) =
         live.iter().partition(|alloc| job_type(alloc) == JobType::System);
     let remaining = if strategy.ignore_system_jobs { others.len() } else { live.len() };

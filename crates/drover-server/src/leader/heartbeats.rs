@@ -28,7 +28,7 @@ use crate::server::Server;
 
 pub(super) async fn run(server: Server, token: CancellationToken, leadership_started: Instant) {
     let config = server.config().heartbeat;
-    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     // When this leader last changed each node's status for silence.
     let mut marked_silent: HashMap<NodeId, Instant> = HashMap::new();
     loop {
@@ -41,11 +41,12 @@ pub(super) async fn run(server: Server, token: CancellationToken, leadership_sta
         let earliest_deadline = leadership_started + config.ttl + config.leader_grace;
         let state = server.state();
         let mut commands = Vec::new();
-        for node in state.nodes() {
-            let last_seen = server.inner.heartbeats.last_seen(&node.id);
+        let last_seen_all = server.inner.heartbeats.last_seen_all(state.nodes().map(|node| &node.id));
+        for (node, (_, last_seen)) in state.nodes().zip(last_seen_all) {
             match node.status {
                 NodeStatus::Ready | NodeStatus::Initializing => {
-                    let deadline = last_seen.map_or(earliest_deadline, |last| (last + config.ttl).max(earliest_deadline));
+                    let deadline =
+                        last_seen.map_or(earliest_deadline, |last| (last + config.ttl).max(earliest_deadline));
                     if now <= deadline {
                         continue;
                     }
@@ -58,7 +59,10 @@ pub(super) async fn run(server: Server, token: CancellationToken, leadership_sta
                                 drover_types::DurationSpec(lost_after)
                             ),
                         ),
-                        None => (NodeStatus::Down, format!("no heartbeat for more than {}", drover_types::DurationSpec(config.ttl))),
+                        None => (
+                            NodeStatus::Down,
+                            format!("no heartbeat for more than {}", drover_types::DurationSpec(config.ttl)),
+                        ),
                     };
                     tracing::warn!(node = %node.name, %status, "node missed its heartbeat deadline");
                     marked_silent.insert(node.id.clone(), now);
@@ -85,7 +89,8 @@ pub(super) async fn run(server: Server, token: CancellationToken, leadership_sta
                     if node.status == NodeStatus::Disconnected {
                         let lost_after = max_lost_after(&state, &node.id).unwrap_or_default();
                         if wall_now.since(node.status_updated_at) >= lost_after {
-                            let description = format!("disconnected for more than {}", drover_types::DurationSpec(lost_after));
+                            let description =
+                                format!("disconnected for more than {}", drover_types::DurationSpec(lost_after));
                             tracing::warn!(node = %node.name, "disconnected node is now down");
                             commands.push(status_change(&state, &node.id, NodeStatus::Down, description, wall_now));
                         }

@@ -25,7 +25,10 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
         for parent in parents {
             let Some(periodic) = parent.periodic.as_ref() else { continue };
             // Launches missed while no leader ran are skipped.
-            let after = state.last_periodic_launch(&parent.id).unwrap_or(parent.submit_time).max(started.minus(Duration::from_secs(1)));
+            let after = state
+                .last_periodic_launch(&parent.id)
+                .unwrap_or(parent.submit_time)
+                .max(started.minus(Duration::from_secs(1)));
             let due = match crate::periodic::next_launch(periodic, after) {
                 Ok(Some(due)) => due,
                 Ok(None) => continue,

@@ -38,7 +38,12 @@ pub(crate) async fn run(num_nodes: usize, num_allocs: usize, per_job: usize, jso
 
     let stop = CancellationToken::new();
     for number in 0..num_nodes {
-        let agent = SimAgent { server: address.clone(), name: format!("sim{number:05}"), hostgroup: "bi/batch/gridworker".to_owned() };
+        let agent = SimAgent {
+            server: address.clone(),
+            name: format!("sim{number:05}"),
+            hostgroup: "bi/batch/gridworker".to_owned(),
+            heartbeats: None,
+        };
         let agent_stop = stop.clone();
         tokio::spawn(async move {
             if let Err(error) = agent.run(agent_stop).await {
@@ -75,7 +80,10 @@ pub(crate) async fn run(num_nodes: usize, num_allocs: usize, per_job: usize, jso
         if num_running >= total {
             break;
         }
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "gave up after 10 minutes ({num_running}/{total} running)");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "gave up after 10 minutes ({num_running}/{total} running)"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let acknowledged = started.elapsed();
@@ -131,8 +139,11 @@ job "bench-{number:05}" {{
 }}
 "#
     );
-    drover_jobspec::parse_job(&drover_jobspec::Source::new("bench.nomad.hcl", source), &drover_jobspec::VarInputs::default())
-        .map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))
+    drover_jobspec::parse_job(
+        &drover_jobspec::Source::new("bench.nomad.hcl", source),
+        &drover_jobspec::VarInputs::default(),
+    )
+    .map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))
 }
 
 async fn wait(timeout: Duration, condition: impl Fn() -> bool) -> anyhow::Result<()> {

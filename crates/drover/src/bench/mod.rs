@@ -3,6 +3,9 @@
 //! exact command.
 
 mod e2e;
+mod failover;
+mod fleet;
+mod heartbeats;
 mod scheduler;
 pub(crate) mod sim;
 
@@ -42,12 +45,42 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Time from a machine's death to its replacements running, p50/p99.
+    Failover {
+        /// Number of nodes.
+        #[arg(long, default_value_t = 10)]
+        nodes: usize,
+        /// Number of deaths to measure.
+        #[arg(long, default_value_t = 10)]
+        trials: usize,
+        /// Real agents (separate processes with real tasks) instead of
+        /// simulated ones.
+        #[arg(long)]
+        real: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The server's CPU time per 1,000 heartbeats.
+    Heartbeats {
+        /// Number of simulated agents.
+        #[arg(long, default_value_t = 10_000)]
+        nodes: usize,
+        /// Measurement window.
+        #[arg(long, default_value = "30s", value_parser = crate::roles::parse_duration)]
+        window: std::time::Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Scheduler { nodes, allocs, json } => scheduler::run(nodes, allocs, json),
         BenchCommand::E2e { nodes, allocs, per_job, json } => e2e::run(nodes, allocs, per_job, json).await,
+        BenchCommand::Failover { nodes, trials, real, json } => failover::run(nodes, trials, real, json).await,
+        BenchCommand::Heartbeats { nodes, window, json } => heartbeats::run(nodes, window, json).await,
     }
 }
 

@@ -89,7 +89,10 @@ pub(crate) fn run(num_nodes: usize, num_allocs: usize, json: bool) -> anyhow::Re
     } else {
         println!("hardware                 {}", report.hardware);
         println!("nodes                    {}", report.num_nodes);
-        println!("allocations placed       {} ({} jobs, {} unplaced)", report.num_allocs_placed, report.num_jobs, report.num_unplaced);
+        println!(
+            "allocations placed       {} ({} jobs, {} unplaced)",
+            report.num_allocs_placed, report.num_jobs, report.num_unplaced
+        );
         println!("scheduling time          {:.2} s", report.schedule_seconds);
         println!("placements/s             {:.0}", report.placements_per_second);
         println!("placements/s, last 10 %  {:.0}", report.last_tenth_placements_per_second);

@@ -20,6 +20,8 @@ pub(crate) struct SimAgent {
     pub(crate) server: String,
     pub(crate) name: String,
     pub(crate) hostgroup: String,
+    /// Counts the heartbeats sent, when set.
+    pub(crate) heartbeats: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl SimAgent {
@@ -46,7 +48,9 @@ impl SimAgent {
     /// Runs until `stop` is cancelled (or the session fails).
     pub(crate) async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let url = format!("ws://{}/v1/agent/session", self.server);
-        let (socket, _) = tokio_tungstenite::connect_async(&url).await?;
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+            .read_buffer_size(session::READ_BUFFER_BYTES);
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(&url, Some(config), false).await?;
         let (mut sink, mut stream) = socket.split();
         let hello = AgentMessage::Hello { protocol: drover_proto::SESSION_PROTOCOL, registration: self.registration() };
         sink.send(Message::Binary(session::encode(&hello)?.into())).await?;
@@ -57,6 +61,9 @@ impl SimAgent {
                 () = stop.cancelled() => return Ok(()),
                 _ = heartbeat.tick() => {
                     sink.send(Message::Binary(session::encode(&AgentMessage::Heartbeat)?.into())).await?;
+                    if let Some(counter) = &self.heartbeats {
+                        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 frame = stream.next() => {
                     let Some(frame) = frame else { return Ok(()) };

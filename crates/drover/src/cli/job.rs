@@ -349,7 +349,16 @@ fn print_job_status(status: &JobStatusResponse) {
             deployment.status,
             deployment.status_description
         );
-        let mut rows = table(&["Task Group", "Desired", "Placed", "Healthy", "Unhealthy", "Canaries", "Promoted", "Progress Deadline"]);
+        let mut rows = table(&[
+            "Task Group",
+            "Desired",
+            "Placed",
+            "Healthy",
+            "Unhealthy",
+            "Canaries",
+            "Promoted",
+            "Progress Deadline",
+        ]);
         for (name, group) in &deployment.groups {
             rows.add_row(vec![
                 name.clone(),
@@ -507,13 +516,15 @@ async fn follow_with_progress(
     let job_id = job.id.to_string();
     let progress = ProgressBar::new_spinner();
     progress.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
     );
     progress.enable_steady_tick(Duration::from_millis(120));
     if json {
         progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    let outcome = follow(client, job, registered.job_version, &registered.eval_id.to_string(), timeout, &progress).await;
+    let outcome =
+        follow(client, job, registered.job_version, &registered.eval_id.to_string(), timeout, &progress).await;
     progress.finish_and_clear();
     match outcome {
         Ok(message) => {
@@ -598,7 +609,10 @@ async fn follow(
                     ));
                 }
                 DeploymentStatus::Successful => {
-                    return Ok(format!("Deployment {} of version {version} succeeded: {summary}.", deployment.id.short()));
+                    return Ok(format!(
+                        "Deployment {} of version {version} succeeded: {summary}.",
+                        deployment.id.short()
+                    ));
                 }
                 DeploymentStatus::Failed | DeploymentStatus::Cancelled => {
                     let mut message = format!(
@@ -611,7 +625,11 @@ async fn follow(
                         message.push_str(&format!(
                             "\nThe job now runs version {}{}.",
                             status.job.version,
-                            if deployment.groups.values().any(|group| group.auto_revert) { " (automatic revert to the last stable version)" } else { "" }
+                            if deployment.groups.values().any(|group| group.auto_revert) {
+                                " (automatic revert to the last stable version)"
+                            } else {
+                                ""
+                            }
                         ));
                     }
                     return Err(FollowError::Failed(message));

@@ -82,7 +82,9 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             println!(
                 "Node {} is draining{}{}.",
                 drained.name,
-                deadline.map(|deadline| format!(", deadline in {}", drover_types::DurationSpec(deadline))).unwrap_or_default(),
+                deadline
+                    .map(|deadline| format!(", deadline in {}", drover_types::DurationSpec(deadline)))
+                    .unwrap_or_default(),
                 if ignore_system { ", system allocations stay" } else { "" }
             );
             if no_wait {

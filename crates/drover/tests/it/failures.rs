@@ -146,7 +146,9 @@ async fn kill9_of_the_agent_alone_keeps_tasks_and_reattaches() {
         .wait_for("the task to be restarted by the new agent", || async {
             let alloc = cluster.client.allocation(&alloc_id).await.unwrap();
             let task = &alloc.task_states["web"];
-            task.restarts >= 1 && task.pid.is_some_and(|pid| pid != old_pid) && alloc.client_status == AllocClientStatus::Running
+            task.restarts >= 1
+                && task.pid.is_some_and(|pid| pid != old_pid)
+                && alloc.client_status == AllocClientStatus::Running
         })
         .await;
 }
@@ -188,13 +190,8 @@ async fn a_drain_moves_services_stops_system_allocations_last_and_finishes_only_
     let agentd = cluster.job_status("agentd").await;
     let system_on_n1 = agentd.allocs.iter().find(|alloc| alloc.node_name == "n1").unwrap();
     assert!(system_on_n1.client_status.is_terminal());
-    let last_service_stop = web
-        .allocs
-        .iter()
-        .filter(|alloc| alloc.node_name == "n1")
-        .map(|alloc| alloc.modify_time)
-        .max()
-        .unwrap();
+    let last_service_stop =
+        web.allocs.iter().filter(|alloc| alloc.node_name == "n1").map(|alloc| alloc.modify_time).max().unwrap();
     let system_stopped = system_on_n1.task_states["agentd"].finished_at.unwrap();
     assert!(system_stopped >= last_service_stop.minus(Duration::from_millis(500)), "system allocations go last");
     let _ = finished;
@@ -209,11 +206,7 @@ async fn a_drain_with_a_deadline_stops_what_remains_at_the_deadline() {
     // allocation migrates at a time: without a deadline the drain of two
     // allocations takes about 12 s.
     let slow_to_stop = |pinned: bool| {
-        let pin = if pinned {
-            "constraint {\n attribute = \"${node.unique.name}\"\n value = \"n1\"\n }"
-        } else {
-            ""
-        };
+        let pin = if pinned { "constraint {\n attribute = \"${node.unique.name}\"\n value = \"n1\"\n }" } else { "" };
         service_job("web", 2, &format!("{pin}\n migrate {{ max_parallel = 1 }}"))
             .replace("kill_timeout = \"2s\"", "kill_timeout = \"6s\"")
             .replace("while true;", "trap '' INT; while true;")
@@ -232,7 +225,11 @@ async fn a_drain_with_a_deadline_stops_what_remains_at_the_deadline() {
     let web = cluster.job_status("web").await;
     let on_n1: Vec<_> = web.allocs.iter().filter(|alloc| alloc.node_name == "n1").collect();
     assert_eq!(on_n1.len(), 2);
-    assert!(on_n1.iter().all(|alloc| alloc.client_status.is_terminal() && alloc.desired_status == AllocDesiredStatus::Evict));
+    assert!(
+        on_n1
+            .iter()
+            .all(|alloc| alloc.client_status.is_terminal() && alloc.desired_status == AllocDesiredStatus::Evict)
+    );
     assert!(
         on_n1.iter().any(|alloc| alloc.desired_description.contains("deadline")),
         "one allocation was stopped by the deadline: {on_n1:?}"

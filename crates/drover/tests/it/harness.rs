@@ -295,23 +295,9 @@ where
     }
 }
 
-/// Kills every process whose command line or working directory is under
-/// `dir`: executor shims and the tasks they run outlive their agent by
-/// design, so tests must clean them up explicitly.
+/// Kills every process under `dir` (executors and tasks outlive agents).
 pub fn kill_processes_under(dir: &Path) {
-    let needle = dir.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        if pid == std::process::id() as i32 {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cwd = std::fs::read_link(entry.path().join("cwd")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(&needle) || cwd.to_string_lossy().contains(&needle) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
-        }
-    }
+    drover_exec::kill_processes_under(dir);
 }
 
 /// Whether a process exists.

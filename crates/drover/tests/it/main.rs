@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod deployments;
 mod dev_mode;
 mod failures;
 mod scheduling;

@@ -1,0 +1,94 @@
+//! `drover bench heartbeats`: the server's CPU cost of heartbeats.
+//!
+//! Starts a server as a separate process, connects simulated agents to it
+//! (heartbeating every 2 s, the default), waits until every node is ready
+//! and registration has settled, then measures the server process's CPU
+//! time (user + system, from `/proc`) over a window while counting the
+//! heartbeats the agents sent.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::fleet::{Fleet, cpu_seconds, wait_until};
+use super::sim::SimAgent;
+
+#[derive(Debug, Serialize)]
+struct Report {
+    hardware: String,
+    num_nodes: usize,
+    window_seconds: f64,
+    num_heartbeats: u64,
+    server_cpu_seconds: f64,
+    cpu_milliseconds_per_1000_heartbeats: f64,
+    share_of_one_core: f64,
+}
+
+pub(crate) async fn run(num_nodes: usize, window: Duration, json: bool) -> anyhow::Result<ExitCode> {
+    let fleet = Fleet::start_server().await?;
+    let counter = Arc::new(AtomicU64::new(0));
+    let stop = CancellationToken::new();
+    for number in 0..num_nodes {
+        let agent = SimAgent {
+            server: fleet.address.clone(),
+            name: format!("sim{number:05}"),
+            hostgroup: "bench".to_owned(),
+            heartbeats: Some(Arc::clone(&counter)),
+        };
+        let agent_stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(error) = agent.run(agent_stop).await {
+                tracing::warn!(%error, "simulated agent failed");
+            }
+        });
+        // Pace connections so the server's accept queue keeps up.
+        if number % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let client = fleet.client.clone();
+    wait_until(Duration::from_secs(300), || async {
+        client.nodes().await.is_ok_and(|nodes| nodes.iter().filter(|node| node.status == "ready").count() >= num_nodes)
+    })
+    .await?;
+    if !json {
+        eprintln!("{num_nodes} simulated agents ready; letting registration settle");
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let pid = fleet.server.pid();
+    let cpu_before = cpu_seconds(pid);
+    let heartbeats_before = counter.load(Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(window).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let server_cpu = cpu_seconds(pid) - cpu_before;
+    let num_heartbeats = counter.load(Ordering::Relaxed) - heartbeats_before;
+    stop.cancel();
+
+    let report = Report {
+        hardware: super::hardware(),
+        num_nodes,
+        window_seconds: elapsed,
+        num_heartbeats,
+        server_cpu_seconds: server_cpu,
+        cpu_milliseconds_per_1000_heartbeats: server_cpu * 1000.0
+            / (num_heartbeats as f64 / 1000.0).max(f64::MIN_POSITIVE),
+        share_of_one_core: server_cpu / elapsed,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("hardware                    {}", report.hardware);
+        println!("nodes                       {}", report.num_nodes);
+        println!("window                      {:.1} s, {} heartbeats", report.window_seconds, report.num_heartbeats);
+        println!("server CPU                  {:.3} s", report.server_cpu_seconds);
+        println!("CPU per 1,000 heartbeats    {:.2} ms", report.cpu_milliseconds_per_1000_heartbeats);
+        println!("share of one core           {:.2} %", report.share_of_one_core * 100.0);
+    }
+    Ok(ExitCode::SUCCESS)
+}
