@@ -217,7 +217,7 @@ mod bytes_as_msgpack_bin {
 /// The WebSocket read buffer both ends of a session use. Small on purpose:
 /// tungstenite zero-fills the buffer on every read, and with its 128 KiB
 /// default that memset was most of the CPU cost of a heartbeat.
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+pub const READ_BUFFER_BYTES: usize = 1024;
 
 /// The format byte of session frames.
 const FRAME_FORMAT: u8 = 1;

@@ -42,6 +42,8 @@ struct SessionEntry {
     generation: u64,
     outbound: mpsc::Sender<ServerMessage>,
     last_pushed_index: u64,
+    /// The last push found the queue full: retry on the next tick.
+    congested: bool,
     pending_requests: HashMap<u64, mpsc::Sender<ResponseBody>>,
 }
 
@@ -119,6 +121,7 @@ impl Server {
                 generation,
                 outbound: sender,
                 last_pushed_index: state.node_alloc_index(&node_id),
+                congested: false,
                 pending_requests: HashMap::new(),
             },
         );
@@ -281,16 +284,26 @@ pub(crate) fn spawn_pusher(server: Server) {
         let shutdown = server.shutdown_token().clone();
         // The tick retries sessions that were congested on the last pass.
         let mut retry_tick = tokio::time::interval(Duration::from_secs(1));
+        let mut last_state_index = 0;
         loop {
-            tokio::select! {
+            let retry_only = tokio::select! {
                 () = shutdown.cancelled() => return,
-                changed = states.changed() => if changed.is_err() { return },
-                _ = retry_tick.tick() => {}
+                changed = states.changed() => if changed.is_err() { return } else { false },
+                _ = retry_tick.tick() => true,
+            };
+            if !retry_only {
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
             let state: Arc<State> = states.borrow_and_update().clone();
+            // Nothing changed since the last pass: only congested sessions
+            // need another try (the tick must stay cheap with 10,000 agents).
+            let retry_only = retry_only && state.last_index() == last_state_index;
+            last_state_index = state.last_index();
             let mut entries = server.inner.sessions.entries.lock().await;
             for (node_id, entry) in entries.iter_mut() {
+                if retry_only && !entry.congested {
+                    continue;
+                }
                 let index = state.node_alloc_index(node_id);
                 if index <= entry.last_pushed_index {
                     continue;
@@ -302,9 +315,12 @@ pub(crate) fn spawn_pusher(server: Server) {
                     allocs: assignments_for(&state, node_id, Some(entry.last_pushed_index)),
                 };
                 match entry.outbound.try_send(message) {
-                    Ok(()) => entry.last_pushed_index = index,
+                    Ok(()) => {
+                        entry.last_pushed_index = index;
+                        entry.congested = false;
+                    }
                     // Congested: leave the index so the next pass retries.
-                    Err(mpsc::error::TrySendError::Full(_)) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => entry.congested = true,
                     Err(mpsc::error::TrySendError::Closed(_)) => {}
                 }
             }

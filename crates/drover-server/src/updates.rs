@@ -112,18 +112,30 @@ impl HeartbeatTable {
         }
     }
 
-    /// When each node was last heard from, one lock for all of them.
-    pub(crate) fn last_seen_all<'a>(
-        &self,
-        node_ids: impl Iterator<Item = &'a NodeId>,
-    ) -> Vec<(&'a NodeId, Option<Instant>)> {
+    /// When `node_id` was last heard from.
+    pub(crate) fn last_seen(&self, node_id: &NodeId) -> Option<Instant> {
+        let millis = self.cells.lock().ok()?.get(node_id)?.last_millis.load(Ordering::Relaxed);
+        (millis > 0).then(|| self.epoch + Duration::from_millis(millis))
+    }
+
+    /// Nodes heard from at some point but not since `deadline`: one pass of
+    /// atomic loads, no lookups (the tracker runs it for 10,000 nodes).
+    pub(crate) fn silent_since(&self, deadline: Instant) -> Vec<NodeId> {
         let Ok(cells) = self.cells.lock() else { return Vec::new() };
-        node_ids
-            .map(|node_id| {
-                let millis = cells.get(node_id).map_or(0, |cell| cell.last_millis.load(Ordering::Relaxed));
-                (node_id, (millis > 0).then(|| self.epoch + Duration::from_millis(millis)))
+        let deadline_millis = self.millis_since_epoch(deadline);
+        cells
+            .iter()
+            .filter(|(_, cell)| {
+                let millis = cell.last_millis.load(Ordering::Relaxed);
+                millis > 0 && millis < deadline_millis
             })
+            .map(|(node_id, _)| node_id.clone())
             .collect()
+    }
+
+    /// How many nodes have a cell.
+    pub(crate) fn num_cells(&self) -> usize {
+        self.cells.lock().map_or(0, |cells| cells.len())
     }
 
     pub(crate) fn last_seen_wall(&self, node_id: &NodeId) -> Option<Timestamp> {

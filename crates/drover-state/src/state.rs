@@ -44,6 +44,11 @@ pub struct State {
     jobs: OrdMap<JobId, Arc<Job>>,
     job_versions: OrdMap<JobId, OrdMap<u64, Arc<Job>>>,
     nodes: OrdMap<NodeId, Arc<Node>>,
+    /// Nodes whose status is not `ready` (small; scanned by the heartbeat
+    /// tracker instead of every node).
+    unready_nodes: OrdSet<NodeId>,
+    /// Nodes being drained.
+    draining_nodes: OrdSet<NodeId>,
     allocs: OrdMap<AllocId, Arc<Allocation>>,
     allocs_by_node: OrdMap<NodeId, OrdSet<AllocId>>,
     allocs_by_job: OrdMap<JobId, OrdSet<AllocId>>,
@@ -118,6 +123,16 @@ impl State {
     /// The number of nodes.
     pub fn num_nodes(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Nodes whose status is not `ready`.
+    pub fn unready_nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.unready_nodes.iter().filter_map(|id| self.nodes.get(id))
+    }
+
+    /// Nodes being drained.
+    pub fn draining_nodes(&self) -> impl Iterator<Item = &Arc<Node>> {
+        self.draining_nodes.iter().filter_map(|id| self.nodes.get(id))
     }
 
     /// Resources held on a node by allocations that are not terminal.
@@ -645,6 +660,7 @@ impl State {
     fn put_node(&mut self, index: u64, mut node: Node) {
         node.apply_labels();
         node.modify_index = index;
+        self.index_node(&node);
         self.nodes.insert(node.id.clone(), Arc::new(node));
         self.table_indexes.nodes = index;
         self.capacity_index = index;
@@ -706,6 +722,19 @@ impl State {
         self.evals.insert(eval.id.clone(), Arc::new(eval));
         self.table_indexes.evals = index;
         self.refresh_job_status(index, &job_id);
+    }
+
+    fn index_node(&mut self, node: &Node) {
+        if node.status == NodeStatus::Ready {
+            self.unready_nodes.remove(&node.id);
+        } else {
+            self.unready_nodes.insert(node.id.clone());
+        }
+        if node.drain.is_some() {
+            self.draining_nodes.insert(node.id.clone());
+        } else {
+            self.draining_nodes.remove(&node.id);
+        }
     }
 
     fn modify_node(&mut self, index: u64, node_id: &NodeId, change: impl FnOnce(&mut Node)) -> Result<(), CodedError> {
@@ -855,6 +884,7 @@ impl State {
             state.jobs.insert(job.id.clone(), Arc::new(job));
         }
         for node in snapshot.nodes {
+            state.index_node(&node);
             state.nodes.insert(node.id.clone(), Arc::new(node));
         }
         for alloc in snapshot.allocs {

@@ -51,7 +51,7 @@ pub(crate) struct ServerArgs {
 #[derive(Debug, Args)]
 pub(crate) struct HeartbeatArgs {
     /// How often agents heartbeat.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    #[arg(long, default_value = "4s", value_parser = parse_duration)]
     heartbeat_interval: Duration,
     /// Silence after which a node is marked down.
     #[arg(long, default_value = "8s", value_parser = parse_duration)]

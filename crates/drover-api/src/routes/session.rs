@@ -6,7 +6,6 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
-use futures_util::{SinkExt, StreamExt};
 
 use drover_proto::session::{self, AgentMessage, ServerMessage};
 use drover_server::Server;
@@ -32,9 +31,10 @@ pub(super) async fn upgrade(
         .on_upgrade(move |socket| run(server, socket)))
 }
 
-async fn run(server: Server, socket: WebSocket) {
-    let (mut sink, mut stream) = socket.split();
-    let hello = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+async fn run(server: Server, mut socket: WebSocket) {
+    // One task owns the unsplit socket: splitting it costs a lock per
+    // message, which showed in the heartbeat profile.
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(Message::Binary(frame)))) => session::decode::<AgentMessage>(&frame),
         _ => {
             tracing::debug!("agent session closed before Hello");
@@ -44,27 +44,23 @@ async fn run(server: Server, socket: WebSocket) {
     let (protocol, registration) = match hello {
         Ok(AgentMessage::Hello { protocol, registration }) => (protocol, registration),
         Ok(_) | Err(_) => {
-            refuse(&mut sink, "the first message of a session must be Hello".to_owned()).await;
+            refuse(&mut socket, "the first message of a session must be Hello".to_owned()).await;
             return;
         }
     };
     let (agent_session, mut outbound) = match server.open_session(protocol, registration).await {
         Ok(opened) => opened,
         Err(error) => {
-            refuse(&mut sink, error.message).await;
+            refuse(&mut socket, error.message).await;
             return;
         }
     };
     loop {
+        // Biased: the socket first (heartbeats are most of the traffic), and
+        // no random draw per poll.
         tokio::select! {
-            message = outbound.recv() => {
-                let Some(message) = message else { break };
-                let Ok(frame) = session::encode(&message) else { continue };
-                if sink.send(Message::Binary(frame.into())).await.is_err() {
-                    break;
-                }
-            }
-            frame = stream.next() => {
+            biased;
+            frame = socket.recv() => {
                 match frame {
                     Some(Ok(Message::Binary(frame))) => match session::decode::<AgentMessage>(&frame) {
                         Ok(message) => {
@@ -78,15 +74,22 @@ async fn run(server: Server, socket: WebSocket) {
                     Some(Ok(_)) => {}
                 }
             }
+            message = outbound.recv() => {
+                let Some(message) = message else { break };
+                let Ok(frame) = session::encode(&message) else { continue };
+                if socket.send(Message::Binary(frame.into())).await.is_err() {
+                    break;
+                }
+            }
         }
     }
     server.close_session(&agent_session).await;
 }
 
-async fn refuse(sink: &mut futures_util::stream::SplitSink<WebSocket, Message>, message: String) {
+async fn refuse(socket: &mut WebSocket, message: String) {
     tracing::warn!(%message, "agent session refused");
     if let Ok(frame) = session::encode(&ServerMessage::Refused { message }) {
-        let _ = sink.send(Message::Binary(frame.into())).await;
+        let _ = socket.send(Message::Binary(frame.into())).await;
     }
-    let _ = sink.close().await;
+    let _ = socket.send(Message::Close(None)).await;
 }

@@ -33,7 +33,7 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
         }
         let state = server.state();
         let now = Timestamp::now();
-        let draining: Vec<_> = state.nodes().filter(|node| node.drain.is_some()).cloned().collect();
+        let draining: Vec<_> = state.draining_nodes().cloned().collect();
         for node in draining {
             for command in drain_step(&state, &node, now) {
                 if let Err(error) = server.propose(command).await {

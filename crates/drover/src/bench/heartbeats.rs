@@ -1,7 +1,7 @@
 //! `drover bench heartbeats`: the server's CPU cost of heartbeats.
 //!
 //! Starts a server as a separate process, connects simulated agents to it
-//! (heartbeating every 2 s, the default), waits until every node is ready
+//! (heartbeating every 4 s, the default), waits until every node is ready
 //! and registration has settled, then measures the server process's CPU
 //! time (user + system, from `/proc`) over a window while counting the
 //! heartbeats the agents sent.
