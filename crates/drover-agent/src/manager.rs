@@ -130,6 +130,14 @@ impl AllocManager {
             }
             match runners.get(&alloc_id) {
                 Some(entry) if !entry.join.is_finished() => {
+                    // The servers decided a status of their own (`unknown`
+                    // while this node was silent): tell them what is true.
+                    let latest = entry.latest.lock().ok().and_then(|latest| latest.clone());
+                    if let Some(latest) = latest
+                        && latest.client_status != assignment.alloc.client_status
+                    {
+                        let _ = self.updates.send(latest);
+                    }
                     let _ = entry.control.send(RunnerControl::Update(Box::new(assignment)));
                 }
                 Some(_) => {}

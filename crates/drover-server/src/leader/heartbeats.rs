@@ -75,7 +75,10 @@ pub(super) async fn run(server: Server, token: CancellationToken, leadership_sta
                             drover_types::DurationSpec(lost_after)
                         ),
                     ),
-                    None => (NodeStatus::Down, format!("no heartbeat for more than {}", drover_types::DurationSpec(config.ttl))),
+                    None => (
+                        NodeStatus::Down,
+                        format!("no heartbeat for more than {}", drover_types::DurationSpec(config.ttl)),
+                    ),
                 };
                 tracing::warn!(node = %node.name, %status, "node missed its heartbeat deadline");
                 marked_silent.insert(node.id.clone(), now);

@@ -295,5 +295,98 @@ job "tick" {
         assert!(pair[1].0 >= pair[0].1, "overlapping runs: {pair:?}");
     }
     assert_eq!(status.job.status, drover_types::JobStatus::Running);
-    let _ = NodeStatus::Ready;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_comes_back_keeps_the_replacements_and_stops_its_originals() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    cluster.start_agent("n2", &[]).await;
+    run_ok(&cluster, "web", &service_job("web", 2, ""));
+    let before = cluster.wait_for_allocs("web", AllocClientStatus::Running, 2).await;
+    let original = before.allocs.iter().find(|alloc| alloc.node_name == "n1").expect("one allocation on n1").clone();
+    let original_pid = original.task_states["web"].pid.unwrap();
+
+    // Frozen longer than the TTL (4 s): n1 is down, its allocation lost and
+    // replaced on n2; the process itself still exists.
+    cluster.signal_agent("n1", Signal::SIGSTOP);
+    cluster
+        .wait_for("a replacement running on n2", || async {
+            let status = cluster.job_status("web").await;
+            status
+                .allocs
+                .iter()
+                .filter(|alloc| alloc.node_name == "n2" && alloc.client_status == AllocClientStatus::Running)
+                .count()
+                == 2
+        })
+        .await;
+    assert!(process_alive(original_pid));
+    cluster.signal_agent("n1", Signal::SIGCONT);
+
+    // n1 is back: the original is stopped by its agent, the replacement stays.
+    cluster
+        .wait_for("n1 ready and its original stopped", || async {
+            let nodes = cluster.client.nodes().await.unwrap();
+            let ready = nodes.iter().any(|node| node.name == "n1" && node.status == "ready");
+            ready && !process_alive(original_pid)
+        })
+        .await;
+    let after = cluster.job_status("web").await;
+    let ids_after: Vec<String> = after.allocs.iter().map(|alloc| alloc.id.to_string()).collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let settled = cluster.job_status("web").await;
+    let ids_settled: Vec<String> = settled.allocs.iter().map(|alloc| alloc.id.to_string()).collect();
+    assert_eq!(ids_after, ids_settled, "nothing flaps after the node returns");
+    let running: Vec<_> =
+        settled.allocs.iter().filter(|alloc| alloc.client_status == AllocClientStatus::Running).collect();
+    assert_eq!(running.len(), 2, "{:?}", settled.allocs);
+    assert!(running.iter().all(|alloc| alloc.node_name == "n2"), "the replacements stay");
+    let original_now = settled.allocs.iter().find(|alloc| alloc.id == original.id).unwrap();
+    assert_ne!(original_now.desired_status, AllocDesiredStatus::Run);
+    assert!(original_now.client_status.is_terminal());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnect_block_waits_for_the_node_instead_of_replacing() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    cluster.start_agent("n2", &[]).await;
+    let pinned_waiting = r#"constraint {
+      attribute = "${node.unique.name}"
+      value     = "n1"
+    }
+    disconnect {
+      lost_after = "1m"
+      replace    = false
+    }"#;
+    run_ok(&cluster, "db", &service_job("db", 1, pinned_waiting));
+    let before = cluster.wait_for_allocs("db", AllocClientStatus::Running, 1).await;
+    let alloc = before.allocs[0].clone();
+    let pid = alloc.task_states["db"].pid.unwrap();
+
+    cluster.signal_agent("n1", Signal::SIGSTOP);
+    cluster
+        .wait_for("n1 disconnected and the allocation unknown", || async {
+            let nodes = cluster.client.nodes().await.unwrap();
+            let disconnected =
+                nodes.iter().any(|node| node.name == "n1" && node.status == NodeStatus::Disconnected.as_str());
+            let status = cluster.job_status("db").await;
+            disconnected && status.allocs.iter().any(|alloc| alloc.client_status == AllocClientStatus::Unknown)
+        })
+        .await;
+    let during = cluster.job_status("db").await;
+    assert_eq!(during.allocs.len(), 1, "replace = false: no replacement");
+
+    cluster.signal_agent("n1", Signal::SIGCONT);
+    cluster
+        .wait_for("the original to run again", || async {
+            let status = cluster.job_status("db").await;
+            status.allocs.len() == 1 && status.allocs[0].client_status == AllocClientStatus::Running
+        })
+        .await;
+    let after = cluster.job_status("db").await;
+    assert_eq!(after.allocs[0].id, alloc.id);
+    assert_eq!(after.allocs[0].task_states["db"].pid, Some(pid), "the same process, never stopped");
+    assert!(process_alive(pid));
 }

@@ -178,6 +178,9 @@ async fn kill9_of_the_server_keeps_state_and_running_tasks() {
         after.allocs.iter().map(|alloc| (alloc.id.to_string(), alloc.task_states["web"].pid.unwrap())).collect();
     assert_eq!(after_pids, pids, "the same allocations, with the same processes");
     assert_eq!(after.job.version, before.job.version);
+    // The restarted server gave every node a grace period: none went down.
+    let nodes = cluster.client.nodes().await.unwrap();
+    assert!(nodes.iter().all(|node| node.status == "ready"), "{nodes:?}");
 
     // Scheduling continues after the restart.
     let output = cluster.run_job("web", &SERVICE_JOB.replace("count = 5", "count = 3"));
