@@ -25,6 +25,10 @@ pub enum Capability {
     WriteNode,
     /// Run commands on nodes.
     Exec,
+    /// Change the servers themselves: membership, snapshots.
+    Operator,
+    /// Create, change and delete variables.
+    WriteVariables,
     /// Server-to-server and agent-to-server traffic.
     Internal,
 }
@@ -48,6 +52,8 @@ impl Caller {
                 Capability::ReadLogs,
                 Capability::WriteNode,
                 Capability::Exec,
+                Capability::Operator,
+                Capability::WriteVariables,
                 Capability::Internal,
             ],
         }

@@ -12,12 +12,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use drover_proto::api::{
-    AllocListEntry, DeregisterJobResponse, DrainRequest, EligibilityRequest, INDEX_HEADER, JobListEntry,
-    JobStatusResponse, NodeListEntry, NodeStatusResponse, PlanResponse, RegisterJobRequest, RegisterJobResponse,
-    RevertJobRequest, ServerInfo,
+    AllocListEntry, ClusterHealth, DeregisterJobResponse, DrainRequest, EligibilityRequest, INDEX_HEADER, JobListEntry,
+    JobStatusResponse, Member, NodeListEntry, NodeStatusResponse, PlanResponse, RegisterJobRequest,
+    RegisterJobResponse, RevertJobRequest, ServerIdentity, ServerInfo,
 };
 use drover_proto::session::LogStream;
-use drover_types::{Allocation, CodedError, Deployment, ErrorCode, Evaluation, Job, Node};
+use drover_types::{Allocation, CodedError, Deployment, ErrorCode, Evaluation, Job, Node, Variable};
 
 /// The default API address.
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:4747";
@@ -70,23 +70,67 @@ pub struct Wait {
     pub timeout: Duration,
 }
 
-/// A client of one server.
+/// A client of the servers of one cluster.
+///
+/// Any server answers any request, so a client given several addresses
+/// (`a:4747,b:4747,c:4747`) moves on to the next when one cannot be
+/// connected to. Only connection failures move on: a request that reached
+/// a server is never sent twice.
 #[derive(Clone, Debug)]
 pub struct Client {
     base: String,
+    others: Vec<String>,
+    stale: bool,
     http: reqwest::Client,
 }
 
+fn base_url(address: &str) -> String {
+    let address = address.trim();
+    if address.starts_with("http://") || address.starts_with("https://") {
+        address.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{}", address.trim_end_matches('/'))
+    }
+}
+
 impl Client {
-    /// A client of the server at `address` (`host:port` or a URL).
+    /// A client of the server at `address` (`host:port` or a URL), or of
+    /// several servers, comma-separated.
     pub fn new(address: &str) -> Self {
-        let base = if address.starts_with("http://") || address.starts_with("https://") {
-            address.trim_end_matches('/').to_owned()
-        } else {
-            format!("http://{}", address.trim_end_matches('/'))
-        };
+        let mut bases: Vec<String> = address.split(',').filter(|part| !part.trim().is_empty()).map(base_url).collect();
+        if bases.is_empty() {
+            bases.push(base_url(DEFAULT_ADDRESS));
+        }
+        let base = bases.remove(0);
         let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().unwrap_or_default();
-        Client { base, http }
+        Client { base, others: bases, stale: false, http }
+    }
+
+    /// Reads may be answered from any server's local state, which can be
+    /// slightly behind the leader (`--stale`); the default is consistent.
+    pub fn with_stale(mut self, stale: bool) -> Self {
+        self.stale = stale;
+        self
+    }
+
+    /// The same client, pointed at the next server of its list.
+    fn next_server(&self) -> Option<Client> {
+        let (next, rest) = self.others.split_first()?;
+        Some(Client { base: next.clone(), others: rest.to_vec(), stale: self.stale, http: self.http.clone() })
+    }
+
+    async fn send(&self, build: impl Fn(&Client) -> reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let mut client = self.clone();
+        loop {
+            match build(&client).send().await {
+                Ok(response) => return Ok(response),
+                Err(error) if error.is_connect() => match client.next_server() {
+                    Some(next) => client = next,
+                    None => return Err(client.unreachable(error)),
+                },
+                Err(error) => return Err(client.unreachable(error)),
+            }
+        }
     }
 
     /// The server's base URL.
@@ -126,28 +170,129 @@ impl Client {
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str, wait: Option<Wait>) -> Result<(T, u64)> {
-        let mut request = self.http.get(self.url(path));
-        if let Some(wait) = wait {
-            request = request
-                .query(&[("index", wait.index.to_string()), ("wait", format!("{}ms", wait.timeout.as_millis()))])
-                .timeout(wait.timeout + Duration::from_secs(30));
-        } else {
-            request = request.timeout(Duration::from_secs(60));
-        }
-        let response = request.send().await.map_err(|error| self.unreachable(error))?;
+        let response = self
+            .send(|client| {
+                let mut request = client.http.get(client.url(path));
+                if client.stale {
+                    request = request.query(&[("stale", "true")]);
+                }
+                match wait {
+                    Some(wait) => request
+                        .query(&[
+                            ("index", wait.index.to_string()),
+                            ("wait", format!("{}ms", wait.timeout.as_millis())),
+                        ])
+                        .timeout(wait.timeout + Duration::from_secs(30)),
+                    None => request.timeout(Duration::from_secs(60)),
+                }
+            })
+            .await?;
         self.decode(response).await
     }
 
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let response = self
-            .http
-            .post(self.url(path))
-            .timeout(Duration::from_secs(60))
-            .json(body)
-            .send()
-            .await
-            .map_err(|error| self.unreachable(error))?;
+        let response =
+            self.send(|client| client.http.post(client.url(path)).timeout(Duration::from_secs(60)).json(body)).await?;
         Ok(self.decode(response).await?.0)
+    }
+
+    async fn delete_path(&self, path: &str) -> Result<()> {
+        let response =
+            self.send(|client| client.http.delete(client.url(path)).timeout(Duration::from_secs(60))).await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(());
+        }
+        self.decode::<serde_json::Value>(response).await.map(|_| ())
+    }
+
+    /// `PUT /v1/var/{path}`: creates or replaces a variable (`cas`: only if
+    /// its modify index is that; 0: only if it does not exist).
+    pub async fn put_variable(
+        &self,
+        path: &str,
+        items: &std::collections::BTreeMap<String, String>,
+        cas: Option<u64>,
+    ) -> Result<Variable> {
+        let url_path = format!("/v1/var/{}", encode_path(path));
+        let body = serde_json::json!({ "items": items });
+        let response = self
+            .send(|client| {
+                let mut request = client.http.put(client.url(&url_path)).timeout(Duration::from_secs(60)).json(&body);
+                if let Some(cas) = cas {
+                    request = request.query(&[("cas", cas)]);
+                }
+                request
+            })
+            .await?;
+        Ok(self.decode(response).await?.0)
+    }
+
+    /// `GET /v1/var/{path}`.
+    pub async fn variable(&self, path: &str) -> Result<Variable> {
+        Ok(self.get(&format!("/v1/var/{}", encode_path(path)), None).await?.0)
+    }
+
+    /// `GET /v1/vars?prefix=`.
+    pub async fn variables(&self, prefix: &str) -> Result<Vec<Variable>> {
+        Ok(self.get(&format!("/v1/vars?prefix={}", encode(prefix)), None).await?.0)
+    }
+
+    /// `DELETE /v1/var/{path}`.
+    pub async fn delete_variable(&self, path: &str, cas: Option<u64>) -> Result<()> {
+        let mut url_path = format!("/v1/var/{}", encode_path(path));
+        if let Some(cas) = cas {
+            url_path.push_str(&format!("?cas={cas}"));
+        }
+        self.delete_path(&url_path).await
+    }
+
+    /// `GET /v1/operator/health`: the servers' checklist.
+    pub async fn cluster_health(&self) -> Result<ClusterHealth> {
+        Ok(self.get("/v1/operator/health", None).await?.0)
+    }
+
+    /// `GET /v1/operator/raft/members`.
+    pub async fn members(&self) -> Result<Vec<Member>> {
+        Ok(self.get("/v1/operator/raft/members", None).await?.0)
+    }
+
+    /// `POST /v1/operator/raft/join`: adds the server at `address`.
+    pub async fn join_server(&self, address: &str) -> Result<ServerIdentity> {
+        self.post("/v1/operator/raft/join", &serde_json::json!({ "address": address })).await
+    }
+
+    /// `DELETE /v1/operator/raft/peer/{id}`.
+    pub async fn remove_peer(&self, server_id: u64) -> Result<()> {
+        self.delete_path(&format!("/v1/operator/raft/peer/{server_id}")).await
+    }
+
+    /// `GET /v1/operator/snapshot`: the whole state, for disaster recovery.
+    pub async fn save_snapshot(&self) -> Result<Bytes> {
+        let response = self
+            .send(|client| client.http.get(client.url("/v1/operator/snapshot")).timeout(Duration::from_secs(600)))
+            .await?;
+        if !response.status().is_success() {
+            return Err(self.decode::<serde_json::Value>(response).await.err().unwrap_or_else(|| {
+                ClientError::BadResponse { address: self.base.clone(), reason: "error without a body".to_owned() }
+            }));
+        }
+        response.bytes().await.map_err(|error| self.unreachable(error))
+    }
+
+    /// `POST /v1/operator/snapshot/restore`: replaces the whole state.
+    pub async fn restore_snapshot(&self, snapshot: Vec<u8>) -> Result<u64> {
+        let response = self
+            .send(|client| {
+                client
+                    .http
+                    .post(client.url("/v1/operator/snapshot/restore"))
+                    .timeout(Duration::from_secs(600))
+                    .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+                    .body(snapshot.clone())
+            })
+            .await?;
+        let (restored, _): (serde_json::Value, u64) = self.decode(response).await?;
+        Ok(restored.get("index").and_then(serde_json::Value::as_u64).unwrap_or(0))
     }
 
     /// `GET /v1/status/leader`.
@@ -192,14 +337,12 @@ impl Client {
 
     /// `DELETE /v1/job/{id}`.
     pub async fn deregister_job(&self, job_id: &str, purge: bool) -> Result<DeregisterJobResponse> {
+        let path = format!("/v1/job/{}", encode(job_id));
         let response = self
-            .http
-            .delete(self.url(&format!("/v1/job/{}", encode(job_id))))
-            .query(&[("purge", purge)])
-            .timeout(Duration::from_secs(60))
-            .send()
-            .await
-            .map_err(|error| self.unreachable(error))?;
+            .send(|client| {
+                client.http.delete(client.url(&path)).query(&[("purge", purge)]).timeout(Duration::from_secs(60))
+            })
+            .await?;
         Ok(self.decode(response).await?.0)
     }
 
@@ -258,6 +401,12 @@ impl Client {
         Ok(self.get("/v1/nodes", None).await?.0)
     }
 
+    /// `GET /v1/nodes?filter=EXPR`: the nodes the filter matches
+    /// (docs/nodes.md).
+    pub async fn nodes_matching(&self, filter: &str) -> Result<Vec<NodeListEntry>> {
+        Ok(self.get(&format!("/v1/nodes?filter={}", encode(filter)), None).await?.0)
+    }
+
     /// `GET /v1/node/{name-or-id}`.
     pub async fn node(&self, node: &str) -> Result<NodeStatusResponse> {
         Ok(self.get(&format!("/v1/node/{}", encode(node)), None).await?.0)
@@ -279,13 +428,8 @@ impl Client {
         if let Some(tail) = tail_bytes {
             query.push(("tail", tail.to_string()));
         }
-        let response = self
-            .http
-            .get(self.url(&format!("/v1/allocation/{}/logs", encode(alloc_id))))
-            .query(&query)
-            .send()
-            .await
-            .map_err(|error| self.unreachable(error))?;
+        let path = format!("/v1/allocation/{}/logs", encode(alloc_id));
+        let response = self.send(|client| client.http.get(client.url(&path)).query(&query)).await?;
         if !response.status().is_success() {
             let error = self.decode::<serde_json::Value>(response).await.err().unwrap_or_else(|| {
                 ClientError::BadResponse { address: self.base.clone(), reason: "error without a body".to_owned() }
@@ -297,6 +441,11 @@ impl Client {
             chunk.map_err(|error| ClientError::Unreachable { address: address.clone(), reason: error.to_string() })
         }))
     }
+}
+
+/// Percent-encodes each segment of a `/`-separated path.
+fn encode_path(path: &str) -> String {
+    path.split('/').map(encode).collect::<Vec<_>>().join("/")
 }
 
 /// Percent-encodes a path segment.

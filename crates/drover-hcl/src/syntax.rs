@@ -64,8 +64,7 @@ fn split_point(text: &[u8], offset: usize, message: &str) -> Option<usize> {
         // A block opened earlier on this line must become multi-line first.
         let before = text.get(..start)?;
         let line_start = before.iter().rposition(|byte| *byte == b'\n').map_or(0, |index| index + 1);
-        let opening_brace =
-            before.get(line_start..)?.iter().rposition(|byte| *byte == b'{').map(|index| line_start + index);
+        let opening_brace = last_brace_outside_strings(before.get(line_start..)?).map(|index| line_start + index);
         if let Some(brace_index) = opening_brace
             && text.get(brace_index + 1).is_some_and(is_blank)
         {
@@ -86,6 +85,29 @@ fn split_point(text: &[u8], offset: usize, message: &str) -> Option<usize> {
     };
     let split = token_start.checked_sub(1)?;
     text.get(split).is_some_and(is_blank).then_some(split)
+}
+
+/// The position of the last `{` of `line` that is not inside a quoted
+/// string (`"disk{mount=\"/tmp\"}"` holds no block brace).
+fn last_brace_outside_strings(line: &[u8]) -> Option<usize> {
+    let mut last = None;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (index, byte) in line.iter().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+        } else if *byte == b'"' {
+            in_string = true;
+        } else if *byte == b'{' {
+            last = Some(index);
+        }
+    }
+    last
 }
 
 /// A diagnostic for a parser error at `offset`, with a plainer message for

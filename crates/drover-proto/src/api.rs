@@ -293,3 +293,82 @@ pub struct ServerInfo {
     /// Last applied Raft index on this server.
     pub applied_index: u64,
 }
+
+// ---- servers (`drover server …`, `drover operator …`) ----
+
+/// Who a server is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerIdentity {
+    /// Raft id.
+    pub server_id: u64,
+    /// Advertised address.
+    pub address: String,
+}
+
+/// One member, as `drover server members` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Raft id.
+    pub server_id: u64,
+    /// Address.
+    pub address: String,
+    /// `voter` or `learner`.
+    pub role: String,
+    /// Whether it is the leader.
+    pub leader: bool,
+    /// The last log index the leader knows it has (leader's view).
+    pub matched_index: Option<u64>,
+}
+
+/// One server's view of itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalStatus {
+    /// Raft id.
+    pub server_id: u64,
+    /// Address.
+    pub address: String,
+    /// `leader`, `follower`, `candidate`, `learner` or `shutdown`.
+    pub raft_state: String,
+    /// The leader it knows of.
+    pub leader_id: Option<u64>,
+    /// Raft term.
+    pub term: u64,
+    /// Last index in its log.
+    pub last_log_index: u64,
+    /// Last index applied to its state.
+    pub applied_index: u64,
+    /// Entries kept in its log (bounded by snapshots).
+    pub num_log_entries: u64,
+    /// Agents connected to it.
+    pub num_agents: usize,
+    /// Free bytes on the file system of its data directory.
+    pub disk_free_bytes: u64,
+    /// Size of that file system.
+    pub disk_total_bytes: u64,
+}
+
+/// One line of `drover server health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerHealth {
+    /// Raft id.
+    pub server_id: u64,
+    /// Address.
+    pub address: String,
+    /// Whether it answered.
+    pub up: bool,
+    /// Its status, when it answered.
+    pub status: Option<LocalStatus>,
+    /// How far its applied index is behind the leader's last log index.
+    pub lag: Option<u64>,
+}
+
+/// `drover server health`: the operators' checklist in one report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterHealth {
+    /// The leader, when there is one.
+    pub leader_id: Option<u64>,
+    /// Every member.
+    pub servers: Vec<ServerHealth>,
+    /// What is wrong, in words; empty when healthy.
+    pub problems: Vec<String>,
+}

@@ -74,8 +74,8 @@ impl ServerConfig {
             advertise_address,
             bootstrap: Bootstrap::Single,
             heartbeat: HeartbeatConfig::default(),
-            raft_heartbeat: Duration::from_millis(150),
-            election_timeout: (Duration::from_millis(600), Duration::from_millis(1200)),
+            raft_heartbeat: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             snapshot_every: 20_000,
             num_scheduler_workers: 2,
         }

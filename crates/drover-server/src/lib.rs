@@ -16,15 +16,18 @@
 //!      every server: SessionPusher ─▶ agents (Allocations)
 //! ```
 
+pub mod cluster;
 pub mod config;
 mod ids;
 mod leader;
 pub mod network;
 mod operations;
+pub mod operator;
 mod periodic;
 mod server;
 mod sessions;
 mod updates;
+mod variables;
 mod view;
 
 pub use config::{Bootstrap, HeartbeatConfig, ServerConfig};

@@ -137,9 +137,10 @@ impl Server {
                 tracing::info!(server_id = self.inner.server_id, "initialised a single-server cluster");
                 Ok(())
             }
-            Bootstrap::Cluster { .. } => Err(CodedError::invalid(
-                "forming a multi-server cluster is not available in this build; start with a single server",
-            )),
+            Bootstrap::Cluster { expect, join } => {
+                self.spawn_cluster_formation(*expect, join.clone());
+                Ok(())
+            }
         }
     }
 
@@ -176,13 +177,32 @@ impl Server {
                 let wanted = read_log_id.index();
                 self.wait_for_index(wanted, Duration::from_secs(10)).await
             }
-            Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(_))) => {
-                // Followers serve the newest state they have; forwarding reads
-                // to the leader arrives with multi-server clusters.
-                Ok(self.state())
+            Err(RaftError::APIError(openraft::errors::LinearizableReadError::ForwardToLeader(forward))) => {
+                // A follower asks the leader for its read index and waits
+                // until it has applied that far.
+                let leader = forward.leader_node.map(|node| node.addr).ok_or_else(|| {
+                    CodedError::new(ErrorCode::Unavailable, "no leader; read with --stale to get this server's view")
+                })?;
+                let index = self.leader_read_index(&leader).await?;
+                self.wait_for_index(index, Duration::from_secs(10)).await
             }
             Err(error) => Err(CodedError::new(ErrorCode::Unavailable, format!("cannot read consistently: {error}"))),
         }
+    }
+
+    async fn leader_read_index(&self, leader_address: &str) -> Result<u64> {
+        let url = format!("{}{}", base_url(leader_address), crate::cluster::paths::READ_INDEX);
+        let response =
+            self.inner.network.client().post(&url).timeout(Duration::from_secs(5)).send().await.map_err(|error| {
+                CodedError::new(ErrorCode::Unavailable, format!("cannot reach the leader at {leader_address}: {error}"))
+            })?;
+        if !response.status().is_success() {
+            return Err(CodedError::new(
+                ErrorCode::Unavailable,
+                format!("the leader at {leader_address} could not serve a read index"),
+            ));
+        }
+        response.json::<u64>().await.map_err(|error| CodedError::new(ErrorCode::Unavailable, error.to_string()))
     }
 
     /// Waits until this server has applied `index`.

@@ -285,6 +285,7 @@ pub(crate) fn spawn_pusher(server: Server) {
         // The tick retries sessions that were congested on the last pass.
         let mut retry_tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_state_index = 0;
+        let mut last_restore_index = server.state().restore_index();
         loop {
             let retry_only = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -299,8 +300,23 @@ pub(crate) fn spawn_pusher(server: Server) {
             // need another try (the tick must stay cheap with 10,000 agents).
             let retry_only = retry_only && state.last_index() == last_state_index;
             last_state_index = state.last_index();
+            // After a snapshot restore every agent gets its full list again:
+            // what it runs may not exist any more.
+            let full = state.restore_index() > last_restore_index;
+            last_restore_index = state.restore_index();
             let mut entries = server.inner.sessions.entries.lock().await;
             for (node_id, entry) in entries.iter_mut() {
+                if full {
+                    let message = ServerMessage::Allocations {
+                        index: state.last_index(),
+                        full: true,
+                        node: state.node(node_id).map(|node| Box::new(drover_types::Node::clone(node))),
+                        allocs: assignments_for(&state, node_id, None),
+                    };
+                    entry.congested = entry.outbound.try_send(message).is_err();
+                    entry.last_pushed_index = state.node_alloc_index(node_id);
+                    continue;
+                }
                 if retry_only && !entry.congested {
                     continue;
                 }
@@ -326,4 +342,34 @@ pub(crate) fn spawn_pusher(server: Server) {
             }
         }
     });
+}
+
+impl Server {
+    /// Asks the other servers to serve an agent request whose agent is not
+    /// connected here: re-sends the API request `path_and_query` (which must
+    /// already carry `local=true`, so that no server forwards again) to each
+    /// member in turn and streams the first successful answer.
+    pub async fn forward_agent_request(
+        &self,
+        path_and_query: &str,
+    ) -> Result<futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+        use futures_util::StreamExt;
+        let mut last_error = CodedError::new(ErrorCode::Unavailable, "the node's agent is not connected to any server");
+        for member in self.members() {
+            if member.server_id == self.id() {
+                continue;
+            }
+            let url = format!("{}{path_and_query}", crate::network::base_url(&member.address));
+            let Ok(response) = self.inner.network.client().get(&url).send().await else { continue };
+            if response.status().is_success() {
+                return Ok(response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other)).boxed());
+            }
+            if let Ok(error) = response.json::<CodedError>().await
+                && error.code != ErrorCode::Unavailable
+            {
+                last_error = error;
+            }
+        }
+        Err(last_error)
+    }
 }

@@ -157,6 +157,15 @@ pub enum Command {
         /// When.
         now: Timestamp,
     },
+    /// Replace the whole state with a snapshot (`drover operator snapshot
+    /// restore`): disaster recovery. The bytes are a `snapshot::encode_state`
+    /// file; decoding is deterministic, so every server ends with the same
+    /// state.
+    RestoreState {
+        /// The encoded snapshot.
+        #[serde(with = "serde_bytes_compat")]
+        snapshot: Vec<u8>,
+    },
     /// A periodic launch was skipped (`prohibit_overlap`): record it so the
     /// next launch is computed after it.
     SkipPeriodicLaunch {
@@ -164,6 +173,25 @@ pub enum Command {
         parent_id: JobId,
         /// The skipped launch time.
         launch_time: Timestamp,
+    },
+    /// Create or replace a variable.
+    PutVariable {
+        /// Its path.
+        path: String,
+        /// Its items.
+        items: BTreeMap<String, String>,
+        /// Check-and-set: apply only if the variable's `modify_index` is
+        /// this (0: only if it does not exist).
+        cas: Option<u64>,
+        /// When.
+        now: Timestamp,
+    },
+    /// Delete a variable.
+    DeleteVariable {
+        /// Its path.
+        path: String,
+        /// Check-and-set, as for `PutVariable`.
+        cas: Option<u64>,
     },
 }
 
@@ -185,6 +213,9 @@ impl Command {
             Command::LaunchPeriodic { .. } => "launch_periodic",
             Command::SkipPeriodicLaunch { .. } => "skip_periodic_launch",
             Command::StopAllocs { .. } => "stop_allocs",
+            Command::RestoreState { .. } => "restore_state",
+            Command::PutVariable { .. } => "put_variable",
+            Command::DeleteVariable { .. } => "delete_variable",
         }
     }
 }
@@ -308,6 +339,9 @@ impl std::fmt::Display for Command {
             Command::LaunchPeriodic { parent_id, .. } => write!(formatter, "launch_periodic({parent_id})"),
             Command::SkipPeriodicLaunch { parent_id, .. } => write!(formatter, "skip_periodic_launch({parent_id})"),
             Command::StopAllocs { stops, .. } => write!(formatter, "stop_allocs({})", stops.len()),
+            Command::RestoreState { snapshot } => write!(formatter, "restore_state({} bytes)", snapshot.len()),
+            Command::PutVariable { path, .. } => write!(formatter, "put_variable({path})"),
+            Command::DeleteVariable { path, .. } => write!(formatter, "delete_variable({path})"),
         }
     }
 }
@@ -321,5 +355,38 @@ impl std::fmt::Display for CommandResponse {
             }
             CommandResponse::Rejected { index, error } => write!(formatter, "rejected at {index}: {error}"),
         }
+    }
+}
+
+/// Bytes as MessagePack binary (not an array of integers).
+mod serde_bytes_compat {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("bytes")
+            }
+            fn visit_bytes<E>(self, value: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(value.to_vec())
+            }
+            fn visit_byte_buf<E>(self, value: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(value)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut sequence: A) -> Result<Vec<u8>, A::Error> {
+                let mut bytes = Vec::new();
+                while let Some(byte) = sequence.next_element()? {
+                    bytes.push(byte);
+                }
+                Ok(bytes)
+            }
+        }
+        deserializer.deserialize_byte_buf(Visitor)
     }
 }

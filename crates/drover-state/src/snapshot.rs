@@ -9,7 +9,7 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
-use drover_types::{Allocation, Deployment, Evaluation, Job, JobId, Node, Timestamp};
+use drover_types::{Allocation, Deployment, Evaluation, Job, JobId, Node, Timestamp, Variable};
 
 use crate::state::{State, TableIndexes};
 
@@ -25,6 +25,9 @@ pub struct SnapshotV1 {
     /// Index of the last capacity change.
     #[serde(default)]
     pub capacity_index: u64,
+    /// Index of the last snapshot restore.
+    #[serde(default)]
+    pub restore_index: u64,
     /// Current job versions.
     pub jobs: Vec<Job>,
     /// Every kept job version.
@@ -41,6 +44,9 @@ pub struct SnapshotV1 {
     /// Last launch of each periodic job.
     #[serde(default)]
     pub periodic_launches: Vec<(JobId, Timestamp)>,
+    /// Variables.
+    #[serde(default)]
+    pub variables: Vec<Variable>,
 }
 
 /// Serialises a state: magic, format version (u32 little-endian), payload.

@@ -5,6 +5,7 @@
 //! and readers (the API, the scheduler, agent sessions) keep whatever
 //! snapshot they took for as long as they need it, without locks.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
@@ -12,6 +13,7 @@ use imbl::{OrdMap, OrdSet};
 use drover_types::{
     AllocClientStatus, AllocId, Allocation, CodedError, Deployment, DeploymentId, ErrorCode, EvalId, Evaluation, Job,
     JobId, JobStatus, JobType, Node, NodeEligibility, NodeId, NodeLabels, NodeStatus, PlanStop, Resources, Timestamp,
+    Variable,
 };
 
 use crate::command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
@@ -35,6 +37,9 @@ pub struct TableIndexes {
     /// Deployments.
     #[serde(default)]
     pub deployments: u64,
+    /// Variables.
+    #[serde(default)]
+    pub variables: u64,
 }
 
 /// The cluster state: jobs, nodes, allocations, evaluations, and indexes
@@ -60,7 +65,11 @@ pub struct State {
     deployments: OrdMap<DeploymentId, Arc<Deployment>>,
     deployments_by_job: OrdMap<JobId, OrdSet<DeploymentId>>,
     periodic_launches: OrdMap<JobId, Timestamp>,
+    variables: OrdMap<String, Arc<Variable>>,
     capacity_index: u64,
+    /// Index of the last `RestoreState`: agents get their full allocation
+    /// list again after it.
+    restore_index: u64,
     last_index: u64,
     table_indexes: TableIndexes,
 }
@@ -81,6 +90,11 @@ impl State {
     /// Per-table change indexes.
     pub fn table_indexes(&self) -> TableIndexes {
         self.table_indexes
+    }
+
+    /// The Raft index of the last snapshot restore (0: never).
+    pub fn restore_index(&self) -> u64 {
+        self.restore_index
     }
 
     /// The Raft index of the last change that may have freed or added
@@ -361,10 +375,30 @@ impl State {
                 }
                 Ok(CommandResponse::Applied { index })
             }
+            Command::RestoreState { snapshot } => match crate::snapshot::decode_state(snapshot) {
+                Ok(mut restored) => {
+                    restored.last_index = index;
+                    restored.restore_index = index;
+                    restored.capacity_index = index;
+                    restored.table_indexes = TableIndexes {
+                        jobs: index,
+                        nodes: index,
+                        allocs: index,
+                        evals: index,
+                        deployments: index,
+                        variables: index,
+                    };
+                    *self = restored;
+                    Ok(CommandResponse::Applied { index })
+                }
+                Err(error) => Err(CodedError::invalid(format!("not a drover snapshot: {error}"))),
+            },
             Command::SkipPeriodicLaunch { parent_id, launch_time } => {
                 self.periodic_launches.insert(parent_id.clone(), *launch_time);
                 Ok(CommandResponse::Applied { index })
             }
+            Command::PutVariable { path, items, cas, now } => self.put_variable(index, path, items, *cas, *now),
+            Command::DeleteVariable { path, cas } => self.delete_variable(index, path, *cas),
         };
         result.unwrap_or_else(|error| CommandResponse::Rejected { index, error })
     }
@@ -853,11 +887,78 @@ impl State {
 
     // ----- snapshots -----
 
+    /// A variable.
+    pub fn variable(&self, path: &str) -> Option<&Arc<Variable>> {
+        self.variables.get(path)
+    }
+
+    /// Variables whose path starts with `prefix`, in path order.
+    pub fn variables_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = &'a Arc<Variable>> + 'a {
+        self.variables
+            .range(prefix.to_owned()..)
+            .take_while(move |(path, _)| path.starts_with(prefix))
+            .map(|(_, variable)| variable)
+    }
+
+    fn check_cas(&self, path: &str, cas: Option<u64>) -> Result<Option<Arc<Variable>>, CodedError> {
+        let current = self.variables.get(path).cloned();
+        match (cas, &current) {
+            (None, _) => Ok(current),
+            (Some(0), None) => Ok(None),
+            (Some(0), Some(existing)) => Err(CodedError::conflict(format!(
+                "variable {path} already exists (modify index {}); give that index to replace it",
+                existing.modify_index
+            ))),
+            (Some(wanted), Some(existing)) if existing.modify_index == wanted => Ok(current),
+            (Some(wanted), Some(existing)) => Err(CodedError::conflict(format!(
+                "variable {path} changed: its modify index is {}, not {wanted}; read it again and retry",
+                existing.modify_index
+            ))),
+            (Some(wanted), None) => Err(CodedError::conflict(format!(
+                "variable {path} does not exist (check-and-set index {wanted} given); use 0 to create it"
+            ))),
+        }
+    }
+
+    fn put_variable(
+        &mut self,
+        index: u64,
+        path: &str,
+        items: &BTreeMap<String, String>,
+        cas: Option<u64>,
+        now: Timestamp,
+    ) -> Result<CommandResponse, CodedError> {
+        drover_types::variable::check_path(path)?;
+        drover_types::variable::check_items(items)?;
+        let current = self.check_cas(path, cas)?;
+        let variable = Variable {
+            path: path.to_owned(),
+            items: items.clone(),
+            create_index: current.as_ref().map_or(index, |current| current.create_index),
+            modify_index: index,
+            create_time: current.as_ref().map_or(now, |current| current.create_time),
+            modify_time: now,
+        };
+        self.variables.insert(path.to_owned(), Arc::new(variable));
+        self.table_indexes.variables = index;
+        Ok(CommandResponse::Applied { index })
+    }
+
+    fn delete_variable(&mut self, index: u64, path: &str, cas: Option<u64>) -> Result<CommandResponse, CodedError> {
+        if self.check_cas(path, cas)?.is_none() {
+            return Err(CodedError::not_found("variable", path));
+        }
+        self.variables.remove(path);
+        self.table_indexes.variables = index;
+        Ok(CommandResponse::Applied { index })
+    }
+
     /// Every object, for snapshots.
     pub(crate) fn to_snapshot(&self) -> crate::snapshot::SnapshotV1 {
         crate::snapshot::SnapshotV1 {
             last_index: self.last_index,
             capacity_index: self.capacity_index,
+            restore_index: self.restore_index,
             table_indexes: self.table_indexes,
             jobs: self.jobs.values().map(|job| Job::clone(job)).collect(),
             job_versions: self
@@ -870,6 +971,7 @@ impl State {
             evals: self.evals.values().map(|eval| Evaluation::clone(eval)).collect(),
             deployments: self.deployments.values().map(|deployment| Deployment::clone(deployment)).collect(),
             periodic_launches: self.periodic_launches.iter().map(|(job_id, time)| (job_id.clone(), *time)).collect(),
+            variables: self.variables.values().map(|variable| Variable::clone(variable)).collect(),
         }
     }
 
@@ -909,8 +1011,11 @@ impl State {
             state.deployments.insert(deployment.id.clone(), Arc::new(deployment));
         }
         state.periodic_launches = snapshot.periodic_launches.into_iter().collect();
+        state.variables =
+            snapshot.variables.into_iter().map(|variable| (variable.path.clone(), Arc::new(variable))).collect();
         state.last_index = snapshot.last_index;
         state.capacity_index = snapshot.capacity_index;
+        state.restore_index = snapshot.restore_index;
         state.table_indexes = snapshot.table_indexes;
         state
     }

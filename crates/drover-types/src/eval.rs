@@ -176,6 +176,11 @@ pub struct Evaluation {
     pub create_time: Timestamp,
     /// Last change.
     pub modify_time: Timestamp,
+    /// For blocked evaluations: the state's capacity index when the
+    /// placements failed. Capacity that changed after it (a node joined
+    /// while the scheduler was planning) releases the evaluation at once.
+    #[serde(default)]
+    pub blocked_at_capacity: u64,
     /// Raft index of creation.
     #[serde(default)]
     pub create_index: u64,
@@ -203,6 +208,7 @@ impl Evaluation {
             queued: BTreeMap::new(),
             create_time: now,
             modify_time: now,
+            blocked_at_capacity: 0,
             create_index: 0,
             modify_index: 0,
         }

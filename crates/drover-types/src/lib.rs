@@ -19,6 +19,7 @@ pub mod node;
 pub mod plan;
 pub mod resources;
 pub mod time;
+pub mod variable;
 
 pub use alloc::{
     AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, Allocation, CheckHealth, CheckStatus,
@@ -38,3 +39,4 @@ pub use node::{DrainStrategy, Node, NodeEligibility, NodeLabels, NodeStatus, Pro
 pub use plan::{AllocUpdate, GroupChanges, InPlaceUpdate, Plan, PlanStop};
 pub use resources::Resources;
 pub use time::{DurationSpec, Timestamp};
+pub use variable::Variable;

@@ -28,8 +28,8 @@ struct Cli {
 enum Command {
     /// Run a server and an agent in one process, with an example job.
     Dev(roles::DevArgs),
-    /// Run a server (the control plane).
-    Server(roles::ServerArgs),
+    /// Run a server (the control plane), or manage the servers.
+    Server(roles::ServerCli),
     /// Run an agent (on every machine).
     Agent(roles::AgentArgs),
     /// Work with jobs.
@@ -44,6 +44,12 @@ enum Command {
     /// Work with evaluations.
     #[command(subcommand)]
     Eval(cli::eval::EvalCommand),
+    /// Work with variables (key/value documents kept by the servers).
+    #[command(subcommand)]
+    Var(cli::var::VarCommand),
+    /// Operate the servers: Raft peers, snapshots.
+    #[command(subcommand)]
+    Operator(cli::server::OperatorCommand),
     /// Measure drover.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -70,7 +76,10 @@ fn main() -> ExitCode {
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
         return drover_exec::run_executor(task_dir);
     }
-    let long_running = matches!(cli.command, Command::Dev(_) | Command::Server(_) | Command::Agent(_));
+    let long_running = matches!(
+        cli.command,
+        Command::Dev(_) | Command::Server(roles::ServerCli { command: None, .. }) | Command::Agent(_)
+    );
     init_logging(long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -82,7 +91,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Dev(args) => roles::dev(args).await,
-            Command::Server(args) => roles::server(args).await,
+            Command::Server(roles::ServerCli { command: Some(command), .. }) => cli::server::run(command).await,
+            Command::Server(roles::ServerCli { command: None, run }) => roles::server(*run).await,
+            Command::Operator(command) => cli::server::run_operator(command).await,
+            Command::Var(command) => cli::var::run(command).await,
             Command::Agent(args) => roles::agent(args).await,
             Command::Job(command) => cli::job::run(command).await,
             Command::Alloc(command) => cli::alloc::run(command).await,

@@ -10,7 +10,7 @@ use clap::Args;
 
 use drover_agent::{Agent, AgentConfig};
 use drover_exec::DriverConfig;
-use drover_server::{HeartbeatConfig, Server, ServerConfig};
+use drover_server::{Bootstrap, HeartbeatConfig, Server, ServerConfig};
 use drover_types::{DurationSpec, NodeLabels};
 
 /// The example job `drover dev` starts.
@@ -30,12 +30,22 @@ pub(crate) struct DevArgs {
     no_example: bool,
 }
 
-/// `drover server`.
+/// `drover server [members|join|health]`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub(crate) struct ServerCli {
+    #[command(subcommand)]
+    pub(crate) command: Option<crate::cli::server::ServerCommand>,
+    #[command(flatten)]
+    pub(crate) run: Box<ServerArgs>,
+}
+
+/// `drover server --data-dir D --bind ADDR`: run a server.
 #[derive(Debug, Args)]
 pub(crate) struct ServerArgs {
     /// Where the Raft log and snapshots live.
     #[arg(long, env = "DROVER_DATA_DIR")]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
     /// Address of the HTTP API (also used by agents and other servers).
     #[arg(long, default_value = "127.0.0.1:4747")]
     bind: SocketAddr,
@@ -43,8 +53,29 @@ pub(crate) struct ServerArgs {
     /// differs from --bind (for example behind NAT).
     #[arg(long)]
     advertise: Option<String>,
+    /// Form a new cluster once this many servers (this one included) are
+    /// up: give the same number and the same --join list to each of them.
+    #[arg(long, value_name = "N")]
+    bootstrap_expect: Option<usize>,
+    /// Addresses of the other servers, comma-separated. Without
+    /// --bootstrap-expect: join the running cluster they belong to.
+    #[arg(long, value_delimiter = ',', value_name = "ADDRS")]
+    join: Vec<String>,
     #[command(flatten)]
     heartbeat: HeartbeatArgs,
+}
+
+impl ServerArgs {
+    fn bootstrap(&self) -> anyhow::Result<Bootstrap> {
+        match (self.bootstrap_expect, self.join.is_empty()) {
+            (None | Some(1), true) => Ok(Bootstrap::Single),
+            (Some(0), _) => anyhow::bail!("--bootstrap-expect must be at least 1"),
+            (Some(expect), true) => anyhow::bail!(
+                "--bootstrap-expect {expect} needs --join with the addresses of the other servers, for example --join a:4747,b:4747"
+            ),
+            (expect, false) => Ok(Bootstrap::Cluster { expect: expect.unwrap_or(0), join: self.join.clone() }),
+        }
+    }
 }
 
 /// Heartbeat settings of a server.
@@ -131,12 +162,16 @@ pub(crate) fn parse_key_value(text: &str) -> Result<(String, String), String> {
 }
 
 pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let Some(data_dir) = args.data_dir.clone() else {
+        anyhow::bail!("`drover server` needs --data-dir (or DROVER_DATA_DIR): where the Raft log and state live");
+    };
     let advertise = args.advertise.clone().unwrap_or_else(|| args.bind.to_string());
-    let mut config = ServerConfig::new(args.data_dir.clone(), advertise);
+    let mut config = ServerConfig::new(data_dir.clone(), advertise);
     config.heartbeat = args.heartbeat.config()?;
+    config.bootstrap = args.bootstrap()?;
     let listener = bind(args.bind).await?;
     let server = Server::start(config).await.context("cannot start the server")?;
-    tracing::info!(address = %args.bind, data_dir = %args.data_dir.display(), "server running");
+    tracing::info!(address = %args.bind, data_dir = %data_dir.display(), "server running");
     serve(listener, server.clone()).await?;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)

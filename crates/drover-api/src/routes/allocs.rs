@@ -52,6 +52,10 @@ pub(super) struct LogOptions {
     follow: bool,
     /// Start this many bytes before the end.
     tail: Option<u64>,
+    /// Answer only from this server's agent sessions (set by a server
+    /// forwarding the request, so that it is never forwarded twice).
+    #[serde(default)]
+    local: bool,
 }
 
 fn default_stream() -> LogStream {
@@ -62,6 +66,7 @@ pub(super) async fn logs(
     State(app): State<AppState>,
     caller: Caller,
     Path(alloc_id): Path<String>,
+    uri: axum::http::Uri,
     ApiQuery(options): ApiQuery<LogOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::ReadLogs)?;
@@ -88,7 +93,19 @@ pub(super) async fn logs(
         follow: options.follow,
         tail_bytes: options.tail,
     };
-    let (request_id, mut answers) = app.server.request_agent(&alloc.node_id, request).await?;
+    let local_only = options.local;
+    let (request_id, mut answers) = match app.server.request_agent(&alloc.node_id, request).await {
+        Ok(opened) => opened,
+        Err(error) if error.code == drover_types::ErrorCode::Unavailable && !local_only => {
+            // The agent is connected to another server: ask them.
+            let query = uri.query().map_or_else(|| "local=true".to_owned(), |query| format!("{query}&local=true"));
+            let forwarded = app.server.forward_agent_request(&format!("{}?{query}", uri.path())).await?;
+            return Ok(
+                ([(header::CONTENT_TYPE, "application/octet-stream")], Body::from_stream(forwarded)).into_response()
+            );
+        }
+        Err(error) => return Err(ApiError(error)),
+    };
     // Wait for the first part so that an error becomes a proper status.
     let first = answers.recv().await;
     let first_chunk = match first {

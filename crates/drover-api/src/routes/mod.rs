@@ -4,10 +4,12 @@ mod allocs;
 mod internal;
 mod jobs;
 mod nodes;
+mod operator;
 mod session;
+mod variables;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 use crate::AppState;
 
@@ -36,6 +38,13 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route("/v1/status/leader", get(nodes::leader))
         .route("/v1/agent/self", get(nodes::agent_self))
         .route("/v1/agent/session", get(session::upgrade))
+        .route("/v1/vars", get(variables::list))
+        .route("/v1/var/{*path}", get(variables::get).put(variables::put).delete(variables::delete))
+        .route("/v1/operator/health", get(operator::health))
+        .route("/v1/operator/raft/members", get(operator::members))
+        .route("/v1/operator/raft/join", post(operator::join))
+        .route(&format!("{}/{{server_id}}", drover_server::cluster::paths::PEER), delete(operator::remove_peer))
+        .route("/v1/operator/snapshot", get(operator::save_snapshot))
 }
 
 pub(crate) fn internal_routes() -> Router<AppState> {
@@ -46,4 +55,10 @@ pub(crate) fn internal_routes() -> Router<AppState> {
         .route(drover_server::network::paths::SNAPSHOT, post(internal::snapshot))
         .route("/v1/internal/propose", post(internal::propose))
         .route("/v1/internal/heartbeats", post(internal::heartbeats))
+        .route(drover_server::cluster::paths::IDENTITY, get(operator::identity))
+        .route(drover_server::cluster::paths::JOIN, post(operator::internal_join))
+        .route(drover_server::cluster::paths::READ_INDEX, post(operator::read_index))
+        .route(drover_server::operator::STATUS_PATH, get(operator::local_status))
+        // Under the internal body limit: a snapshot can be large.
+        .route("/v1/operator/snapshot/restore", post(operator::restore_snapshot))
 }

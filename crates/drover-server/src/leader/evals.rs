@@ -36,6 +36,8 @@ const UNBLOCK_INTERVAL: Duration = Duration::from_secs(1);
 struct PlanRequest {
     plan: Plan,
     eval: Arc<Evaluation>,
+    /// The capacity index of the snapshot the plan was made on.
+    capacity_index: u64,
     reply: oneshot::Sender<PlanOutcome>,
 }
 
@@ -55,17 +57,21 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
     let (done_sender, mut done_receiver) = mpsc::unbounded_channel::<JobId>();
     let mut jobs_in_flight: HashSet<JobId> = HashSet::new();
     let mut states = server.watch_state();
-    let mut last_unblocked_capacity = 0u64;
     let mut last_unblock = tokio::time::Instant::now() - UNBLOCK_INTERVAL;
 
     loop {
         let state: Arc<State> = states.borrow_and_update().clone();
         let now = Timestamp::now();
 
-        if state.capacity_index() > last_unblocked_capacity && last_unblock.elapsed() >= UNBLOCK_INTERVAL {
-            last_unblocked_capacity = state.capacity_index();
-            last_unblock = tokio::time::Instant::now();
-            release_blocked(&server, &state, now).await;
+        let mut unblock_due = None;
+        if has_releasable(&state) {
+            let elapsed = last_unblock.elapsed();
+            if elapsed >= UNBLOCK_INTERVAL {
+                last_unblock = tokio::time::Instant::now();
+                release_blocked(&server, &state, now).await;
+            } else {
+                unblock_due = Some(UNBLOCK_INTERVAL - elapsed);
+            }
         }
 
         let mut ready: Vec<Arc<Evaluation>> = state
@@ -101,6 +107,7 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
             .min()
             .map(|due| due.since(now))
             .unwrap_or(Duration::from_secs(5))
+            .min(unblock_due.unwrap_or(Duration::MAX))
             .max(Duration::from_millis(10));
         tokio::select! {
             () = token.cancelled() => return,
@@ -132,7 +139,8 @@ async fn evaluate(server: &Server, eval: Arc<Evaluation>, plans: &mpsc::Sender<P
             _ => drover_scheduler::schedule(&StateView::new(&state), job, &eval, now, &mut rand::rng()),
         };
         let (reply, outcome) = oneshot::channel();
-        if plans.send(PlanRequest { plan, eval: Arc::clone(&eval), reply }).await.is_err() {
+        let request = PlanRequest { plan, eval: Arc::clone(&eval), capacity_index: state.capacity_index(), reply };
+        if plans.send(request).await.is_err() {
             return;
         }
         match outcome.await {
@@ -159,12 +167,12 @@ async fn apply_plans(server: Server, mut receiver: mpsc::Receiver<PlanRequest>, 
             () = token.cancelled() => return,
             request = receiver.recv() => match request { Some(request) => request, None => return },
         };
-        let outcome = apply_one(&server, request.plan, &request.eval).await;
+        let outcome = apply_one(&server, request.plan, &request.eval, request.capacity_index).await;
         let _ = request.reply.send(outcome);
     }
 }
 
-async fn apply_one(server: &Server, plan: Plan, eval: &Evaluation) -> PlanOutcome {
+async fn apply_one(server: &Server, plan: Plan, eval: &Evaluation, capacity_index: u64) -> PlanOutcome {
     let state = server.state();
     let verified = drover_scheduler::verify_plan(&StateView::new(&state), &plan);
     if verified.job_changed {
@@ -195,6 +203,7 @@ async fn apply_one(server: &Server, plan: Plan, eval: &Evaluation) -> PlanOutcom
                 Evaluation::new(new_eval_id(), eval.job_id.clone(), eval.priority, EvalTrigger::QueuedAllocs, now);
             blocked.status = EvalStatus::Blocked;
             blocked.status_description = "waiting for capacity".to_owned();
+            blocked.blocked_at_capacity = capacity_index;
             blocked.previous_eval = Some(eval.id.clone());
             blocked.failed_placements = accepted.failed.clone();
             blocked.queued = updated_eval.queued.clone();
@@ -215,11 +224,20 @@ async fn apply_one(server: &Server, plan: Plan, eval: &Evaluation) -> PlanOutcom
     }
 }
 
+/// Whether a blocked evaluation waits for capacity that has since changed.
+fn is_releasable(state: &State, eval: &Evaluation) -> bool {
+    eval.status == EvalStatus::Blocked && eval.blocked_at_capacity < state.capacity_index()
+}
+
+fn has_releasable(state: &State) -> bool {
+    state.open_evals().any(|eval| is_releasable(state, eval))
+}
+
 /// Returns blocked evaluations to the queue after capacity changed.
 async fn release_blocked(server: &Server, state: &State, now: Timestamp) {
     let released: Vec<Evaluation> = state
         .open_evals()
-        .filter(|eval| eval.status == EvalStatus::Blocked)
+        .filter(|eval| is_releasable(state, eval))
         .map(|eval| {
             let mut released = Evaluation::clone(eval);
             released.status = EvalStatus::Pending;

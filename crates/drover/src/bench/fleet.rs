@@ -11,7 +11,7 @@ use drover_client::Client;
 pub(crate) struct ChildProcess(Option<Child>);
 
 impl ChildProcess {
-    fn spawn(command: &mut Command, log: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(command: &mut Command, log: &Path) -> anyhow::Result<Self> {
         let log = std::fs::File::create(log)?;
         let child =
             command.stdout(Stdio::from(log.try_clone()?)).stderr(Stdio::from(log)).env("DROVER_LOG", "warn").spawn()?;

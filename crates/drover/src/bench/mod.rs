@@ -5,6 +5,7 @@
 mod e2e;
 mod failover;
 mod fleet;
+mod ha;
 mod heartbeats;
 mod scheduler;
 pub(crate) mod sim;
@@ -61,6 +62,32 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Three servers: time from kill -9 of the leader to the first
+    /// acknowledged write, p50/p99.
+    LeaderFailover {
+        /// Number of leader kills to measure.
+        #[arg(long, default_value_t = 20)]
+        trials: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Committed writes per second and latency of three servers, side by
+    /// side with a three-member etcd cluster (Debian's etcd-server).
+    Writes {
+        /// Concurrent writers (closed loop).
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Bytes per value.
+        #[arg(long, default_value_t = 256)]
+        payload: usize,
+        /// Measurement window per system.
+        #[arg(long, default_value = "20s", value_parser = crate::roles::parse_duration)]
+        window: std::time::Duration,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The server's CPU time per 1,000 heartbeats.
     Heartbeats {
         /// Number of simulated agents.
@@ -81,6 +108,10 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::E2e { nodes, allocs, per_job, json } => e2e::run(nodes, allocs, per_job, json).await,
         BenchCommand::Failover { nodes, trials, real, json } => failover::run(nodes, trials, real, json).await,
         BenchCommand::Heartbeats { nodes, window, json } => heartbeats::run(nodes, window, json).await,
+        BenchCommand::LeaderFailover { trials, json } => ha::leader_failover(trials, json).await,
+        BenchCommand::Writes { concurrency, payload, window, json } => {
+            ha::writes(concurrency, payload, window, json).await
+        }
     }
 }
 

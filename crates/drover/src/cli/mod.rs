@@ -6,6 +6,8 @@ pub(crate) mod eval;
 pub(crate) mod job;
 pub(crate) mod node;
 pub(crate) mod output;
+pub(crate) mod server;
+pub(crate) mod var;
 
 use std::ffi::OsString;
 
@@ -17,13 +19,18 @@ use drover_client::Client;
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServerAddress {
     /// The API address of a drover server.
+    /// Several, comma-separated, are tried in turn when one cannot be reached.
     #[arg(long, env = "DROVER_ADDR", default_value = drover_client::DEFAULT_ADDRESS, global = true)]
     address: String,
+    /// Answer reads from the contacted server's own state, which may lag
+    /// the leader slightly; works while the cluster has no leader.
+    #[arg(long, global = true)]
+    stale: bool,
 }
 
 impl ServerAddress {
     pub(crate) fn client(&self) -> Client {
-        Client::new(&self.address)
+        Client::new(&self.address).with_stale(self.stale)
     }
 }
 

@@ -47,6 +47,10 @@ pub(crate) enum NodeCommand {
     },
     /// List nodes with their status and facts.
     List {
+        /// Only the nodes this filter matches, for example
+        /// 'hostgroup =~ "bi/batch/**" and environment == "qa"' (docs/nodes.md).
+        #[arg(long)]
+        filter: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -97,8 +101,11 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             println!("Node {} is {}.", updated.name, if enable { "eligible" } else { "ineligible" });
             Ok(ExitCode::SUCCESS)
         }
-        NodeCommand::List { json, server } => {
-            let nodes = server.client().nodes().await?;
+        NodeCommand::List { filter, json, server } => {
+            let nodes = match &filter {
+                Some(filter) => server.client().nodes_matching(filter).await?,
+                None => server.client().nodes().await?,
+            };
             if json {
                 print_json(&nodes)?;
                 return Ok(ExitCode::SUCCESS);

@@ -41,7 +41,7 @@ impl Process {
     }
 
     fn spawn(name: &str, command: &mut Command, log: PathBuf) -> Process {
-        let log_file = std::fs::File::create(&log).expect("create a process log");
+        let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open a process log");
         let child = command
             .stdout(Stdio::from(log_file.try_clone().expect("clone the log file")))
             .stderr(Stdio::from(log_file))
@@ -92,12 +92,17 @@ impl Drop for Process {
     }
 }
 
-/// A cluster of one server and any number of agents, all real processes,
-/// under one temporary directory.
+/// A cluster of servers (one, or three for high availability) and any
+/// number of agents, all real processes, under one temporary directory.
 pub struct Cluster {
     pub dir: tempfile::TempDir,
+    /// Every server's address, comma-separated: agents and the CLI are given
+    /// all of them, as in production.
     pub address: String,
-    pub server: Process,
+    /// Each server's own address.
+    pub addresses: Vec<String>,
+    /// `servers[i]` listens on `addresses[i]`.
+    pub servers: Vec<Process>,
     pub agents: Vec<Process>,
     /// Each agent's name and extra flags, to restart it the same way.
     agent_specs: Vec<(String, Vec<String>)>,
@@ -107,31 +112,88 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a server and waits until it answers.
     pub async fn start() -> Cluster {
+        Cluster::start_servers(1).await
+    }
+
+    /// Starts `num_servers` servers forming one cluster
+    /// (`--bootstrap-expect N --join …`) and waits until it has a leader.
+    pub async fn start_servers(num_servers: usize) -> Cluster {
         let dir = tempfile::Builder::new().prefix("drover-it-").tempdir().expect("temporary directory");
-        let address = format!("127.0.0.1:{}", free_port());
-        let server = start_server(dir.path(), &address);
+        let addresses: Vec<String> = (0..num_servers).map(|_| format!("127.0.0.1:{}", free_port())).collect();
+        let address = addresses.join(",");
+        let servers = (0..num_servers).map(|index| start_server(dir.path(), &addresses, index)).collect();
         let client = Client::new(&address);
-        let cluster = Cluster { dir, address, server, agents: Vec::new(), agent_specs: Vec::new(), client };
-        cluster
-            .wait_for("the server to answer", || async {
-                cluster.client.leader().await.is_ok_and(|info| info.leader_id.is_some())
-            })
-            .await;
+        let cluster = Cluster { dir, address, addresses, servers, agents: Vec::new(), agent_specs: Vec::new(), client };
+        cluster.wait_for_leader().await;
         cluster
     }
 
-    /// Kills the server with SIGKILL.
-    pub fn kill_server(&mut self) {
-        self.server.kill9();
-    }
-
-    /// Starts the server again on the same address and data directory.
-    pub async fn restart_server(&mut self) {
-        self.server = start_server(self.dir.path(), &self.address);
-        self.wait_for("the restarted server to answer", || async {
-            self.client.leader().await.is_ok_and(|info| info.leader_id.is_some())
+    /// Waits until the servers have a leader and answer consistent reads.
+    pub async fn wait_for_leader(&self) {
+        self.wait_for("the servers to have a leader", || async {
+            self.client.leader().await.is_ok_and(|info| info.leader_id.is_some()) && self.client.jobs().await.is_ok()
         })
         .await;
+    }
+
+    /// The position in `servers` of the current leader.
+    pub async fn leader_index(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(info) = self.client.leader().await
+                && let Some(index) =
+                    info.leader_address.and_then(|leader| self.addresses.iter().position(|address| *address == leader))
+            {
+                return index;
+            }
+            assert!(Instant::now() < deadline, "no leader after 60 s\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills the (first) server with SIGKILL.
+    pub fn kill_server(&mut self) {
+        self.kill_server_at(0);
+    }
+
+    /// Kills server `index` with SIGKILL.
+    pub fn kill_server_at(&mut self, index: usize) {
+        self.servers[index].kill9();
+    }
+
+    /// Starts the (first) server again on the same address and data directory.
+    pub async fn restart_server(&mut self) {
+        self.restart_server_at(0).await;
+    }
+
+    /// Starts server `index` again on its address and data directory.
+    pub async fn restart_server_at(&mut self, index: usize) {
+        self.servers[index] = start_server(self.dir.path(), &self.addresses, index);
+        self.wait_for_leader().await;
+    }
+
+    /// Starts server `index` again without waiting for anything.
+    pub fn spawn_server_at(&mut self, index: usize) {
+        self.servers[index] = start_server(self.dir.path(), &self.addresses, index);
+    }
+
+    /// Starts a new server that joins the running cluster
+    /// (`drover server --join …`); returns its index.
+    pub fn add_server(&mut self) -> usize {
+        let index = self.addresses.len();
+        let address = format!("127.0.0.1:{}", free_port());
+        let name = format!("server{index}");
+        let mut command = Command::new(drover_binary());
+        command.args(["server", "--bind", &address, "--data-dir"]).arg(self.dir.path().join(&name));
+        command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s", "--join", &self.address]);
+        self.servers.push(Process::spawn(&name, &mut command, self.dir.path().join(format!("{name}.log"))));
+        self.addresses.push(address);
+        index
+    }
+
+    /// A client of server `index` only.
+    pub fn client_of(&self, index: usize) -> Client {
+        Client::new(&self.addresses[index])
     }
 
     /// Starts an agent named `name` with extra flags.
@@ -246,7 +308,10 @@ impl Cluster {
 
     /// Every process's output, for failure messages.
     pub fn logs(&self) -> String {
-        let mut text = format!("--- server ---\n{}\n", tail(&self.server.output(), 60));
+        let mut text = String::new();
+        for server in &self.servers {
+            text.push_str(&format!("--- {} ---\n{}\n", server.name, tail(&server.output(), 60)));
+        }
         for agent in &self.agents {
             text.push_str(&format!("--- {} ---\n{}\n", agent.name, tail(&agent.output(), 40)));
         }
@@ -259,16 +324,28 @@ impl Drop for Cluster {
         for agent in &mut self.agents {
             agent.kill9();
         }
-        self.server.kill9();
+        for server in &mut self.servers {
+            server.kill9();
+        }
         kill_processes_under(self.dir.path());
     }
 }
 
-fn start_server(dir: &Path, address: &str) -> Process {
+fn start_server(dir: &Path, addresses: &[String], index: usize) -> Process {
     let mut command = Command::new(drover_binary());
-    command.args(["server", "--bind", address, "--data-dir"]).arg(dir.join("server"));
+    let (data_dir, name) = if addresses.len() == 1 {
+        (dir.join("server"), "server".to_owned())
+    } else {
+        (dir.join(format!("server{index}")), format!("server{index}"))
+    };
+    command.args(["server", "--bind", &addresses[index], "--data-dir"]).arg(data_dir);
     command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s"]);
-    Process::spawn("server", &mut command, dir.join("server.log"))
+    if addresses.len() > 1 {
+        command.args(["--bootstrap-expect", &addresses.len().to_string(), "--join", &addresses.join(",")]);
+    }
+    // Appends: a restarted server's log follows its earlier life.
+    let log = dir.join(format!("{name}.log"));
+    Process::spawn(&name, &mut command, log)
 }
 
 fn tail(text: &str, num_lines: usize) -> String {

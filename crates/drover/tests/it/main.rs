@@ -12,4 +12,6 @@ mod harness;
 mod deployments;
 mod dev_mode;
 mod failures;
+mod fleet;
+mod ha;
 mod scheduling;

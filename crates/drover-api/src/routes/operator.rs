@@ -1,0 +1,110 @@
+//! The servers themselves: identity and joining (server to server),
+//! membership, health and snapshots (operators).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use drover_server::cluster::{Member, ServerIdentity};
+use drover_server::operator::{ClusterHealth, LocalStatus};
+
+use crate::extract::ApiJson;
+use crate::identity::{Caller, Capability};
+use crate::{ApiError, ApiResult, AppState, no_content};
+
+pub(super) async fn identity(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerIdentity>> {
+    caller.require(Capability::Internal)?;
+    Ok(Json(app.server.identity()))
+}
+
+pub(super) async fn internal_join(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(identity): ApiJson<ServerIdentity>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Internal)?;
+    app.server.add_server(identity).await?;
+    Ok(no_content())
+}
+
+pub(super) async fn read_index(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<u64>> {
+    caller.require(Capability::Internal)?;
+    Ok(Json(app.server.read_index().await?))
+}
+
+pub(super) async fn local_status(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<LocalStatus>> {
+    caller.require(Capability::Read)?;
+    Ok(Json(app.server.local_status().await))
+}
+
+pub(super) async fn health(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ClusterHealth>> {
+    caller.require(Capability::Read)?;
+    Ok(Json(app.server.cluster_health().await))
+}
+
+pub(super) async fn members(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Member>>> {
+    caller.require(Capability::Read)?;
+    Ok(Json(app.server.members()))
+}
+
+/// Body of `POST /v1/operator/raft/join`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct JoinRequest {
+    address: String,
+}
+
+pub(super) async fn join(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<JoinRequest>,
+) -> ApiResult<Json<ServerIdentity>> {
+    caller.require(Capability::Operator)?;
+    if request.address.trim().is_empty() {
+        return Err(ApiError::invalid("`address` is empty: give the new server's address, host:port"));
+    }
+    Ok(Json(app.server.join_address(request.address.trim()).await?))
+}
+
+pub(super) async fn remove_peer(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(server_id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Operator)?;
+    let server_id: u64 = server_id.parse().map_err(|_| {
+        ApiError::invalid(format!("{server_id:?} is not a server id; `drover server members` lists the ids"))
+    })?;
+    app.server.remove_server(server_id).await?;
+    Ok(no_content())
+}
+
+pub(super) async fn save_snapshot(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Capability::Operator)?;
+    let bytes = app.server.save_snapshot().await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+/// Answer of a snapshot restore.
+#[derive(Debug, Serialize)]
+pub(super) struct Restored {
+    index: u64,
+}
+
+pub(super) async fn restore_snapshot(
+    State(app): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> ApiResult<Json<Restored>> {
+    caller.require(Capability::Operator)?;
+    if body.is_empty() {
+        return Err(ApiError::invalid(
+            "the request body is empty: send a file written by `drover operator snapshot save`",
+        ));
+    }
+    let index = app.server.restore_snapshot(body.to_vec()).await?;
+    Ok(Json(Restored { index }))
+}

@@ -1,0 +1,87 @@
+//! Variables: `GET /v1/vars?prefix=`, `GET|PUT|DELETE /v1/var/{path}`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use drover_types::{CodedError, Variable};
+
+use crate::extract::{ApiJson, ApiQuery};
+use crate::identity::{Caller, Capability};
+use crate::{ApiResult, AppState, ReadOptions, no_content, with_index};
+
+/// `?prefix=` and the usual read options.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListOptions {
+    #[serde(default)]
+    prefix: String,
+    index: Option<u64>,
+    wait: Option<String>,
+    #[serde(default)]
+    stale: bool,
+}
+
+pub(super) async fn list(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(options): ApiQuery<ListOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let read = ReadOptions { index: options.index, wait: options.wait, stale: options.stale };
+    let state = read.read(&app.server, |state| state.table_indexes().variables).await?;
+    let variables: Vec<Variable> =
+        state.variables_with_prefix(&options.prefix).map(|variable| Variable::clone(variable)).collect();
+    Ok(with_index(state.table_indexes().variables, Json(variables)))
+}
+
+pub(super) async fn get(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(path): Path<String>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let state = options.read(&app.server, |state| state.table_indexes().variables).await?;
+    let variable = state.variable(&path).ok_or_else(|| CodedError::not_found("variable", &path))?;
+    Ok(with_index(state.table_indexes().variables, Json(Variable::clone(variable))))
+}
+
+/// `?cas=N`: check-and-set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WriteOptions {
+    cas: Option<u64>,
+}
+
+/// Body of `PUT /v1/var/{path}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PutBody {
+    items: BTreeMap<String, String>,
+}
+
+pub(super) async fn put(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(path): Path<String>,
+    ApiQuery(options): ApiQuery<WriteOptions>,
+    ApiJson(body): ApiJson<PutBody>,
+) -> ApiResult<Json<Variable>> {
+    caller.require(Capability::WriteVariables)?;
+    Ok(Json(app.server.put_variable(&path, body.items, options.cas).await?))
+}
+
+pub(super) async fn delete(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(path): Path<String>,
+    ApiQuery(options): ApiQuery<WriteOptions>,
+) -> ApiResult<Response> {
+    caller.require(Capability::WriteVariables)?;
+    app.server.delete_variable(&path, options.cas).await?;
+    Ok(no_content().into_response())
+}

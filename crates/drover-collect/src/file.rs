@@ -1,0 +1,439 @@
+//! Following log files that match globs, across rotations and restarts.
+//!
+//! Poll-based: every `poll_interval` each followed file is read to its end,
+//! every `rescan_interval` the globs are expanded again. A file is known by its
+//! identity (device, inode), not its path:
+//!
+//! ```text
+//!  first seen ──▶ following ──(path now names another file, or is gone)──▶ rotated
+//!      │  start: checkpoint offset,        │ size < offset: copy-truncate,       │ read to the end, keep
+//!      │  else end (existed at start),     │ restart at 0, generation + 1        │ reading for rotate_wait,
+//!      │  else 0 (created later)           ▼                                     ▼ then flush the partial
+//!                                                                                  line and forget it
+//! ```
+//!
+//! Lines end at `\n` (a trailing `\r` is dropped); a partial last line waits
+//! for its newline, except in a rotated file at the end of `rotate_wait`.
+//! Lines longer than `max_line_bytes` are split. Each line carries the
+//! [`FilePosition`] just after it; the follower registers files in the
+//! [`CheckpointStore`] but never advances it.
+//!
+//! Known limits of polling: lines written between a copy and the truncate of
+//! copy-truncate rotation are lost, and a truncation followed by regrowth
+//! beyond our offset within one poll is not seen. An inode reused by a new file
+//! while the agent was down resumes at the old offset if the new file is larger.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc::error::TrySendError;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use crate::checkpoint::{Checkpoint, CheckpointStore, FileId, FilePosition};
+use crate::error::{Error, Result};
+use crate::glob::Glob;
+use crate::{LineSender, Source, SourceExit, SourceFuture, SourceKind, SourceLine};
+
+/// At most this much is read from one file per poll, so one busy file cannot starve the others.
+const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
+
+/// The configuration of a file source.
+#[derive(Debug, Clone)]
+pub struct FileSourceConfig {
+    /// Glob patterns of the files to follow: `*`, `?` and `[...]` per path component.
+    pub include: Vec<String>,
+    /// Read files that already exist when the agent starts (and have no
+    /// checkpoint) from their beginning instead of their end.
+    pub read_existing_from_start: bool,
+    /// How often followed files are read.
+    pub poll_interval: Duration,
+    /// How often the globs are expanded to find new and rotated files.
+    pub rescan_interval: Duration,
+    /// Longer lines are split into pieces of this many bytes.
+    pub max_line_bytes: usize,
+    /// How long a rotated-away file is still read after it was noticed.
+    pub rotate_wait: Duration,
+}
+
+impl FileSourceConfig {
+    /// Follows `include` with the defaults: poll every 250 ms, rescan every second,
+    /// split lines at 64 KiB, read rotated files for 5 more seconds.
+    pub fn new(include: Vec<String>) -> FileSourceConfig {
+        FileSourceConfig {
+            include,
+            read_existing_from_start: false,
+            poll_interval: Duration::from_millis(250),
+            rescan_interval: Duration::from_secs(1),
+            max_line_bytes: 64 * 1024,
+            rotate_wait: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The file source: follows every file matching the configured globs.
+#[derive(Debug)]
+pub struct FileFollower {
+    config: FileSourceConfig,
+    checkpoints: Arc<CheckpointStore>,
+}
+
+impl FileFollower {
+    pub fn new(config: FileSourceConfig, checkpoints: Arc<CheckpointStore>) -> FileFollower {
+        FileFollower { config, checkpoints }
+    }
+
+    /// Follows the files until `cancel` fires or `sink` is closed. The reading
+    /// runs on a blocking thread.
+    pub async fn run(self, sink: LineSender, cancel: CancellationToken) -> Result<SourceExit> {
+        let globs = self.config.include.iter().map(|pattern| Glob::new(pattern)).collect::<Result<Vec<_>>>()?;
+        let mut state = FollowerState {
+            config: self.config,
+            globs,
+            checkpoints: self.checkpoints,
+            tracked: Vec::new(),
+            is_first_scan: true,
+            last_scan: None,
+            read_buffer: vec![0; 64 * 1024],
+            stream: Arc::from("file"),
+        };
+        tokio::task::spawn_blocking(move || state.run_blocking(&sink, &cancel))
+            .await
+            .map_err(|err| Error::TaskFailed { what: "file follower", reason: err.to_string() })?
+    }
+}
+
+impl Source for FileFollower {
+    fn run(self: Box<Self>, sink: LineSender, cancel: CancellationToken) -> SourceFuture {
+        Box::pin(FileFollower::run(*self, sink, cancel))
+    }
+}
+
+#[derive(Debug)]
+struct Tracked {
+    source: SourceKind,
+    file_id: FileId,
+    file: File,
+    generation: u64,
+    /// The file offset of `pending[0]`.
+    pending_offset: u64,
+    /// Bytes read but not yet emitted: the start of a line without its newline.
+    pending: Vec<u8>,
+    /// When we noticed that no followed path names this file any more.
+    rotated_at: Option<Instant>,
+}
+
+impl Tracked {
+    fn read_offset(&self) -> u64 {
+        self.pending_offset + self.pending.len() as u64
+    }
+}
+
+#[derive(Debug)]
+struct FollowerState {
+    config: FileSourceConfig,
+    globs: Vec<Glob>,
+    checkpoints: Arc<CheckpointStore>,
+    /// Rotated files first, so their last lines come before those of their successors.
+    tracked: Vec<Tracked>,
+    is_first_scan: bool,
+    last_scan: Option<Instant>,
+    read_buffer: Vec<u8>,
+    stream: Arc<str>,
+}
+
+enum Sent {
+    Ok,
+    Stop,
+}
+
+impl FollowerState {
+    fn run_blocking(&mut self, sink: &LineSender, cancel: &CancellationToken) -> Result<SourceExit> {
+        let mut lines = Vec::new();
+        loop {
+            if cancel.is_cancelled() || sink.is_closed() {
+                return Ok(SourceExit::Stopped);
+            }
+            let is_scan_due = self.last_scan.is_none_or(|last| last.elapsed() >= self.config.rescan_interval);
+            if is_scan_due {
+                self.scan();
+                self.last_scan = Some(Instant::now());
+            }
+            let mut index = 0;
+            while index < self.tracked.len() {
+                let is_done = self.read_file(index, &mut lines);
+                for line in lines.drain(..) {
+                    if let Sent::Stop = send_blocking(sink, cancel, line) {
+                        return Ok(SourceExit::Stopped);
+                    }
+                }
+                if is_done {
+                    let tracked = self.tracked.remove(index);
+                    debug!(file = ?tracked.source, "stopped following rotated file");
+                    self.checkpoints.forget_file(tracked.file_id);
+                } else {
+                    index += 1;
+                }
+            }
+            std::thread::sleep(self.config.poll_interval);
+        }
+    }
+
+    /// Expands the globs, starts following new files and marks rotated ones.
+    fn scan(&mut self) {
+        let mut seen: HashMap<FileId, PathBuf> = HashMap::new();
+        for glob in &self.globs {
+            for path in glob.expand() {
+                if let Ok(metadata) = std::fs::metadata(&path) {
+                    seen.entry(FileId { dev: metadata.dev(), inode: metadata.ino() }).or_insert(path);
+                }
+            }
+        }
+        let mut is_store_changed = false;
+        let now = Instant::now();
+        for tracked in &mut self.tracked {
+            let is_seen = seen.contains_key(&tracked.file_id);
+            if !is_seen && tracked.rotated_at.is_none() {
+                debug!(file = ?tracked.source, "file rotated away");
+                tracked.rotated_at = Some(now);
+            } else if is_seen {
+                tracked.rotated_at = None;
+            }
+        }
+        let tracked_ids: HashSet<FileId> = self.tracked.iter().map(|tracked| tracked.file_id).collect();
+        let mut new_ids: Vec<(&FileId, &PathBuf)> = seen.iter().filter(|(id, _)| !tracked_ids.contains(id)).collect();
+        new_ids.sort_by(|left, right| left.1.cmp(right.1));
+        for (&file_id, path) in new_ids {
+            match self.start_following(file_id, path) {
+                Ok(Some(tracked)) => {
+                    self.tracked.push(tracked);
+                    is_store_changed = true;
+                }
+                Ok(None) => {}
+                Err(err) => warn!(path = %path.display(), error = %err, "cannot follow file"),
+            }
+        }
+        if self.is_first_scan {
+            // Entries of our files that are gone: nothing will ever resume there.
+            let globs = &self.globs;
+            self.checkpoints.retain_files(|entry| {
+                seen.contains_key(&entry.file_id) || !globs.iter().any(|glob| glob.matches(&entry.path))
+            });
+            self.is_first_scan = false;
+            is_store_changed = true;
+        }
+        self.tracked.sort_by_key(|tracked| tracked.rotated_at.is_none());
+        if is_store_changed && let Err(err) = self.checkpoints.flush() {
+            warn!(error = %err, "cannot write the file checkpoints");
+        }
+    }
+
+    fn start_following(&self, file_id: FileId, path: &Path) -> Result<Option<Tracked>> {
+        let mut file = File::open(path).map_err(Error::io("open", path))?;
+        let metadata = file.metadata().map_err(Error::io("stat", path))?;
+        if (FileId { dev: metadata.dev(), inode: metadata.ino() }) != file_id {
+            // Replaced between the scan and the open: the next scan sees the new one.
+            return Ok(None);
+        }
+        let size = metadata.len();
+        let (generation, offset) = match self.checkpoints.file(file_id) {
+            Some(entry) if entry.offset <= size => (entry.generation, entry.offset),
+            Some(entry) => (entry.generation + 1, 0),
+            None if self.is_first_scan && !self.config.read_existing_from_start => (0, size),
+            None => (0, 0),
+        };
+        file.seek(SeekFrom::Start(offset)).map_err(Error::io("seek", path))?;
+        self.checkpoints.track_file(file_id, path, generation, offset);
+        debug!(path = %path.display(), offset, "following file");
+        Ok(Some(Tracked {
+            source: SourceKind::File { path: Arc::from(path) },
+            file_id,
+            file,
+            generation,
+            pending_offset: offset,
+            pending: Vec::new(),
+            rotated_at: None,
+        }))
+    }
+
+    /// Reads what is new in one file into `lines`. Returns true when the file
+    /// is rotated away, fully read and its grace period is over.
+    fn read_file(&mut self, index: usize, lines: &mut Vec<SourceLine>) -> bool {
+        let max_line_bytes = self.config.max_line_bytes.max(1);
+        let rotate_wait = self.config.rotate_wait;
+        let stream = &self.stream;
+        let read_buffer = &mut self.read_buffer;
+        let Some(tracked) = self.tracked.get_mut(index) else { return true };
+        match tracked.file.metadata() {
+            Ok(metadata) if metadata.len() < tracked.read_offset() => {
+                warn!(file = ?tracked.source, size = metadata.len(), offset = tracked.read_offset(), "file truncated, reading it again from the start");
+                if tracked.file.seek(SeekFrom::Start(0)).is_err() {
+                    return true;
+                }
+                tracked.generation += 1;
+                tracked.pending.clear();
+                tracked.pending_offset = 0;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                warn!(file = ?tracked.source, error = %err, "cannot stat followed file");
+                return true;
+            }
+        }
+        let mut num_read = 0usize;
+        let mut is_at_end = false;
+        while num_read < READ_BUDGET_BYTES {
+            let count = match tracked.file.read(read_buffer) {
+                Ok(0) => {
+                    is_at_end = true;
+                    break;
+                }
+                Ok(count) => count,
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    warn!(file = ?tracked.source, error = %err, "cannot read followed file");
+                    return true;
+                }
+            };
+            num_read += count;
+            tracked.pending.extend_from_slice(&read_buffer[..count]);
+            split_lines(tracked, stream, max_line_bytes, false, lines);
+        }
+        let is_done = is_at_end && tracked.rotated_at.is_some_and(|rotated_at| rotated_at.elapsed() >= rotate_wait);
+        if is_done {
+            split_lines(tracked, stream, max_line_bytes, true, lines);
+        }
+        is_done
+    }
+}
+
+/// Moves the complete lines of `tracked.pending` into `lines`; with
+/// `flush_partial`, also the incomplete last one.
+fn split_lines(
+    tracked: &mut Tracked,
+    stream: &Arc<str>,
+    max_line_bytes: usize,
+    flush_partial: bool,
+    lines: &mut Vec<SourceLine>,
+) {
+    let received = SystemTime::now();
+    let mut consumed = 0usize;
+    loop {
+        let rest = &tracked.pending[consumed..];
+        let (line_len, used) = match rest.iter().take(max_line_bytes + 1).position(|&byte| byte == b'\n') {
+            Some(newline) if newline <= max_line_bytes => (newline, newline + 1),
+            _ if rest.len() > max_line_bytes => {
+                let cut = utf8_cut(&rest[..max_line_bytes]);
+                (cut, cut)
+            }
+            _ if flush_partial && !rest.is_empty() => (rest.len(), rest.len()),
+            _ => break,
+        };
+        let mut text_bytes = &rest[..line_len];
+        if let Some(without_cr) = text_bytes.strip_suffix(b"\r") {
+            text_bytes = without_cr;
+        }
+        let text = String::from_utf8_lossy(text_bytes).into_owned();
+        consumed += used;
+        lines.push(SourceLine {
+            source: tracked.source.clone(),
+            stream: stream.clone(),
+            received,
+            text,
+            syslog: None,
+            checkpoint: Some(Checkpoint::File(FilePosition {
+                file_id: tracked.file_id,
+                generation: tracked.generation,
+                offset_after: tracked.pending_offset + consumed as u64,
+            })),
+        });
+    }
+    tracked.pending.drain(..consumed);
+    tracked.pending_offset += consumed as u64;
+}
+
+/// Where to split a too-long line so a multi-byte character stays whole.
+fn utf8_cut(piece: &[u8]) -> usize {
+    match std::str::from_utf8(piece) {
+        Err(err) if err.error_len().is_none() && err.valid_up_to() > 0 => err.valid_up_to(),
+        _ => piece.len(),
+    }
+}
+
+/// Sends from a blocking thread without ignoring cancellation while the channel is full.
+fn send_blocking(sink: &LineSender, cancel: &CancellationToken, line: SourceLine) -> Sent {
+    let mut line = line;
+    loop {
+        match sink.try_send(line) {
+            Ok(()) => return Sent::Ok,
+            Err(TrySendError::Closed(_)) => return Sent::Stop,
+            Err(TrySendError::Full(returned)) => {
+                if cancel.is_cancelled() {
+                    return Sent::Stop;
+                }
+                line = returned;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked_for(bytes: &[u8]) -> Tracked {
+        let file = tempfile::tempfile().unwrap();
+        Tracked {
+            source: SourceKind::File { path: Arc::from(Path::new("/x.log")) },
+            file_id: FileId { dev: 1, inode: 2 },
+            file,
+            generation: 0,
+            pending_offset: 100,
+            pending: bytes.to_vec(),
+            rotated_at: None,
+        }
+    }
+
+    fn split(bytes: &[u8], max: usize, flush: bool) -> (Vec<(String, u64)>, Tracked) {
+        let mut tracked = tracked_for(bytes);
+        let mut lines = Vec::new();
+        split_lines(&mut tracked, &Arc::from("file"), max, flush, &mut lines);
+        let texts = lines
+            .into_iter()
+            .map(|line| match line.checkpoint {
+                Some(Checkpoint::File(position)) => (line.text, position.offset_after),
+                other => panic!("unexpected checkpoint {other:?}"),
+            })
+            .collect();
+        (texts, tracked)
+    }
+
+    #[test]
+    fn splits_complete_lines_and_keeps_the_partial_one() {
+        let (lines, tracked) = split(b"one\r\ntwo\n\nthr", 100, false);
+        assert_eq!(lines, vec![("one".into(), 105), ("two".into(), 109), (String::new(), 110)]);
+        assert_eq!(tracked.pending, b"thr");
+        assert_eq!(tracked.pending_offset, 110);
+        let (flushed, _) = split(b"thr", 100, true);
+        assert_eq!(flushed, vec![("thr".into(), 103)]);
+    }
+
+    #[test]
+    fn splits_long_lines_and_replaces_invalid_utf8() {
+        let (lines, tracked) = split(b"abcdefgh\nxy", 3, false);
+        let texts: Vec<&str> = lines.iter().map(|(text, _)| text.as_str()).collect();
+        assert_eq!(texts, vec!["abc", "def", "gh"]);
+        assert_eq!(tracked.pending, b"xy");
+        let (invalid, _) = split(b"a\xffb\n", 100, false);
+        assert_eq!(invalid[0].0, "a\u{fffd}b");
+        // A two-byte character is not cut in half.
+        let (accented, _) = split("aé\n".as_bytes(), 2, false);
+        assert_eq!(accented.iter().map(|(text, _)| text.as_str()).collect::<Vec<_>>(), vec!["a", "é"]);
+    }
+}

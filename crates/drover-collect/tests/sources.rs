@@ -1,0 +1,271 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The sources against real files, sockets and processes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_collect::{
+    CheckpointStore, CommandPoller, CommandPollerConfig, FileFollower, FileSourceConfig, JournalConfig, JournalSource,
+    SourceExit, SourceKind, SourceLine, Spool, SyslogConfig, SyslogSource, SyslogTransport,
+};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn fast_config(dir: &Path) -> FileSourceConfig {
+    let mut config = FileSourceConfig::new(vec![format!("{}/*.log", dir.display())]);
+    config.poll_interval = Duration::from_millis(20);
+    config.rescan_interval = Duration::from_millis(50);
+    config.rotate_wait = Duration::from_millis(300);
+    config
+}
+
+struct Running {
+    lines: mpsc::Receiver<SourceLine>,
+    cancel: CancellationToken,
+    task: JoinHandle<drover_collect::Result<SourceExit>>,
+}
+
+impl Running {
+    async fn next(&mut self) -> SourceLine {
+        tokio::time::timeout(WAIT, self.lines.recv()).await.expect("a line within the timeout").expect("source running")
+    }
+
+    async fn texts(&mut self, count: usize) -> Vec<String> {
+        let mut texts = Vec::new();
+        for _ in 0..count {
+            texts.push(self.next().await.text);
+        }
+        texts
+    }
+
+    async fn assert_quiet(&mut self) {
+        let extra = tokio::time::timeout(Duration::from_millis(300), self.lines.recv()).await;
+        assert!(extra.is_err(), "unexpected line {:?}", extra.ok().flatten().map(|line| line.text));
+    }
+
+    async fn stop(self) -> SourceExit {
+        self.cancel.cancel();
+        tokio::time::timeout(WAIT, self.task).await.unwrap().unwrap().unwrap()
+    }
+}
+
+fn start_files(config: FileSourceConfig, checkpoints: Arc<CheckpointStore>) -> Running {
+    let (sender, lines) = mpsc::channel(1024);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(FileFollower::new(config, checkpoints).run(sender, cancel.clone()));
+    Running { lines, cancel, task }
+}
+
+fn append(path: &Path, text: &str) {
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+#[tokio::test]
+async fn existing_files_start_at_the_end_new_files_at_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.log");
+    append(&old, "before the agent\n");
+    std::fs::write(dir.path().join("ignored.txt"), "not matched\n").unwrap();
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(fast_config(dir.path()), checkpoints);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    append(&old, "after start\n");
+    let line = running.next().await;
+    assert_eq!(line.text, "after start");
+    assert_eq!(line.source, SourceKind::File { path: Arc::from(old.as_path()) });
+
+    append(&dir.path().join("new.log"), "first of new\npartial");
+    assert_eq!(running.texts(1).await, vec!["first of new"]);
+    running.assert_quiet().await;
+    append(&dir.path().join("new.log"), " line done\r\n");
+    assert_eq!(running.texts(1).await, vec!["partial line done"]);
+    assert_eq!(running.stop().await, SourceExit::Stopped);
+}
+
+#[tokio::test]
+async fn rename_rotation_reads_the_old_file_to_its_end_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(fast_config(dir.path()), checkpoints.clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    append(&path, "one\n");
+    assert_eq!(running.texts(1).await, vec!["one"]);
+
+    let rotated = dir.path().join("app.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    append(&rotated, "two, written late to the old file\n");
+    append(&path, "three, in the new file\n");
+    assert_eq!(running.texts(2).await, vec!["two, written late to the old file", "three, in the new file"]);
+    // The old file is forgotten once its grace period is over.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let tracked = std::fs::read_to_string(dir.path().join("checkpoints.json")).unwrap();
+    assert!(!tracked.contains("app.log.1"), "{tracked}");
+    running.assert_quiet().await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn copy_truncate_restarts_at_the_beginning() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(fast_config(dir.path()), checkpoints);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    append(&path, "a fairly long first line\nand a second one\n");
+    assert_eq!(running.texts(2).await.len(), 2);
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    append(&path, "short\n");
+    let line = running.next().await;
+    assert_eq!(line.text, "short");
+    match line.checkpoint {
+        Some(drover_collect::Checkpoint::File(position)) => {
+            assert_eq!((position.generation, position.offset_after), (1, 6));
+        }
+        other => panic!("unexpected checkpoint {other:?}"),
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn restart_resumes_after_the_last_committed_line_through_the_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "");
+    let checkpoint_path = dir.path().join("state/checkpoints.json");
+    std::fs::create_dir_all(checkpoint_path.parent().unwrap()).unwrap();
+    let mut config = fast_config(dir.path());
+    config.read_existing_from_start = true;
+
+    let checkpoints = CheckpointStore::open(&checkpoint_path).unwrap();
+    let mut spool = Spool::open(dir.path().join("spool"), 1 << 20).unwrap();
+    let mut running = start_files(config.clone(), checkpoints.clone());
+    append(&path, "l1\nl2\nl3\n");
+    let lines = [running.next().await, running.next().await, running.next().await];
+    // Only the first two reach the spool before the "crash".
+    spool.append(&[lines[0].text.as_bytes(), lines[1].text.as_bytes()]).unwrap();
+    checkpoints.commit(lines[1].checkpoint.as_ref().unwrap());
+    checkpoints.flush().unwrap();
+    running.stop().await;
+    drop(spool);
+    append(&path, "l4\n");
+
+    let reopened_checkpoints = CheckpointStore::open(&checkpoint_path).unwrap();
+    let mut restarted = start_files(config, reopened_checkpoints);
+    assert_eq!(restarted.texts(2).await, vec!["l3", "l4"]);
+    restarted.assert_quiet().await;
+    restarted.stop().await;
+    let spool = Spool::open(dir.path().join("spool"), 1 << 20).unwrap();
+    assert_eq!(spool.read_from(1, 1 << 20).unwrap(), vec![(1, b"l1".to_vec()), (2, b"l2".to_vec())]);
+}
+
+fn logger_available() -> bool {
+    let available = Command::new("logger").arg("--version").output().is_ok_and(|output| output.status.success());
+    if !available {
+        eprintln!("skipping: util-linux `logger` is not installed");
+    }
+    available
+}
+
+#[tokio::test]
+async fn syslog_receives_from_the_real_logger_over_udp_and_tcp() {
+    if !logger_available() {
+        return;
+    }
+    let any_port = "127.0.0.1:0".parse().unwrap();
+    let source =
+        SyslogSource::bind(SyslogConfig { udp: Some(any_port), tcp: Some(any_port), max_message_bytes: 65536 })
+            .await
+            .unwrap();
+    let udp_port = source.udp_addr().unwrap().port().to_string();
+    let tcp_port = source.tcp_addr().unwrap().port().to_string();
+    let (sender, lines) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(source.run(sender, cancel.clone()));
+    let mut running = Running { lines, cancel, task };
+
+    let cases: &[(&[&str], &str, SyslogTransport, Option<&str>)] = &[
+        (&["-d", "--rfc3164", "--id=42", "-p", "local3.err"], "udp 3164", SyslogTransport::Udp, Some("42")),
+        (&["-d", "--rfc5424", "--id=43", "-p", "local3.err"], "udp 5424", SyslogTransport::Udp, Some("43")),
+        (&["-T", "--rfc3164", "-p", "local3.err"], "tcp 3164", SyslogTransport::Tcp, None),
+        (&["-T", "--rfc5424", "-p", "local3.err"], "tcp 5424", SyslogTransport::Tcp, None),
+        (&["-T", "--octet-count", "-p", "local3.err"], "tcp octet", SyslogTransport::Tcp, None),
+    ];
+    for &(flags, message, transport, proc_id) in cases {
+        let port = if transport == SyslogTransport::Udp { &udp_port } else { &tcp_port };
+        let status = Command::new("logger")
+            .args(["-n", "127.0.0.1", "-P", port, "-t", "drovertest"])
+            .args(flags)
+            .arg(message)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let line = running.next().await;
+        assert_eq!(line.text, message, "{flags:?}");
+        assert!(matches!(line.source, SourceKind::Syslog { transport: received, .. } if received == transport));
+        let meta = line.syslog.unwrap();
+        assert_eq!((meta.facility, meta.severity), (19, 3), "{flags:?}");
+        assert_eq!(meta.app_name.as_deref(), Some("drovertest"), "{flags:?}");
+        assert_eq!(meta.proc_id.as_deref(), proc_id, "{flags:?}");
+        assert!(meta.hostname.is_some(), "{flags:?}");
+        assert!(meta.timestamp.is_some(), "{flags:?}");
+    }
+    assert_eq!(running.stop().await, SourceExit::Stopped);
+}
+
+#[tokio::test]
+async fn journal_is_not_available_without_journal_files_or_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let (sender, _lines) = mpsc::channel(16);
+    let missing_binary = JournalConfig { journalctl: "/nonexistent/journalctl".into(), ..JournalConfig::default() };
+    let exit = JournalSource::new(missing_binary, checkpoints.clone()).run(sender.clone(), CancellationToken::new());
+    assert!(matches!(exit.await.unwrap(), SourceExit::NotAvailable { .. }));
+
+    if Command::new("journalctl").arg("--version").output().is_err() {
+        eprintln!("skipping the empty-directory case: journalctl is not installed");
+        return;
+    }
+    let empty = JournalConfig { directory: Some(dir.path().join("empty")), ..JournalConfig::default() };
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    let exit = tokio::time::timeout(WAIT, JournalSource::new(empty, checkpoints).run(sender, CancellationToken::new()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(exit, SourceExit::NotAvailable { .. }), "{exit:?}");
+}
+
+#[tokio::test]
+async fn console_poller_emits_only_new_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let console = dir.path().join("console.txt");
+    append(&console, "boot 1\nboot 2\n");
+    let config = CommandPollerConfig::new(
+        "node-1",
+        "sh",
+        vec!["-c".into(), format!("tail -n 3 {}", console.display())],
+        Duration::from_millis(50),
+    );
+    let (sender, lines) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(CommandPoller::new(config).run(sender, cancel.clone()));
+    let mut running = Running { lines, cancel, task };
+    assert_eq!(running.texts(2).await, vec!["boot 1", "boot 2"]);
+    append(&console, "login:\nready\n");
+    assert_eq!(running.texts(2).await, vec!["login:", "ready"]);
+    running.assert_quiet().await;
+    assert_eq!(running.stop().await, SourceExit::Stopped);
+
+    let (sender, _lines) = mpsc::channel(1);
+    let missing = CommandPollerConfig::new("x", "/nonexistent/console", Vec::new(), Duration::from_millis(10));
+    let exit = CommandPoller::new(missing).run(sender, CancellationToken::new()).await.unwrap();
+    assert!(matches!(exit, SourceExit::NotAvailable { .. }));
+}

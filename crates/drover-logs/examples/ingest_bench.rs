@@ -1,0 +1,91 @@
+//! A quick benchmark of the ingest path and of needle queries over the
+//! loghub samples replayed many times (not a test).
+//!
+//! `cargo run --release -p drover-logs --example ingest_bench -- [NUM_LINES] [DIR]`
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Instant;
+
+use drover_logs::record::NANOS_PER_SECOND;
+use drover_logs::{Filter, LogRecord, LogStore, Retention, SearchRequest};
+
+fn main() {
+    let mut arguments = std::env::args().skip(1);
+    let num_lines: usize = arguments.next().map_or(1_000_000, |text| text.parse().expect("NUM_LINES is a number"));
+    let directory = arguments.next();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/loghub");
+    let mut lines = Vec::new();
+    for name in ["OpenSSH_2k.log", "Linux_2k.log", "Hadoop_2k.log", "Spark_2k.log", "Apache_2k.log", "BGL_2k.log"] {
+        let text = std::fs::read_to_string(data.join(name)).expect("loghub sample");
+        lines.extend(text.lines().map(str::to_owned));
+    }
+    // 2024-01-02T00:00:00Z; one line every millisecond.
+    let start = 1_704_153_600 * NANOS_PER_SECOND;
+
+    let enrich_started = Instant::now();
+    let mut num_with_time = 0usize;
+    for (index, line) in lines.iter().cycle().take(num_lines).enumerate() {
+        let parsed = drover_logs::parse::enrich(line, start + index as i64 * 1_000_000);
+        num_with_time += usize::from(parsed.timestamp.is_some());
+    }
+    let enrich_seconds = enrich_started.elapsed().as_secs_f64();
+    println!(
+        "enrich: {num_lines} lines in {enrich_seconds:.2}s = {:.0} lines/s ({num_with_time} with a time)",
+        num_lines as f64 / enrich_seconds
+    );
+
+    let temporary = tempfile::tempdir().unwrap();
+    let store_directory = directory.map_or_else(|| temporary.path().to_owned(), Into::into);
+    let mut store = LogStore::open(&store_directory, Retention::default()).unwrap();
+    let mut raw_bytes = 0u64;
+    let ingest_started = Instant::now();
+    let batch_size = 20_000;
+    let mut seq = 0u64;
+    while (seq as usize) < num_lines {
+        let batch: Vec<LogRecord> = (0..batch_size.min(num_lines - seq as usize))
+            .map(|offset| {
+                let index = seq as usize + offset;
+                let line = &lines[index % lines.len()];
+                raw_bytes += line.len() as u64 + 1;
+                let node = format!("node-{}", index % 50);
+                // The replayed lines keep their own times; the store sees a
+                // steady stream, so use the time received.
+                let mut record = LogRecord::from_line(&node, index as u64 + 1, &node, "file", "syslog", line, 0);
+                record.origin = "bench".to_owned();
+                record.timestamp = start + index as i64 * 1_000_000;
+                record
+            })
+            .collect();
+        seq += batch.len() as u64;
+        store.ingest(batch).unwrap();
+    }
+    let ingest_seconds = ingest_started.elapsed().as_secs_f64();
+    println!(
+        "ingest (enrich + index + commit per {batch_size}): {num_lines} lines in {ingest_seconds:.2}s = {:.0} lines/s",
+        num_lines as f64 / ingest_seconds
+    );
+    for start in store.partition_starts() {
+        store.optimize_partition(start).unwrap();
+    }
+    let disk = store.disk_bytes();
+    println!(
+        "disk: {disk} bytes for {raw_bytes} raw bytes ({:.2} of raw), {} partitions",
+        disk as f64 / raw_bytes as f64,
+        store.partition_starts().len()
+    );
+
+    for query in ["\"Failed password\" root", "level:error", "jk2_init", "node:node-7 preauth", "nosuchword"] {
+        let mut timings = Vec::new();
+        let mut total = 0;
+        for _ in 0..21 {
+            let started = Instant::now();
+            let page = store.search(&SearchRequest { filter: Filter::query(query), limit: 100, before: None }).unwrap();
+            timings.push(started.elapsed().as_secs_f64() * 1000.0);
+            total = page.total_matching;
+        }
+        timings.sort_by(f64::total_cmp);
+        println!("search {query:?}: {total} matching, p50 {:.2} ms, max {:.2} ms", timings[10], timings[20]);
+    }
+}

@@ -1,0 +1,972 @@
+//! The log store: one tantivy index per time partition.
+//!
+//! ```text
+//! DIR/
+//!   store.json                      {"version":1,"partition_seconds":3600}
+//!   20240102T030000Z/               one tantivy index: records whose timestamp
+//!   20240102T040000Z/               falls in [start, start + partition_seconds)
+//! ```
+//!
+//! **Partitions are hourly by default** (by the record's timestamp, UTC):
+//! retention frees space an hour at a time, a search over the last hours
+//! opens only a few indexes, and a day of logs is 24 indexes, few enough to
+//! search all at once. The span is chosen when the store is created and
+//! kept in `store.json`; opening an existing store uses the span it was
+//! created with.
+//!
+//! **No duplicates, no loss.** `(origin, seq)` identifies a record. Each
+//! partition keeps, per origin, the highest `seq` it holds (its high-water
+//! mark), in the payload of its tantivy commit — so the mark and the
+//! documents are made durable by one atomic commit. A record is a duplicate
+//! when its seq is not above the mark of the partition its timestamp falls
+//! in. This relies on the contract of the agents: the seqs of one origin
+//! are sent in increasing order (and may be sent again). Because a record
+//! always falls in the same partition, the check is exact even when a
+//! crash commits some partitions of a batch and not others: what was not
+//! committed is accepted when sent again, what was committed is dropped.
+//! [`LogStore::ingest`] returns only after every partition it touched is
+//! committed and its reader reloaded: an acknowledged record is searchable
+//! at once and after any restart.
+//!
+//! A partition deleted by retention forgets its marks; a record older than
+//! the retention sent again would be stored again, until the next
+//! retention pass deletes it.
+//!
+//! **Writers.** A partition keeps its writer open while it is written to;
+//! only the [`StoreConfig::max_open_writers`] most recently used stay open
+//! (each holds [`StoreConfig::writer_memory_bytes`] of indexing memory and
+//! a thread), so late lines for old hours cost an open, not memory forever.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tantivy::collector::{Collector, Count, SegmentCollector};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::indexer::NoMergePolicy;
+use tantivy::query::{BooleanQuery, Occur, Query};
+use tantivy::schema::Value as _;
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{DocAddress, DocId, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Score, SegmentReader};
+
+use crate::error::{Error, Result};
+use crate::parse::civil_from_days;
+use crate::query;
+use crate::record::{LogRecord, NANOS_PER_SECOND};
+use crate::schema::{KEYWORD_TOKENIZER, LogSchema, keyword_analyzer};
+
+/// The version of `store.json` and of the partition commit payload.
+pub const STORE_FORMAT_VERSION: u32 = 1;
+
+const STORE_FILE: &str = "store.json";
+
+/// What the store keeps; `None` keeps without limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Partitions that ended longer ago than this are deleted.
+    pub max_age: Option<Duration>,
+    /// When the store is bigger, the oldest partitions are deleted (the
+    /// newest one is always kept).
+    pub max_bytes: Option<u64>,
+}
+
+/// How a store is laid out and how much it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// What to keep.
+    pub retention: Retention,
+    /// The time span of a partition for a new store, in seconds (default
+    /// one hour). An existing store keeps the span it was created with.
+    pub partition_seconds: u32,
+    /// Indexing memory per open writer (default 64 MB; tantivy needs at
+    /// least 15 MB).
+    pub writer_memory_bytes: usize,
+    /// How many partitions keep their writer open (default 2: the current
+    /// hour and the previous one).
+    pub max_open_writers: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            retention: Retention::default(),
+            partition_seconds: 3600,
+            writer_memory_bytes: 64 * 1024 * 1024,
+            max_open_writers: 2,
+        }
+    }
+}
+
+/// What [`LogStore::ingest`] did with a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestOutcome {
+    /// Records stored now.
+    pub num_accepted: usize,
+    /// Records already stored (seen again after a resend), dropped.
+    pub num_duplicates: usize,
+}
+
+/// What [`LogStore::apply_retention`] deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionOutcome {
+    /// Partitions deleted.
+    pub num_partitions_deleted: usize,
+    /// Bytes they used on disk.
+    pub bytes_freed: u64,
+}
+
+/// Which records a search, count or histogram looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// The query text (see [`crate::query`]); empty matches every record.
+    pub query: String,
+    /// Only records at or after this time (nanoseconds since the epoch).
+    pub since: Option<i64>,
+    /// Only records before this time (nanoseconds since the epoch).
+    pub until: Option<i64>,
+    /// Only records of these nodes (case-insensitive); `None` for all.
+    pub nodes: Option<Vec<String>>,
+}
+
+impl Filter {
+    /// A filter of the query text alone.
+    pub fn query(text: &str) -> Self {
+        Filter { query: text.to_owned(), ..Filter::default() }
+    }
+}
+
+/// One page of search results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchRequest {
+    /// Which records.
+    pub filter: Filter,
+    /// At most this many records on the page.
+    pub limit: usize,
+    /// Only records older than this cursor (the `next_cursor` of the
+    /// previous page); `None` for the newest.
+    pub before: Option<Cursor>,
+}
+
+/// The answer to a [`SearchRequest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    /// Newest first.
+    pub records: Vec<LogRecord>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next_cursor: Option<Cursor>,
+    /// How many records match the filter in all (on every page).
+    pub total_matching: u64,
+}
+
+/// A position in the newest-first order of records: `(timestamp, row)`.
+///
+/// Written as `TIMESTAMP-ROW` (two decimal numbers, the timestamp possibly
+/// negative), e.g. `1704164645000000000-17`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cursor {
+    /// The record's timestamp.
+    pub timestamp: i64,
+    /// The record's row in its partition.
+    pub row: u64,
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}-{}", self.timestamp, self.row)
+    }
+}
+
+impl FromStr for Cursor {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || Error::InvalidCursor { cursor: text.to_owned() };
+        let (timestamp, row) = text.rsplit_once('-').ok_or_else(invalid)?;
+        Ok(Cursor { timestamp: timestamp.parse().map_err(|_| invalid())?, row: row.parse().map_err(|_| invalid())? })
+    }
+}
+
+/// `store.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoreFile {
+    version: u32,
+    partition_seconds: u32,
+}
+
+/// The commit payload of a partition.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct PartitionPayload {
+    version: u32,
+    /// The next row number to hand out.
+    next_row: u64,
+    /// Per origin, the highest seq stored in this partition.
+    high_water: HashMap<String, u64>,
+}
+
+struct Partition {
+    /// Start of the span, nanoseconds since the epoch.
+    start: i64,
+    path: PathBuf,
+    index: Index,
+    reader: IndexReader,
+    writer: Option<IndexWriter>,
+    /// As of the last commit.
+    committed: PartitionPayload,
+    /// For choosing which writers to close.
+    last_used: u64,
+}
+
+impl fmt::Debug for Partition {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Partition")
+            .field("start", &self.start)
+            .field("path", &self.path)
+            .field("writer_open", &self.writer.is_some())
+            .field("committed", &self.committed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A time-partitioned log store in one folder. Not shared between
+/// processes (tantivy locks each partition's writer).
+#[derive(Debug)]
+pub struct LogStore {
+    directory: PathBuf,
+    config: StoreConfig,
+    schema: LogSchema,
+    /// By start time.
+    partitions: BTreeMap<i64, Partition>,
+    span_nanos: i64,
+    use_counter: u64,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.to_owned(), source }
+}
+
+fn index_error(path: &Path) -> impl FnOnce(tantivy::TantivyError) -> Error + '_ {
+    move |source| Error::Index { path: path.to_owned(), source }
+}
+
+impl LogStore {
+    /// Opens the store in `directory`, creating it if needed, with hourly
+    /// partitions and the default writer settings.
+    pub fn open(directory: impl AsRef<Path>, retention: Retention) -> Result<Self> {
+        LogStore::open_with(directory, StoreConfig { retention, ..StoreConfig::default() })
+    }
+
+    /// Opens the store in `directory`, creating it if needed.
+    pub fn open_with(directory: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
+        let directory = directory.as_ref().to_owned();
+        fs::create_dir_all(&directory).map_err(io_error(&directory))?;
+        let store_file_path = directory.join(STORE_FILE);
+        let partition_seconds = match fs::read(&store_file_path) {
+            Ok(bytes) => {
+                let store_file: StoreFile = serde_json::from_slice(&bytes).map_err(|error| Error::Corrupt {
+                    path: store_file_path.clone(),
+                    message: format!("cannot read the store description ({error}); restore it or move the folder away"),
+                })?;
+                if store_file.version != STORE_FORMAT_VERSION || store_file.partition_seconds == 0 {
+                    return Err(Error::Corrupt {
+                        path: store_file_path,
+                        message: format!(
+                            "store format version {} with {}-second partitions is not supported (this build reads \
+                             version {STORE_FORMAT_VERSION}); use a matching drover version",
+                            store_file.version, store_file.partition_seconds
+                        ),
+                    });
+                }
+                store_file.partition_seconds
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                if config.partition_seconds == 0 {
+                    return Err(Error::InvalidRequest("partition_seconds must be at least 1".to_owned()));
+                }
+                let store_file =
+                    StoreFile { version: STORE_FORMAT_VERSION, partition_seconds: config.partition_seconds };
+                write_atomically(&store_file_path, &serde_json::to_vec(&store_file).unwrap_or_default())?;
+                config.partition_seconds
+            }
+            Err(error) => return Err(io_error(&store_file_path)(error)),
+        };
+        let mut store = LogStore {
+            directory: directory.clone(),
+            config,
+            schema: LogSchema::new(),
+            partitions: BTreeMap::new(),
+            span_nanos: i64::from(partition_seconds) * NANOS_PER_SECOND,
+            use_counter: 0,
+        };
+        for entry in fs::read_dir(&directory).map_err(io_error(&directory))? {
+            let entry = entry.map_err(io_error(&directory))?;
+            let Some(start) = entry.file_name().to_str().and_then(parse_partition_name) else {
+                continue;
+            };
+            if !entry.path().join("meta.json").exists() {
+                // Created but never committed (a crash in between): holds nothing.
+                tracing::warn!(path = %entry.path().display(), "removing an empty partition folder");
+                fs::remove_dir_all(entry.path()).map_err(io_error(&entry.path()))?;
+                continue;
+            }
+            let partition = store.open_partition(start, false)?;
+            store.partitions.insert(start, partition);
+        }
+        Ok(store)
+    }
+
+    /// The folder of the store.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// The span of one partition, in nanoseconds.
+    pub fn partition_nanos(&self) -> i64 {
+        self.span_nanos
+    }
+
+    /// The start times of the partitions, oldest first.
+    pub fn partition_starts(&self) -> Vec<i64> {
+        self.partitions.keys().copied().collect()
+    }
+
+    fn open_partition(&self, start: i64, create: bool) -> Result<Partition> {
+        let path = self.directory.join(partition_name(start));
+        let index = if create {
+            fs::create_dir_all(&path).map_err(io_error(&path))?;
+            let settings = IndexSettings {
+                docstore_compression: Compressor::Zstd(ZstdCompressor { compression_level: Some(3) }),
+                docstore_blocksize: 64 * 1024,
+                ..IndexSettings::default()
+            };
+            Index::builder()
+                .schema(self.schema.schema.clone())
+                .settings(settings)
+                .create_in_dir(&path)
+                .map_err(index_error(&path))?
+        } else {
+            Index::open_in_dir(&path).map_err(index_error(&path))?
+        };
+        index.tokenizers().register(KEYWORD_TOKENIZER, keyword_analyzer());
+        let committed = match index.load_metas().map_err(index_error(&path))?.payload {
+            Some(payload) => {
+                let payload: PartitionPayload = serde_json::from_str(&payload).map_err(|error| Error::Corrupt {
+                    path: path.clone(),
+                    message: format!("cannot read the commit payload ({error}); delete the partition folder"),
+                })?;
+                if payload.version != STORE_FORMAT_VERSION {
+                    return Err(Error::Corrupt {
+                        path: path.clone(),
+                        message: format!(
+                            "partition format version {} is not supported; use a matching drover version",
+                            payload.version
+                        ),
+                    });
+                }
+                payload
+            }
+            None => PartitionPayload { version: STORE_FORMAT_VERSION, ..PartitionPayload::default() },
+        };
+        let reader =
+            index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(index_error(&path))?;
+        Ok(Partition { start, path, index, reader, writer: None, committed, last_used: 0 })
+    }
+
+    fn partition_start(&self, timestamp: i64) -> i64 {
+        timestamp - timestamp.rem_euclid(self.span_nanos)
+    }
+
+    /// Stores the records of `batch` that are not stored yet, and returns
+    /// once they are durable and searchable.
+    ///
+    /// A record is dropped as a duplicate when its partition already holds
+    /// a seq at least as high for its origin; so the seqs of one origin must
+    /// be sent in increasing order (they may be sent again).
+    ///
+    /// On an error, the partitions committed before it keep their records;
+    /// send the whole batch again: what was stored is dropped then.
+    pub fn ingest(&mut self, batch: Vec<LogRecord>) -> Result<IngestOutcome> {
+        let mut outcome = IngestOutcome::default();
+        // Per touched partition: the marks and next row as they will be after the commit.
+        let mut pending: BTreeMap<i64, PartitionPayload> = BTreeMap::new();
+        self.use_counter += 1;
+        for record in batch {
+            let start = self.partition_start(record.timestamp);
+            if !self.partitions.contains_key(&start) {
+                let partition = self.open_partition(start, true)?;
+                self.partitions.insert(start, partition);
+            }
+            let Some(partition) = self.partitions.get_mut(&start) else {
+                continue;
+            };
+            partition.last_used = self.use_counter;
+            let payload = pending.entry(start).or_insert_with(|| PartitionPayload {
+                version: STORE_FORMAT_VERSION,
+                next_row: partition.committed.next_row,
+                high_water: HashMap::new(),
+            });
+            let mark =
+                payload.high_water.get(&record.origin).or_else(|| partition.committed.high_water.get(&record.origin));
+            if mark.is_some_and(|mark| record.seq <= *mark) {
+                outcome.num_duplicates += 1;
+                continue;
+            }
+            if partition.writer.is_none() {
+                let writer = partition
+                    .index
+                    .writer_with_num_threads(1, self.config.writer_memory_bytes.max(15_000_000))
+                    .map_err(index_error(&partition.path))?;
+                partition.writer = Some(writer);
+            }
+            let document = self.schema.document(&record, payload.next_row).map_err(index_error(&partition.path))?;
+            if let Some(writer) = partition.writer.as_ref() {
+                writer.add_document(document).map_err(index_error(&partition.path))?;
+            }
+            payload.next_row += 1;
+            payload.high_water.insert(record.origin, record.seq);
+            outcome.num_accepted += 1;
+        }
+        let mut first_error = None;
+        for (start, payload) in pending {
+            let Some(partition) = self.partitions.get_mut(&start) else {
+                continue;
+            };
+            if first_error.is_some() {
+                if let Some(writer) = partition.writer.as_mut() {
+                    let _ = writer.rollback();
+                }
+                continue;
+            }
+            if let Err(error) = commit_partition(partition, payload) {
+                first_error = Some(error);
+            }
+        }
+        self.close_idle_writers();
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(outcome),
+        }
+    }
+
+    /// Keeps at most `max_open_writers` writers open, the most recently used.
+    fn close_idle_writers(&mut self) {
+        let mut open: Vec<(u64, i64)> = self
+            .partitions
+            .values()
+            .filter(|partition| partition.writer.is_some())
+            .map(|partition| (partition.last_used, partition.start))
+            .collect();
+        if open.len() <= self.config.max_open_writers {
+            return;
+        }
+        open.sort_unstable();
+        let num_to_close = open.len() - self.config.max_open_writers;
+        for (_, start) in open.into_iter().take(num_to_close) {
+            if let Some(writer) = self.partitions.get_mut(&start).and_then(|partition| partition.writer.take())
+                && let Err(error) = writer.wait_merging_threads()
+            {
+                tracing::warn!(%error, "closing a partition writer failed");
+            }
+        }
+    }
+
+    /// The partitions that may hold records of `[since, until)`, newest first.
+    fn partitions_in(&self, since: Option<i64>, until: Option<i64>) -> impl Iterator<Item = &Partition> {
+        let span = self.span_nanos;
+        self.partitions.values().rev().filter(move |partition| {
+            since.is_none_or(|since| partition.start.saturating_add(span) > since)
+                && until.is_none_or(|until| partition.start < until)
+        })
+    }
+
+    /// The tantivy query of a filter.
+    fn compile(&self, filter: &Filter) -> Result<Box<dyn Query>> {
+        if let (Some(since), Some(until)) = (filter.since, filter.until)
+            && since > until
+        {
+            return Err(Error::InvalidRequest(format!(
+                "the time range starts ({since}) after it ends ({until}): swap --since and --until"
+            )));
+        }
+        let expr = query::parse(&filter.query)?;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.schema.compile(&expr))];
+        if let Some(range) = self.schema.time_range(filter.since, filter.until) {
+            clauses.push((Occur::Must, range));
+        }
+        if let Some(nodes) = &filter.nodes {
+            clauses.push((Occur::Must, self.schema.node_filter(nodes)));
+        }
+        Ok(Box::new(BooleanQuery::new(clauses)))
+    }
+
+    /// One page of the records matching the request, newest first.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchPage> {
+        let query = self.compile(&request.filter)?;
+        let limit = request.limit;
+        let collector = (NewestCollector { limit: limit.saturating_add(1), before: request.before }, Count);
+        let mut candidates: Vec<(Cursor, usize, DocAddress)> = Vec::new();
+        let mut total_matching = 0u64;
+        let partitions: Vec<&Partition> = self.partitions_in(request.filter.since, request.filter.until).collect();
+        for (partition_index, partition) in partitions.iter().enumerate() {
+            let searcher = partition.reader.searcher();
+            let (newest, count) = searcher.search(query.as_ref(), &collector).map_err(index_error(&partition.path))?;
+            total_matching += count as u64;
+            candidates.extend(newest.into_iter().map(|(cursor, address)| (cursor, partition_index, address)));
+        }
+        candidates.sort_unstable_by_key(|(cursor, _, _)| Reverse(*cursor));
+        let has_more = candidates.len() > limit;
+        candidates.truncate(limit);
+        let mut records = Vec::with_capacity(candidates.len());
+        for (_, partition_index, address) in &candidates {
+            let partition = partitions[*partition_index];
+            let searcher = partition.reader.searcher();
+            let document: tantivy::TantivyDocument = searcher.doc(*address).map_err(index_error(&partition.path))?;
+            let bytes = document.get_first(self.schema.record).and_then(|value| value.as_bytes()).unwrap_or_default();
+            let record: LogRecord = serde_json::from_slice(bytes).map_err(|error| Error::Corrupt {
+                path: partition.path.clone(),
+                message: format!("a stored record cannot be read ({error}); delete the partition folder"),
+            })?;
+            records.push(record);
+        }
+        let next_cursor = if has_more { candidates.last().map(|(cursor, _, _)| *cursor) } else { None };
+        Ok(SearchPage { records, next_cursor, total_matching })
+    }
+
+    /// The `top_n` most frequent values of `field` among the matching
+    /// records, most frequent first (ties by value). `field` is a keyword
+    /// field (`node`, `job`, `level`, …) or an extracted field; records
+    /// without the field are not counted.
+    pub fn count_by(&self, filter: &Filter, field: &str, top_n: usize) -> Result<Vec<(String, u64)>> {
+        let Some(column) = self.schema.count_column(field) else {
+            return Err(Error::InvalidRequest(format!(
+                "cannot count by {field:?}: use node, job, level, another record field or an extracted field"
+            )));
+        };
+        let query = self.compile(filter)?;
+        let collector = CountByCollector { column };
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for partition in self.partitions_in(filter.since, filter.until) {
+            let searcher = partition.reader.searcher();
+            let partition_counts = searcher.search(query.as_ref(), &collector).map_err(index_error(&partition.path))?;
+            for (value, count) in partition_counts {
+                *counts.entry(value).or_default() += count;
+            }
+        }
+        let mut sorted: Vec<(String, u64)> = counts.into_iter().collect();
+        sorted.sort_unstable_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
+        sorted.truncate(top_n);
+        Ok(sorted)
+    }
+
+    /// How many records match per time bucket of `bucket_nanos`: the start
+    /// of every bucket with at least one record, oldest first. Buckets are
+    /// aligned on multiples of `bucket_nanos` since the epoch.
+    pub fn histogram(&self, filter: &Filter, bucket_nanos: i64) -> Result<Vec<(i64, u64)>> {
+        if bucket_nanos <= 0 {
+            return Err(Error::InvalidRequest(format!(
+                "histogram bucket of {bucket_nanos} ns: use a positive duration such as 5m"
+            )));
+        }
+        let query = self.compile(filter)?;
+        let collector = HistogramCollector { bucket_nanos };
+        let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
+        for partition in self.partitions_in(filter.since, filter.until) {
+            let searcher = partition.reader.searcher();
+            for (bucket, count) in searcher.search(query.as_ref(), &collector).map_err(index_error(&partition.path))? {
+                *counts.entry(bucket).or_default() += count;
+            }
+        }
+        Ok(counts.into_iter().collect())
+    }
+
+    /// Deletes whole partitions by the configured retention, using the
+    /// system clock.
+    pub fn apply_retention(&mut self) -> Result<RetentionOutcome> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| i64::try_from(since.as_nanos()).unwrap_or(i64::MAX));
+        self.apply_retention_at(now)
+    }
+
+    /// Deletes whole partitions: those that ended more than `max_age`
+    /// before `now` (nanoseconds since the epoch), then the oldest while
+    /// the store is bigger than `max_bytes`, always keeping the newest.
+    pub fn apply_retention_at(&mut self, now: i64) -> Result<RetentionOutcome> {
+        let mut outcome = RetentionOutcome::default();
+        if let Some(max_age) = self.config.retention.max_age {
+            let max_age_nanos = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
+            let oldest_kept_end = now.saturating_sub(max_age_nanos);
+            let expired: Vec<i64> = self
+                .partitions
+                .keys()
+                .copied()
+                .filter(|start| start.saturating_add(self.span_nanos) <= oldest_kept_end)
+                .collect();
+            for start in expired {
+                outcome.bytes_freed += self.delete_partition(start)?;
+                outcome.num_partitions_deleted += 1;
+            }
+        }
+        if let Some(max_bytes) = self.config.retention.max_bytes {
+            let mut sizes: Vec<(i64, u64)> =
+                self.partitions.values().map(|partition| (partition.start, directory_bytes(&partition.path))).collect();
+            let mut total: u64 = sizes.iter().map(|(_, bytes)| bytes).sum();
+            sizes.pop(); // the newest is kept
+            for (start, bytes) in sizes {
+                if total <= max_bytes {
+                    break;
+                }
+                self.delete_partition(start)?;
+                total = total.saturating_sub(bytes);
+                outcome.bytes_freed += bytes;
+                outcome.num_partitions_deleted += 1;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Deletes one partition; returns the bytes it used.
+    fn delete_partition(&mut self, start: i64) -> Result<u64> {
+        let Some(partition) = self.partitions.remove(&start) else {
+            return Ok(0);
+        };
+        let bytes = directory_bytes(&partition.path);
+        let path = partition.path.clone();
+        drop(partition);
+        tracing::info!(path = %path.display(), bytes, "deleting a log partition by retention");
+        fs::remove_dir_all(&path).map_err(io_error(&path))?;
+        Ok(bytes)
+    }
+
+    /// The bytes the store uses on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        directory_bytes(&self.directory)
+    }
+
+    /// Merges the segments of the partition starting at `start` into one
+    /// (smaller and faster to search); slow, for partitions no longer
+    /// written to, at a quiet moment.
+    pub fn optimize_partition(&mut self, start: i64) -> Result<()> {
+        let Some(partition) = self.partitions.get_mut(&start) else {
+            return Ok(());
+        };
+        // Let the background merges of the open writer finish first, so that
+        // the segment list read below is the one being merged.
+        if let Some(open_writer) = partition.writer.take() {
+            open_writer.wait_merging_threads().map_err(index_error(&partition.path))?;
+        }
+        let mut writer: IndexWriter = partition
+            .index
+            .writer_with_num_threads(1, self.config.writer_memory_bytes.max(15_000_000))
+            .map_err(index_error(&partition.path))?;
+        writer.set_merge_policy(Box::new(NoMergePolicy));
+        let segment_ids = partition.index.searchable_segment_ids().map_err(index_error(&partition.path))?;
+        if segment_ids.len() > 1 {
+            writer.merge(&segment_ids).wait().map_err(index_error(&partition.path))?;
+        }
+        writer.wait_merging_threads().map_err(index_error(&partition.path))?;
+        partition.reader.reload().map_err(index_error(&partition.path))?;
+        Ok(())
+    }
+}
+
+/// Commits one partition with its new marks, then makes the commit visible.
+fn commit_partition(partition: &mut Partition, mut payload: PartitionPayload) -> Result<()> {
+    let Some(writer) = partition.writer.as_mut() else {
+        return Ok(());
+    };
+    let mut high_water = partition.committed.high_water.clone();
+    high_water.extend(payload.high_water.drain());
+    payload.high_water = high_water;
+    let payload_text = serde_json::to_string(&payload).unwrap_or_default();
+    let result = writer.prepare_commit().and_then(|mut prepared| {
+        prepared.set_payload(&payload_text);
+        prepared.commit()
+    });
+    if let Err(error) = result {
+        let _ = writer.rollback();
+        return Err(index_error(&partition.path)(error));
+    }
+    partition.committed = payload;
+    partition.reader.reload().map_err(index_error(&partition.path))
+}
+
+/// `YYYYMMDDTHHMMSSZ` of a partition start.
+fn partition_name(start: i64) -> String {
+    let seconds = start.div_euclid(NANOS_PER_SECOND);
+    let (year, month, day) = civil_from_days(seconds.div_euclid(86_400));
+    let second_of_day = seconds.rem_euclid(86_400);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}Z",
+        second_of_day / 3600,
+        second_of_day / 60 % 60,
+        second_of_day % 60
+    )
+}
+
+fn parse_partition_name(name: &str) -> Option<i64> {
+    let bytes = name.as_bytes();
+    if bytes.len() != 16 || bytes[8] != b'T' || bytes[15] != b'Z' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        let text = name.get(range)?;
+        text.bytes().all(|byte| byte.is_ascii_digit()).then(|| text.parse().ok())?
+    };
+    let days = crate::parse::days_from_civil(number(0..4)?, number(4..6)?, number(6..8)?);
+    let seconds = days * 86_400 + number(9..11)? * 3600 + number(11..13)? * 60 + number(13..15)?;
+    let start = seconds.checked_mul(NANOS_PER_SECOND)?;
+    (partition_name(start) == name).then_some(start)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temporary = path.with_extension("tmp");
+    fs::write(&temporary, bytes).map_err(io_error(&temporary))?;
+    fs::File::open(&temporary).and_then(|file| file.sync_all()).map_err(io_error(&temporary))?;
+    fs::rename(&temporary, path).map_err(io_error(path))
+}
+
+fn directory_bytes(path: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(|entry| entry.ok())
+        .map(|entry| match entry.metadata() {
+            Ok(metadata) if metadata.is_dir() => directory_bytes(&entry.path()),
+            Ok(metadata) => metadata.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+// ---------------------------------------------------------------------------
+// Collectors. They read fast fields only; no scores.
+
+/// The newest `limit` matching documents older than `before`.
+struct NewestCollector {
+    limit: usize,
+    before: Option<Cursor>,
+}
+
+struct NewestSegmentCollector {
+    limit: usize,
+    before: Option<Cursor>,
+    segment_ord: u32,
+    timestamps: Column<i64>,
+    rows: Column<u64>,
+    /// A min-heap of the newest seen so far.
+    heap: BinaryHeap<Reverse<(Cursor, DocId)>>,
+}
+
+impl Collector for NewestCollector {
+    type Fruit = Vec<(Cursor, DocAddress)>;
+    type Child = NewestSegmentCollector;
+
+    fn for_segment(&self, segment_ord: u32, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
+        Ok(NewestSegmentCollector {
+            limit: self.limit,
+            before: self.before,
+            segment_ord,
+            timestamps: segment.fast_fields().i64("timestamp")?,
+            rows: segment.fast_fields().u64("row")?,
+            heap: BinaryHeap::with_capacity(self.limit.min(4096) + 1),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        let mut all: Vec<(Cursor, DocAddress)> = fruits.into_iter().flatten().collect();
+        all.sort_unstable_by_key(|(cursor, _)| Reverse(*cursor));
+        all.truncate(self.limit);
+        Ok(all)
+    }
+}
+
+impl SegmentCollector for NewestSegmentCollector {
+    type Fruit = Vec<(Cursor, DocAddress)>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if self.limit == 0 {
+            return;
+        }
+        let cursor = Cursor {
+            timestamp: self.timestamps.first(doc).unwrap_or_default(),
+            row: self.rows.first(doc).unwrap_or_default(),
+        };
+        if self.before.is_some_and(|before| cursor >= before) {
+            return;
+        }
+        if self.heap.len() < self.limit {
+            self.heap.push(Reverse((cursor, doc)));
+        } else if let Some(Reverse((oldest, _))) = self.heap.peek()
+            && cursor > *oldest
+        {
+            self.heap.pop();
+            self.heap.push(Reverse((cursor, doc)));
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let segment_ord = self.segment_ord;
+        self.heap.into_iter().map(|Reverse((cursor, doc))| (cursor, DocAddress::new(segment_ord, doc))).collect()
+    }
+}
+
+/// Counts of the values of one string fast-field column.
+struct CountByCollector {
+    column: String,
+}
+
+struct CountBySegmentCollector {
+    column: Option<StrColumn>,
+    counts: Vec<u64>,
+}
+
+impl Collector for CountByCollector {
+    type Fruit = HashMap<String, u64>;
+    type Child = CountBySegmentCollector;
+
+    fn for_segment(&self, _segment_ord: u32, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
+        let column = segment.fast_fields().str(&self.column)?;
+        let num_terms = column.as_ref().map_or(0, |column| column.num_terms());
+        Ok(CountBySegmentCollector { column, counts: vec![0; num_terms] })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        let mut merged: HashMap<String, u64> = HashMap::new();
+        for fruit in fruits {
+            for (value, count) in fruit {
+                *merged.entry(value).or_default() += count;
+            }
+        }
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for CountBySegmentCollector {
+    type Fruit = HashMap<String, u64>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let Some(column) = &self.column else {
+            return;
+        };
+        // A record has one value per field; dedup guards multi-valued JSON.
+        let mut seen = HashSet::new();
+        for ord in column.term_ords(doc) {
+            if seen.insert(ord)
+                && let Some(count) = usize::try_from(ord).ok().and_then(|index| self.counts.get_mut(index))
+            {
+                *count += 1;
+            }
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        let mut fruit = HashMap::new();
+        let Some(column) = &self.column else {
+            return fruit;
+        };
+        for (ord, count) in self.counts.iter().enumerate() {
+            if *count == 0 {
+                continue;
+            }
+            let mut value = String::new();
+            if column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
+                fruit.insert(value, *count);
+            }
+        }
+        fruit
+    }
+}
+
+/// Counts per time bucket.
+struct HistogramCollector {
+    bucket_nanos: i64,
+}
+
+struct HistogramSegmentCollector {
+    bucket_nanos: i64,
+    timestamps: Column<i64>,
+    counts: HashMap<i64, u64>,
+}
+
+impl Collector for HistogramCollector {
+    type Fruit = HashMap<i64, u64>;
+    type Child = HistogramSegmentCollector;
+
+    fn for_segment(&self, _segment_ord: u32, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
+        Ok(HistogramSegmentCollector {
+            bucket_nanos: self.bucket_nanos,
+            timestamps: segment.fast_fields().i64("timestamp")?,
+            counts: HashMap::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        let mut merged: HashMap<i64, u64> = HashMap::new();
+        for fruit in fruits {
+            for (bucket, count) in fruit {
+                *merged.entry(bucket).or_default() += count;
+            }
+        }
+        Ok(merged)
+    }
+}
+
+impl SegmentCollector for HistogramSegmentCollector {
+    type Fruit = HashMap<i64, u64>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(timestamp) = self.timestamps.first(doc) {
+            let bucket = timestamp - timestamp.rem_euclid(self.bucket_nanos);
+            *self.counts.entry(bucket).or_default() += 1;
+        }
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        self.counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_names_round_trip() {
+        for start in [0, 1_704_164_400 * NANOS_PER_SECOND, -3600 * NANOS_PER_SECOND] {
+            let name = partition_name(start);
+            assert_eq!(parse_partition_name(&name), Some(start), "{name}");
+        }
+        assert_eq!(partition_name(1_704_164_400 * NANOS_PER_SECOND), "20240102T030000Z");
+        assert_eq!(parse_partition_name("20240102T030000"), None);
+        assert_eq!(parse_partition_name("20241302T030000Z"), None);
+        assert_eq!(parse_partition_name("store.json"), None);
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        for cursor in [Cursor { timestamp: -5, row: 3 }, Cursor { timestamp: 1_704_164_400_000_000_000, row: 0 }] {
+            assert_eq!(cursor.to_string().parse::<Cursor>().ok(), Some(cursor));
+        }
+        assert!("12".parse::<Cursor>().is_err());
+        assert!("a-b".parse::<Cursor>().is_err());
+    }
+}

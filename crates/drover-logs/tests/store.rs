@@ -1,0 +1,374 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The log store: ingest without duplicates or loss, search, paging,
+//! counts, histograms, retention, and counts over real logs that agree with
+//! `grep -c`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::time::Duration;
+
+use drover_logs::record::NANOS_PER_SECOND;
+use drover_logs::{Cursor, Filter, LogRecord, LogStore, Retention, SearchRequest, StoreConfig};
+
+/// 2024-01-02T03:00:00Z.
+const BASE: i64 = 1_704_164_400 * NANOS_PER_SECOND;
+const HOUR: i64 = 3600 * NANOS_PER_SECOND;
+
+fn record(origin: &str, seq: u64, timestamp: i64, message: &str) -> LogRecord {
+    let mut record = LogRecord::from_line(origin, seq, origin, "task", "stdout", message, timestamp);
+    record.timestamp = timestamp;
+    record
+}
+
+fn small_config() -> StoreConfig {
+    StoreConfig { writer_memory_bytes: 15_000_000, ..StoreConfig::default() }
+}
+
+fn open(directory: &Path) -> LogStore {
+    LogStore::open_with(directory, small_config()).expect("the store opens")
+}
+
+fn all_records(store: &LogStore, filter: &Filter) -> Vec<LogRecord> {
+    let page = store.search(&SearchRequest { filter: filter.clone(), limit: 100_000, before: None }).unwrap();
+    assert_eq!(page.records.len() as u64, page.total_matching);
+    page.records
+}
+
+fn total(store: &LogStore, query: &str) -> u64 {
+    store.search(&SearchRequest { filter: Filter::query(query), limit: 0, before: None }).unwrap().total_matching
+}
+
+#[test]
+fn resent_records_are_stored_once_across_reopen() {
+    let directory = tempfile::tempdir().unwrap();
+    let batch: Vec<LogRecord> =
+        (1..=10).map(|seq| record("node-a", seq, BASE + seq as i64, &format!("line {seq}"))).collect();
+    {
+        let mut store = open(directory.path());
+        let outcome = store.ingest(batch.clone()).unwrap();
+        assert_eq!((outcome.num_accepted, outcome.num_duplicates), (10, 0));
+        // Searchable as soon as ingest returns.
+        assert_eq!(total(&store, "line"), 10);
+        // Sent again in the same session.
+        let outcome = store.ingest(batch[5..].to_vec()).unwrap();
+        assert_eq!((outcome.num_accepted, outcome.num_duplicates), (0, 5));
+    }
+    let mut store = open(directory.path());
+    assert_eq!(total(&store, "line"), 10);
+    let resend: Vec<LogRecord> =
+        (5..=15).map(|seq| record("node-a", seq, BASE + seq as i64, &format!("line {seq}"))).collect();
+    let outcome = store.ingest(resend).unwrap();
+    assert_eq!((outcome.num_accepted, outcome.num_duplicates), (5, 6));
+    // Another origin with the same seqs is not a duplicate.
+    let other = store.ingest(vec![record("node-b", 3, BASE, "line from b")]).unwrap();
+    assert_eq!(other.num_accepted, 1);
+    let seqs: Vec<(String, u64)> =
+        all_records(&store, &Filter::query("line")).into_iter().map(|record| (record.origin, record.seq)).collect();
+    assert_eq!(seqs.len(), 16);
+    assert_eq!(seqs.iter().collect::<HashSet<_>>().len(), 16, "no record twice");
+
+    // Merging segments keeps the records and the high-water marks.
+    for start in store.partition_starts() {
+        store.optimize_partition(start).unwrap();
+    }
+    drop(store);
+    let mut store = open(directory.path());
+    assert_eq!(total(&store, "line"), 16);
+    let again = store.ingest(vec![record("node-a", 15, BASE + 15, "line 15")]).unwrap();
+    assert_eq!((again.num_accepted, again.num_duplicates), (0, 1));
+}
+
+#[test]
+fn a_batch_committed_in_part_is_completed_by_a_resend() {
+    // One origin whose lines alternate between two hours. A crash after
+    // committing only the first hour's partition is the same as having
+    // ingested only those records.
+    let directory = tempfile::tempdir().unwrap();
+    let batch: Vec<LogRecord> = (1..=20)
+        .map(|seq| {
+            let hour = if seq % 2 == 0 { HOUR } else { 0 };
+            record("node-a", seq, BASE + hour + seq as i64, &format!("entry {seq}"))
+        })
+        .collect();
+    {
+        let mut store = open(directory.path());
+        let first_hour: Vec<LogRecord> =
+            batch.iter().filter(|record| record.timestamp < BASE + HOUR).cloned().collect();
+        store.ingest(first_hour).unwrap();
+    }
+    let mut store = open(directory.path());
+    let outcome = store.ingest(batch).unwrap();
+    assert_eq!((outcome.num_accepted, outcome.num_duplicates), (10, 10));
+    let mut seqs: Vec<u64> = all_records(&store, &Filter::query("entry")).iter().map(|record| record.seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+    assert_eq!(store.partition_starts(), vec![BASE, BASE + HOUR]);
+}
+
+#[test]
+fn pages_cover_every_record_once_newest_first() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = open(directory.path());
+    // Many records share a timestamp; three partitions.
+    let batch: Vec<LogRecord> =
+        (0..250u64).map(|seq| record("n", seq + 1, BASE + (seq as i64 / 7) * HOUR / 20, "paged line")).collect();
+    store.ingest(batch).unwrap();
+    let mut seen = Vec::new();
+    let mut before: Option<Cursor> = None;
+    let mut num_pages = 0;
+    loop {
+        let page = store.search(&SearchRequest { filter: Filter::query("paged"), limit: 9, before }).unwrap();
+        assert_eq!(page.total_matching, 250);
+        assert!(page.records.len() <= 9);
+        seen.extend(page.records.iter().map(|record| (record.timestamp, record.seq)));
+        num_pages += 1;
+        match page.next_cursor {
+            Some(cursor) => {
+                // Cursors survive being written out and read back.
+                before = Some(cursor.to_string().parse().unwrap());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(num_pages, 28);
+    assert_eq!(seen.len(), 250);
+    assert_eq!(seen.iter().map(|(_, seq)| seq).collect::<HashSet<_>>().len(), 250);
+    assert!(seen.windows(2).all(|pair| pair[0].0 >= pair[1].0), "newest first");
+}
+
+#[test]
+fn query_language_on_the_store() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = open(directory.path());
+    let mut lines = vec![
+        record("web-1", 1, BASE + 1, "GET /index 200 user=alice http.status=200"),
+        record("web-1", 2, BASE + 2, "2024-01-02T03:00:00Z ERROR Failed password for root"),
+        record("web-2", 1, BASE + 3, r#"{"msg":"Disk full","level":"warn","user":"Bob","code":28}"#),
+        record("db-1", 1, BASE + 4, "failed to connect to 10.0.0.1 port 5432"),
+        record("db-1", 2, BASE + 5, "unfailed words are not failed"),
+    ];
+    lines[0].job = Some("frontend".to_owned());
+    lines[1].job = Some("frontend".to_owned());
+    lines[3].job = Some("Postgres".to_owned());
+    store.ingest(lines).unwrap();
+    let cases = [
+        ("", 5),
+        ("failed", 3),
+        ("FAILED", 3),
+        ("\"failed password\"", 1),
+        ("failed -password", 2),
+        ("failed AND NOT password", 2),
+        ("level:error", 1),
+        ("level:warn OR level:error", 2),
+        ("node:web*", 3),
+        ("node:WEB-1", 2),
+        ("job:postgres", 1),
+        ("job:front*", 2),
+        ("user:alice", 1),
+        ("user:bob", 1),
+        ("code:28", 1),
+        ("http.status:200", 1),
+        ("disk", 1),
+        ("10.0.0.1", 1),
+        ("10.0.0.2", 0),
+        ("fail*", 3),
+        ("unfail*", 1),
+        ("(failed OR disk) node:db*", 2),
+        ("NOT failed", 2),
+        ("source:task stream:stdout", 5),
+        ("nosuchfield:x", 0),
+        ("message:\"disk full\"", 1),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(total(&store, query), expected, "query {query:?}");
+    }
+    let json_line = all_records(&store, &Filter::query("disk")).remove(0);
+    assert_eq!(json_line.message, "Disk full");
+    assert_eq!(json_line.level.as_deref(), Some("warn"));
+
+    let by_time = Filter { query: String::new(), since: Some(BASE + 2), until: Some(BASE + 4), nodes: None };
+    assert_eq!(all_records(&store, &by_time).iter().map(|record| record.seq).collect::<Vec<_>>(), [1, 2]);
+    let by_node = Filter { nodes: Some(vec!["db-1".to_owned(), "WEB-2".to_owned()]), ..Filter::default() };
+    assert_eq!(all_records(&store, &by_node).len(), 3);
+
+    let error = store.search(&SearchRequest { filter: Filter::query("(failed"), limit: 1, before: None }).unwrap_err();
+    assert_eq!(error.to_string(), "unbalanced parenthesis at column 1: add \")\"");
+    let backwards = Filter { since: Some(BASE + 10), until: Some(BASE), ..Filter::default() };
+    assert!(store.search(&SearchRequest { filter: backwards, limit: 1, before: None }).is_err());
+}
+
+#[test]
+fn counts_by_field_and_histogram() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = open(directory.path());
+    let mut batch = Vec::new();
+    for seq in 0..60u64 {
+        let node = ["a", "b", "c"][usize::try_from(seq % 3).unwrap()];
+        let level = if seq % 4 == 0 { "ERROR" } else { "INFO" };
+        let line = format!("{level} request done user=u{}", seq % 2);
+        // One record a minute, from 03:00 on.
+        batch.push(record(node, seq + 1, BASE + seq as i64 * 60 * NANOS_PER_SECOND, &line));
+    }
+    // Two origins share seqs; distinct names keep them apart.
+    store.ingest(batch).unwrap();
+    let all = Filter::default();
+    assert_eq!(
+        store.count_by(&all, "node", 10).unwrap(),
+        vec![("a".to_owned(), 20), ("b".to_owned(), 20), ("c".to_owned(), 20)]
+    );
+    assert_eq!(store.count_by(&all, "node", 1).unwrap(), vec![("a".to_owned(), 20)]);
+    assert_eq!(store.count_by(&all, "level", 10).unwrap(), vec![("info".to_owned(), 45), ("error".to_owned(), 15)]);
+    assert_eq!(store.count_by(&Filter::query("level:error"), "user", 10).unwrap(), vec![("u0".to_owned(), 15)]);
+    assert_eq!(store.count_by(&all, "job", 10).unwrap(), vec![]);
+    assert!(store.count_by(&all, "message", 10).is_err());
+
+    let ten_minutes = 600 * NANOS_PER_SECOND;
+    let histogram = store.histogram(&all, ten_minutes).unwrap();
+    assert_eq!(histogram, (0..6).map(|bucket| (BASE + bucket * ten_minutes, 10)).collect::<Vec<_>>());
+    let errors = store.histogram(&Filter { since: Some(BASE + ten_minutes), ..Filter::query("level:error") }, HOUR);
+    assert_eq!(errors.unwrap(), vec![(BASE, 12)]);
+    assert!(store.histogram(&all, 0).is_err());
+}
+
+#[test]
+fn retention_deletes_whole_partitions_by_age_and_size() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        retention: Retention { max_age: Some(Duration::from_secs(2 * 3600)), max_bytes: None },
+        ..small_config()
+    };
+    let mut store = LogStore::open_with(directory.path(), config).unwrap();
+    for hour in 0..5i64 {
+        let batch = (0..50u64)
+            .map(|index| record("n", hour as u64 * 1000 + index + 1, BASE + hour * HOUR + index as i64, "kept or not"))
+            .collect();
+        store.ingest(batch).unwrap();
+    }
+    assert_eq!(store.partition_starts().len(), 5);
+    let bytes_before = store.disk_bytes();
+    // At 08:30, partitions ending at or before 06:30 go: 03:00 to 05:00 (ends 06:00).
+    let outcome = store.apply_retention_at(BASE + 5 * HOUR + HOUR / 2).unwrap();
+    assert_eq!(outcome.num_partitions_deleted, 3);
+    assert_eq!(store.partition_starts(), vec![BASE + 3 * HOUR, BASE + 4 * HOUR]);
+    assert_eq!(total(&store, "kept"), 100);
+    assert!(store.disk_bytes() < bytes_before);
+    assert!(outcome.bytes_freed > 0);
+    drop(store);
+
+    // By size: only the newest fits.
+    let config = StoreConfig { retention: Retention { max_age: None, max_bytes: Some(1) }, ..small_config() };
+    let mut store = LogStore::open_with(directory.path(), config).unwrap();
+    assert_eq!(store.partition_starts().len(), 2);
+    let outcome = store.apply_retention().unwrap();
+    assert_eq!(outcome.num_partitions_deleted, 1);
+    assert_eq!(store.partition_starts(), vec![BASE + 4 * HOUR]);
+    assert_eq!(total(&store, "kept"), 50);
+    // The newest is written to again after retention.
+    store.ingest(vec![record("n", 99_999, BASE + 4 * HOUR + 99, "kept again")]).unwrap();
+    assert_eq!(total(&store, "kept"), 51);
+}
+
+#[test]
+fn the_partition_span_is_kept_with_the_store() {
+    let directory = tempfile::tempdir().unwrap();
+    let daily = StoreConfig { partition_seconds: 86_400, ..small_config() };
+    let mut store = LogStore::open_with(directory.path(), daily).unwrap();
+    store.ingest(vec![record("n", 1, BASE, "x"), record("n", 2, BASE + 5 * HOUR, "y")]).unwrap();
+    assert_eq!(store.partition_starts().len(), 1);
+    drop(store);
+    let store = open(directory.path());
+    assert_eq!(store.partition_nanos(), 86_400 * NANOS_PER_SECOND);
+    std::fs::write(directory.path().join("store.json"), "{").unwrap();
+    let error = LogStore::open(directory.path(), Retention::default()).unwrap_err().to_string();
+    assert!(error.contains("store.json: cannot read the store description"), "{error}");
+}
+
+/// Whole-word, case-insensitive containment, as the message tokenizer sees
+/// it: words are runs of letters and digits.
+fn contains_words(line: &str, words: &[&str]) -> bool {
+    let tokens: Vec<String> =
+        line.split(|character: char| !character.is_alphanumeric()).map(str::to_lowercase).collect();
+    if words.is_empty() {
+        return false;
+    }
+    tokens.windows(words.len()).any(|window| window.iter().zip(words).all(|(token, word)| token == word))
+}
+
+#[test]
+fn counts_over_real_logs_match_grep() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/loghub");
+    let files: [(&str, &[&str]); 4] = [
+        ("OpenSSH_2k.log", &["Failed password", "Invalid user", "preauth", "Accepted password", "root"]),
+        ("Linux_2k.log", &["authentication failure", "session opened", "ftpd", "connection from"]),
+        ("Apache_2k.log", &["error", "workerEnv", "mod_jk child", "notice"]),
+        ("BGL_2k.log", &["KERNEL", "instruction cache parity error", "FATAL", "ciod"]),
+    ];
+    for (file_name, phrases) in files {
+        let path = data.join(file_name);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            panic!("the loghub sample {} is missing", path.display());
+        };
+        let directory = tempfile::tempdir().unwrap();
+        // These samples span months; monthly partitions keep the test quick
+        // (partitioning is tested elsewhere).
+        let monthly = StoreConfig { partition_seconds: 30 * 86_400, ..small_config() };
+        let mut store = LogStore::open_with(directory.path(), monthly).unwrap();
+        // Received at the start of 2006, for the year-less syslog lines of 2005.
+        let received = 1_136_073_600 * NANOS_PER_SECOND;
+        let batch: Vec<LogRecord> = text
+            .lines()
+            .enumerate()
+            .map(|(index, line)| {
+                LogRecord::from_line("host", index as u64 + 1, "host", "file", file_name, line, received)
+            })
+            .collect();
+        let num_lines = batch.len() as u64;
+        store.ingest(batch).unwrap();
+        assert_eq!(total(&store, ""), num_lines, "{file_name}");
+        for phrase in phrases {
+            let words: Vec<String> = phrase
+                .split(|character: char| !character.is_alphanumeric())
+                .filter(|word| !word.is_empty())
+                .map(str::to_lowercase)
+                .collect();
+            let words: Vec<&str> = words.iter().map(String::as_str).collect();
+            let expected_words = text.lines().filter(|line| contains_words(line, &words)).count() as u64;
+            // Chosen so that whole words and plain substrings agree, as `grep -ci` counts.
+            let needle = phrase.to_lowercase();
+            let expected_grep = text.lines().filter(|line| line.to_lowercase().contains(&needle)).count() as u64;
+            assert_eq!(expected_words, expected_grep, "{file_name}: pick another term than {phrase:?}");
+            assert!(expected_grep > 0, "{file_name}: {phrase:?} does not occur");
+            let query = if words.len() > 1 { format!("\"{phrase}\"") } else { phrase.to_string() };
+            assert_eq!(total(&store, &query), expected_grep, "{file_name}: {query}");
+        }
+    }
+}
+
+#[test]
+fn levels_and_times_of_real_logs() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/loghub");
+    let text = std::fs::read_to_string(data.join("Hadoop_2k.log")).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = open(directory.path());
+    let batch: Vec<LogRecord> = text
+        .lines()
+        .enumerate()
+        .map(|(index, line)| LogRecord::from_line("h", index as u64 + 1, "h", "file", "hadoop", line, 0))
+        .collect();
+    store.ingest(batch).unwrap();
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(level) = line.split(' ').nth(2).and_then(drover_logs::parse::normalise_level) {
+            *expected.entry(level.to_owned()).or_default() += 1;
+        }
+    }
+    let counted: BTreeMap<String, u64> = store.count_by(&Filter::default(), "level", 10).unwrap().into_iter().collect();
+    assert_eq!(counted, expected);
+    // Every line has its own time (2015), none fell back to the time received (0).
+    assert_eq!(total(&store, ""), text.lines().count() as u64);
+    let since_2015 = Filter { since: Some(1_420_070_400 * NANOS_PER_SECOND), ..Filter::default() };
+    assert_eq!(
+        store.search(&SearchRequest { filter: since_2015, limit: 0, before: None }).unwrap().total_matching,
+        text.lines().count() as u64
+    );
+}

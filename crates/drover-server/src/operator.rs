@@ -1,0 +1,165 @@
+//! Operator views of the servers themselves: per-server status, the
+//! cluster health checklist (`drover server health`), snapshots for
+//! disaster recovery.
+
+use std::time::Duration;
+
+pub use drover_proto::api::{ClusterHealth, LocalStatus, ServerHealth};
+use drover_state::{Command, snapshot};
+use drover_types::{CodedError, EvalTrigger, Evaluation};
+
+use crate::ids::new_eval_id;
+
+use crate::Result;
+use crate::server::Server;
+
+/// The internal endpoint serving [`LocalStatus`].
+pub const STATUS_PATH: &str = "/v1/internal/status";
+
+/// A raft index lag above which a server counts as lagging.
+pub const MAX_HEALTHY_LAG: u64 = 1_000;
+/// Free disk below which a server counts as short of space.
+pub const MIN_FREE_DISK_BYTES: u64 = 1024 * 1024 * 1024;
+
+impl Server {
+    /// This server's view of itself.
+    pub async fn local_status(&self) -> LocalStatus {
+        let metrics = {
+            use openraft::async_runtime::WatchReceiver;
+            self.raft().metrics().borrow_watched().clone()
+        };
+        let raft_state = match metrics.state {
+            openraft::ServerState::Leader => "leader",
+            openraft::ServerState::Follower => "follower",
+            openraft::ServerState::Candidate => "candidate",
+            openraft::ServerState::Learner => "learner",
+            openraft::ServerState::Shutdown => "shutdown",
+        };
+        let (disk_free_bytes, disk_total_bytes) = nix::sys::statvfs::statvfs(&self.config().data_dir)
+            .map(|stats| (stats.blocks_available() * stats.fragment_size(), stats.blocks() * stats.fragment_size()))
+            .unwrap_or((0, 0));
+        let num_log_entries =
+            metrics.last_log_index.unwrap_or(0).saturating_sub(metrics.purged.map_or(0, |log_id| log_id.index));
+        LocalStatus {
+            server_id: self.id(),
+            address: self.config().advertise_address.clone(),
+            raft_state: raft_state.to_owned(),
+            leader_id: metrics.current_leader,
+            term: metrics.current_term,
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            applied_index: metrics.last_applied.map_or(0, |log_id| log_id.index),
+            num_log_entries,
+            num_agents: self.sessions().num_connected().await,
+            disk_free_bytes,
+            disk_total_bytes,
+        }
+    }
+
+    /// Asks every member for its status and lists what is wrong.
+    pub async fn cluster_health(&self) -> ClusterHealth {
+        let members = self.members();
+        let mut servers = Vec::new();
+        for member in &members {
+            let status = if member.server_id == self.id() {
+                Some(self.local_status().await)
+            } else {
+                self.fetch_status(&member.address).await.ok()
+            };
+            servers.push(ServerHealth {
+                server_id: member.server_id,
+                address: member.address.clone(),
+                up: status.is_some(),
+                status,
+                lag: None,
+            });
+        }
+        let leader_ids: Vec<u64> = servers
+            .iter()
+            .filter_map(|server| server.status.as_ref())
+            .filter(|status| status.raft_state == "leader")
+            .map(|status| status.server_id)
+            .collect();
+        let leader_last_index = servers
+            .iter()
+            .filter_map(|server| server.status.as_ref())
+            .filter(|status| status.raft_state == "leader")
+            .map(|status| status.last_log_index)
+            .max();
+        let mut problems = Vec::new();
+        match leader_ids.as_slice() {
+            [] => problems.push("no server is leader: writes cannot be committed".to_owned()),
+            [_] => {}
+            several => {
+                problems.push(format!("several servers think they lead ({several:?}); one of them is partitioned"))
+            }
+        }
+        for server in &mut servers {
+            let Some(status) = &server.status else {
+                problems.push(format!("server {} ({}) does not answer", server.server_id, server.address));
+                continue;
+            };
+            if let Some(leader_last) = leader_last_index {
+                let lag = leader_last.saturating_sub(status.applied_index);
+                server.lag = Some(lag);
+                if lag > MAX_HEALTHY_LAG {
+                    problems.push(format!("server {} lags {lag} entries behind the leader", server.server_id));
+                }
+            }
+            if status.disk_total_bytes > 0
+                && (status.disk_free_bytes < MIN_FREE_DISK_BYTES
+                    || status.disk_free_bytes * 10 < status.disk_total_bytes)
+            {
+                problems.push(format!(
+                    "server {} has {} MiB free on its data directory's file system",
+                    server.server_id,
+                    status.disk_free_bytes / (1024 * 1024)
+                ));
+            }
+        }
+        let voters = members.iter().filter(|member| member.role == "voter").count();
+        let up_voters =
+            members.iter().zip(&servers).filter(|(member, server)| member.role == "voter" && server.up).count();
+        if voters > 1 && up_voters * 2 <= voters {
+            problems.push(format!("only {up_voters} of {voters} voters answer: no quorum"));
+        }
+        ClusterHealth { leader_id: leader_ids.first().copied(), servers, problems }
+    }
+
+    async fn fetch_status(&self, address: &str) -> Result<LocalStatus> {
+        self.get_from_peer(address, STATUS_PATH).await
+    }
+
+    /// The current state as a snapshot file (a consistent read).
+    pub async fn save_snapshot(&self) -> Result<Vec<u8>> {
+        let state = self.consistent_state().await?;
+        snapshot::encode_state(&state)
+            .map_err(|error| CodedError::internal(format!("cannot encode the snapshot: {error}")))
+    }
+
+    /// Replaces the whole state with a snapshot file, through Raft.
+    pub async fn restore_snapshot(&self, bytes: Vec<u8>) -> Result<u64> {
+        // Refuse garbage before it reaches the log.
+        snapshot::decode_state(&bytes)
+            .map_err(|error| CodedError::invalid(format!("not a drover snapshot: {error}")))?;
+        let response = self.propose(Command::RestoreState { snapshot: bytes }).await?.into_result()?;
+        tracing::warn!(index = response.index(), "state restored from a snapshot");
+        // Reality moved on since the snapshot was taken (tasks stopped,
+        // nodes went away): evaluate every job against it.
+        let state = self.wait_for_index(response.index(), Duration::from_secs(30)).await?;
+        let now = drover_types::Timestamp::now();
+        let evals: Vec<Evaluation> = state
+            .jobs()
+            .filter(|job| !job.is_periodic())
+            .map(|job| {
+                let mut eval =
+                    Evaluation::new(new_eval_id(), job.id.clone(), job.priority, EvalTrigger::JobRegister, now);
+                eval.job_modify_index = job.job_modify_index;
+                eval
+            })
+            .collect();
+        if !evals.is_empty() {
+            self.propose(Command::UpsertEvals { evals }).await?.into_result()?;
+        }
+        Ok(response.index())
+    }
+}

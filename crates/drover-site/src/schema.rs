@@ -1,0 +1,548 @@
+//! The site's objects as data: providers, notifiers, alert rules, hammers.
+//!
+//! These are what the HCL files say, with every default written in, so the
+//! servers never guess. They serialise to JSON for `drover plan` output, the
+//! golden tests and (later) Raft entries; field names follow the HCL names.
+
+use std::collections::BTreeMap;
+
+use drover_types::DurationSpec;
+use serde::{Deserialize, Serialize};
+
+use crate::matcher::{Labels, Matcher, Selector};
+use crate::template::Template;
+
+/// Every object of a site, by name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Site {
+    /// `provider "NAME" { … }`.
+    pub providers: BTreeMap<String, Provider>,
+    /// `notifier "NAME" { … }`.
+    pub notifiers: BTreeMap<String, Notifier>,
+    /// `alert "NAME" { … }`.
+    pub alerts: BTreeMap<String, AlertRule>,
+    /// `hammer "NAME" { … }`.
+    pub hammers: BTreeMap<String, Hammer>,
+}
+
+// ----- providers -----
+
+/// How to act on the machine beneath an agent: one shell command template
+/// per operation. An operation without a template is not available for
+/// nodes of this provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provider {
+    /// The label.
+    pub name: String,
+    /// Whether nodes without a `provider` meta key use this provider. When
+    /// a site has one provider, it is the default without saying so.
+    pub default: bool,
+    /// Creates a machine.
+    pub create: Option<Template>,
+    /// Power-cycles a machine.
+    pub reboot: Option<Template>,
+    /// Reinstalls a machine.
+    pub rebuild: Option<Template>,
+    /// Deletes a machine.
+    pub delete: Option<Template>,
+    /// Prints the machine's console log (read as the `console` log source).
+    pub console: Option<Template>,
+    /// How long one command may run before it is killed.
+    pub timeout: DurationSpec,
+    /// How often the console log is read.
+    pub console_interval: DurationSpec,
+}
+
+/// The operations a provider may define.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderOperation {
+    /// `create`.
+    Create,
+    /// `reboot`.
+    Reboot,
+    /// `rebuild`.
+    Rebuild,
+    /// `delete`.
+    Delete,
+    /// `console`.
+    Console,
+}
+
+impl ProviderOperation {
+    /// Every operation, in HCL order.
+    pub const ALL: [ProviderOperation; 5] = [
+        ProviderOperation::Create,
+        ProviderOperation::Reboot,
+        ProviderOperation::Rebuild,
+        ProviderOperation::Delete,
+        ProviderOperation::Console,
+    ];
+
+    /// The attribute name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderOperation::Create => "create",
+            ProviderOperation::Reboot => "reboot",
+            ProviderOperation::Rebuild => "rebuild",
+            ProviderOperation::Delete => "delete",
+            ProviderOperation::Console => "console",
+        }
+    }
+}
+
+impl Provider {
+    /// The template of an operation, if defined.
+    pub fn command(&self, operation: ProviderOperation) -> Option<&Template> {
+        match operation {
+            ProviderOperation::Create => self.create.as_ref(),
+            ProviderOperation::Reboot => self.reboot.as_ref(),
+            ProviderOperation::Rebuild => self.rebuild.as_ref(),
+            ProviderOperation::Delete => self.delete.as_ref(),
+            ProviderOperation::Console => self.console.as_ref(),
+        }
+    }
+}
+
+// ----- notifiers -----
+
+/// Where alerts and escalations go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notifier {
+    /// The label.
+    pub name: String,
+    /// The channel.
+    pub kind: NotifierKind,
+    /// How failed deliveries are retried.
+    pub retry: RetryPolicy,
+}
+
+/// A notifier's channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifierKind {
+    /// An HTTP POST.
+    Webhook {
+        /// The URL (http or https).
+        url: String,
+        /// The body; `None` sends drover's JSON document of the alert.
+        body: Option<Template>,
+        /// Extra request headers.
+        headers: BTreeMap<String, String>,
+    },
+    /// An e-mail through an SMTP relay.
+    Email {
+        /// `host:port` of the relay.
+        smtp: String,
+        /// The sender address.
+        from: String,
+        /// The recipients.
+        to: Vec<String>,
+        /// The subject line.
+        subject: Template,
+    },
+    /// An existing Alertmanager (its `/api/v2/alerts`).
+    Alertmanager {
+        /// The Alertmanager's base URL.
+        url: String,
+    },
+}
+
+/// Retries of a failed delivery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Deliveries tried in all, the first included.
+    pub attempts: u32,
+    /// The wait before the first retry, doubled after each failure.
+    pub backoff: DurationSpec,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { attempts: 3, backoff: DurationSpec::from_secs(10) }
+    }
+}
+
+// ----- alert rules -----
+
+/// How urgent an alert is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// For the record.
+    Info,
+    /// Look at it today.
+    #[default]
+    Warning,
+    /// Look at it now.
+    Critical,
+}
+
+impl Severity {
+    /// The name used in labels and files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// `alert "NAME" { … }`: a condition held for a duration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// The label; the `alertname` label of its alerts.
+    pub name: String,
+    /// What is watched.
+    pub condition: Condition,
+    /// How long the condition must hold before the alert fires (`for` in
+    /// the `when` block; zero fires at once).
+    #[serde(rename = "for")]
+    pub hold: DurationSpec,
+    /// How urgent.
+    pub severity: Severity,
+    /// Labels added to every alert of the rule.
+    pub labels: Labels,
+    /// Texts added to every notification (`summary`, `description`, …).
+    pub annotations: BTreeMap<String, String>,
+    /// Notifier names.
+    pub notify: Vec<String>,
+    /// Where a human reads what to do.
+    pub runbook: Option<Runbook>,
+    /// Re-notify a still-firing, unacknowledged alert this often; `None`
+    /// notifies once per firing episode.
+    pub repeat_interval: Option<DurationSpec>,
+}
+
+/// What an alert rule watches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// A node's state.
+    Node(NodeCondition),
+    /// An allocation's state.
+    Alloc(AllocCondition),
+    /// Log lines counted over a window.
+    Log(LogCondition),
+    /// A metric against a threshold.
+    Metric(MetricCondition),
+    /// Alerts received from an external Alertmanager webhook.
+    Alertmanager {
+        /// Which received alerts count.
+        matchers: Vec<Matcher>,
+    },
+}
+
+/// `when { node { … } }`: exactly one of the checks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeCondition {
+    /// The node has this status (`down`, `disconnected`, `draining`,
+    /// `ineligible`, …).
+    Status(String),
+    /// No heartbeat for longer than this.
+    HeartbeatAge(DurationSpec),
+    /// A drain has been running for longer than this.
+    DrainStuck(DurationSpec),
+}
+
+/// `when { alloc { … } }`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllocCondition {
+    /// Only allocations of this job (all when `None`).
+    pub job: Option<String>,
+    /// The check.
+    pub check: AllocCheck,
+}
+
+/// The checks of an `alloc` condition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllocCheck {
+    /// The allocation has this client status (`failed`, `lost`, …).
+    Status(String),
+    /// At least `count` task restarts within `within`.
+    Restarts {
+        /// Restarts counted.
+        count: u32,
+        /// The window.
+        within: DurationSpec,
+    },
+    /// A health check is in this state (`failing`).
+    Check(String),
+}
+
+/// How log matches are grouped into alerts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    /// One alert per node.
+    #[default]
+    Node,
+    /// One alert per job.
+    Job,
+}
+
+/// `when { log { … } }`: at least `at_least` matching lines within `within`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCondition {
+    /// A log search query (the `drover logs search` language).
+    pub query: Option<String>,
+    /// Only lines from this source (`task`, `file`, `journald`, `syslog`,
+    /// `console`).
+    pub source: Option<String>,
+    /// Only lines containing this text.
+    #[serde(rename = "match")]
+    pub matches: Option<String>,
+    /// Lines needed.
+    pub at_least: u32,
+    /// The window lines are counted over.
+    pub within: DurationSpec,
+    /// The grouping of matches into alerts.
+    pub by: GroupBy,
+}
+
+/// Which side of the threshold fires.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Threshold {
+    /// The value is greater than this.
+    Above(f64),
+    /// The value is less than this.
+    Below(f64),
+}
+
+impl Threshold {
+    /// Whether `value` is on the firing side.
+    pub fn is_crossed_by(self, value: f64) -> bool {
+        match self {
+            Threshold::Above(limit) => value > limit,
+            Threshold::Below(limit) => value < limit,
+        }
+    }
+}
+
+/// `when { metric { … } }` or `when { metric = "sel" above = N }`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricCondition {
+    /// The metric and its label matchers.
+    pub selector: Selector,
+    /// The threshold.
+    pub threshold: Threshold,
+}
+
+/// Where a human reads what to do: a URL, or a Markdown file of the site
+/// folder (path relative to the folder).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Runbook {
+    /// An `http://` or `https://` address.
+    Url(String),
+    /// A `.md` file relative to the site folder.
+    File(String),
+}
+
+impl Runbook {
+    /// The runbook as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Runbook::Url(text) | Runbook::File(text) => text,
+        }
+    }
+}
+
+// ----- hammers -----
+
+/// `hammer "NAME" { … }`: an automated reaction with safety limits.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hammer {
+    /// The label.
+    pub name: String,
+    /// What sets it off.
+    pub trigger: HammerTrigger,
+    /// What it does.
+    pub action: Action,
+    /// Whether it acts alone, asks first, or only says what it would do.
+    pub mode: Mode,
+    /// The safety limits.
+    pub limits: Limits,
+    /// Where a human reads about it.
+    pub runbook: Option<Runbook>,
+    /// Notifier names for escalations and, in `approve` mode, requests.
+    pub notify: Vec<String>,
+}
+
+/// What sets a hammer off (`when { … }`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HammerTrigger {
+    /// An alert rule of the site starts firing.
+    Alert(String),
+    /// A log line.
+    Log {
+        /// Only lines from this source (`console`, `journald`, …).
+        source: Option<String>,
+        /// Only lines containing this text.
+        #[serde(rename = "match")]
+        matches: Option<String>,
+        /// A log search query.
+        query: Option<String>,
+    },
+    /// A node event.
+    Node(NodeEvent),
+    /// An alert received from an external Alertmanager.
+    Alertmanager {
+        /// Which received alerts count.
+        matchers: Vec<Matcher>,
+    },
+}
+
+/// Node events a hammer can react to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeEvent {
+    /// Missed its heartbeat deadline.
+    Down,
+    /// Heartbeats again.
+    Up,
+    /// Registered for the first time.
+    Registered,
+    /// Disconnected (waiting for `lost_after`).
+    Disconnected,
+    /// A drain finished.
+    Drained,
+}
+
+impl NodeEvent {
+    /// Every event name.
+    pub const NAMES: [&'static str; 5] = ["down", "up", "registered", "disconnected", "drained"];
+
+    /// Reads an event name.
+    pub fn from_name(name: &str) -> Option<NodeEvent> {
+        match name {
+            "down" => Some(NodeEvent::Down),
+            "up" => Some(NodeEvent::Up),
+            "registered" => Some(NodeEvent::Registered),
+            "disconnected" => Some(NodeEvent::Disconnected),
+            "drained" => Some(NodeEvent::Drained),
+            _ => None,
+        }
+    }
+}
+
+/// Where a hammer command runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CommandTarget {
+    /// On the affected node, by its agent.
+    Node,
+    /// On the leader server.
+    Server,
+}
+
+/// What a hammer does (`action { … }`, exactly one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Restarts the allocation the trigger is about.
+    RestartAlloc,
+    /// Restarts every allocation of a job (the trigger's job when `None`).
+    RestartJob {
+        /// The job.
+        job: Option<String>,
+    },
+    /// Drains the node.
+    Drain {
+        /// How long allocations get to move.
+        deadline: DurationSpec,
+    },
+    /// Power-cycles the node through its provider.
+    Reboot {
+        /// The provider (the node's or the default when `None`).
+        provider: Option<String>,
+    },
+    /// Reinstalls the node through its provider.
+    Rebuild {
+        /// The provider (the node's or the default when `None`).
+        provider: Option<String>,
+    },
+    /// Runs a command.
+    Command {
+        /// Where.
+        on: CommandTarget,
+        /// The command (a template over the node).
+        command: Template,
+        /// How long it may run.
+        timeout: DurationSpec,
+    },
+    /// Calls a URL.
+    Webhook {
+        /// The URL.
+        url: String,
+    },
+}
+
+impl Action {
+    /// The block name, for messages and listings.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::RestartAlloc => "restart_alloc",
+            Action::RestartJob { .. } => "restart_job",
+            Action::Drain { .. } => "drain",
+            Action::Reboot { .. } => "reboot",
+            Action::Rebuild { .. } => "rebuild",
+            Action::Command { .. } => "command",
+            Action::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+/// How a hammer acts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Acts within its limits without asking.
+    Auto,
+    /// Asks a human (`drover hammer approve`) for every run.
+    #[default]
+    Approve,
+    /// Records what it would have done, does nothing.
+    DryRun,
+}
+
+/// A hammer's safety limits.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Runs started in any sliding hour.
+    pub per_hour: u32,
+    /// Runs in progress at once.
+    pub concurrent: u32,
+    /// The minimum time between two runs on the same target.
+    pub cooldown: DurationSpec,
+    /// Runs on the same target within `attempts_window`; past it the
+    /// hammer stops and escalates to a human.
+    pub max_attempts: u32,
+    /// The window `max_attempts` is counted over.
+    pub attempts_window: DurationSpec,
+    /// The share of the fleet (in percent) whose triggers within
+    /// `fleet_window` make the hammer stop and escalate: a storm is a
+    /// problem for a human, not for a hammer.
+    pub fleet_max_percent: f64,
+    /// The window of the fleet-wide guard.
+    pub fleet_window: DurationSpec,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            per_hour: 5,
+            concurrent: 1,
+            cooldown: DurationSpec::from_secs(30 * 60),
+            max_attempts: 3,
+            attempts_window: DurationSpec::from_secs(24 * 3600),
+            fleet_max_percent: 10.0,
+            fleet_window: DurationSpec::from_secs(3600),
+        }
+    }
+}

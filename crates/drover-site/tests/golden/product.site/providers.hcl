@@ -1,0 +1,7 @@
+# The provider of PRODUCT.md: how to act on the machines beneath agents.
+provider "openstack" {
+  reboot  = "openstack server reboot --hard {{node.name}}"
+  console = "openstack console log show {{node.name}}"
+  rebuild = "ai-rebuild-vm --cc7 {{node.name}}"
+  delete  = "ai-kill {{node.name}}"
+}

@@ -1,0 +1,1 @@
+job "skipped" { this is not even valid site syntax }

@@ -1,0 +1,3 @@
+alert "broken" {
+  when { node { status = "down }
+}

@@ -1,0 +1,187 @@
+//! `drover server members|join|health` and `drover operator …`: the
+//! servers themselves.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use super::ServerAddress;
+use super::output::{print_json, print_table, table};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ServerCommand {
+    /// List the servers of the cluster and who leads.
+    Members {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Add a running server (started with an empty data directory and
+    /// without --bootstrap-expect) to the cluster.
+    Join {
+        /// The new server's address, `host:port`.
+        address: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// The operators' checklist: every server up, one leader, Raft lag,
+    /// connected agents, disk space. Exits 1 when something is wrong.
+    Health {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OperatorCommand {
+    /// Raft membership.
+    #[command(subcommand)]
+    Raft(RaftCommand),
+    /// Save or restore the whole cluster state (disaster recovery).
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RaftCommand {
+    /// List the Raft peers (the same as `drover server members`).
+    ListPeers {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Remove a server from the cluster, for example one that died for good.
+    RemovePeer {
+        /// The server id, from `drover server members`.
+        id: u64,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SnapshotCommand {
+    /// Write the cluster's state to FILE (a consistent read; the cluster
+    /// keeps running).
+    Save {
+        /// Where to write.
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Replace the cluster's whole state with FILE, through Raft: every
+    /// server ends up with it, and agents are told their allocations anew.
+    Restore {
+        /// A file written by `drover operator snapshot save`.
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+}
+
+pub(crate) async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ServerCommand::Members { json, server } => members(&server, json).await,
+        ServerCommand::Join { address, server } => {
+            let identity = server.client().join_server(&address).await?;
+            println!("server {} ({}) joined the cluster", identity.server_id, identity.address);
+            Ok(ExitCode::SUCCESS)
+        }
+        ServerCommand::Health { json, server } => health(&server, json).await,
+    }
+}
+
+pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        OperatorCommand::Raft(RaftCommand::ListPeers { json, server }) => members(&server, json).await,
+        OperatorCommand::Raft(RaftCommand::RemovePeer { id, server }) => {
+            server.client().remove_peer(id).await?;
+            println!("server {id} removed from the cluster");
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCommand::Snapshot(SnapshotCommand::Save { file, server }) => {
+            let bytes = server.client().save_snapshot().await?;
+            // Write next to the target, then rename: a crash never leaves a
+            // half-written snapshot under the name the operator asked for.
+            let partial = file.with_extension("partial");
+            std::fs::write(&partial, &bytes).with_context(|| format!("cannot write {}", partial.display()))?;
+            std::fs::rename(&partial, &file).with_context(|| format!("cannot write {}", file.display()))?;
+            println!("saved {} bytes to {}", bytes.len(), file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCommand::Snapshot(SnapshotCommand::Restore { file, server }) => {
+            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let index = server.client().restore_snapshot(bytes).await?;
+            println!("restored {} at Raft index {index}", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn members(server: &ServerAddress, json: bool) -> anyhow::Result<ExitCode> {
+    let members = server.client().members().await?;
+    if json {
+        print_json(&members)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = table(&["ID", "Address", "Role", "Leader", "Matched index"]);
+    for member in &members {
+        rows.add_row(vec![
+            member.server_id.to_string(),
+            member.address.clone(),
+            member.role.clone(),
+            if member.leader { "yes".to_owned() } else { String::new() },
+            member.matched_index.map_or("-".to_owned(), |index| index.to_string()),
+        ]);
+    }
+    print_table(&rows);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn health(server: &ServerAddress, json: bool) -> anyhow::Result<ExitCode> {
+    let health = server.client().cluster_health().await?;
+    let code = if health.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+    if json {
+        print_json(&health)?;
+        return Ok(code);
+    }
+    let mut rows = table(&["ID", "Address", "Up", "State", "Term", "Applied", "Lag", "Agents", "Disk free"]);
+    for server in &health.servers {
+        let status = server.status.as_ref();
+        rows.add_row(vec![
+            server.server_id.to_string(),
+            server.address.clone(),
+            if server.up { "yes".to_owned() } else { "NO".to_owned() },
+            status.map_or("-".to_owned(), |status| status.raft_state.clone()),
+            status.map_or("-".to_owned(), |status| status.term.to_string()),
+            status.map_or("-".to_owned(), |status| status.applied_index.to_string()),
+            server.lag.map_or("-".to_owned(), |lag| lag.to_string()),
+            status.map_or("-".to_owned(), |status| status.num_agents.to_string()),
+            status.map_or("-".to_owned(), |status| {
+                format!(
+                    "{} GiB ({}%)",
+                    status.disk_free_bytes / (1 << 30),
+                    (status.disk_free_bytes * 100).checked_div(status.disk_total_bytes).unwrap_or(0)
+                )
+            }),
+        ]);
+    }
+    print_table(&rows);
+    if health.problems.is_empty() {
+        println!("healthy: leader {}", health.leader_id.map_or("-".to_owned(), |id| id.to_string()));
+    } else {
+        for problem in &health.problems {
+            println!("PROBLEM: {problem}");
+        }
+    }
+    Ok(code)
+}
