@@ -169,6 +169,15 @@ impl Client {
         Ok((value, index))
     }
 
+    /// The error carried by a response whose body is not JSON data (a
+    /// stream or a file) when its status is not a success.
+    async fn error_of(&self, response: reqwest::Response) -> ClientError {
+        self.decode::<serde_json::Value>(response).await.err().unwrap_or_else(|| ClientError::BadResponse {
+            address: self.base.clone(),
+            reason: "error without a body".to_owned(),
+        })
+    }
+
     async fn get<T: DeserializeOwned>(&self, path: &str, wait: Option<Wait>) -> Result<(T, u64)> {
         let response = self
             .send(|client| {
@@ -272,9 +281,7 @@ impl Client {
             .send(|client| client.http.get(client.url("/v1/operator/snapshot")).timeout(Duration::from_secs(600)))
             .await?;
         if !response.status().is_success() {
-            return Err(self.decode::<serde_json::Value>(response).await.err().unwrap_or_else(|| {
-                ClientError::BadResponse { address: self.base.clone(), reason: "error without a body".to_owned() }
-            }));
+            return Err(self.error_of(response).await);
         }
         response.bytes().await.map_err(|error| self.unreachable(error))
     }
@@ -431,10 +438,7 @@ impl Client {
         let path = format!("/v1/allocation/{}/logs", encode(alloc_id));
         let response = self.send(|client| client.http.get(client.url(&path)).query(&query)).await?;
         if !response.status().is_success() {
-            let error = self.decode::<serde_json::Value>(response).await.err().unwrap_or_else(|| {
-                ClientError::BadResponse { address: self.base.clone(), reason: "error without a body".to_owned() }
-            });
-            return Err(error);
+            return Err(self.error_of(response).await);
         }
         let address = self.base.clone();
         Ok(response.bytes_stream().map(move |chunk| {

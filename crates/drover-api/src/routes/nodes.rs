@@ -17,31 +17,27 @@ use crate::{ApiResult, AppState, ReadOptions, with_index};
 const LISTED_FACTS: [&str; 7] =
     ["os.name", "os.version", "kernel.version", "cpu.arch", "cpu.numcores", "memory.totalbytes", "unique.hostname"];
 
-/// `GET /v1/nodes?filter=EXPR` and the usual read options.
+/// `?filter=EXPR`, next to the read options.
 #[derive(Debug, Default, serde::Deserialize)]
-pub(super) struct NodeListOptions {
+pub(super) struct NodeFilter {
     filter: Option<String>,
-    index: Option<u64>,
-    wait: Option<String>,
-    #[serde(default)]
-    stale: bool,
 }
 
 pub(super) async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    ApiQuery(options): ApiQuery<NodeListOptions>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+    ApiQuery(NodeFilter { filter }): ApiQuery<NodeFilter>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
-    let filter = match options.filter.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+    let filter = match filter.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
         Some(text) => Some(
             drover_filter::Filter::parse(text)
                 .map_err(|error| crate::ApiError::invalid(format!("bad filter: {error}\nsee docs/nodes.md")))?,
         ),
         None => None,
     };
-    let read = ReadOptions { index: options.index, wait: options.wait, stale: options.stale };
-    let state = read.read(&app.server, |state| state.table_indexes().nodes).await?;
+    let state = options.read(&app.server, |state| state.table_indexes().nodes).await?;
     let entries: Vec<NodeListEntry> = state
         .nodes()
         .filter(|node| filter.as_ref().is_none_or(|filter| filter.matches(node.as_ref())))

@@ -13,28 +13,23 @@ use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::{Caller, Capability};
 use crate::{ApiResult, AppState, ReadOptions, no_content, with_index};
 
-/// `?prefix=` and the usual read options.
+/// `?prefix=`, next to the read options.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct ListOptions {
+pub(super) struct Prefix {
     #[serde(default)]
     prefix: String,
-    index: Option<u64>,
-    wait: Option<String>,
-    #[serde(default)]
-    stale: bool,
 }
 
 pub(super) async fn list(
     State(app): State<AppState>,
     caller: Caller,
-    ApiQuery(options): ApiQuery<ListOptions>,
+    ApiQuery(options): ApiQuery<ReadOptions>,
+    ApiQuery(Prefix { prefix }): ApiQuery<Prefix>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
-    let read = ReadOptions { index: options.index, wait: options.wait, stale: options.stale };
-    let state = read.read(&app.server, |state| state.table_indexes().variables).await?;
+    let state = options.read(&app.server, |state| state.table_indexes().variables).await?;
     let variables: Vec<Variable> =
-        state.variables_with_prefix(&options.prefix).map(|variable| Variable::clone(variable)).collect();
+        state.variables_with_prefix(&prefix).map(|variable| Variable::clone(variable)).collect();
     Ok(with_index(state.table_indexes().variables, Json(variables)))
 }
 

@@ -51,8 +51,7 @@ impl Fleet {
     /// Starts a server with default settings and waits for its leader.
     pub(crate) async fn start_server() -> anyhow::Result<Fleet> {
         let dir = tempfile::Builder::new().prefix("drover-bench-").tempdir()?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let address = format!("127.0.0.1:{port}");
+        let address = format!("127.0.0.1:{}", free_port()?);
         let mut command = Command::new(std::env::current_exe()?);
         command.args(["server", "--bind", &address, "--data-dir"]).arg(dir.path().join("server"));
         let server = ChildProcess::spawn(&mut command, &dir.path().join("server.log"))?;
@@ -110,6 +109,11 @@ impl Drop for Fleet {
         self.server.kill();
         drover_exec::kill_processes_under(self.dir.path());
     }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub(crate) fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Polls `condition` every 50 ms until it holds or `timeout` passes.

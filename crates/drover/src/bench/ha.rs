@@ -15,12 +15,8 @@ use serde::Serialize;
 
 use drover_client::Client;
 
-use super::fleet::{ChildProcess, percentiles, wait_until};
+use super::fleet::{ChildProcess, free_port, percentiles, wait_until};
 use crate::cli::output::{print_json, print_table, table};
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
 
 /// Three (or N) drover servers forming one cluster.
 struct Servers {
