@@ -28,6 +28,7 @@ mod deployment_health;
 mod env;
 pub mod facts;
 mod logs;
+mod logship;
 mod manager;
 mod probe;
 mod session;
@@ -43,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use drover_exec::{DriverConfig, ExecDriver, Isolation};
 use drover_types::{NodeId, NodeLabels};
 
+pub use crate::logship::LogConfig;
 use crate::manager::AllocManager;
 
 /// Everything an agent needs to start.
@@ -62,6 +64,8 @@ pub struct AgentConfig {
     /// Stop every task when the agent shuts down (dev mode); otherwise tasks
     /// keep running and the next agent re-attaches to them.
     pub stop_tasks_on_shutdown: bool,
+    /// Which logs to collect and ship besides the tasks' output.
+    pub logs: LogConfig,
 }
 
 /// Errors starting an agent.
@@ -75,6 +79,9 @@ pub enum AgentError {
         /// Why.
         source: std::io::Error,
     },
+    /// Log collection could not start (spool, checkpoints, a syslog port).
+    #[error("cannot collect logs: {0}")]
+    Logs(String),
     /// No server address was given.
     #[error("no server address given: pass --servers host:port")]
     NoServers,
@@ -138,11 +145,16 @@ impl Agent {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         let shutdown = CancellationToken::new();
+        let shipper =
+            logship::start(&config.logs, &config.data_dir, &config.data_dir.join("allocs"), shutdown.child_token())
+                .await
+                .map_err(AgentError::Logs)?;
         let session_done = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(session::run(
             config.servers.clone(),
             registration,
             Arc::clone(&manager),
+            shipper,
             updates_receiver,
             shutdown.clone(),
             Arc::clone(&session_done),

@@ -20,6 +20,7 @@ use drover_proto::session::{self, AgentMessage, RequestBody, ServerMessage};
 use drover_state::{ClientAllocUpdate, NodeRegistration};
 use drover_types::AllocId;
 
+use crate::logship::{LogShipper, SHIP_WINDOW_LINES};
 use crate::manager::AllocManager;
 
 /// Longest wait between connection attempts.
@@ -29,17 +30,35 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often pending task-state updates are flushed.
 const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// A session on which nothing (not even a pong) arrived for this many
+/// heartbeat intervals is dead: the server vanished without closing it (a
+/// cut link, a frozen machine), and the agent moves to another server.
+const SILENT_INTERVALS: u32 = 3;
+/// How long connecting to a server may take (a cut link never answers).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the machine's usage is sampled and sent.
+const METRICS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What a session works with, besides the socket.
+struct Machine {
+    manager: Arc<AllocManager>,
+    shipper: Arc<LogShipper>,
+    sampler: Arc<std::sync::Mutex<drover_metrics::Sampler>>,
+}
 
 /// Why a session ended.
 enum SessionEnd {
     Shutdown,
     Disconnected(String),
+    /// Nothing arrived for [`SILENT_INTERVALS`] heartbeats.
+    Silent(String),
 }
 
 pub(crate) async fn run(
     configured_servers: Vec<String>,
     registration: NodeRegistration,
     manager: Arc<AllocManager>,
+    shipper: Arc<LogShipper>,
     mut updates: mpsc::UnboundedReceiver<ClientAllocUpdate>,
     shutdown: CancellationToken,
     done: Arc<Notify>,
@@ -48,6 +67,8 @@ pub(crate) async fn run(
     let mut next_server = 0usize;
     let mut backoff = Duration::from_millis(100);
     let mut pending: BTreeMap<AllocId, ClientAllocUpdate> = BTreeMap::new();
+    let machine =
+        Machine { manager, shipper, sampler: Arc::new(std::sync::Mutex::new(drover_metrics::Sampler::new())) };
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -57,25 +78,30 @@ pub(crate) async fn run(
         let url = format!("ws://{}/v1/agent/session", address.trim_start_matches("http://"));
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(session::READ_BUFFER_BYTES);
-        match tokio_tungstenite::connect_async_with_config(&url, Some(config), false).await {
-            Ok((socket, _)) => {
+        let connecting = tokio_tungstenite::connect_async_with_config(&url, Some(config), false);
+        match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            Ok(Ok((socket, _))) => {
                 tracing::info!(server = %address, "connected to server");
-                let outcome = connected(socket, &registration, &manager, &mut updates, &mut pending, &shutdown).await;
+                let outcome = connected(socket, &registration, &machine, &mut updates, &mut pending, &shutdown).await;
                 match outcome {
                     Ok((SessionEnd::Shutdown, _)) => break,
-                    Ok((SessionEnd::Disconnected(reason), known_servers)) => {
+                    Ok((end, known_servers)) => {
+                        let silent = matches!(end, SessionEnd::Silent(_));
+                        let (SessionEnd::Disconnected(reason) | SessionEnd::Silent(reason)) = end else { break };
                         tracing::warn!(server = %address, %reason, "session ended; reconnecting");
                         if !known_servers.is_empty() {
                             servers = merge_servers(&configured_servers, &known_servers);
                         }
                         backoff = Duration::from_millis(100);
-                        // Prefer the same server again first.
-                        next_server = next_server.saturating_sub(1);
+                        // The same server again first, unless it went silent.
+                        let position = servers.iter().position(|server| *server == address);
+                        next_server = position.map_or(0, |position| position + usize::from(silent));
                     }
                     Err(reason) => tracing::warn!(server = %address, %reason, "session refused"),
                 }
             }
-            Err(error) => tracing::debug!(server = %address, %error, "cannot connect"),
+            Ok(Err(error)) => tracing::debug!(server = %address, %error, "cannot connect"),
+            Err(_) => tracing::debug!(server = %address, "cannot connect: no answer within 5 s"),
         }
         let jitter = rand::rng().random_range(0..=backoff.as_millis() as u64 / 4);
         tokio::select! {
@@ -102,16 +128,24 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 async fn connected(
     socket: Socket,
     registration: &NodeRegistration,
-    manager: &Arc<AllocManager>,
+    machine: &Machine,
     updates: &mut mpsc::UnboundedReceiver<ClientAllocUpdate>,
     pending: &mut BTreeMap<AllocId, ClientAllocUpdate>,
     shutdown: &CancellationToken,
 ) -> Result<(SessionEnd, Vec<String>), String> {
+    let Machine { manager, shipper, sampler } = machine;
     let (mut sink, mut stream) = socket.split();
     let hello = AgentMessage::Hello { protocol: drover_proto::SESSION_PROTOCOL, registration: registration.clone() };
     send(&mut sink, &hello).await?;
 
-    let (heartbeat_interval, servers) = match tokio::time::timeout(WELCOME_TIMEOUT, next_message(&mut stream)).await {
+    let welcome = async {
+        loop {
+            if let Some(message) = next_message(&mut stream).await? {
+                return Ok(message);
+            }
+        }
+    };
+    let (heartbeat_interval, servers) = match tokio::time::timeout(WELCOME_TIMEOUT, welcome).await {
         Ok(Ok(ServerMessage::Welcome { heartbeat_interval_ms, servers, .. })) => {
             (Duration::from_millis(heartbeat_interval_ms.max(100)), servers)
         }
@@ -128,7 +162,18 @@ async fn connected(
     let mut requests: HashMap<u64, CancellationToken> = HashMap::new();
     let mut heartbeat = tokio::time::interval(heartbeat_interval);
     let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+    let mut metrics = tokio::time::interval(METRICS_INTERVAL);
+    metrics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = tokio::time::Instant::now();
+    let mut last_tick = tokio::time::Instant::now();
+    let silence_limit = heartbeat_interval * SILENT_INTERVALS;
+    // Lines not acknowledged by the last session are sent again.
+    let mut logs =
+        LogWindow { sent_upto: shipper.acked_upto(), acked_upto: shipper.acked_upto(), reported_dropped: None };
     loop {
+        if let Err(reason) = ship_logs(&mut sink, shipper, &mut logs).await {
+            return Ok((SessionEnd::Disconnected(reason), servers));
+        }
         tokio::select! {
             () = shutdown.cancelled() => {
                 flush_pending(&mut sink, pending).await.ok();
@@ -136,7 +181,37 @@ async fn connected(
                 return Ok((SessionEnd::Shutdown, servers));
             }
             _ = heartbeat.tick() => {
+                // A late tick means this process was stopped or starved (SIGSTOP,
+                // a suspended VM), not that the server went quiet: give the
+                // server a fresh chance to answer.
+                if last_tick.elapsed() > heartbeat_interval * 2 {
+                    last_heard = tokio::time::Instant::now();
+                }
+                last_tick = tokio::time::Instant::now();
+                if last_heard.elapsed() > silence_limit {
+                    let reason = format!("nothing heard from the server for {} s", silence_limit.as_secs());
+                    return Ok((SessionEnd::Silent(reason), servers));
+                }
                 if let Err(reason) = send(&mut sink, &AgentMessage::Heartbeat).await {
+                    return Ok((SessionEnd::Disconnected(reason), servers));
+                }
+                // The server's WebSocket answers with a pong: proof of life
+                // even when it has nothing to say.
+                if let Err(error) = sink.send(Message::Ping(Vec::new().into())).await {
+                    return Ok((SessionEnd::Disconnected(format!("send failed: {error}")), servers));
+                }
+                let dropped = shipper.dropped_lines();
+                if logs.reported_dropped != Some(dropped) && (dropped > 0 || logs.reported_dropped.is_some()) {
+                    if let Err(reason) = send(&mut sink, &AgentMessage::LogStats { dropped_lines: dropped }).await {
+                        return Ok((SessionEnd::Disconnected(reason), servers));
+                    }
+                    logs.reported_dropped = Some(dropped);
+                }
+            }
+            () = shipper.appended.notified(), if logs.has_room() => {}
+            _ = metrics.tick() => {
+                let sample = sample_usage(manager, sampler).await;
+                if let Err(reason) = send(&mut sink, &AgentMessage::Metrics { sample: Box::new(sample) }).await {
                     return Ok((SessionEnd::Disconnected(reason), servers));
                 }
             }
@@ -154,18 +229,56 @@ async fn connected(
                 }
             }
             message = next_message(&mut stream) => match message {
-                Ok(ServerMessage::Allocations { node, allocs, full, .. }) => {
+                Ok(None) => last_heard = tokio::time::Instant::now(),
+                Ok(Some(ServerMessage::LogsAck { upto_seq })) => {
+                    last_heard = tokio::time::Instant::now();
+                    if upto_seq > logs.acked_upto {
+                        logs.acked_upto = upto_seq;
+                        shipper.ack(upto_seq);
+                    }
+                }
+                Ok(Some(ServerMessage::Allocations { node, allocs, full, .. })) => {
+                    last_heard = tokio::time::Instant::now();
                     manager.reconcile(node.map(|node| *node), allocs, full).await;
                 }
-                Ok(ServerMessage::Request { request_id, body }) => {
+                Ok(Some(ServerMessage::Request { request_id, body })) => {
+                    last_heard = tokio::time::Instant::now();
                     handle_request(request_id, body, manager, &outbound_sender, &mut requests);
                 }
-                Ok(ServerMessage::Refused { message }) => return Ok((SessionEnd::Disconnected(message), servers)),
-                Ok(ServerMessage::Welcome { .. }) => {}
+                Ok(Some(ServerMessage::Refused { message })) => {
+                    return Ok((SessionEnd::Disconnected(message), servers));
+                }
+                Ok(Some(ServerMessage::Welcome { .. })) => last_heard = tokio::time::Instant::now(),
                 Err(reason) => return Ok((SessionEnd::Disconnected(reason), servers)),
             },
         }
     }
+}
+
+/// The machine's usage and its running tasks' (by their process trees).
+async fn sample_usage(
+    manager: &Arc<AllocManager>,
+    sampler: &Arc<std::sync::Mutex<drover_metrics::Sampler>>,
+) -> drover_metrics::NodeSample {
+    let probes: Vec<drover_metrics::TaskProbe> = manager
+        .current_updates()
+        .await
+        .into_iter()
+        .flat_map(|update| {
+            let alloc_id = update.alloc_id.to_string();
+            update.task_states.into_iter().filter_map(move |(task, state)| {
+                let pid = state.pid.filter(|_| state.state == drover_types::TaskLifecycleState::Running)?;
+                Some(drover_metrics::TaskProbe { alloc_id: alloc_id.clone(), task, cgroup: None, pids: vec![pid] })
+            })
+        })
+        .collect();
+    let sampler = Arc::clone(sampler);
+    tokio::task::spawn_blocking(move || {
+        let now_ms = drover_types::Timestamp::now().as_millis();
+        sampler.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).sample(now_ms, &probes)
+    })
+    .await
+    .unwrap_or_default()
 }
 
 fn handle_request(
@@ -219,15 +332,55 @@ async fn send(
     sink.send(Message::Binary(frame.into())).await.map_err(|error| format!("send failed: {error}"))
 }
 
-async fn next_message(stream: &mut futures_util::stream::SplitStream<Socket>) -> Result<ServerMessage, String> {
-    loop {
-        match stream.next().await {
-            Some(Ok(Message::Binary(frame))) => {
-                return session::decode::<ServerMessage>(&frame).map_err(|error| error.to_string());
+/// The next frame: a message, or `None` for a control frame (a pong).
+async fn next_message(stream: &mut futures_util::stream::SplitStream<Socket>) -> Result<Option<ServerMessage>, String> {
+    match stream.next().await {
+        Some(Ok(Message::Binary(frame))) => {
+            session::decode::<ServerMessage>(&frame).map(Some).map_err(|error| error.to_string())
+        }
+        Some(Ok(Message::Close(_))) | None => Err("the server closed the session".to_owned()),
+        Some(Ok(_)) => Ok(None),
+        Some(Err(error)) => Err(format!("receive failed: {error}")),
+    }
+}
+
+/// Where log shipping stands in one session.
+struct LogWindow {
+    /// The highest seq sent on this session.
+    sent_upto: u64,
+    /// The highest seq the server acknowledged.
+    acked_upto: u64,
+    /// The dropped-lines total last told to the server.
+    reported_dropped: Option<u64>,
+}
+
+impl LogWindow {
+    fn has_room(&self) -> bool {
+        self.sent_upto.saturating_sub(self.acked_upto) < SHIP_WINDOW_LINES
+    }
+}
+
+/// Sends spooled lines while the window has room.
+async fn ship_logs(
+    sink: &mut futures_util::stream::SplitSink<Socket, Message>,
+    shipper: &Arc<LogShipper>,
+    window: &mut LogWindow,
+) -> Result<(), String> {
+    while window.has_room() && shipper.readable_upto() > window.sent_upto {
+        let (last_seq, lines) = match shipper.read_batch(window.sent_upto + 1) {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the log spool");
+                return Ok(());
             }
-            Some(Ok(Message::Close(_))) | None => return Err("the server closed the session".to_owned()),
-            Some(Ok(_)) => continue,
-            Some(Err(error)) => return Err(format!("receive failed: {error}")),
+        };
+        if last_seq <= window.sent_upto {
+            return Ok(());
+        }
+        window.sent_upto = last_seq;
+        if !lines.is_empty() {
+            send(sink, &AgentMessage::Logs { lines }).await?;
         }
     }
+    Ok(())
 }

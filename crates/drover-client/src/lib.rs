@@ -13,7 +13,8 @@ use serde::de::DeserializeOwned;
 
 use drover_proto::api::{
     AllocListEntry, ClusterHealth, DeregisterJobResponse, DrainRequest, EligibilityRequest, INDEX_HEADER, JobListEntry,
-    JobStatusResponse, Member, NodeListEntry, NodeStatusResponse, PlanResponse, RegisterJobRequest,
+    JobStatusResponse, LogCountBy, LogCountResponse, LogEntry, LogHistogramResponse, LogInterval, LogPage, LogQuery,
+    LogSearchResponse, Member, NodeListEntry, NodeStatusResponse, NodeUsageEntry, PlanResponse, RegisterJobRequest,
     RegisterJobResponse, RevertJobRequest, ServerIdentity, ServerInfo,
 };
 use drover_proto::session::LogStream;
@@ -414,9 +415,82 @@ impl Client {
         Ok(self.get(&format!("/v1/nodes?filter={}", encode(filter)), None).await?.0)
     }
 
+    /// `GET /v1/nodes/usage?filter=`: every node's latest usage.
+    pub async fn nodes_usage(&self, filter: Option<&str>) -> Result<Vec<NodeUsageEntry>> {
+        let path = match filter {
+            Some(filter) => format!("/v1/nodes/usage?filter={}", encode(filter)),
+            None => "/v1/nodes/usage".to_owned(),
+        };
+        Ok(self.get(&path, None).await?.0)
+    }
+
     /// `GET /v1/node/{name-or-id}`.
     pub async fn node(&self, node: &str) -> Result<NodeStatusResponse> {
         Ok(self.get(&format!("/v1/node/{}", encode(node)), None).await?.0)
+    }
+    async fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &LogQuery,
+        extra: &(impl Serialize + Sync),
+    ) -> Result<T> {
+        let response = self
+            .send(|client| {
+                client.http.get(client.url(path)).query(query).query(extra).timeout(Duration::from_secs(120))
+            })
+            .await?;
+        Ok(self.decode(response).await?.0)
+    }
+
+    /// `GET /v1/logs/search`: one page of matching log records, newest first.
+    pub async fn search_logs(&self, query: &LogQuery, page: &LogPage) -> Result<LogSearchResponse> {
+        self.get_query("/v1/logs/search", query, page).await
+    }
+
+    /// `GET /v1/logs/count`: the most frequent values of a field.
+    pub async fn count_logs(&self, query: &LogQuery, by: &LogCountBy) -> Result<LogCountResponse> {
+        self.get_query("/v1/logs/count", query, by).await
+    }
+
+    /// `GET /v1/logs/histogram`: matching records per time bucket.
+    pub async fn log_histogram(&self, query: &LogQuery, interval: &LogInterval) -> Result<LogHistogramResponse> {
+        self.get_query("/v1/logs/histogram", query, interval).await
+    }
+
+    /// `GET /v1/logs/tail`: matching records as they arrive, until the
+    /// stream is dropped.
+    pub async fn tail_logs(
+        &self,
+        query: &LogQuery,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<LogEntry>>> {
+        let response = self.send(|client| client.http.get(client.url("/v1/logs/tail")).query(query)).await?;
+        if !response.status().is_success() {
+            return Err(self.error_of(response).await);
+        }
+        let address = self.base.clone();
+        let lines = futures_util::stream::unfold(
+            (response.bytes_stream(), Vec::<u8>::new(), address),
+            |(mut chunks, mut buffer, address)| async move {
+                loop {
+                    if let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
+                        let line: Vec<u8> = buffer.drain(..=end).collect();
+                        let entry = serde_json::from_slice::<LogEntry>(&line).map_err(|error| {
+                            ClientError::BadResponse { address: address.clone(), reason: error.to_string() }
+                        });
+                        return Some((entry, (chunks, buffer, address)));
+                    }
+                    match chunks.next().await? {
+                        Ok(chunk) => buffer.extend_from_slice(&chunk),
+                        Err(error) => {
+                            let error =
+                                ClientError::Unreachable { address: address.clone(), reason: error.to_string() };
+                            return Some((Err(error), (chunks, Vec::new(), address)));
+                        }
+                    }
+                }
+            },
+        );
+        Ok(lines.boxed())
     }
 
     /// `GET /v1/allocation/{id}/logs`: the task's output as a byte stream.

@@ -25,8 +25,9 @@ fn main() {
     let start = 1_704_153_600 * NANOS_PER_SECOND;
 
     let enrich_started = Instant::now();
+    let num_enrich_lines = if std::env::var_os("NOSEARCH").is_some() { 0 } else { num_lines };
     let mut num_with_time = 0usize;
-    for (index, line) in lines.iter().cycle().take(num_lines).enumerate() {
+    for (index, line) in lines.iter().cycle().take(num_enrich_lines).enumerate() {
         let parsed = drover_logs::parse::enrich(line, start + index as i64 * 1_000_000);
         num_with_time += usize::from(parsed.timestamp.is_some());
     }
@@ -41,7 +42,8 @@ fn main() {
     let mut store = LogStore::open(&store_directory, Retention::default()).unwrap();
     let mut raw_bytes = 0u64;
     let ingest_started = Instant::now();
-    let batch_size = 20_000;
+    let cpu_started = cpu_seconds();
+    let batch_size: usize = std::env::var("BATCH").ok().and_then(|text| text.parse().ok()).unwrap_or(20_000);
     let mut seq = 0u64;
     while (seq as usize) < num_lines {
         let batch: Vec<LogRecord> = (0..batch_size.min(num_lines - seq as usize))
@@ -51,10 +53,12 @@ fn main() {
                 raw_bytes += line.len() as u64 + 1;
                 let node = format!("node-{}", index % 50);
                 // The replayed lines keep their own times; the store sees a
-                // steady stream, so use the time received.
-                let mut record = LogRecord::from_line(&node, index as u64 + 1, &node, "file", "syslog", line, 0);
+                // steady stream, each line received as it is written.
+                let timestamp = start + index as i64 * 1_000_000;
+                let mut record =
+                    LogRecord::from_line(&node, index as u64 + 1, &node, "file", "syslog", line, timestamp);
                 record.origin = "bench".to_owned();
-                record.timestamp = start + index as i64 * 1_000_000;
+                record.timestamp = timestamp;
                 record
             })
             .collect();
@@ -62,10 +66,18 @@ fn main() {
         store.ingest(batch).unwrap();
     }
     let ingest_seconds = ingest_started.elapsed().as_secs_f64();
+    // Count the background merges the ingest started.
+    store.close_writers().unwrap();
+    let ingest_cpu_seconds = cpu_seconds() - cpu_started;
     println!(
-        "ingest (enrich + index + commit per {batch_size}): {num_lines} lines in {ingest_seconds:.2}s = {:.0} lines/s",
-        num_lines as f64 / ingest_seconds
+        "ingest (enrich + index + commit per {batch_size}): {num_lines} lines in {ingest_seconds:.2}s = {:.0} lines/s; \
+         {ingest_cpu_seconds:.2} CPU-s = {:.0} lines per CPU-second",
+        num_lines as f64 / ingest_seconds,
+        num_lines as f64 / ingest_cpu_seconds
     );
+    if std::env::var_os("NOSEARCH").is_some() {
+        return;
+    }
     for start in store.partition_starts() {
         store.optimize_partition(start).unwrap();
     }
@@ -88,4 +100,14 @@ fn main() {
         timings.sort_by(f64::total_cmp);
         println!("search {query:?}: {total} matching, p50 {:.2} ms, max {:.2} ms", timings[10], timings[20]);
     }
+}
+
+/// User + system CPU time of this process (all threads) so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = [11, 12].iter().filter_map(|index| fields.get(*index)?.parse::<f64>().ok()).sum();
+    ticks / 100.0
 }

@@ -4,16 +4,20 @@
 //!
 //! Times are `i64` nanoseconds since the Unix epoch, UTC, everywhere.
 
+mod codec;
 mod error;
+pub mod matcher;
 pub mod parse;
 pub mod query;
 pub mod record;
 mod schema;
 pub mod store;
+mod tokenizer;
 
 pub use error::{Error, Result};
+pub use matcher::matches;
 pub use record::LogRecord;
-pub use schema::KEYWORD_FIELDS;
+pub use schema::{FAST_KEYWORD_FIELDS, KEYWORD_FIELDS, MAX_PHRASE_PREFIX_WORDS};
 pub use store::{
     Cursor, Filter, IngestOutcome, LogStore, Retention, RetentionOutcome, SearchPage, SearchRequest, StoreConfig,
 };

@@ -3,39 +3,64 @@
 //!
 //! Layout, chosen for search speed and disk size:
 //!
-//! - `message`: full text (tantivy's default tokenizer: split on
-//!   non-alphanumerics, lower case, words over 40 bytes dropped), with
+//! - `message`: full text ([`crate::tokenizer`]: split on
+//!   non-alphanumerics, lower case, words of 40 bytes or more dropped), with
 //!   positions for phrases; not stored.
 //! - `node`, `hostgroup`, `environment`, `job`, `group`, `task`, `alloc`,
 //!   `source`, `stream`, `level`, `origin`: whole values, lower-cased for
-//!   matching ([`KEYWORD_TOKENIZER`]); fast fields keep the original value
-//!   for counting.
+//!   matching ([`crate::tokenizer`]), without frequencies or positions.
+//!   The fields one counts by ([`FAST_KEYWORD_FIELDS`]: node, job, level,
+//!   …) also have a fast field that keeps the original value for counting;
+//!   `origin`, `alloc`, `source` and `stream` do not (a fast field is a
+//!   tenth of the cost of indexing a record): counting by them walks
+//!   their terms instead and gives lower-cased values.
 //! - `fields`: a JSON object of the extracted fields, indexed like the
 //!   keyword fields, fast for counting.
-//! - `timestamp` (`i64`, indexed and fast) and `row` (`u64`, fast): the sort
-//!   key, newest first. `row` numbers the documents of a partition in
-//!   ingest order; records with the same timestamp are in the same
-//!   partition, so `(timestamp, row)` is unique in the store.
-//! - `record`: the whole record as JSON bytes, stored (zstd-compressed
-//!   blocks); nothing else is stored.
+//! - `timestamp` (`i64`, fast) and `row` (`u64`, fast): the sort key, newest
+//!   first. `row` numbers the documents of a partition in ingest order;
+//!   records with the same timestamp are in the same partition, so
+//!   `(timestamp, row)` is unique in the store. Time ranges are answered
+//!   from the fast field (format version 1 also indexed every timestamp as
+//!   a term: a term and a posting list per record, a tenth of the disk).
+//! - `record`: the whole record as one compact blob ([`crate::codec`]),
+//!   stored (zstd-compressed blocks); nothing else is stored.
+//!
+//! No field has field norms: results are ordered by time, never scored, so
+//! the byte per field and record that norms cost would buy nothing.
+//!
+//! The fields keep the order of format version 1, so a [`Field`] of this
+//! schema names the same field in a partition written by version 1.
 
 use std::ops::Bound;
 
-use tantivy::Term;
 use tantivy::query::{
-    AllQuery, BooleanQuery, EmptyQuery, FuzzyTermQuery, Occur, PhrasePrefixQuery, PhraseQuery, Query, RangeQuery,
-    TermQuery,
+    AllQuery, BooleanQuery, EmptyQuery, EnableScoring, Explanation, FuzzyTermQuery, Occur, PhrasePrefixQuery,
+    PhraseQuery, Query, RangeQuery, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, JsonObjectOptions, STORED, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, IndexRecordOption, JsonObjectOptions, STORED, Schema, TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{DocId, DocSet, Score, SeekDangerResult, SegmentReader, Term};
 
 use crate::query::{Expr, Value};
 use crate::record::LogRecord;
+use crate::tokenizer::{KEYWORD_TOKENIZER, WORD_TOKENIZER, lowercase, word_analyzer};
 
-/// The tokenizer of keyword fields and extracted fields: the whole value, lower-cased.
-pub const KEYWORD_TOKENIZER: &str = "drover_keyword";
+/// A phrase ending in a prefix (`"failed pass*"` written `failed.pass*`)
+/// matches the first this many words with the prefix, in each segment.
+pub const MAX_PHRASE_PREFIX_WORDS: u32 = 1024;
+
+/// The keyword fields with a fast field, for counting.
+pub const FAST_KEYWORD_FIELDS: [&str; 7] = ["node", "hostgroup", "environment", "job", "group", "task", "level"];
+
+/// Where [`crate::LogStore::count_by`] reads a field's values.
+#[derive(Debug, Clone)]
+pub(crate) enum CountSource {
+    /// A string fast field (original values).
+    Column(String),
+    /// The terms of an indexed field (lower-cased values).
+    Terms(Field),
+}
 
 /// The fields matched as whole values, in schema order.
 pub const KEYWORD_FIELDS: [&str; 11] =
@@ -58,18 +83,28 @@ impl LogSchema {
     pub fn new() -> Self {
         let mut builder = Schema::builder();
         let message_indexing = TextFieldIndexing::default()
-            .set_tokenizer("default")
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+            .set_tokenizer(WORD_TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions)
+            .set_fieldnorms(false);
         let message = builder.add_text_field("message", TextOptions::default().set_indexing_options(message_indexing));
-        let keyword_indexing =
-            TextFieldIndexing::default().set_tokenizer(KEYWORD_TOKENIZER).set_index_option(IndexRecordOption::Basic);
-        let keyword_options = TextOptions::default().set_indexing_options(keyword_indexing.clone()).set_fast("raw");
-        let keywords = KEYWORD_FIELDS.map(|name| builder.add_text_field(name, keyword_options.clone()));
+        let keyword_indexing = TextFieldIndexing::default()
+            .set_tokenizer(KEYWORD_TOKENIZER)
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false);
+        let keyword_options = TextOptions::default().set_indexing_options(keyword_indexing.clone());
+        let keywords = KEYWORD_FIELDS.map(|name| {
+            let options = if FAST_KEYWORD_FIELDS.contains(&name) {
+                keyword_options.clone().set_fast("raw")
+            } else {
+                keyword_options.clone()
+            };
+            builder.add_text_field(name, options)
+        });
         let fields = builder.add_json_field(
             "fields",
             JsonObjectOptions::default().set_indexing_options(keyword_indexing).set_fast("raw"),
         );
-        let timestamp = builder.add_i64_field("timestamp", INDEXED | FAST);
+        let timestamp = builder.add_i64_field("timestamp", FAST);
         let row = builder.add_u64_field("row", FAST);
         let record = builder.add_bytes_field("record", STORED);
         LogSchema { schema: builder.build(), message, keywords, fields, timestamp, row, record }
@@ -77,26 +112,15 @@ impl LogSchema {
 
     /// The keyword field called `name`, if it is one.
     pub fn keyword(&self, name: &str) -> Option<Field> {
-        KEYWORD_FIELDS.iter().position(|keyword| *keyword == name).map(|index| self.keywords[index])
+        keyword_index(name).map(|index| self.keywords[index])
     }
 
-    /// The document of `record`, numbered `row` in its partition.
-    pub fn document(&self, record: &LogRecord, row: u64) -> tantivy::Result<tantivy::TantivyDocument> {
+    /// The document of `record`, numbered `row` in its partition;
+    /// `blob` is scratch space for the stored form.
+    pub fn document(&self, record: &LogRecord, row: u64, blob: &mut Vec<u8>) -> tantivy::TantivyDocument {
         let mut document = tantivy::TantivyDocument::new();
         document.add_text(self.message, &record.message);
-        let keyword_values: [Option<&str>; KEYWORD_FIELDS.len()] = [
-            Some(&record.origin),
-            Some(&record.node),
-            record.hostgroup.as_deref(),
-            record.environment.as_deref(),
-            record.job.as_deref(),
-            record.group.as_deref(),
-            record.task.as_deref(),
-            record.alloc.as_deref(),
-            Some(&record.source),
-            Some(&record.stream),
-            record.level.as_deref(),
-        ];
+        let keyword_values = keyword_values(record);
         for (field, value) in self.keywords.iter().zip(keyword_values) {
             if let Some(value) = value {
                 document.add_text(*field, value);
@@ -112,21 +136,25 @@ impl LogSchema {
         }
         document.add_i64(self.timestamp, record.timestamp);
         document.add_u64(self.row, row);
-        let bytes = serde_json::to_vec(record)
-            .map_err(|error| tantivy::TantivyError::InternalError(format!("cannot encode a record: {error}")))?;
-        document.add_bytes(self.record, &bytes);
-        Ok(document)
+        blob.clear();
+        crate::codec::encode(record, blob);
+        document.add_bytes(self.record, blob.as_slice());
+        document
     }
 
-    /// The fast-field column that holds `field` for counting, or `None` for
-    /// a field that cannot be counted (the message).
-    pub fn count_column(&self, field: &str) -> Option<String> {
-        if self.keyword(field).is_some() {
-            Some(field.to_owned())
+    /// Where the values of `field` are counted from, or `None` for a field
+    /// that cannot be counted (the message).
+    pub fn count_source(&self, field: &str) -> Option<CountSource> {
+        if let Some(keyword) = self.keyword(field) {
+            if FAST_KEYWORD_FIELDS.contains(&field) {
+                Some(CountSource::Column(field.to_owned()))
+            } else {
+                Some(CountSource::Terms(keyword))
+            }
         } else if field == "message" || !crate::query::is_field_name(field) {
             None
         } else {
-            Some(format!("fields.{}", escape_json_path(field)))
+            Some(CountSource::Column(format!("fields.{}", escape_json_path(field))))
         }
     }
 
@@ -166,10 +194,10 @@ impl LogSchema {
         let term = match field {
             None | Some("message") => return self.compile_full_text(text, is_prefix),
             Some(name) => match self.keyword(name) {
-                Some(keyword) => Term::from_field_text(keyword, &text.to_lowercase()),
+                Some(keyword) => Term::from_field_text(keyword, &lowercase(text)),
                 None => {
                     let mut term = Term::from_field_json_path(self.fields, &escape_json_path(name), false);
-                    term.append_type_and_str(&text.to_lowercase());
+                    term.append_type_and_str(&lowercase(text));
                     term
                 }
             },
@@ -182,7 +210,7 @@ impl LogSchema {
     }
 
     fn compile_full_text(&self, text: &str, is_prefix: bool) -> Box<dyn Query> {
-        let mut analyzer = message_analyzer();
+        let mut analyzer = word_analyzer();
         let mut stream = analyzer.token_stream(text);
         let mut terms = Vec::new();
         while let Some(token) = stream.next() {
@@ -192,8 +220,14 @@ impl LogSchema {
             (0, _) => Box::new(EmptyQuery),
             (1, false) => Box::new(TermQuery::new(terms.remove(0), IndexRecordOption::Basic)),
             (1, true) => Box::new(FuzzyTermQuery::new_prefix(terms.remove(0), 0, false)),
-            (_, false) => Box::new(PhraseQuery::new(terms)),
-            (_, true) => Box::new(PhrasePrefixQuery::new(terms)),
+            (_, false) => Box::new(PhraseGuard(Box::new(PhraseQuery::new(terms)))),
+            (_, true) => {
+                // tantivy's default stops at the first 50 words with the
+                // prefix; it allocates room for all of them up front.
+                let mut query = PhrasePrefixQuery::new(terms);
+                query.set_max_expansions(MAX_PHRASE_PREFIX_WORDS);
+                Box::new(PhraseGuard(Box::new(query)))
+            }
         }
     }
 
@@ -218,7 +252,7 @@ impl LogSchema {
                 .iter()
                 .map(|node| {
                     let query: Box<dyn Query> = Box::new(TermQuery::new(
-                        Term::from_field_text(node_field, &node.to_lowercase()),
+                        Term::from_field_text(node_field, &lowercase(node)),
                         IndexRecordOption::Basic,
                     ));
                     (Occur::Should, query)
@@ -228,17 +262,103 @@ impl LogSchema {
     }
 }
 
-/// The analyzer registered as `default` by tantivy, which indexes the message.
-pub(crate) fn message_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(SimpleTokenizer::default()).filter(RemoveLongFilter::limit(40)).filter(LowerCaser).build()
+/// The values of the keyword fields of `record`, in the order of [`KEYWORD_FIELDS`].
+pub(crate) fn keyword_values(record: &LogRecord) -> [Option<&str>; KEYWORD_FIELDS.len()] {
+    [
+        Some(&record.origin),
+        Some(&record.node),
+        record.hostgroup.as_deref(),
+        record.environment.as_deref(),
+        record.job.as_deref(),
+        record.group.as_deref(),
+        record.task.as_deref(),
+        record.alloc.as_deref(),
+        Some(&record.source),
+        Some(&record.stream),
+        record.level.as_deref(),
+    ]
 }
 
-/// The analyzer of keyword and extracted fields.
-pub(crate) fn keyword_analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(RawTokenizer::default()).filter(LowerCaser).build()
+/// The index in [`KEYWORD_FIELDS`] of the keyword field called `name`.
+pub(crate) fn keyword_index(name: &str) -> Option<usize> {
+    KEYWORD_FIELDS.iter().position(|keyword| *keyword == name)
 }
 
 /// Dots in a key are part of the key, not nesting.
-fn escape_json_path(key: &str) -> String {
+pub(crate) fn escape_json_path(key: &str) -> String {
     key.replace('.', "\\.")
+}
+
+/// A phrase query whose scorer answers "is this document in?" for a
+/// document before the one it stands on, as tantivy's `DocSet` contract
+/// allows: tantivy 0.27's phrase scorers assert against it (in debug
+/// builds), and the exclusion of a boolean query (`NOT "a b"`) asks.
+#[derive(Debug)]
+struct PhraseGuard(Box<dyn Query>);
+
+impl Clone for PhraseGuard {
+    fn clone(&self) -> Self {
+        PhraseGuard(self.0.box_clone())
+    }
+}
+
+struct PhraseGuardWeight(Box<dyn Weight>);
+
+struct PhraseGuardScorer(Box<dyn Scorer>);
+
+impl Query for PhraseGuard {
+    fn weight(&self, enable_scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        Ok(Box::new(PhraseGuardWeight(self.0.weight(enable_scoring)?)))
+    }
+
+    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
+        self.0.query_terms(visitor);
+    }
+}
+
+impl Weight for PhraseGuardWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        Ok(Box::new(PhraseGuardScorer(self.0.scorer(reader, boost)?)))
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        self.0.explain(reader, doc)
+    }
+}
+
+impl DocSet for PhraseGuardScorer {
+    fn advance(&mut self) -> DocId {
+        self.0.advance()
+    }
+
+    fn seek(&mut self, target: DocId) -> DocId {
+        self.0.seek(target)
+    }
+
+    fn seek_danger(&mut self, target: DocId) -> SeekDangerResult {
+        let doc = self.0.doc();
+        if doc > target {
+            // Nothing matches before the current document.
+            return SeekDangerResult::SeekLowerBound(doc);
+        }
+        self.0.seek_danger(target)
+    }
+
+    fn doc(&self) -> DocId {
+        self.0.doc()
+    }
+
+    fn size_hint(&self) -> u32 {
+        self.0.size_hint()
+    }
+
+    fn cost(&self) -> u64 {
+        self.0.cost()
+    }
+}
+
+impl Scorer for PhraseGuardScorer {
+    fn score(&mut self) -> Score {
+        self.0.score()
+    }
 }

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DIR/
-//!   store.json                      {"version":1,"partition_seconds":3600}
+//!   store.json                      {"version":2,"partition_seconds":3600}
 //!   20240102T030000Z/               one tantivy index: records whose timestamp
 //!   20240102T040000Z/               falls in [start, start + partition_seconds)
 //! ```
@@ -38,32 +38,75 @@
 //! a thread), so late lines for old hours cost an open, not memory forever.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, Count, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
-use tantivy::indexer::NoMergePolicy;
+use tantivy::columnar::{Cardinality, Column, StrColumn};
+use tantivy::index::InvertedIndexReader;
+use tantivy::indexer::{LogMergePolicy, NoMergePolicy};
 use tantivy::query::{BooleanQuery, Occur, Query};
+use tantivy::schema::IndexRecordOption;
 use tantivy::schema::Value as _;
 use tantivy::store::{Compressor, ZstdCompressor};
-use tantivy::{DocAddress, DocId, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Score, SegmentReader};
+use tantivy::{
+    BitSet, COLLECT_BLOCK_BUFFER_LEN, DocAddress, DocId, Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy,
+    Score, SegmentReader,
+};
 
 use crate::error::{Error, Result};
 use crate::parse::civil_from_days;
 use crate::query;
 use crate::record::{LogRecord, NANOS_PER_SECOND};
-use crate::schema::{KEYWORD_TOKENIZER, LogSchema, keyword_analyzer};
+use crate::schema::{CountSource, LogSchema};
+use crate::tokenizer::{KEYWORD_TOKENIZER, WORD_TOKENIZER, keyword_analyzer, word_analyzer};
 
 /// The version of `store.json` and of the partition commit payload.
-pub const STORE_FORMAT_VERSION: u32 = 1;
+///
+/// - 1: records stored as JSON, every timestamp also indexed as a term,
+///   field norms on every text field.
+/// - 2: records stored as compact blobs ([`crate::codec`]), timestamps in
+///   the fast field only, no field norms (a third of the disk of version 1).
+///
+/// This build reads both and writes version 2. Opening a version 1 store
+/// marks it version 2 (older builds then refuse it rather than misread
+/// it); its old partitions keep their schema and are read as they are.
+pub const STORE_FORMAT_VERSION: u32 = 2;
+
+/// The oldest format version this build reads.
+pub const OLDEST_READ_FORMAT_VERSION: u32 = 1;
+
+fn is_readable_version(version: u32) -> bool {
+    (OLDEST_READ_FORMAT_VERSION..=STORE_FORMAT_VERSION).contains(&version)
+}
 
 const STORE_FILE: &str = "store.json";
+
+/// zstd level of the doc store: level 3 compresses the records to about a
+/// fifth; level 6 saves a tenth more and costs a fifth more CPU per record.
+const DOCSTORE_ZSTD_LEVEL: i32 = 3;
+
+/// Bytes of records per compressed doc-store block: fetching one record
+/// decompresses its block.
+const DOCSTORE_BLOCK_BYTES: usize = 256 * 1024;
+
+/// Segments merged at once. Each commit makes a segment, and a record is
+/// rewritten once per merge it goes through, which with small commits cost
+/// as much as indexing it: merging 16 at a time (tantivy's default is 8)
+/// rewrites a record about a third less often, for more segments to search.
+const MERGE_FAN_IN: usize = 16;
+
+fn merge_policy() -> LogMergePolicy {
+    let mut policy = LogMergePolicy::default();
+    policy.set_min_num_segments(MERGE_FAN_IN);
+    policy
+}
 
 /// What the store keeps; `None` keeps without limit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,6 +132,10 @@ pub struct StoreConfig {
     /// How many partitions keep their writer open (default 2: the current
     /// hour and the previous one).
     pub max_open_writers: usize,
+    /// Indexing threads per open writer (default 1). A second thread
+    /// indexes faster on an idle machine but makes two segments per commit,
+    /// so more merging: the cost per line goes up, not down.
+    pub indexing_threads: usize,
 }
 
 impl Default for StoreConfig {
@@ -98,6 +145,7 @@ impl Default for StoreConfig {
             partition_seconds: 3600,
             writer_memory_bytes: 64 * 1024 * 1024,
             max_open_writers: 2,
+            indexing_threads: 1,
         }
     }
 }
@@ -157,6 +205,9 @@ pub struct SearchRequest {
 pub struct SearchPage {
     /// Newest first.
     pub records: Vec<LogRecord>,
+    /// The position of each record (same order): a server merging pages of
+    /// several stores continues each store after the last record it used.
+    pub cursors: Vec<Cursor>,
     /// Pass as `before` for the next page; `None` on the last page.
     pub next_cursor: Option<Cursor>,
     /// How many records match the filter in all (on every page).
@@ -272,15 +323,26 @@ impl LogStore {
                     path: store_file_path.clone(),
                     message: format!("cannot read the store description ({error}); restore it or move the folder away"),
                 })?;
-                if store_file.version != STORE_FORMAT_VERSION || store_file.partition_seconds == 0 {
+                if !is_readable_version(store_file.version) || store_file.partition_seconds == 0 {
                     return Err(Error::Corrupt {
                         path: store_file_path,
                         message: format!(
                             "store format version {} with {}-second partitions is not supported (this build reads \
-                             version {STORE_FORMAT_VERSION}); use a matching drover version",
+                             versions {OLDEST_READ_FORMAT_VERSION} to {STORE_FORMAT_VERSION}); use a matching drover \
+                             version",
                             store_file.version, store_file.partition_seconds
                         ),
                     });
+                }
+                if store_file.version < STORE_FORMAT_VERSION {
+                    tracing::info!(
+                        path = %store_file_path.display(),
+                        from = store_file.version,
+                        to = STORE_FORMAT_VERSION,
+                        "upgrading the log store format"
+                    );
+                    let upgraded = StoreFile { version: STORE_FORMAT_VERSION, ..store_file };
+                    write_atomically(&store_file_path, &serde_json::to_vec(&upgraded).unwrap_or_default())?;
                 }
                 store_file.partition_seconds
             }
@@ -340,8 +402,8 @@ impl LogStore {
         let index = if create {
             fs::create_dir_all(&path).map_err(io_error(&path))?;
             let settings = IndexSettings {
-                docstore_compression: Compressor::Zstd(ZstdCompressor { compression_level: Some(3) }),
-                docstore_blocksize: 64 * 1024,
+                docstore_compression: Compressor::Zstd(ZstdCompressor { compression_level: Some(DOCSTORE_ZSTD_LEVEL) }),
+                docstore_blocksize: DOCSTORE_BLOCK_BYTES,
                 ..IndexSettings::default()
             };
             Index::builder()
@@ -353,17 +415,19 @@ impl LogStore {
             Index::open_in_dir(&path).map_err(index_error(&path))?
         };
         index.tokenizers().register(KEYWORD_TOKENIZER, keyword_analyzer());
+        index.tokenizers().register(WORD_TOKENIZER, word_analyzer());
         let committed = match index.load_metas().map_err(index_error(&path))?.payload {
             Some(payload) => {
                 let payload: PartitionPayload = serde_json::from_str(&payload).map_err(|error| Error::Corrupt {
                     path: path.clone(),
                     message: format!("cannot read the commit payload ({error}); delete the partition folder"),
                 })?;
-                if payload.version != STORE_FORMAT_VERSION {
+                if !is_readable_version(payload.version) {
                     return Err(Error::Corrupt {
                         path: path.clone(),
                         message: format!(
-                            "partition format version {} is not supported; use a matching drover version",
+                            "partition format version {} is not supported (this build reads versions \
+                             {OLDEST_READ_FORMAT_VERSION} to {STORE_FORMAT_VERSION}); use a matching drover version",
                             payload.version
                         ),
                     });
@@ -390,10 +454,17 @@ impl LogStore {
     ///
     /// On an error, the partitions committed before it keep their records;
     /// send the whole batch again: what was stored is dropped then.
-    pub fn ingest(&mut self, batch: Vec<LogRecord>) -> Result<IngestOutcome> {
+    pub fn ingest(&mut self, mut batch: Vec<LogRecord>) -> Result<IngestOutcome> {
         let mut outcome = IngestOutcome::default();
+        // One origin's lines side by side (in their order) compress far
+        // better than lines of many origins interleaved: the doc store
+        // blocks and the posting lists then hold runs of similar lines.
+        if !batch.windows(2).all(|pair| pair[0].origin <= pair[1].origin) {
+            batch = grouped_by_origin(batch);
+        }
         // Per touched partition: the marks and next row as they will be after the commit.
         let mut pending: BTreeMap<i64, PartitionPayload> = BTreeMap::new();
+        let mut blob = Vec::with_capacity(512);
         self.use_counter += 1;
         for record in batch {
             let start = self.partition_start(record.timestamp);
@@ -417,13 +488,17 @@ impl LogStore {
                 continue;
             }
             if partition.writer.is_none() {
+                let num_threads = self.config.indexing_threads.max(1);
+                // tantivy needs at least 15 MB per thread.
+                let memory_bytes = self.config.writer_memory_bytes.max(15_000_000 * num_threads);
                 let writer = partition
                     .index
-                    .writer_with_num_threads(1, self.config.writer_memory_bytes.max(15_000_000))
+                    .writer_with_num_threads(num_threads, memory_bytes)
                     .map_err(index_error(&partition.path))?;
+                writer.set_merge_policy(Box::new(merge_policy()));
                 partition.writer = Some(writer);
             }
-            let document = self.schema.document(&record, payload.next_row).map_err(index_error(&partition.path))?;
+            let document = self.schema.document(&record, payload.next_row, &mut blob);
             if let Some(writer) = partition.writer.as_ref() {
                 writer.add_document(document).map_err(index_error(&partition.path))?;
             }
@@ -467,12 +542,23 @@ impl LogStore {
         open.sort_unstable();
         let num_to_close = open.len() - self.config.max_open_writers;
         for (_, start) in open.into_iter().take(num_to_close) {
-            if let Some(writer) = self.partitions.get_mut(&start).and_then(|partition| partition.writer.take())
-                && let Err(error) = writer.wait_merging_threads()
+            if let Some(partition) = self.partitions.get_mut(&start)
+                && let Err(error) = close_writer(partition)
             {
                 tracing::warn!(%error, "closing a partition writer failed");
             }
         }
+    }
+
+    /// Closes every open writer once its background merges are done, and
+    /// makes the merged segments visible to searches. For shutdown, before
+    /// copying the folder, or to measure: [`LogStore::ingest`] reopens
+    /// writers as needed.
+    pub fn close_writers(&mut self) -> Result<()> {
+        for partition in self.partitions.values_mut() {
+            close_writer(partition)?;
+        }
+        Ok(())
     }
 
     /// The partitions that may hold records of `[since, until)`, newest first.
@@ -484,8 +570,8 @@ impl LogStore {
         })
     }
 
-    /// The tantivy query of a filter.
-    fn compile(&self, filter: &Filter) -> Result<Box<dyn Query>> {
+    /// The tantivy query of a filter, per partition.
+    fn compile(&self, filter: &Filter) -> Result<CompiledFilter> {
         if let (Some(since), Some(until)) = (filter.since, filter.until)
             && since > until
         {
@@ -495,46 +581,59 @@ impl LogStore {
         }
         let expr = query::parse(&filter.query)?;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(Occur::Must, self.schema.compile(&expr))];
-        if let Some(range) = self.schema.time_range(filter.since, filter.until) {
-            clauses.push((Occur::Must, range));
-        }
         if let Some(nodes) = &filter.nodes {
             clauses.push((Occur::Must, self.schema.node_filter(nodes)));
         }
-        Ok(Box::new(BooleanQuery::new(clauses)))
+        let copy = |clauses: &[(Occur, Box<dyn Query>)]| -> Vec<(Occur, Box<dyn Query>)> {
+            clauses.iter().map(|(occur, query)| (*occur, query.box_clone())).collect()
+        };
+        let without_time: Box<dyn Query> = Box::new(BooleanQuery::new(copy(&clauses)));
+        let with_time = self.schema.time_range(filter.since, filter.until).map(|range| {
+            clauses.push((Occur::Must, range));
+            Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>
+        });
+        Ok(CompiledFilter { without_time, with_time, since: filter.since, until: filter.until })
     }
 
     /// One page of the records matching the request, newest first.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchPage> {
-        let query = self.compile(&request.filter)?;
+        let compiled = self.compile(&request.filter)?;
         let limit = request.limit;
-        let collector = (NewestCollector { limit: limit.saturating_add(1), before: request.before }, Count);
+        let collector = NewestCollector { limit: limit.saturating_add(1), before: request.before };
         let mut candidates: Vec<(Cursor, usize, DocAddress)> = Vec::new();
         let mut total_matching = 0u64;
         let partitions: Vec<&Partition> = self.partitions_in(request.filter.since, request.filter.until).collect();
         for (partition_index, partition) in partitions.iter().enumerate() {
             let searcher = partition.reader.searcher();
-            let (newest, count) = searcher.search(query.as_ref(), &collector).map_err(index_error(&partition.path))?;
+            let query = compiled.for_partition(partition, self.span_nanos);
+            // Counting alone has fast paths (a term's count is its document
+            // frequency) that a combined collector would lose.
+            let count = searcher.search(query, &Count).map_err(index_error(&partition.path))?;
             total_matching += count as u64;
+            if limit == 0 || count == 0 {
+                continue;
+            }
+            let newest = searcher.search(query, &collector).map_err(index_error(&partition.path))?;
             candidates.extend(newest.into_iter().map(|(cursor, address)| (cursor, partition_index, address)));
         }
         candidates.sort_unstable_by_key(|(cursor, _, _)| Reverse(*cursor));
         let has_more = candidates.len() > limit;
         candidates.truncate(limit);
         let mut records = Vec::with_capacity(candidates.len());
-        for (_, partition_index, address) in &candidates {
+        for (cursor, partition_index, address) in &candidates {
             let partition = partitions[*partition_index];
             let searcher = partition.reader.searcher();
             let document: tantivy::TantivyDocument = searcher.doc(*address).map_err(index_error(&partition.path))?;
             let bytes = document.get_first(self.schema.record).and_then(|value| value.as_bytes()).unwrap_or_default();
-            let record: LogRecord = serde_json::from_slice(bytes).map_err(|error| Error::Corrupt {
+            let record = crate::codec::decode(bytes, cursor.timestamp).map_err(|error| Error::Corrupt {
                 path: partition.path.clone(),
                 message: format!("a stored record cannot be read ({error}); delete the partition folder"),
             })?;
             records.push(record);
         }
         let next_cursor = if has_more { candidates.last().map(|(cursor, _, _)| *cursor) } else { None };
-        Ok(SearchPage { records, next_cursor, total_matching })
+        let cursors = candidates.iter().map(|(cursor, _, _)| *cursor).collect();
+        Ok(SearchPage { records, cursors, next_cursor, total_matching })
     }
 
     /// The `top_n` most frequent values of `field` among the matching
@@ -542,17 +641,18 @@ impl LogStore {
     /// field (`node`, `job`, `level`, …) or an extracted field; records
     /// without the field are not counted.
     pub fn count_by(&self, filter: &Filter, field: &str, top_n: usize) -> Result<Vec<(String, u64)>> {
-        let Some(column) = self.schema.count_column(field) else {
+        let Some(source) = self.schema.count_source(field) else {
             return Err(Error::InvalidRequest(format!(
                 "cannot count by {field:?}: use node, job, level, another record field or an extracted field"
             )));
         };
-        let query = self.compile(filter)?;
-        let collector = CountByCollector { column };
+        let compiled = self.compile(filter)?;
+        let collector = CountByCollector { source };
         let mut counts: HashMap<String, u64> = HashMap::new();
         for partition in self.partitions_in(filter.since, filter.until) {
             let searcher = partition.reader.searcher();
-            let partition_counts = searcher.search(query.as_ref(), &collector).map_err(index_error(&partition.path))?;
+            let query = compiled.for_partition(partition, self.span_nanos);
+            let partition_counts = searcher.search(query, &collector).map_err(index_error(&partition.path))?;
             for (value, count) in partition_counts {
                 *counts.entry(value).or_default() += count;
             }
@@ -572,12 +672,13 @@ impl LogStore {
                 "histogram bucket of {bucket_nanos} ns: use a positive duration such as 5m"
             )));
         }
-        let query = self.compile(filter)?;
+        let compiled = self.compile(filter)?;
         let collector = HistogramCollector { bucket_nanos };
         let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
         for partition in self.partitions_in(filter.since, filter.until) {
             let searcher = partition.reader.searcher();
-            for (bucket, count) in searcher.search(query.as_ref(), &collector).map_err(index_error(&partition.path))? {
+            let query = compiled.for_partition(partition, self.span_nanos);
+            for (bucket, count) in searcher.search(query, &collector).map_err(index_error(&partition.path))? {
                 *counts.entry(bucket).or_default() += count;
             }
         }
@@ -672,6 +773,45 @@ impl LogStore {
         writer.wait_merging_threads().map_err(index_error(&partition.path))?;
         partition.reader.reload().map_err(index_error(&partition.path))?;
         Ok(())
+    }
+}
+
+/// The records of `batch` ordered by origin, each origin's in their order.
+/// Sorts positions rather than records (which are large to move).
+fn grouped_by_origin(batch: Vec<LogRecord>) -> Vec<LogRecord> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|left, right| batch[*left].origin.cmp(&batch[*right].origin));
+    let mut slots: Vec<Option<LogRecord>> = batch.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|index| slots[index].take()).collect()
+}
+
+/// Closes the writer of a partition, if open, after its merges; reloads
+/// the reader so that searches use the merged segments.
+fn close_writer(partition: &mut Partition) -> Result<()> {
+    let Some(writer) = partition.writer.take() else {
+        return Ok(());
+    };
+    writer.wait_merging_threads().map_err(index_error(&partition.path))?;
+    partition.reader.reload().map_err(index_error(&partition.path))
+}
+
+/// A filter's query, with and without its time range: a partition that
+/// lies wholly inside the range skips the range (a scan of the timestamps).
+struct CompiledFilter {
+    without_time: Box<dyn Query>,
+    with_time: Option<Box<dyn Query>>,
+    since: Option<i64>,
+    until: Option<i64>,
+}
+
+impl CompiledFilter {
+    fn for_partition(&self, partition: &Partition, span_nanos: i64) -> &dyn Query {
+        let Some(with_time) = &self.with_time else {
+            return self.without_time.as_ref();
+        };
+        let starts_inside = self.since.is_none_or(|since| since <= partition.start);
+        let ends_inside = self.until.is_none_or(|until| partition.start.saturating_add(span_nanos) <= until);
+        if starts_inside && ends_inside { self.without_time.as_ref() } else { with_time.as_ref() }
     }
 }
 
@@ -815,20 +955,48 @@ impl SegmentCollector for NewestSegmentCollector {
         }
     }
 
+    fn collect_block(&mut self, docs: &[DocId]) {
+        if docs.len() > COLLECT_BLOCK_BUFFER_LEN {
+            for chunk in docs.chunks(COLLECT_BLOCK_BUFFER_LEN) {
+                self.collect_block(chunk);
+            }
+            return;
+        }
+        if self.limit == 0 {
+            return;
+        }
+        let mut timestamps = [None; COLLECT_BLOCK_BUFFER_LEN];
+        let timestamps = &mut timestamps[..docs.len()];
+        self.timestamps.first_vals(docs, timestamps);
+        for (doc, timestamp) in docs.iter().zip(timestamps.iter()) {
+            let timestamp = timestamp.unwrap_or_default();
+            // Most records of a full heap are older than its oldest: skip
+            // them before reading their row.
+            if self.heap.len() == self.limit
+                && let Some(Reverse((oldest, _))) = self.heap.peek()
+                && timestamp < oldest.timestamp
+            {
+                continue;
+            }
+            self.collect(*doc, 0.0);
+        }
+    }
+
     fn harvest(self) -> Self::Fruit {
         let segment_ord = self.segment_ord;
         self.heap.into_iter().map(|Reverse((cursor, doc))| (cursor, DocAddress::new(segment_ord, doc))).collect()
     }
 }
 
-/// Counts of the values of one string fast-field column.
+/// Counts of the values of one field: from its string fast-field column,
+/// or from its terms for a field without one.
 struct CountByCollector {
-    column: String,
+    source: CountSource,
 }
 
-struct CountBySegmentCollector {
-    column: Option<StrColumn>,
-    counts: Vec<u64>,
+enum CountBySegmentCollector {
+    Column { column: Option<StrColumn>, counts: Vec<u64> },
+    Terms { inverted_index: Arc<InvertedIndexReader>, matching: BitSet },
 }
 
 impl Collector for CountByCollector {
@@ -836,9 +1004,17 @@ impl Collector for CountByCollector {
     type Child = CountBySegmentCollector;
 
     fn for_segment(&self, _segment_ord: u32, segment: &SegmentReader) -> tantivy::Result<Self::Child> {
-        let column = segment.fast_fields().str(&self.column)?;
-        let num_terms = column.as_ref().map_or(0, |column| column.num_terms());
-        Ok(CountBySegmentCollector { column, counts: vec![0; num_terms] })
+        Ok(match &self.source {
+            CountSource::Column(name) => {
+                let column = segment.fast_fields().str(name)?;
+                let num_terms = column.as_ref().map_or(0, |column| column.num_terms());
+                CountBySegmentCollector::Column { column, counts: vec![0; num_terms] }
+            }
+            CountSource::Terms(field) => CountBySegmentCollector::Terms {
+                inverted_index: segment.inverted_index(*field)?,
+                matching: BitSet::with_max_value(segment.max_doc()),
+            },
+        })
     }
 
     fn requires_scoring(&self) -> bool {
@@ -860,15 +1036,52 @@ impl SegmentCollector for CountBySegmentCollector {
     type Fruit = HashMap<String, u64>;
 
     fn collect(&mut self, doc: DocId, _score: Score) {
-        let Some(column) = &self.column else {
+        match self {
+            CountBySegmentCollector::Column { column: Some(column), counts } => {
+                // A record has one value per field; the check for repeats
+                // guards multi-valued JSON without allocating for the others.
+                let mut seen: Vec<u64> = Vec::new();
+                for ord in column.term_ords(doc) {
+                    if seen.contains(&ord) {
+                        continue;
+                    }
+                    if let Some(count) = usize::try_from(ord).ok().and_then(|index| counts.get_mut(index)) {
+                        *count += 1;
+                    }
+                    seen.push(ord);
+                }
+            }
+            CountBySegmentCollector::Column { column: None, .. } => {}
+            CountBySegmentCollector::Terms { matching, .. } => {
+                matching.insert(doc);
+            }
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        if docs.len() > COLLECT_BLOCK_BUFFER_LEN {
+            for chunk in docs.chunks(COLLECT_BLOCK_BUFFER_LEN) {
+                self.collect_block(chunk);
+            }
+            return;
+        }
+        let CountBySegmentCollector::Column { column: Some(column), counts } = self else {
+            for doc in docs {
+                self.collect(*doc, 0.0);
+            }
             return;
         };
-        // A record has one value per field; dedup guards multi-valued JSON.
-        let mut seen = HashSet::new();
-        for ord in column.term_ords(doc) {
-            if seen.insert(ord)
-                && let Some(count) = usize::try_from(ord).ok().and_then(|index| self.counts.get_mut(index))
-            {
+        if column.ords().get_cardinality() == Cardinality::Multivalued {
+            for doc in docs {
+                self.collect(*doc, 0.0);
+            }
+            return;
+        }
+        let mut ords = [None; COLLECT_BLOCK_BUFFER_LEN];
+        let ords = &mut ords[..docs.len()];
+        column.ords().first_vals(docs, ords);
+        for ord in ords.iter().flatten() {
+            if let Some(count) = usize::try_from(*ord).ok().and_then(|index| counts.get_mut(index)) {
                 *count += 1;
             }
         }
@@ -876,20 +1089,57 @@ impl SegmentCollector for CountBySegmentCollector {
 
     fn harvest(self) -> Self::Fruit {
         let mut fruit = HashMap::new();
-        let Some(column) = &self.column else {
-            return fruit;
-        };
-        for (ord, count) in self.counts.iter().enumerate() {
-            if *count == 0 {
-                continue;
+        match self {
+            CountBySegmentCollector::Column { column: None, .. } => {}
+            CountBySegmentCollector::Column { column: Some(column), counts } => {
+                for (ord, count) in counts.iter().enumerate() {
+                    if *count == 0 {
+                        continue;
+                    }
+                    let mut value = String::new();
+                    if column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
+                        fruit.insert(value, *count);
+                    }
+                }
             }
-            let mut value = String::new();
-            if column.ord_to_str(ord as u64, &mut value).unwrap_or(false) {
-                fruit.insert(value, *count);
+            CountBySegmentCollector::Terms { inverted_index, matching } => {
+                if let Err(error) = count_terms(&inverted_index, &matching, &mut fruit) {
+                    // `harvest` cannot fail; a segment that cannot be read
+                    // here could not have been searched either.
+                    tracing::warn!(%error, "cannot count the terms of a log segment");
+                }
             }
         }
         fruit
     }
+}
+
+/// For every term of the field, how many of the `matching` documents have it.
+fn count_terms(
+    inverted_index: &InvertedIndexReader,
+    matching: &BitSet,
+    counts: &mut HashMap<String, u64>,
+) -> std::io::Result<()> {
+    if matching.len() == 0 {
+        return Ok(());
+    }
+    let mut terms = inverted_index.terms().stream()?;
+    while terms.advance() {
+        let mut postings = inverted_index.read_block_postings_from_terminfo(terms.value(), IndexRecordOption::Basic)?;
+        let mut count = 0u64;
+        loop {
+            let docs = postings.docs();
+            if docs.is_empty() {
+                break;
+            }
+            count += docs.iter().filter(|doc| matching.contains(**doc)).count() as u64;
+            postings.advance();
+        }
+        if count > 0 {
+            counts.insert(String::from_utf8_lossy(terms.key()).into_owned(), count);
+        }
+    }
+    Ok(())
 }
 
 /// Counts per time bucket.
@@ -937,6 +1187,35 @@ impl SegmentCollector for HistogramSegmentCollector {
         if let Some(timestamp) = self.timestamps.first(doc) {
             let bucket = timestamp - timestamp.rem_euclid(self.bucket_nanos);
             *self.counts.entry(bucket).or_default() += 1;
+        }
+    }
+
+    fn collect_block(&mut self, docs: &[DocId]) {
+        if docs.len() > COLLECT_BLOCK_BUFFER_LEN {
+            for chunk in docs.chunks(COLLECT_BLOCK_BUFFER_LEN) {
+                self.collect_block(chunk);
+            }
+            return;
+        }
+        let mut timestamps = [None; COLLECT_BLOCK_BUFFER_LEN];
+        let timestamps = &mut timestamps[..docs.len()];
+        self.timestamps.first_vals(docs, timestamps);
+        // Records are mostly in time order: count runs of one bucket.
+        let mut run: Option<(i64, u64)> = None;
+        for timestamp in timestamps.iter().flatten() {
+            let bucket = timestamp - timestamp.rem_euclid(self.bucket_nanos);
+            match &mut run {
+                Some((run_bucket, run_count)) if *run_bucket == bucket => *run_count += 1,
+                _ => {
+                    if let Some((run_bucket, run_count)) = run {
+                        *self.counts.entry(run_bucket).or_default() += run_count;
+                    }
+                    run = Some((bucket, 1));
+                }
+            }
+        }
+        if let Some((run_bucket, run_count)) = run {
+            *self.counts.entry(run_bucket).or_default() += run_count;
         }
     }
 

@@ -372,3 +372,83 @@ fn levels_and_times_of_real_logs() {
         text.lines().count() as u64
     );
 }
+
+fn copy_directory(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_directory(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// `tests/data/store-v1` was written by format version 1 (records as
+/// JSON, timestamps indexed, field norms): five records of origin `web-1`
+/// (job `frontend`, host group `bi/web`), three at 03:00 and two at 04:00
+/// on 2024-01-02. This build reads it, writes into it and marks it version 2.
+#[test]
+fn reads_and_extends_a_format_version_1_store() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-v1");
+    let directory = tempfile::tempdir().unwrap();
+    copy_directory(&sample, directory.path());
+    let mut store = open(directory.path());
+    assert_eq!(store.partition_starts(), vec![BASE, BASE + HOUR]);
+    let cases = [
+        ("", 5),
+        ("failed", 3),
+        ("\"failed password\"", 1),
+        ("failed -password", 2),
+        ("NOT \"failed password\"", 4),
+        ("level:error", 1),
+        ("user:bob", 1),
+        ("http.status:200", 1),
+        ("job:front*", 5),
+        ("10.0.0.1", 1),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(total(&store, query), expected, "query {query:?}");
+    }
+    let records = all_records(&store, &Filter::query("disk"));
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].message, "Disk full");
+    assert_eq!((records[0].seq, records[0].timestamp), (3, BASE + 2));
+    assert_eq!(records[0].hostgroup.as_deref(), Some("bi/web"));
+    assert_eq!(store.count_by(&Filter::default(), "job", 10).unwrap(), vec![("frontend".to_owned(), 5)]);
+    assert_eq!(store.count_by(&Filter::default(), "origin", 10).unwrap(), vec![("web-1".to_owned(), 5)]);
+    assert_eq!(store.histogram(&Filter::default(), HOUR).unwrap(), vec![(BASE, 3), (BASE + HOUR, 2)]);
+    assert_eq!(
+        total_in(&store, Filter { since: Some(BASE + 1), until: Some(BASE + HOUR + 1), ..Filter::default() }),
+        3
+    );
+
+    // The high-water marks of version 1 still drop resent records; new
+    // records go into the old partition and into a new one.
+    let resent = record("web-1", 4, BASE + HOUR, "failed to connect to 10.0.0.1 port 5432");
+    let newer = record("web-1", 6, BASE + HOUR + 5, "failed again");
+    let later = record("web-1", 7, BASE + 2 * HOUR, "failed later");
+    let outcome = store.ingest(vec![resent, newer, later]).unwrap();
+    assert_eq!((outcome.num_accepted, outcome.num_duplicates), (2, 1));
+    drop(store);
+    let store_file = std::fs::read_to_string(directory.path().join("store.json")).unwrap();
+    assert!(store_file.contains("\"version\":2"), "{store_file}");
+    let store = open(directory.path());
+    assert_eq!(total(&store, "failed"), 5);
+    let newest = all_records(&store, &Filter::query("failed"));
+    assert_eq!(newest.iter().map(|record| record.seq).collect::<Vec<_>>(), [7, 6, 5, 4, 2]);
+}
+
+fn total_in(store: &LogStore, filter: Filter) -> u64 {
+    store.search(&SearchRequest { filter, limit: 0, before: None }).unwrap().total_matching
+}
+
+#[test]
+fn a_newer_format_is_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::write(directory.path().join("store.json"), r#"{"version":3,"partition_seconds":3600}"#).unwrap();
+    let error = LogStore::open(directory.path(), Retention::default()).unwrap_err().to_string();
+    assert!(error.contains("store format version 3"), "{error}");
+}

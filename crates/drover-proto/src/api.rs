@@ -247,6 +247,10 @@ pub struct NodeStatusResponse {
     pub allocs: Vec<AllocListEntry>,
     /// Last heartbeat seen by the leader, when known.
     pub last_heartbeat: Option<Timestamp>,
+    /// The machine's latest measured usage (CPU, memory, disks, tasks),
+    /// when its agent is connected.
+    #[serde(default)]
+    pub usage: Option<drover_metrics::NodeSample>,
 }
 
 /// `POST /v1/job/{id}/revert`.
@@ -371,4 +375,178 @@ pub struct ClusterHealth {
     pub servers: Vec<ServerHealth>,
     /// What is wrong, in words; empty when healthy.
     pub problems: Vec<String>,
+}
+
+/// Which log records a search, count, histogram or tail looks at: the query
+/// string of `GET /v1/logs/...`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogQuery {
+    /// The query (see docs/logs.md); empty matches every record.
+    #[serde(default)]
+    pub q: String,
+    /// Only records at or after: a duration back from now (`6h`), an RFC
+    /// 3339 time, or nanoseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Only records before (same forms as `since`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Only records of the nodes matching this node filter (docs/nodes.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Answer from this server's index alone (servers set it when they fan
+    /// a query out to each other).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
+}
+
+/// Paging of `GET /v1/logs/search`, next to a [`LogQuery`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogPage {
+    /// Records per page (default 100, at most 10,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// The field of `GET /v1/logs/count`, next to a [`LogQuery`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCountBy {
+    /// The field: `node`, `job`, `level`, `source`, or any extracted field.
+    #[serde(default)]
+    pub by: String,
+    /// How many values (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top: Option<usize>,
+}
+
+/// The bucket width of `GET /v1/logs/histogram`, next to a [`LogQuery`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogInterval {
+    /// Bucket width such as `5m` (default: about 60 buckets over the range).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<String>,
+}
+
+/// One log record as the API returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// Who numbered the record (a node id, or `syslog@<server>`).
+    pub origin: String,
+    /// Its number within the origin.
+    pub seq: u64,
+    /// When the line was written, nanoseconds since the epoch.
+    pub timestamp: i64,
+    /// When it was first received, nanoseconds since the epoch.
+    pub received: i64,
+    /// The node the line is about.
+    pub node: String,
+    /// The node's host group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostgroup: Option<String>,
+    /// The node's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The job, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The task group, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The task, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The allocation, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc: Option<String>,
+    /// `task`, `file`, `journal`, `syslog` or `console`.
+    pub source: String,
+    /// The stream within the source.
+    pub stream: String,
+    /// The normalised level, where present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The text.
+    pub message: String,
+    /// Fields extracted from `key=value` pairs and JSON lines.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Answer to `GET /v1/logs/search`: newest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSearchResponse {
+    /// The page.
+    pub records: Vec<LogEntry>,
+    /// With `local`: the position of each record, for merging pages of
+    /// several servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cursors: Vec<String>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// How many records match in all.
+    pub total_matching: u64,
+    /// Servers that did not answer: their records are missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<String>,
+}
+
+/// One value and its count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCount {
+    /// The field's value.
+    pub value: String,
+    /// Matching records with that value.
+    pub count: u64,
+}
+
+/// Answer to `GET /v1/logs/count`: largest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogCountResponse {
+    /// The field counted by.
+    pub by: String,
+    /// The top values.
+    pub counts: Vec<LogCount>,
+    /// Servers that did not answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<String>,
+}
+
+/// One histogram bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogBucket {
+    /// Start of the bucket, nanoseconds since the epoch.
+    pub start: i64,
+    /// Matching records in it.
+    pub count: u64,
+}
+
+/// Answer to `GET /v1/logs/histogram`: oldest first, empty buckets included.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHistogramResponse {
+    /// Bucket width in nanoseconds.
+    pub interval_nanos: i64,
+    /// The buckets.
+    pub buckets: Vec<LogBucket>,
+    /// Servers that did not answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<String>,
+}
+
+/// One node's latest usage, for `GET /v1/nodes/usage` (`drover node top`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeUsageEntry {
+    /// Node name.
+    pub name: String,
+    /// Host group.
+    pub hostgroup: String,
+    /// Environment.
+    pub environment: String,
+    /// Status (`ready`, `down`, …).
+    pub status: String,
+    /// The latest sample.
+    pub usage: drover_metrics::NodeSample,
 }

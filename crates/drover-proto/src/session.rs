@@ -11,6 +11,10 @@
 //!    │── AllocUpdates{updates} ─────────────▶│  batched into UpdateAllocsFromClient
 //!    │◀────────────── Request{id, ReadLogs|Exec|Cancel}
 //!    │── Response{id, Chunk|End} ───────────▶│
+//!    │── Logs{lines} (numbered by the spool) ▶│  indexed, then
+//!    │◀────────────── LogsAck{upto_seq}       │  the agent frees its spool
+//!    │── LogStats{dropped_lines} ───────────▶│  when it changes
+//!    │── Metrics{sample} ───────────────────▶│  every 10 s, kept in memory
 //! ```
 //!
 //! Frames are binary: a format byte and MessagePack (see [`encode`]).
@@ -38,6 +42,23 @@ pub enum AgentMessage {
     AllocUpdates {
         /// One entry per changed allocation.
         updates: Vec<ClientAllocUpdate>,
+    },
+    /// Log lines from the agent's spool, in `seq` order. Sent again after a
+    /// reconnection when they were not acknowledged: the server drops lines
+    /// it already stored by `(node id, seq)`.
+    Logs {
+        /// The lines.
+        lines: Vec<LogLine>,
+    },
+    /// The machine's and its tasks' resource usage, every 10 s.
+    Metrics {
+        /// The sample.
+        sample: Box<drover_metrics::NodeSample>,
+    },
+    /// The agent's spool had to drop lines (it was full): its running total.
+    LogStats {
+        /// Lines dropped since the agent's data directory was created.
+        dropped_lines: u64,
     },
     /// A part of the answer to a server request.
     Response {
@@ -84,6 +105,11 @@ pub enum ServerMessage {
         /// What is asked.
         body: RequestBody,
     },
+    /// Every log line up to this seq is stored: the agent may forget it.
+    LogsAck {
+        /// The highest stored seq.
+        upto_seq: u64,
+    },
     /// The session is refused or ended; the agent logs the message.
     Refused {
         /// Why.
@@ -120,6 +146,41 @@ pub struct JobSummary {
     pub version: u64,
     /// Job meta.
     pub meta: BTreeMap<String, String>,
+}
+
+/// One log line as an agent ships it: what the agent knows; the server adds
+/// the node's labels and the job of the allocation, and parses the text.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// The agent's sequence number (from its spool); 0 inside the spool.
+    #[serde(default)]
+    pub seq: u64,
+    /// When the agent read the line, nanoseconds since the epoch.
+    pub received: i64,
+    /// When the line says it was written (syslog or journal header),
+    /// nanoseconds since the epoch, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    /// `task`, `file`, `journal`, `syslog` or `console`.
+    pub source: String,
+    /// The stream within the source: `stdout`/`stderr`, a file path, a
+    /// unit, a syslog app name.
+    pub stream: String,
+    /// The machine the line is about, when it is not the agent's own (a
+    /// syslog sender's host name, a console's node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The allocation, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc: Option<String>,
+    /// The task, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The syslog severity name or journal priority, when the header had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The text, without its line terminator.
+    pub text: String,
 }
 
 /// Which output stream of a task.

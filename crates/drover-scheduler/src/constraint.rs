@@ -383,6 +383,7 @@ mod tests {
             drain: None,
             protected: None,
             agent_version: String::new(),
+            log_dropped_lines: 0,
             registered_at: Timestamp::ZERO,
             status_updated_at: Timestamp::ZERO,
             create_index: 0,

@@ -637,6 +637,7 @@ pub fn simple_node(name: &str, resources: Resources) -> Node {
         drain: None,
         protected: None,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        log_dropped_lines: 0,
         registered_at: Timestamp::ZERO,
         status_updated_at: Timestamp::ZERO,
         create_index: 0,

@@ -64,6 +64,8 @@ pub struct ServerConfig {
     pub snapshot_every: u64,
     /// Scheduler workers on the leader.
     pub num_scheduler_workers: usize,
+    /// The log index: retention, syslog.
+    pub logs: crate::logs::LogSettings,
 }
 
 impl ServerConfig {
@@ -78,6 +80,7 @@ impl ServerConfig {
             election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
             snapshot_every: 20_000,
             num_scheduler_workers: 2,
+            logs: crate::logs::LogSettings::default(),
         }
     }
 }

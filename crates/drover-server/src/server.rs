@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     pub(crate) sessions: Sessions,
     pub(crate) heartbeats: HeartbeatTable,
     pub(crate) client_updates: ClientUpdateBatcher,
+    pub(crate) logs: crate::logs::LogService,
+    pub(crate) usage: crate::usage::UsageTable,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -98,6 +100,7 @@ impl Server {
             .await
             .map_err(|error| CodedError::internal(format!("cannot start Raft: {error}")))?;
 
+        let logs = crate::logs::LogService::open(&config.data_dir.join("logs"), config.logs.clone())?;
         let shutdown = CancellationToken::new();
         let inner = Arc::new(Inner {
             server_id,
@@ -107,6 +110,8 @@ impl Server {
             sessions: Sessions::default(),
             heartbeats: HeartbeatTable::default(),
             client_updates: ClientUpdateBatcher::default(),
+            logs,
+            usage: crate::usage::UsageTable::default(),
             shutdown,
             config,
         });
@@ -116,6 +121,7 @@ impl Server {
         crate::sessions::spawn_pusher(server.clone());
         crate::updates::spawn_client_update_batcher(server.clone());
         crate::updates::spawn_heartbeat_forwarder(server.clone());
+        crate::logs::spawn_log_tasks(&server).await?;
         Ok(server)
     }
 

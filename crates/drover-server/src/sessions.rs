@@ -36,6 +36,10 @@ pub struct AgentSession {
     pub node_id: NodeId,
     generation: u64,
     heartbeat: Arc<crate::updates::HeartbeatCell>,
+    /// The session's outbound queue, for answers sent later (log acks).
+    /// Weak: a session ends when the registry drops its sender (a newer
+    /// session of the same agent replaced it).
+    pub(crate) outbound: mpsc::WeakSender<ServerMessage>,
 }
 
 struct SessionEntry {
@@ -114,6 +118,7 @@ impl Server {
                 allocs: assignments,
             })
             .map_err(|_| CodedError::internal("session queue full at start"))?;
+        let weak_outbound = sender.downgrade();
         let mut entries = self.inner.sessions.entries.lock().await;
         entries.insert(
             node_id.clone(),
@@ -128,7 +133,7 @@ impl Server {
         drop(entries);
         tracing::info!(node = %node_id, "agent session opened");
         let heartbeat = self.inner.heartbeats.cell(&node_id);
-        Ok((AgentSession { node_id, generation, heartbeat }, receiver))
+        Ok((AgentSession { node_id, generation, heartbeat, outbound: weak_outbound }, receiver))
     }
 
     /// Handles one message from an agent.
@@ -142,6 +147,15 @@ impl Server {
             AgentMessage::AllocUpdates { updates } => {
                 self.inner.heartbeats.touch(&session.heartbeat, &session.node_id, std::time::Instant::now());
                 self.inner.client_updates.push(updates).await;
+                Ok(())
+            }
+            AgentMessage::Logs { lines } => self.on_agent_logs(session, lines).await,
+            AgentMessage::Metrics { sample } => {
+                self.on_agent_metrics(session, *sample);
+                Ok(())
+            }
+            AgentMessage::LogStats { dropped_lines } => {
+                self.on_agent_log_stats(session, dropped_lines);
                 Ok(())
             }
             AgentMessage::Response { request_id, body } => {

@@ -79,6 +79,13 @@ pub enum Command {
         /// When.
         now: Timestamp,
     },
+    /// An agent reported how many log lines it dropped (spool full).
+    UpdateNodeLogStats {
+        /// The node.
+        node_id: NodeId,
+        /// The agent's total of dropped lines.
+        dropped_lines: u64,
+    },
     /// Create or update evaluations.
     UpsertEvals {
         /// The evaluations.
@@ -204,6 +211,7 @@ impl Command {
             Command::RegisterNode { .. } => "register_node",
             Command::UpdateNodeStatus { .. } => "update_node_status",
             Command::ApplyPlan { .. } => "apply_plan",
+            Command::UpdateNodeLogStats { .. } => "update_node_log_stats",
             Command::UpsertEvals { .. } => "upsert_evals",
             Command::UpdateAllocsFromClient { .. } => "update_allocs_from_client",
             Command::UpdateNodeEligibility { .. } => "update_node_eligibility",
@@ -319,6 +327,9 @@ impl std::fmt::Display for Command {
             }
             Command::ApplyPlan { plan, .. } => {
                 write!(formatter, "apply_plan({}, place={}, stop={})", plan.job_id, plan.place.len(), plan.stop.len())
+            }
+            Command::UpdateNodeLogStats { node_id, dropped_lines } => {
+                write!(formatter, "update_node_log_stats({node_id}, dropped={dropped_lines})")
             }
             Command::UpsertEvals { evals } => write!(formatter, "upsert_evals({})", evals.len()),
             Command::UpdateAllocsFromClient { updates, .. } => {

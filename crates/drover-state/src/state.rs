@@ -320,6 +320,9 @@ impl State {
                 self.put_evals(index, evals);
                 Ok(CommandResponse::Applied { index })
             }
+            Command::UpdateNodeLogStats { node_id, dropped_lines } => self
+                .modify_node(index, node_id, |node| node.log_dropped_lines = *dropped_lines)
+                .map(|()| CommandResponse::Applied { index }),
             Command::UpdateNodeEligibility { node_id, eligibility, evals, now } => self
                 .modify_node(index, node_id, |node| {
                     node.eligibility = *eligibility;
@@ -511,6 +514,7 @@ impl State {
                 drain: None,
                 protected: None,
                 agent_version: registration.agent_version.clone(),
+                log_dropped_lines: 0,
                 registered_at: now,
                 status_updated_at: now,
                 create_index: index,

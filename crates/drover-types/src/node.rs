@@ -130,6 +130,10 @@ pub struct Node {
     pub protected: Option<Protection>,
     /// The agent's version.
     pub agent_version: String,
+    /// Log lines the agent had to drop because its spool was full (since
+    /// the agent's data directory was created).
+    #[serde(default)]
+    pub log_dropped_lines: u64,
     /// When the agent first registered.
     pub registered_at: Timestamp,
     /// When the status last changed.
@@ -260,6 +264,7 @@ mod tests {
             drain: None,
             protected: None,
             agent_version: String::new(),
+            log_dropped_lines: 0,
             registered_at: Timestamp::ZERO,
             status_updated_at: Timestamp::ZERO,
             create_index: 0,

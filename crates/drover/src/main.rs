@@ -44,6 +44,9 @@ enum Command {
     /// Work with evaluations.
     #[command(subcommand)]
     Eval(cli::eval::EvalCommand),
+    /// Search and follow the logs of every node.
+    #[command(subcommand)]
+    Logs(cli::logs::LogsCommand),
     /// Work with variables (key/value documents kept by the servers).
     #[command(subcommand)]
     Var(cli::var::VarCommand),
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
             Command::Server(roles::ServerCli { command: None, run }) => roles::server(*run).await,
             Command::Operator(command) => cli::server::run_operator(command).await,
             Command::Var(command) => cli::var::run(command).await,
+            Command::Logs(command) => cli::logs::run(command).await,
             Command::Agent(args) => roles::agent(args).await,
             Command::Job(command) => cli::job::run(command).await,
             Command::Alloc(command) => cli::alloc::run(command).await,

@@ -63,6 +63,35 @@ pub(crate) struct ServerArgs {
     join: Vec<String>,
     #[command(flatten)]
     heartbeat: HeartbeatArgs,
+    #[command(flatten)]
+    logs: ServerLogArgs,
+}
+
+/// The log index of a server.
+#[derive(Debug, Args)]
+pub(crate) struct ServerLogArgs {
+    /// Delete indexed log lines older than this (whole hourly partitions).
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    log_retention: Option<Duration>,
+    /// Delete the oldest partitions while the index is bigger than this, in MiB.
+    #[arg(long, value_name = "MIB")]
+    log_max_mb: Option<u64>,
+    /// Receive syslog (UDP and TCP) on this address, for machines without
+    /// an agent and network devices.
+    #[arg(long, value_name = "ADDR")]
+    syslog_bind: Option<SocketAddr>,
+}
+
+impl ServerLogArgs {
+    fn settings(&self) -> drover_server::LogSettings {
+        drover_server::LogSettings {
+            retention: drover_logs::Retention {
+                max_age: self.log_retention,
+                max_bytes: self.log_max_mb.map(|mib| mib * 1024 * 1024),
+            },
+            syslog: self.syslog_bind,
+        }
+    }
 }
 
 impl ServerArgs {
@@ -116,6 +145,39 @@ pub(crate) struct AgentArgs {
     name: Option<String>,
     #[command(flatten)]
     labels: LabelArgs,
+    #[command(flatten)]
+    logs: AgentLogArgs,
+}
+
+/// Which logs an agent collects besides its tasks' output.
+#[derive(Debug, Args)]
+pub(crate) struct AgentLogArgs {
+    /// Follow files matching this glob (`/var/log/*.log`); repeatable.
+    /// Rotation by rename and by copy-truncate is followed.
+    #[arg(long = "log-file", value_name = "GLOB")]
+    log_files: Vec<String>,
+    /// Receive syslog (RFC 3164 and 5424, UDP and TCP) on this address,
+    /// for example 0.0.0.0:514.
+    #[arg(long, value_name = "ADDR")]
+    syslog_bind: Option<SocketAddr>,
+    /// Read the systemd journal.
+    #[arg(long)]
+    journal: bool,
+    /// Disk the log spool may use before the oldest unshipped lines are
+    /// dropped (and counted), in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    log_spool_mb: u64,
+}
+
+impl AgentLogArgs {
+    fn config(&self) -> drover_agent::LogConfig {
+        drover_agent::LogConfig {
+            files: self.log_files.clone(),
+            syslog: self.syslog_bind,
+            journal: self.journal,
+            spool_max_bytes: self.log_spool_mb.max(1) * 1024 * 1024,
+        }
+    }
 }
 
 /// Labels an agent reports.
@@ -169,6 +231,7 @@ pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let mut config = ServerConfig::new(data_dir.clone(), advertise);
     config.heartbeat = args.heartbeat.config()?;
     config.bootstrap = args.bootstrap()?;
+    config.logs = args.logs.settings();
     let listener = bind(args.bind).await?;
     let server = Server::start(config).await.context("cannot start the server")?;
     tracing::info!(address = %args.bind, data_dir = %data_dir.display(), "server running");
@@ -185,6 +248,7 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         labels: args.labels.labels(),
         executor: DriverConfig::current_exe().context("cannot find the drover executable for task executors")?,
         stop_tasks_on_shutdown: false,
+        logs: args.logs.config(),
     };
     let agent = Agent::start(config).await.context("cannot start the agent")?;
     tracing::info!(node = agent.name(), "agent running; tasks keep running when it stops");
@@ -218,6 +282,7 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         },
         executor: DriverConfig::current_exe().context("cannot find the drover executable for task executors")?,
         stop_tasks_on_shutdown: true,
+        logs: drover_agent::LogConfig::default(),
     })
     .await
     .context("cannot start the agent")?;

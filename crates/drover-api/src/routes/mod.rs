@@ -3,6 +3,7 @@
 mod allocs;
 mod internal;
 mod jobs;
+mod logs;
 mod nodes;
 mod operator;
 mod session;
@@ -30,6 +31,8 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route("/v1/allocation/{alloc_id}", get(allocs::get))
         .route("/v1/allocation/{alloc_id}/logs", get(allocs::logs))
         .route("/v1/nodes", get(nodes::list))
+        .route("/v1/metrics", get(nodes::metrics))
+        .route("/v1/nodes/usage", get(nodes::fleet_usage))
         .route("/v1/node/{node}", get(nodes::get))
         .route("/v1/node/{node}/drain", post(nodes::drain))
         .route("/v1/node/{node}/eligibility", post(nodes::eligibility))
@@ -38,6 +41,10 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route("/v1/status/leader", get(nodes::leader))
         .route("/v1/agent/self", get(nodes::agent_self))
         .route("/v1/agent/session", get(session::upgrade))
+        .route(drover_server::logs::paths::SEARCH, get(logs::search))
+        .route(drover_server::logs::paths::COUNT, get(logs::count))
+        .route(drover_server::logs::paths::HISTOGRAM, get(logs::histogram))
+        .route(drover_server::logs::paths::TAIL, get(logs::tail))
         .route("/v1/vars", get(variables::list))
         .route("/v1/var/{*path}", get(variables::get).put(variables::put).delete(variables::delete))
         .route("/v1/operator/health", get(operator::health))
@@ -55,6 +62,8 @@ pub(crate) fn internal_routes() -> Router<AppState> {
         .route(drover_server::network::paths::SNAPSHOT, post(internal::snapshot))
         .route("/v1/internal/propose", post(internal::propose))
         .route("/v1/internal/heartbeats", post(internal::heartbeats))
+        .route(drover_server::usage::USAGE_PATH, get(nodes::local_usage))
+        .route(&format!("{}/{{node_id}}", drover_server::usage::USAGE_PATH), get(nodes::usage))
         .route(drover_server::cluster::paths::IDENTITY, get(operator::identity))
         .route(drover_server::cluster::paths::JOIN, post(operator::internal_join))
         .route(drover_server::cluster::paths::READ_INDEX, post(operator::read_index))

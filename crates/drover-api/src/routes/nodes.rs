@@ -2,10 +2,10 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use drover_proto::api::{
-    AllocListEntry, DrainRequest, EligibilityRequest, NodeListEntry, NodeStatusResponse, ServerInfo,
+    AllocListEntry, DrainRequest, EligibilityRequest, NodeListEntry, NodeStatusResponse, NodeUsageEntry, ServerInfo,
 };
 use drover_types::{DurationSpec, Evaluation, Node};
 
@@ -23,6 +23,17 @@ pub(super) struct NodeFilter {
     filter: Option<String>,
 }
 
+/// A `?filter=` expression; empty means none.
+fn parse_filter(filter: Option<&str>) -> ApiResult<Option<drover_filter::Filter>> {
+    match filter.map(str::trim).filter(|text| !text.is_empty()) {
+        Some(text) => Ok(Some(
+            drover_filter::Filter::parse(text)
+                .map_err(|error| crate::ApiError::invalid(format!("bad filter: {error}\nsee docs/nodes.md")))?,
+        )),
+        None => Ok(None),
+    }
+}
+
 pub(super) async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -30,13 +41,7 @@ pub(super) async fn list(
     ApiQuery(NodeFilter { filter }): ApiQuery<NodeFilter>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
-    let filter = match filter.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
-        Some(text) => Some(
-            drover_filter::Filter::parse(text)
-                .map_err(|error| crate::ApiError::invalid(format!("bad filter: {error}\nsee docs/nodes.md")))?,
-        ),
-        None => None,
-    };
+    let filter = parse_filter(filter.as_deref())?;
     let state = options.read(&app.server, |state| state.table_indexes().nodes).await?;
     let entries: Vec<NodeListEntry> = state
         .nodes()
@@ -81,6 +86,7 @@ pub(super) async fn get(
         used: state.node_usage(&node.id),
         allocs,
         last_heartbeat: app.server.last_heartbeat(&node.id),
+        usage: app.server.node_usage_anywhere(&node.id).await,
     };
     let indexes = state.table_indexes();
     Ok(with_index(indexes.nodes.max(indexes.allocs), Json(response)))
@@ -157,4 +163,57 @@ pub(super) async fn eligibility(
 ) -> ApiResult<Json<Node>> {
     caller.require(Capability::WriteNode)?;
     Ok(Json(app.server.set_eligibility(&node, request.eligible).await?))
+}
+
+/// `GET /v1/internal/usage/{node_id}`: a node's usage if its agent is
+/// connected to this server.
+pub(super) async fn usage(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(node_id): Path<String>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Internal)?;
+    Ok(Json(app.server.node_usage(&drover_types::NodeId::new(node_id))).into_response())
+}
+
+/// `GET /v1/metrics`: Prometheus (OpenMetrics) text of the nodes connected
+/// to this server.
+pub(super) async fn metrics(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let text = app.server.prometheus_metrics().await;
+    Ok(([(axum::http::header::CONTENT_TYPE, drover_metrics::CONTENT_TYPE)], text).into_response())
+}
+
+/// `GET /v1/internal/usage`: the usage of the nodes connected here.
+pub(super) async fn local_usage(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require(Capability::Internal)?;
+    Ok(Json(app.server.local_usage()).into_response())
+}
+
+/// `GET /v1/nodes/usage?filter=`: every node's latest usage (`drover node top`).
+pub(super) async fn fleet_usage(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(NodeFilter { filter }): ApiQuery<NodeFilter>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Read)?;
+    let filter = parse_filter(filter.as_deref())?;
+    let state = app.server.state();
+    let entries: Vec<NodeUsageEntry> = app
+        .server
+        .fleet_usage()
+        .await
+        .into_iter()
+        .filter_map(|(node_id, usage)| {
+            let node = state.node(&node_id)?;
+            filter.as_ref().is_none_or(|filter| filter.matches(node.as_ref())).then(|| NodeUsageEntry {
+                name: node.name.clone(),
+                hostgroup: node.hostgroup.clone(),
+                environment: node.environment.clone(),
+                status: node.display_status().to_owned(),
+                usage,
+            })
+        })
+        .collect();
+    Ok(Json(entries).into_response())
 }

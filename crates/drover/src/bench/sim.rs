@@ -98,7 +98,7 @@ impl SimAgent {
                                 sink.send(Message::Binary(session::encode(&message)?.into())).await?;
                             }
                         }
-                        ServerMessage::Request { .. } | ServerMessage::Refused { .. } => {}
+                        ServerMessage::Request { .. } | ServerMessage::Refused { .. } | ServerMessage::LogsAck { .. } => {}
                     }
                 }
             }

@@ -4,6 +4,7 @@
 pub(crate) mod alloc;
 pub(crate) mod eval;
 pub(crate) mod job;
+pub(crate) mod logs;
 pub(crate) mod node;
 pub(crate) mod output;
 pub(crate) mod server;

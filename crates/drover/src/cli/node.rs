@@ -57,6 +57,23 @@ pub(crate) enum NodeCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
+    /// The busiest nodes by measured usage.
+    Top {
+        /// Only the nodes this filter matches (docs/nodes.md).
+        #[arg(long)]
+        filter: Option<String>,
+        /// Order by cpu, mem or disk (the fullest mount).
+        #[arg(long, default_value = "cpu")]
+        sort: drover_metrics::SortBy,
+        /// How many nodes.
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
     /// Show one node: labels, facts, resources and allocations.
     Status {
         /// Node name, id or unique id prefix.
@@ -99,6 +116,36 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Eligibility { node, enable, server, .. } => {
             let updated = server.client().set_eligibility(&node, enable).await?;
             println!("Node {} is {}.", updated.name, if enable { "eligible" } else { "ineligible" });
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Top { filter, sort, limit, json, server } => {
+            let entries = server.client().nodes_usage(filter.as_deref()).await?;
+            let mut busiest: Vec<_> = drover_metrics::busiest(entries.iter().map(|entry| (entry, &entry.usage)), sort)
+                .into_iter()
+                .map(|(entry, _)| entry)
+                .collect();
+            busiest.truncate(limit);
+            if json {
+                print_json(&busiest)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows = table(&["Node", "Host Group", "CPU", "Load", "Memory", "Fullest disk", "Procs"]);
+            for entry in busiest {
+                let usage = &entry.usage;
+                let disk = usage
+                    .fullest_disk()
+                    .map_or("-".to_owned(), |disk| format!("{:.0} % {}", disk.used_percent(), disk.mount));
+                rows.add_row(vec![
+                    entry.name.clone(),
+                    entry.hostgroup.clone(),
+                    format!("{:.1} %", usage.cpu_percent),
+                    format!("{:.2}", usage.load1),
+                    format!("{:.0} %", usage.memory_used_percent()),
+                    disk,
+                    usage.processes_total.to_string(),
+                ]);
+            }
+            print_table(&rows);
             Ok(ExitCode::SUCCESS)
         }
         NodeCommand::List { filter, json, server } => {
@@ -171,7 +218,17 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
                 ("Last heartbeat", status.last_heartbeat.map_or("-".to_owned(), ago)),
                 ("CPU", format!("{} / {} MHz", status.used.cpu_mhz, node.resources.cpu_mhz)),
                 ("Memory", format!("{} / {}", megabytes(status.used.memory_mb), megabytes(node.resources.memory_mb))),
+                (
+                    "Log lines dropped",
+                    match node.log_dropped_lines {
+                        0 => "0".to_owned(),
+                        dropped => format!("{dropped} (the agent's log spool was full; see docs/logs.md)"),
+                    },
+                ),
             ]);
+            if let Some(usage) = &status.usage {
+                print_usage(usage);
+            }
             if !node.meta.is_empty() {
                 println!();
                 println!("Meta");
@@ -232,5 +289,44 @@ async fn follow_drain(client: &drover_client::Client, node_id: &str, ignore_syst
             return Ok(ExitCode::SUCCESS);
         }
         progress.set_message(format!("{remaining} allocation(s) still on {}", status.node.name));
+    }
+}
+
+/// The machine's latest measured usage.
+fn print_usage(usage: &drover_metrics::NodeSample) {
+    let gib = |bytes: u64| format!("{:.1} GiB", bytes as f64 / (1024.0 * 1024.0 * 1024.0));
+    println!();
+    println!("Usage (measured {})", ago(drover_types::Timestamp::from_millis(usage.time_ms)));
+    print_fields(&[
+        ("  CPU", format!("{:.1} % of {} cores", usage.cpu_percent, usage.cores)),
+        ("  Load", format!("{:.2} {:.2} {:.2}", usage.load1, usage.load5, usage.load15)),
+        (
+            "  Memory",
+            format!("{} / {} ({:.0} %)", gib(usage.memory_used), gib(usage.memory_total), usage.memory_used_percent()),
+        ),
+        ("  Swap", format!("{} / {}", gib(usage.swap_used), gib(usage.swap_total))),
+        ("  Processes", format!("{} ({} running)", usage.processes_total, usage.processes_running)),
+    ]);
+    let mut rows = table(&["  Mount", "Used", "Size", "Use%"]);
+    for disk in &usage.disks {
+        rows.add_row(vec![
+            format!("  {}", disk.mount),
+            gib(disk.used),
+            gib(disk.total),
+            format!("{:.0} %", disk.used_percent()),
+        ]);
+    }
+    print_table(&rows);
+    if !usage.tasks.is_empty() {
+        let mut rows = table(&["  Alloc", "Task", "CPU", "Memory"]);
+        for task in &usage.tasks {
+            rows.add_row(vec![
+                format!("  {}", task.alloc_id.chars().take(8).collect::<String>()),
+                task.task.clone(),
+                format!("{:.1} %", task.cpu_percent),
+                format!("{:.0} MiB", task.memory_bytes as f64 / (1024.0 * 1024.0)),
+            ]);
+        }
+        print_table(&rows);
     }
 }

@@ -29,3 +29,111 @@ async fn node_list_filters_by_hostgroup_environment_and_meta() {
     assert!(stderr.contains(r#"did you mean "hostgroup""#), "{stderr}");
     assert!(stderr.contains("column 1"), "{stderr}");
 }
+
+/// Kills Prometheus when the test ends, even on panic.
+struct Prometheus(std::process::Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
+    let Some(prometheus) = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+    else {
+        eprintln!(
+            "SKIPPED: Prometheus is not installed (apt-get install prometheus; scripts/install-test-deps does it)"
+        );
+        return;
+    };
+    let mut cluster = Cluster::start().await;
+    let nodes = ["gw01", "gw02", "db01", "db02"];
+    for name in nodes {
+        let hostgroup = if name.starts_with("gw") { "bi/batch/gridworker" } else { "db/postgres" };
+        cluster.start_agent(name, &["--hostgroup", hostgroup, "--environment", "qa"]).await;
+    }
+    let client = cluster.client.clone();
+    cluster
+        .wait_for("every node's first sample", || async {
+            let mut all = true;
+            for name in nodes {
+                all &= client.node(name).await.is_ok_and(|status| status.usage.is_some());
+            }
+            all
+        })
+        .await;
+
+    let status = cluster.cli(&["node", "status", "gw01"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("Usage (measured") && text.contains("/tmp"), "{text}");
+
+    let top = cluster.cli(&["node", "top", "--sort", "mem", "--filter", r#"hostgroup =~ "bi/**""#, "--json"]);
+    assert!(top.status.success(), "{}", String::from_utf8_lossy(&top.stderr));
+    let entries: Vec<drover_proto::api::NodeUsageEntry> = serde_json::from_slice(&top.stdout).unwrap();
+    let mut names: Vec<&str> = entries.iter().map(|entry| entry.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["gw01", "gw02"]);
+    assert!(entries.windows(2).all(|pair| pair[0].usage.memory_used >= pair[1].usage.memory_used));
+    let bad_sort = cluster.cli(&["node", "top", "--sort", "colour"]);
+    assert!(!bad_sort.status.success());
+
+    let port = crate::harness::free_port();
+    let config = cluster.dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: drover\n    metrics_path: /v1/metrics\n    static_configs:\n      - targets: ['{}']\n",
+            cluster.addresses[0]
+        ),
+    )
+    .unwrap();
+    let _prometheus = Prometheus(
+        std::process::Command::new(prometheus)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", cluster.dir.path().join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+    );
+    let query = |promql: &'static str| async move {
+        let url = format!("http://127.0.0.1:{port}/api/v1/query");
+        let response = reqwest::Client::new().get(url).query(&[("query", promql)]).send().await.ok()?;
+        let body: serde_json::Value = response.json().await.ok()?;
+        body["data"]["result"].as_array().cloned()
+    };
+    cluster
+        .wait_for("Prometheus to have every node's CPU", || async {
+            query("drover_node_cpu_percent").await.is_some_and(|series| series.len() == nodes.len())
+        })
+        .await;
+    let series = query("drover_node_cpu_percent").await.unwrap();
+    let mut seen: Vec<(String, String, String)> = series
+        .iter()
+        .map(|one| {
+            let labels = &one["metric"];
+            let label = |name: &str| labels[name].as_str().unwrap_or_default().to_owned();
+            (label("node"), label("hostgroup"), label("environment"))
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("db01".into(), "db/postgres".into(), "qa".into()),
+            ("db02".into(), "db/postgres".into(), "qa".into()),
+            ("gw01".into(), "bi/batch/gridworker".into(), "qa".into()),
+            ("gw02".into(), "bi/batch/gridworker".into(), "qa".into()),
+        ]
+    );
+    let tmp = query(r#"drover_node_disk_used_percent{mount="/tmp"}"#).await.unwrap();
+    assert_eq!(tmp.len(), nodes.len(), "{tmp:?}");
+    let by_group = query("count by (hostgroup) (drover_node_memory_used_bytes)").await.unwrap();
+    assert_eq!(by_group.len(), 2, "{by_group:?}");
+}

@@ -419,6 +419,7 @@ async fn a_leader_partitioned_into_a_minority_stops_committing_and_the_majority_
     let logs = || {
         (0..3)
             .map(|index| std::fs::read_to_string(dir.path().join(format!("server{index}.log"))).unwrap_or_default())
+            .chain([std::fs::read_to_string(dir.path().join("agent.log")).unwrap_or_default()])
             .collect::<Vec<_>>()
             .join("\n----\n")
     };
@@ -429,12 +430,11 @@ async fn a_leader_partitioned_into_a_minority_stops_committing_and_the_majority_
 
     let leader_address = client.leader().await.unwrap().leader_address.unwrap();
     let leader = addresses.iter().position(|address| *address == leader_address).unwrap();
-    // The agent's session goes to a server of the coming majority: an agent
-    // whose server vanishes silently (no RST) is a separate case, see the
-    // issue's closing note.
-    let mut agent_servers: Vec<String> =
-        (0..3).filter(|index| *index != leader).map(|index| addresses[index].clone()).collect();
-    agent_servers.push(addresses[leader].clone());
+    // The agent's session goes to the leader, which is about to vanish
+    // silently (no RST, no FIN): the agent must notice the silence and move
+    // to the majority, where the job below runs on it.
+    let mut agent_servers: Vec<String> = vec![addresses[leader].clone()];
+    agent_servers.extend((0..3).filter(|index| *index != leader).map(|index| addresses[index].clone()));
     let mut agent_command = std::process::Command::new(drover_binary());
     agent_command.args(["agent", "--servers", &agent_servers.join(","), "--name", "n1", "--data-dir"]);
     agent_command.arg(dir.path().join("agent"));

@@ -104,8 +104,10 @@ pub struct Cluster {
     /// `servers[i]` listens on `addresses[i]`.
     pub servers: Vec<Process>,
     pub agents: Vec<Process>,
-    /// Each agent's name and extra flags, to restart it the same way.
-    agent_specs: Vec<(String, Vec<String>)>,
+    /// Each agent's name, servers and extra flags, to restart it the same way.
+    agent_specs: Vec<(String, String, Vec<String>)>,
+    /// Extra flags of every server.
+    server_extra: Vec<String>,
     pub client: Client,
 }
 
@@ -118,12 +120,28 @@ impl Cluster {
     /// Starts `num_servers` servers forming one cluster
     /// (`--bootstrap-expect N --join …`) and waits until it has a leader.
     pub async fn start_servers(num_servers: usize) -> Cluster {
+        Cluster::start_servers_with(num_servers, &[]).await
+    }
+
+    /// Like [`Cluster::start_servers`], with extra flags for every server.
+    pub async fn start_servers_with(num_servers: usize, server_extra: &[&str]) -> Cluster {
         let dir = tempfile::Builder::new().prefix("drover-it-").tempdir().expect("temporary directory");
         let addresses: Vec<String> = (0..num_servers).map(|_| format!("127.0.0.1:{}", free_port())).collect();
         let address = addresses.join(",");
-        let servers = (0..num_servers).map(|index| start_server(dir.path(), &addresses, index)).collect();
+        let server_extra: Vec<String> = server_extra.iter().map(|flag| (*flag).to_owned()).collect();
+        let servers =
+            (0..num_servers).map(|index| start_server(dir.path(), &addresses, index, &server_extra)).collect();
         let client = Client::new(&address);
-        let cluster = Cluster { dir, address, addresses, servers, agents: Vec::new(), agent_specs: Vec::new(), client };
+        let cluster = Cluster {
+            dir,
+            address,
+            addresses,
+            servers,
+            agents: Vec::new(),
+            agent_specs: Vec::new(),
+            server_extra,
+            client,
+        };
         cluster.wait_for_leader().await;
         cluster
     }
@@ -168,13 +186,13 @@ impl Cluster {
 
     /// Starts server `index` again on its address and data directory.
     pub async fn restart_server_at(&mut self, index: usize) {
-        self.servers[index] = start_server(self.dir.path(), &self.addresses, index);
+        self.servers[index] = start_server(self.dir.path(), &self.addresses, index, &self.server_extra);
         self.wait_for_leader().await;
     }
 
     /// Starts server `index` again without waiting for anything.
     pub fn spawn_server_at(&mut self, index: usize) {
-        self.servers[index] = start_server(self.dir.path(), &self.addresses, index);
+        self.servers[index] = start_server(self.dir.path(), &self.addresses, index, &self.server_extra);
     }
 
     /// Starts a new server that joins the running cluster
@@ -198,8 +216,24 @@ impl Cluster {
 
     /// Starts an agent named `name` with extra flags.
     pub async fn start_agent(&mut self, name: &str, extra: &[&str]) -> usize {
-        self.agent_specs.push((name.to_owned(), extra.iter().map(|flag| (*flag).to_owned()).collect()));
-        self.spawn_agent(name, extra).await
+        let servers = self.address.clone();
+        self.agent_specs.push((
+            name.to_owned(),
+            servers.clone(),
+            extra.iter().map(|flag| (*flag).to_owned()).collect(),
+        ));
+        self.spawn_agent(name, &servers, extra).await
+    }
+
+    /// Starts an agent that knows only server `server`.
+    pub async fn start_agent_on(&mut self, name: &str, server: usize, extra: &[&str]) -> usize {
+        let servers = self.addresses[server].clone();
+        self.agent_specs.push((
+            name.to_owned(),
+            servers.clone(),
+            extra.iter().map(|flag| (*flag).to_owned()).collect(),
+        ));
+        self.spawn_agent(name, &servers, extra).await
     }
 
     /// The data directory of agent `name`.
@@ -209,7 +243,7 @@ impl Cluster {
 
     /// The position of agent `name` in `agents`.
     pub fn agent_index(&self, name: &str) -> usize {
-        self.agent_specs.iter().position(|(spec_name, _)| spec_name == name).expect("a started agent")
+        self.agent_specs.iter().position(|(spec_name, _, _)| spec_name == name).expect("a started agent")
     }
 
     /// kill -9 of agent `name` only (its tasks keep running).
@@ -228,10 +262,10 @@ impl Cluster {
     /// Starts agent `name` again with its data directory and flags.
     pub async fn restart_agent(&mut self, name: &str) {
         let index = self.agent_index(name);
-        let extra = self.agent_specs[index].1.clone();
+        let (_, servers, extra) = self.agent_specs[index].clone();
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
         self.agents[index].kill9();
-        let position = self.spawn_agent(name, &extra).await;
+        let position = self.spawn_agent(name, &servers, &extra).await;
         let restarted = self.agents.remove(position);
         self.agents[index] = restarted;
     }
@@ -241,14 +275,10 @@ impl Cluster {
         self.agents[self.agent_index(name)].signal(signal);
     }
 
-    async fn spawn_agent(&mut self, name: &str, extra: &[&str]) -> usize {
+    async fn spawn_agent(&mut self, name: &str, servers: &str, extra: &[&str]) -> usize {
         let data_dir = self.dir.path().join("agents").join(name);
         let mut command = Command::new(drover_binary());
-        command
-            .args(["agent", "--servers", &self.address, "--data-dir"])
-            .arg(&data_dir)
-            .args(["--name", name])
-            .args(extra);
+        command.args(["agent", "--servers", servers, "--data-dir"]).arg(&data_dir).args(["--name", name]).args(extra);
         let log = self.dir.path().join(format!("agent-{name}-{}.log", self.agents.len()));
         self.agents.push(Process::spawn(&format!("agent {name}"), &mut command, log));
         let client = self.client.clone();
@@ -331,7 +361,7 @@ impl Drop for Cluster {
     }
 }
 
-fn start_server(dir: &Path, addresses: &[String], index: usize) -> Process {
+fn start_server(dir: &Path, addresses: &[String], index: usize, extra: &[String]) -> Process {
     let mut command = Command::new(drover_binary());
     let (data_dir, name) = if addresses.len() == 1 {
         (dir.join("server"), "server".to_owned())
@@ -339,7 +369,7 @@ fn start_server(dir: &Path, addresses: &[String], index: usize) -> Process {
         (dir.join(format!("server{index}")), format!("server{index}"))
     };
     command.args(["server", "--bind", &addresses[index], "--data-dir"]).arg(data_dir);
-    command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s"]);
+    command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s"]).args(extra);
     if addresses.len() > 1 {
         command.args(["--bootstrap-expect", &addresses.len().to_string(), "--join", &addresses.join(",")]);
     }

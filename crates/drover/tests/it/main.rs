@@ -14,4 +14,5 @@ mod dev_mode;
 mod failures;
 mod fleet;
 mod ha;
+mod logs;
 mod scheduling;

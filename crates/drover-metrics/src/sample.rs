@@ -1,0 +1,177 @@
+//! The data an agent sends every 10 s: one node's usage at one moment.
+//!
+//! These are plain values without behaviour beyond a few derived figures.
+//! They travel as MessagePack with named fields inside the agent session, so
+//! they are kept small: percentages and load averages are `f32` (five bytes
+//! on the wire instead of nine), counts are integers (MessagePack writes small
+//! integers in one to five bytes), and empty lists are left out. Every struct
+//! is `#[serde(default)]`, so a field added later is read as zero from an
+//! older agent, and an older server ignores a field it does not know.
+
+use serde::{Deserialize, Serialize};
+
+/// One node's usage at one moment, as measured by [`crate::Sampler`].
+///
+/// Byte figures are bytes, CPU figures are percent of the whole machine (all
+/// cores together, `0.0..=100.0`). A part the agent could not read is zero or
+/// empty (`memory_total == 0` means "memory unknown", not "no memory").
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeSample {
+    /// When the sample was taken, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// CPU busy time over all cores since the previous sample, `0.0..=100.0`
+    /// (time not spent idle or waiting for I/O).
+    pub cpu_percent: f32,
+    /// Online CPU cores.
+    pub cores: u32,
+    /// Load average over 1 minute.
+    pub load1: f32,
+    /// Load average over 5 minutes.
+    pub load5: f32,
+    /// Load average over 15 minutes.
+    pub load15: f32,
+    /// Physical memory.
+    pub memory_total: u64,
+    /// Memory in use: `memory_total - memory_available`, i.e. what cannot be
+    /// reclaimed without swapping (page cache that can be dropped is not
+    /// "used").
+    pub memory_used: u64,
+    /// Memory available to new work without swapping (`MemAvailable`).
+    pub memory_available: u64,
+    /// Swap space.
+    pub swap_total: u64,
+    /// Swap space in use.
+    pub swap_used: u64,
+    /// Usage of every real filesystem, sorted by mount point; `/tmp` is always
+    /// present (see [`crate::Sampler`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub disks: Vec<DiskSample>,
+    /// Counters of every network interface but loopback, sorted by name.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub net: Vec<NetSample>,
+    /// Processes (not threads) on the node.
+    pub processes_total: u32,
+    /// Threads running or ready to run at the moment of the sample.
+    pub processes_running: u32,
+    /// Seconds since the node booted.
+    pub uptime_secs: u64,
+    /// Usage of the tasks the agent runs, in the order they were probed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskSample>,
+}
+
+impl NodeSample {
+    /// Memory in use as a percentage of physical memory, `0.0` when memory is
+    /// unknown.
+    pub fn memory_used_percent(&self) -> f32 {
+        percent(self.memory_used, self.memory_total)
+    }
+
+    /// The disk with the highest [`DiskSample::used_percent`], the one that
+    /// will fill first; `None` when no disk was sampled.
+    pub fn fullest_disk(&self) -> Option<&DiskSample> {
+        self.disks.iter().max_by(|left, right| left.used_percent().total_cmp(&right.used_percent()))
+    }
+
+    /// The disk mounted exactly at `mount`.
+    pub fn disk(&self, mount: &str) -> Option<&DiskSample> {
+        self.disks.iter().find(|disk| disk.mount == mount)
+    }
+}
+
+/// One mounted filesystem's usage, as `df` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DiskSample {
+    /// The mount point, e.g. `/` or `/tmp`.
+    pub mount: String,
+    /// The filesystem type from `/proc/mounts`, e.g. `ext4`, `xfs`, `tmpfs`.
+    pub fs_type: String,
+    /// Size of the filesystem in bytes.
+    pub total: u64,
+    /// Bytes in use (`total - free`).
+    pub used: u64,
+    /// Bytes an unprivileged user can still write (free minus the blocks
+    /// reserved for root).
+    pub avail: u64,
+}
+
+impl DiskSample {
+    /// Used space as a percentage of the space a user can have
+    /// (`used / (used + avail)`), as `df` computes it: 100 means "full for
+    /// everyone but root".
+    pub fn used_percent(&self) -> f32 {
+        percent(self.used, self.used.saturating_add(self.avail))
+    }
+}
+
+/// One network interface's counters since boot (they only grow, until the
+/// node reboots or the interface is recreated).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NetSample {
+    /// The interface name, e.g. `eth0`.
+    pub interface: String,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Receive errors.
+    pub rx_errors: u64,
+    /// Transmit errors.
+    pub tx_errors: u64,
+}
+
+/// One task's usage, as measured for a [`crate::TaskProbe`].
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TaskSample {
+    /// The allocation the task belongs to.
+    pub alloc_id: String,
+    /// The task's name within its group.
+    pub task: String,
+    /// CPU used since the previous sample, as a percentage of the whole
+    /// machine (like [`NodeSample::cpu_percent`], so the tasks of a node add
+    /// up to at most the node's figure; multiply by `cores` for "percent of
+    /// one core"). `0.0` the first time a task is seen.
+    pub cpu_percent: f32,
+    /// Memory the task holds: the cgroup's working set (`memory.current`
+    /// minus inactive file cache), or the sum of the resident set sizes of
+    /// its processes.
+    pub memory_bytes: u64,
+}
+
+/// `part / whole` in percent, `0.0` when `whole` is zero.
+fn percent(part: u64, whole: u64) -> f32 {
+    if whole == 0 {
+        return 0.0;
+    }
+    let ratio = part as f64 / whole as f64;
+    (ratio * 100.0) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn disk(mount: &str, used: u64, avail: u64) -> DiskSample {
+        DiskSample { mount: mount.to_owned(), fs_type: "ext4".to_owned(), total: used + avail + 5, used, avail }
+    }
+
+    #[test]
+    fn derived_figures() {
+        let sample = NodeSample {
+            memory_total: 1000,
+            memory_used: 250,
+            disks: vec![disk("/", 10, 90), disk("/data", 75, 25), disk("/tmp", 0, 0)],
+            ..NodeSample::default()
+        };
+        assert!((sample.memory_used_percent() - 25.0).abs() < 1e-4);
+        assert_eq!(sample.fullest_disk().map(|disk| disk.mount.as_str()), Some("/data"));
+        assert!((sample.disk("/data").map(DiskSample::used_percent).unwrap_or_default() - 75.0).abs() < 1e-4);
+        assert_eq!(sample.disk("/tmp").map(DiskSample::used_percent), Some(0.0));
+        assert_eq!(NodeSample::default().memory_used_percent(), 0.0);
+        assert_eq!(NodeSample::default().fullest_disk(), None);
+    }
+}

@@ -1,0 +1,869 @@
+//! Centralised logs on a server: the time-partitioned index of the lines
+//! its agents ship (and of syslog received by the server itself), and the
+//! queries that fan out to every server.
+//!
+//! ```text
+//!  agent ─Logs{lines}─▶ on_agent_logs ─IngestJob─▶ ingest loop ──▶ LogStore (tantivy, one per server)
+//!     ◀──LogsAck{upto}─────────────────────────────── (after the commit)  └─▶ live (tail -f)
+//!
+//!  GET /v1/logs/search ─▶ this server's store  ┐
+//!                      ─▶ every other server ──┴─ merge (newest first, de-duplicated by (origin, seq))
+//! ```
+//!
+//! Each server indexes what its own agents send; a query asks all of them.
+//! A server that does not answer makes the answer incomplete, and the answer
+//! says so (`unreachable`): its agents' lines are not lost (they are on its
+//! disk) but cannot be seen until it is back.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use drover_logs::{Cursor, Filter, LogRecord, LogStore, Retention, SearchRequest};
+use drover_proto::api::{
+    LogBucket, LogCount, LogCountBy, LogCountResponse, LogEntry, LogHistogramResponse, LogInterval, LogPage, LogQuery,
+    LogSearchResponse,
+};
+use drover_proto::session::{LogLine, ServerMessage};
+use drover_state::{Command, State};
+use drover_types::{AllocId, CodedError, DurationSpec, Node};
+
+use crate::Result;
+use crate::server::Server;
+use crate::sessions::AgentSession;
+
+/// Where the API serves log queries (the fan-out calls the same paths).
+pub mod paths {
+    /// Newest-first search.
+    pub const SEARCH: &str = "/v1/logs/search";
+    /// Counts by a field.
+    pub const COUNT: &str = "/v1/logs/count";
+    /// Counts over time.
+    pub const HISTOGRAM: &str = "/v1/logs/histogram";
+    /// Live lines, as newline-delimited JSON.
+    pub const TAIL: &str = "/v1/logs/tail";
+}
+
+/// Log settings of a server.
+#[derive(Clone, Debug, Default)]
+pub struct LogSettings {
+    /// What the index keeps.
+    pub retention: Retention,
+    /// Receive syslog (UDP and TCP) on this address.
+    pub syslog: Option<SocketAddr>,
+}
+
+/// Default records per search page.
+const DEFAULT_LIMIT: usize = 100;
+/// Largest page.
+const MAX_LIMIT: usize = 10_000;
+/// Records ingested in one commit, at most.
+const MAX_INGEST_RECORDS: usize = 100_000;
+/// How long a fan-out waits for another server.
+const PEER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often retention runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(600);
+/// Live lines buffered per `tail -f` reader before it misses some.
+const LIVE_BUFFER: usize = 16 * 1024;
+
+struct IngestJob {
+    records: Vec<LogRecord>,
+    done: Option<oneshot::Sender<std::result::Result<(), String>>>,
+}
+
+/// The log index of one server.
+pub(crate) struct LogService {
+    store: Arc<RwLock<LogStore>>,
+    ingest: mpsc::Sender<IngestJob>,
+    ingest_jobs: std::sync::Mutex<Option<mpsc::Receiver<IngestJob>>>,
+    live: broadcast::Sender<Arc<LogEntry>>,
+    settings: LogSettings,
+}
+
+impl LogService {
+    /// Opens (or creates) the index in `dir`.
+    pub(crate) fn open(dir: &Path, settings: LogSettings) -> Result<LogService> {
+        let store = LogStore::open(dir, settings.retention)
+            .map_err(|error| CodedError::internal(format!("cannot open the log index: {error}")))?;
+        let (ingest, jobs) = mpsc::channel(1024);
+        let (live, _) = broadcast::channel(LIVE_BUFFER);
+        Ok(LogService {
+            store: Arc::new(RwLock::new(store)),
+            ingest,
+            ingest_jobs: std::sync::Mutex::new(Some(jobs)),
+            live,
+            settings,
+        })
+    }
+}
+
+/// Starts the ingest loop, retention, and the server's own syslog receiver.
+pub(crate) async fn spawn_log_tasks(server: &Server) -> Result<()> {
+    let logs = &server.inner.logs;
+    let jobs = logs.ingest_jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    if let Some(jobs) = jobs {
+        tokio::spawn(ingest_loop(Arc::clone(&logs.store), jobs, logs.live.clone()));
+    }
+    let (store, shutdown) = (Arc::clone(&logs.store), server.shutdown_token().clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RETENTION_EVERY);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let store = Arc::clone(&store);
+            let outcome = tokio::task::spawn_blocking(move || write(&store).apply_retention()).await;
+            match outcome {
+                Ok(Ok(outcome)) if outcome.num_partitions_deleted > 0 => tracing::info!(
+                    partitions = outcome.num_partitions_deleted,
+                    bytes = outcome.bytes_freed,
+                    "log retention deleted old partitions"
+                ),
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => tracing::warn!(%error, "log retention failed"),
+                Err(error) => tracing::warn!(%error, "log retention panicked"),
+            }
+        }
+    });
+    if let Some(address) = logs.settings.syslog {
+        spawn_syslog(server, address).await?;
+    }
+    Ok(())
+}
+
+fn write(store: &RwLock<LogStore>) -> std::sync::RwLockWriteGuard<'_, LogStore> {
+    store.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn read(store: &RwLock<LogStore>) -> std::sync::RwLockReadGuard<'_, LogStore> {
+    store.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Commits batches of records, as many jobs per commit as are waiting, and
+/// answers each job once its records are durable.
+async fn ingest_loop(
+    store: Arc<RwLock<LogStore>>,
+    mut jobs: mpsc::Receiver<IngestJob>,
+    live: broadcast::Sender<Arc<LogEntry>>,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        let mut num_records = batch[0].records.len();
+        while num_records < MAX_INGEST_RECORDS {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    num_records += job.records.len();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let mut records = Vec::with_capacity(num_records);
+        let mut answers = Vec::with_capacity(batch.len());
+        for job in batch {
+            records.extend(job.records);
+            answers.extend(job.done);
+        }
+        let entries: Vec<Arc<LogEntry>> = if live.receiver_count() > 0 {
+            records.iter().map(|record| Arc::new(entry_of(record))).collect()
+        } else {
+            Vec::new()
+        };
+        let store = Arc::clone(&store);
+        let outcome = tokio::task::spawn_blocking(move || write(&store).ingest(records))
+            .await
+            .map_err(|error| error.to_string())
+            .and_then(|outcome| outcome.map_err(|error| error.to_string()));
+        match &outcome {
+            Ok(_) => {
+                for entry in entries {
+                    let _ = live.send(entry);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot index log lines; agents will send them again"),
+        }
+        for answer in answers {
+            let _ = answer.send(outcome.clone().map(|_| ()));
+        }
+    }
+}
+
+async fn spawn_syslog(server: &Server, address: SocketAddr) -> Result<()> {
+    let source = drover_collect::SyslogSource::bind(drover_collect::SyslogConfig::new(address))
+        .await
+        .map_err(|error| CodedError::invalid(format!("cannot receive syslog on {address}: {error}")))?;
+    let (sender, mut lines) = mpsc::channel::<drover_collect::SourceLine>(4096);
+    let shutdown = server.shutdown_token().clone();
+    tokio::spawn(async move {
+        if let Err(error) = source.run(sender, shutdown).await {
+            tracing::warn!(%error, "the server's syslog receiver failed");
+        }
+    });
+    let server = server.clone();
+    tokio::spawn(async move {
+        let origin = format!("syslog@{}", server.id());
+        // Nanoseconds since the epoch, kept strictly increasing: unique
+        // across restarts of this server without storing anything.
+        let mut last_seq = 0u64;
+        while let Some(first) = lines.recv().await {
+            let mut batch = vec![first];
+            while let Ok(line) = lines.try_recv() {
+                batch.push(line);
+                if batch.len() >= 4096 {
+                    break;
+                }
+            }
+            let mut records = Vec::with_capacity(batch.len());
+            for line in batch {
+                last_seq = last_seq.saturating_add(1).max(u64::try_from(now_nanos()).unwrap_or(0));
+                let meta = line.syslog.as_deref();
+                let host = match (&line.source, meta.and_then(|meta| meta.hostname.clone())) {
+                    (_, Some(host)) if host != "-" && !host.is_empty() => host,
+                    (drover_collect::SourceKind::Syslog { peer, .. }, _) => peer.ip().to_string(),
+                    _ => "unknown".to_owned(),
+                };
+                let stream = meta
+                    .and_then(|meta| meta.app_name.clone())
+                    .filter(|app| app != "-")
+                    .unwrap_or_else(|| "syslog".to_owned());
+                let shipped = LogLine {
+                    seq: last_seq,
+                    received: nanos_of(line.received),
+                    timestamp: meta.and_then(|meta| meta.timestamp_micros).map(|micros| micros.saturating_mul(1000)),
+                    source: "syslog".to_owned(),
+                    stream,
+                    host: Some(host),
+                    alloc: None,
+                    task: None,
+                    level: meta.map(|meta| severity_level(meta.severity).to_owned()),
+                    text: line.text,
+                };
+                records.push(record_of(shipped, &origin, None, &server.state()));
+            }
+            let _ = server.inner.logs.ingest.send(IngestJob { records, done: None }).await;
+        }
+    });
+    tracing::info!(%address, "receiving syslog");
+    Ok(())
+}
+
+fn severity_level(severity: u8) -> &'static str {
+    ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"]
+        .get(usize::from(severity))
+        .copied()
+        .unwrap_or("debug")
+}
+
+/// A shipped line as a record: the node's labels and the allocation's job
+/// added, the text parsed.
+fn record_of(line: LogLine, origin: &str, node: Option<&Node>, state: &State) -> LogRecord {
+    let node_name = line.host.clone().or_else(|| node.map(|node| node.name.clone())).unwrap_or_default();
+    let mut record =
+        LogRecord::from_line(origin, line.seq, &node_name, &line.source, &line.stream, &line.text, line.received);
+    if let Some(timestamp) = line.timestamp {
+        record.timestamp = timestamp;
+    }
+    if record.level.is_none() {
+        record.level = line.level.as_deref().and_then(drover_logs::parse::normalise_level).map(str::to_owned);
+    }
+    if line.host.is_none()
+        && let Some(node) = node
+    {
+        record.hostgroup = Some(node.hostgroup.clone()).filter(|text| !text.is_empty());
+        record.environment = Some(node.environment.clone()).filter(|text| !text.is_empty());
+    }
+    if let Some(alloc_id) = line.alloc {
+        if let Some(alloc) = state.alloc(&AllocId::new(alloc_id.as_str())) {
+            record.job = Some(alloc.job_id.to_string());
+            record.group = Some(alloc.group.clone());
+        }
+        record.alloc = Some(alloc_id);
+        record.task = line.task;
+    }
+    record
+}
+
+/// The API form of a record.
+fn entry_of(record: &LogRecord) -> LogEntry {
+    LogEntry {
+        origin: record.origin.clone(),
+        seq: record.seq,
+        timestamp: record.timestamp,
+        received: record.received,
+        node: record.node.clone(),
+        hostgroup: record.hostgroup.clone(),
+        environment: record.environment.clone(),
+        job: record.job.clone(),
+        group: record.group.clone(),
+        task: record.task.clone(),
+        alloc: record.alloc.clone(),
+        source: record.source.clone(),
+        stream: record.stream.clone(),
+        level: record.level.clone(),
+        message: record.message.clone(),
+        fields: record.fields.clone(),
+    }
+}
+
+fn now_nanos() -> i64 {
+    nanos_of(SystemTime::now())
+}
+
+fn nanos_of(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+}
+
+/// A time as the API accepts it: `6h` (ago), RFC 3339, or nanoseconds
+/// since the epoch.
+pub fn parse_time(text: &str, now: i64) -> std::result::Result<i64, String> {
+    let text = text.trim();
+    if let Ok(nanos) = text.parse::<i64>() {
+        return Ok(nanos);
+    }
+    if let Ok(duration) = text.parse::<DurationSpec>() {
+        let nanos = i64::try_from(duration.get().as_nanos()).unwrap_or(i64::MAX);
+        return Ok(now.saturating_sub(nanos));
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return time.timestamp_nanos_opt().ok_or_else(|| format!("time {text:?} is out of range"));
+    }
+    Err(format!(
+        "cannot read time {text:?}: use a duration back from now (6h, 30m), an RFC 3339 time (2026-11-22T10:00:00Z) or nanoseconds since the epoch"
+    ))
+}
+
+fn invalid(error: drover_logs::Error) -> CodedError {
+    match error {
+        drover_logs::Error::Query(error) => CodedError::invalid(format!("bad query: {error}\nsee docs/logs.md")),
+        drover_logs::Error::InvalidRequest(_) | drover_logs::Error::InvalidCursor { .. } => {
+            CodedError::invalid(error.to_string())
+        }
+        other => CodedError::internal(format!("log index: {other}")),
+    }
+}
+
+/// Where one server stands in a paged search across servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Position {
+    Start,
+    At(Cursor),
+    End,
+}
+
+/// `id=position,…`: the position of every server in a search across servers.
+fn encode_positions(positions: &BTreeMap<u64, Position>) -> String {
+    positions
+        .iter()
+        .map(|(id, position)| match position {
+            Position::Start => format!("{id}=start"),
+            Position::At(cursor) => format!("{id}={cursor}"),
+            Position::End => format!("{id}=end"),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn decode_positions(text: &str) -> Result<BTreeMap<u64, Position>> {
+    let bad = || CodedError::invalid(format!("bad cursor {text:?}: pass the next_cursor of a previous page unchanged"));
+    let mut positions = BTreeMap::new();
+    for part in text.split(',').filter(|part| !part.is_empty()) {
+        let (id, position) = part.split_once('=').ok_or_else(bad)?;
+        let id: u64 = id.parse().map_err(|_| bad())?;
+        let position = match position {
+            "start" => Position::Start,
+            "end" => Position::End,
+            cursor => Position::At(cursor.parse().map_err(|_| bad())?),
+        };
+        positions.insert(id, position);
+    }
+    Ok(positions)
+}
+
+/// A histogram width that gives about 60 buckets over `span` nanoseconds.
+fn default_interval(span: i64) -> i64 {
+    const STEPS: [i64; 14] =
+        [1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86_400, 7 * 86_400];
+    let wanted = span / 60;
+    STEPS
+        .iter()
+        .map(|seconds| seconds * 1_000_000_000)
+        .find(|step| *step >= wanted)
+        .unwrap_or(7 * 86_400 * 1_000_000_000)
+}
+
+impl Server {
+    /// Indexes lines from an agent and acknowledges them once durable. A
+    /// failure ends the session so that the agent sends them again.
+    pub(crate) async fn on_agent_logs(&self, session: &AgentSession, lines: Vec<LogLine>) -> Result<()> {
+        let Some(upto_seq) = lines.last().map(|line| line.seq) else { return Ok(()) };
+        let state = self.state();
+        let node = state.node(&session.node_id);
+        let origin = session.node_id.to_string();
+        let records: Vec<LogRecord> =
+            lines.into_iter().map(|line| record_of(line, &origin, node.map(|node| node.as_ref()), &state)).collect();
+        let (done, stored) = oneshot::channel();
+        self.inner
+            .logs
+            .ingest
+            .send(IngestJob { records, done: Some(done) })
+            .await
+            .map_err(|_| CodedError::internal("the log index is shut down"))?;
+        let outbound = session.outbound.clone();
+        tokio::spawn(async move {
+            let message = match stored.await {
+                Ok(Ok(())) => ServerMessage::LogsAck { upto_seq },
+                Ok(Err(error)) => ServerMessage::Refused { message: format!("cannot index log lines: {error}") },
+                Err(_) => return,
+            };
+            // A session that ended meanwhile: the agent sends the lines again.
+            if let Some(outbound) = outbound.upgrade() {
+                let _ = outbound.send(message).await;
+            }
+        });
+        Ok(())
+    }
+
+    /// Records an agent's count of dropped log lines (when it changed).
+    pub(crate) fn on_agent_log_stats(&self, session: &AgentSession, dropped_lines: u64) {
+        let known = self.state().node(&session.node_id).map(|node| node.log_dropped_lines);
+        if known == Some(dropped_lines) {
+            return;
+        }
+        if dropped_lines > known.unwrap_or(0) {
+            tracing::warn!(node = %session.node_id, dropped_lines, "an agent's log spool was full: lines were dropped");
+        }
+        let (server, node_id) = (self.clone(), session.node_id.clone());
+        tokio::spawn(async move {
+            if let Err(error) = server.propose(Command::UpdateNodeLogStats { node_id, dropped_lines }).await {
+                tracing::debug!(%error, "cannot record dropped log lines");
+            }
+        });
+    }
+
+    /// The store filter of a query, with relative times resolved at `now`.
+    fn log_filter(&self, query: &LogQuery, now: i64) -> Result<Filter> {
+        let time = |text: &Option<String>, name: &str| {
+            text.as_deref()
+                .filter(|text| !text.trim().is_empty())
+                .map(|text| parse_time(text, now).map_err(|error| CodedError::invalid(format!("{name}: {error}"))))
+                .transpose()
+        };
+        let nodes = match query.filter.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+            Some(text) => {
+                let filter = drover_filter::Filter::parse(text)
+                    .map_err(|error| CodedError::invalid(format!("bad node filter: {error}\nsee docs/nodes.md")))?;
+                Some(
+                    self.state()
+                        .nodes()
+                        .filter(|node| filter.matches(node.as_ref()))
+                        .map(|node| node.name.clone())
+                        .collect::<Vec<_>>(),
+                )
+            }
+            None => None,
+        };
+        drover_logs::query::parse(&query.q)
+            .map_err(|error| CodedError::invalid(format!("bad query: {error}\nsee docs/logs.md")))?;
+        Ok(Filter {
+            query: query.q.clone(),
+            since: time(&query.since, "since")?,
+            until: time(&query.until, "until")?,
+            nodes,
+        })
+    }
+
+    /// The query a coordinating server sends to the others: times made
+    /// absolute, `local` set.
+    fn peer_query(query: &LogQuery, filter: &Filter) -> LogQuery {
+        LogQuery {
+            q: query.q.clone(),
+            since: filter.since.map(|nanos| nanos.to_string()),
+            until: filter.until.map(|nanos| nanos.to_string()),
+            filter: query.filter.clone(),
+            local: true,
+        }
+    }
+
+    async fn with_store<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&LogStore) -> drover_logs::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let store = Arc::clone(&self.inner.logs.store);
+        tokio::task::spawn_blocking(move || operation(&read(&store)))
+            .await
+            .map_err(|error| CodedError::internal(format!("log query failed: {error}")))?
+            .map_err(invalid)
+    }
+
+    /// Asks every other server; returns their answers and the addresses of
+    /// those that did not answer. A server that refuses the request (a bad
+    /// query) makes the whole request fail.
+    async fn ask_peers<T: DeserializeOwned + Send>(
+        &self,
+        path: &str,
+        query: &LogQuery,
+        extra: &(impl Serialize + Sync),
+    ) -> Result<(Vec<T>, Vec<String>)> {
+        let peers: Vec<_> = self.members().into_iter().filter(|member| member.server_id != self.id()).collect();
+        let asks = peers
+            .iter()
+            .map(|member| async move { (member, self.ask_one_peer::<T>(&member.address, path, query, extra).await) });
+        let mut answers = Vec::new();
+        let mut unreachable = Vec::new();
+        for (member, answer) in futures_util::future::join_all(asks).await {
+            match answer? {
+                Some(answer) => answers.push(answer),
+                None => unreachable.push(member.address.clone()),
+            }
+        }
+        Ok((answers, unreachable))
+    }
+
+    /// One page of matching records, newest first, from every server.
+    pub async fn search_logs(&self, query: LogQuery, page: LogPage) -> Result<LogSearchResponse> {
+        let limit = page.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+        let filter = self.log_filter(&query, now_nanos())?;
+        if query.local {
+            let before = match page.cursor.as_deref() {
+                Some(text) => Some(text.parse::<Cursor>().map_err(invalid)?),
+                None => None,
+            };
+            let search = SearchRequest { filter, limit, before };
+            let page = self.with_store(move |store| store.search(&search)).await?;
+            return Ok(LogSearchResponse {
+                records: page.records.iter().map(entry_of).collect(),
+                cursors: page.cursors.iter().map(ToString::to_string).collect(),
+                next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
+                total_matching: page.total_matching,
+                unreachable: Vec::new(),
+            });
+        }
+        let mut positions = match page.cursor.as_deref() {
+            Some(text) => decode_positions(text)?,
+            None => BTreeMap::new(),
+        };
+        let peer_query = Self::peer_query(&query, &filter);
+        let page_of = |position: Option<&Position>| match position {
+            Some(Position::At(cursor)) => LogPage { limit: Some(limit), cursor: Some(cursor.to_string()) },
+            Some(Position::End) => LogPage { limit: Some(0), cursor: None },
+            Some(Position::Start) | None => LogPage { limit: Some(limit), cursor: None },
+        };
+        let local = Box::pin(self.search_logs(peer_query.clone(), page_of(positions.get(&self.id()))));
+        let mut pages = vec![(self.id(), local.await?)];
+        let mut unreachable = Vec::new();
+        // Peers get their own positions: one request each.
+        let peers: Vec<_> = self.members().into_iter().filter(|member| member.server_id != self.id()).collect();
+        for member in peers {
+            let paging = page_of(positions.get(&member.server_id));
+            let one =
+                self.ask_one_peer::<LogSearchResponse>(&member.address, paths::SEARCH, &peer_query, &paging).await;
+            match one {
+                Ok(Some(page)) => pages.push((member.server_id, page)),
+                Ok(None) => unreachable.push(member.address.clone()),
+                Err(error) => return Err(error),
+            }
+        }
+        let total_matching = pages.iter().map(|(_, page)| page.total_matching).sum();
+        // Merge newest first; within a server its own order is kept.
+        let mut merged: Vec<(i64, u64, usize, usize)> = Vec::new();
+        for (page_index, (server_id, page)) in pages.iter().enumerate() {
+            for (record_index, record) in page.records.iter().enumerate() {
+                merged.push((record.timestamp, *server_id, page_index, record_index));
+            }
+        }
+        merged.sort_by(|left, right| right.0.cmp(&left.0).then(left.1.cmp(&right.1)).then(left.3.cmp(&right.3)));
+        let mut taken_per_page = vec![0usize; pages.len()];
+        let mut seen: HashSet<(String, u64)> = HashSet::new();
+        let mut records = Vec::with_capacity(limit);
+        for (_, _, page_index, record_index) in merged {
+            if records.len() == limit {
+                break;
+            }
+            taken_per_page[page_index] = record_index + 1;
+            let record = &pages[page_index].1.records[record_index];
+            if seen.insert((record.origin.clone(), record.seq)) {
+                records.push(record.clone());
+            }
+        }
+        for (page_index, (server_id, page)) in pages.iter().enumerate() {
+            let taken = taken_per_page[page_index];
+            let position = if taken == page.records.len() && page.next_cursor.is_none() {
+                Position::End
+            } else if taken > 0 {
+                match page.cursors.get(taken - 1).map(|text| text.parse::<Cursor>()) {
+                    Some(Ok(cursor)) => Position::At(cursor),
+                    _ => return Err(CodedError::internal("a server answered a search without cursors")),
+                }
+            } else {
+                positions.get(server_id).copied().unwrap_or(Position::Start)
+            };
+            positions.insert(*server_id, position);
+        }
+        let next_cursor =
+            positions.values().any(|position| *position != Position::End).then(|| encode_positions(&positions));
+        Ok(LogSearchResponse { records, cursors: Vec::new(), next_cursor, total_matching, unreachable })
+    }
+
+    /// GET one peer; `Ok(None)` when it cannot be reached.
+    async fn ask_one_peer<T: DeserializeOwned>(
+        &self,
+        address: &str,
+        path: &str,
+        query: &LogQuery,
+        extra: &(impl Serialize + Sync),
+    ) -> Result<Option<T>> {
+        let url = format!("{}{path}", crate::network::base_url(address));
+        let request = self.inner.network.client().get(&url).query(query).query(extra).timeout(PEER_TIMEOUT);
+        let Ok(response) = request.send().await else {
+            return Ok(None);
+        };
+        if response.status().is_client_error() {
+            return Err(response
+                .json::<CodedError>()
+                .await
+                .unwrap_or_else(|_| CodedError::invalid(format!("server {address} refused the query"))));
+        }
+        Ok(response.json::<T>().await.ok())
+    }
+
+    /// The most frequent values of a field among matching records, from
+    /// every server.
+    pub async fn count_logs(&self, query: LogQuery, count_by: LogCountBy) -> Result<LogCountResponse> {
+        let top = count_by.top.unwrap_or(10).clamp(1, 10_000);
+        let filter = self.log_filter(&query, now_nanos())?;
+        let by = count_by.by.trim().to_owned();
+        if by.is_empty() {
+            return Err(CodedError::invalid(
+                "count by what? give a field: node, job, level, source or an extracted field",
+            ));
+        }
+        // Each server returns more than asked so the merged top is right
+        // unless a value is spread thinly over many servers.
+        let wanted = top.saturating_mul(2).saturating_add(10);
+        let local = {
+            let (filter, by) = (filter.clone(), by.clone());
+            self.with_store(move |store| store.count_by(&filter, &by, wanted)).await?
+        };
+        let mut totals: BTreeMap<String, u64> = local.into_iter().collect();
+        let mut unreachable = Vec::new();
+        if !query.local {
+            let peer = LogCountBy { by: by.clone(), top: Some(wanted) };
+            let peer_query = Self::peer_query(&query, &filter);
+            let (answers, missing) = self.ask_peers::<LogCountResponse>(paths::COUNT, &peer_query, &peer).await?;
+            unreachable = missing;
+            for answer in answers {
+                for count in answer.counts {
+                    *totals.entry(count.value).or_default() += count.count;
+                }
+            }
+        }
+        let mut counts: Vec<LogCount> = totals.into_iter().map(|(value, count)| LogCount { value, count }).collect();
+        counts.sort_by(|left, right| right.count.cmp(&left.count).then_with(|| left.value.cmp(&right.value)));
+        counts.truncate(if query.local { wanted } else { top });
+        Ok(LogCountResponse { by, counts, unreachable })
+    }
+
+    /// Matching records per time bucket, from every server; empty buckets
+    /// between the first and the last are included.
+    pub async fn log_histogram(&self, query: LogQuery, interval: LogInterval) -> Result<LogHistogramResponse> {
+        let now = now_nanos();
+        let filter = self.log_filter(&query, now)?;
+        let interval = match interval.interval.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
+            Some(text) => {
+                let duration = text.parse::<DurationSpec>().map_err(|error| {
+                    CodedError::invalid(format!("histogram interval: {error}; use a duration such as 5m"))
+                })?;
+                i64::try_from(duration.get().as_nanos()).unwrap_or(i64::MAX)
+            }
+            None => {
+                filter.since.map_or(3_600_000_000_000, |since| default_interval(filter.until.unwrap_or(now) - since))
+            }
+        };
+        if interval < 1_000_000 {
+            return Err(CodedError::invalid("histogram interval must be at least 1ms"));
+        }
+        let local = {
+            let filter = filter.clone();
+            self.with_store(move |store| store.histogram(&filter, interval)).await?
+        };
+        let mut totals: BTreeMap<i64, u64> = local.into_iter().collect();
+        let mut unreachable = Vec::new();
+        if !query.local {
+            let peer = LogInterval { interval: Some(format!("{interval}ns")) };
+            let peer_query = Self::peer_query(&query, &filter);
+            let (answers, missing) =
+                self.ask_peers::<LogHistogramResponse>(paths::HISTOGRAM, &peer_query, &peer).await?;
+            unreachable = missing;
+            for answer in answers {
+                for bucket in answer.buckets {
+                    *totals.entry(bucket.start).or_default() += bucket.count;
+                }
+            }
+        }
+        let mut buckets = Vec::new();
+        if !query.local {
+            let align = |time: i64| time.div_euclid(interval) * interval;
+            let first = filter.since.map(align).or_else(|| totals.keys().next().copied());
+            let last = totals.keys().next_back().copied().or(first);
+            if let (Some(first), Some(last)) = (first, last) {
+                let last = filter.until.map_or(last, |until| align(until.saturating_sub(1))).max(last);
+                let num_buckets = (last - first) / interval + 1;
+                if num_buckets > 100_000 {
+                    return Err(CodedError::invalid(format!(
+                        "{num_buckets} histogram buckets are too many: choose a larger interval or a shorter range"
+                    )));
+                }
+                let mut start = first;
+                while start <= last {
+                    buckets.push(LogBucket { start, count: totals.get(&start).copied().unwrap_or(0) });
+                    start += interval;
+                }
+            }
+        } else {
+            buckets = totals.into_iter().map(|(start, count)| LogBucket { start, count }).collect();
+        }
+        Ok(LogHistogramResponse { interval_nanos: interval, buckets, unreachable })
+    }
+
+    /// Live matching records from this server's agents (with `local`) or
+    /// from every server.
+    pub async fn tail_logs(&self, query: LogQuery) -> Result<mpsc::Receiver<LogEntry>> {
+        let filter = self.log_filter(&query, now_nanos())?;
+        let expr = drover_logs::query::parse(&filter.query)
+            .map_err(|error| CodedError::invalid(format!("bad query: {error}\nsee docs/logs.md")))?;
+        let nodes: Option<HashSet<String>> =
+            filter.nodes.map(|nodes| nodes.into_iter().map(|node| node.to_lowercase()).collect());
+        let (sender, receiver) = mpsc::channel(1024);
+        let mut live = self.inner.logs.live.subscribe();
+        let local_sender = sender.clone();
+        let shutdown = self.shutdown_token().clone();
+        tokio::spawn(async move {
+            loop {
+                let entry = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = local_sender.closed() => return,
+                    entry = live.recv() => entry,
+                };
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a log tail reader fell behind; lines skipped");
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if nodes.as_ref().is_some_and(|nodes| !nodes.contains(&entry.node.to_lowercase())) {
+                    continue;
+                }
+                if !drover_logs::matches(&expr, &record_of_entry(&entry)) {
+                    continue;
+                }
+                if local_sender.send(LogEntry::clone(&entry)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        if !query.local {
+            let peer_query = LogQuery { local: true, ..query };
+            for member in self.members().into_iter().filter(|member| member.server_id != self.id()) {
+                let url = format!("{}{}", crate::network::base_url(&member.address), paths::TAIL);
+                let (client, sender, peer_query) =
+                    (self.inner.network.client().clone(), sender.clone(), peer_query.clone());
+                tokio::spawn(async move { relay_tail(client, url, peer_query, sender).await });
+            }
+        }
+        Ok(receiver)
+    }
+}
+
+fn record_of_entry(entry: &LogEntry) -> LogRecord {
+    LogRecord {
+        origin: entry.origin.clone(),
+        seq: entry.seq,
+        timestamp: entry.timestamp,
+        received: entry.received,
+        node: entry.node.clone(),
+        hostgroup: entry.hostgroup.clone(),
+        environment: entry.environment.clone(),
+        job: entry.job.clone(),
+        group: entry.group.clone(),
+        task: entry.task.clone(),
+        alloc: entry.alloc.clone(),
+        source: entry.source.clone(),
+        stream: entry.stream.clone(),
+        level: entry.level.clone(),
+        message: entry.message.clone(),
+        fields: entry.fields.clone(),
+    }
+}
+
+/// Copies another server's live lines (newline-delimited JSON) into
+/// `sender` until either side ends.
+async fn relay_tail(client: reqwest::Client, url: String, query: LogQuery, sender: mpsc::Sender<LogEntry>) {
+    use futures_util::StreamExt;
+    let Ok(response) = client.get(&url).query(&query).send().await else { return };
+    if !response.status().is_success() {
+        return;
+    }
+    let mut stream = response.bytes_stream();
+    let mut buffer: Vec<u8> = Vec::new();
+    loop {
+        let chunk = tokio::select! {
+            () = sender.closed() => return,
+            chunk = stream.next() => chunk,
+        };
+        let Some(Ok(chunk)) = chunk else { return };
+        buffer.extend_from_slice(&chunk);
+        while let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
+            let line: Vec<u8> = buffer.drain(..=end).collect();
+            if let Ok(entry) = serde_json::from_slice::<LogEntry>(&line)
+                && sender.send(entry).await.is_err()
+            {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_durations_back_rfc3339_or_nanoseconds() {
+        let now = 10_000_000_000_000;
+        assert_eq!(parse_time("6h", now), Ok(now - 6 * 3_600_000_000_000));
+        assert_eq!(parse_time("1700000000000000000", now), Ok(1_700_000_000_000_000_000));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z", now), Ok(1_700_000_000_000_000_000));
+        let error = parse_time("yesterday", now).unwrap_err();
+        assert!(error.contains("RFC 3339"), "{error}");
+    }
+
+    #[test]
+    fn positions_round_trip_and_garbage_is_refused() {
+        let positions = BTreeMap::from([
+            (1, Position::At(Cursor { timestamp: -5, row: 3 })),
+            (2, Position::End),
+            (3, Position::Start),
+        ]);
+        let text = encode_positions(&positions);
+        assert_eq!(text, "1=-5-3,2=end,3=start");
+        assert_eq!(decode_positions(&text).unwrap(), positions);
+        assert!(decode_positions("1=nonsense").is_err());
+        assert!(decode_positions("x=end").is_err());
+    }
+
+    #[test]
+    fn default_histogram_intervals_give_about_sixty_buckets() {
+        assert_eq!(default_interval(3_600_000_000_000), 60_000_000_000);
+        assert_eq!(default_interval(6 * 3_600_000_000_000), 600_000_000_000);
+        assert_eq!(default_interval(1), 1_000_000_000);
+    }
+}

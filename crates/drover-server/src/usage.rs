@@ -1,0 +1,144 @@
+//! Node and task usage: the samples agents send every 10 s, kept in memory
+//! on the server the agent is connected to (a bounded history per node), and
+//! exposed at `/v1/metrics` in the Prometheus format.
+//!
+//! Each server exposes the nodes whose agents are connected to it; scrape
+//! every server (as with any set of Prometheus targets) to see them all.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+use drover_metrics::{History, NodeLabels, NodeSample};
+use drover_types::{NodeId, Timestamp};
+
+use crate::server::Server;
+use crate::sessions::AgentSession;
+
+/// The internal route that answers [`Server::node_usage`] for other servers:
+/// `GET {USAGE_PATH}/{node_id}`.
+pub const USAGE_PATH: &str = "/v1/internal/usage";
+
+/// Per node, the recent usage history.
+#[derive(Debug, Default)]
+pub(crate) struct UsageTable {
+    histories: Mutex<HashMap<NodeId, History>>,
+}
+
+impl UsageTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, History>> {
+        self.histories.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Server {
+    /// Records a sample (stamped with the server's clock: agents' clocks
+    /// may be off).
+    pub(crate) fn on_agent_metrics(&self, session: &AgentSession, mut sample: NodeSample) {
+        sample.time_ms = Timestamp::now().as_millis();
+        self.inner.usage.lock().entry(session.node_id.clone()).or_default().push(sample);
+    }
+
+    /// The latest usage of a node whose agent is connected to this server.
+    pub fn node_usage(&self, node_id: &NodeId) -> Option<NodeSample> {
+        self.inner.usage.lock().get(node_id).and_then(|history| history.latest().cloned())
+    }
+
+    /// The latest usage of a node, from whichever server its agent is
+    /// connected to.
+    pub async fn node_usage_anywhere(&self, node_id: &NodeId) -> Option<NodeSample> {
+        if let Some(sample) = self.node_usage(node_id) {
+            return Some(sample);
+        }
+        for member in self.members().into_iter().filter(|member| member.server_id != self.id()) {
+            let path = format!("{USAGE_PATH}/{node_id}");
+            if let Ok(Some(sample)) = self.get_from_peer::<Option<NodeSample>>(&member.address, &path).await {
+                return Some(sample);
+            }
+        }
+        None
+    }
+
+    /// The latest usage of every node whose agent is connected here.
+    pub fn local_usage(&self) -> Vec<(NodeId, NodeSample)> {
+        let usage = self.inner.usage.lock();
+        usage.iter().filter_map(|(node_id, history)| Some((node_id.clone(), history.latest()?.clone()))).collect()
+    }
+
+    /// The latest usage of every node, from every server (a server that
+    /// does not answer leaves its nodes out).
+    pub async fn fleet_usage(&self) -> Vec<(NodeId, NodeSample)> {
+        let mut all: HashMap<NodeId, NodeSample> = self.local_usage().into_iter().collect();
+        for member in self.members().into_iter().filter(|member| member.server_id != self.id()) {
+            if let Ok(samples) = self.get_from_peer::<Vec<(NodeId, NodeSample)>>(&member.address, USAGE_PATH).await {
+                for (node_id, sample) in samples {
+                    let newer = all.get(&node_id).is_none_or(|known| known.time_ms < sample.time_ms);
+                    if newer {
+                        all.insert(node_id, sample);
+                    }
+                }
+            }
+        }
+        all.into_iter().collect()
+    }
+
+    /// `/v1/metrics`: the usage of the nodes connected to this server and
+    /// their agents' dropped log lines, in the OpenMetrics text format.
+    pub async fn prometheus_metrics(&self) -> String {
+        let state = self.state();
+        let mut connected = Vec::new();
+        for node in state.nodes() {
+            if self.sessions().is_connected(&node.id).await {
+                connected.push(node.clone());
+            }
+        }
+        let samples: Vec<(NodeLabels, NodeSample)> = {
+            let usage = self.inner.usage.lock();
+            connected
+                .iter()
+                .filter_map(|node| {
+                    let sample = usage.get(&node.id)?.latest()?.clone();
+                    Some((labels_of(node), sample))
+                })
+                .collect()
+        };
+        let mut text = drover_metrics::render_prometheus(samples.iter().map(|(labels, sample)| (labels, sample)));
+        if text.ends_with("# EOF\n") {
+            text.truncate(text.len() - "# EOF\n".len());
+        }
+        text.push_str("# HELP drover_node_log_dropped_lines Log lines an agent dropped because its spool was full.\n");
+        text.push_str("# TYPE drover_node_log_dropped_lines counter\n");
+        for node in &connected {
+            let labels = labels_of(node);
+            let _ = writeln!(
+                text,
+                "drover_node_log_dropped_lines_total{{node=\"{}\",hostgroup=\"{}\",environment=\"{}\"}} {}",
+                escape(&labels.node),
+                escape(&labels.hostgroup),
+                escape(&labels.environment),
+                node.log_dropped_lines
+            );
+        }
+        text.push_str("# EOF\n");
+        text
+    }
+}
+
+fn labels_of(node: &drover_types::Node) -> NodeLabels {
+    NodeLabels { node: node.name.clone(), hostgroup: node.hostgroup.clone(), environment: node.environment.clone() }
+}
+
+/// A label value in the exposition format.
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,355 @@
+//! Centralised logs, end to end: real agents follow files, task output and
+//! syslog; real servers index and answer searches; processes are killed
+//! with SIGKILL mid-stream.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use drover_client::Client;
+use drover_proto::api::{LogCountBy, LogEntry, LogPage, LogQuery};
+
+use crate::harness::{Cluster, free_port};
+
+fn query(text: &str) -> LogQuery {
+    LogQuery { q: text.to_owned(), ..LogQuery::default() }
+}
+
+/// Every record matching `text`, following the cursor page by page.
+async fn all_records(client: &Client, text: &str) -> Vec<LogEntry> {
+    let mut records = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = client.search_logs(&query(text), &LogPage { limit: Some(700), cursor }).await.expect("search");
+        records.extend(page.records);
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return records,
+        }
+    }
+}
+
+async fn total(client: &Client, text: &str) -> u64 {
+    client
+        .search_logs(&query(text), &LogPage { limit: Some(0), cursor: None })
+        .await
+        .map_or(0, |page| page.total_matching)
+}
+
+/// The `n` of every `seq=n` in the records' messages, checking each is
+/// there exactly once.
+fn sequence_numbers(records: &[LogEntry]) -> BTreeSet<u64> {
+    let mut seen = BTreeSet::new();
+    for record in records {
+        let number = record
+            .message
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("seq="))
+            .and_then(|number| number.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("a record without seq=: {record:?}"));
+        assert!(seen.insert(number), "line seq={number} is in the results twice");
+    }
+    seen
+}
+
+/// An empty `applogs/app.log` in the cluster's directory, and the glob
+/// that matches it.
+fn app_log(cluster: &Cluster) -> (PathBuf, String) {
+    let log_dir = cluster.dir.path().join("applogs");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let path = log_dir.join("app.log");
+    std::fs::write(&path, "").unwrap();
+    (path, format!("{}/*.log", log_dir.display()))
+}
+
+/// Appends numbered lines to a file from a thread, at `per_second`.
+struct Writer {
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Writer {
+    fn start(
+        path: PathBuf,
+        tag: &'static str,
+        range: std::ops::Range<u64>,
+        per_second: u64,
+        rotate: impl Fn(u64, &Path) -> bool + Send + 'static,
+    ) -> Writer {
+        let handle = std::thread::spawn(move || {
+            let open = |path: &Path| std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+            let mut file = open(&path);
+            let pause = Duration::from_micros(1_000_000 / per_second);
+            for number in range {
+                if rotate(number, &path) {
+                    file = open(&path);
+                }
+                writeln!(file, "{tag} seq={number} level=info some payload words here").unwrap();
+                std::thread::sleep(pause);
+            }
+        });
+        Writer { handle }
+    }
+
+    fn join(self) {
+        self.handle.join().expect("the writer thread");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rotated_by_rename_and_by_copy_truncate_arrives_exactly_once() {
+    let mut cluster = Cluster::start().await;
+    let (path, glob) = app_log(&cluster);
+    cluster.start_agent("n1", &["--log-file", &glob]).await;
+
+    // 1..=1500 into app.log; at 600 it is renamed away (the writer keeps
+    // writing to the renamed file until 700, then reopens app.log); at
+    // 1100 it is copied and truncated in place.
+    let writer = Writer::start(path.clone(), "rotationtest", 1..1501, 500, |number, path| match number {
+        600 => {
+            std::fs::rename(path, path.with_extension("log.1")).unwrap();
+            false
+        }
+        700 => true,
+        1100 => {
+            // copytruncate loses what is written between the copy and the
+            // truncation for any reader; like logrotate users, we let the
+            // follower catch up first.
+            std::thread::sleep(Duration::from_millis(1500));
+            std::fs::copy(path, path.with_extension("log.2")).unwrap();
+            std::fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
+            true
+        }
+        _ => false,
+    });
+    tokio::task::spawn_blocking(move || writer.join()).await.unwrap();
+
+    let client = cluster.client.clone();
+    cluster.wait_for("1,500 lines to be searchable", || async { total(&client, "rotationtest").await >= 1500 }).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let records = all_records(&client, "rotationtest").await;
+    let numbers = sequence_numbers(&records);
+    assert_eq!(numbers, (1..1501).collect::<BTreeSet<u64>>(), "every line exactly once");
+    assert_eq!(total(&client, "rotationtest").await, 1500);
+    let record = &records[0];
+    assert_eq!((record.node.as_str(), record.source.as_str()), ("n1", "file"));
+    assert_eq!(record.fields.get("level").map(String::as_str), Some("info"));
+    // Newest first.
+    assert!(records.windows(2).all(|pair| pair[0].timestamp >= pair[1].timestamp));
+}
+
+const ECHO_JOB: &str = r#"
+job "echoer" {
+  type = "batch"
+  group "g" {
+    task "say" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "for i in 1 2 3 4 5; do echo \"hello-from-task line=$i\"; done; echo 'ERROR disk on fire' >&2"]
+      }
+    }
+  }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_output_is_searchable_by_job_and_counted_and_drawn() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    let output = cluster.run_job("echoer", ECHO_JOB);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let client = cluster.client.clone();
+    cluster.wait_for("the task's 6 lines", || async { total(&client, "job:echoer").await == 6 }).await;
+
+    let records = all_records(&client, "hello AND job:echoer").await;
+    assert_eq!(records.len(), 5);
+    for record in &records {
+        assert_eq!(record.task.as_deref(), Some("say"));
+        assert_eq!(record.group.as_deref(), Some("g"));
+        assert_eq!(record.source, "task");
+        assert_eq!(record.stream, "stdout");
+        assert!(record.alloc.is_some());
+    }
+    let errors = all_records(&client, "level:error").await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].stream, "stderr");
+
+    // The CLI: search, --by, --histogram, --json, and a bad query.
+    let search = cluster.cli(&["logs", "search", "hello", "--job", "echoer", "--since", "1h"]);
+    let stdout = String::from_utf8_lossy(&search.stdout);
+    assert!(search.status.success(), "{}", String::from_utf8_lossy(&search.stderr));
+    assert_eq!(stdout.lines().filter(|line| line.contains("hello-from-task")).count(), 5, "{stdout}");
+    assert!(stdout.contains("echoer/say"), "{stdout}");
+
+    let by_level = cluster.cli(&["logs", "search", "job:echoer", "--by", "level", "--json"]);
+    let counts: drover_proto::api::LogCountResponse = serde_json::from_slice(&by_level.stdout).expect("count JSON");
+    assert_eq!(counts.counts.iter().find(|count| count.value == "error").map(|count| count.count), Some(1));
+
+    let histogram = cluster.cli(&["logs", "search", "job:echoer", "--histogram", "1m", "--since", "10m"]);
+    let drawn = String::from_utf8_lossy(&histogram.stdout);
+    assert!(histogram.status.success(), "{}", String::from_utf8_lossy(&histogram.stderr));
+    assert!(drawn.contains('█') && drawn.lines().count() >= 10, "{drawn}");
+
+    let bad = cluster.cli(&["logs", "search", "(hello"]);
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(stderr.contains("column") && stderr.contains("docs/logs.md"), "{stderr}");
+    let bad_time = cluster.cli(&["logs", "search", "hello", "--since", "last tuesday"]);
+    assert!(String::from_utf8_lossy(&bad_time.stderr).contains("RFC 3339"));
+
+    let by_node = client.count_logs(&query("job:echoer"), &LogCountBy { by: "node".to_owned(), top: None }).await;
+    assert_eq!(by_node.unwrap().counts[0].count, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_agent_and_of_the_server_mid_stream_loses_and_duplicates_nothing() {
+    let mut cluster = Cluster::start().await;
+    let (path, glob) = app_log(&cluster);
+    cluster.start_agent("n1", &["--log-file", &glob]).await;
+
+    let writer = Writer::start(path, "crashtest", 1..3001, 400, |_, _| false);
+    let client = cluster.client.clone();
+    cluster.wait_for("some lines", || async { total(&client, "crashtest").await > 300 }).await;
+    cluster.kill_agent("n1");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster.restart_agent("n1").await;
+    cluster.wait_for("more lines", || async { total(&client, "crashtest").await > 1200 }).await;
+    cluster.kill_server();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    cluster.restart_server().await;
+    tokio::task::spawn_blocking(move || writer.join()).await.unwrap();
+
+    cluster.wait_for("all 3,000 lines", || async { total(&client, "crashtest").await >= 3000 }).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let numbers = sequence_numbers(&all_records(&client, "crashtest").await);
+    assert_eq!(numbers, (1..3001).collect::<BTreeSet<u64>>(), "every line exactly once");
+    assert_eq!(total(&client, "crashtest").await, 3000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_from_logger_over_udp_and_tcp_is_found_on_agents_and_servers() {
+    if std::process::Command::new("logger").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: `logger` (util-linux) is not installed");
+        return;
+    }
+    let server_port = free_port();
+    let server_syslog = format!("127.0.0.1:{server_port}");
+    let mut cluster = Cluster::start_servers_with(1, &["--syslog-bind", &server_syslog]).await;
+    let agent_port = free_port();
+    let agent_syslog = format!("127.0.0.1:{agent_port}");
+    cluster.start_agent("n1", &["--syslog-bind", &agent_syslog]).await;
+
+    let logger = |args: &[&str]| {
+        let output = std::process::Command::new("logger").args(args).output().expect("run logger");
+        assert!(output.status.success(), "logger {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let agent_port = agent_port.to_string();
+    let server_port = server_port.to_string();
+    logger(&[
+        "-d",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &agent_port,
+        "--rfc5424",
+        "-t",
+        "daq",
+        "-p",
+        "user.err",
+        "marker-udp-5424",
+    ]);
+    logger(&["-T", "-n", "127.0.0.1", "-P", &agent_port, "--rfc3164", "-t", "daq", "marker-tcp-3164"]);
+    logger(&["-d", "-n", "127.0.0.1", "-P", &server_port, "--rfc3164", "-t", "switch", "marker-to-server"]);
+
+    let client = cluster.client.clone();
+    for marker in ["marker-udp-5424", "marker-tcp-3164", "marker-to-server"] {
+        cluster
+            .wait_for(&format!("{marker} to be searchable"), || async {
+                total(&client, &format!("\"{marker}\"")).await == 1
+            })
+            .await;
+    }
+    let udp = &all_records(&client, "\"marker-udp-5424\"").await[0];
+    assert_eq!((udp.source.as_str(), udp.stream.as_str()), ("syslog", "daq"));
+    assert_eq!(udp.level.as_deref(), Some("error"));
+    let to_server = &all_records(&client, "\"marker-to-server\"").await[0];
+    assert_eq!(to_server.stream, "switch");
+    assert!(to_server.origin.starts_with("syslog@"), "{to_server:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_search_asks_every_server_and_says_which_one_did_not_answer() {
+    let mut cluster = Cluster::start_servers(3).await;
+    let log_dir = cluster.dir.path().join("applogs");
+    std::fs::create_dir_all(&log_dir).unwrap();
+    let mut writers = Vec::new();
+    for (index, name) in [(1, "left"), (2, "right")] {
+        let path = log_dir.join(format!("{name}.log"));
+        std::fs::write(&path, "").unwrap();
+        let glob = path.display().to_string();
+        cluster.start_agent_on(name, index, &["--log-file", &glob]).await;
+        let first = index as u64 * 1000;
+        writers.push(Writer::start(path, "fanout", first..first + 200, 1000, |_, _| false));
+    }
+    for writer in writers {
+        tokio::task::spawn_blocking(move || writer.join()).await.unwrap();
+    }
+    // Asked through server 0, which has no agent: both others answer.
+    let client = cluster.client_of(0);
+    cluster.wait_for("400 lines from two servers", || async { total(&client, "fanout").await == 400 }).await;
+    let records = all_records(&client, "fanout").await;
+    assert_eq!(sequence_numbers(&records).len(), 400);
+    let by_node = client.count_logs(&query("fanout"), &LogCountBy { by: "node".to_owned(), top: None }).await.unwrap();
+    let nodes: Vec<(&str, u64)> = by_node.counts.iter().map(|count| (count.value.as_str(), count.count)).collect();
+    assert_eq!(nodes, [("left", 200), ("right", 200)]);
+
+    cluster.kill_server_at(2);
+    let page = client.search_logs(&query("fanout"), &LogPage { limit: Some(1000), cursor: None }).await.unwrap();
+    assert_eq!(page.records.len(), 200, "only the lines indexed by the servers that answer");
+    assert!(page.records.iter().all(|record| record.node == "left"));
+    assert_eq!(page.unreachable, vec![cluster.addresses[2].clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_drops_the_oldest_lines_and_counts_them_in_node_status_and_metrics() {
+    let mut cluster = Cluster::start().await;
+    let (path, glob) = app_log(&cluster);
+    cluster.start_agent("n1", &["--log-file", &glob, "--log-spool-mb", "1"]).await;
+
+    // The server is away while 4 MB of lines are written: four times the spool.
+    cluster.kill_server();
+    {
+        let mut file = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        for number in 1..=40_000u64 {
+            writeln!(file, "spooltest seq={number} {}", "x".repeat(80)).unwrap();
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.restart_server().await;
+
+    let client = cluster.client.clone();
+    cluster
+        .wait_for("the dropped lines to be reported", || async {
+            client.node("n1").await.is_ok_and(|status| status.node.log_dropped_lines > 0)
+        })
+        .await;
+    cluster.wait_for("the newest line", || async { total(&client, "spooltest AND seq:40000").await == 1 }).await;
+    let dropped = client.node("n1").await.unwrap().node.log_dropped_lines;
+    let kept = total(&client, "spooltest").await;
+    assert!(kept < 40_000 && kept > 1_000, "kept {kept}");
+    assert!(dropped >= 40_000 - kept, "dropped {dropped}, kept {kept}");
+    // The oldest were dropped, the newest kept.
+    assert_eq!(total(&client, "spooltest AND seq:1").await, 0);
+
+    let status = cluster.cli(&["node", "status", "n1"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains(&format!("Log lines dropped = {dropped}")), "{text}");
+    let metrics =
+        reqwest::get(format!("http://{}/v1/metrics", cluster.addresses[0])).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.lines().any(|line| line.starts_with("drover_node_log_dropped_lines_total{node=\"n1\"")
+            && line.ends_with(&format!(" {dropped}"))),
+        "{metrics}"
+    );
+}
