@@ -2,6 +2,9 @@
 //! loghub samples replayed many times (not a test).
 //!
 //! `cargo run --release -p drover-logs --example ingest_bench -- [NUM_LINES] [DIR]`
+//!
+//! `BATCH=N` sets the lines per ingest call (20,000); `NOSEARCH=1` stops
+//! after the ingest (no merge into one segment, no searches).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
