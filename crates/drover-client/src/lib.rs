@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use drover_proto::api::{
     AllocListEntry, ClusterHealth, DeregisterJobResponse, DrainRequest, EligibilityRequest, INDEX_HEADER, JobListEntry,
-    JobStatusResponse, LogCountBy, LogCountResponse, LogEntry, LogHistogramResponse, LogInterval, LogPage, LogQuery,
+    JobStatusResponse, LogCountBy, LogCountResponse, LogHistogramResponse, LogInterval, LogPage, LogQuery, LogRecord,
     LogSearchResponse, Member, NodeListEntry, NodeStatusResponse, NodeUsageEntry, PlanResponse, RegisterJobRequest,
     RegisterJobResponse, RevertJobRequest, ServerIdentity, ServerInfo,
 };
@@ -462,7 +462,7 @@ impl Client {
     pub async fn tail_logs(
         &self,
         query: &LogQuery,
-    ) -> Result<futures_util::stream::BoxStream<'static, Result<LogEntry>>> {
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<LogRecord>>> {
         let response = self.send(|client| client.http.get(client.url("/v1/logs/tail")).query(query)).await?;
         if !response.status().is_success() {
             return Err(self.error_of(response).await);
@@ -474,7 +474,7 @@ impl Client {
                 loop {
                     if let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
                         let line: Vec<u8> = buffer.drain(..=end).collect();
-                        let entry = serde_json::from_slice::<LogEntry>(&line).map_err(|error| {
+                        let entry = serde_json::from_slice::<LogRecord>(&line).map_err(|error| {
                             ClientError::BadResponse { address: address.clone(), reason: error.to_string() }
                         });
                         return Some((entry, (chunks, buffer, address)));

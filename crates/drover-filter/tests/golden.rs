@@ -20,21 +20,6 @@ fn golden_directory() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("golden")
 }
 
-fn updating() -> bool {
-    std::env::var_os("UPDATE_GOLDEN").is_some_and(|value| value == "1")
-}
-
-/// The case names (file names without `suffix`) in `directory`, sorted.
-fn case_names(directory: &Path, suffix: &str) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(directory)
-        .unwrap_or_else(|error| panic!("cannot list {}: {error}", directory.display()))
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter_map(|file_name| file_name.strip_suffix(suffix).map(str::to_owned))
-        .collect();
-    names.sort();
-    names
-}
-
 /// The text of a case's input, without the final newline an editor adds.
 fn read_input(path: &Path) -> String {
     let text = fs::read_to_string(path).expect("readable case");
@@ -49,7 +34,7 @@ fn check_directory(
     success_suffix: &str,
     run: impl Fn(&str) -> (String, bool),
 ) -> Vec<String> {
-    let names = case_names(directory, input_suffix);
+    let names = drover_golden::case_names(directory, input_suffix);
     assert!(!names.is_empty(), "no cases in {}", directory.display());
     let mut failures = Vec::new();
     for name in names {
@@ -59,22 +44,7 @@ fn check_directory(
         let error_path = directory.join(format!("{name}.err"));
         let (expected_path, other_path) =
             if succeeded { (success_path, error_path) } else { (error_path, success_path) };
-        if updating() {
-            fs::write(&expected_path, &actual).expect("writable golden file");
-            let _ = fs::remove_file(&other_path);
-            continue;
-        }
-        match fs::read_to_string(&expected_path) {
-            Ok(expected) if expected == actual => {}
-            Ok(expected) => failures.push(format!(
-                "{name}: {} differs\n--- expected\n{expected}--- actual\n{actual}",
-                expected_path.display()
-            )),
-            Err(_) => failures.push(format!(
-                "{name}: {} is missing (the other outcome was expected); actual:\n{actual}",
-                expected_path.display()
-            )),
-        }
+        failures.extend(drover_golden::compare(&name, &actual, &expected_path, &other_path));
     }
     failures
 }
@@ -95,31 +65,19 @@ fn run_names(input: &str) -> (String, bool) {
 
 #[test]
 fn filter_cases() {
-    let failures = check_directory(&golden_directory(), ".filter", ".ast", run_filter);
-    assert!(
-        failures.is_empty(),
-        "{} golden case(s) failed (UPDATE_GOLDEN=1 rewrites them):\n\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    drover_golden::assert_no_failures(&check_directory(&golden_directory(), ".filter", ".ast", run_filter));
 }
 
 #[test]
 fn name_cases() {
-    let failures = check_directory(&golden_directory().join("names"), ".names", ".out", run_names);
-    assert!(
-        failures.is_empty(),
-        "{} golden case(s) failed (UPDATE_GOLDEN=1 rewrites them):\n\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    drover_golden::assert_no_failures(&check_directory(&golden_directory().join("names"), ".names", ".out", run_names));
 }
 
 /// Every successful case's canonical form parses back to the same filter.
 #[test]
 fn canonical_forms_of_the_cases_parse_back() {
     let directory = golden_directory();
-    for name in case_names(&directory, ".filter") {
+    for name in drover_golden::case_names(&directory, ".filter") {
         let input = read_input(&directory.join(format!("{name}.filter")));
         if let Ok(filter) = Filter::parse(&input) {
             let reparsed = Filter::parse(&filter.to_string()).unwrap_or_else(|error| panic!("{name}: {error}"));

@@ -31,21 +31,6 @@ fn examples_directory() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("..").join("examples")
 }
 
-fn updating() -> bool {
-    std::env::var_os("UPDATE_GOLDEN").is_some_and(|value| value == "1")
-}
-
-/// The case names (file names without `.nomad.hcl`) in `directory`, sorted.
-fn case_names(directory: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(directory)
-        .unwrap_or_else(|error| panic!("cannot list {}: {error}", directory.display()))
-        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-        .filter_map(|file_name| file_name.strip_suffix(INPUT_SUFFIX).map(str::to_owned))
-        .collect();
-    names.sort();
-    names
-}
-
 fn key_value_lines(path: &Path) -> Vec<(String, String)> {
     let Ok(text) = fs::read_to_string(path) else {
         return Vec::new();
@@ -82,7 +67,7 @@ fn run_case(input_directory: &Path, expected_directory: &Path, name: &str) -> (S
 /// Compares (or, when updating, writes) every case of a directory; returns
 /// the failures.
 fn check_directory(input_directory: &Path, expected_directory: &Path, must_parse: bool) -> Vec<String> {
-    let names = case_names(input_directory);
+    let names = drover_golden::case_names(input_directory, INPUT_SUFFIX);
     assert!(!names.is_empty(), "no cases in {}", input_directory.display());
     let mut failures = Vec::new();
     for name in names {
@@ -91,23 +76,7 @@ fn check_directory(input_directory: &Path, expected_directory: &Path, must_parse
             failures.push(format!("{name}: expected to parse, got:\n{actual}"));
             continue;
         }
-        if updating() {
-            fs::create_dir_all(expected_directory).expect("golden directory");
-            fs::write(&expected_path, &actual).expect("writable golden file");
-            let _ = fs::remove_file(&other_path);
-            continue;
-        }
-        match fs::read_to_string(&expected_path) {
-            Ok(expected) if expected == actual => {}
-            Ok(expected) => failures.push(format!(
-                "{name}: {} differs\n--- expected\n{expected}--- actual\n{actual}",
-                expected_path.display()
-            )),
-            Err(_) => failures.push(format!(
-                "{name}: {} is missing (the other outcome was expected); actual:\n{actual}",
-                expected_path.display()
-            )),
-        }
+        failures.extend(drover_golden::compare(&name, &actual, &expected_path, &other_path));
     }
     failures
 }
@@ -115,13 +84,7 @@ fn check_directory(input_directory: &Path, expected_directory: &Path, must_parse
 #[test]
 fn golden_cases() {
     let directory = golden_directory();
-    let failures = check_directory(&directory, &directory, false);
-    assert!(
-        failures.is_empty(),
-        "{} golden case(s) failed (UPDATE_GOLDEN=1 rewrites them):\n\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    drover_golden::assert_no_failures(&check_directory(&directory, &directory, false));
 }
 
 #[test]

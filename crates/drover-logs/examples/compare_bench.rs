@@ -36,7 +36,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use drover_logs::record::NANOS_PER_SECOND;
-use drover_logs::{Filter, LogRecord, LogStore, Retention, SearchRequest, StoreConfig};
+use drover_logs::{Filter, LogStore, Retention, SearchRequest, StoreConfig};
 
 /// 2024-01-02T00:00:00Z.
 const DAY_START: i64 = 1_704_153_600 * NANOS_PER_SECOND;
@@ -280,7 +280,7 @@ fn run_drover(directory: &Path, corpus: &Corpus, options: &Options) -> Results {
             let timestamp = parse_timestamp(time);
             let seq = seqs.entry(host.to_owned()).or_default();
             *seq += 1;
-            let mut record = LogRecord::from_line(host, *seq, host, "file", "syslog", text, timestamp);
+            let mut record = drover_logs::record::from_line(host, *seq, host, "file", "syslog", text, timestamp);
             record.timestamp = timestamp;
             batch.push(record);
             if batch.len() == options.batch_size {

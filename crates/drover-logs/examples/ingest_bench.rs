@@ -59,7 +59,7 @@ fn main() {
                 // steady stream, each line received as it is written.
                 let timestamp = start + index as i64 * 1_000_000;
                 let mut record =
-                    LogRecord::from_line(&node, index as u64 + 1, &node, "file", "syslog", line, timestamp);
+                    drover_logs::record::from_line(&node, index as u64 + 1, &node, "file", "syslog", line, timestamp);
                 record.origin = "bench".to_owned();
                 record.timestamp = timestamp;
                 record

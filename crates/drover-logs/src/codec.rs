@@ -199,7 +199,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn sample() -> LogRecord {
-        let mut record = LogRecord::from_line(
+        let mut record = crate::record::from_line(
             "node-1",
             7,
             "node-1",

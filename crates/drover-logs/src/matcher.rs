@@ -175,7 +175,7 @@ mod tests {
     use crate::query::parse;
 
     fn record(message: &str) -> LogRecord {
-        let mut record = LogRecord::from_line("web-1", 1, "Web-1", "task", "stdout", message, 0);
+        let mut record = crate::record::from_line("web-1", 1, "Web-1", "task", "stdout", message, 0);
         record.job = Some("Frontend".to_owned());
         record
     }

@@ -5,93 +5,39 @@
 //! fits tantivy's `i64` fast fields without conversion (the range is the
 //! years 1678 to 2262).
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
-
 /// Nanoseconds in one second.
 pub const NANOS_PER_SECOND: i64 = 1_000_000_000;
 
-/// One log line as stored and searched.
-///
-/// `(origin, seq)` identifies a record: the store keeps a line once however
-/// often it is sent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogRecord {
-    /// Who numbered the record: a node id, or `syslog:<peer>` for lines
-    /// received over syslog.
-    pub origin: String,
-    /// Position in the origin's stream; strictly increasing per origin.
-    pub seq: u64,
-    /// When the line was written: parsed from the line where recognisable,
-    /// else `received` (nanoseconds since the epoch, UTC).
-    pub timestamp: i64,
-    /// When the first agent or server saw the line (nanoseconds since the epoch, UTC).
-    pub received: i64,
-    /// The node that produced the line (its name).
-    pub node: String,
-    /// The node's host group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostgroup: Option<String>,
-    /// The node's environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
-    /// The job, for task output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<String>,
-    /// The task group, for task output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// The task, for task output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<String>,
-    /// The allocation id, for task output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alloc: Option<String>,
-    /// The kind of source: `task`, `file`, `journal`, `syslog` or `console`.
-    pub source: String,
-    /// Which stream of the source: `stdout`, `stderr`, a file path, a unit.
-    pub stream: String,
-    /// The normalised level (see [`crate::parse::normalise_level`]), where present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<String>,
-    /// The text of the line (for JSON lines, their `msg`/`message`).
-    pub message: String,
-    /// Fields extracted from `key=value` pairs and JSON lines.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fields: BTreeMap<String, String>,
-}
+pub use drover_types::LogRecord;
 
-impl LogRecord {
-    /// A record of `line` with everything [`crate::parse::enrich`] recognises
-    /// filled in; the caller sets the remaining context (job, task, …).
-    pub fn from_line(
-        origin: &str,
-        seq: u64,
-        node: &str,
-        source: &str,
-        stream: &str,
-        line: &str,
-        received: i64,
-    ) -> Self {
-        let parsed = crate::parse::enrich(line, received);
-        LogRecord {
-            origin: origin.to_owned(),
-            seq,
-            timestamp: parsed.timestamp.unwrap_or(received),
-            received,
-            node: node.to_owned(),
-            hostgroup: None,
-            environment: None,
-            job: None,
-            group: None,
-            task: None,
-            alloc: None,
-            source: source.to_owned(),
-            stream: stream.to_owned(),
-            level: parsed.level.map(str::to_owned),
-            message: parsed.message.unwrap_or_else(|| line.to_owned()),
-            fields: parsed.fields,
-        }
+/// A record of `line` with everything [`crate::parse::enrich`] recognises
+/// filled in; the caller sets the remaining context (job, task, …).
+pub fn from_line(
+    origin: &str,
+    seq: u64,
+    node: &str,
+    source: &str,
+    stream: &str,
+    line: &str,
+    received: i64,
+) -> LogRecord {
+    let parsed = crate::parse::enrich(line, received);
+    LogRecord {
+        origin: origin.to_owned(),
+        seq,
+        timestamp: parsed.timestamp.unwrap_or(received),
+        received,
+        node: node.to_owned(),
+        hostgroup: None,
+        environment: None,
+        job: None,
+        group: None,
+        task: None,
+        alloc: None,
+        source: source.to_owned(),
+        stream: stream.to_owned(),
+        level: parsed.level.map(str::to_owned),
+        message: parsed.message.unwrap_or_else(|| line.to_owned()),
+        fields: parsed.fields,
     }
 }

@@ -80,7 +80,7 @@ fn counts_match_grep_on_loghub_samples() {
             .map(|line| {
                 seq += 1;
                 let node = node_of(file_name, line);
-                let mut record = LogRecord::from_line("loghub", seq, &node, "file", file_name, line, BASE);
+                let mut record = drover_logs::record::from_line("loghub", seq, &node, "file", file_name, line, BASE);
                 // One partition: the samples span years.
                 record.timestamp = BASE + seq as i64;
                 record

@@ -72,7 +72,8 @@ fn generated_records(count: usize) -> Vec<LogRecord> {
             }
             let node = NODES[random.next(NODES.len())];
             let origin = format!("origin-{}", index % 3);
-            let mut record = LogRecord::from_line(&origin, index as u64 + 1, node, "task", "stdout", &line, BASE);
+            let mut record =
+                drover_logs::record::from_line(&origin, index as u64 + 1, node, "task", "stdout", &line, BASE);
             record.timestamp = BASE + index as i64;
             record.job = JOBS[random.next(JOBS.len())].map(str::to_owned);
             if random.next(4) == 0 {

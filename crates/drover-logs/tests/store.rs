@@ -15,7 +15,7 @@ const BASE: i64 = 1_704_164_400 * NANOS_PER_SECOND;
 const HOUR: i64 = 3600 * NANOS_PER_SECOND;
 
 fn record(origin: &str, seq: u64, timestamp: i64, message: &str) -> LogRecord {
-    let mut record = LogRecord::from_line(origin, seq, origin, "task", "stdout", message, timestamp);
+    let mut record = drover_logs::record::from_line(origin, seq, origin, "task", "stdout", message, timestamp);
     record.timestamp = timestamp;
     record
 }
@@ -319,7 +319,7 @@ fn counts_over_real_logs_match_grep() {
             .lines()
             .enumerate()
             .map(|(index, line)| {
-                LogRecord::from_line("host", index as u64 + 1, "host", "file", file_name, line, received)
+                drover_logs::record::from_line("host", index as u64 + 1, "host", "file", file_name, line, received)
             })
             .collect();
         let num_lines = batch.len() as u64;
@@ -353,7 +353,7 @@ fn levels_and_times_of_real_logs() {
     let batch: Vec<LogRecord> = text
         .lines()
         .enumerate()
-        .map(|(index, line)| LogRecord::from_line("h", index as u64 + 1, "h", "file", "hadoop", line, 0))
+        .map(|(index, line)| drover_logs::record::from_line("h", index as u64 + 1, "h", "file", "hadoop", line, 0))
         .collect();
     store.ingest(batch).unwrap();
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();

@@ -430,56 +430,14 @@ pub struct LogInterval {
     pub interval: Option<String>,
 }
 
-/// One log record as the API returns it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LogEntry {
-    /// Who numbered the record (a node id, or `syslog@<server>`).
-    pub origin: String,
-    /// Its number within the origin.
-    pub seq: u64,
-    /// When the line was written, nanoseconds since the epoch.
-    pub timestamp: i64,
-    /// When it was first received, nanoseconds since the epoch.
-    pub received: i64,
-    /// The node the line is about.
-    pub node: String,
-    /// The node's host group.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hostgroup: Option<String>,
-    /// The node's environment.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub environment: Option<String>,
-    /// The job, for task output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job: Option<String>,
-    /// The task group, for task output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// The task, for task output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub task: Option<String>,
-    /// The allocation, for task output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alloc: Option<String>,
-    /// `task`, `file`, `journal`, `syslog` or `console`.
-    pub source: String,
-    /// The stream within the source.
-    pub stream: String,
-    /// The normalised level, where present.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub level: Option<String>,
-    /// The text.
-    pub message: String,
-    /// Fields extracted from `key=value` pairs and JSON lines.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub fields: BTreeMap<String, String>,
-}
+/// One log record as the API returns it (the same type the index stores).
+pub use drover_types::LogRecord;
 
 /// Answer to `GET /v1/logs/search`: newest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogSearchResponse {
     /// The page.
-    pub records: Vec<LogEntry>,
+    pub records: Vec<LogRecord>,
     /// With `local`: the position of each record, for merging pages of
     /// several servers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

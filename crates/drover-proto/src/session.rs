@@ -233,7 +233,7 @@ pub enum ResponseBody {
     /// Output bytes.
     Chunk {
         /// The bytes.
-        #[serde(with = "bytes_as_msgpack_bin")]
+        #[serde(with = "drover_types::serde_bytes")]
         data: Vec<u8>,
     },
     /// The end of the answer; `error` is set when it failed.
@@ -241,38 +241,6 @@ pub enum ResponseBody {
         /// What went wrong.
         error: Option<drover_types::CodedError>,
     },
-}
-
-mod bytes_as_msgpack_bin {
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        struct BytesVisitor;
-        impl<'de> serde::de::Visitor<'de> for BytesVisitor {
-            type Value = Vec<u8>;
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, value: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(value.to_vec())
-            }
-            fn visit_byte_buf<E>(self, value: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(value)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut sequence: A) -> Result<Vec<u8>, A::Error> {
-                let mut bytes = Vec::new();
-                while let Some(byte) = sequence.next_element()? {
-                    bytes.push(byte);
-                }
-                Ok(bytes)
-            }
-        }
-        deserializer.deserialize_byte_buf(BytesVisitor)
-    }
 }
 
 /// The WebSocket read buffer both ends of a session use. Small on purpose:

@@ -42,3 +42,14 @@ pub use view::StateView;
 /// Results of server operations: errors carry a closed code
 /// ([`drover_types::ErrorCode`]) that the API maps to an HTTP status.
 pub type Result<T> = std::result::Result<T, drover_types::CodedError>;
+
+/// A node filter as given to `--filter` / `?filter=` (docs/nodes.md); empty
+/// or absent means none.
+pub fn parse_node_filter(text: Option<&str>) -> Result<Option<drover_filter::Filter>> {
+    match text.map(str::trim).filter(|text| !text.is_empty()) {
+        Some(text) => drover_filter::Filter::parse(text)
+            .map(Some)
+            .map_err(|error| drover_types::CodedError::invalid(format!("bad filter: {error}\nsee docs/nodes.md"))),
+        None => Ok(None),
+    }
+}

@@ -27,7 +27,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use drover_logs::{Cursor, Filter, LogRecord, LogStore, Retention, SearchRequest};
 use drover_proto::api::{
-    LogBucket, LogCount, LogCountBy, LogCountResponse, LogEntry, LogHistogramResponse, LogInterval, LogPage, LogQuery,
+    LogBucket, LogCount, LogCountBy, LogCountResponse, LogHistogramResponse, LogInterval, LogPage, LogQuery,
     LogSearchResponse,
 };
 use drover_proto::session::{LogLine, ServerMessage};
@@ -64,7 +64,9 @@ const DEFAULT_LIMIT: usize = 100;
 /// Largest page.
 const MAX_LIMIT: usize = 10_000;
 /// Records ingested in one commit, at most.
-const MAX_INGEST_RECORDS: usize = 100_000;
+const MAX_INGEST_RECORDS: usize = 50_000;
+/// How long the ingest waits for more lines before a commit.
+const INGEST_GATHER: Duration = Duration::from_millis(200);
 /// How long a fan-out waits for another server.
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often retention runs.
@@ -82,7 +84,7 @@ pub(crate) struct LogService {
     store: Arc<RwLock<LogStore>>,
     ingest: mpsc::Sender<IngestJob>,
     ingest_jobs: std::sync::Mutex<Option<mpsc::Receiver<IngestJob>>>,
-    live: broadcast::Sender<Arc<LogEntry>>,
+    live: broadcast::Sender<Arc<LogRecord>>,
     settings: LogSettings,
 }
 
@@ -151,18 +153,22 @@ fn read(store: &RwLock<LogStore>) -> std::sync::RwLockReadGuard<'_, LogStore> {
 async fn ingest_loop(
     store: Arc<RwLock<LogStore>>,
     mut jobs: mpsc::Receiver<IngestJob>,
-    live: broadcast::Sender<Arc<LogEntry>>,
+    live: broadcast::Sender<Arc<LogRecord>>,
 ) {
     while let Some(first) = jobs.recv().await {
         let mut batch = vec![first];
         let mut num_records = batch[0].records.len();
+        // Every commit costs about the same whatever its size: gather for a
+        // moment (docs/benchmarks.md, "Log search": 1,000 lines per call
+        // index at a third of the speed of 20,000).
+        let deadline = tokio::time::Instant::now() + INGEST_GATHER;
         while num_records < MAX_INGEST_RECORDS {
-            match jobs.try_recv() {
-                Ok(job) => {
+            match tokio::time::timeout_at(deadline, jobs.recv()).await {
+                Ok(Some(job)) => {
                     num_records += job.records.len();
                     batch.push(job);
                 }
-                Err(_) => break,
+                Ok(None) | Err(_) => break,
             }
         }
         let mut records = Vec::with_capacity(num_records);
@@ -171,11 +177,8 @@ async fn ingest_loop(
             records.extend(job.records);
             answers.extend(job.done);
         }
-        let entries: Vec<Arc<LogEntry>> = if live.receiver_count() > 0 {
-            records.iter().map(|record| Arc::new(entry_of(record))).collect()
-        } else {
-            Vec::new()
-        };
+        let entries: Vec<Arc<LogRecord>> =
+            if live.receiver_count() > 0 { records.iter().cloned().map(Arc::new).collect() } else { Vec::new() };
         let store = Arc::clone(&store);
         let outcome = tokio::task::spawn_blocking(move || write(&store).ingest(records))
             .await
@@ -265,8 +268,15 @@ fn severity_level(severity: u8) -> &'static str {
 /// added, the text parsed.
 fn record_of(line: LogLine, origin: &str, node: Option<&Node>, state: &State) -> LogRecord {
     let node_name = line.host.clone().or_else(|| node.map(|node| node.name.clone())).unwrap_or_default();
-    let mut record =
-        LogRecord::from_line(origin, line.seq, &node_name, &line.source, &line.stream, &line.text, line.received);
+    let mut record = drover_logs::record::from_line(
+        origin,
+        line.seq,
+        &node_name,
+        &line.source,
+        &line.stream,
+        &line.text,
+        line.received,
+    );
     if let Some(timestamp) = line.timestamp {
         record.timestamp = timestamp;
     }
@@ -288,28 +298,6 @@ fn record_of(line: LogLine, origin: &str, node: Option<&Node>, state: &State) ->
         record.task = line.task;
     }
     record
-}
-
-/// The API form of a record.
-fn entry_of(record: &LogRecord) -> LogEntry {
-    LogEntry {
-        origin: record.origin.clone(),
-        seq: record.seq,
-        timestamp: record.timestamp,
-        received: record.received,
-        node: record.node.clone(),
-        hostgroup: record.hostgroup.clone(),
-        environment: record.environment.clone(),
-        job: record.job.clone(),
-        group: record.group.clone(),
-        task: record.task.clone(),
-        alloc: record.alloc.clone(),
-        source: record.source.clone(),
-        stream: record.stream.clone(),
-        level: record.level.clone(),
-        message: record.message.clone(),
-        fields: record.fields.clone(),
-    }
 }
 
 fn now_nanos() -> i64 {
@@ -455,20 +443,10 @@ impl Server {
                 .map(|text| parse_time(text, now).map_err(|error| CodedError::invalid(format!("{name}: {error}"))))
                 .transpose()
         };
-        let nodes = match query.filter.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
-            Some(text) => {
-                let filter = drover_filter::Filter::parse(text)
-                    .map_err(|error| CodedError::invalid(format!("bad node filter: {error}\nsee docs/nodes.md")))?;
-                Some(
-                    self.state()
-                        .nodes()
-                        .filter(|node| filter.matches(node.as_ref()))
-                        .map(|node| node.name.clone())
-                        .collect::<Vec<_>>(),
-                )
-            }
-            None => None,
-        };
+        let nodes = crate::parse_node_filter(query.filter.as_deref())?.map(|filter| {
+            let state = self.state();
+            state.nodes().filter(|node| filter.matches(node.as_ref())).map(|node| node.name.clone()).collect()
+        });
         drover_logs::query::parse(&query.q)
             .map_err(|error| CodedError::invalid(format!("bad query: {error}\nsee docs/logs.md")))?;
         Ok(Filter {
@@ -538,7 +516,7 @@ impl Server {
             let search = SearchRequest { filter, limit, before };
             let page = self.with_store(move |store| store.search(&search)).await?;
             return Ok(LogSearchResponse {
-                records: page.records.iter().map(entry_of).collect(),
+                records: page.records,
                 cursors: page.cursors.iter().map(ToString::to_string).collect(),
                 next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
                 total_matching: page.total_matching,
@@ -560,14 +538,18 @@ impl Server {
         let mut unreachable = Vec::new();
         // Peers get their own positions: one request each.
         let peers: Vec<_> = self.members().into_iter().filter(|member| member.server_id != self.id()).collect();
-        for member in peers {
+        let asks = peers.iter().map(|member| {
             let paging = page_of(positions.get(&member.server_id));
-            let one =
-                self.ask_one_peer::<LogSearchResponse>(&member.address, paths::SEARCH, &peer_query, &paging).await;
-            match one {
-                Ok(Some(page)) => pages.push((member.server_id, page)),
-                Ok(None) => unreachable.push(member.address.clone()),
-                Err(error) => return Err(error),
+            let peer_query = &peer_query;
+            async move {
+                let page = self.ask_one_peer::<LogSearchResponse>(&member.address, paths::SEARCH, peer_query, &paging);
+                (member, page.await)
+            }
+        });
+        for (member, page) in futures_util::future::join_all(asks).await {
+            match page? {
+                Some(page) => pages.push((member.server_id, page)),
+                None => unreachable.push(member.address.clone()),
             }
         }
         let total_matching = pages.iter().map(|(_, page)| page.total_matching).sum();
@@ -734,10 +716,11 @@ impl Server {
 
     /// Live matching records from this server's agents (with `local`) or
     /// from every server.
-    pub async fn tail_logs(&self, query: LogQuery) -> Result<mpsc::Receiver<LogEntry>> {
+    pub async fn tail_logs(&self, query: LogQuery) -> Result<mpsc::Receiver<LogRecord>> {
         let filter = self.log_filter(&query, now_nanos())?;
         let expr = drover_logs::query::parse(&filter.query)
             .map_err(|error| CodedError::invalid(format!("bad query: {error}\nsee docs/logs.md")))?;
+        let matcher = drover_logs::matcher::Matcher::new(&expr);
         let nodes: Option<HashSet<String>> =
             filter.nodes.map(|nodes| nodes.into_iter().map(|node| node.to_lowercase()).collect());
         let (sender, receiver) = mpsc::channel(1024);
@@ -762,10 +745,10 @@ impl Server {
                 if nodes.as_ref().is_some_and(|nodes| !nodes.contains(&entry.node.to_lowercase())) {
                     continue;
                 }
-                if !drover_logs::matches(&expr, &record_of_entry(&entry)) {
+                if !matcher.matches(&entry) {
                     continue;
                 }
-                if local_sender.send(LogEntry::clone(&entry)).await.is_err() {
+                if local_sender.send(LogRecord::clone(&entry)).await.is_err() {
                     return;
                 }
             }
@@ -783,30 +766,9 @@ impl Server {
     }
 }
 
-fn record_of_entry(entry: &LogEntry) -> LogRecord {
-    LogRecord {
-        origin: entry.origin.clone(),
-        seq: entry.seq,
-        timestamp: entry.timestamp,
-        received: entry.received,
-        node: entry.node.clone(),
-        hostgroup: entry.hostgroup.clone(),
-        environment: entry.environment.clone(),
-        job: entry.job.clone(),
-        group: entry.group.clone(),
-        task: entry.task.clone(),
-        alloc: entry.alloc.clone(),
-        source: entry.source.clone(),
-        stream: entry.stream.clone(),
-        level: entry.level.clone(),
-        message: entry.message.clone(),
-        fields: entry.fields.clone(),
-    }
-}
-
 /// Copies another server's live lines (newline-delimited JSON) into
 /// `sender` until either side ends.
-async fn relay_tail(client: reqwest::Client, url: String, query: LogQuery, sender: mpsc::Sender<LogEntry>) {
+async fn relay_tail(client: reqwest::Client, url: String, query: LogQuery, sender: mpsc::Sender<LogRecord>) {
     use futures_util::StreamExt;
     let Ok(response) = client.get(&url).query(&query).send().await else { return };
     if !response.status().is_success() {
@@ -823,7 +785,7 @@ async fn relay_tail(client: reqwest::Client, url: String, query: LogQuery, sende
         buffer.extend_from_slice(&chunk);
         while let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
             let line: Vec<u8> = buffer.drain(..=end).collect();
-            if let Ok(entry) = serde_json::from_slice::<LogEntry>(&line)
+            if let Ok(entry) = serde_json::from_slice::<LogRecord>(&line)
                 && sender.send(entry).await.is_err()
             {
                 return;

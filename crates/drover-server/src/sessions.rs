@@ -71,6 +71,11 @@ impl Sessions {
         self.entries.lock().await.len()
     }
 
+    /// The nodes whose agents are connected to this server.
+    pub async fn connected_nodes(&self) -> std::collections::HashSet<NodeId> {
+        self.entries.lock().await.keys().cloned().collect()
+    }
+
     /// Whether a node's agent is connected to this server.
     pub async fn is_connected(&self, node_id: &NodeId) -> bool {
         self.entries.lock().await.contains_key(node_id)

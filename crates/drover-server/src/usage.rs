@@ -86,12 +86,8 @@ impl Server {
     /// their agents' dropped log lines, in the OpenMetrics text format.
     pub async fn prometheus_metrics(&self) -> String {
         let state = self.state();
-        let mut connected = Vec::new();
-        for node in state.nodes() {
-            if self.sessions().is_connected(&node.id).await {
-                connected.push(node.clone());
-            }
-        }
+        let connected_ids = self.sessions().connected_nodes().await;
+        let connected: Vec<_> = connected_ids.iter().filter_map(|node_id| state.node(node_id)).collect();
         let samples: Vec<(NodeLabels, NodeSample)> = {
             let usage = self.inner.usage.lock();
             connected

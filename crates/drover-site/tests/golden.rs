@@ -21,10 +21,6 @@ fn golden_directory() -> PathBuf {
     PathBuf::from("tests/golden")
 }
 
-fn updating() -> bool {
-    std::env::var_os("UPDATE_GOLDEN").is_some_and(|value| value == "1")
-}
-
 fn render(result: Result<Site, drover_site::Diagnostics>, directory: &Path, name: &str) -> (String, PathBuf, PathBuf) {
     let json_path = directory.join(format!("{name}.json"));
     let error_path = directory.join(format!("{name}.err"));
@@ -65,30 +61,10 @@ fn golden_cases() {
             continue;
         };
         count += 1;
-        if updating() {
-            fs::write(&expected_path, &actual).expect("writable golden file");
-            let _ = fs::remove_file(&other_path);
-            continue;
-        }
-        match fs::read_to_string(&expected_path) {
-            Ok(expected) if expected == actual => {}
-            Ok(expected) => failures.push(format!(
-                "{name}: {} differs\n--- expected\n{expected}--- actual\n{actual}",
-                expected_path.display()
-            )),
-            Err(_) => failures.push(format!(
-                "{name}: {} is missing (the other outcome was expected); actual:\n{actual}",
-                expected_path.display()
-            )),
-        }
+        failures.extend(drover_golden::compare(&name, &actual, &expected_path, &other_path));
     }
     assert!(count >= 10, "only {count} golden cases found");
-    assert!(
-        failures.is_empty(),
-        "{} golden case(s) failed (UPDATE_GOLDEN=1 rewrites them):\n\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    drover_golden::assert_no_failures(&failures);
 }
 
 #[test]

@@ -170,7 +170,7 @@ pub enum Command {
     /// state.
     RestoreState {
         /// The encoded snapshot.
-        #[serde(with = "serde_bytes_compat")]
+        #[serde(with = "drover_types::serde_bytes")]
         snapshot: Vec<u8>,
     },
     /// A periodic launch was skipped (`prohibit_overlap`): record it so the
@@ -366,38 +366,5 @@ impl std::fmt::Display for CommandResponse {
             }
             CommandResponse::Rejected { index, error } => write!(formatter, "rejected at {index}: {error}"),
         }
-    }
-}
-
-/// Bytes as MessagePack binary (not an array of integers).
-mod serde_bytes_compat {
-    use serde::{Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Vec<u8>;
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("bytes")
-            }
-            fn visit_bytes<E>(self, value: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(value.to_vec())
-            }
-            fn visit_byte_buf<E>(self, value: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(value)
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut sequence: A) -> Result<Vec<u8>, A::Error> {
-                let mut bytes = Vec::new();
-                while let Some(byte) = sequence.next_element()? {
-                    bytes.push(byte);
-                }
-                Ok(bytes)
-            }
-        }
-        deserializer.deserialize_byte_buf(Visitor)
     }
 }

@@ -15,9 +15,11 @@ pub mod eval;
 pub mod ids;
 pub mod interpolate;
 pub mod job;
+pub mod log;
 pub mod node;
 pub mod plan;
 pub mod resources;
+pub mod serde_bytes;
 pub mod time;
 pub mod variable;
 
@@ -35,6 +37,7 @@ pub use job::{
     Driver, HealthCheckMode, Job, JobStatus, JobType, MigrateStrategy, PeriodicConfig, ReconcileMode, ReschedulePolicy,
     RestartMode, RestartPolicy, Service, Spread, SpreadTarget, Task, TaskConfig, TaskGroup, UpdateStrategy,
 };
+pub use log::LogRecord;
 pub use node::{DrainStrategy, Node, NodeEligibility, NodeLabels, NodeStatus, Protection};
 pub use plan::{AllocUpdate, GroupChanges, InPlaceUpdate, Plan, PlanStop};
 pub use resources::Resources;

@@ -23,17 +23,6 @@ pub(super) struct NodeFilter {
     filter: Option<String>,
 }
 
-/// A `?filter=` expression; empty means none.
-fn parse_filter(filter: Option<&str>) -> ApiResult<Option<drover_filter::Filter>> {
-    match filter.map(str::trim).filter(|text| !text.is_empty()) {
-        Some(text) => Ok(Some(
-            drover_filter::Filter::parse(text)
-                .map_err(|error| crate::ApiError::invalid(format!("bad filter: {error}\nsee docs/nodes.md")))?,
-        )),
-        None => Ok(None),
-    }
-}
-
 pub(super) async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -41,7 +30,7 @@ pub(super) async fn list(
     ApiQuery(NodeFilter { filter }): ApiQuery<NodeFilter>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
-    let filter = parse_filter(filter.as_deref())?;
+    let filter = drover_server::parse_node_filter(filter.as_deref())?;
     let state = options.read(&app.server, |state| state.table_indexes().nodes).await?;
     let entries: Vec<NodeListEntry> = state
         .nodes()
@@ -197,7 +186,7 @@ pub(super) async fn fleet_usage(
     ApiQuery(NodeFilter { filter }): ApiQuery<NodeFilter>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
-    let filter = parse_filter(filter.as_deref())?;
+    let filter = drover_server::parse_node_filter(filter.as_deref())?;
     let state = app.server.state();
     let entries: Vec<NodeUsageEntry> = app
         .server

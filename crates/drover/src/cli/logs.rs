@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 
 use drover_client::Client;
-use drover_proto::api::{LogCountBy, LogEntry, LogInterval, LogPage, LogQuery};
+use drover_proto::api::{LogCountBy, LogInterval, LogPage, LogQuery, LogRecord};
 
 use super::ServerAddress;
 use super::output::{print_json, print_table, table};
@@ -216,7 +216,7 @@ async fn tail(client: &Client, query: &LogQuery, follow: bool, lines: usize, jso
     }
 }
 
-fn emit(entry: &LogEntry, json: bool) -> anyhow::Result<()> {
+fn emit(entry: &LogRecord, json: bool) -> anyhow::Result<()> {
     if json {
         let mut stdout = std::io::stdout().lock();
         serde_json::to_writer(&mut stdout, entry)?;
@@ -228,7 +228,7 @@ fn emit(entry: &LogEntry, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_entry(entry: &LogEntry) {
+fn print_entry(entry: &LogRecord) {
     let origin = match (&entry.job, &entry.task) {
         (Some(job), Some(task)) => format!("{job}/{task}"),
         _ => entry.stream.clone(),

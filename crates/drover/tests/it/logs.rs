@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use drover_client::Client;
-use drover_proto::api::{LogCountBy, LogEntry, LogPage, LogQuery};
+use drover_proto::api::{LogCountBy, LogPage, LogQuery, LogRecord};
 
 use crate::harness::{Cluster, free_port};
 
@@ -17,7 +17,7 @@ fn query(text: &str) -> LogQuery {
 }
 
 /// Every record matching `text`, following the cursor page by page.
-async fn all_records(client: &Client, text: &str) -> Vec<LogEntry> {
+async fn all_records(client: &Client, text: &str) -> Vec<LogRecord> {
     let mut records = Vec::new();
     let mut cursor = None;
     loop {
@@ -39,7 +39,7 @@ async fn total(client: &Client, text: &str) -> u64 {
 
 /// The `n` of every `seq=n` in the records' messages, checking each is
 /// there exactly once.
-fn sequence_numbers(records: &[LogEntry]) -> BTreeSet<u64> {
+fn sequence_numbers(records: &[LogRecord]) -> BTreeSet<u64> {
     let mut seen = BTreeSet::new();
     for record in records {
         let number = record

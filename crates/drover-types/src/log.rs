@@ -1,0 +1,61 @@
+//! The log record: one line of output, with where it came from. Indexed by
+//! the servers (`drover-logs`) and returned by the API as it is.
+//!
+//! Times are `i64` **nanoseconds since the Unix epoch, UTC**: that is what
+//! the agents read from the clock, it orders records within a second, and it
+//! fits tantivy's `i64` fast fields without conversion (the range is the
+//! years 1678 to 2262).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One log line as stored and searched.
+///
+/// `(origin, seq)` identifies a record: the store keeps a line once however
+/// often it is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Who numbered the record: a node id, or `syslog:<peer>` for lines
+    /// received over syslog.
+    pub origin: String,
+    /// Position in the origin's stream; strictly increasing per origin.
+    pub seq: u64,
+    /// When the line was written: parsed from the line where recognisable,
+    /// else `received` (nanoseconds since the epoch, UTC).
+    pub timestamp: i64,
+    /// When the first agent or server saw the line (nanoseconds since the epoch, UTC).
+    pub received: i64,
+    /// The node that produced the line (its name).
+    pub node: String,
+    /// The node's host group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostgroup: Option<String>,
+    /// The node's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The job, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    /// The task group, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The task, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// The allocation id, for task output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alloc: Option<String>,
+    /// The kind of source: `task`, `file`, `journal`, `syslog` or `console`.
+    pub source: String,
+    /// Which stream of the source: `stdout`, `stderr`, a file path, a unit.
+    pub stream: String,
+    /// The normalised level (see [`crate::parse::normalise_level`]), where present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<String>,
+    /// The text of the line (for JSON lines, their `msg`/`message`).
+    pub message: String,
+    /// Fields extracted from `key=value` pairs and JSON lines.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<String, String>,
+}
