@@ -20,6 +20,9 @@ pub const STATUS_PATH: &str = "/v1/internal/status";
 pub const MAX_HEALTHY_LAG: u64 = 1_000;
 /// Free disk below which a server counts as short of space.
 pub const MIN_FREE_DISK_BYTES: u64 = 1024 * 1024 * 1024;
+/// Below 5 % free, a server is short of space only when this is also under
+/// this many bytes: 5 % of a large disk is still plenty of room for Raft.
+pub const LOW_FREE_DISK_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
 impl Server {
     /// This server's view of itself.
@@ -107,7 +110,8 @@ impl Server {
             }
             if status.disk_total_bytes > 0
                 && (status.disk_free_bytes < MIN_FREE_DISK_BYTES
-                    || status.disk_free_bytes * 10 < status.disk_total_bytes)
+                    || (status.disk_free_bytes * 20 < status.disk_total_bytes
+                        && status.disk_free_bytes < LOW_FREE_DISK_BYTES))
             {
                 problems.push(format!(
                     "server {} has {} MiB free on its data directory's file system",
