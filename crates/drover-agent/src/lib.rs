@@ -26,6 +26,7 @@
 mod checks;
 mod deployment_health;
 mod env;
+mod exec;
 pub mod facts;
 mod logs;
 mod logship;
@@ -66,6 +67,8 @@ pub struct AgentConfig {
     pub stop_tasks_on_shutdown: bool,
     /// Which logs to collect and ship besides the tasks' output.
     pub logs: LogConfig,
+    /// Answer `drover exec` (off: every command is refused on this node).
+    pub allow_exec: bool,
 }
 
 /// Errors starting an agent.
@@ -153,8 +156,7 @@ impl Agent {
         tokio::spawn(session::run(
             config.servers.clone(),
             registration,
-            Arc::clone(&manager),
-            shipper,
+            session::Machine::new(Arc::clone(&manager), shipper, config.allow_exec),
             updates_receiver,
             shutdown.clone(),
             Arc::clone(&session_done),

@@ -16,7 +16,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use drover_proto::session::{self, AgentMessage, RequestBody, ServerMessage};
+use drover_proto::session::{self, AgentMessage, RequestBody, ResponseBody, ServerMessage};
 use drover_state::{ClientAllocUpdate, NodeRegistration};
 use drover_types::AllocId;
 
@@ -40,10 +40,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const METRICS_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What a session works with, besides the socket.
-struct Machine {
+pub(crate) struct Machine {
     manager: Arc<AllocManager>,
     shipper: Arc<LogShipper>,
     sampler: Arc<std::sync::Mutex<drover_metrics::Sampler>>,
+    allow_exec: bool,
+}
+
+impl Machine {
+    pub(crate) fn new(manager: Arc<AllocManager>, shipper: Arc<LogShipper>, allow_exec: bool) -> Self {
+        Machine {
+            manager,
+            shipper,
+            sampler: Arc::new(std::sync::Mutex::new(drover_metrics::Sampler::new())),
+            allow_exec,
+        }
+    }
 }
 
 /// Why a session ended.
@@ -57,8 +69,7 @@ enum SessionEnd {
 pub(crate) async fn run(
     configured_servers: Vec<String>,
     registration: NodeRegistration,
-    manager: Arc<AllocManager>,
-    shipper: Arc<LogShipper>,
+    machine: Machine,
     mut updates: mpsc::UnboundedReceiver<ClientAllocUpdate>,
     shutdown: CancellationToken,
     done: Arc<Notify>,
@@ -67,8 +78,6 @@ pub(crate) async fn run(
     let mut next_server = 0usize;
     let mut backoff = Duration::from_millis(100);
     let mut pending: BTreeMap<AllocId, ClientAllocUpdate> = BTreeMap::new();
-    let machine =
-        Machine { manager, shipper, sampler: Arc::new(std::sync::Mutex::new(drover_metrics::Sampler::new())) };
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -133,7 +142,7 @@ async fn connected(
     pending: &mut BTreeMap<AllocId, ClientAllocUpdate>,
     shutdown: &CancellationToken,
 ) -> Result<(SessionEnd, Vec<String>), String> {
-    let Machine { manager, shipper, sampler } = machine;
+    let Machine { manager, shipper, sampler, allow_exec } = machine;
     let (mut sink, mut stream) = socket.split();
     let hello = AgentMessage::Hello { protocol: drover_proto::SESSION_PROTOCOL, registration: registration.clone() };
     send(&mut sink, &hello).await?;
@@ -243,7 +252,7 @@ async fn connected(
                 }
                 Ok(Some(ServerMessage::Request { request_id, body })) => {
                     last_heard = tokio::time::Instant::now();
-                    handle_request(request_id, body, manager, &outbound_sender, &mut requests);
+                    handle_request(request_id, body, manager, *allow_exec, &outbound_sender, &mut requests);
                 }
                 Ok(Some(ServerMessage::Refused { message })) => {
                     return Ok((SessionEnd::Disconnected(message), servers));
@@ -285,6 +294,7 @@ fn handle_request(
     request_id: u64,
     body: RequestBody,
     manager: &Arc<AllocManager>,
+    allow_exec: bool,
     outbound: &mpsc::Sender<AgentMessage>,
     requests: &mut HashMap<u64, CancellationToken>,
 ) {
@@ -302,6 +312,34 @@ fn handle_request(
                 tail_bytes,
             };
             tokio::spawn(crate::logs::serve(request, outbound.clone(), token));
+        }
+        RequestBody::Exec { command, user, timeout_ms, max_output_bytes } => {
+            let token = CancellationToken::new();
+            requests.insert(request_id, token.clone());
+            let outbound = outbound.clone();
+            let request = crate::exec::ExecRequest {
+                command,
+                user,
+                timeout: Duration::from_millis(timeout_ms),
+                max_output_bytes: usize::try_from(max_output_bytes).unwrap_or(usize::MAX),
+            };
+            tokio::spawn(async move {
+                let body = if allow_exec {
+                    crate::exec::run(request, token.clone()).await
+                } else {
+                    ResponseBody::Exited {
+                        exit_code: None,
+                        error: "exec is disabled on this node's agent (started with --disable-exec)".to_owned(),
+                        timed_out: false,
+                        stdout: Vec::new(),
+                        stderr: Vec::new(),
+                        truncated: false,
+                    }
+                };
+                // Done: a later Cancel of this id finds nothing to stop.
+                token.cancel();
+                let _ = outbound.send(AgentMessage::Response { request_id, body }).await;
+            });
         }
         RequestBody::Cancel { request_id: canceled } => {
             if let Some(token) = requests.remove(&canceled) {

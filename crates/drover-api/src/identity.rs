@@ -75,7 +75,14 @@ impl Caller {
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Caller::anonymous())
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let mut caller = Caller::anonymous();
+        if let Some(claimed) = parts.headers.get(drover_proto::api::USER_HEADER).and_then(|value| value.to_str().ok()) {
+            let claimed: String = claimed.chars().filter(|c| !c.is_control()).take(128).collect();
+            if !claimed.trim().is_empty() {
+                caller.name = claimed.trim().to_owned();
+            }
+        }
+        Ok(caller)
     }
 }

@@ -12,13 +12,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use drover_proto::api::{
-    AllocListEntry, ClusterHealth, DeregisterJobResponse, DrainRequest, EligibilityRequest, INDEX_HEADER, JobListEntry,
-    JobStatusResponse, LogCountBy, LogCountResponse, LogHistogramResponse, LogInterval, LogPage, LogQuery, LogRecord,
-    LogSearchResponse, Member, NodeListEntry, NodeStatusResponse, NodeUsageEntry, PlanResponse, RegisterJobRequest,
-    RegisterJobResponse, RevertJobRequest, ServerIdentity, ServerInfo,
+    AllocListEntry, ClusterHealth, DeregisterJobResponse, DrainRequest, EligibilityRequest, ExecEvent, ExecRequest,
+    INDEX_HEADER, JobListEntry, JobStatusResponse, LogCountBy, LogCountResponse, LogHistogramResponse, LogInterval,
+    LogPage, LogQuery, LogRecord, LogSearchResponse, Member, NodeListEntry, NodeStatusResponse, NodeUpdateRequest,
+    NodeUpdateResponse, NodeUsageEntry, PlanResponse, ProtectionRequest, RegisterJobRequest, RegisterJobResponse,
+    RevertJobRequest, ServerIdentity, ServerInfo, USER_HEADER,
 };
 use drover_proto::session::LogStream;
-use drover_types::{Allocation, CodedError, Deployment, ErrorCode, Evaluation, Job, Node, Variable};
+use drover_types::{Allocation, CodedError, Deployment, ErrorCode, Evaluation, Job, Node, NodeChange, Variable};
 
 /// The default API address.
 pub const DEFAULT_ADDRESS: &str = "http://127.0.0.1:4747";
@@ -94,6 +95,21 @@ fn base_url(address: &str) -> String {
     }
 }
 
+/// `$USER@hostname` (or `$DROVER_USER`), for the audit history.
+fn local_user() -> String {
+    if let Ok(user) = std::env::var("DROVER_USER")
+        && !user.trim().is_empty()
+    {
+        return user;
+    }
+    let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".to_owned());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    match host.trim() {
+        "" => user,
+        host => format!("{user}@{host}"),
+    }
+}
+
 impl Client {
     /// A client of the server at `address` (`host:port` or a URL), or of
     /// several servers, comma-separated.
@@ -103,7 +119,15 @@ impl Client {
             bases.push(base_url(DEFAULT_ADDRESS));
         }
         let base = bases.remove(0);
-        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().unwrap_or_default();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(user) = reqwest::header::HeaderValue::from_str(&local_user()) {
+            headers.insert(USER_HEADER, user);
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .default_headers(headers)
+            .build()
+            .unwrap_or_default();
         Client { base, others: bases, stale: false, http }
     }
 
@@ -464,6 +488,41 @@ impl Client {
         query: &LogQuery,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<LogRecord>>> {
         let response = self.send(|client| client.http.get(client.url("/v1/logs/tail")).query(query)).await?;
+        self.ndjson(response).await
+    }
+
+    /// `POST /v1/exec`: the events of a command run on many nodes, as they
+    /// happen (the request has no overall timeout: each node has its own).
+    pub async fn exec(
+        &self,
+        request: &ExecRequest,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<ExecEvent>>> {
+        let response = self.send(|client| client.http.post(client.url("/v1/exec")).json(request)).await?;
+        self.ndjson(response).await
+    }
+
+    /// `POST /v1/nodes/update`: change (or, with `dry_run`, preview) the
+    /// labels of many nodes.
+    pub async fn update_nodes(&self, request: &NodeUpdateRequest) -> Result<NodeUpdateResponse> {
+        self.post("/v1/nodes/update", request).await
+    }
+
+    /// `POST /v1/node/{node}/protection`.
+    pub async fn set_protection(&self, node: &str, protect: bool, reason: &str) -> Result<Node> {
+        let request = ProtectionRequest { protect, reason: reason.to_owned() };
+        self.post(&format!("/v1/node/{}/protection", encode(node)), &request).await
+    }
+
+    /// `GET /v1/node/{node}/history`: the node's audit history, oldest first.
+    pub async fn node_history(&self, node: &str) -> Result<Vec<NodeChange>> {
+        Ok(self.get(&format!("/v1/node/{}/history", encode(node)), None).await?.0)
+    }
+
+    /// A newline-delimited JSON answer as a stream of values.
+    async fn ndjson<T: DeserializeOwned + Send + 'static>(
+        &self,
+        response: reqwest::Response,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<T>>> {
         if !response.status().is_success() {
             return Err(self.error_of(response).await);
         }
@@ -474,8 +533,9 @@ impl Client {
                 loop {
                     if let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
                         let line: Vec<u8> = buffer.drain(..=end).collect();
-                        let entry = serde_json::from_slice::<LogRecord>(&line).map_err(|error| {
-                            ClientError::BadResponse { address: address.clone(), reason: error.to_string() }
+                        let entry = serde_json::from_slice::<T>(&line).map_err(|error| ClientError::BadResponse {
+                            address: address.clone(),
+                            reason: error.to_string(),
                         });
                         return Some((entry, (chunks, buffer, address)));
                     }

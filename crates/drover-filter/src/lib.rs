@@ -122,7 +122,7 @@ use std::fmt;
 pub use ast::{Comparison, Expr, FIELD_NAMES, Field, GlobPattern, ListItem, Literal, RegexPattern, Test};
 pub use error::{Error, ErrorKind, Result};
 pub use eval::{Fields, MapRecord, Value};
-pub use names::{MAX_NAME_CHARS, MAX_NAMES, expand_names, expand_names_with_limit};
+pub use names::{MAX_NAME_CHARS, MAX_NAMES, expand_names, expand_names_with_limit, fold_names};
 pub use parser::{ELIGIBILITIES, MAX_DEPTH, MAX_INPUT_CHARS, MAX_PATTERNS, STATUSES};
 
 /// A parsed node filter, ready to test records.

@@ -428,6 +428,72 @@ impl Reader<'_> {
     }
 }
 
+/// Folds names into the brace patterns [`expand_names`] reads: runs of
+/// consecutive numbers with the same prefix, suffix and width become
+/// ranges (`batch01`…`batch05` → `batch{01..05}`). The result expands back
+/// to the same set of names, sorted.
+///
+/// ```
+/// let folded = drover_filter::fold_names(["batch03", "batch01", "batch02", "gpu7", "login"]);
+/// assert_eq!(folded, "batch{01..03},gpu7,login");
+/// ```
+pub fn fold_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> String {
+    use std::collections::BTreeMap;
+    // (prefix, width, suffix) → numbers; names without digits stand alone.
+    let mut numbered: BTreeMap<(String, usize, String), Vec<u64>> = BTreeMap::new();
+    let mut plain: Vec<String> = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        match split_number(name) {
+            Some((prefix, digits, suffix)) => match digits.parse::<u64>() {
+                Ok(number) => {
+                    numbered.entry((prefix.to_owned(), digits.len(), suffix.to_owned())).or_default().push(number)
+                }
+                Err(_) => plain.push(name.to_owned()),
+            },
+            None => plain.push(name.to_owned()),
+        }
+    }
+    let mut parts: Vec<(String, String)> = plain.into_iter().map(|name| (name.clone(), name)).collect();
+    for ((prefix, width, suffix), mut numbers) in numbered {
+        numbers.sort_unstable();
+        numbers.dedup();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for number in numbers {
+            match runs.last_mut() {
+                Some((_, end)) if *end + 1 == number => *end = number,
+                _ => runs.push((number, number)),
+            }
+        }
+        for (start, end) in runs {
+            let text = if start == end {
+                format!("{prefix}{start:0width$}{suffix}")
+            } else {
+                format!("{prefix}{{{start:0width$}..{end:0width$}}}{suffix}")
+            };
+            parts.push((format!("{prefix}{start:0width$}{suffix}"), text));
+        }
+    }
+    parts.sort();
+    parts.dedup();
+    parts.into_iter().map(|(_, text)| text).collect::<Vec<_>>().join(",")
+}
+
+/// The last run of ASCII digits in a name, with what precedes and follows
+/// it. Names holding characters the pattern syntax uses are left alone.
+fn split_number(name: &str) -> Option<(&str, &str, &str)> {
+    if name.contains(['{', '}', ',']) {
+        return None;
+    }
+    let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
+    let start = name[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |index| index + 1);
+    let digits = &name[start..end];
+    // Widths must survive the round trip: `{8..12}` pads to 2, so a run
+    // mixing widths is never formed (the width is part of the key); a
+    // name like `n8` and `n12` stay apart.
+    (digits.len() <= 18).then(|| (&name[..start], digits, &name[end..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! Property tests: no input makes the parser or the name expansion panic,
 //! and the canonical form of any filter parses back to the same filter.
 
-use drover_filter::{Filter, MapRecord, expand_names_with_limit};
+use drover_filter::{Filter, MapRecord, expand_names_with_limit, fold_names};
 use proptest::prelude::*;
 
 /// Pieces that filters are made of, so that random sequences often parse.
@@ -115,5 +115,18 @@ proptest! {
         let names = expand_names_with_limit(&format!("n{{{from}..{to}}}"), 1000).unwrap();
         prop_assert_eq!(names.len(), length as usize);
         prop_assert_eq!(names.first().cloned(), Some(format!("n{from}")));
+    }
+
+    #[test]
+    fn folded_names_expand_back_to_the_same_names(
+        names in proptest::collection::btree_set("(batch|gpu|r1n|login)(0|00|1|01|07|9|10|099|100|12)(-ib)?", 0..30)
+    ) {
+        let folded = fold_names(&names);
+        let expanded: std::collections::BTreeSet<String> = if folded.is_empty() {
+            Default::default()
+        } else {
+            expand_names_with_limit(&folded, 1000).map_err(|error| TestCaseError::fail(format!("{folded}: {error}")))?.into_iter().collect()
+        };
+        prop_assert_eq!(expanded, names, "folded as {}", folded);
     }
 }

@@ -272,6 +272,176 @@ pub struct DrainRequest {
     /// Cancel the drain and make the node eligible again.
     #[serde(default)]
     pub disable: bool,
+    /// Why: required for a drain with a deadline on a protected node (it
+    /// stops tasks by force), and recorded in the node's history.
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// The header a client names its user in (`drover` sends `$USER@hostname`,
+/// or `$DROVER_USER`). Without tokens it is a claim, not a proof: it labels
+/// the audit history and grants nothing.
+pub const USER_HEADER: &str = "x-drover-user";
+
+/// `POST /v1/nodes/update`: change the labels of many nodes at once.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeUpdateRequest {
+    /// Node names or ids (brace ranges already expanded).
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// Or (and) the nodes this filter matches.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// The overrides to set.
+    pub labels: drover_types::NodeLabels,
+    /// Only tell what would change.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer to [`NodeUpdateRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeUpdateResponse {
+    /// The nodes selected, by name, with their ids.
+    pub nodes: Vec<(String, NodeId)>,
+    /// What changes (or changed), per node; nodes with nothing to change
+    /// are absent.
+    pub changes: Vec<NodeFieldChange>,
+    /// The Raft index of the change (0 for a dry run or no change).
+    pub index: u64,
+}
+
+/// One field of one node, before and after.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeFieldChange {
+    /// The node's name.
+    pub node: String,
+    /// The field (`hostgroup`, `meta.rack`, …).
+    pub field: String,
+    /// Before (empty: unset).
+    pub from: String,
+    /// After (empty: unset).
+    pub to: String,
+}
+
+/// `POST /v1/node/{node}/protection`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectionRequest {
+    /// Protect (`true`) or lift the protection.
+    pub protect: bool,
+    /// Why; required to protect.
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// `POST /v1/exec`: run a command on many nodes through their agents.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Node names or ids (brace ranges already expanded).
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// Or (and) the nodes this filter matches.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// The command and its arguments, run by `/bin/sh -c` joined by spaces
+    /// (as `ssh` does).
+    pub command: Vec<String>,
+    /// Per-node deadline in milliseconds.
+    #[serde(default = "default_exec_timeout_ms")]
+    pub timeout_ms: u64,
+    /// At most this many nodes run the command at once (per server); 0:
+    /// no limit.
+    #[serde(default)]
+    pub parallel: usize,
+    /// Run as this user instead of the agent's.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Bytes kept of each node's stdout and of its stderr.
+    #[serde(default = "default_exec_output_bytes")]
+    pub max_output_bytes: u64,
+    /// Answer only for the nodes whose agents are connected to this server
+    /// (set by a server that fans a request out to its peers).
+    #[serde(default)]
+    pub local: bool,
+}
+
+fn default_exec_timeout_ms() -> u64 {
+    30_000
+}
+
+fn default_exec_output_bytes() -> u64 {
+    64 * 1024
+}
+
+/// How one node's command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecStatus {
+    /// Exit code 0.
+    Success,
+    /// Non-zero exit code, killed by a signal, or could not start.
+    Failure,
+    /// No answer by the deadline (the command was killed if it ran).
+    Timeout,
+    /// The node's agent is not connected to any server.
+    Unreachable,
+}
+
+impl ExecStatus {
+    /// The word parallel-ssh prints.
+    pub fn label(self) -> &'static str {
+        match self {
+            ExecStatus::Success => "SUCCESS",
+            ExecStatus::Failure => "FAILURE",
+            ExecStatus::Timeout => "TIMEOUT",
+            ExecStatus::Unreachable => "UNREACHABLE",
+        }
+    }
+}
+
+/// One node's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecNodeResult {
+    /// The node's name.
+    pub node: String,
+    /// How it ended.
+    pub status: ExecStatus,
+    /// The exit code, when the command exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// What went wrong (signal, could not start, not connected).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
+    /// Standard output (lossy UTF-8), capped.
+    #[serde(default)]
+    pub stdout: String,
+    /// Standard error (lossy UTF-8), capped.
+    #[serde(default)]
+    pub stderr: String,
+    /// Whether output beyond the cap was dropped.
+    #[serde(default)]
+    pub truncated: bool,
+    /// Milliseconds from sending the command to its answer.
+    pub duration_ms: u64,
+}
+
+/// The lines of `POST /v1/exec`'s NDJSON answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum ExecEvent {
+    /// First: the nodes selected.
+    Start {
+        /// Their names.
+        nodes: Vec<String>,
+    },
+    /// One node finished (in the order they finish).
+    Result(ExecNodeResult),
+    /// Last. From a peer asked with `local`: the nodes it does not hold.
+    End {
+        /// Nodes this server could not reach.
+        #[serde(default)]
+        missing: Vec<String>,
+    },
 }
 
 /// `POST /v1/node/{node}/eligibility`.

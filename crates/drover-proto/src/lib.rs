@@ -12,4 +12,4 @@ pub mod session;
 
 /// Version of the agent session protocol. A server refuses agents with a
 /// different major protocol and says which drover version to run.
-pub const SESSION_PROTOCOL: u32 = 2;
+pub const SESSION_PROTOCOL: u32 = 3;

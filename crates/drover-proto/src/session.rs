@@ -10,7 +10,7 @@
 //!    │── Heartbeat ─────────────────────────▶│  every `interval`
 //!    │── AllocUpdates{updates} ─────────────▶│  batched into UpdateAllocsFromClient
 //!    │◀────────────── Request{id, ReadLogs|Exec|Cancel}
-//!    │── Response{id, Chunk|End} ───────────▶│
+//!    │── Response{id, Chunk|End|Exited} ────▶│
 //!    │── Logs{lines} (numbered by the spool) ▶│  indexed, then
 //!    │◀────────────── LogsAck{upto_seq}       │  the agent frees its spool
 //!    │── LogStats{dropped_lines} ───────────▶│  when it changes
@@ -220,7 +220,19 @@ pub enum RequestBody {
         /// the retained output).
         tail_bytes: Option<u64>,
     },
-    /// Stop streaming an earlier request.
+    /// Run a command (`drover exec`) and answer with one
+    /// [`ResponseBody::Exited`].
+    Exec {
+        /// The command line, run by `/bin/sh -c`.
+        command: String,
+        /// Run as this user instead of the agent's.
+        user: Option<String>,
+        /// Kill the command (its whole process group) after this long.
+        timeout_ms: u64,
+        /// Bytes kept of stdout and of stderr each.
+        max_output_bytes: u64,
+    },
+    /// Stop streaming an earlier request (or kill its command).
     Cancel {
         /// The request to stop.
         request_id: u64,
@@ -241,6 +253,31 @@ pub enum ResponseBody {
         /// What went wrong.
         error: Option<drover_types::CodedError>,
     },
+    /// The whole answer to [`RequestBody::Exec`].
+    Exited {
+        /// The exit code, when the command exited.
+        exit_code: Option<i32>,
+        /// Why there is no exit code (killed by a signal, timed out, could
+        /// not start, exec disabled on this agent).
+        error: String,
+        /// Whether the agent killed the command at its deadline.
+        timed_out: bool,
+        /// Standard output, capped.
+        #[serde(with = "drover_types::serde_bytes")]
+        stdout: Vec<u8>,
+        /// Standard error, capped.
+        #[serde(with = "drover_types::serde_bytes")]
+        stderr: Vec<u8>,
+        /// Whether output beyond the cap was dropped.
+        truncated: bool,
+    },
+}
+
+impl ResponseBody {
+    /// Whether this part ends the answer.
+    pub fn is_last(&self) -> bool {
+        matches!(self, ResponseBody::End { .. } | ResponseBody::Exited { .. })
+    }
 }
 
 /// The WebSocket read buffer both ends of a session use. Small on purpose:

@@ -66,6 +66,8 @@ pub struct ServerConfig {
     pub num_scheduler_workers: usize,
     /// The log index: retention, syslog.
     pub logs: crate::logs::LogSettings,
+    /// Whether `drover exec` may run commands through this server.
+    pub exec_enabled: bool,
 }
 
 impl ServerConfig {
@@ -81,6 +83,7 @@ impl ServerConfig {
             snapshot_every: 20_000,
             num_scheduler_workers: 2,
             logs: crate::logs::LogSettings::default(),
+            exec_enabled: true,
         }
     }
 }

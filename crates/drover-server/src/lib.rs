@@ -18,7 +18,9 @@
 
 pub mod cluster;
 pub mod config;
+pub mod exec;
 mod ids;
+pub mod inventory;
 mod leader;
 pub mod logs;
 pub mod network;

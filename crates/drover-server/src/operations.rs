@@ -6,7 +6,8 @@ use std::time::Duration;
 use drover_proto::api::RegisterJobResponse;
 use drover_state::{Command, CommandResponse};
 use drover_types::{
-    CodedError, DeploymentStatus, DrainStrategy, EvalTrigger, Evaluation, Job, JobId, Node, NodeEligibility, Timestamp,
+    CodedError, DeploymentStatus, DrainStrategy, EvalTrigger, Evaluation, Job, JobId, Node, NodeChange,
+    NodeEligibility, Timestamp,
 };
 
 use crate::Result;
@@ -14,7 +15,7 @@ use crate::ids::new_eval_id;
 use crate::server::Server;
 
 /// What `drover node drain` asks for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DrainRequest {
     /// Force-stop what remains after this long; `None` waits forever.
     pub deadline: Option<Duration>,
@@ -22,6 +23,10 @@ pub struct DrainRequest {
     pub ignore_system_jobs: bool,
     /// Cancel the drain instead (and make the node eligible again).
     pub disable: bool,
+    /// Why; overrides a node's protection for a drain with a deadline.
+    pub reason: Option<String>,
+    /// Who asks, for the node's history.
+    pub by: String,
 }
 
 impl Server {
@@ -117,6 +122,13 @@ impl Server {
     pub async fn drain_node(&self, name_or_id: &str, request: DrainRequest) -> Result<Node> {
         let state = self.consistent_state().await?;
         let node = state.resolve_node(name_or_id)?.clone();
+        if !request.disable && request.deadline.is_some() {
+            crate::inventory::check_protection(
+                &node,
+                "a drain with a deadline (it stops tasks by force)",
+                request.reason.as_deref(),
+            )?;
+        }
         let now = Timestamp::now();
         let drain = if request.disable {
             None
@@ -127,14 +139,30 @@ impl Server {
                 ignore_system_jobs: request.ignore_system_jobs,
             })
         };
-        let command = Command::UpdateNodeDrain { node_id: node.id.clone(), drain, mark_eligible: request.disable, now };
+        let describe = |drain: Option<&DrainStrategy>| match drain {
+            None => String::new(),
+            Some(DrainStrategy { deadline: None, .. }) => "draining".to_owned(),
+            Some(DrainStrategy { deadline: Some(deadline), started_at, .. }) => {
+                format!("draining, deadline {}", drover_types::DurationSpec(deadline.since(*started_at)))
+            }
+        };
+        let audit = vec![NodeChange {
+            at: now,
+            by: request.by.clone(),
+            field: "drain".to_owned(),
+            from: describe(node.drain.as_ref()),
+            to: if request.disable { "cancelled".to_owned() } else { describe(drain.as_ref()) },
+            reason: request.reason.clone().unwrap_or_default(),
+        }];
+        let command =
+            Command::UpdateNodeDrain { node_id: node.id.clone(), drain, mark_eligible: request.disable, now, audit };
         let response = self.propose(command).await?.into_result()?;
         let state = self.wait_for_index(response.index(), Duration::from_secs(10)).await?;
         state.node(&node.id).map(|node| Node::clone(node)).ok_or_else(|| CodedError::not_found("node", &node.id))
     }
 
     /// Makes a node eligible or ineligible for new allocations.
-    pub async fn set_eligibility(&self, name_or_id: &str, eligible: bool) -> Result<Node> {
+    pub async fn set_eligibility(&self, name_or_id: &str, eligible: bool, by: &str) -> Result<Node> {
         let state = self.consistent_state().await?;
         let node = state.resolve_node(name_or_id)?.clone();
         if node.drain.is_some() && eligible {
@@ -147,7 +175,19 @@ impl Server {
         let eligibility = if eligible { NodeEligibility::Eligible } else { NodeEligibility::Ineligible };
         // New capacity: let blocked placements retry.
         let evals = if eligible { self.evals_for_node_join(&state, &node.id, now) } else { Vec::new() };
-        let command = Command::UpdateNodeEligibility { node_id: node.id.clone(), eligibility, evals, now };
+        let name = |eligibility: NodeEligibility| match eligibility {
+            NodeEligibility::Eligible => "eligible".to_owned(),
+            NodeEligibility::Ineligible => "ineligible".to_owned(),
+        };
+        let audit = vec![NodeChange {
+            at: now,
+            by: by.to_owned(),
+            field: "eligibility".to_owned(),
+            from: name(node.eligibility),
+            to: name(eligibility),
+            reason: String::new(),
+        }];
+        let command = Command::UpdateNodeEligibility { node_id: node.id.clone(), eligibility, evals, now, audit };
         let response = self.propose(command).await?.into_result()?;
         let state = self.wait_for_index(response.index(), Duration::from_secs(10)).await?;
         state.node(&node.id).map(|node| Node::clone(node)).ok_or_else(|| CodedError::not_found("node", &node.id))

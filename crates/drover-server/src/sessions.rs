@@ -170,7 +170,7 @@ impl Server {
                 else {
                     return Ok(());
                 };
-                let finished = matches!(body, ResponseBody::End { .. });
+                let finished = body.is_last();
                 if let Some(sender) = entry.pending_requests.get(&request_id) {
                     let sender = sender.clone();
                     if finished {

@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 use drover_types::alloc::CheckStatus;
 use drover_types::{
     AllocClientStatus, AllocId, CodedError, Deployment, DesiredTransition, DrainStrategy, EvalId, Evaluation, Job,
-    JobId, NodeEligibility, NodeId, NodeLabels, NodeStatus, Plan, PlanStop, Resources, TaskState, Timestamp,
+    JobId, NodeChange, NodeEligibility, NodeId, NodeLabels, NodeStatus, Plan, PlanStop, Protection, Resources,
+    TaskState, Timestamp,
 };
 
 /// One entry of the replicated log.
@@ -110,6 +111,9 @@ pub enum Command {
         evals: Vec<Evaluation>,
         /// When.
         now: Timestamp,
+        /// Entries for the node's audit history.
+        #[serde(default)]
+        audit: Vec<NodeChange>,
     },
     /// A drain started (`Some`) or ended (`None`, cancelled or complete).
     UpdateNodeDrain {
@@ -121,6 +125,9 @@ pub enum Command {
         mark_eligible: bool,
         /// When.
         now: Timestamp,
+        /// Entries for the node's audit history (an operator's drains).
+        #[serde(default)]
+        audit: Vec<NodeChange>,
     },
     /// Ask the scheduler to move or replace allocations (the drainer's
     /// batches), with the evaluations that act on it.
@@ -200,6 +207,34 @@ pub enum Command {
         /// Check-and-set, as for `PutVariable`.
         cas: Option<u64>,
     },
+    /// An operator changed the labels of nodes (`drover node update`):
+    /// `labels` is laid over each node's overrides ([`NodeLabels::merge`]),
+    /// and every effective change is recorded in the node's history.
+    UpdateNodeLabels {
+        /// The nodes.
+        node_ids: Vec<NodeId>,
+        /// The overrides to lay over the current ones.
+        labels: NodeLabels,
+        /// Who.
+        by: String,
+        /// Evaluations for system jobs (a node may now match them).
+        evals: Vec<Evaluation>,
+        /// When.
+        now: Timestamp,
+    },
+    /// An operator protected (`Some`) or unprotected (`None`) a node.
+    SetNodeProtection {
+        /// The node.
+        node_id: NodeId,
+        /// The protection, or `None` to lift it.
+        protection: Option<Protection>,
+        /// Who.
+        by: String,
+        /// Why (for the history; a protection carries its own reason).
+        reason: String,
+        /// When.
+        now: Timestamp,
+    },
 }
 
 impl Command {
@@ -224,6 +259,8 @@ impl Command {
             Command::RestoreState { .. } => "restore_state",
             Command::PutVariable { .. } => "put_variable",
             Command::DeleteVariable { .. } => "delete_variable",
+            Command::UpdateNodeLabels { .. } => "update_node_labels",
+            Command::SetNodeProtection { .. } => "set_node_protection",
         }
     }
 }
@@ -353,6 +390,12 @@ impl std::fmt::Display for Command {
             Command::RestoreState { snapshot } => write!(formatter, "restore_state({} bytes)", snapshot.len()),
             Command::PutVariable { path, .. } => write!(formatter, "put_variable({path})"),
             Command::DeleteVariable { path, .. } => write!(formatter, "delete_variable({path})"),
+            Command::UpdateNodeLabels { node_ids, .. } => {
+                write!(formatter, "update_node_labels({} nodes)", node_ids.len())
+            }
+            Command::SetNodeProtection { node_id, protection, .. } => {
+                write!(formatter, "set_node_protection({node_id}, {})", protection.is_some())
+            }
         }
     }
 }

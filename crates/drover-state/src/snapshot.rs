@@ -9,7 +9,7 @@ use std::io;
 
 use serde::{Deserialize, Serialize};
 
-use drover_types::{Allocation, Deployment, Evaluation, Job, JobId, Node, Timestamp, Variable};
+use drover_types::{Allocation, Deployment, Evaluation, Job, JobId, Node, NodeChange, NodeId, Timestamp, Variable};
 
 use crate::state::{State, TableIndexes};
 
@@ -47,6 +47,9 @@ pub struct SnapshotV1 {
     /// Variables.
     #[serde(default)]
     pub variables: Vec<Variable>,
+    /// Each node's audit history.
+    #[serde(default)]
+    pub node_history: Vec<(NodeId, Vec<NodeChange>)>,
 }
 
 /// Serialises a state: magic, format version (u32 little-endian), payload.

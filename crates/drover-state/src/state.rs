@@ -12,8 +12,8 @@ use imbl::{OrdMap, OrdSet};
 
 use drover_types::{
     AllocClientStatus, AllocId, Allocation, CodedError, Deployment, DeploymentId, ErrorCode, EvalId, Evaluation, Job,
-    JobId, JobStatus, JobType, Node, NodeEligibility, NodeId, NodeLabels, NodeStatus, PlanStop, Resources, Timestamp,
-    Variable,
+    JobId, JobStatus, JobType, Node, NodeChange, NodeEligibility, NodeId, NodeLabels, NodeStatus, PlanStop, Protection,
+    Resources, Timestamp, Variable,
 };
 
 use crate::command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
@@ -21,6 +21,9 @@ use crate::command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistrati
 /// How many versions of a job are kept, beyond those still referenced by
 /// running allocations.
 pub const JOB_VERSIONS_KEPT: usize = 10;
+
+/// How many audit entries are kept per node (the oldest go first).
+pub const NODE_HISTORY_LIMIT: usize = 1000;
 
 /// The Raft index at which each table last changed; blocking queries wait
 /// on these.
@@ -66,6 +69,9 @@ pub struct State {
     deployments_by_job: OrdMap<JobId, OrdSet<DeploymentId>>,
     periodic_launches: OrdMap<JobId, Timestamp>,
     variables: OrdMap<String, Arc<Variable>>,
+    /// Each node's audit history, oldest first, at most
+    /// [`NODE_HISTORY_LIMIT`] entries.
+    node_history: OrdMap<NodeId, imbl::Vector<NodeChange>>,
     capacity_index: u64,
     /// Index of the last `RestoreState`: agents get their full allocation
     /// list again after it.
@@ -323,16 +329,17 @@ impl State {
             Command::UpdateNodeLogStats { node_id, dropped_lines } => self
                 .modify_node(index, node_id, |node| node.log_dropped_lines = *dropped_lines)
                 .map(|()| CommandResponse::Applied { index }),
-            Command::UpdateNodeEligibility { node_id, eligibility, evals, now } => self
+            Command::UpdateNodeEligibility { node_id, eligibility, evals, now, audit } => self
                 .modify_node(index, node_id, |node| {
                     node.eligibility = *eligibility;
                     node.status_updated_at = *now;
                 })
                 .map(|()| {
+                    self.record_node_changes(node_id, audit.iter().cloned());
                     self.put_evals(index, evals);
                     CommandResponse::Applied { index }
                 }),
-            Command::UpdateNodeDrain { node_id, drain, mark_eligible, now } => self
+            Command::UpdateNodeDrain { node_id, drain, mark_eligible, now, audit } => self
                 .modify_node(index, node_id, |node| {
                     if drain.is_some() {
                         node.eligibility = NodeEligibility::Ineligible;
@@ -342,7 +349,34 @@ impl State {
                     node.drain = drain.clone();
                     node.status_updated_at = *now;
                 })
-                .map(|()| CommandResponse::Applied { index }),
+                .map(|()| {
+                    self.record_node_changes(node_id, audit.iter().cloned());
+                    CommandResponse::Applied { index }
+                }),
+            Command::UpdateNodeLabels { node_ids, labels, by, evals, now } => {
+                self.update_node_labels(index, node_ids, labels, by, *now).map(|()| {
+                    self.put_evals(index, evals);
+                    CommandResponse::Applied { index }
+                })
+            }
+            Command::SetNodeProtection { node_id, protection, by, reason, now } => {
+                let before = self.nodes.get(node_id).and_then(|node| node.protected.clone());
+                self.modify_node(index, node_id, |node| node.protected = protection.clone()).map(|()| {
+                    let describe = |protection: &Option<Protection>| {
+                        protection.as_ref().map(|protection| format!("yes: {}", protection.reason)).unwrap_or_default()
+                    };
+                    let change = NodeChange {
+                        at: *now,
+                        by: by.clone(),
+                        field: "protected".to_owned(),
+                        from: describe(&before),
+                        to: describe(protection),
+                        reason: reason.clone(),
+                    };
+                    self.record_node_changes(node_id, [change]);
+                    CommandResponse::Applied { index }
+                })
+            }
             Command::UpdateAllocDesiredTransitions { transitions, evals, now } => {
                 for (alloc_id, transition) in transitions {
                     let Some(existing) = self.allocs.get(alloc_id) else { continue };
@@ -481,6 +515,7 @@ impl State {
     }
 
     fn register_node(&mut self, index: u64, registration: &NodeRegistration, now: Timestamp) {
+        let mut changes = Vec::new();
         let node = match self.nodes.get(&registration.id) {
             Some(existing) => {
                 let mut node = Node::clone(existing);
@@ -489,6 +524,21 @@ impl State {
                 node.attributes = registration.attributes.clone();
                 node.resources = registration.resources;
                 node.agent_version = registration.agent_version.clone();
+                node.apply_labels();
+                // The agent's own labels changed (it was restarted with other
+                // flags): recorded like an operator's change.
+                changes = existing
+                    .label_diff(&node)
+                    .into_iter()
+                    .map(|(field, from, to)| NodeChange {
+                        at: now,
+                        by: format!("agent {}", registration.name),
+                        field,
+                        from,
+                        to,
+                        reason: String::new(),
+                    })
+                    .collect();
                 if node.status != NodeStatus::Ready {
                     node.status = NodeStatus::Ready;
                     node.status_description = "agent registered".to_owned();
@@ -522,6 +572,7 @@ impl State {
             },
         };
         self.put_node(index, node);
+        self.record_node_changes(&registration.id, changes);
     }
 
     fn update_node_status(
@@ -775,6 +826,62 @@ impl State {
         }
     }
 
+    /// Lays `labels` over the overrides of every node in `node_ids` (all
+    /// must exist, else nothing changes) and records what changed.
+    fn update_node_labels(
+        &mut self,
+        index: u64,
+        node_ids: &[NodeId],
+        labels: &NodeLabels,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<(), CodedError> {
+        if let Some(missing) = node_ids.iter().find(|node_id| !self.nodes.contains_key(*node_id)) {
+            return Err(CodedError::not_found("node", missing));
+        }
+        for node_id in node_ids {
+            let Some(existing) = self.nodes.get(node_id) else { continue };
+            let mut node = Node::clone(existing);
+            node.overrides.merge(labels);
+            node.apply_labels();
+            let changes: Vec<NodeChange> = existing
+                .label_diff(&node)
+                .into_iter()
+                .map(|(field, from, to)| NodeChange {
+                    at: now,
+                    by: by.to_owned(),
+                    field,
+                    from,
+                    to,
+                    reason: String::new(),
+                })
+                .collect();
+            if existing.overrides != node.overrides {
+                self.put_node(index, node);
+            }
+            self.record_node_changes(node_id, changes);
+        }
+        Ok(())
+    }
+
+    /// Appends to a node's audit history, keeping the newest entries.
+    fn record_node_changes(&mut self, node_id: &NodeId, changes: impl IntoIterator<Item = NodeChange>) {
+        let mut changes = changes.into_iter().peekable();
+        if changes.peek().is_none() {
+            return;
+        }
+        let history = self.node_history.entry(node_id.clone()).or_default();
+        history.extend(changes);
+        while history.len() > NODE_HISTORY_LIMIT {
+            history.pop_front();
+        }
+    }
+
+    /// A node's audit history, oldest first.
+    pub fn node_history(&self, node_id: &NodeId) -> impl Iterator<Item = &NodeChange> {
+        self.node_history.get(node_id).into_iter().flat_map(|history| history.iter())
+    }
+
     fn modify_node(&mut self, index: u64, node_id: &NodeId, change: impl FnOnce(&mut Node)) -> Result<(), CodedError> {
         let Some(existing) = self.nodes.get(node_id) else {
             return Err(CodedError::not_found("node", node_id));
@@ -976,6 +1083,11 @@ impl State {
             deployments: self.deployments.values().map(|deployment| Deployment::clone(deployment)).collect(),
             periodic_launches: self.periodic_launches.iter().map(|(job_id, time)| (job_id.clone(), *time)).collect(),
             variables: self.variables.values().map(|variable| Variable::clone(variable)).collect(),
+            node_history: self
+                .node_history
+                .iter()
+                .map(|(node_id, history)| (node_id.clone(), history.iter().cloned().collect()))
+                .collect(),
         }
     }
 
@@ -1017,6 +1129,11 @@ impl State {
         state.periodic_launches = snapshot.periodic_launches.into_iter().collect();
         state.variables =
             snapshot.variables.into_iter().map(|variable| (variable.path.clone(), Arc::new(variable))).collect();
+        state.node_history = snapshot
+            .node_history
+            .into_iter()
+            .map(|(node_id, history)| (node_id, history.into_iter().collect::<imbl::Vector<NodeChange>>()))
+            .collect();
         state.last_index = snapshot.last_index;
         state.capacity_index = snapshot.capacity_index;
         state.restore_index = snapshot.restore_index;

@@ -276,3 +276,74 @@ fn snapshots_round_trip_with_indexes() {
     assert_eq!(restored.job(&JobId::new("web")), state.job(&JobId::new("web")));
     assert!(crate::snapshot::decode_state(b"garbage").is_err());
 }
+
+#[test]
+fn label_changes_are_all_or_nothing_and_every_change_is_in_the_history_and_snapshots() {
+    let mut state = State::new();
+    for (index, id) in [(1, "n1"), (2, "n2")] {
+        state.apply(
+            index,
+            &Command::RegisterNode { registration: registration(id), evals: vec![], now: Timestamp::ZERO },
+        );
+    }
+    let labels = NodeLabels {
+        environment: Some("qa".into()),
+        meta: [("rack".to_owned(), "r12".to_owned())].into_iter().collect(),
+        ..Default::default()
+    };
+    let update = |node_ids: &[&str]| Command::UpdateNodeLabels {
+        node_ids: node_ids.iter().map(|id| NodeId::new(*id)).collect(),
+        labels: labels.clone(),
+        by: "alice".into(),
+        evals: vec![],
+        now: Timestamp::from_millis(5),
+    };
+    // One unknown node: nothing changes anywhere.
+    let response = state.apply(3, &update(&["n1", "nope"]));
+    assert!(matches!(response, CommandResponse::Rejected { .. }), "{response:?}");
+    assert_eq!(state.node(&NodeId::new("n1")).unwrap().environment, "");
+    assert_eq!(state.node_history(&NodeId::new("n1")).count(), 0);
+
+    state.apply(4, &update(&["n1", "n2"]));
+    let history: Vec<(String, String, String, String)> = state
+        .node_history(&NodeId::new("n2"))
+        .map(|change| (change.by.clone(), change.field.clone(), change.from.clone(), change.to.clone()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("alice".into(), "environment".into(), String::new(), "qa".into()),
+            ("alice".into(), "meta.rack".into(), String::new(), "r12".into()),
+        ]
+    );
+    // The same change again records nothing.
+    state.apply(5, &update(&["n1", "n2"]));
+    assert_eq!(state.node_history(&NodeId::new("n2")).count(), 2);
+
+    // An agent restarted with another host group: recorded as the agent's change.
+    let mut moved = registration("n1");
+    moved.labels.hostgroup = Some("bi/other".into());
+    state.apply(6, &Command::RegisterNode { registration: moved, evals: vec![], now: Timestamp::from_millis(6) });
+    let last = state.node_history(&NodeId::new("n1")).last().unwrap().clone();
+    assert_eq!((last.by.as_str(), last.field.as_str(), last.to.as_str()), ("agent name-n1", "hostgroup", "bi/other"));
+
+    let protection = Protection { reason: "only copy".into(), by: "bob".into(), at: Timestamp::from_millis(7) };
+    state.apply(
+        7,
+        &Command::SetNodeProtection {
+            node_id: NodeId::new("n1"),
+            protection: Some(protection),
+            by: "bob".into(),
+            reason: "only copy".into(),
+            now: Timestamp::from_millis(7),
+        },
+    );
+    let bytes = crate::snapshot::encode_state(&state).unwrap();
+    let restored = crate::snapshot::decode_state(&bytes).unwrap();
+    let fields = |state: &State| -> Vec<String> {
+        state.node_history(&NodeId::new("n1")).map(|change| format!("{}:{}", change.field, change.to)).collect()
+    };
+    assert_eq!(fields(&restored), fields(&state));
+    assert_eq!(fields(&state).last().map(String::as_str), Some("protected:yes: only copy"));
+    assert!(restored.node(&NodeId::new("n1")).unwrap().protected.is_some());
+}

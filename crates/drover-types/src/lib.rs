@@ -38,7 +38,7 @@ pub use job::{
     RestartMode, RestartPolicy, Service, Spread, SpreadTarget, Task, TaskConfig, TaskGroup, UpdateStrategy,
 };
 pub use log::LogRecord;
-pub use node::{DrainStrategy, Node, NodeEligibility, NodeLabels, NodeStatus, Protection};
+pub use node::{DrainStrategy, Node, NodeChange, NodeEligibility, NodeLabels, NodeStatus, Protection};
 pub use plan::{AllocUpdate, GroupChanges, InPlaceUpdate, Plan, PlanStop};
 pub use resources::Resources;
 pub use time::{DurationSpec, Timestamp};

@@ -76,6 +76,90 @@ pub struct Protection {
     pub at: Timestamp,
 }
 
+/// One entry of a node's audit history (`drover node history NODE`): one
+/// field changed by one operation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeChange {
+    /// When.
+    pub at: Timestamp,
+    /// Who (the caller's name).
+    pub by: String,
+    /// What changed: `hostgroup`, `environment`, `owner`, `zone`,
+    /// `meta.<key>`, `protected`, `drain`, `eligibility`.
+    pub field: String,
+    /// The value before (empty: unset).
+    pub from: String,
+    /// The value after (empty: unset).
+    pub to: String,
+    /// Why, when the operator said (required to force a destructive
+    /// operation on a protected node).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+impl NodeLabels {
+    /// Whether no field is set.
+    pub fn is_empty(&self) -> bool {
+        self.hostgroup.is_none()
+            && self.environment.is_none()
+            && self.owner.is_none()
+            && self.zone.is_none()
+            && self.meta.is_empty()
+    }
+
+    /// Lays `change` over these overrides: its set fields replace ours, its
+    /// meta entries are added (an empty value is kept: it deletes the
+    /// entry, even the agent's, see [`Node::apply_labels`]).
+    pub fn merge(&mut self, change: &NodeLabels) {
+        for (ours, theirs) in [
+            (&mut self.hostgroup, &change.hostgroup),
+            (&mut self.environment, &change.environment),
+            (&mut self.owner, &change.owner),
+            (&mut self.zone, &change.zone),
+        ] {
+            if let Some(value) = theirs {
+                *ours = Some(value.clone());
+            }
+        }
+        for (key, value) in &change.meta {
+            self.meta.insert(key.clone(), value.clone());
+        }
+    }
+}
+
+impl Node {
+    /// The effective labels as `(field, value)` pairs, for audit diffs.
+    pub fn label_fields(&self) -> BTreeMap<String, String> {
+        let mut fields: BTreeMap<String, String> = [
+            ("hostgroup", &self.hostgroup),
+            ("environment", &self.environment),
+            ("owner", &self.owner),
+            ("zone", &self.zone),
+        ]
+        .into_iter()
+        .map(|(field, value)| (field.to_owned(), value.clone()))
+        .collect();
+        fields.extend(self.meta.iter().map(|(key, value)| (format!("meta.{key}"), value.clone())));
+        fields
+    }
+
+    /// The effective labels that differ between this node and `after`, as
+    /// `(field, from, to)` in field order (empty: unset).
+    pub fn label_diff(&self, after: &Node) -> Vec<(String, String, String)> {
+        let before = self.label_fields();
+        let after = after.label_fields();
+        let fields: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        fields
+            .into_iter()
+            .filter_map(|field| {
+                let from = before.get(field).cloned().unwrap_or_default();
+                let to = after.get(field).cloned().unwrap_or_default();
+                (from != to).then(|| (field.clone(), from, to))
+            })
+            .collect()
+    }
+}
+
 /// The labels an operator can set centrally; each set field overrides what
 /// the agent reports, and the override survives agent restarts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -44,6 +44,8 @@ enum Command {
     /// Work with evaluations.
     #[command(subcommand)]
     Eval(cli::eval::EvalCommand),
+    /// Run a command on many nodes at once, through their agents.
+    Exec(cli::exec::ExecArgs),
     /// Search and follow the logs of every node.
     #[command(subcommand)]
     Logs(cli::logs::LogsCommand),
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
             Command::Operator(command) => cli::server::run_operator(command).await,
             Command::Var(command) => cli::var::run(command).await,
             Command::Logs(command) => cli::logs::run(command).await,
+            Command::Exec(args) => cli::exec::run(args).await,
             Command::Agent(args) => roles::agent(args).await,
             Command::Job(command) => cli::job::run(command).await,
             Command::Alloc(command) => cli::alloc::run(command).await,

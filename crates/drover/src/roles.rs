@@ -65,6 +65,10 @@ pub(crate) struct ServerArgs {
     heartbeat: HeartbeatArgs,
     #[command(flatten)]
     logs: ServerLogArgs,
+    /// Refuse `drover exec` on this server (and on the agents connected
+    /// to it, when asked through another server).
+    #[arg(long)]
+    disable_exec: bool,
 }
 
 /// The log index of a server.
@@ -147,6 +151,9 @@ pub(crate) struct AgentArgs {
     labels: LabelArgs,
     #[command(flatten)]
     logs: AgentLogArgs,
+    /// Refuse every `drover exec` on this node.
+    #[arg(long)]
+    disable_exec: bool,
 }
 
 /// Which logs an agent collects besides its tasks' output.
@@ -180,7 +187,7 @@ impl AgentLogArgs {
     }
 }
 
-/// Labels an agent reports.
+/// Labels an agent reports (and `drover node update` sets).
 #[derive(Debug, Args)]
 pub(crate) struct LabelArgs {
     /// Host group, a path such as `bi/batch/gridworker`.
@@ -201,7 +208,7 @@ pub(crate) struct LabelArgs {
 }
 
 impl LabelArgs {
-    fn labels(&self) -> NodeLabels {
+    pub(crate) fn labels(&self) -> NodeLabels {
         NodeLabels {
             hostgroup: self.hostgroup.clone(),
             environment: self.environment.clone(),
@@ -232,6 +239,7 @@ pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.heartbeat = args.heartbeat.config()?;
     config.bootstrap = args.bootstrap()?;
     config.logs = args.logs.settings();
+    config.exec_enabled = !args.disable_exec;
     let listener = bind(args.bind).await?;
     let server = Server::start(config).await.context("cannot start the server")?;
     tracing::info!(address = %args.bind, data_dir = %data_dir.display(), "server running");
@@ -249,6 +257,7 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
         executor: DriverConfig::current_exe().context("cannot find the drover executable for task executors")?,
         stop_tasks_on_shutdown: false,
         logs: args.logs.config(),
+        allow_exec: !args.disable_exec,
     };
     let agent = Agent::start(config).await.context("cannot start the agent")?;
     tracing::info!(node = agent.name(), "agent running; tasks keep running when it stops");
@@ -283,6 +292,7 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         executor: DriverConfig::current_exe().context("cannot find the drover executable for task executors")?,
         stop_tasks_on_shutdown: true,
         logs: drover_agent::LogConfig::default(),
+        allow_exec: true,
     })
     .await
     .context("cannot start the agent")?;

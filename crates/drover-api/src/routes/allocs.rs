@@ -111,7 +111,7 @@ pub(super) async fn logs(
     let first_chunk = match first {
         Some(ResponseBody::Chunk { data }) => Some(data),
         Some(ResponseBody::End { error: Some(error) }) => return Err(ApiError(error)),
-        Some(ResponseBody::End { error: None }) => None,
+        Some(ResponseBody::End { error: None } | ResponseBody::Exited { .. }) => None,
         None => {
             return Err(ApiError(CodedError::new(
                 drover_types::ErrorCode::Unavailable,
@@ -128,6 +128,7 @@ pub(super) async fn logs(
         }
         match answers.recv().await {
             Some(ResponseBody::Chunk { data }) => Some((Ok(bytes::Bytes::from(data)), (answers, guard))),
+            Some(ResponseBody::Exited { .. }) => None,
             Some(ResponseBody::End { error }) => {
                 guard.finished = true;
                 error.map(|error| (Err(std::io::Error::other(error.message)), (answers, guard)))

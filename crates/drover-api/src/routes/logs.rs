@@ -4,9 +4,7 @@
 //! `filter`); the server asks every other server and merges.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use drover_proto::api::{LogCountBy, LogInterval, LogPage, LogQuery};
@@ -51,12 +49,5 @@ pub(super) async fn tail(
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
-    let receiver = app.server.tail_logs(query).await?;
-    let lines = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let entry = receiver.recv().await?;
-        let mut line = serde_json::to_vec(&entry).unwrap_or_default();
-        line.push(b'\n');
-        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(line)), receiver))
-    });
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response())
+    Ok(super::ndjson(app.server.tail_logs(query).await?))
 }

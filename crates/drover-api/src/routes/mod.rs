@@ -10,9 +10,24 @@ mod session;
 mod variables;
 
 use axum::Router;
+use axum::body::Body;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use tokio::sync::mpsc;
 
 use crate::AppState;
+
+/// A newline-delimited JSON answer, one line per item received.
+fn ndjson<T: serde::Serialize + Send + 'static>(receiver: mpsc::Receiver<T>) -> Response {
+    let lines = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let item = receiver.recv().await?;
+        let mut line = serde_json::to_vec(&item).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, std::io::Error>(bytes::Bytes::from(line)), receiver))
+    });
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response()
+}
 
 pub(crate) fn public_routes() -> Router<AppState> {
     Router::new()
@@ -36,6 +51,10 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route("/v1/node/{node}", get(nodes::get))
         .route("/v1/node/{node}/drain", post(nodes::drain))
         .route("/v1/node/{node}/eligibility", post(nodes::eligibility))
+        .route("/v1/node/{node}/protection", post(nodes::protection))
+        .route("/v1/node/{node}/history", get(nodes::history))
+        .route("/v1/nodes/update", post(nodes::update))
+        .route(drover_server::exec::EXEC_PATH, post(nodes::exec))
         .route("/v1/evaluations", get(nodes::list_evals))
         .route("/v1/evaluation/{eval_id}", get(nodes::get_eval))
         .route("/v1/status/leader", get(nodes::leader))

@@ -5,9 +5,10 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 
 use drover_proto::api::{
-    AllocListEntry, DrainRequest, EligibilityRequest, NodeListEntry, NodeStatusResponse, NodeUsageEntry, ServerInfo,
+    AllocListEntry, DrainRequest, EligibilityRequest, ExecRequest, NodeListEntry, NodeStatusResponse,
+    NodeUpdateRequest, NodeUpdateResponse, NodeUsageEntry, ProtectionRequest, ServerInfo,
 };
-use drover_types::{DurationSpec, Evaluation, Node};
+use drover_types::{DurationSpec, Evaluation, Node, NodeChange};
 
 use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::{Caller, Capability};
@@ -139,8 +140,13 @@ pub(super) async fn drain(
         ),
         None => None,
     };
-    let request =
-        drover_server::DrainRequest { deadline, ignore_system_jobs: request.ignore_system, disable: request.disable };
+    let request = drover_server::DrainRequest {
+        deadline,
+        ignore_system_jobs: request.ignore_system,
+        disable: request.disable,
+        reason: request.reason,
+        by: caller.name.clone(),
+    };
     Ok(Json(app.server.drain_node(&node, request).await?))
 }
 
@@ -151,7 +157,48 @@ pub(super) async fn eligibility(
     ApiJson(request): ApiJson<EligibilityRequest>,
 ) -> ApiResult<Json<Node>> {
     caller.require(Capability::WriteNode)?;
-    Ok(Json(app.server.set_eligibility(&node, request.eligible).await?))
+    Ok(Json(app.server.set_eligibility(&node, request.eligible, &caller.name).await?))
+}
+
+/// `POST /v1/nodes/update`: change the labels of many nodes (or preview).
+pub(super) async fn update(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<NodeUpdateRequest>,
+) -> ApiResult<Json<NodeUpdateResponse>> {
+    caller.require(if request.dry_run { Capability::Read } else { Capability::WriteNode })?;
+    Ok(Json(app.server.update_nodes(&request, &caller.name).await?))
+}
+
+/// `POST /v1/node/{node}/protection`: protect a node or lift it.
+pub(super) async fn protection(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(node): Path<String>,
+    ApiJson(request): ApiJson<ProtectionRequest>,
+) -> ApiResult<Json<Node>> {
+    caller.require(Capability::WriteNode)?;
+    Ok(Json(app.server.set_protection(&node, request.protect, &request.reason, &caller.name).await?))
+}
+
+/// `GET /v1/node/{node}/history`: who changed what on a node, oldest first.
+pub(super) async fn history(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(node): Path<String>,
+) -> ApiResult<Json<Vec<NodeChange>>> {
+    caller.require(Capability::Read)?;
+    Ok(Json(app.server.node_history(&node).await?.1))
+}
+
+/// `POST /v1/exec`: run a command on many nodes; NDJSON [`ExecEvent`]s.
+pub(super) async fn exec(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<ExecRequest>,
+) -> ApiResult<Response> {
+    caller.require(Capability::Exec)?;
+    Ok(super::ndjson(app.server.exec(request).await?))
 }
 
 /// `GET /v1/internal/usage/{node_id}`: a node's usage if its agent is

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use drover_state::{Command, State};
 use drover_types::{
     AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, DesiredTransition, EvalTrigger, Evaluation, JobId,
-    JobType, Node, PlanStop, Timestamp,
+    JobType, Node, NodeChange, PlanStop, Timestamp,
 };
 
 use crate::ids::new_eval_id;
@@ -60,7 +60,20 @@ pub(crate) fn drain_step(state: &State, node: &Node, now: Timestamp) -> Vec<Comm
     let remaining = if strategy.ignore_system_jobs { others.len() } else { live.len() };
     if remaining == 0 {
         tracing::info!(node = %node.name, "drain complete");
-        return vec![Command::UpdateNodeDrain { node_id: node.id.clone(), drain: None, mark_eligible: false, now }];
+        return vec![Command::UpdateNodeDrain {
+            node_id: node.id.clone(),
+            drain: None,
+            mark_eligible: false,
+            now,
+            audit: vec![NodeChange {
+                at: now,
+                by: "drover".to_owned(),
+                field: "drain".to_owned(),
+                from: "draining".to_owned(),
+                to: "complete".to_owned(),
+                reason: String::new(),
+            }],
+        }];
     }
 
     let forced = strategy.deadline.is_some_and(|deadline| now >= deadline);

@@ -92,6 +92,36 @@ impl Fleet {
         .await
     }
 
+    /// Starts many agents at once (host group `bench`) and waits until all
+    /// their nodes are ready.
+    pub(crate) async fn start_agents(&mut self, names: &[String]) -> anyhow::Result<()> {
+        for name in names {
+            let mut command = Command::new(std::env::current_exe()?);
+            command
+                .args(["agent", "--servers", &self.address, "--name", name, "--hostgroup", "bench", "--data-dir"])
+                .arg(self.agent_dir(name));
+            let process = ChildProcess::spawn(&mut command, &self.dir.path().join(format!("agent-{name}.log")))?;
+            self.agents.push((name.clone(), process));
+        }
+        self.wait_ready(names).await
+    }
+
+    /// Waits until the node of every name is ready.
+    pub(crate) async fn wait_ready(&self, names: &[String]) -> anyhow::Result<()> {
+        let client = self.client.clone();
+        let wanted: std::collections::HashSet<String> = names.iter().cloned().collect();
+        wait_until(Duration::from_secs(300), || {
+            let (client, wanted) = (client.clone(), wanted.clone());
+            async move {
+                client.nodes().await.is_ok_and(|nodes| {
+                    nodes.iter().filter(|node| node.status == "ready" && wanted.contains(&node.name)).count()
+                        == wanted.len()
+                })
+            }
+        })
+        .await
+    }
+
     /// A machine dying: kill -9 of the agent and of every process it started.
     pub(crate) fn kill_machine(&mut self, name: &str) {
         if let Some((_, agent)) = self.agents.iter_mut().find(|(existing, _)| existing == name) {

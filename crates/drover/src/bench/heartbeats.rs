@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::fleet::{Fleet, cpu_seconds, wait_until};
-use super::sim::SimAgent;
+use super::fleet::{Fleet, cpu_seconds};
 
 #[derive(Debug, Serialize)]
 struct Report {
@@ -32,29 +31,8 @@ pub(crate) async fn run(num_nodes: usize, window: Duration, json: bool) -> anyho
     let fleet = Fleet::start_server().await?;
     let counter = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();
-    for number in 0..num_nodes {
-        let agent = SimAgent {
-            server: fleet.address.clone(),
-            name: format!("sim{number:05}"),
-            hostgroup: "bench".to_owned(),
-            heartbeats: Some(Arc::clone(&counter)),
-        };
-        let agent_stop = stop.clone();
-        tokio::spawn(async move {
-            if let Err(error) = agent.run(agent_stop).await {
-                tracing::warn!(%error, "simulated agent failed");
-            }
-        });
-        // Pace connections so the server's accept queue keeps up.
-        if number % 500 == 499 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    let client = fleet.client.clone();
-    wait_until(Duration::from_secs(300), || async {
-        client.nodes().await.is_ok_and(|nodes| nodes.iter().filter(|node| node.status == "ready").count() >= num_nodes)
-    })
-    .await?;
+    let names: Vec<String> = (0..num_nodes).map(|number| format!("sim{number:05}")).collect();
+    super::sim::start_many(&fleet, &names, Some(Arc::clone(&counter)), &stop).await?;
     if !json {
         eprintln!("{num_nodes} simulated agents ready; letting registration settle");
     }

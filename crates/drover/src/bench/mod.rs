@@ -3,6 +3,7 @@
 //! exact command.
 
 mod e2e;
+mod exec;
 mod failover;
 mod fleet;
 mod ha;
@@ -88,6 +89,23 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Wall time of `drover exec -- uptime` on N nodes, p50/p99: real
+    /// agents (separate processes) with --real, else simulated agents that
+    /// answer at once (the control path alone).
+    Exec {
+        /// Node counts, comma-separated, measured in turn.
+        #[arg(long, value_delimiter = ',', default_value = "50,200")]
+        nodes: Vec<usize>,
+        /// Timed runs per node count.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+        /// Real agents instead of simulated ones.
+        #[arg(long)]
+        real: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// The server's CPU time per 1,000 heartbeats.
     Heartbeats {
         /// Number of simulated agents.
@@ -107,6 +125,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Scheduler { nodes, allocs, json } => scheduler::run(nodes, allocs, json),
         BenchCommand::E2e { nodes, allocs, per_job, json } => e2e::run(nodes, allocs, per_job, json).await,
         BenchCommand::Failover { nodes, trials, real, json } => failover::run(nodes, trials, real, json).await,
+        BenchCommand::Exec { nodes, rounds, real, json } => exec::run(nodes, rounds, real, json).await,
         BenchCommand::Heartbeats { nodes, window, json } => heartbeats::run(nodes, window, json).await,
         BenchCommand::LeaderFailover { trials, json } => ha::leader_failover(trials, json).await,
         BenchCommand::Writes { concurrency, payload, window, json } => {

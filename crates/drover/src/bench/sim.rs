@@ -1,7 +1,8 @@
 //! Simulated agents for benchmarks: real WebSocket sessions to a real
 //! server, but no tasks. A simulated agent registers, heartbeats, and
 //! acknowledges every allocation it is given as running (and every stop as
-//! complete) at once.
+//! complete) at once, and answers every `drover exec` at once with an
+//! `uptime`-like line.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -10,7 +11,7 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use drover_proto::session::{self, AgentMessage, ServerMessage};
+use drover_proto::session::{self, AgentMessage, RequestBody, ResponseBody, ServerMessage};
 use drover_state::{ClientAllocUpdate, NodeRegistration};
 use drover_types::{AllocClientStatus, AllocDesiredStatus, AllocId, NodeId, NodeLabels, Resources};
 
@@ -98,10 +99,56 @@ impl SimAgent {
                                 sink.send(Message::Binary(session::encode(&message)?.into())).await?;
                             }
                         }
+                        ServerMessage::Request { request_id, body: RequestBody::Exec { .. } } => {
+                            // Answer at once, as a fast `uptime` would:
+                            // what is measured is drover's path, not the command.
+                            let body = ResponseBody::Exited {
+                                exit_code: Some(0),
+                                error: String::new(),
+                                timed_out: false,
+                                stdout: b" 12:00:00 up 42 days,  3:14,  0 users,  load average: 0.00, 0.01, 0.05\n".to_vec(),
+                                stderr: Vec::new(),
+                                truncated: false,
+                            };
+                            let message = AgentMessage::Response { request_id, body };
+                            sink.send(Message::Binary(session::encode(&message)?.into())).await?;
+                        }
                         ServerMessage::Request { .. } | ServerMessage::Refused { .. } | ServerMessage::LogsAck { .. } => {}
                     }
                 }
             }
         }
     }
+}
+
+/// Starts a simulated agent per name (host group `bench`) against the
+/// fleet's server and waits until every node is ready. They run until
+/// `stop` is cancelled; `heartbeats` counts what they send.
+pub(crate) async fn start_many(
+    fleet: &super::fleet::Fleet,
+    names: &[String],
+    heartbeats: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    for (number, name) in names.iter().enumerate() {
+        let agent = SimAgent {
+            server: fleet.address.clone(),
+            name: name.clone(),
+            hostgroup: "bench".to_owned(),
+            heartbeats: heartbeats.clone(),
+        };
+        let agent_stop = stop.clone();
+        tokio::spawn(async move {
+            if let Err(error) = agent.run(agent_stop.clone()).await
+                && !agent_stop.is_cancelled()
+            {
+                tracing::warn!(%error, "simulated agent failed");
+            }
+        });
+        // Pace connections so the server's accept queue keeps up.
+        if number % 500 == 499 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    fleet.wait_ready(names).await
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod alloc;
 pub(crate) mod eval;
+pub(crate) mod exec;
 pub(crate) mod job;
 pub(crate) mod logs;
 pub(crate) mod node;
@@ -33,6 +34,20 @@ impl ServerAddress {
     pub(crate) fn client(&self) -> Client {
         Client::new(&self.address).with_stale(self.stale)
     }
+}
+
+/// Node arguments as typed: each may hold comma-separated names and brace
+/// ranges (`batch{00..99},gpu07`); the result keeps the order, without
+/// repeats.
+pub(crate) fn expand_node_args(args: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for arg in args {
+        let expanded =
+            drover_filter::expand_names(arg).map_err(|error| anyhow::anyhow!("bad node list {arg:?}: {error}"))?;
+        names.extend(expanded.into_iter().filter(|name| seen.insert(name.clone())));
+    }
+    Ok(names)
 }
 
 /// Accepts Nomad's single-dash long flags for variables (`-var x=y`,

@@ -5,10 +5,10 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use drover_proto::api::DrainRequest;
+use drover_proto::api::{DrainRequest, NodeFieldChange, NodeUpdateRequest};
 
 use super::ServerAddress;
-use super::output::{ago, megabytes, print_fields, print_json, print_table, table};
+use super::output::{ago, local_time, megabytes, print_fields, print_json, print_table, table};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum NodeCommand {
@@ -27,8 +27,71 @@ pub(crate) enum NodeCommand {
         #[arg(long)]
         no_wait: bool,
         /// Cancel a drain (the node becomes eligible again).
-        #[arg(long, conflicts_with_all = ["deadline", "ignore_system"])]
+        #[arg(long, conflicts_with_all = ["deadline", "ignore_system", "force"])]
         disable: bool,
+        /// Stop every allocation now (a deadline of 0).
+        #[arg(long, conflicts_with = "deadline")]
+        force: bool,
+        /// Why; needed to drain a protected node with --deadline or
+        /// --force, and recorded in `drover node history`.
+        #[arg(long)]
+        reason: Option<String>,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Change the host group, environment, owner, zone or meta of nodes;
+    /// the change overrides what their agents report and survives agent
+    /// restarts.
+    Update {
+        /// Nodes: names, ids, comma-separated lists and brace ranges
+        /// (`batch{00..99}`).
+        #[arg(value_name = "NODES")]
+        nodes: Vec<String>,
+        /// The nodes this filter matches (docs/nodes.md); with NODES,
+        /// those of them it matches.
+        #[arg(long)]
+        filter: Option<String>,
+        /// The new values (`--meta key=` deletes an entry).
+        #[command(flatten)]
+        labels: crate::roles::LabelArgs,
+        /// Do not ask for confirmation (asked above 10 nodes).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Only show what would change.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Mark a node as one that must never be destroyed: forced drains (and
+    /// later reboots, rebuilds, deletions, automated fixes) are refused
+    /// unless forced with a reason.
+    Protect {
+        /// Node name, id or unique id prefix.
+        node: String,
+        /// Why it must be protected (shown whenever something is refused).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Lift a node's protection.
+    Unprotect {
+        /// Node name, id or unique id prefix.
+        node: String,
+        /// Why (recorded in the history).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Who changed what on a node, and when.
+    History {
+        /// Node name, id or unique id prefix.
+        node: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerAddress,
     },
@@ -88,12 +151,14 @@ pub(crate) enum NodeCommand {
 
 pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
     match command {
-        NodeCommand::Drain { node, deadline, ignore_system, no_wait, disable, server } => {
+        NodeCommand::Drain { node, deadline, ignore_system, no_wait, disable, force, reason, server } => {
             let client = server.client();
+            let deadline = if force { Some(Duration::ZERO) } else { deadline };
             let request = DrainRequest {
-                deadline: deadline.map(|deadline| drover_types::DurationSpec(deadline).to_string().replace(' ', "")),
+                deadline: deadline.map(|deadline| format!("{}ms", deadline.as_millis())),
                 ignore_system,
                 disable,
+                reason,
             };
             let drained = client.drain_node(&node, &request).await?;
             if disable {
@@ -112,6 +177,46 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             follow_drain(&client, &drained.id.to_string(), ignore_system).await
+        }
+        NodeCommand::Update { nodes, filter, labels, yes, dry_run, server } => {
+            let labels = labels.labels();
+            let request = NodeUpdateRequest { nodes: super::expand_node_args(&nodes)?, filter, labels, dry_run: true };
+            update_nodes(&server.client(), request, yes, dry_run).await
+        }
+        NodeCommand::Protect { node, reason, server } => {
+            let updated = server.client().set_protection(&node, true, &reason).await?;
+            println!("Node {} is protected: {reason}", updated.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::Unprotect { node, reason, server } => {
+            let updated = server.client().set_protection(&node, false, &reason).await?;
+            println!("Node {} is no longer protected.", updated.name);
+            Ok(ExitCode::SUCCESS)
+        }
+        NodeCommand::History { node, json, server } => {
+            let history = server.client().node_history(&node).await?;
+            if json {
+                print_json(&history)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if history.is_empty() {
+                println!("No changes recorded for node {node}.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows = table(&["When", "Who", "Field", "From", "To", "Reason"]);
+            let or_dash = |text: &str| if text.is_empty() { "-".to_owned() } else { text.to_owned() };
+            for change in &history {
+                rows.add_row(vec![
+                    local_time(change.at),
+                    change.by.clone(),
+                    change.field.clone(),
+                    or_dash(&change.from),
+                    or_dash(&change.to),
+                    or_dash(&change.reason),
+                ]);
+            }
+            print_table(&rows);
+            Ok(ExitCode::SUCCESS)
         }
         NodeCommand::Eligibility { node, enable, server, .. } => {
             let updated = server.client().set_eligibility(&node, enable).await?;
@@ -329,4 +434,96 @@ fn print_usage(usage: &drover_metrics::NodeSample) {
         }
         print_table(&rows);
     }
+}
+
+/// Nodes changed per request, so that progress can be shown.
+const UPDATE_BATCH: usize = 50;
+
+/// Above this many nodes, a bulk change asks for confirmation.
+const CONFIRM_ABOVE: usize = 10;
+
+/// `drover node update`: preview, confirm above 10 nodes, apply in
+/// batches with progress.
+async fn update_nodes(
+    client: &drover_client::Client,
+    mut request: NodeUpdateRequest,
+    yes: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let preview = client.update_nodes(&request).await?;
+    if preview.nodes.is_empty() {
+        println!("No node matches; nothing to change.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print_changes(&preview.changes);
+    let changing: Vec<&str> = {
+        let mut names: Vec<&str> = preview.changes.iter().map(|change| change.node.as_str()).collect();
+        names.dedup();
+        names
+    };
+    if changing.is_empty() {
+        println!("{} node(s) selected; they already have these values.", preview.nodes.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} of {} selected node(s) change: {}",
+        changing.len(),
+        preview.nodes.len(),
+        drover_filter::fold_names(&changing)
+    );
+    if dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if changing.len() > CONFIRM_ABOVE && !yes && !confirm(&format!("Change {} nodes?", changing.len()))? {
+        println!("Nothing changed.");
+        return Ok(ExitCode::FAILURE);
+    }
+    let ids: Vec<String> = preview
+        .nodes
+        .iter()
+        .filter(|(name, _)| changing.contains(&name.as_str()))
+        .map(|(_, id)| id.to_string())
+        .collect();
+    let progress = indicatif::ProgressBar::new(ids.len() as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} nodes updated")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    request.dry_run = false;
+    request.filter = None;
+    let mut changed = 0usize;
+    for batch in ids.chunks(UPDATE_BATCH) {
+        request.nodes = batch.to_vec();
+        let response = client.update_nodes(&request).await?;
+        changed += response.nodes.len();
+        progress.inc(batch.len() as u64);
+    }
+    progress.finish_and_clear();
+    println!("Updated {changed} node(s); `drover node history NODE` shows each change.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_changes(changes: &[NodeFieldChange]) {
+    if changes.is_empty() {
+        return;
+    }
+    let or_dash = |text: &str| if text.is_empty() { "-".to_owned() } else { text.to_owned() };
+    let mut rows = table(&["Node", "Field", "From", "To"]);
+    for change in changes {
+        rows.add_row(vec![change.node.clone(), change.field.clone(), or_dash(&change.from), or_dash(&change.to)]);
+    }
+    print_table(&rows);
+}
+
+/// Asks on the terminal; without one, refuses and says how to skip asking.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("{question} Refusing without a terminal to ask on; add --yes to confirm. Nothing changed.");
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }

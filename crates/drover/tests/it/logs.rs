@@ -5,12 +5,13 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use drover_client::Client;
 use drover_proto::api::{LogCountBy, LogPage, LogQuery, LogRecord};
 
-use crate::harness::{Cluster, free_port};
+use crate::harness::{Cluster, drover_binary, free_port};
 
 fn query(text: &str) -> LogQuery {
     LogQuery { q: text.to_owned(), ..LogQuery::default() }
@@ -279,7 +280,7 @@ async fn syslog_from_logger_over_udp_and_tcp_is_found_on_agents_and_servers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_search_asks_every_server_and_says_which_one_did_not_answer() {
+async fn searches_and_execs_reach_every_server_and_a_search_says_which_one_did_not_answer() {
     let mut cluster = Cluster::start_servers(3).await;
     let log_dir = cluster.dir.path().join("applogs");
     std::fs::create_dir_all(&log_dir).unwrap();
@@ -303,6 +304,23 @@ async fn a_search_asks_every_server_and_says_which_one_did_not_answer() {
     let by_node = client.count_logs(&query("fanout"), &LogCountBy { by: "node".to_owned(), top: None }).await.unwrap();
     let nodes: Vec<(&str, u64)> = by_node.counts.iter().map(|count| (count.value.as_str(), count.count)).collect();
     assert_eq!(nodes, [("left", 200), ("right", 200)]);
+    // `drover exec` through the server without agents reaches both.
+    let output = Command::new(drover_binary())
+        .args(["exec", "left,right", "--json", "--", "echo", "from", "afar"])
+        .env("DROVER_ADDR", &cluster.addresses[0])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    let answers: Vec<(&str, &str, &str)> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|result| {
+            (result["node"].as_str().unwrap(), result["status"].as_str().unwrap(), result["stdout"].as_str().unwrap())
+        })
+        .collect();
+    assert_eq!(answers, [("left", "success", "from afar\n"), ("right", "success", "from afar\n")]);
 
     cluster.kill_server_at(2);
     let page = client.search_logs(&query("fanout"), &LogPage { limit: Some(1000), cursor: None }).await.unwrap();

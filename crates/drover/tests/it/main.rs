@@ -14,5 +14,6 @@ mod dev_mode;
 mod failures;
 mod fleet;
 mod ha;
+mod inventory;
 mod logs;
 mod scheduling;

@@ -1,0 +1,260 @@
+//! `drover exec`: a command run on many nodes through their agents'
+//! sessions, with no SSH.
+//!
+//! ```text
+//!  CLI ──POST /v1/exec──▶ server A ──Request{Exec}──▶ agents connected to A
+//!                            │ ──POST /v1/exec {local}──▶ server B ──▶ agents on B
+//!                            ◀── NDJSON results, as each node finishes ──┘
+//! ```
+//!
+//! Every node has its own deadline, measured from when its command was
+//! sent; a node that does not answer by then is reported `timeout` (and its
+//! command is cancelled), and nobody waits for it. A node whose agent is
+//! connected to no server is `unreachable`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::{Semaphore, mpsc};
+
+use drover_proto::api::{ExecEvent, ExecNodeResult, ExecRequest, ExecStatus};
+use drover_proto::session::{RequestBody, ResponseBody};
+use drover_types::{CodedError, ErrorCode, NodeId};
+
+use crate::Result;
+use crate::server::Server;
+
+/// The path of the exec API, also used between servers.
+pub const EXEC_PATH: &str = "/v1/exec";
+
+/// Longest deadline accepted.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Largest output kept per stream and node.
+const MAX_OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Events buffered towards a slow reader before nodes wait for it.
+const EVENT_BUFFER: usize = 1024;
+
+impl Server {
+    /// Starts a command on the selected nodes. The first event names the
+    /// nodes; then one result per node as each finishes; then `End`.
+    pub async fn exec(&self, request: ExecRequest) -> Result<mpsc::Receiver<ExecEvent>> {
+        if !self.config().exec_enabled {
+            return Err(CodedError::new(
+                ErrorCode::Forbidden,
+                "exec is disabled on this server (it was started with --disable-exec)",
+            ));
+        }
+        if request.command.iter().all(|word| word.trim().is_empty()) {
+            return Err(CodedError::invalid("no command given: drover exec [NODES | --filter EXPR] -- COMMAND ARGS…"));
+        }
+        let timeout = Duration::from_millis(request.timeout_ms);
+        if timeout.is_zero() || timeout > MAX_TIMEOUT {
+            return Err(CodedError::invalid("the timeout must be more than 0 and at most 24h"));
+        }
+        if request.max_output_bytes > MAX_OUTPUT_BYTES {
+            return Err(CodedError::invalid(format!(
+                "at most {} MiB of output per stream and node can be kept",
+                MAX_OUTPUT_BYTES / 1024 / 1024
+            )));
+        }
+        let state = if request.local { self.state() } else { self.consistent_state().await? };
+        let nodes = crate::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
+        let names: HashMap<NodeId, String> = nodes.iter().map(|node| (node.id.clone(), node.name.clone())).collect();
+        let connected = self.inner.sessions.connected_nodes().await;
+        let (local, remote): (Vec<NodeId>, Vec<NodeId>) =
+            nodes.iter().map(|node| node.id.clone()).partition(|node_id| connected.contains(node_id));
+
+        let (sender, receiver) = mpsc::channel(EVENT_BUFFER);
+        let mut start_names: Vec<String> = nodes.iter().map(|node| node.name.clone()).collect();
+        start_names.sort();
+        // The receiver exists: the first send cannot fail.
+        let _ = sender.send(ExecEvent::Start { nodes: start_names }).await;
+        let server = self.clone();
+        tokio::spawn(async move {
+            let request = Arc::new(request);
+            let limit =
+                Arc::new(Semaphore::new(if request.parallel == 0 { Semaphore::MAX_PERMITS } else { request.parallel }));
+            let mut running = Vec::with_capacity(local.len() + 1);
+            for node_id in local {
+                let (server, request, limit, sender) =
+                    (server.clone(), Arc::clone(&request), Arc::clone(&limit), sender.clone());
+                let name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.to_string());
+                running.push(tokio::spawn(async move {
+                    let Ok(_permit) = limit.acquire().await else { return };
+                    let result = server.exec_on_agent(&node_id, name, &request).await;
+                    let _ = sender.send(ExecEvent::Result(result)).await;
+                }));
+            }
+            let mut missing = Vec::new();
+            if !remote.is_empty() {
+                if request.local {
+                    missing = remote.iter().map(|node_id| node_id.to_string()).collect();
+                } else {
+                    let unanswered = server.exec_on_peers(&remote, &request, &sender).await;
+                    for node_id in unanswered {
+                        let name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.to_string());
+                        let result = unreachable(name, "its agent is not connected to any server");
+                        let _ = sender.send(ExecEvent::Result(result)).await;
+                    }
+                }
+            }
+            for task in running {
+                let _ = task.await;
+            }
+            let _ = sender.send(ExecEvent::End { missing }).await;
+        });
+        Ok(receiver)
+    }
+
+    /// Runs the command on one node whose agent is connected here.
+    async fn exec_on_agent(&self, node_id: &NodeId, name: String, request: &ExecRequest) -> ExecNodeResult {
+        let started = Instant::now();
+        let body = RequestBody::Exec {
+            command: request.command.join(" "),
+            user: request.user.clone(),
+            timeout_ms: request.timeout_ms,
+            max_output_bytes: request.max_output_bytes,
+        };
+        let (request_id, mut answers) = match self.request_agent(node_id, body).await {
+            Ok(opened) => opened,
+            Err(error) => return unreachable(name, &error.message),
+        };
+        let deadline = Duration::from_millis(request.timeout_ms);
+        let answer = tokio::time::timeout(deadline, answers.recv()).await;
+        let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let mut result = ExecNodeResult {
+            node: name,
+            status: ExecStatus::Timeout,
+            exit_code: None,
+            error: String::new(),
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: false,
+            duration_ms,
+        };
+        match answer {
+            Err(_) => {
+                self.cancel_agent_request(node_id, request_id).await;
+                result.error = format!("no answer within {}", drover_types::DurationSpec(deadline));
+            }
+            Ok(None) => {
+                result.status = ExecStatus::Unreachable;
+                result.error = "the agent's session closed before it answered".to_owned();
+            }
+            Ok(Some(ResponseBody::Exited { exit_code, error, timed_out, stdout, stderr, truncated })) => {
+                result.status = match (timed_out, exit_code) {
+                    (true, _) => ExecStatus::Timeout,
+                    (false, Some(0)) => ExecStatus::Success,
+                    (false, _) => ExecStatus::Failure,
+                };
+                result.exit_code = exit_code;
+                result.error = error;
+                result.stdout = String::from_utf8_lossy(&stdout).into_owned();
+                result.stderr = String::from_utf8_lossy(&stderr).into_owned();
+                result.truncated = truncated;
+            }
+            Ok(Some(other)) => {
+                result.status = ExecStatus::Failure;
+                result.error = format!("the agent answered with {other:?}; is it the same drover version?");
+            }
+        }
+        result
+    }
+
+    /// Asks every other server to run the command on the given nodes that
+    /// are connected to it; relays their results and returns the nodes
+    /// that no server answered for.
+    async fn exec_on_peers(
+        &self,
+        node_ids: &[NodeId],
+        request: &ExecRequest,
+        sender: &mpsc::Sender<ExecEvent>,
+    ) -> Vec<NodeId> {
+        let peer_request = ExecRequest {
+            nodes: node_ids.iter().map(|node_id| node_id.to_string()).collect(),
+            filter: None,
+            local: true,
+            ..request.clone()
+        };
+        let peers: Vec<String> = self
+            .members()
+            .into_iter()
+            .filter(|member| member.server_id != self.id())
+            .map(|member| member.address)
+            .collect();
+        let answered: Vec<BTreeSet<String>> = futures_util::future::join_all(
+            peers.iter().map(|address| self.exec_on_peer(address, &peer_request, sender)),
+        )
+        .await;
+        let all_answered: BTreeSet<&String> = answered.iter().flatten().collect();
+        node_ids.iter().filter(|node_id| !all_answered.contains(&node_id.to_string())).cloned().collect()
+    }
+
+    /// Relays one peer's results; returns the node ids it answered for.
+    async fn exec_on_peer(
+        &self,
+        address: &str,
+        request: &ExecRequest,
+        sender: &mpsc::Sender<ExecEvent>,
+    ) -> BTreeSet<String> {
+        let mut answered = BTreeSet::new();
+        let url = format!("{}{EXEC_PATH}", crate::network::base_url(address));
+        let Ok(response) = self.inner.network.client().post(&url).json(request).send().await else {
+            return answered;
+        };
+        if !response.status().is_success() {
+            return answered;
+        }
+        let mut stream = response.bytes_stream();
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut peer_names: HashMap<String, String> = HashMap::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            buffer.extend_from_slice(&chunk);
+            while let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
+                let line: Vec<u8> = buffer.drain(..=end).collect();
+                match serde_json::from_slice::<ExecEvent>(&line) {
+                    Ok(ExecEvent::Start { nodes }) => {
+                        // The peer resolved our ids to names; map back.
+                        let nodes: std::collections::HashSet<String> = nodes.into_iter().collect();
+                        let state = self.state();
+                        for node_id in &request.nodes {
+                            if let Some(node) = state.node(&NodeId::new(node_id.clone()))
+                                && nodes.contains(&node.name)
+                            {
+                                peer_names.insert(node.name.clone(), node_id.clone());
+                            }
+                        }
+                    }
+                    Ok(ExecEvent::Result(result)) => {
+                        if let Some(node_id) = peer_names.get(&result.node) {
+                            answered.insert(node_id.clone());
+                        }
+                        let _ = sender.send(ExecEvent::Result(result)).await;
+                    }
+                    Ok(ExecEvent::End { .. }) => return answered,
+                    Err(_) => {}
+                }
+            }
+        }
+        // The peer went away mid-answer: the nodes it did not answer for
+        // are reported unreachable by the caller.
+        answered
+    }
+}
+
+fn unreachable(node: String, error: &str) -> ExecNodeResult {
+    ExecNodeResult {
+        node,
+        status: ExecStatus::Unreachable,
+        exit_code: None,
+        error: error.to_owned(),
+        stdout: String::new(),
+        stderr: String::new(),
+        truncated: false,
+        duration_ms: 0,
+    }
+}

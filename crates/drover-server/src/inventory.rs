@@ -1,0 +1,233 @@
+//! The inventory an operator keeps: choosing nodes by name and filter,
+//! bulk label changes (`drover node update`), protection, and the audit
+//! history of each node.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_proto::api::{NodeFieldChange, NodeUpdateRequest, NodeUpdateResponse};
+use drover_state::{Command, State};
+use drover_types::{
+    CodedError, EvalTrigger, Evaluation, JobType, Node, NodeChange, NodeId, NodeLabels, Protection, Timestamp,
+};
+
+use crate::Result;
+use crate::ids::new_eval_id;
+use crate::server::Server;
+
+/// How many unknown names an error lists before "and N more".
+const NAMES_SHOWN: usize = 5;
+
+/// The nodes an operator named and/or a filter matched. Names are exact
+/// node names, ids or unique id prefixes; with both, the named nodes the
+/// filter matches. Naming nothing is an error, so that no command reaches
+/// the whole fleet by accident.
+pub fn select_nodes(state: &State, names: &[String], filter: Option<&str>) -> Result<Vec<Arc<Node>>> {
+    let filter = crate::parse_node_filter(filter)?;
+    let matches = |node: &Node| filter.as_ref().is_none_or(|filter| filter.matches(node));
+    if names.is_empty() {
+        let Some(_) = &filter else {
+            return Err(CodedError::invalid(
+                "name the nodes (`batch{00..99}`, comma or space separated) or give --filter EXPR (see docs/nodes.md)",
+            ));
+        };
+        return Ok(state.nodes().filter(|node| matches(node)).cloned().collect());
+    }
+    // One pass over the nodes by name; ids and id prefixes fall back to
+    // the state's resolver (a lookup per name would be quadratic).
+    let mut by_name: std::collections::HashMap<&str, Vec<&Arc<Node>>> = std::collections::HashMap::new();
+    for node in state.nodes() {
+        by_name.entry(node.name.as_str()).or_default().push(node);
+    }
+    let mut unknown = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut selected = Vec::new();
+    for name in names {
+        let resolved = match by_name.get(name.as_str()).map(Vec::as_slice) {
+            Some([node]) => Ok(*node),
+            _ => state.resolve_node(name),
+        };
+        match resolved {
+            Ok(node) => {
+                if seen.insert(node.id.clone()) && matches(node) {
+                    selected.push(Arc::clone(node));
+                }
+            }
+            Err(error) if error.code == drover_types::ErrorCode::NotFound => unknown.push(name.as_str()),
+            Err(error) => return Err(error),
+        }
+    }
+    if !unknown.is_empty() {
+        let more = unknown.len().saturating_sub(NAMES_SHOWN);
+        let shown = unknown[..unknown.len().min(NAMES_SHOWN)].join(", ");
+        return Err(CodedError::not_found(
+            "node",
+            format!(
+                "{shown}{} (nothing was changed; `drover node list` shows the nodes)",
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ),
+        ));
+    }
+    Ok(selected)
+}
+
+/// Checks the values an operator wants to set.
+fn validate_labels(labels: &NodeLabels) -> Result<()> {
+    if labels.is_empty() {
+        return Err(CodedError::invalid(
+            "nothing to change: give --hostgroup, --environment, --owner, --zone or --meta key=value",
+        ));
+    }
+    let printable = |field: &str, value: &str| {
+        if value.chars().any(char::is_control) {
+            Err(CodedError::invalid(format!("{field} {value:?} contains a control character")))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(hostgroup) = &labels.hostgroup {
+        let valid = hostgroup.split('/').all(|part| {
+            !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        });
+        if !valid {
+            return Err(CodedError::invalid(format!(
+                "host group {hostgroup:?} is not a path of names separated by `/` (letters, digits, `-`, `_`, `.`), for example bi/batch/gridworker"
+            )));
+        }
+    }
+    for (field, value) in [("environment", &labels.environment), ("owner", &labels.owner), ("zone", &labels.zone)] {
+        if let Some(value) = value {
+            printable(field, value)?;
+        }
+    }
+    for (key, value) in &labels.meta {
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(CodedError::invalid(format!(
+                "meta key {key:?} may only hold letters, digits, `-`, `_` and `.`"
+            )));
+        }
+        printable(&format!("meta.{key}"), value)?;
+    }
+    Ok(())
+}
+
+/// What laying `labels` over a node's overrides changes, field by field.
+fn label_changes(node: &Node, labels: &NodeLabels) -> Vec<NodeFieldChange> {
+    let mut changed = node.clone();
+    changed.overrides.merge(labels);
+    changed.apply_labels();
+    node.label_diff(&changed)
+        .into_iter()
+        .map(|(field, from, to)| NodeFieldChange { node: node.name.clone(), field, from, to })
+        .collect()
+}
+
+impl Server {
+    /// Changes the labels of many nodes at once (or, with `dry_run`, only
+    /// tells what would change). Every change is recorded in the nodes'
+    /// histories under `by`.
+    pub async fn update_nodes(&self, request: &NodeUpdateRequest, by: &str) -> Result<NodeUpdateResponse> {
+        validate_labels(&request.labels)?;
+        let state = self.consistent_state().await?;
+        let nodes = select_nodes(&state, &request.nodes, request.filter.as_deref())?;
+        let changes: Vec<NodeFieldChange> =
+            nodes.iter().flat_map(|node| label_changes(node, &request.labels)).collect();
+        let mut response = NodeUpdateResponse {
+            nodes: nodes.iter().map(|node| (node.name.clone(), node.id.clone())).collect(),
+            changes,
+            index: 0,
+        };
+        let changed: BTreeSet<&str> = response.changes.iter().map(|change| change.node.as_str()).collect();
+        let node_ids: Vec<NodeId> =
+            nodes.iter().filter(|node| changed.contains(node.name.as_str())).map(|node| node.id.clone()).collect();
+        if request.dry_run || node_ids.is_empty() {
+            return Ok(response);
+        }
+        let now = Timestamp::now();
+        let evals = evals_for_label_change(&state, &node_ids, now);
+        let command =
+            Command::UpdateNodeLabels { node_ids, labels: request.labels.clone(), by: by.to_owned(), evals, now };
+        response.index = self.propose(command).await?.into_result()?.index();
+        self.wait_for_index(response.index, Duration::from_secs(10)).await?;
+        Ok(response)
+    }
+
+    /// Protects a node (with a reason) or lifts its protection.
+    pub async fn set_protection(&self, name_or_id: &str, protect: bool, reason: &str, by: &str) -> Result<Node> {
+        let reason = reason.trim();
+        let state = self.consistent_state().await?;
+        let node = state.resolve_node(name_or_id)?.clone();
+        let now = Timestamp::now();
+        let protection = if protect {
+            if reason.is_empty() {
+                return Err(CodedError::invalid(format!(
+                    "say why node {} must be protected: --reason \"TEXT\" (shown whenever a destructive operation is refused)",
+                    node.name
+                )));
+            }
+            Some(Protection { reason: reason.to_owned(), by: by.to_owned(), at: now })
+        } else {
+            if node.protected.is_none() {
+                return Err(CodedError::conflict(format!("node {} is not protected", node.name)));
+            }
+            None
+        };
+        let command = Command::SetNodeProtection {
+            node_id: node.id.clone(),
+            protection,
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+            now,
+        };
+        let index = self.propose(command).await?.into_result()?.index();
+        let state = self.wait_for_index(index, Duration::from_secs(10)).await?;
+        state.node(&node.id).map(|node| Node::clone(node)).ok_or_else(|| CodedError::not_found("node", &node.id))
+    }
+
+    /// A node's audit history, oldest first.
+    pub async fn node_history(&self, name_or_id: &str) -> Result<(Node, Vec<NodeChange>)> {
+        let state = self.consistent_state().await?;
+        let node = state.resolve_node(name_or_id)?;
+        Ok((Node::clone(node), state.node_history(&node.id).cloned().collect()))
+    }
+}
+
+/// Refuses a destructive operation on a protected node unless the operator
+/// gave a reason to override the protection.
+pub(crate) fn check_protection(node: &Node, operation: &str, reason: Option<&str>) -> Result<()> {
+    let Some(protection) = &node.protected else { return Ok(()) };
+    if reason.is_some_and(|reason| !reason.trim().is_empty()) {
+        return Ok(());
+    }
+    Err(CodedError::conflict(format!(
+        "node {} is protected ({:?}, by {} at {}); {operation} is refused. To do it anyway, give --reason \"why\" (recorded in `drover node history {}`), or lift the protection with `drover node unprotect {}`",
+        node.name, protection.reason, protection.by, protection.at, node.name, node.name
+    )))
+}
+
+/// Evaluations after labels changed: every running system job (the nodes
+/// may now match it, or no longer) and every job with allocations on them.
+fn evals_for_label_change(state: &State, node_ids: &[NodeId], now: Timestamp) -> Vec<Evaluation> {
+    let mut jobs: BTreeSet<(drover_types::JobId, u8)> = state
+        .jobs()
+        .filter(|job| job.job_type == JobType::System && !job.stop)
+        .map(|job| (job.id.clone(), job.priority))
+        .collect();
+    for node_id in node_ids {
+        for alloc in state.live_allocs_on_node(node_id) {
+            if let Some(job) = state.job(&alloc.job_id)
+                && !job.stop
+            {
+                jobs.insert((job.id.clone(), job.priority));
+            }
+        }
+    }
+    jobs.into_iter()
+        .map(|(job_id, priority)| {
+            let mut eval = Evaluation::new(new_eval_id(), job_id, priority, EvalTrigger::NodeUpdate, now);
+            eval.status_description = "node labels changed".to_owned();
+            eval
+        })
+        .collect()
+}

@@ -1,0 +1,240 @@
+//! `drover exec`: a command on many nodes through the agents' sessions,
+//! printed as parallel-ssh does (one status line per node as it finishes),
+//! then the outputs grouped by identical text as ClusterShell's `-b` does,
+//! then a summary.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures_util::StreamExt;
+
+use drover_proto::api::{ExecEvent, ExecNodeResult, ExecRequest, ExecStatus};
+
+use super::ServerAddress;
+use super::output::print_json;
+
+/// `drover exec`.
+#[derive(Debug, Args)]
+pub(crate) struct ExecArgs {
+    /// Nodes: names, ids, comma-separated lists and brace ranges
+    /// (`batch{00..99},gpu07`).
+    #[arg(value_name = "NODES")]
+    nodes: Vec<String>,
+    /// The nodes this filter matches (docs/nodes.md); with NODES, those of
+    /// them it matches.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Deadline per node: it reports TIMEOUT then and its command is killed.
+    #[arg(long, default_value = "30s", value_parser = crate::roles::parse_duration)]
+    timeout: Duration,
+    /// Run on at most this many nodes at once (per server); 0: all at once.
+    #[arg(long, short = 'p', default_value_t = 0)]
+    parallel: usize,
+    /// Run as this user instead of the agent's.
+    #[arg(long, short = 'u')]
+    user: Option<String>,
+    /// Output kept per node and stream, in KiB (more is dropped and said).
+    #[arg(long, value_name = "KIB", default_value_t = 64)]
+    max_output_kb: u64,
+    /// Print one JSON document with every node's result instead.
+    #[arg(long)]
+    json: bool,
+    /// The command and its arguments, after `--`; run by `/bin/sh -c`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+    #[command(flatten)]
+    server: ServerAddress,
+}
+
+pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let request = ExecRequest {
+        nodes: super::expand_node_args(&args.nodes)?,
+        filter: args.filter.clone(),
+        command: args.command.clone(),
+        timeout_ms: u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX),
+        parallel: args.parallel,
+        user: args.user.clone(),
+        max_output_bytes: args.max_output_kb.saturating_mul(1024),
+        local: false,
+    };
+    let started = Instant::now();
+    let mut events = args.server.client().exec(&request).await?;
+    let mut results: Vec<ExecNodeResult> = Vec::new();
+    let mut expected = 0usize;
+    let mut stdout = std::io::stdout().lock();
+    while let Some(event) = events.next().await {
+        match event? {
+            ExecEvent::Start { nodes } => {
+                expected = nodes.len();
+                if nodes.is_empty() && !args.json {
+                    writeln!(stdout, "No node matches.")?;
+                }
+            }
+            ExecEvent::Result(result) => {
+                if !args.json {
+                    writeln!(stdout, "{}", status_line(results.len() + 1, &result))?;
+                    stdout.flush()?;
+                }
+                results.push(result);
+            }
+            ExecEvent::End { .. } => break,
+        }
+    }
+    if results.len() < expected {
+        anyhow::bail!(
+            "the server stopped answering after {} of {expected} nodes; see `drover server health`",
+            results.len()
+        );
+    }
+    let failed = results.iter().any(|result| result.status != ExecStatus::Success);
+    if args.json {
+        results.sort_by(|a, b| a.node.cmp(&b.node));
+        print_json(&serde_json::json!({ "results": results, "summary": counts(&results) }))?;
+    } else {
+        print_groups(&mut stdout, &results)?;
+        writeln!(stdout, "{}", summary(&results, started.elapsed()))?;
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// `[3] 21:20:06 [FAILURE] node02 exit 2`, as parallel-ssh prints.
+fn status_line(number: usize, result: &ExecNodeResult) -> String {
+    let time = chrono::Local::now().format("%H:%M:%S");
+    let detail = match (result.status, result.exit_code) {
+        (ExecStatus::Failure, Some(code)) => format!(" exit {code}"),
+        (ExecStatus::Success, _) => String::new(),
+        _ if !result.error.is_empty() => format!(" ({})", result.error),
+        _ => String::new(),
+    };
+    format!("[{number}] {time} [{}] {}{detail}", result.status.label(), result.node)
+}
+
+/// The outputs, one block per distinct text, headed by the nodes that
+/// printed it (folded into brace ranges).
+fn print_groups(out: &mut impl Write, results: &[ExecNodeResult]) -> std::io::Result<()> {
+    let mut groups: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
+    for result in results.iter().filter(|result| !result.stdout.is_empty() || !result.stderr.is_empty()) {
+        groups.entry((&result.stdout, &result.stderr)).or_default().push(&result.node);
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    // The most common output first, like ClusterShell's `-b`.
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.1.cmp(&b.1)));
+    for ((stdout, stderr), nodes) in groups {
+        let header = format!("{} ({})", drover_filter::fold_names(&nodes), nodes.len());
+        let rule = "-".repeat(header.chars().count().min(78));
+        writeln!(out, "{rule}\n{header}\n{rule}")?;
+        for line in stdout.lines() {
+            writeln!(out, "{line}")?;
+        }
+        for line in stderr.lines() {
+            writeln!(out, "stderr: {line}")?;
+        }
+    }
+    let truncated: Vec<&str> =
+        results.iter().filter(|result| result.truncated).map(|result| result.node.as_str()).collect();
+    if !truncated.is_empty() {
+        writeln!(
+            out,
+            "Output was cut at --max-output-kb on {}: {}",
+            truncated.len(),
+            drover_filter::fold_names(&truncated)
+        )?;
+    }
+    Ok(())
+}
+
+fn counts(results: &[ExecNodeResult]) -> BTreeMap<&'static str, usize> {
+    let mut counts: BTreeMap<&'static str, usize> =
+        [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable]
+            .into_iter()
+            .map(|status| (status_key(status), 0))
+            .collect();
+    for result in results {
+        *counts.entry(status_key(result.status)).or_default() += 1;
+    }
+    counts
+}
+
+fn status_key(status: ExecStatus) -> &'static str {
+    match status {
+        ExecStatus::Success => "success",
+        ExecStatus::Failure => "failure",
+        ExecStatus::Timeout => "timeout",
+        ExecStatus::Unreachable => "unreachable",
+    }
+}
+
+/// `20 nodes in 1.2 s: 18 success, 1 failure (node07), 1 timeout (node03)`.
+fn summary(results: &[ExecNodeResult], elapsed: Duration) -> String {
+    let mut parts = Vec::new();
+    for status in [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable] {
+        let nodes: Vec<&str> =
+            results.iter().filter(|result| result.status == status).map(|result| result.node.as_str()).collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        if status == ExecStatus::Success {
+            parts.push(format!("{} success", nodes.len()));
+        } else {
+            parts.push(format!("{} {} ({})", nodes.len(), status_key(status), drover_filter::fold_names(&nodes)));
+        }
+    }
+    format!(
+        "{} node{} in {:.1} s: {}",
+        results.len(),
+        if results.len() == 1 { "" } else { "s" },
+        elapsed.as_secs_f64(),
+        if parts.is_empty() { "nothing ran".to_owned() } else { parts.join(", ") }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(node: &str, status: ExecStatus, stdout: &str) -> ExecNodeResult {
+        ExecNodeResult {
+            node: node.to_owned(),
+            status,
+            exit_code: (status == ExecStatus::Success).then_some(0),
+            error: String::new(),
+            stdout: stdout.to_owned(),
+            stderr: String::new(),
+            truncated: false,
+            duration_ms: 5,
+        }
+    }
+
+    #[test]
+    fn identical_outputs_are_grouped_under_folded_names_most_common_first() {
+        let results = vec![
+            result("n03", ExecStatus::Success, "up 3 days\n"),
+            result("n01", ExecStatus::Success, "up 3 days\n"),
+            result("n02", ExecStatus::Success, "up 3 days\n"),
+            result("n10", ExecStatus::Success, "up 1 day\n"),
+            result("n04", ExecStatus::Timeout, ""),
+        ];
+        let mut out = Vec::new();
+        print_groups(&mut out, &results).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "-------------\nn{01..03} (3)\n-------------\nup 3 days\n-------\nn10 (1)\n-------\nup 1 day\n"
+        );
+        let line = summary(&results, Duration::from_millis(1500));
+        assert_eq!(line, "5 nodes in 1.5 s: 4 success, 1 timeout (n04)");
+    }
+
+    #[test]
+    fn status_lines_say_what_parallel_ssh_says() {
+        let mut failed = result("n02", ExecStatus::Failure, "");
+        failed.exit_code = Some(2);
+        assert!(status_line(3, &failed).ends_with("[FAILURE] n02 exit 2"), "{}", status_line(3, &failed));
+        let mut gone = result("n09", ExecStatus::Unreachable, "");
+        gone.error = "its agent is not connected to any server".to_owned();
+        assert!(status_line(1, &gone).ends_with("[UNREACHABLE] n09 (its agent is not connected to any server)"));
+    }
+}
