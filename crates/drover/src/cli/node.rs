@@ -204,7 +204,6 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let mut rows = table(&["When", "Who", "Field", "From", "To", "Reason"]);
-            let or_dash = |text: &str| if text.is_empty() { "-".to_owned() } else { text.to_owned() };
             for change in &history {
                 rows.add_row(vec![
                     local_time(change.at),
@@ -507,7 +506,6 @@ fn print_changes(changes: &[NodeFieldChange]) {
     if changes.is_empty() {
         return;
     }
-    let or_dash = |text: &str| if text.is_empty() { "-".to_owned() } else { text.to_owned() };
     let mut rows = table(&["Node", "Field", "From", "To"]);
     for change in changes {
         rows.add_row(vec![change.node.clone(), change.field.clone(), or_dash(&change.from), or_dash(&change.to)]);
@@ -526,4 +524,9 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+/// A value for a table cell: `-` when empty (unset).
+fn or_dash(text: &str) -> String {
+    if text.is_empty() { "-".to_owned() } else { text.to_owned() }
 }
