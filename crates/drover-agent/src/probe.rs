@@ -217,7 +217,7 @@ async fn probe_http(
     };
     let mut response = match client.request(method, url).send().await {
         Ok(response) => response,
-        Err(error) => return critical(format!("{target}: {}", error_chain(&error))),
+        Err(error) => return critical(format!("{target}: {}", drover_types::error::error_chain(&error))),
     };
     let status = response.status();
     let mut body: Vec<u8> = Vec::new();
@@ -225,7 +225,9 @@ async fn probe_http(
         match response.chunk().await {
             Ok(Some(chunk)) => body.extend_from_slice(&chunk[..chunk.len().min(MAX_BODY_BYTES - body.len())]),
             Ok(None) => break,
-            Err(error) => return critical(format!("{target}: reading the body: {}", error_chain(&error))),
+            Err(error) => {
+                return critical(format!("{target}: reading the body: {}", drover_types::error::error_chain(&error)));
+            }
         }
     }
     let status_line = format!("{target}: HTTP {status}");
@@ -438,21 +440,6 @@ fn truncate(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
-/// An error and its sources, `outer: inner: root cause`.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 fn host_port(address: &str, port: u16) -> String {
     if address.contains(':') && !address.starts_with('[') {
         format!("[{address}]:{port}")
@@ -575,7 +562,7 @@ fn http_client() -> Option<reqwest::Client> {
     match reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build() {
         Ok(client) => Some(client),
         Err(error) => {
-            tracing::error!(error = %error_chain(&error), "cannot create the HTTP client of health checks");
+            tracing::error!(error = %drover_types::error::error_chain(&error), "cannot create the HTTP client of health checks");
             None
         }
     }

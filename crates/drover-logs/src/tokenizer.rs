@@ -173,21 +173,18 @@ mod tests {
 
     /// tantivy's `default` analyzer, which format version 1 used.
     fn tantivy_default(text: &str) -> Vec<(usize, String, usize, usize)> {
-        let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+        let analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
             .filter(RemoveLongFilter::limit(MAX_WORD_BYTES))
             .filter(LowerCaser)
             .build();
-        let mut stream = analyzer.token_stream(text);
-        let mut tokens = Vec::new();
-        while stream.advance() {
-            let token = stream.token();
-            tokens.push((token.position, token.text.clone(), token.offset_from, token.offset_to));
-        }
-        tokens
+        tokens(analyzer, text)
     }
 
     fn ours(text: &str) -> Vec<(usize, String, usize, usize)> {
-        let mut analyzer = word_analyzer();
+        tokens(word_analyzer(), text)
+    }
+
+    fn tokens(mut analyzer: TextAnalyzer, text: &str) -> Vec<(usize, String, usize, usize)> {
         let mut stream = analyzer.token_stream(text);
         let mut tokens = Vec::new();
         while stream.advance() {

@@ -244,7 +244,7 @@ impl Dispatcher {
             .user_agent(concat!("drover/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(5))
             .build()
-            .map_err(|error| Error::HttpClient(crate::error::error_chain(&error)))?;
+            .map_err(|error| Error::HttpClient(drover_types::error::error_chain(&error)))?;
         let (outbox, loaded) = match &options.outbox_dir {
             Some(dir) => {
                 let (outbox, records) = Outbox::open(dir).await?;

@@ -67,19 +67,3 @@ impl DeliveryError {
         DeliveryError { message: message.into(), permanent: true, retry_after: None }
     }
 }
-
-/// `error` and its sources, joined by `": "`: reqwest's own message
-/// ("error sending request") says little without its causes.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}

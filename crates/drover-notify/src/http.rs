@@ -7,7 +7,9 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER};
 
-use crate::error::{DeliveryError, error_chain};
+use drover_types::error::error_chain;
+
+use crate::error::DeliveryError;
 
 /// How much of an error answer's body goes into the delivery record.
 const MAX_ERROR_BODY_CHARS: usize = 300;

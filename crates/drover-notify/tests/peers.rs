@@ -174,6 +174,14 @@ async fn serve_hook(hook_state: Hook) -> SocketAddr {
     address
 }
 
+/// A hook server and a dispatcher with one webhook notifier (`ops-chat`)
+/// posting to it, trying each delivery up to `attempts` times.
+async fn hook_dispatcher(hook_state: &Hook, attempts: u32) -> (SocketAddr, Dispatcher) {
+    let address = serve_hook(hook_state.clone()).await;
+    let notifiers = vec![notifier("ops-chat", slack_webhook(address), fast_retry(attempts))];
+    (address, Dispatcher::start(notifiers, DispatcherOptions::default()).await.unwrap())
+}
+
 fn slack_webhook(address: SocketAddr) -> Notifier {
     Notifier::Webhook(WebhookConfig {
         url: format!("http://{address}/hook"),
@@ -197,13 +205,7 @@ async fn within_limit<F: std::future::Future<Output = ()>>(test: F) {
 async fn webhook_receives_the_templated_json() {
     within_limit(async {
         let hook_state = Hook::default();
-        let address = serve_hook(hook_state.clone()).await;
-        let dispatcher = Dispatcher::start(
-            vec![notifier("ops-chat", slack_webhook(address), fast_retry(3))],
-            DispatcherOptions::default(),
-        )
-        .await
-        .unwrap();
+        let (_, dispatcher) = hook_dispatcher(&hook_state, 3).await;
         let id = dispatcher.send("ops-chat", tmp_full(NotificationKind::Firing)).await;
         let record = dispatcher.wait_finished(&id).await.unwrap();
         assert_eq!(record.status, DeliveryStatus::Delivered, "{record:?}");
@@ -227,13 +229,7 @@ async fn webhook_receives_the_templated_json() {
 async fn webhook_that_fails_twice_gets_it_the_third_time() {
     within_limit(async {
         let hook_state = Hook { failures_first: 2, ..Hook::default() };
-        let address = serve_hook(hook_state.clone()).await;
-        let dispatcher = Dispatcher::start(
-            vec![notifier("ops-chat", slack_webhook(address), fast_retry(5))],
-            DispatcherOptions::default(),
-        )
-        .await
-        .unwrap();
+        let (_, dispatcher) = hook_dispatcher(&hook_state, 5).await;
         let id = dispatcher.send("ops-chat", tmp_full(NotificationKind::Firing)).await;
         let record = dispatcher.wait_finished(&id).await.unwrap();
         assert_eq!(record.status, DeliveryStatus::Delivered, "{record:?}");
@@ -252,13 +248,7 @@ async fn webhook_that_fails_twice_gets_it_the_third_time() {
 async fn webhook_that_always_fails_ends_failed_with_its_error() {
     within_limit(async {
         let hook_state = Hook { failures_first: u32::MAX, ..Hook::default() };
-        let address = serve_hook(hook_state.clone()).await;
-        let dispatcher = Dispatcher::start(
-            vec![notifier("ops-chat", slack_webhook(address), fast_retry(3))],
-            DispatcherOptions::default(),
-        )
-        .await
-        .unwrap();
+        let (address, dispatcher) = hook_dispatcher(&hook_state, 3).await;
         let id = dispatcher.send("ops-chat", tmp_full(NotificationKind::Firing)).await;
         let record = dispatcher.wait_finished(&id).await.unwrap();
         assert_eq!(record.status, DeliveryStatus::Failed, "{record:?}");

@@ -302,8 +302,8 @@ pub struct NodeUpdateRequest {
 /// The answer to [`NodeUpdateRequest`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeUpdateResponse {
-    /// The nodes selected, by name, with their ids.
-    pub nodes: Vec<(String, NodeId)>,
+    /// The nodes selected, by name.
+    pub nodes: Vec<String>,
     /// What changes (or changed), per node; nodes with nothing to change
     /// are absent.
     pub changes: Vec<NodeFieldChange>,
@@ -316,6 +316,8 @@ pub struct NodeUpdateResponse {
 pub struct NodeFieldChange {
     /// The node's name.
     pub node: String,
+    /// The node's id.
+    pub node_id: NodeId,
     /// The field (`hostgroup`, `meta.rack`, …).
     pub field: String,
     /// Before (empty: unset).
@@ -404,6 +406,8 @@ impl ExecStatus {
 pub struct ExecNodeResult {
     /// The node's name.
     pub node: String,
+    /// The node's id.
+    pub node_id: NodeId,
     /// How it ended.
     pub status: ExecStatus,
     /// The exit code, when the command exited.
@@ -436,12 +440,8 @@ pub enum ExecEvent {
     },
     /// One node finished (in the order they finish).
     Result(ExecNodeResult),
-    /// Last. From a peer asked with `local`: the nodes it does not hold.
-    End {
-        /// Nodes this server could not reach.
-        #[serde(default)]
-        missing: Vec<String>,
-    },
+    /// Last: every node has its result.
+    End,
 }
 
 /// `POST /v1/node/{node}/eligibility`.

@@ -89,23 +89,18 @@ impl Server {
                     let _ = sender.send(ExecEvent::Result(result)).await;
                 }));
             }
-            let mut missing = Vec::new();
-            if !remote.is_empty() {
-                if request.local {
-                    missing = remote.iter().map(|node_id| node_id.to_string()).collect();
-                } else {
-                    let unanswered = server.exec_on_peers(&remote, &request, &sender).await;
-                    for node_id in unanswered {
-                        let name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.to_string());
-                        let result = unreachable(name, "its agent is not connected to any server");
-                        let _ = sender.send(ExecEvent::Result(result)).await;
-                    }
+            // A peer asked with `local` answers only for its own agents.
+            if !remote.is_empty() && !request.local {
+                for node_id in server.exec_on_peers(&remote, &request, &sender).await {
+                    let name = names.get(&node_id).cloned().unwrap_or_else(|| node_id.to_string());
+                    let result = unreachable(name, node_id, "its agent is not connected to any server");
+                    let _ = sender.send(ExecEvent::Result(result)).await;
                 }
             }
             for task in running {
                 let _ = task.await;
             }
-            let _ = sender.send(ExecEvent::End { missing }).await;
+            let _ = sender.send(ExecEvent::End).await;
         });
         Ok(receiver)
     }
@@ -121,13 +116,14 @@ impl Server {
         };
         let (request_id, mut answers) = match self.request_agent(node_id, body).await {
             Ok(opened) => opened,
-            Err(error) => return unreachable(name, &error.message),
+            Err(error) => return unreachable(name, node_id.clone(), &error.message),
         };
         let deadline = Duration::from_millis(request.timeout_ms);
         let answer = tokio::time::timeout(deadline, answers.recv()).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut result = ExecNodeResult {
             node: name,
+            node_id: node_id.clone(),
             status: ExecStatus::Timeout,
             exit_code: None,
             error: String::new(),
@@ -186,21 +182,21 @@ impl Server {
             .filter(|member| member.server_id != self.id())
             .map(|member| member.address)
             .collect();
-        let answered: Vec<BTreeSet<String>> = futures_util::future::join_all(
+        let answered: Vec<BTreeSet<NodeId>> = futures_util::future::join_all(
             peers.iter().map(|address| self.exec_on_peer(address, &peer_request, sender)),
         )
         .await;
-        let all_answered: BTreeSet<&String> = answered.iter().flatten().collect();
-        node_ids.iter().filter(|node_id| !all_answered.contains(&node_id.to_string())).cloned().collect()
+        let answered: BTreeSet<&NodeId> = answered.iter().flatten().collect();
+        node_ids.iter().filter(|node_id| !answered.contains(node_id)).cloned().collect()
     }
 
-    /// Relays one peer's results; returns the node ids it answered for.
+    /// Relays one peer's results; returns the nodes it answered for.
     async fn exec_on_peer(
         &self,
         address: &str,
         request: &ExecRequest,
         sender: &mpsc::Sender<ExecEvent>,
-    ) -> BTreeSet<String> {
+    ) -> BTreeSet<NodeId> {
         let mut answered = BTreeSet::new();
         let url = format!("{}{EXEC_PATH}", crate::network::base_url(address));
         let Ok(response) = self.inner.network.client().post(&url).json(request).send().await else {
@@ -211,44 +207,30 @@ impl Server {
         }
         let mut stream = response.bytes_stream();
         let mut buffer: Vec<u8> = Vec::new();
-        let mut peer_names: HashMap<String, String> = HashMap::new();
+        // A peer that goes away mid-answer leaves the rest unanswered; the
+        // caller reports those unreachable.
         while let Some(Ok(chunk)) = stream.next().await {
             buffer.extend_from_slice(&chunk);
             while let Some(end) = buffer.iter().position(|byte| *byte == b'\n') {
                 let line: Vec<u8> = buffer.drain(..=end).collect();
                 match serde_json::from_slice::<ExecEvent>(&line) {
-                    Ok(ExecEvent::Start { nodes }) => {
-                        // The peer resolved our ids to names; map back.
-                        let nodes: std::collections::HashSet<String> = nodes.into_iter().collect();
-                        let state = self.state();
-                        for node_id in &request.nodes {
-                            if let Some(node) = state.node(&NodeId::new(node_id.clone()))
-                                && nodes.contains(&node.name)
-                            {
-                                peer_names.insert(node.name.clone(), node_id.clone());
-                            }
-                        }
-                    }
                     Ok(ExecEvent::Result(result)) => {
-                        if let Some(node_id) = peer_names.get(&result.node) {
-                            answered.insert(node_id.clone());
-                        }
+                        answered.insert(result.node_id.clone());
                         let _ = sender.send(ExecEvent::Result(result)).await;
                     }
-                    Ok(ExecEvent::End { .. }) => return answered,
-                    Err(_) => {}
+                    Ok(ExecEvent::End) => return answered,
+                    Ok(ExecEvent::Start { .. }) | Err(_) => {}
                 }
             }
         }
-        // The peer went away mid-answer: the nodes it did not answer for
-        // are reported unreachable by the caller.
         answered
     }
 }
 
-fn unreachable(node: String, error: &str) -> ExecNodeResult {
+fn unreachable(node: String, node_id: NodeId, error: &str) -> ExecNodeResult {
     ExecNodeResult {
         node,
+        node_id,
         status: ExecStatus::Unreachable,
         exit_code: None,
         error: error.to_owned(),

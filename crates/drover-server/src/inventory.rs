@@ -27,11 +27,11 @@ pub fn select_nodes(state: &State, names: &[String], filter: Option<&str>) -> Re
     let filter = crate::parse_node_filter(filter)?;
     let matches = |node: &Node| filter.as_ref().is_none_or(|filter| filter.matches(node));
     if names.is_empty() {
-        let Some(_) = &filter else {
+        if filter.is_none() {
             return Err(CodedError::invalid(
                 "name the nodes (`batch{00..99}`, comma or space separated) or give --filter EXPR (see docs/nodes.md)",
             ));
-        };
+        }
         return Ok(state.nodes().filter(|node| matches(node)).cloned().collect());
     }
     // One pass over the nodes by name; ids and id prefixes fall back to
@@ -119,7 +119,7 @@ fn label_changes(node: &Node, labels: &NodeLabels) -> Vec<NodeFieldChange> {
     changed.apply_labels();
     node.label_diff(&changed)
         .into_iter()
-        .map(|(field, from, to)| NodeFieldChange { node: node.name.clone(), field, from, to })
+        .map(|(field, from, to)| NodeFieldChange { node: node.name.clone(), node_id: node.id.clone(), field, from, to })
         .collect()
 }
 
@@ -133,14 +133,10 @@ impl Server {
         let nodes = select_nodes(&state, &request.nodes, request.filter.as_deref())?;
         let changes: Vec<NodeFieldChange> =
             nodes.iter().flat_map(|node| label_changes(node, &request.labels)).collect();
-        let mut response = NodeUpdateResponse {
-            nodes: nodes.iter().map(|node| (node.name.clone(), node.id.clone())).collect(),
-            changes,
-            index: 0,
-        };
-        let changed: BTreeSet<&str> = response.changes.iter().map(|change| change.node.as_str()).collect();
-        let node_ids: Vec<NodeId> =
-            nodes.iter().filter(|node| changed.contains(node.name.as_str())).map(|node| node.id.clone()).collect();
+        let mut node_ids: Vec<NodeId> = changes.iter().map(|change| change.node_id.clone()).collect();
+        node_ids.dedup();
+        let mut response =
+            NodeUpdateResponse { nodes: nodes.iter().map(|node| node.name.clone()).collect(), changes, index: 0 };
         if request.dry_run || node_ids.is_empty() {
             return Ok(response);
         }

@@ -89,3 +89,20 @@ impl CodedError {
         Self::new(ErrorCode::Internal, message)
     }
 }
+
+/// An error and its sources, `outer: inner: root cause`, each cause added
+/// only when the text so far does not already hold it (reqwest's own
+/// message, "error sending request", says little without its causes).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

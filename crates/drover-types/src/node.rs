@@ -129,7 +129,7 @@ impl NodeLabels {
 
 impl Node {
     /// The effective labels as `(field, value)` pairs, for audit diffs.
-    pub fn label_fields(&self) -> BTreeMap<String, String> {
+    fn label_fields(&self) -> BTreeMap<String, String> {
         let mut fields: BTreeMap<String, String> = [
             ("hostgroup", &self.hostgroup),
             ("environment", &self.environment),

@@ -117,7 +117,7 @@ async fn exec_once(fleet: &Fleet, nodes: &[String]) -> anyhow::Result<Duration> 
         match event? {
             ExecEvent::Result(result) if result.status == ExecStatus::Success => succeeded += 1,
             ExecEvent::Result(result) => failures.push(format!("{} {:?} {}", result.node, result.status, result.error)),
-            ExecEvent::End { .. } => break,
+            ExecEvent::End => break,
             ExecEvent::Start { .. } => {}
         }
     }

@@ -80,7 +80,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
                 }
                 results.push(result);
             }
-            ExecEvent::End { .. } => break,
+            ExecEvent::End => break,
         }
     }
     if results.len() < expected {
@@ -198,6 +198,7 @@ mod tests {
     fn result(node: &str, status: ExecStatus, stdout: &str) -> ExecNodeResult {
         ExecNodeResult {
             node: node.to_owned(),
+            node_id: drover_types::NodeId::new(format!("id-{node}")),
             status,
             exit_code: (status == ExecStatus::Success).then_some(0),
             error: String::new(),

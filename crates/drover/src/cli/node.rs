@@ -455,20 +455,15 @@ async fn update_nodes(
         return Ok(ExitCode::SUCCESS);
     }
     print_changes(&preview.changes);
-    let changing: Vec<&str> = {
-        let mut names: Vec<&str> = preview.changes.iter().map(|change| change.node.as_str()).collect();
-        names.dedup();
-        names
-    };
-    if changing.is_empty() {
-        println!("{} node(s) selected; they already have these values.", preview.nodes.len());
-        return Ok(ExitCode::SUCCESS);
-    }
+    // Changes come grouped by node.
+    let mut changing: Vec<(&str, &drover_types::NodeId)> =
+        preview.changes.iter().map(|change| (change.node.as_str(), &change.node_id)).collect();
+    changing.dedup();
     println!(
         "{} of {} selected node(s) change: {}",
         changing.len(),
         preview.nodes.len(),
-        drover_filter::fold_names(&changing)
+        drover_filter::fold_names(changing.iter().map(|(name, _)| name))
     );
     if dry_run {
         return Ok(ExitCode::SUCCESS);
@@ -477,12 +472,7 @@ async fn update_nodes(
         println!("Nothing changed.");
         return Ok(ExitCode::FAILURE);
     }
-    let ids: Vec<String> = preview
-        .nodes
-        .iter()
-        .filter(|(name, _)| changing.contains(&name.as_str()))
-        .map(|(_, id)| id.to_string())
-        .collect();
+    let ids: Vec<String> = changing.iter().map(|(_, id)| id.to_string()).collect();
     let progress = indicatif::ProgressBar::new(ids.len() as u64);
     progress.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} nodes updated")
