@@ -518,6 +518,87 @@ impl Client {
         Ok(self.get(&format!("/v1/node/{}/history", encode(node)), None).await?.0)
     }
 
+    /// `GET /v1/site`: the applied site.
+    pub async fn site(&self) -> Result<drover_proto::react::SiteResponse> {
+        Ok(self.get("/v1/site", None).await?.0)
+    }
+
+    /// `POST /v1/site`: applies a site.
+    pub async fn apply_site(
+        &self,
+        request: &drover_proto::react::SiteApplyRequest,
+    ) -> Result<drover_proto::react::SiteResponse> {
+        self.post("/v1/site", request).await
+    }
+
+    /// `GET /v1/alerts`: active alerts, silences, received alerts.
+    pub async fn alerts(&self) -> Result<drover_proto::react::AlertsResponse> {
+        Ok(self.get("/v1/alerts", None).await?.0)
+    }
+
+    /// `GET /v1/alerts/top?since=…`.
+    pub async fn alerts_top(&self, since: &str) -> Result<Vec<drover_proto::react::AlertCount>> {
+        Ok(self.get(&format!("/v1/alerts/top?since={}", encode(since)), None).await?.0)
+    }
+
+    /// `POST /v1/alert/ack`.
+    pub async fn ack_alert(&self, id: &str) -> Result<serde_json::Value> {
+        self.post("/v1/alert/ack", &drover_proto::react::AckRequest { id: id.to_owned() }).await
+    }
+
+    /// `POST /v1/silences`.
+    pub async fn add_silence(
+        &self,
+        request: &drover_proto::react::SilenceRequest,
+    ) -> Result<drover_site::alerting::Silence> {
+        self.post("/v1/silences", request).await
+    }
+
+    /// `DELETE /v1/silence/{id}`.
+    pub async fn expire_silence(&self, id: &str) -> Result<()> {
+        self.delete_path(&format!("/v1/silence/{}", encode(id))).await
+    }
+
+    /// `GET /v1/hammers`.
+    pub async fn hammers(&self) -> Result<Vec<drover_proto::react::HammerView>> {
+        Ok(self.get("/v1/hammers", None).await?.0)
+    }
+
+    /// `GET /v1/hammers/history`: newest first.
+    pub async fn hammer_history(
+        &self,
+        hammer: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<drover_proto::react::HammerHistoryEntry>> {
+        let mut path = format!("/v1/hammers/history?limit={limit}");
+        if let Some(hammer) = hammer {
+            path.push_str(&format!("&hammer={}", encode(hammer)));
+        }
+        Ok(self.get(&path, None).await?.0)
+    }
+
+    /// `POST /v1/hammers/run/{run}/approve` (or `deny`).
+    pub async fn decide_run(&self, run: u64, approve: bool) -> Result<serde_json::Value> {
+        let verb = if approve { "approve" } else { "deny" };
+        self.post(&format!("/v1/hammers/run/{run}/{verb}"), &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/hammers/pause`.
+    pub async fn pause_hammer(&self, hammer: Option<&str>, paused: bool) -> Result<serde_json::Value> {
+        let request = drover_proto::react::PauseRequest { hammer: hammer.map(str::to_owned), paused };
+        self.post("/v1/hammers/pause", &request).await
+    }
+
+    /// `GET /v1/runbook/{name}`.
+    pub async fn runbook(&self, name: &str) -> Result<drover_proto::react::RunbookResponse> {
+        Ok(self.get(&format!("/v1/runbook/{}", encode(name)), None).await?.0)
+    }
+
+    /// `GET /v1/notifications`: the server's notification deliveries.
+    pub async fn notifications(&self) -> Result<Vec<serde_json::Value>> {
+        Ok(self.get("/v1/notifications", None).await?.0)
+    }
+
     /// A newline-delimited JSON answer as a stream of values.
     async fn ndjson<T: DeserializeOwned + Send + 'static>(
         &self,

@@ -135,7 +135,7 @@ impl Source for CommandPoller {
 }
 
 /// The lines of `current` after the longest prefix of it that ends `previous`.
-fn new_lines<'a>(previous: &[String], current: &'a [String]) -> &'a [String] {
+pub fn new_lines<'a>(previous: &[String], current: &'a [String]) -> &'a [String] {
     let Some(last_previous) = previous.last() else { return current };
     let max_overlap = previous.len().min(current.len());
     for overlap in (1..=max_overlap).rev() {

@@ -11,56 +11,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use drover_site::Labels;
-use drover_site::alerting::{Notification as NotificationIntent, NotificationKind as IntentKind};
+use drover_site::alerting::Notification as NotificationIntent;
+pub use drover_site::alerting::NotificationKind;
 use drover_site::schema::Severity;
 use drover_types::Timestamp;
 use serde::{Deserialize, Serialize};
-
-/// What a notification announces.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NotificationKind {
-    /// An alert fires (or still fires, for a repeat).
-    Firing,
-    /// An alert that was notified has resolved.
-    Resolved,
-    /// A hammer acted (or, in `dry-run` mode, would have acted).
-    HammerAction,
-    /// A hammer stopped and hands over to a human.
-    Escalation,
-    /// A hammer in `approve` mode asks for approval.
-    ApprovalRequested,
-}
-
-impl NotificationKind {
-    /// The name used in templates (`{{alert.status}}`) and documents; the
-    /// same names as `drover-site`'s kinds.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NotificationKind::Firing => "firing",
-            NotificationKind::Resolved => "resolved",
-            NotificationKind::HammerAction => "hammer_action",
-            NotificationKind::Escalation => "escalation",
-            NotificationKind::ApprovalRequested => "approval_requested",
-        }
-    }
-
-    /// Whether an Alertmanager should see the alert as resolved.
-    pub fn is_resolved(self) -> bool {
-        self == NotificationKind::Resolved
-    }
-}
-
-impl From<IntentKind> for NotificationKind {
-    fn from(kind: IntentKind) -> Self {
-        match kind {
-            IntentKind::Firing => NotificationKind::Firing,
-            IntentKind::Resolved => NotificationKind::Resolved,
-            IntentKind::Escalation => NotificationKind::Escalation,
-            IntentKind::ApprovalRequested => NotificationKind::ApprovalRequested,
-        }
-    }
-}
 
 /// One thing to tell a notifier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -106,7 +61,7 @@ impl Notification {
     /// The notification for an intent of the alert engine or the hammer
     /// guard, made at `now`: a resolved alert ends at `now`.
     pub fn from_intent(intent: &NotificationIntent, now: Timestamp) -> Notification {
-        let kind = NotificationKind::from(intent.kind);
+        let kind = intent.kind;
         Notification {
             kind,
             name: intent.source.clone(),
@@ -248,7 +203,7 @@ pub(crate) mod tests {
     fn intents_become_notifications() {
         let intent = NotificationIntent {
             notifier: "ops-chat".to_owned(),
-            kind: IntentKind::Resolved,
+            kind: NotificationKind::Resolved,
             source: "tmp-full".to_owned(),
             alert_id: None,
             severity: Severity::Critical,

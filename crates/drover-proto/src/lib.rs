@@ -8,6 +8,7 @@
 //! and `drover-agent`.
 
 pub mod api;
+pub mod react;
 pub mod session;
 
 /// Version of the agent session protocol. A server refuses agents with a

@@ -27,6 +27,7 @@ pub mod network;
 mod operations;
 pub mod operator;
 mod periodic;
+pub mod react;
 mod server;
 mod sessions;
 mod updates;

@@ -387,6 +387,23 @@ fn default_interval(span: i64) -> i64 {
 }
 
 impl Server {
+    /// Indexes records this server made itself (console lines) and waits
+    /// until they are durable.
+    pub(crate) async fn ingest_local(&self, records: Vec<LogRecord>) -> Result<()> {
+        let (done, stored) = oneshot::channel();
+        self.inner
+            .logs
+            .ingest
+            .send(IngestJob { records, done: Some(done) })
+            .await
+            .map_err(|_| CodedError::internal("the log index is shut down"))?;
+        match stored.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(CodedError::internal(format!("cannot index log lines: {error}"))),
+            Err(_) => Err(CodedError::internal("the log index is shut down")),
+        }
+    }
+
     /// Indexes lines from an agent and acknowledges them once durable. A
     /// failure ends the session so that the agent sends them again.
     pub(crate) async fn on_agent_logs(&self, session: &AgentSession, lines: Vec<LogLine>) -> Result<()> {

@@ -54,6 +54,7 @@ pub(crate) struct Inner {
     pub(crate) client_updates: ClientUpdateBatcher,
     pub(crate) logs: crate::logs::LogService,
     pub(crate) usage: crate::usage::UsageTable,
+    pub(crate) notify: crate::react::Notify,
     pub(crate) shutdown: CancellationToken,
 }
 
@@ -101,6 +102,7 @@ impl Server {
             .map_err(|error| CodedError::internal(format!("cannot start Raft: {error}")))?;
 
         let logs = crate::logs::LogService::open(&config.data_dir.join("logs"), config.logs.clone())?;
+        let notify = crate::react::Notify::open(&config.data_dir.join("notify")).await?;
         let shutdown = CancellationToken::new();
         let inner = Arc::new(Inner {
             server_id,
@@ -112,6 +114,7 @@ impl Server {
             client_updates: ClientUpdateBatcher::default(),
             logs,
             usage: crate::usage::UsageTable::default(),
+            notify,
             shutdown,
             config,
         });
@@ -372,7 +375,7 @@ impl Server {
         let (next_version, changed) = match response {
             CommandResponse::JobRegistered { version, changed, .. } => (version, changed),
             CommandResponse::Rejected { error, .. } => return Err(error),
-            CommandResponse::Applied { .. } => (0, true),
+            CommandResponse::Applied { .. } | CommandResponse::React { .. } => (0, true),
         };
         let registered = simulated.job(&job.id).cloned();
         let view = crate::view::StateView::new(&simulated);

@@ -162,6 +162,8 @@ pub enum NotificationKind {
     Firing,
     /// An alert that was notified has resolved.
     Resolved,
+    /// A hammer acted (or, in `dry-run` mode, would have acted).
+    HammerAction,
     /// A hammer stopped and hands over to a human.
     Escalation,
     /// A hammer in `approve` mode asks for approval.
@@ -174,9 +176,15 @@ impl NotificationKind {
         match self {
             NotificationKind::Firing => "firing",
             NotificationKind::Resolved => "resolved",
+            NotificationKind::HammerAction => "hammer_action",
             NotificationKind::Escalation => "escalation",
             NotificationKind::ApprovalRequested => "approval_requested",
         }
+    }
+
+    /// Whether an Alertmanager should see the alert as resolved.
+    pub fn is_resolved(self) -> bool {
+        self == NotificationKind::Resolved
     }
 }
 
@@ -206,49 +214,6 @@ pub struct Notification {
     pub starts_at: Timestamp,
     /// The last observed value.
     pub value: Option<f64>,
-}
-
-impl Notification {
-    /// The value of an alert placeholder (`alert.name`,
-    /// `alert.labels.node`, …) for this notification; `alert.json` is
-    /// [`Notification::to_json`].
-    pub fn value_of(&self, placeholder: &str) -> Option<String> {
-        if let Some(key) = placeholder.strip_prefix("alert.labels.") {
-            return self.labels.get(key).cloned();
-        }
-        if let Some(key) = placeholder.strip_prefix("alert.annotations.") {
-            return self.annotations.get(key).cloned();
-        }
-        match placeholder {
-            "alert.id" => Some(self.alert_id.as_ref().map_or_else(String::new, ToString::to_string)),
-            "alert.name" => Some(self.source.clone()),
-            "alert.status" => Some(self.kind.as_str().to_owned()),
-            "alert.severity" => Some(self.severity.as_str().to_owned()),
-            "alert.summary" => Some(self.summary.clone()),
-            "alert.runbook" => Some(self.runbook.clone().unwrap_or_default()),
-            "alert.starts_at" => Some(self.starts_at.to_string()),
-            "alert.value" => Some(self.value.map_or_else(String::new, |value| value.to_string())),
-            "alert.json" => Some(self.to_json()),
-            _ => None,
-        }
-    }
-
-    /// The notification as one JSON document: the body of a webhook
-    /// without a `body` template.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    /// The body a webhook notifier sends: its template filled in (values
-    /// escaped for JSON strings), or [`Notification::to_json`].
-    pub fn webhook_body(&self, template: Option<&crate::template::Template>) -> String {
-        match template {
-            Some(template) => template
-                .render(|name| self.value_of(name), crate::template::Escape::JsonString)
-                .unwrap_or_else(|_| self.to_json()),
-            None => self.to_json(),
-        }
-    }
 }
 
 /// A change of an alert's state.
@@ -587,25 +552,6 @@ mod tests {
 
         let again = engine.evaluate(&rule, &[on("n1")], at(7000));
         assert_eq!(again.transitions, [Transition::Pending(id)], "a new episode starts over");
-    }
-
-    #[test]
-    fn notifications_fill_webhook_bodies() {
-        let rule = rule(0, None);
-        let mut engine = AlertEngine::new();
-        let fired = engine.evaluate(&rule, &[Observation { value: Some(97.5), ..on("n\"1") }], at(0));
-        let notification = &fired.notifications[0];
-        let template = crate::template::Template::parse(
-            "{\"text\": \"{{alert.status}} {{alert.name}} on {{alert.labels.node}} ({{alert.value}}) {{alert.runbook}}\"}",
-            crate::template::PlaceholderSet::Alert,
-        )
-        .unwrap();
-        let body = notification.webhook_body(Some(&template));
-        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(parsed["text"], "firing node-down on n\"1 (97.5) https://ops.example.org/node-down");
-        let default: serde_json::Value = serde_json::from_str(&notification.webhook_body(None)).unwrap();
-        assert_eq!(default["kind"], "firing");
-        assert_eq!(default["labels"]["team"], "ops");
     }
 
     #[test]

@@ -565,7 +565,9 @@ fn escalation(hammer: &Hammer, event: &TriggerEvent, summary: String, now: Times
     hammer_notifications(hammer, event, NotificationKind::Escalation, summary, now)
 }
 
-fn hammer_notifications(
+/// The notifications of a hammer's `kind` (its action, an escalation, an
+/// approval request) to each of its notifiers, carrying its runbook.
+pub fn hammer_notifications(
     hammer: &Hammer,
     event: &TriggerEvent,
     kind: NotificationKind,

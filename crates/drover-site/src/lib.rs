@@ -77,6 +77,38 @@ impl Site {
         diff::diff(old, new)
     }
 
+    /// Names that point nowhere: notifiers, alert rules and providers a
+    /// rule or hammer names but the site does not define. Empty for every
+    /// site [`Site::load_dir`] accepts; the servers check sites that
+    /// arrive through the API with it.
+    pub fn dangling_references(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut notifiers = |from: String, names: &[String]| {
+            for name in names.iter().filter(|name| !self.notifiers.contains_key(*name)) {
+                problems.push(format!("{from} names notifier {name:?}, which is not defined"));
+            }
+        };
+        for rule in self.alerts.values() {
+            notifiers(format!("alert {:?}", rule.name), &rule.notify);
+        }
+        for hammer in self.hammers.values() {
+            notifiers(format!("hammer {:?}", hammer.name), &hammer.notify);
+        }
+        for hammer in self.hammers.values() {
+            if let HammerTrigger::Alert(rule) = &hammer.trigger
+                && !self.alerts.contains_key(rule)
+            {
+                problems.push(format!("hammer {:?} names alert {rule:?}, which is not defined", hammer.name));
+            }
+            if let Action::Reboot { provider: Some(name) } | Action::Rebuild { provider: Some(name) } = &hammer.action
+                && !self.providers.contains_key(name)
+            {
+                problems.push(format!("hammer {:?} names provider {name:?}, which is not defined", hammer.name));
+            }
+        }
+        problems
+    }
+
     /// The provider for a node: the one its `provider` meta key names, else
     /// the default one.
     pub fn provider_for(&self, node_provider: Option<&str>) -> Option<&Provider> {

@@ -235,6 +235,11 @@ pub enum Command {
         /// When.
         now: Timestamp,
     },
+    /// Detect and react: the site, alerts, silences, hammer runs.
+    React {
+        /// The input.
+        op: crate::react::ReactOp,
+    },
 }
 
 impl Command {
@@ -261,6 +266,7 @@ impl Command {
             Command::DeleteVariable { .. } => "delete_variable",
             Command::UpdateNodeLabels { .. } => "update_node_labels",
             Command::SetNodeProtection { .. } => "set_node_protection",
+            Command::React { .. } => "react",
         }
     }
 }
@@ -322,6 +328,13 @@ pub enum CommandResponse {
         /// The evaluation created.
         eval_id: EvalId,
     },
+    /// A detect-and-react input was applied.
+    React {
+        /// The log index.
+        index: u64,
+        /// What was decided.
+        outcome: crate::react::ReactOutcome,
+    },
     /// The command was valid Raft-wise but rejected by the state machine
     /// (for example, stopping a job that does not exist). Nothing changed.
     Rejected {
@@ -337,6 +350,7 @@ impl CommandResponse {
     pub fn index(&self) -> u64 {
         match self {
             CommandResponse::Applied { index }
+            | CommandResponse::React { index, .. }
             | CommandResponse::JobRegistered { index, .. }
             | CommandResponse::Rejected { index, .. } => *index,
         }
@@ -396,6 +410,7 @@ impl std::fmt::Display for Command {
             Command::SetNodeProtection { node_id, protection, .. } => {
                 write!(formatter, "set_node_protection({node_id}, {})", protection.is_some())
             }
+            Command::React { op } => write!(formatter, "react({})", op.name()),
         }
     }
 }
@@ -404,6 +419,7 @@ impl std::fmt::Display for CommandResponse {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             CommandResponse::Applied { index } => write!(formatter, "applied at {index}"),
+            CommandResponse::React { index, .. } => write!(formatter, "react applied at {index}"),
             CommandResponse::JobRegistered { index, version, .. } => {
                 write!(formatter, "job version {version} registered at {index}")
             }

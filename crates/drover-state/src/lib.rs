@@ -2,6 +2,7 @@
 //!
 //! - [`command`]: the commands of the Raft log and their responses;
 //! - [`state`]: the in-memory [`State`] and its deterministic `apply`;
+//! - [`react`]: the applied site, alerts, silences and hammer runs;
 //! - [`log_store`]: the Raft log, vote and commit index in redb;
 //! - [`state_machine`]: openraft's state machine over [`State`], with
 //!   snapshots on disk;
@@ -11,6 +12,7 @@ pub mod codec;
 pub mod command;
 pub mod log_store;
 pub mod raft_types;
+pub mod react;
 pub mod snapshot;
 pub mod state;
 pub mod state_machine;

@@ -50,6 +50,9 @@ pub struct SnapshotV1 {
     /// Each node's audit history.
     #[serde(default)]
     pub node_history: Vec<(NodeId, Vec<NodeChange>)>,
+    /// The site, alerts and hammers.
+    #[serde(default)]
+    pub react: Option<crate::react::ReactState>,
 }
 
 /// Serialises a state: magic, format version (u32 little-endian), payload.

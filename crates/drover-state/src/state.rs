@@ -72,6 +72,8 @@ pub struct State {
     /// Each node's audit history, oldest first, at most
     /// [`NODE_HISTORY_LIMIT`] entries.
     node_history: OrdMap<NodeId, imbl::Vector<NodeChange>>,
+    /// The site, alerts and hammers (copied on write: changes are rare).
+    react: Arc<crate::react::ReactState>,
     capacity_index: u64,
     /// Index of the last `RestoreState`: agents get their full allocation
     /// list again after it.
@@ -96,6 +98,11 @@ impl State {
     /// Per-table change indexes.
     pub fn table_indexes(&self) -> TableIndexes {
         self.table_indexes
+    }
+
+    /// The site, alerts, silences and hammer runs.
+    pub fn react(&self) -> &crate::react::ReactState {
+        &self.react
     }
 
     /// The Raft index of the last snapshot restore (0: never).
@@ -436,6 +443,9 @@ impl State {
             }
             Command::PutVariable { path, items, cas, now } => self.put_variable(index, path, items, *cas, *now),
             Command::DeleteVariable { path, cas } => self.delete_variable(index, path, *cas),
+            Command::React { op } => {
+                Arc::make_mut(&mut self.react).apply(op).map(|outcome| CommandResponse::React { index, outcome })
+            }
         };
         result.unwrap_or_else(|error| CommandResponse::Rejected { index, error })
     }
@@ -1088,6 +1098,7 @@ impl State {
                 .iter()
                 .map(|(node_id, history)| (node_id.clone(), history.iter().cloned().collect()))
                 .collect(),
+            react: Some(crate::react::ReactState::clone(&self.react)),
         }
     }
 
@@ -1134,6 +1145,7 @@ impl State {
             .into_iter()
             .map(|(node_id, history)| (node_id, history.into_iter().collect::<imbl::Vector<NodeChange>>()))
             .collect();
+        state.react = Arc::new(snapshot.react.unwrap_or_default());
         state.last_index = snapshot.last_index;
         state.capacity_index = snapshot.capacity_index;
         state.restore_index = snapshot.restore_index;

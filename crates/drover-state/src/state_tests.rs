@@ -347,3 +347,65 @@ fn label_changes_are_all_or_nothing_and_every_change_is_in_the_history_and_snaps
     assert_eq!(fields(&state).last().map(String::as_str), Some("protected:yes: only copy"));
     assert!(restored.node(&NodeId::new("n1")).unwrap().protected.is_some());
 }
+
+#[test]
+fn detect_and_react_decisions_are_replicated_and_survive_snapshots() {
+    use crate::react::{ReactOp, SiteDoc};
+    use drover_site::hammer::{Decision, TriggerEvent, TriggerNode};
+
+    let text = r#"
+notifier "ops" { webhook { url = "https://chat.example.org/hook" } }
+hammer "fix" {
+  when   { log { source = "file"  match = "Kernel panic" } }
+  action { command { on = "server"  command = "true" } }
+  mode   = "auto"
+  limits { per_hour = 1  max_attempts = 1  fleet_max_percent = 50 }
+  notify = ["ops"]
+}
+"#;
+    let site = drover_site::Site::from_sources(&[drover_site::Source::new("site.hcl", text)], std::path::Path::new("."))
+        .unwrap();
+    let now = Timestamp::from_millis(1_000_000);
+    let mut state = State::new();
+    let apply = |state: &mut State, index: u64, op: ReactOp| match state.apply(index, &Command::React { op }) {
+        CommandResponse::React { outcome, .. } => outcome,
+        other => panic!("{other:?}"),
+    };
+    apply(&mut state, 1, ReactOp::ApplySite { doc: SiteDoc { site, ..SiteDoc::default() }, now });
+    let trigger = |node: &str, at: Timestamp| ReactOp::Trigger {
+        event: TriggerEvent {
+            hammer: "fix".to_owned(),
+            node: Some(TriggerNode { name: node.to_owned(), protected: false }),
+            job: None,
+            reason: "log line".to_owned(),
+            forced: false,
+        },
+        fleet_size: 4,
+        now: at,
+    };
+    let first = apply(&mut state, 2, trigger("n1", now));
+    let Some(Decision::Run(run)) = first.decision else { panic!("{first:?}") };
+    let report = crate::react::RunReport { action: "a".to_owned(), output: "b".to_owned(), succeeded: false };
+    apply(&mut state, 3, ReactOp::Finish { run, report, now });
+    // Attempts used up on n1: refused and escalated once.
+    let again = apply(&mut state, 4, trigger("n1", now.plus(std::time::Duration::from_secs(3600 * 2))));
+    assert!(matches!(again.decision, Some(Decision::Refused(_))), "{again:?}");
+    assert_eq!(again.notifications.len(), 1, "one escalation to ops");
+    assert_eq!(state.react().refusals.len(), 1);
+    assert_eq!(state.react().events.len(), 1, "the escalation counts for alert top");
+
+    // The guard's history (tuple-keyed maps included) survives a snapshot.
+    let bytes = crate::snapshot::encode_state(&state).unwrap();
+    let mut restored = crate::snapshot::decode_state(&bytes).unwrap();
+    assert_eq!(restored.react().site.as_ref().unwrap().version, 1);
+    assert_eq!(restored.react().reports.len(), 1);
+    let later = now.plus(std::time::Duration::from_secs(3600 * 3));
+    let replay = match restored.apply(5, &Command::React { op: trigger("n1", later) }) {
+        CommandResponse::React { outcome, .. } => outcome,
+        other => panic!("{other:?}"),
+    };
+    assert!(replay.notifications.is_empty(), "already escalated before the snapshot: {replay:?}");
+    // An unknown hammer is rejected and changes nothing.
+    let unknown = ReactOp::Pause { hammer: Some("nope".to_owned()), paused: true };
+    assert!(matches!(restored.apply(6, &Command::React { op: unknown }), CommandResponse::Rejected { .. }));
+}

@@ -49,6 +49,19 @@ enum Command {
     /// Search and follow the logs of every node.
     #[command(subcommand)]
     Logs(cli::logs::LogsCommand),
+    /// Show what `apply` would change: the site's alerts, hammers, notifiers, providers and its jobs.
+    Plan(cli::react::SiteArgs),
+    /// Apply a site folder: alerts, hammers, notifiers, providers, and register its jobs.
+    Apply(cli::react::SiteArgs),
+    /// Alerts: list, top, acknowledge, silence.
+    #[command(subcommand)]
+    Alert(cli::react::AlertCommand),
+    /// Hammers (automated fixes): list, history, approve, deny, pause, resume.
+    #[command(subcommand)]
+    Hammer(cli::react::HammerCommand),
+    /// Runbooks of alerts and hammers.
+    #[command(subcommand)]
+    Runbook(cli::react::RunbookCommand),
     /// Work with variables (key/value documents kept by the servers).
     #[command(subcommand)]
     Var(cli::var::VarCommand),
@@ -102,6 +115,11 @@ fn main() -> ExitCode {
             Command::Var(command) => cli::var::run(command).await,
             Command::Logs(command) => cli::logs::run(command).await,
             Command::Exec(args) => cli::exec::run(args).await,
+            Command::Plan(args) => cli::react::plan(args).await,
+            Command::Apply(args) => cli::react::apply(args).await,
+            Command::Alert(command) => cli::react::run_alert(command).await,
+            Command::Hammer(command) => cli::react::run_hammer(command).await,
+            Command::Runbook(command) => cli::react::run_runbook(command).await,
             Command::Agent(args) => roles::agent(args).await,
             Command::Job(command) => cli::job::run(command).await,
             Command::Alloc(command) => cli::alloc::run(command).await,

@@ -6,6 +6,7 @@ mod jobs;
 mod logs;
 mod nodes;
 mod operator;
+mod react;
 mod session;
 mod variables;
 
@@ -71,6 +72,20 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route("/v1/operator/raft/join", post(operator::join))
         .route(&format!("{}/{{server_id}}", drover_server::cluster::paths::PEER), delete(operator::remove_peer))
         .route("/v1/operator/snapshot", get(operator::save_snapshot))
+        .route("/v1/site", get(react::site).post(react::apply))
+        .route("/v1/alerts", get(react::alerts))
+        .route("/v1/alerts/top", get(react::top))
+        .route("/v1/alert/ack", post(react::ack))
+        .route("/v1/silences", post(react::silence))
+        .route("/v1/silence/{id}", delete(react::unsilence))
+        .route("/v1/hammers", get(react::hammers))
+        .route("/v1/hammers/history", get(react::history))
+        .route("/v1/hammers/pause", post(react::pause))
+        .route("/v1/hammers/run/{run}/approve", post(react::approve))
+        .route("/v1/hammers/run/{run}/deny", post(react::deny))
+        .route("/v1/runbook/{*name}", get(react::runbook))
+        .route("/v1/notifications", get(react::notifications))
+        .route("/v1/alertmanager/webhook", post(react::alertmanager_webhook))
 }
 
 pub(crate) fn internal_routes() -> Router<AppState> {

@@ -2,11 +2,16 @@
 //! this server becomes leader and stop (their token is cancelled) when it
 //! stops being leader.
 
+mod actions;
+mod console;
 mod deployments;
 mod drainer;
 mod evals;
 mod heartbeats;
 mod periodic;
+mod react;
+
+pub(crate) use react::log_query;
 
 use std::time::{Duration, Instant};
 
@@ -68,5 +73,6 @@ async fn lead(server: Server, token: CancellationToken) {
     tokio::spawn(deployments::run(server.clone(), token.clone()));
     tokio::spawn(drainer::run(server.clone(), token.clone()));
     tokio::spawn(periodic::run(server.clone(), token.clone()));
+    tokio::spawn(react::run(server.clone(), token.clone()));
     tokio::spawn(heartbeats::run(server, token, leadership_started));
 }

@@ -168,7 +168,7 @@ impl VarArgs {
 }
 
 /// Parses a job file, printing every diagnostic on failure.
-fn parse_file(file: &Path, vars: &VarArgs) -> anyhow::Result<Result<Job, ExitCode>> {
+pub(crate) fn parse_file(file: &Path, vars: &VarArgs) -> anyhow::Result<Result<Job, ExitCode>> {
     let inputs = vars.inputs()?;
     match drover_jobspec::parse_job_file(file, &inputs) {
         Ok(job) => Ok(Ok(job)),
@@ -442,7 +442,7 @@ fn print_job_status(status: &JobStatusResponse) {
     }
 }
 
-async fn job_plan(client: &Client, job: &Job, json: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn job_plan(client: &Client, job: &Job, json: bool) -> anyhow::Result<ExitCode> {
     let plan = client.plan_job(job).await?;
     if json {
         print_json(&plan)?;

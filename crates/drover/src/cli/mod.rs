@@ -8,6 +8,7 @@ pub(crate) mod job;
 pub(crate) mod logs;
 pub(crate) mod node;
 pub(crate) mod output;
+pub(crate) mod react;
 pub(crate) mod server;
 pub(crate) mod var;
 

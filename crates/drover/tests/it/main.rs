@@ -16,4 +16,5 @@ mod fleet;
 mod ha;
 mod inventory;
 mod logs;
+mod react;
 mod scheduling;

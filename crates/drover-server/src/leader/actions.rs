@@ -1,0 +1,325 @@
+//! What a hammer run does: restart allocations or a job, drain a node,
+//! reboot or rebuild it through its provider, run a command on the node or
+//! on this server, or call a webhook. Every action announces itself to the
+//! hammer's notifiers (with its runbook), and its outcome and output are
+//! proposed to Raft for the history.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use drover_proto::api::{ExecEvent, ExecRequest, ExecStatus};
+use drover_site::alerting::NotificationKind;
+use drover_site::hammer::{Run, RunId, hammer_notifications};
+use drover_site::{Action, CommandTarget, Escape, Hammer, ProviderOperation, Template};
+use drover_state::react::{ReactOp, RunReport};
+use drover_state::{Command, State};
+use drover_types::{AllocDesiredStatus, EvalTrigger, Evaluation, Node, PlanStop, Timestamp};
+
+use crate::ids::new_eval_id;
+use crate::operations::DrainRequest;
+use crate::server::Server;
+
+/// Output kept of a command.
+const OUTPUT_MAX: usize = 16 * 1024;
+
+/// Performs a started run and records its outcome.
+pub(super) async fn perform(server: &Server, run_id: RunId) {
+    let state = server.state();
+    let Some((hammer, run)) = lookup(&state, run_id) else { return };
+    let node = node_of(&state, run.event.node.as_ref().map(|node| node.name.as_str()));
+    let action = describe(&state, &hammer, node.as_deref());
+    let summary = format!("hammer {}: {action} ({})", hammer.name, run.event.reason);
+    server
+        .notify(&hammer_notifications(&hammer, &run.event, NotificationKind::HammerAction, summary, Timestamp::now()))
+        .await;
+    tracing::info!(hammer = %hammer.name, run = %run_id, %action, "hammer acts");
+    let (succeeded, output) = match act(server, &state, &hammer, &run, node.as_deref()).await {
+        Ok(output) => (true, output),
+        Err(output) => (false, output),
+    };
+    let report = RunReport { action, output, succeeded };
+    if let Err(error) = server.react(ReactOp::Finish { run: run_id, report, now: Timestamp::now() }).await {
+        tracing::warn!(run = %run_id, %error, "cannot record the end of a hammer run");
+    }
+}
+
+/// Records what a `dry-run` hammer would have done, and says so.
+pub(super) async fn dry_run(server: &Server, run_id: RunId) {
+    let state = server.state();
+    let Some((hammer, run)) = lookup(&state, run_id) else { return };
+    let node = node_of(&state, run.event.node.as_ref().map(|node| node.name.as_str()));
+    let action = format!("would {}", describe(&state, &hammer, node.as_deref()));
+    let summary = format!("hammer {} (dry-run): {action} ({})", hammer.name, run.event.reason);
+    server
+        .notify(&hammer_notifications(&hammer, &run.event, NotificationKind::HammerAction, summary, Timestamp::now()))
+        .await;
+    let report = RunReport { action, output: "dry-run: nothing was done".to_owned(), succeeded: true };
+    if let Err(error) = server.react(ReactOp::Finish { run: run_id, report, now: Timestamp::now() }).await {
+        tracing::warn!(run = %run_id, %error, "cannot record a dry run");
+    }
+}
+
+fn lookup(state: &State, run_id: RunId) -> Option<(Hammer, Run)> {
+    let run = state.react().guard.run(run_id)?.clone();
+    let hammer = state.react().site.as_ref()?.site.hammers.get(&run.hammer)?.clone();
+    Some((hammer, run))
+}
+
+fn node_of(state: &State, name: Option<&str>) -> Option<std::sync::Arc<Node>> {
+    let name = name?;
+    state.nodes().find(|node| node.name == name).cloned()
+}
+
+/// The action in words, with the command it runs.
+fn describe(state: &State, hammer: &Hammer, node: Option<&Node>) -> String {
+    let node_name = node.map_or("(no node)", |node| node.name.as_str());
+    match &hammer.action {
+        Action::RestartAlloc => format!("restart the allocations on {node_name}"),
+        Action::RestartJob { job } => format!("restart job {}", job.as_deref().unwrap_or("(the trigger's)")),
+        Action::Drain { deadline } => format!("drain {node_name} (deadline {deadline})"),
+        Action::Reboot { provider } | Action::Rebuild { provider } => {
+            let operation = operation_of(&hammer.action);
+            match provider_command(state, provider.as_deref(), node, operation) {
+                Ok((provider, command)) => {
+                    format!("{} {node_name} through provider {provider}: {command}", operation.as_str())
+                }
+                Err(error) => format!("{} {node_name}: {error}", operation.as_str()),
+            }
+        }
+        Action::Command { on, command, .. } => {
+            let rendered = node.map_or_else(|| command.text().to_owned(), |node| render(command, node));
+            match on {
+                CommandTarget::Node => format!("run on {node_name}: {rendered}"),
+                CommandTarget::Server => format!("run on the server: {rendered}"),
+            }
+        }
+        Action::Webhook { url } => format!("call {url}"),
+    }
+}
+
+fn operation_of(action: &Action) -> ProviderOperation {
+    match action {
+        Action::Rebuild { .. } => ProviderOperation::Rebuild,
+        _ => ProviderOperation::Reboot,
+    }
+}
+
+/// Does it; `Ok(output)` or `Err(what went wrong)`.
+async fn act(
+    server: &Server,
+    state: &State,
+    hammer: &Hammer,
+    run: &Run,
+    node: Option<&Node>,
+) -> Result<String, String> {
+    let job = run.event.job.as_deref();
+    let need_node = || node.ok_or_else(|| "the trigger names no node to act on".to_owned());
+    match &hammer.action {
+        Action::RestartAlloc => restart(server, state, hammer, node.map(|node| &node.id), job).await,
+        Action::RestartJob { job: named } => {
+            let job = named.as_deref().or(job).ok_or("the trigger names no job and the action none either")?;
+            restart(server, state, hammer, None, Some(job)).await
+        }
+        Action::Drain { deadline } => {
+            let node = need_node()?;
+            let request = DrainRequest {
+                deadline: Some(deadline.get()),
+                reason: Some(format!("hammer {}", hammer.name)),
+                by: format!("hammer {}", hammer.name),
+                ..DrainRequest::default()
+            };
+            server.drain_node(node.id.as_str(), request).await.map_err(|error| error.to_string())?;
+            Ok(format!("drain of {} started", node.name))
+        }
+        Action::Reboot { provider } | Action::Rebuild { provider } => {
+            let node = need_node()?;
+            let operation = operation_of(&hammer.action);
+            let (_, command) = provider_command(state, provider.as_deref(), Some(node), operation)?;
+            let timeout = state
+                .react()
+                .site
+                .as_ref()
+                .and_then(|doc| {
+                    doc.site.provider_for(provider.as_deref().or(node.meta.get("provider").map(String::as_str)))
+                })
+                .map_or(Duration::from_secs(60), |provider| provider.timeout.get());
+            shell(&command, timeout).await
+        }
+        Action::Command { on: CommandTarget::Server, command, timeout } => {
+            let command = node.map_or_else(|| command.text().to_owned(), |node| render(command, node));
+            shell(&command, timeout.get()).await
+        }
+        Action::Command { on: CommandTarget::Node, command, timeout } => {
+            let node = need_node()?;
+            exec_on(server, node, &render(command, node), timeout.get()).await
+        }
+        Action::Webhook { url } => webhook(run, url).await,
+    }
+}
+
+/// Replaces the running allocations of a job (on one node, or all):
+/// they stop and the scheduler places new ones.
+async fn restart(
+    server: &Server,
+    state: &State,
+    hammer: &Hammer,
+    node: Option<&drover_types::NodeId>,
+    job: Option<&str>,
+) -> Result<String, String> {
+    let allocs: Vec<_> = state
+        .allocs()
+        .filter(|alloc| alloc.desired_status == AllocDesiredStatus::Run && !alloc.client_status.is_terminal())
+        .filter(|alloc| node.is_none_or(|node| &alloc.node_id == node))
+        .filter(|alloc| job.is_none_or(|job| alloc.job_id.as_str() == job))
+        .cloned()
+        .collect();
+    if allocs.is_empty() {
+        return Err("no running allocation to restart".to_owned());
+    }
+    let now = Timestamp::now();
+    let mut jobs: Vec<_> = allocs.iter().map(|alloc| alloc.job_id.clone()).collect();
+    jobs.dedup();
+    let evals = jobs
+        .into_iter()
+        .map(|job_id| {
+            let priority = state.job(&job_id).map_or(50, |job| job.priority);
+            Evaluation::new(new_eval_id(), job_id, priority, EvalTrigger::AllocStop, now)
+        })
+        .collect();
+    let stops = allocs
+        .iter()
+        .map(|alloc| PlanStop {
+            alloc_id: alloc.id.clone(),
+            node_id: alloc.node_id.clone(),
+            desired_status: AllocDesiredStatus::Stop,
+            description: format!("restarted by hammer {}", hammer.name),
+            client_status: None,
+            follow_up_eval: None,
+        })
+        .collect();
+    server
+        .propose(Command::StopAllocs { stops, evals, now })
+        .await
+        .and_then(|response| response.into_result())
+        .map_err(|error| error.to_string())?;
+    let names: Vec<String> = allocs.iter().map(|alloc| alloc.id.to_string()).collect();
+    Ok(format!("replaced allocations {}", names.join(", ")))
+}
+
+/// The provider's command for a node, rendered.
+fn provider_command(
+    state: &State,
+    provider: Option<&str>,
+    node: Option<&Node>,
+    operation: ProviderOperation,
+) -> Result<(String, String), String> {
+    let site = &state.react().site.as_ref().ok_or("no site is applied")?.site;
+    let wanted = provider.or_else(|| node.and_then(|node| node.meta.get("provider").map(String::as_str)));
+    let provider = site.provider_for(wanted).ok_or_else(|| match wanted {
+        Some(name) => format!("no provider {name:?} in the site"),
+        None => "no default provider in the site".to_owned(),
+    })?;
+    let template = provider
+        .command(operation)
+        .ok_or_else(|| format!("provider {} has no {} command", provider.name, operation.as_str()))?;
+    let node = node.ok_or("the trigger names no node to act on")?;
+    Ok((provider.name.clone(), render(template, node)))
+}
+
+/// A node template filled in, values quoted for the shell.
+pub(crate) fn render(template: &Template, node: &Node) -> String {
+    template
+        .render(|name| node_placeholder(node, name), Escape::Shell)
+        .unwrap_or_else(|missing| format!("false # unknown placeholders {}", missing.join(", ")))
+}
+
+fn node_placeholder(node: &Node, name: &str) -> Option<String> {
+    if let Some(key) = name.strip_prefix("node.meta.") {
+        return Some(node.meta.get(key).cloned().unwrap_or_default());
+    }
+    Some(match name {
+        "node.name" => node.name.clone(),
+        "node.id" => node.id.to_string(),
+        "node.hostgroup" => node.hostgroup.clone(),
+        "node.environment" => node.environment.clone(),
+        "node.owner" => node.owner.clone(),
+        "node.zone" => node.zone.clone(),
+        _ => return None,
+    })
+}
+
+/// Runs `sh -c command` on this server, killed at `timeout`.
+pub(crate) async fn shell(command: &str, timeout: Duration) -> Result<String, String> {
+    let child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| format!("cannot run /bin/sh: {error}"))?;
+    let output = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .map_err(|_| format!("killed after {}s", timeout.as_secs()))?
+        .map_err(|error| format!("cannot read the command's output: {error}"))?;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    cap(&mut text);
+    if output.status.success() { Ok(text) } else { Err(format!("{}\n{text}", output.status)) }
+}
+
+async fn exec_on(server: &Server, node: &Node, command: &str, timeout: Duration) -> Result<String, String> {
+    let request = ExecRequest {
+        nodes: vec![node.id.to_string()],
+        filter: None,
+        command: vec![command.to_owned()],
+        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+        parallel: 0,
+        user: None,
+        max_output_bytes: OUTPUT_MAX as u64,
+        local: false,
+    };
+    let mut events = server.exec(request).await.map_err(|error| error.to_string())?;
+    while let Some(event) = events.recv().await {
+        if let ExecEvent::Result(result) = event {
+            let mut text = format!("{}{}{}", result.stdout, result.stderr, result.error);
+            cap(&mut text);
+            return match result.status {
+                ExecStatus::Success => Ok(text),
+                status => Err(format!("{status:?} (exit {:?})\n{text}", result.exit_code)),
+            };
+        }
+    }
+    Err(format!("no result from {}", node.name))
+}
+
+/// POSTs the run as JSON: hammer, run, target, node, job, reason.
+async fn webhook(run: &Run, url: &str) -> Result<String, String> {
+    let body = serde_json::json!({
+        "hammer": run.hammer,
+        "run": run.id.0,
+        "target": run.target,
+        "node": run.event.node.as_ref().map(|node| node.name.clone()),
+        "job": run.event.job,
+        "reason": run.event.reason,
+        "requested_at": run.requested_at.to_string(),
+    });
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|error| error.to_string())?;
+    let response = client.post(url).json(&body).send().await.map_err(|error| format!("POST {url}: {error}"))?;
+    let status = response.status();
+    let mut text = response.text().await.unwrap_or_default();
+    cap(&mut text);
+    if status.is_success() { Ok(format!("{status}\n{text}")) } else { Err(format!("POST {url}: {status}\n{text}")) }
+}
+
+fn cap(text: &mut String) {
+    if text.len() > OUTPUT_MAX {
+        let mut cut = OUTPUT_MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+}

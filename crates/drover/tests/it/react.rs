@@ -1,0 +1,397 @@
+//! Detect and react with real agents: a console showing a kernel panic
+//! gets its node rebooted through the provider; hammer limits, modes and
+//! protection hold in a storm of triggers.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::harness::{Cluster, wait_until};
+
+fn text(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// A webhook receiver: every body POSTed to it.
+async fn hook_receiver() -> (String, Arc<Mutex<Vec<String>>>) {
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = bodies.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let kept = kept.clone();
+            async move {
+                kept.lock().unwrap().push(body);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, bodies)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+async fn history(cluster: &Cluster, hammer: &str) -> Vec<drover_proto::react::HammerHistoryEntry> {
+    cluster.client.hammer_history(Some(hammer), 1000).await.unwrap()
+}
+
+fn run_state(entry: &drover_proto::react::HammerHistoryEntry) -> String {
+    entry
+        .run
+        .as_ref()
+        .map(|run| serde_json::to_value(run.state).unwrap().as_str().unwrap().to_owned())
+        .unwrap_or_else(|| "refused".to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kernel_panic_on_the_console_reboots_the_node_through_the_provider() {
+    let mut cluster = Cluster::start().await;
+    let names: Vec<String> = ["web01", "web02", "web03"].map(str::to_owned).to_vec();
+    cluster.start_agents(&names, &[]).await;
+    let site = cluster.dir.path().join("site");
+    std::fs::create_dir_all(site.join("runbooks")).unwrap();
+    for name in &names {
+        write(&site.join(format!("console-{name}")), "Linux version 6.1\nlogin:\n");
+    }
+    // The provider's reboot: kill the node's agent and start it again
+    // with the same command line; the console shows a fresh boot.
+    let reboot = site.join("reboot.sh");
+    write(
+        &reboot,
+        &format!(
+            r#"#!/bin/sh
+set -e
+name="$1"
+echo "reboot $name" >> "{dir}/reboots"
+pid=$(pgrep -f -- "--name $name\$" | head -n 1)
+cmd=$(tr '\0' ' ' < /proc/$pid/cmdline)
+kill -9 "$pid"
+printf 'Linux version 6.1 (rebooted)\nlogin:\n' > "{dir}/console-$name"
+setsid sh -c "exec $cmd" > "{dir}/agent-$name-after-reboot.log" 2>&1 < /dev/null &
+echo "rebooted $name"
+"#,
+            dir = site.display()
+        ),
+    );
+    std::process::Command::new("chmod").arg("+x").arg(&reboot).status().unwrap();
+    let (hook, bodies) = hook_receiver().await;
+    write(
+        &site.join("runbooks/kernel-panic.md"),
+        "# Kernel panic\n\nThe hammer reboots the node. If it panics again, rebuild it.\n",
+    );
+    write(
+        &site.join("site.hcl"),
+        &format!(
+            r#"
+provider "lab" {{
+  console          = "cat {dir}/console-{{{{node.name}}}}"
+  reboot           = "{dir}/reboot.sh {{{{node.name}}}}"
+  console_interval = "500ms"
+  timeout          = "20s"
+}}
+notifier "ops-hook" {{
+  webhook {{ url = "{hook}" }}
+}}
+hammer "reboot-on-kernel-panic" {{
+  when    {{ log {{ source = "console"  match = "Kernel panic" }} }}
+  action  {{ reboot {{}} }}
+  mode    = "auto"
+  limits  {{ per_hour = 5  concurrent = 2  cooldown = "10m"  fleet_max_percent = 34 }}
+  runbook = "runbooks/kernel-panic.md"
+  notify  = ["ops-hook"]
+}}
+"#,
+            dir = site.display()
+        ),
+    );
+    let site_arg = site.to_str().unwrap();
+    let planned = cluster.cli(&["plan", site_arg]);
+    assert!(planned.status.success(), "{}", text(&planned));
+    assert!(text(&planned).contains("+ hammer \"reboot-on-kernel-panic\""), "{}", text(&planned));
+    let applied = cluster.cli(&["apply", site_arg]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert!(cluster.cli(&["plan", site_arg]).stdout.starts_with(b"Site: no changes."));
+
+    // The console's boot lines are indexed as source console.
+    let client = cluster.client.clone();
+    cluster
+        .wait_for("console lines of web02 in the index", || {
+            let client = client.clone();
+            async move {
+                let query = drover_proto::api::LogQuery {
+                    q: "source:console node:web02 login".to_owned(),
+                    ..Default::default()
+                };
+                client.search_logs(&query, &Default::default()).await.is_ok_and(|found| !found.records.is_empty())
+            }
+        })
+        .await;
+    let agent_pid = || {
+        let found = std::process::Command::new("pgrep").args(["-f", "--", "--name web02$"]).output().unwrap();
+        String::from_utf8_lossy(&found.stdout).trim().to_owned()
+    };
+    let before = agent_pid();
+
+    append(&site.join("console-web02"), "Kernel panic - not syncing: Fatal exception in interrupt\n");
+    let started = std::time::Instant::now();
+    let reboots = site.join("reboots");
+    wait_until(
+        "the provider's reboot of web02",
+        Duration::from_secs(30),
+        || {
+            let reboots = reboots.clone();
+            async move { std::fs::read_to_string(&reboots).is_ok_and(|text| text.contains("reboot web02")) }
+        },
+        || cluster.logs(),
+    )
+    .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "the reboot took {took:?}");
+
+    let client = cluster.client.clone();
+    cluster
+        .wait_for("the run to succeed in the history", || {
+            let client = client.clone();
+            async move {
+                client.hammer_history(Some("reboot-on-kernel-panic"), 10).await.is_ok_and(|entries| {
+                    entries.iter().any(|entry| {
+                        entry.target == "node/web02" && entry.report.as_ref().is_some_and(|report| report.succeeded)
+                    })
+                })
+            }
+        })
+        .await;
+    let entries = history(&cluster, "reboot-on-kernel-panic").await;
+    let run = entries.iter().find(|entry| entry.run.is_some()).unwrap();
+    assert!(run.reason.contains("Kernel panic"), "{run:?}");
+    assert!(run.report.as_ref().unwrap().action.contains("through provider lab"), "{run:?}");
+    assert!(run.report.as_ref().unwrap().output.contains("rebooted web02"), "{run:?}");
+    assert_eq!(std::fs::read_to_string(&reboots).unwrap().lines().count(), 1, "rebooted once");
+
+    // The node comes back (a new agent process), and the notification
+    // carried the runbook.
+    cluster
+        .wait_for("web02 to be ready again after its reboot", || {
+            let client = client.clone();
+            async move {
+                client
+                    .nodes()
+                    .await
+                    .is_ok_and(|nodes| nodes.iter().any(|node| node.name == "web02" && node.status == "ready"))
+            }
+        })
+        .await;
+    let after = agent_pid();
+    assert!(!after.is_empty() && after != before, "a new agent runs: {after:?} (was {before})");
+    let bodies_copy = bodies.clone();
+    wait_until(
+        "the hammer's notification",
+        Duration::from_secs(20),
+        || {
+            let bodies = bodies_copy.clone();
+            async move { bodies.lock().unwrap().iter().any(|body| body.contains("hammer_action")) }
+        },
+        || cluster.logs(),
+    )
+    .await;
+    let notification = bodies.lock().unwrap().iter().find(|body| body.contains("hammer_action")).cloned().unwrap();
+    assert!(notification.contains("runbooks/kernel-panic.md") && notification.contains("web02"), "{notification}");
+
+    let shown = cluster.cli(&["runbook", "show", "reboot-on-kernel-panic"]);
+    assert!(text(&shown).contains("If it panics again, rebuild it."), "{}", text(&shown));
+    let listed = cluster.cli(&["hammer", "list"]);
+    assert!(text(&listed).contains("reboot-on-kernel-panic") && text(&listed).contains("1/5"), "{}", text(&listed));
+
+    // The rebooted agent is not the harness's: stop it.
+    let _ = std::process::Command::new("pkill").args(["-9", "-f", "--", "--name web02$"]).status();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_triggers_stays_within_the_limits_and_approve_dry_run_and_protection_hold() {
+    let mut cluster = Cluster::start().await;
+    let names: Vec<String> = (0..10).map(|number| format!("n{number:02}")).collect();
+    cluster.start_agents(&names, &[]).await;
+    let site = cluster.dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    for name in &names {
+        write(&site.join(format!("console-{name}")), "boot\n");
+    }
+    let (hook, bodies) = hook_receiver().await;
+    write(
+        &site.join("site.hcl"),
+        &format!(
+            r#"
+provider "lab" {{
+  console          = "cat {dir}/console-{{{{node.name}}}}"
+  console_interval = "300ms"
+}}
+notifier "ops-hook" {{ webhook {{ url = "{hook}" }} }}
+hammer "fix-oom" {{
+  when   {{ log {{ source = "console"  match = "Out of memory" }} }}
+  action {{ command {{ on = "server"  command = "echo {{{{node.name}}}} >> {dir}/fixed" }} }}
+  mode   = "auto"
+  limits {{ per_hour = 3  concurrent = 1  cooldown = "1h"  fleet_max_percent = 30 }}
+  notify = ["ops-hook"]
+}}
+hammer "drain-on-disk-failure" {{
+  when   {{ log {{ source = "console"  match = "disk failure" }} }}
+  action {{ drain {{ deadline = "1m" }} }}
+  mode   = "approve"
+}}
+hammer "fan-check" {{
+  when   {{ log {{ source = "console"  match = "fan error" }} }}
+  action {{ command {{ on = "server"  command = "touch {dir}/fan-{{{{node.name}}}}" }} }}
+  mode   = "dry-run"
+}}
+"#,
+            dir = site.display()
+        ),
+    );
+    let applied = cluster.cli(&["apply", site.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    // Let the pollers index the boot lines first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 100 triggers over 5 of 10 nodes, more than the guard's 30 %.
+    for round in 0..20 {
+        for name in &names[..5] {
+            append(&site.join(format!("console-{name}")), &format!("Out of memory: killed process {round}\n"));
+        }
+    }
+    let client = cluster.client.clone();
+    cluster
+        .wait_for("the fleet guard to trip", || {
+            let client = client.clone();
+            async move {
+                client.hammer_history(Some("fix-oom"), 1000).await.is_ok_and(|entries| {
+                    entries.iter().any(|entry| {
+                        entry.refused.as_deref().is_some_and(|reason| reason.contains("a human must look"))
+                    })
+                })
+            }
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let entries = history(&cluster, "fix-oom").await;
+    let runs: Vec<_> = entries.iter().filter(|entry| entry.run.is_some()).collect();
+    assert!(runs.len() <= 3, "at most per_hour runs: {runs:?}");
+    let fixed = std::fs::read_to_string(site.join("fixed")).unwrap_or_default();
+    assert_eq!(fixed.lines().count(), runs.len(), "every run acted once: {fixed:?}");
+    let distinct: std::collections::HashSet<&str> = fixed.lines().collect();
+    assert_eq!(distinct.len(), fixed.lines().count(), "the cooldown kept a node from a second run: {fixed:?}");
+    assert!(entries.len() >= 90, "every trigger is in the history: {}", entries.len());
+    let bodies_copy = bodies.clone();
+    wait_until(
+        "the escalation to a human",
+        Duration::from_secs(20),
+        || {
+            let bodies = bodies_copy.clone();
+            async move { bodies.lock().unwrap().iter().any(|body| body.contains("escalation")) }
+        },
+        || cluster.logs(),
+    )
+    .await;
+    let escalations = bodies.lock().unwrap().iter().filter(|body| body.contains("\"escalation\"")).count();
+    assert_eq!(escalations, 1, "one escalation, not one per trigger");
+    let top = cluster.cli(&["alert", "top", "--since", "1h"]);
+    assert!(text(&top).contains("fix-oom"), "{}", text(&top));
+
+    // approve: nothing happens until a human says so.
+    append(&site.join("console-n05"), "ata1: disk failure\n");
+    cluster
+        .wait_for("a run waiting for approval", || {
+            let client = client.clone();
+            async move {
+                client.hammer_history(Some("drain-on-disk-failure"), 10).await.is_ok_and(|entries| {
+                    entries.iter().any(|entry| {
+                        entry
+                            .run
+                            .as_ref()
+                            .is_some_and(|run| run.state == drover_site::hammer::RunState::AwaitingApproval)
+                    })
+                })
+            }
+        })
+        .await;
+    let node = cluster.client.node("n05").await.unwrap().node;
+    assert!(node.drain.is_none(), "not drained before approval");
+    let waiting = history(&cluster, "drain-on-disk-failure").await;
+    let run = waiting[0].run.as_ref().unwrap().id.0;
+    let approved = cluster.cli(&["hammer", "approve", &run.to_string()]);
+    assert!(approved.status.success(), "{}", text(&approved));
+    cluster
+        .wait_for("n05 to drain after approval", || {
+            let client = client.clone();
+            async move {
+                client.node("n05").await.is_ok_and(|status| {
+                    status.node.drain.is_some() || status.node.eligibility == drover_types::NodeEligibility::Ineligible
+                })
+            }
+        })
+        .await;
+
+    // A protected node is refused.
+    let protected = cluster.cli(&["node", "protect", "n06", "--reason", "disk vendor RMA in progress"]);
+    assert!(protected.status.success(), "{}", text(&protected));
+    append(&site.join("console-n06"), "ata2: disk failure\n");
+    cluster
+        .wait_for("the protected node's trigger to be refused", || {
+            let client = client.clone();
+            async move {
+                client.hammer_history(Some("drain-on-disk-failure"), 10).await.is_ok_and(|entries| {
+                    entries.iter().any(|entry| {
+                        entry.target == "node/n06"
+                            && entry.refused.as_deref().is_some_and(|reason| reason.contains("protected"))
+                    })
+                })
+            }
+        })
+        .await;
+    assert!(cluster.client.node("n06").await.unwrap().node.drain.is_none());
+
+    // dry-run: recorded, nothing done.
+    append(&site.join("console-n07"), "fan error on FAN2\n");
+    cluster
+        .wait_for("the dry run in the history", || {
+            let client = client.clone();
+            async move {
+                client
+                    .hammer_history(Some("fan-check"), 10)
+                    .await
+                    .is_ok_and(|entries| entries.iter().any(|entry| entry.report.is_some()))
+            }
+        })
+        .await;
+    let entries = history(&cluster, "fan-check").await;
+    assert_eq!(run_state(&entries[0]), "dry_run");
+    assert!(entries[0].report.as_ref().unwrap().action.starts_with("would run on the server"), "{:?}", entries[0]);
+    assert!(!site.join("fan-n07").exists(), "dry-run changed nothing");
+
+    // Pause: a paused hammer refuses.
+    let paused = cluster.cli(&["hammer", "pause", "fan-check"]);
+    assert!(paused.status.success(), "{}", text(&paused));
+    append(&site.join("console-n08"), "fan error on FAN1\n");
+    cluster
+        .wait_for("the paused hammer to refuse", || {
+            let client = client.clone();
+            async move {
+                client.hammer_history(Some("fan-check"), 10).await.is_ok_and(|entries| {
+                    entries.iter().any(|entry| {
+                        entry.target == "node/n08" && entry.refused.as_deref() == Some("the hammer is paused")
+                    })
+                })
+            }
+        })
+        .await;
+}
