@@ -390,6 +390,19 @@ impl Server {
     /// Indexes records this server made itself (console lines) and waits
     /// until they are durable.
     pub(crate) async fn ingest_local(&self, records: Vec<LogRecord>) -> Result<()> {
+        match self.submit_ingest(records).await?.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(CodedError::internal(format!("cannot index log lines: {error}"))),
+            Err(_) => Err(CodedError::internal("the log index is shut down")),
+        }
+    }
+
+    /// Queues records for the ingest loop; the receiver answers once they
+    /// are durable (or why not).
+    async fn submit_ingest(
+        &self,
+        records: Vec<LogRecord>,
+    ) -> Result<oneshot::Receiver<std::result::Result<(), String>>> {
         let (done, stored) = oneshot::channel();
         self.inner
             .logs
@@ -397,11 +410,7 @@ impl Server {
             .send(IngestJob { records, done: Some(done) })
             .await
             .map_err(|_| CodedError::internal("the log index is shut down"))?;
-        match stored.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(CodedError::internal(format!("cannot index log lines: {error}"))),
-            Err(_) => Err(CodedError::internal("the log index is shut down")),
-        }
+        Ok(stored)
     }
 
     /// Indexes lines from an agent and acknowledges them once durable. A
@@ -413,13 +422,7 @@ impl Server {
         let origin = session.node_id.to_string();
         let records: Vec<LogRecord> =
             lines.into_iter().map(|line| record_of(line, &origin, node.map(|node| node.as_ref()), &state)).collect();
-        let (done, stored) = oneshot::channel();
-        self.inner
-            .logs
-            .ingest
-            .send(IngestJob { records, done: Some(done) })
-            .await
-            .map_err(|_| CodedError::internal("the log index is shut down"))?;
+        let stored = self.submit_ingest(records).await?;
         let outbound = session.outbound.clone();
         tokio::spawn(async move {
             let message = match stored.await {

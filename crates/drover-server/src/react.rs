@@ -227,9 +227,7 @@ impl Server {
             .matchers
             .iter()
             .map(|text| {
-                Matcher::parse(text).map_err(|error| {
-                    CodedError::invalid(format!("bad matcher {text:?}: {error} (write name=\"value\", != =~ !~)"))
-                })
+                Matcher::parse(text).map_err(|error| CodedError::invalid(format!("bad matcher {text:?}: {error}")))
             })
             .collect::<Result<Vec<_>>>()?;
         let duration: DurationSpec = request.duration.parse().map_err(|error| {

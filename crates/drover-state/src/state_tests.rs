@@ -363,8 +363,9 @@ hammer "fix" {
   notify = ["ops"]
 }
 "#;
-    let site = drover_site::Site::from_sources(&[drover_site::Source::new("site.hcl", text)], std::path::Path::new("."))
-        .unwrap();
+    let site =
+        drover_site::Site::from_sources(&[drover_site::Source::new("site.hcl", text)], std::path::Path::new("."))
+            .unwrap();
     let now = Timestamp::from_millis(1_000_000);
     let mut state = State::new();
     let apply = |state: &mut State, index: u64, op: ReactOp| match state.apply(index, &Command::React { op }) {

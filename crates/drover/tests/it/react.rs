@@ -46,6 +46,38 @@ async fn history(cluster: &Cluster, hammer: &str) -> Vec<drover_proto::react::Ha
     cluster.client.hammer_history(Some(hammer), 1000).await.unwrap()
 }
 
+/// Waits until the history of `hammer` satisfies `found`.
+async fn wait_for_history(
+    cluster: &Cluster,
+    hammer: &str,
+    what: &str,
+    found: impl Fn(&[drover_proto::react::HammerHistoryEntry]) -> bool + Clone,
+) {
+    let client = cluster.client.clone();
+    cluster
+        .wait_for(what, || {
+            let (client, found) = (client.clone(), found.clone());
+            let hammer = hammer.to_owned();
+            async move { client.hammer_history(Some(&hammer), 1000).await.is_ok_and(|entries| found(&entries)) }
+        })
+        .await;
+}
+
+/// Waits until the webhook receiver got a body containing `needle`.
+async fn wait_for_body(cluster: &Cluster, bodies: &Arc<Mutex<Vec<String>>>, needle: &str) {
+    let bodies = bodies.clone();
+    wait_until(
+        &format!("a notification with {needle}"),
+        Duration::from_secs(20),
+        || {
+            let bodies = bodies.clone();
+            async move { bodies.lock().unwrap().iter().any(|body| body.contains(needle)) }
+        },
+        || cluster.logs(),
+    )
+    .await;
+}
+
 fn run_state(entry: &drover_proto::react::HammerHistoryEntry) -> String {
     entry
         .run
@@ -159,19 +191,12 @@ hammer "reboot-on-kernel-panic" {{
     let took = started.elapsed();
     assert!(took < Duration::from_secs(10), "the reboot took {took:?}");
 
-    let client = cluster.client.clone();
-    cluster
-        .wait_for("the run to succeed in the history", || {
-            let client = client.clone();
-            async move {
-                client.hammer_history(Some("reboot-on-kernel-panic"), 10).await.is_ok_and(|entries| {
-                    entries.iter().any(|entry| {
-                        entry.target == "node/web02" && entry.report.as_ref().is_some_and(|report| report.succeeded)
-                    })
-                })
-            }
-        })
-        .await;
+    wait_for_history(&cluster, "reboot-on-kernel-panic", "the run to succeed in the history", |entries| {
+        entries
+            .iter()
+            .any(|entry| entry.target == "node/web02" && entry.report.as_ref().is_some_and(|report| report.succeeded))
+    })
+    .await;
     let entries = history(&cluster, "reboot-on-kernel-panic").await;
     let run = entries.iter().find(|entry| entry.run.is_some()).unwrap();
     assert!(run.reason.contains("Kernel panic"), "{run:?}");
@@ -194,17 +219,7 @@ hammer "reboot-on-kernel-panic" {{
         .await;
     let after = agent_pid();
     assert!(!after.is_empty() && after != before, "a new agent runs: {after:?} (was {before})");
-    let bodies_copy = bodies.clone();
-    wait_until(
-        "the hammer's notification",
-        Duration::from_secs(20),
-        || {
-            let bodies = bodies_copy.clone();
-            async move { bodies.lock().unwrap().iter().any(|body| body.contains("hammer_action")) }
-        },
-        || cluster.logs(),
-    )
-    .await;
+    wait_for_body(&cluster, &bodies, "hammer_action").await;
     let notification = bodies.lock().unwrap().iter().find(|body| body.contains("hammer_action")).cloned().unwrap();
     assert!(notification.contains("runbooks/kernel-panic.md") && notification.contains("web02"), "{notification}");
 
@@ -269,19 +284,10 @@ hammer "fan-check" {{
             append(&site.join(format!("console-{name}")), &format!("Out of memory: killed process {round}\n"));
         }
     }
-    let client = cluster.client.clone();
-    cluster
-        .wait_for("the fleet guard to trip", || {
-            let client = client.clone();
-            async move {
-                client.hammer_history(Some("fix-oom"), 1000).await.is_ok_and(|entries| {
-                    entries.iter().any(|entry| {
-                        entry.refused.as_deref().is_some_and(|reason| reason.contains("a human must look"))
-                    })
-                })
-            }
-        })
-        .await;
+    wait_for_history(&cluster, "fix-oom", "the fleet guard to trip", |entries| {
+        entries.iter().any(|entry| entry.refused.as_deref().is_some_and(|reason| reason.contains("a human must look")))
+    })
+    .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let entries = history(&cluster, "fix-oom").await;
     let runs: Vec<_> = entries.iter().filter(|entry| entry.run.is_some()).collect();
@@ -291,17 +297,7 @@ hammer "fan-check" {{
     let distinct: std::collections::HashSet<&str> = fixed.lines().collect();
     assert_eq!(distinct.len(), fixed.lines().count(), "the cooldown kept a node from a second run: {fixed:?}");
     assert!(entries.len() >= 90, "every trigger is in the history: {}", entries.len());
-    let bodies_copy = bodies.clone();
-    wait_until(
-        "the escalation to a human",
-        Duration::from_secs(20),
-        || {
-            let bodies = bodies_copy.clone();
-            async move { bodies.lock().unwrap().iter().any(|body| body.contains("escalation")) }
-        },
-        || cluster.logs(),
-    )
-    .await;
+    wait_for_body(&cluster, &bodies, "escalation").await;
     let escalations = bodies.lock().unwrap().iter().filter(|body| body.contains("\"escalation\"")).count();
     assert_eq!(escalations, 1, "one escalation, not one per trigger");
     let top = cluster.cli(&["alert", "top", "--since", "1h"]);
@@ -309,27 +305,19 @@ hammer "fan-check" {{
 
     // approve: nothing happens until a human says so.
     append(&site.join("console-n05"), "ata1: disk failure\n");
-    cluster
-        .wait_for("a run waiting for approval", || {
-            let client = client.clone();
-            async move {
-                client.hammer_history(Some("drain-on-disk-failure"), 10).await.is_ok_and(|entries| {
-                    entries.iter().any(|entry| {
-                        entry
-                            .run
-                            .as_ref()
-                            .is_some_and(|run| run.state == drover_site::hammer::RunState::AwaitingApproval)
-                    })
-                })
-            }
+    wait_for_history(&cluster, "drain-on-disk-failure", "a run waiting for approval", |entries| {
+        entries.iter().any(|entry| {
+            entry.run.as_ref().is_some_and(|run| run.state == drover_site::hammer::RunState::AwaitingApproval)
         })
-        .await;
+    })
+    .await;
     let node = cluster.client.node("n05").await.unwrap().node;
     assert!(node.drain.is_none(), "not drained before approval");
     let waiting = history(&cluster, "drain-on-disk-failure").await;
     let run = waiting[0].run.as_ref().unwrap().id.0;
     let approved = cluster.cli(&["hammer", "approve", &run.to_string()]);
     assert!(approved.status.success(), "{}", text(&approved));
+    let client = cluster.client.clone();
     cluster
         .wait_for("n05 to drain after approval", || {
             let client = client.clone();
@@ -345,34 +333,20 @@ hammer "fan-check" {{
     let protected = cluster.cli(&["node", "protect", "n06", "--reason", "disk vendor RMA in progress"]);
     assert!(protected.status.success(), "{}", text(&protected));
     append(&site.join("console-n06"), "ata2: disk failure\n");
-    cluster
-        .wait_for("the protected node's trigger to be refused", || {
-            let client = client.clone();
-            async move {
-                client.hammer_history(Some("drain-on-disk-failure"), 10).await.is_ok_and(|entries| {
-                    entries.iter().any(|entry| {
-                        entry.target == "node/n06"
-                            && entry.refused.as_deref().is_some_and(|reason| reason.contains("protected"))
-                    })
-                })
-            }
+    wait_for_history(&cluster, "drain-on-disk-failure", "the protected node's trigger to be refused", |entries| {
+        entries.iter().any(|entry| {
+            entry.target == "node/n06" && entry.refused.as_deref().is_some_and(|reason| reason.contains("protected"))
         })
-        .await;
+    })
+    .await;
     assert!(cluster.client.node("n06").await.unwrap().node.drain.is_none());
 
     // dry-run: recorded, nothing done.
     append(&site.join("console-n07"), "fan error on FAN2\n");
-    cluster
-        .wait_for("the dry run in the history", || {
-            let client = client.clone();
-            async move {
-                client
-                    .hammer_history(Some("fan-check"), 10)
-                    .await
-                    .is_ok_and(|entries| entries.iter().any(|entry| entry.report.is_some()))
-            }
-        })
-        .await;
+    wait_for_history(&cluster, "fan-check", "the dry run in the history", |entries| {
+        entries.iter().any(|entry| entry.report.is_some())
+    })
+    .await;
     let entries = history(&cluster, "fan-check").await;
     assert_eq!(run_state(&entries[0]), "dry_run");
     assert!(entries[0].report.as_ref().unwrap().action.starts_with("would run on the server"), "{:?}", entries[0]);
@@ -382,16 +356,169 @@ hammer "fan-check" {{
     let paused = cluster.cli(&["hammer", "pause", "fan-check"]);
     assert!(paused.status.success(), "{}", text(&paused));
     append(&site.join("console-n08"), "fan error on FAN1\n");
-    cluster
-        .wait_for("the paused hammer to refuse", || {
-            let client = client.clone();
-            async move {
-                client.hammer_history(Some("fan-check"), 10).await.is_ok_and(|entries| {
-                    entries.iter().any(|entry| {
-                        entry.target == "node/n08" && entry.refused.as_deref() == Some("the hammer is paused")
-                    })
-                })
-            }
-        })
-        .await;
+    wait_for_history(&cluster, "fan-check", "the paused hammer to refuse", |entries| {
+        entries
+            .iter()
+            .any(|entry| entry.target == "node/n08" && entry.refused.as_deref() == Some("the hammer is paused"))
+    })
+    .await;
+}
+
+/// Kills a peer process when the test ends.
+struct Peer(std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_a_real_smtp_server_and_alertmanager_whose_webhook_triggers_a_hammer() {
+    let alertmanager_binary = Path::new("/usr/bin/prometheus-alertmanager");
+    let has_aiosmtpd = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import aiosmtpd"])
+        .status()
+        .is_ok_and(|status| status.success());
+    if !alertmanager_binary.exists() || !has_aiosmtpd {
+        println!(
+            "SKIPPED: needs prometheus-alertmanager and python3-aiosmtpd (scripts/install-test-deps installs them)"
+        );
+        return;
+    }
+    let mut cluster = Cluster::start().await;
+    let names: Vec<String> = ["db01", "db02"].map(str::to_owned).to_vec();
+    cluster.start_agents(&names, &[]).await;
+    let site = cluster.dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    for name in &names {
+        write(&site.join(format!("console-{name}")), "boot\n");
+    }
+
+    let smtp_port = crate::harness::free_port();
+    let maildir = cluster.dir.path().join("mail");
+    let _smtpd = Peer(
+        std::process::Command::new("/usr/bin/python3")
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{smtp_port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&maildir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Alertmanager sends what it receives back to drover's webhook receiver.
+    let am_port = crate::harness::free_port();
+    let am_dir = cluster.dir.path().join("alertmanager");
+    std::fs::create_dir_all(&am_dir).unwrap();
+    let server = cluster.addresses[0].clone();
+    write(
+        &am_dir.join("am.yml"),
+        &format!(
+            "route:\n  receiver: drover\n  group_by: ['alertname', 'node']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
+             receivers:\n  - name: drover\n    webhook_configs:\n      - url: 'http://{server}/v1/alertmanager/webhook'\n"
+        ),
+    );
+    let _alertmanager = Peer(
+        std::process::Command::new(alertmanager_binary)
+            .arg(format!("--config.file={}", am_dir.join("am.yml").display()))
+            .arg(format!("--storage.path={}", am_dir.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+            .arg("--cluster.listen-address=")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    write(
+        &site.join("site.hcl"),
+        &format!(
+            r#"
+provider "lab" {{
+  console          = "cat {dir}/console-{{{{node.name}}}}"
+  console_interval = "300ms"
+}}
+notifier "ops-mail" {{
+  email {{
+    smtp    = "127.0.0.1:{smtp_port}"
+    from    = "drover@example.org"
+    to      = ["ops@example.org"]
+    subject = "[drover] {{{{alert.status}}}}: {{{{alert.name}}}} on {{{{alert.labels.node}}}}"
+  }}
+}}
+notifier "site-alertmanager" {{
+  alertmanager {{ url = "http://127.0.0.1:{am_port}" }}
+}}
+alert "ecc-errors" {{
+  when {{
+    log {{ source = "console"  match = "EDAC MC0"  at_least = 2  within = "5m" }}
+  }}
+  severity = "critical"
+  notify   = ["ops-mail", "site-alertmanager"]
+  runbook  = "https://ops.example.org/runbooks/ecc"
+}}
+hammer "drain-on-ecc" {{
+  when   {{ alertmanager {{ matchers = ["alertname=\"ecc-errors\""] }} }}
+  action {{ command {{ on = "server"  command = "echo {{{{node.name}}}} >> {dir}/from-alertmanager" }} }}
+  mode   = "auto"
+}}
+"#,
+            dir = site.display()
+        ),
+    );
+    let applied = cluster.cli(&["apply", site.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    append(&site.join("console-db02"), "EDAC MC0: 1 CE memory read error\nEDAC MC0: 1 CE memory read error\n");
+
+    // The e-mail arrives at the SMTP server.
+    let new_mail = maildir.join("new");
+    wait_until(
+        "the e-mail at the SMTP server",
+        Duration::from_secs(30),
+        || {
+            let new_mail = new_mail.clone();
+            async move { std::fs::read_dir(&new_mail).is_ok_and(|mut entries| entries.next().is_some()) }
+        },
+        || cluster.logs(),
+    )
+    .await;
+    let message = std::fs::read_dir(&new_mail).unwrap().flatten().next().unwrap();
+    let message = std::fs::read_to_string(message.path()).unwrap();
+    assert!(message.contains("Subject: [drover] firing: ecc-errors on db02"), "{message}");
+    assert!(message.contains("https://ops.example.org/runbooks/ecc"), "{message}");
+
+    // Alertmanager got the alert, sent its webhook to drover, and the
+    // hammer matching it acted.
+    let marker = site.join("from-alertmanager");
+    wait_until(
+        "the hammer triggered by Alertmanager's webhook",
+        Duration::from_secs(30),
+        || {
+            let marker = marker.clone();
+            async move { std::fs::read_to_string(&marker).is_ok_and(|text| text.trim() == "db02") }
+        },
+        || cluster.logs(),
+    )
+    .await;
+    let alerts = cluster.client.alerts().await.unwrap();
+    assert!(alerts.alerts.iter().any(|view| view.alert.rule == "ecc-errors"), "{alerts:?}");
+    assert!(
+        alerts
+            .received
+            .iter()
+            .any(|alert| alert.firing && alert.labels.get("alertname").map(String::as_str) == Some("ecc-errors")),
+        "{alerts:?}"
+    );
+    let listed = cluster.cli(&["alert", "list"]);
+    assert!(text(&listed).contains("From Alertmanager"), "{}", text(&listed));
+    let notifications = cluster.client.notifications().await.unwrap();
+    let delivered = notifications.iter().filter(|record| record["status"] == "delivered").count();
+    assert!(delivered >= 2, "the e-mail and the Alertmanager post are delivered: {notifications:?}");
+
+    // Acknowledged: visible in the list.
+    let acked = cluster.cli(&["alert", "ack", "ecc-errors"]);
+    assert!(acked.status.success(), "{}", text(&acked));
+    let listed = cluster.cli(&["alert", "list"]);
+    assert!(text(&listed).contains("acked by"), "{}", text(&listed));
 }
