@@ -59,6 +59,8 @@ enum Command {
     /// Hammers (automated fixes): list, history, approve, deny, pause, resume.
     #[command(subcommand)]
     Hammer(cli::react::HammerCommand),
+    /// Walk the happy path (submit, start, complete, logs, exec, clean up), timed, against SLAs.
+    Check(cli::check::CheckArgs),
     /// Runbooks of alerts and hammers.
     #[command(subcommand)]
     Runbook(cli::react::RunbookCommand),
@@ -116,6 +118,7 @@ fn main() -> ExitCode {
             Command::Logs(command) => cli::logs::run(command).await,
             Command::Exec(args) => cli::exec::run(args).await,
             Command::Plan(args) => cli::react::plan(args).await,
+            Command::Check(args) => cli::check::run(args).await,
             Command::Apply(args) => cli::react::apply(args).await,
             Command::Alert(command) => cli::react::run_alert(command).await,
             Command::Hammer(command) => cli::react::run_hammer(command).await,

@@ -2,6 +2,7 @@
 //! `drover-client` and prints a table, or JSON with `--json`.
 
 pub(crate) mod alloc;
+pub(crate) mod check;
 pub(crate) mod eval;
 pub(crate) mod exec;
 pub(crate) mod job;

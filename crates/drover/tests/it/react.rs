@@ -522,3 +522,27 @@ hammer "drain-on-ecc" {{
     let listed = cluster.cli(&["alert", "list"]);
     assert!(text(&listed).contains("acked by"), "{}", text(&listed));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_smoke_check_walks_the_happy_path_and_fails_on_a_missed_sla() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("smoke01", &[]).await;
+    let passed = cluster.cli(&["check", "--sla", "job_start_p95 < 30s", "--sla", "total < 60s", "--runs", "2"]);
+    assert!(passed.status.success(), "{}", text(&passed));
+    for line in ["Smoke check on smoke01 (2 runs)", "job_complete", "logs", "exec", "PASS job_start_p95 < 30s"] {
+        assert!(text(&passed).contains(line), "{line}: {}", text(&passed));
+    }
+    let jobs = cluster.client.jobs().await.unwrap();
+    assert!(jobs.is_empty(), "the smoke jobs are purged: {jobs:?}");
+
+    let missed = cluster.cli(&["check", "--sla", "exec_max < 1ms", "--json"]);
+    assert_eq!(missed.status.code(), Some(1), "{}", text(&missed));
+    let report: serde_json::Value = serde_json::from_slice(&missed.stdout).unwrap();
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["slas"][0]["met"], false);
+    assert!(report["steps"][4]["max_ms"].as_f64().unwrap() > 0.0, "{report}");
+
+    let bad = cluster.cli(&["check", "--sla", "boot < 1s"]);
+    assert!(!bad.status.success());
+    assert!(text(&bad).contains("unknown step \"boot\""), "{}", text(&bad));
+}
