@@ -65,8 +65,12 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 10_000;
 /// Records ingested in one commit, at most.
 const MAX_INGEST_RECORDS: usize = 50_000;
-/// How long the ingest waits for more lines before a commit.
+/// How long the ingest waits for more lines before a commit, at most.
 const INGEST_GATHER: Duration = Duration::from_millis(200);
+/// A commit happens as soon as no more lines arrived for this long: a
+/// quiet fleet's line is searchable (and triggers hammers) at once, a busy
+/// one still commits in large batches.
+const INGEST_IDLE: Duration = Duration::from_millis(20);
 /// How long a fan-out waits for another server.
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often retention runs.
@@ -163,7 +167,8 @@ async fn ingest_loop(
         // index at a third of the speed of 20,000).
         let deadline = tokio::time::Instant::now() + INGEST_GATHER;
         while num_records < MAX_INGEST_RECORDS {
-            match tokio::time::timeout_at(deadline, jobs.recv()).await {
+            let wait_until = deadline.min(tokio::time::Instant::now() + INGEST_IDLE);
+            match tokio::time::timeout_at(wait_until, jobs.recv()).await {
                 Ok(Some(job)) => {
                     num_records += job.records.len();
                     batch.push(job);
