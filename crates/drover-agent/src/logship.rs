@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -147,10 +147,10 @@ impl LogShipper {
     /// oldest line still held, if later), with the last seq read (0 when
     /// there was nothing).
     pub(crate) fn read_batch(&self, from_seq: u64) -> Result<(u64, Vec<LogLine>), String> {
-        let records = self.spool().read_from(from_seq, SHIP_BATCH_BYTES).map_err(|error| error.to_string())?;
-        let last_seq = records.last().map_or(0, |(seq, _)| *seq).min(self.readable_upto());
-        let mut lines = Vec::with_capacity(records.len());
         let readable_upto = self.readable_upto();
+        let records = self.spool().read_from(from_seq, SHIP_BATCH_BYTES).map_err(|error| error.to_string())?;
+        let last_seq = records.last().map_or(0, |(seq, _)| *seq).min(readable_upto);
+        let mut lines = Vec::with_capacity(records.len());
         for (seq, bytes) in records.into_iter().filter(|(seq, _)| *seq <= readable_upto) {
             match rmp_serde::from_slice::<SpooledLine>(&bytes) {
                 Ok(SpooledLine { mut line, .. }) => {
@@ -326,8 +326,10 @@ fn append(
         };
         records.push(rmp_serde::to_vec_named(&spooled).map_err(|error| error.to_string())?);
     }
-    let mut spool = shipper.spool();
-    let appended = spool.append(&records).map_err(|error| error.to_string())?;
+    // The lock covers the append only: the session reads the spool while
+    // the checkpoints are flushed (lines are shipped only up to
+    // `readable_upto`, set after the flush).
+    let appended = shipper.spool().append(&records).map_err(|error| error.to_string())?;
     let mut any_checkpoint = false;
     for line in lines {
         if let Some(checkpoint) = &line.checkpoint {
@@ -344,13 +346,12 @@ fn append(
     if let Some((_, last)) = appended {
         shipper.readable_upto.store(last, Ordering::Release);
     }
-    drop(spool);
     Ok(())
 }
 
 /// What the agent knows of a line, in the shipped form.
 fn to_log_line(line: &SourceLine, alloc_root: &Path) -> LogLine {
-    let received = nanos(line.received);
+    let received = drover_types::log::unix_nanos(line.received);
     let mut shipped = LogLine {
         seq: 0,
         received,
@@ -428,10 +429,6 @@ fn severity_name(severity: u8) -> &'static str {
         6 => "info",
         _ => "debug",
     }
-}
-
-fn nanos(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -595,7 +595,7 @@ impl Client {
     }
 
     /// `GET /v1/notifications`: the server's notification deliveries.
-    pub async fn notifications(&self) -> Result<Vec<serde_json::Value>> {
+    pub async fn notifications(&self) -> Result<Vec<drover_notify::DeliveryRecord>> {
         Ok(self.get("/v1/notifications", None).await?.0)
     }
 

@@ -62,7 +62,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, SegmentCollector};
@@ -729,10 +729,7 @@ impl LogStore {
     /// Deletes whole partitions by the configured retention, using the
     /// system clock.
     pub fn apply_retention(&mut self) -> Result<RetentionOutcome> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| i64::try_from(since.as_nanos()).unwrap_or(i64::MAX));
-        self.apply_retention_at(now)
+        self.apply_retention_at(drover_types::log::unix_nanos(SystemTime::now()))
     }
 
     /// Deletes whole partitions: those that ended more than `max_age`

@@ -283,67 +283,6 @@ fn the_partition_span_is_kept_with_the_store() {
     assert!(error.contains("store.json: cannot read the store description"), "{error}");
 }
 
-/// Whole-word, case-insensitive containment, as the message tokenizer sees
-/// it: words are runs of letters and digits.
-fn contains_words(line: &str, words: &[&str]) -> bool {
-    let tokens: Vec<String> =
-        line.split(|character: char| !character.is_alphanumeric()).map(str::to_lowercase).collect();
-    if words.is_empty() {
-        return false;
-    }
-    tokens.windows(words.len()).any(|window| window.iter().zip(words).all(|(token, word)| token == word))
-}
-
-#[test]
-fn counts_over_real_logs_match_grep() {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/loghub");
-    let files: [(&str, &[&str]); 4] = [
-        ("OpenSSH_2k.log", &["Failed password", "Invalid user", "preauth", "Accepted password", "root"]),
-        ("Linux_2k.log", &["authentication failure", "session opened", "ftpd", "connection from"]),
-        ("Apache_2k.log", &["error", "workerEnv", "mod_jk child", "notice"]),
-        ("BGL_2k.log", &["KERNEL", "instruction cache parity error", "FATAL", "ciod"]),
-    ];
-    for (file_name, phrases) in files {
-        let path = data.join(file_name);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            panic!("the loghub sample {} is missing", path.display());
-        };
-        let directory = tempfile::tempdir().unwrap();
-        // These samples span months; monthly partitions keep the test quick
-        // (partitioning is tested elsewhere).
-        let monthly = StoreConfig { partition_seconds: 30 * 86_400, ..small_config() };
-        let mut store = LogStore::open_with(directory.path(), monthly).unwrap();
-        // Received at the start of 2006, for the year-less syslog lines of 2005.
-        let received = 1_136_073_600 * NANOS_PER_SECOND;
-        let batch: Vec<LogRecord> = text
-            .lines()
-            .enumerate()
-            .map(|(index, line)| {
-                drover_logs::record::from_line("host", index as u64 + 1, "host", "file", file_name, line, received)
-            })
-            .collect();
-        let num_lines = batch.len() as u64;
-        store.ingest(batch).unwrap();
-        assert_eq!(total(&store, ""), num_lines, "{file_name}");
-        for phrase in phrases {
-            let words: Vec<String> = phrase
-                .split(|character: char| !character.is_alphanumeric())
-                .filter(|word| !word.is_empty())
-                .map(str::to_lowercase)
-                .collect();
-            let words: Vec<&str> = words.iter().map(String::as_str).collect();
-            let expected_words = text.lines().filter(|line| contains_words(line, &words)).count() as u64;
-            // Chosen so that whole words and plain substrings agree, as `grep -ci` counts.
-            let needle = phrase.to_lowercase();
-            let expected_grep = text.lines().filter(|line| line.to_lowercase().contains(&needle)).count() as u64;
-            assert_eq!(expected_words, expected_grep, "{file_name}: pick another term than {phrase:?}");
-            assert!(expected_grep > 0, "{file_name}: {phrase:?} does not occur");
-            let query = if words.len() > 1 { format!("\"{phrase}\"") } else { phrase.to_string() };
-            assert_eq!(total(&store, &query), expected_grep, "{file_name}: {query}");
-        }
-    }
-}
-
 #[test]
 fn levels_and_times_of_real_logs() {
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/loghub");

@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::SecondsFormat;
 use drover_types::Timestamp;
 use serde::{Deserialize, Serialize};
 
@@ -37,10 +36,6 @@ pub struct PostableAlert {
     /// refuses an empty one).
     #[serde(rename = "generatorURL", skip_serializing_if = "Option::is_none", default)]
     pub generator_url: Option<String>,
-}
-
-fn rfc3339(timestamp: Timestamp) -> String {
-    timestamp.to_datetime().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// The alert sent for `notification` at `now`.
@@ -71,8 +66,8 @@ pub fn postable_alert(notification: &Notification, firing_ttl: Option<Duration>,
     PostableAlert {
         labels,
         annotations,
-        starts_at: rfc3339(notification.starts_at),
-        ends_at: ends_at.map(rfc3339),
+        starts_at: notification.starts_at.to_string(),
+        ends_at: ends_at.map(|ends| ends.to_string()),
         generator_url: notification.generator_url.clone().filter(|url| !url.is_empty()),
     }
 }

@@ -308,11 +308,6 @@ impl Dispatcher {
         *slots = next;
     }
 
-    /// The names of the notifiers known.
-    pub fn notifier_names(&self) -> Vec<String> {
-        self.shared.notifiers.read().unwrap_or_else(std::sync::PoisonError::into_inner).keys().cloned().collect()
-    }
-
     /// Queues `notification` for the notifier named `notifier` and answers
     /// its delivery id at once; delivery happens in the background.
     ///

@@ -18,9 +18,7 @@ use crate::error::DeliveryError;
 use crate::notification::Notification;
 use crate::{alertmanager, smtp, webhook};
 
-/// The subject of e-mails whose notifier does not give one; the same as
-/// `drover-site`'s default.
-pub const DEFAULT_EMAIL_SUBJECT: &str = "[drover] {{alert.status}}: {{alert.name}}";
+pub use drover_site::schema::DEFAULT_EMAIL_SUBJECT;
 
 /// How long one delivery attempt may take, connecting included, unless a
 /// notifier says otherwise.

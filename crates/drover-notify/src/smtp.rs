@@ -247,7 +247,7 @@ fn message(
     header("MIME-Version", "1.0");
     header("Content-Type", "text/plain; charset=utf-8");
     header("Content-Transfer-Encoding", if is_seven_bit { "7bit" } else { "base64" });
-    header("X-Drover-Delivery", &delivery.to_string());
+    header(crate::webhook::DELIVERY_HEADER, &delivery.to_string());
     text.push_str("\r\n");
     if is_seven_bit {
         for line in &body_lines {

@@ -234,6 +234,11 @@ impl Server {
         Ok(())
     }
 
+    /// The other members of the cluster (every one but this server).
+    pub fn peers(&self) -> Vec<Member> {
+        self.members().into_iter().filter(|member| member.server_id != self.id()).collect()
+    }
+
     /// The members of the cluster.
     pub fn members(&self) -> Vec<Member> {
         let metrics = self.raft().metrics().borrow_watched().clone();

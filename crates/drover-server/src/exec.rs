@@ -176,12 +176,7 @@ impl Server {
             local: true,
             ..request.clone()
         };
-        let peers: Vec<String> = self
-            .members()
-            .into_iter()
-            .filter(|member| member.server_id != self.id())
-            .map(|member| member.address)
-            .collect();
+        let peers: Vec<String> = self.peers().into_iter().map(|member| member.address).collect();
         let answered: Vec<BTreeSet<NodeId>> = futures_util::future::join_all(
             peers.iter().map(|address| self.exec_on_peer(address, &peer_request, sender)),
         )

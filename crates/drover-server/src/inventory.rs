@@ -34,8 +34,8 @@ pub fn select_nodes(state: &State, names: &[String], filter: Option<&str>) -> Re
         }
         return Ok(state.nodes().filter(|node| matches(node)).cloned().collect());
     }
-    // One pass over the nodes by name; ids and id prefixes fall back to
-    // the state's resolver (a lookup per name would be quadratic).
+    // One pass over the nodes by name; ids and id prefixes are looked up
+    // in the id index (a scan per name would be quadratic).
     let mut by_name: std::collections::HashMap<&str, Vec<&Arc<Node>>> = std::collections::HashMap::new();
     for node in state.nodes() {
         by_name.entry(node.name.as_str()).or_default().push(node);
@@ -46,7 +46,9 @@ pub fn select_nodes(state: &State, names: &[String], filter: Option<&str>) -> Re
     for name in names {
         let resolved = match by_name.get(name.as_str()).map(Vec::as_slice) {
             Some([node]) => Ok(*node),
-            _ => state.resolve_node(name),
+            None => state.resolve_node_id(name),
+            // Several nodes share the name: the resolver explains.
+            Some(_) => state.resolve_node(name),
         };
         match resolved {
             Ok(node) => {

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -243,7 +243,7 @@ async fn spawn_syslog(server: &Server, address: SocketAddr) -> Result<()> {
                     .unwrap_or_else(|| "syslog".to_owned());
                 let shipped = LogLine {
                     seq: last_seq,
-                    received: nanos_of(line.received),
+                    received: drover_types::log::unix_nanos(line.received),
                     timestamp: meta.and_then(|meta| meta.timestamp_micros).map(|micros| micros.saturating_mul(1000)),
                     source: "syslog".to_owned(),
                     stream,
@@ -305,12 +305,8 @@ fn record_of(line: LogLine, origin: &str, node: Option<&Node>, state: &State) ->
     record
 }
 
-fn now_nanos() -> i64 {
-    nanos_of(SystemTime::now())
-}
-
-fn nanos_of(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+pub(crate) fn now_nanos() -> i64 {
+    drover_types::log::unix_nanos(SystemTime::now())
 }
 
 /// A time as the API accepts it: `6h` (ago), RFC 3339, or nanoseconds
@@ -514,7 +510,7 @@ impl Server {
         query: &LogQuery,
         extra: &(impl Serialize + Sync),
     ) -> Result<(Vec<T>, Vec<String>)> {
-        let peers: Vec<_> = self.members().into_iter().filter(|member| member.server_id != self.id()).collect();
+        let peers: Vec<_> = self.peers();
         let asks = peers
             .iter()
             .map(|member| async move { (member, self.ask_one_peer::<T>(&member.address, path, query, extra).await) });
@@ -562,7 +558,7 @@ impl Server {
         let mut pages = vec![(self.id(), local.await?)];
         let mut unreachable = Vec::new();
         // Peers get their own positions: one request each.
-        let peers: Vec<_> = self.members().into_iter().filter(|member| member.server_id != self.id()).collect();
+        let peers: Vec<_> = self.peers();
         let asks = peers.iter().map(|member| {
             let paging = page_of(positions.get(&member.server_id));
             let peer_query = &peer_query;
@@ -780,7 +776,7 @@ impl Server {
         });
         if !query.local {
             let peer_query = LogQuery { local: true, ..query };
-            for member in self.members().into_iter().filter(|member| member.server_id != self.id()) {
+            for member in self.peers() {
                 let url = format!("{}{}", crate::network::base_url(&member.address), paths::TAIL);
                 let (client, sender, peer_query) =
                     (self.inner.network.client().clone(), sender.clone(), peer_query.clone());

@@ -79,19 +79,17 @@ impl Server {
         }
     }
 
-    /// Every notification this server queued (newest kept), with its
-    /// delivery status.
+    /// Every notification this server queued (newest kept), oldest first,
+    /// with its delivery status.
     pub fn deliveries(&self) -> Vec<DeliveryRecord> {
-        let mut records = self.inner.notify.dispatcher.deliveries();
-        records.sort_by_key(|record| record.queued_at);
-        records
+        self.inner.notify.dispatcher.deliveries()
     }
 
     /// `POST /v1/alertmanager/webhook`: records the alerts an Alertmanager
     /// sends; the leader triggers the hammers and alert rules that match.
     pub async fn receive_alertmanager(&self, body: &[u8]) -> Result<usize> {
-        let webhook = drover_notify::parse_alertmanager_webhook(body)
-            .map_err(|error| CodedError::invalid(format!("not an Alertmanager webhook payload: {error}")))?;
+        let webhook =
+            drover_notify::parse_alertmanager_webhook(body).map_err(|error| CodedError::invalid(error.to_string()))?;
         let now = Timestamp::now();
         let alerts: Vec<ReceivedAlert> = webhook
             .alerts
@@ -273,10 +271,7 @@ impl Server {
                     name: hammer.name.clone(),
                     trigger: describe_trigger(&hammer.trigger),
                     action: hammer.action.kind().to_owned(),
-                    mode: serde_json::to_value(hammer.mode)
-                        .ok()
-                        .and_then(|value| value.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    mode: hammer.mode.as_str().to_owned(),
                     paused: react.guard.is_paused(&hammer.name),
                     runs_last_hour: count(&|run| run.started_at.is_some_and(|started| started > hour_ago)),
                     per_hour: hammer.limits.per_hour,
@@ -376,7 +371,7 @@ fn describe_trigger(trigger: &HammerTrigger) -> String {
         HammerTrigger::Log { source, matches, query } => {
             format!("log {}", crate::leader::log_query(query.as_deref(), source.as_deref(), matches.as_deref()))
         }
-        HammerTrigger::Node(event) => format!("node {}", drover_site::NodeEvent::NAMES[*event as usize]),
+        HammerTrigger::Node(event) => format!("node {}", event.as_str()),
         HammerTrigger::Alertmanager { matchers } => {
             let matchers: Vec<String> = matchers.iter().map(ToString::to_string).collect();
             format!("alertmanager {{{}}}", matchers.join(", "))

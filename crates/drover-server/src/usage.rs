@@ -50,7 +50,7 @@ impl Server {
         if let Some(sample) = self.node_usage(node_id) {
             return Some(sample);
         }
-        for member in self.members().into_iter().filter(|member| member.server_id != self.id()) {
+        for member in self.peers() {
             let path = format!("{USAGE_PATH}/{node_id}");
             if let Ok(Some(sample)) = self.get_from_peer::<Option<NodeSample>>(&member.address, &path).await {
                 return Some(sample);
@@ -69,7 +69,7 @@ impl Server {
     /// does not answer leaves its nodes out).
     pub async fn fleet_usage(&self) -> Vec<(NodeId, NodeSample)> {
         let mut all: HashMap<NodeId, NodeSample> = self.local_usage().into_iter().collect();
-        for member in self.members().into_iter().filter(|member| member.server_id != self.id()) {
+        for member in self.peers() {
             if let Ok(samples) = self.get_from_peer::<Vec<(NodeId, NodeSample)>>(&member.address, USAGE_PATH).await {
                 for (node_id, sample) in samples {
                     let newer = all.get(&node_id).is_none_or(|known| known.time_ms < sample.time_ms);

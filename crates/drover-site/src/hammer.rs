@@ -111,6 +111,18 @@ pub enum RunState {
 }
 
 impl RunState {
+    /// The name used in listings and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::AwaitingApproval => "awaiting_approval",
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::Denied => "denied",
+            RunState::DryRun => "dry_run",
+        }
+    }
+
     /// Whether the run was started (counts against `per_hour`, cooldown,
     /// attempts).
     pub fn was_started(self) -> bool {

@@ -572,7 +572,7 @@ fn read_email_notifier(mut block: BlockReader<'_>) -> Option<NotifierKind> {
     let subject = if block.has("subject") {
         template(&mut block, "subject", PlaceholderSet::Alert)
     } else {
-        Template::parse("[drover] {{alert.status}}: {{alert.name}}", PlaceholderSet::Alert).ok()
+        Template::parse(crate::schema::DEFAULT_EMAIL_SUBJECT, PlaceholderSet::Alert).ok()
     };
     block.finish();
     let smtp = smtp.filter(|address| is_host_port(address))?;

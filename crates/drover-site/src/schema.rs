@@ -148,6 +148,9 @@ pub enum NotifierKind {
     },
 }
 
+/// The subject of e-mails whose notifier does not give one.
+pub const DEFAULT_EMAIL_SUBJECT: &str = "[drover] {{alert.status}}: {{alert.name}}";
+
 /// Retries of a failed delivery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryPolicy {
@@ -418,6 +421,17 @@ impl NodeEvent {
     /// Every event name.
     pub const NAMES: [&'static str; 5] = ["down", "up", "registered", "disconnected", "drained"];
 
+    /// The event's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeEvent::Down => "down",
+            NodeEvent::Up => "up",
+            NodeEvent::Registered => "registered",
+            NodeEvent::Disconnected => "disconnected",
+            NodeEvent::Drained => "drained",
+        }
+    }
+
     /// Reads an event name.
     pub fn from_name(name: &str) -> Option<NodeEvent> {
         match name {
@@ -509,6 +523,17 @@ pub enum Mode {
     Approve,
     /// Records what it would have done, does nothing.
     DryRun,
+}
+
+impl Mode {
+    /// The name used in files and listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Approve => "approve",
+            Mode::DryRun => "dry-run",
+        }
+    }
 }
 
 /// A hammer's safety limits.

@@ -287,7 +287,12 @@ impl State {
                 )));
             }
         }
-        resolve_prefix(&self.nodes, name_or_id, "node")
+        self.resolve_node_id(name_or_id)
+    }
+
+    /// Resolves a node by exact id or unique id prefix (not by name).
+    pub fn resolve_node_id(&self, prefix: &str) -> Result<&Arc<Node>, CodedError> {
+        resolve_prefix(&self.nodes, prefix, "node")
     }
 
     // ----- apply -----

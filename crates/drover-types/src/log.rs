@@ -59,3 +59,10 @@ pub struct LogRecord {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fields: BTreeMap<String, String>,
 }
+
+/// A time as nanoseconds since the Unix epoch, the unit of log record
+/// times (0 before the epoch, `i64::MAX` past 2262).
+pub fn unix_nanos(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+}

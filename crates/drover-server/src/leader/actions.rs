@@ -66,8 +66,7 @@ fn lookup(state: &State, run_id: RunId) -> Option<(Hammer, Run)> {
 }
 
 fn node_of(state: &State, name: Option<&str>) -> Option<std::sync::Arc<Node>> {
-    let name = name?;
-    state.nodes().find(|node| node.name == name).cloned()
+    state.resolve_node(name?).ok().cloned()
 }
 
 /// The action in words, with the command it runs.
@@ -233,19 +232,18 @@ pub(crate) fn render(template: &Template, node: &Node) -> String {
         .unwrap_or_else(|missing| format!("false # unknown placeholders {}", missing.join(", ")))
 }
 
+/// A template placeholder (`node.name`, `node.meta.rack`, …) through the
+/// node's interpolation targets; a missing meta key is empty.
 fn node_placeholder(node: &Node, name: &str) -> Option<String> {
     if let Some(key) = name.strip_prefix("node.meta.") {
         return Some(node.meta.get(key).cloned().unwrap_or_default());
     }
-    Some(match name {
-        "node.name" => node.name.clone(),
-        "node.id" => node.id.to_string(),
-        "node.hostgroup" => node.hostgroup.clone(),
-        "node.environment" => node.environment.clone(),
-        "node.owner" => node.owner.clone(),
-        "node.zone" => node.zone.clone(),
-        _ => return None,
-    })
+    let target = match name {
+        "node.name" => "node.unique.name",
+        "node.id" => "node.unique.id",
+        other => other,
+    };
+    node.resolve(target)
 }
 
 /// Runs `sh -c command` on this server, killed at `timeout`.

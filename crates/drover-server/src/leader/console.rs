@@ -18,6 +18,7 @@ use drover_types::LogRecord;
 use drover_types::Node;
 use tokio_util::sync::CancellationToken;
 
+use crate::logs::now_nanos;
 use crate::server::Server;
 
 /// Lines of a console compared between polls.
@@ -101,10 +102,4 @@ async fn indexed_console(server: &Server, node: &str) -> Vec<String> {
             Vec::new()
         }
     }
-}
-
-fn now_nanos() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
 }

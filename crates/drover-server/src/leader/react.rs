@@ -2,9 +2,10 @@
 //!
 //! Every tick (and at once when the state changes) it
 //!
-//! 1. evaluates every alert rule of the applied site against the cluster
-//!    (node and allocation states, log counts over the rule's window,
-//!    usage metrics, alerts received from an Alertmanager) and proposes an
+//! 1. evaluates the alert rules of the applied site against the cluster —
+//!    node and allocation states and alerts received from an Alertmanager
+//!    at every state change; log counts over the rule's window and usage
+//!    metrics (queries to every server) on the tick only — and proposes an
 //!    evaluation when it changes something (a transition or a
 //!    notification), so idle ticks write nothing to the Raft log;
 //! 2. turns what happened into hammer triggers: alerts that started
@@ -63,14 +64,22 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
     loop {
         tokio::select! {
             () = token.cancelled() => return,
-            _ = tick.tick() => reactor.step().await,
+            _ = tick.tick() => reactor.step(Queries::Run).await,
             changed = states.changed() => {
                 if changed.is_err() { return }
-                reactor.step().await;
+                reactor.step(Queries::Skip).await;
             }
             Some(event) = triggered.recv() => reactor.trigger(event).await,
         }
     }
+}
+
+/// Whether a step evaluates the rules that query every server (log counts,
+/// usage metrics): on the tick, not on each of the many state changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Queries {
+    Run,
+    Skip,
 }
 
 struct Reactor {
@@ -115,7 +124,7 @@ impl Reactor {
         }
     }
 
-    async fn step(&mut self) {
+    async fn step(&mut self, queries: Queries) {
         let state = self.server.state();
         let Some(doc) = state.react().site.clone() else { return };
         if doc.version != self.site_version {
@@ -126,7 +135,7 @@ impl Reactor {
             crate::leader::console::start(&self.server, &doc.site, &self.site_token);
         }
         let now = Timestamp::now();
-        self.evaluate_rules(&state, &doc.site, now).await;
+        self.evaluate_rules(&state, &doc.site, now, queries).await;
         self.node_events(&state).await;
         self.received_alerts(&state).await;
         self.start_approved_runs();
@@ -138,18 +147,25 @@ impl Reactor {
         }
     }
 
-    async fn evaluate_rules(&mut self, state: &Arc<State>, site: &drover_site::Site, now: Timestamp) {
+    async fn evaluate_rules(&mut self, state: &Arc<State>, site: &drover_site::Site, now: Timestamp, queries: Queries) {
         let mut fired = Vec::new();
+        // The fleet's usage, fetched once per step for every metric rule.
+        let mut usage = None;
+        // Each rule is evaluated on a copy first (rules own disjoint alerts,
+        // so one copy serves them all): only changes go through Raft.
+        let mut engine = state.react().alerts.clone();
         for rule in site.alerts.values() {
-            let observations = match self.observe(state, &rule.condition, now).await {
+            let queried = matches!(rule.condition, Condition::Log(_) | Condition::Metric(_));
+            if queried && queries == Queries::Skip {
+                continue;
+            }
+            let observations = match self.observe(state, &rule.condition, now, &mut usage).await {
                 Ok(observations) => observations,
                 Err(error) => {
                     tracing::debug!(rule = %rule.name, %error, "cannot evaluate alert rule");
                     continue;
                 }
             };
-            // Evaluate on a copy first: only changes go through Raft.
-            let mut engine = state.react().alerts.clone();
             let preview = engine.evaluate(rule, &observations, now);
             if preview.transitions.is_empty() && preview.notifications.is_empty() {
                 continue;
@@ -179,7 +195,13 @@ impl Reactor {
     }
 
     /// The label sets for which a condition holds now.
-    async fn observe(&self, state: &State, condition: &Condition, now: Timestamp) -> crate::Result<Vec<Observation>> {
+    async fn observe(
+        &self,
+        state: &State,
+        condition: &Condition,
+        now: Timestamp,
+        usage: &mut Option<Vec<(drover_types::NodeId, drover_metrics::NodeSample)>>,
+    ) -> crate::Result<Vec<Observation>> {
         let node_labels = |name: &str| Labels::from([("node".to_owned(), name.to_owned())]);
         let observations = match condition {
             Condition::Node(check) => state
@@ -267,9 +289,12 @@ impl Reactor {
             }
             Condition::Metric(condition) => {
                 let mut found = Vec::new();
-                for (node_id, sample) in self.server.fleet_usage().await {
-                    let Some(node) = state.node(&node_id) else { continue };
-                    for (metric, mut labels, value) in metric_values(&sample) {
+                if usage.is_none() {
+                    *usage = Some(self.server.fleet_usage().await);
+                }
+                for (node_id, sample) in usage.iter().flatten() {
+                    let Some(node) = state.node(node_id) else { continue };
+                    for (metric, mut labels, value) in metric_values(sample) {
                         let name = condition.selector.metric.trim_start_matches("drover_node_");
                         if metric != name {
                             continue;
@@ -330,7 +355,7 @@ impl Reactor {
             for (hammer, event) in &watched {
                 if *event == happened {
                     let labels = Labels::from([("node".to_owned(), node.clone())]);
-                    let reason = format!("node {node} is {}", NodeEvent::NAMES[happened as usize]);
+                    let reason = format!("node {node} is {}", happened.as_str());
                     let trigger = event_for(state, hammer, &labels, reason);
                     self.trigger(trigger).await;
                 }
@@ -466,7 +491,7 @@ async fn watch_log(
 fn event_for(state: &State, hammer: &str, labels: &Labels, reason: String) -> TriggerEvent {
     let node = labels.get("node").filter(|name| !name.is_empty()).map(|name| TriggerNode {
         name: name.clone(),
-        protected: state.nodes().any(|node| &node.name == name && node.protected.is_some()),
+        protected: state.resolve_node(name).is_ok_and(|node| node.protected.is_some()),
     });
     TriggerEvent {
         hammer: hammer.to_owned(),
@@ -530,12 +555,6 @@ mod tests {
         assert_eq!(log_query(None, Some("console"), Some("Kernel panic")), "source:console \"Kernel panic\"");
         assert_eq!(log_query(Some("a OR b"), None, Some("say \"hi\"")), "(a OR b) \"say  hi \"");
         assert_eq!(log_query(None, None, None), "");
-    }
-
-    #[test]
-    fn node_events_are_named_in_order() {
-        assert_eq!(NodeEvent::NAMES[NodeEvent::Drained as usize], "drained");
-        assert_eq!(NodeEvent::NAMES[NodeEvent::Down as usize], "down");
     }
 
     #[test]

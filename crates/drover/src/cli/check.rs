@@ -36,17 +36,13 @@ pub(crate) struct CheckArgs {
     #[arg(long, default_value_t = 1)]
     runs: usize,
     /// The longest any step may take before the check fails.
-    #[arg(long, default_value = "60s", value_parser = humantime_duration)]
+    #[arg(long, default_value = "60s", value_parser = crate::roles::parse_duration)]
     timeout: Duration,
     /// Print JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
     server: ServerAddress,
-}
-
-fn humantime_duration(text: &str) -> Result<Duration, String> {
-    text.parse::<drover_types::DurationSpec>().map(|spec| spec.get()).map_err(|error| error.to_string())
 }
 
 /// `STEP_pNN < DURATION`.

@@ -377,19 +377,14 @@ pub(crate) async fn run_alert(command: AlertCommand) -> anyhow::Result<ExitCode>
             }
             let mut rows = table(&["Queued", "Notifier", "Kind", "Name", "Status", "Attempts", "Error"]);
             for delivery in &deliveries {
-                let text = |pointer: &str| {
-                    delivery
-                        .pointer(pointer)
-                        .map(|value| value.as_str().map_or_else(|| value.to_string(), str::to_owned))
-                };
                 rows.add_row(vec![
-                    text("/queued_at").unwrap_or_default(),
-                    text("/notifier").unwrap_or_default(),
-                    text("/notification/kind").unwrap_or_default(),
-                    text("/notification/name").unwrap_or_default(),
-                    text("/status").unwrap_or_default(),
-                    text("/attempts").unwrap_or_default(),
-                    text("/last_error").filter(|error| error != "null").unwrap_or_default(),
+                    super::output::local_time(delivery.queued_at),
+                    delivery.notifier.clone(),
+                    delivery.notification.kind.as_str().to_owned(),
+                    delivery.notification.name.clone(),
+                    delivery.status.as_str().to_owned(),
+                    delivery.attempts.to_string(),
+                    delivery.last_error.clone().unwrap_or_default(),
                 ]);
             }
             print_table(&rows);
@@ -440,10 +435,7 @@ pub(crate) async fn run_hammer(command: HammerCommand) -> anyhow::Result<ExitCod
             for entry in &entries {
                 let (run, outcome, detail) = match (&entry.run, &entry.refused) {
                     (Some(run), _) => {
-                        let state = serde_json::to_value(run.state)
-                            .ok()
-                            .and_then(|value| value.as_str().map(str::to_owned))
-                            .unwrap_or_default();
+                        let state = run.state.as_str().to_owned();
                         let outcome = match &run.decided_by {
                             Some(by) => format!("{state} ({by})"),
                             None => state,
