@@ -29,7 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 use drover_collect::{
     Checkpoint, CheckpointStore, FileId, FilePosition, FileSourceConfig, JournalConfig, SourceConfig, SourceKind,
-    SourceLine, Spool, SyslogConfig,
+    SourceLine, Spool, SpoolOptions, SyslogConfig,
 };
 use drover_proto::session::LogLine;
 
@@ -57,8 +57,8 @@ impl Default for LogConfig {
 const CHANNEL_LINES: usize = 16 * 1024;
 /// Most lines appended to the spool in one fsync.
 const MAX_APPEND_LINES: usize = 8 * 1024;
-/// How long the collector waits for more lines before an fsync.
-const BATCH_WAIT: Duration = Duration::from_millis(10);
+/// What a spooled line takes besides its text (fields, framing), about.
+const SPOOLED_LINE_OVERHEAD: usize = 256;
 /// Payload bytes per `Logs` message.
 pub(crate) const SHIP_BATCH_BYTES: usize = 512 * 1024;
 /// Lines sent and not yet acknowledged, per session.
@@ -227,7 +227,17 @@ pub(crate) async fn start(
         });
     }
     drop(sender);
-    tokio::spawn(collect(Arc::clone(&shipper), receiver, checkpoints, PathBuf::from(alloc_root), shutdown));
+    // A batch fits in a spool segment, so a full spool drops the oldest
+    // segments and keeps about its size of the newest lines.
+    let max_batch_bytes =
+        usize::try_from(SpoolOptions::new(config.spool_max_bytes).segment_bytes).unwrap_or(usize::MAX);
+    let collector = Collector {
+        shipper: Arc::clone(&shipper),
+        checkpoints,
+        alloc_root: Arc::new(PathBuf::from(alloc_root)),
+        max_batch_bytes,
+    };
+    tokio::spawn(collector.run(receiver, shutdown));
     Ok(shipper)
 }
 
@@ -257,47 +267,66 @@ fn recommit_last_batch(spool: &Spool, checkpoints: &CheckpointStore) -> Result<(
 
 /// Moves lines from the sources into the spool, then commits the sources'
 /// checkpoints.
-async fn collect(
+struct Collector {
     shipper: Arc<LogShipper>,
-    mut receiver: mpsc::Receiver<SourceLine>,
     checkpoints: Arc<CheckpointStore>,
-    alloc_root: PathBuf,
-    shutdown: CancellationToken,
-) {
-    let alloc_root = Arc::new(alloc_root);
-    loop {
-        let first = tokio::select! {
-            () = shutdown.cancelled() => return,
-            line = receiver.recv() => match line { Some(line) => line, None => return },
-        };
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + BATCH_WAIT;
-        while batch.len() < MAX_APPEND_LINES {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(line)) => batch.push(line),
-                Ok(None) | Err(_) => break,
+    alloc_root: Arc<PathBuf>,
+    /// The most text one append (one fsync) takes.
+    max_batch_bytes: usize,
+}
+
+impl Collector {
+    /// Appends what is waiting at once, one fsync per batch; lines that
+    /// arrive meanwhile make the next batch (no waiting when a line comes
+    /// alone, large batches when sources are busy).
+    async fn run(self, mut receiver: mpsc::Receiver<SourceLine>, shutdown: CancellationToken) {
+        loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => return,
+                line = receiver.recv() => match line { Some(line) => line, None => return },
+            };
+            let mut num_bytes = first.text.len() + SPOOLED_LINE_OVERHEAD;
+            let mut batch = vec![first];
+            while batch.len() < MAX_APPEND_LINES
+                && num_bytes < self.max_batch_bytes
+                && let Ok(line) = receiver.try_recv()
+            {
+                num_bytes += line.text.len() + SPOOLED_LINE_OVERHEAD;
+                batch.push(line);
             }
+            if !self.append(batch, &shutdown).await {
+                return;
+            }
+            self.shipper.appended.notify_one();
         }
+    }
+
+    /// Appends `batch`, retrying until it is written; false on shutdown.
+    async fn append(&self, batch: Vec<SourceLine>, shutdown: &CancellationToken) -> bool {
+        let batch = Arc::new(batch);
         let mut delay = Duration::from_millis(100);
         loop {
-            let (shipper, checkpoints, alloc_root, lines) =
-                (Arc::clone(&shipper), Arc::clone(&checkpoints), Arc::clone(&alloc_root), batch.clone());
+            let (shipper, checkpoints, alloc_root, lines) = (
+                Arc::clone(&self.shipper),
+                Arc::clone(&self.checkpoints),
+                Arc::clone(&self.alloc_root),
+                Arc::clone(&batch),
+            );
             let appended = tokio::task::spawn_blocking(move || append(&shipper, &checkpoints, &alloc_root, &lines))
                 .await
                 .unwrap_or_else(|error| Err(error.to_string()));
             match appended {
-                Ok(()) => break,
+                Ok(()) => return true,
                 Err(error) => {
                     tracing::warn!(%error, "cannot write to the log spool; retrying");
                     tokio::select! {
-                        () = shutdown.cancelled() => return,
+                        () = shutdown.cancelled() => return false,
                         () = tokio::time::sleep(delay) => {}
                     }
                     delay = (delay * 2).min(Duration::from_secs(10));
                 }
             }
         }
-        shipper.appended.notify_one();
     }
 }
 

@@ -28,8 +28,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long the server may take to accept a registration (it may be
 /// waiting for a leader).
 const WELCOME_TIMEOUT: Duration = Duration::from_secs(30);
-/// How often pending task-state updates are flushed.
-const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 /// A session on which nothing (not even a pong) arrived for this many
 /// heartbeat intervals is dead: the server vanished without closing it (a
 /// cut link, a frozen machine), and the agent moves to another server.
@@ -167,10 +165,10 @@ async fn connected(
     for update in manager.current_updates().await {
         pending.entry(update.alloc_id.clone()).or_insert(update);
     }
+    flush_pending(&mut sink, pending).await?;
     let (outbound_sender, mut outbound) = mpsc::channel::<AgentMessage>(256);
     let mut requests: HashMap<u64, CancellationToken> = HashMap::new();
     let mut heartbeat = tokio::time::interval(heartbeat_interval);
-    let mut flush = tokio::time::interval(FLUSH_INTERVAL);
     let mut metrics = tokio::time::interval(METRICS_INTERVAL);
     metrics.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = tokio::time::Instant::now();
@@ -224,13 +222,16 @@ async fn connected(
                     return Ok((SessionEnd::Disconnected(reason), servers));
                 }
             }
-            _ = flush.tick() => {
+            Some(update) = updates.recv() => {
+                // Sent at once (a failed task may trigger a hammer), with
+                // whatever else is already waiting.
+                pending.insert(update.alloc_id.clone(), update);
+                while let Ok(update) = updates.try_recv() {
+                    pending.insert(update.alloc_id.clone(), update);
+                }
                 if let Err(reason) = flush_pending(&mut sink, pending).await {
                     return Ok((SessionEnd::Disconnected(reason), servers));
                 }
-            }
-            Some(update) = updates.recv() => {
-                pending.insert(update.alloc_id.clone(), update);
             }
             Some(message) = outbound.recv() => {
                 if let Err(reason) = send(&mut sink, &message).await {

@@ -1,7 +1,10 @@
 //! Following log files that match globs, across rotations and restarts.
 //!
-//! Poll-based: every `poll_interval` each followed file is read to its end,
-//! every `rescan_interval` the globs are expanded again. A file is known by its
+//! Every followed file is read to its end as soon as inotify reports a
+//! change in its directory, and at least every `poll_interval` (where inotify
+//! is unavailable or its events overflow, this is the only way); every
+//! `rescan_interval` — or at once when a file is created or renamed in a
+//! watched directory — the globs are expanded again. A file is known by its
 //! identity (device, inode), not its path:
 //!
 //! ```text
@@ -18,7 +21,7 @@
 //! [`FilePosition`] just after it; the follower registers files in the
 //! [`CheckpointStore`] but never advances it.
 //!
-//! Known limits of polling: lines written between a copy and the truncate of
+//! Known limits of reading after the fact: lines written between a copy and the truncate of
 //! copy-truncate rotation are lost, and a truncation followed by regrowth
 //! beyond our offset within one poll is not seen. An inode reused by a new file
 //! while the agent was down resumes at the old offset if the new file is larger.
@@ -31,6 +34,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use std::os::fd::AsFd;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
@@ -39,6 +45,10 @@ use crate::checkpoint::{Checkpoint, CheckpointStore, FileId, FilePosition};
 use crate::error::{Error, Result};
 use crate::glob::Glob;
 use crate::{LineSender, Source, SourceExit, SourceFuture, SourceKind, SourceLine};
+
+/// Files created or renamed are looked for this soon, but not more often
+/// (a busy directory must not make the follower expand its globs constantly).
+const MIN_RESCAN_GAP: Duration = Duration::from_millis(20);
 
 /// At most this much is read from one file per poll, so one busy file cannot starve the others.
 const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
@@ -101,6 +111,7 @@ impl FileFollower {
             last_scan: None,
             read_buffer: vec![0; 64 * 1024],
             stream: Arc::from("file"),
+            changes: Changes::new(),
         };
         tokio::task::spawn_blocking(move || state.run_blocking(&sink, &cancel))
             .await
@@ -145,6 +156,91 @@ struct FollowerState {
     last_scan: Option<Instant>,
     read_buffer: Vec<u8>,
     stream: Arc<str>,
+    changes: Changes,
+}
+
+/// What wakes the follower between polls: inotify watches on the
+/// directories of the followed files.
+struct Changes {
+    inotify: Option<Inotify>,
+    watched: HashSet<PathBuf>,
+}
+
+/// Something in a watched directory was written.
+const WRITTEN: AddWatchFlags = AddWatchFlags::IN_MODIFY;
+/// A file appeared in or left a watched directory: rotation or a new file.
+const RENAMED: AddWatchFlags = AddWatchFlags::IN_CREATE
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_MOVED_FROM)
+    .union(AddWatchFlags::IN_DELETE);
+
+impl std::fmt::Debug for Changes {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Changes")
+            .field("inotify", &self.inotify.is_some())
+            .field("watched", &self.watched)
+            .finish()
+    }
+}
+
+/// What [`Changes::wait`] saw.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Seen {
+    /// Files may have been created, renamed or deleted: rescan the globs.
+    renamed: bool,
+}
+
+impl Changes {
+    fn new() -> Changes {
+        let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+            .inspect_err(|err| warn!(error = %err, "inotify unavailable: followed files are polled only"))
+            .ok();
+        Changes { inotify, watched: HashSet::new() }
+    }
+
+    /// Watches the directory of `path` (once).
+    fn watch_directory_of(&mut self, path: &Path) {
+        let (Some(inotify), Some(directory)) = (&self.inotify, path.parent()) else { return };
+        if self.watched.contains(directory) {
+            return;
+        }
+        match inotify.add_watch(directory, WRITTEN | RENAMED) {
+            Ok(_) => {
+                self.watched.insert(directory.to_path_buf());
+            }
+            Err(err) => debug!(directory = %directory.display(), error = %err, "cannot watch directory; polling it"),
+        }
+    }
+
+    /// Waits until a watched directory changes or `timeout` passes.
+    fn wait(&self, timeout: Duration) -> Seen {
+        let Some(inotify) = &self.inotify else {
+            std::thread::sleep(timeout);
+            return Seen::default();
+        };
+        let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(0) => return Seen::default(),
+            Ok(_) => {}
+            Err(err) => {
+                debug!(error = %err, "inotify poll failed");
+                std::thread::sleep(timeout);
+                return Seen::default();
+            }
+        }
+        let mut seen = Seen::default();
+        while let Ok(events) = inotify.read_events() {
+            if events.is_empty() {
+                break;
+            }
+            seen.renamed |= events
+                .iter()
+                .any(|event| event.mask.intersects(RENAMED | AddWatchFlags::IN_Q_OVERFLOW | AddWatchFlags::IN_IGNORED));
+        }
+        seen
+    }
 }
 
 enum Sent {
@@ -155,14 +251,24 @@ enum Sent {
 impl FollowerState {
     fn run_blocking(&mut self, sink: &LineSender, cancel: &CancellationToken) -> Result<SourceExit> {
         let mut lines = Vec::new();
+        // A file was created or renamed in a watched directory.
+        let mut rescan_soon = false;
         loop {
             if cancel.is_cancelled() || sink.is_closed() {
                 return Ok(SourceExit::Stopped);
             }
-            let is_scan_due = self.last_scan.is_none_or(|last| last.elapsed() >= self.config.rescan_interval);
+            let is_scan_due = self.last_scan.is_none_or(|last| {
+                last.elapsed() >= self.config.rescan_interval || (rescan_soon && last.elapsed() >= MIN_RESCAN_GAP)
+            });
             if is_scan_due {
                 self.scan();
                 self.last_scan = Some(Instant::now());
+                rescan_soon = false;
+            }
+            for tracked in &self.tracked {
+                if let SourceKind::File { path } = &tracked.source {
+                    self.changes.watch_directory_of(path);
+                }
             }
             let mut index = 0;
             while index < self.tracked.len() {
@@ -180,7 +286,9 @@ impl FollowerState {
                     index += 1;
                 }
             }
-            std::thread::sleep(self.config.poll_interval);
+            let timeout =
+                if rescan_soon { self.config.poll_interval.min(MIN_RESCAN_GAP) } else { self.config.poll_interval };
+            rescan_soon |= self.changes.wait(timeout).renamed;
         }
     }
 

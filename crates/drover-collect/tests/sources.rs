@@ -90,6 +90,34 @@ async fn existing_files_start_at_the_end_new_files_at_the_start() {
 }
 
 #[tokio::test]
+async fn writes_and_new_files_are_read_at_once_without_waiting_for_the_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    append(&path, "before\n");
+    let mut config = fast_config(dir.path());
+    // Only inotify can be this quick: the poll and the rescan are far away.
+    config.poll_interval = Duration::from_secs(30);
+    config.rescan_interval = Duration::from_secs(30);
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(config, checkpoints);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for (file, text) in [("app.log", "written"), ("created.log", "in a new file"), ("app.log", "again")] {
+        let started = std::time::Instant::now();
+        append(&dir.path().join(file), &format!("{text}\n"));
+        let line = tokio::time::timeout(Duration::from_secs(2), running.lines.recv()).await;
+        let line = line.expect("read well before the 30 s poll").unwrap();
+        assert_eq!(line.text, text);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+    // A file renamed away and a new one in its place (rotation).
+    std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    append(&path, "after rotation\n");
+    let line = tokio::time::timeout(Duration::from_secs(2), running.lines.recv()).await.expect("rotation seen at once");
+    assert_eq!(line.unwrap().text, "after rotation");
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn rename_rotation_reads_the_old_file_to_its_end_first() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");

@@ -19,5 +19,6 @@ pub use matcher::matches;
 pub use record::LogRecord;
 pub use schema::{FAST_KEYWORD_FIELDS, KEYWORD_FIELDS, MAX_PHRASE_PREFIX_WORDS};
 pub use store::{
-    Cursor, Filter, IngestOutcome, LogStore, Retention, RetentionOutcome, SearchPage, SearchRequest, StoreConfig,
+    Compaction, Cursor, Filter, IngestOutcome, LogStore, Retention, RetentionOutcome, SearchPage, SearchRequest,
+    StoreConfig,
 };

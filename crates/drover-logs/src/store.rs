@@ -48,8 +48,14 @@
 //! compress to about two thirds of the same lines interleaved, in the doc
 //! store and in the posting lists.
 //!
-//! **Sharing.** `ingest`, `apply_retention*`, `close_writers` and
-//! `optimize_partition` take `&mut self`; the searches (`search`,
+//! **Compaction.** Once an hour is over and quiet, `start_compaction` merges
+//! its partition into one segment in the writer's merge threads; the caller
+//! waits for the [`Compaction`] without holding the store (ingest and
+//! searches go on), then calls `finish_compaction`.
+//!
+//! **Sharing.** `ingest`, `apply_retention*`, `close_writers`,
+//! `start_compaction`/`finish_compaction` and `optimize_partition` take
+//! `&mut self`; the searches (`search`,
 //! `count_by`, `histogram`) take `&self` and may run on several threads at
 //! once. Behind an `RwLock`, an ingest holds the write lock for its whole
 //! call, commits included, and searches wait for it. All calls block
@@ -62,7 +68,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use tantivy::collector::{Collector, SegmentCollector};
@@ -289,6 +295,10 @@ struct Partition {
     committed: PartitionPayload,
     /// For choosing which writers to close.
     last_used: u64,
+    /// When records were last added (`None`: not since the store opened).
+    last_added: Option<Instant>,
+    /// A compaction's merge is running in its writer: the writer stays open.
+    compacting: bool,
     /// The sort columns of its segments, opened once.
     sort_columns: Arc<SortColumns>,
 }
@@ -418,6 +428,11 @@ impl LogStore {
         self.partitions.keys().copied().collect()
     }
 
+    /// The searchable segments of the partition at `start` (0 when none).
+    pub fn num_segments(&self, start: i64) -> usize {
+        self.partitions.get(&start).map_or(0, |partition| partition.reader.searcher().segment_readers().len())
+    }
+
     fn open_partition(&self, start: i64, create: bool) -> Result<Partition> {
         let path = self.directory.join(partition_name(start));
         let index = if create {
@@ -460,7 +475,18 @@ impl LogStore {
         let reader =
             index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(index_error(&path))?;
         let sort_columns = Arc::new(SortColumns::default());
-        Ok(Partition { start, path, index, reader, writer: None, committed, last_used: 0, sort_columns })
+        Ok(Partition {
+            start,
+            path,
+            index,
+            reader,
+            writer: None,
+            committed,
+            last_used: 0,
+            last_added: None,
+            compacting: false,
+            sort_columns,
+        })
     }
 
     fn partition_start(&self, timestamp: i64) -> i64 {
@@ -488,6 +514,7 @@ impl LogStore {
         let mut pending: BTreeMap<i64, PartitionPayload> = BTreeMap::new();
         let mut blob = Vec::with_capacity(512);
         self.use_counter += 1;
+        let now = Instant::now();
         for record in batch {
             let start = self.partition_start(record.timestamp);
             if !self.partitions.contains_key(&start) {
@@ -509,21 +536,10 @@ impl LogStore {
                 outcome.num_duplicates += 1;
                 continue;
             }
-            if partition.writer.is_none() {
-                let num_threads = self.config.indexing_threads.max(1);
-                // tantivy needs at least 15 MB per thread.
-                let memory_bytes = self.config.writer_memory_bytes.max(15_000_000 * num_threads);
-                let writer = partition
-                    .index
-                    .writer_with_num_threads(num_threads, memory_bytes)
-                    .map_err(index_error(&partition.path))?;
-                writer.set_merge_policy(Box::new(merge_policy()));
-                partition.writer = Some(writer);
-            }
+            partition.last_added = Some(now);
+            let writer = open_writer(partition, &self.config)?;
             let document = self.schema.document(&record, payload.next_row, &mut blob);
-            if let Some(writer) = partition.writer.as_ref() {
-                writer.add_document(document).map_err(index_error(&partition.path))?;
-            }
+            writer.add_document(document).map_err(index_error(&partition.path))?;
             payload.next_row += 1;
             payload.high_water.insert(record.origin, record.seq);
             outcome.num_accepted += 1;
@@ -555,7 +571,7 @@ impl LogStore {
         let mut open: Vec<(u64, i64)> = self
             .partitions
             .values()
-            .filter(|partition| partition.writer.is_some())
+            .filter(|partition| partition.writer.is_some() && !partition.compacting)
             .map(|partition| (partition.last_used, partition.start))
             .collect();
         if open.len() <= self.config.max_open_writers {
@@ -787,6 +803,76 @@ impl LogStore {
         directory_bytes(&self.directory)
     }
 
+    /// The partitions worth compacting: their span ended at least `settle`
+    /// before `now` (nanoseconds since the epoch), nothing was added to
+    /// them for `settle`, and they have more than one segment. Oldest first.
+    pub fn settled_partitions(&self, now: i64, settle: Duration) -> Vec<i64> {
+        let settle_nanos = i64::try_from(settle.as_nanos()).unwrap_or(i64::MAX);
+        self.partitions
+            .values()
+            .filter(|partition| {
+                partition.start.saturating_add(self.span_nanos).saturating_add(settle_nanos) <= now
+                    && !partition.compacting
+                    && partition.last_added.is_none_or(|added| added.elapsed() >= settle)
+                    && partition.reader.searcher().segment_readers().len() > 1
+            })
+            .map(|partition| partition.start)
+            .collect()
+    }
+
+    /// Starts merging every segment of the partition at `start` into one,
+    /// in the writer's merge threads: ingest and searches go on meanwhile.
+    /// Await (or `wait` for) the answer without holding the store, then
+    /// call [`LogStore::finish_compaction`]. `None`: nothing to merge.
+    ///
+    /// A settled partition is searched through one segment instead of tens
+    /// (a rare word is looked up once per segment), and takes less disk.
+    pub fn start_compaction(&mut self, start: i64) -> Result<Option<Compaction>> {
+        self.use_counter += 1;
+        let use_counter = self.use_counter;
+        let config = self.config;
+        let Some(partition) = self.partitions.get_mut(&start) else {
+            return Ok(None);
+        };
+        let segment_ids = partition.index.searchable_segment_ids().map_err(index_error(&partition.path))?;
+        if segment_ids.len() <= 1 {
+            return Ok(None);
+        }
+        open_writer(partition, &config)?;
+        partition.last_used = use_counter;
+        let Some(writer) = partition.writer.as_mut() else {
+            return Ok(None);
+        };
+        partition.compacting = true;
+        Ok(Some(Compaction { merge: writer.merge(&segment_ids), path: partition.path.clone() }))
+    }
+
+    /// Makes a finished compaction's segment visible to searches.
+    pub fn finish_compaction(&mut self, start: i64) -> Result<()> {
+        let Some(partition) = self.partitions.get_mut(&start) else {
+            return Ok(());
+        };
+        partition.compacting = false;
+        partition.reload()
+    }
+
+    /// Compacts every settled partition (see [`LogStore::settled_partitions`]),
+    /// one after the other, holding the store throughout: for tools and
+    /// tests. A server uses `start_compaction` so that it need not.
+    pub fn compact_settled(&mut self, now: i64, settle: Duration) -> Result<usize> {
+        let starts = self.settled_partitions(now, settle);
+        let mut num_compacted = 0;
+        for start in starts {
+            if let Some(compaction) = self.start_compaction(start)? {
+                let merged = compaction.wait();
+                self.finish_compaction(start)?;
+                merged?;
+                num_compacted += 1;
+            }
+        }
+        Ok(num_compacted)
+    }
+
     /// Merges the segments of the partition starting at `start` into one
     /// (smaller and faster to search); slow, for partitions no longer
     /// written to, at a quiet moment.
@@ -866,8 +952,46 @@ fn close_writer(partition: &mut Partition) -> Result<()> {
     let Some(writer) = partition.writer.take() else {
         return Ok(());
     };
+    partition.compacting = false;
     writer.wait_merging_threads().map_err(index_error(&partition.path))?;
     partition.reload()
+}
+
+/// A running merge of a partition's segments ([`LogStore::start_compaction`]).
+#[must_use = "wait for the merge, then call LogStore::finish_compaction"]
+pub struct Compaction {
+    merge: tantivy::FutureResult<Option<tantivy::index::SegmentMeta>>,
+    path: PathBuf,
+}
+
+impl Compaction {
+    /// Blocks until the merge is done.
+    pub fn wait(self) -> Result<()> {
+        self.merge.wait().map(|_| ()).map_err(index_error(&self.path))
+    }
+}
+
+impl fmt::Debug for Compaction {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.debug_struct("Compaction").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// The partition's writer, opened when needed.
+fn open_writer<'a>(partition: &'a mut Partition, config: &StoreConfig) -> Result<&'a IndexWriter> {
+    if partition.writer.is_none() {
+        let num_threads = config.indexing_threads.max(1);
+        // tantivy needs at least 15 MB per thread.
+        let memory_bytes = config.writer_memory_bytes.max(15_000_000 * num_threads);
+        let writer =
+            partition.index.writer_with_num_threads(num_threads, memory_bytes).map_err(index_error(&partition.path))?;
+        writer.set_merge_policy(Box::new(merge_policy()));
+        partition.writer = Some(writer);
+    }
+    partition.writer.as_ref().ok_or_else(|| Error::Corrupt {
+        path: partition.path.clone(),
+        message: "the partition writer did not open".to_owned(),
+    })
 }
 
 /// A filter's query, with and without its time range: a partition that

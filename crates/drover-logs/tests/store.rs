@@ -391,3 +391,54 @@ fn a_newer_format_is_refused() {
     let error = LogStore::open(directory.path(), Retention::default()).unwrap_err().to_string();
     assert!(error.contains("store format version 3"), "{error}");
 }
+
+#[test]
+fn a_settled_partition_is_compacted_into_one_segment_while_ingest_and_search_go_on() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = open(directory.path());
+    // Ten commits into the 03:00 hour: ten segments.
+    for batch in 0..10u64 {
+        let records: Vec<LogRecord> = (0..100)
+            .map(|index| {
+                let seq = batch * 100 + index + 1;
+                record("node-a", seq, BASE + seq as i64, &format!("settled line {seq}"))
+            })
+            .collect();
+        store.ingest(records).unwrap();
+    }
+    assert!(store.num_segments(BASE) > 1, "{} segments", store.num_segments(BASE));
+    let after_the_hour = BASE + HOUR;
+    // Not settled while the hour is running, nor right after it.
+    assert!(store.settled_partitions(BASE + HOUR / 2, Duration::ZERO).is_empty());
+    assert!(store.settled_partitions(after_the_hour, Duration::from_secs(60)).is_empty());
+    // Nothing added for a while (here: no wait asked for) and the hour over.
+    assert_eq!(store.settled_partitions(after_the_hour, Duration::ZERO), vec![BASE]);
+
+    let compaction = store.start_compaction(BASE).unwrap().expect("segments to merge");
+    // Meanwhile: lines for the next hour, a late line for this one, searches.
+    let next: Vec<LogRecord> =
+        (1..=50).map(|seq| record("node-b", seq, BASE + HOUR + seq as i64, &format!("next line {seq}"))).collect();
+    store.ingest(next).unwrap();
+    store.ingest(vec![record("node-a", 1001, BASE + 1001, "settled line 1001")]).unwrap();
+    assert_eq!(total(&store, "settled"), 1001);
+    compaction.wait().unwrap();
+    store.finish_compaction(BASE).unwrap();
+
+    // The merged segment, plus the late line's own.
+    assert!(store.num_segments(BASE) <= 2, "{} segments", store.num_segments(BASE));
+    assert_eq!(total(&store, "settled"), 1001);
+    assert_eq!(total(&store, "next"), 50);
+    assert_eq!(total(&store, "settled AND 777"), 1);
+    let newest = store.search(&SearchRequest { filter: Filter::query("settled"), limit: 1, before: None }).unwrap();
+    assert_eq!(newest.records[0].seq, 1001);
+    // Survives a reopen, and resends are still dropped.
+    drop(store);
+    let mut store = open(directory.path());
+    assert_eq!(total(&store, "settled"), 1001);
+    let again = store.ingest(vec![record("node-a", 500, BASE + 500, "settled line 500")]).unwrap();
+    assert_eq!(again.num_duplicates, 1);
+    // compact_settled does the same in one call.
+    assert_eq!(store.compact_settled(after_the_hour + HOUR, Duration::ZERO).unwrap(), 1);
+    assert_eq!(store.num_segments(BASE), 1);
+    assert_eq!(total(&store, "settled"), 1001);
+}

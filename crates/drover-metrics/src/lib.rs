@@ -1,11 +1,12 @@
-//! Node and task usage metrics for drover: sampling on the agent, history on
-//! the server, and the Prometheus exposition of `/v1/metrics`.
+//! Node and task usage metrics for drover: sampling on the agent, and the
+//! Prometheus exposition of `/v1/metrics` on the server (which keeps each
+//! node's latest sample; Prometheus keeps the history).
 //!
 //! The pieces, in the order a number travels through them:
 //!
 //! ```text
 //!  agent                         session (MessagePack)      server
-//!  Sampler::sample(now, probes) ──── NodeSample ─────▶ History::push   (per node, 24 h of minutes)
+//!  Sampler::sample(now, probes) ──── NodeSample ─────▶ latest sample per node
 //!    /proc, statvfs, cgroup v2                          │
 //!                                                       ├─▶ render_prometheus ─▶ GET /v1/metrics
 //!                                                       └─▶ busiest / NodeSample ─▶ `drover node top|status`
@@ -20,8 +21,6 @@
 //! - [`NodeSample`] is the plain data the agent sends every 10 s; it is small
 //!   and serde-friendly, with [`DiskSample`], [`NetSample`] and
 //!   [`TaskSample`] inside.
-//! - [`History`] is the server's bounded ring of one-minute [`MinutePoint`]s
-//!   for one node plus that node's latest raw sample.
 //! - [`render_prometheus`] (and [`encode_node_metrics`] for a registry of
 //!   drover's own metrics) writes the samples of many nodes in the
 //!   OpenMetrics text format with `node`, `hostgroup` and `environment`
@@ -36,14 +35,12 @@
 #![warn(missing_docs)]
 
 mod error;
-mod history;
 mod prometheus;
 mod sample;
 mod sampler;
 mod top;
 
 pub use error::{Error, Result};
-pub use history::{DEFAULT_HISTORY_MINUTES, History, MINUTE_MS, MinutePoint};
 pub use prometheus::{CONTENT_TYPE, NodeLabels, encode_node_metrics, render_prometheus};
 pub use sample::{DiskSample, NetSample, NodeSample, TaskSample};
 pub use sampler::{Sampler, TaskProbe};

@@ -400,6 +400,12 @@ impl Shared {
         self.records.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Puts `record` in place in memory only.
+    fn remember(&self, record: DeliveryRecord) {
+        self.lock_records().insert(record.id.clone(), record);
+        self.changed.send_modify(|version| *version = version.wrapping_add(1));
+    }
+
     /// Puts `record` in place, in memory and in the outbox.
     async fn store(&self, record: DeliveryRecord) {
         let mut outbox = self.outbox.lock().await;
@@ -489,7 +495,10 @@ async fn run_delivery(shared: &Shared, id: &DeliveryId) {
         sending.attempts += 1;
         sending.last_attempt_at = Some(Timestamp::now());
         sending.next_attempt_at = None;
-        shared.store(sending.clone()).await;
+        // Not written to the outbox: after a crash mid-attempt the queued
+        // record on disk is sent again either way (at least once), and the
+        // attempt's outcome is written as soon as it is known.
+        shared.remember(sending.clone());
 
         let result = config.deliver(&shared.http, id, &sending.notification).await;
         let now = Timestamp::now();

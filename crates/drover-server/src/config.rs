@@ -68,6 +68,9 @@ pub struct ServerConfig {
     pub logs: crate::logs::LogSettings,
     /// Whether `drover exec` may run commands through this server.
     pub exec_enabled: bool,
+    /// Free disk on the data directory below which `drover server health`
+    /// reports a problem (0: never).
+    pub min_free_disk_bytes: u64,
 }
 
 impl ServerConfig {
@@ -84,6 +87,7 @@ impl ServerConfig {
             num_scheduler_workers: 2,
             logs: crate::logs::LogSettings::default(),
             exec_enabled: true,
+            min_free_disk_bytes: crate::operator::MIN_FREE_DISK_BYTES,
         }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //!  agent ─Logs{lines}─▶ on_agent_logs ─IngestJob─▶ ingest loop ──▶ LogStore (tantivy, one per server)
-//!     ◀──LogsAck{upto}─────────────────────────────── (after the commit)  └─▶ live (tail -f)
+//!     ◀──LogsAck{upto}─────────────────────────────── (after the commit)  └─▶ live (tail -f, hammers:
+//!                                                                              on arrival, before the commit)
 //!
 //!  GET /v1/logs/search ─▶ this server's store  ┐
 //!                      ─▶ every other server ──┴─ merge (newest first, de-duplicated by (origin, seq))
@@ -75,6 +76,11 @@ const INGEST_IDLE: Duration = Duration::from_millis(20);
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often retention runs.
 const RETENTION_EVERY: Duration = Duration::from_secs(600);
+/// How often settled partitions are looked for.
+const COMPACTION_EVERY: Duration = Duration::from_secs(30);
+/// A partition is compacted (merged into one segment) once its hour has
+/// been over and nothing was added to it for this long.
+const COMPACTION_SETTLE: Duration = Duration::from_secs(120);
 /// Live lines buffered per `tail -f` reader before it misses some.
 const LIVE_BUFFER: usize = 16 * 1024;
 
@@ -138,10 +144,45 @@ pub(crate) async fn spawn_log_tasks(server: &Server) -> Result<()> {
             }
         }
     });
+    tokio::spawn(compact_settled(Arc::clone(&logs.store), server.shutdown_token().clone()));
     if let Some(address) = logs.settings.syslog {
         spawn_syslog(server, address).await?;
     }
     Ok(())
+}
+
+/// Merges each settled partition into one segment (searched once per rare
+/// word instead of once per segment, and smaller), one at a time, without
+/// holding the store while the merge runs: ingest and searches go on.
+async fn compact_settled(store: Arc<RwLock<LogStore>>, shutdown: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(COMPACTION_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let store = Arc::clone(&store);
+        let outcome = tokio::task::spawn_blocking(move || {
+            let settled = read(&store).settled_partitions(now_nanos(), COMPACTION_SETTLE);
+            for start in settled {
+                // The store is held only to start and to finish the merge.
+                let Some(compaction) = write(&store).start_compaction(start)? else { continue };
+                let started = std::time::Instant::now();
+                let merged = compaction.wait();
+                write(&store).finish_compaction(start)?;
+                merged?;
+                tracing::info!(partition = start, millis = started.elapsed().as_millis(), "log partition compacted");
+            }
+            Ok::<(), drover_logs::Error>(())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "compacting a log partition failed; it is tried again later"),
+            Err(error) => tracing::warn!(%error, "compacting a log partition panicked"),
+        }
+    }
 }
 
 fn write(store: &RwLock<LogStore>) -> std::sync::RwLockWriteGuard<'_, LogStore> {
@@ -153,13 +194,24 @@ fn read(store: &RwLock<LogStore>) -> std::sync::RwLockReadGuard<'_, LogStore> {
 }
 
 /// Commits batches of records, as many jobs per commit as are waiting, and
-/// answers each job once its records are durable.
+/// answers each job once its records are durable. Live readers (`tail -f`,
+/// hammers triggered by log lines) get each record as it arrives, before the
+/// commit: a line an agent has to send again (its session ended before the
+/// acknowledgement) can show twice in a live tail, never in the index.
 async fn ingest_loop(
     store: Arc<RwLock<LogStore>>,
     mut jobs: mpsc::Receiver<IngestJob>,
     live: broadcast::Sender<Arc<LogRecord>>,
 ) {
+    let publish = |job: &IngestJob| {
+        if live.receiver_count() > 0 {
+            for record in &job.records {
+                let _ = live.send(Arc::new(record.clone()));
+            }
+        }
+    };
     while let Some(first) = jobs.recv().await {
+        publish(&first);
         let mut batch = vec![first];
         let mut num_records = batch[0].records.len();
         // Every commit costs about the same whatever its size: gather for a
@@ -170,6 +222,7 @@ async fn ingest_loop(
             let wait_until = deadline.min(tokio::time::Instant::now() + INGEST_IDLE);
             match tokio::time::timeout_at(wait_until, jobs.recv()).await {
                 Ok(Some(job)) => {
+                    publish(&job);
                     num_records += job.records.len();
                     batch.push(job);
                 }
@@ -182,20 +235,13 @@ async fn ingest_loop(
             records.extend(job.records);
             answers.extend(job.done);
         }
-        let entries: Vec<Arc<LogRecord>> =
-            if live.receiver_count() > 0 { records.iter().cloned().map(Arc::new).collect() } else { Vec::new() };
         let store = Arc::clone(&store);
         let outcome = tokio::task::spawn_blocking(move || write(&store).ingest(records))
             .await
             .map_err(|error| error.to_string())
             .and_then(|outcome| outcome.map_err(|error| error.to_string()));
-        match &outcome {
-            Ok(_) => {
-                for entry in entries {
-                    let _ = live.send(entry);
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot index log lines; agents will send them again"),
+        if let Err(error) = &outcome {
+            tracing::warn!(%error, "cannot index log lines; agents will send them again");
         }
         for answer in answers {
             let _ = answer.send(outcome.clone().map(|_| ()));
@@ -525,24 +571,30 @@ impl Server {
         Ok((answers, unreachable))
     }
 
+    /// One page of this server's own matching records.
+    async fn search_local(&self, filter: Filter, page: &LogPage) -> Result<LogSearchResponse> {
+        let limit = page.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
+        let before = match page.cursor.as_deref() {
+            Some(text) => Some(text.parse::<Cursor>().map_err(invalid)?),
+            None => None,
+        };
+        let search = SearchRequest { filter, limit, before };
+        let page = self.with_store(move |store| store.search(&search)).await?;
+        Ok(LogSearchResponse {
+            records: page.records,
+            cursors: page.cursors.iter().map(ToString::to_string).collect(),
+            next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
+            total_matching: page.total_matching,
+            unreachable: Vec::new(),
+        })
+    }
+
     /// One page of matching records, newest first, from every server.
     pub async fn search_logs(&self, query: LogQuery, page: LogPage) -> Result<LogSearchResponse> {
         let limit = page.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
         let filter = self.log_filter(&query, now_nanos())?;
         if query.local {
-            let before = match page.cursor.as_deref() {
-                Some(text) => Some(text.parse::<Cursor>().map_err(invalid)?),
-                None => None,
-            };
-            let search = SearchRequest { filter, limit, before };
-            let page = self.with_store(move |store| store.search(&search)).await?;
-            return Ok(LogSearchResponse {
-                records: page.records,
-                cursors: page.cursors.iter().map(ToString::to_string).collect(),
-                next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
-                total_matching: page.total_matching,
-                unreachable: Vec::new(),
-            });
+            return self.search_local(filter, &page).await;
         }
         let mut positions = match page.cursor.as_deref() {
             Some(text) => decode_positions(text)?,
@@ -554,10 +606,9 @@ impl Server {
             Some(Position::End) => LogPage { limit: Some(0), cursor: None },
             Some(Position::Start) | None => LogPage { limit: Some(limit), cursor: None },
         };
-        let local = Box::pin(self.search_logs(peer_query.clone(), page_of(positions.get(&self.id()))));
-        let mut pages = vec![(self.id(), local.await?)];
-        let mut unreachable = Vec::new();
-        // Peers get their own positions: one request each.
+        // This server's part and the peers' at once; each gets its own position.
+        let local_page = page_of(positions.get(&self.id()));
+        let local = self.search_local(filter, &local_page);
         let peers: Vec<_> = self.peers();
         let asks = peers.iter().map(|member| {
             let paging = page_of(positions.get(&member.server_id));
@@ -567,7 +618,10 @@ impl Server {
                 (member, page.await)
             }
         });
-        for (member, page) in futures_util::future::join_all(asks).await {
+        let (local, answers) = tokio::join!(local, futures_util::future::join_all(asks));
+        let mut pages = vec![(self.id(), local?)];
+        let mut unreachable = Vec::new();
+        for (member, page) in answers {
             match page? {
                 Some(page) => pages.push((member.server_id, page)),
                 None => unreachable.push(member.address.clone()),

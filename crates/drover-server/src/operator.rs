@@ -18,7 +18,8 @@ pub const STATUS_PATH: &str = "/v1/internal/status";
 
 /// A raft index lag above which a server counts as lagging.
 pub const MAX_HEALTHY_LAG: u64 = 1_000;
-/// Free disk below which a server counts as short of space.
+/// Free disk below which a server counts as short of space, unless
+/// configured otherwise (`drover server --min-free-disk-mb`).
 pub const MIN_FREE_DISK_BYTES: u64 = 1024 * 1024 * 1024;
 /// Below 5 % free, a server is short of space only when this is also under
 /// this many bytes: 5 % of a large disk is still plenty of room for Raft.
@@ -108,7 +109,7 @@ impl Server {
                     problems.push(format!("server {} lags {lag} entries behind the leader", server.server_id));
                 }
             }
-            if short_of_disk(status.disk_free_bytes, status.disk_total_bytes) {
+            if short_of_disk(status.disk_free_bytes, status.disk_total_bytes, self.config().min_free_disk_bytes) {
                 problems.push(format!(
                     "server {} has {} MiB free on its data directory's file system",
                     server.server_id,
@@ -164,13 +165,14 @@ impl Server {
     }
 }
 
-/// Whether a server's data directory is short of space: below
-/// [`MIN_FREE_DISK_BYTES`], or below 5 % when that is also under
-/// [`LOW_FREE_DISK_BYTES`]. An unknown size (0) is not a problem.
-fn short_of_disk(free_bytes: u64, total_bytes: u64) -> bool {
+/// Whether a server's data directory is short of space: below `min_free`,
+/// or below 5 % when that is also under [`LOW_FREE_DISK_BYTES`]. An unknown
+/// size (0) is not a problem; a `min_free` of 0 turns the check off.
+fn short_of_disk(free_bytes: u64, total_bytes: u64, min_free: u64) -> bool {
     total_bytes > 0
-        && (free_bytes < MIN_FREE_DISK_BYTES
-            || (free_bytes.saturating_mul(20) < total_bytes && free_bytes < LOW_FREE_DISK_BYTES))
+        && min_free > 0
+        && (free_bytes < min_free
+            || (free_bytes.saturating_mul(20) < total_bytes && free_bytes < LOW_FREE_DISK_BYTES.max(min_free)))
 }
 
 #[cfg(test)]
@@ -181,11 +183,13 @@ mod tests {
     fn a_server_is_short_of_disk_below_1_gib_or_below_5_percent_and_10_gib() {
         const GIB: u64 = 1024 * 1024 * 1024;
         // The CI machine that was flagged: 18 GiB free of 252 GiB (7 %).
-        assert!(!short_of_disk(18 * GIB, 252 * GIB));
-        assert!(short_of_disk(GIB / 2, 4 * GIB), "under 1 GiB, whatever the share");
-        assert!(short_of_disk(9 * GIB, 252 * GIB), "under 5 % and under 10 GiB");
-        assert!(!short_of_disk(12 * GIB, 2000 * GIB), "under 5 % but 12 GiB is room enough");
-        assert!(!short_of_disk(3 * GIB, 10 * GIB), "30 % free");
-        assert!(!short_of_disk(0, 0), "size unknown");
+        assert!(!short_of_disk(18 * GIB, 252 * GIB, MIN_FREE_DISK_BYTES));
+        assert!(short_of_disk(GIB / 2, 4 * GIB, MIN_FREE_DISK_BYTES), "under 1 GiB, whatever the share");
+        assert!(short_of_disk(9 * GIB, 252 * GIB, MIN_FREE_DISK_BYTES), "under 5 % and under 10 GiB");
+        assert!(!short_of_disk(12 * GIB, 2000 * GIB, MIN_FREE_DISK_BYTES), "under 5 % but 12 GiB is room enough");
+        assert!(!short_of_disk(3 * GIB, 10 * GIB, MIN_FREE_DISK_BYTES), "30 % free");
+        assert!(!short_of_disk(0, 0, MIN_FREE_DISK_BYTES), "size unknown");
+        assert!(!short_of_disk(GIB / 8, 4 * GIB, 0), "the check turned off");
+        assert!(short_of_disk(2 * GIB, 4 * GIB, 3 * GIB), "a higher threshold");
     }
 }

@@ -3,8 +3,10 @@
 //! Heartbeats are not written to Raft: every server records the heartbeats
 //! of its own sessions in a [`HeartbeatTable`] and followers forward what
 //! they heard to the leader every second; the leader's tracker decides
-//! when a node is down. Task-state updates are batched for a few
-//! milliseconds into one `UpdateAllocsFromClient` proposal.
+//! when a node is down. Task-state updates are proposed at once; those that
+//! arrive while a proposal is being committed go together into the next
+//! `UpdateAllocsFromClient` (group commit: no waiting when the fleet is
+//! quiet, large batches when it is busy).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +25,6 @@ use crate::server::Server;
 /// The internal endpoint followers forward heartbeats to.
 pub const HEARTBEATS_PATH: &str = "/v1/internal/heartbeats";
 
-/// How long updates are collected into one proposal.
-const BATCH_WINDOW: Duration = Duration::from_millis(15);
 /// Most updates in one proposal.
 const MAX_BATCH: usize = 2000;
 
@@ -199,12 +199,10 @@ pub(crate) fn spawn_client_update_batcher(server: Server) {
                     },
                 }
             }
-            let window_end = tokio::time::Instant::now() + BATCH_WINDOW;
-            while pending.len() < MAX_BATCH {
-                match tokio::time::timeout_at(window_end, receiver.recv()).await {
-                    Ok(Some(updates)) => merge(&mut pending, updates),
-                    Ok(None) | Err(_) => break,
-                }
+            while pending.len() < MAX_BATCH
+                && let Ok(updates) = receiver.try_recv()
+            {
+                merge(&mut pending, updates);
             }
             let updates: Vec<ClientAllocUpdate> = pending.values().cloned().collect();
             let now = Timestamp::now();

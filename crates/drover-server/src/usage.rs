@@ -1,6 +1,6 @@
-//! Node and task usage: the samples agents send every 10 s, kept in memory
-//! on the server the agent is connected to (a bounded history per node), and
-//! exposed at `/v1/metrics` in the Prometheus format.
+//! Node and task usage: the samples agents send every 10 s, the latest per
+//! node kept in memory on the server the agent is connected to, and exposed
+//! at `/v1/metrics` in the Prometheus format (Prometheus keeps the history).
 //!
 //! Each server exposes the nodes whose agents are connected to it; scrape
 //! every server (as with any set of Prometheus targets) to see them all.
@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
-use drover_metrics::{History, NodeLabels, NodeSample};
+use drover_metrics::{NodeLabels, NodeSample};
 use drover_types::{NodeId, Timestamp};
 
 use crate::server::Server;
@@ -19,15 +19,15 @@ use crate::sessions::AgentSession;
 /// `GET {USAGE_PATH}/{node_id}`.
 pub const USAGE_PATH: &str = "/v1/internal/usage";
 
-/// Per node, the recent usage history.
+/// Per node, the latest usage sample.
 #[derive(Debug, Default)]
 pub(crate) struct UsageTable {
-    histories: Mutex<HashMap<NodeId, History>>,
+    latest: Mutex<HashMap<NodeId, NodeSample>>,
 }
 
 impl UsageTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, History>> {
-        self.histories.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, NodeSample>> {
+        self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -36,12 +36,12 @@ impl Server {
     /// may be off).
     pub(crate) fn on_agent_metrics(&self, session: &AgentSession, mut sample: NodeSample) {
         sample.time_ms = Timestamp::now().as_millis();
-        self.inner.usage.lock().entry(session.node_id.clone()).or_default().push(sample);
+        self.inner.usage.lock().insert(session.node_id.clone(), sample);
     }
 
     /// The latest usage of a node whose agent is connected to this server.
     pub fn node_usage(&self, node_id: &NodeId) -> Option<NodeSample> {
-        self.inner.usage.lock().get(node_id).and_then(|history| history.latest().cloned())
+        self.inner.usage.lock().get(node_id).cloned()
     }
 
     /// The latest usage of a node, from whichever server its agent is
@@ -50,32 +50,33 @@ impl Server {
         if let Some(sample) = self.node_usage(node_id) {
             return Some(sample);
         }
-        for member in self.peers() {
-            let path = format!("{USAGE_PATH}/{node_id}");
-            if let Ok(Some(sample)) = self.get_from_peer::<Option<NodeSample>>(&member.address, &path).await {
-                return Some(sample);
-            }
-        }
-        None
+        let path = format!("{USAGE_PATH}/{node_id}");
+        let asks = self.peers().into_iter().map(|member| {
+            let path = path.clone();
+            async move { self.get_from_peer::<Option<NodeSample>>(&member.address, &path).await }
+        });
+        futures_util::future::join_all(asks).await.into_iter().find_map(|answer| answer.ok().flatten())
     }
 
     /// The latest usage of every node whose agent is connected here.
     pub fn local_usage(&self) -> Vec<(NodeId, NodeSample)> {
         let usage = self.inner.usage.lock();
-        usage.iter().filter_map(|(node_id, history)| Some((node_id.clone(), history.latest()?.clone()))).collect()
+        usage.iter().map(|(node_id, sample)| (node_id.clone(), sample.clone())).collect()
     }
 
     /// The latest usage of every node, from every server (a server that
     /// does not answer leaves its nodes out).
     pub async fn fleet_usage(&self) -> Vec<(NodeId, NodeSample)> {
         let mut all: HashMap<NodeId, NodeSample> = self.local_usage().into_iter().collect();
-        for member in self.peers() {
-            if let Ok(samples) = self.get_from_peer::<Vec<(NodeId, NodeSample)>>(&member.address, USAGE_PATH).await {
-                for (node_id, sample) in samples {
-                    let newer = all.get(&node_id).is_none_or(|known| known.time_ms < sample.time_ms);
-                    if newer {
-                        all.insert(node_id, sample);
-                    }
+        let asks = self.peers().into_iter().map(|member| async move {
+            self.get_from_peer::<Vec<(NodeId, NodeSample)>>(&member.address, USAGE_PATH).await
+        });
+        // A server that does not answer leaves its nodes out.
+        for samples in futures_util::future::join_all(asks).await.into_iter().flatten() {
+            for (node_id, sample) in samples {
+                let newer = all.get(&node_id).is_none_or(|known| known.time_ms < sample.time_ms);
+                if newer {
+                    all.insert(node_id, sample);
                 }
             }
         }
@@ -93,7 +94,7 @@ impl Server {
             connected
                 .iter()
                 .filter_map(|node| {
-                    let sample = usage.get(&node.id)?.latest()?.clone();
+                    let sample = usage.get(&node.id)?.clone();
                     Some((labels_of(node), sample))
                 })
                 .collect()

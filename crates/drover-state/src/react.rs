@@ -114,6 +114,15 @@ pub enum ReactOp {
         observations: Vec<Observation>,
         /// When.
         now: Timestamp,
+        /// Hammers triggered by alerts of this rule: for each alert the
+        /// leader expects to fire, its triggers. Only those of alerts that
+        /// do fire are applied, in the same entry (one commit from the
+        /// condition to the hammer's decision).
+        #[serde(default)]
+        triggers: Vec<(AlertId, TriggerEvent)>,
+        /// Nodes in the fleet, for the fleet-wide guard.
+        #[serde(default)]
+        fleet_size: usize,
     },
     /// `drover alert ack`.
     Ack {
@@ -218,19 +227,27 @@ pub struct ReactOutcome {
     pub transitions: Vec<Transition>,
     /// Notifications to send.
     pub notifications: Vec<Notification>,
-    /// The guard's decision, for triggers and approvals.
-    pub decision: Option<Decision>,
+    /// The guard's decisions, for triggers and approvals.
+    pub decisions: Vec<Decision>,
 }
 
 impl From<Evaluated> for ReactOutcome {
     fn from(evaluated: Evaluated) -> Self {
-        ReactOutcome { transitions: evaluated.transitions, notifications: evaluated.notifications, decision: None }
+        ReactOutcome {
+            transitions: evaluated.transitions,
+            notifications: evaluated.notifications,
+            decisions: Vec::new(),
+        }
     }
 }
 
 impl From<Outcome> for ReactOutcome {
     fn from(outcome: Outcome) -> Self {
-        ReactOutcome { transitions: Vec::new(), notifications: outcome.notifications, decision: Some(outcome.decision) }
+        ReactOutcome {
+            transitions: Vec::new(),
+            notifications: outcome.notifications,
+            decisions: vec![outcome.decision],
+        }
     }
 }
 
@@ -259,14 +276,35 @@ impl ReactState {
     pub fn apply(&mut self, op: &ReactOp) -> Result<ReactOutcome, CodedError> {
         match op {
             ReactOp::ApplySite { doc, now } => Ok(self.apply_site(doc, *now)),
-            ReactOp::Evaluate { rule, observations, now } => {
+            ReactOp::Evaluate { rule, observations, now, triggers, fleet_size } => {
                 let Some(rule) = self.site.as_ref().and_then(|doc| doc.site.alerts.get(rule)) else {
                     // The rule was removed after the leader evaluated it.
                     return Ok(ReactOutcome::default());
                 };
                 let evaluated = self.alerts.evaluate(rule, observations, *now);
                 self.record_transitions(&evaluated.transitions, *now);
-                Ok(evaluated.into())
+                let mut outcome = ReactOutcome::from(evaluated);
+                let fired: Vec<&AlertId> = outcome
+                    .transitions
+                    .iter()
+                    .filter_map(|transition| match transition {
+                        Transition::Firing(id) => Some(id),
+                        _ => None,
+                    })
+                    .collect();
+                let mut decided = ReactOutcome::default();
+                for (alert, event) in triggers {
+                    // A hammer removed meanwhile is skipped (nothing changed for it).
+                    if fired.contains(&alert)
+                        && let Ok(triggered) = self.trigger(event, *fleet_size, *now)
+                    {
+                        decided.notifications.extend(triggered.notifications);
+                        decided.decisions.extend(triggered.decisions);
+                    }
+                }
+                outcome.notifications.extend(decided.notifications);
+                outcome.decisions = decided.decisions;
+                Ok(outcome)
             }
             ReactOp::Ack { id, by, now } => {
                 self.alerts
@@ -284,19 +322,7 @@ impl ReactState {
                     .map_err(|error| CodedError::new(ErrorCode::NotFound, error.to_string()))?;
                 Ok(ReactOutcome::default())
             }
-            ReactOp::Trigger { event, fleet_size, now } => {
-                let hammer = self.hammer(&event.hammer)?.clone();
-                let outcome = self.guard.trigger(&hammer, event, *fleet_size, *now);
-                if let Decision::Refused(refusal) = &outcome.decision {
-                    push_bounded(
-                        &mut self.refusals,
-                        RefusalRecord { at: *now, event: event.clone(), reason: refusal.to_string() },
-                        REFUSALS_KEPT,
-                    );
-                }
-                self.record_escalations(&outcome.notifications, *now);
-                Ok(outcome.into())
-            }
+            ReactOp::Trigger { event, fleet_size, now } => self.trigger(event, *fleet_size, *now),
             ReactOp::Approve { run, by, now } => {
                 let name = self.run_hammer(*run)?;
                 let hammer = self.hammer(&name)?.clone();
@@ -339,6 +365,21 @@ impl ReactState {
                 Ok(ReactOutcome::default())
             }
         }
+    }
+
+    /// Asks the guard about one trigger; refusals and escalations are kept.
+    fn trigger(&mut self, event: &TriggerEvent, fleet_size: usize, now: Timestamp) -> Result<ReactOutcome, CodedError> {
+        let hammer = self.hammer(&event.hammer)?.clone();
+        let outcome = self.guard.trigger(&hammer, event, fleet_size, now);
+        if let Decision::Refused(refusal) = &outcome.decision {
+            push_bounded(
+                &mut self.refusals,
+                RefusalRecord { at: now, event: event.clone(), reason: refusal.to_string() },
+                REFUSALS_KEPT,
+            );
+        }
+        self.record_escalations(&outcome.notifications, now);
+        Ok(outcome.into())
     }
 
     fn apply_site(&mut self, doc: &SiteDoc, now: Timestamp) -> ReactOutcome {

@@ -350,7 +350,7 @@ fn label_changes_are_all_or_nothing_and_every_change_is_in_the_history_and_snaps
 
 #[test]
 fn detect_and_react_decisions_are_replicated_and_survive_snapshots() {
-    use crate::react::{ReactOp, SiteDoc};
+    use crate::react::ReactOp;
     use drover_site::hammer::{Decision, TriggerEvent, TriggerNode};
 
     let text = r#"
@@ -363,16 +363,9 @@ hammer "fix" {
   notify = ["ops"]
 }
 "#;
-    let site =
-        drover_site::Site::from_sources(&[drover_site::Source::new("site.hcl", text)], std::path::Path::new("."))
-            .unwrap();
     let now = Timestamp::from_millis(1_000_000);
-    let mut state = State::new();
-    let apply = |state: &mut State, index: u64, op: ReactOp| match state.apply(index, &Command::React { op }) {
-        CommandResponse::React { outcome, .. } => outcome,
-        other => panic!("{other:?}"),
-    };
-    apply(&mut state, 1, ReactOp::ApplySite { doc: SiteDoc { site, ..SiteDoc::default() }, now });
+    let mut state = state_with_site(text, now);
+    let apply = react;
     let trigger = |node: &str, at: Timestamp| ReactOp::Trigger {
         event: TriggerEvent {
             hammer: "fix".to_owned(),
@@ -385,12 +378,12 @@ hammer "fix" {
         now: at,
     };
     let first = apply(&mut state, 2, trigger("n1", now));
-    let Some(Decision::Run(run)) = first.decision else { panic!("{first:?}") };
+    let [Decision::Run(run)] = first.decisions[..] else { panic!("{first:?}") };
     let report = crate::react::RunReport { action: "a".to_owned(), output: "b".to_owned(), succeeded: false };
     apply(&mut state, 3, ReactOp::Finish { run, report, now });
     // Attempts used up on n1: refused and escalated once.
     let again = apply(&mut state, 4, trigger("n1", now.plus(std::time::Duration::from_secs(3600 * 2))));
-    assert!(matches!(again.decision, Some(Decision::Refused(_))), "{again:?}");
+    assert!(matches!(again.decisions[..], [Decision::Refused(_)]), "{again:?}");
     assert_eq!(again.notifications.len(), 1, "one escalation to ops");
     assert_eq!(state.react().refusals.len(), 1);
     assert_eq!(state.react().events.len(), 1, "the escalation counts for alert top");
@@ -409,4 +402,70 @@ hammer "fix" {
     // An unknown hammer is rejected and changes nothing.
     let unknown = ReactOp::Pause { hammer: Some("nope".to_owned()), paused: true };
     assert!(matches!(restored.apply(6, &Command::React { op: unknown }), CommandResponse::Rejected { .. }));
+}
+
+#[test]
+fn an_alert_that_fires_asks_its_hammers_in_the_same_entry() {
+    use crate::react::ReactOp;
+    use drover_site::alerting::{AlertId, Observation};
+    use drover_site::hammer::{Decision, TriggerEvent, TriggerNode};
+
+    let text = r#"
+alert "node-down" { when { node { status = "down" } } }
+hammer "reboot" {
+  when   { alert = "node-down" }
+  action { command { on = "server"  command = "true" } }
+  mode   = "auto"
+}
+"#;
+    let now = Timestamp::from_millis(1_000_000);
+    let mut state = state_with_site(text, now);
+    let mut apply = |index: u64, op: ReactOp| react(&mut state, index, op);
+    let labels = |node: &str| drover_site::Labels::from([("node".to_owned(), node.to_owned())]);
+    // An alert's labels: the observation's, its name and its severity.
+    let alert_id = |node: &str| {
+        let mut labels = labels(node);
+        labels.insert("alertname".to_owned(), "node-down".to_owned());
+        labels.insert("severity".to_owned(), "warning".to_owned());
+        AlertId::new("node-down", &labels)
+    };
+    let event = |node: &str| TriggerEvent {
+        hammer: "reboot".to_owned(),
+        node: Some(TriggerNode { name: node.to_owned(), protected: false }),
+        job: None,
+        reason: format!("alert on {node} fires"),
+        forced: false,
+    };
+    let evaluate = |nodes: &[&str], triggers: &[&str]| ReactOp::Evaluate {
+        rule: "node-down".to_owned(),
+        observations: nodes.iter().map(|node| Observation { labels: labels(node), value: None }).collect(),
+        now,
+        triggers: triggers.iter().map(|node| (alert_id(node), event(node))).collect(),
+        fleet_size: 10,
+    };
+    // n1 fires: its trigger is decided; n2's (not firing) is not.
+    let outcome = apply(2, evaluate(&["n1"], &["n1", "n2"]));
+    assert!(matches!(outcome.decisions[..], [Decision::Run(_)]), "{outcome:?}");
+    // Still firing: no new transition, so the trigger is not applied again.
+    let outcome = apply(3, evaluate(&["n1"], &["n1"]));
+    assert!(outcome.decisions.is_empty(), "{outcome:?}");
+}
+
+/// A state with the site of `text` applied at index 1.
+fn state_with_site(text: &str, now: Timestamp) -> State {
+    use crate::react::{ReactOp, SiteDoc};
+    let site =
+        drover_site::Site::from_sources(&[drover_site::Source::new("site.hcl", text)], std::path::Path::new("."))
+            .unwrap();
+    let mut state = State::new();
+    react(&mut state, 1, ReactOp::ApplySite { doc: SiteDoc { site, ..SiteDoc::default() }, now });
+    state
+}
+
+/// Applies one detect-and-react input and returns its outcome.
+fn react(state: &mut State, index: u64, op: crate::react::ReactOp) -> crate::react::ReactOutcome {
+    match state.apply(index, &Command::React { op }) {
+        CommandResponse::React { outcome, .. } => outcome,
+        other => panic!("{other:?}"),
+    }
 }

@@ -69,6 +69,10 @@ pub(crate) struct ServerArgs {
     /// to it, when asked through another server).
     #[arg(long)]
     disable_exec: bool,
+    /// `drover server health` reports a problem when the data directory's
+    /// file system has less free than this, in MiB (0: never).
+    #[arg(long, value_name = "MIB", default_value_t = drover_server::operator::MIN_FREE_DISK_BYTES / (1024 * 1024))]
+    min_free_disk_mb: u64,
 }
 
 /// The log index of a server.
@@ -240,6 +244,7 @@ pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.bootstrap = args.bootstrap()?;
     config.logs = args.logs.settings();
     config.exec_enabled = !args.disable_exec;
+    config.min_free_disk_bytes = args.min_free_disk_mb.saturating_mul(1024 * 1024);
     let listener = bind(args.bind).await?;
     let server = Server::start(config).await.context("cannot start the server")?;
     tracing::info!(address = %args.bind, data_dir = %data_dir.display(), "server running");

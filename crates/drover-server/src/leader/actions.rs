@@ -303,8 +303,12 @@ async fn webhook(run: &Run, url: &str) -> Result<String, String> {
         "reason": run.event.reason,
         "requested_at": run.requested_at.to_string(),
     });
-    let client =
-        reqwest::Client::builder().timeout(Duration::from_secs(30)).build().map_err(|error| error.to_string())?;
+    // One client for every call: building one loads the system's CA
+    // certificates (milliseconds), and its pool keeps connections.
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder().timeout(Duration::from_secs(30)).tcp_nodelay(true).build().unwrap_or_default()
+    });
     let response = client.post(url).json(&body).send().await.map_err(|error| format!("POST {url}: {error}"))?;
     let status = response.status();
     let mut text = response.text().await.unwrap_or_default();

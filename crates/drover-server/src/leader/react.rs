@@ -148,7 +148,6 @@ impl Reactor {
     }
 
     async fn evaluate_rules(&mut self, state: &Arc<State>, site: &drover_site::Site, now: Timestamp, queries: Queries) {
-        let mut fired = Vec::new();
         // The fleet's usage, fetched once per step for every metric rule.
         let mut usage = None;
         // Each rule is evaluated on a copy first (rules own disjoint alerts,
@@ -170,26 +169,32 @@ impl Reactor {
             if preview.transitions.is_empty() && preview.notifications.is_empty() {
                 continue;
             }
-            let op = ReactOp::Evaluate { rule: rule.name.clone(), observations, now };
+            // The hammers of the alerts that fire are asked in the same entry.
+            let mut triggers = Vec::new();
+            for transition in &preview.transitions {
+                let Transition::Firing(id) = transition else { continue };
+                let labels = engine.alert(id).map(|alert| alert.labels.clone()).unwrap_or_default();
+                for hammer in site.hammers.values() {
+                    if matches!(&hammer.trigger, HammerTrigger::Alert(name) if *name == rule.name) {
+                        let event = event_for(state, &hammer.name, &labels, format!("alert {id} fires"));
+                        triggers.push((id.clone(), event));
+                    }
+                }
+            }
+            let op = ReactOp::Evaluate {
+                rule: rule.name.clone(),
+                observations,
+                now,
+                triggers,
+                fleet_size: state.num_nodes(),
+            };
             match self.server.react(op).await {
                 Ok(outcome) => {
-                    for transition in outcome.transitions {
-                        if let Transition::Firing(id) = transition {
-                            fired.push((rule.name.clone(), id));
-                        }
+                    for decision in outcome.decisions {
+                        self.act_on(decision);
                     }
                 }
                 Err(error) => tracing::warn!(rule = %rule.name, %error, "cannot record an alert evaluation"),
-            }
-        }
-        let state = self.server.state();
-        for (rule, id) in fired {
-            let labels = state.react().alerts.alert(&id).map(|alert| alert.labels.clone()).unwrap_or_default();
-            for hammer in site.hammers.values() {
-                if matches!(&hammer.trigger, HammerTrigger::Alert(name) if *name == rule) {
-                    let event = event_for(&state, &hammer.name, &labels, format!("alert {id} fires"));
-                    self.trigger(event).await;
-                }
             }
         }
     }
@@ -398,15 +403,21 @@ impl Reactor {
                 return;
             }
         };
-        match outcome.decision {
-            Some(Decision::Run(run)) => self.start(run),
-            Some(Decision::DryRun(run)) => {
+        for decision in outcome.decisions {
+            self.act_on(decision);
+        }
+    }
+
+    /// Starts (or records) what the guard decided.
+    fn act_on(&self, decision: Decision) {
+        match decision {
+            Decision::Run(run) => self.start(run),
+            Decision::DryRun(run) => {
                 let server = self.server.clone();
                 tokio::spawn(async move { super::actions::dry_run(&server, run).await });
             }
-            Some(Decision::WaitApproval(run)) => tracing::info!(%hammer, %run, "hammer run waits for approval"),
-            Some(Decision::Refused(refusal)) => tracing::info!(%hammer, %refusal, "hammer trigger refused"),
-            None => {}
+            Decision::WaitApproval(run) => tracing::info!(%run, "hammer run waits for approval"),
+            Decision::Refused(refusal) => tracing::info!(%refusal, "hammer trigger refused"),
         }
     }
 
