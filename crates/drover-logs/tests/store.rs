@@ -442,3 +442,38 @@ fn a_settled_partition_is_compacted_into_one_segment_while_ingest_and_search_go_
     assert_eq!(store.num_segments(BASE), 1);
     assert_eq!(total(&store, "settled"), 1001);
 }
+
+#[test]
+fn the_running_hour_is_merged_as_it_grows_and_a_past_hour_is_left_to_compaction() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = open(directory.path());
+    let wall = || drover_types::log::unix_nanos(std::time::SystemTime::now());
+    // Not across the turn of the hour (the running hour would end mid-test).
+    let left = HOUR - wall().rem_euclid(HOUR);
+    if left < 30 * NANOS_PER_SECOND {
+        std::thread::sleep(Duration::from_nanos(u64::try_from(left).unwrap() + 1_000_000));
+    }
+    let now = wall();
+    let running_hour = now - now.rem_euclid(HOUR);
+    let commits = |store: &mut LogStore, origin: &str, start: i64| {
+        for commit in 0..20u64 {
+            let records: Vec<LogRecord> = (0..10)
+                .map(|index| {
+                    let seq = commit * 10 + index + 1;
+                    record(origin, seq, start + seq as i64, &format!("merge line {seq}"))
+                })
+                .collect();
+            store.ingest(records).unwrap();
+        }
+    };
+    commits(&mut store, "node-now", running_hour);
+    commits(&mut store, "node-past", BASE);
+    // Wait for the merges the commits started.
+    store.close_writers().unwrap();
+    assert!(store.num_segments(running_hour) < 20, "{} segments", store.num_segments(running_hour));
+    assert_eq!(store.num_segments(BASE), 20, "a past hour waits for compaction");
+    assert_eq!(total(&store, "merge"), 400);
+    assert_eq!(store.compact_settled(now, Duration::ZERO).unwrap(), 1);
+    assert_eq!(store.num_segments(BASE), 1);
+    assert_eq!(total(&store, "merge"), 400);
+}
