@@ -165,7 +165,9 @@ async fn connected(
     for update in manager.current_updates().await {
         pending.entry(update.alloc_id.clone()).or_insert(update);
     }
-    flush_pending(&mut sink, pending).await?;
+    if let Err(reason) = flush_pending(&mut sink, pending).await {
+        return Ok((SessionEnd::Disconnected(reason), servers));
+    }
     let (outbound_sender, mut outbound) = mpsc::channel::<AgentMessage>(256);
     let mut requests: HashMap<u64, CancellationToken> = HashMap::new();
     let mut heartbeat = tokio::time::interval(heartbeat_interval);

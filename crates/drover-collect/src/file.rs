@@ -1,7 +1,7 @@
 //! Following log files that match globs, across rotations and restarts.
 //!
 //! Every followed file is read to its end as soon as inotify reports a
-//! change in its directory, and at least every `poll_interval` (where inotify
+//! change in its directory (or in a glob's fixed leading directory), and at least every `poll_interval` (where inotify
 //! is unavailable or its events overflow, this is the only way); every
 //! `rescan_interval` — or at once when a file is created or renamed in a
 //! watched directory — the globs are expanded again. A file is known by its
@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use std::os::fd::AsFd;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio_util::sync::CancellationToken;
@@ -49,6 +49,12 @@ use crate::{LineSender, Source, SourceExit, SourceFuture, SourceKind, SourceLine
 /// Files created or renamed are looked for this soon, but not more often
 /// (a busy directory must not make the follower expand its globs constantly).
 const MIN_RESCAN_GAP: Duration = Duration::from_millis(20);
+
+/// Reads of pending inotify events per wake, at most (4 KiB each).
+const MAX_EVENT_READS: usize = 64;
+
+/// How often a follower waiting for changes looks at its cancellation.
+const CANCEL_CHECK: Duration = Duration::from_millis(500);
 
 /// At most this much is read from one file per poll, so one busy file cannot starve the others.
 const READ_BUDGET_BYTES: usize = 4 * 1024 * 1024;
@@ -163,7 +169,13 @@ struct FollowerState {
 /// directories of the followed files.
 struct Changes {
     inotify: Option<Inotify>,
+    /// The watched directories.
     watched: HashSet<PathBuf>,
+    /// The same, by watch.
+    by_watch: HashMap<WatchDescriptor, PathBuf>,
+    /// Directories that could not be watched (a limit, permissions): tried
+    /// again after the next rescan, polled meanwhile.
+    failed: HashSet<PathBuf>,
 }
 
 /// Something in a watched directory was written.
@@ -196,48 +208,70 @@ impl Changes {
         let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
             .inspect_err(|err| warn!(error = %err, "inotify unavailable: followed files are polled only"))
             .ok();
-        Changes { inotify, watched: HashSet::new() }
+        Changes { inotify, watched: HashSet::new(), by_watch: HashMap::new(), failed: HashSet::new() }
     }
 
-    /// Watches the directory of `path` (once).
-    fn watch_directory_of(&mut self, path: &Path) {
-        let (Some(inotify), Some(directory)) = (&self.inotify, path.parent()) else { return };
-        if self.watched.contains(directory) {
+    /// Watches `directory` (once).
+    fn watch(&mut self, directory: &Path) {
+        let Some(inotify) = &self.inotify else { return };
+        if self.watched.contains(directory) || self.failed.contains(directory) {
             return;
         }
         match inotify.add_watch(directory, WRITTEN | RENAMED) {
-            Ok(_) => {
+            Ok(watch) => {
                 self.watched.insert(directory.to_path_buf());
+                self.by_watch.insert(watch, directory.to_path_buf());
             }
-            Err(err) => debug!(directory = %directory.display(), error = %err, "cannot watch directory; polling it"),
+            Err(err) => {
+                debug!(directory = %directory.display(), error = %err, "cannot watch directory; polling it");
+                self.failed.insert(directory.to_path_buf());
+            }
         }
     }
 
-    /// Waits until a watched directory changes or `timeout` passes.
-    fn wait(&self, timeout: Duration) -> Seen {
-        let Some(inotify) = &self.inotify else {
-            std::thread::sleep(timeout);
-            return Seen::default();
-        };
-        let millis = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::from(millis)) {
-            Ok(0) => return Seen::default(),
-            Ok(_) => {}
-            Err(err) => {
-                debug!(error = %err, "inotify poll failed");
-                std::thread::sleep(timeout);
+    /// Waits until a watched directory changes, `timeout` passes or
+    /// `cancel` fires (noticed within [`CANCEL_CHECK`]).
+    fn wait(&mut self, timeout: Duration, cancel: &CancellationToken) -> Seen {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || cancel.is_cancelled() {
                 return Seen::default();
             }
+            let slice = left.min(CANCEL_CHECK);
+            let Some(inotify) = &self.inotify else {
+                std::thread::sleep(slice);
+                continue;
+            };
+            let millis = u16::try_from(slice.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(millis)) {
+                Ok(0) => continue,
+                Ok(_) => break,
+                Err(err) => {
+                    debug!(error = %err, "inotify poll failed");
+                    std::thread::sleep(slice);
+                }
+            }
         }
+        let Some(inotify) = &self.inotify else { return Seen::default() };
         let mut seen = Seen::default();
-        while let Ok(events) = inotify.read_events() {
+        // A bounded drain: in a very busy directory, events keep coming.
+        for _ in 0..MAX_EVENT_READS {
+            let Ok(events) = inotify.read_events() else { break };
             if events.is_empty() {
                 break;
             }
-            seen.renamed |= events
-                .iter()
-                .any(|event| event.mask.intersects(RENAMED | AddWatchFlags::IN_Q_OVERFLOW | AddWatchFlags::IN_IGNORED));
+            for event in &events {
+                // A watched directory went away: watch it again if it comes back.
+                if event.mask.contains(AddWatchFlags::IN_IGNORED)
+                    && let Some(directory) = self.by_watch.remove(&event.wd)
+                {
+                    self.watched.remove(&directory);
+                }
+                seen.renamed |=
+                    event.mask.intersects(RENAMED | AddWatchFlags::IN_Q_OVERFLOW | AddWatchFlags::IN_IGNORED);
+            }
         }
         seen
     }
@@ -264,10 +298,18 @@ impl FollowerState {
                 self.scan();
                 self.last_scan = Some(Instant::now());
                 rescan_soon = false;
+                self.changes.failed.clear();
+            }
+            for glob in &self.globs {
+                if glob.base().is_dir() {
+                    self.changes.watch(glob.base());
+                }
             }
             for tracked in &self.tracked {
-                if let SourceKind::File { path } = &tracked.source {
-                    self.changes.watch_directory_of(path);
+                if let SourceKind::File { path } = &tracked.source
+                    && let Some(directory) = path.parent()
+                {
+                    self.changes.watch(directory);
                 }
             }
             let mut index = 0;
@@ -288,7 +330,7 @@ impl FollowerState {
             }
             let timeout =
                 if rescan_soon { self.config.poll_interval.min(MIN_RESCAN_GAP) } else { self.config.poll_interval };
-            rescan_soon |= self.changes.wait(timeout).renamed;
+            rescan_soon |= self.changes.wait(timeout, cancel).renamed;
         }
     }
 

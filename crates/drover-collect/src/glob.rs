@@ -61,6 +61,12 @@ impl Glob {
         Ok(Glob { base, patterns })
     }
 
+    /// The fixed leading directory: where new matching files can appear
+    /// first (the files' own directories are watched too).
+    pub(crate) fn base(&self) -> &Path {
+        &self.base
+    }
+
     /// The files that match now, sorted. Unreadable directories are skipped.
     pub(crate) fn expand(&self) -> Vec<PathBuf> {
         let mut current = vec![self.base.clone()];

@@ -118,6 +118,45 @@ async fn writes_and_new_files_are_read_at_once_without_waiting_for_the_poll() {
 }
 
 #[tokio::test]
+async fn a_directory_removed_and_made_again_is_watched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("app");
+    std::fs::create_dir(&sub).unwrap();
+    let mut config = FileSourceConfig::new(vec![format!("{}/*.log", sub.display())]);
+    config.poll_interval = Duration::from_secs(10);
+    config.rescan_interval = Duration::from_secs(30);
+    config.rotate_wait = Duration::from_millis(100);
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(config, checkpoints);
+    let quickly = async |running: &mut Running| {
+        let line = tokio::time::timeout(Duration::from_secs(1), running.lines.recv()).await;
+        line.expect("read well before the 10 s poll").unwrap().text
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The glob's directory is watched: a file created in it is found at once.
+    append(&sub.join("a.log"), "first\n");
+    assert_eq!(quickly(&mut running).await, "first");
+    std::fs::remove_dir_all(&sub).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::create_dir(&sub).unwrap();
+    // Its parent is not watched: the new directory is watched from the next
+    // poll on (at most 10 s), and then its files are seen at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append(&sub.join("b.log"), "in the new directory\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut found = false;
+    while !found && std::time::Instant::now() < deadline {
+        if let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(1), running.lines.recv()).await {
+            found = line.text == "in the new directory";
+        }
+    }
+    assert!(found, "the new directory's file is followed");
+    append(&sub.join("b.log"), "written later\n");
+    assert_eq!(quickly(&mut running).await, "written later");
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn rename_rotation_reads_the_old_file_to_its_end_first() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");

@@ -523,6 +523,50 @@ impl LogStore {
         }
         // Per touched partition: the marks and next row as they will be after the commit.
         let mut pending: BTreeMap<i64, PartitionPayload> = BTreeMap::new();
+        if let Err(error) = self.add_documents(batch, &mut pending, &mut outcome) {
+            // Nothing of this call may reach a later commit: the batch is sent again.
+            for start in pending.keys() {
+                if let Some(partition) = self.partitions.get_mut(start)
+                    && let Some(writer) = partition.writer.as_mut()
+                    && writer.rollback().is_err()
+                {
+                    // A writer that cannot roll back is dropped; the next call opens a new one.
+                    partition.writer = None;
+                }
+            }
+            return Err(error);
+        }
+        let mut first_error = None;
+        for (start, payload) in pending {
+            let Some(partition) = self.partitions.get_mut(&start) else {
+                continue;
+            };
+            if first_error.is_some() {
+                if let Some(writer) = partition.writer.as_mut() {
+                    let _ = writer.rollback();
+                }
+                continue;
+            }
+            if let Err(error) = commit_partition(partition, payload) {
+                first_error = Some(error);
+            }
+        }
+        self.close_idle_writers();
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(outcome),
+        }
+    }
+
+    /// Hands the records of `batch` that are new to their partitions'
+    /// writers, recording in `pending` what each partition's commit will
+    /// make durable.
+    fn add_documents(
+        &mut self,
+        batch: Vec<LogRecord>,
+        pending: &mut BTreeMap<i64, PartitionPayload>,
+        outcome: &mut IngestOutcome,
+    ) -> Result<()> {
         let mut blob = Vec::with_capacity(512);
         // Documents go to the indexing thread in groups, not one by one.
         let mut queued: HashMap<i64, Vec<UserOperation>> = HashMap::new();
@@ -568,26 +612,7 @@ impl LogStore {
                 writer.run(operations).map_err(index_error(&partition.path))?;
             }
         }
-        let mut first_error = None;
-        for (start, payload) in pending {
-            let Some(partition) = self.partitions.get_mut(&start) else {
-                continue;
-            };
-            if first_error.is_some() {
-                if let Some(writer) = partition.writer.as_mut() {
-                    let _ = writer.rollback();
-                }
-                continue;
-            }
-            if let Err(error) = commit_partition(partition, payload) {
-                first_error = Some(error);
-            }
-        }
-        self.close_idle_writers();
-        match first_error {
-            Some(error) => Err(error),
-            None => Ok(outcome),
-        }
+        Ok(())
     }
 
     /// Keeps at most `max_open_writers` writers open, the most recently used.
@@ -780,10 +805,13 @@ impl LogStore {
         if let Some(max_age) = self.config.retention.max_age {
             let max_age_nanos = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
             let oldest_kept_end = now.saturating_sub(max_age_nanos);
+            // One being compacted is deleted next time (its merge is writing
+            // into its folder).
             let expired: Vec<i64> = self
                 .partitions
-                .keys()
-                .copied()
+                .values()
+                .filter(|partition| !partition.compacting)
+                .map(|partition| partition.start)
                 .filter(|start| start.saturating_add(self.span_nanos) <= oldest_kept_end)
                 .collect();
             for start in expired {
@@ -792,13 +820,19 @@ impl LogStore {
             }
         }
         if let Some(max_bytes) = self.config.retention.max_bytes {
-            let mut sizes: Vec<(i64, u64)> =
-                self.partitions.values().map(|partition| (partition.start, directory_bytes(&partition.path))).collect();
-            let mut total: u64 = sizes.iter().map(|(_, bytes)| bytes).sum();
+            let mut sizes: Vec<(i64, u64, bool)> = self
+                .partitions
+                .values()
+                .map(|partition| (partition.start, directory_bytes(&partition.path), partition.compacting))
+                .collect();
+            let mut total: u64 = sizes.iter().map(|(_, bytes, _)| bytes).sum();
             sizes.pop(); // the newest is kept
-            for (start, bytes) in sizes {
+            for (start, bytes, compacting) in sizes {
                 if total <= max_bytes {
                     break;
+                }
+                if compacting {
+                    continue;
                 }
                 self.delete_partition(start)?;
                 total = total.saturating_sub(bytes);
@@ -811,9 +845,13 @@ impl LogStore {
 
     /// Deletes one partition; returns the bytes it used.
     fn delete_partition(&mut self, start: i64) -> Result<u64> {
-        let Some(partition) = self.partitions.remove(&start) else {
+        let Some(mut partition) = self.partitions.remove(&start) else {
             return Ok(0);
         };
+        // Background merges write into the folder: let them end first.
+        if let Err(error) = close_writer(&mut partition) {
+            tracing::warn!(%error, "a partition's writer did not close cleanly before its deletion");
+        }
         let bytes = directory_bytes(&partition.path);
         let path = partition.path.clone();
         drop(partition);
@@ -852,8 +890,6 @@ impl LogStore {
     /// A settled partition is searched through one segment instead of tens
     /// (a rare word is looked up once per segment), and takes less disk.
     pub fn start_compaction(&mut self, start: i64) -> Result<Option<Compaction>> {
-        self.use_counter += 1;
-        let use_counter = self.use_counter;
         let (config, span_nanos) = (self.config, self.span_nanos);
         let Some(partition) = self.partitions.get_mut(&start) else {
             return Ok(None);
@@ -862,8 +898,9 @@ impl LogStore {
         if segment_ids.len() <= 1 {
             return Ok(None);
         }
+        // Not marked as used: once the merge is done, a writer opened for
+        // it alone is the first that `close_idle_writers` closes.
         open_writer(partition, &config, span_nanos)?;
-        partition.last_used = use_counter;
         let Some(writer) = partition.writer.as_mut() else {
             return Ok(None);
         };
@@ -877,7 +914,10 @@ impl LogStore {
             return Ok(());
         };
         partition.compacting = false;
-        partition.reload()
+        partition.reload()?;
+        // The writer may have been opened for the compaction alone.
+        self.close_idle_writers();
+        Ok(())
     }
 
     /// Compacts every settled partition (see [`LogStore::settled_partitions`]),

@@ -16,7 +16,7 @@
 //! says so (`unreachable`): its agents' lines are not lost (they are on its
 //! disk) but cannot be seen until it is back.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -196,16 +196,26 @@ fn read(store: &RwLock<LogStore>) -> std::sync::RwLockReadGuard<'_, LogStore> {
 /// Commits batches of records, as many jobs per commit as are waiting, and
 /// answers each job once its records are durable. Live readers (`tail -f`,
 /// hammers triggered by log lines) get each record as it arrives, before the
-/// commit: a line an agent has to send again (its session ended before the
-/// acknowledgement) can show twice in a live tail, never in the index.
+/// commit; a line an agent sends again (its session ended before the
+/// acknowledgement) is not shown twice.
 async fn ingest_loop(
     store: Arc<RwLock<LogStore>>,
     mut jobs: mpsc::Receiver<IngestJob>,
     live: broadcast::Sender<Arc<LogRecord>>,
 ) {
-    let publish = |job: &IngestJob| {
-        if live.receiver_count() > 0 {
-            for record in &job.records {
+    // Per origin, the highest seq handed to live readers: a resent line is
+    // not shown (nor does it trigger) twice.
+    let mut published: HashMap<String, u64> = HashMap::new();
+    let mut publish = |job: &IngestJob| {
+        for record in &job.records {
+            match published.get_mut(&record.origin) {
+                Some(mark) if record.seq <= *mark => continue,
+                Some(mark) => *mark = record.seq,
+                None => {
+                    published.insert(record.origin.clone(), record.seq);
+                }
+            }
+            if live.receiver_count() > 0 {
                 let _ = live.send(Arc::new(record.clone()));
             }
         }

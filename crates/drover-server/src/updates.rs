@@ -208,7 +208,15 @@ pub(crate) fn spawn_client_update_batcher(server: Server) {
             let now = Timestamp::now();
             let evals = failure_evals(&server, &updates, now);
             match server.propose(Command::UpdateAllocsFromClient { updates, evals, now }).await {
-                Ok(_) => pending.clear(),
+                Ok(response) => {
+                    pending.clear();
+                    // The next batch decides "newly failed" against this
+                    // server's state: on a follower, wait until it has
+                    // applied this one (else a failure counts twice).
+                    if let Err(error) = server.wait_for_index(response.index(), Duration::from_secs(5)).await {
+                        tracing::debug!(%error, "task-state updates applied elsewhere first");
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, num_updates = pending.len(), "task-state updates not committed; retrying");
                     tokio::select! {

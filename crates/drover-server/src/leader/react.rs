@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_proto::api::{LogCountBy, LogQuery};
-use drover_site::alerting::{Observation, Transition};
+use drover_site::alerting::{AlertId, Observation, Transition};
 use drover_site::hammer::{Decision, RunId, RunState, TriggerEvent, TriggerNode};
 use drover_site::matcher::all_match;
 use drover_site::{AllocCheck, Condition, GroupBy, HammerTrigger, Labels, NodeCondition, NodeEvent};
@@ -181,6 +181,7 @@ impl Reactor {
                     }
                 }
             }
+            let expected: HashSet<AlertId> = triggers.iter().map(|(id, _)| id.clone()).collect();
             let op = ReactOp::Evaluate {
                 rule: rule.name.clone(),
                 observations,
@@ -192,6 +193,23 @@ impl Reactor {
                 Ok(outcome) => {
                     for decision in outcome.decisions {
                         self.act_on(decision);
+                    }
+                    // An alert that fired although the preview did not expect
+                    // it (the site changed in between): its hammers are asked now.
+                    let state = self.server.state();
+                    for transition in &outcome.transitions {
+                        let Transition::Firing(id) = transition else { continue };
+                        if expected.contains(id) {
+                            continue;
+                        }
+                        let labels =
+                            state.react().alerts.alert(id).map(|alert| alert.labels.clone()).unwrap_or_default();
+                        for hammer in site.hammers.values() {
+                            if matches!(&hammer.trigger, HammerTrigger::Alert(name) if *name == rule.name) {
+                                let event = event_for(&state, &hammer.name, &labels, format!("alert {id} fires"));
+                                self.trigger(event).await;
+                            }
+                        }
                     }
                 }
                 Err(error) => tracing::warn!(rule = %rule.name, %error, "cannot record an alert evaluation"),
