@@ -318,8 +318,10 @@ impl Dispatcher {
     pub async fn send(&self, notifier: &str, notification: Notification) -> DeliveryId {
         let record = DeliveryRecord::queued(notifier, notification, Timestamp::now());
         let id = record.id.clone();
-        self.shared.store(record).await;
-        self.spawn(id.clone());
+        // The first attempt need not wait for the outbox's fsync: its outcome
+        // is written after the queued record (the outbox lock orders them),
+        // and a crash before that fsync loses the notification either way.
+        self.shared.store_then(record, || self.spawn(id.clone())).await;
         id
     }
 
@@ -408,6 +410,12 @@ impl Shared {
 
     /// Puts `record` in place, in memory and in the outbox.
     async fn store(&self, record: DeliveryRecord) {
+        self.store_then(record, || {}).await;
+    }
+
+    /// [`Shared::store`], calling `in_memory` once the record is in memory,
+    /// before it is written to the outbox.
+    async fn store_then(&self, record: DeliveryRecord, in_memory: impl FnOnce()) {
         let mut outbox = self.outbox.lock().await;
         let num_live = {
             let mut records = self.lock_records();
@@ -418,6 +426,7 @@ impl Shared {
             }
             records.len()
         };
+        in_memory();
         if let Some(file) = outbox.as_mut() {
             match file.append(&record, num_live).await {
                 Ok(false) => {}
