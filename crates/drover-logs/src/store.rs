@@ -310,6 +310,9 @@ struct Partition {
     last_added: Option<Instant>,
     /// A compaction's merge is running in its writer: the writer stays open.
     compacting: bool,
+    /// Its writer merges 16 segments at a time (its hour was running when
+    /// the writer opened), not 64.
+    merges_eagerly: bool,
     /// The sort columns of its segments, opened once.
     sort_columns: Arc<SortColumns>,
 }
@@ -496,6 +499,7 @@ impl LogStore {
             last_used: 0,
             last_added: None,
             compacting: false,
+            merges_eagerly: false,
             sort_columns,
         })
     }
@@ -572,6 +576,7 @@ impl LogStore {
         let mut queued: HashMap<i64, Vec<UserOperation>> = HashMap::new();
         self.use_counter += 1;
         let now = Instant::now();
+        let wall_now = drover_types::log::unix_nanos(SystemTime::now());
         for record in batch {
             let start = self.partition_start(record.timestamp);
             if !self.partitions.contains_key(&start) {
@@ -594,7 +599,7 @@ impl LogStore {
                 continue;
             }
             partition.last_added = Some(now);
-            let writer = open_writer(partition, &self.config, self.span_nanos)?;
+            let writer = open_writer(partition, &self.config, self.span_nanos, wall_now)?;
             let operations = queued.entry(start).or_default();
             operations.push(UserOperation::Add(self.schema.document(&record, payload.next_row, &mut blob)));
             if operations.len() >= DOCUMENTS_PER_SEND {
@@ -900,7 +905,7 @@ impl LogStore {
         }
         // Not marked as used: once the merge is done, a writer opened for
         // it alone is the first that `close_idle_writers` closes.
-        open_writer(partition, &config, span_nanos)?;
+        open_writer(partition, &config, span_nanos, drover_types::log::unix_nanos(SystemTime::now()))?;
         let Some(writer) = partition.writer.as_mut() else {
             return Ok(None);
         };
@@ -1042,18 +1047,33 @@ impl fmt::Debug for Compaction {
 }
 
 /// The partition's writer, opened when needed: merging eagerly while the
-/// partition's hour runs, lazily once it is over (compaction follows).
-fn open_writer<'a>(partition: &'a mut Partition, config: &StoreConfig, span_nanos: i64) -> Result<&'a IndexWriter> {
-    if partition.writer.is_none() {
-        let num_threads = config.indexing_threads.max(1);
-        // tantivy needs at least 15 MB per thread.
-        let memory_bytes = config.writer_memory_bytes.max(15_000_000 * num_threads);
-        let writer =
-            partition.index.writer_with_num_threads(num_threads, memory_bytes).map_err(index_error(&partition.path))?;
-        let now = drover_types::log::unix_nanos(SystemTime::now());
-        let is_over = partition.start.saturating_add(span_nanos) <= now;
-        writer.set_merge_policy(Box::new(merge_policy(if is_over { SETTLING_MERGE_FAN_IN } else { MERGE_FAN_IN })));
-        partition.writer = Some(writer);
+/// partition's hour runs, lazily once it is over at `now` (compaction
+/// follows), a writer kept open across the end of the hour included.
+fn open_writer<'a>(
+    partition: &'a mut Partition,
+    config: &StoreConfig,
+    span_nanos: i64,
+    now: i64,
+) -> Result<&'a IndexWriter> {
+    let is_over = partition.start.saturating_add(span_nanos) <= now;
+    match partition.writer.as_ref() {
+        None => {
+            let num_threads = config.indexing_threads.max(1);
+            // tantivy needs at least 15 MB per thread.
+            let memory_bytes = config.writer_memory_bytes.max(15_000_000 * num_threads);
+            let writer = partition
+                .index
+                .writer_with_num_threads(num_threads, memory_bytes)
+                .map_err(index_error(&partition.path))?;
+            writer.set_merge_policy(Box::new(merge_policy(if is_over { SETTLING_MERGE_FAN_IN } else { MERGE_FAN_IN })));
+            partition.merges_eagerly = !is_over;
+            partition.writer = Some(writer);
+        }
+        Some(writer) if partition.merges_eagerly && is_over => {
+            writer.set_merge_policy(Box::new(merge_policy(SETTLING_MERGE_FAN_IN)));
+            partition.merges_eagerly = false;
+        }
+        Some(_) => {}
     }
     partition.writer.as_ref().ok_or_else(|| Error::Corrupt {
         path: partition.path.clone(),

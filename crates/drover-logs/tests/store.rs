@@ -477,3 +477,30 @@ fn the_running_hour_is_merged_as_it_grows_and_a_past_hour_is_left_to_compaction(
     assert_eq!(store.num_segments(BASE), 1);
     assert_eq!(total(&store, "merge"), 400);
 }
+
+#[test]
+fn a_writer_open_when_its_span_ends_stops_merging_eagerly() {
+    let directory = tempfile::tempdir().unwrap();
+    // Two-second partitions, so that one ends during the test.
+    let config = StoreConfig { partition_seconds: 2, ..small_config() };
+    let mut store = LogStore::open_with(directory.path(), config).unwrap();
+    let span = 2 * NANOS_PER_SECOND;
+    let now = drover_types::log::unix_nanos(std::time::SystemTime::now());
+    let start = now - now.rem_euclid(span);
+    let ingest = |store: &mut LogStore, first_seq: u64| {
+        let records: Vec<LogRecord> = (0..5)
+            .map(|index| record("node-a", first_seq + index, start + (first_seq + index) as i64, "span line"))
+            .collect();
+        store.ingest(records).unwrap();
+    };
+    // The writer opens while the span runs (eager merges)…
+    ingest(&mut store, 1);
+    std::thread::sleep(Duration::from_nanos(u64::try_from(start + span - now).unwrap() + 100_000_000));
+    // …and after it ended, late commits are left for compaction.
+    for commit in 1..20u64 {
+        ingest(&mut store, 1 + commit * 5);
+    }
+    store.close_writers().unwrap();
+    assert_eq!(store.num_segments(start), 20, "no eager merge after the span ended");
+    assert_eq!(total(&store, "span"), 100);
+}
