@@ -249,7 +249,7 @@ async fn probe_http(
     if let Some(needle) = expected_body.filter(|_| !body_ok) {
         output.push_str(&format!(" (body does not contain {needle:?})"));
     }
-    let excerpt = truncate(body_text.trim(), BODY_EXCERPT_BYTES);
+    let excerpt = drover_types::text::truncated(body_text.trim(), BODY_EXCERPT_BYTES);
     if !excerpt.is_empty() {
         output.push('\n');
         output.push_str(excerpt);
@@ -317,7 +317,7 @@ async fn probe_script(script: &ScriptProbe, timeout: Duration) -> ProbeOutcome {
         }
     };
     let lossy_output = String::from_utf8_lossy(&output);
-    let text = truncate(lossy_output.trim(), MAX_OUTPUT_BYTES);
+    let text = drover_types::text::truncated(lossy_output.trim(), MAX_OUTPUT_BYTES);
     match exit {
         Some(Ok(status)) => {
             group.armed = false;
@@ -426,18 +426,6 @@ fn critical(output: impl Into<String>) -> ProbeOutcome {
 /// `output`, preceded by `context` on its own line when there is output.
 fn with_context(output: &str, context: &str) -> String {
     if output.is_empty() { context.to_owned() } else { format!("{context}\n{output}") }
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 fn host_port(address: &str, port: u16) -> String {

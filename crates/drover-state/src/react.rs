@@ -471,13 +471,13 @@ fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, limit: usize) {
     }
 }
 
-fn truncate_output(output: &mut String) {
+/// Cuts an action's output to at most [`RUN_OUTPUT_MAX`] bytes, marker
+/// included (so cutting again changes nothing).
+pub fn truncate_output(output: &mut String) {
+    const MARKER: &str = "\n[output truncated]";
     if output.len() > RUN_OUTPUT_MAX {
-        let mut cut = RUN_OUTPUT_MAX;
-        while !output.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        output.truncate(cut);
-        output.push_str("\n[output truncated]");
+        let kept = drover_types::text::truncated(output, RUN_OUTPUT_MAX - MARKER.len()).len();
+        output.truncate(kept);
+        output.push_str(MARKER);
     }
 }

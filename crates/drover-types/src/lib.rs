@@ -20,6 +20,7 @@ pub mod node;
 pub mod plan;
 pub mod resources;
 pub mod serde_bytes;
+pub mod text;
 pub mod time;
 pub mod variable;
 

@@ -11,16 +11,13 @@ use drover_proto::api::{ExecEvent, ExecRequest, ExecStatus};
 use drover_site::alerting::NotificationKind;
 use drover_site::hammer::{Run, RunId, hammer_notifications};
 use drover_site::{Action, CommandTarget, Escape, Hammer, ProviderOperation, Template};
-use drover_state::react::{ReactOp, RunReport};
+use drover_state::react::{RUN_OUTPUT_MAX, ReactOp, RunReport, truncate_output};
 use drover_state::{Command, State};
 use drover_types::{AllocDesiredStatus, EvalTrigger, Evaluation, Node, PlanStop, Timestamp};
 
 use crate::ids::new_eval_id;
 use crate::operations::DrainRequest;
 use crate::server::Server;
-
-/// Output kept of a command.
-const OUTPUT_MAX: usize = 16 * 1024;
 
 /// Performs a started run and records its outcome.
 pub(super) async fn perform(server: &Server, run_id: RunId) {
@@ -263,7 +260,7 @@ pub(crate) async fn shell(command: &str, timeout: Duration) -> Result<String, St
         .map_err(|error| format!("cannot read the command's output: {error}"))?;
     let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&output.stderr));
-    cap(&mut text);
+    truncate_output(&mut text);
     if output.status.success() { Ok(text) } else { Err(format!("{}\n{text}", output.status)) }
 }
 
@@ -275,14 +272,14 @@ async fn exec_on(server: &Server, node: &Node, command: &str, timeout: Duration)
         timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         parallel: 0,
         user: None,
-        max_output_bytes: OUTPUT_MAX as u64,
+        max_output_bytes: RUN_OUTPUT_MAX as u64,
         local: false,
     };
     let mut events = server.exec(request).await.map_err(|error| error.to_string())?;
     while let Some(event) = events.recv().await {
         if let ExecEvent::Result(result) = event {
             let mut text = format!("{}{}{}", result.stdout, result.stderr, result.error);
-            cap(&mut text);
+            truncate_output(&mut text);
             return match result.status {
                 ExecStatus::Success => Ok(text),
                 status => Err(format!("{status:?} (exit {:?})\n{text}", result.exit_code)),
@@ -312,16 +309,6 @@ async fn webhook(run: &Run, url: &str) -> Result<String, String> {
     let response = client.post(url).json(&body).send().await.map_err(|error| format!("POST {url}: {error}"))?;
     let status = response.status();
     let mut text = response.text().await.unwrap_or_default();
-    cap(&mut text);
+    truncate_output(&mut text);
     if status.is_success() { Ok(format!("{status}\n{text}")) } else { Err(format!("POST {url}: {status}\n{text}")) }
-}
-
-fn cap(text: &mut String) {
-    if text.len() > OUTPUT_MAX {
-        let mut cut = OUTPUT_MAX;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-    }
 }

@@ -30,16 +30,6 @@ async fn node_list_filters_by_hostgroup_environment_and_meta() {
     assert!(stderr.contains("column 1"), "{stderr}");
 }
 
-/// Kills Prometheus when the test ends, even on panic.
-struct Prometheus(std::process::Child);
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
     let Some(prometheus) = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
@@ -92,7 +82,7 @@ async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
         ),
     )
     .unwrap();
-    let _prometheus = Prometheus(
+    let _prometheus = crate::harness::Peer(
         std::process::Command::new(prometheus)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", cluster.dir.path().join("tsdb").display()))

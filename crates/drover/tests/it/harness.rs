@@ -92,6 +92,17 @@ impl Drop for Process {
     }
 }
 
+/// A peer process a test started (Prometheus, an SMTP server, …), killed
+/// when the test ends, even on panic.
+pub struct Peer(pub std::process::Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A cluster of servers (one, or three for high availability) and any
 /// number of agents, all real processes, under one temporary directory.
 pub struct Cluster {

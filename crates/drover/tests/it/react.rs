@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::harness::{Cluster, wait_until};
+use crate::harness::{Cluster, Peer, wait_until};
 
 fn text(output: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
@@ -40,6 +40,23 @@ fn append(path: &Path, text: &str) {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new().append(true).create(true).open(path).unwrap();
     file.write_all(text.as_bytes()).unwrap();
+}
+
+/// The site folder of a test, with a console file per node (read by the
+/// test provider's `console` command) showing `boot`.
+fn site_with_consoles(cluster: &Cluster, names: &[String], boot: &str) -> std::path::PathBuf {
+    let site = cluster.dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    for name in names {
+        write(&site.join(format!("console-{name}")), boot);
+    }
+    site
+}
+
+/// `drover apply SITE`, which must succeed.
+fn apply(cluster: &Cluster, site: &Path) {
+    let applied = cluster.cli(&["apply", site.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied));
 }
 
 async fn history(cluster: &Cluster, hammer: &str) -> Vec<drover_proto::react::HammerHistoryEntry> {
@@ -87,11 +104,8 @@ async fn a_kernel_panic_on_the_console_reboots_the_node_through_the_provider() {
     let mut cluster = Cluster::start().await;
     let names: Vec<String> = ["web01", "web02", "web03"].map(str::to_owned).to_vec();
     cluster.start_agents(&names, &[]).await;
-    let site = cluster.dir.path().join("site");
+    let site = site_with_consoles(&cluster, &names, "Linux version 6.1\nlogin:\n");
     std::fs::create_dir_all(site.join("runbooks")).unwrap();
-    for name in &names {
-        write(&site.join(format!("console-{name}")), "Linux version 6.1\nlogin:\n");
-    }
     // The provider's reboot: kill the node's agent and start it again
     // with the same command line; the console shows a fresh boot.
     let reboot = site.join("reboot.sh");
@@ -147,8 +161,7 @@ hammer "reboot-on-kernel-panic" {{
     let planned = cluster.cli(&["plan", site_arg]);
     assert!(planned.status.success(), "{}", text(&planned));
     assert!(text(&planned).contains("+ hammer \"reboot-on-kernel-panic\""), "{}", text(&planned));
-    let applied = cluster.cli(&["apply", site_arg]);
-    assert!(applied.status.success(), "{}", text(&applied));
+    apply(&cluster, &site);
     assert!(cluster.cli(&["plan", site_arg]).stdout.starts_with(b"Site: no changes."));
 
     // The console's boot lines are indexed as source console.
@@ -233,11 +246,7 @@ async fn a_storm_of_triggers_stays_within_the_limits_and_approve_dry_run_and_pro
     let mut cluster = Cluster::start().await;
     let names: Vec<String> = (0..10).map(|number| format!("n{number:02}")).collect();
     cluster.start_agents(&names, &[]).await;
-    let site = cluster.dir.path().join("site");
-    std::fs::create_dir_all(&site).unwrap();
-    for name in &names {
-        write(&site.join(format!("console-{name}")), "boot\n");
-    }
+    let site = site_with_consoles(&cluster, &names, "boot\n");
     let (hook, bodies) = hook_receiver().await;
     write(
         &site.join("site.hcl"),
@@ -269,8 +278,7 @@ hammer "fan-check" {{
             dir = site.display()
         ),
     );
-    let applied = cluster.cli(&["apply", site.to_str().unwrap()]);
-    assert!(applied.status.success(), "{}", text(&applied));
+    apply(&cluster, &site);
     // Let the pollers index the boot lines first.
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -361,15 +369,6 @@ hammer "fan-check" {{
 }
 
 /// Kills a peer process when the test ends.
-struct Peer(std::process::Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_a_real_smtp_server_and_alertmanager_whose_webhook_triggers_a_hammer() {
     let alertmanager_binary = Path::new("/usr/bin/prometheus-alertmanager");
@@ -386,11 +385,7 @@ async fn alerts_reach_a_real_smtp_server_and_alertmanager_whose_webhook_triggers
     let mut cluster = Cluster::start().await;
     let names: Vec<String> = ["db01", "db02"].map(str::to_owned).to_vec();
     cluster.start_agents(&names, &[]).await;
-    let site = cluster.dir.path().join("site");
-    std::fs::create_dir_all(&site).unwrap();
-    for name in &names {
-        write(&site.join(format!("console-{name}")), "boot\n");
-    }
+    let site = site_with_consoles(&cluster, &names, "boot\n");
 
     let smtp_port = crate::harness::free_port();
     let maildir = cluster.dir.path().join("mail");
@@ -461,8 +456,7 @@ hammer "drain-on-ecc" {{
             dir = site.display()
         ),
     );
-    let applied = cluster.cli(&["apply", site.to_str().unwrap()]);
-    assert!(applied.status.success(), "{}", text(&applied));
+    apply(&cluster, &site);
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     append(&site.join("console-db02"), "EDAC MC0: 1 CE memory read error\nEDAC MC0: 1 CE memory read error\n");
