@@ -138,7 +138,8 @@ impl LogShipper {
         self.readable_upto.load(Ordering::Acquire)
     }
 
-    /// Lines dropped because the spool was full, ever.
+    /// Lines dropped because the spool was full or their records were
+    /// damaged on disk, ever.
     pub(crate) fn dropped_lines(&self) -> u64 {
         self.spool().stats().dropped_lines
     }

@@ -84,7 +84,9 @@ pub(crate) async fn run(
         next_server += 1;
         let url = format!("ws://{}/v1/agent/session", address.trim_start_matches("http://"));
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-            .read_buffer_size(session::READ_BUFFER_BYTES);
+            .read_buffer_size(session::READ_BUFFER_BYTES)
+            .max_message_size(Some(session::MAX_MESSAGE_BYTES))
+            .max_frame_size(Some(session::MAX_MESSAGE_BYTES));
         let connecting = tokio_tungstenite::connect_async_with_config(&url, Some(config), false);
         match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok((socket, _))) => {

@@ -1,9 +1,11 @@
 //! Extractors whose rejections are API errors (`{code, message}` JSON),
 //! never axum's plain-text defaults.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -15,21 +17,43 @@ pub struct ApiJson<T>(pub T);
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
+    /// Reads the body as `T`, refusing fields `T` does not have (a typo in
+    /// a field name must not be silently ignored), with the path of the
+    /// first one in the message.
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(request.headers()) {
+            return Err(ApiError::invalid("the body must be JSON: send the header `Content-Type: application/json`"));
         }
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            ApiError::invalid(format!("cannot read the request body: {}", rejection.body_text()))
+        })?;
+        let mut unknown_fields = Vec::new();
+        let mut deserializer = serde_json::Deserializer::from_slice(&body);
+        let value: T = serde_ignored::deserialize(&mut deserializer, |path| unknown_fields.push(path.to_string()))
+            .map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))?;
+        deserializer.end().map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))?;
+        if let Some(first) = unknown_fields.first() {
+            return Err(ApiError::invalid(format!(
+                "invalid request body: unknown field `{first}`{}; see docs/api.md for the fields",
+                if unknown_fields.len() > 1 {
+                    format!(" (and {} more)", unknown_fields.len() - 1)
+                } else {
+                    String::new()
+                }
+            )));
+        }
+        Ok(ApiJson(value))
     }
 }
 
-fn json_rejection(rejection: JsonRejection) -> ApiError {
-    match rejection {
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::invalid("the body must be JSON: send the header `Content-Type: application/json`")
-        }
-        other => ApiError::invalid(format!("invalid request body: {}", other.body_text())),
-    }
+/// Whether the request says its body is JSON (`application/json`, also
+/// with parameters or as a `+json` type).
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(content_type) = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 /// Query-string parameters.

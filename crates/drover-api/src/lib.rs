@@ -51,6 +51,7 @@ pub fn router(server: Server) -> Router {
     public
         .merge(internal)
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
@@ -60,6 +61,13 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError(CodedError::new(
         ErrorCode::NotFound,
         format!("no API route {}; see docs/api.md for the routes", uri.path()),
+    ))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError(CodedError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not a method of {}; see docs/api.md for the routes", uri.path()),
     ))
 }
 

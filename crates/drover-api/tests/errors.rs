@@ -121,3 +121,129 @@ async fn blocking_queries_return_the_index_and_wait_for_changes() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(250), "the query waited");
     server.shutdown().await;
 }
+
+/// A valid job as the API takes it, read from a job file.
+fn job_json(count: u32) -> serde_json::Value {
+    let text = format!(
+        r#"
+job "hostile" {{
+  constraint {{
+    attribute = "${{node.unique.name}}"
+    value     = "no-such-node"
+  }}
+  group "g" {{
+    count = {count}
+    task "t" {{
+      driver = "raw_exec"
+      config {{ command = "/bin/true" }}
+    }}
+  }}
+}}
+"#
+    );
+    let job = drover_jobspec::parse_job(&drover_jobspec::Source::new("hostile.nomad.hcl", text), &Default::default())
+        .expect("a valid job file");
+    serde_json::to_value(&job).unwrap()
+}
+
+async fn registered_jobs(server: &Server) -> serde_json::Value {
+    call(server, get("/v1/jobs")).await.1
+}
+
+#[tokio::test]
+async fn hostile_jobs_are_refused_with_the_job_file_messages_and_change_nothing() {
+    let (server, _dir) = start_server().await;
+
+    // One placement request per instance used to abort the leader.
+    let mut huge = job_json(1);
+    huge["groups"][0]["count"] = serde_json::json!(u32::MAX);
+    let body = serde_json::json!({ "job": huge }).to_string();
+    let started = std::time::Instant::now();
+    let (status, answer) = call(&server, post_json("/v1/job/hostile/plan", &body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("more than the limit of 100000"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let (status, _) = call(&server, post_json("/v1/jobs", &body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    let mut zones = job_json(1);
+    zones["datacenters"] = (0..100_000).map(|number| format!("dc{number}")).collect();
+    let (status, answer) = call(&server, post_json("/v1/jobs", &serde_json::json!({ "job": zones }).to_string())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["message"].as_str().unwrap().contains("datacenters"), "{answer}");
+
+    for bad_id in ["a\u{0}b", "../../x", "ünï", &"x".repeat(100 * 1024)] {
+        let mut job = job_json(1);
+        job["id"] = serde_json::json!(bad_id);
+        let (status, answer) =
+            call(&server, post_json("/v1/jobs", &serde_json::json!({ "job": job }).to_string())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["message"].as_str().unwrap().starts_with("job id"), "{answer}");
+    }
+
+    let mut zero_memory = job_json(1);
+    zero_memory["groups"][0]["tasks"][0]["resources"]["memory_mb"] = serde_json::json!(0);
+    let (status, answer) =
+        call(&server, post_json("/v1/jobs", &serde_json::json!({ "job": zero_memory }).to_string())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["message"].as_str().unwrap().contains("memory = 0 is too small"), "{answer}");
+
+    // An unknown field is refused, not ignored, with its path.
+    let mut typo = job_json(1);
+    typo["groups"][0]["cuont"] = serde_json::json!(3);
+    let (status, answer) = call(&server, post_json("/v1/jobs", &serde_json::json!({ "job": typo }).to_string())).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(answer["message"].as_str().unwrap().contains("unknown field `job.groups.0.cuont`"), "{answer}");
+
+    assert_eq!(registered_jobs(&server).await, serde_json::json!([]));
+
+    // The valid job is accepted.
+    let (status, answer) =
+        call(&server, post_json("/v1/jobs", &serde_json::json!({ "job": job_json(2) }).to_string())).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_a_coded_error() {
+    let (server, _dir) = start_server().await;
+    let (status, body) = call(&server, Request::put("/v1/jobs").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["code"], "method_not_allowed", "{body}");
+    assert!(body["message"].as_str().unwrap().contains("PUT"), "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn histograms_over_extreme_ranges_are_refused_not_fatal() {
+    let (server, _dir) = start_server().await;
+    for query in [
+        "q=&since=-9000000000000000000&until=9000000000000000000&interval=1ms",
+        "q=&since=-9000000000000000000&until=9000000000000000000",
+        "q=&since=9223372036854775807&interval=9223372036854775807ns",
+        "q=&since=0&until=7258118400000000000&interval=1ms",
+    ] {
+        let (status, body) = call(&server, get(&format!("/v1/logs/histogram?{query}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["code"], "invalid_input");
+    }
+    // The server still answers.
+    let (status, body) = call(&server, get("/v1/logs/histogram?q=&since=1h")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn dot_segments_in_variable_paths_are_refused() {
+    let (server, _dir) = start_server().await;
+    let request = Request::put("/v1/var/../job/hello")
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"items": {"a": "b"}}"#))
+        .unwrap();
+    let (status, body) = call(&server, request).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("\"..\" segment"), "{body}");
+    let (status, _) = call(&server, Request::delete("/v1/var/a/./b").body(Body::empty()).unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    server.shutdown().await;
+}

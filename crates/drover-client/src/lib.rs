@@ -144,10 +144,23 @@ impl Client {
         Some(Client { base: next.clone(), others: rest.to_vec(), stale: self.stale, http: self.http.clone() })
     }
 
-    async fn send(&self, build: impl Fn(&Client) -> reqwest::RequestBuilder) -> Result<reqwest::Response> {
+    /// Sends the request `build` makes for `path` (and its URL on the
+    /// server tried), moving on to the next server only when one cannot be
+    /// connected to.
+    ///
+    /// A path with a `.` or `..` segment is refused here: URL
+    /// normalisation would silently turn `/v1/var/../job/hello` into
+    /// another route (and `%2E%2E` is normalised the same way), so a name
+    /// that is a dot segment cannot be sent at all.
+    async fn send(
+        &self,
+        path: &str,
+        build: impl Fn(&Client, String) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response> {
+        check_segments(path)?;
         let mut client = self.clone();
         loop {
-            match build(&client).send().await {
+            match build(&client, client.url(path)).send().await {
                 Ok(response) => return Ok(response),
                 Err(error) if error.is_connect() => match client.next_server() {
                     Some(next) => client = next,
@@ -205,8 +218,8 @@ impl Client {
 
     async fn get<T: DeserializeOwned>(&self, path: &str, wait: Option<Wait>) -> Result<(T, u64)> {
         let response = self
-            .send(|client| {
-                let mut request = client.http.get(client.url(path));
+            .send(path, |client, url| {
+                let mut request = client.http.get(url);
                 if client.stale {
                     request = request.query(&[("stale", "true")]);
                 }
@@ -226,13 +239,12 @@ impl Client {
 
     async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
         let response =
-            self.send(|client| client.http.post(client.url(path)).timeout(Duration::from_secs(60)).json(body)).await?;
+            self.send(path, |client, url| client.http.post(url).timeout(Duration::from_secs(60)).json(body)).await?;
         Ok(self.decode(response).await?.0)
     }
 
     async fn delete_path(&self, path: &str) -> Result<()> {
-        let response =
-            self.send(|client| client.http.delete(client.url(path)).timeout(Duration::from_secs(60))).await?;
+        let response = self.send(path, |client, url| client.http.delete(url).timeout(Duration::from_secs(60))).await?;
         if response.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(());
         }
@@ -250,8 +262,8 @@ impl Client {
         let url_path = format!("/v1/var/{}", encode_path(path));
         let body = serde_json::json!({ "items": items });
         let response = self
-            .send(|client| {
-                let mut request = client.http.put(client.url(&url_path)).timeout(Duration::from_secs(60)).json(&body);
+            .send(&url_path, |client, url| {
+                let mut request = client.http.put(url).timeout(Duration::from_secs(60)).json(&body);
                 if let Some(cas) = cas {
                     request = request.query(&[("cas", cas)]);
                 }
@@ -303,7 +315,7 @@ impl Client {
     /// `GET /v1/operator/snapshot`: the whole state, for disaster recovery.
     pub async fn save_snapshot(&self) -> Result<Bytes> {
         let response = self
-            .send(|client| client.http.get(client.url("/v1/operator/snapshot")).timeout(Duration::from_secs(600)))
+            .send("/v1/operator/snapshot", |client, url| client.http.get(url).timeout(Duration::from_secs(600)))
             .await?;
         if !response.status().is_success() {
             return Err(self.error_of(response).await);
@@ -314,10 +326,10 @@ impl Client {
     /// `POST /v1/operator/snapshot/restore`: replaces the whole state.
     pub async fn restore_snapshot(&self, snapshot: Vec<u8>) -> Result<u64> {
         let response = self
-            .send(|client| {
+            .send("/v1/operator/snapshot/restore", |client, url| {
                 client
                     .http
-                    .post(client.url("/v1/operator/snapshot/restore"))
+                    .post(url)
                     .timeout(Duration::from_secs(600))
                     .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
                     .body(snapshot.clone())
@@ -371,8 +383,8 @@ impl Client {
     pub async fn deregister_job(&self, job_id: &str, purge: bool) -> Result<DeregisterJobResponse> {
         let path = format!("/v1/job/{}", encode(job_id));
         let response = self
-            .send(|client| {
-                client.http.delete(client.url(&path)).query(&[("purge", purge)]).timeout(Duration::from_secs(60))
+            .send(&path, |client, url| {
+                client.http.delete(url).query(&[("purge", purge)]).timeout(Duration::from_secs(60))
             })
             .await?;
         Ok(self.decode(response).await?.0)
@@ -459,9 +471,7 @@ impl Client {
         extra: &(impl Serialize + Sync),
     ) -> Result<T> {
         let response = self
-            .send(|client| {
-                client.http.get(client.url(path)).query(query).query(extra).timeout(Duration::from_secs(120))
-            })
+            .send(path, |client, url| client.http.get(url).query(query).query(extra).timeout(Duration::from_secs(120)))
             .await?;
         Ok(self.decode(response).await?.0)
     }
@@ -487,7 +497,7 @@ impl Client {
         &self,
         query: &LogQuery,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<LogRecord>>> {
-        let response = self.send(|client| client.http.get(client.url("/v1/logs/tail")).query(query)).await?;
+        let response = self.send("/v1/logs/tail", |client, url| client.http.get(url).query(query)).await?;
         self.ndjson(response).await
     }
 
@@ -497,7 +507,7 @@ impl Client {
         &self,
         request: &ExecRequest,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<ExecEvent>>> {
-        let response = self.send(|client| client.http.post(client.url("/v1/exec")).json(request)).await?;
+        let response = self.send("/v1/exec", |client, url| client.http.post(url).json(request)).await?;
         self.ndjson(response).await
     }
 
@@ -651,7 +661,7 @@ impl Client {
             query.push(("tail", tail.to_string()));
         }
         let path = format!("/v1/allocation/{}/logs", encode(alloc_id));
-        let response = self.send(|client| client.http.get(client.url(&path)).query(&query)).await?;
+        let response = self.send(&path, |client, url| client.http.get(url).query(&query)).await?;
         if !response.status().is_success() {
             return Err(self.error_of(response).await);
         }
@@ -663,6 +673,21 @@ impl Client {
 }
 
 /// Percent-encodes each segment of a `/`-separated path.
+/// Refuses a path with a `.` or `..` segment (before its query string).
+fn check_segments(path: &str) -> Result<()> {
+    let path_only = path.split('?').next().unwrap_or_default();
+    let is_dot_segment = |segment: &str| {
+        let lowered = segment.to_ascii_lowercase().replace("%2e", ".");
+        lowered == "." || lowered == ".."
+    };
+    match path_only.split('/').find(|segment| is_dot_segment(segment)) {
+        Some(segment) => Err(ClientError::Api(CodedError::invalid(format!(
+            "{segment:?} cannot be a name or a path segment: it would address another route; nothing was sent"
+        )))),
+        None => Ok(()),
+    }
+}
+
 fn encode_path(path: &str) -> String {
     path.split('/').map(encode).collect::<Vec<_>>().join("/")
 }

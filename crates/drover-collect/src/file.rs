@@ -16,7 +16,11 @@
 //! ```
 //!
 //! Lines end at `\n` (a trailing `\r` is dropped); a partial last line waits
-//! for its newline, except in a rotated file at the end of `rotate_wait`.
+//! for its newline, except in a rotated file at the end of `rotate_wait`, and
+//! in a file rotated by index (`ends_at_next_index`): once `<name>.<N+1>`
+//! exists, `<name>.<N>` is complete, and its last line is sent when read to
+//! the end (drover's executor finishes a file before creating the next, so
+//! a successor seen before the read means the read saw all of the file).
 //! Lines longer than `max_line_bytes` are split. Each line carries the
 //! [`FilePosition`] just after it; the follower registers files in the
 //! [`CheckpointStore`] but never advances it.
@@ -75,11 +79,19 @@ pub struct FileSourceConfig {
     pub max_line_bytes: usize,
     /// How long a rotated-away file is still read after it was noticed.
     pub rotate_wait: Duration,
+    /// A file named `<name>.<N>` is complete once `<name>.<N+1>` exists, as
+    /// with the task output files of drover's executor (rotated by index,
+    /// never renamed): its unfinished last line is then sent instead of
+    /// waiting for a newline that will never come. Files rotated by renaming
+    /// are followed by identity and keep the name they were first seen under,
+    /// so this only concerns files first seen with a numbered name.
+    pub ends_at_next_index: bool,
 }
 
 impl FileSourceConfig {
     /// Follows `include` with the defaults: poll every 250 ms, rescan every second,
-    /// split lines at 64 KiB, read rotated files for 5 more seconds.
+    /// split lines at 64 KiB, read rotated files for 5 more seconds, a numbered
+    /// file complete once its successor exists.
     pub fn new(include: Vec<String>) -> FileSourceConfig {
         FileSourceConfig {
             include,
@@ -88,6 +100,7 @@ impl FileSourceConfig {
             rescan_interval: Duration::from_secs(1),
             max_line_bytes: 64 * 1024,
             rotate_wait: Duration::from_secs(5),
+            ends_at_next_index: true,
         }
     }
 }
@@ -143,6 +156,10 @@ struct Tracked {
     pending: Vec<u8>,
     /// When we noticed that no followed path names this file any more.
     rotated_at: Option<Instant>,
+    /// `<name>.<N+1>` for a file named `<name>.<N>` (with `ends_at_next_index`).
+    successor: Option<PathBuf>,
+    /// The successor was seen: the file is complete.
+    is_complete: bool,
 }
 
 impl Tracked {
@@ -408,6 +425,8 @@ impl FollowerState {
             pending_offset: offset,
             pending: Vec::new(),
             rotated_at: None,
+            successor: if self.config.ends_at_next_index { next_index_path(path) } else { None },
+            is_complete: false,
         }))
     }
 
@@ -435,6 +454,11 @@ impl FollowerState {
                 return true;
             }
         }
+        // Checked before reading: see the module documentation.
+        if !tracked.is_complete && tracked.successor.as_deref().is_some_and(Path::exists) {
+            debug!(file = ?tracked.source, "file complete: its successor exists");
+            tracked.is_complete = true;
+        }
         let mut num_read = 0usize;
         let mut is_at_end = false;
         while num_read < READ_BUDGET_BYTES {
@@ -455,11 +479,22 @@ impl FollowerState {
             split_lines(tracked, stream, max_line_bytes, false, lines);
         }
         let is_done = is_at_end && tracked.rotated_at.is_some_and(|rotated_at| rotated_at.elapsed() >= rotate_wait);
-        if is_done {
+        if is_done || (is_at_end && tracked.is_complete) {
             split_lines(tracked, stream, max_line_bytes, true, lines);
         }
         is_done
     }
+}
+
+/// `<name>.<N+1>` for a path named `<name>.<N>`.
+fn next_index_path(path: &Path) -> Option<PathBuf> {
+    let file_name = path.file_name()?.to_str()?;
+    let (name, index) = file_name.rsplit_once('.')?;
+    if name.is_empty() || index.is_empty() || !index.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    let next_index = index.parse::<u64>().ok()?.checked_add(1)?;
+    Some(path.with_file_name(format!("{name}.{next_index}")))
 }
 
 /// Moves the complete lines of `tracked.pending` into `lines`; with
@@ -547,7 +582,20 @@ mod tests {
             pending_offset: 100,
             pending: bytes.to_vec(),
             rotated_at: None,
+            successor: None,
+            is_complete: false,
         }
+    }
+
+    #[test]
+    fn the_next_index_of_a_numbered_file() {
+        let next = |path: &str| next_index_path(Path::new(path)).map(|next_path| next_path.display().to_string());
+        assert_eq!(next("/a/logs/web.stdout.0"), Some("/a/logs/web.stdout.1".to_owned()));
+        assert_eq!(next("/a/logs/web.stderr.99"), Some("/a/logs/web.stderr.100".to_owned()));
+        assert_eq!(next("/var/log/app.log"), None);
+        assert_eq!(next("/var/log/app."), None);
+        assert_eq!(next("/var/log/.7"), None);
+        assert_eq!(next("/var/log/app.1x"), None);
     }
 
     fn split(bytes: &[u8], max: usize, flush: bool) -> (Vec<(String, u64)>, Tracked) {

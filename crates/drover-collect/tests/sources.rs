@@ -179,6 +179,55 @@ async fn rename_rotation_reads_the_old_file_to_its_end_first() {
     running.stop().await;
 }
 
+/// Task output is rotated by index (`web.stdout.N`, never renamed): the
+/// unfinished last line of a file (a line longer than a whole file, split
+/// by the executor, or a task killed mid-line) is sent as soon as the next
+/// file exists, instead of waiting for a newline that never comes, and
+/// before the lines of the next file.
+#[tokio::test]
+async fn the_unfinished_last_line_of_a_numbered_file_is_sent_once_the_next_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast_config(dir.path());
+    config.include = vec![format!("{}/web.stdout.*", dir.path().display())];
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(config, checkpoints);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    append(&dir.path().join("web.stdout.0"), "one\nthe first piece of a long line");
+    assert_eq!(running.texts(1).await, vec!["one"]);
+    // While the file is the newest, its partial line may still be finished.
+    running.assert_quiet().await;
+    append(&dir.path().join("web.stdout.1"), " and the rest\ntwo\n");
+    let piece = running.next().await;
+    assert_eq!(piece.text, "the first piece of a long line");
+    // Its position is the end of its file: a restart does not read it again.
+    let first_file_len = std::fs::metadata(dir.path().join("web.stdout.0")).unwrap().len();
+    match piece.checkpoint {
+        Some(drover_collect::Checkpoint::File(position)) => assert_eq!(position.offset_after, first_file_len),
+        other => panic!("unexpected checkpoint {other:?}"),
+    }
+    assert_eq!(running.texts(2).await, vec![" and the rest", "two"]);
+    running.assert_quiet().await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn without_ends_at_next_index_the_unfinished_line_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast_config(dir.path());
+    config.include = vec![format!("{}/web.stdout.*", dir.path().display())];
+    config.ends_at_next_index = false;
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(config, checkpoints);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    append(&dir.path().join("web.stdout.0"), "one\npartial");
+    append(&dir.path().join("web.stdout.1"), "two\n");
+    let mut texts = running.texts(2).await;
+    texts.sort();
+    assert_eq!(texts, vec!["one", "two"]);
+    running.assert_quiet().await;
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn copy_truncate_restarts_at_the_beginning() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,11 +3,21 @@
 //! A task's stdout goes to `<log_dir>/<task>.stdout.0`; when that file
 //! reaches `max_file_bytes` the writer continues in `<task>.stdout.1`, and
 //! so on, deleting the oldest files so that at most `max_files` remain.
-//! Files are split at exactly `max_file_bytes`, in the middle of a line if
-//! need be, so the concatenation of the retained files in index order is
-//! exactly the tail of the stream — which is what [`crate::LogReader`]
-//! relies on. Indexes only grow: a restarted task appends to the newest
-//! file of its previous run, so an operator sees one continuous stream.
+//! The concatenation of the retained files in index order is exactly the
+//! tail of the stream — which is what [`crate::LogReader`] relies on.
+//! Indexes only grow: a restarted task appends to the newest file of its
+//! previous run, so an operator sees one continuous stream.
+//!
+//! Files are cut at line ends, never inside a line, because the agent's
+//! log collector follows each file on its own and would otherwise ship the
+//! two halves of a straddling line as two records (or hold the first half
+//! back for good). When a write does not fit in the current file, the file
+//! ends after the last newline that fits and the rest goes to the next
+//! file. A line that already began in the current file is finished there,
+//! so a file may exceed `max_file_bytes` by less than one line. The one
+//! exception: a line longer than `max_file_bytes` is split into pieces of
+//! `max_file_bytes` bytes (the first piece counting what of the line was
+//! already in the file), one per file — such a line cannot fit in any file.
 //!
 //! Writes go straight to the file (no user-space buffer), so a line the
 //! task wrote is readable by the agent as soon as the shim's pump copied
@@ -15,6 +25,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -92,7 +103,7 @@ pub fn list_log_files(dir: &Path, task: &str, stream: LogStream) -> io::Result<V
     Ok(files)
 }
 
-/// Writes one stream into size-capped rotating files.
+/// Writes one stream into size-capped rotating files, cut at line ends.
 #[derive(Debug)]
 pub struct RotatingWriter {
     dir: PathBuf,
@@ -103,6 +114,9 @@ pub struct RotatingWriter {
     index: u64,
     file: File,
     file_len: u64,
+    /// The bytes at the end of the current file after its last newline: a
+    /// line begun and not finished yet (0 at a line start).
+    open_line_len: u64,
 }
 
 impl RotatingWriter {
@@ -121,6 +135,7 @@ impl RotatingWriter {
             }
         };
         let file = Self::open_file(dir, task, stream, index)?;
+        let open_line_len = unfinished_line_len(&file, file_len)?;
         let writer = RotatingWriter {
             dir: dir.to_owned(),
             task: task.to_owned(),
@@ -130,13 +145,14 @@ impl RotatingWriter {
             index,
             file,
             file_len,
+            open_line_len,
         };
         writer.prune()?;
         Ok(writer)
     }
 
     fn open_file(dir: &Path, task: &str, stream: LogStream, index: u64) -> io::Result<File> {
-        OpenOptions::new().create(true).append(true).open(dir.join(log_file_name(task, stream, index)))
+        OpenOptions::new().create(true).append(true).read(true).open(dir.join(log_file_name(task, stream, index)))
     }
 
     /// The index of the file currently written.
@@ -144,20 +160,66 @@ impl RotatingWriter {
         self.index
     }
 
-    /// Appends `data`, rotating at the size cap as often as needed.
+    /// Appends `data`, rotating at line ends as often as needed (see the
+    /// module documentation for where files are cut).
     ///
     /// On error, part of `data` may have been written.
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
         while !data.is_empty() {
-            if self.file_len >= self.max_file_bytes {
-                self.rotate()?;
+            let room = usize::try_from(self.max_file_bytes.saturating_sub(self.file_len)).unwrap_or(usize::MAX);
+            if data.len() <= room {
+                self.write_to_file(data)?;
+                return Ok(());
             }
-            let room = self.max_file_bytes - self.file_len;
-            let take = usize::try_from(room).unwrap_or(usize::MAX).min(data.len());
-            self.file.write_all(&data[..take])?;
-            self.file_len += take as u64;
-            data = &data[take..];
+            let fitting = data.get(..room).unwrap_or(data);
+            // It does not all fit: the file ends after the last line that does.
+            if let Some(newline) = fitting.iter().rposition(|&byte| byte == b'\n') {
+                let (lines, rest) = data.split_at(newline + 1);
+                self.write_to_file(lines)?;
+                self.rotate()?;
+                data = rest;
+                continue;
+            }
+            // No line ends in the room left. A line starting here goes whole
+            // into the next file.
+            if self.open_line_len == 0 && self.file_len > 0 {
+                self.rotate()?;
+                continue;
+            }
+            // A line begun in this file is finished here, unless it is longer
+            // than a whole file: then it is split when it reaches that length.
+            let line_room =
+                usize::try_from(self.max_file_bytes.saturating_sub(self.open_line_len)).unwrap_or(usize::MAX);
+            let line_end = data.iter().position(|&byte| byte == b'\n').map(|newline| newline + 1);
+            match line_end {
+                Some(line_end) if line_end <= line_room => {
+                    let (line, rest) = data.split_at(line_end);
+                    self.write_to_file(line)?;
+                    self.rotate()?;
+                    data = rest;
+                }
+                None if data.len() <= line_room => {
+                    self.write_to_file(data)?;
+                    return Ok(());
+                }
+                _ => {
+                    let (piece, rest) = data.split_at(line_room.min(data.len()));
+                    self.write_to_file(piece)?;
+                    self.rotate()?;
+                    data = rest;
+                }
+            }
         }
+        Ok(())
+    }
+
+    fn write_to_file(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.file_len += bytes.len() as u64;
+        self.open_line_len = match bytes.iter().rposition(|&byte| byte == b'\n') {
+            Some(newline) => (bytes.len() - newline - 1) as u64,
+            None => self.open_line_len + bytes.len() as u64,
+        };
         Ok(())
     }
 
@@ -169,6 +231,7 @@ impl RotatingWriter {
         self.file = Self::open_file(&self.dir, &self.task, self.stream, next_index)?;
         self.index = next_index;
         self.file_len = 0;
+        self.open_line_len = 0;
         self.prune()
     }
 
@@ -189,6 +252,23 @@ impl RotatingWriter {
     }
 }
 
+/// How many bytes at the end of the first `len` bytes of `file` follow its
+/// last newline. Reads backwards, at most `len` bytes (less than one file).
+fn unfinished_line_len(file: &File, len: u64) -> io::Result<u64> {
+    let mut buffer = [0u8; 8192];
+    let mut end = len;
+    while end > 0 {
+        let start = end.saturating_sub(buffer.len() as u64);
+        let Some(chunk) = buffer.get_mut(..(end - start) as usize) else { break };
+        file.read_exact_at(chunk, start)?;
+        if let Some(newline) = chunk.iter().rposition(|&byte| byte == b'\n') {
+            return Ok(len - (start + newline as u64 + 1));
+        }
+        end = start;
+    }
+    Ok(len)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,8 +281,10 @@ mod tests {
             .collect()
     }
 
+    /// Output without newlines is one line longer than a file: the only
+    /// case where a line is split, at the cap.
     #[test]
-    fn files_split_at_exactly_the_cap_and_the_oldest_are_deleted() {
+    fn a_line_longer_than_a_file_is_split_at_the_cap_and_the_oldest_files_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let rotation = LogRotation { max_files: 3, max_file_bytes: 4 };
         let mut writer = RotatingWriter::open(dir.path(), "web", LogStream::Stdout, rotation).unwrap();
@@ -224,6 +306,137 @@ mod tests {
         assert_eq!(third.current_index(), 2, "a full newest file is not appended to");
         third.write_all(b"i").unwrap();
         assert_eq!(contents(dir.path(), "web").last(), Some(&(2, "i".into())));
+    }
+
+    #[test]
+    fn a_file_ends_after_the_last_line_that_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotation = LogRotation { max_files: 10, max_file_bytes: 10 };
+        let mut writer = RotatingWriter::open(dir.path(), "web", LogStream::Stdout, rotation).unwrap();
+        writer.write_all(b"aaa\nbbb\nccc\n").unwrap();
+        writer.write_all(b"dd\neeeeeee\n").unwrap();
+        assert_eq!(
+            contents(dir.path(), "web"),
+            vec![(0, "aaa\nbbb\n".into()), (1, "ccc\ndd\n".into()), (2, "eeeeeee\n".into())]
+        );
+    }
+
+    #[test]
+    fn a_line_begun_before_the_cap_is_finished_in_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotation = LogRotation { max_files: 10, max_file_bytes: 10 };
+        let mut writer = RotatingWriter::open(dir.path(), "web", LogStream::Stdout, rotation).unwrap();
+        writer.write_all(b"aaaa\nbbb").unwrap();
+        writer.write_all(b"bbbbb\ncc\n").unwrap();
+        assert_eq!(contents(dir.path(), "web"), vec![(0, "aaaa\nbbbbbbbb\n".into()), (1, "cc\n".into())]);
+    }
+
+    #[test]
+    fn reopening_knows_the_unfinished_line_of_the_newest_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let rotation = LogRotation { max_files: 10, max_file_bytes: 10 };
+        RotatingWriter::open(dir.path(), "web", LogStream::Stdout, rotation).unwrap().write_all(b"aaaa\nbbb").unwrap();
+        let mut reopened = RotatingWriter::open(dir.path(), "web", LogStream::Stdout, rotation).unwrap();
+        reopened.write_all(b"bbbbb\ncc\n").unwrap();
+        assert_eq!(contents(dir.path(), "web"), vec![(0, "aaaa\nbbbbbbbb\n".into()), (1, "cc\n".into())]);
+    }
+
+    /// The files of the stream in index order, as bytes.
+    fn files_in_order(dir: &Path) -> Vec<Vec<u8>> {
+        list_log_files(dir, "web", LogStream::Stdout)
+            .unwrap()
+            .into_iter()
+            .map(|(_, path)| fs::read(path).unwrap())
+            .collect()
+    }
+
+    /// Issue item 11: with 25,000 numbered lines of about 1 KB, the lines
+    /// straddling the 10 MiB rotation were cut in two. Written as the
+    /// shim's pump writes (64 KiB pipe reads that end anywhere), read back
+    /// file by file as the agent's collector reads them: every line is
+    /// there exactly once and whole.
+    #[test]
+    fn lines_straddling_the_ten_mebibyte_rotation_are_never_split_or_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = RotatingWriter::open(dir.path(), "web", LogStream::Stdout, LogRotation::DEFAULT).unwrap();
+        let padding = "x".repeat(993);
+        let stream: Vec<u8> =
+            (1..=25_000).flat_map(|number| format!("line {number:05} {padding}\n").into_bytes()).collect();
+        for chunk in stream.chunks(64 * 1024) {
+            writer.write_all(chunk).unwrap();
+        }
+
+        let files = files_in_order(dir.path());
+        assert_eq!(files.len(), 3, "25 MB in files of 10 MiB");
+        assert_eq!(files.concat(), stream, "nothing lost, nothing reordered");
+        let line_bytes = stream.len() as u64 / 25_000;
+        let mut seen = vec![0u32; 25_001];
+        for (position, file) in files.iter().enumerate() {
+            // A line begun before the cap (a pipe read ended inside it) is finished in its file.
+            let max_len = LogRotation::DEFAULT.max_file_bytes + line_bytes;
+            assert!(file.len() as u64 <= max_len, "file {position}: {} bytes", file.len());
+            assert!(file.ends_with(b"\n"), "file {position} ends inside a line");
+            for line in file.split(|&byte| byte == b'\n').filter(|line| !line.is_empty()) {
+                let text = std::str::from_utf8(line).unwrap();
+                let number: usize = text.strip_prefix("line ").and_then(|rest| rest.get(..5)).unwrap().parse().unwrap();
+                assert_eq!(text, format!("line {number:05} {padding}"), "line {number} is whole");
+                seen[number] += 1;
+            }
+        }
+        assert!(seen[1..].iter().all(|&count| count == 1), "every line exactly once");
+    }
+
+    /// Lines of every length (some longer than a file), written in reads of
+    /// every size, against several caps: the files are the stream, and a
+    /// line that fits in a file is never split across two.
+    #[test]
+    fn random_lines_and_reads_never_split_a_line_that_fits_in_a_file() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next_random = |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for max_file_bytes in [1u64, 2, 7, 64, 100, 1000] {
+            let dir = tempfile::tempdir().unwrap();
+            let rotation = LogRotation { max_files: u32::MAX, max_file_bytes };
+            let mut writer = RotatingWriter::open(dir.path(), "web", LogStream::Stdout, rotation).unwrap();
+            let mut stream = Vec::new();
+            let mut line_ends = Vec::new();
+            for number in 0..2000 {
+                let mut line = format!("{number}:").into_bytes();
+                line.resize(line.len() + next_random(2 * max_file_bytes) as usize, b'x');
+                line.push(b'\n');
+                stream.extend_from_slice(&line);
+                line_ends.push(stream.len());
+            }
+            let mut rest = stream.as_slice();
+            while !rest.is_empty() {
+                let read_len = (1 + next_random(3 * max_file_bytes) as usize).min(rest.len());
+                let (read, after) = rest.split_at(read_len);
+                writer.write_all(read).unwrap();
+                rest = after;
+            }
+
+            let files = files_in_order(dir.path());
+            assert_eq!(files.concat(), stream, "cap {max_file_bytes}");
+            let mut file_ends = Vec::new();
+            let mut end = 0;
+            for file in &files {
+                assert!((file.len() as u64) < 2 * max_file_bytes, "cap {max_file_bytes}: a file of {}", file.len());
+                end += file.len();
+                file_ends.push(end);
+            }
+            let mut line_start = 0;
+            for &line_end in &line_ends {
+                if ((line_end - line_start) as u64) <= max_file_bytes {
+                    let cut = file_ends.iter().find(|&&file_end| file_end > line_start && file_end < line_end);
+                    assert_eq!(cut, None, "cap {max_file_bytes}: line at {line_start}..{line_end} split");
+                }
+                line_start = line_end;
+            }
+        }
     }
 
     #[test]

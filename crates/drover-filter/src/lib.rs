@@ -1,5 +1,7 @@
-//! The node filter language used by `--filter` everywhere, and brace-range
-//! expansion of node names (`batch{00..99}`).
+//! The node filter language used by `--filter` everywhere, brace-range
+//! expansion of node names (`batch{00..99}`), and the log query language
+//! ([`log_query`], used by `drover logs search` and by site files). All
+//! pure: no I/O.
 //!
 //! A filter selects nodes by their fields:
 //!
@@ -112,6 +114,7 @@ mod error;
 mod eval;
 mod glob;
 mod lexer;
+pub mod log_query;
 mod names;
 mod node;
 mod parser;

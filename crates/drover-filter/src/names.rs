@@ -486,7 +486,7 @@ fn split_number(name: &str) -> Option<(&str, &str, &str)> {
         return None;
     }
     let end = name.rfind(|c: char| c.is_ascii_digit())? + 1;
-    let start = name[..end].rfind(|c: char| !c.is_ascii_digit()).map_or(0, |index| index + 1);
+    let start = end - name[..end].bytes().rev().take_while(u8::is_ascii_digit).count();
     let digits = &name[start..end];
     // Widths must survive the round trip: `{8..12}` pads to 2, so a run
     // mixing widths is never formed (the width is part of the key); a

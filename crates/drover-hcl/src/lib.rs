@@ -73,14 +73,43 @@ impl Source {
         Source { name: name.into(), text: text.into() }
     }
 
-    /// Reads a file; its name in diagnostics is `path` as given.
+    /// Reads a file; its name in diagnostics is `path` as given. Files over
+    /// [`MAX_DEFINITION_BYTES`] are refused (see [`read_definition_file`]).
     pub fn read(path: &Path) -> Result<Source, Diagnostics> {
         let name = path.display().to_string();
-        match std::fs::read_to_string(path) {
+        match read_definition_file(path) {
             Ok(text) => Ok(Source { name, text }),
-            Err(error) => Err(Diagnostic::without_position(name, format!("cannot read the file: {error}")).into()),
+            Err(message) => Err(Diagnostic::without_position(name, message).into()),
         }
     }
+}
+
+pub use drover_types::validate::limits::MAX_DEFINITION_BYTES;
+
+/// Reads a definition file (job, site, variable, runbook or configuration
+/// file) as UTF-8 text, reading at most [`MAX_DEFINITION_BYTES`]: a larger
+/// file, or an endless one such as `/dev/zero`, is refused after that many
+/// bytes instead of being read without bound. The error says what to do.
+pub fn read_definition_file(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+
+    let file = std::fs::File::open(path).map_err(|error| format!("cannot read the file: {error}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_DEFINITION_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("cannot read the file: {error}"))?;
+    if bytes.len() as u64 > MAX_DEFINITION_BYTES {
+        return Err(format!(
+            "the file is larger than {} MiB, the limit for a definition file: split it into several files",
+            MAX_DEFINITION_BYTES / (1024 * 1024)
+        ));
+    }
+    String::from_utf8(bytes).map_err(|error| {
+        format!(
+            "the file is not UTF-8 text (invalid byte at offset {}): save it as UTF-8",
+            error.utf8_error().valid_up_to()
+        )
+    })
 }
 
 /// A parsed definition file, not yet evaluated.

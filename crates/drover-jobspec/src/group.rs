@@ -139,6 +139,10 @@ fn read_count(block: &mut BlockReader<'_>, job_type: JobType) -> Option<u32> {
         return Some(1);
     }
     let count = block.u32("count")?;
+    if let Some(problem) = drover_types::validate::count_problem(count) {
+        block.attribute_error("count", problem);
+        return None;
+    }
     if job_type == JobType::System && count > 1 {
         block.attribute_error(
             "count",

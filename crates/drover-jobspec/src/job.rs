@@ -2,6 +2,7 @@
 
 use drover_hcl::BlockReader;
 use drover_hcl::suggest::did_you_mean;
+use drover_types::validate::limits::MAX_DATACENTERS;
 use drover_types::{Job, JobId, JobStatus, JobType, MigrateStrategy, ReschedulePolicy, Timestamp, UpdateStrategy};
 
 use crate::group::{GroupContext, read_group};
@@ -27,9 +28,18 @@ const UNSUPPORTED_JOB_PARTS: [(&str, &str); 12] = [
 
 /// The `job` block.
 pub(crate) fn read_job(mut block: BlockReader<'_>) -> Option<Job> {
-    let job = job_from(&mut block);
+    let mut job = job_from(&mut block);
     for (name, hint) in UNSUPPORTED_JOB_PARTS {
         block.unsupported(name, hint);
+    }
+    // The rules and limits every job meets, however it arrives (the server
+    // checks jobs from the API the same way). What the reading above
+    // already reported at its own line never gets here.
+    if let Some(Err(problems)) = job.as_ref().map(Job::validate) {
+        for problem in problems {
+            block.report(block.label_location(), problem.to_string());
+        }
+        job = None;
     }
     block.finish();
     job
@@ -172,6 +182,16 @@ fn read_datacenters(block: &mut BlockReader<'_>) -> Option<Vec<String>> {
         return Some(vec!["*".to_owned()]);
     }
     let datacenters = block.string_list("datacenters")?;
+    if datacenters.len() > MAX_DATACENTERS {
+        block.attribute_error(
+            "datacenters",
+            format!(
+                "{} datacenters are more than the limit of {MAX_DATACENTERS}: use glob patterns such as \"dc-*\"",
+                datacenters.len()
+            ),
+        );
+        return None;
+    }
     if datacenters.is_empty() || datacenters.iter().any(|datacenter| datacenter.trim().is_empty()) {
         block.attribute_error(
             "datacenters",

@@ -68,49 +68,13 @@ fn read_value_text(block: &mut BlockReader<'_>) -> Option<String> {
 /// Checks that `value` makes sense for `operator`, reporting at the value.
 /// Values holding runtime references are only checked once resolved.
 fn check_operand(block: &BlockReader<'_>, operator: ConstraintOperator, value: &str) -> bool {
-    if value.contains("${") {
-        return true;
+    match drover_types::validate::operand_problem(operator, value) {
+        Some(problem) => {
+            block.attribute_error("value", problem);
+            false
+        }
+        None => true,
     }
-    match operator {
-        ConstraintOperator::Regexp => match regex::Regex::new(value) {
-            Ok(_) => true,
-            Err(error) => {
-                let full_message = error.to_string();
-                let last_line = full_message.lines().last().unwrap_or_default().trim();
-                let reason = last_line.strip_prefix("error: ").unwrap_or(last_line).to_owned();
-                block.attribute_error("value", format!("regular expression {value:?} does not compile: {reason}"));
-                false
-            }
-        },
-        ConstraintOperator::Version => match parse_version_requirement(value) {
-            Ok(()) => true,
-            Err(error) => {
-                block.attribute_error(
-                    "value",
-                    format!("version requirement {value:?} is not valid ({error}): write it like \">= 1.2, < 2\""),
-                );
-                false
-            }
-        },
-        _ => true,
-    }
-}
-
-/// Parses Nomad's version requirement syntax (`>= 1.2, < 2`, `= 5.4.0`),
-/// which the `semver` crate reads once the spaces after operators are gone.
-fn parse_version_requirement(text: &str) -> Result<(), semver::Error> {
-    let compact: String = text
-        .split(',')
-        .map(|part| {
-            let trimmed = part.trim();
-            let operator_length =
-                trimmed.find(|character: char| !"<>=~^!".contains(character)).unwrap_or(trimmed.len());
-            let (operator, version) = trimmed.split_at(operator_length);
-            format!("{operator}{}", version.trim())
-        })
-        .collect::<Vec<String>>()
-        .join(", ");
-    semver::VersionReq::parse(&compact).map(|_| ())
 }
 
 fn read_constraint(mut block: BlockReader<'_>) -> Option<Constraint> {
@@ -272,19 +236,4 @@ fn target_from(block: &mut BlockReader<'_>, spread_description: &str) -> Option<
     }
     let percent = block.integer("percent", 0, 100).and_then(|integer| u8::try_from(integer).ok())?;
     Some(SpreadTarget { value, percent })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nomad_style_version_requirements_parse() {
-        for good in [">= 1.2, < 2", "= 5.4.0", ">=1.2.3", "~ 1.2", "^ 0.3"] {
-            assert!(parse_version_requirement(good).is_ok(), "{good}");
-        }
-        for bad in ["banana", ">= one", ""] {
-            assert!(parse_version_requirement(bad).is_err(), "{bad}");
-        }
-    }
 }

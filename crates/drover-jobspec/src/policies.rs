@@ -14,6 +14,8 @@ use drover_types::{
     ReschedulePolicy, RestartMode, RestartPolicy, UpdateStrategy,
 };
 
+use drover_types::validate::{cron_problem, time_zone_problem};
+
 use crate::validate::check_cron;
 
 /// Attribute `name` as one of `choices` (by spelling); reports anything
@@ -256,7 +258,7 @@ fn periodic_from(block: &mut BlockReader<'_>) -> Option<PeriodicConfig> {
     }
     let mut all_valid = true;
     for expression in &expressions {
-        if let Err(message) = check_cron(expression) {
+        if let Some(message) = check_cron(expression).err().or_else(|| cron_problem(expression)) {
             block.attribute_error(attribute_name, message);
             all_valid = false;
         }
@@ -264,6 +266,10 @@ fn periodic_from(block: &mut BlockReader<'_>) -> Option<PeriodicConfig> {
     if time_zone.trim().is_empty() {
         block
             .attribute_error("time_zone", "time_zone must name an IANA time zone such as \"Europe/Zurich\"".to_owned());
+        return None;
+    }
+    if let Some(message) = time_zone_problem(&time_zone) {
+        block.attribute_error("time_zone", message);
         return None;
     }
     all_valid.then_some(PeriodicConfig { crons: expressions, time_zone, prohibit_overlap, enabled })

@@ -7,7 +7,9 @@ use drover_types::{Affinity, Driver, DurationSpec, Resources, RestartPolicy, Tas
 use crate::placement::{read_affinities, read_constraints};
 use crate::policies::read_restart;
 use crate::service::{ServiceOwner, read_service};
-use crate::validate::{SIGNALS, check_label};
+use drover_types::validate::SIGNALS;
+
+use crate::validate::check_label;
 
 /// What a task inherits from its job and group.
 pub(crate) struct TaskContext<'a> {

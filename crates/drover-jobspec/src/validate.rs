@@ -1,34 +1,16 @@
-//! Small checks shared by the schema: names, signals, cron expressions.
+//! Small checks shared by the schema: names and cron expressions (the
+//! rules themselves live in `drover_types::validate`).
 
 use drover_hcl::BlockReader;
-
-/// Whether `name` can be a job id, group name or task name:
-/// `[A-Za-z0-9][A-Za-z0-9_.-]*`.
-pub(crate) fn is_valid_name(name: &str) -> bool {
-    let mut characters = name.chars();
-    characters.next().is_some_and(|first| first.is_ascii_alphanumeric())
-        && characters.all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '.' | '-'))
-}
+use drover_types::validate::name_problem;
 
 /// Reports the block's label when it is not a valid name; `what` is `job
 /// id`, `group name` or `task name`.
 pub(crate) fn check_label(block: &BlockReader<'_>, what: &str) {
-    let label = block.label();
-    if is_valid_name(label) {
-        return;
+    if let Some(problem) = name_problem(what, block.label()) {
+        block.report(block.label_location(), problem);
     }
-    let problem = if label.is_empty() { "must not be empty".to_owned() } else { format!("{label:?} is not valid") };
-    block.report(
-        block.label_location(),
-        format!("{what} {problem}: use letters, digits, \"_\", \".\" and \"-\", starting with a letter or a digit"),
-    );
 }
-
-/// The signals a task may be stopped with.
-pub(crate) const SIGNALS: [&str; 20] = [
-    "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV",
-    "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGWINCH",
-];
 
 /// Checks a cron expression's shape (5 or 6 fields, or a predefined
 /// schedule such as `@daily`); full parsing happens in the periodic
@@ -61,16 +43,6 @@ pub(crate) fn check_cron(expression: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_follow_the_id_pattern() {
-        for good in ["web", "nsmd2", "a.b-c_d", "9lives"] {
-            assert!(is_valid_name(good), "{good}");
-        }
-        for bad in ["", "-web", "my job", "ünï", "_x"] {
-            assert!(!is_valid_name(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn cron_expressions_have_five_or_six_fields() {

@@ -330,14 +330,14 @@ fn run_drover(directory: &Path, corpus: &Corpus, options: &Options) -> Results {
     let (timings, count) = time_runs(options.num_runs, || search(COMMON, 0).total_matching);
     results.queries.push(("common count", timings, count));
     let (timings, count) = time_runs(options.num_runs, || {
-        let counts = store.count_by(&Filter::default(), "node", 100_000).unwrap();
+        let counts = store.count_by(&Filter::default(), "node", 100_000).unwrap().counts;
         counts.len() as u64
     });
     results.queries.push(("count by node", timings, count));
     let (timings, count) = time_runs(options.num_runs, || {
         let since = DAY_START + HISTOGRAM_HOUR * HOUR;
         let filter = Filter { since: Some(since), until: Some(since + HOUR), ..Filter::default() };
-        let buckets = store.histogram(&filter, 60 * NANOS_PER_SECOND).unwrap();
+        let buckets = store.histogram(&filter, 60 * NANOS_PER_SECOND).unwrap().buckets;
         buckets.iter().map(|(_, count)| count).sum()
     });
     results.queries.push(("1-hour histogram", timings, count));

@@ -8,7 +8,10 @@ mod codec;
 mod error;
 pub mod matcher;
 pub mod parse;
-pub mod query;
+/// The log query language; it lives with the other pure selection
+/// languages in `drover-filter`, so that site files can check queries
+/// without linking the index.
+pub use drover_filter::log_query as query;
 pub mod record;
 mod schema;
 pub mod store;
@@ -19,6 +22,6 @@ pub use matcher::matches;
 pub use record::LogRecord;
 pub use schema::{FAST_KEYWORD_FIELDS, KEYWORD_FIELDS, MAX_PHRASE_PREFIX_WORDS};
 pub use store::{
-    Compaction, Cursor, Filter, IngestOutcome, LogStore, Retention, RetentionOutcome, SearchPage, SearchRequest,
-    StoreConfig,
+    Compaction, Cursor, DamagedPartition, FieldCounts, Filter, Histogram, IngestOutcome, LogStore,
+    QuarantinedPartition, Retention, RetentionOutcome, SearchPage, SearchRequest, StoreConfig,
 };

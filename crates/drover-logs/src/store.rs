@@ -53,9 +53,32 @@
 //! waits for the [`Compaction`] without holding the store (ingest and
 //! searches go on), then calls `finish_compaction`.
 //!
+//! **Damage.** One damaged hour never stops the store. A partition that
+//! cannot be opened (garbage in its `meta.json`, a truncated or missing
+//! segment file, a damaged footer) is moved aside, with a note saying why:
+//!
+//! ```text
+//! DIR/quarantine/20240102T040000Z-1704200000/   the folder as it was, and
+//!   quarantine.json                             {"version":1,"partition":…,"reason":…,"at":…}
+//! ```
+//!
+//! and the store opens with the others; [`LogStore::quarantined`] lists
+//! what is there (this run's and earlier ones'). tantivy reads some damaged
+//! files by panicking (a slice out of range) rather than by returning an
+//! error, so every read of a partition runs under `catch_unwind` (the
+//! process's panic hook still prints the panic). A search, count or
+//! histogram whose part in one partition fails answers from the others
+//! and names the partition in its `damaged` list; a partition whose files
+//! are damaged (rather than, say, a request its old schema cannot answer)
+//! is then skipped by later searches and moved aside by
+//! [`LogStore::quarantine_damaged`], which `ingest` calls first, so that new
+//! records of that hour go to a new partition. Nothing is deleted: an
+//! operator inspects, repairs (and moves back) or deletes a quarantined
+//! folder, and it is listed until then.
+//!
 //! **Sharing.** `ingest`, `apply_retention*`, `close_writers`,
-//! `start_compaction`/`finish_compaction` and `optimize_partition` take
-//! `&mut self`; the searches (`search`,
+//! `start_compaction`/`finish_compaction`, `optimize_partition` and
+//! `quarantine_damaged` take `&mut self`; the searches (`search`,
 //! `count_by`, `histogram`) take `&self` and may run on several threads at
 //! once. Behind an `RwLock`, an ingest holds the write lock for its whole
 //! call, commits included, and searches wait for it. All calls block
@@ -65,9 +88,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt;
 use std::fs;
+use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -111,6 +135,15 @@ fn is_readable_version(version: u32) -> bool {
 }
 
 const STORE_FILE: &str = "store.json";
+
+/// The folder, inside the store's, that damaged partitions are moved to.
+pub const QUARANTINE_FOLDER: &str = "quarantine";
+
+/// The note written into a partition moved aside: which, why and when.
+const QUARANTINE_NOTE: &str = "quarantine.json";
+
+/// The version of [`QUARANTINE_NOTE`].
+const QUARANTINE_NOTE_VERSION: u32 = 1;
 
 /// zstd level of the doc store: level 3 compresses the records to about a
 /// fifth; level 6 saves a tenth more and costs a fifth more CPU per record.
@@ -246,8 +279,66 @@ pub struct SearchPage {
     pub cursors: Vec<Cursor>,
     /// Pass as `before` for the next page; `None` on the last page.
     pub next_cursor: Option<Cursor>,
-    /// How many records match the filter in all (on every page).
+    /// How many records match the filter in all (on every page), in the
+    /// partitions that could be read.
     pub total_matching: u64,
+    /// The partitions that could not be read, left out of this answer.
+    pub damaged: Vec<DamagedPartition>,
+}
+
+/// The answer to [`LogStore::count_by`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldCounts {
+    /// `(value, count)`, most frequent first (ties by value).
+    pub counts: Vec<(String, u64)>,
+    /// The partitions that could not be read, left out of the counts.
+    pub damaged: Vec<DamagedPartition>,
+}
+
+/// The answer to [`LogStore::histogram`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Histogram {
+    /// `(bucket start, count)` of every bucket with a record, oldest first.
+    pub buckets: Vec<(i64, u64)>,
+    /// The partitions that could not be read, left out of the counts.
+    pub damaged: Vec<DamagedPartition>,
+}
+
+/// A partition that a search, count or histogram could not read: the
+/// answer was made from the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedPartition {
+    /// The partition's folder name, its start in UTC: `20240102T040000Z`.
+    pub name: String,
+    /// Its start, nanoseconds since the epoch.
+    pub start: i64,
+    /// What failed, engine internals included: for the server's log and
+    /// its operators, not for the answers of an API.
+    pub reason: String,
+}
+
+/// A partition moved aside into [`QUARANTINE_FOLDER`] because it could not
+/// be read; an operator inspects, repairs or deletes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantinedPartition {
+    /// The partition's folder name, its start in UTC: `20240102T040000Z`.
+    pub name: String,
+    /// Where its folder is now (where it was, when it could not be moved).
+    pub path: PathBuf,
+    /// What was wrong, engine internals included: for the server's log
+    /// and its operators, not for the answers of an API.
+    pub reason: String,
+    /// When it was moved aside, nanoseconds since the epoch.
+    pub at: i64,
+}
+
+/// [`QUARANTINE_NOTE`]: why a partition was moved aside, for the next runs.
+#[derive(Debug, Serialize, Deserialize)]
+struct QuarantineNote {
+    version: u32,
+    partition: String,
+    reason: String,
+    at: i64,
 }
 
 /// A position in the newest-first order of records: `(timestamp, row)`.
@@ -340,6 +431,12 @@ pub struct LogStore {
     partitions: BTreeMap<i64, Partition>,
     span_nanos: i64,
     use_counter: u64,
+    /// Partitions moved aside, oldest first (earlier runs' included).
+    quarantined: Vec<QuarantinedPartition>,
+    /// By start: partitions whose files a search found damaged, skipped by
+    /// searches until `quarantine_damaged` moves them aside. Searches take
+    /// `&self`, hence the lock.
+    damaged: Mutex<BTreeMap<i64, DamagedPartition>>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -357,7 +454,10 @@ impl LogStore {
         LogStore::open_with(directory, StoreConfig { retention, ..StoreConfig::default() })
     }
 
-    /// Opens the store in `directory`, creating it if needed.
+    /// Opens the store in `directory`, creating it if needed. A partition
+    /// that cannot be opened is moved aside (see **Damage** above): only a
+    /// store that cannot be read at all (its folder, its `store.json`)
+    /// fails to open.
     pub fn open_with(directory: impl AsRef<Path>, config: StoreConfig) -> Result<Self> {
         let directory = directory.as_ref().to_owned();
         fs::create_dir_all(&directory).map_err(io_error(&directory))?;
@@ -409,22 +509,148 @@ impl LogStore {
             partitions: BTreeMap::new(),
             span_nanos: i64::from(partition_seconds) * NANOS_PER_SECOND,
             use_counter: 0,
+            quarantined: read_quarantine(&directory.join(QUARANTINE_FOLDER)),
+            damaged: Mutex::default(),
         };
+        // From here on nothing fails the whole store: a partition that
+        // cannot be opened is moved aside and the others are served.
         for entry in fs::read_dir(&directory).map_err(io_error(&directory))? {
-            let entry = entry.map_err(io_error(&directory))?;
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    tracing::warn!(path = %directory.display(), %error, "cannot read an entry of the log store folder");
+                    continue;
+                }
+            };
             let Some(start) = entry.file_name().to_str().and_then(parse_partition_name) else {
                 continue;
             };
-            if !entry.path().join("meta.json").exists() {
+            let path = entry.path();
+            if !path.join("meta.json").exists() && !holds_files(&path) {
                 // Created but never committed (a crash in between): holds nothing.
-                tracing::warn!(path = %entry.path().display(), "removing an empty partition folder");
-                fs::remove_dir_all(entry.path()).map_err(io_error(&entry.path()))?;
+                tracing::warn!(path = %path.display(), "removing an empty partition folder");
+                if let Err(error) = fs::remove_dir_all(&path) {
+                    tracing::warn!(path = %path.display(), %error, "cannot remove an empty partition folder");
+                }
                 continue;
             }
-            let partition = store.open_partition(start, false)?;
-            store.partitions.insert(start, partition);
+            match store.open_existing_partition(start) {
+                Ok(partition) => {
+                    store.partitions.insert(start, partition);
+                }
+                Err(reason) => {
+                    store.move_aside(start, reason);
+                }
+            }
         }
         Ok(store)
+    }
+
+    /// The partitions moved aside because they could not be read, oldest
+    /// first: those of earlier runs still in [`QUARANTINE_FOLDER`] too.
+    pub fn quarantined(&self) -> &[QuarantinedPartition] {
+        &self.quarantined
+    }
+
+    /// The partitions that searches found damaged and that are not moved
+    /// aside yet ([`LogStore::quarantine_damaged`] does), oldest first.
+    /// Searches skip them and name them in their answers.
+    pub fn damaged(&self) -> Vec<DamagedPartition> {
+        self.damaged.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
+    }
+
+    /// Moves aside the partitions that searches found damaged and returns
+    /// them. A partition being compacted waits for the next call (its merge
+    /// writes into its folder).
+    pub fn quarantine_damaged(&mut self) -> Vec<QuarantinedPartition> {
+        let damaged = std::mem::take(self.damaged.get_mut().unwrap_or_else(PoisonError::into_inner));
+        let mut moved = Vec::new();
+        for (start, damage) in damaged {
+            let Some(partition) = self.partitions.get(&start) else {
+                // Deleted by retention meanwhile.
+                continue;
+            };
+            if partition.compacting {
+                self.damaged.get_mut().unwrap_or_else(PoisonError::into_inner).insert(start, damage);
+                continue;
+            }
+            if let Some(mut partition) = self.partitions.remove(&start) {
+                // Background merges write into the folder: let them end first.
+                match panic::catch_unwind(AssertUnwindSafe(|| close_writer(&mut partition))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::warn!(partition = %damage.name, %error, "a damaged partition's writer did not close cleanly");
+                    }
+                    Err(payload) => tracing::warn!(
+                        partition = %damage.name,
+                        panic = %panic_text(&*payload),
+                        "a damaged partition's writer did not close cleanly"
+                    ),
+                }
+            }
+            moved.push(self.move_aside(start, damage.reason));
+        }
+        moved
+    }
+
+    /// Opens a partition found on disk. A failure is said in words: an
+    /// error, or a panic of tantivy's on a damaged file.
+    fn open_existing_partition(&self, start: i64) -> std::result::Result<Partition, String> {
+        match panic::catch_unwind(AssertUnwindSafe(|| self.open_partition(start, false))) {
+            Ok(Ok(partition)) => Ok(partition),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(payload) => Err(format!("the search engine failed on a damaged file: {}", panic_text(&*payload))),
+        }
+    }
+
+    /// Moves the folder of the partition at `start` (no longer among the
+    /// open partitions) into [`QUARANTINE_FOLDER`] with a note saying why,
+    /// and lists it. A folder that cannot be moved stays where it is,
+    /// listed, and left out of searches.
+    fn move_aside(&mut self, start: i64, reason: String) -> QuarantinedPartition {
+        let name = partition_name(start);
+        let from = self.directory.join(&name);
+        let at = drover_types::log::unix_nanos(SystemTime::now());
+        let quarantined = match move_into_quarantine(&self.directory.join(QUARANTINE_FOLDER), &from, &name, at) {
+            Ok(to) => {
+                let note = QuarantineNote {
+                    version: QUARANTINE_NOTE_VERSION,
+                    partition: name.clone(),
+                    reason: reason.clone(),
+                    at,
+                };
+                let note_path = to.join(QUARANTINE_NOTE);
+                if let Err(error) = write_atomically(&note_path, &serde_json::to_vec_pretty(&note).unwrap_or_default())
+                {
+                    tracing::warn!(path = %note_path.display(), %error, "cannot note why a log partition was moved aside");
+                }
+                tracing::warn!(
+                    partition = %name,
+                    from = %from.display(),
+                    to = %to.display(),
+                    %reason,
+                    "a damaged log partition was moved aside; the other partitions are served"
+                );
+                QuarantinedPartition { name, path: to, reason, at }
+            }
+            Err(error) => {
+                tracing::error!(
+                    partition = %name,
+                    path = %from.display(),
+                    %reason,
+                    %error,
+                    "a damaged log partition cannot be moved aside; it is left out of searches where it is"
+                );
+                QuarantinedPartition {
+                    name,
+                    path: from,
+                    reason: format!("{reason} (it could not be moved aside: {error})"),
+                    at,
+                }
+            }
+        };
+        self.quarantined.push(quarantined.clone());
+        quarantined
     }
 
     /// The folder of the store.
@@ -518,6 +744,11 @@ impl LogStore {
     /// On an error, the partitions committed before it keep their records;
     /// send the whole batch again: what was stored is dropped then.
     pub fn ingest(&mut self, mut batch: Vec<LogRecord>) -> Result<IngestOutcome> {
+        // New records of a damaged hour go to a new partition, not into
+        // the damaged one.
+        if !self.damaged.get_mut().unwrap_or_else(PoisonError::into_inner).is_empty() {
+            self.quarantine_damaged();
+        }
         let mut outcome = IngestOutcome::default();
         // One origin's lines side by side (in their order) compress far
         // better than lines of many origins interleaved: the doc store
@@ -692,66 +923,149 @@ impl LogStore {
         Ok(CompiledFilter { without_time, with_time, since: filter.since, until: filter.until })
     }
 
-    /// One page of the records matching the request, newest first.
+    /// The partitions that may hold records of `[since, until)` and can be
+    /// read, newest first; those known to be damaged go to `damaged`.
+    fn readable_partitions_in(
+        &self,
+        since: Option<i64>,
+        until: Option<i64>,
+        damaged: &mut Vec<DamagedPartition>,
+    ) -> Vec<&Partition> {
+        let known_damaged = self.damaged.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut readable = Vec::new();
+        for partition in self.partitions_in(since, until) {
+            match known_damaged.get(&partition.start) {
+                Some(damage) => damaged.push(damage.clone()),
+                None => readable.push(partition),
+            }
+        }
+        readable
+    }
+
+    /// Notes that a search failed in `partition`: in the log, in the
+    /// answer (the returned value), and, when its files are damaged, in the
+    /// store, so that later searches skip it until it is moved aside.
+    fn note_failure(&self, partition: &Partition, failure: PartitionFailure) -> DamagedPartition {
+        let damage =
+            DamagedPartition { name: partition_name(partition.start), start: partition.start, reason: failure.reason };
+        tracing::warn!(
+            partition = %damage.name,
+            path = %partition.path.display(),
+            reason = %damage.reason,
+            files_damaged = failure.files_damaged,
+            "a log partition cannot be searched; the answer is made from the others"
+        );
+        if failure.files_damaged {
+            self.damaged.lock().unwrap_or_else(PoisonError::into_inner).insert(partition.start, damage.clone());
+        }
+        damage
+    }
+
+    /// One page of the records matching the request, newest first. A
+    /// partition that cannot be read is left out and named in `damaged`.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchPage> {
         let compiled = self.compile(&request.filter)?;
         let limit = request.limit;
+        let mut damaged = Vec::new();
+        let partitions = self.readable_partitions_in(request.filter.since, request.filter.until, &mut damaged);
         let mut candidates: Vec<(Cursor, usize, DocAddress)> = Vec::new();
-        let mut total_matching = 0u64;
-        let partitions: Vec<&Partition> = self.partitions_in(request.filter.since, request.filter.until).collect();
+        // Per partition (same order), its matching records.
+        let mut num_matching_per_partition = vec![0u64; partitions.len()];
         for (partition_index, partition) in partitions.iter().enumerate() {
-            let searcher = partition.reader.searcher();
-            let query = compiled.for_partition(partition, self.span_nanos);
-            let weight =
-                query.weight(EnableScoring::disabled_from_searcher(&searcher)).map_err(index_error(&partition.path))?;
-            let collector = NewestCollector {
-                limit: limit.saturating_add(1),
-                before: request.before,
-                sort_columns: Arc::clone(&partition.sort_columns),
-            };
             // Partitions come newest first and do not overlap in time: once
             // a page and one more are found, older partitions are only counted.
-            let page_is_full = candidates.len() > limit;
-            for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
-                // Counting alone has fast paths (a term's count is its
-                // document frequency); the newest are looked for only in
-                // segments with a match, which spares opening their columns.
-                let count = weight.count(segment).map_err(index_error(&partition.path))?;
-                total_matching += u64::from(count);
-                if limit == 0 || page_is_full || count == 0 {
-                    continue;
+            let num_wanted = if limit == 0 || candidates.len() > limit { 0 } else { limit.saturating_add(1) };
+            match guarded(|| self.search_partition(partition, &compiled, request.before, num_wanted)) {
+                Ok((num_matching, newest)) => {
+                    num_matching_per_partition[partition_index] = num_matching;
+                    candidates.extend(newest.into_iter().map(|(cursor, address)| (cursor, partition_index, address)));
                 }
-                let newest = collector
-                    .collect_segment(weight.as_ref(), segment_ord as u32, segment)
-                    .map_err(index_error(&partition.path))?;
-                candidates.extend(newest.into_iter().map(|(cursor, address)| (cursor, partition_index, address)));
+                Err(failure) => damaged.push(self.note_failure(partition, failure)),
             }
         }
         candidates.sort_unstable_by_key(|(cursor, _, _)| Reverse(*cursor));
         let has_more = candidates.len() > limit;
         candidates.truncate(limit);
-        let mut records = Vec::with_capacity(candidates.len());
-        for (cursor, partition_index, address) in &candidates {
-            let partition = partitions[*partition_index];
-            let searcher = partition.reader.searcher();
-            let document: tantivy::TantivyDocument = searcher.doc(*address).map_err(index_error(&partition.path))?;
-            let bytes = document.get_first(self.schema.record).and_then(|value| value.as_bytes()).unwrap_or_default();
-            let record = crate::codec::decode(bytes, cursor.timestamp).map_err(|error| Error::Corrupt {
-                path: partition.path.clone(),
-                message: format!("a stored record cannot be read ({error}); delete the partition folder"),
-            })?;
-            records.push(record);
-        }
         let next_cursor = if has_more { candidates.last().map(|(cursor, _, _)| *cursor) } else { None };
-        let cursors = candidates.iter().map(|(cursor, _, _)| *cursor).collect();
-        Ok(SearchPage { records, cursors, next_cursor, total_matching })
+        let mut fetched: Vec<(Cursor, usize, LogRecord)> = Vec::with_capacity(candidates.len());
+        let mut failed = vec![false; partitions.len()];
+        for (cursor, partition_index, address) in candidates {
+            if failed[partition_index] {
+                continue;
+            }
+            let partition = partitions[partition_index];
+            match guarded(|| self.fetch_record(partition, address, cursor.timestamp)) {
+                Ok(record) => fetched.push((cursor, partition_index, record)),
+                Err(failure) => {
+                    failed[partition_index] = true;
+                    damaged.push(self.note_failure(partition, failure));
+                }
+            }
+        }
+        // A partition whose records cannot all be read is left out whole,
+        // as one whose search failed.
+        fetched.retain(|(_, partition_index, _)| !failed[*partition_index]);
+        let total_matching = num_matching_per_partition
+            .iter()
+            .zip(&failed)
+            .filter(|(_, failed)| !**failed)
+            .map(|(num_matching, _)| num_matching)
+            .sum();
+        let (cursors, records) = fetched.into_iter().map(|(cursor, _, record)| (cursor, record)).unzip();
+        Ok(SearchPage { records, cursors, next_cursor, total_matching, damaged })
+    }
+
+    /// How many records of one partition match, and its newest
+    /// `num_wanted` matches before `before` (none when 0).
+    fn search_partition(
+        &self,
+        partition: &Partition,
+        compiled: &CompiledFilter,
+        before: Option<Cursor>,
+        num_wanted: usize,
+    ) -> Result<(u64, Vec<(Cursor, DocAddress)>)> {
+        let searcher = partition.reader.searcher();
+        let query = compiled.for_partition(partition, self.span_nanos);
+        let weight =
+            query.weight(EnableScoring::disabled_from_searcher(&searcher)).map_err(index_error(&partition.path))?;
+        let collector =
+            NewestCollector { limit: num_wanted, before, sort_columns: Arc::clone(&partition.sort_columns) };
+        let mut num_matching = 0u64;
+        let mut newest = Vec::new();
+        for (segment_ord, segment) in searcher.segment_readers().iter().enumerate() {
+            // Counting alone has fast paths (a term's count is its
+            // document frequency); the newest are looked for only in
+            // segments with a match, which spares opening their columns.
+            let count = weight.count(segment).map_err(index_error(&partition.path))?;
+            num_matching += u64::from(count);
+            if num_wanted == 0 || count == 0 {
+                continue;
+            }
+            let segment_newest = collector
+                .collect_segment(weight.as_ref(), segment_ord as u32, segment)
+                .map_err(index_error(&partition.path))?;
+            newest.extend(segment_newest);
+        }
+        Ok((num_matching, newest))
+    }
+
+    /// The record at `address` of a partition.
+    fn fetch_record(&self, partition: &Partition, address: DocAddress, timestamp: i64) -> Result<LogRecord> {
+        let searcher = partition.reader.searcher();
+        let document: tantivy::TantivyDocument = searcher.doc(address).map_err(index_error(&partition.path))?;
+        let bytes = document.get_first(self.schema.record).and_then(|value| value.as_bytes()).unwrap_or_default();
+        crate::codec::decode(bytes, timestamp).map_err(|error| Error::Corrupt {
+            path: partition.path.clone(),
+            message: format!("a stored record cannot be read ({error})"),
+        })
     }
 
     /// The `top_n` most frequent values of `field` among the matching
     /// records, most frequent first (ties by value). `field` is a keyword
     /// field (`node`, `job`, `level`, …) or an extracted field; records
-    /// without the field are not counted.
-    pub fn count_by(&self, filter: &Filter, field: &str, top_n: usize) -> Result<Vec<(String, u64)>> {
+    /// without the field are not counted. A partition that cannot be read
+    /// is left out and named in `damaged`.
+    pub fn count_by(&self, filter: &Filter, field: &str, top_n: usize) -> Result<FieldCounts> {
         let Some(source) = self.schema.count_source(field) else {
             return Err(Error::InvalidRequest(format!(
                 "cannot count by {field:?}: use node, job, level, another record field or an extracted field"
@@ -759,41 +1073,59 @@ impl LogStore {
         };
         let compiled = self.compile(filter)?;
         let collector = CountByCollector { source };
+        let mut damaged = Vec::new();
         let mut counts: HashMap<String, u64> = HashMap::new();
-        for partition in self.partitions_in(filter.since, filter.until) {
-            let searcher = partition.reader.searcher();
-            let query = compiled.for_partition(partition, self.span_nanos);
-            let partition_counts = searcher.search(query, &collector).map_err(index_error(&partition.path))?;
-            for (value, count) in partition_counts {
-                *counts.entry(value).or_default() += count;
+        for partition in self.readable_partitions_in(filter.since, filter.until, &mut damaged) {
+            let counted = guarded(|| {
+                let searcher = partition.reader.searcher();
+                let query = compiled.for_partition(partition, self.span_nanos);
+                searcher.search(query, &collector).map_err(index_error(&partition.path))
+            });
+            match counted {
+                Ok(partition_counts) => {
+                    for (value, count) in partition_counts {
+                        *counts.entry(value).or_default() += count;
+                    }
+                }
+                Err(failure) => damaged.push(self.note_failure(partition, failure)),
             }
         }
         let mut sorted: Vec<(String, u64)> = counts.into_iter().collect();
         sorted.sort_unstable_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
         sorted.truncate(top_n);
-        Ok(sorted)
+        Ok(FieldCounts { counts: sorted, damaged })
     }
 
     /// How many records match per time bucket of `bucket_nanos`: the start
     /// of every bucket with at least one record, oldest first. Buckets are
-    /// aligned on multiples of `bucket_nanos` since the epoch.
-    pub fn histogram(&self, filter: &Filter, bucket_nanos: i64) -> Result<Vec<(i64, u64)>> {
+    /// aligned on multiples of `bucket_nanos` since the epoch. A partition
+    /// that cannot be read is left out and named in `damaged`.
+    pub fn histogram(&self, filter: &Filter, bucket_nanos: i64) -> Result<Histogram> {
         if bucket_nanos <= 0 {
             return Err(Error::InvalidRequest(format!(
                 "histogram bucket of {bucket_nanos} ns: use a positive duration such as 5m"
             )));
         }
         let compiled = self.compile(filter)?;
+        let mut damaged = Vec::new();
         let mut counts: BTreeMap<i64, u64> = BTreeMap::new();
-        for partition in self.partitions_in(filter.since, filter.until) {
-            let collector = HistogramCollector { bucket_nanos, sort_columns: Arc::clone(&partition.sort_columns) };
-            let searcher = partition.reader.searcher();
-            let query = compiled.for_partition(partition, self.span_nanos);
-            for (bucket, count) in searcher.search(query, &collector).map_err(index_error(&partition.path))? {
-                *counts.entry(bucket).or_default() += count;
+        for partition in self.readable_partitions_in(filter.since, filter.until, &mut damaged) {
+            let counted = guarded(|| {
+                let collector = HistogramCollector { bucket_nanos, sort_columns: Arc::clone(&partition.sort_columns) };
+                let searcher = partition.reader.searcher();
+                let query = compiled.for_partition(partition, self.span_nanos);
+                searcher.search(query, &collector).map_err(index_error(&partition.path))
+            });
+            match counted {
+                Ok(partition_counts) => {
+                    for (bucket, count) in partition_counts {
+                        *counts.entry(bucket).or_default() += count;
+                    }
+                }
+                Err(failure) => damaged.push(self.note_failure(partition, failure)),
             }
         }
-        Ok(counts.into_iter().collect())
+        Ok(Histogram { buckets: counts.into_iter().collect(), damaged })
     }
 
     /// Deletes whole partitions by the configured retention, using the
@@ -875,11 +1207,13 @@ impl LogStore {
     /// them for `settle`, and they have more than one segment. Oldest first.
     pub fn settled_partitions(&self, now: i64, settle: Duration) -> Vec<i64> {
         let settle_nanos = i64::try_from(settle.as_nanos()).unwrap_or(i64::MAX);
+        let known_damaged = self.damaged.lock().unwrap_or_else(PoisonError::into_inner);
         self.partitions
             .values()
             .filter(|partition| {
                 partition.start.saturating_add(self.span_nanos).saturating_add(settle_nanos) <= now
                     && !partition.compacting
+                    && !known_damaged.contains_key(&partition.start)
                     && partition.last_added.is_none_or(|added| added.elapsed() >= settle)
                     && partition.reader.searcher().segment_readers().len() > 1
             })
@@ -896,6 +1230,10 @@ impl LogStore {
     /// (a rare word is looked up once per segment), and takes less disk.
     pub fn start_compaction(&mut self, start: i64) -> Result<Option<Compaction>> {
         let (config, span_nanos) = (self.config, self.span_nanos);
+        if self.damaged.get_mut().unwrap_or_else(PoisonError::into_inner).contains_key(&start) {
+            // Merging would read the damaged files; it is moved aside instead.
+            return Ok(None);
+        }
         let Some(partition) = self.partitions.get_mut(&start) else {
             return Ok(None);
         };
@@ -1155,6 +1493,116 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     fs::write(&temporary, bytes).map_err(io_error(&temporary))?;
     fs::File::open(&temporary).and_then(|file| file.sync_all()).map_err(io_error(&temporary))?;
     fs::rename(&temporary, path).map_err(io_error(path))
+}
+
+/// Whether a folder holds a file other than tantivy's hidden bookkeeping
+/// (lock files, `.managed.json`): a partition folder without `meta.json`
+/// that holds segment files is damaged, not empty.
+fn holds_files(path: &Path) -> bool {
+    let Ok(entries) = fs::read_dir(path) else {
+        // Unreadable: not known to be empty.
+        return true;
+    };
+    entries.filter_map(|entry| entry.ok()).any(|entry| !entry.file_name().to_string_lossy().starts_with('.'))
+}
+
+/// Moves a partition folder into the quarantine folder as
+/// `NAME-UNIXSECONDS` (`-N` added while taken); returns where it went.
+fn move_into_quarantine(quarantine: &Path, from: &Path, name: &str, at: i64) -> Result<PathBuf> {
+    fs::create_dir_all(quarantine).map_err(io_error(quarantine))?;
+    let seconds = at.div_euclid(NANOS_PER_SECOND);
+    let mut to = quarantine.join(format!("{name}-{seconds}"));
+    let mut attempt = 1u32;
+    while to.exists() {
+        to = quarantine.join(format!("{name}-{seconds}-{attempt}"));
+        attempt += 1;
+    }
+    fs::rename(from, &to).map_err(io_error(from))?;
+    Ok(to)
+}
+
+/// The partitions found in the quarantine folder, oldest first, from
+/// their notes (a folder without a readable note is listed all the same).
+fn read_quarantine(quarantine: &Path) -> Vec<QuarantinedPartition> {
+    let Ok(entries) = fs::read_dir(quarantine) else {
+        return Vec::new();
+    };
+    let mut found: Vec<QuarantinedPartition> = entries
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.file_type().is_ok_and(|file_type| file_type.is_dir()))
+        .map(|entry| {
+            let path = entry.path();
+            let note = fs::read(path.join(QUARANTINE_NOTE))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<QuarantineNote>(&bytes).ok());
+            match note {
+                Some(note) => QuarantinedPartition { name: note.partition, path, reason: note.reason, at: note.at },
+                None => {
+                    let folder = entry.file_name().to_string_lossy().into_owned();
+                    let name = folder.split('-').next().unwrap_or_default().to_owned();
+                    let at = entry
+                        .metadata()
+                        .and_then(|metadata| metadata.modified())
+                        .map(drover_types::log::unix_nanos)
+                        .unwrap_or_default();
+                    let reason = "moved aside by an earlier run; why was not recorded".to_owned();
+                    QuarantinedPartition { name, path, reason, at }
+                }
+            }
+        })
+        .collect();
+    found.sort_by(|left, right| left.at.cmp(&right.at).then_with(|| left.path.cmp(&right.path)));
+    found
+}
+
+/// Why one partition's part of a search failed.
+struct PartitionFailure {
+    reason: String,
+    /// Its files are damaged (rather than the request failing for another
+    /// reason, such as an old schema that cannot answer it): later searches
+    /// skip it and it is moved aside.
+    files_damaged: bool,
+}
+
+/// Runs one partition's part of a search, a panic of tantivy's included
+/// (it panics on some damaged files: "range start index … out of range").
+fn guarded<T>(work: impl FnOnce() -> Result<T>) -> std::result::Result<T, PartitionFailure> {
+    match panic::catch_unwind(AssertUnwindSafe(work)) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(PartitionFailure { files_damaged: is_damage(&error), reason: error.to_string() }),
+        Err(payload) => Err(PartitionFailure {
+            reason: format!("the search engine failed on a damaged file: {}", panic_text(&*payload)),
+            files_damaged: true,
+        }),
+    }
+}
+
+/// Whether an error while reading a partition says that its files are
+/// damaged or missing.
+fn is_damage(error: &Error) -> bool {
+    match error {
+        Error::Io { .. } | Error::Corrupt { .. } => true,
+        Error::Index { source, .. } => matches!(
+            source,
+            tantivy::TantivyError::DataCorruption(_)
+                | tantivy::TantivyError::IoError(_)
+                | tantivy::TantivyError::OpenReadError(_)
+                | tantivy::TantivyError::OpenDirectoryError(_)
+                | tantivy::TantivyError::IncompatibleIndex(_)
+        ),
+        Error::Query(_) | Error::InvalidRequest(_) | Error::InvalidCursor { .. } => false,
+    }
+}
+
+/// The message of a caught panic.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        return (*text).to_owned();
+    }
+    if let Some(text) = payload.downcast_ref::<String>() {
+        return text.clone();
+    }
+    "a panic without a message".to_owned()
 }
 
 fn directory_bytes(path: &Path) -> u64 {

@@ -110,7 +110,7 @@ fn counts_match_grep_on_loghub_samples() {
             assert_eq!(count(&store, &format!("node:{}", node.to_uppercase())), expected, "node:{node}, any case");
             num_checked += 1;
         }
-        let counted = store.count_by(&Filter::query("node:node-*"), "node", 1000).unwrap();
+        let counted = store.count_by(&Filter::query("node:node-*"), "node", 1000).unwrap().counts;
         let total: u64 = counted.iter().map(|(_, count)| count).sum();
         assert_eq!(total, grep_count(&["-E", "^[0-9]+ node-"], &directory.join(hpc)));
     }

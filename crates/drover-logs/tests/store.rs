@@ -213,20 +213,23 @@ fn counts_by_field_and_histogram() {
     store.ingest(batch).unwrap();
     let all = Filter::default();
     assert_eq!(
-        store.count_by(&all, "node", 10).unwrap(),
+        store.count_by(&all, "node", 10).unwrap().counts,
         vec![("a".to_owned(), 20), ("b".to_owned(), 20), ("c".to_owned(), 20)]
     );
-    assert_eq!(store.count_by(&all, "node", 1).unwrap(), vec![("a".to_owned(), 20)]);
-    assert_eq!(store.count_by(&all, "level", 10).unwrap(), vec![("info".to_owned(), 45), ("error".to_owned(), 15)]);
-    assert_eq!(store.count_by(&Filter::query("level:error"), "user", 10).unwrap(), vec![("u0".to_owned(), 15)]);
-    assert_eq!(store.count_by(&all, "job", 10).unwrap(), vec![]);
+    assert_eq!(store.count_by(&all, "node", 1).unwrap().counts, vec![("a".to_owned(), 20)]);
+    assert_eq!(
+        store.count_by(&all, "level", 10).unwrap().counts,
+        vec![("info".to_owned(), 45), ("error".to_owned(), 15)]
+    );
+    assert_eq!(store.count_by(&Filter::query("level:error"), "user", 10).unwrap().counts, vec![("u0".to_owned(), 15)]);
+    assert_eq!(store.count_by(&all, "job", 10).unwrap().counts, vec![]);
     assert!(store.count_by(&all, "message", 10).is_err());
 
     let ten_minutes = 600 * NANOS_PER_SECOND;
-    let histogram = store.histogram(&all, ten_minutes).unwrap();
+    let histogram = store.histogram(&all, ten_minutes).unwrap().buckets;
     assert_eq!(histogram, (0..6).map(|bucket| (BASE + bucket * ten_minutes, 10)).collect::<Vec<_>>());
     let errors = store.histogram(&Filter { since: Some(BASE + ten_minutes), ..Filter::query("level:error") }, HOUR);
-    assert_eq!(errors.unwrap(), vec![(BASE, 12)]);
+    assert_eq!(errors.unwrap().buckets, vec![(BASE, 12)]);
     assert!(store.histogram(&all, 0).is_err());
 }
 
@@ -301,7 +304,8 @@ fn levels_and_times_of_real_logs() {
             *expected.entry(level.to_owned()).or_default() += 1;
         }
     }
-    let counted: BTreeMap<String, u64> = store.count_by(&Filter::default(), "level", 10).unwrap().into_iter().collect();
+    let counted: BTreeMap<String, u64> =
+        store.count_by(&Filter::default(), "level", 10).unwrap().counts.into_iter().collect();
     assert_eq!(counted, expected);
     // Every line has its own time (2015), none fell back to the time received (0).
     assert_eq!(total(&store, ""), text.lines().count() as u64);
@@ -356,9 +360,9 @@ fn reads_and_extends_a_format_version_1_store() {
     assert_eq!(records[0].message, "Disk full");
     assert_eq!((records[0].seq, records[0].timestamp), (3, BASE + 2));
     assert_eq!(records[0].hostgroup.as_deref(), Some("bi/web"));
-    assert_eq!(store.count_by(&Filter::default(), "job", 10).unwrap(), vec![("frontend".to_owned(), 5)]);
-    assert_eq!(store.count_by(&Filter::default(), "origin", 10).unwrap(), vec![("web-1".to_owned(), 5)]);
-    assert_eq!(store.histogram(&Filter::default(), HOUR).unwrap(), vec![(BASE, 3), (BASE + HOUR, 2)]);
+    assert_eq!(store.count_by(&Filter::default(), "job", 10).unwrap().counts, vec![("frontend".to_owned(), 5)]);
+    assert_eq!(store.count_by(&Filter::default(), "origin", 10).unwrap().counts, vec![("web-1".to_owned(), 5)]);
+    assert_eq!(store.histogram(&Filter::default(), HOUR).unwrap().buckets, vec![(BASE, 3), (BASE + HOUR, 2)]);
     assert_eq!(
         total_in(&store, Filter { since: Some(BASE + 1), until: Some(BASE + HOUR + 1), ..Filter::default() }),
         3

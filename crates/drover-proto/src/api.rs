@@ -519,6 +519,14 @@ pub struct LocalStatus {
     pub disk_free_bytes: u64,
     /// Size of that file system.
     pub disk_total_bytes: u64,
+    /// Problems of its log index (a damaged hourly partition moved aside,
+    /// an index that cannot be opened), in words starting with "its".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log_problems: Vec<String>,
+    /// Set while a write of its Raft data waits for disk space: what the
+    /// disk said, and since when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raft_write_stalled: Option<String>,
 }
 
 /// One line of `drover server health`.
@@ -620,6 +628,10 @@ pub struct LogSearchResponse {
     /// Servers that did not answer: their records are missing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<String>,
+    /// Hourly log partitions that could not be read (damaged, being moved
+    /// aside): their records are missing. `server N: log partition NAME`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
 }
 
 /// One value and its count.
@@ -641,6 +653,10 @@ pub struct LogCountResponse {
     /// Servers that did not answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<String>,
+    /// Hourly log partitions that could not be read (damaged, being moved
+    /// aside): their records are missing. `server N: log partition NAME`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
 }
 
 /// One histogram bucket.
@@ -662,6 +678,10 @@ pub struct LogHistogramResponse {
     /// Servers that did not answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<String>,
+    /// Hourly log partitions that could not be read (damaged, being moved
+    /// aside): their records are missing. `server N: log partition NAME`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
 }
 
 /// One node's latest usage, for `GET /v1/nodes/usage` (`drover node top`).

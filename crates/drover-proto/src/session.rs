@@ -285,6 +285,12 @@ impl ResponseBody {
 /// default that memset was most of the CPU cost of a heartbeat.
 pub const READ_BUFFER_BYTES: usize = 1024;
 
+/// The largest session message either end accepts, and so the largest
+/// WebSocket frame: a message is sent as one frame, and both ends must take
+/// an exec answer at the documented maximum output (16 MiB of stdout and
+/// 16 MiB of stderr, docs/exec.md) with room to spare.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
 /// The format byte of session frames.
 const FRAME_FORMAT: u8 = 1;
 

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use drover_types::{Constraint, ConstraintOperator, Node, interpolate};
 use regex::Regex;
 
-use crate::version::VersionRequirement;
+use drover_types::version::VersionRequirement;
 
 /// Whether `node` satisfies `constraint`, compiling its pattern on the spot.
 ///

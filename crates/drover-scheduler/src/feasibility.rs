@@ -74,8 +74,17 @@ impl GroupRules {
             ZoneFilter::Any
         } else {
             // Globs escape every other character, so they always compile; a
-            // pattern that did not would simply match no zone.
-            ZoneFilter::Globs(job.datacenters.iter().filter_map(|pattern| compile_glob(pattern)).collect())
+            // pattern that did not would simply match no zone. Servers refuse
+            // more than the limit (`Job::validate`); the cap keeps a job
+            // registered before that check from costing a compiled pattern
+            // per entry at every evaluation.
+            ZoneFilter::Globs(
+                job.datacenters
+                    .iter()
+                    .take(drover_types::validate::limits::MAX_DATACENTERS)
+                    .filter_map(|pattern| compile_glob(pattern))
+                    .collect(),
+            )
         };
         let affinities: Vec<(CompiledRule, f64)> = job
             .affinities

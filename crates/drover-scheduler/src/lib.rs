@@ -107,7 +107,6 @@ mod select;
 mod system;
 mod update;
 mod verify;
-mod version;
 mod view;
 
 pub use constraint::{constraint_matches, glob_matches};

@@ -76,6 +76,7 @@
 
 use std::time::Duration;
 
+use drover_types::validate::limits::MAX_COUNT;
 use drover_types::{
     AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, DeploymentId, EvalId, Evaluation, GroupChanges, Job,
     JobType, Node, NodeId, NodeStatus, ReconcileMode, TaskGroup, TaskLifecycleState, Timestamp,
@@ -473,7 +474,10 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
 
     // Counts: completed batch allocations are fixed; the surplus of the
     // others is stopped.
-    let num_desired = usize::try_from(group.count).unwrap_or(usize::MAX);
+    // Servers refuse a count above the limit (`Job::validate`); the cap here
+    // keeps a job registered before that check (replayed at every start)
+    // from making the leader allocate per instance without bound.
+    let num_desired = usize::try_from(group.count.min(MAX_COUNT)).unwrap_or(usize::MAX);
     let (completed, mut kept): (Vec<Occupant<'a>>, Vec<Occupant<'a>>) =
         occupants.into_iter().partition(|occupant| occupant.slot == Slot::Completed);
     let num_wanted_others = num_desired.saturating_sub(completed.len());

@@ -1050,3 +1050,24 @@ fn placements_on_a_node_that_went_down_are_refused_but_stops_are_kept() {
     assert_eq!(verified.accepted.stop.len(), 2, "stops are always accepted");
     assert!(verified.accepted.place.iter().all(|alloc| alloc.node_id != target));
 }
+
+/// Regression (hardening issue, item 1): a job registered before servers
+/// refused `count` above the limit, replayed at start, must not make the
+/// planner allocate per requested instance.
+#[test]
+fn a_count_above_the_limit_is_capped_not_allocated() {
+    let mut cluster = cluster(3);
+    let mut rng = rng();
+    let mut job = simple_job("huge", JobType::Service, 1, SMALL);
+    job.groups[0].count = u32::MAX;
+    job.constraints.push(drover_types::Constraint {
+        attribute: "${node.unique.name}".to_owned(),
+        operator: drover_types::ConstraintOperator::Equal,
+        value: "no-such-node".to_owned(),
+    });
+    let id = register(&mut cluster, job);
+    let (_, plan) = compute_plan(&cluster, &id, start(), &mut rng);
+    assert!(plan.place.is_empty());
+    let failure = plan.failed.get("app").expect("the group's placements failed");
+    assert_eq!(failure.num_unplaced, drover_types::validate::limits::MAX_COUNT);
+}

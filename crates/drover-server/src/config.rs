@@ -71,6 +71,11 @@ pub struct ServerConfig {
     /// Free disk on the data directory below which `drover server health`
     /// reports a problem (0: never).
     pub min_free_disk_bytes: u64,
+    /// Start as a new, empty server although the data directory belonged
+    /// to a cluster: its Raft data is moved aside and it gets a new server
+    /// id (`--forget-cluster`, the deliberate way out of the refusal to
+    /// start with a missing Raft log).
+    pub forget_cluster: bool,
 }
 
 impl ServerConfig {
@@ -88,6 +93,7 @@ impl ServerConfig {
             logs: crate::logs::LogSettings::default(),
             exec_enabled: true,
             min_free_disk_bytes: crate::operator::MIN_FREE_DISK_BYTES,
+            forget_cluster: false,
         }
     }
 }

@@ -23,6 +23,7 @@ mod ids;
 pub mod inventory;
 mod leader;
 pub mod logs;
+mod membership;
 pub mod network;
 mod operations;
 pub mod operator;

@@ -15,6 +15,15 @@
 //! A server that does not answer makes the answer incomplete, and the answer
 //! says so (`unreachable`): its agents' lines are not lost (they are on its
 //! disk) but cannot be seen until it is back.
+//!
+//! Log data never keeps the control plane down. A damaged hourly partition
+//! is moved aside by the store (at start, or once a search found it
+//! damaged) and the others are served; an index that cannot be opened at
+//! all (its `store.json` damaged) leaves the server running without one:
+//! agents' lines then wait in their spools, unacknowledged. Both are said
+//! by [`Server::log_index_problems`] (for `drover server health`) and in
+//! the log. Internal failures of a query reach the API as an error id
+//! only; the details are in this server's log under that id.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -91,7 +100,9 @@ struct IngestJob {
 
 /// The log index of one server.
 pub(crate) struct LogService {
-    store: Arc<RwLock<LogStore>>,
+    /// `Err`: the index could not be opened, and why; the server runs
+    /// without one.
+    store: std::result::Result<Arc<RwLock<LogStore>>, String>,
     ingest: mpsc::Sender<IngestJob>,
     ingest_jobs: std::sync::Mutex<Option<mpsc::Receiver<IngestJob>>>,
     live: broadcast::Sender<Arc<LogRecord>>,
@@ -99,30 +110,52 @@ pub(crate) struct LogService {
 }
 
 impl LogService {
-    /// Opens (or creates) the index in `dir`.
+    /// Opens (or creates) the index in `dir`. Never fails: an index that
+    /// cannot be opened leaves the server without one (see
+    /// [`Server::log_index_problems`]), and a damaged partition costs only
+    /// its hour.
     pub(crate) fn open(dir: &Path, settings: LogSettings) -> Result<LogService> {
-        let store = LogStore::open(dir, settings.retention)
-            .map_err(|error| CodedError::internal(format!("cannot open the log index: {error}")))?;
+        let store = match LogStore::open(dir, settings.retention) {
+            Ok(store) => {
+                for quarantined in store.quarantined() {
+                    tracing::warn!(
+                        partition = %quarantined.name,
+                        path = %quarantined.path.display(),
+                        reason = %quarantined.reason,
+                        "a damaged log partition is set aside; delete its folder once inspected"
+                    );
+                }
+                Ok(Arc::new(RwLock::new(store)))
+            }
+            Err(error) => {
+                tracing::error!(
+                    path = %dir.display(),
+                    %error,
+                    "cannot open the log index: this server runs without one until it is repaired and restarted"
+                );
+                Err(error.to_string())
+            }
+        };
         let (ingest, jobs) = mpsc::channel(1024);
         let (live, _) = broadcast::channel(LIVE_BUFFER);
-        Ok(LogService {
-            store: Arc::new(RwLock::new(store)),
-            ingest,
-            ingest_jobs: std::sync::Mutex::new(Some(jobs)),
-            live,
-            settings,
-        })
+        Ok(LogService { store, ingest, ingest_jobs: std::sync::Mutex::new(Some(jobs)), live, settings })
     }
 }
 
 /// Starts the ingest loop, retention, and the server's own syslog receiver.
 pub(crate) async fn spawn_log_tasks(server: &Server) -> Result<()> {
     let logs = &server.inner.logs;
+    let Ok(index) = &logs.store else {
+        // Without an index nothing is ingested: `on_agent_logs` leaves
+        // agents' lines unacknowledged in their spools.
+        return Ok(());
+    };
     let jobs = logs.ingest_jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
     if let Some(jobs) = jobs {
-        tokio::spawn(ingest_loop(Arc::clone(&logs.store), jobs, logs.live.clone()));
+        tokio::spawn(ingest_loop(Arc::clone(index), jobs, logs.live.clone()));
     }
-    let (store, shutdown) = (Arc::clone(&logs.store), server.shutdown_token().clone());
+    tokio::spawn(compact_settled(Arc::clone(index), server.shutdown_token().clone()));
+    let (store, shutdown) = (Arc::clone(index), server.shutdown_token().clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(RETENTION_EVERY);
         loop {
@@ -144,15 +177,15 @@ pub(crate) async fn spawn_log_tasks(server: &Server) -> Result<()> {
             }
         }
     });
-    tokio::spawn(compact_settled(Arc::clone(&logs.store), server.shutdown_token().clone()));
     if let Some(address) = logs.settings.syslog {
         spawn_syslog(server, address).await?;
     }
     Ok(())
 }
 
-/// Merges each settled partition into one segment (searched once per rare
-/// word instead of once per segment, and smaller), one at a time, without
+/// Moves aside the partitions that searches found damaged, then merges
+/// each settled partition into one segment (searched once per rare word
+/// instead of once per segment, and smaller), one at a time, without
 /// holding the store while the merge runs: ingest and searches go on.
 async fn compact_settled(store: Arc<RwLock<LogStore>>, shutdown: tokio_util::sync::CancellationToken) {
     let mut tick = tokio::time::interval(COMPACTION_EVERY);
@@ -164,6 +197,10 @@ async fn compact_settled(store: Arc<RwLock<LogStore>>, shutdown: tokio_util::syn
         }
         let store = Arc::clone(&store);
         let outcome = tokio::task::spawn_blocking(move || {
+            // The store logs each one it moves.
+            if !read(&store).damaged().is_empty() {
+                write(&store).quarantine_damaged();
+            }
             let settled = read(&store).settled_partitions(now_nanos(), COMPACTION_SETTLE);
             for start in settled {
                 // The store is held only to start and to finish the merge.
@@ -368,13 +405,26 @@ pub(crate) fn now_nanos() -> i64 {
 /// A time as the API accepts it: `6h` (ago), RFC 3339, or nanoseconds
 /// since the epoch.
 pub fn parse_time(text: &str, now: i64) -> std::result::Result<i64, String> {
-    let text = text.trim();
+    let nanos = parse_unchecked_time(text.trim(), now)?;
+    if !(0..=LATEST_TIME_NANOS).contains(&nanos) {
+        return Err(format!("time {text:?} is out of range: give a time between 1970 and 2200"));
+    }
+    Ok(nanos)
+}
+
+/// 2200-01-01T00:00:00Z in nanoseconds: the latest time a query may name.
+/// Bounding every time keeps spans, bucket counts and alignments far from
+/// `i64` overflow.
+const LATEST_TIME_NANOS: i64 = 7_258_118_400 * 1_000_000_000;
+
+fn parse_unchecked_time(text: &str, now: i64) -> std::result::Result<i64, String> {
     if let Ok(nanos) = text.parse::<i64>() {
         return Ok(nanos);
     }
     if let Ok(duration) = text.parse::<DurationSpec>() {
         let nanos = i64::try_from(duration.get().as_nanos()).unwrap_or(i64::MAX);
-        return Ok(now.saturating_sub(nanos));
+        // A duration reaching back before 1970 means "from the start".
+        return Ok(now.saturating_sub(nanos).max(0));
     }
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
         return time.timestamp_nanos_opt().ok_or_else(|| format!("time {text:?} is out of range"));
@@ -390,8 +440,24 @@ fn invalid(error: drover_logs::Error) -> CodedError {
         drover_logs::Error::InvalidRequest(_) | drover_logs::Error::InvalidCursor { .. } => {
             CodedError::invalid(error.to_string())
         }
-        other => CodedError::internal(format!("log index: {other}")),
+        other => internal_query_error(&other),
     }
+}
+
+/// An internal failure of a log query as the API gives it: an id only
+/// (paths, engine and panic messages are no business of a caller); the
+/// details go to this server's log under that id.
+fn internal_query_error(error: &dyn std::fmt::Display) -> CodedError {
+    let error_id = crate::ids::new_short_id();
+    tracing::error!(error_id = %error_id, %error, "a log query failed");
+    CodedError::internal(format!(
+        "the log query failed on this server (error id {error_id}); its log has the details under that id"
+    ))
+}
+
+/// The answer of a server without a log index.
+fn no_log_index() -> CodedError {
+    CodedError::internal("this server's log index cannot be opened; `drover server health` says why")
 }
 
 /// Where one server stands in a paged search across servers.
@@ -431,6 +497,15 @@ fn decode_positions(text: &str) -> Result<BTreeMap<u64, Position>> {
     Ok(positions)
 }
 
+/// The most buckets one histogram answers.
+const MAX_HISTOGRAM_BUCKETS: i128 = 100_000;
+
+fn too_many_buckets(num_buckets: i128) -> CodedError {
+    CodedError::invalid(format!(
+        "{num_buckets} histogram buckets are more than the limit of {MAX_HISTOGRAM_BUCKETS}: choose a larger interval or a shorter range"
+    ))
+}
+
 /// A histogram width that gives about 60 buckets over `span` nanoseconds.
 fn default_interval(span: i64) -> i64 {
     const STEPS: [i64; 14] =
@@ -447,6 +522,9 @@ impl Server {
     /// Indexes records this server made itself (console lines) and waits
     /// until they are durable.
     pub(crate) async fn ingest_local(&self, records: Vec<LogRecord>) -> Result<()> {
+        if self.inner.logs.store.is_err() {
+            return Err(no_log_index());
+        }
         match self.submit_ingest(records).await?.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(error)) => Err(CodedError::internal(format!("cannot index log lines: {error}"))),
@@ -474,6 +552,11 @@ impl Server {
     /// failure ends the session so that the agent sends them again.
     pub(crate) async fn on_agent_logs(&self, session: &AgentSession, lines: Vec<LogLine>) -> Result<()> {
         let Some(upto_seq) = lines.last().map(|line| line.seq) else { return Ok(()) };
+        if self.inner.logs.store.is_err() {
+            // Without an index the lines stay in the agent's spool,
+            // unacknowledged; the session goes on.
+            return Ok(());
+        }
         let state = self.state();
         let node = state.node(&session.node_id);
         let origin = session.node_id.to_string();
@@ -550,11 +633,54 @@ impl Server {
         &self,
         operation: impl FnOnce(&LogStore) -> drover_logs::Result<T> + Send + 'static,
     ) -> Result<T> {
-        let store = Arc::clone(&self.inner.logs.store);
+        let store = Arc::clone(self.inner.logs.store.as_ref().map_err(|_| no_log_index())?);
         tokio::task::spawn_blocking(move || operation(&read(&store)))
             .await
-            .map_err(|error| CodedError::internal(format!("log query failed: {error}")))?
+            .map_err(|error| internal_query_error(&error))?
             .map_err(invalid)
+    }
+
+    /// What is wrong with this server's log index, in words, for `drover
+    /// server health`: an index that cannot be opened, partitions moved
+    /// aside, partitions found damaged and about to be. Empty when healthy.
+    pub async fn log_index_problems(&self) -> Vec<String> {
+        let store = match &self.inner.logs.store {
+            Ok(store) => Arc::clone(store),
+            Err(reason) => {
+                return vec![format!(
+                    "its log index cannot be opened ({reason}): it runs without one and its agents keep their \
+                     log lines until the index is repaired or moved away and the server restarted"
+                )];
+            }
+        };
+        let found = tokio::task::spawn_blocking(move || {
+            let store = read(&store);
+            let damaged = store.damaged();
+            let quarantined = store.quarantined().to_vec();
+            (damaged, quarantined)
+        })
+        .await;
+        let Ok((damaged, quarantined)) = found else {
+            return vec!["its log index could not be asked for its state".to_owned()];
+        };
+        let mut problems: Vec<String> = quarantined
+            .iter()
+            .map(|partition| {
+                format!(
+                    "its log partition {} is damaged and was moved aside to {}: its lines are left out of searches; \
+                     the server log and quarantine.json in that folder say why; delete the folder once inspected",
+                    partition.name,
+                    partition.path.display()
+                )
+            })
+            .collect();
+        problems.extend(damaged.iter().map(|partition| {
+            format!(
+                "its log partition {} is damaged: its lines are left out of searches and it is moved aside shortly",
+                partition.name
+            )
+        }));
+        problems
     }
 
     /// Asks every other server; returns their answers and the addresses of
@@ -581,6 +707,12 @@ impl Server {
         Ok((answers, unreachable))
     }
 
+    /// The partitions a query could not read, named for an API answer
+    /// (the reason holds engine internals: it is in the server's log).
+    fn name_damaged(&self, damaged: &[drover_logs::store::DamagedPartition]) -> Vec<String> {
+        damaged.iter().map(|partition| format!("server {}: log partition {}", self.id(), partition.name)).collect()
+    }
+
     /// One page of this server's own matching records.
     async fn search_local(&self, filter: Filter, page: &LogPage) -> Result<LogSearchResponse> {
         let limit = page.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
@@ -589,6 +721,8 @@ impl Server {
             None => None,
         };
         let search = SearchRequest { filter, limit, before };
+        // A damaged partition is left out of the page (the store logs it,
+        // and moves it aside): the page is made from the others.
         let page = self.with_store(move |store| store.search(&search)).await?;
         Ok(LogSearchResponse {
             records: page.records,
@@ -596,6 +730,7 @@ impl Server {
             next_cursor: page.next_cursor.map(|cursor| cursor.to_string()),
             total_matching: page.total_matching,
             unreachable: Vec::new(),
+            damaged: self.name_damaged(&page.damaged),
         })
     }
 
@@ -637,6 +772,7 @@ impl Server {
                 None => unreachable.push(member.address.clone()),
             }
         }
+        let damaged: Vec<String> = pages.iter().flat_map(|(_, page)| page.damaged.iter().cloned()).collect();
         let total_matching = pages.iter().map(|(_, page)| page.total_matching).sum();
         // Merge newest first; within a server its own order is kept.
         let mut merged: Vec<(i64, u64, usize, usize)> = Vec::new();
@@ -675,7 +811,7 @@ impl Server {
         }
         let next_cursor =
             positions.values().any(|position| *position != Position::End).then(|| encode_positions(&positions));
-        Ok(LogSearchResponse { records, cursors: Vec::new(), next_cursor, total_matching, unreachable })
+        Ok(LogSearchResponse { records, cursors: Vec::new(), next_cursor, total_matching, unreachable, damaged })
     }
 
     /// GET one peer; `Ok(None)` when it cannot be reached.
@@ -718,7 +854,8 @@ impl Server {
             let (filter, by) = (filter.clone(), by.clone());
             self.with_store(move |store| store.count_by(&filter, &by, wanted)).await?
         };
-        let mut totals: BTreeMap<String, u64> = local.into_iter().collect();
+        let mut damaged = self.name_damaged(&local.damaged);
+        let mut totals: BTreeMap<String, u64> = local.counts.into_iter().collect();
         let mut unreachable = Vec::new();
         if !query.local {
             let peer = LogCountBy { by: by.clone(), top: Some(wanted) };
@@ -726,6 +863,7 @@ impl Server {
             let (answers, missing) = self.ask_peers::<LogCountResponse>(paths::COUNT, &peer_query, &peer).await?;
             unreachable = missing;
             for answer in answers {
+                damaged.extend(answer.damaged);
                 for count in answer.counts {
                     *totals.entry(count.value).or_default() += count.count;
                 }
@@ -734,7 +872,7 @@ impl Server {
         let mut counts: Vec<LogCount> = totals.into_iter().map(|(value, count)| LogCount { value, count }).collect();
         counts.sort_by(|left, right| right.count.cmp(&left.count).then_with(|| left.value.cmp(&right.value)));
         counts.truncate(if query.local { wanted } else { top });
-        Ok(LogCountResponse { by, counts, unreachable })
+        Ok(LogCountResponse { by, counts, unreachable, damaged })
     }
 
     /// Matching records per time bucket, from every server; empty buckets
@@ -749,18 +887,25 @@ impl Server {
                 })?;
                 i64::try_from(duration.get().as_nanos()).unwrap_or(i64::MAX)
             }
-            None => {
-                filter.since.map_or(3_600_000_000_000, |since| default_interval(filter.until.unwrap_or(now) - since))
-            }
+            None => filter
+                .since
+                .map_or(3_600_000_000_000, |since| default_interval(filter.until.unwrap_or(now).saturating_sub(since))),
         };
         if interval < 1_000_000 {
             return Err(CodedError::invalid("histogram interval must be at least 1ms"));
+        }
+        if let (Some(since), Some(until)) = (filter.since, filter.until) {
+            let num_buckets = (i128::from(until) - i128::from(since)) / i128::from(interval) + 1;
+            if num_buckets > MAX_HISTOGRAM_BUCKETS {
+                return Err(too_many_buckets(num_buckets));
+            }
         }
         let local = {
             let filter = filter.clone();
             self.with_store(move |store| store.histogram(&filter, interval)).await?
         };
-        let mut totals: BTreeMap<i64, u64> = local.into_iter().collect();
+        let mut damaged = self.name_damaged(&local.damaged);
+        let mut totals: BTreeMap<i64, u64> = local.buckets.into_iter().collect();
         let mut unreachable = Vec::new();
         if !query.local {
             let peer = LogInterval { interval: Some(format!("{interval}ns")) };
@@ -769,6 +914,7 @@ impl Server {
                 self.ask_peers::<LogHistogramResponse>(paths::HISTOGRAM, &peer_query, &peer).await?;
             unreachable = missing;
             for answer in answers {
+                damaged.extend(answer.damaged);
                 for bucket in answer.buckets {
                     *totals.entry(bucket.start).or_default() += bucket.count;
                 }
@@ -781,22 +927,22 @@ impl Server {
             let last = totals.keys().next_back().copied().or(first);
             if let (Some(first), Some(last)) = (first, last) {
                 let last = filter.until.map_or(last, |until| align(until.saturating_sub(1))).max(last);
-                let num_buckets = (last - first) / interval + 1;
-                if num_buckets > 100_000 {
-                    return Err(CodedError::invalid(format!(
-                        "{num_buckets} histogram buckets are too many: choose a larger interval or a shorter range"
-                    )));
+                // Records can carry any time, so the span is computed wide.
+                let num_buckets = (i128::from(last) - i128::from(first)) / i128::from(interval) + 1;
+                if num_buckets > MAX_HISTOGRAM_BUCKETS {
+                    return Err(too_many_buckets(num_buckets));
                 }
                 let mut start = first;
                 while start <= last {
                     buckets.push(LogBucket { start, count: totals.get(&start).copied().unwrap_or(0) });
-                    start += interval;
+                    let Some(next) = start.checked_add(interval) else { break };
+                    start = next;
                 }
             }
         } else {
             buckets = totals.into_iter().map(|(start, count)| LogBucket { start, count }).collect();
         }
-        Ok(LogHistogramResponse { interval_nanos: interval, buckets, unreachable })
+        Ok(LogHistogramResponse { interval_nanos: interval, buckets, unreachable, damaged })
     }
 
     /// Live matching records from this server's agents (with `local`) or
@@ -885,10 +1031,13 @@ mod tests {
 
     #[test]
     fn times_are_durations_back_rfc3339_or_nanoseconds() {
-        let now = 10_000_000_000_000;
+        let now = 1_800_000_000_000_000_000;
         assert_eq!(parse_time("6h", now), Ok(now - 6 * 3_600_000_000_000));
         assert_eq!(parse_time("1700000000000000000", now), Ok(1_700_000_000_000_000_000));
         assert_eq!(parse_time("2023-11-14T22:13:20Z", now), Ok(1_700_000_000_000_000_000));
+        assert_eq!(parse_time("1000y", now), Ok(0));
+        assert!(parse_time("-9000000000000000000", now).unwrap_err().contains("out of range"));
+        assert!(parse_time("9223372036854775807", now).unwrap_err().contains("out of range"));
         let error = parse_time("yesterday", now).unwrap_err();
         assert!(error.contains("RFC 3339"), "{error}");
     }

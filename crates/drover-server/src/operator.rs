@@ -56,6 +56,10 @@ impl Server {
             num_agents: self.sessions().num_connected().await,
             disk_free_bytes,
             disk_total_bytes,
+            log_problems: self.log_index_problems().await,
+            raft_write_stalled: self.inner.disk.stall().map(|stall| {
+                format!("{} (since {})", stall.error, stall.since)
+            }),
         }
     }
 
@@ -115,6 +119,16 @@ impl Server {
                     server.server_id,
                     status.disk_free_bytes / (1024 * 1024)
                 ));
+            }
+            if let Some(stall) = &status.raft_write_stalled {
+                problems.push(format!(
+                    "server {} cannot write its Raft data: {stall}; free space on its data directory's file system \
+                     (it goes on by itself, and hands its agents to the other servers meanwhile)",
+                    server.server_id
+                ));
+            }
+            for problem in &status.log_problems {
+                problems.push(format!("server {} {problem}", server.server_id));
             }
         }
         let voters = members.iter().filter(|member| member.role == "voter").count();

@@ -35,11 +35,6 @@ pub(crate) fn next_launch(periodic: &PeriodicConfig, after: Timestamp) -> Result
     Ok(earliest)
 }
 
-/// Checks a periodic block before a job is registered.
-pub(crate) fn validate(periodic: &PeriodicConfig) -> Result<(), CodedError> {
-    next_launch(periodic, Timestamp::now()).map(|_| ())
-}
-
 /// The child job launched by `parent` for `launch_time`.
 pub(crate) fn child_job(parent: &Job, launch_time: Timestamp) -> Job {
     let seconds = launch_time.as_millis().div_euclid(1000);

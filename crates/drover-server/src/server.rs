@@ -56,6 +56,8 @@ pub(crate) struct Inner {
     pub(crate) usage: crate::usage::UsageTable,
     pub(crate) notify: crate::react::Notify,
     pub(crate) shutdown: CancellationToken,
+    /// Whether a Raft write is waiting for disk space.
+    pub(crate) disk: Arc<drover_state::disk::DiskHealth>,
 }
 
 /// A summary of this server for `drover server members` and health checks.
@@ -82,8 +84,14 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir).map_err(|error| {
             CodedError::internal(format!("cannot create data directory {}: {error}", config.data_dir.display()))
         })?;
+        if config.forget_cluster {
+            crate::membership::forget_cluster(&config.data_dir)?;
+        }
         let server_id = load_or_create_server_id(&config.data_dir)?;
-        let (log_store, state_machine, states) = drover_state::open_storage(&config.data_dir.join("raft"))
+        let recorded_member = crate::membership::recorded_member(&config.data_dir)?;
+        crate::membership::check_same_identity(&config.data_dir, recorded_member, server_id)?;
+        let disk = Arc::new(drover_state::disk::DiskHealth::default());
+        let (log_store, state_machine, states) = drover_state::open_storage(&config.data_dir.join("raft"), Arc::clone(&disk))
             .map_err(|error| CodedError::internal(format!("cannot open server storage: {error}")))?;
         let raft_config = Config {
             cluster_name: "drover".to_owned(),
@@ -100,6 +108,12 @@ impl Server {
         let raft = Raft::new(server_id, Arc::new(raft_config), network.clone(), log_store, state_machine)
             .await
             .map_err(|error| CodedError::internal(format!("cannot start Raft: {error}")))?;
+        let initialized =
+            raft.is_initialized().await.map_err(|error| CodedError::internal(format!("raft: {error}")))?;
+        if let Err(refusal) = crate::membership::check_raft_data(&config.data_dir, recorded_member, initialized) {
+            let _ = raft.shutdown().await;
+            return Err(refusal);
+        }
 
         let logs = crate::logs::LogService::open(&config.data_dir.join("logs"), config.logs.clone())?;
         let notify = crate::react::Notify::open(&config.data_dir.join("notify")).await?;
@@ -117,9 +131,12 @@ impl Server {
             notify,
             shutdown,
             config,
+            disk,
         });
         let server = Server { inner };
         server.bootstrap().await?;
+        crate::membership::spawn_recorder(server.clone(), recorded_member.is_some());
+        crate::sessions::spawn_disk_watch(server.clone());
         crate::leader::spawn_leadership_watch(server.clone());
         crate::sessions::spawn_pusher(server.clone());
         crate::updates::spawn_client_update_batcher(server.clone());
@@ -334,9 +351,6 @@ impl Server {
     /// Registers a job (or a new version of it) and creates its evaluation.
     pub async fn register_job(&self, job: Job) -> Result<RegisterJobResponse> {
         check_job(&job)?;
-        if let Some(periodic) = &job.periodic {
-            crate::periodic::validate(periodic)?;
-        }
         let now = Timestamp::now();
         let eval = Evaluation::new(new_eval_id(), job.id.clone(), job.priority, EvalTrigger::JobRegister, now);
         let response = self.propose(Command::RegisterJob { job, eval, now }).await?.into_result()?;
@@ -419,28 +433,10 @@ impl Server {
 
 /// Checks a job submitted through the API before it is proposed: the CLI
 /// validates job files fully, but API callers may send any JSON.
+/// The checks every job meets, the same the job file reader runs
+/// ([`Job::validate`]), with the same messages.
 fn check_job(job: &Job) -> Result<()> {
-    let mut problems = Vec::new();
-    if job.id.as_str().is_empty() {
-        problems.push("the job has an empty id".to_owned());
-    }
-    if !(1..=100).contains(&job.priority) {
-        problems.push(format!("priority {} is outside 1..=100", job.priority));
-    }
-    if job.groups.is_empty() {
-        problems.push(format!("job {:?} has no group", job.id.as_str()));
-    }
-    for group in &job.groups {
-        if group.tasks.is_empty() {
-            problems.push(format!("group {:?} has no task", group.name));
-        }
-        for task in &group.tasks {
-            if task.config.command.trim().is_empty() {
-                problems.push(format!("task {:?} in group {:?} has no command", task.name, group.name));
-            }
-        }
-    }
-    if problems.is_empty() { Ok(()) } else { Err(CodedError::invalid(problems.join("; "))) }
+    job.validate().map_err(|problems| CodedError::invalid(drover_types::validate::describe(&problems)))
 }
 
 fn load_or_create_server_id(data_dir: &std::path::Path) -> Result<u64> {

@@ -100,6 +100,13 @@ impl Server {
             return Err(CodedError::invalid("the agent sent an empty node name or id"));
         }
         let node_id = registration.id.clone();
+        if self.should_hand_agents_off() {
+            return Err(CodedError::new(
+                drover_types::ErrorCode::Unavailable,
+                "this server cannot write its Raft data (its disk is full): connect to another server",
+            ));
+        }
+        self.refuse_second_live_session(&node_id, &registration.name).await?;
         let now = Timestamp::now();
         let evals = self.evals_for_node_join(&self.state(), &node_id, now);
         self.propose(Command::RegisterNode { registration, evals, now }).await?.into_result()?;
@@ -139,6 +146,33 @@ impl Server {
         tracing::info!(node = %node_id, "agent session opened");
         let heartbeat = self.inner.heartbeats.cell(&node_id);
         Ok((AgentSession { node_id, generation, heartbeat, outbound: weak_outbound }, receiver))
+    }
+
+    /// Refuses a session for a node whose agent is already connected here
+    /// and heard from within the heartbeat TTL: a second agent claiming the
+    /// same node id (copied `node-id` file, or an impostor) must not take
+    /// over its allocations, and two agents must not kick each other off.
+    /// A session that went silent (its agent restarted behind a dead TCP
+    /// connection) is replaced as before.
+    async fn refuse_second_live_session(&self, node_id: &NodeId, name: &str) -> Result<()> {
+        if !self.inner.sessions.is_connected(node_id).await {
+            return Ok(());
+        }
+        let ttl = self.inner.config.heartbeat.ttl;
+        let heard_recently =
+            self.inner.heartbeats.last_seen(node_id).is_some_and(|last_seen| last_seen.elapsed() < ttl);
+        if !heard_recently {
+            return Ok(());
+        }
+        tracing::warn!(node = %node_id, name, "refused a second session for a connected node");
+        Err(CodedError::conflict(format!(
+            "node {node_id} ({name}) is already connected to this server and heard from within {}s: \
+             another agent is running with this node's id. Stop it, or give this agent its own data \
+             directory (a new node-id); if the node's agent restarted, it is accepted once the old \
+             session has been silent for {}s",
+            ttl.as_secs(),
+            ttl.as_secs()
+        )))
     }
 
     /// Handles one message from an agent.
@@ -292,6 +326,48 @@ pub(crate) fn assignments_for(state: &State, node_id: &NodeId, changed_after: Op
             }
         })
         .collect()
+}
+
+/// How long a Raft write waits for disk space before the server hands its
+/// agents to the other servers.
+const STALL_BEFORE_HANDOFF: std::time::Duration = std::time::Duration::from_secs(3);
+
+impl Server {
+    /// Whether this server should send its agents elsewhere: a Raft write
+    /// has waited for disk space for a while and there are other servers
+    /// (a lone server keeps its agents: their heartbeats need no disk, and
+    /// sending them away would only make them look silent).
+    fn should_hand_agents_off(&self) -> bool {
+        let stalled_for_long = self.inner.disk.stall().is_some_and(|stall| {
+            Timestamp::now().since(stall.since) >= STALL_BEFORE_HANDOFF
+        });
+        stalled_for_long && !self.peers().is_empty()
+    }
+}
+
+/// Ends every agent session of this server while it cannot write its Raft
+/// data and other servers can take them (the agents reconnect elsewhere at
+/// once), and refuses new ones until the disk has room again.
+pub(crate) fn spawn_disk_watch(server: Server) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                () = server.shutdown_token().cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if server.should_hand_agents_off() {
+                let mut entries = server.inner.sessions.entries.lock().await;
+                if !entries.is_empty() {
+                    tracing::warn!(
+                        num_agents = entries.len(),
+                        "cannot write Raft data (disk full): handing agents to the other servers"
+                    );
+                    entries.clear();
+                }
+            }
+        }
+    });
 }
 
 /// Pushes each connected agent its allocations whenever they change.

@@ -103,7 +103,7 @@ impl Server {
         if text.ends_with("# EOF\n") {
             text.truncate(text.len() - "# EOF\n".len());
         }
-        text.push_str("# HELP drover_node_log_dropped_lines Log lines an agent dropped because its spool was full.\n");
+        text.push_str("# HELP drover_node_log_dropped_lines Log lines an agent dropped because its spool was full or its records were damaged on disk.\n");
         text.push_str("# TYPE drover_node_log_dropped_lines counter\n");
         for node in &connected {
             let labels = labels_of(node);

@@ -661,9 +661,23 @@ fn read_alloc_condition(mut block: BlockReader<'_>) -> Option<AllocCondition> {
     Some(AllocCondition { job, check: check? })
 }
 
+/// The `query` attribute, checked against the log query language: a query
+/// that does not parse is reported at its line, since it would never match
+/// once applied.
+fn read_log_query(block: &mut BlockReader<'_>) -> Option<String> {
+    let query = block.string("query")?;
+    match drover_filter::log_query::parse(&query) {
+        Ok(_) => Some(query),
+        Err(error) => {
+            block.attribute_error("query", format!("bad log query {query:?}: {error}; see docs/logs.md"));
+            None
+        }
+    }
+}
+
 fn read_log_condition(mut block: BlockReader<'_>) -> Option<LogCondition> {
     let description = block.description().to_owned();
-    let query = block.string("query");
+    let query = read_log_query(&mut block);
     let source =
         if block.has("source") { one_of(&mut block, "source", &LOG_SOURCES, false).map(Some) } else { Some(None) };
     let matches = block.string("match");
@@ -812,7 +826,7 @@ fn read_hammer_log_trigger(mut block: BlockReader<'_>) -> Option<HammerTrigger> 
     let source =
         if block.has("source") { one_of(&mut block, "source", &LOG_SOURCES, false).map(Some) } else { Some(None) };
     let matches = block.string("match");
-    let query = block.string("query");
+    let query = read_log_query(&mut block);
     let missing = !block.has("match") && !block.has("query");
     if missing {
         block.error(format!("{description} needs match = \"<text>\" or query = \"<log query>\""));

@@ -3,18 +3,27 @@
 //! One `raft.redb` file per server. Appends are one write transaction with
 //! immediate durability (an fsync) per batch handed over by openraft, and run
 //! on tokio's blocking pool so the runtime never waits on the disk.
+//!
+//! A full disk does not stop Raft for good: a write that finds no space is
+//! retried with backoff until it succeeds ([`crate::disk`]). redb refuses
+//! every operation on a database after one failed write ("previous I/O
+//! error"), so the database is closed and opened again (redb repairs it
+//! from its last commit) before the next attempt; reads made meanwhile wait
+//! for it.
 
 use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use openraft::OptionalSend;
 use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 use crate::codec;
+use crate::disk::{DiskHealth, is_out_of_space};
 use crate::raft_types::{Entry, LogId, TypeConfig, Vote};
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
@@ -27,7 +36,15 @@ const KEY_LAST_PURGED: &str = "last_purged";
 /// The redb-backed Raft log store. Cloning shares the database.
 #[derive(Clone)]
 pub struct LogStore {
-    database: Arc<Database>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    path: PathBuf,
+    /// `None` while the database is being opened again after a failed
+    /// write.
+    database: RwLock<Option<Arc<Database>>>,
+    health: Arc<DiskHealth>,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -36,43 +53,153 @@ impl std::fmt::Debug for LogStore {
     }
 }
 
-fn storage_error(error: impl std::fmt::Display) -> io::Error {
-    io::Error::other(error.to_string())
+/// A redb error as an `io::Error`, keeping the kind of an I/O failure (a
+/// full disk must be recognised as such). "A previous I/O error" is
+/// reported as out of space: it only follows a failed write, which the
+/// caller answers by opening the database again.
+fn storage_error(error: impl Into<redb::Error>) -> io::Error {
+    match error.into() {
+        redb::Error::Io(error) => error,
+        redb::Error::PreviousIo => io::Error::new(
+            io::ErrorKind::StorageFull,
+            "an earlier write of the Raft log failed: the database is opened again",
+        ),
+        other => io::Error::other(other.to_string()),
+    }
 }
 
-impl LogStore {
-    /// Opens (or creates) the log database at `path`.
-    pub fn open(path: &Path) -> io::Result<Self> {
-        let database = Database::create(path)
-            .map_err(|error| io::Error::other(format!("cannot open the Raft log {}: {error}", path.display())))?;
-        let transaction = database.begin_write().map_err(storage_error)?;
-        transaction.open_table(LOGS).map_err(storage_error)?;
-        transaction.open_table(META).map_err(storage_error)?;
-        transaction.commit().map_err(storage_error)?;
-        Ok(Self { database: Arc::new(database) })
+fn open_database(path: &Path) -> io::Result<Database> {
+    let database = Database::create(path).map_err(|error| {
+        let error = storage_error(error);
+        io::Error::new(error.kind(), format!("cannot open the Raft log {}: {error}", path.display()))
+    })?;
+    let transaction = database.begin_write().map_err(storage_error)?;
+    transaction.open_table(LOGS).map_err(storage_error)?;
+    transaction.open_table(META).map_err(storage_error)?;
+    transaction.commit().map_err(storage_error)?;
+    Ok(database)
+}
+
+impl Shared {
+    fn database(&self) -> io::Result<Arc<Database>> {
+        let slot = self.database.read().map_err(|_| io::Error::other("the Raft log's lock is poisoned"))?;
+        slot.clone().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::StorageFull, "the Raft log is being opened again after a failed write")
+        })
     }
 
-    fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &str) -> io::Result<Option<T>> {
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let table = transaction.open_table(META).map_err(storage_error)?;
-        match table.get(key).map_err(storage_error)? {
-            Some(bytes) => Ok(Some(codec::decode(bytes.value())?)),
-            None => Ok(None),
+    /// Closes `failed` (the database a write or read failed on, `None`
+    /// when it was already closed) and opens the file again (blocking). A
+    /// failure leaves it closed; the next attempt tries again. Nothing is
+    /// done when another caller already replaced `failed`.
+    fn reopen(&self, failed: Option<Arc<Database>>) {
+        let Ok(mut slot) = self.database.write() else { return };
+        let current_is_failed = match (slot.as_ref(), &failed) {
+            (Some(current), Some(failed)) => Arc::ptr_eq(current, failed),
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        drop(failed);
+        if !current_is_failed {
+            return;
+        }
+        if let Some(mut old) = slot.take() {
+            // Readers hold a clone for one transaction: wait for them, so
+            // that redb's file lock is released before opening again.
+            for _ in 0..500 {
+                match Arc::try_unwrap(old) {
+                    Ok(database) => {
+                        drop(database);
+                        break;
+                    }
+                    Err(shared) => {
+                        old = shared;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            }
+        }
+        match open_database(&self.path) {
+            Ok(database) => *slot = Some(Arc::new(database)),
+            Err(error) => tracing::debug!(%error, "the Raft log cannot be opened yet"),
         }
     }
 
+    /// One attempt of `work` on the current database; on failure, the
+    /// database it ran on (to reopen it).
+    fn attempt<T>(
+        &self,
+        work: &impl Fn(&Database) -> io::Result<T>,
+    ) -> Result<T, (io::Error, Option<Arc<Database>>)> {
+        let database = self.database().map_err(|error| (error, None))?;
+        work(&database).map_err(|error| (error, Some(database)))
+    }
+
+    /// One read, waiting (without blocking the runtime) while a full disk
+    /// keeps the database closed; reopens a database a failed I/O left
+    /// unusable when no write is doing it.
+    async fn read<T>(self: &Arc<Self>, work: impl Fn(&Database) -> io::Result<T>) -> io::Result<T> {
+        let mut interval = Duration::from_millis(10);
+        loop {
+            match self.attempt(&work) {
+                Ok(value) => return Ok(value),
+                Err((error, failed)) if is_out_of_space(&error) => {
+                    let shared = Arc::clone(self);
+                    tokio::time::sleep(interval).await;
+                    interval = (interval * 2).min(crate::disk::MAX_RETRY_INTERVAL);
+                    tokio::task::spawn_blocking(move || shared.reopen(failed))
+                        .await
+                        .map_err(io::Error::other)?;
+                }
+                Err((error, _)) => return Err(error),
+            }
+        }
+    }
+}
+
+impl LogStore {
+    /// Opens (or creates) the log database at `path`; `health` records
+    /// writes waiting for disk space.
+    pub fn open(path: &Path, health: Arc<DiskHealth>) -> io::Result<Self> {
+        let database = open_database(path)?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                path: path.to_owned(),
+                database: RwLock::new(Some(Arc::new(database))),
+                health,
+            }),
+        })
+    }
+
+    async fn read_meta<T: serde::de::DeserializeOwned>(&self, key: &'static str) -> io::Result<Option<T>> {
+        self.shared
+            .read(move |database| {
+                let transaction = database.begin_read().map_err(storage_error)?;
+                let table = transaction.open_table(META).map_err(storage_error)?;
+                match table.get(key).map_err(storage_error)? {
+                    Some(bytes) => Ok(Some(codec::decode(bytes.value())?)),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    /// One write transaction, retried until the disk has room.
     async fn write<F>(&self, work: F) -> io::Result<()>
     where
-        F: FnOnce(&redb::WriteTransaction) -> io::Result<()> + Send + 'static,
+        F: Fn(&redb::WriteTransaction) -> io::Result<()> + Send + 'static,
     {
-        let database = Arc::clone(&self.database);
+        let shared = Arc::clone(&self.shared);
         tokio::task::spawn_blocking(move || {
-            let transaction = database.begin_write().map_err(storage_error)?;
-            work(&transaction)?;
-            transaction.commit().map_err(storage_error)
+            let work = |database: &Database| {
+                let transaction = database.begin_write().map_err(storage_error)?;
+                work(&transaction)?;
+                transaction.commit().map_err(storage_error)
+            };
+            shared.health.retry_while_full(|| shared.attempt(&work), |failed| shared.reopen(failed))
         })
         .await
-        .map_err(storage_error)?
+        .map_err(io::Error::other)?
     }
 
     async fn write_meta<T: serde::Serialize>(&self, key: &'static str, value: &T) -> io::Result<()> {
@@ -87,10 +214,14 @@ impl LogStore {
 
     /// The number of entries currently in the log (bounded by snapshots and
     /// purging), for `drover server health`.
-    pub fn num_entries(&self) -> io::Result<u64> {
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let table = transaction.open_table(LOGS).map_err(storage_error)?;
-        table.len().map_err(storage_error)
+    pub async fn num_entries(&self) -> io::Result<u64> {
+        self.shared
+            .read(|database| {
+                let transaction = database.begin_read().map_err(storage_error)?;
+                let table = transaction.open_table(LOGS).map_err(storage_error)?;
+                table.len().map_err(storage_error)
+            })
+            .await
     }
 }
 
@@ -104,21 +235,26 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(index) => index.saturating_add(1),
             Bound::Unbounded => 0,
         };
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let table = transaction.open_table(LOGS).map_err(storage_error)?;
-        let mut entries = Vec::new();
-        for item in table.range(start..).map_err(storage_error)? {
-            let (index, bytes) = item.map_err(storage_error)?;
-            if !range.contains(&index.value()) {
-                break;
+        let range_to_check = range.clone();
+        let range = (range_to_check.start_bound().cloned(), range_to_check.end_bound().cloned());
+        self.shared.read(move |database| {
+            let transaction = database.begin_read().map_err(storage_error)?;
+            let table = transaction.open_table(LOGS).map_err(storage_error)?;
+            let mut entries = Vec::new();
+            for item in table.range(start..).map_err(storage_error)? {
+                let (index, bytes) = item.map_err(storage_error)?;
+                if !range.contains(&index.value()) {
+                    break;
+                }
+                entries.push(codec::decode::<Entry>(bytes.value())?);
             }
-            entries.push(codec::decode::<Entry>(bytes.value())?);
-        }
-        Ok(entries)
+            Ok(entries)
+        })
+        .await
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
-        self.read_meta(KEY_VOTE)
+        self.read_meta(KEY_VOTE).await
     }
 }
 
@@ -126,13 +262,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
-        let last_purged_log_id: Option<LogId> = self.read_meta(KEY_LAST_PURGED)?;
-        let transaction = self.database.begin_read().map_err(storage_error)?;
-        let table = transaction.open_table(LOGS).map_err(storage_error)?;
-        let last_log_id = match table.last().map_err(storage_error)? {
-            Some((_, bytes)) => Some(codec::decode::<Entry>(bytes.value())?.log_id),
-            None => last_purged_log_id,
-        };
+        let last_purged_log_id: Option<LogId> = self.read_meta(KEY_LAST_PURGED).await?;
+        let last_log_id = self.shared.read(move |database| {
+            let transaction = database.begin_read().map_err(storage_error)?;
+            let table = transaction.open_table(LOGS).map_err(storage_error)?;
+            match table.last().map_err(storage_error)? {
+                Some((_, bytes)) => Ok(Some(codec::decode::<Entry>(bytes.value())?.log_id)),
+                None => Ok(last_purged_log_id),
+            }
+        })
+        .await?;
         Ok(LogState { last_purged_log_id, last_log_id })
     }
 
@@ -149,7 +288,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
-        Ok(self.read_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        Ok(self.read_meta::<Option<LogId>>(KEY_COMMITTED).await?.flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>

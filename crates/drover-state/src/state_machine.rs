@@ -15,6 +15,7 @@ use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::watch;
 
 use crate::codec;
+use crate::disk::DiskHealth;
 use crate::command::CommandResponse;
 use crate::raft_types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::snapshot::{decode_state, encode_state};
@@ -27,28 +28,37 @@ const SNAPSHOT_FILE: &str = "snapshot.bin";
 #[derive(Clone, Debug)]
 pub struct SnapshotStore {
     directory: PathBuf,
+    health: Arc<DiskHealth>,
 }
 
 impl SnapshotStore {
     /// A store in `directory` (created if missing).
-    pub fn open(directory: &Path) -> io::Result<Self> {
+    pub fn open(directory: &Path, health: Arc<DiskHealth>) -> io::Result<Self> {
         std::fs::create_dir_all(directory)?;
-        Ok(Self { directory: directory.to_owned() })
+        Ok(Self { directory: directory.to_owned(), health })
     }
 
     fn path(&self) -> PathBuf {
         self.directory.join(SNAPSHOT_FILE)
     }
 
-    /// Writes a snapshot atomically (temporary file, fsync, rename).
+    /// Writes a snapshot atomically (temporary file, fsync, rename). On a
+    /// full disk it removes the partial file and tries again until there is
+    /// room (blocking: call it on a blocking thread).
     pub fn save(&self, meta: &SnapshotMeta, data: &[u8]) -> io::Result<()> {
         let bytes = encode_snapshot_file(meta, data)?;
         let temporary = self.directory.join(format!("{SNAPSHOT_FILE}.tmp"));
-        {
+        let write = || {
             let mut file = std::fs::File::create(&temporary)?;
             file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
+            file.sync_all()
+        };
+        self.health.retry_while_full(
+            || write().map_err(|error| (error, ())),
+            |()| {
+                let _ = std::fs::remove_file(&temporary);
+            },
+        )?;
         std::fs::rename(&temporary, self.path())?;
         if let Ok(directory) = std::fs::File::open(&self.directory) {
             directory.sync_all().ok();
@@ -115,8 +125,11 @@ impl StateMachineStore {
     /// Opens the state machine, loading the latest snapshot from
     /// `snapshot_directory`. Returns the store and a receiver that sees every
     /// newly applied state.
-    pub fn open(snapshot_directory: &Path) -> io::Result<(Self, watch::Receiver<Arc<State>>)> {
-        let snapshots = SnapshotStore::open(snapshot_directory)?;
+    pub fn open(
+        snapshot_directory: &Path,
+        health: Arc<DiskHealth>,
+    ) -> io::Result<(Self, watch::Receiver<Arc<State>>)> {
+        let snapshots = SnapshotStore::open(snapshot_directory, health)?;
         let (state, last_applied, last_membership) = match snapshots.load()? {
             Some((meta, data)) => (decode_state(&data)?, meta.last_log_id, meta.last_membership),
             None => (State::new(), None, StoredMembership::default()),

@@ -11,7 +11,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> fo
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
         let directory = tempfile::tempdir().expect("temporary directory");
         let (log_store, state_machine, _receiver) =
-            drover_state::open_storage(directory.path()).expect("open storage in a fresh directory");
+            drover_state::open_storage(directory.path(), Default::default()).expect("open storage in a fresh directory");
         Ok((directory, log_store, state_machine))
     }
 }

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     Timeout,
     /// A bug or an I/O failure on the server.
     Internal,
+    /// The route exists but not with this HTTP method.
+    MethodNotAllowed,
 }
 
 impl ErrorCode {
@@ -43,6 +45,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
         }
     }
 }

@@ -22,7 +22,9 @@ pub mod resources;
 pub mod serde_bytes;
 pub mod text;
 pub mod time;
+pub mod validate;
 pub mod variable;
+pub mod version;
 
 pub use alloc::{
     AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, Allocation, CheckHealth, CheckStatus,

@@ -214,8 +214,9 @@ pub struct Node {
     pub protected: Option<Protection>,
     /// The agent's version.
     pub agent_version: String,
-    /// Log lines the agent had to drop because its spool was full (since
-    /// the agent's data directory was created).
+    /// Log lines the agent had to drop because its spool was full or their
+    /// records were damaged on disk (since the agent's data directory was
+    /// created).
     #[serde(default)]
     pub log_dropped_lines: u64,
     /// When the agent first registered.

@@ -48,6 +48,11 @@ pub fn check_path(path: &str) -> Result<(), CodedError> {
             "variable path {path:?} has an empty segment; write it as a/b/c, without leading, trailing or double slashes"
         )));
     }
+    if path.split('/').any(|segment| segment == "." || segment == "..") {
+        return Err(CodedError::invalid(format!(
+            "variable path {path:?} has a \".\" or \"..\" segment; name each segment with letters or digits"
+        )));
+    }
     if let Some(bad) = path.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~'))) {
         return Err(CodedError::invalid(format!(
             "variable path {path:?} contains {bad:?}; use letters, digits and - _ . ~ separated by /"
@@ -84,6 +89,9 @@ mod tests {
         assert!(check_path("/a").unwrap_err().message.contains("empty segment"));
         assert!(check_path("a b").unwrap_err().message.contains("' '"));
         assert!(check_path(&"a".repeat(300)).is_err());
+        assert!(check_path("../job/hello").unwrap_err().message.contains("\"..\" segment"));
+        assert!(check_path("a/./b").is_err());
+        assert!(check_path("a/.hidden/b..c").is_ok());
     }
 
     #[test]

@@ -100,6 +100,9 @@ fn main() -> ExitCode {
         cli.command,
         Command::Dev(_) | Command::Server(roles::ServerCli { command: None, .. }) | Command::Agent(_)
     );
+    if !long_running && !matches!(cli.command, Command::Bench(_)) {
+        die_quietly_on_closed_pipe();
+    }
     init_logging(long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -143,6 +146,22 @@ fn main() -> ExitCode {
 
 /// Logs of drover itself go to stderr; `DROVER_LOG` sets the filter
 /// (default `info` for roles, `warn` for the CLI).
+/// A CLI command whose output is cut short (`drover job status | head -1`)
+/// ends quietly, as `cat` or `grep` do, instead of panicking or printing
+/// "Broken pipe": the default action of SIGPIPE is restored, which Rust's
+/// runtime sets to "ignore". Only for CLI commands: servers and agents keep
+/// ignoring it (their sockets report a closed peer as an error, and so do
+/// the CLI's: they are written with `MSG_NOSIGNAL`).
+#[allow(unsafe_code)]
+fn die_quietly_on_closed_pipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: called once at the start of `main`, before any other thread
+    // exists, and installs the default disposition (no handler code runs).
+    if let Err(error) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        eprintln!("warning: cannot restore SIGPIPE: {error}");
+    }
+}
+
 fn init_logging(long_running: bool) {
     let default = if long_running { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")

@@ -73,6 +73,12 @@ pub(crate) struct ServerArgs {
     /// file system has less free than this, in MiB (0: never).
     #[arg(long, value_name = "MIB", default_value_t = drover_server::operator::MIN_FREE_DISK_BYTES / (1024 * 1024))]
     min_free_disk_mb: u64,
+    /// Start as a new, empty server although the data directory belonged
+    /// to a cluster: the old Raft data is moved aside and the server gets
+    /// a new id. Only to recover on purpose (docs/operations.md, "What
+    /// drover survives").
+    #[arg(long)]
+    forget_cluster: bool,
 }
 
 /// The log index of a server.
@@ -245,6 +251,7 @@ pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.logs = args.logs.settings();
     config.exec_enabled = !args.disable_exec;
     config.min_free_disk_bytes = args.min_free_disk_mb.saturating_mul(1024 * 1024);
+    config.forget_cluster = args.forget_cluster;
     let listener = bind(args.bind).await?;
     let server = Server::start(config).await.context("cannot start the server")?;
     tracing::info!(address = %args.bind, data_dir = %data_dir.display(), "server running");

@@ -12,6 +12,7 @@ mod variables;
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::DefaultBodyLimit;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -30,15 +31,21 @@ fn ndjson<T: serde::Serialize + Send + 'static>(receiver: mpsc::Receiver<T>) -> 
     ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(lines)).into_response()
 }
 
+/// A job's body is held to the size of a definition file (docs/api.md,
+/// "Limits"), below the general limit of public bodies.
+fn job_body_limit() -> DefaultBodyLimit {
+    DefaultBodyLimit::max(usize::try_from(drover_types::validate::limits::MAX_DEFINITION_BYTES).unwrap_or(usize::MAX))
+}
+
 pub(crate) fn public_routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/jobs", get(jobs::list).post(jobs::register))
+        .route("/v1/jobs", get(jobs::list).post(jobs::register).layer(job_body_limit()))
         .route("/v1/job/{job_id}", get(jobs::get).delete(jobs::deregister))
         .route("/v1/job/{job_id}/status", get(jobs::status))
         .route("/v1/job/{job_id}/allocations", get(jobs::allocations))
         .route("/v1/job/{job_id}/evaluations", get(jobs::evaluations))
         .route("/v1/job/{job_id}/versions", get(jobs::versions))
-        .route("/v1/job/{job_id}/plan", post(jobs::plan))
+        .route("/v1/job/{job_id}/plan", post(jobs::plan).layer(job_body_limit()))
         .route("/v1/job/{job_id}/deployment", get(jobs::deployment))
         .route("/v1/job/{job_id}/promote", post(jobs::promote))
         .route("/v1/job/{job_id}/revert", post(jobs::revert))

@@ -15,8 +15,6 @@ use crate::{ApiResult, AppState};
 
 /// How long an agent has to say `Hello`.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest frame an agent may send (a batch of task states).
-const MAX_FRAME: usize = 64 * 1024 * 1024;
 
 pub(super) async fn upgrade(
     State(app): State<AppState>,
@@ -26,7 +24,8 @@ pub(super) async fn upgrade(
     caller.require(Capability::Internal)?;
     let server = app.server.clone();
     Ok(socket
-        .max_message_size(MAX_FRAME)
+        .max_message_size(session::MAX_MESSAGE_BYTES)
+        .max_frame_size(session::MAX_MESSAGE_BYTES)
         .read_buffer_size(session::READ_BUFFER_BYTES)
         .on_upgrade(move |socket| run(server, socket)))
 }

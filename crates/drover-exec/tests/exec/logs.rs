@@ -14,7 +14,7 @@ fn numbered_lines(prefix: &str) -> String {
 }
 
 #[tokio::test]
-async fn output_rotates_at_the_size_cap_and_the_oldest_files_are_deleted() {
+async fn output_rotates_at_line_ends_below_the_size_cap_and_the_oldest_files_are_deleted() {
     let mut task =
         TestTask::new("i=100; while [ $i -lt 300 ]; do echo \"line $i\"; echo \"errs $i\" >&2; i=$((i+1)); done");
     task.launch.log_rotation = LogRotation { max_files: 3, max_file_bytes: 100 };
@@ -25,23 +25,24 @@ async fn output_rotates_at_the_size_cap_and_the_oldest_files_are_deleted() {
     for (stream, prefix) in [(LogStream::Stdout, "line"), (LogStream::Stderr, "errs")] {
         let expected = numbered_lines(prefix);
         assert_eq!(expected.len(), 1800);
-        // 18 files of exactly 100 bytes were written; the newest 3 remain.
+        // Files end at a line end: 11 lines (99 bytes) each, as a 12th would
+        // pass the cap. 18 full files and one of 2 lines were written; the
+        // newest 3 remain.
         let files = list_log_files(&task.launch.log_dir, "web", stream).unwrap();
         let indexes: Vec<u64> = files.iter().map(|(index, _)| *index).collect();
-        assert_eq!(indexes, vec![15, 16, 17], "{stream:?}");
-        for (_, path) in &files {
-            assert_eq!(std::fs::metadata(path).unwrap().len(), 100, "{}", path.display());
-        }
-        assert_eq!(task.output(stream), expected[1500..], "{stream:?}");
+        assert_eq!(indexes, vec![16, 17, 18], "{stream:?}");
+        let sizes: Vec<u64> = files.iter().map(|(_, path)| std::fs::metadata(path).unwrap().len()).collect();
+        assert_eq!(sizes, vec![99, 99, 18], "{stream:?}");
+        assert_eq!(task.output(stream), expected[1584..], "{stream:?}");
 
         let reader = LogReader::new(&task.launch.log_dir, "web", stream);
-        assert_eq!(String::from_utf8(reader.tail(250).await.unwrap().data).unwrap(), expected[1550..]);
-        assert_eq!(String::from_utf8(reader.tail(10_000).await.unwrap().data).unwrap(), expected[1500..]);
+        assert_eq!(String::from_utf8(reader.tail(100).await.unwrap().data).unwrap(), expected[1700..]);
+        assert_eq!(String::from_utf8(reader.tail(10_000).await.unwrap().data).unwrap(), expected[1584..]);
         let from_start = reader.seek(LogOrigin::Start(10)).await.unwrap();
-        assert_eq!(from_start, LogPosition { file_index: 15, offset: 10 });
+        assert_eq!(from_start, LogPosition { file_index: 16, offset: 10 });
         let chunk = reader.read(from_start, 150).await.unwrap();
-        assert_eq!(String::from_utf8(chunk.data).unwrap(), expected[1510..1660]);
-        assert_eq!(chunk.next, LogPosition { file_index: 16, offset: 60 });
+        assert_eq!(String::from_utf8(chunk.data).unwrap(), expected[1594..1744]);
+        assert_eq!(chunk.next, LogPosition { file_index: 17, offset: 61 });
     }
 }
 

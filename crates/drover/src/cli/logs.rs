@@ -138,7 +138,7 @@ pub(crate) async fn run(command: LogsCommand) -> anyhow::Result<ExitCode> {
                 for entry in &page.records {
                     print_entry(entry);
                 }
-                warn_unreachable(&page.unreachable);
+                warn_missing(&page.unreachable, &page.damaged);
                 eprintln!("{} of {} matching lines", page.records.len(), page.total_matching);
                 if let Some(cursor) = &page.next_cursor {
                     eprintln!("more: add --cursor '{cursor}'");
@@ -164,7 +164,7 @@ async fn count(client: &Client, query: &LogQuery, by: String, top: usize, json: 
         rows.add_row(vec![count.value.clone(), count.count.to_string(), bar(count.count, largest, 40)]);
     }
     print_table(&rows);
-    warn_unreachable(&counts.unreachable);
+    warn_missing(&counts.unreachable, &counts.damaged);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -180,7 +180,7 @@ async fn draw_histogram(client: &Client, query: &LogQuery, interval: String, jso
     for bucket in &histogram.buckets {
         println!("{}  {:>8}  {}", time_of(bucket.start), bucket.count, bar(bucket.count, largest, 50));
     }
-    warn_unreachable(&histogram.unreachable);
+    warn_missing(&histogram.unreachable, &histogram.damaged);
     eprintln!(
         "{total} matching lines in {} buckets of {}",
         histogram.buckets.len(),
@@ -198,7 +198,7 @@ async fn tail(client: &Client, query: &LogQuery, follow: bool, lines: usize, jso
         seen.insert((entry.origin.clone(), entry.seq));
         emit(entry, json)?;
     }
-    warn_unreachable(&newest.unreachable);
+    warn_missing(&newest.unreachable, &newest.damaged);
     let Some(stream) = live.as_mut() else { return Ok(ExitCode::SUCCESS) };
     loop {
         tokio::select! {
@@ -237,9 +237,16 @@ fn print_entry(entry: &LogRecord) {
     println!("{}  {}  {}  {}  {}", time_of(entry.timestamp), entry.node, origin, level, entry.message);
 }
 
-fn warn_unreachable(servers: &[String]) {
+/// Says which servers and which damaged hourly partitions an answer lacks.
+fn warn_missing(servers: &[String], damaged: &[String]) {
     if !servers.is_empty() {
         eprintln!("warning: {} did not answer; lines indexed there are missing from this answer", servers.join(", "));
+    }
+    if !damaged.is_empty() {
+        eprintln!(
+            "warning: {} could not be read (damaged; see `drover server health`); their lines are missing from this answer",
+            damaged.join(", ")
+        );
     }
 }
 

@@ -326,7 +326,9 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
                     "Log lines dropped",
                     match node.log_dropped_lines {
                         0 => "0".to_owned(),
-                        dropped => format!("{dropped} (the agent's log spool was full; see docs/logs.md)"),
+                        dropped => format!(
+                            "{dropped} (the agent's log spool was full, or records in it were damaged on disk; see docs/logs.md)"
+                        ),
                     },
                 ),
             ]);

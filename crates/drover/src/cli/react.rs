@@ -179,7 +179,7 @@ fn read_folder(dir: &Path, vars: &VarArgs) -> anyhow::Result<Result<Folder, Exit
         .chain(site.hammers.values().filter_map(|hammer| hammer.runbook.as_ref()));
     for runbook in named {
         if let Runbook::File(path) = runbook {
-            let text = std::fs::read_to_string(dir.join(path))
+            let text = drover_hcl::read_definition_file(&dir.join(path))
                 .map_err(|error| anyhow::anyhow!("cannot read runbook {}: {error}", dir.join(path).display()))?;
             runbooks.insert(path.clone(), text);
         }

@@ -14,6 +14,7 @@ mod dev_mode;
 mod failures;
 mod fleet;
 mod ha;
+mod hardening;
 mod inventory;
 mod logs;
 mod react;

@@ -22,7 +22,7 @@ use std::cmp::Ordering;
 
 /// A version reduced to its three numeric parts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct LenientVersion {
+pub struct LenientVersion {
     major: u64,
     minor: u64,
     patch: u64,
@@ -31,7 +31,7 @@ pub(crate) struct LenientVersion {
 impl LenientVersion {
     /// Reads the leading numeric parts of `text`; `None` when it does not
     /// start with a number.
-    pub(crate) fn parse(text: &str) -> Option<LenientVersion> {
+    pub fn parse(text: &str) -> Option<LenientVersion> {
         Self::parse_with_parts(text).map(|(version, _)| version)
     }
 
@@ -102,14 +102,14 @@ impl Clause {
 
 /// A parsed version requirement such as `>= 5.4, < 6`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct VersionRequirement {
+pub struct VersionRequirement {
     clauses: Vec<Clause>,
 }
 
 impl VersionRequirement {
     /// Parses a requirement; `None` when a clause is not understood (the
     /// constraint then matches no node).
-    pub(crate) fn parse(text: &str) -> Option<VersionRequirement> {
+    pub fn parse(text: &str) -> Option<VersionRequirement> {
         let mut clauses = Vec::new();
         for clause_text in text.split(',') {
             let trimmed = clause_text.trim();
@@ -126,7 +126,7 @@ impl VersionRequirement {
 
     /// Whether `attribute` (read leniently) satisfies every clause; an
     /// attribute that is not a version satisfies nothing.
-    pub(crate) fn matches(&self, attribute: &str) -> bool {
+    pub fn matches(&self, attribute: &str) -> bool {
         let Some(candidate) = LenientVersion::parse(attribute) else {
             return false;
         };

@@ -1,0 +1,602 @@
+//! The one check every job goes through, whichever way it arrived: the job
+//! file reader calls it after reading (and reports what it finds at the job
+//! block), the server calls it before a job is planned or registered over
+//! the API. The limits live here, once, and `docs/api.md` lists them.
+//!
+//! Why limits at all: the scheduler and the state machine do work in
+//! proportion to a job's counts and list lengths, and a job is replayed on
+//! every server restart. A number the caller chose must never make the
+//! leader allocate without bound (one `count = 4294967295` used to crash the
+//! leader at every start).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::job::{CheckKind, ConstraintOperator, Job, PeriodicConfig, Task, TaskGroup};
+use crate::time::DurationSpec;
+use crate::version::VersionRequirement;
+
+/// The size limits of a job. Every one is checked by [`Job::validate`].
+pub mod limits {
+    /// Characters in a job id, group name or task name.
+    pub const MAX_NAME_CHARS: usize = 128;
+    /// Characters in a job's display name, a service or check name, a user.
+    pub const MAX_LABEL_CHARS: usize = 256;
+    /// Allocations one group may ask for.
+    pub const MAX_COUNT: u32 = 100_000;
+    /// Allocations one job may ask for, over all its groups.
+    pub const MAX_JOB_COUNT: u64 = 100_000;
+    /// Groups in a job.
+    pub const MAX_GROUPS: usize = 100;
+    /// Tasks in a group.
+    pub const MAX_TASKS: usize = 100;
+    /// Entries of `datacenters`.
+    pub const MAX_DATACENTERS: usize = 64;
+    /// Constraints, affinities or spreads in one job, group or task.
+    pub const MAX_RULES: usize = 64;
+    /// Characters in a rule's attribute or value, a spread target.
+    pub const MAX_RULE_CHARS: usize = 1_024;
+    /// Entries of one `meta` or `env` map.
+    pub const MAX_MAP_ENTRIES: usize = 256;
+    /// Characters in a `meta` or `env` key.
+    pub const MAX_KEY_CHARS: usize = 256;
+    /// Characters in a `meta` or `env` value, a command or one argument.
+    pub const MAX_VALUE_CHARS: usize = 32 * 1_024;
+    /// Arguments of a task's command.
+    pub const MAX_ARGS: usize = 1_024;
+    /// Services of a task, checks of a service, cron expressions of a job.
+    pub const MAX_ITEMS: usize = 32;
+    /// The longest duration any setting may have: ten years.
+    pub const MAX_DURATION_SECS: u64 = 10 * 366 * 24 * 3_600;
+    /// Bytes of a job as the API receives it (JSON) and of any definition
+    /// file drover reads (job, site, variable and configuration files).
+    pub const MAX_DEFINITION_BYTES: u64 = 4 * 1_024 * 1_024;
+}
+
+use limits::*;
+
+/// One thing wrong with a job: where (`group "web" task "server"`, empty
+/// for the job itself) and what, with what to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobProblem {
+    /// The part of the job, as a job file names it.
+    pub at: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for JobProblem {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.at.is_empty() {
+            formatter.write_str(&self.message)
+        } else {
+            write!(formatter, "{}: {}", self.at, self.message)
+        }
+    }
+}
+
+/// Whether `name` can be a job id, group name or task name:
+/// `[A-Za-z0-9][A-Za-z0-9_.-]*`, at most [`MAX_NAME_CHARS`] long.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut characters = name.chars();
+    name.len() <= MAX_NAME_CHARS
+        && characters.next().is_some_and(|first| first.is_ascii_alphanumeric())
+        && characters.all(|character| character.is_ascii_alphanumeric() || matches!(character, '_' | '.' | '-'))
+}
+
+/// What is wrong with `name` as a `what` (`job id`, `group name`, `task
+/// name`), or `None`.
+pub fn name_problem(what: &str, name: &str) -> Option<String> {
+    if is_valid_name(name) {
+        return None;
+    }
+    let problem = if name.is_empty() {
+        "must not be empty".to_owned()
+    } else if name.len() > MAX_NAME_CHARS {
+        format!("is {} characters long, more than the limit of {MAX_NAME_CHARS}", name.chars().count())
+    } else {
+        format!("{name:?} is not valid")
+    };
+    Some(format!("{what} {problem}: use letters, digits, \"_\", \".\" and \"-\", starting with a letter or a digit"))
+}
+
+/// What is wrong with `count` for one group, or `None`.
+pub fn count_problem(count: u32) -> Option<String> {
+    (count > MAX_COUNT).then(|| {
+        format!("count {count} is more than the limit of {MAX_COUNT} allocations per group: split the work into several jobs")
+    })
+}
+
+/// What is wrong with the right-hand side of a rule for `operator`, or
+/// `None`. Values holding runtime references (`${…}`) are checked only
+/// once resolved, by the scheduler.
+pub fn operand_problem(operator: ConstraintOperator, value: &str) -> Option<String> {
+    if value.contains("${") {
+        return None;
+    }
+    match operator {
+        ConstraintOperator::Regexp => regex::Regex::new(value).err().map(|error| {
+            let full_message = error.to_string();
+            let last_line = full_message.lines().last().unwrap_or_default().trim();
+            let reason = last_line.strip_prefix("error: ").unwrap_or(last_line);
+            format!("regular expression {value:?} does not compile: {reason}")
+        }),
+        ConstraintOperator::Version => VersionRequirement::parse(value).is_none().then(|| {
+            format!("version requirement {value:?} is not valid: write it like \">= 1.2, < 2\" or \"~> 5.4\"")
+        }),
+        _ => None,
+    }
+}
+
+/// What is wrong with a cron expression, or `None`.
+pub fn cron_problem(expression: &str) -> Option<String> {
+    croner::Cron::from_str(expression).err().map(|error| {
+        format!(
+            "cron expression {expression:?} is not valid ({error}): write minute hour day-of-month month day-of-week, such as \"30 2 * * *\""
+        )
+    })
+}
+
+/// What is wrong with a time zone name, or `None`.
+pub fn time_zone_problem(time_zone: &str) -> Option<String> {
+    chrono_tz::Tz::from_str(time_zone)
+        .is_err()
+        .then(|| format!("unknown time zone {time_zone:?}: use an IANA name such as \"Europe/Zurich\" or \"UTC\""))
+}
+
+/// What is wrong with a periodic block: each cron expression must parse
+/// and the time zone must be a known IANA name.
+pub fn periodic_problems(periodic: &PeriodicConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if periodic.crons.is_empty() {
+        problems.push("a periodic block needs at least one cron expression".to_owned());
+    }
+    if periodic.crons.len() > MAX_ITEMS {
+        problems.push(format!("{} cron expressions are more than the limit of {MAX_ITEMS}", periodic.crons.len()));
+    }
+    problems.extend(periodic.crons.iter().filter_map(|expression| cron_problem(expression)));
+    problems.extend(time_zone_problem(&periodic.time_zone));
+    problems
+}
+
+impl Job {
+    /// Every problem of the job against drover's rules and limits, in job
+    /// file order; `Ok` when there is none. Server-managed fields (version,
+    /// status, indexes) are not looked at.
+    pub fn validate(&self) -> Result<(), Vec<JobProblem>> {
+        let mut checker = Checker::default();
+        checker.job(self);
+        if checker.problems.is_empty() { Ok(()) } else { Err(checker.problems) }
+    }
+}
+
+/// Joins problems into one message, one per line.
+pub fn describe(problems: &[JobProblem]) -> String {
+    problems.iter().map(JobProblem::to_string).collect::<Vec<_>>().join("\n")
+}
+
+#[derive(Default)]
+struct Checker {
+    problems: Vec<JobProblem>,
+    at: String,
+}
+
+impl Checker {
+    fn report(&mut self, message: impl Into<String>) {
+        self.problems.push(JobProblem { at: self.at.clone(), message: message.into() });
+    }
+
+    fn job(&mut self, job: &Job) {
+        if let Some(problem) = name_problem("job id", job.id.as_str()) {
+            self.report(problem);
+        }
+        self.label("name", &job.name);
+        if !(1..=100).contains(&job.priority) {
+            self.report(format!("priority {} is outside 1 to 100", job.priority));
+        }
+        if job.datacenters.is_empty() || job.datacenters.iter().any(|datacenter| datacenter.trim().is_empty()) {
+            self.report("datacenters must name at least one zone, and no empty ones: use [\"*\"] for all");
+        }
+        self.length("datacenters", job.datacenters.len(), MAX_DATACENTERS);
+        if job.datacenters.iter().any(|datacenter| datacenter.chars().count() > MAX_NAME_CHARS) {
+            self.report(format!("a datacenter pattern is longer than the limit of {MAX_NAME_CHARS} characters"));
+        }
+        self.rules(&job.constraints, &job.affinities, &job.spreads);
+        self.map("meta", &job.meta);
+        if let Some(periodic) = &job.periodic {
+            for problem in periodic_problems(periodic) {
+                self.report(problem);
+            }
+        }
+        if let Some(update) = &job.update {
+            self.durations(&[
+                ("min_healthy_time", update.min_healthy_time),
+                ("healthy_deadline", update.healthy_deadline),
+                ("progress_deadline", update.progress_deadline),
+                ("stagger", update.stagger),
+            ]);
+        }
+        if job.groups.is_empty() {
+            self.report(format!(
+                "job {:?} has no group: add group \"<name>\" {{ task \"<name>\" {{ … }} }}",
+                job.id.as_str()
+            ));
+        }
+        self.length("groups", job.groups.len(), MAX_GROUPS);
+        let total: u64 = job.groups.iter().map(|group| u64::from(group.count)).sum();
+        if total > MAX_JOB_COUNT {
+            self.report(format!(
+                "the groups ask for {total} allocations in all, more than the limit of {MAX_JOB_COUNT} per job: split the work into several jobs"
+            ));
+        }
+        for (position, group) in job.groups.iter().enumerate() {
+            if job.groups[..position].iter().any(|earlier| earlier.name == group.name) {
+                self.report(format!("group \"{}\" appears twice: group names must be unique in a job", group.name));
+            }
+            self.at = format!("group {:?}", group.name);
+            self.group(group);
+            self.at.clear();
+        }
+    }
+
+    fn group(&mut self, group: &TaskGroup) {
+        if let Some(problem) = name_problem("group name", &group.name) {
+            self.report(problem);
+        }
+        if let Some(problem) = count_problem(group.count) {
+            self.report(problem);
+        }
+        self.rules(&group.constraints, &group.affinities, &group.spreads);
+        self.map("meta", &group.meta);
+        self.durations(&[("restart interval", group.restart.interval), ("restart delay", group.restart.delay)]);
+        if let Some(reschedule) = &group.reschedule {
+            self.durations(&[
+                ("reschedule interval", reschedule.interval),
+                ("reschedule delay", reschedule.delay),
+                ("reschedule max_delay", reschedule.max_delay),
+            ]);
+        }
+        if let Some(update) = &group.update {
+            self.durations(&[
+                ("min_healthy_time", update.min_healthy_time),
+                ("healthy_deadline", update.healthy_deadline),
+                ("progress_deadline", update.progress_deadline),
+                ("stagger", update.stagger),
+            ]);
+        }
+        self.durations(&[
+            ("migrate min_healthy_time", group.migrate.min_healthy_time),
+            ("migrate healthy_deadline", group.migrate.healthy_deadline),
+        ]);
+        if let Some(lost_after) = group.disconnect.as_ref().and_then(|disconnect| disconnect.lost_after) {
+            self.durations(&[("lost_after", lost_after)]);
+        }
+        if group.tasks.is_empty() {
+            self.report("the group has no task: add task \"<name>\" { driver = \"exec\" … }");
+        }
+        self.length("tasks", group.tasks.len(), MAX_TASKS);
+        let group_at = self.at.clone();
+        for (position, task) in group.tasks.iter().enumerate() {
+            if group.tasks[..position].iter().any(|earlier| earlier.name == task.name) {
+                self.report(format!("task \"{}\" appears twice: task names must be unique in a group", task.name));
+            }
+            self.at = format!("{group_at} task {:?}", task.name);
+            self.task(task);
+        }
+        self.at = group_at;
+    }
+
+    fn task(&mut self, task: &Task) {
+        if let Some(problem) = name_problem("task name", &task.name) {
+            self.report(problem);
+        }
+        if task.config.command.trim().is_empty() {
+            self.report("the task has no command: set config { command = \"/path/to/program\" }");
+        }
+        self.text("command", &task.config.command, MAX_VALUE_CHARS);
+        self.length("args", task.config.args.len(), MAX_ARGS);
+        for argument in &task.config.args {
+            self.text("an argument", argument, MAX_VALUE_CHARS);
+        }
+        self.map("env", &task.env);
+        self.map("meta", &task.meta);
+        if task.resources.cpu_mhz < 1 {
+            self.report("cpu must be at least 1 (MHz)");
+        }
+        if task.resources.memory_mb < 10 {
+            self.report(format!("memory = {} is too small: give at least 10 (MiB)", task.resources.memory_mb));
+        }
+        if task.resources.cpu_mhz > u64::from(u32::MAX) || task.resources.memory_mb > u64::from(u32::MAX) {
+            self.report(format!("cpu and memory must be at most {}", u32::MAX));
+        }
+        if let Some(user) = &task.user {
+            self.label("user", user);
+        }
+        if !SIGNALS.contains(&task.kill_signal.as_str()) {
+            self.report(format!(
+                "kill_signal {:?} is not a signal drover knows: use one of {}",
+                task.kill_signal,
+                SIGNALS.join(" ")
+            ));
+        }
+        self.durations(&[("kill_timeout", task.kill_timeout)]);
+        if let Some(restart) = &task.restart {
+            self.durations(&[("restart interval", restart.interval), ("restart delay", restart.delay)]);
+        }
+        self.rules(&task.constraints, &[], &[]);
+        self.length("services", task.services.len(), MAX_ITEMS);
+        for service in &task.services {
+            self.label("service name", &service.name);
+            self.length("checks of a service", service.checks.len(), MAX_ITEMS);
+            for check in &service.checks {
+                self.label("check name", &check.name);
+                self.durations(&[("check interval", check.interval), ("check timeout", check.timeout)]);
+                if let Some(check_restart) = &check.check_restart {
+                    self.durations(&[("check_restart grace", check_restart.grace)]);
+                }
+                match &check.kind {
+                    CheckKind::Tcp { address, .. } => self.text("a check address", address, MAX_RULE_CHARS),
+                    CheckKind::Http { address, path, method, body, .. } => {
+                        self.text("a check address", address, MAX_RULE_CHARS);
+                        self.text("a check path", path, MAX_RULE_CHARS);
+                        self.text("a check method", method, MAX_NAME_CHARS);
+                        if let Some(body) = body {
+                            self.text("a check body", body, MAX_VALUE_CHARS);
+                        }
+                    }
+                    CheckKind::Script { command, args } => {
+                        self.text("a check command", command, MAX_VALUE_CHARS);
+                        self.length("args of a check", args.len(), MAX_ARGS);
+                    }
+                }
+            }
+        }
+    }
+
+    fn rules(
+        &mut self,
+        constraints: &[crate::job::Constraint],
+        affinities: &[crate::job::Affinity],
+        spreads: &[crate::job::Spread],
+    ) {
+        self.length("constraints", constraints.len(), MAX_RULES);
+        self.length("affinities", affinities.len(), MAX_RULES);
+        self.length("spreads", spreads.len(), MAX_RULES);
+        let sides = constraints
+            .iter()
+            .map(|rule| (rule.operator, &rule.attribute, &rule.value))
+            .chain(affinities.iter().map(|rule| (rule.operator, &rule.attribute, &rule.value)));
+        let mut problems = Vec::new();
+        for (operator, attribute, value) in sides {
+            if attribute.chars().count() > MAX_RULE_CHARS || value.chars().count() > MAX_RULE_CHARS {
+                problems.push(format!(
+                    "a rule's attribute or value is longer than the limit of {MAX_RULE_CHARS} characters"
+                ));
+            }
+            problems.extend(operand_problem(operator, value));
+        }
+        for spread in spreads {
+            self.length("spread targets", spread.targets.len(), MAX_RULES);
+            if spread.attribute.chars().count() > MAX_RULE_CHARS
+                || spread.targets.iter().any(|target| target.value.chars().count() > MAX_RULE_CHARS)
+            {
+                problems.push(format!(
+                    "a spread's attribute or target is longer than the limit of {MAX_RULE_CHARS} characters"
+                ));
+            }
+        }
+        for problem in problems {
+            self.report(problem);
+        }
+    }
+
+    fn map(&mut self, what: &str, map: &std::collections::BTreeMap<String, String>) {
+        self.length(what, map.len(), MAX_MAP_ENTRIES);
+        for (key, value) in map {
+            if key.is_empty() || key.chars().count() > MAX_KEY_CHARS || key.chars().any(char::is_control) {
+                self.report(format!(
+                    "{what} key {:?} is not valid: give 1 to {MAX_KEY_CHARS} characters without control characters",
+                    crate::text::truncated(key, 64)
+                ));
+            }
+            self.text(&format!("{what} {key:?}"), value, MAX_VALUE_CHARS);
+        }
+    }
+
+    fn label(&mut self, what: &str, text: &str) {
+        if text.chars().count() > MAX_LABEL_CHARS || text.chars().any(char::is_control) {
+            self.report(format!(
+                "{what} {:?} is not valid: give at most {MAX_LABEL_CHARS} characters without control characters",
+                crate::text::truncated(text, 64)
+            ));
+        }
+    }
+
+    fn text(&mut self, what: &str, text: &str, limit: usize) {
+        if text.len() > limit {
+            self.report(format!("{what} is {} bytes long, more than the limit of {limit}", text.len()));
+        }
+        if text.contains('\0') {
+            self.report(format!("{what} contains a NUL character"));
+        }
+    }
+
+    fn length(&mut self, what: &str, length: usize, limit: usize) {
+        if length > limit {
+            self.report(format!("{length} {what} are more than the limit of {limit}"));
+        }
+    }
+
+    fn durations(&mut self, durations: &[(&str, DurationSpec)]) {
+        for (what, duration) in durations {
+            if duration.get().as_secs() > MAX_DURATION_SECS {
+                self.report(format!("{what} = {duration} is longer than the limit of ten years"));
+            }
+        }
+    }
+}
+
+/// The signals a task may be stopped with.
+pub const SIGNALS: [&str; 20] = [
+    "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE", "SIGKILL", "SIGUSR1", "SIGSEGV",
+    "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGWINCH",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{Constraint, Driver, JobType, RestartPolicy, TaskConfig, TaskGroup};
+    use crate::resources::Resources;
+
+    fn job() -> Job {
+        let task = Task {
+            name: "server".to_owned(),
+            driver: Driver::RawExec,
+            config: TaskConfig { command: "/bin/sleep".to_owned(), args: vec!["60".to_owned()] },
+            env: Default::default(),
+            resources: Resources::TASK_DEFAULT,
+            user: None,
+            kill_timeout: DurationSpec::from_secs(5),
+            kill_signal: "SIGTERM".to_owned(),
+            restart: None,
+            constraints: Vec::new(),
+            services: Vec::new(),
+            meta: Default::default(),
+        };
+        let group = TaskGroup {
+            name: "web".to_owned(),
+            count: 1,
+            constraints: Vec::new(),
+            affinities: Vec::new(),
+            spreads: Vec::new(),
+            restart: RestartPolicy::SERVICE_DEFAULT,
+            reschedule: None,
+            update: None,
+            migrate: Default::default(),
+            disconnect: None,
+            meta: Default::default(),
+            tasks: vec![task],
+        };
+        Job {
+            id: crate::JobId::new("hello"),
+            name: "hello".to_owned(),
+            job_type: JobType::Service,
+            priority: 50,
+            datacenters: vec!["*".to_owned()],
+            constraints: Vec::new(),
+            affinities: Vec::new(),
+            spreads: Vec::new(),
+            update: None,
+            periodic: None,
+            meta: Default::default(),
+            groups: vec![group],
+            version: 0,
+            stop: false,
+            status: Default::default(),
+            parent_id: None,
+            submit_time: crate::Timestamp::ZERO,
+            stable: false,
+            create_index: 0,
+            modify_index: 0,
+            job_modify_index: 0,
+        }
+    }
+
+    fn problems(job: &Job) -> String {
+        describe(&job.validate().expect_err("the job should be refused"))
+    }
+
+    #[test]
+    fn a_plain_job_is_valid() {
+        assert_eq!(job().validate(), Ok(()));
+    }
+
+    #[test]
+    fn ids_that_are_not_names_are_refused() {
+        for bad in ["", "a\0b", "../../x", "ünï", "my job", &"x".repeat(100 * 1024)] {
+            let mut bad_job = job();
+            bad_job.id = crate::JobId::new(bad);
+            assert!(problems(&bad_job).contains("job id"), "{:?}", crate::text::truncated(bad, 20));
+        }
+    }
+
+    #[test]
+    fn counts_and_lists_have_limits() {
+        let mut huge = job();
+        huge.groups[0].count = u32::MAX;
+        assert!(problems(&huge).contains("count 4294967295 is more than the limit of 100000"));
+
+        let mut many_groups = job();
+        let group = many_groups.groups[0].clone();
+        many_groups.groups =
+            (0..2).map(|number| TaskGroup { name: format!("g{number}"), count: 60_000, ..group.clone() }).collect();
+        assert!(problems(&many_groups).contains("120000 allocations in all"));
+
+        let mut zones = job();
+        zones.datacenters = (0..100_000).map(|number| format!("dc{number}")).collect();
+        assert!(problems(&zones).contains("100000 datacenters are more than the limit of 64"));
+    }
+
+    #[test]
+    fn patterns_that_cannot_match_are_refused() {
+        let mut regexp = job();
+        regexp.constraints.push(Constraint {
+            attribute: "${attr.kernel.name}".to_owned(),
+            operator: ConstraintOperator::Regexp,
+            value: "((linux".to_owned(),
+        });
+        assert!(problems(&regexp).contains("does not compile"));
+        let mut version = job();
+        version.groups[0].constraints.push(Constraint {
+            attribute: "${attr.kernel.version}".to_owned(),
+            operator: ConstraintOperator::Version,
+            value: ">= banana".to_owned(),
+        });
+        assert!(problems(&version).contains("group \"web\": version requirement"));
+    }
+
+    #[test]
+    fn nomad_and_cargo_version_requirements_are_accepted() {
+        for good in [">= 1.2, < 2", "= 5.4.0", ">=1.2.3", "~ 1.2", "^ 0.3", "~> 5.4"] {
+            assert_eq!(operand_problem(ConstraintOperator::Version, good), None, "{good}");
+        }
+        for bad in ["banana", ">= one", ""] {
+            assert!(operand_problem(ConstraintOperator::Version, bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn crons_and_time_zones_are_checked_in_full() {
+        let mut periodic = job();
+        periodic.job_type = JobType::Batch;
+        periodic.periodic = Some(PeriodicConfig {
+            crons: vec!["61 25 * * *".to_owned()],
+            time_zone: "Mars/Olympus".to_owned(),
+            prohibit_overlap: false,
+            enabled: true,
+        });
+        let text = problems(&periodic);
+        assert!(text.contains("cron expression \"61 25 * * *\" is not valid"), "{text}");
+        assert!(text.contains("unknown time zone \"Mars/Olympus\""), "{text}");
+    }
+
+    #[test]
+    fn resources_names_and_text_are_checked() {
+        let mut zero_memory = job();
+        zero_memory.groups[0].tasks[0].resources.memory_mb = 0;
+        assert!(problems(&zero_memory).contains("memory = 0 is too small"));
+
+        let mut nul = job();
+        nul.groups[0].tasks[0].env.insert("A".to_owned(), "a\0b".to_owned());
+        assert!(problems(&nul).contains("group \"web\" task \"server\": env \"A\" contains a NUL character"));
+
+        let mut long_duration = job();
+        long_duration.groups[0].tasks[0].kill_timeout = DurationSpec::from_secs(u64::MAX / 2);
+        assert!(problems(&long_duration).contains("kill_timeout"));
+
+        let mut twice = job();
+        let task = twice.groups[0].tasks[0].clone();
+        twice.groups[0].tasks.push(task);
+        assert!(problems(&twice).contains("appears twice"));
+    }
+}
