@@ -21,12 +21,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     /// a field name must not be silently ignored), with the path of the
     /// first one in the message.
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(request.headers()) {
-            return Err(ApiError::invalid("the body must be JSON: send the header `Content-Type: application/json`"));
-        }
-        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-            ApiError::invalid(format!("cannot read the request body: {}", rejection.body_text()))
-        })?;
+        let body = json_body(request, state).await?;
         let mut unknown_fields = Vec::new();
         let mut deserializer = serde_json::Deserializer::from_slice(&body);
         let value: T = serde_ignored::deserialize(&mut deserializer, |path| unknown_fields.push(path.to_string()))
@@ -44,6 +39,33 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         }
         Ok(ApiJson(value))
     }
+}
+
+/// A JSON body sent by another server (internal routes): fields this
+/// server does not know are ignored, so that servers of two versions still
+/// talk during a rolling upgrade.
+#[derive(Debug)]
+pub struct PeerJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for PeerJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let body = json_body(request, state).await?;
+        serde_json::from_slice(&body)
+            .map(PeerJson)
+            .map_err(|error| ApiError::invalid(format!("invalid request body: {error}")))
+    }
+}
+
+/// The body of a request that says it is JSON.
+async fn json_body<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    if !is_json(request.headers()) {
+        return Err(ApiError::invalid("the body must be JSON: send the header `Content-Type: application/json`"));
+    }
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection| ApiError::invalid(format!("cannot read the request body: {}", rejection.body_text())))
 }
 
 /// Whether the request says its body is JSON (`application/json`, also

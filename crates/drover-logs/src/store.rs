@@ -574,6 +574,17 @@ impl LogStore {
                 self.damaged.get_mut().unwrap_or_else(PoisonError::into_inner).insert(start, damage);
                 continue;
             }
+            // A failed search is not proof: a transient error (too many
+            // open files, no memory) must not hide an hour of logs. Only
+            // files that fail a fresh open or their checksums go aside.
+            if files_verify(&partition.path) {
+                tracing::warn!(
+                    partition = %damage.name,
+                    reason = %damage.reason,
+                    "a search failed on a log partition whose files verify: it is kept and served"
+                );
+                continue;
+            }
             if let Some(mut partition) = self.partitions.remove(&start) {
                 // Background merges write into the folder: let them end first.
                 match panic::catch_unwind(AssertUnwindSafe(|| close_writer(&mut partition))) {
@@ -1575,6 +1586,15 @@ fn guarded<T>(work: impl FnOnce() -> Result<T>) -> std::result::Result<T, Partit
             files_damaged: true,
         }),
     }
+}
+
+/// Whether the index in `path` opens afresh and every file passes its
+/// checksum (tantivy's footers), a panic counting as a failure.
+fn files_verify(path: &Path) -> bool {
+    let verified = panic::catch_unwind(AssertUnwindSafe(|| {
+        Index::open_in_dir(path).and_then(|index| index.validate_checksum()).map(|damaged| damaged.is_empty())
+    }));
+    matches!(verified, Ok(Ok(true)))
 }
 
 /// Whether an error while reading a partition says that its files are

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  agent                                   server
-//!    │── Hello{registration} ───────────────▶│  propose RegisterNode
+//!    │── Hello{registration} ───────────────▶│  propose RegisterNodes (group-committed)
 //!    │◀────────────── Welcome{interval, servers}
 //!    │◀────────────── Allocations{index, allocs}   (whenever they change)
 //!    │── Heartbeat ─────────────────────────▶│  every `interval`

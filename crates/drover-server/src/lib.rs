@@ -24,6 +24,7 @@ pub mod inventory;
 mod leader;
 pub mod logs;
 mod membership;
+pub use membership::{RecoverySummary, recover_from_data_dir};
 pub mod network;
 mod operations;
 pub mod operator;

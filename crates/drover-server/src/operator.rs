@@ -57,9 +57,7 @@ impl Server {
             disk_free_bytes,
             disk_total_bytes,
             log_problems: self.log_index_problems().await,
-            raft_write_stalled: self.inner.disk.stall().map(|stall| {
-                format!("{} (since {})", stall.error, stall.since)
-            }),
+            raft_write_stalled: self.inner.disk.stall().map(|stall| format!("{} (since {})", stall.error, stall.since)),
         }
     }
 
@@ -140,7 +138,7 @@ impl Server {
         ClusterHealth { leader_id: leader_ids.first().copied(), servers, problems }
     }
 
-    async fn fetch_status(&self, address: &str) -> Result<LocalStatus> {
+    pub(crate) async fn fetch_status(&self, address: &str) -> Result<LocalStatus> {
         self.get_from_peer(address, STATUS_PATH).await
     }
 

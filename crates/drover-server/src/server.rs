@@ -84,15 +84,12 @@ impl Server {
         std::fs::create_dir_all(&config.data_dir).map_err(|error| {
             CodedError::internal(format!("cannot create data directory {}: {error}", config.data_dir.display()))
         })?;
-        if config.forget_cluster {
-            crate::membership::forget_cluster(&config.data_dir)?;
-        }
+        let recorded_member = crate::membership::check_data_dir(&config.data_dir, config.forget_cluster).await?;
         let server_id = load_or_create_server_id(&config.data_dir)?;
-        let recorded_member = crate::membership::recorded_member(&config.data_dir)?;
-        crate::membership::check_same_identity(&config.data_dir, recorded_member, server_id)?;
         let disk = Arc::new(drover_state::disk::DiskHealth::default());
-        let (log_store, state_machine, states) = drover_state::open_storage(&config.data_dir.join("raft"), Arc::clone(&disk))
-            .map_err(|error| CodedError::internal(format!("cannot open server storage: {error}")))?;
+        let (log_store, state_machine, states) =
+            drover_state::open_storage(&config.data_dir.join("raft"), Arc::clone(&disk))
+                .map_err(|error| CodedError::internal(format!("cannot open server storage: {error}")))?;
         let raft_config = Config {
             cluster_name: "drover".to_owned(),
             heartbeat_interval: config.raft_heartbeat.as_millis() as u64,
@@ -108,12 +105,6 @@ impl Server {
         let raft = Raft::new(server_id, Arc::new(raft_config), network.clone(), log_store, state_machine)
             .await
             .map_err(|error| CodedError::internal(format!("cannot start Raft: {error}")))?;
-        let initialized =
-            raft.is_initialized().await.map_err(|error| CodedError::internal(format!("raft: {error}")))?;
-        if let Err(refusal) = crate::membership::check_raft_data(&config.data_dir, recorded_member, initialized) {
-            let _ = raft.shutdown().await;
-            return Err(refusal);
-        }
 
         let logs = crate::logs::LogService::open(&config.data_dir.join("logs"), config.logs.clone())?;
         let notify = crate::react::Notify::open(&config.data_dir.join("notify")).await?;
@@ -137,6 +128,7 @@ impl Server {
         server.bootstrap().await?;
         crate::membership::spawn_recorder(server.clone(), recorded_member.is_some());
         crate::sessions::spawn_disk_watch(server.clone());
+        crate::membership::spawn_recovery_restore(server.clone());
         crate::leader::spawn_leadership_watch(server.clone());
         crate::sessions::spawn_pusher(server.clone());
         crate::updates::spawn_client_update_batcher(server.clone());

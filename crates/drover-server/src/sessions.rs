@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
 
 use drover_proto::session::{AgentMessage, AllocAssignment, JobSummary, RequestBody, ResponseBody, ServerMessage};
-use drover_state::{Command, NodeRegistration, State};
+use drover_state::{NodeRegistration, State};
 use drover_types::{CodedError, ErrorCode, EvalTrigger, Evaluation, JobType, NodeId, Timestamp};
 
 use crate::Result;
@@ -100,16 +100,16 @@ impl Server {
             return Err(CodedError::invalid("the agent sent an empty node name or id"));
         }
         let node_id = registration.id.clone();
-        if self.should_hand_agents_off() {
+        if self.should_hand_agents_off().await {
             return Err(CodedError::new(
                 drover_types::ErrorCode::Unavailable,
                 "this server cannot write its Raft data (its disk is full): connect to another server",
             ));
         }
         self.refuse_second_live_session(&node_id, &registration.name).await?;
-        let now = Timestamp::now();
-        let evals = self.evals_for_node_join(&self.state(), &node_id, now);
-        self.propose(Command::RegisterNode { registration, evals, now }).await?.into_result()?;
+        // Group-committed with the registrations of other agents (a fleet
+        // reconnecting at once): see `updates.rs`.
+        self.register_node_group_committed(registration).await?;
         self.record_heartbeats([&node_id]);
 
         let (sender, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
@@ -334,14 +334,24 @@ const STALL_BEFORE_HANDOFF: std::time::Duration = std::time::Duration::from_secs
 
 impl Server {
     /// Whether this server should send its agents elsewhere: a Raft write
-    /// has waited for disk space for a while and there are other servers
-    /// (a lone server keeps its agents: their heartbeats need no disk, and
-    /// sending them away would only make them look silent).
-    fn should_hand_agents_off(&self) -> bool {
-        let stalled_for_long = self.inner.disk.stall().is_some_and(|stall| {
-            Timestamp::now().since(stall.since) >= STALL_BEFORE_HANDOFF
-        });
-        stalled_for_long && !self.peers().is_empty()
+    /// has waited for disk space for a while and another server answers
+    /// and can write (a lone server, or one whose peers are down or full
+    /// too, keeps its agents: their heartbeats need no disk, and sending
+    /// them away would only make them look silent everywhere).
+    async fn should_hand_agents_off(&self) -> bool {
+        let stalled_for_long =
+            self.inner.disk.stall().is_some_and(|stall| Timestamp::now().since(stall.since) >= STALL_BEFORE_HANDOFF);
+        if !stalled_for_long {
+            return false;
+        }
+        for peer in self.peers() {
+            if let Ok(status) = self.fetch_status(&peer.address).await
+                && status.raft_write_stalled.is_none()
+            {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -356,7 +366,7 @@ pub(crate) fn spawn_disk_watch(server: Server) {
                 () = server.shutdown_token().cancelled() => return,
                 _ = tick.tick() => {}
             }
-            if server.should_hand_agents_off() {
+            if server.should_hand_agents_off().await {
                 let mut entries = server.inner.sessions.entries.lock().await;
                 if !entries.is_empty() {
                     tracing::warn!(

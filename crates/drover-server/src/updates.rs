@@ -7,17 +7,24 @@
 //! arrive while a proposal is being committed go together into the next
 //! `UpdateAllocsFromClient` (group commit: no waiting when the fleet is
 //! quiet, large batches when it is busy).
+//!
+//! Registrations are group-committed the same way: the `Hello`s that arrive
+//! while one `RegisterNodes` entry commits go into the next, so a fleet
+//! reconnecting at once after a server restart costs a few dozen Raft
+//! entries, not one per agent. Each session still waits for, and gets, the
+//! outcome of its own registration.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use drover_state::{ClientAllocUpdate, Command};
-use drover_types::{AllocClientStatus, AllocId, EvalTrigger, Evaluation, NodeId, Timestamp};
+use drover_state::{ClientAllocUpdate, Command, NodeRegistration};
+use drover_types::{AllocClientStatus, AllocId, CodedError, ErrorCode, EvalTrigger, Evaluation, NodeId, Timestamp};
 
+use crate::Result;
 use crate::ids::new_eval_id;
 use crate::network::base_url;
 use crate::server::Server;
@@ -27,6 +34,13 @@ pub const HEARTBEATS_PATH: &str = "/v1/internal/heartbeats";
 
 /// Most updates in one proposal.
 const MAX_BATCH: usize = 2000;
+
+/// Most registrations in one proposal (a real agent's registration with
+/// its facts is a few KB: this keeps an entry to a few MB).
+const MAX_REGISTRATION_BATCH: usize = 1000;
+
+/// How many registrations may wait for the registration batcher.
+const REGISTRATION_QUEUE: usize = 16_384;
 
 /// When one node was last heard from: milliseconds since the table's
 /// epoch (0: never). Sessions hold their node's cell, so recording a
@@ -159,16 +173,147 @@ impl HeartbeatTable {
     }
 }
 
-/// The queue of task-state updates waiting for the batcher.
+/// The queue of task-state updates waiting for the batcher, and the queue
+/// of registrations waiting for theirs (kept here so that both group
+/// commits of what agents write live in one place).
 pub(crate) struct ClientUpdateBatcher {
     sender: mpsc::Sender<Vec<ClientAllocUpdate>>,
     receiver: Mutex<Option<mpsc::Receiver<Vec<ClientAllocUpdate>>>>,
+    registrations: RegistrationQueue,
 }
 
 impl Default for ClientUpdateBatcher {
     fn default() -> Self {
         let (sender, receiver) = mpsc::channel(4096);
-        ClientUpdateBatcher { sender, receiver: Mutex::new(Some(receiver)) }
+        ClientUpdateBatcher {
+            sender,
+            receiver: Mutex::new(Some(receiver)),
+            registrations: RegistrationQueue::default(),
+        }
+    }
+}
+
+/// One registration waiting to be proposed, and where its outcome goes
+/// (the log index it was applied at, or why it was refused).
+struct PendingRegistration {
+    registration: NodeRegistration,
+    outcome: oneshot::Sender<Result<u64>>,
+}
+
+/// Registrations waiting for the registration batcher.
+struct RegistrationQueue {
+    sender: mpsc::Sender<PendingRegistration>,
+    receiver: Mutex<Option<mpsc::Receiver<PendingRegistration>>>,
+}
+
+impl Default for RegistrationQueue {
+    fn default() -> Self {
+        let (sender, receiver) = mpsc::channel(REGISTRATION_QUEUE);
+        RegistrationQueue { sender, receiver: Mutex::new(Some(receiver)) }
+    }
+}
+
+impl Server {
+    /// Registers an agent's node through the registration batcher: waits
+    /// until the `RegisterNodes` entry holding it is committed and applied
+    /// here, and returns that entry's log index, or why this registration
+    /// was refused (it fails the check the state machine applies, or the
+    /// entry could not be committed).
+    pub(crate) async fn register_node_group_committed(&self, registration: NodeRegistration) -> Result<u64> {
+        let (outcome, receiver) = oneshot::channel();
+        let pending = PendingRegistration { registration, outcome };
+        let queue = &self.inner.client_updates.registrations;
+        if queue.sender.send(pending).await.is_err() {
+            return Err(shutting_down());
+        }
+        receiver.await.unwrap_or_else(|_| Err(shutting_down()))
+    }
+}
+
+fn shutting_down() -> CodedError {
+    CodedError::new(ErrorCode::Unavailable, "the server is shutting down: connect to another server")
+}
+
+/// Proposes the registrations that wait, together, one entry at a time: what
+/// arrives while an entry commits goes into the next. Unlike task-state
+/// updates, a registration that cannot be committed is not retried here:
+/// its session is refused and the agent retries (with backoff), as it did
+/// when each registration was its own entry.
+fn spawn_registration_batcher(server: Server) {
+    let Some(mut receiver) =
+        server.inner.client_updates.registrations.receiver.lock().ok().and_then(|mut slot| slot.take())
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        let shutdown = server.shutdown_token().clone();
+        loop {
+            let first = tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = receiver.recv() => match received {
+                    Some(pending) => pending,
+                    None => return,
+                },
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_REGISTRATION_BATCH
+                && let Ok(pending) = receiver.try_recv()
+            {
+                batch.push(pending);
+            }
+            // A session that went away while waiting needs no registration.
+            batch.retain(|pending| !pending.outcome.is_closed());
+            if batch.is_empty() {
+                continue;
+            }
+            register_batch(&server, batch).await;
+        }
+    });
+}
+
+/// Proposes one `RegisterNodes` entry and tells each waiting session its
+/// own outcome: a registration the state machine would refuse is answered
+/// with the same check's error and left out; the others share the entry's
+/// fate.
+async fn register_batch(server: &Server, batch: Vec<PendingRegistration>) {
+    let now = Timestamp::now();
+    let state = server.state();
+    let mut accepted = Vec::with_capacity(batch.len());
+    let mut registrations: Vec<(NodeRegistration, Vec<Evaluation>)> = Vec::with_capacity(batch.len());
+    for PendingRegistration { registration, outcome } in batch {
+        if let Err(error) = registration.validate() {
+            let _ = outcome.send(Err(error));
+            continue;
+        }
+        let evals = server.evals_for_node_join(&state, &registration.id, now);
+        registrations.push((registration, evals));
+        accepted.push(outcome);
+    }
+    drop(state);
+    if registrations.is_empty() {
+        return;
+    }
+    let num_registrations = registrations.len();
+    let outcome = match server.propose(Command::RegisterNodes { registrations, now }).await {
+        Ok(response) => response.into_result().map(|response| response.index()),
+        Err(error) => Err(error),
+    };
+    match &outcome {
+        // On a follower, the session's Welcome and allocations are read
+        // from this server's state: wait until it has applied the entry.
+        Ok(index) => {
+            if let Err(error) = server.wait_for_index(*index, Duration::from_secs(5)).await {
+                tracing::debug!(%error, "registrations applied elsewhere first");
+            }
+            tracing::debug!(num_registrations, index, "registrations committed");
+        }
+        Err(error) => {
+            tracing::warn!(%error, num_registrations, "registrations not committed; their agents will retry");
+        }
+    }
+    for sender in accepted {
+        // A session that went away in the meantime needs no answer.
+        let _ = sender.send(outcome.clone());
     }
 }
 
@@ -181,8 +326,10 @@ impl ClientUpdateBatcher {
 }
 
 /// Collects task-state updates and proposes them in batches, retrying until
-/// they are committed (the newest update per allocation wins).
+/// they are committed (the newest update per allocation wins). Starts the
+/// registration batcher too.
 pub(crate) fn spawn_client_update_batcher(server: Server) {
+    spawn_registration_batcher(server.clone());
     let Some(mut receiver) = server.inner.client_updates.receiver.lock().ok().and_then(|mut slot| slot.take()) else {
         return;
     };

@@ -19,7 +19,7 @@ impl Server {
         cas: Option<u64>,
     ) -> Result<Variable> {
         // Bad input is refused before it reaches the log.
-        drover_types::variable::check_path(path)?;
+        drover_types::variable::check_new_path(path)?;
         drover_types::variable::check_items(&items)?;
         let command = Command::PutVariable { path: path.to_owned(), items, cas, now: Timestamp::now() };
         let response = self.propose(command).await?.into_result()?;
@@ -33,6 +33,8 @@ impl Server {
 
     /// Deletes a variable (with `cas`, only if its modify index is that).
     pub async fn delete_variable(&self, path: &str, cas: Option<u64>) -> Result<u64> {
+        // Any stored path may be deleted, also one written before dot
+        // segments were refused.
         drover_types::variable::check_path(path)?;
         let response = self.propose(Command::DeleteVariable { path: path.to_owned(), cas }).await?.into_result()?;
         Ok(response.index())

@@ -10,19 +10,35 @@ use std::time::Duration;
 use drover_server::{Server, ServerConfig};
 
 fn config(data_dir: &Path) -> ServerConfig {
-    ServerConfig::new(data_dir.to_path_buf(), "127.0.0.1:1".to_owned())
+    let mut config = ServerConfig::new(data_dir.to_path_buf(), "127.0.0.1:1".to_owned());
+    // Snapshots early, so that the Raft data is a snapshot plus a log, as on
+    // any server that has run for a while.
+    config.snapshot_every = 5;
+    config
 }
 
-/// Starts a single server, waits until it recorded its membership, stops it.
+/// Starts a single server, writes enough for a snapshot, waits until it
+/// recorded its membership, stops it.
 async fn start_and_stop(data_dir: &Path) -> u64 {
     let server = Server::start(config(data_dir)).await.unwrap();
     for _ in 0..100 {
-        if data_dir.join("cluster-member").exists() {
+        if server.status().is_leader && data_dir.join("cluster-member").exists() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(data_dir.join("cluster-member").exists(), "membership is recorded");
+    for number in 0..12 {
+        let items = std::collections::BTreeMap::from([("n".to_owned(), number.to_string())]);
+        server.put_variable(&format!("v/{number}"), items, None).await.unwrap();
+    }
+    for _ in 0..100 {
+        if data_dir.join("raft/snapshots/snapshot.bin").exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(data_dir.join("raft/snapshots/snapshot.bin").exists(), "a snapshot was taken");
     let id = server.id();
     server.shutdown().await;
     id
@@ -34,6 +50,8 @@ async fn a_member_without_its_raft_log_refuses_to_start_a_new_cluster() {
     let data_dir = dir.path().join("server");
     start_and_stop(&data_dir).await;
 
+    // The snapshot is still there: it must not pass for the Raft data (it
+    // lacks the vote).
     std::fs::remove_file(data_dir.join("raft/raft.redb")).unwrap();
     let error = Server::start(config(&data_dir)).await.expect_err("refused");
     assert!(error.message.contains("missing or empty"), "{}", error.message);
@@ -54,6 +72,25 @@ async fn a_member_without_its_raft_log_refuses_to_start_a_new_cluster() {
         .filter_map(Result::ok)
         .any(|entry| entry.file_name().to_string_lossy().starts_with("raft.forgotten-"));
     assert!(moved_aside);
+}
+
+#[tokio::test]
+async fn forget_cluster_on_a_consistent_data_directory_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("server");
+    let id = start_and_stop(&data_dir).await;
+    let mut forget = config(&data_dir);
+    forget.forget_cluster = true;
+    let server = Server::start(forget).await.unwrap();
+    assert_eq!(server.id(), id, "a flag left in a unit file must not wipe a healthy server");
+    for _ in 0..100 {
+        if server.consistent_state().await.is_ok_and(|state| state.variable("v/11").is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.consistent_state().await.unwrap().variable("v/11").is_some());
+    server.shutdown().await;
 }
 
 #[tokio::test]

@@ -240,6 +240,21 @@ pub enum Command {
         /// The input.
         op: crate::react::ReactOp,
     },
+    /// Agents registered: the registrations that reached a server while
+    /// its previous one was being committed, in one entry (group commit;
+    /// a fleet reconnecting after a server restart is thousands of them).
+    /// Each is applied as [`Command::RegisterNode`] would, on its own: one
+    /// that [`NodeRegistration::validate`] refuses is skipped (with its
+    /// evaluations) and does not stop the others. The refusal depends on
+    /// the registration alone, so the proposing server tells each agent
+    /// its outcome by running the same check; the answer is `Applied`.
+    RegisterNodes {
+        /// Each registration with the evaluations for jobs that may now
+        /// place on its node.
+        registrations: Vec<(NodeRegistration, Vec<Evaluation>)>,
+        /// When.
+        now: Timestamp,
+    },
 }
 
 impl Command {
@@ -267,6 +282,7 @@ impl Command {
             Command::UpdateNodeLabels { .. } => "update_node_labels",
             Command::SetNodeProtection { .. } => "set_node_protection",
             Command::React { .. } => "react",
+            Command::RegisterNodes { .. } => "register_nodes",
         }
     }
 }
@@ -286,6 +302,20 @@ pub struct NodeRegistration {
     pub resources: Resources,
     /// Agent version.
     pub agent_version: String,
+}
+
+impl NodeRegistration {
+    /// Checks what the state machine needs of a registration: a node id and
+    /// a name. Depends on the registration alone: servers run it before
+    /// proposing (and answer the agent with its error), and the state
+    /// machine runs it again for [`Command::RegisterNodes`] so that a bad
+    /// registration in a batch is skipped alone.
+    pub fn validate(&self) -> Result<(), CodedError> {
+        if self.name.trim().is_empty() || self.id.as_str().is_empty() {
+            return Err(CodedError::invalid("the agent sent an empty node name or id"));
+        }
+        Ok(())
+    }
 }
 
 /// One allocation's state as reported by its agent.
@@ -411,6 +441,9 @@ impl std::fmt::Display for Command {
                 write!(formatter, "set_node_protection({node_id}, {})", protection.is_some())
             }
             Command::React { op } => write!(formatter, "react({})", op.name()),
+            Command::RegisterNodes { registrations, .. } => {
+                write!(formatter, "register_nodes({})", registrations.len())
+            }
         }
     }
 }

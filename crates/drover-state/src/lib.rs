@@ -5,6 +5,7 @@
 //! - [`react`]: the applied site, alerts, silences and hammer runs;
 //! - [`log_store`]: the Raft log, vote and commit index in redb;
 //! - [`disk`]: waiting out a full disk instead of stopping Raft;
+//! - [`recover`]: the state of a lost cluster from one server's data;
 //! - [`state_machine`]: openraft's state machine over [`State`], with
 //!   snapshots on disk;
 //! - [`snapshot`] and [`codec`]: the versioned persisted formats.
@@ -15,6 +16,7 @@ pub mod disk;
 pub mod log_store;
 pub mod raft_types;
 pub mod react;
+pub mod recover;
 pub mod snapshot;
 pub mod state;
 pub mod state_machine;

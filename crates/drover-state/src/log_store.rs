@@ -41,9 +41,13 @@ pub struct LogStore {
 
 struct Shared {
     path: PathBuf,
-    /// `None` while the database is being opened again after a failed
+    /// The open database and its generation (bumped at every reopen); the
+    /// database is `None` while it cannot be opened again after a failed
     /// write.
-    database: RwLock<Option<Arc<Database>>>,
+    database: RwLock<(u64, Option<Arc<Database>>)>,
+    /// Why the last reopen failed, when it was not for lack of space: then
+    /// callers get that error instead of waiting.
+    reopen_error: std::sync::Mutex<Option<String>>,
     health: Arc<DiskHealth>,
 }
 
@@ -81,75 +85,91 @@ fn open_database(path: &Path) -> io::Result<Database> {
 }
 
 impl Shared {
-    fn database(&self) -> io::Result<Arc<Database>> {
-        let slot = self.database.read().map_err(|_| io::Error::other("the Raft log's lock is poisoned"))?;
-        slot.clone().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::StorageFull, "the Raft log is being opened again after a failed write")
-        })
+    /// The current database and its generation. Never blocks: while a
+    /// reopen holds the lock, it answers "being opened again" (callers on
+    /// the async runtime must not wait on a lock held across disk work).
+    fn database(&self) -> io::Result<(u64, Arc<Database>)> {
+        let being_reopened =
+            || io::Error::new(io::ErrorKind::StorageFull, "the Raft log is being opened again after a failed write");
+        let slot = match self.database.try_read() {
+            Ok(slot) => slot,
+            Err(std::sync::TryLockError::WouldBlock) => return Err(being_reopened()),
+            Err(std::sync::TryLockError::Poisoned(_)) => {
+                return Err(io::Error::other("the Raft log's lock is poisoned"));
+            }
+        };
+        match &slot.1 {
+            Some(database) => Ok((slot.0, Arc::clone(database))),
+            None => match self.reopen_error.lock().ok().and_then(|error| error.clone()) {
+                Some(error) => Err(io::Error::other(error)),
+                None => Err(being_reopened()),
+            },
+        }
     }
 
-    /// Closes `failed` (the database a write or read failed on, `None`
-    /// when it was already closed) and opens the file again (blocking). A
-    /// failure leaves it closed; the next attempt tries again. Nothing is
-    /// done when another caller already replaced `failed`.
-    fn reopen(&self, failed: Option<Arc<Database>>) {
+    /// Closes the database of `generation` (the one an attempt failed on)
+    /// and opens the file again (blocking). Nothing is done when another
+    /// caller already reopened it. While a reader still holds the old
+    /// database it is kept, and the next attempt tries again: two handles
+    /// on one file are never open at once.
+    fn reopen(&self, generation: u64) {
         let Ok(mut slot) = self.database.write() else { return };
-        let current_is_failed = match (slot.as_ref(), &failed) {
-            (Some(current), Some(failed)) => Arc::ptr_eq(current, failed),
-            (None, _) => true,
-            (Some(_), None) => false,
-        };
-        drop(failed);
-        if !current_is_failed {
+        if slot.0 != generation {
             return;
         }
-        if let Some(mut old) = slot.take() {
-            // Readers hold a clone for one transaction: wait for them, so
-            // that redb's file lock is released before opening again.
-            for _ in 0..500 {
-                match Arc::try_unwrap(old) {
-                    Ok(database) => {
-                        drop(database);
-                        break;
-                    }
-                    Err(shared) => {
-                        old = shared;
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
+        if let Some(old) = slot.1.take() {
+            match Arc::try_unwrap(old) {
+                Ok(database) => drop(database),
+                Err(still_used) => {
+                    slot.1 = Some(still_used);
+                    return;
                 }
             }
         }
+        slot.0 = slot.0.wrapping_add(1);
         match open_database(&self.path) {
-            Ok(database) => *slot = Some(Arc::new(database)),
-            Err(error) => tracing::debug!(%error, "the Raft log cannot be opened yet"),
+            Ok(database) => {
+                slot.1 = Some(Arc::new(database));
+                if let Ok(mut error) = self.reopen_error.lock() {
+                    *error = None;
+                }
+            }
+            Err(error) if is_out_of_space(&error) => {
+                tracing::debug!(%error, "the Raft log cannot be opened yet: the disk is still full");
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the Raft log cannot be opened again");
+                if let Ok(mut slot_error) = self.reopen_error.lock() {
+                    *slot_error = Some(error.to_string());
+                }
+            }
         }
     }
 
     /// One attempt of `work` on the current database; on failure, the
-    /// database it ran on (to reopen it).
-    fn attempt<T>(
-        &self,
-        work: &impl Fn(&Database) -> io::Result<T>,
-    ) -> Result<T, (io::Error, Option<Arc<Database>>)> {
-        let database = self.database().map_err(|error| (error, None))?;
-        work(&database).map_err(|error| (error, Some(database)))
+    /// generation of the database it ran on (to reopen it).
+    fn attempt<T>(&self, work: &impl Fn(&Database) -> io::Result<T>) -> Result<T, (io::Error, u64)> {
+        let (generation, database) = self.database().map_err(|error| (error, self.generation()))?;
+        work(&database).map_err(|error| (error, generation))
+    }
+
+    fn generation(&self) -> u64 {
+        self.database.try_read().map_or(u64::MAX, |slot| slot.0)
     }
 
     /// One read, waiting (without blocking the runtime) while a full disk
-    /// keeps the database closed; reopens a database a failed I/O left
+    /// keeps the database unusable; reopens a database a failed I/O left
     /// unusable when no write is doing it.
     async fn read<T>(self: &Arc<Self>, work: impl Fn(&Database) -> io::Result<T>) -> io::Result<T> {
         let mut interval = Duration::from_millis(10);
         loop {
             match self.attempt(&work) {
                 Ok(value) => return Ok(value),
-                Err((error, failed)) if is_out_of_space(&error) => {
-                    let shared = Arc::clone(self);
+                Err((error, generation)) if is_out_of_space(&error) => {
                     tokio::time::sleep(interval).await;
                     interval = (interval * 2).min(crate::disk::MAX_RETRY_INTERVAL);
-                    tokio::task::spawn_blocking(move || shared.reopen(failed))
-                        .await
-                        .map_err(io::Error::other)?;
+                    let shared = Arc::clone(self);
+                    tokio::task::spawn_blocking(move || shared.reopen(generation)).await.map_err(io::Error::other)?;
                 }
                 Err((error, _)) => return Err(error),
             }
@@ -165,7 +185,8 @@ impl LogStore {
         Ok(Self {
             shared: Arc::new(Shared {
                 path: path.to_owned(),
-                database: RwLock::new(Some(Arc::new(database))),
+                database: RwLock::new((0, Some(Arc::new(database)))),
+                reopen_error: std::sync::Mutex::new(None),
                 health,
             }),
         })
@@ -237,20 +258,21 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let range_to_check = range.clone();
         let range = (range_to_check.start_bound().cloned(), range_to_check.end_bound().cloned());
-        self.shared.read(move |database| {
-            let transaction = database.begin_read().map_err(storage_error)?;
-            let table = transaction.open_table(LOGS).map_err(storage_error)?;
-            let mut entries = Vec::new();
-            for item in table.range(start..).map_err(storage_error)? {
-                let (index, bytes) = item.map_err(storage_error)?;
-                if !range.contains(&index.value()) {
-                    break;
+        self.shared
+            .read(move |database| {
+                let transaction = database.begin_read().map_err(storage_error)?;
+                let table = transaction.open_table(LOGS).map_err(storage_error)?;
+                let mut entries = Vec::new();
+                for item in table.range(start..).map_err(storage_error)? {
+                    let (index, bytes) = item.map_err(storage_error)?;
+                    if !range.contains(&index.value()) {
+                        break;
+                    }
+                    entries.push(codec::decode::<Entry>(bytes.value())?);
                 }
-                entries.push(codec::decode::<Entry>(bytes.value())?);
-            }
-            Ok(entries)
-        })
-        .await
+                Ok(entries)
+            })
+            .await
     }
 
     async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
@@ -263,15 +285,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
         let last_purged_log_id: Option<LogId> = self.read_meta(KEY_LAST_PURGED).await?;
-        let last_log_id = self.shared.read(move |database| {
-            let transaction = database.begin_read().map_err(storage_error)?;
-            let table = transaction.open_table(LOGS).map_err(storage_error)?;
-            match table.last().map_err(storage_error)? {
-                Some((_, bytes)) => Ok(Some(codec::decode::<Entry>(bytes.value())?.log_id)),
-                None => Ok(last_purged_log_id),
-            }
-        })
-        .await?;
+        let last_log_id = self
+            .shared
+            .read(move |database| {
+                let transaction = database.begin_read().map_err(storage_error)?;
+                let table = transaction.open_table(LOGS).map_err(storage_error)?;
+                match table.last().map_err(storage_error)? {
+                    Some((_, bytes)) => Ok(Some(codec::decode::<Entry>(bytes.value())?.log_id)),
+                    None => Ok(last_purged_log_id),
+                }
+            })
+            .await?;
         Ok(LogState { last_purged_log_id, last_log_id })
     }
 

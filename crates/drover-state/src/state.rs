@@ -319,6 +319,17 @@ impl State {
                 self.put_evals(index, evals);
                 Ok(CommandResponse::Applied { index })
             }
+            Command::RegisterNodes { registrations, now } => {
+                // A refused registration is skipped alone (its proposer
+                // already told the agent why, by the same check).
+                for (registration, evals) in registrations {
+                    if registration.validate().is_ok() {
+                        self.register_node(index, registration, *now);
+                        self.put_evals(index, evals);
+                    }
+                }
+                Ok(CommandResponse::Applied { index })
+            }
             Command::UpdateNodeStatus { node_id, status, description, evals, now } => {
                 self.update_node_status(index, node_id, *status, description, *now).map(|()| {
                     self.put_evals(index, evals);

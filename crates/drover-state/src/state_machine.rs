@@ -15,8 +15,8 @@ use openraft::{EntryPayload, OptionalSend};
 use tokio::sync::watch;
 
 use crate::codec;
-use crate::disk::DiskHealth;
 use crate::command::CommandResponse;
+use crate::disk::DiskHealth;
 use crate::raft_types::{LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 use crate::snapshot::{decode_state, encode_state};
 use crate::state::State;
@@ -125,10 +125,7 @@ impl StateMachineStore {
     /// Opens the state machine, loading the latest snapshot from
     /// `snapshot_directory`. Returns the store and a receiver that sees every
     /// newly applied state.
-    pub fn open(
-        snapshot_directory: &Path,
-        health: Arc<DiskHealth>,
-    ) -> io::Result<(Self, watch::Receiver<Arc<State>>)> {
+    pub fn open(snapshot_directory: &Path, health: Arc<DiskHealth>) -> io::Result<(Self, watch::Receiver<Arc<State>>)> {
         let snapshots = SnapshotStore::open(snapshot_directory, health)?;
         let (state, last_applied, last_membership) = match snapshots.load()? {
             Some((meta, data)) => (decode_state(&data)?, meta.last_log_id, meta.last_membership),

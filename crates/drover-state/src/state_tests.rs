@@ -469,3 +469,93 @@ fn react(state: &mut State, index: u64, op: crate::react::ReactOp) -> crate::rea
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn register_nodes_applies_each_registration_alone_and_refuses_only_the_invalid_one() {
+    let mut state = State::new();
+    state.apply(1, &Command::RegisterNode { registration: registration("n2"), evals: vec![], now: Timestamp::ZERO });
+    state.apply(
+        2,
+        &Command::UpdateNodeStatus {
+            node_id: NodeId::new("n2"),
+            status: NodeStatus::Down,
+            description: "missed heartbeats".into(),
+            evals: vec![],
+            now: Timestamp::from_millis(2),
+        },
+    );
+    let mut nameless = registration("n3");
+    nameless.name = "  ".into();
+    let command = Command::RegisterNodes {
+        registrations: vec![
+            (registration("n1"), vec![eval("e1", "system-job")]),
+            (nameless, vec![eval("e3", "system-job")]),
+            (registration("n2"), vec![eval("e2", "system-job")]),
+        ],
+        now: Timestamp::from_millis(3),
+    };
+    assert_eq!(state.apply(3, &command), CommandResponse::Applied { index: 3 });
+    let Command::RegisterNodes { registrations, .. } = &command else { unreachable!() };
+    let refused = registrations[1].0.validate().expect_err("the nameless registration is refused");
+    assert_eq!(refused.code, drover_types::ErrorCode::InvalidInput);
+    assert!(refused.message.contains("empty node name or id"), "{}", refused.message);
+    assert!(registrations[0].0.validate().is_ok() && registrations[2].0.validate().is_ok());
+
+    // The refused one left nothing behind, not even its evaluations.
+    assert!(state.node(&NodeId::new("n3")).is_none());
+    assert!(state.eval(&EvalId::new("e3")).is_none());
+    assert!(state.eval(&EvalId::new("e1")).is_some() && state.eval(&EvalId::new("e2")).is_some());
+    assert_eq!(state.num_nodes(), 2);
+    // A node that was down is ready again, as with `RegisterNode`.
+    let n2 = state.node(&NodeId::new("n2")).unwrap();
+    assert_eq!(n2.status, NodeStatus::Ready);
+    assert_eq!(n2.status_updated_at, Timestamp::from_millis(3));
+
+    // Each registration of the batch makes exactly the node that
+    // `RegisterNode` at the same index makes.
+    let mut one_by_one = State::new();
+    one_by_one.apply(
+        3,
+        &Command::RegisterNode {
+            registration: registration("n1"),
+            evals: vec![eval("e1", "system-job")],
+            now: Timestamp::from_millis(3),
+        },
+    );
+    assert_eq!(state.node(&NodeId::new("n1")), one_by_one.node(&NodeId::new("n1")));
+}
+
+#[test]
+fn register_nodes_survives_the_raft_codec() {
+    let command = Command::RegisterNodes {
+        registrations: vec![(registration("n1"), vec![eval("e1", "j")]), (registration("n2"), vec![])],
+        now: Timestamp::from_millis(7),
+    };
+    let bytes = crate::codec::encode(&command).unwrap();
+    assert_eq!(crate::codec::decode::<Command>(&bytes).unwrap(), command);
+    assert_eq!(command.kind(), "register_nodes");
+    assert_eq!(command.to_string(), "register_nodes(2)");
+}
+
+/// A `RegisterNode` entry as written before registrations were batched
+/// (format version 1): old logs still decode and apply the same way.
+const REGISTER_NODE_ENTRY_V1: &str = "0181ac52656769737465724e6f646583ac726567697374726174696f6e86a26964a26e31a46e616d65a76e616d652d6e31a66c6162656c7385a9686f737467726f7570a862692f6261746368ab656e7669726f6e6d656e74c0a56f776e6572c0a47a6f6e65c0a46d65746180aa6174747269627574657380a97265736f757263657382a76370755f6d687acd03e8a96d656d6f72795f6d62cd03e8ad6167656e745f76657273696f6ea474657374a56576616c7391de0012a26964a26531a87072696f7269747932a66a6f625f6964a16aac7472696767657265645f6279ac6a6f622d7265676973746572a6737461747573a770656e64696e67b27374617475735f6465736372697074696f6ea0a76e6f64655f6964c0b06a6f625f6d6f646966795f696e64657800aa776169745f756e74696cc0ad70726576696f75735f6576616cc0ac626c6f636b65645f6576616cc0b16661696c65645f706c6163656d656e747380a671756575656480ab6372656174655f74696d6501ab6d6f646966795f74696d6501b3626c6f636b65645f61745f636170616369747900ac6372656174655f696e64657800ac6d6f646966795f696e64657800a36e6f77cf0000018bcfe56800";
+
+#[test]
+fn a_register_node_entry_of_format_version_1_still_applies() {
+    let bytes: Vec<u8> = (0..REGISTER_NODE_ENTRY_V1.len())
+        .step_by(2)
+        .map(|position| u8::from_str_radix(&REGISTER_NODE_ENTRY_V1[position..position + 2], 16).unwrap())
+        .collect();
+    let command: Command = crate::codec::decode(&bytes).unwrap();
+    let expected = Command::RegisterNode {
+        registration: registration("n1"),
+        evals: vec![eval("e1", "j")],
+        now: Timestamp::from_millis(1_700_000_000_000),
+    };
+    assert_eq!(command, expected);
+    let mut state = State::new();
+    assert_eq!(state.apply(1, &command), CommandResponse::Applied { index: 1 });
+    assert_eq!(state.node(&NodeId::new("n1")).unwrap().status, NodeStatus::Ready);
+    assert!(state.eval(&EvalId::new("e1")).is_some());
+}

@@ -10,8 +10,8 @@ struct RedbStoreBuilder;
 impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for RedbStoreBuilder {
     async fn build(&self) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<TypeConfig>> {
         let directory = tempfile::tempdir().expect("temporary directory");
-        let (log_store, state_machine, _receiver) =
-            drover_state::open_storage(directory.path(), Default::default()).expect("open storage in a fresh directory");
+        let (log_store, state_machine, _receiver) = drover_state::open_storage(directory.path(), Default::default())
+            .expect("open storage in a fresh directory");
         Ok((directory, log_store, state_machine))
     }
 }

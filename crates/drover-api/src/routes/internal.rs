@@ -14,7 +14,7 @@ use drover_state::Command;
 use drover_state::codec;
 use drover_types::{CodedError, NodeId};
 
-use crate::extract::ApiJson;
+use crate::extract::PeerJson;
 use crate::identity::{Caller, Capability};
 use crate::{ApiError, ApiResult, AppState, no_content};
 
@@ -70,7 +70,7 @@ pub(super) async fn propose(State(app): State<AppState>, caller: Caller, body: B
 pub(super) async fn heartbeats(
     State(app): State<AppState>,
     caller: Caller,
-    ApiJson(node_ids): ApiJson<Vec<NodeId>>,
+    PeerJson(node_ids): PeerJson<Vec<NodeId>>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Internal)?;
     app.server.record_heartbeats(node_ids.iter());

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use drover_server::cluster::{Member, ServerIdentity};
 use drover_server::operator::{ClusterHealth, LocalStatus};
 
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, PeerJson};
 use crate::identity::{Caller, Capability};
 use crate::{ApiError, ApiResult, AppState, no_content};
 
@@ -23,7 +23,7 @@ pub(super) async fn identity(State(app): State<AppState>, caller: Caller) -> Api
 pub(super) async fn internal_join(
     State(app): State<AppState>,
     caller: Caller,
-    ApiJson(identity): ApiJson<ServerIdentity>,
+    PeerJson(identity): PeerJson<ServerIdentity>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Internal)?;
     app.server.add_server(identity).await?;

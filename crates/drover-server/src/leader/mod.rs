@@ -27,8 +27,13 @@ pub(crate) fn spawn_leadership_watch(server: Server) {
         let mut metrics = server.raft().metrics();
         let shutdown = server.shutdown_token().clone();
         let mut leadership: Option<CancellationToken> = None;
+        // A leader that cannot write its Raft data (disk full) runs no
+        // leader loops: what they would decide (nodes down after its agents
+        // moved away, say) must not be proposed late, once the disk frees.
+        let mut disk_check = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
-            let is_leader = metrics.borrow_and_update().state == ServerState::Leader;
+            let is_leader =
+                metrics.borrow_and_update().state == ServerState::Leader && server.inner.disk.stall().is_none();
             match (is_leader, leadership.is_some()) {
                 (true, false) => {
                     let token = shutdown.child_token();
@@ -47,6 +52,7 @@ pub(crate) fn spawn_leadership_watch(server: Server) {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 changed = metrics.changed() => if changed.is_err() { return },
+                _ = disk_check.tick() => {}
             }
         }
     });

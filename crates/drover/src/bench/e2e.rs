@@ -1,34 +1,60 @@
 //! `drover bench e2e`: placements per second from job submission to
 //! acknowledgement by the agents, through the HTTP API, the Raft log (with
 //! fsync), the scheduler and the agent sessions.
+//!
+//! The server runs in this process; the simulated agents run in processes
+//! of their own ([`SimProcesses`]), all dialing at once as a fleet does
+//! after a server restart, so that the time to register them all is
+//! measured too.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use drover_client::Client;
 use drover_server::{Server, ServerConfig};
 use drover_types::AllocClientStatus;
 
-use super::sim::SimAgent;
+use super::sim::SimProcesses;
+
+/// How long the simulated fleet may take to register.
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Jobs submitted at once (each is one HTTP request, and one connection
+/// at each end of it in this process).
+const SUBMISSIONS_IN_FLIGHT: usize = 64;
+
+/// The listening socket's accept queue: room for a fleet dialing at once
+/// (the kernel caps it at `net.core.somaxconn`).
+const ACCEPT_BACKLOG: u32 = 4096;
 
 #[derive(Debug, Serialize)]
 struct Report {
     hardware: String,
     num_nodes: usize,
+    num_sim_processes: usize,
+    seconds_to_registered: f64,
     num_allocs: usize,
     num_jobs: usize,
     seconds_to_placed: f64,
     seconds_to_acknowledged: f64,
     placements_per_second: f64,
+    server_peak_rss_mb: f64,
 }
 
 pub(crate) async fn run(num_nodes: usize, num_allocs: usize, per_job: usize, json: bool) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(num_nodes > 0 && per_job > 0 && num_allocs >= per_job, "need nodes > 0 and allocs >= per-job > 0");
+    super::ensure_open_files(
+        num_nodes as u64 + super::SERVER_RESERVED_FILES,
+        &format!("bench e2e --nodes {num_nodes} (its in-process server holds one connection per agent)"),
+    )?;
     let dir = tempfile::Builder::new().prefix("drover-bench-").tempdir()?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_reuseaddr(true)?;
+    socket.bind("127.0.0.1:0".parse()?)?;
+    let listener = socket.listen(ACCEPT_BACKLOG)?;
     let address = listener.local_addr()?.to_string();
     let server = Server::start(ServerConfig::new(dir.path().join("server"), address.clone()))
         .await
@@ -36,37 +62,46 @@ pub(crate) async fn run(num_nodes: usize, num_allocs: usize, per_job: usize, jso
     let router = drover_api::router(server.clone());
     let serving = tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let stop = CancellationToken::new();
-    for number in 0..num_nodes {
-        let agent = SimAgent {
-            server: address.clone(),
-            name: format!("sim{number:05}"),
-            hostgroup: "bi/batch/gridworker".to_owned(),
-            heartbeats: None,
-        };
-        let agent_stop = stop.clone();
-        tokio::spawn(async move {
-            if let Err(error) = agent.run(agent_stop).await {
-                tracing::warn!(%error, "simulated agent failed");
-            }
-        });
+    let registering = Instant::now();
+    let mut agents = SimProcesses::spawn(&address, num_nodes, "sim", "bi/batch/gridworker", dir.path())?;
+    let mut last_progress = Instant::now();
+    loop {
+        let num_registered = server.state().num_nodes();
+        if num_registered >= num_nodes {
+            break;
+        }
+        agents.check_running()?;
+        anyhow::ensure!(
+            registering.elapsed() < REGISTRATION_TIMEOUT,
+            "only {num_registered} of {num_nodes} simulated agents registered after {REGISTRATION_TIMEOUT:?}"
+        );
+        if !json && last_progress.elapsed() >= Duration::from_secs(5) {
+            eprintln!("{num_registered} of {num_nodes} simulated agents registered");
+            last_progress = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    wait(Duration::from_secs(120), || server.state().num_nodes() >= num_nodes).await?;
+    let registered = registering.elapsed();
     if !json {
-        eprintln!("{num_nodes} simulated agents registered; submitting {num_allocs} allocations");
+        eprintln!(
+            "{num_nodes} simulated agents ({} processes) registered in {:.2} s; submitting {num_allocs} allocations",
+            agents.len(),
+            registered.as_secs_f64()
+        );
     }
 
     let client = Client::new(&address);
     let num_jobs = num_allocs / per_job;
     let started = Instant::now();
-    let mut submissions = Vec::new();
-    for number in 0..num_jobs {
-        let client = client.clone();
-        let job = bench_job(number, per_job)?;
-        submissions.push(tokio::spawn(async move { client.register_job(&job).await }));
-    }
-    for submission in submissions {
-        submission.await??;
+    let jobs = (0..num_jobs).map(|number| bench_job(number, per_job)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut submissions = futures_util::stream::iter(jobs)
+        .map(|job| {
+            let client = client.clone();
+            async move { client.register_job(&job).await }
+        })
+        .buffer_unordered(SUBMISSIONS_IN_FLIGHT);
+    while let Some(submitted) = submissions.next().await {
+        submitted?;
     }
     let total = num_jobs * per_job;
     let mut placed_at = None;
@@ -90,24 +125,29 @@ pub(crate) async fn run(num_nodes: usize, num_allocs: usize, per_job: usize, jso
     let report = Report {
         hardware: super::hardware(),
         num_nodes,
+        num_sim_processes: agents.len(),
+        seconds_to_registered: registered.as_secs_f64(),
         num_allocs: total,
         num_jobs,
         seconds_to_placed: placed_at.unwrap_or(acknowledged).as_secs_f64(),
         seconds_to_acknowledged: acknowledged.as_secs_f64(),
         placements_per_second: total as f64 / acknowledged.as_secs_f64(),
+        server_peak_rss_mb: peak_rss_mb(),
     };
-    stop.cancel();
+    agents.kill();
     server.shutdown().await;
     serving.abort();
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!("hardware                 {}", report.hardware);
-        println!("simulated agents         {}", report.num_nodes);
+        println!("simulated agents         {} ({} processes)", report.num_nodes, report.num_sim_processes);
+        println!("all registered           {:.2} s", report.seconds_to_registered);
         println!("allocations              {} ({} jobs)", report.num_allocs, report.num_jobs);
         println!("all placed (committed)   {:.2} s", report.seconds_to_placed);
         println!("all acknowledged running {:.2} s", report.seconds_to_acknowledged);
         println!("placements/s end to end  {:.0}", report.placements_per_second);
+        println!("server peak RSS          {:.0} MB", report.server_peak_rss_mb);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -146,11 +186,13 @@ job "bench-{number:05}" {{
     .map_err(|diagnostics| anyhow::anyhow!("{diagnostics}"))
 }
 
-async fn wait(timeout: Duration, condition: impl Fn() -> bool) -> anyhow::Result<()> {
-    let started = Instant::now();
-    while !condition() {
-        anyhow::ensure!(started.elapsed() < timeout, "timed out after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
+/// The peak resident memory of this process (the server: the simulated
+/// agents run elsewhere), in MB, from `/proc/self/status`.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kilobytes| kilobytes / 1024.0)
 }

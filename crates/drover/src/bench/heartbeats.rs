@@ -28,6 +28,12 @@ struct Report {
 }
 
 pub(crate) async fn run(num_nodes: usize, window: Duration, json: bool) -> anyhow::Result<ExitCode> {
+    // The agents run in this process and the server (started from here,
+    // so with the raised limit) holds one connection per agent too.
+    super::ensure_open_files(
+        num_nodes as u64 + super::SERVER_RESERVED_FILES,
+        &format!("bench heartbeats --nodes {num_nodes} (one connection per agent here and in the server)"),
+    )?;
     let fleet = Fleet::start_server().await?;
     let counter = Arc::new(AtomicU64::new(0));
     let stop = CancellationToken::new();

@@ -31,8 +31,9 @@ pub(crate) enum BenchCommand {
         json: bool,
     },
     /// Placements per second end to end: an in-process server, simulated
-    /// agents over real WebSocket sessions, jobs submitted over HTTP, until
-    /// every allocation is acknowledged as running by its agent.
+    /// agents over real WebSocket sessions (in processes of their own, all
+    /// dialing at once), jobs submitted over HTTP, until every allocation
+    /// is acknowledged as running by its agent.
     E2e {
         /// Number of simulated agents.
         #[arg(long, default_value_t = 1_000)]
@@ -106,6 +107,26 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Runs simulated agents in this process until its standard input
+    /// closes (`bench e2e` starts several of these).
+    #[command(hide = true)]
+    SimAgents {
+        /// Server addresses (agent N dials address N modulo their number).
+        #[arg(long, value_delimiter = ',', required = true)]
+        servers: Vec<String>,
+        /// Number of agents.
+        #[arg(long)]
+        count: usize,
+        /// Agent names are the prefix and a 5-digit number.
+        #[arg(long, default_value = "sim")]
+        prefix: String,
+        /// Number of the first agent.
+        #[arg(long, default_value_t = 0)]
+        start: usize,
+        /// Host group of the agents' nodes.
+        #[arg(long, default_value = "bench")]
+        hostgroup: String,
+    },
     /// The server's CPU time per 1,000 heartbeats.
     Heartbeats {
         /// Number of simulated agents.
@@ -131,7 +152,55 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Writes { concurrency, payload, window, json } => {
             ha::writes(concurrency, payload, window, json).await
         }
+        BenchCommand::SimAgents { servers, count, prefix, start, hostgroup } => {
+            sim::run_process(servers, count, prefix, start, hostgroup).await
+        }
     }
+}
+
+/// Open files a process running a server needs besides one per agent
+/// connection: its Raft and log data, HTTP clients, the runtime.
+pub(crate) const SERVER_RESERVED_FILES: u64 = 1024;
+
+/// Raises this process's soft limit of open files (RLIMIT_NOFILE) to its
+/// hard limit, so that `needed` files fit if the hard limit allows, and
+/// fails at once, saying which limit to raise and how, if they do not.
+/// (Processes started afterwards inherit the raised limit.) Without this a
+/// large fleet runs out of descriptors halfway and the server loops on
+/// `accept error: Too many open files`.
+pub(crate) fn ensure_open_files(needed: u64, what: &str) -> anyhow::Result<()> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    let mut limit = soft;
+    if soft < hard {
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => limit = hard,
+            Err(error) => tracing::warn!(%error, soft, hard, "cannot raise the soft limit of open files"),
+        }
+    }
+    check_open_files(needed, limit, hard, what).map_err(anyhow::Error::msg)
+}
+
+/// The check of [`ensure_open_files`]: `Err` with the message to print
+/// when `needed` open files do not fit under `limit` (the soft limit after
+/// raising it; `hard` is the hard limit).
+pub(crate) fn check_open_files(needed: u64, limit: u64, hard: u64, what: &str) -> Result<(), String> {
+    if needed <= limit {
+        return Ok(());
+    }
+    let raise = if hard < needed {
+        format!(
+            "raise the hard limit to at least {needed}: as root `ulimit -Hn {needed}` in the shell that runs \
+             drover, `LimitNOFILE={needed}` in a systemd unit, or `* hard nofile {needed}` in \
+             /etc/security/limits.conf (then log in again)"
+        )
+    } else {
+        format!("raise the soft limit: `ulimit -Sn {needed}`")
+    };
+    Err(format!(
+        "{what} needs about {needed} open files in one process, but this process may open only {limit} \
+         (RLIMIT_NOFILE: soft {limit}, hard {hard}); {raise}; or ask for fewer nodes"
+    ))
 }
 
 /// The machine, for benchmark reports.
@@ -144,4 +213,27 @@ pub(crate) fn hardware() -> String {
         .unwrap_or_else(|| "unknown CPU".to_owned());
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
     format!("{cores} × {model}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn too_few_open_files_fail_at_once_saying_what_to_raise() {
+        assert!(check_open_files(11_024, 20_000, 20_000, "bench e2e --nodes 10000").is_ok());
+
+        let message = check_open_files(21_024, 20_000, 20_000, "bench e2e --nodes 20000").unwrap_err();
+        assert_eq!(
+            message,
+            "bench e2e --nodes 20000 needs about 21024 open files in one process, but this process may open \
+             only 20000 (RLIMIT_NOFILE: soft 20000, hard 20000); raise the hard limit to at least 21024: as \
+             root `ulimit -Hn 21024` in the shell that runs drover, `LimitNOFILE=21024` in a systemd unit, or \
+             `* hard nofile 21024` in /etc/security/limits.conf (then log in again); or ask for fewer nodes"
+        );
+
+        // The soft limit could not be raised although the hard one allows.
+        let message = check_open_files(3_000, 1_024, 20_000, "2744 simulated agents").unwrap_err();
+        assert!(message.contains("raise the soft limit: `ulimit -Sn 3000`"), "{message}");
+    }
 }

@@ -66,6 +66,16 @@ pub(crate) enum RaftCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
+    /// Recover a cluster that lost its quorum for good, from one surviving
+    /// server's data directory (the server stopped): its state is kept,
+    /// its Raft data moved aside; started next without --bootstrap-expect
+    /// or --join it forms a new one-server cluster with that state (add
+    /// servers with --join). See docs/operations.md.
+    Recover {
+        /// The stopped server's data directory.
+        #[arg(long, env = "DROVER_DATA_DIR")]
+        data_dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,6 +113,23 @@ pub(crate) async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
 pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<ExitCode> {
     match command {
         OperatorCommand::Raft(RaftCommand::ListPeers { json, server }) => members(&server, json).await,
+        OperatorCommand::Raft(RaftCommand::Recover { data_dir }) => {
+            let summary = drover_server::recover_from_data_dir(&data_dir).await?;
+            println!(
+                "recovered the state at Raft index {} ({} jobs, {} nodes; {} log entries replayed after the snapshot, {} of them past the recorded commit index)",
+                summary.last_index,
+                summary.num_jobs,
+                summary.num_nodes,
+                summary.num_replayed,
+                summary.num_beyond_commit
+            );
+            println!("the old Raft data is in {}", summary.moved_aside.display());
+            println!(
+                "next: drover server --data-dir {} --bind <address>   (without --bootstrap-expect or --join)",
+                data_dir.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         OperatorCommand::Raft(RaftCommand::RemovePeer { id, server }) => {
             server.client().remove_peer(id).await?;
             println!("server {id} removed from the cluster");

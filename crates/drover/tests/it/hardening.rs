@@ -137,3 +137,54 @@ async fn exec_at_the_documented_maximum_output_keeps_the_session() {
     }
     assert!(answered);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_that_lost_its_quorum_for_good_is_recovered_from_one_survivor() {
+    let mut cluster = Cluster::start_servers(3).await;
+    let items = std::collections::BTreeMap::from([("version".to_owned(), "3.2.2".to_owned())]);
+    cluster.client.put_variable("site/daq", &items, None).await.unwrap();
+    assert!(cluster.run_job("sleeper", SLEEPER).status.success());
+    let data_dir = cluster.dir.path().join("server2");
+
+    // While the server runs, its Raft data is locked: refused, nothing moved.
+    let running = Command::new(drover_binary())
+        .args(["operator", "raft", "recover", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(!running.status.success());
+    assert!(String::from_utf8_lossy(&running.stderr).contains("Stop it first"), "{running:?}");
+    assert!(data_dir.join("raft").exists());
+
+    // Two servers are lost for good; the third is stopped.
+    for index in 0..3 {
+        cluster.kill_server_at(index);
+    }
+    let recover = Command::new(drover_binary())
+        .args(["operator", "raft", "recover", "--data-dir"])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&recover.stdout);
+    assert!(recover.status.success(), "{recover:?}");
+    assert!(stdout.contains("recovered the state"), "{stdout}");
+
+    // Started alone, it forms a new cluster of one with the state it knew.
+    let address = cluster.addresses[2].clone();
+    let mut command = Command::new(drover_binary());
+    command.args(["server", "--bind", &address, "--data-dir"]).arg(&data_dir).args(["--min-free-disk-mb", "0"]);
+    let mut server = Process::spawn_for_test("recovered", &mut command, cluster.dir.path().join("recovered.log"));
+    let client = drover_client::Client::new(&address);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if client.variable("site/daq").await.is_ok() && client.job("sleeper").await.is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not recovered:\n{}", server.output());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(client.variable("site/daq").await.unwrap().items["version"], "3.2.2");
+    assert_eq!(client.members().await.unwrap().len(), 1);
+    client.put_variable("after/recovery", &items, None).await.unwrap();
+    server.kill9();
+}
