@@ -78,6 +78,22 @@ fn is_json(headers: &HeaderMap) -> bool {
     essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// Path parameters. A segment that is not UTF-8 after percent-decoding
+/// (`/v1/var/%FF`) is a coded `invalid_input`, not axum's plain text.
+#[derive(Debug)]
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(rejection) => Err(ApiError::invalid(format!("invalid path: {}", rejection.body_text()))),
+        }
+    }
+}
+
 /// Query-string parameters.
 #[derive(Debug)]
 pub struct ApiQuery<T>(pub T);

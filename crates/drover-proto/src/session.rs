@@ -291,6 +291,10 @@ pub const READ_BUFFER_BYTES: usize = 1024;
 /// 16 MiB of stderr, docs/exec.md) with room to spare.
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
+/// The deepest nesting a session frame may have; messages nest far less
+/// (a job inside an allocation inside a message is about 15 levels).
+const MAX_FRAME_DEPTH: usize = 64;
+
 /// The format byte of session frames.
 const FRAME_FORMAT: u8 = 1;
 
@@ -309,7 +313,14 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
 /// Decodes a binary frame.
 pub fn decode<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<T, FrameError> {
     match frame.split_first() {
-        Some((&FRAME_FORMAT, payload)) => rmp_serde::from_slice(payload).map_err(|error| FrameError(error.to_string())),
+        Some((&FRAME_FORMAT, payload)) => {
+            let mut deserializer = rmp_serde::Deserializer::from_read_ref(payload);
+            // A frame nested deeper than any message is (an unknown field
+            // holding 1,000 nested arrays, say) is refused before skipping it
+            // recursively overflows a worker thread's stack.
+            deserializer.set_max_depth(MAX_FRAME_DEPTH);
+            T::deserialize(&mut deserializer).map_err(|error| FrameError(error.to_string()))
+        }
         Some((other, _)) => {
             Err(FrameError(format!("unknown frame format {other}; are agent and server the same version?")))
         }

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -13,7 +13,7 @@ use drover_proto::api::AllocListEntry;
 use drover_proto::session::{LogStream, RequestBody, ResponseBody};
 use drover_types::{Allocation, CodedError};
 
-use crate::extract::ApiQuery;
+use crate::extract::{ApiPath, ApiQuery};
 use crate::identity::{Caller, Capability};
 use crate::{ApiError, ApiResult, AppState, ReadOptions, with_index};
 
@@ -31,7 +31,7 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(app): State<AppState>,
     caller: Caller,
-    Path(alloc_id): Path<String>,
+    ApiPath(alloc_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -65,7 +65,7 @@ fn default_stream() -> LogStream {
 pub(super) async fn logs(
     State(app): State<AppState>,
     caller: Caller,
-    Path(alloc_id): Path<String>,
+    ApiPath(alloc_id): ApiPath<String>,
     uri: axum::http::Uri,
     ApiQuery(options): ApiQuery<LogOptions>,
 ) -> ApiResult<Response> {

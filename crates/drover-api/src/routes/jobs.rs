@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 
@@ -13,7 +13,7 @@ use drover_proto::api::{
 };
 use drover_types::{Allocation, CodedError, Deployment, Evaluation, Job, JobId};
 
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::{Caller, Capability};
 use crate::{ApiError, ApiResult, AppState, ReadOptions, with_index};
 
@@ -40,7 +40,7 @@ pub(super) async fn register(
 pub(super) async fn get(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -58,7 +58,7 @@ pub(super) struct DeregisterOptions {
 pub(super) async fn deregister(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<DeregisterOptions>,
 ) -> ApiResult<Json<DeregisterJobResponse>> {
     caller.require(Capability::SubmitJob)?;
@@ -68,7 +68,7 @@ pub(super) async fn deregister(
 pub(super) async fn status(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -111,7 +111,7 @@ pub(super) async fn status(
 pub(super) async fn allocations(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -125,7 +125,7 @@ pub(super) async fn allocations(
 pub(super) async fn evaluations(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -137,7 +137,7 @@ pub(super) async fn evaluations(
 pub(super) async fn versions(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -151,7 +151,7 @@ pub(super) async fn versions(
 pub(super) async fn plan(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiJson(request): ApiJson<RegisterJobRequest>,
 ) -> ApiResult<Json<PlanResponse>> {
     caller.require(Capability::SubmitJob)?;
@@ -195,7 +195,7 @@ fn is_current(alloc: &Allocation) -> bool {
 pub(super) async fn deployment(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -210,7 +210,7 @@ pub(super) async fn deployment(
 pub(super) async fn promote(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
 ) -> ApiResult<Json<Deployment>> {
     caller.require(Capability::SubmitJob)?;
     Ok(Json(app.server.promote_job(&JobId::new(job_id)).await?))
@@ -219,7 +219,7 @@ pub(super) async fn promote(
 pub(super) async fn revert(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
     ApiJson(request): ApiJson<RevertJobRequest>,
 ) -> ApiResult<Json<RegisterJobResponse>> {
     caller.require(Capability::SubmitJob)?;
@@ -229,7 +229,7 @@ pub(super) async fn revert(
 pub(super) async fn force_periodic(
     State(app): State<AppState>,
     caller: Caller,
-    Path(job_id): Path<String>,
+    ApiPath(job_id): ApiPath<String>,
 ) -> ApiResult<Json<RegisterJobResponse>> {
     caller.require(Capability::SubmitJob)?;
     Ok(Json(app.server.force_periodic(&JobId::new(job_id)).await?))

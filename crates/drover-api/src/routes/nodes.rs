@@ -1,7 +1,7 @@
 //! `/v1/nodes`, `/v1/node/{id}`, `/v1/evaluations`, `/v1/status/*`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use drover_proto::api::{
@@ -10,7 +10,7 @@ use drover_proto::api::{
 };
 use drover_types::{DurationSpec, Evaluation, Node, NodeChange};
 
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::{Caller, Capability};
 use crate::{ApiResult, AppState, ReadOptions, with_index};
 
@@ -62,7 +62,7 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(app): State<AppState>,
     caller: Caller,
-    Path(node): Path<String>,
+    ApiPath(node): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -96,7 +96,7 @@ pub(super) async fn list_evals(
 pub(super) async fn get_eval(
     State(app): State<AppState>,
     caller: Caller,
-    Path(eval_id): Path<String>,
+    ApiPath(eval_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -130,7 +130,7 @@ fn server_info(app: &AppState) -> ServerInfo {
 pub(super) async fn drain(
     State(app): State<AppState>,
     caller: Caller,
-    Path(node): Path<String>,
+    ApiPath(node): ApiPath<String>,
     ApiJson(request): ApiJson<DrainRequest>,
 ) -> ApiResult<Json<Node>> {
     caller.require(Capability::WriteNode)?;
@@ -153,7 +153,7 @@ pub(super) async fn drain(
 pub(super) async fn eligibility(
     State(app): State<AppState>,
     caller: Caller,
-    Path(node): Path<String>,
+    ApiPath(node): ApiPath<String>,
     ApiJson(request): ApiJson<EligibilityRequest>,
 ) -> ApiResult<Json<Node>> {
     caller.require(Capability::WriteNode)?;
@@ -174,7 +174,7 @@ pub(super) async fn update(
 pub(super) async fn protection(
     State(app): State<AppState>,
     caller: Caller,
-    Path(node): Path<String>,
+    ApiPath(node): ApiPath<String>,
     ApiJson(request): ApiJson<ProtectionRequest>,
 ) -> ApiResult<Json<Node>> {
     caller.require(Capability::WriteNode)?;
@@ -185,7 +185,7 @@ pub(super) async fn protection(
 pub(super) async fn history(
     State(app): State<AppState>,
     caller: Caller,
-    Path(node): Path<String>,
+    ApiPath(node): ApiPath<String>,
 ) -> ApiResult<Json<Vec<NodeChange>>> {
     caller.require(Capability::Read)?;
     Ok(Json(app.server.node_history(&node).await?.1))
@@ -206,7 +206,7 @@ pub(super) async fn exec(
 pub(super) async fn usage(
     State(app): State<AppState>,
     caller: Caller,
-    Path(node_id): Path<String>,
+    ApiPath(node_id): ApiPath<String>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Internal)?;
     Ok(Json(app.server.node_usage(&drover_types::NodeId::new(node_id))).into_response())

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use drover_server::cluster::{Member, ServerIdentity};
 use drover_server::operator::{ClusterHealth, LocalStatus};
 
-use crate::extract::{ApiJson, PeerJson};
+use crate::extract::{ApiJson, ApiPath, PeerJson};
 use crate::identity::{Caller, Capability};
 use crate::{ApiError, ApiResult, AppState, no_content};
 
@@ -72,7 +72,7 @@ pub(super) async fn join(
 pub(super) async fn remove_peer(
     State(app): State<AppState>,
     caller: Caller,
-    Path(server_id): Path<String>,
+    ApiPath(server_id): ApiPath<String>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Operator)?;
     let server_id: u64 = server_id.parse().map_err(|_| {

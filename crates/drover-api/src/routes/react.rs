@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 
 use drover_notify::DeliveryRecord;
 use drover_proto::react::{
@@ -13,7 +13,7 @@ use drover_proto::react::{
 use drover_site::alerting::Silence;
 use drover_types::{CodedError, Timestamp};
 
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::{Caller, Capability};
 use crate::{ApiResult, AppState};
 
@@ -84,7 +84,7 @@ pub(super) async fn silence(
 pub(super) async fn unsilence(
     State(app): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
     caller.require(Capability::Operator)?;
     app.server.expire_silence(&id).await?;
@@ -118,7 +118,7 @@ pub(super) async fn history(
 pub(super) async fn approve(
     State(app): State<AppState>,
     caller: Caller,
-    Path(run): Path<u64>,
+    ApiPath(run): ApiPath<u64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     caller.require(Capability::Operator)?;
     app.server.decide_run(run, true, &caller.name).await?;
@@ -129,7 +129,7 @@ pub(super) async fn approve(
 pub(super) async fn deny(
     State(app): State<AppState>,
     caller: Caller,
-    Path(run): Path<u64>,
+    ApiPath(run): ApiPath<u64>,
 ) -> ApiResult<Json<serde_json::Value>> {
     caller.require(Capability::Operator)?;
     app.server.decide_run(run, false, &caller.name).await?;
@@ -151,7 +151,7 @@ pub(super) async fn pause(
 pub(super) async fn runbook(
     State(app): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<RunbookResponse>> {
     caller.require(Capability::Read)?;
     Ok(Json(app.server.runbook(&name)?))

@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use drover_types::{CodedError, Variable};
 
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::{Caller, Capability};
 use crate::{ApiResult, AppState, ReadOptions, no_content, with_index};
 
@@ -36,7 +36,7 @@ pub(super) async fn list(
 pub(super) async fn get(
     State(app): State<AppState>,
     caller: Caller,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::Read)?;
@@ -62,7 +62,7 @@ pub(super) struct PutBody {
 pub(super) async fn put(
     State(app): State<AppState>,
     caller: Caller,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
     ApiQuery(options): ApiQuery<WriteOptions>,
     ApiJson(body): ApiJson<PutBody>,
 ) -> ApiResult<Json<Variable>> {
@@ -73,7 +73,7 @@ pub(super) async fn put(
 pub(super) async fn delete(
     State(app): State<AppState>,
     caller: Caller,
-    Path(path): Path<String>,
+    ApiPath(path): ApiPath<String>,
     ApiQuery(options): ApiQuery<WriteOptions>,
 ) -> ApiResult<Response> {
     caller.require(Capability::WriteVariables)?;
