@@ -72,9 +72,11 @@ async fn a_dead_machine_has_its_allocations_replaced_on_other_nodes() {
         })
         .await;
     let elapsed = died.elapsed();
-    // Test servers use a 4 s TTL: detection plus scheduling and start must
-    // stay well within 12 s.
-    assert!(elapsed < Duration::from_secs(12), "replacements took {elapsed:?}");
+    // Test servers use a 4 s TTL: detection plus scheduling and start take
+    // about 7 s here. The bound is loose because other tests (a 32 MiB exec,
+    // three-server clusters) load the same two cores meanwhile; the time
+    // itself is measured by `drover bench failover`, not asserted here.
+    assert!(elapsed < Duration::from_secs(20), "replacements took {elapsed:?}");
     let status = cluster.job_status("web").await;
     for alloc_id in &on_n1 {
         let alloc = status.allocs.iter().find(|alloc| &alloc.id.to_string() == alloc_id).unwrap();
