@@ -106,16 +106,28 @@ pub(crate) async fn check_data_dir(data_dir: &Path, forget_cluster: bool) -> Res
 /// Moves the Raft data aside and forgets the server id and membership, so
 /// that the server starts as a new one (`--forget-cluster`).
 fn forget_cluster_now(data_dir: &Path) -> Result<(), CodedError> {
+    if let Some(aside) = set_raft_data_aside(data_dir, "forgotten")? {
+        tracing::warn!(moved_to = %aside.display(), "--forget-cluster: the old Raft data was moved aside");
+    }
+    tracing::warn!("--forget-cluster: starting as a new server with a new id");
+    Ok(())
+}
+
+/// Moves `DATA_DIR/raft` to `raft.<label>-<unix seconds>` (returned, when
+/// there was one) and forgets the server id and the membership, so that
+/// the next start is a new server.
+fn set_raft_data_aside(data_dir: &Path, label: &str) -> Result<Option<PathBuf>, CodedError> {
     let raft_dir = data_dir.join("raft");
+    let mut moved_to = None;
     if raft_dir.exists() {
         let seconds = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|elapsed| elapsed.as_secs())
             .unwrap_or_default();
-        let aside = data_dir.join(format!("raft.forgotten-{seconds}"));
+        let aside = data_dir.join(format!("raft.{label}-{seconds}"));
         std::fs::rename(&raft_dir, &aside)
             .map_err(|error| CodedError::internal(format!("cannot move {} aside: {error}", raft_dir.display())))?;
-        tracing::warn!(moved_to = %aside.display(), "--forget-cluster: the old Raft data was moved aside");
+        moved_to = Some(aside);
     }
     for name in [MEMBER_FILE, "server-id"] {
         let path = data_dir.join(name);
@@ -127,18 +139,17 @@ fn forget_cluster_now(data_dir: &Path) -> Result<(), CodedError> {
             }
         }
     }
-    tracing::warn!("--forget-cluster: starting as a new server with a new id");
-    Ok(())
+    Ok(moved_to)
 }
 
-/// Writes `text` to `path` so that a crash leaves the old file or the new
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new
 /// one, never a torn one: a temporary file, fsync, rename, fsync of the
 /// folder.
-fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
+fn write_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let partial = path.with_extension("partial");
     let mut file = std::fs::File::create(&partial)?;
-    file.write_all(text.as_bytes())?;
+    file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&partial, path)?;
     if let Some(folder) = path.parent() {
@@ -162,7 +173,8 @@ pub(crate) fn spawn_recorder(server: Server, already_recorded: bool) {
             if server.raft().is_initialized().await.unwrap_or(false) {
                 let path = member_path(&server.config().data_dir);
                 let id = server.id();
-                let written = tokio::task::spawn_blocking(move || write_durably(&path, &format!("{id}\n"))).await;
+                let written =
+                    tokio::task::spawn_blocking(move || write_durably(&path, format!("{id}\n").as_bytes())).await;
                 match written {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => tracing::warn!(%error, "cannot record cluster membership"),
@@ -219,24 +231,9 @@ pub async fn recover_from_data_dir(data_dir: &Path) -> Result<RecoverySummary, C
     let bytes = drover_state::snapshot::encode_state(&recovered.state)
         .map_err(|error| CodedError::internal(format!("cannot encode the recovered state: {error}")))?;
     let file = data_dir.join(RECOVER_FILE);
-    let partial = data_dir.join(format!("{RECOVER_FILE}.partial"));
-    std::fs::write(&partial, &bytes)
-        .and_then(|()| std::fs::rename(&partial, &file))
+    write_durably(&file, &bytes)
         .map_err(|error| CodedError::internal(format!("cannot write {}: {error}", file.display())))?;
-    let seconds = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs())
-        .unwrap_or_default();
-    let moved_aside = data_dir.join(format!("raft.before-recover-{seconds}"));
-    std::fs::rename(&raft_dir, &moved_aside)
-        .map_err(|error| CodedError::internal(format!("cannot move {} aside: {error}", raft_dir.display())))?;
-    for name in [MEMBER_FILE, "server-id"] {
-        match std::fs::remove_file(data_dir.join(name)) {
-            Ok(()) => {}
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-            Err(error) => return Err(CodedError::internal(format!("cannot remove {name}: {error}"))),
-        }
-    }
+    let moved_aside = set_raft_data_aside(data_dir, "before-recover")?.unwrap_or_else(|| raft_dir.clone());
     Ok(RecoverySummary {
         last_index: recovered.last_index,
         num_replayed: recovered.num_replayed,
