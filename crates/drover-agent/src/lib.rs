@@ -25,6 +25,7 @@
 
 mod checks;
 mod deployment_health;
+mod enrol;
 mod env;
 mod exec;
 pub mod facts;
@@ -69,11 +70,16 @@ pub struct AgentConfig {
     pub logs: LogConfig,
     /// Answer `drover exec` (off: every command is refused on this node).
     pub allow_exec: bool,
+    /// The join token to enrol with on first start (a secure cluster).
+    pub join_token: Option<String>,
 }
 
 /// Errors starting an agent.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
+    /// The node's certificate could not be loaded, obtained or renewed.
+    #[error("{0}")]
+    Tls(String),
     /// The data directory could not be prepared.
     #[error("cannot use data directory {path}: {source}")]
     DataDir {
@@ -119,6 +125,8 @@ impl Agent {
             return Err(AgentError::NoServers);
         }
         let data_dir_error = |source| AgentError::DataDir { path: config.data_dir.clone(), source };
+        // Not 0700: tasks that run as another user reach their directories
+        // under it. The node's key is in `tls/` (0700, the key 0600).
         std::fs::create_dir_all(config.data_dir.join("allocs")).map_err(data_dir_error)?;
         let node_id = load_or_create_node_id(&config.data_dir).map_err(data_dir_error)?;
         let fingerprint = facts::fingerprint();
@@ -148,6 +156,17 @@ impl Agent {
             agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         };
         let shutdown = CancellationToken::new();
+        let tls = enrol::NodeTls::prepare(
+            &config.data_dir,
+            &name,
+            config.labels.hostgroup.as_deref(),
+            &config.servers,
+            config.join_token.as_deref(),
+        )
+        .await?;
+        if let Some(tls) = &tls {
+            enrol::spawn_renewal(Arc::clone(tls), config.servers.clone(), name.clone(), shutdown.child_token());
+        }
         let shipper =
             logship::start(&config.logs, &config.data_dir, &config.data_dir.join("allocs"), shutdown.child_token())
                 .await
@@ -155,6 +174,7 @@ impl Agent {
         let session_done = Arc::new(tokio::sync::Notify::new());
         tokio::spawn(session::run(
             config.servers.clone(),
+            tls,
             registration,
             session::Machine::new(Arc::clone(&manager), shipper, config.allow_exec),
             updates_receiver,

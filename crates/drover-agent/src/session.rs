@@ -66,6 +66,7 @@ enum SessionEnd {
 
 pub(crate) async fn run(
     configured_servers: Vec<String>,
+    tls: Option<Arc<crate::enrol::NodeTls>>,
     registration: NodeRegistration,
     machine: Machine,
     mut updates: mpsc::UnboundedReceiver<ClientAllocUpdate>,
@@ -82,12 +83,21 @@ pub(crate) async fn run(
         }
         let address = servers[next_server % servers.len()].clone();
         next_server += 1;
-        let url = format!("ws://{}/v1/agent/session", address.trim_start_matches("http://"));
+        let scheme = if tls.is_some() { "wss" } else { "ws" };
+        let url = format!("{scheme}://{}/v1/agent/session", crate::enrol::bare(&address));
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(session::READ_BUFFER_BYTES)
             .max_message_size(Some(session::MAX_MESSAGE_BYTES))
             .max_frame_size(Some(session::MAX_MESSAGE_BYTES));
-        let connecting = tokio_tungstenite::connect_async_with_config(&url, Some(config), false);
+        // Built per connection: a renewed certificate is presented at the next one.
+        let connector = match tls.as_ref().map(|tls| tls.client_config()).transpose() {
+            Ok(tls_config) => tls_config.map(|tls_config| tokio_tungstenite::Connector::Rustls(Arc::new(tls_config))),
+            Err(error) => {
+                tracing::error!(%error, "cannot set up TLS to the servers");
+                None
+            }
+        };
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(&url, Some(config), false, connector);
         match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok((socket, _))) => {
                 tracing::info!(server = %address, "connected to server");

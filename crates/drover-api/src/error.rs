@@ -39,6 +39,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::Timeout => StatusCode::GATEWAY_TIMEOUT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
     }
 }
 
@@ -47,6 +48,9 @@ impl IntoResponse for ApiError {
         if self.0.code == ErrorCode::Internal {
             tracing::error!(message = %self.0.message, "internal error answered");
         }
-        (status_of(self.0.code), Json(self.0)).into_response()
+        let mut response = (status_of(self.0.code), Json(&self.0)).into_response();
+        // The audit middleware records why a request was refused.
+        response.extensions_mut().insert(self.0);
+        response
     }
 }

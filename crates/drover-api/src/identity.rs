@@ -1,72 +1,125 @@
-//! Who is calling: the one place every handler gets the caller's identity.
+//! Who is calling, and the audit of what they did: the one place every
+//! request's identity is decided and every write (and every refusal) is
+//! recorded.
 //!
-//! Today every caller is anonymous with every capability (dev mode and
-//! trusted networks). Tokens and mutual TLS plug in here — in
-//! [`Caller::from_request_parts`] — without touching any handler, because
-//! handlers only ever ask `caller.require(Capability::…)`.
+//! ```text
+//!  request ─▶ identify (middleware): certificate from the TLS connection,
+//!             token from X-Drover-Token / Authorization: Bearer
+//!             ├─ unknown or expired token ─▶ 401, audited
+//!             └─ Caller in the request's extensions ─▶ handler
+//!                   handler: caller.require(scope, capability)
+//!                            caller.require_on(scope, capability, subject)
+//!  response ─▶ audited when the request wrote (not GET) or was refused
+//! ```
+//!
+//! On an insecure server (`--insecure`, `drover dev`, library tests) every
+//! caller may do everything and `X-Drover-User` names it; on a secure one
+//! the token says who it is and the header is ignored.
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
-use drover_types::{CodedError, ErrorCode};
+use drover_acl::Permissions;
+use drover_server::security::Peer;
+use drover_types::acl::{AclScope, AuditEvent, AuditOutcome, Capability};
+use drover_types::{CodedError, ErrorCode, Timestamp};
 
+use crate::AppState;
 use crate::error::ApiError;
-
-/// What a caller may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Capability {
-    /// Read jobs, nodes, allocations, evaluations.
-    Read,
-    /// Register, plan and stop jobs.
-    SubmitJob,
-    /// Read task output.
-    ReadLogs,
-    /// Change nodes (drain, eligibility, labels).
-    WriteNode,
-    /// Run commands on nodes.
-    Exec,
-    /// Change the servers themselves: membership, snapshots.
-    Operator,
-    /// Create, change and delete variables.
-    WriteVariables,
-    /// Server-to-server and agent-to-server traffic.
-    Internal,
-}
 
 /// The identity of a request's caller.
 #[derive(Clone, Debug)]
 pub struct Caller {
-    /// A name for audit records (`anonymous` without tokens).
+    /// A name for audit records: the token's name, `anonymous`, or (on an
+    /// insecure server) what `X-Drover-User` claims.
     pub name: String,
-    capabilities: Vec<Capability>,
+    /// The token's accessor.
+    pub accessor: Option<String>,
+    /// What the connection's certificate proves.
+    pub peer: Peer,
+    /// Where the request came from.
+    pub source: String,
+    permissions: Arc<Permissions>,
+    enforced: bool,
 }
 
 impl Caller {
-    /// The anonymous caller of a cluster without access control.
-    pub fn anonymous() -> Self {
+    /// A caller of an insecure server: may do everything.
+    pub fn unrestricted(name: &str) -> Self {
         Caller {
-            name: "anonymous".to_owned(),
-            capabilities: vec![
-                Capability::Read,
-                Capability::SubmitJob,
-                Capability::ReadLogs,
-                Capability::WriteNode,
-                Capability::Exec,
-                Capability::Operator,
-                Capability::WriteVariables,
-                Capability::Internal,
-            ],
+            name: name.to_owned(),
+            accessor: None,
+            peer: Peer::None,
+            source: String::new(),
+            permissions: Arc::new(Permissions::management()),
+            enforced: false,
         }
     }
 
-    /// `Ok` when the caller holds `capability`, else a `forbidden` error.
-    pub fn require(&self, capability: Capability) -> Result<(), ApiError> {
-        if self.capabilities.contains(&capability) {
+    /// Whether access control applies to this caller (a secure server).
+    pub fn enforced(&self) -> bool {
+        self.enforced
+    }
+
+    /// `Ok` when some rule grants `capability` in `scope` (for lists,
+    /// which are then filtered, and scopes without a glob).
+    pub fn require(&self, scope: AclScope, capability: Capability) -> Result<(), ApiError> {
+        if self.permissions.allows_somewhere(scope, capability) {
+            return Ok(());
+        }
+        let rule = match scope.pattern_attribute() {
+            Some(attribute) => format!("{scope} {{ {attribute} = \"…\" capabilities = [\"{capability}\"] }}"),
+            None => format!("{scope} {{ capabilities = [\"{capability}\"] }}"),
+        };
+        Err(ApiError(CodedError::new(
+            ErrorCode::Forbidden,
+            format!("{} may not do this: needs {rule} in one of its policies", self.name),
+        )))
+    }
+
+    /// `Ok` when a rule grants `capability` in `scope` for `subject` (a
+    /// host group, a job name, a variable path).
+    pub fn require_on(&self, scope: AclScope, capability: Capability, subject: &str) -> Result<(), ApiError> {
+        if self.allows(scope, capability, subject) { Ok(()) } else { Err(self.refusal(scope, capability, subject)) }
+    }
+
+    /// Whether a rule grants `capability` in `scope` for `subject`.
+    pub fn allows(&self, scope: AclScope, capability: Capability, subject: &str) -> bool {
+        self.permissions.allows(scope, capability, subject)
+    }
+
+    /// The globs of the rules granting `capability` in `scope`, or `None`
+    /// when the caller is not narrowed (no access control, a management
+    /// token, or a rule for every subject).
+    pub fn patterns(&self, scope: AclScope, capability: Capability) -> Option<Vec<String>> {
+        if !self.enforced {
+            return None;
+        }
+        self.permissions.patterns(scope, capability)
+    }
+
+    /// The refusal of `capability` in `scope` for `subject`, naming the rule that is missing.
+    pub fn refusal(&self, scope: AclScope, capability: Capability, subject: &str) -> ApiError {
+        ApiError(CodedError::new(
+            ErrorCode::Forbidden,
+            format!("{} may not do this: {}", self.name, self.permissions.missing(scope, capability, subject)),
+        ))
+    }
+
+    /// `Ok` for another server of the cluster (internal routes).
+    pub fn require_server(&self) -> Result<(), ApiError> {
+        if !self.enforced || matches!(self.peer, Peer::Server(_)) {
             Ok(())
         } else {
             Err(ApiError(CodedError::new(
                 ErrorCode::Forbidden,
-                format!("{} may not do this ({capability:?} is required)", self.name),
+                "this route is for the cluster's servers (it needs a server certificate of this cluster)",
             )))
         }
     }
@@ -76,13 +129,184 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let mut caller = Caller::anonymous();
-        if let Some(claimed) = parts.headers.get(drover_proto::api::USER_HEADER).and_then(|value| value.to_str().ok()) {
-            let claimed: String = claimed.chars().filter(|c| !c.is_control()).take(128).collect();
-            if !claimed.trim().is_empty() {
-                caller.name = claimed.trim().to_owned();
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            ApiError(CodedError::internal("the request was not identified (the router lacks its middleware)"))
+        })
+    }
+}
+
+/// How long a write's answer waits for its audit event to commit.
+const AUDIT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a handler adds to its write's audit event.
+#[derive(Clone, Debug, Default)]
+pub struct AuditNote {
+    /// On what (replaces the request path).
+    pub target: Option<String>,
+    /// Anything worth keeping.
+    pub details: String,
+}
+
+/// Marks a response that is not audited when it succeeds (the servers'
+/// internal traffic: Raft, forwarded proposals, heartbeats).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Quiet;
+
+/// The token a request carries.
+fn token_of(parts: &axum::http::HeaderMap) -> Option<String> {
+    if let Some(value) = parts.get(drover_proto::api::TOKEN_HEADER).and_then(|value| value.to_str().ok()) {
+        return Some(value.trim().to_owned());
+    }
+    let value = parts.get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(|secret| secret.trim().to_owned())
+}
+
+/// Decides who the caller is, runs the request, and audits it.
+pub(crate) async fn identify(State(app): State<AppState>, mut request: Request, next: Next) -> Response {
+    let connection = request.extensions().get::<ConnectInfo<drover_tls::PeerInfo>>().map(|info| info.0.clone());
+    let source = connection.as_ref().map(|info| info.address.to_string()).unwrap_or_default();
+    let peer = Peer::from_certificate(connection.as_ref().and_then(|info| info.certificate.as_ref()));
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let route = request.extensions().get::<MatchedPath>().map(|matched| matched.as_str().to_owned());
+    let caller = if app.server.acl_enabled() {
+        let secret = token_of(request.headers());
+        match app.server.resolve_secret(secret.as_deref()) {
+            Ok(resolved) => Caller {
+                name: match (&peer, secret.is_some()) {
+                    (Peer::Node { name, .. }, false) => format!("node:{name}"),
+                    (Peer::Server(id), false) => format!("server:{id}"),
+                    _ => resolved.name,
+                },
+                accessor: resolved.accessor,
+                // The cluster's own servers (relaying an exec or a log
+                // search already checked against the caller) may do anything.
+                permissions: if matches!(peer, Peer::Server(_)) && secret.is_none() {
+                    Arc::new(Permissions::management())
+                } else {
+                    resolved.permissions
+                },
+                peer,
+                source,
+                enforced: true,
+            },
+            Err(error) => {
+                app.server.audit(AuditEvent {
+                    at: Timestamp::now(),
+                    accessor: None,
+                    name: "unknown".to_owned(),
+                    action: action_of(&method, route.as_deref().unwrap_or(&path)),
+                    target: path,
+                    details: String::new(),
+                    outcome: AuditOutcome::Refused(error.message.clone()),
+                    source,
+                });
+                return ApiError(error).into_response();
             }
         }
-        Ok(caller)
+    } else {
+        let claimed = request
+            .headers()
+            .get(drover_proto::api::USER_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .map(|claimed| claimed.chars().filter(|c| !c.is_control()).take(128).collect::<String>())
+            .filter(|claimed| !claimed.trim().is_empty());
+        let mut caller = Caller::unrestricted(claimed.as_deref().map(str::trim).unwrap_or("anonymous"));
+        caller.peer = peer;
+        caller.source = source;
+        caller
+    };
+    request.extensions_mut().insert(caller.clone());
+    let response = next.run(request).await;
+
+    let status = response.status();
+    let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
+    let writes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let quiet = response.extensions().get::<Quiet>().is_some() && !refused;
+    if (writes || refused) && !quiet && route.is_some() {
+        let error = response.extensions().get::<CodedError>().map(|error| error.message.clone());
+        let note = response.extensions().get::<AuditNote>().cloned().unwrap_or_default();
+        let outcome = match (refused, status.is_success() || status.is_informational() || status.is_redirection()) {
+            (true, _) => AuditOutcome::Refused(error.unwrap_or_else(|| status.to_string())),
+            (false, true) => AuditOutcome::Ok,
+            (false, false) => AuditOutcome::Failed(error.unwrap_or_else(|| status.to_string())),
+        };
+        let event = AuditEvent {
+            at: Timestamp::now(),
+            accessor: caller.accessor,
+            name: caller.name,
+            action: action_of(&method, route.as_deref().unwrap_or(&path)),
+            target: note.target.unwrap_or(path),
+            details: note.details,
+            outcome,
+            source: caller.source,
+        };
+        // A write is answered once its audit event is committed (so that a
+        // server lost right after cannot lose it); refusals are not held up.
+        if writes && !refused && app.server.acl_enabled() {
+            app.server.audit_committed(event, AUDIT_PATIENCE).await;
+        } else {
+            app.server.audit(event);
+        }
     }
+    response
+}
+
+/// Audits a successful request that the middleware does not (a read that
+/// copies everything, an internal route), and waits for the commit.
+pub(crate) async fn record(app: &AppState, caller: &Caller, action: &str, target: &str) {
+    let event = AuditEvent {
+        at: Timestamp::now(),
+        accessor: caller.accessor.clone(),
+        name: caller.name.clone(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        details: String::new(),
+        outcome: AuditOutcome::Ok,
+        source: caller.source.clone(),
+    };
+    app.server.audit_committed(event, AUDIT_PATIENCE).await;
+}
+
+/// The audit action of a route: `job.register`, `node.drain`, … (the
+/// method and route for the rest).
+fn action_of(method: &Method, route: &str) -> String {
+    let known = match (method.as_str(), route) {
+        ("POST", "/v1/jobs") => "job.register",
+        ("DELETE", "/v1/job/{job_id}") => "job.stop",
+        ("POST", "/v1/job/{job_id}/plan") => "job.plan",
+        ("POST", "/v1/job/{job_id}/promote") => "job.promote",
+        ("POST", "/v1/job/{job_id}/revert") => "job.revert",
+        ("POST", "/v1/job/{job_id}/periodic/force") => "job.periodic_force",
+        ("POST", "/v1/node/{node}/drain") => "node.drain",
+        ("POST", "/v1/node/{node}/eligibility") => "node.eligibility",
+        ("POST", "/v1/node/{node}/protection") => "node.protect",
+        ("POST", "/v1/nodes/update") => "node.update",
+        ("POST", "/v1/node/{node}/revoke") => "node.revoke",
+        ("POST", "/v1/exec") => "exec.run",
+        ("PUT", "/v1/var/{*path}") => "variable.put",
+        ("DELETE", "/v1/var/{*path}") => "variable.delete",
+        ("POST", "/v1/site") => "site.apply",
+        ("POST", "/v1/alert/ack") => "alert.ack",
+        ("POST", "/v1/silences") => "alert.silence",
+        ("DELETE", "/v1/silence/{id}") => "alert.unsilence",
+        ("POST", "/v1/hammers/pause") => "hammer.pause",
+        ("POST", "/v1/hammers/run/{run}/approve") => "hammer.approve",
+        ("POST", "/v1/hammers/run/{run}/deny") => "hammer.deny",
+        ("POST", "/v1/operator/raft/join") => "operator.join",
+        ("POST", "/v1/operator/snapshot/restore") => "operator.snapshot_restore",
+        ("GET", "/v1/operator/snapshot") => "operator.snapshot_save",
+        ("POST", "/v1/acl/bootstrap") => "acl.bootstrap",
+        ("PUT", "/v1/acl/policy/{name}") => "acl.policy.apply",
+        ("DELETE", "/v1/acl/policy/{name}") => "acl.policy.delete",
+        ("POST", "/v1/acl/tokens") => "acl.token.create",
+        ("DELETE", "/v1/acl/token/{accessor}") => "acl.token.revoke",
+        ("POST", "/v1/acl/join-tokens") => "acl.join_token.create",
+        ("DELETE", "/v1/acl/join-token/{accessor}") => "acl.join_token.revoke",
+        ("POST", "/v1/agent/enroll") => "node.enroll",
+        ("POST", "/v1/agent/renew") => "node.renew",
+        ("GET", "/v1/agent/session") => "node.session",
+        _ => "",
+    };
+    if known.is_empty() { format!("{} {route}", method.as_str().to_lowercase()) } else { known.to_owned() }
 }

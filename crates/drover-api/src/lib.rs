@@ -29,7 +29,7 @@ use drover_state::State;
 use drover_types::{CodedError, DurationSpec, ErrorCode};
 
 pub use error::{ApiError, ApiResult};
-pub use identity::{Caller, Capability};
+pub use identity::{AuditNote, Caller};
 
 /// Shared state of the handlers.
 #[derive(Clone, Debug)]
@@ -47,14 +47,22 @@ const INTERNAL_BODY_LIMIT: usize = 4 * 1024 * 1024 * 1024 - 1;
 pub fn router(server: Server) -> Router {
     let state = AppState { server };
     let public = routes::public_routes().layer(DefaultBodyLimit::max(PUBLIC_BODY_LIMIT));
-    let internal = routes::internal_routes().layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT));
+    let internal = routes::internal_routes()
+        .layer(DefaultBodyLimit::max(INTERNAL_BODY_LIMIT))
+        .route_layer(axum::middleware::map_response(quiet));
     public
         .merge(internal)
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), identity::identify))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+async fn quiet(mut response: Response) -> Response {
+    response.extensions_mut().insert(identity::Quiet);
+    response
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -95,6 +95,23 @@ fn base_url(address: &str) -> String {
     }
 }
 
+/// Whether `base` came from a part of `address` written without a scheme.
+fn address_had_no_scheme(address: &str, base: &str) -> bool {
+    let host = base.trim_start_matches("http://");
+    address.split(',').map(str::trim).any(|part| part.trim_end_matches('/') == host)
+}
+
+/// What a client proves itself with.
+#[derive(Clone, Debug, Default)]
+pub struct Credentials {
+    /// The cluster CA certificate (PEM) the servers' certificates are
+    /// checked against (`DROVER_CACERT`); without it only the system's
+    /// roots are trusted.
+    pub ca_pem: Option<String>,
+    /// The ACL token's secret (`DROVER_TOKEN`).
+    pub token: Option<String>,
+}
+
 /// `$USER@hostname` (or `$DROVER_USER`), for the audit history.
 fn local_user() -> String {
     if let Ok(user) = std::env::var("DROVER_USER")
@@ -114,21 +131,67 @@ impl Client {
     /// A client of the server at `address` (`host:port` or a URL), or of
     /// several servers, comma-separated.
     pub fn new(address: &str) -> Self {
+        Self::secured(address, &Credentials::default()).unwrap_or_else(|_| Self::plain(address))
+    }
+
+    fn plain(address: &str) -> Self {
         let mut bases: Vec<String> = address.split(',').filter(|part| !part.trim().is_empty()).map(base_url).collect();
         if bases.is_empty() {
             bases.push(base_url(DEFAULT_ADDRESS));
         }
         let base = bases.remove(0);
+        Client { base, others: bases, stale: false, http: reqwest::Client::new() }
+    }
+
+    /// A client that checks the servers' certificates against the cluster
+    /// CA and sends an ACL token (both optional: an insecure server needs
+    /// neither).
+    ///
+    /// # Errors
+    /// When the CA file cannot be read or holds no certificate, or the
+    /// token cannot be sent in a header.
+    pub fn secured(address: &str, credentials: &Credentials) -> Result<Self> {
+        let mut client = Self::plain(address);
+        if credentials.ca_pem.is_some() {
+            // A cluster CA means a secure cluster: addresses without a
+            // scheme are HTTPS.
+            let secure = |base: &mut String| {
+                if address_had_no_scheme(address, base) {
+                    *base = base.replacen("http://", "https://", 1);
+                }
+            };
+            secure(&mut client.base);
+            client.others.iter_mut().for_each(secure);
+        }
         let mut headers = reqwest::header::HeaderMap::new();
         if let Ok(user) = reqwest::header::HeaderValue::from_str(&local_user()) {
             headers.insert(USER_HEADER, user);
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .default_headers(headers)
-            .build()
-            .unwrap_or_default();
-        Client { base, others: bases, stale: false, http }
+        if let Some(token) = credentials.token.as_deref().map(str::trim).filter(|token| !token.is_empty()) {
+            let mut value = reqwest::header::HeaderValue::from_str(token).map_err(|_| {
+                ClientError::Api(CodedError::invalid(
+                    "the ACL token holds characters a header cannot carry; check DROVER_TOKEN".to_owned(),
+                ))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(drover_proto::api::TOKEN_HEADER, value);
+        }
+        let builder = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).default_headers(headers);
+        let builder = match &credentials.ca_pem {
+            Some(ca_pem) => {
+                drover_tls::install_crypto_provider();
+                let roots = drover_tls::Roots::new(std::slice::from_ref(ca_pem)).map_err(|error| {
+                    ClientError::Api(CodedError::invalid(format!("the cluster CA (DROVER_CACERT): {error}")))
+                })?;
+                let config = drover_tls::client_config(roots, None).map_err(|error| {
+                    ClientError::Api(CodedError::invalid(format!("the cluster CA (DROVER_CACERT): {error}")))
+                })?;
+                builder.tls_backend_preconfigured(config)
+            }
+            None => builder,
+        };
+        client.http = builder.build().unwrap_or_default();
+        Ok(client)
     }
 
     /// Reads may be answered from any server's local state, which can be
@@ -249,6 +312,99 @@ impl Client {
             return Ok(());
         }
         self.decode::<serde_json::Value>(response).await.map(|_| ())
+    }
+
+    /// `POST /v1/acl/bootstrap`: the first management token.
+    pub async fn acl_bootstrap(&self) -> Result<drover_proto::api::TokenCreated> {
+        self.post("/v1/acl/bootstrap", &serde_json::json!({})).await
+    }
+
+    /// `PUT /v1/acl/policy/{name}`.
+    pub async fn apply_acl_policy(
+        &self,
+        name: &str,
+        file_name: &str,
+        source: &str,
+    ) -> Result<drover_types::acl::AclPolicy> {
+        let body = drover_proto::api::PolicyApplyRequest { file_name: file_name.to_owned(), source: source.to_owned() };
+        let path = format!("/v1/acl/policy/{}", encode(name));
+        let response =
+            self.send(&path, |client, url| client.http.put(url).timeout(Duration::from_secs(60)).json(&body)).await?;
+        Ok(self.decode(response).await?.0)
+    }
+
+    /// `GET /v1/acl/policies`.
+    pub async fn acl_policies(&self) -> Result<Vec<drover_types::acl::AclPolicy>> {
+        Ok(self.get("/v1/acl/policies", None).await?.0)
+    }
+
+    /// `GET /v1/acl/policy/{name}`.
+    pub async fn acl_policy(&self, name: &str) -> Result<drover_types::acl::AclPolicy> {
+        Ok(self.get(&format!("/v1/acl/policy/{}", encode(name)), None).await?.0)
+    }
+
+    /// `DELETE /v1/acl/policy/{name}`.
+    pub async fn delete_acl_policy(&self, name: &str) -> Result<()> {
+        self.delete_path(&format!("/v1/acl/policy/{}", encode(name))).await
+    }
+
+    /// `POST /v1/acl/tokens`.
+    pub async fn create_acl_token(
+        &self,
+        request: &drover_proto::api::TokenCreateRequest,
+    ) -> Result<drover_proto::api::TokenCreated> {
+        self.post("/v1/acl/tokens", request).await
+    }
+
+    /// `GET /v1/acl/tokens`.
+    pub async fn acl_tokens(&self) -> Result<Vec<drover_proto::api::TokenEntry>> {
+        Ok(self.get("/v1/acl/tokens", None).await?.0)
+    }
+
+    /// `GET /v1/acl/token/self`.
+    pub async fn acl_token_self(&self) -> Result<drover_proto::api::TokenEntry> {
+        Ok(self.get("/v1/acl/token/self", None).await?.0)
+    }
+
+    /// `DELETE /v1/acl/token/{accessor}`.
+    pub async fn revoke_acl_token(&self, accessor: &str) -> Result<()> {
+        self.delete_path(&format!("/v1/acl/token/{}", encode(accessor))).await
+    }
+
+    /// `POST /v1/acl/join-tokens`.
+    pub async fn create_join_token(
+        &self,
+        request: &drover_proto::api::JoinTokenCreateRequest,
+    ) -> Result<drover_proto::api::JoinTokenCreated> {
+        self.post("/v1/acl/join-tokens", request).await
+    }
+
+    /// `GET /v1/acl/join-tokens`.
+    pub async fn join_tokens(&self) -> Result<Vec<drover_proto::api::JoinTokenEntry>> {
+        Ok(self.get("/v1/acl/join-tokens", None).await?.0)
+    }
+
+    /// `DELETE /v1/acl/join-token/{accessor}`.
+    pub async fn delete_join_token(&self, accessor: &str) -> Result<()> {
+        self.delete_path(&format!("/v1/acl/join-token/{}", encode(accessor))).await
+    }
+
+    /// `POST /v1/node/{name}/revoke`.
+    pub async fn revoke_node(&self, name: &str) -> Result<()> {
+        let path = format!("/v1/node/{}/revoke", encode(name));
+        let response = self.send(&path, |client, url| client.http.post(url).timeout(Duration::from_secs(60))).await?;
+        if response.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(());
+        }
+        self.decode::<serde_json::Value>(response).await.map(|_| ())
+    }
+
+    /// `GET /v1/audit`.
+    pub async fn audit(&self, query: &drover_proto::api::AuditQuery) -> Result<Vec<drover_types::acl::AuditEvent>> {
+        let response = self
+            .send("/v1/audit", |client, url| client.http.get(url).query(query).timeout(Duration::from_secs(60)))
+            .await?;
+        Ok(self.decode(response).await?.0)
     }
 
     /// `PUT /v1/var/{path}`: creates or replaces a variable (`cas`: only if

@@ -283,6 +283,10 @@ pub struct DrainRequest {
 /// the audit history and grants nothing.
 pub const USER_HEADER: &str = "x-drover-user";
 
+/// The header that carries an ACL token's secret (`Authorization: Bearer
+/// SECRET` is accepted too).
+pub const TOKEN_HEADER: &str = "x-drover-token";
+
 /// `POST /v1/nodes/update`: change the labels of many nodes at once.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeUpdateRequest {
@@ -365,6 +369,11 @@ pub struct ExecRequest {
     /// (set by a server that fans a request out to its peers).
     #[serde(default)]
     pub local: bool,
+    /// Refuse the whole request when the caller may not run it on one of
+    /// the selected nodes (instead of running it on the others and
+    /// reporting those as denied).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_or_nothing: bool,
 }
 
 fn default_exec_timeout_ms() -> u64 {
@@ -387,6 +396,8 @@ pub enum ExecStatus {
     Timeout,
     /// The node's agent is not connected to any server.
     Unreachable,
+    /// The caller's token may not run commands on the node.
+    Denied,
 }
 
 impl ExecStatus {
@@ -397,6 +408,7 @@ impl ExecStatus {
             ExecStatus::Failure => "FAILURE",
             ExecStatus::Timeout => "TIMEOUT",
             ExecStatus::Unreachable => "UNREACHABLE",
+            ExecStatus::Denied => "DENIED",
         }
     }
 }
@@ -697,4 +709,184 @@ pub struct NodeUsageEntry {
     pub status: String,
     /// The latest sample.
     pub usage: drover_metrics::NodeSample,
+}
+
+/// `POST /v1/acl/bootstrap` and `POST /v1/acl/tokens`: a token just made,
+/// with its secret (shown this once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    /// The token (without its secret).
+    pub token: TokenEntry,
+    /// The secret: `X-Drover-Token` / `DROVER_TOKEN`.
+    pub secret: String,
+}
+
+/// An ACL token as listed (never its secret nor its hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenEntry {
+    /// The public id.
+    pub accessor: String,
+    /// Who holds it.
+    pub name: String,
+    /// Its policies.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// Whether it may do everything.
+    #[serde(default)]
+    pub management: bool,
+    /// When it was made.
+    pub created_at: drover_types::Timestamp,
+    /// When it stops working.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<drover_types::Timestamp>,
+}
+
+impl From<&drover_types::acl::AclToken> for TokenEntry {
+    fn from(token: &drover_types::acl::AclToken) -> Self {
+        TokenEntry {
+            accessor: token.accessor.clone(),
+            name: token.name.clone(),
+            policies: token.policies.clone(),
+            management: token.management,
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+        }
+    }
+}
+
+/// `POST /v1/acl/tokens`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenCreateRequest {
+    /// Who will hold it.
+    pub name: String,
+    /// Its policies.
+    #[serde(default)]
+    pub policies: Vec<String>,
+    /// May do everything.
+    #[serde(default)]
+    pub management: bool,
+    /// How long it works (`30d`); forever when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+}
+
+/// `PUT /v1/acl/policy/{name}`: the policy file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyApplyRequest {
+    /// The file's name, for error positions.
+    #[serde(default)]
+    pub file_name: String,
+    /// The file's text.
+    pub source: String,
+}
+
+/// `POST /v1/acl/join-tokens`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenCreateRequest {
+    /// Globs of the host groups enrolled nodes may claim (any when empty).
+    #[serde(default)]
+    pub hostgroups: Vec<String>,
+    /// How long the token works (default 24h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<String>,
+    /// How many nodes it may enrol (unlimited when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses: Option<u32>,
+}
+
+/// A join token just made, with its text (shown this once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenCreated {
+    /// The public id.
+    pub accessor: String,
+    /// `drover1.<CA sha256>.<secret>`: what `drover agent --join-token` takes.
+    pub token: String,
+    /// When it stops working.
+    pub expires_at: drover_types::Timestamp,
+}
+
+/// A join token as listed (never its secret).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinTokenEntry {
+    /// The public id.
+    pub accessor: String,
+    /// Host group globs.
+    #[serde(default)]
+    pub hostgroups: Vec<String>,
+    /// When it was made.
+    pub created_at: drover_types::Timestamp,
+    /// When it stops working.
+    pub expires_at: drover_types::Timestamp,
+    /// Enrolments allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u32>,
+    /// Enrolments made.
+    pub uses: u32,
+    /// Who made it.
+    #[serde(default)]
+    pub created_by: String,
+}
+
+impl From<&drover_types::acl::JoinToken> for JoinTokenEntry {
+    fn from(token: &drover_types::acl::JoinToken) -> Self {
+        JoinTokenEntry {
+            accessor: token.accessor.clone(),
+            hostgroups: token.hostgroups.clone(),
+            created_at: token.created_at,
+            expires_at: token.expires_at,
+            max_uses: token.max_uses,
+            uses: token.uses,
+            created_by: token.created_by.clone(),
+        }
+    }
+}
+
+/// `POST /v1/agent/enroll`: an agent's first start with a join token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    /// The join token's secret (the last part of its text).
+    pub secret: String,
+    /// The node's name (what its certificate will prove).
+    pub name: String,
+    /// The host group it will claim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostgroup: Option<String>,
+    /// Its certificate request (PEM).
+    pub csr: String,
+}
+
+/// The answer to an enrolment or a renewal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCertificateResponse {
+    /// The node's certificate (PEM).
+    pub certificate: String,
+    /// The cluster CA (PEM).
+    pub ca: String,
+}
+
+/// `POST /v1/agent/renew`: a new certificate for the calling node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewRequest {
+    /// A certificate request for a new key (PEM).
+    pub csr: String,
+}
+
+/// `GET /v1/audit`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Only events since: a duration back (`24h`) or an RFC 3339 time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// Only events by this token name or accessor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Only events whose action is or starts with this (`exec`, `job.register`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Only `ok`, `refused` or `failed` events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// At most this many, the newest (default 1,000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }

@@ -24,7 +24,6 @@ use openraft::async_runtime::WatchReceiver;
 use openraft::{BasicNode, ChangeMembers, ServerState};
 
 use crate::Result;
-use crate::network::base_url;
 use crate::server::Server;
 
 /// The internal endpoints of this module.
@@ -116,7 +115,7 @@ impl Server {
             if address == &identity.address {
                 continue;
             }
-            let url = format!("{}{}", base_url(address), paths::JOIN);
+            let url = format!("{}{}", self.inner.network.base_url(address), paths::JOIN);
             let sent =
                 self.inner.network.client().post(&url).timeout(Duration::from_secs(120)).json(&identity).send().await;
             match sent {
@@ -151,7 +150,7 @@ impl Server {
 
     /// GET `path` on another server, answered as JSON.
     pub(crate) async fn get_from_peer<T: serde::de::DeserializeOwned>(&self, address: &str, path: &str) -> Result<T> {
-        let url = format!("{}{path}", base_url(address));
+        let url = format!("{}{path}", self.inner.network.base_url(address));
         let unavailable =
             |error: reqwest::Error| CodedError::new(ErrorCode::Unavailable, format!("{address}: {error}"));
         let response =
@@ -167,7 +166,7 @@ impl Server {
     ) -> Result<()> {
         let leader =
             self.status().leader_address.ok_or_else(|| CodedError::new(ErrorCode::Unavailable, "no leader"))?;
-        let response = build(self.inner.network.client(), &base_url(&leader))
+        let response = build(self.inner.network.client(), &self.inner.network.base_url(&leader))
             .send()
             .await
             .map_err(|error| CodedError::new(ErrorCode::Unavailable, format!("leader {leader}: {error}")))?;

@@ -76,10 +76,16 @@ pub struct ServerConfig {
     /// id (`--forget-cluster`, the deliberate way out of the refusal to
     /// start with a missing Raft log).
     pub forget_cluster: bool,
+    /// HTTPS, mutual TLS and ACLs, or plain HTTP (`--insecure`).
+    pub security: crate::security::SecurityMode,
+    /// How long audit events are kept.
+    pub audit_retention: Duration,
 }
 
 impl ServerConfig {
-    /// A configuration with drover's defaults.
+    /// A configuration with drover's defaults; plain HTTP without ACLs
+    /// until `security` says otherwise (the CLI's `drover server` is secure
+    /// unless given `--insecure`).
     pub fn new(data_dir: PathBuf, advertise_address: String) -> Self {
         ServerConfig {
             data_dir,
@@ -94,6 +100,8 @@ impl ServerConfig {
             exec_enabled: true,
             min_free_disk_bytes: crate::operator::MIN_FREE_DISK_BYTES,
             forget_cluster: false,
+            security: crate::security::SecurityMode::Insecure,
+            audit_retention: crate::audit::AUDIT_RETENTION,
         }
     }
 }

@@ -42,6 +42,20 @@ impl Server {
     /// Starts a command on the selected nodes. The first event names the
     /// nodes; then one result per node as each finishes; then `End`.
     pub async fn exec(&self, request: ExecRequest) -> Result<mpsc::Receiver<ExecEvent>> {
+        self.exec_allowed(request, &|_| Some(true)).await
+    }
+
+    /// [`Server::exec`] for a caller with limits: `access` says of each
+    /// selected node whether the caller may run the command there
+    /// (`Some(true)`), may see it but not run it there (`Some(false)`: a
+    /// `Denied` result, or with `all_or_nothing` the whole request is
+    /// refused), or may not even see it (`None`: left out, as if the
+    /// selection had not matched it).
+    pub async fn exec_allowed(
+        &self,
+        request: ExecRequest,
+        access: &(dyn Fn(&drover_types::Node) -> Option<bool> + Sync),
+    ) -> Result<mpsc::Receiver<ExecEvent>> {
         if !self.config().exec_enabled {
             return Err(CodedError::new(
                 ErrorCode::Forbidden,
@@ -62,17 +76,43 @@ impl Server {
             )));
         }
         let state = if request.local { self.state() } else { self.consistent_state().await? };
-        let nodes = crate::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
+        let selected = crate::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
+        let (nodes, denied): (Vec<_>, Vec<_>) = selected
+            .into_iter()
+            .filter_map(|node| access(&node).map(|allowed| (node, allowed)))
+            .partition(|(_, allowed)| *allowed);
+        let nodes: Vec<_> = nodes.into_iter().map(|(node, _)| node).collect();
+        let denied: Vec<_> = denied.into_iter().map(|(node, _)| node).collect();
+        if nodes.is_empty() && denied.is_empty() {
+            return Err(CodedError::new(ErrorCode::NotFound, "no node matches the selection"));
+        }
+        if request.all_or_nothing && !denied.is_empty() {
+            let names: Vec<&str> = denied.iter().map(|node| node.name.as_str()).collect();
+            return Err(CodedError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the token may not run commands on {} of the selected nodes ({}); nothing was run (--all-or-nothing)",
+                    denied.len(),
+                    drover_filter::fold_names(&names)
+                ),
+            ));
+        }
         let names: HashMap<NodeId, String> = nodes.iter().map(|node| (node.id.clone(), node.name.clone())).collect();
         let connected = self.inner.sessions.connected_nodes().await;
         let (local, remote): (Vec<NodeId>, Vec<NodeId>) =
             nodes.iter().map(|node| node.id.clone()).partition(|node_id| connected.contains(node_id));
 
         let (sender, receiver) = mpsc::channel(EVENT_BUFFER);
-        let mut start_names: Vec<String> = nodes.iter().map(|node| node.name.clone()).collect();
+        let mut start_names: Vec<String> = nodes.iter().chain(denied.iter()).map(|node| node.name.clone()).collect();
         start_names.sort();
         // The receiver exists: the first send cannot fail.
         let _ = sender.send(ExecEvent::Start { nodes: start_names }).await;
+        for node in &denied {
+            let mut result =
+                unreachable(node.name.clone(), node.id.clone(), "the token may not run commands on this node");
+            result.status = ExecStatus::Denied;
+            let _ = sender.send(ExecEvent::Result(result)).await;
+        }
         let server = self.clone();
         tokio::spawn(async move {
             let request = Arc::new(request);
@@ -193,7 +233,7 @@ impl Server {
         sender: &mpsc::Sender<ExecEvent>,
     ) -> BTreeSet<NodeId> {
         let mut answered = BTreeSet::new();
-        let url = format!("{}{EXEC_PATH}", crate::network::base_url(address));
+        let url = format!("{}{EXEC_PATH}", self.inner.network.base_url(address));
         let Ok(response) = self.inner.network.client().post(&url).json(request).send().await else {
             return answered;
         };

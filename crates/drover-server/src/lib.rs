@@ -16,6 +16,8 @@
 //!      every server: SessionPusher ─▶ agents (Allocations)
 //! ```
 
+pub mod acl;
+pub mod audit;
 pub mod cluster;
 pub mod config;
 pub mod exec;
@@ -30,6 +32,7 @@ mod operations;
 pub mod operator;
 mod periodic;
 pub mod react;
+pub mod security;
 mod server;
 mod sessions;
 mod updates;

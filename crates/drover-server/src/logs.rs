@@ -398,7 +398,8 @@ fn record_of(line: LogLine, origin: &str, node: Option<&Node>, state: &State) ->
     record
 }
 
-pub(crate) fn now_nanos() -> i64 {
+/// Now, in nanoseconds since the epoch (the unit of log record times).
+pub fn now_nanos() -> i64 {
     drover_types::log::unix_nanos(SystemTime::now())
 }
 
@@ -822,7 +823,7 @@ impl Server {
         query: &LogQuery,
         extra: &(impl Serialize + Sync),
     ) -> Result<Option<T>> {
-        let url = format!("{}{path}", crate::network::base_url(address));
+        let url = format!("{}{path}", self.inner.network.base_url(address));
         let request = self.inner.network.client().get(&url).query(query).query(extra).timeout(PEER_TIMEOUT);
         let Ok(response) = request.send().await else {
             return Ok(None);
@@ -987,7 +988,7 @@ impl Server {
         if !query.local {
             let peer_query = LogQuery { local: true, ..query };
             for member in self.peers() {
-                let url = format!("{}{}", crate::network::base_url(&member.address), paths::TAIL);
+                let url = format!("{}{}", self.inner.network.base_url(&member.address), paths::TAIL);
                 let (client, sender, peer_query) =
                     (self.inner.network.client().clone(), sender.clone(), peer_query.clone());
                 tokio::spawn(async move { relay_tail(client, url, peer_query, sender).await });

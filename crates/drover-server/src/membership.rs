@@ -268,7 +268,7 @@ pub(crate) fn spawn_recovery_restore(server: Server) {
                 return;
             }
         };
-        match server.restore_snapshot(bytes).await {
+        match server.restore_snapshot(bytes, false).await {
             Ok(index) => {
                 let done = file.with_extension("snapshot.restored");
                 if let Err(error) = std::fs::rename(&file, &done) {

@@ -45,29 +45,41 @@ pub struct SnapshotTransfer {
 #[derive(Clone, Debug)]
 pub struct PeerNetwork {
     client: reqwest::Client,
+    secure: bool,
 }
 
 impl PeerNetwork {
-    /// A network with a fresh connection pool.
-    pub fn new() -> Self {
-        let client = reqwest::Client::builder()
+    /// A network with a fresh connection pool: plain HTTP without `tls`,
+    /// else HTTPS presenting this server's certificate (mutual TLS).
+    pub fn new(tls: Option<rustls::ClientConfig>) -> Self {
+        let builder = reqwest::Client::builder()
             .connect_timeout(Duration::from_millis(500))
             .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
-        Self { client }
+            .tcp_nodelay(true);
+        let secure = tls.is_some();
+        let builder = match tls {
+            Some(config) => builder.tls_backend_preconfigured(config),
+            None => builder,
+        };
+        let client = builder.build().unwrap_or_default();
+        Self { client, secure }
     }
 
     /// The shared HTTP client (also used for write forwarding).
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
-}
 
-impl Default for PeerNetwork {
-    fn default() -> Self {
-        Self::new()
+    /// `http://addr` or `https://addr` (as this cluster speaks) unless the
+    /// address already has a scheme.
+    pub fn base_url(&self, address: &str) -> String {
+        if address.starts_with("http://") || address.starts_with("https://") {
+            address.trim_end_matches('/').to_owned()
+        } else if self.secure {
+            format!("https://{address}")
+        } else {
+            format!("http://{address}")
+        }
     }
 }
 
@@ -75,16 +87,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
 
     async fn new_client(&mut self, target: u64, node: &BasicNode) -> Self::Network {
-        PeerConnection { target, base_url: base_url(&node.addr), client: self.client.clone() }
-    }
-}
-
-/// `http://addr` unless the address already has a scheme.
-pub fn base_url(address: &str) -> String {
-    if address.starts_with("http://") || address.starts_with("https://") {
-        address.trim_end_matches('/').to_owned()
-    } else {
-        format!("http://{address}")
+        PeerConnection { target, base_url: self.base_url(&node.addr), client: self.client.clone() }
     }
 }
 

@@ -149,12 +149,15 @@ impl Server {
             .map_err(|error| CodedError::internal(format!("cannot encode the snapshot: {error}")))
     }
 
-    /// Replaces the whole state with a snapshot file, through Raft.
-    pub async fn restore_snapshot(&self, bytes: Vec<u8>) -> Result<u64> {
+    /// Replaces the whole state with a snapshot file, through Raft. With
+    /// `keep_access` the running cluster's tokens, policies, enrolled nodes
+    /// and audit log stay as they are (an operator's restore); without, they
+    /// come from the snapshot too (recovering a lost cluster).
+    pub async fn restore_snapshot(&self, bytes: Vec<u8>, keep_access: bool) -> Result<u64> {
         // Refuse garbage before it reaches the log.
         snapshot::decode_state(&bytes)
             .map_err(|error| CodedError::invalid(format!("not a drover snapshot: {error}")))?;
-        let response = self.propose(Command::RestoreState { snapshot: bytes }).await?.into_result()?;
+        let response = self.propose(Command::RestoreState { snapshot: bytes, keep_access }).await?.into_result()?;
         tracing::warn!(index = response.index(), "state restored from a snapshot");
         // Reality moved on since the snapshot was taken (tasks stopped,
         // nodes went away): evaluate every job against it.

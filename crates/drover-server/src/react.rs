@@ -70,7 +70,7 @@ impl Server {
             notify.dispatcher.set_notifiers(doc.site.notifiers.values().map(NotifierConfig::from_site).collect());
         }
         let now = Timestamp::now();
-        let base = crate::network::base_url(&self.config().advertise_address);
+        let base = self.inner.network.base_url(&self.config().advertise_address);
         for intent in intents {
             let notification = drover_notify::Notification::from_intent(intent, now)
                 .with_generator_url(format!("{base}/v1/alerts?name={}", intent.source));

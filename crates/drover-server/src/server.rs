@@ -18,7 +18,7 @@ use drover_types::{CodedError, ErrorCode, EvalTrigger, Evaluation, Job, JobId, T
 use crate::Result;
 use crate::config::{Bootstrap, ServerConfig};
 use crate::ids::new_eval_id;
-use crate::network::{PeerNetwork, base_url};
+use crate::network::PeerNetwork;
 use crate::sessions::Sessions;
 use crate::updates::{ClientUpdateBatcher, HeartbeatTable};
 
@@ -58,6 +58,12 @@ pub(crate) struct Inner {
     pub(crate) shutdown: CancellationToken,
     /// Whether a Raft write is waiting for disk space.
     pub(crate) disk: Arc<drover_state::disk::DiskHealth>,
+    /// The CA and this server's certificate (`None`: insecure).
+    pub(crate) tls: Option<Arc<crate::security::ServerTls>>,
+    /// Audit events waiting to be committed.
+    pub(crate) audit: crate::audit::AuditLog,
+    /// Compiled permissions of recently seen tokens.
+    pub(crate) permissions: crate::acl::PermissionCache,
 }
 
 /// A summary of this server for `drover server members` and health checks.
@@ -81,9 +87,17 @@ impl Server {
     /// Opens the server's storage in `config.data_dir`, starts Raft, and
     /// (for a new single-server cluster) initialises it.
     pub async fn start(config: ServerConfig) -> Result<Server> {
+        let new_data_dir = !config.data_dir.exists();
         std::fs::create_dir_all(&config.data_dir).map_err(|error| {
             CodedError::internal(format!("cannot create data directory {}: {error}", config.data_dir.display()))
         })?;
+        if new_data_dir {
+            // It will hold the cluster's secrets: its owner's alone.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&config.data_dir, std::fs::Permissions::from_mode(0o700)).map_err(|error| {
+                CodedError::internal(format!("cannot restrict data directory {}: {error}", config.data_dir.display()))
+            })?;
+        }
         let recorded_member = crate::membership::check_data_dir(&config.data_dir, config.forget_cluster).await?;
         let server_id = load_or_create_server_id(&config.data_dir)?;
         let disk = Arc::new(drover_state::disk::DiskHealth::default());
@@ -101,7 +115,17 @@ impl Server {
         }
         .validate()
         .map_err(|error| CodedError::invalid(format!("invalid Raft timing: {error}")))?;
-        let network = PeerNetwork::new();
+        let tls = match &config.security {
+            crate::security::SecurityMode::Insecure => None,
+            crate::security::SecurityMode::Secure(settings) => Some(Arc::new(crate::security::ServerTls::prepare(
+                &config.data_dir,
+                server_id,
+                &config.advertise_address,
+                settings,
+                config.bootstrap == Bootstrap::Single,
+            )?)),
+        };
+        let network = PeerNetwork::new(tls.as_ref().map(|tls| tls.client_config()).transpose()?);
         let raft = Raft::new(server_id, Arc::new(raft_config), network.clone(), log_store, state_machine)
             .await
             .map_err(|error| CodedError::internal(format!("cannot start Raft: {error}")))?;
@@ -123,6 +147,9 @@ impl Server {
             shutdown,
             config,
             disk,
+            tls,
+            audit: crate::audit::AuditLog::default(),
+            permissions: crate::acl::PermissionCache::default(),
         });
         let server = Server { inner };
         server.bootstrap().await?;
@@ -134,6 +161,9 @@ impl Server {
         crate::updates::spawn_client_update_batcher(server.clone());
         crate::updates::spawn_heartbeat_forwarder(server.clone());
         crate::logs::spawn_log_tasks(&server).await?;
+        crate::security::spawn_renewal(server.clone());
+        crate::audit::spawn_audit_writer(server.clone());
+        crate::acl::spawn_revocation_watch(server.clone());
         Ok(server)
     }
 
@@ -209,7 +239,7 @@ impl Server {
     }
 
     async fn leader_read_index(&self, leader_address: &str) -> Result<u64> {
-        let url = format!("{}{}", base_url(leader_address), crate::cluster::paths::READ_INDEX);
+        let url = format!("{}{}", self.inner.network.base_url(leader_address), crate::cluster::paths::READ_INDEX);
         let response =
             self.inner.network.client().post(&url).timeout(Duration::from_secs(5)).send().await.map_err(|error| {
                 CodedError::new(ErrorCode::Unavailable, format!("cannot reach the leader at {leader_address}: {error}"))
@@ -317,7 +347,7 @@ impl Server {
 
     async fn forward_propose(&self, leader_address: &str, command: &Command) -> Result<CommandResponse> {
         let body = drover_state::codec::encode(command).map_err(|error| CodedError::internal(error.to_string()))?;
-        let url = format!("{}{PROPOSE_PATH}", base_url(leader_address));
+        let url = format!("{}{PROPOSE_PATH}", self.inner.network.base_url(leader_address));
         let response = self
             .inner
             .network
@@ -418,7 +448,7 @@ impl Server {
         }
     }
 
-    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+    pub fn shutdown_token(&self) -> &CancellationToken {
         &self.inner.shutdown
     }
 }

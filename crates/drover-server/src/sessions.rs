@@ -185,7 +185,15 @@ impl Server {
             }
             AgentMessage::AllocUpdates { updates } => {
                 self.inner.heartbeats.touch(&session.heartbeat, &session.node_id, std::time::Instant::now());
-                self.inner.client_updates.push(updates).await;
+                // A node reports on its own allocations only.
+                let state = self.state();
+                let (own, foreign): (Vec<_>, Vec<_>) = updates.into_iter().partition(|update| {
+                    state.alloc(&update.alloc_id).is_none_or(|alloc| alloc.node_id == session.node_id)
+                });
+                if !foreign.is_empty() {
+                    tracing::warn!(node = %session.node_id, updates = foreign.len(), "ignored updates of allocations on other nodes");
+                }
+                self.inner.client_updates.push(own).await;
                 Ok(())
             }
             AgentMessage::Logs { lines } => self.on_agent_logs(session, lines).await,
@@ -226,6 +234,12 @@ impl Server {
             entries.remove(&session.node_id);
             tracing::info!(node = %session.node_id, "agent session closed");
         }
+    }
+
+    /// Ends a node's session on this server, whatever its generation (the
+    /// node was revoked): its outbound queue closes, and so does the socket.
+    pub(crate) async fn drop_session(&self, node_id: &NodeId) {
+        self.inner.sessions.entries.lock().await.remove(node_id);
     }
 
     /// Sends a request to a node's agent and returns the stream of its
@@ -464,7 +478,7 @@ impl Server {
             if member.server_id == self.id() {
                 continue;
             }
-            let url = format!("{}{path_and_query}", crate::network::base_url(&member.address));
+            let url = format!("{}{path_and_query}", self.inner.network.base_url(&member.address));
             let Ok(response) = self.inner.network.client().get(&url).send().await else { continue };
             if response.status().is_success() {
                 return Ok(response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other)).boxed());

@@ -26,7 +26,6 @@ use drover_types::{AllocClientStatus, AllocId, CodedError, ErrorCode, EvalTrigge
 
 use crate::Result;
 use crate::ids::new_eval_id;
-use crate::network::base_url;
 use crate::server::Server;
 
 /// The internal endpoint followers forward heartbeats to.
@@ -430,7 +429,7 @@ pub(crate) fn spawn_heartbeat_forwarder(server: Server) {
                 continue;
             }
             let Some(leader_address) = status.leader_address else { continue };
-            let url = format!("{}{HEARTBEATS_PATH}", base_url(&leader_address));
+            let url = format!("{}{HEARTBEATS_PATH}", server.inner.network.base_url(&leader_address));
             let sent =
                 server.inner.network.client().post(&url).timeout(Duration::from_secs(2)).json(&node_ids).send().await;
             if let Err(error) = sent {

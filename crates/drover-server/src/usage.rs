@@ -10,7 +10,7 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use drover_metrics::{NodeLabels, NodeSample};
-use drover_types::{NodeId, Timestamp};
+use drover_types::{Node, NodeId, Timestamp};
 
 use crate::server::Server;
 use crate::sessions::AgentSession;
@@ -85,10 +85,11 @@ impl Server {
 
     /// `/v1/metrics`: the usage of the nodes connected to this server and
     /// their agents' dropped log lines, in the OpenMetrics text format.
-    pub async fn prometheus_metrics(&self) -> String {
+    pub async fn prometheus_metrics(&self, visible: &(dyn Fn(&Node) -> bool + Sync)) -> String {
         let state = self.state();
         let connected_ids = self.sessions().connected_nodes().await;
-        let connected: Vec<_> = connected_ids.iter().filter_map(|node_id| state.node(node_id)).collect();
+        let connected: Vec<_> =
+            connected_ids.iter().filter_map(|node_id| state.node(node_id)).filter(|node| visible(node)).collect();
         let samples: Vec<(NodeLabels, NodeSample)> = {
             let usage = self.inner.usage.lock();
             connected

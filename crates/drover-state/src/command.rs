@@ -179,6 +179,12 @@ pub enum Command {
         /// The encoded snapshot.
         #[serde(with = "drover_types::serde_bytes")]
         snapshot: Vec<u8>,
+        /// Keep the running cluster's tokens, policies, enrolled nodes and
+        /// audit log (`drover operator snapshot restore`: an old snapshot
+        /// must not bring back a revoked token); without it they come from
+        /// the snapshot (recovering a lost cluster).
+        #[serde(default)]
+        keep_access: bool,
     },
     /// A periodic launch was skipped (`prohibit_overlap`): record it so the
     /// next launch is computed after it.
@@ -255,6 +261,12 @@ pub enum Command {
         /// When.
         now: Timestamp,
     },
+    /// Access control and audit: tokens, policies, enrolment, revocation,
+    /// audit events.
+    Access {
+        /// The change.
+        op: crate::access::AccessOp,
+    },
 }
 
 impl Command {
@@ -283,6 +295,7 @@ impl Command {
             Command::SetNodeProtection { .. } => "set_node_protection",
             Command::React { .. } => "react",
             Command::RegisterNodes { .. } => "register_nodes",
+            Command::Access { .. } => "access",
         }
     }
 }
@@ -431,7 +444,7 @@ impl std::fmt::Display for Command {
             Command::LaunchPeriodic { parent_id, .. } => write!(formatter, "launch_periodic({parent_id})"),
             Command::SkipPeriodicLaunch { parent_id, .. } => write!(formatter, "skip_periodic_launch({parent_id})"),
             Command::StopAllocs { stops, .. } => write!(formatter, "stop_allocs({})", stops.len()),
-            Command::RestoreState { snapshot } => write!(formatter, "restore_state({} bytes)", snapshot.len()),
+            Command::RestoreState { snapshot, .. } => write!(formatter, "restore_state({} bytes)", snapshot.len()),
             Command::PutVariable { path, .. } => write!(formatter, "put_variable({path})"),
             Command::DeleteVariable { path, .. } => write!(formatter, "delete_variable({path})"),
             Command::UpdateNodeLabels { node_ids, .. } => {
@@ -444,6 +457,7 @@ impl std::fmt::Display for Command {
             Command::RegisterNodes { registrations, .. } => {
                 write!(formatter, "register_nodes({})", registrations.len())
             }
+            Command::Access { op } => write!(formatter, "access({})", op.name()),
         }
     }
 }

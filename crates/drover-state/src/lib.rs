@@ -10,6 +10,7 @@
 //!   snapshots on disk;
 //! - [`snapshot`] and [`codec`]: the versioned persisted formats.
 
+pub mod access;
 pub mod codec;
 pub mod command;
 pub mod disk;

@@ -53,6 +53,9 @@ pub struct SnapshotV1 {
     /// The site, alerts and hammers.
     #[serde(default)]
     pub react: Option<crate::react::ReactState>,
+    /// Tokens, policies, enrolled nodes and the audit log.
+    #[serde(default)]
+    pub access: Option<crate::access::AccessState>,
 }
 
 /// Serialises a state: magic, format version (u32 little-endian), payload.

@@ -74,6 +74,9 @@ pub struct State {
     node_history: OrdMap<NodeId, imbl::Vector<NodeChange>>,
     /// The site, alerts and hammers (copied on write: changes are rare).
     react: Arc<crate::react::ReactState>,
+    /// Tokens, policies, enrolled nodes and the audit log (kept across
+    /// snapshot restores).
+    access: Arc<crate::access::AccessState>,
     capacity_index: u64,
     /// Index of the last `RestoreState`: agents get their full allocation
     /// list again after it.
@@ -103,6 +106,11 @@ impl State {
     /// The site, alerts, silences and hammer runs.
     pub fn react(&self) -> &crate::react::ReactState {
         &self.react
+    }
+
+    /// Tokens, policies, join tokens, enrolled nodes and the audit log.
+    pub fn access(&self) -> &crate::access::AccessState {
+        &self.access
     }
 
     /// The Raft index of the last snapshot restore (0: never).
@@ -435,9 +443,12 @@ impl State {
                 }
                 Ok(CommandResponse::Applied { index })
             }
-            Command::RestoreState { snapshot } => match crate::snapshot::decode_state(snapshot) {
+            Command::RestoreState { snapshot, keep_access } => match crate::snapshot::decode_state(snapshot) {
                 Ok(mut restored) => {
                     restored.last_index = index;
+                    if *keep_access {
+                        restored.access = Arc::clone(&self.access);
+                    }
                     restored.restore_index = index;
                     restored.capacity_index = index;
                     restored.table_indexes = TableIndexes {
@@ -461,6 +472,9 @@ impl State {
             Command::DeleteVariable { path, cas } => self.delete_variable(index, path, *cas),
             Command::React { op } => {
                 Arc::make_mut(&mut self.react).apply(op).map(|outcome| CommandResponse::React { index, outcome })
+            }
+            Command::Access { op } => {
+                Arc::make_mut(&mut self.access).apply(index, op).map(|()| CommandResponse::Applied { index })
             }
         };
         result.unwrap_or_else(|error| CommandResponse::Rejected { index, error })
@@ -1115,6 +1129,7 @@ impl State {
                 .map(|(node_id, history)| (node_id.clone(), history.iter().cloned().collect()))
                 .collect(),
             react: Some(crate::react::ReactState::clone(&self.react)),
+            access: Some(crate::access::AccessState::clone(&self.access)),
         }
     }
 
@@ -1162,6 +1177,9 @@ impl State {
             .map(|(node_id, history)| (node_id, history.into_iter().collect::<imbl::Vector<NodeChange>>()))
             .collect();
         state.react = Arc::new(snapshot.react.unwrap_or_default());
+        let mut access = snapshot.access.unwrap_or_default();
+        access.reindex();
+        state.access = Arc::new(access);
         state.last_index = snapshot.last_index;
         state.capacity_index = snapshot.capacity_index;
         state.restore_index = snapshot.restore_index;

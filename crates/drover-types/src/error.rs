@@ -31,6 +31,9 @@ pub enum ErrorCode {
     Internal,
     /// The route exists but not with this HTTP method.
     MethodNotAllowed,
+    /// The caller did not say who it is, or its token or certificate is
+    /// not valid (unknown, expired, revoked).
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -46,6 +49,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::Internal => "internal",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::Unauthorized => "unauthorized",
         }
     }
 }

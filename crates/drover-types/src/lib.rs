@@ -7,6 +7,7 @@
 //! ids are values chosen by the caller, so every function here is
 //! deterministic.
 
+pub mod acl;
 pub mod alloc;
 pub mod deployment;
 pub mod diff;

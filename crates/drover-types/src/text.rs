@@ -12,6 +12,18 @@ pub fn truncated(text: &str, max: usize) -> &str {
     &text[..end]
 }
 
+/// `bytes` as lowercase hex (how drover writes hashes, secrets and
+/// certificate serials).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::truncated;

@@ -67,6 +67,11 @@ enum Command {
     /// Work with variables (key/value documents kept by the servers).
     #[command(subcommand)]
     Var(cli::var::VarCommand),
+    /// Access control: bootstrap, policies, tokens.
+    #[command(subcommand)]
+    Acl(cli::acl::AclCommand),
+    /// Who did what: every write and every refused request.
+    Audit(cli::acl::AuditArgs),
     /// Operate the servers: Raft peers, snapshots.
     #[command(subcommand)]
     Operator(cli::server::OperatorCommand),
@@ -118,6 +123,8 @@ fn main() -> ExitCode {
             Command::Server(roles::ServerCli { command: None, run }) => roles::server(*run).await,
             Command::Operator(command) => cli::server::run_operator(command).await,
             Command::Var(command) => cli::var::run(command).await,
+            Command::Acl(command) => cli::acl::run(command).await,
+            Command::Audit(args) => cli::acl::audit(args).await,
             Command::Logs(command) => cli::logs::run(command).await,
             Command::Exec(args) => cli::exec::run(args).await,
             Command::Plan(args) => cli::react::plan(args).await,

@@ -79,6 +79,44 @@ pub(crate) struct ServerArgs {
     /// drover survives").
     #[arg(long)]
     forget_cluster: bool,
+    #[command(flatten)]
+    security: SecurityArgs,
+}
+
+/// How a server protects its port (docs/security.md).
+#[derive(Debug, Args)]
+pub(crate) struct SecurityArgs {
+    /// Plain HTTP without certificates or ACLs: anyone who reaches the
+    /// port may do anything. Only for trusted networks and tests.
+    #[arg(long)]
+    insecure: bool,
+    /// Use this CA certificate (PEM) instead of making one; give the same
+    /// to every server of a --bootstrap-expect cluster.
+    #[arg(long, value_name = "FILE", requires = "tls_ca_key", conflicts_with = "insecure")]
+    tls_ca_cert: Option<PathBuf>,
+    /// The key of --tls-ca-cert (a file only its owner can read).
+    #[arg(long, value_name = "FILE", requires = "tls_ca_cert", conflicts_with = "insecure")]
+    tls_ca_key: Option<PathBuf>,
+    /// Keep audit events this long.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "90d")]
+    audit_retention: Duration,
+    /// How long server and node certificates are valid; they are renewed
+    /// two thirds into it, with no restart.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "30d")]
+    tls_cert_validity: Duration,
+}
+
+impl SecurityArgs {
+    fn mode(&self) -> drover_server::security::SecurityMode {
+        if self.insecure {
+            return drover_server::security::SecurityMode::Insecure;
+        }
+        drover_server::security::SecurityMode::Secure(drover_server::security::TlsSettings {
+            ca_cert: self.tls_ca_cert.clone(),
+            ca_key: self.tls_ca_key.clone(),
+            validity: self.tls_cert_validity,
+        })
+    }
 }
 
 /// The log index of a server.
@@ -164,6 +202,15 @@ pub(crate) struct AgentArgs {
     /// Refuse every `drover exec` on this node.
     #[arg(long)]
     disable_exec: bool,
+    /// Enrol with a secure cluster on first start (`drover node join-token
+    /// create` prints one); later starts use the certificate kept in
+    /// --data-dir. Prefer DROVER_JOIN_TOKEN or --join-token-file: a flag
+    /// shows in `ps`.
+    #[arg(long, env = "DROVER_JOIN_TOKEN", hide_env_values = true)]
+    join_token: Option<String>,
+    /// A file holding the join token.
+    #[arg(long, value_name = "FILE", conflicts_with = "join_token")]
+    join_token_file: Option<PathBuf>,
 }
 
 /// Which logs an agent collects besides its tasks' output.
@@ -252,25 +299,48 @@ pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     config.exec_enabled = !args.disable_exec;
     config.min_free_disk_bytes = args.min_free_disk_mb.saturating_mul(1024 * 1024);
     config.forget_cluster = args.forget_cluster;
+    if args.security.tls_cert_validity < Duration::from_secs(15) {
+        bail!("--tls-cert-validity must be at least 15s (certificates are renewed two thirds into it)");
+    }
+    config.security = args.security.mode();
+    config.audit_retention = args.security.audit_retention;
     let listener = bind(args.bind).await?;
     let server = Server::start(config).await.context("cannot start the server")?;
-    tracing::info!(address = %args.bind, data_dir = %data_dir.display(), "server running");
+    match server.tls() {
+        Some(tls) => tracing::info!(
+            address = %args.bind,
+            data_dir = %data_dir.display(),
+            ca = %tls.ca_path().display(),
+            "server running: HTTPS and mutual TLS, ACLs on; give CLI users the CA certificate (DROVER_CACERT) and run `drover acl bootstrap` once"
+        ),
+        None => {
+            tracing::info!(address = %args.bind, data_dir = %data_dir.display(), "server running");
+            spawn_insecure_warning(server.clone());
+        }
+    }
     serve(listener, server.clone()).await?;
     server.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
-    let config = AgentConfig {
-        servers: args.servers.clone(),
-        data_dir: args.data_dir.clone(),
-        name: args.name.clone(),
-        labels: args.labels.labels(),
-        executor: DriverConfig::current_exe().context("cannot find the drover executable for task executors")?,
-        stop_tasks_on_shutdown: false,
-        logs: args.logs.config(),
-        allow_exec: !args.disable_exec,
-    };
+    let config =
+        AgentConfig {
+            servers: args.servers.clone(),
+            data_dir: args.data_dir.clone(),
+            name: args.name.clone(),
+            labels: args.labels.labels(),
+            executor: DriverConfig::current_exe().context("cannot find the drover executable for task executors")?,
+            stop_tasks_on_shutdown: false,
+            logs: args.logs.config(),
+            allow_exec: !args.disable_exec,
+            join_token: match &args.join_token_file {
+                Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the join token file {} (--join-token-file)", path.display())
+                })?),
+                None => args.join_token.clone(),
+            },
+        };
     let agent = Agent::start(config).await.context("cannot start the agent")?;
     tracing::info!(node = agent.name(), "agent running; tasks keep running when it stops");
     shutdown_signal().await;
@@ -305,6 +375,7 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         stop_tasks_on_shutdown: true,
         logs: drover_agent::LogConfig::default(),
         allow_exec: true,
+        join_token: None,
     })
     .await
     .context("cannot start the agent")?;
@@ -344,9 +415,38 @@ async fn bind(address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     })
 }
 
+/// Serves the API (and agent sessions, and the servers' own traffic) on
+/// one port: HTTPS with optional client certificates on a secure server,
+/// plain HTTP on an insecure one.
 async fn serve(listener: tokio::net::TcpListener, server: Server) -> anyhow::Result<()> {
-    let router = drover_api::router(server);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.context("the API server failed")
+    let router = drover_api::router(server.clone());
+    let app = router.into_make_service_with_connect_info::<drover_tls::PeerInfo>();
+    match server.tls().cloned() {
+        Some(tls) => {
+            // Built once: it reads this server's certificate afresh at
+            // every handshake, so a renewal needs no new configuration.
+            let config = tls.server_config().map_err(|error| anyhow::anyhow!("cannot set up TLS: {error}"))?;
+            let listener = drover_tls::TlsListener::new(listener, std::sync::Arc::new(move || config.clone()));
+            axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await
+        }
+        None => axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await,
+    }
+    .context("the API server failed")
+}
+
+/// `--insecure`: say so at start and every hour.
+fn spawn_insecure_warning(server: Server) {
+    tokio::spawn(async move {
+        loop {
+            tracing::warn!(
+                "this server is INSECURE (--insecure): plain HTTP, no certificates, no ACLs; anyone who reaches it can run commands as root on every node"
+            );
+            tokio::select! {
+                () = server.shutdown_token().cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            }
+        }
+    });
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -14,17 +14,22 @@ use drover_proto::session::{LogStream, RequestBody, ResponseBody};
 use drover_types::{Allocation, CodedError};
 
 use crate::extract::{ApiPath, ApiQuery};
-use crate::identity::{Caller, Capability};
+use crate::identity::Caller;
 use crate::{ApiError, ApiResult, AppState, ReadOptions, with_index};
+use drover_types::acl::{AclScope, Capability};
 
 pub(super) async fn list(
     State(app): State<AppState>,
     caller: Caller,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Job, Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().allocs).await?;
-    let allocs: Vec<AllocListEntry> = state.allocs().map(|alloc| AllocListEntry::from(alloc.as_ref())).collect();
+    let allocs: Vec<AllocListEntry> = state
+        .allocs()
+        .filter(|alloc| caller.allows(AclScope::Job, Capability::Read, alloc.job_id.as_str()))
+        .map(|alloc| AllocListEntry::from(alloc.as_ref()))
+        .collect();
     Ok(with_index(state.table_indexes().allocs, Json(allocs)))
 }
 
@@ -34,9 +39,10 @@ pub(super) async fn get(
     ApiPath(alloc_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Job, Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().allocs).await?;
     let alloc = state.resolve_alloc(&alloc_id)?;
+    caller.require_on(AclScope::Job, Capability::Read, alloc.job_id.as_str())?;
     Ok(with_index(state.table_indexes().allocs, Json(Allocation::clone(alloc))))
 }
 
@@ -69,9 +75,12 @@ pub(super) async fn logs(
     uri: axum::http::Uri,
     ApiQuery(options): ApiQuery<LogOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::ReadLogs)?;
+    caller.require(AclScope::Logs, Capability::Read)?;
     let state = app.server.state();
     let alloc = state.resolve_alloc(&alloc_id)?.clone();
+    caller.require_on(AclScope::Job, Capability::Read, alloc.job_id.as_str())?;
+    let hostgroup = state.node(&alloc.node_id).map(|node| node.hostgroup.clone()).unwrap_or_default();
+    caller.require_on(AclScope::Logs, Capability::Read, &hostgroup)?;
     let task = match options.task {
         Some(task) => {
             if !alloc.task_states.is_empty() && !alloc.task_states.contains_key(&task) {

@@ -15,7 +15,7 @@ use drover_state::codec;
 use drover_types::{CodedError, NodeId};
 
 use crate::extract::PeerJson;
-use crate::identity::{Caller, Capability};
+use crate::identity::Caller;
 use crate::{ApiError, ApiResult, AppState, no_content};
 
 fn decode_body<T: DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
@@ -28,28 +28,28 @@ fn encoded<T: Serialize>(value: &T) -> ApiResult<Response> {
 }
 
 pub(super) async fn append(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     let request = decode_body(&body)?;
     let result = app.server.raft().append_entries(request).await.map_err(|error| error.to_string());
     encoded(&result)
 }
 
 pub(super) async fn vote(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     let request = decode_body(&body)?;
     let result = app.server.raft().vote(request).await.map_err(|error| error.to_string());
     encoded(&result)
 }
 
 pub(super) async fn pre_vote(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     let request = decode_body(&body)?;
     let result = app.server.raft().pre_vote(request).await.map_err(|error| error.to_string());
     encoded(&result)
 }
 
 pub(super) async fn snapshot(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     let transfer: SnapshotTransfer = decode_body(&body)?;
     let snapshot = openraft::alias::SnapshotOf::<drover_state::TypeConfig, Vec<u8>> {
         meta: transfer.meta,
@@ -61,7 +61,7 @@ pub(super) async fn snapshot(State(app): State<AppState>, caller: Caller, body: 
 }
 
 pub(super) async fn propose(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     let command: Command = decode_body(&body)?;
     let result = app.server.propose_as_leader(command).await;
     encoded(&result)
@@ -72,7 +72,7 @@ pub(super) async fn heartbeats(
     caller: Caller,
     PeerJson(node_ids): PeerJson<Vec<NodeId>>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     app.server.record_heartbeats(node_ids.iter());
     Ok(no_content())
 }

@@ -14,17 +14,22 @@ use drover_proto::api::{
 use drover_types::{Allocation, CodedError, Deployment, Evaluation, Job, JobId};
 
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::identity::{Caller, Capability};
+use crate::identity::Caller;
 use crate::{ApiError, ApiResult, AppState, ReadOptions, with_index};
+use drover_types::acl::{AclScope, Capability};
 
 pub(super) async fn list(
     State(app): State<AppState>,
     caller: Caller,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Job, Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().jobs.max(state.table_indexes().allocs)).await?;
-    let entries: Vec<JobListEntry> = state.jobs().map(|job| list_entry(&state, job)).collect();
+    let entries: Vec<JobListEntry> = state
+        .jobs()
+        .filter(|job| caller.allows(AclScope::Job, Capability::Read, job.id.as_str()))
+        .map(|job| list_entry(&state, job))
+        .collect();
     Ok(with_index(state.table_indexes().jobs, Json(entries)))
 }
 
@@ -33,7 +38,7 @@ pub(super) async fn register(
     caller: Caller,
     ApiJson(request): ApiJson<RegisterJobRequest>,
 ) -> ApiResult<Json<RegisterJobResponse>> {
-    caller.require(Capability::SubmitJob)?;
+    caller.require_on(AclScope::Job, Capability::Submit, request.job.id.as_str())?;
     Ok(Json(app.server.register_job(request.job).await?))
 }
 
@@ -43,7 +48,7 @@ pub(super) async fn get(
     ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require_on(AclScope::Job, Capability::Read, &job_id)?;
     let state = options.read(&app.server, |state| state.table_indexes().jobs).await?;
     let job = find_job(&state, &job_id)?;
     Ok(with_index(state.table_indexes().jobs, Json(Job::clone(job))))
@@ -61,7 +66,7 @@ pub(super) async fn deregister(
     ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<DeregisterOptions>,
 ) -> ApiResult<Json<DeregisterJobResponse>> {
-    caller.require(Capability::SubmitJob)?;
+    caller.require_on(AclScope::Job, Capability::Stop, &job_id)?;
     Ok(Json(app.server.deregister_job(&JobId::new(job_id), options.purge).await?))
 }
 
@@ -71,7 +76,7 @@ pub(super) async fn status(
     ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require_on(AclScope::Job, Capability::Read, &job_id)?;
     let state = options
         .read(&app.server, |state| {
             let indexes = state.table_indexes();
@@ -114,7 +119,7 @@ pub(super) async fn allocations(
     ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require_on(AclScope::Job, Capability::Read, &job_id)?;
     let state = options.read(&app.server, |state| state.table_indexes().allocs).await?;
     find_job(&state, &job_id)?;
     let allocs: Vec<AllocListEntry> =
@@ -128,7 +133,7 @@ pub(super) async fn evaluations(
     ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require_on(AclScope::Job, Capability::Read, &job_id)?;
     let state = options.read(&app.server, |state| state.table_indexes().evals).await?;
     let evals: Vec<Evaluation> = state.evals_for_job(&JobId::new(job_id)).map(|eval| Evaluation::clone(eval)).collect();
     Ok(with_index(state.table_indexes().evals, Json(evals)))
@@ -140,7 +145,7 @@ pub(super) async fn versions(
     ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require_on(AclScope::Job, Capability::Read, &job_id)?;
     let state = options.read(&app.server, |state| state.table_indexes().jobs).await?;
     find_job(&state, &job_id)?;
     let mut versions: Vec<Job> = state.job_versions(&JobId::new(job_id)).map(|job| Job::clone(job)).collect();
@@ -154,7 +159,7 @@ pub(super) async fn plan(
     ApiPath(job_id): ApiPath<String>,
     ApiJson(request): ApiJson<RegisterJobRequest>,
 ) -> ApiResult<Json<PlanResponse>> {
-    caller.require(Capability::SubmitJob)?;
+    caller.require_on(AclScope::Job, Capability::Submit, &job_id)?;
     if request.job.id.as_str() != job_id {
         return Err(ApiError::invalid(format!(
             "the path names job {job_id:?} but the body holds job {:?}",
@@ -198,7 +203,7 @@ pub(super) async fn deployment(
     ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require_on(AclScope::Job, Capability::Read, &job_id)?;
     let state = options.read(&app.server, |state| state.table_indexes().deployments).await?;
     find_job(&state, &job_id)?;
     let deployment = state
@@ -212,7 +217,7 @@ pub(super) async fn promote(
     caller: Caller,
     ApiPath(job_id): ApiPath<String>,
 ) -> ApiResult<Json<Deployment>> {
-    caller.require(Capability::SubmitJob)?;
+    caller.require_on(AclScope::Job, Capability::Submit, &job_id)?;
     Ok(Json(app.server.promote_job(&JobId::new(job_id)).await?))
 }
 
@@ -222,7 +227,7 @@ pub(super) async fn revert(
     ApiPath(job_id): ApiPath<String>,
     ApiJson(request): ApiJson<RevertJobRequest>,
 ) -> ApiResult<Json<RegisterJobResponse>> {
-    caller.require(Capability::SubmitJob)?;
+    caller.require_on(AclScope::Job, Capability::Submit, &job_id)?;
     Ok(Json(app.server.revert_job(&JobId::new(job_id), request.version).await?))
 }
 
@@ -231,6 +236,6 @@ pub(super) async fn force_periodic(
     caller: Caller,
     ApiPath(job_id): ApiPath<String>,
 ) -> ApiResult<Json<RegisterJobResponse>> {
-    caller.require(Capability::SubmitJob)?;
+    caller.require_on(AclScope::Job, Capability::Submit, &job_id)?;
     Ok(Json(app.server.force_periodic(&JobId::new(job_id)).await?))
 }

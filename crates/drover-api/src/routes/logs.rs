@@ -10,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use drover_proto::api::{LogCountBy, LogInterval, LogPage, LogQuery};
 
 use crate::extract::ApiQuery;
-use crate::identity::{Caller, Capability};
+use crate::identity::Caller;
 use crate::{ApiResult, AppState};
+use drover_types::acl::{AclScope, Capability};
 
 pub(super) async fn search(
     State(app): State<AppState>,
@@ -19,7 +20,7 @@ pub(super) async fn search(
     ApiQuery(query): ApiQuery<LogQuery>,
     ApiQuery(page): ApiQuery<LogPage>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    let query = visible(&caller, query)?;
     Ok(Json(app.server.search_logs(query, page).await?).into_response())
 }
 
@@ -29,7 +30,7 @@ pub(super) async fn count(
     ApiQuery(query): ApiQuery<LogQuery>,
     ApiQuery(by): ApiQuery<LogCountBy>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    let query = visible(&caller, query)?;
     Ok(Json(app.server.count_logs(query, by).await?).into_response())
 }
 
@@ -39,7 +40,7 @@ pub(super) async fn histogram(
     ApiQuery(query): ApiQuery<LogQuery>,
     ApiQuery(interval): ApiQuery<LogInterval>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    let query = visible(&caller, query)?;
     Ok(Json(app.server.log_histogram(query, interval).await?).into_response())
 }
 
@@ -48,6 +49,25 @@ pub(super) async fn tail(
     caller: Caller,
     ApiQuery(query): ApiQuery<LogQuery>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    let query = visible(&caller, query)?;
     Ok(super::ndjson(app.server.tail_logs(query).await?))
+}
+
+/// The query narrowed to the lines the caller may read: those of nodes in
+/// the host groups its `logs` rules name (no line of another host group,
+/// nor a count of them, ever reaches the caller). A caller who may read
+/// every host group gets the query as it is.
+fn visible(caller: &Caller, mut query: LogQuery) -> ApiResult<LogQuery> {
+    caller.require(AclScope::Logs, Capability::Read)?;
+    let Some(globs) = caller.patterns(AclScope::Logs, Capability::Read) else { return Ok(query) };
+    let allowed = globs
+        .iter()
+        .map(|glob| format!("hostgroup =~ \"{}\"", glob.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    query.filter = Some(match query.filter.as_deref().map(str::trim).filter(|filter| !filter.is_empty()) {
+        Some(filter) => format!("({filter}) and ({allowed})"),
+        None => allowed,
+    });
+    Ok(query)
 }

@@ -1,5 +1,6 @@
 //! Route tables.
 
+mod acl;
 mod allocs;
 mod internal;
 mod jobs;
@@ -93,6 +94,18 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route("/v1/runbook/{*name}", get(react::runbook))
         .route("/v1/notifications", get(react::notifications))
         .route("/v1/alertmanager/webhook", post(react::alertmanager_webhook))
+        .route("/v1/acl/bootstrap", post(acl::bootstrap))
+        .route("/v1/acl/policies", get(acl::policies))
+        .route("/v1/acl/policy/{name}", get(acl::policy).put(acl::apply_policy).delete(acl::delete_policy))
+        .route("/v1/acl/tokens", get(acl::tokens).post(acl::create_token))
+        .route("/v1/acl/token/self", get(acl::token_self))
+        .route("/v1/acl/token/{accessor}", delete(acl::revoke_token))
+        .route("/v1/acl/join-tokens", get(acl::join_tokens).post(acl::create_join_token))
+        .route("/v1/acl/join-token/{accessor}", delete(acl::delete_join_token))
+        .route("/v1/node/{node}/revoke", post(acl::revoke_node))
+        .route("/v1/audit", get(acl::audit))
+        .route("/v1/agent/enroll", post(acl::enroll))
+        .route("/v1/agent/renew", post(acl::renew))
 }
 
 pub(crate) fn internal_routes() -> Router<AppState> {

@@ -11,8 +11,9 @@ use drover_proto::api::{
 use drover_types::{DurationSpec, Evaluation, Node, NodeChange};
 
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::identity::{Caller, Capability};
+use crate::identity::Caller;
 use crate::{ApiResult, AppState, ReadOptions, with_index};
+use drover_types::acl::{AclScope, Capability};
 
 /// Facts shown in node lists (the rest is in `GET /v1/node/{id}`).
 const LISTED_FACTS: [&str; 7] =
@@ -30,12 +31,13 @@ pub(super) async fn list(
     ApiQuery(options): ApiQuery<ReadOptions>,
     ApiQuery(NodeFilter { filter }): ApiQuery<NodeFilter>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Node, Capability::Read)?;
     let filter = drover_server::parse_node_filter(filter.as_deref())?;
     let state = options.read(&app.server, |state| state.table_indexes().nodes).await?;
     let entries: Vec<NodeListEntry> = state
         .nodes()
         .filter(|node| filter.as_ref().is_none_or(|filter| filter.matches(node.as_ref())))
+        .filter(|node| caller.allows(AclScope::Node, Capability::Read, &node.hostgroup))
         .map(|node| NodeListEntry {
             id: node.id.clone(),
             name: node.name.clone(),
@@ -65,10 +67,11 @@ pub(super) async fn get(
     ApiPath(node): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Node, Capability::Read)?;
     let state =
         options.read(&app.server, |state| state.table_indexes().nodes.max(state.table_indexes().allocs)).await?;
     let node = state.resolve_node(&node)?;
+    caller.require_on(AclScope::Node, Capability::Read, &node.hostgroup)?;
     let allocs: Vec<AllocListEntry> =
         state.live_allocs_on_node(&node.id).map(|alloc| AllocListEntry::from(alloc.as_ref())).collect();
     let response = NodeStatusResponse {
@@ -87,9 +90,13 @@ pub(super) async fn list_evals(
     caller: Caller,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Job, Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().evals).await?;
-    let evals: Vec<Evaluation> = state.evals().map(|eval| Evaluation::clone(eval)).collect();
+    let evals: Vec<Evaluation> = state
+        .evals()
+        .filter(|eval| caller.allows(AclScope::Job, Capability::Read, eval.job_id.as_str()))
+        .map(|eval| Evaluation::clone(eval))
+        .collect();
     Ok(with_index(state.table_indexes().evals, Json(evals)))
 }
 
@@ -99,19 +106,20 @@ pub(super) async fn get_eval(
     ApiPath(eval_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().evals).await?;
     let eval = state.resolve_eval(&eval_id)?;
+    caller.require_on(AclScope::Job, Capability::Read, eval.job_id.as_str())?;
     Ok(with_index(state.table_indexes().evals, Json(Evaluation::clone(eval))))
 }
 
-pub(super) async fn leader(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerInfo>> {
-    caller.require(Capability::Read)?;
+/// `GET /v1/status/leader`: open to every caller, as in Nomad (clients and
+/// load balancers find the leader before they have a token).
+pub(super) async fn leader(State(app): State<AppState>) -> ApiResult<Json<ServerInfo>> {
     Ok(Json(server_info(&app)))
 }
 
 pub(super) async fn agent_self(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerInfo>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Operator, Capability::Read)?;
     Ok(Json(server_info(&app)))
 }
 
@@ -133,7 +141,7 @@ pub(super) async fn drain(
     ApiPath(node): ApiPath<String>,
     ApiJson(request): ApiJson<DrainRequest>,
 ) -> ApiResult<Json<Node>> {
-    caller.require(Capability::WriteNode)?;
+    require_on_node(&app, &caller, &node, Capability::Drain)?;
     let deadline = match &request.deadline {
         Some(text) => Some(
             text.parse::<DurationSpec>().map_err(|error| crate::ApiError::invalid(format!("deadline: {error}")))?.get(),
@@ -156,7 +164,7 @@ pub(super) async fn eligibility(
     ApiPath(node): ApiPath<String>,
     ApiJson(request): ApiJson<EligibilityRequest>,
 ) -> ApiResult<Json<Node>> {
-    caller.require(Capability::WriteNode)?;
+    require_on_node(&app, &caller, &node, Capability::Update)?;
     Ok(Json(app.server.set_eligibility(&node, request.eligible, &caller.name).await?))
 }
 
@@ -166,7 +174,15 @@ pub(super) async fn update(
     caller: Caller,
     ApiJson(request): ApiJson<NodeUpdateRequest>,
 ) -> ApiResult<Json<NodeUpdateResponse>> {
-    caller.require(if request.dry_run { Capability::Read } else { Capability::WriteNode })?;
+    let capability = if request.dry_run { Capability::Read } else { Capability::Update };
+    caller.require(AclScope::Node, capability)?;
+    if caller.enforced() {
+        let state = app.server.consistent_state().await?;
+        let nodes = drover_server::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
+        for node in &nodes {
+            caller.require_on(AclScope::Node, capability, &node.hostgroup)?;
+        }
+    }
     Ok(Json(app.server.update_nodes(&request, &caller.name).await?))
 }
 
@@ -177,7 +193,7 @@ pub(super) async fn protection(
     ApiPath(node): ApiPath<String>,
     ApiJson(request): ApiJson<ProtectionRequest>,
 ) -> ApiResult<Json<Node>> {
-    caller.require(Capability::WriteNode)?;
+    require_on_node(&app, &caller, &node, Capability::Protect)?;
     Ok(Json(app.server.set_protection(&node, request.protect, &request.reason, &caller.name).await?))
 }
 
@@ -187,7 +203,7 @@ pub(super) async fn history(
     caller: Caller,
     ApiPath(node): ApiPath<String>,
 ) -> ApiResult<Json<Vec<NodeChange>>> {
-    caller.require(Capability::Read)?;
+    require_on_node(&app, &caller, &node, Capability::Read)?;
     Ok(Json(app.server.node_history(&node).await?.1))
 }
 
@@ -197,8 +213,34 @@ pub(super) async fn exec(
     caller: Caller,
     ApiJson(request): ApiJson<ExecRequest>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Exec)?;
-    Ok(super::ndjson(app.server.exec(request).await?))
+    caller.require(AclScope::Node, Capability::Exec)?;
+    let as_root = request.user.as_deref().is_none_or(|user| user == "root");
+    let capability = if as_root && caller.enforced() { Capability::ExecAsRoot } else { Capability::Exec };
+    caller.require(AclScope::Node, capability)?;
+    let mut response = if caller.enforced() {
+        // A node the caller may not see is left out, unless the caller
+        // named it (then it is reported DENIED: the name is not news).
+        let named = |node: &Node| request.nodes.iter().any(|name| *name == node.name || *name == node.id.as_str());
+        let access = |node: &Node| {
+            (caller.allows(AclScope::Node, Capability::Read, &node.hostgroup) || named(node))
+                .then(|| caller.allows(AclScope::Node, capability, &node.hostgroup))
+        };
+        super::ndjson(app.server.exec_allowed(request.clone(), &access).await?)
+    } else {
+        super::ndjson(app.server.exec(request.clone()).await?)
+    };
+    response.extensions_mut().insert(crate::AuditNote {
+        target: Some(
+            if request.nodes.is_empty() { String::new() } else { request.nodes.join(",") }
+                + &request.filter.as_deref().map(|filter| format!(" filter: {filter}")).unwrap_or_default(),
+        ),
+        details: format!(
+            "command: {}; user: {}",
+            request.command.join(" "),
+            request.user.as_deref().unwrap_or("(agent default)")
+        ),
+    });
+    Ok(response)
 }
 
 /// `GET /v1/internal/usage/{node_id}`: a node's usage if its agent is
@@ -208,21 +250,22 @@ pub(super) async fn usage(
     caller: Caller,
     ApiPath(node_id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     Ok(Json(app.server.node_usage(&drover_types::NodeId::new(node_id))).into_response())
 }
 
 /// `GET /v1/metrics`: Prometheus (OpenMetrics) text of the nodes connected
 /// to this server.
 pub(super) async fn metrics(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
-    let text = app.server.prometheus_metrics().await;
+    caller.require(AclScope::Node, Capability::Read)?;
+    let visible = |node: &Node| caller.allows(AclScope::Node, Capability::Read, &node.hostgroup);
+    let text = app.server.prometheus_metrics(&visible).await;
     Ok(([(axum::http::header::CONTENT_TYPE, drover_metrics::CONTENT_TYPE)], text).into_response())
 }
 
 /// `GET /v1/internal/usage`: the usage of the nodes connected here.
 pub(super) async fn local_usage(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     Ok(Json(app.server.local_usage()).into_response())
 }
 
@@ -232,7 +275,7 @@ pub(super) async fn fleet_usage(
     caller: Caller,
     ApiQuery(NodeFilter { filter }): ApiQuery<NodeFilter>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Node, Capability::Read)?;
     let filter = drover_server::parse_node_filter(filter.as_deref())?;
     let state = app.server.state();
     let entries: Vec<NodeUsageEntry> = app
@@ -242,6 +285,9 @@ pub(super) async fn fleet_usage(
         .into_iter()
         .filter_map(|(node_id, usage)| {
             let node = state.node(&node_id)?;
+            if !caller.allows(AclScope::Node, Capability::Read, &node.hostgroup) {
+                return None;
+            }
             filter.as_ref().is_none_or(|filter| filter.matches(node.as_ref())).then(|| NodeUsageEntry {
                 name: node.name.clone(),
                 hostgroup: node.hostgroup.clone(),
@@ -252,4 +298,14 @@ pub(super) async fn fleet_usage(
         })
         .collect();
     Ok(Json(entries).into_response())
+}
+
+/// Refuses a change to one node (by name or id) the caller may not make.
+fn require_on_node(app: &AppState, caller: &Caller, node: &str, capability: Capability) -> ApiResult<()> {
+    if !caller.enforced() {
+        return Ok(());
+    }
+    let state = app.server.state();
+    let node = state.resolve_node(node)?;
+    caller.require_on(AclScope::Node, capability, &node.hostgroup)
 }

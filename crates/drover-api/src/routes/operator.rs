@@ -12,11 +12,12 @@ use drover_server::cluster::{Member, ServerIdentity};
 use drover_server::operator::{ClusterHealth, LocalStatus};
 
 use crate::extract::{ApiJson, ApiPath, PeerJson};
-use crate::identity::{Caller, Capability};
+use crate::identity::Caller;
 use crate::{ApiError, ApiResult, AppState, no_content};
+use drover_types::acl::{AclScope, Capability};
 
 pub(super) async fn identity(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerIdentity>> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     Ok(Json(app.server.identity()))
 }
 
@@ -25,28 +26,28 @@ pub(super) async fn internal_join(
     caller: Caller,
     PeerJson(identity): PeerJson<ServerIdentity>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     app.server.add_server(identity).await?;
     Ok(no_content())
 }
 
 pub(super) async fn read_index(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<u64>> {
-    caller.require(Capability::Internal)?;
+    caller.require_server()?;
     Ok(Json(app.server.read_index().await?))
 }
 
 pub(super) async fn local_status(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<LocalStatus>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Operator, Capability::Read)?;
     Ok(Json(app.server.local_status().await))
 }
 
 pub(super) async fn health(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ClusterHealth>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Operator, Capability::Read)?;
     Ok(Json(app.server.cluster_health().await))
 }
 
 pub(super) async fn members(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Member>>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Operator, Capability::Read)?;
     Ok(Json(app.server.members()))
 }
 
@@ -62,7 +63,7 @@ pub(super) async fn join(
     caller: Caller,
     ApiJson(request): ApiJson<JoinRequest>,
 ) -> ApiResult<Json<ServerIdentity>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Operator, Capability::Write)?;
     if request.address.trim().is_empty() {
         return Err(ApiError::invalid("`address` is empty: give the new server's address, host:port"));
     }
@@ -74,7 +75,7 @@ pub(super) async fn remove_peer(
     caller: Caller,
     ApiPath(server_id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Operator, Capability::Write)?;
     let server_id: u64 = server_id.parse().map_err(|_| {
         ApiError::invalid(format!("{server_id:?} is not a server id; `drover server members` lists the ids"))
     })?;
@@ -83,8 +84,10 @@ pub(super) async fn remove_peer(
 }
 
 pub(super) async fn save_snapshot(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Operator, Capability::Write)?;
     let bytes = app.server.save_snapshot().await?;
+    // A read, but a copy of everything: audited like a write.
+    crate::identity::record(&app, &caller, "operator.snapshot_save", &format!("{} bytes", bytes.len())).await;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
@@ -99,12 +102,15 @@ pub(super) async fn restore_snapshot(
     caller: Caller,
     body: Bytes,
 ) -> ApiResult<Json<Restored>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Operator, Capability::Write)?;
     if body.is_empty() {
         return Err(ApiError::invalid(
             "the request body is empty: send a file written by `drover operator snapshot save`",
         ));
     }
-    let index = app.server.restore_snapshot(body.to_vec()).await?;
+    let index = app.server.restore_snapshot(body.to_vec(), true).await?;
+    // Served with the internal routes (for its body limit), which are not
+    // audited when they succeed: this one is.
+    crate::identity::record(&app, &caller, "operator.snapshot_restore", &format!("at index {index}")).await;
     Ok(Json(Restored { index }))
 }

@@ -14,12 +14,13 @@ use drover_site::alerting::Silence;
 use drover_types::{CodedError, Timestamp};
 
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::identity::{Caller, Capability};
+use crate::identity::Caller;
 use crate::{ApiResult, AppState};
+use drover_types::acl::{AclScope, Capability};
 
 /// `GET /v1/site`: the applied site.
 pub(super) async fn site(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<SiteResponse>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Site, Capability::Read)?;
     Ok(Json(app.server.site()))
 }
 
@@ -29,13 +30,13 @@ pub(super) async fn apply(
     caller: Caller,
     ApiJson(request): ApiJson<SiteApplyRequest>,
 ) -> ApiResult<Json<SiteResponse>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Site, Capability::Apply)?;
     Ok(Json(app.server.apply_site(request, &caller.name).await?))
 }
 
 /// `GET /v1/alerts`.
 pub(super) async fn alerts(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<AlertsResponse>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Site, Capability::Read)?;
     Ok(Json(app.server.alerts()))
 }
 
@@ -51,7 +52,7 @@ pub(super) async fn top(
     caller: Caller,
     ApiQuery(TopQuery { since }): ApiQuery<TopQuery>,
 ) -> ApiResult<Json<Vec<AlertCount>>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Site, Capability::Read)?;
     let since = since.as_deref().unwrap_or("24h");
     let window: drover_types::DurationSpec = since
         .parse()
@@ -65,7 +66,7 @@ pub(super) async fn ack(
     caller: Caller,
     ApiJson(request): ApiJson<AckRequest>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Site, Capability::Apply)?;
     app.server.ack_alert(&request.id, &caller.name).await?;
     Ok(Json(serde_json::json!({ "acknowledged": request.id })))
 }
@@ -76,7 +77,7 @@ pub(super) async fn silence(
     caller: Caller,
     ApiJson(request): ApiJson<SilenceRequest>,
 ) -> ApiResult<Json<Silence>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Site, Capability::Apply)?;
     Ok(Json(app.server.add_silence(&request, &caller.name).await?))
 }
 
@@ -86,14 +87,14 @@ pub(super) async fn unsilence(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Site, Capability::Apply)?;
     app.server.expire_silence(&id).await?;
     Ok(Json(serde_json::json!({ "expired": id })))
 }
 
 /// `GET /v1/hammers`.
 pub(super) async fn hammers(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<HammerView>>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Site, Capability::Read)?;
     Ok(Json(app.server.hammers()))
 }
 
@@ -110,7 +111,7 @@ pub(super) async fn history(
     caller: Caller,
     ApiQuery(query): ApiQuery<HistoryQuery>,
 ) -> ApiResult<Json<Vec<HammerHistoryEntry>>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Site, Capability::Read)?;
     Ok(Json(app.server.hammer_history(query.hammer.as_deref(), query.limit.unwrap_or(100))))
 }
 
@@ -120,7 +121,7 @@ pub(super) async fn approve(
     caller: Caller,
     ApiPath(run): ApiPath<u64>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Site, Capability::HammerApprove)?;
     app.server.decide_run(run, true, &caller.name).await?;
     Ok(Json(serde_json::json!({ "approved": run })))
 }
@@ -131,7 +132,7 @@ pub(super) async fn deny(
     caller: Caller,
     ApiPath(run): ApiPath<u64>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Site, Capability::HammerApprove)?;
     app.server.decide_run(run, false, &caller.name).await?;
     Ok(Json(serde_json::json!({ "denied": run })))
 }
@@ -142,7 +143,7 @@ pub(super) async fn pause(
     caller: Caller,
     ApiJson(request): ApiJson<PauseRequest>,
 ) -> ApiResult<Json<PauseRequest>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Site, Capability::Apply)?;
     app.server.pause_hammer(request.clone()).await?;
     Ok(Json(request))
 }
@@ -153,13 +154,13 @@ pub(super) async fn runbook(
     caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<RunbookResponse>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Site, Capability::Read)?;
     Ok(Json(app.server.runbook(&name)?))
 }
 
 /// `GET /v1/notifications`: what this server queued and what became of it.
 pub(super) async fn notifications(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<DeliveryRecord>>> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Site, Capability::Read)?;
     Ok(Json(app.server.deliveries()))
 }
 
@@ -169,7 +170,7 @@ pub(super) async fn alertmanager_webhook(
     caller: Caller,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    caller.require(Capability::Operator)?;
+    caller.require(AclScope::Site, Capability::Apply)?;
     let received = app.server.receive_alertmanager(&body).await?;
     Ok(Json(serde_json::json!({ "received": received })))
 }

@@ -10,7 +10,7 @@ use axum::response::Response;
 use drover_proto::session::{self, AgentMessage, ServerMessage};
 use drover_server::Server;
 
-use crate::identity::{Caller, Capability};
+use crate::identity::Caller;
 use crate::{ApiResult, AppState};
 
 /// How long an agent has to say `Hello`.
@@ -21,16 +21,16 @@ pub(super) async fn upgrade(
     caller: Caller,
     socket: WebSocketUpgrade,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Internal)?;
     let server = app.server.clone();
+    let peer = caller.peer.clone();
     Ok(socket
         .max_message_size(session::MAX_MESSAGE_BYTES)
         .max_frame_size(session::MAX_MESSAGE_BYTES)
         .read_buffer_size(session::READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| run(server, socket)))
+        .on_upgrade(move |socket| run(server, peer, socket)))
 }
 
-async fn run(server: Server, mut socket: WebSocket) {
+async fn run(server: Server, peer: drover_server::security::Peer, mut socket: WebSocket) {
     // One task owns the unsplit socket: splitting it costs a lock per
     // message, which showed in the heartbeat profile.
     let hello = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
@@ -47,6 +47,33 @@ async fn run(server: Server, mut socket: WebSocket) {
             return;
         }
     };
+    // The certificate says which node is speaking: it may register as
+    // itself only, under a host group its join token allowed, and never
+    // take over another node's id.
+    let claimed = registration.labels.hostgroup.clone();
+    let checked = server.check_node_peer(&peer, &registration.name, claimed.as_deref()).and_then(|()| {
+        match server.state().node(&registration.id) {
+            Some(node) if server.acl_enabled() && node.name != registration.name => Err(drover_types::CodedError::new(
+                drover_types::ErrorCode::Forbidden,
+                format!("node id {} belongs to node {}, not {}", registration.id, node.name, registration.name),
+            )),
+            _ => Ok(()),
+        }
+    });
+    if let Err(error) = checked {
+        server.audit(drover_types::acl::AuditEvent {
+            at: drover_types::Timestamp::now(),
+            accessor: None,
+            name: format!("node:{}", registration.name),
+            action: "node.session".to_owned(),
+            target: registration.name.clone(),
+            details: String::new(),
+            outcome: drover_types::acl::AuditOutcome::Refused(error.message.clone()),
+            source: String::new(),
+        });
+        refuse(&mut socket, error.message).await;
+        return;
+    }
     let (agent_session, mut outbound) = match server.open_session(protocol, registration).await {
         Ok(opened) => opened,
         Err(error) => {

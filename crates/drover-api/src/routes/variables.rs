@@ -10,8 +10,9 @@ use serde::Deserialize;
 use drover_types::{CodedError, Variable};
 
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::identity::{Caller, Capability};
+use crate::identity::Caller;
 use crate::{ApiResult, AppState, ReadOptions, no_content, with_index};
+use drover_types::acl::{AclScope, Capability};
 
 /// `?prefix=`, next to the read options.
 #[derive(Debug, Default, Deserialize)]
@@ -26,10 +27,13 @@ pub(super) async fn list(
     ApiQuery(options): ApiQuery<ReadOptions>,
     ApiQuery(Prefix { prefix }): ApiQuery<Prefix>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require(AclScope::Variables, Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().variables).await?;
-    let variables: Vec<Variable> =
-        state.variables_with_prefix(&prefix).map(|variable| Variable::clone(variable)).collect();
+    let variables: Vec<Variable> = state
+        .variables_with_prefix(&prefix)
+        .filter(|variable| caller.allows(AclScope::Variables, Capability::Read, &variable.path))
+        .map(|variable| Variable::clone(variable))
+        .collect();
     Ok(with_index(state.table_indexes().variables, Json(variables)))
 }
 
@@ -39,7 +43,7 @@ pub(super) async fn get(
     ApiPath(path): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::Read)?;
+    caller.require_on(AclScope::Variables, Capability::Read, &path)?;
     let state = options.read(&app.server, |state| state.table_indexes().variables).await?;
     let variable = state.variable(&path).ok_or_else(|| CodedError::not_found("variable", &path))?;
     Ok(with_index(state.table_indexes().variables, Json(Variable::clone(variable))))
@@ -66,7 +70,7 @@ pub(super) async fn put(
     ApiQuery(options): ApiQuery<WriteOptions>,
     ApiJson(body): ApiJson<PutBody>,
 ) -> ApiResult<Json<Variable>> {
-    caller.require(Capability::WriteVariables)?;
+    caller.require_on(AclScope::Variables, Capability::Write, &path)?;
     Ok(Json(app.server.put_variable(&path, body.items, options.cas).await?))
 }
 
@@ -76,7 +80,7 @@ pub(super) async fn delete(
     ApiPath(path): ApiPath<String>,
     ApiQuery(options): ApiQuery<WriteOptions>,
 ) -> ApiResult<Response> {
-    caller.require(Capability::WriteVariables)?;
+    caller.require_on(AclScope::Variables, Capability::Write, &path)?;
     app.server.delete_variable(&path, options.cas).await?;
     Ok(no_content().into_response())
 }

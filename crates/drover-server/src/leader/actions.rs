@@ -274,6 +274,7 @@ async fn exec_on(server: &Server, node: &Node, command: &str, timeout: Duration)
         user: None,
         max_output_bytes: RUN_OUTPUT_MAX as u64,
         local: false,
+        all_or_nothing: false,
     };
     let mut events = server.exec(request).await.map_err(|error| error.to_string())?;
     while let Some(event) = events.recv().await {

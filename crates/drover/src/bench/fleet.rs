@@ -53,7 +53,7 @@ impl Fleet {
         let dir = tempfile::Builder::new().prefix("drover-bench-").tempdir()?;
         let address = format!("127.0.0.1:{}", free_port()?);
         let mut command = Command::new(std::env::current_exe()?);
-        command.args(["server", "--bind", &address, "--data-dir"]).arg(dir.path().join("server"));
+        command.args(["server", "--insecure", "--bind", &address, "--data-dir"]).arg(dir.path().join("server"));
         let server = ChildProcess::spawn(&mut command, &dir.path().join("server.log"))?;
         let client = Client::new(&address);
         let fleet = Fleet { dir, address, server, agents: Vec::new(), client };

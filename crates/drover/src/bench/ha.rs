@@ -41,7 +41,7 @@ impl Servers {
 
     fn spawn(&self, index: usize) -> anyhow::Result<ChildProcess> {
         let mut command = Command::new(std::env::current_exe()?);
-        command.args(["server", "--bind", &self.addresses[index], "--data-dir"]);
+        command.args(["server", "--insecure", "--bind", &self.addresses[index], "--data-dir"]);
         command.arg(self.dir.path().join(format!("server{index}")));
         command.args(["--bootstrap-expect", &self.addresses.len().to_string(), "--join", &self.addresses.join(",")]);
         ChildProcess::spawn(&mut command, &self.dir.path().join(format!("server{index}.log")))

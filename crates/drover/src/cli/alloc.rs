@@ -46,7 +46,7 @@ pub(crate) enum AllocCommand {
 pub(crate) async fn run(command: AllocCommand) -> anyhow::Result<ExitCode> {
     match command {
         AllocCommand::Status { alloc, json, server } => {
-            let alloc = server.client().allocation(&alloc).await?;
+            let alloc = server.client()?.allocation(&alloc).await?;
             if json {
                 print_json(&alloc)?;
                 return Ok(ExitCode::SUCCESS);
@@ -98,7 +98,7 @@ pub(crate) async fn run(command: AllocCommand) -> anyhow::Result<ExitCode> {
             // Lines are at most a few hundred bytes in practice; ask for
             // enough bytes and cut to the lines locally.
             let tail_bytes = tail.map(|lines| (lines as u64).saturating_mul(512).max(4096));
-            let client = server.client();
+            let client = server.client()?;
             let mut chunks = Box::pin(client.alloc_logs(&alloc, task.as_deref(), stream, follow, tail_bytes).await?);
             let mut stdout = std::io::stdout();
             if let Some(num_lines) = tail {

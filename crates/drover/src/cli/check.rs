@@ -110,7 +110,7 @@ pub(crate) async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     if args.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
     }
-    let client = args.server.client();
+    let client = args.server.client()?;
     let filter = args.filter.clone().unwrap_or_else(|| r#"status == "ready""#.to_owned());
     let nodes = client.nodes_matching(&filter).await?;
     let Some(node) = nodes.iter().find(|node| node.status == "ready") else {
@@ -270,6 +270,7 @@ async fn one_run(client: &Client, node: &str, timeout: Duration) -> anyhow::Resu
             user: None,
             max_output_bytes: 4096,
             local: false,
+            all_or_nothing: false,
         };
         let mut events = client.exec(&request).await?;
         let mut succeeded = false;

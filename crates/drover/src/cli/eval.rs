@@ -24,7 +24,7 @@ pub(crate) enum EvalCommand {
 pub(crate) async fn run(command: EvalCommand) -> anyhow::Result<ExitCode> {
     match command {
         EvalCommand::Status { eval, json, server } => {
-            let eval = server.client().evaluation(&eval).await?;
+            let eval = server.client()?.evaluation(&eval).await?;
             if json {
                 print_json(&eval)?;
                 return Ok(ExitCode::SUCCESS);

@@ -42,6 +42,10 @@ pub(crate) struct ExecArgs {
     /// Print one JSON document with every node's result instead.
     #[arg(long)]
     json: bool,
+    /// Refuse the whole command when the token may not run it on one of
+    /// the selected nodes (without: those are reported DENIED, the others run).
+    #[arg(long)]
+    all_or_nothing: bool,
     /// The command and its arguments, after `--`; run by `/bin/sh -c`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -59,9 +63,10 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         user: args.user.clone(),
         max_output_bytes: args.max_output_kb.saturating_mul(1024),
         local: false,
+        all_or_nothing: args.all_or_nothing,
     };
     let started = Instant::now();
-    let mut events = args.server.client().exec(&request).await?;
+    let mut events = args.server.client()?.exec(&request).await?;
     let mut results: Vec<ExecNodeResult> = Vec::new();
     let mut expected = 0usize;
     let mut stdout = std::io::stdout().lock();
@@ -148,7 +153,7 @@ fn print_groups(out: &mut impl Write, results: &[ExecNodeResult]) -> std::io::Re
 
 fn counts(results: &[ExecNodeResult]) -> BTreeMap<&'static str, usize> {
     let mut counts: BTreeMap<&'static str, usize> =
-        [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable]
+        [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable, ExecStatus::Denied]
             .into_iter()
             .map(|status| (status_key(status), 0))
             .collect();
@@ -164,13 +169,16 @@ fn status_key(status: ExecStatus) -> &'static str {
         ExecStatus::Failure => "failure",
         ExecStatus::Timeout => "timeout",
         ExecStatus::Unreachable => "unreachable",
+        ExecStatus::Denied => "denied",
     }
 }
 
 /// `20 nodes in 1.2 s: 18 success, 1 failure (node07), 1 timeout (node03)`.
 fn summary(results: &[ExecNodeResult], elapsed: Duration) -> String {
     let mut parts = Vec::new();
-    for status in [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable] {
+    for status in
+        [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable, ExecStatus::Denied]
+    {
         let nodes: Vec<&str> =
             results.iter().filter(|result| result.status == status).map(|result| result.node.as_str()).collect();
         if nodes.is_empty() {

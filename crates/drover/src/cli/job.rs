@@ -188,14 +188,14 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
                 Ok(job) => job,
                 Err(code) => return Ok(code),
             };
-            job_run(&server.client(), job, detach, timeout, json).await
+            job_run(&server.client()?, job, detach, timeout, json).await
         }
-        JobCommand::Status { job: Some(job), json, server } => job_status(&server.client(), &job, json).await,
+        JobCommand::Status { job: Some(job), json, server } => job_status(&server.client()?, &job, json).await,
         JobCommand::Status { job: None, json, server } | JobCommand::List { json, server } => {
-            job_list(&server.client(), json).await
+            job_list(&server.client()?, json).await
         }
         JobCommand::Stop { job, purge, json, server } => {
-            let response = server.client().deregister_job(&job, purge).await?;
+            let response = server.client()?.deregister_job(&job, purge).await?;
             if json {
                 print_json(&response)?;
             } else {
@@ -231,11 +231,11 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
                 Ok(job) => job,
                 Err(code) => return Ok(code),
             };
-            job_plan(&server.client(), &job, json).await
+            job_plan(&server.client()?, &job, json).await
         }
-        JobCommand::History { job, json, server } => job_history(&server.client(), &job, json).await,
+        JobCommand::History { job, json, server } => job_history(&server.client()?, &job, json).await,
         JobCommand::Revert { job, version, detach, timeout, server } => {
-            let client = server.client();
+            let client = server.client()?;
             let registered = client.revert_job(&job, version).await?;
             println!(
                 "Job {job:?} reverted to the specification of version {version}, registered as version {}",
@@ -248,17 +248,17 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
             follow_with_progress(&client, &current, &registered, timeout, false).await
         }
         JobCommand::Promote { job, server } => {
-            let deployment = server.client().promote_job(&job).await?;
+            let deployment = server.client()?.promote_job(&job).await?;
             println!("Deployment {} of job {job:?} promoted; the rollout continues.", deployment.id.short());
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Periodic(PeriodicCommand::Force { job, server }) => {
-            let launched = server.client().force_periodic(&job).await?;
+            let launched = server.client()?.force_periodic(&job).await?;
             println!("Job {job:?} launched now; evaluation {}", launched.eval_id.short());
             Ok(ExitCode::SUCCESS)
         }
         JobCommand::Inspect { job, server } => {
-            print_json(&server.client().job(&job).await?)?;
+            print_json(&server.client()?.job(&job).await?)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -123,7 +123,7 @@ impl Scope {
 pub(crate) async fn run(command: LogsCommand) -> anyhow::Result<ExitCode> {
     match command {
         LogsCommand::Search { query, scope, limit, cursor, by, top, histogram, json, server } => {
-            let client = server.client();
+            let client = server.client()?;
             let query = scope.query(&query);
             if let Some(by) = by {
                 return count(&client, &query, by, top, json).await;
@@ -147,7 +147,7 @@ pub(crate) async fn run(command: LogsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         LogsCommand::Tail { query, scope, follow, lines, json, server } => {
-            tail(&server.client(), &scope.query(&query), follow, lines, json).await
+            tail(&server.client()?, &scope.query(&query), follow, lines, json).await
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The command-line interface: every command talks to a server through
 //! `drover-client` and prints a table, or JSON with `--json`.
 
+pub(crate) mod acl;
 pub(crate) mod alloc;
 pub(crate) mod check;
 pub(crate) mod eval;
@@ -30,11 +31,35 @@ pub(crate) struct ServerAddress {
     /// the leader slightly; works while the cluster has no leader.
     #[arg(long, global = true)]
     stale: bool,
+    /// The cluster CA certificate the servers' certificates are checked
+    /// against (a secure server's DATA_DIR/tls/ca.pem).
+    #[arg(long, env = "DROVER_CACERT", value_name = "FILE", global = true)]
+    ca_cert: Option<std::path::PathBuf>,
+    /// The ACL token's secret. Prefer DROVER_TOKEN or --token-file: a
+    /// flag shows in `ps`.
+    #[arg(long, env = "DROVER_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// A file holding the ACL token's secret.
+    #[arg(long, env = "DROVER_TOKEN_FILE", value_name = "FILE", global = true, conflicts_with = "token")]
+    token_file: Option<std::path::PathBuf>,
 }
 
 impl ServerAddress {
-    pub(crate) fn client(&self) -> Client {
-        Client::new(&self.address).with_stale(self.stale)
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
+        let ca_pem = match &self.ca_cert {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+                anyhow::anyhow!("cannot read the cluster CA {} (--ca-cert, DROVER_CACERT): {error}", path.display())
+            })?),
+            None => None,
+        };
+        let token = match &self.token_file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+                anyhow::anyhow!("cannot read the token file {} (--token-file): {error}", path.display())
+            })?),
+            None => self.token.clone(),
+        };
+        let credentials = drover_client::Credentials { ca_pem, token };
+        Ok(Client::secured(&self.address, &credentials)?.with_stale(self.stale))
     }
 }
 

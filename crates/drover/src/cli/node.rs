@@ -12,6 +12,17 @@ use super::output::{ago, local_time, megabytes, print_fields, print_json, print_
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum NodeCommand {
+    /// Join tokens: what a new agent enrols with (secure clusters).
+    #[command(subcommand)]
+    JoinToken(super::acl::JoinTokenCommand),
+    /// Refuse a node's certificate from now on; its session ends and its
+    /// tasks follow the lost-node rules.
+    Revoke {
+        /// The node's name.
+        node: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
     /// Move a node's allocations elsewhere and keep new ones away; reports
     /// done only when every allocation on the node has stopped.
     Drain {
@@ -151,8 +162,10 @@ pub(crate) enum NodeCommand {
 
 pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
     match command {
+        NodeCommand::JoinToken(command) => super::acl::run_join_token(command).await,
+        NodeCommand::Revoke { node, server } => super::acl::revoke_node(&node, &server).await,
         NodeCommand::Drain { node, deadline, ignore_system, no_wait, disable, force, reason, server } => {
-            let client = server.client();
+            let client = server.client()?;
             let deadline = if force { Some(Duration::ZERO) } else { deadline };
             let request = DrainRequest {
                 deadline: deadline.map(|deadline| format!("{}ms", deadline.as_millis())),
@@ -181,20 +194,20 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Update { nodes, filter, labels, yes, dry_run, server } => {
             let labels = labels.labels();
             let request = NodeUpdateRequest { nodes: super::expand_node_args(&nodes)?, filter, labels, dry_run: true };
-            update_nodes(&server.client(), request, yes, dry_run).await
+            update_nodes(&server.client()?, request, yes, dry_run).await
         }
         NodeCommand::Protect { node, reason, server } => {
-            let updated = server.client().set_protection(&node, true, &reason).await?;
+            let updated = server.client()?.set_protection(&node, true, &reason).await?;
             println!("Node {} is protected: {reason}", updated.name);
             Ok(ExitCode::SUCCESS)
         }
         NodeCommand::Unprotect { node, reason, server } => {
-            let updated = server.client().set_protection(&node, false, &reason).await?;
+            let updated = server.client()?.set_protection(&node, false, &reason).await?;
             println!("Node {} is no longer protected.", updated.name);
             Ok(ExitCode::SUCCESS)
         }
         NodeCommand::History { node, json, server } => {
-            let history = server.client().node_history(&node).await?;
+            let history = server.client()?.node_history(&node).await?;
             if json {
                 print_json(&history)?;
                 return Ok(ExitCode::SUCCESS);
@@ -218,12 +231,12 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NodeCommand::Eligibility { node, enable, server, .. } => {
-            let updated = server.client().set_eligibility(&node, enable).await?;
+            let updated = server.client()?.set_eligibility(&node, enable).await?;
             println!("Node {} is {}.", updated.name, if enable { "eligible" } else { "ineligible" });
             Ok(ExitCode::SUCCESS)
         }
         NodeCommand::Top { filter, sort, limit, json, server } => {
-            let entries = server.client().nodes_usage(filter.as_deref()).await?;
+            let entries = server.client()?.nodes_usage(filter.as_deref()).await?;
             let mut busiest: Vec<_> = drover_metrics::busiest(entries.iter().map(|entry| (entry, &entry.usage)), sort)
                 .into_iter()
                 .map(|(entry, _)| entry)
@@ -254,8 +267,8 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
         }
         NodeCommand::List { filter, json, server } => {
             let nodes = match &filter {
-                Some(filter) => server.client().nodes_matching(filter).await?,
-                None => server.client().nodes().await?,
+                Some(filter) => server.client()?.nodes_matching(filter).await?,
+                None => server.client()?.nodes().await?,
             };
             if json {
                 print_json(&nodes)?;
@@ -298,7 +311,7 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NodeCommand::Status { node, json, server } => {
-            let status = server.client().node(&node).await?;
+            let status = server.client()?.node(&node).await?;
             if json {
                 print_json(&status)?;
                 return Ok(ExitCode::SUCCESS);

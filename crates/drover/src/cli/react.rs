@@ -206,7 +206,7 @@ pub(crate) async fn plan(args: SiteArgs) -> anyhow::Result<ExitCode> {
         Ok(folder) => folder,
         Err(code) => return Ok(code),
     };
-    let client = args.server.client();
+    let client = args.server.client()?;
     let current = client.site().await?.site.unwrap_or_default();
     let changes = Site::diff(&current, &folder.site);
     if args.json {
@@ -245,7 +245,7 @@ pub(crate) async fn apply(args: SiteArgs) -> anyhow::Result<ExitCode> {
         Ok(folder) => folder,
         Err(code) => return Ok(code),
     };
-    let client = args.server.client();
+    let client = args.server.client()?;
     let current = client.site().await?.site.unwrap_or_default();
     let changes = Site::diff(&current, &folder.site);
     let request = SiteApplyRequest { site: folder.site, runbooks: folder.runbooks };
@@ -273,7 +273,7 @@ pub(crate) async fn apply(args: SiteArgs) -> anyhow::Result<ExitCode> {
 pub(crate) async fn run_alert(command: AlertCommand) -> anyhow::Result<ExitCode> {
     match command {
         AlertCommand::List { json, server } => {
-            let alerts = server.client().alerts().await?;
+            let alerts = server.client()?.alerts().await?;
             if json {
                 print_json(&alerts)?;
                 return Ok(ExitCode::SUCCESS);
@@ -335,7 +335,7 @@ pub(crate) async fn run_alert(command: AlertCommand) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         AlertCommand::Top { since, json, server } => {
-            let counts = server.client().alerts_top(&since).await?;
+            let counts = server.client()?.alerts_top(&since).await?;
             if json {
                 print_json(&counts)?;
                 return Ok(ExitCode::SUCCESS);
@@ -354,23 +354,23 @@ pub(crate) async fn run_alert(command: AlertCommand) -> anyhow::Result<ExitCode>
             Ok(ExitCode::SUCCESS)
         }
         AlertCommand::Ack { id, server } => {
-            server.client().ack_alert(&id).await?;
+            server.client()?.ack_alert(&id).await?;
             println!("Acknowledged {id}: no more notifications until it resolves.");
             Ok(ExitCode::SUCCESS)
         }
         AlertCommand::Silence { matchers, duration, comment, server } => {
             let request = SilenceRequest { matchers, duration, comment };
-            let silence = server.client().add_silence(&request).await?;
+            let silence = server.client()?.add_silence(&request).await?;
             println!("Silence {} until {}.", silence.id, super::output::local_time(silence.ends));
             Ok(ExitCode::SUCCESS)
         }
         AlertCommand::Unsilence { id, server } => {
-            server.client().expire_silence(&id).await?;
+            server.client()?.expire_silence(&id).await?;
             println!("Silence {id} ended.");
             Ok(ExitCode::SUCCESS)
         }
         AlertCommand::Notifications { json, server } => {
-            let deliveries = server.client().notifications().await?;
+            let deliveries = server.client()?.notifications().await?;
             if json {
                 print_json(&deliveries)?;
                 return Ok(ExitCode::SUCCESS);
@@ -396,7 +396,7 @@ pub(crate) async fn run_alert(command: AlertCommand) -> anyhow::Result<ExitCode>
 pub(crate) async fn run_hammer(command: HammerCommand) -> anyhow::Result<ExitCode> {
     match command {
         HammerCommand::List { json, server } => {
-            let hammers = server.client().hammers().await?;
+            let hammers = server.client()?.hammers().await?;
             if json {
                 print_json(&hammers)?;
                 return Ok(ExitCode::SUCCESS);
@@ -422,7 +422,7 @@ pub(crate) async fn run_hammer(command: HammerCommand) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         HammerCommand::History { hammer, limit, json, server } => {
-            let entries = server.client().hammer_history(hammer.as_deref(), limit).await?;
+            let entries = server.client()?.hammer_history(hammer.as_deref(), limit).await?;
             if json {
                 print_json(&entries)?;
                 return Ok(ExitCode::SUCCESS);
@@ -467,22 +467,22 @@ pub(crate) async fn run_hammer(command: HammerCommand) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         HammerCommand::Approve { run, server } => {
-            server.client().decide_run(run, true).await?;
+            server.client()?.decide_run(run, true).await?;
             println!("Run {run} approved: it acts now.");
             Ok(ExitCode::SUCCESS)
         }
         HammerCommand::Deny { run, server } => {
-            server.client().decide_run(run, false).await?;
+            server.client()?.decide_run(run, false).await?;
             println!("Run {run} denied.");
             Ok(ExitCode::SUCCESS)
         }
         HammerCommand::Pause { hammer, server } => {
-            server.client().pause_hammer(hammer.as_deref(), true).await?;
+            server.client()?.pause_hammer(hammer.as_deref(), true).await?;
             println!("{} paused.", hammer.map_or_else(|| "Every hammer".to_owned(), |name| format!("Hammer {name}")));
             Ok(ExitCode::SUCCESS)
         }
         HammerCommand::Resume { hammer, server } => {
-            server.client().pause_hammer(hammer.as_deref(), false).await?;
+            server.client()?.pause_hammer(hammer.as_deref(), false).await?;
             println!("{} resumed.", hammer.map_or_else(|| "Every hammer".to_owned(), |name| format!("Hammer {name}")));
             Ok(ExitCode::SUCCESS)
         }
@@ -492,7 +492,7 @@ pub(crate) async fn run_hammer(command: HammerCommand) -> anyhow::Result<ExitCod
 pub(crate) async fn run_runbook(command: RunbookCommand) -> anyhow::Result<ExitCode> {
     match command {
         RunbookCommand::Show { name, server } => {
-            let runbook = server.client().runbook(&name).await?;
+            let runbook = server.client()?.runbook(&name).await?;
             match runbook.markdown {
                 Some(markdown) => print!("{markdown}"),
                 None => println!("{}", runbook.runbook),

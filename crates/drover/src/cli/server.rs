@@ -47,6 +47,9 @@ pub(crate) enum OperatorCommand {
     /// Save or restore the whole cluster state (disaster recovery).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
+    /// TLS: make a cluster CA for a multi-server cluster.
+    #[command(subcommand)]
+    Tls(super::acl::TlsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,7 +105,7 @@ pub(crate) async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
     match command {
         ServerCommand::Members { json, server } => members(&server, json).await,
         ServerCommand::Join { address, server } => {
-            let identity = server.client().join_server(&address).await?;
+            let identity = server.client()?.join_server(&address).await?;
             println!("server {} ({}) joined the cluster", identity.server_id, identity.address);
             Ok(ExitCode::SUCCESS)
         }
@@ -112,6 +115,7 @@ pub(crate) async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
 
 pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<ExitCode> {
     match command {
+        OperatorCommand::Tls(command) => super::acl::run_tls(command),
         OperatorCommand::Raft(RaftCommand::ListPeers { json, server }) => members(&server, json).await,
         OperatorCommand::Raft(RaftCommand::Recover { data_dir }) => {
             let summary = drover_server::recover_from_data_dir(&data_dir).await?;
@@ -131,12 +135,12 @@ pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         OperatorCommand::Raft(RaftCommand::RemovePeer { id, server }) => {
-            server.client().remove_peer(id).await?;
+            server.client()?.remove_peer(id).await?;
             println!("server {id} removed from the cluster");
             Ok(ExitCode::SUCCESS)
         }
         OperatorCommand::Snapshot(SnapshotCommand::Save { file, server }) => {
-            let bytes = server.client().save_snapshot().await?;
+            let bytes = server.client()?.save_snapshot().await?;
             // Write next to the target, then rename: a crash never leaves a
             // half-written snapshot under the name the operator asked for.
             let partial = file.with_extension("partial");
@@ -147,7 +151,7 @@ pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<Exi
         }
         OperatorCommand::Snapshot(SnapshotCommand::Restore { file, server }) => {
             let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-            let index = server.client().restore_snapshot(bytes).await?;
+            let index = server.client()?.restore_snapshot(bytes).await?;
             println!("restored {} at Raft index {index}", file.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -155,7 +159,7 @@ pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<Exi
 }
 
 async fn members(server: &ServerAddress, json: bool) -> anyhow::Result<ExitCode> {
-    let members = server.client().members().await?;
+    let members = server.client()?.members().await?;
     if json {
         print_json(&members)?;
         return Ok(ExitCode::SUCCESS);
@@ -175,7 +179,7 @@ async fn members(server: &ServerAddress, json: bool) -> anyhow::Result<ExitCode>
 }
 
 async fn health(server: &ServerAddress, json: bool) -> anyhow::Result<ExitCode> {
-    let health = server.client().cluster_health().await?;
+    let health = server.client()?.cluster_health().await?;
     let code = if health.problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE };
     if json {
         print_json(&health)?;

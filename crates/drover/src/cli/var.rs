@@ -75,7 +75,7 @@ pub(crate) async fn run(command: VarCommand) -> anyhow::Result<ExitCode> {
     match command {
         VarCommand::Put { path, items, check_index, json, server } => {
             let items = parse_items(&items)?;
-            let variable = server.client().put_variable(&path, &items, check_index).await?;
+            let variable = server.client()?.put_variable(&path, &items, check_index).await?;
             if json {
                 print_json(&variable)?;
             } else {
@@ -84,7 +84,7 @@ pub(crate) async fn run(command: VarCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VarCommand::Get { path, json, server } => {
-            let variable = server.client().variable(&path).await?;
+            let variable = server.client()?.variable(&path).await?;
             if json {
                 print_json(&variable)?;
                 return Ok(ExitCode::SUCCESS);
@@ -103,7 +103,7 @@ pub(crate) async fn run(command: VarCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VarCommand::List { prefix, json, server } => {
-            let variables = server.client().variables(&prefix).await?;
+            let variables = server.client()?.variables(&prefix).await?;
             if json {
                 print_json(&variables)?;
                 return Ok(ExitCode::SUCCESS);
@@ -121,7 +121,7 @@ pub(crate) async fn run(command: VarCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VarCommand::Purge { path, check_index, server } => {
-            server.client().delete_variable(&path, check_index).await?;
+            server.client()?.delete_variable(&path, check_index).await?;
             println!("variable {path} deleted");
             Ok(ExitCode::SUCCESS)
         }

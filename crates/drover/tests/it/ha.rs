@@ -406,7 +406,16 @@ async fn a_leader_partitioned_into_a_minority_stops_committing_and_the_majority_
         .map(|index| {
             let mut command = std::process::Command::new("ip");
             command.args(["netns", "exec", &lab.namespaces[index]]).arg(drover_binary());
-            command.args(["server", "--bind", &addresses[index], "--bootstrap-expect", "3", "--join", &all]);
+            command.args([
+                "server",
+                "--insecure",
+                "--bind",
+                &addresses[index],
+                "--bootstrap-expect",
+                "3",
+                "--join",
+                &all,
+            ]);
             command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s", "--data-dir"]);
             command.arg(dir.path().join(format!("server{index}")));
             Process::spawn_for_test(

@@ -113,6 +113,7 @@ async fn exec_at_the_documented_maximum_output_keeps_the_session() {
         user: None,
         max_output_bytes: 16 * 1024 * 1024,
         local: false,
+        all_or_nothing: false,
     };
     let mut events = cluster.client.exec(&request).await.unwrap();
     let mut result = None;
@@ -172,7 +173,10 @@ async fn a_cluster_that_lost_its_quorum_for_good_is_recovered_from_one_survivor(
     // Started alone, it forms a new cluster of one with the state it knew.
     let address = cluster.addresses[2].clone();
     let mut command = Command::new(drover_binary());
-    command.args(["server", "--bind", &address, "--data-dir"]).arg(&data_dir).args(["--min-free-disk-mb", "0"]);
+    command
+        .args(["server", "--insecure", "--bind", &address, "--data-dir"])
+        .arg(&data_dir)
+        .args(["--min-free-disk-mb", "0"]);
     let mut server = Process::spawn_for_test("recovered", &mut command, cluster.dir.path().join("recovered.log"));
     let client = drover_client::Client::new(&address);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);

@@ -213,7 +213,7 @@ impl Cluster {
         let address = format!("127.0.0.1:{}", free_port());
         let name = format!("server{index}");
         let mut command = Command::new(drover_binary());
-        command.args(["server", "--bind", &address, "--data-dir"]).arg(self.dir.path().join(&name));
+        command.args(["server", "--insecure", "--bind", &address, "--data-dir"]).arg(self.dir.path().join(&name));
         command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s", "--join", &self.address]);
         command.args(SERVER_TEST_ARGS);
         self.servers.push(Process::spawn(&name, &mut command, self.dir.path().join(format!("{name}.log"))));
@@ -418,7 +418,7 @@ fn start_server(dir: &Path, addresses: &[String], index: usize, extra: &[String]
     } else {
         (dir.join(format!("server{index}")), format!("server{index}"))
     };
-    command.args(["server", "--bind", &addresses[index], "--data-dir"]).arg(data_dir);
+    command.args(["server", "--insecure", "--bind", &addresses[index], "--data-dir"]).arg(data_dir);
     command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s"]).args(SERVER_TEST_ARGS).args(extra);
     if addresses.len() > 1 {
         command.args(["--bootstrap-expect", &addresses.len().to_string(), "--join", &addresses.join(",")]);

@@ -19,3 +19,4 @@ mod inventory;
 mod logs;
 mod react;
 mod scheduling;
+mod security;

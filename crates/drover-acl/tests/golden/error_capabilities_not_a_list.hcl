@@ -1,0 +1,2 @@
+node { hostgroup = "bi/**"  capabilities = "read" }
+job { name = ["a"]  capabilities = ["read"] }

@@ -1,0 +1,3 @@
+job { name = "*"  capabilities = ["read", "drain"] }
+logs { hostgroup = "**"  capabilities = ["write"] }
+variables { path = "**"  capabilities = ["submit"] }

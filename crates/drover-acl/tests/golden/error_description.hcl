@@ -1,0 +1,5 @@
+description = <<EOT
+batch operators
+and their friends
+EOT
+acl { capabilities = ["read"] }

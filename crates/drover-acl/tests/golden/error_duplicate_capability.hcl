@@ -1,0 +1,1 @@
+node { hostgroup = "**"  capabilities = ["read", "drain", "read"] }

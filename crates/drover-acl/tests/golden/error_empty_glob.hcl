@@ -1,0 +1,2 @@
+node { hostgroup = ""  capabilities = ["read"] }
+job { name = ""  capabilities = ["read"] }

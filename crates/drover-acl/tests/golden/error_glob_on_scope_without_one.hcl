@@ -1,0 +1,3 @@
+site { hostgroup = "bi/**"  capabilities = ["read"] }
+operator { name = "*"  capabilities = ["read"] }
+acl { path = "x"  capabilities = ["read"] }

@@ -1,0 +1,1 @@
+node "bi/**" { capabilities = ["read"] }

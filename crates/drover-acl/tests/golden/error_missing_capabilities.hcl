@@ -1,0 +1,2 @@
+node { hostgroup = "bi/**" }
+operator {}

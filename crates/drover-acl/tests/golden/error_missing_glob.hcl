@@ -1,0 +1,4 @@
+node { capabilities = ["read"] }
+job { capabilities = ["read"] }
+logs { capabilities = ["read"] }
+variables { capabilities = ["read"] }

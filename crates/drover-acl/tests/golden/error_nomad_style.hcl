@@ -1,0 +1,5 @@
+namespace "default" {
+  policy = "read"
+}
+agent { policy = "read" }
+node { hostgroup = "**"  policy = "write" }

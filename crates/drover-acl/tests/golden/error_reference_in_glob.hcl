@@ -1,0 +1,1 @@
+node { hostgroup = "${node.hostgroup}/**"  capabilities = ["read"] }

@@ -1,0 +1,1 @@
+node { hostgroup = "bi/**  capabilities = ["read"] }

@@ -1,0 +1,3 @@
+node {
+  hostgroup = "bi/**"
+  capabilities = ["read"]

@@ -1,0 +1,5 @@
+node {
+  hostgrup     = "bi/**"
+  capabilities = ["read"]
+}
+job { name = "*"  capabilites = ["read"] }

@@ -1,0 +1,3 @@
+nodes { hostgroup = "bi/**" capabilities = ["read"] }
+jobs { name = "*" capabilities = ["read"] }
+storage { capabilities = ["read"] }

@@ -1,0 +1,4 @@
+variable "group" {
+  default = "bi"
+}
+node { hostgroup = "${var.group}/**"  capabilities = ["read"] }

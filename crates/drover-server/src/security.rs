@@ -1,0 +1,407 @@
+//! A server's TLS material and the security decisions that need it:
+//! the cluster CA, this server's certificate (renewed before it expires),
+//! enrolment of agents with a join token, renewal of node certificates,
+//! and the check of a connecting node's certificate.
+//!
+//! ```text
+//!  DATA_DIR/tls/ (0700)
+//!    ca.pem         the cluster CA certificate: hand it to CLI users (DROVER_CACERT)
+//!    ca-key.pem     its key (0600); never leaves the servers
+//!    server.pem     this server's certificate (CN server-<id>, its addresses)
+//!    server-key.pem
+//! ```
+//!
+//! Where the CA comes from, on first start: `--tls-ca-cert/--tls-ca-key`
+//! (bring your own, or the output of `drover operator tls ca create`,
+//! copied to every server of a `--bootstrap-expect` cluster), or, for a
+//! single server, made here. A server that already has one keeps it.
+//! The CA key is kept in the servers' data directories, not in the Raft
+//! state, so snapshots (`drover operator snapshot save`) never contain
+//! it and a restore keeps the running cluster's CA.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use drover_tls::{Ca, Identity, PeerRole, Roots};
+use drover_types::{CodedError, ErrorCode, Timestamp};
+
+use crate::Result;
+use crate::server::Server;
+
+/// How long server and node certificates are valid by default.
+pub const CERTIFICATE_VALIDITY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How a server protects its port.
+#[derive(Clone, Debug, Default)]
+pub enum SecurityMode {
+    /// Plain HTTP, no ACLs (`--insecure`, `drover dev`).
+    #[default]
+    Insecure,
+    /// HTTPS and mTLS, ACLs on.
+    Secure(TlsSettings),
+}
+
+/// Where a secure server's CA comes from and how long certificates live.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// A CA certificate to use instead of making one (with `ca_key`).
+    pub ca_cert: Option<PathBuf>,
+    /// Its key.
+    pub ca_key: Option<PathBuf>,
+    /// Validity of server and node certificates.
+    pub validity: Duration,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings { ca_cert: None, ca_key: None, validity: CERTIFICATE_VALIDITY }
+    }
+}
+
+/// A secure server's TLS material.
+pub struct ServerTls {
+    dir: PathBuf,
+    ca: Ca,
+    identity: Arc<Identity>,
+    roots: Arc<Roots>,
+    validity: Duration,
+    addresses: Vec<String>,
+    server_id: u64,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ServerTls").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn tls_error(error: impl std::fmt::Display) -> CodedError {
+    CodedError::invalid(error.to_string())
+}
+
+impl ServerTls {
+    /// Loads or makes the CA and this server's certificate.
+    pub(crate) fn prepare(
+        data_dir: &Path,
+        server_id: u64,
+        advertise: &str,
+        settings: &TlsSettings,
+        may_make_ca: bool,
+    ) -> Result<ServerTls> {
+        drover_tls::install_crypto_provider();
+        let dir = data_dir.join("tls");
+        drover_tls::ensure_private_dir(&dir).map_err(tls_error)?;
+        let (ca_path, ca_key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+        let ca = if ca_key_path.exists() {
+            let cert = std::fs::read_to_string(&ca_path)
+                .map_err(|error| CodedError::internal(format!("cannot read {}: {error}", ca_path.display())))?;
+            let key = drover_tls::read_private(&ca_key_path).map_err(tls_error)?;
+            Ca::from_pem(&cert, &key).map_err(tls_error)?
+        } else {
+            let ca = match (&settings.ca_cert, &settings.ca_key) {
+                (Some(cert_path), Some(key_path)) => {
+                    let cert = std::fs::read_to_string(cert_path).map_err(|error| {
+                        CodedError::invalid(format!("cannot read --tls-ca-cert {}: {error}", cert_path.display()))
+                    })?;
+                    let key = drover_tls::read_private(key_path).map_err(tls_error)?;
+                    Ca::from_pem(&cert, &key).map_err(tls_error)?
+                }
+                (Some(_), None) | (None, Some(_)) => {
+                    return Err(CodedError::invalid(
+                        "--tls-ca-cert and --tls-ca-key go together: give both or neither",
+                    ));
+                }
+                (None, None) if may_make_ca => Ca::generate(&format!("{server_id:016x}")).map_err(tls_error)?,
+                (None, None) => {
+                    return Err(CodedError::invalid(
+                        "a server of a multi-server secure cluster needs the cluster's CA: make one with `drover operator tls ca create --out DIR` and start every server with --tls-ca-cert DIR/ca.pem --tls-ca-key DIR/ca-key.pem (or copy ca.pem and ca-key.pem from DATA_DIR/tls of a running server), or run with --insecure",
+                    ));
+                }
+            };
+            drover_tls::write_public(&ca_path, ca.cert_pem()).map_err(tls_error)?;
+            drover_tls::write_private(&ca_key_path, ca.key_pem()).map_err(tls_error)?;
+            ca
+        };
+        let addresses = vec![advertise.to_owned()];
+        let (cert_path, key_path) = (dir.join("server.pem"), dir.join("server-key.pem"));
+        let existing = match (std::fs::read_to_string(&cert_path), drover_tls::read_private(&key_path)) {
+            (Ok(cert), Ok(key)) if certificate_is_current(&cert, server_id) => Some((cert, key)),
+            _ => None,
+        };
+        let (cert, key) = match existing {
+            Some(pair) => pair,
+            None => {
+                let issued = ca.issue_server(server_id, &addresses, settings.validity).map_err(tls_error)?;
+                drover_tls::write_public(&cert_path, &issued.cert_pem).map_err(tls_error)?;
+                drover_tls::write_private(&key_path, &issued.key_pem).map_err(tls_error)?;
+                (issued.cert_pem, issued.key_pem)
+            }
+        };
+        let identity = Identity::new(&cert, &key).map_err(tls_error)?;
+        let roots = Roots::new(&[ca.cert_pem().to_owned()]).map_err(tls_error)?;
+        Ok(ServerTls { dir, ca, identity, roots, validity: settings.validity, addresses, server_id })
+    }
+
+    /// The configuration of this server's listener (read per connection:
+    /// a renewed certificate applies to the next one).
+    pub fn server_config(&self) -> Result<Arc<rustls::ServerConfig>> {
+        drover_tls::server_config(Arc::clone(&self.identity), Arc::clone(&self.roots)).map_err(tls_error)
+    }
+
+    /// The configuration of this server's connections to its peers (it
+    /// presents its own certificate).
+    pub fn client_config(&self) -> Result<rustls::ClientConfig> {
+        drover_tls::client_config(Arc::clone(&self.roots), Some(Arc::clone(&self.identity))).map_err(tls_error)
+    }
+
+    /// The cluster CA certificate (PEM).
+    pub fn ca_pem(&self) -> &str {
+        self.ca.cert_pem()
+    }
+
+    /// SHA-256 of the CA certificate, hex (what join tokens carry).
+    pub fn ca_fingerprint(&self) -> String {
+        self.ca.fingerprint()
+    }
+
+    /// Where the CA certificate is, for operators.
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    /// Signs a node's certificate request for `name`.
+    pub fn sign_node(&self, csr_pem: &str, name: &str) -> Result<(String, drover_tls::CertInfo)> {
+        let cert = self
+            .ca
+            .sign_node_csr(csr_pem, name, self.validity)
+            .map_err(|error| CodedError::invalid(format!("cannot sign the node's certificate request: {error}")))?;
+        let info = drover_tls::cert_info_pem(&cert).map_err(tls_error)?;
+        Ok((cert, info))
+    }
+
+    /// Reissues this server's certificate when a third of its life is
+    /// left; the listener and the peer connections use it for new
+    /// connections at once, live ones keep theirs.
+    fn renew_if_due(&self) -> Result<bool> {
+        let info = self.identity.info();
+        if !info.renewal_due(now_seconds()) {
+            return Ok(false);
+        }
+        let issued = self.ca.issue_server(self.server_id, &self.addresses, self.validity).map_err(tls_error)?;
+        drover_tls::write_public(&self.dir.join("server.pem"), &issued.cert_pem).map_err(tls_error)?;
+        drover_tls::write_private(&self.dir.join("server-key.pem"), &issued.key_pem).map_err(tls_error)?;
+        self.identity.replace(&issued.cert_pem, &issued.key_pem).map_err(tls_error)?;
+        tracing::info!("renewed this server's certificate");
+        Ok(true)
+    }
+}
+
+fn now_seconds() -> i64 {
+    Timestamp::now().as_millis().div_euclid(1000)
+}
+
+fn certificate_is_current(cert_pem: &str, server_id: u64) -> bool {
+    let Ok(info) = drover_tls::cert_info_pem(cert_pem) else { return false };
+    info.role == Some(PeerRole::Server(server_id)) && !info.renewal_due(now_seconds())
+}
+
+/// Renews this server's certificate when two thirds of its life are gone
+/// (checked at start, then when due, at least hourly).
+pub(crate) fn spawn_renewal(server: Server) {
+    let Some(tls) = server.tls().cloned() else { return };
+    tokio::spawn(async move {
+        loop {
+            let wait = match tls.renew_if_due() {
+                Ok(_) => tls.identity.info().wait_before_renewal(now_seconds()),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot renew this server's certificate; retrying in a minute");
+                    Duration::from_secs(60)
+                }
+            };
+            tokio::select! {
+                () = server.shutdown_token().cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    });
+}
+
+/// Who is at the other end of a connection, as its certificate says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// No certificate (the CLI, a browser, or an insecure server).
+    None,
+    /// An enrolled node.
+    Node {
+        /// Its name.
+        name: String,
+        /// The certificate's serial.
+        serial: String,
+    },
+    /// A server of this cluster.
+    Server(u64),
+}
+
+impl Peer {
+    /// The peer a verified client certificate names.
+    pub fn from_certificate(info: Option<&drover_tls::CertInfo>) -> Peer {
+        match info.and_then(|info| info.role.clone().map(|role| (role, info.serial.clone()))) {
+            Some((PeerRole::Node(name), serial)) => Peer::Node { name, serial },
+            Some((PeerRole::Server(id), _)) => Peer::Server(id),
+            None => Peer::None,
+        }
+    }
+}
+
+impl Server {
+    /// This server's TLS material (`None` when insecure).
+    pub fn tls(&self) -> Option<&Arc<ServerTls>> {
+        self.inner.tls.as_ref()
+    }
+
+    /// Whether this server enforces ACLs (it is secure).
+    pub fn acl_enabled(&self) -> bool {
+        self.inner.tls.is_some()
+    }
+
+    /// Checks that a node may open a session as `name`: it presented the
+    /// certificate the cluster issued it, not revoked. Insecure servers
+    /// accept every node.
+    pub fn check_node_peer(&self, peer: &Peer, name: &str, hostgroup: Option<&str>) -> Result<()> {
+        if self.tls().is_none() {
+            return Ok(());
+        }
+        let state = self.state();
+        if let Some(certificate) = state.access().node_certificate(name)
+            && !certificate.hostgroups.is_empty()
+            && let Some(hostgroup) = hostgroup
+            && !certificate
+                .hostgroups
+                .iter()
+                .any(|glob| drover_filter::GlobPattern::new(glob).is_ok_and(|pattern| pattern.matches(hostgroup)))
+        {
+            return Err(CodedError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "node {name} was enrolled for host groups {} only; it cannot claim {hostgroup:?}",
+                    certificate.hostgroups.join(", ")
+                ),
+            ));
+        }
+        match peer {
+            Peer::Node { name: certified, serial } => {
+                if certified != name {
+                    return Err(CodedError::new(
+                        ErrorCode::Forbidden,
+                        format!("the certificate is node {certified}'s; it cannot register as {name}"),
+                    ));
+                }
+                match state.access().node_certificate_refusal(name, serial) {
+                    Some(reason) => Err(CodedError::new(ErrorCode::Forbidden, reason)),
+                    None => Ok(()),
+                }
+            }
+            Peer::Server(id) => {
+                Err(CodedError::new(ErrorCode::Forbidden, format!("server {id} cannot open an agent session")))
+            }
+            Peer::None => Err(CodedError::new(
+                ErrorCode::Unauthorized,
+                "an agent needs its node certificate: start it with --join-token (first start) and its --data-dir",
+            )),
+        }
+    }
+
+    /// Enrols a node: checks the join token and the host group it claims,
+    /// signs its certificate request and records the certificate (the
+    /// token loses one use). Returns the certificate and the CA (PEM).
+    pub async fn enroll_node(
+        &self,
+        secret: &str,
+        name: &str,
+        hostgroup: Option<&str>,
+        csr_pem: &str,
+    ) -> Result<(String, String)> {
+        let Some(tls) = self.tls().cloned() else {
+            return Err(CodedError::invalid("this server is insecure (--insecure): agents connect without enrolling"));
+        };
+        if let Some(problem) = drover_types::validate::name_problem("node name", name) {
+            return Err(CodedError::invalid(problem));
+        }
+        let hash = drover_acl::hash_secret(secret);
+        let state = self.state();
+        let Some(token) = state.access().join_token_by_secret_hash(&hash) else {
+            return Err(CodedError::new(
+                ErrorCode::Forbidden,
+                "the join token is not known to this cluster (deleted, mistyped, or for another cluster)",
+            ));
+        };
+        if state.access().node_certificate(name).is_some() {
+            return Err(CodedError::new(ErrorCode::Conflict, drover_state::access::enrolled_already(name)));
+        }
+        if token.role != drover_types::acl::JoinRole::Agent {
+            return Err(CodedError::new(ErrorCode::Forbidden, "this join token enrols servers, not agents"));
+        }
+        if let Some(reason) = token.refusal(Timestamp::now()) {
+            return Err(CodedError::new(ErrorCode::Forbidden, reason));
+        }
+        if !token.hostgroups.is_empty() {
+            let claimed = hostgroup.unwrap_or("");
+            let allowed = token
+                .hostgroups
+                .iter()
+                .any(|glob| drover_filter::GlobPattern::new(glob).is_ok_and(|pattern| pattern.matches(claimed)));
+            if !allowed {
+                return Err(CodedError::new(
+                    ErrorCode::Forbidden,
+                    format!(
+                        "the join token allows host groups {} only; this agent claims {:?} (--hostgroup)",
+                        token.hostgroups.join(", "),
+                        claimed
+                    ),
+                ));
+            }
+        }
+        let (cert, info) = tls.sign_node(csr_pem, name)?;
+        self.propose(drover_state::Command::Access {
+            op: drover_state::access::AccessOp::SetNodeCertificate {
+                name: name.to_owned(),
+                serial: info.serial.clone(),
+                not_after: Timestamp::from_millis(info.not_after.saturating_mul(1000)),
+                join_secret_hash: Some(hash),
+                hostgroups: token.hostgroups.clone(),
+                now: Timestamp::now(),
+            },
+        })
+        .await?
+        .into_result()?;
+        tracing::info!(node = name, serial = %info.serial, "enrolled a node");
+        Ok((cert, tls.ca_pem().to_owned()))
+    }
+
+    /// Renews the certificate of a connected, enrolled node.
+    pub async fn renew_node(&self, peer: &Peer, csr_pem: &str) -> Result<String> {
+        let Some(tls) = self.tls().cloned() else {
+            return Err(CodedError::invalid("this server is insecure (--insecure): there is nothing to renew"));
+        };
+        let Peer::Node { name, .. } = peer else {
+            return Err(CodedError::new(ErrorCode::Unauthorized, "renewal needs the node's current certificate"));
+        };
+        self.check_node_peer(peer, name, None)?;
+        let (cert, info) = tls.sign_node(csr_pem, name)?;
+        self.propose(drover_state::Command::Access {
+            op: drover_state::access::AccessOp::SetNodeCertificate {
+                name: name.clone(),
+                serial: info.serial.clone(),
+                not_after: Timestamp::from_millis(info.not_after.saturating_mul(1000)),
+                join_secret_hash: None,
+                hostgroups: Vec::new(),
+                now: Timestamp::now(),
+            },
+        })
+        .await?
+        .into_result()?;
+        tracing::info!(node = %name, serial = %info.serial, "renewed a node's certificate");
+        Ok(cert)
+    }
+}
