@@ -559,3 +559,103 @@ fn a_register_node_entry_of_format_version_1_still_applies() {
     assert_eq!(state.node(&NodeId::new("n1")).unwrap().status, NodeStatus::Ready);
     assert!(state.eval(&EvalId::new("e1")).is_some());
 }
+
+fn token(accessor: &str, secret_hash: &str) -> drover_types::acl::AclToken {
+    drover_types::acl::AclToken {
+        accessor: accessor.to_owned(),
+        secret_hash: secret_hash.to_owned(),
+        name: accessor.to_owned(),
+        policies: Vec::new(),
+        management: true,
+        created_at: Timestamp::from_millis(1),
+        expires_at: None,
+    }
+}
+
+fn access(op: crate::access::AccessOp) -> Command {
+    Command::Access { op }
+}
+
+#[test]
+fn an_operators_restore_keeps_the_access_state_and_a_recovery_takes_the_snapshots() {
+    use crate::access::AccessOp;
+    let mut state = State::new();
+    let op = AccessOp::Bootstrap { token: token("old", "aa"), reset_index: None };
+    assert!(matches!(state.apply(1, &access(op)), CommandResponse::Applied { .. }));
+    let snapshot = crate::snapshot::encode_state(&state).unwrap();
+    // Since the snapshot: the old token was revoked and a new one made.
+    let revoke = AccessOp::DeleteToken { accessor: "old".to_owned() };
+    assert!(matches!(state.apply(2, &access(revoke)), CommandResponse::Applied { .. }));
+    let create = AccessOp::UpsertToken { token: token("new", "bb") };
+    assert!(matches!(state.apply(3, &access(create)), CommandResponse::Applied { .. }));
+
+    let mut restored = state.clone();
+    restored.apply(4, &Command::RestoreState { snapshot: snapshot.clone(), keep_access: true });
+    assert!(restored.access().token("old").is_none(), "a restore never brings back a revoked token");
+    assert!(restored.access().token_by_secret_hash("bb").is_some());
+    assert!(restored.access().bootstrapped());
+
+    let mut recovered = state.clone();
+    recovered.apply(4, &Command::RestoreState { snapshot, keep_access: false });
+    assert!(recovered.access().token_by_secret_hash("aa").is_some(), "a recovery takes the snapshot's tokens");
+    assert!(recovered.access().token("new").is_none());
+}
+
+#[test]
+fn join_tokens_are_used_up_and_an_enrolled_name_cannot_enrol_again() {
+    use crate::access::AccessOp;
+    let mut state = State::new();
+    let join = drover_types::acl::JoinToken {
+        accessor: "j".to_owned(),
+        secret_hash: "cc".to_owned(),
+        role: drover_types::acl::JoinRole::Agent,
+        hostgroups: vec!["bi/**".to_owned()],
+        created_at: Timestamp::from_millis(1),
+        expires_at: Timestamp::from_millis(10_000),
+        max_uses: Some(1),
+        uses: 0,
+        created_by: "root".to_owned(),
+    };
+    state.apply(1, &access(AccessOp::CreateJoinToken { token: join }));
+    let enrol = |name: &str, now: i64| {
+        access(AccessOp::SetNodeCertificate {
+            name: name.to_owned(),
+            serial: format!("{name}-1"),
+            not_after: Timestamp::from_millis(100_000),
+            join_secret_hash: Some("cc".to_owned()),
+            hostgroups: vec!["bi/**".to_owned()],
+            now: Timestamp::from_millis(now),
+        })
+    };
+    assert!(matches!(state.apply(2, &enrol("n1", 5)), CommandResponse::Applied { .. }));
+    assert_eq!(state.access().node_certificate_refusal("n1", "n1-1"), None);
+    let CommandResponse::Rejected { error, .. } = state.apply(3, &enrol("n2", 6)) else { panic!("used up") };
+    assert!(error.message.contains("used up"), "{error}");
+    // A revoked node is refused; so is an old certificate of a renewed one.
+    assert!(state.access().node_certificate_refusal("n1", "other").is_some());
+    state.apply(4, &access(AccessOp::RevokeNode { name: "n1".to_owned(), now: Timestamp::from_millis(7) }));
+    assert!(state.access().node_certificate_refusal("n1", "n1-1").is_some_and(|reason| reason.contains("revoked")));
+    // Expiry is decided by the time in the command, on every server alike.
+    let mut expired = State::new();
+    let late = drover_types::acl::JoinToken {
+        accessor: "k".to_owned(),
+        secret_hash: "dd".to_owned(),
+        role: drover_types::acl::JoinRole::Agent,
+        hostgroups: Vec::new(),
+        created_at: Timestamp::from_millis(1),
+        expires_at: Timestamp::from_millis(10),
+        max_uses: None,
+        uses: 0,
+        created_by: String::new(),
+    };
+    expired.apply(1, &access(AccessOp::CreateJoinToken { token: late }));
+    let too_late = access(AccessOp::SetNodeCertificate {
+        name: "n3".to_owned(),
+        serial: "s".to_owned(),
+        not_after: Timestamp::from_millis(100_000),
+        join_secret_hash: Some("dd".to_owned()),
+        hostgroups: Vec::new(),
+        now: Timestamp::from_millis(11),
+    });
+    assert!(matches!(expired.apply(2, &too_late), CommandResponse::Rejected { .. }));
+}

@@ -388,6 +388,25 @@ async fn a_secure_server_enrols_agents_scopes_tokens_and_audits_every_action() {
         LogQuery { q: "shout-from".to_owned(), filter: Some("name == \"belle01\"".to_owned()), ..Default::default() };
     assert_eq!(alice.search_logs(&belle_only, &LogPage::default()).await.unwrap().total_matching, 0);
 
+    // A join token cannot take over an enrolled name (a second machine calling itself batch01).
+    let impostor_token = join_token(&root, "bi/batch/**", None).await;
+    let mut command = Command::new(drover_binary());
+    command
+        .args(["agent", "--servers", &address, "--data-dir"])
+        .arg(cluster.dir.path().join("impostor"))
+        .args(["--name", "batch01", "--hostgroup", "bi/batch/a"])
+        .env("DROVER_JOIN_TOKEN", &impostor_token);
+    let mut impostor = Process::spawn_for_test("impostor", &mut command, cluster.dir.path().join("impostor.log"));
+    assert!(exited_with(&mut impostor, Duration::from_secs(30)).contains("enrolled already"));
+    // The anonymous policy grants what it says, to callers without a token.
+    let anonymous_file = cluster.dir.path().join("anonymous.hcl");
+    std::fs::write(&anonymous_file, "node { hostgroup = \"belle2/**\"  capabilities = [\"read\"] }\n").unwrap();
+    let applied =
+        cluster.cli(Some(&root_secret), &["acl", "policy", "apply", "anonymous", anonymous_file.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    let seen: Vec<String> = cluster.client(None).nodes().await.unwrap().into_iter().map(|node| node.name).collect();
+    assert_eq!(seen, ["belle01"]);
+
     // Revocation: alice's token, then node belle01 (its session ends, its certificate is refused).
     root.revoke_acl_token(&alice_token.token.accessor).await.unwrap();
     let revoked = alice.nodes().await.expect_err("revoked");
@@ -453,6 +472,14 @@ async fn a_secure_server_enrols_agents_scopes_tokens_and_audits_every_action() {
     for secret in [&root_secret, &alice_token.secret] {
         assert!(!everything.contains(secret.as_str()));
     }
+
+    // A key file others can read stops the server at start, naming the file.
+    cluster.servers[0].kill9();
+    let ca_key = cluster.dir.path().join("server0/tls/ca-key.pem");
+    std::fs::set_permissions(&ca_key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let mut restarted = cluster.spawn_server(0, &[]);
+    let output = exited_with(&mut restarted, Duration::from_secs(30));
+    assert!(output.contains("ca-key.pem") && output.contains("chmod 600"), "{output}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
