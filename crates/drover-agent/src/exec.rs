@@ -22,9 +22,21 @@ const LINGER: Duration = Duration::from_secs(2);
 #[derive(Clone, Debug)]
 pub(crate) struct ExecRequest {
     pub(crate) command: String,
+    /// The user asked for, else the agent's exec user, else the agent's own.
     pub(crate) user: Option<String>,
     pub(crate) timeout: Duration,
     pub(crate) max_output_bytes: usize,
+    /// Whether it may run as uid 0.
+    pub(crate) root_allowed: bool,
+}
+
+/// How this agent runs `drover exec` commands.
+#[derive(Clone, Debug)]
+pub(crate) struct ExecPolicy {
+    /// Off: every command is refused (`--disable-exec`).
+    pub(crate) allowed: bool,
+    /// The user commands run as when the request names none (`--exec-user`).
+    pub(crate) default_user: Option<String>,
 }
 
 /// Output kept so far, shared with the reader task.
@@ -56,6 +68,16 @@ pub(crate) async fn run(request: ExecRequest, cancel: CancellationToken) -> Resp
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
+    let as_root = match &request.user {
+        Some(name) => matches!(nix::unistd::User::from_name(name), Ok(Some(user)) if user.uid.is_root()),
+        None => nix::unistd::geteuid().is_root(),
+    };
+    if as_root && !request.root_allowed {
+        return failed(format!(
+            "running commands as root ({}) on this node needs the exec-as-root capability; run as another user (-u USER)",
+            request.user.as_deref().unwrap_or("the agent's own user")
+        ));
+    }
     if let Some(name) = &request.user {
         match nix::unistd::User::from_name(name) {
             Ok(Some(user)) => {
@@ -175,7 +197,7 @@ mod tests {
     use super::*;
 
     fn request(command: &str, timeout: Duration) -> ExecRequest {
-        ExecRequest { command: command.to_owned(), user: None, timeout, max_output_bytes: 1024 }
+        ExecRequest { command: command.to_owned(), user: None, timeout, max_output_bytes: 1024, root_allowed: true }
     }
 
     fn exited(body: ResponseBody) -> (Option<i32>, String, bool, String, String, bool) {
@@ -220,5 +242,29 @@ mod tests {
         let (code, error, ..) = exited(run(request, CancellationToken::new()).await);
         assert_eq!(code, None);
         assert!(error.contains("no user \"no-such-user-here\""), "{error}");
+    }
+
+    #[tokio::test]
+    async fn root_is_refused_by_uid_without_exec_as_root() {
+        // Any account with uid 0 counts, whatever its name: look one up.
+        let Ok(Some(root)) = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(0)) else {
+            panic!("this machine has no uid 0 account")
+        };
+        let mut request = request("id -u", Duration::from_secs(5));
+        request.root_allowed = false;
+        request.user = Some(root.name.clone());
+        let (code, error, ..) = exited(run(request.clone(), CancellationToken::new()).await);
+        assert_eq!(code, None);
+        assert!(error.contains("exec-as-root"), "{error}");
+        if nix::unistd::geteuid().is_root() {
+            // No user named: the agent's own, root here.
+            request.user = None;
+            let (_, error, ..) = exited(run(request.clone(), CancellationToken::new()).await);
+            assert!(error.contains("exec-as-root"), "{error}");
+            // Another user is fine.
+            request.user = Some("nobody".to_owned());
+            let (code, error, _, stdout, ..) = exited(run(request, CancellationToken::new()).await);
+            assert_eq!((code, error.as_str(), stdout.trim()), (Some(0), "", "65534"));
+        }
     }
 }

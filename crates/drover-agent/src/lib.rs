@@ -70,6 +70,9 @@ pub struct AgentConfig {
     pub logs: LogConfig,
     /// Answer `drover exec` (off: every command is refused on this node).
     pub allow_exec: bool,
+    /// The user `drover exec` commands run as when they name none; `None`:
+    /// `nobody` when the agent runs as root, else the agent's own user.
+    pub exec_user: Option<String>,
     /// The join token to enrol with on first start (a secure cluster).
     pub join_token: Option<String>,
 }
@@ -115,6 +118,14 @@ impl std::fmt::Debug for Agent {
             .field("name", &self.name)
             .finish_non_exhaustive()
     }
+}
+
+/// How this agent runs `drover exec`: as `--exec-user`, or `nobody` when it
+/// runs as root (root only for callers with exec-as-root who ask for it).
+fn exec_policy(config: &AgentConfig) -> exec::ExecPolicy {
+    let default_user =
+        config.exec_user.clone().or_else(|| nix::unistd::geteuid().is_root().then(|| "nobody".to_owned()));
+    exec::ExecPolicy { allowed: config.allow_exec, default_user }
 }
 
 impl Agent {
@@ -176,7 +187,7 @@ impl Agent {
             config.servers.clone(),
             tls,
             registration,
-            session::Machine::new(Arc::clone(&manager), shipper, config.allow_exec),
+            session::Machine::new(Arc::clone(&manager), shipper, exec_policy(&config)),
             updates_receiver,
             shutdown.clone(),
             Arc::clone(&session_done),

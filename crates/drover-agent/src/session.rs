@@ -42,17 +42,12 @@ pub(crate) struct Machine {
     manager: Arc<AllocManager>,
     shipper: Arc<LogShipper>,
     sampler: Arc<std::sync::Mutex<drover_metrics::Sampler>>,
-    allow_exec: bool,
+    exec: crate::exec::ExecPolicy,
 }
 
 impl Machine {
-    pub(crate) fn new(manager: Arc<AllocManager>, shipper: Arc<LogShipper>, allow_exec: bool) -> Self {
-        Machine {
-            manager,
-            shipper,
-            sampler: Arc::new(std::sync::Mutex::new(drover_metrics::Sampler::new())),
-            allow_exec,
-        }
+    pub(crate) fn new(manager: Arc<AllocManager>, shipper: Arc<LogShipper>, exec: crate::exec::ExecPolicy) -> Self {
+        Machine { manager, shipper, sampler: Arc::new(std::sync::Mutex::new(drover_metrics::Sampler::new())), exec }
     }
 }
 
@@ -152,7 +147,7 @@ async fn connected(
     pending: &mut BTreeMap<AllocId, ClientAllocUpdate>,
     shutdown: &CancellationToken,
 ) -> Result<(SessionEnd, Vec<String>), String> {
-    let Machine { manager, shipper, sampler, allow_exec } = machine;
+    let Machine { manager, shipper, sampler, exec } = machine;
     let (mut sink, mut stream) = socket.split();
     let hello = AgentMessage::Hello { protocol: drover_proto::SESSION_PROTOCOL, registration: registration.clone() };
     send(&mut sink, &hello).await?;
@@ -267,7 +262,7 @@ async fn connected(
                 }
                 Ok(Some(ServerMessage::Request { request_id, body })) => {
                     last_heard = tokio::time::Instant::now();
-                    handle_request(request_id, body, manager, *allow_exec, &outbound_sender, &mut requests);
+                    handle_request(request_id, body, manager, exec, &outbound_sender, &mut requests);
                 }
                 Ok(Some(ServerMessage::Refused { message })) => {
                     return Ok((SessionEnd::Disconnected(message), servers));
@@ -309,7 +304,7 @@ fn handle_request(
     request_id: u64,
     body: RequestBody,
     manager: &Arc<AllocManager>,
-    allow_exec: bool,
+    exec: &crate::exec::ExecPolicy,
     outbound: &mpsc::Sender<AgentMessage>,
     requests: &mut HashMap<u64, CancellationToken>,
 ) {
@@ -328,16 +323,18 @@ fn handle_request(
             };
             tokio::spawn(crate::logs::serve(request, outbound.clone(), token));
         }
-        RequestBody::Exec { command, user, timeout_ms, max_output_bytes } => {
+        RequestBody::Exec { command, user, timeout_ms, max_output_bytes, root_allowed } => {
             let token = CancellationToken::new();
             requests.insert(request_id, token.clone());
             let outbound = outbound.clone();
             let request = crate::exec::ExecRequest {
                 command,
-                user,
+                user: user.or_else(|| exec.default_user.clone()),
                 timeout: Duration::from_millis(timeout_ms),
                 max_output_bytes: usize::try_from(max_output_bytes).unwrap_or(usize::MAX),
+                root_allowed,
             };
+            let allow_exec = exec.allowed;
             tokio::spawn(async move {
                 let body = if allow_exec {
                     crate::exec::run(request, token.clone()).await

@@ -374,6 +374,15 @@ pub struct ExecRequest {
     /// reporting those as denied).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all_or_nothing: bool,
+    /// Set by the server, never by callers: whether the command may run
+    /// as root (the caller has `exec-as-root` on every node it runs on).
+    /// Servers pass it on when they ask each other.
+    #[serde(default = "root_allowed", skip_serializing_if = "Clone::clone")]
+    pub root_allowed: bool,
+}
+
+fn root_allowed() -> bool {
+    true
 }
 
 fn default_exec_timeout_ms() -> u64 {

@@ -225,12 +225,17 @@ pub enum RequestBody {
     Exec {
         /// The command line, run by `/bin/sh -c`.
         command: String,
-        /// Run as this user instead of the agent's.
+        /// Run as this user instead of the agent's exec user (`--exec-user`).
         user: Option<String>,
         /// Kill the command (its whole process group) after this long.
         timeout_ms: u64,
         /// Bytes kept of stdout and of stderr each.
         max_output_bytes: u64,
+        /// Whether the caller may run it as root (uid 0, whatever the
+        /// user's name); the agent refuses otherwise. Absent (an older
+        /// server): allowed, as before.
+        #[serde(default = "allowed")]
+        root_allowed: bool,
     },
     /// Stop streaming an earlier request (or kill its command).
     Cancel {
@@ -326,6 +331,11 @@ pub fn decode<T: serde::de::DeserializeOwned>(frame: &[u8]) -> Result<T, FrameEr
         }
         None => Err(FrameError("empty frame".to_owned())),
     }
+}
+
+/// What an absent `root_allowed` means: allowed (an older server).
+fn allowed() -> bool {
+    true
 }
 
 #[cfg(test)]

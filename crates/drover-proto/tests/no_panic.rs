@@ -206,6 +206,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
                 user: Some("nobody".to_owned()),
                 timeout_ms: 30_000,
                 max_output_bytes: 65_536,
+                root_allowed: false,
             },
         },
         ServerMessage::Request { request_id: 6, body: RequestBody::Cancel { request_id: 5 } },

@@ -42,7 +42,7 @@ impl Server {
     /// Starts a command on the selected nodes. The first event names the
     /// nodes; then one result per node as each finishes; then `End`.
     pub async fn exec(&self, request: ExecRequest) -> Result<mpsc::Receiver<ExecEvent>> {
-        self.exec_allowed(request, &|_| Some(true)).await
+        self.exec_allowed(ExecRequest { root_allowed: true, ..request }, &|_| Some(true), &|_| true).await
     }
 
     /// [`Server::exec`] for a caller with limits: `access` says of each
@@ -50,11 +50,14 @@ impl Server {
     /// (`Some(true)`), may see it but not run it there (`Some(false)`: a
     /// `Denied` result, or with `all_or_nothing` the whole request is
     /// refused), or may not even see it (`None`: left out, as if the
-    /// selection had not matched it).
+    /// selection had not matched it). The command may run as root only if
+    /// `root` holds for every node it runs on (agents check the uid, not
+    /// the user's name).
     pub async fn exec_allowed(
         &self,
-        request: ExecRequest,
+        mut request: ExecRequest,
         access: &(dyn Fn(&drover_types::Node) -> Option<bool> + Sync),
+        root: &(dyn Fn(&drover_types::Node) -> bool + Sync),
     ) -> Result<mpsc::Receiver<ExecEvent>> {
         if !self.config().exec_enabled {
             return Err(CodedError::new(
@@ -83,6 +86,14 @@ impl Server {
             .partition(|(_, allowed)| *allowed);
         let nodes: Vec<_> = nodes.into_iter().map(|(node, _)| node).collect();
         let denied: Vec<_> = denied.into_iter().map(|(node, _)| node).collect();
+        // A request relayed by another server carries that server's decision.
+        request.root_allowed = request.root_allowed && nodes.iter().all(|node| root(node));
+        if request.user.as_deref() == Some("root") && !request.root_allowed {
+            return Err(CodedError::new(
+                ErrorCode::Forbidden,
+                "running commands as root needs exec-as-root on every selected node; run as another user (-u USER)",
+            ));
+        }
         if nodes.is_empty() && denied.is_empty() {
             return Err(CodedError::new(ErrorCode::NotFound, "no node matches the selection"));
         }
@@ -153,6 +164,7 @@ impl Server {
             user: request.user.clone(),
             timeout_ms: request.timeout_ms,
             max_output_bytes: request.max_output_bytes,
+            root_allowed: request.root_allowed,
         };
         let (request_id, mut answers) = match self.request_agent(node_id, body).await {
             Ok(opened) => opened,

@@ -202,6 +202,11 @@ pub(crate) struct AgentArgs {
     /// Refuse every `drover exec` on this node.
     #[arg(long)]
     disable_exec: bool,
+    /// Run `drover exec` commands that name no user (`-u`) as this user
+    /// (default: `nobody` when the agent runs as root, else the agent's
+    /// user). Root only for callers with exec-as-root who ask `-u root`.
+    #[arg(long, value_name = "USER")]
+    exec_user: Option<String>,
     /// Enrol with a secure cluster on first start (`drover node join-token
     /// create` prints one); later starts use the certificate kept in
     /// --data-dir. Prefer DROVER_JOIN_TOKEN or --join-token-file: a flag
@@ -334,6 +339,7 @@ pub(crate) async fn agent(args: AgentArgs) -> anyhow::Result<ExitCode> {
             stop_tasks_on_shutdown: false,
             logs: args.logs.config(),
             allow_exec: !args.disable_exec,
+            exec_user: args.exec_user.clone(),
             join_token: match &args.join_token_file {
                 Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
                     format!("cannot read the join token file {} (--join-token-file)", path.display())
@@ -375,6 +381,7 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         stop_tasks_on_shutdown: true,
         logs: drover_agent::LogConfig::default(),
         allow_exec: true,
+        exec_user: None,
         join_token: None,
     })
     .await

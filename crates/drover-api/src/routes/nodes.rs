@@ -214,21 +214,19 @@ pub(super) async fn exec(
     ApiJson(request): ApiJson<ExecRequest>,
 ) -> ApiResult<Response> {
     caller.require(AclScope::Node, Capability::Exec)?;
-    let as_root = request.user.as_deref().is_none_or(|user| user == "root");
-    let capability = if as_root && caller.enforced() { Capability::ExecAsRoot } else { Capability::Exec };
-    caller.require(AclScope::Node, capability)?;
-    let mut response = if caller.enforced() {
-        // A node the caller may not see is left out, unless the caller
-        // named it (then it is reported DENIED: the name is not news).
-        let named = |node: &Node| request.nodes.iter().any(|name| *name == node.name || *name == node.id.as_str());
-        let access = |node: &Node| {
-            (caller.allows(AclScope::Node, Capability::Read, &node.hostgroup) || named(node))
-                .then(|| caller.allows(AclScope::Node, capability, &node.hostgroup))
-        };
-        super::ndjson(app.server.exec_allowed(request.clone(), &access).await?)
-    } else {
-        super::ndjson(app.server.exec(request.clone()).await?)
+    // A node the caller may not see is left out, unless the caller
+    // named it (then it is reported DENIED: the name is not news).
+    let named = |node: &Node| request.nodes.iter().any(|name| *name == node.name || *name == node.id.as_str());
+    let access = |node: &Node| {
+        (caller.allows(AclScope::Node, Capability::Read, &node.hostgroup) || named(node))
+            .then(|| caller.allows(AclScope::Node, Capability::Exec, &node.hostgroup))
     };
+    let root = |node: &Node| caller.allows(AclScope::Node, Capability::ExecAsRoot, &node.hostgroup);
+    // Whether it may run as root is the server's decision, never the
+    // caller's; a server relaying a request passes on its own decision.
+    let relayed = caller.enforced() && matches!(caller.peer, drover_server::security::Peer::Server(_));
+    let decided = ExecRequest { root_allowed: request.root_allowed || !relayed, ..request.clone() };
+    let mut response = super::ndjson(app.server.exec_allowed(decided, &access, &root).await?);
     response.extensions_mut().insert(crate::AuditNote {
         target: Some(
             if request.nodes.is_empty() { String::new() } else { request.nodes.join(",") }

@@ -271,10 +271,13 @@ async fn exec_on(server: &Server, node: &Node, command: &str, timeout: Duration)
         command: vec![command.to_owned()],
         timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
         parallel: 0,
-        user: None,
         max_output_bytes: RUN_OUTPUT_MAX as u64,
         local: false,
         all_or_nothing: false,
+        // A hammer's command is the site's, applied by an operator: it runs
+        // as root, as a runbook's step would.
+        user: Some("root".to_owned()),
+        root_allowed: true,
     };
     let mut events = server.exec(request).await.map_err(|error| error.to_string())?;
     while let Some(event) = events.recv().await {

@@ -271,6 +271,7 @@ async fn one_run(client: &Client, node: &str, timeout: Duration) -> anyhow::Resu
             max_output_bytes: 4096,
             local: false,
             all_or_nothing: false,
+            root_allowed: true,
         };
         let mut events = client.exec(&request).await?;
         let mut succeeded = false;

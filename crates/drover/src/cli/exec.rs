@@ -64,6 +64,7 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         max_output_bytes: args.max_output_kb.saturating_mul(1024),
         local: false,
         all_or_nothing: args.all_or_nothing,
+        root_allowed: true,
     };
     let started = Instant::now();
     let mut events = args.server.client()?.exec(&request).await?;

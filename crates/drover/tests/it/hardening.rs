@@ -114,6 +114,7 @@ async fn exec_at_the_documented_maximum_output_keeps_the_session() {
         max_output_bytes: 16 * 1024 * 1024,
         local: false,
         all_or_nothing: false,
+        root_allowed: true,
     };
     let mut events = cluster.client.exec(&request).await.unwrap();
     let mut result = None;

@@ -364,8 +364,14 @@ async fn a_secure_server_enrols_agents_scopes_tokens_and_audits_every_action() {
     all_or_nothing.all_or_nothing = true;
     let Err(refused) = alice.exec(&all_or_nothing).await else { panic!("refused") };
     assert!(refused.to_string().contains("nothing was run"), "{refused}");
-    let Err(as_root) = alice.exec(&exec_request(&["batch01"], None)).await else { panic!("refused") };
+    // Without -u a command runs as the agent's exec user (nobody: the agent runs as root) …
+    let results = exec_results(&alice, &exec_request(&["batch01"], None)).await;
+    assert_eq!((results[0].1, results[0].2.as_str()), (ExecStatus::Success, "nobody"));
+    // … and root needs exec-as-root, whether asked by name or by the agent's default.
+    let Err(as_root) = alice.exec(&exec_request(&["batch01"], Some("root"))).await else { panic!("refused") };
     assert!(as_root.to_string().contains("exec-as-root"), "{as_root}");
+    let results = exec_results(&root, &exec_request(&["batch01"], Some("root"))).await;
+    assert_eq!((results[0].1, results[0].2.as_str()), (ExecStatus::Success, "root"));
     let drain = alice.drain_node("belle01", &DrainRequest::default()).await.expect_err("refused");
     assert!(drain.to_string().contains(r#"node { hostgroup = "belle2/x" capabilities = ["drain"] }"#), "{drain}");
 
