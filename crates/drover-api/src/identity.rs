@@ -305,6 +305,7 @@ fn action_of(method: &Method, route: &str) -> String {
         ("DELETE", "/v1/acl/join-token/{accessor}") => "acl.join_token.revoke",
         ("POST", "/v1/agent/enroll") => "node.enroll",
         ("POST", "/v1/agent/renew") => "node.renew",
+        ("POST", "/v1/operator/tls/join") => "operator.server_join",
         ("GET", "/v1/agent/session") => "node.session",
         _ => "",
     };

@@ -801,6 +801,10 @@ pub struct JoinTokenCreateRequest {
     /// How many nodes it may enrol (unlimited when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uses: Option<u32>,
+    /// A token for servers (`drover server join-token create`): it gives
+    /// a joining server the cluster CA.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub server: bool,
 }
 
 /// A join token just made, with its text (shown this once).
@@ -834,6 +838,8 @@ pub struct JoinTokenEntry {
     /// Who made it.
     #[serde(default)]
     pub created_by: String,
+    /// What it enrols.
+    pub role: drover_types::acl::JoinRole,
 }
 
 impl From<&drover_types::acl::JoinToken> for JoinTokenEntry {
@@ -846,6 +852,7 @@ impl From<&drover_types::acl::JoinToken> for JoinTokenEntry {
             max_uses: token.max_uses,
             uses: token.uses,
             created_by: token.created_by.clone(),
+            role: token.role,
         }
     }
 }
@@ -898,4 +905,32 @@ pub struct AuditQuery {
     /// At most this many, the newest (default 1,000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
+}
+
+/// `POST /v1/operator/tls/join`: a server joining with a server join token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerJoinRequest {
+    /// The join token's secret (the last part of its text).
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ServerJoinRequest {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("ServerJoinRequest { .. }")
+    }
+}
+
+/// The cluster CA, for a server that joined with a server join token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerJoinResponse {
+    /// The CA certificate (PEM).
+    pub ca: String,
+    /// Its key (PEM).
+    pub ca_key: String,
+}
+
+impl std::fmt::Debug for ServerJoinResponse {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("ServerJoinResponse { .. }")
+    }
 }

@@ -198,10 +198,36 @@ impl Server {
         Ok(())
     }
 
+    /// `drover server join-token create`: gives a joining server the
+    /// cluster CA (certificate and key) for a server join token, which
+    /// loses one use. The joining server checked this server against the
+    /// CA hash in the token before sending the secret.
+    pub async fn release_ca_to_server(&self, secret: &str) -> Result<(String, String)> {
+        let Some(tls) = self.tls().cloned() else {
+            return Err(CodedError::invalid("this server is insecure (--insecure): servers join without a token"));
+        };
+        let hash = drover_acl::hash_secret(secret);
+        let state = self.state();
+        let Some(token) = state.access().join_token_by_secret_hash(&hash) else {
+            return Err(CodedError::new(
+                ErrorCode::Forbidden,
+                "the join token is not known to this cluster (deleted, mistyped, or for another cluster)",
+            ));
+        };
+        if token.role != JoinRole::Server {
+            return Err(CodedError::new(ErrorCode::Forbidden, "this join token enrols agents, not servers"));
+        }
+        self.propose(Command::Access { op: AccessOp::UseServerJoinToken { secret_hash: hash, now: Timestamp::now() } })
+            .await?
+            .into_result()?;
+        Ok((tls.ca_pem().to_owned(), tls.ca_key_pem().to_owned()))
+    }
+
     /// `drover node join-token create`: returns the token and its text
     /// (`drover1.<CA sha256>.<secret>`, shown once).
     pub async fn create_join_token(
         &self,
+        role: JoinRole,
         hostgroups: Vec<String>,
         ttl: Duration,
         max_uses: Option<u32>,
@@ -218,6 +244,9 @@ impl Server {
         if max_uses == Some(0) {
             return Err(CodedError::invalid("--uses must be at least 1"));
         }
+        if role == JoinRole::Server && !hostgroups.is_empty() {
+            return Err(CodedError::invalid("a server join token has no host groups (they are for agents)"));
+        }
         for glob in &hostgroups {
             drover_filter::GlobPattern::new(glob)
                 .map_err(|problem| CodedError::invalid(format!("--hostgroup: the glob {glob:?} {problem}")))?;
@@ -227,7 +256,7 @@ impl Server {
         let token = JoinToken {
             accessor: drover_acl::new_accessor(),
             secret_hash: drover_acl::hash_secret(&secret),
-            role: JoinRole::Agent,
+            role,
             hostgroups,
             created_at: now,
             expires_at: now.plus(ttl),

@@ -49,13 +49,89 @@ pub struct TlsSettings {
     pub ca_cert: Option<PathBuf>,
     /// Its key.
     pub ca_key: Option<PathBuf>,
+    /// A server join token: the CA is asked of the servers in `--join`.
+    pub join_token: Option<String>,
     /// Validity of server and node certificates.
     pub validity: Duration,
 }
 
 impl Default for TlsSettings {
     fn default() -> Self {
-        TlsSettings { ca_cert: None, ca_key: None, validity: CERTIFICATE_VALIDITY }
+        TlsSettings { ca_cert: None, ca_key: None, join_token: None, validity: CERTIFICATE_VALIDITY }
+    }
+}
+
+/// The path of the CA-release route.
+pub const SERVER_JOIN_PATH: &str = "/v1/operator/tls/join";
+
+/// Before a server without a CA starts: asks the servers in `join` for the
+/// cluster CA with a server join token, trusting only a server whose chain
+/// holds the CA the token names, and keeps it in `DATA_DIR/tls`.
+pub(crate) async fn fetch_ca_with_join_token(data_dir: &Path, join: &[String], token: &str) -> Result<()> {
+    drover_tls::install_crypto_provider();
+    let dir = data_dir.join("tls");
+    if dir.join("ca-key.pem").exists() {
+        return Ok(());
+    }
+    let token = drover_acl::JoinTokenText::parse(token)
+        .map_err(|problem| CodedError::invalid(format!("--join-token: {problem}")))?;
+    let config = drover_tls::pinned_client_config(&token.ca_sha256).map_err(tls_error)?;
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(30))
+        .tls_backend_preconfigured(config)
+        .build()
+        .map_err(|error| CodedError::internal(format!("cannot make an HTTPS client: {error}")))?;
+    let body = drover_proto::api::ServerJoinRequest { secret: token.secret.clone() };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut last_problem = String::from("no server to join was given (--join)");
+    loop {
+        for address in join {
+            let host = address.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
+            let url = format!("https://{host}{SERVER_JOIN_PATH}");
+            match http.post(&url).json(&body).send().await {
+                Ok(response) if response.status().is_success() => {
+                    let answer: drover_proto::api::ServerJoinResponse = response
+                        .json()
+                        .await
+                        .map_err(|error| CodedError::internal(format!("{address}: unreadable answer: {error}")))?;
+                    // The CA received must be the one the token names.
+                    let ca = Ca::from_pem(&answer.ca, &answer.ca_key).map_err(tls_error)?;
+                    if ca.fingerprint() != token.ca_sha256 {
+                        return Err(CodedError::invalid("the CA a server sent is not the one the join token names"));
+                    }
+                    drover_tls::ensure_private_dir(&dir).map_err(tls_error)?;
+                    drover_tls::write_public(&dir.join("ca.pem"), ca.cert_pem()).map_err(tls_error)?;
+                    drover_tls::write_private(&dir.join("ca-key.pem"), ca.key_pem()).map_err(tls_error)?;
+                    tracing::info!(server = %address, "received the cluster CA with the server join token");
+                    return Ok(());
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let text = response.text().await.unwrap_or_default();
+                    let message = serde_json::from_str::<CodedError>(&text).map(|error| error.message).unwrap_or(text);
+                    return Err(CodedError::new(
+                        ErrorCode::Forbidden,
+                        format!("{address} refused the server join token ({status}): {message}"),
+                    ));
+                }
+                Err(error) => {
+                    last_problem = format!("{address}: {error}");
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(cause) = source {
+                        last_problem.push_str(&format!(": {cause}"));
+                        source = cause.source();
+                    }
+                    if last_problem.contains("does not match the join token") {
+                        return Err(CodedError::invalid(format!("cannot join: {last_problem}")));
+                    }
+                }
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(CodedError::new(ErrorCode::Unavailable, format!("cannot join: {last_problem}")));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
@@ -158,6 +234,11 @@ impl ServerTls {
     /// The cluster CA certificate (PEM).
     pub fn ca_pem(&self) -> &str {
         self.ca.cert_pem()
+    }
+
+    /// The CA's key (PEM), for a server joining with a server join token.
+    pub(crate) fn ca_key_pem(&self) -> &str {
+        self.ca.key_pem()
     }
 
     /// SHA-256 of the CA certificate, hex (what join tokens carry).

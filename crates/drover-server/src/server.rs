@@ -115,6 +115,16 @@ impl Server {
         }
         .validate()
         .map_err(|error| CodedError::invalid(format!("invalid Raft timing: {error}")))?;
+        if let crate::security::SecurityMode::Secure(settings) = &config.security
+            && let Some(token) = &settings.join_token
+            && settings.ca_cert.is_none()
+        {
+            let join = match &config.bootstrap {
+                Bootstrap::Cluster { join, .. } => join.clone(),
+                Bootstrap::Single => Vec::new(),
+            };
+            crate::security::fetch_ca_with_join_token(&config.data_dir, &join, token).await?;
+        }
         let tls = match &config.security {
             crate::security::SecurityMode::Insecure => None,
             crate::security::SecurityMode::Secure(settings) => Some(Arc::new(crate::security::ServerTls::prepare(

@@ -14,7 +14,7 @@
 //! brings back a revoked token or node. Recovering a lost cluster from one
 //! server's data takes it from the snapshot.
 
-use drover_types::acl::{AclPolicy, AclToken, AuditEvent, JoinToken};
+use drover_types::acl::{AclPolicy, AclToken, AuditEvent, JoinRole, JoinToken};
 use drover_types::{CodedError, ErrorCode, Timestamp};
 use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
@@ -82,6 +82,14 @@ pub enum AccessOp {
         /// When.
         now: Timestamp,
     },
+    /// A server joined with a server join token (it was given the cluster
+    /// CA): the token loses one use.
+    UseServerJoinToken {
+        /// The join token, by the hash of its secret.
+        secret_hash: String,
+        /// When.
+        now: Timestamp,
+    },
     /// `drover node revoke`: the node's certificates are refused from now on.
     RevokeNode {
         /// The node's name.
@@ -113,6 +121,7 @@ impl AccessOp {
             AccessOp::CreateJoinToken { .. } => "create_join_token",
             AccessOp::DeleteJoinToken { .. } => "delete_join_token",
             AccessOp::SetNodeCertificate { .. } => "set_node_certificate",
+            AccessOp::UseServerJoinToken { .. } => "use_server_join_token",
             AccessOp::RevokeNode { .. } => "revoke_node",
             AccessOp::RecordAudit { .. } => "record_audit",
             AccessOp::PruneAudit { .. } => "prune_audit",
@@ -306,6 +315,12 @@ impl AccessState {
                         let Some(token) = self.join_tokens.get_mut(&accessor) else {
                             return Err(CodedError::new(ErrorCode::Forbidden, "the join token is not known"));
                         };
+                        if token.role != JoinRole::Agent {
+                            return Err(CodedError::new(
+                                ErrorCode::Forbidden,
+                                "this join token enrols servers, not agents",
+                            ));
+                        }
                         if let Some(reason) = token.refusal(*now) {
                             return Err(CodedError::new(ErrorCode::Forbidden, reason));
                         }
@@ -350,6 +365,23 @@ impl AccessState {
                         );
                     }
                 }
+            }
+            AccessOp::UseServerJoinToken { secret_hash, now } => {
+                let token = self
+                    .join_by_hash
+                    .get(secret_hash)
+                    .cloned()
+                    .and_then(|accessor| self.join_tokens.get_mut(&accessor));
+                let Some(token) = token else {
+                    return Err(CodedError::new(ErrorCode::Forbidden, "the join token is not known (deleted?)"));
+                };
+                if token.role != JoinRole::Server {
+                    return Err(CodedError::new(ErrorCode::Forbidden, "this join token enrols agents, not servers"));
+                }
+                if let Some(reason) = token.refusal(*now) {
+                    return Err(CodedError::new(ErrorCode::Forbidden, reason));
+                }
+                token.uses += 1;
             }
             AccessOp::RevokeNode { name, now } => {
                 self.node_certificates.remove(name);

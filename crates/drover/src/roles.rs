@@ -97,6 +97,15 @@ pub(crate) struct SecurityArgs {
     /// The key of --tls-ca-cert (a file only its owner can read).
     #[arg(long, value_name = "FILE", requires = "tls_ca_cert", conflicts_with = "insecure")]
     tls_ca_key: Option<PathBuf>,
+    /// Join a secure cluster (with --join) with a server join token
+    /// (`drover server join-token create`): the cluster CA is fetched from
+    /// the servers in --join on first start. Prefer DROVER_JOIN_TOKEN or
+    /// --join-token-file: a flag shows in `ps`.
+    #[arg(long, env = "DROVER_JOIN_TOKEN", hide_env_values = true, conflicts_with_all = ["insecure", "tls_ca_cert"])]
+    join_token: Option<String>,
+    /// A file holding the server join token.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["join_token", "insecure", "tls_ca_cert"])]
+    join_token_file: Option<PathBuf>,
     /// Keep audit events this long.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION", default_value = "90d")]
     audit_retention: Duration,
@@ -107,15 +116,23 @@ pub(crate) struct SecurityArgs {
 }
 
 impl SecurityArgs {
-    fn mode(&self) -> drover_server::security::SecurityMode {
+    fn mode(&self) -> anyhow::Result<drover_server::security::SecurityMode> {
         if self.insecure {
-            return drover_server::security::SecurityMode::Insecure;
+            return Ok(drover_server::security::SecurityMode::Insecure);
         }
-        drover_server::security::SecurityMode::Secure(drover_server::security::TlsSettings {
+        let join_token =
+            match &self.join_token_file {
+                Some(path) => Some(std::fs::read_to_string(path).with_context(|| {
+                    format!("cannot read the join token file {} (--join-token-file)", path.display())
+                })?),
+                None => self.join_token.clone(),
+            };
+        Ok(drover_server::security::SecurityMode::Secure(drover_server::security::TlsSettings {
             ca_cert: self.tls_ca_cert.clone(),
             ca_key: self.tls_ca_key.clone(),
+            join_token,
             validity: self.tls_cert_validity,
-        })
+        }))
     }
 }
 
@@ -307,7 +324,7 @@ pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     if args.security.tls_cert_validity < Duration::from_secs(15) {
         bail!("--tls-cert-validity must be at least 15s (certificates are renewed two thirds into it)");
     }
-    config.security = args.security.mode();
+    config.security = args.security.mode()?;
     config.audit_retention = args.security.audit_retention;
     let listener = bind(args.bind).await?;
     let server = Server::start(config).await.context("cannot start the server")?;

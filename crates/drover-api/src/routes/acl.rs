@@ -11,7 +11,7 @@ use drover_proto::api::{
     AuditQuery, EnrollRequest, JoinTokenCreateRequest, JoinTokenCreated, JoinTokenEntry, NodeCertificateResponse,
     PolicyApplyRequest, RenewRequest, TokenCreateRequest, TokenCreated, TokenEntry,
 };
-use drover_types::acl::{AclPolicy, AclScope, AuditEvent, Capability};
+use drover_types::acl::{AclPolicy, AclScope, AuditEvent, Capability, JoinRole};
 use drover_types::{DurationSpec, Timestamp};
 
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -133,7 +133,8 @@ pub(super) async fn create_join_token(
 ) -> ApiResult<Response> {
     caller.require(AclScope::Acl, Capability::Write)?;
     let ttl = duration("ttl", request.ttl.as_deref())?.unwrap_or(DEFAULT_JOIN_TTL);
-    let (token, text) = app.server.create_join_token(request.hostgroups, ttl, request.uses, &caller.name).await?;
+    let role = if request.server { JoinRole::Server } else { JoinRole::Agent };
+    let (token, text) = app.server.create_join_token(role, request.hostgroups, ttl, request.uses, &caller.name).await?;
     let target = format!("{} (host groups: {})", token.accessor, token.hostgroups.join(", "));
     Ok(noted(
         StatusCode::OK,
@@ -204,4 +205,14 @@ pub(super) async fn renew(
     let ca = app.server.tls().map(|tls| tls.ca_pem().to_owned()).unwrap_or_default();
     let target = caller.name.clone();
     Ok(noted(StatusCode::OK, NodeCertificateResponse { certificate, ca }, target))
+}
+
+/// `POST /v1/operator/tls/join`: the cluster CA for a server joining with a
+/// server join token (the token is the credential).
+pub(super) async fn server_join(
+    State(app): State<AppState>,
+    ApiJson(request): ApiJson<drover_proto::api::ServerJoinRequest>,
+) -> ApiResult<Response> {
+    let (ca, ca_key) = app.server.release_ca_to_server(&request.secret).await?;
+    Ok(noted(StatusCode::OK, drover_proto::api::ServerJoinResponse { ca, ca_key }, "the cluster CA".to_owned()))
 }

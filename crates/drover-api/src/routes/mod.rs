@@ -106,6 +106,7 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route("/v1/audit", get(acl::audit))
         .route("/v1/agent/enroll", post(acl::enroll))
         .route("/v1/agent/renew", post(acl::renew))
+        .route(drover_server::security::SERVER_JOIN_PATH, post(acl::server_join))
 }
 
 pub(crate) fn internal_routes() -> Router<AppState> {

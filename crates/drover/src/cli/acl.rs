@@ -293,7 +293,7 @@ pub(crate) async fn run(command: AclCommand) -> anyhow::Result<ExitCode> {
 pub(crate) async fn run_join_token(command: JoinTokenCommand) -> anyhow::Result<ExitCode> {
     match command {
         JoinTokenCommand::Create { hostgroups, ttl, uses, json, server } => {
-            let request = JoinTokenCreateRequest { hostgroups, ttl: Some(ttl), uses };
+            let request = JoinTokenCreateRequest { hostgroups, ttl: Some(ttl), uses, server: false };
             let created = server.client()?.create_join_token(&request).await?;
             if json {
                 print_json(&created)?;

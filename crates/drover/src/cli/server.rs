@@ -28,6 +28,18 @@ pub(crate) enum ServerCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
+    /// Make a server join token: a new server started with it (and --join)
+    /// fetches the cluster CA; prints the token once.
+    JoinToken {
+        /// How long it works.
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// How many servers it may let join.
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
     /// The operators' checklist: every server up, one leader, Raft lag,
     /// connected agents, disk space. Exits 1 when something is wrong.
     Health {
@@ -110,6 +122,22 @@ pub(crate) async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ServerCommand::Health { json, server } => health(&server, json).await,
+        ServerCommand::JoinToken { ttl, uses, server } => {
+            let request = drover_proto::api::JoinTokenCreateRequest {
+                hostgroups: Vec::new(),
+                ttl: Some(ttl),
+                uses: Some(uses),
+                server: true,
+            };
+            let created = server.client()?.create_join_token(&request).await?;
+            println!("{}", created.token);
+            eprintln!(
+                "Server join token {} (expires {}). Start the new server with --join <servers> and DROVER_JOIN_TOKEN=<token> (or --join-token-file).",
+                created.accessor,
+                super::output::local_time(created.expires_at)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

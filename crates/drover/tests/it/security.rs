@@ -218,7 +218,12 @@ async fn bootstrap(cluster: &SecureCluster) -> String {
 }
 
 async fn join_token(client: &Client, hostgroup: &str, uses: Option<u32>) -> String {
-    let request = JoinTokenCreateRequest { hostgroups: vec![hostgroup.to_owned()], ttl: Some("1h".to_owned()), uses };
+    let request = JoinTokenCreateRequest {
+        hostgroups: vec![hostgroup.to_owned()],
+        ttl: Some("1h".to_owned()),
+        uses,
+        server: false,
+    };
     client.create_join_token(&request).await.unwrap().token
 }
 
@@ -573,6 +578,43 @@ async fn three_secure_servers_on_one_ca_keep_acls_and_audit_across_a_leader_kill
     assert!(members.leader_address.is_some());
     let peers = cluster.cli(Some(&root_secret), &["server", "members"]);
     assert!(!text(&peers).contains(&stranger_address), "a server of another CA joined:\n{}", text(&peers));
+
+    // A new server joins with a server join token instead of copied CA files.
+    let made = cluster.cli(Some(&root_secret), &["server", "join-token", "--ttl", "10m", "--uses", "1"]);
+    assert!(made.status.success(), "{}", text(&made));
+    let server_token = String::from_utf8(made.stdout).unwrap().trim().to_owned();
+    assert!(server_token.starts_with("drover1."), "{server_token}");
+    let agent_with_it = cluster.spawn_agent("w2", "bi/batch/b", Some(&server_token));
+    assert!(
+        exited_with(&mut cluster.agents[agent_with_it], Duration::from_secs(30)).contains("enrols servers, not agents")
+    );
+    let newcomer_address = format!("127.0.0.1:{}", free_port());
+    let live: Vec<String> = cluster.addresses.iter().filter(|address| **address != leader).cloned().collect();
+    let mut command = Command::new(drover_binary());
+    command
+        .args(["server", "--bind", &newcomer_address, "--data-dir"])
+        .arg(cluster.dir.path().join("newcomer"))
+        .args(["--join", &live.join(","), "--min-free-disk-mb", "0"])
+        .env("DROVER_JOIN_TOKEN", &server_token);
+    cluster.servers.push(Process::spawn_for_test("newcomer", &mut command, cluster.dir.path().join("newcomer.log")));
+    wait_until(
+        "the newcomer to be a member",
+        Duration::from_secs(60),
+        || async { text(&cluster.cli(Some(&root_secret), &["server", "members"])).contains(&newcomer_address) },
+        || cluster.logs(),
+    )
+    .await;
+    let fetched = std::fs::read_to_string(cluster.dir.path().join("newcomer/tls/ca.pem")).unwrap();
+    assert_eq!(fetched, cluster.ca_pem(), "the newcomer has the cluster's CA");
+    // The token was for one server: a second one is refused.
+    let mut command = Command::new(drover_binary());
+    command
+        .args(["server", "--bind", &format!("127.0.0.1:{}", free_port()), "--data-dir"])
+        .arg(cluster.dir.path().join("second"))
+        .args(["--join", &live.join(",")])
+        .env("DROVER_JOIN_TOKEN", &server_token);
+    let mut second = Process::spawn_for_test("second", &mut command, cluster.dir.path().join("second.log"));
+    assert!(exited_with(&mut second, Duration::from_secs(60)).contains("used up"));
     let _ = Path::new(&stranger_dir);
 }
 
