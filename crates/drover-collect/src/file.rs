@@ -16,7 +16,9 @@
 //! ```
 //!
 //! Lines end at `\n` (a trailing `\r` is dropped); a partial last line waits
-//! for its newline, except in a rotated file at the end of `rotate_wait`, and
+//! for its newline, except when the file has not grown for
+//! `partial_line_idle` (a program that exited after `printf "fatal: …"`, a
+//! prompt), in a rotated file at the end of `rotate_wait`, and
 //! in a file rotated by index (`ends_at_next_index`): once `<name>.<N+1>`
 //! exists, `<name>.<N>` is complete, and its last line is sent when read to
 //! the end (drover's executor finishes a file before creating the next, so
@@ -86,12 +88,17 @@ pub struct FileSourceConfig {
     /// are followed by identity and keep the name they were first seen under,
     /// so this only concerns files first seen with a numbered name.
     pub ends_at_next_index: bool,
+    /// A partial last line is sent as a line once the file has not grown
+    /// for this long: the writer exited or waits (text it adds later to
+    /// the same line becomes a line of its own).
+    pub partial_line_idle: Duration,
 }
 
 impl FileSourceConfig {
     /// Follows `include` with the defaults: poll every 250 ms, rescan every second,
     /// split lines at 64 KiB, read rotated files for 5 more seconds, a numbered
-    /// file complete once its successor exists.
+    /// file complete once its successor exists, a partial line sent after 5 s
+    /// without growth.
     pub fn new(include: Vec<String>) -> FileSourceConfig {
         FileSourceConfig {
             include,
@@ -101,6 +108,7 @@ impl FileSourceConfig {
             max_line_bytes: 64 * 1024,
             rotate_wait: Duration::from_secs(5),
             ends_at_next_index: true,
+            partial_line_idle: Duration::from_secs(5),
         }
     }
 }
@@ -160,6 +168,8 @@ struct Tracked {
     successor: Option<PathBuf>,
     /// The successor was seen: the file is complete.
     is_complete: bool,
+    /// When bytes were last read from the file.
+    grew_at: Instant,
 }
 
 impl Tracked {
@@ -427,6 +437,7 @@ impl FollowerState {
             rotated_at: None,
             successor: if self.config.ends_at_next_index { next_index_path(path) } else { None },
             is_complete: false,
+            grew_at: Instant::now(),
         }))
     }
 
@@ -435,6 +446,7 @@ impl FollowerState {
     fn read_file(&mut self, index: usize, lines: &mut Vec<SourceLine>) -> bool {
         let max_line_bytes = self.config.max_line_bytes.max(1);
         let rotate_wait = self.config.rotate_wait;
+        let partial_line_idle = self.config.partial_line_idle;
         let stream = &self.stream;
         let read_buffer = &mut self.read_buffer;
         let Some(tracked) = self.tracked.get_mut(index) else { return true };
@@ -478,8 +490,12 @@ impl FollowerState {
             tracked.pending.extend_from_slice(&read_buffer[..count]);
             split_lines(tracked, stream, max_line_bytes, false, lines);
         }
+        if num_read > 0 {
+            tracked.grew_at = Instant::now();
+        }
         let is_done = is_at_end && tracked.rotated_at.is_some_and(|rotated_at| rotated_at.elapsed() >= rotate_wait);
-        if is_done || (is_at_end && tracked.is_complete) {
+        let is_idle = is_at_end && tracked.grew_at.elapsed() >= partial_line_idle;
+        if is_done || (is_at_end && tracked.is_complete) || (is_idle && !tracked.pending.is_empty()) {
             split_lines(tracked, stream, max_line_bytes, true, lines);
         }
         is_done
@@ -584,6 +600,7 @@ mod tests {
             rotated_at: None,
             successor: None,
             is_complete: false,
+            grew_at: Instant::now(),
         }
     }
 

@@ -228,6 +228,38 @@ async fn without_ends_at_next_index_the_unfinished_line_waits() {
     running.stop().await;
 }
 
+/// A program that exits after `printf "fatal: …"` (no newline): its last
+/// line is sent once the file stops growing, not lost.
+#[tokio::test]
+async fn a_partial_last_line_is_sent_once_the_file_stops_growing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = fast_config(dir.path());
+    config.partial_line_idle = Duration::from_millis(700);
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(config, checkpoints);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let path = dir.path().join("task.log");
+    append(&path, "one\nfatal: no newline");
+    assert_eq!(running.texts(1).await, vec!["one"]);
+    // Still growing within the idle time: the line may yet be finished.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    append(&path, " at the end");
+    running.assert_quiet().await;
+    let last = running.next().await;
+    assert_eq!(last.text, "fatal: no newline at the end");
+    match last.checkpoint {
+        Some(drover_collect::Checkpoint::File(position)) => {
+            assert_eq!(position.offset_after, std::fs::metadata(&path).unwrap().len());
+        }
+        other => panic!("unexpected checkpoint {other:?}"),
+    }
+    // What the writer adds later is a line of its own.
+    append(&path, " (continued)\n");
+    assert_eq!(running.texts(1).await, vec![" (continued)"]);
+    running.assert_quiet().await;
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn copy_truncate_restarts_at_the_beginning() {
     let dir = tempfile::tempdir().unwrap();

@@ -203,6 +203,35 @@ async fn task_output_is_searchable_by_job_and_counted_and_drawn() {
     assert_eq!(by_node.unwrap().counts[0].count, 6);
 }
 
+/// A task whose last words have no newline (it ends with `printf "fatal:
+/// …"`): the line is indexed once the output stops growing, not lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_last_line_without_a_newline_is_indexed() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    let job = r#"
+job "abrupt" {
+  type = "batch"
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "echo starting; printf 'fatal: disk quota exceeded on /scratch'; exit 3"]
+      }
+    }
+  }
+}
+"#;
+    let output = cluster.run_job("abrupt", job);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let client = cluster.client.clone();
+    cluster.wait_for("both lines of the task", || async { total(&client, "job:abrupt").await == 2 }).await;
+    let records = all_records(&client, "quota AND job:abrupt").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].message, "fatal: disk quota exceeded on /scratch");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_agent_and_of_the_server_mid_stream_loses_and_duplicates_nothing() {
     let mut cluster = Cluster::start().await;
