@@ -378,6 +378,7 @@ fn record_of(line: LogLine, origin: &str, node: Option<&Node>, state: &State) ->
     if let Some(timestamp) = line.timestamp {
         record.timestamp = timestamp;
     }
+    drover_logs::record::settle_event_time(&mut record);
     if record.level.is_none() {
         record.level = line.level.as_deref().and_then(drover_logs::parse::normalise_level).map(str::to_owned);
     }

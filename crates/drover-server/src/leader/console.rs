@@ -77,6 +77,7 @@ async fn poll(
                     seq = seq.max(u64::try_from(received).unwrap_or_default()) + 1;
                     let mut record =
                         drover_logs::record::from_line(&origin, seq, &node.name, "console", "console", text, received);
+                    drover_logs::record::settle_event_time(&mut record);
                     record.hostgroup = Some(node.hostgroup.clone()).filter(|text| !text.is_empty());
                     record.environment = Some(node.environment.clone()).filter(|text| !text.is_empty());
                     record

@@ -217,7 +217,7 @@ job "abrupt" {
       driver = "raw_exec"
       config {
         command = "/bin/sh"
-        args    = ["-c", "echo starting; printf 'fatal: disk quota exceeded on /scratch'; exit 3"]
+        args    = ["-c", "echo 2019-03-01T10:00:00Z starting from a clock three years behind; printf 'fatal: disk quota exceeded on /scratch'; exit 3"]
       }
     }
   }
@@ -230,6 +230,14 @@ job "abrupt" {
     let records = all_records(&client, "quota AND job:abrupt").await;
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].message, "fatal: disk quota exceeded on /scratch");
+    // A line that claims a time far from when it arrived is dated when it
+    // arrived (a search of the last hour finds it); its claim is a field.
+    let recent = cluster.cli(&["logs", "search", "behind", "--since", "1h", "--json"]);
+    let text = String::from_utf8_lossy(&recent.stdout);
+    assert!(recent.status.success() && text.contains("three years behind"), "{text}");
+    let records = all_records(&client, "behind AND time_adjusted:true").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].fields.get("logged_at").map(String::as_str), Some("2019-03-01T10:00:00.000Z"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
