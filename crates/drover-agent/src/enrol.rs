@@ -117,7 +117,7 @@ impl NodeTls {
                         return Err(AgentError::Tls(format!("enrolment refused by {server} ({status}): {message}")));
                     }
                     Err(error) => {
-                        last_problem = format!("{server}: {}", error_chain(&error));
+                        last_problem = format!("{server}: {}", drover_types::error::error_chain(&error));
                         // A server whose CA is not the token's will not become it.
                         if last_problem.contains("does not match the join token") {
                             return Err(AgentError::Tls(format!("cannot enrol: {last_problem}")));
@@ -175,7 +175,7 @@ impl NodeTls {
                     return Ok(true);
                 }
                 Ok(response) => last_problem = format!("{server}: {}", response.status()),
-                Err(error) => last_problem = format!("{server}: {}", error_chain(&error)),
+                Err(error) => last_problem = format!("{server}: {}", drover_types::error::error_chain(&error)),
             }
         }
         Err(AgentError::Tls(format!("cannot renew the node certificate: {last_problem}")))
@@ -214,15 +214,4 @@ pub(crate) fn bare(address: &str) -> &str {
 
 fn read(path: &Path) -> Result<String, AgentError> {
     std::fs::read_to_string(path).map_err(|error| AgentError::Tls(format!("cannot read {}: {error}", path.display())))
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

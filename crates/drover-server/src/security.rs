@@ -116,12 +116,7 @@ pub(crate) async fn fetch_ca_with_join_token(data_dir: &Path, join: &[String], t
                     ));
                 }
                 Err(error) => {
-                    last_problem = format!("{address}: {error}");
-                    let mut source = std::error::Error::source(&error);
-                    while let Some(cause) = source {
-                        last_problem.push_str(&format!(": {cause}"));
-                        source = cause.source();
-                    }
+                    last_problem = format!("{address}: {}", drover_types::error::error_chain(&error));
                     if last_problem.contains("does not match the join token") {
                         return Err(CodedError::invalid(format!("cannot join: {last_problem}")));
                     }

@@ -6,6 +6,12 @@
 //! WebSocket sessions in this process) answer at once, which measures
 //! drover's own path: the fan-out, the sessions and the collection of
 //! results. Either way the server is its own process.
+//!
+//! With `--secure` the server is secure (HTTPS, mutual TLS, ACLs): the
+//! agents enrol with a join token and keep `wss://` sessions with their
+//! node certificates, and the client checks the server against the CA and
+//! sends a management token, as `drover exec` with `DROVER_CACERT` and
+//! `DROVER_TOKEN` does.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -31,6 +37,7 @@ struct Row {
 struct Report {
     hardware: String,
     agents: &'static str,
+    secure: bool,
     rows: Vec<Row>,
 }
 
@@ -38,13 +45,19 @@ pub(crate) async fn run(
     mut node_counts: Vec<usize>,
     rounds: usize,
     real: bool,
+    secure: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
     node_counts.sort_unstable();
     node_counts.dedup();
     anyhow::ensure!(node_counts.first().is_some_and(|first| *first > 0), "--nodes needs counts above 0");
-    let mut fleet = Fleet::start_server().await?;
+    let mut fleet = if secure {
+        drover_tls::install_crypto_provider();
+        Fleet::start_secure_server().await?
+    } else {
+        Fleet::start_server().await?
+    };
     let stop = CancellationToken::new();
     let mut started_nodes = 0usize;
     let mut rows = Vec::new();
@@ -57,7 +70,8 @@ pub(crate) async fn run(
         }
         started_nodes = count;
         if !json {
-            eprintln!("{count} {} agents ready", if real { "real" } else { "simulated" });
+            let how = if secure { ", enrolled, on mutual TLS" } else { "" };
+            eprintln!("{count} {} agents ready{how}", if real { "real" } else { "simulated" });
         }
         let wanted: Vec<String> = (0..count).map(|number| format!("bench{number:05}")).collect();
         // One untimed run warms the connections.
@@ -76,22 +90,28 @@ pub(crate) async fn run(
         });
     }
     stop.cancel();
-    let report = Report { hardware: super::hardware(), agents: if real { "real" } else { "simulated" }, rows };
+    let report = Report { hardware: super::hardware(), agents: if real { "real" } else { "simulated" }, secure, rows };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!("hardware  {}", report.hardware);
-    println!("| agents | nodes | p50 | p99 | rounds |");
-    println!("|---|---|---|---|---|");
+    let server = if secure { "secure (mTLS)" } else { "plain" };
+    println!("| agents | server | nodes | p50 | p99 | rounds |");
+    println!("|---|---|---|---|---|---|");
     for row in &report.rows {
         println!(
-            "| {} | {} | {:.1} ms | {:.1} ms | {} |",
+            "| {} | {server} | {} | {:.1} ms | {:.1} ms | {} |",
             report.agents, row.nodes, row.p50_ms, row.p99_ms, row.rounds
         );
     }
     for row in &report.rows {
-        let peer = if real { "drover" } else { "drover-sim" };
+        let peer = match (real, secure) {
+            (true, false) => "drover",
+            (true, true) => "drover-mtls",
+            (false, false) => "drover-sim",
+            (false, true) => "drover-sim-mtls",
+        };
         println!(
             "RESULT peer={peer} nodes={} p50_ms={:.0} p99_ms={:.0} rounds={}",
             row.nodes, row.p50_ms, row.p99_ms, row.rounds

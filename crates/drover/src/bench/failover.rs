@@ -165,7 +165,8 @@ async fn simulated_trials(num_nodes: usize, num_trials: usize, json: bool) -> an
         next_number += 1;
         let stop = CancellationToken::new();
         stops.insert(name.clone(), stop.clone());
-        let agent = SimAgent { server: address.clone(), name, hostgroup: "bench".to_owned(), heartbeats: None };
+        let agent =
+            SimAgent { server: address.clone(), name, hostgroup: "bench".to_owned(), heartbeats: None, tls: None };
         tokio::spawn(async move {
             let _ = agent.run(stop).await;
         });

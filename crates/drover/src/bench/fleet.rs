@@ -1,11 +1,15 @@
 //! Real drover processes for benchmarks: a server and agents started from
-//! this very binary, on loopback, in a temporary directory.
+//! this very binary, on loopback, in a temporary directory. The server is
+//! insecure (`--insecure`) unless started with
+//! [`Fleet::start_secure_server`]: HTTPS and mutual TLS with its own CA,
+//! ACLs bootstrapped through the API, and a join token for the agents.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use drover_client::Client;
+use anyhow::Context;
+use drover_client::{Client, Credentials};
 
 /// A process killed (SIGKILL) when dropped.
 pub(crate) struct ChildProcess(Option<Child>);
@@ -44,7 +48,43 @@ pub(crate) struct Fleet {
     pub(crate) address: String,
     pub(crate) server: ChildProcess,
     agents: Vec<(String, ChildProcess)>,
+    /// A client of the server (with the management token when secure).
     pub(crate) client: Client,
+    /// The secure server's CA and tokens; `None` when insecure.
+    pub(crate) security: Option<FleetSecurity>,
+}
+
+/// What the agents of a secure server need (its clients hold the CA and
+/// the management token: [`Fleet::client`]).
+#[derive(Clone)]
+pub(crate) struct FleetSecurity {
+    /// A join token (`drover1.<CA sha256>.<secret>`) without a use limit.
+    pub(crate) join_token: String,
+}
+
+impl FleetSecurity {
+    /// The SHA-256 of the CA and the secret a join token carries.
+    pub(crate) fn join_parts(&self) -> anyhow::Result<(String, String)> {
+        split_join_token(&self.join_token)
+    }
+}
+
+impl std::fmt::Debug for FleetSecurity {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secrets stay out of logs.
+        formatter.debug_struct("FleetSecurity").finish_non_exhaustive()
+    }
+}
+
+/// `drover1.<CA sha256>.<secret>` → (CA sha256, secret).
+pub(crate) fn split_join_token(token: &str) -> anyhow::Result<(String, String)> {
+    let mut parts = token.trim().splitn(3, '.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("drover1"), Some(ca_sha256), Some(secret)) if !ca_sha256.is_empty() && !secret.is_empty() => {
+            Ok((ca_sha256.to_owned(), secret.to_owned()))
+        }
+        _ => anyhow::bail!("the server answered a join token that is not drover1.<CA sha256>.<secret>"),
+    }
 }
 
 impl Fleet {
@@ -56,14 +96,44 @@ impl Fleet {
         command.args(["server", "--insecure", "--bind", &address, "--data-dir"]).arg(dir.path().join("server"));
         let server = ChildProcess::spawn(&mut command, &dir.path().join("server.log"))?;
         let client = Client::new(&address);
-        let fleet = Fleet { dir, address, server, agents: Vec::new(), client };
-        let client = fleet.client.clone();
-        wait_until(Duration::from_secs(30), || {
-            let client = client.clone();
-            async move { client.leader().await.is_ok_and(|info| info.leader_id.is_some()) }
-        })
-        .await?;
+        let fleet = Fleet { dir, address, server, agents: Vec::new(), client, security: None };
+        wait_for_leader(&fleet.client).await?;
         Ok(fleet)
+    }
+
+    /// Starts a secure server (the default of `drover server`: HTTPS,
+    /// mutual TLS, ACLs) that makes its own CA, waits for its leader,
+    /// bootstraps the ACLs through the API (`drover acl bootstrap`) and
+    /// creates one join token without a use limit (`drover node
+    /// join-token create --ttl 24h`). [`Fleet::client`] then holds the CA
+    /// and the management token.
+    pub(crate) async fn start_secure_server() -> anyhow::Result<Fleet> {
+        let dir = tempfile::Builder::new().prefix("drover-bench-").tempdir()?;
+        let address = format!("127.0.0.1:{}", free_port()?);
+        let mut command = Command::new(std::env::current_exe()?);
+        command.args(["server", "--bind", &address, "--data-dir"]).arg(dir.path().join("server"));
+        let server = ChildProcess::spawn(&mut command, &dir.path().join("server.log"))?;
+        let ca_path = dir.path().join("server").join("tls").join("ca.pem");
+        wait_until(Duration::from_secs(30), || {
+            let ca_path = ca_path.clone();
+            async move { std::fs::read_to_string(&ca_path).is_ok_and(|pem| pem.contains("END CERTIFICATE")) }
+        })
+        .await
+        .with_context(|| format!("the secure server wrote no CA certificate to {}", ca_path.display()))?;
+        let ca_pem = std::fs::read_to_string(&ca_path)?;
+        let anonymous = Client::secured(&address, &Credentials { ca_pem: Some(ca_pem.clone()), token: None })?;
+        wait_for_leader(&anonymous).await?;
+        let management_token = anonymous.acl_bootstrap().await.context("drover acl bootstrap")?.secret;
+        let client = Client::secured(&address, &Credentials { ca_pem: Some(ca_pem), token: Some(management_token) })?;
+        let request = drover_proto::api::JoinTokenCreateRequest {
+            hostgroups: Vec::new(),
+            ttl: Some("24h".to_owned()),
+            uses: None,
+            server: false,
+        };
+        let join_token = client.create_join_token(&request).await.context("creating a join token")?.token;
+        let security = FleetSecurity { join_token };
+        Ok(Fleet { dir, address, server, agents: Vec::new(), client, security: Some(security) })
     }
 
     fn agent_dir(&self, name: &str) -> PathBuf {
@@ -74,6 +144,7 @@ impl Fleet {
     pub(crate) async fn start_agent(&mut self, name: &str) -> anyhow::Result<()> {
         let mut command = Command::new(std::env::current_exe()?);
         command.args(["agent", "--servers", &self.address, "--name", name, "--data-dir"]).arg(self.agent_dir(name));
+        self.give_join_token(&mut command);
         let process = ChildProcess::spawn(&mut command, &self.dir.path().join(format!("agent-{name}.log")))?;
         self.agents.retain(|(existing, _)| existing != name);
         self.agents.push((name.to_owned(), process));
@@ -100,10 +171,19 @@ impl Fleet {
             command
                 .args(["agent", "--servers", &self.address, "--name", name, "--hostgroup", "bench", "--data-dir"])
                 .arg(self.agent_dir(name));
+            self.give_join_token(&mut command);
             let process = ChildProcess::spawn(&mut command, &self.dir.path().join(format!("agent-{name}.log")))?;
             self.agents.push((name.clone(), process));
         }
         self.wait_ready(names).await
+    }
+
+    /// A secure fleet's agents enrol with the join token on first start
+    /// (`DROVER_JOIN_TOKEN`, as an operator would pass it).
+    fn give_join_token(&self, command: &mut Command) {
+        if let Some(security) = &self.security {
+            command.env("DROVER_JOIN_TOKEN", &security.join_token);
+        }
     }
 
     /// Waits until the node of every name is ready.
@@ -139,6 +219,16 @@ impl Drop for Fleet {
         self.server.kill();
         drover_exec::kill_processes_under(self.dir.path());
     }
+}
+
+/// Waits until the server of `client` knows its leader.
+async fn wait_for_leader(client: &Client) -> anyhow::Result<()> {
+    wait_until(Duration::from_secs(30), || {
+        let client = client.clone();
+        async move { client.leader().await.is_ok_and(|info| info.leader_id.is_some()) }
+    })
+    .await
+    .context("the server elected no leader")
 }
 
 /// A free TCP port on 127.0.0.1.

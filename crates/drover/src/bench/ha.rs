@@ -2,9 +2,17 @@
 //! `drover bench leader-failover` (kill -9 of the leader → first
 //! acknowledged write) and `drover bench writes` (committed writes per
 //! second and latency, side by side with a three-member etcd cluster).
+//!
+//! `drover bench writes --secure` puts both clusters on TLS with one CA the
+//! benchmark makes ([`drover_tls::Ca`]): the drover servers are secure
+//! (`--tls-ca-cert/--tls-ca-key`, mutual TLS between them, ACLs; the load
+//! generator checks them against the CA and sends a management token from
+//! `/v1/acl/bootstrap`), and etcd serves HTTPS on its client and peer URLs
+//! and requires client certificates (`--client-cert-auth`,
+//! `--peer-client-cert-auth`; the load generator presents one).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,27 +21,85 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 
-use drover_client::Client;
+use drover_client::{Client, Credentials};
 
 use super::fleet::{ChildProcess, free_port, percentiles, wait_until};
 use crate::cli::output::{print_json, print_table, table};
+
+/// The CA of `bench writes --secure`, in files both clusters read.
+struct BenchCa {
+    ca: drover_tls::Ca,
+    cert_path: PathBuf,
+    key_path: PathBuf,
+}
+
+impl BenchCa {
+    /// Makes a CA and writes `ca.pem` and `ca-key.pem` (0600) into `dir`.
+    fn create(dir: &Path) -> anyhow::Result<BenchCa> {
+        drover_tls::install_crypto_provider();
+        let ca = drover_tls::Ca::generate("bench-writes")?;
+        let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+        drover_tls::write_public(&cert_path, ca.cert_pem())?;
+        drover_tls::write_private(&key_path, ca.key_pem())?;
+        Ok(BenchCa { ca, cert_path, key_path })
+    }
+
+    /// An HTTPS client trusting this CA, presenting `identity` if given.
+    fn http(
+        &self,
+        identity: Option<Arc<drover_tls::Identity>>,
+        headers: reqwest::header::HeaderMap,
+        concurrency: usize,
+    ) -> anyhow::Result<reqwest::Client> {
+        let roots = drover_tls::Roots::new(&[self.ca.cert_pem().to_owned()])?;
+        let config = drover_tls::client_config(roots, identity)?;
+        Ok(reqwest::Client::builder()
+            .pool_max_idle_per_host(concurrency)
+            .default_headers(headers)
+            .tls_backend_preconfigured(config)
+            .build()?)
+    }
+}
 
 /// Three (or N) drover servers forming one cluster.
 struct Servers {
     dir: tempfile::TempDir,
     addresses: Vec<String>,
     processes: Vec<ChildProcess>,
+    /// The CA files the servers are started with; `None`: `--insecure`.
+    ca_files: Option<(PathBuf, PathBuf)>,
+    /// The CA certificate and the management token, when secure.
+    credentials: Credentials,
 }
 
 impl Servers {
     async fn start(num: usize) -> anyhow::Result<Servers> {
+        Servers::start_with(num, None).await
+    }
+
+    /// Secure servers on `ca` (mutual TLS between them, ACLs), bootstrapped
+    /// through the API: [`Servers::client`] holds the management token.
+    async fn start_secure(num: usize, ca: &BenchCa) -> anyhow::Result<Servers> {
+        Servers::start_with(num, Some(ca)).await
+    }
+
+    async fn start_with(num: usize, ca: Option<&BenchCa>) -> anyhow::Result<Servers> {
         let dir = tempfile::Builder::new().prefix("drover-bench-ha-").tempdir()?;
         let addresses =
             (0..num).map(|_| free_port().map(|port| format!("127.0.0.1:{port}"))).collect::<Result<_, _>>()?;
-        let mut servers = Servers { dir, addresses, processes: Vec::new() };
+        let mut servers = Servers {
+            dir,
+            addresses,
+            processes: Vec::new(),
+            ca_files: ca.map(|ca| (ca.cert_path.clone(), ca.key_path.clone())),
+            credentials: Credentials { ca_pem: ca.map(|ca| ca.ca.cert_pem().to_owned()), token: None },
+        };
         for index in 0..num {
             let process = servers.spawn(index)?;
             servers.processes.push(process);
+        }
+        if ca.is_some() {
+            servers.bootstrap_acls().await?;
         }
         servers.wait_healthy().await?;
         Ok(servers)
@@ -41,18 +107,59 @@ impl Servers {
 
     fn spawn(&self, index: usize) -> anyhow::Result<ChildProcess> {
         let mut command = Command::new(std::env::current_exe()?);
-        command.args(["server", "--insecure", "--bind", &self.addresses[index], "--data-dir"]);
+        command.arg("server");
+        match &self.ca_files {
+            Some((cert, key)) => {
+                command.arg("--tls-ca-cert").arg(cert).arg("--tls-ca-key").arg(key);
+            }
+            None => {
+                command.arg("--insecure");
+            }
+        }
+        command.args(["--bind", &self.addresses[index], "--data-dir"]);
         command.arg(self.dir.path().join(format!("server{index}")));
         command.args(["--bootstrap-expect", &self.addresses.len().to_string(), "--join", &self.addresses.join(",")]);
         ChildProcess::spawn(&mut command, &self.dir.path().join(format!("server{index}.log")))
     }
 
-    fn client(&self) -> Client {
-        Client::new(&self.addresses.join(","))
+    fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::secured(&self.addresses.join(","), &self.credentials)?)
+    }
+
+    /// `drover acl bootstrap` once the cluster has a leader; keeps the
+    /// management token.
+    async fn bootstrap_acls(&mut self) -> anyhow::Result<()> {
+        let client = self.client()?;
+        let started = Instant::now();
+        let created = loop {
+            match client.acl_bootstrap().await {
+                Ok(created) => break created,
+                Err(error) => {
+                    anyhow::ensure!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "the secure servers could not bootstrap their ACLs within 60 s: {error}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        self.credentials.token = Some(created.secret);
+        Ok(())
+    }
+
+    /// The load generator's headers: the management token when secure.
+    fn headers(&self) -> anyhow::Result<reqwest::header::HeaderMap> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = &self.credentials.token {
+            let mut value = reqwest::header::HeaderValue::from_str(token)?;
+            value.set_sensitive(true);
+            headers.insert(drover_proto::api::TOKEN_HEADER, value);
+        }
+        Ok(headers)
     }
 
     async fn wait_healthy(&self) -> anyhow::Result<()> {
-        let client = self.client();
+        let client = self.client()?;
         wait_until(Duration::from_secs(60), || {
             let client = client.clone();
             async move { client.cluster_health().await.is_ok_and(|health| health.problems.is_empty()) }
@@ -62,7 +169,7 @@ impl Servers {
     }
 
     async fn leader(&self) -> anyhow::Result<usize> {
-        let info = self.client().leader().await?;
+        let info = self.client()?.leader().await?;
         let leader = info.leader_address.context("no leader")?;
         self.addresses.iter().position(|address| *address == leader).context("unknown leader address")
     }
@@ -81,7 +188,7 @@ struct FailoverReport {
 /// kill -9 of the leader → the first acknowledged write, `trials` times.
 pub(crate) async fn leader_failover(trials: usize, json: bool) -> anyhow::Result<ExitCode> {
     let mut servers = Servers::start(3).await?;
-    let client = servers.client();
+    let client = servers.client()?;
     let items = BTreeMap::from([("v".to_owned(), "x".to_owned())]);
     let mut samples = Vec::new();
     for trial in 0..trials {
@@ -148,6 +255,7 @@ struct WriteFigures {
 #[derive(Debug, Serialize)]
 struct WritesReport {
     hardware: String,
+    secure: bool,
     concurrency: usize,
     payload_bytes: usize,
     seconds: f64,
@@ -185,15 +293,16 @@ impl Target {
     }
 }
 
-/// Closed-loop writers, `concurrency` of them spread over the members.
+/// Closed-loop writers, `concurrency` of them spread over the members,
+/// sharing `http` (its connection pool, TLS and headers).
 async fn measure(
     system: &str,
+    http: reqwest::Client,
     targets: Vec<Target>,
     concurrency: usize,
     payload: usize,
     window: Duration,
 ) -> WriteFigures {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build().unwrap_or_default();
     let payload = "x".repeat(payload);
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -245,16 +354,23 @@ struct Etcd {
     _dir: tempfile::TempDir,
     client_urls: Vec<String>,
     _processes: Vec<ChildProcess>,
+    /// The load generator's client (HTTPS with a client certificate when
+    /// secure).
+    http: reqwest::Client,
 }
 
 impl Etcd {
-    async fn start(binary: &PathBuf) -> anyhow::Result<Etcd> {
+    /// Starts three members; with `ca`, on HTTPS client and peer URLs with
+    /// certificates from it (127.0.0.1 names), client certificates
+    /// required on both.
+    async fn start(binary: &PathBuf, ca: Option<&BenchCa>, concurrency: usize) -> anyhow::Result<Etcd> {
         let dir = tempfile::Builder::new().prefix("drover-bench-etcd-").tempdir()?;
+        let scheme = if ca.is_some() { "https" } else { "http" };
         let mut client_urls = Vec::new();
         let mut peer_urls = Vec::new();
         for _ in 0..3 {
-            client_urls.push(format!("http://127.0.0.1:{}", free_port()?));
-            peer_urls.push(format!("http://127.0.0.1:{}", free_port()?));
+            client_urls.push(format!("{scheme}://127.0.0.1:{}", free_port()?));
+            peer_urls.push(format!("{scheme}://127.0.0.1:{}", free_port()?));
         }
         let initial: Vec<String> = peer_urls.iter().enumerate().map(|(index, url)| format!("e{index}={url}")).collect();
         let mut processes = Vec::new();
@@ -267,10 +383,43 @@ impl Etcd {
                 .args(["--listen-peer-urls", &peer_urls[index], "--initial-advertise-peer-urls", &peer_urls[index]])
                 .args(["--initial-cluster", &initial.join(","), "--initial-cluster-state", "new"])
                 .args(["--initial-cluster-token", "drover-bench", "--log-level", "error"]);
+            if let Some(ca) = ca {
+                // Server and client authentication, names 127.0.0.1 and
+                // localhost: good for the client and the peer URLs.
+                let host_port = client_urls[index].trim_start_matches("https://").to_owned();
+                let issued = ca.ca.issue_server(100 + index as u64, &[host_port], CERT_VALIDITY)?;
+                let (cert, key) =
+                    (dir.path().join(format!("e{index}.pem")), dir.path().join(format!("e{index}-key.pem")));
+                drover_tls::write_public(&cert, &issued.cert_pem)?;
+                drover_tls::write_private(&key, &issued.key_pem)?;
+                command
+                    .arg("--cert-file")
+                    .arg(&cert)
+                    .arg("--key-file")
+                    .arg(&key)
+                    .arg("--trusted-ca-file")
+                    .arg(&ca.cert_path)
+                    .arg("--client-cert-auth")
+                    .arg("--peer-cert-file")
+                    .arg(&cert)
+                    .arg("--peer-key-file")
+                    .arg(&key)
+                    .arg("--peer-trusted-ca-file")
+                    .arg(&ca.cert_path)
+                    .arg("--peer-client-cert-auth");
+            }
             processes.push(ChildProcess::spawn(&mut command, &dir.path().join(format!("e{index}.log")))?);
         }
-        let etcd = Etcd { _dir: dir, client_urls, _processes: processes };
-        let http = reqwest::Client::new();
+        let http = match ca {
+            Some(ca) => {
+                let (csr, key) = drover_tls::node_csr("etcd-load")?;
+                let cert = ca.ca.sign_node_csr(&csr, "etcd-load", CERT_VALIDITY)?;
+                let identity = drover_tls::Identity::new(&cert, &key)?;
+                ca.http(Some(identity), reqwest::header::HeaderMap::new(), concurrency)?
+            }
+            None => reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?,
+        };
+        let etcd = Etcd { _dir: dir, client_urls, _processes: processes, http: http.clone() };
         let target = Target::Etcd { base: etcd.client_urls[0].clone() };
         wait_until(Duration::from_secs(60), || {
             let (http, target) = (http.clone(), target.clone());
@@ -282,6 +431,9 @@ impl Etcd {
     }
 }
 
+/// Validity of the certificates `bench writes --secure` issues.
+const CERT_VALIDITY: Duration = Duration::from_secs(24 * 3600);
+
 fn find_etcd() -> Option<PathBuf> {
     ["/usr/bin/etcd", "/usr/local/bin/etcd"].into_iter().map(PathBuf::from).find(|path| path.exists())
 }
@@ -292,21 +444,37 @@ pub(crate) async fn writes(
     concurrency: usize,
     payload: usize,
     window: Duration,
+    secure: bool,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let concurrency = concurrency.max(1);
+    let ca_dir = tempfile::Builder::new().prefix("drover-bench-ca-").tempdir()?;
+    let ca = if secure { Some(BenchCa::create(ca_dir.path())?) } else { None };
+    let (drover_name, etcd_name) = if secure {
+        ("drover (3 servers, mTLS)", "etcd (3 members, TLS)")
+    } else {
+        ("drover (3 servers)", "etcd (3 members)")
+    };
     let mut results = Vec::new();
     {
-        let servers = Servers::start(3).await?;
+        let servers = match &ca {
+            Some(ca) => Servers::start_secure(3, ca).await?,
+            None => Servers::start(3).await?,
+        };
+        let scheme = if secure { "https" } else { "http" };
         let targets =
-            servers.addresses.iter().map(|address| Target::Drover { base: format!("http://{address}") }).collect();
-        results.push(measure("drover (3 servers)", targets, concurrency, payload, window).await);
+            servers.addresses.iter().map(|address| Target::Drover { base: format!("{scheme}://{address}") }).collect();
+        let http = match &ca {
+            Some(ca) => ca.http(None, servers.headers()?, concurrency)?,
+            None => reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?,
+        };
+        results.push(measure(drover_name, http, targets, concurrency, payload, window).await);
     }
     match find_etcd() {
         Some(binary) => {
-            let etcd = Etcd::start(&binary).await?;
+            let etcd = Etcd::start(&binary, ca.as_ref(), concurrency).await?;
             let targets = etcd.client_urls.iter().map(|url| Target::Etcd { base: url.clone() }).collect();
-            results.push(measure("etcd (3 members)", targets, concurrency, payload, window).await);
+            results.push(measure(etcd_name, etcd.http.clone(), targets, concurrency, payload, window).await);
         }
         None => eprintln!("etcd is not installed (apt-get install etcd-server): drover alone is measured"),
     }
@@ -318,6 +486,7 @@ pub(crate) async fn writes(
     };
     let report = WritesReport {
         hardware: super::hardware(),
+        secure,
         concurrency,
         payload_bytes: payload,
         seconds: window.as_secs_f64(),

@@ -3,6 +3,7 @@
 //! exact command.
 
 mod e2e;
+mod enrol;
 mod exec;
 mod failover;
 mod fleet;
@@ -86,6 +87,11 @@ pub(crate) enum BenchCommand {
         /// Measurement window per system.
         #[arg(long, default_value = "20s", value_parser = crate::roles::parse_duration)]
         window: std::time::Duration,
+        /// Both clusters with TLS on one CA made here: drover servers
+        /// secure (mutual TLS between them, a management token), etcd with
+        /// HTTPS client and peer URLs and client certificates required.
+        #[arg(long)]
+        secure: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -103,6 +109,10 @@ pub(crate) enum BenchCommand {
         /// Real agents instead of simulated ones.
         #[arg(long)]
         real: bool,
+        /// A secure server (HTTPS, mutual TLS, ACLs): the agents enrol with
+        /// a join token and the client sends the CA and a management token.
+        #[arg(long)]
+        secure: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -135,6 +145,23 @@ pub(crate) enum BenchCommand {
         /// Measurement window.
         #[arg(long, default_value = "30s", value_parser = crate::roles::parse_duration)]
         window: std::time::Duration,
+        /// Also measure a secure server (the agents enrolled, on `wss://`
+        /// with their node certificates), after the plain one, and report
+        /// both and their ratio.
+        #[arg(long)]
+        secure: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Agent enrolment: a secure server, ACLs bootstrapped, one join
+    /// token, then N simulated agents enrolling at once (key, certificate
+    /// request, pinned HTTPS) and opening their `wss://` sessions until all
+    /// are ready; wall time and p50/p99 per enrolment.
+    Enrol {
+        /// Number of simulated agents.
+        #[arg(long, default_value_t = 1_000)]
+        nodes: usize,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -146,11 +173,12 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Scheduler { nodes, allocs, json } => scheduler::run(nodes, allocs, json),
         BenchCommand::E2e { nodes, allocs, per_job, json } => e2e::run(nodes, allocs, per_job, json).await,
         BenchCommand::Failover { nodes, trials, real, json } => failover::run(nodes, trials, real, json).await,
-        BenchCommand::Exec { nodes, rounds, real, json } => exec::run(nodes, rounds, real, json).await,
-        BenchCommand::Heartbeats { nodes, window, json } => heartbeats::run(nodes, window, json).await,
+        BenchCommand::Exec { nodes, rounds, real, secure, json } => exec::run(nodes, rounds, real, secure, json).await,
+        BenchCommand::Heartbeats { nodes, window, secure, json } => heartbeats::run(nodes, window, secure, json).await,
+        BenchCommand::Enrol { nodes, json } => enrol::run(nodes, json).await,
         BenchCommand::LeaderFailover { trials, json } => ha::leader_failover(trials, json).await,
-        BenchCommand::Writes { concurrency, payload, window, json } => {
-            ha::writes(concurrency, payload, window, json).await
+        BenchCommand::Writes { concurrency, payload, window, secure, json } => {
+            ha::writes(concurrency, payload, window, secure, json).await
         }
         BenchCommand::SimAgents { servers, count, prefix, start, hostgroup } => {
             sim::run_process(servers, count, prefix, start, hostgroup).await

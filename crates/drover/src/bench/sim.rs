@@ -10,6 +10,12 @@
 //! as every agent reconnecting after a server restart) spreads itself out
 //! instead of giving up.
 //!
+//! Against a secure server (HTTPS and mutual TLS), a simulated agent first
+//! enrols as a real one does (its own key and certificate request, the join
+//! token's secret, a client pinned to the token's CA hash: see
+//! [`super::enrol`]) and then opens `wss://` sessions presenting its node
+//! certificate.
+//!
 //! Large fleets run in processes of their own (`drover bench sim-agents`,
 //! hidden; [`SimProcesses`] starts them): an agent costs one open file in
 //! its process and the server one more in its own, so the server and the
@@ -52,13 +58,28 @@ pub(crate) const AGENTS_PER_PROCESS: usize = 2_500;
 pub(crate) const SIM_PROCESS_RESERVED_FILES: u64 = 256;
 
 /// Settings of one simulated agent.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct SimAgent {
     pub(crate) server: String,
     pub(crate) name: String,
     pub(crate) hostgroup: String,
     /// Counts the heartbeats sent, when set.
     pub(crate) heartbeats: Option<Arc<AtomicU64>>,
+    /// TLS presenting the node certificate (`wss://`); `None` for an
+    /// insecure server (`ws://`).
+    pub(crate) tls: Option<tokio_tungstenite::Connector>,
+}
+
+impl std::fmt::Debug for SimAgent {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SimAgent")
+            .field("server", &self.server)
+            .field("name", &self.name)
+            .field("hostgroup", &self.hostgroup)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// How one session ended.
@@ -160,10 +181,11 @@ impl SimAgent {
     /// One session: connect, `Hello`, wait for `Welcome`, then serve until
     /// the session ends or `stop` is cancelled.
     async fn session(&self, stop: &CancellationToken, acknowledged: &mut HashSet<AllocId>) -> SessionEnd {
-        let url = format!("ws://{}/v1/agent/session", self.server);
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        let url = format!("{scheme}://{}/v1/agent/session", self.server);
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(session::READ_BUFFER_BYTES);
-        let connecting = tokio_tungstenite::connect_async_with_config(&url, Some(config), false);
+        let connecting = tokio_tungstenite::connect_async_tls_with_config(&url, Some(config), false, self.tls.clone());
         let socket = tokio::select! {
             () = stop.cancelled() => return SessionEnd::Stopped,
             connected = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => match connected {
@@ -292,19 +314,29 @@ pub(crate) fn agent_name(prefix: &str, number: usize) -> String {
 
 /// Starts a simulated agent per name (host group `bench`) against the
 /// fleet's server and waits until every node is ready. They run until
-/// `stop` is cancelled; `heartbeats` counts what they send.
+/// `stop` is cancelled; `heartbeats` counts what they send. Against a
+/// secure server every agent enrols first (at most
+/// [`super::enrol::MAX_ENROLMENTS_IN_FLIGHT`] at a time) and connects with
+/// its node certificate.
 pub(crate) async fn start_many(
     fleet: &super::fleet::Fleet,
     names: &[String],
     heartbeats: Option<Arc<AtomicU64>>,
     stop: &CancellationToken,
 ) -> anyhow::Result<()> {
-    for name in names {
+    let mut connectors: Vec<Option<tokio_tungstenite::Connector>> = vec![None; names.len()];
+    if let Some(security) = &fleet.security {
+        let enrolled =
+            super::enrol::enrol_many(&fleet.address, security, names, super::enrol::MAX_ENROLMENTS_IN_FLIGHT).await?;
+        connectors = enrolled.into_iter().map(|enrolment| Some(enrolment.tls)).collect();
+    }
+    for (name, tls) in names.iter().zip(connectors) {
         let agent = SimAgent {
             server: fleet.address.clone(),
             name: name.clone(),
             hostgroup: "bench".to_owned(),
             heartbeats: heartbeats.clone(),
+            tls,
         };
         tokio::spawn(agent.run(stop.clone()));
     }
@@ -330,8 +362,13 @@ pub(crate) async fn run_process(
     let mut agents = tokio::task::JoinSet::new();
     for number in start..start + count {
         let server = servers[number % servers.len()].clone();
-        let agent =
-            SimAgent { server, name: agent_name(&prefix, number), hostgroup: hostgroup.clone(), heartbeats: None };
+        let agent = SimAgent {
+            server,
+            name: agent_name(&prefix, number),
+            hostgroup: hostgroup.clone(),
+            heartbeats: None,
+            tls: None,
+        };
         agents.spawn(agent.run(stop.clone()));
     }
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -494,6 +531,7 @@ mod tests {
                 name: agent_name("herd", number),
                 hostgroup: "bench".to_owned(),
                 heartbeats: None,
+                tls: None,
             })
             .collect();
         for agent in agents {
