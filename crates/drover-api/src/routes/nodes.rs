@@ -226,7 +226,10 @@ pub(super) async fn exec(
     // caller's; a server relaying a request passes on its own decision.
     let relayed = caller.enforced() && matches!(caller.peer, drover_server::security::Peer::Server(_));
     let decided = ExecRequest { root_allowed: request.root_allowed || !relayed, ..request.clone() };
-    let mut response = super::ndjson(app.server.exec_allowed(decided, &access, &root).await?);
+    let events = app.server.exec_allowed(decided, &access, &root).await?;
+    // A part relayed by another server is audited there, with the whole.
+    let events = if request.local { events } else { audit_results(&app, &caller, &request, events) };
+    let mut response = super::ndjson(events);
     response.extensions_mut().insert(crate::AuditNote {
         target: Some(
             if request.nodes.is_empty() { String::new() } else { request.nodes.join(",") }
@@ -306,4 +309,50 @@ fn require_on_node(app: &AppState, caller: &Caller, node: &str, capability: Capa
     let state = app.server.state();
     let node = state.resolve_node(node)?;
     caller.require_on(AclScope::Node, capability, &node.hostgroup)
+}
+
+/// Relays an exec's events and, once every node has answered, audits the
+/// outcome per node (`exec.result`: how many succeeded, failed, timed out,
+/// were unreachable or denied, and which did not succeed).
+fn audit_results(
+    app: &AppState,
+    caller: &Caller,
+    request: &ExecRequest,
+    mut events: tokio::sync::mpsc::Receiver<drover_proto::api::ExecEvent>,
+) -> tokio::sync::mpsc::Receiver<drover_proto::api::ExecEvent> {
+    use drover_proto::api::{ExecEvent, ExecStatus};
+    let (sender, relayed) = tokio::sync::mpsc::channel(64);
+    let (server, caller, command) = (app.server.clone(), caller.clone(), request.command.join(" "));
+    tokio::spawn(async move {
+        let mut counts: std::collections::BTreeMap<&'static str, usize> = std::collections::BTreeMap::new();
+        let mut unsuccessful: Vec<String> = Vec::new();
+        while let Some(event) = events.recv().await {
+            if let ExecEvent::Result(result) = &event {
+                *counts.entry(result.status.label()).or_default() += 1;
+                if result.status != ExecStatus::Success {
+                    unsuccessful.push(result.node.clone());
+                }
+            }
+            // A client that went away does not stop the count.
+            let _ = sender.send(event).await;
+        }
+        let summary: Vec<String> =
+            counts.iter().map(|(status, count)| format!("{count} {}", status.to_lowercase())).collect();
+        let not_ok = if unsuccessful.is_empty() {
+            String::new()
+        } else {
+            format!("; not successful: {}", drover_filter::fold_names(&unsuccessful))
+        };
+        server.audit(drover_types::acl::AuditEvent {
+            at: drover_types::Timestamp::now(),
+            accessor: caller.accessor.clone(),
+            name: caller.name.clone(),
+            action: "exec.result".to_owned(),
+            target: command,
+            details: format!("{}{not_ok}", summary.join(", ")),
+            outcome: drover_types::acl::AuditOutcome::Ok,
+            source: caller.source.clone(),
+        });
+    });
+    relayed
 }

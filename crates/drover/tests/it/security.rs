@@ -462,6 +462,14 @@ async fn a_secure_server_enrols_agents_scopes_tokens_and_audits_every_action() {
             && has("job.register", "ok"),
         "{by_alice:#?}"
     );
+    // The outcome of each exec, node by node.
+    assert!(
+        by_alice.iter().any(|event| event.action == "exec.result"
+            && event.details.contains("1 success")
+            && event.details.contains("1 denied")
+            && event.details.contains("not successful: belle01")),
+        "{by_alice:#?}"
+    );
     assert!(events.iter().any(|event| event.action == "node.enroll" && event.outcome.as_str() == "refused"));
     assert!(events.iter().any(|event| event.action == "node.session"
         && event.target == "belle01"
