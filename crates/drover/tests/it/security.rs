@@ -582,8 +582,6 @@ async fn three_secure_servers_on_one_ca_keep_acls_and_audit_across_a_leader_kill
     let stranger = Process::spawn_for_test("stranger", &mut command, cluster.dir.path().join("stranger.log"));
     cluster.servers.push(stranger);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let members = root.leader().await.unwrap();
-    assert!(members.leader_address.is_some());
     let peers = cluster.cli(Some(&root_secret), &["server", "members"]);
     assert!(!text(&peers).contains(&stranger_address), "a server of another CA joined:\n{}", text(&peers));
 
@@ -623,7 +621,6 @@ async fn three_secure_servers_on_one_ca_keep_acls_and_audit_across_a_leader_kill
         .env("DROVER_JOIN_TOKEN", &server_token);
     let mut second = Process::spawn_for_test("second", &mut command, cluster.dir.path().join("second.log"));
     assert!(exited_with(&mut second, Duration::from_secs(60)).contains("used up"));
-    let _ = Path::new(&stranger_dir);
 }
 
 fn serial_of(path: &Path) -> String {
@@ -691,7 +688,6 @@ job "ticker" {
     // The renewed certificate opens the next session.
     let index = cluster.agents.iter().position(|agent| agent.name == "agent n1").unwrap();
     cluster.agents[index].kill9();
-    let renewed_serial = serial_of(&node_cert);
     cluster.spawn_agent("n1", "lab", None);
     let results = exec_results(&root, &exec_request(&["n1"], Some("nobody"))).await;
     if results[0].1 != ExecStatus::Success {
@@ -703,8 +699,5 @@ job "ticker" {
         )
         .await;
     }
-    assert!(
-        serial_of(&node_cert) == renewed_serial || serial_of(&node_cert) != first_node_serial,
-        "the agent kept a renewed certificate"
-    );
+    assert_ne!(serial_of(&node_cert), first_node_serial, "the agent kept its renewed certificate");
 }
