@@ -158,7 +158,7 @@ impl Agent {
         attributes.insert("driver.exec.isolation".to_owned(), isolation.mode.as_str().to_owned());
         attributes.insert("driver.exec".to_owned(), "1".to_owned());
         attributes.insert("driver.raw_exec".to_owned(), "1".to_owned());
-        let registration = drover_state::NodeRegistration {
+        let registration = drover_types::NodeRegistration {
             id: node_id.clone(),
             name: name.clone(),
             labels: config.labels.clone(),

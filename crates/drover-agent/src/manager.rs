@@ -28,7 +28,7 @@ use tokio::task::JoinHandle;
 
 use drover_exec::ExecDriver;
 use drover_proto::session::AllocAssignment;
-use drover_state::ClientAllocUpdate;
+use drover_types::ClientAllocUpdate;
 use drover_types::{
     AllocClientStatus, AllocDesiredStatus, AllocId, CheckStatus, Node, TaskLifecycleState, TaskState, Timestamp,
 };

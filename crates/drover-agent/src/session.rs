@@ -17,8 +17,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use drover_proto::session::{self, AgentMessage, RequestBody, ResponseBody, ServerMessage};
-use drover_state::{ClientAllocUpdate, NodeRegistration};
 use drover_types::AllocId;
+use drover_types::{ClientAllocUpdate, NodeRegistration};
 
 use crate::logship::{LogShipper, SHIP_WINDOW_LINES};
 use crate::manager::AllocManager;

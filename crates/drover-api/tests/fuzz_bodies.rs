@@ -262,7 +262,7 @@ impl Seeds {
             })
             .collect();
         let site_source = drover_site::Source::new("site.hcl", SITE_FILE);
-        let site = drover_site::Site::from_sources(&[site_source], std::path::Path::new(".")).expect("a valid site");
+        let site = drover_site::from_sources(&[site_source], std::path::Path::new(".")).expect("a valid site");
         Seeds {
             jobs,
             variable: json!({ "items": { "user": "alice", "password": "s3cret", "port": "5432" } }),

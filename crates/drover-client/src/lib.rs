@@ -716,7 +716,7 @@ impl Client {
     pub async fn add_silence(
         &self,
         request: &drover_proto::react::SilenceRequest,
-    ) -> Result<drover_site::alerting::Silence> {
+    ) -> Result<drover_react::alerting::Silence> {
         self.post("/v1/silences", request).await
     }
 
@@ -761,7 +761,7 @@ impl Client {
     }
 
     /// `GET /v1/notifications`: the server's notification deliveries.
-    pub async fn notifications(&self) -> Result<Vec<drover_notify::DeliveryRecord>> {
+    pub async fn notifications(&self) -> Result<Vec<drover_react::delivery::DeliveryRecord>> {
         Ok(self.get("/v1/notifications", None).await?.0)
     }
 

@@ -118,7 +118,6 @@ pub mod log_query;
 mod names;
 mod node;
 mod parser;
-mod suggest;
 
 use std::fmt;
 

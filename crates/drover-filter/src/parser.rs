@@ -7,7 +7,7 @@
 use crate::ast::{Comparison, Expr, FIELD_NAMES, Field, GlobPattern, ListItem, Literal, RegexPattern, Test};
 use crate::error::{Error, ErrorKind, Result};
 use crate::lexer::{Token, TokenKind, shorten, tokenize};
-use crate::suggest::nearest;
+use drover_types::suggest::nearest;
 
 /// The deepest nesting of parentheses and `not` accepted.
 pub const MAX_DEPTH: usize = 64;

@@ -39,7 +39,7 @@
 pub mod diagnostic;
 pub mod expression;
 mod reader;
-pub mod suggest;
+pub use drover_types::suggest;
 mod syntax;
 pub mod variables;
 

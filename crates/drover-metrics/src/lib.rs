@@ -36,12 +36,11 @@
 
 mod error;
 mod prometheus;
-mod sample;
 mod sampler;
 mod top;
 
+pub use drover_types::usage::{DiskSample, NetSample, NodeSample, TaskSample};
 pub use error::{Error, Result};
 pub use prometheus::{CONTENT_TYPE, NodeLabels, encode_node_metrics, render_prometheus};
-pub use sample::{DiskSample, NetSample, NodeSample, TaskSample};
 pub use sampler::{Sampler, TaskProbe};
 pub use top::{SortBy, busiest};

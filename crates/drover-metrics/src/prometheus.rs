@@ -40,7 +40,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 use serde::{Deserialize, Serialize};
 
-use crate::sample::{DiskSample, NetSample, NodeSample, TaskSample};
+use drover_types::usage::{DiskSample, NetSample, NodeSample, TaskSample};
 
 /// The `Content-Type` of [`render_prometheus`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

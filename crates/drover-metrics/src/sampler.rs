@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use crate::sample::{DiskSample, NetSample, NodeSample, TaskSample};
+use drover_types::usage::{DiskSample, NetSample, NodeSample, TaskSample};
 
 /// Which task the agent wants measured and where its processes are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -9,7 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::sample::NodeSample;
+use drover_types::usage::NodeSample;
 
 /// What `drover node top --sort` ranks by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -75,7 +75,7 @@ pub fn busiest<'a, T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sample::DiskSample;
+    use drover_types::usage::DiskSample;
 
     fn node(cpu_percent: f32, memory_used: u64, disk_used: &[u64]) -> NodeSample {
         let disks = disk_used

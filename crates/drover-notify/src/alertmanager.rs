@@ -15,8 +15,8 @@ use drover_types::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::error::DeliveryError;
-use crate::notification::Notification;
 use crate::notifier::AlertmanagerConfig;
+use drover_react::delivery::Notification;
 
 /// One element of the body of `POST /api/v2/alerts` (Alertmanager's
 /// `postableAlert`).
@@ -104,8 +104,8 @@ pub(crate) async fn deliver(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::notification::NotificationKind;
-    use crate::notification::tests::tmp_full;
+    use drover_react::delivery::NotificationKind;
+    use drover_react::fixtures::tmp_full;
 
     #[test]
     fn firing_and_resolved_alerts() {

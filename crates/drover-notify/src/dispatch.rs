@@ -31,162 +31,25 @@
 //! receiver can tell a repeat).
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
 use drover_types::Timestamp;
 use rand::Rng as _;
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::error::{DeliveryError, Error, Result};
-use crate::notification::Notification;
 use crate::notifier::NotifierConfig;
 use crate::outbox::Outbox;
+use drover_react::delivery::{DeliveryId, DeliveryRecord, DeliveryStatus, Notification};
 
 /// Finished (delivered or failed) records kept for [`Dispatcher::deliveries`]
 /// unless [`DispatcherOptions::keep_finished`] says otherwise.
 pub const DEFAULT_KEEP_FINISHED: usize = 1000;
-
-/// The identity of one delivery: one notification to one notifier.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct DeliveryId(String);
-
-impl DeliveryId {
-    /// A fresh random id.
-    #[allow(clippy::new_without_default)] // a default id would be a random one, which surprises
-    pub fn new() -> DeliveryId {
-        DeliveryId(uuid::Uuid::new_v4().simple().to_string())
-    }
-
-    /// Reads an id as printed (32 hexadecimal digits), for API paths.
-    pub fn parse(text: &str) -> Option<DeliveryId> {
-        let is_id = text.len() == 32 && text.bytes().all(|byte| byte.is_ascii_hexdigit());
-        is_id.then(|| DeliveryId(text.to_ascii_lowercase()))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for DeliveryId {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.0)
-    }
-}
-
-impl fmt::Debug for DeliveryId {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "DeliveryId({})", self.0)
-    }
-}
-
-/// Where a delivery is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Waiting for its first attempt or for its next retry
-    /// (`next_attempt_at`).
-    Queued,
-    /// An attempt is in progress.
-    Sending,
-    /// The notifier accepted it (`delivered_at`).
-    Delivered,
-    /// It will not be tried again by itself (`failed_at`, `failure`).
-    Failed,
-}
-
-impl DeliveryStatus {
-    /// The name used in listings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Queued => "queued",
-            DeliveryStatus::Sending => "sending",
-            DeliveryStatus::Delivered => "delivered",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    /// Whether nothing more happens to it by itself.
-    pub fn is_finished(self) -> bool {
-        matches!(self, DeliveryStatus::Delivered | DeliveryStatus::Failed)
-    }
-}
-
-/// One notification to one notifier, and what became of it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct DeliveryRecord {
-    /// The identity.
-    pub id: DeliveryId,
-    /// The notifier's name.
-    pub notifier: String,
-    /// What is delivered.
-    pub notification: Notification,
-    /// Where it is.
-    pub status: DeliveryStatus,
-    /// Attempts made (started) so far.
-    pub attempts: u32,
-    /// When it was queued.
-    pub queued_at: Timestamp,
-    /// When the last attempt started.
-    #[serde(default)]
-    pub last_attempt_at: Option<Timestamp>,
-    /// When the next attempt is due, while queued.
-    #[serde(default)]
-    pub next_attempt_at: Option<Timestamp>,
-    /// What went wrong in the last failed attempt.
-    #[serde(default)]
-    pub last_error: Option<String>,
-    /// When the notifier accepted it.
-    #[serde(default)]
-    pub delivered_at: Option<Timestamp>,
-    /// When it was given up.
-    #[serde(default)]
-    pub failed_at: Option<Timestamp>,
-    /// Why it was given up: a permanent error, no attempts or time left,
-    /// no such notifier.
-    #[serde(default)]
-    pub failure: Option<String>,
-}
-
-impl DeliveryRecord {
-    fn queued(notifier: &str, notification: Notification, now: Timestamp) -> DeliveryRecord {
-        DeliveryRecord {
-            id: DeliveryId::new(),
-            notifier: notifier.to_owned(),
-            notification,
-            status: DeliveryStatus::Queued,
-            attempts: 0,
-            queued_at: now,
-            last_attempt_at: None,
-            next_attempt_at: Some(now),
-            last_error: None,
-            delivered_at: None,
-            failed_at: None,
-            failure: None,
-        }
-    }
-
-    fn fail(&mut self, failure: String, now: Timestamp) {
-        self.status = DeliveryStatus::Failed;
-        self.next_attempt_at = None;
-        self.failed_at = Some(now);
-        self.failure = Some(failure);
-    }
-
-    /// When it finished, if it did.
-    pub fn finished_at(&self) -> Option<Timestamp> {
-        self.delivered_at.or(self.failed_at)
-    }
-}
 
 /// How a [`Dispatcher`] is set up.
 #[derive(Clone, Debug)]
@@ -599,8 +462,8 @@ fn next_step(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::notification::tests::tmp_full;
     use crate::notifier::{Notifier, RetryPolicy, WebhookConfig};
+    use drover_react::fixtures::tmp_full;
 
     fn config(retry: RetryPolicy) -> NotifierConfig {
         let mut config = NotifierConfig::new(

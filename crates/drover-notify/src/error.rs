@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::dispatch::DeliveryId;
+use drover_react::delivery::DeliveryId;
 
 /// What went wrong, for callers of this crate.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! Telling people: drover's notifiers and the outbox that delivers to them.
 //!
-//! The alert engine and the hammer guard (`drover-site`) decide that a
+//! The alert engine and the hammer guard (`drover-react`) decide that a
 //! notifier must be told something; this crate tells it, and remembers
 //! whether that worked:
 //!
@@ -25,7 +25,7 @@
 //!   alert rules that react to it.
 //!
 //! ```no_run
-//! # async fn example(site: drover_site::Site, intent: drover_site::alerting::Notification) -> drover_notify::Result<()> {
+//! # async fn example(site: drover_react::Site, intent: drover_react::alerting::Notification) -> drover_notify::Result<()> {
 //! use drover_notify::{Dispatcher, DispatcherOptions, Notification, NotifierConfig};
 //! use drover_types::Timestamp;
 //!
@@ -53,7 +53,6 @@ mod alertmanager;
 mod dispatch;
 mod error;
 mod http;
-mod notification;
 mod notifier;
 pub mod outbox;
 mod received;
@@ -61,9 +60,9 @@ mod smtp;
 mod webhook;
 
 pub use alertmanager::{PostableAlert, alerts_url, label_name, postable_alert};
-pub use dispatch::{DEFAULT_KEEP_FINISHED, DeliveryId, DeliveryRecord, DeliveryStatus, Dispatcher, DispatcherOptions};
+pub use dispatch::{DEFAULT_KEEP_FINISHED, Dispatcher, DispatcherOptions};
+pub use drover_react::delivery::{DeliveryId, DeliveryRecord, DeliveryStatus, Notification, NotificationKind};
 pub use error::{DeliveryError, Error, Result};
-pub use notification::{Notification, NotificationKind};
 pub use notifier::{
     AlertmanagerConfig, DEFAULT_EMAIL_SUBJECT, DEFAULT_MAX_CONCURRENT, DEFAULT_TIMEOUT, EmailConfig, Notifier,
     NotifierConfig, RetryPolicy, SmtpAuth, WebhookConfig, parse_alert_template,

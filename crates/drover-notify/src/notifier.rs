@@ -1,7 +1,7 @@
 //! Notifiers as config that builds deliveries: one [`NotifierConfig`] per
 //! `notifier "NAME" { … }` block of the site, its channel a [`Notifier`].
 //!
-//! [`NotifierConfig::from_site`] maps `drover-site`'s definition and writes
+//! [`NotifierConfig::from_site`] maps the site model's definition (`drover-react`) and writes
 //! in the defaults for what a site file cannot say yet (timeout,
 //! concurrency, SMTP authentication, the retry cap and age limit); the
 //! fields are public so the caller can set them.
@@ -10,15 +10,15 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use drover_site::schema::{Notifier as SiteNotifier, NotifierKind, RetryPolicy as SiteRetryPolicy};
-use drover_site::template::{Escape, PlaceholderSet, Template};
+use drover_react::schema::{Notifier as SiteNotifier, NotifierKind, RetryPolicy as SiteRetryPolicy};
+use drover_react::template::{Escape, PlaceholderSet, Template};
 
-use crate::dispatch::DeliveryId;
 use crate::error::DeliveryError;
-use crate::notification::Notification;
 use crate::{alertmanager, smtp, webhook};
+use drover_react::delivery::DeliveryId;
+use drover_react::delivery::Notification;
 
-pub use drover_site::schema::DEFAULT_EMAIL_SUBJECT;
+pub use drover_react::schema::DEFAULT_EMAIL_SUBJECT;
 
 /// How long one delivery attempt may take, connecting included, unless a
 /// notifier says otherwise.
@@ -267,7 +267,7 @@ pub(crate) fn render(template: &Template, notification: &Notification, escape: E
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use drover_site::{Site, Source};
+    use drover_site::Source;
 
     #[test]
     fn backoff_doubles_up_to_the_cap_and_jitters_down() {
@@ -306,7 +306,7 @@ notifier "ops-mail" {
 }
 notifier "am" { alertmanager { url = "http://am.example.org:9093" } }
 "#;
-        let site = Site::from_sources(&[Source::new("site.hcl", text)], std::path::Path::new(".")).unwrap();
+        let site = drover_site::from_sources(&[Source::new("site.hcl", text)], std::path::Path::new(".")).unwrap();
         let chat = NotifierConfig::from_site(&site.notifiers["ops-chat"]);
         assert_eq!(chat.retry.max_attempts, 5);
         assert_eq!(chat.retry.initial_backoff, Duration::from_secs(30));

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use crate::dispatch::{DeliveryId, DeliveryRecord};
 use crate::error::{Error, Result};
+use drover_react::delivery::{DeliveryId, DeliveryRecord};
 
 /// The file name inside the outbox directory.
 pub const OUTBOX_FILE: &str = "outbox.jsonl";
@@ -153,7 +153,7 @@ fn parse(path: &Path, text: &str) -> Vec<DeliveryRecord> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::dispatch::DeliveryStatus;
+    use drover_react::delivery::DeliveryStatus;
 
     const SAMPLE_V1: &str = include_str!("../tests/samples/outbox-v1.jsonl");
 

@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike};
-use drover_site::Labels;
+use drover_react::Labels;
 use drover_types::Timestamp;
 use serde::{Deserialize, Serialize};
 

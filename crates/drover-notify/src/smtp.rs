@@ -18,14 +18,14 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use drover_site::template::Escape;
+use drover_react::template::Escape;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::dispatch::DeliveryId;
 use crate::error::DeliveryError;
-use crate::notification::Notification;
 use crate::notifier::{EmailConfig, SmtpAuth, render};
+use drover_react::delivery::DeliveryId;
+use drover_react::delivery::Notification;
 
 /// Longest reply line read (RFC 5321 allows 512 octets).
 const MAX_REPLY_LINE: usize = 4096;
@@ -310,8 +310,8 @@ fn dot_stuff(message: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::notification::tests::tmp_full;
     use crate::notifier::{DEFAULT_EMAIL_SUBJECT, parse_alert_template};
+    use drover_react::fixtures::tmp_full;
 
     fn config(smtp: String) -> EmailConfig {
         EmailConfig {

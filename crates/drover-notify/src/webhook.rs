@@ -10,12 +10,12 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use drover_site::template::Escape;
+use drover_react::template::Escape;
 
-use crate::dispatch::DeliveryId;
 use crate::error::DeliveryError;
-use crate::notification::Notification;
 use crate::notifier::{WebhookConfig, render};
+use drover_react::delivery::DeliveryId;
+use drover_react::delivery::Notification;
 
 /// The header carrying the delivery id, the same on every retry.
 pub const DELIVERY_HEADER: &str = "X-Drover-Delivery";
@@ -50,8 +50,8 @@ pub(crate) async fn deliver(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::notification::tests::tmp_full;
     use crate::notifier::parse_alert_template;
+    use drover_react::fixtures::tmp_full;
 
     #[test]
     fn slack_bodies_escape_values() {

@@ -250,7 +250,7 @@ pub struct NodeStatusResponse {
     /// The machine's latest measured usage (CPU, memory, disks, tasks),
     /// when its agent is connected.
     #[serde(default)]
-    pub usage: Option<drover_metrics::NodeSample>,
+    pub usage: Option<drover_types::usage::NodeSample>,
 }
 
 /// `POST /v1/job/{id}/revert`.
@@ -717,7 +717,7 @@ pub struct NodeUsageEntry {
     /// Status (`ready`, `down`, …).
     pub status: String,
     /// The latest sample.
-    pub usage: drover_metrics::NodeSample,
+    pub usage: drover_types::usage::NodeSample,
 }
 
 /// `POST /v1/acl/bootstrap` and `POST /v1/acl/tokens`: a token just made,

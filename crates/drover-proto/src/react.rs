@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use drover_site::Site;
-use drover_site::alerting::{Alert, Silence};
-use drover_site::hammer::Run;
-use drover_state::react::{ReceivedAlert, RunReport};
+use drover_react::Site;
+use drover_react::alerting::ReceivedAlert;
+use drover_react::alerting::{Alert, Silence};
+use drover_react::hammer::Run;
+use drover_react::hammer::RunReport;
 use drover_types::Timestamp;
 use serde::{Deserialize, Serialize};
 

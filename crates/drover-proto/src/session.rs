@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use drover_state::{ClientAllocUpdate, NodeRegistration};
 use drover_types::{Allocation, JobId, JobType, Node, NodeId, TaskGroup, UpdateStrategy};
+use drover_types::{ClientAllocUpdate, NodeRegistration};
 
 /// Messages from an agent to a server.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -53,7 +53,7 @@ pub enum AgentMessage {
     /// The machine's and its tasks' resource usage, every 10 s.
     Metrics {
         /// The sample.
-        sample: Box<drover_metrics::NodeSample>,
+        sample: Box<drover_types::usage::NodeSample>,
     },
     /// The agent's spool had to drop lines (it was full): its running total.
     LogStats {

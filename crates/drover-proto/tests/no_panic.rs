@@ -17,8 +17,8 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use drover_proto::session::{self, AgentMessage, LogLine, RequestBody, ResponseBody, ServerMessage};
-use drover_state::{ClientAllocUpdate, NodeRegistration};
 use drover_types::{AllocClientStatus, AllocId, CodedError, ErrorCode, NodeId, NodeLabels, Resources, TaskState};
+use drover_types::{ClientAllocUpdate, NodeRegistration};
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------

@@ -15,10 +15,11 @@ use drover_proto::react::{
     AlertCount, AlertView, AlertsResponse, HammerHistoryEntry, HammerView, PauseRequest, RunbookResponse,
     SilenceRequest, SiteApplyRequest, SiteResponse,
 };
-use drover_site::alerting::{AlertId, Notification, Silence};
-use drover_site::hammer::{RunId, RunState};
-use drover_site::{HammerTrigger, Matcher, Runbook};
-use drover_state::react::{ReactOp, ReactOutcome, ReceivedAlert, SiteDoc};
+use drover_react::alerting::ReceivedAlert;
+use drover_react::alerting::{AlertId, Notification, Silence};
+use drover_react::hammer::{RunId, RunState};
+use drover_react::{HammerTrigger, Matcher, Runbook};
+use drover_state::react::{ReactOp, ReactOutcome, SiteDoc};
 use drover_state::{Command, CommandResponse};
 use drover_types::{CodedError, DurationSpec, ErrorCode, Timestamp};
 
@@ -264,7 +265,7 @@ impl Server {
             .values()
             .map(|hammer| {
                 let runs: Vec<_> = react.guard.runs().filter(|run| run.hammer == hammer.name).collect();
-                let count = |keep: &dyn Fn(&&drover_site::hammer::Run) -> bool| {
+                let count = |keep: &dyn Fn(&&drover_react::hammer::Run) -> bool| {
                     u32::try_from(runs.iter().filter(|run| keep(run)).count()).unwrap_or(u32::MAX)
                 };
                 HammerView {

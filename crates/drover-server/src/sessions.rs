@@ -15,7 +15,8 @@ use std::time::Duration;
 use tokio::sync::{Mutex, mpsc};
 
 use drover_proto::session::{AgentMessage, AllocAssignment, JobSummary, RequestBody, ResponseBody, ServerMessage};
-use drover_state::{NodeRegistration, State};
+use drover_state::State;
+use drover_types::NodeRegistration;
 use drover_types::{CodedError, ErrorCode, EvalTrigger, Evaluation, JobType, NodeId, Timestamp};
 
 use crate::Result;

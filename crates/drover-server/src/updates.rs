@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
-use drover_state::{ClientAllocUpdate, Command, NodeRegistration};
+use drover_state::Command;
 use drover_types::{AllocClientStatus, AllocId, CodedError, ErrorCode, EvalTrigger, Evaluation, NodeId, Timestamp};
+use drover_types::{ClientAllocUpdate, NodeRegistration};
 
 use crate::Result;
 use crate::ids::new_eval_id;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use drover_server::{Server, ServerConfig};
-use drover_state::NodeRegistration;
+use drover_types::NodeRegistration;
 use drover_types::{NodeId, NodeLabels, NodeStatus, Resources};
 
 fn registration(number: usize) -> NodeRegistration {

@@ -10,7 +10,7 @@ use hcl_edit::Span;
 use hcl_edit::structure::{Body, Structure};
 
 use crate::read::{Collected, FileReader, ObjectKind, Origin, Target};
-use crate::schema::{Provider, ProviderOperation, Site};
+use drover_react::schema::{Provider, ProviderOperation, Site};
 
 /// The suffix of job files, which belong to `drover job run`.
 pub const JOB_FILE_SUFFIX: &str = ".nomad.hcl";

@@ -16,13 +16,13 @@ use drover_hcl::suggest::did_you_mean;
 use drover_hcl::{BlockReader, Evaluation, Location, Value};
 use drover_types::DurationSpec;
 
-use crate::matcher::{Matcher, Selector};
-use crate::schema::{
+use drover_react::matcher::{Matcher, Selector};
+use drover_react::schema::{
     Action, AlertRule, AllocCheck, AllocCondition, CommandTarget, Condition, GroupBy, Hammer, HammerTrigger, Limits,
     LogCondition, MetricCondition, Mode, NodeCondition, NodeEvent, Notifier, NotifierKind, Provider, ProviderOperation,
     RetryPolicy, Runbook, Severity, Threshold,
 };
-use crate::template::{PlaceholderSet, Template};
+use drover_react::template::{PlaceholderSet, Template};
 
 /// The kinds of top-level objects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -572,7 +572,7 @@ fn read_email_notifier(mut block: BlockReader<'_>) -> Option<NotifierKind> {
     let subject = if block.has("subject") {
         template(&mut block, "subject", PlaceholderSet::Alert)
     } else {
-        Template::parse(crate::schema::DEFAULT_EMAIL_SUBJECT, PlaceholderSet::Alert).ok()
+        Template::parse(drover_react::schema::DEFAULT_EMAIL_SUBJECT, PlaceholderSet::Alert).ok()
     };
     block.finish();
     let smtp = smtp.filter(|address| is_host_port(address))?;

@@ -2,7 +2,7 @@
 //! Golden tests of the site reader.
 //!
 //! Every `tests/golden/NAME.hcl` is a one-file site; every folder
-//! `tests/golden/NAME.site/` is a whole site read with `Site::load_dir`.
+//! `tests/golden/NAME.site/` is a whole site read with `drover_site::load_dir`.
 //! Runbook paths are relative to `tests/golden/` (see `runbooks/`). The
 //! expected result is `NAME.json` (the site as pretty JSON) or `NAME.err`
 //! (the exact diagnostics).
@@ -13,7 +13,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use drover_site::{Site, Source};
+use drover_react::Site;
+use drover_site::Source;
 
 /// Relative, so that diagnostics of folder cases name files as a user
 /// would see them (cargo runs tests in the package directory).
@@ -36,12 +37,12 @@ fn run_case(directory: &Path, file_name: &str) -> Option<(String, String, PathBu
         if !path.is_dir() {
             return None;
         }
-        let (actual, expected, other) = render(Site::load_dir(&path), directory, name);
+        let (actual, expected, other) = render(drover_site::load_dir(&path), directory, name);
         return Some((name.to_owned(), actual, expected, other));
     }
     let name = file_name.strip_suffix(".hcl")?;
     let text = fs::read_to_string(&path).expect("readable case");
-    let result = Site::from_sources(&[Source::new(file_name, text)], directory);
+    let result = drover_site::from_sources(&[Source::new(file_name, text)], directory);
     let (actual, expected, other) = render(result, directory, name);
     Some((name.to_owned(), actual, expected, other))
 }
@@ -69,7 +70,7 @@ fn golden_cases() {
 
 #[test]
 fn parsed_sites_round_trip_through_json() {
-    let site = Site::load_dir(&golden_directory().join("product.site")).expect("the product example parses");
+    let site = drover_site::load_dir(&golden_directory().join("product.site")).expect("the product example parses");
     let json = serde_json::to_string(&site).unwrap();
     let back: Site = serde_json::from_str(&json).unwrap();
     assert_eq!(back, site);
@@ -78,7 +79,7 @@ fn parsed_sites_round_trip_through_json() {
 
 #[test]
 fn a_missing_folder_is_one_clear_error() {
-    let error = Site::load_dir(Path::new("tests/golden/does-not-exist")).unwrap_err();
+    let error = drover_site::load_dir(Path::new("tests/golden/does-not-exist")).unwrap_err();
     assert!(error.to_string().starts_with("tests/golden/does-not-exist: cannot read the site folder:"), "{error}");
 }
 
@@ -95,6 +96,6 @@ alert "tmp-full" {
   runbook  = "https://ops.example.org/runbooks/tmp-full"
 }
 "#;
-    let site = Site::from_sources(&[Source::new("alerts.hcl", text)], Path::new(".")).unwrap();
+    let site = drover_site::from_sources(&[Source::new("alerts.hcl", text)], Path::new(".")).unwrap();
     assert_eq!(site.alerts["tmp-full"].hold.to_string(), "5m");
 }

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use drover_site::{Site, Source};
+use drover_react::Site;
+use drover_site::Source;
 use proptest::prelude::*;
 
 const TOKENS: &[&str] = &[
@@ -72,13 +73,13 @@ proptest! {
 
     #[test]
     fn random_text_never_panics(text in "\\PC{0,200}") {
-        let _ = Site::from_sources(&[Source::new("fuzz.hcl", text)], Path::new("."));
+        let _ = drover_site::from_sources(&[Source::new("fuzz.hcl", text)], Path::new("."));
     }
 
     #[test]
     fn token_soup_never_panics(indexes in proptest::collection::vec(0..TOKENS.len(), 0..80)) {
         let text: String = indexes.iter().map(|index| TOKENS[*index]).collect::<Vec<_>>().join(" ");
-        let _ = Site::from_sources(&[Source::new("fuzz.hcl", text)], Path::new("."));
+        let _ = drover_site::from_sources(&[Source::new("fuzz.hcl", text)], Path::new("."));
     }
 }
 
@@ -107,8 +108,8 @@ alert "node-down" {
   }
 }
 "#;
-    let old = Site::from_sources(&[Source::new("old.hcl", old_text)], Path::new(".")).unwrap();
-    let new = Site::from_sources(&[Source::new("new.hcl", new_text)], Path::new(".")).unwrap();
+    let old = drover_site::from_sources(&[Source::new("old.hcl", old_text)], Path::new(".")).unwrap();
+    let new = drover_site::from_sources(&[Source::new("new.hcl", new_text)], Path::new(".")).unwrap();
     let changes: Vec<String> = Site::diff(&old, &new)
         .iter()
         .map(|change| format!("{:?} {} {} {:?}", change.kind, change.object, change.name, change.fields))

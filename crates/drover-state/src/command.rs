@@ -16,11 +16,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use drover_types::alloc::CheckStatus;
 use drover_types::{
-    AllocClientStatus, AllocId, CodedError, Deployment, DesiredTransition, DrainStrategy, EvalId, Evaluation, Job,
-    JobId, NodeChange, NodeEligibility, NodeId, NodeLabels, NodeStatus, Plan, PlanStop, Protection, Resources,
-    TaskState, Timestamp,
+    AllocId, ClientAllocUpdate, CodedError, Deployment, DesiredTransition, DrainStrategy, EvalId, Evaluation, Job,
+    JobId, NodeChange, NodeEligibility, NodeId, NodeLabels, NodeRegistration, NodeStatus, Plan, PlanStop, Protection,
+    Timestamp,
 };
 
 /// One entry of the replicated log.
@@ -298,58 +297,6 @@ impl Command {
             Command::Access { .. } => "access",
         }
     }
-}
-
-/// What an agent reports about its machine when it registers.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct NodeRegistration {
-    /// The node's stable id.
-    pub id: NodeId,
-    /// Its name.
-    pub name: String,
-    /// Labels from the agent's flags or configuration.
-    pub labels: NodeLabels,
-    /// Fingerprinted facts.
-    pub attributes: BTreeMap<String, String>,
-    /// Schedulable capacity.
-    pub resources: Resources,
-    /// Agent version.
-    pub agent_version: String,
-}
-
-impl NodeRegistration {
-    /// Checks what the state machine needs of a registration: a node id and
-    /// a name. Depends on the registration alone: servers run it before
-    /// proposing (and answer the agent with its error), and the state
-    /// machine runs it again for [`Command::RegisterNodes`] so that a bad
-    /// registration in a batch is skipped alone.
-    pub fn validate(&self) -> Result<(), CodedError> {
-        if self.name.trim().is_empty() || self.id.as_str().is_empty() {
-            return Err(CodedError::invalid("the agent sent an empty node name or id"));
-        }
-        Ok(())
-    }
-}
-
-/// One allocation's state as reported by its agent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ClientAllocUpdate {
-    /// The allocation.
-    pub alloc_id: AllocId,
-    /// Overall status.
-    pub client_status: AllocClientStatus,
-    /// Detail.
-    pub client_description: String,
-    /// Per-task state.
-    pub task_states: BTreeMap<String, TaskState>,
-    /// Health check results.
-    #[serde(default)]
-    pub checks: Vec<CheckStatus>,
-    /// Deployment health decided by the agent (allocations placed by a
-    /// deployment only): `Some(true)` once healthy for `min_healthy_time`,
-    /// `Some(false)` when a task failed or `healthy_deadline` passed.
-    #[serde(default)]
-    pub deployment_health: Option<bool>,
 }
 
 /// The outcome of applying a command, returned to the proposer.

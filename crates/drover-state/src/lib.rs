@@ -22,7 +22,7 @@ pub mod snapshot;
 pub mod state;
 pub mod state_machine;
 
-pub use command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
+pub use command::{Command, CommandResponse};
 pub use log_store::LogStore;
 pub use raft_types::TypeConfig;
 pub use state::{State, TableIndexes};

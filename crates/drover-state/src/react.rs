@@ -1,7 +1,7 @@
 //! Detect and react, replicated: the applied site, the alert engine, the
 //! hammer guard and their audit trail.
 //!
-//! The decision logic of `drover-site` is sans-IO and takes `now` as an
+//! The decision logic of `drover-react` is sans-IO and takes `now` as an
 //! argument, so it runs *inside* the state machine: the leader proposes the
 //! inputs (an evaluation of a rule, a hammer trigger, an approval) and every
 //! server applies them the same way. A new leader therefore continues with
@@ -13,9 +13,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use drover_site::Site;
-use drover_site::alerting::{AlertEngine, AlertId, Evaluated, Notification, Observation, Silence, Transition};
-use drover_site::hammer::{Decision, HammerGuard, Outcome, RunId, TriggerEvent};
+use drover_react::Site;
+use drover_react::alerting::{
+    AlertEngine, AlertId, Evaluated, Notification, Observation, ReceivedAlert, Silence, Transition,
+};
+use drover_react::hammer::{Decision, HammerGuard, Outcome, RUN_OUTPUT_MAX, RunId, RunReport, TriggerEvent};
 use drover_types::{CodedError, ErrorCode, Timestamp};
 use serde::{Deserialize, Serialize};
 
@@ -26,8 +28,6 @@ pub const ALERT_EVENTS_KEPT: usize = 20_000;
 /// How long finished runs are kept at least (longer when a hammer's
 /// `attempts_window` is longer).
 pub const RUNS_KEPT: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The most output kept per run.
-pub const RUN_OUTPUT_MAX: usize = 16 * 1024;
 
 /// The applied site: the objects, the Markdown of its runbook files (so
 /// `drover runbook show` works on any machine), and who applied it.
@@ -43,17 +43,6 @@ pub struct SiteDoc {
     pub applied_at: Timestamp,
     /// Who applied it.
     pub applied_by: String,
-}
-
-/// What a hammer run did, reported when its action ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RunReport {
-    /// The action as performed (`reboot through provider lab: …`).
-    pub action: String,
-    /// The action's output (truncated to [`RUN_OUTPUT_MAX`]).
-    pub output: String,
-    /// Whether it succeeded.
-    pub succeeded: bool,
 }
 
 /// A trigger the guard refused, for the audit trail.
@@ -78,21 +67,6 @@ pub struct AlertEvent {
     pub alert_id: String,
     /// `firing`, `resolved` or `escalation`.
     pub kind: String,
-}
-
-/// An alert received from an external Alertmanager's webhook.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceivedAlert {
-    /// Alertmanager's fingerprint (or the labels printed when none).
-    pub fingerprint: String,
-    /// Its labels.
-    pub labels: BTreeMap<String, String>,
-    /// Its annotations.
-    pub annotations: BTreeMap<String, String>,
-    /// Whether it fires (`false`: resolved).
-    pub firing: bool,
-    /// When drover received it last.
-    pub received_at: Timestamp,
 }
 
 /// One input of detect-and-react, proposed by the leader or an operator.
@@ -399,7 +373,7 @@ impl ReactState {
         outcome
     }
 
-    fn hammer(&self, name: &str) -> Result<&drover_site::Hammer, CodedError> {
+    fn hammer(&self, name: &str) -> Result<&drover_react::Hammer, CodedError> {
         self.site.as_ref().and_then(|doc| doc.site.hammers.get(name)).ok_or_else(|| {
             CodedError::new(
                 ErrorCode::NotFound,
@@ -430,7 +404,7 @@ impl ReactState {
     fn record_escalations(&mut self, notifications: &[Notification], now: Timestamp) {
         let escalated = notifications
             .iter()
-            .find(|notification| notification.kind == drover_site::alerting::NotificationKind::Escalation);
+            .find(|notification| notification.kind == drover_react::alerting::NotificationKind::Escalation);
         if let Some(notification) = escalated {
             let event = AlertEvent {
                 at: now,

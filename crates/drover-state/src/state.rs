@@ -16,7 +16,8 @@ use drover_types::{
     Resources, Timestamp, Variable,
 };
 
-use crate::command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
+use crate::command::{Command, CommandResponse};
+use drover_types::{ClientAllocUpdate, NodeRegistration};
 
 /// How many versions of a job are kept, beyond those still referenced by
 /// running allocations.

@@ -8,7 +8,8 @@ use drover_types::{
 };
 
 use super::*;
-use crate::command::{ClientAllocUpdate, Command, CommandResponse, NodeRegistration};
+use crate::command::{Command, CommandResponse};
+use drover_types::{ClientAllocUpdate, NodeRegistration};
 
 pub(crate) fn test_job(id: &str) -> Job {
     Job {
@@ -351,7 +352,7 @@ fn label_changes_are_all_or_nothing_and_every_change_is_in_the_history_and_snaps
 #[test]
 fn detect_and_react_decisions_are_replicated_and_survive_snapshots() {
     use crate::react::ReactOp;
-    use drover_site::hammer::{Decision, TriggerEvent, TriggerNode};
+    use drover_react::hammer::{Decision, TriggerEvent, TriggerNode};
 
     let text = r#"
 notifier "ops" { webhook { url = "https://chat.example.org/hook" } }
@@ -379,7 +380,7 @@ hammer "fix" {
     };
     let first = apply(&mut state, 2, trigger("n1", now));
     let [Decision::Run(run)] = first.decisions[..] else { panic!("{first:?}") };
-    let report = crate::react::RunReport { action: "a".to_owned(), output: "b".to_owned(), succeeded: false };
+    let report = drover_react::hammer::RunReport { action: "a".to_owned(), output: "b".to_owned(), succeeded: false };
     apply(&mut state, 3, ReactOp::Finish { run, report, now });
     // Attempts used up on n1: refused and escalated once.
     let again = apply(&mut state, 4, trigger("n1", now.plus(std::time::Duration::from_secs(3600 * 2))));
@@ -407,8 +408,8 @@ hammer "fix" {
 #[test]
 fn an_alert_that_fires_asks_its_hammers_in_the_same_entry() {
     use crate::react::ReactOp;
-    use drover_site::alerting::{AlertId, Observation};
-    use drover_site::hammer::{Decision, TriggerEvent, TriggerNode};
+    use drover_react::alerting::{AlertId, Observation};
+    use drover_react::hammer::{Decision, TriggerEvent, TriggerNode};
 
     let text = r#"
 alert "node-down" { when { node { status = "down" } } }
@@ -421,7 +422,7 @@ hammer "reboot" {
     let now = Timestamp::from_millis(1_000_000);
     let mut state = state_with_site(text, now);
     let mut apply = |index: u64, op: ReactOp| react(&mut state, index, op);
-    let labels = |node: &str| drover_site::Labels::from([("node".to_owned(), node.to_owned())]);
+    let labels = |node: &str| drover_react::Labels::from([("node".to_owned(), node.to_owned())]);
     // An alert's labels: the observation's, its name and its severity.
     let alert_id = |node: &str| {
         let mut labels = labels(node);
@@ -455,8 +456,7 @@ hammer "reboot" {
 fn state_with_site(text: &str, now: Timestamp) -> State {
     use crate::react::{ReactOp, SiteDoc};
     let site =
-        drover_site::Site::from_sources(&[drover_site::Source::new("site.hcl", text)], std::path::Path::new("."))
-            .unwrap();
+        drover_site::from_sources(&[drover_site::Source::new("site.hcl", text)], std::path::Path::new(".")).unwrap();
     let mut state = State::new();
     react(&mut state, 1, ReactOp::ApplySite { doc: SiteDoc { site, ..SiteDoc::default() }, now });
     state

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use drover_state::{Command, NodeRegistration, State};
+use drover_state::{Command, State};
+use drover_types::NodeRegistration;
 use drover_types::{EvalId, EvalTrigger, Evaluation, JobId, NodeId, NodeLabels, Resources, Timestamp};
 
 fn sample_path(name: &str) -> PathBuf {

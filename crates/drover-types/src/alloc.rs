@@ -376,3 +376,24 @@ impl fmt::Display for TaskEventKind {
         formatter.write_str(self.as_str())
     }
 }
+
+/// One allocation's state as reported by its agent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClientAllocUpdate {
+    /// The allocation.
+    pub alloc_id: AllocId,
+    /// Overall status.
+    pub client_status: AllocClientStatus,
+    /// Detail.
+    pub client_description: String,
+    /// Per-task state.
+    pub task_states: BTreeMap<String, TaskState>,
+    /// Health check results.
+    #[serde(default)]
+    pub checks: Vec<CheckStatus>,
+    /// Deployment health decided by the agent (allocations placed by a
+    /// deployment only): `Some(true)` once healthy for `min_healthy_time`,
+    /// `Some(false)` when a task failed or `healthy_deadline` passed.
+    #[serde(default)]
+    pub deployment_health: Option<bool>,
+}

@@ -21,15 +21,17 @@ pub mod node;
 pub mod plan;
 pub mod resources;
 pub mod serde_bytes;
+pub mod suggest;
 pub mod text;
 pub mod time;
+pub mod usage;
 pub mod validate;
 pub mod variable;
 pub mod version;
 
 pub use alloc::{
     AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, Allocation, CheckHealth, CheckStatus,
-    DesiredTransition, RescheduleEvent, TaskEvent, TaskEventKind, TaskLifecycleState, TaskState,
+    ClientAllocUpdate, DesiredTransition, RescheduleEvent, TaskEvent, TaskEventKind, TaskLifecycleState, TaskState,
 };
 pub use deployment::{Deployment, DeploymentGroup, DeploymentStatus};
 pub use error::{CodedError, ErrorCode};
@@ -42,7 +44,9 @@ pub use job::{
     RestartMode, RestartPolicy, Service, Spread, SpreadTarget, Task, TaskConfig, TaskGroup, UpdateStrategy,
 };
 pub use log::LogRecord;
-pub use node::{DrainStrategy, Node, NodeChange, NodeEligibility, NodeLabels, NodeStatus, Protection};
+pub use node::{
+    DrainStrategy, Node, NodeChange, NodeEligibility, NodeLabels, NodeRegistration, NodeStatus, Protection,
+};
 pub use plan::{AllocUpdate, GroupChanges, InPlaceUpdate, Plan, PlanStop};
 pub use resources::Resources;
 pub use time::{DurationSpec, Timestamp};

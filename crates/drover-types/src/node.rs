@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::CodedError;
 use crate::ids::NodeId;
 use crate::resources::Resources;
 use crate::time::Timestamp;
@@ -306,6 +307,37 @@ impl Node {
         "node.zone",
         "node.datacenter",
     ];
+}
+
+/// What an agent reports about its machine when it registers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NodeRegistration {
+    /// The node's stable id.
+    pub id: NodeId,
+    /// Its name.
+    pub name: String,
+    /// Labels from the agent's flags or configuration.
+    pub labels: NodeLabels,
+    /// Fingerprinted facts.
+    pub attributes: BTreeMap<String, String>,
+    /// Schedulable capacity.
+    pub resources: Resources,
+    /// Agent version.
+    pub agent_version: String,
+}
+
+impl NodeRegistration {
+    /// Checks what the state machine needs of a registration: a node id and
+    /// a name. Depends on the registration alone: servers run it before
+    /// proposing (and answer the agent with its error), and the state
+    /// machine runs it again for `Command::RegisterNodes` (drover-state) so that a bad
+    /// registration in a batch is skipped alone.
+    pub fn validate(&self) -> Result<(), CodedError> {
+        if self.name.trim().is_empty() || self.id.as_str().is_empty() {
+            return Err(CodedError::invalid("the agent sent an empty node name or id"));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -5,12 +5,12 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 
-use drover_notify::DeliveryRecord;
 use drover_proto::react::{
     AckRequest, AlertCount, AlertsResponse, HammerHistoryEntry, HammerView, PauseRequest, RunbookResponse,
     SilenceRequest, SiteApplyRequest, SiteResponse,
 };
-use drover_site::alerting::Silence;
+use drover_react::alerting::Silence;
+use drover_react::delivery::DeliveryRecord;
 use drover_types::{CodedError, Timestamp};
 
 use crate::extract::{ApiJson, ApiPath, ApiQuery};

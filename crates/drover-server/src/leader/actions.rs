@@ -8,10 +8,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use drover_proto::api::{ExecEvent, ExecRequest, ExecStatus};
-use drover_site::alerting::NotificationKind;
-use drover_site::hammer::{Run, RunId, hammer_notifications};
-use drover_site::{Action, CommandTarget, Escape, Hammer, ProviderOperation, Template};
-use drover_state::react::{RUN_OUTPUT_MAX, ReactOp, RunReport, truncate_output};
+use drover_react::alerting::NotificationKind;
+use drover_react::hammer::{RUN_OUTPUT_MAX, RunReport};
+use drover_react::hammer::{Run, RunId, hammer_notifications};
+use drover_react::{Action, CommandTarget, Escape, Hammer, ProviderOperation, Template};
+use drover_state::react::{ReactOp, truncate_output};
 use drover_state::{Command, State};
 use drover_types::{AllocDesiredStatus, EvalTrigger, Evaluation, Node, PlanStop, Timestamp};
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use drover_proto::api::{LogPage, LogQuery};
-use drover_site::{ProviderOperation, Site};
+use drover_react::{ProviderOperation, Site};
 use drover_types::LogRecord;
 use drover_types::Node;
 use tokio_util::sync::CancellationToken;

@@ -27,12 +27,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use drover_proto::api::{LogCountBy, LogQuery};
-use drover_site::alerting::{AlertId, Observation, Transition};
-use drover_site::hammer::{Decision, RunId, RunState, TriggerEvent, TriggerNode};
-use drover_site::matcher::all_match;
-use drover_site::{AllocCheck, Condition, GroupBy, HammerTrigger, Labels, NodeCondition, NodeEvent};
+use drover_react::alerting::{AlertId, Observation, Transition};
+use drover_react::hammer::RunReport;
+use drover_react::hammer::{Decision, RunId, RunState, TriggerEvent, TriggerNode};
+use drover_react::matcher::all_match;
+use drover_react::{AllocCheck, Condition, GroupBy, HammerTrigger, Labels, NodeCondition, NodeEvent};
 use drover_state::State;
-use drover_state::react::{ReactOp, RunReport};
+use drover_state::react::ReactOp;
 use drover_types::{AllocClientStatus, AllocDesiredStatus, NodeStatus, TaskEventKind, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -147,7 +148,13 @@ impl Reactor {
         }
     }
 
-    async fn evaluate_rules(&mut self, state: &Arc<State>, site: &drover_site::Site, now: Timestamp, queries: Queries) {
+    async fn evaluate_rules(
+        &mut self,
+        state: &Arc<State>,
+        site: &drover_react::Site,
+        now: Timestamp,
+        queries: Queries,
+    ) {
         // The fleet's usage, fetched once per step for every metric rule.
         let mut usage = None;
         // Each rule is evaluated on a copy first (rules own disjoint alerts,
@@ -465,7 +472,7 @@ impl Reactor {
     }
 
     /// One live tail per hammer triggered by log lines.
-    fn start_log_watchers(&self, site: &drover_site::Site) {
+    fn start_log_watchers(&self, site: &drover_react::Site) {
         for hammer in site.hammers.values() {
             let HammerTrigger::Log { source, matches, query } = &hammer.trigger else { continue };
             let q = log_query(query.as_deref(), source.as_deref(), matches.as_deref());

@@ -34,8 +34,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use drover_proto::session::{self, AgentMessage, RequestBody, ResponseBody, ServerMessage};
-use drover_state::{ClientAllocUpdate, NodeRegistration};
 use drover_types::{AllocClientStatus, AllocDesiredStatus, AllocId, NodeId, NodeLabels, Resources};
+use drover_types::{ClientAllocUpdate, NodeRegistration};
 
 /// First wait before trying again, doubled after each failure up to
 /// [`MAX_BACKOFF`] (the real agent's values).

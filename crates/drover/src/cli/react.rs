@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 
 use drover_proto::react::{SilenceRequest, SiteApplyRequest};
-use drover_site::{Runbook, Site};
+use drover_react::{Runbook, Site};
 use drover_types::Job;
 
 use super::ServerAddress;
@@ -162,7 +162,7 @@ struct Folder {
 }
 
 fn read_folder(dir: &Path, vars: &VarArgs) -> anyhow::Result<Result<Folder, ExitCode>> {
-    let site = match Site::load_dir(dir) {
+    let site = match drover_site::load_dir(dir) {
         Ok(site) => site,
         Err(diagnostics) => {
             eprintln!("{diagnostics}");
@@ -223,9 +223,9 @@ pub(crate) async fn plan(args: SiteArgs) -> anyhow::Result<ExitCode> {
         println!("Site:");
         for change in &changes {
             let sign = match change.kind {
-                drover_site::ChangeKind::Added => "+",
-                drover_site::ChangeKind::Changed => "~",
-                drover_site::ChangeKind::Removed => "-",
+                drover_react::ChangeKind::Added => "+",
+                drover_react::ChangeKind::Changed => "~",
+                drover_react::ChangeKind::Removed => "-",
             };
             let fields =
                 if change.fields.is_empty() { String::new() } else { format!(" ({})", change.fields.join(", ")) };

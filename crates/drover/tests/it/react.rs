@@ -311,7 +311,7 @@ hammer "fan-check" {{
     append(&site.join("console-n05"), "ata1: disk failure\n");
     wait_for_history(&cluster, "drain-on-disk-failure", "a run waiting for approval", |entries| {
         entries.iter().any(|entry| {
-            entry.run.as_ref().is_some_and(|run| run.state == drover_site::hammer::RunState::AwaitingApproval)
+            entry.run.as_ref().is_some_and(|run| run.state == drover_react::hammer::RunState::AwaitingApproval)
         })
     })
     .await;

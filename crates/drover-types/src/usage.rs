@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// One node's usage at one moment, as measured by [`crate::Sampler`].
+/// One node's usage at one moment, as measured by `drover_metrics::Sampler`.
 ///
 /// Byte figures are bytes, CPU figures are percent of the whole machine (all
 /// cores together, `0.0..=100.0`). A part the agent could not read is zero or
@@ -44,7 +44,7 @@ pub struct NodeSample {
     /// Swap space in use.
     pub swap_used: u64,
     /// Usage of every real filesystem, sorted by mount point; `/tmp` is always
-    /// present (see [`crate::Sampler`]).
+    /// present (see `drover_metrics::Sampler`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub disks: Vec<DiskSample>,
     /// Counters of every network interface but loopback, sorted by name.
@@ -123,7 +123,7 @@ pub struct NetSample {
     pub tx_errors: u64,
 }
 
-/// One task's usage, as measured for a [`crate::TaskProbe`].
+/// One task's usage, as measured for a `drover_metrics::TaskProbe`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct TaskSample {

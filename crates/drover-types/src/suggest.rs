@@ -36,18 +36,26 @@ pub fn edit_distance(left: &str, right: &str) -> usize {
 }
 
 /// The candidate closest to `name`, when it is close enough to be a typo
-/// (one edit for short names, up to three for long ones).
+/// (one edit for short names, up to three for long ones), compared without
+/// regard to case. Names longer than 64 characters get no suggestion (the
+/// distance costs the product of the lengths, and no real name is that
+/// long).
 pub fn nearest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    const LONGEST_WORTH_COMPARING: usize = 64;
     let length = name.chars().count();
+    if length > LONGEST_WORTH_COMPARING {
+        return None;
+    }
     let allowed_distance = match length {
         0..=4 => 1,
         5..=8 => 2,
         _ => 3,
     };
+    let lowercase_name = name.to_lowercase();
     candidates
         .into_iter()
         .filter(|candidate| *candidate != name)
-        .map(|candidate| (edit_distance(&name.to_lowercase(), &candidate.to_lowercase()), candidate))
+        .map(|candidate| (edit_distance(&lowercase_name, &candidate.to_lowercase()), candidate))
         .filter(|(distance, _)| *distance <= allowed_distance)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
@@ -82,5 +90,15 @@ mod tests {
         assert_eq!(nearest("nope", ["mode"]), None);
         assert_eq!(did_you_mean("arg", known), "; did you mean \"args\"?");
         assert_eq!(did_you_mean("banana", known), "");
+    }
+
+    #[test]
+    fn suggests_only_close_words_whatever_their_case() {
+        let known = ["hostgroup", "environment", "owner"];
+        assert_eq!(nearest("hostgrup", known), Some("hostgroup"));
+        assert_eq!(nearest("HOSTGROUP", known), Some("hostgroup"));
+        assert_eq!(nearest("enviroment", known), Some("environment"));
+        assert_eq!(nearest("zzz", known), None);
+        assert_eq!(nearest(&"a".repeat(100_000), known), None);
     }
 }

@@ -1,21 +1,24 @@
-//! What is sent: one notification, the same value whatever the channel.
+//! What is sent, and what became of it: one notification, the same value
+//! whatever the channel, and the record of its delivery.
 //!
-//! The alert engine and the hammer guard of `drover-site` decide *that*
-//! something must be told ([`drover_site::alerting::Notification`], an
-//! intent addressed to one notifier); this crate's [`Notification`] is
-//! *what* is told, with the fields every channel needs (Alertmanager's
+//! The alert engine and the hammer guard decide *that* something must be
+//! told ([`crate::alerting::Notification`], an intent addressed to one
+//! notifier); this module's [`Notification`] is *what* is told, with the fields every channel needs (Alertmanager's
 //! `endsAt` and `generatorURL`, an e-mail's plain-text body) and the
 //! values of the `{{alert.…}}` placeholders of body and subject templates.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use drover_site::Labels;
-use drover_site::alerting::Notification as NotificationIntent;
-pub use drover_site::alerting::NotificationKind;
-use drover_site::schema::Severity;
+use std::fmt;
+
 use drover_types::Timestamp;
 use serde::{Deserialize, Serialize};
+
+use crate::alerting::Notification as NotificationIntent;
+pub use crate::alerting::NotificationKind;
+use crate::matcher::Labels;
+use crate::schema::Severity;
 
 /// One thing to tell a notifier.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -87,7 +90,7 @@ impl Notification {
 
     /// The value of an alert placeholder (`alert.name`,
     /// `alert.labels.node`, …), or `None` for a name this notification has
-    /// no value for. Besides the placeholders `drover-site` accepts in
+    /// no value for. Besides the placeholders a template accepts in
     /// templates, `alert.kind`, `alert.ends_at` and `alert.generator_url`
     /// are known.
     pub fn value_of(&self, placeholder: &str) -> Option<String> {
@@ -173,31 +176,10 @@ impl Notification {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    /// A firing notification for tests.
-    pub(crate) fn tmp_full() -> Notification {
-        Notification {
-            kind: NotificationKind::Firing,
-            name: "tmp-full".to_owned(),
-            alert_id: Some("tmp-full{node=\"batch07\"}".to_owned()),
-            severity: Severity::Warning,
-            labels: Labels::from([
-                ("alertname".to_owned(), "tmp-full".to_owned()),
-                ("node".to_owned(), "batch07".to_owned()),
-                ("severity".to_owned(), "warning".to_owned()),
-            ]),
-            annotations: BTreeMap::from([("description".to_owned(), "/tmp is \"full\"".to_owned())]),
-            summary: "tmp-full is firing on node batch07".to_owned(),
-            runbook: Some("https://ops.example.org/runbooks/tmp-full".to_owned()),
-            starts_at: Timestamp::from_millis(1_700_000_000_000),
-            ends_at: None,
-            generator_url: None,
-            value: Some(97.5),
-        }
-    }
+    use crate::fixtures::tmp_full;
 
     #[test]
     fn intents_become_notifications() {
@@ -239,5 +221,142 @@ pub(crate) mod tests {
         let notification = tmp_full();
         let back: Notification = serde_json::from_str(&notification.to_json()).unwrap();
         assert_eq!(back, notification);
+    }
+}
+
+/// The identity of one delivery: one notification to one notifier.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeliveryId(String);
+
+impl DeliveryId {
+    /// A fresh random id.
+    #[allow(clippy::new_without_default)] // a default id would be a random one, which surprises
+    pub fn new() -> DeliveryId {
+        DeliveryId(uuid::Uuid::new_v4().simple().to_string())
+    }
+
+    /// Reads an id as printed (32 hexadecimal digits), for API paths.
+    pub fn parse(text: &str) -> Option<DeliveryId> {
+        let is_id = text.len() == 32 && text.bytes().all(|byte| byte.is_ascii_hexdigit());
+        is_id.then(|| DeliveryId(text.to_ascii_lowercase()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DeliveryId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for DeliveryId {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "DeliveryId({})", self.0)
+    }
+}
+
+/// Where a delivery is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its first attempt or for its next retry
+    /// (`next_attempt_at`).
+    Queued,
+    /// An attempt is in progress.
+    Sending,
+    /// The notifier accepted it (`delivered_at`).
+    Delivered,
+    /// It will not be tried again by itself (`failed_at`, `failure`).
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// The name used in listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Queued => "queued",
+            DeliveryStatus::Sending => "sending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// Whether nothing more happens to it by itself.
+    pub fn is_finished(self) -> bool {
+        matches!(self, DeliveryStatus::Delivered | DeliveryStatus::Failed)
+    }
+}
+
+/// One notification to one notifier, and what became of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// The identity.
+    pub id: DeliveryId,
+    /// The notifier's name.
+    pub notifier: String,
+    /// What is delivered.
+    pub notification: Notification,
+    /// Where it is.
+    pub status: DeliveryStatus,
+    /// Attempts made (started) so far.
+    pub attempts: u32,
+    /// When it was queued.
+    pub queued_at: Timestamp,
+    /// When the last attempt started.
+    #[serde(default)]
+    pub last_attempt_at: Option<Timestamp>,
+    /// When the next attempt is due, while queued.
+    #[serde(default)]
+    pub next_attempt_at: Option<Timestamp>,
+    /// What went wrong in the last failed attempt.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// When the notifier accepted it.
+    #[serde(default)]
+    pub delivered_at: Option<Timestamp>,
+    /// When it was given up.
+    #[serde(default)]
+    pub failed_at: Option<Timestamp>,
+    /// Why it was given up: a permanent error, no attempts or time left,
+    /// no such notifier.
+    #[serde(default)]
+    pub failure: Option<String>,
+}
+
+impl DeliveryRecord {
+    /// A new delivery of `notification` to `notifier`, queued at `now`.
+    pub fn queued(notifier: &str, notification: Notification, now: Timestamp) -> DeliveryRecord {
+        DeliveryRecord {
+            id: DeliveryId::new(),
+            notifier: notifier.to_owned(),
+            notification,
+            status: DeliveryStatus::Queued,
+            attempts: 0,
+            queued_at: now,
+            last_attempt_at: None,
+            next_attempt_at: Some(now),
+            last_error: None,
+            delivered_at: None,
+            failed_at: None,
+            failure: None,
+        }
+    }
+
+    /// Gives the delivery up for `failure`.
+    pub fn fail(&mut self, failure: String, now: Timestamp) {
+        self.status = DeliveryStatus::Failed;
+        self.next_attempt_at = None;
+        self.failed_at = Some(now);
+        self.failure = Some(failure);
+    }
+
+    /// When it finished, if it did.
+    pub fn finished_at(&self) -> Option<Timestamp> {
+        self.delivered_at.or(self.failed_at)
     }
 }

@@ -184,7 +184,7 @@ fn unknown_placeholder_message(name: &str, set: PlaceholderSet) -> String {
     if name.is_empty() {
         return "empty placeholder \"{{}}\"".to_owned();
     }
-    let suggestion = drover_hcl::suggest::did_you_mean(name, names.iter().copied());
+    let suggestion = drover_types::suggest::did_you_mean(name, names.iter().copied());
     let known: Vec<String> = names
         .iter()
         .map(|known| format!("{{{{{known}}}}}"))

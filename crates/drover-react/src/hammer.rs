@@ -613,6 +613,20 @@ pub fn hammer_notifications(
         .collect()
 }
 
+/// The most output kept per run.
+pub const RUN_OUTPUT_MAX: usize = 16 * 1024;
+
+/// What a hammer run did, reported when its action ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// The action as performed (`reboot through provider lab: …`).
+    pub action: String,
+    /// The action's output (truncated to [`RUN_OUTPUT_MAX`]).
+    pub output: String,
+    /// Whether it succeeded.
+    pub succeeded: bool,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

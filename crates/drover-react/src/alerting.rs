@@ -486,6 +486,21 @@ fn notification(
     }
 }
 
+/// An alert received from an external Alertmanager's webhook.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivedAlert {
+    /// Alertmanager's fingerprint (or the labels printed when none).
+    pub fingerprint: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// Its annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// Whether it fires (`false`: resolved).
+    pub firing: bool,
+    /// When drover received it last.
+    pub received_at: Timestamp,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
