@@ -99,7 +99,7 @@ impl NodeTls {
         let mut last_problem = String::from("no server was given");
         let answer = 'enrol: loop {
             for server in servers {
-                let url = format!("https://{}/v1/agent/enroll", bare(server));
+                let url = format!("https://{}{}", bare(server), drover_proto::paths::AGENT_ENROLL);
                 match http.post(&url).json(&request).send().await {
                     Ok(response) if response.status().is_success() => {
                         match response.json::<NodeCertificateResponse>().await {
@@ -162,7 +162,7 @@ impl NodeTls {
             .map_err(tls_failure)?;
         let mut last_problem = String::new();
         for server in servers {
-            let url = format!("https://{}/v1/agent/renew", bare(server));
+            let url = format!("https://{}{}", bare(server), drover_proto::paths::AGENT_RENEW);
             match http.post(&url).json(&RenewRequest { csr: csr.clone() }).send().await {
                 Ok(response) if response.status().is_success() => {
                     let answer: NodeCertificateResponse = response.json().await.map_err(tls_failure)?;

@@ -1,15 +1,12 @@
-//! `drover exec` on the agent: one command line run by `/bin/sh -c` in its
-//! own process group, killed as a group at its deadline or when the server
-//! cancels it, with stdout and stderr kept up to a cap each.
+//! `drover exec` on the agent: one command line run by `/bin/sh -c` through
+//! the bounded runner (`drover_collect::process`): in its own process group,
+//! killed as a group at its deadline or when the server cancels it, with
+//! stdout and stderr kept up to a cap each.
 
-use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use drover_collect::Error as RunError;
+use drover_collect::process::BoundedCommand;
 use tokio_util::sync::CancellationToken;
 
 use drover_proto::session::ResponseBody;
@@ -39,15 +36,6 @@ pub(crate) struct ExecPolicy {
     pub(crate) default_user: Option<String>,
 }
 
-/// Output kept so far, shared with the reader task.
-#[derive(Default)]
-struct Captured {
-    bytes: Vec<u8>,
-    truncated: bool,
-}
-
-type Shared = Arc<Mutex<Captured>>;
-
 /// Runs the command and returns the answer for the server. Never fails:
 /// every problem becomes the answer's `error`.
 pub(crate) async fn run(request: ExecRequest, cancel: CancellationToken) -> ResponseBody {
@@ -59,15 +47,8 @@ pub(crate) async fn run(request: ExecRequest, cancel: CancellationToken) -> Resp
         stderr: Vec::new(),
         truncated: false,
     };
-    let mut command = tokio::process::Command::new("/bin/sh");
-    command
-        .arg("-c")
-        .arg(&request.command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+    let mut command = BoundedCommand::new("/bin/sh", request.timeout, request.max_output_bytes);
+    command.arg("-c").arg(&request.command).linger(LINGER);
     let as_root = match &request.user {
         Some(name) => matches!(nix::unistd::User::from_name(name), Ok(Some(user)) if user.uid.is_root()),
         None => nix::unistd::geteuid().is_root(),
@@ -82,8 +63,7 @@ pub(crate) async fn run(request: ExecRequest, cancel: CancellationToken) -> Resp
         match nix::unistd::User::from_name(name) {
             Ok(Some(user)) => {
                 command
-                    .uid(user.uid.as_raw())
-                    .gid(user.gid.as_raw())
+                    .user(user.uid.as_raw(), user.gid.as_raw())
                     .env("USER", &user.name)
                     .env("LOGNAME", &user.name)
                     .env("HOME", &user.dir);
@@ -95,98 +75,30 @@ pub(crate) async fn run(request: ExecRequest, cancel: CancellationToken) -> Resp
             Err(error) => return failed(format!("cannot look up user {name:?}: {error}")),
         }
     }
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(error) => return failed(format!("cannot start /bin/sh: {error}")),
+    let finished = match command.run_until_cancelled(&cancel).await {
+        Ok(finished) => finished,
+        Err(RunError::Spawn { source, .. }) => return failed(format!("cannot start /bin/sh: {source}")),
+        Err(error) => return failed(error.to_string()),
     };
-    let group = child.id().and_then(|pid| i32::try_from(pid).ok()).map(Pid::from_raw);
-    let stdout = Shared::default();
-    let stderr = Shared::default();
-    let readers = [
-        child.stdout.take().map(|pipe| tokio::spawn(capture(pipe, Arc::clone(&stdout), request.max_output_bytes))),
-        child.stderr.take().map(|pipe| tokio::spawn(capture(pipe, Arc::clone(&stderr), request.max_output_bytes))),
-    ];
-    let kill_group = || {
-        if let Some(group) = group {
-            // Gone already is fine.
-            let _ = killpg(group, Signal::SIGKILL);
-        }
-    };
-
-    let deadline = tokio::time::Instant::now() + request.timeout;
-    let mut timed_out = false;
-    let mut error = String::new();
-    let status = tokio::select! {
-        status = child.wait() => status.ok(),
-        () = tokio::time::sleep_until(deadline) => {
-            timed_out = true;
-            None
-        }
-        () = cancel.cancelled() => {
-            error = "cancelled".to_owned();
-            None
-        }
-    };
-    if status.is_none() {
-        kill_group();
-        // Reap the shell so it does not linger as a zombie.
-        let _ = child.wait().await;
-    }
-    // The pipes close when every process of the group is gone; a child
-    // that went to the background may keep them open.
-    let drained = async {
-        for reader in readers.into_iter().flatten() {
-            let _ = reader.await;
-        }
-    };
-    let linger = if status.is_some() {
-        LINGER.min(deadline.saturating_duration_since(tokio::time::Instant::now()))
+    let error = if finished.cancelled {
+        "cancelled".to_owned()
+    } else if finished.timed_out {
+        format!("no exit within {}", drover_types::DurationSpec(request.timeout))
+    } else if let Some(signal) = finished.signal() {
+        format!("killed by signal {signal}")
     } else {
-        Duration::from_secs(1)
+        String::new()
     };
-    if tokio::time::timeout(linger, drained).await.is_err() {
-        kill_group();
-    }
-
-    let exit_code = status.and_then(|status| status.code());
-    if let Some(status) = status
-        && let Some(signal) = status.signal()
-    {
-        error = format!("killed by signal {signal}");
-    }
-    if timed_out {
-        error = format!("no exit within {}", drover_types::DurationSpec(request.timeout));
-    }
-    let take = |shared: &Shared| {
-        let mut captured = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (std::mem::take(&mut captured.bytes), captured.truncated)
-    };
-    let (stdout, stdout_truncated) = take(&stdout);
-    let (stderr, stderr_truncated) = take(&stderr);
+    // Killed by us: no exit code of its own.
+    let exit_code = if finished.timed_out || finished.cancelled { None } else { finished.exit_code() };
+    let truncated = finished.truncated();
     ResponseBody::Exited {
         exit_code,
         error,
-        timed_out,
-        stdout,
-        stderr,
-        truncated: stdout_truncated || stderr_truncated,
-    }
-}
-
-/// Reads a pipe to its end, keeping the first `cap` bytes.
-async fn capture(mut pipe: impl AsyncRead + Unpin, shared: Shared, cap: usize) {
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let read = match pipe.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(read) => read,
-        };
-        let mut captured = shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let room = cap.saturating_sub(captured.bytes.len());
-        if read > room {
-            captured.truncated = true;
-        }
-        captured.bytes.extend_from_slice(&buffer[..read.min(room)]);
+        timed_out: finished.timed_out,
+        stdout: finished.stdout.bytes,
+        stderr: finished.stderr.bytes,
+        truncated,
     }
 }
 

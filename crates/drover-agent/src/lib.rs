@@ -15,7 +15,7 @@
 //! ```
 //!
 //! Tasks survive the agent: each task runs under an executor shim
-//! (`drover-exec`), and the allocation specs and supervisor states are kept
+//! (`drover-executor`), and the allocation specs and supervisor states are kept
 //! in the data directory, so a restarted agent re-attaches to its running
 //! tasks and resumes supervision.
 //!
@@ -23,6 +23,7 @@
 //! `probe.rs` probes) and decides the deployment health of allocations
 //! placed by a deployment (`deployment_health.rs`), as Nomad's client does.
 
+mod alloc_runner;
 mod checks;
 mod deployment_health;
 mod enrol;
@@ -43,7 +44,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use drover_exec::{DriverConfig, ExecDriver, Isolation};
+use drover_executor::{DriverConfig, ExecDriver, Isolation};
 use drover_types::{NodeId, NodeLabels};
 
 pub use crate::logship::LogConfig;

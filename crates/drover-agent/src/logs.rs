@@ -7,9 +7,9 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use drover_exec::{LogOrigin, LogReader};
-use drover_proto::session::{AgentMessage, LogStream, ResponseBody};
-use drover_types::{CodedError, ErrorCode};
+use drover_executor::{LogOrigin, LogReader};
+use drover_proto::session::{AgentMessage, ResponseBody};
+use drover_types::{CodedError, ErrorCode, LogStream};
 
 /// Largest chunk sent in one message.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -39,11 +39,7 @@ pub(crate) async fn serve(request: LogRequest, outbound: mpsc::Sender<AgentMessa
         send(ResponseBody::End { error: Some(error) }).await;
         return;
     }
-    let exec_stream = match stream {
-        LogStream::Stdout => drover_exec::LogStream::Stdout,
-        LogStream::Stderr => drover_exec::LogStream::Stderr,
-    };
-    let reader = LogReader::new(log_dir, task, exec_stream);
+    let reader = LogReader::new(log_dir, task, stream);
     let start = match tail_bytes {
         Some(num_bytes) => reader.seek(LogOrigin::End(num_bytes)).await,
         None => reader.seek(LogOrigin::Start(0)).await,

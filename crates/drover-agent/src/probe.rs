@@ -17,15 +17,12 @@
 //! user, where exit 0 is passing, 1 warning and anything else critical.
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use tokio::io::AsyncReadExt;
+use drover_collect::Error as RunError;
+use drover_collect::process::{BoundedCommand, StderrMode};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
@@ -45,10 +42,8 @@ const BODY_EXCERPT_BYTES: usize = 512;
 /// hand-written spec must not turn into a busy loop.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
 /// How long a script's output is still read after it exited (a background
-/// child may hold the pipe open).
+/// child may hold the pipe open; then the script's group is killed).
 const OUTPUT_DRAIN_TIME: Duration = Duration::from_millis(200);
-/// How long reaping a killed script may take.
-const REAP_TIME: Duration = Duration::from_secs(2);
 
 /// One check of one task, ready to run: interpolated, with its task's
 /// environment for script checks.
@@ -269,135 +264,35 @@ async fn probe_script(script: &ScriptProbe, timeout: Duration) -> ProbeOutcome {
         }
         None => None,
     };
-    let (reader, writer) = match std::io::pipe() {
-        Ok(pipe) => pipe,
-        Err(error) => return critical(format!("cannot create a pipe for the check's output: {error}")),
+    // One pipe for stdout and stderr, so the output reads as it was written.
+    let mut command = BoundedCommand::new(&script.command, timeout, MAX_OUTPUT_BYTES);
+    command
+        .args(&script.args)
+        .env_clear()
+        .envs(&script.env)
+        .current_dir(&script.working_dir)
+        .stderr(StderrMode::IntoStdout)
+        .linger(OUTPUT_DRAIN_TIME);
+    if let Some((uid, gid)) = credentials {
+        command.user(uid, gid);
+    }
+    // Dropping this future (the probe stopped) kills the script's group.
+    let finished = match command.run().await {
+        Ok(finished) => finished,
+        Err(RunError::Spawn { source, .. }) => return critical(format!("cannot run {:?}: {source}", script.command)),
+        Err(error) => return critical(error.to_string()),
     };
-    let spawned = {
-        // The command (and with it the parent's copies of the pipe's write
-        // end) is dropped at the end of this block, so the reader sees the
-        // end of the output when the script and its children are done.
-        let stderr_writer = match writer.try_clone() {
-            Ok(clone) => clone,
-            Err(error) => return critical(format!("cannot create a pipe for the check's output: {error}")),
-        };
-        let mut command = tokio::process::Command::new(&script.command);
-        command
-            .args(&script.args)
-            .env_clear()
-            .envs(&script.env)
-            .current_dir(&script.working_dir)
-            .stdin(Stdio::null())
-            .stdout(writer)
-            .stderr(stderr_writer)
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some((uid, gid)) = credentials {
-            command.uid(uid).gid(gid);
-        }
-        command.spawn()
-    };
-    let mut child = match spawned {
-        Ok(child) => child,
-        Err(error) => return critical(format!("cannot run {:?}: {error}", script.command)),
-    };
-    let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) else {
-        return critical(format!("{:?} exited before it could be watched", script.command));
-    };
-    // Kills the whole group if this future is dropped mid-run.
-    let mut group = ProcessGroupGuard { pgid: Pid::from_raw(pid), armed: true };
-    let mut output: Vec<u8> = Vec::new();
-    let exit = match tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader)) {
-        Ok(mut receiver) => {
-            wait_with_output(&mut child, &mut receiver, &mut output, tokio::time::Instant::now() + timeout).await
-        }
-        Err(error) => {
-            tracing::debug!(%error, "cannot read a check's output");
-            tokio::time::timeout(timeout, child.wait()).await.ok()
-        }
-    };
-    let lossy_output = String::from_utf8_lossy(&output);
+    let lossy_output = String::from_utf8_lossy(&finished.stdout.bytes);
     let text = drover_types::text::truncated(lossy_output.trim(), MAX_OUTPUT_BYTES);
-    match exit {
-        Some(Ok(status)) => {
-            group.armed = false;
-            match (status.code(), std::os::unix::process::ExitStatusExt::signal(&status)) {
-                (Some(0), _) => ProbeOutcome::new(CheckHealth::Passing, text),
-                (Some(1), _) => ProbeOutcome::new(CheckHealth::Warning, text),
-                (Some(code), _) => critical(with_context(text, &format!("exit code {code}"))),
-                (None, Some(signal)) => critical(with_context(text, &format!("killed by signal {signal}"))),
-                (None, None) => critical(with_context(text, "ended without an exit code")),
-            }
-        }
-        Some(Err(error)) => critical(with_context(text, &format!("cannot wait for the check: {error}"))),
-        None => {
-            group.kill();
-            // Reap the leader; SIGKILL cannot be ignored, so this is quick.
-            let _ = tokio::time::timeout(REAP_TIME, child.wait()).await;
-            critical(with_context(text, &format!("timed out after {}", drover_types::DurationSpec::from(timeout))))
-        }
+    if finished.timed_out {
+        return critical(with_context(text, &format!("timed out after {}", drover_types::DurationSpec::from(timeout))));
     }
-}
-
-/// Waits for `child` until `deadline` while collecting its output (the
-/// first [`MAX_OUTPUT_BYTES`], the rest is read and dropped so the script
-/// never blocks on a full pipe). `None` when the deadline passed.
-async fn wait_with_output(
-    child: &mut tokio::process::Child,
-    receiver: &mut tokio::net::unix::pipe::Receiver,
-    output: &mut Vec<u8>,
-    deadline: tokio::time::Instant,
-) -> Option<std::io::Result<std::process::ExitStatus>> {
-    let read = read_capped(receiver, output);
-    tokio::pin!(read);
-    let mut read_done = false;
-    let exit = loop {
-        tokio::select! {
-            exit = child.wait() => break exit,
-            () = &mut read, if !read_done => read_done = true,
-            () = tokio::time::sleep_until(deadline) => return None,
-        }
-    };
-    if !read_done {
-        let drain_deadline = deadline.min(tokio::time::Instant::now() + OUTPUT_DRAIN_TIME);
-        let _ = tokio::time::timeout_at(drain_deadline, &mut read).await;
-    }
-    Some(exit)
-}
-
-async fn read_capped(receiver: &mut tokio::net::unix::pipe::Receiver, output: &mut Vec<u8>) {
-    let mut buffer = [0u8; 4096];
-    loop {
-        match receiver.read(&mut buffer).await {
-            Ok(0) | Err(_) => return,
-            Ok(count) => {
-                let room = MAX_OUTPUT_BYTES.saturating_sub(output.len());
-                output.extend_from_slice(&buffer[..count.min(room)]);
-            }
-        }
-    }
-}
-
-/// Kills a script's process group on drop unless disarmed.
-struct ProcessGroupGuard {
-    pgid: Pid,
-    armed: bool,
-}
-
-impl ProcessGroupGuard {
-    fn kill(&mut self) {
-        if self.armed {
-            self.armed = false;
-            if let Err(error) = killpg(self.pgid, Signal::SIGKILL) {
-                tracing::debug!(%error, pgid = self.pgid.as_raw(), "cannot kill a check's process group");
-            }
-        }
-    }
-}
-
-impl Drop for ProcessGroupGuard {
-    fn drop(&mut self) {
-        self.kill();
+    match (finished.exit_code(), finished.signal()) {
+        (Some(0), _) => ProbeOutcome::new(CheckHealth::Passing, text),
+        (Some(1), _) => ProbeOutcome::new(CheckHealth::Warning, text),
+        (Some(code), _) => critical(with_context(text, &format!("exit code {code}"))),
+        (None, Some(signal)) => critical(with_context(text, &format!("killed by signal {signal}"))),
+        (None, None) => critical(with_context(text, "ended without an exit code")),
     }
 }
 
@@ -561,7 +456,7 @@ mod tests {
     use std::path::Path;
     use std::time::Instant;
 
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     use super::*;
@@ -844,9 +739,9 @@ mod tests {
         let task = test_support::with_checks(task, vec![test_support::check("env", kind, 1_000, 5_000)]);
         let (reports, _) = mpsc::unbounded_channel();
         let context = TaskContext {
-            driver: drover_exec::ExecDriver::new(
-                drover_exec::DriverConfig::new("true", Vec::<String>::new()),
-                drover_exec::Isolation::detect(),
+            driver: drover_executor::ExecDriver::new(
+                drover_executor::DriverConfig::new("true", Vec::<String>::new()),
+                drover_executor::Isolation::detect(),
             ),
             node: None,
             job: test_support::job(),

@@ -79,7 +79,7 @@ pub(crate) async fn run(
         let address = servers[next_server % servers.len()].clone();
         next_server += 1;
         let scheme = if tls.is_some() { "wss" } else { "ws" };
-        let url = format!("{scheme}://{}/v1/agent/session", crate::enrol::bare(&address));
+        let url = format!("{scheme}://{}{}", crate::enrol::bare(&address), drover_proto::paths::AGENT_SESSION);
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(session::READ_BUFFER_BYTES)
             .max_message_size(Some(session::MAX_MESSAGE_BYTES))

@@ -13,9 +13,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use drover_exec::{
-    Command as SupervisorCommand, Event, ExecDriver, ExitResult, ReattachOutcome, RestartTracker, Supervisor,
-    SupervisorConfig, TaskHandle, TaskLaunch,
+use drover_executor::{
+    Event, ExecDriver, ExitResult, Instruction, ReattachOutcome, RestartTracker, Supervisor, SupervisorConfig,
+    TaskHandle, TaskLaunch,
 };
 use drover_proto::session::JobSummary;
 use drover_types::{
@@ -168,9 +168,9 @@ pub(crate) async fn run_task(context: TaskContext, mut control: mpsc::UnboundedR
         let mut changed = false;
         let mut finished = false;
         while let Some(event) = events.pop_front() {
-            for command in supervisor.handle(event, Timestamp::now()) {
-                match command {
-                    SupervisorCommand::Spawn => match spawn(&context).await {
+            for instruction in supervisor.handle(event, Timestamp::now()) {
+                match instruction {
+                    Instruction::Spawn => match spawn(&context).await {
                         Ok(task_handle) => {
                             generation += 1;
                             let task_handle = Arc::new(task_handle);
@@ -180,7 +180,7 @@ pub(crate) async fn run_task(context: TaskContext, mut control: mpsc::UnboundedR
                         }
                         Err(error) => events.push_back(Event::DriverFailed { error }),
                     },
-                    SupervisorCommand::Kill { signal, timeout } => match &handle {
+                    Instruction::Kill { signal, timeout } => match &handle {
                         Some(task_handle) => {
                             let task_handle = Arc::clone(task_handle);
                             tokio::spawn(async move {
@@ -191,10 +191,10 @@ pub(crate) async fn run_task(context: TaskContext, mut control: mpsc::UnboundedR
                         }
                         None => events.push_back(Event::Exited { exit_code: None, signal: None }),
                     },
-                    SupervisorCommand::ScheduleTimer { at } => timer = Some(at),
-                    SupervisorCommand::CancelTimer => timer = None,
-                    SupervisorCommand::ReportEvent(_) | SupervisorCommand::ReportState { .. } => changed = true,
-                    SupervisorCommand::Finished { .. } => {
+                    Instruction::ScheduleTimer { at } => timer = Some(at),
+                    Instruction::CancelTimer => timer = None,
+                    Instruction::ReportEvent(_) | Instruction::ReportState { .. } => changed = true,
+                    Instruction::Finished { .. } => {
                         finished = true;
                         changed = true;
                     }

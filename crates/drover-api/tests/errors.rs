@@ -1,5 +1,5 @@
 //! The API's error contract, tested through `router(server)` with
-//! `oneshot` (STYLE.md: the router is the unit of testing): every failure is
+//! `oneshot` (docs/dev/style.md: the router is the unit of testing): every failure is
 //! `{code, message}` JSON with the right status, and bad input changes
 //! nothing.
 
@@ -230,4 +230,23 @@ async fn dot_segments_in_variable_paths_are_refused() {
     let (status, _) = call(&server, request).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     server.shutdown().await;
+}
+
+/// The router serves every route of the URL space (`drover_proto::paths`),
+/// so the client and the servers never call a path the router lacks. Only
+/// a 404's body is read: a live route (the log tail) never ends its body.
+#[tokio::test]
+async fn every_route_of_the_url_space_is_served() {
+    let (server, _dir) = start_server().await;
+    for template in drover_proto::paths::ALL {
+        let path = drover_proto::paths::fill(template, &["x", "x"]);
+        let response = drover_api::router(server.clone()).oneshot(get(&path)).await.unwrap();
+        if response.status() != StatusCode::NOT_FOUND {
+            continue;
+        }
+        let bytes = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(!message.starts_with("no API route"), "{template} is not routed: {body}");
+    }
 }

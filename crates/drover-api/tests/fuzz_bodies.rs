@@ -1,5 +1,5 @@
 //! Hostile request bodies and query strings through `router(server)` with
-//! `oneshot` (STYLE.md 19: a server never trusts its caller). Whatever a
+//! `oneshot` (docs/dev/style.md 19: a server never trusts its caller). Whatever a
 //! caller sends, the answer is never a 500 (a panic in a handler is a 500
 //! too: the router catches it), every failure is `{code, message}` JSON,
 //! nothing panics anywhere in the process, and the server still answers
@@ -197,7 +197,7 @@ alert "node-down" {
 alert "oom" {
   when {
     log {
-      source   = "journald"
+      source   = "journal"
       match    = "Out of memory"
       at_least = 3
       within   = "10m"
@@ -971,15 +971,15 @@ fn cases(route: Route, seeds: &Seeds) -> BoxedStrategy<Case> {
         Route::UpdateNodes => posts("/v1/nodes/update", seeds.node_updates.clone()),
         Route::ApplySite => posts("/v1/site", vec![seeds.site.clone()]),
         Route::AddSilence => posts("/v1/silences", vec![seeds.silence.clone()]),
-        Route::Exec => posts(drover_server::exec::EXEC_PATH, seeds.execs.clone()),
+        Route::Exec => posts(drover_proto::paths::EXEC, seeds.execs.clone()),
         Route::SearchLogs => query_string(&["q", "since", "until", "filter", "local", "limit", "cursor", "x"])
-            .prop_map(|query| Case::get(format!("{}?{query}", drover_server::logs::paths::SEARCH)))
+            .prop_map(|query| Case::get(format!("{}?{query}", drover_proto::paths::LOGS_SEARCH)))
             .boxed(),
         Route::CountLogs => query_string(&["q", "since", "until", "filter", "local", "by", "top", "x"])
-            .prop_map(|query| Case::get(format!("{}?{query}", drover_server::logs::paths::COUNT)))
+            .prop_map(|query| Case::get(format!("{}?{query}", drover_proto::paths::LOGS_COUNT)))
             .boxed(),
         Route::LogHistogram => query_string(&["q", "since", "until", "filter", "local", "interval", "x"])
-            .prop_map(|query| Case::get(format!("{}?{query}", drover_server::logs::paths::HISTOGRAM)))
+            .prop_map(|query| Case::get(format!("{}?{query}", drover_proto::paths::LOGS_HISTOGRAM)))
             .boxed(),
         Route::ListNodes => {
             query_string(&["filter", "x"]).prop_map(|query| Case::get(format!("/v1/nodes?{query}"))).boxed()

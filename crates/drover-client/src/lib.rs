@@ -18,6 +18,7 @@ use drover_proto::api::{
     NodeUpdateResponse, NodeUsageEntry, PlanResponse, ProtectionRequest, RegisterJobRequest, RegisterJobResponse,
     RevertJobRequest, ServerIdentity, ServerInfo, USER_HEADER,
 };
+use drover_proto::paths;
 use drover_proto::session::LogStream;
 use drover_types::{Allocation, CodedError, Deployment, ErrorCode, Evaluation, Job, Node, NodeChange, Variable};
 
@@ -316,7 +317,7 @@ impl Client {
 
     /// `POST /v1/acl/bootstrap`: the first management token.
     pub async fn acl_bootstrap(&self) -> Result<drover_proto::api::TokenCreated> {
-        self.post("/v1/acl/bootstrap", &serde_json::json!({})).await
+        self.post(paths::ACL_BOOTSTRAP, &serde_json::json!({})).await
     }
 
     /// `PUT /v1/acl/policy/{name}`.
@@ -327,7 +328,7 @@ impl Client {
         source: &str,
     ) -> Result<drover_types::acl::AclPolicy> {
         let body = drover_proto::api::PolicyApplyRequest { file_name: file_name.to_owned(), source: source.to_owned() };
-        let path = format!("/v1/acl/policy/{}", encode(name));
+        let path = paths::fill(paths::ACL_POLICY, &[name]);
         let response =
             self.send(&path, |client, url| client.http.put(url).timeout(Duration::from_secs(60)).json(&body)).await?;
         Ok(self.decode(response).await?.0)
@@ -335,17 +336,17 @@ impl Client {
 
     /// `GET /v1/acl/policies`.
     pub async fn acl_policies(&self) -> Result<Vec<drover_types::acl::AclPolicy>> {
-        Ok(self.get("/v1/acl/policies", None).await?.0)
+        Ok(self.get(paths::ACL_POLICIES, None).await?.0)
     }
 
     /// `GET /v1/acl/policy/{name}`.
     pub async fn acl_policy(&self, name: &str) -> Result<drover_types::acl::AclPolicy> {
-        Ok(self.get(&format!("/v1/acl/policy/{}", encode(name)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::ACL_POLICY, &[name]), None).await?.0)
     }
 
     /// `DELETE /v1/acl/policy/{name}`.
     pub async fn delete_acl_policy(&self, name: &str) -> Result<()> {
-        self.delete_path(&format!("/v1/acl/policy/{}", encode(name))).await
+        self.delete_path(&paths::fill(paths::ACL_POLICY, &[name])).await
     }
 
     /// `POST /v1/acl/tokens`.
@@ -353,22 +354,22 @@ impl Client {
         &self,
         request: &drover_proto::api::TokenCreateRequest,
     ) -> Result<drover_proto::api::TokenCreated> {
-        self.post("/v1/acl/tokens", request).await
+        self.post(paths::ACL_TOKENS, request).await
     }
 
     /// `GET /v1/acl/tokens`.
     pub async fn acl_tokens(&self) -> Result<Vec<drover_proto::api::TokenEntry>> {
-        Ok(self.get("/v1/acl/tokens", None).await?.0)
+        Ok(self.get(paths::ACL_TOKENS, None).await?.0)
     }
 
     /// `GET /v1/acl/token/self`.
     pub async fn acl_token_self(&self) -> Result<drover_proto::api::TokenEntry> {
-        Ok(self.get("/v1/acl/token/self", None).await?.0)
+        Ok(self.get(paths::ACL_TOKEN_SELF, None).await?.0)
     }
 
     /// `DELETE /v1/acl/token/{accessor}`.
     pub async fn revoke_acl_token(&self, accessor: &str) -> Result<()> {
-        self.delete_path(&format!("/v1/acl/token/{}", encode(accessor))).await
+        self.delete_path(&paths::fill(paths::ACL_TOKEN, &[accessor])).await
     }
 
     /// `POST /v1/acl/join-tokens`.
@@ -376,22 +377,22 @@ impl Client {
         &self,
         request: &drover_proto::api::JoinTokenCreateRequest,
     ) -> Result<drover_proto::api::JoinTokenCreated> {
-        self.post("/v1/acl/join-tokens", request).await
+        self.post(paths::ACL_JOIN_TOKENS, request).await
     }
 
     /// `GET /v1/acl/join-tokens`.
     pub async fn join_tokens(&self) -> Result<Vec<drover_proto::api::JoinTokenEntry>> {
-        Ok(self.get("/v1/acl/join-tokens", None).await?.0)
+        Ok(self.get(paths::ACL_JOIN_TOKENS, None).await?.0)
     }
 
     /// `DELETE /v1/acl/join-token/{accessor}`.
     pub async fn delete_join_token(&self, accessor: &str) -> Result<()> {
-        self.delete_path(&format!("/v1/acl/join-token/{}", encode(accessor))).await
+        self.delete_path(&paths::fill(paths::ACL_JOIN_TOKEN, &[accessor])).await
     }
 
     /// `POST /v1/node/{name}/revoke`.
     pub async fn revoke_node(&self, name: &str) -> Result<()> {
-        let path = format!("/v1/node/{}/revoke", encode(name));
+        let path = paths::fill(paths::NODE_REVOKE, &[name]);
         let response = self.send(&path, |client, url| client.http.post(url).timeout(Duration::from_secs(60))).await?;
         if response.status() == reqwest::StatusCode::NO_CONTENT {
             return Ok(());
@@ -402,7 +403,7 @@ impl Client {
     /// `GET /v1/audit`.
     pub async fn audit(&self, query: &drover_proto::api::AuditQuery) -> Result<Vec<drover_types::acl::AuditEvent>> {
         let response = self
-            .send("/v1/audit", |client, url| client.http.get(url).query(query).timeout(Duration::from_secs(60)))
+            .send(paths::AUDIT, |client, url| client.http.get(url).query(query).timeout(Duration::from_secs(60)))
             .await?;
         Ok(self.decode(response).await?.0)
     }
@@ -415,7 +416,7 @@ impl Client {
         items: &std::collections::BTreeMap<String, String>,
         cas: Option<u64>,
     ) -> Result<Variable> {
-        let url_path = format!("/v1/var/{}", encode_path(path));
+        let url_path = paths::fill(paths::VARIABLE, &[path]);
         let body = serde_json::json!({ "items": items });
         let response = self
             .send(&url_path, |client, url| {
@@ -431,17 +432,17 @@ impl Client {
 
     /// `GET /v1/var/{path}`.
     pub async fn variable(&self, path: &str) -> Result<Variable> {
-        Ok(self.get(&format!("/v1/var/{}", encode_path(path)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::VARIABLE, &[path]), None).await?.0)
     }
 
     /// `GET /v1/vars?prefix=`.
     pub async fn variables(&self, prefix: &str) -> Result<Vec<Variable>> {
-        Ok(self.get(&format!("/v1/vars?prefix={}", encode(prefix)), None).await?.0)
+        Ok(self.get(&format!("{}?prefix={}", paths::VARIABLES, paths::encode(prefix)), None).await?.0)
     }
 
     /// `DELETE /v1/var/{path}`.
     pub async fn delete_variable(&self, path: &str, cas: Option<u64>) -> Result<()> {
-        let mut url_path = format!("/v1/var/{}", encode_path(path));
+        let mut url_path = paths::fill(paths::VARIABLE, &[path]);
         if let Some(cas) = cas {
             url_path.push_str(&format!("?cas={cas}"));
         }
@@ -450,28 +451,28 @@ impl Client {
 
     /// `GET /v1/operator/health`: the servers' checklist.
     pub async fn cluster_health(&self) -> Result<ClusterHealth> {
-        Ok(self.get("/v1/operator/health", None).await?.0)
+        Ok(self.get(paths::OPERATOR_HEALTH, None).await?.0)
     }
 
     /// `GET /v1/operator/raft/members`.
     pub async fn members(&self) -> Result<Vec<Member>> {
-        Ok(self.get("/v1/operator/raft/members", None).await?.0)
+        Ok(self.get(paths::OPERATOR_RAFT_MEMBERS, None).await?.0)
     }
 
     /// `POST /v1/operator/raft/join`: adds the server at `address`.
     pub async fn join_server(&self, address: &str) -> Result<ServerIdentity> {
-        self.post("/v1/operator/raft/join", &serde_json::json!({ "address": address })).await
+        self.post(paths::OPERATOR_RAFT_JOIN, &serde_json::json!({ "address": address })).await
     }
 
     /// `DELETE /v1/operator/raft/peer/{id}`.
     pub async fn remove_peer(&self, server_id: u64) -> Result<()> {
-        self.delete_path(&format!("/v1/operator/raft/peer/{server_id}")).await
+        self.delete_path(&paths::fill(paths::OPERATOR_RAFT_PEER, &[&server_id.to_string()])).await
     }
 
     /// `GET /v1/operator/snapshot`: the whole state, for disaster recovery.
     pub async fn save_snapshot(&self) -> Result<Bytes> {
         let response = self
-            .send("/v1/operator/snapshot", |client, url| client.http.get(url).timeout(Duration::from_secs(600)))
+            .send(paths::OPERATOR_SNAPSHOT, |client, url| client.http.get(url).timeout(Duration::from_secs(600)))
             .await?;
         if !response.status().is_success() {
             return Err(self.error_of(response).await);
@@ -482,7 +483,7 @@ impl Client {
     /// `POST /v1/operator/snapshot/restore`: replaces the whole state.
     pub async fn restore_snapshot(&self, snapshot: Vec<u8>) -> Result<u64> {
         let response = self
-            .send("/v1/operator/snapshot/restore", |client, url| {
+            .send(paths::OPERATOR_SNAPSHOT_RESTORE, |client, url| {
                 client
                     .http
                     .post(url)
@@ -497,47 +498,47 @@ impl Client {
 
     /// `GET /v1/status/leader`.
     pub async fn leader(&self) -> Result<ServerInfo> {
-        Ok(self.get("/v1/status/leader", None).await?.0)
+        Ok(self.get(paths::STATUS_LEADER, None).await?.0)
     }
 
     /// `POST /v1/jobs`.
     pub async fn register_job(&self, job: &Job) -> Result<RegisterJobResponse> {
-        self.post("/v1/jobs", &RegisterJobRequest { job: job.clone() }).await
+        self.post(paths::JOBS, &RegisterJobRequest { job: job.clone() }).await
     }
 
     /// `POST /v1/job/{id}/plan`.
     pub async fn plan_job(&self, job: &Job) -> Result<PlanResponse> {
-        self.post(&format!("/v1/job/{}/plan", encode(job.id.as_str())), &RegisterJobRequest { job: job.clone() }).await
+        self.post(&paths::fill(paths::JOB_PLAN, &[job.id.as_str()]), &RegisterJobRequest { job: job.clone() }).await
     }
 
     /// `GET /v1/jobs`.
     pub async fn jobs(&self) -> Result<Vec<JobListEntry>> {
-        Ok(self.get("/v1/jobs", None).await?.0)
+        Ok(self.get(paths::JOBS, None).await?.0)
     }
 
     /// `GET /v1/job/{id}`.
     pub async fn job(&self, job_id: &str) -> Result<Job> {
-        Ok(self.get(&format!("/v1/job/{}", encode(job_id)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::JOB, &[job_id]), None).await?.0)
     }
 
     /// `GET /v1/job/{id}/status`, optionally as a blocking query.
     pub async fn job_status(&self, job_id: &str, wait: Option<Wait>) -> Result<(JobStatusResponse, u64)> {
-        self.get(&format!("/v1/job/{}/status", encode(job_id)), wait).await
+        self.get(&paths::fill(paths::JOB_STATUS, &[job_id]), wait).await
     }
 
     /// `GET /v1/job/{id}/versions` (newest first).
     pub async fn job_versions(&self, job_id: &str) -> Result<Vec<Job>> {
-        Ok(self.get(&format!("/v1/job/{}/versions", encode(job_id)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::JOB_VERSIONS, &[job_id]), None).await?.0)
     }
 
     /// `GET /v1/job/{id}/allocations`.
     pub async fn job_allocations(&self, job_id: &str) -> Result<Vec<AllocListEntry>> {
-        Ok(self.get(&format!("/v1/job/{}/allocations", encode(job_id)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::JOB_ALLOCATIONS, &[job_id]), None).await?.0)
     }
 
     /// `DELETE /v1/job/{id}`.
     pub async fn deregister_job(&self, job_id: &str, purge: bool) -> Result<DeregisterJobResponse> {
-        let path = format!("/v1/job/{}", encode(job_id));
+        let path = paths::fill(paths::JOB, &[job_id]);
         let response = self
             .send(&path, |client, url| {
                 client.http.delete(url).query(&[("purge", purge)]).timeout(Duration::from_secs(60))
@@ -548,77 +549,77 @@ impl Client {
 
     /// `GET /v1/job/{id}/deployment`: the latest deployment.
     pub async fn job_deployment(&self, job_id: &str) -> Result<Deployment> {
-        Ok(self.get(&format!("/v1/job/{}/deployment", encode(job_id)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::JOB_DEPLOYMENT, &[job_id]), None).await?.0)
     }
 
     /// `POST /v1/job/{id}/promote`.
     pub async fn promote_job(&self, job_id: &str) -> Result<Deployment> {
-        self.post(&format!("/v1/job/{}/promote", encode(job_id)), &serde_json::json!({})).await
+        self.post(&paths::fill(paths::JOB_PROMOTE, &[job_id]), &serde_json::json!({})).await
     }
 
     /// `POST /v1/job/{id}/revert`.
     pub async fn revert_job(&self, job_id: &str, version: u64) -> Result<RegisterJobResponse> {
-        self.post(&format!("/v1/job/{}/revert", encode(job_id)), &RevertJobRequest { version }).await
+        self.post(&paths::fill(paths::JOB_REVERT, &[job_id]), &RevertJobRequest { version }).await
     }
 
     /// `POST /v1/job/{id}/periodic/force`.
     pub async fn force_periodic(&self, job_id: &str) -> Result<RegisterJobResponse> {
-        self.post(&format!("/v1/job/{}/periodic/force", encode(job_id)), &serde_json::json!({})).await
+        self.post(&paths::fill(paths::JOB_PERIODIC_FORCE, &[job_id]), &serde_json::json!({})).await
     }
 
     /// `POST /v1/node/{node}/drain`.
     pub async fn drain_node(&self, node: &str, request: &DrainRequest) -> Result<Node> {
-        self.post(&format!("/v1/node/{}/drain", encode(node)), request).await
+        self.post(&paths::fill(paths::NODE_DRAIN, &[node]), request).await
     }
 
     /// `POST /v1/node/{node}/eligibility`.
     pub async fn set_eligibility(&self, node: &str, eligible: bool) -> Result<Node> {
-        self.post(&format!("/v1/node/{}/eligibility", encode(node)), &EligibilityRequest { eligible }).await
+        self.post(&paths::fill(paths::NODE_ELIGIBILITY, &[node]), &EligibilityRequest { eligible }).await
     }
 
     /// `GET /v1/node/{node}` as a blocking query.
     pub async fn node_wait(&self, node: &str, wait: Option<Wait>) -> Result<(NodeStatusResponse, u64)> {
-        self.get(&format!("/v1/node/{}", encode(node)), wait).await
+        self.get(&paths::fill(paths::NODE, &[node]), wait).await
     }
 
     /// `GET /v1/allocations`.
     pub async fn allocations(&self) -> Result<Vec<AllocListEntry>> {
-        Ok(self.get("/v1/allocations", None).await?.0)
+        Ok(self.get(paths::ALLOCATIONS, None).await?.0)
     }
 
     /// `GET /v1/allocation/{id-or-prefix}`.
     pub async fn allocation(&self, id_prefix: &str) -> Result<Allocation> {
-        Ok(self.get(&format!("/v1/allocation/{}", encode(id_prefix)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::ALLOCATION, &[id_prefix]), None).await?.0)
     }
 
     /// `GET /v1/evaluation/{id-or-prefix}`.
     pub async fn evaluation(&self, id_prefix: &str) -> Result<Evaluation> {
-        Ok(self.get(&format!("/v1/evaluation/{}", encode(id_prefix)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::EVALUATION, &[id_prefix]), None).await?.0)
     }
 
     /// `GET /v1/nodes`.
     pub async fn nodes(&self) -> Result<Vec<NodeListEntry>> {
-        Ok(self.get("/v1/nodes", None).await?.0)
+        Ok(self.get(paths::NODES, None).await?.0)
     }
 
     /// `GET /v1/nodes?filter=EXPR`: the nodes the filter matches
     /// (docs/nodes.md).
     pub async fn nodes_matching(&self, filter: &str) -> Result<Vec<NodeListEntry>> {
-        Ok(self.get(&format!("/v1/nodes?filter={}", encode(filter)), None).await?.0)
+        Ok(self.get(&format!("{}?filter={}", paths::NODES, paths::encode(filter)), None).await?.0)
     }
 
     /// `GET /v1/nodes/usage?filter=`: every node's latest usage.
     pub async fn nodes_usage(&self, filter: Option<&str>) -> Result<Vec<NodeUsageEntry>> {
         let path = match filter {
-            Some(filter) => format!("/v1/nodes/usage?filter={}", encode(filter)),
-            None => "/v1/nodes/usage".to_owned(),
+            Some(filter) => format!("{}?filter={}", paths::NODES_USAGE, paths::encode(filter)),
+            None => paths::NODES_USAGE.to_owned(),
         };
         Ok(self.get(&path, None).await?.0)
     }
 
     /// `GET /v1/node/{name-or-id}`.
     pub async fn node(&self, node: &str) -> Result<NodeStatusResponse> {
-        Ok(self.get(&format!("/v1/node/{}", encode(node)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::NODE, &[node]), None).await?.0)
     }
     async fn get_query<T: DeserializeOwned>(
         &self,
@@ -634,17 +635,17 @@ impl Client {
 
     /// `GET /v1/logs/search`: one page of matching log records, newest first.
     pub async fn search_logs(&self, query: &LogQuery, page: &LogPage) -> Result<LogSearchResponse> {
-        self.get_query("/v1/logs/search", query, page).await
+        self.get_query(paths::LOGS_SEARCH, query, page).await
     }
 
     /// `GET /v1/logs/count`: the most frequent values of a field.
     pub async fn count_logs(&self, query: &LogQuery, by: &LogCountBy) -> Result<LogCountResponse> {
-        self.get_query("/v1/logs/count", query, by).await
+        self.get_query(paths::LOGS_COUNT, query, by).await
     }
 
     /// `GET /v1/logs/histogram`: matching records per time bucket.
     pub async fn log_histogram(&self, query: &LogQuery, interval: &LogInterval) -> Result<LogHistogramResponse> {
-        self.get_query("/v1/logs/histogram", query, interval).await
+        self.get_query(paths::LOGS_HISTOGRAM, query, interval).await
     }
 
     /// `GET /v1/logs/tail`: matching records as they arrive, until the
@@ -653,7 +654,7 @@ impl Client {
         &self,
         query: &LogQuery,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<LogRecord>>> {
-        let response = self.send("/v1/logs/tail", |client, url| client.http.get(url).query(query)).await?;
+        let response = self.send(paths::LOGS_TAIL, |client, url| client.http.get(url).query(query)).await?;
         self.ndjson(response).await
     }
 
@@ -663,30 +664,30 @@ impl Client {
         &self,
         request: &ExecRequest,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<ExecEvent>>> {
-        let response = self.send("/v1/exec", |client, url| client.http.post(url).json(request)).await?;
+        let response = self.send(paths::EXEC, |client, url| client.http.post(url).json(request)).await?;
         self.ndjson(response).await
     }
 
     /// `POST /v1/nodes/update`: change (or, with `dry_run`, preview) the
     /// labels of many nodes.
     pub async fn update_nodes(&self, request: &NodeUpdateRequest) -> Result<NodeUpdateResponse> {
-        self.post("/v1/nodes/update", request).await
+        self.post(paths::NODES_UPDATE, request).await
     }
 
     /// `POST /v1/node/{node}/protection`.
     pub async fn set_protection(&self, node: &str, protect: bool, reason: &str) -> Result<Node> {
         let request = ProtectionRequest { protect, reason: reason.to_owned() };
-        self.post(&format!("/v1/node/{}/protection", encode(node)), &request).await
+        self.post(&paths::fill(paths::NODE_PROTECTION, &[node]), &request).await
     }
 
     /// `GET /v1/node/{node}/history`: the node's audit history, oldest first.
     pub async fn node_history(&self, node: &str) -> Result<Vec<NodeChange>> {
-        Ok(self.get(&format!("/v1/node/{}/history", encode(node)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::NODE_HISTORY, &[node]), None).await?.0)
     }
 
     /// `GET /v1/site`: the applied site.
     pub async fn site(&self) -> Result<drover_proto::react::SiteResponse> {
-        Ok(self.get("/v1/site", None).await?.0)
+        Ok(self.get(paths::SITE, None).await?.0)
     }
 
     /// `POST /v1/site`: applies a site.
@@ -694,22 +695,28 @@ impl Client {
         &self,
         request: &drover_proto::react::SiteApplyRequest,
     ) -> Result<drover_proto::react::SiteResponse> {
-        self.post("/v1/site", request).await
+        self.post(paths::SITE, request).await
     }
 
     /// `GET /v1/alerts`: active alerts, silences, received alerts.
     pub async fn alerts(&self) -> Result<drover_proto::react::AlertsResponse> {
-        Ok(self.get("/v1/alerts", None).await?.0)
+        Ok(self.get(paths::ALERTS, None).await?.0)
+    }
+
+    /// `GET /v1/alerts?name=RULE`: the alerts of one rule (and the received
+    /// alerts of that `alertname`), with every silence.
+    pub async fn alerts_named(&self, name: &str) -> Result<drover_proto::react::AlertsResponse> {
+        Ok(self.get(&format!("{}?name={}", paths::ALERTS, paths::encode(name)), None).await?.0)
     }
 
     /// `GET /v1/alerts/top?since=…`.
     pub async fn alerts_top(&self, since: &str) -> Result<Vec<drover_proto::react::AlertCount>> {
-        Ok(self.get(&format!("/v1/alerts/top?since={}", encode(since)), None).await?.0)
+        Ok(self.get(&format!("{}?since={}", paths::ALERTS_TOP, paths::encode(since)), None).await?.0)
     }
 
     /// `POST /v1/alert/ack`.
     pub async fn ack_alert(&self, id: &str) -> Result<serde_json::Value> {
-        self.post("/v1/alert/ack", &drover_proto::react::AckRequest { id: id.to_owned() }).await
+        self.post(paths::ALERT_ACK, &drover_proto::react::AckRequest { id: id.to_owned() }).await
     }
 
     /// `POST /v1/silences`.
@@ -717,17 +724,17 @@ impl Client {
         &self,
         request: &drover_proto::react::SilenceRequest,
     ) -> Result<drover_react::alerting::Silence> {
-        self.post("/v1/silences", request).await
+        self.post(paths::SILENCES, request).await
     }
 
     /// `DELETE /v1/silence/{id}`.
     pub async fn expire_silence(&self, id: &str) -> Result<()> {
-        self.delete_path(&format!("/v1/silence/{}", encode(id))).await
+        self.delete_path(&paths::fill(paths::SILENCE, &[id])).await
     }
 
     /// `GET /v1/hammers`.
     pub async fn hammers(&self) -> Result<Vec<drover_proto::react::HammerView>> {
-        Ok(self.get("/v1/hammers", None).await?.0)
+        Ok(self.get(paths::HAMMERS, None).await?.0)
     }
 
     /// `GET /v1/hammers/history`: newest first.
@@ -736,33 +743,33 @@ impl Client {
         hammer: Option<&str>,
         limit: usize,
     ) -> Result<Vec<drover_proto::react::HammerHistoryEntry>> {
-        let mut path = format!("/v1/hammers/history?limit={limit}");
+        let mut path = format!("{}?limit={limit}", paths::HAMMERS_HISTORY);
         if let Some(hammer) = hammer {
-            path.push_str(&format!("&hammer={}", encode(hammer)));
+            path.push_str(&format!("&hammer={}", paths::encode(hammer)));
         }
         Ok(self.get(&path, None).await?.0)
     }
 
     /// `POST /v1/hammers/run/{run}/approve` (or `deny`).
     pub async fn decide_run(&self, run: u64, approve: bool) -> Result<serde_json::Value> {
-        let verb = if approve { "approve" } else { "deny" };
-        self.post(&format!("/v1/hammers/run/{run}/{verb}"), &serde_json::json!({})).await
+        let route = if approve { paths::HAMMER_RUN_APPROVE } else { paths::HAMMER_RUN_DENY };
+        self.post(&paths::fill(route, &[&run.to_string()]), &serde_json::json!({})).await
     }
 
     /// `POST /v1/hammers/pause`.
     pub async fn pause_hammer(&self, hammer: Option<&str>, paused: bool) -> Result<serde_json::Value> {
         let request = drover_proto::react::PauseRequest { hammer: hammer.map(str::to_owned), paused };
-        self.post("/v1/hammers/pause", &request).await
+        self.post(paths::HAMMERS_PAUSE, &request).await
     }
 
     /// `GET /v1/runbook/{name}`.
     pub async fn runbook(&self, name: &str) -> Result<drover_proto::react::RunbookResponse> {
-        Ok(self.get(&format!("/v1/runbook/{}", encode(name)), None).await?.0)
+        Ok(self.get(&paths::fill(paths::RUNBOOK, &[name]), None).await?.0)
     }
 
     /// `GET /v1/notifications`: the server's notification deliveries.
     pub async fn notifications(&self) -> Result<Vec<drover_react::delivery::DeliveryRecord>> {
-        Ok(self.get("/v1/notifications", None).await?.0)
+        Ok(self.get(paths::NOTIFICATIONS, None).await?.0)
     }
 
     /// A newline-delimited JSON answer as a stream of values.
@@ -816,7 +823,7 @@ impl Client {
         if let Some(tail) = tail_bytes {
             query.push(("tail", tail.to_string()));
         }
-        let path = format!("/v1/allocation/{}/logs", encode(alloc_id));
+        let path = paths::fill(paths::ALLOCATION_LOGS, &[alloc_id]);
         let response = self.send(&path, |client, url| client.http.get(url).query(&query)).await?;
         if !response.status().is_success() {
             return Err(self.error_of(response).await);
@@ -828,7 +835,6 @@ impl Client {
     }
 }
 
-/// Percent-encodes each segment of a `/`-separated path.
 /// Refuses a path with a `.` or `..` segment (before its query string).
 fn check_segments(path: &str) -> Result<()> {
     let path_only = path.split('?').next().unwrap_or_default();
@@ -842,21 +848,4 @@ fn check_segments(path: &str) -> Result<()> {
         )))),
         None => Ok(()),
     }
-}
-
-fn encode_path(path: &str) -> String {
-    path.split('/').map(encode).collect::<Vec<_>>().join("/")
-}
-
-/// Percent-encodes a path segment.
-fn encode(segment: &str) -> String {
-    let mut encoded = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            encoded.push(byte as char);
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
 }

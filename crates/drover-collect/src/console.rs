@@ -6,17 +6,20 @@
 //! and the start of the new one; without overlap (the window moved past
 //! everything seen, or the console was cleared) every line is new.
 //! After an agent restart the first poll emits the whole window again.
+//!
+//! A poll runs through the bounded runner ([`crate::process`]): killed with
+//! its whole process group at the timeout, and only the end of an output
+//! longer than `max_output_bytes` is kept (a console's newest lines).
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::process::{BoundedCommand, Keep, StderrMode};
 use crate::{LineSender, Source, SourceExit, SourceFuture, SourceKind, SourceLine};
 
 /// The configuration of a polled console.
@@ -28,11 +31,18 @@ pub struct CommandPollerConfig {
     pub args: Vec<String>,
     /// Time between the start of two polls.
     pub interval: Duration,
-    /// A poll running longer is killed (and its output ignored).
+    /// A poll running longer is killed with its process group (and its
+    /// output ignored).
     pub timeout: Duration,
     /// Only the last this many lines of an output are compared and kept.
     pub max_lines: usize,
+    /// Only the last this many bytes of an output are read; a line cut
+    /// there is dropped.
+    pub max_output_bytes: usize,
 }
+
+/// Room for the 10,000 lines a poll keeps by default, at 400 bytes each.
+pub const DEFAULT_MAX_OUTPUT_BYTES: usize = 4 * 1024 * 1024;
 
 impl CommandPollerConfig {
     /// Polls `program args` every `interval`, with a timeout of the interval.
@@ -44,6 +54,7 @@ impl CommandPollerConfig {
             interval,
             timeout: interval.max(Duration::from_secs(1)),
             max_lines: 10_000,
+            max_output_bytes: DEFAULT_MAX_OUTPUT_BYTES,
         }
     }
 }
@@ -102,26 +113,32 @@ impl CommandPoller {
         }
     }
 
-    /// Runs the command once; its stdout as lines, or why it failed.
-    async fn poll(&self) -> std::result::Result<Vec<String>, String> {
-        let child = Command::new(&self.config.program)
-            .args(&self.config.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|err| format!("cannot run {}: {err}", self.config.program.display()))?;
-        let output = tokio::time::timeout(self.config.timeout, child.wait_with_output())
-            .await
-            .map_err(|_| format!("{} ran longer than {:?}", self.config.program.display(), self.config.timeout))?
-            .map_err(|err| format!("cannot read the output of {}: {err}", self.config.program.display()))?;
-        if !output.status.success() {
-            return Err(format!("{} exited with {}", self.config.program.display(), output.status));
+    /// Runs the command once; its stdout as lines (the last `max_lines`,
+    /// within the last `max_output_bytes`), or why it failed. The leader's
+    /// console polls of providers use it too.
+    pub async fn poll(&self) -> std::result::Result<Vec<String>, String> {
+        let program = self.config.program.display();
+        let mut command = BoundedCommand::new(&self.config.program, self.config.timeout, self.config.max_output_bytes);
+        command.args(&self.config.args).stderr(StderrMode::Discard).keep(Keep::Tail);
+        let finished = command.run().await.map_err(|error| match error {
+            Error::Spawn { source, .. } => format!("cannot run {program}: {source}"),
+            other => other.to_string(),
+        })?;
+        if finished.timed_out {
+            return Err(format!("{program} ran longer than {:?}", self.config.timeout));
         }
-        let text = String::from_utf8_lossy(&output.stdout);
+        match finished.status {
+            Some(status) if status.success() => {}
+            Some(status) => return Err(format!("{program} exited with {status}")),
+            None => return Err(format!("{program} ended without an exit status")),
+        }
+        let text = String::from_utf8_lossy(&finished.stdout.bytes);
         let mut lines: Vec<String> =
             text.lines().map(|line| line.strip_suffix('\r').unwrap_or(line).to_owned()).collect();
+        if finished.stdout.truncated && !lines.is_empty() {
+            // The cap cut the output's start: the first line lost its beginning.
+            lines.remove(0);
+        }
         let num_extra = lines.len().saturating_sub(self.config.max_lines);
         lines.drain(..num_extra);
         Ok(lines)
@@ -148,7 +165,48 @@ pub fn new_lines<'a>(previous: &[String], current: &'a [String]) -> &'a [String]
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    fn poller(script: &str, timeout: Duration, max_output_bytes: usize) -> CommandPoller {
+        let mut config =
+            CommandPollerConfig::new("node-1", "/bin/sh", vec!["-c".to_owned(), script.to_owned()], timeout);
+        config.timeout = timeout;
+        config.max_output_bytes = max_output_bytes;
+        CommandPoller::new(config)
+    }
+
+    #[tokio::test]
+    async fn a_poll_keeps_the_end_of_a_long_output_without_the_line_cut_in_two() {
+        // 8 MiB of console, 1 MiB kept: the newest lines.
+        let lines = poller("seq 1 1000000; echo newest", Duration::from_secs(30), 1024 * 1024).poll().await.unwrap();
+        assert_eq!(lines.last().map(String::as_str), Some("newest"));
+        assert_eq!(lines[lines.len() - 2], "1000000");
+        let first: u64 = lines[0].parse().unwrap();
+        let second: u64 = lines[1].parse().unwrap();
+        assert_eq!(second, first + 1, "the first line kept is a whole line");
+    }
+
+    #[tokio::test]
+    async fn a_poll_past_its_timeout_fails_and_leaves_no_process_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("console.pid");
+        let script = format!("sleep 300 & echo $! > {}; sleep 300", pid_file.display());
+        let error = poller(&script, Duration::from_millis(500), 1024).poll().await.unwrap_err();
+        assert_eq!(error, "/bin/sh ran longer than 500ms");
+        let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        // Gone, or a zombie waiting for init: give the kill 5 s to land.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            if stat.is_empty() || stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "the console command's child {pid} still runs");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 
     fn lines(texts: &[&str]) -> Vec<String> {
         texts.iter().map(|text| (*text).to_owned()).collect()

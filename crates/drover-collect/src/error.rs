@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while collecting or spooling logs.
+/// Everything that can go wrong while collecting or spooling logs, or
+/// running a command ([`crate::process`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{action} {path}: {source}")]
@@ -29,6 +30,22 @@ pub enum Error {
     TaskFailed { what: &'static str, reason: String },
     #[error("invalid glob pattern {pattern:?}: {reason}")]
     Glob { pattern: String, reason: String },
+    /// A command could not be started: no such program, not executable,
+    /// no such working directory, not allowed to switch user.
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command was started but could not be watched (its pipes, its exit).
+    #[error("cannot {action} {program}: {source}")]
+    Process {
+        action: &'static str,
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The result type of this crate.

@@ -13,6 +13,12 @@
 //! carries an optional [`Checkpoint`]; the caller commits it to the
 //! [`CheckpointStore`] only after the spool durably holds the line, so a crash
 //! between reading and spooling re-reads the line instead of losing it.
+//!
+//! [`process`] is drover's one way to run a short command with a deadline
+//! (its own process group killed whole, output capped), used by the console
+//! poller here and by the agent's `drover exec` and script checks and the
+//! server's hammer and provider commands. It lives in this crate because
+//! the layering lets both the agent and the server depend on it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -30,6 +36,7 @@ pub mod error;
 pub mod file;
 mod glob;
 pub mod journal;
+pub mod process;
 pub mod spool;
 pub mod syslog;
 

@@ -11,6 +11,7 @@ use drover_collect::{
     CheckpointStore, CommandPoller, CommandPollerConfig, FileFollower, FileSourceConfig, JournalConfig, JournalSource,
     SourceExit, SourceKind, SourceLine, Spool, SyslogConfig, SyslogSource, SyslogTransport,
 };
+use drover_golden::needs;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -315,17 +316,9 @@ async fn restart_resumes_after_the_last_committed_line_through_the_spool() {
     assert_eq!(spool.read_from(1, 1 << 20).unwrap(), vec![(1, b"l1".to_vec()), (2, b"l2".to_vec())]);
 }
 
-fn logger_available() -> bool {
-    let available = Command::new("logger").arg("--version").output().is_ok_and(|output| output.status.success());
-    if !available {
-        eprintln!("skipping: util-linux `logger` is not installed");
-    }
-    available
-}
-
 #[tokio::test]
 async fn syslog_receives_from_the_real_logger_over_udp_and_tcp() {
-    if !logger_available() {
+    if !needs::are_met([needs::program("logger", "bsdutils")]) {
         return;
     }
     let any_port = "127.0.0.1:0".parse().unwrap();
@@ -378,8 +371,7 @@ async fn journal_is_not_available_without_journal_files_or_binary() {
     let exit = JournalSource::new(missing_binary, checkpoints.clone()).run(sender.clone(), CancellationToken::new());
     assert!(matches!(exit.await.unwrap(), SourceExit::NotAvailable { .. }));
 
-    if Command::new("journalctl").arg("--version").output().is_err() {
-        eprintln!("skipping the empty-directory case: journalctl is not installed");
+    if !needs::are_met([needs::program("journalctl", "systemd")]) {
         return;
     }
     let empty = JournalConfig { directory: Some(dir.path().join("empty")), ..JournalConfig::default() };

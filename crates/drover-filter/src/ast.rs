@@ -10,6 +10,10 @@ use std::fmt::{self, Write as _};
 
 use regex::Regex;
 
+/// A compiled glob: drover's one glob ([`drover_types::glob`]), which job
+/// `glob` constraints use too.
+pub use drover_types::glob::Glob as GlobPattern;
+
 /// A field of a node that a filter can read.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Field {
@@ -191,42 +195,6 @@ impl Comparison {
             Comparison::Greater => ">",
             Comparison::GreaterOrEqual => ">=",
         }
-    }
-}
-
-/// A compiled glob with the text it came from; two globs are equal when
-/// their texts are.
-#[derive(Clone, Debug)]
-pub struct GlobPattern {
-    pub(crate) text: String,
-    pub(crate) regex: Regex,
-}
-
-impl GlobPattern {
-    /// Compiles a glob (see the crate documentation for its syntax).
-    ///
-    /// # Errors
-    /// Returns the reason when the glob is malformed (an unclosed `[`) or
-    /// too large; the message reads after "the glob … ".
-    pub fn new(text: &str) -> Result<GlobPattern, String> {
-        let regex = crate::glob::compile(text)?;
-        Ok(GlobPattern { text: text.to_owned(), regex })
-    }
-
-    /// The glob as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
-    }
-
-    /// Whether the whole of `text` matches.
-    pub fn matches(&self, text: &str) -> bool {
-        self.regex.is_match(text)
-    }
-}
-
-impl PartialEq for GlobPattern {
-    fn eq(&self, other: &GlobPattern) -> bool {
-        self.text == other.text
     }
 }
 

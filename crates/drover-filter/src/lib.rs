@@ -86,7 +86,8 @@
 //!   matches `a/b`), `?` one character other than `/`, `[abc]`, `[a-z]` and
 //!   `[!abc]` one character from (or not from) a set; `\` makes the next
 //!   character literal. Node names have no `/`, so on names these are plain
-//!   shell globs: `name =~ "batch0*"`.
+//!   shell globs: `name =~ "batch0*"`. This is [`drover_types::glob`], the
+//!   glob of job `glob` constraints too.
 //! - **`matches`** searches the value with a regular expression (the
 //!   `regex` crate's syntax), unanchored: write `^…$` to match the whole
 //!   value.
@@ -112,7 +113,6 @@
 mod ast;
 mod error;
 mod eval;
-mod glob;
 mod lexer;
 pub mod log_query;
 mod names;

@@ -488,7 +488,9 @@ impl Parser<'_> {
                 return Ok(items);
             }
             let item = match &token.kind {
-                TokenKind::Str(text) if crate::glob::has_wildcards(text) => ListItem::Glob(self.glob(text, &token)?),
+                TokenKind::Str(text) if drover_types::glob::has_wildcards(text) => {
+                    ListItem::Glob(self.glob(text, &token)?)
+                }
                 TokenKind::Str(text) => {
                     self.check_known_value(field, text, &token)?;
                     ListItem::Value(Literal::Str(text.clone()))

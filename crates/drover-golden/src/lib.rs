@@ -3,6 +3,12 @@
 //! with the expected file for its outcome (`NAME.json`/`NAME.ast`/… on
 //! success, `NAME.err` on failure). With `UPDATE_GOLDEN=1` the expected
 //! files are rewritten from the actual output instead (review the diff).
+//!
+//! [`needs`] is the other test support shared here: what a test needs from
+//! the machine (a peer program, root), skipped locally and failed under CI
+//! when missing.
+
+pub mod needs;
 
 use std::fs;
 use std::path::Path;

@@ -3,7 +3,7 @@
 use drover_hcl::BlockReader;
 use drover_hcl::suggest::did_you_mean;
 use drover_types::validate::limits::MAX_DATACENTERS;
-use drover_types::{Job, JobId, JobStatus, JobType, MigrateStrategy, ReschedulePolicy, Timestamp, UpdateStrategy};
+use drover_types::{Job, JobId, JobType, MigrateStrategy, ReschedulePolicy, UpdateStrategy};
 
 use crate::group::{GroupContext, read_group};
 use crate::placement::{read_affinities, read_constraints, read_spreads};
@@ -135,15 +135,8 @@ fn job_from(block: &mut BlockReader<'_>) -> Option<Job> {
         periodic,
         meta,
         groups,
-        version: 0,
-        stop: false,
-        status: JobStatus::Pending,
-        parent_id: None,
-        submit_time: Timestamp::ZERO,
-        stable: false,
-        create_index: 0,
-        modify_index: 0,
-        job_modify_index: 0,
+        // The server-managed fields: those of a job never submitted.
+        ..Job::default()
     })
 }
 

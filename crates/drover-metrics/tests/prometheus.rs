@@ -1,9 +1,10 @@
 //! A real Prometheus scrapes `render_prometheus` output and answers PromQL
 //! queries about it.
 //!
-//! Needs Debian's `prometheus` package (`/usr/bin/prometheus`); when it is
-//! missing, one `apt-get install` is tried, and if that fails the test prints
-//! `SKIPPED: …` and passes. Everything listens on 127.0.0.1 only.
+//! Needs Debian's `prometheus` package (`/usr/bin/prometheus`), which
+//! `scripts/install-test-deps` installs; without it the test fails under CI
+//! and prints `SKIPPED: …` elsewhere (`drover_golden::needs`). Everything
+//! listens on 127.0.0.1 only.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fmt::Write as _;
@@ -16,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use drover_golden::needs;
 use drover_metrics::{CONTENT_TYPE, NodeLabels, NodeSample, Sampler, TaskProbe, render_prometheus};
 use serde_json::Value;
 
@@ -24,8 +26,7 @@ const DEADLINE: Duration = Duration::from_secs(25);
 
 #[test]
 fn prometheus_scrapes_node_metrics() {
-    if !prometheus_installed() {
-        println!("SKIPPED: {PROMETHEUS} is missing and `apt-get install -y prometheus` did not install it");
+    if !needs::are_met([needs::program(PROMETHEUS, "prometheus")]) {
         return;
     }
     let started = Instant::now();
@@ -112,20 +113,6 @@ fn real_samples(count: usize) -> Vec<NodeSample> {
             sampler.sample(i64::try_from(now.as_millis()).unwrap(), probes)
         })
         .collect()
-}
-
-fn prometheus_installed() -> bool {
-    if Path::new(PROMETHEUS).exists() {
-        return true;
-    }
-    eprintln!("{PROMETHEUS} missing; trying apt-get install -y prometheus once");
-    let installed = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "prometheus"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .status();
-    eprintln!("apt-get: {installed:?}");
-    Path::new(PROMETHEUS).exists()
 }
 
 fn free_port() -> u16 {

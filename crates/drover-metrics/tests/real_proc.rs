@@ -132,8 +132,10 @@ fn a_spawned_process_and_its_children_are_measured_by_pid() {
     assert_eq!((third.tasks[0].cpu_percent, third.tasks[0].memory_bytes), (0.0, 0));
 }
 
+/// What a sample costs is printed, not asserted: a wall-clock bound fails
+/// on a loaded machine and proves nothing on an idle one.
 #[test]
-fn one_sample_is_cheap_and_small() {
+fn one_sample_is_small_and_decodes_to_itself() {
     let mut sampler = Sampler::new();
     let probes =
         [TaskProbe { alloc_id: "a".into(), task: "self".into(), cgroup: None, pids: vec![std::process::id()] }];
@@ -161,7 +163,6 @@ fn one_sample_is_cheap_and_small() {
         named.len(),
         json.len()
     );
-    assert!(node_only < Duration::from_millis(50), "{node_only:?}");
     assert!(named.len() < 2048, "{} bytes", named.len());
     let decoded: NodeSample = rmp_serde::from_slice(&named).unwrap();
     assert_eq!(decoded, sample);

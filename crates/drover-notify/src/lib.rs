@@ -68,6 +68,6 @@ pub use notifier::{
     NotifierConfig, RetryPolicy, SmtpAuth, WebhookConfig, parse_alert_template,
 };
 pub use received::{
-    ALERTMANAGER_WEBHOOK_VERSION, AlertmanagerWebhook, ReceivedAlert, ReceivedStatus, parse_alertmanager_webhook,
+    ALERTMANAGER_WEBHOOK_VERSION, AlertmanagerWebhook, ReceivedStatus, WebhookAlert, parse_alertmanager_webhook,
 };
 pub use webhook::{DELIVERY_HEADER, webhook_body};

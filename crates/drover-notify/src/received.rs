@@ -62,12 +62,12 @@ pub struct AlertmanagerWebhook {
     /// The Alertmanager's own URL.
     pub external_url: String,
     /// The alerts.
-    pub alerts: Vec<ReceivedAlert>,
+    pub alerts: Vec<WebhookAlert>,
 }
 
 /// One alert of a webhook payload.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ReceivedAlert {
+pub struct WebhookAlert {
     /// Whether it fires.
     pub status: ReceivedStatus,
     /// Its labels (`alertname` among them); what hammer and alert-rule
@@ -85,7 +85,7 @@ pub struct ReceivedAlert {
     pub fingerprint: String,
 }
 
-impl ReceivedAlert {
+impl WebhookAlert {
     /// The `alertname` label, or `""`.
     pub fn name(&self) -> &str {
         self.labels.get("alertname").map_or("", String::as_str)
@@ -170,7 +170,7 @@ pub fn parse_alertmanager_webhook(body: &[u8]) -> Result<AlertmanagerWebhook> {
                 Some(text) => parse_time(text)
                     .map_err(|message| Error::InvalidPayload(format!("alerts[{position}].endsAt: {message}")))?,
             };
-            Ok(ReceivedAlert {
+            Ok(WebhookAlert {
                 status: alert.status,
                 labels: alert.labels,
                 annotations: alert.annotations,

@@ -3,9 +3,10 @@
 //! drover's parser.
 //!
 //! The peers come from Debian (`prometheus-alertmanager`,
-//! `python3-aiosmtpd`); a test installs its package when it is missing and
-//! prints `SKIPPED: …` and passes when that fails. Every peer process is
-//! killed by a guard when its test ends.
+//! `python3-aiosmtpd`), which `scripts/install-test-deps` installs; a test
+//! whose peer is missing fails under CI and prints `SKIPPED: …` elsewhere
+//! (`drover_golden::needs`). Every peer process is killed by a guard when
+//! its test ends.
 //!
 //! `DROVER_CAPTURE_AM_PAYLOAD=FILE` writes the payloads the Alertmanager
 //! sent to FILE (firing) and FILE.resolved: how
@@ -24,6 +25,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use drover_golden::needs;
 use drover_notify::{
     AlertmanagerConfig, DELIVERY_HEADER, DeliveryStatus, Dispatcher, DispatcherOptions, EmailConfig, Notification,
     NotificationKind, Notifier, NotifierConfig, ReceivedStatus, RetryPolicy, WebhookConfig, parse_alert_template,
@@ -32,6 +34,10 @@ use drover_notify::{
 use drover_types::Timestamp;
 
 const TEST_LIMIT: Duration = Duration::from_secs(30);
+/// Debian's Alertmanager (`prometheus-alertmanager`).
+const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
+/// Debian's Python, which `python3-aiosmtpd` installs the SMTP server for.
+const PYTHON: &str = "/usr/bin/python3";
 
 // ----- support -----
 
@@ -51,43 +57,6 @@ impl Drop for PeerGuard {
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Makes sure `check` passes, installing the Debian `package` when it does
-/// not. Answers `false` (and the test skips) when it cannot.
-fn ensure_installed(package: &str, check: impl Fn() -> bool) -> bool {
-    static APT: Mutex<()> = Mutex::new(());
-    let _serialised = APT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if check() {
-        return true;
-    }
-    let install = || {
-        Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends", package])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    if !install() {
-        let _ = Command::new("apt-get").args(["update", "-q"]).stdout(Stdio::null()).status();
-        install();
-    }
-    check()
-}
-
-fn has_alertmanager() -> bool {
-    ensure_installed("prometheus-alertmanager", || Path::new("/usr/bin/prometheus-alertmanager").exists())
-}
-
-fn has_aiosmtpd() -> bool {
-    ensure_installed("python3-aiosmtpd", || {
-        Command::new("/usr/bin/python3")
-            .args(["-c", "import aiosmtpd"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
-    })
 }
 
 async fn wait_for_port(port: u16) {
@@ -370,8 +339,7 @@ async fn queued_notifications_survive_a_restart() {
 
 #[tokio::test]
 async fn email_arrives_at_a_real_smtp_server() {
-    if !has_aiosmtpd() {
-        println!("SKIPPED: python3-aiosmtpd is not installed and could not be installed");
+    if !needs::are_met([needs::python_module(PYTHON, "aiosmtpd", "python3-aiosmtpd")]) {
         return;
     }
     within_limit(async {
@@ -380,7 +348,7 @@ async fn email_arrives_at_a_real_smtp_server() {
         // folder does not exist yet.
         let maildir = scratch.path().join("mail");
         let port = free_port();
-        let child = Command::new("/usr/bin/python3")
+        let child = Command::new(PYTHON)
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&maildir)
             .stdout(Stdio::null())
@@ -487,7 +455,7 @@ fn start_alertmanager(dir: &Path, port: u16, webhook_url: &str) -> PeerGuard {
     );
     let config_file: PathBuf = dir.join("am.yml");
     std::fs::write(&config_file, config).unwrap();
-    let child = Command::new("/usr/bin/prometheus-alertmanager")
+    let child = Command::new(ALERTMANAGER)
         .arg(format!("--config.file={}", config_file.display()))
         .arg(format!("--storage.path={}", dir.display()))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
@@ -501,8 +469,7 @@ fn start_alertmanager(dir: &Path, port: u16, webhook_url: &str) -> PeerGuard {
 
 #[tokio::test]
 async fn alertmanager_takes_the_alert_and_sends_its_webhook_back() {
-    if !has_alertmanager() {
-        println!("SKIPPED: prometheus-alertmanager is not installed and could not be installed");
+    if !needs::are_met([needs::program(ALERTMANAGER, "prometheus-alertmanager")]) {
         return;
     }
     within_limit(async {

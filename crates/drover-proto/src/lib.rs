@@ -8,6 +8,7 @@
 //! and `drover-agent`.
 
 pub mod api;
+pub mod paths;
 pub mod react;
 pub mod session;
 

@@ -183,25 +183,9 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// Which output stream of a task.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-impl LogStream {
-    /// The name used in file names and flags.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogStream::Stdout => "stdout",
-            LogStream::Stderr => "stderr",
-        }
-    }
-}
+/// Which output stream of a task a [`RequestBody::ReadLogs`] reads: the
+/// executor's own type, so the agent passes it through unchanged.
+pub use drover_types::LogStream;
 
 /// Requests a server makes of an agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,5 +1,5 @@
 //! No frame makes the session decoder panic or allocate in proportion to a
-//! length the frame claims (STYLE.md 19): arbitrary bytes, soups of
+//! length the frame claims (docs/dev/style.md 19): arbitrary bytes, soups of
 //! MessagePack markers and of the messages' names, edits of valid frames
 //! and frames that claim huge arrays, maps, strings and byte strings all
 //! end in `Ok` or in a `FrameError`, within a small, fixed amount of

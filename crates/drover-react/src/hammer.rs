@@ -75,8 +75,8 @@ pub struct TriggerEvent {
     pub job: Option<String>,
     /// What happened, for the history (`log line "Kernel panic" on …`).
     pub reason: String,
-    /// A human asked for it (`drover hammer run --force`): protection does
-    /// not stop it. Every other limit still applies.
+    /// A human asked for it: protection does not stop it (every other
+    /// limit still applies). The guard honours it; no command sets it yet.
     pub forced: bool,
 }
 

@@ -9,6 +9,8 @@
 //! - the model of a site ([`Site`] and its objects, [`schema`]), with the
 //!   checks that span objects ([`Site::dangling_references`]) and what
 //!   applying one would change ([`Site::diff`], for `drover plan DIR`);
+//! - what the `node` and `alloc` conditions of an alert rule mean, from
+//!   typed node and allocation facts ([`conditions`]);
 //! - the alert lifecycle with silences and acknowledgements ([`alerting`])
 //!   and the hammer guard with its limits ([`hammer`]). Both take `now` and
 //!   their inputs as arguments and return intents (notifications, runs); a
@@ -23,6 +25,7 @@
 //! client.
 
 pub mod alerting;
+pub mod conditions;
 pub mod delivery;
 mod diff;
 #[cfg(any(test, feature = "test-support"))]

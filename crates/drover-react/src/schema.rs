@@ -242,7 +242,8 @@ pub enum Condition {
 #[serde(rename_all = "snake_case")]
 pub enum NodeCondition {
     /// The node has this status (`down`, `disconnected`, `draining`,
-    /// `ineligible`, …).
+    /// `ineligible`, …), as the site file names it; read into a typed
+    /// [`NodeState`](crate::conditions::NodeState) when evaluated.
     Status(String),
     /// No heartbeat for longer than this.
     HeartbeatAge(DurationSpec),
@@ -263,7 +264,8 @@ pub struct AllocCondition {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AllocCheck {
-    /// The allocation has this client status (`failed`, `lost`, …).
+    /// The allocation has this client status (`failed`, `lost`, …), as
+    /// the site file names it ([`alloc_status_named`](crate::conditions::alloc_status_named)).
     Status(String),
     /// At least `count` task restarts within `within`.
     Restarts {
@@ -272,7 +274,8 @@ pub enum AllocCheck {
         /// The window.
         within: DurationSpec,
     },
-    /// A health check is in this state (`failing`).
+    /// A health check is in this state (`failing`;
+    /// [`check_health_named`](crate::conditions::check_health_named)).
     Check(String),
 }
 
@@ -292,7 +295,7 @@ pub enum GroupBy {
 pub struct LogCondition {
     /// A log search query (the `drover logs search` language).
     pub query: Option<String>,
-    /// Only lines from this source (`task`, `file`, `journald`, `syslog`,
+    /// Only lines from this source (`task`, `file`, `journal`, `syslog`,
     /// `console`).
     pub source: Option<String>,
     /// Only lines containing this text.
@@ -384,7 +387,7 @@ pub enum HammerTrigger {
     Alert(String),
     /// A log line.
     Log {
-        /// Only lines from this source (`console`, `journald`, …).
+        /// Only lines from this source (`console`, `journal`, …).
         source: Option<String>,
         /// Only lines containing this text.
         #[serde(rename = "match")]

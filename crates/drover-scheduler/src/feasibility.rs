@@ -7,10 +7,10 @@
 //! allocations already on the node, so the selection step checks it against
 //! the plan being built (see [`crate::select`]).
 
+use drover_types::glob::Glob;
 use drover_types::{ConstraintOperator, Job, Node, PlacementFailure, TaskGroup};
-use regex::Regex;
 
-use crate::constraint::{CompiledRule, PatternCache, compile_glob};
+use crate::constraint::{CompiledRule, PatternCache};
 
 /// Label under which `distinct_hosts` rejections are counted in
 /// [`PlacementFailure::constraint_filtered`].
@@ -73,16 +73,16 @@ impl GroupRules {
         let zones = if matches_every_zone {
             ZoneFilter::Any
         } else {
-            // Globs escape every other character, so they always compile; a
-            // pattern that did not would simply match no zone. Servers refuse
-            // more than the limit (`Job::validate`); the cap keeps a job
-            // registered before that check from costing a compiled pattern
-            // per entry at every evaluation.
+            // A pattern that does not compile (refused by `Job::validate`
+            // since, but a job may predate the check) matches no zone.
+            // Servers refuse more than the limit (`Job::validate`); the cap
+            // keeps a job registered before that check from costing a
+            // compiled pattern per entry at every evaluation.
             ZoneFilter::Globs(
                 job.datacenters
                     .iter()
                     .take(drover_types::validate::limits::MAX_DATACENTERS)
-                    .filter_map(|pattern| compile_glob(pattern))
+                    .filter_map(|pattern| Glob::new(pattern).ok())
                     .collect(),
             )
         };
@@ -104,7 +104,7 @@ impl GroupRules {
     /// or draining nodes.
     pub(crate) fn check_static(&self, node: &Node, cache: &mut PatternCache) -> NodeVerdict {
         if let ZoneFilter::Globs(patterns) = &self.zones
-            && !patterns.iter().any(|pattern| pattern.is_match(&node.zone))
+            && !patterns.iter().any(|pattern| pattern.matches(&node.zone))
         {
             return NodeVerdict::WrongZone;
         }
@@ -162,7 +162,7 @@ enum ZoneFilter {
     /// No datacenters, or `*`.
     Any,
     /// Zones matching one of these globs.
-    Globs(Vec<Regex>),
+    Globs(Vec<Glob>),
 }
 
 /// `distinct_hosts` is on unless its value says `false`, as in Nomad.

@@ -58,11 +58,13 @@
 //! Cost: one evaluation reads the job's allocations once, the node list
 //! once and the job's latest deployment once; a placement scores a handful
 //! of nodes and never depends on the number of allocations in the cluster.
-//! The [`harness`] provides an in-memory cluster, and `drover bench
+//! The [`harness`] builds synthetic fleets and jobs, and for the tests an
+//! in-memory cluster that is the Raft state machine itself; `drover bench
 //! scheduler` measures placements per second.
 //!
 //! What committing a plan must do (the state machine's side of the
-//! contract, mirrored by [`harness::Cluster::apply`]):
+//! contract, done once, by `drover-state`'s `ApplyPlan`, which the tests
+//! commit through):
 //!
 //! - `deployment`: insert it before the placements, which carry its id.
 //! - `deployment_updates`: store them (the scheduler only cancels: status
@@ -109,7 +111,7 @@ mod update;
 mod verify;
 mod view;
 
-pub use constraint::{constraint_matches, glob_matches};
+pub use constraint::constraint_matches;
 pub use drover_types::Plan;
 pub use ids::random_uuid;
 pub use planner::schedule;

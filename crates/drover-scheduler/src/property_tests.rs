@@ -1,7 +1,8 @@
 //! Property tests: random fleets, random jobs and random sequences of
 //! events (scaling, job changes, node failures, allocation failures,
-//! drains, time passing) applied through the harness. After every committed
-//! plan:
+//! drains, time passing) applied through the harness, that is through the
+//! Raft state machine's own commands (plans by its `ApplyPlan`). After
+//! every committed plan:
 //!
 //! - no node is over-committed (cpu and memory of the allocations that want
 //!   to run);
@@ -18,6 +19,8 @@
 //! - every live allocation on a disconnected node is `unknown`;
 //! - only the job's latest deployment may be active, only for its current
 //!   registration, never for a stopped job, and placements join it;
+//! - every deployment's counters (placed, canaries, healthy, unhealthy),
+//!   kept by the state machine, agree with its allocations;
 //! - a system job runs on every schedulable, matching node with room, and
 //!   only on matching nodes that are up;
 //! - planning again is a no-op;
@@ -28,6 +31,7 @@
 
 use std::collections::BTreeMap;
 
+use drover_types::fixtures;
 use drover_types::{
     AllocClientStatus, Allocation, Constraint, ConstraintOperator, Deployment, DeploymentStatus, DisconnectStrategy,
     DrainStrategy, DurationSpec, EvalTrigger, Evaluation, Job, JobId, JobType, Node, NodeEligibility, NodeStatus, Plan,
@@ -37,7 +41,7 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::harness::{Cluster, simple_job, simple_node};
+use crate::harness::Cluster;
 use crate::ledger::is_live;
 use crate::reasons;
 use crate::view::ClusterView;
@@ -154,7 +158,7 @@ fn node_spec() -> impl Strategy<Value = NodeSpec> {
 }
 
 fn build_node(number: usize, spec: &NodeSpec) -> Node {
-    let mut node = simple_node(&format!("n{number:02}"), CAPACITIES[spec.capacity]);
+    let mut node = fixtures::node(&format!("n{number:02}")).with_resources(CAPACITIES[spec.capacity]);
     node.hostgroup = HOSTGROUPS[spec.hostgroup].to_owned();
     node.environment = if spec.qa { "qa" } else { "production" }.to_owned();
     let (kernel_name, kernel_version) = KERNELS[spec.kernel];
@@ -246,7 +250,7 @@ fn build_job(number: usize, spec: &JobSpec) -> Job {
         _ => JobType::System,
     };
     let resources = Resources { cpu_mhz: spec.cpu, memory_mb: spec.memory };
-    let mut job = simple_job(&format!("job{number}"), job_type, spec.count, resources);
+    let mut job = fixtures::job(&format!("job{number}"), job_type, spec.count).with_resources(resources);
     let (job_level, group_level) = spec.constraints.split_at(spec.constraints.len() / 2);
     job.constraints = job_level.iter().map(|index| pool_constraint(*index)).collect();
     job.groups[0].constraints = group_level.iter().map(|index| pool_constraint(*index)).collect();
@@ -621,6 +625,43 @@ impl World {
                 prop_assert!(!latest.groups.contains_key(&alloc.group), "{} does not join the deployment", alloc.name);
             }
         }
+        self.check_deployment_counters(job, &deployments)
+    }
+
+    /// Every deployment's counters (kept by the state machine as plans and
+    /// health reports are committed) agree with its allocations: placed,
+    /// canaries, healthy and unhealthy.
+    fn check_deployment_counters(&self, job: &Job, deployments: &[&Deployment]) -> Result<(), TestCaseError> {
+        let allocs = self.cluster.allocs_for_job(&job.id);
+        for deployment in deployments {
+            for (name, group) in &deployment.groups {
+                let members: Vec<&&Allocation> = allocs
+                    .iter()
+                    .filter(|alloc| alloc.deployment_id.as_ref() == Some(&deployment.id) && &alloc.group == name)
+                    .collect();
+                let health = |verdict: bool| {
+                    members
+                        .iter()
+                        .filter(|alloc| {
+                            alloc.deployment_status.as_ref().is_some_and(|status| status.healthy == Some(verdict))
+                        })
+                        .count()
+                };
+                let mut canaries: Vec<_> = members
+                    .iter()
+                    .filter(|alloc| alloc.deployment_status.as_ref().is_some_and(|status| status.canary))
+                    .map(|alloc| alloc.id.clone())
+                    .collect();
+                canaries.sort();
+                let mut counted_canaries = group.placed_canaries.clone();
+                counted_canaries.sort();
+                let label = format!("deployment {} group {name}", deployment.id);
+                prop_assert_eq!(group.placed_allocs as usize, members.len(), "{} placed", label);
+                prop_assert_eq!(counted_canaries, canaries, "{} canaries", label);
+                prop_assert_eq!(group.healthy_allocs as usize, health(true), "{} healthy", label);
+                prop_assert_eq!(group.unhealthy_allocs as usize, health(false), "{} unhealthy", label);
+            }
+        }
         Ok(())
     }
 
@@ -696,7 +737,7 @@ impl World {
             }
             Operation::StopJob(pick) => {
                 if let Some(id) = self.job(*pick) {
-                    self.cluster.stop_job(&id);
+                    self.cluster.stop_job(&id, self.now);
                     self.evaluate(&id)?;
                 }
             }
@@ -704,8 +745,8 @@ impl World {
                 if let Some(id) = self.node_id(*pick) {
                     match state {
                         0 => self.cluster.set_node_status(&id, NodeStatus::Down, self.now),
-                        1 => self.cluster.set_node_eligibility(&id, NodeEligibility::Ineligible),
-                        2 => self.cluster.set_node_eligibility(&id, NodeEligibility::Eligible),
+                        1 => self.cluster.set_node_eligibility(&id, NodeEligibility::Ineligible, self.now),
+                        2 => self.cluster.set_node_eligibility(&id, NodeEligibility::Eligible, self.now),
                         3 => self.cluster.set_node_status(&id, NodeStatus::Ready, self.now),
                         4 => self.cluster.set_node_status(&id, NodeStatus::Disconnected, self.now),
                         _ => self.cluster.remove_node(&id).is_some(),
@@ -728,9 +769,10 @@ impl World {
             }
             Operation::FlipEnvironment(pick) => {
                 if let Some(id) = self.node_id(*pick)
-                    && let Some(node) = self.cluster.node_mut(&id)
+                    && self.cluster.change_node(&id, self.now, |node| {
+                        node.environment = if node.environment == "qa" { "production" } else { "qa" }.into();
+                    })
                 {
-                    node.environment = if node.environment == "qa" { "production" } else { "qa" }.into();
                     self.evaluate_all()?;
                 }
             }
@@ -756,7 +798,7 @@ impl World {
             }
             Operation::Migrate(pick) => {
                 if let Some(id) = self.live_alloc(*pick) {
-                    self.cluster.mark_for_migration(&id);
+                    self.cluster.mark_for_migration(&id, self.now);
                     let job_id = self.cluster.alloc(&id).map(|alloc| alloc.job_id.clone());
                     if let Some(job_id) = job_id {
                         self.evaluate(&job_id)?;

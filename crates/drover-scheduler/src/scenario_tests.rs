@@ -8,6 +8,7 @@ mod rollouts;
 
 use std::time::Duration;
 
+use drover_types::fixtures::{self, batch_job, service_job};
 use drover_types::{
     Affinity, AllocClientStatus, AllocDesiredStatus, AllocId, AllocUpdate, Allocation, Constraint, ConstraintOperator,
     DelayFunction, DisconnectStrategy, DrainStrategy, DurationSpec, EvalTrigger, Evaluation, GroupChanges, Job, JobId,
@@ -17,13 +18,14 @@ use drover_types::{
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-use crate::harness::{Cluster, simple_job, simple_node};
+use crate::harness::Cluster;
 use crate::reasons;
 use crate::view::ClusterView;
 use crate::{schedule, verify_plan};
 
-const NODE_CAPACITY: Resources = Resources { cpu_mhz: 1000, memory_mb: 1000 };
-const SMALL: Resources = Resources { cpu_mhz: 100, memory_mb: 100 };
+/// What each task of a fixture job holds: ten fit on a fixture node
+/// (1000 MHz and 1000 MiB).
+const SMALL: Resources = fixtures::TASK_RESOURCES;
 
 fn start() -> Timestamp {
     Timestamp::from_millis(1_700_000_000_000)
@@ -36,7 +38,7 @@ fn rng() -> StdRng {
 fn cluster(num_nodes: usize) -> Cluster {
     let mut cluster = Cluster::new();
     for number in 0..num_nodes {
-        cluster.add_node(simple_node(&format!("n{number}"), NODE_CAPACITY));
+        cluster.add_node(fixtures::node(&format!("n{number}")));
     }
     cluster
 }
@@ -101,7 +103,7 @@ fn changes(plan: &Plan) -> GroupChanges {
 fn a_service_job_gets_count_complete_allocations() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 5, SMALL));
+    let id = register(&mut cluster, service_job("web", 5));
     let (eval, plan) = compute_plan(&cluster, &id, start(), &mut rng);
     assert_eq!(plan.place.len(), 5);
     assert_eq!(plan.eval_id, eval.id);
@@ -133,7 +135,7 @@ fn a_service_job_gets_count_complete_allocations() {
 fn a_groups_allocations_spread_over_nodes() {
     let mut cluster = cluster(5);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 5, SMALL));
+    let id = register(&mut cluster, service_job("web", 5));
     let plan = run(&mut cluster, &id, start(), &mut rng);
     let nodes: std::collections::BTreeSet<&NodeId> = plan.place.iter().map(|alloc| &alloc.node_id).collect();
     assert_eq!(nodes.len(), 5, "anti-affinity puts one allocation on each node");
@@ -143,7 +145,7 @@ fn a_groups_allocations_spread_over_nodes() {
 fn scaling_down_stops_the_highest_indexes() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 5, SMALL);
+    let mut job = service_job("web", 5);
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
     job.groups[0].count = 3;
@@ -161,7 +163,7 @@ fn scaling_down_stops_the_highest_indexes() {
 fn scaling_up_reuses_free_indexes_lowest_first() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 3, SMALL);
+    let mut job = service_job("web", 3);
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
     // An operator stops web.app[1] and scales to 2 at once: index 1 is free.
@@ -194,11 +196,11 @@ fn scaling_up_reuses_free_indexes_lowest_first() {
 fn stopping_a_job_stops_every_live_allocation() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 4, SMALL));
+    let id = register(&mut cluster, service_job("web", 4));
     run(&mut cluster, &id, start(), &mut rng);
     let down_node = alloc_by_index(&cluster, &id, 0).node_id;
     cluster.set_node_status(&down_node, NodeStatus::Down, start());
-    cluster.stop_job(&id);
+    cluster.stop_job(&id, start());
     let plan = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(plan.stop.len(), 4);
     assert!(plan.place.is_empty());
@@ -219,9 +221,9 @@ fn stopping_a_job_stops_every_live_allocation() {
 fn purging_a_job_stops_every_live_allocation() {
     let mut cluster = cluster(2);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 3, SMALL));
+    let id = register(&mut cluster, service_job("web", 3));
     run(&mut cluster, &id, start(), &mut rng);
-    cluster.purge_job(&id);
+    cluster.purge_job(&id, start());
     let eval = cluster.evaluation(&id, EvalTrigger::JobDeregister, start(), &mut rng);
     let plan = schedule(&cluster, None, &eval, start(), &mut rng);
     assert_eq!(stops_with(&plan, reasons::JOB_PURGED).len(), 3);
@@ -236,7 +238,7 @@ fn purging_a_job_stops_every_live_allocation() {
 fn a_removed_group_is_stopped() {
     let mut cluster = cluster(2);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 2, SMALL);
+    let mut job = service_job("web", 2);
     let mut second_group = job.groups[0].clone();
     second_group.name = "worker".into();
     job.groups.push(second_group);
@@ -253,7 +255,7 @@ fn a_removed_group_is_stopped() {
 fn allocations_on_a_down_node_are_lost_and_replaced_elsewhere() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 3, SMALL));
+    let id = register(&mut cluster, service_job("web", 3));
     run(&mut cluster, &id, start(), &mut rng);
     let lost = alloc_by_index(&cluster, &id, 1);
     cluster.set_node_status(&lost.node_id, NodeStatus::Down, start());
@@ -273,7 +275,7 @@ fn allocations_on_a_down_node_are_lost_and_replaced_elsewhere() {
 fn allocations_on_a_removed_node_are_lost() {
     let mut cluster = cluster(2);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 2, SMALL));
+    let id = register(&mut cluster, service_job("web", 2));
     run(&mut cluster, &id, start(), &mut rng);
     let lost = alloc_by_index(&cluster, &id, 0);
     cluster.remove_node(&lost.node_id);
@@ -299,7 +301,7 @@ fn a_disconnected_node_loses_its_allocations_unless_the_group_waits() {
     ] {
         let mut cluster = cluster(2);
         let mut rng = rng();
-        let mut job = simple_job("web", JobType::Service, 2, SMALL);
+        let mut job = service_job("web", 2);
         job.groups[0].disconnect = disconnect;
         let id = register(&mut cluster, job);
         run(&mut cluster, &id, start(), &mut rng);
@@ -330,7 +332,7 @@ fn fail(cluster: &mut Cluster, job_id: &JobId, index: u32, at: Timestamp) -> All
 fn a_failed_allocation_whose_delay_has_passed_is_replaced_now() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 2, SMALL));
+    let id = register(&mut cluster, service_job("web", 2));
     run(&mut cluster, &id, start(), &mut rng);
     let failed = fail(&mut cluster, &id, 0, start());
     let later = start().plus(Duration::from_secs(31));
@@ -356,7 +358,7 @@ fn a_failed_allocation_whose_delay_has_passed_is_replaced_now() {
 fn a_failed_allocation_waits_for_its_delay_through_a_follow_up_evaluation() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 2, SMALL));
+    let id = register(&mut cluster, service_job("web", 2));
     run(&mut cluster, &id, start(), &mut rng);
     let failed_at = start().plus(Duration::from_secs(100));
     let failed = fail(&mut cluster, &id, 1, failed_at);
@@ -408,7 +410,7 @@ fn a_failed_allocation_waits_for_its_delay_through_a_follow_up_evaluation() {
 fn scaling_down_cancels_a_pending_reschedule() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 2, SMALL);
+    let mut job = service_job("web", 2);
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
     let failed = fail(&mut cluster, &id, 1, start());
@@ -428,7 +430,7 @@ fn scaling_down_cancels_a_pending_reschedule() {
 fn delayed_reschedules_due_close_together_share_a_follow_up() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 3, SMALL));
+    let id = register(&mut cluster, service_job("web", 3));
     run(&mut cluster, &id, start(), &mut rng);
     fail(&mut cluster, &id, 0, start());
     fail(&mut cluster, &id, 1, start().plus(Duration::from_secs(2)));
@@ -447,12 +449,12 @@ fn delayed_reschedules_due_close_together_share_a_follow_up() {
 fn a_failed_allocation_without_room_for_its_replacement_stays_failed_and_keeps_its_chain() {
     let mut cluster = cluster(1);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 1, Resources { cpu_mhz: 600, memory_mb: 100 }));
+    let id = register(&mut cluster, service_job("web", 1).with_resources(Resources { cpu_mhz: 600, memory_mb: 100 }));
     run(&mut cluster, &id, start(), &mut rng);
     let failed = fail(&mut cluster, &id, 0, start());
     // Another job takes the room the failed allocation left.
     let other =
-        register(&mut cluster, simple_job("other", JobType::Service, 1, Resources { cpu_mhz: 600, memory_mb: 100 }));
+        register(&mut cluster, service_job("other", 1).with_resources(Resources { cpu_mhz: 600, memory_mb: 100 }));
     run(&mut cluster, &other, start(), &mut rng);
     let later = start().plus(Duration::from_secs(60));
     let plan = run(&mut cluster, &id, later, &mut rng);
@@ -463,7 +465,7 @@ fn a_failed_allocation_without_room_for_its_replacement_stays_failed_and_keeps_i
     let still_failed = cluster.alloc(&failed.id).expect("the failed allocation");
     assert_eq!(still_failed.desired_status, AllocDesiredStatus::Run);
     // Room comes back: the replacement continues the chain.
-    cluster.stop_job(&other);
+    cluster.stop_job(&other, later);
     run(&mut cluster, &other, later, &mut rng);
     cluster.simulate_agents(later, true);
     let replaced = run(&mut cluster, &id, later, &mut rng);
@@ -476,7 +478,7 @@ fn a_failed_allocation_without_room_for_its_replacement_stays_failed_and_keeps_i
 fn a_failed_allocation_with_no_attempts_left_stays_failed() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 2, SMALL);
+    let mut job = service_job("web", 2);
     job.groups[0].reschedule = Some(ReschedulePolicy {
         attempts: 1,
         interval: DurationSpec::from_secs(3600),
@@ -506,10 +508,10 @@ fn a_failed_allocation_with_no_attempts_left_stays_failed() {
 fn an_operator_requested_reschedule_replaces_a_running_allocation() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 1, SMALL));
+    let id = register(&mut cluster, service_job("web", 1));
     run(&mut cluster, &id, start(), &mut rng);
     let original = alloc_by_index(&cluster, &id, 0);
-    assert!(cluster.mark_for_reschedule(&original.id));
+    assert!(cluster.mark_for_reschedule(&original.id, start()));
     let plan = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(stops_with(&plan, reasons::ALLOC_RESCHEDULE_REQUESTED).len(), 1);
     assert_eq!(plan.place.len(), 1);
@@ -522,7 +524,7 @@ fn an_operator_requested_reschedule_replaces_a_running_allocation() {
 fn completed_batch_allocations_are_never_run_again_and_failed_ones_are_rescheduled() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("report", JobType::Batch, 3, SMALL));
+    let id = register(&mut cluster, batch_job("report", 3));
     let first = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(first.place.len(), 3);
     let allocs = live(&cluster, &id);
@@ -547,7 +549,7 @@ fn completed_batch_allocations_are_never_run_again_and_failed_ones_are_reschedul
 // ----- system -----
 
 fn system_job() -> Job {
-    let mut job = simple_job("agentd", JobType::System, 0, SMALL);
+    let mut job = fixtures::job("agentd", JobType::System, 0);
     job.constraints.push(Constraint {
         attribute: "${node.environment}".into(),
         operator: ConstraintOperator::Equal,
@@ -560,8 +562,8 @@ fn system_job() -> Job {
 fn a_system_job_runs_on_every_feasible_node_and_only_there() {
     let mut cluster = cluster(4);
     let mut rng = rng();
-    cluster.node_mut(&node_id("n1")).expect("n1").environment = "qa".into();
-    cluster.set_node_eligibility(&node_id("n2"), NodeEligibility::Ineligible);
+    cluster.change_node(&node_id("n1"), start(), |node| node.environment = "qa".into());
+    cluster.set_node_eligibility(&node_id("n2"), NodeEligibility::Ineligible, start());
     let id = register(&mut cluster, system_job());
     let plan = run(&mut cluster, &id, start(), &mut rng);
     let mut placed: Vec<&str> = plan.place.iter().map(|alloc| alloc.node_id.as_str()).collect();
@@ -571,21 +573,21 @@ fn a_system_job_runs_on_every_feasible_node_and_only_there() {
     assert!(plan.failed.is_empty(), "infeasible nodes are not failures: {:?}", plan.failed);
 
     // A node that joins later gets one.
-    cluster.add_node(simple_node("n4", NODE_CAPACITY));
+    cluster.add_node(fixtures::node("n4"));
     let joined = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(joined.place.len(), 1);
     assert_eq!(joined.place[0].node_id, node_id("n4"));
 
     // Becoming ineligible keeps the allocation; becoming eligible places.
-    cluster.set_node_eligibility(&node_id("n0"), NodeEligibility::Ineligible);
+    cluster.set_node_eligibility(&node_id("n0"), NodeEligibility::Ineligible, start());
     assert_replan_is_noop(&cluster, &id, start(), &mut rng);
-    cluster.set_node_eligibility(&node_id("n2"), NodeEligibility::Eligible);
+    cluster.set_node_eligibility(&node_id("n2"), NodeEligibility::Eligible, start());
     let eligible = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(eligible.place.len(), 1);
     assert_eq!(eligible.place[0].node_id, node_id("n2"));
 
     // A node that no longer matches the constraint loses its allocation.
-    cluster.node_mut(&node_id("n3")).expect("n3").environment = "qa".into();
+    cluster.change_node(&node_id("n3"), start(), |node| node.environment = "qa".into());
     let infeasible = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(stops_with(&infeasible, reasons::NODE_NOT_FEASIBLE).len(), 1);
     assert_eq!(infeasible.stop[0].node_id, node_id("n3"));
@@ -620,7 +622,7 @@ fn a_failed_system_allocation_is_replaced_on_the_same_node() {
 fn a_system_job_reports_nodes_without_room() {
     let mut cluster = cluster(2);
     let mut rng = rng();
-    cluster.node_mut(&node_id("n1")).expect("n1").resources = Resources { cpu_mhz: 50, memory_mb: 1000 };
+    cluster.change_node(&node_id("n1"), start(), |node| node.resources = Resources { cpu_mhz: 50, memory_mb: 1000 });
     let id = register(&mut cluster, system_job());
     let plan = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(plan.place.len(), 1);
@@ -641,8 +643,9 @@ fn draining_evicts_system_allocations_without_replacing_them() {
     cluster.set_node_drain(
         &drained.node_id,
         Some(DrainStrategy { started_at: start(), deadline: None, ignore_system_jobs: false }),
+        start(),
     );
-    cluster.mark_for_migration(&drained.id);
+    cluster.mark_for_migration(&drained.id, start());
     let plan = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(plan.stop.len(), 1);
     assert_eq!(plan.stop[0].desired_status, AllocDesiredStatus::Evict);
@@ -655,14 +658,15 @@ fn draining_evicts_system_allocations_without_replacing_them() {
 fn a_flagged_allocation_is_evicted_and_replaced_on_another_node() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 2, SMALL));
+    let id = register(&mut cluster, service_job("web", 2));
     run(&mut cluster, &id, start(), &mut rng);
     let moving = alloc_by_index(&cluster, &id, 0);
     cluster.set_node_drain(
         &moving.node_id,
         Some(DrainStrategy { started_at: start(), deadline: None, ignore_system_jobs: false }),
+        start(),
     );
-    cluster.mark_for_migration(&moving.id);
+    cluster.mark_for_migration(&moving.id, start());
     let plan = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(plan.stop.len(), 1);
     assert_eq!(plan.stop[0].alloc_id, moving.id);
@@ -681,7 +685,7 @@ fn a_flagged_allocation_is_evicted_and_replaced_on_another_node() {
 fn a_change_tasks_do_not_see_is_applied_in_place() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 3, SMALL);
+    let mut job = service_job("web", 3);
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
     job.meta.insert("owner".into(), "daq-team".into());
@@ -702,7 +706,7 @@ fn a_change_tasks_do_not_see_is_applied_in_place() {
 fn a_change_tasks_see_replaces_every_allocation_without_an_update_block() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 3, SMALL);
+    let mut job = service_job("web", 3);
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
     let before = live(&cluster, &id);
@@ -726,7 +730,7 @@ fn a_change_tasks_see_replaces_every_allocation_without_an_update_block() {
 fn destructive_updates_respect_max_parallel_and_health() {
     let mut cluster = cluster(5);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 5, SMALL);
+    let mut job = service_job("web", 5);
     job.update = Some(UpdateStrategy { max_parallel: 2, ..UpdateStrategy::default() });
     let id = register(&mut cluster, job.clone());
     let first = run(&mut cluster, &id, start(), &mut rng);
@@ -757,7 +761,7 @@ fn destructive_updates_respect_max_parallel_and_health() {
 fn unhealthy_new_allocations_hold_the_rollout() {
     let mut cluster = cluster(4);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 4, SMALL);
+    let mut job = service_job("web", 4);
     job.update = Some(UpdateStrategy { max_parallel: 1, ..UpdateStrategy::default() });
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
@@ -778,7 +782,7 @@ fn unhealthy_new_allocations_hold_the_rollout() {
 fn a_node_the_new_constraints_reject_gets_a_destructive_update() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 3, SMALL);
+    let mut job = service_job("web", 3);
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
     let on_n0 = live(&cluster, &id).into_iter().find(|alloc| alloc.node_id == node_id("n0")).expect("one on n0");
@@ -800,7 +804,7 @@ fn a_node_the_new_constraints_reject_gets_a_destructive_update() {
 fn a_destructive_update_without_room_keeps_the_old_allocation() {
     let mut cluster = cluster(1);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 1, SMALL);
+    let mut job = service_job("web", 1);
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
     job.groups[0].tasks[0].resources = Resources { cpu_mhz: 2000, memory_mb: 100 };
@@ -817,7 +821,7 @@ fn a_destructive_update_can_reuse_the_resources_it_frees() {
     let mut cluster = cluster(1);
     let mut rng = rng();
     let big = Resources { cpu_mhz: 900, memory_mb: 900 };
-    let mut job = simple_job("web", JobType::Service, 1, big);
+    let mut job = service_job("web", 1).with_resources(big);
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
     job.groups[0].tasks[0].env.insert("A".into(), "b".into());
@@ -829,11 +833,37 @@ fn a_destructive_update_can_reuse_the_resources_it_frees() {
 
 // ----- placement -----
 
+/// Issue 13: the `glob` constraint is `--filter`'s glob, sets and ranges
+/// included (it used to take `[` literally and select no node).
+#[test]
+fn a_glob_constraint_with_a_range_selects_the_nodes_drover_exec_would() {
+    let mut cluster = Cluster::new();
+    let mut rng = rng();
+    for name in ["batch01", "batch02", "batch03", "batch04", "gpu01"] {
+        cluster.add_node(fixtures::node(name));
+    }
+    let mut job = fixtures::job("agentd", JobType::System, 0);
+    job.constraints.push(Constraint {
+        attribute: "${node.unique.name}".into(),
+        operator: ConstraintOperator::Glob,
+        value: "batch0[1-3]".into(),
+    });
+    let id = register(&mut cluster, job);
+    let plan = run(&mut cluster, &id, start(), &mut rng);
+    let mut placed: Vec<&str> = plan.place.iter().map(|alloc| alloc.node_id.as_str()).collect();
+    placed.sort_unstable();
+    assert_eq!(placed, ["batch01", "batch02", "batch03"]);
+    let filter = drover_types::glob::Glob::new("batch0[1-3]").expect("the same glob as --filter's");
+    let selected: Vec<&str> =
+        cluster.node_list().filter(|node| filter.matches(&node.name)).map(|node| node.name.as_str()).collect();
+    assert_eq!(selected, placed, "a job constraint and --filter select the same nodes");
+}
+
 #[test]
 fn distinct_hosts_allows_one_allocation_per_node() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 5, SMALL);
+    let mut job = service_job("web", 5);
     job.constraints.push(Constraint {
         attribute: String::new(),
         operator: ConstraintOperator::DistinctHosts,
@@ -851,7 +881,7 @@ fn distinct_hosts_allows_one_allocation_per_node() {
 fn group_level_distinct_hosts_lets_other_groups_share_nodes() {
     let mut cluster = cluster(2);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 2, SMALL);
+    let mut job = service_job("web", 2);
     job.groups[0].constraints.push(Constraint {
         attribute: String::new(),
         operator: ConstraintOperator::DistinctHosts,
@@ -875,18 +905,18 @@ fn group_level_distinct_hosts_lets_other_groups_share_nodes() {
 fn a_failed_placement_explains_every_node() {
     let mut cluster = Cluster::new();
     let mut rng = rng();
-    let mut down = simple_node("down", NODE_CAPACITY);
+    let mut down = fixtures::node("down");
     down.status = NodeStatus::Down;
-    let mut elsewhere = simple_node("elsewhere", NODE_CAPACITY);
+    let mut elsewhere = fixtures::node("elsewhere");
     elsewhere.zone = "dc2".into();
-    let mut freebsd = simple_node("freebsd", NODE_CAPACITY);
+    let mut freebsd = fixtures::node("freebsd");
     freebsd.attributes.insert("kernel.name".into(), "freebsd".into());
-    let low_cpu = simple_node("low-cpu", Resources { cpu_mhz: 50, memory_mb: 1000 });
-    let low_memory = simple_node("low-memory", Resources { cpu_mhz: 1000, memory_mb: 50 });
+    let low_cpu = fixtures::node("low-cpu").with_resources(Resources { cpu_mhz: 50, memory_mb: 1000 });
+    let low_memory = fixtures::node("low-memory").with_resources(Resources { cpu_mhz: 1000, memory_mb: 50 });
     for node in [down, elsewhere, freebsd, low_cpu, low_memory] {
         cluster.add_node(node);
     }
-    let mut job = simple_job("web", JobType::Service, 2, SMALL);
+    let mut job = service_job("web", 2);
     job.datacenters = vec!["dc1".into()];
     job.constraints.push(Constraint {
         attribute: "${attr.kernel.name}".into(),
@@ -912,7 +942,7 @@ fn a_failed_placement_explains_every_node() {
 fn nodes_are_never_over_committed() {
     let mut cluster = cluster(2);
     let mut rng = rng();
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 25, Resources { cpu_mhz: 250, memory_mb: 10 }));
+    let id = register(&mut cluster, service_job("web", 25).with_resources(Resources { cpu_mhz: 250, memory_mb: 10 }));
     let plan = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(plan.place.len(), 8, "four fit on each node");
     assert_eq!(plan.failed.get("app").map(|failure| failure.num_unplaced), Some(17));
@@ -926,9 +956,11 @@ fn affinities_attract_allocations() {
     let mut cluster = cluster(6);
     let mut rng = rng();
     for name in ["n2", "n4"] {
-        cluster.node_mut(&node_id(name)).expect("node").meta.insert("rack".into(), "r1".into());
+        cluster.change_node(&node_id(name), start(), |node| {
+            node.meta.insert("rack".into(), "r1".into());
+        });
     }
-    let mut job = simple_job("web", JobType::Service, 2, SMALL);
+    let mut job = service_job("web", 2);
     job.groups[0].affinities.push(Affinity {
         attribute: "${meta.rack}".into(),
         operator: ConstraintOperator::Equal,
@@ -947,9 +979,9 @@ fn spreads_balance_allocations_over_attribute_values() {
     let mut cluster = cluster(6);
     let mut rng = rng();
     for (name, zone) in [("n0", "a"), ("n1", "a"), ("n2", "a"), ("n3", "a"), ("n4", "b"), ("n5", "c")] {
-        cluster.node_mut(&node_id(name)).expect("node").zone = zone.into();
+        cluster.change_node(&node_id(name), start(), |node| node.zone = zone.into());
     }
-    let mut job = simple_job("web", JobType::Service, 3, SMALL);
+    let mut job = service_job("web", 3);
     job.spreads.push(Spread { attribute: "${node.zone}".into(), weight: 100, targets: Vec::new() });
     let id = register(&mut cluster, job);
     let plan = run(&mut cluster, &id, start(), &mut rng);
@@ -965,7 +997,7 @@ fn spreads_balance_allocations_over_attribute_values() {
 fn a_periodic_parent_is_never_placed() {
     let mut cluster = cluster(1);
     let mut rng = rng();
-    let mut job = simple_job("nightly", JobType::Batch, 1, SMALL);
+    let mut job = batch_job("nightly", 1);
     job.periodic = Some(PeriodicConfig {
         crons: vec!["0 3 * * *".into()],
         time_zone: "UTC".into(),
@@ -980,7 +1012,7 @@ fn a_periodic_parent_is_never_placed() {
 #[test]
 fn the_same_seed_gives_the_same_plan() {
     let mut cluster = cluster(20);
-    let id = register(&mut cluster, simple_job("web", JobType::Service, 10, SMALL));
+    let id = register(&mut cluster, service_job("web", 10));
     let (_, first) = compute_plan(&cluster, &id, start(), &mut rng());
     let (_, second) = compute_plan(&cluster, &id, start(), &mut rng());
     assert_eq!(first, second);
@@ -993,8 +1025,8 @@ fn a_plan_overtaken_by_another_is_accepted_only_where_it_still_fits() {
     let mut cluster = cluster(3);
     let mut rng = rng();
     let whole_node = Resources { cpu_mhz: 1000, memory_mb: 100 };
-    let first = register(&mut cluster, simple_job("first", JobType::Service, 1, whole_node));
-    let second = register(&mut cluster, simple_job("second", JobType::Service, 3, whole_node));
+    let first = register(&mut cluster, service_job("first", 1).with_resources(whole_node));
+    let second = register(&mut cluster, service_job("second", 3).with_resources(whole_node));
     // Both plans are computed against the same snapshot.
     let (_, first_plan) = compute_plan(&cluster, &first, start(), &mut rng);
     let (_, second_plan) = compute_plan(&cluster, &second, start(), &mut rng);
@@ -1021,7 +1053,7 @@ fn a_plan_overtaken_by_another_is_accepted_only_where_it_still_fits() {
 fn a_plan_for_a_changed_job_is_refused_whole() {
     let mut cluster = cluster(2);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 2, SMALL);
+    let mut job = service_job("web", 2);
     let id = register(&mut cluster, job.clone());
     let (_, stale) = compute_plan(&cluster, &id, start(), &mut rng);
     job.groups[0].count = 3;
@@ -1036,7 +1068,7 @@ fn a_plan_for_a_changed_job_is_refused_whole() {
 fn placements_on_a_node_that_went_down_are_refused_but_stops_are_kept() {
     let mut cluster = cluster(2);
     let mut rng = rng();
-    let mut job = simple_job("web", JobType::Service, 2, SMALL);
+    let mut job = service_job("web", 2);
     let id = register(&mut cluster, job.clone());
     run(&mut cluster, &id, start(), &mut rng);
     job.groups[0].tasks[0].user = Some("nobody".into());
@@ -1058,7 +1090,7 @@ fn placements_on_a_node_that_went_down_are_refused_but_stops_are_kept() {
 fn a_count_above_the_limit_is_capped_not_allocated() {
     let mut cluster = cluster(3);
     let mut rng = rng();
-    let mut job = simple_job("huge", JobType::Service, 1, SMALL);
+    let mut job = service_job("huge", 1);
     job.groups[0].count = u32::MAX;
     job.constraints.push(drover_types::Constraint {
         attribute: "${node.unique.name}".to_owned(),

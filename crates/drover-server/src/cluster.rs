@@ -15,6 +15,7 @@
 //! A server whose data directory already holds a cluster ignores both
 //! flags: its membership is in its Raft log.
 
+use drover_proto::paths;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -25,18 +26,6 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 
 use crate::Result;
 use crate::server::Server;
-
-/// The internal endpoints of this module.
-pub mod paths {
-    /// GET: this server's identity.
-    pub const IDENTITY: &str = "/v1/internal/identity";
-    /// POST: add a server to the cluster.
-    pub const JOIN: &str = "/v1/internal/join";
-    /// POST: the leader's read index, for consistent reads on followers.
-    pub const READ_INDEX: &str = "/v1/internal/read-index";
-    /// DELETE `{PEER}/{id}`: remove a server (public, operator).
-    pub const PEER: &str = "/v1/operator/raft/peer";
-}
 
 impl Server {
     /// This server's identity.
@@ -115,7 +104,7 @@ impl Server {
             if address == &identity.address {
                 continue;
             }
-            let url = format!("{}{}", self.inner.network.base_url(address), paths::JOIN);
+            let url = format!("{}{}", self.inner.network.base_url(address), paths::INTERNAL_JOIN);
             let sent =
                 self.inner.network.client().post(&url).timeout(Duration::from_secs(120)).json(&identity).send().await;
             match sent {
@@ -145,7 +134,7 @@ impl Server {
     }
 
     async fn fetch_identity(&self, address: &str) -> Result<ServerIdentity> {
-        self.get_from_peer(address, paths::IDENTITY).await
+        self.get_from_peer(address, paths::INTERNAL_IDENTITY).await
     }
 
     /// GET `path` on another server, answered as JSON.
@@ -182,7 +171,7 @@ impl Server {
     pub async fn add_server(&self, identity: ServerIdentity) -> Result<()> {
         if !self.status().is_leader {
             let request = |client: &reqwest::Client, base: &str| {
-                client.post(format!("{base}{}", paths::JOIN)).timeout(Duration::from_secs(120)).json(&identity)
+                client.post(format!("{base}{}", paths::INTERNAL_JOIN)).timeout(Duration::from_secs(120)).json(&identity)
             };
             return self.send_to_leader(request, "the leader refused the join").await;
         }
@@ -207,7 +196,9 @@ impl Server {
     pub async fn remove_server(&self, server_id: u64) -> Result<()> {
         if !self.status().is_leader {
             let request = |client: &reqwest::Client, base: &str| {
-                client.delete(format!("{base}{}/{server_id}", paths::PEER)).timeout(Duration::from_secs(60))
+                client
+                    .delete(format!("{base}{}", paths::fill(paths::OPERATOR_RAFT_PEER, &[&server_id.to_string()])))
+                    .timeout(Duration::from_secs(60))
             };
             return self.send_to_leader(request, "the leader refused the removal").await;
         }

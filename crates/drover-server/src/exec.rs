@@ -12,6 +12,7 @@
 //! command is cancelled), and nobody waits for it. A node whose agent is
 //! connected to no server is `unreachable`.
 
+use drover_proto::paths;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,9 +26,6 @@ use drover_types::{CodedError, ErrorCode, NodeId};
 
 use crate::Result;
 use crate::server::Server;
-
-/// The path of the exec API, also used between servers.
-pub const EXEC_PATH: &str = "/v1/exec";
 
 /// Longest deadline accepted.
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
@@ -245,7 +243,7 @@ impl Server {
         sender: &mpsc::Sender<ExecEvent>,
     ) -> BTreeSet<NodeId> {
         let mut answered = BTreeSet::new();
-        let url = format!("{}{EXEC_PATH}", self.inner.network.base_url(address));
+        let url = format!("{}{}", self.inner.network.base_url(address), paths::EXEC);
         let Ok(response) = self.inner.network.client().post(&url).json(request).send().await else {
             return answered;
         };

@@ -61,17 +61,24 @@ pub fn select_nodes(state: &State, names: &[String], filter: Option<&str>) -> Re
         }
     }
     if !unknown.is_empty() {
-        let more = unknown.len().saturating_sub(NAMES_SHOWN);
-        let shown = unknown[..unknown.len().min(NAMES_SHOWN)].join(", ");
-        return Err(CodedError::not_found(
-            "node",
-            format!(
-                "{shown}{} (nothing was changed; `drover node list` shows the nodes)",
-                if more > 0 { format!(" and {more} more") } else { String::new() }
-            ),
-        ));
+        return Err(unknown_nodes(&unknown));
     }
     Ok(selected)
+}
+
+/// `node "x" not found; …` or `nodes "x", "y" and 3 more not found; …`:
+/// the names in quotes, what to do after them. The caller (a label change,
+/// `drover exec`) refuses the whole request, so nothing was done.
+fn unknown_nodes(unknown: &[&str]) -> CodedError {
+    let hint = "nothing was done (`drover node list` shows the nodes)";
+    if let [name] = unknown {
+        return CodedError::not_found("node", name).with_hint(hint);
+    }
+    let shown: Vec<String> = unknown.iter().take(NAMES_SHOWN).map(|name| format!("\"{name}\"")).collect();
+    let num_more = unknown.len().saturating_sub(NAMES_SHOWN);
+    let more = if num_more > 0 { format!(" and {num_more} more") } else { String::new() };
+    CodedError::new(drover_types::ErrorCode::NotFound, format!("nodes {}{more} not found", shown.join(", ")))
+        .with_hint(hint)
 }
 
 /// Checks the values an operator wants to set.

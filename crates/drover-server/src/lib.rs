@@ -2,18 +2,22 @@
 //!
 //! A [`Server`] owns the Raft node (openraft over `drover-state`), the
 //! transport to its peers, the registry of connected agent sessions, and —
-//! while it is the leader — the leader's loops: the evaluation broker that
-//! runs the pure scheduler, the plan applier that re-checks every plan
-//! against the latest state before committing it, and the heartbeat
-//! tracker that marks silent nodes down.
+//! while it is the leader — the leader's loops (`leader/`): the evaluation
+//! loop that runs the pure scheduler and sends its plans to be committed
+//! (the state machine re-checks each plan against the latest state with
+//! `drover_state::verify_plan`), the heartbeat tracker that marks silent
+//! nodes down, the drainer, the deployment watcher, the periodic dispatcher
+//! and the reactor (alert rules and hammers). Each loop is a thin shell
+//! around a pure step (`leader::on_change_or_tick`).
 //!
 //! ```text
 //!            propose (forwarded to the leader)        apply (every server)
 //!  API ───▶ Server::propose ──▶ Raft log ──▶ StateMachineStore ──▶ watch<Arc<State>>
 //!                                                                   │
-//!      leader only:  EvalBroker ─▶ scheduler::schedule ─▶ PlanApplier ┘
-//!                    HeartbeatTracker ─▶ UpdateNodeStatus
-//!      every server: SessionPusher ─▶ agents (Allocations)
+//!      leader only:  leader::evals ─▶ scheduler::schedule ─▶ ApplyPlan ┘
+//!                    leader::heartbeats (Tracker::step) ─▶ UpdateNodeStatus
+//!                    leader::{drainer, deployments, periodic, react}
+//!      every server: sessions ─▶ agents (their allocations)
 //! ```
 
 pub mod acl;
@@ -27,8 +31,8 @@ mod leader;
 pub mod logs;
 mod membership;
 pub use membership::{RecoverySummary, recover_from_data_dir};
+mod controls;
 pub mod network;
-mod operations;
 pub mod operator;
 mod periodic;
 pub mod react;
@@ -41,8 +45,8 @@ mod variables;
 mod view;
 
 pub use config::{Bootstrap, HeartbeatConfig, ServerConfig};
+pub use controls::DrainRequest;
 pub use logs::LogSettings;
-pub use operations::DrainRequest;
 pub use server::{Server, ServerStatus};
 pub use sessions::{AgentSession, SessionOutbound};
 pub use view::StateView;

@@ -25,6 +25,7 @@
 //! the log. Internal failures of a query reach the API as an error id
 //! only; the details are in this server's log under that id.
 
+use drover_proto::paths;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -47,18 +48,6 @@ use drover_types::{AllocId, CodedError, DurationSpec, Node};
 use crate::Result;
 use crate::server::Server;
 use crate::sessions::AgentSession;
-
-/// Where the API serves log queries (the fan-out calls the same paths).
-pub mod paths {
-    /// Newest-first search.
-    pub const SEARCH: &str = "/v1/logs/search";
-    /// Counts by a field.
-    pub const COUNT: &str = "/v1/logs/count";
-    /// Counts over time.
-    pub const HISTOGRAM: &str = "/v1/logs/histogram";
-    /// Live lines, as newline-delimited JSON.
-    pub const TAIL: &str = "/v1/logs/tail";
-}
 
 /// Log settings of a server.
 #[derive(Clone, Debug, Default)]
@@ -761,7 +750,8 @@ impl Server {
             let paging = page_of(positions.get(&member.server_id));
             let peer_query = &peer_query;
             async move {
-                let page = self.ask_one_peer::<LogSearchResponse>(&member.address, paths::SEARCH, peer_query, &paging);
+                let page =
+                    self.ask_one_peer::<LogSearchResponse>(&member.address, paths::LOGS_SEARCH, peer_query, &paging);
                 (member, page.await)
             }
         });
@@ -862,7 +852,7 @@ impl Server {
         if !query.local {
             let peer = LogCountBy { by: by.clone(), top: Some(wanted) };
             let peer_query = Self::peer_query(&query, &filter);
-            let (answers, missing) = self.ask_peers::<LogCountResponse>(paths::COUNT, &peer_query, &peer).await?;
+            let (answers, missing) = self.ask_peers::<LogCountResponse>(paths::LOGS_COUNT, &peer_query, &peer).await?;
             unreachable = missing;
             for answer in answers {
                 damaged.extend(answer.damaged);
@@ -913,7 +903,7 @@ impl Server {
             let peer = LogInterval { interval: Some(format!("{interval}ns")) };
             let peer_query = Self::peer_query(&query, &filter);
             let (answers, missing) =
-                self.ask_peers::<LogHistogramResponse>(paths::HISTOGRAM, &peer_query, &peer).await?;
+                self.ask_peers::<LogHistogramResponse>(paths::LOGS_HISTOGRAM, &peer_query, &peer).await?;
             unreachable = missing;
             for answer in answers {
                 damaged.extend(answer.damaged);
@@ -989,7 +979,7 @@ impl Server {
         if !query.local {
             let peer_query = LogQuery { local: true, ..query };
             for member in self.peers() {
-                let url = format!("{}{}", self.inner.network.base_url(&member.address), paths::TAIL);
+                let url = format!("{}{}", self.inner.network.base_url(&member.address), paths::LOGS_TAIL);
                 let (client, sender, peer_query) =
                     (self.inner.network.client().clone(), sender.clone(), peer_query.clone());
                 tokio::spawn(async move { relay_tail(client, url, peer_query, sender).await });

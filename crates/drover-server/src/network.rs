@@ -4,6 +4,7 @@
 //! This is the one place outside `drover-api` and `drover-client` that
 //! speaks HTTP: it is the servers' private protocol, not the public API.
 
+use drover_proto::paths;
 use std::future::Future;
 use std::time::Duration;
 
@@ -16,18 +17,6 @@ use serde::de::DeserializeOwned;
 
 use drover_state::codec;
 use drover_state::raft_types::{Snapshot, SnapshotMeta, TypeConfig, Vote};
-
-/// The paths of the internal Raft endpoints.
-pub mod paths {
-    /// AppendEntries.
-    pub const APPEND: &str = "/v1/internal/raft/append";
-    /// RequestVote.
-    pub const VOTE: &str = "/v1/internal/raft/vote";
-    /// Pre-vote.
-    pub const PRE_VOTE: &str = "/v1/internal/raft/pre-vote";
-    /// InstallSnapshot (whole snapshot in one request).
-    pub const SNAPSHOT: &str = "/v1/internal/raft/snapshot";
-}
 
 /// The body of a snapshot transfer.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -159,7 +148,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         request: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(paths::APPEND, &request, option.hard_ttl()).await
+        self.call(paths::INTERNAL_RAFT_APPEND, &request, option.hard_ttl()).await
     }
 
     async fn vote(
@@ -167,7 +156,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         request: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(paths::VOTE, &request, option.hard_ttl()).await
+        self.call(paths::INTERNAL_RAFT_VOTE, &request, option.hard_ttl()).await
     }
 
     async fn pre_vote(
@@ -175,7 +164,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         request: VoteRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
-        self.call(paths::PRE_VOTE, &request, option.hard_ttl()).await
+        self.call(paths::INTERNAL_RAFT_PRE_VOTE, &request, option.hard_ttl()).await
     }
 
     async fn full_snapshot(
@@ -189,7 +178,7 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let timeout = option.hard_ttl().max(Duration::from_secs(60));
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            result = self.call::<_, SnapshotResponse<TypeConfig>>(paths::SNAPSHOT, &transfer, timeout) => {
+            result = self.call::<_, SnapshotResponse<TypeConfig>>(paths::INTERNAL_RAFT_SNAPSHOT, &transfer, timeout) => {
                 result.map_err(|error| match error {
                     RPCError::Unreachable(unreachable) => StreamingError::Unreachable(unreachable),
                     RPCError::Timeout(timeout) => StreamingError::Timeout(timeout),

@@ -2,6 +2,7 @@
 //! cluster health checklist (`drover server health`), snapshots for
 //! disaster recovery.
 
+use drover_proto::paths;
 use std::time::Duration;
 
 pub use drover_proto::api::{ClusterHealth, LocalStatus, ServerHealth};
@@ -12,9 +13,6 @@ use crate::ids::new_eval_id;
 
 use crate::Result;
 use crate::server::Server;
-
-/// The internal endpoint serving [`LocalStatus`].
-pub const STATUS_PATH: &str = "/v1/internal/status";
 
 /// A raft index lag above which a server counts as lagging.
 pub const MAX_HEALTHY_LAG: u64 = 1_000;
@@ -139,7 +137,7 @@ impl Server {
     }
 
     pub(crate) async fn fetch_status(&self, address: &str) -> Result<LocalStatus> {
-        self.get_from_peer(address, STATUS_PATH).await
+        self.get_from_peer(address, paths::INTERNAL_STATUS).await
     }
 
     /// The current state as a snapshot file (a consistent read).

@@ -73,8 +73,8 @@ impl Server {
         let now = Timestamp::now();
         let base = self.inner.network.base_url(&self.config().advertise_address);
         for intent in intents {
-            let notification = drover_notify::Notification::from_intent(intent, now)
-                .with_generator_url(format!("{base}/v1/alerts?name={}", intent.source));
+            let notification =
+                drover_notify::Notification::from_intent(intent, now).with_generator_url(generator_url(&base, intent));
             let id = notify.dispatcher.send(&intent.notifier, notification).await;
             tracing::info!(notifier = %intent.notifier, kind = intent.kind.as_str(), source = %intent.source, delivery = %id.as_str(), "notification queued");
         }
@@ -377,5 +377,57 @@ fn describe_trigger(trigger: &HammerTrigger) -> String {
             let matchers: Vec<String> = matchers.iter().map(ToString::to_string).collect();
             format!("alertmanager {{{}}}", matchers.join(", "))
         }
+    }
+}
+
+/// Where a notification points: the alerts of its rule, or the history of
+/// its hammer.
+fn generator_url(base: &str, intent: &drover_react::alerting::Notification) -> String {
+    use drover_proto::paths;
+    use drover_react::alerting::NotificationKind;
+    let name = paths::encode(&intent.source);
+    match intent.kind {
+        NotificationKind::Firing | NotificationKind::Resolved => format!("{base}{}?name={name}", paths::ALERTS),
+        NotificationKind::HammerAction | NotificationKind::Escalation | NotificationKind::ApprovalRequested => {
+            format!("{base}{}?hammer={name}", paths::HAMMERS_HISTORY)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use drover_react::alerting::{Notification, NotificationKind};
+    use drover_react::schema::Severity;
+    use drover_types::Timestamp;
+
+    use super::generator_url;
+
+    fn intent(kind: NotificationKind, source: &str) -> Notification {
+        Notification {
+            notifier: "ops".to_owned(),
+            kind,
+            source: source.to_owned(),
+            alert_id: None,
+            severity: Severity::Warning,
+            labels: Default::default(),
+            annotations: Default::default(),
+            summary: String::new(),
+            runbook: None,
+            starts_at: Timestamp::from_millis(0),
+            value: None,
+        }
+    }
+
+    #[test]
+    fn alerts_link_to_their_rule_and_hammers_to_their_history_encoded() {
+        let base = "https://10.0.0.1:4646";
+        assert_eq!(
+            generator_url(base, &intent(NotificationKind::Firing, "tmp full")),
+            "https://10.0.0.1:4646/v1/alerts?name=tmp%20full"
+        );
+        assert_eq!(
+            generator_url(base, &intent(NotificationKind::Escalation, "reboot&x")),
+            "https://10.0.0.1:4646/v1/hammers/history?hammer=reboot%26x"
+        );
     }
 }

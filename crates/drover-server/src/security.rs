@@ -19,6 +19,7 @@
 //! state, so snapshots (`drover operator snapshot save`) never contain
 //! it and a restore keeps the running cluster's CA.
 
+use drover_proto::paths;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,9 +62,6 @@ impl Default for TlsSettings {
     }
 }
 
-/// The path of the CA-release route.
-pub const SERVER_JOIN_PATH: &str = "/v1/operator/tls/join";
-
 /// Before a server without a CA starts: asks the servers in `join` for the
 /// cluster CA with a server join token, trusting only a server whose chain
 /// holds the CA the token names, and keeps it in `DATA_DIR/tls`.
@@ -88,7 +86,7 @@ pub(crate) async fn fetch_ca_with_join_token(data_dir: &Path, join: &[String], t
     loop {
         for address in join {
             let host = address.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/');
-            let url = format!("https://{host}{SERVER_JOIN_PATH}");
+            let url = format!("https://{host}{}", paths::OPERATOR_TLS_JOIN);
             match http.post(&url).json(&body).send().await {
                 Ok(response) if response.status().is_success() => {
                     let answer: drover_proto::api::ServerJoinResponse = response

@@ -1,6 +1,7 @@
 //! The [`Server`] handle: proposals (forwarded to the leader), reads, and
 //! the operations the API exposes.
 
+use drover_proto::paths;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,9 +28,6 @@ pub type Raft = openraft::Raft<TypeConfig, StateMachineStore>;
 
 /// How long a proposal waits for a leader to be elected before giving up.
 const PROPOSE_LEADER_WAIT: Duration = Duration::from_secs(15);
-
-/// The internal endpoint a follower forwards proposals to.
-pub const PROPOSE_PATH: &str = "/v1/internal/propose";
 
 /// A handle to a running server; cheap to clone.
 #[derive(Clone)]
@@ -249,7 +247,7 @@ impl Server {
     }
 
     async fn leader_read_index(&self, leader_address: &str) -> Result<u64> {
-        let url = format!("{}{}", self.inner.network.base_url(leader_address), crate::cluster::paths::READ_INDEX);
+        let url = format!("{}{}", self.inner.network.base_url(leader_address), paths::INTERNAL_READ_INDEX);
         let response =
             self.inner.network.client().post(&url).timeout(Duration::from_secs(5)).send().await.map_err(|error| {
                 CodedError::new(ErrorCode::Unavailable, format!("cannot reach the leader at {leader_address}: {error}"))
@@ -357,7 +355,7 @@ impl Server {
 
     async fn forward_propose(&self, leader_address: &str, command: &Command) -> Result<CommandResponse> {
         let body = drover_state::codec::encode(command).map_err(|error| CodedError::internal(error.to_string()))?;
-        let url = format!("{}{PROPOSE_PATH}", self.inner.network.base_url(leader_address));
+        let url = format!("{}{}", self.inner.network.base_url(leader_address), paths::INTERNAL_PROPOSE);
         let response = self
             .inner
             .network

@@ -14,6 +14,7 @@
 //! entries, not one per agent. Each session still waits for, and gets, the
 //! outcome of its own registration.
 
+use drover_proto::paths;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,9 +29,6 @@ use drover_types::{ClientAllocUpdate, NodeRegistration};
 use crate::Result;
 use crate::ids::new_eval_id;
 use crate::server::Server;
-
-/// The internal endpoint followers forward heartbeats to.
-pub const HEARTBEATS_PATH: &str = "/v1/internal/heartbeats";
 
 /// Most updates in one proposal.
 const MAX_BATCH: usize = 2000;
@@ -430,7 +428,7 @@ pub(crate) fn spawn_heartbeat_forwarder(server: Server) {
                 continue;
             }
             let Some(leader_address) = status.leader_address else { continue };
-            let url = format!("{}{HEARTBEATS_PATH}", server.inner.network.base_url(&leader_address));
+            let url = format!("{}{}", server.inner.network.base_url(&leader_address), paths::INTERNAL_HEARTBEATS);
             let sent =
                 server.inner.network.client().post(&url).timeout(Duration::from_secs(2)).json(&node_ids).send().await;
             if let Err(error) = sent {

@@ -5,6 +5,7 @@
 //! Each server exposes the nodes whose agents are connected to it; scrape
 //! every server (as with any set of Prometheus targets) to see them all.
 
+use drover_proto::paths;
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -14,10 +15,6 @@ use drover_types::{Node, NodeId, Timestamp};
 
 use crate::server::Server;
 use crate::sessions::AgentSession;
-
-/// The internal route that answers [`Server::node_usage`] for other servers:
-/// `GET {USAGE_PATH}/{node_id}`.
-pub const USAGE_PATH: &str = "/v1/internal/usage";
 
 /// Per node, the latest usage sample.
 #[derive(Debug, Default)]
@@ -50,7 +47,7 @@ impl Server {
         if let Some(sample) = self.node_usage(node_id) {
             return Some(sample);
         }
-        let path = format!("{USAGE_PATH}/{node_id}");
+        let path = paths::fill(paths::INTERNAL_NODE_USAGE, &[node_id.as_str()]);
         let asks = self.peers().into_iter().map(|member| {
             let path = path.clone();
             async move { self.get_from_peer::<Option<NodeSample>>(&member.address, &path).await }
@@ -69,7 +66,7 @@ impl Server {
     pub async fn fleet_usage(&self) -> Vec<(NodeId, NodeSample)> {
         let mut all: HashMap<NodeId, NodeSample> = self.local_usage().into_iter().collect();
         let asks = self.peers().into_iter().map(|member| async move {
-            self.get_from_peer::<Vec<(NodeId, NodeSample)>>(&member.address, USAGE_PATH).await
+            self.get_from_peer::<Vec<(NodeId, NodeSample)>>(&member.address, paths::INTERNAL_USAGE).await
         });
         // A server that does not answer leaves its nodes out.
         for samples in futures_util::future::join_all(asks).await.into_iter().flatten() {

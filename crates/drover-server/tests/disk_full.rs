@@ -2,7 +2,8 @@
 //! good, `drover server health` says so, and writes go on by themselves
 //! once space returns (hardening issue, item 9). The data directory is a
 //! small tmpfs, so the test needs root (CI has it); elsewhere it skips with
-//! a message, and under CI a missing privilege fails it.
+//! a message, and under CI a missing privilege fails it
+//! (`drover_golden::needs`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,6 +13,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use drover_golden::needs::{self, Missing};
 use drover_server::{Server, ServerConfig};
 
 /// A tmpfs mounted on a temporary directory, unmounted when dropped.
@@ -62,12 +64,10 @@ fn items(value: &str) -> BTreeMap<String, String> {
 async fn raft_waits_for_disk_space_and_goes_on_by_itself() {
     let tmpfs = match Tmpfs::mount("48m") {
         Ok(tmpfs) => tmpfs,
-        Err(reason) if std::env::var("CI").is_ok_and(|value| value == "true") => {
-            panic!("the disk-full test needs root to mount a tmpfs, and CI must run it: {reason}")
-        }
         Err(reason) => {
-            eprintln!("SKIPPED: the disk-full test needs root to mount a tmpfs: {reason}");
-            return;
+            return needs::unmet(Missing::privilege(format!(
+                "the disk-full test mounts a tmpfs, which failed: {reason}"
+            )));
         }
     };
     let mut config = ServerConfig::new(tmpfs.path().join("server"), "127.0.0.1:1".to_owned());

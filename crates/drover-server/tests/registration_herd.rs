@@ -5,21 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use drover_server::{Server, ServerConfig};
-use drover_types::NodeRegistration;
-use drover_types::{NodeId, NodeLabels, NodeStatus, Resources};
+use drover_types::{NodeId, NodeRegistration, NodeStatus, fixtures};
 
+/// Agent `number` of the herd: the node `herd0042` with the id `node-0042`
+/// (ids and names differ, as on a real fleet).
 fn registration(number: usize) -> NodeRegistration {
     NodeRegistration {
         id: NodeId::new(format!("node-{number:04}")),
-        name: format!("herd{number:04}"),
-        labels: NodeLabels { hostgroup: Some("bench".into()), ..Default::default() },
-        attributes: BTreeMap::from([("kernel.name".to_owned(), "linux".to_owned())]),
-        resources: Resources { cpu_mhz: 4000, memory_mb: 8192 },
-        agent_version: "test".into(),
+        ..fixtures::registration(&format!("herd{number:04}"))
     }
 }
 

@@ -96,7 +96,9 @@ pub(crate) struct FileReader<'collected> {
     pub(crate) collected: &'collected mut Collected,
 }
 
-const LOG_SOURCES: [&str; 5] = ["task", "file", "journald", "syslog", "console"];
+/// The `source` of every line drover indexes (what the agent ships, the
+/// leader's console polls, the audit log).
+const LOG_SOURCES: [&str; 6] = ["task", "file", "journal", "syslog", "console", "audit"];
 const NODE_STATUSES: [&str; 6] = ["ready", "down", "disconnected", "initializing", "draining", "ineligible"];
 const ALLOC_STATUSES: [&str; 5] = ["pending", "running", "complete", "failed", "lost"];
 const CHECK_STATES: [&str; 1] = ["failing"];

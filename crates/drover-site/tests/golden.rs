@@ -83,7 +83,7 @@ fn a_missing_folder_is_one_clear_error() {
     assert!(error.to_string().starts_with("tests/golden/does-not-exist: cannot read the site folder:"), "{error}");
 }
 
-/// PRODUCT.md's alert exactly as written: a `{` inside the selector string
+/// The product brief's example alert exactly as the brief writes it: a `{` inside the selector string
 /// must not confuse drover-hcl's one-line-block splitter.
 #[test]
 fn product_md_one_line_when_parses() {

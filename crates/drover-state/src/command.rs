@@ -1,7 +1,7 @@
 //! The commands of the Raft log.
 //!
 //! Every change to the cluster state is one [`Command`] in the Raft log.
-//! Rules (STYLE.md, convention 4):
+//! Rules (docs/dev/style.md, convention 4):
 //!
 //! - A command carries every id and timestamp it needs; `apply` never reads
 //!   the clock or generates randomness, so every server reaches the same

@@ -13,7 +13,7 @@ use imbl::{OrdMap, OrdSet};
 use drover_types::{
     AllocClientStatus, AllocId, Allocation, CodedError, Deployment, DeploymentId, ErrorCode, EvalId, Evaluation, Job,
     JobId, JobStatus, JobType, Node, NodeChange, NodeEligibility, NodeId, NodeLabels, NodeStatus, PlanStop, Protection,
-    Resources, Timestamp, Variable,
+    Resources, ServerManaged, Timestamp, Variable,
 };
 
 use crate::command::{Command, CommandResponse};
@@ -483,34 +483,46 @@ impl State {
 
     fn register_job(&mut self, index: u64, submitted: &Job, eval: &Evaluation, now: Timestamp) -> CommandResponse {
         let previous = self.jobs.get(&submitted.id).cloned();
-        let mut job = submitted.clone();
         let changed = match &previous {
             Some(previous) => previous.stop || previous.spec_differs(submitted),
             None => true,
         };
-        match &previous {
+        // What the server decides of the job, whatever the submitter sent;
+        // only a periodic launch's parent comes from the submitted job.
+        let (mut job, managed) = match &previous {
             Some(previous) if !changed => {
-                job = Job::clone(previous);
+                (Job::clone(previous), ServerManaged { stop: false, modify_index: index, ..previous.server_managed() })
             }
-            Some(previous) => {
-                job.version = previous.version + 1;
-                job.create_index = previous.create_index;
-                job.job_modify_index = index;
-                job.submit_time = now;
-                job.stable = false;
-                job.status = previous.status;
-            }
-            None => {
-                job.version = 0;
-                job.create_index = index;
-                job.job_modify_index = index;
-                job.submit_time = now;
-                job.stable = false;
-                job.status = JobStatus::Pending;
-            }
-        }
-        job.stop = false;
-        job.modify_index = index;
+            Some(previous) => (
+                submitted.clone(),
+                ServerManaged {
+                    version: previous.version + 1,
+                    stop: false,
+                    status: previous.status,
+                    parent_id: submitted.parent_id.clone(),
+                    submit_time: now,
+                    stable: false,
+                    create_index: previous.create_index,
+                    modify_index: index,
+                    job_modify_index: index,
+                },
+            ),
+            None => (
+                submitted.clone(),
+                ServerManaged {
+                    version: 0,
+                    stop: false,
+                    status: JobStatus::Pending,
+                    parent_id: submitted.parent_id.clone(),
+                    submit_time: now,
+                    stable: false,
+                    create_index: index,
+                    modify_index: index,
+                    job_modify_index: index,
+                },
+            ),
+        };
+        job.set_server_managed(managed);
         let version = job.version;
         let job_modify_index = job.job_modify_index;
         self.put_job(index, job, changed);
@@ -540,12 +552,15 @@ impl State {
             self.table_indexes.jobs = index;
         } else if !previous.stop {
             let mut job = Job::clone(&previous);
-            job.stop = true;
-            job.version = previous.version + 1;
-            job.job_modify_index = index;
-            job.modify_index = index;
-            job.submit_time = now;
-            job.stable = false;
+            job.set_server_managed(ServerManaged {
+                version: previous.version + 1,
+                stop: true,
+                submit_time: now,
+                stable: false,
+                modify_index: index,
+                job_modify_index: index,
+                ..previous.server_managed()
+            });
             self.put_job(index, job, true);
         }
         let mut eval = eval.clone();

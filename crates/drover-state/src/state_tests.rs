@@ -4,43 +4,25 @@ use std::collections::BTreeMap;
 
 use drover_types::{
     AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, EvalId, EvalStatus, EvalTrigger, Evaluation, Job,
-    JobId, JobStatus, JobType, NodeId, NodeLabels, NodeStatus, Plan, PlanStop, Resources, Timestamp,
+    JobId, JobStatus, NodeId, NodeLabels, NodeStatus, Plan, PlanStop, Resources, Timestamp,
 };
 
 use super::*;
 use crate::command::{Command, CommandResponse};
-use drover_types::{ClientAllocUpdate, NodeRegistration};
+use drover_types::{ClientAllocUpdate, NodeRegistration, fixtures};
 
+/// The service job `id`, without groups.
 pub(crate) fn test_job(id: &str) -> Job {
-    Job {
-        id: JobId::new(id),
-        name: id.to_owned(),
-        job_type: JobType::Service,
-        priority: 50,
-        datacenters: vec!["*".into()],
-        constraints: vec![],
-        affinities: vec![],
-        spreads: vec![],
-        update: None,
-        periodic: None,
-        meta: BTreeMap::new(),
-        groups: vec![],
-        version: 0,
-        stop: false,
-        status: JobStatus::Pending,
-        parent_id: None,
-        submit_time: Timestamp::ZERO,
-        stable: false,
-        create_index: 0,
-        modify_index: 0,
-        job_modify_index: 0,
-    }
+    fixtures::service_job(id, 1).with_groups(Vec::new())
 }
 
 fn eval(id: &str, job: &str) -> Evaluation {
     Evaluation::new(EvalId::new(id), JobId::new(job), 50, EvalTrigger::JobRegister, Timestamp::from_millis(1))
 }
 
+/// The agent of node `id`, named `name-{id}`, in host group `bi/batch`.
+/// Spelled out rather than built from `fixtures`: it is also the decoded
+/// value of the format sample [`REGISTER_NODE_ENTRY_V1`], field for field.
 fn registration(id: &str) -> NodeRegistration {
     NodeRegistration {
         id: NodeId::new(id),
@@ -52,37 +34,11 @@ fn registration(id: &str) -> NodeRegistration {
     }
 }
 
+/// A pending allocation of `job`'s group `web` on `node`, holding 100 MHz
+/// and 200 MiB.
 fn alloc(id: &str, job: &str, node: &str) -> Allocation {
-    Allocation {
-        id: AllocId::new(id),
-        name: format!("{job}.web[0]"),
-        index: 0,
-        job_id: JobId::new(job),
-        job_version: 0,
-        group: "web".into(),
-        node_id: NodeId::new(node),
-        node_name: node.into(),
-        eval_id: EvalId::new("e1"),
-        resources: Resources { cpu_mhz: 100, memory_mb: 200 },
-        desired_status: AllocDesiredStatus::Run,
-        desired_description: String::new(),
-        desired_transition: Default::default(),
-        client_status: AllocClientStatus::Pending,
-        client_description: String::new(),
-        task_states: BTreeMap::new(),
-        checks: vec![],
-        previous_alloc: None,
-        next_alloc: None,
-        reschedule_events: vec![],
-        follow_up_eval: None,
-        deployment_id: None,
-        deployment_status: None,
-        create_time: Timestamp::ZERO,
-        modify_time: Timestamp::ZERO,
-        create_index: 0,
-        modify_index: 0,
-        alloc_modify_index: 0,
-    }
+    let alloc = fixtures::alloc(id, job, "web", &NodeId::new(node));
+    Allocation { resources: Resources { cpu_mhz: 100, memory_mb: 200 }, ..alloc }
 }
 
 fn register(state: &mut State, index: u64, job: Job, eval_id: &str) -> CommandResponse {
@@ -105,6 +61,51 @@ fn registering_the_same_job_twice_keeps_its_version() {
     assert_eq!((job.version, job.create_index, job.job_modify_index, job.modify_index), (1, 1, 3, 3));
     assert_eq!(state.job_versions(&JobId::new("web")).count(), 2);
     assert_eq!(state.evals_for_job(&JobId::new("web")).count(), 3);
+}
+
+/// A job sent through the API may carry any server-managed values (a
+/// revert sends an old version as stored): the state machine decides them
+/// all, except a periodic launch's parent.
+#[test]
+fn registering_replaces_the_server_managed_fields_the_submitter_sent() {
+    let mut state = State::new();
+    let mut sent = test_job("web");
+    sent.set_server_managed(drover_types::ServerManaged {
+        version: 41,
+        stop: true,
+        status: JobStatus::Dead,
+        parent_id: Some(JobId::new("nightly")),
+        submit_time: Timestamp::from_millis(1),
+        stable: true,
+        create_index: 17,
+        modify_index: 18,
+        job_modify_index: 19,
+    });
+    register(&mut state, 3, sent.clone(), "e1");
+    let registered = state.job(&JobId::new("web")).unwrap().server_managed();
+    assert_eq!(
+        registered,
+        drover_types::ServerManaged {
+            version: 0,
+            stop: false,
+            status: JobStatus::Pending,
+            parent_id: Some(JobId::new("nightly")),
+            submit_time: Timestamp::from_millis(5),
+            stable: false,
+            create_index: 3,
+            modify_index: 3,
+            job_modify_index: 3,
+        }
+    );
+
+    sent.priority = 70;
+    register(&mut state, 4, sent, "e2");
+    let updated = state.job(&JobId::new("web")).unwrap().server_managed();
+    assert_eq!(
+        (updated.version, updated.stop, updated.stable, updated.create_index, updated.modify_index),
+        (1, false, false, 3, 4)
+    );
+    assert_eq!(updated.job_modify_index, 4);
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! openraft's own storage conformance suite, run against drover's redb log
-//! store and state machine (STYLE.md, convention 4).
+//! store and state machine (docs/dev/style.md, convention 4).
 
 use drover_state::{LogStore, StateMachineStore, TypeConfig};
 use openraft::StorageError;

@@ -1,4 +1,4 @@
-//! Every persisted format stays readable (STYLE.md, convention 9): a
+//! Every persisted format stays readable (docs/dev/style.md, convention 9): a
 //! committed sample of each snapshot format version is decoded and checked.
 //!
 //! To add a version: write the new sample with `DROVER_WRITE_SAMPLES=1 cargo

@@ -81,6 +81,13 @@ impl CodedError {
         Self::new(ErrorCode::NotFound, format!("{kind} \"{id}\" not found"))
     }
 
+    /// The same error with `hint` after its message, outside any quotes:
+    /// `node "batch07" not found; HINT`. A hint says what to do next.
+    pub fn with_hint(mut self, hint: impl fmt::Display) -> Self {
+        self.message = format!("{}; {hint}", self.message);
+        self
+    }
+
     /// `InvalidInput` with `message`.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidInput, message)

@@ -69,7 +69,16 @@ impl fmt::Display for JobStatus {
 }
 
 /// A versioned definition of work.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+///
+/// Most fields say what the job file says; the last ones, from `version`
+/// on, are set by the server and never by the file. Which ones those are is
+/// defined once, by [`ServerManaged`]: read them with
+/// [`Job::server_managed`], write them with [`Job::set_server_managed`].
+///
+/// `Job::default()` is an empty job (no groups, priority 0: not valid by
+/// itself), a base for struct update syntax; its server-managed fields are
+/// those of a job never submitted ([`ServerManaged::default`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// The label of the `job "…"` block.
     pub id: JobId,
@@ -98,7 +107,9 @@ pub struct Job {
     /// The task groups, in file order.
     pub groups: Vec<TaskGroup>,
 
-    // ----- set by the server, never by the job file -----
+    // ----- set by the server, never by the job file: the fields of
+    // `ServerManaged`, kept flat here so the stored and wire form is as
+    // before -----
     /// Version number, 0 for the first registration; bumped on every change
     /// of the specification.
     #[serde(default)]
@@ -137,25 +148,85 @@ impl Job {
     }
 
     /// Whether `other` differs from `self` in anything a job file can say
-    /// (ignores version, status, indexes and other server-managed fields).
+    /// (ignores version, status, indexes and the other [`ServerManaged`]
+    /// fields).
     pub fn spec_differs(&self, other: &Job) -> bool {
         self.spec_only() != other.spec_only()
     }
 
-    /// A copy with every server-managed field reset, for comparisons.
+    /// A copy with every server-managed field reset to that of a job never
+    /// submitted, for comparisons and diffs.
     pub fn spec_only(&self) -> Job {
-        Job {
-            version: 0,
-            stop: false,
-            status: JobStatus::Pending,
-            parent_id: None,
-            submit_time: Timestamp::ZERO,
-            stable: false,
-            create_index: 0,
-            modify_index: 0,
-            job_modify_index: 0,
-            ..self.clone()
+        let mut spec = self.clone();
+        spec.set_server_managed(ServerManaged::default());
+        spec
+    }
+
+    /// The fields the server manages, as one value.
+    pub fn server_managed(&self) -> ServerManaged {
+        // Every field of `Job` is named here, so that a new one does not
+        // compile until it is sorted: a field a job file can say (read it
+        // in drover-jobspec's `read_job`) is ignored here; a field the
+        // server sets belongs in `ServerManaged` as well.
+        let Job {
+            id: _,
+            name: _,
+            job_type: _,
+            priority: _,
+            datacenters: _,
+            constraints: _,
+            affinities: _,
+            spreads: _,
+            update: _,
+            periodic: _,
+            meta: _,
+            groups: _,
+            version,
+            stop,
+            status,
+            parent_id,
+            submit_time,
+            stable,
+            create_index,
+            modify_index,
+            job_modify_index,
+        } = self;
+        ServerManaged {
+            version: *version,
+            stop: *stop,
+            status: *status,
+            parent_id: parent_id.clone(),
+            submit_time: *submit_time,
+            stable: *stable,
+            create_index: *create_index,
+            modify_index: *modify_index,
+            job_modify_index: *job_modify_index,
         }
+    }
+
+    /// Replaces every server-managed field with `managed`'s, leaving what
+    /// the job file says as it is.
+    pub fn set_server_managed(&mut self, managed: ServerManaged) {
+        let ServerManaged {
+            version,
+            stop,
+            status,
+            parent_id,
+            submit_time,
+            stable,
+            create_index,
+            modify_index,
+            job_modify_index,
+        } = managed;
+        self.version = version;
+        self.stop = stop;
+        self.status = status;
+        self.parent_id = parent_id;
+        self.submit_time = submit_time;
+        self.stable = stable;
+        self.create_index = create_index;
+        self.modify_index = modify_index;
+        self.job_modify_index = job_modify_index;
     }
 
     /// Whether this is a periodic parent (it launches children and never
@@ -169,6 +240,34 @@ impl Job {
     pub fn update_for<'a>(&'a self, group: &'a TaskGroup) -> Option<&'a UpdateStrategy> {
         group.update.as_ref().or(self.update.as_ref())
     }
+}
+
+/// What the server sets on a [`Job`], never the job file: the one list of
+/// the job's server-managed fields. A job file (and a job submitted to the
+/// API) has the default, a job never submitted; the state machine sets
+/// them when it registers, stops, or marks a version stable. They are
+/// stored flat in `Job` under the same names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerManaged {
+    /// Version number, 0 for the first registration; bumped on every change
+    /// of the specification.
+    pub version: u64,
+    /// Whether the operator stopped the job.
+    pub stop: bool,
+    /// Derived lifecycle status.
+    pub status: JobStatus,
+    /// For a periodic job's launch: the parent job's id.
+    pub parent_id: Option<JobId>,
+    /// When this version was submitted.
+    pub submit_time: Timestamp,
+    /// Whether this version is stable (its deployment succeeded).
+    pub stable: bool,
+    /// Raft index at which the job was first created.
+    pub create_index: u64,
+    /// Raft index of the last change of any kind (including status).
+    pub modify_index: u64,
+    /// Raft index of the last change of the specification.
+    pub job_modify_index: u64,
 }
 
 /// A set of tasks that are always placed together on one node.
@@ -725,5 +824,85 @@ mod tests {
             assert_eq!(ConstraintOperator::parse(operator.as_str()), Some(operator));
         }
         assert_eq!(ConstraintOperator::parse("~="), None);
+    }
+
+    /// Every server-managed field set to something other than a new job's.
+    fn managed_elsewhere() -> ServerManaged {
+        ServerManaged {
+            version: 7,
+            stop: true,
+            status: JobStatus::Dead,
+            parent_id: Some(JobId::new("nightly")),
+            submit_time: Timestamp::from_millis(1_700_000_000_000),
+            stable: true,
+            create_index: 3,
+            modify_index: 9,
+            job_modify_index: 8,
+        }
+    }
+
+    fn web() -> Job {
+        Job {
+            id: JobId::new("web"),
+            name: "web".to_owned(),
+            priority: 50,
+            datacenters: vec!["*".to_owned()],
+            meta: BTreeMap::from([("team".to_owned(), "ops".to_owned())]),
+            ..Job::default()
+        }
+    }
+
+    fn fields(value: &impl Serialize) -> serde_json::Map<String, serde_json::Value> {
+        match serde_json::to_value(value).unwrap() {
+            serde_json::Value::Object(fields) => fields,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_new_job_has_the_server_managed_fields_of_one_never_submitted() {
+        assert_eq!(Job::default().server_managed(), ServerManaged::default());
+        assert_eq!(web().spec_only(), web());
+    }
+
+    /// Each server-managed field on its own: written to the job's field of
+    /// the same name, read back, and ignored by every spec comparison.
+    #[test]
+    fn jobs_differing_only_in_one_server_managed_field_have_the_same_spec() {
+        let unsubmitted = fields(&ServerManaged::default());
+        let elsewhere = fields(&managed_elsewhere());
+        assert!(!elsewhere.is_empty());
+        for (name, value) in &elsewhere {
+            assert_ne!(unsubmitted[name], *value, "managed_elsewhere leaves {name} as a new job has it: change it");
+            let mut one_changed = unsubmitted.clone();
+            one_changed.insert(name.clone(), value.clone());
+            let one_changed: ServerManaged = serde_json::from_value(serde_json::Value::Object(one_changed)).unwrap();
+
+            let mut job = web();
+            job.set_server_managed(one_changed.clone());
+            assert_eq!(job.server_managed(), one_changed, "{name} does not read back");
+            assert_eq!(fields(&job).get(name), Some(value), "set_server_managed does not write Job's {name}");
+            assert!(!job.spec_differs(&web()), "a different {name} counts as a change of the job file");
+            assert_eq!(job.spec_only(), web(), "spec_only keeps {name}");
+            assert_eq!(crate::diff::job_diff(&web(), &job), Vec::<String>::new(), "the diff shows {name}");
+        }
+    }
+
+    /// What is not server-managed is the job file's, and spec_only keeps it.
+    #[test]
+    fn spec_only_resets_exactly_the_server_managed_fields() {
+        let mut job = web();
+        job.set_server_managed(managed_elsewhere());
+        let managed = fields(&ServerManaged::default());
+        let before = fields(&job);
+        let after = fields(&job.spec_only());
+        assert_eq!(before.keys().collect::<Vec<_>>(), after.keys().collect::<Vec<_>>());
+        for (name, value) in &after {
+            let expected = managed.get(name).unwrap_or(&before[name]);
+            assert_eq!(value, expected, "spec_only changed {name} wrongly");
+        }
+        let mut changed = web();
+        changed.priority = 70;
+        assert!(changed.spec_differs(&web()));
     }
 }

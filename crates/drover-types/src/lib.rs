@@ -13,6 +13,9 @@ pub mod deployment;
 pub mod diff;
 pub mod error;
 pub mod eval;
+#[cfg(any(test, feature = "test-support"))]
+pub mod fixtures;
+pub mod glob;
 pub mod ids;
 pub mod interpolate;
 pub mod job;
@@ -41,9 +44,10 @@ pub use interpolate::{NodeView, interpolate, interpolate_lenient};
 pub use job::{
     Affinity, Check, CheckKind, CheckRestart, Constraint, ConstraintOperator, DelayFunction, DisconnectStrategy,
     Driver, HealthCheckMode, Job, JobStatus, JobType, MigrateStrategy, PeriodicConfig, ReconcileMode, ReschedulePolicy,
-    RestartMode, RestartPolicy, Service, Spread, SpreadTarget, Task, TaskConfig, TaskGroup, UpdateStrategy,
+    RestartMode, RestartPolicy, ServerManaged, Service, Spread, SpreadTarget, Task, TaskConfig, TaskGroup,
+    UpdateStrategy,
 };
-pub use log::LogRecord;
+pub use log::{LogRecord, LogStream};
 pub use node::{
     DrainStrategy, Node, NodeChange, NodeEligibility, NodeLabels, NodeRegistration, NodeStatus, Protection,
 };

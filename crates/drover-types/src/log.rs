@@ -1,5 +1,7 @@
 //! The log record: one line of output, with where it came from. Indexed by
-//! the servers (`drover-logs`) and returned by the API as it is.
+//! the servers (`drover-logs`) and returned by the API as it is. And
+//! [`LogStream`], which of a task's two output streams: shared by the
+//! executor's rotating files and the agent protocol.
 //!
 //! Times are `i64` **nanoseconds since the Unix epoch, UTC**: that is what
 //! the agents read from the clock, it orders records within a second, and it
@@ -60,9 +62,51 @@ pub struct LogRecord {
     pub fields: BTreeMap<String, String>,
 }
 
+/// One of a task's two output streams: which rotating files the executor
+/// writes (`<task>.stdout.N`) and which one `drover alloc logs` reads.
+///
+/// On the wire (agent sessions, the API's `stream` parameter) it is
+/// `"stdout"` or `"stderr"`, the same text as [`LogStream::as_str`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+impl LogStream {
+    /// `stdout` or `stderr`: the name used in file names, flags and on the
+    /// wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
 /// A time as nanoseconds since the Unix epoch, the unit of log record
 /// times (0 before the epoch, `i64::MAX` past 2262).
 pub fn unix_nanos(time: std::time::SystemTime) -> i64 {
     time.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Agents and servers of different versions exchange the stream by
+    /// name: the representation must not change.
+    #[test]
+    fn log_stream_is_its_lowercase_name_on_the_wire() {
+        for (stream, name) in [(LogStream::Stdout, "stdout"), (LogStream::Stderr, "stderr")] {
+            assert_eq!(stream.as_str(), name);
+            assert_eq!(serde_json::to_string(&stream).unwrap(), format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<LogStream>(&format!("\"{name}\"")).unwrap(), stream);
+        }
+        assert!(serde_json::from_str::<LogStream>("\"Stdout\"").is_err());
+    }
 }

@@ -342,11 +342,11 @@ impl NodeRegistration {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::fixtures;
 
     #[test]
     fn overrides_win_and_empty_meta_deletes() {
-        let mut node = test_node();
+        let mut node = fixtures::node("n1");
         node.agent_labels.hostgroup = Some("agent/group".into());
         node.agent_labels.meta.insert("rack".into(), "r1".into());
         node.agent_labels.meta.insert("gone".into(), "x".into());
@@ -360,32 +360,5 @@ mod tests {
         assert_eq!(node.resolve("node.hostgroup").as_deref(), Some("bi/batch"));
         assert_eq!(node.resolve("meta.rack").as_deref(), Some("r1"));
         assert_eq!(node.resolve("attr.missing"), None);
-    }
-
-    pub(crate) fn test_node() -> Node {
-        Node {
-            id: NodeId::new("n1"),
-            name: "n1".into(),
-            hostgroup: String::new(),
-            environment: String::new(),
-            owner: String::new(),
-            zone: String::new(),
-            meta: BTreeMap::new(),
-            agent_labels: NodeLabels::default(),
-            overrides: NodeLabels::default(),
-            attributes: BTreeMap::new(),
-            resources: Resources { cpu_mhz: 1000, memory_mb: 1024 },
-            status: NodeStatus::Ready,
-            status_description: String::new(),
-            eligibility: NodeEligibility::Eligible,
-            drain: None,
-            protected: None,
-            agent_version: String::new(),
-            log_dropped_lines: 0,
-            registered_at: Timestamp::ZERO,
-            status_updated_at: Timestamp::ZERO,
-            create_index: 0,
-            modify_index: 0,
-        }
     }
 }

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::glob::{Glob, has_wildcards};
 use crate::job::{CheckKind, ConstraintOperator, Job, PeriodicConfig, Task, TaskGroup};
 use crate::time::DurationSpec;
 use crate::version::VersionRequirement;
@@ -121,6 +122,7 @@ pub fn operand_problem(operator: ConstraintOperator, value: &str) -> Option<Stri
             let reason = last_line.strip_prefix("error: ").unwrap_or(last_line);
             format!("regular expression {value:?} does not compile: {reason}")
         }),
+        ConstraintOperator::Glob => Glob::new(value).err().map(|error| format!("glob {value:?} {error}")),
         ConstraintOperator::Version => VersionRequirement::parse(value).is_none().then(|| {
             format!("version requirement {value:?} is not valid: write it like \">= 1.2, < 2\" or \"~> 5.4\"")
         }),
@@ -200,6 +202,13 @@ impl Checker {
         self.length("datacenters", job.datacenters.len(), MAX_DATACENTERS);
         if job.datacenters.iter().any(|datacenter| datacenter.chars().count() > MAX_NAME_CHARS) {
             self.report(format!("a datacenter pattern is longer than the limit of {MAX_NAME_CHARS} characters"));
+        }
+        // Past the limit the job is refused anyway: compile no more globs.
+        let patterns = job.datacenters.iter().take(MAX_DATACENTERS).filter(|datacenter| has_wildcards(datacenter));
+        for datacenter in patterns {
+            if let Err(error) = Glob::new(datacenter) {
+                self.report(format!("datacenters: the glob {datacenter:?} {error}"));
+            }
         }
         self.rules(&job.constraints, &job.affinities, &job.spreads);
         self.map("meta", &job.meta);
@@ -445,61 +454,13 @@ pub const SIGNALS: [&str; 20] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{Constraint, Driver, JobType, RestartPolicy, TaskConfig, TaskGroup};
-    use crate::resources::Resources;
+    use crate::fixtures;
+    use crate::job::{Constraint, JobType, TaskGroup};
 
+    /// The service job `hello`: one group `web` of one task `server`.
     fn job() -> Job {
-        let task = Task {
-            name: "server".to_owned(),
-            driver: Driver::RawExec,
-            config: TaskConfig { command: "/bin/sleep".to_owned(), args: vec!["60".to_owned()] },
-            env: Default::default(),
-            resources: Resources::TASK_DEFAULT,
-            user: None,
-            kill_timeout: DurationSpec::from_secs(5),
-            kill_signal: "SIGTERM".to_owned(),
-            restart: None,
-            constraints: Vec::new(),
-            services: Vec::new(),
-            meta: Default::default(),
-        };
-        let group = TaskGroup {
-            name: "web".to_owned(),
-            count: 1,
-            constraints: Vec::new(),
-            affinities: Vec::new(),
-            spreads: Vec::new(),
-            restart: RestartPolicy::SERVICE_DEFAULT,
-            reschedule: None,
-            update: None,
-            migrate: Default::default(),
-            disconnect: None,
-            meta: Default::default(),
-            tasks: vec![task],
-        };
-        Job {
-            id: crate::JobId::new("hello"),
-            name: "hello".to_owned(),
-            job_type: JobType::Service,
-            priority: 50,
-            datacenters: vec!["*".to_owned()],
-            constraints: Vec::new(),
-            affinities: Vec::new(),
-            spreads: Vec::new(),
-            update: None,
-            periodic: None,
-            meta: Default::default(),
-            groups: vec![group],
-            version: 0,
-            stop: false,
-            status: Default::default(),
-            parent_id: None,
-            submit_time: crate::Timestamp::ZERO,
-            stable: false,
-            create_index: 0,
-            modify_index: 0,
-            job_modify_index: 0,
-        }
+        let group = fixtures::group("web", JobType::Service, 1).with_tasks(vec![fixtures::task("server")]);
+        fixtures::service_job("hello", 1).with_groups(vec![group])
     }
 
     fn problems(job: &Job) -> String {
@@ -553,6 +514,16 @@ mod tests {
             value: ">= banana".to_owned(),
         });
         assert!(problems(&version).contains("group \"web\": version requirement"));
+        let mut glob = job();
+        glob.constraints.push(Constraint {
+            attribute: "${node.unique.name}".to_owned(),
+            operator: ConstraintOperator::Glob,
+            value: "rack[1".to_owned(),
+        });
+        assert!(problems(&glob).contains("glob \"rack[1\" has a \"[\" without its \"]\""));
+        let mut zones = job();
+        zones.datacenters = vec!["dc[1".to_owned()];
+        assert!(problems(&zones).contains("datacenters: the glob \"dc[1\" has a \"[\""));
     }
 
     #[test]

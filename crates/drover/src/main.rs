@@ -21,11 +21,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "drover", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Verb,
 }
 
+/// What to do: a role to run, or a command for the cluster.
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Verb {
     /// Run a server and an agent in one process, with an example job.
     Dev(roles::DevArgs),
     /// Run a server (the control plane), or manage the servers.
@@ -95,17 +96,15 @@ fn main() -> ExitCode {
             return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    if let Command::Executor { task_dir } = &cli.command {
+    if let Verb::Executor { task_dir } = &cli.command {
         // The shim's stderr is its own log file (`executor.log` in the task
         // directory); it never writes to the task's streams.
         tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
-        return drover_exec::run_executor(task_dir);
+        return drover_executor::run_executor(task_dir);
     }
-    let long_running = matches!(
-        cli.command,
-        Command::Dev(_) | Command::Server(roles::ServerCli { command: None, .. }) | Command::Agent(_)
-    );
-    if !long_running && !matches!(cli.command, Command::Bench(_)) {
+    let long_running =
+        matches!(cli.command, Verb::Dev(_) | Verb::Server(roles::ServerCli { command: None, .. }) | Verb::Agent(_));
+    if !long_running && !matches!(cli.command, Verb::Bench(_)) {
         die_quietly_on_closed_pipe();
     }
     init_logging(long_running);
@@ -118,28 +117,28 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            Command::Dev(args) => roles::dev(args).await,
-            Command::Server(roles::ServerCli { command: Some(command), .. }) => cli::server::run(command).await,
-            Command::Server(roles::ServerCli { command: None, run }) => roles::server(*run).await,
-            Command::Operator(command) => cli::server::run_operator(command).await,
-            Command::Var(command) => cli::var::run(command).await,
-            Command::Acl(command) => cli::acl::run(command).await,
-            Command::Audit(args) => cli::acl::audit(args).await,
-            Command::Logs(command) => cli::logs::run(command).await,
-            Command::Exec(args) => cli::exec::run(args).await,
-            Command::Plan(args) => cli::react::plan(args).await,
-            Command::Check(args) => cli::check::run(args).await,
-            Command::Apply(args) => cli::react::apply(args).await,
-            Command::Alert(command) => cli::react::run_alert(command).await,
-            Command::Hammer(command) => cli::react::run_hammer(command).await,
-            Command::Runbook(command) => cli::react::run_runbook(command).await,
-            Command::Agent(args) => roles::agent(args).await,
-            Command::Job(command) => cli::job::run(command).await,
-            Command::Alloc(command) => cli::alloc::run(command).await,
-            Command::Node(command) => cli::node::run(command).await,
-            Command::Eval(command) => cli::eval::run(command).await,
-            Command::Bench(command) => bench::run(command).await,
-            Command::Executor { .. } => Ok(ExitCode::SUCCESS),
+            Verb::Dev(args) => roles::dev(args).await,
+            Verb::Server(roles::ServerCli { command: Some(command), .. }) => cli::server::run(command).await,
+            Verb::Server(roles::ServerCli { command: None, run }) => roles::server(*run).await,
+            Verb::Operator(command) => cli::server::run_operator(command).await,
+            Verb::Var(command) => cli::var::run(command).await,
+            Verb::Acl(command) => cli::acl::run(command).await,
+            Verb::Audit(args) => cli::acl::audit(args).await,
+            Verb::Logs(command) => cli::logs::run(command).await,
+            Verb::Exec(args) => cli::exec::run(args).await,
+            Verb::Plan(args) => cli::react::plan(args).await,
+            Verb::Check(args) => cli::check::run(args).await,
+            Verb::Apply(args) => cli::react::apply(args).await,
+            Verb::Alert(command) => cli::react::run_alert(command).await,
+            Verb::Hammer(command) => cli::react::run_hammer(command).await,
+            Verb::Runbook(command) => cli::react::run_runbook(command).await,
+            Verb::Agent(args) => roles::agent(args).await,
+            Verb::Job(command) => cli::job::run(command).await,
+            Verb::Alloc(command) => cli::alloc::run(command).await,
+            Verb::Node(command) => cli::node::run(command).await,
+            Verb::Eval(command) => cli::eval::run(command).await,
+            Verb::Bench(command) => bench::run(command).await,
+            Verb::Executor { .. } => Ok(ExitCode::SUCCESS),
         }
     });
     match result {

@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 
 use drover_agent::{Agent, AgentConfig};
-use drover_exec::DriverConfig;
+use drover_executor::DriverConfig;
 use drover_server::{Bootstrap, HeartbeatConfig, Server, ServerConfig};
 use drover_types::{DurationSpec, NodeLabels};
 

@@ -34,10 +34,33 @@ pub(super) async fn apply(
     Ok(Json(app.server.apply_site(request, &caller.name).await?))
 }
 
-/// `GET /v1/alerts`.
-pub(super) async fn alerts(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<AlertsResponse>> {
+/// `?name=RULE` of `GET /v1/alerts`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct AlertsQuery {
+    name: Option<String>,
+}
+
+/// `GET /v1/alerts[?name=RULE]`: with `name` (the link in a notification),
+/// only the alerts of that rule and the received alerts of that
+/// `alertname`; silences are all listed either way.
+pub(super) async fn alerts(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(AlertsQuery { name }): ApiQuery<AlertsQuery>,
+) -> ApiResult<Json<AlertsResponse>> {
     caller.require(AclScope::Site, Capability::Read)?;
-    Ok(Json(app.server.alerts()))
+    let alerts = app.server.alerts();
+    Ok(Json(match name {
+        Some(name) => only_named(alerts, &name),
+        None => alerts,
+    }))
+}
+
+/// The alerts of rule `name` (and the received alerts named `name`).
+fn only_named(mut alerts: AlertsResponse, name: &str) -> AlertsResponse {
+    alerts.alerts.retain(|view| view.alert.rule == name);
+    alerts.received.retain(|received| received.labels.get("alertname").is_some_and(|alertname| alertname == name));
+    alerts
 }
 
 /// `?since=6h` of `GET /v1/alerts/top`.

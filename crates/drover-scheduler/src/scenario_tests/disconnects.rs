@@ -5,17 +5,17 @@
 
 use std::time::Duration;
 
+use drover_types::fixtures;
 use drover_types::{
     Affinity, AllocClientStatus, AllocDesiredStatus, AllocUpdate, Allocation, ConstraintOperator, DisconnectStrategy,
-    DurationSpec, EvalTrigger, GroupChanges, JobId, JobType, NodeStatus, ReconcileMode, Timestamp,
+    DurationSpec, EvalTrigger, GroupChanges, JobId, NodeStatus, ReconcileMode, Timestamp,
 };
 use rand::rngs::StdRng;
 
 use super::{
-    SMALL, alloc_by_index, assert_replan_is_noop, changes, cluster, live, node_id, register, rng, run, start,
-    system_job,
+    alloc_by_index, assert_replan_is_noop, changes, cluster, live, node_id, register, rng, run, start, system_job,
 };
-use crate::harness::{Cluster, simple_job};
+use crate::harness::Cluster;
 use crate::reasons;
 use crate::view::ClusterView;
 
@@ -31,7 +31,7 @@ fn at(seconds: u64) -> Timestamp {
 
 /// A service job `web` of `count` allocations whose group has `strategy`.
 fn disconnecting_job(count: u32, strategy: DisconnectStrategy) -> drover_types::Job {
-    let mut job = simple_job("web", JobType::Service, count, SMALL);
+    let mut job = fixtures::service_job("web", count);
     job.groups[0].disconnect = Some(strategy);
     job
 }
@@ -166,7 +166,9 @@ fn reconnected(reconcile: ReconcileMode, affinity_to_first_node: bool) -> Reconn
     let mut rng = rng();
     let mut job = disconnecting_job(1, waits(true, reconcile));
     if affinity_to_first_node {
-        cluster.node_mut(&node_id("n0")).expect("n0").meta.insert("rack".into(), "r1".into());
+        cluster.change_node(&node_id("n0"), start(), |node| {
+            node.meta.insert("rack".into(), "r1".into());
+        });
         job.groups[0].affinities.push(Affinity {
             attribute: "${meta.rack}".into(),
             operator: ConstraintOperator::Equal,

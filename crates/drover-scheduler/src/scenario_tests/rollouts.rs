@@ -5,16 +5,17 @@
 
 use std::time::Duration;
 
+use drover_types::fixtures;
 use drover_types::{
     AllocClientStatus, AllocDeploymentStatus, Deployment, DeploymentStatus, DurationSpec, EvalTrigger, GroupChanges,
-    Job, JobId, JobType, NodeStatus, UpdateStrategy,
+    Job, JobId, NodeStatus, UpdateStrategy,
 };
 
 use super::{
-    SMALL, alloc_by_index, assert_replan_is_noop, changes, cluster, compute_plan, live, live_indexes, register, rng,
-    run, start, stops_with, system_job,
+    alloc_by_index, assert_replan_is_noop, changes, cluster, compute_plan, live, live_indexes, register, rng, run,
+    start, stops_with, system_job,
 };
-use crate::harness::{Cluster, simple_job};
+use crate::harness::Cluster;
 use crate::reasons;
 use crate::view::ClusterView;
 use crate::{schedule, verify_plan};
@@ -22,7 +23,7 @@ use crate::{schedule, verify_plan};
 /// A service job `web` of one group `app` that rolls out `max_parallel`
 /// at a time, after `canary` canaries.
 fn rolling_job(count: u32, max_parallel: u32, canary: u32) -> Job {
-    let mut job = simple_job("web", JobType::Service, count, SMALL);
+    let mut job = fixtures::service_job("web", count);
     job.update = Some(UpdateStrategy { max_parallel, canary, ..UpdateStrategy::default() });
     job
 }
@@ -136,7 +137,7 @@ fn stopping_a_job_cancels_its_deployment() {
     let id = register(&mut cluster, rolling_job(3, 1, 0));
     run(&mut cluster, &id, start(), &mut rng);
     let running = latest_deployment(&cluster, &id);
-    cluster.stop_job(&id);
+    cluster.stop_job(&id, start());
     let plan = run(&mut cluster, &id, start(), &mut rng);
     assert_eq!(plan.stop.len(), 3);
     assert_eq!(plan.deployment_updates.len(), 1);
@@ -160,7 +161,7 @@ fn purging_a_job_cancels_its_deployment() {
     let mut rng = rng();
     let id = register(&mut cluster, rolling_job(2, 1, 0));
     run(&mut cluster, &id, start(), &mut rng);
-    cluster.purge_job(&id);
+    cluster.purge_job(&id, start());
     let eval = cluster.evaluation(&id, EvalTrigger::JobDeregister, start(), &mut rng);
     let plan = schedule(&cluster, None, &eval, start(), &mut rng);
     assert_eq!(plan.deployment_updates.len(), 1);
@@ -303,6 +304,46 @@ fn promoted_canaries_replace_old_allocations_and_the_rollout_continues_max_paral
     assert_replan_is_noop(&cluster, &id, start(), &mut rng);
     assert_eq!(live_indexes(&cluster, &id), [0, 1, 2, 3]);
     assert!(live(&cluster, &id).iter().all(|alloc| alloc.job_version == 1));
+}
+
+/// Issue 13: the harness used to commit plans with its own copy of the
+/// commit, which dropped these counters; it now commits through the state
+/// machine, which keeps them as a real server does.
+#[test]
+fn a_deployment_counts_its_placements_canaries_and_health_verdicts() {
+    let mut cluster = cluster(4);
+    let mut rng = rng();
+    let id = register(&mut cluster, rolling_job(3, 3, 0));
+    let first = run(&mut cluster, &id, start(), &mut rng);
+    let deployment_id = first.deployment.expect("a deployment").id;
+    let counters = |cluster: &Cluster| {
+        let deployment = latest_deployment(cluster, &id);
+        assert_eq!(deployment.id, deployment_id);
+        let group = deployment.groups.get("app").cloned().expect("the group");
+        (group.placed_allocs, group.placed_canaries.len(), group.healthy_allocs, group.unhealthy_allocs)
+    };
+    assert_eq!(counters(&cluster), (3, 0, 0, 0));
+    cluster.simulate_agents(start(), false);
+    let placed = live(&cluster, &id);
+    cluster.set_healthy(&placed[0].id, true, start());
+    cluster.set_healthy(&placed[1].id, true, start());
+    cluster.set_healthy(&placed[2].id, false, start());
+    assert_eq!(counters(&cluster), (3, 0, 2, 1));
+    // An agent's first verdict counts; a repeated report does not.
+    cluster.set_healthy(&placed[0].id, true, start());
+    assert_eq!(counters(&cluster), (3, 0, 2, 1));
+
+    // A canary of the next version joins its own deployment's counters.
+    let mut canaried = cluster.job(&id).cloned().expect("the job");
+    canaried.update = Some(UpdateStrategy { max_parallel: 1, canary: 1, ..UpdateStrategy::default() });
+    canaried.groups[0].tasks[0].env.insert("RELEASE".into(), "2".into());
+    cluster.register_job(canaried, start());
+    let canary_plan = run(&mut cluster, &id, start(), &mut rng);
+    let canary_deployment = canary_plan.deployment.expect("the new version's deployment");
+    let group = latest_deployment(&cluster, &id).groups.get("app").cloned().expect("the group");
+    assert_eq!(latest_deployment(&cluster, &id).id, canary_deployment.id);
+    assert_eq!((group.placed_allocs, group.placed_canaries.len()), (1, 1));
+    assert!(canary_plan.place.iter().all(is_canary));
 }
 
 #[test]

@@ -4,9 +4,10 @@
 //! hammer's notifiers (with its runbook), and its outcome and output are
 //! proposed to Raft for the history.
 
-use std::process::Stdio;
 use std::time::Duration;
 
+use drover_collect::Error as RunError;
+use drover_collect::process::BoundedCommand;
 use drover_proto::api::{ExecEvent, ExecRequest, ExecStatus};
 use drover_react::alerting::NotificationKind;
 use drover_react::hammer::{RUN_OUTPUT_MAX, RunReport};
@@ -16,8 +17,8 @@ use drover_state::react::{ReactOp, truncate_output};
 use drover_state::{Command, State};
 use drover_types::{AllocDesiredStatus, EvalTrigger, Evaluation, Node, PlanStop, Timestamp};
 
+use crate::controls::DrainRequest;
 use crate::ids::new_eval_id;
-use crate::operations::DrainRequest;
 use crate::server::Server;
 
 /// Performs a started run and records its outcome.
@@ -244,25 +245,31 @@ fn node_placeholder(node: &Node, name: &str) -> Option<String> {
     node.resolve(target)
 }
 
-/// Runs `sh -c command` on this server, killed at `timeout`.
+/// Bytes kept of each stream of a command run on this server: one more than
+/// a run's output keeps, so a stream cut here is still longer than
+/// [`RUN_OUTPUT_MAX`] and [`truncate_output`] marks it as cut.
+const SHELL_OUTPUT_CAP: usize = RUN_OUTPUT_MAX + 1;
+
+/// Runs `sh -c command` on this server through the bounded runner: in its
+/// own process group, killed whole at `timeout`, each stream capped.
 pub(crate) async fn shell(command: &str, timeout: Duration) -> Result<String, String> {
-    let child = tokio::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|error| format!("cannot run /bin/sh: {error}"))?;
-    let output = tokio::time::timeout(timeout, child.wait_with_output())
-        .await
-        .map_err(|_| format!("killed after {}s", timeout.as_secs()))?
-        .map_err(|error| format!("cannot read the command's output: {error}"))?;
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    let mut sh = BoundedCommand::new("/bin/sh", timeout, SHELL_OUTPUT_CAP);
+    sh.arg("-c").arg(command);
+    let finished = sh.run().await.map_err(|error| match error {
+        RunError::Spawn { source, .. } => format!("cannot run /bin/sh: {source}"),
+        other => other.to_string(),
+    })?;
+    if finished.timed_out {
+        return Err(format!("killed after {}s", timeout.as_secs()));
+    }
+    let mut text = String::from_utf8_lossy(&finished.stdout.bytes).into_owned();
+    text.push_str(&String::from_utf8_lossy(&finished.stderr.bytes));
     truncate_output(&mut text);
-    if output.status.success() { Ok(text) } else { Err(format!("{}\n{text}", output.status)) }
+    match finished.status {
+        Some(status) if status.success() => Ok(text),
+        Some(status) => Err(format!("{status}\n{text}")),
+        None => Err(format!("ended without an exit status\n{text}")),
+    }
 }
 
 async fn exec_on(server: &Server, node: &Node, command: &str, timeout: Duration) -> Result<String, String> {
@@ -316,4 +323,53 @@ async fn webhook(run: &Run, url: &str) -> Result<String, String> {
     let mut text = response.text().await.unwrap_or_default();
     truncate_output(&mut text);
     if status.is_success() { Ok(format!("{status}\n{text}")) } else { Err(format!("POST {url}: {status}\n{text}")) }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// Whether `pid` is gone (or a zombie waiting for init), within 5 s.
+    async fn process_ends(pid: u32) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < deadline {
+            match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                Err(_) => return true,
+                Ok(stat) if stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')) => {
+                    return true;
+                }
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        false
+    }
+
+    #[tokio::test]
+    async fn a_timed_out_server_command_leaves_no_child_running() {
+        // What hammer `command { on = "server" }`, provider reboot/rebuild
+        // and console polls run.
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child.pid");
+        let command = format!("sleep 300 & echo $! > {}; sleep 300", pid_file.display());
+        let started = std::time::Instant::now();
+        let error = shell(&command, Duration::from_secs(1)).await.unwrap_err();
+        assert_eq!(error, "killed after 1s");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        let pid: u32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+        assert!(process_ends(pid).await, "the command's child {pid} still runs");
+    }
+
+    #[tokio::test]
+    async fn a_server_commands_output_is_capped_and_marked() {
+        let output = shell("yes | head -c 10485760", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(output.len(), RUN_OUTPUT_MAX);
+        assert!(output.starts_with("y\ny\n") && output.ends_with("\n[output truncated]"), "{}", &output[16_000..]);
+
+        let output = shell("echo out; echo err >&2", Duration::from_secs(60)).await.unwrap();
+        assert_eq!(output, "out\nerr\n");
+        let error = shell("echo failing; exit 3", Duration::from_secs(60)).await.unwrap_err();
+        assert_eq!(error, "exit status: 3\nfailing\n");
+    }
 }

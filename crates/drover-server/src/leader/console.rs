@@ -12,6 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use drover_collect::console::{CommandPoller, CommandPollerConfig};
 use drover_proto::api::{LogPage, LogQuery};
 use drover_react::{ProviderOperation, Site};
 use drover_types::LogRecord;
@@ -48,6 +49,12 @@ async fn poll(
     timeout: Duration,
     token: CancellationToken,
 ) {
+    // The same bounded poll as an agent's console source: the newest
+    // lines of the output are kept, however long it is.
+    let mut config = CommandPollerConfig::new(&node.name, "/bin/sh", vec!["-c".to_owned(), command], interval);
+    config.timeout = timeout;
+    config.max_lines = WINDOW;
+    let console = CommandPoller::new(config);
     let mut previous = indexed_console(&server, &node.name).await;
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -58,16 +65,13 @@ async fn poll(
             () = token.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let output = match super::actions::shell(&command, timeout).await {
-            Ok(output) => output,
+        let current = match console.poll().await {
+            Ok(lines) => lines,
             Err(error) => {
                 tracing::debug!(node = %node.name, %error, "console poll failed");
                 continue;
             }
         };
-        let mut current: Vec<String> = output.lines().map(str::to_owned).collect();
-        let extra = current.len().saturating_sub(WINDOW);
-        current.drain(..extra);
         let fresh = drover_collect::console::new_lines(&previous, &current);
         if !fresh.is_empty() {
             let received = now_nanos();

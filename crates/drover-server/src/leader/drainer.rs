@@ -19,18 +19,13 @@ use drover_types::{
     JobType, Node, NodeChange, PlanStop, Timestamp,
 };
 
+use super::{Wakes, on_change_or_tick};
 use crate::ids::new_eval_id;
 use crate::server::Server;
 
 pub(super) async fn run(server: Server, token: CancellationToken) {
-    let mut states = server.watch_state();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            () = token.cancelled() => return,
-            changed = states.changed() => if changed.is_err() { return },
-            _ = tick.tick() => {}
-        }
+    let wakes = Wakes::every(Duration::from_secs(1)).and_on_change(&server);
+    on_change_or_tick(token, wakes, async move |_| {
         let state = server.state();
         let now = Timestamp::now();
         let draining: Vec<_> = state.draining_nodes().cloned().collect();
@@ -41,7 +36,8 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
                 }
             }
         }
-    }
+    })
+    .await;
 }
 
 /// Whether an allocation still occupies its node.
@@ -50,7 +46,7 @@ fn is_live(alloc: &Allocation) -> bool {
 }
 
 /// The commands that move one draining node forward.
-pub(crate) fn drain_step(state: &State, node: &Node, now: Timestamp) -> Vec<Command> {
+pub(super) fn drain_step(state: &State, node: &Node, now: Timestamp) -> Vec<Command> {
     let Some(strategy) = node.drain.as_ref() else { return Vec::new() };
     let job_type = |alloc: &Allocation| state.job(&alloc.job_id).map_or(JobType::Service, |job| job.job_type);
     let live: Vec<&Allocation> =
@@ -159,4 +155,152 @@ fn replacements_starting(state: &State, node_id: &drover_types::NodeId, job_id: 
         .filter_map(|alloc| alloc.next_alloc.as_ref().and_then(|next| state.alloc(next)))
         .filter(|replacement| replacement.client_status == AllocClientStatus::Pending)
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use drover_types::NodeId;
+
+    use crate::leader::test_support::{Cluster, alloc, at, group, job};
+
+    /// `web` (three allocations, two migrated at a time) and the system
+    /// job `agent` on node `old`; `new` has room for replacements.
+    fn cluster_with_a_node_to_drain() -> (Cluster, NodeId) {
+        let mut cluster = Cluster::new();
+        let old = cluster.node("old");
+        cluster.node("new");
+        cluster.register(job("web", JobType::Service, vec![group("web", 3, 2)]));
+        cluster.register(job("agent", JobType::System, vec![group("agent", 1, 1)]));
+        cluster.place((1..=3).map(|index| alloc(&format!("web-{index}"), "web", "web", &old)).collect(), None);
+        cluster.place(vec![alloc("agent-1", "agent", "agent", &old)], None);
+        (cluster, old)
+    }
+
+    fn step(cluster: &Cluster, node_id: &NodeId, now: Timestamp) -> Vec<Command> {
+        let node: Arc<Node> = Arc::clone(cluster.state.node(node_id).expect("the node exists"));
+        drain_step(&cluster.state, &node, now)
+    }
+
+    /// The allocations a step flags for migration, and the jobs it evaluates.
+    fn flagged(commands: &[Command]) -> (Vec<&str>, Vec<&str>) {
+        match commands {
+            [Command::UpdateAllocDesiredTransitions { transitions, evals, .. }] => {
+                assert!(transitions.iter().all(|(_, transition)| transition.migrate));
+                assert!(evals.iter().all(|eval| eval.triggered_by == EvalTrigger::NodeDrain));
+                (
+                    transitions.iter().map(|(id, _)| id.as_str()).collect(),
+                    evals.iter().map(|eval| eval.job_id.as_str()).collect(),
+                )
+            }
+            other => panic!("expected one batch of migrations, got {other:?}"),
+        }
+    }
+
+    fn is_completion(commands: &[Command]) -> bool {
+        matches!(commands, [Command::UpdateNodeDrain { drain: None, mark_eligible: false, audit, .. }] if audit[0].to == "complete")
+    }
+
+    #[test]
+    fn a_drain_moves_max_parallel_allocations_of_a_group_at_a_time() {
+        let (mut cluster, old) = cluster_with_a_node_to_drain();
+        cluster.drain(&old, None, false);
+        let first = step(&cluster, &old, at(10));
+        assert_eq!(flagged(&first), (vec!["web-1", "web-2"], vec!["web"]));
+        let Command::UpdateAllocDesiredTransitions { evals, .. } = &first[0] else { unreachable!() };
+        assert_eq!(evals[0].node_id.as_ref(), Some(&old));
+        cluster.apply(&first[0]);
+        assert_eq!(step(&cluster, &old, at(11)), [], "two in flight: wait");
+
+        // The scheduler replaces web-1: the original stops, the replacement
+        // starts. Until it runs, it still counts against max_parallel.
+        let new = NodeId::new("new");
+        let mut replacement = alloc("web-1b", "web", "web", &new);
+        replacement.previous_alloc = Some(AllocId::new("web-1"));
+        replacement.client_status = AllocClientStatus::Pending;
+        cluster.place(vec![replacement], None);
+        cluster.report("web-1", AllocClientStatus::Complete, None);
+        assert_eq!(step(&cluster, &old, at(12)), [], "a replacement still starting is in flight");
+
+        cluster.report("web-1b", AllocClientStatus::Running, None);
+        assert_eq!(flagged(&step(&cluster, &old, at(13))), (vec!["web-3"], vec!["web"]));
+    }
+
+    #[test]
+    fn system_jobs_leave_last_and_the_drain_completes_when_everything_stopped() {
+        let (mut cluster, old) = cluster_with_a_node_to_drain();
+        cluster.drain(&old, None, false);
+        cluster.apply(&step(&cluster, &old, at(10))[0]);
+        cluster.report("web-1", AllocClientStatus::Complete, None);
+        cluster.report("web-2", AllocClientStatus::Complete, None);
+        let next = step(&cluster, &old, at(11));
+        assert_eq!(flagged(&next), (vec!["web-3"], vec!["web"]), "the system allocation waits");
+        cluster.apply(&next[0]);
+
+        cluster.report("web-3", AllocClientStatus::Failed, None);
+        let next = step(&cluster, &old, at(12));
+        assert_eq!(flagged(&next), (vec!["agent-1"], vec!["agent"]), "only system allocations are left");
+        cluster.apply(&next[0]);
+        assert!(!is_completion(&step(&cluster, &old, at(13))), "the system allocation still runs");
+
+        cluster.report("agent-1", AllocClientStatus::Complete, None);
+        assert!(is_completion(&step(&cluster, &old, at(14))));
+    }
+
+    #[test]
+    fn ignore_system_jobs_completes_the_drain_with_system_allocations_running() {
+        let (mut cluster, old) = cluster_with_a_node_to_drain();
+        cluster.drain(&old, None, true);
+        assert_eq!(flagged(&step(&cluster, &old, at(10))).0, ["web-1", "web-2"]);
+        for id in ["web-1", "web-2", "web-3"] {
+            cluster.report(id, AllocClientStatus::Complete, None);
+        }
+        assert!(is_completion(&step(&cluster, &old, at(11))));
+        assert_eq!(cluster.alloc("agent-1").client_status, AllocClientStatus::Running);
+    }
+
+    #[test]
+    fn at_the_deadline_everything_left_is_stopped_at_once() {
+        let (mut cluster, old) = cluster_with_a_node_to_drain();
+        cluster.drain(&old, Some(at(60)), false);
+        assert_eq!(flagged(&step(&cluster, &old, at(59))).0, ["web-1", "web-2"], "before the deadline: in batches");
+
+        let stops = step(&cluster, &old, at(60));
+        let [Command::StopAllocs { stops, evals, .. }] = stops.as_slice() else {
+            panic!("expected stops, got {stops:?}")
+        };
+        let stopped: Vec<&str> = stops.iter().map(|stop| stop.alloc_id.as_str()).collect();
+        assert_eq!(stopped, ["web-1", "web-2", "web-3", "agent-1"]);
+        assert!(stops.iter().all(|stop| stop.desired_status == AllocDesiredStatus::Evict));
+        let mut jobs: Vec<&str> = evals.iter().map(|eval| eval.job_id.as_str()).collect();
+        jobs.sort_unstable();
+        assert_eq!(jobs, ["agent", "web"], "one evaluation per job places the replacements");
+
+        // Once stopped, nothing is stopped twice, and the drain completes
+        // when the agents report the allocations gone.
+        cluster.apply(&Command::StopAllocs { stops: stops.clone(), evals: Vec::new(), now: at(60) });
+        assert_eq!(step(&cluster, &old, at(61)), []);
+        for id in ["web-1", "web-2", "web-3", "agent-1"] {
+            cluster.report(id, AllocClientStatus::Complete, None);
+        }
+        assert!(is_completion(&step(&cluster, &old, at(62))));
+    }
+
+    #[test]
+    fn at_the_deadline_ignore_system_jobs_still_spares_system_allocations() {
+        let (mut cluster, old) = cluster_with_a_node_to_drain();
+        cluster.drain(&old, Some(at(60)), true);
+        let stops = step(&cluster, &old, at(61));
+        let [Command::StopAllocs { stops, .. }] = stops.as_slice() else { panic!("expected stops, got {stops:?}") };
+        let stopped: Vec<&str> = stops.iter().map(|stop| stop.alloc_id.as_str()).collect();
+        assert_eq!(stopped, ["web-1", "web-2", "web-3"]);
+    }
+
+    #[test]
+    fn a_node_that_is_not_draining_gets_nothing() {
+        let (cluster, old) = cluster_with_a_node_to_drain();
+        assert_eq!(step(&cluster, &old, at(10)), []);
+    }
 }

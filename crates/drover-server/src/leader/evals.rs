@@ -235,7 +235,22 @@ fn has_releasable(state: &State) -> bool {
 
 /// Returns blocked evaluations to the queue after capacity changed.
 async fn release_blocked(server: &Server, state: &State, now: Timestamp) {
-    let released: Vec<Evaluation> = state
+    let released = released_evals(state, now);
+    if released.is_empty() {
+        return;
+    }
+    let ids: Vec<EvalId> = released.iter().map(|eval| eval.id.clone()).collect();
+    tracing::debug!(num_evals = ids.len(), "releasing blocked evaluations");
+    if let Err(error) = server.propose(Command::UpsertEvals { evals: released }).await {
+        tracing::warn!(%error, "could not release blocked evaluations");
+    }
+}
+
+/// The blocked evaluations whose wait is over, pending again: those
+/// blocked before capacity last changed (any change to a node, or an
+/// allocation that stopped holding resources).
+fn released_evals(state: &State, now: Timestamp) -> Vec<Evaluation> {
+    state
         .open_evals()
         .filter(|eval| is_releasable(state, eval))
         .map(|eval| {
@@ -245,13 +260,66 @@ async fn release_blocked(server: &Server, state: &State, now: Timestamp) {
             released.modify_time = now;
             released
         })
-        .collect();
-    if released.is_empty() {
-        return;
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use drover_types::{AllocClientStatus, JobType};
+
+    use super::*;
+    use crate::leader::test_support::{Cluster, alloc, at, evaluation, group, job};
+
+    /// A cluster with the job `web` running on `n1` and a blocked
+    /// evaluation of `web` that saw the capacity as it is now.
+    fn blocked_for_capacity() -> Cluster {
+        let mut cluster = Cluster::new();
+        let node = cluster.node("n1");
+        cluster.register(job("web", JobType::Service, vec![group("web", 2, 1)]));
+        cluster.place(vec![alloc("web-1", "web", "web", &node)], None);
+        let mut blocked = evaluation("blocked", "web", EvalStatus::Blocked);
+        blocked.blocked_at_capacity = cluster.state.capacity_index();
+        cluster.apply(&Command::UpsertEvals { evals: vec![blocked, evaluation("queued", "web", EvalStatus::Pending)] });
+        cluster
     }
-    let ids: Vec<EvalId> = released.iter().map(|eval| eval.id.clone()).collect();
-    tracing::debug!(num_evals = ids.len(), "releasing blocked evaluations");
-    if let Err(error) = server.propose(Command::UpsertEvals { evals: released }).await {
-        tracing::warn!(%error, "could not release blocked evaluations");
+
+    fn released_ids(cluster: &Cluster) -> Vec<String> {
+        released_evals(&cluster.state, at(100)).iter().map(|eval| eval.id.to_string()).collect()
+    }
+
+    #[test]
+    fn a_blocked_evaluation_waits_while_capacity_stays_the_same() {
+        let mut cluster = blocked_for_capacity();
+        assert!(released_ids(&cluster).is_empty());
+        // A change that frees nothing (a new evaluation) is no reason.
+        cluster.apply(&Command::UpsertEvals { evals: vec![evaluation("other", "web", EvalStatus::Pending)] });
+        assert!(released_ids(&cluster).is_empty());
+        assert!(!has_releasable(&cluster.state));
+    }
+
+    #[test]
+    fn a_new_node_releases_the_blocked_evaluation() {
+        let mut cluster = blocked_for_capacity();
+        cluster.node("n2");
+        assert!(has_releasable(&cluster.state));
+        let released = released_evals(&cluster.state, at(100));
+        assert_eq!(released.len(), 1, "only the blocked one: {released:?}");
+        assert_eq!(released[0].id.as_str(), "blocked");
+        assert_eq!(released[0].status, EvalStatus::Pending);
+        assert_eq!(released[0].status_description, "capacity changed; retrying placement");
+        assert_eq!(released[0].modify_time, at(100));
+
+        // Once pending again, it is the broker's, not released twice.
+        cluster.apply(&Command::UpsertEvals { evals: released });
+        assert!(released_ids(&cluster).is_empty());
+    }
+
+    #[test]
+    fn an_allocation_that_stops_holding_resources_releases_the_blocked_evaluation() {
+        let mut cluster = blocked_for_capacity();
+        cluster.report("web-1", AllocClientStatus::Running, None);
+        assert!(released_ids(&cluster).is_empty(), "a running allocation still holds its resources");
+        cluster.report("web-1", AllocClientStatus::Failed, None);
+        assert_eq!(released_ids(&cluster), ["blocked"]);
     }
 }

@@ -28,16 +28,18 @@ use std::time::{Duration, Instant};
 
 use drover_proto::api::{LogCountBy, LogQuery};
 use drover_react::alerting::{AlertId, Observation, Transition};
+use drover_react::conditions::{self, AllocFacts, NodeFacts};
 use drover_react::hammer::RunReport;
 use drover_react::hammer::{Decision, RunId, RunState, TriggerEvent, TriggerNode};
 use drover_react::matcher::all_match;
-use drover_react::{AllocCheck, Condition, GroupBy, HammerTrigger, Labels, NodeCondition, NodeEvent};
+use drover_react::{Condition, GroupBy, HammerTrigger, Labels, NodeEvent};
 use drover_state::State;
 use drover_state::react::ReactOp;
-use drover_types::{AllocClientStatus, AllocDesiredStatus, NodeStatus, TaskEventKind, Timestamp};
+use drover_types::{Allocation, NodeStatus, TaskEventKind, Timestamp};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::{Wake, Wakes, on_change_or_tick};
 use crate::server::Server;
 
 /// How often rules are evaluated when nothing changes.
@@ -46,7 +48,7 @@ const TICK: Duration = Duration::from_millis(500);
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 pub(super) async fn run(server: Server, token: CancellationToken) {
-    let (triggers, mut triggered) = mpsc::channel(1024);
+    let (triggers, triggered) = mpsc::channel(1024);
     let mut reactor = Reactor {
         server: server.clone(),
         token: token.clone(),
@@ -59,20 +61,13 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
         last_prune: Instant::now(),
     };
     reactor.close_interrupted_runs().await;
-    let mut states = server.watch_state();
-    let mut tick = tokio::time::interval(TICK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            () = token.cancelled() => return,
-            _ = tick.tick() => reactor.step(Queries::Run).await,
-            changed = states.changed() => {
-                if changed.is_err() { return }
-                reactor.step(Queries::Skip).await;
-            }
-            Some(event) = triggered.recv() => reactor.trigger(event).await,
-        }
-    }
+    let wakes = Wakes::every(TICK).and_on_change(&server).and_on_events(triggered);
+    on_change_or_tick(token, wakes, async move |wake| match wake {
+        Wake::Tick => reactor.step(Queries::Run).await,
+        Wake::Changed => reactor.step(Queries::Skip).await,
+        Wake::Event(event) => reactor.trigger(event).await,
+    })
+    .await;
 }
 
 /// Whether a step evaluates the rules that query every server (log counts,
@@ -232,69 +227,20 @@ impl Reactor {
         now: Timestamp,
         usage: &mut Option<Vec<(drover_types::NodeId, drover_metrics::NodeSample)>>,
     ) -> crate::Result<Vec<Observation>> {
-        let node_labels = |name: &str| Labels::from([("node".to_owned(), name.to_owned())]);
         let observations = match condition {
-            Condition::Node(check) => state
-                .nodes()
-                .filter_map(|node| {
-                    let value = match check {
-                        NodeCondition::Status(status) => {
-                            let matches = node.status.as_str() == status
-                                || (status == "draining" && node.drain.is_some())
-                                || (status == "ineligible"
-                                    && node.eligibility == drover_types::NodeEligibility::Ineligible);
-                            matches.then_some(None)?
-                        }
-                        NodeCondition::HeartbeatAge(limit) => {
-                            let last = self.server.last_heartbeat(&node.id)?;
-                            let age = now.since(last);
-                            (age > limit.get()).then_some(Some(age.as_secs_f64()))?
-                        }
-                        NodeCondition::DrainStuck(limit) => {
-                            let drain = node.drain.as_ref()?;
-                            let age = now.since(drain.started_at);
-                            (age > limit.get()).then_some(Some(age.as_secs_f64()))?
-                        }
-                    };
-                    Some(Observation { labels: node_labels(&node.name), value })
-                })
-                .collect(),
+            Condition::Node(check) => {
+                let nodes = state.nodes().map(|node| NodeFacts {
+                    name: &node.name,
+                    status: node.status,
+                    eligibility: node.eligibility,
+                    drain_started_at: node.drain.as_ref().map(|drain| drain.started_at),
+                    last_heartbeat: self.server.last_heartbeat(&node.id),
+                });
+                conditions::node_observations(check, nodes, now)
+            }
             Condition::Alloc(condition) => {
-                let mut found = Vec::new();
-                for alloc in state.allocs() {
-                    if condition.job.as_ref().is_some_and(|job| job != alloc.job_id.as_str()) {
-                        continue;
-                    }
-                    let value = match &condition.check {
-                        AllocCheck::Status(status) => (alloc.client_status.as_str() == status
-                            && alloc.desired_status == AllocDesiredStatus::Run
-                            || alloc.client_status == AllocClientStatus::Failed && status == "failed")
-                            .then_some(None),
-                        AllocCheck::Restarts { count, within } => {
-                            let since = now.minus(within.get());
-                            let restarts = alloc
-                                .task_states
-                                .values()
-                                .flat_map(|task| task.events.iter())
-                                .filter(|event| event.kind == TaskEventKind::Restarting && event.time > since)
-                                .count();
-                            (restarts >= *count as usize).then_some(Some(restarts as f64))
-                        }
-                        AllocCheck::Check(status) => {
-                            alloc.checks.iter().any(|check| check_state(check.status) == status).then_some(None)
-                        }
-                    };
-                    let Some(value) = value else { continue };
-                    let node = state.node(&alloc.node_id).map(|node| node.name.clone()).unwrap_or_default();
-                    let labels = Labels::from([
-                        ("job".to_owned(), alloc.job_id.to_string()),
-                        ("group".to_owned(), alloc.group.clone()),
-                        ("alloc".to_owned(), alloc.id.to_string()),
-                        ("node".to_owned(), node),
-                    ]);
-                    found.push(Observation { labels, value });
-                }
-                found
+                let allocs = state.allocs().map(|alloc| alloc_facts(state, alloc));
+                conditions::alloc_observations(condition, allocs, now)
             }
             Condition::Log(condition) => {
                 let query = LogQuery {
@@ -538,13 +484,23 @@ fn event_for(state: &State, hammer: &str, labels: &Labels, reason: String) -> Tr
     }
 }
 
-/// A health check's state by the names alert rules use.
-fn check_state(health: drover_types::CheckHealth) -> &'static str {
-    match health {
-        drover_types::CheckHealth::Pending => "pending",
-        drover_types::CheckHealth::Passing => "passing",
-        drover_types::CheckHealth::Warning => "warning",
-        drover_types::CheckHealth::Critical => "failing",
+/// An allocation as the alert conditions see it.
+fn alloc_facts<'a>(state: &'a State, alloc: &'a Allocation) -> AllocFacts<'a> {
+    AllocFacts {
+        id: alloc.id.as_str(),
+        job: alloc.job_id.as_str(),
+        group: &alloc.group,
+        node: state.node(&alloc.node_id).map_or("", |node| node.name.as_str()),
+        client_status: alloc.client_status,
+        desired_status: alloc.desired_status,
+        restarts: alloc
+            .task_states
+            .values()
+            .flat_map(|task| task.events.iter())
+            .filter(|event| event.kind == TaskEventKind::Restarting)
+            .map(|event| event.time)
+            .collect(),
+        checks: &alloc.checks,
     }
 }
 

@@ -93,7 +93,7 @@ alert "check-failing" {
 alert "oom" {
   when {
     log {
-      source   = "journald"
+      source   = "journal"
       match    = "Out of memory"
       at_least = 3
       within   = "10m"

@@ -57,7 +57,7 @@ pub(crate) async fn enrol_one(address: &str, ca_sha256: &str, secret: &str, name
         .tls_backend_preconfigured(pinned)
         .build()?;
     let request = EnrollRequest { secret: secret.to_owned(), name: name.to_owned(), hostgroup: None, csr };
-    let url = format!("https://{address}/v1/agent/enroll");
+    let url = format!("https://{address}{}", drover_proto::paths::AGENT_ENROLL);
     let mut retries = 0u32;
     let answer = loop {
         match http.post(&url).json(&request).send().await {

@@ -207,7 +207,7 @@ impl Fleet {
         if let Some((_, agent)) = self.agents.iter_mut().find(|(existing, _)| existing == name) {
             agent.kill();
         }
-        drover_exec::kill_processes_under(&self.agent_dir(name));
+        drover_executor::kill_processes_under(&self.agent_dir(name));
     }
 }
 
@@ -217,7 +217,7 @@ impl Drop for Fleet {
             agent.kill();
         }
         self.server.kill();
-        drover_exec::kill_processes_under(self.dir.path());
+        drover_executor::kill_processes_under(self.dir.path());
     }
 }
 

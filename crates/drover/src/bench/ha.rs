@@ -275,7 +275,7 @@ impl Target {
     async fn write(&self, http: &reqwest::Client, key: &str, payload: &str) -> bool {
         let response = match self {
             Target::Drover { base } => {
-                http.put(format!("{base}/v1/var/{key}"))
+                http.put(format!("{base}{}", drover_proto::paths::fill(drover_proto::paths::VARIABLE, &[key])))
                     .json(&serde_json::json!({ "items": { "v": payload } }))
                     .send()
                     .await

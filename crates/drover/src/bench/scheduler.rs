@@ -2,22 +2,26 @@
 //!
 //! Registers service jobs of 1,000 allocations each (with a kernel
 //! constraint and a host-group glob that about 69 % of the synthetic nodes
-//! satisfy) one after the other on a synthetic cluster, schedules each,
-//! verifies the plan and commits it through the scheduler's harness, until
-//! the cluster holds the target number of allocations. Only `schedule`
-//! counts towards placements per second; verification and commit are
-//! reported separately.
+//! satisfy) one after the other on a synthetic cluster held in the Raft
+//! state machine's in-memory `State` (no log, no disk), schedules each
+//! against the view the leader uses, verifies the plan and commits it with
+//! the state machine's `ApplyPlan`, until the cluster holds the target
+//! number of allocations. Only `schedule` counts towards placements per
+//! second; verification and commit are reported separately.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use serde::Serialize;
 
-use drover_scheduler::harness::{Cluster, synthetic_service_job};
-use drover_scheduler::{ClusterView, schedule, verify_plan};
-use drover_types::{EvalTrigger, Timestamp};
+use drover_scheduler::harness::{registration, synthetic_node, synthetic_service_job};
+use drover_scheduler::{random_uuid, schedule, verify_plan};
+use drover_server::StateView;
+use drover_state::{Command, State};
+use drover_types::{EvalId, EvalStatus, EvalTrigger, Evaluation, Timestamp};
 
 /// Allocations per job.
 const ALLOCS_PER_JOB: u32 = 1_000;
@@ -40,8 +44,12 @@ pub(crate) fn run(num_nodes: usize, num_allocs: usize, json: bool) -> anyhow::Re
     anyhow::ensure!(num_nodes > 0, "--nodes must be at least 1");
     anyhow::ensure!(num_allocs >= ALLOCS_PER_JOB as usize, "--allocs must be at least {ALLOCS_PER_JOB}");
     let mut rng = SmallRng::seed_from_u64(20_240_601);
-    let mut cluster = Cluster::synthetic(num_nodes, &mut rng);
     let now = Timestamp::from_millis(1_700_000_000_000);
+    let mut state = State::new();
+    for number in 0..num_nodes {
+        let registration = registration(&synthetic_node(number, &mut rng));
+        propose(&mut state, Command::RegisterNode { registration, evals: Vec::new(), now })?;
+    }
     let num_jobs = num_allocs / ALLOCS_PER_JOB as usize;
     let num_tail_jobs = (num_jobs / 10).max(1);
     let (mut schedule_time, mut tail_schedule_time) = (Duration::ZERO, Duration::ZERO);
@@ -50,11 +58,14 @@ pub(crate) fn run(num_nodes: usize, num_allocs: usize, json: bool) -> anyhow::Re
     for job_number in 0..num_jobs {
         let job = synthetic_service_job(&format!("bench-{job_number:05}"), ALLOCS_PER_JOB, true);
         let job_id = job.id.clone();
-        cluster.register_job(job, now);
-        let eval = cluster.evaluation(&job_id, EvalTrigger::JobRegister, now, &mut rng);
+        let eval_id = EvalId::new(random_uuid(&mut rng));
+        let eval = Evaluation::new(eval_id.clone(), job_id.clone(), job.priority, EvalTrigger::JobRegister, now);
+        propose(&mut state, Command::RegisterJob { job, eval, now })?;
+        // The evaluation as the broker hands it out: stored, with the job's index.
+        let eval = state.eval(&eval_id).map(|stored| Evaluation::clone(stored)).context("the evaluation is stored")?;
 
         let started = Instant::now();
-        let plan = schedule(&cluster, cluster.job(&job_id), &eval, now, &mut rng);
+        let plan = schedule(&StateView::new(&state), state.job(&job_id).map(|job| job.as_ref()), &eval, now, &mut rng);
         let elapsed = started.elapsed();
         schedule_time += elapsed;
         num_placed += plan.place.len();
@@ -65,11 +76,15 @@ pub(crate) fn run(num_nodes: usize, num_allocs: usize, json: bool) -> anyhow::Re
         }
 
         let started = Instant::now();
-        let verified = verify_plan(&cluster, &plan);
+        let verified = verify_plan(&StateView::new(&state), &plan);
         verify_time += started.elapsed();
         anyhow::ensure!(verified.is_fully_accepted(), "a plan on an unchanged cluster must be accepted in full");
+        let mut completed = eval;
+        completed.status = EvalStatus::Complete;
+        let command =
+            Command::ApplyPlan { plan: Box::new(verified.accepted), eval: completed, blocked_eval: None, now };
         let started = Instant::now();
-        cluster.apply(&verified.accepted, now);
+        propose(&mut state, command)?;
         commit_time += started.elapsed();
     }
     let report = Report {
@@ -97,7 +112,19 @@ pub(crate) fn run(num_nodes: usize, num_allocs: usize, json: bool) -> anyhow::Re
         println!("placements/s             {:.0}", report.placements_per_second);
         println!("placements/s, last 10 %  {:.0}", report.last_tenth_placements_per_second);
         println!("plan verification        {:.2} s", report.verify_seconds);
-        println!("plan commit (harness)    {:.2} s", report.commit_seconds);
+        println!("plan commit (state)      {:.2} s", report.commit_seconds);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Applies `command` at the next Raft index, as every server does once it
+/// is committed.
+fn propose(state: &mut State, command: Command) -> anyhow::Result<()> {
+    let index = state.last_index() + 1;
+    match state.apply(index, &command) {
+        drover_state::CommandResponse::Rejected { error, .. } => {
+            anyhow::bail!("the state machine refused {command}: {error}")
+        }
+        _ => Ok(()),
+    }
 }

@@ -182,7 +182,7 @@ impl SimAgent {
     /// the session ends or `stop` is cancelled.
     async fn session(&self, stop: &CancellationToken, acknowledged: &mut HashSet<AllocId>) -> SessionEnd {
         let scheme = if self.tls.is_some() { "wss" } else { "ws" };
-        let url = format!("{scheme}://{}/v1/agent/session", self.server);
+        let url = format!("{scheme}://{}{}", self.server, drover_proto::paths::AGENT_SESSION);
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .read_buffer_size(session::READ_BUFFER_BYTES);
         let connecting = tokio_tungstenite::connect_async_tls_with_config(&url, Some(config), false, self.tls.clone());

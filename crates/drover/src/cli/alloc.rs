@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use drover_proto::session::LogStream;
 
 use super::ServerAddress;
-use super::output::{ago, local_time, print_fields, print_json, print_table, table};
+use super::output::{ago, local_time, newest_first, print_fields, print_json, print_table, table};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AllocCommand {
@@ -73,7 +73,7 @@ pub(crate) async fn run(command: AllocCommand) -> anyhow::Result<ExitCode> {
                     state.pid.map(|pid| format!(", pid {pid}")).unwrap_or_default()
                 );
                 let mut events = table(&["Time", "Type", "Description"]);
-                for event in state.events.iter().rev() {
+                for ((), event) in newest_first([((), state.events.as_slice())]) {
                     events.add_row(vec![local_time(event.time), event.kind.to_string(), event.message.clone()]);
                 }
                 print_table(&events);

@@ -16,8 +16,11 @@ use drover_proto::api::{ExecEvent, ExecNodeResult, ExecRequest, ExecStatus};
 use super::ServerAddress;
 use super::output::print_json;
 
-/// `drover exec`.
+/// `drover exec`. Naming no node and giving no `--filter` is a usage
+/// error (exit 2, before any server is asked): no command reaches the whole
+/// fleet by accident.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("selection").args(["nodes", "filter"]).required(true).multiple(true)))]
 pub(crate) struct ExecArgs {
     /// Nodes: names, ids, comma-separated lists and brace ranges
     /// (`batch{00..99},gpu07`).

@@ -1,5 +1,6 @@
 //! `drover job …`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -10,11 +11,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use drover_client::{Client, ClientError, Wait};
 use drover_jobspec::{Source, VarInputs};
-use drover_proto::api::{AllocListEntry, JobStatusResponse};
-use drover_types::{AllocClientStatus, AllocDesiredStatus, DeploymentStatus, EvalStatus, Job, JobType};
+use drover_proto::api::{AllocListEntry, JobListEntry, JobStatusResponse};
+use drover_types::{
+    AllocClientStatus, AllocDesiredStatus, AllocId, DeploymentStatus, EvalStatus, Job, JobType, TaskEvent,
+};
 
 use super::ServerAddress;
-use super::output::{ago, print_fields, print_json, print_table, table};
+use super::output::{ago, newest_first, print_fields, print_json, print_table, table};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum JobCommand {
@@ -274,22 +277,34 @@ async fn job_list(client: &Client, json: bool) -> anyhow::Result<ExitCode> {
         println!("No jobs. Run one with `drover job run FILE`.");
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = table(&["ID", "Type", "Priority", "Status", "Version", "Running", "Pending", "Failed", "Submitted"]);
+    let mut rows = table(&JOB_LIST_HEADER);
     for job in &jobs {
-        rows.add_row(vec![
-            job.id.to_string(),
-            job.job_type.to_string(),
-            job.priority.to_string(),
-            if job.stop { "dead (stopped)".to_owned() } else { job.status.to_string() },
-            job.version.to_string(),
-            job.allocs.running.to_string(),
-            job.allocs.pending.to_string(),
-            job.allocs.failed.to_string(),
-            ago(job.submit_time),
-        ]);
+        rows.add_row(job_list_row(job));
     }
     print_table(&rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The columns of the job list. Complete counts the allocations that
+/// finished successfully: without it a batch job that did its work would
+/// read "dead, Running 0, Pending 0, Failed 0".
+const JOB_LIST_HEADER: [&str; 10] =
+    ["ID", "Type", "Priority", "Status", "Version", "Running", "Pending", "Complete", "Failed", "Submitted"];
+
+/// One job's line of the job list, under [`JOB_LIST_HEADER`].
+fn job_list_row(job: &JobListEntry) -> Vec<String> {
+    vec![
+        job.id.to_string(),
+        job.job_type.to_string(),
+        job.priority.to_string(),
+        if job.stop { "dead (stopped)".to_owned() } else { job.status.to_string() },
+        job.version.to_string(),
+        job.allocs.running.to_string(),
+        job.allocs.pending.to_string(),
+        job.allocs.complete.to_string(),
+        job.allocs.failed.to_string(),
+        ago(job.submit_time),
+    ]
 }
 
 async fn job_status(client: &Client, job_id: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -412,34 +427,36 @@ fn print_job_status(status: &JobStatusResponse) {
         print_table(&allocs);
     }
 
-    let mut events: Vec<(drover_types::Timestamp, String, String, String, String)> = status
-        .allocs
-        .iter()
-        .flat_map(|alloc| {
-            alloc.task_states.iter().flat_map(move |(task, state)| {
-                state.events.iter().map(move |event| {
-                    (
-                        event.time,
-                        alloc.id.short().to_owned(),
-                        task.clone(),
-                        event.kind.to_string(),
-                        event.message.clone(),
-                    )
-                })
-            })
-        })
-        .collect();
+    let events = recent_task_events(&status.allocs, RECENT_TASK_EVENTS);
     if !events.is_empty() {
-        events.sort_by_key(|event| std::cmp::Reverse(event.0));
-        events.truncate(10);
         println!();
         println!("Recent Task Events");
         let mut rows = table(&["Time", "Alloc", "Task", "Event", "Message"]);
-        for (time, alloc, task, kind, message) in events {
-            rows.add_row(vec![super::output::local_time(time), alloc, task, kind, message]);
+        for ((alloc, task), event) in events {
+            rows.add_row(vec![
+                super::output::local_time(event.time),
+                alloc.id.short().to_owned(),
+                task.to_owned(),
+                event.kind.to_string(),
+                event.message.clone(),
+            ]);
         }
         print_table(&rows);
     }
+}
+
+/// How many task events `drover job status` shows.
+const RECENT_TASK_EVENTS: usize = 10;
+
+/// The `limit` newest task events of the allocations, newest first, in
+/// the order `drover alloc status` shows them.
+fn recent_task_events(allocs: &[AllocListEntry], limit: usize) -> Vec<((&AllocListEntry, &str), &TaskEvent)> {
+    let lists = allocs.iter().flat_map(|alloc| {
+        alloc.task_states.iter().map(move |(task, state)| ((alloc, task.as_str()), state.events.as_slice()))
+    });
+    let mut events = newest_first(lists);
+    events.truncate(limit);
+    events
 }
 
 pub(crate) async fn job_plan(client: &Client, job: &Job, json: bool) -> anyhow::Result<ExitCode> {
@@ -566,6 +583,7 @@ async fn follow(
 ) -> Result<String, FollowError> {
     let started = Instant::now();
     let mut index = 0;
+    let mut watch = AllocWatch::new(job, version);
     loop {
         if started.elapsed() > timeout {
             return Err(FollowError::Failed(format!(
@@ -636,31 +654,144 @@ async fn follow(
                 }
             }
         }
-        let current: Vec<&AllocListEntry> = status
-            .allocs
+        match watch.observe(&status.allocs, Instant::now()) {
+            Verdict::Waiting(message) => progress.set_message(message),
+            Verdict::Done(message) => return Ok(message),
+            Verdict::Failed(message) => return Err(FollowError::Failed(message)),
+        }
+    }
+}
+
+/// What the allocations of a new version say so far.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    /// Not there yet; the progress line.
+    Waiting(String),
+    /// They run (batch: run or completed).
+    Done(String),
+    /// One failed, or restarted before it had run for the minimum
+    /// healthy time.
+    Failed(String),
+}
+
+/// Watches the allocations of a new version that no deployment judges (a
+/// service group without an `update` block, a system job, a batch job).
+/// Batch allocations are done once they run or have completed. Others are
+/// done only once every one has run, without a restart, for the minimum
+/// healthy time (the `update` block's `min_healthy_time`, else Nomad's
+/// default of 10 s): a task that exits at once is running for a moment.
+///
+/// ```text
+/// waiting ──all running──▶ steady ──min_healthy_time──▶ done
+///    ▲                       │ an allocation restarts, fails
+///    └──── new allocation ───┤ or stops running
+///                            ▼
+///                          failed   (also: any allocation failed)
+/// ```
+struct AllocWatch {
+    job_type: JobType,
+    version: u64,
+    /// How many allocations the job wants (system jobs: as many as placed).
+    num_wanted: usize,
+    min_healthy_time: Duration,
+    /// Since when every allocation has been running, with the restarts of
+    /// each then.
+    steady: Option<(Instant, BTreeMap<AllocId, u32>)>,
+}
+
+impl AllocWatch {
+    fn new(job: &Job, version: u64) -> AllocWatch {
+        let min_healthy_time = job
+            .groups
+            .iter()
+            .map(|group| group.update.or(job.update).unwrap_or_default().min_healthy_time.get())
+            .max()
+            .unwrap_or_default();
+        AllocWatch {
+            job_type: job.job_type,
+            version,
+            num_wanted: job.groups.iter().map(|group| group.count as usize).sum(),
+            min_healthy_time,
+            steady: None,
+        }
+    }
+
+    /// Judges the job's allocations as seen at `now`.
+    fn observe(&mut self, allocs: &[AllocListEntry], now: Instant) -> Verdict {
+        let version = self.version;
+        let current: Vec<&AllocListEntry> = allocs
             .iter()
             .filter(|alloc| alloc.job_version == version && alloc.desired_status == AllocDesiredStatus::Run)
             .collect();
         if let Some(failed) = current.iter().find(|alloc| alloc.client_status == AllocClientStatus::Failed) {
-            return Err(FollowError::Failed(failure_report(failed)));
+            return Verdict::Failed(failure_report(failed));
         }
-        let expected = match job.job_type {
+        if let Some((since, restarts_then)) = &self.steady
+            && let Some(unsteady) = current.iter().find(|alloc| {
+                restarts_then.get(&alloc.id).is_some_and(|restarts| {
+                    alloc.restarts > *restarts || alloc.client_status != AllocClientStatus::Running
+                })
+            })
+        {
+            let what = if unsteady.restarts > restarts_then[&unsteady.id] { "restarted" } else { "stopped running" };
+            return Verdict::Failed(format!(
+                "allocation {} on node {} {what} {} after it was seen running; it must run {} without a restart (the minimum healthy time){}",
+                unsteady.id.short(),
+                unsteady.node_name,
+                whole_seconds(now.duration_since(*since)),
+                drover_types::DurationSpec(self.min_healthy_time),
+                last_task_events(unsteady)
+            ));
+        }
+        let expected = match self.job_type {
             JobType::System => current.len(),
-            JobType::Service | JobType::Batch => job.groups.iter().map(|group| group.count as usize).sum(),
+            JobType::Service | JobType::Batch => self.num_wanted,
         };
-        let done = |alloc: &&&AllocListEntry| match job.job_type {
+        if expected == 0 && self.job_type == JobType::System {
+            return Verdict::Done(
+                "No node matches this system job yet; it will run on matching nodes when they join.".to_owned(),
+            );
+        }
+        let running = |alloc: &&&AllocListEntry| match self.job_type {
             JobType::Batch => matches!(alloc.client_status, AllocClientStatus::Running | AllocClientStatus::Complete),
             _ => alloc.client_status == AllocClientStatus::Running,
         };
-        let num_done = current.iter().filter(done).count();
-        progress.set_message(format!("{num_done}/{expected} allocations running"));
-        if expected == 0 && job.job_type == JobType::System {
-            return Ok("No node matches this system job yet; it will run on matching nodes when they join.".to_owned());
+        let num_running = current.iter().filter(running).count();
+        let progress = format!("{num_running}/{expected} allocations running");
+        if num_running < expected || expected == 0 {
+            self.steady = None;
+            return Verdict::Waiting(progress);
         }
-        if num_done >= expected && expected > 0 {
-            return Ok(format!("All {expected} allocation(s) of version {version} are running."));
+        if self.job_type == JobType::Batch {
+            return Verdict::Done(format!("All {expected} allocation(s) of version {version} are running."));
         }
+        let restarts_now: BTreeMap<AllocId, u32> =
+            current.iter().map(|alloc| (alloc.id.clone(), alloc.restarts)).collect();
+        let since = match &self.steady {
+            // The same allocations as before (none restarted: checked above).
+            Some((since, restarts_then)) if restarts_then.keys().eq(restarts_now.keys()) => *since,
+            _ => {
+                self.steady = Some((now, restarts_now));
+                now
+            }
+        };
+        let steady_for = now.duration_since(since);
+        if steady_for >= self.min_healthy_time {
+            return Verdict::Done(format!(
+                "All {expected} allocation(s) of version {version} are running (for {} without a restart).",
+                drover_types::DurationSpec(self.min_healthy_time)
+            ));
+        }
+        Verdict::Waiting(format!(
+            "{progress}; healthy after {} more without a restart",
+            whole_seconds(self.min_healthy_time - steady_for)
+        ))
     }
+}
+
+/// `7s` for 6.2 s: a wait for humans, rounded up.
+fn whole_seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs() + u64::from(duration.subsec_nanos() > 0))
 }
 
 /// "web: 2/5 healthy, 3 placed, canaries 1/1" for each group.
@@ -723,12 +854,241 @@ async fn job_history(client: &Client, job_id: &str, json: bool) -> anyhow::Resul
 }
 
 fn failure_report(alloc: &AllocListEntry) -> String {
-    let mut report =
-        format!("allocation {} on node {} failed: {}", alloc.id.short(), alloc.node_name, alloc.client_description);
+    format!(
+        "allocation {} on node {} failed: {}{}",
+        alloc.id.short(),
+        alloc.node_name,
+        alloc.client_description,
+        last_task_events(alloc)
+    )
+}
+
+/// The last three events of each task, one indented line each.
+fn last_task_events(alloc: &AllocListEntry) -> String {
+    let mut lines = String::new();
     for (task, state) in &alloc.task_states {
         for event in state.events.iter().rev().take(3).collect::<Vec<_>>().into_iter().rev() {
-            report.push_str(&format!("\n  {task}: {}: {}", event.kind, event.message));
+            lines.push_str(&format!("\n  {task}: {}: {}", event.kind, event.message));
         }
     }
-    report
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use drover_types::{TaskEventKind, TaskLifecycleState, TaskState, Timestamp};
+
+    use super::*;
+
+    fn job(hcl: &str) -> Job {
+        let source = Source::new("test.nomad.hcl", hcl);
+        drover_jobspec::parse_job(&source, &VarInputs::default()).unwrap()
+    }
+
+    /// A service of two allocations that exits at once (`exit 3`), with no
+    /// `update` block.
+    const SERVICE: &str = r#"
+job "web" {
+  group "web" {
+    count = 2
+    task "web" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "exit 3"]
+      }
+    }
+  }
+}
+"#;
+
+    fn event(millis: i64, kind: TaskEventKind) -> TaskEvent {
+        TaskEvent {
+            time: Timestamp::from_millis(millis),
+            kind,
+            message: kind.to_string(),
+            exit_code: None,
+            signal: None,
+        }
+    }
+
+    fn alloc(id: &str, status: AllocClientStatus, restarts: u32, events: Vec<TaskEvent>) -> AllocListEntry {
+        let task = TaskState { state: TaskLifecycleState::Running, restarts, events, ..TaskState::default() };
+        AllocListEntry {
+            id: AllocId::new(id),
+            name: "web.web[0]".to_owned(),
+            job_id: drover_types::JobId::new("web"),
+            job_version: 0,
+            group: "web".to_owned(),
+            node_id: drover_types::NodeId::new("node-1"),
+            node_name: "n1".to_owned(),
+            desired_status: AllocDesiredStatus::Run,
+            desired_description: String::new(),
+            client_status: status,
+            client_description: match status {
+                AllocClientStatus::Failed => "task \"web\" failed".to_owned(),
+                _ => "tasks are running".to_owned(),
+            },
+            restarts,
+            task_states: BTreeMap::from([("web".to_owned(), task)]),
+            healthy: None,
+            checks: Vec::new(),
+            create_time: Timestamp::from_millis(1),
+            modify_time: Timestamp::from_millis(1),
+            modify_index: 1,
+        }
+    }
+
+    fn running(id: &str, restarts: u32) -> AllocListEntry {
+        alloc(id, AllocClientStatus::Running, restarts, vec![event(5, TaskEventKind::Started)])
+    }
+
+    #[test]
+    fn recent_task_events_show_a_failure_above_the_start_of_the_same_millisecond() {
+        let events = vec![
+            event(1_000, TaskEventKind::Received),
+            event(1_005, TaskEventKind::Started),
+            event(1_005, TaskEventKind::Terminated),
+            event(1_005, TaskEventKind::NotRestarting),
+        ];
+        let failed = alloc("aaaaaaaa-1", AllocClientStatus::Failed, 0, events);
+        let other = alloc("bbbbbbbb-2", AllocClientStatus::Running, 0, vec![event(1_003, TaskEventKind::Started)]);
+        let allocs = [failed, other];
+        let recent = recent_task_events(&allocs, 3);
+        let shown: Vec<(&str, TaskEventKind)> =
+            recent.iter().map(|((alloc, _), event)| (alloc.id.short(), event.kind)).collect();
+        assert_eq!(
+            shown,
+            [
+                ("aaaaaaaa", TaskEventKind::NotRestarting),
+                ("aaaaaaaa", TaskEventKind::Terminated),
+                ("aaaaaaaa", TaskEventKind::Started),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_job_list_counts_complete_allocations() {
+        let mut batch = JobListEntry {
+            id: drover_types::JobId::new("report"),
+            name: "report".to_owned(),
+            job_type: JobType::Batch,
+            priority: 50,
+            status: drover_types::JobStatus::Dead,
+            version: 0,
+            stop: false,
+            submit_time: Timestamp::now(),
+            allocs: drover_proto::api::AllocCounts::default(),
+        };
+        batch.allocs.add(AllocClientStatus::Complete);
+        batch.allocs.add(AllocClientStatus::Complete);
+        let row = job_list_row(&batch);
+        assert_eq!(row.len(), JOB_LIST_HEADER.len());
+        let column = |name: &str| row[JOB_LIST_HEADER.iter().position(|header| *header == name).unwrap()].as_str();
+        assert_eq!(
+            [column("Status"), column("Running"), column("Pending"), column("Complete"), column("Failed")],
+            ["dead", "0", "0", "2", "0"]
+        );
+    }
+
+    #[test]
+    fn a_service_without_update_is_running_only_after_the_minimum_healthy_time() {
+        let mut watch = AllocWatch::new(&job(SERVICE), 0);
+        assert_eq!(watch.min_healthy_time, Duration::from_secs(10), "Nomad's default, as docs/jobs.md says");
+        let start = Instant::now();
+        let pending = alloc("a1", AllocClientStatus::Pending, 0, Vec::new());
+        assert_eq!(
+            watch.observe(&[pending, running("a2", 0)], start),
+            Verdict::Waiting("1/2 allocations running".to_owned())
+        );
+        let both = [running("a1", 0), running("a2", 0)];
+        assert_eq!(
+            watch.observe(&both, start + Duration::from_millis(500)),
+            Verdict::Waiting("2/2 allocations running; healthy after 10s more without a restart".to_owned())
+        );
+        assert!(matches!(watch.observe(&both, start + Duration::from_secs(6)), Verdict::Waiting(_)));
+        let Verdict::Done(message) = watch.observe(&both, start + Duration::from_millis(10_500)) else {
+            panic!("running for 10 s is running")
+        };
+        assert_eq!(message, "All 2 allocation(s) of version 0 are running (for 10s without a restart).");
+    }
+
+    #[test]
+    fn a_service_that_restarts_within_the_minimum_healthy_time_fails() {
+        let mut watch = AllocWatch::new(&job(SERVICE), 0);
+        let start = Instant::now();
+        assert!(matches!(watch.observe(&[running("a1", 0), running("a2", 0)], start), Verdict::Waiting(_)));
+        // The task exited 3 and was started again: running, one restart more.
+        let restarted = alloc(
+            "a1",
+            AllocClientStatus::Running,
+            1,
+            vec![
+                event(5, TaskEventKind::Started),
+                event(5, TaskEventKind::Terminated),
+                event(6, TaskEventKind::Restarting),
+                event(7, TaskEventKind::Started),
+            ],
+        );
+        let Verdict::Failed(message) = watch.observe(&[restarted, running("a2", 0)], start + Duration::from_secs(2))
+        else {
+            panic!("a restart within the minimum healthy time is a failure")
+        };
+        assert!(
+            message.starts_with("allocation a1 on node n1 restarted 2s after it was seen running; it must run 10s without a restart (the minimum healthy time)\n  web: "),
+            "{message}"
+        );
+        assert!(message.ends_with("web: Started: Started"), "the last events are shown: {message}");
+
+        // Waiting out a restart delay (running again later) is a failure too.
+        let mut watch = AllocWatch::new(&job(SERVICE), 0);
+        assert!(matches!(watch.observe(&[running("a1", 0), running("a2", 0)], start), Verdict::Waiting(_)));
+        let waiting = alloc("a1", AllocClientStatus::Pending, 0, Vec::new());
+        let Verdict::Failed(message) = watch.observe(&[waiting, running("a2", 0)], start + Duration::from_secs(1))
+        else {
+            panic!("an allocation that stops running within the minimum healthy time fails")
+        };
+        assert!(message.contains("a1 on node n1 stopped running 1s after"), "{message}");
+    }
+
+    #[test]
+    fn a_failed_allocation_fails_at_once_and_a_batch_job_does_not_wait() {
+        let start = Instant::now();
+        let mut watch = AllocWatch::new(&job(SERVICE), 0);
+        let failed = alloc("a1", AllocClientStatus::Failed, 0, vec![event(5, TaskEventKind::NotRestarting)]);
+        assert_eq!(
+            watch.observe(&[failed, running("a2", 0)], start),
+            Verdict::Failed(
+                "allocation a1 on node n1 failed: task \"web\" failed\n  web: Not Restarting: Not Restarting"
+                    .to_owned()
+            )
+        );
+
+        let mut batch =
+            AllocWatch::new(&job(&SERVICE.replace("job \"web\" {", "job \"web\" {\n  type = \"batch\"")), 0);
+        let complete = alloc("a1", AllocClientStatus::Complete, 0, Vec::new());
+        assert_eq!(
+            batch.observe(&[complete, running("a2", 0)], start),
+            Verdict::Done("All 2 allocation(s) of version 0 are running.".to_owned())
+        );
+    }
+
+    #[test]
+    fn the_update_blocks_minimum_healthy_time_is_used_and_a_new_allocation_starts_the_wait_again() {
+        let system = SERVICE
+            .replace(
+                "job \"web\" {",
+                "job \"web\" {\n  type = \"system\"\n  update {\n    min_healthy_time = \"3s\"\n  }",
+            )
+            .replace("count = 2", "");
+        let mut watch = AllocWatch::new(&job(&system), 0);
+        assert_eq!(watch.min_healthy_time, Duration::from_secs(3));
+        let start = Instant::now();
+        assert!(matches!(watch.observe(&[running("a1", 0)], start), Verdict::Waiting(_)));
+        // A node joins at 2 s: its allocation must run 3 s too.
+        let two = [running("a1", 0), running("a2", 0)];
+        assert!(matches!(watch.observe(&two, start + Duration::from_secs(2)), Verdict::Waiting(_)));
+        assert!(matches!(watch.observe(&two, start + Duration::from_secs(4)), Verdict::Waiting(_)));
+        assert!(matches!(watch.observe(&two, start + Duration::from_secs(5)), Verdict::Done(_)));
+    }
 }

@@ -33,6 +33,10 @@ pub(crate) struct SiteArgs {
 pub(crate) enum AlertCommand {
     /// Pending and firing alerts, silences, alerts received from an Alertmanager.
     List {
+        /// Only the alerts of this rule (and the received alerts of this
+        /// `alertname`).
+        #[arg(long, value_name = "RULE")]
+        name: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -272,8 +276,12 @@ pub(crate) async fn apply(args: SiteArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) async fn run_alert(command: AlertCommand) -> anyhow::Result<ExitCode> {
     match command {
-        AlertCommand::List { json, server } => {
-            let alerts = server.client()?.alerts().await?;
+        AlertCommand::List { name, json, server } => {
+            let client = server.client()?;
+            let alerts = match &name {
+                Some(name) => client.alerts_named(name).await?,
+                None => client.alerts().await?,
+            };
             if json {
                 print_json(&alerts)?;
                 return Ok(ExitCode::SUCCESS);

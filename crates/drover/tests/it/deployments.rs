@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use drover_golden::needs;
 use drover_types::{AllocClientStatus, AllocDesiredStatus, CheckHealth, DeploymentStatus};
 
 use crate::harness::Cluster;
@@ -99,8 +100,7 @@ fn job_run(cluster: &Cluster, hcl: &str) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rolling_update_keeps_three_healthy_and_a_broken_version_is_reverted() {
-    if std::process::Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: python3 is not installed (the test serves HTTP with python3 -m http.server)");
+    if !needs::are_met([needs::program("python3", "python3")]) {
         return;
     }
     let cluster = Arc::new(start_cluster().await);
@@ -164,8 +164,7 @@ async fn a_rolling_update_keeps_three_healthy_and_a_broken_version_is_reverted()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canaries_wait_for_promotion_then_the_rollout_continues() {
-    if std::process::Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: python3 is not installed");
+    if !needs::are_met([needs::program("python3", "python3")]) {
         return;
     }
     let cluster = start_cluster().await;

@@ -2,13 +2,14 @@
 //! periodic jobs (issue 3), with real servers, agents and tasks.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use drover_types::{AllocClientStatus, AllocDesiredStatus, NodeStatus, TaskEventKind};
+use drover_types::{AllocClientStatus, AllocDesiredStatus, EvalTrigger, NodeStatus, TaskEventKind};
 
-use crate::harness::{Cluster, process_alive};
+use crate::harness::{Cluster, last_heartbeat, process_alive};
 
 fn service_job(name: &str, count: u32, extra_group: &str) -> String {
     format!(
@@ -71,12 +72,10 @@ async fn a_dead_machine_has_its_allocations_replaced_on_other_nodes() {
             running_elsewhere == 3
         })
         .await;
-    let elapsed = died.elapsed();
     // Test servers use a 4 s TTL: detection plus scheduling and start take
-    // about 7 s here. The bound is loose because other tests (a 32 MiB exec,
-    // three-server clusters) load the same two cores meanwhile; the time
-    // itself is measured by `drover bench failover`, not asserted here.
-    assert!(elapsed < Duration::from_secs(20), "replacements took {elapsed:?}");
+    // about 7 s here. The time is measured by `drover bench failover`, not
+    // asserted here: other tests load the same two cores meanwhile.
+    eprintln!("n1's allocations replaced {:?} after it died", died.elapsed());
     let status = cluster.job_status("web").await;
     for alloc_id in &on_n1 {
         let alloc = status.allocs.iter().find(|alloc| &alloc.id.to_string() == alloc_id).unwrap();
@@ -94,19 +93,61 @@ async fn a_briefly_frozen_agent_moves_nothing() {
     run_ok(&cluster, "web", &service_job("web", 2, ""));
     let before = cluster.wait_for_allocs("web", AllocClientStatus::Running, 2).await;
     let ids: Vec<String> = before.allocs.iter().map(|alloc| alloc.id.to_string()).collect();
+    let status_changed_at = cluster.client.node("n1").await.unwrap().node.status_updated_at;
 
-    // Frozen for half the TTL (4 s), then thawed.
+    // Frozen for half the TTL (4 s), then thawed: the freeze's length is
+    // the scenario, so this sleep stays.
     cluster.signal_agent("n1", Signal::SIGSTOP);
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let heard_while_frozen = last_heartbeat(&cluster.client, "n1").await;
     cluster.signal_agent("n1", Signal::SIGCONT);
-    tokio::time::sleep(Duration::from_secs(5)).await;
 
+    // The server hears n1 again, so its heartbeat deadline moved on; the
+    // marker write commits after anything the heartbeat tracker proposed
+    // before that, and the scheduler has processed every evaluation.
+    cluster
+        .wait_for("a heartbeat of n1 after the thaw", || async {
+            last_heartbeat(&cluster.client, "n1").await > heard_while_frozen
+        })
+        .await;
+    cluster.wait_until_evaluated("web").await;
+
+    let n1 = cluster.client.node("n1").await.unwrap().node;
+    assert_eq!(n1.status_updated_at, status_changed_at, "n1 was never marked down (and back): {n1:?}");
     let after = cluster.job_status("web").await;
     let after_ids: Vec<String> = after.allocs.iter().map(|alloc| alloc.id.to_string()).collect();
     assert_eq!(after_ids, ids, "no allocation was added or replaced");
     assert!(after.allocs.iter().all(|alloc| alloc.client_status == AllocClientStatus::Running));
+    let evals = cluster.evaluations_of("web").await.unwrap();
+    assert!(
+        evals.iter().all(|eval| !matches!(eval.triggered_by, EvalTrigger::NodeUpdate | EvalTrigger::Reconnect)),
+        "no evaluation was made for n1: {evals:?}"
+    );
     let nodes = cluster.client.nodes().await.unwrap();
     assert!(nodes.iter().all(|node| node.status == "ready"), "{nodes:?}");
+}
+
+/// The number of lines the task of every allocation in `alloc_ids` has
+/// written so far, read from its output files in the agent's data
+/// directory (where the executor writes them, agent or not).
+fn lines_written(agent_dir: &Path, alloc_ids: &[String], task: &str) -> Vec<usize> {
+    alloc_ids
+        .iter()
+        .map(|alloc_id| {
+            let log_dir = agent_dir.join("allocs").join(alloc_id).join("alloc/logs");
+            let prefix = format!("{task}.stdout.");
+            std::fs::read_dir(&log_dir)
+                .map(|entries| {
+                    entries
+                        .flatten()
+                        .filter(|entry| entry.file_name().to_string_lossy().starts_with(&prefix))
+                        .map(|entry| std::fs::read(entry.path()).unwrap_or_default())
+                        .map(|bytes| bytes.iter().filter(|byte| **byte == b'\n').count())
+                        .sum()
+                })
+                .unwrap_or(0)
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,8 +159,17 @@ async fn kill9_of_the_agent_alone_keeps_tasks_and_reattaches() {
     let pids: BTreeMap<String, u32> =
         before.allocs.iter().map(|alloc| (alloc.id.to_string(), alloc.task_states["web"].pid.unwrap())).collect();
 
+    let alloc_ids: Vec<String> = pids.keys().cloned().collect();
     cluster.kill_agent("n1");
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Every task writes two more lines with no agent: its executor, which
+    // holds its output, outlived the agent, and so did the task.
+    let at_kill = lines_written(&cluster.agent_dir("n1"), &alloc_ids, "web");
+    cluster
+        .wait_for("every task to write two lines after the agent died", || async {
+            let now = lines_written(&cluster.agent_dir("n1"), &alloc_ids, "web");
+            now.iter().zip(&at_kill).all(|(now, then)| *now >= then + 2)
+        })
+        .await;
     assert!(pids.values().all(|pid| process_alive(*pid)), "tasks survive the agent");
     cluster.restart_agent("n1").await;
 
@@ -137,9 +187,11 @@ async fn kill9_of_the_agent_alone_keeps_tasks_and_reattaches() {
     assert_eq!(after_pids, pids, "the same processes, not restarted");
     assert!(after.allocs.iter().all(|alloc| alloc.client_status == AllocClientStatus::Running));
 
-    // Output capture went on while no agent was attached.
+    // Output capture went on while no agent was attached, and what was
+    // written meanwhile is read through the server.
     let logs = String::from_utf8_lossy(&cluster.cli(&["alloc", "logs", &alloc_id[..8]]).stdout).into_owned();
-    assert!(logs.lines().count() >= 5, "output kept being written: {logs:?}");
+    let written_by_then = at_kill[alloc_ids.iter().position(|id| *id == alloc_id).unwrap()] + 2;
+    assert!(logs.lines().count() >= written_by_then, "output kept being written: {logs:?}");
 
     // Supervision resumed: kill the task and the new agent restarts it.
     let old_pid = pids[&alloc_id];
@@ -336,7 +388,17 @@ async fn a_node_that_comes_back_keeps_the_replacements_and_stops_its_originals()
         .await;
     let after = cluster.job_status("web").await;
     let ids_after: Vec<String> = after.allocs.iter().map(|alloc| alloc.id.to_string()).collect();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Whatever n1's agent reports about the stop goes down its session
+    // before its next heartbeat. Once the server has heard that heartbeat
+    // and the scheduler has processed every evaluation made so far (by n1's
+    // return, by the report), it has had its say on the returned node.
+    let heard_at_stop = last_heartbeat(&cluster.client, "n1").await;
+    cluster
+        .wait_for("a heartbeat of n1 after its original stopped", || async {
+            last_heartbeat(&cluster.client, "n1").await > heard_at_stop
+        })
+        .await;
+    cluster.wait_until_evaluated("web").await;
     let settled = cluster.job_status("web").await;
     let ids_settled: Vec<String> = settled.allocs.iter().map(|alloc| alloc.id.to_string()).collect();
     assert_eq!(ids_after, ids_settled, "nothing flaps after the node returns");

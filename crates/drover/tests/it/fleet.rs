@@ -1,5 +1,7 @@
 //! The fleet: `--filter` over real agents.
 
+use drover_golden::needs;
+
 use crate::harness::Cluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,15 +34,10 @@ async fn node_list_filters_by_hostgroup_environment_and_meta() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
-    let Some(prometheus) = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .into_iter()
-        .find(|path| std::path::Path::new(path).exists())
-    else {
-        eprintln!(
-            "SKIPPED: Prometheus is not installed (apt-get install prometheus; scripts/install-test-deps does it)"
-        );
+    let prometheus = "prometheus";
+    if !needs::are_met([needs::program(prometheus, "prometheus")]) {
         return;
-    };
+    }
     let mut cluster = Cluster::start().await;
     let nodes = ["gw01", "gw02", "db01", "db02"];
     for name in nodes {

@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use drover_client::Client;
-use drover_types::AllocClientStatus;
+use drover_golden::needs::{self, Missing};
+use drover_types::{AllocClientStatus, Timestamp};
 
-use crate::harness::{Cluster, process_alive, wait_until};
+use crate::harness::{Cluster, last_heartbeat, process_alive, wait_until};
 
 const SERVICE_JOB: &str = r#"
 job "web" {
@@ -96,6 +97,31 @@ async fn assert_all_present(client: &Client, prefix: &str, acked: &[u64]) {
     assert!(missing.is_empty(), "{} acknowledged writes lost: {missing:?}", missing.len());
 }
 
+/// Waits until the current leader has heard from every node of `since`
+/// after the time given for it; returns when it last heard from each.
+async fn wait_for_heartbeats_after(
+    cluster: &Cluster,
+    since: &BTreeMap<&'static str, Timestamp>,
+) -> BTreeMap<&'static str, Timestamp> {
+    let heard = Mutex::new(BTreeMap::new());
+    let what = format!("the leader to hear {:?} again", since.keys().collect::<Vec<_>>());
+    cluster
+        .wait_for(&what, || async {
+            let Some(leader) = cluster.leader_client().await else { return false };
+            let mut latest = BTreeMap::new();
+            for (name, after) in since {
+                match last_heartbeat(&leader, name).await {
+                    Some(at) if at > *after => latest.insert(*name, at),
+                    _ => return false,
+                };
+            }
+            *heard.lock().unwrap() = latest;
+            true
+        })
+        .await;
+    heard.into_inner().unwrap()
+}
+
 fn pids(status: &drover_proto::api::JobStatusResponse) -> BTreeMap<String, u32> {
     status
         .allocs
@@ -117,6 +143,11 @@ async fn killing_the_leader_loses_no_acknowledged_write_and_disturbs_no_task() {
     let writer = Writer::start(&cluster.address, "acked");
     writer.wait_for_acks(30, || cluster.logs()).await;
     let leader = cluster.leader_index().await;
+    let mut status_changed_at = BTreeMap::new();
+    for name in ["n1", "n2"] {
+        status_changed_at.insert(name, cluster.client.node(name).await.unwrap().node.status_updated_at);
+    }
+    let killed_wall = Timestamp::now();
     cluster.kill_server_at(leader);
     let killed_at = Instant::now();
     writer.wait_for_acks(30, || cluster.logs()).await;
@@ -126,10 +157,20 @@ async fn killing_the_leader_loses_no_acknowledged_write_and_disturbs_no_task() {
     let survivor = (leader + 1) % 3;
     assert_all_present(&cluster.client_of(survivor), "acked", &acked).await;
 
-    // Agents of the dead server moved to another; nothing was disturbed.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Agents of the dead server moved to another, and the new leader hears
+    // every node (so its heartbeat tracker has no node to mark down), twice,
+    // so each agent's new session has run past its start and the
+    // allocations pushed with it; the marker write commits after anything
+    // the new leader proposed before.
+    let heard = wait_for_heartbeats_after(&cluster, &BTreeMap::from([("n1", killed_wall), ("n2", killed_wall)])).await;
+    wait_for_heartbeats_after(&cluster, &heard).await;
+    cluster.commit_marker().await;
     let nodes = cluster.client.nodes().await.unwrap();
     assert!(nodes.iter().all(|node| node.status == "ready"), "{nodes:?}");
+    for (name, changed_at) in &status_changed_at {
+        let node = cluster.client.node(name).await.unwrap().node;
+        assert_eq!(node.status_updated_at, *changed_at, "{name} was never marked down (and back): {node:?}");
+    }
     let after = cluster.job_status("web").await;
     assert_eq!(pids(&after), pids(&before), "the same allocations, with the same processes");
     assert!(pids(&before).values().all(|pid| process_alive(*pid)));
@@ -294,14 +335,8 @@ struct NetnsLab {
 impl NetnsLab {
     const SUBNET: &'static str = "10.213.77";
 
-    /// Builds the lab, or says why it cannot run here.
+    /// Builds the lab (as root, with `ip`), or says why it cannot run here.
     fn create(num: usize) -> Result<NetnsLab, String> {
-        if !nix::unistd::Uid::effective().is_root() {
-            return Err("not root (network namespaces need CAP_NET_ADMIN)".to_owned());
-        }
-        if std::process::Command::new("ip").arg("-V").output().is_err() {
-            return Err("the `ip` command (iproute2) is not installed".to_owned());
-        }
         let tag = format!("dr{}", std::process::id() % 100_000);
         let lab = NetnsLab { tag: tag.clone(), namespaces: (0..num).map(|index| format!("{tag}s{index}")).collect() };
         let bridge = lab.bridge();
@@ -392,11 +427,15 @@ impl Drop for NetnsLab {
 async fn a_leader_partitioned_into_a_minority_stops_committing_and_the_majority_goes_on() {
     use crate::harness::{Process, drover_binary, kill_processes_under};
 
+    if !needs::are_met([needs::root("making network namespaces"), needs::program("ip", "iproute2")]) {
+        return;
+    }
     let lab = match NetnsLab::create(3) {
         Ok(lab) => lab,
         Err(reason) => {
-            eprintln!("SKIPPED: the partition test needs network namespaces: {reason}");
-            return;
+            return needs::unmet(Missing::privilege(format!(
+                "the partition test's network namespaces failed: {reason}"
+            )));
         }
     };
     let dir = tempfile::Builder::new().prefix("drover-netns-").tempdir().unwrap();

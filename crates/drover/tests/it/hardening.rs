@@ -10,7 +10,7 @@ use futures_util::StreamExt;
 use drover_proto::api::{ExecEvent, ExecRequest, ExecStatus};
 use drover_types::AllocClientStatus;
 
-use crate::harness::{Cluster, Process, drover_binary};
+use crate::harness::{Cluster, Process, drover_binary, last_heartbeat};
 
 const SLEEPER: &str = r#"
 job "sleeper" {
@@ -44,16 +44,25 @@ async fn an_agent_with_a_connected_nodes_id_is_refused_and_takes_nothing_over() 
         .args(["agent", "--servers", &cluster.address, "--data-dir"])
         .arg(&impostor_dir)
         .args(["--name", "impostor"]);
-    let mut impostor = Process::spawn_for_test("agent impostor", &mut command, log.clone());
+    let mut impostor = Process::spawn_for_test("agent impostor", &mut command, log);
 
+    // The impostor retries: refused three times …
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&log).unwrap_or_default().contains("already connected") {
+    while impostor.output().matches("already connected").count() < 3 {
         assert!(std::time::Instant::now() < deadline, "the impostor was not refused:\n{}", impostor.output());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    // Several heartbeats later the real node still runs its task, untouched,
+    // … while the real node's session lives on: the server hears it after
+    // the refusals. The marker write commits after anything the servers
+    // proposed before; then the real node still runs its task, untouched,
     // under its own name.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    let heard_at_refusal = last_heartbeat(&cluster.client, "real").await;
+    cluster
+        .wait_for("a heartbeat of the real node after the refusals", || async {
+            last_heartbeat(&cluster.client, "real").await > heard_at_refusal
+        })
+        .await;
+    cluster.commit_marker().await;
     let after = cluster.job_status("sleeper").await;
     let running: Vec<_> =
         after.allocs.iter().filter(|alloc| alloc.client_status == AllocClientStatus::Running).collect();
@@ -63,6 +72,8 @@ async fn an_agent_with_a_connected_nodes_id_is_refused_and_takes_nothing_over() 
     assert_eq!(nodes.len(), 1);
     assert_eq!(nodes[0].name, "real");
     assert!(cluster.logs().contains("refused a second session"), "the server says so too");
+    let impostor_allocs = std::fs::read_dir(impostor_dir.join("allocs")).map_or(0, |entries| entries.count());
+    assert_eq!(impostor_allocs, 0, "the impostor was given no allocation");
     impostor.kill9();
 }
 

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use drover_client::Client;
 use drover_proto::api::JobStatusResponse;
-use drover_types::AllocClientStatus;
+use drover_proto::paths;
+use drover_types::{AllocClientStatus, EvalStatus, Evaluation};
 
 /// The drover binary under test.
 pub fn drover_binary() -> PathBuf {
@@ -40,12 +41,16 @@ impl Process {
         Self::spawn(name, command, log)
     }
 
+    /// Starts `command` with its output in `log`, logging at info unless
+    /// the command sets `DROVER_LOG` itself.
     fn spawn(name: &str, command: &mut Command, log: PathBuf) -> Process {
         let log_file = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open a process log");
+        if !command.get_envs().any(|(key, _)| key == "DROVER_LOG") {
+            command.env("DROVER_LOG", "info,openraft=warn");
+        }
         let child = command
             .stdout(Stdio::from(log_file.try_clone().expect("clone the log file")))
             .stderr(Stdio::from(log_file))
-            .env("DROVER_LOG", "info,openraft=warn")
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
         Process { name: name.to_owned(), child: Some(child), log }
@@ -382,6 +387,57 @@ impl Cluster {
         self.job_status(job).await
     }
 
+    /// A client of the current leader, once there is one: only the leader
+    /// knows when each node was last heard from.
+    pub async fn leader_client(&self) -> Option<Client> {
+        let info = self.client.leader().await.ok()?;
+        info.leader_address.map(|address| Client::new(&address))
+    }
+
+    /// Proposes a harmless write (a variable under `it-marker/`) and
+    /// returns once it is applied: every Raft entry proposed before it — a
+    /// node status change the heartbeat tracker decided, say — is applied
+    /// too. What the servers decided before this call is then visible.
+    pub async fn commit_marker(&self) {
+        let items = std::collections::BTreeMap::from([("at".to_owned(), drover_types::Timestamp::now().to_string())]);
+        let client = self.client.clone();
+        self.wait_for("a marker write to commit", || {
+            let (client, items) = (client.clone(), items.clone());
+            async move { client.put_variable("it-marker/flush", &items, None).await.is_ok() }
+        })
+        .await;
+    }
+
+    /// Every evaluation of `job` (all of them, not the newest five that
+    /// `job status` shows), from the first server that answers.
+    pub async fn evaluations_of(&self, job: &str) -> Option<Vec<Evaluation>> {
+        for address in &self.addresses {
+            let url = format!("http://{address}{}", paths::fill(paths::JOB_EVALUATIONS, &[job]));
+            let Ok(response) = reqwest::get(&url).await else { continue };
+            if !response.status().is_success() {
+                continue;
+            }
+            if let Ok(evals) = response.json::<Vec<Evaluation>>().await {
+                return Some(evals);
+            }
+        }
+        None
+    }
+
+    /// Waits until the scheduler has processed every evaluation of `job`
+    /// proposed so far (a marker write commits first, so that evaluations
+    /// a leader loop was proposing are among them): none is pending.
+    /// Blocked evaluations count as processed: the scheduler found no room.
+    pub async fn wait_until_evaluated(&self, job: &str) {
+        self.commit_marker().await;
+        self.wait_for(&format!("every evaluation of {job} to be processed"), || async {
+            self.evaluations_of(job)
+                .await
+                .is_some_and(|evals| evals.iter().all(|eval| eval.status != EvalStatus::Pending))
+        })
+        .await;
+    }
+
     /// Every process's output, for failure messages.
     pub fn logs(&self) -> String {
         let mut text = String::new();
@@ -454,7 +510,15 @@ where
 
 /// Kills every process under `dir` (executors and tasks outlive agents).
 pub fn kill_processes_under(dir: &Path) {
-    drover_exec::kill_processes_under(dir);
+    drover_executor::kill_processes_under(dir);
+}
+
+/// When the leader behind `client` last heard from node `name` (`None`
+/// when it has not since it became leader, or when `client` reaches a
+/// follower).
+pub async fn last_heartbeat(client: &Client, name: &str) -> Option<drover_types::Timestamp> {
+    let nodes = client.nodes().await.ok()?;
+    nodes.into_iter().find(|node| node.name == name)?.last_heartbeat
 }
 
 /// Whether a process exists.

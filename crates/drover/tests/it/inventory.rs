@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use drover_types::AllocClientStatus;
+
 use crate::harness::{Cluster, drover_binary};
 
 fn names(prefix: &str, count: usize) -> Vec<String> {
@@ -235,6 +237,30 @@ async fn a_server_started_with_disable_exec_refuses_every_command() {
     let output = cluster.cli(&["exec", "n01", "--", &command]);
     assert!(!output.status.success());
     assert!(text(&output).contains("exec is disabled on this server"), "{}", text(&output));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A batch job placed on n01 after the refusal runs to completion: its
+    // allocation went down n01's session after anything the server could
+    // have sent for the command, so the agent has had its chance to run it.
+    let witness = cluster.dir.path().join("witness");
+    let job = format!(
+        r#"
+job "witness" {{
+  type = "batch"
+  group "g" {{
+    task "t" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sh"
+        args    = ["-c", "touch {}"]
+      }}
+    }}
+  }}
+}}
+"#,
+        witness.display()
+    );
+    let ran = cluster.run_job("witness", &job);
+    assert!(ran.status.success(), "{}", text(&ran));
+    cluster.wait_for_allocs("witness", AllocClientStatus::Complete, 1).await;
+    assert!(witness.exists(), "the witness job ran on n01");
     assert!(!marker.exists(), "the command ran");
 }

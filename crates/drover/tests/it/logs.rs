@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use drover_client::Client;
+use drover_golden::needs;
 use drover_proto::api::{LogCountBy, LogPage, LogQuery, LogRecord};
 
 use crate::harness::{Cluster, drover_binary, free_port};
@@ -64,6 +65,12 @@ fn app_log(cluster: &Cluster) -> (PathBuf, String) {
     (path, format!("{}/*.log", log_dir.display()))
 }
 
+/// Appends one line to a file.
+fn append_line(path: &Path, line: &str) {
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    writeln!(file, "{line}").unwrap();
+}
+
 /// Appends numbered lines to a file from a thread, at `per_second`.
 struct Writer {
     handle: std::thread::JoinHandle<()>,
@@ -106,7 +113,9 @@ async fn a_file_rotated_by_rename_and_by_copy_truncate_arrives_exactly_once() {
     // 1..=1500 into app.log; at 600 it is renamed away (the writer keeps
     // writing to the renamed file until 700, then reopens app.log); at
     // 1100 it is copied and truncated in place.
-    let writer = Writer::start(path.clone(), "rotationtest", 1..1501, 500, |number, path| match number {
+    let (reached_copy, copy_reached) = std::sync::mpsc::channel::<()>();
+    let (caught_up, wait_for_catch_up) = std::sync::mpsc::channel::<()>();
+    let writer = Writer::start(path.clone(), "rotationtest", 1..1501, 500, move |number, path| match number {
         600 => {
             std::fs::rename(path, path.with_extension("log.1")).unwrap();
             false
@@ -115,19 +124,31 @@ async fn a_file_rotated_by_rename_and_by_copy_truncate_arrives_exactly_once() {
         1100 => {
             // copytruncate loses what is written between the copy and the
             // truncation for any reader; like logrotate users, we let the
-            // follower catch up first.
-            std::thread::sleep(Duration::from_millis(1500));
+            // follower catch up first (the test says when it has).
+            reached_copy.send(()).unwrap();
+            wait_for_catch_up.recv_timeout(Duration::from_secs(60)).expect("the follower to catch up");
             std::fs::copy(path, path.with_extension("log.2")).unwrap();
             std::fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
             true
         }
         _ => false,
     });
+    let client = cluster.client.clone();
+    tokio::task::spawn_blocking(move || copy_reached.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("the writer to reach line 1100");
+    cluster.wait_for("1,099 lines to be searchable", || async { total(&client, "rotationtest").await >= 1099 }).await;
+    caught_up.send(()).unwrap();
     tokio::task::spawn_blocking(move || writer.join()).await.unwrap();
 
-    let client = cluster.client.clone();
+    // A last line after every rotation: once it is searchable, the follower
+    // has read everything before it, duplicates included.
+    append_line(&path, "rotationdone sentinel");
     cluster.wait_for("1,500 lines to be searchable", || async { total(&client, "rotationtest").await >= 1500 }).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster
+        .wait_for("the sentinel line to be searchable", || async { total(&client, "rotationdone").await == 1 })
+        .await;
     let records = all_records(&client, "rotationtest").await;
     let numbers = sequence_numbers(&records);
     assert_eq!(numbers, (1..1501).collect::<BTreeSet<u64>>(), "every line exactly once");
@@ -246,7 +267,7 @@ async fn kill_9_of_the_agent_and_of_the_server_mid_stream_loses_and_duplicates_n
     let (path, glob) = app_log(&cluster);
     cluster.start_agent("n1", &["--log-file", &glob]).await;
 
-    let writer = Writer::start(path, "crashtest", 1..3001, 400, |_, _| false);
+    let writer = Writer::start(path.clone(), "crashtest", 1..3001, 400, |_, _| false);
     let client = cluster.client.clone();
     cluster.wait_for("some lines", || async { total(&client, "crashtest").await > 300 }).await;
     cluster.kill_agent("n1");
@@ -258,8 +279,11 @@ async fn kill_9_of_the_agent_and_of_the_server_mid_stream_loses_and_duplicates_n
     cluster.restart_server().await;
     tokio::task::spawn_blocking(move || writer.join()).await.unwrap();
 
+    // A last line: once it is searchable, everything before it was shipped
+    // and indexed, duplicates included.
+    append_line(&path, "crashdone sentinel");
     cluster.wait_for("all 3,000 lines", || async { total(&client, "crashtest").await >= 3000 }).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.wait_for("the sentinel line to be searchable", || async { total(&client, "crashdone").await == 1 }).await;
     let numbers = sequence_numbers(&all_records(&client, "crashtest").await);
     assert_eq!(numbers, (1..3001).collect::<BTreeSet<u64>>(), "every line exactly once");
     assert_eq!(total(&client, "crashtest").await, 3000);
@@ -267,8 +291,7 @@ async fn kill_9_of_the_agent_and_of_the_server_mid_stream_loses_and_duplicates_n
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_from_logger_over_udp_and_tcp_is_found_on_agents_and_servers() {
-    if std::process::Command::new("logger").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: `logger` (util-linux) is not installed");
+    if !needs::are_met([needs::program("logger", "bsdutils")]) {
         return;
     }
     let server_port = free_port();

@@ -17,6 +17,7 @@ mod ha;
 mod hardening;
 mod inventory;
 mod logs;
+mod new_user;
 mod react;
 mod scheduling;
 mod security;

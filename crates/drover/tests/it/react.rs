@@ -6,6 +6,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use drover_golden::needs;
+
 use crate::harness::{Cluster, Peer, wait_until};
 
 fn text(output: &std::process::Output) -> String {
@@ -93,6 +95,24 @@ async fn wait_for_body(cluster: &Cluster, bodies: &Arc<Mutex<Vec<String>>>, need
         || cluster.logs(),
     )
     .await;
+}
+
+/// Waits until the console poller of every node in `names` has indexed a
+/// line containing `word`.
+async fn wait_for_console_lines(cluster: &Cluster, names: &[String], word: &str) {
+    let client = cluster.client.clone();
+    cluster
+        .wait_for(&format!("console lines with {word:?} of {} nodes in the index", names.len()), || {
+            let client = client.clone();
+            async move {
+                let query = drover_proto::api::LogQuery { q: format!("source:console {word}"), ..Default::default() };
+                let by_node = drover_proto::api::LogCountBy { by: "node".to_owned(), top: Some(names.len()) };
+                client.count_logs(&query, &by_node).await.is_ok_and(|counted| {
+                    names.iter().all(|name| counted.counts.iter().any(|count| count.value == *name && count.count > 0))
+                })
+            }
+        })
+        .await;
 }
 
 fn run_state(entry: &drover_proto::react::HammerHistoryEntry) -> String {
@@ -197,8 +217,8 @@ hammer "reboot-on-kernel-panic" {{
         || cluster.logs(),
     )
     .await;
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(10), "the reboot took {took:?}");
+    // How fast is measured (scripts/bench-react), not asserted here.
+    eprintln!("the provider rebooted web02 {:?} after the panic", started.elapsed());
 
     wait_for_history(&cluster, "reboot-on-kernel-panic", "the run to succeed in the history", |entries| {
         entries
@@ -279,8 +299,9 @@ hammer "fan-check" {{
         ),
     );
     apply(&cluster, &site);
-    // Let the pollers index the boot lines first.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The pollers index the boot lines first (the hammers' log watchers
+    // start with them).
+    wait_for_console_lines(&cluster, &names, "boot").await;
 
     // 100 triggers over 5 of 10 nodes, more than the guard's 30 %.
     for round in 0..20 {
@@ -292,7 +313,17 @@ hammer "fan-check" {{
         entries.iter().any(|entry| entry.refused.as_deref().is_some_and(|reason| reason.contains("a human must look")))
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Each node's lines trigger in order: once every node's last line is in
+    // the history and every run has finished, the guard has decided on
+    // every trigger and every run has acted.
+    let targets: Vec<String> = names[..5].iter().map(|name| format!("node/{name}")).collect();
+    wait_for_history(&cluster, "fix-oom", "every node's last trigger, and every run finished", move |entries| {
+        let last_trigger_of = |target: &String| {
+            entries.iter().any(|entry| entry.target == *target && entry.reason.ends_with("killed process 19"))
+        };
+        targets.iter().all(last_trigger_of) && entries.iter().all(|entry| entry.run.is_none() || entry.report.is_some())
+    })
+    .await;
     let entries = history(&cluster, "fix-oom").await;
     let runs: Vec<_> = entries.iter().filter(|entry| entry.run.is_some()).collect();
     assert!(!runs.is_empty() && runs.len() <= 3, "at least the first node ran, at most per_hour runs: {runs:?}");
@@ -302,6 +333,16 @@ hammer "fan-check" {{
     assert_eq!(distinct.len(), fixed.lines().count(), "the cooldown kept a node from a second run: {fixed:?}");
     assert!(entries.len() >= 90, "every trigger is in the history: {}", entries.len());
     wait_for_body(&cluster, &bodies, "escalation").await;
+    // Every notification of the storm has been delivered (or given up).
+    cluster
+        .wait_for("every notification to be delivered", || async {
+            cluster
+                .client
+                .notifications()
+                .await
+                .is_ok_and(|records| records.iter().all(|record| record.status.is_finished()))
+        })
+        .await;
     let escalations = bodies.lock().unwrap().iter().filter(|body| body.contains("\"escalation\"")).count();
     assert_eq!(escalations, 1, "one escalation, not one per trigger");
     let top = cluster.cli(&["alert", "top", "--since", "1h"]);
@@ -372,14 +413,10 @@ hammer "fan-check" {{
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alerts_reach_a_real_smtp_server_and_alertmanager_whose_webhook_triggers_a_hammer() {
     let alertmanager_binary = Path::new("/usr/bin/prometheus-alertmanager");
-    let has_aiosmtpd = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", "import aiosmtpd"])
-        .status()
-        .is_ok_and(|status| status.success());
-    if !alertmanager_binary.exists() || !has_aiosmtpd {
-        println!(
-            "SKIPPED: needs prometheus-alertmanager and python3-aiosmtpd (scripts/install-test-deps installs them)"
-        );
+    if !needs::are_met([
+        needs::program("/usr/bin/prometheus-alertmanager", "prometheus-alertmanager"),
+        needs::python_module("/usr/bin/python3", "aiosmtpd", "python3-aiosmtpd"),
+    ]) {
         return;
     }
     let mut cluster = Cluster::start().await;
@@ -457,7 +494,7 @@ hammer "drain-on-ecc" {{
         ),
     );
     apply(&cluster, &site);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    wait_for_console_lines(&cluster, &names, "boot").await;
 
     append(&site.join("console-db02"), "EDAC MC0: 1 CE memory read error\nEDAC MC0: 1 CE memory read error\n");
 

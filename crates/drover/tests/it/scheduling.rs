@@ -1,7 +1,6 @@
 //! Scheduling and supervision with a real server and real agents.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use drover_types::{AllocClientStatus, TaskEventKind};
 
@@ -111,8 +110,9 @@ job "report" {
     let logs = cluster.cli(&["alloc", "logs", status.allocs[0].id.short()]);
     assert!(String::from_utf8_lossy(&logs.stdout).contains("done"), "{logs:?}");
 
-    // Nothing is ever rerun.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Nothing is ever rerun: the scheduler has processed every evaluation
+    // made before or with the completions, and placed nothing new.
+    cluster.wait_until_evaluated("report").await;
     let later = cluster.job_status("report").await;
     assert_eq!(later.allocs.len(), 2, "a finished batch job must not be rerun: {:?}", later.allocs);
 }
@@ -168,8 +168,15 @@ async fn kill9_of_the_server_keeps_state_and_running_tasks() {
     let pids: BTreeMap<String, u32> =
         before.allocs.iter().map(|alloc| (alloc.id.to_string(), alloc.task_states["web"].pid.unwrap())).collect();
 
+    let agent = cluster.agent_index("n1");
+    let sessions_ended = cluster.agents[agent].output().matches("session ended").count();
     cluster.kill_server();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The agent has noticed that its server is gone, and its tasks live on.
+    cluster
+        .wait_for("the agent to see its session end", || async {
+            cluster.agents[agent].output().matches("session ended").count() > sessions_ended
+        })
+        .await;
     assert!(pids.values().all(|pid| process_alive(*pid)), "tasks must survive the server");
     cluster.restart_server().await;
 

@@ -155,6 +155,12 @@ impl SecureCluster {
 
     /// Starts an agent with a join token (through the environment).
     fn spawn_agent(&mut self, name: &str, hostgroup: &str, join_token: Option<&str>) -> usize {
+        let mut command = self.agent_command(name, hostgroup, join_token);
+        self.spawn_agent_command(name, &mut command)
+    }
+
+    /// The command line of an agent with a join token (through the environment).
+    fn agent_command(&self, name: &str, hostgroup: &str, join_token: Option<&str>) -> Command {
         let mut command = Command::new(drover_binary());
         command.args(["agent", "--servers", &self.addresses.join(","), "--data-dir"]).arg(self.agent_dir(name)).args([
             "--name",
@@ -166,8 +172,13 @@ impl SecureCluster {
         if let Some(token) = join_token {
             command.env("DROVER_JOIN_TOKEN", token);
         }
+        command
+    }
+
+    /// Starts agent `name` with `command`; returns its index in `agents`.
+    fn spawn_agent_command(&mut self, name: &str, command: &mut Command) -> usize {
         let log = self.dir.path().join(format!("agent-{name}-{}.log", self.agents.len()));
-        self.agents.push(Process::spawn_for_test(&format!("agent {name}"), &mut command, log));
+        self.agents.push(Process::spawn_for_test(&format!("agent {name}"), command, log));
         self.agents.len() - 1
     }
 
@@ -335,9 +346,18 @@ async fn a_secure_server_enrols_agents_scopes_tokens_and_audits_every_action() {
     assert!(
         exited_with(&mut cluster.agents[wrong_ca], Duration::from_secs(90)).contains("does not match the join token")
     );
-    // An agent without a certificate cannot open a session.
-    let bare = cluster.spawn_agent("bare", "bi/batch/a", None);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // An agent without a certificate cannot open a session: its attempts
+    // (logged at debug) fail, twice, and no node appears.
+    let mut command = cluster.agent_command("bare", "bi/batch/a", None);
+    command.env("DROVER_LOG", "info,drover_agent::session=debug");
+    let bare = cluster.spawn_agent_command("bare", &mut command);
+    wait_until(
+        "two refused connection attempts of the agent without a certificate",
+        Duration::from_secs(30),
+        || async { cluster.agents[bare].output().matches("cannot connect").count() >= 2 },
+        || cluster.logs(),
+    )
+    .await;
     assert!(root.nodes().await.unwrap().iter().all(|node| node.name != "bare"));
     cluster.agents[bare].kill9();
 
@@ -581,7 +601,16 @@ async fn three_secure_servers_on_one_ca_keep_acls_and_audit_across_a_leader_kill
         .arg(cluster.dir.path().join("other/ca-key.pem"));
     let stranger = Process::spawn_for_test("stranger", &mut command, cluster.dir.path().join("stranger.log"));
     cluster.servers.push(stranger);
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Its first attempt to join through every server has failed …
+    let stranger = cluster.servers.len() - 1;
+    wait_until(
+        "the stranger's first attempt to join to fail",
+        Duration::from_secs(60),
+        || async { cluster.servers[stranger].output().contains("waiting for the other servers") },
+        || cluster.logs(),
+    )
+    .await;
+    // … and it is no member.
     let peers = cluster.cli(Some(&root_secret), &["server", "members"]);
     assert!(!text(&peers).contains(&stranger_address), "a server of another CA joined:\n{}", text(&peers));
 

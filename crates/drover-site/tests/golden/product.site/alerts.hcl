@@ -1,6 +1,6 @@
-# PRODUCT.md writes this `when` on one line; see the ignored test
-# `product_md_one_line_when_parses` in tests/golden.rs for why it is
-# multi-line here.
+# The product brief's example alert. The brief writes this `when` on one
+# line; the test `product_md_one_line_when_parses` in tests/golden.rs
+# checks that form parses too.
 alert "tmp-full" {
   when {
     metric = "disk_used_percent{mount=\"/tmp\"}"

@@ -1,4 +1,4 @@
-# The provider of PRODUCT.md: how to act on the machines beneath agents.
+# The product brief's example provider: how to act on the machines beneath agents.
 provider "openstack" {
   reboot  = "openstack server reboot --hard {{node.name}}"
   console = "openstack console log show {{node.name}}"

@@ -6,7 +6,8 @@
 use std::fs;
 use std::time::Duration;
 
-use drover_exec::{IsolationMode, LogStream, Signal};
+use drover_executor::{IsolationMode, LogStream, Signal};
+use drover_golden::needs::{self, Missing};
 use drover_types::{Driver, Resources};
 
 use crate::support::{TestTask, cgroup_pids, driver, eventually, is_alive, isolation, wait_exit};
@@ -42,8 +43,10 @@ async fn the_memory_limit_is_enforced_by_the_detected_mode() {
 
 #[tokio::test]
 async fn a_task_over_its_rlimit_cannot_allocate() {
+    // One of this test and the next cgroup one runs on every host: which
+    // depends on the mode detected (checked by the detection test below).
     if isolation().mode != IsolationMode::Rlimits {
-        eprintln!("SKIPPED a_task_over_its_rlimit_cannot_allocate: this host limits memory with cgroups");
+        eprintln!("not applicable: this host limits memory with cgroups (cgroup_limits_apply_… covers it)");
         return;
     }
     // Holding 100 MB in a shell variable needs more than the 64 MiB of
@@ -77,8 +80,17 @@ async fn raw_exec_gets_no_limits() {
 #[tokio::test]
 async fn the_whole_tree_is_tracked_and_killed_through_the_cgroup() {
     let Some(parent) = isolation().cgroup_parent else {
-        eprintln!("SKIPPED the_whole_tree_is_tracked_and_killed_through_the_cgroup: no writable cgroup2 here");
-        return;
+        // Without any cgroup2 the process group is all there is to track
+        // (by design); a cgroup2 that is there but not writable needs root.
+        let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
+        if drover_executor::isolation::find_cgroup2_mount(&mountinfo).is_none() {
+            eprintln!("not applicable: no cgroup2 is mounted here, tasks are tracked by process group");
+            return;
+        }
+        return needs::unmet(Missing::privilege(format!(
+            "tracking a task's processes in a cgroup needs a writable cgroup2, and {}",
+            isolation().reason
+        )));
     };
     // The background sleep leaves the task's session and process group:
     // only the cgroup still knows it belongs to the task.
@@ -100,9 +112,11 @@ async fn the_whole_tree_is_tracked_and_killed_through_the_cgroup() {
 
 #[tokio::test]
 async fn cgroup_limits_apply_where_the_controllers_exist() {
+    // The other half of a_task_over_its_rlimit_cannot_allocate.
     if isolation().mode != IsolationMode::Cgroup2 {
         eprintln!(
-            "SKIPPED cgroup_limits_apply_where_the_controllers_exist: no cgroup2 cpu and memory controllers here ({})",
+            "not applicable: no cgroup2 cpu and memory controllers here, memory is limited with rlimits \
+             (a_task_over_its_rlimit_cannot_allocate covers it): {}",
             isolation().reason
         );
         return;
@@ -120,7 +134,7 @@ async fn cgroup_limits_apply_where_the_controllers_exist() {
 fn detection_matches_the_hosts_controllers() {
     let isolation = isolation();
     let mountinfo = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let Some(mount) = drover_exec::isolation::find_cgroup2_mount(&mountinfo) else {
+    let Some(mount) = drover_executor::isolation::find_cgroup2_mount(&mountinfo) else {
         assert_eq!(isolation.mode, IsolationMode::Rlimits);
         return;
     };

@@ -1,5 +1,6 @@
-//! Operator actions beyond registering jobs: promotions, reverts, periodic
-//! launches, drains and eligibility.
+//! Operator controls on jobs and nodes, beyond registering jobs:
+//! promotions, reverts, periodic launches, drains and eligibility. (The
+//! servers themselves are `operator.rs`.)
 
 use std::time::Duration;
 
@@ -70,13 +71,10 @@ impl Server {
         let state = self.consistent_state().await?;
         let target = state.job_version(job_id, version).ok_or_else(|| {
             let known: Vec<String> = state.job_versions(job_id).map(|job| job.version.to_string()).collect();
-            CodedError::not_found(
-                "job version",
-                format!(
-                    "{job_id} v{version} (kept versions: {})",
-                    if known.is_empty() { "none".to_owned() } else { known.join(", ") }
-                ),
-            )
+            CodedError::not_found("job version", format!("{job_id} v{version}")).with_hint(format!(
+                "kept versions: {} (`drover job history {job_id}` lists them)",
+                if known.is_empty() { "none".to_owned() } else { known.join(", ") }
+            ))
         })?;
         let current = state.job(job_id).map_or(0, |job| job.version);
         if current == version {

@@ -8,13 +8,15 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use drover_exec::log_rotate::list_log_files;
-use drover_exec::{DriverConfig, ExecDriver, ExitResult, Isolation, LogRotation, LogStream, TaskHandle, TaskLaunch};
+use drover_executor::log_rotate::list_log_files;
+use drover_executor::{
+    DriverConfig, ExecDriver, ExitResult, Isolation, LogRotation, LogStream, TaskHandle, TaskLaunch,
+};
 use drover_types::{AllocId, Driver, Resources};
 use tempfile::TempDir;
 
 /// The shim binary built with this crate.
-pub const HELPER: &str = env!("CARGO_BIN_EXE_drover-exec-helper");
+pub const HELPER: &str = env!("CARGO_BIN_EXE_drover-executor-helper");
 
 /// The host's isolation, detected once.
 pub fn isolation() -> Isolation {
@@ -122,11 +124,6 @@ pub async fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) 
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-/// Whether the test runs as root (needed for `user`).
-pub fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
 }
 
 /// The pids in a cgroup directory.

@@ -4,8 +4,8 @@
 use std::process::Command;
 use std::time::Duration;
 
-use drover_exec::formats::{EXIT_FILE, FORMAT_VERSION, STATE_FILE, write_atomic};
-use drover_exec::{ExecError, ExecutorState, LogStream, ReattachOutcome, Signal};
+use drover_executor::formats::{EXIT_FILE, FORMAT_VERSION, STATE_FILE, write_atomic};
+use drover_executor::{ExecError, ExecutorState, LogStream, ReattachOutcome, Signal};
 use drover_types::Timestamp;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;

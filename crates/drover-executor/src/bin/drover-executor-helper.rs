@@ -1,9 +1,9 @@
-//! A small binary for drover-exec's integration tests and for debugging
+//! A small binary for drover-executor's integration tests and for debugging
 //! the executor by hand, without the full `drover` binary.
 //!
-//! - `drover-exec-helper executor TASK_DIR` runs the executor shim, exactly
+//! - `drover-executor-helper executor TASK_DIR` runs the executor shim, exactly
 //!   as `drover executor TASK_DIR` does.
-//! - `drover-exec-helper launch TASK_DIR LAUNCH_JSON` starts the task
+//! - `drover-executor-helper launch TASK_DIR LAUNCH_JSON` starts the task
 //!   described by the [`TaskLaunch`] JSON file through the driver (with this
 //!   binary as the shim), prints the executor state as JSON and exits
 //!   without waiting: an agent that dies right after starting a task.
@@ -11,7 +11,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use drover_exec::{DriverConfig, ExecDriver, Isolation, TaskLaunch, run_executor};
+use drover_executor::{DriverConfig, ExecDriver, Isolation, TaskLaunch, run_executor};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
@@ -21,13 +21,13 @@ fn main() -> ExitCode {
         ["launch", task_dir, launch_file] => match launch(Path::new(task_dir), Path::new(launch_file)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
-                eprintln!("drover-exec-helper: {message}");
+                eprintln!("drover-executor-helper: {message}");
                 ExitCode::FAILURE
             }
         },
         _ => {
             eprintln!(
-                "usage: drover-exec-helper executor TASK_DIR\n       drover-exec-helper launch TASK_DIR LAUNCH_JSON"
+                "usage: drover-executor-helper executor TASK_DIR\n       drover-executor-helper launch TASK_DIR LAUNCH_JSON"
             );
             ExitCode::from(2)
         }

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use drover_exec::log_rotate::list_log_files;
-use drover_exec::{LogOrigin, LogPosition, LogReader, LogRotation, LogStream, Signal};
+use drover_executor::log_rotate::list_log_files;
+use drover_executor::{LogOrigin, LogPosition, LogReader, LogRotation, LogStream, Signal};
 use futures_util::StreamExt;
 
 use crate::support::{TestTask, driver, eventually, wait_exit};

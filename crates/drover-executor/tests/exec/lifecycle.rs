@@ -3,12 +3,13 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use drover_exec::formats::{EXIT_FILE, LAUNCH_ERROR_FILE, STATE_FILE};
-use drover_exec::{ExecError, LogStream, Signal};
+use drover_executor::formats::{EXIT_FILE, LAUNCH_ERROR_FILE, STATE_FILE};
+use drover_executor::{ExecError, LogStream, Signal};
+use drover_golden::needs;
 use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
-use crate::support::{TestTask, driver, eventually, is_alive, is_root, live_group_members, wait_exit};
+use crate::support::{TestTask, driver, eventually, is_alive, live_group_members, wait_exit};
 
 #[tokio::test]
 async fn exit_codes_are_reported_and_the_shim_is_reaped() {
@@ -116,7 +117,7 @@ async fn a_command_that_cannot_run_fails_the_start_with_the_reason() {
 
     // A later start in the same directory clears the old failure.
     let good =
-        TestTask { launch: drover_exec::TaskLaunch { command: "true".to_owned(), ..task.launch.clone() }, ..task };
+        TestTask { launch: drover_executor::TaskLaunch { command: "true".to_owned(), ..task.launch.clone() }, ..task };
     let handle = driver().start(&good.launch, &good.task_dir()).await.unwrap();
     assert_eq!(wait_exit(&handle).await.exit_code, Some(0));
     assert!(!good.task_dir().join(LAUNCH_ERROR_FILE).exists());
@@ -132,8 +133,7 @@ async fn an_unknown_user_fails_the_start() {
 
 #[tokio::test]
 async fn the_task_runs_as_the_given_user() {
-    if !is_root() {
-        eprintln!("SKIPPED the_task_runs_as_the_given_user: switching users needs root");
+    if !needs::are_met([needs::root("running a task as another user")]) {
         return;
     }
     let mut task = TestTask::new("id -u; id -g; id -G");
@@ -168,9 +168,9 @@ async fn a_killed_shim_is_reported_and_its_task_group_killed() {
 #[tokio::test]
 async fn an_executor_that_dies_before_starting_the_task_is_reported_with_its_log() {
     let task = TestTask::new("true");
-    let mut config = drover_exec::DriverConfig::new("sh", ["-c", "echo broken executor >&2; exit 3", "sh"]);
+    let mut config = drover_executor::DriverConfig::new("sh", ["-c", "echo broken executor >&2; exit 3", "sh"]);
     config.start_timeout = Duration::from_secs(30);
-    let driver = drover_exec::ExecDriver::new(config, crate::support::isolation());
+    let driver = drover_executor::ExecDriver::new(config, crate::support::isolation());
     let error = driver.start(&task.launch, &task.task_dir()).await.unwrap_err();
     let message = error.to_string();
     assert!(matches!(error, ExecError::ExecutorExited { .. }), "{message}");
@@ -180,9 +180,10 @@ async fn an_executor_that_dies_before_starting_the_task_is_reported_with_its_log
 #[tokio::test]
 async fn an_executor_that_does_not_report_in_time_is_killed() {
     let task = TestTask::new("true");
-    let mut config = drover_exec::DriverConfig::new("sh", ["-c", "echo $$ > \"$1/executor.pid\"; exec sleep 60", "sh"]);
+    let mut config =
+        drover_executor::DriverConfig::new("sh", ["-c", "echo $$ > \"$1/executor.pid\"; exec sleep 60", "sh"]);
     config.start_timeout = Duration::from_millis(300);
-    let driver = drover_exec::ExecDriver::new(config, crate::support::isolation());
+    let driver = drover_executor::ExecDriver::new(config, crate::support::isolation());
     let error = driver.start(&task.launch, &task.task_dir()).await.unwrap_err();
     assert!(matches!(error, ExecError::StartTimeout { .. }), "{error}");
     let pid: u32 = std::fs::read_to_string(task.task_dir().join("executor.pid")).unwrap().trim().parse().unwrap();

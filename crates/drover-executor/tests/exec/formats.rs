@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use drover_exec::formats::read_versioned;
-use drover_exec::{ExecutorSpec, ExecutorState, ExitRecord, LaunchFailure};
+use drover_executor::formats::read_versioned;
+use drover_executor::{ExecutorSpec, ExecutorState, ExitRecord, LaunchFailure};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

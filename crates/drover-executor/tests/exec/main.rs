@@ -1,5 +1,5 @@
-//! Integration tests of drover-exec against real processes: the executor
-//! shim is the `drover-exec-helper` binary of this crate, tasks are `sh`
+//! Integration tests of drover-executor against real processes: the executor
+//! shim is the `drover-executor-helper` binary of this crate, tasks are `sh`
 //! scripts, and every assertion looks at what really happened (files,
 //! `/proc`, cgroups). One test binary, one module per area.
 

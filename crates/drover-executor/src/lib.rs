@@ -60,4 +60,4 @@ pub use log_rotate::{LogRotation, LogStream, RotatingWriter};
 pub use nix::sys::signal::Signal;
 pub use procfs::kill_processes_under;
 pub use shim::run_executor;
-pub use supervisor::{Command, Event, RestartTracker, Supervisor, SupervisorConfig};
+pub use supervisor::{Event, Instruction, RestartTracker, Supervisor, SupervisorConfig};

@@ -2,10 +2,10 @@
 //!
 //! It decides, and does nothing: the agent feeds it [`Event`]s (the process
 //! started, exited, a timer fired, a stop or restart was asked for) with the
-//! current time, and carries out the [`Command`]s it returns (spawn, kill,
-//! schedule the timer, report state and events). So every rule of Nomad's
-//! restart policy is tested by feeding one event and comparing the exact
-//! command list, without processes or clocks.
+//! current time, and carries out the [`Instruction`]s it returns (spawn,
+//! kill, schedule the timer, report state and events). So every rule of
+//! Nomad's restart policy is tested by feeding one event and comparing the
+//! exact instruction list, without processes or clocks.
 //!
 //! ```text
 //!             Start                 Started
@@ -90,7 +90,7 @@ pub enum Event {
         /// Signal, when one killed it.
         signal: Option<i32>,
     },
-    /// The timer from the last [`Command::ScheduleTimer`] fired.
+    /// The timer from the last [`Instruction::ScheduleTimer`] fired.
     TimerFired,
     /// The agent wants the task stopped for good.
     StopRequested,
@@ -112,9 +112,9 @@ pub enum Event {
     },
 }
 
-/// What the agent must do.
+/// What the agent must do: one step of what the supervisor decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
+pub enum Instruction {
     /// Start the process (prepare the task directory, call the driver) and
     /// report [`Event::Started`] or [`Event::DriverFailed`].
     Spawn,
@@ -169,14 +169,14 @@ enum Phase {
     Idle,
     /// Re-created by a restarted agent; the process may or may not run.
     Resumed,
-    /// [`Command::Spawn`] issued, waiting for `Started` or `DriverFailed`.
+    /// [`Instruction::Spawn`] issued, waiting for `Started` or `DriverFailed`.
     Starting {
         /// A stop arrived meanwhile: kill as soon as the process is there.
         stop_requested: bool,
     },
     /// The process runs.
     Running,
-    /// [`Command::Kill`] issued, waiting for `Exited`.
+    /// [`Instruction::Kill`] issued, waiting for `Exited`.
     Killing {
         /// Start again once it exited (restart asked by a check).
         restart: bool,
@@ -246,50 +246,50 @@ impl Supervisor {
     }
 
     /// Takes one event at time `now` and returns what to do, in order.
-    pub fn handle(&mut self, event: Event, now: Timestamp) -> Vec<Command> {
-        let mut commands = Vec::new();
+    pub fn handle(&mut self, event: Event, now: Timestamp) -> Vec<Instruction> {
+        let mut instructions = Vec::new();
         match (self.phase, event) {
             (Phase::Idle, Event::Start) => {
-                self.report_event(&mut commands, now, TaskEventKind::Received, "Task received by client");
-                self.report_event(&mut commands, now, TaskEventKind::TaskSetup, "Building Task Directory");
-                self.spawn(&mut commands);
+                self.report_event(&mut instructions, now, TaskEventKind::Received, "Task received by client");
+                self.report_event(&mut instructions, now, TaskEventKind::TaskSetup, "Building Task Directory");
+                self.spawn(&mut instructions);
             }
             (Phase::Idle | Phase::Resumed, Event::Reattached { pid }) => {
                 self.task_state.pid = Some(pid);
                 let message = format!("Reattached to the running task (pid {pid})");
-                self.report_event(&mut commands, now, TaskEventKind::Reattached, message);
-                self.report_state(&mut commands, TaskLifecycleState::Running, false);
+                self.report_event(&mut instructions, now, TaskEventKind::Reattached, message);
+                self.report_state(&mut instructions, TaskLifecycleState::Running, false);
                 self.phase = Phase::Running;
             }
-            (Phase::Idle | Phase::Resumed, Event::StopRequested) => self.finish(&mut commands, now, false),
-            (Phase::Resumed, Event::Start) => self.spawn(&mut commands),
+            (Phase::Idle | Phase::Resumed, Event::StopRequested) => self.finish(&mut instructions, now, false),
+            (Phase::Resumed, Event::Start) => self.spawn(&mut instructions),
             (Phase::Resumed, Event::Exited { exit_code, signal }) => {
-                self.report_exit(&mut commands, now, exit_code, signal);
-                self.apply_policy(&mut commands, now, is_success(exit_code, signal));
+                self.report_exit(&mut instructions, now, exit_code, signal);
+                self.apply_policy(&mut instructions, now, is_success(exit_code, signal));
             }
             (Phase::Resumed, Event::DriverFailed { error }) => {
                 self.task_state.pid = None;
-                self.report_event(&mut commands, now, TaskEventKind::DriverFailure, error);
-                self.apply_policy(&mut commands, now, false);
+                self.report_event(&mut instructions, now, TaskEventKind::DriverFailure, error);
+                self.apply_policy(&mut instructions, now, false);
             }
 
             (Phase::Starting { stop_requested }, Event::Started { pid }) => {
                 self.task_state.pid = Some(pid);
                 self.task_state.started_at = Some(now);
-                self.report_event(&mut commands, now, TaskEventKind::Started, "Task started by client");
-                self.report_state(&mut commands, TaskLifecycleState::Running, false);
+                self.report_event(&mut instructions, now, TaskEventKind::Started, "Task started by client");
+                self.report_state(&mut instructions, TaskLifecycleState::Running, false);
                 self.phase = Phase::Running;
                 if stop_requested {
-                    self.kill(&mut commands, now, false);
+                    self.kill(&mut instructions, now, false);
                 }
             }
             (Phase::Starting { stop_requested: false }, Event::DriverFailed { error }) => {
-                self.report_event(&mut commands, now, TaskEventKind::DriverFailure, error);
-                self.apply_policy(&mut commands, now, false);
+                self.report_event(&mut instructions, now, TaskEventKind::DriverFailure, error);
+                self.apply_policy(&mut instructions, now, false);
             }
             (Phase::Starting { stop_requested: true }, Event::DriverFailed { error }) => {
-                self.report_event(&mut commands, now, TaskEventKind::DriverFailure, error);
-                self.finish(&mut commands, now, false);
+                self.report_event(&mut instructions, now, TaskEventKind::DriverFailure, error);
+                self.finish(&mut instructions, now, false);
             }
             (Phase::Starting { .. }, Event::StopRequested) => {
                 self.phase = Phase::Starting { stop_requested: true };
@@ -297,47 +297,52 @@ impl Supervisor {
             // An exit reported without a start first: treat it as the
             // exit of a started process.
             (Phase::Starting { stop_requested }, Event::Exited { exit_code, signal }) => {
-                self.report_exit(&mut commands, now, exit_code, signal);
+                self.report_exit(&mut instructions, now, exit_code, signal);
                 if stop_requested {
-                    self.finish(&mut commands, now, false);
+                    self.finish(&mut instructions, now, false);
                 } else {
-                    self.apply_policy(&mut commands, now, is_success(exit_code, signal));
+                    self.apply_policy(&mut instructions, now, is_success(exit_code, signal));
                 }
             }
 
             (Phase::Running, Event::Exited { exit_code, signal }) => {
-                self.report_exit(&mut commands, now, exit_code, signal);
-                self.apply_policy(&mut commands, now, is_success(exit_code, signal));
+                self.report_exit(&mut instructions, now, exit_code, signal);
+                self.apply_policy(&mut instructions, now, is_success(exit_code, signal));
             }
             (Phase::Running, Event::DriverFailed { error }) => {
                 self.task_state.pid = None;
-                self.report_event(&mut commands, now, TaskEventKind::DriverFailure, error);
-                self.apply_policy(&mut commands, now, false);
+                self.report_event(&mut instructions, now, TaskEventKind::DriverFailure, error);
+                self.apply_policy(&mut instructions, now, false);
             }
-            (Phase::Running, Event::StopRequested) => self.kill(&mut commands, now, false),
+            (Phase::Running, Event::StopRequested) => self.kill(&mut instructions, now, false),
             (Phase::Running, Event::RestartRequested { reason }) => {
-                self.report_event(&mut commands, now, TaskEventKind::RestartSignaled, reason);
-                self.kill(&mut commands, now, true);
+                self.report_event(&mut instructions, now, TaskEventKind::RestartSignaled, reason);
+                self.kill(&mut instructions, now, true);
             }
 
             (Phase::Killing { restart }, Event::Exited { exit_code, signal }) => {
-                self.report_exit(&mut commands, now, exit_code, signal);
-                self.after_kill(&mut commands, now, restart);
+                self.report_exit(&mut instructions, now, exit_code, signal);
+                self.after_kill(&mut instructions, now, restart);
             }
             (Phase::Killing { restart }, Event::DriverFailed { error }) => {
                 self.task_state.pid = None;
-                self.report_event(&mut commands, now, TaskEventKind::DriverFailure, error);
-                self.after_kill(&mut commands, now, restart);
+                self.report_event(&mut instructions, now, TaskEventKind::DriverFailure, error);
+                self.after_kill(&mut instructions, now, restart);
             }
             (Phase::Killing { restart: true }, Event::StopRequested) => {
                 self.phase = Phase::Killing { restart: false };
             }
 
-            (Phase::WaitingToRestart, Event::TimerFired) => self.spawn(&mut commands),
+            (Phase::WaitingToRestart, Event::TimerFired) => self.spawn(&mut instructions),
             (Phase::WaitingToRestart, Event::StopRequested) => {
-                commands.push(Command::CancelTimer);
-                self.report_event(&mut commands, now, TaskEventKind::Killed, "Task killed while waiting to restart");
-                self.finish(&mut commands, now, false);
+                instructions.push(Instruction::CancelTimer);
+                self.report_event(
+                    &mut instructions,
+                    now,
+                    TaskEventKind::Killed,
+                    "Task killed while waiting to restart",
+                );
+                self.finish(&mut instructions, now, false);
             }
 
             // Everything else is stale or does not apply in this phase: a
@@ -345,35 +350,35 @@ impl Supervisor {
             // is not running, events after the end.
             _ => {}
         }
-        commands
+        instructions
     }
 
-    fn spawn(&mut self, commands: &mut Vec<Command>) {
-        commands.push(Command::Spawn);
+    fn spawn(&mut self, instructions: &mut Vec<Instruction>) {
+        instructions.push(Instruction::Spawn);
         self.phase = Phase::Starting { stop_requested: false };
     }
 
-    fn kill(&mut self, commands: &mut Vec<Command>, now: Timestamp, restart: bool) {
+    fn kill(&mut self, instructions: &mut Vec<Instruction>, now: Timestamp, restart: bool) {
         let timeout = self.config.kill_timeout;
         let message =
             format!("Sent {}, waiting {} before force killing", self.config.kill_signal, DurationSpec::from(timeout));
-        self.report_event(commands, now, TaskEventKind::Killing, message);
-        commands.push(Command::Kill { signal: self.config.kill_signal, timeout });
+        self.report_event(instructions, now, TaskEventKind::Killing, message);
+        instructions.push(Instruction::Kill { signal: self.config.kill_signal, timeout });
         self.phase = Phase::Killing { restart };
     }
 
-    fn after_kill(&mut self, commands: &mut Vec<Command>, now: Timestamp, restart: bool) {
+    fn after_kill(&mut self, instructions: &mut Vec<Instruction>, now: Timestamp, restart: bool) {
         if restart {
-            self.restart_after(commands, now, Duration::ZERO, "Restart signaled".to_owned());
+            self.restart_after(instructions, now, Duration::ZERO, "Restart signaled".to_owned());
         } else {
-            self.report_event(commands, now, TaskEventKind::Killed, "Task successfully killed");
-            self.finish(commands, now, false);
+            self.report_event(instructions, now, TaskEventKind::Killed, "Task successfully killed");
+            self.finish(instructions, now, false);
         }
     }
 
     fn report_exit(
         &mut self,
-        commands: &mut Vec<Command>,
+        instructions: &mut Vec<Instruction>,
         now: Timestamp,
         exit_code: Option<i32>,
         signal: Option<i32>,
@@ -386,17 +391,17 @@ impl Supervisor {
             exit_code,
             signal,
         };
-        self.push_event(commands, event);
+        self.push_event(instructions, event);
     }
 
-    fn apply_policy(&mut self, commands: &mut Vec<Command>, now: Timestamp, success: bool) {
+    fn apply_policy(&mut self, instructions: &mut Vec<Instruction>, now: Timestamp, success: bool) {
         match self.decide(now, success) {
-            Decision::Complete => self.finish(commands, now, false),
+            Decision::Complete => self.finish(instructions, now, false),
             Decision::Fail { reason } => {
-                self.report_event(commands, now, TaskEventKind::NotRestarting, reason);
-                self.finish(commands, now, true);
+                self.report_event(instructions, now, TaskEventKind::NotRestarting, reason);
+                self.finish(instructions, now, true);
             }
-            Decision::Restart { delay, reason } => self.restart_after(commands, now, delay, reason),
+            Decision::Restart { delay, reason } => self.restart_after(instructions, now, delay, reason),
         }
     }
 
@@ -434,7 +439,7 @@ impl Supervisor {
         }
     }
 
-    fn restart_after(&mut self, commands: &mut Vec<Command>, now: Timestamp, delay: Duration, reason: String) {
+    fn restart_after(&mut self, instructions: &mut Vec<Instruction>, now: Timestamp, delay: Duration, reason: String) {
         self.task_state.restarts += 1;
         self.task_state.last_restart = Some(now);
         let message = if delay.is_zero() {
@@ -442,44 +447,44 @@ impl Supervisor {
         } else {
             format!("{reason}: restarting in {}", DurationSpec::from(delay))
         };
-        self.report_event(commands, now, TaskEventKind::Restarting, message);
-        self.report_state(commands, TaskLifecycleState::Pending, false);
+        self.report_event(instructions, now, TaskEventKind::Restarting, message);
+        self.report_state(instructions, TaskLifecycleState::Pending, false);
         if delay.is_zero() {
-            self.spawn(commands);
+            self.spawn(instructions);
         } else {
-            commands.push(Command::ScheduleTimer { at: now.plus(delay) });
+            instructions.push(Instruction::ScheduleTimer { at: now.plus(delay) });
             self.phase = Phase::WaitingToRestart;
         }
     }
 
-    fn finish(&mut self, commands: &mut Vec<Command>, now: Timestamp, failed: bool) {
+    fn finish(&mut self, instructions: &mut Vec<Instruction>, now: Timestamp, failed: bool) {
         self.task_state.finished_at = Some(now);
         self.task_state.pid = None;
-        self.report_state(commands, TaskLifecycleState::Dead, failed);
-        commands.push(Command::Finished { failed });
+        self.report_state(instructions, TaskLifecycleState::Dead, failed);
+        instructions.push(Instruction::Finished { failed });
         self.phase = Phase::Dead;
     }
 
     fn report_event(
         &mut self,
-        commands: &mut Vec<Command>,
+        instructions: &mut Vec<Instruction>,
         now: Timestamp,
         kind: TaskEventKind,
         message: impl Into<String>,
     ) {
         let event = TaskEvent { time: now, kind, message: message.into(), exit_code: None, signal: None };
-        self.push_event(commands, event);
+        self.push_event(instructions, event);
     }
 
-    fn push_event(&mut self, commands: &mut Vec<Command>, event: TaskEvent) {
+    fn push_event(&mut self, instructions: &mut Vec<Instruction>, event: TaskEvent) {
         self.task_state.push_event(event.clone());
-        commands.push(Command::ReportEvent(event));
+        instructions.push(Instruction::ReportEvent(event));
     }
 
-    fn report_state(&mut self, commands: &mut Vec<Command>, state: TaskLifecycleState, failed: bool) {
+    fn report_state(&mut self, instructions: &mut Vec<Instruction>, state: TaskLifecycleState, failed: bool) {
         self.task_state.state = state;
         self.task_state.failed = failed;
-        commands.push(Command::ReportState { state, failed });
+        instructions.push(Instruction::ReportState { state, failed });
     }
 }
 
@@ -523,12 +528,12 @@ mod tests {
         }
     }
 
-    fn event(time: Timestamp, kind: TaskEventKind, message: &str) -> Command {
-        Command::ReportEvent(TaskEvent { time, kind, message: message.to_owned(), exit_code: None, signal: None })
+    fn event(time: Timestamp, kind: TaskEventKind, message: &str) -> Instruction {
+        Instruction::ReportEvent(TaskEvent { time, kind, message: message.to_owned(), exit_code: None, signal: None })
     }
 
-    fn terminated(time: Timestamp, exit_code: Option<i32>, signal: Option<i32>, message: &str) -> Command {
-        Command::ReportEvent(TaskEvent {
+    fn terminated(time: Timestamp, exit_code: Option<i32>, signal: Option<i32>, message: &str) -> Instruction {
+        Instruction::ReportEvent(TaskEvent {
             time,
             kind: TaskEventKind::Terminated,
             message: message.to_owned(),
@@ -537,8 +542,8 @@ mod tests {
         })
     }
 
-    fn state(state: TaskLifecycleState, failed: bool) -> Command {
-        Command::ReportState { state, failed }
+    fn state(state: TaskLifecycleState, failed: bool) -> Instruction {
+        Instruction::ReportState { state, failed }
     }
 
     fn exited(code: i32) -> Event {
@@ -561,7 +566,7 @@ mod tests {
             vec![
                 event(at(0), TaskEventKind::Received, "Task received by client"),
                 event(at(0), TaskEventKind::TaskSetup, "Building Task Directory"),
-                Command::Spawn,
+                Instruction::Spawn,
             ]
         );
         assert_eq!(
@@ -585,14 +590,14 @@ mod tests {
                 terminated(at(MINUTE), Some(1), None, "Exit Code: 1"),
                 event(at(MINUTE), TaskEventKind::Restarting, "Restart within policy: restarting in 15s"),
                 state(TaskLifecycleState::Pending, false),
-                Command::ScheduleTimer { at: at(MINUTE + 15 * SECOND) },
+                Instruction::ScheduleTimer { at: at(MINUTE + 15 * SECOND) },
             ]
         );
-        assert_eq!(supervisor.handle(Event::TimerFired, at(MINUTE + 15 * SECOND)), vec![Command::Spawn]);
+        assert_eq!(supervisor.handle(Event::TimerFired, at(MINUTE + 15 * SECOND)), vec![Instruction::Spawn]);
         supervisor.handle(Event::Started { pid: 101 }, at(MINUTE + 15 * SECOND));
         assert_eq!(
             supervisor.handle(exited(1), at(2 * MINUTE)).last(),
-            Some(&Command::ScheduleTimer { at: at(2 * MINUTE + 15 * SECOND) })
+            Some(&Instruction::ScheduleTimer { at: at(2 * MINUTE + 15 * SECOND) })
         );
         supervisor.handle(Event::TimerFired, at(2 * MINUTE + 15 * SECOND));
         supervisor.handle(Event::Started { pid: 102 }, at(2 * MINUTE + 15 * SECOND));
@@ -606,7 +611,7 @@ mod tests {
                     "Exceeded allowed attempts 2 in interval 30m and mode is \"fail\""
                 ),
                 state(TaskLifecycleState::Dead, true),
-                Command::Finished { failed: true },
+                Instruction::Finished { failed: true },
             ]
         );
         assert!(supervisor.is_finished());
@@ -622,9 +627,9 @@ mod tests {
         supervisor.handle(Event::TimerFired, at(MINUTE + 15 * SECOND));
         supervisor.handle(Event::Started { pid: 101 }, at(MINUTE + 15 * SECOND));
         // 31 minutes after the window started: a new window, so a restart.
-        let commands = supervisor.handle(exited(1), at(31 * MINUTE));
+        let instructions = supervisor.handle(exited(1), at(31 * MINUTE));
         assert_eq!(
-            commands[1],
+            instructions[1],
             event(at(31 * MINUTE), TaskEventKind::Restarting, "Restart within policy: restarting in 15s")
         );
         assert_eq!(supervisor.restart_tracker(), RestartTracker { count: 1, window_start: at(31 * MINUTE) });
@@ -646,15 +651,15 @@ mod tests {
                     "Exceeded allowed attempts 1 in interval 30m, delaying until the interval ends: restarting in 20m"
                 ),
                 state(TaskLifecycleState::Pending, false),
-                Command::ScheduleTimer { at: at(30 * MINUTE) },
+                Instruction::ScheduleTimer { at: at(30 * MINUTE) },
             ]
         );
-        assert_eq!(supervisor.handle(Event::TimerFired, at(30 * MINUTE)), vec![Command::Spawn]);
+        assert_eq!(supervisor.handle(Event::TimerFired, at(30 * MINUTE)), vec![Instruction::Spawn]);
         supervisor.handle(Event::Started { pid: 102 }, at(30 * MINUTE));
         // The next exit opens a new window with a fresh count.
-        let commands = supervisor.handle(exited(2), at(30 * MINUTE + SECOND));
+        let instructions = supervisor.handle(exited(2), at(30 * MINUTE + SECOND));
         assert_eq!(
-            commands[1],
+            instructions[1],
             event(at(30 * MINUTE + SECOND), TaskEventKind::Restarting, "Restart within policy: restarting in 15s")
         );
         assert_eq!(supervisor.task_state().restarts, 3);
@@ -668,22 +673,22 @@ mod tests {
             vec![
                 terminated(at(MINUTE), Some(0), None, "Exit Code: 0"),
                 state(TaskLifecycleState::Dead, false),
-                Command::Finished { failed: false },
+                Instruction::Finished { failed: false },
             ]
         );
         let mut failing = running(config(3, RestartMode::Fail, true));
         assert_eq!(
             failing.handle(exited(1), at(MINUTE)).last(),
-            Some(&Command::ScheduleTimer { at: at(MINUTE + 15 * SECOND) })
+            Some(&Instruction::ScheduleTimer { at: at(MINUTE + 15 * SECOND) })
         );
     }
 
     #[test]
     fn a_service_task_restarts_even_after_exit_zero() {
         let mut supervisor = running(config(2, RestartMode::Fail, false));
-        let commands = supervisor.handle(exited(0), at(MINUTE));
+        let instructions = supervisor.handle(exited(0), at(MINUTE));
         assert_eq!(
-            commands[1],
+            instructions[1],
             event(at(MINUTE), TaskEventKind::Restarting, "Restart within policy: restarting in 15s")
         );
     }
@@ -697,7 +702,7 @@ mod tests {
                 terminated(at(MINUTE), Some(0), None, "Exit Code: 0"),
                 event(at(MINUTE), TaskEventKind::NotRestarting, "Policy allows no restarts"),
                 state(TaskLifecycleState::Dead, true),
-                Command::Finished { failed: true },
+                Instruction::Finished { failed: true },
             ]
         );
     }
@@ -709,7 +714,7 @@ mod tests {
             supervisor.handle(Event::StopRequested, at(MINUTE)),
             vec![
                 event(at(MINUTE), TaskEventKind::Killing, "Sent SIGINT, waiting 5s before force killing"),
-                Command::Kill { signal: Signal::SIGINT, timeout: Duration::from_secs(5) },
+                Instruction::Kill { signal: Signal::SIGINT, timeout: Duration::from_secs(5) },
             ]
         );
         assert_eq!(supervisor.handle(Event::StopRequested, at(MINUTE)), vec![], "a second stop changes nothing");
@@ -719,7 +724,7 @@ mod tests {
                 terminated(at(MINUTE + SECOND), None, Some(2), "Signal: 2 (SIGINT)"),
                 event(at(MINUTE + SECOND), TaskEventKind::Killed, "Task successfully killed"),
                 state(TaskLifecycleState::Dead, false),
-                Command::Finished { failed: false },
+                Instruction::Finished { failed: false },
             ]
         );
     }
@@ -731,10 +736,10 @@ mod tests {
         assert_eq!(
             supervisor.handle(Event::StopRequested, at(MINUTE + SECOND)),
             vec![
-                Command::CancelTimer,
+                Instruction::CancelTimer,
                 event(at(MINUTE + SECOND), TaskEventKind::Killed, "Task killed while waiting to restart"),
                 state(TaskLifecycleState::Dead, false),
-                Command::Finished { failed: false },
+                Instruction::Finished { failed: false },
             ]
         );
         assert_eq!(supervisor.handle(Event::TimerFired, at(MINUTE + 15 * SECOND)), vec![], "a stale timer is ignored");
@@ -751,7 +756,7 @@ mod tests {
                 event(at(2), TaskEventKind::Started, "Task started by client"),
                 state(TaskLifecycleState::Running, false),
                 event(at(2), TaskEventKind::Killing, "Sent SIGINT, waiting 5s before force killing"),
-                Command::Kill { signal: Signal::SIGINT, timeout: Duration::from_secs(5) },
+                Instruction::Kill { signal: Signal::SIGINT, timeout: Duration::from_secs(5) },
             ]
         );
     }
@@ -761,7 +766,7 @@ mod tests {
         let mut supervisor = Supervisor::new(config(2, RestartMode::Fail, false), at(0));
         assert_eq!(
             supervisor.handle(Event::StopRequested, at(0)),
-            vec![state(TaskLifecycleState::Dead, false), Command::Finished { failed: false }]
+            vec![state(TaskLifecycleState::Dead, false), Instruction::Finished { failed: false }]
         );
     }
 
@@ -774,7 +779,7 @@ mod tests {
             vec![
                 event(at(MINUTE), TaskEventKind::RestartSignaled, reason),
                 event(at(MINUTE), TaskEventKind::Killing, "Sent SIGINT, waiting 5s before force killing"),
-                Command::Kill { signal: Signal::SIGINT, timeout: Duration::from_secs(5) },
+                Instruction::Kill { signal: Signal::SIGINT, timeout: Duration::from_secs(5) },
             ]
         );
         assert_eq!(
@@ -783,7 +788,7 @@ mod tests {
                 terminated(at(MINUTE + SECOND), Some(130), None, "Exit Code: 130"),
                 event(at(MINUTE + SECOND), TaskEventKind::Restarting, "Restart signaled: restarting now"),
                 state(TaskLifecycleState::Pending, false),
-                Command::Spawn,
+                Instruction::Spawn,
             ]
         );
         assert_eq!(supervisor.restart_tracker().count, 0);
@@ -792,7 +797,7 @@ mod tests {
         supervisor.handle(Event::Started { pid: 101 }, at(MINUTE + SECOND));
         assert_eq!(
             supervisor.handle(exited(1), at(2 * MINUTE)).last(),
-            Some(&Command::ScheduleTimer { at: at(2 * MINUTE + 15 * SECOND) })
+            Some(&Instruction::ScheduleTimer { at: at(2 * MINUTE + 15 * SECOND) })
         );
     }
 
@@ -810,7 +815,7 @@ mod tests {
             [
                 event(at(MINUTE + SECOND), TaskEventKind::Killed, "Task successfully killed"),
                 state(TaskLifecycleState::Dead, false),
-                Command::Finished { failed: false },
+                Instruction::Finished { failed: false },
             ]
         );
     }
@@ -826,7 +831,7 @@ mod tests {
                 event(at(1), TaskEventKind::DriverFailure, &error),
                 event(at(1), TaskEventKind::Restarting, "Restart within policy: restarting in 15s"),
                 state(TaskLifecycleState::Pending, false),
-                Command::ScheduleTimer { at: at(1 + 15 * SECOND) },
+                Instruction::ScheduleTimer { at: at(1 + 15 * SECOND) },
             ]
         );
         supervisor.handle(Event::TimerFired, at(1 + 15 * SECOND));
@@ -839,7 +844,7 @@ mod tests {
                     "Exceeded allowed attempts 1 in interval 30m and mode is \"fail\""
                 ),
                 state(TaskLifecycleState::Dead, true),
-                Command::Finished { failed: true },
+                Instruction::Finished { failed: true },
             ]
         );
     }
@@ -869,7 +874,7 @@ mod tests {
                     "Exceeded allowed attempts 1 in interval 30m and mode is \"fail\""
                 ),
                 state(TaskLifecycleState::Dead, true),
-                Command::Finished { failed: true },
+                Instruction::Finished { failed: true },
             ]
         );
         assert_eq!(supervisor.handle(Event::Reattached { pid: 100 }, at(3 * MINUTE)), vec![]);
@@ -891,7 +896,7 @@ mod tests {
                     "Exceeded allowed attempts 2 in interval 30m and mode is \"fail\""
                 ),
                 state(TaskLifecycleState::Dead, true),
-                Command::Finished { failed: true },
+                Instruction::Finished { failed: true },
             ]
         );
 
@@ -907,7 +912,7 @@ mod tests {
                 event(at(MINUTE), TaskEventKind::DriverFailure, &error),
                 event(at(MINUTE), TaskEventKind::Restarting, "Restart within policy: restarting in 15s"),
                 state(TaskLifecycleState::Pending, false),
-                Command::ScheduleTimer { at: at(MINUTE + 15 * SECOND) },
+                Instruction::ScheduleTimer { at: at(MINUTE + 15 * SECOND) },
             ]
         );
     }
@@ -916,7 +921,7 @@ mod tests {
     fn a_resumed_supervisor_starts_a_task_that_never_ran_and_a_dead_task_stays_dead() {
         let tracker = RestartTracker { count: 0, window_start: at(0) };
         let mut pending = Supervisor::resume(config(2, RestartMode::Fail, false), TaskState::default(), tracker);
-        assert_eq!(pending.handle(Event::Start, at(MINUTE)), vec![Command::Spawn]);
+        assert_eq!(pending.handle(Event::Start, at(MINUTE)), vec![Instruction::Spawn]);
 
         let dead_state = TaskState { state: TaskLifecycleState::Dead, ..TaskState::default() };
         let mut dead = Supervisor::resume(config(2, RestartMode::Fail, false), dead_state, tracker);
@@ -929,9 +934,9 @@ mod tests {
     fn the_executor_dying_while_running_is_a_driver_failure() {
         let mut supervisor = running(config(2, RestartMode::Fail, false));
         let error = "the executor (pid 7) exited without recording the task's exit".to_owned();
-        let commands = supervisor.handle(Event::DriverFailed { error: error.clone() }, at(MINUTE));
-        assert_eq!(commands[0], event(at(MINUTE), TaskEventKind::DriverFailure, &error));
-        assert_eq!(commands.last(), Some(&Command::ScheduleTimer { at: at(MINUTE + 15 * SECOND) }));
+        let instructions = supervisor.handle(Event::DriverFailed { error: error.clone() }, at(MINUTE));
+        assert_eq!(instructions[0], event(at(MINUTE), TaskEventKind::DriverFailure, &error));
+        assert_eq!(instructions.last(), Some(&Instruction::ScheduleTimer { at: at(MINUTE + 15 * SECOND) }));
         assert_eq!(supervisor.task_state().pid, None);
     }
 

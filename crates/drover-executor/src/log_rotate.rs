@@ -51,25 +51,9 @@ impl Default for LogRotation {
     }
 }
 
-/// One of a task's two output streams.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogStream {
-    /// Standard output.
-    Stdout,
-    /// Standard error.
-    Stderr,
-}
-
-impl LogStream {
-    /// `stdout` or `stderr`, as used in file names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LogStream::Stdout => "stdout",
-            LogStream::Stderr => "stderr",
-        }
-    }
-}
+/// One of a task's two output streams (defined with the domain types, as
+/// the agent protocol names it too).
+pub use drover_types::LogStream;
 
 /// The name of output file `index` of `task`'s `stream`:
 /// `<task>.<stream>.<index>`.

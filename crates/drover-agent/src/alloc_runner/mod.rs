@@ -1,0 +1,311 @@
+//! The allocation runner: one allocation's tasks on this node.
+//!
+//! A runner starts a task runner ([`crate::task`]) for every task of its
+//! allocation, passes on the manager's changes (a new job version, a stop,
+//! retirement, the agent detaching), and turns the task runners' reports
+//! into the allocation's client status (Nomad's rules: any task failed →
+//! failed, and its siblings are stopped; all tasks dead → complete; all
+//! running → running). It publishes a [`ClientAllocUpdate`] whenever
+//! anything in it changed, and keeps the latest for the manager to resend
+//! after a reconnect.
+//!
+//! The runner's directory holds its allocation's spec (`alloc.json`, kept
+//! up to date here so that a restarted agent restores the runner), the
+//! shared `alloc/` directory with the tasks' logs, and one directory per
+//! task. Its health side, the checks and the deployment health decision,
+//! is [`health`].
+
+mod health;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use drover_executor::ExecDriver;
+use drover_proto::session::AllocAssignment;
+use drover_types::{AllocClientStatus, AllocDesiredStatus, AllocId, ClientAllocUpdate, Node, TaskState, Timestamp};
+
+use crate::deployment_health::load_decision;
+use crate::probe::{Probe, ProbeReport, ProbeSet};
+use crate::task::{TaskContext, TaskControl, TaskReport, run_task};
+use health::AllocHealth;
+
+/// Version of `alloc.json`.
+pub(crate) const ALLOC_FILE_VERSION: u32 = 1;
+
+/// `alloc.json`: the allocation's spec as last received.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AllocFile {
+    pub(crate) version: u32,
+    pub(crate) assignment: AllocAssignment,
+}
+
+/// What the manager tells a runner.
+pub(crate) enum RunnerControl {
+    Update(Box<AllocAssignment>),
+    /// The servers no longer list the allocation: stop it and exit.
+    Retire,
+    /// Leave the tasks running and exit (agent shutdown).
+    Detach,
+    /// Stop every task, then answer (dev-mode shutdown).
+    StopAll(oneshot::Sender<()>),
+}
+
+/// The manager's hold on a running allocation runner.
+pub(crate) struct RunnerHandle {
+    pub(crate) control: mpsc::UnboundedSender<RunnerControl>,
+    pub(crate) join: JoinHandle<()>,
+    /// The runner's latest update, to resend after connecting.
+    pub(crate) latest: Arc<std::sync::Mutex<Option<ClientAllocUpdate>>>,
+}
+
+/// Runs one allocation: its tasks, their reports, its updates.
+pub(crate) struct AllocRunner {
+    dir: PathBuf,
+    driver: ExecDriver,
+    node: Option<Node>,
+    updates: mpsc::UnboundedSender<ClientAllocUpdate>,
+    latest: Arc<std::sync::Mutex<Option<ClientAllocUpdate>>>,
+}
+
+/// What a runner knows of one of its task runners.
+struct TaskEntry {
+    control: mpsc::UnboundedSender<TaskControl>,
+    state: TaskState,
+    finished: bool,
+}
+
+impl AllocRunner {
+    /// Starts the runner of `assignment`, whose files are in `dir`, on
+    /// the current tokio runtime.
+    pub(crate) fn spawn(
+        dir: PathBuf,
+        driver: ExecDriver,
+        node: Option<Node>,
+        updates: mpsc::UnboundedSender<ClientAllocUpdate>,
+        assignment: AllocAssignment,
+    ) -> RunnerHandle {
+        let (control, receiver) = mpsc::unbounded_channel();
+        let latest = Arc::new(std::sync::Mutex::new(None));
+        let runner = AllocRunner { dir, driver, node, updates, latest: Arc::clone(&latest) };
+        let join = tokio::spawn(runner.run(assignment, receiver));
+        RunnerHandle { control, join, latest }
+    }
+
+    async fn run(self, mut assignment: AllocAssignment, mut control: mpsc::UnboundedReceiver<RunnerControl>) {
+        let alloc_id = assignment.alloc.id.clone();
+        let Some(group) = assignment.group.clone() else {
+            // The job was purged before this agent ever ran it.
+            self.publish(ClientAllocUpdate {
+                alloc_id: alloc_id.clone(),
+                client_status: AllocClientStatus::Complete,
+                client_description: "the job was removed".to_owned(),
+                task_states: BTreeMap::new(),
+                checks: Vec::new(),
+                deployment_health: load_decision(&self.dir).map(|decision| decision.healthy),
+            });
+            while let Some(request) = control.recv().await {
+                if let RunnerControl::StopAll(done) = request {
+                    let _ = done.send(());
+                }
+            }
+            return;
+        };
+        let alloc_dir = self.dir.join("alloc");
+        let log_dir = alloc_dir.join("logs");
+        if let Err(error) = std::fs::create_dir_all(&log_dir) {
+            tracing::warn!(alloc = %alloc_id, %error, "cannot create the allocation directory");
+        }
+
+        let (report_sender, mut reports) = mpsc::unbounded_channel::<TaskReport>();
+        let (probe_sender, mut probe_reports) = mpsc::unbounded_channel::<ProbeReport>();
+        let mut tasks: BTreeMap<String, TaskEntry> = BTreeMap::new();
+        let mut probes: BTreeMap<String, Vec<Probe>> = BTreeMap::new();
+        for task in &group.tasks {
+            let (task_control, task_receiver) = mpsc::unbounded_channel();
+            let context = TaskContext {
+                driver: self.driver.clone(),
+                node: self.node.clone(),
+                job: assignment.job.clone(),
+                group: group.clone(),
+                alloc: assignment.alloc.clone(),
+                task: task.clone(),
+                alloc_dir: alloc_dir.clone(),
+                task_dir: self.dir.join(&task.name),
+                log_dir: log_dir.clone(),
+                reports: report_sender.clone(),
+            };
+            let task_probes = Probe::for_task(&context);
+            if !task_probes.is_empty() {
+                probes.insert(task.name.clone(), task_probes);
+            }
+            tokio::spawn(run_task(context, task_receiver));
+            tasks.insert(
+                task.name.clone(),
+                TaskEntry { control: task_control, state: TaskState::default(), finished: false },
+            );
+        }
+        drop(report_sender);
+        let mut health = AllocHealth::new(&self.dir, &assignment, &group, ProbeSet::new(probes, probe_sender));
+        health.start(Timestamp::now());
+
+        let mut stopping = false;
+        let mut retiring = false;
+        let mut stop_waiters: Vec<oneshot::Sender<()>> = Vec::new();
+        if assignment.alloc.desired_status != AllocDesiredStatus::Run {
+            stop_all(&tasks, &mut stopping);
+        }
+        let mut last_published: Option<ClientAllocUpdate> = None;
+        let mut reports_closed = false;
+        loop {
+            if stopping {
+                health.stop(Timestamp::now());
+            }
+            let all_finished = reports_closed || tasks.values().all(|entry| entry.finished);
+            if all_finished {
+                for waiter in stop_waiters.drain(..) {
+                    let _ = waiter.send(());
+                }
+                if retiring {
+                    return;
+                }
+            }
+            let deployment_timer = health.deployment_timer;
+            let deployment_sleep = async {
+                match deployment_timer {
+                    Some(at) => tokio::time::sleep(at.since(Timestamp::now())).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                request = control.recv() => match request {
+                    Some(RunnerControl::Update(update)) => {
+                        if update.alloc.desired_status != AllocDesiredStatus::Run {
+                            stop_all(&tasks, &mut stopping);
+                        }
+                        if update.alloc.deployment_status.as_ref().is_some_and(|status| status.healthy.is_some()) {
+                            health.servers_decided(Timestamp::now());
+                        }
+                        assignment = *update;
+                        if let Err(error) = persist_assignment(&self.dir, &assignment) {
+                            tracing::debug!(%error, "cannot persist allocation update");
+                        }
+                    }
+                    Some(RunnerControl::Retire) => {
+                        retiring = true;
+                        stop_all(&tasks, &mut stopping);
+                    }
+                    Some(RunnerControl::StopAll(done)) => {
+                        stop_waiters.push(done);
+                        stop_all(&tasks, &mut stopping);
+                    }
+                    Some(RunnerControl::Detach) | None => {
+                        for entry in tasks.values() {
+                            let _ = entry.control.send(TaskControl::Detach);
+                        }
+                        return;
+                    }
+                },
+                report = reports.recv(), if !reports_closed => {
+                    let Some(report) = report else {
+                        // Every task runner has returned (finished or detached).
+                        reports_closed = true;
+                        continue;
+                    };
+                    let task_name = report.task.clone();
+                    if let Some(entry) = tasks.get_mut(&report.task) {
+                        entry.state = report.state;
+                        entry.finished = report.finished;
+                    }
+                    // A failed task fails the allocation: stop its siblings.
+                    if report.finished && report.failed {
+                        stop_all(&tasks, &mut stopping);
+                    }
+                    health.task_changed(&task_name, &tasks, Timestamp::now());
+                    self.publish_if_changed(&alloc_id, &tasks, stopping, &health, &mut last_published);
+                }
+                Some(report) = probe_reports.recv() => {
+                    health.probe_finished(report, &tasks, Timestamp::now());
+                    self.publish_if_changed(&alloc_id, &tasks, stopping, &health, &mut last_published);
+                }
+                () = deployment_sleep => {
+                    health.timer_fired(Timestamp::now());
+                    self.publish_if_changed(&alloc_id, &tasks, stopping, &health, &mut last_published);
+                }
+            }
+        }
+    }
+
+    /// Publishes the allocation's update when anything in it changed.
+    fn publish_if_changed(
+        &self,
+        alloc_id: &AllocId,
+        tasks: &BTreeMap<String, TaskEntry>,
+        stopping: bool,
+        health: &AllocHealth,
+        last_published: &mut Option<ClientAllocUpdate>,
+    ) {
+        let (client_status, client_description) = client_status(tasks, stopping);
+        let update = ClientAllocUpdate {
+            alloc_id: alloc_id.clone(),
+            client_status,
+            client_description,
+            task_states: tasks.iter().map(|(name, entry)| (name.clone(), entry.state.clone())).collect(),
+            checks: health.check_statuses.clone(),
+            deployment_health: health.deployment_health,
+        };
+        if last_published.as_ref() != Some(&update) {
+            self.publish(update.clone());
+            *last_published = Some(update);
+        }
+    }
+
+    fn publish(&self, update: ClientAllocUpdate) {
+        if let Ok(mut latest) = self.latest.lock() {
+            *latest = Some(update.clone());
+        }
+        let _ = self.updates.send(update);
+    }
+}
+
+/// Writes `alloc.json` into the allocation's directory `dir` (atomically).
+pub(crate) fn persist_assignment(dir: &Path, assignment: &AllocAssignment) -> std::io::Result<()> {
+    let file = AllocFile { version: ALLOC_FILE_VERSION, assignment: assignment.clone() };
+    let bytes = serde_json::to_vec(&file).map_err(std::io::Error::other)?;
+    let temporary = dir.join("alloc.json.tmp");
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(temporary, dir.join("alloc.json"))
+}
+
+fn stop_all(tasks: &BTreeMap<String, TaskEntry>, stopping: &mut bool) {
+    if *stopping {
+        return;
+    }
+    *stopping = true;
+    for entry in tasks.values().filter(|entry| !entry.finished) {
+        let _ = entry.control.send(TaskControl::Stop);
+    }
+}
+
+/// The allocation's status from its tasks' (Nomad's rules).
+fn client_status(tasks: &BTreeMap<String, TaskEntry>, stopping: bool) -> (AllocClientStatus, String) {
+    use drover_types::TaskLifecycleState as Lifecycle;
+    if let Some((name, _)) = tasks.iter().find(|(_, entry)| entry.finished && entry.state.failed) {
+        return (AllocClientStatus::Failed, format!("task {name:?} failed"));
+    }
+    if tasks.values().all(|entry| entry.finished) {
+        let description = if stopping { "all tasks were stopped" } else { "all tasks completed" };
+        return (AllocClientStatus::Complete, description.to_owned());
+    }
+    let all_started =
+        tasks.values().all(|entry| entry.state.state == Lifecycle::Running || (entry.finished && !entry.state.failed));
+    if all_started {
+        (AllocClientStatus::Running, "tasks are running".to_owned())
+    } else {
+        (AllocClientStatus::Pending, "tasks are starting".to_owned())
+    }
+}
