@@ -115,9 +115,11 @@ impl Server {
         *pending = batch;
     }
 
-    /// The audit events `filter` selects, oldest first.
-    pub fn audit_events(&self, filter: &AuditFilter) -> Vec<AuditEvent> {
-        let state = self.state();
+    /// The audit events `filter` selects, oldest first: a consistent read,
+    /// so what any server acknowledged is in the answer whichever server
+    /// gives it.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> crate::Result<Vec<AuditEvent>> {
+        let state = self.consistent_state().await?;
         let mut events: Vec<AuditEvent> = state
             .access()
             .audit()
@@ -128,7 +130,7 @@ impl Server {
             .cloned()
             .collect();
         events.reverse();
-        events
+        Ok(events)
     }
 }
 

@@ -184,7 +184,7 @@ pub(super) async fn audit(
         outcome: query.outcome,
         limit: query.limit.unwrap_or(1000).min(100_000),
     };
-    Ok(Json(app.server.audit_events(&filter)))
+    Ok(Json(app.server.audit_events(&filter).await?))
 }
 
 pub(super) async fn enroll(
