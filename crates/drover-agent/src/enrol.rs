@@ -12,6 +12,9 @@
 //!  every hour: a third of the certificate's life left ─▶ POST /v1/agent/renew
 //!    (mutual TLS with the current certificate) ─▶ the new one is used for
 //!    the next connection; the live session goes on
+//!  the session's `Tls` message (the CA being rotated): trust the CAs it
+//!    lists (ca.pem is rewritten), and renew at once when another CA than
+//!    the one it names issued the certificate
 //! ```
 //!
 //! Without certificates and without a join token the agent speaks plain
@@ -35,7 +38,16 @@ pub(crate) struct NodeTls {
     dir: PathBuf,
     identity: Arc<Identity>,
     roots: Arc<Roots>,
+    /// The CA the servers issue with now (SHA-256), once a session said.
+    issuer: std::sync::Mutex<Option<String>>,
+    /// Wakes the renewal loop when the certificate must be reissued early.
+    renew_now: tokio::sync::Notify,
 }
+
+/// How long the renewal loop waits before it asks again for a certificate
+/// of the issuing CA, after a server that has not switched yet answered
+/// with one of the old CA.
+const REISSUE_RETRY: Duration = Duration::from_secs(3);
 
 impl std::fmt::Debug for NodeTls {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -75,7 +87,7 @@ impl NodeTls {
             }
             let identity = Identity::new(&cert, &key).map_err(tls_failure)?;
             let roots = Roots::new(&[ca]).map_err(tls_failure)?;
-            return Ok(Some(Arc::new(NodeTls { dir, identity, roots })));
+            return Ok(Some(NodeTls::new(dir, identity, roots)));
         }
         let Some(join_token) = join_token else { return Ok(None) };
         let token = drover_acl::JoinTokenText::parse(join_token)
@@ -138,7 +150,47 @@ impl NodeTls {
         tracing::info!(node = name, "enrolled: node certificate kept in {}", dir.display());
         let identity = Identity::new(&answer.certificate, &key).map_err(tls_failure)?;
         let roots = Roots::new(&[answer.ca]).map_err(tls_failure)?;
-        Ok(Some(Arc::new(NodeTls { dir, identity, roots })))
+        Ok(Some(NodeTls::new(dir, identity, roots)))
+    }
+
+    fn new(dir: PathBuf, identity: Arc<Identity>, roots: Arc<Roots>) -> Arc<NodeTls> {
+        Arc::new(NodeTls { dir, identity, roots, issuer: std::sync::Mutex::new(None), renew_now: Default::default() })
+    }
+
+    /// What the session's `Tls` message says: trust exactly `trusted_cas`
+    /// from the next handshake on (kept in `ca.pem`), and renew at once
+    /// when `issuer` did not issue the current certificate.
+    pub(crate) fn follow_servers(&self, trusted_cas: &[String], issuer: &str) {
+        let wanted: Vec<String> = trusted_cas.iter().filter_map(|pem| drover_tls::pem_fingerprint(pem).ok()).collect();
+        let mut current = self.roots.fingerprints();
+        current.sort();
+        let mut sorted = wanted.clone();
+        sorted.sort();
+        if !wanted.is_empty() && sorted != current {
+            match self.roots.replace(trusted_cas) {
+                Ok(()) => {
+                    let bundle: String = trusted_cas.concat();
+                    if let Err(error) = drover_tls::write_public(&self.dir.join("ca.pem"), &bundle) {
+                        tracing::warn!(%error, "cannot keep the trusted CAs in ca.pem");
+                    }
+                    tracing::info!(cas = ?wanted, "the servers' trusted CAs changed; trusting them");
+                }
+                Err(error) => tracing::warn!(%error, "the servers sent CA certificates that cannot be used"),
+            }
+        }
+        if let Ok(mut wanted_issuer) = self.issuer.lock() {
+            *wanted_issuer = Some(issuer.to_owned());
+        }
+        if self.needs_reissue() {
+            self.renew_now.notify_one();
+        }
+    }
+
+    /// Whether the current certificate comes from another CA than the one
+    /// the servers issue with now.
+    fn needs_reissue(&self) -> bool {
+        let wanted = self.issuer.lock().ok().and_then(|issuer| issuer.clone());
+        wanted.is_some_and(|wanted| self.identity.issuer_fingerprint().as_deref() != Some(wanted.as_str()))
     }
 
     /// The TLS configuration of connections to the servers (presenting
@@ -147,10 +199,11 @@ impl NodeTls {
         drover_tls::client_config(Arc::clone(&self.roots), Some(Arc::clone(&self.identity))).map_err(tls_failure)
     }
 
-    /// Renews the certificate when a third of its life is left.
+    /// Renews the certificate when a third of its life is left, or at once
+    /// when another CA than the servers' issuing one made it.
     async fn renew_if_due(&self, servers: &[String], name: &str) -> Result<bool, AgentError> {
         let info = self.identity.info();
-        if !info.renewal_due(now_seconds()) {
+        if !info.renewal_due(now_seconds()) && !self.needs_reissue() {
             return Ok(false);
         }
         let (csr, key) = drover_tls::node_csr(name).map_err(tls_failure)?;
@@ -189,6 +242,7 @@ pub(crate) fn spawn_renewal(tls: Arc<NodeTls>, servers: Vec<String>, name: Strin
     tokio::spawn(async move {
         loop {
             let wait = match tls.renew_if_due(&servers, &name).await {
+                Ok(_) if tls.needs_reissue() => REISSUE_RETRY,
                 Ok(_) => tls.identity.info().wait_before_renewal(now_seconds()),
                 Err(error) => {
                     tracing::warn!(%error, "node certificate renewal failed; retrying in a minute");
@@ -198,6 +252,7 @@ pub(crate) fn spawn_renewal(tls: Arc<NodeTls>, servers: Vec<String>, name: Strin
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
+                () = tls.renew_now.notified() => {}
             }
         }
     });

@@ -1,7 +1,9 @@
 //! The environment and interpolated command line of a task.
 //!
 //! Tasks get Nomad's variables (`NOMAD_ALLOC_ID`, `NOMAD_TASK_DIR`,
-//! `NOMAD_META_*`, …) so that ported job files keep working, drover's own
+//! `NOMAD_META_*`, the ports of the group's `network` block as
+//! `NOMAD_PORT_<label>`, `NOMAD_IP_<label>`, `NOMAD_ADDR_<label>`, …) so
+//! that ported job files keep working, drover's own
 //! (`DROVER_NODE_NAME`, `DROVER_HOSTGROUP`, …), a sane `PATH`, and the
 //! task's `env` block. `${…}` references in `env`, `command` and `args` are
 //! resolved against the node (`node.*`, `attr.*`, `meta.*`) and the
@@ -145,5 +147,182 @@ fn base_environment(
             set(&format!("NOMAD_META_{}", key.to_uppercase().replace(['-', '.'], "_")), value.clone());
         }
     }
+    for (key, value) in port_variables(alloc) {
+        set(&key, value);
+    }
     env
+}
+
+/// Nomad's variables of the allocation's ports, per label: the port
+/// (`NOMAD_PORT_`, `NOMAD_HOST_PORT_`, `NOMAD_ALLOC_PORT_`: one number, as
+/// tasks listen on the node's port itself), the address it is announced on
+/// (`NOMAD_IP_`, `NOMAD_HOST_IP_`) and both together (`NOMAD_ADDR_`,
+/// `NOMAD_HOST_ADDR_`). A label with `-` is also given with `_`, which a
+/// shell and a `${…}` reference can name.
+fn port_variables(alloc: &Allocation) -> Vec<(String, String)> {
+    let mut variables = Vec::new();
+    for port in &alloc.ports {
+        let value = port.value.to_string();
+        let address = if port.host_ip.contains(':') {
+            format!("[{}]:{value}", port.host_ip)
+        } else {
+            format!("{}:{value}", port.host_ip)
+        };
+        let mut labels = vec![port.label.clone()];
+        if port.label.contains('-') {
+            labels.push(port.label.replace('-', "_"));
+        }
+        for label in labels {
+            for prefix in ["NOMAD_PORT_", "NOMAD_HOST_PORT_", "NOMAD_ALLOC_PORT_"] {
+                variables.push((format!("{prefix}{label}"), value.clone()));
+            }
+            for prefix in ["NOMAD_IP_", "NOMAD_HOST_IP_"] {
+                variables.push((format!("{prefix}{label}"), port.host_ip.clone()));
+            }
+            for prefix in ["NOMAD_ADDR_", "NOMAD_HOST_ADDR_"] {
+                variables.push((format!("{prefix}{label}"), address.clone()));
+            }
+        }
+    }
+    variables
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use drover_types::AllocatedPort;
+
+    use super::*;
+    use crate::test_support;
+
+    fn with_ports(ports: &[(&str, u16)]) -> Allocation {
+        let mut alloc = test_support::allocation("alloc-ports");
+        alloc.ports = ports
+            .iter()
+            .map(|(label, value)| AllocatedPort {
+                label: (*label).to_owned(),
+                value: *value,
+                host_ip: "10.0.0.7".to_owned(),
+            })
+            .collect();
+        alloc
+    }
+
+    #[test]
+    fn every_port_label_gets_nomads_variables_and_interpolates_in_the_command_line() {
+        let alloc = with_ports(&[("http", 23_456), ("node-exporter", 9100)]);
+        let mut task = test_support::task("web", "python3", &["-m", "http.server", "${NOMAD_PORT_http}"]);
+        task.env.insert("LISTEN".into(), "${NOMAD_ADDR_http}".into());
+        let group = test_support::group(vec![task.clone()]);
+        let (alloc_dir, task_dir) = (PathBuf::from("/alloc"), PathBuf::from("/alloc/web"));
+        let dirs = AllocDirs { alloc_dir: &alloc_dir, task_dir: &task_dir };
+        let line = task_command_line(None, &test_support::job(), &group, &alloc, &task, &dirs);
+
+        assert_eq!(line.args, vec!["-m", "http.server", "23456"]);
+        assert_eq!(line.env["LISTEN"], "10.0.0.7:23456");
+        for (key, value) in [
+            ("NOMAD_PORT_http", "23456"),
+            ("NOMAD_HOST_PORT_http", "23456"),
+            ("NOMAD_ALLOC_PORT_http", "23456"),
+            ("NOMAD_IP_http", "10.0.0.7"),
+            ("NOMAD_HOST_IP_http", "10.0.0.7"),
+            ("NOMAD_ADDR_http", "10.0.0.7:23456"),
+            ("NOMAD_HOST_ADDR_http", "10.0.0.7:23456"),
+            ("NOMAD_PORT_node-exporter", "9100"),
+            ("NOMAD_PORT_node_exporter", "9100"),
+        ] {
+            assert_eq!(line.env.get(key).map(String::as_str), Some(value), "{key}");
+        }
+    }
+
+    #[test]
+    fn an_allocation_without_ports_has_no_port_variables() {
+        let alloc = test_support::allocation("alloc-plain");
+        assert!(port_variables(&alloc).is_empty());
+    }
+}
+
+/// A real task listening on the port its allocation holds.
+#[cfg(test)]
+mod process_tests {
+    use std::io::{Read, Write};
+    use std::path::{Path, PathBuf};
+    use std::time::Duration;
+
+    use drover_executor::{DriverConfig, ExecDriver, Isolation};
+    use drover_types::AllocatedPort;
+    use tokio::sync::mpsc;
+
+    use crate::manager::AllocManager;
+    use crate::test_support;
+
+    const WAIT: Duration = Duration::from_secs(60);
+
+    /// The executor shim built by `cargo build -p drover-executor`, or
+    /// `None` (skipped, or a failure under CI) when it is not there.
+    fn executor_helper() -> Option<PathBuf> {
+        let exe = std::env::current_exe().unwrap_or_default();
+        let path = exe.parent().and_then(Path::parent).unwrap_or(Path::new(".")).join("drover-executor-helper");
+        if path.exists() {
+            return Some(path);
+        }
+        drover_golden::needs::unmet(drover_golden::needs::Missing::build(
+            format!("the executor shim {} is missing", path.display()),
+            "cargo build -p drover-executor --bin drover-executor-helper",
+        ));
+        None
+    }
+
+    /// An HTTP GET of `/` on 127.0.0.1:`port`, once it answers.
+    fn get_root(port: u16) -> Option<String> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        stream.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        Some(response)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_raw_exec_task_listens_on_nomad_port_http_and_is_reachable_there() {
+        let Some(helper) = executor_helper() else { return };
+        let root = tempfile::tempdir().unwrap();
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let mut alloc = test_support::allocation("alloc-listens");
+        alloc.ports = vec![AllocatedPort { label: "http".to_owned(), value: port, host_ip: "127.0.0.1".to_owned() }];
+        // The port comes from the environment and from `${…}` in the
+        // arguments; the page served says which address the task was given.
+        let task = test_support::task(
+            "web",
+            "sh",
+            &[
+                "-c",
+                "echo \"served at $NOMAD_ADDR_http\" > index.html && exec python3 -m http.server \"$NOMAD_PORT_http\" --bind ${NOMAD_IP_http}",
+            ],
+        );
+        let assignment = test_support::assignment(alloc, test_support::group(vec![task]), None);
+        let mut config = DriverConfig::new(&helper, ["executor"]);
+        config.start_timeout = Duration::from_secs(30);
+        let (sender, _updates) = mpsc::unbounded_channel();
+        let manager = AllocManager::new(root.path().to_owned(), ExecDriver::new(config, Isolation::detect()), sender);
+        manager.reconcile(None, vec![assignment], true).await;
+
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let response = loop {
+            if let Some(response) = tokio::task::spawn_blocking(move || get_root(port)).await.unwrap()
+                && response.contains("served at")
+            {
+                break response;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "nothing answered on port {port} within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        manager.stop_all().await;
+        assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+        assert!(response.contains(&format!("served at 127.0.0.1:{port}")), "{response}");
+    }
 }

@@ -1,6 +1,8 @@
 //! Fingerprinting the machine: the facts an agent registers, with Nomad's
-//! attribute names (`kernel.name`, `os.name`, `cpu.arch`, …), and the
-//! schedulable capacity.
+//! attribute names (`kernel.name`, `os.name`, `cpu.arch`, …), drover's
+//! `time.zone` (the IANA name the server reads zone-less log timestamps
+//! in) and `time.utc_offset` (`+09:00`, when the agent registered), and
+//! the schedulable capacity.
 
 use std::collections::BTreeMap;
 
@@ -89,6 +91,12 @@ pub fn fingerprint() -> Fingerprint {
         set("network.addresses", addresses.join(","));
     }
 
+    // Timestamps written without a zone are read in this one (docs/logs.md).
+    let (zone, _found_in) = drover_collect::zone::local_zone();
+    set("time.zone", zone.name().to_owned());
+    let now_seconds = drover_types::Timestamp::now().as_millis().div_euclid(1000);
+    set("time.utc_offset", drover_collect::zone::utc_offset_text(zone, now_seconds));
+
     let resources = Resources { cpu_mhz: num_cores * mhz, memory_mb: memory_kib / 1024 };
     Fingerprint { attributes, resources }
 }
@@ -123,7 +131,7 @@ mod tests {
     #[test]
     fn this_machine_has_the_basic_facts() {
         let fingerprint = fingerprint();
-        for key in ["kernel.name", "cpu.arch", "cpu.numcores", "memory.totalbytes", "unique.hostname"] {
+        for key in ["kernel.name", "cpu.arch", "cpu.numcores", "memory.totalbytes", "unique.hostname", "time.zone"] {
             assert!(fingerprint.attributes.contains_key(key), "missing fact {key}");
         }
         assert_eq!(fingerprint.attributes["kernel.name"], "linux");

@@ -47,7 +47,7 @@ use tokio_util::sync::CancellationToken;
 use drover_executor::{DriverConfig, ExecDriver, Isolation};
 use drover_types::{NodeId, NodeLabels};
 
-pub use crate::logship::LogConfig;
+pub use crate::logship::{DEFAULT_PARTIAL_LINE_IDLE, LogConfig};
 use crate::manager::AllocManager;
 
 /// Everything an agent needs to start.
@@ -109,6 +109,8 @@ pub struct Agent {
     manager: Arc<AllocManager>,
     stop_tasks_on_shutdown: bool,
     session_done: Arc<tokio::sync::Notify>,
+    /// What the session says in `Hello`; a change makes it register again.
+    registration: Arc<tokio::sync::watch::Sender<drover_types::NodeRegistration>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -184,10 +186,11 @@ impl Agent {
                 .await
                 .map_err(AgentError::Logs)?;
         let session_done = Arc::new(tokio::sync::Notify::new());
+        let (registration, registration_updates) = tokio::sync::watch::channel(registration);
         tokio::spawn(session::run(
             config.servers.clone(),
             tls,
-            registration,
+            registration_updates,
             session::Machine::new(Arc::clone(&manager), shipper, exec_policy(&config)),
             updates_receiver,
             shutdown.clone(),
@@ -200,6 +203,7 @@ impl Agent {
             manager,
             stop_tasks_on_shutdown: config.stop_tasks_on_shutdown,
             session_done,
+            registration: Arc::new(registration),
         })
     }
 
@@ -211,6 +215,19 @@ impl Agent {
     /// The node's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Reports new labels (a configuration reload): the session registers
+    /// the node again with them, through a new connection (tasks are not
+    /// touched). Returns whether they differ from the current ones.
+    pub fn update_labels(&self, labels: NodeLabels) -> bool {
+        self.registration.send_if_modified(|registration| {
+            if registration.labels == labels {
+                return false;
+            }
+            registration.labels = labels;
+            true
+        })
     }
 
     /// Stops the agent. In dev mode (or with `stop_tasks_on_shutdown`) every

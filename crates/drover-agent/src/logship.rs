@@ -14,6 +14,14 @@
 //! it indexed it. Lines sent but not acknowledged when a session ends are
 //! sent again on the next one; the server drops the ones it already has by
 //! `(node id, seq)`.
+//!
+//! Every line gets out whole, whatever its source: a partial last line is
+//! sent when its task exits (the executor's `exit.json`), when its file is
+//! rotated away, deleted or truncated, and after `partial_line_idle`
+//! without growth (files, syslog over TCP); a line longer than
+//! [`drover_collect::MAX_LINE_BYTES`] is sent in marked pieces
+//! ([`drover_collect::split`]), by the file follower and syslog as they
+//! read, and here for the journal.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -45,13 +53,26 @@ pub struct LogConfig {
     /// The most disk the spool may use; the oldest unshipped lines are
     /// dropped (and counted) beyond it.
     pub spool_max_bytes: u64,
+    /// A last line without its newline is sent as a line once its file
+    /// (or syslog connection) has been quiet this long: a prompt, a writer
+    /// that waits.
+    pub partial_line_idle: Duration,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { files: Vec::new(), syslog: None, journal: false, spool_max_bytes: 256 * 1024 * 1024 }
+        LogConfig {
+            files: Vec::new(),
+            syslog: None,
+            journal: false,
+            spool_max_bytes: 256 * 1024 * 1024,
+            partial_line_idle: DEFAULT_PARTIAL_LINE_IDLE,
+        }
     }
 }
+
+/// How long a partial last line waits for its newline, by default.
+pub const DEFAULT_PARTIAL_LINE_IDLE: Duration = Duration::from_secs(5);
 
 /// How many lines one source channel holds before sources wait.
 const CHANNEL_LINES: usize = 16 * 1024;
@@ -201,12 +222,18 @@ pub(crate) async fn start(
     // Task output is all wanted, including what was written before the
     // agent (re)started.
     task_output.read_existing_from_start = true;
+    task_output.partial_line_idle = config.partial_line_idle;
+    task_output.writer_exit_file = Some(task_exit_file);
     let mut sources = vec![SourceConfig::File(task_output)];
     if !config.files.is_empty() {
-        sources.push(SourceConfig::File(FileSourceConfig::new(config.files.clone())));
+        let mut files = FileSourceConfig::new(config.files.clone());
+        files.partial_line_idle = config.partial_line_idle;
+        sources.push(SourceConfig::File(files));
     }
     if let Some(address) = config.syslog {
-        sources.push(SourceConfig::Syslog(SyslogConfig::new(address)));
+        let mut syslog = SyslogConfig::new(address);
+        syslog.partial_line_idle = config.partial_line_idle;
+        sources.push(SourceConfig::Syslog(syslog));
     }
     if config.journal {
         sources.push(SourceConfig::Journal(JournalConfig::default()));
@@ -350,8 +377,19 @@ fn append(
     }
     let mut records = Vec::with_capacity(lines.len());
     for (line, is_last) in lines.iter().zip(last_of_source) {
+        let mut shipped = to_log_line(line, alloc_root);
+        // A line too long for one record (a journal entry; files and
+        // syslog split as they read) becomes marked pieces, appended
+        // together; the source position goes with the last.
+        let text = std::mem::take(&mut shipped.text);
+        let mut pieces = drover_collect::split_overlong(text, drover_collect::MAX_LINE_BYTES);
+        let last_piece = pieces.pop().unwrap_or_default();
+        for piece in pieces {
+            let spooled = SpooledLine { line: LogLine { text: piece, ..shipped.clone() }, checkpoint: None };
+            records.push(rmp_serde::to_vec_named(&spooled).map_err(|error| error.to_string())?);
+        }
         let spooled = SpooledLine {
-            line: to_log_line(line, alloc_root),
+            line: LogLine { text: last_piece, ..shipped },
             checkpoint: line.checkpoint.as_ref().filter(|_| is_last).map(SpooledCheckpoint::of),
         };
         records.push(rmp_serde::to_vec_named(&spooled).map_err(|error| error.to_string())?);
@@ -432,6 +470,19 @@ fn to_log_line(line: &SourceLine, alloc_root: &Path) -> LogLine {
     shipped
 }
 
+/// Where the executor of the task writing output file
+/// `<alloc_root>/<alloc>/alloc/logs/<task>.<stream>.<n>` records the task's
+/// exit: `<alloc_root>/<alloc>/<task>/exit.json`, written after the last
+/// byte of output and removed when the task starts again.
+fn task_exit_file(path: &Path) -> Option<PathBuf> {
+    let logs = path.parent()?;
+    let alloc_dir = logs.parent()?.parent()?;
+    let file = path.file_name()?.to_str()?;
+    let (rest, _index) = file.rsplit_once('.')?;
+    let (task, _stream) = rest.rsplit_once('.')?;
+    Some(alloc_dir.join(task).join("exit.json"))
+}
+
 /// `(alloc, task, stream)` of a task output file
 /// `<alloc_root>/<alloc>/alloc/logs/<task>.<stdout|stderr>.<n>`.
 fn task_output(path: &Path, alloc_root: &Path) -> Option<(String, String, String)> {
@@ -475,5 +526,13 @@ mod tests {
         assert_eq!(task_output(Path::new("/data/allocs/a1/alloc/logs/web.stdout.x"), root), None);
         assert_eq!(task_output(Path::new("/data/allocs/a1/alloc/logs/web.log.0"), root), None);
         assert_eq!(task_output(Path::new("/var/log/syslog"), root), None);
+    }
+
+    #[test]
+    fn a_task_output_file_ends_with_its_executors_exit_record() {
+        assert_eq!(
+            task_exit_file(Path::new("/data/allocs/a1/alloc/logs/web.app.stderr.3")),
+            Some(PathBuf::from("/data/allocs/a1/web.app/exit.json"))
+        );
     }
 }

@@ -57,12 +57,14 @@ enum SessionEnd {
     Disconnected(String),
     /// Nothing arrived for [`SILENT_INTERVALS`] heartbeats.
     Silent(String),
+    /// The node's labels changed (a configuration reload): register again.
+    Relabelled,
 }
 
 pub(crate) async fn run(
     configured_servers: Vec<String>,
     tls: Option<Arc<crate::enrol::NodeTls>>,
-    registration: NodeRegistration,
+    mut registration: tokio::sync::watch::Receiver<NodeRegistration>,
     machine: Machine,
     mut updates: mpsc::UnboundedReceiver<ClientAllocUpdate>,
     shutdown: CancellationToken,
@@ -96,9 +98,17 @@ pub(crate) async fn run(
         match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok((socket, _))) => {
                 tracing::info!(server = %address, "connected to server");
-                let outcome = connected(socket, &registration, &machine, &mut updates, &mut pending, &shutdown).await;
+                let outcome =
+                    connected(socket, &mut registration, &machine, tls.as_ref(), &mut updates, &mut pending, &shutdown)
+                        .await;
                 match outcome {
                     Ok((SessionEnd::Shutdown, _)) => break,
+                    Ok((SessionEnd::Relabelled, _)) => {
+                        // The same server at once, with the new labels.
+                        tracing::info!(server = %address, "registering again with new labels");
+                        next_server -= 1;
+                        continue;
+                    }
                     Ok((end, known_servers)) => {
                         let silent = matches!(end, SessionEnd::Silent(_));
                         let (SessionEnd::Disconnected(reason) | SessionEnd::Silent(reason)) = end else { break };
@@ -141,15 +151,19 @@ type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStre
 
 async fn connected(
     socket: Socket,
-    registration: &NodeRegistration,
+    registration: &mut tokio::sync::watch::Receiver<NodeRegistration>,
     machine: &Machine,
+    tls: Option<&Arc<crate::enrol::NodeTls>>,
     updates: &mut mpsc::UnboundedReceiver<ClientAllocUpdate>,
     pending: &mut BTreeMap<AllocId, ClientAllocUpdate>,
     shutdown: &CancellationToken,
 ) -> Result<(SessionEnd, Vec<String>), String> {
     let Machine { manager, shipper, sampler, exec } = machine;
     let (mut sink, mut stream) = socket.split();
-    let hello = AgentMessage::Hello { protocol: drover_proto::SESSION_PROTOCOL, registration: registration.clone() };
+    let hello = AgentMessage::Hello {
+        protocol: drover_proto::SESSION_PROTOCOL,
+        registration: registration.borrow_and_update().clone(),
+    };
     send(&mut sink, &hello).await?;
 
     let welcome = async {
@@ -195,6 +209,12 @@ async fn connected(
                 flush_pending(&mut sink, pending).await.ok();
                 let _ = sink.close().await;
                 return Ok((SessionEnd::Shutdown, servers));
+            }
+            Ok(()) = registration.changed() => {
+                // `Hello` is said once per session: a new one carries the labels.
+                flush_pending(&mut sink, pending).await.ok();
+                let _ = sink.close().await;
+                return Ok((SessionEnd::Relabelled, servers));
             }
             _ = heartbeat.tick() => {
                 // A late tick means this process was stopped or starved (SIGSTOP,
@@ -268,6 +288,12 @@ async fn connected(
                     return Ok((SessionEnd::Disconnected(message), servers));
                 }
                 Ok(Some(ServerMessage::Welcome { .. })) => last_heard = tokio::time::Instant::now(),
+                Ok(Some(ServerMessage::Tls { trusted_cas, issuer })) => {
+                    last_heard = tokio::time::Instant::now();
+                    if let Some(tls) = tls {
+                        tls.follow_servers(&trusted_cas, &issuer);
+                    }
+                }
                 Err(reason) => return Ok((SessionEnd::Disconnected(reason), servers)),
             },
         }

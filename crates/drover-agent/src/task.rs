@@ -263,6 +263,12 @@ async fn spawn(context: &TaskContext) -> Result<TaskHandle, String> {
     let mut launch = TaskLaunch::from_task(&context.alloc.id, &context.task, command_line.env, context.log_dir.clone());
     launch.command = command_line.command;
     launch.args = command_line.args;
+    if let Some(logs) = context.task.logs {
+        launch.log_rotation = drover_executor::LogRotation {
+            max_files: logs.max_files,
+            max_file_bytes: logs.max_file_size_mb.saturating_mul(1024 * 1024),
+        };
+    }
     launch.working_dir = Some(working_dir);
     context.driver.start(&launch, &context.task_dir).await.map_err(|error| error.to_string())
 }

@@ -113,6 +113,18 @@ impl Caller {
         ))
     }
 
+    /// `Ok` for a management token (or no access control): what changes
+    /// the cluster's trust itself, such as rotating its CA.
+    pub fn require_management(&self) -> Result<(), ApiError> {
+        if !self.enforced || self.permissions.is_management() {
+            return Ok(());
+        }
+        Err(ApiError(CodedError::new(
+            ErrorCode::Forbidden,
+            format!("{} may not do this: it needs a management token", self.name),
+        )))
+    }
+
     /// `Ok` for another server of the cluster (internal routes).
     pub fn require_server(&self) -> Result<(), ApiError> {
         if !self.enforced || matches!(self.peer, Peer::Server(_)) {
@@ -171,7 +183,12 @@ pub(crate) async fn identify(State(app): State<AppState>, mut request: Request, 
     let path = request.uri().path().to_owned();
     let route = request.extensions().get::<MatchedPath>().map(|matched| matched.as_str().to_owned());
     let caller = if app.server.acl_enabled() {
-        let secret = token_of(request.headers());
+        // On the dashboard's pages the session cookie carries the token.
+        let secret = token_of(request.headers()).or_else(|| {
+            crate::routes::ui::takes_session_cookie(&path)
+                .then(|| crate::routes::ui::session::cookie_of(request.headers()))
+                .flatten()
+        });
         match app.server.resolve_secret(secret.as_deref()) {
             Ok(resolved) => Caller {
                 name: match (&peer, secret.is_some()) {
@@ -197,11 +214,14 @@ pub(crate) async fn identify(State(app): State<AppState>, mut request: Request, 
                     accessor: None,
                     name: "unknown".to_owned(),
                     action: action_of(&method, route.as_deref().unwrap_or(&path)),
-                    target: path,
+                    target: path.clone(),
                     details: String::new(),
                     outcome: AuditOutcome::Refused(error.message.clone()),
                     source,
                 });
+                if crate::routes::ui::takes_session_cookie(&path) {
+                    return crate::routes::ui::login_again(&error, app.server.tls().is_some());
+                }
                 return ApiError(error).into_response();
             }
         }
@@ -283,8 +303,11 @@ fn action_of(method: &Method, route: &str) -> String {
         ("POST", paths::NODE_ELIGIBILITY) => "node.eligibility",
         ("POST", paths::NODE_PROTECTION) => "node.protect",
         ("POST", paths::NODES_UPDATE) => "node.update",
+        ("POST", paths::NODES_RETIRE) => "node.retire",
+        ("POST", paths::NODES_PURGE) => "node.purge",
         ("POST", paths::NODE_REVOKE) => "node.revoke",
         ("POST", paths::EXEC) => "exec.run",
+        ("POST", paths::LOGS_IMPORT) => "logs.import",
         ("PUT", paths::VARIABLE) => "variable.put",
         ("DELETE", paths::VARIABLE) => "variable.delete",
         ("POST", paths::SITE) => "site.apply",
@@ -307,7 +330,16 @@ fn action_of(method: &Method, route: &str) -> String {
         ("POST", paths::AGENT_ENROLL) => "node.enroll",
         ("POST", paths::AGENT_RENEW) => "node.renew",
         ("POST", paths::OPERATOR_TLS_JOIN) => "operator.server_join",
+        ("POST", paths::OPERATOR_TLS_ROTATE_CA) => "operator.tls.rotate_ca",
+        ("POST", paths::OPERATOR_TLS_ROTATE_CA_FINISH) => "operator.tls.rotate_ca_finish",
         ("GET", paths::AGENT_SESSION) => "node.session",
+        // The dashboard's forms are named as the API calls they make.
+        ("POST", paths::UI_HAMMER_RUN_APPROVE) => "hammer.approve",
+        ("POST", paths::UI_HAMMER_RUN_DENY) => "hammer.deny",
+        ("POST", paths::UI_ALERT_ACK) => "alert.ack",
+        ("POST", paths::UI_JOB_PROMOTE) => "job.promote",
+        ("POST", paths::UI_LOGIN) => "ui.login",
+        ("POST", paths::UI_LOGOUT) => "ui.logout",
         _ => "",
     };
     if known.is_empty() { format!("{} {route}", method.as_str().to_lowercase()) } else { known.to_owned() }

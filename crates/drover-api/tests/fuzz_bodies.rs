@@ -246,6 +246,8 @@ struct Seeds {
     jobs: Vec<Value>,
     variable: Value,
     node_updates: Vec<Value>,
+    node_retirements: Vec<Value>,
+    node_purges: Vec<Value>,
     site: Value,
     silence: Value,
     execs: Vec<Value>,
@@ -281,6 +283,11 @@ impl Seeds {
                     "dry_run": false
                 }),
             ],
+            node_retirements: vec![
+                json!({ "nodes": ["batch01", "batch{02..04}"], "reason": "end of warranty", "dry_run": true }),
+                json!({ "filter": "hostgroup =~ \"bi/**\" and not protected", "deadline": "1h", "dry_run": false }),
+            ],
+            node_purges: vec![json!({ "nodes": ["batch01", "batch{02..04}"], "dry_run": false })],
             site: json!({ "site": site, "runbooks": { "runbooks/oom.md": "# OOM\nreboot it\n" } }),
             silence: json!({
                 "matchers": ["alertname=node-down", "node=~batch.*", "severity!=info"],
@@ -906,6 +913,8 @@ enum Route {
     PlanJob,
     PutVariable,
     UpdateNodes,
+    RetireNodes,
+    PurgeNodes,
     ApplySite,
     AddSilence,
     Exec,
@@ -915,11 +924,13 @@ enum Route {
     ListNodes,
 }
 
-const ROUTES: [Route; 11] = [
+const ROUTES: [Route; 13] = [
     Route::RegisterJob,
     Route::PlanJob,
     Route::PutVariable,
     Route::UpdateNodes,
+    Route::RetireNodes,
+    Route::PurgeNodes,
     Route::ApplySite,
     Route::AddSilence,
     Route::Exec,
@@ -969,6 +980,8 @@ fn cases(route: Route, seeds: &Seeds) -> BoxedStrategy<Case> {
                 .boxed()
         }
         Route::UpdateNodes => posts("/v1/nodes/update", seeds.node_updates.clone()),
+        Route::RetireNodes => posts(drover_proto::paths::NODES_RETIRE, seeds.node_retirements.clone()),
+        Route::PurgeNodes => posts(drover_proto::paths::NODES_PURGE, seeds.node_purges.clone()),
         Route::ApplySite => posts("/v1/site", vec![seeds.site.clone()]),
         Route::AddSilence => posts("/v1/silences", vec![seeds.silence.clone()]),
         Route::Exec => posts(drover_proto::paths::EXEC, seeds.execs.clone()),

@@ -469,6 +469,21 @@ impl Client {
         self.delete_path(&paths::fill(paths::OPERATOR_RAFT_PEER, &[&server_id.to_string()])).await
     }
 
+    /// `GET /v1/operator/tls`: the cluster's CAs and a CA rotation's progress.
+    pub async fn tls_status(&self) -> Result<drover_proto::api::TlsStatus> {
+        Ok(self.get(paths::OPERATOR_TLS, None).await?.0)
+    }
+
+    /// `POST /v1/operator/tls/rotate-ca`: starts a rotation of the cluster CA.
+    pub async fn rotate_ca(&self) -> Result<drover_proto::api::TlsStatus> {
+        self.post(paths::OPERATOR_TLS_ROTATE_CA, &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/operator/tls/rotate-ca/finish`: drops the old CA.
+    pub async fn finish_ca_rotation(&self) -> Result<drover_proto::api::TlsStatus> {
+        self.post(paths::OPERATOR_TLS_ROTATE_CA_FINISH, &serde_json::json!({})).await
+    }
+
     /// `GET /v1/operator/snapshot`: the whole state, for disaster recovery.
     pub async fn save_snapshot(&self) -> Result<Bytes> {
         let response = self
@@ -617,6 +632,15 @@ impl Client {
         Ok(self.get(&path, None).await?.0)
     }
 
+    /// `GET /v1/nodes?all=true[&filter=EXPR]`: retired nodes too.
+    pub async fn all_nodes(&self, filter: Option<&str>) -> Result<Vec<NodeListEntry>> {
+        let path = match filter {
+            Some(filter) => format!("{}?all=true&filter={}", paths::NODES, paths::encode(filter)),
+            None => format!("{}?all=true", paths::NODES),
+        };
+        Ok(self.get(&path, None).await?.0)
+    }
+
     /// `GET /v1/node/{name-or-id}`.
     pub async fn node(&self, node: &str) -> Result<NodeStatusResponse> {
         Ok(self.get(&paths::fill(paths::NODE, &[node]), None).await?.0)
@@ -658,6 +682,32 @@ impl Client {
         self.ndjson(response).await
     }
 
+    /// `GET /v1/logs/export`: every matching record, hour by hour, oldest
+    /// first, and how many there are (as counted when the export started).
+    /// The stream ends with an error when the server broke the export off.
+    pub async fn export_logs(
+        &self,
+        query: &LogQuery,
+    ) -> Result<(u64, futures_util::stream::BoxStream<'static, Result<LogRecord>>)> {
+        let response = self.send(paths::LOGS_EXPORT, |client, url| client.http.get(url).query(query)).await?;
+        let total = response
+            .headers()
+            .get(drover_proto::api::LOG_EXPORT_TOTAL_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.parse().ok())
+            .unwrap_or(0);
+        Ok((total, self.ndjson(response).await?))
+    }
+
+    /// `POST /v1/logs/import`: store a batch of exported records (each
+    /// `(origin, seq)` once).
+    pub async fn import_logs(
+        &self,
+        request: &drover_proto::api::LogImportRequest,
+    ) -> Result<drover_proto::api::LogImportResponse> {
+        self.post(paths::LOGS_IMPORT, request).await
+    }
+
     /// `POST /v1/exec`: the events of a command run on many nodes, as they
     /// happen (the request has no overall timeout: each node has its own).
     pub async fn exec(
@@ -674,6 +724,25 @@ impl Client {
         self.post(paths::NODES_UPDATE, request).await
     }
 
+    /// `POST /v1/nodes/retire`: drain nodes, then keep them out of
+    /// scheduling and of the default node list (or, with `dry_run`, tell
+    /// which would be retired).
+    pub async fn retire_nodes(
+        &self,
+        request: &drover_proto::api::NodeRetireRequest,
+    ) -> Result<drover_proto::api::NodeSelectionResponse> {
+        self.post(paths::NODES_RETIRE, request).await
+    }
+
+    /// `POST /v1/nodes/purge`: forget down or retired nodes entirely (or,
+    /// with `dry_run`, check that they may be).
+    pub async fn purge_nodes(
+        &self,
+        request: &drover_proto::api::NodePurgeRequest,
+    ) -> Result<drover_proto::api::NodeSelectionResponse> {
+        self.post(paths::NODES_PURGE, request).await
+    }
+
     /// `POST /v1/node/{node}/protection`.
     pub async fn set_protection(&self, node: &str, protect: bool, reason: &str) -> Result<Node> {
         let request = ProtectionRequest { protect, reason: reason.to_owned() };
@@ -686,43 +755,43 @@ impl Client {
     }
 
     /// `GET /v1/site`: the applied site.
-    pub async fn site(&self) -> Result<drover_proto::react::SiteResponse> {
+    pub async fn site(&self) -> Result<drover_react::api::SiteResponse> {
         Ok(self.get(paths::SITE, None).await?.0)
     }
 
     /// `POST /v1/site`: applies a site.
     pub async fn apply_site(
         &self,
-        request: &drover_proto::react::SiteApplyRequest,
-    ) -> Result<drover_proto::react::SiteResponse> {
+        request: &drover_react::api::SiteApplyRequest,
+    ) -> Result<drover_react::api::SiteResponse> {
         self.post(paths::SITE, request).await
     }
 
     /// `GET /v1/alerts`: active alerts, silences, received alerts.
-    pub async fn alerts(&self) -> Result<drover_proto::react::AlertsResponse> {
+    pub async fn alerts(&self) -> Result<drover_react::api::AlertsResponse> {
         Ok(self.get(paths::ALERTS, None).await?.0)
     }
 
     /// `GET /v1/alerts?name=RULE`: the alerts of one rule (and the received
     /// alerts of that `alertname`), with every silence.
-    pub async fn alerts_named(&self, name: &str) -> Result<drover_proto::react::AlertsResponse> {
+    pub async fn alerts_named(&self, name: &str) -> Result<drover_react::api::AlertsResponse> {
         Ok(self.get(&format!("{}?name={}", paths::ALERTS, paths::encode(name)), None).await?.0)
     }
 
     /// `GET /v1/alerts/top?since=…`.
-    pub async fn alerts_top(&self, since: &str) -> Result<Vec<drover_proto::react::AlertCount>> {
+    pub async fn alerts_top(&self, since: &str) -> Result<Vec<drover_react::api::AlertCount>> {
         Ok(self.get(&format!("{}?since={}", paths::ALERTS_TOP, paths::encode(since)), None).await?.0)
     }
 
     /// `POST /v1/alert/ack`.
     pub async fn ack_alert(&self, id: &str) -> Result<serde_json::Value> {
-        self.post(paths::ALERT_ACK, &drover_proto::react::AckRequest { id: id.to_owned() }).await
+        self.post(paths::ALERT_ACK, &drover_react::api::AckRequest { id: id.to_owned() }).await
     }
 
     /// `POST /v1/silences`.
     pub async fn add_silence(
         &self,
-        request: &drover_proto::react::SilenceRequest,
+        request: &drover_react::api::SilenceRequest,
     ) -> Result<drover_react::alerting::Silence> {
         self.post(paths::SILENCES, request).await
     }
@@ -733,7 +802,7 @@ impl Client {
     }
 
     /// `GET /v1/hammers`.
-    pub async fn hammers(&self) -> Result<Vec<drover_proto::react::HammerView>> {
+    pub async fn hammers(&self) -> Result<Vec<drover_react::api::HammerView>> {
         Ok(self.get(paths::HAMMERS, None).await?.0)
     }
 
@@ -742,7 +811,7 @@ impl Client {
         &self,
         hammer: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<drover_proto::react::HammerHistoryEntry>> {
+    ) -> Result<Vec<drover_react::api::HammerHistoryEntry>> {
         let mut path = format!("{}?limit={limit}", paths::HAMMERS_HISTORY);
         if let Some(hammer) = hammer {
             path.push_str(&format!("&hammer={}", paths::encode(hammer)));
@@ -758,12 +827,12 @@ impl Client {
 
     /// `POST /v1/hammers/pause`.
     pub async fn pause_hammer(&self, hammer: Option<&str>, paused: bool) -> Result<serde_json::Value> {
-        let request = drover_proto::react::PauseRequest { hammer: hammer.map(str::to_owned), paused };
+        let request = drover_react::api::PauseRequest { hammer: hammer.map(str::to_owned), paused };
         self.post(paths::HAMMERS_PAUSE, &request).await
     }
 
     /// `GET /v1/runbook/{name}`.
-    pub async fn runbook(&self, name: &str) -> Result<drover_proto::react::RunbookResponse> {
+    pub async fn runbook(&self, name: &str) -> Result<drover_react::api::RunbookResponse> {
         Ok(self.get(&paths::fill(paths::RUNBOOK, &[name]), None).await?.0)
     }
 

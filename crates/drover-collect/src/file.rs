@@ -17,13 +17,18 @@
 //!
 //! Lines end at `\n` (a trailing `\r` is dropped); a partial last line waits
 //! for its newline, except when the file has not grown for
-//! `partial_line_idle` (a program that exited after `printf "fatal: …"`, a
-//! prompt), in a rotated file at the end of `rotate_wait`, and
+//! `partial_line_idle` (a prompt, a writer that waits), when its writer
+//! exited (`writer_exit_file`: a task that ended with `printf "fatal: …"`
+//! is sent as soon as its executor recorded the exit, which it does after
+//! the last byte of output), in a rotated or deleted file at the end of
+//! `rotate_wait`, when the file is truncated (what was read of it is sent
+//! before reading it again from the start), and
 //! in a file rotated by index (`ends_at_next_index`): once `<name>.<N+1>`
 //! exists, `<name>.<N>` is complete, and its last line is sent when read to
 //! the end (drover's executor finishes a file before creating the next, so
 //! a successor seen before the read means the read saw all of the file).
-//! Lines longer than `max_line_bytes` are split. Each line carries the
+//! Lines longer than `max_line_bytes` are split into pieces marked as
+//! [`crate::split`] describes. Each line carries the
 //! [`FilePosition`] just after it; the follower registers files in the
 //! [`CheckpointStore`] but never advances it.
 //!
@@ -92,11 +97,16 @@ pub struct FileSourceConfig {
     /// for this long: the writer exited or waits (text it adds later to
     /// the same line becomes a line of its own).
     pub partial_line_idle: Duration,
+    /// The file whose existence says that the writer of a followed file
+    /// exited (drover's executor writes `<task dir>/exit.json` after the
+    /// last byte of output): its partial last line is then sent at once
+    /// when read to the end.
+    pub writer_exit_file: Option<fn(&Path) -> Option<PathBuf>>,
 }
 
 impl FileSourceConfig {
     /// Follows `include` with the defaults: poll every 250 ms, rescan every second,
-    /// split lines at 64 KiB, read rotated files for 5 more seconds, a numbered
+    /// split lines at [`crate::MAX_LINE_BYTES`] (64 KiB), read rotated files for 5 more seconds, a numbered
     /// file complete once its successor exists, a partial line sent after 5 s
     /// without growth.
     pub fn new(include: Vec<String>) -> FileSourceConfig {
@@ -105,10 +115,11 @@ impl FileSourceConfig {
             read_existing_from_start: false,
             poll_interval: Duration::from_millis(250),
             rescan_interval: Duration::from_secs(1),
-            max_line_bytes: 64 * 1024,
+            max_line_bytes: crate::MAX_LINE_BYTES,
             rotate_wait: Duration::from_secs(5),
             ends_at_next_index: true,
             partial_line_idle: Duration::from_secs(5),
+            writer_exit_file: None,
         }
     }
 }
@@ -170,6 +181,11 @@ struct Tracked {
     is_complete: bool,
     /// When bytes were last read from the file.
     grew_at: Instant,
+    /// Where the writer records its exit (`writer_exit_file`).
+    exit_file: Option<PathBuf>,
+    /// The last piece sent was cut at `max_line_bytes`: the next one
+    /// continues its line.
+    is_continuing: bool,
 }
 
 impl Tracked {
@@ -438,6 +454,8 @@ impl FollowerState {
             successor: if self.config.ends_at_next_index { next_index_path(path) } else { None },
             is_complete: false,
             grew_at: Instant::now(),
+            exit_file: self.config.writer_exit_file.and_then(|exit_file_of| exit_file_of(path)),
+            is_continuing: false,
         }))
     }
 
@@ -453,6 +471,8 @@ impl FollowerState {
         match tracked.file.metadata() {
             Ok(metadata) if metadata.len() < tracked.read_offset() => {
                 warn!(file = ?tracked.source, size = metadata.len(), offset = tracked.read_offset(), "file truncated, reading it again from the start");
+                // What was read of the old contents is a line of its own.
+                split_lines(tracked, stream, max_line_bytes, true, lines);
                 if tracked.file.seek(SeekFrom::Start(0)).is_err() {
                     return true;
                 }
@@ -471,6 +491,9 @@ impl FollowerState {
             debug!(file = ?tracked.source, "file complete: its successor exists");
             tracked.is_complete = true;
         }
+        // Checked before reading, like the successor: the exit is recorded
+        // after the last byte of output.
+        let has_writer_exited = tracked.exit_file.as_deref().is_some_and(Path::exists);
         let mut num_read = 0usize;
         let mut is_at_end = false;
         while num_read < READ_BUDGET_BYTES {
@@ -495,7 +518,8 @@ impl FollowerState {
         }
         let is_done = is_at_end && tracked.rotated_at.is_some_and(|rotated_at| rotated_at.elapsed() >= rotate_wait);
         let is_idle = is_at_end && tracked.grew_at.elapsed() >= partial_line_idle;
-        if is_done || (is_at_end && tracked.is_complete) || (is_idle && !tracked.pending.is_empty()) {
+        let is_final = is_at_end && (tracked.is_complete || has_writer_exited);
+        if is_done || is_final || (is_idle && !tracked.pending.is_empty()) {
             split_lines(tracked, stream, max_line_bytes, true, lines);
         }
         is_done
@@ -526,13 +550,13 @@ fn split_lines(
     let mut consumed = 0usize;
     loop {
         let rest = &tracked.pending[consumed..];
-        let (line_len, used) = match rest.iter().take(max_line_bytes + 1).position(|&byte| byte == b'\n') {
-            Some(newline) if newline <= max_line_bytes => (newline, newline + 1),
+        let (line_len, used, continues) = match rest.iter().take(max_line_bytes + 1).position(|&byte| byte == b'\n') {
+            Some(newline) if newline <= max_line_bytes => (newline, newline + 1, false),
             _ if rest.len() > max_line_bytes => {
                 let cut = utf8_cut(&rest[..max_line_bytes]);
-                (cut, cut)
+                (cut, cut, true)
             }
-            _ if flush_partial && !rest.is_empty() => (rest.len(), rest.len()),
+            _ if flush_partial && !rest.is_empty() => (rest.len(), rest.len(), false),
             _ => break,
         };
         let mut text_bytes = &rest[..line_len];
@@ -540,6 +564,8 @@ fn split_lines(
             text_bytes = without_cr;
         }
         let text = String::from_utf8_lossy(text_bytes).into_owned();
+        let text = crate::split::mark_piece(text, tracked.is_continuing, continues);
+        tracked.is_continuing = continues;
         consumed += used;
         lines.push(SourceLine {
             source: tracked.source.clone(),
@@ -558,13 +584,7 @@ fn split_lines(
     tracked.pending_offset += consumed as u64;
 }
 
-/// Where to split a too-long line so a multi-byte character stays whole.
-fn utf8_cut(piece: &[u8]) -> usize {
-    match std::str::from_utf8(piece) {
-        Err(err) if err.error_len().is_none() && err.valid_up_to() > 0 => err.valid_up_to(),
-        _ => piece.len(),
-    }
-}
+use crate::split::utf8_cut;
 
 /// Sends from a blocking thread without ignoring cancellation while the channel is full.
 fn send_blocking(sink: &LineSender, cancel: &CancellationToken, line: SourceLine) -> Sent {
@@ -601,6 +621,8 @@ mod tests {
             successor: None,
             is_complete: false,
             grew_at: Instant::now(),
+            exit_file: None,
+            is_continuing: false,
         }
     }
 
@@ -643,12 +665,17 @@ mod tests {
     fn splits_long_lines_and_replaces_invalid_utf8() {
         let (lines, tracked) = split(b"abcdefgh\nxy", 3, false);
         let texts: Vec<&str> = lines.iter().map(|(text, _)| text.as_str()).collect();
-        assert_eq!(texts, vec!["abc", "def", "gh"]);
+        let (continues, continued) = (crate::CONTINUES_MARKER, crate::CONTINUED_MARKER);
+        assert_eq!(
+            texts,
+            vec![format!("abc{continues}"), format!("{continued}def{continues}"), format!("{continued}gh")]
+        );
         assert_eq!(tracked.pending, b"xy");
         let (invalid, _) = split(b"a\xffb\n", 100, false);
         assert_eq!(invalid[0].0, "a\u{fffd}b");
         // A two-byte character is not cut in half.
         let (accented, _) = split("aé\n".as_bytes(), 2, false);
-        assert_eq!(accented.iter().map(|(text, _)| text.as_str()).collect::<Vec<_>>(), vec!["a", "é"]);
+        let accented: Vec<&str> = accented.iter().map(|(text, _)| text.as_str()).collect();
+        assert_eq!(accented, vec![format!("a{}", crate::CONTINUES_MARKER), format!("{}é", crate::CONTINUED_MARKER)]);
     }
 }

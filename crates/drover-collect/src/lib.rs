@@ -37,14 +37,17 @@ pub mod file;
 mod glob;
 pub mod journal;
 pub mod process;
+pub mod split;
 pub mod spool;
 pub mod syslog;
+pub mod zone;
 
 pub use checkpoint::{Checkpoint, CheckpointStore, FileId, FilePosition};
 pub use console::{CommandPoller, CommandPollerConfig};
 pub use error::{Error, Result};
 pub use file::{FileFollower, FileSourceConfig};
 pub use journal::{JournalConfig, JournalSource, JournalStart};
+pub use split::{CONTINUED_MARKER, CONTINUES_MARKER, MAX_LINE_BYTES, split_overlong};
 pub use spool::{Spool, SpoolOptions, SpoolStats};
 pub use syslog::{SyslogConfig, SyslogMeta, SyslogSource, SyslogTransport};
 

@@ -235,20 +235,42 @@ fn parse_tag<'a>(text: &'a str, meta: &mut SyslogMeta) -> &'a str {
     after_colon.strip_prefix(' ').unwrap_or(after_colon)
 }
 
-/// Cuts a TCP byte stream into messages (RFC 6587, both framings).
+/// A message framed from a TCP stream, or a piece of one longer than
+/// `max_message_bytes` ([`crate::split`]).
+#[derive(Debug, PartialEq, Eq)]
+struct Frame {
+    bytes: Vec<u8>,
+    /// A piece that continues the previous frame's message.
+    is_continuation: bool,
+    /// More of this message follows.
+    continues: bool,
+}
+
+/// Cuts a TCP byte stream into messages (RFC 6587, both framings). A
+/// message longer than `max_message_bytes` comes out in pieces of that
+/// size, never dropped.
 #[derive(Debug)]
 struct TcpFramer {
     buffer: Vec<u8>,
     /// Where the unconsumed bytes start.
     start: usize,
     max_message_bytes: usize,
-    /// Bytes of an oversized octet-counted message still to discard.
-    num_to_skip: usize,
+    /// Bytes of an octet-counted message being cut into pieces still to come.
+    num_counted_left: usize,
+    /// The last frame was a piece of a newline-delimited message that
+    /// continues.
+    is_continuing: bool,
 }
 
 impl TcpFramer {
     fn new(max_message_bytes: usize) -> TcpFramer {
-        TcpFramer { buffer: Vec::new(), start: 0, max_message_bytes: max_message_bytes.max(1), num_to_skip: 0 }
+        TcpFramer {
+            buffer: Vec::new(),
+            start: 0,
+            max_message_bytes: max_message_bytes.max(4),
+            num_counted_left: 0,
+            is_continuing: false,
+        }
     }
 
     fn push(&mut self, bytes: &[u8]) {
@@ -259,59 +281,96 @@ impl TcpFramer {
         self.buffer.extend_from_slice(bytes);
     }
 
-    /// The next complete message, if any.
-    fn next_frame(&mut self) -> Option<Vec<u8>> {
-        if self.num_to_skip > 0 {
-            let num_skipped = self.num_to_skip.min(self.buffer.len() - self.start);
-            self.start += num_skipped;
-            self.num_to_skip -= num_skipped;
-            if self.num_to_skip > 0 {
+    fn take(&mut self, len: usize, is_continuation: bool, continues: bool) -> Frame {
+        let bytes = self.buffer[self.start..self.start + len].to_vec();
+        self.start += len;
+        Frame { bytes, is_continuation, continues }
+    }
+
+    /// The next complete message (or piece), if any.
+    fn next_frame(&mut self) -> Option<Frame> {
+        let max = self.max_message_bytes;
+        if self.num_counted_left > 0 {
+            let available = self.buffer.len() - self.start;
+            let len = self.num_counted_left.min(max);
+            if available < len {
                 return None;
             }
+            self.num_counted_left -= len;
+            let continues = self.num_counted_left > 0;
+            return Some(self.take(len, true, continues));
         }
-        while matches!(self.buffer.get(self.start), Some(b'\n' | b'\r' | b'\0')) {
-            self.start += 1;
+        if !self.is_continuing {
+            while matches!(self.buffer.get(self.start), Some(b'\n' | b'\r' | b'\0')) {
+                self.start += 1;
+            }
         }
         let pending = &self.buffer[self.start..];
         if pending.is_empty() {
             return None;
         }
         let num_digits = pending.iter().take(10).take_while(|byte| byte.is_ascii_digit()).count();
-        if (1..10).contains(&num_digits) && pending.get(num_digits) == Some(&b' ') {
+        if !self.is_continuing && (1..10).contains(&num_digits) && pending.get(num_digits) == Some(&b' ') {
             let len: usize = std::str::from_utf8(&pending[..num_digits]).ok()?.parse().ok()?;
             let body_start = num_digits + 1;
-            let kept_len = len.min(self.max_message_bytes);
-            if pending.len() < body_start + kept_len {
+            let first_len = len.min(max);
+            if pending.len() < body_start + first_len {
                 return None;
             }
-            let frame = pending[body_start..body_start + kept_len].to_vec();
-            let available = pending.len() - body_start;
-            let consumed = len.min(available);
-            self.start += body_start + consumed;
-            self.num_to_skip = len - consumed;
-            return Some(frame);
+            self.start += body_start;
+            self.num_counted_left = len - first_len;
+            let continues = self.num_counted_left > 0;
+            return Some(self.take(first_len, false, continues));
         }
-        let limit = pending.len().min(self.max_message_bytes + 1);
+        let is_continuation = self.is_continuing;
+        let limit = pending.len().min(max + 1);
         if let Some(newline) = pending[..limit].iter().position(|&byte| byte == b'\n') {
-            let frame = pending[..newline].to_vec();
-            self.start += newline + 1;
+            self.is_continuing = false;
+            let frame = self.take(newline, is_continuation, false);
+            self.start += 1;
             return Some(frame);
         }
-        if pending.len() > self.max_message_bytes {
-            let frame = pending[..self.max_message_bytes].to_vec();
-            self.start += self.max_message_bytes;
-            return Some(frame);
+        if pending.len() > max {
+            let cut = crate::split::utf8_cut(&pending[..max]);
+            self.is_continuing = true;
+            return Some(self.take(cut, is_continuation, true));
         }
         None
     }
 
-    /// What is left when the connection closes: a last message without a newline.
-    fn finish(&mut self) -> Option<Vec<u8>> {
+    /// A newline-delimited message still waiting for its newline, sent as
+    /// it is (the sender went quiet: a last line without a newline on a
+    /// connection left open). An octet-counted message waits for its
+    /// count.
+    fn flush_partial(&mut self) -> Option<Frame> {
+        if self.num_counted_left > 0 {
+            return None;
+        }
+        let pending = &self.buffer[self.start..];
+        let num_digits = pending.iter().take(10).take_while(|byte| byte.is_ascii_digit()).count();
+        let is_counted = !self.is_continuing && (1..10).contains(&num_digits) && pending.get(num_digits) == Some(&b' ');
+        if pending.is_empty() || is_counted {
+            return None;
+        }
+        let is_continuation = self.is_continuing;
+        self.is_continuing = false;
+        Some(self.take(pending.len(), is_continuation, false))
+    }
+
+    /// What is left when the connection closes: a last message without a
+    /// newline, or what came of a counted one.
+    fn finish(&mut self) -> Option<Frame> {
         let frame = self.next_frame().or_else(|| {
             let pending = &self.buffer[self.start..];
-            (self.num_to_skip == 0 && !pending.is_empty()).then(|| pending.to_vec())
+            if pending.is_empty() {
+                return None;
+            }
+            let is_continuation = self.is_continuing || self.num_counted_left > 0;
+            Some(Frame { bytes: pending.to_vec(), is_continuation, continues: false })
         });
         self.start = self.buffer.len();
+        self.num_counted_left = 0;
+        self.is_continuing = false;
         frame
     }
 }
@@ -323,14 +382,23 @@ pub struct SyslogConfig {
     pub udp: Option<SocketAddr>,
     /// Where to accept TCP connections.
     pub tcp: Option<SocketAddr>,
-    /// Longer messages are cut (TCP) or truncated by the datagram size (UDP).
+    /// Longer messages come in marked pieces ([`crate::split`]; TCP), or
+    /// are bounded by the datagram size (UDP, 64 KiB).
     pub max_message_bytes: usize,
+    /// A message without its newline on a TCP connection left open is sent
+    /// once nothing came for this long.
+    pub partial_line_idle: std::time::Duration,
 }
 
 impl SyslogConfig {
     /// Listens on both transports at `addr`.
     pub fn new(addr: SocketAddr) -> SyslogConfig {
-        SyslogConfig { udp: Some(addr), tcp: Some(addr), max_message_bytes: 64 * 1024 }
+        SyslogConfig {
+            udp: Some(addr),
+            tcp: Some(addr),
+            max_message_bytes: crate::MAX_LINE_BYTES,
+            partial_line_idle: std::time::Duration::from_secs(5),
+        }
     }
 }
 
@@ -340,6 +408,7 @@ pub struct SyslogSource {
     udp: Option<UdpSocket>,
     tcp: Option<TcpListener>,
     max_message_bytes: usize,
+    partial_line_idle: std::time::Duration,
 }
 
 impl SyslogSource {
@@ -357,7 +426,12 @@ impl SyslogSource {
             }
             None => None,
         };
-        Ok(SyslogSource { udp, tcp, max_message_bytes: config.max_message_bytes.max(1) })
+        Ok(SyslogSource {
+            udp,
+            tcp,
+            max_message_bytes: config.max_message_bytes.max(1),
+            partial_line_idle: config.partial_line_idle,
+        })
     }
 
     /// The bound UDP address (useful with port 0).
@@ -378,7 +452,9 @@ impl SyslogSource {
             tasks.spawn(receive_udp(socket, sink.clone(), cancel.clone(), stream.clone()));
         }
         if let Some(listener) = self.tcp {
-            tasks.spawn(accept_tcp(listener, sink.clone(), cancel.clone(), stream, self.max_message_bytes));
+            let limits =
+                TcpLimits { max_message_bytes: self.max_message_bytes, partial_line_idle: self.partial_line_idle };
+            tasks.spawn(accept_tcp(listener, sink.clone(), cancel.clone(), stream, limits));
         }
         drop(sink);
         while tasks.join_next().await.is_some() {}
@@ -433,12 +509,19 @@ async fn receive_udp(socket: UdpSocket, sink: LineSender, cancel: CancellationTo
     }
 }
 
+/// How TCP messages are framed.
+#[derive(Clone, Copy, Debug)]
+struct TcpLimits {
+    max_message_bytes: usize,
+    partial_line_idle: std::time::Duration,
+}
+
 async fn accept_tcp(
     listener: TcpListener,
     sink: LineSender,
     cancel: CancellationToken,
     stream: Arc<str>,
-    max_message_bytes: usize,
+    limits: TcpLimits,
 ) {
     let mut connections = JoinSet::new();
     loop {
@@ -450,14 +533,7 @@ async fn accept_tcp(
         };
         match accepted {
             Ok((socket, peer)) => {
-                connections.spawn(receive_tcp(
-                    socket,
-                    peer,
-                    sink.clone(),
-                    cancel.clone(),
-                    stream.clone(),
-                    max_message_bytes,
-                ));
+                connections.spawn(receive_tcp(socket, peer, sink.clone(), cancel.clone(), stream.clone(), limits));
             }
             Err(err) => {
                 warn!(error = %err, "syslog tcp accept failed");
@@ -474,32 +550,69 @@ async fn receive_tcp(
     sink: LineSender,
     cancel: CancellationToken,
     stream: Arc<str>,
-    max_message_bytes: usize,
+    limits: TcpLimits,
 ) {
-    let mut framer = TcpFramer::new(max_message_bytes);
+    let mut framer = TcpFramer::new(limits.max_message_bytes);
+    let mut pieces = Pieces::default();
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         let read = tokio::select! {
-            read = socket.read(&mut buffer) => read,
+            read = tokio::time::timeout(limits.partial_line_idle, socket.read(&mut buffer)) => read,
             () = cancel.cancelled() => return,
         };
         let count = match read {
-            Ok(0) => break,
-            Ok(count) => count,
-            Err(err) => {
+            Err(_idle) => {
+                if let Some(frame) = framer.flush_partial()
+                    && !send(&sink, &cancel, pieces.line(frame, peer, &stream)).await
+                {
+                    return;
+                }
+                continue;
+            }
+            Ok(Ok(0)) => break,
+            Ok(Ok(count)) => count,
+            Ok(Err(err)) => {
                 debug!(%peer, error = %err, "syslog tcp connection failed");
                 break;
             }
         };
         framer.push(&buffer[..count]);
         while let Some(frame) = framer.next_frame() {
-            if !send(&sink, &cancel, line_from(&frame, peer, SyslogTransport::Tcp, &stream)).await {
+            if !send(&sink, &cancel, pieces.line(frame, peer, &stream)).await {
                 return;
             }
         }
     }
     if let Some(frame) = framer.finish() {
-        send(&sink, &cancel, line_from(&frame, peer, SyslogTransport::Tcp, &stream)).await;
+        send(&sink, &cancel, pieces.line(frame, peer, &stream)).await;
+    }
+}
+
+/// Turns frames into lines: the header of a message split into pieces is
+/// read from its first piece and given to the others.
+#[derive(Debug, Default)]
+struct Pieces {
+    meta: Option<SyslogMeta>,
+}
+
+impl Pieces {
+    fn line(&mut self, frame: Frame, peer: SocketAddr, stream: &Arc<str>) -> SourceLine {
+        let Frame { bytes, is_continuation, continues } = frame;
+        let (meta, text) = match (is_continuation, self.meta.take()) {
+            (true, Some(meta)) => (meta, String::from_utf8_lossy(&bytes).into_owned()),
+            _ => parse_message(&bytes),
+        };
+        if continues {
+            self.meta = Some(meta.clone());
+        }
+        SourceLine {
+            source: SourceKind::Syslog { peer, transport: SyslogTransport::Tcp },
+            stream: stream.clone(),
+            received: SystemTime::now(),
+            text: crate::split::mark_piece(text, is_continuation, continues),
+            syslog: Some(Box::new(meta)),
+            checkpoint: None,
+        }
     }
 }
 
@@ -593,7 +706,13 @@ mod tests {
     }
 
     fn frames(framer: &mut TcpFramer) -> Vec<String> {
-        std::iter::from_fn(|| framer.next_frame()).map(|frame| String::from_utf8(frame).unwrap()).collect()
+        std::iter::from_fn(|| framer.next_frame())
+            .map(|frame| {
+                let text = String::from_utf8(frame.bytes).unwrap();
+                let marked = crate::split::mark_piece(text, frame.is_continuation, frame.continues);
+                marked.replace(crate::CONTINUES_MARKER, "+").replace(crate::CONTINUED_MARKER, "+")
+            })
+            .collect()
     }
 
     #[test]
@@ -607,20 +726,34 @@ mod tests {
         assert_eq!(frames(&mut framer), vec!["abc"]);
         framer.push(b"<16>no newline at close");
         assert!(framer.next_frame().is_none());
-        assert_eq!(framer.finish().unwrap(), b"<16>no newline at close");
+        assert_eq!(framer.finish().unwrap().bytes, b"<16>no newline at close");
     }
 
     #[test]
-    fn tcp_framing_caps_long_messages() {
+    fn tcp_framing_splits_long_messages_into_marked_pieces() {
         let mut framer = TcpFramer::new(4);
         framer.push(b"10 0123456789");
-        assert_eq!(frames(&mut framer), vec!["0123"]);
+        assert_eq!(frames(&mut framer), vec!["0123+", "+4567+", "+89"]);
         framer.push(b"abcdefghij\n");
-        assert_eq!(frames(&mut framer), vec!["abcd", "efgh", "ij"]);
-        let mut split_skip = TcpFramer::new(2);
-        split_skip.push(b"6 abc");
-        assert_eq!(frames(&mut split_skip), vec!["ab"]);
-        split_skip.push(b"def1 x");
-        assert_eq!(frames(&mut split_skip), vec!["x"]);
+        assert_eq!(frames(&mut framer), vec!["abcd+", "+efgh+", "+ij"]);
+        let mut counted = TcpFramer::new(4);
+        counted.push(b"6 abcde");
+        assert_eq!(frames(&mut counted), vec!["abcd+"]);
+        counted.push(b"f1 x");
+        assert_eq!(frames(&mut counted), vec!["+ef", "x"]);
+    }
+
+    #[test]
+    fn a_partial_message_is_flushed_when_the_sender_goes_quiet() {
+        let mut framer = TcpFramer::new(1024);
+        framer.push(b"<13>done\n<13>prompt> ");
+        assert_eq!(frames(&mut framer), vec!["<13>done"]);
+        assert_eq!(framer.flush_partial().unwrap().bytes, b"<13>prompt> ");
+        assert!(framer.flush_partial().is_none());
+        // An octet-counted message waits for its count.
+        framer.push(b"9 <13>ab");
+        assert!(framer.flush_partial().is_none());
+        framer.push(b"cde");
+        assert_eq!(frames(&mut framer), vec!["<13>abcde"]);
     }
 }

@@ -285,6 +285,108 @@ async fn copy_truncate_restarts_at_the_beginning() {
 }
 
 #[tokio::test]
+async fn a_file_truncated_mid_line_sends_what_was_read_of_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let mut config = fast_config(dir.path());
+    config.partial_line_idle = Duration::from_secs(3600);
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(config, checkpoints);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    append(&path, "done\nhalf a li");
+    assert_eq!(running.texts(1).await, vec!["done"]);
+    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+    append(&path, "fresh\n");
+    assert_eq!(running.texts(2).await, vec!["half a li", "fresh"]);
+    running.stop().await;
+}
+
+/// `<dir>/<name>.log` is written by a process that records its exit in `<dir>/<name>.exit`.
+fn exit_file_of(path: &Path) -> Option<std::path::PathBuf> {
+    Some(path.with_extension("exit"))
+}
+
+#[tokio::test]
+async fn the_partial_last_line_is_sent_as_soon_as_the_writer_exited() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("task.log");
+    let mut config = fast_config(dir.path());
+    config.partial_line_idle = Duration::from_secs(3600);
+    config.writer_exit_file = Some(exit_file_of);
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(config, checkpoints);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf 'starting\\nfatal: x' >> {0}; echo 1 > {1}",
+            path.display(),
+            exit_file_of(&path).unwrap().display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(running.texts(2).await, vec!["starting", "fatal: x"]);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_one_megabyte_line_comes_in_marked_pieces_with_every_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.log");
+    let checkpoints = CheckpointStore::open(dir.path().join("checkpoints.json")).unwrap();
+    let mut running = start_files(fast_config(dir.path()), checkpoints);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let line: String = (0..1024 * 1024).map(|index| char::from(b'a' + (index % 26) as u8)).collect();
+    append(&path, &format!("{line}\nafter\n"));
+    let num_pieces = line.len().div_ceil(drover_collect::MAX_LINE_BYTES);
+    assert_eq!(num_pieces, 16);
+    let pieces = running.texts(num_pieces + 1).await;
+    assert_eq!(pieces.last().map(String::as_str), Some("after"));
+    let mut joined = String::new();
+    for (index, piece) in pieces[..num_pieces].iter().enumerate() {
+        let is_first = index == 0;
+        let is_last = index + 1 == num_pieces;
+        assert_eq!(piece.starts_with(drover_collect::CONTINUED_MARKER), !is_first, "piece {index}");
+        assert_eq!(piece.ends_with(drover_collect::CONTINUES_MARKER), !is_last, "piece {index}");
+        let text = piece.strip_prefix(drover_collect::CONTINUED_MARKER).unwrap_or(piece);
+        joined.push_str(text.strip_suffix(drover_collect::CONTINUES_MARKER).unwrap_or(text));
+    }
+    assert!(joined == line, "the pieces put together are the line");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn syslog_over_tcp_splits_long_messages_and_flushes_a_quiet_partial_one() {
+    use tokio::io::AsyncWriteExt;
+    let mut config = SyslogConfig::new("127.0.0.1:0".parse().unwrap());
+    config.udp = None;
+    config.partial_line_idle = Duration::from_millis(300);
+    let source = SyslogSource::bind(config).await.unwrap();
+    let address = source.tcp_addr().unwrap();
+    let (sender, lines) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(source.run(sender, cancel.clone()));
+    let mut running = Running { lines, cancel, task };
+    let mut connection = tokio::net::TcpStream::connect(address).await.unwrap();
+    let body = "y".repeat(150 * 1024);
+    connection.write_all(format!("<11>Jun 14 15:16:01 host app[7]: {body}\n").as_bytes()).await.unwrap();
+    let pieces = [running.next().await, running.next().await, running.next().await];
+    for piece in &pieces {
+        assert_eq!(piece.syslog.as_ref().unwrap().app_name.as_deref(), Some("app"), "every piece keeps the header");
+    }
+    assert!(pieces[0].text.ends_with(drover_collect::CONTINUES_MARKER));
+    assert!(pieces[2].text.starts_with(drover_collect::CONTINUED_MARKER));
+    let total: usize = pieces.iter().map(|piece| piece.text.matches('y').count()).sum();
+    assert_eq!(total, body.len());
+    // A prompt without a newline on a connection left open.
+    connection.write_all(b"<13>Jun 14 15:16:02 host app[7]: password: ").await.unwrap();
+    let prompt = running.next().await;
+    assert_eq!(prompt.text, "password: ");
+    running.stop().await;
+}
+
+#[tokio::test]
 async fn restart_resumes_after_the_last_committed_line_through_the_spool() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
@@ -322,10 +424,7 @@ async fn syslog_receives_from_the_real_logger_over_udp_and_tcp() {
         return;
     }
     let any_port = "127.0.0.1:0".parse().unwrap();
-    let source =
-        SyslogSource::bind(SyslogConfig { udp: Some(any_port), tcp: Some(any_port), max_message_bytes: 65536 })
-            .await
-            .unwrap();
+    let source = SyslogSource::bind(SyslogConfig::new(any_port)).await.unwrap();
     let udp_port = source.udp_addr().unwrap().port().to_string();
     let tcp_port = source.tcp_addr().unwrap().port().to_string();
     let (sender, lines) = mpsc::channel(64);

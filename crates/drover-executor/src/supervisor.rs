@@ -955,6 +955,7 @@ mod tests {
             constraints: vec![],
             services: vec![],
             meta: Default::default(),
+            logs: None,
         };
         let config = SupervisorConfig::for_task(&task, RestartPolicy::BATCH_DEFAULT, JobType::Batch).unwrap();
         assert_eq!(config.policy, RestartPolicy::BATCH_DEFAULT);

@@ -21,7 +21,8 @@ pub const MAX_PATTERNS: usize = 100;
 
 /// The values `status` can have, as `drover node list` shows them; a filter
 /// comparing `status` with anything else (without wildcards) is refused.
-pub const STATUSES: [&str; 6] = ["initializing", "ready", "disconnected", "down", "draining", "ineligible"];
+pub const STATUSES: [&str; 8] =
+    ["initializing", "ready", "disconnected", "down", "draining", "ineligible", "retiring", "retired"];
 
 /// The values `eligibility` can have.
 pub const ELIGIBILITIES: [&str; 2] = ["eligible", "ineligible"];

@@ -26,6 +26,7 @@ use hcl_edit::visit_mut::{self, VisitMut};
 use hcl_edit::{Decorated, Span};
 
 use crate::diagnostic::{Diagnostic, SourceMap};
+use crate::functions;
 use crate::suggest::did_you_mean;
 
 /// The roots of runtime references: resolved on a node, never while reading
@@ -69,7 +70,9 @@ pub(crate) struct Evaluator {
 impl Evaluator {
     /// An evaluator where `var` cannot be used.
     pub(crate) fn without_variables() -> Evaluator {
-        Evaluator::default()
+        let mut context = hcl::eval::Context::new();
+        functions::declare_all(&mut context);
+        Evaluator { context, scope: VariableScope::Forbidden }
     }
 
     /// An evaluator where `var.<name>` is the value of each usable variable.
@@ -79,6 +82,7 @@ impl Evaluator {
         unusable: BTreeSet<String>,
     ) -> Evaluator {
         let mut context = hcl::eval::Context::new();
+        functions::declare_all(&mut context);
         context.declare_var("var", Value::Object(values));
         Evaluator { context, scope: VariableScope::Declared { declared, unusable } }
     }
@@ -93,8 +97,13 @@ impl Evaluator {
         diagnostics: &mut Vec<Diagnostic>,
     ) -> Option<Value> {
         let mut prepared = expression.clone();
-        let mut preparer =
-            Preparer { scope: &self.scope, problems: Vec::new(), uses_unusable: false, locals: Vec::new() };
+        let mut preparer = Preparer {
+            scope: &self.scope,
+            problems: Vec::new(),
+            uses_unusable: false,
+            locals: Vec::new(),
+            looking_functions: Vec::new(),
+        };
         preparer.visit_expr_mut(&mut prepared);
         if !preparer.problems.is_empty() {
             for (span, message) in preparer.problems {
@@ -132,6 +141,9 @@ struct Preparer<'scope> {
     uses_unusable: bool,
     /// Names introduced by enclosing `for` expressions and directives.
     locals: Vec<String>,
+    /// Enclosing calls of functions that look into their arguments' text
+    /// (see [`functions::TEXT_PRESERVING`]).
+    looking_functions: Vec<String>,
 }
 
 impl Preparer<'_> {
@@ -251,6 +263,14 @@ impl VisitMut for Preparer<'_> {
         if let Element::Interpolation(interpolation) = element
             && let Some(text) = self.runtime_reference_text(&interpolation.expr)
         {
+            if let Some(function) = self.looking_functions.last() {
+                self.problems.push((
+                    interpolation.expr.span(),
+                    format!(
+                        "${{{text}}} is resolved on the node at run time, so function \"{function}\" cannot use it while the file is read: apply it to values known now, or keep \"${{{text}}}\" as it is"
+                    ),
+                ));
+            }
             *element = Element::Literal(hcl_edit::Spanned::new(format!("${{{text}}}")));
             return;
         }
@@ -266,11 +286,29 @@ impl VisitMut for Preparer<'_> {
             Expression::Traversal(traversal) => self.visit_traversal(traversal),
             Expression::ForExpr(for_expression) => self.visit_for_expression(for_expression),
             Expression::FuncCall(call) => {
-                let name = call.name.name.as_str();
-                self.problems.push((
-                    call.span(),
-                    format!("function \"{name}\" is not supported by drover: job files have no functions yet"),
-                ));
+                let name = call.name.name.as_str().to_owned();
+                if !call.name.namespace.is_empty() || !functions::SUPPORTED.contains(&name.as_str()) {
+                    let hint = match functions::REFUSED.iter().find(|(refused, _)| *refused == name) {
+                        Some((_, hint)) => format!(": {hint}"),
+                        None => format!(
+                            "{}; the functions drover has are {}",
+                            did_you_mean(&name, functions::SUPPORTED),
+                            functions::SUPPORTED.join(", ")
+                        ),
+                    };
+                    self.problems.push((call.span(), format!("function \"{name}\" is not supported by drover{hint}")));
+                    return;
+                }
+                let looks_into_text = !functions::TEXT_PRESERVING.contains(&name.as_str());
+                if looks_into_text {
+                    self.looking_functions.push(name);
+                }
+                for argument in call.args.iter_mut() {
+                    self.visit_expr_mut(argument);
+                }
+                if looks_into_text {
+                    self.looking_functions.pop();
+                }
             }
             _ => visit_mut::visit_expr_mut(self, expression),
         }
@@ -460,9 +498,13 @@ mod tests {
             evaluate(r#""${var.versoin}""#),
             Err("test.hcl:1:4: variable \"versoin\" is not declared; did you mean \"version\"?".to_owned())
         );
+        assert!(evaluate(r#""${nosuch(var.version)}""#).unwrap_err().contains("function \"nosuch\" is not supported"));
         assert!(
-            evaluate(r#""${upper(node.unique.name)}""#).unwrap_err().contains("function \"upper\" is not supported")
+            evaluate(r#"upper("${node.unique.name}")"#).unwrap_err().contains("function \"upper\" cannot use it"),
+            "{:?}",
+            evaluate(r#"upper("${node.unique.name}")"#)
         );
+        assert!(evaluate(r#"uuidv4()"#).unwrap_err().contains("pass the value with -var"));
         assert!(evaluate("node.unique.name").unwrap_err().contains("write \"${node.unique.name}\""));
     }
 
@@ -489,6 +531,41 @@ mod tests {
         let mut diagnostics = Vec::new();
         assert_eq!(evaluator.evaluate(&expression, &source, &mut diagnostics), None);
         assert!(diagnostics.is_empty());
+    }
+
+    #[test]
+    fn nomads_pure_functions_evaluate() {
+        let cases = [
+            (r#"format("%s-%03d", var.version, 7)"#, Value::from("3.2.1-7")),
+            (
+                r#"format("%s:%d", "${attr.unique.network.ip-address}", 80)"#,
+                Value::from("${attr.unique.network.ip-address}:80"),
+            ),
+            (r#"join(",", ["a", "b"], ["c"])"#, Value::from("a,b,c")),
+            (r#"upper(var.version)"#, Value::from("3.2.1")),
+            (r#"lower("ABC")"#, Value::from("abc")),
+            (r#"length(split(".", var.version))"#, Value::from(3)),
+            (r#"element(["a", "b"], 3)"#, Value::from("b")),
+            (r#"lookup({ a = "x" }, "b", "dflt")"#, Value::from("dflt")),
+            (r#"jsonencode({ a = [1, "two"] })"#, Value::from(r#"{"a":[1,"two"]}"#)),
+            (r#"replace("a-b-c", "-", "_")"#, Value::from("a_b_c")),
+            (r#"substr("hello", 1, 3)"#, Value::from("ell")),
+            (r#"max(1, 5, 3)"#, Value::from(5)),
+            (r#"trimspace("  x ")"#, Value::from("x")),
+            (r#"coalesce("", "y")"#, Value::from("y")),
+            (r#"contains(["a"], "a")"#, Value::Bool(true)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(evaluate(text), Ok(expected), "{text}");
+        }
+        assert_eq!(
+            evaluate(r#"merge({ a = 1 }, { b = 2 })"#).map(|value| value.to_string()),
+            Ok(Value::Object(
+                [("a".to_owned(), Value::from(1)), ("b".to_owned(), Value::from(2))].into_iter().collect()
+            )
+            .to_string())
+        );
+        assert!(evaluate(r#"format("%x", 1)"#).unwrap_err().contains("%x is not supported"));
     }
 
     #[test]

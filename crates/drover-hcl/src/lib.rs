@@ -38,6 +38,7 @@
 
 pub mod diagnostic;
 pub mod expression;
+pub mod functions;
 mod reader;
 pub use drover_types::suggest;
 mod syntax;

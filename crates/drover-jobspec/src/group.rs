@@ -1,8 +1,12 @@
 //! `group` blocks: tasks placed together, with their count and policies.
 
 use drover_hcl::BlockReader;
-use drover_types::{JobType, MigrateStrategy, ReschedulePolicy, RestartPolicy, TaskGroup, UpdateStrategy};
+use drover_types::{
+    DisconnectStrategy, EphemeralDisk, JobType, MigrateStrategy, NetworkSpec, ReschedulePolicy, RestartPolicy, Scaling,
+    TaskGroup, UpdateStrategy,
+};
 
+use crate::network::read_group_network;
 use crate::placement::{read_affinities, read_constraints, read_spreads};
 use crate::policies::{read_disconnect, read_migrate, read_reschedule, read_restart, read_update};
 use crate::task::{TaskContext, read_task};
@@ -21,17 +25,13 @@ pub(crate) struct GroupContext<'a> {
 }
 
 /// Parts of Nomad's group that drover does not run.
-const UNSUPPORTED_GROUP_PARTS: [(&str, &str); 14] = [
-    ("network", "drover does not allocate ports or network namespaces: give port numbers in checks"),
+const UNSUPPORTED_GROUP_PARTS: [(&str, &str); 10] = [
     ("volume", "use paths on the node directly"),
-    ("scaling", "change count and run the job again"),
     ("service", "declare services inside the task they check"),
     ("consul", "drover has no Consul integration"),
     ("vault", "drover has no Vault integration"),
-    ("ephemeral_disk", "drover does not manage allocation disks"),
     ("shutdown_delay", "use kill_timeout in the tasks"),
     ("stop_after_client_disconnect", "use a disconnect block"),
-    ("max_client_disconnect", "use a disconnect block with lost_after"),
     ("prevent_reschedule_on_lost", "use a disconnect block with replace = false"),
     ("ui", ""),
     ("task_group", ""),
@@ -78,19 +78,29 @@ fn group_from(block: &mut BlockReader<'_>, context: &GroupContext<'_>) -> Option
     let migrate = block
         .block("migrate")
         .map_or(context.job_migrate, |migrate_block| read_migrate(migrate_block, context.job_migrate));
-    let disconnect = block.block("disconnect").map(read_disconnect);
+    let disconnect = read_group_disconnect(block);
     let meta = block.string_map("meta").unwrap_or_default();
+    let group_network = match block.block("network") {
+        Some(network_block) => read_group_network(network_block).map(Some),
+        None => Some(None),
+    };
+    let ephemeral_disk = match block.block("ephemeral_disk") {
+        Some(disk_block) => read_ephemeral_disk(disk_block).map(Some),
+        None => Some(None),
+    };
 
     let task_context = TaskContext { job_id: context.job_id, group_name: &name, group_restart: restart };
     let mut tasks = Vec::new();
     let mut task_names: Vec<String> = Vec::new();
     let mut all_tasks_valid = true;
+    let mut task_ports = Vec::new();
     let had_tasks = block.has("task");
     for task_block in block.labeled_blocks("task") {
         let task_name = task_block.label().to_owned();
         let label_location = task_block.label_location();
-        let (maybe_task, task_affinities) = read_task(task_block, &task_context);
-        affinities.extend(task_affinities);
+        let (maybe_task, extras) = read_task(task_block, &task_context);
+        affinities.extend(extras.affinities);
+        task_ports.extend(extras.ports);
         if task_names.contains(&task_name) {
             block.report(
                 label_location,
@@ -115,12 +125,18 @@ fn group_from(block: &mut BlockReader<'_>, context: &GroupContext<'_>) -> Option
         ));
         return None;
     }
+    let network = merge_task_ports(block, group_network?, task_ports)?;
+    let count = count?;
+    let scaling = match block.block("scaling") {
+        Some(scaling_block) => read_scaling(scaling_block, count)?,
+        None => None,
+    };
     if !all_tasks_valid {
         return None;
     }
     Some(TaskGroup {
         name,
-        count: count?,
+        count,
         constraints,
         affinities,
         spreads,
@@ -131,7 +147,98 @@ fn group_from(block: &mut BlockReader<'_>, context: &GroupContext<'_>) -> Option
         disconnect,
         meta,
         tasks,
+        network,
+        ephemeral_disk: ephemeral_disk?,
+        scaling,
     })
+}
+
+/// The group's network with the ports of its tasks' legacy `resources {
+/// network { … } }` blocks added; a label declared twice is reported.
+fn merge_task_ports(
+    block: &BlockReader<'_>,
+    group_network: Option<NetworkSpec>,
+    task_ports: Vec<(drover_types::PortSpec, drover_hcl::Location)>,
+) -> Option<Option<NetworkSpec>> {
+    if task_ports.is_empty() {
+        return Some(group_network);
+    }
+    let mut network = group_network.unwrap_or_default();
+    let mut valid = true;
+    for (port, location) in task_ports {
+        if network.ports.iter().any(|earlier| earlier.label == port.label) {
+            block.report(
+                location,
+                format!(
+                    "port \"{}\" is declared twice in {}: port labels must be unique in a group",
+                    port.label,
+                    block.description()
+                ),
+            );
+            valid = false;
+            continue;
+        }
+        network.ports.push(port);
+    }
+    valid.then_some(Some(network))
+}
+
+/// The `disconnect` block, or Nomad's older `max_client_disconnect = "…"`
+/// (the same as `disconnect { lost_after = "…" }`).
+fn read_group_disconnect(block: &mut BlockReader<'_>) -> Option<DisconnectStrategy> {
+    let from_block = block.block("disconnect").map(read_disconnect);
+    if !block.has("max_client_disconnect") {
+        return from_block;
+    }
+    let lost_after = block.duration("max_client_disconnect")?;
+    if from_block.is_some() {
+        block.attribute_error(
+            "max_client_disconnect",
+            "set lost_after in the disconnect block instead of max_client_disconnect, not both".to_owned(),
+        );
+        return from_block;
+    }
+    Some(DisconnectStrategy { lost_after: Some(lost_after), ..DisconnectStrategy::default() })
+}
+
+/// An `ephemeral_disk` block over Nomad's defaults (300 MiB, not sticky,
+/// no migration).
+fn read_ephemeral_disk(mut block: BlockReader<'_>) -> Option<EphemeralDisk> {
+    let size = if block.has("size") { block.u64("size") } else { Some(300) };
+    let sticky = block.bool("sticky").unwrap_or(false);
+    let migrate = block.bool("migrate").unwrap_or(false);
+    block.finish();
+    Some(EphemeralDisk { size_mb: size?, sticky, migrate })
+}
+
+/// A `scaling` block: `min` (default: the count) and `max` bound the
+/// count; `enabled` and `policy` are kept for an autoscaler drover does
+/// not have. `Some(None)` is never returned; `None` when invalid.
+fn read_scaling(mut block: BlockReader<'_>, count: u32) -> Option<Option<Scaling>> {
+    let min = if block.has("min") { block.u32("min") } else { Some(count) };
+    let max = if block.has("max") {
+        block.u32("max")
+    } else {
+        block.error(format!("{} needs max, e.g. max = {}", block.description(), count.max(1) * 2));
+        None
+    };
+    let enabled = block.bool("enabled").unwrap_or(true);
+    let has_policy = block.has("policy");
+    block.skip("policy");
+    let (min, max) = (min?, max?);
+    let mut valid = true;
+    if min > max {
+        block.attribute_error("min", format!("scaling min ({min}) is larger than max ({max})"));
+        valid = false;
+    } else if !(min..=max).contains(&count) {
+        block.error(format!(
+            "count = {count} is outside the bounds of {} ({min} to {max}): change count or the bounds",
+            block.description()
+        ));
+        valid = false;
+    }
+    block.finish();
+    valid.then_some(Some(Scaling { min, max, enabled, has_policy }))
 }
 
 fn read_count(block: &mut BlockReader<'_>, job_type: JobType) -> Option<u32> {

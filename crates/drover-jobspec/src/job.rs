@@ -11,11 +11,7 @@ use crate::policies::{read_migrate, read_periodic, read_reschedule, read_update}
 use crate::validate::check_label;
 
 /// Parts of Nomad's job that drover does not run.
-const UNSUPPORTED_JOB_PARTS: [(&str, &str); 12] = [
-    ("region", "drover has one region per cluster"),
-    ("namespace", "drover has no namespaces yet"),
-    ("node_pool", "select nodes with a constraint on ${node.hostgroup} instead"),
-    ("all_at_once", ""),
+const UNSUPPORTED_JOB_PARTS: [(&str, &str); 8] = [
     ("vault", "drover has no Vault integration"),
     ("vault_token", "drover has no Vault integration"),
     ("consul", "drover has no Consul integration"),
@@ -57,6 +53,11 @@ fn job_from(block: &mut BlockReader<'_>) -> Option<Job> {
     let datacenters = read_datacenters(block);
     let name = block.string("name").unwrap_or_else(|| id.clone());
     let meta = block.string_map("meta").unwrap_or_default();
+    let region = block.string("region");
+    let namespace = read_namespace(block);
+    read_node_pool(block);
+    // Deprecated in Nomad, where it has no effect either.
+    block.bool("all_at_once");
     let constraints = read_constraints(block);
     let affinities = read_affinities(block);
     let spreads = read_spreads(block);
@@ -135,9 +136,44 @@ fn job_from(block: &mut BlockReader<'_>) -> Option<Job> {
         periodic,
         meta,
         groups,
+        region,
+        namespace: namespace?,
         // The server-managed fields: those of a job never submitted.
         ..Job::default()
     })
+}
+
+/// `namespace`: drover has one, `default`.
+fn read_namespace(block: &mut BlockReader<'_>) -> Option<Option<String>> {
+    let Some(namespace) = block.string("namespace") else {
+        return Some(None);
+    };
+    if namespace == "default" {
+        return Some(Some(namespace));
+    }
+    block.attribute_error(
+        "namespace",
+        format!(
+            "namespace \"{namespace}\" is not supported by drover, which has one namespace, \"default\": remove the namespace line (give each team its own job names and an ACL policy instead)"
+        ),
+    );
+    None
+}
+
+/// `node_pool`: every drover node is in Nomad's `default` pool, so
+/// `default` and `all` place anywhere; other pools are refused.
+fn read_node_pool(block: &mut BlockReader<'_>) {
+    let Some(pool) = block.string("node_pool") else {
+        return;
+    };
+    if pool != "default" && pool != "all" {
+        block.attribute_error(
+            "node_pool",
+            format!(
+                "node pool \"{pool}\" is not supported by drover, whose nodes are all in the pool \"default\": remove node_pool and select the nodes with a constraint, e.g. on ${{node.hostgroup}} or ${{meta.pool}}"
+            ),
+        );
+    }
 }
 
 fn read_job_type(block: &mut BlockReader<'_>) -> Option<JobType> {

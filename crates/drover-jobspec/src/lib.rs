@@ -34,6 +34,7 @@
 
 mod group;
 mod job;
+mod network;
 mod placement;
 mod policies;
 mod service;

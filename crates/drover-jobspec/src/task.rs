@@ -2,8 +2,9 @@
 
 use drover_hcl::BlockReader;
 use drover_hcl::suggest::did_you_mean;
-use drover_types::{Affinity, Driver, DurationSpec, Resources, RestartPolicy, Task, TaskConfig};
+use drover_types::{Affinity, Driver, DurationSpec, LogPolicy, PortSpec, Resources, RestartPolicy, Task, TaskConfig};
 
+use crate::network::read_task_network;
 use crate::placement::{read_affinities, read_constraints};
 use crate::policies::read_restart;
 use crate::service::{ServiceOwner, read_service};
@@ -21,7 +22,7 @@ pub(crate) struct TaskContext<'a> {
 }
 
 /// Blocks and attributes of Nomad's task that drover does not run.
-const UNSUPPORTED_TASK_PARTS: [(&str, &str); 19] = [
+const UNSUPPORTED_TASK_PARTS: [(&str, &str); 18] = [
     ("template", "render the file before starting the job, or let the command write it"),
     ("artifact", "install the program on the nodes (or in a shared file system such as CVMFS)"),
     ("vault", "drover has no Vault integration"),
@@ -32,7 +33,6 @@ const UNSUPPORTED_TASK_PARTS: [(&str, &str); 19] = [
     ("csi_plugin", "drover has no storage plugins"),
     ("dispatch_payload", "drover has no parameterized jobs"),
     ("scaling", "change count and run the job again"),
-    ("logs", "drover rotates task logs itself"),
     ("leader", ""),
     ("kind", ""),
     ("shutdown_delay", "use kill_timeout"),
@@ -43,18 +43,32 @@ const UNSUPPORTED_TASK_PARTS: [(&str, &str); 19] = [
     ("service_account", ""),
 ];
 
+/// What a task block gives its group besides the task.
+pub(crate) struct TaskExtras {
+    /// Task-level affinities (the group places with them).
+    pub(crate) affinities: Vec<Affinity>,
+    /// Ports of the legacy `resources { network { … } }` block, with where
+    /// each label is, for the group's network.
+    pub(crate) ports: Vec<(PortSpec, drover_hcl::Location)>,
+}
+
 /// A `task` block.
-pub(crate) fn read_task(mut block: BlockReader<'_>, context: &TaskContext<'_>) -> (Option<Task>, Vec<Affinity>) {
-    let task = task_from(&mut block, context);
+pub(crate) fn read_task(mut block: BlockReader<'_>, context: &TaskContext<'_>) -> (Option<Task>, TaskExtras) {
+    let mut ports = Vec::new();
+    let task = task_from(&mut block, context, &mut ports);
     for (name, hint) in UNSUPPORTED_TASK_PARTS {
         block.unsupported(name, hint);
     }
     let affinities = read_affinities(&mut block);
     block.finish();
-    (task, affinities)
+    (task, TaskExtras { affinities, ports })
 }
 
-fn task_from(block: &mut BlockReader<'_>, context: &TaskContext<'_>) -> Option<Task> {
+fn task_from(
+    block: &mut BlockReader<'_>,
+    context: &TaskContext<'_>,
+    ports: &mut Vec<(PortSpec, drover_hcl::Location)>,
+) -> Option<Task> {
     check_label(block, "task name");
     let name = block.label().to_owned();
     let driver = read_driver(block);
@@ -70,8 +84,12 @@ fn task_from(block: &mut BlockReader<'_>, context: &TaskContext<'_>) -> Option<T
     };
     let env = block.string_map("env").unwrap_or_default();
     let resources = match block.block("resources") {
-        Some(resources_block) => read_resources(resources_block),
+        Some(resources_block) => read_resources(resources_block, ports),
         None => Some(Resources::TASK_DEFAULT),
+    };
+    let logs = match block.block("logs") {
+        Some(logs_block) => read_logs(logs_block).map(Some),
+        None => Some(None),
     };
     let user = block.string("user");
     let kill_timeout =
@@ -105,6 +123,7 @@ fn task_from(block: &mut BlockReader<'_>, context: &TaskContext<'_>) -> Option<T
         constraints,
         services,
         meta,
+        logs: logs?,
     })
 }
 
@@ -163,19 +182,51 @@ fn read_config(mut block: BlockReader<'_>) -> Option<TaskConfig> {
     config
 }
 
-fn read_resources(mut block: BlockReader<'_>) -> Option<Resources> {
+fn read_resources(mut block: BlockReader<'_>, ports: &mut Vec<(PortSpec, drover_hcl::Location)>) -> Option<Resources> {
     let cpu = if block.has("cpu") { block.integer("cpu", 1, i128::from(u32::MAX)) } else { Some(100) };
     let memory = if block.has("memory") { block.integer("memory", 10, i128::from(u32::MAX)) } else { Some(300) };
     block.unsupported("memory_max", "drover reserves and limits memory with one number: memory");
     block.unsupported("cores", "reserve CPU in MHz with cpu");
     block.unsupported("device", "drover schedules CPU and memory only");
-    block.unsupported("network", "drover does not allocate ports: give port numbers in checks");
+    let mut network_valid = true;
+    for network_block in block.blocks("network") {
+        let location = network_block.location();
+        match read_task_network(network_block) {
+            Some(found) => ports.extend(found.into_iter().map(|port| (port, location))),
+            None => network_valid = false,
+        }
+    }
     block.unsupported("numa", "");
     block.unsupported("disk", "");
     block.unsupported("iops", "");
     block.unsupported("secrets", "");
     block.finish();
+    if !network_valid {
+        return None;
+    }
     Some(Resources { cpu_mhz: u64::try_from(cpu?).ok()?, memory_mb: u64::try_from(memory?).ok()? })
+}
+
+/// A `logs` block over Nomad's defaults (10 files of 10 MiB per stream).
+fn read_logs(mut block: BlockReader<'_>) -> Option<LogPolicy> {
+    let max_files = if block.has("max_files") { block.integer("max_files", 1, 1000) } else { Some(10) };
+    let max_file_size =
+        if block.has("max_file_size") { block.integer("max_file_size", 1, 1024 * 1024) } else { Some(10) };
+    let disabled = block.bool("disabled").unwrap_or(false) || !block.bool("enabled").unwrap_or(true);
+    if disabled {
+        block.error(format!(
+            "{} turns task output off, which drover does not do (drover logs reads it): remove it, or lower max_files",
+            block.description()
+        ));
+    }
+    block.finish();
+    if disabled {
+        return None;
+    }
+    Some(LogPolicy {
+        max_files: u32::try_from(max_files?).ok()?,
+        max_file_size_mb: u64::try_from(max_file_size?).ok()?,
+    })
 }
 
 fn read_kill_signal(block: &mut BlockReader<'_>) -> Option<String> {

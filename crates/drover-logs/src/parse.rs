@@ -26,9 +26,12 @@
 //! the forms above, or a number of seconds, milliseconds, microseconds or
 //! nanoseconds since the epoch).
 //!
-//! Times without a zone are taken as UTC. Syslog times carry no year: they
-//! get the year of the time received, or the year before if that would put
-//! them more than a day after it.
+//! Times without a zone are returned as if they were UTC, with
+//! [`Parsed::timestamp_is_local`] set: the caller knows the time zone of
+//! the node that wrote the line and reads them in it
+//! ([`crate::record::from_line`] with a [`crate::record::LineTime`] zone).
+//! Syslog times carry no year: they get the year of the time received, or
+//! the year before if that would put them more than a day after it.
 //!
 //! # Levels
 //!
@@ -72,8 +75,13 @@ const NANOS_PER_YEAR: i64 = 366 * NANOS_PER_DAY;
 /// What [`enrich`] found in a line.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Parsed {
-    /// The time written in the line, in nanoseconds since the epoch (UTC).
+    /// The time written in the line, in nanoseconds since the epoch (UTC),
+    /// or, when [`Parsed::timestamp_is_local`], the wall-clock time it
+    /// writes counted as if it were UTC.
     pub timestamp: Option<i64>,
+    /// The timestamp carried no zone (`2024-01-02 03:04:05`, `Jun 14
+    /// 15:16:01`): it is the writer's local time.
+    pub timestamp_is_local: bool,
     /// The normalised level.
     pub level: Option<&'static str>,
     /// The message, when it is not the whole line (JSON `msg`/`message`).
@@ -153,7 +161,8 @@ fn enrich_text(line: &str, received: i64) -> Parsed {
         rest = after;
     }
     if let Some((timestamp, after)) = leading_timestamp(rest, received) {
-        parsed.timestamp = Some(timestamp);
+        parsed.timestamp = Some(timestamp.nanos);
+        parsed.timestamp_is_local = timestamp.is_local;
         rest = after;
     }
     if parsed.level.is_none() {
@@ -178,9 +187,11 @@ fn apply_well_known_fields(parsed: &mut Parsed, received: i64) {
             .find_map(|key| parsed.fields.get(*key).and_then(|value| normalise_level(value)));
     }
     if parsed.timestamp.is_none() {
-        parsed.timestamp = ["time", "ts", "timestamp", "@timestamp"]
+        let found = ["time", "ts", "timestamp", "@timestamp"]
             .iter()
             .find_map(|key| parsed.fields.get(*key).and_then(|value| timestamp_from_text(value, received)));
+        parsed.timestamp = found.map(|claimed| claimed.nanos);
+        parsed.timestamp_is_local = found.is_some_and(|claimed| claimed.is_local);
     }
 }
 
@@ -205,11 +216,13 @@ fn enrich_json(line: &str, received: i64) -> Option<Parsed> {
                     serde_json::Value::Number(number) => number
                         .as_i64()
                         .and_then(timestamp_from_number)
-                        .or_else(|| number.as_f64().and_then(timestamp_from_fractional_seconds)),
+                        .or_else(|| number.as_f64().and_then(timestamp_from_fractional_seconds))
+                        .map(Claimed::zoned),
                     _ => None,
                 };
-                if timestamp.is_some() {
-                    parsed.timestamp = timestamp;
+                if let Some(timestamp) = timestamp {
+                    parsed.timestamp = Some(timestamp.nanos);
+                    parsed.timestamp_is_local = timestamp.is_local;
                     continue;
                 }
             }
@@ -258,10 +271,28 @@ fn timestamp_from_fractional_seconds(seconds: f64) -> Option<i64> {
     Some((seconds * 1.0e9) as i64)
 }
 
+/// A time found in a line: nanoseconds since the epoch, or the local
+/// wall-clock time counted as if it were UTC.
+#[derive(Clone, Copy, Debug)]
+struct Claimed {
+    nanos: i64,
+    is_local: bool,
+}
+
+impl Claimed {
+    fn zoned(nanos: i64) -> Claimed {
+        Claimed { nanos, is_local: false }
+    }
+
+    fn local(nanos: i64) -> Claimed {
+        Claimed { nanos, is_local: true }
+    }
+}
+
 /// A timestamp that makes up the whole of `text` (a field value).
-fn timestamp_from_text(text: &str, received: i64) -> Option<i64> {
+fn timestamp_from_text(text: &str, received: i64) -> Option<Claimed> {
     if let Ok(number) = text.parse::<i64>() {
-        return timestamp_from_number(number);
+        return timestamp_from_number(number).map(Claimed::zoned);
     }
     let (timestamp, rest) = leading_timestamp(text, received)?;
     rest.trim().is_empty().then_some(timestamp)
@@ -288,19 +319,21 @@ fn strip_syslog_priority(line: &str) -> Option<(u32, &str)> {
 }
 
 /// The timestamp at the start of `text` and the text after it.
-fn leading_timestamp(text: &str, received: i64) -> Option<(i64, &str)> {
+fn leading_timestamp(text: &str, received: i64) -> Option<(Claimed, &str)> {
     let bytes = text.as_bytes();
     let first = *bytes.first()?;
     let (timestamp, consumed) = if first.is_ascii_digit() {
-        iso_timestamp(bytes).or_else(|| two_digit_year_timestamp(bytes))?
+        iso_timestamp(bytes)
+            .or_else(|| two_digit_year_timestamp(bytes).map(|(nanos, consumed)| (Claimed::local(nanos), consumed)))?
     } else if first == b'[' {
-        let (timestamp, consumed) = ctime_timestamp(&bytes[1..])?;
+        let (nanos, consumed) = ctime_timestamp(&bytes[1..])?;
         if bytes.get(1 + consumed) != Some(&b']') {
             return None;
         }
-        (timestamp, consumed + 2)
+        (Claimed::local(nanos), consumed + 2)
     } else if first.is_ascii_alphabetic() {
-        syslog_timestamp(bytes, received).or_else(|| ctime_timestamp(bytes))?
+        let (nanos, consumed) = syslog_timestamp(bytes, received).or_else(|| ctime_timestamp(bytes))?;
+        (Claimed::local(nanos), consumed)
     } else {
         return None;
     };
@@ -409,7 +442,7 @@ fn read_value(text: &str, start: usize) -> (String, usize) {
 // returns the time and the number of bytes it used.
 
 /// `YYYY-MM-DD[T ]HH:MM:SS[.,fraction][Z|±HH[:MM]]` or with `/` in the date.
-fn iso_timestamp(bytes: &[u8]) -> Option<(i64, usize)> {
+fn iso_timestamp(bytes: &[u8]) -> Option<(Claimed, usize)> {
     let mut cursor = Cursor::new(bytes);
     let year = cursor.digits(4)?;
     let separator = cursor.one_of(b"-/")?;
@@ -420,7 +453,11 @@ fn iso_timestamp(bytes: &[u8]) -> Option<(i64, usize)> {
     let (seconds_of_day, nanos) = cursor.clock()?;
     let offset_seconds = cursor.zone_offset();
     let timestamp = civil_to_nanos(year, month, day, seconds_of_day, nanos)?;
-    Some((timestamp.checked_sub(i64::from(offset_seconds) * NANOS_PER_SECOND)?, cursor.position))
+    let claimed = match offset_seconds {
+        Some(offset_seconds) => Claimed::zoned(timestamp.checked_sub(i64::from(offset_seconds) * NANOS_PER_SECOND)?),
+        None => Claimed::local(timestamp),
+    };
+    Some((claimed, cursor.position))
 }
 
 /// `YY/MM/DD HH:MM:SS` (Spark).
@@ -485,7 +522,7 @@ fn common_log_timestamp(bytes: &[u8]) -> Option<i64> {
     cursor.expect(b':')?;
     let (seconds_of_day, nanos) = cursor.clock()?;
     cursor.expect(b' ');
-    let offset_seconds = cursor.zone_offset();
+    let offset_seconds = cursor.zone_offset().unwrap_or(0);
     cursor.expect(b']')?;
     civil_to_nanos(year, month, day, seconds_of_day, nanos)?.checked_sub(i64::from(offset_seconds) * NANOS_PER_SECOND)
 }
@@ -571,19 +608,20 @@ impl<'a> Cursor<'a> {
         Some((hours * 3600 + minutes * 60 + seconds, nanos))
     }
 
-    /// `Z`, `±HH:MM`, `±HHMM` or `±HH` (east of UTC is positive); 0 when absent.
-    fn zone_offset(&mut self) -> i32 {
+    /// `Z`, `±HH:MM`, `±HHMM` or `±HH` (east of UTC is positive); `None`
+    /// when absent.
+    fn zone_offset(&mut self) -> Option<i32> {
         match self.peek() {
             Some(b'Z' | b'z') => {
                 self.position += 1;
-                0
+                Some(0)
             }
             Some(sign @ (b'+' | b'-')) => {
                 let start = self.position;
                 self.position += 1;
                 let Some(hours) = self.digits(2) else {
                     self.position = start;
-                    return 0;
+                    return None;
                 };
                 let had_colon = self.expect(b':').is_some();
                 let minutes = match self.digits(2) {
@@ -597,12 +635,12 @@ impl<'a> Cursor<'a> {
                 };
                 if hours > 23 || minutes > 59 {
                     self.position = start;
-                    return 0;
+                    return None;
                 }
                 let magnitude = i32::try_from(hours * 3600 + minutes * 60).unwrap_or(0);
-                if sign == b'-' { -magnitude } else { magnitude }
+                Some(if sign == b'-' { -magnitude } else { magnitude })
             }
-            _ => 0,
+            _ => None,
         }
     }
 }

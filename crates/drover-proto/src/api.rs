@@ -330,6 +330,49 @@ pub struct NodeFieldChange {
     pub to: String,
 }
 
+/// `POST /v1/nodes/retire`: drain nodes, then keep them out of scheduling
+/// and of the default node list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRetireRequest {
+    /// Node names or ids (brace ranges already expanded).
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// Or (and) the nodes this filter matches.
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Stop what still runs after this long (`1h`); none: wait.
+    #[serde(default)]
+    pub deadline: Option<String>,
+    /// Why (recorded in the history; needed with a deadline on a
+    /// protected node).
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Only tell which nodes would be retired.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// `POST /v1/nodes/purge`: forget down or retired nodes entirely.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodePurgeRequest {
+    /// Node names or ids (brace ranges already expanded).
+    pub nodes: Vec<String>,
+    /// Only tell which nodes would be purged (refusals included).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The answer to [`NodeRetireRequest`] and [`NodePurgeRequest`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeSelectionResponse {
+    /// The nodes changed (or, for a dry run, that would change), by name.
+    pub nodes: Vec<String>,
+    /// Their ids, in the same order.
+    pub node_ids: Vec<NodeId>,
+    /// The Raft index of the change (0 for a dry run or no change).
+    pub index: u64,
+}
+
 /// `POST /v1/node/{node}/protection`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProtectionRequest {
@@ -632,6 +675,33 @@ pub struct LogInterval {
 /// One log record as the API returns it (the same type the index stores).
 pub use drover_types::LogRecord;
 
+/// `POST /v1/logs/import`: records as `GET /v1/logs/export` wrote them
+/// (`drover logs import`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogImportRequest {
+    /// The records, each keeping its `origin` and `seq`: one already
+    /// stored is not stored again.
+    pub records: Vec<LogRecord>,
+    /// Keep the times the records carry (a restore, a replay). Without it
+    /// the event-time rule applies with the import as the receive time
+    /// (docs/logs.md, "Event time").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trust_timestamps: bool,
+}
+
+/// What `POST /v1/logs/import` did with a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogImportResponse {
+    /// Records stored now.
+    pub accepted: u64,
+    /// Records this server already held (same `origin` and `seq`).
+    pub duplicates: u64,
+}
+
+/// The header of `GET /v1/logs/export` that says how many records the
+/// export holds (as counted when it started).
+pub const LOG_EXPORT_TOTAL_HEADER: &str = "x-drover-log-records";
+
 /// Answer to `GET /v1/logs/search`: newest first.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LogSearchResponse {
@@ -933,4 +1003,58 @@ impl std::fmt::Debug for ServerJoinResponse {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str("ServerJoinResponse { .. }")
     }
+}
+
+/// `GET /v1/operator/tls` (and the answer of a rotation's start and
+/// finish): the cluster's CAs and how far a rotation has got.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsStatus {
+    /// The CAs the cluster trusts, the issuing one first.
+    pub cas: Vec<CaSummary>,
+    /// The rotation in progress, if one is.
+    #[serde(default)]
+    pub rotation: Option<CaRotationStatus>,
+}
+
+/// One CA certificate the cluster trusts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaSummary {
+    /// `current` (no rotation), `new` or `old` (during one).
+    pub role: String,
+    /// SHA-256 of the certificate, lowercase hex.
+    pub fingerprint: String,
+    /// Its subject, e.g. `CN=drover cluster CA drover`.
+    pub subject: String,
+    /// When it expires, Unix seconds.
+    pub not_after: i64,
+}
+
+/// The progress of a CA rotation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRotationStatus {
+    /// When it started, Unix milliseconds.
+    pub started_at: i64,
+    /// Who started it.
+    pub started_by: String,
+    /// Every server: whether it trusts the new CA and holds a certificate of it.
+    pub servers: Vec<ServerCaStatus>,
+    /// Live nodes (ready) that still hold a certificate of the old CA.
+    pub nodes_on_old_ca: Vec<String>,
+    /// Enrolled nodes that hold a certificate of the new CA.
+    pub nodes_reissued: usize,
+    /// Whether `drover operator tls rotate-ca --finish` would be accepted.
+    pub ready_to_finish: bool,
+}
+
+/// A server's part in a CA rotation.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerCaStatus {
+    /// Its Raft id.
+    pub server_id: u64,
+    /// Its address.
+    pub address: String,
+    /// It trusts the new CA.
+    pub trusts_new: bool,
+    /// Its own certificate was issued by the new CA.
+    pub reissued: bool,
 }

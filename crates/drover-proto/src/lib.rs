@@ -9,7 +9,6 @@
 
 pub mod api;
 pub mod paths;
-pub mod react;
 pub mod session;
 
 /// Version of the agent session protocol. A server refuses agents with a

@@ -53,6 +53,10 @@ pub const NODES: &str = "/v1/nodes";
 pub const NODES_USAGE: &str = "/v1/nodes/usage";
 /// `POST` label and meta changes to many nodes.
 pub const NODES_UPDATE: &str = "/v1/nodes/update";
+/// `POST` retire many nodes (drain, then out of scheduling and listings).
+pub const NODES_RETIRE: &str = "/v1/nodes/retire";
+/// `POST` forget many down or retired nodes.
+pub const NODES_PURGE: &str = "/v1/nodes/purge";
 /// `GET` the fleet's usage in the Prometheus text format.
 pub const METRICS: &str = "/v1/metrics";
 /// `GET` one node.
@@ -91,6 +95,10 @@ pub const LOGS_COUNT: &str = "/v1/logs/count";
 pub const LOGS_HISTOGRAM: &str = "/v1/logs/histogram";
 /// `GET` the live tail (newline-delimited JSON).
 pub const LOGS_TAIL: &str = "/v1/logs/tail";
+/// `GET` every matching record, oldest hour first (newline-delimited JSON).
+pub const LOGS_EXPORT: &str = "/v1/logs/export";
+/// `POST` records written by an export.
+pub const LOGS_IMPORT: &str = "/v1/logs/import";
 
 // Variables.
 /// `GET` variables under a prefix (`?prefix=`).
@@ -113,6 +121,12 @@ pub const OPERATOR_SNAPSHOT: &str = "/v1/operator/snapshot";
 pub const OPERATOR_SNAPSHOT_RESTORE: &str = "/v1/operator/snapshot/restore";
 /// `POST` a new server's join token for the cluster CA.
 pub const OPERATOR_TLS_JOIN: &str = "/v1/operator/tls/join";
+/// `GET` the cluster's CAs and the progress of a CA rotation.
+pub const OPERATOR_TLS: &str = "/v1/operator/tls";
+/// `POST` start a rotation of the cluster CA.
+pub const OPERATOR_TLS_ROTATE_CA: &str = "/v1/operator/tls/rotate-ca";
+/// `POST` finish the rotation of the cluster CA (drop the old CA).
+pub const OPERATOR_TLS_ROTATE_CA_FINISH: &str = "/v1/operator/tls/rotate-ca/finish";
 
 // Detect and react.
 /// `GET` the applied site, `POST` a site.
@@ -189,6 +203,71 @@ pub const INTERNAL_JOIN: &str = "/v1/internal/join";
 pub const INTERNAL_READ_INDEX: &str = "/v1/internal/read-index";
 /// `GET` a server's own status.
 pub const INTERNAL_STATUS: &str = "/v1/internal/status";
+/// `GET` the new CA (certificate and key) of a rotation in progress, from another server.
+pub const INTERNAL_TLS_ROTATION_CA: &str = "/v1/internal/tls/rotation-ca";
+
+// The dashboard (HTML, served by every server; docs/dashboard.md).
+/// `GET` redirects to the dashboard.
+pub const UI_ROOT: &str = "/";
+/// `GET` the overview.
+pub const UI: &str = "/ui/";
+/// `GET` the login form, `POST` a token (sets the session cookie).
+pub const UI_LOGIN: &str = "/ui/login";
+/// `POST` forget the session cookie.
+pub const UI_LOGOUT: &str = "/ui/logout";
+/// `GET` the node table (`?filter=&sort=`).
+pub const UI_NODES: &str = "/ui/nodes";
+/// `GET` one node.
+pub const UI_NODE: &str = "/ui/node/{node}";
+/// `GET` the job list.
+pub const UI_JOBS: &str = "/ui/jobs";
+/// `GET` one job (`?version=N`).
+pub const UI_JOB: &str = "/ui/job/{job_id}";
+/// `POST` promote a job's canaries (a form).
+pub const UI_JOB_PROMOTE: &str = "/ui/job/{job_id}/promote";
+/// `GET` one allocation.
+pub const UI_ALLOC: &str = "/ui/alloc/{alloc_id}";
+/// `GET` a task's output (`?task=&type=stdout|stderr`), as text.
+pub const UI_ALLOC_OUTPUT: &str = "/ui/alloc/{alloc_id}/output";
+/// `GET` log search (`?q=&since=&until=&cursor=`).
+pub const UI_LOGS: &str = "/ui/logs";
+/// `GET` alerts, silences and what fires most.
+pub const UI_ALERTS: &str = "/ui/alerts";
+/// `POST` acknowledge an alert (a form).
+pub const UI_ALERT_ACK: &str = "/ui/alerts/ack";
+/// `GET` hammers, their runs and refusals.
+pub const UI_HAMMERS: &str = "/ui/hammers";
+/// `POST` approve a hammer run (a form).
+pub const UI_HAMMER_RUN_APPROVE: &str = "/ui/hammers/run/{run}/approve";
+/// `POST` deny a hammer run (a form).
+pub const UI_HAMMER_RUN_DENY: &str = "/ui/hammers/run/{run}/deny";
+/// `GET` a runbook, by its alert rule or hammer.
+pub const UI_RUNBOOK: &str = "/ui/runbook/{*name}";
+/// `GET` the dashboard's stylesheet and script.
+pub const UI_ASSET: &str = "/ui/assets/{file}";
+
+/// Every dashboard route, for checks that span them.
+pub const UI_ALL: &[&str] = &[
+    UI_ROOT,
+    UI,
+    UI_LOGIN,
+    UI_LOGOUT,
+    UI_NODES,
+    UI_NODE,
+    UI_JOBS,
+    UI_JOB,
+    UI_JOB_PROMOTE,
+    UI_ALLOC,
+    UI_ALLOC_OUTPUT,
+    UI_LOGS,
+    UI_ALERTS,
+    UI_ALERT_ACK,
+    UI_HAMMERS,
+    UI_HAMMER_RUN_APPROVE,
+    UI_HAMMER_RUN_DENY,
+    UI_RUNBOOK,
+    UI_ASSET,
+];
 
 /// Every route above, for checks that span them.
 pub const ALL: &[&str] = &[
@@ -211,6 +290,8 @@ pub const ALL: &[&str] = &[
     NODES,
     NODES_USAGE,
     NODES_UPDATE,
+    NODES_RETIRE,
+    NODES_PURGE,
     METRICS,
     NODE,
     NODE_DRAIN,
@@ -228,6 +309,8 @@ pub const ALL: &[&str] = &[
     LOGS_COUNT,
     LOGS_HISTOGRAM,
     LOGS_TAIL,
+    LOGS_EXPORT,
+    LOGS_IMPORT,
     VARIABLES,
     VARIABLE,
     OPERATOR_HEALTH,
@@ -237,6 +320,9 @@ pub const ALL: &[&str] = &[
     OPERATOR_SNAPSHOT,
     OPERATOR_SNAPSHOT_RESTORE,
     OPERATOR_TLS_JOIN,
+    OPERATOR_TLS,
+    OPERATOR_TLS_ROTATE_CA,
+    OPERATOR_TLS_ROTATE_CA_FINISH,
     SITE,
     ALERTS,
     ALERTS_TOP,
@@ -272,6 +358,7 @@ pub const ALL: &[&str] = &[
     INTERNAL_JOIN,
     INTERNAL_READ_INDEX,
     INTERNAL_STATUS,
+    INTERNAL_TLS_ROTATION_CA,
 ];
 
 /// A route's path with its placeholders filled in order: `{name}` with one
@@ -334,6 +421,13 @@ mod tests {
         assert_eq!(fill(JOBS, &["ignored"]), "/v1/jobs");
         assert_eq!(fill(JOB, &[]), JOB);
         assert_eq!(fill("/v1/{unclosed", &["x"]), "/v1/{unclosed");
+    }
+
+    #[test]
+    fn every_dashboard_route_is_under_ui_and_unique() {
+        let unique: std::collections::BTreeSet<_> = UI_ALL.iter().collect();
+        assert_eq!(unique.len(), UI_ALL.len());
+        assert!(UI_ALL.iter().all(|path| *path == UI_ROOT || path.starts_with("/ui/")));
     }
 
     #[test]

@@ -110,6 +110,17 @@ pub enum ServerMessage {
         /// The highest stored seq.
         upto_seq: u64,
     },
+    /// The CA certificates the agent must trust from now on (PEM, one each;
+    /// both CAs while the cluster CA is rotated), and the CA its own
+    /// certificate should come from: an agent whose certificate another CA
+    /// issued renews it at once. Sent when a session opens and when either
+    /// changes.
+    Tls {
+        /// The CA certificates to trust.
+        trusted_cas: Vec<String>,
+        /// SHA-256 of the CA that issues certificates now.
+        issuer: String,
+    },
     /// The session is refused or ended; the agent logs the message.
     Refused {
         /// Why.

@@ -16,6 +16,8 @@
 //!   their inputs as arguments and return intents (notifications, runs); a
 //!   runtime elsewhere (the Raft state machine, the leader) performs them;
 //! - label matchers ([`matcher`]) and message templates ([`template`]);
+//! - the HTTP API bodies of all this ([`api`]: the site, alerts,
+//!   silences, hammers, runbooks);
 //! - what a notification says and what became of its delivery
 //!   ([`delivery`]), shared by the dispatcher (`drover-notify`), the API and
 //!   the client.
@@ -25,6 +27,7 @@
 //! client.
 
 pub mod alerting;
+pub mod api;
 pub mod conditions;
 pub mod delivery;
 mod diff;

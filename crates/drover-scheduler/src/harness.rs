@@ -13,19 +13,16 @@
 //! The generators build synthetic fleets and jobs shaped like the users'
 //! (host groups such as `bi/batch/gridworker`, `production` and `qa`
 //! environments, kernel and OS facts, racks). The tests build their nodes
-//! and jobs with `drover_types::fixtures` (a test-only feature);
-//! [`simple_node`] and [`simple_job`] build the same values here because
-//! the bench runs in the released binary, which has no fixtures.
+//! and jobs with `drover_types::fixtures`, and so do the generators here
+//! ([`simple_node`], [`simple_job`]: the bench runs in the released binary,
+//! which builds the fixtures through their `fixtures` feature).
 //!
 //! Everything here is pure: randomness comes from the caller's generator and
 //! time from `now` arguments, so a seeded run is reproducible.
 
-use std::collections::BTreeMap;
-
+use drover_types::fixtures;
 use drover_types::{
-    Constraint, ConstraintOperator, Driver, DurationSpec, Job, JobId, JobStatus, JobType, MigrateStrategy, Node,
-    NodeEligibility, NodeId, NodeLabels, NodeRegistration, NodeStatus, ReschedulePolicy, Resources, RestartPolicy,
-    Task, TaskConfig, TaskGroup, Timestamp,
+    Constraint, ConstraintOperator, Job, JobType, Node, NodeId, NodeLabels, NodeRegistration, Resources,
 };
 use rand::Rng;
 
@@ -68,59 +65,17 @@ const SYNTHETIC_SYSTEMS: [(&str, &str, &str); 3] = [
 
 // ----- generators -----
 
-/// What `node`'s agent sends when it registers: its id, name, own labels,
-/// facts, capacity and version (the servers' labels, status, eligibility
-/// and drain are not the agent's to say).
+/// What `node`'s agent sends when it registers: the fixture
+/// [`drover_types::fixtures::registration_of`].
 pub fn registration(node: &Node) -> NodeRegistration {
-    NodeRegistration {
-        id: node.id.clone(),
-        name: node.name.clone(),
-        labels: node.agent_labels.clone(),
-        attributes: node.attributes.clone(),
-        resources: node.resources,
-        agent_version: node.agent_version.clone(),
-    }
+    fixtures::registration_of(node)
 }
 
-/// A ready node named `name` with the given capacity, zone `dc1`, Linux
-/// facts and no host group; the id is `name` itself, which keeps test
-/// output readable.
+/// A ready node named `name` with the given capacity: the fixture
+/// [`drover_types::fixtures::node`] (zone `dc1`, Linux facts, no host
+/// group; the id is `name` itself, which keeps test output readable).
 pub fn simple_node(name: &str, resources: Resources) -> Node {
-    let attributes = [
-        ("kernel.name", "linux"),
-        ("kernel.version", "5.14.0-362.el9.x86_64"),
-        ("os.name", "almalinux"),
-        ("os.version", "9.3"),
-        ("cpu.arch", "x86_64"),
-        ("unique.hostname", name),
-    ]
-    .into_iter()
-    .map(|(key, value)| (key.to_owned(), value.to_owned()))
-    .collect();
-    Node {
-        id: NodeId::new(name),
-        name: name.to_owned(),
-        hostgroup: String::new(),
-        environment: "production".to_owned(),
-        owner: String::new(),
-        zone: "dc1".to_owned(),
-        meta: BTreeMap::new(),
-        agent_labels: NodeLabels::default(),
-        overrides: NodeLabels::default(),
-        attributes,
-        resources,
-        status: NodeStatus::Ready,
-        status_description: String::new(),
-        eligibility: NodeEligibility::Eligible,
-        drain: None,
-        protected: None,
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-        log_dropped_lines: 0,
-        registered_at: Timestamp::ZERO,
-        status_updated_at: Timestamp::ZERO,
-        create_index: 0,
-        modify_index: 0,
-    }
+    fixtures::node(name).with_resources(resources)
 }
 
 /// Synthetic node number `number`: a random id, name `node-00042`, a host
@@ -161,68 +116,10 @@ pub fn synthetic_node<R: Rng + ?Sized>(number: usize, rng: &mut R) -> Node {
     node
 }
 
-/// A task running `/usr/bin/sleep infinity` with the given resources.
-pub fn simple_task(name: &str, resources: Resources) -> Task {
-    Task {
-        name: name.to_owned(),
-        driver: Driver::Exec,
-        config: TaskConfig { command: "/usr/bin/sleep".to_owned(), args: vec!["infinity".to_owned()] },
-        env: BTreeMap::new(),
-        resources,
-        user: None,
-        kill_timeout: DurationSpec::from_secs(5),
-        kill_signal: "SIGINT".to_owned(),
-        restart: None,
-        constraints: Vec::new(),
-        services: Vec::new(),
-        meta: BTreeMap::new(),
-    }
-}
-
-/// A group of one [`simple_task`] named like the group, with the defaults
-/// of `job_type`.
-pub fn simple_group(name: &str, job_type: JobType, count: u32, resources: Resources) -> TaskGroup {
-    TaskGroup {
-        name: name.to_owned(),
-        count,
-        constraints: Vec::new(),
-        affinities: Vec::new(),
-        spreads: Vec::new(),
-        restart: RestartPolicy::default_for(job_type),
-        reschedule: ReschedulePolicy::default_for(job_type),
-        update: None,
-        migrate: MigrateStrategy::default(),
-        disconnect: None,
-        meta: BTreeMap::new(),
-        tasks: vec![simple_task(name, resources)],
-    }
-}
-
-/// A job of one [`simple_group`] named `app`, in every datacenter.
+/// A job of one group `app` of `count` tasks running `sleep infinity`
+/// with `resources`: the fixture [`drover_types::fixtures::job`].
 pub fn simple_job(id: &str, job_type: JobType, count: u32, resources: Resources) -> Job {
-    Job {
-        id: JobId::new(id),
-        name: id.to_owned(),
-        job_type,
-        priority: 50,
-        datacenters: vec!["*".to_owned()],
-        constraints: Vec::new(),
-        affinities: Vec::new(),
-        spreads: Vec::new(),
-        update: None,
-        periodic: None,
-        meta: BTreeMap::new(),
-        groups: vec![simple_group("app", job_type, count, resources)],
-        version: 0,
-        stop: false,
-        status: JobStatus::Pending,
-        parent_id: None,
-        submit_time: Timestamp::ZERO,
-        stable: false,
-        create_index: 0,
-        modify_index: 0,
-        job_modify_index: 0,
-    }
+    fixtures::job(id, job_type, count).with_resources(resources)
 }
 
 /// A service job of `count` small allocations ([`SYNTHETIC_TASK_RESOURCES`]);

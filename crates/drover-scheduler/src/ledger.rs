@@ -3,12 +3,14 @@
 //! While a plan is built, the view still shows the state before it. The
 //! ledger keeps the difference — resources placed and freed per node, and
 //! how many live allocations of the job and of each group sit on each
-//! node — in small maps that only hold the nodes the plan touches, so a
-//! placement never costs more than a few lookups.
+//! node, and the ports it takes and frees — in small maps that only hold
+//! the nodes the plan touches, so a placement never costs more than a few
+//! lookups.
 
-use drover_types::{Allocation, NodeId, Resources};
+use drover_types::{AllocatedPort, Allocation, NodeId, Resources};
 
 use crate::fast_hash::FastMap;
+use crate::ports::{NodePorts, PortLedger};
 use crate::view::ClusterView;
 
 /// Whether an allocation is running or about to: the servers want it and
@@ -28,6 +30,8 @@ pub(crate) struct Ledger<'a> {
     job_allocs_on_node: FastMap<&'a NodeId, u32>,
     /// Live allocations of each group per node, after the plan.
     group_allocs_on_node: FastMap<&'a str, FastMap<&'a NodeId, u32>>,
+    /// Ports placed and freed.
+    ports: PortLedger<'a>,
 }
 
 impl<'a> Ledger<'a> {
@@ -47,6 +51,11 @@ impl<'a> Ledger<'a> {
         (view.node_usage(node) + placed).saturating_sub(&freed)
     }
 
+    /// Ports taken on a node once the plan so far is applied.
+    pub(crate) fn ports_used_on<V: ClusterView + ?Sized>(&self, view: &V, node: &NodeId) -> NodePorts {
+        self.ports.used_on(view, node)
+    }
+
     /// Live allocations of the job on a node.
     pub(crate) fn num_job_allocs(&self, node: &NodeId) -> u32 {
         self.job_allocs_on_node.get(node).copied().unwrap_or(0)
@@ -60,6 +69,7 @@ impl<'a> Ledger<'a> {
     /// The plan stops `alloc`: its resources are free for this plan and it
     /// no longer counts as a neighbour.
     pub(crate) fn record_stop(&mut self, alloc: &'a Allocation) {
+        self.ports.record_stop(alloc);
         if alloc.holds_resources() {
             *self.freed.entry(&alloc.node_id).or_default() += alloc.resources;
         }
@@ -71,6 +81,7 @@ impl<'a> Ledger<'a> {
     /// Takes back [`record_stop`](Self::record_stop) (a destructive update
     /// whose replacement found no node keeps the old allocation).
     pub(crate) fn undo_stop(&mut self, alloc: &'a Allocation) {
+        self.ports.undo_stop(alloc);
         if alloc.holds_resources()
             && let Some(freed) = self.freed.get_mut(&alloc.node_id)
         {
@@ -82,8 +93,15 @@ impl<'a> Ledger<'a> {
     }
 
     /// The plan places an allocation of `group` on `node`.
-    pub(crate) fn record_placement(&mut self, node: &'a NodeId, group: &'a str, resources: Resources) {
+    pub(crate) fn record_placement(
+        &mut self,
+        node: &'a NodeId,
+        group: &'a str,
+        resources: Resources,
+        ports: &[AllocatedPort],
+    ) {
         *self.placed.entry(node).or_default() += resources;
+        self.ports.record_placement(node, ports);
         self.add_live(node, group);
     }
 

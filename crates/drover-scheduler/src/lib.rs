@@ -98,6 +98,7 @@ mod feasibility;
 mod ids;
 mod ledger;
 mod planner;
+mod ports;
 #[cfg(test)]
 mod property_tests;
 mod rank;

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::mem;
 
 use drover_types::{
-    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, AllocId, AllocUpdate, Allocation, DeploymentId,
-    DesiredTransition, DurationSpec, EvalId, EvalTrigger, Evaluation, GroupChanges, InPlaceUpdate, Job, JobType, Node,
-    PlacementFailure, Plan, PlanStop, RescheduleEvent, TaskGroup, Timestamp,
+    AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, AllocId, AllocUpdate, AllocatedPort, Allocation,
+    DeploymentId, DesiredTransition, DurationSpec, EvalId, EvalTrigger, Evaluation, GroupChanges, InPlaceUpdate, Job,
+    JobType, Node, PlacementFailure, Plan, PlanStop, RescheduleEvent, TaskGroup, Timestamp,
 };
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -28,6 +28,7 @@ use crate::fast_hash::FastSet;
 use crate::feasibility::{DISTINCT_HOSTS_LABEL, GroupRules};
 use crate::ids::random_uuid;
 use crate::ledger::{Ledger, is_live};
+use crate::ports::{PortShortage, assign_ports};
 use crate::reasons;
 use crate::reconcile::{
     DelayedReschedule, GroupDecisions, PlacementKind, PlacementRequest, ReconcileContext, StopDecision,
@@ -345,13 +346,17 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
         let has_own_credit = request.paired_stop.as_ref().is_some_and(|stop| stop.alloc.holds_resources());
         let options = PlacementOptions { avoid_node, has_own_credit };
         let chosen = stack.select(nodes, self.view, &self.ledger, &mut self.patterns, options);
-        match chosen {
-            Some(node) => {
+        // The stack checked that the node has the ports; this draws them.
+        let with_ports =
+            chosen.and_then(|node| self.ports_for(target.group, node, rng).ok().map(|ports| (node, ports)));
+        debug_assert_eq!(chosen.is_some(), with_ports.is_some(), "a node chosen for its ports yields them");
+        match with_ports {
+            Some((node, ports)) => {
                 if let Some(stop) = request.paired_stop.clone() {
                     self.stopped.insert(&stop.alloc.id);
                     self.plan.stop.push(plan_stop(stop));
                 }
-                self.emit_placement(target, &request, node, rng);
+                self.emit_placement(target, &request, node, ports, rng);
                 true
             }
             None => {
@@ -432,19 +437,22 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
             || (rules.distinct_hosts_group && self.ledger.num_group_allocs(&group.name, &node.id) > 0);
         let used_after = self.ledger.used_on(self.view, &node.id) + group.resources();
         let fits = used_after.fits_in(&node.resources);
-        if !violates_distinct_hosts && fits {
+        let ports = if !violates_distinct_hosts && fits { Some(self.ports_for(group, node, rng)) } else { None };
+        if let Some(Ok(ports)) = ports {
             if let Some(stop) = request.paired_stop.clone() {
                 self.stopped.insert(&stop.alloc.id);
                 self.plan.stop.push(plan_stop(stop));
             }
-            self.emit_placement(PlacementTarget { group, deployment_id: None }, &request, node, rng);
+            self.emit_placement(PlacementTarget { group, deployment_id: None }, &request, node, ports, rng);
             return true;
         }
         if let Some(stop) = &request.paired_stop {
             self.ledger.undo_stop(stop.alloc);
         }
         metrics.num_unplaced += 1;
-        if violates_distinct_hosts {
+        if let Some(Err(shortage)) = ports {
+            *metrics.ports_exhausted.entry(shortage.describe()).or_insert(0) += 1;
+        } else if violates_distinct_hosts {
             *metrics.constraint_filtered.entry(DISTINCT_HOSTS_LABEL.to_owned()).or_insert(0) += 1;
         } else {
             metrics.nodes_exhausted += 1;
@@ -593,15 +601,34 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
         follow_up
     }
 
+    /// The ports of `group` on `node` once the plan so far is applied
+    /// (none for a group without a network block).
+    fn ports_for<R: Rng + ?Sized>(
+        &self,
+        group: &TaskGroup,
+        node: &Node,
+        rng: &mut R,
+    ) -> Result<Vec<AllocatedPort>, PortShortage> {
+        match group.network.as_ref().filter(|network| !network.is_empty()) {
+            Some(network) => {
+                let used = self.ledger.ports_used_on(self.view, &node.id);
+                assign_ports(network, node, &used, Some(rng))
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+
     fn emit_placement<R: Rng + ?Sized>(
         &mut self,
         target: PlacementTarget<'a, '_>,
         request: &PlacementRequest<'a>,
         node: &'a Node,
+        ports: Vec<AllocatedPort>,
         rng: &mut R,
     ) {
-        let alloc = self.new_allocation(target, request, node, rng);
-        self.ledger.record_placement(&node.id, &target.group.name, alloc.resources);
+        let mut alloc = self.new_allocation(target, request, node, rng);
+        alloc.ports = ports;
+        self.ledger.record_placement(&node.id, &target.group.name, alloc.resources, &alloc.ports);
         self.plan.place.push(alloc);
     }
 
@@ -663,6 +690,7 @@ impl<'a, V: ClusterView + ?Sized> PlanBuilder<'a, V> {
             create_index: 0,
             modify_index: 0,
             alloc_modify_index: 0,
+            ports: Vec::new(),
         }
     }
 }

@@ -21,8 +21,12 @@
 //!   registration, never for a stopped job, and placements join it;
 //! - every deployment's counters (placed, canaries, healthy, unhealthy),
 //!   kept by the state machine, agree with its allocations;
-//! - a system job runs on every schedulable, matching node with room, and
-//!   only on matching nodes that are up;
+//! - no two allocations that hold resources on a node share a port, and
+//!   every allocation of the current job version holds exactly its group's
+//!   ports, static ones with their number, dynamic ones from the node's
+//!   range;
+//! - a system job runs on every schedulable, matching node with room (and
+//!   the ports it asks for), and only on matching nodes that are up;
 //! - planning again is a no-op;
 //! - a plan computed on an unchanged state is accepted in full.
 //!
@@ -32,10 +36,11 @@
 use std::collections::BTreeMap;
 
 use drover_types::fixtures;
+use drover_types::network::DYNAMIC_PORTS_META;
 use drover_types::{
     AllocClientStatus, Allocation, Constraint, ConstraintOperator, Deployment, DeploymentStatus, DisconnectStrategy,
-    DrainStrategy, DurationSpec, EvalTrigger, Evaluation, Job, JobId, JobType, Node, NodeEligibility, NodeStatus, Plan,
-    ReconcileMode, Resources, Timestamp, UpdateStrategy,
+    DrainStrategy, DurationSpec, EvalTrigger, Evaluation, Job, JobId, JobType, NetworkSpec, Node, NodeEligibility,
+    NodeStatus, Plan, PortSpec, ReconcileMode, Resources, Timestamp, UpdateStrategy,
 };
 use proptest::prelude::*;
 use rand::SeedableRng;
@@ -140,20 +145,30 @@ struct NodeSpec {
     avx2: bool,
     /// 0: down, 1: ineligible, 2: draining, otherwise ready.
     state: u8,
+    /// A dynamic port range of four ports (else Nomad's default).
+    small_port_range: bool,
 }
 
+/// The small dynamic port range of some nodes, so that ports run out.
+const SMALL_PORT_RANGE: &str = "30000-30003";
+
 fn node_spec() -> impl Strategy<Value = NodeSpec> {
-    (0..3_usize, 0..4_usize, any::<bool>(), 0..4_usize, 1..5_u8, any::<bool>(), 0..3_usize, any::<bool>(), 0..10_u8)
-        .prop_map(|(capacity, hostgroup, qa, kernel, rack, gpu, cores, avx2, state)| NodeSpec {
-            capacity,
-            hostgroup,
-            qa,
-            kernel,
-            rack,
-            gpu,
-            cores,
-            avx2,
-            state,
+    (
+        (
+            0..3_usize,
+            0..4_usize,
+            any::<bool>(),
+            0..4_usize,
+            1..5_u8,
+            any::<bool>(),
+            0..3_usize,
+            any::<bool>(),
+            0..10_u8,
+        ),
+        any::<bool>(),
+    )
+        .prop_map(|((capacity, hostgroup, qa, kernel, rack, gpu, cores, avx2, state), small_port_range)| {
+            NodeSpec { capacity, hostgroup, qa, kernel, rack, gpu, cores, avx2, state, small_port_range }
         })
 }
 
@@ -169,6 +184,9 @@ fn build_node(number: usize, spec: &NodeSpec) -> Node {
     node.meta.insert("rack".into(), format!("r{}", spec.rack));
     if spec.gpu {
         node.meta.insert("gpu".into(), "a100".into());
+    }
+    if spec.small_port_range {
+        node.meta.insert(DYNAMIC_PORTS_META.into(), SMALL_PORT_RANGE.into());
     }
     match spec.state {
         0 => node.status = NodeStatus::Down,
@@ -200,7 +218,17 @@ struct JobSpec {
     disconnect: u8,
     /// `disconnect.reconcile`, in the order of [`RECONCILE_MODES`].
     reconcile: usize,
+    /// The group's ports, in the order of [`PORT_SHAPES`].
+    ports: usize,
 }
+
+/// Network blocks of the generated groups: `(label, static port)`.
+const PORT_SHAPES: [&[(&str, Option<u16>)]; 4] = [
+    &[],
+    &[("http", None)],
+    &[("admin", Some(9000)), ("http", None)],
+    &[("http", None), ("grpc", None), ("low", Some(30_001))],
+];
 
 const RECONCILE_MODES: [ReconcileMode; 4] = [
     ReconcileMode::BestScore,
@@ -221,12 +249,12 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
             any::<bool>(),
             0..3_u32,
         ),
-        (0..3_u32, 0..4_u8, 0..RECONCILE_MODES.len()),
+        (0..3_u32, 0..4_u8, 0..RECONCILE_MODES.len(), 0..PORT_SHAPES.len()),
     )
         .prop_map(
             |(
                 (kind, count, cpu, memory, constraints, distinct_hosts, two_groups, max_parallel),
-                (canary, disconnect, reconcile),
+                (canary, disconnect, reconcile, ports),
             )| JobSpec {
                 kind,
                 count,
@@ -239,6 +267,7 @@ fn job_spec() -> impl Strategy<Value = JobSpec> {
                 canary,
                 disconnect,
                 reconcile,
+                ports,
             },
         )
 }
@@ -273,6 +302,15 @@ fn build_job(number: usize, spec: &JobSpec) -> Job {
         3 => Some(DisconnectStrategy { lost_after, replace: false, reconcile }),
         _ => None,
     };
+    let ports = PORT_SHAPES[spec.ports % PORT_SHAPES.len()];
+    if !ports.is_empty() {
+        job.groups[0].network = Some(NetworkSpec {
+            ports: ports
+                .iter()
+                .map(|(label, static_port)| PortSpec { label: (*label).to_owned(), static_port: *static_port })
+                .collect(),
+        });
+    }
     if spec.two_groups {
         let mut second = job.groups[0].clone();
         second.name = "second".into();
@@ -463,11 +501,30 @@ impl World {
                 .filter(|alloc| alloc.wants_to_run() && alloc.holds_resources())
                 .fold(Resources::default(), |total, alloc| total + alloc.resources);
             prop_assert!(wanted.fits_in(&node.resources), "{} over-committed: {wanted:?}", node.id);
+            let mut taken: BTreeMap<u16, &str> = BTreeMap::new();
+            // Stopping allocations give their ports back at once, as their
+            // resources (see crate::ports).
+            let running = |alloc: &&Allocation| alloc.wants_to_run() && alloc.holds_resources();
+            for alloc in self.cluster.allocs_on_node(&node.id).into_iter().filter(running) {
+                for port in &alloc.ports {
+                    let earlier = taken.insert(port.value, alloc.id.as_str());
+                    prop_assert!(
+                        earlier.is_none(),
+                        "port {} on {} held by {earlier:?} and {}",
+                        port.value,
+                        node.id,
+                        alloc.id
+                    );
+                }
+            }
         }
         let Some(job) = job else {
             return Ok(());
         };
         let live = self.cluster.live_allocs(&job.id);
+        for alloc in live.iter().filter(|alloc| alloc.job_version == job.version) {
+            self.check_ports_of(job, alloc)?;
+        }
         let deployment = self.current_deployment(job);
         let mut per_group: BTreeMap<&str, u32> = BTreeMap::new();
         let mut per_node: BTreeMap<&str, u32> = BTreeMap::new();
@@ -683,6 +740,53 @@ impl World {
         Ok(())
     }
 
+    /// The allocation holds exactly its group's ports: static ones with
+    /// their number, dynamic ones from its node's range.
+    fn check_ports_of(&self, job: &Job, alloc: &Allocation) -> Result<(), TestCaseError> {
+        let wanted = job.group(&alloc.group).and_then(|group| group.network.as_ref()).map_or(&[][..], |n| &n.ports);
+        let labels: Vec<&str> = alloc.ports.iter().map(|port| port.label.as_str()).collect();
+        let wanted_labels: Vec<&str> = wanted.iter().map(|port| port.label.as_str()).collect();
+        prop_assert_eq!(labels, wanted_labels, "ports of {}", alloc.id);
+        let range = self.cluster.node(&alloc.node_id).map(Node::dynamic_ports);
+        for (port, spec) in alloc.ports.iter().zip(wanted) {
+            match spec.static_port {
+                Some(number) => prop_assert_eq!(port.value, number, "static port {} of {}", spec.label, alloc.id),
+                None => prop_assert!(
+                    range.is_none_or(|range| range.contains(port.value)),
+                    "dynamic port {} of {} outside {range:?}",
+                    port.value,
+                    alloc.id
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    /// An oracle for ports, independent of the scheduler's: whether `node`
+    /// has the static ports of `group` free and enough free ports in its
+    /// dynamic range (a port is taken while its allocation holds resources,
+    /// as cpu and memory are: `node_usage`).
+    fn has_ports_for(&self, job: &Job, group_name: &str, node: &Node) -> bool {
+        let Some(network) = job.group(group_name).and_then(|group| group.network.as_ref()) else {
+            return true;
+        };
+        let taken: std::collections::BTreeSet<u16> = self
+            .cluster
+            .allocs_on_node(&node.id)
+            .into_iter()
+            .filter(|alloc| alloc.holds_resources())
+            .flat_map(|alloc| alloc.ports.iter().map(|port| port.value))
+            .collect();
+        if network.static_ports().any(|port| taken.contains(&port)) {
+            return false;
+        }
+        let range = node.dynamic_ports();
+        let num_free = (range.low..=range.high)
+            .filter(|port| !taken.contains(port) && !network.static_ports().any(|own| own == *port))
+            .count();
+        num_free >= network.num_dynamic()
+    }
+
     fn check_system_coverage(
         &self,
         job: &Job,
@@ -700,7 +804,8 @@ impl World {
             if node.is_schedulable() && count == 0 {
                 let job_distinct = job.constraints.iter().any(|c| c.operator == ConstraintOperator::DistinctHosts)
                     && self.cluster.live_allocs(&job.id).iter().any(|alloc| alloc.node_id == node.id);
-                let has_room = (self.cluster.node_usage(&node.id) + ask).fits_in(&node.resources);
+                let has_room = (self.cluster.node_usage(&node.id) + ask).fits_in(&node.resources)
+                    && self.has_ports_for(job, group_name, node);
                 prop_assert!(
                     !has_room || job_distinct,
                     "a schedulable, matching node with room has no system allocation: {}",
@@ -905,6 +1010,7 @@ proptest! {
             canary: 0,
             disconnect: 0,
             reconcile: 0,
+            ports: 2,
         };
         let mut world = World::new(&nodes, &[spec], seed);
         world.evaluate_all()?;

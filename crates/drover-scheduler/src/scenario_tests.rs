@@ -4,6 +4,7 @@
 //! [`rollouts`], disconnected nodes in [`disconnects`].
 
 mod disconnects;
+mod ports;
 mod rollouts;
 
 use std::time::Duration;

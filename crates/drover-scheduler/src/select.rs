@@ -17,14 +17,20 @@
 //!   scanning again.
 //!
 //! A placement therefore costs `O(limit)` lookups in the common case and
-//! never depends on the number of allocations in the cluster.
+//! never depends on the number of allocations in the cluster. A group that
+//! asks for ports also looks at the allocations of each node that has room
+//! (see [`crate::ports`]).
 
-use drover_types::{Job, JobType, Node, NodeId, PlacementFailure, Resources, TaskGroup};
+use std::collections::BTreeMap;
+
+use drover_types::{Job, JobType, NetworkSpec, Node, NodeId, PlacementFailure, Resources, TaskGroup};
 use rand::Rng;
+use rand::rngs::StdRng;
 
 use crate::constraint::PatternCache;
 use crate::feasibility::{DISTINCT_HOSTS_LABEL, GroupRules, NodeVerdict};
 use crate::ledger::Ledger;
+use crate::ports::assign_ports;
 use crate::rank::{MISSING_VALUE, SpreadScorer, anti_affinity_score, binpack_score};
 use crate::view::ClusterView;
 
@@ -72,6 +78,8 @@ struct ScanTally {
     num_cpu_exhausted: u32,
     num_memory_exhausted: u32,
     num_distinct_hosts_filtered: u32,
+    /// Nodes without the group's ports, per reason.
+    ports_exhausted: BTreeMap<String, u32>,
 }
 
 /// The placement machinery of one task group for one evaluation.
@@ -81,6 +89,8 @@ pub(crate) struct GroupStack<'a> {
     spreads: SpreadScorer,
     group_name: &'a str,
     ask: Resources,
+    /// The ports the group asks for, when it asks for any.
+    network: Option<&'a NetworkSpec>,
     limit: usize,
     /// Position in the evaluation's node list where the next scan starts.
     cursor: usize,
@@ -124,6 +134,7 @@ impl<'a> GroupStack<'a> {
             spreads,
             group_name: &group.name,
             ask: group.resources(),
+            network: group.network.as_ref().filter(|network| !network.is_empty()),
             limit,
             cursor: if num_nodes == 0 { 0 } else { rng.random_range(0..num_nodes) },
             feasibility: vec![Feasibility::Unknown; num_nodes],
@@ -209,6 +220,13 @@ impl<'a> GroupStack<'a> {
                 }
                 continue;
             }
+            if let Some(network) = self.network {
+                let used_ports = ledger.ports_used_on(view, &node.id);
+                if let Err(shortage) = assign_ports::<StdRng>(network, node, &used_ports, None) {
+                    *tally.ports_exhausted.entry(shortage.describe()).or_insert(0) += 1;
+                    continue;
+                }
+            }
             let num_neighbours = ledger.num_group_allocs(self.group_name, &node.id);
             let score = self.score(position, node, &used_after, num_neighbours, options.avoid_node);
             if num_neighbours > 0 && skipped.len() < MAX_SKIP {
@@ -263,6 +281,9 @@ impl<'a> GroupStack<'a> {
         if tally.num_distinct_hosts_filtered > 0 {
             *self.metrics.constraint_filtered.entry(DISTINCT_HOSTS_LABEL.to_owned()).or_insert(0) +=
                 tally.num_distinct_hosts_filtered;
+        }
+        for (reason, count) in &tally.ports_exhausted {
+            *self.metrics.ports_exhausted.entry(reason.clone()).or_insert(0) += count;
         }
     }
 

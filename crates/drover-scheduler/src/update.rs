@@ -2,8 +2,8 @@
 //! the new version in place, or must it be replaced?
 //!
 //! Only what the running tasks see forces a replacement: the tasks' driver,
-//! command, environment, resources, user, services and checks, constraints
-//! and meta, and the set of tasks itself. Everything else — count, job and
+//! command, environment, resources, user, services and checks, constraints,
+//! meta and log settings, the set of tasks itself, and the group's ports. Everything else — count, job and
 //! group meta, `update`, `migrate`, `reschedule` and `restart` blocks,
 //! affinities, spreads, a task's `kill_timeout` and `kill_signal` — is
 //! updated in place, as long as the group's constraints still accept the
@@ -46,7 +46,8 @@ pub(crate) fn update_kind<V: ClusterView + ?Sized>(
     else {
         return UpdateKind::Destructive;
     };
-    if tasks_differ(old_group, group) {
+    // The ports were chosen for the old network block.
+    if tasks_differ(old_group, group) || old_group.network != group.network {
         return UpdateKind::Destructive;
     }
     if rules.check_static(node, cache) != NodeVerdict::Feasible {
@@ -78,4 +79,5 @@ fn task_differs(old_task: &Task, new_task: &Task) -> bool {
         || old_task.constraints != new_task.constraints
         || old_task.services != new_task.services
         || old_task.meta != new_task.meta
+        || old_task.logs != new_task.logs
 }

@@ -9,7 +9,10 @@
 //!   is refused: it was computed for a job that no longer exists;
 //! - otherwise each node's placements are accepted only if the node still
 //!   exists, is schedulable, and everything fits given its latest usage
-//!   plus this plan's placements minus what this plan stops there;
+//!   plus this plan's placements minus what this plan stops there, and no
+//!   port a placement holds is taken there (by an allocation that runs on
+//!   and is not stopped by this plan, or by another placement of the
+//!   plan);
 //! - stops, in-place updates, allocation updates, the deployment the plan
 //!   starts or cancels, and follow-up evaluations are always accepted (a
 //!   deployment whose placements were refused waits for the next plan).
@@ -83,7 +86,7 @@ pub fn verify_plan<V: ClusterView + ?Sized>(view: &V, plan: &Plan) -> VerifiedPl
             let used_after = (view.node_usage(node_id) + placed).saturating_sub(&freed);
             node.is_schedulable() && used_after.fits_in(&node.resources)
         });
-        if !fits {
+        if !fits || !ports_are_free(view, plan, node_id, &counted_stops) {
             rejected_nodes.push(node_id.clone());
         }
     }
@@ -94,4 +97,26 @@ pub fn verify_plan<V: ClusterView + ?Sized>(view: &V, plan: &Plan) -> VerifiedPl
         accepted.place.retain(|alloc| !rejected.contains(&alloc.node_id));
     }
     VerifiedPlan { accepted, rejected_nodes, job_changed: false }
+}
+
+/// Whether the ports of the plan's placements on `node` are free there:
+/// not held by an allocation that runs on (wants to run, holds resources,
+/// is not stopped by the plan), and not held twice by the plan.
+fn ports_are_free<V: ClusterView + ?Sized>(
+    view: &V,
+    plan: &Plan,
+    node: &NodeId,
+    stopped: &HashSet<&drover_types::AllocId>,
+) -> bool {
+    let mut placed_ports = plan.place.iter().filter(|alloc| &alloc.node_id == node).flat_map(|alloc| &alloc.ports);
+    let Some(first) = placed_ports.next() else {
+        return true;
+    };
+    let mut taken: HashSet<u16> = view
+        .allocs_on_node(node)
+        .into_iter()
+        .filter(|alloc| alloc.wants_to_run() && alloc.holds_resources() && !stopped.contains(&alloc.id))
+        .flat_map(|alloc| alloc.ports.iter().map(|port| port.value))
+        .collect();
+    std::iter::once(first).chain(placed_ports).all(|port| taken.insert(port.value))
 }

@@ -80,7 +80,13 @@ pub struct ServerConfig {
     pub security: crate::security::SecurityMode,
     /// How long audit events are kept.
     pub audit_retention: Duration,
+    /// How long a node may stay down before the leader purges it
+    /// (`--node-gc-after`).
+    pub node_gc_after: Duration,
 }
+
+/// How long a down node is kept by default before the leader purges it.
+pub const NODE_GC_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl ServerConfig {
     /// A configuration with drover's defaults; plain HTTP without ACLs
@@ -102,6 +108,7 @@ impl ServerConfig {
             forget_cluster: false,
             security: crate::security::SecurityMode::Insecure,
             audit_retention: crate::audit::AUDIT_RETENTION,
+            node_gc_after: NODE_GC_AFTER,
         }
     }
 }

@@ -1,15 +1,18 @@
 //! The inventory an operator keeps: choosing nodes by name and filter,
-//! bulk label changes (`drover node update`), protection, and the audit
-//! history of each node.
+//! bulk label changes (`drover node update`), protection, retirement and
+//! purge (`drover node retire|purge`), and the audit history of each node.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_proto::api::{NodeFieldChange, NodeUpdateRequest, NodeUpdateResponse};
+use drover_proto::api::{
+    NodeFieldChange, NodePurgeRequest, NodeRetireRequest, NodeSelectionResponse, NodeUpdateRequest, NodeUpdateResponse,
+};
 use drover_state::{Command, State};
 use drover_types::{
-    CodedError, EvalTrigger, Evaluation, JobType, Node, NodeChange, NodeId, NodeLabels, Protection, Timestamp,
+    CodedError, DrainStrategy, DurationSpec, EvalTrigger, Evaluation, JobType, Node, NodeChange, NodeId, NodeLabels,
+    Protection, Retirement, Timestamp,
 };
 
 use crate::Result;
@@ -19,11 +22,21 @@ use crate::server::Server;
 /// How many unknown names an error lists before "and N more".
 const NAMES_SHOWN: usize = 5;
 
+/// The most nodes one request may name (style.md 19).
+const MAX_NAMED_NODES: usize = 100_000;
+
 /// The nodes an operator named and/or a filter matched. Names are exact
 /// node names, ids or unique id prefixes; with both, the named nodes the
-/// filter matches. Naming nothing is an error, so that no command reaches
+/// filter matches. A filter alone leaves out retired nodes (name them to
+/// reach them). Naming nothing is an error, so that no command reaches
 /// the whole fleet by accident.
 pub fn select_nodes(state: &State, names: &[String], filter: Option<&str>) -> Result<Vec<Arc<Node>>> {
+    if names.len() > MAX_NAMED_NODES {
+        return Err(CodedError::invalid(format!(
+            "{} nodes named in one request; at most {MAX_NAMED_NODES} (use --filter, or several requests)",
+            names.len()
+        )));
+    }
     let filter = crate::parse_node_filter(filter)?;
     let matches = |node: &Node| filter.as_ref().is_none_or(|filter| filter.matches(node));
     if names.is_empty() {
@@ -32,23 +45,21 @@ pub fn select_nodes(state: &State, names: &[String], filter: Option<&str>) -> Re
                 "name the nodes (`batch{00..99}`, comma or space separated) or give --filter EXPR (see docs/nodes.md)",
             ));
         }
-        return Ok(state.nodes().filter(|node| matches(node)).cloned().collect());
+        return Ok(state
+            .nodes()
+            .filter(|node| node.retired.is_none() && state.holds_its_name(node) && matches(node))
+            .cloned()
+            .collect());
     }
-    // One pass over the nodes by name; ids and id prefixes are looked up
-    // in the id index (a scan per name would be quadratic).
-    let mut by_name: std::collections::HashMap<&str, Vec<&Arc<Node>>> = std::collections::HashMap::new();
-    for node in state.nodes() {
-        by_name.entry(node.name.as_str()).or_default().push(node);
-    }
+    // Names through the name index, ids and id prefixes through the id
+    // index (a scan per name would be quadratic).
     let mut unknown = Vec::new();
     let mut seen = BTreeSet::new();
     let mut selected = Vec::new();
     for name in names {
-        let resolved = match by_name.get(name.as_str()).map(Vec::as_slice) {
-            Some([node]) => Ok(*node),
+        let resolved = match state.node_by_name(name) {
+            Some(node) => Ok(node),
             None => state.resolve_node_id(name),
-            // Several nodes share the name: the resolver explains.
-            Some(_) => state.resolve_node(name),
         };
         match resolved {
             Ok(node) => {
@@ -190,6 +201,72 @@ impl Server {
         state.node(&node.id).map(|node| Node::clone(node)).ok_or_else(|| CodedError::not_found("node", &node.id))
     }
 
+    /// Retires nodes (or, with `dry_run`, only tells which): each is
+    /// drained, never scheduled again, and leaves the default node list;
+    /// its record and history stay until it is purged. Nodes retired
+    /// already are left out.
+    pub async fn retire_nodes(&self, request: &NodeRetireRequest, by: &str) -> Result<NodeSelectionResponse> {
+        let deadline = match request.deadline.as_deref() {
+            Some(text) => Some(
+                text.parse::<DurationSpec>().map_err(|error| CodedError::invalid(format!("deadline: {error}")))?.get(),
+            ),
+            None => None,
+        };
+        let reason = request.reason.as_deref().map(str::trim).unwrap_or_default();
+        let state = self.consistent_state().await?;
+        let nodes: Vec<Arc<Node>> = select_nodes(&state, &request.nodes, request.filter.as_deref())?
+            .into_iter()
+            .filter(|node| node.retired.is_none())
+            .collect();
+        if deadline.is_some() {
+            for node in &nodes {
+                check_protection(node, "retiring with a deadline (it stops tasks by force)", Some(reason))?;
+            }
+        }
+        let mut response = selection(&nodes);
+        if request.dry_run || nodes.is_empty() {
+            return Ok(response);
+        }
+        let now = Timestamp::now();
+        let command = Command::RetireNodes {
+            node_ids: response.node_ids.clone(),
+            retirement: Retirement { reason: reason.to_owned(), by: by.to_owned(), at: now },
+            drain: DrainStrategy {
+                started_at: now,
+                deadline: deadline.map(|deadline| now.plus(deadline)),
+                ignore_system_jobs: false,
+            },
+        };
+        response.index = self.propose(command).await?.into_result()?.index();
+        self.wait_for_index(response.index, Duration::from_secs(10)).await?;
+        tracing::info!(num_nodes = nodes.len(), by, "nodes retired");
+        Ok(response)
+    }
+
+    /// Forgets nodes entirely (or, with `dry_run`, only checks that it
+    /// may): all or nothing, refused for a protected node and for one that
+    /// is up and not retired ([`drover_state::purge_refusal`]).
+    pub async fn purge_nodes(&self, request: &NodePurgeRequest) -> Result<NodeSelectionResponse> {
+        if request.nodes.is_empty() {
+            return Err(CodedError::invalid("name the nodes to purge (`batch{00..09}`, comma or space separated)"));
+        }
+        let state = self.consistent_state().await?;
+        let nodes = select_nodes(&state, &request.nodes, None)?;
+        if let Some(refusal) = nodes.iter().find_map(|node| drover_state::purge_refusal(node)) {
+            return Err(refusal.with_hint("nothing was purged"));
+        }
+        let mut response = selection(&nodes);
+        if request.dry_run {
+            return Ok(response);
+        }
+        let evals = evals_for_node_loss(&state, &response.node_ids, Timestamp::now());
+        let command = Command::PurgeNodes { node_ids: response.node_ids.clone(), evals };
+        response.index = self.propose(command).await?.into_result()?.index();
+        self.wait_for_index(response.index, Duration::from_secs(10)).await?;
+        tracing::info!(num_nodes = nodes.len(), "nodes purged");
+        Ok(response)
+    }
+
     /// A node's audit history, oldest first.
     pub async fn node_history(&self, name_or_id: &str) -> Result<(Node, Vec<NodeChange>)> {
         let state = self.consistent_state().await?;
@@ -209,6 +286,35 @@ pub(crate) fn check_protection(node: &Node, operation: &str, reason: Option<&str
         "node {} is protected ({:?}, by {} at {}); {operation} is refused. To do it anyway, give --reason \"why\" (recorded in `drover node history {}`), or lift the protection with `drover node unprotect {}`",
         node.name, protection.reason, protection.by, protection.at, node.name, node.name
     )))
+}
+
+/// The names and ids of `nodes`, for an answer.
+fn selection(nodes: &[Arc<Node>]) -> NodeSelectionResponse {
+    NodeSelectionResponse {
+        nodes: nodes.iter().map(|node| node.name.clone()).collect(),
+        node_ids: nodes.iter().map(|node| node.id.clone()).collect(),
+        index: 0,
+    }
+}
+
+/// Evaluations after nodes were forgotten (purged, or replaced by a new
+/// agent with their name): one per job with live allocations on them,
+/// which the scheduler then declares lost and replaces.
+pub(crate) fn evals_for_node_loss(state: &State, node_ids: &[NodeId], now: Timestamp) -> Vec<Evaluation> {
+    let mut evals: Vec<Evaluation> = Vec::new();
+    for node_id in node_ids {
+        for alloc in state.live_allocs_on_node(node_id) {
+            if evals.iter().any(|eval| eval.job_id == alloc.job_id) {
+                continue;
+            }
+            let priority = state.job(&alloc.job_id).map_or(50, |job| job.priority);
+            let mut eval = Evaluation::new(new_eval_id(), alloc.job_id.clone(), priority, EvalTrigger::NodeUpdate, now);
+            eval.node_id = Some(node_id.clone());
+            eval.status_description = "node forgotten".to_owned();
+            evals.push(eval);
+        }
+    }
+    evals
 }
 
 /// Evaluations after labels changed: every running system job (the nodes

@@ -16,7 +16,7 @@
 //!                                                                   │
 //!      leader only:  leader::evals ─▶ scheduler::schedule ─▶ ApplyPlan ┘
 //!                    leader::heartbeats (Tracker::step) ─▶ UpdateNodeStatus
-//!                    leader::{drainer, deployments, periodic, react}
+//!                    leader::{drainer, deployments, periodic, react, node_gc}
 //!      every server: sessions ─▶ agents (their allocations)
 //! ```
 
@@ -46,7 +46,7 @@ mod view;
 
 pub use config::{Bootstrap, HeartbeatConfig, ServerConfig};
 pub use controls::DrainRequest;
-pub use logs::LogSettings;
+pub use logs::{DEFAULT_LOG_MAX_SKEW, LogSettings};
 pub use server::{Server, ServerStatus};
 pub use sessions::{AgentSession, SessionOutbound};
 pub use view::StateView;

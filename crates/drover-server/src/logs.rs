@@ -9,7 +9,18 @@
 //!
 //!  GET /v1/logs/search ─▶ this server's store  ┐
 //!                      ─▶ every other server ──┴─ merge (newest first, de-duplicated by (origin, seq))
+//!
+//!  GET /v1/logs/export ─▶ histogram by hour ─▶ per non-empty hour, oldest first: every page of the
+//!                         search, sorted by (origin, seq) ─▶ newline-delimited records
+//!  POST /v1/logs/import ─▶ event time settled (or trusted) ─▶ sorted by (origin, seq) ─▶ LogStore
 //! ```
+//!
+//! An export comes out hour by hour (the store's partitions), each hour's
+//! records by `(origin, seq)`: imported in that order, with their times
+//! kept, every record reaches its partition after the lower seqs of its
+//! origin, so the store's `(origin, seq)` de-duplication (a high-water mark
+//! per origin and partition) stores each record once, however often the
+//! file is imported.
 //!
 //! Each server indexes what its own agents send; a query asks all of them.
 //! A server that does not answer makes the answer incomplete, and the answer
@@ -38,8 +49,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use drover_logs::{Cursor, Filter, LogRecord, LogStore, Retention, SearchRequest};
 use drover_proto::api::{
-    LogBucket, LogCount, LogCountBy, LogCountResponse, LogHistogramResponse, LogInterval, LogPage, LogQuery,
-    LogSearchResponse,
+    LogBucket, LogCount, LogCountBy, LogCountResponse, LogHistogramResponse, LogImportRequest, LogImportResponse,
+    LogInterval, LogPage, LogQuery, LogSearchResponse,
 };
 use drover_proto::session::{LogLine, ServerMessage};
 use drover_state::{Command, State};
@@ -50,13 +61,25 @@ use crate::server::Server;
 use crate::sessions::AgentSession;
 
 /// Log settings of a server.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct LogSettings {
     /// What the index keeps.
     pub retention: Retention,
     /// Receive syslog (UDP and TCP) on this address.
     pub syslog: Option<SocketAddr>,
+    /// The time a line claims is its event time only within this of when
+    /// it was received (`drover_logs::record::settle_event_time`).
+    pub max_skew: Duration,
 }
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { retention: Retention::default(), syslog: None, max_skew: DEFAULT_LOG_MAX_SKEW }
+    }
+}
+
+/// `--log-max-skew` by default: 15 minutes.
+pub const DEFAULT_LOG_MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 
 /// Default records per search page.
 const DEFAULT_LIMIT: usize = 100;
@@ -70,6 +93,12 @@ const INGEST_GATHER: Duration = Duration::from_millis(200);
 /// quiet fleet's line is searchable (and triggers hammers) at once, a busy
 /// one still commits in large batches.
 const INGEST_IDLE: Duration = Duration::from_millis(20);
+/// The window an export gathers and sorts at once: the store's partition.
+const EXPORT_WINDOW_NANOS: i64 = 3_600_000_000_000;
+/// Records per search page of an export.
+const EXPORT_PAGE: usize = 10_000;
+/// Records in one import request, at most.
+pub const MAX_IMPORT_RECORDS: usize = 50_000;
 /// How long a fan-out waits for another server.
 const PEER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often retention runs.
@@ -297,6 +326,9 @@ async fn spawn_syslog(server: &Server, address: SocketAddr) -> Result<()> {
         }
     });
     let server = server.clone();
+    // Senders without an agent have no zone fact: their zone-less times
+    // are read in this server's.
+    let (zone, _found_in) = drover_collect::zone::local_zone();
     tokio::spawn(async move {
         let origin = format!("syslog@{}", server.id());
         // Nanoseconds since the epoch, kept strictly increasing: unique
@@ -335,7 +367,13 @@ async fn spawn_syslog(server: &Server, address: SocketAddr) -> Result<()> {
                     level: meta.map(|meta| severity_level(meta.severity).to_owned()),
                     text: line.text,
                 };
-                records.push(record_of(shipped, &origin, None, &server.state()));
+                let context = LineContext {
+                    origin: &origin,
+                    node: None,
+                    zone: Some(zone),
+                    max_skew: server.log_max_skew_nanos(),
+                };
+                records.push(record_of(shipped, &context, &server.state()));
             }
             let _ = server.inner.logs.ingest.send(IngestJob { records, done: None }).await;
         }
@@ -351,23 +389,40 @@ fn severity_level(severity: u8) -> &'static str {
         .unwrap_or("debug")
 }
 
+/// What the lines of one batch share: where they come from and how their
+/// times are read.
+struct LineContext<'a> {
+    origin: &'a str,
+    node: Option<&'a Node>,
+    /// The zone zone-less timestamps are read in (the node's `time.zone`).
+    zone: Option<chrono_tz::Tz>,
+    max_skew: i64,
+}
+
+/// The time zone a node reported (`attr.time.zone`), if it is a known one.
+fn zone_of(node: &Node) -> Option<chrono_tz::Tz> {
+    node.attributes.get("time.zone").and_then(|name| name.parse().ok())
+}
+
 /// A shipped line as a record: the node's labels and the allocation's job
-/// added, the text parsed.
-fn record_of(line: LogLine, origin: &str, node: Option<&Node>, state: &State) -> LogRecord {
+/// added, the text parsed, the event time settled.
+fn record_of(line: LogLine, context: &LineContext<'_>, state: &State) -> LogRecord {
+    let node = context.node;
     let node_name = line.host.clone().or_else(|| node.map(|node| node.name.clone())).unwrap_or_default();
+    let time = drover_logs::record::LineTime { received: line.received, zone: context.zone };
     let mut record = drover_logs::record::from_line(
-        origin,
+        context.origin,
         line.seq,
         &node_name,
         &line.source,
         &line.stream,
         &line.text,
-        line.received,
+        time,
     );
     if let Some(timestamp) = line.timestamp {
         record.timestamp = timestamp;
     }
-    drover_logs::record::settle_event_time(&mut record);
+    drover_logs::record::settle_event_time(&mut record, context.max_skew);
     if record.level.is_none() {
         record.level = line.level.as_deref().and_then(drover_logs::parse::normalise_level).map(str::to_owned);
     }
@@ -446,6 +501,42 @@ fn internal_query_error(error: &dyn std::fmt::Display) -> CodedError {
     ))
 }
 
+/// Refuses an export that would miss records.
+fn incomplete(unreachable: &[String], damaged: &[String]) -> Result<()> {
+    if !unreachable.is_empty() {
+        return Err(CodedError::new(
+            drover_types::ErrorCode::Unavailable,
+            format!(
+                "servers {} did not answer: the export would miss their agents' lines; try again when they are back",
+                unreachable.join(", ")
+            ),
+        ));
+    }
+    if !damaged.is_empty() {
+        return Err(CodedError::internal(format!(
+            "{} cannot be read: the export would miss their lines (`drover server health` says more)",
+            damaged.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// What an imported record must be to be stored.
+fn check_imported(record: &LogRecord) -> std::result::Result<(), String> {
+    if record.origin.trim().is_empty() {
+        return Err("it has no origin".to_owned());
+    }
+    if record.seq == 0 {
+        return Err("its seq is 0 (seqs start at 1)".to_owned());
+    }
+    for (name, time) in [("timestamp", record.timestamp), ("received", record.received)] {
+        if !(0..=LATEST_TIME_NANOS).contains(&time) {
+            return Err(format!("its {name} {time} is not between 1970 and 2200 (nanoseconds since the epoch)"));
+        }
+    }
+    Ok(())
+}
+
 /// The answer of a server without a log index.
 fn no_log_index() -> CodedError {
     CodedError::internal("this server's log index cannot be opened; `drover server health` says why")
@@ -510,6 +601,123 @@ fn default_interval(span: i64) -> i64 {
 }
 
 impl Server {
+    /// How far a line's claimed time may be from its receive time and
+    /// still be its event time (`--log-max-skew`), in nanoseconds.
+    pub(crate) fn log_max_skew_nanos(&self) -> i64 {
+        i64::try_from(self.inner.logs.settings.max_skew.as_nanos()).unwrap_or(i64::MAX)
+    }
+
+    /// The receive time of a line about `node`, with the zone its
+    /// zone-less timestamps are read in.
+    pub(crate) fn log_line_time(&self, received: i64, node: Option<&Node>) -> drover_logs::record::LineTime {
+        drover_logs::record::LineTime { received, zone: node.and_then(zone_of) }
+    }
+
+    /// Every record matching `query` (across servers), for a backup: the
+    /// number of them (as counted now) and the records, hour by hour,
+    /// oldest first, each hour by `(origin, seq)`. An error ends the
+    /// stream: a server that does not answer or a damaged partition makes
+    /// the export fail rather than be silently incomplete.
+    pub async fn export_logs(&self, query: LogQuery) -> Result<(u64, mpsc::Receiver<Result<LogRecord>>)> {
+        let filter = self.log_filter(&query, now_nanos())?;
+        // Times made absolute once: every page sees the same window.
+        let query = LogQuery {
+            since: filter.since.map(|nanos| nanos.to_string()),
+            until: filter.until.map(|nanos| nanos.to_string()),
+            ..query
+        };
+        let hours = self
+            .log_histogram(query.clone(), LogInterval { interval: Some(format!("{EXPORT_WINDOW_NANOS}ns")) })
+            .await?;
+        incomplete(&hours.unreachable, &hours.damaged)?;
+        let windows: Vec<(i64, u64)> =
+            hours.buckets.iter().filter(|bucket| bucket.count > 0).map(|bucket| (bucket.start, bucket.count)).collect();
+        let total = windows.iter().map(|(_, count)| count).sum();
+        let (sender, receiver) = mpsc::channel(EXPORT_PAGE);
+        let server = self.clone();
+        tokio::spawn(async move {
+            for (start, _) in windows {
+                let since = filter.since.map_or(start, |since| since.max(start));
+                let end = start.saturating_add(EXPORT_WINDOW_NANOS);
+                let until = filter.until.map_or(end, |until| until.min(end));
+                let window =
+                    LogQuery { since: Some(since.to_string()), until: Some(until.to_string()), ..query.clone() };
+                let records = match server.export_window(window).await {
+                    Ok(records) => records,
+                    Err(error) => {
+                        let _ = sender.send(Err(error)).await;
+                        return;
+                    }
+                };
+                for record in records {
+                    if sender.send(Ok(record)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        Ok((total, receiver))
+    }
+
+    /// Every record of one export window, by `(origin, seq)`.
+    async fn export_window(&self, query: LogQuery) -> Result<Vec<LogRecord>> {
+        let mut records = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = LogPage { limit: Some(EXPORT_PAGE), cursor: cursor.take() };
+            let answer = self.search_logs(query.clone(), page).await?;
+            incomplete(&answer.unreachable, &answer.damaged)?;
+            records.extend(answer.records);
+            match answer.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        records.sort_by(|left, right| left.origin.cmp(&right.origin).then(left.seq.cmp(&right.seq)));
+        records.dedup_by(|right, left| left.origin == right.origin && left.seq == right.seq);
+        Ok(records)
+    }
+
+    /// Stores imported records on this server, each once: `(origin, seq)`
+    /// already held are dropped. Without `trust_timestamps` the event-time
+    /// rule applies with now as the receive time. Nothing of the batch is
+    /// stored when a record is invalid.
+    pub async fn import_logs(&self, request: LogImportRequest) -> Result<LogImportResponse> {
+        let LogImportRequest { mut records, trust_timestamps } = request;
+        if records.len() > MAX_IMPORT_RECORDS {
+            return Err(CodedError::invalid(format!(
+                "{} records in one import request are more than the limit of {MAX_IMPORT_RECORDS}: send smaller batches",
+                records.len()
+            )));
+        }
+        for (index, record) in records.iter().enumerate() {
+            if let Err(problem) = check_imported(record) {
+                return Err(CodedError::invalid(format!(
+                    "record {} of the batch (origin {:?}, seq {}): {problem}; nothing of this batch was imported",
+                    index + 1,
+                    record.origin,
+                    record.seq
+                )));
+            }
+        }
+        let store = Arc::clone(self.inner.logs.store.as_ref().map_err(|_| no_log_index())?);
+        if !trust_timestamps {
+            let (received, max_skew) = (now_nanos(), self.log_max_skew_nanos());
+            for record in &mut records {
+                record.received = received;
+                drover_logs::record::settle_event_time(record, max_skew);
+            }
+        }
+        // Each origin's seqs in increasing order: the store's de-duplication
+        // keeps a high-water mark per origin.
+        records.sort_by(|left, right| left.origin.cmp(&right.origin).then(left.seq.cmp(&right.seq)));
+        let outcome = tokio::task::spawn_blocking(move || write(&store).ingest(records))
+            .await
+            .map_err(|error| internal_query_error(&error))?
+            .map_err(|error| CodedError::internal(format!("cannot index the imported records: {error}")))?;
+        Ok(LogImportResponse { accepted: outcome.num_accepted as u64, duplicates: outcome.num_duplicates as u64 })
+    }
+
     /// Indexes records this server made itself (console lines) and waits
     /// until they are durable.
     pub(crate) async fn ingest_local(&self, records: Vec<LogRecord>) -> Result<()> {
@@ -549,10 +757,11 @@ impl Server {
             return Ok(());
         }
         let state = self.state();
-        let node = state.node(&session.node_id);
+        let node = state.node(&session.node_id).map(|node| node.as_ref());
         let origin = session.node_id.to_string();
-        let records: Vec<LogRecord> =
-            lines.into_iter().map(|line| record_of(line, &origin, node.map(|node| node.as_ref()), &state)).collect();
+        let context =
+            LineContext { origin: &origin, node, zone: node.and_then(zone_of), max_skew: self.log_max_skew_nanos() };
+        let records: Vec<LogRecord> = lines.into_iter().map(|line| record_of(line, &context, &state)).collect();
         let stored = self.submit_ingest(records).await?;
         let outbound = session.outbound.clone();
         tokio::spawn(async move {

@@ -11,12 +11,12 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use drover_notify::{DeliveryRecord, Dispatcher, DispatcherOptions, NotifierConfig};
-use drover_proto::react::{
+use drover_react::alerting::ReceivedAlert;
+use drover_react::alerting::{AlertId, Notification, Silence};
+use drover_react::api::{
     AlertCount, AlertView, AlertsResponse, HammerHistoryEntry, HammerView, PauseRequest, RunbookResponse,
     SilenceRequest, SiteApplyRequest, SiteResponse,
 };
-use drover_react::alerting::ReceivedAlert;
-use drover_react::alerting::{AlertId, Notification, Silence};
 use drover_react::hammer::{RunId, RunState};
 use drover_react::{HammerTrigger, Matcher, Runbook};
 use drover_state::react::{ReactOp, ReactOutcome, SiteDoc};

@@ -5,11 +5,16 @@
 //!
 //! ```text
 //!  DATA_DIR/tls/ (0700)
-//!    ca.pem         the cluster CA certificate: hand it to CLI users (DROVER_CACERT)
-//!    ca-key.pem     its key (0600); never leaves the servers
+//!    ca.pem         the CA certificates the cluster trusts, the issuing one
+//!                   first (two during a CA rotation): hand it to CLI users (DROVER_CACERT)
+//!    ca-key.pem     the issuing CA's key (0600); never leaves the servers
+//!    ca-next.pem    during a CA rotation, until this server issues with it:
+//!    ca-next-key.pem  the new CA and its key
 //!    server.pem     this server's certificate (CN server-<id>, its addresses)
 //!    server-key.pem
 //! ```
+//!
+//! Rotating the CA (`drover operator tls rotate-ca`) is in [`ca_rotation`].
 //!
 //! Where the CA comes from, on first start: `--tls-ca-cert/--tls-ca-key`
 //! (bring your own, or the output of `drover operator tls ca create`,
@@ -19,9 +24,11 @@
 //! state, so snapshots (`drover operator snapshot save`) never contain
 //! it and a restore keeps the running cluster's CA.
 
+mod ca_rotation;
+
 use drover_proto::paths;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use drover_tls::{Ca, Identity, PeerRole, Roots};
@@ -131,7 +138,12 @@ pub(crate) async fn fetch_ca_with_join_token(data_dir: &Path, join: &[String], t
 /// A secure server's TLS material.
 pub struct ServerTls {
     dir: PathBuf,
-    ca: Ca,
+    /// The CA that issues certificates now (another one after a CA rotation).
+    ca: RwLock<Arc<Ca>>,
+    /// The CA certificates trusted (PEM, one each), the issuing one first.
+    trusted: RwLock<Vec<String>>,
+    /// Serialises the steps of a CA rotation on this server.
+    rotation_steps: tokio::sync::Mutex<()>,
     identity: Arc<Identity>,
     roots: Arc<Roots>,
     validity: Duration,
@@ -162,11 +174,20 @@ impl ServerTls {
         let dir = data_dir.join("tls");
         drover_tls::ensure_private_dir(&dir).map_err(tls_error)?;
         let (ca_path, ca_key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+        let mut trusted = Vec::new();
         let ca = if ca_key_path.exists() {
             let cert = std::fs::read_to_string(&ca_path)
                 .map_err(|error| CodedError::internal(format!("cannot read {}: {error}", ca_path.display())))?;
             let key = drover_tls::read_private(&ca_key_path).map_err(tls_error)?;
-            Ca::from_pem(&cert, &key).map_err(tls_error)?
+            // ca.pem holds every trusted CA, the issuing one (whose key this is) first.
+            trusted = drover_tls::certificate_pems(&cert)
+                .map_err(|error| tls_error(format!("{}: {error}", ca_path.display())))?;
+            let ca = issuing_ca_of(&cert, &trusted, &key)
+                .map_err(|error| tls_error(format!("{}: {error}", ca_path.display())))?;
+            let fingerprint = ca.fingerprint();
+            // The issuing CA first (false sorts first).
+            trusted.sort_by_key(|pem| drover_tls::pem_fingerprint(pem).ok().as_deref() != Some(fingerprint.as_str()));
+            ca
         } else {
             let ca = match (&settings.ca_cert, &settings.ca_key) {
                 (Some(cert_path), Some(key_path)) => {
@@ -208,8 +229,37 @@ impl ServerTls {
             }
         };
         let identity = Identity::new(&cert, &key).map_err(tls_error)?;
-        let roots = Roots::new(&[ca.cert_pem().to_owned()]).map_err(tls_error)?;
-        Ok(ServerTls { dir, ca, identity, roots, validity: settings.validity, addresses, server_id })
+        if trusted.is_empty() {
+            trusted.push(ca.cert_pem().to_owned());
+        }
+        let roots = Roots::new(&trusted).map_err(tls_error)?;
+        Ok(ServerTls {
+            dir,
+            ca: RwLock::new(Arc::new(ca)),
+            trusted: RwLock::new(trusted),
+            rotation_steps: tokio::sync::Mutex::new(()),
+            identity,
+            roots,
+            validity: settings.validity,
+            addresses,
+            server_id,
+        })
+    }
+
+    /// The CA that issues certificates now.
+    fn issuing_ca(&self) -> Arc<Ca> {
+        match self.ca.read() {
+            Ok(ca) => Arc::clone(&ca),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The trusted CA certificates (PEM, one each), the issuing one first.
+    pub fn trusted_pems(&self) -> Vec<String> {
+        match self.trusted.read() {
+            Ok(trusted) => trusted.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// The configuration of this server's listener (read per connection:
@@ -224,19 +274,21 @@ impl ServerTls {
         drover_tls::client_config(Arc::clone(&self.roots), Some(Arc::clone(&self.identity))).map_err(tls_error)
     }
 
-    /// The cluster CA certificate (PEM).
-    pub fn ca_pem(&self) -> &str {
-        self.ca.cert_pem()
+    /// The CA certificates to trust (PEM): the issuing CA first, and
+    /// during a CA rotation the other one after it.
+    pub fn ca_pem(&self) -> String {
+        self.trusted_pems().concat()
     }
 
-    /// The CA's key (PEM), for a server joining with a server join token.
-    pub(crate) fn ca_key_pem(&self) -> &str {
-        self.ca.key_pem()
+    /// The issuing CA's key (PEM), for a server joining with a server join
+    /// token (the first certificate of [`ServerTls::ca_pem`] is its CA's).
+    pub(crate) fn ca_key_pem(&self) -> String {
+        self.issuing_ca().key_pem().to_owned()
     }
 
-    /// SHA-256 of the CA certificate, hex (what join tokens carry).
+    /// SHA-256 of the issuing CA certificate, hex (what join tokens carry).
     pub fn ca_fingerprint(&self) -> String {
-        self.ca.fingerprint()
+        self.issuing_ca().fingerprint()
     }
 
     /// Where the CA certificate is, for operators.
@@ -244,14 +296,15 @@ impl ServerTls {
         self.dir.join("ca.pem")
     }
 
-    /// Signs a node's certificate request for `name`.
-    pub fn sign_node(&self, csr_pem: &str, name: &str) -> Result<(String, drover_tls::CertInfo)> {
-        let cert = self
-            .ca
+    /// Signs a node's certificate request for `name` with the issuing CA;
+    /// returns the chain, what it says, and the SHA-256 of the CA that signed.
+    pub fn sign_node(&self, csr_pem: &str, name: &str) -> Result<(String, drover_tls::CertInfo, String)> {
+        let ca = self.issuing_ca();
+        let cert = ca
             .sign_node_csr(csr_pem, name, self.validity)
             .map_err(|error| CodedError::invalid(format!("cannot sign the node's certificate request: {error}")))?;
         let info = drover_tls::cert_info_pem(&cert).map_err(tls_error)?;
-        Ok((cert, info))
+        Ok((cert, info, ca.fingerprint()))
     }
 
     /// Reissues this server's certificate when a third of its life is
@@ -262,12 +315,29 @@ impl ServerTls {
         if !info.renewal_due(now_seconds()) {
             return Ok(false);
         }
-        let issued = self.ca.issue_server(self.server_id, &self.addresses, self.validity).map_err(tls_error)?;
-        drover_tls::write_public(&self.dir.join("server.pem"), &issued.cert_pem).map_err(tls_error)?;
-        drover_tls::write_private(&self.dir.join("server-key.pem"), &issued.key_pem).map_err(tls_error)?;
-        self.identity.replace(&issued.cert_pem, &issued.key_pem).map_err(tls_error)?;
+        self.reissue_server_certificate()?;
         tracing::info!("renewed this server's certificate");
         Ok(true)
+    }
+
+    /// Issues this server a new certificate with the issuing CA, keeps it
+    /// and presents it from the next handshake on.
+    fn reissue_server_certificate(&self) -> Result<()> {
+        let issued =
+            self.issuing_ca().issue_server(self.server_id, &self.addresses, self.validity).map_err(tls_error)?;
+        drover_tls::write_public(&self.dir.join("server.pem"), &issued.cert_pem).map_err(tls_error)?;
+        drover_tls::write_private(&self.dir.join("server-key.pem"), &issued.key_pem).map_err(tls_error)?;
+        self.identity.replace(&issued.cert_pem, &issued.key_pem).map_err(tls_error)
+    }
+}
+
+/// The CA of `ca.pem` whose key `ca-key.pem` is: normally the first, but
+/// a crash in the middle of a CA rotation may have left the key of another.
+fn issuing_ca_of(text: &str, pems: &[String], key: &str) -> drover_tls::Result<Ca> {
+    match pems.iter().find_map(|pem| Ca::from_pem(pem, key).ok()) {
+        Some(ca) => Ok(ca),
+        // None matches: the first one's error says why.
+        None => Ca::from_pem(text, key),
     }
 }
 
@@ -281,9 +351,11 @@ fn certificate_is_current(cert_pem: &str, server_id: u64) -> bool {
 }
 
 /// Renews this server's certificate when two thirds of its life are gone
-/// (checked at start, then when due, at least hourly).
+/// (checked at start, then when due, at least hourly), and follows the
+/// rotations of the cluster CA.
 pub(crate) fn spawn_renewal(server: Server) {
     let Some(tls) = server.tls().cloned() else { return };
+    ca_rotation::spawn(server.clone());
     tokio::spawn(async move {
         loop {
             let wait = match tls.renew_if_due() {
@@ -436,7 +508,7 @@ impl Server {
                 ));
             }
         }
-        let (cert, info) = tls.sign_node(csr_pem, name)?;
+        let (cert, info, issuer) = tls.sign_node(csr_pem, name)?;
         self.propose(drover_state::Command::Access {
             op: drover_state::access::AccessOp::SetNodeCertificate {
                 name: name.to_owned(),
@@ -449,6 +521,7 @@ impl Server {
         })
         .await?
         .into_result()?;
+        self.note_node_reissued(name, &info.serial, &issuer).await;
         tracing::info!(node = name, serial = %info.serial, "enrolled a node");
         Ok((cert, tls.ca_pem().to_owned()))
     }
@@ -462,7 +535,7 @@ impl Server {
             return Err(CodedError::new(ErrorCode::Unauthorized, "renewal needs the node's current certificate"));
         };
         self.check_node_peer(peer, name, None)?;
-        let (cert, info) = tls.sign_node(csr_pem, name)?;
+        let (cert, info, issuer) = tls.sign_node(csr_pem, name)?;
         self.propose(drover_state::Command::Access {
             op: drover_state::access::AccessOp::SetNodeCertificate {
                 name: name.clone(),
@@ -475,6 +548,7 @@ impl Server {
         })
         .await?
         .into_result()?;
+        self.note_node_reissued(name, &info.serial, &issuer).await;
         tracing::info!(node = %name, serial = %info.serial, "renewed a node's certificate");
         Ok(cert)
     }

@@ -419,7 +419,9 @@ impl Server {
         let (next_version, changed) = match response {
             CommandResponse::JobRegistered { version, changed, .. } => (version, changed),
             CommandResponse::Rejected { error, .. } => return Err(error),
-            CommandResponse::Applied { .. } | CommandResponse::React { .. } => (0, true),
+            CommandResponse::Applied { .. }
+            | CommandResponse::React { .. }
+            | CommandResponse::NodesRegistered { .. } => (0, true),
         };
         let registered = simulated.job(&job.id).cloned();
         let view = crate::view::StateView::new(&simulated);
@@ -451,6 +453,9 @@ impl Server {
     /// Stops Raft and every loop; tasks on agents are not touched.
     pub async fn shutdown(&self) {
         self.inner.shutdown.cancel();
+        // The last task-state updates are committed before Raft stops.
+        let flushed = self.inner.client_updates.flushed.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(2), flushed.cancelled()).await;
         if let Err(error) = self.inner.raft.shutdown().await {
             tracing::warn!(%error, "raft shutdown failed");
         }

@@ -108,9 +108,22 @@ impl Server {
             ));
         }
         self.refuse_second_live_session(&node_id, &registration.name).await?;
-        // Group-committed with the registrations of other agents (a fleet
-        // reconnecting at once): see `updates.rs`.
-        self.register_node_group_committed(registration).await?;
+        let name = registration.name.clone();
+        // A node is its name: an agent may not take the name of another
+        // node that is up (answered here at once; the state machine checks
+        // again). Group-committed with the registrations of other agents (a
+        // fleet reconnecting at once): see `updates.rs`.
+        let refusal = self.state().registration_refusal(&registration);
+        let registered = match refusal {
+            Some(refusal) => Err(refusal),
+            None => self.register_node_group_committed(registration).await,
+        };
+        if let Err(error) = registered {
+            if error.code == ErrorCode::Conflict {
+                self.audit_registration_refusal(&name, &node_id, &error);
+            }
+            return Err(error);
+        }
         self.record_heartbeats([&node_id]);
 
         let (sender, receiver) = mpsc::channel(OUTBOUND_CAPACITY);
@@ -131,6 +144,10 @@ impl Server {
                 allocs: assignments,
             })
             .map_err(|_| CodedError::internal("session queue full at start"))?;
+        // The CAs to trust and the issuing one (a CA rotation: security/ca_rotation.rs).
+        if let Some(tls_message) = self.tls_message() {
+            let _ = sender.try_send(tls_message);
+        }
         let weak_outbound = sender.downgrade();
         let mut entries = self.inner.sessions.entries.lock().await;
         entries.insert(
@@ -174,6 +191,23 @@ impl Server {
             ttl.as_secs(),
             ttl.as_secs()
         )))
+    }
+
+    /// Logs and audits an agent refused because another node holds its
+    /// name (`node.register`, refused), so that the operator finds out on
+    /// the servers' side too.
+    fn audit_registration_refusal(&self, name: &str, node_id: &NodeId, error: &CodedError) {
+        tracing::warn!(node = name, node_id = %node_id, %error, "refused an agent: its name is taken");
+        self.audit(drover_types::acl::AuditEvent {
+            at: Timestamp::now(),
+            accessor: None,
+            name: format!("node:{name}"),
+            action: "node.register".to_owned(),
+            target: name.to_owned(),
+            details: format!("node id {node_id}"),
+            outcome: drover_types::acl::AuditOutcome::Refused(error.message.clone()),
+            source: String::new(),
+        });
     }
 
     /// Handles one message from an agent.
@@ -239,6 +273,16 @@ impl Server {
 
     /// Ends a node's session on this server, whatever its generation (the
     /// node was revoked): its outbound queue closes, and so does the socket.
+    /// Queues `message` for every agent connected to this server; an
+    /// agent whose queue is full misses it (a CA rotation's message is
+    /// sent again when its next session opens).
+    pub(crate) async fn tell_connected_agents(&self, message: &ServerMessage) {
+        let entries = self.inner.sessions.entries.lock().await;
+        for entry in entries.values() {
+            let _ = entry.outbound.try_send(message.clone());
+        }
+    }
+
     pub(crate) async fn drop_session(&self, node_id: &NodeId) {
         self.inner.sessions.entries.lock().await.remove(node_id);
     }

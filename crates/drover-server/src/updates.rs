@@ -178,6 +178,9 @@ pub(crate) struct ClientUpdateBatcher {
     sender: mpsc::Sender<Vec<ClientAllocUpdate>>,
     receiver: Mutex<Option<mpsc::Receiver<Vec<ClientAllocUpdate>>>>,
     registrations: RegistrationQueue,
+    /// Cancelled once the batcher has proposed what it held at shutdown;
+    /// `Server::shutdown` waits for it before stopping Raft.
+    pub(crate) flushed: tokio_util::sync::CancellationToken,
 }
 
 impl Default for ClientUpdateBatcher {
@@ -187,6 +190,7 @@ impl Default for ClientUpdateBatcher {
             sender,
             receiver: Mutex::new(Some(receiver)),
             registrations: RegistrationQueue::default(),
+            flushed: tokio_util::sync::CancellationToken::new(),
         }
     }
 }
@@ -272,7 +276,8 @@ fn spawn_registration_batcher(server: Server) {
 /// Proposes one `RegisterNodes` entry and tells each waiting session its
 /// own outcome: a registration the state machine would refuse is answered
 /// with the same check's error and left out; the others share the entry's
-/// fate.
+/// fate, except those the state machine refuses after all (another agent
+/// with their name registered in between), which get its reason.
 async fn register_batch(server: &Server, batch: Vec<PendingRegistration>) {
     let now = Timestamp::now();
     let state = server.state();
@@ -283,17 +288,27 @@ async fn register_batch(server: &Server, batch: Vec<PendingRegistration>) {
             let _ = outcome.send(Err(error));
             continue;
         }
-        let evals = server.evals_for_node_join(&state, &registration.id, now);
+        if let Some(refusal) = state.registration_refusal(&registration) {
+            let _ = outcome.send(Err(refusal));
+            continue;
+        }
+        let evals = evals_for_registration(server, &state, &registration, now);
+        accepted.push((registration.id.clone(), outcome));
         registrations.push((registration, evals));
-        accepted.push(outcome);
     }
     drop(state);
     if registrations.is_empty() {
         return;
     }
     let num_registrations = registrations.len();
+    let mut refused: HashMap<NodeId, CodedError> = HashMap::new();
     let outcome = match server.propose(Command::RegisterNodes { registrations, now }).await {
-        Ok(response) => response.into_result().map(|response| response.index()),
+        Ok(response) => response.into_result().map(|response| {
+            if let drover_state::CommandResponse::NodesRegistered { refused: refusals, .. } = &response {
+                refused.extend(refusals.iter().cloned());
+            }
+            response.index()
+        }),
         Err(error) => Err(error),
     };
     match &outcome {
@@ -309,10 +324,36 @@ async fn register_batch(server: &Server, batch: Vec<PendingRegistration>) {
             tracing::warn!(%error, num_registrations, "registrations not committed; their agents will retry");
         }
     }
-    for sender in accepted {
+    for (node_id, sender) in accepted {
         // A session that went away in the meantime needs no answer.
-        let _ = sender.send(outcome.clone());
+        let _ = sender.send(match refused.remove(&node_id) {
+            Some(refusal) => Err(refusal),
+            None => outcome.clone(),
+        });
     }
+}
+
+/// The evaluations of an agent's registration: those of a joining node,
+/// and, when it takes the place of a node that had its name, those that
+/// declare the old node's allocations lost and replace them.
+fn evals_for_registration(
+    server: &Server,
+    state: &drover_state::State,
+    registration: &NodeRegistration,
+    now: Timestamp,
+) -> Vec<Evaluation> {
+    let mut evals = server.evals_for_node_join(state, &registration.id, now);
+    let replaced: Vec<NodeId> = state
+        .nodes_named(&registration.name)
+        .filter(|node| node.id != registration.id)
+        .map(|node| node.id.clone())
+        .collect();
+    for eval in crate::inventory::evals_for_node_loss(state, &replaced, now) {
+        if !evals.iter().any(|joining| joining.job_id == eval.job_id) {
+            evals.push(eval);
+        }
+    }
+    evals
 }
 
 impl ClientUpdateBatcher {
@@ -337,12 +378,15 @@ pub(crate) fn spawn_client_update_batcher(server: Server) {
         loop {
             if pending.is_empty() {
                 tokio::select! {
-                    () = shutdown.cancelled() => return,
+                    () = shutdown.cancelled() => break,
                     received = receiver.recv() => match received {
                         Some(updates) => merge(&mut pending, updates),
-                        None => return,
+                        None => break,
                     },
                 }
+            }
+            if shutdown.is_cancelled() {
+                break;
             }
             while pending.len() < MAX_BATCH
                 && let Ok(updates) = receiver.try_recv()
@@ -363,14 +407,32 @@ pub(crate) fn spawn_client_update_batcher(server: Server) {
                     }
                 }
                 Err(error) => {
+                    if shutdown.is_cancelled() {
+                        break;
+                    }
                     tracing::warn!(%error, num_updates = pending.len(), "task-state updates not committed; retrying");
                     tokio::select! {
-                        () = shutdown.cancelled() => return,
+                        () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
                 }
             }
         }
+        // An orderly stop: what the agents reported last (a dev agent's
+        // stopped tasks) is proposed once more before Raft stops.
+        while let Ok(updates) = receiver.try_recv() {
+            merge(&mut pending, updates);
+        }
+        if !pending.is_empty() {
+            let updates: Vec<ClientAllocUpdate> = pending.into_values().collect();
+            let num_updates = updates.len();
+            let evals = failure_evals(&server, &updates, Timestamp::now());
+            let command = Command::UpdateAllocsFromClient { updates, evals, now: Timestamp::now() };
+            if let Err(error) = server.propose(command).await {
+                tracing::info!(%error, num_updates, "task-state updates not committed before the server stopped; agents report them again when they reconnect");
+            }
+        }
+        server.inner.client_updates.flushed.cancel();
     });
 }
 

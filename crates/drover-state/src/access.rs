@@ -107,6 +107,93 @@ pub enum AccessOp {
         /// The cut-off.
         before: Timestamp,
     },
+    /// `drover operator tls rotate-ca`: a new cluster CA, trusted with the
+    /// old one until every certificate is reissued. Refused while another
+    /// rotation is in progress. Carries certificates only: the new CA's key
+    /// stays in the servers' data directories.
+    StartCaRotation {
+        /// The rotation, with no progress yet.
+        rotation: CaRotation,
+    },
+    /// A step of a server or a node in the rotation of the CA
+    /// `new_fingerprint` (refused when that is not the rotation in progress).
+    CaRotationProgress {
+        /// SHA-256 of the new CA certificate.
+        new_fingerprint: String,
+        /// What happened.
+        step: CaRotationStep,
+    },
+    /// `drover operator tls rotate-ca --finish`: the old CA is dropped and
+    /// the new one is the cluster's CA.
+    FinishCaRotation {
+        /// SHA-256 of the new CA certificate (the rotation being finished).
+        new_fingerprint: String,
+    },
+}
+
+/// A rotation of the cluster CA in progress.
+///
+/// ```text
+///  started ──every server trusts both──▶ servers issue with the new CA,
+///     (all trust old + new)              agents renew at once
+///                                        ──every live certificate reissued──▶ finish:
+///                                                                 only the new CA is trusted
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaRotation {
+    /// The CA being replaced (PEM certificate).
+    pub old_ca: String,
+    /// SHA-256 of its certificate.
+    pub old_fingerprint: String,
+    /// The new CA (PEM certificate).
+    pub new_ca: String,
+    /// SHA-256 of its certificate.
+    pub new_fingerprint: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Who started it (the token's name).
+    pub started_by: String,
+    /// Servers (by id) that trust the new CA.
+    #[serde(default)]
+    pub trusting_servers: std::collections::BTreeSet<u64>,
+    /// Servers (by id) whose own certificate the new CA issued.
+    #[serde(default)]
+    pub reissued_servers: std::collections::BTreeSet<u64>,
+    /// Nodes holding a certificate of the new CA: name → that certificate's serial.
+    #[serde(default)]
+    pub reissued_nodes: std::collections::BTreeMap<String, String>,
+}
+
+impl CaRotation {
+    /// Whether node `name`'s current certificate is one the new CA issued.
+    pub fn node_reissued(&self, name: &str, current: Option<&NodeCertificate>) -> bool {
+        match (self.reissued_nodes.get(name), current) {
+            (Some(serial), Some(certificate)) => *serial == certificate.serial,
+            _ => false,
+        }
+    }
+}
+
+/// One step of a CA rotation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CaRotationStep {
+    /// A server trusts the new CA (and the old one).
+    ServerTrusts {
+        /// Its Raft id.
+        server_id: u64,
+    },
+    /// A server's own certificate was reissued by the new CA.
+    ServerReissued {
+        /// Its Raft id.
+        server_id: u64,
+    },
+    /// A node's certificate was issued by the new CA.
+    NodeReissued {
+        /// The node's name.
+        name: String,
+        /// The certificate's serial, hex.
+        serial: String,
+    },
 }
 
 impl AccessOp {
@@ -125,6 +212,9 @@ impl AccessOp {
             AccessOp::RevokeNode { .. } => "revoke_node",
             AccessOp::RecordAudit { .. } => "record_audit",
             AccessOp::PruneAudit { .. } => "prune_audit",
+            AccessOp::StartCaRotation { .. } => "start_ca_rotation",
+            AccessOp::CaRotationProgress { .. } => "ca_rotation_progress",
+            AccessOp::FinishCaRotation { .. } => "finish_ca_rotation",
         }
     }
 }
@@ -166,6 +256,28 @@ pub struct AccessState {
     /// (servers rebuild their caches when it moves).
     #[serde(default)]
     pub index: u64,
+    /// The rotation of the cluster CA in progress, if one is.
+    #[serde(default)]
+    ca_rotation: Option<CaRotation>,
+    /// The cluster CA certificate (PEM) the last finished rotation made
+    /// (`None` before any: each server's `DATA_DIR/tls/ca.pem` says).
+    #[serde(default)]
+    cluster_ca: Option<String>,
+}
+
+/// Why a second rotation of the CA cannot start.
+pub fn rotation_in_progress(rotation: &CaRotation) -> String {
+    format!(
+        "a CA rotation is already in progress (to {}, started {} by {}); finish it first with `drover operator tls rotate-ca --finish` (`drover operator tls status` shows what it waits for)",
+        short_fingerprint(&rotation.new_fingerprint),
+        rotation.started_at,
+        rotation.started_by
+    )
+}
+
+/// The first 16 hex digits of a fingerprint, as status lines show it.
+pub fn short_fingerprint(fingerprint: &str) -> &str {
+    fingerprint.get(..16).unwrap_or(fingerprint)
 }
 
 /// Why a name that is enrolled cannot enrol again.
@@ -250,6 +362,16 @@ impl AccessState {
             }
             Some(_) => None,
         }
+    }
+
+    /// The rotation of the cluster CA in progress, if one is.
+    pub fn ca_rotation(&self) -> Option<&CaRotation> {
+        self.ca_rotation.as_ref()
+    }
+
+    /// The cluster CA certificate (PEM) the last finished rotation made.
+    pub fn cluster_ca(&self) -> Option<&str> {
+        self.cluster_ca.as_deref()
     }
 
     /// The audit log, oldest first.
@@ -403,9 +525,54 @@ impl AccessState {
                 }
                 return Ok(());
             }
+            AccessOp::StartCaRotation { rotation } => {
+                if let Some(current) = &self.ca_rotation {
+                    return Err(CodedError::new(ErrorCode::Conflict, rotation_in_progress(current)));
+                }
+                if rotation.new_fingerprint == rotation.old_fingerprint {
+                    return Err(CodedError::invalid("the new CA is the old one"));
+                }
+                self.ca_rotation = Some(rotation.clone());
+            }
+            AccessOp::CaRotationProgress { new_fingerprint, step } => {
+                let rotation = self.rotation_of(new_fingerprint)?;
+                match step {
+                    CaRotationStep::ServerTrusts { server_id } => {
+                        rotation.trusting_servers.insert(*server_id);
+                    }
+                    CaRotationStep::ServerReissued { server_id } => {
+                        rotation.trusting_servers.insert(*server_id);
+                        rotation.reissued_servers.insert(*server_id);
+                    }
+                    CaRotationStep::NodeReissued { name, serial } => {
+                        rotation.reissued_nodes.insert(name.clone(), serial.clone());
+                    }
+                }
+            }
+            AccessOp::FinishCaRotation { new_fingerprint } => {
+                let new_ca = self.rotation_of(new_fingerprint)?.new_ca.clone();
+                self.ca_rotation = None;
+                self.cluster_ca = Some(new_ca);
+            }
         }
         self.index = index;
         Ok(())
+    }
+
+    /// The rotation in progress, if it is the one to `new_fingerprint`.
+    fn rotation_of(&mut self, new_fingerprint: &str) -> Result<&mut CaRotation, CodedError> {
+        let in_progress = self.ca_rotation.as_ref().map(|rotation| rotation.new_fingerprint.clone());
+        match (&mut self.ca_rotation, in_progress) {
+            (Some(rotation), Some(current)) if current == new_fingerprint => Ok(rotation),
+            (_, Some(current)) => Err(CodedError::new(
+                ErrorCode::Conflict,
+                format!("the CA rotation in progress is to {}, not {new_fingerprint}", short_fingerprint(&current)),
+            )),
+            (_, None) => Err(CodedError::new(
+                ErrorCode::Conflict,
+                "no CA rotation is in progress; start one with `drover operator tls rotate-ca`",
+            )),
+        }
     }
 
     fn insert_token(&mut self, token: AclToken) -> Result<(), CodedError> {
@@ -420,5 +587,62 @@ impl AccessState {
         self.tokens_by_hash.insert(token.secret_hash.clone(), token.accessor.clone());
         self.tokens.insert(token.accessor.clone(), token);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod ca_rotation_tests {
+    use super::*;
+
+    fn rotation(new_fingerprint: &str) -> CaRotation {
+        CaRotation {
+            old_ca: "old pem".to_owned(),
+            old_fingerprint: "0".repeat(64),
+            new_ca: format!("{new_fingerprint} pem"),
+            new_fingerprint: new_fingerprint.to_owned(),
+            started_at: Timestamp::from_millis(1),
+            started_by: "root".to_owned(),
+            trusting_servers: Default::default(),
+            reissued_servers: Default::default(),
+            reissued_nodes: Default::default(),
+        }
+    }
+
+    fn progress(new_fingerprint: &str, step: CaRotationStep) -> AccessOp {
+        AccessOp::CaRotationProgress { new_fingerprint: new_fingerprint.to_owned(), step }
+    }
+
+    #[test]
+    fn a_rotation_starts_once_records_progress_and_finishes_into_the_cluster_ca() {
+        let mut access = AccessState::default();
+        let finish_first = access.apply(1, &AccessOp::FinishCaRotation { new_fingerprint: "a".repeat(64) });
+        assert!(finish_first.expect_err("nothing to finish").message.contains("no CA rotation is in progress"));
+
+        access.apply(2, &AccessOp::StartCaRotation { rotation: rotation(&"a".repeat(64)) }).expect("start");
+        let second = access.apply(3, &AccessOp::StartCaRotation { rotation: rotation(&"b".repeat(64)) });
+        let message = second.expect_err("one at a time").message;
+        assert!(
+            message.contains("already in progress (to aaaaaaaaaaaaaaaa") && message.contains("--finish"),
+            "{message}"
+        );
+
+        access.apply(4, &progress(&"a".repeat(64), CaRotationStep::ServerTrusts { server_id: 2 })).expect("trusts");
+        access.apply(5, &progress(&"a".repeat(64), CaRotationStep::ServerReissued { server_id: 1 })).expect("issued");
+        let node = CaRotationStep::NodeReissued { name: "web-1".to_owned(), serial: "ab".to_owned() };
+        access.apply(6, &progress(&"a".repeat(64), node)).expect("node");
+        let stale = access.apply(7, &progress(&"b".repeat(64), CaRotationStep::ServerTrusts { server_id: 3 }));
+        assert!(stale.is_err(), "progress of another rotation is refused");
+        let rotation_now = access.ca_rotation().expect("in progress");
+        assert_eq!(rotation_now.trusting_servers.iter().copied().collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(rotation_now.reissued_servers.iter().copied().collect::<Vec<_>>(), [1]);
+        assert!(!rotation_now.node_reissued("web-1", None), "a node without a certificate is not reissued");
+
+        let encoded = crate::codec::encode(&access).expect("encode");
+        let decoded: AccessState = crate::codec::decode(&encoded).expect("decode");
+        assert_eq!(decoded.ca_rotation(), access.ca_rotation(), "the rotation is in snapshots");
+
+        access.apply(8, &AccessOp::FinishCaRotation { new_fingerprint: "a".repeat(64) }).expect("finish");
+        assert_eq!(access.ca_rotation(), None);
+        assert_eq!(access.cluster_ca(), Some(format!("{} pem", "a".repeat(64)).as_str()));
     }
 }

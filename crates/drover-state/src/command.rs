@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use drover_types::{
     AllocId, ClientAllocUpdate, CodedError, Deployment, DesiredTransition, DrainStrategy, EvalId, Evaluation, Job,
     JobId, NodeChange, NodeEligibility, NodeId, NodeLabels, NodeRegistration, NodeStatus, Plan, PlanStop, Protection,
-    Timestamp,
+    Retirement, Timestamp,
 };
 
 /// One entry of the replicated log.
@@ -46,7 +46,10 @@ pub enum Command {
         /// When.
         now: Timestamp,
     },
-    /// An agent registered (first start or restart).
+    /// An agent registered (first start or restart). With the name of
+    /// another node that is not up, it takes that node's place; with the
+    /// name of one that is up, it is rejected
+    /// ([`crate::State::registration_refusal`]).
     RegisterNode {
         /// What the agent reports.
         registration: NodeRegistration,
@@ -252,7 +255,10 @@ pub enum Command {
     /// that [`NodeRegistration::validate`] refuses is skipped (with its
     /// evaluations) and does not stop the others. The refusal depends on
     /// the registration alone, so the proposing server tells each agent
-    /// its outcome by running the same check; the answer is `Applied`.
+    /// its outcome by running the same check. A registration whose name
+    /// another node holds while it is up is skipped too
+    /// ([`crate::State::registration_refusal`]); the answer names those in
+    /// `NodesRegistered` (or is `Applied` when there are none).
     RegisterNodes {
         /// Each registration with the evaluations for jobs that may now
         /// place on its node.
@@ -265,6 +271,31 @@ pub enum Command {
     Access {
         /// The change.
         op: crate::access::AccessOp,
+    },
+    /// An operator retired nodes (`drover node retire`): from now on each
+    /// takes no new work and leaves the default node list, and it is
+    /// drained (with `drain`, unless it is draining already); its record
+    /// and history stay until it is purged. Nodes retired already are left
+    /// as they are; all must exist, else nothing changes.
+    RetireNodes {
+        /// The nodes.
+        node_ids: Vec<NodeId>,
+        /// Who, when and why.
+        retirement: Retirement,
+        /// The drain that moves their allocations away.
+        drain: DrainStrategy,
+    },
+    /// Forget nodes entirely (`drover node purge`, or the leader's node GC
+    /// of nodes down for longer than `--node-gc-after`): their records and
+    /// histories go, and allocations still on them are lost (the
+    /// evaluations place their replacements). All or nothing: refused when
+    /// one does not exist, is protected, or is up and not retired
+    /// ([`crate::purge_refusal`]).
+    PurgeNodes {
+        /// The nodes.
+        node_ids: Vec<NodeId>,
+        /// Evaluations for the jobs with live allocations on them.
+        evals: Vec<Evaluation>,
     },
 }
 
@@ -295,6 +326,8 @@ impl Command {
             Command::React { .. } => "react",
             Command::RegisterNodes { .. } => "register_nodes",
             Command::Access { .. } => "access",
+            Command::RetireNodes { .. } => "retire_nodes",
+            Command::PurgeNodes { .. } => "purge_nodes",
         }
     }
 }
@@ -325,6 +358,15 @@ pub enum CommandResponse {
         /// What was decided.
         outcome: crate::react::ReactOutcome,
     },
+    /// Agents registered (`RegisterNodes`); the registrations named here
+    /// were refused and changed nothing (another node holds their name and
+    /// is up: [`crate::State::registration_refusal`]).
+    NodesRegistered {
+        /// The log index.
+        index: u64,
+        /// Each refused registration's node id, and why.
+        refused: Vec<(NodeId, CodedError)>,
+    },
     /// The command was valid Raft-wise but rejected by the state machine
     /// (for example, stopping a job that does not exist). Nothing changed.
     Rejected {
@@ -341,6 +383,7 @@ impl CommandResponse {
         match self {
             CommandResponse::Applied { index }
             | CommandResponse::React { index, .. }
+            | CommandResponse::NodesRegistered { index, .. }
             | CommandResponse::JobRegistered { index, .. }
             | CommandResponse::Rejected { index, .. } => *index,
         }
@@ -405,6 +448,8 @@ impl std::fmt::Display for Command {
                 write!(formatter, "register_nodes({})", registrations.len())
             }
             Command::Access { op } => write!(formatter, "access({})", op.name()),
+            Command::RetireNodes { node_ids, .. } => write!(formatter, "retire_nodes({} nodes)", node_ids.len()),
+            Command::PurgeNodes { node_ids, .. } => write!(formatter, "purge_nodes({} nodes)", node_ids.len()),
         }
     }
 }
@@ -414,6 +459,9 @@ impl std::fmt::Display for CommandResponse {
         match self {
             CommandResponse::Applied { index } => write!(formatter, "applied at {index}"),
             CommandResponse::React { index, .. } => write!(formatter, "react applied at {index}"),
+            CommandResponse::NodesRegistered { index, refused } => {
+                write!(formatter, "registrations applied at {index}, {} refused", refused.len())
+            }
             CommandResponse::JobRegistered { index, version, .. } => {
                 write!(formatter, "job version {version} registered at {index}")
             }

@@ -25,7 +25,7 @@ pub mod state_machine;
 pub use command::{Command, CommandResponse};
 pub use log_store::LogStore;
 pub use raft_types::TypeConfig;
-pub use state::{State, TableIndexes};
+pub use state::{State, TableIndexes, purge_refusal};
 pub use state_machine::{SnapshotStore, StateMachineStore};
 
 /// Opens the log store and the state machine of a server whose Raft data

@@ -17,7 +17,7 @@ use drover_types::{
 };
 
 use crate::command::{Command, CommandResponse};
-use drover_types::{ClientAllocUpdate, NodeRegistration};
+use drover_types::ClientAllocUpdate;
 
 /// How many versions of a job are kept, beyond those still referenced by
 /// running allocations.
@@ -53,6 +53,9 @@ pub struct State {
     jobs: OrdMap<JobId, Arc<Job>>,
     job_versions: OrdMap<JobId, OrdMap<u64, Arc<Job>>>,
     nodes: OrdMap<NodeId, Arc<Node>>,
+    /// The nodes of each name: one, except for twins registered before
+    /// names were kept unique (the node GC purges those).
+    node_names: OrdMap<String, OrdSet<NodeId>>,
     /// Nodes whose status is not `ready` (small; scanned by the heartbeat
     /// tracker instead of every node).
     unready_nodes: OrdSet<NodeId>,
@@ -281,22 +284,13 @@ impl State {
         resolve_prefix(&self.evals, prefix, "evaluation")
     }
 
-    /// Resolves a node by exact name, exact id, or unique id prefix.
+    /// Resolves a node by exact name (the node that holds it, see
+    /// [`State::node_by_name`]), exact id, or unique id prefix.
     pub fn resolve_node(&self, name_or_id: &str) -> Result<&Arc<Node>, CodedError> {
-        let by_name: Vec<&Arc<Node>> = self.nodes.values().filter(|node| node.name == name_or_id).collect();
-        match by_name.as_slice() {
-            [node] => return Ok(node),
-            [] => {}
-            several => {
-                let ids: Vec<&str> = several.iter().map(|node| node.id.as_str()).collect();
-                return Err(CodedError::conflict(format!(
-                    "{} nodes are named {name_or_id:?} ({}); use the node id instead",
-                    several.len(),
-                    ids.join(", ")
-                )));
-            }
+        match self.node_by_name(name_or_id) {
+            Some(node) => Ok(node),
+            None => self.resolve_node_id(name_or_id),
         }
-        self.resolve_node_id(name_or_id)
     }
 
     /// Resolves a node by exact id or unique id prefix (not by name).
@@ -324,20 +318,30 @@ impl State {
                 self.deregister_job(index, job_id, *purge, eval, *now)
             }
             Command::RegisterNode { registration, evals, now } => {
-                self.register_node(index, registration, *now);
-                self.put_evals(index, evals);
-                Ok(CommandResponse::Applied { index })
+                self.register_node(index, registration, *now).map(|()| {
+                    self.put_evals(index, evals);
+                    CommandResponse::Applied { index }
+                })
             }
             Command::RegisterNodes { registrations, now } => {
-                // A refused registration is skipped alone (its proposer
-                // already told the agent why, by the same check).
+                // A refused registration is skipped alone: an invalid one
+                // silently (its proposer already told the agent why, by the
+                // same check), one whose name is taken with its reason.
+                let mut refused = Vec::new();
                 for (registration, evals) in registrations {
-                    if registration.validate().is_ok() {
-                        self.register_node(index, registration, *now);
-                        self.put_evals(index, evals);
+                    if registration.validate().is_err() {
+                        continue;
+                    }
+                    match self.register_node(index, registration, *now) {
+                        Ok(()) => self.put_evals(index, evals),
+                        Err(error) => refused.push((registration.id.clone(), error)),
                     }
                 }
-                Ok(CommandResponse::Applied { index })
+                if refused.is_empty() {
+                    Ok(CommandResponse::Applied { index })
+                } else {
+                    Ok(CommandResponse::NodesRegistered { index, refused })
+                }
             }
             Command::UpdateNodeStatus { node_id, status, description, evals, now } => {
                 self.update_node_status(index, node_id, *status, description, *now).map(|()| {
@@ -477,6 +481,13 @@ impl State {
             Command::Access { op } => {
                 Arc::make_mut(&mut self.access).apply(index, op).map(|()| CommandResponse::Applied { index })
             }
+            Command::RetireNodes { node_ids, retirement, drain } => {
+                self.retire_nodes(index, node_ids, retirement, drain).map(|()| CommandResponse::Applied { index })
+            }
+            Command::PurgeNodes { node_ids, evals } => self.purge_nodes(index, node_ids).map(|()| {
+                self.put_evals(index, evals);
+                CommandResponse::Applied { index }
+            }),
         };
         result.unwrap_or_else(|error| CommandResponse::Rejected { index, error })
     }
@@ -568,67 +579,6 @@ impl State {
         self.put_eval(index, eval);
         self.refresh_job_status(index, job_id);
         Ok(CommandResponse::Applied { index })
-    }
-
-    fn register_node(&mut self, index: u64, registration: &NodeRegistration, now: Timestamp) {
-        let mut changes = Vec::new();
-        let node = match self.nodes.get(&registration.id) {
-            Some(existing) => {
-                let mut node = Node::clone(existing);
-                node.name = registration.name.clone();
-                node.agent_labels = registration.labels.clone();
-                node.attributes = registration.attributes.clone();
-                node.resources = registration.resources;
-                node.agent_version = registration.agent_version.clone();
-                node.apply_labels();
-                // The agent's own labels changed (it was restarted with other
-                // flags): recorded like an operator's change.
-                changes = existing
-                    .label_diff(&node)
-                    .into_iter()
-                    .map(|(field, from, to)| NodeChange {
-                        at: now,
-                        by: format!("agent {}", registration.name),
-                        field,
-                        from,
-                        to,
-                        reason: String::new(),
-                    })
-                    .collect();
-                if node.status != NodeStatus::Ready {
-                    node.status = NodeStatus::Ready;
-                    node.status_description = "agent registered".to_owned();
-                    node.status_updated_at = now;
-                }
-                node
-            }
-            None => Node {
-                id: registration.id.clone(),
-                name: registration.name.clone(),
-                hostgroup: String::new(),
-                environment: String::new(),
-                owner: String::new(),
-                zone: String::new(),
-                meta: Default::default(),
-                agent_labels: registration.labels.clone(),
-                overrides: NodeLabels::default(),
-                attributes: registration.attributes.clone(),
-                resources: registration.resources,
-                status: NodeStatus::Ready,
-                status_description: "agent registered".to_owned(),
-                eligibility: Default::default(),
-                drain: None,
-                protected: None,
-                agent_version: registration.agent_version.clone(),
-                log_dropped_lines: 0,
-                registered_at: now,
-                status_updated_at: now,
-                create_index: index,
-                modify_index: index,
-            },
-        };
-        self.put_node(index, node);
-        self.record_node_changes(&registration.id, changes);
     }
 
     fn update_node_status(
@@ -805,6 +755,12 @@ impl State {
     fn put_node(&mut self, index: u64, mut node: Node) {
         node.apply_labels();
         node.modify_index = index;
+        if let Some(previous) = self.nodes.get(&node.id)
+            && previous.name != node.name
+        {
+            let previous_name = previous.name.clone();
+            self.unindex_name(&previous_name, &node.id);
+        }
         self.index_node(&node);
         self.nodes.insert(node.id.clone(), Arc::new(node));
         self.table_indexes.nodes = index;
@@ -870,6 +826,7 @@ impl State {
     }
 
     fn index_node(&mut self, node: &Node) {
+        self.node_names.entry(node.name.clone()).or_default().insert(node.id.clone());
         if node.status == NodeStatus::Ready {
             self.unready_nodes.remove(&node.id);
         } else {
@@ -1231,6 +1188,10 @@ where
         others.join(", ")
     )))
 }
+
+#[path = "node_identity.rs"]
+mod node_identity;
+pub use node_identity::purge_refusal;
 
 #[cfg(test)]
 #[path = "state_tests.rs"]

@@ -103,6 +103,7 @@ impl Ca {
 
     /// Uses an existing CA (the cluster's own, or one brought by the
     /// operator): the certificate must be a CA's and the key must be its key.
+    /// Of a text holding several certificates, the first is the CA's.
     pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Ca> {
         Ca::load(cert_pem, key_pem).map_err(|(_part, error)| error)
     }
@@ -159,7 +160,10 @@ impl Ca {
         let issuer = Issuer::from_ca_cert_der(&cert_der, key).map_err(|error| {
             in_certificate(TlsError::invalid("the CA certificate", format!("rcgen cannot sign with it: {error}")))
         })?;
-        Ok(Ca { cert_pem: cert_pem.to_owned(), key_pem: key_pem.to_owned(), cert_der, issuer })
+        // Only the CA's own certificate: a bundle (the trusted CAs during a
+        // rotation, issuing CA first) must not end up in issued chains.
+        let own_pem = crate::cert_info::pem_of_der(&cert_der);
+        Ok(Ca { cert_pem: own_pem, key_pem: key_pem.to_owned(), cert_der, issuer })
     }
 
     /// The CA certificate in PEM.

@@ -135,6 +135,26 @@ pub fn pem_fingerprint(cert_pem: &str) -> Result<String> {
     }
 }
 
+/// Each certificate of a PEM text (a bundle of CA certificates, a chain)
+/// as a PEM text of its own, in order; other PEM sections are skipped.
+pub fn certificate_pems(pem: &str) -> Result<Vec<String>> {
+    Ok(certificates_from_pem(pem, "the certificates")?.iter().map(|der| pem_of_der(der)).collect())
+}
+
+/// A DER certificate as PEM, 64 base64 characters a line.
+pub(crate) fn pem_of_der(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        // Base64 is ASCII: every chunk is valid UTF-8.
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
+}
+
 /// Every certificate of a PEM text, in order; other PEM sections are skipped.
 pub(crate) fn certificates_from_pem(pem: &str, what: &str) -> Result<Vec<CertificateDer<'static>>> {
     CertificateDer::pem_slice_iter(pem.as_bytes())
@@ -182,6 +202,18 @@ mod tests {
     fn serial_drops_leading_zero_bytes_but_keeps_zero() {
         assert_eq!(serial_hex(&[0x00, 0x80, 0x01]), "8001");
         assert_eq!(serial_hex(&[0x00]), "00");
+    }
+
+    #[test]
+    fn a_bundle_splits_into_one_pem_per_certificate_that_reads_back_the_same() {
+        let first = crate::Ca::generate("one").expect("CA");
+        let second = crate::Ca::generate("two").expect("CA");
+        let bundle = format!("{}{}", first.cert_pem(), second.cert_pem());
+        let pems = certificate_pems(&bundle).expect("split");
+        assert_eq!(pems.len(), 2);
+        assert_eq!(pem_fingerprint(&pems[0]).expect("first"), first.fingerprint());
+        assert_eq!(pem_fingerprint(&pems[1]).expect("second"), second.fingerprint());
+        assert!(certificate_pems("no PEM here").expect("nothing").is_empty());
     }
 
     #[test]

@@ -72,6 +72,13 @@ impl Identity {
         self.current.load().info.clone()
     }
 
+    /// SHA-256 of the certificate after ours in the chain (the CA that
+    /// issued ours, in chains drover issues), lowercase hex; `None` for a
+    /// chain of one.
+    pub fn issuer_fingerprint(&self) -> Option<String> {
+        self.current.load().certified.cert.get(1).map(|issuer| sha256_hex(issuer))
+    }
+
     /// The current certificate chain and signing key, as rustls uses them.
     pub fn certified_key(&self) -> Arc<CertifiedKey> {
         Arc::clone(&self.current.load().certified)
@@ -165,6 +172,11 @@ impl Roots {
     /// SHA-256 fingerprints of the trusted CA certificates.
     pub fn fingerprints(&self) -> Vec<String> {
         self.current.load().fingerprints.clone()
+    }
+
+    /// Whether the CA certificate whose SHA-256 is `fingerprint` is trusted.
+    pub fn trusts(&self, fingerprint: &str) -> bool {
+        self.current.load().fingerprints.iter().any(|trusted| trusted == fingerprint)
     }
 
     /// Refuses certificates with these serials (lowercase hex, as in

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 
 pub use ca::{CA_VALIDITY, CLOCK_SKEW_ALLOWANCE, Ca, Issued, MAX_NODE_NAME_BYTES, node_csr};
-pub use cert_info::{CertInfo, PeerRole, cert_info_der, cert_info_pem, pem_fingerprint, sha256_hex};
+pub use cert_info::{CertInfo, PeerRole, cert_info_der, cert_info_pem, certificate_pems, pem_fingerprint, sha256_hex};
 pub use config::{ALPN_HTTP_1_1, client_config, pinned_client_config, server_config};
 pub use error::{Result, TlsError};
 pub use files::{ensure_private_dir, read_private, write_private, write_public};

@@ -265,6 +265,46 @@ async fn replaced_roots_apply_to_the_next_handshake() {
     assert!(answer.starts_with("node web-2"), "{answer}");
 }
 
+/// A CA rotation as the servers run it: trust both CAs, switch the server's
+/// own certificate to the new CA (issued from a bundle file, new CA first),
+/// then drop the old CA: the old CA's certificates are refused from then on.
+#[tokio::test]
+async fn a_ca_rotation_trusts_both_cas_then_refuses_the_old_ones() {
+    let server = TestServer::start().await;
+    let next_ca = Ca::generate("test, rotated").expect("ca");
+    let old_node = node_identity(&server.ca, "web-1", None);
+    let new_node = node_identity(&next_ca, "web-2", None);
+    assert_eq!(old_node.issuer_fingerprint(), Some(server.ca.fingerprint()));
+    assert_eq!(new_node.issuer_fingerprint(), Some(next_ca.fingerprint()));
+    let both = [next_ca.cert_pem().to_owned(), server.ca.cert_pem().to_owned()];
+    let client_roots = Roots::new(&both).expect("roots");
+    let client = |identity: &Arc<Identity>| {
+        https_client(client_config(Arc::clone(&client_roots), Some(Arc::clone(identity))).expect("config"))
+    };
+
+    server.roots.replace(&both).expect("trust both");
+    assert!(server.roots.trusts(&server.ca.fingerprint()) && server.roots.trusts(&next_ca.fingerprint()));
+    // The issuing CA read back from the bundle a server keeps (new first).
+    let bundle_key = next_ca.key_pem().to_owned();
+    let issuing = Ca::from_pem(&both.concat(), &bundle_key).expect("the first certificate is the CA's");
+    assert_eq!(issuing.fingerprint(), next_ca.fingerprint());
+    assert_eq!(drover_tls::certificate_pems(issuing.cert_pem()).expect("pems").len(), 1, "only the CA's own");
+    let renewed = issuing.issue_server(1, &["127.0.0.1:0".to_owned()], THIRTY_DAYS).expect("reissue");
+    server.identity.replace(&renewed.cert_pem, &renewed.key_pem).expect("switch");
+    assert_eq!(server.identity.issuer_fingerprint(), Some(next_ca.fingerprint()));
+    for (identity, name) in [(&old_node, "node web-1"), (&new_node, "node web-2")] {
+        let answer = get_text(&client(identity), &server.url()).await.expect("both CAs are trusted");
+        assert!(answer.starts_with(name), "{answer}");
+    }
+
+    server.roots.replace(&[next_ca.cert_pem().to_owned()]).expect("drop the old CA");
+    assert!(!server.roots.trusts(&server.ca.fingerprint()));
+    let error = get_text(&client(&old_node), &server.url()).await.expect_err("the old CA is gone");
+    assert!(error.contains("UnknownCA") || error.contains("unknown ca") || error.contains("BadCertificate"), "{error}");
+    let answer = get_text(&client(&new_node), &server.url()).await.expect("the new CA's certificate");
+    assert!(answer.starts_with("node web-2"), "{answer}");
+}
+
 #[tokio::test]
 async fn a_revoked_client_certificate_is_refused() {
     let server = TestServer::start().await;

@@ -218,6 +218,11 @@ pub struct Allocation {
     /// Agents are sent the allocations whose `alloc_modify_index` moved.
     #[serde(default)]
     pub alloc_modify_index: u64,
+    /// The ports the scheduler reserved on the node for the group's
+    /// `network` block, one per port label; taken while the allocation
+    /// [holds resources](Self::holds_resources).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::network::AllocatedPort>,
 }
 
 impl Allocation {

@@ -117,6 +117,10 @@ pub struct PlacementFailure {
     pub nodes_exhausted: u32,
     /// Which resource ran out, per node count (`cpu`, `memory`).
     pub dimension_exhausted: BTreeMap<String, u32>,
+    /// Nodes without the ports the group asks for, per reason (`static
+    /// port 9000 in use`, `no free dynamic port`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports_exhausted: BTreeMap<String, u32>,
 }
 
 impl PlacementFailure {
@@ -137,6 +141,9 @@ impl PlacementFailure {
         }
         for (dimension, count) in &self.dimension_exhausted {
             parts.push(format!("{count} out of {dimension}"));
+        }
+        for (reason, count) in &self.ports_exhausted {
+            parts.push(format!("{count} with {reason}"));
         }
         format!("{} nodes evaluated: {}", self.nodes_evaluated, parts.join(", "))
     }

@@ -72,6 +72,7 @@ pub fn node(name: &str) -> Node {
         eligibility: NodeEligibility::Eligible,
         drain: None,
         protected: None,
+        retired: None,
         agent_version: env!("CARGO_PKG_VERSION").to_owned(),
         log_dropped_lines: 0,
         registered_at: Timestamp::ZERO,
@@ -134,6 +135,7 @@ pub fn task(name: &str) -> Task {
         constraints: Vec::new(),
         services: Vec::new(),
         meta: BTreeMap::new(),
+        logs: None,
     }
 }
 
@@ -153,6 +155,9 @@ pub fn group(name: &str, job_type: JobType, count: u32) -> TaskGroup {
         disconnect: None,
         meta: BTreeMap::new(),
         tasks: vec![task(name)],
+        network: None,
+        ephemeral_disk: None,
+        scaling: None,
     }
 }
 
@@ -244,6 +249,7 @@ pub fn alloc(id: &str, job: &str, group: &str, node: &NodeId) -> Allocation {
         create_index: 0,
         modify_index: 0,
         alloc_modify_index: 0,
+        ports: Vec::new(),
     }
 }
 

@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::JobId;
+use crate::network::NetworkSpec;
 use crate::resources::Resources;
 use crate::time::{DurationSpec, Timestamp};
 
@@ -106,6 +107,15 @@ pub struct Job {
     pub meta: BTreeMap<String, String>,
     /// The task groups, in file order.
     pub groups: Vec<TaskGroup>,
+    /// Nomad's `region`, as written (`None`: Nomad's default, `global`).
+    /// A drover cluster is one region, so this is only a label kept with
+    /// the job (tasks see `NOMAD_REGION=global`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Nomad's `namespace`, as written (`None`: `default`, the only one
+    /// drover has; the job file reader refuses others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
 
     // ----- set by the server, never by the job file: the fields of
     // `ServerManaged`, kept flat here so the stored and wire form is as
@@ -181,6 +191,8 @@ impl Job {
             periodic: _,
             meta: _,
             groups: _,
+            region: _,
+            namespace: _,
             version,
             stop,
             status,
@@ -298,6 +310,59 @@ pub struct TaskGroup {
     pub meta: BTreeMap<String, String>,
     /// The tasks, in file order.
     pub tasks: Vec<Task>,
+    /// The ports the group's tasks listen on (Nomad's group `network`
+    /// block, host mode); `None` without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkSpec>,
+    /// Nomad's `ephemeral_disk` block, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_disk: Option<EphemeralDisk>,
+    /// Nomad's `scaling` block: the bounds of `count`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scaling: Option<Scaling>,
+}
+
+/// Nomad's `ephemeral_disk` block: the allocation directory's size and
+/// what happens to it on updates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EphemeralDisk {
+    /// MiB the node must have free (Nomad's `size`, default 300).
+    pub size_mb: u64,
+    /// Nomad's `sticky`: prefer the same node on updates (kept, not acted
+    /// on yet).
+    pub sticky: bool,
+    /// Nomad's `migrate`: move the data with a migrating allocation (kept,
+    /// not acted on yet).
+    pub migrate: bool,
+}
+
+/// Nomad's group `scaling` block: the bounds `count` must stay in. Policies
+/// are for an autoscaler, which drover does not have.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Scaling {
+    /// The smallest count (Nomad's default: the group's count).
+    pub min: u32,
+    /// The largest count.
+    pub max: u32,
+    /// Whether an autoscaler may act (Nomad's `enabled`).
+    pub enabled: bool,
+    /// Whether the block has a `policy` (accepted, not acted on).
+    pub has_policy: bool,
+}
+
+/// Nomad's task `logs` block: how many output files of what size the
+/// agent keeps per stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LogPolicy {
+    /// Files kept per stream (Nomad's default 10).
+    pub max_files: u32,
+    /// MiB per file (Nomad's default 10).
+    pub max_file_size_mb: u64,
+}
+
+impl LogPolicy {
+    /// Nomad's defaults: 10 files of 10 MiB.
+    pub const DEFAULT: LogPolicy = LogPolicy { max_files: 10, max_file_size_mb: 10 };
 }
 
 impl TaskGroup {
@@ -343,6 +408,10 @@ pub struct Task {
     pub services: Vec<Service>,
     /// Free-form metadata.
     pub meta: BTreeMap<String, String>,
+    /// How many output files the agent keeps (`None`: Nomad's defaults,
+    /// [`LogPolicy::DEFAULT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogPolicy>,
 }
 
 /// The task drivers drover runs.

@@ -13,13 +13,14 @@ pub mod deployment;
 pub mod diff;
 pub mod error;
 pub mod eval;
-#[cfg(any(test, feature = "test-support"))]
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod glob;
 pub mod ids;
 pub mod interpolate;
 pub mod job;
 pub mod log;
+pub mod network;
 pub mod node;
 pub mod plan;
 pub mod resources;
@@ -43,13 +44,14 @@ pub use ids::{AllocId, DeploymentId, EvalId, JobId, NodeId};
 pub use interpolate::{NodeView, interpolate, interpolate_lenient};
 pub use job::{
     Affinity, Check, CheckKind, CheckRestart, Constraint, ConstraintOperator, DelayFunction, DisconnectStrategy,
-    Driver, HealthCheckMode, Job, JobStatus, JobType, MigrateStrategy, PeriodicConfig, ReconcileMode, ReschedulePolicy,
-    RestartMode, RestartPolicy, ServerManaged, Service, Spread, SpreadTarget, Task, TaskConfig, TaskGroup,
-    UpdateStrategy,
+    Driver, EphemeralDisk, HealthCheckMode, Job, JobStatus, JobType, LogPolicy, MigrateStrategy, PeriodicConfig,
+    ReconcileMode, ReschedulePolicy, RestartMode, RestartPolicy, Scaling, ServerManaged, Service, Spread, SpreadTarget,
+    Task, TaskConfig, TaskGroup, UpdateStrategy,
 };
 pub use log::{LogRecord, LogStream};
+pub use network::{AllocatedPort, NetworkSpec, PortRange, PortSpec};
 pub use node::{
-    DrainStrategy, Node, NodeChange, NodeEligibility, NodeLabels, NodeRegistration, NodeStatus, Protection,
+    DrainStrategy, Node, NodeChange, NodeEligibility, NodeLabels, NodeRegistration, NodeStatus, Protection, Retirement,
 };
 pub use plan::{AllocUpdate, GroupChanges, InPlaceUpdate, Plan, PlanStop};
 pub use resources::Resources;

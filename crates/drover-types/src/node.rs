@@ -77,6 +77,20 @@ pub struct Protection {
     pub at: Timestamp,
 }
 
+/// Why and since when a node is retired (`drover node retire`): it takes
+/// no new work, leaves the default `drover node list` and stays in the
+/// history and the log index until purged.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retirement {
+    /// Why, when the operator said.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// Who retired it.
+    pub by: String,
+    /// When.
+    pub at: Timestamp,
+}
+
 /// One entry of a node's audit history (`drover node history NODE`): one
 /// field changed by one operation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +227,10 @@ pub struct Node {
     pub drain: Option<DrainStrategy>,
     /// Set when the node must not be destroyed.
     pub protected: Option<Protection>,
+    /// Set when the node is retired: never schedulable again, hidden from
+    /// the default node list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired: Option<Retirement>,
     /// The agent's version.
     pub agent_version: String,
     /// Log lines the agent had to drop because its spool was full or their
@@ -235,12 +253,25 @@ pub struct Node {
 impl Node {
     /// Whether the scheduler may place new allocations here.
     pub fn is_schedulable(&self) -> bool {
-        self.status == NodeStatus::Ready && self.eligibility == NodeEligibility::Eligible && self.drain.is_none()
+        self.status == NodeStatus::Ready
+            && self.eligibility == NodeEligibility::Eligible
+            && self.drain.is_none()
+            && self.retired.is_none()
     }
 
-    /// The status an operator sees: `draining` and `ineligible` win over
+    /// Whether the servers consider its agent alive (`initializing` or
+    /// `ready`): another agent may not take its name.
+    pub fn is_up(&self) -> bool {
+        matches!(self.status, NodeStatus::Initializing | NodeStatus::Ready)
+    }
+
+    /// The status an operator sees: `retiring` (drained before retirement)
+    /// and `retired` win over everything, `draining` and `ineligible` over
     /// `ready`, as in `drover node list`.
     pub fn display_status(&self) -> &'static str {
+        if self.retired.is_some() {
+            return if self.drain.is_some() { "retiring" } else { "retired" };
+        }
         match self.status {
             NodeStatus::Ready if self.drain.is_some() => "draining",
             NodeStatus::Ready if self.eligibility == NodeEligibility::Ineligible => "ineligible",
@@ -314,7 +345,8 @@ impl Node {
 pub struct NodeRegistration {
     /// The node's stable id.
     pub id: NodeId,
-    /// Its name.
+    /// Its name: a node is its name within the cluster (a new agent with
+    /// the name of a node that is down takes its place).
     pub name: String,
     /// Labels from the agent's flags or configuration.
     pub labels: NodeLabels,

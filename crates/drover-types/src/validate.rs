@@ -280,6 +280,22 @@ impl Checker {
         if let Some(lost_after) = group.disconnect.as_ref().and_then(|disconnect| disconnect.lost_after) {
             self.durations(&[("lost_after", lost_after)]);
         }
+        if let Some(network) = &group.network {
+            self.length("ports", network.ports.len(), MAX_ITEMS);
+            for problem in crate::network::network_problems(network) {
+                self.report(problem);
+            }
+        }
+        if let Some(scaling) = &group.scaling {
+            if scaling.min > scaling.max {
+                self.report(format!("scaling min ({}) is larger than max ({})", scaling.min, scaling.max));
+            } else if !(scaling.min..=scaling.max).contains(&group.count) {
+                self.report(format!(
+                    "count = {} is outside the scaling bounds {} to {}: change count or the scaling block",
+                    group.count, scaling.min, scaling.max
+                ));
+            }
+        }
         if group.tasks.is_empty() {
             self.report("the group has no task: add task \"<name>\" { driver = \"exec\" … }");
         }

@@ -4,16 +4,25 @@
 //! - `drover job …`, `drover node …`, `drover alloc …`, `drover eval …`: the
 //!   CLI, which talks to a server through `drover-client` only;
 //! - `drover bench …`: benchmarks;
+//! - `drover completions SHELL`, `drover man`: shell completion and manual
+//!   pages made from the command definitions;
 //! - `drover executor DIR` (hidden): the per-task executor shim started by
 //!   agents.
+//!
+//! Before clap parses, a shell asking for completions is answered
+//! (`cli::completions`) and Nomad's single-dash long flags become long
+//! flags (`cli::normalise_arguments`).
 
 mod bench;
 mod cli;
+mod config;
+mod dev_banner;
+mod logging;
 mod roles;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// drover runs a fleet of machines from one binary: it schedules jobs from
 /// Nomad-style job files, supervises them, keeps the inventory, and more.
@@ -22,6 +31,9 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Verb,
+    /// How drover writes its own log lines on stderr: text or json.
+    #[arg(long, global = true, env = "DROVER_LOG_FORMAT", value_enum, default_value_t, value_name = "FORMAT")]
+    log_format: logging::LogFormat,
 }
 
 /// What to do: a role to run, or a command for the cluster.
@@ -79,6 +91,10 @@ enum Verb {
     /// Measure drover.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Print a shell completion script (bash, zsh, fish) that completes job, node and alloc names too.
+    Completions(cli::completions::CompletionsArgs),
+    /// Print drover's man page, or write all of them (one per subcommand) with --dir.
+    Man(cli::man::ManArgs),
     /// The executor shim of one task (started by agents).
     #[command(hide = true)]
     Executor {
@@ -88,7 +104,8 @@ enum Verb {
 }
 
 fn main() -> ExitCode {
-    let arguments = cli::normalise_arguments(std::env::args_os());
+    cli::completions::complete_if_asked(Cli::command);
+    let arguments = cli::normalise_arguments(&Cli::command(), std::env::args_os());
     let cli = match Cli::try_parse_from(arguments) {
         Ok(cli) => cli,
         Err(error) => {
@@ -96,18 +113,35 @@ fn main() -> ExitCode {
             return if error.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
         }
     };
-    if let Verb::Executor { task_dir } = &cli.command {
-        // The shim's stderr is its own log file (`executor.log` in the task
-        // directory); it never writes to the task's streams.
-        tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
-        return drover_executor::run_executor(task_dir);
+    match &cli.command {
+        Verb::Executor { task_dir } => {
+            // The shim's stderr is its own log file (`executor.log` in the
+            // task directory); it never writes to the task's streams.
+            tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(false).init();
+            return drover_executor::run_executor(task_dir);
+        }
+        Verb::Completions(args) => {
+            exit_quietly_on_closed_pipe();
+            return cli::completions::print_script(args);
+        }
+        Verb::Man(args) => {
+            exit_quietly_on_closed_pipe();
+            return match cli::man::run(args, Cli::command()) {
+                Ok(code) => code,
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
     }
     let long_running =
         matches!(cli.command, Verb::Dev(_) | Verb::Server(roles::ServerCli { command: None, .. }) | Verb::Agent(_));
     if !long_running && !matches!(cli.command, Verb::Bench(_)) {
-        die_quietly_on_closed_pipe();
+        exit_quietly_on_closed_pipe();
     }
-    init_logging(long_running);
+    logging::init(cli.log_format, long_running);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -138,7 +172,7 @@ fn main() -> ExitCode {
             Verb::Node(command) => cli::node::run(command).await,
             Verb::Eval(command) => cli::eval::run(command).await,
             Verb::Bench(command) => bench::run(command).await,
-            Verb::Executor { .. } => Ok(ExitCode::SUCCESS),
+            Verb::Executor { .. } | Verb::Completions(_) | Verb::Man(_) => Ok(ExitCode::SUCCESS),
         }
     });
     match result {
@@ -150,27 +184,46 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs of drover itself go to stderr; `DROVER_LOG` sets the filter
-/// (default `info` for roles, `warn` for the CLI).
-/// A CLI command whose output is cut short (`drover job status | head -1`)
-/// ends quietly, as `cat` or `grep` do, instead of panicking or printing
-/// "Broken pipe": the default action of SIGPIPE is restored, which Rust's
-/// runtime sets to "ignore". Only for CLI commands: servers and agents keep
-/// ignoring it (their sockets report a closed peer as an error, and so do
-/// the CLI's: they are written with `MSG_NOSIGNAL`).
+/// A CLI command whose output is cut short (`drover job status | head -1`,
+/// `drover logs search … | head`) ends quietly with status 0, as `head`
+/// expects, instead of panicking in `println!` or printing "Broken pipe".
+///
+/// Rust's runtime ignores SIGPIPE, so a write to a closed pipe fails with
+/// `EPIPE` wherever it happens; CLI commands instead get a SIGPIPE handler
+/// that exits 0 at once. Only CLI commands: `drover server`, `agent` and
+/// `dev` keep ignoring SIGPIPE (a client that goes away mid-answer is an
+/// error on that one connection, never the end of the process), and their
+/// own stdout writes go through `cli::output`, which exits 0 on
+/// `BrokenPipe`. The CLI's sockets are written with `MSG_NOSIGNAL` (Rust's
+/// and tokio's TCP streams on Linux), so a server that closes a connection
+/// is an error, not this handler.
 #[allow(unsafe_code)]
-fn die_quietly_on_closed_pipe() {
-    use nix::sys::signal::{SigHandler, Signal, signal};
-    // SAFETY: called once at the start of `main`, before any other thread
-    // exists, and installs the default disposition (no handler code runs).
-    if let Err(error) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
-        eprintln!("warning: cannot restore SIGPIPE: {error}");
+fn exit_quietly_on_closed_pipe() {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    extern "C" fn exit_zero(_: nix::libc::c_int) {
+        // SAFETY: `_exit` is async-signal-safe and takes no pointer;
+        // buffered output has nowhere to go anyway.
+        unsafe { nix::libc::_exit(0) }
+    }
+    let action = SigAction::new(SigHandler::Handler(exit_zero), SaFlags::empty(), SigSet::empty());
+    // SAFETY: called at the start of `main`, before any other thread
+    // exists; the handler only calls `_exit`, which is async-signal-safe.
+    if let Err(error) = unsafe { sigaction(Signal::SIGPIPE, &action) } {
+        eprintln!("warning: cannot handle SIGPIPE: {error}");
     }
 }
 
-fn init_logging(long_running: bool) {
-    let default = if long_running { "info" } else { "warn" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("DROVER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every subcommand's definition is valid (clap checks a subcommand
+    /// only when it is used; completion, man pages and the Nomad flag
+    /// rewriting build them all).
+    #[test]
+    fn every_command_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
 }

@@ -39,11 +39,24 @@ pub(super) async fn get(
     ApiPath(alloc_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
+    let (index, alloc) = find_alloc(&app, &caller, &options, &alloc_id).await?;
+    Ok(with_index(index, Json(alloc)))
+}
+
+/// One allocation (by id or unique prefix) if the caller may see it, and
+/// the index of the state read (`GET /v1/allocation/{id}` and the
+/// dashboard's allocation page).
+pub(super) async fn find_alloc(
+    app: &AppState,
+    caller: &Caller,
+    options: &ReadOptions,
+    alloc_id: &str,
+) -> ApiResult<(u64, Allocation)> {
     caller.require(AclScope::Job, Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().allocs).await?;
-    let alloc = state.resolve_alloc(&alloc_id)?;
+    let alloc = state.resolve_alloc(alloc_id)?;
     caller.require_on(AclScope::Job, Capability::Read, alloc.job_id.as_str())?;
-    Ok(with_index(state.table_indexes().allocs, Json(Allocation::clone(alloc))))
+    Ok((state.table_indexes().allocs, Allocation::clone(alloc)))
 }
 
 #[derive(Debug, Deserialize)]

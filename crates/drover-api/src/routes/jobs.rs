@@ -23,6 +23,17 @@ pub(super) async fn list(
     caller: Caller,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
+    let (index, entries) = list_entries(&app, &caller, &options).await?;
+    Ok(with_index(index, Json(entries)))
+}
+
+/// The jobs the caller may see, and the index of the state read
+/// (`GET /v1/jobs` and the dashboard's job list).
+pub(super) async fn list_entries(
+    app: &AppState,
+    caller: &Caller,
+    options: &ReadOptions,
+) -> ApiResult<(u64, Vec<JobListEntry>)> {
     caller.require(AclScope::Job, Capability::Read)?;
     let state = options.read(&app.server, |state| state.table_indexes().jobs.max(state.table_indexes().allocs)).await?;
     let entries: Vec<JobListEntry> = state
@@ -30,7 +41,7 @@ pub(super) async fn list(
         .filter(|job| caller.allows(AclScope::Job, Capability::Read, job.id.as_str()))
         .map(|job| list_entry(&state, job))
         .collect();
-    Ok(with_index(state.table_indexes().jobs, Json(entries)))
+    Ok((state.table_indexes().jobs, entries))
 }
 
 pub(super) async fn register(
@@ -76,14 +87,26 @@ pub(super) async fn status(
     ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require_on(AclScope::Job, Capability::Read, &job_id)?;
+    let (index, response) = status_response(&app, &caller, &options, &job_id).await?;
+    Ok(with_index(index, Json(response)))
+}
+
+/// Everything `drover job status` shows, and the index of the state read
+/// (`GET /v1/job/{id}/status` and the dashboard's job page).
+pub(super) async fn status_response(
+    app: &AppState,
+    caller: &Caller,
+    options: &ReadOptions,
+    job_id: &str,
+) -> ApiResult<(u64, JobStatusResponse)> {
+    caller.require_on(AclScope::Job, Capability::Read, job_id)?;
     let state = options
         .read(&app.server, |state| {
             let indexes = state.table_indexes();
             indexes.jobs.max(indexes.allocs).max(indexes.evals).max(indexes.deployments)
         })
         .await?;
-    let job = find_job(&state, &job_id)?;
+    let job = find_job(&state, job_id)?;
     let mut summary: BTreeMap<String, AllocCounts> =
         job.groups.iter().map(|group| (group.name.clone(), AllocCounts::default())).collect();
     let mut allocs: Vec<&Allocation> = state.allocs_for_job(&job.id).map(|alloc| alloc.as_ref()).collect();
@@ -110,7 +133,7 @@ pub(super) async fn status(
     };
     let indexes = state.table_indexes();
     let index = indexes.jobs.max(indexes.allocs).max(indexes.evals).max(indexes.deployments);
-    Ok(with_index(index, Json(response)))
+    Ok((index, response))
 }
 
 pub(super) async fn allocations(
@@ -145,12 +168,24 @@ pub(super) async fn versions(
     ApiPath(job_id): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
-    caller.require_on(AclScope::Job, Capability::Read, &job_id)?;
+    let (index, versions) = version_list(&app, &caller, &options, &job_id).await?;
+    Ok(with_index(index, Json(versions)))
+}
+
+/// A job's versions, newest first, and the index of the state read
+/// (`GET /v1/job/{id}/versions` and the dashboard's job page).
+pub(super) async fn version_list(
+    app: &AppState,
+    caller: &Caller,
+    options: &ReadOptions,
+    job_id: &str,
+) -> ApiResult<(u64, Vec<Job>)> {
+    caller.require_on(AclScope::Job, Capability::Read, job_id)?;
     let state = options.read(&app.server, |state| state.table_indexes().jobs).await?;
-    find_job(&state, &job_id)?;
+    find_job(&state, job_id)?;
     let mut versions: Vec<Job> = state.job_versions(&JobId::new(job_id)).map(|job| Job::clone(job)).collect();
     versions.reverse();
-    Ok(with_index(state.table_indexes().jobs, Json(versions)))
+    Ok((state.table_indexes().jobs, versions))
 }
 
 pub(super) async fn plan(

@@ -9,6 +9,7 @@ mod nodes;
 mod operator;
 mod react;
 mod session;
+pub(crate) mod ui;
 mod variables;
 
 use axum::Router;
@@ -64,6 +65,8 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route(paths::NODE_PROTECTION, post(nodes::protection))
         .route(paths::NODE_HISTORY, get(nodes::history))
         .route(paths::NODES_UPDATE, post(nodes::update))
+        .route(paths::NODES_RETIRE, post(nodes::retire))
+        .route(paths::NODES_PURGE, post(nodes::purge))
         .route(paths::EXEC, post(nodes::exec))
         .route(paths::EVALUATIONS, get(nodes::list_evals))
         .route(paths::EVALUATION, get(nodes::get_eval))
@@ -74,6 +77,8 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route(paths::LOGS_COUNT, get(logs::count))
         .route(paths::LOGS_HISTOGRAM, get(logs::histogram))
         .route(paths::LOGS_TAIL, get(logs::tail))
+        .route(paths::LOGS_EXPORT, get(logs::export))
+        .route(paths::LOGS_IMPORT, post(logs::import))
         .route(paths::VARIABLES, get(variables::list))
         .route(paths::VARIABLE, get(variables::get).put(variables::put).delete(variables::delete))
         .route(paths::OPERATOR_HEALTH, get(operator::health))
@@ -108,6 +113,10 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route(paths::AGENT_ENROLL, post(acl::enroll))
         .route(paths::AGENT_RENEW, post(acl::renew))
         .route(paths::OPERATOR_TLS_JOIN, post(acl::server_join))
+        .route(paths::OPERATOR_TLS, get(operator::tls_status))
+        .route(paths::OPERATOR_TLS_ROTATE_CA, post(operator::rotate_ca))
+        .route(paths::OPERATOR_TLS_ROTATE_CA_FINISH, post(operator::finish_ca_rotation))
+        .merge(ui::routes())
 }
 
 pub(crate) fn internal_routes() -> Router<AppState> {
@@ -124,6 +133,7 @@ pub(crate) fn internal_routes() -> Router<AppState> {
         .route(paths::INTERNAL_JOIN, post(operator::internal_join))
         .route(paths::INTERNAL_READ_INDEX, post(operator::read_index))
         .route(paths::INTERNAL_STATUS, get(operator::local_status))
+        .route(paths::INTERNAL_TLS_ROTATION_CA, get(operator::rotation_ca))
         // Under the internal body limit: a snapshot can be large.
         .route(paths::OPERATOR_SNAPSHOT_RESTORE, post(operator::restore_snapshot))
 }

@@ -5,8 +5,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use drover_proto::api::{
-    AllocListEntry, DrainRequest, EligibilityRequest, ExecRequest, NodeListEntry, NodeStatusResponse,
-    NodeUpdateRequest, NodeUpdateResponse, NodeUsageEntry, ProtectionRequest, ServerInfo,
+    AllocListEntry, DrainRequest, EligibilityRequest, ExecRequest, NodeListEntry, NodePurgeRequest, NodeRetireRequest,
+    NodeSelectionResponse, NodeStatusResponse, NodeUpdateRequest, NodeUpdateResponse, NodeUsageEntry,
+    ProtectionRequest, ServerInfo,
 };
 use drover_types::{DurationSpec, Evaluation, Node, NodeChange};
 
@@ -19,23 +20,52 @@ use drover_types::acl::{AclScope, Capability};
 const LISTED_FACTS: [&str; 7] =
     ["os.name", "os.version", "kernel.version", "cpu.arch", "cpu.numcores", "memory.totalbytes", "unique.hostname"];
 
-/// `?filter=EXPR`, next to the read options.
+/// `?filter=EXPR` (and, for the node list, `&all=true`: retired nodes
+/// too), next to the read options.
 #[derive(Debug, Default, serde::Deserialize)]
 pub(super) struct NodeFilter {
     filter: Option<String>,
+    #[serde(default)]
+    all: bool,
 }
 
 pub(super) async fn list(
     State(app): State<AppState>,
     caller: Caller,
     ApiQuery(options): ApiQuery<ReadOptions>,
-    ApiQuery(NodeFilter { filter }): ApiQuery<NodeFilter>,
+    ApiQuery(NodeFilter { filter, all }): ApiQuery<NodeFilter>,
 ) -> ApiResult<Response> {
+    let (index, entries) = list_entries_of(&app, &caller, &options, filter.as_deref(), all).await?;
+    Ok(with_index(index, Json(entries)))
+}
+
+/// The nodes matching `filter` that the caller may see, and the index of
+/// the state read (`GET /v1/nodes` and the dashboard's node table);
+/// retired nodes are left out.
+pub(super) async fn list_entries(
+    app: &AppState,
+    caller: &Caller,
+    options: &ReadOptions,
+    filter: Option<&str>,
+) -> ApiResult<(u64, Vec<NodeListEntry>)> {
+    list_entries_of(app, caller, options, filter, false).await
+}
+
+/// [`list_entries`], with the retired nodes when `all`. One line per node
+/// name: a twin left by an older state never shows.
+async fn list_entries_of(
+    app: &AppState,
+    caller: &Caller,
+    options: &ReadOptions,
+    filter: Option<&str>,
+    all: bool,
+) -> ApiResult<(u64, Vec<NodeListEntry>)> {
     caller.require(AclScope::Node, Capability::Read)?;
-    let filter = drover_server::parse_node_filter(filter.as_deref())?;
+    let filter = drover_server::parse_node_filter(filter)?;
     let state = options.read(&app.server, |state| state.table_indexes().nodes).await?;
     let entries: Vec<NodeListEntry> = state
         .nodes()
+        .filter(|node| (all || node.retired.is_none()) && state.holds_its_name(node))
         .filter(|node| filter.as_ref().is_none_or(|filter| filter.matches(node.as_ref())))
         .filter(|node| caller.allows(AclScope::Node, Capability::Read, &node.hostgroup))
         .map(|node| NodeListEntry {
@@ -58,7 +88,7 @@ pub(super) async fn list(
             last_heartbeat: app.server.last_heartbeat(&node.id),
         })
         .collect();
-    Ok(with_index(state.table_indexes().nodes, Json(entries)))
+    Ok((state.table_indexes().nodes, entries))
 }
 
 pub(super) async fn get(
@@ -67,10 +97,22 @@ pub(super) async fn get(
     ApiPath(node): ApiPath<String>,
     ApiQuery(options): ApiQuery<ReadOptions>,
 ) -> ApiResult<Response> {
+    let (index, response) = node_status(&app, &caller, &options, &node).await?;
+    Ok(with_index(index, Json(response)))
+}
+
+/// One node as the caller may see it, and the index of the state read
+/// (`GET /v1/node/{node}` and the dashboard's node page).
+pub(super) async fn node_status(
+    app: &AppState,
+    caller: &Caller,
+    options: &ReadOptions,
+    node: &str,
+) -> ApiResult<(u64, NodeStatusResponse)> {
     caller.require(AclScope::Node, Capability::Read)?;
     let state =
         options.read(&app.server, |state| state.table_indexes().nodes.max(state.table_indexes().allocs)).await?;
-    let node = state.resolve_node(&node)?;
+    let node = state.resolve_node(node)?;
     caller.require_on(AclScope::Node, Capability::Read, &node.hostgroup)?;
     let allocs: Vec<AllocListEntry> =
         state.live_allocs_on_node(&node.id).map(|alloc| AllocListEntry::from(alloc.as_ref())).collect();
@@ -82,7 +124,7 @@ pub(super) async fn get(
         usage: app.server.node_usage_anywhere(&node.id).await,
     };
     let indexes = state.table_indexes();
-    Ok(with_index(indexes.nodes.max(indexes.allocs), Json(response)))
+    Ok((indexes.nodes.max(indexes.allocs), response))
 }
 
 pub(super) async fn list_evals(
@@ -186,6 +228,62 @@ pub(super) async fn update(
     Ok(Json(app.server.update_nodes(&request, &caller.name).await?))
 }
 
+/// `POST /v1/nodes/retire`: drain nodes, then keep them out of scheduling
+/// and of the default node list (or preview which).
+pub(super) async fn retire(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<NodeRetireRequest>,
+) -> ApiResult<Response> {
+    let capability = if request.dry_run { Capability::Read } else { Capability::Drain };
+    caller.require(AclScope::Node, capability)?;
+    if caller.enforced() {
+        let state = app.server.consistent_state().await?;
+        let nodes = drover_server::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
+        for node in &nodes {
+            caller.require_on(AclScope::Node, capability, &node.hostgroup)?;
+        }
+    }
+    let response = app.server.retire_nodes(&request, &caller.name).await?;
+    let details = request.reason.clone().map(|reason| format!("reason: {reason}")).unwrap_or_default();
+    Ok(with_selection_note(response, details))
+}
+
+/// `POST /v1/nodes/purge`: forget down or retired nodes entirely (or
+/// check that they may be).
+pub(super) async fn purge(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<NodePurgeRequest>,
+) -> ApiResult<Response> {
+    let capability = if request.dry_run { Capability::Read } else { Capability::Update };
+    caller.require(AclScope::Node, capability)?;
+    if caller.enforced() {
+        let state = app.server.consistent_state().await?;
+        let nodes = drover_server::inventory::select_nodes(&state, &request.nodes, None)?;
+        for node in &nodes {
+            caller.require_on(AclScope::Node, capability, &node.hostgroup)?;
+        }
+    }
+    let response = app.server.purge_nodes(&request).await?;
+    Ok(with_selection_note(response, String::new()))
+}
+
+/// The answer of a retirement or purge, its audit event naming the nodes
+/// (folded: `batch{00..09}`) and their ids.
+fn with_selection_note(selection: NodeSelectionResponse, details: String) -> Response {
+    let target = drover_filter::fold_names(&selection.nodes);
+    let ids: Vec<&str> = selection.node_ids.iter().map(|id| id.as_str()).collect();
+    let details = match (details.is_empty(), ids.is_empty()) {
+        (_, true) => details,
+        (true, false) => format!("node ids: {}", ids.join(", ")),
+        (false, false) => format!("{details}; node ids: {}", ids.join(", ")),
+    };
+    let mut response = Json(selection).into_response();
+    response.extensions_mut().insert(crate::AuditNote { target: Some(target), details });
+    response
+}
+
 /// `POST /v1/node/{node}/protection`: protect a node or lift it.
 pub(super) async fn protection(
     State(app): State<AppState>,
@@ -274,7 +372,7 @@ pub(super) async fn local_usage(State(app): State<AppState>, caller: Caller) -> 
 pub(super) async fn fleet_usage(
     State(app): State<AppState>,
     caller: Caller,
-    ApiQuery(NodeFilter { filter }): ApiQuery<NodeFilter>,
+    ApiQuery(NodeFilter { filter, .. }): ApiQuery<NodeFilter>,
 ) -> ApiResult<Response> {
     caller.require(AclScope::Node, Capability::Read)?;
     let filter = drover_server::parse_node_filter(filter.as_deref())?;
@@ -286,6 +384,9 @@ pub(super) async fn fleet_usage(
         .into_iter()
         .filter_map(|(node_id, usage)| {
             let node = state.node(&node_id)?;
+            if node.retired.is_some() || !state.holds_its_name(node) {
+                return None;
+            }
             if !caller.allows(AclScope::Node, Capability::Read, &node.hostgroup) {
                 return None;
             }

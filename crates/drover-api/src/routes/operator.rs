@@ -1,5 +1,6 @@
 //! The servers themselves: identity and joining (server to server),
-//! membership, health and snapshots (operators).
+//! membership, health, snapshots and the rotation of the cluster CA
+//! (operators).
 
 use axum::Json;
 use axum::body::Bytes;
@@ -14,6 +15,7 @@ use drover_server::operator::{ClusterHealth, LocalStatus};
 use crate::extract::{ApiJson, ApiPath, PeerJson};
 use crate::identity::Caller;
 use crate::{ApiError, ApiResult, AppState, no_content};
+use drover_proto::api::{ServerJoinResponse, TlsStatus};
 use drover_types::acl::{AclScope, Capability};
 
 pub(super) async fn identity(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerIdentity>> {
@@ -113,4 +115,31 @@ pub(super) async fn restore_snapshot(
     // audited when they succeed: this one is.
     crate::identity::record(&app, &caller, "operator.snapshot_restore", &format!("at index {index}")).await;
     Ok(Json(Restored { index }))
+}
+
+/// `GET /v1/operator/tls`: the cluster's CAs and a rotation's progress.
+pub(super) async fn tls_status(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<TlsStatus>> {
+    caller.require(AclScope::Operator, Capability::Read)?;
+    Ok(Json(app.server.tls_status()?))
+}
+
+/// `POST /v1/operator/tls/rotate-ca`: a new cluster CA, trusted alongside
+/// the old one until every certificate is reissued. Management tokens only.
+pub(super) async fn rotate_ca(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<TlsStatus>> {
+    caller.require_management()?;
+    Ok(Json(app.server.start_ca_rotation(&caller.name).await?))
+}
+
+/// `POST /v1/operator/tls/rotate-ca/finish`: drops the old CA once nothing
+/// live uses it. Management tokens only.
+pub(super) async fn finish_ca_rotation(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<TlsStatus>> {
+    caller.require_management()?;
+    Ok(Json(app.server.finish_ca_rotation().await?))
+}
+
+/// `GET /v1/internal/tls/rotation-ca`: the new CA and its key, for another
+/// server of the cluster taking part in the rotation.
+pub(super) async fn rotation_ca(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerJoinResponse>> {
+    caller.require_server()?;
+    Ok(Json(app.server.rotation_ca_for_peer()?))
 }

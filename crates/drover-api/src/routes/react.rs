@@ -5,11 +5,11 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 
-use drover_proto::react::{
+use drover_react::alerting::Silence;
+use drover_react::api::{
     AckRequest, AlertCount, AlertsResponse, HammerHistoryEntry, HammerView, PauseRequest, RunbookResponse,
     SilenceRequest, SiteApplyRequest, SiteResponse,
 };
-use drover_react::alerting::Silence;
 use drover_react::delivery::DeliveryRecord;
 use drover_types::{CodedError, Timestamp};
 

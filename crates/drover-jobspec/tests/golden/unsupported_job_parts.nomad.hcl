@@ -1,8 +1,5 @@
 job "everything" {
-  region      = "global"
-  namespace   = "default"
   node_pool   = "gpu"
-  all_at_once = false
   vault { policies = ["x"] }
   consul { namespace = "x" }
   multiregion {

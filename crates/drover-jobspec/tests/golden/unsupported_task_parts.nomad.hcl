@@ -23,7 +23,6 @@ job "tasks" {
       }
       identity { env = true }
       dispatch_payload { file = "x" }
-      logs { max_files = 3 }
       consul {}
       scaling "cpu" {}
       leader = true

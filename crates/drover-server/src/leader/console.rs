@@ -75,13 +75,15 @@ async fn poll(
         let fresh = drover_collect::console::new_lines(&previous, &current);
         if !fresh.is_empty() {
             let received = now_nanos();
+            let (time, max_skew) = (server.log_line_time(received, Some(&node)), server.log_max_skew_nanos());
             let records: Vec<LogRecord> = fresh
                 .iter()
+                .flat_map(|text| drover_collect::split_overlong(text.clone(), drover_collect::MAX_LINE_BYTES))
                 .map(|text| {
                     seq = seq.max(u64::try_from(received).unwrap_or_default()) + 1;
                     let mut record =
-                        drover_logs::record::from_line(&origin, seq, &node.name, "console", "console", text, received);
-                    drover_logs::record::settle_event_time(&mut record);
+                        drover_logs::record::from_line(&origin, seq, &node.name, "console", "console", &text, time);
+                    drover_logs::record::settle_event_time(&mut record, max_skew);
                     record.hostgroup = Some(node.hostgroup.clone()).filter(|text| !text.is_empty());
                     record.environment = Some(node.environment.clone()).filter(|text| !text.is_empty());
                     record

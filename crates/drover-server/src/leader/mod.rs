@@ -8,6 +8,7 @@ mod deployments;
 mod drainer;
 mod evals;
 mod heartbeats;
+mod node_gc;
 mod periodic;
 mod react;
 #[cfg(test)]
@@ -87,6 +88,7 @@ async fn lead(server: Server, token: CancellationToken) {
     tokio::spawn(drainer::run(server.clone(), token.clone()));
     tokio::spawn(periodic::run(server.clone(), token.clone()));
     tokio::spawn(react::run(server.clone(), token.clone()));
+    tokio::spawn(node_gc::run(server.clone(), token.clone()));
     tokio::spawn(heartbeats::run(server, token, leadership_started));
 }
 

@@ -295,7 +295,8 @@ fn answer(message: ServerMessage, acknowledged: &mut HashSet<AllocId>) -> Option
         ServerMessage::Welcome { .. }
         | ServerMessage::Request { .. }
         | ServerMessage::Refused { .. }
-        | ServerMessage::LogsAck { .. } => None,
+        | ServerMessage::LogsAck { .. }
+        | ServerMessage::Tls { .. } => None,
     }
 }
 

@@ -84,7 +84,11 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
             }
             ExecEvent::Result(result) => {
                 if !args.json {
-                    writeln!(stdout, "{}", status_line(results.len() + 1, &result))?;
+                    writeln!(
+                        stdout,
+                        "{}",
+                        super::output::paint_status_words(&status_line(results.len() + 1, &result))
+                    )?;
                     stdout.flush()?;
                 }
                 results.push(result);

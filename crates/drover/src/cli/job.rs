@@ -109,6 +109,7 @@ pub(crate) enum JobCommand {
         /// The job.
         job: String,
         /// The version to run.
+        #[arg(id = "job_version", value_name = "VERSION")]
         version: u64,
         /// Return once registered, without waiting.
         #[arg(long)]

@@ -1,4 +1,7 @@
-//! `drover logs search|tail`: the centralised log index of every server.
+//! `drover logs search|tail|export|import`: the centralised log index of
+//! every server; export and import move it to a zstd-compressed file of
+//! newline-delimited records and back (a backup, a move to another
+//! cluster).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -63,6 +66,33 @@ pub(crate) enum LogsCommand {
         /// Print one JSON object per line.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Write every matching line, whole records, as zstd-compressed
+    /// newline-delimited JSON to stdout:
+    /// `drover logs export --since 24h > day.ndjson.zst`.
+    Export {
+        /// The query (as for search). Empty: every line.
+        #[arg(long, short, default_value = "")]
+        query: String,
+        #[command(flatten)]
+        scope: Scope,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Store the lines of an export in this cluster: `drover logs import
+    /// day.ndjson.zst`. A line already held (same origin and seq) is not
+    /// stored again, so importing a file twice adds nothing.
+    Import {
+        /// A file written by `drover logs export`.
+        file: std::path::PathBuf,
+        /// Keep the times the records carry (restoring a backup, replaying
+        /// old logs on purpose). Without it, a record whose time is further
+        /// than the servers' --log-max-skew from now is dated now, its own
+        /// time kept as logged_at (docs/logs.md, "Event time").
+        #[arg(long)]
+        trust_timestamps: bool,
         #[command(flatten)]
         server: ServerAddress,
     },
@@ -149,7 +179,125 @@ pub(crate) async fn run(command: LogsCommand) -> anyhow::Result<ExitCode> {
         LogsCommand::Tail { query, scope, follow, lines, json, server } => {
             tail(&server.client()?, &scope.query(&query), follow, lines, json).await
         }
+        LogsCommand::Export { query, scope, server } => export(&server.client()?, &scope.query(&query)).await,
+        LogsCommand::Import { file, trust_timestamps, server } => {
+            import(&server.client()?, &file, trust_timestamps).await
+        }
     }
+}
+
+/// The zstd level of exports: fast, and about a tenth of the JSON.
+const EXPORT_ZSTD_LEVEL: i32 = 3;
+
+async fn export(client: &Client, query: &LogQuery) -> anyhow::Result<ExitCode> {
+    use std::io::IsTerminal;
+    if std::io::stdout().is_terminal() {
+        anyhow::bail!(
+            "the export is compressed data: send it to a file, e.g. `drover logs export --since 24h > logs.ndjson.zst`"
+        );
+    }
+    let (total, mut records) = client.export_logs(query).await?;
+    let progress = progress_bar(total, "{bar:40} {pos}/{len} lines exported ({per_sec}, {eta} left)");
+    let mut encoder =
+        zstd::stream::write::Encoder::new(std::io::BufWriter::new(std::io::stdout().lock()), EXPORT_ZSTD_LEVEL)?;
+    let mut num_written: u64 = 0;
+    while let Some(record) = records.next().await {
+        let record = record.map_err(|error| {
+            anyhow::anyhow!("the export broke off after {num_written} lines, so the output is incomplete: {error}")
+        })?;
+        serde_json::to_writer(&mut encoder, &record)?;
+        encoder.write_all(b"\n")?;
+        num_written += 1;
+        progress.inc(1);
+    }
+    encoder.finish()?.flush()?;
+    progress.finish_and_clear();
+    eprintln!("{num_written} lines exported");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A progress bar on stderr when it is a terminal, else none.
+fn progress_bar(length: u64, template: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let progress = indicatif::ProgressBar::new(length);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    progress
+}
+
+/// Records per import request, at most.
+const IMPORT_BATCH_RECORDS: usize = 5_000;
+/// JSON bytes per import request, about (the API takes up to 16 MiB).
+const IMPORT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+async fn import(client: &Client, path: &std::path::Path, trust_timestamps: bool) -> anyhow::Result<ExitCode> {
+    use std::io::{BufRead, Read};
+    let shown = path.display();
+    let mut file = std::fs::File::open(path).map_err(|error| anyhow::anyhow!("cannot open {shown}: {error}"))?;
+    let mut magic = [0u8; 4];
+    let is_zstd = file.read_exact(&mut magic).is_ok() && magic == [0x28, 0xb5, 0x2f, 0xfd];
+    if !is_zstd {
+        anyhow::bail!(
+            "{shown} is not zstd-compressed (it does not start with zstd's magic number): give a file written by \
+             `drover logs export` (zstd-compressed newline-delimited JSON)"
+        );
+    }
+    let file = std::fs::File::open(path).map_err(|error| anyhow::anyhow!("cannot open {shown}: {error}"))?;
+    let file_len = file.metadata().map(|metadata| metadata.len()).unwrap_or(0);
+    let progress = progress_bar(file_len, "{bar:40} {bytes}/{total_bytes} read ({eta} left)");
+    let decoder = zstd::stream::read::Decoder::new(progress.wrap_read(file))?;
+    let mut lines = std::io::BufReader::new(decoder);
+    let mut batch = drover_proto::api::LogImportRequest { records: Vec::new(), trust_timestamps };
+    let (mut batch_bytes, mut batch_first_line) = (0usize, 1u64);
+    let (mut accepted, mut duplicates) = (0u64, 0u64);
+    let mut line_number = 0u64;
+    let mut text = String::new();
+    loop {
+        text.clear();
+        let read = lines.read_line(&mut text).map_err(|error| {
+            anyhow::anyhow!(
+                "{shown}: cannot read past line {line_number} ({error}): the file is damaged or cut short; \
+                 lines before {batch_first_line} were imported, none after"
+            )
+        })?;
+        let is_end = read == 0;
+        if !is_end {
+            line_number += 1;
+            if text.trim().is_empty() {
+                continue;
+            }
+            let record: LogRecord = serde_json::from_str(&text).map_err(|error| {
+                anyhow::anyhow!(
+                    "{shown}:{line_number}: not a log record ({error}); nothing of lines {batch_first_line}-{line_number} \
+                     was imported{}",
+                    if batch_first_line > 1 { format!(", lines before {batch_first_line} were") } else { String::new() }
+                )
+            })?;
+            batch_bytes += text.len();
+            batch.records.push(record);
+        }
+        let is_full = batch.records.len() >= IMPORT_BATCH_RECORDS || batch_bytes >= IMPORT_BATCH_BYTES;
+        if (is_full || is_end) && !batch.records.is_empty() {
+            let answer = client.import_logs(&batch).await.map_err(|error| {
+                anyhow::anyhow!("{shown}: lines {batch_first_line}-{line_number} were not imported: {error}")
+            })?;
+            accepted += answer.accepted;
+            duplicates += answer.duplicates;
+            batch.records.clear();
+            batch_bytes = 0;
+            batch_first_line = line_number + 1;
+        }
+        if is_end {
+            break;
+        }
+    }
+    progress.finish_and_clear();
+    eprintln!("{} lines read from {shown}: {accepted} stored, {duplicates} already held", accepted + duplicates);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn count(client: &Client, query: &LogQuery, by: String, top: usize, json: bool) -> anyhow::Result<ExitCode> {
@@ -233,7 +381,7 @@ fn print_entry(entry: &LogRecord) {
         (Some(job), Some(task)) => format!("{job}/{task}"),
         _ => entry.stream.clone(),
     };
-    let level = entry.level.as_deref().map(str::to_uppercase).unwrap_or_default();
+    let level = super::output::paint_status_words(&entry.level.as_deref().map(str::to_uppercase).unwrap_or_default());
     println!("{}  {}  {}  {}  {}", time_of(entry.timestamp), entry.node, origin, level, entry.message);
 }
 

@@ -4,10 +4,12 @@
 pub(crate) mod acl;
 pub(crate) mod alloc;
 pub(crate) mod check;
+pub(crate) mod completions;
 pub(crate) mod eval;
 pub(crate) mod exec;
 pub(crate) mod job;
 pub(crate) mod logs;
+pub(crate) mod man;
 pub(crate) mod node;
 pub(crate) mod output;
 pub(crate) mod react;
@@ -77,34 +79,151 @@ pub(crate) fn expand_node_args(args: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// Accepts Nomad's single-dash long flags for variables (`-var x=y`,
-/// `-var-file F`) by rewriting them to `--var` and `--var-file`.
-pub(crate) fn normalise_arguments(arguments: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
-    arguments
-        .into_iter()
-        .map(|argument| {
-            let Some(text) = argument.to_str() else { return argument };
-            for flag in ["-var-file", "-var"] {
-                if text == flag || text.starts_with(&format!("{flag}=")) {
-                    return OsString::from(format!("-{text}"));
-                }
+/// Accepts Nomad's single-dash long flags (`-json`, `-detach`,
+/// `-address=…`, `-var x=1`) everywhere, by rewriting argv before clap
+/// parses it: a `-word` or `-word=value` token whose `word` is a long flag
+/// (or alias) of the subcommand reached so far, its parents' global flags
+/// included, becomes `--word`. Everything else stays: short flags and
+/// their clusters (`-v`, `-n 5`, `-vf`) when no long flag has that name,
+/// the value of an option (`--filter -x`), and every token after `--`.
+pub(crate) fn normalise_arguments(
+    command: &clap::Command,
+    arguments: impl IntoIterator<Item = OsString>,
+) -> Vec<OsString> {
+    let mut root = command.clone();
+    root.build();
+    let mut current = &root;
+    let mut normalised = Vec::new();
+    let mut after_escape = false;
+    let mut next_is_a_value = false;
+    for (position, argument) in arguments.into_iter().enumerate() {
+        let text = match argument.to_str() {
+            Some(text) if position > 0 && !after_escape => text,
+            _ => {
+                normalised.push(argument);
+                continue;
             }
-            argument
-        })
-        .collect()
+        };
+        if std::mem::take(&mut next_is_a_value) {
+            normalised.push(argument);
+            continue;
+        }
+        if text == "--" {
+            after_escape = true;
+        } else if let Some(long) = text.strip_prefix("--") {
+            let (name, value) = split_value(long);
+            next_is_a_value = value.is_none() && long_flag(current, name).is_some_and(takes_a_value);
+        } else if let Some(single) = text.strip_prefix('-')
+            && single.len() > 1
+        {
+            let (name, value) = split_value(single);
+            if let Some(flag) = long_flag(current, name) {
+                next_is_a_value = value.is_none() && takes_a_value(flag);
+                normalised.push(OsString::from(format!("-{text}")));
+                continue;
+            }
+        } else if let Some(subcommand) = current.find_subcommand(text) {
+            current = subcommand;
+        }
+        normalised.push(argument);
+    }
+    normalised
+}
+
+/// `name=value` → (`name`, Some(`value`)).
+fn split_value(flag: &str) -> (&str, Option<&str>) {
+    match flag.split_once('=') {
+        Some((name, value)) => (name, Some(value)),
+        None => (flag, None),
+    }
+}
+
+/// The argument of `command` with this long name or alias.
+fn long_flag<'command>(command: &'command clap::Command, name: &str) -> Option<&'command clap::Arg> {
+    command.get_arguments().find(|argument| {
+        argument.get_long() == Some(name) || argument.get_all_aliases().is_some_and(|aliases| aliases.contains(&name))
+    })
+}
+
+fn takes_a_value(argument: &clap::Arg) -> bool {
+    argument.get_action().takes_values()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn nomad_style_variable_flags_become_long_flags() {
-        let arguments = ["drover", "job", "run", "-var", "x=1", "-var-file=f.hcl", "--json", "-v"];
-        let normalised: Vec<String> = normalise_arguments(arguments.map(OsString::from))
+    use clap::CommandFactory;
+
+    /// A small command tree shaped like drover's.
+    #[derive(Debug, clap::Parser)]
+    struct Tree {
+        #[command(subcommand)]
+        verb: TreeVerb,
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum TreeVerb {
+        #[command(subcommand)]
+        Job(TreeJob),
+        Exec {
+            nodes: String,
+            #[arg(long)]
+            filter: Option<String>,
+            #[arg(short = 'v')]
+            verbose: bool,
+            #[arg(last = true)]
+            command: Vec<String>,
+        },
+    }
+
+    #[derive(Debug, clap::Subcommand)]
+    enum TreeJob {
+        Run {
+            file: String,
+            #[arg(long = "var")]
+            vars: Vec<String>,
+            #[arg(long = "var-file")]
+            var_files: Vec<String>,
+            #[arg(long)]
+            detach: bool,
+            #[arg(long, short = 'j', alias = "format-json")]
+            json: bool,
+            #[command(flatten)]
+            server: ServerAddress,
+        },
+    }
+
+    fn normalise(arguments: &[&str]) -> Vec<String> {
+        normalise_arguments(&Tree::command(), arguments.iter().map(OsString::from))
             .into_iter()
             .map(|argument| argument.into_string().unwrap())
-            .collect();
-        assert_eq!(normalised, ["drover", "job", "run", "--var", "x=1", "--var-file=f.hcl", "--json", "-v"]);
+            .collect()
+    }
+
+    #[test]
+    fn nomad_style_long_flags_become_long_flags() {
+        assert_eq!(
+            normalise(&["drover", "job", "run", "-var", "x=1", "-var-file=f.hcl", "-detach", "-json", "f.hcl"]),
+            ["drover", "job", "run", "--var", "x=1", "--var-file=f.hcl", "--detach", "--json", "f.hcl"]
+        );
+        assert_eq!(
+            normalise(&["drover", "job", "run", "-address=http://a:4747", "-format-json", "-help"]),
+            ["drover", "job", "run", "--address=http://a:4747", "--format-json", "--help"]
+        );
+    }
+
+    #[test]
+    fn short_flags_values_and_everything_after_the_escape_stay() {
+        assert_eq!(
+            normalise(&["drover", "job", "run", "-j", "-var", "-json", "f.hcl"]),
+            ["drover", "job", "run", "-j", "--var", "-json", "f.hcl"]
+        );
+        assert_eq!(
+            normalise(&["drover", "exec", "-v", "--filter", "-filter", "n1", "--", "ls", "-filter", "-json"]),
+            ["drover", "exec", "-v", "--filter", "-filter", "n1", "--", "ls", "-filter", "-json"]
+        );
+        // `-detach` is not a flag of exec: clap reports it as it is.
+        assert_eq!(normalise(&["drover", "exec", "-detach"]), ["drover", "exec", "-detach"]);
     }
 }

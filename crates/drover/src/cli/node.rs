@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use drover_proto::api::{DrainRequest, NodeFieldChange, NodeUpdateRequest};
+use drover_proto::api::{DrainRequest, NodeFieldChange, NodePurgeRequest, NodeRetireRequest, NodeUpdateRequest};
 
 use super::ServerAddress;
 use super::output::{ago, local_time, megabytes, print_fields, print_json, print_table, table};
@@ -74,6 +74,51 @@ pub(crate) enum NodeCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
+    /// Retire nodes for good: drain them, then keep them out of scheduling
+    /// and of `drover node list` (`--all` shows them); they stay in the
+    /// history and the log search until purged.
+    Retire {
+        /// Nodes: names, ids, comma-separated lists and brace ranges
+        /// (`batch{00..99}`).
+        #[arg(value_name = "NODES")]
+        nodes: Vec<String>,
+        /// The nodes this filter matches (docs/nodes.md); with NODES,
+        /// those of them it matches.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Force-stop whatever still runs after this long (e.g. `1h`);
+        /// without it the drain waits.
+        #[arg(long, value_parser = crate::roles::parse_duration)]
+        deadline: Option<Duration>,
+        /// Why (recorded in `drover node history`; needed with --deadline
+        /// on a protected node).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Do not ask for confirmation (asked above 10 nodes).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Only show which nodes would be retired.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Forget nodes entirely (record and history; the audit log keeps the
+    /// purge). Only nodes that are down, or retired and drained; never a
+    /// protected one.
+    Purge {
+        /// Nodes: names, ids, comma-separated lists and brace ranges.
+        #[arg(value_name = "NODES", required = true)]
+        nodes: Vec<String>,
+        /// Do not ask for confirmation (asked above 10 nodes).
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Only check which nodes would be purged.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
     /// Mark a node as one that must never be destroyed: forced drains (and
     /// later reboots, rebuilds, deletions, automated fixes) are refused
     /// unless forced with a reason.
@@ -119,12 +164,15 @@ pub(crate) enum NodeCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
-    /// List nodes with their status and facts.
+    /// List nodes with their status and facts (retired ones with --all).
     List {
         /// Only the nodes this filter matches, for example
         /// 'hostgroup =~ "bi/batch/**" and environment == "qa"' (docs/nodes.md).
         #[arg(long)]
         filter: Option<String>,
+        /// Retired nodes too.
+        #[arg(long)]
+        all: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -148,10 +196,11 @@ pub(crate) enum NodeCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
-    /// Show one node: labels, facts, resources and allocations.
+    /// Show one node: labels, facts, resources and allocations; without a
+    /// node, list the nodes (as `nomad node status` does).
     Status {
         /// Node name, id or unique id prefix.
-        node: String,
+        node: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -195,6 +244,20 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             let labels = labels.labels();
             let request = NodeUpdateRequest { nodes: super::expand_node_args(&nodes)?, filter, labels, dry_run: true };
             update_nodes(&server.client()?, request, yes, dry_run).await
+        }
+        NodeCommand::Retire { nodes, filter, deadline, reason, yes, dry_run, server } => {
+            let request = NodeRetireRequest {
+                nodes: super::expand_node_args(&nodes)?,
+                filter,
+                deadline: deadline.map(|deadline| format!("{}ms", deadline.as_millis())),
+                reason,
+                dry_run: true,
+            };
+            retire_nodes(&server.client()?, request, yes, dry_run).await
+        }
+        NodeCommand::Purge { nodes, yes, dry_run, server } => {
+            let request = NodePurgeRequest { nodes: super::expand_node_args(&nodes)?, dry_run: true };
+            purge_nodes(&server.client()?, request, yes, dry_run).await
         }
         NodeCommand::Protect { node, reason, server } => {
             let updated = server.client()?.set_protection(&node, true, &reason).await?;
@@ -265,10 +328,11 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             print_table(&rows);
             Ok(ExitCode::SUCCESS)
         }
-        NodeCommand::List { filter, json, server } => {
-            let nodes = match &filter {
-                Some(filter) => server.client()?.nodes_matching(filter).await?,
-                None => server.client()?.nodes().await?,
+        NodeCommand::List { filter, all, json, server } => {
+            let nodes = match (&filter, all) {
+                (_, true) => server.client()?.all_nodes(filter.as_deref()).await?,
+                (Some(filter), false) => server.client()?.nodes_matching(filter).await?,
+                (None, false) => server.client()?.nodes().await?,
             };
             if json {
                 print_json(&nodes)?;
@@ -311,6 +375,9 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         NodeCommand::Status { node, json, server } => {
+            let Some(node) = node else {
+                return Box::pin(run(NodeCommand::List { filter: None, all: false, json, server })).await;
+            };
             let status = server.client()?.node(&node).await?;
             if json {
                 print_json(&status)?;
@@ -504,6 +571,68 @@ async fn update_nodes(
     }
     progress.finish_and_clear();
     println!("Updated {changed} node(s); `drover node history NODE` shows each change.");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drover node retire`: preview, confirm above 10 nodes, retire in
+/// batches (by id: what was previewed is what is retired).
+async fn retire_nodes(
+    client: &drover_client::Client,
+    mut request: NodeRetireRequest,
+    yes: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let preview = client.retire_nodes(&request).await?;
+    if preview.nodes.is_empty() {
+        println!("No node to retire: none matches, or they are retired already.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let count = preview.nodes.len();
+    println!("{count} node(s) to retire: {}", drover_filter::fold_names(&preview.nodes));
+    if dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if count > CONFIRM_ABOVE && !yes && !confirm(&format!("Retire {count} nodes?"))? {
+        println!("Nothing changed.");
+        return Ok(ExitCode::FAILURE);
+    }
+    request.dry_run = false;
+    request.filter = None;
+    for batch in preview.node_ids.chunks(UPDATE_BATCH) {
+        request.nodes = batch.iter().map(ToString::to_string).collect();
+        client.retire_nodes(&request).await?;
+    }
+    println!(
+        "Retired {count} node(s): they are being drained and take no new work; `drover node list --all` shows them \
+         (retiring, then retired). `drover node purge NODES` forgets them once drained."
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `drover node purge`: check every node, confirm above 10, purge in
+/// batches (by id).
+async fn purge_nodes(
+    client: &drover_client::Client,
+    mut request: NodePurgeRequest,
+    yes: bool,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let preview = client.purge_nodes(&request).await?;
+    let count = preview.nodes.len();
+    println!("{count} node(s) to purge: {}", drover_filter::fold_names(&preview.nodes));
+    if dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if count > CONFIRM_ABOVE && !yes && !confirm(&format!("Purge {count} nodes?"))? {
+        println!("Nothing changed.");
+        return Ok(ExitCode::FAILURE);
+    }
+    request.dry_run = false;
+    for batch in preview.node_ids.chunks(UPDATE_BATCH) {
+        request.nodes = batch.iter().map(ToString::to_string).collect();
+        client.purge_nodes(&request).await?;
+    }
+    println!("Purged {count} node(s): forgotten, history and all (`drover audit` keeps the purge).");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use drover_proto::react::{SilenceRequest, SiteApplyRequest};
+use drover_react::api::{SilenceRequest, SiteApplyRequest};
 use drover_react::{Runbook, Site};
 use drover_types::Job;
 

@@ -24,6 +24,7 @@ pub(crate) enum ServerCommand {
     /// without --bootstrap-expect) to the cluster.
     Join {
         /// The new server's address, `host:port`.
+        #[arg(id = "new_server", value_name = "ADDRESS")]
         address: String,
         #[command(flatten)]
         server: ServerAddress,
@@ -59,9 +60,40 @@ pub(crate) enum OperatorCommand {
     /// Save or restore the whole cluster state (disaster recovery).
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
-    /// TLS: make a cluster CA for a multi-server cluster.
+    /// TLS: make a cluster CA for a multi-server cluster, rotate the
+    /// cluster's CA, see its CAs.
     #[command(subcommand)]
-    Tls(super::acl::TlsCommand),
+    Tls(OperatorTlsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OperatorTlsCommand {
+    #[command(flatten)]
+    Ca(super::acl::TlsCommand),
+    /// Rotate the cluster CA: a new CA is trusted alongside the old one,
+    /// servers and agents get certificates of it within seconds (no
+    /// restart); then `--finish` drops the old CA. Needs a management token.
+    RotateCa {
+        /// Drop the old CA (refused while a live server or node still
+        /// holds a certificate of it).
+        #[arg(long)]
+        finish: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// The CAs the cluster trusts (fingerprint, expiry) and how far a
+    /// rotation got: which servers and live nodes still hold a certificate
+    /// of the old CA.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -143,7 +175,36 @@ pub(crate) async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
 
 pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<ExitCode> {
     match command {
-        OperatorCommand::Tls(command) => super::acl::run_tls(command),
+        OperatorCommand::Tls(OperatorTlsCommand::Ca(command)) => super::acl::run_tls(command),
+        OperatorCommand::Tls(OperatorTlsCommand::RotateCa { finish, json, server }) => {
+            let client = server.client()?;
+            let status = if finish { client.finish_ca_rotation().await? } else { client.rotate_ca().await? };
+            if json {
+                print_json(&status)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            if finish {
+                println!("The CA rotation is finished: only the new CA is trusted from now on.");
+                println!("Give CLI users the new CA certificate (DATA_DIR/tls/ca.pem of any server).");
+            } else {
+                println!("Started a rotation of the cluster CA. Servers and agents switch to the new CA on their own;");
+                println!(
+                    "`drover operator tls status` shows the progress, then run `drover operator tls rotate-ca --finish`."
+                );
+                println!("Until then DATA_DIR/tls/ca.pem of every server holds both CAs: give it to CLI users.");
+            }
+            print_tls_status(&status);
+            Ok(ExitCode::SUCCESS)
+        }
+        OperatorCommand::Tls(OperatorTlsCommand::Status { json, server }) => {
+            let status = server.client()?.tls_status().await?;
+            if json {
+                print_json(&status)?;
+            } else {
+                print_tls_status(&status);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         OperatorCommand::Raft(RaftCommand::ListPeers { json, server }) => members(&server, json).await,
         OperatorCommand::Raft(RaftCommand::Recover { data_dir }) => {
             let summary = drover_server::recover_from_data_dir(&data_dir).await?;
@@ -183,6 +244,49 @@ pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<Exi
             println!("restored {} at Raft index {index}", file.display());
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// The CAs, then a rotation's progress, one fact a line.
+fn print_tls_status(status: &drover_proto::api::TlsStatus) {
+    let mut rows = table(&["CA", "SHA-256", "Not after", "Subject"]);
+    for ca in &status.cas {
+        let not_after =
+            super::output::local_time(drover_types::Timestamp::from_millis(ca.not_after.saturating_mul(1000)));
+        rows.add_row(vec![ca.role.clone(), ca.fingerprint.clone(), not_after, ca.subject.clone()]);
+    }
+    print_table(&rows);
+    let Some(rotation) = &status.rotation else {
+        println!("No CA rotation in progress.");
+        return;
+    };
+    let total = rotation.servers.len();
+    let trusting = rotation.servers.iter().filter(|server| server.trusts_new).count();
+    let reissued = rotation.servers.iter().filter(|server| server.reissued).count();
+    println!();
+    println!(
+        "Rotation started {} by {}",
+        super::output::local_time(drover_types::Timestamp::from_millis(rotation.started_at)),
+        rotation.started_by
+    );
+    println!("Servers: {trusting} of {total} trust the new CA; {reissued} of {total} hold a certificate of it");
+    for server in rotation.servers.iter().filter(|server| !server.reissued) {
+        println!("  server {} ({}) still holds a certificate of the old CA", server.server_id, server.address);
+    }
+    println!(
+        "Nodes: {} hold a certificate of the new CA; {} live node(s) still on the old CA{}",
+        rotation.nodes_reissued,
+        rotation.nodes_on_old_ca.len(),
+        if rotation.nodes_on_old_ca.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", rotation.nodes_on_old_ca.join(", "))
+        }
+    );
+    if rotation.ready_to_finish {
+        println!("Every certificate is reissued: run `drover operator tls rotate-ca --finish`.");
+    } else {
+        println!("Not ready to finish yet.");
     }
 }
 

@@ -431,3 +431,255 @@ async fn a_full_spool_drops_the_oldest_lines_and_counts_them_in_node_status_and_
         "{metrics}"
     );
 }
+
+/// The records matching `text` dated within the last minute, as
+/// `drover logs search … --since 1m` finds them.
+async fn found_in_the_last_minute(client: &Client, text: &str) -> Vec<LogRecord> {
+    let query = LogQuery { q: text.to_owned(), since: Some("1m".to_owned()), ..LogQuery::default() };
+    client
+        .search_logs(&query, &LogPage { limit: Some(100), cursor: None })
+        .await
+        .map_or(Vec::new(), |page| page.records)
+}
+
+/// Issue 16: every line arrives whole and is dated so that `--since 1m`
+/// finds it right after it was written — a task's last output without a
+/// newline, a file truncated mid-line, a 1 MB line, a zone-less timestamp
+/// from an agent in Tokyo, a line claiming a time a day away.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_line_arrives_whole_and_is_found_in_the_last_minute() {
+    let mut cluster = Cluster::start().await;
+    let (app, glob) = app_log(&cluster);
+    let truncated = app.with_file_name("truncated.log");
+    std::fs::write(&truncated, "").unwrap();
+    // The agent runs in Tokyo (UTC+9, no daylight saving time).
+    let data_dir = cluster.dir.path().join("agents").join("tokyo");
+    let mut command = Command::new(drover_binary());
+    command
+        .args(["agent", "--servers", &cluster.address, "--data-dir"])
+        .arg(&data_dir)
+        .args(["--name", "tokyo", "--log-file", &glob])
+        .env("TZ", "Asia/Tokyo");
+    let log = cluster.dir.path().join("agent-tokyo.log");
+    cluster.agents.push(crate::harness::Process::spawn_for_test("agent tokyo", &mut command, log));
+    let client = cluster.client.clone();
+    cluster
+        .wait_for("the Tokyo agent to register", || async {
+            client
+                .nodes()
+                .await
+                .is_ok_and(|nodes| nodes.iter().any(|node| node.name == "tokyo" && node.status == "ready"))
+        })
+        .await;
+    let node = client.node("tokyo").await.expect("node status").node;
+    assert_eq!(node.attributes.get("time.zone").map(String::as_str), Some("Asia/Tokyo"));
+    assert_eq!(node.attributes.get("time.utc_offset").map(String::as_str), Some("+09:00"));
+
+    // A task whose last output has no newline: indexed as soon as it exited.
+    let job = r#"
+job "abrupt" {
+  type = "batch"
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "echo starting; printf 'fatal: xylophonequota'; exit 3"]
+      }
+    }
+  }
+}
+"#;
+    let output = cluster.run_job("abrupt", job);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+
+    // A zone-less timestamp, Tokyo's wall clock now: read in Tokyo, it is now.
+    let tokyo_now = chrono::Utc::now().naive_utc() + chrono::TimeDelta::hours(9);
+    append_line(&app, &format!("{} WARN zonelessmarker from a Tokyo daemon", tokyo_now.format("%Y-%m-%d %H:%M:%S")));
+    // A line that claims a time a day ago.
+    let day_ago = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    let claimed = day_ago.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    append_line(&app, &format!("{claimed} ERROR dayawaymarker replayed"));
+    // A line of 1 MB.
+    let filler = "lorem ipsum ".repeat(1_000_000 / 12);
+    append_line(&app, &format!("megalinestart {filler} megalineend"));
+    // A file truncated (copy-truncate) while its last line has no newline.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&truncated)
+        .unwrap()
+        .write_all(b"beforetrunc\nhalflinetruncmarker")
+        .unwrap();
+    cluster
+        .wait_for("the line before the truncation", || async {
+            !found_in_the_last_minute(&client, "beforetrunc").await.is_empty()
+        })
+        .await;
+    std::fs::OpenOptions::new().write(true).open(&truncated).unwrap().set_len(0).unwrap();
+    append_line(&truncated, "aftertrunc");
+
+    for word in [
+        "xylophonequota",
+        "zonelessmarker",
+        "dayawaymarker",
+        "megalinestart",
+        "megalineend",
+        "halflinetruncmarker",
+        "aftertrunc",
+    ] {
+        cluster
+            .wait_for(&format!("{word} within --since 1m"), || async {
+                !found_in_the_last_minute(&client, word).await.is_empty()
+            })
+            .await;
+    }
+    let fatal = found_in_the_last_minute(&client, "xylophonequota").await;
+    assert_eq!(fatal[0].message, "fatal: xylophonequota");
+    let half = found_in_the_last_minute(&client, "halflinetruncmarker").await;
+    assert_eq!(half[0].message, "halflinetruncmarker");
+
+    // The zone-less time was read in Tokyo: plausible, kept as the event time.
+    let zoneless = &found_in_the_last_minute(&client, "zonelessmarker").await[0];
+    assert!(!zoneless.fields.contains_key("time_adjusted"), "{zoneless:?}");
+    assert!(zoneless.timestamp.abs_diff(zoneless.received) < 60_000_000_000, "{zoneless:?}");
+    assert_eq!(
+        zoneless.timestamp % 1_000_000_000,
+        0,
+        "the event time is the claimed one (whole seconds): {zoneless:?}"
+    );
+
+    // The day-old claim is kept as a field; the record is dated on arrival.
+    let replayed = &found_in_the_last_minute(&client, "dayawaymarker").await[0];
+    assert_eq!(replayed.timestamp, replayed.received);
+    assert_eq!(replayed.fields.get("time_adjusted").map(String::as_str), Some("true"));
+    let logged_at = replayed.fields.get("logged_at").expect("logged_at");
+    assert!(logged_at.starts_with(&claimed[..19]), "{logged_at} vs {claimed}");
+
+    // The 1 MB line: 16 marked pieces that put together are the line.
+    let mut pieces = all_records(&client, r#"source:file AND ("line continues" OR "line continued")"#).await;
+    assert_eq!(pieces.len(), 16, "{:?}", pieces.iter().map(|piece| piece.message.len()).collect::<Vec<_>>());
+    pieces.sort_by_key(|piece| piece.seq);
+    let mut joined = String::new();
+    for (index, piece) in pieces.iter().enumerate() {
+        let text = piece.message.as_str();
+        assert_eq!(text.starts_with("[drover: line continued] "), index > 0, "piece {index}");
+        assert_eq!(text.ends_with(" [drover: line continues]"), index < 15, "piece {index}");
+        let text = text.strip_prefix("[drover: line continued] ").unwrap_or(text);
+        joined.push_str(text.strip_suffix(" [drover: line continues]").unwrap_or(text));
+    }
+    assert!(joined == format!("megalinestart {filler} megalineend"), "the pieces put together are the line");
+}
+
+/// Issue 16: `drover logs export` a window, `drover logs import` it into a
+/// fresh cluster: the same search gives the same counts; importing twice
+/// adds nothing; bad input is refused with its line, and nothing of that
+/// batch is imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_imported_into_a_fresh_cluster_answers_the_same_and_twice_adds_nothing() {
+    let mut source = Cluster::start().await;
+    let (app, glob) = app_log(&source);
+    source.start_agent("n1", &["--log-file", &glob]).await;
+    for number in 0..300 {
+        let level = if number % 3 == 0 { "error" } else { "info" };
+        append_line(&app, &format!("exported seq={number} level={level} payload"));
+    }
+    let client = source.client.clone();
+    source.wait_for("the 300 lines", || async { total(&client, "exported").await == 300 }).await;
+
+    let file = source.dir.path().join("backup.ndjson.zst");
+    let exported = Command::new(drover_binary())
+        .args(["logs", "export", "--since", "1h", "--query", "exported"])
+        .env("DROVER_ADDR", &source.address)
+        .stdout(std::fs::File::create(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    assert!(String::from_utf8_lossy(&exported.stderr).contains("300 lines exported"));
+
+    let target = Cluster::start().await;
+    let import = |extra: &[&str]| {
+        Command::new(drover_binary())
+            .args(["logs", "import"])
+            .arg(&file)
+            .args(extra)
+            .env("DROVER_ADDR", &target.address)
+            .output()
+            .unwrap()
+    };
+    let first = import(&["--trust-timestamps"]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    assert!(stderr.contains("300 stored, 0 already held"), "{stderr}");
+    let restored = target.client.clone();
+    // (Audit events are log records too: the export itself is one.)
+    for text in ["exported AND source:file", "exported AND level:error AND source:file", "exported AND payload"] {
+        assert_eq!(total(&restored, text).await, total(&client, text).await, "{text}");
+    }
+    let by_level = |client: Client| async move {
+        let query =
+            LogQuery { q: "exported AND source:file".to_owned(), since: Some("1h".to_owned()), ..LogQuery::default() };
+        client.count_logs(&query, &LogCountBy { by: "level".to_owned(), top: None }).await.unwrap().counts
+    };
+    assert_eq!(by_level(restored.clone()).await, by_level(client.clone()).await);
+    let original: BTreeSet<(String, u64, i64)> = all_records(&client, "exported AND source:file")
+        .await
+        .into_iter()
+        .map(|record| (record.origin, record.seq, record.timestamp))
+        .collect();
+    let copied: BTreeSet<(String, u64, i64)> = all_records(&restored, "exported AND source:file")
+        .await
+        .into_iter()
+        .map(|record| (record.origin, record.seq, record.timestamp))
+        .collect();
+    let differences: Vec<_> = copied.symmetric_difference(&original).collect();
+    assert!(
+        differences.is_empty(),
+        "{} restored, {} original; differing: {:?}",
+        copied.len(),
+        original.len(),
+        &differences[..differences.len().min(6)]
+    );
+
+    // Twice, with or without trusting the times: nothing new.
+    for extra in [&["--trust-timestamps"][..], &[][..]] {
+        let again = import(extra);
+        let stderr = String::from_utf8_lossy(&again.stderr);
+        assert!(again.status.success() && stderr.contains("0 stored, 300 already held"), "{stderr}");
+    }
+    assert_eq!(total(&restored, "exported AND source:file").await, 300);
+
+    // Not zstd.
+    let plain = target.dir.path().join("plain.ndjson");
+    std::fs::write(&plain, "{}\n").unwrap();
+    let refused = Command::new(drover_binary())
+        .args(["logs", "import"])
+        .arg(&plain)
+        .env("DROVER_ADDR", &target.address)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success() && stderr.contains("not zstd-compressed"), "{stderr}");
+
+    // A malformed line 3: nothing of its batch is imported.
+    let mut records = all_records(&client, "exported AND source:file").await;
+    records.truncate(2);
+    let mut text = String::new();
+    for record in &mut records {
+        record.origin = "elsewhere".to_owned();
+        text.push_str(&serde_json::to_string(record).unwrap());
+        text.push('\n');
+    }
+    text.push_str("{\"origin\": \"elsewhere\", \"seq\": \n");
+    let broken = target.dir.path().join("broken.ndjson.zst");
+    std::fs::write(&broken, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+    let refused = Command::new(drover_binary())
+        .args(["logs", "import", "--trust-timestamps"])
+        .arg(&broken)
+        .env("DROVER_ADDR", &target.address)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(stderr.contains("broken.ndjson.zst:3: not a log record"), "{stderr}");
+    assert_eq!(total(&restored, "origin:elsewhere").await, 0);
+}

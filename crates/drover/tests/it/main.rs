@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod config_reload;
 mod deployments;
 mod dev_mode;
 mod failures;
@@ -18,6 +19,8 @@ mod hardening;
 mod inventory;
 mod logs;
 mod new_user;
+mod node_identity;
 mod react;
 mod scheduling;
 mod security;
+mod ui;

@@ -61,7 +61,7 @@ fn apply(cluster: &Cluster, site: &Path) {
     assert!(applied.status.success(), "{}", text(&applied));
 }
 
-async fn history(cluster: &Cluster, hammer: &str) -> Vec<drover_proto::react::HammerHistoryEntry> {
+async fn history(cluster: &Cluster, hammer: &str) -> Vec<drover_react::api::HammerHistoryEntry> {
     cluster.client.hammer_history(Some(hammer), 1000).await.unwrap()
 }
 
@@ -70,7 +70,7 @@ async fn wait_for_history(
     cluster: &Cluster,
     hammer: &str,
     what: &str,
-    found: impl Fn(&[drover_proto::react::HammerHistoryEntry]) -> bool + Clone,
+    found: impl Fn(&[drover_react::api::HammerHistoryEntry]) -> bool + Clone,
 ) {
     let client = cluster.client.clone();
     cluster
@@ -115,7 +115,7 @@ async fn wait_for_console_lines(cluster: &Cluster, names: &[String], word: &str)
         .await;
 }
 
-fn run_state(entry: &drover_proto::react::HammerHistoryEntry) -> String {
+fn run_state(entry: &drover_react::api::HammerHistoryEntry) -> String {
     entry.run.as_ref().map(|run| run.state.as_str().to_owned()).unwrap_or_else(|| "refused".to_owned())
 }
 

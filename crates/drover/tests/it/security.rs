@@ -18,6 +18,8 @@ use futures_util::StreamExt;
 
 use crate::harness::{Process, drover_binary, free_port, kill_processes_under, wait_until};
 
+mod ca_rotation;
+
 /// A policy for the batch team: batch nodes and their logs, every job.
 const BATCH_OPS: &str = r#"
 description = "batch operators"

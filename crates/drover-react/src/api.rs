@@ -1,13 +1,14 @@
 //! HTTP API bodies of detect and react: the site, alerts, silences,
-//! hammers and runbooks.
+//! hammers and runbooks. They live beside the model they carry, so
+//! `drover-proto` (the other API bodies) depends on `drover-types` only.
 
 use std::collections::BTreeMap;
 
-use drover_react::Site;
-use drover_react::alerting::ReceivedAlert;
-use drover_react::alerting::{Alert, Silence};
-use drover_react::hammer::Run;
-use drover_react::hammer::RunReport;
+use crate::Site;
+use crate::alerting::ReceivedAlert;
+use crate::alerting::{Alert, Silence};
+use crate::hammer::Run;
+use crate::hammer::RunReport;
 use drover_types::Timestamp;
 use serde::{Deserialize, Serialize};
 

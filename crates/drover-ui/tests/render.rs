@@ -1,0 +1,314 @@
+//! The pages rendered from view models: what an operator must see is
+//! there, what a token may not do has no button, and text from the fleet
+//! is escaped.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use drover_proto::api::{
+    AllocCounts, AllocListEntry, JobStatusResponse, LogBucket, LogHistogramResponse, LogSearchResponse, NodeListEntry,
+};
+use drover_types::{EvalStatus, EvalTrigger, Evaluation, JobId, NodeId, PlacementFailure, Timestamp, fixtures};
+use drover_ui::pages::Visible;
+use drover_ui::pages::jobs::JobPage;
+use drover_ui::pages::logs::LogsPage;
+use drover_ui::pages::nodes::{NodeSort, NodesPage, group_tree};
+use drover_ui::pages::overview::{self, OverviewPage};
+use drover_ui::pages::react::{AlertRow, HammersPage, RunRow};
+use drover_ui::{Chrome, Section, render};
+
+const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
+
+fn chrome(section: Section) -> Chrome {
+    let mut chrome = Chrome::new("Test", section, NOW);
+    chrome.user = "alice".to_owned();
+    chrome.logged_in = true;
+    chrome.csrf = "c5rf".to_owned();
+    chrome
+}
+
+fn node_entry(name: &str, hostgroup: &str, status: &str, used_cpu: u64) -> NodeListEntry {
+    let node = fixtures::node(name);
+    NodeListEntry {
+        id: node.id.clone(),
+        name: name.to_owned(),
+        status: status.to_owned(),
+        hostgroup: hostgroup.to_owned(),
+        environment: "qa".to_owned(),
+        owner: String::new(),
+        zone: "dc1".to_owned(),
+        protected: false,
+        resources: node.resources,
+        used: drover_types::Resources { cpu_mhz: used_cpu, memory_mb: 0 },
+        num_allocs: 0,
+        attributes: node.attributes.clone(),
+        agent_version: "0.1.0".to_owned(),
+        last_heartbeat: None,
+    }
+}
+
+fn empty_overview() -> OverviewPage {
+    OverviewPage {
+        chrome: chrome(Section::Overview),
+        servers: Visible::Shown(Vec::new()),
+        problems: Vec::new(),
+        nodes: Visible::Shown(overview::node_counts(["ready", "ready"])),
+        allocs: Visible::Shown(overview::alloc_counts(&AllocCounts::default())),
+        alerts: Visible::Shown(Vec::new()),
+        awaiting: Visible::Shown(Vec::new()),
+        deployments: Visible::Shown(Vec::new()),
+        audit: Visible::Hidden("alice may not do this: needs acl { capabilities = [\"read\"] }".to_owned()),
+    }
+}
+
+fn alert(name: &str, state: &str) -> AlertRow {
+    AlertRow {
+        id: format!("{name}-1"),
+        name: name.to_owned(),
+        state: state.to_owned(),
+        severity: "critical".to_owned(),
+        summary: "node=batch07".to_owned(),
+        since: "5m ago".to_owned(),
+        runbook: Some(AlertRow::runbook_href(name, "runbooks/disk.md")),
+        acknowledged_by: String::new(),
+        acknowledged: false,
+        silenced_by: String::new(),
+    }
+}
+
+fn run(id: u64, state: &str) -> RunRow {
+    RunRow {
+        id,
+        hammer: "reboot".to_owned(),
+        target: "batch07".to_owned(),
+        state: state.to_owned(),
+        when: "1m ago".to_owned(),
+        detail: "node down".to_owned(),
+        decided_by: String::new(),
+    }
+}
+
+#[test]
+fn the_overview_says_all_is_fine_when_it_is_and_names_what_the_token_may_not_see() {
+    let html = render(&empty_overview());
+    assert!(html.contains("Everything this token can see is fine."), "{html}");
+    assert!(html.contains("alice may not do this: needs acl"), "{html}");
+    assert!(html.contains(r#"<span class="n">2</span><span class="what">ready</span>"#), "{html}");
+}
+
+#[test]
+fn the_overview_puts_what_needs_a_human_first_worst_first() {
+    let mut page = empty_overview();
+    page.nodes = Visible::Shown(overview::node_counts(["ready", "down", "down"]));
+    page.alerts = Visible::Shown(vec![alert("disk_full", "firing"), alert("slow", "pending")]);
+    page.awaiting = Visible::Shown(vec![run(7, "awaiting_approval")]);
+    page.problems = vec!["server 2 did not answer".to_owned()];
+    let attention: Vec<String> =
+        page.attention().into_iter().map(|item| format!("{} {}", item.class, item.text)).collect();
+    assert_eq!(
+        attention,
+        [
+            "bad Cluster: server 2 did not answer",
+            "bad Alert disk_full is firing: node=batch07",
+            "bad 2 nodes down",
+            "warn Hammer reboot on batch07 awaits approval (run 7)",
+            "warn Alert slow is pending: node=batch07",
+        ]
+    );
+    let html = render(&page);
+    let attention_at = html.find("Needs a human").unwrap();
+    let servers_at = html.find(">Servers<").unwrap();
+    assert!(attention_at < servers_at, "the attention list comes first");
+    assert!(html.contains(r#"<a href="/ui/runbook/disk_full">runbook</a>"#), "{html}");
+    assert!(!html.contains("Everything this token can see is fine."));
+}
+
+#[test]
+fn the_node_table_keeps_the_filter_shows_its_error_and_counts_host_groups() {
+    let entries = [
+        node_entry("batch01", "bi/batch/a", "ready", 2000),
+        node_entry("batch02", "bi/batch/b", "down", 100),
+        node_entry("web01", "web", "ready", 0),
+    ];
+    let filter = r#"hostgroup =~ "bi/**" and name == "<x>""#.to_owned();
+    let mut page = NodesPage::new(chrome(Section::Nodes), filter, NodeSort::Cpu, &entries);
+    page.error = Some("bad filter: unexpected end at column 9\nsee docs/nodes.md".to_owned());
+    let html = render(&page);
+    assert!(html.contains(r#"value="hostgroup =~ &#34;bi/**&#34; and name == &#34;&#60;x&#62;&#34;""#), "{html}");
+    assert!(html.contains("bad filter: unexpected end at column 9"), "{html}");
+    let batch01 = html.find(">batch01<").unwrap();
+    let batch02 = html.find(">batch02<").unwrap();
+    assert!(batch01 < batch02, "sorted by CPU, fullest first");
+    assert!(html.contains(r#"href="/ui/node/batch01""#));
+    let tree: Vec<(String, usize, usize)> = group_tree(entries.iter().map(|node| node.hostgroup.as_str()))
+        .into_iter()
+        .map(|group| (group.label, group.depth, group.count))
+        .collect();
+    assert_eq!(
+        tree,
+        [
+            ("bi".to_owned(), 0, 2),
+            ("batch".to_owned(), 1, 2),
+            ("a".to_owned(), 2, 1),
+            ("b".to_owned(), 2, 1),
+            ("web".to_owned(), 0, 1)
+        ]
+    );
+}
+
+fn job_status(placement: Option<PlacementFailure>) -> JobStatusResponse {
+    let job = fixtures::service_job("api", 3);
+    let mut eval =
+        Evaluation::new(drover_types::EvalId::new("eval-7f3a9"), JobId::new("api"), 50, EvalTrigger::JobRegister, NOW);
+    eval.status = EvalStatus::Blocked;
+    if let Some(failure) = placement {
+        eval.failed_placements.insert(job.groups[0].name.clone(), failure);
+    }
+    let node = NodeId::new("batch01");
+    let mut alloc = fixtures::alloc("alloc-0001", "api", &job.groups[0].name, &node);
+    alloc.client_status = drover_types::AllocClientStatus::Running;
+    JobStatusResponse {
+        job,
+        deployment: None,
+        children: Vec::new(),
+        summary: BTreeMap::new(),
+        allocs: vec![AllocListEntry::from(&alloc)],
+        evals: vec![eval],
+    }
+}
+
+#[test]
+fn the_job_page_says_in_words_why_a_group_is_not_placed() {
+    let failure = PlacementFailure {
+        num_unplaced: 2,
+        nodes_evaluated: 5,
+        constraint_filtered: [("${node.hostgroup} glob belle2/daq/**".to_owned(), 3)].into_iter().collect(),
+        nodes_exhausted: 2,
+        dimension_exhausted: [("memory".to_owned(), 2)].into_iter().collect(),
+        ..PlacementFailure::default()
+    };
+    let status = job_status(Some(failure));
+    let mut older = status.job.clone();
+    older.version = 0;
+    let mut current = status.job.clone();
+    current.version = 1;
+    current.groups[0].count = 3;
+    older.groups[0].count = 1;
+    let mut status = status;
+    status.job = current.clone();
+    let page = JobPage::new(chrome(Section::Jobs), &status, &[current, older], None, None);
+    let html = render(&page);
+    assert!(
+        html.contains("2 could not be placed; 5 nodes evaluated: 3 filtered by constraint ${node.hostgroup} glob belle2/daq/**, 2 out of memory"),
+        "{html}"
+    );
+    assert!(html.contains(r#"href="/ui/job/api?version=0""#), "{html}");
+    assert!(html.contains("compared with version 0"), "{html}");
+    assert!(html.contains("count: 1 =&#62; 3"), "the diff of the two versions: {html}");
+    assert!(html.contains(r#"href="/ui/alloc/alloc-0001""#), "{html}");
+}
+
+#[test]
+fn the_job_page_without_trouble_has_no_placement_section() {
+    let status = job_status(None);
+    let page = JobPage::new(chrome(Section::Jobs), &status, std::slice::from_ref(&status.job), None, None);
+    let html = render(&page);
+    assert!(!html.contains("Not placed, and why"), "{html}");
+    assert!(!html.contains("Promote canaries"));
+}
+
+#[test]
+fn the_log_page_draws_bars_that_zoom_marks_the_words_and_pages_by_cursor() {
+    let page = LogsPage::new(chrome(Section::Logs), "disk full".to_owned(), "1h".to_owned(), String::new());
+    let record = drover_types::LogRecord {
+        origin: "batch07".to_owned(),
+        seq: 1,
+        timestamp: 1_800_000_000_000_000_000,
+        received: 1_800_000_000_000_000_000,
+        node: "batch07".to_owned(),
+        hostgroup: None,
+        environment: None,
+        job: None,
+        group: None,
+        task: None,
+        alloc: None,
+        source: "file".to_owned(),
+        stream: "/var/log/syslog".to_owned(),
+        level: Some("error".to_owned()),
+        message: "Disk <full> on /data".to_owned(),
+        fields: BTreeMap::new(),
+    };
+    let search = LogSearchResponse {
+        records: vec![record],
+        next_cursor: Some("c-2".to_owned()),
+        total_matching: 250,
+        ..LogSearchResponse::default()
+    };
+    let minute = 60_000_000_000;
+    let histogram = LogHistogramResponse {
+        interval_nanos: minute,
+        buckets: vec![
+            LogBucket { start: 1_800_000_000_000_000_000, count: 200 },
+            LogBucket { start: 1_800_000_000_000_000_000 + minute, count: 0 },
+            LogBucket { start: 1_800_000_000_000_000_000 + 2 * minute, count: 50 },
+        ],
+        ..LogHistogramResponse::default()
+    };
+    let page = page.with_results(&search, &histogram, &["disk".to_owned(), "full".to_owned()], false);
+    let html = render(&page);
+    assert!(
+        html.contains(r#"href="/ui/logs?q=disk%20full&#38;since=1800000000000000000&#38;until=1800000060000000000""#),
+        "a bar links to its bucket: {html}"
+    );
+    assert!(html.contains(r#"style="height:100%""#) && html.contains(r#"style="height:25%""#), "{html}");
+    assert!(html.contains("<mark>Disk</mark> &#60;<mark>full</mark>&#62; on /data"), "{html}");
+    assert!(html.contains(r#"cursor=c-2""#) && html.contains("older lines"), "{html}");
+    assert!(html.contains("250 matching lines"));
+}
+
+#[test]
+fn a_log_query_that_does_not_parse_shows_the_cli_message_and_no_results() {
+    let mut page = LogsPage::new(chrome(Section::Logs), "(hello".to_owned(), "1h".to_owned(), String::new());
+    page.error =
+        Some("bad query: unbalanced parenthesis at column 1: add \")\" to close it\nsee docs/logs.md".to_owned());
+    let html = render(&page);
+    assert!(html.contains("unbalanced parenthesis at column 1: add &#34;)&#34; to close it"), "{html}");
+    assert!(!html.contains("matching lines"));
+}
+
+#[test]
+fn approve_and_deny_buttons_carry_the_csrf_token_and_are_absent_without_the_right() {
+    let page = HammersPage {
+        chrome: chrome(Section::Hammers),
+        hammers: Vec::new(),
+        awaiting: vec![run(7, "awaiting_approval")],
+        history: vec![run(7, "awaiting_approval")],
+        can_decide: true,
+        notice: None,
+    };
+    let html = render(&page);
+    assert!(html.contains(r#"action="/ui/hammers/run/7/approve""#), "{html}");
+    assert!(html.contains(r#"action="/ui/hammers/run/7/deny""#), "{html}");
+    assert!(html.contains(r#"name="csrf" value="c5rf""#), "{html}");
+    let page = HammersPage { can_decide: false, ..page };
+    let html = render(&page);
+    assert!(!html.contains("/approve") && !html.contains(">Approve<"), "{html}");
+    assert!(html.contains("this token may not approve"));
+}
+
+#[test]
+fn text_from_the_fleet_is_escaped() {
+    let entries = [node_entry("<script>alert(1)</script>", "x", "ready", 0)];
+    let html = render(&NodesPage::new(chrome(Section::Nodes), String::new(), NodeSort::Name, &entries));
+    assert!(!html.contains("<script>alert(1)"), "{html}");
+    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+}
+
+#[test]
+fn every_page_links_the_embedded_stylesheet_and_marks_its_section() {
+    let html = render(&empty_overview());
+    assert!(html.contains(r#"<link rel="stylesheet" href="/ui/assets/style.css?v="#), "{html}");
+    assert!(html.contains(r#"<a href="/ui/" aria-current="page">Overview</a>"#), "{html}");
+    assert!(html.contains("Log out"));
+}

@@ -1,0 +1,5 @@
+# Later files override earlier ones; meta entries merge.
+hostgroup = "bi/batch"
+meta {
+  rack = "r12"
+}

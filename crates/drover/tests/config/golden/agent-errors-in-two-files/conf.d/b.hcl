@@ -1,0 +1,4 @@
+data_dir = "/var/lib/drover/agent"
+logs {
+  spool_mb = "lots"
+}

@@ -1,0 +1,4 @@
+data_dir = "/var/lib/drover/server"
+tls {
+  ca_cert = "/etc/drover/ca.pem"
+}

@@ -1,0 +1,2 @@
+data_dir = "/var/lib/drover/server"
+forget_cluster = true

@@ -1,0 +1,6 @@
+data_dir = "/var/lib/drover/server"
+insecure = true
+tls {
+  ca_cert = "/etc/drover/ca.pem"
+  ca_key  = "/etc/drover/ca-key.pem"
+}

@@ -1,0 +1,2 @@
+data_dir = "/var/lib/drover/server"
+bind = "0.0.0.0:4747

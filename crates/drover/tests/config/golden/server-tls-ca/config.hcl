@@ -1,0 +1,5 @@
+data_dir = "/var/lib/drover/server"
+tls {
+  ca_cert = "/etc/drover/ca.pem"
+  ca_key  = "/etc/drover/ca-key.pem"
+}

@@ -1,0 +1,4 @@
+data_dir = "/var/lib/drover/server"
+heartbeat {
+  interval = "10s"
+}

@@ -1,0 +1,4 @@
+data_dir = "/var/lib/drover/server"
+hearbeat {
+  ttl = "10s"
+}

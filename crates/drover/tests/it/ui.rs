@@ -1,0 +1,436 @@
+//! The dashboard in a real browser (Debian's chromium driven through
+//! chromedriver with fantoccini) against real servers and agents: log in
+//! with a token, filter nodes, read why a group is not placed, search
+//! logs and zoom with a histogram bar, approve a hammer run. Screenshots
+//! at 1366×768, light and dark, land in `target/ui-screenshots/` to be
+//! looked at.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use drover_golden::needs;
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+
+use crate::harness::{Cluster, Peer, Process, drover_binary, free_port, kill_processes_under, wait_until};
+
+/// chromium and chromedriver, as Debian installs them.
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Whether the browser and its driver are installed (else skip, or fail
+/// under CI).
+fn browser_present() -> bool {
+    needs::are_met([needs::program(CHROMIUM, "chromium"), needs::program(CHROMEDRIVER, "chromium-driver")])
+}
+
+/// A chromedriver on a free port, killed when dropped, and the browser
+/// session it drives.
+struct Driver {
+    _chromedriver: Peer,
+    _profile: tempfile::TempDir,
+    browser: Browser,
+}
+
+impl Driver {
+    /// Starts chromedriver and a headless chromium with a fresh profile,
+    /// a 1366×768 window, light or dark colour scheme.
+    async fn start(dark: bool) -> Driver {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("drover-chromedriver-{port}.log"));
+        let chromedriver = Peer(
+            Command::new(CHROMEDRIVER)
+                .arg(format!("--port={port}"))
+                .arg(format!("--log-path={}", log.display()))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("start chromedriver"),
+        );
+        wait_until(
+            "chromedriver to listen",
+            Duration::from_secs(30),
+            || async move { tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() },
+            || std::fs::read_to_string(&log).unwrap_or_default(),
+        )
+        .await;
+        let profile = tempfile::Builder::new().prefix("drover-chromium-").tempdir().unwrap();
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--ignore-certificate-errors".to_owned(),
+            "--window-size=1366,768".to_owned(),
+            format!("--user-data-dir={}", profile.path().display()),
+        ];
+        if dark {
+            args.push("--force-dark-mode".to_owned());
+            args.push("--blink-settings=preferredColorScheme=0".to_owned());
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".to_owned(), serde_json::json!({ "binary": CHROMIUM, "args": args }));
+        capabilities.insert("acceptInsecureCerts".to_owned(), serde_json::json!(true));
+        let browser = ClientBuilder::rustls()
+            .expect("a rustls WebDriver client")
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a chromium session");
+        // The window holds the viewport and the browser's own parts: size
+        // it so that the viewport (and so the screenshots) is 1366×768.
+        let frame = browser
+            .execute("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]", vec![])
+            .await
+            .unwrap();
+        let extra = |index: usize| u32::try_from(frame[index].as_u64().unwrap_or(0)).unwrap_or(0);
+        browser.set_window_size(1366 + extra(0), 768 + extra(1)).await.unwrap();
+        Driver { _chromedriver: chromedriver, _profile: profile, browser }
+    }
+
+    /// Goes to `url` and waits for the page's main content.
+    async fn open(&self, url: &str) {
+        self.browser.goto(url).await.unwrap();
+        self.browser.wait().for_element(Locator::Css("main")).await.unwrap();
+    }
+
+    /// The visible text of the page's main content.
+    async fn text(&self) -> String {
+        self.browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap()
+    }
+
+    /// Saves a screenshot of the viewport as `target/ui-screenshots/NAME.png`.
+    async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.browser.screenshot().await.unwrap();
+        let dir = screenshot_dir();
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).unwrap();
+        path
+    }
+
+    async fn close(self) {
+        let _ = self.browser.close().await;
+    }
+}
+
+/// `target/ui-screenshots/` of the workspace.
+fn screenshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/ui-screenshots")
+}
+
+/// A job whose group can never be placed: no node is in its host group.
+const STUCK: &str = r#"
+job "stuck" {
+  type = "service"
+  group "daq" {
+    count = 2
+    constraint {
+      attribute = "${node.hostgroup}"
+      operator  = "glob"
+      value     = "belle2/daq/**"
+    }
+    task "reader" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["300"]
+      }
+    }
+  }
+}
+"#;
+
+/// A job that says hello a few times, to search for.
+const TALKER: &str = r#"
+job "talker" {
+  type = "service"
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "for i in 1 2 3 4 5; do echo hello-dashboard line $i; done; sleep 300"]
+      }
+    }
+  }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_filters_nodes_reads_why_a_job_is_stuck_zooms_into_logs_and_approves_a_hammer_run() {
+    if !browser_present() {
+        return;
+    }
+    let mut cluster = Cluster::start().await;
+    cluster.start_agents(&["batch01".to_owned()], &["--hostgroup", "bi/batch/a", "--environment", "qa"]).await;
+    cluster.start_agents(&["web01".to_owned()], &["--hostgroup", "web/front", "--environment", "production"]).await;
+    let base = format!("http://{}", cluster.addresses[0]);
+
+    // A site whose approve-mode hammer a console line triggers.
+    let site = cluster.dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("console-batch01"), "boot\n").unwrap();
+    std::fs::write(site.join("console-web01"), "boot\n").unwrap();
+    std::fs::write(
+        site.join("site.hcl"),
+        format!(
+            r#"
+provider "lab" {{
+  console          = "cat {dir}/console-{{{{node.name}}}}"
+  console_interval = "300ms"
+}}
+hammer "drain-on-disk-failure" {{
+  when   {{ log {{ source = "console"  match = "disk failure" }} }}
+  action {{ drain {{ deadline = "1m" }} }}
+  mode   = "approve"
+}}
+"#,
+            dir = site.display()
+        ),
+    )
+    .unwrap();
+    let applied = cluster.cli(&["apply", site.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    assert!(cluster.run_job("stuck", STUCK).status.success());
+    assert!(cluster.run_job("talker", TALKER).status.success());
+    cluster.wait_until_evaluated("stuck").await;
+    let client = cluster.client.clone();
+    cluster
+        .wait_for("the talker's lines to be searchable", || {
+            let client = client.clone();
+            async move {
+                let query = drover_proto::api::LogQuery {
+                    q: "hello-dashboard".to_owned(),
+                    since: Some("1h".to_owned()),
+                    ..Default::default()
+                };
+                client.search_logs(&query, &Default::default()).await.is_ok_and(|found| found.total_matching >= 5)
+            }
+        })
+        .await;
+    // The console lines are indexed before the trigger line is written
+    // (the hammer watches lines from its start on).
+    std::fs::write(site.join("console-batch01"), "boot\nata1: disk failure\n").unwrap();
+    cluster
+        .wait_for("a hammer run waiting for approval", || {
+            let client = client.clone();
+            async move {
+                client.hammer_history(Some("drain-on-disk-failure"), 10).await.is_ok_and(|entries| {
+                    entries.iter().any(|entry| {
+                        entry
+                            .run
+                            .as_ref()
+                            .is_some_and(|run| run.state == drover_react::hammer::RunState::AwaitingApproval)
+                    })
+                })
+            }
+        })
+        .await;
+
+    let driver = Driver::start(false).await;
+
+    // `/` leads to the overview, which puts the waiting run first.
+    driver.open(&format!("{base}/")).await;
+    assert!(driver.browser.current_url().await.unwrap().path() == "/ui/");
+    let overview = driver.text().await;
+    assert!(overview.contains("Needs a human"), "{overview}");
+    assert!(overview.contains("Hammer drain-on-disk-failure on node/batch01 awaits approval"), "{overview}");
+    driver.screenshot("overview-light").await;
+
+    // Nodes: the filter language in the box.
+    driver.open(&format!("{base}/ui/nodes")).await;
+    let filter_box = driver.browser.find(Locator::Css("input[name=filter]")).await.unwrap();
+    filter_box.send_keys(r#"hostgroup =~ "bi/batch/**" and environment == "qa""#).await.unwrap();
+    driver.browser.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
+    driver.browser.wait().for_element(Locator::Css("ul.tree")).await.unwrap();
+    let filtered = driver.text().await;
+    assert!(filtered.contains("batch01") && !filtered.contains("web01"), "{filtered}");
+    assert!(filtered.contains("1 shown"), "{filtered}");
+    driver.screenshot("nodes-filtered").await;
+    // A broken filter reads as the CLI's message.
+    driver.open(&format!("{base}/ui/nodes?filter=hostgroup%20%3D%3D")).await;
+    let broken = driver.text().await;
+    assert!(broken.contains("bad filter:") && broken.contains("docs/nodes.md"), "{broken}");
+
+    // The job that cannot be placed says why, in words.
+    driver.open(&format!("{base}/ui/jobs")).await;
+    driver.browser.find(Locator::LinkText("stuck")).await.unwrap().click().await.unwrap();
+    driver.browser.wait().for_element(Locator::Id("placement")).await.unwrap();
+    let stuck = driver.text().await;
+    assert!(stuck.contains("Group daq: 2 could not be placed"), "{stuck}");
+    assert!(stuck.contains("filtered by constraint ${node.hostgroup} glob belle2/daq/**"), "{stuck}");
+    driver.screenshot("job-unplaced").await;
+
+    // Logs: search, then click the fullest bar of the histogram to zoom.
+    driver.open(&format!("{base}/ui/logs")).await;
+    driver.browser.find(Locator::Css("input[name=q]")).await.unwrap().send_keys("hello-dashboard").await.unwrap();
+    driver.browser.find(Locator::Css("form.search button")).await.unwrap().click().await.unwrap();
+    driver.browser.wait().for_element(Locator::Css(".histogram a")).await.unwrap();
+    let searched = driver.text().await;
+    assert!(searched.contains("5 matching lines"), "{searched}");
+    assert_eq!(driver.browser.find_all(Locator::Css("table.loglines mark")).await.unwrap().len(), 5);
+    driver.screenshot("logs-search").await;
+    let fullest = driver
+        .browser
+        .execute(
+            "const bars = [...document.querySelectorAll('.histogram a')];
+             const tallest = bars.reduce((a, b) => (parseFloat(b.firstChild.style.height) > parseFloat(a.firstChild.style.height) ? b : a));
+             return tallest.getAttribute('href');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let fullest = fullest.as_str().unwrap().to_owned();
+    driver.browser.find(Locator::Css(&format!(".histogram a[href='{fullest}']"))).await.unwrap().click().await.unwrap();
+    driver.browser.wait().for_element(Locator::Css("table.loglines")).await.unwrap();
+    let zoomed_url = driver.browser.current_url().await.unwrap();
+    let zoomed_query = zoomed_url.query().unwrap_or_default().to_owned();
+    assert!(zoomed_query.contains("since=") && zoomed_query.contains("until="), "{zoomed_url}");
+    let zoomed = driver.text().await;
+    assert!(zoomed.contains("5 matching lines"), "the bucket holds every line: {zoomed}");
+    driver.screenshot("logs-zoomed").await;
+
+    // Hammers: approve the waiting run with its button.
+    driver.open(&format!("{base}/ui/hammers")).await;
+    driver.screenshot("hammers-awaiting").await;
+    driver.browser.find(Locator::Css("button[name=approve]")).await.unwrap().click().await.unwrap();
+    driver.browser.wait().for_element(Locator::Css("p.notice")).await.unwrap();
+    let approved = driver.text().await;
+    assert!(approved.contains("approved"), "{approved}");
+    cluster
+        .wait_for("the approved run to drain batch01", || {
+            let client = client.clone();
+            // A node without allocations drains at once: then it stays ineligible.
+            async move {
+                client.node("batch01").await.is_ok_and(|status| {
+                    status.node.drain.is_some() || status.node.eligibility == drover_types::NodeEligibility::Ineligible
+                })
+            }
+        })
+        .await;
+    let audit = cluster.client.audit(&drover_proto::api::AuditQuery::default()).await.unwrap();
+    assert!(
+        audit.iter().any(|event| event.action == "hammer.approve" && event.details.contains("dashboard")),
+        "the approval is audited as its API call: {audit:?}"
+    );
+    driver.close().await;
+
+    // Dark mode follows the system setting.
+    let dark = Driver::start(true).await;
+    dark.open(&format!("{base}/ui/")).await;
+    let is_dark =
+        dark.browser.execute("return matchMedia('(prefers-color-scheme: dark)').matches", vec![]).await.unwrap();
+    assert_eq!(is_dark, serde_json::json!(true));
+    let background =
+        dark.browser.execute("return getComputedStyle(document.body).backgroundColor", vec![]).await.unwrap();
+    assert_eq!(background, serde_json::json!("rgb(18, 22, 29)"), "the dark palette is used");
+    dark.screenshot("overview-dark").await;
+    dark.open(&format!("{base}/ui/job/stuck")).await;
+    dark.screenshot("job-dark").await;
+    dark.close().await;
+}
+
+/// One secure server (TLS, ACLs) in a temporary directory.
+struct SecureServer {
+    dir: tempfile::TempDir,
+    address: String,
+    _server: Process,
+}
+
+impl SecureServer {
+    async fn start() -> SecureServer {
+        let dir = tempfile::Builder::new().prefix("drover-it-ui-").tempdir().unwrap();
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut command = Command::new(drover_binary());
+        command.args(["server", "--bind", &address, "--data-dir"]).arg(dir.path().join("server0")).args([
+            "--heartbeat-interval",
+            "1s",
+            "--heartbeat-ttl",
+            "4s",
+            "--min-free-disk-mb",
+            "0",
+        ]);
+        let server = Process::spawn_for_test("server0", &mut command, dir.path().join("server0.log"));
+        let secure = SecureServer { dir, address, _server: server };
+        let client = || secure.client(None);
+        wait_until(
+            "a secure server to answer",
+            Duration::from_secs(60),
+            || async { secure.ca().exists() && client().leader().await.is_ok_and(|info| info.leader_id.is_some()) },
+            || std::fs::read_to_string(secure.dir.path().join("server0.log")).unwrap_or_default(),
+        )
+        .await;
+        secure
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("server0/tls/ca.pem")
+    }
+
+    fn client(&self, token: Option<&str>) -> drover_client::Client {
+        let credentials = drover_client::Credentials {
+            ca_pem: std::fs::read_to_string(self.ca()).ok(),
+            token: token.map(str::to_owned),
+        };
+        drover_client::Client::secured(&self.address, &credentials).unwrap()
+    }
+}
+
+impl Drop for SecureServer {
+    fn drop(&mut self) {
+        kill_processes_under(self.dir.path());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_acls_the_dashboard_asks_for_a_token_and_keeps_it_in_a_secure_cookie() {
+    if !browser_present() {
+        return;
+    }
+    let server = SecureServer::start().await;
+    let secret = server.client(None).acl_bootstrap().await.unwrap().secret;
+    let base = format!("https://{}", server.address);
+    let driver = Driver::start(false).await;
+
+    // Without a token: the login form.
+    driver.open(&format!("{base}/ui/nodes")).await;
+    let url = driver.browser.current_url().await.unwrap();
+    assert_eq!(url.path(), "/ui/login", "{url}");
+    driver.screenshot("login").await;
+
+    // A wrong token: the server's reason, and still the form.
+    driver.browser.find(Locator::Id("token")).await.unwrap().send_keys("not-a-token").await.unwrap();
+    driver.browser.find(Locator::Css("main form button")).await.unwrap().click().await.unwrap();
+    driver.browser.wait().for_element(Locator::Css("div.error")).await.unwrap();
+    let refused = driver.text().await;
+    assert!(refused.contains("error:"), "{refused}");
+
+    // The right one: back where we wanted to go, as the token's name.
+    driver.browser.find(Locator::Id("token")).await.unwrap().send_keys(&secret).await.unwrap();
+    driver.browser.find(Locator::Css("main form button")).await.unwrap().click().await.unwrap();
+    driver.browser.wait().for_element(Locator::Css("form.search")).await.unwrap();
+    let url = driver.browser.current_url().await.unwrap();
+    assert_eq!(url.path(), "/ui/nodes", "{url}");
+    let header = driver.browser.find(Locator::Css("header.top")).await.unwrap().text().await.unwrap();
+    assert!(header.contains("Log out"), "{header}");
+    // The cookie is out of reach of scripts.
+    let visible_cookies = driver.browser.execute("return document.cookie", vec![]).await.unwrap();
+    assert_eq!(visible_cookies, serde_json::json!(""));
+    let cookie = driver.browser.get_named_cookie("drover_session").await.unwrap();
+    assert_eq!(cookie.value(), secret);
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    driver.open(&format!("{base}/ui/")).await;
+    driver.screenshot("overview-logged-in").await;
+
+    // Logging out forgets it.
+    driver.browser.find(Locator::Css("header form button")).await.unwrap().click().await.unwrap();
+    driver.open(&format!("{base}/ui/")).await;
+    assert_eq!(driver.browser.current_url().await.unwrap().path(), "/ui/login");
+    driver.close().await;
+}
