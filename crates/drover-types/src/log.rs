@@ -23,8 +23,10 @@ pub struct LogRecord {
     pub origin: String,
     /// Position in the origin's stream; strictly increasing per origin.
     pub seq: u64,
-    /// When the line was written: parsed from the line where recognisable,
-    /// else `received` (nanoseconds since the epoch, UTC).
+    /// The event time (nanoseconds since the epoch, UTC): the time the line
+    /// claims when it is within the servers' skew bound of `received`
+    /// (a zone-less claim read in the node's zone), else `received`, with
+    /// the claim kept in the field `logged_at` (docs/logs.md, "Event time").
     pub timestamp: i64,
     /// When the first agent or server saw the line (nanoseconds since the epoch, UTC).
     pub received: i64,
