@@ -191,6 +191,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     where
         Strm: futures_util::Stream<Item = io::Result<EntryResponder<TypeConfig>>> + Unpin + OptionalSend,
     {
+        // Answers wait until the batch is published: whoever is told a
+        // write is applied must find it in the state this server shows
+        // (the scheduler hands a job to its next evaluation on that word).
+        let mut answers = Vec::new();
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
             let index = entry.log_id.index;
@@ -208,10 +212,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             };
             if let Some(responder) = responder {
-                responder.send(response);
+                answers.push((responder, response));
             }
         }
         self.publish();
+        for (responder, response) in answers {
+            responder.send(response);
+        }
         Ok(())
     }
 
