@@ -247,7 +247,6 @@ mod tests {
 #[cfg(test)]
 mod process_tests {
     use std::io::{Read, Write};
-    use std::path::{Path, PathBuf};
     use std::time::Duration;
 
     use drover_executor::{DriverConfig, ExecDriver, Isolation};
@@ -259,20 +258,6 @@ mod process_tests {
 
     const WAIT: Duration = Duration::from_secs(60);
 
-    /// The executor shim built by `cargo build -p drover-executor`, or
-    /// `None` (skipped, or a failure under CI) when it is not there.
-    fn executor_helper() -> Option<PathBuf> {
-        let exe = std::env::current_exe().unwrap_or_default();
-        let path = exe.parent().and_then(Path::parent).unwrap_or(Path::new(".")).join("drover-executor-helper");
-        if path.exists() {
-            return Some(path);
-        }
-        drover_golden::needs::unmet(drover_golden::needs::Missing::build(
-            format!("the executor shim {} is missing", path.display()),
-            "cargo build -p drover-executor --bin drover-executor-helper",
-        ));
-        None
-    }
 
     /// An HTTP GET of `/` on 127.0.0.1:`port`, once it answers.
     fn get_root(port: u16) -> Option<String> {
@@ -286,7 +271,7 @@ mod process_tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_raw_exec_task_listens_on_nomad_port_http_and_is_reachable_there() {
-        let Some(helper) = executor_helper() else { return };
+        let Some(helper) = test_support::executor_helper() else { return };
         let root = tempfile::tempdir().unwrap();
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

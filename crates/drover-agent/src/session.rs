@@ -14,6 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use tokio::sync::{Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
 use drover_proto::session::{self, AgentMessage, RequestBody, ResponseBody, ServerMessage};
@@ -52,6 +53,7 @@ impl Machine {
 }
 
 /// Why a session ended.
+#[derive(Debug, PartialEq, Eq)]
 enum SessionEnd {
     Shutdown,
     Disconnected(String),
@@ -59,6 +61,20 @@ enum SessionEnd {
     Silent(String),
     /// The node's labels changed (a configuration reload): register again.
     Relabelled,
+    /// The server said it is stopping ("going away"): another one takes over.
+    ServerStopping,
+}
+
+impl SessionEnd {
+    /// Why the session ended, in words.
+    fn reason(&self) -> String {
+        match self {
+            SessionEnd::Shutdown => "this agent is stopping".to_owned(),
+            SessionEnd::Disconnected(reason) | SessionEnd::Silent(reason) => reason.clone(),
+            SessionEnd::Relabelled => "the node's labels changed".to_owned(),
+            SessionEnd::ServerStopping => "the server is stopping".to_owned(),
+        }
+    }
 }
 
 pub(crate) async fn run(
@@ -110,9 +126,13 @@ pub(crate) async fn run(
                         continue;
                     }
                     Ok((end, known_servers)) => {
-                        let silent = matches!(end, SessionEnd::Silent(_));
-                        let (SessionEnd::Disconnected(reason) | SessionEnd::Silent(reason)) = end else { break };
-                        tracing::warn!(server = %address, %reason, "session ended; reconnecting");
+                        // A silent or stopping server is not asked again first.
+                        let silent = matches!(end, SessionEnd::Silent(_) | SessionEnd::ServerStopping);
+                        if end == SessionEnd::ServerStopping {
+                            tracing::info!(server = %address, "the server is stopping; moving to another");
+                        } else {
+                            tracing::warn!(server = %address, reason = %end.reason(), "session ended; reconnecting");
+                        }
                         if !known_servers.is_empty() {
                             servers = merge_servers(&configured_servers, &known_servers);
                         }
@@ -169,7 +189,7 @@ async fn connected(
     let welcome = async {
         loop {
             if let Some(message) = next_message(&mut stream).await? {
-                return Ok(message);
+                return Ok::<_, SessionEnd>(message);
             }
         }
     };
@@ -179,7 +199,7 @@ async fn connected(
         }
         Ok(Ok(ServerMessage::Refused { message })) => return Err(message),
         Ok(Ok(_)) => return Err("the server did not answer Hello with Welcome".to_owned()),
-        Ok(Err(reason)) => return Err(reason),
+        Ok(Err(end)) => return Err(end.reason()),
         Err(_) => return Err("no Welcome within 30 s".to_owned()),
     };
 
@@ -294,7 +314,7 @@ async fn connected(
                         tls.follow_servers(&trusted_cas, &issuer);
                     }
                 }
-                Err(reason) => return Ok((SessionEnd::Disconnected(reason), servers)),
+                Err(end) => return Ok((end, servers)),
             },
         }
     }
@@ -408,15 +428,19 @@ async fn send(
     sink.send(Message::Binary(frame.into())).await.map_err(|error| format!("send failed: {error}"))
 }
 
-/// The next frame: a message, or `None` for a control frame (a pong).
-async fn next_message(stream: &mut futures_util::stream::SplitStream<Socket>) -> Result<Option<ServerMessage>, String> {
+/// The next frame: a message, or `None` for a control frame (a pong); the
+/// end of the session when there is none.
+async fn next_message(
+    stream: &mut futures_util::stream::SplitStream<Socket>,
+) -> Result<Option<ServerMessage>, SessionEnd> {
     match stream.next().await {
-        Some(Ok(Message::Binary(frame))) => {
-            session::decode::<ServerMessage>(&frame).map(Some).map_err(|error| error.to_string())
-        }
-        Some(Ok(Message::Close(_))) | None => Err("the server closed the session".to_owned()),
+        Some(Ok(Message::Binary(frame))) => session::decode::<ServerMessage>(&frame)
+            .map(Some)
+            .map_err(|error| SessionEnd::Disconnected(error.to_string())),
+        Some(Ok(Message::Close(Some(frame)))) if frame.code == CloseCode::Away => Err(SessionEnd::ServerStopping),
+        Some(Ok(Message::Close(_))) | None => Err(SessionEnd::Disconnected("the server closed the session".to_owned())),
         Some(Ok(_)) => Ok(None),
-        Some(Err(error)) => Err(format!("receive failed: {error}")),
+        Some(Err(error)) => Err(SessionEnd::Disconnected(format!("receive failed: {error}"))),
     }
 }
 

@@ -69,3 +69,24 @@ pub(crate) fn allocation(id: &str) -> Allocation {
 pub(crate) fn assignment(alloc: Allocation, group: TaskGroup, update: Option<UpdateStrategy>) -> AllocAssignment {
     AllocAssignment { alloc, job: job(), group: Some(group), update }
 }
+
+/// The executor shim built by `cargo build -p drover-executor`, next to
+/// this test binary's folder (`target/debug/deps/..`) wherever the target
+/// directory is, or `None` (the test is then skipped, or fails under CI)
+/// when it is not there.
+pub(crate) fn executor_helper() -> Option<std::path::PathBuf> {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let path = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap_or(std::path::Path::new("."))
+        .join("drover-executor-helper");
+    if path.exists() {
+        return Some(path);
+    }
+    drover_golden::needs::unmet(drover_golden::needs::Missing::build(
+        format!("the executor shim {} is missing", path.display()),
+        "cargo build -p drover-executor --bin drover-executor-helper",
+    ));
+    None
+}

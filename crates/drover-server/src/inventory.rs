@@ -301,6 +301,17 @@ fn selection(nodes: &[Arc<Node>]) -> NodeSelectionResponse {
 /// agent with their name): one per job with live allocations on them,
 /// which the scheduler then declares lost and replaces.
 pub(crate) fn evals_for_node_loss(state: &State, node_ids: &[NodeId], now: Timestamp) -> Vec<Evaluation> {
+    evals_for_jobs_on_nodes(state, node_ids, "node forgotten", now)
+}
+
+/// One evaluation per job with live allocations on `node_ids` (the first
+/// node it was found on named as the cause), after those nodes changed.
+pub(crate) fn evals_for_jobs_on_nodes(
+    state: &State,
+    node_ids: &[NodeId],
+    description: &str,
+    now: Timestamp,
+) -> Vec<Evaluation> {
     let mut evals: Vec<Evaluation> = Vec::new();
     for node_id in node_ids {
         for alloc in state.live_allocs_on_node(node_id) {
@@ -310,7 +321,7 @@ pub(crate) fn evals_for_node_loss(state: &State, node_ids: &[NodeId], now: Times
             let priority = state.job(&alloc.job_id).map_or(50, |job| job.priority);
             let mut eval = Evaluation::new(new_eval_id(), alloc.job_id.clone(), priority, EvalTrigger::NodeUpdate, now);
             eval.node_id = Some(node_id.clone());
-            eval.status_description = "node forgotten".to_owned();
+            eval.status_description = description.to_owned();
             evals.push(eval);
         }
     }

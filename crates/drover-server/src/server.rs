@@ -456,6 +456,13 @@ impl Server {
         // The last task-state updates are committed before Raft stops.
         let flushed = self.inner.client_updates.flushed.clone();
         let _ = tokio::time::timeout(Duration::from_secs(2), flushed.cancelled()).await;
+        // Each agent session tells its agent the server is going away.
+        let sessions_closed = async {
+            while self.sessions().num_connected().await > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), sessions_closed).await;
         if let Err(error) = self.inner.raft.shutdown().await {
             tracing::warn!(%error, "raft shutdown failed");
         }

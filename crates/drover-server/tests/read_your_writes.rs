@@ -6,9 +6,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+mod support;
 
-use drover_server::{Server, ServerConfig};
 use drover_state::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -16,12 +15,7 @@ async fn every_acknowledged_write_is_in_the_state_its_server_shows_next() {
     const WRITERS: usize = 16;
     const WRITES_EACH: usize = 40;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(ServerConfig::new(dir.path().join("server"), "127.0.0.1:1".to_owned())).await.unwrap();
-    let leader_deadline = Instant::now() + Duration::from_secs(30);
-    while !server.status().is_leader {
-        assert!(Instant::now() < leader_deadline, "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let server = support::start_single_server(dir.path()).await;
 
     // Many writers at once, so that openraft applies several entries per
     // batch: the window in which an answer could overtake the state.

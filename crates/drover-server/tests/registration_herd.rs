@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::time::{Duration, Instant};
 
-use drover_server::{Server, ServerConfig};
 use drover_types::{NodeId, NodeRegistration, NodeStatus, fixtures};
 
 /// Agent `number` of the herd: the node `herd0042` with the id `node-0042`
@@ -23,12 +24,7 @@ fn registration(number: usize) -> NodeRegistration {
 async fn three_hundred_concurrent_registrations_share_raft_entries_and_all_succeed() {
     const NUM_AGENTS: usize = 300;
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(ServerConfig::new(dir.path().join("server"), "127.0.0.1:1".to_owned())).await.unwrap();
-    let leader_deadline = Instant::now() + Duration::from_secs(30);
-    while !server.status().is_leader {
-        assert!(Instant::now() < leader_deadline, "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let server = support::start_single_server(dir.path()).await;
     let index_before = server.state().last_index();
 
     let started = Instant::now();

@@ -181,7 +181,7 @@ mod tests {
     //! does), with the executor shim of drover-executor's tests and real check
     //! targets.
 
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
     use std::time::Duration;
 
     use tokio::sync::mpsc;
@@ -198,22 +198,6 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(60);
 
-    /// The executor shim built by `cargo build -p drover-executor`, or `None`
-    /// (the test is then skipped, or fails under CI) when it is not there.
-    fn executor_helper() -> Option<PathBuf> {
-        // Next to this test binary's folder (`target/debug/deps/..`),
-        // wherever the target directory is.
-        let exe = std::env::current_exe().unwrap_or_default();
-        let path = exe.parent().and_then(Path::parent).unwrap_or(Path::new(".")).join("drover-executor-helper");
-        if path.exists() {
-            return Some(path);
-        }
-        drover_golden::needs::unmet(drover_golden::needs::Missing::build(
-            format!("the executor shim {} is missing", path.display()),
-            "cargo build -p drover-executor --bin drover-executor-helper",
-        ));
-        None
-    }
 
     fn manager(root: &Path, helper: &Path) -> (AllocManager, mpsc::UnboundedReceiver<ClientAllocUpdate>) {
         let mut config = DriverConfig::new(helper, ["executor"]);
@@ -273,7 +257,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_served_http_check_passes_and_the_deployment_allocation_becomes_healthy_for_good() {
-        let Some(helper) = executor_helper() else { return };
+        let Some(helper) = test_support::executor_helper() else { return };
         let root = tempfile::tempdir().unwrap();
         let port = free_port();
         let port_text = port.to_string();
@@ -341,7 +325,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_check_restarts_its_task_and_the_deadline_makes_the_allocation_unhealthy() {
-        let Some(helper) = executor_helper() else { return };
+        let Some(helper) = test_support::executor_helper() else { return };
         let root = tempfile::tempdir().unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let closed_port = listener.local_addr().unwrap().port();

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::response::Response;
 
 use drover_proto::session::{self, AgentMessage, ServerMessage};
@@ -81,11 +81,17 @@ async fn run(server: Server, peer: drover_server::security::Peer, mut socket: We
             return;
         }
     };
+    let shutdown = server.shutdown_token().clone();
+    let mut stopping = false;
     loop {
         // Biased: the socket first (heartbeats are most of the traffic), and
         // no random draw per poll.
         tokio::select! {
             biased;
+            () = shutdown.cancelled() => {
+                stopping = true;
+                break;
+            }
             frame = socket.recv() => {
                 match frame {
                     Some(Ok(Message::Binary(frame))) => match session::decode::<AgentMessage>(&frame) {
@@ -108,6 +114,22 @@ async fn run(server: Server, peer: drover_server::security::Peer, mut socket: We
                 }
             }
         }
+    }
+    if stopping {
+        // "Going away": the agent moves to another server without a warning.
+        let frame = CloseFrame { code: close_code::AWAY, reason: "the server is stopping".into() };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+        // The closing handshake: read until the agent's Close, so that
+        // nothing it sent meanwhile is left unread (the kernel would answer
+        // unread data with a reset, which the agent sees as a failure).
+        let handshake = async {
+            while let Some(Ok(message)) = socket.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(500), handshake).await;
     }
     server.close_session(&agent_session).await;
 }

@@ -21,11 +21,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use drover_state::{Command, State};
-use drover_types::{DurationSpec, EvalTrigger, Evaluation, NodeId, NodeStatus, Timestamp};
+use drover_types::{DurationSpec, EvalTrigger, NodeId, NodeStatus, Timestamp};
 
 use super::{Wakes, on_change_or_tick};
 use crate::config::HeartbeatConfig;
-use crate::ids::new_eval_id;
 use crate::server::Server;
 use crate::updates::HeartbeatTable;
 
@@ -183,16 +182,7 @@ fn max_lost_after(state: &State, node_id: &NodeId) -> Option<Duration> {
 /// A status change with one evaluation per job that has live allocations
 /// on the node.
 fn status_change(state: &State, node_id: &NodeId, status: NodeStatus, description: String, now: Timestamp) -> Command {
-    let mut evals: Vec<Evaluation> = Vec::new();
-    for alloc in state.live_allocs_on_node(node_id) {
-        if evals.iter().any(|eval| eval.job_id == alloc.job_id) {
-            continue;
-        }
-        let priority = state.job(&alloc.job_id).map_or(50, |job| job.priority);
-        let mut eval = Evaluation::new(new_eval_id(), alloc.job_id.clone(), priority, EvalTrigger::NodeUpdate, now);
-        eval.node_id = Some(node_id.clone());
-        evals.push(eval);
-    }
+    let evals = crate::inventory::evals_for_jobs_on_nodes(state, std::slice::from_ref(node_id), "", now);
     Command::UpdateNodeStatus { node_id: node_id.clone(), status, description, evals, now }
 }
 

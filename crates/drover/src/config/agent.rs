@@ -19,8 +19,14 @@ pub(crate) static KEYS: &[Key] = &[
     Key::new("servers", "servers", "DROVER_SERVERS", Kind::List, "Server addresses, comma-separated (host:port)"),
     Key::new("data_dir", "data-dir", "DROVER_DATA_DIR", Kind::Path, "Where allocation directories and task state live"),
     Key::new("name", "name", "DROVER_NAME", Kind::Text, "Node name (default: the hostname)"),
-    Key::new("hostgroup", "hostgroup", "DROVER_HOSTGROUP", Kind::Text, "Host group, a path such as bi/batch/gridworker")
-        .reloadable(),
+    Key::new(
+        "hostgroup",
+        "hostgroup",
+        "DROVER_HOSTGROUP",
+        Kind::Text,
+        "Host group, a path such as bi/batch/gridworker",
+    )
+    .reloadable(),
     Key::new("environment", "environment", "DROVER_ENVIRONMENT", Kind::Text, "Environment, such as production or qa")
         .reloadable(),
     Key::new("owner", "owner", "DROVER_OWNER", Kind::Text, "Owner (a person or team)").reloadable(),
@@ -55,16 +61,14 @@ pub(crate) static KEYS: &[Key] = &[
         Kind::Secret,
         "Enrol with a secure cluster on first start (`drover node join-token create` prints one); later starts use the certificate kept in the data directory. Prefer the environment variable or join_token_file: a flag shows in `ps`",
     ),
-    Key::new("join_token_file", "join-token-file", "DROVER_JOIN_TOKEN_FILE", Kind::Path, "A file holding the join token"),
     Key::new(
-        "log_level",
-        "log-level",
-        "DROVER_LOG",
-        Kind::LogFilter,
-        "What drover logs: a level (error, warn, info, debug, trace) or tracing directives such as warn,drover=debug (the default: drover at info, its libraries at warn)",
-    )
-    .default(crate::logging::ROLE_DEFAULT_FILTER)
-    .reloadable(),
+        "join_token_file",
+        "join-token-file",
+        "DROVER_JOIN_TOKEN_FILE",
+        Kind::Path,
+        "A file holding the join token",
+    ),
+    super::LOG_LEVEL,
     Key::new(
         "logs.files",
         "log-file",

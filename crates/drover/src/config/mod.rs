@@ -195,6 +195,17 @@ pub(crate) struct Key {
     pub(crate) not_in_files: Option<&'static str>,
 }
 
+/// The log level key, the same for every role.
+pub(crate) const LOG_LEVEL: Key = Key::new(
+    "log_level",
+    "log-level",
+    "DROVER_LOG",
+    Kind::LogFilter,
+    "What drover logs: a level (error, warn, info, debug, trace) or tracing directives such as warn,drover=debug (the default: drover at info, its libraries at warn)",
+)
+.default(crate::logging::ROLE_DEFAULT_FILTER)
+.reloadable();
+
 impl Key {
     /// A setting with no default, not applied on reload, allowed in files.
     pub(crate) const fn new(

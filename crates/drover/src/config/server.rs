@@ -75,15 +75,7 @@ pub(crate) static KEYS: &[Key] = &[
     .not_in_files(
         "it is a one-time recovery step, which a file would repeat at every start; give --forget-cluster once on the command line",
     ),
-    Key::new(
-        "log_level",
-        "log-level",
-        "DROVER_LOG",
-        Kind::LogFilter,
-        "What drover logs: a level (error, warn, info, debug, trace) or tracing directives such as warn,drover=debug (the default: drover at info, its libraries at warn)",
-    )
-    .default(crate::logging::ROLE_DEFAULT_FILTER)
-    .reloadable(),
+    super::LOG_LEVEL,
     Key::new(
         "insecure",
         "insecure",
@@ -297,7 +289,7 @@ fn security(settings: &Settings) -> anyhow::Result<SecurityMode> {
 /// The join token: `join_token`, or the contents of `join_token_file`.
 pub(crate) fn read_join_token(settings: &Settings) -> anyhow::Result<Option<String>> {
     match settings.path("join_token_file") {
-        Some(path) => Ok(Some(std::fs::read_to_string(&path).with_context(|| {
+        Some(path) => Ok(Some(crate::cli::bounded::read_credential_file(&path).with_context(|| {
             format!("cannot read the join token file {} ({})", path.display(), settings.origin("join_token_file"))
         })?)),
         None => Ok(settings.text("join_token")),

@@ -560,3 +560,37 @@ async fn a_leader_partitioned_into_a_minority_stops_committing_and_the_majority_
     }
     kill_processes_under(dir.path());
 }
+
+/// The server an agent's session is on, from the agent's last "connected
+/// to server" line.
+fn connected_server(agent_output: &str) -> Option<String> {
+    agent_output
+        .lines()
+        .rev()
+        .find(|line| line.contains("connected to server"))
+        .and_then(|line| line.split("server=").nth(1))
+        .map(|address| address.trim().to_owned())
+}
+
+/// A server stopped on purpose (SIGTERM, as systemd stops it) says so to
+/// its agents, which move to another server without a warning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_stopped_on_purpose_hands_its_agents_over_without_a_warning() {
+    let mut cluster = Cluster::start_servers(3).await;
+    let agent = cluster.start_agent("n1", &[]).await;
+    let first = connected_server(&cluster.agents[agent].output()).expect("the agent says where it connected");
+    let index = cluster.addresses.iter().position(|address| *address == first).expect("one of the servers");
+
+    cluster.servers[index].signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(cluster.servers[index].wait_exit(Duration::from_secs(30)).is_some(), "the server stops");
+    cluster
+        .wait_for("the agent on another server", || async {
+            connected_server(&cluster.agents[agent].output()).is_some_and(|now| now != first)
+        })
+        .await;
+
+    let output = cluster.agents[agent].output();
+    assert!(output.contains("the server is stopping; moving to another"), "{output}");
+    let warnings: Vec<&str> = output.lines().filter(|line| line.contains("WARN")).collect();
+    assert!(warnings.is_empty(), "a planned stop warns nobody: {warnings:?}");
+}

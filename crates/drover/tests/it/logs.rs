@@ -230,21 +230,10 @@ async fn task_output_is_searchable_by_job_and_counted_and_drawn() {
 async fn a_last_line_without_a_newline_is_indexed() {
     let mut cluster = Cluster::start().await;
     cluster.start_agent("n1", &[]).await;
-    let job = r#"
-job "abrupt" {
-  type = "batch"
-  group "g" {
-    task "t" {
-      driver = "raw_exec"
-      config {
-        command = "/bin/sh"
-        args    = ["-c", "echo 2019-03-01T10:00:00Z starting from a clock three years behind; printf 'fatal: disk quota exceeded on /scratch'; exit 3"]
-      }
-    }
-  }
-}
-"#;
-    let output = cluster.run_job("abrupt", job);
+    let job = abrupt_batch_job(
+        "echo 2019-03-01T10:00:00Z starting from a clock three years behind; printf 'fatal: disk quota exceeded on /scratch'; exit 3",
+    );
+    let output = cluster.run_job("abrupt", &job);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let client = cluster.client.clone();
     cluster.wait_for("both lines of the task", || async { total(&client, "job:abrupt").await == 2 }).await;
@@ -476,21 +465,8 @@ async fn every_line_arrives_whole_and_is_found_in_the_last_minute() {
     assert_eq!(node.attributes.get("time.utc_offset").map(String::as_str), Some("+09:00"));
 
     // A task whose last output has no newline: indexed as soon as it exited.
-    let job = r#"
-job "abrupt" {
-  type = "batch"
-  group "g" {
-    task "t" {
-      driver = "raw_exec"
-      config {
-        command = "/bin/sh"
-        args    = ["-c", "echo starting; printf 'fatal: xylophonequota'; exit 3"]
-      }
-    }
-  }
-}
-"#;
-    let output = cluster.run_job("abrupt", job);
+    let job = abrupt_batch_job("echo starting; printf 'fatal: xylophonequota'; exit 3");
+    let output = cluster.run_job("abrupt", &job);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 
     // A zone-less timestamp, Tokyo's wall clock now: read in Tokyo, it is now.
@@ -682,4 +658,25 @@ async fn an_export_imported_into_a_fresh_cluster_answers_the_same_and_twice_adds
     assert!(!refused.status.success(), "{stderr}");
     assert!(stderr.contains("broken.ndjson.zst:3: not a log record"), "{stderr}");
     assert_eq!(total(&restored, "origin:elsewhere").await, 0);
+}
+
+/// The batch job `abrupt`: one raw_exec task running `script` in `sh -c`
+/// (a script without double quotes or backslashes).
+fn abrupt_batch_job(script: &str) -> String {
+    format!(
+        r#"
+job "abrupt" {{
+  type = "batch"
+  group "g" {{
+    task "t" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sh"
+        args    = ["-c", "{script}"]
+      }}
+    }}
+  }}
+}}
+"#
+    )
 }
