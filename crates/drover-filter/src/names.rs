@@ -15,6 +15,10 @@
 //! - Several groups multiply: `r{1..2}n{1..3}` is six names.
 //! - Spaces around the separating commas are ignored; names themselves
 //!   hold no spaces.
+//! - pdsh and clush node sets work too: `batch[01-12,15]` is batch01 to
+//!   batch12 and batch15 (the width of each range's first number pads
+//!   it, as in pdsh); brackets multiply like braces (`r[1-2]n[1-3]`), and
+//!   hold numbers and `from-to` ranges only.
 //! - The result keeps the order of the input and drops repeated names.
 //! - More than [`MAX_NAMES`] names, or names longer than
 //!   [`MAX_NAME_CHARS`] characters, are refused before anything is
@@ -297,6 +301,19 @@ impl Reader<'_> {
                     }
                     parts.push(self.parse_group(depth + 1)?);
                 }
+                '[' => {
+                    if !text.is_empty() {
+                        parts.push(Part::Text(std::mem::take(&mut text)));
+                    }
+                    parts.push(self.parse_node_set()?);
+                }
+                ']' => {
+                    return Err(self.error(
+                        format!("unmatched \"]\" at column {}; remove it or add a \"[\" before it", self.index + 1),
+                        self.index + 1,
+                        1,
+                    ));
+                }
                 _ => {
                     text.push(character);
                     self.index += 1;
@@ -359,6 +376,54 @@ impl Reader<'_> {
                 self.index - open_index,
             ));
         }
+        Ok(Part::Choice(alternatives))
+    }
+
+    /// A pdsh/clush node set `[01-12,15]`, starting at its `[`: numbers
+    /// and `from-to` ranges separated by commas.
+    fn parse_node_set(&mut self) -> Result<Part> {
+        let open_column = self.index + 1;
+        let rest = self.characters.get(self.index + 1..).unwrap_or_default();
+        let Some(close_offset) = rest.iter().position(|character| *character == ']') else {
+            return Err(self.error(
+                format!("the \"[\" at column {open_column} is never closed; add a \"]\""),
+                open_column,
+                1,
+            ));
+        };
+        let content: String = rest.get(..close_offset).unwrap_or_default().iter().collect();
+        let width = close_offset + 2;
+        let bad_set = |reason: &str| {
+            self.error(
+                format!(
+                    "bad node set [{content}] at column {open_column}: {reason}; write numbers and ranges such as \
+                     [01-12,15]"
+                ),
+                open_column,
+                width,
+            )
+        };
+        let is_number = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+        let mut alternatives = Vec::new();
+        for item in content.split(',') {
+            let item = item.trim();
+            match item.split_once('-') {
+                None if is_number(item) => alternatives.push(vec![Part::Text(item.to_owned())]),
+                Some((from_text, to_text)) if is_number(from_text) && is_number(to_text) => {
+                    let (Ok(from), Ok(to)) = (from_text.parse::<u64>(), to_text.parse::<u64>()) else {
+                        return Err(bad_set("the numbers are too large"));
+                    };
+                    if from > to {
+                        return Err(bad_set(&format!("{from_text}-{to_text} counts down")));
+                    }
+                    let width = if from_text.len() > 1 && from_text.starts_with('0') { from_text.len() } else { 0 };
+                    alternatives.push(vec![Part::Range(Range::Numbers { from, to, step: 1, width })]);
+                }
+                _ if item.is_empty() => return Err(bad_set("an empty item")),
+                _ => return Err(bad_set(&format!("{item:?} is neither a number nor a range"))),
+            }
+        }
+        self.index += close_offset + 2;
         Ok(Part::Choice(alternatives))
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use futures_util::StreamExt;
 
-use drover_proto::api::{ExecEvent, ExecNodeResult, ExecRequest, ExecStatus};
+use drover_proto::api::{ExecEvent, ExecNodeResult, ExecOutputGroup, ExecRequest, ExecStatus, group_exec_outputs};
 
 use super::ServerAddress;
 use super::output::print_json;
@@ -22,14 +22,23 @@ use super::output::print_json;
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("selection").args(["nodes", "filter"]).required(true).multiple(true)))]
 pub(crate) struct ExecArgs {
-    /// Nodes: names, ids, comma-separated lists and brace ranges
-    /// (`batch{00..99},gpu07`).
+    /// Nodes: names, ids, comma-separated lists, brace ranges
+    /// (`batch{00..99},gpu07`) and pdsh node sets (`batch[01-12,15]`).
     #[arg(value_name = "NODES")]
     nodes: Vec<String>,
     /// The nodes this filter matches (docs/nodes.md); with NODES, those of
     /// them it matches.
     #[arg(long)]
     filter: Option<String>,
+    /// Leave these nodes out (names, lists, ranges, node sets), as pdsh's
+    /// and clush's `-x`.
+    #[arg(long, short = 'x', value_name = "NODES")]
+    exclude: Vec<String>,
+    /// Print each output line as `node: line` (stderr lines on stderr),
+    /// as pdsh and clush do, for grep and sort; the status lines and the
+    /// summary go to stderr.
+    #[arg(long)]
+    prefix: bool,
     /// Deadline per node: it reports TIMEOUT then and its command is killed.
     #[arg(long, default_value = "30s", value_parser = crate::roles::parse_duration)]
     timeout: Duration,
@@ -57,9 +66,14 @@ pub(crate) struct ExecArgs {
 }
 
 pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
+    let (nodes, filter) = super::exclude_nodes(
+        super::expand_node_args(&args.nodes)?,
+        args.filter.clone(),
+        &super::expand_node_args(&args.exclude)?,
+    );
     let request = ExecRequest {
-        nodes: super::expand_node_args(&args.nodes)?,
-        filter: args.filter.clone(),
+        nodes,
+        filter,
         command: args.command.clone(),
         timeout_ms: u64::try_from(args.timeout.as_millis()).unwrap_or(u64::MAX),
         parallel: args.parallel,
@@ -74,22 +88,26 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     let mut results: Vec<ExecNodeResult> = Vec::new();
     let mut expected = 0usize;
     let mut stdout = std::io::stdout().lock();
+    let mut stderr = std::io::stderr().lock();
+    // Where status lines and the summary go: stdout, or stderr under
+    // --prefix (stdout then holds only `node: line`).
+    let mut progress: &mut dyn Write = if args.prefix { &mut stderr } else { &mut stdout };
     while let Some(event) = events.next().await {
         match event? {
             ExecEvent::Start { nodes } => {
                 expected = nodes.len();
                 if nodes.is_empty() && !args.json {
-                    writeln!(stdout, "No node matches.")?;
+                    writeln!(progress, "No node matches.")?;
                 }
             }
             ExecEvent::Result(result) => {
                 if !args.json {
                     writeln!(
-                        stdout,
+                        progress,
                         "{}",
                         super::output::paint_status_words(&status_line(results.len() + 1, &result))
                     )?;
-                    stdout.flush()?;
+                    progress.flush()?;
                 }
                 results.push(result);
             }
@@ -106,9 +124,12 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         results.sort_by(|a, b| a.node.cmp(&b.node));
         print_json(&serde_json::json!({ "results": results, "summary": counts(&results) }))?;
+    } else if args.prefix {
+        print_prefixed(&mut stdout, &mut stderr, &mut results)?;
+        writeln!(stderr, "{}", summary(&results, started.elapsed()))?;
     } else {
-        print_groups(&mut stdout, &results)?;
-        writeln!(stdout, "{}", summary(&results, started.elapsed()))?;
+        print_groups(&mut progress, &results)?;
+        writeln!(progress, "{}", summary(&results, started.elapsed()))?;
     }
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
@@ -128,14 +149,8 @@ fn status_line(number: usize, result: &ExecNodeResult) -> String {
 /// The outputs, one block per distinct text, headed by the nodes that
 /// printed it (folded into brace ranges).
 fn print_groups(out: &mut impl Write, results: &[ExecNodeResult]) -> std::io::Result<()> {
-    let mut groups: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
-    for result in results.iter().filter(|result| !result.stdout.is_empty() || !result.stderr.is_empty()) {
-        groups.entry((&result.stdout, &result.stderr)).or_default().push(&result.node);
-    }
-    let mut groups: Vec<_> = groups.into_iter().collect();
     // The most common output first, like ClusterShell's `-b`.
-    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.1.cmp(&b.1)));
-    for ((stdout, stderr), nodes) in groups {
+    for ExecOutputGroup { stdout, stderr, nodes } in group_exec_outputs(results) {
         let header = format!("{} ({})", drover_filter::fold_names(&nodes), nodes.len());
         let rule = "-".repeat(header.chars().count().min(78));
         writeln!(out, "{rule}\n{header}\n{rule}")?;
@@ -155,6 +170,21 @@ fn print_groups(out: &mut impl Write, results: &[ExecNodeResult]) -> std::io::Re
             truncated.len(),
             drover_filter::fold_names(&truncated)
         )?;
+    }
+    Ok(())
+}
+
+/// Every output line as `node: line`, nodes in name order, stdout lines
+/// to `out` and stderr lines to `err`, as pdsh prints them.
+fn print_prefixed(out: &mut impl Write, err: &mut impl Write, results: &mut [ExecNodeResult]) -> std::io::Result<()> {
+    results.sort_by(|a, b| a.node.cmp(&b.node));
+    for result in results.iter() {
+        for line in result.stdout.lines() {
+            writeln!(out, "{}: {line}", result.node)?;
+        }
+        for line in result.stderr.lines() {
+            writeln!(err, "{}: {line}", result.node)?;
+        }
     }
     Ok(())
 }
@@ -243,6 +273,16 @@ mod tests {
         );
         let line = summary(&results, Duration::from_millis(1500));
         assert_eq!(line, "5 nodes in 1.5 s: 4 success, 1 timeout (n04)");
+    }
+
+    #[test]
+    fn prefixed_output_is_one_node_colon_line_per_line_in_name_order() {
+        let mut results = vec![result("n02", ExecStatus::Success, "b\nc\n"), result("n01", ExecStatus::Success, "a\n")];
+        results[0].stderr = "oops\n".to_owned();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        print_prefixed(&mut out, &mut err, &mut results).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "n01: a\nn02: b\nn02: c\n");
+        assert_eq!(String::from_utf8(err).unwrap(), "n02: oops\n");
     }
 
     #[test]

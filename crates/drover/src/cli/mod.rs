@@ -3,12 +3,14 @@
 
 pub(crate) mod acl;
 pub(crate) mod alloc;
+pub(crate) mod bounded;
 pub(crate) mod check;
 pub(crate) mod completions;
 pub(crate) mod eval;
 pub(crate) mod exec;
 pub(crate) mod job;
 pub(crate) mod logs;
+pub(crate) mod machines;
 pub(crate) mod man;
 pub(crate) mod node;
 pub(crate) mod output;
@@ -49,13 +51,13 @@ pub(crate) struct ServerAddress {
 impl ServerAddress {
     pub(crate) fn client(&self) -> anyhow::Result<Client> {
         let ca_pem = match &self.ca_cert {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+            Some(path) => Some(bounded::read_credential_file(path).map_err(|error| {
                 anyhow::anyhow!("cannot read the cluster CA {} (--ca-cert, DROVER_CACERT): {error}", path.display())
             })?),
             None => None,
         };
         let token = match &self.token_file {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+            Some(path) => Some(bounded::read_credential_file(path).map_err(|error| {
                 anyhow::anyhow!("cannot read the token file {} (--token-file): {error}", path.display())
             })?),
             None => self.token.clone(),
@@ -77,6 +79,25 @@ pub(crate) fn expand_node_args(args: &[String]) -> anyhow::Result<Vec<String>> {
         names.extend(expanded.into_iter().filter(|name| seen.insert(name.clone())));
     }
     Ok(names)
+}
+
+/// Leaves `excluded` out of a selection (`-x`, as pdsh and clush): out of
+/// the named nodes, and, when a filter selects, out of what it matches.
+pub(crate) fn exclude_nodes(
+    nodes: Vec<String>,
+    filter: Option<String>,
+    excluded: &[String],
+) -> (Vec<String>, Option<String>) {
+    if excluded.is_empty() {
+        return (nodes, filter);
+    }
+    let nodes: Vec<String> = nodes.into_iter().filter(|node| !excluded.contains(node)).collect();
+    let filter = filter.map(|filter| {
+        let quoted: Vec<String> =
+            excluded.iter().map(|name| format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))).collect();
+        format!("({filter}) and name not in [{}]", quoted.join(", "))
+    });
+    (nodes, filter)
 }
 
 /// Accepts Nomad's single-dash long flags (`-json`, `-detach`,

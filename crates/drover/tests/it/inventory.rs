@@ -264,3 +264,29 @@ job "witness" {{
     assert!(witness.exists(), "the witness job ran on n01");
     assert!(!marker.exists(), "the command ran");
 }
+
+/// pdsh's muscle memory: a node set in brackets, `-x` to leave nodes out
+/// (of names and of a filter's matches), and `--prefix` for `node: line`
+/// output that grep and sort can take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_takes_pdsh_node_sets_exclusions_and_prefixes_lines_with_the_node() {
+    let mut cluster = Cluster::start().await;
+    let names: Vec<String> = (1..=3).map(|number| format!("n{number}")).collect();
+    cluster.start_agents(&names, &[]).await;
+
+    let output = cluster.cli(&["exec", "n[1-3]", "-x", "n2", "--prefix", "--", "echo", "hi;", "echo", "oops", ">&2"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "n1: hi\nn3: hi\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("n1: oops") && stderr.contains("n3: oops") && !stderr.contains("n2"), "{stderr}");
+    assert!(stderr.contains("2 nodes in"), "the summary goes to stderr: {stderr}");
+
+    let output = cluster.cli(&["exec", "--filter", "name =~ \"n*\"", "-x", "n[2-3]", "--prefix", "--", "echo", "hi"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "n1: hi\n");
+
+    let output = cluster.cli(&["exec", "n[3-1]", "--", "true"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad node set [3-1]") && stderr.contains("counts down"), "{stderr}");
+}
