@@ -258,7 +258,6 @@ mod process_tests {
 
     const WAIT: Duration = Duration::from_secs(60);
 
-
     /// An HTTP GET of `/` on 127.0.0.1:`port`, once it answers.
     fn get_root(port: u16) -> Option<String> {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;

@@ -33,6 +33,7 @@ pub mod facts;
 mod logs;
 mod logship;
 mod manager;
+mod prepare;
 mod probe;
 mod session;
 mod task;

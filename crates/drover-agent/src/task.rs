@@ -23,6 +23,7 @@ use drover_types::{
 };
 
 use crate::env::{AllocDirs, task_command_line};
+use crate::prepare::{prepare_task_files, template_env};
 
 /// Version of `supervisor.json`.
 const SUPERVISOR_FILE_VERSION: u32 = 1;
@@ -114,6 +115,13 @@ pub(crate) async fn run_task(context: TaskContext, mut control: mpsc::UnboundedR
     }
 
     let persisted = load_supervisor_file(&context.task_dir);
+    if persisted.is_none()
+        && (!context.task.artifacts.is_empty() || !context.task.templates.is_empty())
+        && let Err(message) = prepare_files(&context).await
+    {
+        report_failure(&context, TaskEventKind::TaskSetup, message);
+        return;
+    }
     let mut events: VecDeque<Event> = VecDeque::new();
     let mut handle: Option<Arc<TaskHandle>> = None;
     let mut generation = 0u64;
@@ -255,11 +263,24 @@ fn spawn_waiter(handle: Arc<TaskHandle>, generation: u64, exits: mpsc::Unbounded
     });
 }
 
-async fn spawn(context: &TaskContext) -> Result<TaskHandle, String> {
+/// Downloads the task's artifacts and renders its templates (see
+/// `prepare.rs`), with the environment the task will have.
+async fn prepare_files(context: &TaskContext) -> Result<(), String> {
     let working_dir = context.task_dir.join("local");
     let dirs = AllocDirs { alloc_dir: &context.alloc_dir, task_dir: &working_dir };
     let command_line =
         task_command_line(context.node.as_ref(), &context.job, &context.group, &context.alloc, &context.task, &dirs);
+    prepare_task_files(&context.task, &context.task_dir, &command_line.env).await
+}
+
+async fn spawn(context: &TaskContext) -> Result<TaskHandle, String> {
+    let working_dir = context.task_dir.join("local");
+    let dirs = AllocDirs { alloc_dir: &context.alloc_dir, task_dir: &working_dir };
+    // The variables of `env = true` templates join the task's env block.
+    let mut task = context.task.clone();
+    task.env.extend(template_env(&context.task, &context.task_dir)?);
+    let command_line =
+        task_command_line(context.node.as_ref(), &context.job, &context.group, &context.alloc, &task, &dirs);
     let mut launch = TaskLaunch::from_task(&context.alloc.id, &context.task, command_line.env, context.log_dir.clone());
     launch.command = command_line.command;
     launch.args = command_line.args;
@@ -274,15 +295,15 @@ async fn spawn(context: &TaskContext) -> Result<TaskHandle, String> {
 }
 
 fn report_setup_failure(context: &TaskContext, message: String) {
+    report_failure(context, TaskEventKind::DriverFailure, message);
+}
+
+/// Reports the task dead and failed before it started, with one event of
+/// `kind`.
+fn report_failure(context: &TaskContext, kind: TaskEventKind, message: String) {
     let now = Timestamp::now();
     let mut state =
         TaskState { state: TaskLifecycleState::Dead, failed: true, finished_at: Some(now), ..Default::default() };
-    state.push_event(TaskEvent {
-        time: now,
-        kind: TaskEventKind::DriverFailure,
-        message,
-        exit_code: None,
-        signal: None,
-    });
+    state.push_event(TaskEvent { time: now, kind, message, exit_code: None, signal: None });
     let _ = context.reports.send(TaskReport { task: context.task.name.clone(), state, finished: true, failed: true });
 }

@@ -23,7 +23,13 @@ pub(crate) fn task(name: &str, command: &str, args: &[&str]) -> Task {
 
 /// `task` with one service holding `checks`.
 pub(crate) fn with_checks(mut task: Task, checks: Vec<Check>) -> Task {
-    task.services = vec![Service { name: format!("{}-service", task.name), port: None, checks }];
+    task.services = vec![Service {
+        name: format!("{}-service", task.name),
+        port: None,
+        checks,
+        port_label: None,
+        tags: Vec::new(),
+    }];
     task
 }
 
@@ -35,6 +41,7 @@ pub(crate) fn check(name: &str, kind: CheckKind, interval_millis: u64, timeout_m
         interval: DurationSpec::from_millis(interval_millis),
         timeout: DurationSpec::from_millis(timeout_millis),
         check_restart: None,
+        port_label: None,
     }
 }
 

@@ -184,6 +184,63 @@ async fn hostile_jobs_are_refused_with_the_job_file_messages_and_change_nothing(
     server.shutdown().await;
 }
 
+/// A change made to a valid job's JSON.
+type ChangeJob = fn(&mut serde_json::Value);
+
+/// What the job file reader refused and the API accepted: output rotated
+/// on every byte or kept without bound, a task restarted and an allocation
+/// replaced without pause, a namespace drover does not have. Each is
+/// refused with the job file's words, and nothing is registered.
+#[tokio::test]
+async fn the_api_refuses_what_the_job_file_reader_refuses() {
+    let (server, _dir) = start_server().await;
+    let cases: [(&str, ChangeJob, &str); 6] = [
+        (
+            "logs rotated on every byte",
+            |job| job["groups"][0]["tasks"][0]["logs"] = serde_json::json!({ "max_files": 0, "max_file_size_mb": 0 }),
+            "logs max_files must be between 1 and 1000, not 0",
+        ),
+        (
+            "logs kept without bound",
+            |job| {
+                job["groups"][0]["tasks"][0]["logs"] =
+                    serde_json::json!({ "max_files": u32::MAX, "max_file_size_mb": u64::MAX })
+            },
+            "logs max_file_size must be between 1 and 1048576 (MiB), not 18446744073709551615",
+        ),
+        (
+            "restarts in a tight loop",
+            |job| {
+                job["groups"][0]["restart"]["interval"] = serde_json::json!("0s");
+                job["groups"][0]["restart"]["delay"] = serde_json::json!("0s");
+            },
+            "the restart interval must be at least 5s",
+        ),
+        (
+            "replacements in a tight loop",
+            |job| job["groups"][0]["reschedule"]["delay"] = serde_json::json!("0s"),
+            "the reschedule delay must be at least 5s",
+        ),
+        (
+            "another namespace",
+            |job| job["namespace"] = serde_json::json!("team-a"),
+            "namespace \"team-a\" is not supported",
+        ),
+        ("a region with a NUL", |job| job["region"] = serde_json::json!("eu\u{0}"), "region"),
+    ];
+    for (what, change, expected) in cases {
+        let mut job = job_json(1);
+        change(&mut job);
+        let (status, answer) =
+            call(&server, post_json("/v1/jobs", &serde_json::json!({ "job": job }).to_string())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{what}: {answer}");
+        assert_eq!(answer["code"], "invalid_input", "{what}: {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(expected), "{what}: {answer}");
+    }
+    assert_eq!(registered_jobs(&server).await, serde_json::json!([]));
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_wrong_method_is_a_coded_error() {
     let (server, _dir) = start_server().await;

@@ -227,3 +227,51 @@ async fn every_dashboard_route_is_served() {
         assert!(!page.body.contains("no API route"), "{template} is not routed: {}", page.body);
     }
 }
+
+#[tokio::test]
+async fn the_exec_page_runs_through_the_exec_api_checks_its_csrf_token_and_is_audited() {
+    let (server, _dir) = support::start_server().await;
+    let page = send(&server, get("/ui/exec", None)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Run</button>"), "anonymous on an insecure server may exec: {}", page.body);
+    let cookie = session_cookie(&page).expect("a session cookie");
+    let csrf = csrf_of(&page.body);
+
+    let forged = send(&server, post_form("/ui/exec", Some(&cookie), "filter=all&command=uptime")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    wait_for_audit(&server, |event| {
+        event.action == "exec.run"
+            && matches!(&event.outcome, drover_types::acl::AuditOutcome::Refused(why) if why.contains("CSRF"))
+    })
+    .await;
+
+    // Nothing selected: the CLI's refusal, above the form it keeps.
+    let unselected = send(&server, post_form("/ui/exec", Some(&cookie), &format!("csrf={csrf}&command=uptime"))).await;
+    assert_eq!(unselected.status, StatusCode::BAD_REQUEST, "{}", unselected.body);
+    assert!(unselected.body.contains("no command reaches the whole fleet by accident"), "{}", unselected.body);
+    assert!(unselected.body.contains("value=\"uptime\""), "the form keeps the command");
+
+    // A broken filter reads as the API's message.
+    let broken = send(
+        &server,
+        post_form("/ui/exec", Some(&cookie), &format!("csrf={csrf}&filter=hostgroup+%3D%3D&command=uptime")),
+    )
+    .await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST, "{}", broken.body);
+    assert!(broken.body.contains("see docs/nodes.md"), "{}", broken.body);
+
+    // A selection that matches no node runs through POST /v1/exec's
+    // handler and answers as the CLI does, audited as the API call.
+    let form = format!("csrf={csrf}&filter=hostgroup+%3D%3D+%22nowhere%22&command=uptime&timeout=5s");
+    let ran = send(&server, post_form("/ui/exec", Some(&cookie), &form)).await;
+    assert_eq!(ran.status, StatusCode::NOT_FOUND, "{}", ran.body);
+    assert!(ran.body.contains("error: no node matches the selection"), "{}", ran.body);
+    assert!(ran.body.contains("Run</button>"), "the form stays to correct the selection");
+    wait_for_audit(&server, |event| {
+        event.action == "exec.run"
+            && event.target == "/v1/exec"
+            && event.details == "from the dashboard"
+            && matches!(&event.outcome, drover_types::acl::AuditOutcome::Failed(why) if why.contains("no node matches"))
+    })
+    .await;
+}

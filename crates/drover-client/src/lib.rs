@@ -743,6 +743,30 @@ impl Client {
         self.post(paths::NODES_PURGE, request).await
     }
 
+    /// `POST /v1/workflows`: start a machine workflow (or, with `dry_run`,
+    /// preview it).
+    pub async fn start_workflow(
+        &self,
+        request: &drover_proto::machines::WorkflowRequest,
+    ) -> Result<drover_proto::machines::WorkflowStarted> {
+        self.post(paths::WORKFLOWS, request).await
+    }
+
+    /// `GET /v1/workflows`: every machine workflow, newest first.
+    pub async fn workflows(&self) -> Result<Vec<drover_types::workflow::Workflow>> {
+        Ok(self.get(paths::WORKFLOWS, None).await?.0)
+    }
+
+    /// `GET /v1/workflow/{id}`.
+    pub async fn workflow(&self, id: &str) -> Result<drover_types::workflow::Workflow> {
+        Ok(self.get(&paths::fill(paths::WORKFLOW, &[id]), None).await?.0)
+    }
+
+    /// `POST /v1/workflow/{id}/cancel`.
+    pub async fn cancel_workflow(&self, id: &str) -> Result<drover_types::workflow::Workflow> {
+        self.post(&paths::fill(paths::WORKFLOW_CANCEL, &[id]), &serde_json::json!({})).await
+    }
+
     /// `POST /v1/node/{node}/protection`.
     pub async fn set_protection(&self, node: &str, protect: bool, reason: &str) -> Result<Node> {
         let request = ProtectionRequest { protect, reason: reason.to_owned() };

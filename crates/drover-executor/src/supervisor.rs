@@ -956,6 +956,8 @@ mod tests {
             services: vec![],
             meta: Default::default(),
             logs: None,
+            templates: vec![],
+            artifacts: vec![],
         };
         let config = SupervisorConfig::for_task(&task, RestartPolicy::BATCH_DEFAULT, JobType::Batch).unwrap();
         assert_eq!(config.policy, RestartPolicy::BATCH_DEFAULT);

@@ -135,6 +135,11 @@ impl<'evaluation> BlockReader<'evaluation> {
         span.map_or(self.location, |range| self.evaluation.source().location(range.start))
     }
 
+    /// Whether any problem was recorded in this file so far.
+    pub fn has_errors(&self) -> bool {
+        self.evaluation.has_errors()
+    }
+
     /// Records a problem at `location`.
     pub fn report(&self, location: Location, message: impl Into<String>) {
         self.evaluation.report(location, message);

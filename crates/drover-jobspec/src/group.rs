@@ -9,6 +9,7 @@ use drover_types::{
 use crate::network::read_group_network;
 use crate::placement::{read_affinities, read_constraints, read_spreads};
 use crate::policies::{read_disconnect, read_migrate, read_reschedule, read_restart, read_update};
+use crate::service::{ServiceOwner, read_service};
 use crate::task::{TaskContext, read_task};
 use crate::validate::check_label;
 
@@ -25,9 +26,8 @@ pub(crate) struct GroupContext<'a> {
 }
 
 /// Parts of Nomad's group that drover does not run.
-const UNSUPPORTED_GROUP_PARTS: [(&str, &str); 10] = [
+const UNSUPPORTED_GROUP_PARTS: [(&str, &str); 9] = [
     ("volume", "use paths on the node directly"),
-    ("service", "declare services inside the task they check"),
     ("consul", "drover has no Consul integration"),
     ("vault", "drover has no Vault integration"),
     ("shutdown_delay", "use kill_timeout in the tasks"),
@@ -89,6 +89,9 @@ fn group_from(block: &mut BlockReader<'_>, context: &GroupContext<'_>) -> Option
         None => Some(None),
     };
 
+    let service_owner = ServiceOwner { job_id: context.job_id, group_name: &name, task_name: None };
+    let group_services: Vec<_> =
+        block.blocks("service").into_iter().map(|service_block| read_service(service_block, &service_owner)).collect();
     let task_context = TaskContext { job_id: context.job_id, group_name: &name, group_restart: restart };
     let mut tasks = Vec::new();
     let mut task_names: Vec<String> = Vec::new();
@@ -126,6 +129,13 @@ fn group_from(block: &mut BlockReader<'_>, context: &GroupContext<'_>) -> Option
         return None;
     }
     let network = merge_task_ports(block, group_network?, task_ports)?;
+    // A group-level service is checked from the group's first task (its
+    // script checks run there, its check_restart restarts it).
+    let group_services: Vec<_> = group_services.into_iter().collect::<Option<_>>()?;
+    if let Some(first) = tasks.first_mut() {
+        first.services.extend(group_services);
+    }
+    check_port_labels(block, &tasks, network.as_ref())?;
     let count = count?;
     let scaling = match block.block("scaling") {
         Some(scaling_block) => read_scaling(scaling_block, count)?,
@@ -151,6 +161,39 @@ fn group_from(block: &mut BlockReader<'_>, context: &GroupContext<'_>) -> Option
         ephemeral_disk: ephemeral_disk?,
         scaling,
     })
+}
+
+/// Reports service and check ports named by a label the group's network
+/// does not declare.
+fn check_port_labels(
+    block: &BlockReader<'_>,
+    tasks: &[drover_types::Task],
+    network: Option<&NetworkSpec>,
+) -> Option<()> {
+    let declared: Vec<&str> =
+        network.map(|network| network.ports.iter().map(|port| port.label.as_str()).collect()).unwrap_or_default();
+    let mut valid = true;
+    for service in tasks.iter().flat_map(|task| task.services.iter()) {
+        let labels = service.port_label.iter().map(|label| (label, format!("service \"{}\"", service.name))).chain(
+            service.checks.iter().filter(|check| check.port_label != service.port_label).filter_map(|check| {
+                check
+                    .port_label
+                    .as_ref()
+                    .map(|label| (label, format!("check \"{}\" of service \"{}\"", check.name, service.name)))
+            }),
+        );
+        for (label, user) in labels {
+            if !declared.contains(&label.as_str()) {
+                block.error(format!(
+                    "{user} uses port \"{label}\", which the network block of {} does not declare: add network {{ port \"{label}\" {{}} }} to the group, or give a port number{}",
+                    block.description(),
+                    drover_hcl::suggest::did_you_mean(label, declared.iter().copied())
+                ));
+                valid = false;
+            }
+        }
+    }
+    valid.then_some(())
 }
 
 /// The group's network with the ports of its tasks' legacy `resources {

@@ -29,9 +29,11 @@ pub(crate) fn read_job(mut block: BlockReader<'_>) -> Option<Job> {
         block.unsupported(name, hint);
     }
     // The rules and limits every job meets, however it arrives (the server
-    // checks jobs from the API the same way). What the reading above
-    // already reported at its own line never gets here.
-    if let Some(Err(problems)) = job.as_ref().map(Job::validate) {
+    // checks jobs from the API the same way). Several rules are also
+    // checked while reading, at their own line; a file with such a problem
+    // is refused already, and checking it again would say it twice.
+    let reported = block.has_errors();
+    if let Some(Err(problems)) = job.as_ref().filter(|_| !reported).map(Job::validate) {
         for problem in problems {
             block.report(block.label_location(), problem.to_string());
         }

@@ -39,6 +39,7 @@ mod placement;
 mod policies;
 mod service;
 mod task;
+mod task_files;
 mod validate;
 
 use std::path::Path;

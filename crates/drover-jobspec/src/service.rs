@@ -7,11 +7,20 @@ use drover_hcl::{BlockReader, Value};
 use drover_types::{Check, CheckKind, CheckRestart, DurationSpec, Service};
 
 /// Names of a service's task, for the default service name
-/// `<job>-<group>-<task>`.
+/// `<job>-<group>-<task>` (`<job>-<group>` for a group-level service,
+/// whose task is `None`).
 pub(crate) struct ServiceOwner<'a> {
     pub(crate) job_id: &'a str,
     pub(crate) group_name: &'a str,
-    pub(crate) task_name: &'a str,
+    pub(crate) task_name: Option<&'a str>,
+}
+
+/// A port attribute as written: a number, or the label of a port of the
+/// group's `network` block.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum PortRef {
+    Number(u16),
+    Label(String),
 }
 
 /// A `service` block.
@@ -24,8 +33,7 @@ pub(crate) fn read_service(mut block: BlockReader<'_>, owner: &ServiceOwner<'_>)
     service
 }
 
-const UNSUPPORTED_SERVICE_ATTRIBUTES: [(&str, &str); 16] = [
-    ("tags", "drover has no service catalogue yet"),
+const UNSUPPORTED_SERVICE_ATTRIBUTES: [(&str, &str); 15] = [
     ("canary_tags", "drover has no service catalogue yet"),
     ("canary_meta", "drover has no service catalogue yet"),
     ("meta", "drover has no service catalogue yet"),
@@ -44,8 +52,11 @@ const UNSUPPORTED_SERVICE_ATTRIBUTES: [(&str, &str); 16] = [
 ];
 
 fn service_from(block: &mut BlockReader<'_>, owner: &ServiceOwner<'_>) -> Option<Service> {
-    let name =
-        block.string("name").unwrap_or_else(|| format!("{}-{}-{}", owner.job_id, owner.group_name, owner.task_name));
+    let name = block.string("name").unwrap_or_else(|| match owner.task_name {
+        Some(task_name) => format!("{}-{}-{task_name}", owner.job_id, owner.group_name),
+        None => format!("{}-{}", owner.job_id, owner.group_name),
+    });
+    let tags = block.string_list("tags").unwrap_or_default();
     if name.trim().is_empty() {
         block.attribute_error("name", format!("{} must not be empty", block.phrase("name")));
     }
@@ -54,7 +65,7 @@ fn service_from(block: &mut BlockReader<'_>, owner: &ServiceOwner<'_>) -> Option
     let mut all_checks_valid = true;
     for mut check_block in block.blocks("check") {
         let location = check_block.location();
-        let maybe_check = check_from(&mut check_block, &name, service_port.flatten());
+        let maybe_check = check_from(&mut check_block, &name, service_port.clone().flatten());
         for (unsupported_name, hint) in UNSUPPORTED_CHECK_ATTRIBUTES {
             check_block.unsupported(unsupported_name, hint);
         }
@@ -74,8 +85,12 @@ fn service_from(block: &mut BlockReader<'_>, owner: &ServiceOwner<'_>) -> Option
             None => all_checks_valid = false,
         }
     }
-    let port = service_port?;
-    all_checks_valid.then_some(Service { name, port, checks })
+    let (port, port_label) = match service_port? {
+        Some(PortRef::Number(number)) => (Some(number), None),
+        Some(PortRef::Label(label)) => (None, Some(label)),
+        None => (None, None),
+    };
+    all_checks_valid.then_some(Service { name, port, checks, port_label, tags })
 }
 
 const UNSUPPORTED_CHECK_ATTRIBUTES: [(&str, &str); 15] = [
@@ -96,25 +111,20 @@ const UNSUPPORTED_CHECK_ATTRIBUTES: [(&str, &str); 15] = [
     ("notes", ""),
 ];
 
-/// A port attribute: a number from 1 to 65535 (or a numeric string).
-/// `Some(None)` when absent, `None` when invalid (reported).
-pub(crate) fn read_port(block: &mut BlockReader<'_>, name: &str) -> Option<Option<u16>> {
+/// A port attribute: a number from 1 to 65535 (or a numeric string), or
+/// the label of a port of the group's network block (checked against it by
+/// the group). `Some(None)` when absent, `None` when invalid (reported).
+pub(crate) fn read_port(block: &mut BlockReader<'_>, name: &str) -> Option<Option<PortRef>> {
     let Some(value) = block.value(name) else {
         return Some(None);
     };
     if let Value::String(label) = &value
         && value_as_integer(&value).is_none()
     {
-        block.attribute_error(
-            name,
-            format!(
-                "port label \"{label}\" needs a network block, which drover does not support: give the port number, e.g. {name} = 8080"
-            ),
-        );
-        return None;
+        return Some(Some(PortRef::Label(label.clone())));
     }
     match value_as_integer(&value).and_then(|number| u16::try_from(number).ok()).filter(|port| *port != 0) {
-        Some(port) => Some(Some(port)),
+        Some(port) => Some(Some(PortRef::Number(port))),
         None => {
             block.attribute_error(
                 name,
@@ -133,7 +143,7 @@ enum CheckType {
     Script,
 }
 
-fn check_from(block: &mut BlockReader<'_>, service_name: &str, service_port: Option<u16>) -> Option<Check> {
+fn check_from(block: &mut BlockReader<'_>, service_name: &str, service_port: Option<PortRef>) -> Option<Check> {
     let had_type = block.has("type");
     let check_type = match block.string("type").as_deref() {
         Some("tcp") => Some(CheckType::Tcp),
@@ -180,11 +190,13 @@ fn check_from(block: &mut BlockReader<'_>, service_name: &str, service_port: Opt
     let timeout = read_required_duration(block, "timeout", "2s");
     let check_restart = block.block("check_restart").map(read_check_restart);
 
+    let mut port_label = None;
     let kind = match check_type? {
         CheckType::Tcp => {
             reject_attributes(block, "tcp", &["path", "method", "expected_status", "body", "command", "args"]);
             let port = require_port(block, check_port?, service_port)?;
-            CheckKind::Tcp { address: address.unwrap_or_else(default_address), port }
+            port_label = label_of(&port);
+            CheckKind::Tcp { address: address.unwrap_or_else(default_address), port: number_of(&port) }
         }
         CheckType::Http => {
             reject_attributes(block, "http", &["command", "args"]);
@@ -196,9 +208,10 @@ fn check_from(block: &mut BlockReader<'_>, service_name: &str, service_port: Opt
                 return None;
             };
             let port = require_port(block, check_port?, service_port)?;
+            port_label = label_of(&port);
             CheckKind::Http {
                 address: address.unwrap_or_else(default_address),
-                port,
+                port: number_of(&port),
                 path,
                 method: method.unwrap_or_else(|| "GET".to_owned()),
                 expected_status: expected_status?,
@@ -217,7 +230,29 @@ fn check_from(block: &mut BlockReader<'_>, service_name: &str, service_port: Opt
             CheckKind::Script { command, args: args.unwrap_or_default() }
         }
     };
-    Some(Check { name, kind, interval: interval?, timeout: timeout?, check_restart: check_restart.flatten() })
+    Some(Check {
+        name,
+        kind,
+        interval: interval?,
+        timeout: timeout?,
+        check_restart: check_restart.flatten(),
+        port_label,
+    })
+}
+
+/// A label's port is 0 until the agent knows the allocated one.
+fn number_of(port: &PortRef) -> u16 {
+    match port {
+        PortRef::Number(number) => *number,
+        PortRef::Label(_) => 0,
+    }
+}
+
+fn label_of(port: &PortRef) -> Option<String> {
+    match port {
+        PortRef::Number(_) => None,
+        PortRef::Label(label) => Some(label.clone()),
+    }
 }
 
 fn default_address() -> String {
@@ -225,7 +260,11 @@ fn default_address() -> String {
 }
 
 /// The check's port, else the service's; reported when neither is set.
-fn require_port(block: &BlockReader<'_>, check_port: Option<u16>, service_port: Option<u16>) -> Option<u16> {
+fn require_port(
+    block: &BlockReader<'_>,
+    check_port: Option<PortRef>,
+    service_port: Option<PortRef>,
+) -> Option<PortRef> {
     let port = check_port.or(service_port);
     if port.is_none() {
         block

@@ -8,6 +8,7 @@ use crate::network::read_task_network;
 use crate::placement::{read_affinities, read_constraints};
 use crate::policies::read_restart;
 use crate::service::{ServiceOwner, read_service};
+use crate::task_files::{read_artifact, read_template};
 use drover_types::validate::SIGNALS;
 
 use crate::validate::check_label;
@@ -22,9 +23,7 @@ pub(crate) struct TaskContext<'a> {
 }
 
 /// Blocks and attributes of Nomad's task that drover does not run.
-const UNSUPPORTED_TASK_PARTS: [(&str, &str); 18] = [
-    ("template", "render the file before starting the job, or let the command write it"),
-    ("artifact", "install the program on the nodes (or in a shared file system such as CVMFS)"),
+const UNSUPPORTED_TASK_PARTS: [(&str, &str); 16] = [
     ("vault", "drover has no Vault integration"),
     ("consul", "drover has no Consul integration"),
     ("identity", "drover has no workload identities"),
@@ -98,7 +97,7 @@ fn task_from(
     let restart = block.block("restart").map(|restart_block| read_restart(restart_block, context.group_restart));
     let constraints = read_constraints(block);
     let meta = block.string_map("meta").unwrap_or_default();
-    let owner = ServiceOwner { job_id: context.job_id, group_name: context.group_name, task_name: &name };
+    let owner = ServiceOwner { job_id: context.job_id, group_name: context.group_name, task_name: Some(&name) };
     let mut services = Vec::new();
     let mut all_services_valid = true;
     for service_block in block.blocks("service") {
@@ -107,6 +106,8 @@ fn task_from(
             None => all_services_valid = false,
         }
     }
+    let templates: Vec<Option<_>> = block.blocks("template").into_iter().map(read_template).collect();
+    let artifacts: Vec<Option<_>> = block.blocks("artifact").into_iter().map(read_artifact).collect();
     if !all_services_valid {
         return None;
     }
@@ -124,6 +125,8 @@ fn task_from(
         services,
         meta,
         logs: logs?,
+        templates: templates.into_iter().collect::<Option<Vec<_>>>()?,
+        artifacts: artifacts.into_iter().collect::<Option<Vec<_>>>()?,
     })
 }
 

@@ -3,44 +3,47 @@
 //! Written with `prometheus-client`, drover's metrics crate, rather than by
 //! hand: its text encoder already gets the details right (label value
 //! escaping, `# HELP`/`# TYPE`/`# UNIT` lines, `_total` on counters, number
-//! formatting), and [`encode_node_metrics`] plugs into the same
-//! `prometheus_client::registry::Registry` that will hold drover's own
-//! metrics, so one endpoint can serve both. The price is that the crate's
-//! registry only takes `'static` collectors, so [`render_prometheus`] copies
-//! the samples it is given once per call.
+//! formatting), and [`Fleet`] is a `prometheus_client` collector, so the
+//! server writes it after the registry of its own metrics in one response
+//! ([`render_fleet`]). The registry only takes `'static` collectors, so a
+//! [`Fleet`] owns its samples.
 //!
 //! The output is the OpenMetrics text format (Prometheus' text format plus
 //! `# UNIT` lines and a closing `# EOF`). Serve it with [`CONTENT_TYPE`] so
 //! that Prometheus picks its OpenMetrics parser.
 //!
-//! Every series carries the labels `node`, `hostgroup` and `environment`
-//! ([`NodeLabels`]); disk series add `mount`, network series `interface`,
-//! task series `alloc` and `task`. Metrics, all gauges unless noted:
+//! Node series are named and labelled as node_exporter 1.5 names them, so
+//! its dashboards and alert rules carry over; every series also carries
+//! `node`, `hostgroup` and `environment` ([`NodeLabels`]). Counters are
+//! marked (c); everything else is a gauge.
 //!
 //! | metric | extra labels |
 //! |---|---|
-//! | `drover_node_cpu_percent`, `drover_node_cpu_cores` | |
-//! | `drover_node_load1`, `drover_node_load5`, `drover_node_load15` | |
-//! | `drover_node_memory_total_bytes`, `_used_bytes`, `_available_bytes` | |
-//! | `drover_node_swap_total_bytes`, `drover_node_swap_used_bytes` | |
-//! | `drover_node_disk_total_bytes`, `_used_bytes`, `_available_bytes`, `_used_percent` | `mount` |
-//! | `drover_node_network_{receive,transmit}_{bytes,errors}_total` (counters) | `interface` |
-//! | `drover_node_processes`, `drover_node_processes_running` | |
-//! | `drover_node_uptime_seconds`, `drover_node_sample_timestamp_seconds` | |
-//! | `drover_task_cpu_percent`, `drover_task_memory_bytes` | `alloc`, `task` |
+//! | `node_cpu_seconds_total` (c) | `cpu`, `mode` |
+//! | `node_load1`, `node_load5`, `node_load15` | |
+//! | `node_memory_{MemTotal,MemAvailable,MemFree,Buffers,Cached,SwapTotal,SwapFree}_bytes` | |
+//! | `node_filesystem_{size,avail,free}_bytes` | `mountpoint`, `device`, `fstype` |
+//! | `node_disk_{read,written}_bytes_total`, `node_disk_{reads,writes}_completed_total`, `node_disk_io_time_seconds_total` (c) | `device` |
+//! | `node_network_{receive,transmit}_{bytes,packets,errs}_total` (c) | `device` |
+//! | `node_procs_running`, `node_boot_time_seconds` | |
+//! | `drover_node_processes`, `drover_node_sample_timestamp_seconds` | |
+//! | `drover_node_up`, `drover_node_status` (one series per status, 1 for the current one) | `status` |
+//! | `drover_node_log_dropped_lines_total` (c) | |
+//! | `drover_task_cpu_percent`, `drover_task_memory_bytes` | `job`, `group`, `task`, `alloc_id` |
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::{Registry, Unit};
 use serde::{Deserialize, Serialize};
 
-use drover_types::usage::{DiskSample, NetSample, NodeSample, TaskSample};
+use drover_types::NodeStatus;
+use drover_types::usage::NodeSample;
 
 /// The `Content-Type` of [`render_prometheus`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -57,136 +60,264 @@ pub struct NodeLabels {
     pub environment: String,
 }
 
-/// The current samples of `nodes` in the OpenMetrics text format, ready to
-/// be served at `/v1/metrics` with [`CONTENT_TYPE`].
-///
-/// Give the latest sample of each node that is up: a sample is exposed as a
-/// current value whatever its age (`drover_node_sample_timestamp_seconds`
-/// tells its age). A node name given twice is exposed once, first wins: a
-/// scrape with duplicate series is partly rejected by Prometheus.
+/// One node as `/v1/metrics` shows it: what the cluster state knows of it
+/// and, when its agent is connected, its latest sample.
+#[derive(Debug, Clone, Default)]
+pub struct FleetNode {
+    /// Its labels.
+    pub labels: NodeLabels,
+    /// Its status in the cluster state, for `drover_node_up` and
+    /// `drover_node_status`; `None` leaves both out.
+    pub status: Option<NodeStatus>,
+    /// Log lines its agent dropped, for `drover_node_log_dropped_lines_total`;
+    /// `None` leaves it out.
+    pub log_dropped_lines: Option<u64>,
+    /// Its latest usage sample; `None` when its agent is not connected (or
+    /// not to this server).
+    pub sample: Option<NodeSample>,
+}
+
+/// The job and group an allocation belongs to: labels of its task series.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TaskOwner {
+    /// The job's name (label `job`).
+    pub job: String,
+    /// The task group's name (label `group`).
+    pub group: String,
+}
+
+/// The nodes of one `/v1/metrics` answer, a `prometheus_client` collector.
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// The nodes, each exposed once (first wins: a scrape with duplicate
+    /// series is partly rejected by Prometheus).
+    pub nodes: Vec<FleetNode>,
+    /// By allocation id, the job and group of the tasks in the samples; a
+    /// task whose allocation is missing gets empty `job` and `group`.
+    pub task_owners: HashMap<String, TaskOwner>,
+}
+
+/// The samples of `nodes` in the OpenMetrics text format, without
+/// `drover_node_up`/`_status`, log drops or task owners: [`render_fleet`]
+/// with only samples.
 pub fn render_prometheus<'a>(nodes: impl IntoIterator<Item = (&'a NodeLabels, &'a NodeSample)>) -> String {
-    let mut seen = HashSet::new();
-    let snapshot = nodes
+    let nodes = nodes
         .into_iter()
-        .filter(|(labels, _)| seen.insert(labels.node.as_str()))
-        .map(|(labels, sample)| (labels.clone(), sample.clone()))
-        .collect::<Vec<_>>();
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(Snapshot(snapshot)));
+        .map(|(labels, sample)| FleetNode {
+            labels: labels.clone(),
+            sample: Some(sample.clone()),
+            ..FleetNode::default()
+        })
+        .collect();
+    render_fleet(None, Fleet { nodes, task_owners: HashMap::new() })
+}
+
+/// `registry` (drover's own metrics, when given) followed by `fleet` in the
+/// OpenMetrics text format, ready to be served at `/v1/metrics` with
+/// [`CONTENT_TYPE`].
+pub fn render_fleet(registry: Option<&Registry>, fleet: Fleet) -> String {
     let mut text = String::new();
+    let mut fleet_registry = Registry::default();
+    fleet_registry.register_collector(Box::new(fleet));
     // Writing to a String cannot fail, and our collector only fails when the
     // writer does.
-    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &registry) {
+    let written = registry
+        .map_or(Ok(()), |registry| prometheus_client::encoding::text::encode_registry(&mut text, registry))
+        .and_then(|()| prometheus_client::encoding::text::encode(&mut text, &fleet_registry));
+    if let Err(error) = written {
         debug_assert!(false, "encoding to a String failed: {error}");
     }
     text
 }
 
-/// Owned samples, because a registry only takes `'static` collectors.
-#[derive(Debug)]
-struct Snapshot(Vec<(NodeLabels, NodeSample)>);
+impl Collector for Fleet {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
+        let mut seen = HashSet::new();
+        let nodes = self.nodes.iter().filter(|node| seen.insert(node.labels.node.as_str())).collect::<Vec<_>>();
+        let samples = nodes.iter().filter_map(|node| Some((&node.labels, node.sample.as_ref()?))).collect::<Vec<_>>();
+        encode_samples(&mut encoder, &samples, &self.task_owners)?;
 
-impl Collector for Snapshot {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), fmt::Error> {
-        let nodes = self.0.iter().map(|(labels, sample)| (labels, sample)).collect::<Vec<_>>();
-        encode_node_metrics(&mut encoder, &nodes)
+        let statuses = nodes.iter().filter_map(|node| Some((&node.labels, node.status?))).collect::<Vec<_>>();
+        let mut family = encoder.encode_descriptor(
+            "drover_node_up",
+            "1 when the node's agent is heartbeating (status ready), else 0.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (labels, status) in &statuses {
+            let up = u64::from(*status == NodeStatus::Ready);
+            ConstGauge::new(up).encode(family.encode_family(&(base(labels), NO_EXTRA))?)?;
+        }
+        let mut family = encoder.encode_descriptor(
+            "drover_node_status",
+            "The node's status: 1 on the series of its current status, 0 on the others.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (labels, status) in &statuses {
+            for candidate in ALL_STATUSES {
+                let value = u64::from(*status == candidate);
+                let label_set = (base(labels), [("status", candidate.as_str())]);
+                ConstGauge::new(value).encode(family.encode_family(&label_set)?)?;
+            }
+        }
+        let mut family = encoder.encode_descriptor(
+            "drover_node_log_dropped_lines",
+            "Log lines an agent dropped because its spool was full or its records were damaged on disk.",
+            None,
+            MetricType::Counter,
+        )?;
+        for node in &nodes {
+            if let Some(dropped) = node.log_dropped_lines {
+                ConstCounter::new(dropped).encode(family.encode_family(&(base(&node.labels), NO_EXTRA))?)?;
+            }
+        }
+        Ok(())
     }
 }
 
-/// Writes the metric families of `nodes` into `encoder`: the building block
-/// of [`render_prometheus`], for a server whose own
-/// [`Collector`] adds the nodes' metrics to the registry of drover's metrics.
-///
-/// # Errors
-///
-/// Only when the underlying writer fails.
-pub fn encode_node_metrics(encoder: &mut DescriptorEncoder, nodes: &[(&NodeLabels, &NodeSample)]) -> fmt::Result {
-    let node_gauges: &[Family<NodeRead>] = &[
-        ("drover_node_cpu_percent", "CPU busy time over all cores since the previous sample, 0-100.", None, |sample| {
-            Some(Value::Float(sample.cpu_percent))
-        }),
-        ("drover_node_cpu_cores", "Online CPU cores.", None, |sample| Some(Value::Integer(u64::from(sample.cores)))),
-        ("drover_node_load1", "Load average over 1 minute.", None, |sample| Some(Value::Float(sample.load1))),
-        ("drover_node_load5", "Load average over 5 minutes.", None, |sample| Some(Value::Float(sample.load5))),
-        ("drover_node_load15", "Load average over 15 minutes.", None, |sample| Some(Value::Float(sample.load15))),
-        ("drover_node_memory_total", "Physical memory.", Some(Unit::Bytes), |sample| {
+/// Every status, in the order `drover_node_status` lists them.
+const ALL_STATUSES: [NodeStatus; 4] =
+    [NodeStatus::Initializing, NodeStatus::Ready, NodeStatus::Disconnected, NodeStatus::Down];
+
+/// The families of the samples: node_exporter's names, then drover's.
+fn encode_samples(
+    encoder: &mut DescriptorEncoder,
+    nodes: &[(&NodeLabels, &NodeSample)],
+    task_owners: &HashMap<String, TaskOwner>,
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(
+        "node_cpu",
+        "Seconds the CPUs spent in each mode.",
+        Some(&Unit::Seconds),
+        MetricType::Counter,
+    )?;
+    for (labels, sample) in nodes {
+        for cpu in &sample.cpus {
+            let number = cpu.cpu.to_string();
+            for (mode, millis) in cpu.modes() {
+                let label_set = (base(labels), [("cpu", number.as_str()), ("mode", mode)]);
+                ConstCounter::new(millis as f64 / 1000.0).encode(family.encode_family(&label_set)?)?;
+            }
+        }
+    }
+
+    let node_gauges: &[(&str, &str, Option<Unit>, NodeRead)] = &[
+        ("node_load1", "1m load average.", None, |sample| Some(Value::Float(sample.load1))),
+        ("node_load5", "5m load average.", None, |sample| Some(Value::Float(sample.load5))),
+        ("node_load15", "15m load average.", None, |sample| Some(Value::Float(sample.load15))),
+        ("node_memory_MemTotal", "Memory information field MemTotal_bytes.", Some(Unit::Bytes), |sample| {
             known_memory(sample, sample.memory_total)
         }),
-        ("drover_node_memory_used", "Memory in use (total minus available).", Some(Unit::Bytes), |sample| {
-            known_memory(sample, sample.memory_used)
-        }),
-        ("drover_node_memory_available", "Memory available without swapping.", Some(Unit::Bytes), |sample| {
+        ("node_memory_MemAvailable", "Memory information field MemAvailable_bytes.", Some(Unit::Bytes), |sample| {
             known_memory(sample, sample.memory_available)
         }),
-        ("drover_node_swap_total", "Swap space.", Some(Unit::Bytes), |sample| known_memory(sample, sample.swap_total)),
-        ("drover_node_swap_used", "Swap space in use.", Some(Unit::Bytes), |sample| {
-            known_memory(sample, sample.swap_used)
+        ("node_memory_MemFree", "Memory information field MemFree_bytes.", Some(Unit::Bytes), |sample| {
+            known_memory(sample, sample.memory_free)
+        }),
+        ("node_memory_Buffers", "Memory information field Buffers_bytes.", Some(Unit::Bytes), |sample| {
+            known_memory(sample, sample.memory_buffers)
+        }),
+        ("node_memory_Cached", "Memory information field Cached_bytes.", Some(Unit::Bytes), |sample| {
+            known_memory(sample, sample.memory_cached)
+        }),
+        ("node_memory_SwapTotal", "Memory information field SwapTotal_bytes.", Some(Unit::Bytes), |sample| {
+            known_memory(sample, sample.swap_total)
+        }),
+        ("node_memory_SwapFree", "Memory information field SwapFree_bytes.", Some(Unit::Bytes), |sample| {
+            known_memory(sample, sample.swap_total.saturating_sub(sample.swap_used))
+        }),
+        ("node_procs_running", "Number of processes in runnable state.", None, |sample| {
+            Some(Value::Integer(u64::from(sample.processes_running)))
+        }),
+        ("node_boot_time", "Node boot time, in unixtime.", Some(Unit::Seconds), |sample| {
+            let uptime_ms = i64::try_from(sample.uptime_secs).unwrap_or(i64::MAX).saturating_mul(1000);
+            (sample.uptime_secs > 0).then(|| Value::Seconds(sample.time_ms.saturating_sub(uptime_ms) / 1000 * 1000))
         }),
         ("drover_node_processes", "Processes on the node.", None, |sample| {
             Some(Value::Integer(u64::from(sample.processes_total)))
         }),
-        ("drover_node_processes_running", "Threads running or ready to run.", None, |sample| {
-            Some(Value::Integer(u64::from(sample.processes_running)))
-        }),
-        ("drover_node_uptime", "Time since the node booted.", Some(Unit::Seconds), |sample| {
-            Some(Value::Integer(sample.uptime_secs))
-        }),
-        ("drover_node_sample_timestamp", "When the node took this sample, Unix time.", Some(Unit::Seconds), |sample| {
-            Some(Value::Seconds(sample.time_ms))
-        }),
+        (
+            "drover_node_sample_timestamp",
+            "When the server received the node's latest sample, Unix time.",
+            Some(Unit::Seconds),
+            |sample| Some(Value::Seconds(sample.time_ms)),
+        ),
     ];
     for (name, help, unit, value) in node_gauges {
         let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
         for (labels, sample) in nodes {
             if let Some(value) = value(sample) {
-                let label_set = node_label_set(labels, &[]);
-                value.encode_gauge(family.encode_family(&label_set)?)?;
+                value.encode_gauge(family.encode_family(&(base(labels), NO_EXTRA))?)?;
             }
         }
     }
 
-    let disk_gauges: &[Family<DiskRead>] = &[
-        ("drover_node_disk_total", "Size of the filesystem.", Some(Unit::Bytes), |disk| Value::Integer(disk.total)),
-        ("drover_node_disk_used", "Bytes in use on the filesystem.", Some(Unit::Bytes), |disk| {
-            Value::Integer(disk.used)
-        }),
-        ("drover_node_disk_available", "Bytes a user can still write.", Some(Unit::Bytes), |disk| {
-            Value::Integer(disk.avail)
-        }),
-        (
-            "drover_node_disk_used_percent",
-            "Used space as df shows it: used / (used + available), 0-100.",
-            None,
-            |disk| Value::Float(disk.used_percent()),
-        ),
+    let filesystem_gauges: &[(&str, &str, DiskRead)] = &[
+        ("node_filesystem_size", "Filesystem size in bytes.", |disk| disk.total),
+        ("node_filesystem_avail", "Filesystem space available to non-root users in bytes.", |disk| disk.avail),
+        ("node_filesystem_free", "Filesystem free space in bytes.", |disk| disk.total.saturating_sub(disk.used)),
     ];
-    for (name, help, unit, value) in disk_gauges {
-        let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
+    for (name, help, value) in filesystem_gauges {
+        let mut family = encoder.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
         for (labels, sample) in nodes {
             for disk in &sample.disks {
-                let label_set = node_label_set(labels, &[("mount", &disk.mount)]);
-                value(disk).encode_gauge(family.encode_family(&label_set)?)?;
+                let device = sample.devices_by_mount.get(&disk.mount).map_or("", String::as_str);
+                let label_set = (
+                    base(labels),
+                    [("device", device), ("fstype", disk.fs_type.as_str()), ("mountpoint", disk.mount.as_str())],
+                );
+                ConstGauge::new(value(disk)).encode(family.encode_family(&label_set)?)?;
             }
         }
     }
 
-    let net_counters: &[Family<NetRead>] = &[
-        ("drover_node_network_receive", "Bytes received.", Some(Unit::Bytes), |net| net.rx_bytes),
-        ("drover_node_network_transmit", "Bytes sent.", Some(Unit::Bytes), |net| net.tx_bytes),
-        ("drover_node_network_receive_errors", "Receive errors.", None, |net| net.rx_errors),
-        ("drover_node_network_transmit_errors", "Transmit errors.", None, |net| net.tx_errors),
+    let disk_counters: &[(&str, &str, Option<Unit>, DeviceRead)] = &[
+        ("node_disk_read", "The total number of bytes read successfully.", Some(Unit::Bytes), |disk| {
+            Value::Integer(disk.read_bytes)
+        }),
+        ("node_disk_written", "The total number of bytes written successfully.", Some(Unit::Bytes), |disk| {
+            Value::Integer(disk.written_bytes)
+        }),
+        ("node_disk_reads_completed", "The total number of reads completed successfully.", None, |disk| {
+            Value::Integer(disk.reads_completed)
+        }),
+        ("node_disk_writes_completed", "The total number of writes completed successfully.", None, |disk| {
+            Value::Integer(disk.writes_completed)
+        }),
+        ("node_disk_io_time", "Total seconds spent doing I/Os.", Some(Unit::Seconds), |disk| {
+            Value::Seconds(i64::try_from(disk.io_time_ms).unwrap_or(i64::MAX))
+        }),
+    ];
+    for (name, help, unit, value) in disk_counters {
+        let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
+        for (labels, sample) in nodes {
+            for disk in &sample.block_devices {
+                let label_set = (base(labels), [("device", disk.device.as_str())]);
+                value(disk).encode_counter(family.encode_family(&label_set)?)?;
+            }
+        }
+    }
+
+    let net_counters: &[(&str, &str, Option<Unit>, NetRead)] = &[
+        ("node_network_receive", "Network device statistic receive_bytes.", Some(Unit::Bytes), |net| net.rx_bytes),
+        ("node_network_transmit", "Network device statistic transmit_bytes.", Some(Unit::Bytes), |net| net.tx_bytes),
+        ("node_network_receive_packets", "Network device statistic receive_packets.", None, |net| net.rx_packets),
+        ("node_network_transmit_packets", "Network device statistic transmit_packets.", None, |net| net.tx_packets),
+        ("node_network_receive_errs", "Network device statistic receive_errs.", None, |net| net.rx_errors),
+        ("node_network_transmit_errs", "Network device statistic transmit_errs.", None, |net| net.tx_errors),
     ];
     for (name, help, unit, value) in net_counters {
         let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
         for (labels, sample) in nodes {
             for net in &sample.net {
-                let label_set = node_label_set(labels, &[("interface", &net.interface)]);
+                let label_set = (base(labels), [("device", net.interface.as_str())]);
                 ConstCounter::new(value(net)).encode(family.encode_family(&label_set)?)?;
             }
         }
     }
 
-    let task_gauges: &[Family<TaskRead>] = &[
+    let task_gauges: &[(&str, &str, Option<Unit>, TaskRead)] = &[
         (
             "drover_task_cpu_percent",
             "CPU used by the task since the previous sample, percent of the node.",
@@ -200,11 +331,21 @@ pub fn encode_node_metrics(encoder: &mut DescriptorEncoder, nodes: &[(&NodeLabel
             |task| Value::Integer(task.memory_bytes),
         ),
     ];
+    let nobody = TaskOwner::default();
     for (name, help, unit, value) in task_gauges {
         let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
         for (labels, sample) in nodes {
             for task in &sample.tasks {
-                let label_set = node_label_set(labels, &[("alloc", &task.alloc_id), ("task", &task.task)]);
+                let owner = task_owners.get(&task.alloc_id).unwrap_or(&nobody);
+                let label_set = (
+                    base(labels),
+                    [
+                        ("job", owner.job.as_str()),
+                        ("group", owner.group.as_str()),
+                        ("task", task.task.as_str()),
+                        ("alloc_id", task.alloc_id.as_str()),
+                    ],
+                );
                 value(task).encode_gauge(family.encode_family(&label_set)?)?;
             }
         }
@@ -212,45 +353,53 @@ pub fn encode_node_metrics(encoder: &mut DescriptorEncoder, nodes: &[(&NodeLabel
     Ok(())
 }
 
-/// A metric family: its name (without the unit suffix, which the encoder
-/// adds), its help text, its unit, and how to read a value.
-type Family<Read> = (&'static str, &'static str, Option<Unit>, Read);
 type NodeRead = fn(&NodeSample) -> Option<Value>;
-type DiskRead = fn(&DiskSample) -> Value;
-type NetRead = fn(&NetSample) -> u64;
-type TaskRead = fn(&TaskSample) -> Value;
+type DiskRead = fn(&drover_types::usage::DiskSample) -> u64;
+type DeviceRead = fn(&drover_types::usage::BlockDeviceSample) -> Value;
+type NetRead = fn(&drover_types::usage::NetSample) -> u64;
+type TaskRead = fn(&drover_types::usage::TaskSample) -> Value;
 
-/// A node's labels followed by the series' own.
-fn node_label_set<'a>(labels: &'a NodeLabels, extra: &[(&'static str, &'a str)]) -> Vec<(&'static str, &'a str)> {
-    let mut label_set = vec![
+/// A node's labels, first on every series.
+fn base(labels: &NodeLabels) -> [(&'static str, &str); 3] {
+    [
         ("node", labels.node.as_str()),
         ("hostgroup", labels.hostgroup.as_str()),
         ("environment", labels.environment.as_str()),
-    ];
-    label_set.extend_from_slice(extra);
-    label_set
+    ]
 }
+
+/// No labels after the node's.
+const NO_EXTRA: [(&str, &str); 0] = [];
 
 /// Memory figures are left out when the node could not read its memory.
 fn known_memory(sample: &NodeSample, value: u64) -> Option<Value> {
     (sample.memory_total > 0).then_some(Value::Integer(value))
 }
 
-/// A gauge's value, written exactly: integers stay integers (a byte count of
-/// 2^53 and more would lose digits as a float).
+/// A value, written exactly: integers stay integers (a byte count of 2^53
+/// and more would lose digits as a float).
 #[derive(Debug, Clone, Copy)]
 enum Value {
     Integer(u64),
     Float(f32),
+    /// Milliseconds, written as seconds.
     Seconds(i64),
 }
 
 impl Value {
-    fn encode_gauge(self, encoder: prometheus_client::encoding::MetricEncoder) -> fmt::Result {
+    fn encode_gauge(self, encoder: MetricEncoder) -> fmt::Result {
         match self {
             Value::Integer(value) => ConstGauge::new(value).encode(encoder),
             Value::Float(value) => ConstGauge::new(widen(value)).encode(encoder),
             Value::Seconds(millis) => ConstGauge::new(millis as f64 / 1000.0).encode(encoder),
+        }
+    }
+
+    fn encode_counter(self, encoder: MetricEncoder) -> fmt::Result {
+        match self {
+            Value::Integer(value) => ConstCounter::new(value).encode(encoder),
+            Value::Float(value) => ConstCounter::new(widen(value)).encode(encoder),
+            Value::Seconds(millis) => ConstCounter::new(millis.max(0) as f64 / 1000.0).encode(encoder),
         }
     }
 }
@@ -269,6 +418,7 @@ fn widen(value: f32) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use drover_types::usage::{BlockDeviceSample, CpuSample, DiskSample, NetSample, TaskSample};
 
     fn labels(node: &str, hostgroup: &str, environment: &str) -> NodeLabels {
         NodeLabels { node: node.into(), hostgroup: hostgroup.into(), environment: environment.into() }
@@ -278,22 +428,33 @@ mod tests {
         NodeSample {
             time_ms: 1_700_000_000_500,
             cpu_percent: 12.5,
-            cores: 4,
+            cores: 1,
             load1: 0.5,
             load5: 0.25,
             load15: 0.125,
             memory_total: 8 << 30,
             memory_used: 2 << 30,
             memory_available: 6 << 30,
-            swap_total: 0,
-            swap_used: 0,
-            disks: vec![DiskSample { mount: "/tmp".into(), fs_type: "tmpfs".into(), total: 100, used: 25, avail: 75 }],
+            memory_free: 1 << 30,
+            swap_total: 4 << 30,
+            swap_used: 1 << 30,
+            disks: vec![DiskSample { mount: "/tmp".into(), fs_type: "tmpfs".into(), total: 100, used: 25, avail: 70 }],
+            devices_by_mount: [("/tmp".to_owned(), "tmpfs".to_owned())].into(),
+            block_devices: vec![BlockDeviceSample {
+                device: "vda".into(),
+                read_bytes: 512,
+                written_bytes: 1024,
+                io_time_ms: 1500,
+                ..BlockDeviceSample::default()
+            }],
+            cpus: vec![CpuSample { cpu: 0, user_ms: 12_340, idle_ms: 100_000, ..CpuSample::default() }],
             net: vec![NetSample {
                 interface: "eth0".into(),
                 rx_bytes: 1000,
                 tx_bytes: 2000,
                 rx_errors: 1,
                 tx_errors: 2,
+                ..NetSample::default()
             }],
             processes_total: 120,
             processes_running: 2,
@@ -304,37 +465,90 @@ mod tests {
                 cpu_percent: 3.0,
                 memory_bytes: 1 << 20,
             }],
+            ..NodeSample::default()
         }
     }
 
     #[test]
-    fn renders_families_with_labels() {
+    fn renders_node_exporter_families_with_node_labels() {
         let node = labels("n1", "web", "prod");
         let text = render_prometheus([(&node, &sample())]);
         let base = r#"node="n1",hostgroup="web",environment="prod""#;
         for expected in [
-            "# HELP drover_node_cpu_percent CPU busy time over all cores since the previous sample, 0-100.\n\
-             # TYPE drover_node_cpu_percent gauge\n"
+            "# HELP node_cpu_seconds Seconds the CPUs spent in each mode.\n# TYPE node_cpu_seconds counter\n\
+             # UNIT node_cpu_seconds seconds\n"
                 .to_owned(),
-            format!("drover_node_cpu_percent{{{base}}} 12.5\n"),
-            format!("drover_node_cpu_cores{{{base}}} 4\n"),
-            "# TYPE drover_node_memory_used_bytes gauge\n# UNIT drover_node_memory_used_bytes bytes\n".to_owned(),
-            format!("drover_node_memory_used_bytes{{{base}}} 2147483648\n"),
-            format!("drover_node_swap_used_bytes{{{base}}} 0\n"),
-            format!("drover_node_disk_used_bytes{{{base},mount=\"/tmp\"}} 25\n"),
-            format!("drover_node_disk_used_percent{{{base},mount=\"/tmp\"}} 25.0\n"),
-            "# TYPE drover_node_network_receive_bytes counter\n".to_owned(),
-            format!("drover_node_network_receive_bytes_total{{{base},interface=\"eth0\"}} 1000\n"),
-            format!("drover_node_network_transmit_errors_total{{{base},interface=\"eth0\"}} 2\n"),
+            format!("node_cpu_seconds_total{{{base},cpu=\"0\",mode=\"user\"}} 12.34\n"),
+            format!("node_cpu_seconds_total{{{base},cpu=\"0\",mode=\"idle\"}} 100.0\n"),
+            format!("node_cpu_seconds_total{{{base},cpu=\"0\",mode=\"steal\"}} 0.0\n"),
+            format!("node_load1{{{base}}} 0.5\n"),
+            format!("node_load15{{{base}}} 0.125\n"),
+            format!("node_memory_MemTotal_bytes{{{base}}} 8589934592\n"),
+            format!("node_memory_MemAvailable_bytes{{{base}}} 6442450944\n"),
+            format!("node_memory_MemFree_bytes{{{base}}} 1073741824\n"),
+            format!("node_memory_SwapFree_bytes{{{base}}} 3221225472\n"),
+            format!("node_filesystem_avail_bytes{{{base},device=\"tmpfs\",fstype=\"tmpfs\",mountpoint=\"/tmp\"}} 70\n"),
+            format!("node_filesystem_size_bytes{{{base},device=\"tmpfs\",fstype=\"tmpfs\",mountpoint=\"/tmp\"}} 100\n"),
+            format!("node_filesystem_free_bytes{{{base},device=\"tmpfs\",fstype=\"tmpfs\",mountpoint=\"/tmp\"}} 75\n"),
+            "# TYPE node_disk_read_bytes counter\n".to_owned(),
+            format!("node_disk_read_bytes_total{{{base},device=\"vda\"}} 512\n"),
+            format!("node_disk_written_bytes_total{{{base},device=\"vda\"}} 1024\n"),
+            format!("node_disk_io_time_seconds_total{{{base},device=\"vda\"}} 1.5\n"),
+            format!("node_network_receive_bytes_total{{{base},device=\"eth0\"}} 1000\n"),
+            format!("node_network_transmit_errs_total{{{base},device=\"eth0\"}} 2\n"),
+            format!("node_procs_running{{{base}}} 2\n"),
+            format!("node_boot_time_seconds{{{base}}} 1699996400.0\n"),
             format!("drover_node_processes{{{base}}} 120\n"),
-            format!("drover_node_uptime_seconds{{{base}}} 3600\n"),
             format!("drover_node_sample_timestamp_seconds{{{base}}} 1700000000.5\n"),
-            format!("drover_task_cpu_percent{{{base},alloc=\"a1\",task=\"web\"}} 3.0\n"),
-            format!("drover_task_memory_bytes{{{base},alloc=\"a1\",task=\"web\"}} 1048576\n"),
+            format!("drover_task_cpu_percent{{{base},job=\"\",group=\"\",task=\"web\",alloc_id=\"a1\"}} 3.0\n"),
+            format!("drover_task_memory_bytes{{{base},job=\"\",group=\"\",task=\"web\",alloc_id=\"a1\"}} 1048576\n"),
         ] {
             assert!(text.contains(&expected), "missing {expected:?} in:\n{text}");
         }
+        assert!(!text.contains("drover_node_up{"), "no status without a state: {text}");
         assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn every_known_node_has_up_and_status_and_tasks_their_owners() {
+        let fleet = Fleet {
+            nodes: vec![
+                FleetNode {
+                    labels: labels("up1", "", ""),
+                    status: Some(NodeStatus::Ready),
+                    log_dropped_lines: Some(7),
+                    sample: Some(sample()),
+                },
+                FleetNode {
+                    labels: labels("dead1", "", ""),
+                    status: Some(NodeStatus::Down),
+                    log_dropped_lines: Some(0),
+                    sample: None,
+                },
+            ],
+            task_owners: [("a1".to_owned(), TaskOwner { job: "shop".into(), group: "front".into() })].into(),
+        };
+        let text = render_fleet(None, fleet);
+        for expected in [
+            r#"drover_node_up{node="up1",hostgroup="",environment=""} 1"#,
+            r#"drover_node_up{node="dead1",hostgroup="",environment=""} 0"#,
+            r#"drover_node_status{node="dead1",hostgroup="",environment="",status="down"} 1"#,
+            r#"drover_node_status{node="dead1",hostgroup="",environment="",status="ready"} 0"#,
+            r#"drover_node_status{node="up1",hostgroup="",environment="",status="ready"} 1"#,
+            r#"drover_node_log_dropped_lines_total{node="up1",hostgroup="",environment=""} 7"#,
+            r#"drover_task_memory_bytes{node="up1",hostgroup="",environment="",job="shop",group="front",task="web",alloc_id="a1"} 1048576"#,
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert!(!text.contains(r#"node_load1{node="dead1""#), "{text}");
+
+        let mut registry = Registry::default();
+        let counter = prometheus_client::metrics::counter::Counter::<u64>::default();
+        counter.inc();
+        registry.register("drover_server_things", "Things", counter);
+        let text = render_fleet(Some(&registry), Fleet::default());
+        assert!(text.starts_with("# HELP drover_server_things Things.\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1, "{text}");
     }
 
     #[test]
@@ -345,7 +559,7 @@ mod tests {
         assert_eq!(widen(f32::INFINITY), 0.0);
         let node = labels("n1", "", "");
         let text = render_prometheus([(&node, &NodeSample { load1: 3.64, ..sample() })]);
-        assert!(text.contains("drover_node_load1{node=\"n1\",hostgroup=\"\",environment=\"\"} 3.64\n"), "{text}");
+        assert!(text.contains("node_load1{node=\"n1\",hostgroup=\"\",environment=\"\"} 3.64\n"), "{text}");
     }
 
     #[test]
@@ -353,11 +567,8 @@ mod tests {
         let odd = labels("n\"1", "a\\b", "line\nbreak");
         let duplicate = labels("n\"1", "other", "other");
         let text = render_prometheus([(&odd, &sample()), (&duplicate, &sample())]);
-        assert!(
-            text.contains(r#"drover_node_load1{node="n\"1",hostgroup="a\\b",environment="line\nbreak"} 0.5"#),
-            "{text}"
-        );
-        assert!(!text.contains("other"), "{text}");
+        assert!(text.contains(r#"node_load1{node="n\"1",hostgroup="a\\b",environment="line\nbreak"} 0.5"#), "{text}");
+        assert!(!text.contains(r#"hostgroup="other""#), "{text}");
     }
 
     #[test]
@@ -365,10 +576,10 @@ mod tests {
         let node = labels("n1", "", "");
         let unknown = NodeSample { memory_total: 0, ..sample() };
         let text = render_prometheus([(&node, &unknown)]);
-        assert!(!text.contains("drover_node_memory_used_bytes{"), "{text}");
-        assert!(text.contains(r#"drover_node_load1{node="n1",hostgroup="",environment=""} 0.5"#), "{text}");
+        assert!(!text.contains("node_memory_MemAvailable_bytes{"), "{text}");
+        assert!(text.contains(r#"node_load1{node="n1",hostgroup="",environment=""} 0.5"#), "{text}");
 
         let empty = render_prometheus(std::iter::empty());
-        assert!(empty.contains("# TYPE drover_node_cpu_percent gauge\n") && empty.ends_with("# EOF\n"));
+        assert!(empty.contains("# TYPE node_cpu_seconds counter\n") && empty.ends_with("# EOF\n"));
     }
 }

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use drover_types::usage::{DiskSample, NetSample, NodeSample, TaskSample};
+use drover_types::usage::{BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, TaskSample};
 
 /// Which task the agent wants measured and where its processes are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -45,7 +45,8 @@ pub struct TaskProbe {
 /// What it reports, and from where:
 ///
 /// - CPU: `/proc/stat`, busy time over all cores since the previous call (the
-///   first call measures since [`Sampler::new`]).
+///   first call measures since [`Sampler::new`]), and each CPU's time per
+///   mode since boot.
 /// - Load: `/proc/loadavg`. Memory and swap: `/proc/meminfo`.
 /// - Disks: `/proc/mounts` and `statvfs` of each real filesystem. Virtual
 ///   filesystems (proc, sysfs, cgroup, devtmpfs, squashfs, FUSE, …) are
@@ -56,6 +57,8 @@ pub struct TaskProbe {
 ///   point. `/tmp` is always reported: when it is not a mount of its own, it
 ///   is reported with the figures of the filesystem that holds it, so alerts
 ///   on `/tmp` work on every node.
+/// - Block-device I/O: `/proc/diskstats`, without partitions, loop, RAM and
+///   floppy devices (node_exporter's default).
 /// - Network: `/proc/net/dev` of the agent's network namespace, without `lo`.
 /// - Processes: the numeric entries of `/proc` (processes, not threads) and
 ///   `procs_running` of `/proc/stat` (runnable threads). Uptime:
@@ -136,6 +139,7 @@ impl Sampler {
         let stat = self.note("stat", stat);
         if let Some(stat) = &stat {
             sample.cores = stat.cores;
+            sample.cpus = stat.cpus.iter().map(|(cpu, ticks)| self.cpu_sample(*cpu, ticks)).collect();
             sample.processes_running = stat.procs_running;
             sample.cpu_percent = self.previous.cpu.map(|previous| stat.cpu.busy_percent_since(previous)).unwrap_or(0.0);
         }
@@ -152,6 +156,9 @@ impl Sampler {
             sample.memory_available = memory.available;
             sample.swap_total = memory.swap_total;
             sample.swap_used = memory.swap_used;
+            sample.memory_free = memory.free;
+            sample.memory_buffers = memory.buffers;
+            sample.memory_cached = memory.cached;
         }
 
         let uptime_ticks = self.read_uptime_ticks();
@@ -160,8 +167,11 @@ impl Sampler {
 
         let mounts = self.read("mounts").map(|text| parse_mounts(&text));
         if let Some(mounts) = self.note("mounts", mounts) {
-            sample.disks = measure_disks(mounts);
+            (sample.disks, sample.devices_by_mount) = measure_disks(mounts);
         }
+
+        let diskstats = self.read("diskstats").map(|text| parse_diskstats(&text));
+        sample.block_devices = self.note("diskstats", diskstats).unwrap_or_default();
 
         let net = self.read("net/dev").map(|text| parse_net_dev(&text));
         sample.net = self.note("net/dev", net).unwrap_or_default();
@@ -236,6 +246,22 @@ impl Sampler {
                 Some(previous_uptime) if now.start_ticks >= previous_uptime => now.cpu_ticks,
                 _ => 0,
             },
+        }
+    }
+
+    /// One CPU's `/proc/stat` ticks as milliseconds per mode.
+    fn cpu_sample(&self, cpu: u32, ticks: &[u64; 8]) -> CpuSample {
+        let ms = |index: usize| ticks[index].saturating_mul(1000) / self.ticks_per_second;
+        CpuSample {
+            cpu,
+            user_ms: ms(0),
+            nice_ms: ms(1),
+            system_ms: ms(2),
+            idle_ms: ms(3),
+            iowait_ms: ms(4),
+            irq_ms: ms(5),
+            softirq_ms: ms(6),
+            steal_ms: ms(7),
         }
     }
 
@@ -346,20 +372,26 @@ fn cgroup_working_set(cgroup: &Path) -> u64 {
 }
 
 /// `statvfs` of every selected mount, plus `/tmp` when it is not a mount of
-/// its own.
-fn measure_disks(mounts: Vec<MountEntry>) -> Vec<DiskSample> {
-    let tmp_fs_type = containing_mount(&mounts, Path::new("/tmp")).map(|entry| entry.fs_type.clone());
-    let mut disks = select_mounts(mounts)
-        .into_iter()
-        .filter_map(|entry| measure_disk(entry.mount, entry.fs_type))
-        .collect::<Vec<_>>();
-    if !disks.iter().any(|disk| disk.mount == "/tmp")
-        && let Some(tmp) = measure_disk("/tmp".to_owned(), tmp_fs_type.unwrap_or_default())
-    {
-        disks.push(tmp);
-        disks.sort_by(|left, right| left.mount.cmp(&right.mount));
+/// its own; and the device of each.
+fn measure_disks(mounts: Vec<MountEntry>) -> (Vec<DiskSample>, BTreeMap<String, String>) {
+    let tmp_holder = containing_mount(&mounts, Path::new("/tmp")).cloned();
+    let mut devices = BTreeMap::new();
+    let mut disks = Vec::new();
+    for entry in select_mounts(mounts) {
+        if let Some(disk) = measure_disk(entry.mount.clone(), entry.fs_type) {
+            devices.insert(entry.mount, entry.device);
+            disks.push(disk);
+        }
     }
-    disks
+    if !disks.iter().any(|disk| disk.mount == "/tmp") {
+        let (fs_type, device) = tmp_holder.map(|entry| (entry.fs_type, entry.device)).unwrap_or_default();
+        if let Some(tmp) = measure_disk("/tmp".to_owned(), fs_type) {
+            devices.insert(tmp.mount.clone(), device);
+            disks.push(tmp);
+            disks.sort_by(|left, right| left.mount.cmp(&right.mount));
+        }
+    }
+    (disks, devices)
 }
 
 fn measure_disk(mount: String, fs_type: String) -> Option<DiskSample> {
@@ -527,17 +559,21 @@ impl CpuTimes {
 }
 
 /// What the sampler takes from `/proc/stat`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Stat {
     cpu: CpuTimes,
     cores: u32,
     procs_running: u32,
+    /// Per CPU number, the ticks of user nice system idle iowait irq softirq
+    /// steal.
+    cpus: Vec<(u32, [u64; 8])>,
 }
 
 fn parse_stat(text: &str) -> Option<Stat> {
     let mut cpu = None;
     let mut cores = 0;
     let mut procs_running = 0;
+    let mut cpus = Vec::new();
     for line in text.lines() {
         let mut fields = line.split_whitespace();
         match fields.next() {
@@ -549,12 +585,23 @@ fn parse_stat(text: &str) -> Option<Stat> {
                 let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
                 cpu = Some(CpuTimes { busy: total.saturating_sub(idle), total });
             }
-            Some(name) if name.starts_with("cpu") => cores += 1,
+            Some(name) if name.starts_with("cpu") => {
+                cores += 1;
+                // Kernels before 2.6.11 have fewer columns: missing ones are 0.
+                let mut ticks = [0_u64; 8];
+                let numbers = fields.take(8).map(|field| field.parse::<u64>().unwrap_or(0));
+                for (slot, value) in ticks.iter_mut().zip(numbers) {
+                    *slot = value;
+                }
+                if let Ok(number) = name["cpu".len()..].parse::<u32>() {
+                    cpus.push((number, ticks));
+                }
+            }
             Some("procs_running") => procs_running = fields.next()?.parse().ok()?,
             _ => {}
         }
     }
-    Some(Stat { cpu: cpu?, cores, procs_running })
+    Some(Stat { cpu: cpu?, cores, procs_running, cpus })
 }
 
 fn parse_loadavg(text: &str) -> Option<[f32; 3]> {
@@ -574,6 +621,9 @@ struct Memory {
     available: u64,
     swap_total: u64,
     swap_used: u64,
+    free: u64,
+    buffers: u64,
+    cached: u64,
 }
 
 fn parse_meminfo(text: &str) -> Option<Memory> {
@@ -592,6 +642,9 @@ fn parse_meminfo(text: &str) -> Option<Memory> {
         available: available.min(total),
         swap_total,
         swap_used: swap_total.saturating_sub(swap_free),
+        free: kib("MemFree").unwrap_or(0),
+        buffers: kib("Buffers").unwrap_or(0),
+        cached: kib("Cached").unwrap_or(0),
     })
 }
 
@@ -621,14 +674,80 @@ fn parse_net_dev(text: &str) -> Vec<NetSample> {
             Some(NetSample {
                 interface: interface.to_owned(),
                 rx_bytes: *counters.first()?,
+                rx_packets: *counters.get(1)?,
                 rx_errors: *counters.get(2)?,
                 tx_bytes: *counters.get(8)?,
+                tx_packets: *counters.get(9)?,
                 tx_errors: *counters.get(10)?,
             })
         })
         .collect::<Vec<_>>();
     interfaces.sort_by(|left, right| left.interface.cmp(&right.interface));
     interfaces
+}
+
+/// The block devices of `/proc/diskstats` that node_exporter reports by
+/// default, sorted by name. Sectors are 512 bytes whatever the device's own
+/// sector size (the kernel's unit for these counters).
+fn parse_diskstats(text: &str) -> Vec<BlockDeviceSample> {
+    let mut devices = text
+        .lines()
+        .filter_map(|line| {
+            let fields = line.split_whitespace().collect::<Vec<_>>();
+            let device = *fields.get(2)?;
+            if is_ignored_block_device(device) {
+                return None;
+            }
+            // After major, minor and name: reads completed, reads merged,
+            // sectors read, ms reading, writes completed, writes merged,
+            // sectors written, ms writing, I/Os in progress, ms doing I/O.
+            let number = |index: usize| fields.get(index)?.parse::<u64>().ok();
+            Some(BlockDeviceSample {
+                device: device.to_owned(),
+                reads_completed: number(3)?,
+                read_bytes: number(5)?.saturating_mul(512),
+                writes_completed: number(7)?,
+                written_bytes: number(9)?.saturating_mul(512),
+                io_time_ms: number(12)?,
+            })
+        })
+        .collect::<Vec<_>>();
+    devices.sort_by(|left, right| left.device.cmp(&right.device));
+    devices
+}
+
+/// node_exporter's default `--collector.diskstats.device-exclude`,
+/// `^(ram|loop|fd|(h|s|v|xv)d[a-z]|nvme\d+n\d+p)\d+$`: RAM disks, loop
+/// and floppy devices, and partitions (whose I/O their disk already counts).
+fn is_ignored_block_device(device: &str) -> bool {
+    let numbered = |prefix: &str| {
+        device
+            .strip_prefix(prefix)
+            .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|byte| byte.is_ascii_digit()))
+    };
+    if ["ram", "loop", "fd"].into_iter().any(numbered) {
+        return true;
+    }
+    // hda1, sdb2, vdc3, xvda1: a letter after the prefix, then digits.
+    for prefix in ["hd", "sd", "vd", "xvd"] {
+        if let Some(rest) = device.strip_prefix(prefix)
+            && let Some((&letter, digits)) = rest.as_bytes().split_first()
+            && letter.is_ascii_lowercase()
+            && !digits.is_empty()
+            && digits.iter().all(u8::is_ascii_digit)
+        {
+            return true;
+        }
+    }
+    // nvme0n1p2: a partition of nvme0n1.
+    if let Some(rest) = device.strip_prefix("nvme")
+        && let Some((namespace, partition)) = rest.split_once('p')
+        && let Some((controller, number)) = namespace.split_once('n')
+    {
+        let digits = |text: &str| !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit());
+        return digits(controller) && digits(number) && digits(partition);
+    }
+    false
 }
 
 /// What the sampler takes from `/proc/<pid>/stat`.
@@ -679,7 +798,18 @@ mod tests {
         let text = "cpu  100 5 50 800 40 0 5 0 7 0\ncpu0 50 0 25 400 20 0 2 0 0 0\ncpu1 50 5 25 400 20 0 3 0 0 0\n\
                     intr 1 2 3\nprocs_running 3\nprocs_blocked 0\n";
         let stat = parse_stat(text).unwrap();
-        assert_eq!(stat, Stat { cpu: CpuTimes { busy: 160, total: 1000 }, cores: 2, procs_running: 3 });
+        assert_eq!(
+            stat,
+            Stat {
+                cpu: CpuTimes { busy: 160, total: 1000 },
+                cores: 2,
+                procs_running: 3,
+                cpus: vec![(0, [50, 0, 25, 400, 20, 0, 2, 0]), (1, [50, 5, 25, 400, 20, 0, 3, 0])],
+            }
+        );
+        let sampler = Sampler { ticks_per_second: 100, ..Sampler::with_proc_root("/nonexistent") };
+        let cpu1 = sampler.cpu_sample(1, &stat.cpus[1].1);
+        assert_eq!((cpu1.cpu, cpu1.user_ms, cpu1.nice_ms, cpu1.idle_ms, cpu1.softirq_ms), (1, 500, 50, 4000, 30));
         let later = CpuTimes { busy: 160 + 30, total: 1000 + 40 };
         assert!((later.busy_percent_since(stat.cpu) - 75.0).abs() < 1e-4);
         assert_eq!(stat.cpu.busy_percent_since(stat.cpu), 0.0);
@@ -700,7 +830,10 @@ mod tests {
                 used: 12000 * 1024,
                 available: 4000 * 1024,
                 swap_total: 2000 * 1024,
-                swap_used: 500 * 1024
+                swap_used: 500 * 1024,
+                free: 1000 * 1024,
+                buffers: 100 * 1024,
+                cached: 2000 * 1024,
             })
         );
         let old_kernel = "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 150 kB\n";
@@ -725,11 +858,52 @@ mod tests {
                     rx_bytes: 274575376,
                     tx_bytes: 850900,
                     rx_errors: 0,
-                    tx_errors: 1
+                    tx_errors: 1,
+                    rx_packets: 13532,
+                    tx_packets: 8571,
                 },
-                NetSample { interface: "eth1".into(), rx_bytes: 10, tx_bytes: 20, rx_errors: 2, tx_errors: 3 },
+                NetSample {
+                    interface: "eth1".into(),
+                    rx_bytes: 10,
+                    tx_bytes: 20,
+                    rx_errors: 2,
+                    tx_errors: 3,
+                    rx_packets: 1,
+                    tx_packets: 2
+                },
             ]
         );
+    }
+
+    #[test]
+    fn parses_diskstats_like_node_exporter() {
+        let text = "   7       0 loop0 10 0 20 0 0 0 0 0 0 0 0\n \
+                    253       0 vda 5000 10 200000 900 7000 20 400000 800 0 1234 1700 0 0 0 0\n \
+                    253       1 vda1 4000 10 150000 700 6000 20 300000 700 0 1000 1400\n \
+                    259       0 nvme0n1 1 0 8 0 2 0 16 0 0 3 3\n \
+                    259       1 nvme0n1p1 1 0 8 0 2 0 16 0 0 3 3\n \
+                    252       0 zram0 1 0 8 0 0 0 0 0 0 0 0\n \
+                    254       0 dm-0 3 0 24 0 4 0 32 0 0 5 5\n   1 0 ram0 1 0 2 0 0 0 0 0 0 0 0\nshort\n";
+        let devices = parse_diskstats(text);
+        let names = devices.iter().map(|device| device.device.as_str()).collect::<Vec<_>>();
+        assert_eq!(names, ["dm-0", "nvme0n1", "vda", "zram0"]);
+        assert_eq!(
+            devices[2],
+            BlockDeviceSample {
+                device: "vda".into(),
+                read_bytes: 200000 * 512,
+                written_bytes: 400000 * 512,
+                reads_completed: 5000,
+                writes_completed: 7000,
+                io_time_ms: 1234,
+            }
+        );
+        for kept in ["sda", "xvda", "nvme0n1", "md0", "dm-1", "sr0", "mmcblk0"] {
+            assert!(!is_ignored_block_device(kept), "{kept}");
+        }
+        for ignored in ["sda1", "xvdb12", "hdc3", "nvme1n2p3", "loop7", "ram15", "fd0"] {
+            assert!(is_ignored_block_device(ignored), "{ignored}");
+        }
     }
 
     #[test]

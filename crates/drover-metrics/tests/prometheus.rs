@@ -45,13 +45,13 @@ fn prometheus_scrapes_node_metrics() {
     let prometheus = PrometheusProcess::start(workdir.path(), exporter.port);
 
     // Wait for a scrape to be queryable: one series per node.
-    let cpu = prometheus.wait_for("drover_node_cpu_percent", nodes.len(), &exporter);
-    let mut seen = cpu
+    let load = prometheus.wait_for("node_load1", nodes.len(), &exporter);
+    let mut seen = load
         .iter()
         .map(|series| {
             let labels = &series["metric"];
             let value = series["value"][1].as_str().unwrap().parse::<f64>().unwrap();
-            assert!((0.0..=100.0).contains(&value), "{series}");
+            assert!(value >= 0.0, "{series}");
             assert_eq!(labels["job"], "drover");
             label(
                 labels["node"].as_str().unwrap(),
@@ -63,27 +63,40 @@ fn prometheus_scrapes_node_metrics() {
     seen.sort_by(|left, right| left.node.cmp(&right.node));
     assert_eq!(seen, nodes, "labels survive the exposition and Prometheus' parser, escapes included");
 
-    let tmp = prometheus.query(r#"drover_node_disk_used_percent{mount="/tmp"}"#);
+    // node_exporter's names and labels, so its dashboards' queries work.
+    let tmp = prometheus.query(
+        r#"100 - 100 * node_filesystem_avail_bytes{mountpoint="/tmp"} / node_filesystem_size_bytes{mountpoint="/tmp"}"#,
+    );
     assert_eq!(tmp.len(), nodes.len(), "{tmp:?}");
     for series in &tmp {
         let value = series["value"][1].as_str().unwrap().parse::<f64>().unwrap();
         assert!((0.0..=100.0).contains(&value), "{series}");
+        assert!(series["metric"]["fstype"].is_string() && series["metric"]["device"].is_string(), "{series}");
     }
+    let cpus = samples.iter().map(|sample| sample.cpus.len()).sum::<usize>();
+    assert!(cpus > 0, "this machine's /proc/stat lists its CPUs");
+    let idle = prometheus.query(r#"node_cpu_seconds_total{mode="idle"}"#);
+    assert_eq!(idle.len(), cpus, "{idle:?}");
+    let by_mode = prometheus.query("count by (mode) (node_cpu_seconds_total)");
+    assert_eq!(by_mode.len(), 8, "{by_mode:?}");
 
     // Exact integers, and PromQL over the node labels.
-    let memory = prometheus.query(r#"drover_node_memory_used_bytes{node="node-b"}"#);
+    let memory = prometheus.query(r#"node_memory_MemAvailable_bytes{node="node-b"}"#);
     assert_eq!(memory.len(), 1);
-    assert_eq!(memory[0]["value"][1], samples[1].memory_used.to_string());
-    let web = prometheus.query(r#"count(drover_node_load1{hostgroup="web",environment="prod"})"#);
+    assert_eq!(memory[0]["value"][1], samples[1].memory_available.to_string());
+    let web = prometheus.query(r#"count(node_load1{hostgroup="web",environment="prod"})"#);
     assert_eq!(web[0]["value"][1], "2");
 
     // Counters are typed as counters (OpenMetrics `_total`), tasks carry their labels.
     let interfaces = samples.iter().map(|sample| sample.net.len()).sum::<usize>();
-    let received = prometheus.query("drover_node_network_receive_bytes_total");
+    let received = prometheus.query("node_network_receive_bytes_total");
     assert_eq!(received.len(), interfaces, "{received:?}");
-    let metadata = prometheus.get("/api/v1/metadata?metric=drover_node_network_receive_bytes");
-    assert_eq!(metadata["data"]["drover_node_network_receive_bytes"][0]["type"], "counter", "{metadata}");
-    let tasks = prometheus.query(r#"drover_task_memory_bytes{alloc="alloc-1",task="self"}"#);
+    let metadata = prometheus.get("/api/v1/metadata?metric=node_network_receive_bytes");
+    assert_eq!(metadata["data"]["node_network_receive_bytes"][0]["type"], "counter", "{metadata}");
+    let devices = samples.iter().map(|sample| sample.block_devices.len()).sum::<usize>();
+    let written = prometheus.query("node_disk_written_bytes_total");
+    assert_eq!(written.len(), devices, "{written:?}");
+    let tasks = prometheus.query(r#"drover_task_memory_bytes{alloc_id="alloc-1",task="self"}"#);
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     assert_eq!(tasks[0]["metric"]["node"], "node-a");
 

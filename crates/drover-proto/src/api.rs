@@ -253,6 +253,40 @@ pub struct NodeStatusResponse {
     pub usage: Option<drover_types::usage::NodeSample>,
 }
 
+/// `GET /v1/node/{node}/usage?since=24h`: a node's usage, one point a
+/// minute, oldest first (docs/nodes.md, "Usage history").
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct NodeUsageHistory {
+    /// The node's name.
+    pub node: String,
+    /// Seconds between points (60).
+    pub step_secs: u32,
+    /// The minutes with at least one sample, oldest first; a minute
+    /// without one (agent away) is absent.
+    pub points: Vec<UsagePoint>,
+}
+
+/// One minute of a node's usage: the mean of the samples of that minute,
+/// kept to one byte a figure (percentages to 0.5, byte rates to 9 %).
+/// A figure the agent could not measure is `None`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsagePoint {
+    /// The start of the minute, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// CPU busy over all cores, `0.0..=100.0`.
+    pub cpu_percent: Option<f32>,
+    /// Memory in use, percent of physical memory.
+    pub memory_percent: Option<f32>,
+    /// Use of the fullest disk, percent (as `df`).
+    pub disk_percent: Option<f32>,
+    /// Bytes received per second over every interface but loopback.
+    pub net_rx_bytes_per_sec: Option<f64>,
+    /// Bytes sent per second over every interface but loopback.
+    pub net_tx_bytes_per_sec: Option<f64>,
+}
+
 /// `POST /v1/job/{id}/revert`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevertJobRequest {
@@ -491,6 +525,30 @@ pub struct ExecNodeResult {
     pub truncated: bool,
     /// Milliseconds from sending the command to its answer.
     pub duration_ms: u64,
+}
+
+/// Nodes whose command printed the same thing (`drover exec`'s grouped
+/// output, as ClusterShell's `-b`, and the dashboard's exec page).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutputGroup<'a> {
+    /// What they printed on stdout.
+    pub stdout: &'a str,
+    /// What they printed on stderr.
+    pub stderr: &'a str,
+    /// Their names, in the order of the results.
+    pub nodes: Vec<&'a str>,
+}
+
+/// The results that printed anything, one group per distinct stdout and
+/// stderr, the most common output first (then by node names).
+pub fn group_exec_outputs(results: &[ExecNodeResult]) -> Vec<ExecOutputGroup<'_>> {
+    let mut groups: std::collections::BTreeMap<(&str, &str), Vec<&str>> = std::collections::BTreeMap::new();
+    for result in results.iter().filter(|result| !result.stdout.is_empty() || !result.stderr.is_empty()) {
+        groups.entry((&result.stdout, &result.stderr)).or_default().push(&result.node);
+    }
+    let mut groups: Vec<_> = groups.into_iter().collect();
+    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.1.cmp(&b.1)));
+    groups.into_iter().map(|((stdout, stderr), nodes)| ExecOutputGroup { stdout, stderr, nodes }).collect()
 }
 
 /// The lines of `POST /v1/exec`'s NDJSON answer.

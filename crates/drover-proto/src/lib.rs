@@ -8,6 +8,7 @@
 //! and `drover-agent`.
 
 pub mod api;
+pub mod machines;
 pub mod paths;
 pub mod session;
 

@@ -69,8 +69,16 @@ pub const NODE_ELIGIBILITY: &str = "/v1/node/{node}/eligibility";
 pub const NODE_PROTECTION: &str = "/v1/node/{node}/protection";
 /// `GET` a node's change history.
 pub const NODE_HISTORY: &str = "/v1/node/{node}/history";
+/// `GET` a node's usage over the last 24 h, a point a minute (`?since=`).
+pub const NODE_USAGE: &str = "/v1/node/{node}/usage";
 /// `POST` revoke a node's certificate.
 pub const NODE_REVOKE: &str = "/v1/node/{node}/revoke";
+/// `GET` the machine workflows, `POST` a new one (docs/machines.md).
+pub const WORKFLOWS: &str = "/v1/workflows";
+/// `GET` one machine workflow.
+pub const WORKFLOW: &str = "/v1/workflow/{id}";
+/// `POST` cancel a machine workflow.
+pub const WORKFLOW_CANCEL: &str = "/v1/workflow/{id}/cancel";
 /// `POST` a command to run on many nodes (`drover exec`).
 pub const EXEC: &str = "/v1/exec";
 
@@ -195,6 +203,8 @@ pub const INTERNAL_HEARTBEATS: &str = "/v1/internal/heartbeats";
 pub const INTERNAL_USAGE: &str = "/v1/internal/usage";
 /// `GET` the usage of one agent connected to a server.
 pub const INTERNAL_NODE_USAGE: &str = "/v1/internal/usage/{node_id}";
+/// `GET` the usage history one server kept of a node (`?since_ms=`).
+pub const INTERNAL_NODE_USAGE_HISTORY: &str = "/v1/internal/usage/{node_id}/history";
 /// `GET` a server's identity.
 pub const INTERNAL_IDENTITY: &str = "/v1/internal/identity";
 /// `POST` a server's request to join.
@@ -243,6 +253,8 @@ pub const UI_HAMMER_RUN_APPROVE: &str = "/ui/hammers/run/{run}/approve";
 pub const UI_HAMMER_RUN_DENY: &str = "/ui/hammers/run/{run}/deny";
 /// `GET` a runbook, by its alert rule or hammer.
 pub const UI_RUNBOOK: &str = "/ui/runbook/{*name}";
+/// `GET` the exec form; `POST` run it (`drover exec`).
+pub const UI_EXEC: &str = "/ui/exec";
 /// `GET` the dashboard's stylesheet and script.
 pub const UI_ASSET: &str = "/ui/assets/{file}";
 
@@ -266,6 +278,7 @@ pub const UI_ALL: &[&str] = &[
     UI_HAMMER_RUN_APPROVE,
     UI_HAMMER_RUN_DENY,
     UI_RUNBOOK,
+    UI_EXEC,
     UI_ASSET,
 ];
 
@@ -298,7 +311,11 @@ pub const ALL: &[&str] = &[
     NODE_ELIGIBILITY,
     NODE_PROTECTION,
     NODE_HISTORY,
+    NODE_USAGE,
     NODE_REVOKE,
+    WORKFLOWS,
+    WORKFLOW,
+    WORKFLOW_CANCEL,
     EXEC,
     STATUS_LEADER,
     AGENT_SELF,
@@ -354,6 +371,7 @@ pub const ALL: &[&str] = &[
     INTERNAL_HEARTBEATS,
     INTERNAL_USAGE,
     INTERNAL_NODE_USAGE,
+    INTERNAL_NODE_USAGE_HISTORY,
     INTERNAL_IDENTITY,
     INTERNAL_JOIN,
     INTERNAL_READ_INDEX,

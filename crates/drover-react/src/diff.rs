@@ -21,7 +21,7 @@ pub enum ChangeKind {
 /// One object that differs between two sites.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Change {
-    /// `provider`, `notifier`, `alert` or `hammer`.
+    /// `provider`, `notifier`, `alert`, `hammer` or `log_sink`.
     pub object: &'static str,
     /// The object's name.
     pub name: String,
@@ -32,14 +32,15 @@ pub struct Change {
     pub fields: Vec<String>,
 }
 
-/// The differences from `old` to `new`: providers, then notifiers, alerts
-/// and hammers, each in name order.
+/// The differences from `old` to `new`: providers, then notifiers, alerts,
+/// hammers and log sinks, each in name order.
 pub fn diff(old: &Site, new: &Site) -> Vec<Change> {
     let mut changes = Vec::new();
     diff_maps("provider", &old.providers, &new.providers, &mut changes);
     diff_maps("notifier", &old.notifiers, &new.notifiers, &mut changes);
     diff_maps("alert", &old.alerts, &new.alerts, &mut changes);
     diff_maps("hammer", &old.hammers, &new.hammers, &mut changes);
+    diff_maps("log_sink", &old.log_sinks, &new.log_sinks, &mut changes);
     changes
 }
 

@@ -42,8 +42,8 @@ pub use diff::{Change, ChangeKind};
 pub use matcher::{Labels, MatchOp, Matcher, Selector};
 pub use schema::{
     Action, AlertRule, AllocCheck, AllocCondition, CommandTarget, Condition, GroupBy, Hammer, HammerTrigger, Limits,
-    LogCondition, MetricCondition, Mode, NodeCondition, NodeEvent, Notifier, NotifierKind, Provider, ProviderOperation,
-    RetryPolicy, Runbook, Severity, Site, Threshold,
+    LogCondition, LogSink, LogSinkKind, LokiFormat, MetricCondition, Mode, NodeCondition, NodeEvent, Notifier,
+    NotifierKind, Provider, ProviderOperation, RetryPolicy, Runbook, Severity, Site, Threshold,
 };
 pub use template::{Escape, PlaceholderSet, Template};
 

@@ -23,7 +23,77 @@ pub struct Site {
     pub alerts: BTreeMap<String, AlertRule>,
     /// `hammer "NAME" { … }`.
     pub hammers: BTreeMap<String, Hammer>,
+    /// `log_sink "NAME" { … }`: engines every server copies the lines it
+    /// indexes to (left out of the JSON when there are none, so sites
+    /// stored before sinks existed read the same).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_sinks: BTreeMap<String, LogSink>,
 }
+
+// ----- log sinks -----
+
+/// Another log engine every server copies the lines it indexes to, after
+/// they are durable in its own index (docs/logs.md, "Sinks").
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogSink {
+    /// The label.
+    pub name: String,
+    /// The engine and what is particular to it.
+    pub kind: LogSinkKind,
+    /// The engine's base URL (`http://loki:3100`, `https://search:9200`).
+    pub url: String,
+    /// Extra HTTP headers of every request (`Authorization`, …).
+    pub headers: BTreeMap<String, String>,
+    /// Lines per request, at most.
+    pub batch_size: u32,
+    /// How long a partial batch waits for more lines before it is sent.
+    pub batch_wait: DurationSpec,
+    /// Lines held for the engine while it is slow or down, at most;
+    /// beyond that the sink reads them again from the server's index once
+    /// it caught up.
+    pub buffer: u32,
+    /// The longest wait between two attempts of a failed request (the
+    /// wait doubles from 500ms up to this).
+    pub max_backoff: DurationSpec,
+}
+
+/// The engine of a log sink.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum LogSinkKind {
+    /// Grafana Loki's push API.
+    Loki {
+        /// The record fields that become stream labels, in order.
+        labels: Vec<String>,
+        /// `protobuf` (snappy-compressed, as promtail sends) or `json`.
+        format: LokiFormat,
+        /// `X-Scope-OrgID`, for a multi-tenant Loki.
+        tenant: Option<String>,
+    },
+    /// OpenSearch's (or Elasticsearch's) `_bulk` API.
+    Opensearch {
+        /// The index of a line, with `%Y`, `%m`, `%d`, `%H` of its event
+        /// time (UTC) replaced.
+        index: String,
+    },
+}
+
+/// The body of a Loki push request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LokiFormat {
+    /// `application/x-protobuf`, snappy block format.
+    Protobuf,
+    /// `application/json`.
+    Json,
+}
+
+/// The record fields a Loki sink may use as labels.
+pub const LOKI_LABEL_FIELDS: [&str; 10] =
+    ["node", "hostgroup", "environment", "job", "group", "task", "source", "stream", "level", "origin"];
+
+/// The labels of a Loki sink that names none.
+pub const LOKI_DEFAULT_LABELS: [&str; 4] = ["node", "job", "source", "level"];
 
 // ----- providers -----
 

@@ -6,6 +6,8 @@
 //!  agent ─Logs{lines}─▶ on_agent_logs ─IngestJob─▶ ingest loop ──▶ LogStore (tantivy, one per server)
 //!     ◀──LogsAck{upto}─────────────────────────────── (after the commit)  └─▶ live (tail -f, hammers:
 //!                                                                              on arrival, before the commit)
+//!                                                                           └─▶ committed (log sinks:
+//!                                                                              after the commit)
 //!
 //!  GET /v1/logs/search ─▶ this server's store  ┐
 //!                      ─▶ every other server ──┴─ merge (newest first, de-duplicated by (origin, seq))
@@ -124,6 +126,12 @@ pub(crate) struct LogService {
     ingest: mpsc::Sender<IngestJob>,
     ingest_jobs: std::sync::Mutex<Option<mpsc::Receiver<IngestJob>>>,
     live: broadcast::Sender<Arc<LogRecord>>,
+    /// Each commit's records, once durable: what log sinks send.
+    pub(crate) committed: broadcast::Sender<Arc<Vec<LogRecord>>>,
+    /// Where log sinks keep their checkpoints (`DATA_DIR/log-sinks`).
+    pub(crate) sink_dir: std::path::PathBuf,
+    /// The figures of the running log sinks, for `/v1/metrics`.
+    pub(crate) sinks: crate::sinks::RunningSinks,
     settings: LogSettings,
 }
 
@@ -156,7 +164,25 @@ impl LogService {
         };
         let (ingest, jobs) = mpsc::channel(1024);
         let (live, _) = broadcast::channel(LIVE_BUFFER);
-        Ok(LogService { store, ingest, ingest_jobs: std::sync::Mutex::new(Some(jobs)), live, settings })
+        let (committed, _) = broadcast::channel(crate::sinks::COMMITTED_BUFFER);
+        let sink_dir = dir.parent().unwrap_or(dir).join("log-sinks");
+        Ok(LogService {
+            store,
+            ingest,
+            ingest_jobs: std::sync::Mutex::new(Some(jobs)),
+            live,
+            committed,
+            sink_dir,
+            sinks: crate::sinks::RunningSinks::default(),
+            settings,
+        })
+    }
+}
+
+impl LogService {
+    /// `--log-max-skew`.
+    pub(crate) fn max_skew(&self) -> Duration {
+        self.settings.max_skew
     }
 }
 
@@ -170,8 +196,9 @@ pub(crate) async fn spawn_log_tasks(server: &Server) -> Result<()> {
     };
     let jobs = logs.ingest_jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
     if let Some(jobs) = jobs {
-        tokio::spawn(ingest_loop(Arc::clone(index), jobs, logs.live.clone()));
+        tokio::spawn(ingest_loop(Arc::clone(index), jobs, logs.live.clone(), logs.committed.clone()));
     }
+    crate::sinks::spawn_log_sinks(server.clone());
     tokio::spawn(compact_settled(Arc::clone(index), server.shutdown_token().clone()));
     let (store, shutdown) = (Arc::clone(index), server.shutdown_token().clone());
     tokio::spawn(async move {
@@ -253,10 +280,12 @@ fn read(store: &RwLock<LogStore>) -> std::sync::RwLockReadGuard<'_, LogStore> {
 /// hammers triggered by log lines) get each record as it arrives, before the
 /// commit; a line an agent sends again (its session ended before the
 /// acknowledgement) is not shown twice.
+/// Log sinks (`crate::sinks`) get each commit's records once durable.
 async fn ingest_loop(
     store: Arc<RwLock<LogStore>>,
     mut jobs: mpsc::Receiver<IngestJob>,
     live: broadcast::Sender<Arc<LogRecord>>,
+    committed: broadcast::Sender<Arc<Vec<LogRecord>>>,
 ) {
     // Per origin, the highest seq handed to live readers: a resent line is
     // not shown (nor does it trigger) twice.
@@ -300,6 +329,8 @@ async fn ingest_loop(
             records.extend(job.records);
             answers.extend(job.done);
         }
+        // Log sinks take the records once durable (a copy only when one runs).
+        let for_sinks = (committed.receiver_count() > 0).then(|| records.clone());
         let store = Arc::clone(&store);
         let outcome = tokio::task::spawn_blocking(move || write(&store).ingest(records))
             .await
@@ -307,6 +338,8 @@ async fn ingest_loop(
             .and_then(|outcome| outcome.map_err(|error| error.to_string()));
         if let Err(error) = &outcome {
             tracing::warn!(%error, "cannot index log lines; agents will send them again");
+        } else if let Some(records) = for_sinks {
+            let _ = committed.send(Arc::new(records));
         }
         for answer in answers {
             let _ = answer.send(outcome.clone().map(|_| ()));
@@ -1195,6 +1228,26 @@ impl Server {
             }
         }
         Ok(receiver)
+    }
+}
+
+impl Server {
+    /// Every record of this server's own index with an event time in
+    /// `[since, until)`: what a log sink reads again after a restart or
+    /// an overflow (`crate::sinks`).
+    pub(crate) async fn sink_backlog(&self, since: i64, until: i64) -> Result<Vec<LogRecord>> {
+        let filter = Filter { since: Some(since), until: Some(until), ..Filter::default() };
+        let mut records = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = LogPage { limit: Some(EXPORT_PAGE), cursor: cursor.take() };
+            let answer = self.search_local(filter.clone(), &page).await?;
+            records.extend(answer.records);
+            match answer.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(records),
+            }
+        }
     }
 }
 

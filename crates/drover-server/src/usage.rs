@@ -1,6 +1,8 @@
 //! Node and task usage: the samples agents send every 10 s, the latest per
 //! node kept in memory on the server the agent is connected to, and exposed
-//! at `/v1/metrics` in the Prometheus format (Prometheus keeps the history).
+//! at `/v1/metrics` in the Prometheus format (Prometheus keeps the long
+//! history); the last 24 h, a point a minute, kept beside it in a
+//! [`UsageRing`] per node and served at `/v1/node/{node}/usage`.
 //!
 //! Each server exposes the nodes whose agents are connected to it; scrape
 //! every server (as with any set of Prometheus targets) to see them all.
@@ -11,20 +13,28 @@ use std::fmt::Write;
 use std::sync::Mutex;
 
 use drover_metrics::{NodeLabels, NodeSample};
+use drover_proto::api::UsagePoint;
 use drover_types::{Node, NodeId, Timestamp};
+
+use crate::usage_history::UsageRing;
 
 use crate::server::Server;
 use crate::sessions::AgentSession;
 
-/// Per node, the latest usage sample.
+/// Per node, the latest usage sample and the last 24 h.
 #[derive(Debug, Default)]
 pub(crate) struct UsageTable {
     latest: Mutex<HashMap<NodeId, NodeSample>>,
+    history: Mutex<HashMap<NodeId, UsageRing>>,
 }
 
 impl UsageTable {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, NodeSample>> {
         self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, UsageRing>> {
+        self.history.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -33,7 +43,30 @@ impl Server {
     /// may be off).
     pub(crate) fn on_agent_metrics(&self, session: &AgentSession, mut sample: NodeSample) {
         sample.time_ms = Timestamp::now().as_millis();
+        self.inner.usage.history().entry(session.node_id.clone()).or_default().record(&sample);
         self.inner.usage.lock().insert(session.node_id.clone(), sample);
+    }
+
+    /// The usage this server kept of a node from `since_ms` on, a point a
+    /// minute, oldest first (empty when its agent never sent here).
+    pub fn node_usage_history(&self, node_id: &NodeId, since_ms: i64) -> Vec<UsagePoint> {
+        self.inner.usage.history().get(node_id).map(|ring| ring.points(since_ms)).unwrap_or_default()
+    }
+
+    /// The usage every server kept of a node from `since_ms` on, merged: an
+    /// agent that moved between servers left part of its day on each. Where
+    /// two servers hold the same minute, the one with more figures wins. A
+    /// server that does not answer leaves its part out.
+    pub async fn node_usage_history_anywhere(&self, node_id: &NodeId, since_ms: i64) -> Vec<UsagePoint> {
+        let path =
+            format!("{}?since_ms={since_ms}", paths::fill(paths::INTERNAL_NODE_USAGE_HISTORY, &[node_id.as_str()]));
+        let asks = self.peers().into_iter().map(|member| {
+            let path = path.clone();
+            async move { self.get_from_peer::<Vec<UsagePoint>>(&member.address, &path).await }
+        });
+        let mut parts = vec![self.node_usage_history(node_id, since_ms)];
+        parts.extend(futures_util::future::join_all(asks).await.into_iter().flatten());
+        merge_histories(parts)
     }
 
     /// The latest usage of a node whose agent is connected to this server.
@@ -114,9 +147,32 @@ impl Server {
                 node.log_dropped_lines
             );
         }
+        text.push_str(&self.log_sink_metrics());
         text.push_str("# EOF\n");
         text
     }
+}
+
+/// One list of points from several, by minute, oldest first; of two points
+/// for one minute the one with more figures is kept.
+fn merge_histories(parts: Vec<Vec<UsagePoint>>) -> Vec<UsagePoint> {
+    let figures = |point: &UsagePoint| {
+        [point.cpu_percent.is_some(), point.memory_percent.is_some(), point.disk_percent.is_some()]
+            .into_iter()
+            .chain([point.net_rx_bytes_per_sec.is_some(), point.net_tx_bytes_per_sec.is_some()])
+            .filter(|known| *known)
+            .count()
+    };
+    let mut by_minute: std::collections::BTreeMap<i64, UsagePoint> = std::collections::BTreeMap::new();
+    for point in parts.into_iter().flatten() {
+        match by_minute.get(&point.time_ms) {
+            Some(known) if figures(known) >= figures(&point) => {}
+            _ => {
+                by_minute.insert(point.time_ms, point);
+            }
+        }
+    }
+    by_minute.into_values().collect()
 }
 
 fn labels_of(node: &drover_types::Node) -> NodeLabels {
@@ -131,6 +187,21 @@ fn escape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn histories_of_several_servers_merge_by_minute() {
+        let point = |minute: i64, cpu: Option<f32>, memory: Option<f32>| UsagePoint {
+            time_ms: minute * 60_000,
+            cpu_percent: cpu,
+            memory_percent: memory,
+            ..UsagePoint::default()
+        };
+        let here = vec![point(3, Some(1.0), None), point(4, Some(2.0), None)];
+        let there = vec![point(1, Some(9.0), None), point(4, Some(8.0), Some(50.0))];
+        let merged = merge_histories(vec![here, there, Vec::new()]);
+        let minutes: Vec<_> = merged.iter().map(|point| (point.time_ms / 60_000, point.cpu_percent)).collect();
+        assert_eq!(minutes, vec![(1, Some(9.0)), (3, Some(1.0)), (4, Some(8.0))]);
+    }
 
     #[test]
     fn label_values_are_escaped() {

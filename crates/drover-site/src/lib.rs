@@ -2,7 +2,8 @@
 //!
 //! A site is one folder under version control: providers (how to reboot,
 //! rebuild or read the console of a machine), notifiers (where alerts go),
-//! alert rules and hammers (automated fixes with safety limits), written in
+//! alert rules, hammers (automated fixes with safety limits) and log sinks
+//! (Loki, OpenSearch: docs/logs.md, "Sinks"), written in
 //! HCL in the style of job files. This crate reads such a folder into a
 //! [`Site`] ([`load_dir`]), reporting every problem of every file at once
 //! with file:line:column, and checks what spans files: duplicate names,

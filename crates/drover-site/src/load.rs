@@ -119,7 +119,8 @@ fn place(origin: &Origin) -> String {
 
 /// Checks what spans files and builds the site.
 fn assemble(collected: Collected, diagnostics: &mut Diagnostics) -> Site {
-    let Collected { definitions, providers, notifiers, alerts, hammers, references, default_providers } = collected;
+    let Collected { definitions, providers, notifiers, alerts, hammers, log_sinks, references, default_providers } =
+        collected;
 
     let mut first_definitions: BTreeMap<(ObjectKind, &str), &Origin> = BTreeMap::new();
     for (kind, name, origin) in &definitions {
@@ -290,6 +291,9 @@ fn assemble(collected: Collected, diagnostics: &mut Diagnostics) -> Site {
     }
     for hammer in hammers {
         site.hammers.entry(hammer.name.clone()).or_insert(hammer);
+    }
+    for sink in log_sinks {
+        site.log_sinks.entry(sink.name.clone()).or_insert(sink);
     }
     site
 }

@@ -19,8 +19,8 @@ use drover_types::DurationSpec;
 use drover_react::matcher::{Matcher, Selector};
 use drover_react::schema::{
     Action, AlertRule, AllocCheck, AllocCondition, CommandTarget, Condition, GroupBy, Hammer, HammerTrigger, Limits,
-    LogCondition, MetricCondition, Mode, NodeCondition, NodeEvent, Notifier, NotifierKind, Provider, ProviderOperation,
-    RetryPolicy, Runbook, Severity, Threshold,
+    LogCondition, LogSink, LogSinkKind, LokiFormat, MetricCondition, Mode, NodeCondition, NodeEvent, Notifier,
+    NotifierKind, Provider, ProviderOperation, RetryPolicy, Runbook, Severity, Threshold,
 };
 use drover_react::template::{PlaceholderSet, Template};
 
@@ -31,6 +31,7 @@ pub(crate) enum ObjectKind {
     Notifier,
     Alert,
     Hammer,
+    LogSink,
 }
 
 impl ObjectKind {
@@ -40,6 +41,7 @@ impl ObjectKind {
             ObjectKind::Notifier => "notifier",
             ObjectKind::Alert => "alert",
             ObjectKind::Hammer => "hammer",
+            ObjectKind::LogSink => "log_sink",
         }
     }
 }
@@ -81,6 +83,7 @@ pub(crate) struct Collected {
     pub(crate) notifiers: Vec<Notifier>,
     pub(crate) alerts: Vec<AlertRule>,
     pub(crate) hammers: Vec<Hammer>,
+    pub(crate) log_sinks: Vec<LogSink>,
     pub(crate) references: Vec<Reference>,
     /// Where each provider says `default = true`.
     pub(crate) default_providers: Vec<(String, Origin)>,
@@ -131,6 +134,12 @@ impl FileReader<'_> {
             self.define(ObjectKind::Hammer, &block);
             if let Some(hammer) = self.read_hammer(block) {
                 self.collected.hammers.push(hammer);
+            }
+        }
+        for block in root.labeled_blocks("log_sink") {
+            self.define(ObjectKind::LogSink, &block);
+            if let Some(sink) = read_log_sink(block) {
+                self.collected.log_sinks.push(sink);
             }
         }
         root.finish();
@@ -906,6 +915,162 @@ fn read_limits(mut block: BlockReader<'_>) -> Option<Limits> {
         fleet_max_percent: fleet_max_percent?,
         fleet_window: fleet_window?,
     })
+}
+
+// ----- log sinks -----
+
+/// The engines a log sink may send to.
+const LOG_SINK_TYPES: [&str; 3] = ["loki", "opensearch", "elasticsearch"];
+
+/// `log_sink "NAME" { … }`: the engine is `type`, or the label when it
+/// names one (`log_sink "loki" { url = "…" }`).
+fn read_log_sink(mut block: BlockReader<'_>) -> Option<LogSink> {
+    let name = block.label().to_owned();
+    let engine = if block.has("type") {
+        one_of(&mut block, "type", &LOG_SINK_TYPES, true)
+    } else if LOG_SINK_TYPES.contains(&name.as_str()) {
+        Some(name.clone())
+    } else {
+        block.error(format!(
+            "log_sink \"{name}\" needs type = one of {}: the label names the engine only when it is one of them",
+            quoted_list(&LOG_SINK_TYPES)
+        ));
+        None
+    };
+    let url = required_url(&mut block);
+    let headers = if block.has("headers") { block.string_map("headers") } else { Some(BTreeMap::new()) };
+    let count = |block: &mut BlockReader<'_>, name: &str, default: u32, maximum: u32| -> Option<u32> {
+        if block.has(name) {
+            block.integer(name, 1, i128::from(maximum)).and_then(|value| u32::try_from(value).ok())
+        } else {
+            Some(default)
+        }
+    };
+    let batch_size = count(&mut block, "batch_size", 1000, 100_000);
+    let buffer = count(&mut block, "buffer", 100_000, 10_000_000);
+    let batch_wait = positive_duration(&mut block, "batch_wait", DurationSpec::from_secs(1));
+    let max_backoff = positive_duration(&mut block, "max_backoff", DurationSpec::from_secs(60));
+    let kind = match engine.as_deref() {
+        Some("loki") => read_loki_sink(&mut block),
+        Some(_) => read_opensearch_sink(&mut block),
+        None => {
+            // Without an engine, its attributes are not also unknown.
+            for name in ["labels", "format", "tenant", "index"] {
+                block.skip(name);
+            }
+            None
+        }
+    };
+    block.finish();
+    Some(LogSink {
+        name,
+        kind: kind?,
+        url: url?,
+        headers: headers?,
+        batch_size: batch_size?,
+        batch_wait: batch_wait?,
+        buffer: buffer?,
+        max_backoff: max_backoff?,
+    })
+}
+
+fn read_loki_sink(block: &mut BlockReader<'_>) -> Option<LogSinkKind> {
+    for other in ["index"] {
+        if block.has(other) {
+            block.attribute_error(
+                other,
+                format!("\"{other}\" is for OpenSearch sinks; a Loki sink has labels = [\"node\", …]"),
+            );
+            block.skip(other);
+        }
+    }
+    let labels = if block.has("labels") {
+        let labels = block.string_list("labels")?;
+        let mut valid = true;
+        for label in &labels {
+            if !drover_react::schema::LOKI_LABEL_FIELDS.contains(&label.as_str()) {
+                block.attribute_error(
+                    "labels",
+                    format!(
+                        "{} names {label:?}, which is not a record field: use {}{}",
+                        block.phrase("labels"),
+                        quoted_list(&drover_react::schema::LOKI_LABEL_FIELDS),
+                        did_you_mean(label, drover_react::schema::LOKI_LABEL_FIELDS.iter().copied())
+                    ),
+                );
+                valid = false;
+            }
+        }
+        if labels.is_empty() {
+            block.attribute_error(
+                "labels",
+                format!("{} must name at least one field, such as \"node\"", block.phrase("labels")),
+            );
+            valid = false;
+        }
+        valid.then_some(labels)
+    } else {
+        Some(drover_react::schema::LOKI_DEFAULT_LABELS.iter().map(|label| (*label).to_owned()).collect())
+    };
+    let format = if block.has("format") {
+        one_of(block, "format", &["protobuf", "json"], false)
+            .map(|format| if format == "json" { LokiFormat::Json } else { LokiFormat::Protobuf })
+    } else {
+        Some(LokiFormat::Protobuf)
+    };
+    let tenant = if block.has("tenant") { Some(block.string("tenant")?) } else { None };
+    Some(LogSinkKind::Loki { labels: labels?, format: format?, tenant })
+}
+
+fn read_opensearch_sink(block: &mut BlockReader<'_>) -> Option<LogSinkKind> {
+    for other in ["labels", "format", "tenant"] {
+        if block.has(other) {
+            block.attribute_error(
+                other,
+                format!("\"{other}\" is for Loki sinks; an OpenSearch sink has index = \"drover-%Y.%m.%d\""),
+            );
+            block.skip(other);
+        }
+    }
+    let index = if block.has("index") { block.string("index")? } else { "drover-%Y.%m.%d".to_owned() };
+    if let Err(problem) = check_index_pattern(&index) {
+        block.attribute_error("index", format!("{}: {problem}", block.phrase("index")));
+        return None;
+    }
+    Some(LogSinkKind::Opensearch { index })
+}
+
+/// An index pattern: lowercase, no characters OpenSearch refuses in index
+/// names, and only the `%Y %m %d %H %%` placeholders.
+fn check_index_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.is_empty() {
+        return Err("must not be empty".to_owned());
+    }
+    if pattern.starts_with(['-', '_', '+']) {
+        return Err(format!("{pattern:?} must not start with '-', '_' or '+' (OpenSearch refuses such index names)"));
+    }
+    let mut characters = pattern.chars();
+    while let Some(character) = characters.next() {
+        match character {
+            '%' => match characters.next() {
+                Some('Y' | 'm' | 'd' | 'H' | '%') => {}
+                other => {
+                    return Err(format!(
+                        "{pattern:?} has %{}, which is not a placeholder: use %Y, %m, %d, %H (of the line's time, UTC) or %%",
+                        other.map(String::from).unwrap_or_default()
+                    ));
+                }
+            },
+            '\\' | '/' | '*' | '?' | '"' | '<' | '>' | '|' | ' ' | ',' | '#' | ':' => {
+                return Err(format!("{pattern:?} has {character:?}, which OpenSearch refuses in index names"));
+            }
+            upper if upper.is_uppercase() => {
+                return Err(format!("{pattern:?} has {upper:?}: index names are lowercase"));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 // ----- small readers -----

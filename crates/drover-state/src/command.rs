@@ -297,6 +297,12 @@ pub enum Command {
         /// Evaluations for the jobs with live allocations on them.
         evals: Vec<Evaluation>,
     },
+    /// Machine workflows (`drover node create|reboot|rebuild|delete`):
+    /// start one, move a step on, cancel one (docs/machines.md).
+    Workflow {
+        /// The change.
+        op: drover_types::workflow::WorkflowOp,
+    },
 }
 
 impl Command {
@@ -328,6 +334,7 @@ impl Command {
             Command::Access { .. } => "access",
             Command::RetireNodes { .. } => "retire_nodes",
             Command::PurgeNodes { .. } => "purge_nodes",
+            Command::Workflow { .. } => "workflow",
         }
     }
 }
@@ -450,6 +457,7 @@ impl std::fmt::Display for Command {
             Command::Access { op } => write!(formatter, "access({})", op.name()),
             Command::RetireNodes { node_ids, .. } => write!(formatter, "retire_nodes({} nodes)", node_ids.len()),
             Command::PurgeNodes { node_ids, .. } => write!(formatter, "purge_nodes({} nodes)", node_ids.len()),
+            Command::Workflow { op } => write!(formatter, "workflow({})", op.name()),
         }
     }
 }

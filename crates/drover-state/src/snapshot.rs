@@ -56,6 +56,9 @@ pub struct SnapshotV1 {
     /// Tokens, policies, enrolled nodes and the audit log.
     #[serde(default)]
     pub access: Option<crate::access::AccessState>,
+    /// Machine workflows.
+    #[serde(default)]
+    pub workflows: Vec<drover_types::workflow::Workflow>,
 }
 
 /// Serialises a state: magic, format version (u32 little-endian), payload.

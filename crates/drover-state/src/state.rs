@@ -81,6 +81,8 @@ pub struct State {
     /// Tokens, policies, enrolled nodes and the audit log (kept across
     /// snapshot restores).
     access: Arc<crate::access::AccessState>,
+    /// Machine workflows by id (`drover node create|reboot|…`).
+    workflows: OrdMap<String, Arc<drover_types::workflow::Workflow>>,
     capacity_index: u64,
     /// Index of the last `RestoreState`: agents get their full allocation
     /// list again after it.
@@ -488,6 +490,7 @@ impl State {
                 self.put_evals(index, evals);
                 CommandResponse::Applied { index }
             }),
+            Command::Workflow { op } => self.apply_workflow(op).map(|()| CommandResponse::Applied { index }),
         };
         result.unwrap_or_else(|error| CommandResponse::Rejected { index, error })
     }
@@ -1103,6 +1106,11 @@ impl State {
                 .collect(),
             react: Some(crate::react::ReactState::clone(&self.react)),
             access: Some(crate::access::AccessState::clone(&self.access)),
+            workflows: self
+                .workflows
+                .values()
+                .map(|workflow| drover_types::workflow::Workflow::clone(workflow))
+                .collect(),
         }
     }
 
@@ -1153,6 +1161,8 @@ impl State {
         let mut access = snapshot.access.unwrap_or_default();
         access.reindex();
         state.access = Arc::new(access);
+        state.workflows =
+            snapshot.workflows.into_iter().map(|workflow| (workflow.id.clone(), Arc::new(workflow))).collect();
         state.last_index = snapshot.last_index;
         state.capacity_index = snapshot.capacity_index;
         state.restore_index = snapshot.restore_index;
@@ -1191,6 +1201,8 @@ where
 
 #[path = "node_identity.rs"]
 mod node_identity;
+#[path = "workflows.rs"]
+mod workflows;
 pub use node_identity::purge_refusal;
 
 #[cfg(test)]

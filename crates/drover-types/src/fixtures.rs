@@ -136,6 +136,8 @@ pub fn task(name: &str) -> Task {
         services: Vec::new(),
         meta: BTreeMap::new(),
         logs: None,
+        templates: Vec::new(),
+        artifacts: Vec::new(),
     }
 }
 

@@ -371,6 +371,24 @@ impl TaskGroup {
         self.tasks.iter().fold(Resources::default(), |total, task| total + task.resources)
     }
 
+    /// A copy whose checks on port labels probe the ports allocated to
+    /// the allocation (`ports`); a label without a port keeps port 0, which
+    /// fails its check.
+    pub fn with_allocated_check_ports(&self, ports: &[crate::network::AllocatedPort]) -> TaskGroup {
+        let mut group = self.clone();
+        for task in &mut group.tasks {
+            for check in task.services.iter_mut().flat_map(|service| service.checks.iter_mut()) {
+                let Some(label) = &check.port_label else { continue };
+                let allocated = ports.iter().find(|port| &port.label == label).map_or(0, |port| port.value);
+                match &mut check.kind {
+                    CheckKind::Tcp { port, .. } | CheckKind::Http { port, .. } => *port = allocated,
+                    CheckKind::Script { .. } => {}
+                }
+            }
+        }
+        group
+    }
+
     /// Every health check declared by the group's tasks.
     pub fn checks(&self) -> impl Iterator<Item = (&Task, &Check)> {
         self.tasks.iter().flat_map(|task| {
@@ -412,6 +430,14 @@ pub struct Task {
     /// [`LogPolicy::DEFAULT`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logs: Option<LogPolicy>,
+    /// Files rendered into the task directory before it starts (Nomad's
+    /// `template` blocks), in file order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub templates: Vec<crate::task_files::TaskTemplate>,
+    /// Files downloaded into the task directory before it starts (Nomad's
+    /// `artifact` blocks), before the templates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<crate::task_files::TaskArtifact>,
 }
 
 /// The task drivers drover runs.
@@ -686,6 +712,13 @@ pub struct Service {
     pub port: Option<u16>,
     /// Health checks.
     pub checks: Vec<Check>,
+    /// The label of a port of the group's `network` block, when `port`
+    /// names one (`port = "http"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_label: Option<String>,
+    /// Nomad's `tags`, kept with the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
 }
 
 /// A health check run by the agent.
@@ -701,6 +734,11 @@ pub struct Check {
     pub timeout: DurationSpec,
     /// Restart the task when the check keeps failing.
     pub check_restart: Option<CheckRestart>,
+    /// The label of the group's port the check probes (`port = "http"`):
+    /// the port in `kind` is 0 in the job and is set to the allocated port
+    /// by [`TaskGroup::with_allocated_check_ports`] on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port_label: Option<String>,
 }
 
 /// The three kinds of check.

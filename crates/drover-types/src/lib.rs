@@ -26,12 +26,14 @@ pub mod plan;
 pub mod resources;
 pub mod serde_bytes;
 pub mod suggest;
+pub mod task_files;
 pub mod text;
 pub mod time;
 pub mod usage;
 pub mod validate;
 pub mod variable;
 pub mod version;
+pub mod workflow;
 
 pub use alloc::{
     AllocClientStatus, AllocDeploymentStatus, AllocDesiredStatus, Allocation, CheckHealth, CheckStatus,
@@ -55,5 +57,6 @@ pub use node::{
 };
 pub use plan::{AllocUpdate, GroupChanges, InPlaceUpdate, Plan, PlanStop};
 pub use resources::Resources;
+pub use task_files::{ArtifactMode, ChangeMode, TaskArtifact, TaskTemplate, TemplateSource};
 pub use time::{DurationSpec, Timestamp};
 pub use variable::Variable;

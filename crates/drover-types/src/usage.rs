@@ -8,6 +8,8 @@
 //! is `#[serde(default)]`, so a field added later is read as zero from an
 //! older agent, and an older server ignores a field it does not know.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// One node's usage at one moment, as measured by `drover_metrics::Sampler`.
@@ -59,6 +61,25 @@ pub struct NodeSample {
     /// Usage of the tasks the agent runs, in the order they were probed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tasks: Vec<TaskSample>,
+    /// Time each CPU spent in each mode since boot (`/proc/stat`), by CPU
+    /// number: the counters behind `node_cpu_seconds_total`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<CpuSample>,
+    /// Free memory (`MemFree`: not even used as cache).
+    pub memory_free: u64,
+    /// Memory used as block-device buffers (`Buffers`).
+    pub memory_buffers: u64,
+    /// Memory used as page cache (`Cached`).
+    pub memory_cached: u64,
+    /// The device each mount of [`NodeSample::disks`] is mounted from
+    /// (`/dev/vda1`, `tmpfs`), by mount point; kept apart from
+    /// [`DiskSample`] so that its shape stays as it was.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub devices_by_mount: BTreeMap<String, String>,
+    /// I/O counters of every block device (`/proc/diskstats`), sorted by
+    /// name, without partitions, loop and RAM disks (as node_exporter).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub block_devices: Vec<BlockDeviceSample>,
 }
 
 impl NodeSample {
@@ -121,6 +142,70 @@ pub struct NetSample {
     pub rx_errors: u64,
     /// Transmit errors.
     pub tx_errors: u64,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Packets sent.
+    pub tx_packets: u64,
+}
+
+/// One CPU's time in each mode since boot, in milliseconds (the kernel counts
+/// in ticks of 10 ms on almost every machine). Guest time is inside `user`
+/// and `nice`, as in `/proc/stat`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CpuSample {
+    /// The CPU's number (`cpu3` of `/proc/stat` is 3).
+    pub cpu: u32,
+    /// Running user code.
+    pub user_ms: u64,
+    /// Running user code at a lowered priority.
+    pub nice_ms: u64,
+    /// Running kernel code.
+    pub system_ms: u64,
+    /// Idle.
+    pub idle_ms: u64,
+    /// Idle while I/O was pending.
+    pub iowait_ms: u64,
+    /// Serving interrupts.
+    pub irq_ms: u64,
+    /// Serving soft interrupts.
+    pub softirq_ms: u64,
+    /// Taken by the hypervisor for other guests.
+    pub steal_ms: u64,
+}
+
+impl CpuSample {
+    /// Every mode with its name as node_exporter spells it (label `mode`).
+    pub fn modes(&self) -> [(&'static str, u64); 8] {
+        [
+            ("user", self.user_ms),
+            ("nice", self.nice_ms),
+            ("system", self.system_ms),
+            ("idle", self.idle_ms),
+            ("iowait", self.iowait_ms),
+            ("irq", self.irq_ms),
+            ("softirq", self.softirq_ms),
+            ("steal", self.steal_ms),
+        ]
+    }
+}
+
+/// One block device's I/O counters since boot (`/proc/diskstats`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BlockDeviceSample {
+    /// The kernel's name of the device, e.g. `vda`, `nvme0n1`, `dm-0`.
+    pub device: String,
+    /// Bytes read.
+    pub read_bytes: u64,
+    /// Bytes written.
+    pub written_bytes: u64,
+    /// Reads completed.
+    pub reads_completed: u64,
+    /// Writes completed.
+    pub writes_completed: u64,
+    /// Time spent doing I/O, in milliseconds.
+    pub io_time_ms: u64,
 }
 
 /// One task's usage, as measured for a `drover_metrics::TaskProbe`.

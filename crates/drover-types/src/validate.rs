@@ -13,7 +13,10 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::glob::{Glob, has_wildcards};
-use crate::job::{CheckKind, ConstraintOperator, Job, PeriodicConfig, Task, TaskGroup};
+use crate::job::{
+    CheckKind, ConstraintOperator, DelayFunction, Job, LogPolicy, MigrateStrategy, PeriodicConfig, ReschedulePolicy,
+    RestartMode, RestartPolicy, Task, TaskGroup, UpdateStrategy,
+};
 use crate::time::DurationSpec;
 use crate::version::VersionRequirement;
 
@@ -52,6 +55,14 @@ pub mod limits {
     /// Bytes of a job as the API receives it (JSON) and of any definition
     /// file drover reads (job, site, variable and configuration files).
     pub const MAX_DEFINITION_BYTES: u64 = 4 * 1_024 * 1_024;
+    /// Files of one task's output stream (`logs { max_files }`).
+    pub const MAX_LOG_FILES: u32 = 1_000;
+    /// MiB of one task output file (`logs { max_file_size }`).
+    pub const MAX_LOG_FILE_MB: u64 = 1_024 * 1_024;
+    /// The shortest restart `interval`, in seconds.
+    pub const MIN_RESTART_INTERVAL_SECS: u64 = 5;
+    /// The shortest reschedule `delay`, in seconds.
+    pub const MIN_RESCHEDULE_DELAY_SECS: u64 = 5;
 }
 
 use limits::*;
@@ -212,18 +223,22 @@ impl Checker {
         }
         self.rules(&job.constraints, &job.affinities, &job.spreads);
         self.map("meta", &job.meta);
+        if let Some(namespace) = job.namespace.as_deref().filter(|namespace| *namespace != "default") {
+            self.report(format!(
+                "namespace {:?} is not supported by drover, which has one namespace, \"default\": remove the namespace line (give each team its own job names and an ACL policy instead)",
+                crate::text::truncated(namespace, 64)
+            ));
+        }
+        if let Some(region) = &job.region {
+            self.label("region", region);
+        }
         if let Some(periodic) = &job.periodic {
             for problem in periodic_problems(periodic) {
                 self.report(problem);
             }
         }
         if let Some(update) = &job.update {
-            self.durations(&[
-                ("min_healthy_time", update.min_healthy_time),
-                ("healthy_deadline", update.healthy_deadline),
-                ("progress_deadline", update.progress_deadline),
-                ("stagger", update.stagger),
-            ]);
+            self.update(update);
         }
         if job.groups.is_empty() {
             self.report(format!(
@@ -257,26 +272,14 @@ impl Checker {
         }
         self.rules(&group.constraints, &group.affinities, &group.spreads);
         self.map("meta", &group.meta);
-        self.durations(&[("restart interval", group.restart.interval), ("restart delay", group.restart.delay)]);
+        self.restart(&group.restart);
         if let Some(reschedule) = &group.reschedule {
-            self.durations(&[
-                ("reschedule interval", reschedule.interval),
-                ("reschedule delay", reschedule.delay),
-                ("reschedule max_delay", reschedule.max_delay),
-            ]);
+            self.reschedule(reschedule);
         }
         if let Some(update) = &group.update {
-            self.durations(&[
-                ("min_healthy_time", update.min_healthy_time),
-                ("healthy_deadline", update.healthy_deadline),
-                ("progress_deadline", update.progress_deadline),
-                ("stagger", update.stagger),
-            ]);
+            self.update(update);
         }
-        self.durations(&[
-            ("migrate min_healthy_time", group.migrate.min_healthy_time),
-            ("migrate healthy_deadline", group.migrate.healthy_deadline),
-        ]);
+        self.migrate(&group.migrate);
         if let Some(lost_after) = group.disconnect.as_ref().and_then(|disconnect| disconnect.lost_after) {
             self.durations(&[("lost_after", lost_after)]);
         }
@@ -346,7 +349,10 @@ impl Checker {
         }
         self.durations(&[("kill_timeout", task.kill_timeout)]);
         if let Some(restart) = &task.restart {
-            self.durations(&[("restart interval", restart.interval), ("restart delay", restart.delay)]);
+            self.restart(restart);
+        }
+        if let Some(logs) = &task.logs {
+            self.logs(logs);
         }
         self.rules(&task.constraints, &[], &[]);
         self.length("services", task.services.len(), MAX_ITEMS);
@@ -375,6 +381,99 @@ impl Checker {
                     }
                 }
             }
+        }
+    }
+
+    /// The timing rules of a restart policy, as the job file reader states
+    /// them: a task restarted without pause would restart in a tight loop.
+    fn restart(&mut self, policy: &RestartPolicy) {
+        self.durations(&[("restart interval", policy.interval), ("restart delay", policy.delay)]);
+        if policy.interval.get().as_secs() < MIN_RESTART_INTERVAL_SECS {
+            self.report(format!(
+                "the restart interval must be at least {MIN_RESTART_INTERVAL_SECS}s, not {}",
+                policy.interval
+            ));
+        } else if policy.delay.get().saturating_mul(policy.attempts) > policy.interval.get() {
+            self.report(format!(
+                "the restart policy cannot restart {} times within {} with a delay of {}: lengthen the interval or shorten the delay",
+                policy.attempts, policy.interval, policy.delay
+            ));
+        }
+        if policy.attempts == 0 && policy.mode == RestartMode::Delay {
+            self.report("restart mode \"delay\" with 0 attempts is ambiguous: set attempts, or use mode = \"fail\"");
+        }
+    }
+
+    /// The timing rules of a reschedule policy: without a delay, a failing
+    /// allocation would be replaced as fast as the leader can plan.
+    fn reschedule(&mut self, policy: &ReschedulePolicy) {
+        self.durations(&[
+            ("reschedule interval", policy.interval),
+            ("reschedule delay", policy.delay),
+            ("reschedule max_delay", policy.max_delay),
+        ]);
+        if policy.delay.get().as_secs() < MIN_RESCHEDULE_DELAY_SECS {
+            self.report(format!(
+                "the reschedule delay must be at least {MIN_RESCHEDULE_DELAY_SECS}s, not {}",
+                policy.delay
+            ));
+        } else if policy.delay_function != DelayFunction::Constant && policy.max_delay < policy.delay {
+            self.report(format!(
+                "reschedule max_delay ({}) must not be shorter than delay ({})",
+                policy.max_delay, policy.delay
+            ));
+        }
+    }
+
+    fn update(&mut self, update: &UpdateStrategy) {
+        self.durations(&[
+            ("min_healthy_time", update.min_healthy_time),
+            ("healthy_deadline", update.healthy_deadline),
+            ("progress_deadline", update.progress_deadline),
+            ("stagger", update.stagger),
+        ]);
+        self.health_times("update", update.min_healthy_time, update.healthy_deadline);
+        if !update.progress_deadline.get().is_zero() && update.healthy_deadline >= update.progress_deadline {
+            self.report(format!(
+                "healthy_deadline ({}) must be shorter than progress_deadline ({}) in the update block",
+                update.healthy_deadline, update.progress_deadline
+            ));
+        }
+        if update.stagger.get().is_zero() {
+            self.report("stagger must be longer than 0s");
+        }
+        if update.auto_promote && update.canary == 0 {
+            self.report("auto_promote needs canaries: set canary to 1 or more");
+        }
+    }
+
+    fn migrate(&mut self, migrate: &MigrateStrategy) {
+        self.durations(&[
+            ("migrate min_healthy_time", migrate.min_healthy_time),
+            ("migrate healthy_deadline", migrate.healthy_deadline),
+        ]);
+        self.health_times("migrate", migrate.min_healthy_time, migrate.healthy_deadline);
+    }
+
+    fn health_times(&mut self, block: &str, min_healthy_time: DurationSpec, healthy_deadline: DurationSpec) {
+        if min_healthy_time >= healthy_deadline {
+            self.report(format!(
+                "min_healthy_time ({min_healthy_time}) must be shorter than healthy_deadline ({healthy_deadline}) in the {block} block"
+            ));
+        }
+    }
+
+    /// The bounds of a task's output files, as the job file reader has them:
+    /// 0 would rotate on every byte, and no bound would fill the disk.
+    fn logs(&mut self, logs: &LogPolicy) {
+        if !(1..=MAX_LOG_FILES).contains(&logs.max_files) {
+            self.report(format!("logs max_files must be between 1 and {MAX_LOG_FILES}, not {}", logs.max_files));
+        }
+        if !(1..=MAX_LOG_FILE_MB).contains(&logs.max_file_size_mb) {
+            self.report(format!(
+                "logs max_file_size must be between 1 and {MAX_LOG_FILE_MB} (MiB), not {}",
+                logs.max_file_size_mb
+            ));
         }
     }
 
@@ -565,6 +664,56 @@ mod tests {
         let text = problems(&periodic);
         assert!(text.contains("cron expression \"61 25 * * *\" is not valid"), "{text}");
         assert!(text.contains("unknown time zone \"Mars/Olympus\""), "{text}");
+    }
+
+    /// What the job file reader refused and the API used to accept (issue
+    /// 12, finding 13): output files rotated on every byte, tight restart
+    /// and reschedule loops, a namespace drover does not have.
+    #[test]
+    fn the_job_file_rules_for_output_timing_and_namespace_hold_for_every_job() {
+        let mut no_rotation = job();
+        no_rotation.groups[0].tasks[0].logs = Some(crate::job::LogPolicy { max_files: 0, max_file_size_mb: 0 });
+        let text = problems(&no_rotation);
+        assert!(text.contains("logs max_files must be between 1 and 1000, not 0"), "{text}");
+        assert!(text.contains("logs max_file_size must be between 1 and 1048576 (MiB), not 0"), "{text}");
+        let mut endless = job();
+        endless.groups[0].tasks[0].logs =
+            Some(crate::job::LogPolicy { max_files: u32::MAX, max_file_size_mb: u64::MAX });
+        assert!(problems(&endless).contains("not 4294967295"));
+
+        let mut tight_restarts = job();
+        tight_restarts.groups[0].restart.interval = DurationSpec::from_secs(0);
+        tight_restarts.groups[0].restart.delay = DurationSpec::from_secs(0);
+        assert!(problems(&tight_restarts).contains("group \"web\": the restart interval must be at least 5s"));
+        let mut crowded = job();
+        crowded.groups[0].tasks[0].restart = Some(RestartPolicy {
+            attempts: 100,
+            interval: DurationSpec::from_secs(60),
+            delay: DurationSpec::from_secs(15),
+            mode: RestartMode::Fail,
+        });
+        assert!(problems(&crowded).contains("cannot restart 100 times within"));
+
+        let mut instant_reschedule = job();
+        instant_reschedule.groups[0].reschedule =
+            Some(ReschedulePolicy { delay: DurationSpec::from_secs(0), ..ReschedulePolicy::SERVICE_DEFAULT });
+        assert!(problems(&instant_reschedule).contains("the reschedule delay must be at least 5s"));
+
+        let mut no_stagger = job();
+        no_stagger.update = Some(UpdateStrategy { stagger: DurationSpec::from_secs(0), ..UpdateStrategy::default() });
+        assert!(problems(&no_stagger).contains("stagger must be longer than 0s"));
+        let mut late_health = job();
+        late_health.groups[0].migrate.min_healthy_time = DurationSpec::from_secs(3_600);
+        assert!(problems(&late_health).contains("must be shorter than healthy_deadline"));
+
+        let mut namespace = job();
+        namespace.namespace = Some("team-a".to_owned());
+        assert!(problems(&namespace).contains("namespace \"team-a\" is not supported"));
+        namespace.namespace = Some("default".to_owned());
+        assert_eq!(namespace.validate(), Ok(()));
+        let mut region = job();
+        region.region = Some("r\0".repeat(100_000));
+        assert!(problems(&region).contains("region"));
     }
 
     #[test]

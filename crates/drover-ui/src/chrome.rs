@@ -19,6 +19,8 @@ pub enum Section {
     Alerts,
     /// Hammers.
     Hammers,
+    /// Exec.
+    Exec,
     /// The login page (not in the navigation).
     Login,
 }
@@ -76,6 +78,7 @@ impl Chrome {
             (paths::UI_LOGS, "Logs", Section::Logs),
             (paths::UI_ALERTS, "Alerts", Section::Alerts),
             (paths::UI_HAMMERS, "Hammers", Section::Hammers),
+            (paths::UI_EXEC, "Exec", Section::Exec),
         ]
         .into_iter()
         .map(|(href, label, section)| NavLink { href, label, current: section == self.section })

@@ -16,6 +16,7 @@
 //! pages that ask for it.
 
 pub mod assets;
+pub mod chart;
 pub mod chrome;
 pub mod format;
 pub mod pages;

@@ -312,3 +312,97 @@ fn every_page_links_the_embedded_stylesheet_and_marks_its_section() {
     assert!(html.contains(r#"<a href="/ui/" aria-current="page">Overview</a>"#), "{html}");
     assert!(html.contains("Log out"));
 }
+
+#[test]
+fn the_node_page_draws_its_usage_of_the_last_day_as_inline_svg() {
+    use drover_proto::api::{NodeStatusResponse, UsagePoint};
+    use drover_ui::pages::nodes::NodePage;
+    let status = NodeStatusResponse {
+        node: fixtures::node("db01"),
+        used: drover_types::Resources::default(),
+        allocs: Vec::new(),
+        last_heartbeat: None,
+        usage: None,
+    };
+    let points: Vec<UsagePoint> = (1..=120)
+        .map(|minute| UsagePoint {
+            time_ms: NOW.as_millis() - minute * 60_000,
+            cpu_percent: Some(if minute == 30 { 95.0 } else { 20.0 }),
+            memory_percent: Some(40.0),
+            ..UsagePoint::default()
+        })
+        .rev()
+        .collect();
+    let page = NodePage::new(
+        chrome(Section::Nodes),
+        &status,
+        Visible::Shown(Vec::new()),
+        Visible::Shown(points),
+        Visible::Shown(Vec::new()),
+    );
+    let html = render(&page);
+    assert_eq!(html.matches("<svg viewBox=\"0 0 288 40\"").count(), 2, "CPU and memory, no more: {html}");
+    assert!(html.contains("aria-label=\"CPU busy over the last 24 h: 20% now, 95% at most, top of the chart 100%\""));
+    assert!(html.contains("<path d=\"M"), "a drawn line");
+
+    let empty = NodePage::new(
+        chrome(Section::Nodes),
+        &status,
+        Visible::Shown(Vec::new()),
+        Visible::Shown(Vec::new()),
+        Visible::Shown(Vec::new()),
+    );
+    assert!(render(&empty).contains("No history yet"));
+}
+
+#[test]
+fn the_exec_page_groups_outputs_as_the_cli_and_has_no_run_button_without_exec() {
+    use drover_proto::api::{ExecNodeResult, ExecStatus};
+    use drover_ui::pages::exec::{ExecForm, ExecOutcome, ExecPage};
+    let result = |node: &str, status: ExecStatus, stdout: &str| ExecNodeResult {
+        node: node.to_owned(),
+        node_id: NodeId::new(format!("id-{node}")),
+        status,
+        exit_code: Some(if status == ExecStatus::Success { 0 } else { 2 }),
+        error: String::new(),
+        stdout: stdout.to_owned(),
+        stderr: String::new(),
+        truncated: false,
+        duration_ms: 12,
+    };
+    let results = vec![
+        result("web02", ExecStatus::Success, "Debian 13\n"),
+        result("web01", ExecStatus::Success, "Debian 13\n"),
+        result("web03", ExecStatus::Failure, "<b>Debian 12</b>\n"),
+    ];
+    let fold = |names: &[&str]| {
+        let mut names = names.to_vec();
+        names.sort();
+        names.join(",")
+    };
+    let page = ExecPage {
+        chrome: chrome(Section::Exec),
+        refused: None,
+        form: ExecForm { command: "cat /etc/debian_version".to_owned(), ..ExecForm::default() },
+        error: None,
+        outcome: Some(ExecOutcome::new(&results, fold)),
+    };
+    let html = render(&page);
+    let common = html.find("web01,web02 (2)").expect("the common output's group");
+    let rare = html.find("web03 (1)").expect("the other group");
+    assert!(common < rare, "the most common output first");
+    assert!(html.contains("3 nodes: 2 success, 1 failure (web03)"), "{html}");
+    assert!(html.contains("exit 2"));
+    assert!(html.contains("Debian 12") && !html.contains("<b>Debian"), "output is escaped");
+    assert!(html.contains("Run</button>") && html.contains("name=\"csrf\" value=\"c5rf\""));
+
+    let refused = ExecPage {
+        chrome: chrome(Section::Exec),
+        refused: Some("alice may not do this: needs node exec".to_owned()),
+        form: ExecForm::default(),
+        error: None,
+        outcome: None,
+    };
+    let html = render(&refused);
+    assert!(!html.contains("Run</button>") && html.contains("alice may not do this"), "{html}");
+}

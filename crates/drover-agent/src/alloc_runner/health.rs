@@ -198,7 +198,6 @@ mod tests {
 
     const WAIT: Duration = Duration::from_secs(60);
 
-
     fn manager(root: &Path, helper: &Path) -> (AllocManager, mpsc::UnboundedReceiver<ClientAllocUpdate>) {
         let mut config = DriverConfig::new(helper, ["executor"]);
         config.start_timeout = Duration::from_secs(30);

@@ -98,7 +98,9 @@ impl AllocRunner {
 
     async fn run(self, mut assignment: AllocAssignment, mut control: mpsc::UnboundedReceiver<RunnerControl>) {
         let alloc_id = assignment.alloc.id.clone();
-        let Some(group) = assignment.group.clone() else {
+        let Some(group) =
+            assignment.group.as_ref().map(|group| group.with_allocated_check_ports(&assignment.alloc.ports))
+        else {
             // The job was purged before this agent ever ran it.
             self.publish(ClientAllocUpdate {
                 alloc_id: alloc_id.clone(),

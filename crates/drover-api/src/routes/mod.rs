@@ -5,6 +5,8 @@ mod allocs;
 mod internal;
 mod jobs;
 mod logs;
+mod machines;
+mod node_usage;
 mod nodes;
 mod operator;
 mod react;
@@ -64,9 +66,13 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route(paths::NODE_ELIGIBILITY, post(nodes::eligibility))
         .route(paths::NODE_PROTECTION, post(nodes::protection))
         .route(paths::NODE_HISTORY, get(nodes::history))
+        .route(paths::NODE_USAGE, get(node_usage::history))
         .route(paths::NODES_UPDATE, post(nodes::update))
         .route(paths::NODES_RETIRE, post(nodes::retire))
         .route(paths::NODES_PURGE, post(nodes::purge))
+        .route(paths::WORKFLOWS, get(machines::list).post(machines::start))
+        .route(paths::WORKFLOW, get(machines::get))
+        .route(paths::WORKFLOW_CANCEL, post(machines::cancel))
         .route(paths::EXEC, post(nodes::exec))
         .route(paths::EVALUATIONS, get(nodes::list_evals))
         .route(paths::EVALUATION, get(nodes::get_eval))
@@ -129,6 +135,7 @@ pub(crate) fn internal_routes() -> Router<AppState> {
         .route(paths::INTERNAL_HEARTBEATS, post(internal::heartbeats))
         .route(paths::INTERNAL_USAGE, get(nodes::local_usage))
         .route(paths::INTERNAL_NODE_USAGE, get(nodes::usage))
+        .route(paths::INTERNAL_NODE_USAGE_HISTORY, get(node_usage::local_history))
         .route(paths::INTERNAL_IDENTITY, get(operator::identity))
         .route(paths::INTERNAL_JOIN, post(operator::internal_join))
         .route(paths::INTERNAL_READ_INDEX, post(operator::read_index))

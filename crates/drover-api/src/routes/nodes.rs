@@ -353,13 +353,26 @@ pub(super) async fn usage(
     Ok(Json(app.server.node_usage(&drover_types::NodeId::new(node_id))).into_response())
 }
 
-/// `GET /v1/metrics`: Prometheus (OpenMetrics) text of the nodes connected
-/// to this server.
-pub(super) async fn metrics(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+/// `GET /v1/metrics[?fleet=true]`: Prometheus (OpenMetrics) text of the
+/// nodes connected to this server, or of the whole fleet (docs/metrics.md).
+pub(super) async fn metrics(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiQuery(scope): ApiQuery<MetricsScope>,
+) -> ApiResult<Response> {
     caller.require(AclScope::Node, Capability::Read)?;
     let visible = |node: &Node| caller.allows(AclScope::Node, Capability::Read, &node.hostgroup);
-    let text = app.server.prometheus_metrics(&visible).await;
+    let text = app.server.fleet_metrics(&visible, scope.fleet).await;
     Ok(([(axum::http::header::CONTENT_TYPE, drover_metrics::CONTENT_TYPE)], text).into_response())
+}
+
+/// The query of `GET /v1/metrics`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct MetricsScope {
+    /// Every node of the fleet, asking the other servers, instead of this
+    /// server's agents.
+    #[serde(default)]
+    fleet: bool,
 }
 
 /// `GET /v1/internal/usage`: the usage of the nodes connected here.

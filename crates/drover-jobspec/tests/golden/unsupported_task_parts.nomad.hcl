@@ -6,11 +6,6 @@ job "tasks" {
         command  = "/bin/true"
         work_dir = "/srv"
       }
-      template {
-        data        = "x"
-        destination = "local/x"
-      }
-      artifact { source = "https://example.org/x.tgz" }
       vault { policies = ["x"] }
       lifecycle { hook = "prestart" }
       volume_mount {

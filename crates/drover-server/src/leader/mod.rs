@@ -13,7 +13,9 @@ mod periodic;
 mod react;
 #[cfg(test)]
 mod test_support;
+mod workflows;
 
+pub(crate) use actions::render as render_provider_template;
 pub(crate) use react::log_query;
 
 use std::sync::Arc;
@@ -89,6 +91,7 @@ async fn lead(server: Server, token: CancellationToken) {
     tokio::spawn(periodic::run(server.clone(), token.clone()));
     tokio::spawn(react::run(server.clone(), token.clone()));
     tokio::spawn(node_gc::run(server.clone(), token.clone()));
+    tokio::spawn(workflows::run(server.clone(), token.clone()));
     tokio::spawn(heartbeats::run(server, token, leadership_started));
 }
 

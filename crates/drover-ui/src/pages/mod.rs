@@ -2,6 +2,7 @@
 //! pure functions where the data is drover's own) and its template.
 
 pub mod alloc;
+pub mod exec;
 pub mod jobs;
 pub mod login;
 pub mod logs;

@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 
-use drover_proto::api::{NodeListEntry, NodeStatusResponse};
+use drover_proto::api::{NodeListEntry, NodeStatusResponse, UsagePoint};
 use drover_proto::paths;
 use drover_types::{NodeChange, Timestamp};
 
 use super::Visible;
 use super::jobs::AllocRow;
 use super::logs::LogLine;
+use crate::chart::{UsageChart, usage_charts};
 use crate::chrome::Chrome;
 use crate::format;
 
@@ -255,6 +256,8 @@ pub struct NodePage {
     pub resources: Vec<(String, String)>,
     /// The latest measured usage, when its agent is connected.
     pub usage: Vec<(String, String)>,
+    /// Its usage over the last 24 h, a chart per figure.
+    pub charts: Visible<Vec<UsageChart>>,
     /// Its live allocations.
     pub allocs: Vec<AllocRow>,
     /// Who changed what, newest first.
@@ -272,6 +275,7 @@ impl NodePage {
         chrome: Chrome,
         status: &NodeStatusResponse,
         history: Visible<Vec<NodeChange>>,
+        usage_history: Visible<Vec<UsagePoint>>,
         logs: Visible<Vec<LogLine>>,
     ) -> Self {
         let node = &status.node;
@@ -315,6 +319,10 @@ impl NodePage {
             }),
             resources,
             usage,
+            charts: match usage_history {
+                Visible::Shown(points) => Visible::Shown(usage_charts(&points, now)),
+                Visible::Hidden(why) => Visible::Hidden(why),
+            },
             allocs: status.allocs.iter().map(|alloc| AllocRow::new(alloc, now)).collect(),
             history: match history {
                 Visible::Shown(changes) => Visible::Shown(changes.iter().rev().map(ChangeRow::new).collect()),

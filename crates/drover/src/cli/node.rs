@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use drover_proto::api::{DrainRequest, NodeFieldChange, NodePurgeRequest, NodeRetireRequest, NodeUpdateRequest};
+use drover_types::workflow::MachineOperation;
 
 use super::ServerAddress;
 use super::output::{ago, local_time, megabytes, print_fields, print_json, print_table, table};
@@ -119,6 +120,18 @@ pub(crate) enum NodeCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
+    /// Create machines through a site provider; each step ends when an
+    /// agent registers with its name (docs/machines.md).
+    Create(super::machines::CreateMachineArgs),
+    /// Reboot machines through their provider and wait for their agents to
+    /// come back ready (docs/machines.md).
+    Reboot(super::machines::ExistingMachineArgs),
+    /// Reinstall machines through their provider: drain, rebuild, wait for
+    /// the fresh agent to take the name, make it eligible again.
+    Rebuild(super::machines::ExistingMachineArgs),
+    /// Destroy machines through their provider: drain and retire, delete,
+    /// then purge the node.
+    Delete(super::machines::ExistingMachineArgs),
     /// Mark a node as one that must never be destroyed: forced drains (and
     /// later reboots, rebuilds, deletions, automated fixes) are refused
     /// unless forced with a reason.
@@ -259,6 +272,10 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             let request = NodePurgeRequest { nodes: super::expand_node_args(&nodes)?, dry_run: true };
             purge_nodes(&server.client()?, request, yes, dry_run).await
         }
+        NodeCommand::Create(args) => super::machines::create(args).await,
+        NodeCommand::Reboot(args) => super::machines::existing(MachineOperation::Reboot, args).await,
+        NodeCommand::Rebuild(args) => super::machines::existing(MachineOperation::Rebuild, args).await,
+        NodeCommand::Delete(args) => super::machines::existing(MachineOperation::Delete, args).await,
         NodeCommand::Protect { node, reason, server } => {
             let updated = server.client()?.set_protection(&node, true, &reason).await?;
             println!("Node {} is protected: {reason}", updated.name);

@@ -239,7 +239,8 @@ pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
         OperatorCommand::Snapshot(SnapshotCommand::Restore { file, server }) => {
-            let bytes = std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                super::bounded::read_snapshot_file(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let index = server.client()?.restore_snapshot(bytes).await?;
             println!("restored {} at Raft index {index}", file.display());
             Ok(ExitCode::SUCCESS)

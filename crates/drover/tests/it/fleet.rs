@@ -74,7 +74,11 @@ async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
     std::fs::write(
         &config,
         format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: drover\n    metrics_path: /v1/metrics\n    static_configs:\n      - targets: ['{}']\n",
+            // The recipe of docs/metrics.md: the whole fleet from one
+            // server, drover's `job` label kept, `instance` = the node.
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: drover\n    metrics_path: /v1/metrics\n    \
+             params:\n      fleet: ['true']\n    honor_labels: true\n    static_configs:\n      - targets: ['{}']\n    \
+             metric_relabel_configs:\n      - source_labels: [node]\n        regex: '(.+)'\n        target_label: instance\n",
             cluster.addresses[0]
         ),
     )
@@ -96,16 +100,19 @@ async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
         body["data"]["result"].as_array().cloned()
     };
     cluster
-        .wait_for("Prometheus to have every node's CPU", || async {
-            query("drover_node_cpu_percent").await.is_some_and(|series| series.len() == nodes.len())
+        .wait_for("Prometheus to have every node's CPU rate", || async {
+            let promql =
+                r#"sum by (node, hostgroup, environment, instance) (rate(node_cpu_seconds_total{mode!="idle"}[5s]))"#;
+            query(promql).await.is_some_and(|series| series.len() == nodes.len())
         })
         .await;
-    let series = query("drover_node_cpu_percent").await.unwrap();
+    let series = query("node_load1").await.unwrap();
     let mut seen: Vec<(String, String, String)> = series
         .iter()
         .map(|one| {
             let labels = &one["metric"];
             let label = |name: &str| labels[name].as_str().unwrap_or_default().to_owned();
+            assert_eq!(label("instance"), label("node"), "metric_relabel_configs made the node the instance");
             (label("node"), label("hostgroup"), label("environment"))
         })
         .collect();
@@ -119,8 +126,21 @@ async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
             ("gw02".into(), "bi/batch/gridworker".into(), "qa".into()),
         ]
     );
-    let tmp = query(r#"drover_node_disk_used_percent{mount="/tmp"}"#).await.unwrap();
+    // node_exporter's names and labels, as its dashboards query them.
+    let tmp = query(r#"node_filesystem_avail_bytes{mountpoint="/tmp",fstype!=""} / node_filesystem_size_bytes"#)
+        .await
+        .unwrap();
     assert_eq!(tmp.len(), nodes.len(), "{tmp:?}");
-    let by_group = query("count by (hostgroup) (drover_node_memory_used_bytes)").await.unwrap();
+    let by_group =
+        query("count by (hostgroup) (node_memory_MemAvailable_bytes / node_memory_MemTotal_bytes)").await.unwrap();
     assert_eq!(by_group.len(), 2, "{by_group:?}");
+    let received = query("sum by (node) (node_network_receive_bytes_total)").await.unwrap();
+    assert_eq!(received.len(), nodes.len(), "{received:?}");
+    let loads = query("node_load15 >= 0").await.unwrap();
+    assert_eq!(loads.len(), nodes.len(), "{loads:?}");
+    // Every known node is up, once, whatever server its agent uses.
+    let up = query("drover_node_up == 1").await.unwrap();
+    assert_eq!(up.len(), nodes.len(), "{up:?}");
+    let ready = query(r#"sum(drover_node_status{status="ready"})"#).await.unwrap();
+    assert_eq!(ready[0]["value"][1], nodes.len().to_string(), "{ready:?}");
 }

@@ -98,6 +98,20 @@ async fn the_cli_refuses_dot_segments_endless_files_and_ends_quietly_on_a_closed
     let stderr = String::from_utf8_lossy(&validate.stderr);
     assert!(stderr.contains("larger than 4 MiB"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(10));
+    // Credential files are read through a bound too (the token file used
+    // to be read until memory ran out).
+    for flag in ["--token-file", "--ca-cert"] {
+        let started = std::time::Instant::now();
+        let status = cluster.cli(&["job", "status", "sleeper", flag, "/dev/zero"]);
+        assert!(!status.status.success());
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        assert!(stderr.contains("larger than 1 MiB"), "{flag}: {stderr}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{flag}");
+    }
+    let restore = cluster.cli(&["operator", "snapshot", "restore", "/dev/zero"]);
+    assert!(!restore.status.success());
+    let stderr = String::from_utf8_lossy(&restore.stderr);
+    assert!(stderr.contains("not a regular file"), "{stderr}");
 
     let piped = Command::new("sh")
         .arg("-c")

@@ -356,6 +356,18 @@ impl Cluster {
         self.cli(&["job", "run", "--detach", path.to_str().expect("utf-8 path")])
     }
 
+    /// Runs the CLI against this cluster as `user` (the name the audit
+    /// history records), without a terminal.
+    pub fn cli_as(&self, user: &str, args: &[&str]) -> std::process::Output {
+        Command::new(drover_binary())
+            .args(args)
+            .env("DROVER_ADDR", &self.address)
+            .env("DROVER_USER", user)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run the drover CLI")
+    }
+
     /// Runs the CLI against this cluster.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
         Command::new(drover_binary()).args(args).env("DROVER_ADDR", &self.address).output().expect("run the drover CLI")
@@ -526,4 +538,9 @@ pub fn process_alive(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
     // A zombie is not alive.
     !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))
+}
+
+/// What a command printed: its stdout, then its stderr.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }

@@ -17,17 +17,12 @@ fn names(prefix: &str, count: usize) -> Vec<String> {
 
 /// The CLI as user `alice` (the name the audit history records).
 fn cli_as_alice(cluster: &Cluster, args: &[&str]) -> std::process::Output {
-    Command::new(drover_binary())
-        .args(args)
-        .env("DROVER_ADDR", &cluster.address)
-        .env("DROVER_USER", "alice")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the drover CLI")
+    cluster.cli_as("alice", args)
 }
 
+/// What a command printed.
 fn text(output: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    crate::harness::output_text(output)
 }
 
 async fn names_matching(cluster: &Cluster, filter: &str) -> Vec<String> {

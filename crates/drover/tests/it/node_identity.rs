@@ -3,26 +3,21 @@
 //! node is refused, nodes are retired and purged, and down nodes are
 //! purged automatically after `--node-gc-after`. Real servers and agents.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use drover_proto::api::AuditQuery;
 use drover_types::NodeChange;
 
 use crate::harness::{Cluster, Process, drover_binary};
 
-fn text(output: &std::process::Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-}
-
 /// The CLI as user `alice`, without a terminal.
 fn cli(cluster: &Cluster, args: &[&str]) -> std::process::Output {
-    Command::new(drover_binary())
-        .args(args)
-        .env("DROVER_ADDR", &cluster.address)
-        .env("DROVER_USER", "alice")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the drover CLI")
+    cluster.cli_as("alice", args)
+}
+
+/// What a command printed.
+fn text(output: &std::process::Output) -> String {
+    crate::harness::output_text(output)
 }
 
 /// `drover node list --json [--all]`: (name, id, status) of each node, by

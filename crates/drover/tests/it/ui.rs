@@ -434,3 +434,64 @@ async fn with_acls_the_dashboard_asks_for_a_token_and_keeps_it_in_a_secure_cooki
     assert_eq!(driver.browser.current_url().await.unwrap().path(), "/ui/login");
     driver.close().await;
 }
+
+/// Usage history without a browser: an agent connected to one server sends
+/// its samples there; another server answers `GET /v1/node/{node}/usage`
+/// with them (asking its peers) and draws them on the node page as inline
+/// SVG.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nodes_usage_history_is_served_by_every_server_and_drawn_on_its_page() {
+    let mut cluster = Cluster::start_servers(2).await;
+    cluster.start_agent_on("hist01", 1, &[]).await;
+    let other = format!("http://{}", cluster.addresses[0]);
+    let http = reqwest::Client::new();
+    let usage_url = format!("{other}/v1/node/hist01/usage?since=1h");
+    wait_until(
+        "the other server to serve a minute of hist01's usage",
+        Duration::from_secs(60),
+        || {
+            let http = http.clone();
+            let usage_url = usage_url.clone();
+            async move {
+                let Ok(response) = http.get(&usage_url).send().await else { return false };
+                let Ok(history) = response.json::<drover_proto::api::NodeUsageHistory>().await else { return false };
+                history
+                    .points
+                    .first()
+                    .is_some_and(|point| point.cpu_percent.is_some() && point.memory_percent.is_some())
+            }
+        },
+        || cluster.logs(),
+    )
+    .await;
+    let history: drover_proto::api::NodeUsageHistory = http.get(&usage_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!((history.node.as_str(), history.step_secs), ("hist01", 60));
+
+    let page = http.get(format!("{other}/ui/node/hist01")).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("<svg viewBox=\"0 0 288 40\""), "a chart on the node page: {page}");
+    assert!(page.contains("aria-label=\"CPU busy over the last 24 h:"), "{page}");
+
+    // The exec page runs a command there through the other server, and
+    // groups the output as the CLI does.
+    let form = http.get(format!("{other}/ui/exec")).send().await.unwrap();
+    let cookie = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let form = form.text().await.unwrap();
+    let marker = r#"<meta name="drover-csrf" content=""#;
+    let csrf = form[form.find(marker).unwrap() + marker.len()..].split('"').next().unwrap().to_owned();
+    let ran = http
+        .post(format!("{other}/ui/exec"))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&nodes=hist01&command=echo+hello-%24%28%286*7%29%29&timeout=20s"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ran.status(), reqwest::StatusCode::OK);
+    let ran = ran.text().await.unwrap();
+    assert!(ran.contains("hist01 (1)") && ran.contains("hello-42"), "{ran}");
+    assert!(ran.contains("1 node: 1 success"), "{ran}");
+
+    let bad = http.get(format!("{other}/v1/node/hist01/usage?since=yesterday")).send().await.unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("since: cannot read time \\\"yesterday\\\""));
+}

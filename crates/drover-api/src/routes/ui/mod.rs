@@ -15,6 +15,7 @@
 //! refusal reads as the CLI's.
 
 mod actions;
+mod exec;
 mod pages;
 pub(crate) mod session;
 
@@ -54,6 +55,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(paths::UI_HAMMER_RUN_APPROVE, post(actions::approve))
         .route(paths::UI_HAMMER_RUN_DENY, post(actions::deny))
         .route(paths::UI_RUNBOOK, get(pages::runbook))
+        .route(paths::UI_EXEC, get(exec::form).post(exec::run))
         .route(paths::UI_ASSET, get(asset))
 }
 

@@ -1,0 +1,73 @@
+//! `GET /v1/node/{node}/usage?since=24h`: a node's usage over the last
+//! 24 h, a point a minute, merged from every server (each keeps the minutes
+//! of the agents connected to it); and the internal route a server asks
+//! the others with.
+
+use axum::Json;
+use axum::extract::State;
+use drover_proto::api::{NodeUsageHistory, UsagePoint};
+use drover_types::CodedError;
+use drover_types::NodeId;
+use drover_types::acl::{AclScope, Capability};
+
+use crate::extract::{ApiPath, ApiQuery};
+use crate::identity::Caller;
+use crate::{ApiResult, AppState};
+
+/// `?since=`: a duration back from now (`6h`), an RFC 3339 time or
+/// nanoseconds since the epoch, as for log searches; default `24h`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct UsageSince {
+    since: Option<String>,
+}
+
+/// `?since_ms=` of the internal route.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct UsageSinceMs {
+    #[serde(default)]
+    since_ms: i64,
+}
+
+pub(super) async fn history(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(node): ApiPath<String>,
+    ApiQuery(UsageSince { since }): ApiQuery<UsageSince>,
+) -> ApiResult<Json<NodeUsageHistory>> {
+    Ok(Json(node_usage_history(&app, &caller, &node, since.as_deref()).await?))
+}
+
+/// A node's usage history as the caller may see it (`GET
+/// /v1/node/{node}/usage` and the dashboard's node page): the same checks
+/// as `GET /v1/node/{node}`.
+pub(crate) async fn node_usage_history(
+    app: &AppState,
+    caller: &Caller,
+    node: &str,
+    since: Option<&str>,
+) -> ApiResult<NodeUsageHistory> {
+    caller.require(AclScope::Node, Capability::Read)?;
+    let now = drover_server::logs::now_nanos();
+    let since_nanos = drover_server::logs::parse_time(since.unwrap_or("24h"), now)
+        .map_err(|error| CodedError::invalid(format!("since: {error}")))?;
+    let (node_id, name) = {
+        let state = app.server.state();
+        let node = state.resolve_node(node)?;
+        caller.require_on(AclScope::Node, Capability::Read, &node.hostgroup)?;
+        (node.id.clone(), node.name.clone())
+    };
+    let points = app.server.node_usage_history_anywhere(&node_id, since_nanos / 1_000_000).await;
+    Ok(NodeUsageHistory { node: name, step_secs: 60, points })
+}
+
+/// `GET /v1/internal/usage/{node_id}/history?since_ms=`: what this server
+/// kept of one node.
+pub(super) async fn local_history(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(node_id): ApiPath<String>,
+    ApiQuery(UsageSinceMs { since_ms }): ApiQuery<UsageSinceMs>,
+) -> ApiResult<Json<Vec<UsagePoint>>> {
+    caller.require_server()?;
+    Ok(Json(app.server.node_usage_history(&NodeId::new(node_id), since_ms)))
+}

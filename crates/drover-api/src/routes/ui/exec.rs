@@ -1,0 +1,149 @@
+//! `/ui/exec`: the form, and its post run through `POST /v1/exec`'s own
+//! handler (capability checks, fan-out to the other servers, the
+//! `exec.result` audit), its NDJSON answer read back into the page.
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use drover_proto::api::{ExecEvent, ExecNodeResult, ExecRequest};
+use drover_proto::paths;
+use drover_types::acl::{AclScope, Capability};
+use drover_types::{CodedError, DurationSpec, ErrorCode};
+use drover_ui::Section;
+use drover_ui::pages::exec::{ExecForm, ExecOutcome, ExecPage};
+
+use super::{UiError, UiForm, Viewer};
+use crate::AppState;
+use crate::extract::ApiJson;
+use crate::identity::AuditNote;
+
+/// Output kept per node and stream, as `drover exec`'s default.
+const MAX_OUTPUT_BYTES: u64 = 64 * 1024;
+
+/// The answer of a run is read whole: every node's capped output, and
+/// some room for the framing.
+const MAX_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+
+/// The posted form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct ExecFormPost {
+    csrf: Option<String>,
+    nodes: String,
+    filter: String,
+    command: String,
+    timeout: String,
+}
+
+/// A page for the caller: without `node` `exec`, no form.
+fn page(viewer: &Viewer, form: ExecForm) -> ExecPage {
+    ExecPage {
+        chrome: viewer.chrome("Exec", Section::Exec),
+        refused: viewer.caller.require(AclScope::Node, Capability::Exec).err().map(|error| error.0.message),
+        form,
+        error: None,
+        outcome: None,
+    }
+}
+
+/// `GET /ui/exec`.
+pub(super) async fn form(viewer: Viewer) -> Result<Response, UiError> {
+    let form = ExecForm { timeout: "30s".to_owned(), ..ExecForm::default() };
+    Ok(viewer.page(drover_ui::render(&page(&viewer, form))))
+}
+
+/// `POST /ui/exec`: runs the command and shows the results; a selection or
+/// timeout that does not parse (400) or a selection that matches no node
+/// (404) is shown above the form, a refusal is an error page (403), all
+/// audited as `exec.run`.
+pub(super) async fn run(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    UiForm(post): UiForm<ExecFormPost>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(post.csrf.as_deref())?;
+    let form = ExecForm { nodes: post.nodes, filter: post.filter, command: post.command, timeout: post.timeout };
+    let mut shown = page(&viewer, form.clone());
+    let outcome = match request_of(&form) {
+        Ok(request) => execute(&app, &viewer, request).await,
+        Err(error) => Err(error),
+    };
+    let response = match outcome {
+        Ok(results) => {
+            shown.outcome = Some(ExecOutcome::new(&results, |names| drover_filter::fold_names(names)));
+            viewer.page(drover_ui::render(&shown))
+        }
+        Err(error) if matches!(error.code, ErrorCode::InvalidInput | ErrorCode::NotFound) => {
+            shown.error = Some(format!("error: {}", error.message));
+            let status = crate::error::status_of(error.code);
+            let mut response = (status, viewer.page(drover_ui::render(&shown))).into_response();
+            response.extensions_mut().insert(error);
+            response
+        }
+        Err(error) => return Err(UiError::new(error, &viewer.caller.name)),
+    };
+    let mut response = response;
+    response
+        .extensions_mut()
+        .insert(AuditNote { target: Some(paths::EXEC.to_owned()), details: "from the dashboard".to_owned() });
+    Ok(response)
+}
+
+/// The request the CLI would send for the same words: the node list
+/// expanded as `drover exec NODES` expands it, the command run by
+/// `/bin/sh -c`.
+fn request_of(form: &ExecForm) -> Result<ExecRequest, CodedError> {
+    let mut nodes: Vec<String> = Vec::new();
+    for word in form.nodes.split_whitespace() {
+        let expanded = drover_filter::expand_names(word)
+            .map_err(|error| CodedError::invalid(format!("bad node list {word:?}: {error}")))?;
+        for name in expanded {
+            if !nodes.contains(&name) {
+                nodes.push(name);
+            }
+        }
+    }
+    let filter = Some(form.filter.trim().to_owned()).filter(|filter| !filter.is_empty());
+    if nodes.is_empty() && filter.is_none() {
+        return Err(CodedError::invalid(
+            "name nodes or give a filter: no command reaches the whole fleet by accident (as `drover exec`)",
+        ));
+    }
+    if form.command.trim().is_empty() {
+        return Err(CodedError::invalid("give a command to run"));
+    }
+    let timeout_text = if form.timeout.trim().is_empty() { "30s" } else { form.timeout.trim() };
+    let timeout = timeout_text
+        .parse::<DurationSpec>()
+        .map_err(|error| CodedError::invalid(format!("timeout {timeout_text:?}: {error}")))?;
+    Ok(ExecRequest {
+        nodes,
+        filter,
+        command: vec![form.command.trim().to_owned()],
+        timeout_ms: u64::try_from(timeout.get().as_millis()).unwrap_or(u64::MAX),
+        max_output_bytes: MAX_OUTPUT_BYTES,
+        ..ExecRequest::default()
+    })
+}
+
+/// Runs the request through `POST /v1/exec`'s handler and reads every
+/// node's result from its answer.
+async fn execute(app: &AppState, viewer: &Viewer, request: ExecRequest) -> Result<Vec<ExecNodeResult>, CodedError> {
+    let answer = super::super::nodes::exec(State(app.clone()), viewer.caller.clone(), ApiJson(request))
+        .await
+        .map_err(|error| error.0)?;
+    let body = axum::body::to_bytes(answer.into_body(), MAX_ANSWER_BYTES)
+        .await
+        .map_err(|error| CodedError::new(ErrorCode::Unavailable, format!("reading the exec answer: {error}")))?;
+    let mut results = Vec::new();
+    for line in body.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()) {
+        let event: ExecEvent = serde_json::from_slice(line).map_err(|error| {
+            CodedError::new(ErrorCode::Internal, format!("an exec event that does not read: {error}"))
+        })?;
+        if let ExecEvent::Result(result) = event {
+            results.push(result);
+        }
+    }
+    Ok(results)
+}

@@ -1,0 +1,41 @@
+job "bad" {
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config { command = "/bin/true" }
+      template {
+        data        = <<EOF
+addr = {{ key "service/addr" }}
+EOF
+        destination = "local/a.conf"
+      }
+      template {
+        data        = "{{ range service \"db\" }}{{ .Address }}{{ end }}"
+        destination = "/etc/db.conf"
+      }
+      template {
+        data        = "{{ with nomadVar \"nomad/jobs/bad\" }}{{ .password }}{{ end }}"
+        destination = "../../outside"
+      }
+      template {
+        data          = "{{ if }}"
+        source        = "local/x.tpl"
+        change_mode   = "script"
+        perms         = "rw-r--r--"
+      }
+      template {
+        data        = "x"
+        destination = "local/b"
+        change_mode = "signal"
+        uid         = 1000
+      }
+      template { destination = "local/c" }
+      artifact {
+        source = "git::https://github.com/example/repo"
+        mode   = "folder"
+        options { checksum = "md5:abc" }
+      }
+      artifact { destination = "local/" }
+    }
+  }
+}

@@ -1,0 +1,148 @@
+//! How long `/v1/metrics` takes to render, and how much memory, for a fleet
+//! of synthetic nodes shaped like a small server (4 CPUs, 3 filesystems,
+//! 2 block devices, 2 network interfaces, 4 tasks).
+//!
+//! ```text
+//! cargo run --release -p drover-metrics --example render_fleet -- 10000
+//! ```
+//!
+//! Prints the time of each of 5 renders, the size of the text, and the
+//! process's peak resident memory (`VmHWM`) before and after.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use drover_metrics::{
+    BlockDeviceSample, CpuSample, DiskSample, Fleet, FleetNode, NetSample, NodeLabels, NodeSample, TaskOwner,
+    TaskSample, render_fleet,
+};
+use drover_types::NodeStatus;
+
+fn main() {
+    let count = std::env::args().nth(1).and_then(|text| text.parse::<usize>().ok()).unwrap_or(10_000);
+    let before = peak_rss_kib();
+    let (fleet, owners) = fleet(count);
+    let with_samples = peak_rss_kib();
+    let mut size = 0;
+    let mut series = 0;
+    for run in 1..=5 {
+        let started = Instant::now();
+        let text = render_fleet(None, Fleet { nodes: fleet.clone(), task_owners: owners.clone() });
+        let elapsed = started.elapsed();
+        size = text.len();
+        series = text.lines().filter(|line| !line.starts_with('#')).count();
+        println!("render {run}: {:.1} ms", elapsed.as_secs_f64() * 1000.0);
+    }
+    let after = peak_rss_kib();
+    println!(
+        "{count} nodes: {} series, {:.1} MB of text; peak RSS {:.1} MB before the fleet, {:.1} MB with it, {:.1} MB after rendering",
+        series,
+        size as f64 / 1e6,
+        before as f64 / 1024.0,
+        with_samples as f64 / 1024.0,
+        after as f64 / 1024.0
+    );
+}
+
+fn fleet(count: usize) -> (Vec<FleetNode>, HashMap<String, TaskOwner>) {
+    let mut owners = HashMap::new();
+    let nodes = (0..count)
+        .map(|index| {
+            let tasks = (0..4)
+                .map(|task| {
+                    let alloc_id = format!("{index:08x}-0000-4000-8000-{task:012x}");
+                    owners
+                        .insert(alloc_id.clone(), TaskOwner { job: format!("job{}", index % 50), group: "web".into() });
+                    TaskSample { alloc_id, task: format!("task{task}"), cpu_percent: 1.5, memory_bytes: 123_456_789 }
+                })
+                .collect();
+            let sample = NodeSample {
+                time_ms: 1_700_000_000_000,
+                cpu_percent: 12.5,
+                cores: 4,
+                load1: 0.5,
+                load5: 0.4,
+                load15: 0.3,
+                memory_total: 16 << 30,
+                memory_used: 4 << 30,
+                memory_available: 12 << 30,
+                memory_free: 2 << 30,
+                memory_buffers: 1 << 28,
+                memory_cached: 8 << 30,
+                swap_total: 2 << 30,
+                swap_used: 0,
+                cpus: (0..4)
+                    .map(|cpu| CpuSample {
+                        cpu,
+                        user_ms: 123_456_780,
+                        system_ms: 23_456_780,
+                        idle_ms: 987_654_320,
+                        ..CpuSample::default()
+                    })
+                    .collect(),
+                disks: ["/", "/data", "/tmp"]
+                    .iter()
+                    .map(|mount| DiskSample {
+                        mount: (*mount).into(),
+                        fs_type: "ext4".into(),
+                        total: 1 << 40,
+                        used: 1 << 39,
+                        avail: 1 << 38,
+                    })
+                    .collect(),
+                devices_by_mount: [("/", "/dev/vda1"), ("/data", "/dev/vdb"), ("/tmp", "tmpfs")]
+                    .iter()
+                    .map(|(mount, device)| ((*mount).to_owned(), (*device).to_owned()))
+                    .collect(),
+                block_devices: ["vda", "vdb"]
+                    .iter()
+                    .map(|device| BlockDeviceSample {
+                        device: (*device).into(),
+                        read_bytes: 1 << 35,
+                        written_bytes: 1 << 36,
+                        reads_completed: 1 << 20,
+                        writes_completed: 1 << 21,
+                        io_time_ms: 1 << 24,
+                    })
+                    .collect(),
+                net: ["eth0", "eth1"]
+                    .iter()
+                    .map(|interface| NetSample {
+                        interface: (*interface).into(),
+                        rx_bytes: 1 << 40,
+                        tx_bytes: 1 << 39,
+                        rx_packets: 1 << 30,
+                        tx_packets: 1 << 29,
+                        ..NetSample::default()
+                    })
+                    .collect(),
+                processes_total: 250,
+                processes_running: 3,
+                uptime_secs: 86_400,
+                tasks,
+            };
+            FleetNode {
+                labels: NodeLabels {
+                    node: format!("node{index:05}"),
+                    hostgroup: format!("group{}", index % 20),
+                    environment: "prod".into(),
+                },
+                status: Some(NodeStatus::Ready),
+                log_dropped_lines: Some(0),
+                sample: Some(sample),
+            }
+        })
+        .collect();
+    (nodes, owners)
+}
+
+/// The process's peak resident memory so far, in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}

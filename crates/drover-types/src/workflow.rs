@@ -1,0 +1,500 @@
+//! Machine workflows: creating, rebooting, rebuilding and deleting the
+//! machines under agents through a site provider, one step per node, at a
+//! capped rate and concurrency (`drover node create|reboot|rebuild|delete`,
+//! docs/machines.md).
+//!
+//! A [`Workflow`] lives in the replicated state, so a new leader resumes it
+//! where the old one left it. Its steps move like this (the leader's
+//! `leader/workflows.rs` performs each arrow, proposing the new phase
+//! before it acts):
+//!
+//! ```text
+//!  pending ─▶ draining ─▶ provider ─▶ waiting ─▶ done        (reboot, rebuild)
+//!  pending ─────────────▶ provider ─▶ waiting ─▶ done        (create)
+//!  pending ─▶ draining ─▶ provider ─▶ purging ─▶ done        (delete)
+//!     any phase ─▶ failed (error, timeout, protected) | cancelled
+//! ```
+//!
+//! A step found in `provider` by a new leader is failed, not repeated:
+//! whether the old leader's provider command ran is unknown.
+//! What is pure here: which pending steps may start at a given time
+//! ([`Workflow::startable`]), and how a step update or a cancel changes a
+//! workflow ([`Workflow::update_step`], [`Workflow::cancel`]).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{NodeId, NodeLabels, Timestamp};
+
+/// Bytes of a provider command's output kept with its step.
+pub const STEP_OUTPUT_MAX: usize = 16 * 1024;
+
+/// What a workflow does to each of its machines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineOperation {
+    /// Create a machine whose agent registers with the step's name.
+    Create,
+    /// Power-cycle a machine; its agent comes back.
+    Reboot,
+    /// Reinstall a machine (drained first); a fresh agent takes its name.
+    Rebuild,
+    /// Destroy a machine (drained and retired first), then purge its node.
+    Delete,
+}
+
+impl MachineOperation {
+    /// `create`, `reboot`, `rebuild` or `delete`: the provider attribute.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MachineOperation::Create => "create",
+            MachineOperation::Reboot => "reboot",
+            MachineOperation::Rebuild => "rebuild",
+            MachineOperation::Delete => "delete",
+        }
+    }
+}
+
+impl std::fmt::Display for MachineOperation {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// Where a workflow is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkflowStatus {
+    /// Steps are pending or in progress.
+    Running,
+    /// Every step is done.
+    Succeeded,
+    /// More steps failed than `max_failures` allows (the rest were
+    /// skipped), or every step ended and one failed.
+    Failed,
+    /// An operator cancelled it.
+    Cancelled,
+}
+
+impl WorkflowStatus {
+    /// `running`, `succeeded`, `failed` or `cancelled`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkflowStatus::Running => "running",
+            WorkflowStatus::Succeeded => "succeeded",
+            WorkflowStatus::Failed => "failed",
+            WorkflowStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where one node's step is (see the module's diagram).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepPhase {
+    /// Not started.
+    Pending,
+    /// The node is draining.
+    Draining,
+    /// The provider command runs.
+    Provider,
+    /// Waiting for the node's agent to register and be ready.
+    Waiting,
+    /// Forgetting the deleted node.
+    Purging,
+    /// Done.
+    Done,
+    /// Failed (see the step's `error`).
+    Failed,
+    /// Never started or stopped: the workflow was cancelled or failed.
+    Cancelled,
+}
+
+impl StepPhase {
+    /// Whether the step has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, StepPhase::Done | StepPhase::Failed | StepPhase::Cancelled)
+    }
+
+    /// Whether the step has started and not ended (it counts against
+    /// `parallel`).
+    pub fn is_in_flight(self) -> bool {
+        !self.is_terminal() && self != StepPhase::Pending
+    }
+
+    /// The phase in words.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepPhase::Pending => "pending",
+            StepPhase::Draining => "draining",
+            StepPhase::Provider => "provider",
+            StepPhase::Waiting => "waiting",
+            StepPhase::Purging => "purging",
+            StepPhase::Done => "done",
+            StepPhase::Failed => "failed",
+            StepPhase::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One node's step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowStep {
+    /// The node's name (for `create`, the name the new agent registers with).
+    pub node: String,
+    /// Where the step is.
+    pub phase: StepPhase,
+    /// When it left `pending` (what the rate cap counts).
+    #[serde(default)]
+    pub started_at: Option<Timestamp>,
+    /// When the provider command started.
+    #[serde(default)]
+    pub provider_started_at: Option<Timestamp>,
+    /// When it ended.
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    /// The node's id when the step started (a rebuilt machine's agent
+    /// comes back with another).
+    #[serde(default)]
+    pub node_id: Option<NodeId>,
+    /// The node's `modify_index` when the provider command ended: a
+    /// rebooted agent's registration raises it.
+    #[serde(default)]
+    pub node_modify_index: u64,
+    /// The provider command, rendered.
+    #[serde(default)]
+    pub command: String,
+    /// Its output (at most [`STEP_OUTPUT_MAX`] bytes).
+    #[serde(default)]
+    pub output: String,
+    /// Why it failed.
+    #[serde(default)]
+    pub error: String,
+}
+
+impl WorkflowStep {
+    /// A pending step for `node`.
+    pub fn pending(node: &str) -> WorkflowStep {
+        WorkflowStep {
+            node: node.to_owned(),
+            phase: StepPhase::Pending,
+            started_at: None,
+            provider_started_at: None,
+            finished_at: None,
+            node_id: None,
+            node_modify_index: 0,
+            command: String::new(),
+            output: String::new(),
+            error: String::new(),
+        }
+    }
+}
+
+/// A machine operation over nodes, kept in the replicated state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Workflow {
+    /// Short id (8 hex digits) chosen by the server that started it.
+    pub id: String,
+    /// What it does.
+    pub operation: MachineOperation,
+    /// The provider named on the command line; `None`: each node's own
+    /// (`provider` meta key) or the site's default.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// The labels new machines' agents should register with (`create`).
+    #[serde(default)]
+    pub labels: NodeLabels,
+    /// At most this many steps start per minute; `None`: no cap.
+    #[serde(default)]
+    pub rate_per_minute: Option<u32>,
+    /// At most this many steps in flight at once.
+    pub parallel: u32,
+    /// The workflow stops (the rest cancelled) when more steps than this fail.
+    pub max_failures: u32,
+    /// Drain nodes before the provider command (rebuild, delete).
+    pub drain: bool,
+    /// How long a step waits for its drain and for the agent to come back.
+    pub wait_timeout_ms: u64,
+    /// Who started it.
+    pub by: String,
+    /// When.
+    pub created_at: Timestamp,
+    /// Where it is.
+    pub status: WorkflowStatus,
+    /// When it ended.
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    /// Why it ended (a cancel's author, the failure limit).
+    #[serde(default)]
+    pub reason: String,
+    /// One per node, in the order given.
+    pub steps: Vec<WorkflowStep>,
+}
+
+impl Workflow {
+    /// The least time between two step starts under the rate cap.
+    pub fn start_interval(&self) -> Duration {
+        match self.rate_per_minute {
+            Some(rate) if rate > 0 => Duration::from_millis(60_000 / u64::from(rate)),
+            _ => Duration::ZERO,
+        }
+    }
+
+    /// How long a step waits for a drain or an agent.
+    pub fn wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.wait_timeout_ms)
+    }
+
+    /// The pending steps (their positions) that may start at `now`: none
+    /// unless running; at most `parallel` in flight; under a rate cap, one
+    /// once `start_interval` has passed since the last start.
+    pub fn startable(&self, now: Timestamp) -> Vec<usize> {
+        if self.status != WorkflowStatus::Running {
+            return Vec::new();
+        }
+        let in_flight = self.steps.iter().filter(|step| step.phase.is_in_flight()).count();
+        let room = usize::try_from(self.parallel.max(1)).unwrap_or(usize::MAX).saturating_sub(in_flight);
+        let interval = self.start_interval();
+        let room = if interval.is_zero() {
+            room
+        } else {
+            let last_start = self.steps.iter().filter_map(|step| step.started_at).max();
+            match last_start {
+                Some(last) if now.since(last) < interval => 0,
+                _ => room.min(1),
+            }
+        };
+        self.steps
+            .iter()
+            .enumerate()
+            .filter(|(_, step)| step.phase == StepPhase::Pending)
+            .map(|(position, _)| position)
+            .take(room)
+            .collect()
+    }
+
+    /// When the next step may start under the rate cap (`None`: no cap or
+    /// nothing started yet).
+    pub fn next_start_at(&self) -> Option<Timestamp> {
+        let interval = self.start_interval();
+        if interval.is_zero() {
+            return None;
+        }
+        self.steps.iter().filter_map(|step| step.started_at).max().map(|last| last.plus(interval))
+    }
+
+    /// Replaces step `position` with `step`, then ends the workflow when
+    /// its steps say so. A step that has ended is not changed again, and
+    /// nothing changes in a workflow that has ended (a late report of a
+    /// cancelled step). Returns whether the step was replaced.
+    pub fn update_step(&mut self, position: usize, step: WorkflowStep, now: Timestamp) -> bool {
+        let Some(current) = self.steps.get_mut(position) else { return false };
+        if self.status != WorkflowStatus::Running || current.phase.is_terminal() || current.node != step.node {
+            return false;
+        }
+        *current = step;
+        self.settle(now);
+        true
+    }
+
+    /// Cancels the workflow: steps not ended are cancelled (drained nodes
+    /// stay drained; `drover node drain --disable` undoes it).
+    pub fn cancel(&mut self, by: &str, now: Timestamp) {
+        if self.status != WorkflowStatus::Running {
+            return;
+        }
+        self.end(WorkflowStatus::Cancelled, format!("cancelled by {by}"), now);
+    }
+
+    /// Ends the workflow when too many steps failed or every step ended.
+    fn settle(&mut self, now: Timestamp) {
+        let failed = self.steps.iter().filter(|step| step.phase == StepPhase::Failed).count();
+        if failed > usize::try_from(self.max_failures).unwrap_or(usize::MAX) {
+            let reason = format!("{failed} steps failed, more than --max-failures {}", self.max_failures);
+            self.end(WorkflowStatus::Failed, reason, now);
+        } else if self.steps.iter().all(|step| step.phase.is_terminal()) {
+            let (status, reason) = if failed == 0 {
+                (WorkflowStatus::Succeeded, String::new())
+            } else {
+                (WorkflowStatus::Failed, format!("{failed} steps failed"))
+            };
+            self.end(status, reason, now);
+        }
+    }
+
+    fn end(&mut self, status: WorkflowStatus, reason: String, now: Timestamp) {
+        for step in &mut self.steps {
+            if !step.phase.is_terminal() {
+                step.phase = StepPhase::Cancelled;
+                step.finished_at = Some(now);
+            }
+        }
+        self.status = status;
+        self.reason = reason;
+        self.finished_at = Some(now);
+    }
+
+    /// Whether a step of this running workflow holds `node` (started or
+    /// not): no second workflow may take it.
+    pub fn holds(&self, node: &str) -> bool {
+        self.status == WorkflowStatus::Running
+            && self.steps.iter().any(|step| step.node == node && !step.phase.is_terminal())
+    }
+
+    /// How many steps are in each of: done, failed, in flight, pending.
+    pub fn counts(&self) -> (usize, usize, usize, usize) {
+        let count = |wanted: fn(StepPhase) -> bool| self.steps.iter().filter(|step| wanted(step.phase)).count();
+        (
+            count(|phase| phase == StepPhase::Done),
+            count(|phase| phase == StepPhase::Failed),
+            count(StepPhase::is_in_flight),
+            count(|phase| phase == StepPhase::Pending),
+        )
+    }
+}
+
+/// A change to the workflows (`Command::Workflow`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WorkflowOp {
+    /// Start a workflow. Refused when its id is taken or a running
+    /// workflow holds one of its nodes.
+    Start {
+        /// The workflow, every step pending.
+        workflow: Workflow,
+    },
+    /// A step moved on (the leader proposes each phase before acting).
+    UpdateStep {
+        /// The workflow.
+        id: String,
+        /// The step's position.
+        position: usize,
+        /// The step as it is now.
+        step: WorkflowStep,
+        /// When.
+        now: Timestamp,
+    },
+    /// An operator cancelled a workflow.
+    Cancel {
+        /// The workflow.
+        id: String,
+        /// Who.
+        by: String,
+        /// When.
+        now: Timestamp,
+    },
+}
+
+impl WorkflowOp {
+    /// A short name for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            WorkflowOp::Start { .. } => "start",
+            WorkflowOp::UpdateStep { .. } => "update_step",
+            WorkflowOp::Cancel { .. } => "cancel",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workflow(rate: Option<u32>, parallel: u32, num_steps: usize) -> Workflow {
+        Workflow {
+            id: "w1".to_owned(),
+            operation: MachineOperation::Create,
+            provider: None,
+            labels: NodeLabels::default(),
+            rate_per_minute: rate,
+            parallel,
+            max_failures: 1,
+            drain: false,
+            wait_timeout_ms: 60_000,
+            by: "alice".to_owned(),
+            created_at: Timestamp::from_millis(0),
+            status: WorkflowStatus::Running,
+            finished_at: None,
+            reason: String::new(),
+            steps: (0..num_steps).map(|n| WorkflowStep::pending(&format!("n{n}"))).collect(),
+        }
+    }
+
+    fn started(workflow: &mut Workflow, position: usize, at: i64) {
+        let mut step = workflow.steps[position].clone();
+        step.phase = StepPhase::Provider;
+        step.started_at = Some(Timestamp::from_millis(at));
+        assert!(workflow.update_step(position, step, Timestamp::from_millis(at)));
+    }
+
+    fn ended(workflow: &mut Workflow, position: usize, phase: StepPhase, at: i64) -> bool {
+        let mut step = workflow.steps[position].clone();
+        step.phase = phase;
+        step.finished_at = Some(Timestamp::from_millis(at));
+        workflow.update_step(position, step, Timestamp::from_millis(at))
+    }
+
+    #[test]
+    fn without_a_rate_as_many_start_as_parallel_allows() {
+        let mut workflow = workflow(None, 3, 5);
+        assert_eq!(workflow.startable(Timestamp::from_millis(0)), vec![0, 1, 2]);
+        started(&mut workflow, 0, 0);
+        started(&mut workflow, 1, 0);
+        assert_eq!(workflow.startable(Timestamp::from_millis(0)), vec![2]);
+        assert!(ended(&mut workflow, 0, StepPhase::Done, 5));
+        assert_eq!(workflow.startable(Timestamp::from_millis(5)), vec![2, 3]);
+    }
+
+    #[test]
+    fn a_rate_spaces_the_starts_by_its_interval() {
+        let mut workflow = workflow(Some(30), 5, 3);
+        assert_eq!(workflow.start_interval(), Duration::from_secs(2));
+        assert_eq!(workflow.startable(Timestamp::from_millis(0)), vec![0]);
+        started(&mut workflow, 0, 1_000);
+        assert!(workflow.startable(Timestamp::from_millis(2_999)).is_empty());
+        assert_eq!(workflow.next_start_at(), Some(Timestamp::from_millis(3_000)));
+        assert_eq!(workflow.startable(Timestamp::from_millis(3_000)), vec![1]);
+    }
+
+    #[test]
+    fn more_failures_than_allowed_end_the_workflow_and_cancel_the_rest() {
+        let mut workflow = workflow(None, 2, 4);
+        started(&mut workflow, 0, 0);
+        started(&mut workflow, 1, 0);
+        assert!(ended(&mut workflow, 0, StepPhase::Failed, 1));
+        assert_eq!(workflow.status, WorkflowStatus::Running);
+        assert!(ended(&mut workflow, 1, StepPhase::Failed, 2));
+        assert_eq!(workflow.status, WorkflowStatus::Failed);
+        assert_eq!(workflow.reason, "2 steps failed, more than --max-failures 1");
+        assert!(workflow.steps[2..].iter().all(|step| step.phase == StepPhase::Cancelled));
+        assert!(workflow.startable(Timestamp::from_millis(3)).is_empty());
+        // A late report changes nothing.
+        assert!(!ended(&mut workflow, 2, StepPhase::Done, 4));
+    }
+
+    #[test]
+    fn a_cancelled_workflow_releases_its_nodes_and_ignores_late_reports() {
+        let mut workflow = workflow(None, 1, 2);
+        started(&mut workflow, 0, 0);
+        assert!(workflow.holds("n1"));
+        workflow.cancel("bob", Timestamp::from_millis(1));
+        assert_eq!((workflow.status, workflow.reason.as_str()), (WorkflowStatus::Cancelled, "cancelled by bob"));
+        assert!(!workflow.holds("n0") && !workflow.holds("n1"));
+        assert!(!ended(&mut workflow, 0, StepPhase::Done, 2));
+        assert_eq!(workflow.steps[0].phase, StepPhase::Cancelled);
+    }
+
+    #[test]
+    fn every_step_done_is_success() {
+        let mut workflow = workflow(None, 2, 2);
+        started(&mut workflow, 0, 0);
+        started(&mut workflow, 1, 0);
+        assert!(ended(&mut workflow, 0, StepPhase::Done, 1));
+        assert!(ended(&mut workflow, 1, StepPhase::Done, 2));
+        assert_eq!(
+            (workflow.status, workflow.finished_at),
+            (WorkflowStatus::Succeeded, Some(Timestamp::from_millis(2)))
+        );
+        assert_eq!(workflow.counts(), (2, 0, 0, 0));
+    }
+}

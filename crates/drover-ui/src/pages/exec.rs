@@ -1,0 +1,146 @@
+//! `/ui/exec`: a command on a node selection, as `drover exec` runs it:
+//! the form, then one status line per node and the outputs grouped by
+//! identical text (the CLI's grouping, `drover_proto::api::group_exec_outputs`).
+
+use askama::Template;
+
+use drover_proto::api::{ExecNodeResult, ExecStatus, group_exec_outputs};
+use drover_proto::paths;
+
+use crate::chrome::Chrome;
+
+/// What the form holds (kept after a run, so it can be run again).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecForm {
+    /// Node names, ids, comma-separated lists and brace ranges.
+    pub nodes: String,
+    /// A filter (docs/nodes.md).
+    pub filter: String,
+    /// The command, run by `/bin/sh -c`.
+    pub command: String,
+    /// The deadline per node: `30s`.
+    pub timeout: String,
+}
+
+/// One node's line: `[SUCCESS] web01`, `[FAILURE] web02 exit 2`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecRow {
+    /// The node.
+    pub node: String,
+    /// `SUCCESS`, `FAILURE`, `TIMEOUT`, `UNREACHABLE`, `DENIED`.
+    pub status: &'static str,
+    /// `ok` or `bad`, for the badge.
+    pub class: &'static str,
+    /// `exit 2`, or what went wrong.
+    pub detail: String,
+    /// Milliseconds it took.
+    pub duration_ms: u64,
+}
+
+/// Nodes that printed the same thing, headed as the CLI heads them:
+/// `web{01..03} (3)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputGroup {
+    /// The folded node names and their number.
+    pub header: String,
+    /// Their stdout.
+    pub stdout: String,
+    /// Their stderr.
+    pub stderr: String,
+}
+
+/// What a run gave.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecOutcome {
+    /// One line per node, by name.
+    pub rows: Vec<ExecRow>,
+    /// The outputs, the most common first.
+    pub groups: Vec<OutputGroup>,
+    /// `3 nodes: 2 success, 1 failure (web02)`.
+    pub summary: String,
+    /// The nodes whose output was cut at the size limit, folded.
+    pub truncated: String,
+}
+
+impl ExecOutcome {
+    /// The outcome of the results, node names folded by `fold`
+    /// (`drover_filter::fold_names`, which this crate does not depend on).
+    pub fn new(results: &[ExecNodeResult], fold: impl Fn(&[&str]) -> String) -> Self {
+        let mut rows: Vec<ExecRow> = results
+            .iter()
+            .map(|result| ExecRow {
+                node: result.node.clone(),
+                status: result.status.label(),
+                class: if result.status == ExecStatus::Success { "ok" } else { "bad" },
+                detail: match (result.status, result.exit_code) {
+                    (ExecStatus::Failure, Some(code)) => format!("exit {code}"),
+                    (ExecStatus::Success, _) => String::new(),
+                    _ => result.error.clone(),
+                },
+                duration_ms: result.duration_ms,
+            })
+            .collect();
+        rows.sort_by(|a, b| a.node.cmp(&b.node));
+        let groups = group_exec_outputs(results)
+            .into_iter()
+            .map(|group| OutputGroup {
+                header: format!("{} ({})", fold(&group.nodes), group.nodes.len()),
+                stdout: group.stdout.to_owned(),
+                stderr: group.stderr.to_owned(),
+            })
+            .collect();
+        let mut parts = Vec::new();
+        for status in
+            [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable, ExecStatus::Denied]
+        {
+            let nodes: Vec<&str> =
+                results.iter().filter(|result| result.status == status).map(|result| result.node.as_str()).collect();
+            if nodes.is_empty() {
+                continue;
+            }
+            let word = status.label().to_lowercase();
+            if status == ExecStatus::Success {
+                parts.push(format!("{} {word}", nodes.len()));
+            } else {
+                parts.push(format!("{} {word} ({})", nodes.len(), fold(&nodes)));
+            }
+        }
+        let summary = format!(
+            "{} node{}: {}",
+            results.len(),
+            if results.len() == 1 { "" } else { "s" },
+            if parts.is_empty() { "no node matches, nothing ran".to_owned() } else { parts.join(", ") }
+        );
+        let truncated: Vec<&str> =
+            results.iter().filter(|result| result.truncated).map(|result| result.node.as_str()).collect();
+        ExecOutcome {
+            rows,
+            groups,
+            summary,
+            truncated: if truncated.is_empty() { String::new() } else { fold(&truncated) },
+        }
+    }
+}
+
+/// `/ui/exec`.
+#[derive(Debug, Template)]
+#[template(path = "exec.html")]
+pub struct ExecPage {
+    /// The frame.
+    pub chrome: Chrome,
+    /// Why the token may not run commands (then no form and no button).
+    pub refused: Option<String>,
+    /// The form's values.
+    pub form: ExecForm,
+    /// What was wrong with the last run (a bad filter, no command, …).
+    pub error: Option<String>,
+    /// The last run's results.
+    pub outcome: Option<ExecOutcome>,
+}
+
+impl ExecPage {
+    /// Where the form posts.
+    pub fn action(&self) -> &'static str {
+        paths::UI_EXEC
+    }
+}

@@ -1,0 +1,351 @@
+//! `drover node create|reboot|rebuild|delete` and `drover workflow
+//! list|status|cancel`: machine operations through a site provider, run by
+//! the leader as a replicated workflow (docs/machines.md). The CLI
+//! previews (the server renders every command and refuses protected or
+//! unknown nodes), asks above 10 nodes, starts the workflow and follows it
+//! until it ends; Ctrl-C or `--wait=false` leaves it running.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Subcommand};
+
+use drover_proto::machines::WorkflowRequest;
+use drover_types::workflow::{MachineOperation, StepPhase, Workflow, WorkflowStatus};
+
+use super::ServerAddress;
+use super::output::{print_table, table};
+
+/// Above this many nodes, a workflow asks for confirmation.
+const CONFIRM_ABOVE: usize = 10;
+/// How often a followed workflow is read.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// What every machine operation takes.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct WorkflowOptions {
+    /// The provider (a `provider` block of the applied site); default:
+    /// each node's `provider` meta key, else the site's default provider.
+    #[arg(long)]
+    provider: Option<String>,
+    /// Start at most this many nodes per minute: `10/min` (or `10`).
+    #[arg(long, value_parser = parse_rate, value_name = "N/min")]
+    rate: Option<u32>,
+    /// At most this many nodes in progress at once (default 1).
+    #[arg(long)]
+    parallel: Option<u32>,
+    /// Stop (leaving the rest untouched) when more than this many nodes
+    /// fail (default 1).
+    #[arg(long)]
+    max_failures: Option<u32>,
+    /// How long a node may take to drain, and its agent to come back
+    /// after the provider command (default 10m).
+    #[arg(long, value_name = "DURATION")]
+    timeout: Option<String>,
+    /// Do not ask for confirmation (asked above 10 nodes).
+    #[arg(long, short = 'y')]
+    yes: bool,
+    /// Only show the nodes and the exact commands it would run.
+    #[arg(long)]
+    dry_run: bool,
+    /// Follow the workflow until it ends (`--wait=false`: start it and
+    /// return; Ctrl-C detaches, the workflow goes on).
+    #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    wait: bool,
+    /// Print the workflow as JSON when it ends (or at once with --wait=false).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    server: ServerAddress,
+}
+
+/// `drover node reboot|rebuild|delete`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ExistingMachineArgs {
+    /// Nodes: names, ids, comma-separated lists and brace ranges
+    /// (`batch{00..99}`).
+    #[arg(value_name = "NODES")]
+    nodes: Vec<String>,
+    /// The nodes this filter matches (docs/nodes.md); with NODES, those of
+    /// them it matches.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Do not drain before a rebuild or delete.
+    #[arg(long)]
+    no_drain: bool,
+    #[command(flatten)]
+    options: WorkflowOptions,
+}
+
+/// `drover node create`.
+#[derive(Debug, Args)]
+pub(crate) struct CreateMachineArgs {
+    /// Names of the new machines: comma-separated lists and brace ranges
+    /// (`batch{100..149}`); each one's agent is expected to register
+    /// with its name.
+    #[arg(value_name = "NAMES", required = true)]
+    names: Vec<String>,
+    /// The labels the new machines get (rendered into the provider's
+    /// create command as `{{node.hostgroup}}`, `{{node.meta.KEY}}`, …).
+    #[command(flatten)]
+    labels: crate::roles::LabelArgs,
+    #[command(flatten)]
+    options: WorkflowOptions,
+}
+
+/// `drover workflow …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum WorkflowCommand {
+    /// List machine workflows, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Show one workflow and each node's step.
+    Status {
+        /// The workflow id.
+        id: String,
+        /// Follow it until it ends.
+        #[arg(long, short = 'f')]
+        follow: bool,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Cancel a workflow: steps not started never start, steps in flight
+    /// stop where they are (drained nodes stay drained).
+    Cancel {
+        /// The workflow id.
+        id: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+}
+
+fn parse_rate(text: &str) -> Result<u32, String> {
+    let number = text.strip_suffix("/min").unwrap_or(text);
+    match number.trim().parse::<u32>() {
+        Ok(rate) if rate > 0 => Ok(rate),
+        _ => Err(format!("{text:?} is not a rate; write N/min with N ≥ 1, e.g. 10/min")),
+    }
+}
+
+/// `drover node reboot|rebuild|delete`.
+pub(crate) async fn existing(operation: MachineOperation, args: ExistingMachineArgs) -> anyhow::Result<ExitCode> {
+    let request = WorkflowRequest {
+        operation,
+        nodes: super::expand_node_args(&args.nodes)?,
+        filter: args.filter,
+        no_drain: args.no_drain,
+        ..request_of(operation, &args.options)
+    };
+    if request.nodes.is_empty() && request.filter.is_none() {
+        anyhow::bail!("name the nodes to {operation} (`batch{{00..09}}`) or give --filter EXPR; nothing was started");
+    }
+    start(request, &args.options).await
+}
+
+/// `drover node create`.
+pub(crate) async fn create(args: CreateMachineArgs) -> anyhow::Result<ExitCode> {
+    let request = WorkflowRequest {
+        nodes: super::expand_node_args(&args.names)?,
+        labels: args.labels.labels(),
+        ..request_of(MachineOperation::Create, &args.options)
+    };
+    start(request, &args.options).await
+}
+
+fn request_of(operation: MachineOperation, options: &WorkflowOptions) -> WorkflowRequest {
+    WorkflowRequest {
+        operation,
+        nodes: Vec::new(),
+        filter: None,
+        provider: options.provider.clone(),
+        labels: drover_types::NodeLabels::default(),
+        rate_per_minute: options.rate,
+        parallel: options.parallel,
+        max_failures: options.max_failures,
+        no_drain: false,
+        timeout: options.timeout.clone(),
+        dry_run: true,
+    }
+}
+
+/// Previews, confirms above 10 nodes, starts, follows.
+async fn start(mut request: WorkflowRequest, options: &WorkflowOptions) -> anyhow::Result<ExitCode> {
+    let client = options.server.client()?;
+    let preview = client.start_workflow(&request).await?;
+    let names: Vec<String> = preview.workflow.steps.iter().map(|step| step.node.clone()).collect();
+    let count = names.len();
+    let operation = request.operation;
+    eprintln!("{count} node(s) to {operation}: {}", drover_filter::fold_names(&names));
+    if options.dry_run {
+        for (node, command) in &preview.commands {
+            println!("{node}: {command}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if count > CONFIRM_ABOVE && !options.yes && !confirm(&format!("{operation} {count} nodes?"))? {
+        eprintln!("Nothing was started.");
+        return Ok(ExitCode::FAILURE);
+    }
+    // What was previewed is what is started, even if the filter would now
+    // match other nodes.
+    request.nodes = names;
+    request.filter = None;
+    request.dry_run = false;
+    let started = client.start_workflow(&request).await?;
+    let id = started.workflow.id.clone();
+    eprintln!(
+        "Workflow {id} started ({operation} of {count} node(s)); `drover workflow status {id}` shows it, \
+         `drover workflow cancel {id}` stops it."
+    );
+    if !options.wait {
+        if options.json {
+            super::output::print_json(&started.workflow)?;
+        } else {
+            println!("{id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    follow(&client, &id, options.json).await
+}
+
+/// Prints each step's changes until the workflow ends; success when it
+/// succeeded.
+async fn follow(client: &drover_client::Client, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let mut seen: Vec<(StepPhase, String)> = Vec::new();
+    loop {
+        let workflow = client.workflow(id).await?;
+        for (position, step) in workflow.steps.iter().enumerate() {
+            let now = (step.phase, step.error.clone());
+            if seen.get(position) != Some(&now) {
+                if !(step.phase == StepPhase::Pending && seen.get(position).is_none()) {
+                    let error = if step.error.is_empty() { String::new() } else { format!(": {}", step.error) };
+                    eprintln!("  {}: {}{error}", step.node, step.phase.as_str());
+                }
+                if position < seen.len() {
+                    seen[position] = now;
+                } else {
+                    seen.push(now);
+                }
+            }
+        }
+        if workflow.status != WorkflowStatus::Running {
+            let (done, failed, _, _) = workflow.counts();
+            let reason = if workflow.reason.is_empty() { String::new() } else { format!(" ({})", workflow.reason) };
+            eprintln!("Workflow {id} {}{reason}: {done} done, {failed} failed.", workflow.status.as_str());
+            if json {
+                super::output::print_json(&workflow)?;
+            }
+            let code = if workflow.status == WorkflowStatus::Succeeded { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+            return Ok(code);
+        }
+        tokio::time::sleep(FOLLOW_EVERY).await;
+    }
+}
+
+/// `drover workflow …`.
+pub(crate) async fn run(command: WorkflowCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        WorkflowCommand::List { json, server } => {
+            let workflows = server.client()?.workflows().await?;
+            if json {
+                super::output::print_json(&workflows)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let mut rows =
+                table(&["ID", "Operation", "Status", "Nodes", "Done", "Failed", "In flight", "By", "Created"]);
+            for workflow in &workflows {
+                let (done, failed, in_flight, _) = workflow.counts();
+                rows.add_row(vec![
+                    workflow.id.clone(),
+                    workflow.operation.to_string(),
+                    workflow.status.as_str().to_owned(),
+                    workflow.steps.len().to_string(),
+                    done.to_string(),
+                    failed.to_string(),
+                    in_flight.to_string(),
+                    workflow.by.clone(),
+                    workflow.created_at.to_string(),
+                ]);
+            }
+            print_table(&rows);
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkflowCommand::Status { id, follow: true, json, server } => follow(&server.client()?, &id, json).await,
+        WorkflowCommand::Status { id, follow: false, json, server } => {
+            let workflow = server.client()?.workflow(&id).await?;
+            if json {
+                super::output::print_json(&workflow)?;
+            } else {
+                print_workflow(&workflow);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkflowCommand::Cancel { id, server } => {
+            let workflow = server.client()?.cancel_workflow(&id).await?;
+            println!(
+                "Workflow {} cancelled; nodes it drained stay drained (`drover node drain NODE --disable`).",
+                workflow.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_workflow(workflow: &Workflow) {
+    let rate = workflow.rate_per_minute.map_or_else(|| "none".to_owned(), |rate| format!("{rate}/min"));
+    println!("ID          = {}", workflow.id);
+    println!("Operation   = {}", workflow.operation);
+    println!("Status      = {}", workflow.status.as_str());
+    if !workflow.reason.is_empty() {
+        println!("Reason      = {}", workflow.reason);
+    }
+    println!("Provider    = {}", workflow.provider.as_deref().unwrap_or("(each node's, or the default)"));
+    println!("Rate        = {rate}, parallel {}, max failures {}", workflow.parallel, workflow.max_failures);
+    println!("By          = {} at {}", workflow.by, workflow.created_at);
+    println!();
+    let mut rows = table(&["Node", "Phase", "Started", "Finished", "Command", "Error"]);
+    let time = |at: Option<drover_types::Timestamp>| at.map_or_else(|| "-".to_owned(), |at| at.to_string());
+    for step in &workflow.steps {
+        rows.add_row(vec![
+            step.node.clone(),
+            step.phase.as_str().to_owned(),
+            time(step.started_at),
+            time(step.finished_at),
+            if step.command.is_empty() { "-".to_owned() } else { step.command.clone() },
+            if step.error.is_empty() { "-".to_owned() } else { step.error.clone() },
+        ]);
+    }
+    print_table(&rows);
+}
+
+/// Asks on the terminal; without one, refuses and says how to skip asking.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        anyhow::bail!("{question} Refusing without a terminal to ask on; add --yes to confirm. Nothing was started.");
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_is_n_per_minute() {
+        assert_eq!(parse_rate("10/min"), Ok(10));
+        assert_eq!(parse_rate("3"), Ok(3));
+        assert!(parse_rate("0/min").is_err());
+        assert!(parse_rate("fast").unwrap_err().contains("10/min"));
+    }
+}
