@@ -63,7 +63,7 @@ fn render_template(template: &TaskTemplate, task_dir: &Path, env: &BTreeMap<Stri
     let text = match &template.source {
         TemplateSource::Data(text) => text.clone(),
         TemplateSource::File(path) => {
-            let path = task_dir.join(path);
+            let path = in_task_dir(task_dir, path)?;
             std::fs::read_to_string(&path).map_err(|error| format!("cannot read source {}: {error}", path.display()))?
         }
     };
@@ -73,7 +73,17 @@ fn render_template(template: &TaskTemplate, task_dir: &Path, env: &BTreeMap<Stri
         parse_env_file(&rendered)
             .map_err(|error| format!("env = true, but the rendered file is not KEY=value lines: {error}"))?;
     }
-    write_file(&task_dir.join(&template.destination), rendered.as_bytes(), template.perms)
+    write_file(&in_task_dir(task_dir, &template.destination)?, rendered.as_bytes(), template.perms)
+}
+
+/// `path` in the task directory; refused when it would leave it (the job
+/// was checked when it was submitted: this is the agent's own guard, as it
+/// reads and writes as root).
+fn in_task_dir(task_dir: &Path, path: &str) -> Result<std::path::PathBuf, String> {
+    match drover_types::task_files::task_path_problem(path) {
+        None => Ok(task_dir.join(path)),
+        Some(problem) => Err(format!("path {path:?} {problem}: only paths in the task directory are used")),
+    }
 }
 
 /// The variables of the task's `env = true` templates, in file order (a
@@ -181,7 +191,7 @@ fn file_name_of(source: &str) -> String {
 /// Puts the downloaded bytes where the artifact's mode says.
 fn place(artifact: &TaskArtifact, task_dir: &Path, bytes: &[u8]) -> Result<(), String> {
     let name = file_name_of(&artifact.source);
-    let destination = task_dir.join(&artifact.destination);
+    let destination = in_task_dir(task_dir, &artifact.destination)?;
     let archive = archive_of(&name).filter(|_| artifact.unpack && artifact.mode != ArtifactMode::File);
     match (artifact.mode, archive) {
         (ArtifactMode::File, _) => write_file(&destination, bytes, 0o644),

@@ -4,8 +4,6 @@
 //! a function drover cannot answer is refused when the file is read, not
 //! when the task starts.
 
-use std::path::{Component, Path};
-
 use drover_hcl::BlockReader;
 use drover_hcl::suggest::did_you_mean;
 use drover_types::validate::SIGNALS;
@@ -59,11 +57,26 @@ fn template_from(block: &mut BlockReader<'_>) -> Option<TaskTemplate> {
                 }
             }
         }
-        (None, Some(path)) if !path.trim().is_empty() => Some(TemplateSource::File(path)),
+        (None, Some(path)) if !path.trim().is_empty() => {
+            let path = in_task_dir(&path);
+            match drover_types::task_files::task_path_problem(&path) {
+                None => Some(TemplateSource::File(path)),
+                Some(problem) => {
+                    block.attribute_error(
+                        "source",
+                        format!(
+                            "template source {path:?} {problem}: the agent reads sources in the task directory only \
+                             (as Nomad's template sandbox does); put the file there with an artifact, or use data"
+                        ),
+                    );
+                    None
+                }
+            }
+        }
         (None, _) => {
             if !block.has("data") && !block.has("source") {
                 block.error(format!(
-                    "{} needs its text: data = <<EOF … EOF, or source = \"<path of a file on the node>\"",
+                    "{} needs its text: data = <<EOF … EOF, or source = \"<path of a file in the task directory>\"",
                     block.description()
                 ));
             } else if block.has("source") {
@@ -167,16 +180,8 @@ fn read_destination(block: &mut BlockReader<'_>, name: &str, default: Option<&st
             return None;
         }
     };
-    let path = given.replacen("${NOMAD_TASK_DIR}", "local", 1).replacen("${NOMAD_SECRETS_DIR}", "secrets", 1).replacen(
-        "${NOMAD_ALLOC_DIR}",
-        "../alloc",
-        1,
-    );
-    let components: Vec<Component<'_>> = Path::new(&path).components().collect();
-    let leaves = components.iter().any(|component| matches!(component, Component::ParentDir));
-    let shared_alloc_dir = path.starts_with("../alloc/") && !path["../alloc/".len()..].contains("..");
-    if path.trim().is_empty() || Path::new(&path).is_absolute() || (leaves && !shared_alloc_dir) || path.contains("${")
-    {
+    let path = in_task_dir(&given);
+    if drover_types::task_files::task_path_problem(&path).is_some() || path.contains("${") {
         block.attribute_error(
             name,
             format!(
@@ -186,6 +191,16 @@ fn read_destination(block: &mut BlockReader<'_>, name: &str, default: Option<&st
         return None;
     }
     Some(path)
+}
+
+/// A path as the task sees it, relative to its task directory: Nomad's
+/// directory variables become the directories they name.
+fn in_task_dir(given: &str) -> String {
+    given.replacen("${NOMAD_TASK_DIR}", "local", 1).replacen("${NOMAD_SECRETS_DIR}", "secrets", 1).replacen(
+        "${NOMAD_ALLOC_DIR}",
+        "../alloc",
+        1,
+    )
 }
 
 /// An `artifact` block.

@@ -50,6 +50,27 @@ pub enum TemplateSource {
     File(String),
 }
 
+/// Why `path` is not a path inside the task directory, where a template
+/// or an artifact may be read from or written to: it must be relative,
+/// not empty, and may leave the task directory only for the allocation's
+/// shared directory (`../alloc/…`, Nomad's `${NOMAD_ALLOC_DIR}`). The agent
+/// runs as root, so this sandbox is what keeps a job from reading or
+/// writing the node's own files (Nomad's template sandbox does the same).
+pub fn task_path_problem(path: &str) -> Option<&'static str> {
+    use std::path::{Component, Path};
+    if path.trim().is_empty() {
+        return Some("is empty");
+    }
+    if Path::new(path).is_absolute() {
+        return Some("is absolute");
+    }
+    let rest = path.strip_prefix("../alloc/").unwrap_or(path);
+    if Path::new(rest).components().any(|component| matches!(component, Component::ParentDir)) {
+        return Some("leaves the task directory");
+    }
+    None
+}
+
 /// Nomad's `change_mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

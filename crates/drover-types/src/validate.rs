@@ -355,6 +355,7 @@ impl Checker {
             self.logs(logs);
         }
         self.rules(&task.constraints, &[], &[]);
+        self.task_files(task);
         self.length("services", task.services.len(), MAX_ITEMS);
         for service in &task.services {
             self.label("service name", &service.name);
@@ -536,6 +537,33 @@ impl Checker {
         }
     }
 
+    /// Templates and artifacts stay in the task directory and within the
+    /// limits.
+    fn task_files(&mut self, task: &Task) {
+        self.length("templates", task.templates.len(), MAX_ITEMS);
+        self.length("artifacts", task.artifacts.len(), MAX_ITEMS);
+        let mut paths: Vec<(&str, &str)> = Vec::new();
+        for template in &task.templates {
+            paths.push(("template destination", &template.destination));
+            if let crate::task_files::TemplateSource::File(source) = &template.source {
+                paths.push(("template source", source));
+            }
+        }
+        for artifact in &task.artifacts {
+            paths.push(("artifact destination", &artifact.destination));
+            self.text("an artifact source", &artifact.source, MAX_RULE_CHARS);
+        }
+        for (what, path) in paths {
+            self.text(&format!("a {what}"), path, MAX_RULE_CHARS);
+            if let Some(problem) = crate::task_files::task_path_problem(path) {
+                self.report(format!(
+                    "{what} {path:?} {problem}: use a path in the task directory such as \"local/app.conf\" \
+                     (or under \"../alloc/\", the allocation's shared directory)"
+                ));
+            }
+        }
+    }
+
     fn text(&mut self, what: &str, text: &str, limit: usize) {
         if text.len() > limit {
             self.report(format!("{what} is {} bytes long, more than the limit of {limit}", text.len()));
@@ -669,6 +697,54 @@ mod tests {
     /// What the job file reader refused and the API used to accept (issue
     /// 12, finding 13): output files rotated on every byte, tight restart
     /// and reschedule loops, a namespace drover does not have.
+    #[test]
+    fn templates_and_artifacts_stay_in_the_task_directory_whoever_submits_the_job() {
+        use crate::task_files::{ArtifactMode, ChangeMode, TaskArtifact, TaskTemplate, TemplateSource};
+        let template = |source: TemplateSource, destination: &str| TaskTemplate {
+            source,
+            destination: destination.to_owned(),
+            change_mode: ChangeMode::Restart,
+            change_signal: None,
+            perms: 0o644,
+            env: false,
+            left_delimiter: "{{".to_owned(),
+            right_delimiter: "}}".to_owned(),
+            splay: DurationSpec::from_secs(5),
+        };
+        let artifact = |destination: &str| TaskArtifact {
+            source: "https://example.org/tool.tgz".to_owned(),
+            destination: destination.to_owned(),
+            mode: ArtifactMode::Any,
+            checksum: None,
+            unpack: true,
+            headers: Default::default(),
+        };
+        let mut fine = job();
+        fine.groups[0].tasks[0].templates = vec![
+            template(TemplateSource::File("local/app.tpl".to_owned()), "local/app.conf"),
+            template(TemplateSource::Data("x".to_owned()), "../alloc/shared.conf"),
+        ];
+        fine.groups[0].tasks[0].artifacts = vec![artifact("local/")];
+        assert!(fine.validate().is_ok(), "{:?}", fine.validate());
+
+        let mut escaping = job();
+        escaping.groups[0].tasks[0].templates = vec![
+            template(TemplateSource::File("/etc/shadow".to_owned()), "local/x"),
+            template(TemplateSource::Data("x".to_owned()), "/etc/cron.d/evil"),
+            template(TemplateSource::Data("x".to_owned()), "../alloc/../../evil"),
+        ];
+        escaping.groups[0].tasks[0].artifacts = vec![artifact("local/../../../evil")];
+        let text = problems(&escaping);
+        assert!(text.contains("template source \"/etc/shadow\" is absolute"), "{text}");
+        assert!(text.contains("template destination \"/etc/cron.d/evil\" is absolute"), "{text}");
+        assert!(text.contains("template destination \"../alloc/../../evil\" leaves the task directory"), "{text}");
+        assert!(text.contains("artifact destination \"local/../../../evil\" leaves the task directory"), "{text}");
+
+        let mut crowded = job();
+        crowded.groups[0].tasks[0].artifacts = (0..=MAX_ITEMS).map(|_| artifact("local/")).collect();
+        assert!(problems(&crowded).contains("artifacts"), "{}", problems(&crowded));
+    }
+
     #[test]
     fn the_job_file_rules_for_output_timing_and_namespace_hold_for_every_job() {
         let mut no_rotation = job();

@@ -30,6 +30,10 @@ EOF
         uid         = 1000
       }
       template { destination = "local/c" }
+      template {
+        source      = "/etc/shadow"
+        destination = "local/d"
+      }
       artifact {
         source = "git::https://github.com/example/repo"
         mode   = "folder"
