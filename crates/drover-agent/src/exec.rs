@@ -25,6 +25,8 @@ pub(crate) struct ExecRequest {
     pub(crate) max_output_bytes: usize,
     /// Whether it may run as uid 0.
     pub(crate) root_allowed: bool,
+    /// Written to the command's stdin, then closed; empty: no stdin.
+    pub(crate) stdin: Vec<u8>,
 }
 
 /// How this agent runs `drover exec` commands.
@@ -49,6 +51,9 @@ pub(crate) async fn run(request: ExecRequest, cancel: CancellationToken) -> Resp
     };
     let mut command = BoundedCommand::new("/bin/sh", request.timeout, request.max_output_bytes);
     command.arg("-c").arg(&request.command).linger(LINGER);
+    if !request.stdin.is_empty() {
+        command.stdin_bytes(request.stdin.clone());
+    }
     let as_root = match &request.user {
         Some(name) => matches!(nix::unistd::User::from_name(name), Ok(Some(user)) if user.uid.is_root()),
         None => nix::unistd::geteuid().is_root(),
@@ -109,7 +114,14 @@ mod tests {
     use super::*;
 
     fn request(command: &str, timeout: Duration) -> ExecRequest {
-        ExecRequest { command: command.to_owned(), user: None, timeout, max_output_bytes: 1024, root_allowed: true }
+        ExecRequest {
+            command: command.to_owned(),
+            user: None,
+            timeout,
+            max_output_bytes: 1024,
+            root_allowed: true,
+            stdin: Vec::new(),
+        }
     }
 
     fn exited(body: ResponseBody) -> (Option<i32>, String, bool, String, String, bool) {
@@ -145,6 +157,21 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
         assert_eq!((code, timed_out, stdout.as_str()), (None, true, "started\n"));
         assert!(error.contains("no exit within"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn stdin_bytes_reach_the_command_and_a_command_ignoring_them_still_ends() {
+        let mut piped = request("cat; echo done", Duration::from_secs(5));
+        piped.stdin = b"line one\nline two\n".to_vec();
+        let (code, error, _, stdout, ..) = exited(run(piped, CancellationToken::new()).await);
+        assert_eq!((code, error.as_str(), stdout.as_str()), (Some(0), "", "line one\nline two\ndone\n"));
+        // More than a pipe holds, never read: the command's exit ends it.
+        let started = std::time::Instant::now();
+        let mut ignored = request("echo ignored", Duration::from_secs(10));
+        ignored.stdin = vec![b'x'; 1024 * 1024];
+        let (code, error, timed_out, stdout, ..) = exited(run(ignored, CancellationToken::new()).await);
+        assert_eq!((code, error.as_str(), timed_out, stdout.as_str()), (Some(0), "", false, "ignored\n"));
+        assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     }
 
     #[tokio::test]

@@ -369,7 +369,7 @@ fn handle_request(
             };
             tokio::spawn(crate::logs::serve(request, outbound.clone(), token));
         }
-        RequestBody::Exec { command, user, timeout_ms, max_output_bytes, root_allowed } => {
+        RequestBody::Exec { command, user, timeout_ms, max_output_bytes, root_allowed, stdin } => {
             let token = CancellationToken::new();
             requests.insert(request_id, token.clone());
             let outbound = outbound.clone();
@@ -379,6 +379,7 @@ fn handle_request(
                 timeout: Duration::from_millis(timeout_ms),
                 max_output_bytes: usize::try_from(max_output_bytes).unwrap_or(usize::MAX),
                 root_allowed,
+                stdin,
             };
             let allow_exec = exec.allowed;
             tokio::spawn(async move {

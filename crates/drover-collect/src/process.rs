@@ -106,6 +106,8 @@ pub struct BoundedCommand {
     linger: Duration,
     max_output_bytes: usize,
     keep: Keep,
+    /// Written to stdin then closed; `None`: stdin is `/dev/null`.
+    stdin: Option<Arc<[u8]>>,
 }
 
 /// One stream as captured: at most the cap.
@@ -174,6 +176,7 @@ impl BoundedCommand {
             linger: DEFAULT_LINGER,
             max_output_bytes,
             keep: Keep::Head,
+            stdin: None,
         }
     }
 
@@ -244,6 +247,14 @@ impl BoundedCommand {
         self
     }
 
+    /// Writes these bytes to the command's stdin, then closes it (by
+    /// default stdin is `/dev/null`). A command that exits or closes its
+    /// stdin without reading them all is not an error.
+    pub fn stdin_bytes(&mut self, bytes: impl Into<Arc<[u8]>>) -> &mut Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
     /// Runs the command to its end or its deadline.
     pub async fn run(&self) -> Result<Finished> {
         self.run_until_cancelled(&CancellationToken::new()).await
@@ -280,7 +291,7 @@ impl BoundedCommand {
             let mut command = tokio::process::Command::new(&self.program);
             command
                 .args(&self.args)
-                .stdin(Stdio::null())
+                .stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() })
                 .stdout(stdout_writer)
                 .stderr(stderr_target)
                 .process_group(0)
@@ -308,6 +319,17 @@ impl BoundedCommand {
 
         let stdout = Arc::new(Mutex::new(Capture::new(self.max_output_bytes, self.keep)));
         let stderr = Arc::new(Mutex::new(Capture::new(self.max_output_bytes, self.keep)));
+        // Fed from its own task: a command that reads slowly or not at all
+        // does not hold up its output readers; a broken pipe (it exited or
+        // closed stdin) ends the feeding quietly.
+        let mut feeder = JoinSet::new();
+        if let (Some(bytes), Some(mut pipe)) = (self.stdin.clone(), child.stdin.take()) {
+            feeder.spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let _ = pipe.write_all(&bytes).await;
+                let _ = pipe.shutdown().await;
+            });
+        }
         let mut readers = JoinSet::new();
         let stdout_pipe = receiver(stdout_reader).map_err(process_error("read the output of"))?;
         readers.spawn(read_into(stdout_pipe, Arc::clone(&stdout)));
@@ -345,6 +367,8 @@ impl BoundedCommand {
         // Readers still running hold a pipe some process outside the group
         // keeps open: they stop here.
         readers.abort_all();
+        // A background process that kept stdin open without reading it.
+        feeder.abort_all();
         Ok(Finished {
             status,
             timed_out: matches!(ending, Ending::TimedOut),

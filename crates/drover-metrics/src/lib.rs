@@ -8,7 +8,7 @@
 //!  agent                         session (MessagePack)      server
 //!  Sampler::sample(now, probes) ──── NodeSample ─────▶ latest sample per node
 //!    /proc, statvfs, cgroup v2                          │
-//!                                                       ├─▶ Fleet, render_fleet ─▶ GET /v1/metrics
+//!                                                       ├─▶ Fleet, FleetText ────▶ GET /v1/metrics
 //!                                                       └─▶ busiest / NodeSample ─▶ `drover node top|status`
 //! ```
 //!
@@ -26,6 +26,8 @@
 //!   the OpenMetrics text format, with node_exporter's metric names and
 //!   `node`, `hostgroup` and `environment` labels ([`NodeLabels`]); serve it
 //!   with [`CONTENT_TYPE`]. [`render_prometheus`] renders bare samples.
+//!   [`FleetText`] is the same text as chunks of about 256 kB, for a server
+//!   to stream without holding the whole answer.
 //! - [`busiest`] orders nodes by a [`SortBy`] key for `drover node top`.
 //!
 //! The crate knows no HTTP, no async runtime and no clock: the sampler does
@@ -38,10 +40,12 @@
 mod error;
 mod prometheus;
 mod sampler;
+mod text;
 mod top;
 
 pub use drover_types::usage::{BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, TaskSample};
 pub use error::{Error, Result};
 pub use prometheus::{CONTENT_TYPE, Fleet, FleetNode, NodeLabels, TaskOwner, render_fleet, render_prometheus};
 pub use sampler::{Sampler, TaskProbe};
+pub use text::FleetText;
 pub use top::{SortBy, busiest};

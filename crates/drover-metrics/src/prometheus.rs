@@ -1,12 +1,11 @@
 //! Node samples in the Prometheus exposition format, for `GET /v1/metrics`.
 //!
-//! Written with `prometheus-client`, drover's metrics crate, rather than by
-//! hand: its text encoder already gets the details right (label value
-//! escaping, `# HELP`/`# TYPE`/`# UNIT` lines, `_total` on counters, number
-//! formatting), and [`Fleet`] is a `prometheus_client` collector, so the
-//! server writes it after the registry of its own metrics in one response
-//! ([`render_fleet`]). The registry only takes `'static` collectors, so a
-//! [`Fleet`] owns its samples.
+//! Written by hand ([`FleetText`], in chunks a server streams) rather than
+//! through a `prometheus-client` registry built per scrape: 10,000 nodes are
+//! about 900,000 series and 100 MB of text, which the registry's encoder
+//! could only build as one `String`. The bytes are the ones that encoder
+//! wrote (tests/render_golden.rs pins them); [`render_fleet`] still writes a
+//! registry of drover's own metrics first when given one.
 //!
 //! The output is the OpenMetrics text format (Prometheus' text format plus
 //! `# UNIT` lines and a closing `# EOF`). Serve it with [`CONTENT_TYPE`] so
@@ -31,19 +30,15 @@
 //! | `drover_node_log_dropped_lines_total` (c) | |
 //! | `drover_task_cpu_percent`, `drover_task_memory_bytes` | `job`, `group`, `task`, `alloc_id` |
 
-use std::collections::{HashMap, HashSet};
-use std::fmt;
+use std::collections::HashMap;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use drover_types::NodeStatus;
 use drover_types::usage::NodeSample;
+
+use crate::text::FleetText;
 
 /// The `Content-Type` of [`render_prometheus`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -86,7 +81,7 @@ pub struct TaskOwner {
     pub group: String,
 }
 
-/// The nodes of one `/v1/metrics` answer, a `prometheus_client` collector.
+/// The nodes of one `/v1/metrics` answer, written by [`FleetText`].
 #[derive(Debug, Clone, Default)]
 pub struct Fleet {
     /// The nodes, each exposed once (first wins: a scrape with duplicate
@@ -117,298 +112,21 @@ pub fn render_prometheus<'a>(nodes: impl IntoIterator<Item = (&'a NodeLabels, &'
 /// [`CONTENT_TYPE`].
 pub fn render_fleet(registry: Option<&Registry>, fleet: Fleet) -> String {
     let mut text = String::new();
-    let mut fleet_registry = Registry::default();
-    fleet_registry.register_collector(Box::new(fleet));
-    // Writing to a String cannot fail, and our collector only fails when the
-    // writer does.
-    let written = registry
-        .map_or(Ok(()), |registry| prometheus_client::encoding::text::encode_registry(&mut text, registry))
-        .and_then(|()| prometheus_client::encoding::text::encode(&mut text, &fleet_registry));
-    if let Err(error) = written {
-        debug_assert!(false, "encoding to a String failed: {error}");
+    if let Some(registry) = registry {
+        // Writing to a String cannot fail.
+        if let Err(error) = prometheus_client::encoding::text::encode_registry(&mut text, registry) {
+            debug_assert!(false, "encoding to a String failed: {error}");
+        }
     }
+    text.extend(FleetText::new(fleet));
     text
-}
-
-impl Collector for Fleet {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let mut seen = HashSet::new();
-        let nodes = self.nodes.iter().filter(|node| seen.insert(node.labels.node.as_str())).collect::<Vec<_>>();
-        let samples = nodes.iter().filter_map(|node| Some((&node.labels, node.sample.as_ref()?))).collect::<Vec<_>>();
-        encode_samples(&mut encoder, &samples, &self.task_owners)?;
-
-        let statuses = nodes.iter().filter_map(|node| Some((&node.labels, node.status?))).collect::<Vec<_>>();
-        let mut family = encoder.encode_descriptor(
-            "drover_node_up",
-            "1 when the node's agent is heartbeating (status ready), else 0.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (labels, status) in &statuses {
-            let up = u64::from(*status == NodeStatus::Ready);
-            ConstGauge::new(up).encode(family.encode_family(&(base(labels), NO_EXTRA))?)?;
-        }
-        let mut family = encoder.encode_descriptor(
-            "drover_node_status",
-            "The node's status: 1 on the series of its current status, 0 on the others.",
-            None,
-            MetricType::Gauge,
-        )?;
-        for (labels, status) in &statuses {
-            for candidate in ALL_STATUSES {
-                let value = u64::from(*status == candidate);
-                let label_set = (base(labels), [("status", candidate.as_str())]);
-                ConstGauge::new(value).encode(family.encode_family(&label_set)?)?;
-            }
-        }
-        let mut family = encoder.encode_descriptor(
-            "drover_node_log_dropped_lines",
-            "Log lines an agent dropped because its spool was full or its records were damaged on disk.",
-            None,
-            MetricType::Counter,
-        )?;
-        for node in &nodes {
-            if let Some(dropped) = node.log_dropped_lines {
-                ConstCounter::new(dropped).encode(family.encode_family(&(base(&node.labels), NO_EXTRA))?)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Every status, in the order `drover_node_status` lists them.
-const ALL_STATUSES: [NodeStatus; 4] =
-    [NodeStatus::Initializing, NodeStatus::Ready, NodeStatus::Disconnected, NodeStatus::Down];
-
-/// The families of the samples: node_exporter's names, then drover's.
-fn encode_samples(
-    encoder: &mut DescriptorEncoder,
-    nodes: &[(&NodeLabels, &NodeSample)],
-    task_owners: &HashMap<String, TaskOwner>,
-) -> fmt::Result {
-    let mut family = encoder.encode_descriptor(
-        "node_cpu",
-        "Seconds the CPUs spent in each mode.",
-        Some(&Unit::Seconds),
-        MetricType::Counter,
-    )?;
-    for (labels, sample) in nodes {
-        for cpu in &sample.cpus {
-            let number = cpu.cpu.to_string();
-            for (mode, millis) in cpu.modes() {
-                let label_set = (base(labels), [("cpu", number.as_str()), ("mode", mode)]);
-                ConstCounter::new(millis as f64 / 1000.0).encode(family.encode_family(&label_set)?)?;
-            }
-        }
-    }
-
-    let node_gauges: &[(&str, &str, Option<Unit>, NodeRead)] = &[
-        ("node_load1", "1m load average.", None, |sample| Some(Value::Float(sample.load1))),
-        ("node_load5", "5m load average.", None, |sample| Some(Value::Float(sample.load5))),
-        ("node_load15", "15m load average.", None, |sample| Some(Value::Float(sample.load15))),
-        ("node_memory_MemTotal", "Memory information field MemTotal_bytes.", Some(Unit::Bytes), |sample| {
-            known_memory(sample, sample.memory_total)
-        }),
-        ("node_memory_MemAvailable", "Memory information field MemAvailable_bytes.", Some(Unit::Bytes), |sample| {
-            known_memory(sample, sample.memory_available)
-        }),
-        ("node_memory_MemFree", "Memory information field MemFree_bytes.", Some(Unit::Bytes), |sample| {
-            known_memory(sample, sample.memory_free)
-        }),
-        ("node_memory_Buffers", "Memory information field Buffers_bytes.", Some(Unit::Bytes), |sample| {
-            known_memory(sample, sample.memory_buffers)
-        }),
-        ("node_memory_Cached", "Memory information field Cached_bytes.", Some(Unit::Bytes), |sample| {
-            known_memory(sample, sample.memory_cached)
-        }),
-        ("node_memory_SwapTotal", "Memory information field SwapTotal_bytes.", Some(Unit::Bytes), |sample| {
-            known_memory(sample, sample.swap_total)
-        }),
-        ("node_memory_SwapFree", "Memory information field SwapFree_bytes.", Some(Unit::Bytes), |sample| {
-            known_memory(sample, sample.swap_total.saturating_sub(sample.swap_used))
-        }),
-        ("node_procs_running", "Number of processes in runnable state.", None, |sample| {
-            Some(Value::Integer(u64::from(sample.processes_running)))
-        }),
-        ("node_boot_time", "Node boot time, in unixtime.", Some(Unit::Seconds), |sample| {
-            let uptime_ms = i64::try_from(sample.uptime_secs).unwrap_or(i64::MAX).saturating_mul(1000);
-            (sample.uptime_secs > 0).then(|| Value::Seconds(sample.time_ms.saturating_sub(uptime_ms) / 1000 * 1000))
-        }),
-        ("drover_node_processes", "Processes on the node.", None, |sample| {
-            Some(Value::Integer(u64::from(sample.processes_total)))
-        }),
-        (
-            "drover_node_sample_timestamp",
-            "When the server received the node's latest sample, Unix time.",
-            Some(Unit::Seconds),
-            |sample| Some(Value::Seconds(sample.time_ms)),
-        ),
-    ];
-    for (name, help, unit, value) in node_gauges {
-        let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
-        for (labels, sample) in nodes {
-            if let Some(value) = value(sample) {
-                value.encode_gauge(family.encode_family(&(base(labels), NO_EXTRA))?)?;
-            }
-        }
-    }
-
-    let filesystem_gauges: &[(&str, &str, DiskRead)] = &[
-        ("node_filesystem_size", "Filesystem size in bytes.", |disk| disk.total),
-        ("node_filesystem_avail", "Filesystem space available to non-root users in bytes.", |disk| disk.avail),
-        ("node_filesystem_free", "Filesystem free space in bytes.", |disk| disk.total.saturating_sub(disk.used)),
-    ];
-    for (name, help, value) in filesystem_gauges {
-        let mut family = encoder.encode_descriptor(name, help, Some(&Unit::Bytes), MetricType::Gauge)?;
-        for (labels, sample) in nodes {
-            for disk in &sample.disks {
-                let device = sample.devices_by_mount.get(&disk.mount).map_or("", String::as_str);
-                let label_set = (
-                    base(labels),
-                    [("device", device), ("fstype", disk.fs_type.as_str()), ("mountpoint", disk.mount.as_str())],
-                );
-                ConstGauge::new(value(disk)).encode(family.encode_family(&label_set)?)?;
-            }
-        }
-    }
-
-    let disk_counters: &[(&str, &str, Option<Unit>, DeviceRead)] = &[
-        ("node_disk_read", "The total number of bytes read successfully.", Some(Unit::Bytes), |disk| {
-            Value::Integer(disk.read_bytes)
-        }),
-        ("node_disk_written", "The total number of bytes written successfully.", Some(Unit::Bytes), |disk| {
-            Value::Integer(disk.written_bytes)
-        }),
-        ("node_disk_reads_completed", "The total number of reads completed successfully.", None, |disk| {
-            Value::Integer(disk.reads_completed)
-        }),
-        ("node_disk_writes_completed", "The total number of writes completed successfully.", None, |disk| {
-            Value::Integer(disk.writes_completed)
-        }),
-        ("node_disk_io_time", "Total seconds spent doing I/Os.", Some(Unit::Seconds), |disk| {
-            Value::Seconds(i64::try_from(disk.io_time_ms).unwrap_or(i64::MAX))
-        }),
-    ];
-    for (name, help, unit, value) in disk_counters {
-        let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
-        for (labels, sample) in nodes {
-            for disk in &sample.block_devices {
-                let label_set = (base(labels), [("device", disk.device.as_str())]);
-                value(disk).encode_counter(family.encode_family(&label_set)?)?;
-            }
-        }
-    }
-
-    let net_counters: &[(&str, &str, Option<Unit>, NetRead)] = &[
-        ("node_network_receive", "Network device statistic receive_bytes.", Some(Unit::Bytes), |net| net.rx_bytes),
-        ("node_network_transmit", "Network device statistic transmit_bytes.", Some(Unit::Bytes), |net| net.tx_bytes),
-        ("node_network_receive_packets", "Network device statistic receive_packets.", None, |net| net.rx_packets),
-        ("node_network_transmit_packets", "Network device statistic transmit_packets.", None, |net| net.tx_packets),
-        ("node_network_receive_errs", "Network device statistic receive_errs.", None, |net| net.rx_errors),
-        ("node_network_transmit_errs", "Network device statistic transmit_errs.", None, |net| net.tx_errors),
-    ];
-    for (name, help, unit, value) in net_counters {
-        let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Counter)?;
-        for (labels, sample) in nodes {
-            for net in &sample.net {
-                let label_set = (base(labels), [("device", net.interface.as_str())]);
-                ConstCounter::new(value(net)).encode(family.encode_family(&label_set)?)?;
-            }
-        }
-    }
-
-    let task_gauges: &[(&str, &str, Option<Unit>, TaskRead)] = &[
-        (
-            "drover_task_cpu_percent",
-            "CPU used by the task since the previous sample, percent of the node.",
-            None,
-            |task| Value::Float(task.cpu_percent),
-        ),
-        (
-            "drover_task_memory",
-            "Memory the task holds (cgroup working set or resident set).",
-            Some(Unit::Bytes),
-            |task| Value::Integer(task.memory_bytes),
-        ),
-    ];
-    let nobody = TaskOwner::default();
-    for (name, help, unit, value) in task_gauges {
-        let mut family = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
-        for (labels, sample) in nodes {
-            for task in &sample.tasks {
-                let owner = task_owners.get(&task.alloc_id).unwrap_or(&nobody);
-                let label_set = (
-                    base(labels),
-                    [
-                        ("job", owner.job.as_str()),
-                        ("group", owner.group.as_str()),
-                        ("task", task.task.as_str()),
-                        ("alloc_id", task.alloc_id.as_str()),
-                    ],
-                );
-                value(task).encode_gauge(family.encode_family(&label_set)?)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-type NodeRead = fn(&NodeSample) -> Option<Value>;
-type DiskRead = fn(&drover_types::usage::DiskSample) -> u64;
-type DeviceRead = fn(&drover_types::usage::BlockDeviceSample) -> Value;
-type NetRead = fn(&drover_types::usage::NetSample) -> u64;
-type TaskRead = fn(&drover_types::usage::TaskSample) -> Value;
-
-/// A node's labels, first on every series.
-fn base(labels: &NodeLabels) -> [(&'static str, &str); 3] {
-    [
-        ("node", labels.node.as_str()),
-        ("hostgroup", labels.hostgroup.as_str()),
-        ("environment", labels.environment.as_str()),
-    ]
-}
-
-/// No labels after the node's.
-const NO_EXTRA: [(&str, &str); 0] = [];
-
-/// Memory figures are left out when the node could not read its memory.
-fn known_memory(sample: &NodeSample, value: u64) -> Option<Value> {
-    (sample.memory_total > 0).then_some(Value::Integer(value))
-}
-
-/// A value, written exactly: integers stay integers (a byte count of 2^53
-/// and more would lose digits as a float).
-#[derive(Debug, Clone, Copy)]
-enum Value {
-    Integer(u64),
-    Float(f32),
-    /// Milliseconds, written as seconds.
-    Seconds(i64),
-}
-
-impl Value {
-    fn encode_gauge(self, encoder: MetricEncoder) -> fmt::Result {
-        match self {
-            Value::Integer(value) => ConstGauge::new(value).encode(encoder),
-            Value::Float(value) => ConstGauge::new(widen(value)).encode(encoder),
-            Value::Seconds(millis) => ConstGauge::new(millis as f64 / 1000.0).encode(encoder),
-        }
-    }
-
-    fn encode_counter(self, encoder: MetricEncoder) -> fmt::Result {
-        match self {
-            Value::Integer(value) => ConstCounter::new(value).encode(encoder),
-            Value::Float(value) => ConstCounter::new(widen(value)).encode(encoder),
-            Value::Seconds(millis) => ConstCounter::new(millis.max(0) as f64 / 1000.0).encode(encoder),
-        }
-    }
 }
 
 /// `value` as the `f64` with the same shortest decimal form, so that 3.64 is
 /// written `3.64` and not `3.640000104904175` (the exact value of the `f32`
 /// nearest to 3.64). Non-finite values, which the sampler never produces but
 /// a sample from the network might hold, become 0 rather than break alerts.
-fn widen(value: f32) -> f64 {
+pub(crate) fn widen(value: f32) -> f64 {
     if !value.is_finite() {
         return 0.0;
     }

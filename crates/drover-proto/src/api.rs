@@ -456,7 +456,16 @@ pub struct ExecRequest {
     /// Servers pass it on when they ask each other.
     #[serde(default = "root_allowed", skip_serializing_if = "Clone::clone")]
     pub root_allowed: bool,
+    /// Bytes written to the command's stdin, then closed (`drover exec …
+    /// < script`, `drover copy`); empty: stdin is closed from the start.
+    /// In JSON an array of byte values; at most [`MAX_EXEC_STDIN_BYTES`].
+    #[serde(default, with = "drover_types::serde_bytes", skip_serializing_if = "Vec::is_empty")]
+    pub stdin: Vec<u8>,
 }
+
+/// The largest [`ExecRequest::stdin`]: its JSON form (up to 4 characters
+/// a byte) must fit the 16 MiB request body limit.
+pub const MAX_EXEC_STDIN_BYTES: usize = 3 * 1024 * 1024;
 
 fn root_allowed() -> bool {
     true

@@ -231,6 +231,10 @@ pub enum RequestBody {
         /// server): allowed, as before.
         #[serde(default = "allowed")]
         root_allowed: bool,
+        /// Bytes written to the command's stdin, then closed; empty (or
+        /// absent, from an older server): stdin is closed from the start.
+        #[serde(default, with = "drover_types::serde_bytes")]
+        stdin: Vec<u8>,
     },
     /// Stop streaming an earlier request (or kill its command).
     Cancel {

@@ -207,6 +207,7 @@ fn valid_frames() -> Vec<Vec<u8>> {
                 timeout_ms: 30_000,
                 max_output_bytes: 65_536,
                 root_allowed: false,
+                stdin: b"echo hi\n".to_vec(),
             },
         },
         ServerMessage::Request { request_id: 6, body: RequestBody::Cancel { request_id: 5 } },

@@ -76,6 +76,13 @@ impl Server {
                 MAX_OUTPUT_BYTES / 1024 / 1024
             )));
         }
+        if request.stdin.len() > drover_proto::api::MAX_EXEC_STDIN_BYTES {
+            return Err(CodedError::invalid(format!(
+                "the command's stdin is {} bytes; at most {} MiB can be sent (copy larger files another way)",
+                request.stdin.len(),
+                drover_proto::api::MAX_EXEC_STDIN_BYTES / 1024 / 1024
+            )));
+        }
         let state = if request.local { self.state() } else { self.consistent_state().await? };
         let selected = crate::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
         let (nodes, denied): (Vec<_>, Vec<_>) = selected
@@ -163,6 +170,7 @@ impl Server {
             timeout_ms: request.timeout_ms,
             max_output_bytes: request.max_output_bytes,
             root_allowed: request.root_allowed,
+            stdin: request.stdin.clone(),
         };
         let (request_id, mut answers) = match self.request_agent(node_id, body).await {
             Ok(opened) => opened,

@@ -15,10 +15,14 @@
 //!
 //! Task series are labelled with their allocation's job and group, looked up
 //! in the replicated state.
+//!
+//! The answer is a [`FleetText`]: chunks rendered one at a time as the API
+//! streams them, so the whole text (about 100 MB for 10,000 nodes) is never
+//! held; what is held is the nodes' samples, copied out of the state.
 
 use std::collections::HashMap;
 
-use drover_metrics::{Fleet, FleetNode, NodeLabels, NodeSample, TaskOwner};
+use drover_metrics::{Fleet, FleetNode, FleetText, NodeLabels, NodeSample, TaskOwner};
 use drover_types::{AllocId, Node, NodeId};
 
 use crate::server::Server;
@@ -26,8 +30,8 @@ use crate::server::Server;
 impl Server {
     /// The text of `/v1/metrics` for the nodes `visible` lets the caller
     /// read: this server's agents, or the whole fleet when `fleet` is set
-    /// (see the module's documentation).
-    pub async fn fleet_metrics(&self, visible: &(dyn Fn(&Node) -> bool + Sync), fleet: bool) -> String {
+    /// (see the module's documentation), as chunks to stream.
+    pub async fn fleet_metrics(&self, visible: &(dyn Fn(&Node) -> bool + Sync), fleet: bool) -> FleetText {
         let samples: HashMap<NodeId, NodeSample> = if fleet {
             self.fleet_usage().await.into_iter().collect()
         } else {
@@ -62,13 +66,6 @@ impl Server {
             });
         }
         drop(state);
-        let mut text = drover_metrics::render_fleet(None, Fleet { nodes, task_owners });
-        let sinks = self.log_sink_metrics();
-        if !sinks.is_empty() && text.ends_with("# EOF\n") {
-            text.truncate(text.len() - "# EOF\n".len());
-            text.push_str(&sinks);
-            text.push_str("# EOF\n");
-        }
-        text
+        FleetText::new(Fleet { nodes, task_owners }).before_eof(self.log_sink_metrics())
     }
 }

@@ -62,6 +62,8 @@ enum Verb {
     Workflow(cli::machines::WorkflowCommand),
     /// Run a command on many nodes at once, through their agents.
     Exec(cli::exec::ExecArgs),
+    /// Copy a file to many nodes through their agents (as pscp).
+    Copy(cli::copy::CopyArgs),
     /// Search and follow the logs of every node.
     #[command(subcommand)]
     Logs(cli::logs::LogsCommand),
@@ -163,6 +165,7 @@ fn main() -> ExitCode {
             Verb::Audit(args) => cli::acl::audit(args).await,
             Verb::Logs(command) => cli::logs::run(command).await,
             Verb::Exec(args) => cli::exec::run(args).await,
+            Verb::Copy(args) => cli::copy::run(args).await,
             Verb::Plan(args) => cli::react::plan(args).await,
             Verb::Check(args) => cli::check::run(args).await,
             Verb::Apply(args) => cli::react::apply(args).await,

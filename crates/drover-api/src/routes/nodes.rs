@@ -354,7 +354,8 @@ pub(super) async fn usage(
 }
 
 /// `GET /v1/metrics[?fleet=true]`: Prometheus (OpenMetrics) text of the
-/// nodes connected to this server, or of the whole fleet (docs/metrics.md).
+/// nodes connected to this server, or of the whole fleet (docs/metrics.md),
+/// streamed chunk by chunk as it is rendered.
 pub(super) async fn metrics(
     State(app): State<AppState>,
     caller: Caller,
@@ -362,8 +363,11 @@ pub(super) async fn metrics(
 ) -> ApiResult<Response> {
     caller.require(AclScope::Node, Capability::Read)?;
     let visible = |node: &Node| caller.allows(AclScope::Node, Capability::Read, &node.hostgroup);
-    let text = app.server.fleet_metrics(&visible, scope.fleet).await;
-    Ok(([(axum::http::header::CONTENT_TYPE, drover_metrics::CONTENT_TYPE)], text).into_response())
+    let chunks = app.server.fleet_metrics(&visible, scope.fleet).await;
+    let body = axum::body::Body::from_stream(futures_util::stream::iter(
+        chunks.map(|chunk| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(chunk))),
+    ));
+    Ok(([(axum::http::header::CONTENT_TYPE, drover_metrics::CONTENT_TYPE)], body).into_response())
 }
 
 /// The query of `GET /v1/metrics`.

@@ -286,6 +286,7 @@ async fn exec_on(server: &Server, node: &Node, command: &str, timeout: Duration)
         // as root, as a runbook's step would.
         user: Some("root".to_owned()),
         root_allowed: true,
+        stdin: Vec::new(),
     };
     let mut events = server.exec(request).await.map_err(|error| error.to_string())?;
     while let Some(event) = events.recv().await {

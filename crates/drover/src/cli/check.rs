@@ -272,6 +272,7 @@ async fn one_run(client: &Client, node: &str, timeout: Duration) -> anyhow::Resu
             local: false,
             all_or_nothing: false,
             root_allowed: true,
+            stdin: Vec::new(),
         };
         let mut events = client.exec(&request).await?;
         let mut succeeded = false;

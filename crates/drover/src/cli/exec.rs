@@ -1,7 +1,8 @@
 //! `drover exec`: a command on many nodes through the agents' sessions,
 //! printed as parallel-ssh does (one status line per node as it finishes),
 //! then the outputs grouped by identical text as ClusterShell's `-b` does,
-//! then a summary.
+//! then a summary. A script on stdin (a file or a pipe, not a terminal)
+//! is sent to every node's command, as `pssh -I` does.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -58,6 +59,10 @@ pub(crate) struct ExecArgs {
     /// the selected nodes (without: those are reported DENIED, the others run).
     #[arg(long)]
     all_or_nothing: bool,
+    /// Do not send this command's stdin to the nodes even when it is a file
+    /// or a pipe (as `ssh -n`), e.g. in a `while read` loop.
+    #[arg(long, short = 'n')]
+    no_stdin: bool,
     /// The command and its arguments, after `--`; run by `/bin/sh -c`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     command: Vec<String>,
@@ -82,9 +87,64 @@ pub(crate) async fn run(args: ExecArgs) -> anyhow::Result<ExitCode> {
         local: false,
         all_or_nothing: args.all_or_nothing,
         root_allowed: true,
+        stdin: if args.no_stdin { Vec::new() } else { read_stdin()? },
     };
+    run_and_print(&request, &args.server, Printing { json: args.json, prefix: args.prefix }).await
+}
+
+/// How the results are printed.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Printing {
+    /// One JSON document at the end.
+    pub(super) json: bool,
+    /// `node: line` output.
+    pub(super) prefix: bool,
+}
+
+/// This process's stdin when it is a file or a pipe (never a terminal or a
+/// device such as `/dev/null`), at most the server's limit; else nothing.
+fn read_stdin() -> anyhow::Result<Vec<u8>> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    let stdin = std::io::stdin();
+    // A closed fd 0 is no stdin.
+    let Ok(fd) = stdin.as_fd().try_clone_to_owned() else { return Ok(Vec::new()) };
+    let file = std::fs::File::from(fd);
+    let kind = file.metadata()?.file_type();
+    if !(kind.is_file() || kind.is_fifo() || kind.is_socket()) {
+        return Ok(Vec::new());
+    }
+    read_bounded(file, "stdin")
+}
+
+/// All of `reader`, refused when over the server's stdin limit.
+pub(super) fn read_bounded(reader: impl std::io::Read, what: &str) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = drover_proto::api::MAX_EXEC_STDIN_BYTES;
+    let mut bytes = Vec::new();
+    reader
+        .take(u64::try_from(limit).unwrap_or(u64::MAX) + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| anyhow::anyhow!("cannot read {what}: {error}"))?;
+    if bytes.len() > limit {
+        anyhow::bail!(
+            "{what} is over {} MiB, the most drover exec can send to each node; copy it another way (e.g. from a web server)",
+            limit / 1024 / 1024
+        );
+    }
+    Ok(bytes)
+}
+
+/// Sends `request`, prints a status line per node as each finishes, then
+/// the grouped outputs (or `node: line`s, or JSON) and the summary; fails
+/// (exit 1) unless every node succeeded.
+pub(super) async fn run_and_print(
+    request: &ExecRequest,
+    server: &ServerAddress,
+    args: Printing,
+) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let mut events = args.server.client()?.exec(&request).await?;
+    let mut events = server.client()?.exec(request).await?;
     let mut results: Vec<ExecNodeResult> = Vec::new();
     let mut expected = 0usize;
     let mut stdout = std::io::stdout().lock();

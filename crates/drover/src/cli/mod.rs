@@ -6,6 +6,7 @@ pub(crate) mod alloc;
 pub(crate) mod bounded;
 pub(crate) mod check;
 pub(crate) mod completions;
+pub(crate) mod copy;
 pub(crate) mod eval;
 pub(crate) mod exec;
 pub(crate) mod job;

@@ -55,14 +55,18 @@ pub(crate) enum NodeCommand {
     /// the change overrides what their agents report and survives agent
     /// restarts.
     Update {
-        /// Nodes: names, ids, comma-separated lists and brace ranges
-        /// (`batch{00..99}`).
+        /// Nodes: names, ids, comma-separated lists, brace ranges
+        /// (`batch{00..99}`) and pdsh node sets (`batch[01-12,15]`).
         #[arg(value_name = "NODES")]
         nodes: Vec<String>,
         /// The nodes this filter matches (docs/nodes.md); with NODES,
         /// those of them it matches.
         #[arg(long)]
         filter: Option<String>,
+        /// Leave these nodes out (names, lists, ranges, node sets), as
+        /// pdsh's and clush's `-x`.
+        #[arg(long, short = 'x', value_name = "NODES")]
+        exclude: Vec<String>,
         /// The new values (`--meta key=` deletes an entry).
         #[command(flatten)]
         labels: crate::roles::LabelArgs,
@@ -79,14 +83,18 @@ pub(crate) enum NodeCommand {
     /// and of `drover node list` (`--all` shows them); they stay in the
     /// history and the log search until purged.
     Retire {
-        /// Nodes: names, ids, comma-separated lists and brace ranges
-        /// (`batch{00..99}`).
+        /// Nodes: names, ids, comma-separated lists, brace ranges
+        /// (`batch{00..99}`) and pdsh node sets (`batch[01-12,15]`).
         #[arg(value_name = "NODES")]
         nodes: Vec<String>,
         /// The nodes this filter matches (docs/nodes.md); with NODES,
         /// those of them it matches.
         #[arg(long)]
         filter: Option<String>,
+        /// Leave these nodes out (names, lists, ranges, node sets), as
+        /// pdsh's and clush's `-x`.
+        #[arg(long, short = 'x', value_name = "NODES")]
+        exclude: Vec<String>,
         /// Force-stop whatever still runs after this long (e.g. `1h`);
         /// without it the drain waits.
         #[arg(long, value_parser = crate::roles::parse_duration)]
@@ -253,14 +261,18 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             }
             follow_drain(&client, &drained.id.to_string(), ignore_system).await
         }
-        NodeCommand::Update { nodes, filter, labels, yes, dry_run, server } => {
+        NodeCommand::Update { nodes, filter, exclude, labels, yes, dry_run, server } => {
             let labels = labels.labels();
-            let request = NodeUpdateRequest { nodes: super::expand_node_args(&nodes)?, filter, labels, dry_run: true };
+            let (nodes, filter) =
+                super::exclude_nodes(super::expand_node_args(&nodes)?, filter, &super::expand_node_args(&exclude)?);
+            let request = NodeUpdateRequest { nodes, filter, labels, dry_run: true };
             update_nodes(&server.client()?, request, yes, dry_run).await
         }
-        NodeCommand::Retire { nodes, filter, deadline, reason, yes, dry_run, server } => {
+        NodeCommand::Retire { nodes, filter, exclude, deadline, reason, yes, dry_run, server } => {
+            let (nodes, filter) =
+                super::exclude_nodes(super::expand_node_args(&nodes)?, filter, &super::expand_node_args(&exclude)?);
             let request = NodeRetireRequest {
-                nodes: super::expand_node_args(&nodes)?,
+                nodes,
                 filter,
                 deadline: deadline.map(|deadline| format!("{}ms", deadline.as_millis())),
                 reason,

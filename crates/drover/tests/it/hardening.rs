@@ -140,6 +140,7 @@ async fn exec_at_the_documented_maximum_output_keeps_the_session() {
         local: false,
         all_or_nothing: false,
         root_allowed: true,
+        stdin: Vec::new(),
     };
     let mut events = cluster.client.exec(&request).await.unwrap();
     let mut result = None;

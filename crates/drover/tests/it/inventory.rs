@@ -162,6 +162,8 @@ async fn exec_over_twenty_agents_reports_a_frozen_one_as_timeout_without_waiting
     let mut child = Command::new(drover_binary())
         .args(["exec", "n{00..19}", "--timeout", "8s", "--", "uptime"])
         .env("DROVER_ADDR", &cluster.address)
+        // Not the test runner's stdin: exec would send it to the nodes.
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -264,7 +266,7 @@ job "witness" {{
 /// (of names and of a filter's matches), and `--prefix` for `node: line`
 /// output that grep and sort can take.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_takes_pdsh_node_sets_exclusions_and_prefixes_lines_with_the_node() {
+async fn exec_and_node_update_take_pdsh_node_sets_and_exclusions_and_exec_prefixes_lines() {
     let mut cluster = Cluster::start().await;
     let names: Vec<String> = (1..=3).map(|number| format!("n{number}")).collect();
     cluster.start_agents(&names, &[]).await;
@@ -280,8 +282,61 @@ async fn exec_takes_pdsh_node_sets_exclusions_and_prefixes_lines_with_the_node()
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "n1: hi\n");
 
+    let output = cluster.cli(&["node", "update", "n[1-3]", "-x", "n2", "--owner", "team", "--yes"]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(names_matching(&cluster, "owner == \"team\"").await, ["n1", "n3"]);
+
     let output = cluster.cli(&["exec", "n[3-1]", "--", "true"]);
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad node set [3-1]") && stderr.contains("counts down"), "{stderr}");
+}
+
+/// parallel-ssh's muscle memory: a script on stdin reaches every node's
+/// command (`pssh -I`), and `drover copy` puts a file on many nodes (pscp),
+/// both with exec's status lines and summary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_sends_a_script_on_stdin_and_copy_puts_a_file_on_every_node() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cluster = Cluster::start().await;
+    let names: Vec<String> = (1..=2).map(|number| format!("n{number}")).collect();
+    cluster.start_agents(&names, &[]).await;
+
+    let script = cluster.dir.path().join("script.sh");
+    std::fs::write(&script, "echo from the script\nexit 0\n").unwrap();
+    let output = Command::new(drover_binary())
+        .args(["exec", "n1,n2", "--", "sh"])
+        .env("DROVER_ADDR", &cluster.address)
+        .stdin(std::fs::File::open(&script).unwrap())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("[SUCCESS] n1") && stdout.contains("[SUCCESS] n2"), "{stdout}");
+    assert!(stdout.contains("\nfrom the script\n") && stdout.contains("2 nodes in"), "{stdout}");
+
+    let source = cluster.dir.path().join("motd");
+    std::fs::write(&source, "welcome, it's copied\n").unwrap();
+    // Commands may run as another user than this test's: a directory
+    // anyone can write and reach.
+    let shared = tempfile::Builder::new().prefix("drover-copy-").tempdir().unwrap();
+    let destination = shared.path().join("copied dir");
+    std::fs::create_dir(&destination).unwrap();
+    for dir in [shared.path(), destination.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let destination = destination.join("motd");
+    let target = format!("n[1-2]:{}", destination.display());
+    let output = cluster.cli(&["copy", source.to_str().unwrap(), &target, "--mode", "640"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("[SUCCESS] n1") && stdout.contains("2 nodes in"), "{stdout}");
+    let output = cluster.cli(&["exec", "n1,n2", "--prefix", "--", "cat", &format!("'{}'", destination.display())]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "n1: welcome, it's copied\nn2: welcome, it's copied\n");
+    assert_eq!(std::fs::metadata(&destination).unwrap().permissions().mode() & 0o777, 0o640);
+
+    let output = cluster.cli(&["copy", source.to_str().unwrap(), "n1:relative/path"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("not an absolute path"));
 }
