@@ -17,6 +17,11 @@
 //!    the one it names issued the certificate
 //! ```
 //!
+//! Or certificates made by the operator's CA (`--tls-cert`, `--tls-key`,
+//! `--tls-ca-cert`, [`NodeTlsFiles`]), for a cluster whose servers issue
+//! none: no enrolment, no renewal by the servers; the files are read at
+//! start and again every minute, so replacing them renews them.
+//!
 //! Without certificates and without a join token the agent speaks plain
 //! WebSocket (`ws://`), for servers started with `--insecure`.
 
@@ -33,9 +38,26 @@ use crate::AgentError;
 /// How long enrolment keeps trying to reach a server at start.
 const ENROL_PATIENCE: Duration = Duration::from_secs(60);
 
+/// How often the files of [`NodeTlsFiles`] are read again.
+const EXTERNAL_RELOAD_EVERY: Duration = Duration::from_secs(60);
+
+/// A node certificate made by the operator's CA, where the operator keeps
+/// it: the agent reads these files and never writes them.
+#[derive(Clone, Debug)]
+pub struct NodeTlsFiles {
+    /// The node's certificate (PEM; URI name `drover://node/<name>`), its chain after it.
+    pub cert: PathBuf,
+    /// Its key (PEM, readable by its owner only).
+    pub key: PathBuf,
+    /// The CA certificates to verify the servers with (PEM).
+    pub ca: PathBuf,
+}
+
 /// A node's TLS material.
 pub(crate) struct NodeTls {
     dir: PathBuf,
+    /// The operator's files, when the operator made the certificate.
+    external: Option<NodeTlsFiles>,
     identity: Arc<Identity>,
     roots: Arc<Roots>,
     /// The CA the servers issue with now (SHA-256), once a session said.
@@ -68,14 +90,32 @@ impl NodeTls {
         hostgroup: Option<&str>,
         servers: &[String],
         join_token: Option<&str>,
+        files: Option<&NodeTlsFiles>,
     ) -> Result<Option<Arc<NodeTls>>, AgentError> {
         drover_tls::install_crypto_provider();
         let dir = data_dir.join("tls");
+        if let Some(files) = files {
+            if join_token.is_some() {
+                return Err(AgentError::Tls(
+                    "--join-token and --tls-cert cannot both be set: an agent with a certificate made by your CA does not enrol; leave out one of them".to_owned(),
+                ));
+            }
+            let identity = drover_tls::Identity::read_files(&files.cert, &files.key).map_err(tls_failure)?;
+            if let Some(problem) = node_certificate_problem(&identity.info(), name) {
+                return Err(AgentError::Tls(format!("{}: {problem}", files.cert.display())));
+            }
+            let trusted = drover_tls::read_ca_bundle(&files.ca).map_err(tls_failure)?;
+            let roots = Roots::new(&trusted).map_err(tls_failure)?;
+            tracing::info!(node = name, cert = %files.cert.display(), "using a node certificate made by the operator's CA");
+            let mut tls = NodeTls::fresh(dir, identity, roots);
+            tls.external = Some(files.clone());
+            return Ok(Some(Arc::new(tls)));
+        }
         let (cert_path, key_path, ca_path) = (dir.join("node.pem"), dir.join("node-key.pem"), dir.join("ca.pem"));
         if key_path.exists() {
-            let cert = read(&cert_path)?;
+            let cert = drover_tls::read_public(&cert_path).map_err(tls_failure)?;
             let key = drover_tls::read_private(&key_path).map_err(tls_failure)?;
-            let ca = read(&ca_path)?;
+            let ca = drover_tls::read_public(&ca_path).map_err(tls_failure)?;
             let certified = drover_tls::cert_info_pem(&cert).map_err(tls_failure)?;
             if certified.role != Some(drover_tls::PeerRole::Node(name.to_owned())) {
                 return Err(AgentError::Tls(format!(
@@ -154,13 +194,47 @@ impl NodeTls {
     }
 
     fn new(dir: PathBuf, identity: Arc<Identity>, roots: Arc<Roots>) -> Arc<NodeTls> {
-        Arc::new(NodeTls { dir, identity, roots, issuer: std::sync::Mutex::new(None), renew_now: Default::default() })
+        Arc::new(NodeTls::fresh(dir, identity, roots))
+    }
+
+    fn fresh(dir: PathBuf, identity: Arc<Identity>, roots: Arc<Roots>) -> NodeTls {
+        NodeTls {
+            dir,
+            external: None,
+            identity,
+            roots,
+            issuer: std::sync::Mutex::new(None),
+            renew_now: Default::default(),
+        }
+    }
+
+    /// Reads the operator's files again; what changed is used from the
+    /// next handshake on. Whether anything changed.
+    fn reload_external(&self, files: &NodeTlsFiles, name: &str) -> Result<bool, AgentError> {
+        let trusted = drover_tls::read_ca_bundle(&files.ca).map_err(tls_failure)?;
+        let wanted: Vec<String> = trusted.iter().filter_map(|pem| drover_tls::pem_fingerprint(pem).ok()).collect();
+        let mut changed = false;
+        if wanted != self.roots.fingerprints() {
+            self.roots.replace(&trusted).map_err(tls_failure)?;
+            tracing::info!(ca = %files.ca.display(), "the CA certificates to trust changed; trusting them");
+            changed = true;
+        }
+        let check = |info: &drover_tls::CertInfo| node_certificate_problem(info, name).map_or(Ok(()), Err);
+        if self.identity.reload_files(&files.cert, &files.key, check).map_err(tls_failure)? {
+            tracing::info!(cert = %files.cert.display(), "the node certificate changed; presenting it");
+            changed = true;
+        }
+        Ok(changed)
     }
 
     /// What the session's `Tls` message says: trust exactly `trusted_cas`
     /// from the next handshake on (kept in `ca.pem`), and renew at once
     /// when `issuer` did not issue the current certificate.
     pub(crate) fn follow_servers(&self, trusted_cas: &[String], issuer: &str) {
+        if self.external.is_some() {
+            // The operator's --tls-ca-cert file says what to trust.
+            return;
+        }
         let wanted: Vec<String> = trusted_cas.iter().filter_map(|pem| drover_tls::pem_fingerprint(pem).ok()).collect();
         let mut current = self.roots.fingerprints();
         current.sort();
@@ -240,6 +314,17 @@ impl NodeTls {
 /// failure).
 pub(crate) fn spawn_renewal(tls: Arc<NodeTls>, servers: Vec<String>, name: String, shutdown: CancellationToken) {
     tokio::spawn(async move {
+        if let Some(files) = tls.external.clone() {
+            loop {
+                if let Err(error) = tls.reload_external(&files, &name) {
+                    tracing::warn!(%error, "cannot read the node certificate files again; keeping the current ones");
+                }
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(EXTERNAL_RELOAD_EVERY) => {}
+                }
+            }
+        }
         loop {
             let wait = match tls.renew_if_due(&servers, &name).await {
                 Ok(_) if tls.needs_reissue() => REISSUE_RETRY,
@@ -267,6 +352,15 @@ pub(crate) fn bare(address: &str) -> &str {
     address.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/')
 }
 
-fn read(path: &Path) -> Result<String, AgentError> {
-    std::fs::read_to_string(path).map_err(|error| AgentError::Tls(format!("cannot read {}: {error}", path.display())))
+/// What is wrong with a node certificate made by the operator for node
+/// `name`, if anything: it must name the node as drover does.
+fn node_certificate_problem(info: &drover_tls::CertInfo, name: &str) -> Option<String> {
+    match &info.role {
+        Some(drover_tls::PeerRole::Node(certified)) if certified == name => None,
+        other => Some(format!(
+            "the certificate {} names {}, not node {name}: a node's certificate needs the URI name drover://node/{name} (its --name) and the clientAuth usage (docs/security.md, \"Certificates made by your CA\")",
+            info.subject,
+            other.as_ref().map_or("no drover:// role".to_owned(), ToString::to_string),
+        )),
+    }
 }

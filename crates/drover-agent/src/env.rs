@@ -145,6 +145,8 @@ fn base_environment(
     for meta in [&job.meta, &group.meta, &task.meta] {
         for (key, value) in meta {
             set(&format!("NOMAD_META_{}", key.to_uppercase().replace(['-', '.'], "_")), value.clone());
+            // Nomad sets the key as written too (`${NOMAD_META_commit}`).
+            set(&format!("NOMAD_META_{}", key.replace(['-', '.'], "_")), value.clone());
         }
     }
     for (key, value) in port_variables(alloc) {
@@ -234,6 +236,21 @@ mod tests {
         ] {
             assert_eq!(line.env.get(key).map(String::as_str), Some(value), "{key}");
         }
+    }
+
+    #[test]
+    fn unknown_references_stay_as_written_for_the_shell_to_expand() {
+        // Nomad's job reader keeps `${SLEEP_SECS}` as text, and its task
+        // environment leaves names it does not know alone: the shell the
+        // task runs expands them.
+        let alloc = with_ports(&[("http", 23_456)]);
+        let task =
+            test_support::task("t", "sh", &["-c", "sleep ${SLEEP_SECS}; echo ${VAULT_TOKEN} ${NOMAD_PORT_http}"]);
+        let group = test_support::group(vec![task.clone()]);
+        let (alloc_dir, task_dir) = (PathBuf::from("/alloc"), PathBuf::from("/alloc/t"));
+        let dirs = AllocDirs { alloc_dir: &alloc_dir, task_dir: &task_dir };
+        let line = task_command_line(None, &test_support::job(), &group, &alloc, &task, &dirs);
+        assert_eq!(line.args, vec!["-c", "sleep ${SLEEP_SECS}; echo ${VAULT_TOKEN} 23456"]);
     }
 
     #[test]

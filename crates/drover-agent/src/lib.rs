@@ -48,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 use drover_executor::{DriverConfig, ExecDriver, Isolation};
 use drover_types::{NodeId, NodeLabels};
 
+pub use crate::enrol::NodeTlsFiles;
 pub use crate::logship::{DEFAULT_PARTIAL_LINE_IDLE, LogConfig};
 use crate::manager::AllocManager;
 
@@ -77,6 +78,8 @@ pub struct AgentConfig {
     pub exec_user: Option<String>,
     /// The join token to enrol with on first start (a secure cluster).
     pub join_token: Option<String>,
+    /// A node certificate made by the operator's CA, instead of enrolling.
+    pub tls_files: Option<NodeTlsFiles>,
 }
 
 /// Errors starting an agent.
@@ -177,6 +180,7 @@ impl Agent {
             config.labels.hostgroup.as_deref(),
             &config.servers,
             config.join_token.as_deref(),
+            config.tls_files.as_ref(),
         )
         .await?;
         if let Some(tls) = &tls {

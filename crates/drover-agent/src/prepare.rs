@@ -9,6 +9,12 @@
 //! is one message naming the block and what went wrong, which the task
 //! runner reports as a `Task Setup` event that fails the task.
 //!
+//! Unpacking is bounded ([`UnpackLimits`]: 4 GiB and 100,000 entries by
+//! default), so a small archive that unpacks to terabytes (a gzip or zip
+//! bomb) fails the task instead of filling the disk, and it refuses any
+//! entry that would land outside the destination: `..` in a path, an
+//! absolute path, a link pointing out of the directory, a device.
+//!
 //! The rendered files of `env = true` templates are read again each time
 //! the task starts ([`template_env`]), so a restarted agent gives the task
 //! the same variables.
@@ -27,6 +33,31 @@ const DOWNLOAD_ATTEMPTS: u32 = 3;
 
 /// The longest one download may take.
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// The largest artifact drover downloads (1 GiB): it is held in memory
+/// until it is verified and placed.
+pub const MAX_DOWNLOAD_BYTES: u64 = 1024 * 1024 * 1024;
+
+/// The most an archive may unpack to, in bytes (4 GiB).
+pub const MAX_UNPACKED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// The most entries (files, directories, links) an archive may hold.
+pub const MAX_UNPACKED_ENTRIES: u64 = 100_000;
+
+/// How much one archive may unpack to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UnpackLimits {
+    /// Bytes written, all files together.
+    pub(crate) bytes: u64,
+    /// Entries of any kind.
+    pub(crate) entries: u64,
+}
+
+impl Default for UnpackLimits {
+    fn default() -> Self {
+        UnpackLimits { bytes: MAX_UNPACKED_BYTES, entries: MAX_UNPACKED_ENTRIES }
+    }
+}
 
 /// Downloads the task's artifacts, then renders its templates, into
 /// `task_dir`. `env` is the task's environment (what `env "X"` reads).
@@ -127,7 +158,7 @@ async fn fetch_artifact(http: &reqwest::Client, artifact: &TaskArtifact, task_di
     }
     let artifact = artifact.clone();
     let task_dir = task_dir.to_owned();
-    tokio::task::spawn_blocking(move || place(&artifact, &task_dir, &bytes))
+    tokio::task::spawn_blocking(move || place(&artifact, &task_dir, &bytes, UnpackLimits::default()))
         .await
         .map_err(|error| format!("unpacking stopped: {error}"))?
 }
@@ -135,7 +166,10 @@ async fn fetch_artifact(http: &reqwest::Client, artifact: &TaskArtifact, task_di
 /// The artifact's bytes, with retries for http(s).
 async fn download(http: &reqwest::Client, artifact: &TaskArtifact) -> Result<Vec<u8>, String> {
     if let Some(path) = artifact.source.strip_prefix("file://") {
-        return tokio::fs::read(path).await.map_err(|error| format!("cannot read {path}: {error}"));
+        let path = path.to_owned();
+        return tokio::task::spawn_blocking(move || read_at_most(Path::new(&path), MAX_DOWNLOAD_BYTES))
+            .await
+            .map_err(|error| format!("reading stopped: {error}"))?;
     }
     let mut last_error = String::new();
     for attempt in 1..=DOWNLOAD_ATTEMPTS {
@@ -145,10 +179,27 @@ async fn download(http: &reqwest::Client, artifact: &TaskArtifact) -> Result<Vec
         }
         let response = request.send().await.and_then(reqwest::Response::error_for_status);
         match response {
-            Ok(response) => match response.bytes().await {
-                Ok(bytes) => return Ok(bytes.to_vec()),
-                Err(error) => last_error = error.to_string(),
-            },
+            Ok(mut response) => {
+                if response.content_length().is_some_and(|length| length > MAX_DOWNLOAD_BYTES) {
+                    return Err(too_large(MAX_DOWNLOAD_BYTES));
+                }
+                let mut bytes = Vec::new();
+                loop {
+                    match response.chunk().await {
+                        Ok(Some(chunk)) => {
+                            if (bytes.len() + chunk.len()) as u64 > MAX_DOWNLOAD_BYTES {
+                                return Err(too_large(MAX_DOWNLOAD_BYTES));
+                            }
+                            bytes.extend_from_slice(&chunk);
+                        }
+                        Ok(None) => return Ok(bytes),
+                        Err(error) => {
+                            last_error = error.to_string();
+                            break;
+                        }
+                    }
+                }
+            }
             // A 4xx answer will not change: no retry.
             Err(error) if error.status().is_some_and(|status| status.is_client_error()) => {
                 return Err(format!("download failed: {error}"));
@@ -160,6 +211,23 @@ async fn download(http: &reqwest::Client, artifact: &TaskArtifact) -> Result<Vec
         }
     }
     Err(format!("download failed after {DOWNLOAD_ATTEMPTS} tries: {last_error}"))
+}
+
+fn too_large(limit: u64) -> String {
+    format!("the download is larger than {}, the largest artifact drover fetches", bytes_text(limit))
+}
+
+/// Reads a local artifact (`file://`), refusing one larger than `limit`
+/// after reading one byte more (`/dev/zero` ends at once).
+fn read_at_most(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(limit));
+    }
+    Ok(bytes)
 }
 
 /// The archive formats drover unpacks.
@@ -189,13 +257,13 @@ fn file_name_of(source: &str) -> String {
 }
 
 /// Puts the downloaded bytes where the artifact's mode says.
-fn place(artifact: &TaskArtifact, task_dir: &Path, bytes: &[u8]) -> Result<(), String> {
+fn place(artifact: &TaskArtifact, task_dir: &Path, bytes: &[u8], limits: UnpackLimits) -> Result<(), String> {
     let name = file_name_of(&artifact.source);
     let destination = in_task_dir(task_dir, &artifact.destination)?;
     let archive = archive_of(&name).filter(|_| artifact.unpack && artifact.mode != ArtifactMode::File);
     match (artifact.mode, archive) {
         (ArtifactMode::File, _) => write_file(&destination, bytes, 0o644),
-        (_, Some(archive)) => unpack(archive, bytes, &destination),
+        (_, Some(archive)) => unpack(archive, bytes, &destination, limits),
         (ArtifactMode::Dir, None) => {
             Err(format!("mode = \"dir\" needs an archive (.tar.gz, .tgz, .tar or .zip), and {name} is not one"))
         }
@@ -203,16 +271,231 @@ fn place(artifact: &TaskArtifact, task_dir: &Path, bytes: &[u8]) -> Result<(), S
     }
 }
 
-fn unpack(archive: Archive, bytes: &[u8], directory: &Path) -> Result<(), String> {
+fn unpack(archive: Archive, bytes: &[u8], directory: &Path, limits: UnpackLimits) -> Result<(), String> {
     std::fs::create_dir_all(directory).map_err(|error| format!("cannot create {}: {error}", directory.display()))?;
+    let mut budget = Budget { limits, bytes: 0, entries: 0 };
     let unpacked = match archive {
-        Archive::TarGz => tar::Archive::new(flate2::read::GzDecoder::new(bytes)).unpack(directory),
-        Archive::Tar => tar::Archive::new(bytes).unpack(directory),
-        Archive::Zip => zip::ZipArchive::new(std::io::Cursor::new(bytes))
-            .and_then(|mut zip| zip.extract(directory))
-            .map_err(std::io::Error::other),
+        Archive::TarGz => unpack_tar(tar::Archive::new(flate2::read::GzDecoder::new(bytes)), directory, &mut budget),
+        Archive::Tar => unpack_tar(tar::Archive::new(bytes), directory, &mut budget),
+        Archive::Zip => unpack_zip(bytes, directory, &mut budget),
     };
     unpacked.map_err(|error| format!("cannot unpack into {}: {error}", directory.display()))
+}
+
+/// What an archive has used of its [`UnpackLimits`] so far.
+struct Budget {
+    limits: UnpackLimits,
+    bytes: u64,
+    entries: u64,
+}
+
+impl Budget {
+    /// Counts one more entry.
+    fn entry(&mut self) -> Result<(), String> {
+        self.entries += 1;
+        if self.entries > self.limits.entries {
+            return Err(format!(
+                "the archive holds more than {} entries, the most drover unpacks (a zip or tar bomb?); nothing more was unpacked",
+                self.limits.entries
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bytes left before the limit.
+    fn left(&self) -> u64 {
+        self.limits.bytes.saturating_sub(self.bytes)
+    }
+
+    /// Counts `size` more bytes for `entry`.
+    fn spend(&mut self, entry: &str, size: u64) -> Result<(), String> {
+        if size > self.left() {
+            return Err(format!(
+                "{entry} would take the unpacked size past {}, the most drover unpacks from one archive (a zip or gzip bomb?); unpacking stopped",
+                bytes_text(self.limits.bytes)
+            ));
+        }
+        self.bytes += size;
+        Ok(())
+    }
+}
+
+fn bytes_text(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= 1024 * MIB && bytes.is_multiple_of(1024 * MIB) {
+        format!("{} GiB", bytes / (1024 * MIB))
+    } else if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// Why an entry's path would leave the destination, if it would: `..`,
+/// an absolute path, or nothing at all.
+fn path_problem(path: &Path) -> Option<&'static str> {
+    use std::path::Component;
+    let mut depth = 0usize;
+    for component in path.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => return Some("it climbs out of the directory with `..`"),
+            Component::RootDir | Component::Prefix(_) => return Some("it is an absolute path"),
+        }
+    }
+    (depth == 0).then_some("it names no file")
+}
+
+/// Why a link at `entry` (a path inside the destination) pointing to
+/// `target` would lead out of the destination, if it would. A symbolic
+/// link's target is relative to the link's directory; a hard link's to
+/// the archive's root.
+fn link_problem(entry: &Path, target: &Path, symbolic: bool) -> Option<String> {
+    use std::path::Component;
+    let mut depth: i64 = if symbolic {
+        entry.components().filter(|part| matches!(part, Component::Normal(_))).count() as i64 - 1
+    } else {
+        0
+    };
+    for component in target.components() {
+        match component {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return Some(format!("it links to {} outside the directory", target.display()));
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Some(format!("it links to the absolute path {}", target.display()));
+            }
+        }
+    }
+    None
+}
+
+fn unpack_tar<R: std::io::Read>(
+    mut archive: tar::Archive<R>,
+    directory: &Path,
+    budget: &mut Budget,
+) -> Result<(), String> {
+    archive.set_preserve_permissions(true);
+    archive.set_overwrite(true);
+    let entries = archive.entries().map_err(|error| format!("cannot read the archive: {error}"))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|error| format!("cannot read the archive: {error}"))?;
+        budget.entry()?;
+        let path = entry.path().map_err(|error| format!("an entry's path cannot be read: {error}"))?.into_owned();
+        let shown = path.display().to_string();
+        if let Some(problem) = path_problem(&path) {
+            return Err(format!("entry {shown:?} is refused: {problem}"));
+        }
+        let kind = entry.header().entry_type();
+        match kind {
+            tar::EntryType::Regular
+            | tar::EntryType::Continuous
+            | tar::EntryType::GNUSparse
+            | tar::EntryType::Directory => {}
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                let target = entry
+                    .link_name()
+                    .map_err(|error| format!("entry {shown:?}: its link cannot be read: {error}"))?
+                    .ok_or_else(|| format!("entry {shown:?} is a link to nothing"))?
+                    .into_owned();
+                if let Some(problem) = link_problem(&path, &target, kind == tar::EntryType::Symlink) {
+                    return Err(format!("entry {shown:?} is refused: {problem}"));
+                }
+            }
+            // Long names and extended headers are read by `tar` itself.
+            tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink
+            | tar::EntryType::XHeader
+            | tar::EntryType::XGlobalHeader => continue,
+            other => {
+                return Err(format!(
+                    "entry {shown:?} is refused: drover does not unpack {other:?} entries (devices, pipes)"
+                ));
+            }
+        }
+        budget.spend(&format!("entry {shown:?}"), entry.size())?;
+        let placed = entry.unpack_in(directory).map_err(|error| format!("entry {shown:?}: {error}"))?;
+        if !placed {
+            return Err(format!("entry {shown:?} is refused: it would be written outside the directory"));
+        }
+        if kind == tar::EntryType::GNUSparse {
+            // A sparse entry may be larger on disk than in the archive.
+            let written = std::fs::symlink_metadata(directory.join(&path)).map(|meta| meta.len()).unwrap_or(0);
+            budget.spend(&format!("entry {shown:?}"), written.saturating_sub(entry.size()))?;
+        }
+    }
+    Ok(())
+}
+
+fn unpack_zip(bytes: &[u8], directory: &Path, budget: &mut Budget) -> Result<(), String> {
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt;
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|error| format!("not a zip archive: {error}"))?;
+    if zip.len() as u64 > budget.limits.entries {
+        budget.entries = zip.len() as u64 - 1;
+        budget.entry()?;
+    }
+    for index in 0..zip.len() {
+        let mut file = zip.by_index(index).map_err(|error| format!("cannot read entry {index}: {error}"))?;
+        budget.entry()?;
+        let shown = file.name().to_owned();
+        let Some(relative) = file.enclosed_name() else {
+            let problem = path_problem(Path::new(&shown)).unwrap_or("it would be written outside the directory");
+            return Err(format!("entry {shown:?} is refused: {problem}"));
+        };
+        let path = directory.join(&relative);
+        if file.is_dir() {
+            std::fs::create_dir_all(&path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
+            continue;
+        }
+        if file.is_symlink() {
+            let mut target = String::new();
+            std::io::Read::take(&mut file, 4096)
+                .read_to_string(&mut target)
+                .map_err(|error| format!("entry {shown:?}: its link cannot be read: {error}"))?;
+            if let Some(problem) = link_problem(&relative, Path::new(&target), true) {
+                return Err(format!("entry {shown:?} is refused: {problem}"));
+            }
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
+            }
+            let _ = std::fs::remove_file(&path);
+            std::os::unix::fs::symlink(&target, &path)
+                .map_err(|error| format!("cannot link {}: {error}", path.display()))?;
+            continue;
+        }
+        // The declared size may lie: count what is actually written.
+        budget.spend(&format!("entry {shown:?}"), file.size())?;
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|error| format!("cannot create {}: {error}", parent.display()))?;
+        }
+        // Never write through a link an earlier entry made.
+        if std::fs::symlink_metadata(&path).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return Err(format!("entry {shown:?} is refused: it would be written through a link"));
+        }
+        let mut out =
+            std::fs::File::create(&path).map_err(|error| format!("cannot create {}: {error}", path.display()))?;
+        let declared = file.size();
+        let allowed = declared + budget.left();
+        let written = std::io::copy(&mut std::io::Read::take(&mut file, allowed + 1), &mut out)
+            .map_err(|error| format!("entry {shown:?}: {error}"))?;
+        if written > declared {
+            budget.spend(&format!("entry {shown:?}"), written - declared)?;
+        }
+        if let Some(mode) = file.unix_mode() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(|error| format!("cannot set the mode of {}: {error}", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -350,5 +633,159 @@ mod tests {
         assert!(matches!(archive_of("tool.tgz"), Some(Archive::TarGz)));
         assert!(matches!(archive_of("tool.zip"), Some(Archive::Zip)));
         assert!(archive_of("tool.sh").is_none());
+    }
+
+    #[test]
+    fn an_endless_local_artifact_is_refused() {
+        let error = read_at_most(Path::new("/dev/zero"), 1024 * 1024).unwrap_err();
+        assert_eq!(error, "the download is larger than 1 MiB, the largest artifact drover fetches");
+    }
+
+    /// A tar entry header with a raw path (and link), as a hostile archive
+    /// would have it: `tar::Builder` refuses to write such paths itself.
+    fn raw_header(path: &str, kind: tar::EntryType, link: Option<&str>, size: u64) -> tar::Header {
+        let mut header = tar::Header::new_old();
+        header.as_old_mut().name[..path.len()].copy_from_slice(path.as_bytes());
+        if let Some(link) = link {
+            header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+        }
+        header.set_entry_type(kind);
+        header.set_size(size);
+        header.set_mode(0o644);
+        header.set_cksum();
+        header
+    }
+
+    fn tar_of(entries: &[(tar::Header, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (header, data) in entries {
+            builder.append(header, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn small(bytes: u64, entries: u64) -> UnpackLimits {
+        UnpackLimits { bytes, entries }
+    }
+
+    /// 200 MB of zeros gzipped into a tarball of about 200 KB: with the
+    /// limit at 10 MiB it is refused before anything is written.
+    #[test]
+    fn a_gzip_bomb_is_refused_before_it_fills_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut builder = tar::Builder::new(flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast()));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(200_000_000);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, "zeros", std::io::Read::take(std::io::repeat(0), 200_000_000)).unwrap();
+        let bomb = builder.into_inner().unwrap().finish().unwrap();
+        assert!(bomb.len() < 1_000_000, "the bomb is small: {} bytes", bomb.len());
+
+        let started = std::time::Instant::now();
+        let error = unpack(Archive::TarGz, &bomb, dir.path(), small(10 * 1024 * 1024, 100)).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "cannot unpack into {}: entry \"zeros\" would take the unpacked size past 10 MiB, the most drover unpacks from one archive (a zip or gzip bomb?); unpacking stopped",
+                dir.path().display()
+            )
+        );
+        assert!(!dir.path().join("zeros").exists(), "nothing was written");
+        assert!(started.elapsed() < Duration::from_secs(5), "refused in {:?}", started.elapsed());
+        // The default limits take it.
+        unpack(Archive::TarGz, &bomb, dir.path(), UnpackLimits::default()).unwrap();
+        assert_eq!(std::fs::metadata(dir.path().join("zeros")).unwrap().len(), 200_000_000);
+    }
+
+    #[test]
+    fn a_zip_bomb_and_too_many_entries_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file("zeros", zip::write::SimpleFileOptions::default()).unwrap();
+        std::io::copy(&mut std::io::Read::take(std::io::repeat(0), 50_000_000), &mut zip).unwrap();
+        let bomb = zip.finish().unwrap().into_inner();
+        let error = unpack(Archive::Zip, &bomb, dir.path(), small(1024 * 1024, 100)).unwrap_err();
+        assert!(error.ends_with("entry \"zeros\" would take the unpacked size past 1 MiB, the most drover unpacks from one archive (a zip or gzip bomb?); unpacking stopped"), "{error}");
+
+        let mut many = tar::Builder::new(Vec::new());
+        for index in 0..11 {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(1);
+            header.set_mode(0o644);
+            many.append_data(&mut header, format!("f{index}"), &b"x"[..]).unwrap();
+        }
+        let many = many.into_inner().unwrap();
+        let error = unpack(Archive::Tar, &many, dir.path(), small(1024, 10)).unwrap_err();
+        assert!(error.ends_with("the archive holds more than 10 entries, the most drover unpacks (a zip or tar bomb?); nothing more was unpacked"), "{error}");
+        unpack(Archive::Tar, &many, dir.path(), small(1024, 11)).unwrap();
+    }
+
+    /// Entries that would land outside the destination are refused, each
+    /// with what is wrong, and nothing lands outside.
+    #[test]
+    fn archives_that_climb_out_of_the_directory_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let dir = outside.path().join("task/local");
+        let cases: Vec<(tar::Header, &str)> = vec![
+            (
+                raw_header("../escape", tar::EntryType::Regular, None, 1),
+                "entry \"../escape\" is refused: it climbs out of the directory with `..`",
+            ),
+            (
+                raw_header("a/../../escape", tar::EntryType::Regular, None, 1),
+                "entry \"a/../../escape\" is refused: it climbs out of the directory with `..`",
+            ),
+            (
+                raw_header("/tmp/escape", tar::EntryType::Regular, None, 1),
+                "entry \"/tmp/escape\" is refused: it is an absolute path",
+            ),
+            (
+                raw_header("link", tar::EntryType::Symlink, Some("../../escape"), 0),
+                "entry \"link\" is refused: it links to ../../escape outside the directory",
+            ),
+            (
+                raw_header("a/b/link", tar::EntryType::Symlink, Some("../../../x"), 0),
+                "entry \"a/b/link\" is refused: it links to ../../../x outside the directory",
+            ),
+            (
+                raw_header("passwd", tar::EntryType::Symlink, Some("/etc/passwd"), 0),
+                "entry \"passwd\" is refused: it links to the absolute path /etc/passwd",
+            ),
+            (
+                raw_header("hard", tar::EntryType::Link, Some("../escape"), 0),
+                "entry \"hard\" is refused: it links to ../escape outside the directory",
+            ),
+            (
+                raw_header("dev", tar::EntryType::Char, None, 0),
+                "entry \"dev\" is refused: drover does not unpack Char entries (devices, pipes)",
+            ),
+        ];
+        for (header, expected) in cases {
+            let data: &[u8] = if header.size().unwrap() == 1 { b"x" } else { b"" };
+            let archive = tar_of(&[(header, data)]);
+            let error = unpack(Archive::Tar, &archive, &dir, UnpackLimits::default()).unwrap_err();
+            assert_eq!(error, format!("cannot unpack into {}: {expected}", dir.display()));
+        }
+        assert!(!outside.path().join("task/escape").exists() && !outside.path().join("escape").exists());
+        // Links that stay inside are fine.
+        let inside = tar_of(&[
+            (raw_header("a/b/up", tar::EntryType::Symlink, Some("../c"), 0), b""),
+            (raw_header("a/c", tar::EntryType::Regular, None, 1), b"x"),
+        ]);
+        unpack(Archive::Tar, &inside, &dir, UnpackLimits::default()).unwrap();
+        assert_eq!(std::fs::read_link(dir.join("a/b/up")).unwrap(), Path::new("../c"));
+
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.start_file("../evil", zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(b"x").unwrap();
+        let evil = zip.finish().unwrap().into_inner();
+        let error = unpack(Archive::Zip, &evil, &dir, UnpackLimits::default()).unwrap_err();
+        assert!(error.ends_with("entry \"../evil\" is refused: it climbs out of the directory with `..`"), "{error}");
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        zip.add_symlink("out", "../../../etc", zip::write::SimpleFileOptions::default()).unwrap();
+        let evil = zip.finish().unwrap().into_inner();
+        let error = unpack(Archive::Zip, &evil, &dir, UnpackLimits::default()).unwrap_err();
+        assert!(error.ends_with("entry \"out\" is refused: it links to ../../../etc outside the directory"), "{error}");
+        assert!(!outside.path().join("evil").exists() && !outside.path().join("task/evil").exists());
     }
 }

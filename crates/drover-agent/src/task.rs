@@ -102,7 +102,14 @@ fn save_supervisor_file(task_dir: &Path, supervisor: &Supervisor) {
 /// Runs one task until it is finished, stopped, or detached.
 pub(crate) async fn run_task(context: TaskContext, mut control: mpsc::UnboundedReceiver<TaskControl>) {
     let task_name = context.task.name.clone();
-    let config = match SupervisorConfig::for_task(&context.task, context.group.restart, context.job.job_type) {
+    // A lifecycle task that is not a sidecar runs to completion once, in
+    // any job (Nomad's rule): restarted only when it fails.
+    let job_type = if context.task.lifecycle.is_some_and(|lifecycle| !lifecycle.sidecar) {
+        drover_types::JobType::Batch
+    } else {
+        context.job.job_type
+    };
+    let config = match SupervisorConfig::for_task(&context.task, context.group.restart, job_type) {
         Ok(config) => config,
         Err(error) => {
             report_setup_failure(&context, format!("invalid task settings: {error}"));
@@ -115,6 +122,13 @@ pub(crate) async fn run_task(context: TaskContext, mut control: mpsc::UnboundedR
     }
 
     let persisted = load_supervisor_file(&context.task_dir);
+    if persisted.is_none()
+        && let Some(file) = &context.task.dispatch_payload
+        && let Err(message) = write_payload(&context.task_dir, file, &context.job.payload)
+    {
+        report_failure(&context, TaskEventKind::TaskSetup, message);
+        return;
+    }
     if persisted.is_none()
         && (!context.task.artifacts.is_empty() || !context.task.templates.is_empty())
         && let Err(message) = prepare_files(&context).await
@@ -271,6 +285,22 @@ async fn prepare_files(context: &TaskContext) -> Result<(), String> {
     let command_line =
         task_command_line(context.node.as_ref(), &context.job, &context.group, &context.alloc, &context.task, &dirs);
     prepare_task_files(&context.task, &context.task_dir, &command_line.env).await
+}
+
+/// Writes a dispatched job's payload to `local/<file>` in the task
+/// directory (Nomad's `dispatch_payload`); an empty file when the dispatch
+/// had none. The path is checked again here: the agent runs as root.
+fn write_payload(task_dir: &Path, file: &str, payload: &[u8]) -> Result<(), String> {
+    if let Some(problem) = drover_types::validate::dispatch_payload_problem(file) {
+        return Err(problem);
+    }
+    let path = task_dir.join("local").join(file);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|error| format!("cannot create {} for the dispatch payload: {error}", parent.display()))?;
+    }
+    std::fs::write(&path, payload)
+        .map_err(|error| format!("cannot write the dispatch payload to {}: {error}", path.display()))
 }
 
 async fn spawn(context: &TaskContext) -> Result<TaskHandle, String> {

@@ -29,6 +29,7 @@ pub(crate) fn with_checks(mut task: Task, checks: Vec<Check>) -> Task {
         checks,
         port_label: None,
         tags: Vec::new(),
+        ..Service::default()
     }];
     task
 }
@@ -64,6 +65,7 @@ pub(crate) fn job() -> JobSummary {
         job_type: JobType::Service,
         version: 0,
         meta: BTreeMap::new(),
+        payload: Vec::new(),
     }
 }
 
@@ -96,4 +98,18 @@ pub(crate) fn executor_helper() -> Option<std::path::PathBuf> {
         "cargo build -p drover-executor --bin drover-executor-helper",
     ));
     None
+}
+
+/// An allocation manager as the agent builds one, its tasks run through
+/// the exec driver and the executor shim at `helper`, under `root`; the
+/// receiver gets the allocations' updates.
+pub(crate) fn alloc_manager(
+    root: &std::path::Path,
+    helper: &std::path::Path,
+) -> (crate::manager::AllocManager, tokio::sync::mpsc::UnboundedReceiver<drover_types::ClientAllocUpdate>) {
+    let mut config = drover_executor::DriverConfig::new(helper, ["executor"]);
+    config.start_timeout = std::time::Duration::from_secs(30);
+    let driver = drover_executor::ExecDriver::new(config, drover_executor::Isolation::detect());
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    (crate::manager::AllocManager::new(root.to_owned(), driver, sender), receiver)
 }

@@ -12,6 +12,7 @@
 
 pub mod error;
 pub mod extract;
+pub mod http_metrics;
 pub mod identity;
 mod routes;
 
@@ -55,6 +56,7 @@ pub fn router(server: Server) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), identity::identify))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.server.self_metrics_shared(), http_metrics::record))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -159,6 +159,8 @@ async fn with_acls_the_session_cookie_is_the_token_and_a_bad_one_asks_to_log_in_
     let mut config = ServerConfig::new(dir.path().join("server"), "127.0.0.1:1".to_owned());
     config.security = SecurityMode::Secure(TlsSettings {
         ca_cert: None,
+        cert: None,
+        key: None,
         ca_key: None,
         join_token: None,
         validity: Duration::from_secs(86_400),
@@ -217,14 +219,20 @@ async fn with_acls_the_session_cookie_is_the_token_and_a_bad_one_asks_to_log_in_
 }
 
 /// The router serves every dashboard route of the URL space
-/// (`drover_proto::paths::UI_ALL`).
+/// (`drover_proto::paths::UI_ALL`). Only a 404's body is read: the live
+/// tail never ends its body.
 #[tokio::test]
 async fn every_dashboard_route_is_served() {
     let (server, _dir) = support::start_server().await;
     for template in drover_proto::paths::UI_ALL {
         let path = drover_proto::paths::fill(template, &["x", "x"]);
-        let page = send(&server, get(&path, None)).await;
-        assert!(!page.body.contains("no API route"), "{template} is not routed: {}", page.body);
+        let response = drover_api::router(server.clone()).oneshot(get(&path, None)).await.unwrap();
+        if response.status() != StatusCode::NOT_FOUND {
+            continue;
+        }
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = String::from_utf8_lossy(&bytes);
+        assert!(!body.contains("no API route"), "{template} is not routed: {body}");
     }
 }
 
@@ -274,4 +282,202 @@ async fn the_exec_page_runs_through_the_exec_api_checks_its_csrf_token_and_is_au
             && matches!(&event.outcome, drover_types::acl::AuditOutcome::Failed(why) if why.contains("no node matches"))
     })
     .await;
+}
+
+/// A log line of `node` at level `level`, `seq` seconds before now.
+fn log_record(node: &str, level: &str, seq: u64, message: &str) -> drover_types::LogRecord {
+    let now = drover_types::Timestamp::now().as_millis() * 1_000_000;
+    drover_types::LogRecord {
+        origin: format!("test-{node}"),
+        seq,
+        timestamp: now - i64::try_from(seq).unwrap() * 1_000_000_000,
+        received: now,
+        node: node.to_owned(),
+        hostgroup: Some("bi/batch".to_owned()),
+        environment: None,
+        job: None,
+        group: None,
+        task: None,
+        alloc: None,
+        source: "file".to_owned(),
+        stream: "/var/log/syslog".to_owned(),
+        level: Some(level.to_owned()),
+        message: message.to_owned(),
+        fields: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn the_log_page_counts_by_a_field_through_the_count_api_and_links_to_the_narrowed_query() {
+    let (server, _dir) = support::start_server().await;
+    let mut records = Vec::new();
+    for seq in 1..=6 {
+        records.push(log_record("batch01", if seq % 2 == 0 { "error" } else { "info" }, seq, "disk full on /data"));
+    }
+    for seq in 1..=2 {
+        records.push(log_record("batch02", "error", seq, "disk full on /scratch"));
+    }
+    let imported =
+        server.import_logs(drover_proto::api::LogImportRequest { records, trust_timestamps: true }).await.unwrap();
+    assert_eq!(imported.accepted, 8);
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = send(&server, get("/ui/logs?q=disk&since=1h&count_by=node", None)).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        if page.body.contains(">batch02</a>") || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // Largest first, each linking to `(disk) AND node:"…"`, still counted by node.
+    let first = page.body.find(r#"q=%28disk%29%20AND%20node%3A%22batch01%22&#38;since=1h&#38;count_by=node""#);
+    let second = page.body.find(r#"q=%28disk%29%20AND%20node%3A%22batch02%22&#38;since=1h&#38;count_by=node""#);
+    assert!(first.is_some() && second.is_some() && first < second, "{}", page.body);
+    assert!(page.body.contains(r#"<td class="num">6</td>"#) && page.body.contains(r#"<td class="num">2</td>"#));
+
+    // Following a value narrows the lines and the counts.
+    let narrowed =
+        send(&server, get("/ui/logs?q=%28disk%29%20AND%20node%3A%22batch01%22&since=1h&count_by=level", None)).await;
+    assert!(narrowed.body.contains("6 matching lines"), "{}", narrowed.body);
+    assert!(narrowed.body.contains(r#"<td class="num">3</td>"#), "3 errors and 3 infos: {}", narrowed.body);
+    assert!(!narrowed.body.contains(">batch02</a>"), "{}", narrowed.body);
+
+    // A field that cannot be counted: the API's message, the lines still there.
+    let refused = send(&server, get("/ui/logs?q=disk&since=1h&count_by=message", None)).await;
+    assert_eq!(refused.status, StatusCode::OK, "{}", refused.body);
+    assert!(refused.body.contains("8 matching lines") && refused.body.contains("error:"), "{}", refused.body);
+}
+
+#[tokio::test]
+async fn the_live_tail_is_the_api_tail_under_the_dashboard_session() {
+    let (server, _dir) = support::start_server().await;
+    let response = drover_api::router(server.clone()).oneshot(get("/ui/logs/tail?q=disk", None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/x-ndjson");
+    drop(response);
+    let broken = send(&server, get("/ui/logs/tail?q=%28disk", None)).await;
+    assert_eq!(broken.status, StatusCode::BAD_REQUEST, "{}", broken.body);
+    assert!(broken.body.contains("unbalanced parenthesis at column 1"), "{}", broken.body);
+}
+
+#[tokio::test]
+async fn silencing_and_expiring_from_the_alert_page_go_through_the_silence_api_with_csrf_and_audit() {
+    let (server, _dir) = support::start_server().await;
+    let page = send(&server, get("/ui/alerts?silence=alertname%3D%22tmp-full%22", None)).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(r#"action="/ui/alerts/silence""#), "{}", page.body);
+    assert!(page.body.contains("alertname=&#34;tmp-full&#34;</textarea>"), "the link fills the form: {}", page.body);
+    let cookie = session_cookie(&page).expect("a session cookie");
+    let csrf = csrf_of(&page.body);
+    let form = "matchers=alertname%3D%22tmp-full%22%0D%0Anode%3D~%22batch.*%22&duration=2h&comment=sda+swapped";
+
+    // Forged: refused before the API's handler, and audited as the silence.
+    let forged = send(&server, post_form("/ui/alerts/silence", Some(&cookie), form)).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    wait_for_audit(&server, |event| {
+        event.action == "alert.silence"
+            && matches!(&event.outcome, drover_types::acl::AuditOutcome::Refused(why) if why.contains("CSRF"))
+    })
+    .await;
+
+    // No matcher, a bad duration, no comment: the CLI's and API's messages.
+    for (bad, message) in [
+        (format!("csrf={csrf}&matchers=+%0A&duration=2h&comment=x"), "needs at least one matcher"),
+        (format!("csrf={csrf}&matchers=alertname%3Dx&duration=soon&comment=x"), "bad duration"),
+        (format!("csrf={csrf}&matchers=alertname%3Dx&duration=2h&comment="), "a silence needs a comment"),
+        (format!("csrf={csrf}&matchers=1bad%3Dx&duration=2h&comment=x"), "bad matcher"),
+    ] {
+        let refused = send(&server, post_form("/ui/alerts/silence", Some(&cookie), &bad)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}: {}", refused.body);
+        assert!(refused.body.contains(message), "{bad}: {}", refused.body);
+    }
+
+    let made = send(&server, post_form("/ui/alerts/silence", Some(&cookie), &format!("csrf={csrf}&{form}"))).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let location = made.headers[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/ui/alerts?notice=silence%20"), "{location}");
+    wait_for_audit(&server, |event| {
+        event.action == "alert.silence"
+            && event.target == "/v1/silences"
+            && event.details == "from the dashboard"
+            && event.outcome == drover_types::acl::AuditOutcome::Ok
+    })
+    .await;
+
+    let listed = send(&server, get(&location, Some(&cookie))).await;
+    assert!(listed.body.contains("sda swapped"), "{}", listed.body);
+    assert!(listed.body.contains(r#"alertname=&#34;tmp-full&#34;, node=~&#34;batch.*&#34;"#), "{}", listed.body);
+    let marker = r#"action="/ui/silence/"#;
+    let at = listed.body.find(marker).expect("an expire form") + marker.len();
+    let id = listed.body[at..].split('/').next().unwrap().to_owned();
+
+    let forged = send(&server, post_form(&format!("/ui/silence/{id}/expire"), Some(&cookie), "csrf=nope")).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+    let expired =
+        send(&server, post_form(&format!("/ui/silence/{id}/expire"), Some(&cookie), &format!("csrf={csrf}"))).await;
+    assert_eq!(expired.status, StatusCode::SEE_OTHER, "{}", expired.body);
+    wait_for_audit(&server, |event| {
+        event.action == "alert.unsilence"
+            && event.target == format!("/v1/silence/{id}")
+            && event.outcome == drover_types::acl::AuditOutcome::Ok
+    })
+    .await;
+    let after = send(&server, get("/ui/alerts", Some(&cookie))).await;
+    assert!(!after.body.contains("sda swapped") && after.body.contains("No silence."), "over: {}", after.body);
+}
+
+#[tokio::test]
+async fn without_site_apply_there_is_no_silence_form_and_a_post_is_refused_as_the_api_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ServerConfig::new(dir.path().join("server"), "127.0.0.1:1".to_owned());
+    config.security =
+        SecurityMode::Secure(TlsSettings { validity: Duration::from_secs(86_400), ..TlsSettings::default() });
+    let server = Server::start(config).await.unwrap();
+    for _ in 0..100 {
+        if server.status().is_leader && server.consistent_state().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let bootstrap = send(&server, Request::post("/v1/acl/bootstrap").body(Body::empty()).unwrap()).await;
+    let root =
+        serde_json::from_str::<serde_json::Value>(&bootstrap.body).unwrap()["secret"].as_str().unwrap().to_owned();
+    let json = |method: &str, path: &str, body: serde_json::Value| {
+        Request::builder()
+            .method(method)
+            .uri(path)
+            .header(drover_proto::api::TOKEN_HEADER, &root)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap()
+    };
+    let policy = serde_json::json!({ "file_name": "viewer.hcl", "source": "site { capabilities = [\"read\"] }\n" });
+    let applied = send(&server, json("PUT", "/v1/acl/policy/viewer", policy)).await;
+    assert!(applied.status.is_success(), "{}", applied.body);
+    let created =
+        send(&server, json("POST", "/v1/acl/tokens", serde_json::json!({ "name": "viewer", "policies": ["viewer"] })))
+            .await;
+    assert!(created.status.is_success(), "{}", created.body);
+    let viewer =
+        serde_json::from_str::<serde_json::Value>(&created.body).unwrap()["secret"].as_str().unwrap().to_owned();
+
+    let page = send(&server, get("/ui/alerts", Some(&viewer))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains("Silences"), "{}", page.body);
+    assert!(!page.body.contains("/ui/alerts/silence") && !page.body.contains("New silence"), "{}", page.body);
+    let csrf = csrf_of(&page.body);
+    let form = format!("csrf={csrf}&matchers=alertname%3Dx&duration=2h&comment=x");
+    let refused = send(&server, post_form("/ui/alerts/silence", Some(&viewer), &form)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("apply"), "the API's refusal names the capability: {}", refused.body);
+    wait_for_audit(&server, |event| {
+        event.action == "alert.silence"
+            && event.name == "viewer"
+            && matches!(event.outcome, drover_types::acl::AuditOutcome::Refused(_))
+    })
+    .await;
+
+    let page = send(&server, get("/ui/alerts", Some(&root))).await;
+    assert!(page.body.contains("New silence"), "the management token may silence: {}", page.body);
 }

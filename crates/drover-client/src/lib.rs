@@ -12,11 +12,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use drover_proto::api::{
-    AllocListEntry, ClusterHealth, DeregisterJobResponse, DrainRequest, EligibilityRequest, ExecEvent, ExecRequest,
-    INDEX_HEADER, JobListEntry, JobStatusResponse, LogCountBy, LogCountResponse, LogHistogramResponse, LogInterval,
-    LogPage, LogQuery, LogRecord, LogSearchResponse, Member, NodeListEntry, NodeStatusResponse, NodeUpdateRequest,
-    NodeUpdateResponse, NodeUsageEntry, PlanResponse, ProtectionRequest, RegisterJobRequest, RegisterJobResponse,
-    RevertJobRequest, ServerIdentity, ServerInfo, USER_HEADER,
+    AllocListEntry, ClusterHealth, DeregisterJobResponse, DispatchJobRequest, DispatchJobResponse, DrainRequest,
+    EligibilityRequest, ExecEvent, ExecRequest, INDEX_HEADER, JobListEntry, JobStatusResponse, LogCountBy,
+    LogCountResponse, LogHistogramResponse, LogInterval, LogPage, LogQuery, LogRecord, LogSearchResponse, Member,
+    NodeListEntry, NodeStatusResponse, NodeUpdateRequest, NodeUpdateResponse, NodeUsageEntry, PlanResponse,
+    ProtectionRequest, RegisterJobRequest, RegisterJobResponse, RevertJobRequest, ServerIdentity, ServerInfo,
+    USER_HEADER,
 };
 use drover_proto::paths;
 use drover_proto::session::LogStream;
@@ -577,6 +578,12 @@ impl Client {
         self.post(&paths::fill(paths::JOB_REVERT, &[job_id]), &RevertJobRequest { version }).await
     }
 
+    /// `POST /v1/job/{id}/dispatch`: launches a child of a parameterized
+    /// job.
+    pub async fn dispatch_job(&self, job_id: &str, request: &DispatchJobRequest) -> Result<DispatchJobResponse> {
+        self.post(&paths::fill(paths::JOB_DISPATCH, &[job_id]), request).await
+    }
+
     /// `POST /v1/job/{id}/periodic/force`.
     pub async fn force_periodic(&self, job_id: &str) -> Result<RegisterJobResponse> {
         self.post(&paths::fill(paths::JOB_PERIODIC_FORCE, &[job_id]), &serde_json::json!({})).await
@@ -605,6 +612,32 @@ impl Client {
     /// `GET /v1/allocation/{id-or-prefix}`.
     pub async fn allocation(&self, id_prefix: &str) -> Result<Allocation> {
         Ok(self.get(&paths::fill(paths::ALLOCATION, &[id_prefix]), None).await?.0)
+    }
+
+    /// `GET /v1/services`: the services of the catalogue.
+    pub async fn services(&self) -> Result<Vec<drover_proto::api::ServiceListEntry>> {
+        Ok(self.get(paths::SERVICES, None).await?.0)
+    }
+
+    /// `GET /v1/service/{name}?tag=&healthy=`: a service's instances (a
+    /// blocking query with `wait`), and the index of the answer.
+    pub async fn service_instances(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        healthy_only: bool,
+        wait: Option<Wait>,
+    ) -> Result<(Vec<drover_proto::api::ServiceInstance>, u64)> {
+        let mut path = paths::fill(paths::SERVICE, &[name]);
+        let mut separator = '?';
+        if let Some(tag) = tag {
+            path.push_str(&format!("{separator}tag={}", paths::encode(tag)));
+            separator = '&';
+        }
+        if healthy_only {
+            path.push_str(&format!("{separator}healthy=true"));
+        }
+        self.get(&path, wait).await
     }
 
     /// `GET /v1/evaluation/{id-or-prefix}`.
@@ -765,6 +798,18 @@ impl Client {
     /// `POST /v1/workflow/{id}/cancel`.
     pub async fn cancel_workflow(&self, id: &str) -> Result<drover_types::workflow::Workflow> {
         self.post(&paths::fill(paths::WORKFLOW_CANCEL, &[id]), &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/workflow/{id}/pause` (`paused`) or `…/resume`.
+    pub async fn pause_workflow(&self, id: &str, paused: bool) -> Result<drover_types::workflow::Workflow> {
+        let path = if paused { paths::WORKFLOW_PAUSE } else { paths::WORKFLOW_RESUME };
+        self.post(&paths::fill(path, &[id]), &serde_json::json!({})).await
+    }
+
+    /// `GET /v1/node/{node}/console`: the node's console now, through its
+    /// provider.
+    pub async fn node_console(&self, node: &str) -> Result<drover_proto::machines::NodeConsole> {
+        Ok(self.get(&paths::fill(paths::NODE_CONSOLE, &[node]), None).await?.0)
     }
 
     /// `POST /v1/node/{node}/protection`.

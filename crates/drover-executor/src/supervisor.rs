@@ -66,7 +66,7 @@ impl SupervisorConfig {
     pub fn for_task(task: &Task, group_policy: RestartPolicy, job_type: JobType) -> Result<Self> {
         Ok(SupervisorConfig {
             policy: task.restart.unwrap_or(group_policy),
-            batch: job_type == JobType::Batch,
+            batch: job_type.runs_to_completion(),
             kill_signal: parse_signal(&task.kill_signal)?,
             kill_timeout: task.kill_timeout.get(),
         })
@@ -958,6 +958,8 @@ mod tests {
             logs: None,
             templates: vec![],
             artifacts: vec![],
+            lifecycle: None,
+            dispatch_payload: None,
         };
         let config = SupervisorConfig::for_task(&task, RestartPolicy::BATCH_DEFAULT, JobType::Batch).unwrap();
         assert_eq!(config.policy, RestartPolicy::BATCH_DEFAULT);

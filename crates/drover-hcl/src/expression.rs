@@ -10,10 +10,21 @@
 //! `"/opt/${var.version}/bin/${node.unique.name}"` evaluates to
 //! `/opt/3.2.1/bin/${node.unique.name}`.
 //!
+//! A plain interpolation of a name the file does not know, such as
+//! `${SLEEP_SECS}` or `${VAULT_TOKEN}` in a heredoc script, stays literal
+//! text too, as Nomad's HCL2 reader keeps it (its evaluation context turns
+//! every unknown variable into the text `${name}`): the agent leaves such a
+//! reference alone when it interpolates the task's values, so the shell or
+//! the program expands it. Two exceptions keep typos visible: a name one
+//! edit away from a known root (`${vra.x}`, `${nod.name}`) is refused with
+//! "did you mean", unless it is written like an environment variable
+//! (capitals, digits and `_` only), and an unknown name outside a plain
+//! `${…}` interpolation (`count = foo`, `"${foo + 1}"`) is refused as before.
+//!
 //! The same walk checks every name the expression uses, so that unknown
-//! names, undeclared variables and unsupported functions are reported at
-//! their own position rather than as an evaluation failure of the whole
-//! attribute.
+//! names, undeclared variables and locals and unsupported functions are
+//! reported at their own position rather than as an evaluation failure of
+//! the whole attribute.
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -27,7 +38,7 @@ use hcl_edit::{Decorated, Span};
 
 use crate::diagnostic::{Diagnostic, SourceMap};
 use crate::functions;
-use crate::suggest::did_you_mean;
+use crate::suggest::{did_you_mean, nearest};
 
 /// The roots of runtime references: resolved on a node, never while reading
 /// the file.
@@ -37,31 +48,65 @@ pub const RUNTIME_ROOTS: [&str; 4] = ["node", "attr", "meta", "env"];
 /// `DROVER_TASK_NAME`.
 pub const RUNTIME_VARIABLE_PREFIXES: [&str; 2] = ["NOMAD_", "DROVER_"];
 
+/// Every root name an expression may start with: variables, locals and the
+/// runtime roots.
+pub const KNOWN_ROOTS: [&str; 6] = ["var", "local", "node", "attr", "meta", "env"];
+
 /// Whether a root name starts a runtime reference.
 pub fn is_runtime_root(name: &str) -> bool {
     RUNTIME_ROOTS.contains(&name) || RUNTIME_VARIABLE_PREFIXES.iter().any(|prefix| name.starts_with(prefix))
 }
 
-/// What `var.<name>` may refer to in the expressions being evaluated.
+/// Whether `${name}` (or `${name.x}`), with `name` no root the file knows,
+/// is kept as literal text for the task's runtime, as Nomad keeps it: every
+/// name but the known roots and their near misses (`vra`, `nod`); a name
+/// written like an environment variable (`SLEEP_SECS`, `ENV`) is never taken
+/// for a near miss.
+pub fn passes_through(name: &str) -> bool {
+    if KNOWN_ROOTS.contains(&name) {
+        return false;
+    }
+    is_environment_shaped(name) || nearest(name, KNOWN_ROOTS).is_none()
+}
+
+/// Capitals, digits and `_` only, with at least one capital: how
+/// environment variables are written.
+fn is_environment_shaped(name: &str) -> bool {
+    name.chars().any(|character| character.is_ascii_uppercase())
+        && name
+            .chars()
+            .all(|character| character.is_ascii_uppercase() || character.is_ascii_digit() || character == '_')
+}
+
+/// What `var.<name>` and `local.<name>` may refer to in the expressions
+/// being evaluated.
 #[derive(Clone, Debug, Default)]
 pub(crate) enum VariableScope {
-    /// Variable defaults and var files: no variable may be used.
+    /// Variable defaults and var files: no variable or local may be used.
     #[default]
     Forbidden,
     /// The body of a definition file.
     Declared {
-        /// Every declared variable.
-        declared: BTreeSet<String>,
-        /// Declared variables that have no usable value (their problem was
-        /// already reported, so expressions using them are skipped
-        /// silently).
-        unusable: BTreeSet<String>,
+        /// The file's variables.
+        variables: NameScope,
+        /// The file's locals (empty until they are evaluated).
+        locals: NameScope,
     },
+}
+
+/// The names of one kind (variables or locals) a file declares.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NameScope {
+    /// Every declared name.
+    pub(crate) declared: BTreeSet<String>,
+    /// Declared names that have no usable value (their problem was already
+    /// reported, so expressions using them are skipped silently).
+    pub(crate) unusable: BTreeSet<String>,
 }
 
 /// Evaluates expressions of one kind of input (a definition body, variable
 /// defaults, a var file).
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Evaluator {
     context: hcl::eval::Context<'static>,
     scope: VariableScope,
@@ -84,7 +129,23 @@ impl Evaluator {
         let mut context = hcl::eval::Context::new();
         functions::declare_all(&mut context);
         context.declare_var("var", Value::Object(values));
-        Evaluator { context, scope: VariableScope::Declared { declared, unusable } }
+        context.declare_var("local", Value::Object(hcl::Map::new()));
+        let variables = NameScope { declared, unusable };
+        Evaluator { context, scope: VariableScope::Declared { variables, locals: NameScope::default() } }
+    }
+
+    /// Makes `local.<name>` the value of each local in `values`; `declared`
+    /// names every local of the file, `unusable` those without a value.
+    pub(crate) fn set_locals(
+        &mut self,
+        values: hcl::Map<String, Value>,
+        declared: BTreeSet<String>,
+        unusable: BTreeSet<String>,
+    ) {
+        self.context.declare_var("local", Value::Object(values));
+        if let VariableScope::Declared { locals, .. } = &mut self.scope {
+            *locals = NameScope { declared, unusable };
+        }
     }
 
     /// The value of `expression`, or `None` when it cannot be evaluated; the
@@ -162,7 +223,7 @@ impl Preparer<'_> {
             },
             _ => return None,
         };
-        if !is_runtime_root(root_name) || self.is_local(root_name) {
+        if !(is_runtime_root(root_name) || passes_through(root_name)) || self.is_local(root_name) {
             return None;
         }
         reference_text(root_name, operators)
@@ -174,8 +235,8 @@ impl Preparer<'_> {
         if self.is_local(name) {
             return;
         }
-        if name == "var" {
-            self.check_variable_use(operators.first().map(|operator| operator.value()), span);
+        if name == "var" || name == "local" {
+            self.check_declared_use(name, operators.first().map(|operator| operator.value()), span);
             return;
         }
         if is_runtime_root(name) {
@@ -188,39 +249,56 @@ impl Preparer<'_> {
             ));
             return;
         }
-        let known_roots = std::iter::once("var").chain(RUNTIME_ROOTS);
+        let passes = if passes_through(name) {
+            format!(" (only a plain \"${{{name}}}\" in a string is kept as it is, for the task's runtime to expand)")
+        } else {
+            String::new()
+        };
         self.problems.push((
             span,
             format!(
-                "unknown name \"{name}\": use var.<name> for variables, or \"${{node.…}}\", \"${{attr.…}}\", \"${{meta.…}}\" for values of the node{}",
-                did_you_mean(name, known_roots)
+                "unknown name \"{name}\": use var.<name> for variables, local.<name> for locals, or \"${{node.…}}\", \"${{attr.…}}\", \"${{meta.…}}\" for values of the node{}{passes}",
+                did_you_mean(name, KNOWN_ROOTS)
             ),
         ));
     }
 
-    fn check_variable_use(&mut self, first_operator: Option<&TraversalOperator>, span: Option<Range<usize>>) {
-        let VariableScope::Declared { declared, unusable } = self.scope else {
+    /// Checks `var.<name>` (`root` is `var`) or `local.<name>` (`root` is
+    /// `local`).
+    fn check_declared_use(
+        &mut self,
+        root: &str,
+        first_operator: Option<&TraversalOperator>,
+        span: Option<Range<usize>>,
+    ) {
+        let VariableScope::Declared { variables, locals } = self.scope else {
             self.problems.push((
                 span,
-                "variable defaults, var files and -var values cannot use variables: give a literal value".to_owned(),
+                "variable defaults, var files and -var values cannot use variables or locals: give a literal value"
+                    .to_owned(),
             ));
             return;
         };
-        let variable_name = match first_operator {
+        let (names, kind, fix) = if root == "local" {
+            (locals, "local", "add it to a locals { … } block")
+        } else {
+            (variables, "variable", "add a variable \"<name>\" {} block")
+        };
+        let name = match first_operator {
             Some(TraversalOperator::GetAttr(name)) => name.as_str().to_owned(),
             Some(TraversalOperator::Index(Expression::String(name))) => name.value().clone(),
             _ => return,
         };
-        if unusable.contains(&variable_name) {
+        if names.unusable.contains(&name) {
             self.uses_unusable = true;
             return;
         }
-        if !declared.contains(&variable_name) {
-            let suggestion = did_you_mean(&variable_name, declared.iter().map(String::as_str));
+        if !names.declared.contains(&name) {
+            let suggestion = did_you_mean(&name, names.declared.iter().map(String::as_str));
             let message = if suggestion.is_empty() {
-                format!("variable \"{variable_name}\" is not declared: add a variable \"{variable_name}\" {{}} block")
+                format!("{kind} \"{name}\" is not declared: {}", fix.replace("<name>", &name))
             } else {
-                format!("variable \"{variable_name}\" is not declared{suggestion}")
+                format!("{kind} \"{name}\" is not declared{suggestion}")
             };
             self.problems.push((span, message));
         }
@@ -489,11 +567,29 @@ mod tests {
     }
 
     #[test]
+    fn plain_interpolations_of_unknown_names_stay_literal_like_nomad() {
+        assert_eq!(evaluate(r#""x ${foo.bar}""#), Ok(Value::from("x ${foo.bar}")));
+        assert_eq!(
+            evaluate("<<EOT\nsleep ${SLEEP_SECS} # ${VAULT_TOKEN}\n${var.version}\nEOT"),
+            Ok(Value::from("sleep ${SLEEP_SECS} # ${VAULT_TOKEN}\n3.2.1\n"))
+        );
+        assert_eq!(evaluate(r#""${ENV} ${NODE}""#), Ok(Value::from("${ENV} ${NODE}")));
+        assert_eq!(evaluate(r#"format("%s:1", "${PORT}")"#), Ok(Value::from("${PORT}:1")));
+    }
+
+    #[test]
     fn unknown_names_are_reported_at_their_position() {
         assert_eq!(
-            evaluate(r#""x ${foo.bar}""#),
-            Err("test.hcl:1:6: unknown name \"foo\": use var.<name> for variables, or \"${node.…}\", \"${attr.…}\", \"${meta.…}\" for values of the node".to_owned())
+            evaluate("foo"),
+            Err("test.hcl:1:1: unknown name \"foo\": use var.<name> for variables, local.<name> for locals, or \"${node.…}\", \"${attr.…}\", \"${meta.…}\" for values of the node (only a plain \"${foo}\" in a string is kept as it is, for the task's runtime to expand)".to_owned())
         );
+        assert_eq!(
+            evaluate(r#""${vra.version}""#),
+            Err("test.hcl:1:4: unknown name \"vra\": use var.<name> for variables, local.<name> for locals, or \"${node.…}\", \"${attr.…}\", \"${meta.…}\" for values of the node; did you mean \"var\"?".to_owned())
+        );
+        assert!(evaluate(r#""${foo + 1}""#).unwrap_err().contains("unknown name \"foo\""));
+        assert!(evaluate(r#""${upper(SLEEP_SECS)}""#).unwrap_err().contains("unknown name \"SLEEP_SECS\""));
+        assert!(evaluate(r#"upper("${SLEEP_SECS}")"#).unwrap_err().contains("function \"upper\" cannot use it"));
         assert_eq!(
             evaluate(r#""${var.versoin}""#),
             Err("test.hcl:1:4: variable \"versoin\" is not declared; did you mean \"version\"?".to_owned())
@@ -504,7 +600,7 @@ mod tests {
             "{:?}",
             evaluate(r#"upper("${node.unique.name}")"#)
         );
-        assert!(evaluate(r#"uuidv4()"#).unwrap_err().contains("pass the value with -var"));
+        assert!(evaluate(r#"file("x")"#).unwrap_err().contains("paste the content"));
         assert!(evaluate("node.unique.name").unwrap_err().contains("write \"${node.unique.name}\""));
     }
 
@@ -566,6 +662,12 @@ mod tests {
             .to_string())
         );
         assert!(evaluate(r#"format("%x", 1)"#).unwrap_err().contains("%x is not supported"));
+        let uuid = evaluate("uuidv4()").unwrap();
+        assert_eq!(uuid.as_str().map(|text| (text.len(), text.matches('-').count())), Some((36, 4)));
+        assert_ne!(evaluate("uuidv4()").unwrap(), uuid, "a new UUID at every call");
+        let now = evaluate("timestamp()").unwrap();
+        let text = now.as_str().unwrap_or_default();
+        assert!(chrono::DateTime::parse_from_rfc3339(text).is_ok() && text.ends_with('Z'), "{text}");
     }
 
     #[test]

@@ -2,11 +2,16 @@
 //! HCL2 function library (go-cty's standard functions), evaluated by
 //! `hcl::eval` while the file is read.
 //!
+//! `uuidv4()` and `timestamp()` are evaluated while the file is read, as
+//! Nomad does: a random UUID and the current time in UTC (RFC 3339, whole
+//! seconds). They make a file read differently each time, so a job using
+//! them changes at every `job run` and `job plan` always shows a change.
+//!
 //! Left out on purpose, each refused at its position with what to do:
-//! functions that read the machine or the clock (`file`, `uuidv4`,
-//! `timestamp`, `env`): a job file reads the same wherever it is read,
-//! so those values come in as variables; and `try`/`can`, which need lazy
-//! evaluation that `hcl::eval` does not have.
+//! functions that read the machine (`file`, `env`): a job file reads the
+//! same wherever it is read, so those values come in as variables;
+//! `uuidv5`; and `try`/`can`, which need lazy evaluation that `hcl::eval`
+//! does not have.
 //!
 //! A runtime reference such as `"${node.unique.name}"` is only text while
 //! the file is read, so a function that looks into its argument (`upper`,
@@ -38,18 +43,16 @@ pub(crate) const TEXT_PRESERVING: [&str; 14] = [
 ];
 
 /// Functions refused, with what to do instead.
-pub(crate) const REFUSED: [(&str, &str); 7] = [
+pub(crate) const REFUSED: [(&str, &str); 5] = [
     ("file", "paste the content into the job file, or pass it as a variable (-var-file)"),
-    ("uuidv4", "a job file reads the same wherever it is read: pass the value with -var"),
     ("uuidv5", "pass the value with -var"),
-    ("timestamp", "a job file reads the same wherever it is read: pass the time with -var"),
     ("env", "pass the value with -var, or DROVER_VAR_<name>"),
     ("try", "give a default in the variable block instead"),
     ("can", "give a default in the variable block instead"),
 ];
 
 /// Every function a file may call.
-pub const SUPPORTED: [&str; 33] = [
+pub const SUPPORTED: [&str; 35] = [
     "abs",
     "ceil",
     "chomp",
@@ -75,6 +78,7 @@ pub const SUPPORTED: [&str; 33] = [
     "reverse",
     "split",
     "substr",
+    "timestamp",
     "title",
     "tonumber",
     "tostring",
@@ -82,6 +86,7 @@ pub const SUPPORTED: [&str; 33] = [
     "trimspace",
     "trimsuffix",
     "upper",
+    "uuidv4",
     "values",
 ];
 
@@ -91,7 +96,7 @@ pub(crate) fn declare_all(context: &mut Context<'static>) {
     let string = || ParamType::String;
     let number = || ParamType::Number;
     let list = || ParamType::array_of(ParamType::Any);
-    let definitions: [(&str, FuncDef); 33] = [
+    let definitions: [(&str, FuncDef); 35] = [
         ("abs", FuncDef::new(abs, [number()])),
         ("ceil", FuncDef::new(ceil, [number()])),
         ("chomp", FuncDef::new(chomp, [string()])),
@@ -120,6 +125,7 @@ pub(crate) fn declare_all(context: &mut Context<'static>) {
         ("reverse", FuncDef::new(reverse, [list()])),
         ("split", FuncDef::new(split, [string(), string()])),
         ("substr", FuncDef::new(substr, [string(), number(), number()])),
+        ("timestamp", FuncDef::builder().build(timestamp)),
         ("title", FuncDef::new(title, [string()])),
         ("tonumber", FuncDef::new(tonumber, [any()])),
         ("tostring", FuncDef::new(tostring, [any()])),
@@ -127,6 +133,7 @@ pub(crate) fn declare_all(context: &mut Context<'static>) {
         ("trimspace", FuncDef::new(trimspace, [string()])),
         ("trimsuffix", FuncDef::new(trimsuffix, [string(), string()])),
         ("upper", FuncDef::new(upper, [string()])),
+        ("uuidv4", FuncDef::builder().build(uuidv4)),
         ("values", FuncDef::new(values, [ParamType::object_of(any())])),
     ];
     for (name, definition) in definitions {
@@ -170,6 +177,17 @@ fn ceil(args: FuncArgs) -> Outcome {
 
 fn floor(args: FuncArgs) -> Outcome {
     Ok(number(float_at(&args, 0).floor()))
+}
+
+/// A random (version 4) UUID, new at every call.
+fn uuidv4(_args: FuncArgs) -> Outcome {
+    Ok(Value::from(uuid::Uuid::new_v4().to_string()))
+}
+
+/// The time the file is read, in UTC: `2026-12-07T06:13:47Z`.
+fn timestamp(_args: FuncArgs) -> Outcome {
+    let now = drover_types::Timestamp::now().to_datetime();
+    Ok(Value::from(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
 }
 
 fn chomp(args: FuncArgs) -> Outcome {

@@ -8,7 +8,8 @@
 //! - [`Document::evaluate`] reads the file's `variable` blocks and gives them
 //!   values from their defaults, `DROVER_VAR_<name>` environment variables,
 //!   `-var-file` files and `-var name=value` arguments ([`VarInputs`], in
-//!   that order of precedence), producing an [`Evaluation`];
+//!   that order of precedence), then evaluates its `locals` blocks (see
+//!   [`locals`]), producing an [`Evaluation`];
 //! - [`Evaluation::root`] hands out a [`BlockReader`], through which a schema
 //!   pulls typed attributes and sub-blocks by name. Expressions are
 //!   evaluated with `hcl::eval`, except runtime references such as
@@ -39,6 +40,7 @@
 pub mod diagnostic;
 pub mod expression;
 pub mod functions;
+mod locals;
 mod reader;
 pub use drover_types::suggest;
 mod syntax;
@@ -143,11 +145,12 @@ impl Document {
         &self.body
     }
 
-    /// Reads the `variable` blocks, gives them their values from `inputs`
-    /// and returns the evaluation through which the rest of the file is
-    /// read. Problems with variables are collected in the evaluation, and
-    /// expressions that use a variable without a usable value are skipped
-    /// without further messages.
+    /// Reads the `variable` blocks, gives them their values from `inputs`,
+    /// evaluates the `locals` blocks and returns the evaluation through
+    /// which the rest of the file is read. Problems with variables and
+    /// locals are collected in the evaluation, and expressions that use a
+    /// variable or local without a usable value are skipped without further
+    /// messages.
     pub fn evaluate(self, inputs: &VarInputs) -> Evaluation {
         let mut evaluation = Evaluation {
             document: self,
@@ -163,6 +166,7 @@ impl Document {
             resolved.unusable,
         );
         evaluation.variable_values = resolved.values;
+        evaluation.evaluator = locals::evaluate(&evaluation);
         evaluation
     }
 }
@@ -178,11 +182,12 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// A reader over the top-level body. `variable` blocks are already read
-    /// and count as known.
+    /// A reader over the top-level body. `variable` and `locals` blocks are
+    /// already read and count as known.
     pub fn root(&self) -> BlockReader<'_> {
         let mut root = BlockReader::root(self);
         root.skip("variable");
+        root.skip("locals");
         root
     }
 
@@ -223,6 +228,10 @@ impl Evaluation {
 
     pub(crate) fn body(&self) -> &Body {
         &self.document.body
+    }
+
+    pub(crate) fn extend_diagnostics(&self, found: Vec<Diagnostic>) {
+        self.diagnostics.borrow_mut().extend(found);
     }
 
     pub(crate) fn evaluate_expression(&self, expression: &hcl_edit::expr::Expression) -> Option<Value> {

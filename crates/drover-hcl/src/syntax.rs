@@ -13,6 +13,12 @@
 //! that space is replaced by a newline and the text parsed again. Replacing
 //! one byte by one byte keeps every offset, so positions in the parsed body
 //! and in later errors still point into the text as the user wrote it.
+//!
+//! The same way, a quoted attribute name in a block, HCL 1's
+//! `meta { "version" = "2" }` that older Nomad job files use, is read as the
+//! plain name when it is one (letters, digits, `_` and `-`): both quotes are
+//! replaced by spaces. A quoted name that is no plain name (`"a.b" = …`) is
+//! refused at its position with how to write it.
 
 use hcl_edit::structure::Body;
 
@@ -35,6 +41,27 @@ pub(crate) fn parse_body(source_map: &SourceMap, text: &str) -> Result<Body, Dia
             Err(error) => error,
         };
         let offset = error.location().offset();
+        if splits < MAXIMUM_LINE_SPLITS && error.message().starts_with("invalid block body") {
+            match quoted_attribute_name(&attempt, offset) {
+                Some(QuotedName::Plain { opening, closing }) => {
+                    attempt[opening] = b' ';
+                    attempt[closing] = b' ';
+                    splits += 1;
+                    continue;
+                }
+                Some(QuotedName::Other { opening, name }) => {
+                    return Err(source_map
+                        .diagnostic(
+                            Some(opening..opening + 1),
+                            format!(
+                                "syntax error: the quoted attribute name \"{name}\" is HCL 1 syntax, and it is not a plain name (letters, digits, _ and -): write the block as a map attribute, e.g. meta = {{ \"{name}\" = \"…\" }}"
+                            ),
+                        )
+                        .into());
+                }
+                None => {}
+            }
+        }
         if splits < MAXIMUM_LINE_SPLITS
             && let Some(split) = split_point(&attempt, offset, error.message())
             && let Some(byte) = attempt.get_mut(split)
@@ -58,7 +85,10 @@ fn split_point(text: &[u8], offset: usize, message: &str) -> Option<usize> {
     let token_start = if message.starts_with("invalid block body") || message.starts_with("expected newline") {
         let start = offset + text.get(offset..)?.iter().take_while(|byte| is_blank(byte)).count();
         let first = text.get(start)?;
-        if !(first.is_ascii_alphabetic() || *first == b'_' || *first == b'}') {
+        // `job "x" { datacenters = ["dc1"]` and the end of the line: the
+        // block opened on this line must become multi-line.
+        let ends_line = matches!(first, b'\n' | b'\r');
+        if !(first.is_ascii_alphabetic() || *first == b'_' || *first == b'}' || ends_line) {
             return None;
         }
         // A block opened earlier on this line must become multi-line first.
@@ -69,6 +99,9 @@ fn split_point(text: &[u8], offset: usize, message: &str) -> Option<usize> {
             && text.get(brace_index + 1).is_some_and(is_blank)
         {
             return Some(brace_index + 1);
+        }
+        if ends_line {
+            return None;
         }
         start
     } else if message.starts_with("invalid attribute; expected `=`") {
@@ -85,6 +118,40 @@ fn split_point(text: &[u8], offset: usize, message: &str) -> Option<usize> {
     };
     let split = token_start.checked_sub(1)?;
     text.get(split).is_some_and(is_blank).then_some(split)
+}
+
+/// A quoted attribute name where the parser expected a name.
+enum QuotedName {
+    /// `"version" = …`: the offsets of the two quotes.
+    Plain { opening: usize, closing: usize },
+    /// `"a.b" = …`: the offset of the opening quote and the name.
+    Other { opening: usize, name: String },
+}
+
+/// The quoted attribute name (`"version" = "2"`) that starts at `offset`
+/// (after blanks), if one does.
+fn quoted_attribute_name(text: &[u8], offset: usize) -> Option<QuotedName> {
+    let is_blank = |byte: &u8| *byte == b' ' || *byte == b'\t';
+    let opening = offset + text.get(offset..)?.iter().take_while(|byte| is_blank(byte)).count();
+    if text.get(opening) != Some(&b'"') {
+        return None;
+    }
+    let length =
+        text.get(opening + 1..)?.iter().take_while(|byte| !matches!(byte, b'"' | b'\n' | b'\\' | b'$' | b'%')).count();
+    let closing = opening + 1 + length;
+    if text.get(closing) != Some(&b'"') {
+        return None;
+    }
+    let after = closing + 1 + text.get(closing + 1..)?.iter().take_while(|byte| is_blank(byte)).count();
+    // `=`, but not `==`.
+    if text.get(after) != Some(&b'=') || text.get(after + 1) == Some(&b'=') {
+        return None;
+    }
+    let name = String::from_utf8_lossy(text.get(opening + 1..closing)?).into_owned();
+    let mut characters = name.chars();
+    let is_plain = characters.next().is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && characters.all(|character| character.is_ascii_alphanumeric() || character == '_' || character == '-');
+    Some(if is_plain { QuotedName::Plain { opening, closing } } else { QuotedName::Other { opening, name } })
 }
 
 /// The position of the last `{` of `line` that is not inside a quoted
@@ -116,6 +183,16 @@ fn syntax_error(source_map: &SourceMap, text: &str, offset: usize, parser_messag
     let clamped = offset.min(text.len());
     let line_start = text.get(..clamped).and_then(|before| before.rfind('\n')).map_or(0, |index| index + 1);
     let line_end = text.get(clamped..).and_then(|after| after.find('\n')).map_or(text.len(), |index| clamped + index);
+    if parser_message == "expected `}`"
+        && let Some((start, expansion)) = shell_expansion_at(text, line_start, clamped)
+    {
+        return source_map.diagnostic(
+            Some(start..start + 2),
+            format!(
+                "syntax error: {expansion} is shell syntax, which HCL 2 reads as an interpolation: write ${expansion} so that the shell gets it (Nomad 1.x refuses this line too, unless the file is read as HCL 1)"
+            ),
+        );
+    }
     if let Some(line) = text.get(line_start..line_end)
         && let Some(quote_index) = unterminated_string_start(line)
     {
@@ -125,6 +202,25 @@ fn syntax_error(source_map: &SourceMap, text: &str, offset: usize, parser_messag
         );
     }
     source_map.diagnostic(Some(clamped..clamped), format!("syntax error: {parser_message}"))
+}
+
+/// A shell parameter expansion such as `${SLEEP_SECS:-2}` or `${#NAME}`
+/// around `offset` (where the parser expected the `}` of an interpolation):
+/// the offset of its `${` and its text.
+fn shell_expansion_at(text: &str, line_start: usize, offset: usize) -> Option<(usize, String)> {
+    let start = line_start + text.get(line_start..offset)?.rfind("${")?;
+    let after = text.get(start + 2..)?;
+    let length = after.find(['}', '\n'])?;
+    let inner = after.get(..length)?;
+    let name_length =
+        inner.chars().take_while(|character| character.is_ascii_alphanumeric() || *character == '_').count();
+    let operator = inner.get(name_length..)?.chars().next();
+    let is_shell = match operator {
+        _ if inner.starts_with('#') => true,
+        Some(':' | '-' | '=' | '?' | '+' | '%' | '#' | '/' | '^' | ',') => name_length > 0,
+        _ => false,
+    };
+    is_shell.then(|| (start, format!("${{{inner}}}")))
 }
 
 /// The byte index of the quote that opens a string still open at the end of
@@ -168,6 +264,13 @@ mod tests {
     }
 
     #[test]
+    fn a_block_opened_on_a_line_with_an_attribute_goes_on() {
+        let body = parse("job \"x\" { datacenters = [\"dc1\"]\n  type = \"batch\"\n}\n").unwrap();
+        let job = body.get_blocks("job").next().unwrap();
+        assert_eq!(job.body.attributes().count(), 2);
+    }
+
+    #[test]
     fn nested_one_line_blocks_split_too() {
         let body = parse("service { check { type = \"tcp\"  port = 8120  interval = \"10s\" } }").unwrap();
         let service = body.get_blocks("service").next().unwrap();
@@ -176,11 +279,34 @@ mod tests {
     }
 
     #[test]
+    fn quoted_attribute_names_of_hcl_1_read_as_plain_names() {
+        let text = "meta {\n  \"version\" = \"2\"\n  \"foo\"=\"bar\"\n}\nnext = 1\n";
+        let body = parse(text).unwrap();
+        let meta = body.get_blocks("meta").next().unwrap();
+        let names: Vec<&str> = meta.body.attributes().map(|attribute| attribute.key.as_str()).collect();
+        assert_eq!(names, ["version", "foo"]);
+        let next = body.get_attribute("next").unwrap();
+        assert_eq!(hcl_edit::Span::span(next).map(|span| span.start), text.find("next"));
+        assert_eq!(
+            parse("meta {\n  \"a.b\" = \"x\"\n}\n").unwrap_err(),
+            "test.hcl:2:3: syntax error: the quoted attribute name \"a.b\" is HCL 1 syntax, and it is not a plain name (letters, digits, _ and -): write the block as a map attribute, e.g. meta = { \"a.b\" = \"…\" }"
+        );
+    }
+
+    #[test]
     fn syntax_errors_have_positions() {
         assert_eq!(parse("a = [1,\n  2\nb = 3\n").unwrap_err(), "test.hcl:3:1: syntax error: expected `]`");
         assert_eq!(
             parse("job \"x\" {\n  driver = \"exec\n}\n").unwrap_err(),
             "test.hcl:2:12: syntax error: this string is not closed: add a \" before the end of the line"
+        );
+    }
+
+    #[test]
+    fn shell_expansions_are_explained() {
+        assert_eq!(
+            parse("a = <<EOT\nSLEEP=${SLEEP_SECS:-2}\nEOT\n").unwrap_err(),
+            "test.hcl:2:7: syntax error: ${SLEEP_SECS:-2} is shell syntax, which HCL 2 reads as an interpolation: write $${SLEEP_SECS:-2} so that the shell gets it (Nomad 1.x refuses this line too, unless the file is read as HCL 1)"
         );
     }
 

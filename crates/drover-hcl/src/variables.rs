@@ -80,6 +80,10 @@ pub enum VariableType {
     List(Box<VariableType>),
     /// A map from strings to values of the inner type.
     Map(Box<VariableType>),
+    /// `object({ name = type, … })`: a map; the types of its attributes are
+    /// not checked (drover reads the type for Nomad's files, and a wrong
+    /// attribute fails where the value is used).
+    Object,
 }
 
 impl fmt::Display for VariableType {
@@ -91,13 +95,15 @@ impl fmt::Display for VariableType {
             VariableType::Bool => formatter.write_str("bool"),
             VariableType::List(inner) => write!(formatter, "list({inner})"),
             VariableType::Map(inner) => write!(formatter, "map({inner})"),
+            VariableType::Object => formatter.write_str("object"),
         }
     }
 }
 
 impl VariableType {
     /// Reads a type expression: `string`, `number`, `bool`, `any`,
-    /// `list(T)`, `map(T)` (and the legacy bare `list` and `map`).
+    /// `list(T)`, `map(T)`, `object({ … })` (and the legacy bare `list` and
+    /// `map`).
     pub fn from_expression(expression: &Expression) -> Result<VariableType, String> {
         match expression {
             Expression::Variable(identifier) => Self::from_keyword(identifier.as_str()),
@@ -108,7 +114,8 @@ impl VariableType {
                 let constructor: fn(Box<VariableType>) -> VariableType = match name {
                     "list" => VariableType::List,
                     "map" => VariableType::Map,
-                    "set" | "object" | "tuple" => return Err(unsupported_type(name)),
+                    "object" => return Ok(VariableType::Object),
+                    "set" | "tuple" => return Err(unsupported_type(name)),
                     other => return Err(unknown_type(other)),
                 };
                 match arguments.as_slice() {
@@ -159,6 +166,10 @@ impl VariableType {
                     .map(Value::Array),
                 other => Err(mismatch(&other)),
             },
+            VariableType::Object => match value {
+                Value::Object(_) => Ok(value),
+                other => Err(mismatch(&other)),
+            },
             VariableType::Map(inner) => match value {
                 Value::Object(entries) => entries
                     .into_iter()
@@ -182,7 +193,7 @@ impl VariableType {
         match self {
             VariableType::Any | VariableType::String => Ok(Value::String(text.to_owned())),
             VariableType::Number | VariableType::Bool => self.convert(Value::String(text.to_owned())),
-            VariableType::List(_) | VariableType::Map(_) => {
+            VariableType::List(_) | VariableType::Map(_) | VariableType::Object => {
                 let expression = hcl_edit::parser::parse_expr(text).map_err(|error| {
                     format!("expects type {self}, but {text:?} is not an HCL value: {}", error.message())
                 })?;
@@ -210,7 +221,9 @@ fn parse_number(text: &str) -> Option<Value> {
 }
 
 fn unsupported_type(name: &str) -> String {
-    format!("type {name} is not supported by drover: use string, number, bool, any, list(<type>) or map(<type>)")
+    format!(
+        "type {name} is not supported by drover: use string, number, bool, any, list(<type>), map(<type>) or object({{ … }})"
+    )
 }
 
 fn unknown_type(name: &str) -> String {
@@ -467,6 +480,14 @@ mod tests {
         assert_eq!(type_of("list(number)").map(|found| found.to_string()), Ok("list(number)".to_owned()));
         assert_eq!(type_of("map(list(bool))").map(|found| found.to_string()), Ok("map(list(bool))".to_owned()));
         assert!(type_of("set(string)").unwrap_err().contains("not supported by drover"));
+        assert_eq!(
+            type_of("list(object({ name = string, port = number }))").map(|found| found.to_string()),
+            Ok("list(object)".to_owned())
+        );
+        assert_eq!(
+            VariableType::Object.convert(Value::from("x")),
+            Err("expects type object, not the string \"x\"".to_owned())
+        );
         assert!(type_of("strng").unwrap_err().contains("did you mean \"string\"?"));
     }
 

@@ -59,8 +59,9 @@ fn group_from(block: &mut BlockReader<'_>, context: &GroupContext<'_>) -> Option
         read_restart(restart_block, RestartPolicy::default_for(context.job_type))
     });
     let reschedule = match (block.block("reschedule"), context.job_reschedule) {
-        (Some(reschedule_block), _) if context.job_type == JobType::System => {
-            reschedule_block.error("system jobs are never rescheduled: remove the reschedule block".to_owned());
+        (Some(reschedule_block), _) if context.job_type.places_on_every_node() => {
+            reschedule_block
+                .error(format!("{} jobs are never rescheduled: remove the reschedule block", context.job_type));
             None
         }
         (Some(reschedule_block), Some(base)) => Some(read_reschedule(reschedule_block, base)),
@@ -68,8 +69,8 @@ fn group_from(block: &mut BlockReader<'_>, context: &GroupContext<'_>) -> Option
         (None, Some(base)) => Some(base),
     };
     let update = match block.block("update") {
-        Some(update_block) if context.job_type == JobType::Batch => {
-            update_block.error("batch jobs have no rolling updates: remove the update block".to_owned());
+        Some(update_block) if context.job_type.runs_to_completion() => {
+            update_block.error(format!("{} jobs have no rolling updates: remove the update block", context.job_type));
             None
         }
         Some(update_block) => Some(read_update(update_block, context.job_update.unwrap_or_default())),
@@ -293,10 +294,10 @@ fn read_count(block: &mut BlockReader<'_>, job_type: JobType) -> Option<u32> {
         block.attribute_error("count", problem);
         return None;
     }
-    if job_type == JobType::System && count > 1 {
+    if job_type.places_on_every_node() && count > 1 {
         block.attribute_error(
             "count",
-            format!("a system job runs one allocation on every matching node: count must be 0 or 1, not {count}"),
+            format!("a {job_type} job runs one allocation on every matching node: count must be 0 or 1, not {count}"),
         );
         return None;
     }

@@ -3,7 +3,9 @@
 use drover_hcl::BlockReader;
 use drover_hcl::suggest::did_you_mean;
 use drover_types::validate::limits::MAX_DATACENTERS;
-use drover_types::{Job, JobId, JobType, MigrateStrategy, ReschedulePolicy, UpdateStrategy};
+use drover_types::{
+    Job, JobId, JobType, MigrateStrategy, ParameterizedConfig, PayloadMode, ReschedulePolicy, UpdateStrategy,
+};
 
 use crate::group::{GroupContext, read_group};
 use crate::placement::{read_affinities, read_constraints, read_spreads};
@@ -11,13 +13,12 @@ use crate::policies::{read_migrate, read_periodic, read_reschedule, read_update}
 use crate::validate::check_label;
 
 /// Parts of Nomad's job that drover does not run.
-const UNSUPPORTED_JOB_PARTS: [(&str, &str); 8] = [
+const UNSUPPORTED_JOB_PARTS: [(&str, &str); 7] = [
     ("vault", "drover has no Vault integration"),
     ("vault_token", "drover has no Vault integration"),
     ("consul", "drover has no Consul integration"),
     ("consul_token", "drover has no Consul integration"),
     ("multiregion", "drover has one region per cluster"),
-    ("parameterized", "drover has no dispatched jobs: use a batch job with variables"),
     ("ui", ""),
     ("task", "put the task in a group \"<name>\" { … } block"),
 ];
@@ -65,8 +66,8 @@ fn job_from(block: &mut BlockReader<'_>) -> Option<Job> {
     let spreads = read_spreads(block);
     let effective_type = job_type.unwrap_or_default();
     let update = match block.block("update") {
-        Some(update_block) if effective_type == JobType::Batch => {
-            update_block.error("batch jobs have no rolling updates: remove the update block".to_owned());
+        Some(update_block) if effective_type.runs_to_completion() => {
+            update_block.error(format!("{effective_type} jobs have no rolling updates: remove the update block"));
             None
         }
         Some(update_block) => Some(read_update(update_block, UpdateStrategy::default())),
@@ -74,7 +75,7 @@ fn job_from(block: &mut BlockReader<'_>) -> Option<Job> {
     };
     let job_reschedule = match (block.block("reschedule"), ReschedulePolicy::default_for(effective_type)) {
         (Some(reschedule_block), None) => {
-            reschedule_block.error("system jobs are never rescheduled: remove the reschedule block".to_owned());
+            reschedule_block.error(format!("{effective_type} jobs are never rescheduled: remove the reschedule block"));
             None
         }
         (Some(reschedule_block), Some(base)) => Some(read_reschedule(reschedule_block, base)),
@@ -84,14 +85,18 @@ fn job_from(block: &mut BlockReader<'_>) -> Option<Job> {
         .block("migrate")
         .map_or_else(MigrateStrategy::default, |migrate_block| read_migrate(migrate_block, MigrateStrategy::default()));
     let periodic = match block.block("periodic") {
-        Some(periodic_block) if effective_type != JobType::Batch => {
+        Some(periodic_block) if !effective_type.runs_to_completion() => {
             periodic_block.error(format!(
-                "only batch jobs can be periodic: set type = \"batch\" in job \"{id}\" or remove the periodic block"
+                "only batch and sysbatch jobs can be periodic: set type = \"batch\" in job \"{id}\" or remove the periodic block"
             ));
             None
         }
         Some(periodic_block) => read_periodic(periodic_block),
         None => None,
+    };
+    let parameterized = match block.block("parameterized") {
+        Some(parameterized_block) => read_parameterized(parameterized_block, effective_type).map(Some),
+        None => Some(None),
     };
 
     let context =
@@ -140,6 +145,7 @@ fn job_from(block: &mut BlockReader<'_>) -> Option<Job> {
         groups,
         region,
         namespace: namespace?,
+        parameterized: parameterized?,
         // The server-managed fields: those of a job never submitted.
         ..Job::default()
     })
@@ -187,25 +193,61 @@ fn read_job_type(block: &mut BlockReader<'_>) -> Option<JobType> {
         "service" => Some(JobType::Service),
         "batch" => Some(JobType::Batch),
         "system" => Some(JobType::System),
-        "sysbatch" => {
-            block.attribute_error(
-                "type",
-                "job type \"sysbatch\" is not supported by drover: use \"system\" for daemons or \"batch\" for one-off work".to_owned(),
-            );
-            None
-        }
+        "sysbatch" => Some(JobType::SysBatch),
         other => {
             block.attribute_error(
                 "type",
                 format!(
-                    "{} must be \"service\", \"batch\" or \"system\", not {other:?}{}",
+                    "{} must be \"service\", \"batch\", \"system\" or \"sysbatch\", not {other:?}{}",
                     block.phrase("type"),
-                    did_you_mean(other, ["service", "batch", "system"])
+                    did_you_mean(other, ["service", "batch", "system", "sysbatch"])
                 ),
             );
             None
         }
     }
+}
+
+/// A `parameterized` block: what `drover job dispatch` must and may give.
+fn read_parameterized(mut block: BlockReader<'_>, job_type: JobType) -> Option<ParameterizedConfig> {
+    let payload = if block.has("payload") {
+        let text = block.string("payload");
+        text.as_deref().and_then(|text| match text {
+            "optional" => Some(PayloadMode::Optional),
+            "required" => Some(PayloadMode::Required),
+            "forbidden" => Some(PayloadMode::Forbidden),
+            other => {
+                block.attribute_error(
+                    "payload",
+                    format!(
+                        "{} must be \"optional\", \"required\" or \"forbidden\", not {other:?}{}",
+                        block.phrase("payload"),
+                        did_you_mean(other, ["optional", "required", "forbidden"])
+                    ),
+                );
+                None
+            }
+        })
+    } else {
+        Some(PayloadMode::Optional)
+    };
+    let meta_required = if block.has("meta_required") { block.string_list("meta_required") } else { Some(Vec::new()) };
+    let meta_optional = if block.has("meta_optional") { block.string_list("meta_optional") } else { Some(Vec::new()) };
+    // What was read checks on, so that every problem is reported at once.
+    let read = ParameterizedConfig {
+        payload: payload.unwrap_or_default(),
+        meta_required: meta_required.clone().unwrap_or_default(),
+        meta_optional: meta_optional.clone().unwrap_or_default(),
+    };
+    let problems = drover_types::validate::parameterized_problems(job_type, &read);
+    for problem in &problems {
+        block.error(problem.clone());
+    }
+    block.finish();
+    payload?;
+    meta_required?;
+    meta_optional?;
+    problems.is_empty().then_some(read)
 }
 
 fn read_datacenters(block: &mut BlockReader<'_>) -> Option<Vec<String>> {

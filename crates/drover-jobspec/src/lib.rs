@@ -73,11 +73,10 @@ pub fn parse_job_file(path: &Path, vars: &VarInputs) -> Result<Job, Diagnostics>
     parse_job(&source, vars)
 }
 
-/// The top level of a job file: one `job` block (variables are read by
-/// `drover-hcl`).
+/// The top level of a job file: one `job` block (variables and locals are
+/// read by `drover-hcl`).
 fn read_file(evaluation: &Evaluation) -> Option<Job> {
     let mut root = evaluation.root();
-    root.unsupported("locals", "use variable blocks");
     let had_job_blocks = root.has("job");
     let mut job_blocks = root.labeled_blocks("job").into_iter();
     root.finish();

@@ -83,8 +83,52 @@ fn read_constraint(mut block: BlockReader<'_>) -> Option<Constraint> {
     constraint
 }
 
+/// Nomad's shorthand forms of a constraint, where the operator is the
+/// attribute's name: `distinct_hosts = true`, `version = ">= 1.2"`,
+/// `regexp = "…"`, `set_contains = "a,b"` (the last three with
+/// `attribute`).
+const SHORTHAND_OPERATORS: [&str; 4] = ["distinct_hosts", "version", "regexp", "set_contains"];
+
 fn constraint_from(block: &mut BlockReader<'_>) -> Option<Constraint> {
     let attribute = block.string("attribute").unwrap_or_default();
+    let shorthand = SHORTHAND_OPERATORS.into_iter().find(|name| block.has(name));
+    if let Some(name) = shorthand {
+        if block.has("operator") || block.has("value") {
+            // Read, so that only the conflict is reported.
+            for consumed in [name, "operator", "value"] {
+                let _ = block.expression(consumed);
+            }
+            block.attribute_error(
+                name,
+                format!("{name} = … is the short form of operator = \"{name}\" and value = …: give one form, not both"),
+            );
+            return None;
+        }
+        let operator = ConstraintOperator::parse(name)?;
+        if operator == ConstraintOperator::DistinctHosts {
+            let flag = block.bool(name)?;
+            if !attribute.is_empty() {
+                block.attribute_error(
+                    "attribute",
+                    "the distinct_hosts operator compares no attribute: remove \"attribute\"".to_owned(),
+                );
+                return None;
+            }
+            return Some(Constraint { attribute, operator, value: flag.to_string() });
+        }
+        let value = block.string(name)?;
+        if attribute.is_empty() {
+            block.error(format!(
+                "{} needs an attribute, e.g. attribute = \"${{attr.kernel.name}}\"",
+                block.description()
+            ));
+            return None;
+        }
+        if !check_operand(block, operator, &value) {
+            return None;
+        }
+        return Some(Constraint { attribute, operator, value });
+    }
     let maybe_operator = read_operator(block);
     let given_value = read_value_text(block);
     let operator = maybe_operator?;

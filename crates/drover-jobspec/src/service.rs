@@ -1,9 +1,11 @@
 //! `service` and `check` blocks: the health checks the agent runs for a
-//! task.
+//! task, and what the service catalogue announces of it (tags, canary
+//! tags, meta, address; docs/services.md).
 
 use drover_hcl::expression::{describe_value, value_as_integer};
 use drover_hcl::suggest::did_you_mean;
 use drover_hcl::{BlockReader, Value};
+use drover_types::job::ServiceAddressMode;
 use drover_types::{Check, CheckKind, CheckRestart, DurationSpec, Service};
 
 /// Names of a service's task, for the default service name
@@ -33,23 +35,75 @@ pub(crate) fn read_service(mut block: BlockReader<'_>, owner: &ServiceOwner<'_>)
     service
 }
 
-const UNSUPPORTED_SERVICE_ATTRIBUTES: [(&str, &str); 15] = [
-    ("canary_tags", "drover has no service catalogue yet"),
-    ("canary_meta", "drover has no service catalogue yet"),
-    ("meta", "drover has no service catalogue yet"),
-    ("tagged_addresses", "drover has no service catalogue yet"),
-    ("enable_tag_override", "drover has no service catalogue yet"),
-    ("weights", "drover has no service catalogue yet"),
+const UNSUPPORTED_SERVICE_ATTRIBUTES: [(&str, &str); 10] = [
+    ("canary_meta", "use meta: drover announces the same meta for canaries"),
+    ("tagged_addresses", "use address"),
+    ("enable_tag_override", "drover's catalogue has no tag overrides"),
+    ("weights", "drover's DNS answers every healthy instance alike"),
     ("connect", "drover has no service mesh"),
-    ("provider", "drover runs the checks itself"),
-    ("cluster", "drover runs the checks itself"),
-    ("address_mode", "checks connect to the task's node"),
-    ("address", "set address in each check"),
+    ("cluster", "drover has one catalogue per cluster"),
     ("task", "declare the service inside its task"),
     ("on_update", ""),
     ("identity", ""),
     ("kind", ""),
 ];
+
+/// `provider`: only drover's own catalogue (`"nomad"`, the name Nomad job
+/// files use for it). `None` when refused (reported).
+fn read_provider(block: &mut BlockReader<'_>) -> Option<()> {
+    match block.string("provider").as_deref() {
+        None | Some("nomad") => Some(()),
+        Some("consul") => {
+            block.attribute_error(
+                "provider",
+                "provider = \"consul\" is not supported: drover has its own service catalogue and DNS \
+                 (docs/services.md); write provider = \"nomad\" or remove the attribute"
+                    .to_owned(),
+            );
+            None
+        }
+        Some(other) => {
+            block.attribute_error(
+                "provider",
+                format!(
+                    "unknown service provider {other:?}: drover has its own service catalogue, write provider = \"nomad\" \
+                     or remove the attribute{}",
+                    did_you_mean(other, ["nomad"])
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `address_mode`: `"auto"` or `"host"` (drover runs tasks in the host's
+/// network). `None` when refused (reported).
+fn read_address_mode(block: &mut BlockReader<'_>) -> Option<ServiceAddressMode> {
+    match block.string("address_mode").as_deref() {
+        None | Some("auto") => Some(ServiceAddressMode::Auto),
+        Some("host") => Some(ServiceAddressMode::Host),
+        Some(other @ ("driver" | "alloc")) => {
+            block.attribute_error(
+                "address_mode",
+                format!(
+                    "address_mode = {other:?} is not supported: drover runs tasks in the host's network, \
+                     use \"host\" or \"auto\""
+                ),
+            );
+            None
+        }
+        Some(other) => {
+            block.attribute_error(
+                "address_mode",
+                format!(
+                    "unknown address_mode {other:?}: use \"host\" or \"auto\"{}",
+                    did_you_mean(other, ["host", "auto"])
+                ),
+            );
+            None
+        }
+    }
+}
 
 fn service_from(block: &mut BlockReader<'_>, owner: &ServiceOwner<'_>) -> Option<Service> {
     let name = block.string("name").unwrap_or_else(|| match owner.task_name {
@@ -57,6 +111,23 @@ fn service_from(block: &mut BlockReader<'_>, owner: &ServiceOwner<'_>) -> Option
         None => format!("{}-{}", owner.job_id, owner.group_name),
     });
     let tags = block.string_list("tags").unwrap_or_default();
+    let canary_tags = block.string_list("canary_tags").unwrap_or_default();
+    let meta = block.string_map("meta").unwrap_or_default();
+    let provider = read_provider(block);
+    let address_mode = read_address_mode(block);
+    let address = block.string("address");
+    if address.as_deref().is_some_and(|text| text.trim().is_empty()) {
+        block.attribute_error(
+            "address",
+            format!("{} must not be empty: remove it to announce the node's address", block.phrase("address")),
+        );
+    }
+    if address.is_some() && address_mode == Some(ServiceAddressMode::Host) {
+        block.attribute_error(
+            "address",
+            "address is announced only with address_mode = \"auto\": remove address_mode, or remove address to announce the node's address".to_owned(),
+        );
+    }
     if name.trim().is_empty() {
         block.attribute_error("name", format!("{} must not be empty", block.phrase("name")));
     }
@@ -90,7 +161,19 @@ fn service_from(block: &mut BlockReader<'_>, owner: &ServiceOwner<'_>) -> Option
         Some(PortRef::Label(label)) => (None, Some(label)),
         None => (None, None),
     };
-    all_checks_valid.then_some(Service { name, port, checks, port_label, tags })
+    provider?;
+    let address_mode = address_mode?;
+    all_checks_valid.then_some(Service {
+        name,
+        port,
+        checks,
+        port_label,
+        tags,
+        canary_tags,
+        meta,
+        address,
+        address_mode,
+    })
 }
 
 const UNSUPPORTED_CHECK_ATTRIBUTES: [(&str, &str); 15] = [

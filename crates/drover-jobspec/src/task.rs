@@ -2,7 +2,10 @@
 
 use drover_hcl::BlockReader;
 use drover_hcl::suggest::did_you_mean;
-use drover_types::{Affinity, Driver, DurationSpec, LogPolicy, PortSpec, Resources, RestartPolicy, Task, TaskConfig};
+use drover_types::{
+    Affinity, Driver, DurationSpec, LifecycleHook, LogPolicy, PortSpec, Resources, RestartPolicy, Task, TaskConfig,
+    TaskLifecycle,
+};
 
 use crate::network::read_task_network;
 use crate::placement::{read_affinities, read_constraints};
@@ -23,14 +26,12 @@ pub(crate) struct TaskContext<'a> {
 }
 
 /// Blocks and attributes of Nomad's task that drover does not run.
-const UNSUPPORTED_TASK_PARTS: [(&str, &str); 16] = [
+const UNSUPPORTED_TASK_PARTS: [(&str, &str); 14] = [
     ("vault", "drover has no Vault integration"),
     ("consul", "drover has no Consul integration"),
     ("identity", "drover has no workload identities"),
-    ("lifecycle", "put setup steps in the command, or in a separate batch job"),
     ("volume_mount", "use paths on the node directly"),
     ("csi_plugin", "drover has no storage plugins"),
-    ("dispatch_payload", "drover has no parameterized jobs"),
     ("scaling", "change count and run the job again"),
     ("leader", ""),
     ("kind", ""),
@@ -108,6 +109,14 @@ fn task_from(
     }
     let templates: Vec<Option<_>> = block.blocks("template").into_iter().map(read_template).collect();
     let artifacts: Vec<Option<_>> = block.blocks("artifact").into_iter().map(read_artifact).collect();
+    let lifecycle = match block.block("lifecycle") {
+        Some(lifecycle_block) => read_lifecycle(lifecycle_block).map(Some),
+        None => Some(None),
+    };
+    let dispatch_payload = match block.block("dispatch_payload") {
+        Some(payload_block) => read_dispatch_payload(payload_block).map(Some),
+        None => Some(None),
+    };
     if !all_services_valid {
         return None;
     }
@@ -127,7 +136,61 @@ fn task_from(
         logs: logs?,
         templates: templates.into_iter().collect::<Option<Vec<_>>>()?,
         artifacts: artifacts.into_iter().collect::<Option<Vec<_>>>()?,
+        lifecycle: lifecycle?,
+        dispatch_payload: dispatch_payload?,
     })
+}
+
+/// A `lifecycle` block: when the task runs relative to the main tasks.
+fn read_lifecycle(mut block: BlockReader<'_>) -> Option<TaskLifecycle> {
+    let hook = if block.has("hook") {
+        let text = block.string("hook");
+        text.as_deref().and_then(|text| match text {
+            "prestart" => Some(LifecycleHook::Prestart),
+            "poststart" => Some(LifecycleHook::Poststart),
+            "poststop" => Some(LifecycleHook::Poststop),
+            other => {
+                block.attribute_error(
+                    "hook",
+                    format!(
+                        "{} must be \"prestart\", \"poststart\" or \"poststop\", not {other:?}{}",
+                        block.phrase("hook"),
+                        did_you_mean(other, ["prestart", "poststart", "poststop"])
+                    ),
+                );
+                None
+            }
+        })
+    } else {
+        block
+            .error(format!("{} needs a hook: hook = \"prestart\", \"poststart\" or \"poststop\"", block.description()));
+        None
+    };
+    let sidecar = if block.has("sidecar") { block.bool("sidecar") } else { Some(false) };
+    let lifecycle = hook.zip(sidecar).map(|(hook, sidecar)| TaskLifecycle { hook, sidecar });
+    let problem = lifecycle.as_ref().and_then(drover_types::validate::lifecycle_problem);
+    if let Some(problem) = &problem {
+        block.attribute_error("sidecar", problem.clone());
+    }
+    block.finish();
+    lifecycle.filter(|_| problem.is_none())
+}
+
+/// A `dispatch_payload` block: the file, under the task's `local/`
+/// directory, that a dispatched job's payload is written to.
+fn read_dispatch_payload(mut block: BlockReader<'_>) -> Option<String> {
+    if !block.has("file") {
+        block.error(format!("{} needs a file: file = \"input.json\"", block.description()));
+        block.finish();
+        return None;
+    }
+    let file = block.string("file")?;
+    let problem = drover_types::validate::dispatch_payload_problem(&file);
+    if let Some(problem) = &problem {
+        block.attribute_error("file", problem.clone());
+    }
+    block.finish();
+    problem.is_none().then_some(file)
 }
 
 fn read_driver(block: &mut BlockReader<'_>) -> Option<Driver> {

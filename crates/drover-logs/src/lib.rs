@@ -22,6 +22,6 @@ pub use matcher::matches;
 pub use record::LogRecord;
 pub use schema::{FAST_KEYWORD_FIELDS, KEYWORD_FIELDS, MAX_PHRASE_PREFIX_WORDS};
 pub use store::{
-    Compaction, Cursor, DamagedPartition, FieldCounts, Filter, Histogram, IngestOutcome, LogStore,
+    Compaction, Copies, Cursor, DamagedPartition, FieldCounts, Filter, Histogram, IngestOutcome, LogStore,
     QuarantinedPartition, Retention, RetentionOutcome, SearchPage, SearchRequest, StoreConfig,
 };

@@ -25,6 +25,12 @@
 //! - `record`: the whole record as one compact blob ([`crate::codec`]),
 //!   stored (zstd-compressed blocks); nothing else is stored.
 //!
+//! - `replica_of`: only on a copy another server sent for safekeeping
+//!   (log replication, docs/logs.md): the terms `any` and the id of the
+//!   server that received the line from its agent. Not stored; the record
+//!   blob of a copy is the same as the original's. Partitions written
+//!   before it existed lack the field: every record in them is an original.
+//!
 //! No field has field norms: results are ordered by time, never scored, so
 //! the byte per field and record that norms cost would buy nothing.
 //!
@@ -77,7 +83,12 @@ pub(crate) struct LogSchema {
     pub timestamp: Field,
     pub row: Field,
     pub record: Field,
+    pub replica_of: Field,
 }
+
+/// The term every replica copy has in `replica_of`, next to its
+/// primary's id.
+const ANY_REPLICA: &str = "any";
 
 impl LogSchema {
     pub fn new() -> Self {
@@ -107,7 +118,8 @@ impl LogSchema {
         let timestamp = builder.add_i64_field("timestamp", FAST);
         let row = builder.add_u64_field("row", FAST);
         let record = builder.add_bytes_field("record", STORED);
-        LogSchema { schema: builder.build(), message, keywords, fields, timestamp, row, record }
+        let replica_of = builder.add_text_field("replica_of", keyword_options);
+        LogSchema { schema: builder.build(), message, keywords, fields, timestamp, row, record, replica_of }
     }
 
     /// The keyword field called `name`, if it is one.
@@ -115,10 +127,21 @@ impl LogSchema {
         keyword_index(name).map(|index| self.keywords[index])
     }
 
-    /// The document of `record`, numbered `row` in its partition;
-    /// `blob` is scratch space for the stored form.
-    pub fn document(&self, record: &LogRecord, row: u64, blob: &mut Vec<u8>) -> tantivy::TantivyDocument {
+    /// The document of `record`, numbered `row` in its partition, a copy
+    /// kept for server `replica_of` when it is one; `blob` is scratch space
+    /// for the stored form.
+    pub fn document(
+        &self,
+        record: &LogRecord,
+        row: u64,
+        replica_of: Option<u64>,
+        blob: &mut Vec<u8>,
+    ) -> tantivy::TantivyDocument {
         let mut document = tantivy::TantivyDocument::new();
+        if let Some(primary) = replica_of {
+            document.add_text(self.replica_of, ANY_REPLICA);
+            document.add_text(self.replica_of, primary.to_string());
+        }
         document.add_text(self.message, &record.message);
         let keyword_values = keyword_values(record);
         for (field, value) in self.keywords.iter().zip(keyword_values) {
@@ -155,6 +178,30 @@ impl LogSchema {
             None
         } else {
             Some(CountSource::Column(format!("fields.{}", escape_json_path(field))))
+        }
+    }
+
+    /// The clause that keeps the `copies` a filter asks for, in a
+    /// partition written with the `replica_of` field (`None`: every
+    /// record). A partition without it holds originals only: see
+    /// [`crate::store::Copies`] for what the store does there.
+    pub fn copies_clause(&self, copies: &crate::store::Copies) -> Option<(Occur, Box<dyn Query>)> {
+        let term = |text: &str| -> Box<dyn Query> {
+            Box::new(TermQuery::new(Term::from_field_text(self.replica_of, text), IndexRecordOption::Basic))
+        };
+        match copies {
+            crate::store::Copies::All => None,
+            crate::store::Copies::Originals => Some((Occur::MustNot, term(ANY_REPLICA))),
+            crate::store::Copies::ReplicasOf(servers) => {
+                let query: Box<dyn Query> = match servers.as_slice() {
+                    [] => Box::new(EmptyQuery),
+                    [server] => term(&server.to_string()),
+                    servers => Box::new(BooleanQuery::new(
+                        servers.iter().map(|server| (Occur::Should, term(&server.to_string()))).collect(),
+                    )),
+                };
+                Some((Occur::Must, query))
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use drover_logs::record::NANOS_PER_SECOND;
-use drover_logs::{Cursor, Filter, LogRecord, LogStore, Retention, SearchRequest, StoreConfig};
+use drover_logs::{Copies, Cursor, Filter, LogRecord, LogStore, Retention, SearchRequest, StoreConfig};
 
 /// 2024-01-02T03:00:00Z.
 const BASE: i64 = 1_704_164_400 * NANOS_PER_SECOND;
@@ -186,7 +186,7 @@ fn query_language_on_the_store() {
     assert_eq!(json_line.message, "Disk full");
     assert_eq!(json_line.level.as_deref(), Some("warn"));
 
-    let by_time = Filter { query: String::new(), since: Some(BASE + 2), until: Some(BASE + 4), nodes: None };
+    let by_time = Filter { since: Some(BASE + 2), until: Some(BASE + 4), ..Filter::default() };
     assert_eq!(all_records(&store, &by_time).iter().map(|record| record.seq).collect::<Vec<_>>(), [1, 2]);
     let by_node = Filter { nodes: Some(vec!["db-1".to_owned(), "WEB-2".to_owned()]), ..Filter::default() };
     assert_eq!(all_records(&store, &by_node).len(), 3);
@@ -382,6 +382,67 @@ fn reads_and_extends_a_format_version_1_store() {
     assert_eq!(total(&store, "failed"), 5);
     let newest = all_records(&store, &Filter::query("failed"));
     assert_eq!(newest.iter().map(|record| record.seq).collect::<Vec<_>>(), [7, 6, 5, 4, 2]);
+}
+
+/// Log replication: a server holds its agents' lines (originals) and
+/// copies of other servers' lines (replicas, marked with the server they
+/// are kept for); `(origin, seq)` is held once whichever way it came.
+#[test]
+fn replicas_are_told_apart_from_originals_and_held_once() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut store = open(directory.path());
+    let line = |origin: &str, seq: u64| record(origin, seq, BASE + seq as i64, &format!("line {seq}"));
+    let originals: Vec<LogRecord> = (1..=4).map(|seq| line("node-a", seq)).collect();
+    let of_server_7: Vec<LogRecord> = (1..=3).map(|seq| line("node-b", seq)).collect();
+    let of_server_9: Vec<LogRecord> = (1..=2).map(|seq| line("node-c", seq)).collect();
+    let outcome = store.ingest_copies(originals, vec![(7, of_server_7.clone()), (9, of_server_9.clone())]).unwrap();
+    assert_eq!((outcome.num_accepted, outcome.num_duplicates), (9, 0));
+    let with = |store: &LogStore, copies: Copies| total_in(store, Filter { copies, ..Filter::query("line") });
+    assert_eq!(with(&store, Copies::All), 9);
+    assert_eq!(with(&store, Copies::Originals), 4);
+    assert_eq!(with(&store, Copies::ReplicasOf(vec![7])), 3);
+    assert_eq!(with(&store, Copies::ReplicasOf(vec![7, 9])), 5);
+    assert_eq!(with(&store, Copies::ReplicasOf(Vec::new())), 0);
+    let of_nine = Filter { copies: Copies::ReplicasOf(vec![9]), ..Filter::default() };
+    assert_eq!(store.count_by(&of_nine, "node", 10).unwrap().counts, vec![("node-c".to_owned(), 2)]);
+    assert_eq!(store.histogram(&of_nine, HOUR).unwrap().buckets, vec![(BASE, 2)]);
+    // A replica is the record as its primary stored it.
+    assert_eq!(all_records(&store, &of_nine), of_server_9.iter().rev().cloned().collect::<Vec<_>>());
+
+    // node-b's agent moves to this server and sends 2..=5 again: what is
+    // held as a replica is not stored a second time, as an original.
+    let outcome = store.ingest((2..=5).map(|seq| line("node-b", seq)).collect()).unwrap();
+    assert_eq!((outcome.num_accepted, outcome.num_duplicates), (2, 2));
+    // A replica of what is held as an original is dropped too; originals
+    // and replicas of one origin in one call are taken in seq order.
+    let outcome =
+        store.ingest_copies(vec![line("node-a", 6)], vec![(7, vec![line("node-a", 4), line("node-a", 5)])]).unwrap();
+    assert_eq!((outcome.num_accepted, outcome.num_duplicates), (2, 1));
+    assert_eq!(with(&store, Copies::All), 13);
+    drop(store);
+    let store = open(directory.path());
+    assert_eq!(with(&store, Copies::ReplicasOf(vec![7])), 4);
+    assert_eq!(with(&store, Copies::Originals), 7);
+}
+
+/// A partition written before replicas were marked holds originals only,
+/// and takes a replica unmarked (its schema has no place for the mark).
+#[test]
+fn a_format_version_1_partition_holds_originals_only() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-v1");
+    let directory = tempfile::tempdir().unwrap();
+    copy_directory(&sample, directory.path());
+    let mut store = open(directory.path());
+    let with = |store: &LogStore, copies: Copies| total_in(store, Filter { copies, ..Filter::default() });
+    assert_eq!(with(&store, Copies::Originals), 5);
+    assert_eq!(with(&store, Copies::ReplicasOf(vec![7])), 0);
+    let old_hour = record("web-9", 1, BASE + 10, "copied into an old hour");
+    let new_hour = record("web-9", 2, BASE + 2 * HOUR, "copied into a new hour");
+    let outcome = store.ingest_copies(Vec::new(), vec![(7, vec![old_hour, new_hour])]).unwrap();
+    assert_eq!(outcome.num_accepted, 2);
+    assert_eq!(with(&store, Copies::All), 7);
+    assert_eq!(with(&store, Copies::Originals), 6);
+    assert_eq!(with(&store, Copies::ReplicasOf(vec![7])), 1);
 }
 
 fn total_in(store: &LogStore, filter: Filter) -> u64 {

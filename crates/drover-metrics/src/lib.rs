@@ -28,6 +28,9 @@
 //!   with [`CONTENT_TYPE`]. [`render_prometheus`] renders bare samples.
 //!   [`FleetText`] is the same text as chunks of about 256 kB, for a server
 //!   to stream without holding the whole answer.
+//! - [`Counter`], [`Histogram`] and [`OwnText`]: the atomics a server
+//!   counts its own work with (Raft, HTTP, scheduler, log ingest) and the
+//!   text they are written in, placed before the fleet's `# EOF`.
 //! - [`busiest`] orders nodes by a [`SortBy`] key for `drover node top`.
 //!
 //! The crate knows no HTTP, no async runtime and no clock: the sampler does
@@ -38,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod own;
 mod prometheus;
 mod sampler;
 mod text;
@@ -45,6 +49,7 @@ mod top;
 
 pub use drover_types::usage::{BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, TaskSample};
 pub use error::{Error, Result};
+pub use own::{Counter, Histogram, Kind, LATENCY_BUCKETS, OwnText, SLOW_BUCKETS};
 pub use prometheus::{CONTENT_TYPE, Fleet, FleetNode, NodeLabels, TaskOwner, render_fleet, render_prometheus};
 pub use sampler::{Sampler, TaskProbe};
 pub use text::FleetText;

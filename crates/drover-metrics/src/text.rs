@@ -505,7 +505,7 @@ fn line(out: &mut String, series: &str, base: &str, extra: &[(&str, &str)], valu
 }
 
 /// `name="value"`, with `\`, `"` and newlines in the value escaped.
-fn label(out: &mut String, name: &str, value: &str) {
+pub(crate) fn label(out: &mut String, name: &str, value: &str) {
     out.push_str(name);
     out.push_str("=\"");
     if !value.bytes().any(|byte| matches!(byte, b'\\' | b'"' | b'\n')) {

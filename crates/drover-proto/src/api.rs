@@ -37,6 +37,31 @@ pub struct RegisterJobResponse {
     pub index: u64,
 }
 
+/// Body of `POST /v1/job/{id}/dispatch`: what a child of a parameterized
+/// job carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchJobRequest {
+    /// Meta added to the child's (the parent's `meta_required` and
+    /// `meta_optional` keys only).
+    #[serde(default)]
+    pub meta: BTreeMap<String, String>,
+    /// The payload (at most 16 KiB), written to the tasks'
+    /// `dispatch_payload` files.
+    #[serde(default, with = "drover_types::serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// Answer to `POST /v1/job/{id}/dispatch`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchJobResponse {
+    /// The child job, `<parent>/dispatch-<unix seconds>-<8 hex digits>`.
+    pub dispatched_job_id: drover_types::JobId,
+    /// The evaluation that places it.
+    pub eval_id: EvalId,
+    /// Raft index of the registration.
+    pub index: u64,
+}
+
 /// Answer to `DELETE /v1/job/{id}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeregisterJobResponse {
@@ -506,6 +531,18 @@ impl ExecStatus {
             ExecStatus::Denied => "DENIED",
         }
     }
+
+    /// The lower-case word, as JSON counts, summaries and metric labels
+    /// write it.
+    pub fn key(self) -> &'static str {
+        match self {
+            ExecStatus::Success => "success",
+            ExecStatus::Failure => "failure",
+            ExecStatus::Timeout => "timeout",
+            ExecStatus::Unreachable => "unreachable",
+            ExecStatus::Denied => "denied",
+        }
+    }
 }
 
 /// One node's result.
@@ -558,6 +595,31 @@ pub fn group_exec_outputs(results: &[ExecNodeResult]) -> Vec<ExecOutputGroup<'_>
     let mut groups: Vec<_> = groups.into_iter().collect();
     groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.1.cmp(&b.1)));
     groups.into_iter().map(|((stdout, stderr), nodes)| ExecOutputGroup { stdout, stderr, nodes }).collect()
+}
+
+/// How an exec went, status by status in a fixed order, as the CLI's
+/// summary line and the dashboard print it: `18 success, 1 failure
+/// (node07)` — the nodes of every status but success named, folded by
+/// `fold` (`drover_filter::fold_names`, which this crate does not depend
+/// on). `None` when there are no results.
+pub fn exec_status_parts(results: &[ExecNodeResult], fold: impl Fn(&[&str]) -> String) -> Option<String> {
+    let mut parts = Vec::new();
+    for status in
+        [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable, ExecStatus::Denied]
+    {
+        let nodes: Vec<&str> =
+            results.iter().filter(|result| result.status == status).map(|result| result.node.as_str()).collect();
+        if nodes.is_empty() {
+            continue;
+        }
+        let word = status.key();
+        if status == ExecStatus::Success {
+            parts.push(format!("{} {word}", nodes.len()));
+        } else {
+            parts.push(format!("{} {word} ({})", nodes.len(), fold(&nodes)));
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join(", "))
 }
 
 /// The lines of `POST /v1/exec`'s NDJSON answer.
@@ -623,6 +685,13 @@ pub struct Member {
     pub leader: bool,
     /// The last log index the leader knows it has (leader's view).
     pub matched_index: Option<u64>,
+    /// The drover version it runs (`None`: it did not answer, or is older
+    /// than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The commit it was built from, when the build recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// One server's view of itself.
@@ -658,6 +727,12 @@ pub struct LocalStatus {
     /// disk said, and since when.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raft_write_stalled: Option<String>,
+    /// The drover version it runs (empty from a server older than the field).
+    #[serde(default)]
+    pub version: String,
+    /// The commit it was built from, when the build recorded one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
 }
 
 /// One line of `drover server health`.
@@ -1124,4 +1199,68 @@ pub struct ServerCaStatus {
     pub trusts_new: bool,
     /// Its own certificate was issued by the new CA.
     pub reissued: bool,
+}
+
+/// The health of one service instance in the catalogue: passing while its
+/// allocation runs and every check of the service passes (or warns), or
+/// the service has no check; critical otherwise (docs/services.md).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceHealth {
+    /// Announced by DNS.
+    Passing,
+    /// Listed by the API, left out of DNS.
+    #[default]
+    Critical,
+}
+
+/// One instance of a service: one running allocation's registration of it
+/// (`GET /v1/service/{name}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInstance {
+    /// The service's name, `${…}` references resolved.
+    pub service: String,
+    /// The allocation that runs it.
+    pub alloc_id: AllocId,
+    /// Its job.
+    pub job_id: JobId,
+    /// Its group.
+    pub group: String,
+    /// The task the service belongs to (a group-level service belongs to
+    /// the group's first task).
+    pub task: String,
+    /// The node it runs on.
+    pub node_id: NodeId,
+    /// The node's name.
+    pub node_name: String,
+    /// The address it is announced on: the service's `address`, else the
+    /// node's address.
+    pub address: String,
+    /// The port: the allocated port of the service's label, or its number;
+    /// `None` for a service without a port.
+    pub port: Option<u16>,
+    /// `tags`, or `canary_tags` while the allocation is an unpromoted
+    /// canary.
+    pub tags: Vec<String>,
+    /// The service's `meta`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    /// Whether the allocation is an unpromoted canary.
+    #[serde(default)]
+    pub canary: bool,
+    /// Passing or critical.
+    pub health: ServiceHealth,
+}
+
+/// One service of `GET /v1/services`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceListEntry {
+    /// The service's name.
+    pub name: String,
+    /// Its instances the caller may see.
+    pub instances: usize,
+    /// Those of them that pass their checks.
+    pub healthy: usize,
+    /// Every tag of those instances, sorted, once each.
+    pub tags: Vec<String>,
 }

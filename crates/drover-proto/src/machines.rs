@@ -4,9 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use drover_types::workflow::MachineOperation;
+use drover_types::workflow::{MachineOperation, Maintenance};
 
-/// `POST /v1/workflows`: create, reboot, rebuild or delete machines.
+/// `POST /v1/workflows`: create, reboot, rebuild, delete or maintain
+/// machines.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowRequest {
     /// What to do.
@@ -44,6 +45,9 @@ pub struct WorkflowRequest {
     /// Only tell which nodes and commands it would run.
     #[serde(default)]
     pub dry_run: bool,
+    /// `maintain`: the commands run on each node, and how it reboots.
+    #[serde(default)]
+    pub maintenance: Maintenance,
 }
 
 /// The answer to `POST /v1/workflows`.
@@ -54,4 +58,16 @@ pub struct WorkflowStarted {
     /// Each node with the provider command it would run (rendered now;
     /// the real one is rendered when its step starts).
     pub commands: Vec<(String, String)>,
+}
+
+/// The answer to `GET /v1/node/{node}/console`: the provider's `console`
+/// command's output, now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeConsole {
+    /// The node's name.
+    pub node: String,
+    /// The command run, rendered.
+    pub command: String,
+    /// What it printed (stdout, then stderr; capped).
+    pub output: String,
 }

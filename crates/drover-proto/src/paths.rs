@@ -33,6 +33,14 @@ pub const JOB_PROMOTE: &str = "/v1/job/{job_id}/promote";
 pub const JOB_REVERT: &str = "/v1/job/{job_id}/revert";
 /// `POST` run a periodic job now.
 pub const JOB_PERIODIC_FORCE: &str = "/v1/job/{job_id}/periodic/force";
+/// Launch a child of a parameterized job (`drover job dispatch`).
+pub const JOB_DISPATCH: &str = "/v1/job/{job_id}/dispatch";
+
+// Services (docs/services.md).
+/// `GET` the services of the catalogue (blocking query).
+pub const SERVICES: &str = "/v1/services";
+/// `GET` a service's instances, `?tag=&healthy=true` (blocking query).
+pub const SERVICE: &str = "/v1/service/{name}";
 
 // Allocations and evaluations.
 /// `GET` all allocations.
@@ -79,6 +87,12 @@ pub const WORKFLOWS: &str = "/v1/workflows";
 pub const WORKFLOW: &str = "/v1/workflow/{id}";
 /// `POST` cancel a machine workflow.
 pub const WORKFLOW_CANCEL: &str = "/v1/workflow/{id}/cancel";
+/// `POST` pause a machine workflow (no new node step starts).
+pub const WORKFLOW_PAUSE: &str = "/v1/workflow/{id}/pause";
+/// `POST` resume a paused machine workflow.
+pub const WORKFLOW_RESUME: &str = "/v1/workflow/{id}/resume";
+/// `GET` a node's console output, now, through its provider.
+pub const NODE_CONSOLE: &str = "/v1/node/{node}/console";
 /// `POST` a command to run on many nodes (`drover exec`).
 pub const EXEC: &str = "/v1/exec";
 
@@ -215,6 +229,8 @@ pub const INTERNAL_READ_INDEX: &str = "/v1/internal/read-index";
 pub const INTERNAL_STATUS: &str = "/v1/internal/status";
 /// `GET` the new CA (certificate and key) of a rotation in progress, from another server.
 pub const INTERNAL_TLS_ROTATION_CA: &str = "/v1/internal/tls/rotation-ca";
+/// `POST` a copy of log lines another server received, to keep (log replication).
+pub const INTERNAL_LOG_REPLICA: &str = "/v1/internal/logs/replica";
 
 // The dashboard (HTML, served by every server; docs/dashboard.md).
 /// `GET` redirects to the dashboard.
@@ -239,12 +255,18 @@ pub const UI_JOB_PROMOTE: &str = "/ui/job/{job_id}/promote";
 pub const UI_ALLOC: &str = "/ui/alloc/{alloc_id}";
 /// `GET` a task's output (`?task=&type=stdout|stderr`), as text.
 pub const UI_ALLOC_OUTPUT: &str = "/ui/alloc/{alloc_id}/output";
-/// `GET` log search (`?q=&since=&until=&cursor=`).
+/// `GET` log search (`?q=&since=&until=&cursor=&count_by=`).
 pub const UI_LOGS: &str = "/ui/logs";
+/// `GET` matching log lines as they arrive (`?q=`), the live tail of the log page.
+pub const UI_LOGS_TAIL: &str = "/ui/logs/tail";
 /// `GET` alerts, silences and what fires most.
 pub const UI_ALERTS: &str = "/ui/alerts";
 /// `POST` acknowledge an alert (a form).
 pub const UI_ALERT_ACK: &str = "/ui/alerts/ack";
+/// `POST` silence an alert (a form: `matchers`, `duration`, `comment`).
+pub const UI_ALERT_SILENCE: &str = "/ui/alerts/silence";
+/// `POST` expire a silence now (a form).
+pub const UI_SILENCE_EXPIRE: &str = "/ui/silence/{id}/expire";
 /// `GET` hammers, their runs and refusals.
 pub const UI_HAMMERS: &str = "/ui/hammers";
 /// `POST` approve a hammer run (a form).
@@ -272,8 +294,11 @@ pub const UI_ALL: &[&str] = &[
     UI_ALLOC,
     UI_ALLOC_OUTPUT,
     UI_LOGS,
+    UI_LOGS_TAIL,
     UI_ALERTS,
     UI_ALERT_ACK,
+    UI_ALERT_SILENCE,
+    UI_SILENCE_EXPIRE,
     UI_HAMMERS,
     UI_HAMMER_RUN_APPROVE,
     UI_HAMMER_RUN_DENY,
@@ -295,6 +320,9 @@ pub const ALL: &[&str] = &[
     JOB_PROMOTE,
     JOB_REVERT,
     JOB_PERIODIC_FORCE,
+    JOB_DISPATCH,
+    SERVICES,
+    SERVICE,
     ALLOCATIONS,
     ALLOCATION,
     ALLOCATION_LOGS,
@@ -316,6 +344,9 @@ pub const ALL: &[&str] = &[
     WORKFLOWS,
     WORKFLOW,
     WORKFLOW_CANCEL,
+    WORKFLOW_PAUSE,
+    WORKFLOW_RESUME,
+    NODE_CONSOLE,
     EXEC,
     STATUS_LEADER,
     AGENT_SELF,
@@ -377,6 +408,7 @@ pub const ALL: &[&str] = &[
     INTERNAL_READ_INDEX,
     INTERNAL_STATUS,
     INTERNAL_TLS_ROTATION_CA,
+    INTERNAL_LOG_REPLICA,
 ];
 
 /// A route's path with its placeholders filled in order: `{name}` with one

@@ -157,6 +157,10 @@ pub struct JobSummary {
     pub version: u64,
     /// Job meta.
     pub meta: BTreeMap<String, String>,
+    /// A dispatched job's payload, written to each task's
+    /// `dispatch_payload` file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "drover_types::serde_bytes")]
+    pub payload: Vec<u8>,
 }
 
 /// One log line as an agent ships it: what the agent knows; the server adds

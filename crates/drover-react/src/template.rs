@@ -23,12 +23,20 @@ pub enum PlaceholderSet {
     Node,
     /// Notifier bodies and subjects: the alert (or escalation) being sent.
     Alert,
+    /// A provider's `create` command: the node placeholders (filled with
+    /// the new machine's name and asked-for labels) and `{{join_token}}`.
+    NewMachine,
 }
 
 /// The fixed placeholders of node templates; `node.meta.<key>` is allowed
 /// too.
 pub const NODE_PLACEHOLDERS: [&str; 6] =
     ["node.name", "node.id", "node.hostgroup", "node.environment", "node.owner", "node.zone"];
+
+/// The fixed placeholders of a provider's `create` command: a fresh
+/// single-use join token for the new machine's agent, and the node ones.
+pub const NEW_MACHINE_PLACEHOLDERS: [&str; 7] =
+    ["node.name", "node.id", "node.hostgroup", "node.environment", "node.owner", "node.zone", "join_token"];
 
 /// The fixed placeholders of alert templates; `alert.labels.<key>` and
 /// `alert.annotations.<key>` are allowed too.
@@ -50,6 +58,7 @@ impl PlaceholderSet {
         match self {
             PlaceholderSet::Node => (&NODE_PLACEHOLDERS, &["node.meta."]),
             PlaceholderSet::Alert => (&ALERT_PLACEHOLDERS, &["alert.labels.", "alert.annotations."]),
+            PlaceholderSet::NewMachine => (&NEW_MACHINE_PLACEHOLDERS, &["node.meta."]),
         }
     }
 

@@ -76,12 +76,13 @@ where
             cancel_for_stopped_job(latest_deployment, reasons::DEPLOYMENT_CANCELLED_JOB_STOPPED, now, &mut plan);
             stop_everything(view, &job_allocs, reasons::JOB_STOPPED, now, &mut plan);
         }
-        // A periodic parent only launches children; it never runs itself.
-        Some(job) if job.is_periodic() => {}
+        // A periodic or parameterized parent only launches children; it
+        // never runs itself.
+        Some(job) if job.is_template() => {}
         Some(job) => {
             let mut builder = PlanBuilder::new(view, job, eval, now, job_allocs, plan);
             match job.job_type {
-                JobType::System => builder.schedule_system(rng),
+                JobType::System | JobType::SysBatch => builder.schedule_system(rng),
                 JobType::Service | JobType::Batch => builder.schedule_generic(rng),
             }
             plan = builder.plan;

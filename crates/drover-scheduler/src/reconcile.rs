@@ -397,7 +397,7 @@ pub(crate) fn reconcile_group<'a, V: ClusterView + ?Sized>(
     cache: &mut PatternCache,
 ) -> GroupDecisions<'a> {
     let job = context.job;
-    debug_assert!(job.job_type != JobType::System, "system groups have their own reconciler");
+    debug_assert!(!job.job_type.places_on_every_node(), "system groups have their own reconciler");
     let mut decisions = GroupDecisions::default();
     // Allocations decided already: reconnect losers and originals waiting
     // for their agent.

@@ -620,6 +620,43 @@ fn a_failed_system_allocation_is_replaced_on_the_same_node() {
 }
 
 #[test]
+fn a_sysbatch_job_runs_once_to_completion_on_every_feasible_node() {
+    let mut cluster = cluster(3);
+    let mut rng = rng();
+    cluster.change_node(&node_id("n1"), start(), |node| node.environment = "qa".into());
+    let mut job = system_job();
+    job.job_type = JobType::SysBatch;
+    let id = register(&mut cluster, job);
+    let plan = run(&mut cluster, &id, start(), &mut rng);
+    let mut placed: Vec<&str> = plan.place.iter().map(|alloc| alloc.node_id.as_str()).collect();
+    placed.sort_unstable();
+    assert_eq!(placed, ["n0", "n2"]);
+
+    // Runs that ended, completed or failed, are not repeated.
+    let allocs = live(&cluster, &id);
+    cluster.set_client_status(&allocs[0].id, AllocClientStatus::Complete, start());
+    cluster.set_client_status(&allocs[1].id, AllocClientStatus::Failed, start());
+    assert_replan_is_noop(&cluster, &id, start(), &mut rng);
+    assert!(live(&cluster, &id).is_empty());
+
+    // A node that joins later gets one, and only that node.
+    cluster.add_node(fixtures::node("n3"));
+    let joined = run(&mut cluster, &id, start(), &mut rng);
+    assert_eq!(joined.place.len(), 1);
+    assert_eq!(joined.place[0].node_id, node_id("n3"));
+
+    // A new version of the job runs again everywhere.
+    cluster.set_client_status(&joined.place[0].id, AllocClientStatus::Complete, start());
+    let mut changed = cluster.job(&id).cloned().expect("job");
+    changed.meta.insert("build".into(), "2".into());
+    register(&mut cluster, changed);
+    let rerun = run(&mut cluster, &id, start(), &mut rng);
+    let mut rerun_nodes: Vec<&str> = rerun.place.iter().map(|alloc| alloc.node_id.as_str()).collect();
+    rerun_nodes.sort_unstable();
+    assert_eq!(rerun_nodes, ["n0", "n2", "n3"]);
+}
+
+#[test]
 fn a_system_job_reports_nodes_without_room() {
     let mut cluster = cluster(2);
     let mut rng = rng();
@@ -1005,6 +1042,17 @@ fn a_periodic_parent_is_never_placed() {
         prohibit_overlap: true,
         enabled: true,
     });
+    let id = register(&mut cluster, job);
+    let (_, plan) = compute_plan(&cluster, &id, start(), &mut rng);
+    assert!(plan.is_noop());
+}
+
+#[test]
+fn a_parameterized_parent_is_never_placed() {
+    let mut cluster = cluster(1);
+    let mut rng = rng();
+    let mut job = batch_job("build", 1);
+    job.parameterized = Some(drover_types::ParameterizedConfig::default());
     let id = register(&mut cluster, job);
     let (_, plan) = compute_plan(&cluster, &id, start(), &mut rng);
     assert!(plan.is_noop());

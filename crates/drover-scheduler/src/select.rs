@@ -41,7 +41,7 @@ pub(crate) const MAX_SKIP: usize = 3;
 /// How many fitting candidates are scored per placement.
 pub(crate) fn candidate_limit(job_type: JobType, num_ready_nodes: usize) -> usize {
     match job_type {
-        JobType::Batch => 2,
+        JobType::Batch | JobType::SysBatch => 2,
         JobType::Service | JobType::System => {
             let ceil_log2 = if num_ready_nodes <= 1 {
                 0

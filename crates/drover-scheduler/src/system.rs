@@ -19,16 +19,18 @@
 //!
 //! A node that is schedulable, matches the group and keeps no allocation of
 //! it gets a new one (`job.group[0]`), linked to the last terminal
-//! allocation there. Ineligible and draining nodes keep what they run but
+//! allocation there. A sysbatch group runs once per node and job version:
+//! a node where an allocation of the current version ran to its end
+//! (complete or failed, not stopped by the servers) gets no new one. Ineligible and draining nodes keep what they run but
 //! get nothing new: only placement looks at readiness.
 //!
 //! System jobs have no deployments: destructive updates roll under the
 //! `update` block's `max_parallel`, counting the allocations of the current
 //! version that are not healthy yet.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use drover_types::{Allocation, Node, NodeId, PlacementFailure, TaskGroup};
+use drover_types::{AllocClientStatus, AllocDesiredStatus, Allocation, Node, NodeId, PlacementFailure, TaskGroup};
 
 use crate::constraint::PatternCache;
 use crate::feasibility::{GroupRules, NodeVerdict};
@@ -55,7 +57,12 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
     let mut decisions = GroupDecisions::default();
     let mut live_by_node: HashMap<&'a NodeId, Vec<&'a Allocation>> = HashMap::new();
     let mut last_terminal_by_node: HashMap<&'a NodeId, &'a Allocation> = HashMap::new();
+    let mut ran_on: HashSet<&'a NodeId> = HashSet::new();
+    let runs_once = context.job.job_type.runs_to_completion();
     for alloc in allocs.iter().copied() {
+        if runs_once && ran_to_its_end(alloc, context.job.version) {
+            ran_on.insert(&alloc.node_id);
+        }
         if is_live(alloc) {
             live_by_node.entry(&alloc.node_id).or_default().push(alloc);
         } else if !is_replaced(alloc, context.replacements) {
@@ -128,6 +135,10 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
                 UpdateKind::Destructive => decisions.changes.ignore += 1,
             }
         }
+        if !keeps_one && ran_on.contains(&node.id) {
+            decisions.changes.ignore += 1;
+            continue;
+        }
         let wants_new = !keeps_one && placement_verdict == NodeVerdict::Feasible;
         if wants_new {
             let previous = last_terminal_by_node.get(&node.id).copied();
@@ -159,4 +170,12 @@ pub(crate) fn reconcile_system_group<'a, V: ClusterView + ?Sized>(
     }
     decisions.changes.ignore += u32::try_from(destructive.len() - num_destructive_now).unwrap_or(u32::MAX);
     decisions
+}
+
+/// Whether `alloc`, of a sysbatch job now at `job_version`, ran to its end
+/// and is not to run again on its node.
+fn ran_to_its_end(alloc: &Allocation, job_version: u64) -> bool {
+    alloc.job_version == job_version
+        && alloc.desired_status == AllocDesiredStatus::Run
+        && matches!(alloc.client_status, AllocClientStatus::Complete | AllocClientStatus::Failed)
 }

@@ -217,10 +217,11 @@ impl Server {
         if token.role != JoinRole::Server {
             return Err(CodedError::new(ErrorCode::Forbidden, "this join token enrols agents, not servers"));
         }
+        let ca_key = tls.ca_key_pem()?;
         self.propose(Command::Access { op: AccessOp::UseServerJoinToken { secret_hash: hash, now: Timestamp::now() } })
             .await?
             .into_result()?;
-        Ok((tls.ca_pem().to_owned(), tls.ca_key_pem().to_owned()))
+        Ok((tls.ca_pem().to_owned(), ca_key))
     }
 
     /// `drover node join-token create`: returns the token and its text

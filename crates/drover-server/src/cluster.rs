@@ -250,6 +250,9 @@ impl Server {
                         .and_then(|replication| replication.get(id).cloned().flatten())
                         .map(|log_id| log_id.index)
                 },
+                // Filled by `members_with_versions`, which asks each server.
+                version: None,
+                commit: None,
             })
             .collect()
     }

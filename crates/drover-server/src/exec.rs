@@ -43,6 +43,40 @@ impl Server {
         self.exec_allowed(ExecRequest { root_allowed: true, ..request }, &|_| Some(true), &|_| true).await
     }
 
+    /// Runs one command on one node through its agent, for the leader's own
+    /// work (a hammer's command, a maintenance step), as `user` (`None`:
+    /// the agent's exec user) with output kept to `max_output_bytes`: the
+    /// node's result, `None` when its agent gave none.
+    pub(crate) async fn exec_on_node(
+        &self,
+        node: &drover_types::Node,
+        command: &str,
+        user: Option<&str>,
+        timeout: Duration,
+        max_output_bytes: usize,
+    ) -> Result<Option<ExecNodeResult>> {
+        let request = ExecRequest {
+            nodes: vec![node.id.to_string()],
+            filter: None,
+            command: vec![command.to_owned()],
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            parallel: 0,
+            user: user.map(str::to_owned),
+            max_output_bytes: max_output_bytes as u64,
+            local: false,
+            all_or_nothing: false,
+            root_allowed: true,
+            stdin: Vec::new(),
+        };
+        let mut events = self.exec(request).await?;
+        while let Some(event) = events.recv().await {
+            if let ExecEvent::Result(result) = event {
+                return Ok(Some(result));
+            }
+        }
+        Ok(None)
+    }
+
     /// [`Server::exec`] for a caller with limits: `access` says of each
     /// selected node whether the caller may run the command there
     /// (`Some(true)`), may see it but not run it there (`Some(false)`: a
@@ -142,6 +176,7 @@ impl Server {
                 running.push(tokio::spawn(async move {
                     let Ok(_permit) = limit.acquire().await else { return };
                     let result = server.exec_on_agent(&node_id, name, &request).await;
+                    server.self_metrics().exec.finished(result.status);
                     let _ = sender.send(ExecEvent::Result(result)).await;
                 }));
             }

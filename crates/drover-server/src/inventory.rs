@@ -11,8 +11,8 @@ use drover_proto::api::{
 };
 use drover_state::{Command, State};
 use drover_types::{
-    CodedError, DrainStrategy, DurationSpec, EvalTrigger, Evaluation, JobType, Node, NodeChange, NodeId, NodeLabels,
-    Protection, Retirement, Timestamp,
+    CodedError, DrainStrategy, DurationSpec, EvalTrigger, Evaluation, Node, NodeChange, NodeId, NodeLabels, Protection,
+    Retirement, Timestamp,
 };
 
 use crate::Result;
@@ -333,7 +333,7 @@ pub(crate) fn evals_for_jobs_on_nodes(
 fn evals_for_label_change(state: &State, node_ids: &[NodeId], now: Timestamp) -> Vec<Evaluation> {
     let mut jobs: BTreeSet<(drover_types::JobId, u8)> = state
         .jobs()
-        .filter(|job| job.job_type == JobType::System && !job.stop)
+        .filter(|job| job.job_type.places_on_every_node() && !job.stop)
         .map(|job| (job.id.clone(), job.priority))
         .collect();
     for node_id in node_ids {

@@ -4,13 +4,16 @@
 //!
 //! ```text
 //!  agent ─Logs{lines}─▶ on_agent_logs ─IngestJob─▶ ingest loop ──▶ LogStore (tantivy, one per server)
-//!     ◀──LogsAck{upto}─────────────────────────────── (after the commit)  └─▶ live (tail -f, hammers:
-//!                                                                              on arrival, before the commit)
-//!                                                                           └─▶ committed (log sinks:
-//!                                                                              after the commit)
+//!                                                    │          └─▶ live (tail -f, hammers:
+//!                                                    │               on arrival, before the commit)
+//!                                                    │          └─▶ committed (log sinks: after the commit)
+//!                                                    └─▶ replication loop ─POST /v1/internal/logs/replica─▶
+//!     ◀──LogsAck{upto}──────────────────────────────────(once a second server holds them)   another server's
+//!                                                                                          ingest loop (a copy)
 //!
-//!  GET /v1/logs/search ─▶ this server's store  ┐
-//!                      ─▶ every other server ──┴─ merge (newest first, de-duplicated by (origin, seq))
+//!  GET /v1/logs/search ─▶ originals of this server and every other  ┐
+//!                      ─▶ copies kept for the servers that are down ┴─ merge (newest first,
+//!                                                                      de-duplicated by (origin, seq))
 //!
 //!  GET /v1/logs/export ─▶ histogram by hour ─▶ per non-empty hour, oldest first: every page of the
 //!                         search, sorted by (origin, seq) ─▶ newline-delimited records
@@ -24,10 +27,13 @@
 //! per origin and partition) stores each record once, however often the
 //! file is imported.
 //!
-//! Each server indexes what its own agents send; a query asks all of them.
-//! A server that does not answer makes the answer incomplete, and the answer
-//! says so (`unreachable`): its agents' lines are not lost (they are on its
-//! disk) but cannot be seen until it is back.
+//! Each server indexes what its own agents send (originals) and, with log
+//! replication (`--log-replication 2`, the default), a copy of what another
+//! server's agents sent it, chosen per origin by rendezvous hashing over
+//! the voters ([`replica_order`]). A query asks every server for its
+//! originals and, for the servers that do not answer, asks the others for
+//! the copies they keep for them: each line is read and counted once. The
+//! answer still names a server that did not answer (`unreachable`).
 //!
 //! Log data never keeps the control plane down. A damaged hourly partition
 //! is moved aside by the store (at start, or once a search found it
@@ -52,7 +58,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use drover_logs::{Cursor, Filter, LogRecord, LogStore, Retention, SearchRequest};
 use drover_proto::api::{
     LogBucket, LogCount, LogCountBy, LogCountResponse, LogHistogramResponse, LogImportRequest, LogImportResponse,
-    LogInterval, LogPage, LogQuery, LogSearchResponse,
+    LogInterval, LogPage, LogQuery, LogSearchResponse, Member,
 };
 use drover_proto::session::{LogLine, ServerMessage};
 use drover_state::{Command, State};
@@ -72,13 +78,24 @@ pub struct LogSettings {
     /// The time a line claims is its event time only within this of when
     /// it was received (`drover_logs::record::settle_event_time`).
     pub max_skew: Duration,
+    /// `--log-replication`: how many servers hold each line, 1 or 2
+    /// (default 2; with one server there is no second to hold it).
+    pub replication: u8,
 }
 
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { retention: Retention::default(), syslog: None, max_skew: DEFAULT_LOG_MAX_SKEW }
+        LogSettings {
+            retention: Retention::default(),
+            syslog: None,
+            max_skew: DEFAULT_LOG_MAX_SKEW,
+            replication: DEFAULT_LOG_REPLICATION,
+        }
     }
 }
+
+/// `--log-replication` by default: every line on two servers when there are two.
+pub const DEFAULT_LOG_REPLICATION: u8 = 2;
 
 /// `--log-max-skew` by default: 15 minutes.
 pub const DEFAULT_LOG_MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -112,10 +129,92 @@ const COMPACTION_EVERY: Duration = Duration::from_secs(30);
 const COMPACTION_SETTLE: Duration = Duration::from_secs(120);
 /// Live lines buffered per `tail -f` reader before it misses some.
 const LIVE_BUFFER: usize = 16 * 1024;
+/// How long a server waits for another to take a copy of a batch before it
+/// tries the next one.
+const REPLICA_TIMEOUT: Duration = Duration::from_secs(5);
+/// A server that did not take a copy is not asked again for this long
+/// (the batches meanwhile go to the next server in their order).
+const REPLICA_PEER_PAUSE: Duration = Duration::from_secs(10);
+/// Committed batches waiting for their copies to be taken, at most.
+const REPLICATION_QUEUE: usize = 64;
 
 struct IngestJob {
     records: Vec<LogRecord>,
+    /// `Some(server)`: copies of lines that server received from its
+    /// agents, kept here for it (log replication); `None`: this server's
+    /// own lines (originals).
+    replica_of: Option<u64>,
     done: Option<oneshot::Sender<std::result::Result<(), String>>>,
+}
+
+/// Originals this server committed, on their way to a second server; the
+/// jobs' answers wait for it.
+struct Replication {
+    records: Arc<Vec<LogRecord>>,
+    answers: Vec<oneshot::Sender<std::result::Result<(), String>>>,
+}
+
+/// The body of `POST /v1/internal/logs/replica`: lines a server received
+/// from its agents (and committed), for another server to keep a copy of.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct LogReplica {
+    /// The server that received them.
+    pub primary: u64,
+    /// The records, as the primary stored them.
+    pub records: Vec<LogRecord>,
+}
+
+/// [`LogReplica`] as it is sent, without copying the records.
+#[derive(Serialize)]
+struct LogReplicaRef<'a> {
+    primary: u64,
+    records: &'a [&'a LogRecord],
+}
+
+/// Which copies a server answers a `local` query from, next to the
+/// [`LogQuery`] one server sends another: `all` (the default: every line
+/// held), `originals` (the lines its own agents sent), or
+/// `replicas-of:ID,ID` (the copies it keeps for those servers).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct LogCopies {
+    /// As above; absent means `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<String>,
+}
+
+impl LogCopies {
+    fn of(copies: &drover_logs::Copies) -> LogCopies {
+        let text = match copies {
+            drover_logs::Copies::All => return LogCopies::default(),
+            drover_logs::Copies::Originals => "originals".to_owned(),
+            drover_logs::Copies::ReplicasOf(servers) => {
+                format!("replicas-of:{}", servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(","))
+            }
+        };
+        LogCopies { copies: Some(text) }
+    }
+
+    fn parse(&self) -> Result<drover_logs::Copies> {
+        let Some(text) = self.copies.as_deref().map(str::trim) else { return Ok(drover_logs::Copies::All) };
+        let bad = || {
+            CodedError::invalid(format!(
+                "copies {text:?}: use all, originals or replicas-of:ID,ID (servers set it when they ask each other)"
+            ))
+        };
+        match text {
+            "" | "all" => Ok(drover_logs::Copies::All),
+            "originals" => Ok(drover_logs::Copies::Originals),
+            other => {
+                let list = other.strip_prefix("replicas-of:").ok_or_else(bad)?;
+                let servers = list
+                    .split(',')
+                    .filter(|part| !part.trim().is_empty())
+                    .map(|part| part.trim().parse::<u64>().map_err(|_| bad()))
+                    .collect::<Result<Vec<u64>>>()?;
+                Ok(drover_logs::Copies::ReplicasOf(servers))
+            }
+        }
+    }
 }
 
 /// The log index of one server.
@@ -133,6 +232,11 @@ pub(crate) struct LogService {
     /// The figures of the running log sinks, for `/v1/metrics`.
     pub(crate) sinks: crate::sinks::RunningSinks,
     settings: LogSettings,
+    /// Committed originals, to the replication loop.
+    replication: mpsc::Sender<Replication>,
+    replication_batches: std::sync::Mutex<Option<mpsc::Receiver<Replication>>>,
+    /// Lines acknowledged to agents while no other server took a copy.
+    replication_debt: std::sync::atomic::AtomicU64,
 }
 
 impl LogService {
@@ -166,6 +270,7 @@ impl LogService {
         let (live, _) = broadcast::channel(LIVE_BUFFER);
         let (committed, _) = broadcast::channel(crate::sinks::COMMITTED_BUFFER);
         let sink_dir = dir.parent().unwrap_or(dir).join("log-sinks");
+        let (replication, replication_batches) = mpsc::channel(REPLICATION_QUEUE);
         Ok(LogService {
             store,
             ingest,
@@ -175,6 +280,9 @@ impl LogService {
             sink_dir,
             sinks: crate::sinks::RunningSinks::default(),
             settings,
+            replication,
+            replication_batches: std::sync::Mutex::new(Some(replication_batches)),
+            replication_debt: std::sync::atomic::AtomicU64::new(0),
         })
     }
 }
@@ -195,8 +303,19 @@ pub(crate) async fn spawn_log_tasks(server: &Server) -> Result<()> {
         return Ok(());
     };
     let jobs = logs.ingest_jobs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let replicating = logs.settings.replication >= 2;
     if let Some(jobs) = jobs {
-        tokio::spawn(ingest_loop(Arc::clone(index), jobs, logs.live.clone(), logs.committed.clone()));
+        let metrics = Arc::clone(&server.inner.self_metrics);
+        let outlets = Outlets {
+            live: logs.live.clone(),
+            committed: logs.committed.clone(),
+            replication: replicating.then(|| logs.replication.clone()),
+        };
+        tokio::spawn(ingest_loop(Arc::clone(index), jobs, outlets, metrics));
+    }
+    let batches = logs.replication_batches.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    if let Some(batches) = batches.filter(|_| replicating) {
+        tokio::spawn(replication_loop(server.clone(), batches));
     }
     crate::sinks::spawn_log_sinks(server.clone());
     tokio::spawn(compact_settled(Arc::clone(index), server.shutdown_token().clone()));
@@ -281,16 +400,26 @@ fn read(store: &RwLock<LogStore>) -> std::sync::RwLockReadGuard<'_, LogStore> {
 /// commit; a line an agent sends again (its session ended before the
 /// acknowledgement) is not shown twice.
 /// Log sinks (`crate::sinks`) get each commit's records once durable.
+/// With log replication, the originals of each commit go to the
+/// replication loop, which answers their jobs once a second server holds
+/// them; copies kept for other servers are answered after the commit and
+/// go neither to live readers nor to sinks (their primary serves those).
+/// The loop never waits for another server: two servers sending each
+/// other copies cannot wait on each other.
 async fn ingest_loop(
     store: Arc<RwLock<LogStore>>,
     mut jobs: mpsc::Receiver<IngestJob>,
-    live: broadcast::Sender<Arc<LogRecord>>,
-    committed: broadcast::Sender<Arc<Vec<LogRecord>>>,
+    outlets: Outlets,
+    metrics: Arc<crate::self_metrics::SelfMetrics>,
 ) {
+    let Outlets { live, committed, replication } = outlets;
     // Per origin, the highest seq handed to live readers: a resent line is
     // not shown (nor does it trigger) twice.
     let mut published: HashMap<String, u64> = HashMap::new();
     let mut publish = |job: &IngestJob| {
+        if job.replica_of.is_some() {
+            return;
+        }
         for record in &job.records {
             match published.get_mut(&record.origin) {
                 Some(mark) if record.seq <= *mark => continue,
@@ -323,28 +452,128 @@ async fn ingest_loop(
                 Ok(None) | Err(_) => break,
             }
         }
-        let mut records = Vec::with_capacity(num_records);
+        let mut originals = Vec::with_capacity(num_records);
+        let mut replicas: BTreeMap<u64, Vec<LogRecord>> = BTreeMap::new();
         let mut answers = Vec::with_capacity(batch.len());
+        let mut replica_answers = Vec::new();
         for job in batch {
-            records.extend(job.records);
-            answers.extend(job.done);
+            match job.replica_of {
+                None => {
+                    originals.extend(job.records);
+                    answers.extend(job.done);
+                }
+                Some(primary) => {
+                    replicas.entry(primary).or_default().extend(job.records);
+                    replica_answers.extend(job.done);
+                }
+            }
         }
-        // Log sinks take the records once durable (a copy only when one runs).
-        let for_sinks = (committed.receiver_count() > 0).then(|| records.clone());
+        // Log sinks and the replication take the originals once durable
+        // (a copy only when one of them wants it).
+        let wanted = !originals.is_empty() && (committed.receiver_count() > 0 || replication.is_some());
+        let shared = wanted.then(|| Arc::new(originals.clone()));
+        let records = originals.iter().chain(replicas.values().flatten());
+        let (num_lines, num_bytes) = (num_records, records.map(|record| record.message.len()).sum());
         let store = Arc::clone(&store);
-        let outcome = tokio::task::spawn_blocking(move || write(&store).ingest(records))
-            .await
-            .map_err(|error| error.to_string())
-            .and_then(|outcome| outcome.map_err(|error| error.to_string()));
+        let commit_started = std::time::Instant::now();
+        let outcome =
+            tokio::task::spawn_blocking(move || write(&store).ingest_copies(originals, replicas.into_iter().collect()))
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|outcome| outcome.map_err(|error| error.to_string()))
+                .map(|_| ());
+        metrics.logs.committed(outcome.is_ok(), num_lines, num_bytes, commit_started.elapsed());
+        for answer in replica_answers {
+            let _ = answer.send(outcome.clone());
+        }
         if let Err(error) = &outcome {
             tracing::warn!(%error, "cannot index log lines; agents will send them again");
-        } else if let Some(records) = for_sinks {
-            let _ = committed.send(Arc::new(records));
+            for answer in answers {
+                let _ = answer.send(outcome.clone());
+            }
+            continue;
         }
-        for answer in answers {
-            let _ = answer.send(outcome.clone().map(|_| ()));
+        if let Some(records) = &shared
+            && committed.receiver_count() > 0
+        {
+            let _ = committed.send(Arc::clone(records));
+        }
+        match (shared, &replication) {
+            (Some(records), Some(replication)) => {
+                if let Err(mpsc::error::SendError(batch)) = replication.send(Replication { records, answers }).await {
+                    for answer in batch.answers {
+                        let _ = answer.send(Ok(()));
+                    }
+                }
+            }
+            _ => {
+                for answer in answers {
+                    let _ = answer.send(Ok(()));
+                }
+            }
         }
     }
+}
+
+/// One origin's records of a batch on their way to a second server, with
+/// the servers it has left to try, in its order.
+type OriginCopy<'a> = (Vec<&'a LogRecord>, std::vec::IntoIter<u64>);
+
+/// Where the ingest loop hands what it committed.
+struct Outlets {
+    /// Each original as it arrives (`tail -f`, hammers).
+    live: broadcast::Sender<Arc<LogRecord>>,
+    /// Each commit's originals (log sinks).
+    committed: broadcast::Sender<Arc<Vec<LogRecord>>>,
+    /// Each commit's originals and their jobs' answers (log replication), when on.
+    replication: Option<mpsc::Sender<Replication>>,
+}
+
+/// Sends each committed batch of originals to a second server, in commit
+/// order (so a server receives each origin's copies in seq order, as the
+/// store's de-duplication wants), then answers the batch's jobs: agents get
+/// their acknowledgement once two servers hold their lines. Lines no
+/// other server would take are acknowledged all the same and counted as
+/// replication debt ([`Server::log_replication_debt`]).
+async fn replication_loop(server: Server, mut batches: mpsc::Receiver<Replication>) {
+    let mut paused: HashMap<u64, tokio::time::Instant> = HashMap::new();
+    while let Some(batch) = batches.recv().await {
+        let without_copy = server.replicate(&batch.records, &mut paused).await;
+        if without_copy > 0 {
+            server.inner.logs.replication_debt.fetch_add(without_copy, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                lines = without_copy,
+                "no other server took a copy of these log lines: they are acknowledged and held by this server only"
+            );
+        }
+        for answer in batch.answers {
+            let _ = answer.send(Ok(()));
+        }
+    }
+}
+
+/// The order in which `origin`'s lines try the servers for their copy:
+/// highest score first (rendezvous hashing). The same on every server, and
+/// a server joining or leaving moves only the origins it wins or held.
+fn replica_order(origin: &str, candidates: &[u64]) -> Vec<u64> {
+    let mut scored: Vec<(u64, u64)> =
+        candidates.iter().map(|server| (rendezvous_score(origin, *server), *server)).collect();
+    scored.sort_unstable_by(|left, right| right.cmp(left));
+    scored.into_iter().map(|(_, server)| server).collect()
+}
+
+/// FNV-1a of the origin and the server id, finished by a 64-bit mix: stable
+/// across builds and platforms.
+fn rendezvous_score(origin: &str, server: u64) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in origin.bytes().chain([0u8]).chain(server.to_le_bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash
 }
 
 async fn spawn_syslog(server: &Server, address: SocketAddr) -> Result<()> {
@@ -408,7 +637,7 @@ async fn spawn_syslog(server: &Server, address: SocketAddr) -> Result<()> {
                 };
                 records.push(record_of(shipped, &context, &server.state()));
             }
-            let _ = server.inner.logs.ingest.send(IngestJob { records, done: None }).await;
+            let _ = server.inner.logs.ingest.send(IngestJob { records, replica_of: None, done: None }).await;
         }
     });
     tracing::info!(%address, "receiving syslog");
@@ -575,39 +804,71 @@ fn no_log_index() -> CodedError {
     CodedError::internal("this server's log index cannot be opened; `drover server health` says why")
 }
 
-/// Where one server stands in a paged search across servers.
+/// Where one source stands in a paged search across servers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Position {
     Start,
     At(Cursor),
     End,
+    /// Only for a server's originals: it did not answer, its lines are
+    /// read from the replicas the others keep for it until the last page.
+    Down,
 }
 
-/// `id=position,…`: the position of every server in a search across servers.
-fn encode_positions(positions: &BTreeMap<u64, Position>) -> String {
+/// What a search across servers reads page by page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// A server's originals.
+    Originals(u64),
+    /// The replicas a server keeps for the servers that are down.
+    Replicas(u64),
+}
+
+impl Source {
+    fn server_id(self) -> u64 {
+        match self {
+            Source::Originals(id) | Source::Replicas(id) => id,
+        }
+    }
+}
+
+/// `id=position,…` (`rID=` for a server's replicas): the position of every
+/// source in a search across servers.
+fn encode_positions(positions: &BTreeMap<Source, Position>) -> String {
     positions
         .iter()
-        .map(|(id, position)| match position {
-            Position::Start => format!("{id}=start"),
-            Position::At(cursor) => format!("{id}={cursor}"),
-            Position::End => format!("{id}=end"),
+        .map(|(source, position)| {
+            let key = match source {
+                Source::Originals(id) => id.to_string(),
+                Source::Replicas(id) => format!("r{id}"),
+            };
+            match position {
+                Position::Start => format!("{key}=start"),
+                Position::At(cursor) => format!("{key}={cursor}"),
+                Position::End => format!("{key}=end"),
+                Position::Down => format!("{key}=down"),
+            }
         })
         .collect::<Vec<_>>()
         .join(",")
 }
 
-fn decode_positions(text: &str) -> Result<BTreeMap<u64, Position>> {
+fn decode_positions(text: &str) -> Result<BTreeMap<Source, Position>> {
     let bad = || CodedError::invalid(format!("bad cursor {text:?}: pass the next_cursor of a previous page unchanged"));
     let mut positions = BTreeMap::new();
     for part in text.split(',').filter(|part| !part.is_empty()) {
-        let (id, position) = part.split_once('=').ok_or_else(bad)?;
-        let id: u64 = id.parse().map_err(|_| bad())?;
+        let (key, position) = part.split_once('=').ok_or_else(bad)?;
+        let source = match key.strip_prefix('r') {
+            Some(id) => Source::Replicas(id.parse().map_err(|_| bad())?),
+            None => Source::Originals(key.parse().map_err(|_| bad())?),
+        };
         let position = match position {
             "start" => Position::Start,
             "end" => Position::End,
+            "down" => Position::Down,
             cursor => Position::At(cursor.parse().map_err(|_| bad())?),
         };
-        positions.insert(id, position);
+        positions.insert(source, position);
     }
     Ok(positions)
 }
@@ -774,10 +1035,113 @@ impl Server {
         self.inner
             .logs
             .ingest
-            .send(IngestJob { records, done: Some(done) })
+            .send(IngestJob { records, replica_of: None, done: Some(done) })
             .await
             .map_err(|_| CodedError::internal("the log index is shut down"))?;
         Ok(stored)
+    }
+
+    /// Keeps the copies another server sent of lines its agents sent it
+    /// (log replication), and answers once they are durable here.
+    pub async fn store_replica(&self, replica: LogReplica) -> Result<()> {
+        if replica.primary == self.id() {
+            return Err(CodedError::invalid("a server sent log lines to itself for replication"));
+        }
+        if replica.records.is_empty() {
+            return Ok(());
+        }
+        if self.inner.logs.store.is_err() {
+            return Err(no_log_index());
+        }
+        let (done, stored) = oneshot::channel();
+        let job = IngestJob { records: replica.records, replica_of: Some(replica.primary), done: Some(done) };
+        self.inner.logs.ingest.send(job).await.map_err(|_| CodedError::internal("the log index is shut down"))?;
+        match stored.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(CodedError::internal(format!("cannot index the copies of log lines: {error}"))),
+            Err(_) => Err(CodedError::internal("the log index is shut down")),
+        }
+    }
+
+    /// Lines this server acknowledged to agents while no other server took
+    /// a copy (since it started): they are held by this server only.
+    pub fn log_replication_debt(&self) -> u64 {
+        self.inner.logs.replication_debt.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Sends each origin's records of a committed batch to the first
+    /// server of [`replica_order`] that takes them; returns how many no
+    /// server took. Servers that failed are `paused` for a while.
+    async fn replicate(&self, records: &[LogRecord], paused: &mut HashMap<u64, tokio::time::Instant>) -> u64 {
+        let own_id = self.id();
+        let members = self.members();
+        let candidates: Vec<u64> = members
+            .iter()
+            .filter(|member| member.role == "voter" && member.server_id != own_id)
+            .map(|member| member.server_id)
+            .collect();
+        if candidates.is_empty() {
+            // One server: there is no second to hold a copy.
+            return 0;
+        }
+        let address_of: HashMap<u64, &str> =
+            members.iter().map(|member| (member.server_id, member.address.as_str())).collect();
+        // Per origin: its records and the servers it has left to try.
+        let mut by_origin: BTreeMap<&str, Vec<&LogRecord>> = BTreeMap::new();
+        for record in records {
+            by_origin.entry(record.origin.as_str()).or_default().push(record);
+        }
+        let mut pending: Vec<OriginCopy<'_>> = by_origin
+            .into_iter()
+            .map(|(origin, records)| (records, replica_order(origin, &candidates).into_iter()))
+            .collect();
+        let mut without_copy = 0u64;
+        while !pending.is_empty() {
+            let now = tokio::time::Instant::now();
+            paused.retain(|_, until| *until > now);
+            // Each origin to its next server that is not paused.
+            let mut by_target: BTreeMap<u64, Vec<OriginCopy<'_>>> = BTreeMap::new();
+            for (group, mut order) in pending.drain(..) {
+                match order.by_ref().find(|server| !paused.contains_key(server)) {
+                    Some(target) => by_target.entry(target).or_default().push((group, order)),
+                    None => without_copy += group.len() as u64,
+                }
+            }
+            let sends = by_target.into_iter().map(|(target, groups)| {
+                let address = address_of.get(&target).copied().unwrap_or_default().to_owned();
+                async move {
+                    let all: Vec<&LogRecord> = groups.iter().flat_map(|(group, _)| group.iter().copied()).collect();
+                    let outcome = self.send_replica(&address, &all).await;
+                    (target, groups, outcome)
+                }
+            });
+            for (target, groups, outcome) in futures_util::future::join_all(sends).await {
+                if let Err(error) = outcome {
+                    tracing::warn!(server = target, %error, "another server did not take a copy of log lines; trying the next");
+                    paused.insert(target, tokio::time::Instant::now() + REPLICA_PEER_PAUSE);
+                    pending.extend(groups);
+                }
+            }
+        }
+        without_copy
+    }
+
+    /// `POST /v1/internal/logs/replica` to the server at `address`.
+    async fn send_replica(&self, address: &str, records: &[&LogRecord]) -> std::result::Result<(), String> {
+        let body = drover_state::codec::encode(&LogReplicaRef { primary: self.id(), records })
+            .map_err(|error| error.to_string())?;
+        let url = format!("{}{}", self.inner.network.base_url(address), paths::INTERNAL_LOG_REPLICA);
+        let response = crate::network::post_msgpack(self.inner.network.client(), &url, body, REPLICA_TIMEOUT)
+            .await
+            .map_err(|error| format!("{url}: {error}"))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|error| format!("{url}: {error}"))?;
+        if !status.is_success() {
+            return Err(format!("{url} answered {status}: {}", String::from_utf8_lossy(&bytes)));
+        }
+        let answer: std::result::Result<(), String> =
+            drover_state::codec::decode(&bytes).map_err(|error| format!("{url}: {error}"))?;
+        answer
     }
 
     /// Indexes lines from an agent and acknowledges them once durable. A
@@ -847,6 +1211,7 @@ impl Server {
             since: time(&query.since, "since")?,
             until: time(&query.until, "until")?,
             nodes,
+            copies: drover_logs::Copies::All,
         })
     }
 
@@ -896,17 +1261,22 @@ impl Server {
         let Ok((damaged, quarantined)) = found else {
             return vec!["its log index could not be asked for its state".to_owned()];
         };
-        let mut problems: Vec<String> = quarantined
-            .iter()
-            .map(|partition| {
-                format!(
-                    "its log partition {} is damaged and was moved aside to {}: its lines are left out of searches; \
+        let debt = self.log_replication_debt();
+        let mut problems: Vec<String> = Vec::new();
+        if debt > 0 {
+            problems.push(format!(
+                "{debt} log lines were acknowledged to agents while no other server took a copy (replication debt \
+                 since this server started): they are held by this server only, and lost with its disk"
+            ));
+        }
+        problems.extend(quarantined.iter().map(|partition| {
+            format!(
+                "its log partition {} is damaged and was moved aside to {}: its lines are left out of searches; \
                      the server log and quarantine.json in that folder say why; delete the folder once inspected",
-                    partition.name,
-                    partition.path.display()
-                )
-            })
-            .collect();
+                partition.name,
+                partition.path.display()
+            )
+        }));
         problems.extend(damaged.iter().map(|partition| {
             format!(
                 "its log partition {} is damaged: its lines are left out of searches and it is moved aside shortly",
@@ -916,25 +1286,26 @@ impl Server {
         problems
     }
 
-    /// Asks every other server; returns their answers and the addresses of
-    /// those that did not answer. A server that refuses the request (a bad
-    /// query) makes the whole request fail.
+    /// Asks `members` (other servers); returns their answers and the
+    /// members that did not answer. A server that refuses the request (a
+    /// bad query) makes the whole request fail.
     async fn ask_peers<T: DeserializeOwned + Send>(
         &self,
+        members: &[Member],
         path: &str,
         query: &LogQuery,
         extra: &(impl Serialize + Sync),
-    ) -> Result<(Vec<T>, Vec<String>)> {
-        let peers: Vec<_> = self.peers();
-        let asks = peers
-            .iter()
-            .map(|member| async move { (member, self.ask_one_peer::<T>(&member.address, path, query, extra).await) });
+        copies: &LogCopies,
+    ) -> Result<(Vec<T>, Vec<Member>)> {
+        let asks = members.iter().map(|member| async move {
+            (member, self.ask_one_peer::<T>(&member.address, path, query, extra, copies).await)
+        });
         let mut answers = Vec::new();
         let mut unreachable = Vec::new();
         for (member, answer) in futures_util::future::join_all(asks).await {
             match answer? {
                 Some(answer) => answers.push(answer),
-                None => unreachable.push(member.address.clone()),
+                None => unreachable.push(member.clone()),
             }
         }
         Ok((answers, unreachable))
@@ -969,9 +1340,24 @@ impl Server {
 
     /// One page of matching records, newest first, from every server.
     pub async fn search_logs(&self, query: LogQuery, page: LogPage) -> Result<LogSearchResponse> {
+        self.search_logs_of(query, page, &LogCopies::default()).await
+    }
+
+    /// [`Server::search_logs`]; a `local` query answers from the `copies`
+    /// asked for (servers ask each other so). Across servers, each line is
+    /// read once: every server's originals, and for a server that does not
+    /// answer, the replicas the others keep for it; lines held twice all
+    /// the same (an agent that moved mid-batch) are shown once.
+    pub async fn search_logs_of(
+        &self,
+        query: LogQuery,
+        page: LogPage,
+        copies: &LogCopies,
+    ) -> Result<LogSearchResponse> {
         let limit = page.limit.unwrap_or(DEFAULT_LIMIT).min(MAX_LIMIT);
         let filter = self.log_filter(&query, now_nanos())?;
         if query.local {
+            let filter = Filter { copies: copies.parse()?, ..filter };
             return self.search_local(filter, &page).await;
         }
         let mut positions = match page.cursor.as_deref() {
@@ -981,38 +1367,63 @@ impl Server {
         let peer_query = Self::peer_query(&query, &filter);
         let page_of = |position: Option<&Position>| match position {
             Some(Position::At(cursor)) => LogPage { limit: Some(limit), cursor: Some(cursor.to_string()) },
-            Some(Position::End) => LogPage { limit: Some(0), cursor: None },
+            Some(Position::End | Position::Down) => LogPage { limit: Some(0), cursor: None },
             Some(Position::Start) | None => LogPage { limit: Some(limit), cursor: None },
         };
-        // This server's part and the peers' at once; each gets its own position.
-        let local_page = page_of(positions.get(&self.id()));
-        let local = self.search_local(filter, &local_page);
-        let peers: Vec<_> = self.peers();
-        let asks = peers.iter().map(|member| {
-            let paging = page_of(positions.get(&member.server_id));
-            let peer_query = &peer_query;
-            async move {
-                let page =
-                    self.ask_one_peer::<LogSearchResponse>(&member.address, paths::LOGS_SEARCH, peer_query, &paging);
-                (member, page.await)
+        let own_id = self.id();
+        let peers: Vec<Member> = self.peers();
+        // Every server's originals at once, each from its own position (a
+        // server already read through replicas is not asked).
+        let is_down = |positions: &BTreeMap<Source, Position>, id: u64| {
+            positions.get(&Source::Originals(id)) == Some(&Position::Down)
+        };
+        let asked: Vec<(Source, Option<&Member>)> = std::iter::once((Source::Originals(own_id), None))
+            .chain(peers.iter().map(|member| (Source::Originals(member.server_id), Some(member))))
+            .filter(|(source, _)| !is_down(&positions, source.server_id()))
+            .collect();
+        let (mut pages, missing) = self
+            .search_sources(&asked, &filter, &peer_query, &drover_logs::Copies::Originals, &positions, &page_of)
+            .await?;
+        let mut unreachable: Vec<String> = missing.iter().map(|member| member.address.clone()).collect();
+        for member in &missing {
+            let source = Source::Originals(member.server_id);
+            if positions.get(&source) != Some(&Position::End) {
+                positions.insert(source, Position::Down);
             }
-        });
-        let (local, answers) = tokio::join!(local, futures_util::future::join_all(asks));
-        let mut pages = vec![(self.id(), local?)];
-        let mut unreachable = Vec::new();
-        for (member, page) in answers {
-            match page? {
-                Some(page) => pages.push((member.server_id, page)),
-                None => unreachable.push(member.address.clone()),
+        }
+        // The lines of the servers that are down, from the replicas the
+        // others keep for them.
+        let down: Vec<u64> = positions
+            .iter()
+            .filter(|(_, position)| **position == Position::Down)
+            .map(|(source, _)| source.server_id())
+            .collect();
+        if !down.is_empty() {
+            let answering: Vec<(Source, Option<&Member>)> = std::iter::once((Source::Replicas(own_id), None))
+                .chain(
+                    peers
+                        .iter()
+                        .filter(|member| !missing.iter().any(|gone| gone.server_id == member.server_id))
+                        .map(|member| (Source::Replicas(member.server_id), Some(member))),
+                )
+                .collect();
+            let replicas = drover_logs::Copies::ReplicasOf(down);
+            let (replica_pages, also_missing) =
+                self.search_sources(&answering, &filter, &peer_query, &replicas, &positions, &page_of).await?;
+            pages.extend(replica_pages);
+            for member in also_missing {
+                if !unreachable.contains(&member.address) {
+                    unreachable.push(member.address.clone());
+                }
             }
         }
         let damaged: Vec<String> = pages.iter().flat_map(|(_, page)| page.damaged.iter().cloned()).collect();
         let total_matching = pages.iter().map(|(_, page)| page.total_matching).sum();
-        // Merge newest first; within a server its own order is kept.
-        let mut merged: Vec<(i64, u64, usize, usize)> = Vec::new();
-        for (page_index, (server_id, page)) in pages.iter().enumerate() {
+        // Merge newest first; within a source its own order is kept.
+        let mut merged: Vec<(i64, Source, usize, usize)> = Vec::new();
+        for (page_index, (source, page)) in pages.iter().enumerate() {
             for (record_index, record) in page.records.iter().enumerate() {
-                merged.push((record.timestamp, *server_id, page_index, record_index));
+                merged.push((record.timestamp, *source, page_index, record_index));
             }
         }
         merged.sort_by(|left, right| right.0.cmp(&left.0).then(left.1.cmp(&right.1)).then(left.3.cmp(&right.3)));
@@ -1029,7 +1440,7 @@ impl Server {
                 records.push(record.clone());
             }
         }
-        for (page_index, (server_id, page)) in pages.iter().enumerate() {
+        for (page_index, (source, page)) in pages.iter().enumerate() {
             let taken = taken_per_page[page_index];
             let position = if taken == page.records.len() && page.next_cursor.is_none() {
                 Position::End
@@ -1039,13 +1450,63 @@ impl Server {
                     _ => return Err(CodedError::internal("a server answered a search without cursors")),
                 }
             } else {
-                positions.get(server_id).copied().unwrap_or(Position::Start)
+                positions.get(source).copied().unwrap_or(Position::Start)
             };
-            positions.insert(*server_id, position);
+            positions.insert(*source, position);
         }
-        let next_cursor =
-            positions.values().any(|position| *position != Position::End).then(|| encode_positions(&positions));
+        let next_cursor = positions
+            .values()
+            .any(|position| !matches!(position, Position::End | Position::Down))
+            .then(|| encode_positions(&positions));
         Ok(LogSearchResponse { records, cursors: Vec::new(), next_cursor, total_matching, unreachable, damaged })
+    }
+
+    /// One page of each source (`None`: this server), of the `copies`
+    /// given, from its position; the pages of those that answered and the
+    /// members that did not.
+    async fn search_sources(
+        &self,
+        sources: &[(Source, Option<&Member>)],
+        filter: &Filter,
+        peer_query: &LogQuery,
+        copies: &drover_logs::Copies,
+        positions: &BTreeMap<Source, Position>,
+        page_of: &(impl Fn(Option<&Position>) -> LogPage + Sync),
+    ) -> Result<(Vec<(Source, LogSearchResponse)>, Vec<Member>)> {
+        let peer_copies = LogCopies::of(copies);
+        let asks = sources.iter().map(|(source, member)| {
+            let paging = page_of(positions.get(source));
+            let peer_copies = &peer_copies;
+            async move {
+                let page = match member {
+                    None => {
+                        let filter = Filter { copies: copies.clone(), ..filter.clone() };
+                        self.search_local(filter, &paging).await.map(Some)
+                    }
+                    Some(member) => {
+                        self.ask_one_peer::<LogSearchResponse>(
+                            &member.address,
+                            paths::LOGS_SEARCH,
+                            peer_query,
+                            &paging,
+                            peer_copies,
+                        )
+                        .await
+                    }
+                };
+                (*source, *member, page)
+            }
+        });
+        let mut pages = Vec::new();
+        let mut missing = Vec::new();
+        for (source, member, page) in futures_util::future::join_all(asks).await {
+            match (page?, member) {
+                (Some(page), _) => pages.push((source, page)),
+                (None, Some(member)) => missing.push(member.clone()),
+                (None, None) => {}
+            }
+        }
+        Ok((pages, missing))
     }
 
     /// GET one peer; `Ok(None)` when it cannot be reached.
@@ -1055,9 +1516,11 @@ impl Server {
         path: &str,
         query: &LogQuery,
         extra: &(impl Serialize + Sync),
+        copies: &LogCopies,
     ) -> Result<Option<T>> {
         let url = format!("{}{path}", self.inner.network.base_url(address));
-        let request = self.inner.network.client().get(&url).query(query).query(extra).timeout(PEER_TIMEOUT);
+        let request =
+            self.inner.network.client().get(&url).query(query).query(extra).query(copies).timeout(PEER_TIMEOUT);
         let Ok(response) = request.send().await else {
             return Ok(None);
         };
@@ -1070,9 +1533,62 @@ impl Server {
         Ok(response.json::<T>().await.ok())
     }
 
+    /// Asks this server (`local`, given the copies to read) and every other
+    /// for each line once: every server's originals, then, for the servers
+    /// that did not answer, the replicas the others keep for them. The
+    /// answers, and the addresses of the servers that did not answer.
+    async fn ask_everyone<T, Local, Answer>(
+        &self,
+        path: &str,
+        peer_query: &LogQuery,
+        extra: &(impl Serialize + Sync),
+        local: Local,
+    ) -> Result<(Vec<T>, Vec<String>)>
+    where
+        T: DeserializeOwned + Send,
+        Local: Fn(drover_logs::Copies) -> Answer,
+        Answer: std::future::Future<Output = Result<T>>,
+    {
+        let originals = drover_logs::Copies::Originals;
+        let peers = self.peers();
+        let peer_copies = LogCopies::of(&originals);
+        let (local_answer, peer_answers) =
+            tokio::join!(local(originals), self.ask_peers::<T>(&peers, path, peer_query, extra, &peer_copies));
+        let (mut answers, missing) = peer_answers?;
+        answers.insert(0, local_answer?);
+        let mut unreachable: Vec<String> = missing.iter().map(|member| member.address.clone()).collect();
+        if !missing.is_empty() {
+            let replicas = drover_logs::Copies::ReplicasOf(missing.iter().map(|member| member.server_id).collect());
+            let answering: Vec<Member> = peers
+                .into_iter()
+                .filter(|member| !missing.iter().any(|gone| gone.server_id == member.server_id))
+                .collect();
+            let peer_copies = LogCopies::of(&replicas);
+            let (local_answer, peer_answers) =
+                tokio::join!(local(replicas), self.ask_peers::<T>(&answering, path, peer_query, extra, &peer_copies));
+            let (replica_answers, also_missing) = peer_answers?;
+            answers.push(local_answer?);
+            answers.extend(replica_answers);
+            unreachable.extend(also_missing.into_iter().map(|member| member.address));
+        }
+        Ok((answers, unreachable))
+    }
+
     /// The most frequent values of a field among matching records, from
     /// every server.
     pub async fn count_logs(&self, query: LogQuery, count_by: LogCountBy) -> Result<LogCountResponse> {
+        self.count_logs_of(query, count_by, &LogCopies::default()).await
+    }
+
+    /// [`Server::count_logs`]; a `local` query counts the `copies` asked
+    /// for. Across servers each line is counted once (see
+    /// [`Server::search_logs_of`]).
+    pub async fn count_logs_of(
+        &self,
+        query: LogQuery,
+        count_by: LogCountBy,
+        copies: &LogCopies,
+    ) -> Result<LogCountResponse> {
         let top = count_by.top.unwrap_or(10).clamp(1, 10_000);
         let filter = self.log_filter(&query, now_nanos())?;
         let by = count_by.by.trim().to_owned();
@@ -1084,23 +1600,31 @@ impl Server {
         // Each server returns more than asked so the merged top is right
         // unless a value is spread thinly over many servers.
         let wanted = top.saturating_mul(2).saturating_add(10);
-        let local = {
-            let (filter, by) = (filter.clone(), by.clone());
-            self.with_store(move |store| store.count_by(&filter, &by, wanted)).await?
+        let count_here = |copies: drover_logs::Copies| {
+            let (filter, by) = (Filter { copies, ..filter.clone() }, by.clone());
+            async move {
+                let local = self.with_store(move |store| store.count_by(&filter, &by, wanted)).await?;
+                Ok(LogCountResponse {
+                    by: String::new(),
+                    counts: local.counts.into_iter().map(|(value, count)| LogCount { value, count }).collect(),
+                    unreachable: Vec::new(),
+                    damaged: self.name_damaged(&local.damaged),
+                })
+            }
         };
-        let mut damaged = self.name_damaged(&local.damaged);
-        let mut totals: BTreeMap<String, u64> = local.counts.into_iter().collect();
-        let mut unreachable = Vec::new();
-        if !query.local {
+        let (answers, unreachable) = if query.local {
+            (vec![count_here(copies.parse()?).await?], Vec::new())
+        } else {
             let peer = LogCountBy { by: by.clone(), top: Some(wanted) };
             let peer_query = Self::peer_query(&query, &filter);
-            let (answers, missing) = self.ask_peers::<LogCountResponse>(paths::LOGS_COUNT, &peer_query, &peer).await?;
-            unreachable = missing;
-            for answer in answers {
-                damaged.extend(answer.damaged);
-                for count in answer.counts {
-                    *totals.entry(count.value).or_default() += count.count;
-                }
+            self.ask_everyone::<LogCountResponse, _, _>(paths::LOGS_COUNT, &peer_query, &peer, count_here).await?
+        };
+        let mut damaged = Vec::new();
+        let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+        for answer in answers {
+            damaged.extend(answer.damaged);
+            for count in answer.counts {
+                *totals.entry(count.value).or_default() += count.count;
             }
         }
         let mut counts: Vec<LogCount> = totals.into_iter().map(|(value, count)| LogCount { value, count }).collect();
@@ -1112,6 +1636,18 @@ impl Server {
     /// Matching records per time bucket, from every server; empty buckets
     /// between the first and the last are included.
     pub async fn log_histogram(&self, query: LogQuery, interval: LogInterval) -> Result<LogHistogramResponse> {
+        self.log_histogram_of(query, interval, &LogCopies::default()).await
+    }
+
+    /// [`Server::log_histogram`]; a `local` query counts the `copies`
+    /// asked for. Across servers each line is counted once (see
+    /// [`Server::search_logs_of`]).
+    pub async fn log_histogram_of(
+        &self,
+        query: LogQuery,
+        interval: LogInterval,
+        copies: &LogCopies,
+    ) -> Result<LogHistogramResponse> {
         let now = now_nanos();
         let filter = self.log_filter(&query, now)?;
         let interval = match interval.interval.as_deref().map(str::trim).filter(|text| !text.is_empty()) {
@@ -1134,24 +1670,32 @@ impl Server {
                 return Err(too_many_buckets(num_buckets));
             }
         }
-        let local = {
-            let filter = filter.clone();
-            self.with_store(move |store| store.histogram(&filter, interval)).await?
+        let count_here = |copies: drover_logs::Copies| {
+            let filter = Filter { copies, ..filter.clone() };
+            async move {
+                let local = self.with_store(move |store| store.histogram(&filter, interval)).await?;
+                Ok(LogHistogramResponse {
+                    interval_nanos: interval,
+                    buckets: local.buckets.into_iter().map(|(start, count)| LogBucket { start, count }).collect(),
+                    unreachable: Vec::new(),
+                    damaged: self.name_damaged(&local.damaged),
+                })
+            }
         };
-        let mut damaged = self.name_damaged(&local.damaged);
-        let mut totals: BTreeMap<i64, u64> = local.buckets.into_iter().collect();
-        let mut unreachable = Vec::new();
-        if !query.local {
+        let (answers, unreachable) = if query.local {
+            (vec![count_here(copies.parse()?).await?], Vec::new())
+        } else {
             let peer = LogInterval { interval: Some(format!("{interval}ns")) };
             let peer_query = Self::peer_query(&query, &filter);
-            let (answers, missing) =
-                self.ask_peers::<LogHistogramResponse>(paths::LOGS_HISTOGRAM, &peer_query, &peer).await?;
-            unreachable = missing;
-            for answer in answers {
-                damaged.extend(answer.damaged);
-                for bucket in answer.buckets {
-                    *totals.entry(bucket.start).or_default() += bucket.count;
-                }
+            self.ask_everyone::<LogHistogramResponse, _, _>(paths::LOGS_HISTOGRAM, &peer_query, &peer, count_here)
+                .await?
+        };
+        let mut damaged = Vec::new();
+        let mut totals: BTreeMap<i64, u64> = BTreeMap::new();
+        for answer in answers {
+            damaged.extend(answer.damaged);
+            for bucket in answer.buckets {
+                *totals.entry(bucket.start).or_default() += bucket.count;
             }
         }
         let mut buckets = Vec::new();
@@ -1236,7 +1780,13 @@ impl Server {
     /// `[since, until)`: what a log sink reads again after a restart or
     /// an overflow (`crate::sinks`).
     pub(crate) async fn sink_backlog(&self, since: i64, until: i64) -> Result<Vec<LogRecord>> {
-        let filter = Filter { since: Some(since), until: Some(until), ..Filter::default() };
+        // Its own lines: another server's copies are that server's to send.
+        let filter = Filter {
+            since: Some(since),
+            until: Some(until),
+            copies: drover_logs::Copies::Originals,
+            ..Filter::default()
+        };
         let mut records = Vec::new();
         let mut cursor = None;
         loop {
@@ -1299,15 +1849,45 @@ mod tests {
     #[test]
     fn positions_round_trip_and_garbage_is_refused() {
         let positions = BTreeMap::from([
-            (1, Position::At(Cursor { timestamp: -5, row: 3 })),
-            (2, Position::End),
-            (3, Position::Start),
+            (Source::Originals(1), Position::At(Cursor { timestamp: -5, row: 3 })),
+            (Source::Originals(2), Position::End),
+            (Source::Originals(3), Position::Start),
+            (Source::Originals(4), Position::Down),
+            (Source::Replicas(1), Position::At(Cursor { timestamp: 7, row: 0 })),
         ]);
         let text = encode_positions(&positions);
-        assert_eq!(text, "1=-5-3,2=end,3=start");
+        assert_eq!(text, "1=-5-3,2=end,3=start,4=down,r1=7-0");
         assert_eq!(decode_positions(&text).unwrap(), positions);
         assert!(decode_positions("1=nonsense").is_err());
         assert!(decode_positions("x=end").is_err());
+        assert!(decode_positions("rx=end").is_err());
+    }
+
+    #[test]
+    fn copies_between_servers_round_trip_and_garbage_is_refused() {
+        use drover_logs::Copies;
+        for copies in [Copies::All, Copies::Originals, Copies::ReplicasOf(vec![3]), Copies::ReplicasOf(vec![1, 22])] {
+            assert_eq!(LogCopies::of(&copies).parse().unwrap(), copies);
+        }
+        assert_eq!(LogCopies::of(&Copies::ReplicasOf(vec![1, 22])).copies.as_deref(), Some("replicas-of:1,22"));
+        for garbage in ["some", "replicas-of:x", "replicas:1"] {
+            let error = LogCopies { copies: Some(garbage.to_owned()) }.parse().unwrap_err();
+            assert!(error.message.contains("replicas-of:ID"), "{}", error.message);
+        }
+    }
+
+    #[test]
+    fn each_origin_tries_the_servers_in_one_order_everywhere() {
+        let servers = [11, 22, 33, 44];
+        let order = replica_order("node-a", &servers);
+        assert_eq!(order.len(), 4);
+        assert_eq!(order, replica_order("node-a", &[44, 33, 22, 11]), "the order does not depend on the listing");
+        // Without its first choice an origin goes to its second; the others keep theirs.
+        let without_first: Vec<u64> = servers.iter().copied().filter(|server| *server != order[0]).collect();
+        assert_eq!(replica_order("node-a", &without_first), order[1..]);
+        // Origins spread over the servers.
+        let firsts: HashSet<u64> = (0..64).map(|index| replica_order(&format!("node-{index}"), &servers)[0]).collect();
+        assert_eq!(firsts.len(), 4);
     }
 
     #[test]

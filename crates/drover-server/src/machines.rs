@@ -1,17 +1,21 @@
 //! Machine workflows as the API sees them: starting one (`drover node
-//! create|reboot|rebuild|delete`), listing, showing and cancelling them
-//! (`drover workflow …`). Every refusal happens here, before anything is
-//! proposed: unknown or protected nodes, a provider without the
-//! operation's command, a name that exists already, a node held by
-//! another running workflow. The leader's `leader/workflows.rs` runs them.
+//! create|reboot|rebuild|delete|maintain`), listing, showing, pausing,
+//! resuming and cancelling them (`drover workflow …`), and a node's
+//! console now (`drover node console`). Every refusal happens here, before
+//! anything is proposed: unknown or protected nodes, a provider without
+//! the operation's command, a name that exists already, a node held by
+//! another running workflow, a maintenance command that does not parse.
+//! The leader's `leader/workflows.rs` runs them.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use drover_proto::machines::{WorkflowRequest, WorkflowStarted};
-use drover_react::{Escape, Provider, ProviderOperation, Site};
+use drover_proto::machines::{NodeConsole, WorkflowRequest, WorkflowStarted};
+use drover_react::{Escape, PlaceholderSet, Provider, ProviderOperation, Site, Template};
 use drover_state::{Command, State};
-use drover_types::workflow::{MachineOperation, Workflow, WorkflowOp, WorkflowStatus, WorkflowStep};
+use drover_types::workflow::{
+    MachineOperation, Maintenance, MaintenanceReboot, Workflow, WorkflowOp, WorkflowStatus, WorkflowStep,
+};
 use drover_types::{CodedError, DurationSpec, Node, NodeLabels, Timestamp};
 
 use crate::Result;
@@ -36,16 +40,25 @@ impl Server {
         if request.rate_per_minute == Some(0) {
             return Err(CodedError::invalid("--rate must be at least 1/min"));
         }
-        let state = self.consistent_state().await?;
-        let site = &state
-            .react()
-            .site
-            .as_ref()
-            .ok_or_else(|| {
-                CodedError::conflict("no site is applied, so there is no provider; define one and `drover apply DIR`")
-            })?
-            .site;
         let operation = request.operation;
+        let maintenance = if operation == MachineOperation::Maintain {
+            checked_maintenance(&request.maintenance)?
+        } else {
+            Maintenance::default()
+        };
+        let state = self.consistent_state().await?;
+        // Only a maintenance without a provider reboot needs no site.
+        let needs_provider =
+            operation != MachineOperation::Maintain || maintenance.reboot == MaintenanceReboot::Provider;
+        let site = match state.react().site.as_ref() {
+            Some(doc) => Some(&doc.site),
+            None if needs_provider => {
+                return Err(CodedError::conflict(
+                    "no site is applied, so there is no provider; define one and `drover apply DIR`",
+                ));
+            }
+            None => None,
+        };
         let names = match operation {
             MachineOperation::Create => new_machine_names(&state, request)?,
             _ => existing_nodes(&state, request)?,
@@ -57,9 +70,21 @@ impl Server {
         let mut commands = Vec::new();
         for name in &names {
             let node = state.node_by_name(name).map(Arc::as_ref);
-            let command = machine_command(site, operation, request.provider.as_deref(), name, node, &labels)
-                .map_err(|error| CodedError::conflict(format!("{error}; nothing was started")))?;
-            commands.push((name.clone(), command.0));
+            let provider_command = match site {
+                Some(site) if needs_provider => {
+                    let join_token = if self.tls().is_some() { "<join-token>" } else { "" };
+                    let command =
+                        machine_command(site, operation, request.provider.as_deref(), name, node, &labels, join_token)
+                            .map_err(|error| CodedError::conflict(format!("{error}; nothing was started")))?;
+                    Some(command.0)
+                }
+                _ => None,
+            };
+            let shown = match (operation, node) {
+                (MachineOperation::Maintain, Some(node)) => maintenance_commands(&maintenance, node, provider_command),
+                _ => provider_command.unwrap_or_default(),
+            };
+            commands.push((name.clone(), shown));
         }
         if let Some(holder) = names.iter().find_map(|name| state.workflow_holding(name).map(|holder| (name, holder))) {
             let (name, workflow) = holder;
@@ -76,8 +101,11 @@ impl Server {
             rate_per_minute: request.rate_per_minute,
             parallel: request.parallel.unwrap_or(1).max(1),
             max_failures: request.max_failures.unwrap_or(1),
-            drain: !request.no_drain && matches!(operation, MachineOperation::Rebuild | MachineOperation::Delete),
+            drain: operation == MachineOperation::Maintain
+                || (!request.no_drain && matches!(operation, MachineOperation::Rebuild | MachineOperation::Delete)),
             wait_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            maintenance,
+            paused_by: None,
             by: by.to_owned(),
             created_at: Timestamp::now(),
             status: WorkflowStatus::Running,
@@ -88,7 +116,7 @@ impl Server {
         if request.dry_run {
             return Ok(WorkflowStarted { workflow, commands });
         }
-        let command = Command::Workflow { op: WorkflowOp::Start { workflow: workflow.clone() } };
+        let command = Command::Workflow { op: WorkflowOp::Start { workflow: Box::new(workflow.clone()) } };
         let index = self.propose(command).await?.into_result()?.index();
         self.wait_for_index(index, Duration::from_secs(10)).await?;
         tracing::info!(workflow = %workflow.id, %operation, num_nodes = names.len(), by, "machine workflow started");
@@ -120,6 +148,107 @@ impl Server {
         let state = self.wait_for_index(index, Duration::from_secs(10)).await?;
         state.workflow(id).map(|workflow| Workflow::clone(workflow)).ok_or_else(|| unknown_workflow(id))
     }
+}
+
+impl Server {
+    /// Pauses (`paused`) or resumes a running workflow: a paused one starts
+    /// no new node step; the steps in flight go on.
+    pub async fn pause_workflow(&self, id: &str, paused: bool, by: &str) -> Result<Workflow> {
+        let state = self.consistent_state().await?;
+        if state.workflow(id).is_none() {
+            return Err(unknown_workflow(id));
+        }
+        let op = WorkflowOp::Pause { id: id.to_owned(), paused, by: by.to_owned() };
+        let index = self.propose(Command::Workflow { op }).await?.into_result()?.index();
+        let state = self.wait_for_index(index, Duration::from_secs(10)).await?;
+        tracing::info!(workflow = id, paused, by, "machine workflow paused or resumed");
+        state.workflow(id).map(|workflow| Workflow::clone(workflow)).ok_or_else(|| unknown_workflow(id))
+    }
+
+    /// A node's console now: its provider's `console` command (rendered as
+    /// the console poller does), run once on this server.
+    pub async fn node_console(&self, name_or_id: &str) -> Result<NodeConsole> {
+        let state = self.consistent_state().await?;
+        let node = state.resolve_node(name_or_id)?.clone();
+        let site = &state
+            .react()
+            .site
+            .as_ref()
+            .ok_or_else(|| {
+                CodedError::conflict("no site is applied, so there is no provider; define one and `drover apply DIR`")
+            })?
+            .site;
+        let provider = provider_for(site, None, Some(&node), &NodeLabels::default()).map_err(CodedError::conflict)?;
+        let template = provider.command(ProviderOperation::Console).ok_or_else(|| {
+            CodedError::conflict(format!(
+                "provider {} has no console command; add `console = \"…\"` to its block in the site folder",
+                provider.name
+            ))
+        })?;
+        let command = crate::leader::render_provider_template(template, &node);
+        let output = crate::leader::run_provider_command(&command, provider.timeout.get()).await.map_err(|error| {
+            CodedError::new(
+                drover_types::ErrorCode::Internal,
+                format!("the console command of provider {} failed: {error}", provider.name),
+            )
+        })?;
+        Ok(NodeConsole { node: node.name.clone(), command, output })
+    }
+}
+
+/// The maintenance asked for, checked: something to do, commands that
+/// parse (with the node placeholders).
+fn checked_maintenance(maintenance: &Maintenance) -> Result<Maintenance> {
+    let reboot_command = match &maintenance.reboot {
+        MaintenanceReboot::Command(command) => Some(command),
+        _ => None,
+    };
+    let commands = [
+        ("--run", maintenance.run.as_ref()),
+        ("--reboot-command", reboot_command),
+        ("--verify", maintenance.verify.as_ref()),
+    ];
+    if commands.iter().all(|(_, command)| command.is_none()) && maintenance.reboot == MaintenanceReboot::None {
+        return Err(CodedError::invalid(
+            "a maintenance does something: give --run CMD, --reboot, --reboot-command CMD and/or --verify CMD",
+        ));
+    }
+    for (flag, command) in commands {
+        let Some(command) = command else { continue };
+        if command.trim().is_empty() {
+            return Err(CodedError::invalid(format!("{flag} is empty")));
+        }
+        if let Err(errors) = Template::parse(command, PlaceholderSet::Node) {
+            let problems: Vec<String> = errors.iter().map(|error| error.message.clone()).collect();
+            return Err(CodedError::invalid(format!("{flag} {command:?}: {}", problems.join("; "))));
+        }
+    }
+    Ok(maintenance.clone())
+}
+
+/// What a maintenance does on `node`, in words, its commands rendered.
+fn maintenance_commands(maintenance: &Maintenance, node: &Node, provider_reboot: Option<String>) -> String {
+    let render = |command: &str| match Template::parse(command, PlaceholderSet::Node) {
+        Ok(template) => crate::leader::render_provider_template(&template, node),
+        Err(_) => command.to_owned(),
+    };
+    let mut parts = vec!["drain".to_owned()];
+    if let Some(run) = &maintenance.run {
+        parts.push(format!("run: {}", render(run)));
+    }
+    match &maintenance.reboot {
+        MaintenanceReboot::Provider => parts.push(format!("reboot: {}", provider_reboot.unwrap_or_default())),
+        MaintenanceReboot::Command(command) => parts.push(format!("reboot through the agent: {}", render(command))),
+        MaintenanceReboot::None => {}
+    }
+    if maintenance.reboot != MaintenanceReboot::None {
+        parts.push("wait for the agent".to_owned());
+    }
+    if let Some(verify) = &maintenance.verify {
+        parts.push(format!("verify: {}", render(verify)));
+    }
+    parts.push("undrain".to_owned());
+    parts.join(" → ")
 }
 
 fn unknown_workflow(id: &str) -> CodedError {
@@ -200,6 +329,8 @@ fn provider_for<'a>(
 /// The provider command of `operation` for machine `name`, rendered (the
 /// node's placeholders; for `create`, its name and the labels asked for),
 /// and the provider's timeout.
+/// `join_token` fills a create template's `{{join_token}}` (empty on an
+/// insecure cluster). `maintain` runs the provider's `reboot` command.
 pub(crate) fn machine_command(
     site: &Site,
     operation: MachineOperation,
@@ -207,20 +338,16 @@ pub(crate) fn machine_command(
     name: &str,
     node: Option<&Node>,
     labels: &NodeLabels,
+    join_token: &str,
 ) -> std::result::Result<(String, Duration), String> {
     let provider = provider_for(site, named_provider, node, labels)?;
-    let provider_operation = match operation {
-        MachineOperation::Create => ProviderOperation::Create,
-        MachineOperation::Reboot => ProviderOperation::Reboot,
-        MachineOperation::Rebuild => ProviderOperation::Rebuild,
-        MachineOperation::Delete => ProviderOperation::Delete,
-    };
+    let provider_operation = provider_operation_of(operation);
     let template = provider
         .command(provider_operation)
-        .ok_or_else(|| format!("provider {} has no {operation} command", provider.name))?;
+        .ok_or_else(|| format!("provider {} has no {} command", provider.name, provider_operation.as_str()))?;
     let command = match (operation, node) {
         (MachineOperation::Create, _) => template
-            .render(|placeholder| new_machine_placeholder(name, labels, placeholder), Escape::Shell)
+            .render(|placeholder| new_machine_placeholder(name, labels, join_token, placeholder), Escape::Shell)
             .map_err(|missing| {
                 format!(
                     "provider {}'s create command uses {} which a new machine does not have yet",
@@ -234,18 +361,131 @@ pub(crate) fn machine_command(
     Ok((command, provider.timeout.get()))
 }
 
-/// A placeholder of a `create` template: the new machine's name and the
-/// labels asked for (a missing meta key is empty).
-fn new_machine_placeholder(name: &str, labels: &NodeLabels, placeholder: &str) -> Option<String> {
+/// The provider command an operation runs.
+fn provider_operation_of(operation: MachineOperation) -> ProviderOperation {
+    match operation {
+        MachineOperation::Create => ProviderOperation::Create,
+        MachineOperation::Reboot | MachineOperation::Maintain => ProviderOperation::Reboot,
+        MachineOperation::Rebuild => ProviderOperation::Rebuild,
+        MachineOperation::Delete => ProviderOperation::Delete,
+    }
+}
+
+/// Whether the `create` template new machines get (through the provider
+/// named, else the one their labels' `provider` meta key names, else the
+/// default) has `{{join_token}}`: a token is minted only then.
+pub(crate) fn create_uses_join_token(site: &Site, named_provider: Option<&str>, labels: &NodeLabels) -> bool {
+    provider_for(site, named_provider, None, labels)
+        .ok()
+        .and_then(|provider| provider.command(ProviderOperation::Create))
+        .is_some_and(|template| template.placeholders().any(|placeholder| placeholder == JOIN_TOKEN))
+}
+
+/// The placeholder of a `create` template that a fresh single-use join
+/// token fills.
+const JOIN_TOKEN: &str = "join_token";
+
+/// A placeholder of a `create` template: the new machine's name, the
+/// labels asked for (a missing meta key is empty) and its join token.
+fn new_machine_placeholder(name: &str, labels: &NodeLabels, join_token: &str, placeholder: &str) -> Option<String> {
     if let Some(key) = placeholder.strip_prefix("node.meta.") {
         return Some(labels.meta.get(key).cloned().unwrap_or_default());
     }
     match placeholder {
+        JOIN_TOKEN => Some(join_token.to_owned()),
         "node.name" | "node.unique.name" => Some(name.to_owned()),
         "node.hostgroup" => Some(labels.hostgroup.clone().unwrap_or_default()),
         "node.environment" => Some(labels.environment.clone().unwrap_or_default()),
         "node.owner" => Some(labels.owner.clone().unwrap_or_default()),
         "node.zone" | "node.datacenter" => Some(labels.zone.clone().unwrap_or_default()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use drover_types::DurationSpec;
+
+    use super::*;
+
+    fn site(create: &str) -> Site {
+        let provider = Provider {
+            name: "cloud".to_owned(),
+            default: true,
+            create: Some(Template::parse(create, PlaceholderSet::NewMachine).unwrap()),
+            reboot: Some(Template::parse("reboot {{node.name}}", PlaceholderSet::Node).unwrap()),
+            rebuild: None,
+            delete: None,
+            console: None,
+            timeout: DurationSpec::from_secs(60),
+            console_interval: DurationSpec::from_secs(30),
+        };
+        let mut site = Site::default();
+        site.providers.insert(provider.name.clone(), provider);
+        site
+    }
+
+    fn labels(hostgroup: &str) -> NodeLabels {
+        NodeLabels { hostgroup: Some(hostgroup.to_owned()), ..NodeLabels::default() }
+    }
+
+    #[test]
+    fn a_create_template_renders_the_join_token_given_and_empty_on_an_insecure_cluster() {
+        let site = site("boot {{node.name}} --hostgroup {{node.hostgroup}} --token {{join_token}}");
+        let labels = labels("bi/batch");
+        assert!(create_uses_join_token(&site, None, &labels));
+        let (secure, timeout) =
+            machine_command(&site, MachineOperation::Create, None, "b1", None, &labels, "drover1.abc.s3cret").unwrap();
+        assert_eq!(secure, "boot b1 --hostgroup bi/batch --token drover1.abc.s3cret");
+        assert_eq!(timeout, Duration::from_secs(60));
+        let (insecure, _) = machine_command(&site, MachineOperation::Create, None, "b1", None, &labels, "").unwrap();
+        assert_eq!(insecure, "boot b1 --hostgroup bi/batch --token ''");
+        // A token with shell metacharacters stays one word.
+        let (quoted, _) = machine_command(&site, MachineOperation::Create, None, "b1", None, &labels, "a b;c").unwrap();
+        assert!(quoted.ends_with("--token 'a b;c'"), "{quoted}");
+    }
+
+    #[test]
+    fn no_token_is_asked_for_when_the_template_has_none() {
+        let site = site("boot {{node.name}}");
+        assert!(!create_uses_join_token(&site, None, &labels("bi")));
+        assert!(!create_uses_join_token(&site, Some("other"), &labels("bi")));
+    }
+
+    #[test]
+    fn only_create_templates_may_use_the_join_token() {
+        assert!(Template::parse("reboot {{join_token}}", PlaceholderSet::Node).is_err());
+        assert!(Template::parse("create {{join_token}}", PlaceholderSet::NewMachine).is_ok());
+    }
+
+    #[test]
+    fn a_maintenance_must_do_something_and_its_commands_must_parse() {
+        let nothing = checked_maintenance(&Maintenance::default()).unwrap_err();
+        assert!(nothing.message.contains("--run CMD"), "{}", nothing.message);
+        let typo = Maintenance { run: Some("touch /tmp/{{node.nmae}}".to_owned()), ..Maintenance::default() };
+        let error = checked_maintenance(&typo).unwrap_err();
+        assert!(error.message.contains("--run") && error.message.contains("node.nmae"), "{}", error.message);
+        let reboot_only = Maintenance { reboot: MaintenanceReboot::Provider, ..Maintenance::default() };
+        assert!(checked_maintenance(&reboot_only).is_ok());
+    }
+
+    #[test]
+    fn a_maintenance_preview_says_each_stage_with_its_commands_rendered() {
+        let node = drover_types::fixtures::node("id1");
+        let maintenance = Maintenance {
+            run: Some("upgrade {{node.name}}".to_owned()),
+            reboot: MaintenanceReboot::Provider,
+            verify: Some("check".to_owned()),
+            user: None,
+            drain_deadline_ms: None,
+        };
+        let shown = maintenance_commands(&maintenance, &node, Some("reboot x".to_owned()));
+        let expected = format!(
+            "drain → run: upgrade {} → reboot: reboot x → wait for the agent → verify: check → undrain",
+            node.name
+        );
+        assert_eq!(shown, expected);
     }
 }

@@ -14,7 +14,8 @@
 //!   included; a peer that does not answer leaves its nodes' samples out.
 //!
 //! Task series are labelled with their allocation's job and group, looked up
-//! in the replicated state.
+//! in the replicated state. The per-server scope ends with this server's
+//! own series (`self_metrics`); both scopes with its log sinks' figures.
 //!
 //! The answer is a [`FleetText`]: chunks rendered one at a time as the API
 //! streams them, so the whole text (about 100 MB for 10,000 nodes) is never
@@ -66,6 +67,8 @@ impl Server {
             });
         }
         drop(state);
-        FleetText::new(Fleet { nodes, task_owners }).before_eof(self.log_sink_metrics())
+        // drover's own series are this server's: per-server scope only.
+        let own = if fleet { String::new() } else { self.self_metrics_text().await };
+        FleetText::new(Fleet { nodes, task_owners }).before_eof(own + &self.log_sink_metrics())
     }
 }

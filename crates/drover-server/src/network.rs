@@ -37,6 +37,18 @@ pub struct PeerNetwork {
     secure: bool,
 }
 
+/// POSTs a MessagePack body (`drover_state::codec`) to another server:
+/// the one shape of every server-to-server call (Raft, write forwarding,
+/// log copies).
+pub(crate) async fn post_msgpack(
+    client: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> reqwest::Result<reqwest::Response> {
+    client.post(url).header("content-type", "application/msgpack").timeout(timeout).body(body).send().await
+}
+
 impl PeerNetwork {
     /// A network with a fresh connection pool: plain HTTP without `tls`,
     /// else HTTPS presenting this server's certificate (mutual TLS).
@@ -101,27 +113,19 @@ impl PeerConnection {
     ) -> Result<Response, RPCError<TypeConfig>> {
         let body = codec::encode(request).map_err(|error| RPCError::Network(NetworkError::new(&error)))?;
         let url = format!("{}{path}", self.base_url);
-        let response = self
-            .client
-            .post(&url)
-            .header("content-type", "application/msgpack")
-            .timeout(timeout)
-            .body(body)
-            .send()
-            .await
-            .map_err(|error| {
-                if error.is_connect() {
-                    RPCError::Unreachable(Unreachable::new(&TransportError(format!(
-                        "server {} at {url}: {error}",
-                        self.target
-                    ))))
-                } else {
-                    RPCError::Network(NetworkError::new(&TransportError(format!(
-                        "server {} at {url}: {error}",
-                        self.target
-                    ))))
-                }
-            })?;
+        let response = post_msgpack(&self.client, &url, body, timeout).await.map_err(|error| {
+            if error.is_connect() {
+                RPCError::Unreachable(Unreachable::new(&TransportError(format!(
+                    "server {} at {url}: {error}",
+                    self.target
+                ))))
+            } else {
+                RPCError::Network(NetworkError::new(&TransportError(format!(
+                    "server {} at {url}: {error}",
+                    self.target
+                ))))
+            }
+        })?;
         let status = response.status();
         let bytes = response
             .bytes()

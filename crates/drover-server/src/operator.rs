@@ -14,6 +14,17 @@ use crate::ids::new_eval_id;
 use crate::Result;
 use crate::server::Server;
 
+/// The drover version this server runs.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The commit this binary was built from: `DROVER_BUILD_COMMIT` in the
+/// environment of `cargo build`, when it was set (no script of ours sets it
+/// yet), else unknown.
+pub const BUILD_COMMIT: Option<&str> = option_env!("DROVER_BUILD_COMMIT");
+
+/// How long `drover server members` waits for a server to say its version.
+const VERSION_PATIENCE: Duration = Duration::from_secs(2);
+
 /// A raft index lag above which a server counts as lagging.
 pub const MAX_HEALTHY_LAG: u64 = 1_000;
 /// Free disk below which a server counts as short of space, unless
@@ -56,7 +67,31 @@ impl Server {
             disk_total_bytes,
             log_problems: self.log_index_problems().await,
             raft_write_stalled: self.inner.disk.stall().map(|stall| format!("{} (since {})", stall.error, stall.since)),
+            version: VERSION.to_owned(),
+            commit: BUILD_COMMIT.map(str::to_owned),
         }
+    }
+
+    /// The members of the cluster with the version each runs, asked of
+    /// every other server at once (one that does not answer within
+    /// [`VERSION_PATIENCE`] is listed without).
+    pub async fn members_with_versions(&self) -> Vec<drover_proto::api::Member> {
+        let members = self.members();
+        let asked = members.iter().map(|member| async move {
+            if member.server_id == self.id() {
+                return (Some(VERSION.to_owned()), BUILD_COMMIT.map(str::to_owned));
+            }
+            match tokio::time::timeout(VERSION_PATIENCE, self.fetch_status(&member.address)).await {
+                Ok(Ok(status)) if !status.version.is_empty() => (Some(status.version), status.commit),
+                _ => (None, None),
+            }
+        });
+        let versions = futures_util::future::join_all(asked).await;
+        members
+            .into_iter()
+            .zip(versions)
+            .map(|(member, (version, commit))| drover_proto::api::Member { version, commit, ..member })
+            .collect()
     }
 
     /// Asks every member for its status and lists what is wrong.

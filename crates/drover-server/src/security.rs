@@ -23,6 +23,12 @@
 //! The CA key is kept in the servers' data directories, not in the Raft
 //! state, so snapshots (`drover operator snapshot save`) never contain
 //! it and a restore keeps the running cluster's CA.
+//!
+//! Or no CA key at all: with `--tls-cert/--tls-key/--tls-ca-cert`
+//! (certificates made by the operator's CA, [`ExternalFiles`]) the server
+//! presents and trusts what it is given, read from those paths at every
+//! start and again every minute, and issues nothing: agents bring
+//! certificates made the same way, enrolment and renewal are refused.
 
 mod ca_rotation;
 
@@ -53,8 +59,14 @@ pub enum SecurityMode {
 /// Where a secure server's CA comes from and how long certificates live.
 #[derive(Clone, Debug)]
 pub struct TlsSettings {
-    /// A CA certificate to use instead of making one (with `ca_key`).
+    /// A CA certificate to use instead of making one (with `ca_key`); with
+    /// `cert` and no `ca_key`, the CA certificates to trust.
     pub ca_cert: Option<PathBuf>,
+    /// This server's certificate, made by the operator's CA (with `key`
+    /// and `ca_cert`, no `ca_key`): the server issues no certificates.
+    pub cert: Option<PathBuf>,
+    /// Its key.
+    pub key: Option<PathBuf>,
     /// Its key.
     pub ca_key: Option<PathBuf>,
     /// A server join token: the CA is asked of the servers in `--join`.
@@ -65,7 +77,14 @@ pub struct TlsSettings {
 
 impl Default for TlsSettings {
     fn default() -> Self {
-        TlsSettings { ca_cert: None, ca_key: None, join_token: None, validity: CERTIFICATE_VALIDITY }
+        TlsSettings {
+            ca_cert: None,
+            cert: None,
+            key: None,
+            ca_key: None,
+            join_token: None,
+            validity: CERTIFICATE_VALIDITY,
+        }
     }
 }
 
@@ -135,11 +154,30 @@ pub(crate) async fn fetch_ca_with_join_token(data_dir: &Path, join: &[String], t
     }
 }
 
+/// What a server that issues no certificates says when asked to.
+pub const EXTERNAL_CERTIFICATES: &str = "this cluster uses certificates made by its operator's CA (drover server --tls-cert): its servers hold no CA key and issue no certificates";
+
+/// The files of a server whose certificates the operator makes: read at
+/// every start and every minute from where the operator keeps them (never
+/// copied), so that replacing them is how they are renewed.
+#[derive(Clone, Debug)]
+struct ExternalFiles {
+    cert: PathBuf,
+    key: PathBuf,
+    ca: PathBuf,
+}
+
+/// How often a server or agent on external certificates reads them again.
+pub const EXTERNAL_RELOAD_EVERY: Duration = Duration::from_secs(60);
+
 /// A secure server's TLS material.
 pub struct ServerTls {
     dir: PathBuf,
-    /// The CA that issues certificates now (another one after a CA rotation).
-    ca: RwLock<Arc<Ca>>,
+    /// The CA that issues certificates now (another one after a CA
+    /// rotation); `None` on certificates made by the operator.
+    ca: RwLock<Option<Arc<Ca>>>,
+    /// Where the operator's certificates are, when they are.
+    external: Option<ExternalFiles>,
     /// The CA certificates trusted (PEM, one each), the issuing one first.
     trusted: RwLock<Vec<String>>,
     /// Serialises the steps of a CA rotation on this server.
@@ -174,10 +212,19 @@ impl ServerTls {
         let dir = data_dir.join("tls");
         drover_tls::ensure_private_dir(&dir).map_err(tls_error)?;
         let (ca_path, ca_key_path) = (dir.join("ca.pem"), dir.join("ca-key.pem"));
+        if settings.cert.is_some() || settings.key.is_some() {
+            return ServerTls::prepare_external(dir, server_id, advertise, settings);
+        }
+        if ca_path.exists() && !ca_key_path.exists() {
+            return Err(CodedError::invalid(format!(
+                "{} holds a CA certificate but there is no CA key next to it: this server ran on certificates made by its operator; start it again with --tls-cert, --tls-key and --tls-ca-cert, or move {} away to start over",
+                ca_path.display(),
+                dir.display()
+            )));
+        }
         let mut trusted = Vec::new();
         let ca = if ca_key_path.exists() {
-            let cert = std::fs::read_to_string(&ca_path)
-                .map_err(|error| CodedError::internal(format!("cannot read {}: {error}", ca_path.display())))?;
+            let cert = drover_tls::read_public(&ca_path).map_err(tls_error)?;
             let key = drover_tls::read_private(&ca_key_path).map_err(tls_error)?;
             // ca.pem holds every trusted CA, the issuing one (whose key this is) first.
             trusted = drover_tls::certificate_pems(&cert)
@@ -190,13 +237,8 @@ impl ServerTls {
             ca
         } else {
             let ca = match (&settings.ca_cert, &settings.ca_key) {
-                (Some(cert_path), Some(key_path)) => {
-                    let cert = std::fs::read_to_string(cert_path).map_err(|error| {
-                        CodedError::invalid(format!("cannot read --tls-ca-cert {}: {error}", cert_path.display()))
-                    })?;
-                    let key = drover_tls::read_private(key_path).map_err(tls_error)?;
-                    Ca::from_pem(&cert, &key).map_err(tls_error)?
-                }
+                (Some(cert_path), Some(key_path)) => Ca::read_files(cert_path, key_path)
+                    .map_err(|error| CodedError::invalid(format!("--tls-ca-cert/--tls-ca-key: {error}")))?,
                 (Some(_), None) | (None, Some(_)) => {
                     return Err(CodedError::invalid(
                         "--tls-ca-cert and --tls-ca-key go together: give both or neither",
@@ -215,7 +257,7 @@ impl ServerTls {
         };
         let addresses = vec![advertise.to_owned()];
         let (cert_path, key_path) = (dir.join("server.pem"), dir.join("server-key.pem"));
-        let existing = match (std::fs::read_to_string(&cert_path), drover_tls::read_private(&key_path)) {
+        let existing = match (drover_tls::read_public(&cert_path), drover_tls::read_private(&key_path)) {
             (Ok(cert), Ok(key)) if certificate_is_current(&cert, server_id) => Some((cert, key)),
             _ => None,
         };
@@ -235,7 +277,8 @@ impl ServerTls {
         let roots = Roots::new(&trusted).map_err(tls_error)?;
         Ok(ServerTls {
             dir,
-            ca: RwLock::new(Arc::new(ca)),
+            ca: RwLock::new(Some(Arc::new(ca))),
+            external: None,
             trusted: RwLock::new(trusted),
             rotation_steps: tokio::sync::Mutex::new(()),
             identity,
@@ -246,12 +289,93 @@ impl ServerTls {
         })
     }
 
-    /// The CA that issues certificates now.
-    fn issuing_ca(&self) -> Arc<Ca> {
-        match self.ca.read() {
-            Ok(ca) => Arc::clone(&ca),
-            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+    /// A server on certificates made by its operator: `--tls-cert` and
+    /// `--tls-key` are what it presents, `--tls-ca-cert` what it trusts;
+    /// it keeps a copy of the CA certificates in `DATA_DIR/tls/ca.pem` for
+    /// CLI users, and nothing else.
+    fn prepare_external(dir: PathBuf, server_id: u64, advertise: &str, settings: &TlsSettings) -> Result<ServerTls> {
+        let (Some(cert), Some(key)) = (&settings.cert, &settings.key) else {
+            return Err(CodedError::invalid("--tls-cert and --tls-key go together: give both or neither"));
+        };
+        let Some(ca) = &settings.ca_cert else {
+            return Err(CodedError::invalid(
+                "--tls-cert needs --tls-ca-cert: the certificate of the CA that made it, to verify the other servers and the agents",
+            ));
+        };
+        if settings.ca_key.is_some() {
+            return Err(CodedError::invalid(
+                "--tls-cert and --tls-ca-key cannot both be set: with --tls-cert the servers issue no certificates; leave out --tls-ca-key (or leave out --tls-cert and --tls-key to have the servers issue from your CA)",
+            ));
         }
+        if dir.join("ca-key.pem").exists() {
+            return Err(CodedError::invalid(format!(
+                "{} exists: this server issues certificates from its own CA; it cannot switch to certificates made by its operator (--tls-cert) in place: move {} away first, on every server, and give every agent a certificate of your CA",
+                dir.join("ca-key.pem").display(),
+                dir.display()
+            )));
+        }
+        let external = ExternalFiles { cert: cert.clone(), key: key.clone(), ca: ca.clone() };
+        let trusted = drover_tls::read_ca_bundle(&external.ca).map_err(tls_error)?;
+        let identity = Identity::read_files(&external.cert, &external.key).map_err(tls_error)?;
+        check_external_server_certificate(&identity.info(), &external.cert)?;
+        let roots = Roots::new(&trusted).map_err(tls_error)?;
+        drover_tls::write_public(&dir.join("ca.pem"), &trusted.concat()).map_err(tls_error)?;
+        tracing::info!(
+            cert = %external.cert.display(),
+            ca = %external.ca.display(),
+            "using certificates made by the operator's CA: this server issues none"
+        );
+        Ok(ServerTls {
+            dir,
+            ca: RwLock::new(None),
+            external: Some(external),
+            trusted: RwLock::new(trusted),
+            rotation_steps: tokio::sync::Mutex::new(()),
+            identity,
+            roots,
+            validity: settings.validity,
+            addresses: vec![advertise.to_owned()],
+            server_id,
+        })
+    }
+
+    /// Whether the operator makes this cluster's certificates (`--tls-cert`).
+    pub fn external(&self) -> bool {
+        self.external.is_some()
+    }
+
+    /// The CA that issues certificates now; an error on certificates made
+    /// by the operator.
+    fn issuing_ca(&self) -> Result<Arc<Ca>> {
+        let ca = match self.ca.read() {
+            Ok(ca) => ca.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        ca.ok_or_else(|| CodedError::invalid(EXTERNAL_CERTIFICATES))
+    }
+
+    /// Reads the operator's certificate, key and CA file again and uses
+    /// what changed from the next handshake on. Whether anything changed.
+    fn reload_external(&self, files: &ExternalFiles) -> Result<bool> {
+        let trusted = drover_tls::read_ca_bundle(&files.ca).map_err(tls_error)?;
+        let wanted: Vec<String> = trusted.iter().filter_map(|pem| drover_tls::pem_fingerprint(pem).ok()).collect();
+        let mut changed = false;
+        if wanted != self.roots.fingerprints() {
+            self.roots.replace(&trusted).map_err(tls_error)?;
+            drover_tls::write_public(&self.dir.join("ca.pem"), &trusted.concat()).map_err(tls_error)?;
+            match self.trusted.write() {
+                Ok(mut current) => *current = trusted,
+                Err(poisoned) => *poisoned.into_inner() = trusted,
+            }
+            tracing::info!(ca = %files.ca.display(), "the CA certificates to trust changed; trusting them");
+            changed = true;
+        }
+        let check = |info: &drover_tls::CertInfo| external_server_certificate_problem(info).map_or(Ok(()), Err);
+        if self.identity.reload_files(&files.cert, &files.key, check).map_err(tls_error)? {
+            tracing::info!(cert = %files.cert.display(), "this server's certificate changed; presenting it");
+            changed = true;
+        }
+        Ok(changed)
     }
 
     /// The trusted CA certificates (PEM, one each), the issuing one first.
@@ -282,13 +406,19 @@ impl ServerTls {
 
     /// The issuing CA's key (PEM), for a server joining with a server join
     /// token (the first certificate of [`ServerTls::ca_pem`] is its CA's).
-    pub(crate) fn ca_key_pem(&self) -> String {
-        self.issuing_ca().key_pem().to_owned()
+    pub(crate) fn ca_key_pem(&self) -> Result<String> {
+        Ok(self.issuing_ca()?.key_pem().to_owned())
     }
 
-    /// SHA-256 of the issuing CA certificate, hex (what join tokens carry).
+    /// SHA-256 of the issuing CA certificate, hex (what join tokens carry);
+    /// on certificates made by the operator, of the first CA trusted.
     pub fn ca_fingerprint(&self) -> String {
-        self.issuing_ca().fingerprint()
+        match self.issuing_ca() {
+            Ok(ca) => ca.fingerprint(),
+            Err(_) => {
+                self.trusted_pems().first().and_then(|pem| drover_tls::pem_fingerprint(pem).ok()).unwrap_or_default()
+            }
+        }
     }
 
     /// Where the CA certificate is, for operators.
@@ -299,7 +429,7 @@ impl ServerTls {
     /// Signs a node's certificate request for `name` with the issuing CA;
     /// returns the chain, what it says, and the SHA-256 of the CA that signed.
     pub fn sign_node(&self, csr_pem: &str, name: &str) -> Result<(String, drover_tls::CertInfo, String)> {
-        let ca = self.issuing_ca();
+        let ca = self.issuing_ca()?;
         let cert = ca
             .sign_node_csr(csr_pem, name, self.validity)
             .map_err(|error| CodedError::invalid(format!("cannot sign the node's certificate request: {error}")))?;
@@ -311,6 +441,9 @@ impl ServerTls {
     /// left; the listener and the peer connections use it for new
     /// connections at once, live ones keep theirs.
     fn renew_if_due(&self) -> Result<bool> {
+        if let Some(files) = &self.external {
+            return self.reload_external(files);
+        }
         let info = self.identity.info();
         if !info.renewal_due(now_seconds()) {
             return Ok(false);
@@ -324,7 +457,7 @@ impl ServerTls {
     /// and presents it from the next handshake on.
     fn reissue_server_certificate(&self) -> Result<()> {
         let issued =
-            self.issuing_ca().issue_server(self.server_id, &self.addresses, self.validity).map_err(tls_error)?;
+            self.issuing_ca()?.issue_server(self.server_id, &self.addresses, self.validity).map_err(tls_error)?;
         drover_tls::write_public(&self.dir.join("server.pem"), &issued.cert_pem).map_err(tls_error)?;
         drover_tls::write_private(&self.dir.join("server-key.pem"), &issued.key_pem).map_err(tls_error)?;
         self.identity.replace(&issued.cert_pem, &issued.key_pem).map_err(tls_error)
@@ -338,6 +471,27 @@ fn issuing_ca_of(text: &str, pems: &[String], key: &str) -> drover_tls::Result<C
         Some(ca) => Ok(ca),
         // None matches: the first one's error says why.
         None => Ca::from_pem(text, key),
+    }
+}
+
+/// A server's certificate made by the operator must say it is a server's
+/// (the URI name `drover://server/<number>`), or the other servers would
+/// not let it in.
+fn check_external_server_certificate(info: &drover_tls::CertInfo, path: &Path) -> Result<()> {
+    match external_server_certificate_problem(info) {
+        Some(problem) => Err(CodedError::invalid(format!("{}: {problem}", path.display()))),
+        None => Ok(()),
+    }
+}
+
+fn external_server_certificate_problem(info: &drover_tls::CertInfo) -> Option<String> {
+    match &info.role {
+        Some(PeerRole::Server(_)) => None,
+        other => Some(format!(
+            "the certificate {} names {}, not a server: a server's certificate needs the URI name drover://server/<number> (one number per server), its addresses as DNS or IP names, and both serverAuth and clientAuth usages (docs/security.md, \"Certificates made by your CA\")",
+            info.subject,
+            other.as_ref().map_or("no drover:// role".to_owned(), ToString::to_string),
+        )),
     }
 }
 
@@ -359,7 +513,12 @@ pub(crate) fn spawn_renewal(server: Server) {
     tokio::spawn(async move {
         loop {
             let wait = match tls.renew_if_due() {
+                Ok(_) if tls.external() => EXTERNAL_RELOAD_EVERY,
                 Ok(_) => tls.identity.info().wait_before_renewal(now_seconds()),
+                Err(error) if tls.external() => {
+                    tracing::warn!(%error, "cannot read this server's certificate files again; keeping the current ones");
+                    EXTERNAL_RELOAD_EVERY
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot renew this server's certificate; retrying in a minute");
                     Duration::from_secs(60)
@@ -371,6 +530,13 @@ pub(crate) fn spawn_renewal(server: Server) {
             }
         }
     });
+}
+
+/// Why an agent cannot enrol with a cluster on the operator's certificates.
+fn external_enrolment_refusal(name: &str) -> String {
+    format!(
+        "{EXTERNAL_CERTIFICATES}, so agents do not enrol with a join token; make this agent a certificate with your CA (URI name drover://node/{name}, clientAuth) and start it with --tls-cert FILE --tls-key FILE --tls-ca-cert FILE"
+    )
 }
 
 /// Who is at the other end of a connection, as its certificate says.
@@ -443,6 +609,19 @@ impl Server {
                         format!("the certificate is node {certified}'s; it cannot register as {name}"),
                     ));
                 }
+                if self.tls().is_some_and(|tls| tls.external()) {
+                    // The operator's CA vouched for it; only a revocation
+                    // (`drover node revoke`) keeps it out.
+                    return match state.access().node_revoked_at(name) {
+                        Some(at) => Err(CodedError::new(
+                            ErrorCode::Forbidden,
+                            format!(
+                                "node {name} was revoked at {at}; on certificates made by the operator's CA a revoked name stays refused: give the machine another name and a certificate for it"
+                            ),
+                        )),
+                        None => Ok(()),
+                    };
+                }
                 match state.access().node_certificate_refusal(name, serial) {
                     Some(reason) => Err(CodedError::new(ErrorCode::Forbidden, reason)),
                     None => Ok(()),
@@ -451,6 +630,10 @@ impl Server {
             Peer::Server(id) => {
                 Err(CodedError::new(ErrorCode::Forbidden, format!("server {id} cannot open an agent session")))
             }
+            Peer::None if self.tls().is_some_and(|tls| tls.external()) => Err(CodedError::new(
+                ErrorCode::Unauthorized,
+                "an agent needs a node certificate made by the operator's CA: start it with --tls-cert, --tls-key and --tls-ca-cert",
+            )),
             Peer::None => Err(CodedError::new(
                 ErrorCode::Unauthorized,
                 "an agent needs its node certificate: start it with --join-token (first start) and its --data-dir",
@@ -471,6 +654,9 @@ impl Server {
         let Some(tls) = self.tls().cloned() else {
             return Err(CodedError::invalid("this server is insecure (--insecure): agents connect without enrolling"));
         };
+        if tls.external() {
+            return Err(CodedError::new(ErrorCode::Forbidden, external_enrolment_refusal(name)));
+        }
         if let Some(problem) = drover_types::validate::name_problem("node name", name) {
             return Err(CodedError::invalid(problem));
         }
@@ -531,6 +717,14 @@ impl Server {
         let Some(tls) = self.tls().cloned() else {
             return Err(CodedError::invalid("this server is insecure (--insecure): there is nothing to renew"));
         };
+        if tls.external() {
+            return Err(CodedError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "{EXTERNAL_CERTIFICATES}; renew a node's certificate with your CA and replace its --tls-cert and --tls-key files (the agent reads them again every minute)"
+                ),
+            ));
+        }
         let Peer::Node { name, .. } = peer else {
             return Err(CodedError::new(ErrorCode::Unauthorized, "renewal needs the node's current certificate"));
         };

@@ -62,6 +62,8 @@ pub(crate) struct Inner {
     pub(crate) audit: crate::audit::AuditLog,
     /// Compiled permissions of recently seen tokens.
     pub(crate) permissions: crate::acl::PermissionCache,
+    /// What this server counts about its own work (`/v1/metrics`).
+    pub(crate) self_metrics: Arc<crate::self_metrics::SelfMetrics>,
 }
 
 /// A summary of this server for `drover server members` and health checks.
@@ -158,6 +160,7 @@ impl Server {
             tls,
             audit: crate::audit::AuditLog::default(),
             permissions: crate::acl::PermissionCache::default(),
+            self_metrics: Arc::default(),
         });
         let server = Server { inner };
         server.bootstrap().await?;
@@ -172,6 +175,7 @@ impl Server {
         crate::security::spawn_renewal(server.clone());
         crate::audit::spawn_audit_writer(server.clone());
         crate::acl::spawn_revocation_watch(server.clone());
+        crate::self_metrics::spawn_leader_change_counter(server.clone());
         Ok(server)
     }
 
@@ -356,15 +360,7 @@ impl Server {
     async fn forward_propose(&self, leader_address: &str, command: &Command) -> Result<CommandResponse> {
         let body = drover_state::codec::encode(command).map_err(|error| CodedError::internal(error.to_string()))?;
         let url = format!("{}{}", self.inner.network.base_url(leader_address), paths::INTERNAL_PROPOSE);
-        let response = self
-            .inner
-            .network
-            .client()
-            .post(&url)
-            .header("content-type", "application/msgpack")
-            .timeout(Duration::from_secs(30))
-            .body(body)
-            .send()
+        let response = crate::network::post_msgpack(self.inner.network.client(), &url, body, Duration::from_secs(30))
             .await
             .map_err(|error| {
                 CodedError::new(ErrorCode::Unavailable, format!("cannot reach the leader at {url}: {error}"))

@@ -215,6 +215,7 @@ impl Server {
         match message {
             AgentMessage::Hello { .. } => Err(CodedError::invalid("Hello sent twice in one session")),
             AgentMessage::Heartbeat => {
+                self.self_metrics().heartbeats.increment();
                 self.inner.heartbeats.touch(&session.heartbeat, &session.node_id, std::time::Instant::now());
                 Ok(())
             }
@@ -326,7 +327,7 @@ impl Server {
     pub(crate) fn evals_for_node_join(&self, state: &State, node_id: &NodeId, now: Timestamp) -> Vec<Evaluation> {
         let mut job_ids: Vec<_> = state
             .jobs()
-            .filter(|job| job.job_type == JobType::System && !job.stop)
+            .filter(|job| job.job_type.places_on_every_node() && !job.stop)
             .map(|job| (job.id.clone(), job.priority))
             .collect();
         for alloc in state.live_allocs_on_node(node_id) {
@@ -367,6 +368,7 @@ pub(crate) fn assignments_for(state: &State, node_id: &NodeId, changed_after: Op
                     job_type: job.job_type,
                     version: job.version,
                     meta: job.meta.clone(),
+                    payload: job.payload.clone(),
                 },
                 None => JobSummary {
                     id: alloc.job_id.clone(),
@@ -374,6 +376,7 @@ pub(crate) fn assignments_for(state: &State, node_id: &NodeId, changed_after: Op
                     job_type: JobType::Service,
                     version: alloc.job_version,
                     meta: Default::default(),
+                    payload: Vec::new(),
                 },
             };
             let group = job.and_then(|job| job.group(&alloc.group));

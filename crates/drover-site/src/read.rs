@@ -111,7 +111,6 @@ impl FileReader<'_> {
     pub(crate) fn read(&mut self, evaluation: &Evaluation) {
         let mut root = evaluation.root();
         root.unsupported("job", "job files are named *.nomad.hcl and are run with drover job run");
-        root.unsupported("locals", "use variable blocks");
         for block in root.labeled_blocks("provider") {
             self.define(ObjectKind::Provider, &block);
             if let Some(provider) = self.read_provider(block) {
@@ -187,7 +186,9 @@ impl FileReader<'_> {
             if !block.has(key) {
                 continue;
             }
-            match template(&mut block, key, PlaceholderSet::Node) {
+            let set =
+                if operation == ProviderOperation::Create { PlaceholderSet::NewMachine } else { PlaceholderSet::Node };
+            match template(&mut block, key, set) {
                 Some(command) => {
                     commands.insert(operation, command);
                 }

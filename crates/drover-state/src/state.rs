@@ -978,7 +978,7 @@ impl State {
             JobStatus::Running
         } else if job.stop {
             JobStatus::Dead
-        } else if job.is_periodic() {
+        } else if job.is_template() {
             JobStatus::Running
         } else if any_open_eval || !any_alloc {
             JobStatus::Pending

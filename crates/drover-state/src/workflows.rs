@@ -1,5 +1,6 @@
 //! The replicated machine workflows (`Command::Workflow`): reads, and the
-//! deterministic `apply` of a start, a step update and a cancel. What a
+//! deterministic `apply` of a start, a step update, a pause or resume and
+//! a cancel. What a
 //! change does to one workflow is `drover_types::workflow`'s; here are the
 //! rules across workflows (one workflow per node at a time, a bound on the
 //! ended ones kept).
@@ -45,7 +46,7 @@ impl State {
                     }
                 }
                 self.prune_ended_workflows();
-                self.workflows.insert(workflow.id.clone(), Arc::new(workflow.clone()));
+                self.workflows.insert(workflow.id.clone(), Arc::new(Workflow::clone(workflow)));
                 Ok(())
             }
             WorkflowOp::UpdateStep { id, position, step, now } => {
@@ -56,6 +57,13 @@ impl State {
                         "step {position} of workflow {id} has ended or does not exist; not changed"
                     )));
                 }
+                *workflow = Arc::new(changed);
+                Ok(())
+            }
+            WorkflowOp::Pause { id, paused, by } => {
+                let workflow = self.workflows.get_mut(id).ok_or_else(|| CodedError::not_found("workflow", id))?;
+                let mut changed = Workflow::clone(workflow);
+                changed.set_paused(paused.then(|| by.clone())).map_err(CodedError::conflict)?;
                 *workflow = Arc::new(changed);
                 Ok(())
             }
@@ -113,6 +121,8 @@ mod tests {
             max_failures: 0,
             drain: false,
             wait_timeout_ms: 1_000,
+            maintenance: drover_types::workflow::Maintenance::default(),
+            paused_by: None,
             by: "alice".to_owned(),
             created_at: Timestamp::from_millis(1),
             status: WorkflowStatus::Running,
@@ -133,23 +143,42 @@ mod tests {
     #[test]
     fn a_node_is_in_one_running_workflow_at_a_time() {
         let mut state = State::new();
-        let started = apply(&mut state, 1, WorkflowOp::Start { workflow: workflow("a", &["n1", "n2"]) });
+        let started = apply(&mut state, 1, WorkflowOp::Start { workflow: Box::new(workflow("a", &["n1", "n2"])) });
         assert_eq!(started, CommandResponse::Applied { index: 1 });
-        let refused = apply(&mut state, 2, WorkflowOp::Start { workflow: workflow("b", &["n2"]) });
+        let refused = apply(&mut state, 2, WorkflowOp::Start { workflow: Box::new(workflow("b", &["n2"])) });
         let CommandResponse::Rejected { error, .. } = refused else { panic!("{refused:?}") };
         assert!(error.message.contains("node n2 is in running workflow a (reboot)"), "{}", error.message);
 
         let cancel = WorkflowOp::Cancel { id: "a".to_owned(), by: "bob".to_owned(), now: Timestamp::from_millis(3) };
         assert_eq!(apply(&mut state, 3, cancel), CommandResponse::Applied { index: 3 });
         assert_eq!(state.workflow("a").unwrap().status, WorkflowStatus::Cancelled);
-        let started = apply(&mut state, 4, WorkflowOp::Start { workflow: workflow("b", &["n2"]) });
+        let started = apply(&mut state, 4, WorkflowOp::Start { workflow: Box::new(workflow("b", &["n2"])) });
         assert_eq!(started, CommandResponse::Applied { index: 4 });
+    }
+
+    #[test]
+    fn a_pause_is_replicated_and_survives_a_snapshot() {
+        let mut state = State::new();
+        apply(&mut state, 1, WorkflowOp::Start { workflow: Box::new(workflow("a", &["n1", "n2"])) });
+        let pause = WorkflowOp::Pause { id: "a".to_owned(), paused: true, by: "bob".to_owned() };
+        assert_eq!(apply(&mut state, 2, pause.clone()), CommandResponse::Applied { index: 2 });
+        let again = apply(&mut state, 3, pause);
+        let CommandResponse::Rejected { error, .. } = again else { panic!("{again:?}") };
+        assert!(error.message.contains("paused already (by bob)"), "{}", error.message);
+        let bytes = crate::snapshot::encode_state(&state).unwrap();
+        let restored = crate::snapshot::decode_state(&bytes).unwrap();
+        let paused = restored.workflow("a").unwrap();
+        assert_eq!(paused.paused_by.as_deref(), Some("bob"));
+        assert!(paused.startable(Timestamp::from_millis(5)).is_empty());
+        let resume = WorkflowOp::Pause { id: "a".to_owned(), paused: false, by: "bob".to_owned() };
+        assert_eq!(apply(&mut state, 4, resume), CommandResponse::Applied { index: 4 });
+        assert_eq!(state.workflow("a").unwrap().startable(Timestamp::from_millis(6)), vec![0]);
     }
 
     #[test]
     fn a_step_update_survives_a_snapshot() {
         let mut state = State::new();
-        apply(&mut state, 1, WorkflowOp::Start { workflow: workflow("a", &["n1"]) });
+        apply(&mut state, 1, WorkflowOp::Start { workflow: Box::new(workflow("a", &["n1"])) });
         let mut step = WorkflowStep::pending("n1");
         step.phase = StepPhase::Provider;
         step.started_at = Some(Timestamp::from_millis(2));

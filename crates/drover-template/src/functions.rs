@@ -10,10 +10,22 @@ thread_local! {
     /// The environment of the task whose template this thread renders
     /// (see `render`).
     pub(crate) static TASK_ENV: RefCell<BTreeMap<String, String>> = const { RefCell::new(BTreeMap::new()) };
+
+    /// The text (with Go's delimiters) of the template this thread renders,
+    /// for `executeTemplate` to find its `define`d templates in.
+    pub(crate) static TEMPLATE_TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+
+    /// How many `executeTemplate` calls are running inside each other on
+    /// this thread.
+    static EXECUTE_DEPTH: RefCell<usize> = const { RefCell::new(0) };
 }
 
+/// The deepest `executeTemplate` may nest (a template executing itself
+/// would otherwise never end).
+const MAXIMUM_EXECUTE_DEPTH: usize = 32;
+
 /// The consul-template functions drover has: name, function, what it does.
-pub const FUNCTIONS: [(&str, Func, &str); 18] = [
+pub const FUNCTIONS: [(&str, Func, &str); 19] = [
     ("env", env, "env \"NAME\": the task's environment variable, empty when unset"),
     ("toLower", to_lower, "toLower STRING"),
     ("toUpper", to_upper, "toUpper STRING"),
@@ -32,9 +44,14 @@ pub const FUNCTIONS: [(&str, Func, &str); 18] = [
     ("multiply", multiply, "multiply B A: A * B"),
     ("divide", divide, "divide B A: A / B"),
     ("modulo", modulo, "modulo B A: A % B"),
+    (
+        "executeTemplate",
+        execute_template,
+        "executeTemplate \"NAME\" [DATA]: the output of the template defined as NAME, run with DATA as its dot",
+    ),
 ];
 
-const CONSUL_KV: &str = "it reads Consul's key/value store, which drover does not have: give the value in the task's env block or as a job variable (-var) and read it with env";
+const CONSUL_KV: &str = "it reads Consul's key/value store, which drover does not have; drover's key/value store is its variables (drover var put PATH key=value), which templates cannot read yet: give the value in the task's env block or as a job variable (-var) and read it with env";
 const CATALOGUE: &str = "drover has no service catalogue for templates yet: within a group, read the ports with env \"NOMAD_PORT_<label>\" / env \"NOMAD_ADDR_<label>\"";
 const VARIABLES: &str = "the agent cannot read drover variables for templates yet: pass the value as a job variable (-var, -var-file) into the task's env block and read it with env";
 const VAULT: &str = "drover has no Vault integration: give secrets to the task through its env or a file on the node";
@@ -43,7 +60,7 @@ const NODES: &str =
 
 /// Functions of Nomad's and consul-template's that need something drover
 /// does not have, with what to do instead.
-pub const REFUSED: [(&str, &str); 29] = [
+pub const REFUSED: [(&str, &str); 28] = [
     ("key", CONSUL_KV),
     ("keyOrDefault", CONSUL_KV),
     ("keyExists", CONSUL_KV),
@@ -71,7 +88,6 @@ pub const REFUSED: [(&str, &str); 29] = [
     ("datacenters", NODES),
     ("file", "templates do not read files of the node yet: render the file with source = \"<path>\" instead"),
     ("plugin", "drover runs no template plugins"),
-    ("executeTemplate", "use Go's {{ template \"name\" . }}"),
     ("writeToFile", "a template writes its destination only"),
 ];
 
@@ -90,6 +106,40 @@ fn string_argument(name: &str, args: &[Value], index: usize, count: usize) -> Re
 fn env(args: &[Value]) -> Result<Value, FuncError> {
     let name = string_argument("env", args, 0, 1)?;
     Ok(Value::from(TASK_ENV.with(|slot| slot.borrow().get(&name).cloned().unwrap_or_default())))
+}
+
+/// consul-template's `executeTemplate`: runs a template `define`d in the
+/// text being rendered, with the optional second argument as its dot, and
+/// returns its output as a string (so it can be piped, unlike Go's
+/// `{{ template }}`).
+fn execute_template(args: &[Value]) -> Result<Value, FuncError> {
+    let (name, data) = match args {
+        [Value::String(name)] => (name.clone(), Value::NoValue),
+        [Value::String(name), data] => (name.clone(), data.clone()),
+        _ => return Err(FuncError::Generic("executeTemplate takes a template name and an optional value".to_owned())),
+    };
+    let depth = EXECUTE_DEPTH.with(|slot| *slot.borrow());
+    if depth >= MAXIMUM_EXECUTE_DEPTH {
+        return Err(FuncError::Generic(format!(
+            "executeTemplate \"{name}\" is nested more than {MAXIMUM_EXECUTE_DEPTH} deep: a template executes itself"
+        )));
+    }
+    let text = TEMPLATE_TEXT.with(|slot| slot.borrow().clone());
+    let mut template = gtmpl::Template::default();
+    for (function_name, function, _) in FUNCTIONS {
+        template.add_func(function_name, function);
+    }
+    template.parse(text).map_err(|error| FuncError::Generic(format!("executeTemplate: {error}")))?;
+    if name.is_empty() || !template.tree_set.contains_key(&name) {
+        return Err(FuncError::Generic(format!(
+            "executeTemplate: no template is defined as \"{name}\": add {{{{ define \"{name}\" }}}} … {{{{ end }}}}"
+        )));
+    }
+    template.name = name;
+    EXECUTE_DEPTH.with(|slot| *slot.borrow_mut() += 1);
+    let rendered = template.render(&gtmpl::Context::from(data));
+    EXECUTE_DEPTH.with(|slot| *slot.borrow_mut() -= 1);
+    rendered.map(Value::from).map_err(|error| FuncError::Generic(format!("executeTemplate: {error}")))
 }
 
 fn to_lower(args: &[Value]) -> Result<Value, FuncError> {

@@ -82,10 +82,13 @@ pub fn check(text: &str, delimiters: &Delimiters) -> Result<(), TemplateError> {
 pub fn render(text: &str, delimiters: &Delimiters, env: &BTreeMap<String, String>) -> Result<String, TemplateError> {
     let template = parse(text, delimiters)?;
     // gtmpl's functions are plain `fn` pointers: the environment reaches
-    // `env` through this thread's slot for the time of the render.
+    // `env`, and the text reaches `executeTemplate`, through this thread's
+    // slots for the time of the render.
     functions::TASK_ENV.with(|slot| *slot.borrow_mut() = env.clone());
+    functions::TEMPLATE_TEXT.with(|slot| *slot.borrow_mut() = template.text.clone());
     let rendered = template.render(&gtmpl::Context::empty());
     functions::TASK_ENV.with(|slot| slot.borrow_mut().clear());
+    functions::TEMPLATE_TEXT.with(|slot| slot.borrow_mut().clear());
     rendered.map_err(|error| TemplateError { line: None, message: format!("cannot render: {error}") })
 }
 
@@ -95,7 +98,9 @@ fn parse(text: &str, delimiters: &Delimiters) -> Result<gtmpl::Template, Templat
     for (name, function, _) in FUNCTIONS {
         template.add_func(name, function);
     }
-    template.parse(standard).map_err(|error| explain(text, &error))?;
+    template.parse(standard.clone()).map_err(|error| explain(text, &error))?;
+    // Kept for `executeTemplate` (gtmpl's `parse` does not keep it).
+    template.text = standard;
     Ok(template)
 }
 
@@ -197,6 +202,21 @@ mod tests {
             "20124 5 3"
         );
         assert!(render("{{ 1 | divide 0 }}", &Delimiters::default(), &env()).is_err());
+    }
+
+    #[test]
+    fn execute_template_runs_a_defined_template_with_its_data() {
+        let text = concat!(
+            "{{- define \"RULES\" -}}port={{ env \"NOMAD_PORT_http\" }}{{- end -}}\n",
+            "{{- define \"GREET\" -}}hello {{ . }}{{- end -}}\n",
+            "RULES={{ executeTemplate \"RULES\" | toJSON }} {{ executeTemplate \"GREET\" \"you\" | toUpper }}",
+        );
+        assert_eq!(rendered(text), r#"RULES="port=20123" HELLO YOU"#);
+        let missing = render(r#"{{ executeTemplate "NOPE" }}"#, &Delimiters::default(), &env()).unwrap_err();
+        assert!(missing.message.contains("no template is defined as \"NOPE\""), "{missing}");
+        let looping = r#"{{ define "LOOP" }}{{ executeTemplate "LOOP" }}{{ end }}{{ executeTemplate "LOOP" }}"#;
+        let error = render(looping, &Delimiters::default(), &env()).unwrap_err();
+        assert!(error.message.contains("nested more than 32 deep"), "{error}");
     }
 
     #[test]

@@ -111,7 +111,7 @@ impl Ca {
     /// Reads the CA from its two files; the key file must be private (see
     /// [`crate::read_private`]). An error names the file it is about.
     pub fn read_files(cert_path: &Path, key_path: &Path) -> Result<Ca> {
-        let cert_pem = std::fs::read_to_string(cert_path).map_err(TlsError::io("read", cert_path))?;
+        let cert_pem = crate::files::read_public(cert_path)?;
         let key_pem = crate::files::read_private(key_path)?;
         Ca::load(&cert_pem, &key_pem).map_err(|(part, error)| match part {
             PemPart::Certificate => error.in_file(cert_path),
@@ -127,27 +127,10 @@ impl Ca {
         let Some(cert_der) = certificates.into_iter().next() else {
             return Err(in_certificate(no_certificate("the CA certificate")));
         };
+        check_ca_certificate(&cert_der).map_err(in_certificate)?;
         let (_rest, parsed) = x509_parser::parse_x509_certificate(&cert_der).map_err(|error| {
             in_certificate(TlsError::invalid("the CA certificate", format!("it cannot be parsed as X.509: {error}")))
         })?;
-        let is_ca = matches!(parsed.basic_constraints(), Ok(Some(constraints)) if constraints.value.ca);
-        if !is_ca {
-            return Err(in_certificate(TlsError::invalid(
-                "the CA certificate",
-                format!(
-                    "{} is not a certificate authority (its basicConstraints do not say CA:TRUE); give the certificate of the CA, not one it issued",
-                    parsed.subject()
-                ),
-            )));
-        }
-        if let Ok(Some(usage)) = parsed.key_usage()
-            && !usage.value.key_cert_sign()
-        {
-            return Err(in_certificate(TlsError::invalid(
-                "the CA certificate",
-                "its key usage does not allow signing certificates (keyCertSign)",
-            )));
-        }
         let key = KeyPair::from_pem(key_pem).map_err(|error| {
             in_key(TlsError::invalid("the CA key", format!("it cannot be read as a PEM private key: {error}")))
         })?;
@@ -261,6 +244,76 @@ impl Ca {
         chain.push('\n');
         chain
     }
+}
+
+/// Reads a file of CA certificates to trust (one or several, PEM) and
+/// checks each: a CA (`CA:TRUE`, allowed to sign certificates), valid now.
+/// Returns them one PEM text each, in the file's order. An error names the
+/// file.
+pub fn read_ca_bundle(path: &Path) -> Result<Vec<String>> {
+    let text = crate::files::read_public(path)?;
+    let certificates = certificates_from_pem(&text, "the CA certificate").map_err(|error| error.in_file(path))?;
+    if certificates.is_empty() {
+        return Err(no_certificate("the CA certificate").in_file(path));
+    }
+    for certificate in &certificates {
+        check_ca_certificate(certificate).map_err(|error| error.in_file(path))?;
+    }
+    Ok(certificates.iter().map(|der| crate::cert_info::pem_of_der(der)).collect())
+}
+
+/// Checks that a certificate is a CA's that may sign certificates now:
+/// `CA:TRUE`, a key usage (if any) with keyCertSign, and a validity
+/// period that holds the present.
+fn check_ca_certificate(der: &[u8]) -> Result<()> {
+    let (_rest, parsed) = x509_parser::parse_x509_certificate(der)
+        .map_err(|error| TlsError::invalid("the CA certificate", format!("it cannot be parsed as X.509: {error}")))?;
+    let is_ca = matches!(parsed.basic_constraints(), Ok(Some(constraints)) if constraints.value.ca);
+    if !is_ca {
+        return Err(TlsError::invalid(
+            "the CA certificate",
+            format!(
+                "{} is not a certificate authority (its basicConstraints do not say CA:TRUE); give the certificate of the CA, not one it issued",
+                parsed.subject()
+            ),
+        ));
+    }
+    if let Ok(Some(usage)) = parsed.key_usage()
+        && !usage.value.key_cert_sign()
+    {
+        return Err(TlsError::invalid(
+            "the CA certificate",
+            "its key usage does not allow signing certificates (keyCertSign)",
+        ));
+    }
+    check_valid_now(&parsed, "the CA certificate", "give a CA that is valid now")
+}
+
+/// Refuses a certificate whose validity period does not hold the present.
+pub(crate) fn check_valid_now(
+    parsed: &x509_parser::certificate::X509Certificate<'_>,
+    what: &str,
+    advice: &str,
+) -> Result<()> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let validity = parsed.validity();
+    if validity.not_after.timestamp() < now {
+        return Err(TlsError::invalid(
+            what,
+            format!("{} expired on {}; {advice}", parsed.subject(), validity.not_after),
+        ));
+    }
+    if validity.not_before.timestamp() > now {
+        return Err(TlsError::invalid(
+            what,
+            format!(
+                "{} is not valid before {} (is this machine's clock right?); {advice}",
+                parsed.subject(),
+                validity.not_before
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Makes an agent's key (ECDSA P-256) and a certificate request for it.

@@ -30,6 +30,13 @@ pub enum TlsError {
         path.display()
     )]
     DirectoryExposed { path: PathBuf, mode: u32 },
+    /// A file longer than any certificate or key (a wrong path, `/dev/zero`).
+    #[error(
+        "{} is larger than {} MiB, more than any certificate, key or CA bundle: check the path",
+        path.display(),
+        limit / (1024 * 1024)
+    )]
+    FileTooLarge { path: PathBuf, limit: u64 },
     /// Something that should be a directory is not.
     #[error("{} is not a directory; move it away or choose another directory", path.display())]
     NotADirectory { path: PathBuf },
@@ -77,7 +84,10 @@ impl TlsError {
     pub(crate) fn in_file(self, path: impl Into<PathBuf>) -> TlsError {
         match self {
             // An I/O error already names its file.
-            TlsError::Io { .. } | TlsError::KeyFileExposed { .. } | TlsError::InFile { .. } => self,
+            TlsError::Io { .. }
+            | TlsError::KeyFileExposed { .. }
+            | TlsError::FileTooLarge { .. }
+            | TlsError::InFile { .. } => self,
             other => TlsError::InFile { path: path.into(), source: Box::new(other) },
         }
     }

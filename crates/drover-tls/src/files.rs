@@ -1,5 +1,12 @@
 //! The PEM files on disk: a private directory, keys only their owner can
-//! read, and writes that never leave half a file behind.
+//! read, reads that stop at [`MAX_PEM_FILE_BYTES`], and writes that never
+//! leave half a file behind.
+//!
+//! Every certificate and key drover reads, whether from its data
+//! directory or from a path an operator gave (`--tls-ca-cert`,
+//! `--tls-cert`, …), goes through [`read_public`] or [`read_private`], so
+//! a wrong path such as `/dev/zero` is refused at once instead of being
+//! read until memory runs out.
 //!
 //! A write goes to a temporary file in the same directory, is flushed to
 //! disk, renamed over the target and the directory is flushed too, so a
@@ -8,11 +15,15 @@
 //! that may have leaked.
 
 use std::fs::{self, File, OpenOptions, Permissions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, TlsError};
+
+/// The most bytes a certificate, key or CA bundle file may hold: a
+/// certificate is under 2 KiB, and a bundle of a few hundred CAs fits.
+pub const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
 
 const PRIVATE_FILE_MODE: u32 = 0o600;
 const PUBLIC_FILE_MODE: u32 = 0o644;
@@ -37,7 +48,27 @@ pub fn read_private(path: &Path) -> Result<String> {
     if mode & 0o077 != 0 {
         return Err(TlsError::KeyFileExposed { path: path.to_owned(), mode });
     }
-    std::io::read_to_string(file).map_err(TlsError::io("read", path))
+    read_bounded(file, path)
+}
+
+/// Reads a file anyone may read (a certificate, a bundle of CA
+/// certificates), at most [`MAX_PEM_FILE_BYTES`] of it.
+pub fn read_public(path: &Path) -> Result<String> {
+    let file = File::open(path).map_err(TlsError::io("read", path))?;
+    read_bounded(file, path)
+}
+
+/// Reads `file` as UTF-8 text, refusing one longer than [`MAX_PEM_FILE_BYTES`]
+/// after reading one byte more than that.
+fn read_bounded(file: File, path: &Path) -> Result<String> {
+    let mut bytes = Vec::new();
+    file.take(MAX_PEM_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(TlsError::io("read", path))?;
+    if bytes.len() as u64 > MAX_PEM_FILE_BYTES {
+        return Err(TlsError::FileTooLarge { path: path.to_owned(), limit: MAX_PEM_FILE_BYTES });
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        TlsError::invalid(format!("the file {}", path.display()), "it is not text (PEM files are); check the path")
+    })
 }
 
 /// Makes sure `path` is a directory other users cannot write into: creates
@@ -100,4 +131,34 @@ fn write_new_file(path: &Path, contents: &str, mode: u32) -> Result<()> {
     file.set_permissions(Permissions::from_mode(mode)).map_err(TlsError::io("set the mode of", path))?;
     file.write_all(contents.as_bytes()).map_err(TlsError::io("write", path))?;
     file.sync_all().map_err(TlsError::io("flush", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_endless_file_is_refused_quickly_naming_it() {
+        let started = std::time::Instant::now();
+        let error = read_public(Path::new("/dev/zero")).expect_err("/dev/zero never ends");
+        assert_eq!(
+            error.to_string(),
+            "/dev/zero is larger than 1 MiB, more than any certificate, key or CA bundle: check the path"
+        );
+        // /dev/zero is readable by everyone, which a key must not be.
+        let error = read_private(Path::new("/dev/zero")).expect_err("not private");
+        assert!(error.to_string().starts_with("/dev/zero can be read or written by other users"), "{error}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_private_file_just_under_the_limit_is_read() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("key.pem");
+        let text = "a".repeat(usize::try_from(MAX_PEM_FILE_BYTES).expect("fits"));
+        write_private(&path, &text).expect("written");
+        assert_eq!(read_private(&path).expect("read").len(), text.len());
+        write_private(&path, &format!("{text}b")).expect("written");
+        assert!(matches!(read_private(&path), Err(TlsError::FileTooLarge { .. })));
+    }
 }

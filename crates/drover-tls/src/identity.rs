@@ -48,15 +48,32 @@ impl Identity {
         Ok(Arc::new(Identity { current: ArcSwap::from_pointee(loaded) }))
     }
 
-    /// Reads an identity from its two files; the key file must be private.
+    /// Reads an identity from its two files (certificates made by an
+    /// operator's CA, `--tls-cert`/`--tls-key`); the key file must be
+    /// private, the key the certificate's, and the certificate valid now.
     /// An error names the file it is about.
     pub fn read_files(cert_path: &Path, key_path: &Path) -> Result<Arc<Identity>> {
-        let cert_pem = std::fs::read_to_string(cert_path).map_err(TlsError::io("read", cert_path))?;
-        let key_pem = crate::files::read_private(key_path)?;
-        let chain = read_chain(&cert_pem).map_err(|error| error.in_file(cert_path))?;
-        let signing_key = read_key(&key_pem).map_err(|error| error.in_file(key_path))?;
-        let loaded = pair(chain, signing_key).map_err(|error| error.in_file(key_path))?;
+        let loaded = load_files(cert_path, key_path)?;
         Ok(Arc::new(Identity { current: ArcSwap::from_pointee(loaded) }))
+    }
+
+    /// Reads the two files again and swaps them in when they hold another
+    /// certificate than the current one (an operator renewed it) and
+    /// `check` accepts what it says. Whether the certificate changed; on
+    /// error the current one stays.
+    pub fn reload_files(
+        &self,
+        cert_path: &Path,
+        key_path: &Path,
+        check: impl FnOnce(&CertInfo) -> std::result::Result<(), String>,
+    ) -> Result<bool> {
+        let loaded = load_files(cert_path, key_path)?;
+        if loaded.info.fingerprint == self.current.load().info.fingerprint {
+            return Ok(false);
+        }
+        check(&loaded.info).map_err(|reason| TlsError::invalid("the certificate", reason).in_file(cert_path))?;
+        self.current.store(Arc::new(loaded));
+        Ok(true)
     }
 
     /// Swaps in a new certificate and key: new handshakes use them, live
@@ -83,6 +100,25 @@ impl Identity {
     pub fn certified_key(&self) -> Arc<CertifiedKey> {
         Arc::clone(&self.current.load().certified)
     }
+}
+
+fn load_files(cert_path: &Path, key_path: &Path) -> Result<LoadedIdentity> {
+    let cert_pem = crate::files::read_public(cert_path)?;
+    let key_pem = crate::files::read_private(key_path)?;
+    let chain = read_chain(&cert_pem).map_err(|error| error.in_file(cert_path))?;
+    check_leaf_valid_now(&chain).map_err(|error| error.in_file(cert_path))?;
+    let signing_key = read_key(&key_pem).map_err(|error| error.in_file(key_path))?;
+    pair(chain, signing_key).map_err(|error| error.in_file(key_path))
+}
+
+/// Refuses a chain whose first certificate has expired or is not valid yet.
+fn check_leaf_valid_now(chain: &[CertificateDer<'static>]) -> Result<()> {
+    let Some(leaf) = chain.first() else {
+        return Err(no_certificate("the certificate"));
+    };
+    let (_rest, parsed) = x509_parser::parse_x509_certificate(leaf)
+        .map_err(|error| TlsError::invalid("the certificate", format!("it cannot be parsed as X.509: {error}")))?;
+    crate::ca::check_valid_now(&parsed, "the certificate", "make a new one with your CA")
 }
 
 fn load_identity(cert_pem: &str, key_pem: &str) -> Result<LoadedIdentity> {

@@ -138,6 +138,8 @@ pub fn task(name: &str) -> Task {
         logs: None,
         templates: Vec::new(),
         artifacts: Vec::new(),
+        lifecycle: None,
+        dispatch_payload: None,
     }
 }
 

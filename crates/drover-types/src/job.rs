@@ -27,6 +27,11 @@ pub enum JobType {
     /// One instance of every group on every feasible node, including nodes
     /// that join later.
     System,
+    /// One instance of every group on every feasible node, run to
+    /// completion once (Nomad's `sysbatch`): completed runs are not
+    /// repeated, nodes that join later get one.
+    #[serde(rename = "sysbatch")]
+    SysBatch,
 }
 
 impl JobType {
@@ -36,7 +41,20 @@ impl JobType {
             JobType::Service => "service",
             JobType::Batch => "batch",
             JobType::System => "system",
+            JobType::SysBatch => "sysbatch",
         }
+    }
+
+    /// Whether the job has one allocation per feasible node (`system`,
+    /// `sysbatch`) rather than `count` of them.
+    pub fn places_on_every_node(self) -> bool {
+        matches!(self, JobType::System | JobType::SysBatch)
+    }
+
+    /// Whether the job's tasks run to completion and successful runs are
+    /// not repeated (`batch`, `sysbatch`).
+    pub fn runs_to_completion(self) -> bool {
+        matches!(self, JobType::Batch | JobType::SysBatch)
     }
 }
 
@@ -116,6 +134,15 @@ pub struct Job {
     /// drover has; the job file reader refuses others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// Nomad's `parameterized` block: the job is a template that is never
+    /// placed itself; `drover job dispatch` launches children of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameterized: Option<ParameterizedConfig>,
+    /// A dispatched child's payload (at most
+    /// [`ParameterizedConfig::MAX_PAYLOAD_BYTES`]), written by the agent to
+    /// the file of each task's `dispatch_payload` block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", with = "crate::serde_bytes")]
+    pub payload: Vec<u8>,
 
     // ----- set by the server, never by the job file: the fields of
     // `ServerManaged`, kept flat here so the stored and wire form is as
@@ -193,6 +220,8 @@ impl Job {
             groups: _,
             region: _,
             namespace: _,
+            parameterized: _,
+            payload: _,
             version,
             stop,
             status,
@@ -245,6 +274,18 @@ impl Job {
     /// runs itself).
     pub fn is_periodic(&self) -> bool {
         self.periodic.as_ref().is_some_and(|periodic| periodic.enabled)
+    }
+
+    /// Whether this is a parameterized parent (`drover job dispatch`
+    /// launches children of it; it never runs itself).
+    pub fn is_parameterized(&self) -> bool {
+        self.parameterized.is_some()
+    }
+
+    /// Whether the job is only a template for children, never placed
+    /// itself (a periodic or parameterized parent).
+    pub fn is_template(&self) -> bool {
+        self.is_periodic() || self.is_parameterized()
     }
 
     /// The `update` block that applies to `group`: the group's own, else the
@@ -438,6 +479,110 @@ pub struct Task {
     /// `artifact` blocks), before the templates.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<crate::task_files::TaskArtifact>,
+    /// When the task runs relative to the group's main tasks (Nomad's
+    /// `lifecycle` block); `None` for a main task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<TaskLifecycle>,
+    /// Where a dispatched job's payload is written, relative to the task's
+    /// `local/` directory (Nomad's `dispatch_payload { file }`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dispatch_payload: Option<String>,
+}
+
+impl Task {
+    /// Whether the task is one of the group's main tasks (no `lifecycle`
+    /// block).
+    pub fn is_main(&self) -> bool {
+        self.lifecycle.is_none()
+    }
+
+    /// The task's lifecycle hook, `None` for a main task.
+    pub fn hook(&self) -> Option<LifecycleHook> {
+        self.lifecycle.map(|lifecycle| lifecycle.hook)
+    }
+
+    /// Whether the task keeps running beside the main tasks (a sidecar)
+    /// rather than running to completion at its hook.
+    pub fn is_sidecar(&self) -> bool {
+        self.lifecycle.is_some_and(|lifecycle| lifecycle.sidecar)
+    }
+}
+
+/// Nomad's task `lifecycle` block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TaskLifecycle {
+    /// When the task starts.
+    pub hook: LifecycleHook,
+    /// Keep it running for as long as the main tasks run (restarted by its
+    /// restart policy, stopped when they end) instead of running it once to
+    /// completion.
+    pub sidecar: bool,
+}
+
+/// When a lifecycle task starts, relative to the group's main tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LifecycleHook {
+    /// Before the main tasks: they start once it completed (or, for a
+    /// sidecar, once it runs).
+    Prestart,
+    /// Once every main task runs.
+    Poststart,
+    /// Once every other task has stopped.
+    Poststop,
+}
+
+impl LifecycleHook {
+    /// The name used in job files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LifecycleHook::Prestart => "prestart",
+            LifecycleHook::Poststart => "poststart",
+            LifecycleHook::Poststop => "poststop",
+        }
+    }
+}
+
+/// Whether a dispatch must, may or must not carry a payload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayloadMode {
+    /// A payload may be given (Nomad's default).
+    #[default]
+    Optional,
+    /// A dispatch without a payload is refused.
+    Required,
+    /// A dispatch with a payload is refused.
+    Forbidden,
+}
+
+impl PayloadMode {
+    /// The name used in job files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadMode::Optional => "optional",
+            PayloadMode::Required => "required",
+            PayloadMode::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// Nomad's job `parameterized` block: what a dispatch of the job carries.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParameterizedConfig {
+    /// Whether a payload is optional, required or forbidden.
+    pub payload: PayloadMode,
+    /// Meta keys every dispatch must give.
+    #[serde(default)]
+    pub meta_required: Vec<String>,
+    /// Meta keys a dispatch may give.
+    #[serde(default)]
+    pub meta_optional: Vec<String>,
+}
+
+impl ParameterizedConfig {
+    /// The largest payload a dispatch may carry (Nomad's limit: 16 KiB).
+    pub const MAX_PAYLOAD_BYTES: usize = 16 * 1024;
 }
 
 /// The task drivers drover runs.
@@ -503,7 +648,7 @@ impl RestartPolicy {
     /// The default for a job type.
     pub fn default_for(job_type: JobType) -> RestartPolicy {
         match job_type {
-            JobType::Batch => Self::BATCH_DEFAULT,
+            JobType::Batch | JobType::SysBatch => Self::BATCH_DEFAULT,
             JobType::Service | JobType::System => Self::SERVICE_DEFAULT,
         }
     }
@@ -558,13 +703,13 @@ impl ReschedulePolicy {
         unlimited: false,
     };
 
-    /// The default for a job type (`None` for system jobs, which are never
-    /// rescheduled).
+    /// The default for a job type (`None` for system and sysbatch jobs,
+    /// which are never rescheduled).
     pub fn default_for(job_type: JobType) -> Option<ReschedulePolicy> {
         match job_type {
             JobType::Service => Some(Self::SERVICE_DEFAULT),
             JobType::Batch => Some(Self::BATCH_DEFAULT),
-            JobType::System => None,
+            JobType::System | JobType::SysBatch => None,
         }
     }
 }
@@ -703,8 +848,9 @@ pub struct PeriodicConfig {
     pub enabled: bool,
 }
 
-/// A `service` block: a name and the health checks of the task.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A `service` block: a name and the health checks of the task, and what
+/// the service catalogue announces of it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Service {
     /// Service name (defaults to `<job>-<group>-<task>`).
     pub name: String,
@@ -716,9 +862,44 @@ pub struct Service {
     /// names one (`port = "http"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port_label: Option<String>,
-    /// Nomad's `tags`, kept with the service.
+    /// Nomad's `tags`: announced with every instance in the service
+    /// catalogue (docs/services.md).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    /// Nomad's `canary_tags`: announced instead of `tags` while the
+    /// instance's allocation is an unpromoted canary (empty: `tags`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub canary_tags: Vec<String>,
+    /// Nomad's `meta`: free-form pairs announced with every instance.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub meta: BTreeMap<String, String>,
+    /// The address announced instead of the node's (`address = "…"`,
+    /// `${…}` references resolved on the node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Nomad's `address_mode`; drover runs tasks in the host's network, so
+    /// both modes announce the node's address.
+    #[serde(default, skip_serializing_if = "ServiceAddressMode::is_auto")]
+    pub address_mode: ServiceAddressMode,
+}
+
+/// Which address a service's instances are announced on (Nomad's
+/// `address_mode`; only the modes of host networking).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceAddressMode {
+    /// The service's `address` if set, else the node's address.
+    #[default]
+    Auto,
+    /// The node's address.
+    Host,
+}
+
+impl ServiceAddressMode {
+    /// Whether this is the default, `auto`.
+    pub fn is_auto(&self) -> bool {
+        *self == ServiceAddressMode::Auto
+    }
 }
 
 /// A health check run by the agent.

@@ -46,9 +46,9 @@ pub use ids::{AllocId, DeploymentId, EvalId, JobId, NodeId};
 pub use interpolate::{NodeView, interpolate, interpolate_lenient};
 pub use job::{
     Affinity, Check, CheckKind, CheckRestart, Constraint, ConstraintOperator, DelayFunction, DisconnectStrategy,
-    Driver, EphemeralDisk, HealthCheckMode, Job, JobStatus, JobType, LogPolicy, MigrateStrategy, PeriodicConfig,
-    ReconcileMode, ReschedulePolicy, RestartMode, RestartPolicy, Scaling, ServerManaged, Service, Spread, SpreadTarget,
-    Task, TaskConfig, TaskGroup, UpdateStrategy,
+    Driver, EphemeralDisk, HealthCheckMode, Job, JobStatus, JobType, LifecycleHook, LogPolicy, MigrateStrategy,
+    ParameterizedConfig, PayloadMode, PeriodicConfig, ReconcileMode, ReschedulePolicy, RestartMode, RestartPolicy,
+    Scaling, ServerManaged, Service, Spread, SpreadTarget, Task, TaskConfig, TaskGroup, TaskLifecycle, UpdateStrategy,
 };
 pub use log::{LogRecord, LogStream};
 pub use network::{AllocatedPort, NetworkSpec, PortRange, PortSpec};

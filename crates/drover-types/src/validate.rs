@@ -14,8 +14,8 @@ use std::str::FromStr;
 
 use crate::glob::{Glob, has_wildcards};
 use crate::job::{
-    CheckKind, ConstraintOperator, DelayFunction, Job, LogPolicy, MigrateStrategy, PeriodicConfig, ReschedulePolicy,
-    RestartMode, RestartPolicy, Task, TaskGroup, UpdateStrategy,
+    CheckKind, ConstraintOperator, DelayFunction, Job, LifecycleHook, LogPolicy, MigrateStrategy, ParameterizedConfig,
+    PeriodicConfig, ReschedulePolicy, RestartMode, RestartPolicy, Task, TaskGroup, TaskLifecycle, UpdateStrategy,
 };
 use crate::time::DurationSpec;
 use crate::version::VersionRequirement;
@@ -172,6 +172,51 @@ pub fn periodic_problems(periodic: &PeriodicConfig) -> Vec<String> {
     problems
 }
 
+/// What is wrong with a task's `lifecycle` block, or `None`.
+pub fn lifecycle_problem(lifecycle: &TaskLifecycle) -> Option<String> {
+    (lifecycle.hook == LifecycleHook::Poststop && lifecycle.sidecar).then(|| {
+        "a poststop task cannot be a sidecar: it runs once, after the other tasks stopped; remove sidecar = true"
+            .to_owned()
+    })
+}
+
+/// What is wrong with the `file` of a task's `dispatch_payload` block,
+/// or `None`: it is written under the task's `local/` directory.
+pub fn dispatch_payload_problem(file: &str) -> Option<String> {
+    crate::task_files::task_path_problem(&format!("local/{file}")).map(|problem| {
+        format!(
+            "dispatch_payload file {file:?} {problem}: give a file name relative to the task's local/ directory, such as \"input.json\""
+        )
+    })
+}
+
+/// What is wrong with a `parameterized` block on a job of `job_type`, in
+/// file order.
+pub fn parameterized_problems(job_type: crate::job::JobType, parameterized: &ParameterizedConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    if !job_type.runs_to_completion() {
+        problems.push(format!(
+            "only batch and sysbatch jobs can be parameterized, not a {job_type} job: set type = \"batch\" or remove the parameterized block"
+        ));
+    }
+    let keys = parameterized.meta_required.iter().chain(&parameterized.meta_optional);
+    if parameterized.meta_required.len() + parameterized.meta_optional.len() > MAX_MAP_ENTRIES {
+        problems.push(format!("parameterized names more than {MAX_MAP_ENTRIES} meta keys"));
+    }
+    for key in keys.clone() {
+        if key.trim().is_empty() || key.len() > MAX_KEY_CHARS {
+            problems.push(format!("parameterized meta key {key:?} must be 1 to {MAX_KEY_CHARS} characters long"));
+        }
+    }
+    for key in &parameterized.meta_required {
+        if parameterized.meta_optional.contains(key) {
+            problems
+                .push(format!("meta key {key:?} is both in meta_required and meta_optional: keep it in one of them"));
+        }
+    }
+    problems
+}
+
 impl Job {
     /// Every problem of the job against drover's rules and limits, in job
     /// file order; `Ok` when there is none. Server-managed fields (version,
@@ -240,6 +285,18 @@ impl Checker {
         if let Some(update) = &job.update {
             self.update(update);
         }
+        if let Some(parameterized) = &job.parameterized {
+            for problem in parameterized_problems(job.job_type, parameterized) {
+                self.report(problem);
+            }
+        }
+        if job.payload.len() > ParameterizedConfig::MAX_PAYLOAD_BYTES {
+            self.report(format!(
+                "the payload is {} bytes, more than the limit of {} (16 KiB): pass a path or a URL in meta instead",
+                job.payload.len(),
+                ParameterizedConfig::MAX_PAYLOAD_BYTES
+            ));
+        }
         if job.groups.is_empty() {
             self.report(format!(
                 "job {:?} has no group: add group \"<name>\" {{ task \"<name>\" {{ … }} }}",
@@ -301,6 +358,10 @@ impl Checker {
         }
         if group.tasks.is_empty() {
             self.report("the group has no task: add task \"<name>\" { driver = \"exec\" … }");
+        } else if !group.tasks.iter().any(Task::is_main) {
+            self.report(
+                "every task of the group has a lifecycle block: add a main task, one without a lifecycle block",
+            );
         }
         self.length("tasks", group.tasks.len(), MAX_TASKS);
         let group_at = self.at.clone();
@@ -356,6 +417,15 @@ impl Checker {
         }
         self.rules(&task.constraints, &[], &[]);
         self.task_files(task);
+        if let Some(problem) = task.lifecycle.as_ref().and_then(lifecycle_problem) {
+            self.report(problem);
+        }
+        if let Some(file) = &task.dispatch_payload {
+            self.text("the dispatch_payload file", file, MAX_RULE_CHARS);
+            if let Some(problem) = dispatch_payload_problem(file) {
+                self.report(problem);
+            }
+        }
         self.length("services", task.services.len(), MAX_ITEMS);
         for service in &task.services {
             self.label("service name", &service.name);

@@ -1,6 +1,7 @@
 //! Machine workflows: creating, rebooting, rebuilding and deleting the
-//! machines under agents through a site provider, one step per node, at a
-//! capped rate and concurrency (`drover node create|reboot|rebuild|delete`,
+//! machines under agents through a site provider, and rolling maintenance
+//! through their agents, one step per node, at a capped rate and
+//! concurrency (`drover node create|reboot|rebuild|delete|maintain`,
 //! docs/machines.md).
 //!
 //! A [`Workflow`] lives in the replicated state, so a new leader resumes it
@@ -12,11 +13,16 @@
 //!  pending ─▶ draining ─▶ provider ─▶ waiting ─▶ done        (reboot, rebuild)
 //!  pending ─────────────▶ provider ─▶ waiting ─▶ done        (create)
 //!  pending ─▶ draining ─▶ provider ─▶ purging ─▶ done        (delete)
+//!  pending ─▶ draining ─▶ running ─▶ provider|rebooting ─▶ waiting
+//!          ─▶ verifying ─▶ done                                (maintain;
+//!                             each of running, reboot, verify optional)
 //!     any phase ─▶ failed (error, timeout, protected) | cancelled
 //! ```
 //!
-//! A step found in `provider` by a new leader is failed, not repeated:
-//! whether the old leader's provider command ran is unknown.
+//! A paused workflow starts no new step; the steps in flight go on.
+//!
+//! A step found in `provider`, `running` or `rebooting` by a new leader is
+//! failed, not repeated: whether the old leader's command ran is unknown.
 //! What is pure here: which pending steps may start at a given time
 //! ([`Workflow::startable`]), and how a step update or a cancel changes a
 //! workflow ([`Workflow::update_step`], [`Workflow::cancel`]).
@@ -42,16 +48,21 @@ pub enum MachineOperation {
     Rebuild,
     /// Destroy a machine (drained and retired first), then purge its node.
     Delete,
+    /// Rolling maintenance: drain, run a command through the agent,
+    /// reboot, verify, undrain ([`Maintenance`]).
+    Maintain,
 }
 
 impl MachineOperation {
-    /// `create`, `reboot`, `rebuild` or `delete`: the provider attribute.
+    /// `create`, `reboot`, `rebuild`, `delete` (the provider attribute) or
+    /// `maintain`.
     pub fn as_str(self) -> &'static str {
         match self {
             MachineOperation::Create => "create",
             MachineOperation::Reboot => "reboot",
             MachineOperation::Rebuild => "rebuild",
             MachineOperation::Delete => "delete",
+            MachineOperation::Maintain => "maintain",
         }
     }
 }
@@ -97,12 +108,18 @@ pub enum StepPhase {
     Pending,
     /// The node is draining.
     Draining,
+    /// The maintenance command (`--run`) runs through the node's agent.
+    Running,
     /// The provider command runs.
     Provider,
+    /// The reboot command (`--reboot-command`) runs through the agent.
+    Rebooting,
     /// Waiting for the node's agent to register and be ready.
     Waiting,
     /// Forgetting the deleted node.
     Purging,
+    /// The verify command (`--verify`) runs through the node's agent.
+    Verifying,
     /// Done.
     Done,
     /// Failed (see the step's `error`).
@@ -128,9 +145,12 @@ impl StepPhase {
         match self {
             StepPhase::Pending => "pending",
             StepPhase::Draining => "draining",
+            StepPhase::Running => "running",
             StepPhase::Provider => "provider",
+            StepPhase::Rebooting => "rebooting",
             StepPhase::Waiting => "waiting",
             StepPhase::Purging => "purging",
+            StepPhase::Verifying => "verifying",
             StepPhase::Done => "done",
             StepPhase::Failed => "failed",
             StepPhase::Cancelled => "cancelled",
@@ -148,7 +168,7 @@ pub struct WorkflowStep {
     /// When it left `pending` (what the rate cap counts).
     #[serde(default)]
     pub started_at: Option<Timestamp>,
-    /// When the provider command started.
+    /// When the provider command (or the reboot command) started.
     #[serde(default)]
     pub provider_started_at: Option<Timestamp>,
     /// When it ended.
@@ -162,10 +182,12 @@ pub struct WorkflowStep {
     /// rebooted agent's registration raises it.
     #[serde(default)]
     pub node_modify_index: u64,
-    /// The provider command, rendered.
+    /// The provider command, rendered (for `maintain`, the last command
+    /// started; a join token is never kept here).
     #[serde(default)]
     pub command: String,
-    /// Its output (at most [`STEP_OUTPUT_MAX`] bytes).
+    /// Its output (at most [`STEP_OUTPUT_MAX`] bytes; for `maintain`, each
+    /// command's after the other).
     #[serde(default)]
     pub output: String,
     /// Why it failed.
@@ -191,6 +213,44 @@ impl WorkflowStep {
     }
 }
 
+/// How a rolling maintenance reboots each node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaintenanceReboot {
+    /// No reboot.
+    #[default]
+    None,
+    /// Through the node's provider (`--reboot`).
+    Provider,
+    /// This command through the node's agent (`--reboot-command`).
+    Command(String),
+}
+
+/// What `drover node maintain` does on each node after the drain; the
+/// commands may use the `{{node.name}}`, … placeholders.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Maintenance {
+    /// Run through the agent (`--run`); non-zero fails the node.
+    #[serde(default)]
+    pub run: Option<String>,
+    /// How the node is rebooted after `run`; then its agent is waited for.
+    #[serde(default)]
+    pub reboot: MaintenanceReboot,
+    /// Run through the agent once it is back (`--verify`); non-zero fails
+    /// the node (it stays drained).
+    #[serde(default)]
+    pub verify: Option<String>,
+    /// Who the agent commands run as (`--user`); `None`: as `drover exec`
+    /// runs them (the agent's `--exec-user`, `nobody` for a root agent).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The drain's deadline (`--drain-deadline`): allocations still running
+    /// after it are stopped. `None`: wait for them (up to the step's
+    /// timeout).
+    #[serde(default)]
+    pub drain_deadline_ms: Option<u64>,
+}
+
 /// A machine operation over nodes, kept in the replicated state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Workflow {
@@ -214,8 +274,15 @@ pub struct Workflow {
     pub max_failures: u32,
     /// Drain nodes before the provider command (rebuild, delete).
     pub drain: bool,
-    /// How long a step waits for its drain and for the agent to come back.
+    /// How long a step waits for its drain, for the agent to come back and
+    /// for each maintenance command.
     pub wait_timeout_ms: u64,
+    /// `maintain`: what to do on each node.
+    #[serde(default)]
+    pub maintenance: Maintenance,
+    /// Who paused it (no new step starts); `None`: not paused.
+    #[serde(default)]
+    pub paused_by: Option<String>,
     /// Who started it.
     pub by: String,
     /// When.
@@ -230,6 +297,14 @@ pub struct Workflow {
     pub reason: String,
     /// One per node, in the order given.
     pub steps: Vec<WorkflowStep>,
+}
+
+impl Maintenance {
+    /// Whether a command runs through the agents (`--run`,
+    /// `--reboot-command`, `--verify`): it needs what `drover exec` needs.
+    pub fn runs_commands(&self) -> bool {
+        self.run.is_some() || self.verify.is_some() || matches!(self.reboot, MaintenanceReboot::Command(_))
+    }
 }
 
 impl Workflow {
@@ -247,10 +322,10 @@ impl Workflow {
     }
 
     /// The pending steps (their positions) that may start at `now`: none
-    /// unless running; at most `parallel` in flight; under a rate cap, one
-    /// once `start_interval` has passed since the last start.
+    /// unless running and not paused; at most `parallel` in flight; under a
+    /// rate cap, one once `start_interval` has passed since the last start.
     pub fn startable(&self, now: Timestamp) -> Vec<usize> {
-        if self.status != WorkflowStatus::Running {
+        if self.status != WorkflowStatus::Running || self.paused_by.is_some() {
             return Vec::new();
         }
         let in_flight = self.steps.iter().filter(|step| step.phase.is_in_flight()).count();
@@ -307,6 +382,27 @@ impl Workflow {
         self.end(WorkflowStatus::Cancelled, format!("cancelled by {by}"), now);
     }
 
+    /// Pauses (`Some(by)`) or resumes (`None`) a running workflow: a paused
+    /// one starts no new step. Fails with why when it has ended or is
+    /// already so.
+    pub fn set_paused(&mut self, paused_by: Option<String>) -> Result<(), String> {
+        if self.status != WorkflowStatus::Running {
+            return Err(format!(
+                "workflow {} has ended ({}); nothing to pause or resume",
+                self.id,
+                self.status.as_str()
+            ));
+        }
+        match (&self.paused_by, &paused_by) {
+            (Some(by), Some(_)) => Err(format!("workflow {} is paused already (by {by})", self.id)),
+            (None, None) => Err(format!("workflow {} is not paused", self.id)),
+            _ => {
+                self.paused_by = paused_by;
+                Ok(())
+            }
+        }
+    }
+
     /// Ends the workflow when too many steps failed or every step ended.
     fn settle(&mut self, now: Timestamp) {
         let failed = self.steps.iter().filter(|step| step.phase == StepPhase::Failed).count();
@@ -360,8 +456,9 @@ pub enum WorkflowOp {
     /// Start a workflow. Refused when its id is taken or a running
     /// workflow holds one of its nodes.
     Start {
-        /// The workflow, every step pending.
-        workflow: Workflow,
+        /// The workflow, every step pending (boxed: it is much larger
+        /// than the other changes).
+        workflow: Box<Workflow>,
     },
     /// A step moved on (the leader proposes each phase before acting).
     UpdateStep {
@@ -373,6 +470,15 @@ pub enum WorkflowOp {
         step: WorkflowStep,
         /// When.
         now: Timestamp,
+    },
+    /// An operator paused (`paused: true`) or resumed a workflow.
+    Pause {
+        /// The workflow.
+        id: String,
+        /// Paused, or resumed.
+        paused: bool,
+        /// Who.
+        by: String,
     },
     /// An operator cancelled a workflow.
     Cancel {
@@ -391,6 +497,8 @@ impl WorkflowOp {
         match self {
             WorkflowOp::Start { .. } => "start",
             WorkflowOp::UpdateStep { .. } => "update_step",
+            WorkflowOp::Pause { paused: true, .. } => "pause",
+            WorkflowOp::Pause { paused: false, .. } => "resume",
             WorkflowOp::Cancel { .. } => "cancel",
         }
     }
@@ -411,6 +519,8 @@ mod tests {
             max_failures: 1,
             drain: false,
             wait_timeout_ms: 60_000,
+            maintenance: Maintenance::default(),
+            paused_by: None,
             by: "alice".to_owned(),
             created_at: Timestamp::from_millis(0),
             status: WorkflowStatus::Running,
@@ -482,6 +592,24 @@ mod tests {
         assert!(!workflow.holds("n0") && !workflow.holds("n1"));
         assert!(!ended(&mut workflow, 0, StepPhase::Done, 2));
         assert_eq!(workflow.steps[0].phase, StepPhase::Cancelled);
+    }
+
+    #[test]
+    fn a_paused_workflow_starts_nothing_until_resumed_and_its_steps_in_flight_go_on() {
+        let mut workflow = workflow(None, 2, 4);
+        started(&mut workflow, 0, 0);
+        workflow.set_paused(Some("bob".to_owned())).unwrap();
+        assert!(workflow.startable(Timestamp::from_millis(1)).is_empty());
+        assert!(workflow.set_paused(Some("carol".to_owned())).unwrap_err().contains("paused already (by bob)"));
+        // The step in flight still ends.
+        assert!(ended(&mut workflow, 0, StepPhase::Done, 2));
+        assert_eq!(workflow.status, WorkflowStatus::Running);
+        assert!(workflow.startable(Timestamp::from_millis(3)).is_empty());
+        workflow.set_paused(None).unwrap();
+        assert_eq!(workflow.startable(Timestamp::from_millis(4)), vec![1, 2]);
+        assert!(workflow.set_paused(None).unwrap_err().contains("is not paused"));
+        workflow.cancel("bob", Timestamp::from_millis(5));
+        assert!(workflow.set_paused(Some("bob".to_owned())).unwrap_err().contains("has ended (cancelled)"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 // drover dashboard: small progressive enhancements. Every page works
-// without this script; it only keeps pages that ask for it fresh.
+// without this script; it keeps pages that ask for it fresh, runs the log
+// page's live tail and submits its count-by choice.
 (function () {
   "use strict";
   // <main data-refresh="15">: reload the page's main content every N
@@ -26,6 +27,95 @@
     };
     if (stamp) { stamp.textContent = "live: every " + seconds + " s"; }
     window.setInterval(refresh, seconds * 1000);
+  }
+  // The log page's count panel: choosing a field counts at once (the
+  // Count button does the same without this script).
+  var countField = document.getElementById("count-field");
+  if (countField && countField.form) {
+    countField.addEventListener("change", function () { countField.form.submit(); });
+  }
+  // The log page's live tail: matching lines as they reach a server, read
+  // from /ui/logs/tail (the API's tail: one JSON record per line) and put
+  // on top of the table. Without this script the switch stays hidden.
+  var tail = document.getElementById("tail");
+  if (tail && window.fetch && window.ReadableStream && window.AbortController) {
+    var toggle = document.getElementById("tail-toggle");
+    var status = document.getElementById("tail-status");
+    var table = document.querySelector("table.loglines");
+    var body = table ? table.querySelector("tbody") : null;
+    var keep = 1000;
+    var controller = null;
+    var received = 0;
+    var say = function (text) { if (status) { status.textContent = text; } };
+    var cell = function (row, text, className) {
+      var td = document.createElement("td");
+      if (className) { td.className = className; }
+      td.textContent = text;
+      row.appendChild(td);
+      return td;
+    };
+    var link = function (td, href) {
+      var a = document.createElement("a");
+      a.href = href;
+      a.textContent = td.textContent;
+      td.textContent = "";
+      td.appendChild(a);
+    };
+    var show = function (record) {
+      if (!body) { return; }
+      var row = document.createElement("tr");
+      row.className = "fresh";
+      var when = new Date(Math.floor(record.timestamp / 1e6)).toISOString().replace("T", " ").slice(0, 23);
+      cell(row, when, "when");
+      link(cell(row, record.node), "/ui/node/" + encodeURIComponent(record.node));
+      var source = record.job && record.task ? record.job + "/" + record.task + " " + record.stream : record.source + " " + record.stream;
+      var sourceCell = cell(row, source);
+      if (record.alloc) { link(sourceCell, "/ui/alloc/" + encodeURIComponent(record.alloc)); }
+      var level = record.level || "";
+      cell(row, level, "level-" + level.toLowerCase());
+      cell(row, record.message, "msg");
+      body.insertBefore(row, body.firstChild);
+      while (body.rows.length > keep) { body.deleteRow(body.rows.length - 1); }
+      table.hidden = false;
+      var empty = document.getElementById("no-lines");
+      if (empty) { empty.hidden = true; }
+      received += 1;
+      say("live: " + received + " new line" + (received === 1 ? "" : "s"));
+    };
+    var start = function () {
+      controller = new AbortController();
+      received = 0;
+      say("live: waiting for lines");
+      fetch(tail.getAttribute("data-tail"), { credentials: "same-origin", signal: controller.signal })
+        .then(function (response) {
+          if (!response.ok || !response.body) { throw new Error("the tail answered " + response.status); }
+          var reader = response.body.getReader();
+          var decoder = new TextDecoder();
+          var pending = "";
+          var pump = function () {
+            return reader.read().then(function (chunk) {
+              if (chunk.done) { say("live tail ended"); tail.checked = false; return; }
+              pending += decoder.decode(chunk.value, { stream: true });
+              var lines = pending.split("\n");
+              pending = lines.pop();
+              lines.forEach(function (line) {
+                if (line.trim()) { try { show(JSON.parse(line)); } catch (error) { /* not a record */ } }
+              });
+              return pump();
+            });
+          };
+          return pump();
+        })
+        .catch(function (error) {
+          if (error && error.name === "AbortError") { return; }
+          say("live tail stopped: " + error.message);
+          tail.checked = false;
+        });
+    };
+    tail.addEventListener("change", function () {
+      if (tail.checked) { start(); } else if (controller) { controller.abort(); controller = null; say("live tail off"); }
+    });
+    if (toggle) { toggle.hidden = false; }
   }
   // Histogram bars are links (they zoom without JavaScript too); with it,
   // the arrow keys move between bars.

@@ -7,15 +7,16 @@
 use std::collections::BTreeMap;
 
 use drover_proto::api::{
-    AllocCounts, AllocListEntry, JobStatusResponse, LogBucket, LogHistogramResponse, LogSearchResponse, NodeListEntry,
+    AllocCounts, AllocListEntry, JobStatusResponse, LogBucket, LogCount, LogCountResponse, LogHistogramResponse,
+    LogSearchResponse, NodeListEntry,
 };
 use drover_types::{EvalStatus, EvalTrigger, Evaluation, JobId, NodeId, PlacementFailure, Timestamp, fixtures};
 use drover_ui::pages::Visible;
-use drover_ui::pages::jobs::JobPage;
+use drover_ui::pages::jobs::{AllocView, JobPage};
 use drover_ui::pages::logs::LogsPage;
 use drover_ui::pages::nodes::{NodeSort, NodesPage, group_tree};
 use drover_ui::pages::overview::{self, OverviewPage};
-use drover_ui::pages::react::{AlertRow, HammersPage, RunRow};
+use drover_ui::pages::react::{AlertRow, AlertsPage, HammersPage, RunRow, SilenceRow};
 use drover_ui::{Chrome, Section, render};
 
 const NOW: Timestamp = Timestamp::from_millis(1_800_000_000_000);
@@ -74,6 +75,7 @@ fn alert(name: &str, state: &str) -> AlertRow {
         acknowledged_by: String::new(),
         acknowledged: false,
         silenced_by: String::new(),
+        matchers: vec![format!("alertname={name:?}"), r#"node="batch07""#.to_owned()],
     }
 }
 
@@ -210,6 +212,44 @@ fn the_job_page_says_in_words_why_a_group_is_not_placed() {
 }
 
 #[test]
+fn the_job_page_shows_the_newest_allocations_of_each_state_and_pages_through_one_state() {
+    let mut status = job_status(None);
+    let node = NodeId::new("batch01");
+    status.allocs = (0..450_i64)
+        .map(|index| {
+            let mut alloc = fixtures::alloc(&format!("alloc-{index:04}"), "api", "web", &node);
+            alloc.client_status = drover_types::AllocClientStatus::Running;
+            alloc.modify_time = Timestamp::from_millis(1_000_000 + index * 1000);
+            AllocListEntry::from(&alloc)
+        })
+        .collect();
+    let html = render(&JobPage::new(chrome(Section::Jobs), &status, std::slice::from_ref(&status.job), None, None));
+    assert!(
+        html.contains("newest 50 shown")
+            && html.contains("/ui/alloc/alloc-0449\"")
+            && !html.contains("/ui/alloc/alloc-0399\"")
+    );
+    assert!(html.contains(r#"href="/ui/job/api?state=running">all 450 running →"#), "{html}");
+
+    let view = AllocView { state: Some("running".to_owned()), page: 2 };
+    let html =
+        render(&JobPage::listing(chrome(Section::Jobs), &status, std::slice::from_ref(&status.job), None, None, &view));
+    assert!(
+        html.contains("201–400 shown")
+            && html.contains("/ui/alloc/alloc-0249\"")
+            && html.contains("/ui/alloc/alloc-0050\"")
+    );
+    assert!(!html.contains("/ui/alloc/alloc-0250\"") && !html.contains("/ui/alloc/alloc-0049\""), "{html}");
+    assert!(html.contains(r#"href="/ui/job/api?state=running" rel="prev""#), "{html}");
+    assert!(html.contains(r#"href="/ui/job/api?state=running&#38;page=3" rel="next""#), "{html}");
+    assert!(html.contains(r#"<a href="/ui/job/api">all states</a>"#), "{html}");
+    let view = AllocView { state: Some("failed".to_owned()), page: 1 };
+    let html =
+        render(&JobPage::listing(chrome(Section::Jobs), &status, std::slice::from_ref(&status.job), None, None, &view));
+    assert!(html.contains("No allocation in this state."), "{html}");
+}
+
+#[test]
 fn the_job_page_without_trouble_has_no_placement_section() {
     let status = job_status(None);
     let page = JobPage::new(chrome(Section::Jobs), &status, std::slice::from_ref(&status.job), None, None);
@@ -265,6 +305,121 @@ fn the_log_page_draws_bars_that_zoom_marks_the_words_and_pages_by_cursor() {
     assert!(html.contains("<mark>Disk</mark> &#60;<mark>full</mark>&#62; on /data"), "{html}");
     assert!(html.contains(r#"cursor=c-2""#) && html.contains("older lines"), "{html}");
     assert!(html.contains("250 matching lines"));
+}
+
+#[test]
+fn the_node_table_shows_two_hundred_nodes_a_page_with_links_that_keep_filter_and_sort() {
+    let entries: Vec<NodeListEntry> =
+        (0..450).map(|index| node_entry(&format!("n{index:04}"), "bi/batch", "ready", 0)).collect();
+    let filter = "hostgroup == \"bi/batch\"".to_owned();
+    let first = render(&NodesPage::new(chrome(Section::Nodes), filter.clone(), NodeSort::Name, &entries));
+    assert!(first.contains("1–200 of 450 shown") && first.contains(">n0199</a>") && !first.contains(">n0200</a>"));
+    assert!(
+        first.contains(
+            r#"href="/ui/nodes?filter=hostgroup%20%3D%3D%20%22bi%2Fbatch%22&#38;sort=name&#38;page=2" rel="next""#
+        ),
+        "{first}"
+    );
+    assert!(!first.contains(r#"rel="prev""#));
+    assert!(first.contains(r#"<span class="count">450</span>"#), "the tree counts every page: {first}");
+    let last = render(&NodesPage::on_page(chrome(Section::Nodes), filter.clone(), NodeSort::Name, &entries, 9));
+    assert!(last.contains("401–450 of 450 shown") && last.contains(">n0449</a>"), "past the end: the last page");
+    assert!(last.contains("sort=name&#38;page=2\" rel=\"prev\""), "{last}");
+    assert!(!last.contains(r#"rel="next""#));
+    let second = render(&NodesPage::on_page(chrome(Section::Nodes), filter, NodeSort::Name, &entries, 2));
+    assert!(second.contains(r#"sort=name" rel="prev""#), "page 1 has no page parameter: {second}");
+    let few = render(&NodesPage::new(chrome(Section::Nodes), String::new(), NodeSort::Name, &entries[..3]));
+    assert!(few.contains("3 shown") && !few.contains("Pages of the node table"));
+}
+
+#[test]
+fn the_count_panel_links_each_value_to_the_narrowed_query_and_every_link_keeps_the_field() {
+    let page = LogsPage::new(chrome(Section::Logs), "disk full".to_owned(), "6h".to_owned(), String::new())
+        .counting_by("node");
+    let search = LogSearchResponse { next_cursor: Some("c-2".to_owned()), ..LogSearchResponse::default() };
+    let histogram = LogHistogramResponse {
+        interval_nanos: 60_000_000_000,
+        buckets: vec![LogBucket { start: 1_800_000_000_000_000_000, count: 3 }],
+        ..LogHistogramResponse::default()
+    };
+    let counts = LogCountResponse {
+        by: "node".to_owned(),
+        counts: vec![
+            LogCount { value: "batch07".to_owned(), count: 40 },
+            LogCount { value: r#"we"ird"#.to_owned(), count: 10 },
+        ],
+        ..LogCountResponse::default()
+    };
+    let page = page.with_results(&search, &histogram, &[], false).with_counts(&counts);
+    let html = render(&page);
+    // `(disk full) AND node:"batch07"`, the same range, still counted by node.
+    assert!(
+        html.contains(
+            r#"href="/ui/logs?q=%28disk%20full%29%20AND%20node%3A%22batch07%22&#38;since=6h&#38;count_by=node""#
+        ),
+        "{html}"
+    );
+    assert!(html.contains(r#"node%3A%22we%5C%22ird%22"#), "a quote in a value is escaped in the query: {html}");
+    assert!(html.contains(r#"style="width:100%""#) && html.contains(r#"style="width:25%""#), "{html}");
+    assert!(html.contains(r#"<option value="node" selected>"#), "{html}");
+    assert!(html.contains("count_by=node&#38;cursor=c-2"), "the next page keeps the field: {html}");
+    assert!(html.contains("until=1800000060000000000&#38;count_by=node"), "a bar keeps the field: {html}");
+    assert!(html.contains(r#"<input type="hidden" name="count_by" value="node">"#), "the search keeps it: {html}");
+    // The live tail: hidden until the script shows it, reading /ui/logs/tail.
+    assert!(html.contains(r#"id="tail-toggle" hidden"#), "{html}");
+    assert!(html.contains(r#"data-tail="/ui/logs/tail?q=disk%20full""#), "{html}");
+
+    assert_eq!(drover_ui::pages::logs::narrowed("", "level", "error"), r#"level:"error""#);
+    assert_eq!(drover_ui::pages::logs::narrowed(" a OR b ", "job", r"x\y"), r#"(a OR b) AND job:"x\\y""#);
+}
+
+#[test]
+fn the_count_panel_names_a_field_of_the_url_and_shows_a_refusal_next_to_the_lines() {
+    let mut page =
+        LogsPage::new(chrome(Section::Logs), String::new(), "1h".to_owned(), String::new()).counting_by("user");
+    page.count_error = Some("cannot count by message".to_owned());
+    let html = render(&page);
+    assert!(html.contains(r#"<option value="user" selected>user</option>"#), "{html}");
+    assert!(html.contains("cannot count by message") && html.contains("matching lines"), "{html}");
+    let html = render(&LogsPage::new(chrome(Section::Logs), String::new(), "1h".to_owned(), String::new()));
+    assert!(html.contains("Pick a field") && html.contains(r#"<option value="" selected>"#), "{html}");
+}
+
+fn alerts_page(can_silence: bool) -> AlertsPage {
+    AlertsPage {
+        chrome: chrome(Section::Alerts),
+        alerts: vec![alert("disk-full", "firing")],
+        silences: vec![SilenceRow {
+            id: "s1".to_owned(),
+            matchers: r#"alertname="tmp-full""#.to_owned(),
+            ends: "in 2h".to_owned(),
+            author: "bob".to_owned(),
+            comment: "rebuilding".to_owned(),
+        }],
+        top: Vec::new(),
+        can_ack: can_silence,
+        can_silence,
+        silence_matchers: "alertname=\"disk-full\"\nnode=\"batch07\"".to_owned(),
+        notice: None,
+    }
+}
+
+#[test]
+fn silence_and_expire_forms_carry_the_csrf_token_and_are_absent_without_the_right() {
+    let html = render(&alerts_page(true));
+    assert!(html.contains(r#"action="/ui/alerts/silence""#), "{html}");
+    assert!(html.contains(r#"action="/ui/silence/s1/expire""#), "{html}");
+    assert_eq!(html.matches(r#"name="csrf" value="c5rf""#).count(), 4, "ack, expire, silence, logout: {html}");
+    // The alert's link fills the form with its labels; the form shows them.
+    assert!(
+        html.contains(r#"href="/ui/alerts?silence=alertname%3D%22disk-full%22%0Anode%3D%22batch07%22#new-silence""#),
+        "{html}"
+    );
+    assert!(html.contains("alertname=&#34;disk-full&#34;\nnode=&#34;batch07&#34;</textarea>"), "{html}");
+
+    let html = render(&alerts_page(false));
+    assert!(!html.contains("/ui/alerts/silence") && !html.contains("/expire") && !html.contains("Silence…"), "{html}");
+    assert!(html.contains("rebuilding"), "the silences are still listed: {html}");
 }
 
 #[test]

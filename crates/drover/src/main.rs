@@ -57,6 +57,9 @@ enum Verb {
     /// Work with evaluations.
     #[command(subcommand)]
     Eval(cli::eval::EvalCommand),
+    /// The service catalogue: list services, show a service's instances.
+    #[command(subcommand)]
+    Service(cli::service::ServiceCommand),
     /// Machine workflows (node create, reboot, rebuild, delete): list, status, cancel.
     #[command(subcommand)]
     Workflow(cli::machines::WorkflowCommand),
@@ -177,6 +180,7 @@ fn main() -> ExitCode {
             Verb::Alloc(command) => cli::alloc::run(command).await,
             Verb::Node(command) => cli::node::run(command).await,
             Verb::Eval(command) => cli::eval::run(command).await,
+            Verb::Service(command) => cli::service::run(command).await,
             Verb::Workflow(command) => cli::machines::run(command).await,
             Verb::Bench(command) => bench::run(command).await,
             Verb::Executor { .. } | Verb::Completions(_) | Verb::Man(_) => Ok(ExitCode::SUCCESS),

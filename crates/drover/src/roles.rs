@@ -30,6 +30,9 @@ pub(crate) struct DevArgs {
     /// Do not start the example job.
     #[arg(long)]
     no_example: bool,
+    /// Address of the DNS interface for the zone drover. (docs/services.md).
+    #[arg(long, default_value = "127.0.0.1:8600")]
+    dns_bind: SocketAddr,
 }
 
 /// `drover server [members|join|health]`.
@@ -114,6 +117,13 @@ pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir.clone();
     let listener = bind(address).await?;
     let server = Server::start(config).await.context("cannot start the server")?;
+    if let Some(dns_bind) = settings.address("dns.bind") {
+        let ttl = u32::try_from(settings.count("dns.ttl").unwrap_or(0)).unwrap_or(u32::MAX);
+        let dns = drover_server::dns::DnsSettings { bind: dns_bind, ttl };
+        drover_server::dns::serve(&server, dns)
+            .await
+            .with_context(|| format!("cannot answer DNS on {dns_bind} ({})", settings.named("dns.bind")))?;
+    }
     match server.tls() {
         Some(tls) => tracing::info!(
             address = %address,
@@ -186,6 +196,10 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     let config = ServerConfig::new(data_dir.join("server"), args.bind.to_string());
     let server = Server::start(config).await.context("cannot start the server")?;
     let serving = tokio::spawn(serve(listener, server.clone()));
+    let dns = drover_server::dns::DnsSettings { bind: args.dns_bind, ttl: drover_server::dns::DEFAULT_TTL };
+    if let Err(error) = drover_server::dns::serve(&server, dns).await {
+        tracing::warn!(%error, address = %args.dns_bind, "no DNS interface: the address is taken (--dns-bind picks another)");
+    }
 
     let agent = Agent::start(AgentConfig {
         servers: vec![args.bind.to_string()],
@@ -202,6 +216,7 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
         allow_exec: true,
         exec_user: None,
         join_token: None,
+        tls_files: None,
     })
     .await
     .context("cannot start the agent")?;

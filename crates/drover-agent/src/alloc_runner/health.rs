@@ -98,7 +98,13 @@ impl AllocHealth {
             let commands = self.checks.handle(event, now);
             self.check_commands(commands, tasks, now);
         }
-        let summary = TasksSummary::of(tasks.iter().map(|(name, entry)| (name.as_str(), &entry.state, entry.finished)));
+        // Tasks that run once at a lifecycle hook count only when they
+        // failed: the allocation is healthy while its main tasks and
+        // sidecars run.
+        let counted = tasks.iter().filter(|(_, entry)| {
+            entry.phase.hook.is_none() || entry.phase.sidecar || (entry.finished && entry.state.failed)
+        });
+        let summary = TasksSummary::of(counted.map(|(name, entry)| (name.as_str(), &entry.state, entry.finished)));
         self.deployment_event(HealthEvent::TasksChanged(summary), now);
     }
 
@@ -181,30 +187,19 @@ mod tests {
     //! does), with the executor shim of drover-executor's tests and real check
     //! targets.
 
-    use std::path::Path;
     use std::time::Duration;
 
     use tokio::sync::mpsc;
 
-    use drover_executor::{DriverConfig, ExecDriver, Isolation};
     use drover_types::{
         AllocClientStatus, AllocDeploymentStatus, CheckHealth, CheckKind, ClientAllocUpdate, DurationSpec,
         HealthCheckMode, TaskEventKind, TaskLifecycleState, Timestamp, UpdateStrategy,
     };
 
     use crate::deployment_health::load_decision;
-    use crate::manager::AllocManager;
     use crate::test_support;
 
     const WAIT: Duration = Duration::from_secs(60);
-
-    fn manager(root: &Path, helper: &Path) -> (AllocManager, mpsc::UnboundedReceiver<ClientAllocUpdate>) {
-        let mut config = DriverConfig::new(helper, ["executor"]);
-        config.start_timeout = Duration::from_secs(30);
-        let driver = ExecDriver::new(config, Isolation::detect());
-        let (sender, receiver) = mpsc::unbounded_channel();
-        (AllocManager::new(root.to_owned(), driver, sender), receiver)
-    }
 
     fn free_port() -> u16 {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -279,7 +274,7 @@ mod tests {
         );
         let alloc_dir = root.path().join("alloc-healthy");
 
-        let (manager, mut updates) = manager(root.path(), &helper);
+        let (manager, mut updates) = test_support::alloc_manager(root.path(), &helper);
         manager.reconcile(None, vec![assignment], true).await;
         let mut seen = Vec::new();
         let healthy = wait_for(&mut updates, &mut seen, "the allocation is healthy", |update| {
@@ -309,7 +304,7 @@ mod tests {
         // first update and never decides again.
         manager.detach_all().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (restarted, mut restarted_updates) = self::manager(root.path(), &helper);
+        let (restarted, mut restarted_updates) = test_support::alloc_manager(root.path(), &helper);
         restarted.restore().await;
         let mut seen_after_restart = Vec::new();
         let first = wait_for(&mut restarted_updates, &mut seen_after_restart, "any update", |_| true).await;
@@ -339,7 +334,7 @@ mod tests {
             Some(update_strategy(1, 3)),
         );
 
-        let (manager, mut updates) = manager(root.path(), &helper);
+        let (manager, mut updates) = test_support::alloc_manager(root.path(), &helper);
         manager.reconcile(None, vec![assignment], true).await;
         let mut seen = Vec::new();
         let restarted = wait_for(&mut updates, &mut seen, "the check restarted the task", |update| {

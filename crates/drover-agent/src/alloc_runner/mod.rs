@@ -13,9 +13,13 @@
 //! up to date here so that a restarted agent restores the runner), the
 //! shared `alloc/` directory with the tasks' logs, and one directory per
 //! task. Its health side, the checks and the deployment health decision,
-//! is [`health`].
+//! is [`health`]; the order in which tasks start and stop (Nomad's
+//! `lifecycle` hooks) is decided by [`lifecycle`].
 
 mod health;
+mod lifecycle;
+#[cfg(test)]
+mod lifecycle_tests;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +37,7 @@ use crate::deployment_health::load_decision;
 use crate::probe::{Probe, ProbeReport, ProbeSet};
 use crate::task::{TaskContext, TaskControl, TaskReport, run_task};
 use health::AllocHealth;
+use lifecycle::{TaskPhase, next_steps};
 
 /// Version of `alloc.json`.
 pub(crate) const ALLOC_FILE_VERSION: u32 = 1;
@@ -77,7 +82,14 @@ struct TaskEntry {
     control: mpsc::UnboundedSender<TaskControl>,
     state: TaskState,
     finished: bool,
+    /// Where the task is in the group's lifecycle order.
+    phase: TaskPhase,
+    /// A stop was sent to its runner.
+    stop_sent: bool,
 }
+
+/// A task runner not started yet (its lifecycle hook is not due).
+type Unlaunched = BTreeMap<String, (TaskContext, mpsc::UnboundedReceiver<TaskControl>)>;
 
 impl AllocRunner {
     /// Starts the runner of `assignment`, whose files are in `dir`, on
@@ -126,6 +138,7 @@ impl AllocRunner {
         let (report_sender, mut reports) = mpsc::unbounded_channel::<TaskReport>();
         let (probe_sender, mut probe_reports) = mpsc::unbounded_channel::<ProbeReport>();
         let mut tasks: BTreeMap<String, TaskEntry> = BTreeMap::new();
+        let mut unlaunched: Unlaunched = BTreeMap::new();
         let mut probes: BTreeMap<String, Vec<Probe>> = BTreeMap::new();
         for task in &group.tasks {
             let (task_control, task_receiver) = mpsc::unbounded_channel();
@@ -145,13 +158,28 @@ impl AllocRunner {
             if !task_probes.is_empty() {
                 probes.insert(task.name.clone(), task_probes);
             }
-            tokio::spawn(run_task(context, task_receiver));
+            let mut phase = TaskPhase::of(task);
+            // A task that ran before the agent restarted is re-attached at
+            // once, whatever its hook, so that a stop reaches it.
+            if context.task_dir.join("supervisor.json").exists() {
+                phase.launched = true;
+                tokio::spawn(run_task(context, task_receiver));
+            } else {
+                unlaunched.insert(task.name.clone(), (context, task_receiver));
+            }
             tasks.insert(
                 task.name.clone(),
-                TaskEntry { control: task_control, state: TaskState::default(), finished: false },
+                TaskEntry {
+                    control: task_control,
+                    state: TaskState::default(),
+                    finished: false,
+                    phase,
+                    stop_sent: false,
+                },
             );
         }
         drop(report_sender);
+        let task_order: Vec<String> = group.tasks.iter().map(|task| task.name.clone()).collect();
         let mut health = AllocHealth::new(&self.dir, &assignment, &group, ProbeSet::new(probes, probe_sender));
         health.start(Timestamp::now());
 
@@ -159,13 +187,16 @@ impl AllocRunner {
         let mut retiring = false;
         let mut stop_waiters: Vec<oneshot::Sender<()>> = Vec::new();
         if assignment.alloc.desired_status != AllocDesiredStatus::Run {
-            stop_all(&tasks, &mut stopping);
+            stop_all(&mut tasks, &mut stopping);
         }
         let mut last_published: Option<ClientAllocUpdate> = None;
         let mut reports_closed = false;
         loop {
             if stopping {
                 health.stop(Timestamp::now());
+            }
+            if advance_lifecycle(&task_order, &mut tasks, &mut unlaunched, stopping) {
+                self.publish_if_changed(&alloc_id, &tasks, stopping, &health, &mut last_published);
             }
             let all_finished = reports_closed || tasks.values().all(|entry| entry.finished);
             if all_finished {
@@ -187,7 +218,7 @@ impl AllocRunner {
                 request = control.recv() => match request {
                     Some(RunnerControl::Update(update)) => {
                         if update.alloc.desired_status != AllocDesiredStatus::Run {
-                            stop_all(&tasks, &mut stopping);
+                            stop_all(&mut tasks, &mut stopping);
                         }
                         if update.alloc.deployment_status.as_ref().is_some_and(|status| status.healthy.is_some()) {
                             health.servers_decided(Timestamp::now());
@@ -199,11 +230,11 @@ impl AllocRunner {
                     }
                     Some(RunnerControl::Retire) => {
                         retiring = true;
-                        stop_all(&tasks, &mut stopping);
+                        stop_all(&mut tasks, &mut stopping);
                     }
                     Some(RunnerControl::StopAll(done)) => {
                         stop_waiters.push(done);
-                        stop_all(&tasks, &mut stopping);
+                        stop_all(&mut tasks, &mut stopping);
                     }
                     Some(RunnerControl::Detach) | None => {
                         for entry in tasks.values() {
@@ -220,12 +251,16 @@ impl AllocRunner {
                     };
                     let task_name = report.task.clone();
                     if let Some(entry) = tasks.get_mut(&report.task) {
+                        entry.phase.running =
+                            report.state.state == drover_types::TaskLifecycleState::Running && !report.finished;
+                        entry.phase.finished = report.finished;
+                        entry.phase.failed = report.finished && report.failed;
                         entry.state = report.state;
                         entry.finished = report.finished;
                     }
                     // A failed task fails the allocation: stop its siblings.
                     if report.finished && report.failed {
-                        stop_all(&tasks, &mut stopping);
+                        stop_all(&mut tasks, &mut stopping);
                     }
                     health.task_changed(&task_name, &tasks, Timestamp::now());
                     self.publish_if_changed(&alloc_id, &tasks, stopping, &health, &mut last_published);
@@ -283,13 +318,63 @@ pub(crate) fn persist_assignment(dir: &Path, assignment: &AllocAssignment) -> st
     std::fs::rename(temporary, dir.join("alloc.json"))
 }
 
-fn stop_all(tasks: &BTreeMap<String, TaskEntry>, stopping: &mut bool) {
+/// Stops every task that runs; those not started yet never will (but
+/// poststop tasks, see [`lifecycle`]).
+fn stop_all(tasks: &mut BTreeMap<String, TaskEntry>, stopping: &mut bool) {
     if *stopping {
         return;
     }
     *stopping = true;
-    for entry in tasks.values().filter(|entry| !entry.finished) {
+    for entry in tasks.values_mut().filter(|entry| !entry.finished && entry.phase.launched) {
+        send_stop(entry);
+    }
+}
+
+fn send_stop(entry: &mut TaskEntry) {
+    if !entry.stop_sent {
+        entry.stop_sent = true;
         let _ = entry.control.send(TaskControl::Stop);
+    }
+}
+
+/// Carries out the lifecycle steps due now: starts the task runners whose
+/// hook came, stops sidecars whose main tasks ended, marks tasks that will
+/// never run as ended. Returns whether a task was marked ended (the
+/// allocation's update changed).
+fn advance_lifecycle(
+    task_order: &[String],
+    tasks: &mut BTreeMap<String, TaskEntry>,
+    unlaunched: &mut Unlaunched,
+    stopping: bool,
+) -> bool {
+    let mut changed = false;
+    loop {
+        let phases: Vec<TaskPhase> =
+            task_order.iter().filter_map(|name| tasks.get(name)).map(|entry| entry.phase.clone()).collect();
+        let steps = next_steps(&phases, stopping);
+        for name in &steps.launch {
+            if let (Some((context, receiver)), Some(entry)) = (unlaunched.remove(name), tasks.get_mut(name)) {
+                entry.phase.launched = true;
+                tokio::spawn(run_task(context, receiver));
+            }
+        }
+        for name in &steps.stop {
+            if let Some(entry) = tasks.get_mut(name) {
+                send_stop(entry);
+            }
+        }
+        if steps.skip.is_empty() {
+            return changed;
+        }
+        for name in &steps.skip {
+            unlaunched.remove(name);
+            if let Some(entry) = tasks.get_mut(name) {
+                entry.finished = true;
+                entry.phase.finished = true;
+                entry.state.state = drover_types::TaskLifecycleState::Dead;
+            }
+        }
+        changed = true;
     }
 }
 
@@ -303,8 +388,12 @@ fn client_status(tasks: &BTreeMap<String, TaskEntry>, stopping: bool) -> (AllocC
         let description = if stopping { "all tasks were stopped" } else { "all tasks completed" };
         return (AllocClientStatus::Complete, description.to_owned());
     }
-    let all_started =
-        tasks.values().all(|entry| entry.state.state == Lifecycle::Running || (entry.finished && !entry.state.failed));
+    // Poststart and poststop tasks come later: they do not hold the
+    // allocation back from running.
+    let all_started = tasks
+        .values()
+        .filter(|entry| matches!(entry.phase.hook, None | Some(drover_types::LifecycleHook::Prestart)))
+        .all(|entry| entry.state.state == Lifecycle::Running || (entry.finished && !entry.state.failed));
     if all_started {
         (AllocClientStatus::Running, "tasks are running".to_owned())
     } else {

@@ -1,6 +1,6 @@
-//! Server-to-server routes: Raft RPCs, forwarded proposals and forwarded
-//! heartbeats. Bodies are MessagePack (`drover_state::codec`), answers are
-//! an encoded `Result`.
+//! Server-to-server routes: Raft RPCs, forwarded proposals, forwarded
+//! heartbeats and copies of log lines (log replication). Bodies are
+//! MessagePack (`drover_state::codec`), answers are an encoded `Result`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -75,4 +75,13 @@ pub(super) async fn heartbeats(
     caller.require_server()?;
     app.server.record_heartbeats(node_ids.iter());
     Ok(no_content())
+}
+
+/// A copy of log lines another server received from its agents, kept
+/// here; answered once durable (docs/logs.md, "Replication").
+pub(super) async fn log_replica(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
+    caller.require_server()?;
+    let replica: drover_server::logs::LogReplica = decode_body(&body)?;
+    let result = app.server.store_replica(replica).await.map_err(|error| error.message);
+    encoded(&result)
 }

@@ -8,8 +8,8 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use drover_proto::api::{
-    AllocCounts, AllocListEntry, DeregisterJobResponse, JobListEntry, JobStatusResponse, PlanResponse,
-    RegisterJobRequest, RegisterJobResponse, RevertJobRequest,
+    AllocCounts, AllocListEntry, DeregisterJobResponse, DispatchJobRequest, DispatchJobResponse, JobListEntry,
+    JobStatusResponse, PlanResponse, RegisterJobRequest, RegisterJobResponse, RevertJobRequest,
 };
 use drover_types::{Allocation, CodedError, Deployment, Evaluation, Job, JobId};
 
@@ -273,4 +273,17 @@ pub(super) async fn force_periodic(
 ) -> ApiResult<Json<RegisterJobResponse>> {
     caller.require_on(AclScope::Job, Capability::Submit, &job_id)?;
     Ok(Json(app.server.force_periodic(&JobId::new(job_id)).await?))
+}
+
+/// `POST /v1/job/{id}/dispatch`: launches a child of a parameterized job.
+/// Dispatching submits a job, so it takes the same capability as a job
+/// submission, on the parent's id.
+pub(super) async fn dispatch(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(job_id): ApiPath<String>,
+    ApiJson(request): ApiJson<DispatchJobRequest>,
+) -> ApiResult<Json<DispatchJobResponse>> {
+    caller.require_on(AclScope::Job, Capability::Submit, &job_id)?;
+    Ok(Json(app.server.dispatch_job(&JobId::new(job_id), request).await?))
 }

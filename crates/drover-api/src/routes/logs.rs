@@ -3,6 +3,9 @@
 //! and `/v1/logs/export` (newline-delimited JSON, every record, audited as
 //! `logs.export`). Every route takes the same [`LogQuery`] (`q`, `since`,
 //! `until`, `filter`); the server asks every other server and merges.
+//! Servers asking each other set `local` and say which copies to answer
+//! from (`copies`, [`drover_server::logs::LogCopies`]): with log
+//! replication each line is counted once.
 //! `POST /v1/logs/import` stores what an export wrote (operator write,
 //! audited as `logs.import`).
 
@@ -13,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::body::Body;
 use axum::http::header;
 use drover_proto::api::{LogCountBy, LogImportRequest, LogInterval, LogPage, LogQuery};
+use drover_server::logs::LogCopies;
 
 use crate::extract::{ApiJson, ApiQuery};
 use crate::identity::Caller;
@@ -24,9 +28,10 @@ pub(super) async fn search(
     caller: Caller,
     ApiQuery(query): ApiQuery<LogQuery>,
     ApiQuery(page): ApiQuery<LogPage>,
+    ApiQuery(copies): ApiQuery<LogCopies>,
 ) -> ApiResult<Response> {
     let query = visible(&caller, query)?;
-    Ok(Json(app.server.search_logs(query, page).await?).into_response())
+    Ok(Json(app.server.search_logs_of(query, page, &copies).await?).into_response())
 }
 
 pub(super) async fn count(
@@ -34,9 +39,10 @@ pub(super) async fn count(
     caller: Caller,
     ApiQuery(query): ApiQuery<LogQuery>,
     ApiQuery(by): ApiQuery<LogCountBy>,
+    ApiQuery(copies): ApiQuery<LogCopies>,
 ) -> ApiResult<Response> {
     let query = visible(&caller, query)?;
-    Ok(Json(app.server.count_logs(query, by).await?).into_response())
+    Ok(Json(app.server.count_logs_of(query, by, &copies).await?).into_response())
 }
 
 pub(super) async fn histogram(
@@ -44,9 +50,10 @@ pub(super) async fn histogram(
     caller: Caller,
     ApiQuery(query): ApiQuery<LogQuery>,
     ApiQuery(interval): ApiQuery<LogInterval>,
+    ApiQuery(copies): ApiQuery<LogCopies>,
 ) -> ApiResult<Response> {
     let query = visible(&caller, query)?;
-    Ok(Json(app.server.log_histogram(query, interval).await?).into_response())
+    Ok(Json(app.server.log_histogram_of(query, interval, &copies).await?).into_response())
 }
 
 pub(super) async fn tail(

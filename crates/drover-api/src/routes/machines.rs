@@ -1,14 +1,20 @@
 //! `/v1/workflows`, `/v1/workflow/{id}`: machine workflows — create,
-//! reboot, rebuild and delete machines through a site provider
-//! (docs/machines.md). Starting or cancelling one needs `update` on the
-//! nodes' host groups (for `create`, on the host group asked for); reading
-//! them, `read`. The identity middleware audits both (`workflow.start`,
-//! `workflow.cancel`); the leader audits each step.
+//! reboot, rebuild, delete and maintain machines (docs/machines.md) — and
+//! `/v1/node/{node}/console`, a node's console now through its provider.
+//! Starting, pausing, resuming or cancelling a workflow needs `update` on
+//! the nodes' host groups (for `create`, on the host group asked for; a
+//! maintenance that runs commands, `exec` too, and `exec-as-root` to run
+//! them as root);
+//! reading them, `read`; a console, `read` on the node's host group. The
+//! identity middleware audits the writes (`workflow.start`,
+//! `workflow.pause`, `workflow.resume`, `workflow.cancel`), the console
+//! route audits itself (`node.console`: it runs a command); the leader
+//! audits each step.
 
 use axum::Json;
 use axum::extract::State;
 
-use drover_proto::machines::{WorkflowRequest, WorkflowStarted};
+use drover_proto::machines::{NodeConsole, WorkflowRequest, WorkflowStarted};
 use drover_types::acl::{AclScope, Capability};
 use drover_types::workflow::{MachineOperation, Workflow};
 
@@ -30,8 +36,19 @@ pub(super) async fn start(
         } else {
             let state = app.server.consistent_state().await?;
             let nodes = drover_server::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
+            // A maintenance's commands run as `drover exec` runs them, and
+            // need what it needs.
+            let maintenance = &request.maintenance;
+            let runs = request.operation == MachineOperation::Maintain && maintenance.runs_commands();
+            let as_root = runs && maintenance.user.as_deref() == Some("root");
             for node in &nodes {
                 caller.require_on(AclScope::Node, capability, &node.hostgroup)?;
+                if runs && !request.dry_run {
+                    caller.require_on(AclScope::Node, Capability::Exec, &node.hostgroup)?;
+                }
+                if as_root && !request.dry_run {
+                    caller.require_on(AclScope::Node, Capability::ExecAsRoot, &node.hostgroup)?;
+                }
             }
         }
     }
@@ -60,6 +77,69 @@ pub(super) async fn cancel(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Workflow>> {
-    caller.require(AclScope::Node, Capability::Update)?;
+    require_update_on_workflow(&app, &caller, &id).await?;
     Ok(Json(app.server.cancel_workflow(&id, &caller.name).await?))
+}
+
+/// `POST /v1/workflow/{id}/pause`: no new node step starts.
+pub(super) async fn pause(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Workflow>> {
+    require_update_on_workflow(&app, &caller, &id).await?;
+    Ok(Json(app.server.pause_workflow(&id, true, &caller.name).await?))
+}
+
+/// `POST /v1/workflow/{id}/resume`.
+pub(super) async fn resume(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Workflow>> {
+    require_update_on_workflow(&app, &caller, &id).await?;
+    Ok(Json(app.server.pause_workflow(&id, false, &caller.name).await?))
+}
+
+/// `update` on nodes, and (when ACLs are enforced) on the host group of
+/// every node of the workflow that exists (for `create`, the one asked
+/// for), as starting it needed.
+async fn require_update_on_workflow(app: &AppState, caller: &Caller, id: &str) -> ApiResult<()> {
+    caller.require(AclScope::Node, Capability::Update)?;
+    if caller.enforced() {
+        let workflow = app.server.workflow(id).await?;
+        if workflow.operation == MachineOperation::Create {
+            caller.require_on(
+                AclScope::Node,
+                Capability::Update,
+                workflow.labels.hostgroup.as_deref().unwrap_or_default(),
+            )?;
+        } else {
+            let state = app.server.consistent_state().await?;
+            for step in &workflow.steps {
+                if let Some(node) = state.node_by_name(&step.node) {
+                    caller.require_on(AclScope::Node, Capability::Update, &node.hostgroup)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `GET /v1/node/{node}/console`: the provider's `console` command's
+/// output, now (run once on the answering server).
+pub(super) async fn console(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(node): ApiPath<String>,
+) -> ApiResult<Json<NodeConsole>> {
+    caller.require(AclScope::Node, Capability::Read)?;
+    if caller.enforced() {
+        let state = app.server.consistent_state().await?;
+        let found = state.resolve_node(&node)?;
+        caller.require_on(AclScope::Node, Capability::Read, &found.hostgroup)?;
+    }
+    let console = app.server.node_console(&node).await?;
+    crate::identity::record(&app, &caller, "node.console", &console.node).await;
+    Ok(Json(console))
 }

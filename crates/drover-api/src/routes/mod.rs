@@ -10,6 +10,7 @@ mod node_usage;
 mod nodes;
 mod operator;
 mod react;
+mod services;
 mod session;
 pub(crate) mod ui;
 mod variables;
@@ -55,6 +56,9 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route(paths::JOB_PROMOTE, post(jobs::promote))
         .route(paths::JOB_REVERT, post(jobs::revert))
         .route(paths::JOB_PERIODIC_FORCE, post(jobs::force_periodic))
+        .route(paths::JOB_DISPATCH, post(jobs::dispatch))
+        .route(paths::SERVICES, get(services::list))
+        .route(paths::SERVICE, get(services::instances))
         .route(paths::ALLOCATIONS, get(allocs::list))
         .route(paths::ALLOCATION, get(allocs::get))
         .route(paths::ALLOCATION_LOGS, get(allocs::logs))
@@ -73,6 +77,9 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route(paths::WORKFLOWS, get(machines::list).post(machines::start))
         .route(paths::WORKFLOW, get(machines::get))
         .route(paths::WORKFLOW_CANCEL, post(machines::cancel))
+        .route(paths::WORKFLOW_PAUSE, post(machines::pause))
+        .route(paths::WORKFLOW_RESUME, post(machines::resume))
+        .route(paths::NODE_CONSOLE, get(machines::console))
         .route(paths::EXEC, post(nodes::exec))
         .route(paths::EVALUATIONS, get(nodes::list_evals))
         .route(paths::EVALUATION, get(nodes::get_eval))
@@ -141,6 +148,7 @@ pub(crate) fn internal_routes() -> Router<AppState> {
         .route(paths::INTERNAL_READ_INDEX, post(operator::read_index))
         .route(paths::INTERNAL_STATUS, get(operator::local_status))
         .route(paths::INTERNAL_TLS_ROTATION_CA, get(operator::rotation_ca))
+        .route(paths::INTERNAL_LOG_REPLICA, post(internal::log_replica))
         // Under the internal body limit: a snapshot can be large.
         .route(paths::OPERATOR_SNAPSHOT_RESTORE, post(operator::restore_snapshot))
 }

@@ -216,15 +216,13 @@ pub(super) async fn update(
     caller: Caller,
     ApiJson(request): ApiJson<NodeUpdateRequest>,
 ) -> ApiResult<Json<NodeUpdateResponse>> {
-    let capability = if request.dry_run { Capability::Read } else { Capability::Update };
-    caller.require(AclScope::Node, capability)?;
-    if caller.enforced() {
-        let state = app.server.consistent_state().await?;
-        let nodes = drover_server::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
-        for node in &nodes {
-            caller.require_on(AclScope::Node, capability, &node.hostgroup)?;
-        }
-    }
+    require_on_selection(
+        &app,
+        &caller,
+        Selection { names: &request.nodes, filter: request.filter.as_deref(), dry_run: request.dry_run },
+        Capability::Update,
+    )
+    .await?;
     Ok(Json(app.server.update_nodes(&request, &caller.name).await?))
 }
 
@@ -235,15 +233,13 @@ pub(super) async fn retire(
     caller: Caller,
     ApiJson(request): ApiJson<NodeRetireRequest>,
 ) -> ApiResult<Response> {
-    let capability = if request.dry_run { Capability::Read } else { Capability::Drain };
-    caller.require(AclScope::Node, capability)?;
-    if caller.enforced() {
-        let state = app.server.consistent_state().await?;
-        let nodes = drover_server::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
-        for node in &nodes {
-            caller.require_on(AclScope::Node, capability, &node.hostgroup)?;
-        }
-    }
+    require_on_selection(
+        &app,
+        &caller,
+        Selection { names: &request.nodes, filter: request.filter.as_deref(), dry_run: request.dry_run },
+        Capability::Drain,
+    )
+    .await?;
     let response = app.server.retire_nodes(&request, &caller.name).await?;
     let details = request.reason.clone().map(|reason| format!("reason: {reason}")).unwrap_or_default();
     Ok(with_selection_note(response, details))
@@ -256,15 +252,13 @@ pub(super) async fn purge(
     caller: Caller,
     ApiJson(request): ApiJson<NodePurgeRequest>,
 ) -> ApiResult<Response> {
-    let capability = if request.dry_run { Capability::Read } else { Capability::Update };
-    caller.require(AclScope::Node, capability)?;
-    if caller.enforced() {
-        let state = app.server.consistent_state().await?;
-        let nodes = drover_server::inventory::select_nodes(&state, &request.nodes, None)?;
-        for node in &nodes {
-            caller.require_on(AclScope::Node, capability, &node.hostgroup)?;
-        }
-    }
+    require_on_selection(
+        &app,
+        &caller,
+        Selection { names: &request.nodes, filter: None, dry_run: request.dry_run },
+        Capability::Update,
+    )
+    .await?;
     let response = app.server.purge_nodes(&request).await?;
     Ok(with_selection_note(response, String::new()))
 }
@@ -420,6 +414,35 @@ pub(super) async fn fleet_usage(
 }
 
 /// Refuses a change to one node (by name or id) the caller may not make.
+/// The nodes a bulk request names (by names and an optional filter), and
+/// whether it only previews.
+struct Selection<'a> {
+    names: &'a [String],
+    filter: Option<&'a str>,
+    dry_run: bool,
+}
+
+/// The one check of a bulk node request: `capability` (only read for a
+/// preview) on nodes in general, and with ACLs enforced, on the host group
+/// of every node it selects.
+async fn require_on_selection(
+    app: &AppState,
+    caller: &Caller,
+    selection: Selection<'_>,
+    capability: Capability,
+) -> ApiResult<()> {
+    let capability = if selection.dry_run { Capability::Read } else { capability };
+    caller.require(AclScope::Node, capability)?;
+    if caller.enforced() {
+        let state = app.server.consistent_state().await?;
+        let nodes = drover_server::inventory::select_nodes(&state, selection.names, selection.filter)?;
+        for node in &nodes {
+            caller.require_on(AclScope::Node, capability, &node.hostgroup)?;
+        }
+    }
+    Ok(())
+}
+
 fn require_on_node(app: &AppState, caller: &Caller, node: &str, capability: Capability) -> ApiResult<()> {
     if !caller.enforced() {
         return Ok(());

@@ -50,7 +50,7 @@ pub(super) async fn health(State(app): State<AppState>, caller: Caller) -> ApiRe
 
 pub(super) async fn members(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<Member>>> {
     caller.require(AclScope::Operator, Capability::Read)?;
-    Ok(Json(app.server.members()))
+    Ok(Json(app.server.members_with_versions().await))
 }
 
 /// Body of `POST /v1/operator/raft/join`.

@@ -5,7 +5,7 @@ job "refs" {
     task "t" {
       driver = "exec"
       config {
-        command = "/opt/${foo.bar}/run"
+        command = "/opt/${foo.bar + 1}/run"
         args = [
           "${var.verison}",
           "${upper(var.version)}",

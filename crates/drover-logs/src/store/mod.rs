@@ -121,7 +121,7 @@ mod search;
 pub use compaction::Compaction;
 pub use damage::{DamagedPartition, QUARANTINE_FOLDER, QuarantinedPartition};
 pub use retention::{Retention, RetentionOutcome};
-pub use search::{Cursor, FieldCounts, Filter, Histogram, SearchPage, SearchRequest};
+pub use search::{Copies, Cursor, FieldCounts, Filter, Histogram, SearchPage, SearchRequest};
 
 use damage::{holds_files, read_quarantine};
 use partition::{Partition, PartitionPayload, parse_partition_name};
@@ -359,17 +359,43 @@ impl LogStore {
     ///
     /// On an error, the partitions committed before it keep their records;
     /// send the whole batch again: what was stored is dropped then.
-    pub fn ingest(&mut self, mut batch: Vec<LogRecord>) -> Result<IngestOutcome> {
+    pub fn ingest(&mut self, batch: Vec<LogRecord>) -> Result<IngestOutcome> {
+        self.ingest_copies(batch, Vec::new())
+    }
+
+    /// Stores `originals` as [`LogStore::ingest`] does, and with them
+    /// `replicas`: copies of lines other servers received from their
+    /// agents, each group with the id of the server it is kept for
+    /// (marked, so that [`Copies`] can tell them apart). One commit per
+    /// touched partition for all of them. The `(origin, seq)`
+    /// de-duplication does not tell copies apart: a line already held, as
+    /// an original or a replica, is dropped.
+    pub fn ingest_copies(
+        &mut self,
+        originals: Vec<LogRecord>,
+        replicas: Vec<(u64, Vec<LogRecord>)>,
+    ) -> Result<IngestOutcome> {
         // New records of a damaged hour go to a new partition, not into
         // the damaged one.
         if !self.damaged.get_mut().unwrap_or_else(PoisonError::into_inner).is_empty() {
             self.quarantine_damaged();
         }
         let mut outcome = IngestOutcome::default();
+        let mut batch: Vec<(LogRecord, Option<u64>)> =
+            Vec::with_capacity(originals.len() + replicas.iter().map(|(_, records)| records.len()).sum::<usize>());
+        batch.extend(originals.into_iter().map(|record| (record, None)));
+        let has_replicas = !replicas.is_empty();
+        for (primary, records) in replicas {
+            batch.extend(records.into_iter().map(|record| (record, Some(primary))));
+        }
         // One origin's lines side by side (in their order) compress far
         // better than lines of many origins interleaved: the doc store
         // blocks and the posting lists then hold runs of similar lines.
-        if !batch.windows(2).all(|pair| pair[0].origin <= pair[1].origin) {
+        // Originals and replicas of one origin are put in seq order, so
+        // that the high-water mark drops only what is held.
+        if has_replicas {
+            batch.sort_by(|left, right| left.0.origin.cmp(&right.0.origin).then(left.0.seq.cmp(&right.0.seq)));
+        } else if !batch.windows(2).all(|pair| pair[0].0.origin <= pair[1].0.origin) {
             batch = grouped_by_origin(batch);
         }
         // Per touched partition: the marks and next row as they will be after the commit.
@@ -414,7 +440,7 @@ impl LogStore {
     /// make durable.
     fn add_documents(
         &mut self,
-        batch: Vec<LogRecord>,
+        batch: Vec<(LogRecord, Option<u64>)>,
         pending: &mut BTreeMap<i64, PartitionPayload>,
         outcome: &mut IngestOutcome,
     ) -> Result<()> {
@@ -424,7 +450,7 @@ impl LogStore {
         self.use_counter += 1;
         let now = Instant::now();
         let wall_now = drover_types::log::unix_nanos(SystemTime::now());
-        for record in batch {
+        for (record, replica_of) in batch {
             let start = self.partition_start(record.timestamp);
             if !self.partitions.contains_key(&start) {
                 let partition = Partition::open(&self.directory, &self.schema, start, true)?;
@@ -446,9 +472,11 @@ impl LogStore {
                 continue;
             }
             partition.last_added = Some(now);
+            // A partition made before replicas were marked cannot take the mark.
+            let replica_of = replica_of.filter(|_| partition.marks_replicas);
             let writer = partition.open_writer(&self.config, self.span_nanos, wall_now)?;
             let operations = queued.entry(start).or_default();
-            operations.push(UserOperation::Add(self.schema.document(&record, payload.next_row, &mut blob)));
+            operations.push(UserOperation::Add(self.schema.document(&record, payload.next_row, replica_of, &mut blob)));
             if operations.len() >= DOCUMENTS_PER_SEND {
                 writer.run(operations.drain(..)).map_err(index_error(&partition.path))?;
             }
@@ -503,10 +531,10 @@ impl LogStore {
 
 /// The records of `batch` ordered by origin, each origin's in their order.
 /// Sorts positions rather than records (which are large to move).
-fn grouped_by_origin(batch: Vec<LogRecord>) -> Vec<LogRecord> {
+fn grouped_by_origin(batch: Vec<(LogRecord, Option<u64>)>) -> Vec<(LogRecord, Option<u64>)> {
     let mut order: Vec<usize> = (0..batch.len()).collect();
-    order.sort_by(|left, right| batch[*left].origin.cmp(&batch[*right].origin));
-    let mut slots: Vec<Option<LogRecord>> = batch.into_iter().map(Some).collect();
+    order.sort_by(|left, right| batch[*left].0.origin.cmp(&batch[*right].0.origin));
+    let mut slots: Vec<Option<(LogRecord, Option<u64>)>> = batch.into_iter().map(Some).collect();
     order.into_iter().filter_map(|index| slots[index].take()).collect()
 }
 

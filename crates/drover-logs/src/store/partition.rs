@@ -93,6 +93,9 @@ pub(super) struct Partition {
     merges_eagerly: bool,
     /// The sort columns of its segments, opened once.
     pub(super) sort_columns: Arc<SortColumns>,
+    /// Its schema has the `replica_of` field (it was created by a build
+    /// that marks replicas): copies are marked, and queries may name it.
+    pub(super) marks_replicas: bool,
 }
 
 impl fmt::Debug for Partition {
@@ -152,6 +155,7 @@ impl Partition {
         let reader =
             index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(index_error(&path))?;
         let sort_columns = Arc::new(SortColumns::default());
+        let marks_replicas = index.schema().get_field("replica_of").is_ok();
         Ok(Partition {
             start,
             path,
@@ -164,6 +168,7 @@ impl Partition {
             compacting: false,
             merges_eagerly: false,
             sort_columns,
+            marks_replicas,
         })
     }
 

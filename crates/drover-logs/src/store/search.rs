@@ -36,6 +36,27 @@ pub struct Filter {
     pub until: Option<i64>,
     /// Only records of these nodes (case-insensitive); `None` for all.
     pub nodes: Option<Vec<String>>,
+    /// Which copies: with log replication a server holds the lines its own
+    /// agents sent (originals) and copies other servers sent it.
+    pub copies: Copies,
+}
+
+/// Which of a server's records a filter looks at. With log replication
+/// each line is held by two servers: as an original by the one its agent
+/// sent it to, as a replica by another. Counting each line once means
+/// counting the originals of every server that answers and, for a server
+/// that does not, the replicas of its lines the others hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Copies {
+    /// Every record, originals and replicas.
+    #[default]
+    All,
+    /// The records this store was given as originals
+    /// ([`LogStore::ingest`]), and every record of a partition written
+    /// before replicas were marked.
+    Originals,
+    /// The replicas kept for these servers ([`LogStore::ingest_copies`]).
+    ReplicasOf(Vec<u64>),
 }
 
 impl Filter {
@@ -125,18 +146,27 @@ impl FromStr for Cursor {
 struct CompiledFilter {
     without_time: Box<dyn Query>,
     with_time: Option<Box<dyn Query>>,
+    /// The same for partitions written before replicas were marked (they
+    /// have no `replica_of` field, and a query must not name it there).
+    unmarked_without_time: Box<dyn Query>,
+    unmarked_with_time: Option<Box<dyn Query>>,
     since: Option<i64>,
     until: Option<i64>,
 }
 
 impl CompiledFilter {
     fn for_partition(&self, partition: &Partition, span_nanos: i64) -> &dyn Query {
-        let Some(with_time) = &self.with_time else {
-            return self.without_time.as_ref();
+        let (without_time, with_time) = if partition.marks_replicas {
+            (&self.without_time, &self.with_time)
+        } else {
+            (&self.unmarked_without_time, &self.unmarked_with_time)
+        };
+        let Some(with_time) = with_time else {
+            return without_time.as_ref();
         };
         let starts_inside = self.since.is_none_or(|since| since <= partition.start);
         let ends_inside = self.until.is_none_or(|until| partition.start.saturating_add(span_nanos) <= until);
-        if starts_inside && ends_inside { self.without_time.as_ref() } else { with_time.as_ref() }
+        if starts_inside && ends_inside { without_time.as_ref() } else { with_time.as_ref() }
     }
 }
 
@@ -172,12 +202,32 @@ impl LogStore {
         let combined = |mut clauses: Vec<(Occur, Box<dyn Query>)>| -> Box<dyn Query> {
             if clauses.len() == 1 { clauses.remove(0).1 } else { Box::new(BooleanQuery::new(clauses)) }
         };
-        let without_time = combined(copy(&clauses));
-        let with_time = self.schema.time_range(filter.since, filter.until).map(|range| {
+        let time_range = || self.schema.time_range(filter.since, filter.until);
+        // Unmarked partitions hold originals only.
+        let unmarked_clauses = match filter.copies {
+            Copies::ReplicasOf(_) => vec![(Occur::Must, Box::new(tantivy::query::EmptyQuery) as Box<dyn Query>)],
+            Copies::All | Copies::Originals => copy(&clauses),
+        };
+        let unmarked_without_time = combined(copy(&unmarked_clauses));
+        let unmarked_with_time = time_range().map(|range| {
+            let mut clauses = unmarked_clauses;
             clauses.push((Occur::Must, range));
             combined(clauses)
         });
-        Ok(CompiledFilter { without_time, with_time, since: filter.since, until: filter.until })
+        clauses.extend(self.schema.copies_clause(&filter.copies));
+        let without_time = combined(copy(&clauses));
+        let with_time = time_range().map(|range| {
+            clauses.push((Occur::Must, range));
+            combined(clauses)
+        });
+        Ok(CompiledFilter {
+            without_time,
+            with_time,
+            unmarked_without_time,
+            unmarked_with_time,
+            since: filter.since,
+            until: filter.until,
+        })
     }
 
     /// The partitions that may hold records of `[since, until)` and can be

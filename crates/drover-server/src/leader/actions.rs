@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use drover_collect::Error as RunError;
 use drover_collect::process::BoundedCommand;
-use drover_proto::api::{ExecEvent, ExecRequest, ExecStatus};
+use drover_proto::api::ExecStatus;
 use drover_react::alerting::NotificationKind;
 use drover_react::hammer::{RUN_OUTPUT_MAX, RunReport};
 use drover_react::hammer::{Run, RunId, hammer_notifications};
@@ -36,6 +36,7 @@ pub(super) async fn perform(server: &Server, run_id: RunId) {
         Ok(output) => (true, output),
         Err(output) => (false, output),
     };
+    server.self_metrics().hammers.finished(succeeded);
     let report = RunReport { action, output, succeeded };
     if let Err(error) = server.react(ReactOp::Finish { run: run_id, report, now: Timestamp::now() }).await {
         tracing::warn!(run = %run_id, %error, "cannot record the end of a hammer run");
@@ -52,6 +53,7 @@ pub(super) async fn dry_run(server: &Server, run_id: RunId) {
     server
         .notify(&hammer_notifications(&hammer, &run.event, NotificationKind::HammerAction, summary, Timestamp::now()))
         .await;
+    server.self_metrics().hammers.dry_run();
     let report = RunReport { action, output: "dry-run: nothing was done".to_owned(), succeeded: true };
     if let Err(error) = server.react(ReactOp::Finish { run: run_id, report, now: Timestamp::now() }).await {
         tracing::warn!(run = %run_id, %error, "cannot record a dry run");
@@ -273,33 +275,19 @@ pub(crate) async fn shell(command: &str, timeout: Duration) -> Result<String, St
 }
 
 async fn exec_on(server: &Server, node: &Node, command: &str, timeout: Duration) -> Result<String, String> {
-    let request = ExecRequest {
-        nodes: vec![node.id.to_string()],
-        filter: None,
-        command: vec![command.to_owned()],
-        timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
-        parallel: 0,
-        max_output_bytes: RUN_OUTPUT_MAX as u64,
-        local: false,
-        all_or_nothing: false,
-        // A hammer's command is the site's, applied by an operator: it runs
-        // as root, as a runbook's step would.
-        user: Some("root".to_owned()),
-        root_allowed: true,
-        stdin: Vec::new(),
-    };
-    let mut events = server.exec(request).await.map_err(|error| error.to_string())?;
-    while let Some(event) = events.recv().await {
-        if let ExecEvent::Result(result) = event {
-            let mut text = format!("{}{}{}", result.stdout, result.stderr, result.error);
-            truncate_output(&mut text);
-            return match result.status {
-                ExecStatus::Success => Ok(text),
-                status => Err(format!("{status:?} (exit {:?})\n{text}", result.exit_code)),
-            };
-        }
+    // A hammer's command is the site's, applied by an operator: it runs as
+    // root, as a runbook's step would.
+    let result = server
+        .exec_on_node(node, command, Some("root"), timeout, RUN_OUTPUT_MAX)
+        .await
+        .map_err(|error| error.to_string())?
+        .ok_or_else(|| format!("no result from {}", node.name))?;
+    let mut text = format!("{}{}{}", result.stdout, result.stderr, result.error);
+    truncate_output(&mut text);
+    match result.status {
+        ExecStatus::Success => Ok(text),
+        status => Err(format!("{status:?} (exit {:?})\n{text}", result.exit_code)),
     }
-    Err(format!("no result from {}", node.name))
 }
 
 /// POSTs the run as JSON: hammer, run, target, node, job, reason.

@@ -94,7 +94,9 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
             let done = done_sender.clone();
             tokio::spawn(async move {
                 let job_id = eval.job_id.clone();
+                let started = std::time::Instant::now();
                 evaluate(&server, eval, &plans).await;
+                server.self_metrics().scheduler.evaluated(started.elapsed());
                 drop(permit);
                 let _ = done.send(job_id);
             });
@@ -154,6 +156,7 @@ async fn evaluate(server: &Server, eval: Arc<Evaluation>, plans: &mpsc::Sender<P
     let mut failed = Evaluation::clone(&eval);
     failed.status = EvalStatus::Failed;
     failed.status_description = format!("no plan could be committed in {MAX_PLAN_ATTEMPTS} attempts");
+    server.self_metrics().scheduler.evaluation_failed();
     failed.modify_time = Timestamp::now();
     if let Err(error) = server.propose(Command::UpsertEvals { evals: vec![failed] }).await {
         tracing::warn!(%error, eval = %eval.id, "could not mark evaluation failed");
@@ -175,6 +178,7 @@ async fn apply_plans(server: Server, mut receiver: mpsc::Receiver<PlanRequest>, 
 async fn apply_one(server: &Server, plan: Plan, eval: &Evaluation, capacity_index: u64) -> PlanOutcome {
     let state = server.state();
     let verified = drover_scheduler::verify_plan(&StateView::new(&state), &plan);
+    server.self_metrics().scheduler.plan_checked(verified.job_changed, verified.rejected_nodes.len());
     if verified.job_changed {
         return PlanOutcome::Retry;
     }
@@ -212,8 +216,13 @@ async fn apply_one(server: &Server, plan: Plan, eval: &Evaluation, capacity_inde
         }
     }
 
+    let num_placed = accepted.place.len();
     let command = Command::ApplyPlan { plan: Box::new(accepted), eval: updated_eval, blocked_eval, now };
-    match server.propose(command).await {
+    let proposed = server.propose(command).await;
+    if proposed.is_ok() {
+        server.self_metrics().scheduler.plan_committed(num_placed);
+    }
+    match proposed {
         Ok(_) if fully_accepted => PlanOutcome::Committed,
         Ok(_) => PlanOutcome::Retry,
         Err(error) => {

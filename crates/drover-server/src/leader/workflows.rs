@@ -12,16 +12,26 @@
 //! provider's timeout, output capped). A step a previous leader left in
 //! `provider` is failed, never repeated: whether its command ran is
 //! unknown. Each phase change is audited (`workflow.create`, …).
+//!
+//! `maintain` steps run their `--run`, `--reboot-command` and `--verify`
+//! commands through the node's agent, as `drover exec` does
+//! (`Server::exec`). A command's end is noted in memory and acted on at the
+//! next look, so every transition happens in [`Runner::watch`]. A step a
+//! previous leader left `running` or `rebooting` is failed, not repeated;
+//! one left `verifying` runs its verify command again (it only looks). A
+//! paused workflow starts no new step ([`Workflow::startable`]); the steps
+//! in flight go on.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use drover_proto::api::{NodePurgeRequest, NodeRetireRequest};
+use drover_proto::api::{ExecStatus, NodePurgeRequest, NodeRetireRequest};
+use drover_react::{PlaceholderSet, Template};
 use drover_state::{Command, State};
-use drover_types::acl::{AuditEvent, AuditOutcome};
+use drover_types::acl::{AuditEvent, AuditOutcome, JoinRole};
 use drover_types::workflow::{
-    MachineOperation, STEP_OUTPUT_MAX, StepPhase, Workflow, WorkflowOp, WorkflowStatus, WorkflowStep,
+    MachineOperation, MaintenanceReboot, STEP_OUTPUT_MAX, StepPhase, Workflow, WorkflowOp, WorkflowStatus, WorkflowStep,
 };
 use drover_types::{Node, NodeEligibility, NodeStatus, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -34,19 +44,57 @@ use crate::server::Server;
 /// timeouts are honoured this closely).
 const TICK: Duration = Duration::from_millis(250);
 
+/// The longest a command run through an agent may take (`drover exec`'s
+/// limit).
+const MAX_AGENT_COMMAND: Duration = Duration::from_secs(24 * 3600);
+
 /// A step: its workflow's id and its position.
 type StepKey = (String, usize);
 
+/// How a command run through a node's agent ended.
+type AgentOutcome = Result<String, AgentFailure>;
+
+/// A command through an agent that did not succeed.
+#[derive(Clone, Debug)]
+struct AgentFailure {
+    /// The agent went away while it ran (no exit code): what a reboot
+    /// command does.
+    lost: bool,
+    /// What happened and what it printed.
+    text: String,
+}
+
+/// The maintenance stages of a step, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Run,
+    Reboot,
+    Verify,
+}
+
 pub(super) async fn run(server: Server, token: CancellationToken) {
-    let runner = Runner { server: server.clone(), executing: Arc::new(Mutex::new(HashSet::new())) };
+    let runner = Runner { server: server.clone(), commands: Arc::new(Mutex::new(HashMap::new())) };
     let wakes = Wakes::every(TICK).and_on_change(&server);
     on_change_or_tick(token, wakes, async move |_| runner.step().await).await;
 }
 
+#[derive(Clone)]
 struct Runner {
     server: Server,
-    /// Steps whose provider command this leader is running.
-    executing: Arc<Mutex<HashSet<StepKey>>>,
+    /// Steps whose command (provider or through an agent) this leader
+    /// runs: `None` while it runs, then how an agent command ended (taken
+    /// by the next look at the step).
+    commands: Arc<Mutex<HashMap<StepKey, Option<AgentOutcome>>>>,
+}
+
+/// What this leader knows of a step's command.
+enum Progress {
+    /// It runs.
+    Running,
+    /// It ended so.
+    Ended(AgentOutcome),
+    /// This leader did not start it.
+    Unknown,
 }
 
 impl Runner {
@@ -68,7 +116,42 @@ impl Runner {
     }
 
     fn is_executing(&self, key: &StepKey) -> bool {
-        self.executing.lock().map(|executing| executing.contains(key)).unwrap_or(false)
+        self.commands.lock().map(|commands| commands.contains_key(key)).unwrap_or(false)
+    }
+
+    fn mark_executing(&self, key: &StepKey) {
+        if let Ok(mut commands) = self.commands.lock() {
+            commands.insert(key.clone(), None);
+        }
+    }
+
+    fn forget(&self, key: &StepKey) {
+        if let Ok(mut commands) = self.commands.lock() {
+            commands.remove(key);
+        }
+    }
+
+    /// Whether the step is still where `step` (read from an older state)
+    /// says: its command may have ended, and moved it on, since.
+    fn still_in(&self, workflow: &Workflow, position: usize, step: &WorkflowStep) -> bool {
+        let state = self.server.state();
+        state
+            .workflow(&workflow.id)
+            .and_then(|current| current.steps.get(position))
+            .is_some_and(|current| current.phase == step.phase && current.phase.is_in_flight())
+    }
+
+    /// What became of a step's agent command (an ended one is taken).
+    fn progress(&self, key: &StepKey) -> Progress {
+        let Ok(mut commands) = self.commands.lock() else { return Progress::Unknown };
+        match commands.get(key) {
+            None => Progress::Unknown,
+            Some(None) => Progress::Running,
+            Some(Some(_)) => match commands.remove(key) {
+                Some(Some(outcome)) => Progress::Ended(outcome),
+                _ => Progress::Unknown,
+            },
+        }
     }
 
     /// Moves a step in flight on when what it waits for happened.
@@ -80,22 +163,38 @@ impl Runner {
         match step.phase {
             StepPhase::Draining => match node {
                 None => self.fail(workflow, position, step, "the node disappeared while draining".to_owned()).await,
-                Some(node) if node.drain.is_none() => self.run_provider(state, workflow, position, step, &node).await,
-                Some(_) if timed_out(step.started_at) => {
-                    let error = format!("the drain did not finish within {}", timeout_text(workflow));
+                Some(node) if node.drain.is_none() => {
+                    if workflow.operation == MachineOperation::Maintain {
+                        self.maintain(state, workflow, position, step.clone(), &node, Stage::Run).await;
+                    } else {
+                        self.run_provider(state, workflow, position, step, &node).await;
+                    }
+                }
+                Some(_) if step.started_at.is_some_and(|since| now.since(since) > drain_timeout(workflow)) => {
+                    let error = format!(
+                        "the drain did not finish within {}",
+                        drover_types::DurationSpec(drain_timeout(workflow))
+                    );
                     self.fail(workflow, position, step, error).await;
                 }
                 Some(_) => {}
             },
+            StepPhase::Running | StepPhase::Rebooting | StepPhase::Verifying => {
+                self.watch_agent_command(state, workflow, position, step, node.as_deref()).await;
+            }
             StepPhase::Provider => {
-                if !self.is_executing(&(workflow.id.clone(), position)) {
+                if !self.is_executing(&(workflow.id.clone(), position)) && self.still_in(workflow, position, step) {
                     let error = "the leader changed while the provider command ran; whether it ran is unknown, so it is not repeated".to_owned();
                     self.fail(workflow, position, step, error).await;
                 }
             }
             StepPhase::Waiting => {
                 if let Some(node) = node.filter(|node| has_come_back(workflow.operation, step, node)) {
-                    self.finish(workflow, position, step, &node).await;
+                    if workflow.operation == MachineOperation::Maintain {
+                        self.maintain(state, workflow, position, step.clone(), &node, Stage::Verify).await;
+                    } else {
+                        self.finish(workflow, position, step, &node, "agent back").await;
+                    }
                 } else if timed_out(step.provider_started_at) {
                     let error = format!(
                         "the agent of {} did not come back ready within {} of the provider command",
@@ -108,6 +207,149 @@ impl Runner {
             StepPhase::Purging => self.purge(workflow, position, step, node.as_deref()).await,
             StepPhase::Pending | StepPhase::Done | StepPhase::Failed | StepPhase::Cancelled => {}
         }
+    }
+
+    /// A `maintain` step whose command runs through the agent: moved on
+    /// when it ended.
+    async fn watch_agent_command(
+        &self,
+        state: &State,
+        workflow: &Workflow,
+        position: usize,
+        step: &WorkflowStep,
+        node: Option<&Node>,
+    ) {
+        let key = (workflow.id.clone(), position);
+        let outcome = match self.progress(&key) {
+            Progress::Running => return,
+            Progress::Ended(outcome) => outcome,
+            Progress::Unknown if !self.still_in(workflow, position, step) => return,
+            Progress::Unknown if step.phase == StepPhase::Verifying => {
+                // The verify command only looks: run it again.
+                let Some(node) = node else {
+                    return self.fail(workflow, position, step, "the node disappeared".to_owned()).await;
+                };
+                return self.maintain(state, workflow, position, step.clone(), node, Stage::Verify).await;
+            }
+            Progress::Unknown => {
+                let error = format!(
+                    "the leader changed while the {} command ran; whether it ran is unknown, so it is not repeated",
+                    if step.phase == StepPhase::Running { "--run" } else { "reboot" }
+                );
+                return self.fail(workflow, position, step, error).await;
+            }
+        };
+        let mut step = step.clone();
+        match (step.phase, outcome) {
+            (StepPhase::Rebooting, Ok(output) | Err(AgentFailure { lost: true, text: output })) => {
+                append_output(&mut step.output, &output);
+                step.phase = StepPhase::Waiting;
+                self.record(workflow, position, step, "reboot command sent; waiting for the agent").await;
+            }
+            (StepPhase::Running, Ok(output)) => {
+                append_output(&mut step.output, &output);
+                let Some(node) = node else {
+                    return self.fail(workflow, position, &step, "the node disappeared".to_owned()).await;
+                };
+                self.maintain(state, workflow, position, step, node, Stage::Reboot).await;
+            }
+            (StepPhase::Verifying, Ok(output)) => {
+                append_output(&mut step.output, &output);
+                let Some(node) = node else {
+                    return self.fail(workflow, position, &step, "the node disappeared".to_owned()).await;
+                };
+                self.finish(workflow, position, &step, node, "verified").await;
+            }
+            (phase, Err(failure)) => {
+                append_output(&mut step.output, &failure.text);
+                let what = match phase {
+                    StepPhase::Running => "--run",
+                    StepPhase::Rebooting => "--reboot-command",
+                    _ => "--verify",
+                };
+                let error = format!("the {what} command failed on {}: {}", step.node, failure.text.trim_end());
+                self.fail(workflow, position, &step, error).await;
+            }
+            (_, Ok(_)) => {}
+        }
+    }
+
+    /// Moves a `maintain` step to its next stage from `from` on: the
+    /// `--run` command, the reboot, the `--verify` command, then done
+    /// (made eligible again). Stages not asked for are skipped.
+    async fn maintain(
+        &self,
+        state: &State,
+        workflow: &Workflow,
+        position: usize,
+        step: WorkflowStep,
+        node: &Node,
+        from: Stage,
+    ) {
+        let maintenance = &workflow.maintenance;
+        if from <= Stage::Run
+            && let Some(run) = &maintenance.run
+        {
+            return self.on_agent(workflow, position, step, node, StepPhase::Running, run).await;
+        }
+        if from <= Stage::Reboot {
+            match &maintenance.reboot {
+                MaintenanceReboot::Provider => {
+                    return self.run_provider_for(state, workflow, position, step, Some(node)).await;
+                }
+                MaintenanceReboot::Command(command) => {
+                    return self.on_agent(workflow, position, step, node, StepPhase::Rebooting, command).await;
+                }
+                MaintenanceReboot::None => {}
+            }
+        }
+        if let Some(verify) = &maintenance.verify {
+            return self.on_agent(workflow, position, step, node, StepPhase::Verifying, verify).await;
+        }
+        self.finish(workflow, position, &step, node, "maintained").await;
+    }
+
+    /// Records `phase`, then runs `template` (rendered for the node)
+    /// through its agent in the background; its end is noted for the next
+    /// look at the step.
+    async fn on_agent(
+        &self,
+        workflow: &Workflow,
+        position: usize,
+        mut step: WorkflowStep,
+        node: &Node,
+        phase: StepPhase,
+        template: &str,
+    ) {
+        let command = match Template::parse(template, PlaceholderSet::Node) {
+            Ok(template) => super::actions::render(&template, node),
+            Err(errors) => {
+                let error = format!("cannot read the command {template:?}: {}", errors[0].message);
+                return self.fail(workflow, position, &step, error).await;
+            }
+        };
+        let key = (workflow.id.clone(), position);
+        self.mark_executing(&key);
+        step.phase = phase;
+        step.command.clone_from(&command);
+        if phase == StepPhase::Rebooting {
+            step.provider_started_at = Some(Timestamp::now());
+            step.node_modify_index = node.modify_index;
+        }
+        if !self.record(workflow, position, step, &format!("{} command started: {command}", phase.as_str())).await {
+            return self.forget(&key);
+        }
+        let runner = self.clone();
+        let node = node.clone();
+        let timeout = workflow.wait_timeout().min(MAX_AGENT_COMMAND);
+        let workflow_user = workflow.maintenance.user.clone();
+        tokio::spawn(async move {
+            let user = workflow_user.as_deref();
+            let outcome = run_on_agent(&runner.server, &node, &command, user, timeout).await;
+            if let Ok(mut commands) = runner.commands.lock() {
+                commands.insert(key, Some(outcome));
+            }
+        });
     }
 
     /// Starts a pending step: drains (rebuild, delete) or runs the provider
@@ -145,8 +387,13 @@ impl Runner {
         } else if node.drain.is_some() {
             Ok(())
         } else {
-            let request =
-                DrainRequest { reason: Some(format!("{by}: {}", workflow.operation)), by, ..DrainRequest::default() };
+            let deadline = workflow.maintenance.drain_deadline_ms.map(Duration::from_millis);
+            let request = DrainRequest {
+                reason: Some(format!("{by}: {}", workflow.operation)),
+                by,
+                deadline,
+                ..DrainRequest::default()
+            };
             self.server.drain_node(node.id.as_str(), request).await.map(drop)
         };
         if let Err(error) = drained {
@@ -180,45 +427,51 @@ impl Runner {
         let Some(doc) = state.react().site.as_ref() else {
             return self.fail(workflow, position, &step, "no site is applied any more".to_owned()).await;
         };
-        let rendered = crate::machines::machine_command(
-            &doc.site,
-            workflow.operation,
-            workflow.provider.as_deref(),
-            &step.node,
-            node,
-            &workflow.labels,
-        );
-        let (command, timeout) = match rendered {
+        let site = &doc.site;
+        let join_token = match self.join_token_for(site, workflow, &step).await {
+            Ok(token) => token,
+            Err(error) => return self.fail(workflow, position, &step, error).await,
+        };
+        let render = |join_token: &str| {
+            crate::machines::machine_command(
+                site,
+                workflow.operation,
+                workflow.provider.as_deref(),
+                &step.node,
+                node,
+                &workflow.labels,
+                join_token,
+            )
+        };
+        // The command run has the token; the one recorded (replicated,
+        // audited, shown) never does.
+        let rendered = render(join_token.as_deref().unwrap_or_default()).and_then(|(command, timeout)| {
+            let shown = if join_token.is_some() { render(JOIN_TOKEN_SHOWN)?.0 } else { command.clone() };
+            Ok((command, shown, timeout))
+        });
+        let (command, shown, timeout) = match rendered {
             Ok(rendered) => rendered,
             Err(error) => return self.fail(workflow, position, &step, error).await,
         };
         let key = (workflow.id.clone(), position);
-        if let Ok(mut executing) = self.executing.lock() {
-            executing.insert(key.clone());
-        }
+        self.mark_executing(&key);
         let now = Timestamp::now();
         step.phase = StepPhase::Provider;
         step.provider_started_at = Some(now);
         step.started_at = step.started_at.or(Some(now));
-        step.command = command.clone();
+        step.command.clone_from(&shown);
         step.node_modify_index = node.map_or(0, |node| node.modify_index);
-        if !self.record(workflow, position, step.clone(), &format!("provider command started: {command}")).await {
-            if let Ok(mut executing) = self.executing.lock() {
-                executing.remove(&key);
-            }
-            return;
+        if !self.record(workflow, position, step.clone(), &format!("provider command started: {shown}")).await {
+            return self.forget(&key);
         }
-        let server = self.server.clone();
-        let executing = Arc::clone(&self.executing);
+        let runner = self.clone();
         let workflow = workflow.clone();
         tokio::spawn(async move {
             let outcome = super::actions::shell(&command, timeout).await;
-            let runner = Runner { server, executing: Arc::clone(&executing) };
             let mut step = step;
             match outcome {
-                Ok(mut output) => {
-                    truncate(&mut output);
-                    step.output = output;
+                Ok(output) => {
+                    append_output(&mut step.output, &output);
                     step.phase = if workflow.operation == MachineOperation::Delete {
                         StepPhase::Purging
                     } else {
@@ -232,10 +485,33 @@ impl Runner {
                     runner.fail(&workflow, position, &step, reason).await;
                 }
             }
-            if let Ok(mut executing) = executing.lock() {
-                executing.remove(&key);
-            }
+            runner.forget(&key);
         });
+    }
+
+    /// A fresh single-use join token for a machine a `create` step makes,
+    /// when its template has `{{join_token}}` and the cluster is secure:
+    /// scoped to the host group asked for, valid while the step may wait.
+    /// `None` on an insecure cluster (the placeholder renders empty).
+    async fn join_token_for(
+        &self,
+        site: &drover_react::Site,
+        workflow: &Workflow,
+        step: &WorkflowStep,
+    ) -> Result<Option<String>, String> {
+        let wanted = workflow.operation == MachineOperation::Create
+            && crate::machines::create_uses_join_token(site, workflow.provider.as_deref(), &workflow.labels);
+        if !wanted || self.server.tls().is_none() {
+            return Ok(None);
+        }
+        let hostgroups: Vec<String> =
+            workflow.labels.hostgroup.iter().filter(|group| !group.is_empty()).cloned().collect();
+        let ttl = workflow.wait_timeout() + Duration::from_secs(3600);
+        let by = format!("workflow {} ({})", workflow.id, step.node);
+        match self.server.create_join_token(JoinRole::Agent, hostgroups, ttl, Some(1), &by).await {
+            Ok((_, text)) => Ok(Some(text)),
+            Err(error) => Err(format!("cannot mint a join token for {}: {error}", step.node)),
+        }
     }
 
     /// A deleted machine's node is forgotten: at once when it was retired
@@ -263,8 +539,9 @@ impl Runner {
         self.record(workflow, position, done, "node purged; done").await;
     }
 
-    /// The agent is back: a drained node is made eligible again.
-    async fn finish(&self, workflow: &Workflow, position: usize, step: &WorkflowStep, node: &Node) {
+    /// The agent is back (or verified): a drained node is made eligible
+    /// again.
+    async fn finish(&self, workflow: &Workflow, position: usize, step: &WorkflowStep, node: &Node, what: &str) {
         if workflow.drain && node.eligibility == NodeEligibility::Ineligible && node.drain.is_none() {
             let by = format!("workflow {}", workflow.id);
             if let Err(error) = self.server.set_eligibility(node.id.as_str(), true, &by).await {
@@ -274,7 +551,7 @@ impl Runner {
         let mut done = step.clone();
         done.phase = StepPhase::Done;
         done.finished_at = Some(Timestamp::now());
-        self.record(workflow, position, done, &format!("agent back ready as node id {}; done", node.id)).await;
+        self.record(workflow, position, done, &format!("{what}: node id {} ready; done", node.id)).await;
     }
 
     async fn fail(&self, workflow: &Workflow, position: usize, step: &WorkflowStep, error: String) {
@@ -330,6 +607,49 @@ fn has_come_back(operation: MachineOperation, step: &WorkflowStep, node: &Node) 
     let changed_since = node.modify_index > step.node_modify_index;
     let status_since = step.provider_started_at.is_some_and(|started| node.status_updated_at > started);
     other_id || changed_since || status_since
+}
+
+/// What a recorded command shows instead of a join token.
+const JOIN_TOKEN_SHOWN: &str = "<join-token>";
+
+/// How long a step may drain: its timeout, or the drain's deadline and a
+/// minute to stop what remained.
+fn drain_timeout(workflow: &Workflow) -> Duration {
+    let deadline = workflow.maintenance.drain_deadline_ms.map_or(Duration::ZERO, Duration::from_millis);
+    workflow.wait_timeout().max(deadline + Duration::from_secs(60))
+}
+
+/// Runs `command` through `node`'s agent, as `drover exec` does, as `user`
+/// (`None`: the agent's exec user).
+async fn run_on_agent(
+    server: &Server,
+    node: &Node,
+    command: &str,
+    user: Option<&str>,
+    timeout: Duration,
+) -> AgentOutcome {
+    let result = match server.exec_on_node(node, command, user, timeout, STEP_OUTPUT_MAX).await {
+        Ok(Some(result)) => result,
+        Ok(None) => return Err(AgentFailure { lost: true, text: format!("no answer from {}'s agent", node.name) }),
+        Err(error) => return Err(AgentFailure { lost: false, text: error.to_string() }),
+    };
+    let mut text = format!("{}{}{}", result.stdout, result.stderr, result.error);
+    truncate(&mut text);
+    match result.status {
+        ExecStatus::Success => Ok(text),
+        ExecStatus::Failure if result.exit_code.is_some() => {
+            let code = result.exit_code.unwrap_or_default();
+            Err(AgentFailure { lost: false, text: format!("exit code {code}\n{text}") })
+        }
+        ExecStatus::Denied => Err(AgentFailure { lost: false, text: format!("denied\n{text}") }),
+        status => Err(AgentFailure { lost: true, text: format!("{}\n{text}", status.label()) }),
+    }
+}
+
+/// Appends a command's output to a step's, kept to [`STEP_OUTPUT_MAX`].
+fn append_output(output: &mut String, more: &str) {
+    output.push_str(more);
+    truncate(output);
 }
 
 fn timeout_text(workflow: &Workflow) -> String {

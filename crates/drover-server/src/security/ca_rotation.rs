@@ -110,8 +110,8 @@ impl ServerTls {
         drover_tls::write_private(&self.dir.join("ca-key.pem"), ca.key_pem()).map_err(tls_error)?;
         self.trust(pems)?;
         match self.ca.write() {
-            Ok(mut issuing) => *issuing = std::sync::Arc::new(ca),
-            Err(poisoned) => *poisoned.into_inner() = std::sync::Arc::new(ca),
+            Ok(mut issuing) => *issuing = Some(std::sync::Arc::new(ca)),
+            Err(poisoned) => *poisoned.into_inner() = Some(std::sync::Arc::new(ca)),
         }
         self.reissue_server_certificate()
     }
@@ -160,7 +160,12 @@ impl Server {
         if let Some(rotation) = self.state().access().ca_rotation() {
             return Err(CodedError::new(ErrorCode::Conflict, rotation_in_progress(rotation)));
         }
-        let old = tls.issuing_ca();
+        let old = tls.issuing_ca().map_err(|_| {
+            CodedError::invalid(format!(
+                "{}; to move to another CA, add its certificate to the --tls-ca-cert file of every server and agent, replace their certificates with ones it made, then remove the old CA from those files (each reads them again within a minute)",
+                super::EXTERNAL_CERTIFICATES
+            ))
+        })?;
         let new = Ca::generate(&format!("rotated {}", Timestamp::now())).map_err(tls_error)?;
         tls.keep_next_ca(&new)?;
         let rotation = CaRotation {
@@ -240,7 +245,7 @@ impl Server {
         let Some(rotation) = state.access().ca_rotation() else {
             return Err(CodedError::new(ErrorCode::NotFound, "no CA rotation is in progress"));
         };
-        let issuing = tls.issuing_ca();
+        let issuing = tls.issuing_ca()?;
         let new = if issuing.fingerprint() == rotation.new_fingerprint {
             Some((issuing.cert_pem().to_owned(), issuing.key_pem().to_owned()))
         } else {

@@ -4,7 +4,7 @@
 
 use askama::Template;
 
-use drover_proto::api::{ExecNodeResult, ExecStatus, group_exec_outputs};
+use drover_proto::api::{ExecNodeResult, ExecStatus, exec_status_parts, group_exec_outputs};
 use drover_proto::paths;
 
 use crate::chrome::Chrome;
@@ -89,27 +89,11 @@ impl ExecOutcome {
                 stderr: group.stderr.to_owned(),
             })
             .collect();
-        let mut parts = Vec::new();
-        for status in
-            [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable, ExecStatus::Denied]
-        {
-            let nodes: Vec<&str> =
-                results.iter().filter(|result| result.status == status).map(|result| result.node.as_str()).collect();
-            if nodes.is_empty() {
-                continue;
-            }
-            let word = status.label().to_lowercase();
-            if status == ExecStatus::Success {
-                parts.push(format!("{} {word}", nodes.len()));
-            } else {
-                parts.push(format!("{} {word} ({})", nodes.len(), fold(&nodes)));
-            }
-        }
         let summary = format!(
             "{} node{}: {}",
             results.len(),
             if results.len() == 1 { "" } else { "s" },
-            if parts.is_empty() { "no node matches, nothing ran".to_owned() } else { parts.join(", ") }
+            exec_status_parts(results, &fold).unwrap_or_else(|| "no node matches, nothing ran".to_owned())
         );
         let truncated: Vec<&str> =
             results.iter().filter(|result| result.truncated).map(|result| result.node.as_str()).collect();

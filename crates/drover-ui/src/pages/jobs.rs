@@ -1,6 +1,7 @@
 //! `/ui/jobs` and `/ui/job/ID[?version=N&against=M]`: versions and the
-//! difference between two, the deployment, allocations by state, and for
-//! what is not placed, why.
+//! difference between two, the deployment, allocations by state (the
+//! newest of each, every one of a state at `?state=running&page=N`), and
+//! for what is not placed, why.
 
 use askama::Template;
 
@@ -122,13 +123,48 @@ impl AllocRow {
     }
 }
 
+/// Allocations a state shows on the job page, newest first; the rest are
+/// one link away (`?state=running`, [`ALLOCS_PER_PAGE`] a page), so that a
+/// system job on 10,000 nodes stays a page of tens of kilobytes.
+pub const ALLOCS_PER_STATE: usize = 50;
+
+/// Allocations a page of one state's list shows (`?state=…&page=N`).
+pub const ALLOCS_PER_PAGE: usize = 200;
+
+/// Which allocations the job page lists: the newest of every state, or
+/// one page of one state's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AllocView {
+    /// Only this client status (`running`, …), paged.
+    pub state: Option<String>,
+    /// The page of that state's list, from 1.
+    pub page: usize,
+}
+
 /// Allocations in one state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AllocGroup {
     /// The client status.
     pub state: String,
-    /// The allocations, newest first.
+    /// The allocations shown, newest first.
     pub allocs: Vec<AllocRow>,
+    /// How many the job has in this state.
+    pub total: usize,
+    /// The position of the first shown, from 1.
+    pub first: usize,
+    /// Every allocation of the state, when not all are shown.
+    pub all_href: Option<String>,
+    /// The page before, in a state's list.
+    pub prev_href: Option<String>,
+    /// The page after, in a state's list.
+    pub next_href: Option<String>,
+}
+
+impl AllocGroup {
+    /// The position of the last shown.
+    pub fn last(&self) -> usize {
+        self.first + self.allocs.len().saturating_sub(1)
+    }
 }
 
 /// A task group that could not be placed in full, and why.
@@ -243,6 +279,8 @@ pub struct JobPage {
     pub placement: Vec<PlacementRow>,
     /// Allocations by state (running first).
     pub allocs: Vec<AllocGroup>,
+    /// Whether the page lists one state's allocations (then a link back).
+    pub one_state: bool,
     /// The outcome of the last action, if any.
     pub notice: Option<String>,
 }
@@ -257,6 +295,19 @@ impl JobPage {
         versions: &[Job],
         version: Option<u64>,
         against: Option<u64>,
+    ) -> Self {
+        JobPage::listing(chrome, status, versions, version, against, &AllocView::default())
+    }
+
+    /// The page of a job as [`JobPage::new`], listing the allocations
+    /// `view` asks for.
+    pub fn listing(
+        chrome: Chrome,
+        status: &JobStatusResponse,
+        versions: &[Job],
+        version: Option<u64>,
+        against: Option<u64>,
+        view: &AllocView,
     ) -> Self {
         let now = chrome.now;
         let job = &status.job;
@@ -354,20 +405,8 @@ impl JobPage {
                     .collect()
             })
             .unwrap_or_default();
-        let order = ["running", "pending", "failed", "lost", "unknown", "complete"];
-        let mut allocs: Vec<AllocGroup> = Vec::new();
-        for state in order {
-            let rows: Vec<AllocRow> = status
-                .allocs
-                .iter()
-                .filter(|alloc| alloc.client_status.to_string() == state)
-                .map(|alloc| AllocRow::new(alloc, now))
-                .collect();
-            if !rows.is_empty() {
-                allocs.push(AllocGroup { state: state.to_owned(), allocs: rows });
-            }
-        }
         let id = job.id.as_str().to_owned();
+        let allocs = alloc_groups(&status.allocs, &id, view, now);
         JobPage {
             versions: versions
                 .iter()
@@ -394,6 +433,7 @@ impl JobPage {
             can_promote: false,
             placement,
             allocs,
+            one_state: view.state.is_some(),
             notice: None,
             id,
             chrome,
@@ -404,8 +444,56 @@ impl JobPage {
     pub fn promote_action(&self) -> String {
         paths::fill(paths::UI_JOB_PROMOTE, &[&self.id])
     }
+
+    /// The job's page (every state's newest allocations).
+    pub fn job_href(&self) -> String {
+        paths::fill(paths::UI_JOB, &[&self.id])
+    }
 }
 
 fn constraint_text(constraint: &drover_types::Constraint) -> String {
     format!("{} {} {}", constraint.attribute, constraint.operator, constraint.value).trim().to_owned()
+}
+
+/// The allocation groups of the job page: running first, each newest first
+/// (by last change), cut as `view` says.
+fn alloc_groups(allocs: &[AllocListEntry], job_id: &str, view: &AllocView, now: Timestamp) -> Vec<AllocGroup> {
+    let order = ["running", "pending", "failed", "lost", "unknown", "complete"];
+    let page_href = |state: &str, page: usize| {
+        let page = if page <= 1 { String::new() } else { page.to_string() };
+        format!("{}{}", paths::fill(paths::UI_JOB, &[job_id]), format::query(&[("state", state), ("page", &page)]))
+    };
+    let mut groups = Vec::new();
+    for state in order {
+        if view.state.as_deref().is_some_and(|wanted| wanted != state) {
+            continue;
+        }
+        let mut matching: Vec<&AllocListEntry> =
+            allocs.iter().filter(|alloc| alloc.client_status.to_string() == state).collect();
+        if matching.is_empty() {
+            continue;
+        }
+        matching.sort_by(|left, right| right.modify_time.cmp(&left.modify_time).then(left.id.cmp(&right.id)));
+        let total = matching.len();
+        let (skip, take, page) = match view.state {
+            None => (0, ALLOCS_PER_STATE, 1),
+            Some(_) => {
+                let page = view.page.clamp(1, total.div_ceil(ALLOCS_PER_PAGE).max(1));
+                ((page - 1) * ALLOCS_PER_PAGE, ALLOCS_PER_PAGE, page)
+            }
+        };
+        let rows: Vec<AllocRow> =
+            matching.iter().skip(skip).take(take).map(|alloc| AllocRow::new(alloc, now)).collect();
+        let paged = view.state.is_some();
+        groups.push(AllocGroup {
+            state: state.to_owned(),
+            all_href: (!paged && rows.len() < total).then(|| page_href(state, 1)),
+            prev_href: (paged && page > 1).then(|| page_href(state, page - 1)),
+            next_href: (paged && skip + rows.len() < total).then(|| page_href(state, page + 1)),
+            first: skip + 1,
+            allocs: rows,
+            total,
+        });
+    }
+    groups
 }

@@ -1,4 +1,6 @@
-//! `/ui/nodes?filter=…&sort=…` and `/ui/node/NAME`.
+//! `/ui/nodes?filter=…&sort=…&page=N` and `/ui/node/NAME`. The node table
+//! shows [`NODES_PER_PAGE`] nodes a page (10,000 rows would weigh about
+//! 5 MB), with previous/next links; the host-group tree counts them all.
 
 use std::collections::BTreeMap;
 
@@ -158,6 +160,9 @@ fn escape_quoted(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
+/// Rows of the node table per page.
+pub const NODES_PER_PAGE: usize = 200;
+
 /// `/ui/nodes`.
 #[derive(Debug, Template)]
 #[template(path = "nodes.html")]
@@ -170,24 +175,71 @@ pub struct NodesPage {
     pub error: Option<String>,
     /// The order.
     pub sort: NodeSort,
-    /// The matching nodes the caller may see.
+    /// The matching nodes the caller may see, on this page.
     pub nodes: Vec<NodeRow>,
-    /// Their host groups.
+    /// Their host groups (all matching nodes, not only this page's).
     pub groups: Vec<GroupCount>,
+    /// How many nodes match in all.
+    pub total: usize,
+    /// The page shown, from 1.
+    pub page: usize,
 }
 
 impl NodesPage {
-    /// The page of `nodes` matching `filter`, sorted.
+    /// The first page of the table of `entries` (the nodes matching
+    /// `filter`), sorted.
     pub fn new(chrome: Chrome, filter: String, sort: NodeSort, entries: &[NodeListEntry]) -> Self {
-        let mut nodes: Vec<NodeRow> = entries.iter().map(NodeRow::new).collect();
+        NodesPage::on_page(chrome, filter, sort, entries, 1)
+    }
+
+    /// The page `page` (from 1; past the end: the last) of the table of
+    /// `entries`, sorted.
+    pub fn on_page(chrome: Chrome, filter: String, sort: NodeSort, entries: &[NodeListEntry], page: usize) -> Self {
+        // Sorted by the rows' keys, but only the page's rows are made.
+        let mut order: Vec<&NodeListEntry> = entries.iter().collect();
         match sort {
-            NodeSort::Name => nodes.sort_by(|left, right| left.name.cmp(&right.name)),
-            NodeSort::Cpu => nodes.sort_by_key(|node| std::cmp::Reverse(node.cpu_percent)),
-            NodeSort::Memory => nodes.sort_by_key(|node| std::cmp::Reverse(node.memory_percent)),
-            NodeSort::Allocs => nodes.sort_by_key(|node| std::cmp::Reverse(node.num_allocs)),
+            NodeSort::Name => order.sort_by(|left, right| left.name.cmp(&right.name)),
+            NodeSort::Cpu => {
+                order.sort_by_key(|node| std::cmp::Reverse(format::percent(node.used.cpu_mhz, node.resources.cpu_mhz)))
+            }
+            NodeSort::Memory => order
+                .sort_by_key(|node| std::cmp::Reverse(format::percent(node.used.memory_mb, node.resources.memory_mb))),
+            NodeSort::Allocs => order.sort_by_key(|node| std::cmp::Reverse(node.num_allocs)),
         }
         let groups = group_tree(entries.iter().map(|node| node.hostgroup.as_str()));
-        NodesPage { chrome, filter, error: None, sort, nodes, groups }
+        let total = order.len();
+        let page = page.clamp(1, total.div_ceil(NODES_PER_PAGE).max(1));
+        let nodes =
+            order.into_iter().skip((page - 1) * NODES_PER_PAGE).take(NODES_PER_PAGE).map(NodeRow::new).collect();
+        NodesPage { chrome, filter, error: None, sort, nodes, groups, total, page }
+    }
+
+    /// `1 shown`, or `201–400 of 10000 shown` when there are several pages.
+    pub fn shown(&self) -> String {
+        if self.total <= NODES_PER_PAGE {
+            return format!("{} shown", self.nodes.len());
+        }
+        let start = (self.page - 1) * NODES_PER_PAGE + 1;
+        format!("{start}–{} of {} shown", start + self.nodes.len() - 1, self.total)
+    }
+
+    /// The page before, if any.
+    pub fn prev_href(&self) -> Option<String> {
+        (self.page > 1).then(|| self.page_href(self.page - 1))
+    }
+
+    /// The page after, if any.
+    pub fn next_href(&self) -> Option<String> {
+        (self.page * NODES_PER_PAGE < self.total).then(|| self.page_href(self.page + 1))
+    }
+
+    fn page_href(&self, page: usize) -> String {
+        let page = if page == 1 { String::new() } else { page.to_string() };
+        format!(
+            "{}{}",
+            paths::UI_NODES,
+            format::query(&[("filter", &self.filter), ("sort", self.sort.as_str()), ("page", &page)])
+        )
     }
 
     /// The link that sorts the table by `by`, keeping the filter.

@@ -1,6 +1,8 @@
 //! `/ui/alerts`, `/ui/hammers` and `/ui/runbook/NAME`. The alert and
 //! hammer data is `drover-react`'s, which this crate does not link: the
-//! server's handlers fill these rows.
+//! server's handlers fill these rows. An alert's "Silence…" link is
+//! `/ui/alerts?silence=MATCHERS#new-silence`: the silence form filled in
+//! with the alert's labels, one matcher a line.
 
 use askama::Template;
 
@@ -31,6 +33,8 @@ pub struct AlertRow {
     pub acknowledged: bool,
     /// The silence covering it, if any.
     pub silenced_by: String,
+    /// Matchers of its labels (`alertname="tmp-full"`), to silence it.
+    pub matchers: Vec<String>,
 }
 
 impl AlertRow {
@@ -42,6 +46,11 @@ impl AlertRow {
         } else {
             paths::fill(paths::UI_RUNBOOK, &[rule])
         }
+    }
+
+    /// The alert page with the silence form filled in for this alert.
+    pub fn silence_href(&self) -> String {
+        format!("{}{}#new-silence", paths::UI_ALERTS, crate::format::query(&[("silence", &self.matchers.join("\n"))]))
     }
 }
 
@@ -58,6 +67,13 @@ pub struct SilenceRow {
     pub author: String,
     /// Why.
     pub comment: String,
+}
+
+impl SilenceRow {
+    /// Where its expire form posts.
+    pub fn expire_action(&self) -> String {
+        paths::fill(paths::UI_SILENCE_EXPIRE, &[&self.id])
+    }
 }
 
 /// An alert that fired often.
@@ -85,6 +101,11 @@ pub struct AlertsPage {
     pub top: Vec<TopRow>,
     /// Whether the caller may acknowledge (site `apply`): else no button.
     pub can_ack: bool,
+    /// Whether the caller may silence and expire silences (site `apply`,
+    /// as `POST /v1/silences`): else no form and no buttons.
+    pub can_silence: bool,
+    /// The silence form's matchers, one a line (from `?silence=`).
+    pub silence_matchers: String,
     /// The outcome of the last action, if any.
     pub notice: Option<String>,
 }
@@ -93,6 +114,11 @@ impl AlertsPage {
     /// Where the acknowledge form posts.
     pub fn ack_action(&self) -> &'static str {
         paths::UI_ALERT_ACK
+    }
+
+    /// Where the silence form posts.
+    pub fn silence_action(&self) -> &'static str {
+        paths::UI_ALERT_SILENCE
     }
 }
 

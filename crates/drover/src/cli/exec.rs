@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use futures_util::StreamExt;
 
-use drover_proto::api::{ExecEvent, ExecNodeResult, ExecOutputGroup, ExecRequest, ExecStatus, group_exec_outputs};
+use drover_proto::api::{
+    ExecEvent, ExecNodeResult, ExecOutputGroup, ExecRequest, ExecStatus, exec_status_parts, group_exec_outputs,
+};
 
 use super::ServerAddress;
 use super::output::print_json;
@@ -253,47 +255,23 @@ fn counts(results: &[ExecNodeResult]) -> BTreeMap<&'static str, usize> {
     let mut counts: BTreeMap<&'static str, usize> =
         [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable, ExecStatus::Denied]
             .into_iter()
-            .map(|status| (status_key(status), 0))
+            .map(|status| (status.key(), 0))
             .collect();
     for result in results {
-        *counts.entry(status_key(result.status)).or_default() += 1;
+        *counts.entry(result.status.key()).or_default() += 1;
     }
     counts
 }
 
-fn status_key(status: ExecStatus) -> &'static str {
-    match status {
-        ExecStatus::Success => "success",
-        ExecStatus::Failure => "failure",
-        ExecStatus::Timeout => "timeout",
-        ExecStatus::Unreachable => "unreachable",
-        ExecStatus::Denied => "denied",
-    }
-}
-
 /// `20 nodes in 1.2 s: 18 success, 1 failure (node07), 1 timeout (node03)`.
 fn summary(results: &[ExecNodeResult], elapsed: Duration) -> String {
-    let mut parts = Vec::new();
-    for status in
-        [ExecStatus::Success, ExecStatus::Failure, ExecStatus::Timeout, ExecStatus::Unreachable, ExecStatus::Denied]
-    {
-        let nodes: Vec<&str> =
-            results.iter().filter(|result| result.status == status).map(|result| result.node.as_str()).collect();
-        if nodes.is_empty() {
-            continue;
-        }
-        if status == ExecStatus::Success {
-            parts.push(format!("{} success", nodes.len()));
-        } else {
-            parts.push(format!("{} {} ({})", nodes.len(), status_key(status), drover_filter::fold_names(&nodes)));
-        }
-    }
     format!(
         "{} node{} in {:.1} s: {}",
         results.len(),
         if results.len() == 1 { "" } else { "s" },
         elapsed.as_secs_f64(),
-        if parts.is_empty() { "nothing ran".to_owned() } else { parts.join(", ") }
+        exec_status_parts(results, |nodes| drover_filter::fold_names(nodes))
+            .unwrap_or_else(|| "nothing ran".to_owned())
     )
 }
 

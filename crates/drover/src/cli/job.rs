@@ -11,7 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use drover_client::{Client, ClientError, Wait};
 use drover_jobspec::{Source, VarInputs};
-use drover_proto::api::{AllocListEntry, JobListEntry, JobStatusResponse};
+use drover_proto::api::{AllocListEntry, DispatchJobRequest, JobListEntry, JobStatusResponse};
 use drover_types::{
     AllocClientStatus, AllocDesiredStatus, AllocId, DeploymentStatus, EvalStatus, Job, JobType, TaskEvent,
 };
@@ -124,6 +124,29 @@ pub(crate) enum JobCommand {
     Promote {
         /// The job.
         job: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Launch a child of a parameterized job with meta and a payload (how
+    /// a CI server starts a build), and wait until it runs.
+    Dispatch {
+        /// The parameterized job.
+        job: String,
+        /// A file whose content is the payload (at most 16 KiB), or - to
+        /// read it from standard input.
+        payload: Option<PathBuf>,
+        /// Meta of the child: `-meta key=value` (repeatable).
+        #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
+        meta: Vec<(String, String)>,
+        /// Return once dispatched, without waiting.
+        #[arg(long)]
+        detach: bool,
+        /// How long to wait for the child's allocations.
+        #[arg(long, default_value = "5m", value_parser = crate::roles::parse_duration)]
+        timeout: Duration,
+        /// Print the dispatch as JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         server: ServerAddress,
     },
@@ -255,6 +278,14 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
             let deployment = server.client()?.promote_job(&job).await?;
             println!("Deployment {} of job {job:?} promoted; the rollout continues.", deployment.id.short());
             Ok(ExitCode::SUCCESS)
+        }
+        JobCommand::Dispatch { job, payload, meta, detach, timeout, json, server } => {
+            let payload = match payload {
+                Some(path) => read_payload(&path)?,
+                None => Vec::new(),
+            };
+            let request = DispatchJobRequest { meta: meta.into_iter().collect(), payload };
+            job_dispatch(&server.client()?, &job, &request, detach, timeout, json).await
         }
         JobCommand::Periodic(PeriodicCommand::Force { job, server }) => {
             let launched = server.client()?.force_periodic(&job).await?;
@@ -503,6 +534,70 @@ pub(crate) async fn job_plan(client: &Client, job: &Job, json: bool) -> anyhow::
     Ok(ExitCode::SUCCESS)
 }
 
+/// `-meta key=value`.
+fn parse_meta(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not key=value: write -meta commit=abc123")),
+    }
+}
+
+/// A dispatch's payload from `path`, `-` for standard input, refused past
+/// 16 KiB before anything is sent.
+fn read_payload(path: &Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read;
+    let limit = drover_types::ParameterizedConfig::MAX_PAYLOAD_BYTES;
+    let mut payload = Vec::new();
+    let source = if path == Path::new("-") { "standard input".to_owned() } else { path.display().to_string() };
+    let reader: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).with_context(|| format!("cannot open the payload file {source}"))?)
+    };
+    reader
+        .take(u64::try_from(limit).unwrap_or(u64::MAX) + 1)
+        .read_to_end(&mut payload)
+        .with_context(|| format!("cannot read the payload from {source}"))?;
+    if payload.len() > limit {
+        anyhow::bail!(
+            "the payload in {source} is larger than the limit of {limit} bytes (16 KiB): pass a path or a URL in -meta instead"
+        );
+    }
+    Ok(payload)
+}
+
+async fn job_dispatch(
+    client: &Client,
+    parent_id: &str,
+    request: &DispatchJobRequest,
+    detach: bool,
+    timeout: Duration,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let dispatched = client.dispatch_job(parent_id, request).await.context("cannot dispatch the job")?;
+    if json {
+        print_json(&dispatched)?;
+    } else {
+        println!(
+            "Dispatched job {:?} ({} bytes of payload); evaluation {}",
+            dispatched.dispatched_job_id.as_str(),
+            request.payload.len(),
+            dispatched.eval_id.short()
+        );
+    }
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let child = client.job(dispatched.dispatched_job_id.as_str()).await?;
+    let registered = drover_proto::api::RegisterJobResponse {
+        eval_id: dispatched.eval_id.clone(),
+        job_version: child.version,
+        changed: true,
+        index: dispatched.index,
+    };
+    follow_with_progress(client, &child, &registered, timeout, json).await
+}
+
 async fn job_run(client: &Client, job: Job, detach: bool, timeout: Duration, json: bool) -> anyhow::Result<ExitCode> {
     let job_id = job.id.to_string();
     let registered = client.register_job(&job).await.context("cannot register the job")?;
@@ -517,6 +612,14 @@ async fn job_run(client: &Client, job: Job, detach: bool, timeout: Duration, jso
         );
     }
     if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if job.is_parameterized() {
+        if !json {
+            println!(
+                "Job {job_id:?} is parameterized: it runs nothing itself; launch it with `drover job dispatch {job_id} [-meta key=value]… [payload-file|-]`"
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     follow_with_progress(client, &job, &registered, timeout, json).await
@@ -745,17 +848,21 @@ impl AllocWatch {
             ));
         }
         let expected = match self.job_type {
-            JobType::System => current.len(),
+            JobType::System | JobType::SysBatch => current.len(),
             JobType::Service | JobType::Batch => self.num_wanted,
         };
-        if expected == 0 && self.job_type == JobType::System {
-            return Verdict::Done(
-                "No node matches this system job yet; it will run on matching nodes when they join.".to_owned(),
-            );
+        if expected == 0 && self.job_type.places_on_every_node() {
+            return Verdict::Done(format!(
+                "No node matches this {} job yet; it will run on matching nodes when they join.",
+                self.job_type
+            ));
         }
-        let running = |alloc: &&&AllocListEntry| match self.job_type {
-            JobType::Batch => matches!(alloc.client_status, AllocClientStatus::Running | AllocClientStatus::Complete),
-            _ => alloc.client_status == AllocClientStatus::Running,
+        let running = |alloc: &&&AllocListEntry| {
+            if self.job_type.runs_to_completion() {
+                matches!(alloc.client_status, AllocClientStatus::Running | AllocClientStatus::Complete)
+            } else {
+                alloc.client_status == AllocClientStatus::Running
+            }
         };
         let num_running = current.iter().filter(running).count();
         let progress = format!("{num_running}/{expected} allocations running");
@@ -763,7 +870,7 @@ impl AllocWatch {
             self.steady = None;
             return Verdict::Waiting(progress);
         }
-        if self.job_type == JobType::Batch {
+        if self.job_type.runs_to_completion() {
             return Verdict::Done(format!("All {expected} allocation(s) of version {version} are running."));
         }
         let restarts_now: BTreeMap<AllocId, u32> =

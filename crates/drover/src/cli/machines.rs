@@ -1,9 +1,12 @@
-//! `drover node create|reboot|rebuild|delete` and `drover workflow
-//! list|status|cancel`: machine operations through a site provider, run by
-//! the leader as a replicated workflow (docs/machines.md). The CLI
-//! previews (the server renders every command and refuses protected or
-//! unknown nodes), asks above 10 nodes, starts the workflow and follows it
-//! until it ends; Ctrl-C or `--wait=false` leaves it running.
+//! `drover node create|reboot|rebuild|delete|maintain` and `drover workflow
+//! list|status|pause|resume|cancel`: machine operations through a site
+//! provider and rolling maintenance through the agents, run by the leader
+//! as a replicated workflow (docs/machines.md). The CLI previews (the
+//! server renders every command and refuses protected or unknown nodes),
+//! asks above 10 nodes, starts the workflow and follows it until it ends;
+//! Ctrl-C or `--wait=false` leaves it running. `drover node console` prints
+//! a node's console through its provider, now (and then as it grows with
+//! `--follow`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +14,7 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Subcommand};
 
 use drover_proto::machines::WorkflowRequest;
-use drover_types::workflow::{MachineOperation, StepPhase, Workflow, WorkflowStatus};
+use drover_types::workflow::{MachineOperation, Maintenance, MaintenanceReboot, StepPhase, Workflow, WorkflowStatus};
 
 use super::ServerAddress;
 use super::output::{print_table, table};
@@ -20,6 +23,8 @@ use super::output::{print_table, table};
 const CONFIRM_ABOVE: usize = 10;
 /// How often a followed workflow is read.
 const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+/// How often a followed console is read, unless told.
+const CONSOLE_EVERY: &str = "2s";
 
 /// What every machine operation takes.
 #[derive(Debug, Clone, Args)]
@@ -93,6 +98,60 @@ pub(crate) struct CreateMachineArgs {
     options: WorkflowOptions,
 }
 
+/// `drover node maintain`.
+#[derive(Debug, Args)]
+pub(crate) struct MaintainArgs {
+    /// Nodes: names, ids, comma-separated lists and brace ranges
+    /// (`hv{01..40}`).
+    #[arg(value_name = "NODES")]
+    nodes: Vec<String>,
+    /// The nodes this filter matches (docs/nodes.md); with NODES, those of
+    /// them it matches.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Run this through each node's agent once it is drained (`/bin/sh
+    /// -c`, as the agent's user; `{{node.name}}`, … placeholders); a
+    /// non-zero exit fails the node.
+    #[arg(long, value_name = "CMD")]
+    run: Option<String>,
+    /// Then reboot each node through its provider and wait for its agent.
+    #[arg(long, conflicts_with = "reboot_command")]
+    reboot: bool,
+    /// Then run this reboot command through the agent instead (its agent
+    /// going away is expected) and wait for the agent to come back.
+    #[arg(long, value_name = "CMD")]
+    reboot_command: Option<String>,
+    /// Then run this through the agent; a non-zero exit fails the node (it
+    /// stays drained).
+    #[arg(long, value_name = "CMD")]
+    verify: Option<String>,
+    /// Run the commands as this user (default: as `drover exec` does, the
+    /// agent's exec user; `root` needs exec-as-root).
+    #[arg(long, short = 'u', value_name = "USER")]
+    user: Option<String>,
+    /// Stop what still runs on a node this long after its drain started
+    /// (default: wait for it, up to --timeout).
+    #[arg(long, value_name = "DURATION")]
+    drain_deadline: Option<String>,
+    #[command(flatten)]
+    options: WorkflowOptions,
+}
+
+/// `drover node console`.
+#[derive(Debug, Args)]
+pub(crate) struct ConsoleArgs {
+    /// The node (name or id).
+    node: String,
+    /// Keep reading it and print the new lines as they come (Ctrl-C stops).
+    #[arg(long, short = 'f')]
+    follow: bool,
+    /// How often --follow reads the console.
+    #[arg(long, value_name = "DURATION", default_value = CONSOLE_EVERY)]
+    every: String,
+    #[command(flatten)]
+    server: ServerAddress,
+}
+
 /// `drover workflow …`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum WorkflowCommand {
@@ -112,6 +171,21 @@ pub(crate) enum WorkflowCommand {
         follow: bool,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Pause a workflow: no new node step starts; the steps in flight go
+    /// on to their end.
+    Pause {
+        /// The workflow id.
+        id: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Resume a paused workflow.
+    Resume {
+        /// The workflow id.
+        id: String,
         #[command(flatten)]
         server: ServerAddress,
     },
@@ -158,6 +232,74 @@ pub(crate) async fn create(args: CreateMachineArgs) -> anyhow::Result<ExitCode> 
     start(request, &args.options).await
 }
 
+/// `drover node maintain`.
+pub(crate) async fn maintain(args: MaintainArgs) -> anyhow::Result<ExitCode> {
+    let reboot = match (args.reboot, args.reboot_command) {
+        (_, Some(command)) => MaintenanceReboot::Command(command),
+        (true, None) => MaintenanceReboot::Provider,
+        (false, None) => MaintenanceReboot::None,
+    };
+    let drain_deadline_ms = match args.drain_deadline.as_deref() {
+        Some(text) => {
+            let deadline = text
+                .parse::<drover_types::DurationSpec>()
+                .map_err(|error| anyhow::anyhow!("--drain-deadline {text:?}: {error}"))?;
+            Some(u64::try_from(deadline.get().as_millis()).unwrap_or(u64::MAX))
+        }
+        None => None,
+    };
+    let request = WorkflowRequest {
+        nodes: super::expand_node_args(&args.nodes)?,
+        filter: args.filter,
+        maintenance: Maintenance { run: args.run, reboot, verify: args.verify, user: args.user, drain_deadline_ms },
+        ..request_of(MachineOperation::Maintain, &args.options)
+    };
+    if request.nodes.is_empty() && request.filter.is_none() {
+        anyhow::bail!("name the nodes to maintain (`hv{{01..40}}`) or give --filter EXPR; nothing was started");
+    }
+    start(request, &args.options).await
+}
+
+/// `drover node console`.
+pub(crate) async fn console(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
+    let every = args
+        .every
+        .parse::<drover_types::DurationSpec>()
+        .map_err(|error| anyhow::anyhow!("--every {:?}: {error}", args.every))?
+        .get()
+        .max(Duration::from_millis(100));
+    let client = args.server.client()?;
+    let mut previous: Vec<String> = Vec::new();
+    loop {
+        let console = client.node_console(&args.node).await?;
+        let current: Vec<String> = console.output.lines().map(str::to_owned).collect();
+        for line in new_lines(&previous, &current) {
+            println!("{line}");
+        }
+        if !args.follow {
+            return Ok(ExitCode::SUCCESS);
+        }
+        previous = current;
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The lines of `current` after the longest prefix of it that ends
+/// `previous` (a console shows a moving window of its output; the log
+/// collector's console poller reads it the same way).
+fn new_lines<'a>(previous: &[String], current: &'a [String]) -> &'a [String] {
+    if previous.is_empty() {
+        return current;
+    }
+    let max_overlap = previous.len().min(current.len());
+    for overlap in (1..=max_overlap).rev() {
+        if previous[previous.len() - overlap..] == current[..overlap] {
+            return &current[overlap..];
+        }
+    }
+    current
+}
+
 fn request_of(operation: MachineOperation, options: &WorkflowOptions) -> WorkflowRequest {
     WorkflowRequest {
         operation,
@@ -171,6 +313,7 @@ fn request_of(operation: MachineOperation, options: &WorkflowOptions) -> Workflo
         no_drain: false,
         timeout: options.timeout.clone(),
         dry_run: true,
+        maintenance: Maintenance::default(),
     }
 }
 
@@ -264,7 +407,7 @@ pub(crate) async fn run(command: WorkflowCommand) -> anyhow::Result<ExitCode> {
                 rows.add_row(vec![
                     workflow.id.clone(),
                     workflow.operation.to_string(),
-                    workflow.status.as_str().to_owned(),
+                    status_text(workflow),
                     workflow.steps.len().to_string(),
                     done.to_string(),
                     failed.to_string(),
@@ -286,6 +429,21 @@ pub(crate) async fn run(command: WorkflowCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        WorkflowCommand::Pause { id, server } => {
+            let workflow = server.client()?.pause_workflow(&id, true).await?;
+            let (_, _, in_flight, pending) = workflow.counts();
+            println!(
+                "Workflow {} paused: {pending} node(s) will not start until `drover workflow resume {}`; \
+                 {in_flight} in flight go on.",
+                workflow.id, workflow.id
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        WorkflowCommand::Resume { id, server } => {
+            let workflow = server.client()?.pause_workflow(&id, false).await?;
+            println!("Workflow {} resumed.", workflow.id);
+            Ok(ExitCode::SUCCESS)
+        }
         WorkflowCommand::Cancel { id, server } => {
             let workflow = server.client()?.cancel_workflow(&id).await?;
             println!(
@@ -301,13 +459,25 @@ fn print_workflow(workflow: &Workflow) {
     let rate = workflow.rate_per_minute.map_or_else(|| "none".to_owned(), |rate| format!("{rate}/min"));
     println!("ID          = {}", workflow.id);
     println!("Operation   = {}", workflow.operation);
-    println!("Status      = {}", workflow.status.as_str());
+    println!("Status      = {}", status_text(workflow));
     if !workflow.reason.is_empty() {
         println!("Reason      = {}", workflow.reason);
     }
     println!("Provider    = {}", workflow.provider.as_deref().unwrap_or("(each node's, or the default)"));
     println!("Rate        = {rate}, parallel {}, max failures {}", workflow.parallel, workflow.max_failures);
     println!("By          = {} at {}", workflow.by, workflow.created_at);
+    let maintenance = &workflow.maintenance;
+    if let Some(run) = &maintenance.run {
+        println!("Run         = {run}");
+    }
+    match &maintenance.reboot {
+        MaintenanceReboot::Provider => println!("Reboot      = through the provider"),
+        MaintenanceReboot::Command(command) => println!("Reboot      = {command} (through the agent)"),
+        MaintenanceReboot::None => {}
+    }
+    if let Some(verify) = &maintenance.verify {
+        println!("Verify      = {verify}");
+    }
     println!();
     let mut rows = table(&["Node", "Phase", "Started", "Finished", "Command", "Error"]);
     let time = |at: Option<drover_types::Timestamp>| at.map_or_else(|| "-".to_owned(), |at| at.to_string());
@@ -322,6 +492,14 @@ fn print_workflow(workflow: &Workflow) {
         ]);
     }
     print_table(&rows);
+}
+
+/// `running`, `running (paused by bob)`, `succeeded`, …
+fn status_text(workflow: &Workflow) -> String {
+    match &workflow.paused_by {
+        Some(by) if workflow.status == WorkflowStatus::Running => format!("running (paused by {by})"),
+        _ => workflow.status.as_str().to_owned(),
+    }
 }
 
 /// Asks on the terminal; without one, refuses and says how to skip asking.
@@ -347,5 +525,15 @@ mod tests {
         assert_eq!(parse_rate("3"), Ok(3));
         assert!(parse_rate("0/min").is_err());
         assert!(parse_rate("fast").unwrap_err().contains("10/min"));
+    }
+
+    #[test]
+    fn a_followed_console_prints_only_the_lines_after_the_overlap() {
+        let lines = |text: &str| text.split(' ').map(str::to_owned).collect::<Vec<_>>();
+        assert_eq!(new_lines(&[], &lines("a b")), lines("a b"));
+        assert_eq!(new_lines(&lines("a b c"), &lines("b c d e")), lines("d e"));
+        assert!(new_lines(&lines("a b"), &lines("a b")).is_empty());
+        // No overlap: the window moved past everything seen.
+        assert_eq!(new_lines(&lines("a b"), &lines("x y")), lines("x y"));
     }
 }

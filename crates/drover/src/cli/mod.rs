@@ -17,6 +17,7 @@ pub(crate) mod node;
 pub(crate) mod output;
 pub(crate) mod react;
 pub(crate) mod server;
+pub(crate) mod service;
 pub(crate) mod var;
 
 use std::ffi::OsString;

@@ -140,6 +140,12 @@ pub(crate) enum NodeCommand {
     /// Destroy machines through their provider: drain and retire, delete,
     /// then purge the node.
     Delete(super::machines::ExistingMachineArgs),
+    /// Rolling maintenance: per node drain, run a command through the
+    /// agent, reboot, wait for the agent, verify, undrain (docs/machines.md).
+    Maintain(super::machines::MaintainArgs),
+    /// A node's console output now, through its provider's `console`
+    /// command (docs/machines.md).
+    Console(super::machines::ConsoleArgs),
     /// Mark a node as one that must never be destroyed: forced drains (and
     /// later reboots, rebuilds, deletions, automated fixes) are refused
     /// unless forced with a reason.
@@ -288,6 +294,8 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Reboot(args) => super::machines::existing(MachineOperation::Reboot, args).await,
         NodeCommand::Rebuild(args) => super::machines::existing(MachineOperation::Rebuild, args).await,
         NodeCommand::Delete(args) => super::machines::existing(MachineOperation::Delete, args).await,
+        NodeCommand::Maintain(args) => super::machines::maintain(args).await,
+        NodeCommand::Console(args) => super::machines::console(args).await,
         NodeCommand::Protect { node, reason, server } => {
             let updated = server.client()?.set_protection(&node, true, &reason).await?;
             println!("Node {} is protected: {reason}", updated.name);
@@ -382,6 +390,7 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
                 "Memory",
                 "OS",
                 "Kernel",
+                "Version",
                 "Heartbeat",
             ]);
             for node in &nodes {
@@ -397,6 +406,7 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
                     format!("{}/{}", megabytes(node.used.memory_mb), megabytes(node.resources.memory_mb)),
                     format!("{} {}", fact("os.name"), fact("os.version")),
                     fact("kernel.version"),
+                    if node.agent_version.is_empty() { "-".to_owned() } else { node.agent_version.clone() },
                     node.last_heartbeat.map_or("-".to_owned(), ago),
                 ]);
             }

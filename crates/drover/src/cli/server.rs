@@ -297,7 +297,7 @@ async fn members(server: &ServerAddress, json: bool) -> anyhow::Result<ExitCode>
         print_json(&members)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let mut rows = table(&["ID", "Address", "Role", "Leader", "Matched index"]);
+    let mut rows = table(&["ID", "Address", "Role", "Leader", "Matched index", "Version"]);
     for member in &members {
         rows.add_row(vec![
             member.server_id.to_string(),
@@ -305,10 +305,21 @@ async fn members(server: &ServerAddress, json: bool) -> anyhow::Result<ExitCode>
             member.role.clone(),
             if member.leader { "yes".to_owned() } else { String::new() },
             member.matched_index.map_or("-".to_owned(), |index| index.to_string()),
+            version_text(member.version.as_deref(), member.commit.as_deref()),
         ]);
     }
     print_table(&rows);
     Ok(ExitCode::SUCCESS)
+}
+
+/// A server's version as `members` shows it: `0.1.0`, `0.1.0 (4f54db4)`
+/// with the commit it was built from, `-` when it did not say.
+fn version_text(version: Option<&str>, commit: Option<&str>) -> String {
+    match (version, commit) {
+        (Some(version), Some(commit)) => format!("{version} ({})", commit.get(..7).unwrap_or(commit)),
+        (Some(version), None) => version.to_owned(),
+        (None, _) => "-".to_owned(),
+    }
 }
 
 async fn health(server: &ServerAddress, json: bool) -> anyhow::Result<ExitCode> {

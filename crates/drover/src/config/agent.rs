@@ -68,6 +68,27 @@ pub(crate) static KEYS: &[Key] = &[
         Kind::Path,
         "A file holding the join token",
     ),
+    Key::new(
+        "tls.cert",
+        "tls-cert",
+        "DROVER_TLS_CERT",
+        Kind::Path,
+        "This node's certificate, made by your CA for servers started with tls.cert (URI name drover://node/NAME); needs tls.key and tls.ca_cert, instead of a join token. Read again every minute",
+    ),
+    Key::new(
+        "tls.key",
+        "tls-key",
+        "DROVER_TLS_KEY",
+        Kind::Path,
+        "The key of tls.cert (a file only its owner can read)",
+    ),
+    Key::new(
+        "tls.ca_cert",
+        "tls-ca-cert",
+        "DROVER_TLS_CA_CERT",
+        Kind::Path,
+        "The CA certificates to verify the servers with, when tls.cert is set",
+    ),
     super::LOG_LEVEL,
     Key::new(
         "logs.files",
@@ -136,6 +157,15 @@ pub(crate) fn agent_config(settings: &Settings) -> anyhow::Result<AgentConfig> {
     }
     // The file is read at start (`read_join_token`), not by --print-config.
     let join_token = settings.text("join_token");
+    let tls_files = tls_files(settings)?;
+    if tls_files.is_some() && (join_token.is_some() || join_token_file.is_some()) {
+        let token = if join_token.is_some() { "join_token" } else { "join_token_file" };
+        bail!(
+            "{} and {} cannot both be set: an agent with a certificate made by your CA does not enrol; leave out one of them",
+            settings.named("tls.cert"),
+            settings.named(token)
+        );
+    }
     Ok(AgentConfig {
         servers,
         data_dir,
@@ -155,5 +185,27 @@ pub(crate) fn agent_config(settings: &Settings) -> anyhow::Result<AgentConfig> {
         allow_exec: !settings.switch("disable_exec"),
         exec_user: settings.text("exec_user"),
         join_token,
+        tls_files,
     })
+}
+
+/// The node certificate made by the operator's CA: `tls.cert`, `tls.key`
+/// and `tls.ca_cert` together, or none of them.
+fn tls_files(settings: &Settings) -> anyhow::Result<Option<drover_agent::NodeTlsFiles>> {
+    const KEYS: [&str; 3] = ["tls.cert", "tls.key", "tls.ca_cert"];
+    match (settings.path("tls.cert"), settings.path("tls.key"), settings.path("tls.ca_cert")) {
+        (None, None, None) => Ok(None),
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(drover_agent::NodeTlsFiles { cert, key, ca })),
+        _ => {
+            let given: Vec<String> =
+                KEYS.iter().filter(|key| settings.path(key).is_some()).map(|key| settings.named(key)).collect();
+            let missing: Vec<&str> = KEYS.iter().copied().filter(|key| settings.path(key).is_none()).collect();
+            bail!(
+                "{} {} {} as well: a certificate made by your CA, its key, and the CA certificate to verify the servers with go together",
+                given.join(" and "),
+                if given.len() == 1 { "needs" } else { "need" },
+                missing.join(" and ")
+            )
+        }
+    }
 }

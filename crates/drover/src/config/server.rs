@@ -131,6 +131,14 @@ pub(crate) static KEYS: &[Key] = &[
     )
     .default("15m"),
     Key::new(
+        "logs.replication",
+        "log-replication",
+        "DROVER_LOG_REPLICATION",
+        Kind::Count,
+        "How many servers hold each log line before its agent is answered: 2 (a second server keeps a copy, when there is one) or 1 (docs/logs.md, \"Replication\")",
+    )
+    .default("2"),
+    Key::new(
         "logs.syslog_bind",
         "syslog-bind",
         "DROVER_SYSLOG_BIND",
@@ -138,11 +146,26 @@ pub(crate) static KEYS: &[Key] = &[
         "Receive syslog (UDP and TCP) on this address, for machines without an agent and network devices",
     ),
     Key::new(
+        "dns.bind",
+        "dns-bind",
+        "DROVER_DNS_BIND",
+        Kind::Address,
+        "Answer DNS (UDP and TCP) on this address for the zone drover.: services and nodes (docs/services.md)",
+    ),
+    Key::new(
+        "dns.ttl",
+        "dns-ttl",
+        "DROVER_DNS_TTL",
+        Kind::Count,
+        "The TTL of DNS answers, in seconds (0: resolvers ask again each time)",
+    )
+    .default("0"),
+    Key::new(
         "tls.ca_cert",
         "tls-ca-cert",
         "DROVER_TLS_CA_CERT",
         Kind::Path,
-        "Use this CA certificate (PEM) instead of making one; give the same to every server of a bootstrap_expect cluster (needs tls.ca_key)",
+        "Use this CA certificate (PEM) instead of making one; give the same to every server of a bootstrap_expect cluster (needs tls.ca_key). With tls.cert: the CA certificates to trust, without their key",
     ),
     Key::new(
         "tls.ca_key",
@@ -150,6 +173,20 @@ pub(crate) static KEYS: &[Key] = &[
         "DROVER_TLS_CA_KEY",
         Kind::Path,
         "The key of tls.ca_cert (a file only its owner can read)",
+    ),
+    Key::new(
+        "tls.cert",
+        "tls-cert",
+        "DROVER_TLS_CERT",
+        Kind::Path,
+        "This server's certificate, made by your CA (needs tls.key and tls.ca_cert, no tls.ca_key): the servers then issue no certificates and agents need certificates made by your CA too. Read again every minute",
+    ),
+    Key::new(
+        "tls.key",
+        "tls-key",
+        "DROVER_TLS_KEY",
+        Kind::Path,
+        "The key of tls.cert (a file only its owner can read)",
     ),
     Key::new(
         "tls.cert_validity",
@@ -197,6 +234,7 @@ pub(crate) fn server_plan(settings: &Settings) -> anyhow::Result<ServerPlan> {
         },
         syslog: settings.address("logs.syslog_bind"),
         max_skew: settings.duration("logs.max_skew").unwrap_or(drover_server::DEFAULT_LOG_MAX_SKEW),
+        replication: log_replication(settings)?,
     };
     config.exec_enabled = !settings.switch("disable_exec");
     config.min_free_disk_bytes = settings.count("min_free_disk_mb").unwrap_or(0).saturating_mul(1024 * 1024);
@@ -205,6 +243,18 @@ pub(crate) fn server_plan(settings: &Settings) -> anyhow::Result<ServerPlan> {
     config.audit_retention = settings.duration("audit.retention").unwrap_or(drover_server::audit::AUDIT_RETENTION);
     config.node_gc_after = settings.duration("node_gc_after").unwrap_or(drover_server::config::NODE_GC_AFTER);
     Ok(ServerPlan { config, bind })
+}
+
+/// `logs.replication`: 1 or 2.
+fn log_replication(settings: &Settings) -> anyhow::Result<u8> {
+    match settings.count("logs.replication") {
+        None => Ok(drover_server::logs::DEFAULT_LOG_REPLICATION),
+        Some(1) => Ok(1),
+        Some(2) => Ok(2),
+        Some(other) => bail!(
+            "log replication {other} is not supported: give 1 (each line on the server its agent sent it to) or 2 (and a copy on a second server)"
+        ),
+    }
 }
 
 fn heartbeat(settings: &Settings) -> anyhow::Result<HeartbeatConfig> {
@@ -247,12 +297,38 @@ fn security(settings: &Settings) -> anyhow::Result<SecurityMode> {
     }
     let ca_cert = settings.path("tls.ca_cert");
     let ca_key = settings.path("tls.ca_key");
+    let cert = settings.path("tls.cert");
+    let key = settings.path("tls.key");
     let join_token_set = settings.text("join_token").is_some();
     let join_token_file = settings.path("join_token_file");
-    match (&ca_cert, &ca_key) {
-        (Some(_), None) => bail!("{} needs tls.ca_key, its key, as well", settings.named("tls.ca_cert")),
-        (None, Some(_)) => bail!("{} needs tls.ca_cert, its certificate, as well", settings.named("tls.ca_key")),
+    match (&cert, &key) {
+        (Some(_), None) => bail!("{} needs tls.key, its key, as well", settings.named("tls.cert")),
+        (None, Some(_)) => bail!("{} needs tls.cert, its certificate, as well", settings.named("tls.key")),
         _ => {}
+    }
+    if cert.is_some() {
+        if ca_cert.is_none() {
+            bail!(
+                "{} needs tls.ca_cert as well: the certificate of the CA that made it, to verify the other servers and the agents",
+                settings.named("tls.cert")
+            );
+        }
+        if ca_key.is_some() {
+            bail!(
+                "{} and {} cannot both be set: with certificates made by your CA the servers issue none, so they need no CA key; leave out tls.ca_key (or leave out tls.cert and tls.key to have the servers issue from your CA)",
+                settings.named("tls.cert"),
+                settings.named("tls.ca_key")
+            );
+        }
+    } else {
+        match (&ca_cert, &ca_key) {
+            (Some(_), None) => bail!(
+                "{} needs tls.ca_key, its key, as well (or tls.cert and tls.key: certificates made by your CA)",
+                settings.named("tls.ca_cert")
+            ),
+            (None, Some(_)) => bail!("{} needs tls.ca_cert, its certificate, as well", settings.named("tls.ca_key")),
+            _ => {}
+        }
     }
     if join_token_set && join_token_file.is_some() {
         bail!(
@@ -262,7 +338,7 @@ fn security(settings: &Settings) -> anyhow::Result<SecurityMode> {
         );
     }
     if settings.switch("insecure") {
-        for other in ["tls.ca_cert", "join_token", "join_token_file"] {
+        for other in ["tls.ca_cert", "tls.cert", "join_token", "join_token_file"] {
             if settings.setting(other).is_some() {
                 bail!(
                     "{} and {} cannot both be set: an insecure server uses no certificates; remove one of them",
@@ -273,7 +349,7 @@ fn security(settings: &Settings) -> anyhow::Result<SecurityMode> {
         }
         return Ok(SecurityMode::Insecure);
     }
-    if ca_cert.is_some() && (join_token_set || join_token_file.is_some()) {
+    if (ca_cert.is_some() || cert.is_some()) && (join_token_set || join_token_file.is_some()) {
         let token = if join_token_set { "join_token" } else { "join_token_file" };
         bail!(
             "{} and {} cannot both be set: a server joining with a token gets the CA from the cluster",
@@ -283,7 +359,7 @@ fn security(settings: &Settings) -> anyhow::Result<SecurityMode> {
     }
     // The file is read at start (`read_join_token`), not by --print-config.
     let join_token = settings.text("join_token");
-    Ok(SecurityMode::Secure(TlsSettings { ca_cert, ca_key, join_token, validity }))
+    Ok(SecurityMode::Secure(TlsSettings { ca_cert, cert, key, ca_key, join_token, validity }))
 }
 
 /// The join token: `join_token`, or the contents of `join_token_file`.

@@ -69,36 +69,16 @@ async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
     let bad_sort = cluster.cli(&["node", "top", "--sort", "colour"]);
     assert!(!bad_sort.status.success());
 
-    let port = crate::harness::free_port();
-    let config = cluster.dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            // The recipe of docs/metrics.md: the whole fleet from one
-            // server, drover's `job` label kept, `instance` = the node.
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: drover\n    metrics_path: /v1/metrics\n    \
-             params:\n      fleet: ['true']\n    honor_labels: true\n    static_configs:\n      - targets: ['{}']\n    \
-             metric_relabel_configs:\n      - source_labels: [node]\n        regex: '(.+)'\n        target_label: instance\n",
-            cluster.addresses[0]
-        ),
-    )
-    .unwrap();
-    let _prometheus = crate::harness::Peer(
-        std::process::Command::new(prometheus)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", cluster.dir.path().join("tsdb").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
+    // The recipe of docs/metrics.md: the whole fleet from one server,
+    // drover's `job` label kept, `instance` = the node.
+    let scrape = format!(
+        "  - job_name: drover\n    metrics_path: /v1/metrics\n    \
+         params:\n      fleet: ['true']\n    honor_labels: true\n    static_configs:\n      - targets: ['{}']\n    \
+         metric_relabel_configs:\n      - source_labels: [node]\n        regex: '(.+)'\n        target_label: instance\n",
+        cluster.addresses[0]
     );
-    let query = |promql: &'static str| async move {
-        let url = format!("http://127.0.0.1:{port}/api/v1/query");
-        let response = reqwest::Client::new().get(url).query(&[("query", promql)]).send().await.ok()?;
-        let body: serde_json::Value = response.json().await.ok()?;
-        body["data"]["result"].as_array().cloned()
-    };
+    let prometheus = crate::harness::Prometheus::start(prometheus, cluster.dir.path(), &scrape);
+    let query = |promql: &'static str| prometheus.query(promql);
     cluster
         .wait_for("Prometheus to have every node's CPU rate", || async {
             let promql =

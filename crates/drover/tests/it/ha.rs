@@ -296,6 +296,12 @@ async fn servers_join_and_leave_and_a_snapshot_restores_the_state() {
     assert!(addresses.contains(cluster.addresses[fourth].as_str()));
     let output = cluster.cli(&["server", "members"]);
     assert!(output.status.success());
+    // Each server says its version, the other servers' asked of them.
+    let members = cluster.client.members().await.unwrap();
+    assert!(members.iter().all(|member| member.version.as_deref() == Some(env!("CARGO_PKG_VERSION"))), "{members:?}");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.lines().next().is_some_and(|header| header.trim_end().ends_with("Version")), "{table}");
+    assert_eq!(table.matches(env!("CARGO_PKG_VERSION")).count(), 3, "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,6 +108,39 @@ impl Drop for Peer {
     }
 }
 
+/// A real Prometheus (Debian's `prometheus`, the caller checks it is
+/// there) scraping with the `scrape_configs` YAML given, its data under
+/// `dir`, stopped when dropped.
+pub struct Prometheus {
+    _process: Peer,
+    port: u16,
+}
+
+impl Prometheus {
+    pub fn start(binary: &str, dir: &std::path::Path, scrape_configs: &str) -> Prometheus {
+        let port = free_port();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(&config, format!("global:\n  scrape_interval: 1s\nscrape_configs:\n{scrape_configs}")).unwrap();
+        let process = std::process::Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        Prometheus { _process: Peer(process), port }
+    }
+
+    /// The series of an instant query; `None` until Prometheus answers.
+    pub async fn query(&self, promql: &str) -> Option<Vec<serde_json::Value>> {
+        let url = format!("http://127.0.0.1:{}/api/v1/query", self.port);
+        let response = reqwest::Client::new().get(url).query(&[("query", promql)]).send().await.ok()?;
+        let body: serde_json::Value = response.json().await.ok()?;
+        body["data"]["result"].as_array().cloned()
+    }
+}
+
 /// A cluster of servers (one, or three for high availability) and any
 /// number of agents, all real processes, under one temporary directory.
 pub struct Cluster {

@@ -3,7 +3,11 @@
 //! created at a capped rate (the pacing read back from the audit), one is
 //! rebuilt (a fresh agent takes its name), one deleted (gone from the node
 //! list, its agent stopped), a protected one refused with the protection's
-//! reason, and a workflow goes on after its leader is killed.
+//! reason, and a workflow goes on after its leader is killed. A paused
+//! workflow starts no new node until resumed; a rolling maintenance runs
+//! its commands through the agents at most `--parallel` nodes out at once
+//! and stops at a failing verify; a node's console is read through its
+//! provider; a delete with `--no-drain` never drains.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -59,11 +63,12 @@ fn apply_test_provider(cluster: &Cluster) -> Machines {
     let site = cluster.dir.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
     let hcl = format!(
-        "provider \"test\" {{\n  create = \"{}\"\n  reboot = \"{}\"\n  rebuild = \"{}\"\n  delete = \"{}\"\n  timeout = \"30s\"\n}}\n",
+        "provider \"test\" {{\n  create = \"{}\"\n  reboot = \"{}\"\n  rebuild = \"{}\"\n  delete = \"{}\"\n  console = \"{}\"\n  timeout = \"30s\"\n}}\n",
         command("create"),
         command("reboot"),
         command("rebuild"),
         command("delete"),
+        command("console"),
     );
     std::fs::write(site.join("providers.hcl"), hcl).unwrap();
     let applied = cli(cluster, &["apply", site.to_str().unwrap()]);
@@ -275,4 +280,276 @@ async fn a_workflow_goes_on_under_the_next_leader_when_its_leader_is_killed() {
     // No provider command ran twice: a second `create` of a running
     // machine fails ("exists already"), which the loop above refuses.
     assert!(machines.pid("ha1").is_some());
+}
+
+/// Creates machines `names` (a brace range) through the test provider and
+/// waits for the workflow to succeed.
+fn create_machines(cluster: &Cluster, names: &str) {
+    let created =
+        cli(cluster, &["node", "create", names, "--provider", "test", "--hostgroup", "bi/batch", "--parallel", "5"]);
+    assert!(created.status.success(), "{}\n{}", text(&created), cluster.logs());
+}
+
+/// The phases each node's step went through in workflow `id`, in order,
+/// from the audit log.
+async fn phases_from_audit(cluster: &Cluster, kind: &str, id: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+    let query = AuditQuery { kind: Some(kind.to_owned()), ..AuditQuery::default() };
+    let mut events: Vec<_> = cluster
+        .client
+        .audit(&query)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.details.starts_with(&format!("workflow {id} ")))
+        .collect();
+    events.sort_by_key(|event| event.at.as_millis());
+    let mut phases: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    for event in events {
+        // "workflow ID step N: PHASE: what"
+        let phase = event.details.split(": ").nth(1).unwrap_or_default().to_owned();
+        phases.entry(event.target.clone()).or_default().push(phase);
+    }
+    phases
+}
+
+/// The most steps of `workflow` in flight at once, from their start and
+/// end times.
+fn most_at_once(workflow: &Workflow) -> usize {
+    let mut edges: Vec<(i64, i32)> = Vec::new();
+    for step in &workflow.steps {
+        if let (Some(start), Some(end)) = (step.started_at, step.finished_at) {
+            edges.push((start.as_millis(), 1));
+            edges.push((end.as_millis(), -1));
+        }
+    }
+    // An end and a start at the same millisecond: the end first.
+    edges.sort_unstable();
+    let (mut now, mut most) = (0, 0);
+    for (_, change) in edges {
+        now += change;
+        most = most.max(now);
+    }
+    usize::try_from(most).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_workflow_starts_no_new_node_until_resumed() {
+    let cluster = Cluster::start().await;
+    let machines = apply_test_provider(&cluster);
+    create_machines(&cluster, "base1");
+
+    let started =
+        cli(&cluster, &["node", "create", "p{1..6}", "--provider", "test", "--hostgroup", "bi/batch", "--wait=false"]);
+    assert!(started.status.success(), "{}", text(&started));
+    let id = String::from_utf8_lossy(&started.stdout).trim().to_owned();
+    let paused = cli(&cluster, &["workflow", "pause", &id]);
+    assert!(paused.status.success(), "{}", text(&paused));
+    let again = cli(&cluster, &["workflow", "pause", &id]);
+    assert!(!again.status.success() && text(&again).contains("paused already (by alice)"), "{}", text(&again));
+
+    // The step in flight (if the leader had started one) goes on to its end.
+    cluster
+        .wait_for("the steps in flight to end", || async {
+            cluster.client.workflow(&id).await.is_ok_and(|workflow| workflow.counts().2 == 0)
+        })
+        .await;
+    let at_pause = cluster.client.workflow(&id).await.unwrap();
+    let (_, _, _, pending) = at_pause.counts();
+    assert!(pending >= 1, "the pause came after every start: {at_pause:#?}");
+    // A whole reboot of another node (many runner ticks) later, still
+    // nothing new started.
+    let rebooted = cli(&cluster, &["node", "reboot", "base1"]);
+    assert!(rebooted.status.success(), "{}\n{}", text(&rebooted), cluster.logs());
+    let still = cluster.client.workflow(&id).await.unwrap();
+    assert_eq!(still.counts(), at_pause.counts(), "{still:#?}");
+    assert_eq!((still.status, still.paused_by.as_deref()), (WorkflowStatus::Running, Some("alice")));
+    assert!(machines.pid("p6").is_none());
+    let status = cli(&cluster, &["workflow", "status", &id]);
+    assert!(text(&status).contains("running (paused by alice)"), "{}", text(&status));
+    let listed = cli(&cluster, &["workflow", "list"]);
+    assert!(text(&listed).contains("paused by alice"), "{}", text(&listed));
+
+    let resumed = cli(&cluster, &["workflow", "resume", &id]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let followed = cli(&cluster, &["workflow", "status", &id, "--follow"]);
+    assert!(followed.status.success(), "{}\n{}", text(&followed), cluster.logs());
+    let workflow = cluster.client.workflow(&id).await.unwrap();
+    assert_eq!((workflow.status, workflow.paused_by.as_deref()), (WorkflowStatus::Succeeded, None));
+    assert!(machines.pid("p6").is_some());
+
+    // Both are in the audit log, by whom.
+    for action in ["workflow.pause", "workflow.resume"] {
+        cluster
+            .wait_for(&format!("{action} by alice in the audit log"), || async {
+                let query = AuditQuery { kind: Some(action.to_owned()), ..AuditQuery::default() };
+                let events = cluster.client.audit(&query).await.unwrap_or_default();
+                events.iter().any(|event| event.action == action && event.name == "alice")
+            })
+            .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_maintenance_runs_reboots_and_verifies_two_nodes_at_a_time_and_stops_at_a_failing_verify() {
+    let cluster = Cluster::start().await;
+    let machines = apply_test_provider(&cluster);
+    create_machines(&cluster, "m{1..4}");
+    let dir = machines.dir.display().to_string();
+    let names = ["m1", "m2", "m3", "m4"];
+    let old_pids: Vec<u32> = names.iter().map(|name| machines.pid(name).unwrap()).collect();
+
+    // --dry-run shows each node's stages, its commands rendered.
+    let run = format!("echo run >> {dir}/{{{{node.name}}}}/ran");
+    let verify = format!("echo verify >> {dir}/{{{{node.name}}}}/verified");
+    let args = [
+        "node",
+        "maintain",
+        "m{1..4}",
+        "--parallel",
+        "2",
+        "--max-failures",
+        "0",
+        "--run",
+        &run,
+        "--reboot",
+        "--verify",
+        &verify,
+        "--user",
+        "root",
+    ];
+    let preview = cli(&cluster, &[&args[..], &["--dry-run"]].concat());
+    assert!(preview.status.success(), "{}", text(&preview));
+    let shown = String::from_utf8_lossy(&preview.stdout).into_owned();
+    assert!(shown.contains(&format!("m3: drain → run: echo run >> {dir}/m3/ran → reboot: sh ")), "{shown}");
+    assert!(shown.contains(&format!("verify: echo verify >> {dir}/m3/verified → undrain")), "{shown}");
+    assert!(!machines.dir.join("m1/ran").exists(), "a dry run runs nothing");
+
+    let maintained = cli(&cluster, &args);
+    assert!(maintained.status.success(), "{}\n{}", text(&maintained), cluster.logs());
+    let workflow = latest_workflow(&cluster).await;
+    assert_eq!(workflow.status, WorkflowStatus::Succeeded, "{workflow:#?}");
+    for (name, old_pid) in names.iter().zip(&old_pids) {
+        let ran = std::fs::read_to_string(machines.dir.join(name).join("ran")).unwrap_or_default();
+        let verified = std::fs::read_to_string(machines.dir.join(name).join("verified")).unwrap_or_default();
+        assert_eq!((ran.as_str(), verified.as_str()), ("run\n", "verify\n"), "{name}: each command once");
+        assert_ne!(machines.pid(name), Some(*old_pid), "{name} was rebooted through the provider");
+        let status = cluster.client.node(name).await.unwrap();
+        assert_eq!(status.node.eligibility, drover_types::NodeEligibility::Eligible, "{name} undrained");
+    }
+    // Each node went drain → run → reboot → wait → verify → done, and at
+    // most two were out at once (two were).
+    let phases = phases_from_audit(&cluster, "workflow.maintain", &workflow.id).await;
+    for name in names {
+        let expected = ["draining", "running", "provider", "waiting", "verifying", "done"];
+        assert_eq!(phases.get(name).map(Vec::as_slice), Some(&expected.map(str::to_owned)[..]), "{phases:#?}");
+    }
+    let most = most_at_once(&workflow);
+    println!("maintain of 4 nodes, --parallel 2: at most {most} out at once");
+    assert_eq!(most, 2, "{workflow:#?}");
+
+    // A verify failing on m1 with --max-failures 0 stops the rest: m2 (out
+    // with m1) holds in its --run until released, m3 and m4 never start.
+    std::fs::write(machines.dir.join("m1/bad"), "").unwrap();
+    let release = machines.dir.join("release");
+    let hold = format!(
+        "if [ {{{{node.name}}}} != m1 ]; then while [ ! -e {} ]; do sleep 0.1; done; fi; echo run >> {dir}/{{{{node.name}}}}/ran2",
+        release.display()
+    );
+    let check = format!("test ! -e {dir}/{{{{node.name}}}}/bad");
+    let failed = cli(
+        &cluster,
+        &[
+            "node",
+            "maintain",
+            "m{1..4}",
+            "--parallel",
+            "2",
+            "--max-failures",
+            "0",
+            "--run",
+            &hold,
+            "--verify",
+            &check,
+            "--user",
+            "root",
+        ],
+    );
+    std::fs::write(&release, "").unwrap();
+    assert!(!failed.status.success(), "{}", text(&failed));
+    let workflow = latest_workflow(&cluster).await;
+    assert_eq!(workflow.status, WorkflowStatus::Failed, "{workflow:#?}");
+    assert_eq!(workflow.steps[0].phase, StepPhase::Failed, "{workflow:#?}");
+    assert!(workflow.steps[0].error.contains("the --verify command failed on m1"), "{}", workflow.steps[0].error);
+    assert!(workflow.steps[2..].iter().all(|step| step.phase == StepPhase::Cancelled), "{workflow:#?}");
+    for name in ["m3", "m4"] {
+        assert!(!machines.dir.join(name).join("ran2").exists(), "{name} never started");
+        let status = cluster.client.node(name).await.unwrap();
+        assert_eq!(status.node.eligibility, drover_types::NodeEligibility::Eligible, "{name} untouched");
+    }
+    // m1 failed its verify: it stays drained for a human to look at.
+    let m1 = cluster.client.node("m1").await.unwrap();
+    assert_eq!(m1.node.eligibility, drover_types::NodeEligibility::Ineligible);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_console_is_read_through_its_provider_now_and_followed() {
+    let cluster = Cluster::start().await;
+    let machines = apply_test_provider(&cluster);
+    create_machines(&cluster, "c1");
+    let console = machines.dir.join("c1/console");
+    std::fs::write(&console, "boot ok\nKernel panic - not syncing: VFS\n").unwrap();
+    let shown = cli(&cluster, &["node", "console", "c1"]);
+    assert!(shown.status.success(), "{}", text(&shown));
+    assert_eq!(String::from_utf8_lossy(&shown.stdout), "boot ok\nKernel panic - not syncing: VFS\n");
+    let missing = cli(&cluster, &["node", "console", "nosuch"]);
+    assert!(!missing.status.success() && text(&missing).contains("nosuch"), "{}", text(&missing));
+
+    // --follow prints what is there, then each new line once.
+    let mut follower = std::process::Command::new(drover_binary())
+        .args(["node", "console", "c1", "--follow", "--every", "200ms"])
+        .env("DROVER_ADDR", &cluster.address)
+        .stdout(std::process::Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follower.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = |what: &str| lines.recv_timeout(Duration::from_secs(30)).unwrap_or_else(|_| panic!("no {what}"));
+    assert_eq!(next("first line"), "boot ok");
+    assert_eq!(next("second line"), "Kernel panic - not syncing: VFS");
+    std::fs::write(&console, "boot ok\nKernel panic - not syncing: VFS\nrebooting in 10s\n").unwrap();
+    assert_eq!(next("new line"), "rebooting in 10s");
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    let query = AuditQuery { kind: Some("node.console".to_owned()), ..AuditQuery::default() };
+    let audited = cluster.client.audit(&query).await.unwrap();
+    assert!(audited.iter().any(|event| event.target == "c1" && event.name == "alice"), "{audited:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_without_drain_never_drains_and_forgets_the_node_once_its_agent_is_gone() {
+    let cluster = Cluster::start().await;
+    let machines = apply_test_provider(&cluster);
+    create_machines(&cluster, "d1");
+    let pid = machines.pid("d1").unwrap();
+    let deleted = cli(&cluster, &["node", "delete", "d1", "--no-drain"]);
+    assert!(deleted.status.success(), "{}\n{}", text(&deleted), cluster.logs());
+    let workflow = latest_workflow(&cluster).await;
+    assert!(!workflow.drain && workflow.status == WorkflowStatus::Succeeded, "{workflow:#?}");
+    let phases = phases_from_audit(&cluster, "workflow.delete", &workflow.id).await;
+    let expected = ["provider", "purging", "done"].map(str::to_owned);
+    assert_eq!(phases.get("d1").map(Vec::as_slice), Some(&expected[..]), "{phases:#?}");
+    assert!(cluster.client.node("d1").await.is_err(), "d1 is forgotten");
+    assert!(!process_alive(pid) && !machines.dir.join("d1").exists());
+    let history = cluster.client.node_history("d1").await.unwrap_or_default();
+    assert!(!history.iter().any(|change| change.field == "drain"), "{history:#?}");
 }

@@ -19,6 +19,7 @@ use futures_util::StreamExt;
 use crate::harness::{Process, drover_binary, free_port, kill_processes_under, wait_until};
 
 mod ca_rotation;
+mod own_ca;
 
 /// A policy for the batch team: batch nodes and their logs, every job.
 const BATCH_OPS: &str = r#"

@@ -6,13 +6,13 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use drover_proto::api::{AllocCounts, AuditQuery, LogInterval, LogPage, LogQuery};
+use drover_proto::api::{AllocCounts, AuditQuery, LogCountBy, LogInterval, LogPage, LogQuery};
 use drover_react::alerting::AlertState;
 use drover_types::Timestamp;
 use drover_ui::Section;
 use drover_ui::format;
 use drover_ui::pages::alloc::AllocPage;
-use drover_ui::pages::jobs::{JobPage, JobRow, JobsPage};
+use drover_ui::pages::jobs::{AllocView, JobPage, JobRow, JobsPage};
 use drover_ui::pages::logs::{LogLine, LogsPage};
 use drover_ui::pages::nodes::{NodePage, NodeSort, NodesPage};
 use drover_ui::pages::overview::{self, AuditRow, DeploymentRow, OverviewPage, ServerRow};
@@ -23,10 +23,12 @@ use crate::extract::{ApiPath, ApiQuery};
 use crate::{ApiResult, AppState, ReadOptions};
 use drover_types::acl::{AclScope, Capability};
 
-/// `?notice=` (what the last action did, after its redirect).
+/// `?notice=` (what the last action did, after its redirect); on the
+/// alert page also `?silence=` (the silence form's matchers).
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct Notice {
     notice: Option<String>,
+    silence: Option<String>,
 }
 
 impl Notice {
@@ -99,13 +101,15 @@ fn copy_error(error: &crate::ApiError) -> crate::ApiError {
     crate::ApiError(error.0.clone())
 }
 
-/// `?filter=&sort=` of the node table.
+/// `?filter=&sort=&page=` of the node table.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct NodesQuery {
     #[serde(default)]
     filter: String,
     #[serde(default)]
     sort: String,
+    /// From 1 ([`drover_ui::pages::nodes::NODES_PER_PAGE`] nodes a page).
+    page: Option<usize>,
 }
 
 /// `GET /ui/nodes`. A filter that does not parse is shown above an empty
@@ -119,7 +123,7 @@ pub(super) async fn nodes(
     let sort = NodeSort::parse(&query.sort);
     let filter = Some(query.filter.as_str()).filter(|filter| !filter.trim().is_empty());
     let page = match super::super::nodes::list_entries(&app, &viewer.caller, &ReadOptions::default(), filter).await {
-        Ok((_, entries)) => NodesPage::new(chrome, query.filter, sort, &entries),
+        Ok((_, entries)) => NodesPage::on_page(chrome, query.filter, sort, &entries, query.page.unwrap_or(1)),
         Err(error) if error.0.code == drover_types::ErrorCode::InvalidInput => {
             let mut page = NodesPage::new(chrome, query.filter, sort, &[]);
             page.error = Some(error.0.message);
@@ -183,12 +187,15 @@ pub(super) async fn jobs(State(app): State<AppState>, viewer: Viewer) -> Result<
     Ok(viewer.page(drover_ui::render(&page)))
 }
 
-/// `?version=N&against=M` of a job page.
+/// `?version=N&against=M&state=S&page=P` of a job page.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct JobQuery {
     version: Option<u64>,
     against: Option<u64>,
     notice: Option<String>,
+    /// Every allocation in this state, paged.
+    state: Option<String>,
+    page: Option<usize>,
 }
 
 /// `GET /ui/job/{job_id}`.
@@ -204,9 +211,10 @@ pub(super) async fn job(
     let (_, versions) = super::super::jobs::version_list(&app, caller, &options, &job_id).await?;
     let mut chrome = viewer.chrome(format!("Job {job_id}"), Section::Jobs);
     chrome.refresh_seconds = 15;
-    let mut page = JobPage::new(chrome, &status, &versions, query.version, query.against);
+    let view = AllocView { state: query.state.filter(|state| !state.is_empty()), page: query.page.unwrap_or(1) };
+    let mut page = JobPage::listing(chrome, &status, &versions, query.version, query.against, &view);
     page.can_promote = caller.allows(AclScope::Job, Capability::Submit, &job_id);
-    page.notice = Notice { notice: query.notice }.text();
+    page.notice = Notice { notice: query.notice, silence: None }.text();
     Ok(viewer.page(drover_ui::render(&page)))
 }
 
@@ -246,7 +254,7 @@ pub(super) async fn alloc_output(
     Ok(response.into_response())
 }
 
-/// `?q=&since=&until=&cursor=` of the log page.
+/// `?q=&since=&until=&cursor=&count_by=` of the log page.
 #[derive(Debug, Default, Deserialize)]
 pub(super) struct LogsQuery {
     #[serde(default)]
@@ -256,13 +264,19 @@ pub(super) struct LogsQuery {
     #[serde(default)]
     until: String,
     cursor: Option<String>,
+    #[serde(default)]
+    count_by: String,
 }
 
 /// Lines per page of the log page.
 const LOG_PAGE_LINES: usize = 100;
 
+/// Values in the log page's count panel.
+const LOG_COUNT_VALUES: usize = 15;
+
 /// `GET /ui/logs`. A query that does not parse is shown with the CLI's
-/// message.
+/// message; a field the count panel cannot count by, with the API's, next
+/// to the lines.
 pub(super) async fn logs(
     State(app): State<AppState>,
     viewer: Viewer,
@@ -270,7 +284,8 @@ pub(super) async fn logs(
 ) -> Result<Response, UiError> {
     let chrome = viewer.chrome("Logs", Section::Logs);
     let since = if query.since.trim().is_empty() { "1h".to_owned() } else { query.since.trim().to_owned() };
-    let page = LogsPage::new(chrome, query.q.clone(), since.clone(), query.until.trim().to_owned());
+    let page = LogsPage::new(chrome, query.q.clone(), since.clone(), query.until.trim().to_owned())
+        .counting_by(&query.count_by);
     let log_query = LogQuery {
         q: query.q.clone(),
         since: Some(since),
@@ -284,18 +299,55 @@ pub(super) async fn logs(
             .server
             .search_logs(visible_query.clone(), LogPage { limit: Some(LOG_PAGE_LINES), cursor: query.cursor.clone() })
             .await?;
-        let histogram = app.server.log_histogram(visible_query, LogInterval::default()).await?;
-        ApiResult::Ok((search, histogram, paged))
+        let histogram = app.server.log_histogram(visible_query.clone(), LogInterval::default()).await?;
+        let counts = match page.count_by.as_str() {
+            "" => None,
+            by => {
+                let count_by = LogCountBy { by: by.to_owned(), top: Some(LOG_COUNT_VALUES) };
+                Some(app.server.count_logs(visible_query, count_by).await)
+            }
+        };
+        ApiResult::Ok((search, histogram, counts, paged))
     }
     .await;
     let page = match answer {
-        Ok((search, histogram, paged)) => page.with_results(&search, &histogram, &words_of(&query.q), paged),
+        Ok((search, histogram, counts, paged)) => {
+            let page = page.with_results(&search, &histogram, &words_of(&query.q), paged);
+            match counts {
+                None => page,
+                Some(Ok(counts)) => page.with_counts(&counts),
+                Some(Err(error)) if error.code == drover_types::ErrorCode::InvalidInput => {
+                    LogsPage { count_error: Some(error.message), ..page }
+                }
+                Some(Err(error)) => return Err(error.into()),
+            }
+        }
         Err(error) if error.0.code == drover_types::ErrorCode::InvalidInput => {
             LogsPage { error: Some(error.0.message), ..page }
         }
         Err(error) => return Err(error.into()),
     };
     Ok(viewer.page(drover_ui::render(&page)))
+}
+
+/// `?q=` of the live tail.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct TailQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /ui/logs/tail?q=`: the matching lines as they reach a server, one
+/// JSON record per line, through the API's tail handler (its checks and
+/// narrowing to what the caller may read included). The log page's script
+/// reads it with the session cookie, which the JSON API does not take.
+pub(super) async fn logs_tail(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiQuery(query): ApiQuery<TailQuery>,
+) -> Result<Response, UiError> {
+    let log_query = LogQuery { q: query.q, ..LogQuery::default() };
+    Ok(super::super::logs::tail(State(app), viewer.caller.clone(), ApiQuery(log_query)).await?)
 }
 
 /// The words and phrases of a log query that search the message (not
@@ -349,6 +401,9 @@ pub(super) async fn alerts(
             .map(|count| TopRow { name: count.name.clone(), count: count.count, last: format::ago(count.last, now) })
             .collect(),
         can_ack: caller.require(AclScope::Site, Capability::Apply).is_ok(),
+        // The capability `POST /v1/silences` and `DELETE /v1/silence/{id}` require.
+        can_silence: caller.require(AclScope::Site, Capability::Apply).is_ok(),
+        silence_matchers: notice.silence.clone().unwrap_or_default(),
         notice: notice.text(),
         chrome,
     };
@@ -386,6 +441,11 @@ fn alert_rows(alerts: &drover_react::api::AlertsResponse, now: Timestamp) -> Vec
                     .unwrap_or_default(),
                 acknowledged: alert.acknowledged.is_some(),
                 silenced_by: view.silenced_by.clone().unwrap_or_default(),
+                matchers: alert
+                    .labels
+                    .iter()
+                    .map(|(name, value)| drover_react::matcher::Matcher::equal(name, value).to_string())
+                    .collect(),
             }
         })
         .collect();

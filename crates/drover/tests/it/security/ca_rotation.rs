@@ -132,7 +132,15 @@ async fn the_cluster_ca_rotates_without_a_restart_and_the_old_ca_is_refused_once
     }
     for name in ["batch01", "batch02"] {
         let node_cert = cluster.agent_dir(name).join("tls/node.pem");
-        assert_eq!(issuer_of(&node_cert), new_fingerprint, "{name} reissued");
+        // The servers record the reissue before they answer the agent,
+        // which then keeps the certificate: wait for the file.
+        wait_until(
+            &format!("{name} to keep its certificate of the new CA"),
+            Duration::from_secs(10),
+            || async { issuer_of(&node_cert) == new_fingerprint },
+            || cluster.logs(),
+        )
+        .await;
         assert_eq!(certificates_in(&cluster.agent_dir(name).join("tls/ca.pem")), 2, "{name} trusts both CAs");
     }
     // No agent restarted: each process is the one started above.

@@ -1,0 +1,5 @@
+job "hcl1" {
+  meta {
+    "app.version" = "2"
+  }
+}

@@ -1,0 +1,9 @@
+job "app" {
+  group "app" {
+    task "setup" {
+      lifecycle { hook = "prestart" }
+      driver = "exec"
+      config { command = "/bin/true" }
+    }
+  }
+}

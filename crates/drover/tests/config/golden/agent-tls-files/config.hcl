@@ -1,0 +1,8 @@
+servers  = ["10.0.0.11:4747"]
+data_dir = "/var/lib/drover/agent"
+name     = "batch07"
+tls {
+  cert    = "/etc/drover/tls/node.pem"
+  key     = "/etc/drover/tls/node-key.pem"
+  ca_cert = "/etc/drover/tls/ca.pem"
+}

@@ -1,0 +1,205 @@
+//! The service catalogue and the servers' DNS interface: a service with a
+//! dynamic port on two agents, found by `drover service info` and by
+//! `dig`, leaving DNS when its check fails and coming back when it passes.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use drover_golden::needs;
+use drover_types::AllocClientStatus;
+
+use crate::harness::{Cluster, free_port, output_text};
+
+/// Two HTTP servers on dynamic ports, one per node, each healthy while
+/// the file `healthy-<alloc index>` exists in `marker_dir` (its script
+/// check exits 2, critical, without it: exit 1 would be a warning, which
+/// still counts as healthy).
+fn shop_job(marker_dir: &std::path::Path) -> String {
+    let markers = marker_dir.display();
+    format!(
+        r#"
+job "shop" {{
+  group "web" {{
+    count = 2
+    constraint {{
+      operator = "distinct_hosts"
+      value    = "true"
+    }}
+    network {{
+      port "http" {{}}
+    }}
+    service {{
+      name        = "shop"
+      port        = "http"
+      provider    = "nomad"
+      tags        = ["v1", "${{NOMAD_ALLOC_INDEX}}"]
+      meta {{
+        team = "retail"
+      }}
+      check {{
+        name     = "http"
+        type     = "http"
+        path     = "/"
+        interval = "500ms"
+        timeout  = "1s"
+      }}
+      check {{
+        name     = "marker"
+        type     = "script"
+        command  = "/bin/sh"
+        args     = ["-c", "test -f {markers}/healthy-$NOMAD_ALLOC_INDEX || exit 2"]
+        interval = "500ms"
+        timeout  = "1s"
+      }}
+    }}
+    task "server" {{
+      driver = "raw_exec"
+      config {{
+        command = "python3"
+        args    = ["-m", "http.server", "--bind", "127.0.0.1", "${{NOMAD_PORT_http}}"]
+      }}
+      resources {{
+        cpu    = 20
+        memory = 32
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// `dig @127.0.0.1 -p PORT +short [extra…] TYPE NAME`, one answer per line, sorted.
+fn dig(port: u16, extra: &[&str], record_type: &str, name: &str) -> Vec<String> {
+    let output = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+short", "+time=2", "+tries=1"])
+        .args(extra)
+        .args([record_type, name])
+        .output()
+        .expect("run dig");
+    assert!(output.status.success(), "dig failed: {}", output_text(&output));
+    let mut lines: Vec<String> = String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect();
+    lines.sort();
+    lines
+}
+
+/// dig's answer status line (`status: NXDOMAIN`).
+fn dig_status(port: u16, record_type: &str, name: &str) -> String {
+    let output = Command::new("dig")
+        .args(["@127.0.0.1", "-p", &port.to_string(), "+time=2", "+tries=1", record_type, name])
+        .output()
+        .expect("run dig");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.split("status: ").nth(1).and_then(|rest| rest.split(',').next()).unwrap_or(&text).to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_is_found_by_the_cli_and_dns_and_leaves_dns_when_its_check_fails() {
+    if !needs::are_met([needs::program("python3", "python3"), needs::program("dig", "bind9-dnsutils")]) {
+        return;
+    }
+    let dns_port = free_port();
+    let dns_bind = format!("127.0.0.1:{dns_port}");
+    let mut cluster = Cluster::start_servers_with(1, &["--dns-bind", &dns_bind, "--dns-ttl", "0"]).await;
+    cluster.start_agents(&["n1".to_owned(), "n2".to_owned()], &[]).await;
+    let markers = cluster.dir.path().join("markers");
+    std::fs::create_dir_all(&markers).unwrap();
+    for index in 0..2 {
+        std::fs::write(markers.join(format!("healthy-{index}")), b"").unwrap();
+    }
+    let output = cluster.run_job("shop", &shop_job(&markers));
+    assert!(output.status.success(), "{}", output_text(&output));
+    let status = cluster.wait_for_allocs("shop", AllocClientStatus::Running, 2).await;
+
+    // The ports the scheduler gave each allocation, by node.
+    let mut expected: BTreeSet<(String, u16)> = BTreeSet::new();
+    for entry in &status.allocs {
+        let alloc = cluster.client.allocation(&entry.id.to_string()).await.unwrap();
+        let port = alloc.ports.iter().find(|port| port.label == "http").expect("an http port").value;
+        expected.insert((alloc.node_name.clone(), port));
+    }
+    assert_eq!(expected.len(), 2);
+
+    // Both instances pass their checks: the catalogue lists them.
+    cluster
+        .wait_for("two healthy instances of shop", || async {
+            cluster.client.service_instances("shop", None, true, None).await.is_ok_and(|(found, _)| found.len() == 2)
+        })
+        .await;
+    let (instances, _) = cluster.client.service_instances("shop", None, false, None).await.unwrap();
+    let listed: BTreeSet<(String, u16)> =
+        instances.iter().map(|instance| (instance.node_name.clone(), instance.port.expect("a port"))).collect();
+    assert_eq!(listed, expected, "the catalogue announces the allocated ports");
+    assert!(instances.iter().all(|instance| instance.meta.get("team").map(String::as_str) == Some("retail")));
+
+    let info = cluster.cli(&["service", "info", "shop"]);
+    let info_text = String::from_utf8_lossy(&info.stdout).into_owned();
+    assert!(info.status.success(), "{}", output_text(&info));
+    for (node, port) in &expected {
+        assert!(info_text.contains(node.as_str()) && info_text.contains(&port.to_string()), "{info_text}");
+    }
+    let list = cluster.cli(&["service", "list"]);
+    let list_text = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(list.status.success() && list_text.contains("shop") && list_text.contains("v1"), "{}", output_text(&list));
+    let tagged = cluster.cli(&["service", "info", "shop", "--tag", "0", "--json"]);
+    let tagged: Vec<serde_json::Value> = serde_json::from_slice(&tagged.stdout).expect("JSON instances");
+    assert_eq!(tagged.len(), 1, "the tag interpolated from NOMAD_ALLOC_INDEX picks one instance");
+    let unknown = cluster.cli(&["service", "info", "shpo"]);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("did you mean \"shop\""), "{}", output_text(&unknown));
+
+    // DNS: SRV with the ports and the nodes as targets, over UDP and TCP.
+    let srv_of = |answers: Vec<String>| -> BTreeSet<(String, u16)> {
+        answers
+            .iter()
+            .map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                assert_eq!(fields.len(), 4, "an SRV answer: {line}");
+                let node = fields[3].trim_end_matches(".node.drover.").to_owned();
+                (node, fields[2].parse().expect("a port"))
+            })
+            .collect()
+    };
+    assert_eq!(srv_of(dig(dns_port, &[], "SRV", "_shop._tcp.service.drover")), expected);
+    assert_eq!(srv_of(dig(dns_port, &["+tcp"], "SRV", "_shop._tcp.service.drover")), expected);
+    assert_eq!(dig(dns_port, &[], "SRV", "1.shop.service.drover").len(), 1, "TAG.NAME narrows to one");
+    assert!(!dig(dns_port, &[], "A", "shop.service.drover").is_empty());
+    assert_eq!(dig(dns_port, &[], "A", "n1.node.drover").len(), 1);
+    assert_eq!(dig_status(dns_port, "A", "nothing.service.drover"), "NXDOMAIN");
+    assert_eq!(dig_status(dns_port, "A", "example.com"), "REFUSED");
+
+    // The check of instance 0 fails: it leaves DNS, and comes back.
+    let failing_node = instances
+        .iter()
+        .find(|instance| instance.tags.contains(&"0".to_owned()))
+        .map(|instance| instance.node_name.clone())
+        .expect("instance 0");
+    std::fs::remove_file(markers.join("healthy-0")).unwrap();
+    let remaining: BTreeSet<(String, u16)> =
+        expected.iter().filter(|(node, _)| *node != failing_node).cloned().collect();
+    cluster
+        .wait_for("the failing instance to leave DNS", || async {
+            srv_of(dig(dns_port, &[], "SRV", "_shop._tcp.service.drover")) == remaining
+        })
+        .await;
+    let (healthy, _) = cluster.client.service_instances("shop", None, true, None).await.unwrap();
+    assert_eq!(healthy.len(), 1);
+    let (all, _) = cluster.client.service_instances("shop", None, false, None).await.unwrap();
+    assert_eq!(all.len(), 2, "a failing instance stays in the catalogue, critical");
+
+    std::fs::write(markers.join("healthy-0"), b"").unwrap();
+    cluster
+        .wait_for("the instance to return to DNS", || async {
+            srv_of(dig(dns_port, &[], "SRV", "_shop._tcp.service.drover")) == expected
+        })
+        .await;
+
+    // Stopping the job empties the catalogue.
+    let stop = cluster.cli(&["job", "stop", "shop"]);
+    assert!(stop.status.success(), "{}", output_text(&stop));
+    cluster
+        .wait_for("the service to leave DNS", || async {
+            dig_status(dns_port, "SRV", "_shop._tcp.service.drover") == "NXDOMAIN"
+        })
+        .await;
+}
