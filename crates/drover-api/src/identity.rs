@@ -300,6 +300,7 @@ fn action_of(method: &Method, route: &str) -> String {
         ("POST", paths::JOB_REVERT) => "job.revert",
         ("POST", paths::JOB_PERIODIC_FORCE) => "job.periodic_force",
         ("POST", paths::JOB_DISPATCH) => "job.dispatch",
+        ("POST", paths::JOB_SCALE) => "job.scale",
         ("POST", paths::NODE_DRAIN) => "node.drain",
         ("POST", paths::NODE_ELIGIBILITY) => "node.eligibility",
         ("POST", paths::NODE_PROTECTION) => "node.protect",

@@ -584,6 +584,13 @@ impl Client {
         self.post(&paths::fill(paths::JOB_DISPATCH, &[job_id]), request).await
     }
 
+    /// `POST /v1/job/{id}/scale`: registers a new version of the job with
+    /// `group`'s count set to `count` (refused outside its `scaling` bounds).
+    pub async fn scale_job(&self, job_id: &str, group: &str, count: u32) -> Result<RegisterJobResponse> {
+        self.post(&paths::fill(paths::JOB_SCALE, &[job_id]), &serde_json::json!({ "group": group, "count": count }))
+            .await
+    }
+
     /// `POST /v1/job/{id}/periodic/force`.
     pub async fn force_periodic(&self, job_id: &str) -> Result<RegisterJobResponse> {
         self.post(&paths::fill(paths::JOB_PERIODIC_FORCE, &[job_id]), &serde_json::json!({})).await

@@ -35,6 +35,9 @@ pub const JOB_REVERT: &str = "/v1/job/{job_id}/revert";
 pub const JOB_PERIODIC_FORCE: &str = "/v1/job/{job_id}/periodic/force";
 /// Launch a child of a parameterized job (`drover job dispatch`).
 pub const JOB_DISPATCH: &str = "/v1/job/{job_id}/dispatch";
+/// `POST`: a new version of the job with one group's count changed
+/// (`drover job scale`).
+pub const JOB_SCALE: &str = "/v1/job/{job_id}/scale";
 
 // Services (docs/services.md).
 /// `GET` the services of the catalogue (blocking query).
@@ -321,6 +324,7 @@ pub const ALL: &[&str] = &[
     JOB_REVERT,
     JOB_PERIODIC_FORCE,
     JOB_DISPATCH,
+    JOB_SCALE,
     SERVICES,
     SERVICE,
     ALLOCATIONS,

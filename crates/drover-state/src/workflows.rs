@@ -51,13 +51,13 @@ impl State {
             }
             WorkflowOp::UpdateStep { id, position, step, now } => {
                 let workflow = self.workflows.get_mut(id).ok_or_else(|| CodedError::not_found("workflow", id))?;
-                let mut changed = Workflow::clone(workflow);
-                if !changed.update_step(*position, step.clone(), *now) {
+                // In place unless a published state shares it: a workflow of
+                // 10,000 steps is not copied for each of its step updates.
+                if !Arc::make_mut(workflow).update_step(*position, step.clone(), *now) {
                     return Err(CodedError::conflict(format!(
                         "step {position} of workflow {id} has ended or does not exist; not changed"
                     )));
                 }
-                *workflow = Arc::new(changed);
                 Ok(())
             }
             WorkflowOp::Pause { id, paused, by } => {

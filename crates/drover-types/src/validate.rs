@@ -429,6 +429,12 @@ impl Checker {
         self.length("services", task.services.len(), MAX_ITEMS);
         for service in &task.services {
             self.label("service name", &service.name);
+            self.service_tags("tags", &service.tags);
+            self.service_tags("canary_tags", &service.canary_tags);
+            self.map("service meta", &service.meta);
+            if let Some(address) = &service.address {
+                self.annotation("a service address", address, MAX_RULE_CHARS);
+            }
             self.length("checks of a service", service.checks.len(), MAX_ITEMS);
             for check in &service.checks {
                 self.label("check name", &check.name);
@@ -595,6 +601,27 @@ impl Checker {
                 ));
             }
             self.text(&format!("{what} {key:?}"), value, MAX_VALUE_CHARS);
+        }
+    }
+
+    /// A service's `tags` or `canary_tags`: at most [`MAX_MAP_ENTRIES`],
+    /// each at most [`MAX_RULE_CHARS`] (routing rules such as Traefik's
+    /// travel in tags).
+    fn service_tags(&mut self, what: &str, tags: &[String]) {
+        self.length(&format!("service {what}"), tags.len(), MAX_MAP_ENTRIES);
+        for tag in tags.iter().take(MAX_MAP_ENTRIES) {
+            self.annotation(&format!("a service tag in {what}"), tag, MAX_RULE_CHARS);
+        }
+    }
+
+    /// Free text announced as it is: at most `limit` characters, no control
+    /// characters.
+    fn annotation(&mut self, what: &str, text: &str, limit: usize) {
+        if text.chars().count() > limit || text.chars().any(char::is_control) {
+            self.report(format!(
+                "{what} {:?} is not valid: give at most {limit} characters without control characters",
+                crate::text::truncated(text, 64)
+            ));
         }
     }
 
@@ -880,5 +907,46 @@ mod tests {
         let task = twice.groups[0].tasks[0].clone();
         twice.groups[0].tasks.push(task);
         assert!(problems(&twice).contains("appears twice"));
+    }
+
+    #[test]
+    fn service_tags_meta_and_address_have_limits() {
+        let with_service = |service: crate::job::Service| {
+            let mut job = job();
+            job.groups[0].tasks[0].services = vec![crate::job::Service { name: "web".to_owned(), ..service }];
+            job
+        };
+        let fitting = crate::job::Service {
+            tags: vec!["t".repeat(MAX_RULE_CHARS); MAX_MAP_ENTRIES],
+            canary_tags: vec!["canary".to_owned()],
+            meta: (0..MAX_MAP_ENTRIES).map(|n| (format!("k{n}"), "v".to_owned())).collect(),
+            address: Some("a".repeat(MAX_RULE_CHARS)),
+            ..crate::job::Service::default()
+        };
+        assert_eq!(with_service(fitting).validate(), Ok(()));
+
+        let many_tags = crate::job::Service { tags: vec!["t".to_owned(); MAX_MAP_ENTRIES + 1], ..Default::default() };
+        assert!(problems(&with_service(many_tags)).contains("257 service tags are more than the limit of 256"));
+        let many_canary_tags = crate::job::Service { canary_tags: vec!["t".to_owned(); 1_000], ..Default::default() };
+        assert!(problems(&with_service(many_canary_tags)).contains("1000 service canary_tags are more than"));
+        let long_tag = crate::job::Service { tags: vec!["t".repeat(MAX_RULE_CHARS + 1)], ..Default::default() };
+        let long_tag = problems(&with_service(long_tag));
+        assert!(long_tag.contains("task \"server\": a service tag in tags") && long_tag.contains("1024"), "{long_tag}");
+        let control = crate::job::Service { canary_tags: vec!["a\nb".to_owned()], ..Default::default() };
+        assert!(problems(&with_service(control)).contains("a service tag in canary_tags \"a\\nb\" is not valid"));
+
+        let many_meta = crate::job::Service {
+            meta: (0..=MAX_MAP_ENTRIES).map(|n| (format!("k{n}"), "v".to_owned())).collect(),
+            ..Default::default()
+        };
+        assert!(problems(&with_service(many_meta)).contains("257 service meta are more than the limit of 256"));
+        let nul_meta = crate::job::Service {
+            meta: std::collections::BTreeMap::from([("k".to_owned(), "a\0b".to_owned())]),
+            ..Default::default()
+        };
+        assert!(problems(&with_service(nul_meta)).contains("service meta \"k\" contains a NUL character"));
+
+        let long_address = crate::job::Service { address: Some("a".repeat(MAX_RULE_CHARS + 1)), ..Default::default() };
+        assert!(problems(&with_service(long_address)).contains("a service address"));
     }
 }

@@ -36,6 +36,13 @@ use crate::{NodeId, NodeLabels, Timestamp};
 /// Bytes of a provider command's output kept with its step.
 pub const STEP_OUTPUT_MAX: usize = 16 * 1024;
 
+/// Bytes of output, and as many of error, that all the steps of one
+/// workflow keep together: a workflow of more than 1,280 steps keeps less
+/// than [`STEP_OUTPUT_MAX`] per step ([`Workflow::step_output_max`]), so
+/// 10,000 steps stay under 50 MB of replicated state (docs/benchmarks.md,
+/// "Machine workflows").
+pub const WORKFLOW_OUTPUT_BUDGET: usize = 20 * 1024 * 1024;
+
 /// What a workflow does to each of its machines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -308,6 +315,12 @@ impl Maintenance {
 }
 
 impl Workflow {
+    /// Bytes of output (and of error) each step keeps: [`STEP_OUTPUT_MAX`],
+    /// or the workflow's share of [`WORKFLOW_OUTPUT_BUDGET`] when smaller.
+    pub fn step_output_max(&self) -> usize {
+        (WORKFLOW_OUTPUT_BUDGET / self.steps.len().max(1)).min(STEP_OUTPUT_MAX)
+    }
+
     /// The least time between two step starts under the rate cap.
     pub fn start_interval(&self) -> Duration {
         match self.rate_per_minute {
@@ -359,17 +372,25 @@ impl Workflow {
         self.steps.iter().filter_map(|step| step.started_at).max().map(|last| last.plus(interval))
     }
 
-    /// Replaces step `position` with `step`, then ends the workflow when
+    /// Replaces step `position` with `step` (its output and error cut to
+    /// [`Workflow::step_output_max`] bytes), then ends the workflow when
     /// its steps say so. A step that has ended is not changed again, and
     /// nothing changes in a workflow that has ended (a late report of a
     /// cancelled step). Returns whether the step was replaced.
-    pub fn update_step(&mut self, position: usize, step: WorkflowStep, now: Timestamp) -> bool {
+    pub fn update_step(&mut self, position: usize, mut step: WorkflowStep, now: Timestamp) -> bool {
+        let kept = self.step_output_max();
         let Some(current) = self.steps.get_mut(position) else { return false };
         if self.status != WorkflowStatus::Running || current.phase.is_terminal() || current.node != step.node {
             return false;
         }
+        keep_first_bytes(&mut step.output, kept);
+        keep_first_bytes(&mut step.error, kept);
+        let ended = step.phase.is_terminal();
         *current = step;
-        self.settle(now);
+        // Only an ended step can fail the workflow or end its last step.
+        if ended {
+            self.settle(now);
+        }
         true
     }
 
@@ -447,6 +468,19 @@ impl Workflow {
             count(StepPhase::is_in_flight),
             count(|phase| phase == StepPhase::Pending),
         )
+    }
+}
+
+/// Cuts `text` to at most `max` bytes, at a character boundary, and frees
+/// what was cut.
+pub fn keep_first_bytes(text: &mut String, max: usize) {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.shrink_to_fit();
     }
 }
 
@@ -610,6 +644,22 @@ mod tests {
         assert!(workflow.set_paused(None).unwrap_err().contains("is not paused"));
         workflow.cancel("bob", Timestamp::from_millis(5));
         assert!(workflow.set_paused(Some("bob".to_owned())).unwrap_err().contains("has ended (cancelled)"));
+    }
+
+    #[test]
+    fn a_workflow_of_many_steps_keeps_less_output_per_step() {
+        assert_eq!(workflow(None, 1, 1_280).step_output_max(), STEP_OUTPUT_MAX);
+        let mut many = workflow(None, 1, 10_000);
+        assert_eq!(many.step_output_max(), WORKFLOW_OUTPUT_BUDGET / 10_000);
+        let mut step = many.steps[0].clone();
+        step.phase = StepPhase::Failed;
+        step.output = "é".repeat(STEP_OUTPUT_MAX);
+        step.error = "x".repeat(STEP_OUTPUT_MAX);
+        assert!(many.update_step(0, step, Timestamp::from_millis(1)));
+        let kept = &many.steps[0];
+        assert!(kept.output.len() <= many.step_output_max() && kept.output.len() + 1 >= many.step_output_max());
+        assert!(kept.output.chars().all(|character| character == 'é'));
+        assert_eq!(kept.error.len(), many.step_output_max());
     }
 
     #[test]

@@ -287,3 +287,57 @@ pub(super) async fn dispatch(
     caller.require_on(AclScope::Job, Capability::Submit, &job_id)?;
     Ok(Json(app.server.dispatch_job(&JobId::new(job_id), request).await?))
 }
+
+/// The body of `POST /v1/job/{id}/scale`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ScaleRequest {
+    /// The group whose count changes.
+    group: String,
+    /// The new count.
+    count: u32,
+}
+
+/// `POST /v1/job/{id}/scale`: registers a new version of the job with one
+/// group's count changed. It goes through the job registration path, so
+/// validation (a `scaling` block's `min`/`max`), versioning and the
+/// evaluation are those of `drover job run`; it takes the capability of a
+/// job submission on the job's id and is audited as `job.scale`.
+pub(super) async fn scale(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(job_id): ApiPath<String>,
+    ApiJson(request): ApiJson<ScaleRequest>,
+) -> ApiResult<Json<RegisterJobResponse>> {
+    caller.require_on(AclScope::Job, Capability::Submit, &job_id)?;
+    let state = app.server.consistent_state().await?;
+    let mut job = Job::clone(find_job(&state, &job_id)?);
+    scaled(&mut job, &request.group, request.count)?;
+    Ok(Json(app.server.register_job(job).await?))
+}
+
+/// `job` with `group`'s count set to `count`, or why not: an unknown group,
+/// or a count outside the group's `scaling` bounds (checked here too, so
+/// the message names the command rather than the job file).
+fn scaled(job: &mut Job, group_name: &str, count: u32) -> ApiResult<()> {
+    let known: Vec<&str> = job.groups.iter().map(|group| group.name.as_str()).collect();
+    let known = known.join(", ");
+    let job_id = job.id.to_string();
+    let Some(group) = job.groups.iter_mut().find(|group| group.name == group_name) else {
+        return Err(ApiError(
+            CodedError::not_found("group", format!("{job_id}/{group_name}"))
+                .with_hint(format!("job {job_id:?} has the groups {known}")),
+        ));
+    };
+    if let Some(scaling) = &group.scaling
+        && !(scaling.min..=scaling.max).contains(&count)
+    {
+        return Err(ApiError::invalid(format!(
+            "cannot scale group {group_name:?} of job {job_id:?} to {count}: its scaling block allows {} to {}; \
+             pick a count in that range or change the scaling block in the job file",
+            scaling.min, scaling.max
+        )));
+    }
+    group.count = count;
+    Ok(())
+}

@@ -57,6 +57,7 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route(paths::JOB_REVERT, post(jobs::revert))
         .route(paths::JOB_PERIODIC_FORCE, post(jobs::force_periodic))
         .route(paths::JOB_DISPATCH, post(jobs::dispatch))
+        .route(paths::JOB_SCALE, post(jobs::scale))
         .route(paths::SERVICES, get(services::list))
         .route(paths::SERVICE, get(services::instances))
         .route(paths::ALLOCATIONS, get(allocs::list))

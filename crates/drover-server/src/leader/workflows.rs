@@ -31,7 +31,8 @@ use drover_react::{PlaceholderSet, Template};
 use drover_state::{Command, State};
 use drover_types::acl::{AuditEvent, AuditOutcome, JoinRole};
 use drover_types::workflow::{
-    MachineOperation, MaintenanceReboot, STEP_OUTPUT_MAX, StepPhase, Workflow, WorkflowOp, WorkflowStatus, WorkflowStep,
+    MachineOperation, MaintenanceReboot, STEP_OUTPUT_MAX, StepPhase, Workflow, WorkflowOp, WorkflowStatus,
+    WorkflowStep, keep_first_bytes,
 };
 use drover_types::{Node, NodeEligibility, NodeStatus, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -564,7 +565,13 @@ impl Runner {
     }
 
     /// Proposes the step's new phase and audits it; whether it was recorded.
-    async fn record(&self, workflow: &Workflow, position: usize, step: WorkflowStep, what: &str) -> bool {
+    /// The step's output and error are cut to the workflow's share of the
+    /// output budget here, so that no proposal carries more than the state
+    /// keeps.
+    async fn record(&self, workflow: &Workflow, position: usize, mut step: WorkflowStep, what: &str) -> bool {
+        let keep = workflow.step_output_max();
+        keep_first_bytes(&mut step.output, keep);
+        keep_first_bytes(&mut step.error, keep);
         let now = Timestamp::now();
         let node = step.node.clone();
         let phase = step.phase;
@@ -658,13 +665,7 @@ fn timeout_text(workflow: &Workflow) -> String {
 
 /// Cuts an output to [`STEP_OUTPUT_MAX`] bytes at a character boundary.
 fn truncate(text: &mut String) {
-    if text.len() > STEP_OUTPUT_MAX {
-        let mut end = STEP_OUTPUT_MAX;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    keep_first_bytes(text, STEP_OUTPUT_MAX);
 }
 
 #[cfg(test)]

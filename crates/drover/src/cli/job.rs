@@ -11,9 +11,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use drover_client::{Client, ClientError, Wait};
 use drover_jobspec::{Source, VarInputs};
-use drover_proto::api::{AllocListEntry, DispatchJobRequest, JobListEntry, JobStatusResponse};
+use drover_proto::api::{AllocListEntry, DispatchJobRequest, JobListEntry, JobStatusResponse, PlanResponse};
 use drover_types::{
-    AllocClientStatus, AllocDesiredStatus, AllocId, DeploymentStatus, EvalStatus, Job, JobType, TaskEvent,
+    AllocClientStatus, AllocDesiredStatus, AllocId, DeploymentStatus, EvalStatus, Job, JobType, PlacementFailure,
+    TaskEvent,
 };
 
 use super::ServerAddress;
@@ -111,6 +112,24 @@ pub(crate) enum JobCommand {
         /// The version to run.
         #[arg(id = "job_version", value_name = "VERSION")]
         version: u64,
+        /// Return once registered, without waiting.
+        #[arg(long)]
+        detach: bool,
+        /// How long to wait for the rollout.
+        #[arg(long, default_value = "10m", value_parser = crate::roles::parse_duration)]
+        timeout: Duration,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Change how many instances of a group run: registers a new version
+    /// of the job with the group's count changed, and waits for the rollout.
+    Scale {
+        /// The job.
+        job: String,
+        /// The group.
+        group: String,
+        /// The new count (within the group's `scaling` bounds, if any).
+        count: u32,
         /// Return once registered, without waiting.
         #[arg(long)]
         detach: bool,
@@ -254,11 +273,37 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
             Err(code) => Ok(code),
         },
         JobCommand::Plan { file, vars, json, server } => {
-            let job = match parse_file(&file, &vars)? {
-                Ok(job) => job,
-                Err(code) => return Ok(code),
+            // Like `nomad job plan`: 0 without changes, 1 with changes,
+            // 255 for any error (so that a CI step can tell them apart).
+            let job = match parse_file(&file, &vars) {
+                Ok(Ok(job)) => job,
+                Ok(Err(_)) => return Ok(plan_error()),
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    return Ok(plan_error());
+                }
             };
-            job_plan(&server.client()?, &job, json).await
+            let planned = async { job_plan(&server.client()?, &job, json).await };
+            match planned.await {
+                Ok(code) => Ok(code),
+                Err(error) => {
+                    eprintln!("error: {error:#}");
+                    Ok(plan_error())
+                }
+            }
+        }
+        JobCommand::Scale { job, group, count, detach, timeout, server } => {
+            let client = server.client()?;
+            let registered = client.scale_job(&job, &group, count).await?;
+            if !registered.changed {
+                println!("Group {group:?} of job {job:?} already runs {count} instance(s); nothing changed.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "Group {group:?} of job {job:?} scaled to {count}, registered as version {}",
+                registered.job_version
+            );
+            follow_unless_detached(&client, &job, &registered, detach, timeout).await
         }
         JobCommand::History { job, json, server } => job_history(&server.client()?, &job, json).await,
         JobCommand::Revert { job, version, detach, timeout, server } => {
@@ -268,11 +313,7 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
                 "Job {job:?} reverted to the specification of version {version}, registered as version {}",
                 registered.job_version
             );
-            if detach {
-                return Ok(ExitCode::SUCCESS);
-            }
-            let current = client.job(&job).await?;
-            follow_with_progress(&client, &current, &registered, timeout, false).await
+            follow_unless_detached(&client, &job, &registered, detach, timeout).await
         }
         JobCommand::Promote { job, server } => {
             let deployment = server.client()?.promote_job(&job).await?;
@@ -491,11 +532,49 @@ fn recent_task_events(allocs: &[AllocListEntry], limit: usize) -> Vec<((&AllocLi
     events
 }
 
+/// `drover job plan`'s status for an error, as `nomad job plan`'s.
+fn plan_error() -> ExitCode {
+    ExitCode::from(255)
+}
+
+/// `drover job plan`'s status: 1 when registering would change the job or
+/// its allocations (like `nomad job plan`, for CI), 0 otherwise.
+fn plan_status(plan: &PlanResponse) -> ExitCode {
+    let places_or_stops = plan
+        .changes
+        .values()
+        .any(|changes| changes.place + changes.stop + changes.in_place + changes.destructive + changes.migrate > 0);
+    if plan.changed || places_or_stops { ExitCode::from(1) } else { ExitCode::SUCCESS }
+}
+
+/// Why a group cannot be placed, for `drover job plan`: "0 nodes match"
+/// and the constraint that filtered every ready node, when one did;
+/// otherwise the failure's summary.
+fn placement_failure_line(group: &str, failure: &PlacementFailure) -> String {
+    let candidates = failure.nodes_evaluated.saturating_sub(failure.nodes_not_ready + failure.nodes_wrong_zone);
+    let filtered: u32 = failure.constraint_filtered.values().sum();
+    if failure.nodes_evaluated > 0 && filtered > 0 && filtered >= candidates {
+        let constraints: Vec<String> = failure
+            .constraint_filtered
+            .iter()
+            .map(|(constraint, count)| {
+                format!("constraint {constraint} filtered {count} of {candidates} ready node(s)")
+            })
+            .collect();
+        return format!(
+            "group {group:?}: 0 nodes match: {}; {} allocation(s) cannot be placed",
+            constraints.join(", "),
+            failure.num_unplaced
+        );
+    }
+    format!("group {group:?}: {} cannot be placed: {}", failure.num_unplaced, failure.summary())
+}
+
 pub(crate) async fn job_plan(client: &Client, job: &Job, json: bool) -> anyhow::Result<ExitCode> {
     let plan = client.plan_job(job).await?;
     if json {
         print_json(&plan)?;
-        return Ok(ExitCode::SUCCESS);
+        return Ok(plan_status(&plan));
     }
     if plan.changed {
         println!("Job {:?} would be registered as version {}.", job.id.as_str(), plan.next_version);
@@ -528,10 +607,10 @@ pub(crate) async fn job_plan(client: &Client, job: &Job, json: bool) -> anyhow::
         println!("- All allocations can be placed.");
     } else {
         for (group, failure) in &plan.failed {
-            println!("- group {group:?}: {} cannot be placed: {}", failure.num_unplaced, failure.summary());
+            println!("- {}", placement_failure_line(group, failure));
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(plan_status(&plan))
 }
 
 /// `-meta key=value`.
@@ -540,6 +619,22 @@ fn parse_meta(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("{text:?} is not key=value: write -meta commit=abc123")),
     }
+}
+
+/// Follows the rollout of a version the servers registered for `job`
+/// (a revert, a scale) unless `--detach`.
+async fn follow_unless_detached(
+    client: &Client,
+    job: &str,
+    registered: &drover_proto::api::RegisterJobResponse,
+    detach: bool,
+    timeout: Duration,
+) -> anyhow::Result<ExitCode> {
+    if detach {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let current = client.job(job).await?;
+    follow_with_progress(client, &current, registered, timeout, false).await
 }
 
 /// A dispatch's payload from `path`, `-` for standard input, refused past

@@ -291,25 +291,40 @@ fn create_machines(cluster: &Cluster, names: &str) {
 }
 
 /// The phases each node's step went through in workflow `id`, in order,
-/// from the audit log.
-async fn phases_from_audit(cluster: &Cluster, kind: &str, id: &str) -> std::collections::BTreeMap<String, Vec<String>> {
+/// from the audit log, once each of the `nodes` steps has its `done`
+/// event (audit events are committed in groups after the workflow's own
+/// state, so the last may lag the workflow's status), or after 30 s.
+async fn phases_from_audit(
+    cluster: &Cluster,
+    kind: &str,
+    id: &str,
+    nodes: usize,
+) -> std::collections::BTreeMap<String, Vec<String>> {
     let query = AuditQuery { kind: Some(kind.to_owned()), ..AuditQuery::default() };
-    let mut events: Vec<_> = cluster
-        .client
-        .audit(&query)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|event| event.details.starts_with(&format!("workflow {id} ")))
-        .collect();
-    events.sort_by_key(|event| event.at.as_millis());
-    let mut phases: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
-    for event in events {
-        // "workflow ID step N: PHASE: what"
-        let phase = event.details.split(": ").nth(1).unwrap_or_default().to_owned();
-        phases.entry(event.target.clone()).or_default().push(phase);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut events: Vec<_> = cluster
+            .client
+            .audit(&query)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|event| event.details.starts_with(&format!("workflow {id} ")))
+            .collect();
+        events.sort_by_key(|event| event.at.as_millis());
+        let mut phases: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+        for event in events {
+            // "workflow ID step N: PHASE: what"
+            let phase = event.details.split(": ").nth(1).unwrap_or_default().to_owned();
+            phases.entry(event.target.clone()).or_default().push(phase);
+        }
+        let all_done =
+            phases.len() >= nodes && phases.values().all(|list| list.last().is_some_and(|last| last == "done"));
+        if all_done || std::time::Instant::now() > deadline {
+            return phases;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    phases
 }
 
 /// The most steps of `workflow` in flight at once, from their start and
@@ -438,7 +453,7 @@ async fn a_rolling_maintenance_runs_reboots_and_verifies_two_nodes_at_a_time_and
     }
     // Each node went drain → run → reboot → wait → verify → done, and at
     // most two were out at once (two were).
-    let phases = phases_from_audit(&cluster, "workflow.maintain", &workflow.id).await;
+    let phases = phases_from_audit(&cluster, "workflow.maintain", &workflow.id, names.len()).await;
     for name in names {
         let expected = ["draining", "running", "provider", "waiting", "verifying", "done"];
         assert_eq!(phases.get(name).map(Vec::as_slice), Some(&expected.map(str::to_owned)[..]), "{phases:#?}");
@@ -545,7 +560,7 @@ async fn a_delete_without_drain_never_drains_and_forgets_the_node_once_its_agent
     assert!(deleted.status.success(), "{}\n{}", text(&deleted), cluster.logs());
     let workflow = latest_workflow(&cluster).await;
     assert!(!workflow.drain && workflow.status == WorkflowStatus::Succeeded, "{workflow:#?}");
-    let phases = phases_from_audit(&cluster, "workflow.delete", &workflow.id).await;
+    let phases = phases_from_audit(&cluster, "workflow.delete", &workflow.id, 1).await;
     let expected = ["provider", "purging", "done"].map(str::to_owned);
     assert_eq!(phases.get("d1").map(Vec::as_slice), Some(&expected[..]), "{phases:#?}");
     assert!(cluster.client.node("d1").await.is_err(), "d1 is forgotten");

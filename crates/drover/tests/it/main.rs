@@ -18,6 +18,7 @@ mod ha;
 mod hardening;
 mod inventory;
 mod job_kinds;
+mod job_plan;
 mod log_replication;
 mod logs;
 mod machines;
