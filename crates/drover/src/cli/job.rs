@@ -267,6 +267,9 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
                         job.groups.len(),
                         num_tasks
                     );
+                    for note in scaling_notes(&job) {
+                        eprintln!("note: {note}");
+                    }
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -619,6 +622,27 @@ fn parse_meta(text: &str) -> Result<(String, String), String> {
         Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
         _ => Err(format!("{text:?} is not key=value: write -meta commit=abc123")),
     }
+}
+
+/// What `job validate` says of `scaling` policies, which drover keeps and
+/// never acts on: it has no autoscaler, so nothing is silently ignored.
+fn scaling_notes(job: &Job) -> Vec<String> {
+    job.groups
+        .iter()
+        .filter_map(|group| Some((group, group.scaling.as_ref()?)))
+        .filter(|(_, scaling)| scaling.has_policy)
+        .map(|(group, scaling)| {
+            format!(
+                "group {:?}: the scaling policy is kept but not acted on (drover has no autoscaler); \
+                 change the count with drover job scale {} {} N, between {} and {}",
+                group.name,
+                job.id.as_str(),
+                group.name,
+                scaling.min,
+                scaling.max
+            )
+        })
+        .collect()
 }
 
 /// Follows the rollout of a version the servers registered for `job`
@@ -1086,6 +1110,43 @@ mod tests {
     fn job(hcl: &str) -> Job {
         let source = Source::new("test.nomad.hcl", hcl);
         drover_jobspec::parse_job(&source, &VarInputs::default()).unwrap()
+    }
+
+    #[test]
+    fn validate_notes_a_scaling_policy_it_will_not_act_on() {
+        let with_policy = job(r#"
+job "web" {
+  group "web" {
+    count = 2
+    scaling {
+      min = 1
+      max = 4
+      policy { cooldown = "1m" }
+    }
+    task "web" {
+      driver = "raw_exec"
+      config { command = "/bin/true" }
+    }
+  }
+}
+"#);
+        assert_eq!(
+            scaling_notes(&with_policy),
+            ["group \"web\": the scaling policy is kept but not acted on (drover has no autoscaler); \
+                 change the count with drover job scale web web N, between 1 and 4"]
+        );
+        let bounds_only = job(r#"
+job "web" {
+  group "web" {
+    scaling { max = 4 }
+    task "web" {
+      driver = "raw_exec"
+      config { command = "/bin/true" }
+    }
+  }
+}
+"#);
+        assert!(scaling_notes(&bounds_only).is_empty());
     }
 
     /// A service of two allocations that exits at once (`exit 3`), with no
