@@ -198,7 +198,9 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     let serving = tokio::spawn(serve(listener, server.clone()));
     let dns = drover_server::dns::DnsSettings { bind: args.dns_bind, ttl: drover_server::dns::DEFAULT_TTL };
     if let Err(error) = drover_server::dns::serve(&server, dns).await {
-        tracing::warn!(%error, address = %args.dns_bind, "no DNS interface: the address is taken (--dns-bind picks another)");
+        // DNS is an extra of the one-minute try: another drover dev (or a
+        // Consul agent) on the port is no fault of this run, so info.
+        tracing::info!(%error, address = %args.dns_bind, "DNS is off: the address is taken (--dns-bind picks another)");
     }
 
     let agent = Agent::start(AgentConfig {
