@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use drover_collect::Error as RunError;
-use drover_collect::process::BoundedCommand;
+use drover_collect::process::{BoundedCommand, Finished};
 use tokio_util::sync::CancellationToken;
 
 use drover_proto::session::ResponseBody;
@@ -41,14 +41,6 @@ pub(crate) struct ExecPolicy {
 /// Runs the command and returns the answer for the server. Never fails:
 /// every problem becomes the answer's `error`.
 pub(crate) async fn run(request: ExecRequest, cancel: CancellationToken) -> ResponseBody {
-    let failed = |error: String| ResponseBody::Exited {
-        exit_code: None,
-        error,
-        timed_out: false,
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-        truncated: false,
-    };
     let mut command = BoundedCommand::new("/bin/sh", request.timeout, request.max_output_bytes);
     command.arg("-c").arg(&request.command).linger(LINGER);
     if !request.stdin.is_empty() {
@@ -85,10 +77,27 @@ pub(crate) async fn run(request: ExecRequest, cancel: CancellationToken) -> Resp
         Err(RunError::Spawn { source, .. }) => return failed(format!("cannot start /bin/sh: {source}")),
         Err(error) => return failed(error.to_string()),
     };
+    exited(finished, request.timeout)
+}
+
+/// The answer for a command that could not run: `error` says why.
+pub(crate) fn failed(error: String) -> ResponseBody {
+    ResponseBody::Exited {
+        exit_code: None,
+        error,
+        timed_out: false,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+        truncated: false,
+    }
+}
+
+/// The answer for a command that ran (or was stopped) with `timeout`.
+pub(crate) fn exited(finished: Finished, timeout: Duration) -> ResponseBody {
     let error = if finished.cancelled {
         "cancelled".to_owned()
     } else if finished.timed_out {
-        format!("no exit within {}", drover_types::DurationSpec(request.timeout))
+        format!("no exit within {}", drover_types::DurationSpec(timeout))
     } else if let Some(signal) = finished.signal() {
         format!("killed by signal {signal}")
     } else {

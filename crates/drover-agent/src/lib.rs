@@ -23,6 +23,7 @@
 //! `probe.rs` probes) and decides the deployment health of allocations
 //! placed by a deployment (`deployment_health.rs`), as Nomad's client does.
 
+mod alloc_control;
 mod alloc_runner;
 mod checks;
 mod deployment_health;
@@ -37,6 +38,7 @@ mod prepare;
 mod probe;
 mod session;
 mod task;
+mod templates;
 #[cfg(test)]
 mod test_support;
 

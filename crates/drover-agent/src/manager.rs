@@ -132,6 +132,16 @@ impl AllocManager {
         runners.values().filter_map(|entry| entry.latest.lock().ok().and_then(|latest| latest.clone())).collect()
     }
 
+    /// Passes an operator's request to the allocation's runner. When this
+    /// agent has none, the request is dropped with its reply channel, and
+    /// the caller learns it from the closed channel.
+    pub(crate) async fn ask_runner(&self, alloc_id: &AllocId, request: crate::alloc_runner::OperatorRequest) {
+        let runners = self.runners.lock().await;
+        if let Some(entry) = runners.get(alloc_id) {
+            let _ = entry.control.send(RunnerControl::Operator(request));
+        }
+    }
+
     /// Stops every task and waits (dev-mode shutdown).
     pub(crate) async fn stop_all(&self) {
         let mut waiters = Vec::new();

@@ -17,14 +17,16 @@
 //!
 //! The rendered files of `env = true` templates are read again each time
 //! the task starts ([`template_env`]), so a restarted agent gives the task
-//! the same variables.
+//! the same variables, and a task restarted because its template changed
+//! (`crate::templates`) gets the new ones. [`rerender_templates`] is the
+//! watcher's half: render again, rewrite only what differs.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use drover_template::{Delimiters, parse_env_file};
+use drover_template::{ClusterData, Delimiters, parse_env_file};
 use drover_types::{ArtifactMode, Task, TaskArtifact, TaskTemplate, TemplateSource};
 use sha2::{Digest, Sha256};
 
@@ -60,11 +62,13 @@ impl Default for UnpackLimits {
 }
 
 /// Downloads the task's artifacts, then renders its templates, into
-/// `task_dir`. `env` is the task's environment (what `env "X"` reads).
+/// `task_dir`. `env` is the task's environment (what `env "X"` reads),
+/// `cluster` the variables and services its templates may read.
 pub(crate) async fn prepare_task_files(
     task: &Task,
     task_dir: &Path,
     env: &BTreeMap<String, String>,
+    cluster: &ClusterData,
 ) -> Result<(), String> {
     if !task.artifacts.is_empty() {
         let http = reqwest::Client::builder()
@@ -78,19 +82,57 @@ pub(crate) async fn prepare_task_files(
                 .map_err(|error| format!("artifact {}: {error}", artifact.source))?;
         }
     }
-    render_templates(task, task_dir, env)
+    render_templates(task, task_dir, env, cluster)
 }
 
 /// Renders every template of `task` into `task_dir`.
-pub(crate) fn render_templates(task: &Task, task_dir: &Path, env: &BTreeMap<String, String>) -> Result<(), String> {
+pub(crate) fn render_templates(
+    task: &Task,
+    task_dir: &Path,
+    env: &BTreeMap<String, String>,
+    cluster: &ClusterData,
+) -> Result<(), String> {
     for template in &task.templates {
-        render_template(template, task_dir, env)
+        let rendered = render_template(template, task_dir, env, cluster)
+            .map_err(|error| format!("template {}: {error}", template.destination))?;
+        write_file(&in_task_dir(task_dir, &template.destination)?, rendered.as_bytes(), template.perms)
             .map_err(|error| format!("template {}: {error}", template.destination))?;
     }
     Ok(())
 }
 
-fn render_template(template: &TaskTemplate, task_dir: &Path, env: &BTreeMap<String, String>) -> Result<(), String> {
+/// Renders the templates of `task` again (what they read changed) and
+/// rewrites those whose output differs from their file: the indexes of
+/// those templates in `task.templates`. A template whose file is not there
+/// yet (the task has not been prepared) is left for the task's start.
+pub(crate) fn rerender_templates(
+    task: &Task,
+    task_dir: &Path,
+    env: &BTreeMap<String, String>,
+    cluster: &ClusterData,
+) -> Result<Vec<usize>, String> {
+    let mut changed = Vec::new();
+    for (position, template) in task.templates.iter().enumerate() {
+        let destination = in_task_dir(task_dir, &template.destination)?;
+        let Ok(current) = std::fs::read_to_string(&destination) else { continue };
+        let rendered = render_template(template, task_dir, env, cluster)
+            .map_err(|error| format!("template {}: {error}", template.destination))?;
+        if rendered != current {
+            write_file(&destination, rendered.as_bytes(), template.perms)
+                .map_err(|error| format!("template {}: {error}", template.destination))?;
+            changed.push(position);
+        }
+    }
+    Ok(changed)
+}
+
+/// The text `template` renders to.
+fn render_template(
+    template: &TaskTemplate,
+    task_dir: &Path,
+    env: &BTreeMap<String, String>,
+    cluster: &ClusterData,
+) -> Result<String, String> {
     let text = match &template.source {
         TemplateSource::Data(text) => text.clone(),
         TemplateSource::File(path) => {
@@ -99,12 +141,12 @@ fn render_template(template: &TaskTemplate, task_dir: &Path, env: &BTreeMap<Stri
         }
     };
     let delimiters = Delimiters { left: template.left_delimiter.clone(), right: template.right_delimiter.clone() };
-    let rendered = drover_template::render(&text, &delimiters, env).map_err(|error| error.to_string())?;
+    let rendered = drover_template::render_with(&text, &delimiters, env, cluster).map_err(|error| error.to_string())?;
     if template.env {
         parse_env_file(&rendered)
             .map_err(|error| format!("env = true, but the rendered file is not KEY=value lines: {error}"))?;
     }
-    write_file(&in_task_dir(task_dir, &template.destination)?, rendered.as_bytes(), template.perms)
+    Ok(rendered)
 }
 
 /// `path` in the task directory; refused when it would leave it (the job
@@ -547,7 +589,7 @@ mod tests {
             ("NOMAD_PORT_http".to_owned(), "20123".to_owned()),
             ("NOMAD_TASK_NAME".to_owned(), "web".to_owned()),
         ]);
-        render_templates(&task, dir.path(), &env).unwrap();
+        render_templates(&task, dir.path(), &env, &ClusterData::default()).unwrap();
 
         let conf = dir.path().join("local/app.conf");
         assert_eq!(std::fs::read_to_string(&conf).unwrap(), "port = 20123\n");
@@ -565,10 +607,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut task = crate::test_support::task("web", "true", &[]);
         task.templates = vec![template(TemplateSource::File("local/missing.tpl".to_owned()), "local/x.conf", false)];
-        let error = render_templates(&task, dir.path(), &BTreeMap::new()).unwrap_err();
+        let error = render_templates(&task, dir.path(), &BTreeMap::new(), &ClusterData::default()).unwrap_err();
         assert!(error.starts_with("template local/x.conf: cannot read source"), "{error}");
         task.templates = vec![template(TemplateSource::Data("not env".to_owned()), "local/x.env", true)];
-        let error = render_templates(&task, dir.path(), &BTreeMap::new()).unwrap_err();
+        let error = render_templates(&task, dir.path(), &BTreeMap::new(), &ClusterData::default()).unwrap_err();
         assert!(error.contains("not KEY=value"), "{error}");
     }
 
@@ -616,14 +658,15 @@ mod tests {
         ];
         let checksum = format!("sha256:{}", hex(&Sha256::digest(std::fs::read(&tarball).unwrap())));
         task.artifacts[0].checksum = Some(checksum);
-        prepare_task_files(&task, task_dir.path(), &BTreeMap::new()).await.unwrap();
+        prepare_task_files(&task, task_dir.path(), &BTreeMap::new(), &ClusterData::default()).await.unwrap();
         let local = task_dir.path().join("local");
         assert_eq!(std::fs::read(local.join("bin/tool")).unwrap(), b"hello");
         assert_eq!(std::fs::read(local.join("docs/doc.txt")).unwrap(), b"docs");
         assert_eq!(std::fs::read(local.join("kept.tar.gz")).unwrap(), std::fs::read(&tarball).unwrap());
 
         task.artifacts = vec![artifact(url(&sources.path().join("absent")), "local/", ArtifactMode::Any)];
-        let error = prepare_task_files(&task, task_dir.path(), &BTreeMap::new()).await.unwrap_err();
+        let error =
+            prepare_task_files(&task, task_dir.path(), &BTreeMap::new(), &ClusterData::default()).await.unwrap_err();
         assert!(error.starts_with("artifact file://") && error.contains("cannot read"), "{error}");
     }
 

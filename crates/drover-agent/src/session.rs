@@ -180,6 +180,7 @@ async fn connected(
 ) -> Result<(SessionEnd, Vec<String>), String> {
     let Machine { manager, shipper, sampler, exec } = machine;
     let (mut sink, mut stream) = socket.split();
+    let node_id = registration.borrow().id.clone();
     let hello = AgentMessage::Hello {
         protocol: drover_proto::SESSION_PROTOCOL,
         registration: registration.borrow_and_update().clone(),
@@ -308,6 +309,10 @@ async fn connected(
                     return Ok((SessionEnd::Disconnected(message), servers));
                 }
                 Ok(Some(ServerMessage::Welcome { .. })) => last_heard = tokio::time::Instant::now(),
+                Ok(Some(ServerMessage::TemplateInputs(inputs))) => {
+                    last_heard = tokio::time::Instant::now();
+                    crate::templates::publish(&node_id, *inputs);
+                }
                 Ok(Some(ServerMessage::Tls { trusted_cas, issuer })) => {
                     last_heard = tokio::time::Instant::now();
                     if let Some(tls) = tls {
@@ -396,6 +401,16 @@ fn handle_request(
                     }
                 };
                 // Done: a later Cancel of this id finds nothing to stop.
+                token.cancel();
+                let _ = outbound.send(AgentMessage::Response { request_id, body }).await;
+            });
+        }
+        RequestBody::RestartTasks { .. } | RequestBody::SignalTasks { .. } | RequestBody::ExecInTask { .. } => {
+            let token = CancellationToken::new();
+            requests.insert(request_id, token.clone());
+            let (manager, outbound, exec) = (Arc::clone(manager), outbound.clone(), exec.clone());
+            tokio::spawn(async move {
+                let body = crate::alloc_control::serve(body, &manager, &exec, token.clone()).await;
                 token.cancel();
                 let _ = outbound.send(AgentMessage::Response { request_id, body }).await;
             });

@@ -40,6 +40,9 @@ pub(crate) enum TaskControl {
     },
     /// Stop supervising but leave the process running (agent shutdown).
     Detach,
+    /// Send a signal to the task's main process (`drover alloc signal`)
+    /// and answer whether it was sent.
+    Signal { signal: drover_executor::Signal, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
 }
 
 /// What a task runner tells its alloc runner.
@@ -247,6 +250,13 @@ pub(crate) async fn run_task(context: TaskContext, mut control: mpsc::UnboundedR
             request = control.recv() => match request {
                 Some(TaskControl::Stop) => events.push_back(Event::StopRequested),
                 Some(TaskControl::Restart { reason }) => events.push_back(Event::RestartRequested { reason }),
+                Some(TaskControl::Signal { signal, reply }) => {
+                    let sent = match &handle {
+                        Some(task_handle) => task_handle.signal(signal).map_err(|error| error.to_string()),
+                        None => Err(format!("task {task_name:?} is not running")),
+                    };
+                    let _ = reply.send(sent);
+                }
                 Some(TaskControl::Detach) | None => return,
             },
             Some((exited_generation, result)) = exit_receiver.recv() => {
@@ -284,7 +294,8 @@ async fn prepare_files(context: &TaskContext) -> Result<(), String> {
     let dirs = AllocDirs { alloc_dir: &context.alloc_dir, task_dir: &working_dir };
     let command_line =
         task_command_line(context.node.as_ref(), &context.job, &context.group, &context.alloc, &context.task, &dirs);
-    prepare_task_files(&context.task, &context.task_dir, &command_line.env).await
+    let cluster = crate::templates::cluster_data(&context.alloc.node_id, &context.job.id);
+    prepare_task_files(&context.task, &context.task_dir, &command_line.env, &cluster).await
 }
 
 /// Writes a dispatched job's payload to `local/<file>` in the task

@@ -160,6 +160,14 @@ pub struct AuditNote {
     pub details: String,
 }
 
+impl AuditNote {
+    /// `response` carrying this note to its audit event.
+    pub fn on(self, mut response: axum::response::Response) -> axum::response::Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
 /// Marks a response that is not audited when it succeeds (the servers'
 /// internal traffic: Raft, forwarded proposals, heartbeats).
 #[derive(Clone, Copy, Debug)]
@@ -301,6 +309,11 @@ fn action_of(method: &Method, route: &str) -> String {
         ("POST", paths::JOB_PERIODIC_FORCE) => "job.periodic_force",
         ("POST", paths::JOB_DISPATCH) => "job.dispatch",
         ("POST", paths::JOB_SCALE) => "job.scale",
+        ("POST", paths::JOB_RESTART) => "job.restart",
+        ("POST", paths::ALLOCATION_RESTART) => "alloc.restart",
+        ("POST", paths::ALLOCATION_SIGNAL) => "alloc.signal",
+        ("POST", paths::ALLOCATION_STOP) => "alloc.stop",
+        ("POST", paths::ALLOCATION_EXEC) => "alloc.exec",
         ("POST", paths::NODE_DRAIN) => "node.drain",
         ("POST", paths::NODE_ELIGIBILITY) => "node.eligibility",
         ("POST", paths::NODE_PROTECTION) => "node.protect",

@@ -8,20 +8,18 @@ mod support;
 
 use axum::body::Body;
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Request, StatusCode};
 use tower::ServiceExt;
 
-use drover_server::security::{SecurityMode, TlsSettings};
-use drover_server::{Server, ServerConfig};
-use drover_state::{Command, CommandResponse};
+use drover_server::Server;
+use drover_state::Command;
 use drover_types::{
     AllocClientStatus, Allocation, ClientAllocUpdate, EvalId, EvalStatus, EvalTrigger, Evaluation, Job, JobId, JobType,
     NodeId, Plan, Service, TaskLifecycleState, TaskState, Timestamp, fixtures,
 };
 
-use support::{call, start_server};
+use support::{call, propose, start_secure_server, start_server, with_token};
 
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
@@ -45,40 +43,6 @@ async fn a_cluster_without_services_lists_none_and_a_blocking_watch_waits() {
     let (status, body) = call(&server, get("/v1/service/web?healthy=maybe")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     server.shutdown().await;
-}
-
-/// Starts a server with ACLs on; answers it and its management token.
-async fn start_secure_server() -> (Server, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = ServerConfig::new(dir.path().join("server"), "127.0.0.1:1".to_owned());
-    config.security =
-        SecurityMode::Secure(TlsSettings { validity: Duration::from_secs(86_400), ..TlsSettings::default() });
-    let server = Server::start(config).await.unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !(server.status().is_leader && server.consistent_state().await.is_ok()) {
-        assert!(std::time::Instant::now() < deadline, "the server did not lead within 10 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (status, body) = call(&server, Request::post("/v1/acl/bootstrap").body(Body::empty()).unwrap()).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let root = body["secret"].as_str().unwrap().to_owned();
-    (server, root, dir)
-}
-
-fn with_token(method: &str, path: &str, token: &str, body: Option<serde_json::Value>) -> Request<Body> {
-    let builder = Request::builder().method(method).uri(path).header(drover_proto::api::TOKEN_HEADER, token);
-    match body {
-        Some(body) => {
-            builder.header(header::CONTENT_TYPE, "application/json").body(Body::from(body.to_string())).unwrap()
-        }
-        None => builder.body(Body::empty()).unwrap(),
-    }
-}
-
-async fn propose(server: &Server, command: Command) {
-    let kind = command.kind();
-    let response = server.propose(command).await.unwrap();
-    assert!(!matches!(response, CommandResponse::Rejected { .. }), "{kind} was rejected: {response:?}");
 }
 
 /// The job `id` whose group `web` (task `server`) announces `service`

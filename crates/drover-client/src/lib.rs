@@ -19,6 +19,10 @@ use drover_proto::api::{
     ProtectionRequest, RegisterJobRequest, RegisterJobResponse, RevertJobRequest, ServerIdentity, ServerInfo,
     USER_HEADER,
 };
+use drover_proto::lifecycle::{
+    AllocActionResponse, AllocExecRequest, AllocExecResponse, AllocRestartRequest, AllocSignalRequest,
+    AllocStopResponse, JobRestartRequest, JobRestartResponse,
+};
 use drover_proto::paths;
 use drover_proto::session::LogStream;
 use drover_types::{Allocation, CodedError, Deployment, ErrorCode, Evaluation, Job, Node, NodeChange, Variable};
@@ -589,6 +593,43 @@ impl Client {
     pub async fn scale_job(&self, job_id: &str, group: &str, count: u32) -> Result<RegisterJobResponse> {
         self.post(&paths::fill(paths::JOB_SCALE, &[job_id]), &serde_json::json!({ "group": group, "count": count }))
             .await
+    }
+
+    /// `POST /v1/allocation/{id}/restart`: restart `task` (`None`: every
+    /// running task) of an allocation in place.
+    pub async fn restart_alloc(&self, alloc: &str, task: Option<&str>) -> Result<AllocActionResponse> {
+        let request = AllocRestartRequest { task: task.map(str::to_owned) };
+        self.post(&paths::fill(paths::ALLOCATION_RESTART, &[alloc]), &request).await
+    }
+
+    /// `POST /v1/allocation/{id}/signal`.
+    pub async fn signal_alloc(&self, alloc: &str, task: Option<&str>, signal: &str) -> Result<AllocActionResponse> {
+        let request = AllocSignalRequest { task: task.map(str::to_owned), signal: signal.to_owned() };
+        self.post(&paths::fill(paths::ALLOCATION_SIGNAL, &[alloc]), &request).await
+    }
+
+    /// `POST /v1/allocation/{id}/stop`: stop an allocation and have it
+    /// replaced.
+    pub async fn stop_alloc(&self, alloc: &str) -> Result<AllocStopResponse> {
+        self.post(&paths::fill(paths::ALLOCATION_STOP, &[alloc]), &serde_json::json!({})).await
+    }
+
+    /// `POST /v1/allocation/{id}/exec`: run a command in a task's
+    /// environment (no overall timeout: the request carries its own).
+    pub async fn exec_in_alloc(&self, alloc: &str, request: &AllocExecRequest) -> Result<AllocExecResponse> {
+        let path = paths::fill(paths::ALLOCATION_EXEC, &[alloc]);
+        let response = self.send(&path, |client, url| client.http.post(url).json(request)).await?;
+        Ok(self.decode(response).await?.0)
+    }
+
+    /// `POST /v1/job/{id}/restart`: a rolling restart; answers once the
+    /// last batch is back (no overall timeout: each batch has the group's
+    /// `healthy_deadline`).
+    pub async fn restart_job(&self, job_id: &str, task: Option<&str>) -> Result<JobRestartResponse> {
+        let path = paths::fill(paths::JOB_RESTART, &[job_id]);
+        let request = JobRestartRequest { task: task.map(str::to_owned) };
+        let response = self.send(&path, |client, url| client.http.post(url).json(&request)).await?;
+        Ok(self.decode(response).await?.0)
     }
 
     /// `POST /v1/job/{id}/periodic/force`.

@@ -4,7 +4,8 @@
 //! `cargo run --release -p drover-logs --example ingest_bench -- [NUM_LINES] [DIR]`
 //!
 //! `BATCH=N` sets the lines per ingest call (20,000); `NOSEARCH=1` stops
-//! after the ingest (no merge into one segment, no searches).
+//! after the ingest (no merge into one segment, no searches);
+//! `NOQUERIES=1` stops after the disk figures (where the bytes go).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -90,6 +91,10 @@ fn main() {
         disk as f64 / raw_bytes as f64,
         store.partition_starts().len()
     );
+    print_space_usage(&store_directory, raw_bytes);
+    if std::env::var_os("NOQUERIES").is_some() {
+        return;
+    }
 
     for query in ["\"Failed password\" root", "level:error", "jk2_init", "node:node-7 preauth", "nosuchword"] {
         let mut timings = Vec::new();
@@ -102,6 +107,49 @@ fn main() {
         }
         timings.sort_by(f64::total_cmp);
         println!("search {query:?}: {total} matching, p50 {:.2} ms, max {:.2} ms", timings[10], timings[20]);
+    }
+}
+
+/// Where the bytes of the store go: per part of a segment (term
+/// dictionary, postings, positions, fast fields, doc store) and, within
+/// each, per field, as bytes per raw byte of the corpus.
+fn print_space_usage(directory: &Path, raw_bytes: u64) {
+    use std::collections::BTreeMap;
+    let mut parts: BTreeMap<&str, BTreeMap<String, u64>> = BTreeMap::new();
+    for entry in std::fs::read_dir(directory).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.join("meta.json").exists() {
+            continue;
+        }
+        let index = tantivy::Index::open_in_dir(&path).unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let usage = searcher.space_usage().unwrap();
+        for segment in usage.segments() {
+            for (part, per_field) in [
+                ("term dictionary", segment.termdict()),
+                ("postings", segment.postings()),
+                ("positions", segment.positions()),
+                ("fast fields", segment.fast_fields()),
+                ("field norms", segment.fieldnorms()),
+            ] {
+                for field in per_field.fields() {
+                    *parts.entry(part).or_default().entry(field.field_name().to_owned()).or_default() +=
+                        field.total().get_bytes();
+                }
+            }
+            *parts.entry("doc store").or_default().entry("record".to_owned()).or_default() +=
+                segment.store().total().get_bytes();
+        }
+    }
+    let ratio = |bytes: u64| bytes as f64 / raw_bytes as f64;
+    println!("where the bytes go (bytes per raw byte):");
+    for (part, fields) in &parts {
+        let total: u64 = fields.values().sum();
+        let mut fields: Vec<_> = fields.iter().filter(|(_, bytes)| **bytes > 0).collect();
+        fields.sort_by_key(|(_, bytes)| std::cmp::Reverse(**bytes));
+        let detail: Vec<String> =
+            fields.iter().take(6).map(|(name, bytes)| format!("{name} {:.4}", ratio(**bytes))).collect();
+        println!("  {part}: {:.4} ({})", ratio(total), detail.join(", "));
     }
 }
 

@@ -332,7 +332,7 @@ fn copy_directory(from: &Path, to: &Path) {
 /// `tests/data/store-v1` was written by format version 1 (records as
 /// JSON, timestamps indexed, field norms): five records of origin `web-1`
 /// (job `frontend`, host group `bi/web`), three at 03:00 and two at 04:00
-/// on 2024-01-02. This build reads it, writes into it and marks it version 2.
+/// on 2024-01-02. This build reads it, writes into it and marks it version 3.
 #[test]
 fn reads_and_extends_a_format_version_1_store() {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-v1");
@@ -377,7 +377,7 @@ fn reads_and_extends_a_format_version_1_store() {
     assert_eq!((outcome.num_accepted, outcome.num_duplicates), (2, 1));
     drop(store);
     let store_file = std::fs::read_to_string(directory.path().join("store.json")).unwrap();
-    assert!(store_file.contains("\"version\":2"), "{store_file}");
+    assert!(store_file.contains("\"version\":3"), "{store_file}");
     let store = open(directory.path());
     assert_eq!(total(&store, "failed"), 5);
     let newest = all_records(&store, &Filter::query("failed"));
@@ -452,9 +452,9 @@ fn total_in(store: &LogStore, filter: Filter) -> u64 {
 #[test]
 fn a_newer_format_is_refused() {
     let directory = tempfile::tempdir().unwrap();
-    std::fs::write(directory.path().join("store.json"), r#"{"version":3,"partition_seconds":3600}"#).unwrap();
+    std::fs::write(directory.path().join("store.json"), r#"{"version":4,"partition_seconds":3600}"#).unwrap();
     let error = LogStore::open(directory.path(), Retention::default()).unwrap_err().to_string();
-    assert!(error.contains("store format version 3"), "{error}");
+    assert!(error.contains("store format version 4"), "{error}");
 }
 
 #[test]
@@ -568,4 +568,66 @@ fn a_writer_open_when_its_span_ends_stops_merging_eagerly() {
     store.close_writers().unwrap();
     assert_eq!(store.num_segments(start), 20, "no eager merge after the span ended");
     assert_eq!(total(&store, "span"), 100);
+}
+
+/// `tests/data/store-v2` was written by format version 2 (records as blobs
+/// of tag `0x02`): the first 200 lines of loghub's OpenSSH sample as
+/// `ingest_bench` ingests them (origin `bench`, nodes `node-0` to
+/// `node-49`, one line per millisecond from 2024-01-02T00:00:00Z;
+/// `NOSEARCH=1 target/release/examples/ingest_bench 200 DIR` with that
+/// build). This build reads it, adds a version 3 partition (tag `0x03`
+/// blobs) and answers phrases, words and fields alike in both: the live-tail
+/// matcher's answers.
+#[test]
+fn reads_a_format_version_2_store_and_answers_alike_in_version_3_partitions() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/store-v2");
+    let directory = tempfile::tempdir().unwrap();
+    copy_directory(&sample, directory.path());
+    let day = 1_704_153_600 * NANOS_PER_SECOND;
+    let mut store = open(directory.path());
+    assert_eq!(store.partition_starts(), vec![day]);
+    let old = all_records(&store, &Filter::default());
+    assert_eq!(old.len(), 200);
+    assert!(old.iter().all(|record| record.origin == "bench" && record.message.contains("sshd[")));
+
+    // The same lines an hour later, from another origin (in seq order): a
+    // new partition.
+    let mut again: Vec<LogRecord> = old
+        .iter()
+        .map(|record| LogRecord { origin: "bench-3".to_owned(), timestamp: record.timestamp + HOUR, ..record.clone() })
+        .collect();
+    again.sort_by_key(|record| record.seq);
+    assert_eq!(store.ingest(again).unwrap().num_accepted, 200);
+    assert_eq!(store.partition_starts(), vec![day, day + HOUR]);
+    let store_file = std::fs::read_to_string(directory.path().join("store.json")).unwrap();
+    assert!(store_file.contains("\"version\":3"), "{store_file}");
+    let queries = [
+        ("\"failed password\"", true),
+        ("\"password for\" root", true),
+        ("\"invalid user\" -webmaster", true),
+        ("NOT \"failed password\"", true),
+        ("authentication.fail*", true),
+        ("\"failed password for invalid\"", true),
+        ("\"session opened\" OR \"received disconnect\"", true),
+        ("\"possible break in attempt\"", true),
+        ("\"password failed\"", false),
+        ("\"user root\" AND node:node-7", true),
+    ];
+    for (query, has_matches) in queries {
+        let expr = drover_logs::query::parse(query).unwrap();
+        let expected = old.iter().filter(|record| drover_logs::matches(&expr, record)).count() as u64;
+        assert_eq!(expected > 0, has_matches, "query {query:?}: {expected} lines of the sample");
+        let in_hour = |start: i64| {
+            total_in(
+                &store,
+                Filter { query: query.to_owned(), since: Some(start), until: Some(start + HOUR), ..Filter::default() },
+            )
+        };
+        assert_eq!((in_hour(day), in_hour(day + HOUR)), (expected, expected), "query {query:?}");
+    }
+    // Pages of a phrase: the same records, newest first, in both formats.
+    let page = all_records(&store, &Filter::query("\"failed password\""));
+    let (new, old_hour): (Vec<_>, Vec<_>) = page.iter().partition(|record| record.origin == "bench-3");
+    assert_eq!(new.len(), old_hour.len());
+    assert!(new.iter().zip(&old_hour).all(|(new, old)| new.seq == old.seq && new.message == old.message));
 }

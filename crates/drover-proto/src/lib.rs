@@ -1,13 +1,15 @@
 //! drover's wire types.
 //!
 //! - [`session`]: the messages of the long-lived agent ⇄ server session;
-//! - [`api`]: request and response bodies of the HTTP API under `/v1`.
+//! - [`api`]: request and response bodies of the HTTP API under `/v1`;
+//! - [`lifecycle`]: those of the allocation lifecycle routes.
 //!
 //! This crate is data only: the transports (axum on the server, reqwest
 //! and tungstenite on the clients) live in `drover-api`, `drover-client`
 //! and `drover-agent`.
 
 pub mod api;
+pub mod lifecycle;
 pub mod machines;
 pub mod paths;
 pub mod session;

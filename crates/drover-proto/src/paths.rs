@@ -38,6 +38,9 @@ pub const JOB_DISPATCH: &str = "/v1/job/{job_id}/dispatch";
 /// `POST`: a new version of the job with one group's count changed
 /// (`drover job scale`).
 pub const JOB_SCALE: &str = "/v1/job/{job_id}/scale";
+/// `POST`: restart the job's allocations in rolling batches
+/// (`drover job restart`).
+pub const JOB_RESTART: &str = "/v1/job/{job_id}/restart";
 
 // Services (docs/services.md).
 /// `GET` the services of the catalogue (blocking query).
@@ -52,6 +55,14 @@ pub const ALLOCATIONS: &str = "/v1/allocations";
 pub const ALLOCATION: &str = "/v1/allocation/{alloc_id}";
 /// `GET` an allocation's task logs.
 pub const ALLOCATION_LOGS: &str = "/v1/allocation/{alloc_id}/logs";
+/// `POST` restart an allocation's tasks in place (`drover alloc restart`).
+pub const ALLOCATION_RESTART: &str = "/v1/allocation/{alloc_id}/restart";
+/// `POST` send a signal to an allocation's tasks (`drover alloc signal`).
+pub const ALLOCATION_SIGNAL: &str = "/v1/allocation/{alloc_id}/signal";
+/// `POST` stop an allocation and replace it (`drover alloc stop`).
+pub const ALLOCATION_STOP: &str = "/v1/allocation/{alloc_id}/stop";
+/// `POST` run a command in a task's environment (`drover alloc exec`).
+pub const ALLOCATION_EXEC: &str = "/v1/allocation/{alloc_id}/exec";
 /// `GET` all evaluations.
 pub const EVALUATIONS: &str = "/v1/evaluations";
 /// `GET` one evaluation (by id or unique prefix).
@@ -325,11 +336,16 @@ pub const ALL: &[&str] = &[
     JOB_PERIODIC_FORCE,
     JOB_DISPATCH,
     JOB_SCALE,
+    JOB_RESTART,
     SERVICES,
     SERVICE,
     ALLOCATIONS,
     ALLOCATION,
     ALLOCATION_LOGS,
+    ALLOCATION_RESTART,
+    ALLOCATION_SIGNAL,
+    ALLOCATION_STOP,
+    ALLOCATION_EXEC,
     EVALUATIONS,
     EVALUATION,
     NODES,

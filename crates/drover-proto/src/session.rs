@@ -7,9 +7,10 @@
 //!    │── Hello{registration} ───────────────▶│  propose RegisterNodes (group-committed)
 //!    │◀────────────── Welcome{interval, servers}
 //!    │◀────────────── Allocations{index, allocs}   (whenever they change)
+//!    │◀────────────── TemplateInputs{variables, services}  (nodes with templates, on change)
 //!    │── Heartbeat ─────────────────────────▶│  every `interval`
 //!    │── AllocUpdates{updates} ─────────────▶│  batched into UpdateAllocsFromClient
-//!    │◀────────────── Request{id, ReadLogs|Exec|Cancel}
+//!    │◀────────────── Request{id, ReadLogs|Exec|RestartTasks|SignalTasks|ExecInTask|Cancel}
 //!    │── Response{id, Chunk|End|Exited} ────▶│
 //!    │── Logs{lines} (numbered by the spool) ▶│  indexed, then
 //!    │◀────────────── LogsAck{upto_seq}       │  the agent frees its spool
@@ -126,6 +127,21 @@ pub enum ServerMessage {
         /// Why.
         message: String,
     },
+    /// What the templates of the node's allocations may read (their
+    /// `nomadVar`, `key` and `service` functions): sent before the
+    /// allocations that need it and again whenever it changes, only to
+    /// nodes that run a template.
+    TemplateInputs(Box<TemplateInputs>),
+}
+
+/// The cluster data a node's templates read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TemplateInputs {
+    /// For each job with a template on the node, the variables it may
+    /// read (see `docs/jobs.md`, "Templates that read the cluster").
+    pub variables: BTreeMap<JobId, Vec<drover_types::Variable>>,
+    /// Every instance of every service.
+    pub services: Vec<crate::api::ServiceInstance>,
 }
 
 /// One allocation with everything the agent needs to run it.
@@ -240,6 +256,45 @@ pub enum RequestBody {
         #[serde(default, with = "drover_types::serde_bytes")]
         stdin: Vec<u8>,
     },
+    /// Restart tasks of an allocation in place (`drover alloc restart`),
+    /// answered by one [`ResponseBody::TasksReached`] or an `End` with an
+    /// error.
+    RestartTasks {
+        /// Allocation.
+        alloc_id: drover_types::AllocId,
+        /// One task; `None`: every running task.
+        task: Option<String>,
+    },
+    /// Send a signal to tasks of an allocation (`drover alloc signal`),
+    /// answered as [`RequestBody::RestartTasks`].
+    SignalTasks {
+        /// Allocation.
+        alloc_id: drover_types::AllocId,
+        /// One task; `None`: every running task.
+        task: Option<String>,
+        /// The signal's name (`SIGUSR1`, `USR1`).
+        signal: String,
+    },
+    /// Run a command in a task's environment (`drover alloc exec`): its
+    /// working directory, variables and user; answered by one
+    /// [`ResponseBody::Exited`].
+    ExecInTask {
+        /// Allocation.
+        alloc_id: drover_types::AllocId,
+        /// Task name.
+        task: String,
+        /// The program and its arguments.
+        command: Vec<String>,
+        /// Kill the command (its process group) after this long.
+        timeout_ms: u64,
+        /// Bytes kept of stdout and of stderr each.
+        max_output_bytes: u64,
+        /// Whether the caller may run it as root (the task's user is root).
+        root_allowed: bool,
+        /// Bytes written to the command's stdin, then closed.
+        #[serde(default, with = "drover_types::serde_bytes")]
+        stdin: Vec<u8>,
+    },
     /// Stop streaming an earlier request (or kill its command).
     Cancel {
         /// The request to stop.
@@ -260,6 +315,12 @@ pub enum ResponseBody {
     End {
         /// What went wrong.
         error: Option<drover_types::CodedError>,
+    },
+    /// The answer to [`RequestBody::RestartTasks`] and
+    /// [`RequestBody::SignalTasks`]: the tasks it reached.
+    TasksReached {
+        /// Task names.
+        tasks: Vec<String>,
     },
     /// The whole answer to [`RequestBody::Exec`].
     Exited {
@@ -284,7 +345,7 @@ pub enum ResponseBody {
 impl ResponseBody {
     /// Whether this part ends the answer.
     pub fn is_last(&self) -> bool {
-        matches!(self, ResponseBody::End { .. } | ResponseBody::Exited { .. })
+        matches!(self, ResponseBody::End { .. } | ResponseBody::Exited { .. } | ResponseBody::TasksReached { .. })
     }
 }
 

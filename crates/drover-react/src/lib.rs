@@ -76,7 +76,7 @@ impl Site {
             {
                 problems.push(format!("hammer {:?} names alert {rule:?}, which is not defined", hammer.name));
             }
-            if let Action::Reboot { provider: Some(name) } | Action::Rebuild { provider: Some(name) } = &hammer.action
+            if let Some(name) = hammer.action.provider()
                 && !self.providers.contains_key(name)
             {
                 problems.push(format!("hammer {:?} names provider {name:?}, which is not defined", hammer.name));

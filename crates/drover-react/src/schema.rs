@@ -549,8 +549,27 @@ pub enum Action {
         /// The provider (the node's or the default when `None`).
         provider: Option<String>,
     },
-    /// Reinstalls the node through its provider.
+    /// Reinstalls the node through its provider (drained first while it
+    /// is up).
     Rebuild {
+        /// The provider (the node's or the default when `None`).
+        provider: Option<String>,
+    },
+    /// Deletes the node's machine through its provider (drained and
+    /// retired first while it is up) and forgets the node.
+    Delete {
+        /// The provider (the node's or the default when `None`).
+        provider: Option<String>,
+    },
+    /// Creates a machine with the node's name and labels through the
+    /// provider (refused while a node of that name is up).
+    Create {
+        /// The provider (the node's or the default when `None`).
+        provider: Option<String>,
+    },
+    /// Deletes the node's machine, then creates one with the same name and
+    /// labels.
+    Replace {
         /// The provider (the node's or the default when `None`).
         provider: Option<String>,
     },
@@ -571,6 +590,19 @@ pub enum Action {
 }
 
 impl Action {
+    /// The provider a machine action names (`None` for other actions, or
+    /// when it names none).
+    pub fn provider(&self) -> Option<&str> {
+        match self {
+            Action::Reboot { provider }
+            | Action::Rebuild { provider }
+            | Action::Delete { provider }
+            | Action::Create { provider }
+            | Action::Replace { provider } => provider.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The block name, for messages and listings.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -579,6 +611,9 @@ impl Action {
             Action::Drain { .. } => "drain",
             Action::Reboot { .. } => "reboot",
             Action::Rebuild { .. } => "rebuild",
+            Action::Delete { .. } => "delete",
+            Action::Create { .. } => "create",
+            Action::Replace { .. } => "replace",
             Action::Command { .. } => "command",
             Action::Webhook { .. } => "webhook",
         }

@@ -255,13 +255,17 @@ impl Serialize for Template {
 }
 
 /// Deserialising cannot know the placeholder set, so it accepts the union
-/// of both: templates in stored state were checked when the site was read.
+/// of all: templates in stored state were checked when the site was read
+/// (a provider's `create` with `{{join_token}}` among them).
 impl<'de> Deserialize<'de> for Template {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Template::parse(&text, PlaceholderSet::Node).or_else(|_| Template::parse(&text, PlaceholderSet::Alert)).map_err(
-            |errors| serde::de::Error::custom(errors.first().map_or_else(String::new, |error| error.message.clone())),
-        )
+        Template::parse(&text, PlaceholderSet::Node)
+            .or_else(|_| Template::parse(&text, PlaceholderSet::NewMachine))
+            .or_else(|_| Template::parse(&text, PlaceholderSet::Alert))
+            .map_err(|errors| {
+                serde::de::Error::custom(errors.first().map_or_else(String::new, |error| error.message.clone()))
+            })
     }
 }
 
@@ -294,6 +298,14 @@ mod tests {
             "node.meta.rack" => Some("it's r1; rm -rf /".to_owned()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_create_template_with_a_join_token_survives_a_round_trip_through_json() {
+        let template =
+            Template::parse("boot {{node.name}} --token {{join_token}}", PlaceholderSet::NewMachine).unwrap();
+        let json = serde_json::to_string(&template).unwrap();
+        assert_eq!(serde_json::from_str::<Template>(&json).unwrap(), template);
     }
 
     #[test]

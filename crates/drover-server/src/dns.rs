@@ -11,8 +11,13 @@
 //!                                       the two forms above too)
 //!  NODE.node.drover             A/AAAA  the node's address
 //!  anything else under drover.  NXDOMAIN (with the zone's SOA)
-//!  any other zone               REFUSED
+//!  any other zone               forwarded to the recursors
+//!                               (`--dns-recursor`), REFUSED without
 //! ```
+//!
+//! A query for another zone is forwarded as it came to the first recursor
+//! that answers (UDP with a timeout, again over TCP when the UDP answer is
+//! truncated), and its answer passed back; SERVFAIL when none answers.
 //!
 //! The records live in a [`Zone`], rebuilt from the state whenever it
 //! changes (a watch on the applied states: changes that arrive during a
@@ -23,7 +28,7 @@
 //! by `hickory-proto`.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,13 +63,48 @@ const MAX_UDP_ANSWER: usize = 4096;
 /// How long a TCP client may take to send a query.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
+/// How long a recursor has to answer one forwarded query (each transport)
+/// before the next recursor is asked.
+pub const RECURSOR_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Where and how the DNS interface listens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnsSettings {
     /// The UDP and TCP address (`--dns-bind`).
     pub bind: SocketAddr,
     /// The TTL of every answer, in seconds (`--dns-ttl`).
     pub ttl: u32,
+    /// Where queries outside the zone go, in order (`--dns-recursor`);
+    /// empty: they are REFUSED.
+    pub recursors: Vec<SocketAddr>,
+}
+
+/// A recursor's address as `--dns-recursor` gives it: an IP address, with
+/// a port or the DNS port 53 (`192.0.2.53`, `192.0.2.53:5353`, `::1`,
+/// `[::1]:5353`).
+pub fn parse_recursor(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(address);
+    }
+    match text.parse::<IpAddr>() {
+        Ok(address) => Ok(SocketAddr::new(address, 53)),
+        Err(_) => Err(format!(
+            "{text:?} is not a recursor address: give an IP address, with a port when it is not 53 (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:53)"
+        )),
+    }
+}
+
+/// What to do with one query's bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// Send this answer.
+    Answer(Vec<u8>),
+    /// The query is outside the zone: forward it to the recursors, and
+    /// pass on an answer of at most this many bytes (UDP; `None`: any).
+    Forward(Option<usize>),
+    /// Nothing to send (not a query, or too broken to answer).
+    Nothing,
 }
 
 /// One healthy instance as DNS announces it.
@@ -125,32 +165,47 @@ impl Zone {
     /// when it is too broken to answer at all. `udp_limit` is the
     /// transport's size limit (UDP), `None` for TCP.
     pub fn respond(&self, query: &[u8], udp_limit: Option<usize>) -> Option<Vec<u8>> {
+        match self.reply(query, udp_limit, false) {
+            Reply::Answer(bytes) => Some(bytes),
+            Reply::Forward(_) | Reply::Nothing => None,
+        }
+    }
+
+    /// What to do with the DNS message `query` (its wire bytes): answer it
+    /// from the zone, or, when `forwarding` and it asks about another zone,
+    /// forward it. `udp_limit` is the transport's size limit (UDP), `None`
+    /// for TCP.
+    pub fn reply(&self, query: &[u8], udp_limit: Option<usize>, forwarding: bool) -> Reply {
         let request = match Message::from_vec(query) {
             Ok(request) => request,
             Err(_) => {
                 // Answer FORMERR when at least the id is readable.
-                let id = u16::from_be_bytes([*query.first()?, *query.get(1)?]);
-                return Message::error_msg(id, OpCode::Query, ResponseCode::FormErr).to_vec().ok();
+                let (Some(first), Some(second)) = (query.first(), query.get(1)) else {
+                    return Reply::Nothing;
+                };
+                let id = u16::from_be_bytes([*first, *second]);
+                return Message::error_msg(id, OpCode::Query, ResponseCode::FormErr)
+                    .to_vec()
+                    .map_or(Reply::Nothing, Reply::Answer);
             }
         };
         if request.metadata.message_type != MessageType::Query {
-            return None;
+            return Reply::Nothing;
+        }
+        if forwarding && is_outside_the_zone(&request) {
+            return Reply::Forward(udp_limit.map(|transport_limit| udp_answer_limit(&request, transport_limit)));
         }
         let response = self.answer(&request);
-        let bytes = response.to_vec().ok()?;
-        let Some(transport_limit) = udp_limit else {
-            return Some(bytes);
+        let Ok(bytes) = response.to_vec() else {
+            return Reply::Nothing;
         };
-        let limit = request
-            .edns
-            .as_ref()
-            .map_or(512, |edns| usize::from(edns.max_payload()).max(512))
-            .min(transport_limit)
-            .min(MAX_UDP_ANSWER);
-        if bytes.len() <= limit {
-            return Some(bytes);
+        let Some(transport_limit) = udp_limit else {
+            return Reply::Answer(bytes);
+        };
+        if bytes.len() <= udp_answer_limit(&request, transport_limit) {
+            return Reply::Answer(bytes);
         }
-        response.truncate().to_vec().ok()
+        response.truncate().to_vec().map_or(Reply::Nothing, Reply::Answer)
     }
 
     /// The answer to a parsed query.
@@ -280,6 +335,25 @@ impl Zone {
     }
 }
 
+/// Whether `request` is a plain query about a name outside the zone
+/// `drover.` (what recursors answer).
+fn is_outside_the_zone(request: &Message) -> bool {
+    let zone = zone_name();
+    request.metadata.op_code == OpCode::Query
+        && matches!(request.queries.as_slice(), [query] if !zone.zone_of(&query.name().to_lowercase()))
+}
+
+/// The largest UDP answer the client of `request` takes: 512 bytes, or
+/// what its EDNS announces, within the transport's and drover's limits.
+fn udp_answer_limit(request: &Message, transport_limit: usize) -> usize {
+    request
+        .edns
+        .as_ref()
+        .map_or(512, |edns| usize::from(edns.max_payload()).max(512))
+        .min(transport_limit)
+        .min(MAX_UDP_ANSWER)
+}
+
 fn zone_name() -> Name {
     Name::from_ascii(ZONE).unwrap_or_else(|_| Name::root())
 }
@@ -313,11 +387,8 @@ pub struct DnsListener {
 }
 
 /// Binds `settings.bind` (UDP and TCP) and answers queries until the
-/// server shuts down.
+/// server shuts down, from a zone rebuilt as the server's state changes.
 pub async fn serve(server: &Server, settings: DnsSettings) -> std::io::Result<DnsListener> {
-    let udp = UdpSocket::bind(settings.bind).await?;
-    let local_addr = udp.local_addr()?;
-    let tcp = TcpListener::bind(local_addr).await?;
     let (zones, zone) = watch::channel(Arc::new(Zone::of(&server.state(), settings.ttl)));
     let shutdown = server.shutdown_token().clone();
     let mut states = server.watch_state();
@@ -331,13 +402,44 @@ pub async fn serve(server: &Server, settings: DnsSettings) -> std::io::Result<Dn
             }
         }
     }));
-    tokio::spawn(shutdown.clone().run_until_cancelled_owned(answer_udp(udp, zone.clone())));
-    tokio::spawn(shutdown.clone().run_until_cancelled_owned(answer_tcp(tcp, zone, shutdown.clone())));
-    tracing::info!(address = %local_addr, ttl = settings.ttl, "DNS interface listening (UDP and TCP) for the zone drover.");
+    serve_zone(zone, &settings, shutdown).await
+}
+
+/// Binds `settings.bind` (UDP and TCP) and answers queries from the
+/// latest zone `zone` holds until `shutdown` (the benchmark serves a zone
+/// of its own this way: crates/drover-server/examples/dns_bench.rs).
+pub async fn serve_zone(
+    zone: watch::Receiver<Arc<Zone>>,
+    settings: &DnsSettings,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> std::io::Result<DnsListener> {
+    let udp = Arc::new(UdpSocket::bind(settings.bind).await?);
+    let local_addr = udp.local_addr()?;
+    let forwarder = Forwarder::new(&settings.recursors);
+    let tcp = TcpListener::bind(local_addr).await?;
+    tokio::spawn(shutdown.clone().run_until_cancelled_owned(answer_udp(
+        udp,
+        zone.clone(),
+        forwarder.clone(),
+        shutdown.clone(),
+    )));
+    tokio::spawn(shutdown.clone().run_until_cancelled_owned(answer_tcp(tcp, zone, forwarder, shutdown.clone())));
+    let recursors: Vec<String> = settings.recursors.iter().map(SocketAddr::to_string).collect();
+    tracing::info!(
+        address = %local_addr,
+        ttl = settings.ttl,
+        recursors = %recursors.join(","),
+        "DNS interface listening (UDP and TCP) for the zone drover."
+    );
     Ok(DnsListener { local_addr })
 }
 
-async fn answer_udp(socket: UdpSocket, zone: watch::Receiver<Arc<Zone>>) {
+async fn answer_udp(
+    socket: Arc<UdpSocket>,
+    zone: watch::Receiver<Arc<Zone>>,
+    forwarder: Forwarder,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
     let mut buffer = vec![0_u8; 4096];
     loop {
         let (length, peer) = match socket.recv_from(&mut buffer).await {
@@ -347,9 +449,29 @@ async fn answer_udp(socket: UdpSocket, zone: watch::Receiver<Arc<Zone>>) {
                 continue;
             }
         };
+        let query = &buffer[..length];
         let current = zone.borrow().clone();
-        let Some(answer) = current.respond(&buffer[..length], Some(MAX_UDP_ANSWER)) else {
-            continue;
+        let answer = match current.reply(query, Some(MAX_UDP_ANSWER), forwarder.is_on()) {
+            Reply::Answer(answer) => answer,
+            Reply::Nothing => continue,
+            Reply::Forward(answer_limit) => {
+                // Forwarding waits on the network: the loop goes on
+                // answering the zone meanwhile.
+                let Some(permit) = forwarder.in_flight.clone().try_acquire_owned().ok() else {
+                    tracing::debug!(%peer, "DNS: too many forwarded queries in flight, dropped one");
+                    continue;
+                };
+                let (socket, forwarder, query) = (socket.clone(), forwarder.clone(), query.to_vec());
+                tokio::spawn(shutdown.clone().run_until_cancelled_owned(async move {
+                    let _permit = permit;
+                    if let Some(answer) = forwarder.forward(&query, answer_limit).await
+                        && let Err(error) = socket.send_to(&answer, peer).await
+                    {
+                        tracing::debug!(%error, %peer, "DNS: sending a forwarded UDP answer failed");
+                    }
+                }));
+                continue;
+            }
         };
         if let Err(error) = socket.send_to(&answer, peer).await {
             tracing::debug!(%error, %peer, "DNS: sending a UDP answer failed");
@@ -360,6 +482,7 @@ async fn answer_udp(socket: UdpSocket, zone: watch::Receiver<Arc<Zone>>) {
 async fn answer_tcp(
     listener: TcpListener,
     zone: watch::Receiver<Arc<Zone>>,
+    forwarder: Forwarder,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     loop {
@@ -371,9 +494,9 @@ async fn answer_tcp(
                 continue;
             }
         };
-        let zone = zone.clone();
+        let (zone, forwarder) = (zone.clone(), forwarder.clone());
         tokio::spawn(shutdown.clone().run_until_cancelled_owned(async move {
-            if let Err(error) = answer_tcp_client(stream, zone).await {
+            if let Err(error) = answer_tcp_client(stream, zone, forwarder).await {
                 tracing::debug!(%error, %peer, "DNS: TCP client ended");
             }
         }));
@@ -382,7 +505,11 @@ async fn answer_tcp(
 
 /// Answers one TCP client's queries (each prefixed by its 2-byte length,
 /// RFC 1035 4.2.2) until it closes or stays idle.
-async fn answer_tcp_client(mut stream: TcpStream, zone: watch::Receiver<Arc<Zone>>) -> std::io::Result<()> {
+async fn answer_tcp_client(
+    mut stream: TcpStream,
+    zone: watch::Receiver<Arc<Zone>>,
+    forwarder: Forwarder,
+) -> std::io::Result<()> {
     loop {
         let mut length = [0_u8; 2];
         match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut length)).await {
@@ -394,8 +521,13 @@ async fn answer_tcp_client(mut stream: TcpStream, zone: watch::Receiver<Arc<Zone
         let mut query = vec![0_u8; usize::from(u16::from_be_bytes(length))];
         tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut query)).await.map_err(std::io::Error::other)??;
         let current = zone.borrow().clone();
-        let Some(answer) = current.respond(&query, None) else {
-            continue;
+        let answer = match current.reply(&query, None, forwarder.is_on()) {
+            Reply::Answer(answer) => answer,
+            Reply::Forward(_) => match forwarder.forward(&query, None).await {
+                Some(answer) => answer,
+                None => continue,
+            },
+            Reply::Nothing => continue,
         };
         let Ok(answer_length) = u16::try_from(answer.len()) else {
             continue;
@@ -403,6 +535,121 @@ async fn answer_tcp_client(mut stream: TcpStream, zone: watch::Receiver<Arc<Zone
         stream.write_all(&answer_length.to_be_bytes()).await?;
         stream.write_all(&answer).await?;
     }
+}
+
+/// How many forwarded UDP queries may wait on the recursors at once; more
+/// are dropped (their clients ask again).
+const MAX_FORWARDS_IN_FLIGHT: usize = 1024;
+
+/// Forwards queries outside the zone to the recursors, in order.
+#[derive(Clone, Debug)]
+struct Forwarder {
+    recursors: Arc<[SocketAddr]>,
+    timeout: Duration,
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+impl Forwarder {
+    fn new(recursors: &[SocketAddr]) -> Forwarder {
+        Forwarder {
+            recursors: recursors.into(),
+            timeout: RECURSOR_TIMEOUT,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_FORWARDS_IN_FLIGHT)),
+        }
+    }
+
+    /// Whether there is any recursor to forward to.
+    fn is_on(&self) -> bool {
+        !self.recursors.is_empty()
+    }
+
+    /// The answer of the first recursor that answers `query`, at most
+    /// `answer_limit` bytes long (a UDP client), else SERVFAIL.
+    async fn forward(&self, query: &[u8], answer_limit: Option<usize>) -> Option<Vec<u8>> {
+        for recursor in self.recursors.iter() {
+            match ask_recursor(*recursor, query, answer_limit, self.timeout).await {
+                Ok(answer) => return Some(answer),
+                Err(error) => tracing::debug!(%error, %recursor, "DNS: a recursor did not answer, asking the next"),
+            }
+        }
+        tracing::debug!(recursors = self.recursors.len(), "DNS: no recursor answered, SERVFAIL");
+        server_failure(query)
+    }
+}
+
+/// `recursor`'s answer to `query`: over UDP, and again over TCP when that
+/// answer is truncated. A UDP client (`answer_limit`) too small for the
+/// whole answer gets the truncated one and asks again over TCP itself.
+async fn ask_recursor(
+    recursor: SocketAddr,
+    query: &[u8],
+    answer_limit: Option<usize>,
+    timeout: Duration,
+) -> std::io::Result<Vec<u8>> {
+    let over_udp = tokio::time::timeout(timeout, ask_over_udp(recursor, query))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no UDP answer in time"))??;
+    if !is_truncated(&over_udp) {
+        return Ok(over_udp);
+    }
+    let over_tcp = tokio::time::timeout(timeout, ask_over_tcp(recursor, query))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no TCP answer in time"))??;
+    match answer_limit {
+        Some(limit) if over_tcp.len() > limit => Ok(over_udp),
+        _ => Ok(over_tcp),
+    }
+}
+
+async fn ask_over_udp(recursor: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
+    let local: SocketAddr = match recursor {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(recursor).await?;
+    socket.send(query).await?;
+    let mut buffer = vec![0_u8; 65_535];
+    loop {
+        let length = socket.recv(&mut buffer).await?;
+        // Only the answer to this query (same id) counts.
+        if length >= 12 && buffer.get(..2) == query.get(..2) {
+            buffer.truncate(length);
+            return Ok(buffer);
+        }
+    }
+}
+
+async fn ask_over_tcp(recursor: SocketAddr, query: &[u8]) -> std::io::Result<Vec<u8>> {
+    let length = u16::try_from(query.len()).map_err(std::io::Error::other)?;
+    let mut stream = TcpStream::connect(recursor).await?;
+    stream.write_all(&length.to_be_bytes()).await?;
+    stream.write_all(query).await?;
+    let mut answer_length = [0_u8; 2];
+    stream.read_exact(&mut answer_length).await?;
+    let mut answer = vec![0_u8; usize::from(u16::from_be_bytes(answer_length))];
+    stream.read_exact(&mut answer).await?;
+    if answer.get(..2) != query.get(..2) {
+        return Err(std::io::Error::other("the recursor answered another query id over TCP"));
+    }
+    Ok(answer)
+}
+
+/// Whether a DNS answer has its TC (truncated) flag set.
+fn is_truncated(answer: &[u8]) -> bool {
+    answer.get(2).is_some_and(|flags| flags & 0x02 != 0)
+}
+
+/// SERVFAIL for `query`, with its question.
+fn server_failure(query: &[u8]) -> Option<Vec<u8>> {
+    let request = Message::from_vec(query).ok()?;
+    let mut response = Message::response(request.metadata.id, request.metadata.op_code);
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.response_code = ResponseCode::ServFail;
+    for query in request.queries {
+        response.add_query(query);
+    }
+    response.to_vec().ok()
 }
 
 #[cfg(test)]

@@ -227,3 +227,45 @@ fn garbage_gets_formerr_or_nothing() {
     let answer = zone.respond(&notify.to_vec().expect("encodable"), Some(512)).expect("an answer");
     assert_eq!(Message::from_vec(&answer).expect("decodable").metadata.response_code, ResponseCode::NotImp);
 }
+
+fn query_bytes(name: &str, query_type: RecordType, edns: Option<u16>) -> Vec<u8> {
+    let mut query = Message::query();
+    query.add_query(Query::query(Name::from_ascii(name).expect("valid name"), query_type));
+    if let Some(payload) = edns {
+        let mut options = Edns::new();
+        options.set_max_payload(payload);
+        query.set_edns(options);
+    }
+    query.to_vec().expect("encodable query")
+}
+
+#[test]
+fn with_recursors_other_zones_are_forwarded_and_the_zone_is_still_answered() {
+    use super::Reply;
+    let zone = zone();
+    let elsewhere = query_bytes("example.com.", RecordType::A, None);
+    assert_eq!(zone.reply(&elsewhere, Some(4096), true), Reply::Forward(Some(512)), "a plain UDP client takes 512");
+    let with_edns = query_bytes("example.com.", RecordType::A, Some(1232));
+    assert_eq!(zone.reply(&with_edns, Some(4096), true), Reply::Forward(Some(1232)));
+    assert_eq!(zone.reply(&elsewhere, None, true), Reply::Forward(None), "TCP takes any size");
+    let Reply::Answer(refused) = zone.reply(&elsewhere, Some(4096), false) else {
+        panic!("without recursors another zone is answered");
+    };
+    assert_eq!(Message::from_vec(&refused).expect("a message").metadata.response_code, ResponseCode::Refused);
+    let inside = query_bytes("web.service.drover.", RecordType::A, None);
+    let Reply::Answer(answer) = zone.reply(&inside, Some(4096), true) else {
+        panic!("the zone is answered by drover itself");
+    };
+    assert_eq!(addresses(&Message::from_vec(&answer).expect("a message")).len(), 2);
+}
+
+#[test]
+fn a_recursor_is_an_ip_address_with_port_53_unless_given() {
+    use super::parse_recursor;
+    assert_eq!(parse_recursor("192.0.2.53"), Ok("192.0.2.53:53".parse().unwrap()));
+    assert_eq!(parse_recursor(" 192.0.2.53:5353 "), Ok("192.0.2.53:5353".parse().unwrap()));
+    assert_eq!(parse_recursor("::1"), Ok("[::1]:53".parse().unwrap()));
+    assert_eq!(parse_recursor("[2001:db8::53]:5353"), Ok("[2001:db8::53]:5353".parse().unwrap()));
+    let error = parse_recursor("dns.example:53").expect_err("a host name is refused");
+    assert!(error.contains("give an IP address"), "{error}");
+}

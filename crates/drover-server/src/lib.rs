@@ -21,6 +21,7 @@
 //! ```
 
 pub mod acl;
+pub mod alloc_lifecycle;
 pub mod audit;
 pub mod cluster;
 pub mod config;
@@ -46,6 +47,7 @@ mod server;
 pub mod services;
 mod sessions;
 mod sinks;
+mod template_inputs;
 mod updates;
 pub mod usage;
 pub mod usage_history;

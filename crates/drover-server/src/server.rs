@@ -143,6 +143,7 @@ impl Server {
         let logs = crate::logs::LogService::open(&config.data_dir.join("logs"), config.logs.clone())?;
         let notify = crate::react::Notify::open(&config.data_dir.join("notify")).await?;
         let shutdown = CancellationToken::new();
+        let usage = crate::usage::UsageTable::open(&config.data_dir);
         let inner = Arc::new(Inner {
             server_id,
             raft,
@@ -152,7 +153,7 @@ impl Server {
             heartbeats: HeartbeatTable::default(),
             client_updates: ClientUpdateBatcher::default(),
             logs,
-            usage: crate::usage::UsageTable::default(),
+            usage,
             notify,
             shutdown,
             config,
@@ -173,6 +174,7 @@ impl Server {
         crate::updates::spawn_heartbeat_forwarder(server.clone());
         crate::logs::spawn_log_tasks(&server).await?;
         crate::security::spawn_renewal(server.clone());
+        crate::usage::spawn_history_saver(server.clone());
         crate::audit::spawn_audit_writer(server.clone());
         crate::acl::spawn_revocation_watch(server.clone());
         crate::self_metrics::spawn_leader_change_counter(server.clone());
@@ -459,6 +461,7 @@ impl Server {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(1), sessions_closed).await;
+        self.save_usage_history().await;
         if let Err(error) = self.inner.raft.shutdown().await {
             tracing::warn!(%error, "raft shutdown failed");
         }

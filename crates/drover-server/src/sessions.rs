@@ -7,7 +7,7 @@
 //! messages to [`Server::on_agent_message`] and writes whatever arrives on
 //! the session's outbound channel.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -49,7 +49,14 @@ struct SessionEntry {
     last_pushed_index: u64,
     /// The last push found the queue full: retry on the next tick.
     congested: bool,
+    /// The pusher compared it with the state once: from then on it visits
+    /// the session only when its node's allocations change (or it is
+    /// congested), not on every pass.
+    checked: bool,
     pending_requests: HashMap<u64, mpsc::Sender<ResponseBody>>,
+    /// What was last sent of its templates' inputs (see
+    /// `template_inputs.rs`).
+    last_template_inputs: Option<drover_proto::session::TemplateInputs>,
 }
 
 /// The registry of sessions on this server.
@@ -136,6 +143,13 @@ impl Server {
         sender.try_send(welcome).map_err(|_| CodedError::internal("session queue full at start"))?;
         let state = self.state();
         let assignments = assignments_for(&state, &node_id, None);
+        // Before the allocations, so that their templates render with it.
+        let template_inputs = crate::template_inputs::template_inputs_for(&state, &node_id, &mut None);
+        if let Some(inputs) = &template_inputs {
+            sender
+                .try_send(ServerMessage::TemplateInputs(Box::new(inputs.clone())))
+                .map_err(|_| CodedError::internal("session queue full at start"))?;
+        }
         sender
             .try_send(ServerMessage::Allocations {
                 index: state.last_index(),
@@ -157,7 +171,9 @@ impl Server {
                 outbound: sender,
                 last_pushed_index: state.node_alloc_index(&node_id),
                 congested: false,
+                checked: false,
                 pending_requests: HashMap::new(),
+                last_template_inputs: template_inputs,
             },
         );
         drop(entries);
@@ -353,12 +369,11 @@ impl Server {
 /// ones included, so the agent stops them); without, every allocation on
 /// the node that is not terminal on the client side.
 pub(crate) fn assignments_for(state: &State, node_id: &NodeId, changed_after: Option<u64>) -> Vec<AllocAssignment> {
-    state
-        .allocs_on_node(node_id)
-        .filter(|alloc| match changed_after {
-            Some(index) => alloc.alloc_modify_index > index,
-            None => !alloc.client_status.is_terminal(),
-        })
+    let allocs: Box<dyn Iterator<Item = &Arc<drover_types::Allocation>>> = match changed_after {
+        Some(index) => Box::new(state.allocs_on_node_changed_after(node_id, index)),
+        None => Box::new(state.allocs_on_node(node_id).filter(|alloc| !alloc.client_status.is_terminal())),
+    };
+    allocs
         .map(|alloc| {
             let job = state.job_version(&alloc.job_id, alloc.job_version).or_else(|| state.job(&alloc.job_id));
             let summary = match job {
@@ -442,6 +457,18 @@ pub(crate) fn spawn_disk_watch(server: Server) {
     });
 }
 
+/// Whether any kept version of any job has a task with a template: when
+/// none has, no session has template inputs to receive, and the pusher
+/// skips computing them (a walk of every allocation of every node).
+fn any_job_has_templates(state: &State) -> bool {
+    state.jobs().any(|job| {
+        state
+            .job_versions(&job.id)
+            .chain(std::iter::once(job))
+            .any(|version| version.groups.iter().any(|group| group.tasks.iter().any(|task| !task.templates.is_empty())))
+    })
+}
+
 /// Pushes each connected agent its allocations whenever they change.
 /// Changes are coalesced for a few milliseconds so that a burst of applied
 /// entries costs one pass over the sessions.
@@ -453,6 +480,7 @@ pub(crate) fn spawn_pusher(server: Server) {
         let mut retry_tick = tokio::time::interval(Duration::from_secs(1));
         let mut last_state_index = 0;
         let mut last_restore_index = server.state().restore_index();
+        let mut last_template_indexes = (0, 0, 0, 0);
         loop {
             let retry_only = tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -466,13 +494,40 @@ pub(crate) fn spawn_pusher(server: Server) {
             // Nothing changed since the last pass: only congested sessions
             // need another try (the tick must stay cheap with 10,000 agents).
             let retry_only = retry_only && state.last_index() == last_state_index;
+            // The nodes whose allocations changed since the last pass: found
+            // in the state's index, so a pass costs what changed, not a
+            // lookup per connected agent.
+            let changed_nodes: HashSet<&NodeId> = if retry_only {
+                HashSet::new()
+            } else {
+                state.nodes_with_allocs_changed_after(last_state_index).collect()
+            };
             last_state_index = state.last_index();
             // After a snapshot restore every agent gets its full list again:
             // what it runs may not exist any more.
             let full = state.restore_index() > last_restore_index;
             last_restore_index = state.restore_index();
+            let indexes = state.table_indexes();
+            let template_indexes = (indexes.variables, indexes.allocs, indexes.jobs, indexes.nodes);
+            let templates_may_differ =
+                (full || template_indexes != last_template_indexes) && any_job_has_templates(&state);
+            last_template_indexes = template_indexes;
+            let mut catalogue = None;
             let mut entries = server.inner.sessions.entries.lock().await;
             for (node_id, entry) in entries.iter_mut() {
+                // Before the allocations, so that their templates render with it.
+                if templates_may_differ {
+                    let inputs = crate::template_inputs::template_inputs_for(&state, node_id, &mut catalogue);
+                    if inputs.is_some() && inputs != entry.last_template_inputs {
+                        let message = ServerMessage::TemplateInputs(Box::new(inputs.clone().unwrap_or_default()));
+                        if entry.outbound.try_send(message).is_ok() {
+                            entry.last_template_inputs = inputs;
+                        } else {
+                            // Congested: the next pass computes it again.
+                            last_template_indexes = (0, 0, 0, 0);
+                        }
+                    }
+                }
                 if full {
                     let message = ServerMessage::Allocations {
                         index: state.last_index(),
@@ -487,6 +542,10 @@ pub(crate) fn spawn_pusher(server: Server) {
                 if retry_only && !entry.congested {
                     continue;
                 }
+                if entry.checked && !entry.congested && !changed_nodes.contains(node_id) {
+                    continue;
+                }
+                entry.checked = true;
                 let index = state.node_alloc_index(node_id);
                 if index <= entry.last_pushed_index {
                     continue;

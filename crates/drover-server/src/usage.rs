@@ -28,7 +28,29 @@ pub(crate) struct UsageTable {
     history: Mutex<HashMap<NodeId, UsageRing>>,
 }
 
+/// How often the usage history is written to the data directory (and
+/// once more on a clean shutdown).
+const HISTORY_SAVE_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
 impl UsageTable {
+    /// The table with the history saved in `data_dir` (docs/nodes.md,
+    /// "Usage history"); a damaged file is moved aside and reported.
+    pub(crate) fn open(data_dir: &std::path::Path) -> UsageTable {
+        let loaded = crate::usage_history::load_history_file(data_dir, Timestamp::now().as_millis());
+        if let Some((reason, moved)) = &loaded.quarantined {
+            tracing::warn!(
+                %reason,
+                moved_to = %moved.display(),
+                "the saved usage history does not read: starting without it; the file was moved aside for \
+                 inspection and may be deleted"
+            );
+        } else if !loaded.rings.is_empty() {
+            tracing::info!(nodes = loaded.rings.len(), "usage history loaded");
+        }
+        let history = loaded.rings.into_iter().map(|(id, ring)| (NodeId::new(id), ring)).collect();
+        UsageTable { latest: Mutex::default(), history: Mutex::new(history) }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, NodeSample>> {
         self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -45,6 +67,25 @@ impl Server {
         sample.time_ms = Timestamp::now().as_millis();
         self.inner.usage.history().entry(session.node_id.clone()).or_default().record(&sample);
         self.inner.usage.lock().insert(session.node_id.clone(), sample);
+    }
+
+    /// Writes the usage history to the data directory (encoded under the
+    /// lock, compressed and written outside it).
+    pub(crate) async fn save_usage_history(&self) {
+        let file = {
+            let history = self.inner.usage.history();
+            crate::usage_history::encode_history(
+                history.iter().map(|(id, ring)| (id.as_str(), ring)),
+                Timestamp::now().as_millis(),
+            )
+        };
+        let dir = self.inner.config.data_dir.clone();
+        let written = tokio::task::spawn_blocking(move || crate::usage_history::save_history_file(&dir, &file)).await;
+        match written {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "cannot save the usage history; trying again in 5 minutes"),
+            Err(error) => tracing::warn!(%error, "saving the usage history failed"),
+        }
     }
 
     /// The usage this server kept of a node from `since_ms` on, a point a
@@ -182,6 +223,22 @@ fn labels_of(node: &drover_types::Node) -> NodeLabels {
 /// A label value in the exposition format.
 fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Saves the usage history every [`HISTORY_SAVE_EVERY`] until shutdown
+/// (which saves it once more).
+pub(crate) fn spawn_history_saver(server: Server) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(HISTORY_SAVE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            tokio::select! {
+                () = server.inner.shutdown.cancelled() => return,
+                _ = every.tick() => server.save_usage_history().await,
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -6,6 +6,11 @@
 //! mean of that minute's samples, quantised to one byte per figure, so a
 //! node's 24 h take 1440 × 5 bytes (about 7 KB; 10,000 nodes about 72 MB,
 //! measured by the test `usage_history_memory`).
+//!
+//! Saved in the server's data directory as `usage-history.bin` (a
+//! versioned, checksummed, zstd-compressed file: [`encode_history`],
+//! [`decode_history`]) and read back at start; the file functions at the
+//! end are the only I/O here.
 
 use drover_proto::api::UsagePoint;
 use drover_types::usage::NodeSample;
@@ -178,6 +183,221 @@ impl UsageRing {
     }
 }
 
+/// The history file: its name in the server's data directory, and the
+/// first bytes that say what it is and in which layout.
+pub const HISTORY_FILE: &str = "usage-history.bin";
+const MAGIC: &[u8; 8] = b"DRVUSAGE";
+/// Version 1: the body below, zstd-compressed, after the magic and the
+/// version (u32, little-endian).
+const VERSION: u32 = 1;
+/// At most this many nodes are read from (or written to) the file.
+pub const MAX_NODES: usize = 200_000;
+/// A node id longer than this is damage.
+const MAX_ID_BYTES: usize = 256;
+
+impl UsageRing {
+    /// Appends this ring to `body` when it holds a minute newer than
+    /// `oldest_minute`: the newest minute (i64), the number of minutes
+    /// that follow (u16, at most [`MINUTES`]), then their slots, oldest
+    /// first, from the first one with a sample.
+    fn encode(&self, id: &str, oldest_minute: i64, body: &mut Vec<u8>) -> bool {
+        if self.newest == i64::MIN || self.newest < oldest_minute {
+            return false;
+        }
+        let first_kept = (self.newest - MINUTES as i64 + 1).max(oldest_minute);
+        let first = (first_kept..=self.newest).find(|minute| self.slots[slot_of(*minute)] != EMPTY);
+        let Some(first) = first else { return false };
+        let id = &id.as_bytes()[..id.len().min(MAX_ID_BYTES)];
+        body.extend_from_slice(&(id.len() as u16).to_le_bytes());
+        body.extend_from_slice(id);
+        body.extend_from_slice(&self.newest.to_le_bytes());
+        body.extend_from_slice(&((self.newest - first + 1) as u16).to_le_bytes());
+        for minute in first..=self.newest {
+            body.extend_from_slice(&self.slots[slot_of(minute)]);
+        }
+        true
+    }
+}
+
+/// The saved form of every ring that holds a minute of the last 24 h
+/// before `now_ms` (at most [`MAX_NODES`], the busiest first is not
+/// guaranteed: beyond it nodes are left out), ready to be written: magic,
+/// version, then the zstd-compressed body (node count, the rings, a CRC-32
+/// of them).
+pub fn encode_history<'a>(rings: impl IntoIterator<Item = (&'a str, &'a UsageRing)>, now_ms: i64) -> Vec<u8> {
+    let oldest_minute = now_ms.div_euclid(MINUTE_MS) - MINUTES as i64 + 1;
+    let mut body = vec![0u8; 4];
+    let mut count: u32 = 0;
+    for (id, ring) in rings {
+        if count as usize == MAX_NODES {
+            break;
+        }
+        if ring.encode(id, oldest_minute, &mut body) {
+            count += 1;
+        }
+    }
+    body[..4].copy_from_slice(&count.to_le_bytes());
+    let crc = crc32fast::hash(&body);
+    body.extend_from_slice(&crc.to_le_bytes());
+    let mut file = Vec::with_capacity(body.len() / 4 + 16);
+    file.extend_from_slice(MAGIC);
+    file.extend_from_slice(&VERSION.to_le_bytes());
+    // Level 1: fast, and the slots of quiet nodes compress well.
+    match zstd::stream::encode_all(&body[..], 1) {
+        Ok(compressed) => file.extend_from_slice(&compressed),
+        Err(_) => unreachable!("compressing into memory does not fail"),
+    }
+    file
+}
+
+/// Reads a history file's bytes back into rings, dropping minutes older
+/// than 24 h before `now_ms` (a ring with none left is left out). Damage
+/// (another file, another version, a cut or altered body) is an error
+/// saying what is wrong; nothing is half-read.
+pub fn decode_history(file: &[u8], now_ms: i64) -> Result<Vec<(String, UsageRing)>, String> {
+    let header = MAGIC.len() + 4;
+    if file.len() < header || &file[..MAGIC.len()] != MAGIC {
+        return Err("not a drover usage history file (its first bytes are not DRVUSAGE)".to_owned());
+    }
+    let version = u32::from_le_bytes([file[8], file[9], file[10], file[11]]);
+    if version != VERSION {
+        return Err(format!("version {version}, this drover reads version {VERSION}"));
+    }
+    // The largest body MAX_NODES full rings make: a bound on what a
+    // damaged (or hostile) compressed body may expand to.
+    let limit = (4 + MAX_NODES * (2 + MAX_ID_BYTES + 8 + 2 + MINUTES * 5) + 4) as u64;
+    let mut body = Vec::new();
+    let decoder = zstd::stream::Decoder::new(&file[header..]).map_err(|error| format!("cannot decompress: {error}"))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(decoder, limit + 1), &mut body)
+        .map_err(|error| format!("cannot decompress: {error}"))?;
+    if body.len() as u64 > limit {
+        return Err(format!("its body is larger than {limit} bytes"));
+    }
+    if body.len() < 8 {
+        return Err("its body is cut short".to_owned());
+    }
+    let (content, crc) = body.split_at(body.len() - 4);
+    if crc32fast::hash(content) != u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]) {
+        return Err("its checksum does not match: the file was cut or altered".to_owned());
+    }
+    let mut reader = Reader { bytes: content, at: 0 };
+    let count = reader.u32()? as usize;
+    if count > MAX_NODES {
+        return Err(format!("it holds {count} nodes, more than {MAX_NODES}"));
+    }
+    let oldest_minute = now_ms.div_euclid(MINUTE_MS) - MINUTES as i64 + 1;
+    let mut rings = Vec::with_capacity(count);
+    for _ in 0..count {
+        let id_len = reader.u16()? as usize;
+        if id_len > MAX_ID_BYTES {
+            return Err(format!("a node id of {id_len} bytes at byte {}", reader.at));
+        }
+        let id = String::from_utf8(reader.take(id_len)?.to_vec())
+            .map_err(|_| format!("a node id that is not UTF-8 at byte {}", reader.at))?;
+        let newest = i64::from_le_bytes(reader.array::<8>()?);
+        let minutes = reader.u16()? as usize;
+        if minutes == 0 || minutes > MINUTES {
+            return Err(format!("node {id}: {minutes} minutes, not 1 to {MINUTES}"));
+        }
+        let mut ring = UsageRing::default();
+        let first = newest - minutes as i64 + 1;
+        for minute in first..=newest {
+            let slot = reader.array::<5>()?;
+            if minute >= oldest_minute {
+                ring.slots[slot_of(minute)] = slot;
+            }
+        }
+        if newest >= oldest_minute {
+            ring.newest = newest;
+            rings.push((id, ring));
+        }
+    }
+    if reader.at != content.len() {
+        return Err(format!("{} bytes after the last node", content.len() - reader.at));
+    }
+    Ok(rings)
+}
+
+/// What loading the history file found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The rings read (none when there was no file or it was damaged).
+    pub rings: Vec<(String, UsageRing)>,
+    /// A damaged file: why, and where it was moved to.
+    pub quarantined: Option<(String, std::path::PathBuf)>,
+}
+
+/// Loads `dir/usage-history.bin`. No file: nothing. A file that does not
+/// read is renamed `usage-history.bin.damaged-<ms>` beside it (kept for a
+/// person to look at) and the server starts with an empty history.
+pub fn load_history_file(dir: &std::path::Path, now_ms: i64) -> Loaded {
+    let path = dir.join(HISTORY_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Loaded::default(),
+        Err(error) => return quarantine(&path, format!("cannot read it: {error}"), now_ms),
+    };
+    match decode_history(&bytes, now_ms) {
+        Ok(rings) => Loaded { rings, quarantined: None },
+        Err(reason) => quarantine(&path, reason, now_ms),
+    }
+}
+
+fn quarantine(path: &std::path::Path, reason: String, now_ms: i64) -> Loaded {
+    let moved = path.with_file_name(format!("{HISTORY_FILE}.damaged-{now_ms}"));
+    let reason = match std::fs::rename(path, &moved) {
+        Ok(()) => reason,
+        Err(error) => format!("{reason}; and it could not be moved aside: {error}"),
+    };
+    Loaded { rings: Vec::new(), quarantined: Some((reason, moved)) }
+}
+
+/// Writes `file` (from [`encode_history`]) as `dir/usage-history.bin`:
+/// to a temporary file first, synced, then renamed over the old one, so
+/// a crash leaves the old file or the new one, never half of one.
+pub fn save_history_file(dir: &std::path::Path, file: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(HISTORY_FILE);
+    let temporary = dir.join(format!("{HISTORY_FILE}.tmp"));
+    let mut out = std::fs::File::create(&temporary)?;
+    out.write_all(file)?;
+    out.sync_all()?;
+    drop(out);
+    std::fs::rename(&temporary, &path)
+}
+
+/// Reads a body front to back; running past its end is damage.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, length: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(length).filter(|end| *end <= self.bytes.len());
+        let Some(end) = end else {
+            return Err(format!("cut short at byte {} (wanted {length} more)", self.at));
+        };
+        let taken = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(taken)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut array = [0u8; N];
+        array.copy_from_slice(self.take(N)?);
+        Ok(array)
+    }
+
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(self.array::<2>()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array::<4>()?))
+    }
+}
+
 fn slot_of(minute: i64) -> usize {
     minute.rem_euclid(MINUTES as i64) as usize
 }
@@ -314,6 +534,52 @@ mod tests {
         ring.record(&sample(0, 1.0, 0));
         let cpus: Vec<_> = ring.points(0).iter().map(|point| point.cpu_percent).collect();
         assert_eq!(cpus, vec![Some(9.0)]);
+    }
+
+    #[test]
+    fn a_saved_history_reads_back_the_same_minutes_and_drops_the_stale() {
+        let mut busy = UsageRing::default();
+        for minute in 0..100 {
+            busy.record(&sample(minute * 60, minute as f32, minute as u64 * 6000));
+        }
+        let mut stale = UsageRing::default();
+        stale.record(&sample(-(MINUTES as i64) * 60 * 3, 1.0, 0));
+        let now_ms = 1000 * MINUTE_MS + 100 * MINUTE_MS;
+        let file = encode_history([("busy", &busy), ("stale", &stale), ("never", &UsageRing::default())], now_ms);
+        let rings = decode_history(&file, now_ms).unwrap();
+        assert_eq!(rings.len(), 1, "only the node with minutes in the last day");
+        assert_eq!(rings[0].0, "busy");
+        assert_eq!(rings[0].1.points(0), busy.points(0));
+        // A day later, the same file holds nothing of interest any more.
+        let later = now_ms + MINUTES as i64 * MINUTE_MS;
+        assert!(decode_history(&file, later).unwrap().is_empty());
+        // Read 50 minutes short of a day later, the day then starts at
+        // minute 1051: the 49 minutes 1051..=1099 come back.
+        let half = decode_history(&file, now_ms + (MINUTES as i64 - 50) * MINUTE_MS).unwrap();
+        let points = half[0].1.points(0);
+        assert_eq!(points.len(), 49);
+        assert_eq!(points[0].time_ms, 1051 * MINUTE_MS);
+    }
+
+    #[test]
+    fn a_damaged_history_is_refused_with_its_reason() {
+        let mut ring = UsageRing::default();
+        ring.record(&sample(0, 5.0, 0));
+        let now_ms = 1000 * MINUTE_MS;
+        let file = encode_history([("n1", &ring)], now_ms);
+        let reason = |bytes: &[u8]| decode_history(bytes, now_ms).err().unwrap_or_default();
+        assert!(reason(b"hello").contains("not a drover usage history file"));
+        let mut other_version = file.clone();
+        other_version[8] = 9;
+        assert!(reason(&other_version).contains("version 9"), "{}", reason(&other_version));
+        assert!(reason(&file[..file.len() - 3]).contains("decompress"), "{}", reason(&file[..file.len() - 3]));
+        // A body altered under a valid compression: the checksum says so.
+        let mut body = zstd::stream::decode_all(&file[12..]).unwrap();
+        body[10] ^= 0xff;
+        let mut altered = file[..12].to_vec();
+        altered.extend(zstd::stream::encode_all(&body[..], 1).unwrap());
+        assert!(reason(&altered).contains("checksum"), "{}", reason(&altered));
+        assert!(decode_history(&file, now_ms).is_ok());
     }
 
     #[test]

@@ -448,8 +448,8 @@ impl FileReader<'_> {
             drain.finish();
             actions.push((location, deadline.map(|deadline| Action::Drain { deadline })));
         }
-        for operation in [ProviderOperation::Reboot, ProviderOperation::Rebuild] {
-            let Some(mut provider_block) = block.block(operation.as_str()) else {
+        for name in ["reboot", "rebuild", "delete", "create", "replace"] {
+            let Some(mut provider_block) = block.block(name) else {
                 continue;
             };
             let location = provider_block.location();
@@ -457,14 +457,27 @@ impl FileReader<'_> {
             let reference_location =
                 if provider.is_some() { provider_block.attribute_location("provider") } else { location };
             provider_block.finish();
-            self.refer(
-                Target::Provider(provider.clone(), operation),
-                format!("{} action of {}", operation.as_str(), description.trim_start_matches("action block of ")),
-                reference_location,
-            );
-            let action = match operation {
-                ProviderOperation::Reboot => Action::Reboot { provider },
-                _ => Action::Rebuild { provider },
+            // `replace` deletes, then creates: its provider needs both.
+            let operations: &[ProviderOperation] = match name {
+                "reboot" => &[ProviderOperation::Reboot],
+                "rebuild" => &[ProviderOperation::Rebuild],
+                "delete" => &[ProviderOperation::Delete],
+                "create" => &[ProviderOperation::Create],
+                _ => &[ProviderOperation::Delete, ProviderOperation::Create],
+            };
+            for operation in operations {
+                self.refer(
+                    Target::Provider(provider.clone(), *operation),
+                    format!("{name} action of {}", description.trim_start_matches("action block of ")),
+                    reference_location,
+                );
+            }
+            let action = match name {
+                "reboot" => Action::Reboot { provider },
+                "rebuild" => Action::Rebuild { provider },
+                "delete" => Action::Delete { provider },
+                "create" => Action::Create { provider },
+                _ => Action::Replace { provider },
             };
             actions.push((location, Some(action)));
         }
@@ -499,7 +512,7 @@ impl FileReader<'_> {
             &block,
             actions,
             &description,
-            "restart_alloc {}, restart_job {}, drain {}, reboot {}, rebuild {}, command { … } or webhook { … }",
+            "restart_alloc {}, restart_job {}, drain {}, reboot {}, rebuild {}, delete {}, create {}, replace {}, command { … } or webhook { … }",
         );
         block.finish();
         action

@@ -7,7 +7,10 @@
 
 use std::io;
 
-use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize, Serializer};
 
 use drover_types::{Allocation, Deployment, Evaluation, Job, JobId, Node, NodeChange, NodeId, Timestamp, Variable};
 
@@ -61,11 +64,88 @@ pub struct SnapshotV1 {
     pub workflows: Vec<drover_types::workflow::Workflow>,
 }
 
+/// [`SnapshotV1`] borrowed from a state: the same fields, written in the
+/// same order and encoding, but each table is serialised straight from the
+/// state's maps instead of being copied first (a copy of a million
+/// allocations is more than a gigabyte, at the moment a snapshot is taken).
+#[derive(Serialize)]
+#[serde(bound(
+    serialize = "Seq<Jobs>: Serialize, Seq<Versions>: Serialize, Seq<Nodes>: Serialize, Seq<Allocs>: Serialize, Seq<Evals>: Serialize, Seq<Deployments>: Serialize, Seq<Launches>: Serialize, Seq<Variables>: Serialize, Seq<History>: Serialize, Seq<Workflows>: Serialize"
+))]
+pub(crate) struct SnapshotV1Ref<
+    'a,
+    Jobs,
+    Versions,
+    Nodes,
+    Allocs,
+    Evals,
+    Deployments,
+    Launches,
+    Variables,
+    History,
+    Workflows,
+> {
+    pub last_index: u64,
+    pub table_indexes: TableIndexes,
+    pub capacity_index: u64,
+    pub restore_index: u64,
+    pub jobs: Seq<Jobs>,
+    pub job_versions: Seq<Versions>,
+    pub nodes: Seq<Nodes>,
+    pub allocs: Seq<Allocs>,
+    pub evals: Seq<Evals>,
+    pub deployments: Seq<Deployments>,
+    pub periodic_launches: Seq<Launches>,
+    pub variables: Seq<Variables>,
+    pub node_history: Seq<History>,
+    pub react: Option<&'a crate::react::ReactState>,
+    pub access: Option<&'a crate::access::AccessState>,
+    pub workflows: Seq<Workflows>,
+}
+
+/// A sequence serialised from an iterator of `len` items, once.
+pub(crate) struct Seq<I> {
+    items: RefCell<Option<I>>,
+    len: usize,
+}
+
+impl<I> Seq<I> {
+    /// The sequence of `len` items `items` yields (the length comes first
+    /// in the encoding, so it is given, not counted by a second walk).
+    pub(crate) fn new(len: usize, items: I) -> Seq<I> {
+        Seq { items: RefCell::new(Some(items)), len }
+    }
+}
+
+impl<I> Serialize for Seq<I>
+where
+    I: Iterator,
+    I::Item: Serialize,
+{
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let items = self.items.borrow_mut().take();
+        let mut sequence = serializer.serialize_seq(Some(self.len))?;
+        let mut written = 0;
+        for item in items.into_iter().flatten() {
+            sequence.serialize_element(&item)?;
+            written += 1;
+        }
+        if written != self.len {
+            return Err(serde::ser::Error::custom(format!(
+                "a snapshot table announced {} entries and yielded {written}",
+                self.len
+            )));
+        }
+        sequence.end()
+    }
+}
+
 /// Serialises a state: magic, format version (u32 little-endian), payload.
 pub fn encode_state(state: &State) -> io::Result<Vec<u8>> {
     let mut bytes = MAGIC.to_vec();
     bytes.extend_from_slice(&1u32.to_le_bytes());
-    bytes.extend(crate::codec::encode(&state.to_snapshot())?);
+    bytes.push(crate::codec::FORMAT_MSGPACK_V1);
+    rmp_serde::encode::write_named(&mut bytes, &state.snapshot_ref()).map_err(io::Error::other)?;
     Ok(bytes)
 }
 

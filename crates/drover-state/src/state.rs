@@ -62,10 +62,21 @@ pub struct State {
     /// Nodes being drained.
     draining_nodes: OrdSet<NodeId>,
     allocs: OrdMap<AllocId, Arc<Allocation>>,
-    allocs_by_node: OrdMap<NodeId, OrdSet<AllocId>>,
+    /// Each node's allocations, ordered by [`Allocation::alloc_modify_index`]
+    /// then id, so that the allocations the servers changed on a node after
+    /// an index are a range, not a walk of all of them (agent sessions ask
+    /// for exactly that after every change).
+    allocs_by_node: OrdMap<NodeId, OrdSet<(u64, AllocId)>>,
     allocs_by_job: OrdMap<JobId, OrdSet<AllocId>>,
     node_usage: OrdMap<NodeId, Resources>,
     node_alloc_index: OrdMap<NodeId, u64>,
+    /// The same as `node_alloc_index`, ordered by index: the nodes whose
+    /// allocations changed after an index are a range (the session pusher
+    /// visits only those, not every connected node).
+    nodes_by_alloc_index: OrdSet<(u64, NodeId)>,
+    /// How many allocations have each client status (indexed by
+    /// [`client_status_slot`]), kept as allocations change.
+    allocs_by_client_status: [usize; NUM_CLIENT_STATUSES],
     evals: OrdMap<EvalId, Arc<Evaluation>>,
     evals_by_job: OrdMap<JobId, OrdSet<EvalId>>,
     open_evals: OrdSet<EvalId>,
@@ -188,6 +199,30 @@ impl State {
         self.node_alloc_index.get(id).copied().unwrap_or(0)
     }
 
+    /// The nodes whose allocations the servers changed after `index`
+    /// (their [`node_alloc_index`](Self::node_alloc_index) is greater), in
+    /// the order of that index. O(log nodes + the nodes returned).
+    pub fn nodes_with_allocs_changed_after(&self, index: u64) -> impl Iterator<Item = &NodeId> {
+        self.nodes_by_alloc_index.range((index.saturating_add(1), NodeId::from(String::new()))..).map(|(_, id)| id)
+    }
+
+    /// The allocations on a node that the servers changed after `index`
+    /// (their [`Allocation::alloc_modify_index`] is greater), terminal ones
+    /// included. O(log + the allocations returned), whatever the number of
+    /// allocations on the node.
+    pub fn allocs_on_node_changed_after(&self, id: &NodeId, index: u64) -> impl Iterator<Item = &Arc<Allocation>> {
+        let from = (index.saturating_add(1), AllocId::from(String::new()));
+        self.allocs_by_node
+            .get(id)
+            .into_iter()
+            .flat_map(move |ids| ids.range(from.clone()..).filter_map(|(_, alloc_id)| self.allocs.get(alloc_id)))
+    }
+
+    /// The number of allocations whose client status is `status`. O(1).
+    pub fn num_allocs_with_client_status(&self, status: AllocClientStatus) -> usize {
+        self.allocs_by_client_status[client_status_slot(status)]
+    }
+
     /// An allocation by id.
     pub fn alloc(&self, id: &AllocId) -> Option<&Arc<Allocation>> {
         self.allocs.get(id)
@@ -211,12 +246,13 @@ impl State {
             .flat_map(|ids| ids.iter().filter_map(|alloc_id| self.allocs.get(alloc_id)))
     }
 
-    /// A node's allocations (all, including terminal ones).
+    /// A node's allocations (all, including terminal ones), in the order
+    /// the servers last changed them.
     pub fn allocs_on_node(&self, id: &NodeId) -> impl Iterator<Item = &Arc<Allocation>> {
         self.allocs_by_node
             .get(id)
             .into_iter()
-            .flat_map(|ids| ids.iter().filter_map(|alloc_id| self.allocs.get(alloc_id)))
+            .flat_map(|ids| ids.iter().filter_map(|(_, alloc_id)| self.allocs.get(alloc_id)))
     }
 
     /// An evaluation by id.
@@ -773,8 +809,20 @@ impl State {
     /// Stores an allocation changed by the servers: agents will be told.
     fn put_alloc(&mut self, index: u64, mut alloc: Allocation) {
         alloc.alloc_modify_index = index;
-        self.node_alloc_index.insert(alloc.node_id.clone(), index);
+        self.set_node_alloc_index(&alloc.node_id, index);
         self.store_alloc(index, alloc);
+    }
+
+    /// Moves a node's [`node_alloc_index`](Self::node_alloc_index), and its
+    /// place in `nodes_by_alloc_index`.
+    fn set_node_alloc_index(&mut self, node_id: &NodeId, index: u64) {
+        if let Some(previous) = self.node_alloc_index.insert(node_id.clone(), index) {
+            if previous == index {
+                return;
+            }
+            self.nodes_by_alloc_index.remove(&(previous, node_id.clone()));
+        }
+        self.nodes_by_alloc_index.insert((index, node_id.clone()));
     }
 
     /// Stores an allocation changed by its agent's report: nothing to tell
@@ -785,20 +833,39 @@ impl State {
 
     fn store_alloc(&mut self, index: u64, mut alloc: Allocation) {
         alloc.modify_index = index;
-        if let Some(previous) = self.allocs.get(&alloc.id).cloned()
-            && previous.holds_resources()
-        {
-            let usage = self.node_usage.entry(previous.node_id.clone()).or_default();
-            *usage = usage.saturating_sub(&previous.resources);
-            if !alloc.holds_resources() {
-                self.capacity_index = index;
+        let previous = self.allocs.get(&alloc.id).cloned();
+        if let Some(previous) = &previous {
+            self.allocs_by_client_status[client_status_slot(previous.client_status)] -= 1;
+            if previous.holds_resources() {
+                let usage = self.node_usage.entry(previous.node_id.clone()).or_default();
+                *usage = usage.saturating_sub(&previous.resources);
+                if !alloc.holds_resources() {
+                    self.capacity_index = index;
+                }
             }
         }
+        self.allocs_by_client_status[client_status_slot(alloc.client_status)] += 1;
         if alloc.holds_resources() {
             *self.node_usage.entry(alloc.node_id.clone()).or_default() += alloc.resources;
         }
-        self.allocs_by_node.entry(alloc.node_id.clone()).or_default().insert(alloc.id.clone());
-        self.allocs_by_job.entry(alloc.job_id.clone()).or_default().insert(alloc.id.clone());
+        // An agent's report leaves the servers' index, and so the entry, alone.
+        let moved = previous.as_ref().is_none_or(|previous| {
+            previous.alloc_modify_index != alloc.alloc_modify_index || previous.node_id != alloc.node_id
+        });
+        if moved {
+            if let Some(previous) = &previous
+                && let Some(on_node) = self.allocs_by_node.get_mut(&previous.node_id)
+            {
+                on_node.remove(&(previous.alloc_modify_index, alloc.id.clone()));
+            }
+            self.allocs_by_node
+                .entry(alloc.node_id.clone())
+                .or_default()
+                .insert((alloc.alloc_modify_index, alloc.id.clone()));
+        }
+        if previous.is_none() {
+            self.allocs_by_job.entry(alloc.job_id.clone()).or_default().insert(alloc.id.clone());
+        }
         self.allocs.insert(alloc.id.clone(), Arc::new(alloc));
         self.table_indexes.allocs = index;
     }
@@ -1081,6 +1148,55 @@ impl State {
     }
 
     /// Every object, for snapshots.
+    /// The state as a [`SnapshotV1`](crate::snapshot::SnapshotV1) to
+    /// serialise, borrowed: nothing is copied.
+    #[allow(clippy::type_complexity, reason = "one iterator type per table, each named where it is built")]
+    pub(crate) fn snapshot_ref(
+        &self,
+    ) -> crate::snapshot::SnapshotV1Ref<
+        '_,
+        impl Iterator<Item = &Job>,
+        impl Iterator<Item = &Job>,
+        impl Iterator<Item = &Node>,
+        impl Iterator<Item = &Allocation>,
+        impl Iterator<Item = &Evaluation>,
+        impl Iterator<Item = &Deployment>,
+        impl Iterator<Item = (&JobId, &Timestamp)>,
+        impl Iterator<Item = &Variable>,
+        impl Iterator<Item = (&NodeId, crate::snapshot::Seq<impl Iterator<Item = &NodeChange>>)>,
+        impl Iterator<Item = &drover_types::workflow::Workflow>,
+    > {
+        use crate::snapshot::Seq;
+        let num_job_versions = self.job_versions.values().map(OrdMap::len).sum();
+        crate::snapshot::SnapshotV1Ref {
+            last_index: self.last_index,
+            table_indexes: self.table_indexes,
+            capacity_index: self.capacity_index,
+            restore_index: self.restore_index,
+            jobs: Seq::new(self.jobs.len(), self.jobs.values().map(|job| &**job)),
+            job_versions: Seq::new(
+                num_job_versions,
+                self.job_versions.values().flat_map(|versions| versions.values().map(|job| &**job)),
+            ),
+            nodes: Seq::new(self.nodes.len(), self.nodes.values().map(|node| &**node)),
+            allocs: Seq::new(self.allocs.len(), self.allocs.values().map(|alloc| &**alloc)),
+            evals: Seq::new(self.evals.len(), self.evals.values().map(|eval| &**eval)),
+            deployments: Seq::new(self.deployments.len(), self.deployments.values().map(|deployment| &**deployment)),
+            periodic_launches: Seq::new(self.periodic_launches.len(), self.periodic_launches.iter()),
+            variables: Seq::new(self.variables.len(), self.variables.values().map(|variable| &**variable)),
+            node_history: Seq::new(
+                self.node_history.len(),
+                self.node_history.iter().map(|(node_id, history)| (node_id, Seq::new(history.len(), history.iter()))),
+            ),
+            react: Some(&self.react),
+            access: Some(&self.access),
+            workflows: Seq::new(self.workflows.len(), self.workflows.values().map(|workflow| &**workflow)),
+        }
+    }
+
+    /// The state copied into a [`SnapshotV1`](crate::snapshot::SnapshotV1):
+    /// what [`snapshot_ref`](Self::snapshot_ref) must encode the same.
+    #[cfg(test)]
     pub(crate) fn to_snapshot(&self) -> crate::snapshot::SnapshotV1 {
         crate::snapshot::SnapshotV1 {
             last_index: self.last_index,
@@ -1130,8 +1246,9 @@ impl State {
         }
         for alloc in snapshot.allocs {
             let (modify_index, alloc_modify_index) = (alloc.modify_index, alloc.alloc_modify_index);
-            let node_index = state.node_alloc_index.entry(alloc.node_id.clone()).or_default();
-            *node_index = (*node_index).max(alloc_modify_index);
+            if alloc_modify_index > state.node_alloc_index(&alloc.node_id) {
+                state.set_node_alloc_index(&alloc.node_id, alloc_modify_index);
+            }
             state.store_alloc(modify_index, alloc);
         }
         for eval in snapshot.evals {
@@ -1168,6 +1285,22 @@ impl State {
         state.restore_index = snapshot.restore_index;
         state.table_indexes = snapshot.table_indexes;
         state
+    }
+}
+
+/// How many client statuses there are (the size of
+/// `State::allocs_by_client_status`).
+const NUM_CLIENT_STATUSES: usize = 6;
+
+/// Where a client status is counted in `State::allocs_by_client_status`.
+fn client_status_slot(status: AllocClientStatus) -> usize {
+    match status {
+        AllocClientStatus::Pending => 0,
+        AllocClientStatus::Running => 1,
+        AllocClientStatus::Complete => 2,
+        AllocClientStatus::Failed => 3,
+        AllocClientStatus::Lost => 4,
+        AllocClientStatus::Unknown => 5,
     }
 }
 

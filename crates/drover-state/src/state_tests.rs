@@ -280,6 +280,45 @@ fn snapshots_round_trip_with_indexes() {
 }
 
 #[test]
+fn a_snapshot_is_encoded_from_the_state_as_from_its_copy() {
+    let mut state = State::new();
+    register(&mut state, 1, test_job("web"), "e1");
+    register(&mut state, 2, test_job("api"), "e2");
+    let mut changed = test_job("web");
+    changed.priority = 70;
+    register(&mut state, 3, changed, "e3");
+    state.apply(4, &Command::RegisterNode { registration: registration("n1"), evals: vec![], now: Timestamp::ZERO });
+    state.apply(5, &Command::RegisterNode { registration: registration("n2"), evals: vec![], now: Timestamp::ZERO });
+    let labels = NodeLabels { hostgroup: Some("bi/web".into()), ..Default::default() };
+    state.apply(
+        6,
+        &Command::UpdateNodeLabels {
+            node_ids: vec![NodeId::new("n1")],
+            labels,
+            by: "test".into(),
+            evals: vec![],
+            now: Timestamp::from_millis(6),
+        },
+    );
+    let plan = Plan {
+        eval_id: EvalId::new("e1"),
+        job_id: JobId::new("web"),
+        place: vec![alloc("a1", "web", "n1"), alloc("a2", "web", "n2"), alloc("a3", "web", "n2")],
+        ..Default::default()
+    };
+    state.apply(
+        7,
+        &Command::ApplyPlan { plan: Box::new(plan), eval: eval("e1", "web"), blocked_eval: None, now: Timestamp::ZERO },
+    );
+
+    let mut copied = b"DRVSNAP\0".to_vec();
+    copied.extend_from_slice(&1u32.to_le_bytes());
+    copied.extend(crate::codec::encode(&state.to_snapshot()).unwrap());
+    assert_eq!(crate::snapshot::encode_state(&state).unwrap(), copied);
+    assert!(state.node_history(&NodeId::new("n1")).count() > 0, "the history is part of what is compared");
+}
+
+#[test]
 fn label_changes_are_all_or_nothing_and_every_change_is_in_the_history_and_snapshots() {
     let mut state = State::new();
     for (index, id) in [(1, "n1"), (2, "n2")] {
@@ -659,4 +698,132 @@ fn join_tokens_are_used_up_and_an_enrolled_name_cannot_enrol_again() {
         now: Timestamp::from_millis(11),
     });
     assert!(matches!(expired.apply(2, &too_late), CommandResponse::Rejected { .. }));
+}
+
+/// What the incremental allocation indexes (changes per node, nodes by
+/// change, counts by client status) must equal: a recomputation from
+/// every allocation.
+fn assert_alloc_indexes_match_a_recomputation(state: &State, nodes: &[NodeId]) {
+    for status in [
+        AllocClientStatus::Pending,
+        AllocClientStatus::Running,
+        AllocClientStatus::Complete,
+        AllocClientStatus::Failed,
+        AllocClientStatus::Lost,
+        AllocClientStatus::Unknown,
+    ] {
+        let recomputed = state.allocs().filter(|alloc| alloc.client_status == status).count();
+        assert_eq!(state.num_allocs_with_client_status(status), recomputed, "{status:?}");
+    }
+    for after in 0..=state.last_index() {
+        let mut changed_nodes: Vec<&NodeId> = state.nodes_with_allocs_changed_after(after).collect();
+        changed_nodes.sort();
+        let mut expected_nodes: Vec<&NodeId> =
+            nodes.iter().filter(|node| state.node_alloc_index(node) > after).collect();
+        expected_nodes.sort();
+        expected_nodes.dedup();
+        assert_eq!(changed_nodes, expected_nodes, "nodes changed after {after}");
+        for node in nodes {
+            let mut changed: Vec<&AllocId> =
+                state.allocs_on_node_changed_after(node, after).map(|alloc| &alloc.id).collect();
+            changed.sort();
+            let mut expected: Vec<&AllocId> = state
+                .allocs()
+                .filter(|alloc| &alloc.node_id == node && alloc.alloc_modify_index > after)
+                .map(|alloc| &alloc.id)
+                .collect();
+            expected.sort();
+            assert_eq!(changed, expected, "allocations on {node} changed after {after}");
+        }
+    }
+    for node in nodes {
+        let on_node = state.allocs_on_node(node).count();
+        assert_eq!(on_node, state.allocs().filter(|alloc| &alloc.node_id == node).count(), "on {node}");
+        // At least the newest change of an allocation on it (an allocation
+        // that left the node moved the node's index too).
+        let newest = state.allocs_on_node(node).map(|alloc| alloc.alloc_modify_index).max().unwrap_or(0);
+        assert!(state.node_alloc_index(node) >= newest, "index of {node}");
+    }
+}
+
+/// One step of the random history of
+/// `incremental_alloc_indexes_equal_a_recomputation`.
+#[derive(Clone, Debug)]
+enum AllocStep {
+    /// Places allocation `alloc` on node `node`.
+    Place { alloc: u8, node: u8 },
+    /// The servers stop an allocation.
+    Stop { alloc: u8 },
+    /// Its agent reports a client status.
+    Report { alloc: u8, status: u8 },
+}
+
+fn alloc_step() -> impl proptest::strategy::Strategy<Value = AllocStep> {
+    use proptest::prelude::*;
+    prop_oneof![
+        (0..12u8, 0..4u8).prop_map(|(alloc, node)| AllocStep::Place { alloc, node }),
+        (0..12u8).prop_map(|alloc| AllocStep::Stop { alloc }),
+        (0..12u8, 0..6u8).prop_map(|(alloc, status)| AllocStep::Report { alloc, status }),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn incremental_alloc_indexes_equal_a_recomputation(steps in proptest::collection::vec(alloc_step(), 1..40)) {
+        let nodes: Vec<NodeId> = (0..4).map(|node| NodeId::new(format!("n{node}"))).collect();
+        let mut state = State::new();
+        register(&mut state, 1, test_job("web"), "e1");
+        let statuses = [
+            AllocClientStatus::Pending,
+            AllocClientStatus::Running,
+            AllocClientStatus::Complete,
+            AllocClientStatus::Failed,
+            AllocClientStatus::Lost,
+            AllocClientStatus::Unknown,
+        ];
+        for (offset, step) in steps.into_iter().enumerate() {
+            let index = offset as u64 + 2;
+            let now = Timestamp::from_millis(index as i64);
+            let plan = |place: Vec<Allocation>, stop: Vec<PlanStop>| Command::ApplyPlan {
+                plan: Box::new(Plan { eval_id: EvalId::new("e1"), job_id: JobId::new("web"), place, stop, ..Default::default() }),
+                eval: eval("e1", "web"),
+                blocked_eval: None,
+                now,
+            };
+            let command = match step {
+                AllocStep::Place { alloc: id, node } => {
+                    plan(vec![alloc(&format!("a{id}"), "web", &format!("n{node}"))], vec![])
+                }
+                AllocStep::Stop { alloc: id } => {
+                    let node_id = state.alloc(&AllocId::new(format!("a{id}"))).map_or(NodeId::new("n0"), |alloc| alloc.node_id.clone());
+                    plan(vec![], vec![PlanStop {
+                        alloc_id: AllocId::new(format!("a{id}")),
+                        node_id,
+                        desired_status: AllocDesiredStatus::Stop,
+                        description: "stopped".into(),
+                        client_status: None,
+                        follow_up_eval: None,
+                    }])
+                }
+                AllocStep::Report { alloc: id, status } => Command::UpdateAllocsFromClient {
+                    updates: vec![ClientAllocUpdate {
+                        alloc_id: AllocId::new(format!("a{id}")),
+                        client_status: statuses[usize::from(status)],
+                        client_description: String::new(),
+                        task_states: BTreeMap::new(),
+                        checks: vec![],
+                        deployment_health: None,
+                    }],
+                    evals: vec![],
+                    now,
+                },
+            };
+            state.apply(index, &command);
+            assert_alloc_indexes_match_a_recomputation(&state, &nodes);
+        }
+        let restored = crate::snapshot::decode_state(&crate::snapshot::encode_state(&state).unwrap()).unwrap();
+        assert_alloc_indexes_match_a_recomputation(&restored, &nodes);
+    }
 }

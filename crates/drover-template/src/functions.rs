@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use gtmpl::{Func, FuncError, Value};
 
+use crate::cluster;
+
 thread_local! {
     /// The environment of the task whose template this thread renders
     /// (see `render`).
@@ -25,7 +27,7 @@ thread_local! {
 const MAXIMUM_EXECUTE_DEPTH: usize = 32;
 
 /// The consul-template functions drover has: name, function, what it does.
-pub const FUNCTIONS: [(&str, Func, &str); 19] = [
+pub const FUNCTIONS: [(&str, Func, &str); 32] = [
     ("env", env, "env \"NAME\": the task's environment variable, empty when unset"),
     ("toLower", to_lower, "toLower STRING"),
     ("toUpper", to_upper, "toUpper STRING"),
@@ -49,37 +51,40 @@ pub const FUNCTIONS: [(&str, Func, &str); 19] = [
         execute_template,
         "executeTemplate \"NAME\" [DATA]: the output of the template defined as NAME, run with DATA as its dot",
     ),
+    ("nomadVar", cluster::nomad_var, "nomadVar \"PATH\": the drover variable's items (.NAME, .Items)"),
+    ("nomadVarExists", cluster::nomad_var_exists, "nomadVarExists \"PATH\": whether the variable exists"),
+    ("nomadVarList", cluster::nomad_var_list, "nomadVarList [\"PREFIX\"]: the variables (.Path) under PREFIX"),
+    ("nomadVarListSafe", cluster::nomad_var_list_safe, "nomadVarListSafe [\"PREFIX\"]: as nomadVarList"),
+    ("key", cluster::key, "key \"A/B/C\": the only item of variable A/B/C, else item C of variable A/B"),
+    ("keyOrDefault", cluster::key_or_default, "keyOrDefault \"PATH\" DEFAULT: key, or DEFAULT when unset"),
+    ("keyExists", cluster::key_exists, "keyExists \"PATH\": whether key would find a value"),
+    ("service", cluster::service, "service \"[TAG.]NAME\": the healthy instances (.Address, .Port, .Tags, .ID)"),
+    ("services", cluster::services, "services: every service (.Name, .Tags)"),
+    ("nomadService", cluster::nomad_service, "nomadService \"[TAG.]NAME\": every instance of the service"),
+    ("nomadServices", cluster::nomad_services, "nomadServices: every service (.Name, .Tags)"),
+    ("byTag", cluster::by_tag, "LIST | byTag: the services or instances of LIST by each of their .Tags"),
+    ("toJSONPretty", to_json_pretty, "toJSONPretty VALUE: indented JSON"),
 ];
 
-const CONSUL_KV: &str = "it reads Consul's key/value store, which drover does not have; drover's key/value store is its variables (drover var put PATH key=value), which templates cannot read yet: give the value in the task's env block or as a job variable (-var) and read it with env";
-const CATALOGUE: &str = "drover has no service catalogue for templates yet: within a group, read the ports with env \"NOMAD_PORT_<label>\" / env \"NOMAD_ADDR_<label>\"";
-const VARIABLES: &str = "the agent cannot read drover variables for templates yet: pass the value as a job variable (-var, -var-file) into the task's env block and read it with env";
+const CONSUL_KV: &str = "drover's key/value store is its variables: read one value with key \"PATH\" or a variable's items with nomadVar \"PATH\", list variables with nomadVarList \"PREFIX\"";
+const CONSUL_HEALTH: &str =
+    "drover's catalogue is read with service \"NAME\" (healthy instances) or nomadService \"NAME\" (all)";
+const MESH: &str = "drover has no service mesh (Consul Connect)";
 const VAULT: &str = "drover has no Vault integration: give secrets to the task through its env or a file on the node";
 const NODES: &str =
     "drover has no catalogue of nodes for templates: read this node's facts with env (DROVER_NODE_NAME, NOMAD_DC, …)";
 
 /// Functions of Nomad's and consul-template's that need something drover
 /// does not have, with what to do instead.
-pub const REFUSED: [(&str, &str); 28] = [
-    ("key", CONSUL_KV),
-    ("keyOrDefault", CONSUL_KV),
-    ("keyExists", CONSUL_KV),
+pub const REFUSED: [(&str, &str); 17] = [
     ("ls", CONSUL_KV),
     ("safeLs", CONSUL_KV),
     ("tree", CONSUL_KV),
     ("safeTree", CONSUL_KV),
-    ("service", CATALOGUE),
-    ("services", CATALOGUE),
-    ("nomadService", CATALOGUE),
-    ("nomadServices", CATALOGUE),
-    ("connect", CATALOGUE),
-    ("health", CATALOGUE),
-    ("caRoots", "drover has no service mesh"),
-    ("caLeaf", "drover has no service mesh"),
-    ("nomadVar", VARIABLES),
-    ("nomadVarList", VARIABLES),
-    ("nomadVarListSafe", VARIABLES),
-    ("nomadVarExists", VARIABLES),
+    ("connect", MESH),
+    ("health", CONSUL_HEALTH),
+    ("caRoots", MESH),
+    ("caLeaf", MESH),
     ("secret", VAULT),
     ("secrets", VAULT),
     ("pkiCert", VAULT),
@@ -229,6 +234,15 @@ fn to_json(args: &[Value]) -> Result<Value, FuncError> {
         return Err(FuncError::ExactlyXArgs("toJSON".to_owned(), 1));
     }
     Ok(Value::from(json_of(&args[0]).to_string()))
+}
+
+fn to_json_pretty(args: &[Value]) -> Result<Value, FuncError> {
+    if args.len() != 1 {
+        return Err(FuncError::ExactlyXArgs("toJSONPretty".to_owned(), 1));
+    }
+    serde_json::to_string_pretty(&json_of(&args[0]))
+        .map(Value::from)
+        .map_err(|error| FuncError::Generic(format!("toJSONPretty: {error}")))
 }
 
 fn parse_json(args: &[Value]) -> Result<Value, FuncError> {

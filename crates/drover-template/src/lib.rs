@@ -3,16 +3,22 @@
 //!
 //! The syntax is [gtmpl]'s (Go's `text/template`: `{{ if }}`, `{{ with }}`,
 //! `{{ range }}`, pipelines, `{{- trim -}}`, variables, `printf`, `eq`,
-//! `index`, `len`, …). On top of it come the consul-template functions in
-//! [`FUNCTIONS`]. Those that need something drover does not have (Consul's
-//! key/value store, the service catalogue, Vault, variables read by the
-//! agent) are in [`REFUSED`] and are refused by [`check`] when the job file
-//! is read, with what to do instead, so no template fails at run time for
-//! a function it names.
+//! `index`, `len`, …). On top of it come the consul-template and Nomad
+//! functions in [`FUNCTIONS`], among them those that read the cluster:
+//! drover variables (`nomadVar`, `nomadVarExists`, `nomadVarList`,
+//! `nomadVarListSafe`, and Consul's `key`, `keyOrDefault`, `keyExists`
+//! mapped onto variables) and the service catalogue (`service`,
+//! `services`, `nomadService`, `nomadServices`). Those that need something
+//! drover does not have (Consul's `ls`/`tree`, Vault, a mesh, other nodes)
+//! are in [`REFUSED`] and are refused by [`check`] when the job file is
+//! read, with what to do instead, so no template fails at run time for a
+//! function it names.
 //!
-//! [`check`] is what the job file reader calls; [`render`] is what the agent
-//! calls before the task starts, with the task's environment for `env`.
-//! Both are pure: no file or network is read here.
+//! [`check`] is what the job file reader calls; [`render_with`] is what the
+//! agent calls before the task starts and again when what the template
+//! reads changes, with the task's environment for `env` and the
+//! [`ClusterData`] the servers let the job read. Both are pure: no file or
+//! network is read here.
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -23,12 +29,14 @@
 //! assert_eq!(render(text, &Delimiters::default(), &env).unwrap(), "listen = 20123");
 //! ```
 
+mod cluster;
 mod env_file;
 mod functions;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub use cluster::{ClusterData, ServiceEntry};
 pub use env_file::parse_env_file;
 pub use functions::{FUNCTIONS, REFUSED};
 
@@ -77,17 +85,32 @@ pub fn check(text: &str, delimiters: &Delimiters) -> Result<(), TemplateError> {
     parse(text, delimiters).map(|_| ())
 }
 
-/// Renders `text`; `env "NAME"` reads `env` (an unset name gives the empty
+/// Renders `text` with no cluster data (every variable and service
+/// absent); `env "NAME"` reads `env` (an unset name gives the empty
 /// string, as in consul-template).
 pub fn render(text: &str, delimiters: &Delimiters, env: &BTreeMap<String, String>) -> Result<String, TemplateError> {
+    render_with(text, delimiters, env, &ClusterData::default())
+}
+
+/// Renders `text`: `env "NAME"` reads `env`, the variable and service
+/// functions read `cluster`.
+pub fn render_with(
+    text: &str,
+    delimiters: &Delimiters,
+    env: &BTreeMap<String, String>,
+    cluster: &ClusterData,
+) -> Result<String, TemplateError> {
     let template = parse(text, delimiters)?;
-    // gtmpl's functions are plain `fn` pointers: the environment reaches
-    // `env`, and the text reaches `executeTemplate`, through this thread's
-    // slots for the time of the render.
+    // gtmpl's functions are plain `fn` pointers: the environment and the
+    // cluster data reach the functions, and the text reaches
+    // `executeTemplate`, through this thread's slots for the time of the
+    // render.
     functions::TASK_ENV.with(|slot| *slot.borrow_mut() = env.clone());
+    cluster::CLUSTER_DATA.with(|slot| *slot.borrow_mut() = cluster.clone());
     functions::TEMPLATE_TEXT.with(|slot| *slot.borrow_mut() = template.text.clone());
     let rendered = template.render(&gtmpl::Context::empty());
     functions::TASK_ENV.with(|slot| slot.borrow_mut().clear());
+    cluster::CLUSTER_DATA.with(|slot| *slot.borrow_mut() = ClusterData::default());
     functions::TEMPLATE_TEXT.with(|slot| slot.borrow_mut().clear());
     rendered.map_err(|error| TemplateError { line: None, message: format!("cannot render: {error}") })
 }
@@ -230,13 +253,11 @@ mod tests {
 
     #[test]
     fn missing_features_are_refused_with_their_line_and_reason() {
-        let error = check("a\n{{ key \"x\" }}\n", &Delimiters::default()).unwrap_err();
+        let error = check("a\n{{ range ls \"x\" }}{{ end }}\n", &Delimiters::default()).unwrap_err();
         assert_eq!(error.line, Some(2));
-        assert!(error.message.contains("\"key\" is not supported") && error.message.contains("Consul"), "{error}");
-        let error = check("{{ range service \"web\" }}{{ .Address }}{{ end }}", &Delimiters::default()).unwrap_err();
-        assert!(error.message.contains("service catalogue"), "{error}");
-        let error = check("{{ with nomadVar \"a/b\" }}{{ .k }}{{ end }}", &Delimiters::default()).unwrap_err();
-        assert!(error.message.contains("variables"), "{error}");
+        assert!(error.message.contains("\"ls\" is not supported") && error.message.contains("nomadVar"), "{error}");
+        let error = check("{{ with secret \"a/b\" }}{{ .Data }}{{ end }}", &Delimiters::default()).unwrap_err();
+        assert!(error.message.contains("Vault"), "{error}");
         let error = check("{{ frobnicate }}", &Delimiters::default()).unwrap_err();
         assert!(error.message.starts_with("unknown template function \"frobnicate\""), "{error}");
         let error = check("{{ if }}", &Delimiters::default()).unwrap_err();

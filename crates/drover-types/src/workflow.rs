@@ -200,6 +200,10 @@ pub struct WorkflowStep {
     /// Why it failed.
     #[serde(default)]
     pub error: String,
+    /// Why a pending step is not started yet although its workflow has
+    /// room (a job's `migrate`/`update` limits); empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub waiting_for: String,
 }
 
 impl WorkflowStep {
@@ -216,6 +220,7 @@ impl WorkflowStep {
             command: String::new(),
             output: String::new(),
             error: String::new(),
+            waiting_for: String::new(),
         }
     }
 }

@@ -1,6 +1,7 @@
 // drover dashboard: small progressive enhancements. Every page works
 // without this script; it keeps pages that ask for it fresh, runs the log
-// page's live tail and submits its count-by choice.
+// page's live tail and submits its count-by choice, and streams the exec
+// page's results.
 (function () {
   "use strict";
   // <main data-refresh="15">: reload the page's main content every N
@@ -89,6 +90,7 @@
       fetch(tail.getAttribute("data-tail"), { credentials: "same-origin", signal: controller.signal })
         .then(function (response) {
           if (!response.ok || !response.body) { throw new Error("the tail answered " + response.status); }
+          say("live: following new lines");
           var reader = response.body.getReader();
           var decoder = new TextDecoder();
           var pending = "";
@@ -116,6 +118,69 @@
       if (tail.checked) { start(); } else if (controller) { controller.abort(); controller = null; say("live tail off"); }
     });
     if (toggle) { toggle.hidden = false; }
+  }
+  // The exec page: the form is posted with stream=1 and the results are
+  // swapped in as each node answers (the server renders them, grouped as
+  // the CLI groups them). Without this script the plain post shows the
+  // results once every node has answered.
+  var execForm = document.getElementById("exec-form");
+  var execOutcome = document.getElementById("exec-outcome");
+  if (execForm && execOutcome && window.fetch && window.ReadableStream && window.URLSearchParams) {
+    execForm.addEventListener("submit", function (event) {
+      event.preventDefault();
+      var button = execForm.querySelector("button[type=submit]");
+      if (button) { button.disabled = true; }
+      var done = function () { if (button) { button.disabled = false; } };
+      var fields = new URLSearchParams(new FormData(execForm));
+      fields.set("stream", "1");
+      execOutcome.innerHTML = "<p class=\"notice\" role=\"status\">Starting…</p>";
+      fetch(execForm.action, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body: fields.toString()
+      })
+        .then(function (response) {
+          var type = response.headers.get("Content-Type") || "";
+          if (type.indexOf("application/x-ndjson") !== 0 || !response.body) {
+            // A refusal or a form error: the page the server rendered.
+            return response.text().then(function (html) {
+              var fresh = new DOMParser().parseFromString(html, "text/html").querySelector("main");
+              var main = document.querySelector("main");
+              if (fresh && main) { main.innerHTML = fresh.innerHTML; }
+              done();
+            });
+          }
+          var reader = response.body.getReader();
+          var decoder = new TextDecoder();
+          var pending = "";
+          var pump = function () {
+            return reader.read().then(function (chunk) {
+              if (chunk.done) { done(); return; }
+              pending += decoder.decode(chunk.value, { stream: true });
+              var lines = pending.split("\n");
+              pending = lines.pop();
+              lines.forEach(function (line) {
+                if (!line.trim()) { return; }
+                var update = JSON.parse(line);
+                execOutcome.innerHTML = update.html;
+                execOutcome.setAttribute("data-done", update.done ? "true" : "false");
+              });
+              return pump();
+            });
+          };
+          return pump();
+        })
+        .catch(function (error) {
+          execOutcome.innerHTML = "";
+          var note = document.createElement("p");
+          note.className = "error";
+          note.setAttribute("role", "alert");
+          note.textContent = "the run's results stopped coming: " + error.message;
+          execOutcome.appendChild(note);
+          done();
+        });
+    });
   }
   // Histogram bars are links (they zoom without JavaScript too); with it,
   // the arrow keys move between bars.

@@ -561,3 +561,30 @@ fn the_exec_page_groups_outputs_as_the_cli_and_has_no_run_button_without_exec() 
     let html = render(&refused);
     assert!(!html.contains("Run</button>") && html.contains("alice may not do this"), "{html}");
 }
+
+#[test]
+fn a_streaming_exec_shows_the_nodes_that_answered_and_those_still_running() {
+    use drover_proto::api::{ExecNodeResult, ExecStatus};
+    use drover_ui::pages::exec::{ExecOutcome, ExecOutcomeFragment};
+    let answered = vec![ExecNodeResult {
+        node: "run02".to_owned(),
+        node_id: NodeId::new("id-run02"),
+        status: ExecStatus::Success,
+        exit_code: Some(0),
+        error: String::new(),
+        stdout: "first-line\n".to_owned(),
+        stderr: String::new(),
+        truncated: false,
+        duration_ms: 3,
+    }];
+    let selected = vec!["run01".to_owned(), "run02".to_owned(), "run03".to_owned()];
+    let fold = |names: &[&str]| names.join(",");
+    let html = render(&ExecOutcomeFragment { outcome: ExecOutcome::so_far(&answered, &selected, fold) });
+    assert!(html.contains("1 of 3 nodes answered: 1 success"), "{html}");
+    assert!(html.contains("Still running on run01,run03 (2)"), "{html}");
+    assert!(html.contains("run02 (1)") && html.contains("first-line"), "{html}");
+    // Once every node answered, the same as the whole run's rendering.
+    let all = ExecOutcome::so_far(&answered, &["run02".to_owned()], fold);
+    assert_eq!(all, ExecOutcome::new(&answered, fold));
+    assert!(!render(&ExecOutcomeFragment { outcome: all }).contains("Still running"));
+}

@@ -117,9 +117,8 @@ pub(crate) async fn server(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let data_dir = config.data_dir.clone();
     let listener = bind(address).await?;
     let server = Server::start(config).await.context("cannot start the server")?;
-    if let Some(dns_bind) = settings.address("dns.bind") {
-        let ttl = u32::try_from(settings.count("dns.ttl").unwrap_or(0)).unwrap_or(u32::MAX);
-        let dns = drover_server::dns::DnsSettings { bind: dns_bind, ttl };
+    if let Some(dns) = config::server::dns_settings(&settings)? {
+        let dns_bind = dns.bind;
         drover_server::dns::serve(&server, dns)
             .await
             .with_context(|| format!("cannot answer DNS on {dns_bind} ({})", settings.named("dns.bind")))?;
@@ -196,7 +195,11 @@ pub(crate) async fn dev(args: DevArgs) -> anyhow::Result<ExitCode> {
     let config = ServerConfig::new(data_dir.join("server"), args.bind.to_string());
     let server = Server::start(config).await.context("cannot start the server")?;
     let serving = tokio::spawn(serve(listener, server.clone()));
-    let dns = drover_server::dns::DnsSettings { bind: args.dns_bind, ttl: drover_server::dns::DEFAULT_TTL };
+    let dns = drover_server::dns::DnsSettings {
+        bind: args.dns_bind,
+        ttl: drover_server::dns::DEFAULT_TTL,
+        recursors: Vec::new(),
+    };
     if let Err(error) = drover_server::dns::serve(&server, dns).await {
         // DNS is an extra of the one-minute try: another drover dev (or a
         // Consul agent) on the port is no fault of this run, so info.

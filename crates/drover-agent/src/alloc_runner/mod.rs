@@ -31,8 +31,11 @@ use tokio::task::JoinHandle;
 
 use drover_executor::ExecDriver;
 use drover_proto::session::AllocAssignment;
-use drover_types::{AllocClientStatus, AllocDesiredStatus, AllocId, ClientAllocUpdate, Node, TaskState, Timestamp};
+use drover_types::{
+    AllocClientStatus, AllocDesiredStatus, AllocId, ClientAllocUpdate, CodedError, Node, TaskState, Timestamp,
+};
 
+use crate::alloc_control::{TaskCondition, TaskExecSpec, choose_tasks};
 use crate::deployment_health::load_decision;
 use crate::probe::{Probe, ProbeReport, ProbeSet};
 use crate::task::{TaskContext, TaskControl, TaskReport, run_task};
@@ -58,6 +61,23 @@ pub(crate) enum RunnerControl {
     Detach,
     /// Stop every task, then answer (dev-mode shutdown).
     StopAll(oneshot::Sender<()>),
+    /// An operator's request (`drover alloc restart|signal|exec`), see
+    /// [`crate::alloc_control`].
+    Operator(OperatorRequest),
+}
+
+/// What an operator asks of an allocation's tasks; each answers on `reply`.
+pub(crate) enum OperatorRequest {
+    /// Restart `task` (`None`: every running task) in place.
+    Restart { task: Option<String>, reply: oneshot::Sender<Result<Vec<String>, CodedError>> },
+    /// Send `signal` to `task` (`None`: every running task).
+    Signal {
+        task: Option<String>,
+        signal: drover_executor::Signal,
+        reply: oneshot::Sender<Result<Vec<String>, CodedError>>,
+    },
+    /// Where and as whom a command runs in `task`.
+    ExecSpec { task: String, reply: oneshot::Sender<Result<TaskExecSpec, CodedError>> },
 }
 
 /// The manager's hold on a running allocation runner.
@@ -154,6 +174,8 @@ impl AllocRunner {
                 log_dir: log_dir.clone(),
                 reports: report_sender.clone(),
             };
+            // Renders the task's templates again when what they read changes.
+            crate::templates::spawn_watcher(&context, task_control.clone());
             let task_probes = Probe::for_task(&context);
             if !task_probes.is_empty() {
                 probes.insert(task.name.clone(), task_probes);
@@ -236,6 +258,9 @@ impl AllocRunner {
                         stop_waiters.push(done);
                         stop_all(&mut tasks, &mut stopping);
                     }
+                    Some(RunnerControl::Operator(request)) => {
+                        self.answer_operator(request, &assignment, &group, &tasks, stopping);
+                    }
                     Some(RunnerControl::Detach) | None => {
                         for entry in tasks.values() {
                             let _ = entry.control.send(TaskControl::Detach);
@@ -275,6 +300,114 @@ impl AllocRunner {
                 }
             }
         }
+    }
+
+    /// Answers an operator's request from the tasks as they are now.
+    fn answer_operator(
+        &self,
+        request: OperatorRequest,
+        assignment: &AllocAssignment,
+        group: &drover_types::TaskGroup,
+        tasks: &BTreeMap<String, TaskEntry>,
+        stopping: bool,
+    ) {
+        let alloc = assignment.alloc.id.short().to_owned();
+        let conditions: Vec<TaskCondition> = group
+            .tasks
+            .iter()
+            .filter_map(|task| tasks.get(&task.name).map(|entry| (task, entry)))
+            .map(|(task, entry)| TaskCondition {
+                name: task.name.clone(),
+                running: !stopping
+                    && entry.phase.launched
+                    && !entry.finished
+                    && entry.state.state == drover_types::TaskLifecycleState::Running,
+                state: entry.state.state.to_string(),
+            })
+            .collect();
+        match request {
+            OperatorRequest::Restart { task, reply } => {
+                let chosen = choose_tasks(&alloc, &conditions, task.as_deref());
+                if let Ok(names) = &chosen {
+                    for name in names {
+                        if let Some(entry) = tasks.get(name) {
+                            let reason = "Restart requested by an operator (drover alloc restart)".to_owned();
+                            let _ = entry.control.send(TaskControl::Restart { reason });
+                        }
+                    }
+                }
+                let _ = reply.send(chosen);
+            }
+            OperatorRequest::Signal { task, signal, reply } => {
+                let names = match choose_tasks(&alloc, &conditions, task.as_deref()) {
+                    Ok(names) => names,
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                        return;
+                    }
+                };
+                let mut answers = Vec::new();
+                for name in &names {
+                    if let Some(entry) = tasks.get(name) {
+                        let (sent, answer) = oneshot::channel();
+                        let _ = entry.control.send(TaskControl::Signal { signal, reply: sent });
+                        answers.push((name.clone(), answer));
+                    }
+                }
+                // The task runners answer in their own loops: wait off this one.
+                tokio::spawn(async move {
+                    let mut problems = Vec::new();
+                    for (name, answer) in answers {
+                        match answer.await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(problem)) => problems.push(format!("task {name:?}: {problem}")),
+                            Err(_) => problems.push(format!("task {name:?} ended before the signal was sent")),
+                        }
+                    }
+                    let outcome = if problems.is_empty() {
+                        Ok(names)
+                    } else {
+                        Err(CodedError::conflict(format!("cannot send {signal}: {}", problems.join("; "))))
+                    };
+                    let _ = reply.send(outcome);
+                });
+            }
+            OperatorRequest::ExecSpec { task, reply } => {
+                let chosen = choose_tasks(&alloc, &conditions, Some(&task)).and_then(|_| {
+                    let spec_task = group.tasks.iter().find(|candidate| candidate.name == task);
+                    spec_task.map_or_else(
+                        || Err(CodedError::not_found("task", format!("{alloc}/{task}"))),
+                        |spec_task| self.exec_spec(assignment, group, spec_task),
+                    )
+                });
+                let _ = reply.send(chosen);
+            }
+        }
+    }
+
+    /// The environment, directory and user of `task`'s processes, as
+    /// `task::spawn` builds them.
+    fn exec_spec(
+        &self,
+        assignment: &AllocAssignment,
+        group: &drover_types::TaskGroup,
+        task: &drover_types::Task,
+    ) -> Result<TaskExecSpec, CodedError> {
+        let alloc_dir = self.dir.join("alloc");
+        let task_dir = self.dir.join(&task.name);
+        let working_dir = task_dir.join("local");
+        let dirs = crate::env::AllocDirs { alloc_dir: &alloc_dir, task_dir: &working_dir };
+        let mut with_templates = task.clone();
+        with_templates.env.extend(crate::prepare::template_env(task, &task_dir).map_err(CodedError::internal)?);
+        let command_line = crate::env::task_command_line(
+            self.node.as_ref(),
+            &assignment.job,
+            group,
+            &assignment.alloc,
+            &with_templates,
+            &dirs,
+        );
+        Ok(TaskExecSpec { env: command_line.env, working_dir, user: task.user.clone() })
     }
 
     /// Publishes the allocation's update when anything in it changed.

@@ -31,9 +31,7 @@ fn duration(what: &str, text: Option<&str>) -> ApiResult<Option<std::time::Durat
 }
 
 fn noted<T: serde::Serialize>(status: StatusCode, body: T, target: String) -> Response {
-    let mut response = (status, Json(body)).into_response();
-    response.extensions_mut().insert(AuditNote { target: Some(target), details: String::new() });
-    response
+    AuditNote { target: Some(target), details: String::new() }.on((status, Json(body)).into_response())
 }
 
 pub(super) async fn bootstrap(State(app): State<AppState>) -> ApiResult<Response> {

@@ -1,5 +1,7 @@
 //! `/v1/allocations` and `/v1/allocation/{id}/…`, including task output
-//! streamed from the agent.
+//! streamed from the agent, and the lifecycle routes (Nomad's `alloc
+//! restart|signal|stop|exec` and `job restart`, carried out by
+//! `drover_server::alloc_lifecycle`).
 
 use axum::Json;
 use axum::body::Body;
@@ -13,7 +15,10 @@ use drover_proto::api::AllocListEntry;
 use drover_proto::session::{LogStream, RequestBody, ResponseBody};
 use drover_types::{Allocation, CodedError};
 
-use crate::extract::{ApiPath, ApiQuery};
+use drover_proto::lifecycle::{AllocExecRequest, AllocRestartRequest, AllocSignalRequest, JobRestartRequest};
+use drover_server::alloc_lifecycle::check_task;
+
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::identity::Caller;
 use crate::{ApiError, ApiResult, AppState, ReadOptions, with_index};
 use drover_types::acl::{AclScope, Capability};
@@ -133,7 +138,9 @@ pub(super) async fn logs(
     let first_chunk = match first {
         Some(ResponseBody::Chunk { data }) => Some(data),
         Some(ResponseBody::End { error: Some(error) }) => return Err(ApiError(error)),
-        Some(ResponseBody::End { error: None } | ResponseBody::Exited { .. }) => None,
+        Some(ResponseBody::End { error: None } | ResponseBody::Exited { .. } | ResponseBody::TasksReached { .. }) => {
+            None
+        }
         None => {
             return Err(ApiError(CodedError::new(
                 drover_types::ErrorCode::Unavailable,
@@ -150,7 +157,7 @@ pub(super) async fn logs(
         }
         match answers.recv().await {
             Some(ResponseBody::Chunk { data }) => Some((Ok(bytes::Bytes::from(data)), (answers, guard))),
-            Some(ResponseBody::Exited { .. }) => None,
+            Some(ResponseBody::Exited { .. } | ResponseBody::TasksReached { .. }) => None,
             Some(ResponseBody::End { error }) => {
                 guard.finished = true;
                 error.map(|error| (Err(std::io::Error::other(error.message)), (answers, guard)))
@@ -200,4 +207,110 @@ impl Drop for CancelOnDrop {
             runtime.spawn(async move { server.cancel_agent_request(&node_id, request_id).await });
         }
     }
+}
+
+/// The allocation `alloc_id` names (id or unique prefix), from a state
+/// that has every committed write, once the caller may see its job.
+async fn alloc_for_action(app: &AppState, caller: &Caller, alloc_id: &str) -> ApiResult<Allocation> {
+    caller.require(AclScope::Job, Capability::Read)?;
+    let state = app.server.consistent_state().await?;
+    let alloc = state.resolve_alloc(alloc_id)?;
+    caller.require_on(AclScope::Job, Capability::Read, alloc.job_id.as_str())?;
+    Ok(Allocation::clone(alloc))
+}
+
+/// A response with its audit note: on the allocation, with `details`.
+fn audited<T: serde::Serialize>(body: T, alloc: &Allocation, details: String) -> Response {
+    crate::AuditNote { target: Some(format!("allocation {} (job {})", alloc.id, alloc.job_id)), details }
+        .on(Json(body).into_response())
+}
+
+/// `POST /v1/allocation/{id}/restart`: restarts tasks in place (job
+/// `submit`).
+pub(super) async fn restart(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(alloc_id): ApiPath<String>,
+    ApiJson(request): ApiJson<AllocRestartRequest>,
+) -> ApiResult<Response> {
+    let alloc = alloc_for_action(&app, &caller, &alloc_id).await?;
+    caller.require_on(AclScope::Job, Capability::Submit, alloc.job_id.as_str())?;
+    let task = check_task(&app.server.state(), &alloc, request.task.as_deref(), false)?;
+    let reached = app.server.restart_alloc(&alloc, task).await?;
+    let details = format!("tasks: {}", reached.tasks.join(", "));
+    Ok(audited(reached, &alloc, details))
+}
+
+/// `POST /v1/allocation/{id}/signal`: sends a signal to tasks (job
+/// `submit`).
+pub(super) async fn signal(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(alloc_id): ApiPath<String>,
+    ApiJson(request): ApiJson<AllocSignalRequest>,
+) -> ApiResult<Response> {
+    let alloc = alloc_for_action(&app, &caller, &alloc_id).await?;
+    caller.require_on(AclScope::Job, Capability::Submit, alloc.job_id.as_str())?;
+    let task = check_task(&app.server.state(), &alloc, request.task.as_deref(), false)?;
+    let reached = app.server.signal_alloc(&alloc, task, request.signal.clone()).await?;
+    let details = format!("signal: {}; tasks: {}", request.signal, reached.tasks.join(", "));
+    Ok(audited(reached, &alloc, details))
+}
+
+/// `POST /v1/allocation/{id}/stop`: stops the allocation and has it
+/// replaced (job `stop`).
+pub(super) async fn stop(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(alloc_id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let alloc = alloc_for_action(&app, &caller, &alloc_id).await?;
+    caller.require_on(AclScope::Job, Capability::Stop, alloc.job_id.as_str())?;
+    let stopped = app.server.stop_alloc(&alloc).await?;
+    let details = format!("evaluation: {}", stopped.eval_id);
+    Ok(audited(stopped, &alloc, details))
+}
+
+/// `POST /v1/allocation/{id}/exec`: runs a command in a task's environment
+/// (job `read`, and node `exec` on the allocation's node; `exec-as-root`
+/// when the task runs as root).
+pub(super) async fn exec(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(alloc_id): ApiPath<String>,
+    ApiJson(request): ApiJson<AllocExecRequest>,
+) -> ApiResult<Response> {
+    let alloc = alloc_for_action(&app, &caller, &alloc_id).await?;
+    let state = app.server.state();
+    let hostgroup = state.node(&alloc.node_id).map(|node| node.hostgroup.clone()).unwrap_or_default();
+    caller.require_on(AclScope::Node, Capability::Exec, &hostgroup)?;
+    let root_allowed = caller.allows(AclScope::Node, Capability::ExecAsRoot, &hostgroup);
+    let task = check_task(&state, &alloc, request.task.as_deref(), true)?.unwrap_or_default();
+    drop(state);
+    let ran = app.server.exec_in_alloc(&alloc, task.clone(), &request, root_allowed).await?;
+    let details = format!(
+        "task: {task}; command: {}; exit code: {}",
+        request.command.join(" "),
+        ran.exit_code.map_or_else(|| format!("none ({})", ran.error), |code| code.to_string())
+    );
+    Ok(audited(ran, &alloc, details))
+}
+
+/// `POST /v1/job/{id}/restart`: restarts the job's allocations in rolling
+/// batches (job `submit`); answers when the last batch is back.
+pub(super) async fn restart_job(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(job_id): ApiPath<String>,
+    ApiJson(request): ApiJson<JobRestartRequest>,
+) -> ApiResult<Response> {
+    caller.require_on(AclScope::Job, Capability::Submit, &job_id)?;
+    let restarted = app.server.restart_job(&drover_types::JobId::new(&job_id), request.task.clone()).await?;
+    let count: usize = restarted.batches.iter().map(Vec::len).sum();
+    let details = format!(
+        "{count} allocation(s) in {} batch(es){}",
+        restarted.batches.len(),
+        request.task.as_deref().map(|task| format!("; task: {task}")).unwrap_or_default()
+    );
+    Ok(crate::AuditNote { target: Some(format!("job {job_id}")), details }.on(Json(restarted).into_response()))
 }

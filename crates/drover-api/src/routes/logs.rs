@@ -119,9 +119,7 @@ pub(super) async fn import(
         "{num_records} records: {} stored, {} already held; trust_timestamps={trust_timestamps}",
         answer.accepted, answer.duplicates
     );
-    let mut response = Json(answer).into_response();
-    response.extensions_mut().insert(crate::AuditNote { target: None, details });
-    Ok(response)
+    Ok(crate::AuditNote { target: None, details }.on(Json(answer).into_response()))
 }
 
 /// The query narrowed to the lines the caller may read: those of nodes in

@@ -1,4 +1,4 @@
-//! `GET /v1/node/{node}/usage?since=24h`: a node's usage over the last
+//! `GET /v1/node/{node}/usage?since=24h&step=1m`: a node's usage over the last
 //! 24 h, a point a minute, merged from every server (each keeps the minutes
 //! of the agents connected to it); and the internal route a server asks
 //! the others with.
@@ -19,6 +19,8 @@ use crate::{ApiResult, AppState};
 #[derive(Debug, Default, serde::Deserialize)]
 pub(super) struct UsageSince {
     since: Option<String>,
+    /// `?step=`: the points' spacing; only `1m` (the default) is kept.
+    step: Option<String>,
 }
 
 /// `?since_ms=` of the internal route.
@@ -32,9 +34,25 @@ pub(super) async fn history(
     State(app): State<AppState>,
     caller: Caller,
     ApiPath(node): ApiPath<String>,
-    ApiQuery(UsageSince { since }): ApiQuery<UsageSince>,
+    ApiQuery(UsageSince { since, step }): ApiQuery<UsageSince>,
 ) -> ApiResult<Json<NodeUsageHistory>> {
+    if let Some(step) = step.as_deref() {
+        check_step(step)?;
+    }
     Ok(Json(node_usage_history(&app, &caller, &node, since.as_deref()).await?))
+}
+
+/// `?step=` names the one resolution kept: a minute (`1m`, `60s`).
+fn check_step(step: &str) -> Result<(), CodedError> {
+    let minute =
+        step.parse::<drover_types::DurationSpec>().is_ok_and(|spec| spec.get() == std::time::Duration::from_secs(60));
+    if minute {
+        Ok(())
+    } else {
+        Err(CodedError::invalid(format!(
+            "step {step:?}: the history is kept a point a minute; give step=1m (or leave it out)"
+        )))
+    }
 }
 
 /// A node's usage history as the caller may see it (`GET

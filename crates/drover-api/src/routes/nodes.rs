@@ -273,9 +273,7 @@ fn with_selection_note(selection: NodeSelectionResponse, details: String) -> Res
         (true, false) => format!("node ids: {}", ids.join(", ")),
         (false, false) => format!("{details}; node ids: {}", ids.join(", ")),
     };
-    let mut response = Json(selection).into_response();
-    response.extensions_mut().insert(crate::AuditNote { target: Some(target), details });
-    response
+    crate::AuditNote { target: Some(target), details }.on(Json(selection).into_response())
 }
 
 /// `POST /v1/node/{node}/protection`: protect a node or lift it.

@@ -5,16 +5,16 @@ job "bad" {
       config { command = "/bin/true" }
       template {
         data        = <<EOF
-addr = {{ key "service/addr" }}
+addr = {{ range ls "service/addr" }}{{ .Value }}{{ end }}
 EOF
         destination = "local/a.conf"
       }
       template {
-        data        = "{{ range service \"db\" }}{{ .Address }}{{ end }}"
+        data        = "{{ range tree \"db\" }}{{ .Key }}{{ end }}"
         destination = "/etc/db.conf"
       }
       template {
-        data        = "{{ with nomadVar \"nomad/jobs/bad\" }}{{ .password }}{{ end }}"
+        data        = "{{ with secret \"kv/bad\" }}{{ .Data.password }}{{ end }}"
         destination = "../../outside"
       }
       template {

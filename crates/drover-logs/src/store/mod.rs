@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! DIR/
-//!   store.json                      {"version":2,"partition_seconds":3600}
+//!   store.json                      {"version":3,"partition_seconds":3600}
 //!   20240102T030000Z/               one tantivy index: records whose timestamp
 //!   20240102T040000Z/               falls in [start, start + partition_seconds)
 //! ```
@@ -133,10 +133,14 @@ use partition::{Partition, PartitionPayload, parse_partition_name};
 /// - 2: records stored as compact blobs ([`crate::codec`]), timestamps in
 ///   the fast field only, no field norms (a third of the disk of version 1).
 ///
-/// This build reads both and writes version 2. Opening a version 1 store
-/// marks it version 2 (older builds then refuse it rather than misread
+/// - 3: records written as blobs with tag `0x03` ([`crate::codec`]: what
+///   repeats line after line first, seq and receive time last); blobs of
+///   tag `0x02` and JSON are still read, in any partition.
+///
+/// This build reads all three and writes version 3. Opening an older store
+/// marks it version 3 (older builds then refuse it rather than misread
 /// it); its old partitions keep their schema and are read as they are.
-pub const STORE_FORMAT_VERSION: u32 = 2;
+pub const STORE_FORMAT_VERSION: u32 = 3;
 
 /// The oldest format version this build reads.
 pub const OLDEST_READ_FORMAT_VERSION: u32 = 1;

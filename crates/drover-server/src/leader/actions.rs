@@ -1,6 +1,8 @@
 //! What a hammer run does: restart allocations or a job, drain a node,
-//! reboot or rebuild it through its provider, run a command on the node or
-//! on this server, or call a webhook. Every action announces itself to the
+//! reboot it through its provider, rebuild, delete, create or replace its
+//! machine (through a one-node machine workflow, `leader/workflows.rs`:
+//! drained first while it is up), run a command on the node or on this
+//! server, or call a webhook. Every action announces itself to the
 //! hammer's notifiers (with its runbook), and its outcome and output are
 //! proposed to Raft for the history.
 
@@ -9,13 +11,15 @@ use std::time::Duration;
 use drover_collect::Error as RunError;
 use drover_collect::process::BoundedCommand;
 use drover_proto::api::ExecStatus;
+use drover_proto::machines::WorkflowRequest;
 use drover_react::alerting::NotificationKind;
 use drover_react::hammer::{RUN_OUTPUT_MAX, RunReport};
 use drover_react::hammer::{Run, RunId, hammer_notifications};
 use drover_react::{Action, CommandTarget, Escape, Hammer, ProviderOperation, Template};
 use drover_state::react::{ReactOp, truncate_output};
 use drover_state::{Command, State};
-use drover_types::{AllocDesiredStatus, EvalTrigger, Evaluation, Node, PlanStop, Timestamp};
+use drover_types::workflow::{MachineOperation, Maintenance, WorkflowStatus};
+use drover_types::{AllocDesiredStatus, EvalTrigger, Evaluation, Node, NodeLabels, PlanStop, Timestamp};
 
 use crate::controls::DrainRequest;
 use crate::ids::new_eval_id;
@@ -77,14 +81,27 @@ fn describe(state: &State, hammer: &Hammer, node: Option<&Node>) -> String {
         Action::RestartAlloc => format!("restart the allocations on {node_name}"),
         Action::RestartJob { job } => format!("restart job {}", job.as_deref().unwrap_or("(the trigger's)")),
         Action::Drain { deadline } => format!("drain {node_name} (deadline {deadline})"),
-        Action::Reboot { provider } | Action::Rebuild { provider } => {
-            let operation = operation_of(&hammer.action);
+        Action::Reboot { provider } => {
+            let operation = ProviderOperation::Reboot;
             match provider_command(state, provider.as_deref(), node, operation) {
                 Ok((provider, command)) => {
                     format!("{} {node_name} through provider {provider}: {command}", operation.as_str())
                 }
                 Err(error) => format!("{} {node_name}: {error}", operation.as_str()),
             }
+        }
+        Action::Rebuild { provider } | Action::Delete { provider } | Action::Create { provider } => {
+            let provider = provider.as_deref().map_or_else(String::new, |name| format!(" through provider {name}"));
+            let drained = if node.is_some_and(Node::is_up) && !matches!(hammer.action, Action::Create { .. }) {
+                ", drained first"
+            } else {
+                ""
+            };
+            format!("{} {node_name}{provider} (a machine workflow{drained})", hammer.action.kind())
+        }
+        Action::Replace { provider } => {
+            let provider = provider.as_deref().map_or_else(String::new, |name| format!(" through provider {name}"));
+            format!("replace {node_name}{provider}: delete its machine, then create one with its name and labels")
         }
         Action::Command { on, command, .. } => {
             let rendered = node.map_or_else(|| command.text().to_owned(), |node| render(command, node));
@@ -94,13 +111,6 @@ fn describe(state: &State, hammer: &Hammer, node: Option<&Node>) -> String {
             }
         }
         Action::Webhook { url } => format!("call {url}"),
-    }
-}
-
-fn operation_of(action: &Action) -> ProviderOperation {
-    match action {
-        Action::Rebuild { .. } => ProviderOperation::Rebuild,
-        _ => ProviderOperation::Reboot,
     }
 }
 
@@ -131,9 +141,26 @@ async fn act(
             server.drain_node(node.id.as_str(), request).await.map_err(|error| error.to_string())?;
             Ok(format!("drain of {} started", node.name))
         }
-        Action::Reboot { provider } | Action::Rebuild { provider } => {
+        Action::Rebuild { provider } => {
+            machine_workflow(server, hammer, need_node()?, MachineOperation::Rebuild, provider.as_deref()).await
+        }
+        Action::Delete { provider } => {
+            machine_workflow(server, hammer, need_node()?, MachineOperation::Delete, provider.as_deref()).await
+        }
+        Action::Create { provider } => {
+            machine_workflow(server, hammer, need_node()?, MachineOperation::Create, provider.as_deref()).await
+        }
+        Action::Replace { provider } => {
             let node = need_node()?;
-            let operation = operation_of(&hammer.action);
+            let deleted = machine_workflow(server, hammer, node, MachineOperation::Delete, provider.as_deref()).await?;
+            let created = machine_workflow(server, hammer, node, MachineOperation::Create, provider.as_deref())
+                .await
+                .map_err(|error| format!("{deleted}\nthen: {error}"))?;
+            Ok(format!("{deleted}\n{created}"))
+        }
+        Action::Reboot { provider } => {
+            let node = need_node()?;
+            let operation = ProviderOperation::Reboot;
             let (_, command) = provider_command(state, provider.as_deref(), Some(node), operation)?;
             let timeout = state
                 .react()
@@ -154,6 +181,71 @@ async fn act(
             exec_on(server, node, &render(command, node), timeout.get()).await
         }
         Action::Webhook { url } => webhook(run, url).await,
+    }
+}
+
+/// Runs `operation` on `node`'s machine as a one-node machine workflow
+/// (docs/machines.md) — drained first while it is up (rebuild, delete),
+/// refused for a protected node, never two on one node — and waits for
+/// it to end: `Ok` with its step's output when it succeeded. `create`
+/// makes a machine with the node's name and labels (its record must be
+/// down or gone: the new agent takes its place).
+async fn machine_workflow(
+    server: &Server,
+    hammer: &Hammer,
+    node: &Node,
+    operation: MachineOperation,
+    provider: Option<&str>,
+) -> Result<String, String> {
+    let labels = NodeLabels {
+        hostgroup: Some(node.hostgroup.clone()).filter(|value| !value.is_empty()),
+        environment: Some(node.environment.clone()).filter(|value| !value.is_empty()),
+        owner: Some(node.owner.clone()).filter(|value| !value.is_empty()),
+        zone: Some(node.zone.clone()).filter(|value| !value.is_empty()),
+        meta: node.meta.clone(),
+    };
+    let request = WorkflowRequest {
+        operation,
+        nodes: vec![node.name.clone()],
+        filter: None,
+        provider: provider.map(str::to_owned),
+        labels,
+        rate_per_minute: None,
+        parallel: Some(1),
+        max_failures: Some(0),
+        no_drain: !node.is_up(),
+        timeout: None,
+        dry_run: false,
+        maintenance: Maintenance::default(),
+    };
+    let by = format!("hammer {}", hammer.name);
+    let started = server.start_workflow(&request, &by).await.map_err(|error| format!("{operation}: {error}"))?;
+    let id = started.workflow.id;
+    // Drain, provider command and the agent's return each get the step
+    // timeout; a little more for the workflow to settle.
+    let deadline = tokio::time::Instant::now() + crate::machines::DEFAULT_STEP_TIMEOUT * 3 + Duration::from_secs(30);
+    loop {
+        let state = server.state();
+        let Some(workflow) = state.workflow(&id) else {
+            return Err(format!("{operation} workflow {id} disappeared"));
+        };
+        if workflow.status != WorkflowStatus::Running {
+            let step = workflow.steps.first();
+            let output = step.map_or_else(String::new, |step| step.output.trim_end().to_owned());
+            let what = format!("{operation} of {} (workflow {id}) {}", node.name, workflow.status.as_str());
+            return match (workflow.status, step) {
+                (WorkflowStatus::Succeeded, _) => Ok(format!("{what}\n{output}")),
+                (_, Some(step)) if !step.error.is_empty() => Err(format!("{what}: {}\n{output}", step.error)),
+                _ => Err(format!("{what}: {}\n{output}", workflow.reason)),
+            };
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "{operation} workflow {id} of {} did not end in time; see `drover workflow status {id}`",
+                node.name
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -15,14 +15,15 @@
 //!
 //! `maintain` steps run their `--run`, `--reboot-command` and `--verify`
 //! commands through the node's agent, as `drover exec` does
-//! (`Server::exec`). A command's end is noted in memory and acted on at the
-//! next look, so every transition happens in [`Runner::watch`]. A step a
+//! (`Server::exec`). A command's end is noted in memory and wakes the
+//! runner, which acts on it at once, so every transition happens in
+//! [`Runner::watch`]. A step a
 //! previous leader left `running` or `rebooting` is failed, not repeated;
 //! one left `verifying` runs its verify command again (it only looks). A
 //! paused workflow starts no new step ([`Workflow::startable`]); the steps
 //! in flight go on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,7 +35,9 @@ use drover_types::workflow::{
     MachineOperation, MaintenanceReboot, STEP_OUTPUT_MAX, StepPhase, Workflow, WorkflowOp, WorkflowStatus,
     WorkflowStep, keep_first_bytes,
 };
-use drover_types::{Node, NodeEligibility, NodeStatus, Timestamp};
+use drover_types::{
+    AllocClientStatus, AllocDesiredStatus, JobId, JobType, Node, NodeEligibility, NodeStatus, Timestamp,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::{Wakes, on_change_or_tick};
@@ -43,7 +46,7 @@ use crate::server::Server;
 
 /// How often steps are looked at when nothing changes (rate caps and
 /// timeouts are honoured this closely).
-const TICK: Duration = Duration::from_millis(250);
+const TICK: Duration = Duration::from_millis(100);
 
 /// The longest a command run through an agent may take (`drover exec`'s
 /// limit).
@@ -74,8 +77,11 @@ enum Stage {
 }
 
 pub(super) async fn run(server: Server, token: CancellationToken) {
-    let runner = Runner { server: server.clone(), commands: Arc::new(Mutex::new(HashMap::new())) };
-    let wakes = Wakes::every(TICK).and_on_change(&server);
+    // A command through an agent that ended wakes the runner (one pending
+    // wake is enough).
+    let (wake, woken) = tokio::sync::mpsc::channel(1);
+    let runner = Runner { server: server.clone(), commands: Arc::new(Mutex::new(HashMap::new())), wake };
+    let wakes = Wakes::every(TICK).and_on_change(&server).and_on_events(woken);
     on_change_or_tick(token, wakes, async move |_| runner.step().await).await;
 }
 
@@ -86,6 +92,8 @@ struct Runner {
     /// runs: `None` while it runs, then how an agent command ended (taken
     /// by the next look at the step).
     commands: Arc<Mutex<HashMap<StepKey, Option<AgentOutcome>>>>,
+    /// Wakes the runner when such a command ends.
+    wake: tokio::sync::mpsc::Sender<()>,
 }
 
 /// What this leader knows of a step's command.
@@ -109,9 +117,13 @@ impl Runner {
                     self.watch(&state, &workflow, position, step).await;
                 }
             }
+            // Read again: a step that just ended makes room at once.
+            let Some(workflow) = self.server.state().workflow(&workflow.id).cloned() else { continue };
             let now = Timestamp::now();
             for position in workflow.startable(now) {
-                self.begin(&state, &workflow, position, now).await;
+                // Read again: a node the last step took out counts against
+                // the next one's job limits.
+                self.begin(&self.server.state(), &workflow, position, now).await;
             }
         }
     }
@@ -344,12 +356,15 @@ impl Runner {
         let node = node.clone();
         let timeout = workflow.wait_timeout().min(MAX_AGENT_COMMAND);
         let workflow_user = workflow.maintenance.user.clone();
+        let waker = self.wake.clone();
         tokio::spawn(async move {
             let user = workflow_user.as_deref();
             let outcome = run_on_agent(&runner.server, &node, &command, user, timeout).await;
             if let Ok(mut commands) = runner.commands.lock() {
                 commands.insert(key, Some(outcome));
             }
+            // The next look acts on it now, not at the next tick.
+            let _ = waker.try_send(());
         });
     }
 
@@ -361,7 +376,8 @@ impl Runner {
         step.started_at = Some(now);
         let node = state.node_by_name(&step.node).cloned();
         if workflow.operation == MachineOperation::Create {
-            if node.is_some() {
+            // A down node's record is taken over by the new agent.
+            if node.as_ref().is_some_and(|node| node.status != NodeStatus::Down) {
                 let error = format!("a node named {} exists already", step.node);
                 return self.fail(workflow, position, &step, error).await;
             }
@@ -377,6 +393,17 @@ impl Runner {
         if !workflow.drain {
             return self.run_provider_for(state, workflow, position, step, Some(&node)).await;
         }
+        // Taking the node out must leave every job within its migrate and
+        // update limits; else the step waits (and says why).
+        if let Some(reason) = migration_hold(state, &node) {
+            if pending.waiting_for != reason {
+                let mut held = pending.clone();
+                held.waiting_for.clone_from(&reason);
+                self.record(workflow, position, held, &format!("waiting: {reason}")).await;
+            }
+            return;
+        }
+        step.waiting_for.clear();
         let by = format!("workflow {}", workflow.id);
         let drained = if workflow.operation == MachineOperation::Delete {
             let request = NodeRetireRequest {
@@ -616,6 +643,49 @@ fn has_come_back(operation: MachineOperation, step: &WorkflowStep, node: &Node) 
     other_id || changed_since || status_since
 }
 
+/// Why taking `node` out now would leave a job with more allocations
+/// unhealthy or migrating than its group's `migrate.max_parallel` (or, for
+/// a service, its `update.max_parallel`) allows; `None` when it may go.
+///
+/// An allocation is healthy when it runs, is meant to, is not being
+/// migrated and its node is up and not draining. A group with none of
+/// its allocations out may always lose this node's, however many: the
+/// drainer then moves them `migrate.max_parallel` at a time.
+fn migration_hold(state: &State, node: &Node) -> Option<String> {
+    let is_healthy = |alloc: &drover_types::Allocation| {
+        alloc.client_status == AllocClientStatus::Running
+            && alloc.desired_status == AllocDesiredStatus::Run
+            && !alloc.desired_transition.migrate
+            && state.node(&alloc.node_id).is_some_and(|node| node.is_up() && node.drain.is_none())
+    };
+    let mut groups: BTreeMap<(JobId, String), usize> = BTreeMap::new();
+    for alloc in state.allocs_on_node(&node.id).filter(|alloc| is_healthy(alloc)) {
+        *groups.entry((alloc.job_id.clone(), alloc.group.clone())).or_default() += 1;
+    }
+    for ((job_id, group_name), on_node) in groups {
+        let Some(job) = state.job(&job_id) else { continue };
+        let Some(group) = job.group(&group_name) else { continue };
+        if job.job_type == JobType::System || job.stop {
+            continue;
+        }
+        let healthy =
+            state.allocs_for_job(&job_id).filter(|alloc| alloc.group == group_name && is_healthy(alloc)).count();
+        let out = usize::try_from(group.count).unwrap_or(usize::MAX).saturating_sub(healthy);
+        let migrate = group.migrate.max_parallel.max(1);
+        let update = group.update.as_ref().or(job.update.as_ref()).filter(|_| job.job_type == JobType::Service);
+        let limit = update.map_or(migrate, |update| migrate.min(update.max_parallel.max(1)));
+        if out > 0 && out + on_node > usize::try_from(limit).unwrap_or(usize::MAX) {
+            let update_text =
+                update.map_or(String::new(), |update| format!(", update.max_parallel = {}", update.max_parallel));
+            return Some(format!(
+                "job {job_id} group {group_name}: {out} of {} allocations unhealthy or migrating; taking {} out ({on_node} more) would pass migrate.max_parallel = {}{update_text}",
+                group.count, node.name, group.migrate.max_parallel
+            ));
+        }
+    }
+    None
+}
+
 /// What a recorded command shows instead of a join token.
 const JOIN_TOKEN_SHOWN: &str = "<join-token>";
 
@@ -689,6 +759,33 @@ mod tests {
         step.node_modify_index = modify_index;
         step.provider_started_at = Some(Timestamp::from_millis(started));
         step
+    }
+
+    #[test]
+    fn a_node_waits_while_a_job_it_runs_has_as_many_allocations_out_as_its_limits_allow() {
+        use crate::leader::test_support::{Cluster, alloc, group, job};
+        use drover_types::job::UpdateStrategy;
+
+        let mut cluster = Cluster::new();
+        let nodes: Vec<NodeId> = ["a", "b", "c", "d"].iter().map(|name| cluster.node(name)).collect();
+        // web: 3 on a, b, c, migrated 2 at a time but updated 1 at a time.
+        let mut web = job("web", JobType::Service, vec![group("web", 3, 2)]);
+        web.update = Some(UpdateStrategy { max_parallel: 1, ..UpdateStrategy::default() });
+        cluster.register(web);
+        cluster.place((0..3).map(|index| alloc(&format!("web-{index}"), "web", "web", &nodes[index])).collect(), None);
+        let node = |cluster: &Cluster, index: usize| Arc::clone(cluster.state.node(&nodes[index]).unwrap());
+
+        // Nothing out: any node may go, and d (running nothing) always.
+        assert_eq!(migration_hold(&cluster.state, &node(&cluster, 0)), None);
+        // b drains: web has one out, its update limit; a and c wait, d not.
+        cluster.drain(&nodes[1], None, false);
+        let reason = migration_hold(&cluster.state, &node(&cluster, 0)).expect("a waits");
+        assert!(reason.contains("job web group web: 1 of 3 allocations unhealthy or migrating"), "{reason}");
+        assert!(reason.contains("update.max_parallel = 1"), "{reason}");
+        assert_eq!(migration_hold(&cluster.state, &node(&cluster, 3)), None);
+        // Its replacement runs on d: a may go.
+        cluster.place(vec![alloc("web-3", "web", "web", &nodes[3])], None);
+        assert_eq!(migration_hold(&cluster.state, &node(&cluster, 0)), None);
     }
 
     #[test]

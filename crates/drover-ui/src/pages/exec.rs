@@ -60,6 +60,9 @@ pub struct ExecOutcome {
     pub summary: String,
     /// The nodes whose output was cut at the size limit, folded.
     pub truncated: String,
+    /// While the run streams in: the selected nodes without a result yet,
+    /// folded (empty once every node answered).
+    pub waiting: String,
 }
 
 impl ExecOutcome {
@@ -102,8 +105,39 @@ impl ExecOutcome {
             groups,
             summary,
             truncated: if truncated.is_empty() { String::new() } else { fold(&truncated) },
+            waiting: String::new(),
         }
     }
+
+    /// The outcome while the run goes on: the results so far of the
+    /// `selected` nodes, and those still running.
+    pub fn so_far(results: &[ExecNodeResult], selected: &[String], fold: impl Fn(&[&str]) -> String) -> Self {
+        let mut outcome = ExecOutcome::new(results, &fold);
+        let waiting: Vec<&str> = selected
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !results.iter().any(|result| result.node == *name))
+            .collect();
+        if !waiting.is_empty() {
+            outcome.waiting = format!("{} ({})", fold(&waiting), waiting.len());
+            outcome.summary = format!(
+                "{} of {} nodes answered{}",
+                results.len(),
+                selected.len(),
+                exec_status_parts(results, &fold).map(|parts| format!(": {parts}")).unwrap_or_default()
+            );
+        }
+        outcome
+    }
+}
+
+/// The results part of `/ui/exec`, sent again as each node answers while
+/// a run streams in (the page's script swaps it in place).
+#[derive(Debug, Template)]
+#[template(path = "exec_outcome.html")]
+pub struct ExecOutcomeFragment {
+    /// The run so far.
+    pub outcome: ExecOutcome,
 }
 
 /// `/ui/exec`.

@@ -2,7 +2,8 @@
 //! server, but no tasks. A simulated agent registers, heartbeats, and
 //! acknowledges every allocation it is given as running (and every stop as
 //! complete) at once, and answers every `drover exec` at once with an
-//! `uptime`-like line.
+//! `uptime`-like line; `sim-reboot SECONDS` also closes its session and
+//! comes back that much later (a reboot of known length).
 //!
 //! Like a real agent, a simulated one that cannot connect, is refused, or
 //! loses its session tries again after a jittered exponential backoff, under
@@ -90,6 +91,17 @@ enum SessionEnd {
     Lost(String),
     /// No session: cannot connect, refused, or no `Welcome`.
     Failed(String),
+    /// Asked to reboot (`drover exec` of `sim-reboot SECONDS`): away this
+    /// long, then back under the same node id.
+    Rebooting(Duration),
+}
+
+/// How long a `sim-reboot SECONDS` command keeps the simulated machine
+/// away (machine workflow benchmarks); `None` for any other message.
+fn reboot_asked(message: &ServerMessage) -> Option<Duration> {
+    let ServerMessage::Request { body: RequestBody::Exec { command, .. }, .. } = message else { return None };
+    let seconds: f64 = command.trim().strip_prefix("sim-reboot ")?.trim().parse().ok()?;
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 /// Jittered exponential backoff, as the real agent's: the wait doubles
@@ -169,6 +181,14 @@ impl SimAgent {
                 SessionEnd::Failed(reason) => {
                     tracing::debug!(agent = %self.name, %reason, "simulated session not opened; retrying");
                 }
+                SessionEnd::Rebooting(away) => {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(away) => {}
+                    }
+                    backoff.reset();
+                    continue;
+                }
             }
             let delay = backoff.next_delay(&mut rand::rng());
             tokio::select! {
@@ -242,10 +262,15 @@ impl SimAgent {
                         Ok(message) => message,
                         Err(error) => return SessionEnd::Lost(format!("undecodable frame: {error}")),
                     };
+                    let reboot = reboot_asked(&message);
                     if let Some(answer) = answer(message, acknowledged)
                         && let Err(reason) = send(&mut sink, &answer).await
                     {
                         return SessionEnd::Lost(reason);
+                    }
+                    if let Some(away) = reboot {
+                        let _ = sink.close().await;
+                        return SessionEnd::Rebooting(away);
                     }
                 }
             }
@@ -296,7 +321,8 @@ fn answer(message: ServerMessage, acknowledged: &mut HashSet<AllocId>) -> Option
         | ServerMessage::Request { .. }
         | ServerMessage::Refused { .. }
         | ServerMessage::LogsAck { .. }
-        | ServerMessage::Tls { .. } => None,
+        | ServerMessage::Tls { .. }
+        | ServerMessage::TemplateInputs(_) => None,
     }
 }
 

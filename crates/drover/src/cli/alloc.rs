@@ -41,6 +41,65 @@ pub(crate) enum AllocCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
+    /// Restart an allocation's tasks in place (all running tasks, or TASK).
+    Restart {
+        /// Allocation id or unique prefix.
+        alloc: String,
+        /// Restart only this task.
+        task: Option<String>,
+        /// Restart only this task (Nomad's flag form).
+        #[arg(long = "task", value_name = "TASK", conflicts_with = "task")]
+        task_flag: Option<String>,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Stop an allocation and have the scheduler replace it (on this node
+    /// or another), as a drain does.
+    Stop {
+        /// Allocation id or unique prefix.
+        alloc: String,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Send a signal to an allocation's tasks (all running tasks, or TASK).
+    Signal {
+        /// The signal (`SIGHUP`, `USR1`, …).
+        #[arg(short = 's', long = "signal", default_value = "SIGKILL")]
+        signal: String,
+        /// Allocation id or unique prefix.
+        alloc: String,
+        /// Signal only this task.
+        task: Option<String>,
+        /// Signal only this task (Nomad's flag form).
+        #[arg(long = "task", value_name = "TASK", conflicts_with = "task")]
+        task_flag: Option<String>,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
+    /// Run a command in a task's environment (its variables, working
+    /// directory and user); its output and exit code come back. No TTY:
+    /// `-i`/`-t` are refused (see docs/jobs.md).
+    Exec {
+        /// The task (needed when the group has several).
+        #[arg(long)]
+        task: Option<String>,
+        /// Keep stdin open and send it to the command (read to its end first).
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// Allocate a TTY (not supported yet).
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// Kill the command after this long.
+        #[arg(long, default_value = "5m", value_parser = crate::roles::parse_duration)]
+        timeout: std::time::Duration,
+        /// Allocation id or unique prefix.
+        alloc: String,
+        /// The command and its arguments (after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
 }
 
 pub(crate) async fn run(command: AllocCommand) -> anyhow::Result<ExitCode> {
@@ -92,6 +151,61 @@ pub(crate) async fn run(command: AllocCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+        AllocCommand::Restart { alloc, task, task_flag, server } => {
+            let restarted = server.client()?.restart_alloc(&alloc, task.or(task_flag).as_deref()).await?;
+            println!("Allocation {} restarting: {}", restarted.alloc_id.short(), restarted.tasks.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        AllocCommand::Stop { alloc, server } => {
+            let stopped = server.client()?.stop_alloc(&alloc).await?;
+            println!(
+                "Allocation {} is stopping; evaluation {} places its replacement",
+                stopped.alloc_id.short(),
+                stopped.eval_id.short()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AllocCommand::Signal { signal, alloc, task, task_flag, server } => {
+            let signalled = server.client()?.signal_alloc(&alloc, task.or(task_flag).as_deref(), &signal).await?;
+            println!("Sent {signal} to allocation {}: {}", signalled.alloc_id.short(), signalled.tasks.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+        AllocCommand::Exec { task, interactive, tty, timeout, alloc, command, server } => {
+            if tty {
+                anyhow::bail!(
+                    "drover alloc exec cannot allocate a TTY yet: run the command without -t \
+                     (its output and exit code come back when it ends)"
+                );
+            }
+            let stdin = if interactive {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)?;
+                bytes
+            } else {
+                Vec::new()
+            };
+            let request = drover_proto::lifecycle::AllocExecRequest {
+                task,
+                command,
+                timeout_ms: Some(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX)),
+                max_output_bytes: None,
+                stdin,
+            };
+            let ran = server.client()?.exec_in_alloc(&alloc, &request).await?;
+            std::io::stdout().write_all(&ran.stdout)?;
+            std::io::stdout().flush()?;
+            std::io::stderr().write_all(&ran.stderr)?;
+            if ran.truncated {
+                eprintln!("drover: output beyond 1 MiB per stream was dropped");
+            }
+            match ran.exit_code {
+                Some(code) => Ok(ExitCode::from(u8::try_from(code).unwrap_or(1))),
+                None => {
+                    eprintln!("drover: the command in task {:?} has no exit code: {}", ran.task, ran.error);
+                    Ok(ExitCode::from(255))
+                }
+            }
         }
         AllocCommand::Logs { alloc, task, follow, stderr, tail, server } => {
             let stream = if stderr { LogStream::Stderr } else { LogStream::Stdout };

@@ -139,6 +139,22 @@ pub(crate) enum JobCommand {
         #[command(flatten)]
         server: ServerAddress,
     },
+    /// Restart every running allocation of a job in place, in rolling
+    /// batches: the group's `update` `max_parallel` at a time, each batch
+    /// running again for `min_healthy_time` before the next (Nomad's `job
+    /// restart`). Waits for the last batch.
+    Restart {
+        /// The job.
+        job: String,
+        /// Restart only this task of each allocation.
+        #[arg(long)]
+        task: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerAddress,
+    },
     /// Promote the canaries of a job's deployment: the rollout continues.
     Promote {
         /// The job.
@@ -307,6 +323,23 @@ pub(crate) async fn run(command: JobCommand) -> anyhow::Result<ExitCode> {
                 registered.job_version
             );
             follow_unless_detached(&client, &job, &registered, detach, timeout).await
+        }
+        JobCommand::Restart { job, task, json, server } => {
+            let restarted = server.client()?.restart_job(&job, task.as_deref()).await?;
+            if json {
+                print_json(&restarted)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            for (number, batch) in restarted.batches.iter().enumerate() {
+                let ids: Vec<&str> = batch.iter().map(|id| id.short()).collect();
+                println!("Batch {} of {}: restarted {}", number + 1, restarted.batches.len(), ids.join(", "));
+            }
+            let count: usize = restarted.batches.iter().map(Vec::len).sum();
+            println!(
+                "Job {job:?}: {count} allocation(s) restarted, at most {} at once",
+                restarted.max_restarting_at_once
+            );
+            Ok(ExitCode::SUCCESS)
         }
         JobCommand::History { job, json, server } => job_history(&server.client()?, &job, json).await,
         JobCommand::Revert { job, version, detach, timeout, server } => {

@@ -364,9 +364,11 @@ async fn follow(client: &drover_client::Client, id: &str, json: bool) -> anyhow:
     loop {
         let workflow = client.workflow(id).await?;
         for (position, step) in workflow.steps.iter().enumerate() {
-            let now = (step.phase, step.error.clone());
+            let now = (step.phase, format!("{}{}", step.error, step.waiting_for));
             if seen.get(position) != Some(&now) {
-                if !(step.phase == StepPhase::Pending && seen.get(position).is_none()) {
+                if !step.waiting_for.is_empty() {
+                    eprintln!("  {}: waiting: {}", step.node, step.waiting_for);
+                } else if !(step.phase == StepPhase::Pending && seen.get(position).is_none()) {
                     let error = if step.error.is_empty() { String::new() } else { format!(": {}", step.error) };
                     eprintln!("  {}: {}{error}", step.node, step.phase.as_str());
                 }
@@ -484,7 +486,7 @@ fn print_workflow(workflow: &Workflow) {
     for step in &workflow.steps {
         rows.add_row(vec![
             step.node.clone(),
-            step.phase.as_str().to_owned(),
+            phase_text(step),
             time(step.started_at),
             time(step.finished_at),
             if step.command.is_empty() { "-".to_owned() } else { step.command.clone() },
@@ -492,6 +494,16 @@ fn print_workflow(workflow: &Workflow) {
         ]);
     }
     print_table(&rows);
+}
+
+/// A step's phase; a pending step held back by a job's limits says why
+/// (`pending (waiting: job web …)`).
+fn phase_text(step: &drover_types::workflow::WorkflowStep) -> String {
+    if step.waiting_for.is_empty() {
+        step.phase.as_str().to_owned()
+    } else {
+        format!("{} (waiting: {})", step.phase.as_str(), step.waiting_for)
+    }
 }
 
 /// `running`, `running (paused by bob)`, `succeeded`, …

@@ -161,6 +161,13 @@ pub(crate) static KEYS: &[Key] = &[
     )
     .default("0"),
     Key::new(
+        "dns.recursors",
+        "dns-recursor",
+        "DROVER_DNS_RECURSORS",
+        Kind::List,
+        "Forward DNS queries outside the zone drover. to these resolvers, in order (IP, with :port when not 53; repeatable or comma-separated); without any they are refused",
+    ),
+    Key::new(
         "tls.ca_cert",
         "tls-ca-cert",
         "DROVER_TLS_CA_CERT",
@@ -242,7 +249,30 @@ pub(crate) fn server_plan(settings: &Settings) -> anyhow::Result<ServerPlan> {
     config.security = security(settings)?;
     config.audit_retention = settings.duration("audit.retention").unwrap_or(drover_server::audit::AUDIT_RETENTION);
     config.node_gc_after = settings.duration("node_gc_after").unwrap_or(drover_server::config::NODE_GC_AFTER);
+    dns_settings(settings)?;
     Ok(ServerPlan { config, bind })
+}
+
+/// The DNS interface's settings (`dns.bind`, `dns.ttl`, `dns.recursors`),
+/// `None` when `dns.bind` is not set.
+pub(crate) fn dns_settings(settings: &Settings) -> anyhow::Result<Option<drover_server::dns::DnsSettings>> {
+    let recursors = settings
+        .list("dns.recursors")
+        .iter()
+        .map(|text| drover_server::dns::parse_recursor(text))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| anyhow::anyhow!("{} ({})", error, settings.named("dns.recursors")))?;
+    let Some(bind) = settings.address("dns.bind") else {
+        if !recursors.is_empty() {
+            bail!(
+                "{} needs dns.bind as well: recursors only serve the DNS interface, which is off without an address",
+                settings.named("dns.recursors")
+            );
+        }
+        return Ok(None);
+    };
+    let ttl = u32::try_from(settings.count("dns.ttl").unwrap_or(0)).unwrap_or(u32::MAX);
+    Ok(Some(drover_server::dns::DnsSettings { bind, ttl, recursors }))
 }
 
 /// `logs.replication`: 1 or 2.

@@ -568,3 +568,422 @@ async fn a_delete_without_drain_never_drains_and_forgets_the_node_once_its_agent
     let history = cluster.client.node_history("d1").await.unwrap_or_default();
     assert!(!history.iter().any(|change| change.field == "drain"), "{history:#?}");
 }
+
+/// A service of `count` `sleep`s on distinct nodes, replaced one at a time.
+fn spread_service(count: u32) -> String {
+    format!(
+        r#"
+job "web" {{
+  update {{
+    max_parallel = 1
+  }}
+  group "web" {{
+    count = {count}
+    constraint {{
+      operator = "distinct_hosts"
+      value    = "true"
+    }}
+    task "web" {{
+      driver = "raw_exec"
+      kill_timeout = "1s"
+      config {{
+        command = "/bin/sleep"
+        args    = ["3600"]
+      }}
+      resources {{
+        cpu    = 10
+        memory = 16
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// How many allocations of `job` run and are meant to.
+async fn num_running(cluster: &Cluster, job: &str) -> Option<usize> {
+    let (status, _) = cluster.client.job_status(job, None).await.ok()?;
+    Some(
+        status
+            .allocs
+            .iter()
+            .filter(|alloc| {
+                alloc.client_status == drover_types::AllocClientStatus::Running
+                    && alloc.desired_status == drover_types::AllocDesiredStatus::Run
+            })
+            .count(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_maintenance_never_takes_more_of_a_service_out_than_its_update_block_allows() {
+    let cluster = Cluster::start().await;
+    let _machines = apply_test_provider(&cluster);
+    create_machines(&cluster, "r{1..10}");
+    let ran = cluster.run_job("web", &spread_service(8));
+    assert!(ran.status.success(), "{}", text(&ran));
+    cluster.wait_for_allocs("web", drover_types::AllocClientStatus::Running, 8).await;
+
+    // Three nodes out at once are allowed, but web (one per node, updated
+    // one at a time) may only ever lose one: the other nodes running it wait.
+    let mut maintain = std::process::Command::new(drover_binary())
+        .args(["node", "maintain", "r{1..10}", "--parallel", "3", "--max-failures", "0", "--reboot", "--yes"])
+        .env("DROVER_ADDR", &cluster.address)
+        .env("DROVER_USER", "alice")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    let (mut fewest, mut num_looks) = (8, 0);
+    let mut reasons: Vec<String> = Vec::new();
+    let status = loop {
+        if let Some(running) = num_running(&cluster, "web").await {
+            fewest = fewest.min(running);
+            num_looks += 1;
+        }
+        if let Ok(workflow) = cluster.client.workflows().await.map(|list| list.into_iter().next()) {
+            for step in workflow.iter().flat_map(|workflow| &workflow.steps) {
+                if !step.waiting_for.is_empty() && !reasons.contains(&step.waiting_for) {
+                    reasons.push(step.waiting_for.clone());
+                }
+            }
+        }
+        if let Some(status) = maintain.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the maintenance did not end in 300 s\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let output = maintain.wait_with_output().unwrap();
+    assert!(status.success(), "{}\n{}", text(&output), cluster.logs());
+    let workflow = latest_workflow(&cluster).await;
+    assert_eq!(workflow.status, WorkflowStatus::Succeeded, "{workflow:#?}");
+    println!(
+        "maintain of 10 nodes, --parallel 3, web count 8 update.max_parallel 1: fewest running {fewest} over {num_looks} looks; most nodes out at once {}",
+        most_at_once(&workflow)
+    );
+    assert!(fewest >= 7, "web fell to {fewest} running: more than update.max_parallel = 1 out at once");
+    assert!(num_looks > 20, "looked only {num_looks} times");
+    // The nodes held back said why (in `workflow status` and its follow).
+    assert!(
+        reasons.iter().any(|reason| reason.contains("job web group web: 1 of 8 allocations unhealthy or migrating")),
+        "{reasons:#?}"
+    );
+    assert!(text(&output).contains("waiting: job web group web"), "{}", text(&output));
+    cluster.wait_for_allocs("web", drover_types::AllocClientStatus::Running, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_reboots_through_its_reboot_command_when_given_one() {
+    let cluster = Cluster::start().await;
+    let machines = apply_test_provider(&cluster);
+    create_machines(&cluster, "k{1..2}");
+    let old_pids: Vec<u32> = ["k1", "k2"].iter().map(|name| machines.pid(name).unwrap()).collect();
+    let old_ids = [ready_node_id(&cluster, "k1").await.unwrap(), ready_node_id(&cluster, "k2").await.unwrap()];
+    // The machine reboots itself: a command run through its own agent
+    // restarts that agent, detached (as `systemctl reboot` returns at once).
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/provider.sh");
+    let dir = machines.dir.display();
+    let reboot = format!(
+        "echo by-command >> {dir}/{{{{node.name}}}}/rebooted; setsid sh {} reboot {{{{node.name}}}} {dir} {} {} --hostgroup bi/batch >/dev/null 2>&1 </dev/null &",
+        script.display(),
+        cluster.address,
+        drover_binary().display()
+    );
+    let maintained =
+        cli(&cluster, &["node", "maintain", "k1,k2", "--parallel", "1", "--reboot-command", &reboot, "--user", "root"]);
+    assert!(maintained.status.success(), "{}\n{}", text(&maintained), cluster.logs());
+    let workflow = latest_workflow(&cluster).await;
+    assert_eq!(workflow.status, WorkflowStatus::Succeeded, "{workflow:#?}");
+    for (index, name) in ["k1", "k2"].iter().enumerate() {
+        let rebooted = std::fs::read_to_string(machines.dir.join(name).join("rebooted")).unwrap_or_default();
+        assert_eq!(rebooted, "by-command\n", "{name}: the reboot command ran once");
+        assert_ne!(machines.pid(name), Some(old_pids[index]), "{name}'s agent restarted");
+        assert_eq!(ready_node_id(&cluster, name).await.as_ref(), Some(&old_ids[index]), "{name} came back as itself");
+        let step = &workflow.steps[index];
+        assert!(step.command.contains(&format!("echo by-command >> {dir}/{name}/rebooted")), "{step:#?}");
+        let status = cluster.client.node(name).await.unwrap();
+        assert_eq!(status.node.eligibility, drover_types::NodeEligibility::Eligible, "{name} undrained");
+    }
+    // drain → reboot command → wait for the agent → done: the provider is
+    // never called.
+    let phases = phases_from_audit(&cluster, "workflow.maintain", &workflow.id, 2).await;
+    for name in ["k1", "k2"] {
+        let expected = ["draining", "rebooting", "waiting", "done"].map(str::to_owned);
+        assert_eq!(phases.get(name).map(Vec::as_slice), Some(&expected[..]), "{phases:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_firing_alert_makes_a_hammer_replace_the_dead_machine_through_its_provider() {
+    let cluster = Cluster::start().await;
+    let machines = apply_test_provider(&cluster);
+    create_machines(&cluster, "h{1..2}");
+    let old_id = ready_node_id(&cluster, "h1").await.unwrap();
+    // The alert and the hammer join the provider in the site.
+    let site = cluster.dir.path().join("site");
+    std::fs::write(
+        site.join("hammers.hcl"),
+        r#"
+alert "machine-down" {
+  when { node { status = "down" } }
+}
+hammer "replace-dead" {
+  when   { alert = "machine-down" }
+  action { replace {} }
+  mode   = "auto"
+  limits { per_hour = 2  concurrent = 1  cooldown = "10m"  fleet_max_percent = 50 }
+}
+"#,
+    )
+    .unwrap();
+    let applied = cli(&cluster, &["apply", site.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied));
+
+    // h1's machine dies: its agent is killed, the node goes down, the
+    // alert fires, the hammer deletes the machine and makes it again.
+    let pid = machines.pid("h1").unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(i32::try_from(pid).unwrap()), nix::sys::signal::Signal::SIGKILL)
+        .unwrap();
+    wait_until(
+        "the hammer's run to succeed",
+        Duration::from_secs(120),
+        || async {
+            cluster.client.hammer_history(Some("replace-dead"), 100).await.is_ok_and(|entries| {
+                entries.iter().any(|entry| {
+                    entry.run.as_ref().is_some_and(|run| run.state == drover_react::hammer::RunState::Succeeded)
+                })
+            })
+        },
+        || cluster.logs(),
+    )
+    .await;
+    let new_id = ready_node_id(&cluster, "h1").await.expect("h1 is back, ready");
+    assert_ne!(new_id, old_id, "a new machine's agent has a new id");
+    let status = cluster.client.node("h1").await.unwrap();
+    assert_eq!(status.node.hostgroup, "bi/batch", "made again with its labels");
+    assert_ne!(machines.pid("h1"), Some(pid));
+    assert!(process_alive(machines.pid("h1").unwrap()));
+    // Two one-node workflows by the hammer: delete (no drain: it was down),
+    // then create; h2 untouched.
+    let by_hammer: Vec<Workflow> = cluster
+        .client
+        .workflows()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|workflow| workflow.by == "hammer replace-dead")
+        .collect();
+    let operations: Vec<String> = by_hammer.iter().rev().map(|workflow| workflow.operation.to_string()).collect();
+    assert_eq!(operations, ["delete", "create"], "{by_hammer:#?}");
+    assert!(by_hammer.iter().all(|workflow| workflow.status == WorkflowStatus::Succeeded && !workflow.drain));
+    assert!(by_hammer.iter().all(|workflow| workflow.steps.len() == 1 && workflow.steps[0].node == "h1"));
+    assert!(ready_node_id(&cluster, "h2").await.is_some());
+    let history = cluster.client.hammer_history(Some("replace-dead"), 100).await.unwrap();
+    let report = history.iter().find_map(|entry| entry.report.as_ref()).expect("a report");
+    assert!(report.action.starts_with("replace h1"), "{report:#?}");
+    assert!(report.output.contains("deleted machine h1") && report.output.contains("started agent h1"), "{report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_secure_cluster_created_machines_enrol_with_their_own_single_use_join_token() {
+    use crate::harness::{Process, free_port};
+
+    // A secure server (no --insecure): it makes its CA; ACLs bootstrapped.
+    let dir = tempfile::Builder::new().prefix("drover-it-secure-machines-").tempdir().unwrap();
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut server = std::process::Command::new(drover_binary());
+    server.args(["server", "--bind", &address, "--data-dir"]).arg(dir.path().join("server")).args([
+        "--heartbeat-interval",
+        "1s",
+        "--heartbeat-ttl",
+        "4s",
+        "--min-free-disk-mb",
+        "0",
+    ]);
+    let server = Process::spawn_for_test("secure server", &mut server, dir.path().join("server.log"));
+    let ca = dir.path().join("server/tls/ca.pem");
+    let client = |token: Option<&str>| {
+        let ca_pem = std::fs::read_to_string(&ca).unwrap_or_default();
+        let credentials = drover_client::Credentials { ca_pem: Some(ca_pem), token: token.map(str::to_owned) };
+        drover_client::Client::secured(&address, &credentials).unwrap()
+    };
+    wait_until(
+        "the secure server to answer",
+        Duration::from_secs(60),
+        || async { ca.exists() && client(None).leader().await.is_ok_and(|info| info.leader_id.is_some()) },
+        || server.output(),
+    )
+    .await;
+    let root = client(None).acl_bootstrap().await.unwrap().secret;
+    let management = client(Some(&root));
+    let secure_cli = |args: &[&str]| {
+        std::process::Command::new(drover_binary())
+            .args(args)
+            .env("DROVER_ADDR", &address)
+            .env("DROVER_CACERT", &ca)
+            .env("DROVER_TOKEN", &root)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+
+    // The provider hands each new machine its token as an agent would get
+    // it: DROVER_JOIN_TOKEN.
+    let machines = Machines { dir: dir.path().join("machines") };
+    std::fs::create_dir_all(&machines.dir).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/provider.sh");
+    let site = dir.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(
+        site.join("providers.hcl"),
+        format!(
+            "provider \"test\" {{\n  create = \"DROVER_JOIN_TOKEN={{{{join_token}}}} sh {} create {{{{node.name}}}} {} {address} {} --hostgroup {{{{node.hostgroup}}}}\"\n  timeout = \"30s\"\n}}\n",
+            script.display(),
+            machines.dir.display(),
+            drover_binary().display()
+        ),
+    )
+    .unwrap();
+    let applied = secure_cli(&["apply", site.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied));
+
+    let created = secure_cli(&[
+        "node",
+        "create",
+        "sec{1..3}",
+        "--provider",
+        "test",
+        "--hostgroup",
+        "bi/batch/secure",
+        "--parallel",
+        "3",
+    ]);
+    let logs = || {
+        let agents: String = ["sec1", "sec2", "sec3"]
+            .iter()
+            .map(|name| std::fs::read_to_string(machines.dir.join(name).join("agent.log")).unwrap_or_default())
+            .collect();
+        format!("{}\n{agents}", server.output())
+    };
+    assert!(created.status.success(), "{}\n{}", text(&created), logs());
+    let nodes = management.nodes().await.unwrap();
+    let mut tokens = Vec::new();
+    for name in ["sec1", "sec2", "sec3"] {
+        let node = nodes.iter().find(|node| node.name == name).unwrap_or_else(|| panic!("{name}: {nodes:#?}"));
+        assert_eq!((node.status.as_str(), node.hostgroup.as_str()), ("ready", "bi/batch/secure"), "{name}");
+        // Enrolled: its own certificate and key, the key private.
+        let tls = machines.dir.join(name).join("data/tls");
+        assert!(tls.join("node.pem").exists(), "{name} has a certificate");
+        let key = std::fs::metadata(tls.join("node-key.pem")).unwrap();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key.permissions()) & 0o777, 0o600);
+        tokens.push(std::fs::read_to_string(machines.dir.join(name).join("token")).unwrap().trim().to_owned());
+    }
+    // Each machine got its own token; none is shown in the workflow.
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 3, "one token per machine");
+    let workflow = management.workflows().await.unwrap().into_iter().next().unwrap();
+    assert!(
+        workflow.steps.iter().all(|step| step.command.contains("DROVER_JOIN_TOKEN='<join-token>'")),
+        "{workflow:#?}"
+    );
+    assert!(!format!("{workflow:?}").contains(&tokens[0]));
+
+    // A token used once is refused the second time.
+    let mut again = std::process::Command::new(drover_binary());
+    again
+        .args(["agent", "--servers", &address, "--name", "sec4", "--hostgroup", "bi/batch/secure", "--data-dir"])
+        .arg(dir.path().join("sec4"))
+        .env("DROVER_JOIN_TOKEN", &tokens[0]);
+    let mut again = Process::spawn_for_test("agent sec4", &mut again, dir.path().join("sec4.log"));
+    let status = again.wait_exit(Duration::from_secs(30));
+    assert!(status.is_some_and(|status| !status.success()), "a reused token must be refused:\n{}", again.output());
+    assert!(again.output().contains("used up"), "{}", again.output());
+    assert!(!management.nodes().await.unwrap().iter().any(|node| node.name == "sec4"));
+}
+
+/// Benchmark (docs/benchmarks.md, "Machine workflows"): a rolling
+/// maintenance of 200 simulated nodes, `--parallel 20`, each rebooted by a
+/// command that keeps it away exactly `AWAY` (`sim-reboot`, answered by the
+/// simulated agent, which closes its session and comes back under the same
+/// id). The nodes' own steps allow 10 waves × `AWAY`; the engine (drain,
+/// proposals, the agent's return, undrain) may add at most 5 %.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test -p drover --test it machines::bench -- --ignored --nocapture"]
+async fn bench_a_rolling_maintenance_of_200_simulated_nodes_costs_the_engine_under_5_percent() {
+    const NUM_NODES: usize = 200;
+    const PARALLEL: usize = 20;
+    const AWAY: Duration = Duration::from_secs(5);
+    let cluster = Cluster::start().await;
+    let sims = std::process::Command::new(drover_binary())
+        .args(["bench", "sim-agents", "--servers", &cluster.address, "--count", &NUM_NODES.to_string()])
+        .args(["--prefix", "sim", "--hostgroup", "bench"])
+        .env("DROVER_LOG", "warn")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _sims = crate::harness::Peer(sims);
+    wait_until(
+        "200 simulated nodes to be ready",
+        Duration::from_secs(120),
+        || async {
+            cluster.client.nodes().await.is_ok_and(|nodes| {
+                nodes.iter().filter(|node| node.status == "ready" && node.hostgroup == "bench").count() == NUM_NODES
+            })
+        },
+        || cluster.logs(),
+    )
+    .await;
+
+    let away = format!("sim-reboot {}", AWAY.as_secs_f64());
+    let started = std::time::Instant::now();
+    let maintained = cli(
+        &cluster,
+        &[
+            "node",
+            "maintain",
+            "--filter",
+            "hostgroup == \"bench\"",
+            "--parallel",
+            &PARALLEL.to_string(),
+            "--max-failures",
+            "0",
+            "--reboot-command",
+            &away,
+            "--yes",
+        ],
+    );
+    let wall = started.elapsed();
+    assert!(maintained.status.success(), "{}\n{}", text(&maintained), cluster.logs());
+    let workflow = latest_workflow(&cluster).await;
+    assert_eq!((workflow.status, workflow.steps.len()), (WorkflowStatus::Succeeded, NUM_NODES), "{workflow:#?}");
+    let took = Duration::from_millis(
+        u64::try_from(workflow.finished_at.unwrap().as_millis() - workflow.created_at.as_millis()).unwrap(),
+    );
+    // Each node really was away for AWAY (its reboot to its return).
+    let step_ms: Vec<i64> = workflow
+        .steps
+        .iter()
+        .map(|step| step.finished_at.unwrap().as_millis() - step.started_at.unwrap().as_millis())
+        .collect();
+    let away_ms = i64::try_from(AWAY.as_millis()).unwrap();
+    assert!(step_ms.iter().all(|ms| *ms >= away_ms), "a step shorter than the reboot: {step_ms:?}");
+    let waves = NUM_NODES.div_ceil(PARALLEL);
+    let allowed = AWAY * u32::try_from(waves).unwrap();
+    let overhead = took.as_secs_f64() / allowed.as_secs_f64() - 1.0;
+    let mean_step = step_ms.iter().sum::<i64>() / i64::try_from(step_ms.len()).unwrap();
+    println!(
+        "maintain of {NUM_NODES} simulated nodes, --parallel {PARALLEL}, reboot {AWAY:?} each: workflow {took:?} (CLI {wall:?}); \
+         the steps allow {allowed:?} ({waves} waves); engine overhead {:.1} %; per node step mean {mean_step} ms, max {} ms, most out at once {}",
+        overhead * 100.0,
+        step_ms.iter().max().unwrap(),
+        most_at_once(&workflow)
+    );
+    assert!(most_at_once(&workflow) <= PARALLEL);
+    assert!(overhead <= 0.05, "the engine added {:.1} % to the {allowed:?} the steps allow", overhead * 100.0);
+}

@@ -9,7 +9,9 @@
 
 mod harness;
 
+mod alloc_commands;
 mod config_reload;
+mod copy;
 mod deployments;
 mod dev_mode;
 mod failures;
@@ -31,4 +33,6 @@ mod self_metrics;
 mod services;
 mod sinks;
 mod task_files;
+mod templates;
 mod ui;
+mod upgrade;

@@ -1,7 +1,8 @@
 //! The dashboard in a real browser (Debian's chromium driven through
 //! chromedriver with fantoccini) against real servers and agents: log in
 //! with a token, filter nodes, read why a group is not placed, search
-//! logs and zoom with a histogram bar, approve a hammer run. Screenshots
+//! logs and zoom with a histogram bar, narrow them with the count-by
+//! panel, follow them live, approve a hammer run. Screenshots
 //! at 1366×768, light and dark, land in `target/ui-screenshots/` to be
 //! looked at.
 
@@ -98,6 +99,18 @@ impl Driver {
         self.browser.wait().for_element(Locator::Css("main")).await.unwrap();
     }
 
+    /// Waits up to a minute for an element; else fails with the page's
+    /// text.
+    async fn wait_for(&self, what: &str, locator: Locator<'_>) -> fantoccini::elements::Element {
+        match self.browser.wait().at_most(Duration::from_secs(60)).for_element(locator).await {
+            Ok(element) => element,
+            Err(error) => {
+                let html = self.browser.source().await.unwrap_or_default();
+                panic!("waiting for {what}: {error}; the page: {html}")
+            }
+        }
+    }
+
     /// The visible text of the page's main content.
     async fn text(&self) -> String {
         self.browser.find(Locator::Css("main")).await.unwrap().text().await.unwrap()
@@ -161,6 +174,44 @@ job "talker" {
 }
 "#;
 
+/// A job that writes `tail-proof line` once `gate` exists.
+fn ticker(gate: &Path) -> String {
+    format!(
+        r#"
+job "ticker" {{
+  type = "service"
+  group "g" {{
+    task "t" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sh"
+        args    = ["-c", "while [ ! -e {gate} ]; do sleep 0.1; done; echo tail-proof line; sleep 300"]
+      }}
+    }}
+  }}
+}}
+"#,
+        gate = gate.display()
+    )
+}
+
+/// `text` escaped for a URL's query.
+fn url_escape(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => char::from(byte).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// The `N` of the page's "N matching lines".
+fn matching_lines(page: &str) -> u64 {
+    let at = page.find(" matching lines").unwrap_or_else(|| panic!("no count of matching lines: {page}"));
+    let digits: String = page[..at].chars().rev().take_while(char::is_ascii_digit).collect();
+    digits.chars().rev().collect::<String>().parse().unwrap_or_else(|_| panic!("no count of matching lines: {page}"))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_filters_nodes_reads_why_a_job_is_stuck_zooms_into_logs_and_approves_a_hammer_run() {
     if !browser_present() {
@@ -198,6 +249,10 @@ hammer "drain-on-disk-failure" {{
     assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
     assert!(cluster.run_job("stuck", STUCK).status.success());
     assert!(cluster.run_job("talker", TALKER).status.success());
+    // A ticker that writes one line once the test opens its gate (after
+    // the live tail is on).
+    let tail_gate = cluster.dir.path().join("tail-gate");
+    assert!(cluster.run_job("ticker", &ticker(&tail_gate)).status.success());
     cluster.wait_until_evaluated("stuck").await;
     let client = cluster.client.clone();
     cluster
@@ -294,6 +349,67 @@ hammer "drain-on-disk-failure" {{
     let zoomed = driver.text().await;
     assert!(zoomed.contains("5 matching lines"), "the bucket holds every line: {zoomed}");
     driver.screenshot("logs-zoomed").await;
+
+    // Count by: the side panel counts the matches by job; clicking a value
+    // narrows the search to it, in the URL and in the lines.
+    let broad = r#"hello-dashboard OR "disk failure""#;
+    driver.open(&format!("{base}/ui/logs?q={}&since=1h&count_by=job", url_escape(broad))).await;
+    driver.browser.wait().for_element(Locator::Css("table.count-table")).await.unwrap();
+    let counted = driver.text().await;
+    let before = matching_lines(&counted);
+    assert!(before > 5, "the console's line matches too: {counted}");
+    let panel = driver.browser.find(Locator::Css("table.count-table")).await.unwrap().text().await.unwrap();
+    assert!(panel.contains("talker") && panel.contains('5'), "{panel}");
+    driver.screenshot("logs-count-by").await;
+    driver.browser.find(Locator::LinkText("talker")).await.unwrap().click().await.unwrap();
+    driver.browser.wait().for_element(Locator::Css("table.count-table")).await.unwrap();
+    let narrowed_url = driver.browser.current_url().await.unwrap();
+    let narrowed_q: String =
+        narrowed_url.query_pairs().find(|(key, _)| key == "q").map(|(_, value)| value.into_owned()).unwrap_or_default();
+    assert_eq!(narrowed_q, format!(r#"({broad}) AND job:"talker""#), "{narrowed_url}");
+    assert!(narrowed_url.query_pairs().any(|(key, value)| key == "count_by" && value == "job"), "{narrowed_url}");
+    let narrowed = driver.text().await;
+    assert_eq!(matching_lines(&narrowed), 5, "{narrowed}");
+    let rows = driver.browser.find_all(Locator::Css("table.loglines tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        let text = row.text().await.unwrap();
+        assert!(text.contains("talker") && text.contains("hello-dashboard"), "only the talker's lines: {text}");
+    }
+
+    // Live tail: switched on, a line the ticker writes afterwards appears
+    // on top of the table without a reload.
+    driver.open(&format!("{base}/ui/logs?q=tail-proof&since=1h")).await;
+    driver.browser.execute("window.droverNotReloaded = true; return null", vec![]).await.unwrap();
+    let toggle = driver.browser.find(Locator::Id("tail")).await.unwrap();
+    assert!(
+        driver.browser.find(Locator::Id("tail-toggle")).await.unwrap().is_displayed().await.unwrap(),
+        "with JavaScript the switch shows"
+    );
+    toggle.click().await.unwrap();
+    driver
+        .browser
+        .wait()
+        .at_most(Duration::from_secs(30))
+        .for_element(Locator::XPath("//*[@id='tail-status' and contains(., 'following')]"))
+        .await
+        .expect("the tail to be followed");
+    std::fs::write(&tail_gate, "go").unwrap();
+    let fresh = driver
+        .browser
+        .wait()
+        .at_most(Duration::from_secs(60))
+        .for_element(Locator::XPath(
+            "//table[contains(@class,'loglines')]//tr[contains(@class,'fresh')][contains(., 'tail-proof line')]",
+        ))
+        .await
+        .expect("the ticker's line in the page");
+    assert!(fresh.text().await.unwrap().contains("ticker"));
+    let kept = driver.browser.execute("return window.droverNotReloaded === true", vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::json!(true), "the page was not reloaded");
+    let status = driver.browser.find(Locator::Id("tail-status")).await.unwrap().text().await.unwrap();
+    assert!(status.contains("1 new line"), "{status}");
+    driver.screenshot("logs-live-tail").await;
 
     // Hammers: approve the waiting run with its button.
     driver.open(&format!("{base}/ui/hammers")).await;
@@ -494,4 +610,133 @@ async fn a_nodes_usage_history_is_served_by_every_server_and_drawn_on_its_page()
     let bad = http.get(format!("{other}/v1/node/hist01/usage?since=yesterday")).send().await.unwrap();
     assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
     assert!(bad.text().await.unwrap().contains("since: cannot read time \\\"yesterday\\\""));
+}
+
+/// Usage history survives a restart: a server stopped cleanly writes it
+/// to its data directory and reads it back when it starts, so the node's
+/// earlier minutes are still served (its agent is gone: nothing new could
+/// have brought them back).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nodes_usage_history_survives_a_server_restart() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agents(&["keep01".to_owned()], &[]).await;
+    let base = format!("http://{}", cluster.addresses[0]);
+    let http = reqwest::Client::new();
+    let usage_url = format!("{base}/v1/node/keep01/usage?since=24h&step=1m");
+    let read = || {
+        let http = http.clone();
+        let usage_url = usage_url.clone();
+        async move {
+            let response = http.get(&usage_url).send().await.ok()?;
+            response.json::<drover_proto::api::NodeUsageHistory>().await.ok()
+        }
+    };
+    wait_until(
+        "a minute of keep01's usage",
+        Duration::from_secs(60),
+        || async { read().await.is_some_and(|history| history.points.iter().any(|point| point.cpu_percent.is_some())) },
+        || cluster.logs(),
+    )
+    .await;
+    cluster.kill_agent("keep01");
+    let before = read().await.expect("the history before the restart");
+    assert!(!before.points.is_empty());
+
+    // A clean stop (SIGTERM) writes the file; the restarted server reads it.
+    cluster.servers[0].signal(nix::sys::signal::Signal::SIGTERM);
+    let stopped = cluster.servers[0].wait_exit(Duration::from_secs(30));
+    assert!(stopped.is_some_and(|status| status.success()), "{}", cluster.servers[0].output());
+    let saved = cluster.dir.path().join("server/usage-history.bin");
+    assert!(saved.exists(), "the history file in the data directory");
+    cluster.restart_server().await;
+    let after = read().await.expect("the history after the restart");
+    assert_eq!(after.step_secs, 60);
+    for point in &before.points {
+        assert!(after.points.contains(point), "{point:?} is still served after the restart: {:?}", after.points);
+    }
+
+    // A damaged file is moved aside and reported; the server starts anyway.
+    cluster.servers[0].signal(nix::sys::signal::Signal::SIGTERM);
+    assert!(cluster.servers[0].wait_exit(Duration::from_secs(30)).is_some());
+    std::fs::write(&saved, b"DRVUSAGE\x01\0\0\0 not zstd").unwrap();
+    cluster.restart_server().await;
+    let log = cluster.servers[0].output();
+    assert!(log.contains("the saved usage history does not read"), "{log}");
+    let moved = std::fs::read_dir(cluster.dir.path().join("server"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|entry| entry.file_name().to_string_lossy().starts_with("usage-history.bin.damaged-"));
+    assert!(moved, "the damaged file is kept aside");
+    let empty = read().await.expect("the history after a damaged file");
+    assert!(empty.points.is_empty(), "{:?}", empty.points);
+
+    // A step that is not kept is refused, naming the one that is.
+    let bad = http.get(format!("{base}/v1/node/keep01/usage?step=10s")).send().await.unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("give step=1m"));
+}
+
+/// Exec results stream into the page: on two nodes, one answers at once
+/// and the other waits for a gate; the first node's output is on the page
+/// (and the other still running) before the run ends, then both come
+/// together under one grouped heading, as the CLI prints them.
+#[tokio::test(flavor = "multi_thread")]
+async fn exec_results_stream_into_the_page_as_each_node_answers() {
+    if !browser_present() {
+        return;
+    }
+    let mut cluster = Cluster::start().await;
+    cluster.start_agents(&["run01".to_owned(), "run02".to_owned()], &[]).await;
+    let base = format!("http://{}", cluster.addresses[0]);
+    // Commands run as the agent's exec user: a directory that user may
+    // write in.
+    let shared = tempfile::Builder::new().prefix("drover-it-exec-").tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let gate = shared.path().join("gate");
+    let first = shared.path().join("first");
+    // Whichever node makes the directory first answers at once; the other
+    // waits for the gate.
+    let command = format!(
+        "echo first-line; mkdir {first} 2>/dev/null || while [ ! -e {gate} ]; do sleep 0.1; done; echo second-line",
+        first = first.display(),
+        gate = gate.display()
+    );
+
+    let driver = Driver::start(false).await;
+    driver.open(&format!("{base}/ui/exec")).await;
+    driver.browser.find(Locator::Css("input[name=nodes]")).await.unwrap().send_keys("run01,run02").await.unwrap();
+    driver.browser.find(Locator::Css("input[name=command]")).await.unwrap().send_keys(&command).await.unwrap();
+    driver.browser.find(Locator::Css("#exec-form button")).await.unwrap().click().await.unwrap();
+    driver
+        .wait_for(
+            "the first node's output while the other runs",
+            Locator::XPath("//*[@id='exec-outcome']//pre[contains(., 'second-line')]"),
+        )
+        .await;
+    let running = driver.text().await;
+    assert!(!gate.exists());
+    assert!(running.contains("1 of 2 nodes answered: 1 success"), "{running}");
+    assert!(running.contains("Still running on"), "{running}");
+    assert!(running.contains("first-line"), "{running}");
+    driver.screenshot("exec-streaming").await;
+
+    std::fs::write(&gate, "go").unwrap();
+    driver.wait_for("the run to end", Locator::Css("#exec-outcome[data-done=true]")).await;
+    let ended = driver.text().await;
+    assert!(ended.contains("2 nodes: 2 success"), "{ended}");
+    assert!(ended.contains("run{01..02} (2)"), "grouped as the CLI groups: {ended}");
+    assert!(!ended.contains("Still running"), "{ended}");
+    assert_eq!(driver.browser.current_url().await.unwrap().path(), "/ui/exec");
+    driver.screenshot("exec-done").await;
+    // And on a 4K screen (device pixels 1:1: the layout at its widest).
+    driver.browser.set_window_size(3840, 2160).await.unwrap();
+    driver.screenshot("exec-done-4k").await;
+    driver.close().await;
+
+    // The run is audited as its API call, from the dashboard.
+    let audit = cluster.client.audit(&drover_proto::api::AuditQuery::default()).await.unwrap();
+    assert!(
+        audit.iter().any(|event| event.action == "exec.result" && event.details.contains("2 success")),
+        "{audit:?}"
+    );
 }

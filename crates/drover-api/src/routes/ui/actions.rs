@@ -25,9 +25,8 @@ pub(super) struct ActionForm {
 
 /// The audit note of an action taken through the dashboard: the API
 /// path it stands for, so both read the same in `drover audit`.
-fn noted(mut response: Response, api_path: String) -> Response {
-    response.extensions_mut().insert(AuditNote { target: Some(api_path), details: "from the dashboard".to_owned() });
-    response
+fn noted(response: Response, api_path: String) -> Response {
+    AuditNote { target: Some(api_path), details: "from the dashboard".to_owned() }.on(response)
 }
 
 /// A person's decision on a hammer run waiting for approval.

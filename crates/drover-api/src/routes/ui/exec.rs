@@ -1,6 +1,9 @@
 //! `/ui/exec`: the form, and its post run through `POST /v1/exec`'s own
 //! handler (capability checks, fan-out to the other servers, the
-//! `exec.result` audit), its NDJSON answer read back into the page.
+//! `exec.result` audit), its NDJSON answer read back into the page: whole
+//! (a plain form post), or streamed as each node answers (the page's
+//! script posts with `stream=1` and swaps in each new rendering of the
+//! results).
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -11,7 +14,7 @@ use drover_proto::paths;
 use drover_types::acl::{AclScope, Capability};
 use drover_types::{CodedError, DurationSpec, ErrorCode};
 use drover_ui::Section;
-use drover_ui::pages::exec::{ExecForm, ExecOutcome, ExecPage};
+use drover_ui::pages::exec::{ExecForm, ExecOutcome, ExecOutcomeFragment, ExecPage};
 
 use super::{UiError, UiForm, Viewer};
 use crate::AppState;
@@ -34,7 +37,14 @@ pub(super) struct ExecFormPost {
     filter: String,
     command: String,
     timeout: String,
+    /// Set by the page's script: answer with the results as they come
+    /// (one JSON object a line, `{"html": …, "done": …}`), not a page.
+    stream: Option<String>,
 }
+
+/// While streaming, the results are rendered again at most this often
+/// (each rendering regroups every result so far).
+const RENDER_EVERY: std::time::Duration = std::time::Duration::from_millis(150);
 
 /// A page for the caller: without `node` `exec`, no form.
 fn page(viewer: &Viewer, form: ExecForm) -> ExecPage {
@@ -63,9 +73,28 @@ pub(super) async fn run(
     UiForm(post): UiForm<ExecFormPost>,
 ) -> Result<Response, UiError> {
     viewer.check_csrf(post.csrf.as_deref())?;
+    let streamed = post.stream.is_some_and(|stream| !stream.is_empty());
     let form = ExecForm { nodes: post.nodes, filter: post.filter, command: post.command, timeout: post.timeout };
     let mut shown = page(&viewer, form.clone());
     let outcome = match request_of(&form) {
+        Ok(request) if streamed => match start(&app, &viewer, request).await {
+            Ok(body) => {
+                let mut response = (
+                    [
+                        (axum::http::header::CONTENT_TYPE, "application/x-ndjson"),
+                        (axum::http::header::CACHE_CONTROL, "no-store"),
+                    ],
+                    axum::body::Body::from_stream(stream_fragments(body)),
+                )
+                    .into_response();
+                response.extensions_mut().insert(AuditNote {
+                    target: Some(paths::EXEC.to_owned()),
+                    details: "from the dashboard".to_owned(),
+                });
+                return Ok(response);
+            }
+            Err(error) => Err(error),
+        },
         Ok(request) => execute(&app, &viewer, request).await,
         Err(error) => Err(error),
     };
@@ -127,13 +156,77 @@ fn request_of(form: &ExecForm) -> Result<ExecRequest, CodedError> {
     })
 }
 
-/// Runs the request through `POST /v1/exec`'s handler and reads every
-/// node's result from its answer.
-async fn execute(app: &AppState, viewer: &Viewer, request: ExecRequest) -> Result<Vec<ExecNodeResult>, CodedError> {
+/// Starts the request through `POST /v1/exec`'s handler: its NDJSON
+/// answer, event by event as the nodes answer.
+async fn start(app: &AppState, viewer: &Viewer, request: ExecRequest) -> Result<axum::body::Body, CodedError> {
     let answer = super::super::nodes::exec(State(app.clone()), viewer.caller.clone(), ApiJson(request))
         .await
         .map_err(|error| error.0)?;
-    let body = axum::body::to_bytes(answer.into_body(), MAX_ANSWER_BYTES)
+    Ok(answer.into_body())
+}
+
+/// The exec's events turned into renderings of the results so far, one
+/// JSON object a line: `{"html": "<section…", "done": false}`, at most
+/// one per [`RENDER_EVERY`] while nodes answer, and a last one with
+/// `"done": true` once every node has.
+fn stream_fragments(
+    body: axum::body::Body,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::convert::Infallible>> {
+    use futures_util::StreamExt;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    tokio::spawn(async move {
+        let mut chunks = body.into_data_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut selected: Vec<String> = Vec::new();
+        let mut results: Vec<ExecNodeResult> = Vec::new();
+        let mut changed = false;
+        let mut last_sent = tokio::time::Instant::now() - RENDER_EVERY;
+        loop {
+            let due = last_sent + RENDER_EVERY;
+            tokio::select! {
+                chunk = chunks.next() => {
+                    let Some(Ok(chunk)) = chunk else { break };
+                    pending.extend_from_slice(&chunk);
+                    while let Some(end) = pending.iter().position(|byte| *byte == b'\n') {
+                        let line: Vec<u8> = pending.drain(..=end).collect();
+                        match serde_json::from_slice::<ExecEvent>(&line[..end]) {
+                            Ok(ExecEvent::Start { nodes }) => selected = nodes,
+                            Ok(ExecEvent::Result(result)) => results.push(result),
+                            Ok(ExecEvent::End) | Err(_) => {}
+                        }
+                        changed = true;
+                    }
+                }
+                () = tokio::time::sleep_until(due), if changed => {
+                    changed = false;
+                    last_sent = tokio::time::Instant::now();
+                    if sender.send(fragment(&results, &selected, false)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = sender.send(fragment(&results, &selected, true)).await;
+    });
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|line| (Ok(line), receiver))
+    })
+}
+
+/// One line of the stream: the results part of the page as it stands.
+fn fragment(results: &[ExecNodeResult], selected: &[String], done: bool) -> bytes::Bytes {
+    let fold = |names: &[&str]| drover_filter::fold_names(names);
+    let outcome = if done { ExecOutcome::new(results, fold) } else { ExecOutcome::so_far(results, selected, fold) };
+    let html = drover_ui::render(&ExecOutcomeFragment { outcome });
+    let mut line = serde_json::json!({ "html": html, "done": done }).to_string();
+    line.push('\n');
+    bytes::Bytes::from(line)
+}
+
+/// Runs the request through `POST /v1/exec`'s handler and reads every
+/// node's result from its answer.
+async fn execute(app: &AppState, viewer: &Viewer, request: ExecRequest) -> Result<Vec<ExecNodeResult>, CodedError> {
+    let body = axum::body::to_bytes(start(app, viewer, request).await?, MAX_ANSWER_BYTES)
         .await
         .map_err(|error| CodedError::new(ErrorCode::Unavailable, format!("reading the exec answer: {error}")))?;
     let mut results = Vec::new();

@@ -1,0 +1,435 @@
+//! An operator's hands on running allocations, as Nomad's `alloc restart`,
+//! `alloc signal`, `alloc exec`, `alloc stop` and `job restart`.
+//!
+//! Restart, signal and exec are requests to the agent that runs the
+//! allocation, over its session (see `drover_proto::session`); stop is a
+//! Raft command: the allocation is marked for migration and an evaluation
+//! lets the scheduler stop it and place its replacement, as a drain does.
+//!
+//! A job restart is rolling: per group, batches of the `update` block's
+//! `max_parallel`, each batch back to running and running for
+//! `min_healthy_time` before the next starts, within `healthy_deadline`.
+//!
+//! ```text
+//!  batch ──restart──▶ waiting ──(every task restarted and up for min_healthy_time)──▶ next batch
+//!                        └──(an allocation failed, or healthy_deadline passed)──▶ stop, error
+//! ```
+//!
+//! The decisions ([`restart_batches`], [`batch_progress`]) are pure; the
+//! async shell sends the requests and watches the state.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use drover_proto::lifecycle::{
+    AllocActionResponse, AllocExecRequest, AllocExecResponse, AllocStopResponse, JobRestartResponse,
+};
+use drover_proto::session::{RequestBody, ResponseBody};
+use drover_state::{Command, State};
+use drover_types::{
+    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, CodedError, DesiredTransition, ErrorCode, EvalTrigger,
+    Evaluation, Job, JobId, TaskLifecycleState, Timestamp,
+};
+
+use crate::ids::new_eval_id;
+use crate::{Result, Server};
+
+/// How long a restart or signal waits for the agent's answer.
+const AGENT_PATIENCE: Duration = Duration::from_secs(30);
+
+/// A command in a task runs this long at most unless asked otherwise.
+const DEFAULT_EXEC_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Longest deadline of a command in a task.
+const MAX_EXEC_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Output kept per stream unless asked otherwise, and at most.
+const DEFAULT_EXEC_OUTPUT_BYTES: u64 = 1024 * 1024;
+const MAX_EXEC_OUTPUT_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Batches of allocations restarted together: per group in the job's order,
+/// `max_parallel` at a time (at least one), in allocation-name order.
+pub fn restart_batches(job: &Job, allocs: &[&Allocation]) -> Vec<Vec<AllocId>> {
+    let mut batches = Vec::new();
+    for group in &job.groups {
+        let max_parallel = job.update_for(group).map_or(1, |update| update.max_parallel.max(1)) as usize;
+        let mut members: Vec<&&Allocation> = allocs.iter().filter(|alloc| alloc.group == group.name).collect();
+        members.sort_by(|left, right| left.name.cmp(&right.name).then(left.id.cmp(&right.id)));
+        for chunk in members.chunks(max_parallel) {
+            batches.push(chunk.iter().map(|alloc| alloc.id.clone()).collect());
+        }
+    }
+    batches
+}
+
+/// Where a restarted batch is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchProgress {
+    /// Every allocation is back and has been up for `min_healthy_time`.
+    Healthy,
+    /// Not yet; look again at the latest by `recheck_at` (a healthy time
+    /// running out) or when the state changes.
+    Waiting { recheck_at: Option<Timestamp> },
+    /// An allocation failed or went away: stop the restart.
+    Failed { reason: String },
+}
+
+/// Whether the allocations of a batch, restarted at `restarted_at` with
+/// their tasks' restart counts `before`, are healthy again at `now`.
+pub fn batch_progress(
+    state: &State,
+    before: &BTreeMap<AllocId, BTreeMap<String, u32>>,
+    restarted_at: Timestamp,
+    min_healthy_time: Duration,
+    now: Timestamp,
+) -> BatchProgress {
+    let mut recheck_at: Option<Timestamp> = None;
+    let mut all_healthy = true;
+    for (alloc_id, counts) in before {
+        let Some(alloc) = state.alloc(alloc_id) else {
+            return BatchProgress::Failed { reason: format!("allocation {} went away", alloc_id.short()) };
+        };
+        if alloc.client_status.is_terminal() || alloc.desired_status != AllocDesiredStatus::Run {
+            return BatchProgress::Failed {
+                reason: format!(
+                    "allocation {} is {} after its restart ({})",
+                    alloc_id.short(),
+                    alloc.client_status,
+                    alloc.client_description
+                ),
+            };
+        }
+        for (task, restarts) in counts {
+            let Some(task_state) = alloc.task_states.get(task) else {
+                all_healthy = false;
+                continue;
+            };
+            let back = task_state.restarts > *restarts && task_state.state == TaskLifecycleState::Running;
+            let up_since = task_state.started_at.filter(|started| *started >= restarted_at);
+            match up_since {
+                Some(started) if back => {
+                    let healthy_at = started.plus(min_healthy_time);
+                    if healthy_at > now {
+                        all_healthy = false;
+                        recheck_at = Some(recheck_at.map_or(healthy_at, |earliest| earliest.min(healthy_at)));
+                    }
+                }
+                _ => all_healthy = false,
+            }
+        }
+    }
+    if all_healthy { BatchProgress::Healthy } else { BatchProgress::Waiting { recheck_at } }
+}
+
+/// Refuses an allocation that does not run.
+fn require_running(alloc: &Allocation) -> Result<()> {
+    if alloc.desired_status != AllocDesiredStatus::Run || alloc.client_status != AllocClientStatus::Running {
+        return Err(CodedError::conflict(format!(
+            "allocation {} is not running (desired {}, status {}: {}); see `drover alloc status {}`",
+            alloc.id.short(),
+            alloc.desired_status,
+            alloc.client_status,
+            alloc.client_description,
+            alloc.id.short()
+        )));
+    }
+    Ok(())
+}
+
+/// The task `requested` names, checked against the allocation's group; or
+/// with `None`, the group's only task (`single`) or no task (every one).
+pub fn check_task(state: &State, alloc: &Allocation, requested: Option<&str>, single: bool) -> Result<Option<String>> {
+    let group = state.job_version(&alloc.job_id, alloc.job_version).and_then(|job| job.group(&alloc.group).cloned());
+    let tasks: Vec<String> = match &group {
+        Some(group) => group.tasks.iter().map(|task| task.name.clone()).collect(),
+        None => alloc.task_states.keys().cloned().collect(),
+    };
+    match requested {
+        Some(task) if tasks.iter().any(|known| known == task) => Ok(Some(task.to_owned())),
+        Some(task) => Err(CodedError::not_found("task", format!("{}/{task}", alloc.id.short())).with_hint(format!(
+            "allocation {} has the tasks {}",
+            alloc.id.short(),
+            tasks.join(", ")
+        ))),
+        None if !single => Ok(None),
+        None => match tasks.as_slice() {
+            [only] => Ok(Some(only.clone())),
+            several => Err(CodedError::invalid(format!(
+                "allocation {} has several tasks ({}); choose one with -task NAME",
+                alloc.id.short(),
+                several.join(", ")
+            ))),
+        },
+    }
+}
+
+impl Server {
+    /// Sends an operator request to the agent of `alloc`'s node and returns
+    /// its one answer; an `End` with an error becomes that error.
+    async fn ask_alloc_agent(&self, alloc: &Allocation, body: RequestBody, patience: Duration) -> Result<ResponseBody> {
+        let (request_id, mut answers) = self.request_agent(&alloc.node_id, body).await.map_err(|error| {
+            if error.code == ErrorCode::Unavailable {
+                CodedError::new(
+                    ErrorCode::Unavailable,
+                    format!(
+                        "the agent of node {} (running allocation {}) is not connected to this server; \
+                         ask the server it is connected to, or retry once it reconnects",
+                        alloc.node_name,
+                        alloc.id.short()
+                    ),
+                )
+            } else {
+                error
+            }
+        })?;
+        match tokio::time::timeout(patience, answers.recv()).await {
+            Err(_) => {
+                self.cancel_agent_request(&alloc.node_id, request_id).await;
+                Err(CodedError::new(
+                    ErrorCode::Timeout,
+                    format!("the agent of node {} gave no answer within {patience:?}", alloc.node_name),
+                ))
+            }
+            Ok(None) => Err(CodedError::new(
+                ErrorCode::Unavailable,
+                format!("the session of node {} closed before its agent answered", alloc.node_name),
+            )),
+            Ok(Some(ResponseBody::End { error: Some(error) })) => Err(error),
+            Ok(Some(answer)) => Ok(answer),
+        }
+    }
+
+    /// Restarts `task` of `alloc` (`None`: every running task) in place.
+    pub async fn restart_alloc(&self, alloc: &Allocation, task: Option<String>) -> Result<AllocActionResponse> {
+        require_running(alloc)?;
+        let body = RequestBody::RestartTasks { alloc_id: alloc.id.clone(), task };
+        self.tasks_reached(alloc, body).await
+    }
+
+    /// Sends `signal` to `task` of `alloc` (`None`: every running task).
+    pub async fn signal_alloc(
+        &self,
+        alloc: &Allocation,
+        task: Option<String>,
+        signal: String,
+    ) -> Result<AllocActionResponse> {
+        require_running(alloc)?;
+        if signal.trim().is_empty() {
+            return Err(CodedError::invalid("no signal given: drover alloc signal -s SIGNAL ALLOC [TASK]"));
+        }
+        let body = RequestBody::SignalTasks { alloc_id: alloc.id.clone(), task, signal };
+        self.tasks_reached(alloc, body).await
+    }
+
+    async fn tasks_reached(&self, alloc: &Allocation, body: RequestBody) -> Result<AllocActionResponse> {
+        match self.ask_alloc_agent(alloc, body, AGENT_PATIENCE).await? {
+            ResponseBody::TasksReached { tasks } => Ok(AllocActionResponse { alloc_id: alloc.id.clone(), tasks }),
+            other => Err(CodedError::internal(format!(
+                "the agent answered with {other:?}; is it the same drover version as the servers?"
+            ))),
+        }
+    }
+
+    /// Runs a command in `task` of `alloc`, with the task's environment,
+    /// working directory and user; `root_allowed` says whether the caller
+    /// may run it when that user is root.
+    pub async fn exec_in_alloc(
+        &self,
+        alloc: &Allocation,
+        task: String,
+        request: &AllocExecRequest,
+        root_allowed: bool,
+    ) -> Result<AllocExecResponse> {
+        if !self.config().exec_enabled {
+            return Err(CodedError::new(
+                ErrorCode::Forbidden,
+                "exec is disabled on this server (it was started with --disable-exec)",
+            ));
+        }
+        require_running(alloc)?;
+        if request.command.first().is_none_or(|program| program.trim().is_empty()) {
+            return Err(CodedError::invalid("no command given: drover alloc exec ALLOC [-task TASK] -- COMMAND ARGS…"));
+        }
+        let timeout = request.timeout_ms.map_or(DEFAULT_EXEC_TIMEOUT, Duration::from_millis);
+        if timeout.is_zero() || timeout > MAX_EXEC_TIMEOUT {
+            return Err(CodedError::invalid("the timeout must be more than 0 and at most 24h"));
+        }
+        let max_output_bytes = request.max_output_bytes.unwrap_or(DEFAULT_EXEC_OUTPUT_BYTES);
+        if max_output_bytes > MAX_EXEC_OUTPUT_BYTES {
+            return Err(CodedError::invalid("at most 16 MiB of output per stream can be kept"));
+        }
+        if request.stdin.len() > drover_proto::api::MAX_EXEC_STDIN_BYTES {
+            return Err(CodedError::invalid(format!(
+                "the command's stdin is {} bytes; at most {} MiB can be sent",
+                request.stdin.len(),
+                drover_proto::api::MAX_EXEC_STDIN_BYTES / 1024 / 1024
+            )));
+        }
+        let body = RequestBody::ExecInTask {
+            alloc_id: alloc.id.clone(),
+            task: task.clone(),
+            command: request.command.clone(),
+            timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            max_output_bytes,
+            root_allowed,
+            stdin: request.stdin.clone(),
+        };
+        // The agent kills the command at its deadline; leave it time to say so.
+        match self.ask_alloc_agent(alloc, body, timeout + AGENT_PATIENCE).await? {
+            ResponseBody::Exited { exit_code, error, timed_out, stdout, stderr, truncated } => Ok(AllocExecResponse {
+                alloc_id: alloc.id.clone(),
+                task,
+                exit_code,
+                error,
+                timed_out,
+                stdout,
+                stderr,
+                truncated,
+            }),
+            other => Err(CodedError::internal(format!(
+                "the agent answered with {other:?}; is it the same drover version as the servers?"
+            ))),
+        }
+    }
+
+    /// Stops `alloc` and has the scheduler replace it (Nomad's `alloc
+    /// stop`): the allocation is marked for migration, and an evaluation
+    /// stops it and places its replacement.
+    pub async fn stop_alloc(&self, alloc: &Allocation) -> Result<AllocStopResponse> {
+        if alloc.desired_status != AllocDesiredStatus::Run || alloc.client_status.is_terminal() {
+            return Err(CodedError::conflict(format!(
+                "allocation {} is already stopped (desired {}, status {}); see `drover alloc status {}`",
+                alloc.id.short(),
+                alloc.desired_status,
+                alloc.client_status,
+                alloc.id.short()
+            )));
+        }
+        let now = Timestamp::now();
+        let state = self.state();
+        let priority = state.job(&alloc.job_id).map_or(50, |job| job.priority);
+        let eval = Evaluation::new(new_eval_id(), alloc.job_id.clone(), priority, EvalTrigger::AllocStop, now);
+        let eval_id = eval.id.clone();
+        let transition = DesiredTransition { migrate: true, ..alloc.desired_transition };
+        self.propose(Command::UpdateAllocDesiredTransitions {
+            transitions: vec![(alloc.id.clone(), transition)],
+            evals: vec![eval],
+            now,
+        })
+        .await?;
+        Ok(AllocStopResponse { alloc_id: alloc.id.clone(), eval_id })
+    }
+
+    /// Restarts every running allocation of `job_id` in rolling batches
+    /// (`task`: only that task of each), returning once the last batch is
+    /// healthy again; stops at the first batch that is not.
+    pub async fn restart_job(&self, job_id: &JobId, task: Option<String>) -> Result<JobRestartResponse> {
+        let state = self.consistent_state().await?;
+        let job = state.job(job_id).ok_or_else(|| CodedError::not_found("job", job_id))?.clone();
+        let running: Vec<&Allocation> = state
+            .allocs_for_job(job_id)
+            .map(AsRef::as_ref)
+            .filter(|alloc| alloc.desired_status == AllocDesiredStatus::Run)
+            .filter(|alloc| alloc.client_status == AllocClientStatus::Running)
+            .collect();
+        if running.is_empty() {
+            return Err(CodedError::conflict(format!(
+                "job {job_id:?} has no running allocation to restart; see `drover job status {job_id}`"
+            )));
+        }
+        if let Some(task) = &task
+            && !job.groups.iter().any(|group| group.tasks.iter().any(|known| &known.name == task))
+        {
+            return Err(CodedError::not_found("task", format!("{job_id}/{task}")));
+        }
+        let batches = restart_batches(&job, &running);
+        drop(state);
+        let mut response = JobRestartResponse::default();
+        for (number, batch) in batches.iter().enumerate() {
+            self.restart_batch(&job, batch, task.as_deref()).await.map_err(|error| {
+                let left: usize = batches[number + 1..].iter().map(Vec::len).sum();
+                CodedError::new(
+                    error.code,
+                    format!(
+                        "batch {} of {} ({}) did not come back: {}; {left} allocation(s) were not restarted",
+                        number + 1,
+                        batches.len(),
+                        batch.iter().map(|id| id.short()).collect::<Vec<_>>().join(", "),
+                        error.message
+                    ),
+                )
+            })?;
+            response.max_restarting_at_once = response.max_restarting_at_once.max(batch.len());
+            response.batches.push(batch.clone());
+        }
+        Ok(response)
+    }
+
+    /// Restarts one batch and waits until it is healthy again.
+    async fn restart_batch(&self, job: &Job, batch: &[AllocId], task: Option<&str>) -> Result<()> {
+        let state = self.state();
+        let restarted_at = Timestamp::now();
+        let mut before: BTreeMap<AllocId, BTreeMap<String, u32>> = BTreeMap::new();
+        let mut update = None;
+        for alloc_id in batch {
+            let alloc = state.alloc(alloc_id).ok_or_else(|| CodedError::not_found("allocation", alloc_id))?;
+            let group = job.group(&alloc.group);
+            update = update.or_else(|| group.and_then(|group| job.update_for(group)).cloned());
+            let task_here = task.filter(|name| group.is_none_or(|group| group.tasks.iter().any(|t| &t.name == name)));
+            let reached = self.restart_alloc(alloc, task_here.map(str::to_owned)).await?;
+            let counts = reached
+                .tasks
+                .iter()
+                .map(|name| (name.clone(), alloc.task_states.get(name).map_or(0, |state| state.restarts)))
+                .collect();
+            before.insert(alloc_id.clone(), counts);
+        }
+        let min_healthy_time = update.as_ref().map_or(Duration::ZERO, |update| update.min_healthy_time.0);
+        let healthy_deadline =
+            update.as_ref().map_or(Duration::from_secs(300), |update| update.healthy_deadline.0.max(min_healthy_time));
+        let deadline = restarted_at.plus(healthy_deadline);
+        loop {
+            let state = self.state();
+            let index = state.table_indexes().allocs;
+            let now = Timestamp::now();
+            let recheck_at = match batch_progress(&state, &before, restarted_at, min_healthy_time, now) {
+                BatchProgress::Healthy => return Ok(()),
+                BatchProgress::Failed { reason } => return Err(CodedError::conflict(reason)),
+                BatchProgress::Waiting { recheck_at } => recheck_at,
+            };
+            if now >= deadline {
+                return Err(CodedError::new(
+                    ErrorCode::Timeout,
+                    format!("not healthy again within the healthy_deadline of {healthy_deadline:?}"),
+                ));
+            }
+            let wake_at = recheck_at.map_or(deadline, |at| at.min(deadline));
+            self.wait_for_change(index, wake_at.since(now), |state| state.table_indexes().allocs).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use drover_types::fixtures;
+
+    #[test]
+    fn batches_follow_max_parallel_per_group() {
+        let mut job = fixtures::service_job("web", 5);
+        job.groups[0].update = Some(drover_types::UpdateStrategy { max_parallel: 2, ..Default::default() });
+        let node = fixtures::node("n1");
+        let allocs: Vec<Allocation> = (0..5)
+            .map(|index| {
+                let mut alloc = fixtures::alloc(&format!("a{index}"), "web", &job.groups[0].name, &node.id);
+                alloc.name = format!("web.{}[{index}]", job.groups[0].name);
+                alloc
+            })
+            .collect();
+        let refs: Vec<&Allocation> = allocs.iter().collect();
+        let sizes: Vec<usize> = restart_batches(&job, &refs).iter().map(Vec::len).collect();
+        assert_eq!(sizes, vec![2, 2, 1]);
+    }
+}

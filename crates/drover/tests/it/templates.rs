@@ -1,0 +1,164 @@
+//! Templates that read the cluster, end to end: a job's templates read a
+//! drover variable (`nomadVar`, `key`) and the catalogue (`service`), the
+//! tasks start with the rendered files, and `drover var put` re-renders
+//! them on the node: the task with `change_mode = "restart"` is restarted
+//! within its splay, the one with `change_mode = "signal"` gets SIGHUP
+//! (its shell traps it and writes a marker) and is not restarted.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use drover_types::AllocClientStatus;
+
+use crate::harness::{Cluster, output_text};
+
+/// The splay of the restarting template.
+const SPLAY: Duration = Duration::from_secs(3);
+
+/// A service `db` on a dynamic port, no check (so it passes).
+const DB_JOB: &str = r#"
+job "db" {
+  group "db" {
+    network {
+      port "pg" {}
+    }
+    service {
+      name     = "db"
+      port     = "pg"
+      provider = "nomad"
+      tags     = ["primary"]
+    }
+    task "db" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["3600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+"#;
+
+/// Task `restarted` appends its rendered file to `starts` at each start;
+/// task `signalled` appends to `signalled-starts` at each start and its
+/// rendered file to `hups` on each SIGHUP.
+fn app_job(out: &Path) -> String {
+    let out = out.display();
+    format!(
+        r#"
+job "app" {{
+  group "app" {{
+    task "restarted" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sh"
+        args    = ["-c", "cat ${{NOMAD_TASK_DIR}}/app.conf >> {out}/starts && exec /bin/sleep 3600"]
+      }}
+      template {{
+        data        = <<EOF
+{{{{ with nomadVar "nomad/jobs/app" }}}}version={{{{ .version }}}}{{{{ end }}}} db={{{{ range service "primary.db" }}}}{{{{ .Address }}}}:{{{{ .Port }}}}{{{{ end }}}}
+EOF
+        destination = "local/app.conf"
+        change_mode = "restart"
+        splay       = "{splay}s"
+      }}
+      resources {{
+        cpu    = 20
+        memory = 16
+      }}
+    }}
+    task "signalled" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sh"
+        args    = ["-c", "trap 'cat ${{NOMAD_TASK_DIR}}/limits.conf >> {out}/hups' HUP; echo started >> {out}/signalled-starts; while true; do sleep 0.1; done"]
+      }}
+      template {{
+        data          = "limit={{{{ key \"nomad/jobs/app/version\" }}}} mode={{{{ keyOrDefault \"jobs/app/mode\" \"calm\" }}}}\n"
+        destination   = "local/limits.conf"
+        change_mode   = "signal"
+        change_signal = "SIGHUP"
+        splay         = "0s"
+      }}
+      resources {{
+        cpu    = 20
+        memory = 16
+      }}
+    }}
+  }}
+}}
+"#,
+        splay = SPLAY.as_secs()
+    )
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variable_change_rerenders_and_restarts_or_signals_the_task_within_its_splay() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    let out = cluster.dir.path().join("app-out");
+    std::fs::create_dir_all(&out).unwrap();
+
+    let put = cluster.cli(&["var", "put", "nomad/jobs/app", "version=1"]);
+    assert!(put.status.success(), "{}", output_text(&put));
+    let output = cluster.run_job("db", DB_JOB);
+    assert!(output.status.success(), "{}", output_text(&output));
+    cluster.wait_for_allocs("db", AllocClientStatus::Running, 1).await;
+    cluster
+        .wait_for("db in the catalogue", || async {
+            cluster.client.service_instances("db", None, true, None).await.is_ok_and(|(found, _)| found.len() == 1)
+        })
+        .await;
+    let (instances, _) = cluster.client.service_instances("db", None, true, None).await.unwrap();
+    let db_address = format!("{}:{}", instances[0].address, instances[0].port.expect("a port"));
+
+    let output = cluster.run_job("app", &app_job(&out));
+    assert!(output.status.success(), "{}", output_text(&output));
+    let starts = out.join("starts");
+    let first = format!("version=1 db={db_address}\n");
+    cluster.wait_for("the first render", || async { read(&starts) == first }).await;
+    cluster.wait_for("the signalled task", || async { read(&out.join("signalled-starts")) == "started\n" }).await;
+
+    let put = cluster.cli(&["var", "put", "nomad/jobs/app", "version=2"]);
+    assert!(put.status.success(), "{}", output_text(&put));
+    let changed_at = Instant::now();
+    let second = format!("{first}version=2 db={db_address}\n");
+    // Within the splay (and the time a push and a restart take).
+    let deadline = SPLAY + Duration::from_secs(15);
+    crate::harness::wait_until(
+        "the restart with version 2",
+        deadline,
+        || async { read(&starts) == second },
+        || cluster.logs(),
+    )
+    .await;
+    crate::harness::wait_until(
+        "SIGHUP with the new limits",
+        deadline.saturating_sub(changed_at.elapsed()),
+        || async { read(&out.join("hups")) == "limit=2 mode=calm\n" },
+        || cluster.logs(),
+    )
+    .await;
+    assert_eq!(read(&out.join("signalled-starts")), "started\n", "the signalled task was not restarted");
+
+    // A change the rendered files do not show is no change: nothing restarts.
+    let put = cluster.cli(&["var", "put", "nomad/jobs/other", "x=1"]);
+    assert!(put.status.success(), "{}", output_text(&put));
+    // Then one they show, for the signalled task only.
+    let put = cluster.cli(&["var", "put", "jobs/app/mode", "mode=busy"]);
+    assert!(put.status.success(), "{}", output_text(&put));
+    cluster
+        .wait_for("SIGHUP with the new mode", || async {
+            read(&out.join("hups")) == "limit=2 mode=calm\nlimit=2 mode=busy\n"
+        })
+        .await;
+    assert_eq!(read(&starts), second, "the restarting task's file did not change, so it was not restarted");
+}
