@@ -151,6 +151,9 @@ pub(crate) struct SourceMap {
     name: String,
     text: String,
     line_starts: Vec<usize>,
+    /// Offsets (in the parsed text) where parsing inserted a newline that
+    /// the text does not have, sorted; see `syntax::parse_body`.
+    insertions: Vec<usize>,
 }
 
 impl SourceMap {
@@ -158,16 +161,28 @@ impl SourceMap {
         let line_starts = std::iter::once(0)
             .chain(text.char_indices().filter(|(_, character)| *character == '\n').map(|(index, _)| index + 1))
             .collect();
-        SourceMap { name: name.to_owned(), text: text.to_owned(), line_starts }
+        SourceMap { name: name.to_owned(), text: text.to_owned(), line_starts, insertions: Vec::new() }
     }
 
     pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    /// The line and column of a byte offset (clamped to the text).
+    /// Records where parsing inserted newlines (offsets in the parsed
+    /// text, sorted).
+    pub(crate) fn set_insertions(&mut self, insertions: Vec<usize>) {
+        self.insertions = insertions;
+    }
+
+    /// The offset in the text of an offset in the parsed text.
+    pub(crate) fn original_offset(&self, offset: usize) -> usize {
+        offset - self.insertions.partition_point(|inserted| *inserted < offset)
+    }
+
+    /// The line and column of a byte offset of the parsed text (clamped to
+    /// the text).
     pub(crate) fn location(&self, offset: usize) -> Location {
-        let clamped = offset.min(self.text.len());
+        let clamped = self.original_offset(offset).min(self.text.len());
         let line_index = self.line_starts.partition_point(|start| *start <= clamped).saturating_sub(1);
         let line_start = self.line_starts.get(line_index).copied().unwrap_or(0);
         let column = self.text.get(line_start..clamped).map_or(clamped - line_start, |prefix| prefix.chars().count());

@@ -352,6 +352,12 @@ impl VisitMut for Preparer<'_> {
             *element = Element::Literal(hcl_edit::Spanned::new(format!("${{{text}}}")));
             return;
         }
+        if let Element::Literal(literal) = element
+            && let Some(restored) = crate::syntax::restore_shell_expansions(literal.value())
+        {
+            *element = Element::Literal(hcl_edit::Spanned::new(restored));
+            return;
+        }
         visit_mut::visit_element_mut(self, element);
     }
 
@@ -362,6 +368,11 @@ impl VisitMut for Preparer<'_> {
                 self.check_root(&name, &[], identifier.span());
             }
             Expression::Traversal(traversal) => self.visit_traversal(traversal),
+            Expression::String(text) => {
+                if let Some(restored) = crate::syntax::restore_shell_expansions(text.value()) {
+                    *expression = Expression::String(hcl_edit::Decorated::new(restored));
+                }
+            }
             Expression::ForExpr(for_expression) => self.visit_for_expression(for_expression),
             Expression::FuncCall(call) => {
                 let name = call.name.name.as_str().to_owned();

@@ -129,8 +129,8 @@ pub struct Document {
 /// one-line block (`restart { attempts = 10  delay = "15s" }`), as drover's
 /// documentation writes them.
 pub fn parse(source: &Source) -> Result<Document, Diagnostics> {
-    let source_map = SourceMap::new(&source.name, &source.text);
-    let body = syntax::parse_body(&source_map, &source.text)?;
+    let mut source_map = SourceMap::new(&source.name, &source.text);
+    let body = syntax::parse_body(&mut source_map, &source.text)?;
     Ok(Document { source: source_map, body })
 }
 

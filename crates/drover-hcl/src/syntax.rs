@@ -29,15 +29,22 @@ use crate::diagnostic::{Diagnostic, Diagnostics, SourceMap};
 const MAXIMUM_LINE_SPLITS: usize = 1024;
 
 /// Parses `text` (named by `source_map`) into a body.
-pub(crate) fn parse_body(source_map: &SourceMap, text: &str) -> Result<Body, Diagnostics> {
+pub(crate) fn parse_body(source_map: &mut SourceMap, text: &str) -> Result<Body, Diagnostics> {
     let mut attempt: Vec<u8> = text.as_bytes().to_vec();
     let mut splits = 0;
+    // Where a newline was inserted (offsets in `attempt`), for the source
+    // map to translate the parsed body's offsets back to the text.
+    let mut insertions: Vec<usize> = Vec::new();
+    mark_unambiguous_shell_expansions(&mut attempt);
     loop {
         // Only ASCII spaces and tabs are ever replaced (by `\n`), so the
         // bytes stay valid UTF-8.
         let attempt_text = String::from_utf8_lossy(&attempt).into_owned();
         let error = match hcl_edit::parser::parse_body(&attempt_text) {
-            Ok(body) => return Ok(body),
+            Ok(body) => {
+                source_map.set_insertions(insertions);
+                return Ok(body);
+            }
             Err(error) => error,
         };
         let offset = error.location().offset();
@@ -63,15 +70,89 @@ pub(crate) fn parse_body(source_map: &SourceMap, text: &str) -> Result<Body, Dia
             }
         }
         if splits < MAXIMUM_LINE_SPLITS
-            && let Some(split) = split_point(&attempt, offset, error.message())
-            && let Some(byte) = attempt.get_mut(split)
+            && error.message() == "expected `}`"
+            && let Some((start, _)) = shell_expansion_at(&attempt_text, line_start_of(&attempt_text, offset), offset)
+            && attempt.get(start + 1) == Some(&b'{')
         {
-            *byte = b'\n';
+            // `${SLEEP_SECS:-2}` stays text for the shell, as Nomad's HCL 1
+            // reader kept it: its `{` becomes a marker that evaluation turns
+            // back (see [`restore_shell_expansions`]).
+            attempt[start + 1] = SHELL_EXPANSION_MARKER;
             splits += 1;
             continue;
         }
-        return Err(syntax_error(source_map, text, offset, error.message()).into());
+        if splits < MAXIMUM_LINE_SPLITS
+            && let Some(split) = split_point(&attempt, offset, error.message())
+        {
+            match split {
+                Split::Replace(index) => {
+                    if let Some(byte) = attempt.get_mut(index) {
+                        *byte = b'\n';
+                    }
+                }
+                Split::Insert(index) => {
+                    attempt.insert(index, b'\n');
+                    for earlier in &mut insertions {
+                        if *earlier >= index {
+                            *earlier += 1;
+                        }
+                    }
+                    insertions.push(index);
+                    insertions.sort_unstable();
+                }
+            }
+            splits += 1;
+            continue;
+        }
+        // The error is located in the text itself, not through the map.
+        let original_offset = offset - insertions.partition_point(|inserted| *inserted < offset);
+        return Err(syntax_error(source_map, text, original_offset, error.message()).into());
     }
+}
+
+/// The byte that stands for the `{` of a shell expansion (`$\x01NAME:-2}`)
+/// between parsing and evaluation: it keeps every offset, and the parser reads
+/// a `$` not followed by `{` as text.
+pub(crate) const SHELL_EXPANSION_MARKER: u8 = 0x01;
+
+/// `text` with every marked shell expansion (`$\x01`) written back as `${`.
+pub(crate) fn restore_shell_expansions(text: &str) -> Option<String> {
+    let marked = ['$', char::from(SHELL_EXPANSION_MARKER)].iter().collect::<String>();
+    text.contains(&marked).then(|| text.replace(&marked, "${"))
+}
+
+/// Marks the shell expansions that HCL would read as the start of a comment
+/// (`${#NAME}`, `${NAME#prefix}`, `${NAME//a/b}`), which the parser reports
+/// lines later, if at all, and shell positional parameters (`${1}`), which
+/// HCL 2 would replace by the number: they are kept as text like the other
+/// shell expansions, as Nomad's HCL 1 reader kept them.
+fn mark_unambiguous_shell_expansions(text: &mut [u8]) {
+    let is_name = |byte: &u8| byte.is_ascii_alphanumeric() || *byte == b'_';
+    let mut index = 0;
+    while index + 2 < text.len() {
+        if text.get(index..index + 2) == Some(b"${") && text.get(index.wrapping_sub(1)) != Some(&b'$') {
+            let name_length =
+                text.get(index + 2..).map_or(0, |rest| rest.iter().take_while(|byte| is_name(byte)).count());
+            let after = index + 2 + name_length;
+            let name = text.get(index + 2..after).unwrap_or_default();
+            let is_shell = match text.get(after) {
+                Some(b'#') => true,
+                Some(b'/') => text.get(after + 1) == Some(&b'/') && name_length > 0,
+                // `${1}`, a positional parameter of a shell function.
+                Some(b'}') => !name.is_empty() && name.iter().all(u8::is_ascii_digit),
+                _ => false,
+            };
+            if is_shell {
+                text[index + 1] = SHELL_EXPANSION_MARKER;
+            }
+        }
+        index += 1;
+    }
+}
+
+/// The offset where the line holding `offset` starts.
+fn line_start_of(text: &str, offset: usize) -> usize {
+    text.get(..offset.min(text.len())).and_then(|before| before.rfind('\n')).map_or(0, |index| index + 1)
 }
 
 /// Where to put a newline so that the parser can go on, when it stopped at
@@ -79,7 +160,7 @@ pub(crate) fn parse_body(source_map: &SourceMap, text: &str) -> Result<Body, Dia
 /// before the next attribute, block or closing brace (for "invalid block
 /// body" and "expected newline"), or before the identifier of a nested block (for "expected `=`"
 /// at its `{` or label).
-fn split_point(text: &[u8], offset: usize, message: &str) -> Option<usize> {
+fn split_point(text: &[u8], offset: usize, message: &str) -> Option<Split> {
     let is_blank = |byte: &u8| *byte == b' ' || *byte == b'\t';
     let is_identifier = |byte: &u8| byte.is_ascii_alphanumeric() || *byte == b'_' || *byte == b'-';
     let token_start = if message.starts_with("invalid block body") || message.starts_with("expected newline") {
@@ -95,10 +176,14 @@ fn split_point(text: &[u8], offset: usize, message: &str) -> Option<usize> {
         let before = text.get(..start)?;
         let line_start = before.iter().rposition(|byte| *byte == b'\n').map_or(0, |index| index + 1);
         let opening_brace = last_brace_outside_strings(before.get(line_start..)?).map(|index| line_start + index);
-        if let Some(brace_index) = opening_brace
-            && text.get(brace_index + 1).is_some_and(is_blank)
-        {
-            return Some(brace_index + 1);
+        if let Some(brace_index) = opening_brace {
+            match text.get(brace_index + 1) {
+                Some(byte) if is_blank(byte) => return Some(Split::Replace(brace_index + 1)),
+                // `resources {memory=10 network { … } }`: no blank after
+                // the brace, so a newline is inserted.
+                Some(byte) if !matches!(byte, b'}' | b'\n' | b'\r') => return Some(Split::Insert(brace_index + 1)),
+                _ => {}
+            }
         }
         if ends_line {
             return None;
@@ -117,7 +202,15 @@ fn split_point(text: &[u8], offset: usize, message: &str) -> Option<usize> {
         return None;
     };
     let split = token_start.checked_sub(1)?;
-    text.get(split).is_some_and(is_blank).then_some(split)
+    text.get(split).is_some_and(is_blank).then_some(Split::Replace(split))
+}
+
+/// How to put a newline where the parser stopped.
+enum Split {
+    /// Replace the blank at this offset (offsets stay as they are).
+    Replace(usize),
+    /// Insert a newline at this offset (the source map shifts later offsets).
+    Insert(usize),
 }
 
 /// A quoted attribute name where the parser expected a name.
@@ -206,9 +299,23 @@ fn syntax_error(source_map: &SourceMap, text: &str, offset: usize, parser_messag
 
 /// A shell parameter expansion such as `${SLEEP_SECS:-2}` or `${#NAME}`
 /// around `offset` (where the parser expected the `}` of an interpolation):
-/// the offset of its `${` and its text.
+/// the offset of its `${` and its text. The parser may stop at the start of
+/// a quoted string's attribute (`b = "${X:-y}"`), so when no `${` comes
+/// before `offset` on its line, the first one after it on the line is taken.
 fn shell_expansion_at(text: &str, line_start: usize, offset: usize) -> Option<(usize, String)> {
-    let start = line_start + text.get(line_start..offset)?.rfind("${")?;
+    if let Some(index) = text.get(line_start..offset)?.rfind("${") {
+        return shell_expansion_from(text, line_start + index);
+    }
+    let rest = text.get(offset..)?;
+    let line = rest.get(..rest.find('\n').unwrap_or(rest.len()))?;
+    if let Some(index) = line.find("${") {
+        return shell_expansion_from(text, offset + index);
+    }
+    None
+}
+
+/// The shell parameter expansion whose `${` is at `start`, if it is one.
+fn shell_expansion_from(text: &str, start: usize) -> Option<(usize, String)> {
     let after = text.get(start + 2..)?;
     let length = after.find(['}', '\n'])?;
     let inner = after.get(..length)?;
@@ -249,7 +356,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Body, String> {
-        parse_body(&SourceMap::new("test.hcl", text), text).map_err(|diagnostics| diagnostics.to_string())
+        parse_body(&mut SourceMap::new("test.hcl", text), text).map_err(|diagnostics| diagnostics.to_string())
     }
 
     #[test]
@@ -261,6 +368,24 @@ mod tests {
         let next = body.get_attribute("next").unwrap();
         // Offsets are unchanged by the split.
         assert_eq!(hcl_edit::Span::span(next).map(|span| span.start), text.find("next"));
+    }
+
+    #[test]
+    fn a_one_line_block_without_a_blank_after_its_brace_splits_too() {
+        let text = "resources {memory=10 network { port \"sample\" {} } }\nbad = [\n";
+        let mut source_map = SourceMap::new("test.hcl", text);
+        assert!(parse_body(&mut source_map, text).is_err());
+        let text = "resources {memory=10 network { port \"sample\" {} } }\nnext = 1\n";
+        let mut source_map = SourceMap::new("test.hcl", text);
+        let body = parse_body(&mut source_map, text).unwrap();
+        let resources = body.get_blocks("resources").next().unwrap();
+        assert_eq!(resources.body.attributes().count(), 1);
+        let network = resources.body.get_blocks("network").next().unwrap();
+        assert_eq!(network.body.get_blocks("port").count(), 1);
+        // Offsets after the inserted newline still point into the text.
+        let next = body.get_attribute("next").unwrap();
+        let start = hcl_edit::Span::span(next).map(|span| span.start).unwrap();
+        assert_eq!(source_map.location(start), crate::diagnostic::Location { line: 2, column: 1 });
     }
 
     #[test]
@@ -303,11 +428,13 @@ mod tests {
     }
 
     #[test]
-    fn shell_expansions_are_explained() {
-        assert_eq!(
-            parse("a = <<EOT\nSLEEP=${SLEEP_SECS:-2}\nEOT\n").unwrap_err(),
-            "test.hcl:2:7: syntax error: ${SLEEP_SECS:-2} is shell syntax, which HCL 2 reads as an interpolation: write $${SLEEP_SECS:-2} so that the shell gets it (Nomad 1.x refuses this line too, unless the file is read as HCL 1)"
-        );
+    fn shell_expansions_are_kept_for_the_shell() {
+        let text = "a = <<EOT\nSLEEP=${SLEEP_SECS:-2} ${#LIST} ${P//:/ } $${#ESCAPED}\nEOT\nb = \"${X:-y} ${#Y}\"\n";
+        let body = parse(text).unwrap();
+        assert!(body.get_attribute("b").is_some());
+        let marked = format!("${}SLEEP_SECS:-2}}", char::from(SHELL_EXPANSION_MARKER));
+        assert_eq!(restore_shell_expansions(&marked).as_deref(), Some("${SLEEP_SECS:-2}"));
+        assert_eq!(restore_shell_expansions("${X}"), None);
     }
 
     #[test]

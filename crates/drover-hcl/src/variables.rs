@@ -365,8 +365,8 @@ pub(crate) fn resolve(
     }
 
     for file in &inputs.files {
-        let source = SourceMap::new(&file.name, &file.text);
-        let body = match crate::syntax::parse_body(&source, &file.text) {
+        let mut source = SourceMap::new(&file.name, &file.text);
+        let body = match crate::syntax::parse_body(&mut source, &file.text) {
             Ok(body) => body,
             Err(problems) => {
                 diagnostics.borrow_mut().extend(problems);

@@ -164,6 +164,42 @@ fn group_from(block: &mut BlockReader<'_>, context: &GroupContext<'_>) -> Option
     })
 }
 
+/// A task written directly in the job, which Nomad's HCL 1 reader accepted
+/// and made a group of the same name holding only that task: the same here
+/// (count 1, the job's update, reschedule and migrate policies, the task's
+/// affinities and legacy ports). `job_block` reports the group's problems.
+pub(crate) fn read_task_as_group(
+    job_block: &BlockReader<'_>,
+    task_block: BlockReader<'_>,
+    context: &GroupContext<'_>,
+) -> Option<TaskGroup> {
+    let name = task_block.label().to_owned();
+    let restart = RestartPolicy::default_for(context.job_type);
+    let task_context = TaskContext { job_id: context.job_id, group_name: &name, group_restart: restart };
+    let (task, extras) = read_task(task_block, &task_context);
+    let network = merge_task_ports(job_block, None, extras.ports)?;
+    let tasks = vec![task?];
+    check_port_labels(job_block, &tasks, network.as_ref())?;
+    let reschedule = if context.job_type.places_on_every_node() { None } else { context.job_reschedule };
+    Some(TaskGroup {
+        name,
+        count: 1,
+        constraints: Vec::new(),
+        affinities: extras.affinities,
+        spreads: Vec::new(),
+        restart,
+        reschedule,
+        update: context.job_update.filter(|_| !context.job_type.runs_to_completion()),
+        migrate: context.job_migrate,
+        disconnect: None,
+        meta: std::collections::BTreeMap::new(),
+        tasks,
+        network,
+        ephemeral_disk: None,
+        scaling: None,
+    })
+}
+
 /// Reports service and check ports named by a label the group's network
 /// does not declare.
 fn check_port_labels(

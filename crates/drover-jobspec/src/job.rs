@@ -7,20 +7,19 @@ use drover_types::{
     Job, JobId, JobType, MigrateStrategy, ParameterizedConfig, PayloadMode, ReschedulePolicy, UpdateStrategy,
 };
 
-use crate::group::{GroupContext, read_group};
+use crate::group::{GroupContext, read_group, read_task_as_group};
 use crate::placement::{read_affinities, read_constraints, read_spreads};
 use crate::policies::{read_migrate, read_periodic, read_reschedule, read_update};
 use crate::validate::check_label;
 
 /// Parts of Nomad's job that drover does not run.
-const UNSUPPORTED_JOB_PARTS: [(&str, &str); 7] = [
+const UNSUPPORTED_JOB_PARTS: [(&str, &str); 6] = [
     ("vault", "drover has no Vault integration"),
     ("vault_token", "drover has no Vault integration"),
     ("consul", "drover has no Consul integration"),
     ("consul_token", "drover has no Consul integration"),
     ("multiregion", "drover has one region per cluster"),
     ("ui", ""),
-    ("task", "put the task in a group \"<name>\" { … } block"),
 ];
 
 /// The `job` block.
@@ -123,7 +122,29 @@ fn job_from(block: &mut BlockReader<'_>) -> Option<Job> {
             None => all_groups_valid = false,
         }
     }
-    if !had_groups {
+    // Tasks written directly in the job become groups of their own name.
+    let had_tasks = block.has("task");
+    for task_block in block.labeled_blocks("task") {
+        let task_name = task_block.label().to_owned();
+        let label_location = task_block.label_location();
+        let maybe_group = read_task_as_group(block, task_block, &context);
+        if group_names.contains(&task_name) {
+            block.report(
+                label_location,
+                format!(
+                    "task \"{task_name}\" in job \"{id}\" makes a group of its name, and group \"{task_name}\" exists already: rename the task, or move it into that group"
+                ),
+            );
+            all_groups_valid = false;
+            continue;
+        }
+        group_names.push(task_name);
+        match maybe_group {
+            Some(group) => groups.push(group),
+            None => all_groups_valid = false,
+        }
+    }
+    if !had_groups && !had_tasks {
         block.error(format!("job \"{id}\" has no group: add group \"<name>\" {{ task \"<name>\" {{ … }} }}"));
         return None;
     }
