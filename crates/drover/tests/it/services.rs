@@ -309,7 +309,8 @@ async fn queries_outside_the_zone_go_to_the_recursors_in_order_and_over_tcp_when
             "--srv-host=_web._tcp.example,n1.example,20001".to_owned(),
         ],
     );
-    let ready = || dig(upstream_port, &[], "A", "host.example") == ["192.0.2.77"];
+    // dnsmasq refuses connections until it has bound its port: ask until it answers.
+    let ready = || dig_text(upstream_port, &["+short"], "A", "host.example").trim() == "192.0.2.77";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !ready() {
         assert!(std::time::Instant::now() < deadline, "dnsmasq did not answer on port {upstream_port}");
@@ -326,6 +327,12 @@ async fn queries_outside_the_zone_go_to_the_recursors_in_order_and_over_tcp_when
         &["--dns-bind", &dns_bind, "--dns-recursor", &nobody, "--dns-recursor", &upstream],
     )
     .await;
+    let forwarded = || dig_text(dns_port, &["+short"], "A", "host.example").trim() == "192.0.2.77";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !forwarded() {
+        assert!(std::time::Instant::now() < deadline, "drover's DNS did not forward host.example within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     assert_eq!(dig(dns_port, &[], "A", "host.example"), ["192.0.2.77"], "forwarded over UDP");
     assert_eq!(dig(dns_port, &["+tcp"], "A", "host.example"), ["192.0.2.77"], "forwarded from a TCP client");

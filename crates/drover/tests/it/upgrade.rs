@@ -47,7 +47,10 @@ async fn rolling_lines(client: &Client) -> Vec<LogRecord> {
     let mut records = Vec::new();
     let mut cursor = None;
     loop {
-        let Ok(page) = client.search_logs(&query, &LogPage { limit: Some(1000), cursor }).await else {
+        // One page holds them all: a line in flight while its agent moved
+        // servers can be held by two of them, and a page shows it once
+        // (docs/logs.md, "Where logs are stored; several servers").
+        let Ok(page) = client.search_logs(&query, &LogPage { limit: Some(10_000), cursor }).await else {
             return records;
         };
         records.extend(page.records);
