@@ -177,16 +177,8 @@ pub(crate) async fn serve(
             reached(answer.await, &alloc_id)
         }
         RequestBody::ExecInTask { alloc_id, task, command, timeout_ms, max_output_bytes, root_allowed, stdin } => {
-            let exited_with = |error: String| ResponseBody::Exited {
-                exit_code: None,
-                error,
-                timed_out: false,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-                truncated: false,
-            };
             if !policy.allowed {
-                return exited_with("exec is disabled on this node's agent (started with --disable-exec)".to_owned());
+                return failed("exec is disabled on this node's agent (started with --disable-exec)".to_owned());
             }
             let (reply, answer) = oneshot::channel();
             manager.ask_runner(&alloc_id, OperatorRequest::ExecSpec { task, reply }).await;

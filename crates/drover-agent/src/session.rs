@@ -450,9 +450,17 @@ async fn next_message(
     stream: &mut futures_util::stream::SplitStream<Socket>,
 ) -> Result<Option<ServerMessage>, SessionEnd> {
     match stream.next().await {
-        Some(Ok(Message::Binary(frame))) => session::decode::<ServerMessage>(&frame)
-            .map(Some)
-            .map_err(|error| SessionEnd::Disconnected(error.to_string())),
+        // A message this agent cannot read (a newer server's) is skipped,
+        // not the end of the session: servers send an older agent nothing
+        // it cannot read (docs/operations.md, "Upgrades"), so this is a
+        // bug worth a warning, not a reason to drop the node.
+        Some(Ok(Message::Binary(frame))) => match session::decode::<ServerMessage>(&frame) {
+            Ok(message) => Ok(Some(message)),
+            Err(error) => {
+                tracing::warn!(%error, "skipped a message from the server this agent cannot read");
+                Ok(None)
+            }
+        },
         Some(Ok(Message::Close(Some(frame)))) if frame.code == CloseCode::Away => Err(SessionEnd::ServerStopping),
         Some(Ok(Message::Close(_))) | None => Err(SessionEnd::Disconnected("the server closed the session".to_owned())),
         Some(Ok(_)) => Ok(None),

@@ -21,7 +21,7 @@ use drover_types::{
     JobType, Plan, TaskLifecycleState, TaskState, Timestamp, fixtures,
 };
 
-use support::{call, propose, start_secure_server, with_token};
+use support::{call, propose, start_secure_server, token_with_policy, with_token};
 
 fn complete_eval(id: &str, job: &str) -> Evaluation {
     let mut eval = Evaluation::new(EvalId::new(id), JobId::new(job), 50, EvalTrigger::JobRegister, Timestamp::ZERO);
@@ -63,16 +63,7 @@ async fn run_shop(server: &Server) {
 async fn a_read_only_token_is_refused_every_lifecycle_action_and_each_refusal_is_audited() {
     let (server, root, _dir) = start_secure_server().await;
     run_shop(&server).await;
-    let policy = serde_json::json!({
-        "file_name": "reader.hcl",
-        "source": "job  { name = \"shop\"  capabilities = [\"read\"] }\nnode { hostgroup = \"shop/**\"  capabilities = [\"read\"] }\n",
-    });
-    let (status, body) = call(&server, with_token("PUT", "/v1/acl/policy/reader", &root, Some(policy))).await;
-    assert!(status.is_success(), "{body}");
-    let request = serde_json::json!({ "name": "shop-reader", "policies": ["reader"] });
-    let (status, body) = call(&server, with_token("POST", "/v1/acl/tokens", &root, Some(request))).await;
-    assert!(status.is_success(), "{body}");
-    let reader = body["secret"].as_str().unwrap().to_owned();
+    let reader = token_with_policy(&server, &root, "reader", "job  { name = \"shop\"  capabilities = [\"read\"] }\nnode { hostgroup = \"shop/**\"  capabilities = [\"read\"] }\n", "shop-reader").await;
 
     let attempts = [
         ("/v1/allocation/s1/restart", serde_json::json!({})),

@@ -19,7 +19,7 @@ use drover_types::{
     NodeId, Plan, Service, TaskLifecycleState, TaskState, Timestamp, fixtures,
 };
 
-use support::{call, propose, start_secure_server, start_server, with_token};
+use support::{call, propose, start_secure_server, start_server, token_with_policy, with_token};
 
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
@@ -112,16 +112,7 @@ async fn with_acls_a_token_sees_only_the_instances_of_jobs_and_nodes_it_may_read
     assert_eq!(names, vec![("ledger", 1), ("web", 2)], "{body}");
 
     // A token that may read the job `shop` on the nodes of `shop/**` only.
-    let policy = serde_json::json!({
-        "file_name": "shop.hcl",
-        "source": "job  { name = \"shop\"  capabilities = [\"read\"] }\nnode { hostgroup = \"shop/**\"  capabilities = [\"read\"] }\n",
-    });
-    let (status, body) = call(&server, with_token("PUT", "/v1/acl/policy/shop", &root, Some(policy))).await;
-    assert!(status.is_success(), "{body}");
-    let request = serde_json::json!({ "name": "shop-reader", "policies": ["shop"] });
-    let (status, body) = call(&server, with_token("POST", "/v1/acl/tokens", &root, Some(request))).await;
-    assert!(status.is_success(), "{body}");
-    let reader = body["secret"].as_str().unwrap().to_owned();
+    let reader = token_with_policy(&server, &root, "shop", "job  { name = \"shop\"  capabilities = [\"read\"] }\nnode { hostgroup = \"shop/**\"  capabilities = [\"read\"] }\n", "shop-reader").await;
 
     // Only `web` with its one instance on n1: no `ledger`, and the count of
     // `web` does not include the instance on the node it may not read.

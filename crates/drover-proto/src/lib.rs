@@ -14,6 +14,21 @@ pub mod machines;
 pub mod paths;
 pub mod session;
 
-/// Version of the agent session protocol. A server refuses agents with a
-/// different major protocol and says which drover version to run.
-pub const SESSION_PROTOCOL: u32 = 3;
+/// Version of the agent session protocol this build speaks. Raised
+/// whenever a server may send something an older agent cannot read:
+///
+/// | protocol | adds |
+/// |---|---|
+/// | 3 | the first release's session |
+/// | 4 | `TemplateInputs`; the `RestartTasks`, `SignalTasks` and `ExecInTask` requests |
+///
+/// Messages carry named fields, so a field added with a default needs no
+/// new number. [`session::ServerMessage::since_protocol`] says which
+/// protocol each message needs.
+pub const SESSION_PROTOCOL: u32 = 4;
+
+/// The oldest agent protocol a server accepts: one release behind, so
+/// agents are upgraded after the servers (docs/operations.md, "Upgrades").
+/// A server sends such an agent nothing it cannot read and refuses, with a
+/// message, the requests it would not understand.
+pub const OLDEST_AGENT_PROTOCOL: u32 = 3;

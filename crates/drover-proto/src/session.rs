@@ -342,6 +342,36 @@ pub enum ResponseBody {
     },
 }
 
+/// The first protocol whose agents read [`ServerMessage::TemplateInputs`].
+pub const TEMPLATE_INPUTS_SINCE: u32 = 4;
+
+impl ServerMessage {
+    /// The oldest session protocol that can read this message
+    /// ([`crate::SESSION_PROTOCOL`] lists what each one added).
+    pub fn since_protocol(&self) -> u32 {
+        match self {
+            ServerMessage::TemplateInputs(_) => TEMPLATE_INPUTS_SINCE,
+            ServerMessage::Request { body, .. } => body.since_protocol(),
+            // Exhaustive: a new message must say which protocol reads it.
+            ServerMessage::Welcome { .. }
+            | ServerMessage::Allocations { .. }
+            | ServerMessage::LogsAck { .. }
+            | ServerMessage::Tls { .. }
+            | ServerMessage::Refused { .. } => 3,
+        }
+    }
+}
+
+impl RequestBody {
+    /// The oldest session protocol whose agents answer this request.
+    pub fn since_protocol(&self) -> u32 {
+        match self {
+            RequestBody::RestartTasks { .. } | RequestBody::SignalTasks { .. } | RequestBody::ExecInTask { .. } => 4,
+            RequestBody::ReadLogs { .. } | RequestBody::Exec { .. } | RequestBody::Cancel { .. } => 3,
+        }
+    }
+}
+
 impl ResponseBody {
     /// Whether this part ends the answer.
     pub fn is_last(&self) -> bool {

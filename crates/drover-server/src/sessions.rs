@@ -57,6 +57,8 @@ struct SessionEntry {
     /// What was last sent of its templates' inputs (see
     /// `template_inputs.rs`).
     last_template_inputs: Option<drover_proto::session::TemplateInputs>,
+    /// The agent's session protocol: nothing newer is sent to it.
+    protocol: u32,
 }
 
 /// The registry of sessions on this server.
@@ -98,10 +100,17 @@ impl Server {
         protocol: u32,
         registration: NodeRegistration,
     ) -> Result<(AgentSession, SessionOutbound)> {
-        if protocol != drover_proto::SESSION_PROTOCOL {
+        let accepted = drover_proto::OLDEST_AGENT_PROTOCOL..=drover_proto::SESSION_PROTOCOL;
+        if !accepted.contains(&protocol) {
+            let what_to_do = if protocol < *accepted.start() {
+                "upgrade the agent: agents may be at most one release older than the servers"
+            } else {
+                "upgrade the servers first, then the agents"
+            };
             return Err(CodedError::invalid(format!(
-                "agent speaks session protocol {protocol}, this server speaks {}; run the same drover version on agents and servers",
-                drover_proto::SESSION_PROTOCOL
+                "agent speaks session protocol {protocol}, this server accepts {} to {}; {what_to_do} (docs/operations.md, \"Upgrades\")",
+                accepted.start(),
+                accepted.end()
             )));
         }
         if registration.name.trim().is_empty() || registration.id.as_str().is_empty() {
@@ -144,7 +153,11 @@ impl Server {
         let state = self.state();
         let assignments = assignments_for(&state, &node_id, None);
         // Before the allocations, so that their templates render with it.
-        let template_inputs = crate::template_inputs::template_inputs_for(&state, &node_id, &mut None);
+        let template_inputs = if protocol >= drover_proto::session::TEMPLATE_INPUTS_SINCE {
+            crate::template_inputs::template_inputs_for(&state, &node_id, &mut None)
+        } else {
+            None
+        };
         if let Some(inputs) = &template_inputs {
             sender
                 .try_send(ServerMessage::TemplateInputs(Box::new(inputs.clone())))
@@ -174,6 +187,7 @@ impl Server {
                 checked: false,
                 pending_requests: HashMap::new(),
                 last_template_inputs: template_inputs,
+                protocol,
             },
         );
         drop(entries);
@@ -320,6 +334,16 @@ impl Server {
                 format!("the agent of node {node_id} is not connected to this server"),
             ));
         };
+        if body.since_protocol() > entry.protocol {
+            return Err(CodedError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "the agent of node {node_id} speaks session protocol {}, and this needs {}: upgrade drover on that node",
+                    entry.protocol,
+                    body.since_protocol()
+                ),
+            ));
+        }
         entry.pending_requests.insert(request_id, sender);
         entry.outbound.try_send(ServerMessage::Request { request_id, body }).map_err(|_| {
             CodedError::new(ErrorCode::Unavailable, format!("the session of node {node_id} is congested"))
@@ -516,7 +540,7 @@ pub(crate) fn spawn_pusher(server: Server) {
             let mut entries = server.inner.sessions.entries.lock().await;
             for (node_id, entry) in entries.iter_mut() {
                 // Before the allocations, so that their templates render with it.
-                if templates_may_differ {
+                if templates_may_differ && entry.protocol >= drover_proto::session::TEMPLATE_INPUTS_SINCE {
                     let inputs = crate::template_inputs::template_inputs_for(&state, node_id, &mut catalogue);
                     if inputs.is_some() && inputs != entry.last_template_inputs {
                         let message = ServerMessage::TemplateInputs(Box::new(inputs.clone().unwrap_or_default()));

@@ -169,6 +169,21 @@ impl HeartbeatTable {
         node_ids.dedup();
         node_ids
     }
+
+    /// Puts back heartbeats the leader did not take (no leader known yet,
+    /// the leader restarting): dropped, they would count as silence, and
+    /// during a rolling restart two dropped in a row marked a live node
+    /// down. Deduplicated here so a long election cannot grow the queue
+    /// past one entry per node plus what arrived since.
+    fn requeue(&self, node_ids: Vec<NodeId>) {
+        if !self.forwarding.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(mut unforwarded) = self.unforwarded.lock() else { return };
+        unforwarded.extend(node_ids);
+        unforwarded.sort();
+        unforwarded.dedup();
+    }
 }
 
 /// The queue of task-state updates waiting for the batcher, and the queue
@@ -487,17 +502,52 @@ pub(crate) fn spawn_heartbeat_forwarder(server: Server) {
             if status.is_leader {
                 continue;
             }
+            // Kept until a leader is known and has taken them.
+            let Some(leader_address) = status.leader_address else { continue };
             let node_ids = server.inner.heartbeats.take_unforwarded();
             if node_ids.is_empty() {
                 continue;
             }
-            let Some(leader_address) = status.leader_address else { continue };
             let url = format!("{}{}", server.inner.network.base_url(&leader_address), paths::INTERNAL_HEARTBEATS);
-            let sent =
-                server.inner.network.client().post(&url).timeout(Duration::from_secs(2)).json(&node_ids).send().await;
+            let sent = server
+                .inner
+                .network
+                .client()
+                .post(&url)
+                .timeout(Duration::from_secs(2))
+                .json(&node_ids)
+                .send()
+                .await
+                .and_then(reqwest::Response::error_for_status);
             if let Err(error) = sent {
-                tracing::debug!(%error, "heartbeats not forwarded to the leader");
+                tracing::debug!(%error, "heartbeats not forwarded to the leader; kept for the next try");
+                server.inner.heartbeats.requeue(node_ids);
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heartbeats_the_leader_did_not_take_are_forwarded_at_the_next_try() {
+        let table = HeartbeatTable::default();
+        let (first, second) = (NodeId::new("n1"), NodeId::new("n2"));
+        table.record([&first, &second, &first], Instant::now());
+        let taken = table.take_unforwarded();
+        assert_eq!(taken, [first.clone(), second.clone()]);
+        assert!(table.take_unforwarded().is_empty());
+
+        // The send failed while n2 spoke again: each is forwarded once.
+        table.record([&second], Instant::now());
+        table.requeue(taken);
+        assert_eq!(table.take_unforwarded(), [first.clone(), second]);
+
+        // Became leader meanwhile: its own table counts, nothing is kept.
+        table.set_forwarding(false);
+        table.requeue(vec![first]);
+        assert!(table.take_unforwarded().is_empty());
+    }
 }

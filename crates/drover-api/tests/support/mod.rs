@@ -74,3 +74,15 @@ pub async fn propose(server: &Server, command: Command) {
     let response = server.propose(command).await.unwrap();
     assert!(!matches!(response, CommandResponse::Rejected { .. }), "{kind} was rejected: {response:?}");
 }
+
+/// Applies policy `name` with `source` and creates a token `token_name`
+/// with it, as the management token `root`; answers the token's secret.
+pub async fn token_with_policy(server: &Server, root: &str, name: &str, source: &str, token_name: &str) -> String {
+    let policy = serde_json::json!({ "file_name": format!("{name}.hcl"), "source": source });
+    let (status, body) = call(server, with_token("PUT", &format!("/v1/acl/policy/{name}"), root, Some(policy))).await;
+    assert!(status.is_success(), "{body}");
+    let request = serde_json::json!({ "name": token_name, "policies": [name] });
+    let (status, body) = call(server, with_token("POST", "/v1/acl/tokens", root, Some(request))).await;
+    assert!(status.is_success(), "{body}");
+    body["secret"].as_str().unwrap().to_owned()
+}

@@ -38,14 +38,14 @@ job "web" {
 
 /// A client that writes variables `acked/N` one after the other and
 /// records every write the servers acknowledged.
-struct Writer {
+pub(crate) struct Writer {
     acked: Arc<Mutex<Vec<u64>>>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Writer {
-    fn start(address: &str, prefix: &str) -> Writer {
+    pub(crate) fn start(address: &str, prefix: &str) -> Writer {
         let client = Client::new(address);
         let acked = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -67,7 +67,7 @@ impl Writer {
         Writer { acked, stop, task }
     }
 
-    fn num_acked(&self) -> usize {
+    pub(crate) fn num_acked(&self) -> usize {
         self.acked.lock().unwrap().len()
     }
 
@@ -82,7 +82,7 @@ impl Writer {
         .await;
     }
 
-    async fn stop(self) -> Vec<u64> {
+    pub(crate) async fn stop(self) -> Vec<u64> {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
         Arc::try_unwrap(self.acked).map(|acked| acked.into_inner().unwrap()).unwrap_or_default()

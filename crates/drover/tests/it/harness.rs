@@ -175,6 +175,12 @@ impl Cluster {
     /// Like [`Cluster::start_servers`], with extra flags for every server.
     pub async fn start_servers_with(num_servers: usize, server_extra: &[&str]) -> Cluster {
         let dir = tempfile::Builder::new().prefix("drover-it-").tempdir().expect("temporary directory");
+        Cluster::start_in(dir, num_servers, server_extra).await
+    }
+
+    /// Like [`Cluster::start_servers_with`], in a directory that may already
+    /// hold data directories (`server`, `agents/NAME`) to start on.
+    pub async fn start_in(dir: tempfile::TempDir, num_servers: usize, server_extra: &[&str]) -> Cluster {
         let addresses: Vec<String> = (0..num_servers).map(|_| format!("127.0.0.1:{}", free_port())).collect();
         let address = addresses.join(",");
         let server_extra: Vec<String> = server_extra.iter().map(|flag| (*flag).to_owned()).collect();
@@ -520,7 +526,11 @@ fn start_server(dir: &Path, addresses: &[String], index: usize, extra: &[String]
         (dir.join(format!("server{index}")), format!("server{index}"))
     };
     command.args(["server", "--insecure", "--bind", &addresses[index], "--data-dir"]).arg(data_dir);
-    command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s"]).args(SERVER_TEST_ARGS).args(extra);
+    // Fast heartbeats, unless the test asks for its own.
+    if !extra.iter().any(|flag| flag.starts_with("--heartbeat-")) {
+        command.args(["--heartbeat-interval", "1s", "--heartbeat-ttl", "4s"]);
+    }
+    command.args(SERVER_TEST_ARGS).args(extra);
     if addresses.len() > 1 {
         command.args(["--bootstrap-expect", &addresses.len().to_string(), "--join", &addresses.join(",")]);
     }
