@@ -168,6 +168,11 @@ impl AuditNote {
     }
 }
 
+/// Marks an error response refused for what it asked (an operator's CA
+/// that fails its checks), not only for who asked: audited as refused.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RefusedInput;
+
 /// Marks a response that is not audited when it succeeds (the servers'
 /// internal traffic: Raft, forwarded proposals, heartbeats).
 #[derive(Clone, Copy, Debug)]
@@ -226,6 +231,7 @@ pub(crate) async fn identify(State(app): State<AppState>, mut request: Request, 
                     details: String::new(),
                     outcome: AuditOutcome::Refused(error.message.clone()),
                     source,
+                    request_id: 0,
                 });
                 if crate::routes::ui::takes_session_cookie(&path) {
                     return crate::routes::ui::login_again(&error, app.server.tls().is_some());
@@ -246,11 +252,33 @@ pub(crate) async fn identify(State(app): State<AppState>, mut request: Request, 
         caller
     };
     request.extensions_mut().insert(caller.clone());
-    let response = next.run(request).await;
+    let writes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let at = Timestamp::now();
+    let action = action_of(&method, route.as_deref().unwrap_or(&path));
+    // A secure server commits a write's audit event with the write itself
+    // (docs/security.md, "Audit"); the servers' own traffic is not audited.
+    let rides_on_write =
+        writes && route.is_some() && app.server.acl_enabled() && !matches!(caller.peer, Peer::Server(_));
+    let (response, committed) = if rides_on_write {
+        let provisional = AuditEvent {
+            at,
+            accessor: caller.accessor.clone(),
+            name: caller.name.clone(),
+            action: action.clone(),
+            target: path.clone(),
+            details: String::new(),
+            outcome: AuditOutcome::Ok,
+            source: caller.source.clone(),
+            request_id: 0,
+        };
+        drover_server::audit::with_request_audit(provisional, next.run(request)).await
+    } else {
+        (next.run(request).await, None)
+    };
 
     let status = response.status();
-    let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
-    let writes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let refused = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN)
+        || response.extensions().get::<RefusedInput>().is_some();
     let quiet = response.extensions().get::<Quiet>().is_some() && !refused;
     if (writes || refused) && !quiet && route.is_some() {
         let error = response.extensions().get::<CodedError>().map(|error| error.message.clone());
@@ -261,18 +289,22 @@ pub(crate) async fn identify(State(app): State<AppState>, mut request: Request, 
             (false, false) => AuditOutcome::Failed(error.unwrap_or_else(|| status.to_string())),
         };
         let event = AuditEvent {
-            at: Timestamp::now(),
+            at,
             accessor: caller.accessor,
             name: caller.name,
-            action: action_of(&method, route.as_deref().unwrap_or(&path)),
+            action,
             target: note.target.unwrap_or(path),
             details: note.details,
             outcome,
             source: caller.source,
+            request_id: committed.as_ref().map_or(0, |committed| committed.request_id),
         };
         // A write is answered once its audit event is committed (so that a
         // server lost right after cannot lose it); refusals are not held up.
-        if writes && !refused && app.server.acl_enabled() {
+        // Committed with the write already and nothing to add: indexed only.
+        if committed.as_ref() == Some(&event) {
+            app.server.audit_committed_with_write(event);
+        } else if writes && !refused && app.server.acl_enabled() {
             app.server.audit_committed(event, AUDIT_PATIENCE).await;
         } else {
             app.server.audit(event);
@@ -293,6 +325,7 @@ pub(crate) async fn record(app: &AppState, caller: &Caller, action: &str, target
         details: String::new(),
         outcome: AuditOutcome::Ok,
         source: caller.source.clone(),
+        request_id: 0,
     };
     app.server.audit_committed(event, AUDIT_PATIENCE).await;
 }

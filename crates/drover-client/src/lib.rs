@@ -479,9 +479,13 @@ impl Client {
         Ok(self.get(paths::OPERATOR_TLS, None).await?.0)
     }
 
-    /// `POST /v1/operator/tls/rotate-ca`: starts a rotation of the cluster CA.
-    pub async fn rotate_ca(&self) -> Result<drover_proto::api::TlsStatus> {
-        self.post(paths::OPERATOR_TLS_ROTATE_CA, &serde_json::json!({})).await
+    /// `POST /v1/operator/tls/rotate-ca`: starts a rotation of the cluster
+    /// CA, to one the servers make or to the operator's (`request.new_ca`).
+    pub async fn rotate_ca(
+        &self,
+        request: &drover_proto::api::RotateCaRequest,
+    ) -> Result<drover_proto::api::TlsStatus> {
+        self.post(paths::OPERATOR_TLS_ROTATE_CA, request).await
     }
 
     /// `POST /v1/operator/tls/rotate-ca/finish`: drops the old CA.

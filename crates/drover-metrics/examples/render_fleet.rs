@@ -7,18 +7,23 @@
 //! ```
 //!
 //! Prints the time of each of 5 renders, the size of the text, and the
-//! process's peak resident memory (`VmHWM`) before and after. Each render
+//! process's peak resident memory (`VmHWM`) before and after; then the time
+//! and size of 3 renders compressed with [`GzipChunks`], as the server
+//! answers a scraper that sends `Accept-Encoding: gzip`. Each render
 //! goes through [`FleetText`] chunk by chunk, dropping each chunk once
 //! counted, as the server does when it streams `/v1/metrics`; each run's
 //! fleet is built before the clock starts (the server builds its own from
 //! the state).
+//!
+//! The nodes' counters differ from node to node (a per-node factor), so that
+//! gzip is not flattered by a thousand identical numbers.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use drover_metrics::{
-    BlockDeviceSample, CpuSample, DiskSample, Fleet, FleetNode, FleetText, NetSample, NodeLabels, NodeSample,
-    TaskOwner, TaskSample,
+    BlockDeviceSample, CpuSample, DiskSample, Fleet, FleetNode, FleetText, GzipChunks, NetSample, NodeLabels,
+    NodeSample, PressureSample, TaskOwner, TaskSample, UnameSample,
 };
 use drover_types::NodeStatus;
 
@@ -65,12 +70,36 @@ fn main() {
         with_samples as f64 / 1024.0,
         after as f64 / 1024.0
     );
+
+    for run in 1..=3 {
+        let (nodes, task_owners) = fleet(count);
+        let mut elapsed = Duration::ZERO;
+        let mut compressed = 0;
+        let mut started = Instant::now();
+        let mut chunks = GzipChunks::new(FleetText::new(Fleet { nodes, task_owners }));
+        for chunk in chunks.by_ref() {
+            elapsed += started.elapsed();
+            compressed += chunk.len();
+            drop(chunk);
+            started = Instant::now();
+        }
+        drop(chunks);
+        elapsed += started.elapsed();
+        println!(
+            "gzip {run}: {:.1} ms, {:.2} MB ({:.1}x smaller)",
+            elapsed.as_secs_f64() * 1000.0,
+            compressed as f64 / 1e6,
+            size as f64 / compressed.max(1) as f64
+        );
+    }
 }
 
 fn fleet(count: usize) -> (Vec<FleetNode>, HashMap<String, TaskOwner>) {
     let mut owners = HashMap::new();
     let nodes = (0..count)
         .map(|index| {
+            // A factor in 1..2 per node, so that numbers differ between nodes.
+            let spread = |value: u64| value + value / 1_000_003 * ((index as u64 * 2_654_435_761) % 1_000_003);
             let tasks = (0..4)
                 .map(|task| {
                     let alloc_id = format!("{index:08x}-0000-4000-8000-{task:012x}");
@@ -88,18 +117,18 @@ fn fleet(count: usize) -> (Vec<FleetNode>, HashMap<String, TaskOwner>) {
                 load15: 0.3,
                 memory_total: 16 << 30,
                 memory_used: 4 << 30,
-                memory_available: 12 << 30,
-                memory_free: 2 << 30,
+                memory_available: spread(6 << 30),
+                memory_free: spread(1 << 30),
                 memory_buffers: 1 << 28,
-                memory_cached: 8 << 30,
+                memory_cached: spread(4 << 30),
                 swap_total: 2 << 30,
                 swap_used: 0,
                 cpus: (0..4)
                     .map(|cpu| CpuSample {
                         cpu,
-                        user_ms: 123_456_780,
-                        system_ms: 23_456_780,
-                        idle_ms: 987_654_320,
+                        user_ms: spread(123_456_780),
+                        system_ms: spread(23_456_780),
+                        idle_ms: spread(987_654_320),
                         ..CpuSample::default()
                     })
                     .collect(),
@@ -121,21 +150,21 @@ fn fleet(count: usize) -> (Vec<FleetNode>, HashMap<String, TaskOwner>) {
                     .iter()
                     .map(|device| BlockDeviceSample {
                         device: (*device).into(),
-                        read_bytes: 1 << 35,
-                        written_bytes: 1 << 36,
-                        reads_completed: 1 << 20,
-                        writes_completed: 1 << 21,
-                        io_time_ms: 1 << 24,
+                        read_bytes: spread(1 << 35),
+                        written_bytes: spread(1 << 36),
+                        reads_completed: spread(1 << 20),
+                        writes_completed: spread(1 << 21),
+                        io_time_ms: spread(1 << 24),
                     })
                     .collect(),
                 net: ["eth0", "eth1"]
                     .iter()
                     .map(|interface| NetSample {
                         interface: (*interface).into(),
-                        rx_bytes: 1 << 40,
-                        tx_bytes: 1 << 39,
-                        rx_packets: 1 << 30,
-                        tx_packets: 1 << 29,
+                        rx_bytes: spread(1 << 40),
+                        tx_bytes: spread(1 << 39),
+                        rx_packets: spread(1 << 30),
+                        tx_packets: spread(1 << 29),
                         ..NetSample::default()
                     })
                     .collect(),
@@ -143,6 +172,30 @@ fn fleet(count: usize) -> (Vec<FleetNode>, HashMap<String, TaskOwner>) {
                 processes_running: 3,
                 uptime_secs: 86_400,
                 tasks,
+                clock_ms: 1_700_000_000_000 + index as i64,
+                boot_time_secs: 1_699_913_600,
+                context_switches: spread(1 << 33),
+                interrupts: spread(1 << 32),
+                memory_sreclaimable: spread(1 << 28),
+                memory_slab: spread(1 << 29),
+                memory_page_tables: spread(1 << 25),
+                memory_swap_cached: 0,
+                pressure: Some(PressureSample {
+                    cpu_some_us: Some(spread(1 << 34)),
+                    memory_some_us: Some(spread(1 << 30)),
+                    memory_full_us: Some(spread(1 << 29)),
+                    io_some_us: Some(spread(1 << 32)),
+                    io_full_us: Some(spread(1 << 31)),
+                    irq_full_us: None,
+                }),
+                uname: Some(UnameSample {
+                    sysname: "Linux".into(),
+                    release: "6.1.0-13-amd64".into(),
+                    version: "#1 SMP PREEMPT_DYNAMIC Debian 6.1.55-1 (2023-09-29)".into(),
+                    machine: "x86_64".into(),
+                    nodename: format!("node{index:05}"),
+                    domainname: "(none)".into(),
+                }),
             };
             FleetNode {
                 labels: NodeLabels {

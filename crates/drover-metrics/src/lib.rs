@@ -14,7 +14,7 @@
 //!
 //! - [`Sampler`] reads `/proc/stat`, `/proc/loadavg`, `/proc/meminfo`,
 //!   `/proc/mounts` (plus `statvfs` per mount), `/proc/diskstats`, `/proc/net/dev`,
-//!   `/proc/uptime` and, per task, a cgroup v2 directory or a set of pids. It
+//!   `/proc/uptime`, `/proc/pressure/*`, `/proc/sys/kernel/*` (uname) and, per task, a cgroup v2 directory or a set of pids. It
 //!   keeps the previous counters so that CPU figures are "since the previous
 //!   sample". It never fails: a part that cannot be read is left empty and
 //!   logged once (see [`Sampler`]).
@@ -27,7 +27,9 @@
 //!   `node`, `hostgroup` and `environment` labels ([`NodeLabels`]); serve it
 //!   with [`CONTENT_TYPE`]. [`render_prometheus`] renders bare samples.
 //!   [`FleetText`] is the same text as chunks of about 256 kB, for a server
-//!   to stream without holding the whole answer.
+//!   to stream without holding the whole answer; [`GzipChunks`] compresses
+//!   those chunks into one gzip stream for a scraper that accepts gzip
+//!   ([`accepts_gzip`]).
 //! - [`Counter`], [`Histogram`] and [`OwnText`]: the atomics a server
 //!   counts its own work with (Raft, HTTP, scheduler, log ingest) and the
 //!   text they are written in, placed before the fleet's `# EOF`.
@@ -41,14 +43,18 @@
 #![warn(missing_docs)]
 
 mod error;
+mod gzip;
 mod own;
 mod prometheus;
 mod sampler;
 mod text;
 mod top;
 
-pub use drover_types::usage::{BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, TaskSample};
+pub use drover_types::usage::{
+    BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, PressureSample, TaskSample, UnameSample,
+};
 pub use error::{Error, Result};
+pub use gzip::{GzipChunks, accepts_gzip};
 pub use own::{Counter, Histogram, Kind, LATENCY_BUCKETS, OwnText, SLOW_BUCKETS};
 pub use prometheus::{CONTENT_TYPE, Fleet, FleetNode, NodeLabels, TaskOwner, render_fleet, render_prometheus};
 pub use sampler::{Sampler, TaskProbe};

@@ -20,11 +20,14 @@
 //! |---|---|
 //! | `node_cpu_seconds_total` (c) | `cpu`, `mode` |
 //! | `node_load1`, `node_load5`, `node_load15` | |
-//! | `node_memory_{MemTotal,MemAvailable,MemFree,Buffers,Cached,SwapTotal,SwapFree}_bytes` | |
+//! | `node_memory_{MemTotal,MemAvailable,MemFree,Buffers,Cached,SwapTotal,SwapFree,SwapCached,Slab,SReclaimable,PageTables}_bytes` | |
 //! | `node_filesystem_{size,avail,free}_bytes` | `mountpoint`, `device`, `fstype` |
 //! | `node_disk_{read,written}_bytes_total`, `node_disk_{reads,writes}_completed_total`, `node_disk_io_time_seconds_total` (c) | `device` |
 //! | `node_network_{receive,transmit}_{bytes,packets,errs}_total` (c) | `device` |
-//! | `node_procs_running`, `node_boot_time_seconds` | |
+//! | `node_procs_running`, `node_boot_time_seconds`, `node_time_seconds` | |
+//! | `node_context_switches_total`, `node_intr_total` (c) | |
+//! | `node_pressure_{cpu_waiting,memory_waiting,memory_stalled,io_waiting,io_stalled,irq_stalled}_seconds_total` (c) | |
+//! | `node_uname_info` | `sysname`, `release`, `version`, `machine`, `nodename`, `domainname` |
 //! | `drover_node_processes`, `drover_node_sample_timestamp_seconds` | |
 //! | `drover_node_up`, `drover_node_status` (one series per status, 1 for the current one) | `status` |
 //! | `drover_node_log_dropped_lines_total` (c) | |

@@ -18,7 +18,9 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use drover_types::usage::{BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, TaskSample};
+use drover_types::usage::{
+    BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, PressureSample, TaskSample, UnameSample,
+};
 
 /// Which task the agent wants measured and where its processes are.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -62,7 +64,13 @@ pub struct TaskProbe {
 /// - Network: `/proc/net/dev` of the agent's network namespace, without `lo`.
 /// - Processes: the numeric entries of `/proc` (processes, not threads) and
 ///   `procs_running` of `/proc/stat` (runnable threads). Uptime:
-///   `/proc/uptime`.
+///   `/proc/uptime`; boot time, context switches and interrupts: `btime`,
+///   `ctxt` and `intr` of `/proc/stat`.
+/// - Pressure stall information: `/proc/pressure/{cpu,memory,io,irq}` (absent
+///   on kernels before 4.20 or built without PSI: no pressure then).
+/// - Kernel and host names (`uname`): `/proc/sys/kernel/{ostype,osrelease,
+///   version,hostname,domainname,arch}`; without `arch` (Linux before 6.1)
+///   the machine is the architecture the agent was built for.
 /// - Tasks: see [`TaskProbe`].
 ///
 /// Memory held between calls is a few counters per probed task and process.
@@ -133,7 +141,7 @@ impl Sampler {
     pub fn sample(&mut self, now_ms: i64, tasks: &[TaskProbe]) -> NodeSample {
         let instant = Instant::now();
         let elapsed = self.previous.instant.map(|previous| instant.duration_since(previous));
-        let mut sample = NodeSample { time_ms: now_ms, ..NodeSample::default() };
+        let mut sample = NodeSample { time_ms: now_ms, clock_ms: now_ms, ..NodeSample::default() };
 
         let stat = self.read("stat").and_then(|text| parse_stat(&text));
         let stat = self.note("stat", stat);
@@ -141,6 +149,9 @@ impl Sampler {
             sample.cores = stat.cores;
             sample.cpus = stat.cpus.iter().map(|(cpu, ticks)| self.cpu_sample(*cpu, ticks)).collect();
             sample.processes_running = stat.procs_running;
+            sample.boot_time_secs = stat.boot_time_secs;
+            sample.context_switches = stat.context_switches;
+            sample.interrupts = stat.interrupts;
             sample.cpu_percent = self.previous.cpu.map(|previous| stat.cpu.busy_percent_since(previous)).unwrap_or(0.0);
         }
 
@@ -159,6 +170,10 @@ impl Sampler {
             sample.memory_free = memory.free;
             sample.memory_buffers = memory.buffers;
             sample.memory_cached = memory.cached;
+            sample.memory_sreclaimable = memory.sreclaimable;
+            sample.memory_slab = memory.slab;
+            sample.memory_page_tables = memory.page_tables;
+            sample.memory_swap_cached = memory.swap_cached;
         }
 
         let uptime_ticks = self.read_uptime_ticks();
@@ -175,6 +190,10 @@ impl Sampler {
 
         let net = self.read("net/dev").map(|text| parse_net_dev(&text));
         sample.net = self.note("net/dev", net).unwrap_or_default();
+
+        sample.pressure = self.read_pressure();
+        let uname = self.read_uname();
+        sample.uname = self.note("uname", uname);
 
         let pids = list_pids(&self.proc_root);
         let pids = self.note("processes", pids);
@@ -267,6 +286,39 @@ impl Sampler {
 
     fn read(&self, relative: &str) -> Option<String> {
         fs::read_to_string(self.proc_root.join(relative)).ok()
+    }
+
+    /// Every pressure file there is; `None` when there is none (a kernel
+    /// without PSI is not a failure worth a warning).
+    fn read_pressure(&self) -> Option<PressureSample> {
+        let read = |resource: &str| self.read(&format!("pressure/{resource}")).map(|text| parse_pressure(&text));
+        let [cpu, memory, io, irq] = ["cpu", "memory", "io", "irq"].map(read);
+        if cpu.is_none() && memory.is_none() && io.is_none() && irq.is_none() {
+            return None;
+        }
+        let (cpu, memory, io, irq) = (cpu.unwrap_or_default(), memory.unwrap_or_default(), io.unwrap_or_default(), irq);
+        Some(PressureSample {
+            cpu_some_us: cpu.some_us,
+            memory_some_us: memory.some_us,
+            memory_full_us: memory.full_us,
+            io_some_us: io.some_us,
+            io_full_us: io.full_us,
+            irq_full_us: irq.and_then(|irq| irq.full_us),
+        })
+    }
+
+    /// `uname` from `/proc/sys/kernel`, `None` when the kernel's name and
+    /// release cannot be read.
+    fn read_uname(&self) -> Option<UnameSample> {
+        let field = |name: &str| self.read(&format!("sys/kernel/{name}")).map(|text| text.trim_end().to_owned());
+        Some(UnameSample {
+            sysname: field("ostype")?,
+            release: field("osrelease")?,
+            version: field("version").unwrap_or_default(),
+            machine: field("arch").unwrap_or_else(|| std::env::consts::ARCH.to_owned()),
+            nodename: field("hostname").unwrap_or_default(),
+            domainname: field("domainname").unwrap_or_default(),
+        })
     }
 
     fn read_uptime_ticks(&self) -> Option<u64> {
@@ -564,6 +616,9 @@ struct Stat {
     cpu: CpuTimes,
     cores: u32,
     procs_running: u32,
+    boot_time_secs: u64,
+    context_switches: u64,
+    interrupts: u64,
     /// Per CPU number, the ticks of user nice system idle iowait irq softirq
     /// steal.
     cpus: Vec<(u32, [u64; 8])>,
@@ -573,6 +628,7 @@ fn parse_stat(text: &str) -> Option<Stat> {
     let mut cpu = None;
     let mut cores = 0;
     let mut procs_running = 0;
+    let (mut boot_time_secs, mut context_switches, mut interrupts) = (0, 0, 0);
     let mut cpus = Vec::new();
     for line in text.lines() {
         let mut fields = line.split_whitespace();
@@ -598,10 +654,13 @@ fn parse_stat(text: &str) -> Option<Stat> {
                 }
             }
             Some("procs_running") => procs_running = fields.next()?.parse().ok()?,
+            Some("btime") => boot_time_secs = fields.next().and_then(|field| field.parse().ok()).unwrap_or(0),
+            Some("ctxt") => context_switches = fields.next().and_then(|field| field.parse().ok()).unwrap_or(0),
+            Some("intr") => interrupts = fields.next().and_then(|field| field.parse().ok()).unwrap_or(0),
             _ => {}
         }
     }
-    Some(Stat { cpu: cpu?, cores, procs_running, cpus })
+    Some(Stat { cpu: cpu?, cores, procs_running, boot_time_secs, context_switches, interrupts, cpus })
 }
 
 fn parse_loadavg(text: &str) -> Option<[f32; 3]> {
@@ -624,6 +683,10 @@ struct Memory {
     free: u64,
     buffers: u64,
     cached: u64,
+    sreclaimable: u64,
+    slab: u64,
+    page_tables: u64,
+    swap_cached: u64,
 }
 
 fn parse_meminfo(text: &str) -> Option<Memory> {
@@ -645,7 +708,35 @@ fn parse_meminfo(text: &str) -> Option<Memory> {
         free: kib("MemFree").unwrap_or(0),
         buffers: kib("Buffers").unwrap_or(0),
         cached: kib("Cached").unwrap_or(0),
+        sreclaimable: kib("SReclaimable").unwrap_or(0),
+        slab: kib("Slab").unwrap_or(0),
+        page_tables: kib("PageTables").unwrap_or(0),
+        swap_cached: kib("SwapCached").unwrap_or(0),
     })
+}
+
+/// The `total=` figures of one `/proc/pressure/*` file, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Pressure {
+    some_us: Option<u64>,
+    full_us: Option<u64>,
+}
+
+/// `some avg10=0.00 avg60=0.00 avg300=0.00 total=123` and the same for
+/// `full`; a line without a readable total is left out.
+fn parse_pressure(text: &str) -> Pressure {
+    let mut pressure = Pressure::default();
+    for line in text.lines() {
+        let mut fields = line.split_whitespace();
+        let kind = fields.next();
+        let total = fields.find_map(|field| field.strip_prefix("total=")?.parse::<u64>().ok());
+        match kind {
+            Some("some") => pressure.some_us = total,
+            Some("full") => pressure.full_us = total,
+            _ => {}
+        }
+    }
+    pressure
 }
 
 /// The first number after `key` at the start of a line (`key value [unit]`).
@@ -796,7 +887,7 @@ mod tests {
     #[test]
     fn parses_stat() {
         let text = "cpu  100 5 50 800 40 0 5 0 7 0\ncpu0 50 0 25 400 20 0 2 0 0 0\ncpu1 50 5 25 400 20 0 3 0 0 0\n\
-                    intr 1 2 3\nprocs_running 3\nprocs_blocked 0\n";
+                    intr 1234 2 3\nctxt 98765\nbtime 1700000000\nprocs_running 3\nprocs_blocked 0\n";
         let stat = parse_stat(text).unwrap();
         assert_eq!(
             stat,
@@ -804,6 +895,9 @@ mod tests {
                 cpu: CpuTimes { busy: 160, total: 1000 },
                 cores: 2,
                 procs_running: 3,
+                boot_time_secs: 1_700_000_000,
+                context_switches: 98_765,
+                interrupts: 1234,
                 cpus: vec![(0, [50, 0, 25, 400, 20, 0, 2, 0]), (1, [50, 5, 25, 400, 20, 0, 3, 0])],
             }
         );
@@ -822,7 +916,9 @@ mod tests {
         assert_eq!(parse_loadavg("garbage"), None);
         assert_eq!(parse_uptime("12345.67 20000.00\n"), Some(12345.67));
         let meminfo = "MemTotal:       16000 kB\nMemFree:         1000 kB\nMemAvailable:    4000 kB\n\
-                       Buffers:          100 kB\nCached:          2000 kB\nSwapTotal:       2000 kB\nSwapFree:        1500 kB\n";
+                       Buffers:          100 kB\nCached:          2000 kB\nSwapCached:        30 kB\n\
+                       SwapTotal:       2000 kB\nSwapFree:        1500 kB\nSlab:             300 kB\n\
+                       SReclaimable:     200 kB\nSUnreclaim:       100 kB\nPageTables:        40 kB\n";
         assert_eq!(
             parse_meminfo(meminfo),
             Some(Memory {
@@ -834,6 +930,10 @@ mod tests {
                 free: 1000 * 1024,
                 buffers: 100 * 1024,
                 cached: 2000 * 1024,
+                sreclaimable: 200 * 1024,
+                slab: 300 * 1024,
+                page_tables: 40 * 1024,
+                swap_cached: 30 * 1024,
             })
         );
         let old_kernel = "MemTotal: 1000 kB\nMemFree: 100 kB\nBuffers: 50 kB\nCached: 150 kB\n";
@@ -972,6 +1072,35 @@ mod tests {
     }
 
     #[test]
+    fn parses_pressure_and_reads_uname() {
+        let cpu = "some avg10=8.56 avg60=9.53 avg300=13.20 total=15249433121\n\
+                   full avg10=0.00 avg60=0.00 avg300=0.00 total=0\n";
+        assert_eq!(parse_pressure(cpu), Pressure { some_us: Some(15_249_433_121), full_us: Some(0) });
+        assert_eq!(parse_pressure("full avg10=0.00 total=12\n"), Pressure { some_us: None, full_us: Some(12) });
+        assert_eq!(parse_pressure("some total=garbage\n"), Pressure::default());
+
+        let root = tempfile::tempdir().unwrap();
+        fs::create_dir_all(root.path().join("pressure")).unwrap();
+        fs::write(root.path().join("pressure/io"), "some total=5\nfull total=3\n").unwrap();
+        fs::create_dir_all(root.path().join("sys/kernel")).unwrap();
+        for (name, value) in [("ostype", "Linux\n"), ("osrelease", "6.1.0-13-amd64\n"), ("hostname", "web-1\n")] {
+            fs::write(root.path().join("sys/kernel").join(name), value).unwrap();
+        }
+        let sample = Sampler::with_proc_root(root.path()).sample(1, &[]);
+        let pressure = sample.pressure.expect("io pressure");
+        assert_eq!(
+            (pressure.io_some_us, pressure.io_full_us, pressure.cpu_some_us, pressure.irq_full_us),
+            (Some(5), Some(3), None, None)
+        );
+        let uname = sample.uname.expect("uname");
+        assert_eq!(
+            (uname.sysname.as_str(), uname.release.as_str(), uname.nodename.as_str()),
+            ("Linux", "6.1.0-13-amd64", "web-1")
+        );
+        assert_eq!(uname.machine, std::env::consts::ARCH, "no arch file: the agent's own architecture");
+    }
+
+    #[test]
     fn missing_files_empty_only_their_part() {
         let root = tempfile::tempdir().unwrap();
         fs::write(root.path().join("meminfo"), "MemTotal: 1000 kB\nMemAvailable: 400 kB\n").unwrap();
@@ -981,6 +1110,7 @@ mod tests {
         assert_eq!((sample.memory_total, sample.memory_used), (1000 * 1024, 600 * 1024));
         assert_eq!((sample.cores, sample.cpu_percent, sample.load1, sample.uptime_secs), (0, 0.0, 0.0, 0));
         assert!(sample.disks.is_empty() && sample.net.is_empty());
+        assert_eq!((sample.clock_ms, sample.boot_time_secs, &sample.pressure, &sample.uname), (7, 0, &None, &None));
         assert_eq!(sample.tasks, vec![TaskSample { alloc_id: "a".into(), task: "t".into(), ..TaskSample::default() }]);
     }
 

@@ -17,7 +17,7 @@
 use std::collections::{HashMap, HashSet};
 
 use drover_types::NodeStatus;
-use drover_types::usage::{BlockDeviceSample, DiskSample, NetSample, NodeSample, TaskSample};
+use drover_types::usage::{BlockDeviceSample, DiskSample, NetSample, NodeSample, PressureSample, TaskSample};
 
 use crate::prometheus::{Fleet, FleetNode, TaskOwner, widen};
 
@@ -149,6 +149,8 @@ impl Iterator for FleetText {
 enum Family {
     Cpu,
     Node(usize),
+    NodeCounter(usize),
+    Uname,
     Filesystem(usize),
     Disk(usize),
     Net(usize),
@@ -159,7 +161,7 @@ enum Family {
 }
 
 /// Every family, in the order of the text.
-const FAMILIES: [Family; 34] = [
+const FAMILIES: [Family; 48] = [
     Family::Cpu,
     Family::Node(0),
     Family::Node(1),
@@ -175,6 +177,20 @@ const FAMILIES: [Family; 34] = [
     Family::Node(11),
     Family::Node(12),
     Family::Node(13),
+    Family::Node(14),
+    Family::Node(15),
+    Family::Node(16),
+    Family::Node(17),
+    Family::Node(18),
+    Family::NodeCounter(0),
+    Family::NodeCounter(1),
+    Family::NodeCounter(2),
+    Family::NodeCounter(3),
+    Family::NodeCounter(4),
+    Family::NodeCounter(5),
+    Family::NodeCounter(6),
+    Family::NodeCounter(7),
+    Family::Uname,
     Family::Filesystem(0),
     Family::Filesystem(1),
     Family::Filesystem(2),
@@ -240,6 +256,13 @@ impl Family {
                 let (name, help, unit, _) = NODE_GAUGES[index];
                 (name, help, unit, false)
             }
+            Family::NodeCounter(index) => {
+                let (name, help, unit, _) = NODE_COUNTERS[index];
+                (name, help, unit, true)
+            }
+            Family::Uname => {
+                ("node_uname_info", "Labeled system information as provided by the uname system call.", None, false)
+            }
             Family::Filesystem(index) => {
                 let (name, help, _) = FILESYSTEM_GAUGES[index];
                 (name, help, BYTES, false)
@@ -299,6 +322,24 @@ impl Family {
             Family::Node(index) => {
                 if let Some(value) = sample.and_then(NODE_GAUGES[index].3) {
                     line(out, series, base, &[], value.gauge());
+                }
+            }
+            Family::NodeCounter(index) => {
+                if let Some(value) = sample.and_then(NODE_COUNTERS[index].3) {
+                    line(out, series, base, &[], value.counter());
+                }
+            }
+            Family::Uname => {
+                if let Some(uname) = sample.and_then(|sample| sample.uname.as_ref()) {
+                    let labels = [
+                        ("domainname", uname.domainname.as_str()),
+                        ("machine", uname.machine.as_str()),
+                        ("nodename", uname.nodename.as_str()),
+                        ("release", uname.release.as_str()),
+                        ("sysname", uname.sysname.as_str()),
+                        ("version", uname.version.as_str()),
+                    ];
+                    line(out, series, base, &labels, Number::Integer(1));
                 }
             }
             Family::Filesystem(index) => {
@@ -364,7 +405,7 @@ type DeviceRead = fn(&BlockDeviceSample) -> Value;
 type NetRead = fn(&NetSample) -> u64;
 type TaskRead = fn(&TaskSample) -> Value;
 
-const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 14] = [
+const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 19] = [
     ("node_load1", "1m load average.", None, |sample| Some(Value::Float(sample.load1))),
     ("node_load5", "5m load average.", None, |sample| Some(Value::Float(sample.load5))),
     ("node_load15", "15m load average.", None, |sample| Some(Value::Float(sample.load15))),
@@ -389,12 +430,32 @@ const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 14] = [
     ("node_memory_SwapFree", "Memory information field SwapFree_bytes.", BYTES, |sample| {
         known_memory(sample, sample.swap_total.saturating_sub(sample.swap_used))
     }),
+    ("node_memory_SwapCached", "Memory information field SwapCached_bytes.", BYTES, |sample| {
+        known_memory(sample, sample.memory_swap_cached)
+    }),
+    ("node_memory_Slab", "Memory information field Slab_bytes.", BYTES, |sample| {
+        known_memory(sample, sample.memory_slab)
+    }),
+    ("node_memory_SReclaimable", "Memory information field SReclaimable_bytes.", BYTES, |sample| {
+        known_memory(sample, sample.memory_sreclaimable)
+    }),
+    ("node_memory_PageTables", "Memory information field PageTables_bytes.", BYTES, |sample| {
+        known_memory(sample, sample.memory_page_tables)
+    }),
     ("node_procs_running", "Number of processes in runnable state.", None, |sample| {
         Some(Value::Integer(u64::from(sample.processes_running)))
     }),
     ("node_boot_time", "Node boot time, in unixtime.", SECONDS, |sample| {
+        if sample.boot_time_secs > 0 {
+            let boot_time_ms = i64::try_from(sample.boot_time_secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000);
+            return Some(Value::Seconds(boot_time_ms));
+        }
+        // An older agent sends no boot time: the server's clock minus uptime.
         let uptime_ms = i64::try_from(sample.uptime_secs).unwrap_or(i64::MAX).saturating_mul(1000);
         (sample.uptime_secs > 0).then(|| Value::Seconds(sample.time_ms.saturating_sub(uptime_ms) / 1000 * 1000))
+    }),
+    ("node_time", "System time in seconds since epoch (1970).", SECONDS, |sample| {
+        (sample.clock_ms > 0).then_some(Value::Seconds(sample.clock_ms))
     }),
     ("drover_node_processes", "Processes on the node.", None, |sample| {
         Some(Value::Integer(u64::from(sample.processes_total)))
@@ -406,6 +467,53 @@ const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 14] = [
         |sample| Some(Value::Seconds(sample.time_ms)),
     ),
 ];
+
+const NODE_COUNTERS: [(&str, &str, Option<&str>, NodeRead); 8] = [
+    ("node_context_switches", "Total number of context switches.", None, |sample| {
+        (sample.context_switches > 0).then_some(Value::Integer(sample.context_switches))
+    }),
+    ("node_intr", "Total number of interrupts serviced.", None, |sample| {
+        (sample.interrupts > 0).then_some(Value::Integer(sample.interrupts))
+    }),
+    ("node_pressure_cpu_waiting", "Total time in seconds that processes have waited for CPU time", SECONDS, |sample| {
+        pressure(sample, |pressure| pressure.cpu_some_us)
+    }),
+    (
+        "node_pressure_memory_waiting",
+        "Total time in seconds that processes have waited for memory",
+        SECONDS,
+        |sample| pressure(sample, |pressure| pressure.memory_some_us),
+    ),
+    (
+        "node_pressure_memory_stalled",
+        "Total time in seconds no process could make progress due to memory congestion",
+        SECONDS,
+        |sample| pressure(sample, |pressure| pressure.memory_full_us),
+    ),
+    (
+        "node_pressure_io_waiting",
+        "Total time in seconds that processes have waited due to IO congestion",
+        SECONDS,
+        |sample| pressure(sample, |pressure| pressure.io_some_us),
+    ),
+    (
+        "node_pressure_io_stalled",
+        "Total time in seconds no process could make progress due to IO congestion",
+        SECONDS,
+        |sample| pressure(sample, |pressure| pressure.io_full_us),
+    ),
+    (
+        "node_pressure_irq_stalled",
+        "Total time in seconds no process could make progress due to IRQ congestion",
+        SECONDS,
+        |sample| pressure(sample, |pressure| pressure.irq_full_us),
+    ),
+];
+
+/// One pressure figure, when the node's kernel offers it.
+fn pressure(sample: &NodeSample, figure: fn(&PressureSample) -> Option<u64>) -> Option<Value> {
+    sample.pressure.as_ref().and_then(figure).map(Value::Micros)
+}
 
 const FILESYSTEM_GAUGES: [(&str, &str, DiskRead); 3] = [
     ("node_filesystem_size", "Filesystem size in bytes.", |disk| disk.total),
@@ -460,6 +568,8 @@ enum Value {
     Float(f32),
     /// Milliseconds, written as seconds.
     Seconds(i64),
+    /// Microseconds, written as seconds.
+    Micros(u64),
 }
 
 impl Value {
@@ -468,6 +578,7 @@ impl Value {
             Value::Integer(value) => Number::Integer(value),
             Value::Float(value) => Number::Float(widen(value)),
             Value::Seconds(millis) => Number::Float(millis as f64 / 1000.0),
+            Value::Micros(micros) => Number::Float(micros as f64 / 1_000_000.0),
         }
     }
 

@@ -63,6 +63,18 @@ fn node_figures_are_plausible() {
     assert!(sample.processes_total >= 2, "this test and its parent: {}", sample.processes_total);
     assert!(sample.processes_running >= 1, "this test is running");
     assert!(sample.net.iter().all(|net| net.interface != "lo"));
+    let clock_secs = u64::try_from(sample.clock_ms / 1000).unwrap();
+    assert!(sample.boot_time_secs > 0 && sample.boot_time_secs < clock_secs, "btime {}", sample.boot_time_secs);
+    assert!(sample.boot_time_secs.abs_diff(clock_secs - sample.uptime_secs) <= 2, "btime agrees with uptime");
+    assert!(sample.context_switches > 0 && sample.interrupts > 0);
+    assert!(sample.memory_slab >= sample.memory_sreclaimable && sample.memory_page_tables > 0);
+    let uname = sample.uname.as_ref().expect("uname from /proc/sys/kernel");
+    assert_eq!(uname.sysname, "Linux");
+    assert!(!uname.release.is_empty() && !uname.nodename.is_empty() && !uname.machine.is_empty(), "{uname:?}");
+    if std::path::Path::new("/proc/pressure/cpu").exists() {
+        let pressure = sample.pressure.as_ref().expect("pressure when /proc/pressure exists");
+        assert!(pressure.cpu_some_us.is_some() && pressure.io_full_us.is_some(), "{pressure:?}");
+    }
 
     let tmp = sample.disk("/tmp").expect("/tmp is always reported");
     assert!(tmp.total > 0 && tmp.used <= tmp.total && tmp.avail <= tmp.total, "{tmp:?}");

@@ -2,8 +2,9 @@
 //! streaming writer must answer exactly what the `prometheus-client`
 //! encoder it replaced answered (the golden file was written by that
 //! encoder). Covers label escaping, a duplicate node, a down node without a
-//! sample, unknown memory, a task without an owner, floats and text placed
-//! before `# EOF`.
+//! sample, unknown memory, a task without an owner, floats, text placed
+//! before `# EOF`, and the series added since (uname, pressure, node time,
+//! more memory fields), which that encoder never wrote.
 //!
 //! `DROVER_METRICS_BLESS=1 cargo test -p drover-metrics --test render_golden`
 //! rewrites the golden file from the current renderer.
@@ -12,7 +13,7 @@ use std::collections::HashMap;
 
 use drover_metrics::{
     BlockDeviceSample, CpuSample, DiskSample, Fleet, FleetNode, FleetText, NetSample, NodeLabels, NodeSample,
-    TaskOwner, TaskSample, render_fleet,
+    PressureSample, TaskOwner, TaskSample, UnameSample, render_fleet,
 };
 use drover_types::NodeStatus;
 
@@ -83,6 +84,28 @@ fn sample(load1: f32, memory_total: u64, tasks: Vec<TaskSample>) -> NodeSample {
         processes_running: 2,
         uptime_secs: 3600,
         tasks,
+        clock_ms: 1_700_000_000_250,
+        boot_time_secs: 1_699_996_000,
+        context_switches: 123_456_789,
+        interrupts: 98_765,
+        memory_sreclaimable: 1 << 20,
+        memory_slab: 3 << 20,
+        memory_page_tables: 4 << 10,
+        memory_swap_cached: 0,
+        pressure: Some(PressureSample {
+            cpu_some_us: Some(15_249_433_121),
+            memory_full_us: Some(1),
+            io_some_us: Some(0),
+            ..PressureSample::default()
+        }),
+        uname: Some(UnameSample {
+            sysname: "Linux".into(),
+            release: "6.1.0-13-amd64".into(),
+            version: "#1 SMP \"quoted\"".into(),
+            machine: "x86_64".into(),
+            nodename: "web-1".into(),
+            domainname: "(none)".into(),
+        }),
         ..NodeSample::default()
     }
 }

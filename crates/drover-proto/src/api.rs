@@ -1147,6 +1147,49 @@ impl std::fmt::Debug for ServerJoinResponse {
     }
 }
 
+/// `POST /v1/operator/tls/rotate-ca`: start a rotation of the cluster CA,
+/// to a CA the servers make (`{}`) or to the operator's next one.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RotateCaRequest {
+    /// The operator's CA to rotate to; without it the servers make one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_ca: Option<OperatorCaFiles>,
+}
+
+/// An operator's CA, as read from its two files by the CLI
+/// (`rotate-ca --new-ca-cert FILE --new-ca-key FILE`). The servers check
+/// it as they check `--tls-ca-cert/--tls-ca-key` at start.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorCaFiles {
+    /// The CA certificate (PEM); of several, the first is the CA's.
+    pub cert: String,
+    /// Its private key (PEM).
+    pub key: String,
+    /// The certificate file's path, to name it in messages.
+    #[serde(default)]
+    pub cert_file: String,
+    /// The key file's path, to name it in messages.
+    #[serde(default)]
+    pub key_file: String,
+    /// The key file's permission bits as read (`384` for 0600); a key
+    /// file group or others may read or write is refused. Leave it out
+    /// for a key that was never in a file.
+    #[serde(default)]
+    pub key_mode: Option<u32>,
+}
+
+impl std::fmt::Debug for OperatorCaFiles {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key stays out of logs.
+        formatter
+            .debug_struct("OperatorCaFiles")
+            .field("cert_file", &self.cert_file)
+            .field("key_file", &self.key_file)
+            .field("key_mode", &self.key_mode)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `GET /v1/operator/tls` (and the answer of a rotation's start and
 /// finish): the cluster's CAs and how far a rotation has got.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use drover_types::workflow::{MachineOperation, Maintenance};
+use drover_types::workflow::{FailureLimit, MachineOperation, Maintenance};
 
 /// `POST /v1/workflows`: create, reboot, rebuild, delete or maintain
 /// machines.
@@ -32,9 +32,10 @@ pub struct WorkflowRequest {
     /// At most this many nodes at once (default 1).
     #[serde(default)]
     pub parallel: Option<u32>,
-    /// Stop when more nodes than this fail (default 1).
+    /// Stop when more nodes than this fail (default 1): a number (`2`) or a
+    /// percentage of the nodes selected (`"10%"`, rounded down).
     #[serde(default)]
-    pub max_failures: Option<u32>,
+    pub max_failures: Option<FailureLimit>,
     /// Do not drain before a rebuild or delete.
     #[serde(default)]
     pub no_drain: bool,

@@ -117,6 +117,12 @@ pub struct Provider {
     pub delete: Option<Template>,
     /// Prints the machine's console log (read as the `console` log source).
     pub console: Option<Template>,
+    /// Powers a machine on (IPMI-style `chassis power on`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_on: Option<Template>,
+    /// Powers a machine off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_off: Option<Template>,
     /// How long one command may run before it is killed.
     pub timeout: DurationSpec,
     /// How often the console log is read.
@@ -137,16 +143,22 @@ pub enum ProviderOperation {
     Delete,
     /// `console`.
     Console,
+    /// `power_on`.
+    PowerOn,
+    /// `power_off`.
+    PowerOff,
 }
 
 impl ProviderOperation {
     /// Every operation, in HCL order.
-    pub const ALL: [ProviderOperation; 5] = [
+    pub const ALL: [ProviderOperation; 7] = [
         ProviderOperation::Create,
         ProviderOperation::Reboot,
         ProviderOperation::Rebuild,
         ProviderOperation::Delete,
         ProviderOperation::Console,
+        ProviderOperation::PowerOn,
+        ProviderOperation::PowerOff,
     ];
 
     /// The attribute name.
@@ -157,6 +169,8 @@ impl ProviderOperation {
             ProviderOperation::Rebuild => "rebuild",
             ProviderOperation::Delete => "delete",
             ProviderOperation::Console => "console",
+            ProviderOperation::PowerOn => "power_on",
+            ProviderOperation::PowerOff => "power_off",
         }
     }
 }
@@ -170,6 +184,8 @@ impl Provider {
             ProviderOperation::Rebuild => self.rebuild.as_ref(),
             ProviderOperation::Delete => self.delete.as_ref(),
             ProviderOperation::Console => self.console.as_ref(),
+            ProviderOperation::PowerOn => self.power_on.as_ref(),
+            ProviderOperation::PowerOff => self.power_off.as_ref(),
         }
     }
 }

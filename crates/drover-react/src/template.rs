@@ -28,8 +28,9 @@ pub enum PlaceholderSet {
     NewMachine,
 }
 
-/// The fixed placeholders of node templates; `node.meta.<key>` is allowed
-/// too.
+/// The fixed placeholders of node templates; `node.meta.<key>` and
+/// `node.facts.<fact>` (a fact the agent registered, such as
+/// `node.facts.cpu.arch`) are allowed too.
 pub const NODE_PLACEHOLDERS: [&str; 6] =
     ["node.name", "node.id", "node.hostgroup", "node.environment", "node.owner", "node.zone"];
 
@@ -56,7 +57,7 @@ impl PlaceholderSet {
     /// The fixed names and the prefixes under which any key is allowed.
     fn names_and_prefixes(self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
-            PlaceholderSet::Node => (&NODE_PLACEHOLDERS, &["node.meta."]),
+            PlaceholderSet::Node => (&NODE_PLACEHOLDERS, &["node.meta.", "node.facts."]),
             PlaceholderSet::Alert => (&ALERT_PLACEHOLDERS, &["alert.labels.", "alert.annotations."]),
             PlaceholderSet::NewMachine => (&NEW_MACHINE_PLACEHOLDERS, &["node.meta."]),
         }

@@ -4,11 +4,17 @@
 //! ```text
 //!  API middleware ──Server::audit(event)──▶ pending ──(group commit)──▶ Raft: Access::RecordAudit
 //!                                                               └──▶ this server's log index, source "audit"
+//!  a secure server's write request: with_request_audit(event) ─▶ its first Server::propose
+//!      carries it: Command::Audited{write, event}, one entry ─▶ indexed as above
 //!  leader, hourly: Access::PruneAudit (older than --audit-retention, default 90 days)
 //! ```
 //!
 //! Events are group-committed like task-state updates: what arrives while
-//! one batch commits goes into the next. The server that received the
+//! one batch commits goes into the next. The event of a write request
+//! rides on the write itself, so that the request is answered after one
+//! commit, not two; when the answer says more (a note, a failure), the
+//! API commits the completed event with the same `request_id`, which
+//! replaces the first. The server that received the
 //! request indexes the event in its own log index (searches ask every
 //! server, so one copy is enough), where it can be searched
 //! (`source:audit`), tailed and alerted on like any line.
@@ -37,11 +43,84 @@ pub(crate) struct AuditLog {
     wake: Notify,
 }
 
-/// Events not yet committed, and who waits for them.
+/// Events not yet committed, and who waits for them; and events already
+/// committed with their request's write, waiting only to be indexed.
 #[derive(Debug, Default)]
 struct Pending {
     events: Vec<AuditEvent>,
     waiters: Vec<oneshot::Sender<()>>,
+    committed: Vec<AuditEvent>,
+}
+
+tokio::task_local! {
+    /// The audit event of the request this task serves, while it waits to
+    /// ride on the request's first write ([`Server::propose`]).
+    static REQUEST_AUDIT: std::sync::Arc<Mutex<RequestAudit>>;
+}
+
+/// Where a request's audit event stands.
+#[derive(Debug)]
+enum RequestAudit {
+    /// Not yet written: the next proposal of the request carries it.
+    Waiting(AuditEvent),
+    /// A proposal carrying it is under way.
+    Proposing(AuditEvent),
+    /// Committed with the request's write, as it was then.
+    Committed(AuditEvent),
+}
+
+/// Runs a request's handler with `event` ready to be committed with its
+/// first write, in the same Raft entry ([`drover_state::Command::Audited`]):
+/// the request is answered after one commit instead of two. Returns the
+/// handler's output and the event as committed, if a write carried it.
+/// The event gets a random `request_id`, by which a completion replaces it.
+pub async fn with_request_audit<F: std::future::Future>(
+    mut event: AuditEvent,
+    handler: F,
+) -> (F::Output, Option<AuditEvent>) {
+    event.request_id = rand::random::<u64>().max(1);
+    let slot = std::sync::Arc::new(Mutex::new(RequestAudit::Waiting(event)));
+    let output = REQUEST_AUDIT.scope(std::sync::Arc::clone(&slot), handler).await;
+    let committed = match &*slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner) {
+        RequestAudit::Committed(event) => Some(event.clone()),
+        RequestAudit::Waiting(_) | RequestAudit::Proposing(_) => None,
+    };
+    (output, committed)
+}
+
+/// Wraps `command` with the waiting audit event of the request this task
+/// serves, if any; [`settle_request_audit`] records how the proposal ended.
+pub(crate) fn with_waiting_request_audit(command: drover_state::Command) -> (drover_state::Command, bool) {
+    let event = REQUEST_AUDIT
+        .try_with(|slot| {
+            let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*slot {
+                RequestAudit::Waiting(event) => {
+                    let event = event.clone();
+                    *slot = RequestAudit::Proposing(event.clone());
+                    Some(event)
+                }
+                RequestAudit::Proposing(_) | RequestAudit::Committed(_) => None,
+            }
+        })
+        .ok()
+        .flatten();
+    match event {
+        Some(event) => (drover_state::Command::Audited { command: Box::new(command), event }, true),
+        None => (command, false),
+    }
+}
+
+/// After a proposal that carried the request's audit event: committed, or
+/// waiting again for the next write (or for the API to commit it alone).
+pub(crate) fn settle_request_audit(committed: bool) {
+    let _ = REQUEST_AUDIT.try_with(|slot| {
+        let mut slot = slot.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let RequestAudit::Proposing(event) = &*slot {
+            let event = event.clone();
+            *slot = if committed { RequestAudit::Committed(event) } else { RequestAudit::Waiting(event) };
+        }
+    });
 }
 
 /// Which audit events to list.
@@ -87,6 +166,17 @@ impl Server {
         }
     }
 
+    /// Indexes an event already committed with its request's write.
+    pub fn audit_committed_with_write(&self, event: AuditEvent) {
+        let mut pending = self.inner.audit.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.committed.len() >= PENDING_MAX {
+            pending.committed.remove(0);
+        }
+        pending.committed.push(event);
+        drop(pending);
+        self.inner.audit.wake.notify_one();
+    }
+
     fn queue_audit(&self, event: AuditEvent) -> oneshot::Receiver<()> {
         let (sender, receiver) = oneshot::channel();
         let mut pending = self.inner.audit.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -110,6 +200,7 @@ impl Server {
         let mut pending = self.inner.audit.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         batch.events.append(&mut pending.events);
         batch.waiters.append(&mut pending.waiters);
+        batch.committed.append(&mut pending.committed);
         let excess = batch.events.len().saturating_sub(PENDING_MAX);
         batch.events.drain(..excess);
         *pending = batch;
@@ -147,19 +238,28 @@ pub(crate) fn spawn_audit_writer(server: Server) {
             }
             loop {
                 let batch = writer.take_audit();
-                if batch.events.is_empty() {
+                if batch.events.is_empty() && batch.committed.is_empty() {
                     break;
                 }
-                let command = drover_state::Command::Access {
-                    op: drover_state::access::AccessOp::RecordAudit { events: batch.events.clone() },
+                let proposed = if batch.events.is_empty() {
+                    Ok(())
+                } else {
+                    let command = drover_state::Command::Access {
+                        op: drover_state::access::AccessOp::RecordAudit { events: batch.events.clone() },
+                    };
+                    writer.propose(command).await.map(drop)
                 };
-                match writer.propose(command).await {
-                    Ok(_) => {
+                match proposed {
+                    Ok(()) => {
                         for waiter in batch.waiters {
                             let _ = waiter.send(());
                         }
-                        let records =
-                            batch.events.iter().map(|event| record_of(event, writer.id(), &mut last_seq)).collect();
+                        let records = batch
+                            .committed
+                            .iter()
+                            .chain(&batch.events)
+                            .map(|event| record_of(event, writer.id(), &mut last_seq))
+                            .collect();
                         if let Err(error) = writer.ingest_local(records).await {
                             tracing::debug!(%error, "cannot index audit events");
                         }

@@ -14,7 +14,7 @@ use drover_proto::machines::{NodeConsole, WorkflowRequest, WorkflowStarted};
 use drover_react::{Escape, PlaceholderSet, Provider, ProviderOperation, Site, Template};
 use drover_state::{Command, State};
 use drover_types::workflow::{
-    MachineOperation, Maintenance, MaintenanceReboot, Workflow, WorkflowOp, WorkflowStatus, WorkflowStep,
+    FailureLimit, MachineOperation, Maintenance, MaintenanceReboot, Workflow, WorkflowOp, WorkflowStatus, WorkflowStep,
 };
 use drover_types::{CodedError, DurationSpec, Node, NodeLabels, NodeStatus, Timestamp};
 
@@ -66,6 +66,7 @@ impl Server {
         if names.len() > MAX_STEPS {
             return Err(CodedError::invalid(format!("{} nodes in one workflow; at most {MAX_STEPS}", names.len())));
         }
+        let max_failures = request.max_failures.unwrap_or(FailureLimit::Nodes(1));
         let labels = if operation == MachineOperation::Create { request.labels.clone() } else { NodeLabels::default() };
         let mut commands = Vec::new();
         for name in &names {
@@ -81,7 +82,9 @@ impl Server {
                 _ => None,
             };
             let shown = match (operation, node) {
-                (MachineOperation::Maintain, Some(node)) => maintenance_commands(&maintenance, node, provider_command),
+                (MachineOperation::Maintain, Some(node)) => {
+                    maintenance_commands(&maintenance, node, provider_command).map_err(CodedError::invalid)?
+                }
                 _ => provider_command.unwrap_or_default(),
             };
             commands.push((name.clone(), shown));
@@ -100,9 +103,14 @@ impl Server {
             labels,
             rate_per_minute: request.rate_per_minute,
             parallel: request.parallel.unwrap_or(1).max(1),
-            max_failures: request.max_failures.unwrap_or(1),
+            max_failures: max_failures.resolve(names.len()),
+            max_failures_percent: max_failures.percent(),
             drain: operation == MachineOperation::Maintain
-                || (!request.no_drain && matches!(operation, MachineOperation::Rebuild | MachineOperation::Delete)),
+                || (!request.no_drain
+                    && matches!(
+                        operation,
+                        MachineOperation::Rebuild | MachineOperation::Delete | MachineOperation::PowerOff
+                    )),
             wait_timeout_ms: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
             maintenance,
             paused_by: None,
@@ -226,29 +234,39 @@ fn checked_maintenance(maintenance: &Maintenance) -> Result<Maintenance> {
     Ok(maintenance.clone())
 }
 
-/// What a maintenance does on `node`, in words, its commands rendered.
-fn maintenance_commands(maintenance: &Maintenance, node: &Node, provider_reboot: Option<String>) -> String {
-    let render = |command: &str| match Template::parse(command, PlaceholderSet::Node) {
-        Ok(template) => crate::leader::render_provider_template(&template, node),
-        Err(_) => command.to_owned(),
+/// What a maintenance does on `node`, in words, its commands rendered;
+/// an error naming the command and the placeholder when one uses a fact
+/// the node has not registered.
+fn maintenance_commands(
+    maintenance: &Maintenance,
+    node: &Node,
+    provider_reboot: Option<String>,
+) -> std::result::Result<String, String> {
+    let render = |flag: &str, command: &str| match Template::parse(command, PlaceholderSet::Node) {
+        Ok(template) => crate::leader::render_provider_template_checked(&template, node).map_err(|missing| {
+            missing_placeholders_message(&format!("{flag} {command:?}"), &missing, node) + "; nothing was started"
+        }),
+        Err(_) => Ok(command.to_owned()),
     };
     let mut parts = vec!["drain".to_owned()];
     if let Some(run) = &maintenance.run {
-        parts.push(format!("run: {}", render(run)));
+        parts.push(format!("run: {}", render("--run", run)?));
     }
     match &maintenance.reboot {
         MaintenanceReboot::Provider => parts.push(format!("reboot: {}", provider_reboot.unwrap_or_default())),
-        MaintenanceReboot::Command(command) => parts.push(format!("reboot through the agent: {}", render(command))),
+        MaintenanceReboot::Command(command) => {
+            parts.push(format!("reboot through the agent: {}", render("--reboot-command", command)?));
+        }
         MaintenanceReboot::None => {}
     }
     if maintenance.reboot != MaintenanceReboot::None {
         parts.push("wait for the agent".to_owned());
     }
     if let Some(verify) = &maintenance.verify {
-        parts.push(format!("verify: {}", render(verify)));
+        parts.push(format!("verify: {}", render("--verify", verify)?));
     }
     parts.push("undrain".to_owned());
-    parts.join(" → ")
+    Ok(parts.join(" → "))
 }
 
 fn unknown_workflow(id: &str) -> CodedError {
@@ -296,17 +314,41 @@ fn existing_nodes(state: &State, request: &WorkflowRequest) -> Result<Vec<String
         if let Some(refusal) = protection_refusal(node, request.operation) {
             return Err(refusal);
         }
+        if let Some(refusal) = power_refusal(node, request.operation) {
+            return Err(refusal);
+        }
     }
     Ok(nodes.iter().map(|node| node.name.clone()).collect())
 }
 
-/// Why `operation` may not touch `node`: its protection, with its reason.
+/// Why `operation` may not touch `node`: its protection, with its reason
+/// (powering a machine on destroys nothing, so it is not refused).
 pub(crate) fn protection_refusal(node: &Node, operation: MachineOperation) -> Option<CodedError> {
+    if operation == MachineOperation::PowerOn {
+        return None;
+    }
     let protection = node.protected.as_ref()?;
     Some(CodedError::conflict(format!(
         "node {} is protected ({:?}, by {} at {}); {operation} is refused and nothing was started. Lift the protection with `drover node unprotect {}` first",
         node.name, protection.reason, protection.by, protection.at, node.name
     )))
+}
+
+/// Why a power operation makes no sense for `node` now: powering on a node
+/// whose agent is up, or off one that is down, would wait for nothing.
+fn power_refusal(node: &Node, operation: MachineOperation) -> Option<CodedError> {
+    let (wrong, what) = match operation {
+        MachineOperation::PowerOn => (node.is_up(), "up; power-on is for a node that is down"),
+        MachineOperation::PowerOff => (!node.is_up(), "down already; power-off is for a node that is up"),
+        _ => return None,
+    };
+    wrong.then(|| {
+        CodedError::conflict(format!(
+            "node {} is {} ({what}); nothing was started. Leave it out of the selection (`--filter 'status == \"down\"'`)",
+            node.name,
+            node.status.as_str()
+        ))
+    })
 }
 
 /// The provider a machine operation goes through: the one named, else the
@@ -356,10 +398,38 @@ pub(crate) fn machine_command(
                     missing.join(", ")
                 )
             })?,
-        (_, Some(node)) => crate::leader::render_provider_template(template, node),
+        (_, Some(node)) => crate::leader::render_provider_template_checked(template, node)
+            .map_err(|missing| missing_facts_message(&provider.name, provider_operation.as_str(), &missing, node))?,
         (_, None) => return Err(format!("no node named {name}")),
     };
     Ok((command, provider.timeout.get()))
+}
+
+/// Why a template could not be rendered for `node`: the facts (or other
+/// placeholders) it uses that the node has no value for, and the facts it
+/// has. `what` names the template (`provider ipmi's power_off command`).
+pub(crate) fn missing_placeholders_message(what: &str, missing: &[String], node: &Node) -> String {
+    let names: Vec<String> = missing.iter().map(|name| format!("{{{{{name}}}}}")).collect();
+    let facts: Vec<&str> = node.attributes.keys().map(String::as_str).collect();
+    let known = if facts.is_empty() {
+        "it has registered no facts".to_owned()
+    } else {
+        let mut shown = facts.iter().take(20).copied().collect::<Vec<_>>().join(", ");
+        if facts.len() > 20 {
+            shown.push_str(&format!(", … ({} in all)", facts.len()));
+        }
+        format!("its facts are {shown}")
+    };
+    format!(
+        "{what} uses {}, which node {} has not registered ({known}; `drover node status {}` lists them); fix the template or the agent's facts",
+        names.join(", "),
+        node.name,
+        node.name
+    )
+}
+
+fn missing_facts_message(provider: &str, operation: &str, missing: &[String], node: &Node) -> String {
+    missing_placeholders_message(&format!("provider {provider}'s {operation} command"), missing, node)
 }
 
 /// The provider command an operation runs.
@@ -369,6 +439,8 @@ fn provider_operation_of(operation: MachineOperation) -> ProviderOperation {
         MachineOperation::Reboot | MachineOperation::Maintain => ProviderOperation::Reboot,
         MachineOperation::Rebuild => ProviderOperation::Rebuild,
         MachineOperation::Delete => ProviderOperation::Delete,
+        MachineOperation::PowerOn => ProviderOperation::PowerOn,
+        MachineOperation::PowerOff => ProviderOperation::PowerOff,
     }
 }
 
@@ -420,6 +492,8 @@ mod tests {
             rebuild: None,
             delete: None,
             console: None,
+            power_on: None,
+            power_off: None,
             timeout: DurationSpec::from_secs(60),
             console_interval: DurationSpec::from_secs(30),
         };
@@ -446,6 +520,32 @@ mod tests {
         // A token with shell metacharacters stays one word.
         let (quoted, _) = machine_command(&site, MachineOperation::Create, None, "b1", None, &labels, "a b;c").unwrap();
         assert!(quoted.ends_with("--token 'a b;c'"), "{quoted}");
+    }
+
+    #[test]
+    fn power_commands_render_the_node_facts_and_name_a_missing_one() {
+        let mut site = site("boot {{node.name}}");
+        let provider = site.providers.get_mut("cloud").unwrap();
+        provider.power_off =
+            Some(Template::parse("ipmitool -H {{node.facts.bmc.address}} power off", PlaceholderSet::Node).unwrap());
+        provider.power_on = Some(Template::parse("wake {{node.facts.cpu.arch}}", PlaceholderSet::Node).unwrap());
+        let mut node = drover_types::fixtures::node("id1");
+        node.attributes = [("cpu.arch".to_owned(), "amd64".to_owned())].into();
+        let labels = NodeLabels::default();
+        let on = machine_command(&site, MachineOperation::PowerOn, None, &node.name, Some(&node), &labels, "");
+        assert_eq!(on.unwrap().0, "wake amd64");
+        let off = machine_command(&site, MachineOperation::PowerOff, None, &node.name, Some(&node), &labels, "");
+        assert_eq!(
+            off.unwrap_err(),
+            format!(
+                "provider cloud's power_off command uses {{{{node.facts.bmc.address}}}}, which node {} has not registered (its facts are cpu.arch; `drover node status {}` lists them); fix the template or the agent's facts",
+                node.name, node.name
+            )
+        );
+        // A provider without the command says so.
+        site.providers.get_mut("cloud").unwrap().power_on = None;
+        let missing = machine_command(&site, MachineOperation::PowerOn, None, &node.name, Some(&node), &labels, "");
+        assert_eq!(missing.unwrap_err(), "provider cloud has no power_on command");
     }
 
     #[test]
@@ -482,11 +582,30 @@ mod tests {
             user: None,
             drain_deadline_ms: None,
         };
-        let shown = maintenance_commands(&maintenance, &node, Some("reboot x".to_owned()));
+        let shown = maintenance_commands(&maintenance, &node, Some("reboot x".to_owned())).unwrap();
         let expected = format!(
             "drain → run: upgrade {} → reboot: reboot x → wait for the agent → verify: check → undrain",
             node.name
         );
         assert_eq!(shown, expected);
+        // A fact the node has is rendered; one it lacks is refused, named.
+        let mut node = node;
+        node.attributes.insert("kernel.name".to_owned(), "linux".to_owned());
+        let facts = Maintenance {
+            run: Some("echo {{node.facts.kernel.name}}".to_owned()),
+            verify: Some("test {{node.facts.bmc.address}}".to_owned()),
+            ..Maintenance::default()
+        };
+        let error = maintenance_commands(&facts, &node, None).unwrap_err();
+        assert!(
+            error.starts_with(&format!(
+                "--verify \"test {{{{node.facts.bmc.address}}}}\" uses {{{{node.facts.bmc.address}}}}, which node {} has not registered (its facts are ",
+                node.name
+            )),
+            "{error}"
+        );
+        assert!(error.contains("kernel.name"), "{error}");
+        let facts = Maintenance { verify: None, ..facts };
+        assert_eq!(maintenance_commands(&facts, &node, None).unwrap(), "drain → run: echo linux → undrain");
     }
 }

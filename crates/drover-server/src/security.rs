@@ -32,6 +32,8 @@
 
 mod ca_rotation;
 
+pub use ca_rotation::operator_ca;
+
 use drover_proto::paths;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};

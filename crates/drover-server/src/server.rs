@@ -314,6 +314,16 @@ impl Server {
     /// Proposes a command; on a follower, forwards it to the leader. Waits
     /// up to 15 s for a leader during an election.
     pub async fn propose(&self, command: Command) -> Result<CommandResponse> {
+        // The audit event of the request being served rides on its first write.
+        let (command, carries_audit) = crate::audit::with_waiting_request_audit(command);
+        let result = self.propose_command(command).await;
+        if carries_audit {
+            crate::audit::settle_request_audit(result.is_ok());
+        }
+        result
+    }
+
+    async fn propose_command(&self, command: Command) -> Result<CommandResponse> {
         let started = Instant::now();
         loop {
             match self.inner.raft.client_write(command.clone()).await {

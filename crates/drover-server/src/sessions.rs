@@ -237,6 +237,7 @@ impl Server {
             details: format!("node id {node_id}"),
             outcome: drover_types::acl::AuditOutcome::Refused(error.message.clone()),
             source: String::new(),
+            request_id: 0,
         });
     }
 

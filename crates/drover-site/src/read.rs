@@ -200,7 +200,7 @@ impl FileReader<'_> {
         block.unsupported("api", "write the API call as a command, such as openstack server reboot {{node.name}}");
         if commands.is_empty() && valid {
             block.error(format!(
-                "provider \"{name}\" has no command: set at least one of create, reboot, rebuild, delete, console"
+                "provider \"{name}\" has no command: set at least one of create, reboot, rebuild, delete, console, power_on, power_off"
             ));
         }
         block.finish();
@@ -215,6 +215,8 @@ impl FileReader<'_> {
             rebuild: commands.remove(&ProviderOperation::Rebuild),
             delete: commands.remove(&ProviderOperation::Delete),
             console: commands.remove(&ProviderOperation::Console),
+            power_on: commands.remove(&ProviderOperation::PowerOn),
+            power_off: commands.remove(&ProviderOperation::PowerOff),
             timeout: timeout?,
             console_interval: console_interval?,
         })

@@ -22,6 +22,10 @@ use serde::{Deserialize, Serialize};
 /// The most audit events kept, whatever their age (the oldest go first).
 pub const AUDIT_EVENTS_KEPT: usize = 1_000_000;
 
+/// How far back a completed audit event looks for the one committed with
+/// its request's write (see [`crate::Command::Audited`]).
+const COMPLETION_WINDOW: usize = 10_000;
+
 /// One change to the access state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AccessOp {
@@ -379,6 +383,16 @@ impl AccessState {
         &self.audit
     }
 
+    /// Records the event committed with its request's write
+    /// ([`crate::Command::Audited`]): the first of its request, so nothing
+    /// to replace.
+    pub(crate) fn record_audit_with_write(&mut self, event: AuditEvent) {
+        self.audit.push_back(event);
+        while self.audit.len() > AUDIT_EVENTS_KEPT {
+            self.audit.pop_front();
+        }
+    }
+
     /// Applies one change. Deterministic: depends on the state and the op.
     pub fn apply(&mut self, index: u64, op: &AccessOp) -> Result<(), CodedError> {
         match op {
@@ -511,7 +525,26 @@ impl AccessState {
             }
             AccessOp::RecordAudit { events } => {
                 for event in events {
-                    self.audit.push_back(event.clone());
+                    // The completion of an event committed with its write
+                    // replaces it (looked for among the newest only: the
+                    // two are a request's duration apart).
+                    let earlier = (event.request_id != 0)
+                        .then(|| {
+                            let back = self
+                                .audit
+                                .iter()
+                                .rev()
+                                .take(COMPLETION_WINDOW)
+                                .position(|earlier| earlier.request_id == event.request_id)?;
+                            Some(self.audit.len() - 1 - back)
+                        })
+                        .flatten();
+                    match earlier {
+                        Some(position) => {
+                            self.audit.set(position, event.clone());
+                        }
+                        None => self.audit.push_back(event.clone()),
+                    }
                 }
                 while self.audit.len() > AUDIT_EVENTS_KEPT {
                     self.audit.pop_front();

@@ -266,6 +266,17 @@ pub enum Command {
         /// When.
         now: Timestamp,
     },
+    /// A write and the audit event of the request that made it, in one
+    /// entry: a secure server answers the request after one commit, not
+    /// two. The event's outcome becomes `failed` when `command` is
+    /// rejected. The API may complete the event later (same
+    /// `request_id`), when the request's answer says more.
+    Audited {
+        /// The write.
+        command: Box<Command>,
+        /// Its audit event.
+        event: drover_types::acl::AuditEvent,
+    },
     /// Access control and audit: tokens, policies, enrolment, revocation,
     /// audit events.
     Access {
@@ -332,6 +343,7 @@ impl Command {
             Command::React { .. } => "react",
             Command::RegisterNodes { .. } => "register_nodes",
             Command::Access { .. } => "access",
+            Command::Audited { command, .. } => command.kind(),
             Command::RetireNodes { .. } => "retire_nodes",
             Command::PurgeNodes { .. } => "purge_nodes",
             Command::Workflow { .. } => "workflow",
@@ -455,6 +467,7 @@ impl std::fmt::Display for Command {
                 write!(formatter, "register_nodes({})", registrations.len())
             }
             Command::Access { op } => write!(formatter, "access({})", op.name()),
+            Command::Audited { command, event } => write!(formatter, "audited({command}, {})", event.action),
             Command::RetireNodes { node_ids, .. } => write!(formatter, "retire_nodes({} nodes)", node_ids.len()),
             Command::PurgeNodes { node_ids, .. } => write!(formatter, "purge_nodes({} nodes)", node_ids.len()),
             Command::Workflow { op } => write!(formatter, "workflow({})", op.name()),

@@ -350,7 +350,20 @@ impl State {
     pub fn apply(&mut self, index: u64, command: &Command) -> CommandResponse {
         debug_assert!(index > self.last_index || self.last_index == 0, "log indexes only grow");
         self.last_index = index;
+        self.apply_command(index, command)
+    }
+
+    fn apply_command(&mut self, index: u64, command: &Command) -> CommandResponse {
         let result = match command {
+            Command::Audited { command, event } => {
+                let response = self.apply_command(index, command);
+                let mut event = event.clone();
+                if let CommandResponse::Rejected { error, .. } = &response {
+                    event.outcome = drover_types::acl::AuditOutcome::Failed(error.message.clone());
+                }
+                Arc::make_mut(&mut self.access).record_audit_with_write(event);
+                return response;
+            }
             Command::RegisterJob { job, eval, now } => Ok(self.register_job(index, job, eval, *now)),
             Command::DeregisterJob { job_id, purge, eval, now } => {
                 self.deregister_job(index, job_id, *purge, eval, *now)

@@ -827,3 +827,48 @@ proptest::proptest! {
         assert_alloc_indexes_match_a_recomputation(&restored, &nodes);
     }
 }
+
+#[test]
+fn an_audited_write_records_its_event_with_the_writes_outcome_and_a_completion_replaces_it() {
+    use drover_types::acl::{AuditEvent, AuditOutcome};
+    let event = |request_id: u64, outcome: AuditOutcome| AuditEvent {
+        at: Timestamp::ZERO,
+        accessor: None,
+        name: "alice".to_owned(),
+        action: "variable.put".to_owned(),
+        target: "app/a".to_owned(),
+        details: String::new(),
+        outcome,
+        source: String::new(),
+        request_id,
+    };
+    let put = |cas: Option<u64>| Command::PutVariable {
+        path: "app/a".to_owned(),
+        items: BTreeMap::from([("x".to_owned(), "1".to_owned())]),
+        cas,
+        now: Timestamp::ZERO,
+    };
+    let mut state = State::default();
+    let audited = |command: Command, request_id: u64| Command::Audited {
+        command: Box::new(command),
+        event: event(request_id, AuditOutcome::Ok),
+    };
+
+    let response = state.apply(1, &audited(put(None), 7));
+    assert!(!matches!(response, CommandResponse::Rejected { .. }), "{response:?}");
+    assert!(state.variable("app/a").is_some(), "the write is applied");
+    assert_eq!(state.access().audit().iter().cloned().collect::<Vec<_>>(), [event(7, AuditOutcome::Ok)]);
+
+    // Rejected when applied: the event says why.
+    let response = state.apply(2, &audited(put(Some(99)), 8));
+    let CommandResponse::Rejected { error, .. } = response else { panic!("a stale check-and-set is rejected") };
+    assert_eq!(state.access().audit()[1], event(8, AuditOutcome::Failed(error.message.clone())));
+
+    // The API's completion (same request id) replaces the event in place.
+    let mut completed = event(8, AuditOutcome::Failed("409 Conflict".to_owned()));
+    completed.details = "cas 99".to_owned();
+    let record = crate::access::AccessOp::RecordAudit { events: vec![completed.clone()] };
+    state.apply(3, &Command::Access { op: record });
+    assert_eq!(state.access().audit().len(), 2);
+    assert_eq!(state.access().audit()[1], completed);
+}

@@ -119,6 +119,7 @@ mod tests {
             rate_per_minute: None,
             parallel: 1,
             max_failures: 0,
+            max_failures_percent: None,
             drain: false,
             wait_timeout_ms: 1_000,
             maintenance: drover_types::workflow::Maintenance::default(),

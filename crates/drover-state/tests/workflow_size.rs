@@ -31,6 +31,7 @@ fn maintain_workflow() -> Workflow {
         rate_per_minute: None,
         parallel: 50,
         max_failures: NODES as u32,
+        max_failures_percent: None,
         drain: true,
         wait_timeout_ms: 900_000,
         maintenance: Maintenance {

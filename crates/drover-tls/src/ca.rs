@@ -112,8 +112,33 @@ impl Ca {
     /// [`crate::read_private`]). An error names the file it is about.
     pub fn read_files(cert_path: &Path, key_path: &Path) -> Result<Ca> {
         let cert_pem = crate::files::read_public(cert_path)?;
+        // The key's mode is checked before a byte of it is read.
         let key_pem = crate::files::read_private(key_path)?;
-        Ca::load(&cert_pem, &key_pem).map_err(|(part, error)| match part {
+        Ca::from_file_texts(cert_path, &cert_pem, key_path, &key_pem, None)
+    }
+
+    /// A CA whose two files were read somewhere else and sent here (the
+    /// CLI of `drover operator tls rotate-ca --new-ca-cert --new-ca-key`):
+    /// the checks of [`Ca::read_files`] on their texts, with the files'
+    /// paths as their reader named them for the messages. `key_mode` is
+    /// the key file's permission bits as its reader saw them; `None` (a
+    /// key that never was in a file) skips that one check.
+    pub fn from_file_texts(
+        cert_path: &Path,
+        cert_pem: &str,
+        key_path: &Path,
+        key_pem: &str,
+        key_mode: Option<u32>,
+    ) -> Result<Ca> {
+        for (path, text) in [(cert_path, cert_pem), (key_path, key_pem)] {
+            if text.len() as u64 > crate::files::MAX_PEM_FILE_BYTES {
+                return Err(TlsError::FileTooLarge { path: path.to_owned(), limit: crate::files::MAX_PEM_FILE_BYTES });
+            }
+        }
+        if let Some(mode) = key_mode {
+            crate::files::check_private_mode(key_path, mode)?;
+        }
+        Ca::load(cert_pem, key_pem).map_err(|(part, error)| match part {
             PemPart::Certificate => error.in_file(cert_path),
             PemPart::Key => error.in_file(key_path),
         })
@@ -491,5 +516,56 @@ mod tests {
         assert!(check_node_name("-web").is_err());
         assert!(check_node_name("web/1").is_err());
         assert!(check_node_name(&"a".repeat(MAX_NODE_NAME_BYTES + 1)).is_err());
+    }
+
+    /// `Ca::read_files` on two files, and `Ca::from_file_texts` on their
+    /// texts as a reader elsewhere sends them: the two messages.
+    fn both_ways(cert_pem: &str, key_pem: &str, key_mode: u32) -> (String, String) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (cert_path, key_path) = (dir.path().join("next-ca.pem"), dir.path().join("next-ca-key.pem"));
+        std::fs::write(&cert_path, cert_pem).expect("written");
+        std::fs::write(&key_path, key_pem).expect("written");
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(key_mode)).expect("mode set");
+        let read = Ca::read_files(&cert_path, &key_path).expect_err("refused when read");
+        let sent = Ca::from_file_texts(&cert_path, cert_pem, &key_path, key_pem, Some(key_mode))
+            .expect_err("refused when sent");
+        (read.to_string(), sent.to_string())
+    }
+
+    #[test]
+    fn a_ca_sent_as_texts_meets_the_checks_of_its_files_with_the_same_messages() {
+        let ca = Ca::generate("a").expect("a CA");
+        let other = Ca::generate("b").expect("another CA");
+        let leaf = ca.issue_server(1, &[], Duration::from_secs(3600)).expect("a server certificate");
+
+        let (read, sent) = both_ways(ca.cert_pem(), other.key_pem(), 0o600);
+        assert_eq!(read, sent);
+        assert!(
+            read.contains("next-ca-key.pem: the CA key is not valid: it does not belong to the CA certificate"),
+            "{read}"
+        );
+        let (read, sent) = both_ways(&leaf.cert_pem, &leaf.key_pem, 0o600);
+        assert_eq!(read, sent);
+        assert!(
+            read.contains("next-ca.pem: the CA certificate is not valid: CN=server-1 is not a certificate authority"),
+            "{read}"
+        );
+        let (read, sent) = both_ways(ca.cert_pem(), ca.key_pem(), 0o644);
+        assert_eq!(read, sent);
+        assert!(read.contains("next-ca-key.pem can be read or written by other users (mode 644)"), "{read}");
+
+        let named = Path::new("next-ca.pem");
+        let key = Path::new("next-ca-key.pem");
+        let accepted = Ca::from_file_texts(named, ca.cert_pem(), key, ca.key_pem(), Some(0o100600)).expect("accepted");
+        assert_eq!(accepted.fingerprint(), ca.fingerprint());
+        // A key that never was in a file: no mode to judge.
+        assert!(Ca::from_file_texts(named, ca.cert_pem(), key, ca.key_pem(), None).is_ok());
+        let endless = "A".repeat(usize::try_from(crate::files::MAX_PEM_FILE_BYTES).expect("fits") + 1);
+        let error = Ca::from_file_texts(named, &endless, key, ca.key_pem(), None).expect_err("too large");
+        assert_eq!(
+            error.to_string(),
+            "next-ca.pem is larger than 1 MiB, more than any certificate, key or CA bundle: check the path"
+        );
     }
 }

@@ -41,14 +41,36 @@ pub fn write_public(path: &Path, contents: &str) -> Result<()> {
 
 /// Reads a private file, refusing one that group or others may read or write.
 pub fn read_private(path: &Path) -> Result<String> {
-    let file = File::open(path).map_err(TlsError::io("read", path))?;
-    // The mode of the file we opened, not of whatever the path names now.
-    let metadata = file.metadata().map_err(TlsError::io("read", path))?;
-    let mode = metadata.permissions().mode() & 0o777;
+    let (file, mode) = open_with_mode(path)?;
+    check_private_mode(path, mode)?;
+    read_bounded(file, path)
+}
+
+/// Reads a key file, at most [`MAX_PEM_FILE_BYTES`] of it, and returns its
+/// text with its permission bits *without* judging them: for a key checked
+/// somewhere else with [`check_private_mode`] (the CLI sends an operator's
+/// CA key to the servers, which refuse it as they refuse one at start).
+pub fn read_key_file(path: &Path) -> Result<(String, u32)> {
+    let (file, mode) = open_with_mode(path)?;
+    Ok((read_bounded(file, path)?, mode))
+}
+
+/// Refuses the permission bits `mode` of the key file `path` when group or
+/// others may read or write it, as ssh does.
+pub fn check_private_mode(path: &Path, mode: u32) -> Result<()> {
+    let mode = mode & 0o777;
     if mode & 0o077 != 0 {
         return Err(TlsError::KeyFileExposed { path: path.to_owned(), mode });
     }
-    read_bounded(file, path)
+    Ok(())
+}
+
+/// Opens `path` and reads its permission bits: the mode of the file
+/// opened, not of whatever the path names a moment later.
+fn open_with_mode(path: &Path) -> Result<(File, u32)> {
+    let file = File::open(path).map_err(TlsError::io("read", path))?;
+    let metadata = file.metadata().map_err(TlsError::io("read", path))?;
+    Ok((file, metadata.permissions().mode() & 0o777))
 }
 
 /// Reads a file anyone may read (a certificate, a bundle of CA
@@ -149,6 +171,22 @@ mod tests {
         let error = read_private(Path::new("/dev/zero")).expect_err("not private");
         assert!(error.to_string().starts_with("/dev/zero can be read or written by other users"), "{error}");
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    }
+
+    #[test]
+    fn a_key_file_is_read_with_its_mode_for_a_check_made_elsewhere() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("key.pem");
+        write_public(&path, "key").expect("written");
+        let (text, mode) = read_key_file(&path).expect("read whatever its mode");
+        assert_eq!((text.as_str(), mode), ("key", 0o644));
+        let error = check_private_mode(&path, mode).expect_err("exposed");
+        assert_eq!(error.to_string(), read_private(&path).expect_err("exposed").to_string());
+        std::fs::set_permissions(&path, Permissions::from_mode(0o600)).expect("mode set");
+        assert_eq!(read_key_file(&path).expect("read").1, 0o600);
+        assert!(check_private_mode(&path, 0o100600).is_ok(), "the file type bits are not the permissions");
+        assert!(matches!(read_key_file(Path::new("/dev/zero")), Err(TlsError::FileTooLarge { .. })));
     }
 
     #[test]

@@ -42,7 +42,10 @@ pub use ca::{CA_VALIDITY, CLOCK_SKEW_ALLOWANCE, Ca, Issued, MAX_NODE_NAME_BYTES,
 pub use cert_info::{CertInfo, PeerRole, cert_info_der, cert_info_pem, certificate_pems, pem_fingerprint, sha256_hex};
 pub use config::{ALPN_HTTP_1_1, client_config, pinned_client_config, server_config};
 pub use error::{Result, TlsError};
-pub use files::{MAX_PEM_FILE_BYTES, ensure_private_dir, read_private, read_public, write_private, write_public};
+pub use files::{
+    MAX_PEM_FILE_BYTES, check_private_mode, ensure_private_dir, read_key_file, read_private, read_public,
+    write_private, write_public,
+};
 pub use identity::{Identity, Roots};
 pub use listener::{
     DEFAULT_BLOCK_DURATION, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_MAX_CONCURRENT_HANDSHAKES,

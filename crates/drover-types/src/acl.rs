@@ -320,4 +320,12 @@ pub struct AuditEvent {
     /// The address the request came from.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub source: String,
+    /// Set when the event was committed with the request's write and may
+    /// be completed by a second event with the same id (0: neither).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub request_id: u64,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }

@@ -80,6 +80,73 @@ pub struct NodeSample {
     /// name, without partitions, loop and RAM disks (as node_exporter).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub block_devices: Vec<BlockDeviceSample>,
+    /// The node's own clock when the sample was taken, in milliseconds since
+    /// the Unix epoch (`node_time_seconds`); [`NodeSample::time_ms`] is
+    /// replaced by the server's clock on arrival. 0 from an older agent.
+    pub clock_ms: i64,
+    /// When the node booted, Unix seconds (`btime` of `/proc/stat`); 0 when
+    /// unknown.
+    pub boot_time_secs: u64,
+    /// Context switches since boot (`ctxt` of `/proc/stat`).
+    pub context_switches: u64,
+    /// Interrupts serviced since boot (the first number of `intr` in
+    /// `/proc/stat`).
+    pub interrupts: u64,
+    /// Slab memory the kernel can reclaim (`SReclaimable`).
+    pub memory_sreclaimable: u64,
+    /// Kernel slab memory (`Slab`).
+    pub memory_slab: u64,
+    /// Memory used by page tables (`PageTables`).
+    pub memory_page_tables: u64,
+    /// Swapped-out memory also kept in memory (`SwapCached`).
+    pub memory_swap_cached: u64,
+    /// Stall time from pressure stall information (`/proc/pressure`);
+    /// `None` on kernels without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pressure: Option<PressureSample>,
+    /// The kernel's `uname`; `None` from an older agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uname: Option<UnameSample>,
+}
+
+/// Time tasks were stalled waiting for a resource since boot, in
+/// microseconds, from `/proc/pressure/{cpu,memory,io,irq}`: "some" is time
+/// at least one task waited, "full" time all non-idle tasks did. A figure
+/// the kernel does not offer (irq pressure needs Linux 6.1 and
+/// `CONFIG_IRQ_TIME_ACCOUNTING`) is `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PressureSample {
+    /// `cpu` some.
+    pub cpu_some_us: Option<u64>,
+    /// `memory` some.
+    pub memory_some_us: Option<u64>,
+    /// `memory` full.
+    pub memory_full_us: Option<u64>,
+    /// `io` some.
+    pub io_some_us: Option<u64>,
+    /// `io` full.
+    pub io_full_us: Option<u64>,
+    /// `irq` full (irq pressure has no "some").
+    pub irq_full_us: Option<u64>,
+}
+
+/// The fields of `uname(2)`, as `node_uname_info` labels them.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UnameSample {
+    /// `sysname`, e.g. `Linux`.
+    pub sysname: String,
+    /// `release`, e.g. `6.1.0-13-amd64`.
+    pub release: String,
+    /// `version`, e.g. `#1 SMP PREEMPT_DYNAMIC Debian 6.1.55-1`.
+    pub version: String,
+    /// `machine`, e.g. `x86_64`.
+    pub machine: String,
+    /// `nodename`: the host name.
+    pub nodename: String,
+    /// `domainname`: the NIS domain, `(none)` when unset.
+    pub domainname: String,
 }
 
 impl NodeSample {

@@ -13,6 +13,9 @@
 //!  pending ─▶ draining ─▶ provider ─▶ waiting ─▶ done        (reboot, rebuild)
 //!  pending ─────────────▶ provider ─▶ waiting ─▶ done        (create)
 //!  pending ─▶ draining ─▶ provider ─▶ purging ─▶ done        (delete)
+//!  pending ─▶ draining ─▶ provider ─▶ waiting ─▶ done        (power_off:
+//!                              waits until the node is down; power_on:
+//!                              until it is back and ready, no drain)
 //!  pending ─▶ draining ─▶ running ─▶ provider|rebooting ─▶ waiting
 //!          ─▶ verifying ─▶ done                                (maintain;
 //!                             each of running, reboot, verify optional)
@@ -58,11 +61,15 @@ pub enum MachineOperation {
     /// Rolling maintenance: drain, run a command through the agent,
     /// reboot, verify, undrain ([`Maintenance`]).
     Maintain,
+    /// Power a machine on; its agent comes back.
+    PowerOn,
+    /// Power a machine off (drained first); its node goes down.
+    PowerOff,
 }
 
 impl MachineOperation {
-    /// `create`, `reboot`, `rebuild`, `delete` (the provider attribute) or
-    /// `maintain`.
+    /// `create`, `reboot`, `rebuild`, `delete`, `power_on`, `power_off`
+    /// (the provider attribute) or `maintain`.
     pub fn as_str(self) -> &'static str {
         match self {
             MachineOperation::Create => "create",
@@ -70,6 +77,8 @@ impl MachineOperation {
             MachineOperation::Rebuild => "rebuild",
             MachineOperation::Delete => "delete",
             MachineOperation::Maintain => "maintain",
+            MachineOperation::PowerOn => "power_on",
+            MachineOperation::PowerOff => "power_off",
         }
     }
 }
@@ -77,6 +86,103 @@ impl MachineOperation {
 impl std::fmt::Display for MachineOperation {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         formatter.write_str(self.as_str())
+    }
+}
+
+/// How many failed steps a workflow tolerates (`--max-failures`): a
+/// number of nodes, or a percentage of the nodes selected (Ansible's
+/// `max_fail_percentage`), resolved when the workflow starts
+/// ([`FailureLimit::resolve`]). On the wire a number of nodes is a JSON
+/// number and a percentage the string `"10%"`; either is checked by
+/// [`FailureLimit::from_str`](std::str::FromStr), so the CLI and the API
+/// refuse the same values with the same words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureLimit {
+    /// At most this many failed steps.
+    Nodes(u32),
+    /// At most this percentage (0–100) of the steps, rounded down.
+    Percent(u32),
+}
+
+impl FailureLimit {
+    /// The number of failed steps tolerated among `num_nodes`: a
+    /// percentage is rounded down (`10%` of 25 nodes is 2; of 9 nodes, 0).
+    pub fn resolve(self, num_nodes: usize) -> u32 {
+        match self {
+            FailureLimit::Nodes(count) => count,
+            FailureLimit::Percent(percent) => {
+                let nodes = u64::try_from(num_nodes).unwrap_or(u64::MAX);
+                u32::try_from(nodes.saturating_mul(u64::from(percent)) / 100).unwrap_or(u32::MAX)
+            }
+        }
+    }
+
+    /// The percentage, when it is one.
+    pub fn percent(self) -> Option<u32> {
+        match self {
+            FailureLimit::Percent(percent) => Some(percent),
+            FailureLimit::Nodes(_) => None,
+        }
+    }
+}
+
+impl std::str::FromStr for FailureLimit {
+    type Err = String;
+
+    /// `N` (nodes) or `N%` (of the nodes selected, 0–100). The error names
+    /// the flag and says what to write.
+    fn from_str(text: &str) -> Result<FailureLimit, String> {
+        let trimmed = text.trim();
+        let (number, is_percent) = match trimmed.strip_suffix('%') {
+            Some(number) => (number.trim(), true),
+            None => (trimmed, false),
+        };
+        let usage = "write a number of nodes (`--max-failures 1`) or a percentage of the nodes selected, 0% to 100% (`--max-failures 10%`)";
+        let Ok(value) = number.parse::<u32>() else {
+            return Err(format!("--max-failures {text:?} is not a number of nodes or a percentage; {usage}"));
+        };
+        if !is_percent {
+            return Ok(FailureLimit::Nodes(value));
+        }
+        if value > 100 {
+            return Err(format!("--max-failures {text:?} is more than 100%; {usage}"));
+        }
+        Ok(FailureLimit::Percent(value))
+    }
+}
+
+impl std::fmt::Display for FailureLimit {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureLimit::Nodes(count) => write!(formatter, "{count}"),
+            FailureLimit::Percent(percent) => write!(formatter, "{percent}%"),
+        }
+    }
+}
+
+impl Serialize for FailureLimit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            FailureLimit::Nodes(count) => serializer.serialize_u32(*count),
+            FailureLimit::Percent(_) => serializer.collect_str(self),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FailureLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<FailureLimit, D::Error> {
+        /// A number of nodes, or `"N"` / `"N%"`.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(i64),
+            Text(String),
+        }
+        let text = match Written::deserialize(deserializer)? {
+            Written::Number(number) => number.to_string(),
+            Written::Text(text) => text,
+        };
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -282,8 +388,14 @@ pub struct Workflow {
     pub rate_per_minute: Option<u32>,
     /// At most this many steps in flight at once.
     pub parallel: u32,
-    /// The workflow stops (the rest cancelled) when more steps than this fail.
+    /// The workflow stops (the rest cancelled) when more steps than this
+    /// fail (a `--max-failures` percentage already resolved against the
+    /// number of steps).
     pub max_failures: u32,
+    /// The percentage `max_failures` was resolved from (`--max-failures
+    /// 10%`); `None`: it was given as a number of nodes.
+    #[serde(default)]
+    pub max_failures_percent: Option<u32>,
     /// Drain nodes before the provider command (rebuild, delete).
     pub drain: bool,
     /// How long a step waits for its drain, for the agent to come back and
@@ -320,6 +432,14 @@ impl Maintenance {
 }
 
 impl Workflow {
+    /// The failure limit in words: `2`, or `2 (10% of 25 nodes)`.
+    pub fn max_failures_text(&self) -> String {
+        match self.max_failures_percent {
+            Some(percent) => format!("{} ({percent}% of {} nodes)", self.max_failures, self.steps.len()),
+            None => self.max_failures.to_string(),
+        }
+    }
+
     /// Bytes of output (and of error) each step keeps: [`STEP_OUTPUT_MAX`],
     /// or the workflow's share of [`WORKFLOW_OUTPUT_BUDGET`] when smaller.
     pub fn step_output_max(&self) -> usize {
@@ -433,7 +553,7 @@ impl Workflow {
     fn settle(&mut self, now: Timestamp) {
         let failed = self.steps.iter().filter(|step| step.phase == StepPhase::Failed).count();
         if failed > usize::try_from(self.max_failures).unwrap_or(usize::MAX) {
-            let reason = format!("{failed} steps failed, more than --max-failures {}", self.max_failures);
+            let reason = format!("{failed} steps failed, more than --max-failures {}", self.max_failures_text());
             self.end(WorkflowStatus::Failed, reason, now);
         } else if self.steps.iter().all(|step| step.phase.is_terminal()) {
             let (status, reason) = if failed == 0 {
@@ -556,6 +676,7 @@ mod tests {
             rate_per_minute: rate,
             parallel,
             max_failures: 1,
+            max_failures_percent: None,
             drain: false,
             wait_timeout_ms: 60_000,
             maintenance: Maintenance::default(),
@@ -665,6 +786,64 @@ mod tests {
         assert!(kept.output.len() <= many.step_output_max() && kept.output.len() + 1 >= many.step_output_max());
         assert!(kept.output.chars().all(|character| character == 'é'));
         assert_eq!(kept.error.len(), many.step_output_max());
+    }
+
+    #[test]
+    fn max_failures_is_a_number_of_nodes_or_a_percentage_of_them() {
+        assert_eq!("3".parse::<FailureLimit>(), Ok(FailureLimit::Nodes(3)));
+        assert_eq!("0".parse::<FailureLimit>(), Ok(FailureLimit::Nodes(0)));
+        assert_eq!(" 10% ".parse::<FailureLimit>(), Ok(FailureLimit::Percent(10)));
+        assert_eq!("100%".parse::<FailureLimit>(), Ok(FailureLimit::Percent(100)));
+        assert_eq!("0%".parse::<FailureLimit>(), Ok(FailureLimit::Percent(0)));
+        for (bad, why) in [
+            ("150%", "is more than 100%"),
+            ("-1", "is not a number of nodes or a percentage"),
+            ("x%", "is not a number of nodes or a percentage"),
+            ("%", "is not a number of nodes or a percentage"),
+            ("-5%", "is not a number of nodes or a percentage"),
+            ("", "is not a number of nodes or a percentage"),
+        ] {
+            let error = bad.parse::<FailureLimit>().unwrap_err();
+            assert!(error.starts_with(&format!("--max-failures {bad:?} {why}")), "{bad}: {error}");
+            assert!(error.contains("`--max-failures 10%`"), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_percentage_resolves_against_the_nodes_selected_rounded_down() {
+        assert_eq!(FailureLimit::Percent(10).resolve(25), 2);
+        assert_eq!(FailureLimit::Percent(10).resolve(9), 0);
+        assert_eq!(FailureLimit::Percent(50).resolve(3), 1);
+        assert_eq!(FailureLimit::Percent(100).resolve(7), 7);
+        assert_eq!(FailureLimit::Percent(0).resolve(1_000), 0);
+        assert_eq!(FailureLimit::Percent(33).resolve(10_000), 3_300);
+        assert_eq!(FailureLimit::Nodes(4).resolve(2), 4);
+    }
+
+    #[test]
+    fn a_failure_limit_travels_as_a_number_or_a_percentage_text() {
+        assert_eq!(serde_json::to_string(&FailureLimit::Nodes(2)).unwrap(), "2");
+        assert_eq!(serde_json::to_string(&FailureLimit::Percent(10)).unwrap(), "\"10%\"");
+        assert_eq!(serde_json::from_str::<FailureLimit>("2").unwrap(), FailureLimit::Nodes(2));
+        assert_eq!(serde_json::from_str::<FailureLimit>("\"10%\"").unwrap(), FailureLimit::Percent(10));
+        let refused = serde_json::from_str::<FailureLimit>("\"150%\"").unwrap_err().to_string();
+        assert!(refused.contains("more than 100%"), "{refused}");
+        let negative = serde_json::from_str::<FailureLimit>("-1").unwrap_err().to_string();
+        assert!(negative.contains("--max-failures \"-1\""), "{negative}");
+    }
+
+    #[test]
+    fn a_resolved_percentage_stops_the_workflow_and_says_where_it_came_from() {
+        let mut workflow = workflow(None, 4, 20);
+        workflow.max_failures = FailureLimit::Percent(10).resolve(20);
+        workflow.max_failures_percent = Some(10);
+        assert_eq!(workflow.max_failures_text(), "2 (10% of 20 nodes)");
+        for position in 0..3 {
+            started(&mut workflow, position, 0);
+            assert!(ended(&mut workflow, position, StepPhase::Failed, 1));
+        }
+        assert_eq!(workflow.status, WorkflowStatus::Failed);
+        assert_eq!(workflow.reason, "3 steps failed, more than --max-failures 2 (10% of 20 nodes)");
     }
 
     #[test]

@@ -178,6 +178,7 @@ fn overview_page(fleet: &Fleet) -> String {
                 details: String::new(),
                 outcome: AuditOutcome::Ok,
                 source: "127.0.0.1".to_owned(),
+                request_id: 0,
             };
             AuditRow::new(&event, now)
         })

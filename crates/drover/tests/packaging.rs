@@ -238,7 +238,8 @@ fn package_metadata_installs_the_binary_units_configuration_man_pages_and_comple
 
 #[test]
 fn maintainer_scripts_are_valid_shell() {
-    for script in ["deb/postinst", "deb/prerm", "deb/postrm", "rpm/pre", "rpm/post", "rpm/preun", "rpm/postun"] {
+    let scripts = ["deb/postinst", "deb/prerm", "deb/postrm", "rpm/pre", "rpm/post", "rpm/preun", "rpm/postun"];
+    for script in scripts.into_iter().chain(["stop-without-systemd"]) {
         let path = workspace().join("packaging").join(script);
         let output = Command::new("sh").arg("-n").arg(&path).output().unwrap();
         assert!(output.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&output.stderr));
@@ -399,6 +400,7 @@ fn the_deb_installs_runs_and_removes_cleanly_and_the_rpm_lists_its_files() {
     let files = run_ok(Command::new("rpm").arg("-qlp").arg(&rpm));
     for path in [
         "/usr/bin/drover",
+        "/usr/lib/drover/stop-without-systemd",
         "/etc/drover/server.hcl",
         "/etc/drover/agent.hcl",
         "/usr/lib/systemd/system/drover-server.service",
@@ -412,6 +414,10 @@ fn the_deb_installs_runs_and_removes_cleanly_and_the_rpm_lists_its_files() {
     assert_eq!(config.lines().collect::<Vec<_>>(), ["/etc/drover/agent.hcl", "/etc/drover/server.hcl"]);
     let scripts = run_ok(Command::new("rpm").arg("-qp").arg("--scripts").arg(&rpm));
     assert!(scripts.contains("useradd --system --gid drover"), "{scripts}");
+    // An erase without systemd stops server and agent as the .deb's prerm
+    // does (that one is run for real below).
+    let preuninstall = scripts.split("preuninstall scriptlet").nth(1).unwrap_or_default();
+    assert!(preuninstall.contains("/usr/lib/drover/stop-without-systemd"), "{scripts}");
 
     let mut restore = Restore {
         had_state: Path::new("/var/lib/drover").exists(),

@@ -347,19 +347,34 @@ pub(super) async fn usage(
 
 /// `GET /v1/metrics[?fleet=true]`: Prometheus (OpenMetrics) text of the
 /// nodes connected to this server, or of the whole fleet (docs/metrics.md),
-/// streamed chunk by chunk as it is rendered.
+/// streamed chunk by chunk as it is rendered, gzip-compressed when the
+/// scraper accepts gzip (Prometheus does).
 pub(super) async fn metrics(
     State(app): State<AppState>,
     caller: Caller,
+    headers: axum::http::HeaderMap,
     ApiQuery(scope): ApiQuery<MetricsScope>,
 ) -> ApiResult<Response> {
+    use axum::http::header::{ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE, VARY};
+
     caller.require(AclScope::Node, Capability::Read)?;
     let visible = |node: &Node| caller.allows(AclScope::Node, Capability::Read, &node.hostgroup);
     let chunks = app.server.fleet_metrics(&visible, scope.fleet).await;
+    let gzip =
+        headers.get_all(ACCEPT_ENCODING).iter().any(|value| value.to_str().is_ok_and(drover_metrics::accepts_gzip));
+    let vary = (VARY, "accept-encoding");
+    if gzip {
+        let body = axum::body::Body::from_stream(futures_util::stream::iter(
+            drover_metrics::GzipChunks::new(chunks)
+                .map(|chunk| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(chunk))),
+        ));
+        let headers = [(CONTENT_TYPE, drover_metrics::CONTENT_TYPE), (CONTENT_ENCODING, "gzip"), vary];
+        return Ok((headers, body).into_response());
+    }
     let body = axum::body::Body::from_stream(futures_util::stream::iter(
         chunks.map(|chunk| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(chunk))),
     ));
-    Ok(([(axum::http::header::CONTENT_TYPE, drover_metrics::CONTENT_TYPE)], body).into_response())
+    Ok(([(CONTENT_TYPE, drover_metrics::CONTENT_TYPE), vary], body).into_response())
 }
 
 /// The query of `GET /v1/metrics`.
@@ -491,6 +506,7 @@ fn audit_results(
             details: format!("{}{not_ok}", summary.join(", ")),
             outcome: drover_types::acl::AuditOutcome::Ok,
             source: caller.source.clone(),
+            request_id: 0,
         });
     });
     relayed

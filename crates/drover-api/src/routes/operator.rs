@@ -13,9 +13,9 @@ use drover_server::cluster::{Member, ServerIdentity};
 use drover_server::operator::{ClusterHealth, LocalStatus};
 
 use crate::extract::{ApiJson, ApiPath, PeerJson};
-use crate::identity::Caller;
+use crate::identity::{AuditNote, Caller};
 use crate::{ApiError, ApiResult, AppState, no_content};
-use drover_proto::api::{ServerJoinResponse, TlsStatus};
+use drover_proto::api::{RotateCaRequest, ServerJoinResponse, TlsStatus};
 use drover_types::acl::{AclScope, Capability};
 
 pub(super) async fn identity(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<ServerIdentity>> {
@@ -123,11 +123,36 @@ pub(super) async fn tls_status(State(app): State<AppState>, caller: Caller) -> A
     Ok(Json(app.server.tls_status()?))
 }
 
-/// `POST /v1/operator/tls/rotate-ca`: a new cluster CA, trusted alongside
-/// the old one until every certificate is reissued. Management tokens only.
-pub(super) async fn rotate_ca(State(app): State<AppState>, caller: Caller) -> ApiResult<Json<TlsStatus>> {
+/// `POST /v1/operator/tls/rotate-ca`: a new cluster CA (made by the
+/// servers, or the operator's `new_ca`), trusted alongside the old one
+/// until every certificate is reissued. Management tokens only. An
+/// operator's CA that fails its checks is audited as refused.
+pub(super) async fn rotate_ca(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<RotateCaRequest>,
+) -> ApiResult<Response> {
     caller.require_management()?;
-    Ok(Json(app.server.start_ca_rotation(&caller.name).await?))
+    let target = "the cluster CA".to_owned();
+    let (new_ca, details) = match &request.new_ca {
+        None => (None, "to a CA made by the servers".to_owned()),
+        Some(files) => {
+            let named = format!("to the operator's CA {} (key {})", files.cert_file, files.key_file);
+            match drover_server::security::operator_ca(files) {
+                Ok(ca) => {
+                    let details = format!("{named}, SHA-256 {}", ca.fingerprint());
+                    (Some(ca), details)
+                }
+                Err(error) => {
+                    let mut response = ApiError(error).into_response();
+                    response.extensions_mut().insert(crate::identity::RefusedInput);
+                    return Ok(AuditNote { target: Some(target), details: named }.on(response));
+                }
+            }
+        }
+    };
+    let status = app.server.start_ca_rotation(&caller.name, new_ca).await?;
+    Ok(AuditNote { target: Some(target), details }.on(Json(status).into_response()))
 }
 
 /// `POST /v1/operator/tls/rotate-ca/finish`: drops the old CA once nothing

@@ -70,6 +70,7 @@ async fn run(server: Server, peer: drover_server::security::Peer, mut socket: We
             details: String::new(),
             outcome: drover_types::acl::AuditOutcome::Refused(error.message.clone()),
             source: String::new(),
+            request_id: 0,
         });
         refuse(&mut socket, error.message).await;
         return;

@@ -212,7 +212,7 @@ async fn machine_workflow(
         labels,
         rate_per_minute: None,
         parallel: Some(1),
-        max_failures: Some(0),
+        max_failures: Some(drover_types::workflow::FailureLimit::Nodes(0)),
         no_drain: !node.is_up(),
         timeout: None,
         dry_run: false,
@@ -320,16 +320,25 @@ fn provider_command(
 
 /// A node template filled in, values quoted for the shell.
 pub(crate) fn render(template: &Template, node: &Node) -> String {
-    template
-        .render(|name| node_placeholder(node, name), Escape::Shell)
+    render_checked(template, node)
         .unwrap_or_else(|missing| format!("false # unknown placeholders {}", missing.join(", ")))
 }
 
-/// A template placeholder (`node.name`, `node.meta.rack`, …) through the
-/// node's interpolation targets; a missing meta key is empty.
+/// Renders a node template, or says which placeholders the node has no
+/// value for (a `{{node.facts.X}}` its agent did not register).
+pub(crate) fn render_checked(template: &Template, node: &Node) -> Result<String, Vec<String>> {
+    template.render(|name| node_placeholder(node, name), Escape::Shell)
+}
+
+/// A template placeholder (`node.name`, `node.meta.rack`,
+/// `node.facts.cpu.arch`, …) through the node's interpolation targets; a
+/// missing meta key is empty, a missing fact has no value.
 fn node_placeholder(node: &Node, name: &str) -> Option<String> {
     if let Some(key) = name.strip_prefix("node.meta.") {
         return Some(node.meta.get(key).cloned().unwrap_or_default());
+    }
+    if let Some(fact) = name.strip_prefix("node.facts.") {
+        return node.attributes.get(fact).cloned();
     }
     let target = match name {
         "node.name" => "node.unique.name",

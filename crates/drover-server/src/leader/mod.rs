@@ -16,6 +16,7 @@ mod test_support;
 mod workflows;
 
 pub(crate) use actions::render as render_provider_template;
+pub(crate) use actions::render_checked as render_provider_template_checked;
 pub(crate) use actions::shell as run_provider_command;
 pub(crate) use react::log_query;
 

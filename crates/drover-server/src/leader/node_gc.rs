@@ -57,6 +57,7 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
                 details: format!("node id {}: {}", node.node_id, node.why),
                 outcome: AuditOutcome::Ok,
                 source: String::new(),
+                request_id: 0,
             });
         }
     })

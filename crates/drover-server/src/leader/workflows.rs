@@ -201,9 +201,37 @@ impl Runner {
                     self.fail(workflow, position, step, error).await;
                 }
             }
+            StepPhase::Waiting if workflow.operation == MachineOperation::PowerOff => {
+                // Its agent stopped heartbeating: disconnected or down.
+                if node.as_ref().is_none_or(|node| !node.is_up()) {
+                    let mut done = step.clone();
+                    done.phase = StepPhase::Done;
+                    done.finished_at = Some(Timestamp::now());
+                    self.record(workflow, position, done, "node down (powered off); done").await;
+                } else if timed_out(step.provider_started_at) {
+                    let error = format!(
+                        "{} was not seen down within {} of the power_off command",
+                        step.node,
+                        timeout_text(workflow)
+                    );
+                    self.fail(workflow, position, step, error).await;
+                }
+            }
             StepPhase::Waiting => {
                 if let Some(node) = node.filter(|node| has_come_back(workflow.operation, step, node)) {
-                    if workflow.operation == MachineOperation::Maintain {
+                    let mismatches = if workflow.operation == MachineOperation::Create {
+                        label_mismatches(&workflow.labels, &node)
+                    } else {
+                        Vec::new()
+                    };
+                    if !mismatches.is_empty() {
+                        let error = format!(
+                            "the agent of {} registered other labels than asked for: {}; make the provider's create command start the agent with them ({{{{node.hostgroup}}}}, {{{{node.meta.KEY}}}}, …)",
+                            step.node,
+                            mismatches.join("; ")
+                        );
+                        self.fail(workflow, position, step, error).await;
+                    } else if workflow.operation == MachineOperation::Maintain {
                         self.maintain(state, workflow, position, step.clone(), &node, Stage::Verify).await;
                     } else {
                         self.finish(workflow, position, step, &node, "agent back").await;
@@ -335,7 +363,14 @@ impl Runner {
         template: &str,
     ) {
         let command = match Template::parse(template, PlaceholderSet::Node) {
-            Ok(template) => super::actions::render(&template, node),
+            Ok(parsed) => match super::actions::render_checked(&parsed, node) {
+                Ok(command) => command,
+                Err(missing) => {
+                    let what = format!("the {} command {template:?}", phase.as_str());
+                    let error = crate::machines::missing_placeholders_message(&what, &missing, node);
+                    return self.fail(workflow, position, &step, error).await;
+                }
+            },
             Err(errors) => {
                 let error = format!("cannot read the command {template:?}: {}", errors[0].message);
                 return self.fail(workflow, position, &step, error).await;
@@ -570,7 +605,10 @@ impl Runner {
     /// The agent is back (or verified): a drained node is made eligible
     /// again.
     async fn finish(&self, workflow: &Workflow, position: usize, step: &WorkflowStep, node: &Node, what: &str) {
-        if workflow.drain && node.eligibility == NodeEligibility::Ineligible && node.drain.is_none() {
+        let undrain = workflow.drain
+            || (workflow.operation == MachineOperation::PowerOn
+                && drained_by_power_off(&self.server.state(), workflow, &node.name));
+        if undrain && node.eligibility == NodeEligibility::Ineligible && node.drain.is_none() {
             let by = format!("workflow {}", workflow.id);
             if let Err(error) = self.server.set_eligibility(node.id.as_str(), true, &by).await {
                 return self.fail(workflow, position, step, format!("cannot make it eligible again: {error}")).await;
@@ -621,6 +659,7 @@ impl Runner {
             details: format!("workflow {} step {}: {}: {what}", workflow.id, position, phase.as_str()),
             outcome,
             source: String::new(),
+            request_id: 0,
         });
         recorded.is_ok()
     }
@@ -641,6 +680,52 @@ fn has_come_back(operation: MachineOperation, step: &WorkflowStep, node: &Node) 
     let changed_since = node.modify_index > step.node_modify_index;
     let status_since = step.provider_started_at.is_some_and(|started| node.status_updated_at > started);
     other_id || changed_since || status_since
+}
+
+/// The labels a created machine's node has other than asked for, each as
+/// `hostgroup "bi/batch" asked for, "bi/other" registered`. Only the labels
+/// asked for are compared, with the node's effective ones (what its agent
+/// registered, or the record a new agent took over). A meta key asked with
+/// an empty value asks for it to be unset.
+fn label_mismatches(asked: &drover_types::NodeLabels, node: &Node) -> Vec<String> {
+    let mut mismatches = Vec::new();
+    let mut compare = |what: String, wanted: &str, registered: Option<&str>| {
+        if registered.unwrap_or_default() != wanted {
+            let registered = registered.map_or_else(|| "nothing".to_owned(), |value| format!("{value:?}"));
+            mismatches.push(format!("{what} {wanted:?} asked for, {registered} registered"));
+        }
+    };
+    let fixed = [
+        ("hostgroup", &asked.hostgroup, &node.hostgroup),
+        ("environment", &asked.environment, &node.environment),
+        ("owner", &asked.owner, &node.owner),
+        ("zone", &asked.zone, &node.zone),
+    ];
+    for (what, wanted, registered) in fixed {
+        if let Some(wanted) = wanted.as_deref().filter(|wanted| !wanted.is_empty()) {
+            compare(what.to_owned(), wanted, Some(registered.as_str()).filter(|value| !value.is_empty()));
+        }
+    }
+    for (key, wanted) in &asked.meta {
+        compare(
+            format!("meta {key}"),
+            wanted,
+            node.meta.get(key).map(String::as_str).filter(|value| !value.is_empty()),
+        );
+    }
+    mismatches
+}
+
+/// Whether the last workflow before `workflow` that ended a step on node
+/// `name` was a `power_off` that drained it: powering the node on then
+/// makes it eligible again (an operator's own ineligibility is kept).
+fn drained_by_power_off(state: &State, workflow: &Workflow, name: &str) -> bool {
+    state
+        .workflows()
+        .filter(|earlier| earlier.id != workflow.id && earlier.created_at <= workflow.created_at)
+        .filter(|earlier| earlier.steps.iter().any(|step| step.node == name && step.phase == StepPhase::Done))
+        .max_by_key(|earlier| (earlier.created_at, earlier.id.clone()))
+        .is_some_and(|last| last.operation == MachineOperation::PowerOff && last.drain)
 }
 
 /// Why taking `node` out now would leave a job with more allocations
@@ -786,6 +871,37 @@ mod tests {
         // Its replacement runs on d: a may go.
         cluster.place(vec![alloc("web-3", "web", "web", &nodes[3])], None);
         assert_eq!(migration_hold(&cluster.state, &node(&cluster, 0)), None);
+    }
+
+    #[test]
+    fn a_created_node_must_have_the_labels_asked_for() {
+        let mut node = drover_types::fixtures::node("a");
+        node.hostgroup = "bi/other".to_owned();
+        node.environment = "qa".to_owned();
+        node.meta = [("rack".to_owned(), "r1".to_owned())].into();
+        let mut asked = drover_types::NodeLabels {
+            hostgroup: Some("bi/batch".to_owned()),
+            environment: Some("qa".to_owned()),
+            owner: Some("alice".to_owned()),
+            ..drover_types::NodeLabels::default()
+        };
+        asked.meta.insert("rack".to_owned(), "r2".to_owned());
+        asked.meta.insert("gone".to_owned(), String::new());
+        node.owner = String::new();
+        assert_eq!(
+            label_mismatches(&asked, &node),
+            [
+                "hostgroup \"bi/batch\" asked for, \"bi/other\" registered",
+                "owner \"alice\" asked for, nothing registered",
+                "meta rack \"r2\" asked for, \"r1\" registered",
+            ]
+        );
+        node.hostgroup = "bi/batch".to_owned();
+        node.owner = "alice".to_owned();
+        node.meta.insert("rack".to_owned(), "r2".to_owned());
+        assert!(label_mismatches(&asked, &node).is_empty());
+        // Nothing asked for: nothing to compare.
+        assert!(label_mismatches(&drover_types::NodeLabels::default(), &node).is_empty());
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! Rotating the cluster CA without a restart or a dropped session
-//! (`drover operator tls rotate-ca`).
+//! (`drover operator tls rotate-ca`), to a CA the servers make or to the
+//! operator's next one (`--new-ca-cert/--new-ca-key`).
 //!
 //! ```text
-//!  rotate-ca ─▶ the server asked makes the new CA, keeps it in ca-next*.pem
+//!  rotate-ca ─▶ the server asked makes the new CA (or checks the operator's
+//!               as --tls-ca-cert/--tls-ca-key are checked at start), keeps
+//!               it in ca-next*.pem
 //!               and proposes StartCaRotation (certificates only, no key)
 //!  every server, on applying it: trusts old + new (ca.pem holds both),
 //!               tells its agents to trust both, reports ServerTrusts
@@ -26,7 +29,9 @@
 
 use std::time::Duration;
 
-use drover_proto::api::{CaRotationStatus, CaSummary, ServerCaStatus, ServerJoinResponse, TlsStatus};
+use std::path::Path;
+
+use drover_proto::api::{CaRotationStatus, CaSummary, OperatorCaFiles, ServerCaStatus, ServerJoinResponse, TlsStatus};
 use drover_proto::paths;
 use drover_proto::session::ServerMessage;
 use drover_state::access::{AccessOp, CaRotation, CaRotationStep, rotation_in_progress};
@@ -152,21 +157,46 @@ pub(super) fn spawn(server: Server) {
     });
 }
 
+/// Checks an operator's CA sent with `rotate-ca --new-ca-cert/--new-ca-key`
+/// with the checks `--tls-ca-cert/--tls-ca-key` meet at start (drover-tls's
+/// [`Ca::from_file_texts`]); a refusal names the file as the CLI named it.
+pub fn operator_ca(files: &OperatorCaFiles) -> Result<Ca> {
+    let cert_file = if files.cert_file.trim().is_empty() { "new_ca.cert" } else { files.cert_file.as_str() };
+    let key_file = if files.key_file.trim().is_empty() { "new_ca.key" } else { files.key_file.as_str() };
+    Ca::from_file_texts(Path::new(cert_file), &files.cert, Path::new(key_file), &files.key, files.key_mode)
+        .map_err(|error| CodedError::invalid(format!("the new CA is refused, nothing changed: {error}")))
+}
+
+/// Why a cluster on certificates made by its operator's CA has no CA to
+/// rotate, what to do instead, and that `--new-ca-cert/--new-ca-key` is
+/// not for it: its servers read their certificates from the operator's
+/// files every minute and never issue, so they cannot start issuing in place.
+fn external_rotation_refused() -> String {
+    format!(
+        "{}; to move to another CA, add its certificate to the --tls-ca-cert file of every server and agent, replace their certificates with ones it made, then remove the old CA from those files (each reads them again within a minute); `rotate-ca --new-ca-cert/--new-ca-key` is for clusters whose servers issue from a CA (started with --tls-ca-cert/--tls-ca-key, or on the CA they made)",
+        super::EXTERNAL_CERTIFICATES
+    )
+}
+
 impl Server {
-    /// `drover operator tls rotate-ca`: makes a new cluster CA, keeps its
-    /// key in this server's data directory and starts the rotation.
-    pub async fn start_ca_rotation(&self, started_by: &str) -> Result<TlsStatus> {
+    /// `drover operator tls rotate-ca`: takes the new cluster CA (the
+    /// operator's `new_ca`, checked with [`operator_ca`], or a new one made
+    /// here), keeps it with its key in this server's data directory and
+    /// starts the rotation.
+    pub async fn start_ca_rotation(&self, started_by: &str, new_ca: Option<Ca>) -> Result<TlsStatus> {
         let tls = self.secure_tls("there is no CA to rotate")?;
         if let Some(rotation) = self.state().access().ca_rotation() {
             return Err(CodedError::new(ErrorCode::Conflict, rotation_in_progress(rotation)));
         }
-        let old = tls.issuing_ca().map_err(|_| {
-            CodedError::invalid(format!(
-                "{}; to move to another CA, add its certificate to the --tls-ca-cert file of every server and agent, replace their certificates with ones it made, then remove the old CA from those files (each reads them again within a minute)",
-                super::EXTERNAL_CERTIFICATES
-            ))
-        })?;
-        let new = Ca::generate(&format!("rotated {}", Timestamp::now())).map_err(tls_error)?;
+        let from_operator = new_ca.is_some();
+        let old = tls.issuing_ca().map_err(|_| CodedError::invalid(external_rotation_refused()))?;
+        let new = match new_ca {
+            Some(ca) => ca,
+            None => Ca::generate(&format!("rotated {}", Timestamp::now())).map_err(tls_error)?,
+        };
+        if let Some(problem) = same_ca_problem(&new.fingerprint(), &tls.trusted_pems()) {
+            return Err(CodedError::invalid(problem));
+        }
         tls.keep_next_ca(&new)?;
         let rotation = CaRotation {
             old_ca: old.cert_pem().to_owned(),
@@ -184,7 +214,12 @@ impl Server {
             tls.forget_next_ca();
             return Err(error);
         }
-        tracing::info!(new_ca = %new.fingerprint(), old_ca = %old.fingerprint(), "started a rotation of the cluster CA");
+        tracing::info!(
+            new_ca = %new.fingerprint(),
+            old_ca = %old.fingerprint(),
+            from_operator,
+            "started a rotation of the cluster CA"
+        );
         self.tls_status()
     }
 
@@ -461,6 +496,18 @@ fn ca_summary(role: &str, pem: &str, fingerprint: &str) -> CaSummary {
     }
 }
 
+/// Refuses rotating to a CA the cluster trusts already (its current CA):
+/// nothing would change, and finishing would drop the CA it rotated to.
+fn same_ca_problem(new_fingerprint: &str, trusted_pems: &[String]) -> Option<String> {
+    trusted_pems.iter().any(|pem| drover_tls::pem_fingerprint(pem).is_ok_and(|known| known == new_fingerprint)).then(
+        || {
+            format!(
+                "the new CA ({new_fingerprint}) is the cluster's CA already, nothing changed: give the certificate and key of your next CA"
+            )
+        },
+    )
+}
+
 /// What a rotation still waits for, in words: the servers and live nodes
 /// still on the old CA, by name.
 fn what_is_left(progress: &CaRotationStatus) -> String {
@@ -501,6 +548,63 @@ fn what_is_left(progress: &CaRotationStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn files_of(ca: &Ca, other_key: Option<&Ca>, key_mode: Option<u32>) -> OperatorCaFiles {
+        OperatorCaFiles {
+            cert: ca.cert_pem().to_owned(),
+            key: other_key.unwrap_or(ca).key_pem().to_owned(),
+            cert_file: "/etc/pki/next-ca.pem".to_owned(),
+            key_file: "/etc/pki/next-ca-key.pem".to_owned(),
+            key_mode,
+        }
+    }
+
+    #[test]
+    fn an_operators_ca_is_checked_as_at_start_naming_the_operators_file() {
+        let next = Ca::generate("next").expect("a CA");
+        let other = Ca::generate("other").expect("another CA");
+        let accepted = operator_ca(&files_of(&next, None, Some(0o600))).expect("a good CA");
+        assert_eq!(accepted.fingerprint(), next.fingerprint());
+
+        let error = operator_ca(&files_of(&next, Some(&other), Some(0o600))).expect_err("a key of another CA");
+        assert_eq!(error.code, ErrorCode::InvalidInput);
+        assert_eq!(
+            error.message,
+            "the new CA is refused, nothing changed: /etc/pki/next-ca-key.pem: the CA key is not valid: it does not belong to the CA certificate (their public keys differ); give the key the certificate was made for"
+        );
+        let error = operator_ca(&files_of(&next, None, Some(0o644))).expect_err("an exposed key");
+        assert_eq!(
+            error.message,
+            "the new CA is refused, nothing changed: /etc/pki/next-ca-key.pem can be read or written by other users (mode 644); a private key must be private: run `chmod 600 /etc/pki/next-ca-key.pem`"
+        );
+        // Sent without file names (straight to the API): the fields are named.
+        let unnamed = OperatorCaFiles {
+            cert_file: String::new(),
+            key_file: String::new(),
+            ..files_of(&next, Some(&other), None)
+        };
+        assert!(operator_ca(&unnamed).expect_err("refused").message.contains(": new_ca.key: the CA key is not valid"));
+    }
+
+    #[test]
+    fn rotating_to_the_ca_in_use_is_refused() {
+        let current = Ca::generate("current").expect("a CA");
+        let next = Ca::generate("next").expect("a CA");
+        let trusted = vec![current.cert_pem().to_owned()];
+        assert_eq!(same_ca_problem(&next.fingerprint(), &trusted), None);
+        let problem = same_ca_problem(&current.fingerprint(), &trusted).expect("refused");
+        assert!(problem.contains("is the cluster's CA already, nothing changed"), "{problem}");
+    }
+
+    #[test]
+    fn on_external_certificates_the_refusal_says_what_to_do_and_that_the_new_ca_option_is_not_for_it() {
+        let message = external_rotation_refused();
+        assert!(message.contains("its servers hold no CA key and issue no certificates; to move to another CA, add its certificate to the --tls-ca-cert file"), "{message}");
+        assert!(
+            message.ends_with("`rotate-ca --new-ca-cert/--new-ca-key` is for clusters whose servers issue from a CA (started with --tls-ca-cert/--tls-ca-key, or on the CA they made)"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn what_is_left_names_the_servers_and_nodes_still_on_the_old_ca() {

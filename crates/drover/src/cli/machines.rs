@@ -14,7 +14,9 @@ use std::time::Duration;
 use clap::{ArgAction, Args, Subcommand};
 
 use drover_proto::machines::WorkflowRequest;
-use drover_types::workflow::{MachineOperation, Maintenance, MaintenanceReboot, StepPhase, Workflow, WorkflowStatus};
+use drover_types::workflow::{
+    FailureLimit, MachineOperation, Maintenance, MaintenanceReboot, StepPhase, Workflow, WorkflowStatus,
+};
 
 use super::ServerAddress;
 use super::output::{print_table, table};
@@ -40,9 +42,10 @@ pub(crate) struct WorkflowOptions {
     #[arg(long)]
     parallel: Option<u32>,
     /// Stop (leaving the rest untouched) when more than this many nodes
-    /// fail (default 1).
-    #[arg(long)]
-    max_failures: Option<u32>,
+    /// fail: a number (default 1) or a percentage of the nodes selected,
+    /// rounded down (`10%`).
+    #[arg(long, value_name = "N|N%", allow_hyphen_values = true)]
+    max_failures: Option<FailureLimit>,
     /// How long a node may take to drain, and its agent to come back
     /// after the provider command (default 10m).
     #[arg(long, value_name = "DURATION")]
@@ -64,7 +67,7 @@ pub(crate) struct WorkflowOptions {
     server: ServerAddress,
 }
 
-/// `drover node reboot|rebuild|delete`.
+/// `drover node reboot|rebuild|delete|power-on|power-off`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ExistingMachineArgs {
     /// Nodes: names, ids, comma-separated lists and brace ranges
@@ -75,7 +78,7 @@ pub(crate) struct ExistingMachineArgs {
     /// them it matches.
     #[arg(long)]
     filter: Option<String>,
-    /// Do not drain before a rebuild or delete.
+    /// Do not drain before a rebuild, delete or power-off.
     #[arg(long)]
     no_drain: bool,
     #[command(flatten)]
@@ -358,19 +361,22 @@ async fn start(mut request: WorkflowRequest, options: &WorkflowOptions) -> anyho
 }
 
 /// Prints each step's changes until the workflow ends; success when it
-/// succeeded.
+/// succeeded. On a terminal a progress bar (steps ended of all, what is in
+/// flight) stays under the lines; otherwise only the lines are printed.
 async fn follow(client: &drover_client::Client, id: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let progress = WorkflowProgress::on_stderr();
     let mut seen: Vec<(StepPhase, String)> = Vec::new();
     loop {
         let workflow = client.workflow(id).await?;
+        progress.show(&workflow);
         for (position, step) in workflow.steps.iter().enumerate() {
             let now = (step.phase, format!("{}{}", step.error, step.waiting_for));
             if seen.get(position) != Some(&now) {
                 if !step.waiting_for.is_empty() {
-                    eprintln!("  {}: waiting: {}", step.node, step.waiting_for);
+                    progress.line(&format!("  {}: waiting: {}", step.node, step.waiting_for));
                 } else if !(step.phase == StepPhase::Pending && seen.get(position).is_none()) {
                     let error = if step.error.is_empty() { String::new() } else { format!(": {}", step.error) };
-                    eprintln!("  {}: {}{error}", step.node, step.phase.as_str());
+                    progress.line(&format!("  {}: {}{error}", step.node, step.phase.as_str()));
                 }
                 if position < seen.len() {
                     seen[position] = now;
@@ -380,6 +386,7 @@ async fn follow(client: &drover_client::Client, id: &str, json: bool) -> anyhow:
             }
         }
         if workflow.status != WorkflowStatus::Running {
+            progress.finish();
             let (done, failed, _, _) = workflow.counts();
             let reason = if workflow.reason.is_empty() { String::new() } else { format!(" ({})", workflow.reason) };
             eprintln!("Workflow {id} {}{reason}: {done} done, {failed} failed.", workflow.status.as_str());
@@ -391,6 +398,66 @@ async fn follow(client: &drover_client::Client, id: &str, json: bool) -> anyhow:
         }
         tokio::time::sleep(FOLLOW_EVERY).await;
     }
+}
+
+/// The progress bar of a followed workflow: on a terminal, a bar of the
+/// steps ended with the counts beside it, the phase lines printed above
+/// it; elsewhere (a pipe, a file, CI) no bar and plain lines.
+struct WorkflowProgress {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl WorkflowProgress {
+    fn on_stderr() -> WorkflowProgress {
+        use std::io::IsTerminal;
+        if !std::io::stderr().is_terminal() {
+            return WorkflowProgress { bar: None };
+        }
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} nodes {msg} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        WorkflowProgress { bar: Some(bar) }
+    }
+
+    /// Moves the bar to where `workflow` is.
+    fn show(&self, workflow: &Workflow) {
+        let Some(bar) = &self.bar else { return };
+        let (ended, message) = progress_of(workflow);
+        bar.set_length(u64::try_from(workflow.steps.len()).unwrap_or(u64::MAX));
+        bar.set_position(u64::try_from(ended).unwrap_or(u64::MAX));
+        bar.set_message(message);
+    }
+
+    /// Prints a line (above the bar when there is one).
+    fn line(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Takes the bar away (the summary line follows).
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// How many steps of `workflow` have ended, and the counts in words:
+/// `3 done, 1 failed, 2 in flight` (`, paused by bob` when paused).
+fn progress_of(workflow: &Workflow) -> (usize, String) {
+    let (done, failed, in_flight, _) = workflow.counts();
+    let ended = workflow.steps.iter().filter(|step| step.phase.is_terminal()).count();
+    let mut message = format!("{done} done, {failed} failed, {in_flight} in flight");
+    if let Some(by) = &workflow.paused_by {
+        message.push_str(&format!(", paused by {by}"));
+    }
+    (ended, message)
 }
 
 /// `drover workflow …`.
@@ -466,7 +533,7 @@ fn print_workflow(workflow: &Workflow) {
         println!("Reason      = {}", workflow.reason);
     }
     println!("Provider    = {}", workflow.provider.as_deref().unwrap_or("(each node's, or the default)"));
-    println!("Rate        = {rate}, parallel {}, max failures {}", workflow.parallel, workflow.max_failures);
+    println!("Rate        = {rate}, parallel {}, max failures {}", workflow.parallel, workflow.max_failures_text());
     println!("By          = {} at {}", workflow.by, workflow.created_at);
     let maintenance = &workflow.maintenance;
     if let Some(run) = &maintenance.run {
@@ -537,6 +604,40 @@ mod tests {
         assert_eq!(parse_rate("3"), Ok(3));
         assert!(parse_rate("0/min").is_err());
         assert!(parse_rate("fast").unwrap_err().contains("10/min"));
+    }
+
+    #[test]
+    fn the_progress_bar_counts_the_steps_ended_and_says_what_is_in_flight() {
+        use drover_types::workflow::WorkflowStep;
+        let step = |node: &str, phase: StepPhase| WorkflowStep { phase, ..WorkflowStep::pending(node) };
+        let mut workflow = Workflow {
+            id: "w1".to_owned(),
+            operation: MachineOperation::Maintain,
+            provider: None,
+            labels: drover_types::NodeLabels::default(),
+            rate_per_minute: None,
+            parallel: 2,
+            max_failures: 1,
+            max_failures_percent: None,
+            drain: true,
+            wait_timeout_ms: 1_000,
+            maintenance: Maintenance::default(),
+            paused_by: None,
+            by: "alice".to_owned(),
+            created_at: drover_types::Timestamp::from_millis(0),
+            status: WorkflowStatus::Running,
+            finished_at: None,
+            reason: String::new(),
+            steps: vec![
+                step("a", StepPhase::Done),
+                step("b", StepPhase::Failed),
+                step("c", StepPhase::Verifying),
+                step("d", StepPhase::Pending),
+            ],
+        };
+        assert_eq!(progress_of(&workflow), (2, "1 done, 1 failed, 1 in flight".to_owned()));
+        workflow.paused_by = Some("bob".to_owned());
+        assert_eq!(progress_of(&workflow).1, "1 done, 1 failed, 1 in flight, paused by bob");
     }
 
     #[test]

@@ -140,6 +140,12 @@ pub(crate) enum NodeCommand {
     /// Destroy machines through their provider: drain and retire, delete,
     /// then purge the node.
     Delete(super::machines::ExistingMachineArgs),
+    /// Power machines on through their provider's `power_on` command and
+    /// wait for their agents to come back ready (docs/machines.md).
+    PowerOn(super::machines::ExistingMachineArgs),
+    /// Power machines off through their provider's `power_off` command:
+    /// drain (unless --no-drain), power off, wait until the node is down.
+    PowerOff(super::machines::ExistingMachineArgs),
     /// Rolling maintenance: per node drain, run a command through the
     /// agent, reboot, wait for the agent, verify, undrain (docs/machines.md).
     Maintain(super::machines::MaintainArgs),
@@ -294,6 +300,8 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
         NodeCommand::Reboot(args) => super::machines::existing(MachineOperation::Reboot, args).await,
         NodeCommand::Rebuild(args) => super::machines::existing(MachineOperation::Rebuild, args).await,
         NodeCommand::Delete(args) => super::machines::existing(MachineOperation::Delete, args).await,
+        NodeCommand::PowerOn(args) => super::machines::existing(MachineOperation::PowerOn, args).await,
+        NodeCommand::PowerOff(args) => super::machines::existing(MachineOperation::PowerOff, args).await,
         NodeCommand::Maintain(args) => super::machines::maintain(args).await,
         NodeCommand::Console(args) => super::machines::console(args).await,
         NodeCommand::Protect { node, reason, server } => {

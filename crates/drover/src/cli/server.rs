@@ -1,7 +1,7 @@
 //! `drover server members|join|health` and `drover operator …`: the
 //! servers themselves.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -72,12 +72,22 @@ pub(crate) enum OperatorTlsCommand {
     Ca(super::acl::TlsCommand),
     /// Rotate the cluster CA: a new CA is trusted alongside the old one,
     /// servers and agents get certificates of it within seconds (no
-    /// restart); then `--finish` drops the old CA. Needs a management token.
+    /// restart); then `--finish` drops the old CA. The servers make the
+    /// new CA, or take yours (`--new-ca-cert` and `--new-ca-key`). Needs a
+    /// management token.
     RotateCa {
         /// Drop the old CA (refused while a live server or node still
         /// holds a certificate of it).
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["new_ca_cert", "new_ca_key"])]
         finish: bool,
+        /// Rotate to your CA: its certificate (PEM), checked by the servers
+        /// as `--tls-ca-cert` is at start.
+        #[arg(long, value_name = "FILE", requires = "new_ca_key")]
+        new_ca_cert: Option<PathBuf>,
+        /// Your CA's key (PEM, mode 0600), sent to the servers over the
+        /// authenticated HTTPS API; from a file only.
+        #[arg(long, value_name = "FILE", requires = "new_ca_cert")]
+        new_ca_key: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -176,9 +186,17 @@ pub(crate) async fn run(command: ServerCommand) -> anyhow::Result<ExitCode> {
 pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<ExitCode> {
     match command {
         OperatorCommand::Tls(OperatorTlsCommand::Ca(command)) => super::acl::run_tls(command),
-        OperatorCommand::Tls(OperatorTlsCommand::RotateCa { finish, json, server }) => {
+        OperatorCommand::Tls(OperatorTlsCommand::RotateCa { finish, new_ca_cert, new_ca_key, json, server }) => {
             let client = server.client()?;
-            let status = if finish { client.finish_ca_rotation().await? } else { client.rotate_ca().await? };
+            let status = if finish {
+                client.finish_ca_rotation().await?
+            } else {
+                let new_ca = match (&new_ca_cert, &new_ca_key) {
+                    (Some(cert), Some(key)) => Some(read_operator_ca(cert, key)?),
+                    _ => None,
+                };
+                client.rotate_ca(&drover_proto::api::RotateCaRequest { new_ca }).await?
+            };
             if json {
                 print_json(&status)?;
                 return Ok(ExitCode::SUCCESS);
@@ -187,7 +205,15 @@ pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<Exi
                 println!("The CA rotation is finished: only the new CA is trusted from now on.");
                 println!("Give CLI users the new CA certificate (DATA_DIR/tls/ca.pem of any server).");
             } else {
-                println!("Started a rotation of the cluster CA. Servers and agents switch to the new CA on their own;");
+                match &new_ca_cert {
+                    Some(cert) => println!(
+                        "Started a rotation of the cluster CA to your CA {}. Servers and agents switch to it on their own;",
+                        cert.display()
+                    ),
+                    None => println!(
+                        "Started a rotation of the cluster CA. Servers and agents switch to the new CA on their own;"
+                    ),
+                }
                 println!(
                     "`drover operator tls status` shows the progress, then run `drover operator tls rotate-ca --finish`."
                 );
@@ -246,6 +272,21 @@ pub(crate) async fn run_operator(command: OperatorCommand) -> anyhow::Result<Exi
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Reads an operator's CA for `rotate-ca --new-ca-cert/--new-ca-key`
+/// through drover-tls's bounded readers. The key's mode travels with it
+/// and the servers judge everything, so that a refusal is audited there.
+fn read_operator_ca(cert: &Path, key: &Path) -> anyhow::Result<drover_proto::api::OperatorCaFiles> {
+    let cert_pem = drover_tls::read_public(cert).with_context(|| "cannot read --new-ca-cert")?;
+    let (key_pem, key_mode) = drover_tls::read_key_file(key).with_context(|| "cannot read --new-ca-key")?;
+    Ok(drover_proto::api::OperatorCaFiles {
+        cert: cert_pem,
+        key: key_pem,
+        cert_file: cert.display().to_string(),
+        key_file: key.display().to_string(),
+        key_mode: Some(key_mode),
+    })
 }
 
 /// The CAs, then a rotation's progress, one fact a line.

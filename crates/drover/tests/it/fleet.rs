@@ -71,12 +71,7 @@ async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
 
     // The recipe of docs/metrics.md: the whole fleet from one server,
     // drover's `job` label kept, `instance` = the node.
-    let scrape = format!(
-        "  - job_name: drover\n    metrics_path: /v1/metrics\n    \
-         params:\n      fleet: ['true']\n    honor_labels: true\n    static_configs:\n      - targets: ['{}']\n    \
-         metric_relabel_configs:\n      - source_labels: [node]\n        regex: '(.+)'\n        target_label: instance\n",
-        cluster.addresses[0]
-    );
+    let scrape = crate::harness::fleet_scrape_config(&cluster.addresses[0]);
     let prometheus = crate::harness::Prometheus::start(prometheus, cluster.dir.path(), &scrape);
     let query = |promql: &'static str| prometheus.query(promql);
     cluster

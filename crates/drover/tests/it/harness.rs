@@ -141,6 +141,16 @@ impl Prometheus {
     }
 }
 
+/// The scrape job of docs/metrics.md's recipe: the whole fleet from one
+/// server (`?fleet=true`), drover's `job` label kept, `instance` = the node.
+pub fn fleet_scrape_config(address: &str) -> String {
+    format!(
+        "  - job_name: drover\n    metrics_path: /v1/metrics\n    \
+         params:\n      fleet: ['true']\n    honor_labels: true\n    static_configs:\n      - targets: ['{address}']\n    \
+         metric_relabel_configs:\n      - source_labels: [node]\n        regex: '(.+)'\n        target_label: instance\n"
+    )
+}
+
 /// A cluster of servers (one, or three for high availability) and any
 /// number of agents, all real processes, under one temporary directory.
 pub struct Cluster {

@@ -7,11 +7,15 @@
 //! workflow starts no new node until resumed; a rolling maintenance runs
 //! its commands through the agents at most `--parallel` nodes out at once
 //! and stops at a failing verify; a node's console is read through its
-//! provider; a delete with `--no-drain` never drains.
+//! provider; a delete with `--no-drain` never drains. `--max-failures`
+//! takes a percentage of the nodes selected; a machine is powered off and
+//! on through `power_off`/`power_on` templates that read the node's facts;
+//! a created machine must register the labels asked for.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use drover_golden::needs;
 use drover_proto::api::AuditQuery;
 use drover_types::workflow::{StepPhase, Workflow, WorkflowStatus};
 
@@ -62,13 +66,19 @@ fn apply_test_provider(cluster: &Cluster) -> Machines {
     };
     let site = cluster.dir.path().join("site");
     std::fs::create_dir_all(&site).unwrap();
+    // power_off passes a fact the agent registered; the provider `ipmi`
+    // uses one no agent has.
+    let power_off =
+        format!("sh {} power_off {{{{node.name}}}} {common} --kernel {{{{node.facts.kernel.name}}}}", script.display());
     let hcl = format!(
-        "provider \"test\" {{\n  create = \"{}\"\n  reboot = \"{}\"\n  rebuild = \"{}\"\n  delete = \"{}\"\n  console = \"{}\"\n  timeout = \"30s\"\n}}\n",
+        "provider \"test\" {{\n  default = true\n  create = \"{}\"\n  reboot = \"{}\"\n  rebuild = \"{}\"\n  delete = \"{}\"\n  console = \"{}\"\n  power_on = \"{}\"\n  power_off = \"{power_off}\"\n  timeout = \"30s\"\n}}\n\
+         provider \"ipmi\" {{\n  power_off = \"ipmitool -H {{{{node.facts.bmc.address}}}} chassis power off\"\n}}\n",
         command("create"),
         command("reboot"),
         command("rebuild"),
         command("delete"),
         command("console"),
+        command("power_on"),
     );
     std::fs::write(site.join("providers.hcl"), hcl).unwrap();
     let applied = cli(cluster, &["apply", site.to_str().unwrap()]);
@@ -200,6 +210,34 @@ async fn a_failing_provider_stops_the_workflow_and_a_cancel_stops_the_rest() {
     assert_eq!(phases, [StepPhase::Done, StepPhase::Failed, StepPhase::Cancelled], "{workflow:#?}");
     assert!(workflow.steps[1].error.contains("simulated provider failure"), "{}", workflow.steps[1].error);
     assert!(machines.pid("fail3").is_none(), "the step after the failure never ran");
+
+    // --max-failures as a percentage of the nodes selected, rounded down:
+    // 25% of 4 is 1, so the second failure stops it.
+    for name in ["pct1", "pct2"] {
+        std::fs::create_dir_all(machines.dir.join(name)).unwrap();
+        std::fs::write(machines.dir.join(name).join("fail"), "").unwrap();
+    }
+    let create_pct = |limit: &str| {
+        cli(
+            &cluster,
+            &["node", "create", "pct{1..4}", "--provider", "test", "--hostgroup", "bi/batch", "--max-failures", limit],
+        )
+    };
+    for (bad, why) in [("150%", "is more than 100%"), ("-1", "is not a number"), ("x%", "is not a number")] {
+        let refused = create_pct(bad);
+        let message = text(&refused);
+        assert!(!refused.status.success() && message.contains(&format!("--max-failures {bad:?} {why}")), "{message}");
+    }
+    let stopped = create_pct("25%");
+    assert!(!stopped.status.success(), "{}", text(&stopped));
+    let workflow = latest_workflow(&cluster).await;
+    let phases: Vec<StepPhase> = workflow.steps.iter().map(|step| step.phase).collect();
+    assert_eq!((workflow.max_failures, workflow.max_failures_percent), (1, Some(25)), "{workflow:#?}");
+    assert_eq!(phases, [StepPhase::Failed, StepPhase::Failed, StepPhase::Cancelled, StepPhase::Cancelled]);
+    assert_eq!(workflow.reason, "2 steps failed, more than --max-failures 1 (25% of 4 nodes)");
+    let status = cli(&cluster, &["workflow", "status", &workflow.id]);
+    assert!(text(&status).contains("max failures 1 (25% of 4 nodes)"), "{}", text(&status));
+    assert!(machines.pid("pct3").is_none() && machines.pid("pct4").is_none());
 
     // A slow rate, cancelled after the first start.
     let started = cli(
@@ -986,4 +1024,97 @@ async fn bench_a_rolling_maintenance_of_200_simulated_nodes_costs_the_engine_und
     );
     assert!(most_at_once(&workflow) <= PARALLEL);
     assert!(overhead <= 0.05, "the engine added {:.1} % to the {allowed:?} the steps allow", overhead * 100.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_is_powered_off_and_on_through_its_provider_with_its_facts_in_the_template() {
+    let cluster = Cluster::start().await;
+    let machines = apply_test_provider(&cluster);
+    create_machines(&cluster, "pw1");
+    let node_id = ready_node_id(&cluster, "pw1").await.unwrap();
+    let old_pid = machines.pid("pw1").unwrap();
+
+    // Power off: drained, the agent stopped, the node seen down; the
+    // template got the agent's kernel.name fact.
+    let off = cli(&cluster, &["node", "power-off", "pw1"]);
+    assert!(off.status.success(), "{}\n{}", text(&off), cluster.logs());
+    let workflow = latest_workflow(&cluster).await;
+    assert!(workflow.drain && workflow.status == WorkflowStatus::Succeeded, "{workflow:#?}");
+    assert!(workflow.steps[0].command.contains("--kernel linux"), "{workflow:#?}");
+    let phases = phases_from_audit(&cluster, "workflow.power_off", &workflow.id, 1).await;
+    let expected = ["draining", "provider", "waiting", "done"].map(str::to_owned);
+    assert_eq!(phases.get("pw1").map(Vec::as_slice), Some(&expected[..]), "{phases:#?}");
+    assert!(!process_alive(old_pid), "pw1's agent ({old_pid}) was stopped");
+    let args = std::fs::read_to_string(machines.dir.join("pw1/power_off.args")).unwrap();
+    assert_eq!(args.trim(), "--kernel linux");
+    let status = cluster.client.node("pw1").await.unwrap();
+    assert!(matches!(status.node.status.as_str(), "down" | "disconnected"), "{:?}", status.node.status);
+    assert_eq!(status.node.eligibility, drover_types::NodeEligibility::Ineligible);
+    // Off already: a second power-off is refused, and says why.
+    let again = cli(&cluster, &["node", "power-off", "pw1"]);
+    assert!(!again.status.success() && text(&again).contains("power-off is for a node that is up"), "{}", text(&again));
+
+    // Power on: the agent starts again on the same data dir (same node
+    // id), the node is ready and eligible again.
+    // Followed on a terminal (a pty from `script`), with a progress bar;
+    // piped (every other command here), plain lines only.
+    assert!(!text(&off).contains("/1 nodes"), "no bar without a terminal: {}", text(&off));
+    let on = if needs::are_met([needs::program("script", "bsdutils")]) {
+        let command = format!("'{}' node power-on pw1", drover_binary().display());
+        let on = std::process::Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .env("DROVER_ADDR", &cluster.address)
+            .env("DROVER_USER", "alice")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let transcript = text(&on);
+        assert!(transcript.contains("/1 nodes") && transcript.contains("in flight"), "a bar: {transcript}");
+        on
+    } else {
+        cli(&cluster, &["node", "power-on", "pw1"])
+    };
+    assert!(on.status.success(), "{}\n{}", text(&on), cluster.logs());
+    assert_eq!(ready_node_id(&cluster, "pw1").await, Some(node_id));
+    let new_pid = machines.pid("pw1").unwrap();
+    assert!(new_pid != old_pid && process_alive(new_pid));
+    let status = cluster.client.node("pw1").await.unwrap();
+    assert_eq!(status.node.eligibility, drover_types::NodeEligibility::Eligible);
+    let again = cli(&cluster, &["node", "power-on", "pw1"]);
+    assert!(
+        !again.status.success() && text(&again).contains("power-on is for a node that is down"),
+        "{}",
+        text(&again)
+    );
+
+    // A fact the node does not have: refused before anything runs, naming
+    // the template and the fact.
+    let unknown = cli(&cluster, &["node", "power-off", "pw1", "--provider", "ipmi"]);
+    let message = text(&unknown);
+    assert!(!unknown.status.success(), "{message}");
+    assert!(
+        message.contains(
+            "provider ipmi's power_off command uses {{node.facts.bmc.address}}, which node pw1 has not registered"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("kernel.name"), "the facts it has are listed: {message}");
+    assert!(ready_node_id(&cluster, "pw1").await.is_some(), "nothing was powered off");
+
+    // A created machine whose agent registers other labels than asked for
+    // (the test provider passes only --hostgroup) fails its step, naming
+    // both values.
+    let created = cli(
+        &cluster,
+        &["node", "create", "lbl1", "--provider", "test", "--hostgroup", "bi/batch", "--environment", "qa"],
+    );
+    assert!(!created.status.success(), "{}", text(&created));
+    let workflow = latest_workflow(&cluster).await;
+    let error = &workflow.steps[0].error;
+    assert_eq!(workflow.steps[0].phase, StepPhase::Failed, "{workflow:#?}");
+    assert!(
+        error.contains("the agent of lbl1 registered other labels than asked for: environment \"qa\" asked for, "),
+        "{error}"
+    );
+    assert!(!error.contains("hostgroup \"bi/batch\" asked for"), "the host group matched: {error}");
 }

@@ -25,6 +25,7 @@ mod log_replication;
 mod logs;
 mod machines;
 mod new_user;
+mod node_exporter_full;
 mod node_identity;
 mod react;
 mod scheduling;

@@ -3,7 +3,9 @@
 //! `--tls-ca-cert/--tls-ca-key`, so that the servers issue from it; and
 //! certificates made entirely by that CA (`--tls-cert/--tls-key`), so that
 //! the servers issue nothing and agents bring their own. Bad inputs are
-//! refused at start, naming the file.
+//! refused at start, naming the file. And the rotation of such a cluster to
+//! the operator's next CA (`rotate-ca --new-ca-cert/--new-ca-key`), whose
+//! bad inputs are refused naming the file, audited, nothing changed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,8 +16,11 @@ use rcgen::{
     KeyUsagePurpose, SanType,
 };
 
-use super::{SecureCluster, bootstrap, exited_with, join_token, text};
-use crate::harness::{Process, drover_binary, free_port};
+use drover_proto::api::{AuditQuery, ExecStatus};
+use drover_types::acl::AuditOutcome;
+
+use super::{SecureCluster, bootstrap, exec_request, exec_results, exited_with, join_token, text};
+use crate::harness::{Process, drover_binary, free_port, wait_until};
 
 /// An operator's CA and the files it is kept in.
 struct OperatorCa {
@@ -318,6 +323,17 @@ async fn with_certificates_made_by_the_operators_ca_the_servers_issue_none_and_a
         "{}",
         text(&rotate)
     );
+    // Nor can it take one and start issuing in place; the message says what the option is for.
+    let (cert, key) = (operator.cert.to_str().unwrap(), operator.key.to_str().unwrap());
+    let offered =
+        cluster.cli(Some(&secret), &["operator", "tls", "rotate-ca", "--new-ca-cert", cert, "--new-ca-key", key]);
+    assert!(!offered.status.success());
+    assert!(
+        text(&offered).contains("`rotate-ca --new-ca-cert/--new-ca-key` is for clusters whose servers issue from a CA (started with --tls-ca-cert/--tls-ca-key, or on the CA they made)"),
+        "{}",
+        text(&offered)
+    );
+    assert!(!tls.join("ca-key.pem").exists() && !tls.join("ca-next-key.pem").exists(), "no CA key was kept");
     // A certificate of another CA is not let in.
     let stranger = operator_ca(files.path(), "stranger-ca", -1, 3650);
     let (stranger_cert, stranger_key) = issue(&stranger, files.path(), "web4", "drover://node/web4", false);
@@ -327,4 +343,186 @@ async fn with_certificates_made_by_the_operators_ca_the_servers_issue_none_and_a
     assert!(with_stranger.is_err(), "a certificate of another CA is refused in the handshake: {with_stranger:?}");
     let with_web1 = client_with(&node_cert, &node_key, &operator.cert_pem).get(&leader_url).send().await.unwrap();
     assert!(with_web1.status().is_success(), "{with_web1:?}");
+}
+
+/// SHA-256 of the CA that issued the certificate chain in `path` (its last certificate).
+fn issuer_of(path: &Path) -> String {
+    let chain = drover_tls::certificate_pems(&std::fs::read_to_string(path).unwrap_or_default()).unwrap_or_default();
+    chain.last().and_then(|pem| drover_tls::pem_fingerprint(pem).ok()).unwrap_or_default()
+}
+
+/// The operator's CA events of `rotate-ca`, from the audit log.
+async fn rotate_ca_events(cluster: &SecureCluster, secret: &str) -> Vec<drover_types::acl::AuditEvent> {
+    let query = AuditQuery { kind: Some("operator.tls.rotate_ca".to_owned()), ..Default::default() };
+    cluster.client(Some(secret)).audit(&query).await.unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_on_the_operators_ca_rotates_to_the_operators_next_ca_and_refuses_bad_ones() {
+    let files = tempfile::tempdir().unwrap();
+    let first = operator_ca(files.path(), "ca-a", -1, 3650);
+    let next = operator_ca(files.path(), "ca-b", -1, 3650);
+    let next_fingerprint = drover_tls::pem_fingerprint(&next.cert_pem).unwrap();
+    let mut cluster = cluster_on(&first.cert);
+    spawn_server(&mut cluster, &args(&[&"--tls-ca-cert", &first.cert, &"--tls-ca-key", &first.key]));
+    cluster.wait_for_server().await;
+    let secret = bootstrap(&cluster).await;
+    let management = cluster.client(Some(&secret));
+    let token = join_token(&management, "bi/**", Some(1)).await;
+    let web1 = cluster.spawn_agent("web1", "bi/web", Some(&token));
+    cluster.wait_for_node(&management, "web1").await;
+    let rotate = |cluster: &SecureCluster, cert: &Path, key: &Path| {
+        let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+        cluster.cli(Some(&secret), &["operator", "tls", "rotate-ca", "--new-ca-cert", cert, "--new-ca-key", key])
+    };
+    let tls_status = |cluster: &SecureCluster| {
+        let shown = cluster.cli(Some(&secret), &["operator", "tls", "status", "--json"]);
+        assert!(shown.status.success(), "{}", text(&shown));
+        String::from_utf8_lossy(&shown.stdout).into_owned()
+    };
+    let before = tls_status(&cluster);
+
+    // Bad inputs: each refused by the server naming the file, audited, nothing changed.
+    let (leaf_cert, leaf_key) = issue(&next, files.path(), "not-a-ca", "drover://server/9", true);
+    let other = operator_ca(files.path(), "other-ca", -1, 3650);
+    let expired = operator_ca(files.path(), "expired-ca", -400, -1);
+    let exposed = files.path().join("exposed-key.pem");
+    write(&exposed, &std::fs::read_to_string(&next.key).unwrap(), 0o644);
+    let refusals = [
+        (
+            &leaf_cert,
+            &leaf_key,
+            format!(
+                "{}: the CA certificate is not valid: CN=not-a-ca is not a certificate authority (its basicConstraints do not say CA:TRUE)",
+                leaf_cert.display()
+            ),
+        ),
+        (
+            &next.cert,
+            &other.key,
+            format!(
+                "{}: the CA key is not valid: it does not belong to the CA certificate (their public keys differ)",
+                other.key.display()
+            ),
+        ),
+        (
+            &expired.cert,
+            &expired.key,
+            format!(
+                "{}: the CA certificate is not valid: CN=Example Corp expired-ca expired on ",
+                expired.cert.display()
+            ),
+        ),
+        (
+            &next.cert,
+            &exposed,
+            format!(
+                "{} can be read or written by other users (mode 644); a private key must be private: run `chmod 600 {}`",
+                exposed.display(),
+                exposed.display()
+            ),
+        ),
+    ];
+    for (cert, key, expected) in &refusals {
+        let refused = rotate(&cluster, cert, key);
+        assert!(!refused.status.success(), "{}", text(&refused));
+        let said = text(&refused);
+        assert!(
+            said.contains("the new CA is refused, nothing changed: ") && said.contains(expected.as_str()),
+            "{said}"
+        );
+        assert_eq!(tls_status(&cluster), before, "nothing changed after: {said}");
+    }
+    // Both files or neither, and never with --finish (the CLI says so).
+    let half =
+        cluster.cli(Some(&secret), &["operator", "tls", "rotate-ca", "--new-ca-cert", next.cert.to_str().unwrap()]);
+    assert!(!half.status.success() && text(&half).contains("--new-ca-key"), "{}", text(&half));
+    assert_eq!(tls_status(&cluster), before);
+    wait_until(
+        "every refusal to be audited as refused, naming its file",
+        Duration::from_secs(30),
+        || async {
+            let events = rotate_ca_events(&cluster, &secret).await;
+            refusals.iter().all(|(_, _, expected)| {
+                events.iter().any(|event| {
+                    event.action == "operator.tls.rotate_ca"
+                        && matches!(&event.outcome, AuditOutcome::Refused(message) if message.contains(expected.as_str()))
+                })
+            })
+        },
+        || cluster.logs(),
+    )
+    .await;
+
+    // The operator's next CA: trusted next to the first, then issuing.
+    let started = rotate(&cluster, &next.cert, &next.key);
+    assert!(started.status.success(), "{}{}", text(&started), cluster.logs());
+    assert!(text(&started).contains(&format!("to your CA {}", next.cert.display())), "{}", text(&started));
+    // CLI users get both CAs for the rotation (as ca.pem of a server holds).
+    let both = files.path().join("both-cas.pem");
+    write(&both, &format!("{}{}", next.cert_pem, first.cert_pem), 0o644);
+    cluster.ca = both;
+    wait_until(
+        "the server and web1 to hold certificates of the next CA",
+        Duration::from_secs(60),
+        || async {
+            let status = cluster.client(Some(&secret)).tls_status().await;
+            status.is_ok_and(|status| status.rotation.is_some_and(|rotation| rotation.ready_to_finish))
+        },
+        || cluster.logs(),
+    )
+    .await;
+    let node_cert = cluster.agent_dir("web1").join("tls/node.pem");
+    wait_until(
+        "web1 to keep its certificate of the next CA",
+        Duration::from_secs(10),
+        || async { issuer_of(&node_cert) == next_fingerprint },
+        || cluster.logs(),
+    )
+    .await;
+    assert_eq!(issuer_of(&cluster.dir.path().join("server0/tls/server.pem")), next_fingerprint);
+    // The agent kept its process and its session.
+    assert!(cluster.agents[web1].wait_exit(Duration::from_millis(100)).is_none(), "web1 is still running");
+    let connections = cluster.agents[web1].output().matches("connected to server").count();
+    assert_eq!(connections, 1, "web1 kept its one session:\n{}", cluster.agents[web1].output());
+
+    let finished = cluster.cli(Some(&secret), &["operator", "tls", "rotate-ca", "--finish"]);
+    assert!(finished.status.success(), "{}", text(&finished));
+    for (what, ca_file) in [
+        ("the server", cluster.dir.path().join("server0/tls/ca.pem")),
+        ("web1", cluster.agent_dir("web1").join("tls/ca.pem")),
+    ] {
+        wait_until(
+            &format!("{what} to trust only the next CA"),
+            Duration::from_secs(30),
+            || async { std::fs::read_to_string(&ca_file).is_ok_and(|text| text == next.cert_pem) },
+            || cluster.logs(),
+        )
+        .await;
+    }
+    // The CLI with the first CA cannot verify the server any more; with the next one it can.
+    cluster.ca = first.cert.clone();
+    let stale = cluster.cli(Some(&secret), &["node", "list"]);
+    assert!(!stale.status.success(), "the first CA no longer verifies the server: {}", text(&stale));
+    cluster.ca = next.cert.clone();
+    let listed = cluster.cli(Some(&secret), &["node", "list"]);
+    assert!(listed.status.success() && text(&listed).contains("web1"), "{}", text(&listed));
+    // web1 still runs commands, on the session it opened under the first CA.
+    let management = cluster.client(Some(&secret));
+    let results = exec_results(&management, &exec_request(&["web1"], None)).await;
+    assert!(results.len() == 1 && results[0].1 == ExecStatus::Success, "{results:?}\n{}", cluster.logs());
+    assert_eq!(cluster.agents[web1].output().matches("connected to server").count(), 1);
+    let status = management.tls_status().await.unwrap();
+    assert!(status.rotation.is_none());
+    assert_eq!(status.cas.iter().map(|ca| ca.fingerprint.as_str()).collect::<Vec<_>>(), [next_fingerprint.as_str()]);
+
+    // The rotation is audited with the operator's file and the CA's fingerprint.
+    let events = rotate_ca_events(&cluster, &secret).await;
+    assert!(
+        events.iter().any(|event| event.action == "operator.tls.rotate_ca"
+            && event.outcome == AuditOutcome::Ok
+            && event.details.contains(&next.cert.display().to_string())
+            && event.details.contains(&next_fingerprint)),
+        "{events:?}"
+    );
 }
