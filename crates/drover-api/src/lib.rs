@@ -42,7 +42,7 @@ pub struct AppState {
 /// Largest body of a public request (a job is a few kilobytes).
 const PUBLIC_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Largest body of an internal request (a Raft snapshot).
-const INTERNAL_BODY_LIMIT: usize = 4 * 1024 * 1024 * 1024 - 1;
+pub(crate) const INTERNAL_BODY_LIMIT: usize = 4 * 1024 * 1024 * 1024 - 1;
 
 /// The whole API of one server.
 pub fn router(server: Server) -> Router {

@@ -717,6 +717,13 @@ impl Client {
         Ok(self.get(&path, None).await?.0)
     }
 
+    /// `GET /v1/node/{node}/usage?since=`: the node's usage history, a
+    /// point a minute (`since`: `24h`, an RFC 3339 time, …).
+    pub async fn node_usage_history(&self, node: &str, since: &str) -> Result<drover_proto::api::NodeUsageHistory> {
+        let path = format!("{}?since={}", paths::fill(paths::NODE_USAGE, &[node]), paths::encode(since));
+        Ok(self.get(&path, None).await?.0)
+    }
+
     /// `GET /v1/nodes?all=true[&filter=EXPR]`: retired nodes too.
     pub async fn all_nodes(&self, filter: Option<&str>) -> Result<Vec<NodeListEntry>> {
         let path = match filter {

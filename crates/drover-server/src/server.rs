@@ -326,26 +326,30 @@ impl Server {
     async fn propose_command(&self, command: Command) -> Result<CommandResponse> {
         let started = Instant::now();
         loop {
-            match self.inner.raft.client_write(command.clone()).await {
-                Ok(response) => return Ok(response.data),
-                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
-                    if let Some(leader) = forward.leader_node {
-                        match self.forward_propose(&leader.addr, &command).await {
-                            Ok(response) => return Ok(response),
-                            Err(error)
-                                if error.code == ErrorCode::NotLeader || error.code == ErrorCode::Unavailable =>
-                            {
-                                tracing::debug!(%error, "forwarded proposal failed; retrying");
-                            }
-                            Err(error) => return Err(error),
-                        }
+            // A follower that knows its leader forwards at once, without
+            // asking its own Raft first.
+            let leader = match self.leader_elsewhere() {
+                Some(address) => Some(address),
+                None => match self.inner.raft.client_write(command.clone()).await {
+                    Ok(response) => return Ok(response.data),
+                    Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+                        forward.leader_node.map(|node| node.addr)
                     }
-                }
-                Err(RaftError::APIError(other)) => {
-                    return Err(CodedError::internal(format!("raft rejected the write: {other}")));
-                }
-                Err(RaftError::Fatal(fatal)) => {
-                    return Err(CodedError::new(ErrorCode::Unavailable, format!("raft has stopped: {fatal}")));
+                    Err(RaftError::APIError(other)) => {
+                        return Err(CodedError::internal(format!("raft rejected the write: {other}")));
+                    }
+                    Err(RaftError::Fatal(fatal)) => {
+                        return Err(CodedError::new(ErrorCode::Unavailable, format!("raft has stopped: {fatal}")));
+                    }
+                },
+            };
+            if let Some(leader) = leader {
+                match self.forward_propose(&leader, &command).await {
+                    Ok(response) => return Ok(response),
+                    Err(error) if error.code == ErrorCode::NotLeader || error.code == ErrorCode::Unavailable => {
+                        tracing::debug!(%error, "forwarded proposal failed; retrying");
+                    }
+                    Err(error) => return Err(error),
                 }
             }
             if started.elapsed() > PROPOSE_LEADER_WAIT {
@@ -356,6 +360,18 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The leader's address when this server knows it and it is another
+    /// server.
+    fn leader_elsewhere(&self) -> Option<String> {
+        let metrics = self.inner.raft.metrics();
+        let metrics = metrics.borrow_watched();
+        let leader = metrics.current_leader.filter(|leader| *leader != self.inner.server_id)?;
+        if metrics.state == ServerState::Leader {
+            return None;
+        }
+        metrics.membership_config.membership().get_node(&leader).map(|node| node.addr.clone())
     }
 
     /// Applies a proposal forwarded by a follower, without forwarding again.

@@ -192,7 +192,9 @@ impl Server {
         );
         drop(entries);
         tracing::info!(node = %node_id, "agent session opened");
+        // Its registration is the first time it is heard from.
         let heartbeat = self.inner.heartbeats.cell(&node_id);
+        self.inner.heartbeats.touch(&heartbeat, &node_id, std::time::Instant::now());
         Ok((AgentSession { node_id, generation, heartbeat, outbound: weak_outbound }, receiver))
     }
 

@@ -70,6 +70,11 @@ pub enum Command {
         evals: Vec<Evaluation>,
         /// When.
         now: Timestamp,
+        /// Applied only if the node's record is still at this modify index:
+        /// the heartbeat tracker's view, which a registration committed
+        /// since (the agent back) outdates. `None`: whatever it is.
+        #[serde(default)]
+        seen_index: Option<u64>,
     },
     /// Commit a verified plan and the evaluation's new status.
     ApplyPlan {

@@ -59,6 +59,7 @@ impl Cluster {
             description: String::new(),
             evals: Vec::new(),
             now,
+            seen_index: None,
         };
         self.accept(&command);
     }

@@ -7,7 +7,9 @@
 //! server knew. Entries past the recorded commit index are applied too:
 //! they may have been acknowledged by a majority that is gone, and losing
 //! an acknowledged write is worse than keeping one that was not (they are
-//! counted in [`RecoveredState::num_beyond_commit`]). The result is written
+//! counted in [`RecoveredState::num_beyond_commit`]; the recorded index is
+//! written without an fsync, so it may lag by the last commits before a
+//! crash, which are then counted there too). The result is written
 //! as a snapshot file that a new one-server cluster restores.
 
 use std::io;

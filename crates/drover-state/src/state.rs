@@ -394,7 +394,14 @@ impl State {
                     Ok(CommandResponse::NodesRegistered { index, refused })
                 }
             }
-            Command::UpdateNodeStatus { node_id, status, description, evals, now } => {
+            Command::UpdateNodeStatus { node_id, seen_index: Some(seen), .. }
+                if self.nodes.get(node_id).is_some_and(|node| node.modify_index != *seen) =>
+            {
+                // Decided on an older view of the node (its agent registered
+                // again since): nothing changes; the tracker looks again.
+                Ok(CommandResponse::Applied { index })
+            }
+            Command::UpdateNodeStatus { node_id, status, description, evals, now, .. } => {
                 self.update_node_status(index, node_id, *status, description, *now).map(|()| {
                     self.put_evals(index, evals);
                     CommandResponse::Applied { index }

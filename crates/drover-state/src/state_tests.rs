@@ -137,6 +137,32 @@ fn deregistering_bumps_the_version_and_purging_removes_the_job() {
     );
 }
 
+/// The heartbeat tracker marks a node down from what it saw; when the
+/// node's agent registered again before that commits, the node stays ready.
+#[test]
+fn a_status_change_decided_before_a_registration_changes_nothing() {
+    let mut state = State::new();
+    let register = |now| Command::RegisterNode { registration: registration("n1"), evals: vec![], now };
+    let down = |seen| Command::UpdateNodeStatus {
+        node_id: NodeId::new("n1"),
+        status: NodeStatus::Down,
+        description: "no heartbeat for more than 8s".into(),
+        evals: vec![],
+        now: Timestamp::from_millis(3),
+        seen_index: Some(seen),
+    };
+    let node = |state: &State| Node::clone(state.node(&NodeId::new("n1")).unwrap());
+    state.apply(1, &register(Timestamp::from_millis(1)));
+    let seen = node(&state).modify_index;
+    // The agent registers again (reconnected) before the tracker's command commits.
+    state.apply(2, &register(Timestamp::from_millis(2)));
+    state.apply(3, &down(seen));
+    assert_eq!(node(&state).status, NodeStatus::Ready);
+    // Decided on the latest view, it applies.
+    state.apply(4, &down(node(&state).modify_index));
+    assert_eq!(node(&state).status, NodeStatus::Down);
+}
+
 #[test]
 fn node_reregistration_keeps_operator_overrides() {
     let mut state = State::new();
@@ -155,6 +181,7 @@ fn node_reregistration_keeps_operator_overrides() {
             description: "missed heartbeats".into(),
             evals: vec![],
             now: Timestamp::from_millis(3),
+            seen_index: None,
         },
     );
     assert_eq!(state.node(&NodeId::new("n1")).unwrap().status, NodeStatus::Down);
@@ -522,6 +549,7 @@ fn register_nodes_applies_each_registration_alone_and_refuses_only_the_invalid_o
             description: "missed heartbeats".into(),
             evals: vec![],
             now: Timestamp::from_millis(2),
+            seen_index: None,
         },
     );
     let mut nameless = registration("n3");

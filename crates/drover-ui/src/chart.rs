@@ -3,7 +3,8 @@
 //!
 //! The day is cut into [`COLUMNS`] columns of 5 minutes; a column shows the
 //! highest minute in it (a peak must not vanish in an average), and a column
-//! without any minute (agent away) breaks the line.
+//! without any minute (agent away) breaks the line. `drover node status`
+//! draws the same columns ([`usage_columns`]), fewer of them, as sparklines.
 
 use drover_proto::api::UsagePoint;
 use drover_types::Timestamp;
@@ -40,12 +41,41 @@ impl UsageChart {
 /// One figure of a usage point, when it was measured.
 type Figure = fn(&UsagePoint) -> Option<f64>;
 
-/// The charts of a node's history as of `now`: CPU, memory, fullest disk
-/// (on a 0–100 % scale), and bytes received and sent per second (scaled to
-/// their highest column). A figure never measured gets no chart.
-pub fn usage_charts(points: &[UsagePoint], now: Timestamp) -> Vec<UsageChart> {
-    let now_ms = now.as_millis();
-    let figures: [(&str, Figure, bool); 5] = [
+/// One figure of a node's day cut into columns: what the dashboard's charts
+/// and `drover node status`'s sparklines draw.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FigureColumns {
+    /// `CPU busy`, `memory used`, ….
+    pub title: &'static str,
+    /// The highest minute of each column, oldest first; `None` where the
+    /// node sent nothing.
+    pub columns: Vec<Option<f64>>,
+    /// The latest value.
+    pub latest: f64,
+    /// The highest column.
+    pub highest: f64,
+    /// A percentage (drawn against 100 %), else bytes per second (drawn
+    /// against the highest column).
+    pub percent: bool,
+}
+
+impl FigureColumns {
+    /// The value at the top of the drawing.
+    pub fn scale(&self) -> f64 {
+        if self.percent { 100.0 } else { self.highest.max(1.0) }
+    }
+
+    /// A value in words: `12%`, `1.2 MB/s`.
+    pub fn words(&self, value: f64) -> String {
+        if self.percent { format!("{value:.0}%") } else { rate(value) }
+    }
+}
+
+/// A node's figures over the day ending at `now_ms`, `num_columns` columns
+/// each (CPU, memory, fullest disk, bytes received and sent per second). A
+/// figure never measured is left out.
+pub fn usage_columns(points: &[UsagePoint], now_ms: i64, num_columns: usize) -> Vec<FigureColumns> {
+    let figures: [(&'static str, Figure, bool); 5] = [
         ("CPU busy", |point| point.cpu_percent.map(f64::from), true),
         ("memory used", |point| point.memory_percent.map(f64::from), true),
         ("fullest disk", |point| point.disk_percent.map(f64::from), true),
@@ -55,36 +85,45 @@ pub fn usage_charts(points: &[UsagePoint], now: Timestamp) -> Vec<UsageChart> {
     figures
         .into_iter()
         .filter_map(|(title, figure, percent)| {
-            let columns = columns(points, figure, now_ms);
+            let columns = columns(points, figure, now_ms, num_columns.max(1));
             let highest = columns
                 .iter()
                 .flatten()
                 .copied()
                 .fold(None, |top: Option<f64>, value| Some(top.map_or(value, |top| top.max(value))))?;
             let latest = points.iter().rev().find_map(figure).unwrap_or_default();
-            let scale = if percent { 100.0 } else { highest.max(1.0) };
-            let words = |value: f64| if percent { format!("{value:.0}%") } else { rate(value) };
-            Some(UsageChart {
-                title: title.to_owned(),
-                line: line(&columns, scale),
-                summary: format!("{} now, {} at most", words(latest), words(highest)),
-                top: words(scale),
-            })
+            Some(FigureColumns { title, columns, latest, highest, percent })
         })
         .collect()
 }
 
-/// The highest value of each 5-minute column of the day ending at `now_ms`.
-fn columns(points: &[UsagePoint], figure: Figure, now_ms: i64) -> Vec<Option<f64>> {
+/// The charts of a node's history as of `now`: CPU, memory, fullest disk
+/// (on a 0–100 % scale), and bytes received and sent per second (scaled to
+/// their highest column). A figure never measured gets no chart.
+pub fn usage_charts(points: &[UsagePoint], now: Timestamp) -> Vec<UsageChart> {
+    usage_columns(points, now.as_millis(), COLUMNS)
+        .into_iter()
+        .map(|figure| UsageChart {
+            title: figure.title.to_owned(),
+            line: line(&figure.columns, figure.scale()),
+            summary: format!("{} now, {} at most", figure.words(figure.latest), figure.words(figure.highest)),
+            top: figure.words(figure.scale()),
+        })
+        .collect()
+}
+
+/// The highest value of each of `num_columns` columns of the day ending at
+/// `now_ms`.
+fn columns(points: &[UsagePoint], figure: Figure, now_ms: i64, num_columns: usize) -> Vec<Option<f64>> {
     let start_ms = now_ms - DAY_MS;
-    let column_ms = DAY_MS / COLUMNS as i64;
-    let mut columns = vec![None; COLUMNS];
+    let column_ms = DAY_MS / i64::try_from(num_columns).unwrap_or(i64::MAX).max(1);
+    let mut columns = vec![None; num_columns];
     for point in points {
         let Some(value) = figure(point) else { continue };
         if point.time_ms < start_ms || point.time_ms > now_ms {
             continue;
         }
-        let index = (((point.time_ms - start_ms) / column_ms) as usize).min(COLUMNS - 1);
+        let index = usize::try_from((point.time_ms - start_ms) / column_ms).unwrap_or(0).min(num_columns - 1);
         let column: &mut Option<f64> = &mut columns[index];
         *column = Some(column.map_or(value, |known: f64| known.max(value)));
     }

@@ -105,6 +105,12 @@ pub(crate) fn public_routes() -> Router<AppState> {
         .route(paths::OPERATOR_RAFT_JOIN, post(operator::join))
         .route(paths::OPERATOR_RAFT_PEER, delete(operator::remove_peer))
         .route(paths::OPERATOR_SNAPSHOT, get(operator::save_snapshot))
+        // A public write, audited with its commit like the others, under
+        // the internal body limit: a snapshot can be large.
+        .route(
+            paths::OPERATOR_SNAPSHOT_RESTORE,
+            post(operator::restore_snapshot).layer(DefaultBodyLimit::max(crate::INTERNAL_BODY_LIMIT)),
+        )
         .route(paths::SITE, get(react::site).post(react::apply))
         .route(paths::ALERTS, get(react::alerts))
         .route(paths::ALERTS_TOP, get(react::top))
@@ -155,6 +161,4 @@ pub(crate) fn internal_routes() -> Router<AppState> {
         .route(paths::INTERNAL_STATUS, get(operator::local_status))
         .route(paths::INTERNAL_TLS_ROTATION_CA, get(operator::rotation_ca))
         .route(paths::INTERNAL_LOG_REPLICA, post(internal::log_replica))
-        // Under the internal body limit: a snapshot can be large.
-        .route(paths::OPERATOR_SNAPSHOT_RESTORE, post(operator::restore_snapshot))
 }

@@ -99,11 +99,7 @@ pub(super) struct Restored {
     index: u64,
 }
 
-pub(super) async fn restore_snapshot(
-    State(app): State<AppState>,
-    caller: Caller,
-    body: Bytes,
-) -> ApiResult<Json<Restored>> {
+pub(super) async fn restore_snapshot(State(app): State<AppState>, caller: Caller, body: Bytes) -> ApiResult<Response> {
     caller.require(AclScope::Operator, Capability::Write)?;
     if body.is_empty() {
         return Err(ApiError::invalid(
@@ -111,10 +107,8 @@ pub(super) async fn restore_snapshot(
         ));
     }
     let index = app.server.restore_snapshot(body.to_vec(), true).await?;
-    // Served with the internal routes (for its body limit), which are not
-    // audited when they succeed: this one is.
-    crate::identity::record(&app, &caller, "operator.snapshot_restore", &format!("at index {index}")).await;
-    Ok(Json(Restored { index }))
+    let note = AuditNote { target: Some(format!("at index {index}")), details: String::new() };
+    Ok(note.on(Json(Restored { index }).into_response()))
 }
 
 /// `GET /v1/operator/tls`: the cluster's CAs and a rotation's progress.

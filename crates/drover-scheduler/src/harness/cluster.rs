@@ -137,6 +137,7 @@ impl Cluster {
                 description: wanted.status_description.clone(),
                 evals: Vec::new(),
                 now,
+                seen_index: None,
             });
         }
         if current.protected != wanted.protected {
@@ -162,6 +163,7 @@ impl Cluster {
                 description: String::new(),
                 evals: Vec::new(),
                 now,
+                seen_index: None,
             })
     }
 

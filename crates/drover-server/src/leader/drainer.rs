@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use drover_state::{Command, State};
@@ -29,13 +30,16 @@ pub(super) async fn run(server: Server, token: CancellationToken) {
         let state = server.state();
         let now = Timestamp::now();
         let draining: Vec<_> = state.draining_nodes().cloned().collect();
-        for node in draining {
-            for command in drain_step(&state, &node, now) {
+        // The nodes' steps are proposed together (one Raft batch), each
+        // node's commands in order.
+        join_all(draining.iter().map(|node| async {
+            for command in drain_step(&state, node, now) {
                 if let Err(error) = server.propose(command).await {
                     tracing::warn!(%error, node = %node.name, "drain step not committed");
                 }
             }
-        }
+        }))
+        .await;
     })
     .await;
 }

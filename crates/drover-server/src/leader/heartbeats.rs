@@ -58,7 +58,8 @@ fn command_for(server: &Server, state: &State, change: StatusChange, now: Timest
     for eval in &mut evals {
         eval.triggered_by = EvalTrigger::Reconnect;
     }
-    Command::UpdateNodeStatus { node_id, status, description, evals, now }
+    let seen_index = state.node(&node_id).map(|node| node.modify_index);
+    Command::UpdateNodeStatus { node_id, status, description, evals, now, seen_index }
 }
 
 /// A node's new status, and why.
@@ -118,6 +119,12 @@ impl Tracker {
                 heartbeats.cell(&node_id);
                 let Some(node) = state.node(&node_id) else { continue };
                 if !matches!(node.status, NodeStatus::Ready | NodeStatus::Initializing) {
+                    continue;
+                }
+                // Registered (or back) within the TTL: heard from then,
+                // whatever the table says yet (the agent's first heartbeat
+                // follows its registration, a follower forwards it later).
+                if wall_now.since(node.status_updated_at) < ttl {
                     continue;
                 }
                 let (status, description) = match max_lost_after(state, &node.id) {
@@ -183,7 +190,10 @@ fn max_lost_after(state: &State, node_id: &NodeId) -> Option<Duration> {
 /// on the node.
 fn status_change(state: &State, node_id: &NodeId, status: NodeStatus, description: String, now: Timestamp) -> Command {
     let evals = crate::inventory::evals_for_jobs_on_nodes(state, std::slice::from_ref(node_id), "", now);
-    Command::UpdateNodeStatus { node_id: node_id.clone(), status, description, evals, now }
+    // Decided on this view of the node: a registration committed before
+    // this command (the agent back) wins.
+    let seen_index = state.node(node_id).map(|node| node.modify_index);
+    Command::UpdateNodeStatus { node_id: node_id.clone(), status, description, evals, now, seen_index }
 }
 
 #[cfg(test)]
@@ -236,6 +246,26 @@ mod tests {
         cluster.set_status(&NodeId::new("never-heard"), NodeStatus::Down, at(14));
         heartbeats.record([&talking], secs(15));
         assert_eq!(tracker.step(&cluster.state, &heartbeats, secs(16), at(16)), []);
+    }
+
+    #[test]
+    fn a_node_that_registered_again_is_not_marked_down_before_its_first_heartbeat() {
+        let start = Instant::now();
+        let secs = |seconds: u64| start + Duration::from_secs(seconds);
+        let (mut tracker, heartbeats) = tracker(start);
+        let mut cluster = Cluster::new();
+        let node = cluster.node("n1");
+        heartbeats.record([&node], secs(1));
+        cluster.set_status(&node, NodeStatus::Down, at(20));
+        // Rebooted: its agent registers again at 30 s (ready), and its
+        // first heartbeat is not in the table yet.
+        let registration = drover_types::fixtures::registration("n1");
+        cluster.apply(&Command::RegisterNode { registration, evals: Vec::new(), now: at(30) });
+        assert_eq!(cluster.state.node(&node).unwrap().status, NodeStatus::Ready);
+        assert_eq!(tracker.step(&cluster.state, &heartbeats, secs(31), at(31)), []);
+        // Silent for a TTL after registering: down.
+        let changes = tracker.step(&cluster.state, &heartbeats, secs(39), at(39));
+        assert_eq!(changes, [change("n1", NodeStatus::Down, "no heartbeat for more than 8s")]);
     }
 
     #[test]

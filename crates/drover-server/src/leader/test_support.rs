@@ -49,6 +49,7 @@ impl Cluster {
             description: String::new(),
             evals: Vec::new(),
             now,
+            seen_index: None,
         };
         self.apply(&command);
     }

@@ -38,6 +38,7 @@ use drover_types::workflow::{
 use drover_types::{
     AllocClientStatus, AllocDesiredStatus, JobId, JobType, Node, NodeEligibility, NodeStatus, Timestamp,
 };
+use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
 use super::{Wakes, on_change_or_tick};
@@ -112,17 +113,25 @@ impl Runner {
         let running: Vec<Arc<Workflow>> =
             state.workflows().filter(|workflow| workflow.status == WorkflowStatus::Running).cloned().collect();
         for workflow in running {
-            for (position, step) in workflow.steps.iter().enumerate() {
-                if step.phase.is_in_flight() {
-                    self.watch(&state, &workflow, position, step).await;
-                }
-            }
+            // The steps are independent: their transitions are proposed
+            // together (Raft appends them as one batch), not one commit
+            // after another.
+            let in_flight = workflow.steps.iter().enumerate().filter(|(_, step)| step.phase.is_in_flight());
+            join_all(in_flight.map(|(position, step)| self.watch(&state, &workflow, position, step))).await;
             // Read again: a step that just ended makes room at once.
             let Some(workflow) = self.server.state().workflow(&workflow.id).cloned() else { continue };
             let now = Timestamp::now();
-            for position in workflow.startable(now) {
-                // Read again: a node the last step took out counts against
-                // the next one's job limits.
+            // A node that runs nothing changes no job's limits when taken
+            // out: those start together. The others one after another,
+            // each reading the state again, so that a node the last step
+            // took out counts against the next one's job limits.
+            let latest = self.server.state();
+            let (idle, busy): (Vec<usize>, Vec<usize>) = workflow
+                .startable(now)
+                .into_iter()
+                .partition(|&position| runs_nothing(&latest, &workflow.steps[position].node));
+            join_all(idle.into_iter().map(|position| self.begin(&latest, &workflow, position, now))).await;
+            for position in busy {
                 self.begin(&self.server.state(), &workflow, position, now).await;
             }
         }
@@ -663,6 +672,14 @@ impl Runner {
         });
         recorded.is_ok()
     }
+}
+
+/// Whether the node named `name` (if there is one) has no allocation that
+/// still occupies it.
+fn runs_nothing(state: &State, name: &str) -> bool {
+    state
+        .node_by_name(name)
+        .is_none_or(|node| state.allocs_on_node(&node.id).all(|alloc| alloc.client_status.is_terminal()))
 }
 
 /// Whether the node of a step waiting for its agent is back: ready, and

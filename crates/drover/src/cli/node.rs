@@ -425,7 +425,8 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             let Some(node) = node else {
                 return Box::pin(run(NodeCommand::List { filter: None, all: false, json, server })).await;
             };
-            let status = server.client()?.node(&node).await?;
+            let client = server.client()?;
+            let status = client.node(&node).await?;
             if json {
                 print_json(&status)?;
                 return Ok(ExitCode::SUCCESS);
@@ -461,6 +462,18 @@ pub(crate) async fn run(command: NodeCommand) -> anyhow::Result<ExitCode> {
             ]);
             if let Some(usage) = &status.usage {
                 print_usage(usage);
+            }
+            match client.node_usage_history(&node.name, "24h").await {
+                Ok(history) if !history.points.is_empty() => {
+                    let now_ms = drover_types::Timestamp::now().as_millis();
+                    println!();
+                    println!("Usage, last 24 h (a column per {SPARK_MINUTES} minutes, its busiest minute)");
+                    for line in usage_sparklines(&history.points, now_ms) {
+                        println!("  {line}");
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => eprintln!("(no usage history: {error})"),
             }
             if !node.meta.is_empty() {
                 println!();
@@ -562,6 +575,46 @@ fn print_usage(usage: &drover_metrics::NodeSample) {
         }
         print_table(&rows);
     }
+}
+
+/// Minutes a column of the usage sparklines covers (48 columns a day).
+const SPARK_MINUTES: i64 = 30;
+
+/// The last 24 h of a node's usage as sparklines, one line a figure: the
+/// dashboard's columns ([`drover_ui::chart::usage_columns`]), one per
+/// [`SPARK_MINUTES`] ending now, each the highest minute in it (a blank
+/// where the node sent nothing), then the latest and highest values.
+fn usage_sparklines(points: &[drover_proto::api::UsagePoint], now_ms: i64) -> Vec<String> {
+    let num_columns = usize::try_from(24 * 60 / SPARK_MINUTES).unwrap_or(48);
+    drover_ui::chart::usage_columns(points, now_ms, num_columns)
+        .iter()
+        .map(|figure| {
+            format!(
+                "{:<12} {}  now {}, max {}",
+                figure.title,
+                sparkline(&figure.columns, figure.scale()),
+                figure.words(figure.latest),
+                figure.words(figure.highest)
+            )
+        })
+        .collect()
+}
+
+/// One character a value, from `▁` (nothing) to `█` (`scale` or more); a
+/// blank for no value.
+fn sparkline(values: &[Option<f64>], scale: f64) -> String {
+    const LEVELS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    values
+        .iter()
+        .map(|value| match value {
+            None => ' ',
+            Some(_) if scale <= 0.0 => LEVELS[0],
+            Some(value) => {
+                let level = (value / scale * 7.0).round().clamp(0.0, 7.0);
+                LEVELS[level as usize]
+            }
+        })
+        .collect()
 }
 
 /// Nodes changed per request, so that progress can be shown.
@@ -710,4 +763,44 @@ fn confirm(question: &str) -> anyhow::Result<bool> {
 /// A value for a table cell: `-` when empty (unset).
 fn or_dash(text: &str) -> String {
     if text.is_empty() { "-".to_owned() } else { text.to_owned() }
+}
+
+#[cfg(test)]
+mod tests {
+    use drover_proto::api::UsagePoint;
+
+    use super::*;
+
+    #[test]
+    fn a_sparkline_draws_each_value_against_the_scale_and_a_gap_as_a_blank() {
+        let values = [Some(0.0), Some(50.0), None, Some(100.0), Some(250.0)];
+        assert_eq!(sparkline(&values, 100.0), "▁▅ ██");
+        assert_eq!(sparkline(&[Some(3.0)], 0.0), "▁");
+    }
+
+    #[test]
+    fn the_usage_sparklines_cover_the_last_day_a_column_per_half_hour_at_its_busiest_minute() {
+        let now_ms = 1_000 * 86_400_000;
+        let minute = |minutes_ago: i64, cpu: f32, rx: f64| UsagePoint {
+            time_ms: now_ms - minutes_ago * 60_000,
+            cpu_percent: Some(cpu),
+            memory_percent: None,
+            disk_percent: None,
+            net_rx_bytes_per_sec: Some(rx),
+            net_tx_bytes_per_sec: None,
+        };
+        // A busy minute a day ago (the first column), a quiet and a busy
+        // one in the last half hour, and one older than a day (left out).
+        let points =
+            [minute(2000, 100.0, 0.0), minute(1439, 100.0, 1000.0), minute(20, 10.0, 0.0), minute(1, 60.0, 2000.0)];
+        let lines = usage_sparklines(&points, now_ms);
+        assert_eq!(lines.len(), 2, "figures without values are left out: {lines:#?}");
+        let columns = |line: &str| line.chars().skip(13).take(48).collect::<String>();
+        let cpu = &lines[0];
+        assert!(cpu.starts_with("CPU busy     "), "{cpu}");
+        assert_eq!(columns(cpu), format!("█{}▅", " ".repeat(46)), "{cpu}");
+        assert!(cpu.ends_with("▅  now 60%, max 100%"), "{cpu}");
+        assert_eq!(columns(&lines[1]), format!("▅{}█", " ".repeat(46)), "{}", lines[1]);
+        assert!(lines[1].ends_with("█  now 2.0 kB/s, max 2.0 kB/s"), "{}", lines[1]);
+    }
 }

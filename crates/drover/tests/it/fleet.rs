@@ -58,6 +58,11 @@ async fn a_real_prometheus_scrapes_every_node_and_node_status_shows_usage() {
     let status = cluster.cli(&["node", "status", "gw01"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("Usage (measured") && text.contains("/tmp"), "{text}");
+    // The last day as sparklines (issue 18): this minute is the last column.
+    assert!(text.contains("Usage, last 24 h (a column per 30 minutes"), "{text}");
+    let cpu = text.lines().find(|line| line.starts_with("  CPU busy ") && line.contains("%, max ")).unwrap_or_default();
+    let last_column = cpu.chars().nth(2 + 13 + 47);
+    assert!(last_column.is_some_and(|column| !column.is_whitespace()), "the last column is now: {cpu:?}\n{text}");
 
     let top = cluster.cli(&["node", "top", "--sort", "mem", "--filter", r#"hostgroup =~ "bi/**""#, "--json"]);
     assert!(top.status.success(), "{}", String::from_utf8_lossy(&top.stderr));

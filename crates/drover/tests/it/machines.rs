@@ -960,7 +960,8 @@ async fn bench_a_rolling_maintenance_of_200_simulated_nodes_costs_the_engine_und
     let sims = std::process::Command::new(drover_binary())
         .args(["bench", "sim-agents", "--servers", &cluster.address, "--count", &NUM_NODES.to_string()])
         .args(["--prefix", "sim", "--hostgroup", "bench"])
-        .env("DROVER_LOG", "warn")
+        // A session refused or failed is told (a late return's cause).
+        .env("DROVER_LOG", "warn,drover::bench::sim=debug")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -1014,12 +1015,56 @@ async fn bench_a_rolling_maintenance_of_200_simulated_nodes_costs_the_engine_und
     let waves = NUM_NODES.div_ceil(PARALLEL);
     let allowed = AWAY * u32::try_from(waves).unwrap();
     let overhead = took.as_secs_f64() / allowed.as_secs_f64() - 1.0;
-    let mean_step = step_ms.iter().sum::<i64>() / i64::try_from(step_ms.len()).unwrap();
+    let mean = |values: &[i64]| values.iter().sum::<i64>() / i64::try_from(values.len().max(1)).unwrap();
+    let mean_step = mean(&step_ms);
+    // Where a step's own overhead goes: before its reboot command (drain,
+    // its completion, the proposals), and after it (the command's trip,
+    // the agent's return, making it eligible, done).
+    let before_ms: Vec<i64> = workflow
+        .steps
+        .iter()
+        .map(|step| step.provider_started_at.unwrap().as_millis() - step.started_at.unwrap().as_millis())
+        .collect();
+    let after_ms: Vec<i64> = workflow
+        .steps
+        .iter()
+        .map(|step| step.finished_at.unwrap().as_millis() - step.provider_started_at.unwrap().as_millis() - away_ms)
+        .collect();
+    let server_log = cluster.servers[0].output();
+    for (step, after) in workflow.steps.iter().zip(&after_ms).filter(|(_, after)| **after > 500) {
+        let id = step.node_id.as_ref().map(ToString::to_string).unwrap_or_default();
+        for line in
+            server_log.lines().filter(|line| line.contains(&step.node) || (!id.is_empty() && line.contains(&id)))
+        {
+            println!("  {line}");
+        }
+        let at = |time: Option<drover_types::Timestamp>| time.unwrap().as_millis() - workflow.created_at.as_millis();
+        println!(
+            "slow return: {} started +{} ms, reboot command +{} ms, done +{} ms ({after} ms more than away)",
+            step.node,
+            at(step.started_at),
+            at(step.provider_started_at),
+            at(step.finished_at)
+        );
+    }
+    // Time no step used: the lanes' gaps between one node and the next.
+    let busy_ms: i64 = step_ms.iter().sum();
+    let idle_ms = i64::try_from(took.as_millis()).unwrap() * i64::try_from(PARALLEL).unwrap() - busy_ms;
     println!(
         "maintain of {NUM_NODES} simulated nodes, --parallel {PARALLEL}, reboot {AWAY:?} each: workflow {took:?} (CLI {wall:?}); \
-         the steps allow {allowed:?} ({waves} waves); engine overhead {:.1} %; per node step mean {mean_step} ms, max {} ms, most out at once {}",
+         the steps allow {allowed:?} ({waves} waves); engine overhead {:.1} %; per node step mean {mean_step} ms, max {} ms \
+         (before the reboot command {} ms, after the node's time away {} ms, means; the latter's p50/p90/max {:?}); \
+         lanes idle {} ms a node; most out at once {}",
         overhead * 100.0,
         step_ms.iter().max().unwrap(),
+        mean(&before_ms),
+        mean(&after_ms),
+        {
+            let mut sorted = after_ms.clone();
+            sorted.sort_unstable();
+            [sorted[sorted.len() / 2], sorted[sorted.len() * 9 / 10], sorted[sorted.len() - 1]]
+        },
+        idle_ms / i64::try_from(NUM_NODES).unwrap(),
         most_at_once(&workflow)
     );
     assert!(most_at_once(&workflow) <= PARALLEL);

@@ -524,6 +524,55 @@ async fn a_secure_server_enrols_agents_scopes_tokens_and_audits_every_action() {
     assert!(output.contains("ca-key.pem") && output.contains("chmod 600"), "{output}");
 }
 
+/// A snapshot restore on a secure server is one audit event, committed
+/// with the restore itself, that says by whom and at which index; a
+/// restore without the operator capability is refused and audited so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_restore_is_audited_once_with_its_index() {
+    let cluster = SecureCluster::single().await;
+    let root = bootstrap(&cluster).await;
+    let file = cluster.dir.path().join("state.snap");
+    let saved = cluster.cli(Some(&root), &["operator", "snapshot", "save", file.to_str().unwrap()]);
+    assert!(saved.status.success(), "{}", text(&saved));
+    let restored = cluster.cli(Some(&root), &["operator", "snapshot", "restore", file.to_str().unwrap()]);
+    assert!(restored.status.success(), "{}\n{}", text(&restored), cluster.logs());
+
+    let policy = cluster.dir.path().join("batch-ops.hcl");
+    std::fs::write(&policy, BATCH_OPS).unwrap();
+    let applied = cluster.cli(Some(&root), &["acl", "policy", "apply", "batch-ops", policy.to_str().unwrap()]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    let request =
+        TokenCreateRequest { name: "alice".to_owned(), policies: vec!["batch-ops".to_owned()], ..Default::default() };
+    let alice_secret = cluster.client(Some(&root)).create_acl_token(&request).await.unwrap().secret;
+    let refused = cluster.cli(Some(&alice_secret), &["operator", "snapshot", "restore", file.to_str().unwrap()]);
+    assert!(!refused.status.success(), "{}", text(&refused));
+
+    // A refusal's event is committed after its answer: wait for it.
+    let query =
+        drover_proto::api::AuditQuery { kind: Some("operator.snapshot_restore".to_owned()), ..Default::default() };
+    let root_client = cluster.client(Some(&root));
+    wait_until(
+        "the refused restore in the audit log",
+        Duration::from_secs(30),
+        || async {
+            root_client.audit(&query).await.is_ok_and(|events| {
+                events.iter().any(|event| matches!(event.outcome, drover_types::acl::AuditOutcome::Refused(_)))
+            })
+        },
+        || cluster.logs(),
+    )
+    .await;
+    let events = root_client.audit(&query).await.unwrap();
+    let summary: Vec<(String, String, String)> =
+        events.iter().map(|event| (event.name.clone(), event.target.clone(), format!("{:?}", event.outcome))).collect();
+    assert_eq!(events.len(), 2, "one event per restore asked for: {summary:#?}");
+    assert_eq!(events[0].outcome, drover_types::acl::AuditOutcome::Ok, "{summary:#?}");
+    assert!(events[0].target.starts_with("at index "), "{summary:#?}");
+    assert!(events[0].request_id != 0, "committed with the restore: {summary:#?}");
+    assert_eq!(events[1].name, "alice", "{summary:#?}");
+    assert!(matches!(events[1].outcome, drover_types::acl::AuditOutcome::Refused(_)), "{summary:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_secure_servers_on_one_ca_keep_acls_and_audit_across_a_leader_kill() {
     let mut cluster = SecureCluster::three().await;
