@@ -28,6 +28,25 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// A port free for both UDP and TCP on 127.0.0.1, for a DNS server. Drawn
+/// at random below the kernel's ephemeral range (32768 and up) and the
+/// agents' dynamic task ports (20000–32000): a UDP port from
+/// [`free_port`]'s range can be taken meanwhile by any client socket of a
+/// test running beside (a DNS query, say), which made a server's DNS bind
+/// fail with "Address already in use".
+pub fn free_dns_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    loop {
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = 10_000 + u16::try_from(random % 10_000).unwrap_or(0);
+        let udp = std::net::UdpSocket::bind(("127.0.0.1", port));
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if udp.is_ok() && tcp.is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A process that is killed (SIGKILL) when dropped.
 pub struct Process {
     pub name: String,

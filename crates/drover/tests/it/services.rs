@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use drover_golden::needs;
 use drover_types::AllocClientStatus;
 
-use crate::harness::{Cluster, Peer, drover_binary, free_port, output_text};
+use crate::harness::{Cluster, Peer, drover_binary, free_dns_port, output_text};
 
 /// Instances as (node name, port).
 type Endpoints = BTreeSet<(String, u16)>;
@@ -105,7 +105,7 @@ async fn a_service_is_found_by_the_cli_and_dns_and_leaves_dns_when_its_check_fai
     if !needs::are_met([needs::program("python3", "python3"), needs::program("dig", "bind9-dnsutils")]) {
         return;
     }
-    let dns_port = free_port();
+    let dns_port = free_dns_port();
     let dns_bind = format!("127.0.0.1:{dns_port}");
     let mut cluster = Cluster::start_servers_with(1, &["--dns-bind", &dns_bind, "--dns-ttl", "0"]).await;
     cluster.start_agents(&["n1".to_owned(), "n2".to_owned()], &[]).await;
@@ -293,7 +293,7 @@ async fn queries_outside_the_zone_go_to_the_recursors_in_order_and_over_tcp_when
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let upstream_port = free_port();
+    let upstream_port = free_dns_port();
     // A TXT record of 6 × 200 bytes: more than the 512 bytes dnsmasq
     // answers over UDP (--edns-packet-max), whole over TCP.
     let big = vec!["x".repeat(200); 6].join(",");
@@ -318,9 +318,9 @@ async fn queries_outside_the_zone_go_to_the_recursors_in_order_and_over_tcp_when
     }
 
     // The first recursor listens on nothing (refused at once): the second answers.
-    let nobody = format!("127.0.0.1:{}", free_port());
+    let nobody = format!("127.0.0.1:{}", free_dns_port());
     let upstream = format!("127.0.0.1:{upstream_port}");
-    let dns_port = free_port();
+    let dns_port = free_dns_port();
     let dns_bind = format!("127.0.0.1:{dns_port}");
     let _cluster = Cluster::start_servers_with(
         1,
