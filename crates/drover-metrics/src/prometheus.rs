@@ -34,6 +34,7 @@
 //! | `drover_task_cpu_percent`, `drover_task_memory_bytes` | `job`, `group`, `task`, `alloc_id` |
 
 use std::collections::HashMap;
+use std::fmt::{self, Write as _};
 
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
@@ -133,7 +134,32 @@ pub(crate) fn widen(value: f32) -> f64 {
     if !value.is_finite() {
         return 0.0;
     }
-    value.to_string().parse().unwrap_or(f64::from(value))
+    // Written on the stack rather than in a `String`: a scrape widens every
+    // node's load averages and every task's CPU figure.
+    let mut text = ShortText { bytes: [0; 64], len: 0 };
+    let shortest = match write!(text, "{value}") {
+        Ok(()) => std::str::from_utf8(&text.bytes[..text.len]).ok().and_then(|text| text.parse().ok()),
+        // Never: an f32 is at most 48 characters long.
+        Err(_) => value.to_string().parse().ok(),
+    };
+    shortest.unwrap_or(f64::from(value))
+}
+
+/// Up to 64 bytes of text, on the stack; longer writes fail.
+#[derive(Debug)]
+struct ShortText {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl fmt::Write for ShortText {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -278,6 +304,14 @@ mod tests {
         assert_eq!(widen(60.442757), 60.442757);
         assert_eq!(widen(f32::NAN), 0.0);
         assert_eq!(widen(f32::INFINITY), 0.0);
+        // The longest forms (the smallest subnormal, negated, is 48
+        // characters) and a sweep of the others: the f64 read from a `String`.
+        let extremes = [f32::MAX, f32::MIN, f32::MIN_POSITIVE, f32::from_bits(1), -f32::from_bits(1), -0.0];
+        let sweep = (0..u32::MAX).step_by(65_537).map(f32::from_bits).filter(|value| value.is_finite());
+        for value in extremes.into_iter().chain(sweep) {
+            let through_string: f64 = value.to_string().parse().expect("an f32's text is a number");
+            assert_eq!(widen(value).to_bits(), through_string.to_bits(), "{value}");
+        }
         let node = labels("n1", "", "");
         let text = render_prometheus([(&node, &NodeSample { load1: 3.64, ..sample() })]);
         assert!(text.contains("node_load1{node=\"n1\",hostgroup=\"\",environment=\"\"} 3.64\n"), "{text}");

@@ -50,6 +50,7 @@ mod sinks;
 mod template_inputs;
 mod updates;
 pub mod usage;
+pub mod usage_blocks;
 pub mod usage_history;
 mod variables;
 mod view;

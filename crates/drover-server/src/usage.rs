@@ -1,8 +1,9 @@
 //! Node and task usage: the samples agents send every 10 s, the latest per
 //! node kept in memory on the server the agent is connected to, and exposed
 //! at `/v1/metrics` in the Prometheus format (Prometheus keeps the long
-//! history); the last 24 h, a point a minute, kept beside it in a
-//! [`UsageRing`] per node and served at `/v1/node/{node}/usage`.
+//! history); the last 24 h a point a minute and the last hour every 10 s,
+//! kept beside it in a [`UsageRing`] per node (the closed blocks on disk,
+//! [`UsageBlocks`]) and served at `/v1/node/{node}/usage`.
 //!
 //! Each server exposes the nodes whose agents are connected to it; scrape
 //! every server (as with any set of Prometheus targets) to see them all.
@@ -16,7 +17,8 @@ use drover_metrics::{NodeLabels, NodeSample};
 use drover_proto::api::UsagePoint;
 use drover_types::{Node, NodeId, Timestamp};
 
-use crate::usage_history::UsageRing;
+use crate::usage_blocks::UsageBlocks;
+use crate::usage_history::{Step, UsageRing};
 
 use crate::server::Server;
 use crate::sessions::AgentSession;
@@ -25,8 +27,18 @@ use crate::sessions::AgentSession;
 #[derive(Debug, Default)]
 pub(crate) struct UsageTable {
     latest: Mutex<HashMap<NodeId, NodeSample>>,
-    history: Mutex<HashMap<NodeId, UsageRing>>,
+    history: Mutex<History>,
 }
+
+/// Every node's ring, and the store of their closed blocks.
+#[derive(Debug, Default)]
+pub(crate) struct History {
+    rings: HashMap<NodeId, UsageRing>,
+    blocks: UsageBlocks,
+}
+
+/// How often the closed blocks waiting in memory are written to disk.
+const BLOCKS_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How often the usage history is written to the data directory (and
 /// once more on a clean shutdown).
@@ -36,7 +48,11 @@ impl UsageTable {
     /// The table with the history saved in `data_dir` (docs/nodes.md,
     /// "Usage history"); a damaged file is moved aside and reported.
     pub(crate) fn open(data_dir: &std::path::Path) -> UsageTable {
-        let loaded = crate::usage_history::load_history_file(data_dir, Timestamp::now().as_millis());
+        let (mut blocks, error) = UsageBlocks::open(data_dir);
+        if let Some(error) = error {
+            tracing::warn!(%error, "the usage history's closed blocks are kept in memory");
+        }
+        let loaded = crate::usage_history::load_history_file(data_dir, Timestamp::now().as_millis(), &mut blocks);
         if let Some((reason, moved)) = &loaded.quarantined {
             tracing::warn!(
                 %reason,
@@ -47,15 +63,15 @@ impl UsageTable {
         } else if !loaded.rings.is_empty() {
             tracing::info!(nodes = loaded.rings.len(), "usage history loaded");
         }
-        let history = loaded.rings.into_iter().map(|(id, ring)| (NodeId::new(id), ring)).collect();
-        UsageTable { latest: Mutex::default(), history: Mutex::new(history) }
+        let rings = loaded.rings.into_iter().map(|(id, ring)| (NodeId::new(id), ring)).collect();
+        UsageTable { latest: Mutex::default(), history: Mutex::new(History { rings, blocks }) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, NodeSample>> {
         self.latest.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn history(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, UsageRing>> {
+    fn history(&self) -> std::sync::MutexGuard<'_, History> {
         self.history.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -65,7 +81,11 @@ impl Server {
     /// may be off).
     pub(crate) fn on_agent_metrics(&self, session: &AgentSession, mut sample: NodeSample) {
         sample.time_ms = Timestamp::now().as_millis();
-        self.inner.usage.history().entry(session.node_id.clone()).or_default().record(&sample);
+        {
+            let mut history = self.inner.usage.history();
+            let History { rings, blocks } = &mut *history;
+            rings.entry(session.node_id.clone()).or_default().record(&sample, session.node_id.as_str(), blocks);
+        }
         self.inner.usage.lock().insert(session.node_id.clone(), sample);
     }
 
@@ -75,7 +95,8 @@ impl Server {
         let file = {
             let history = self.inner.usage.history();
             crate::usage_history::encode_history(
-                history.iter().map(|(id, ring)| (id.as_str(), ring)),
+                history.rings.iter().map(|(id, ring)| (id.as_str(), ring)),
+                &history.blocks,
                 Timestamp::now().as_millis(),
             )
         };
@@ -89,23 +110,51 @@ impl Server {
     }
 
     /// The usage this server kept of a node from `since_ms` on, a point a
-    /// minute, oldest first (empty when its agent never sent here).
-    pub fn node_usage_history(&self, node_id: &NodeId, since_ms: i64) -> Vec<UsagePoint> {
-        self.inner.usage.history().get(node_id).map(|ring| ring.points(since_ms)).unwrap_or_default()
+    /// `step`, oldest first (empty when its agent never sent here).
+    pub fn node_usage_history(&self, node_id: &NodeId, since_ms: i64, step: Step) -> Vec<UsagePoint> {
+        let history = self.inner.usage.history();
+        let points =
+            history.rings.get(node_id).map(|ring| ring.points_every(step, since_ms, node_id.as_str(), &history.blocks));
+        points.unwrap_or_default()
+    }
+
+    /// Writes the usage history's closed blocks waiting in memory to disk
+    /// (the write outside the lock).
+    pub(crate) async fn flush_usage_blocks(&self) {
+        let flush = self.inner.usage.history().blocks.flush();
+        let (flush, written) = match tokio::task::spawn_blocking(move || {
+            let written = flush.write();
+            (flush, written)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::warn!(%error, "writing the usage history's blocks failed");
+                return;
+            }
+        };
+        if let Err(error) = &written {
+            tracing::warn!(%error, "cannot write the usage history's blocks; they stay in memory until the next try");
+        }
+        self.inner.usage.history().blocks.flushed(&flush, &written);
     }
 
     /// The usage every server kept of a node from `since_ms` on, merged: an
     /// agent that moved between servers left part of its day on each. Where
-    /// two servers hold the same minute, the one with more figures wins. A
+    /// two servers hold the same point, the one with more figures wins. A
     /// server that does not answer leaves its part out.
-    pub async fn node_usage_history_anywhere(&self, node_id: &NodeId, since_ms: i64) -> Vec<UsagePoint> {
-        let path =
-            format!("{}?since_ms={since_ms}", paths::fill(paths::INTERNAL_NODE_USAGE_HISTORY, &[node_id.as_str()]));
+    pub async fn node_usage_history_anywhere(&self, node_id: &NodeId, since_ms: i64, step: Step) -> Vec<UsagePoint> {
+        let path = format!(
+            "{}?since_ms={since_ms}&step_secs={}",
+            paths::fill(paths::INTERNAL_NODE_USAGE_HISTORY, &[node_id.as_str()]),
+            step.millis() / 1000
+        );
         let asks = self.peers().into_iter().map(|member| {
             let path = path.clone();
             async move { self.get_from_peer::<Vec<UsagePoint>>(&member.address, &path).await }
         });
-        let mut parts = vec![self.node_usage_history(node_id, since_ms)];
+        let mut parts = vec![self.node_usage_history(node_id, since_ms, step)];
         parts.extend(futures_util::future::join_all(asks).await.into_iter().flatten());
         merge_histories(parts)
     }
@@ -194,8 +243,8 @@ impl Server {
     }
 }
 
-/// One list of points from several, by minute, oldest first; of two points
-/// for one minute the one with more figures is kept.
+/// One list of points from several, by time, oldest first; of two points
+/// for one time the one with more figures is kept.
 fn merge_histories(parts: Vec<Vec<UsagePoint>>) -> Vec<UsagePoint> {
     let figures = |point: &UsagePoint| {
         [point.cpu_percent.is_some(), point.memory_percent.is_some(), point.disk_percent.is_some()]
@@ -225,17 +274,21 @@ fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
-/// Saves the usage history every [`HISTORY_SAVE_EVERY`] until shutdown
-/// (which saves it once more).
+/// Writes the closed blocks every [`BLOCKS_FLUSH_EVERY`] and saves the
+/// usage history every [`HISTORY_SAVE_EVERY`] until shutdown (which saves
+/// it once more).
 pub(crate) fn spawn_history_saver(server: Server) {
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(HISTORY_SAVE_EVERY);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        every.tick().await;
+        let mut save = tokio::time::interval(HISTORY_SAVE_EVERY);
+        save.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        save.tick().await;
+        let mut flush = tokio::time::interval(BLOCKS_FLUSH_EVERY);
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = server.inner.shutdown.cancelled() => return,
-                _ = every.tick() => server.save_usage_history().await,
+                _ = save.tick() => server.save_usage_history().await,
+                _ = flush.tick() => server.flush_usage_blocks().await,
             }
         }
     });

@@ -1,11 +1,12 @@
 //! `GET /v1/node/{node}/usage?since=24h&step=1m`: a node's usage over the last
-//! 24 h, a point a minute, merged from every server (each keeps the minutes
-//! of the agents connected to it); and the internal route a server asks
-//! the others with.
+//! 24 h a point a minute (or the last hour every 10 s, `step=10s`), merged
+//! from every server (each keeps the points of the agents connected to
+//! it); and the internal route a server asks the others with.
 
 use axum::Json;
 use axum::extract::State;
 use drover_proto::api::{NodeUsageHistory, UsagePoint};
+use drover_server::usage_history::Step;
 use drover_types::CodedError;
 use drover_types::NodeId;
 use drover_types::acl::{AclScope, Capability};
@@ -19,15 +20,18 @@ use crate::{ApiResult, AppState};
 #[derive(Debug, Default, serde::Deserialize)]
 pub(super) struct UsageSince {
     since: Option<String>,
-    /// `?step=`: the points' spacing; only `1m` (the default) is kept.
+    /// `?step=`: the points' spacing, `1m` (the default) or `10s`.
     step: Option<String>,
 }
 
-/// `?since_ms=` of the internal route.
+/// `?since_ms=&step_secs=` of the internal route (a server that sends no
+/// step asks for minutes).
 #[derive(Debug, Default, serde::Deserialize)]
 pub(super) struct UsageSinceMs {
     #[serde(default)]
     since_ms: i64,
+    #[serde(default)]
+    step_secs: Option<u32>,
 }
 
 pub(super) async fn history(
@@ -36,22 +40,24 @@ pub(super) async fn history(
     ApiPath(node): ApiPath<String>,
     ApiQuery(UsageSince { since, step }): ApiQuery<UsageSince>,
 ) -> ApiResult<Json<NodeUsageHistory>> {
-    if let Some(step) = step.as_deref() {
-        check_step(step)?;
-    }
-    Ok(Json(node_usage_history(&app, &caller, &node, since.as_deref()).await?))
+    let step = match step.as_deref() {
+        Some(step) => parse_step(step)?,
+        None => Step::Minute,
+    };
+    Ok(Json(node_usage_history(&app, &caller, &node, since.as_deref(), step).await?))
 }
 
-/// `?step=` names the one resolution kept: a minute (`1m`, `60s`).
-fn check_step(step: &str) -> Result<(), CodedError> {
-    let minute =
-        step.parse::<drover_types::DurationSpec>().is_ok_and(|spec| spec.get() == std::time::Duration::from_secs(60));
-    if minute {
-        Ok(())
-    } else {
-        Err(CodedError::invalid(format!(
-            "step {step:?}: the history is kept a point a minute; give step=1m (or leave it out)"
-        )))
+/// `?step=` names one of the two resolutions kept: a minute (`1m`, `60s`)
+/// or 10 seconds (`10s`).
+fn parse_step(step: &str) -> Result<Step, CodedError> {
+    let seconds = step.parse::<drover_types::DurationSpec>().map(|spec| spec.get().as_secs_f64());
+    match seconds {
+        Ok(60.0) => Ok(Step::Minute),
+        Ok(10.0) => Ok(Step::TenSeconds),
+        _ => Err(CodedError::invalid(format!(
+            "step {step:?}: the history is kept a point a minute over 24 h and every 10 s over the last \
+             hour; give step=1m or step=10s (or leave it out)"
+        ))),
     }
 }
 
@@ -63,6 +69,7 @@ pub(crate) async fn node_usage_history(
     caller: &Caller,
     node: &str,
     since: Option<&str>,
+    step: Step,
 ) -> ApiResult<NodeUsageHistory> {
     caller.require(AclScope::Node, Capability::Read)?;
     let now = drover_server::logs::now_nanos();
@@ -74,8 +81,8 @@ pub(crate) async fn node_usage_history(
         caller.require_on(AclScope::Node, Capability::Read, &node.hostgroup)?;
         (node.id.clone(), node.name.clone())
     };
-    let points = app.server.node_usage_history_anywhere(&node_id, since_nanos / 1_000_000).await;
-    Ok(NodeUsageHistory { node: name, step_secs: 60, points })
+    let points = app.server.node_usage_history_anywhere(&node_id, since_nanos / 1_000_000, step).await;
+    Ok(NodeUsageHistory { node: name, step_secs: (step.millis() / 1000) as u32, points })
 }
 
 /// `GET /v1/internal/usage/{node_id}/history?since_ms=`: what this server
@@ -84,8 +91,9 @@ pub(super) async fn local_history(
     State(app): State<AppState>,
     caller: Caller,
     ApiPath(node_id): ApiPath<String>,
-    ApiQuery(UsageSinceMs { since_ms }): ApiQuery<UsageSinceMs>,
+    ApiQuery(UsageSinceMs { since_ms, step_secs }): ApiQuery<UsageSinceMs>,
 ) -> ApiResult<Json<Vec<UsagePoint>>> {
     caller.require_server()?;
-    Ok(Json(app.server.node_usage_history(&NodeId::new(node_id), since_ms)))
+    let step = if step_secs == Some(10) { Step::TenSeconds } else { Step::Minute };
+    Ok(Json(app.server.node_usage_history(&NodeId::new(node_id), since_ms, step)))
 }

@@ -582,6 +582,12 @@ async fn a_nodes_usage_history_is_served_by_every_server_and_drawn_on_its_page()
     .await;
     let history: drover_proto::api::NodeUsageHistory = http.get(&usage_url).send().await.unwrap().json().await.unwrap();
     assert_eq!((history.node.as_str(), history.step_secs), ("hist01", 60));
+    // The last hour every 10 seconds, from the other server too.
+    let fine: drover_proto::api::NodeUsageHistory =
+        http.get(format!("{usage_url}&step=10s")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(fine.step_secs, 10);
+    assert!(fine.points.iter().any(|point| point.cpu_percent.is_some()), "{:?}", fine.points);
+    assert!(fine.points.iter().all(|point| point.time_ms % 10_000 == 0), "{:?}", fine.points);
 
     let page = http.get(format!("{other}/ui/node/hist01")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<svg viewBox=\"0 0 288 40\""), "a chart on the node page: {page}");
@@ -641,6 +647,10 @@ async fn a_nodes_usage_history_survives_a_server_restart() {
     cluster.kill_agent("keep01");
     let before = read().await.expect("the history before the restart");
     assert!(!before.points.is_empty());
+    let fine_url = format!("{base}/v1/node/keep01/usage?since=1h&step=10s");
+    let fine_before: drover_proto::api::NodeUsageHistory =
+        http.get(&fine_url).send().await.unwrap().json().await.unwrap();
+    assert!(!fine_before.points.is_empty());
 
     // A clean stop (SIGTERM) writes the file; the restarted server reads it.
     cluster.servers[0].signal(nix::sys::signal::Signal::SIGTERM);
@@ -654,6 +664,9 @@ async fn a_nodes_usage_history_survives_a_server_restart() {
     for point in &before.points {
         assert!(after.points.contains(point), "{point:?} is still served after the restart: {:?}", after.points);
     }
+    let fine_after: drover_proto::api::NodeUsageHistory =
+        http.get(&fine_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(fine_after.points, fine_before.points, "the 10-second points too");
 
     // A damaged file is moved aside and reported; the server starts anyway.
     cluster.servers[0].signal(nix::sys::signal::Signal::SIGTERM);
@@ -670,10 +683,10 @@ async fn a_nodes_usage_history_survives_a_server_restart() {
     let empty = read().await.expect("the history after a damaged file");
     assert!(empty.points.is_empty(), "{:?}", empty.points);
 
-    // A step that is not kept is refused, naming the one that is.
-    let bad = http.get(format!("{base}/v1/node/keep01/usage?step=10s")).send().await.unwrap();
+    // A step that is not kept is refused, naming the ones that are.
+    let bad = http.get(format!("{base}/v1/node/keep01/usage?step=5m")).send().await.unwrap();
     assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
-    assert!(bad.text().await.unwrap().contains("give step=1m"));
+    assert!(bad.text().await.unwrap().contains("give step=1m or step=10s"));
 }
 
 /// Exec results stream into the page: on two nodes, one answers at once

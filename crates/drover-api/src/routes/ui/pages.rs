@@ -154,9 +154,15 @@ pub(super) async fn node(
     };
     let logs = visible(search_lines(&app, caller, query, 20).await);
     let usage_history = visible(
-        super::super::node_usage::node_usage_history(&app, caller, &status.node.name, None)
-            .await
-            .map(|history| history.points),
+        super::super::node_usage::node_usage_history(
+            &app,
+            caller,
+            &status.node.name,
+            None,
+            drover_server::usage_history::Step::Minute,
+        )
+        .await
+        .map(|history| history.points),
     );
     let chrome = viewer.chrome(format!("Node {}", status.node.name), Section::Nodes);
     let page = NodePage::new(chrome, &status, history, usage_history, logs);
