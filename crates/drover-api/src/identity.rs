@@ -392,6 +392,7 @@ fn action_of(method: &Method, route: &str) -> String {
         ("POST", paths::UI_ALERT_SILENCE) => "alert.silence",
         ("POST", paths::UI_SILENCE_EXPIRE) => "alert.unsilence",
         ("POST", paths::UI_JOB_PROMOTE) => "job.promote",
+        ("POST", paths::UI_JOB_REVERT) => "job.revert",
         ("POST", paths::UI_EXEC) => "exec.run",
         ("POST", paths::UI_LOGIN) => "ui.login",
         ("POST", paths::UI_LOGOUT) => "ui.logout",

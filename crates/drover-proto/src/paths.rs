@@ -265,6 +265,8 @@ pub const UI_JOBS: &str = "/ui/jobs";
 pub const UI_JOB: &str = "/ui/job/{job_id}";
 /// `POST` promote a job's canaries (a form).
 pub const UI_JOB_PROMOTE: &str = "/ui/job/{job_id}/promote";
+/// The dashboard's revert button on a job page (`version=N`).
+pub const UI_JOB_REVERT: &str = "/ui/job/{job_id}/revert";
 /// `GET` one allocation.
 pub const UI_ALLOC: &str = "/ui/alloc/{alloc_id}";
 /// `GET` a task's output (`?task=&type=stdout|stderr`), as text.
@@ -305,6 +307,7 @@ pub const UI_ALL: &[&str] = &[
     UI_JOBS,
     UI_JOB,
     UI_JOB_PROMOTE,
+    UI_JOB_REVERT,
     UI_ALLOC,
     UI_ALLOC_OUTPUT,
     UI_LOGS,

@@ -274,7 +274,7 @@ pub struct JobPage {
     /// The latest deployment.
     pub deployment: Option<DeploymentView>,
     /// Whether the caller may promote (job `submit`): else no button.
-    pub can_promote: bool,
+    pub can_submit: bool,
     /// Groups not placed in full, and why.
     pub placement: Vec<PlacementRow>,
     /// Allocations by state (running first).
@@ -430,7 +430,7 @@ impl JobPage {
             diff,
             groups,
             deployment,
-            can_promote: false,
+            can_submit: false,
             placement,
             allocs,
             one_state: view.state.is_some(),
@@ -443,6 +443,11 @@ impl JobPage {
     /// Where the promote form posts.
     pub fn promote_action(&self) -> String {
         paths::fill(paths::UI_JOB_PROMOTE, &[&self.id])
+    }
+
+    /// Where the revert form posts.
+    pub fn revert_action(&self) -> String {
+        paths::fill(paths::UI_JOB_REVERT, &[&self.id])
     }
 
     /// The job's page (every state's newest allocations).

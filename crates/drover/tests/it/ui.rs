@@ -753,3 +753,66 @@ async fn exec_results_stream_into_the_page_as_each_node_answers() {
         "{audit:?}"
     );
 }
+
+/// The revert button: on an older version of a job, the page offers to
+/// submit it again; the post goes through `POST /v1/job/{id}/revert` and
+/// comes back to the job with the new version. A version that is not a
+/// number, or a post without the page's CSRF token, changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_is_reverted_from_its_page() {
+    let cluster = Cluster::start().await;
+    let job = |count: u32| {
+        format!(
+            "job \"rev\" {{\n  type = \"batch\"\n  group \"g\" {{\n    count = {count}\n    task \"t\" {{\n      driver = \
+             \"raw_exec\"\n      config {{\n        command = \"/bin/true\"\n      }}\n    }}\n  }}\n}}\n"
+        )
+    };
+    for count in [1, 2] {
+        let output = cluster.run_job("rev", &job(count));
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+    let current = cluster.client.job("rev").await.unwrap();
+    assert_eq!(current.groups[0].count, 2);
+    let older = current.version - 1;
+    let base = format!("http://{}", cluster.address);
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+
+    // The current version has no button; the older one has.
+    let page = http.get(format!("{base}/ui/job/rev")).send().await.unwrap().text().await.unwrap();
+    assert!(!page.contains("Revert to version"), "{page}");
+    let form = http.get(format!("{base}/ui/job/rev?version={older}")).send().await.unwrap();
+    let cookie = form.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let form = form.text().await.unwrap();
+    assert!(form.contains(&format!("Revert to version {older}</button>")), "{form}");
+    let marker = r#"<meta name="drover-csrf" content=""#;
+    let csrf = form[form.find(marker).unwrap() + marker.len()..].split('"').next().unwrap().to_owned();
+    let post = |body: String| {
+        http.post(format!("{base}/ui/job/rev/revert"))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+
+    let bad = post(format!("csrf={csrf}&version=latest")).await.unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("give the number of the version to revert to"));
+    let forged = post(format!("version={older}")).await.unwrap();
+    assert!(forged.status().is_client_error(), "{}", forged.status());
+    assert_eq!(cluster.client.job("rev").await.unwrap().version, current.version, "nothing changed");
+
+    let reverted = post(format!("csrf={csrf}&version={older}")).await.unwrap();
+    assert_eq!(reverted.status(), reqwest::StatusCode::SEE_OTHER);
+    let location = reverted.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with("/ui/job/rev?notice="), "{location}");
+    let now = cluster.client.job("rev").await.unwrap();
+    assert_eq!((now.version, now.groups[0].count), (current.version + 1, 1), "version {older} again");
+    // Audited as the API call, from the dashboard.
+    cluster
+        .wait_for("the revert's audit event", || async {
+            let audit = cluster.cli(&["audit", "--kind", "job.revert", "--outcome", "ok", "--json"]);
+            let audit = String::from_utf8_lossy(&audit.stdout).into_owned();
+            audit.contains("/v1/job/rev/revert") && audit.contains("from the dashboard")
+        })
+        .await;
+}

@@ -21,6 +21,8 @@ pub(super) struct ActionForm {
     csrf: Option<String>,
     /// The alert to acknowledge.
     id: Option<String>,
+    /// The job version to revert to.
+    version: Option<String>,
 }
 
 /// The audit note of an action taken through the dashboard: the API
@@ -114,8 +116,33 @@ pub(super) async fn promote(
 ) -> Result<Response, UiError> {
     viewer.check_csrf(form.csrf.as_deref())?;
     let _deployment = super::super::jobs::promote(State(app), viewer.caller.clone(), ApiPath(job_id.clone())).await?;
-    let page = paths::fill(paths::UI_JOB, &[&job_id]);
-    Ok(noted(see_other(&page, "canaries promoted"), paths::fill(paths::JOB_PROMOTE, &[&job_id])))
+    Ok(back_to_job(&job_id, "canaries promoted", paths::JOB_PROMOTE))
+}
+
+/// Back to the job's page with `notice`, audited as the job's `api_path`.
+fn back_to_job(job_id: &str, notice: &str, api_path: &str) -> Response {
+    let page = paths::fill(paths::UI_JOB, &[job_id]);
+    noted(see_other(&page, notice), paths::fill(api_path, &[job_id]))
+}
+
+/// `POST /ui/job/{job_id}/revert` (`version=N`): the job's version N
+/// submitted again, through `POST /v1/job/{job_id}/revert`.
+pub(super) async fn revert(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    ApiPath(job_id): ApiPath<String>,
+    UiForm(form): UiForm<ActionForm>,
+) -> Result<Response, UiError> {
+    viewer.check_csrf(form.csrf.as_deref())?;
+    let text = form.version.unwrap_or_default();
+    let version = text.trim().parse::<u64>().map_err(|_| {
+        CodedError::invalid(format!("version {text:?}: give the number of the version to revert to (version=3)"))
+    })?;
+    let request = ApiJson(drover_proto::api::RevertJobRequest { version });
+    let registered =
+        super::super::jobs::revert(State(app), viewer.caller.clone(), ApiPath(job_id.clone()), request).await?;
+    let notice = format!("version {version} submitted again as version {}", registered.0.job_version);
+    Ok(back_to_job(&job_id, &notice, paths::JOB_REVERT))
 }
 
 /// The silence form: matchers one a line, how long, why.

@@ -46,6 +46,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(paths::UI_JOBS, get(pages::jobs))
         .route(paths::UI_JOB, get(pages::job))
         .route(paths::UI_JOB_PROMOTE, post(actions::promote))
+        .route(paths::UI_JOB_REVERT, post(actions::revert))
         .route(paths::UI_ALLOC, get(pages::alloc))
         .route(paths::UI_ALLOC_OUTPUT, get(pages::alloc_output))
         .route(paths::UI_LOGS, get(pages::logs))

@@ -219,7 +219,7 @@ pub(super) async fn job(
     chrome.refresh_seconds = 15;
     let view = AllocView { state: query.state.filter(|state| !state.is_empty()), page: query.page.unwrap_or(1) };
     let mut page = JobPage::listing(chrome, &status, &versions, query.version, query.against, &view);
-    page.can_promote = caller.allows(AclScope::Job, Capability::Submit, &job_id);
+    page.can_submit = caller.allows(AclScope::Job, Capability::Submit, &job_id);
     page.notice = Notice { notice: query.notice, silence: None }.text();
     Ok(viewer.page(drover_ui::render(&page)))
 }
