@@ -132,9 +132,14 @@ impl UsageBlocks {
 }
 
 impl Flush {
-    /// Writes the blocks and drops the old ones, in one transaction.
+    /// Writes the blocks and drops the old ones, in one transaction. With
+    /// no block waiting there is nothing to write, nor anything new to drop
+    /// (the bounds move only with new blocks): no transaction, no fsync.
     pub fn write(&self) -> Result<(), String> {
         let Some(database) = &self.database else { return Ok(()) };
+        if self.blocks.is_empty() {
+            return Ok(());
+        }
         let write = || -> Result<(), redb::Error> {
             let transaction = database.begin_write()?;
             {

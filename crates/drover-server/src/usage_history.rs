@@ -89,11 +89,6 @@ impl Step {
     pub fn closed_blocks(self) -> i64 {
         (self.kept() / BLOCK_UNITS) as i64
     }
-
-    /// The block a time falls in.
-    pub fn block_of(self, time_ms: i64) -> i64 {
-        time_ms.div_euclid(self.millis()).div_euclid(BLOCK_UNITS as i64)
-    }
 }
 
 /// Where rings keep their closed blocks, by node, step and block number:
