@@ -241,7 +241,7 @@ async fn the_exec_page_runs_through_the_exec_api_checks_its_csrf_token_and_is_au
     let (server, _dir) = support::start_server().await;
     let page = send(&server, get("/ui/exec", None)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("Run</button>"), "anonymous on an insecure server may exec: {}", page.body);
+    assert!(page.body.contains("Preview</button>"), "anonymous on an insecure server may exec: {}", page.body);
     let cookie = session_cookie(&page).expect("a session cookie");
     let csrf = csrf_of(&page.body);
 
@@ -274,7 +274,12 @@ async fn the_exec_page_runs_through_the_exec_api_checks_its_csrf_token_and_is_au
     let ran = send(&server, post_form("/ui/exec", Some(&cookie), &form)).await;
     assert_eq!(ran.status, StatusCode::NOT_FOUND, "{}", ran.body);
     assert!(ran.body.contains("error: no node matches the selection"), "{}", ran.body);
-    assert!(ran.body.contains("Run</button>"), "the form stays to correct the selection");
+    assert!(ran.body.contains("Preview</button>"), "the form stays to correct the selection");
+
+    // A preview of the same: the same refusal, and no run audited.
+    let previewed = send(&server, post_form("/ui/exec", Some(&cookie), &format!("{form}&preview=1"))).await;
+    assert_eq!(previewed.status, StatusCode::NOT_FOUND, "{}", previewed.body);
+    assert!(previewed.body.contains("error: no node matches the selection"), "{}", previewed.body);
     wait_for_audit(&server, |event| {
         event.action == "exec.run"
             && event.target == "/v1/exec"
@@ -359,6 +364,37 @@ async fn the_live_tail_is_the_api_tail_under_the_dashboard_session() {
     let broken = send(&server, get("/ui/logs/tail?q=%28disk", None)).await;
     assert_eq!(broken.status, StatusCode::BAD_REQUEST, "{}", broken.body);
     assert!(broken.body.contains("unbalanced parenthesis at column 1"), "{}", broken.body);
+}
+
+#[tokio::test]
+async fn a_tailed_lines_here_or_everywhere_switch_redirects_to_the_search_and_bad_input_is_refused() {
+    let (server, _dir) = support::start_server().await;
+    let like = send(
+        &server,
+        get(
+            "/ui/logs/like?since=6h&scope=node&node=batch01&message=Out%20of%20memory%3A%20Killed%20process%204242",
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(like.status, StatusCode::SEE_OTHER, "{}", like.body);
+    assert_eq!(
+        like.headers[header::LOCATION],
+        "/ui/logs?q=%22Out%20of%20memory%3A%20Killed%20process%22%20node%3A%22batch01%22&since=6h"
+    );
+    // The query it makes parses as the log query language reads it.
+    let q = r#""Out of memory: Killed process" node:"batch01""#;
+    assert!(drover_filter::log_query::parse(q).is_ok());
+
+    for (path, why) in [
+        ("/ui/logs/like?scope=galaxy&message=x", "give node, hostgroup or fleet"),
+        ("/ui/logs/like?scope=hostgroup&node=n&message=disk%20full", "the line has no host group"),
+        ("/ui/logs/like?scope=fleet&message=12%3A00%20404", "no word without digits"),
+    ] {
+        let refused = send(&server, get(path, None)).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{path}: {}", refused.body);
+        assert!(refused.body.contains(why), "{path}: {}", refused.body);
+    }
 }
 
 #[tokio::test]

@@ -229,6 +229,8 @@ pub const INTERNAL_PROPOSE: &str = "/v1/internal/propose";
 pub const INTERNAL_HEARTBEATS: &str = "/v1/internal/heartbeats";
 /// `GET` the usage of the agents connected to a server.
 pub const INTERNAL_USAGE: &str = "/v1/internal/usage";
+/// `GET` the three figures of every node connected to a server (the node table).
+pub const INTERNAL_USAGE_SUMMARY: &str = "/v1/internal/usage-summary";
 /// `GET` the usage of one agent connected to a server.
 pub const INTERNAL_NODE_USAGE: &str = "/v1/internal/usage/{node_id}";
 /// `GET` the usage history one server kept of a node (`?since_ms=`).
@@ -275,6 +277,9 @@ pub const UI_ALLOC_OUTPUT: &str = "/ui/alloc/{alloc_id}/output";
 pub const UI_LOGS: &str = "/ui/logs";
 /// `GET` matching log lines as they arrive (`?q=`), the live tail of the log page.
 pub const UI_LOGS_TAIL: &str = "/ui/logs/tail";
+/// The "here or everywhere?" switch of a live-tailed line: a redirect to
+/// the search for lines like it.
+pub const UI_LOGS_LIKE: &str = "/ui/logs/like";
 /// `GET` alerts, silences and what fires most.
 pub const UI_ALERTS: &str = "/ui/alerts";
 /// `POST` acknowledge an alert (a form).
@@ -312,6 +317,7 @@ pub const UI_ALL: &[&str] = &[
     UI_ALLOC_OUTPUT,
     UI_LOGS,
     UI_LOGS_TAIL,
+    UI_LOGS_LIKE,
     UI_ALERTS,
     UI_ALERT_ACK,
     UI_ALERT_SILENCE,
@@ -424,6 +430,7 @@ pub const ALL: &[&str] = &[
     INTERNAL_PROPOSE,
     INTERNAL_HEARTBEATS,
     INTERNAL_USAGE,
+    INTERNAL_USAGE_SUMMARY,
     INTERNAL_NODE_USAGE,
     INTERNAL_NODE_USAGE_HISTORY,
     INTERNAL_IDENTITY,

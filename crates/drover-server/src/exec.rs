@@ -77,6 +77,41 @@ impl Server {
         Ok(None)
     }
 
+    /// The nodes `request` selects, as [`Server::exec_allowed`] would run
+    /// it: those `access` lets it run on, and those it may see but not run
+    /// on (the dashboard's preview before its confirmation). Refused as
+    /// the run would be when nothing matches.
+    pub async fn exec_preview(
+        &self,
+        request: &ExecRequest,
+        access: &(dyn Fn(&drover_types::Node) -> Option<bool> + Sync),
+    ) -> Result<(Vec<String>, Vec<String>)> {
+        let (nodes, denied) = self.exec_selection(request, access).await?;
+        let names = |nodes: Vec<Arc<drover_types::Node>>| nodes.iter().map(|node| node.name.clone()).collect();
+        Ok((names(nodes), names(denied)))
+    }
+
+    /// The selected nodes the caller may run on, and those it may see but
+    /// not run on; a selection that matches nothing is refused.
+    async fn exec_selection(
+        &self,
+        request: &ExecRequest,
+        access: &(dyn Fn(&drover_types::Node) -> Option<bool> + Sync),
+    ) -> Result<(Vec<Arc<drover_types::Node>>, Vec<Arc<drover_types::Node>>)> {
+        let state = if request.local { self.state() } else { self.consistent_state().await? };
+        let selected = crate::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
+        let (nodes, denied): (Vec<_>, Vec<_>) = selected
+            .into_iter()
+            .filter_map(|node| access(&node).map(|allowed| (node, allowed)))
+            .partition(|(_, allowed)| *allowed);
+        let nodes: Vec<_> = nodes.into_iter().map(|(node, _)| node).collect();
+        let denied: Vec<_> = denied.into_iter().map(|(node, _)| node).collect();
+        if nodes.is_empty() && denied.is_empty() {
+            return Err(CodedError::new(ErrorCode::NotFound, "no node matches the selection"));
+        }
+        Ok((nodes, denied))
+    }
+
     /// [`Server::exec`] for a caller with limits: `access` says of each
     /// selected node whether the caller may run the command there
     /// (`Some(true)`), may see it but not run it there (`Some(false)`: a
@@ -117,14 +152,7 @@ impl Server {
                 drover_proto::api::MAX_EXEC_STDIN_BYTES / 1024 / 1024
             )));
         }
-        let state = if request.local { self.state() } else { self.consistent_state().await? };
-        let selected = crate::inventory::select_nodes(&state, &request.nodes, request.filter.as_deref())?;
-        let (nodes, denied): (Vec<_>, Vec<_>) = selected
-            .into_iter()
-            .filter_map(|node| access(&node).map(|allowed| (node, allowed)))
-            .partition(|(_, allowed)| *allowed);
-        let nodes: Vec<_> = nodes.into_iter().map(|(node, _)| node).collect();
-        let denied: Vec<_> = denied.into_iter().map(|(node, _)| node).collect();
+        let (nodes, denied) = self.exec_selection(&request, access).await?;
         // A request relayed by another server carries that server's decision.
         request.root_allowed = request.root_allowed && nodes.iter().all(|node| root(node));
         if request.user.as_deref() == Some("root") && !request.root_allowed {
@@ -132,9 +160,6 @@ impl Server {
                 ErrorCode::Forbidden,
                 "running commands as root needs exec-as-root on every selected node; run as another user (-u USER)",
             ));
-        }
-        if nodes.is_empty() && denied.is_empty() {
-            return Err(CodedError::new(ErrorCode::NotFound, "no node matches the selection"));
         }
         if request.all_or_nothing && !denied.is_empty() {
             let names: Vec<&str> = denied.iter().map(|node| node.name.as_str()).collect();

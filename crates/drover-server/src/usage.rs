@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use drover_metrics::{NodeLabels, NodeSample};
 use drover_proto::api::UsagePoint;
+use drover_types::usage::UsageSummary;
 use drover_types::{Node, NodeId, Timestamp};
 
 use crate::usage_blocks::UsageBlocks;
@@ -187,14 +188,38 @@ impl Server {
     /// The latest usage of every node, from every server (a server that
     /// does not answer leaves its nodes out).
     pub async fn fleet_usage(&self) -> Vec<(NodeId, NodeSample)> {
-        let mut all: HashMap<NodeId, NodeSample> = self.local_usage().into_iter().collect();
-        let asks = self.peers().into_iter().map(|member| async move {
-            self.get_from_peer::<Vec<(NodeId, NodeSample)>>(&member.address, paths::INTERNAL_USAGE).await
-        });
+        self.fleet_of(self.local_usage(), paths::INTERNAL_USAGE, |sample| sample.time_ms).await
+    }
+
+    /// The three figures of every node connected here.
+    pub fn local_usage_summary(&self) -> Vec<(NodeId, UsageSummary)> {
+        let usage = self.inner.usage.lock();
+        usage.iter().map(|(node_id, sample)| (node_id.clone(), sample.summary())).collect()
+    }
+
+    /// The three figures of every node, from every server (as
+    /// [`Server::fleet_usage`], a fraction of the bytes).
+    pub async fn fleet_usage_summary(&self) -> Vec<(NodeId, UsageSummary)> {
+        self.fleet_of(self.local_usage_summary(), paths::INTERNAL_USAGE_SUMMARY, |summary| summary.time_ms).await
+    }
+
+    /// `local` merged with what every other server answers at `path` for
+    /// its nodes, the newest of each node kept.
+    async fn fleet_of<T: serde::de::DeserializeOwned>(
+        &self,
+        local: Vec<(NodeId, T)>,
+        path: &str,
+        time_ms: fn(&T) -> i64,
+    ) -> Vec<(NodeId, T)> {
+        let mut all: HashMap<NodeId, T> = local.into_iter().collect();
+        let asks = self
+            .peers()
+            .into_iter()
+            .map(|member| async move { self.get_from_peer::<Vec<(NodeId, T)>>(&member.address, path).await });
         // A server that does not answer leaves its nodes out.
         for samples in futures_util::future::join_all(asks).await.into_iter().flatten() {
             for (node_id, sample) in samples {
-                let newer = all.get(&node_id).is_none_or(|known| known.time_ms < sample.time_ms);
+                let newer = all.get(&node_id).is_none_or(|known| time_ms(known) < time_ms(&sample));
                 if newer {
                     all.insert(node_id, sample);
                 }

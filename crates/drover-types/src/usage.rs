@@ -166,6 +166,33 @@ impl NodeSample {
     pub fn disk(&self, mount: &str) -> Option<&DiskSample> {
         self.disks.iter().find(|disk| disk.mount == mount)
     }
+
+    /// The three figures the node table shows and sorts by.
+    pub fn summary(&self) -> UsageSummary {
+        UsageSummary {
+            time_ms: self.time_ms,
+            cpu_percent: self.cpu_percent,
+            memory_percent: (self.memory_total > 0).then(|| self.memory_used_percent()),
+            disk_percent: self.fullest_disk().map(DiskSample::used_percent),
+        }
+    }
+}
+
+/// A node's latest usage in three figures (the servers pass the fleet's
+/// summaries to each other for the dashboard's node table: about 130
+/// bytes of JSON a node, where a whole sample with its CPUs, disks,
+/// interfaces and tasks takes kilobytes).
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct UsageSummary {
+    /// When the sample was taken, in milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// CPU busy, `0.0..=100.0` of the whole machine.
+    pub cpu_percent: f32,
+    /// Memory in use, in per cent; `None` when memory is unknown.
+    pub memory_percent: Option<f32>,
+    /// The fullest disk's use, in per cent; `None` when no disk was sampled.
+    pub disk_percent: Option<f32>,
 }
 
 /// One mounted filesystem's usage, as `df` shows it.

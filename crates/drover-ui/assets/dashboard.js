@@ -75,6 +75,21 @@
       var level = record.level || "";
       cell(row, level, "level-" + level.toLowerCase());
       cell(row, record.message, "msg");
+      // The "here or everywhere?" switch, through /ui/logs/like (the
+      // server picks the words to search by, as for the lines it renders).
+      var like = cell(row, "", "like");
+      var base = tail.getAttribute("data-like");
+      [["node", "node", "on " + record.node], ["hostgroup", "group", "in " + record.hostgroup], ["fleet", "fleet", "on every node"]]
+        .forEach(function (choice) {
+          if (choice[0] === "hostgroup" && !record.hostgroup) { return; }
+          var a = document.createElement("a");
+          a.href = base + (base.indexOf("?") < 0 ? "?" : "&") + new URLSearchParams({
+            scope: choice[0], node: record.node, hostgroup: record.hostgroup || "", message: record.message
+          }).toString();
+          a.title = "lines like this one " + choice[2];
+          a.textContent = choice[1];
+          like.appendChild(a);
+        });
       body.insertBefore(row, body.firstChild);
       while (body.rows.length > keep) { body.deleteRow(body.rows.length - 1); }
       table.hidden = false;
@@ -118,6 +133,49 @@
       if (tail.checked) { start(); } else if (controller) { controller.abort(); controller = null; say("live tail off"); }
     });
     if (toggle) { toggle.hidden = false; }
+  }
+  // The log page's older lines: when the pager at the bottom comes into
+  // view, the next page (the "older lines" link, a cursor) is fetched and
+  // its lines appended, so scrolling reads on; without this script the
+  // link pages as before.
+  var pager = document.getElementById("log-pager");
+  var logBody = document.querySelector("table.loglines tbody");
+  if (pager && logBody && window.fetch && window.IntersectionObserver && window.DOMParser) {
+    var loading = false;
+    var older = function () {
+      var next = pager.querySelector("a[rel=next]");
+      if (!next || loading) { return; }
+      loading = true;
+      next.textContent = "loading older lines…";
+      fetch(next.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("the next page answered " + response.status); }
+          return response.text();
+        })
+        .then(function (html) {
+          var page = new DOMParser().parseFromString(html, "text/html");
+          var rows = page.querySelectorAll("table.loglines tbody tr");
+          for (var i = 0; i < rows.length; i += 1) { logBody.appendChild(document.importNode(rows[i], true)); }
+          var freshNext = page.querySelector("#log-pager a[rel=next]");
+          if (freshNext) {
+            next.href = freshNext.getAttribute("href");
+            next.textContent = freshNext.textContent;
+          } else {
+            next.parentNode.removeChild(next);
+          }
+          logBody.setAttribute("data-pages", String((parseInt(logBody.getAttribute("data-pages"), 10) || 1) + 1));
+          loading = false;
+          // Still at the bottom (a tall screen): read on.
+          if (pager.getBoundingClientRect().top < window.innerHeight) { older(); }
+        })
+        .catch(function (error) {
+          next.textContent = "older lines → (" + error.message + ")";
+          loading = false;
+        });
+    };
+    new window.IntersectionObserver(function (entries) {
+      if (entries.some(function (entry) { return entry.isIntersecting; })) { older(); }
+    }, { rootMargin: "200px" }).observe(pager);
   }
   // The exec page: the form is posted with stream=1 and the results are
   // swapped in as each node answers (the server renders them, grouped as

@@ -16,7 +16,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use drover_proto::api::{
@@ -24,6 +24,7 @@ use drover_proto::api::{
     LogHistogramResponse, LogSearchResponse, NodeListEntry, NodeStatusResponse, UsagePoint,
 };
 use drover_types::acl::{AuditEvent, AuditOutcome};
+use drover_types::usage::UsageSummary;
 use drover_types::{
     AllocClientStatus, Allocation, Job, JobStatus, JobType, LogRecord, NodeChange, NodeId, TaskEvent, TaskEventKind,
     TaskState, Timestamp, fixtures,
@@ -32,7 +33,7 @@ use drover_ui::pages::Visible;
 use drover_ui::pages::alloc::AllocPage;
 use drover_ui::pages::jobs::{JobPage, JobRow, JobsPage};
 use drover_ui::pages::logs::{LogLine, LogsPage};
-use drover_ui::pages::nodes::{NodePage, NodeSort, NodesPage};
+use drover_ui::pages::nodes::{NodePage, NodeSort, NodeTable, NodesPage};
 use drover_ui::pages::overview::{self, AuditRow, OverviewPage, ServerRow};
 use drover_ui::pages::react::AlertRow;
 use drover_ui::{Chrome, Section, render};
@@ -49,6 +50,8 @@ struct Fleet {
     /// Each job's allocations.
     allocs: Vec<Vec<AllocListEntry>>,
     job_specs: Vec<Job>,
+    /// Every node's latest measured usage.
+    usage: HashMap<NodeId, UsageSummary>,
 }
 
 fn node_name(index: usize) -> String {
@@ -134,7 +137,22 @@ fn fleet() -> Fleet {
         job_specs.push(job);
     }
     assert_eq!(placed, ALLOCS);
-    Fleet { now, nodes, jobs, allocs, job_specs }
+    // Every node measured but every 13th (its agent not connected).
+    let usage = nodes
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| index % 13 != 0)
+        .map(|(index, node)| {
+            let summary = UsageSummary {
+                time_ms: now.as_millis() - 5_000,
+                cpu_percent: (index * 7919 % 1000) as f32 / 10.0,
+                memory_percent: Some((index * 104_729 % 1000) as f32 / 10.0),
+                disk_percent: (index % 29 != 0).then(|| (index * 31 % 1000) as f32 / 10.0),
+            };
+            (node.id.clone(), summary)
+        })
+        .collect();
+    Fleet { now, nodes, jobs, allocs, job_specs, usage }
 }
 
 fn chrome(fleet: &Fleet, title: &str, section: Section) -> Chrome {
@@ -208,8 +226,8 @@ fn overview_page(fleet: &Fleet) -> String {
 }
 
 fn nodes_page(fleet: &Fleet) -> String {
-    let page =
-        NodesPage::on_page(chrome(fleet, "Nodes", Section::Nodes), String::new(), NodeSort::Cpu, &fleet.nodes, 1);
+    let table = NodeTable { entries: &fleet.nodes, usage: &fleet.usage };
+    let page = NodesPage::on_page(chrome(fleet, "Nodes", Section::Nodes), String::new(), NodeSort::CpuUsed, table, 1);
     render(&page)
 }
 
@@ -400,7 +418,7 @@ fn main() {
     type Page<'a> = (&'a str, Box<dyn Fn() -> String + 'a>);
     let pages: Vec<Page> = vec![
         ("overview", Box::new(|| overview_page(&fleet))),
-        ("nodes (page 1 of 50, by CPU)", Box::new(|| nodes_page(&fleet))),
+        ("nodes (page 1 of 50, by CPU used)", Box::new(|| nodes_page(&fleet))),
         ("node (10 allocs, 24 h charts)", Box::new(|| node_page(&fleet, &node))),
         ("jobs (100)", Box::new(|| jobs_page(&fleet))),
         ("job (service, 909 allocs)", Box::new(|| job_page(&fleet, &service))),

@@ -133,6 +133,17 @@ pub fn status_class(status: &str) -> &'static str {
     }
 }
 
+/// `1 node`, `2 nodes`.
+pub fn plural(count: u64, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+}
+
+/// `text` in double quotes as the filter and log query languages read a
+/// quoted value: `"bi/batch"`, with backslashes and quotes escaped.
+pub fn quoted(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,17 +4,18 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use drover_proto::api::{
     AllocCounts, AllocListEntry, JobStatusResponse, LogBucket, LogCount, LogCountResponse, LogHistogramResponse,
     LogSearchResponse, NodeListEntry,
 };
+use drover_types::usage::UsageSummary;
 use drover_types::{EvalStatus, EvalTrigger, Evaluation, JobId, NodeId, PlacementFailure, Timestamp, fixtures};
 use drover_ui::pages::Visible;
 use drover_ui::pages::jobs::{AllocView, JobPage};
 use drover_ui::pages::logs::LogsPage;
-use drover_ui::pages::nodes::{NodeSort, NodesPage, group_tree};
+use drover_ui::pages::nodes::{NodeSort, NodeTable, NodesPage, group_tree};
 use drover_ui::pages::overview::{self, OverviewPage};
 use drover_ui::pages::react::{AlertRow, AlertsPage, HammersPage, RunRow, SilenceRow};
 use drover_ui::{Chrome, Section, render};
@@ -322,14 +323,52 @@ fn the_node_table_shows_two_hundred_nodes_a_page_with_links_that_keep_filter_and
     );
     assert!(!first.contains(r#"rel="prev""#));
     assert!(first.contains(r#"<span class="count">450</span>"#), "the tree counts every page: {first}");
-    let last = render(&NodesPage::on_page(chrome(Section::Nodes), filter.clone(), NodeSort::Name, &entries, 9));
+    let unmeasured = HashMap::new();
+    let table = NodeTable { entries: &entries, usage: &unmeasured };
+    let last = render(&NodesPage::on_page(chrome(Section::Nodes), filter.clone(), NodeSort::Name, table, 9));
     assert!(last.contains("401–450 of 450 shown") && last.contains(">n0449</a>"), "past the end: the last page");
     assert!(last.contains("sort=name&#38;page=2\" rel=\"prev\""), "{last}");
     assert!(!last.contains(r#"rel="next""#));
-    let second = render(&NodesPage::on_page(chrome(Section::Nodes), filter, NodeSort::Name, &entries, 2));
+    let second = render(&NodesPage::on_page(chrome(Section::Nodes), filter, NodeSort::Name, table, 2));
     assert!(second.contains(r#"sort=name" rel="prev""#), "page 1 has no page parameter: {second}");
     let few = render(&NodesPage::new(chrome(Section::Nodes), String::new(), NodeSort::Name, &entries[..3]));
     assert!(few.contains("3 shown") && !few.contains("Pages of the node table"));
+}
+
+#[test]
+fn the_node_table_shows_and_sorts_by_measured_use_with_unmeasured_nodes_last() {
+    let entries: Vec<NodeListEntry> =
+        ["quiet", "busy", "gone", "full"].iter().map(|name| node_entry(name, "bi/batch", "ready", 0)).collect();
+    let summary = |cpu: f32, memory: f32, disk: f32| UsageSummary {
+        time_ms: 1_800_000_000_000 - 30_000,
+        cpu_percent: cpu,
+        memory_percent: Some(memory),
+        disk_percent: Some(disk),
+    };
+    let usage: HashMap<NodeId, UsageSummary> = [
+        (entries[0].id.clone(), summary(3.0, 20.0, 10.0)),
+        (entries[1].id.clone(), summary(97.4, 40.0, 20.0)),
+        (entries[3].id.clone(), summary(50.0, 90.0, 99.6)),
+    ]
+    .into_iter()
+    .collect();
+    let table = NodeTable { entries: &entries, usage: &usage };
+    let order = |sort: &str| {
+        let html = render(&NodesPage::on_page(chrome(Section::Nodes), String::new(), NodeSort::parse(sort), table, 1));
+        let mut names: Vec<(usize, &str)> = ["quiet", "busy", "gone", "full"]
+            .iter()
+            .map(|name| (html.find(&format!(">{name}</a>")).unwrap(), *name))
+            .collect();
+        names.sort();
+        (names.into_iter().map(|(_, name)| name).collect::<Vec<_>>(), html)
+    };
+    assert_eq!(order("cpu-used").0, ["busy", "full", "quiet", "gone"]);
+    assert_eq!(order("memory-used").0, ["full", "busy", "quiet", "gone"]);
+    let (disk, html) = order("disk-used");
+    assert_eq!(disk, ["full", "busy", "quiet", "gone"]);
+    assert!(html.contains(r#"<td class="num" title="measured 30s ago">97%</td>"#), "{html}");
+    assert!(html.contains(r#"title="no sample: its agent is not connected">–</td>"#), "{html}");
+    assert!(html.contains(r#"<th class="num" aria-sort="descending"><a href="/ui/nodes?sort=disk-used""#), "{html}");
 }
 
 #[test]
@@ -541,6 +580,7 @@ fn the_exec_page_groups_outputs_as_the_cli_and_has_no_run_button_without_exec() 
         form: ExecForm { command: "cat /etc/debian_version".to_owned(), ..ExecForm::default() },
         error: None,
         outcome: Some(ExecOutcome::new(&results, fold)),
+        preview: None,
     };
     let html = render(&page);
     let common = html.find("web01,web02 (2)").expect("the common output's group");
@@ -549,7 +589,8 @@ fn the_exec_page_groups_outputs_as_the_cli_and_has_no_run_button_without_exec() 
     assert!(html.contains("3 nodes: 2 success, 1 failure (web03)"), "{html}");
     assert!(html.contains("exit 2"));
     assert!(html.contains("Debian 12") && !html.contains("<b>Debian"), "output is escaped");
-    assert!(html.contains("Run</button>") && html.contains("name=\"csrf\" value=\"c5rf\""));
+    assert!(html.contains("Preview</button>") && html.contains("name=\"csrf\" value=\"c5rf\""));
+    assert!(!html.contains("Run on"), "no run button without a preview");
 
     let refused = ExecPage {
         chrome: chrome(Section::Exec),
@@ -557,9 +598,49 @@ fn the_exec_page_groups_outputs_as_the_cli_and_has_no_run_button_without_exec() 
         form: ExecForm::default(),
         error: None,
         outcome: None,
+        preview: None,
     };
     let html = render(&refused);
-    assert!(!html.contains("Run</button>") && html.contains("alice may not do this"), "{html}");
+    assert!(!html.contains("Preview</button>") && html.contains("alice may not do this"), "{html}");
+}
+
+#[test]
+fn the_exec_preview_names_the_nodes_and_its_button_runs_exactly_what_was_previewed() {
+    use drover_ui::pages::exec::{ExecForm, ExecPage, ExecPreview};
+    let fold = |names: &[&str]| names.join(",");
+    let page = ExecPage {
+        chrome: chrome(Section::Exec),
+        refused: None,
+        form: ExecForm {
+            nodes: "web01 web02".to_owned(),
+            filter: "environment == \"qa\"".to_owned(),
+            command: "systemctl restart <x>".to_owned(),
+            timeout: "10s".to_owned(),
+        },
+        error: None,
+        outcome: None,
+        preview: Some(ExecPreview::new(&["web01".to_owned(), "web02".to_owned()], &["db01".to_owned()], fold)),
+    };
+    let html = render(&page);
+    assert!(html.contains("<h2 id=\"preview\">Runs on 2 nodes</h2>"), "{html}");
+    assert!(html.contains(r#"<span class="mono" id="exec-selection">web01,web02</span>"#), "{html}");
+    assert!(html.contains("may not run commands there (1 node, reported DENIED)"), "{html}");
+    let run = &html[html.find(r#"<form id="exec-form""#).expect("the confirmation form")..];
+    let run = &run[..run.find("</form>").unwrap()];
+    for hidden in [
+        r#"name="csrf" value="c5rf""#,
+        r#"name="nodes" value="web01 web02""#,
+        r#"name="filter" value="environment == &#34;qa&#34;""#,
+        r#"name="command" value="systemctl restart &#60;x&#62;""#,
+        r#"name="timeout" value="10s""#,
+    ] {
+        assert!(run.contains(hidden), "{hidden}: {run}");
+    }
+    assert!(run.contains("Run on 2 nodes</button>") && !run.contains("name=\"preview\""), "{run}");
+
+    let nothing = ExecPage { preview: Some(ExecPreview::new(&[], &["db01".to_owned()], fold)), ..page };
+    let html = render(&nothing);
+    assert!(html.contains("Runs on 0 nodes") && !html.contains("exec-form"), "nothing to run: no button: {html}");
 }
 
 #[test]

@@ -153,6 +153,7 @@ pub(crate) fn internal_routes() -> Router<AppState> {
         .route(paths::INTERNAL_PROPOSE, post(internal::propose))
         .route(paths::INTERNAL_HEARTBEATS, post(internal::heartbeats))
         .route(paths::INTERNAL_USAGE, get(nodes::local_usage))
+        .route(paths::INTERNAL_USAGE_SUMMARY, get(nodes::local_usage_summary))
         .route(paths::INTERNAL_NODE_USAGE, get(nodes::usage))
         .route(paths::INTERNAL_NODE_USAGE_HISTORY, get(node_usage::local_history))
         .route(paths::INTERNAL_IDENTITY, get(operator::identity))

@@ -304,13 +304,7 @@ pub(super) async fn exec(
     ApiJson(request): ApiJson<ExecRequest>,
 ) -> ApiResult<Response> {
     caller.require(AclScope::Node, Capability::Exec)?;
-    // A node the caller may not see is left out, unless the caller
-    // named it (then it is reported DENIED: the name is not news).
-    let named = |node: &Node| request.nodes.iter().any(|name| *name == node.name || *name == node.id.as_str());
-    let access = |node: &Node| {
-        (caller.allows(AclScope::Node, Capability::Read, &node.hostgroup) || named(node))
-            .then(|| caller.allows(AclScope::Node, Capability::Exec, &node.hostgroup))
-    };
+    let access = exec_access(&caller, &request);
     let root = |node: &Node| caller.allows(AclScope::Node, Capability::ExecAsRoot, &node.hostgroup);
     // Whether it may run as root is the server's decision, never the
     // caller's; a server relaying a request passes on its own decision.
@@ -332,6 +326,21 @@ pub(super) async fn exec(
         ),
     });
     Ok(response)
+}
+
+/// Whether `caller` may run `request` on a node: `Some(true)`, or
+/// `Some(false)` where it may see the node but not run there (reported
+/// DENIED); `None` where it may not see it (left out, unless the caller
+/// named it: then the name is not news, and it is DENIED).
+pub(super) fn exec_access<'a>(
+    caller: &'a Caller,
+    request: &'a ExecRequest,
+) -> impl Fn(&Node) -> Option<bool> + Sync + 'a {
+    move |node: &Node| {
+        let named = request.nodes.iter().any(|name| *name == node.name || *name == node.id.as_str());
+        (caller.allows(AclScope::Node, Capability::Read, &node.hostgroup) || named)
+            .then(|| caller.allows(AclScope::Node, Capability::Exec, &node.hostgroup))
+    }
 }
 
 /// `GET /v1/internal/usage/{node_id}`: a node's usage if its agent is
@@ -390,6 +399,13 @@ pub(super) struct MetricsScope {
 pub(super) async fn local_usage(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
     caller.require_server()?;
     Ok(Json(app.server.local_usage()).into_response())
+}
+
+/// `GET /v1/internal/usage-summary`: the three figures of the nodes
+/// connected here (the dashboard's node table).
+pub(super) async fn local_usage_summary(State(app): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    caller.require_server()?;
+    Ok(Json(app.server.local_usage_summary()).into_response())
 }
 
 /// `GET /v1/nodes/usage?filter=`: every node's latest usage (`drover node top`).

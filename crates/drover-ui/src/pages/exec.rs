@@ -8,6 +8,7 @@ use drover_proto::api::{ExecNodeResult, ExecStatus, exec_status_parts, group_exe
 use drover_proto::paths;
 
 use crate::chrome::Chrome;
+use crate::format;
 
 /// What the form holds (kept after a run, so it can be run again).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -154,6 +155,40 @@ pub struct ExecPage {
     pub error: Option<String>,
     /// The last run's results.
     pub outcome: Option<ExecOutcome>,
+    /// The selection shown before running, with the button that runs it.
+    pub preview: Option<ExecPreview>,
+}
+
+/// What a command would run on: the confirmation step before **Run**.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExecPreview {
+    /// The nodes it runs on, folded (`batch{01..37}`).
+    pub runs: String,
+    /// How many.
+    pub count: usize,
+    /// The selected nodes the token may not run on, folded (reported
+    /// DENIED when it runs).
+    pub denied: String,
+    /// How many.
+    pub denied_count: usize,
+}
+
+impl ExecPreview {
+    /// The preview of `runs` and `denied` (node names), folded by `fold`.
+    pub fn new(runs: &[String], denied: &[String], fold: impl Fn(&[&str]) -> String) -> Self {
+        let folded = |names: &[String]| fold(&names.iter().map(String::as_str).collect::<Vec<_>>());
+        ExecPreview { runs: folded(runs), count: runs.len(), denied: folded(denied), denied_count: denied.len() }
+    }
+
+    /// `1 node` or `37 nodes`.
+    pub fn nodes(&self) -> String {
+        format::plural(self.count as u64, "node")
+    }
+
+    /// The same for the denied ones.
+    pub fn denied_nodes(&self) -> String {
+        format::plural(self.denied_count as u64, "node")
+    }
 }
 
 impl ExecPage {

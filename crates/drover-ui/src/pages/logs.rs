@@ -31,6 +31,96 @@ pub struct LogLine {
     pub pieces: Vec<Piece>,
     /// The allocation's page, for task output.
     pub alloc_href: Option<String>,
+    /// The node's host group, when the line carries it.
+    pub hostgroup: Option<String>,
+    /// The "here or everywhere?" switch: lines like this one on its node,
+    /// in its host group, in the whole fleet (empty on pages without it,
+    /// or when the message has no word to search by).
+    pub like: Vec<LikeLink>,
+}
+
+/// One choice of the "here or everywhere?" switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LikeLink {
+    /// `node`, `group`, `fleet`.
+    pub label: &'static str,
+    /// `lines like this one on batch01`.
+    pub title: String,
+    /// The search.
+    pub href: String,
+}
+
+/// Where the "here or everywhere?" switch looks for lines like one line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    /// The line's node.
+    Node,
+    /// The line's host group.
+    Hostgroup,
+    /// Every node.
+    Fleet,
+}
+
+impl Scope {
+    /// Every scope, nearest first.
+    pub const ALL: [Scope; 3] = [Scope::Node, Scope::Hostgroup, Scope::Fleet];
+
+    /// From `?scope=`: `node`, `hostgroup`, `fleet`.
+    pub fn parse(text: &str) -> Option<Self> {
+        Scope::ALL.into_iter().find(|scope| scope.as_str() == text)
+    }
+
+    /// Its name in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Node => "node",
+            Scope::Hostgroup => "hostgroup",
+            Scope::Fleet => "fleet",
+        }
+    }
+}
+
+/// Longest phrase the switch searches for, in words.
+const KIND_WORDS: usize = 8;
+
+/// The words that say what kind of line `message` is, as a phrase: the
+/// longest run of words without digits (at most [`KIND_WORDS`]), so
+/// `Failed password for root from 10.1.2.3 port 22` gives `"Failed
+/// password for root from"` and matches the same failure from any
+/// address. `None` when no word is free of digits.
+pub fn kind_phrase(message: &str) -> Option<String> {
+    let constant = |word: &&str| {
+        word.len() <= 40 && !word.chars().any(|c| c.is_ascii_digit()) && word.chars().any(char::is_alphabetic)
+    };
+    let words: Vec<&str> = message.split_whitespace().collect();
+    let (mut best, mut start) = (0..0, 0);
+    for (index, word) in words.iter().enumerate() {
+        if !constant(word) {
+            start = index + 1;
+        } else if index + 1 - start > best.len() {
+            best = start..index + 1;
+        }
+    }
+    let run = &words[best.clone()];
+    if run.is_empty() {
+        return None;
+    }
+    let phrase = run[..run.len().min(KIND_WORDS)].join(" ");
+    Some(format::quoted(&phrase))
+}
+
+/// The query for lines like `message` in `scope`: its [`kind_phrase`],
+/// narrowed to `node` or `hostgroup`; `None` when the message has no
+/// phrase or the line no host group.
+pub fn like_query(message: &str, scope: Scope, node: &str, hostgroup: Option<&str>) -> Option<String> {
+    let phrase = kind_phrase(message)?;
+    match scope {
+        Scope::Node => Some(format!("{phrase} node:{}", format::quoted(node))),
+        Scope::Hostgroup => hostgroup
+            .filter(|group| !group.is_empty())
+            .map(|group| format!("{phrase} hostgroup:{}", format::quoted(group))),
+        Scope::Fleet => Some(phrase),
+    }
 }
 
 impl LogLine {
@@ -48,7 +138,35 @@ impl LogLine {
             level: record.level.clone().unwrap_or_default(),
             pieces: format::highlight(&record.message, terms),
             alloc_href: record.alloc.as_ref().map(|alloc| paths::fill(paths::UI_ALLOC, &[alloc])),
+            hostgroup: record.hostgroup.clone(),
+            like: Vec::new(),
         }
+    }
+
+    /// The line with its "here or everywhere?" switch, each choice a
+    /// search over `since`..`until` counted by `count_by`.
+    pub fn with_like(mut self, message: &str, since: &str, until: &str, count_by: &str) -> Self {
+        self.like = Scope::ALL
+            .into_iter()
+            .filter_map(|scope| {
+                let q = like_query(message, scope, &self.node, self.hostgroup.as_deref())?;
+                let (label, place) = match scope {
+                    Scope::Node => ("node", format!("on {}", self.node)),
+                    Scope::Hostgroup => ("group", format!("in {}", self.hostgroup.as_deref().unwrap_or_default())),
+                    Scope::Fleet => ("fleet", "on every node".to_owned()),
+                };
+                Some(LikeLink {
+                    label,
+                    title: format!("lines like this one {place}"),
+                    href: format!(
+                        "{}{}",
+                        paths::UI_LOGS,
+                        format::query(&[("q", &q), ("since", since), ("until", until), ("count_by", count_by)])
+                    ),
+                })
+            })
+            .collect();
+        self
     }
 
     /// The CSS class of its level.
@@ -141,7 +259,7 @@ pub const COUNT_FIELDS: [&str; 8] = ["node", "hostgroup", "environment", "job", 
 /// The query `q` narrowed to the lines whose `field` is `value`, written
 /// as `drover logs search --job J` writes its shorthands.
 pub fn narrowed(q: &str, field: &str, value: &str) -> String {
-    let clause = format!("{field}:\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""));
+    let clause = format!("{field}:{}", format::quoted(value));
     if q.trim().is_empty() { clause } else { format!("({}) AND {clause}", q.trim()) }
 }
 
@@ -234,7 +352,13 @@ impl LogsPage {
         terms: &[String],
         paged: bool,
     ) -> Self {
-        self.lines = search.records.iter().map(|record| LogLine::new(record, terms)).collect();
+        self.lines = search
+            .records
+            .iter()
+            .map(|record| {
+                LogLine::new(record, terms).with_like(&record.message, &self.since, &self.until, &self.count_by)
+            })
+            .collect();
         self.total_matching = search.total_matching;
         self.histogram = Histogram::new(histogram, &self.q, &self.count_by);
         self.next_href = search.next_cursor.as_ref().map(|cursor| {
@@ -322,9 +446,66 @@ impl LogsPage {
         self.count_by == field
     }
 
+    /// Where the live tail's lines link for their "here or everywhere?"
+    /// switch (the script adds `scope`, `node`, `hostgroup`, `message`).
+    pub fn like_href(&self) -> String {
+        format!(
+            "{}{}",
+            paths::UI_LOGS_LIKE,
+            format::query(&[("since", &self.since), ("until", &self.until), ("count_by", &self.count_by)])
+        )
+    }
+
     /// Where the live tail reads matching lines as they arrive
     /// (newline-delimited JSON, the API's `GET /v1/logs/tail`).
     pub fn tail_href(&self) -> String {
         format!("{}{}", paths::UI_LOGS_TAIL, format::query(&[("q", &self.q)]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lines_kind_is_its_longest_run_of_words_without_digits() {
+        let kind = |message: &str| kind_phrase(message);
+        assert_eq!(
+            kind("Failed password for root from 10.1.2.3 port 22 ssh2").as_deref(),
+            Some(r#""Failed password for root from""#)
+        );
+        assert_eq!(kind("pid 4242: connection reset by peer").as_deref(), Some(r#""connection reset by peer""#));
+        assert_eq!(kind("a b c d e f g h i j k").as_deref(), Some(r#""a b c d e f g h""#), "at most eight words");
+        assert_eq!(kind(r#"said "hi\there" twice"#).as_deref(), Some(r#""said \"hi\\there\" twice""#));
+        assert_eq!(kind("12:00:01 404 -- 17"), None, "no word to search by");
+        assert_eq!(kind(""), None);
+    }
+
+    #[test]
+    fn like_queries_narrow_the_kind_to_the_node_or_host_group() {
+        let message = "disk /dev/sda1 full on volume scratch";
+        assert_eq!(
+            like_query(message, Scope::Node, "batch01", Some("bi/batch")).as_deref(),
+            Some(r#""full on volume scratch" node:"batch01""#)
+        );
+        assert_eq!(
+            like_query(message, Scope::Hostgroup, "batch01", Some("bi/batch")).as_deref(),
+            Some(r#""full on volume scratch" hostgroup:"bi/batch""#)
+        );
+        assert_eq!(like_query(message, Scope::Hostgroup, "batch01", None), None, "a line without a host group");
+        assert_eq!(like_query(message, Scope::Fleet, "batch01", None).as_deref(), Some(r#""full on volume scratch""#));
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+            let query = like_query(message, scope, "we\"ird", Some("a\\b")).unwrap();
+            drover_filter_free_check(&query);
+        }
+        assert_eq!(Scope::parse("galaxy"), None);
+    }
+
+    /// Quotes in the query are balanced (the log query parser lives in
+    /// drover-filter, which this crate does not depend on).
+    fn drover_filter_free_check(query: &str) {
+        let unescaped_quotes = query.replace("\\\\", "").replace("\\\"", "").matches('"').count();
+        assert_eq!(unescaped_quotes % 2, 0, "{query}");
     }
 }

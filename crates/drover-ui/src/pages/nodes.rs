@@ -2,13 +2,14 @@
 //! shows [`NODES_PER_PAGE`] nodes a page (10,000 rows would weigh about
 //! 5 MB), with previous/next links; the host-group tree counts them all.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
 
 use drover_proto::api::{NodeListEntry, NodeStatusResponse, UsagePoint};
 use drover_proto::paths;
-use drover_types::{NodeChange, Timestamp};
+use drover_types::usage::UsageSummary;
+use drover_types::{NodeChange, NodeId, Timestamp};
 
 use super::Visible;
 use super::jobs::AllocRow;
@@ -29,15 +30,26 @@ pub enum NodeSort {
     Memory,
     /// By number of allocations, most first.
     Allocs,
+    /// By measured CPU use, busiest first (nodes without a sample last).
+    CpuUsed,
+    /// By measured memory use, fullest first.
+    MemoryUsed,
+    /// By the fullest disk's use, fullest first.
+    DiskUsed,
 }
 
 impl NodeSort {
-    /// From `?sort=`: `name`, `cpu`, `memory`, `allocs` (anything else: name).
+    /// From `?sort=`: `name`, `cpu`, `memory`, `allocs` (what allocations
+    /// reserve), `cpu-used`, `memory-used`, `disk-used` (what the agents
+    /// measured last); anything else: name.
     pub fn parse(text: &str) -> Self {
         match text {
             "cpu" => NodeSort::Cpu,
             "memory" => NodeSort::Memory,
             "allocs" => NodeSort::Allocs,
+            "cpu-used" => NodeSort::CpuUsed,
+            "memory-used" => NodeSort::MemoryUsed,
+            "disk-used" => NodeSort::DiskUsed,
             _ => NodeSort::Name,
         }
     }
@@ -48,6 +60,9 @@ impl NodeSort {
             NodeSort::Cpu => "cpu",
             NodeSort::Memory => "memory",
             NodeSort::Allocs => "allocs",
+            NodeSort::CpuUsed => "cpu-used",
+            NodeSort::MemoryUsed => "memory-used",
+            NodeSort::DiskUsed => "disk-used",
         }
     }
 }
@@ -79,12 +94,21 @@ pub struct NodeRow {
     pub protected: bool,
     /// `Debian 13 amd64`.
     pub os: String,
+    /// Measured CPU busy, `37%`, or `–` without a sample.
+    pub cpu_used: String,
+    /// Measured memory in use.
+    pub memory_used: String,
+    /// The fullest disk's use.
+    pub disk_used: String,
+    /// When the figures were measured (the cells' tooltip).
+    pub measured: String,
 }
 
 impl NodeRow {
-    /// The row of one node.
-    pub fn new(node: &NodeListEntry) -> Self {
+    /// The row of one node, with its latest measured usage if any.
+    pub fn new(node: &NodeListEntry, usage: Option<&UsageSummary>, now: Timestamp) -> Self {
         let fact = |name: &str| node.attributes.get(name).cloned().unwrap_or_default();
+        let shown = |figure: Option<f32>| figure.map_or_else(|| "–".to_owned(), |value| format!("{value:.0}%"));
         NodeRow {
             name: node.name.clone(),
             href: paths::fill(paths::UI_NODE, &[&node.name]),
@@ -106,6 +130,13 @@ impl NodeRow {
                 .filter(|part| !part.is_empty())
                 .collect::<Vec<_>>()
                 .join(" "),
+            cpu_used: shown(usage.map(|usage| usage.cpu_percent)),
+            memory_used: shown(usage.and_then(|usage| usage.memory_percent)),
+            disk_used: shown(usage.and_then(|usage| usage.disk_percent)),
+            measured: usage.map_or_else(
+                || "no sample: its agent is not connected".to_owned(),
+                |usage| format!("measured {}", format::ago(Timestamp::from_millis(usage.time_ms), now)),
+            ),
         }
     }
 }
@@ -144,8 +175,11 @@ pub fn group_tree<'a>(hostgroups: impl IntoIterator<Item = &'a str>) -> Vec<Grou
         .into_iter()
         .map(|(path, count)| {
             let depth = path.matches('/').count();
-            let filter =
-                format!("hostgroup =~ \"{}/**\" or hostgroup == \"{}\"", escape_quoted(&path), escape_quoted(&path));
+            let filter = format!(
+                "hostgroup =~ {} or hostgroup == {}",
+                format::quoted(&format!("{path}/**")),
+                format::quoted(&path)
+            );
             GroupCount {
                 label: path.rsplit('/').next().unwrap_or_default().to_owned(),
                 depth,
@@ -156,8 +190,14 @@ pub fn group_tree<'a>(hostgroups: impl IntoIterator<Item = &'a str>) -> Vec<Grou
         .collect()
 }
 
-fn escape_quoted(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('"', "\\\"")
+/// What the node table is made of: the nodes, and the latest measured
+/// usage of those whose agents are connected.
+#[derive(Clone, Copy, Debug)]
+pub struct NodeTable<'a> {
+    /// The matching nodes the caller may see.
+    pub entries: &'a [NodeListEntry],
+    /// Their latest usage, by node id.
+    pub usage: &'a HashMap<NodeId, UsageSummary>,
 }
 
 /// Rows of the node table per page.
@@ -187,14 +227,19 @@ pub struct NodesPage {
 
 impl NodesPage {
     /// The first page of the table of `entries` (the nodes matching
-    /// `filter`), sorted.
+    /// `filter`), sorted, without measured usage.
     pub fn new(chrome: Chrome, filter: String, sort: NodeSort, entries: &[NodeListEntry]) -> Self {
-        NodesPage::on_page(chrome, filter, sort, entries, 1)
+        NodesPage::on_page(chrome, filter, sort, NodeTable { entries, usage: &HashMap::new() }, 1)
     }
 
-    /// The page `page` (from 1; past the end: the last) of the table of
-    /// `entries`, sorted.
-    pub fn on_page(chrome: Chrome, filter: String, sort: NodeSort, entries: &[NodeListEntry], page: usize) -> Self {
+    /// The page `page` (from 1; past the end: the last) of the table,
+    /// sorted.
+    pub fn on_page(chrome: Chrome, filter: String, sort: NodeSort, table: NodeTable<'_>, page: usize) -> Self {
+        let NodeTable { entries, usage } = table;
+        // A measured figure as a sort key: busiest first, no figure last.
+        let measured = |node: &NodeListEntry, figure: fn(&UsageSummary) -> Option<f32>| {
+            std::cmp::Reverse(usage.get(&node.id).and_then(figure).map(|value| (value * 100.0) as i64))
+        };
         // Sorted by the rows' keys, but only the page's rows are made.
         let mut order: Vec<&NodeListEntry> = entries.iter().collect();
         match sort {
@@ -205,12 +250,21 @@ impl NodesPage {
             NodeSort::Memory => order
                 .sort_by_key(|node| std::cmp::Reverse(format::percent(node.used.memory_mb, node.resources.memory_mb))),
             NodeSort::Allocs => order.sort_by_key(|node| std::cmp::Reverse(node.num_allocs)),
+            // One lookup a node, not one a comparison.
+            NodeSort::CpuUsed => order.sort_by_cached_key(|node| measured(node, |usage| Some(usage.cpu_percent))),
+            NodeSort::MemoryUsed => order.sort_by_cached_key(|node| measured(node, |usage| usage.memory_percent)),
+            NodeSort::DiskUsed => order.sort_by_cached_key(|node| measured(node, |usage| usage.disk_percent)),
         }
         let groups = group_tree(entries.iter().map(|node| node.hostgroup.as_str()));
         let total = order.len();
         let page = page.clamp(1, total.div_ceil(NODES_PER_PAGE).max(1));
-        let nodes =
-            order.into_iter().skip((page - 1) * NODES_PER_PAGE).take(NODES_PER_PAGE).map(NodeRow::new).collect();
+        let now = chrome.now;
+        let nodes = order
+            .into_iter()
+            .skip((page - 1) * NODES_PER_PAGE)
+            .take(NODES_PER_PAGE)
+            .map(|node| NodeRow::new(node, usage.get(&node.id), now))
+            .collect();
         NodesPage { chrome, filter, error: None, sort, nodes, groups, total, page }
     }
 
@@ -384,7 +438,7 @@ impl NodePage {
             logs_href: format!(
                 "{}{}",
                 paths::UI_LOGS,
-                format::query(&[("q", &format!("node:\"{}\"", node.name)), ("since", "24h")])
+                format::query(&[("q", &format!("node:{}", format::quoted(&node.name))), ("since", "24h")])
             ),
             chrome,
         }

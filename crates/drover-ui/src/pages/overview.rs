@@ -55,7 +55,7 @@ impl OverviewPage {
         }
         if let Visible::Shown(counts) = &self.nodes {
             for count in counts.iter().filter(|count| count.state == "down" && count.count > 0) {
-                items.push(Attention::bad(format!("{} down", plural(count.count, "node")), &count.href));
+                items.push(Attention::bad(format!("{} down", format::plural(count.count, "node")), &count.href));
             }
         }
         if let Visible::Shown(counts) = &self.allocs {
@@ -63,7 +63,7 @@ impl OverviewPage {
                 counts.iter().filter(|count| matches!(count.state.as_str(), "failed" | "lost") && count.count > 0)
             {
                 items.push(Attention::bad(
-                    format!("{} {}", plural(count.count, "allocation"), count.state),
+                    format!("{} {}", format::plural(count.count, "allocation"), count.state),
                     &count.href,
                 ));
             }
@@ -101,10 +101,6 @@ impl OverviewPage {
         }
         items
     }
-}
-
-fn plural(count: u64, noun: &str) -> String {
-    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }
 
 /// One thing that needs a person.

@@ -9,6 +9,7 @@ mod failover;
 mod fleet;
 mod ha;
 mod heartbeats;
+mod log_page;
 mod scheduler;
 pub(crate) mod sim;
 
@@ -117,6 +118,23 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// How soon the dashboard's log page shows its first results, side by
+    /// side with `drover logs search` (a new process each time) for the
+    /// same query, p50/p99, on the loghub samples.
+    LogPage {
+        /// The loghub samples (every `*.log` in it).
+        #[arg(long, default_value = "../shared/data/loghub")]
+        loghub: std::path::PathBuf,
+        /// Lines to import (the samples replayed in turn over 50 nodes).
+        #[arg(long, default_value_t = 200_000)]
+        lines: usize,
+        /// Timed runs of each per query.
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Runs simulated agents in this process until its standard input
     /// closes (`bench e2e` starts several of these).
     #[command(hide = true)]
@@ -174,6 +192,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::E2e { nodes, allocs, per_job, json } => e2e::run(nodes, allocs, per_job, json).await,
         BenchCommand::Failover { nodes, trials, real, json } => failover::run(nodes, trials, real, json).await,
         BenchCommand::Exec { nodes, rounds, real, secure, json } => exec::run(nodes, rounds, real, secure, json).await,
+        BenchCommand::LogPage { loghub, lines, rounds, json } => log_page::run(loghub, lines, rounds, json).await,
         BenchCommand::Heartbeats { nodes, window, secure, json } => heartbeats::run(nodes, window, secure, json).await,
         BenchCommand::Enrol { nodes, json } => enrol::run(nodes, json).await,
         BenchCommand::LeaderFailover { trials, json } => ha::leader_failover(trials, json).await,

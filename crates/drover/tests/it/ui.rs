@@ -405,6 +405,10 @@ hammer "drain-on-disk-failure" {{
         .await
         .expect("the ticker's line in the page");
     assert!(fresh.text().await.unwrap().contains("ticker"));
+    // Its "here or everywhere?" switch goes through /ui/logs/like.
+    let fleet = fresh.find(Locator::LinkText("fleet")).await.unwrap().attr("href").await.unwrap().unwrap();
+    assert!(fleet.starts_with("/ui/logs/like?since=1h&scope=fleet&node="), "{fleet}");
+    assert!(fleet.contains("message=tail-proof+line"), "{fleet}");
     let kept = driver.browser.execute("return window.droverNotReloaded === true", vec![]).await.unwrap();
     assert_eq!(kept, serde_json::json!(true), "the page was not reloaded");
     let status = driver.browser.find(Locator::Id("tail-status")).await.unwrap().text().await.unwrap();
@@ -449,6 +453,137 @@ hammer "drain-on-disk-failure" {{
     dark.open(&format!("{base}/ui/job/stuck")).await;
     dark.screenshot("job-dark").await;
     dark.close().await;
+}
+
+/// A system job whose task writes 250 lines of one kind, each with its
+/// own number.
+const QUOTA: &str = r#"
+job "quota" {
+  type = "system"
+  group "g" {
+    task "t" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "i=0; while [ $i -lt 250 ]; do i=$((i+1)); echo \"scanner quota exceeded for volume vol$i\"; done; sleep 300"]
+      }
+    }
+  }
+}
+"#;
+
+/// The log page reads on as it is scrolled (the next page by cursor,
+/// appended), and every line's "here or everywhere?" switch searches for
+/// lines like it on its node, in its host group and in the whole fleet.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_lines_read_on_as_the_page_scrolls_and_each_finds_its_like_here_or_everywhere() {
+    if !browser_present() {
+        return;
+    }
+    let mut cluster = Cluster::start().await;
+    cluster.start_agents(&["batch01".to_owned()], &["--hostgroup", "bi/batch/a"]).await;
+    cluster.start_agents(&["web01".to_owned()], &["--hostgroup", "web/front"]).await;
+    let base = format!("http://{}", cluster.addresses[0]);
+    assert!(cluster.run_job("quota", QUOTA).status.success());
+    let client = cluster.client.clone();
+    cluster
+        .wait_for("both nodes' 250 lines to be searchable", || {
+            let client = client.clone();
+            async move {
+                let query = drover_proto::api::LogQuery {
+                    q: "scanner".to_owned(),
+                    since: Some("1h".to_owned()),
+                    ..Default::default()
+                };
+                client.search_logs(&query, &Default::default()).await.is_ok_and(|found| found.total_matching >= 500)
+            }
+        })
+        .await;
+
+    let driver = Driver::start(false).await;
+    driver.open(&format!("{base}/ui/logs?q=scanner&since=1h")).await;
+    assert_eq!(matching_lines(&driver.text().await), 500);
+    let rows = || async {
+        let count = driver
+            .browser
+            .execute("return document.querySelectorAll('table.loglines tbody tr').length", vec![])
+            .await
+            .unwrap();
+        count.as_u64().unwrap()
+    };
+    // Scrolled to the bottom again and again, the page reads every line.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while rows().await < 500 {
+        assert!(std::time::Instant::now() < deadline, "only {} of 500 lines after scrolling", rows().await);
+        driver.browser.execute("window.scrollTo(0, document.body.scrollHeight); return null", vec![]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(rows().await, 500, "no line twice");
+    driver
+        .browser
+        .wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::XPath("//*[@id='log-pager' and not(.//a[@rel='next'])]"))
+        .await
+        .expect("no older lines link after the last page");
+    let distinct = driver
+        .browser
+        .execute(
+            "return new Set([...document.querySelectorAll('table.loglines tbody tr')].map(r => r.textContent)).size",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(distinct, serde_json::json!(500), "every line once");
+    driver.screenshot("logs-read-on").await;
+
+    // The switch on the first line: its node, its host group, the fleet.
+    driver.open(&format!("{base}/ui/logs?q=scanner&since=1h")).await;
+    let first = driver.browser.find(Locator::Css("table.loglines tbody tr")).await.unwrap();
+    let node = first.find(Locator::Css("td:nth-child(2)")).await.unwrap().text().await.unwrap();
+    let hostgroup = if node == "batch01" { "bi/batch/a" } else { "web/front" };
+    let mut hrefs = Vec::new();
+    for label in ["node", "group", "fleet"] {
+        let link = first.find(Locator::LinkText(label)).await.unwrap();
+        hrefs.push(link.attr("href").await.unwrap().unwrap());
+    }
+    for (href, (expected_q, matching)) in hrefs.iter().zip([
+        (format!(r#""scanner quota exceeded for volume" node:"{node}""#), 250),
+        (format!(r#""scanner quota exceeded for volume" hostgroup:"{hostgroup}""#), 250),
+        (r#""scanner quota exceeded for volume""#.to_owned(), 500),
+    ]) {
+        driver.open(&format!("{base}{href}")).await;
+        let url = driver.browser.current_url().await.unwrap();
+        let q: String = url.query_pairs().find(|(key, _)| key == "q").map(|(_, value)| value.into_owned()).unwrap();
+        assert_eq!(q, expected_q, "{url}");
+        assert!(url.query_pairs().any(|(key, value)| key == "since" && value == "1h"), "{url}");
+        assert_eq!(matching_lines(&driver.text().await), matching, "{url}");
+    }
+    driver.screenshot("logs-like-fleet").await;
+    driver.close().await;
+
+    // A live-tailed line's switch goes through /ui/logs/like, which
+    // redirects to the same search; a scope it does not know is refused.
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let like = http
+        .get(format!(
+            "{base}/ui/logs/like?since=1h&scope=hostgroup&node=batch01&hostgroup=bi%2Fbatch%2Fa&message={}",
+            url_escape("scanner quota exceeded for volume vol7")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(like.status(), reqwest::StatusCode::SEE_OTHER);
+    let location = like.headers()["location"].to_str().unwrap();
+    assert_eq!(
+        location,
+        "/ui/logs?q=%22scanner%20quota%20exceeded%20for%20volume%22%20hostgroup%3A%22bi%2Fbatch%2Fa%22&since=1h"
+    );
+    let bad = http.get(format!("{base}/ui/logs/like?scope=galaxy&message=x")).send().await.unwrap();
+    assert_eq!(bad.status(), reqwest::StatusCode::BAD_REQUEST);
+    assert!(bad.text().await.unwrap().contains("scope &#34;galaxy&#34;: give node, hostgroup or fleet"));
+    let bare = http.get(format!("{base}/ui/logs/like?scope=fleet&message=12%3A00%20404")).send().await.unwrap();
+    assert_eq!(bare.status(), reqwest::StatusCode::BAD_REQUEST);
 }
 
 /// One secure server (TLS, ACLs) in a temporary directory.
@@ -591,6 +726,13 @@ async fn a_nodes_usage_history_is_served_by_every_server_and_drawn_on_its_page()
 
     let page = http.get(format!("{other}/ui/node/hist01")).send().await.unwrap().text().await.unwrap();
     assert!(page.contains("<svg viewBox=\"0 0 288 40\""), "a chart on the node page: {page}");
+    // The node table of the other server shows hist01's measured use (the
+    // servers' summaries merged) and sorts by it.
+    let table = http.get(format!("{other}/ui/nodes?sort=cpu-used")).send().await.unwrap().text().await.unwrap();
+    assert!(table.contains(r#"<th class="num" aria-sort="descending"><a href="/ui/nodes?sort=cpu-used""#), "{table}");
+    let row = &table[table.find(">hist01</a>").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains(r#"title="measured "#) && !row.contains("no sample"), "{row}");
     assert!(page.contains("aria-label=\"CPU busy over the last 24 h:"), "{page}");
 
     // The exec page runs a command there through the other server, and
@@ -719,6 +861,13 @@ async fn exec_results_stream_into_the_page_as_each_node_answers() {
     driver.open(&format!("{base}/ui/exec")).await;
     driver.browser.find(Locator::Css("input[name=nodes]")).await.unwrap().send_keys("run01,run02").await.unwrap();
     driver.browser.find(Locator::Css("input[name=command]")).await.unwrap().send_keys(&command).await.unwrap();
+    // Preview first: the nodes it would run on, nothing run yet.
+    driver.browser.find(Locator::Css("#exec-select button[name=preview]")).await.unwrap().click().await.unwrap();
+    let selection = driver.wait_for("the preview", Locator::Id("exec-selection")).await;
+    assert_eq!(selection.text().await.unwrap(), "run{01..02}");
+    assert!(!first.exists(), "a preview runs nothing");
+    assert!(driver.text().await.contains("Runs on 2 nodes"));
+    driver.screenshot("exec-preview").await;
     driver.browser.find(Locator::Css("#exec-form button")).await.unwrap().click().await.unwrap();
     driver
         .wait_for(

@@ -14,7 +14,7 @@ use drover_proto::paths;
 use drover_types::acl::{AclScope, Capability};
 use drover_types::{CodedError, DurationSpec, ErrorCode};
 use drover_ui::Section;
-use drover_ui::pages::exec::{ExecForm, ExecOutcome, ExecOutcomeFragment, ExecPage};
+use drover_ui::pages::exec::{ExecForm, ExecOutcome, ExecOutcomeFragment, ExecPage, ExecPreview};
 
 use super::{UiError, UiForm, Viewer};
 use crate::AppState;
@@ -40,6 +40,17 @@ pub(super) struct ExecFormPost {
     /// Set by the page's script: answer with the results as they come
     /// (one JSON object a line, `{"html": …, "done": …}`), not a page.
     stream: Option<String>,
+    /// Set by the **Preview** button: show the nodes it would run on,
+    /// and the button that runs it, without running anything.
+    preview: Option<String>,
+}
+
+/// What a post shows below the form.
+enum Shown {
+    /// The selection, before the confirmation.
+    Preview(ExecPreview),
+    /// Every node's result.
+    Results(Vec<ExecNodeResult>),
 }
 
 /// While streaming, the results are rendered again at most this often
@@ -54,6 +65,7 @@ fn page(viewer: &Viewer, form: ExecForm) -> ExecPage {
         form,
         error: None,
         outcome: None,
+        preview: None,
     }
 }
 
@@ -74,9 +86,11 @@ pub(super) async fn run(
 ) -> Result<Response, UiError> {
     viewer.check_csrf(post.csrf.as_deref())?;
     let streamed = post.stream.is_some_and(|stream| !stream.is_empty());
+    let previewing = post.preview.is_some_and(|preview| !preview.is_empty());
     let form = ExecForm { nodes: post.nodes, filter: post.filter, command: post.command, timeout: post.timeout };
     let mut shown = page(&viewer, form.clone());
     let outcome = match request_of(&form) {
+        Ok(request) if previewing => preview(&app, &viewer, &request).await.map(Shown::Preview),
         Ok(request) if streamed => match start(&app, &viewer, request).await {
             Ok(body) => {
                 let mut response = (
@@ -95,11 +109,18 @@ pub(super) async fn run(
             }
             Err(error) => Err(error),
         },
-        Ok(request) => execute(&app, &viewer, request).await,
+        Ok(request) => execute(&app, &viewer, request).await.map(Shown::Results),
         Err(error) => Err(error),
     };
     let response = match outcome {
-        Ok(results) => {
+        Ok(Shown::Preview(preview)) => {
+            shown.preview = Some(preview);
+            // Nothing ran: not audited as a run (a refusal still is).
+            let mut response = viewer.page(drover_ui::render(&shown));
+            response.extensions_mut().insert(crate::identity::Quiet);
+            return Ok(response);
+        }
+        Ok(Shown::Results(results)) => {
             shown.outcome = Some(ExecOutcome::new(&results, |names| drover_filter::fold_names(names)));
             viewer.page(drover_ui::render(&shown))
         }
@@ -154,6 +175,15 @@ fn request_of(form: &ExecForm) -> Result<ExecRequest, CodedError> {
         max_output_bytes: MAX_OUTPUT_BYTES,
         ..ExecRequest::default()
     })
+}
+
+/// The nodes `request` would run on, as `POST /v1/exec` would select
+/// them for this caller (the same capability checks), without running.
+async fn preview(app: &AppState, viewer: &Viewer, request: &ExecRequest) -> Result<ExecPreview, CodedError> {
+    viewer.caller.require(AclScope::Node, Capability::Exec).map_err(|error| error.0)?;
+    let access = super::super::nodes::exec_access(&viewer.caller, request);
+    let (runs, denied) = app.server.exec_preview(request, &access).await?;
+    Ok(ExecPreview::new(&runs, &denied, |names| drover_filter::fold_names(names)))
 }
 
 /// Starts the request through `POST /v1/exec`'s handler: its NDJSON

@@ -51,6 +51,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(paths::UI_ALLOC_OUTPUT, get(pages::alloc_output))
         .route(paths::UI_LOGS, get(pages::logs))
         .route(paths::UI_LOGS_TAIL, get(pages::logs_tail))
+        .route(paths::UI_LOGS_LIKE, get(pages::logs_like))
         .route(paths::UI_ALERTS, get(pages::alerts))
         .route(paths::UI_ALERT_ACK, post(actions::ack))
         .route(paths::UI_ALERT_SILENCE, post(actions::silence))

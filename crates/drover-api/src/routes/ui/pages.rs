@@ -2,19 +2,23 @@
 //! `/v1` handlers use, under the same caller, and renders a `drover-ui`
 //! view model.
 
+use std::collections::HashMap;
+
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use drover_proto::api::{AllocCounts, AuditQuery, LogCountBy, LogInterval, LogPage, LogQuery};
+use drover_proto::paths;
 use drover_react::alerting::AlertState;
-use drover_types::Timestamp;
+use drover_types::usage::UsageSummary;
+use drover_types::{CodedError, NodeId, Timestamp};
 use drover_ui::Section;
 use drover_ui::format;
 use drover_ui::pages::alloc::AllocPage;
 use drover_ui::pages::jobs::{AllocView, JobPage, JobRow, JobsPage};
-use drover_ui::pages::logs::{LogLine, LogsPage};
-use drover_ui::pages::nodes::{NodePage, NodeSort, NodesPage};
+use drover_ui::pages::logs::{LogLine, LogsPage, Scope};
+use drover_ui::pages::nodes::{NodePage, NodeSort, NodeTable, NodesPage};
 use drover_ui::pages::overview::{self, AuditRow, DeploymentRow, OverviewPage, ServerRow};
 use drover_ui::pages::react::{AlertRow, AlertsPage, HammerRow, HammersPage, RunRow, RunbookPage, SilenceRow, TopRow};
 
@@ -123,7 +127,11 @@ pub(super) async fn nodes(
     let sort = NodeSort::parse(&query.sort);
     let filter = Some(query.filter.as_str()).filter(|filter| !filter.trim().is_empty());
     let page = match super::super::nodes::list_entries(&app, &viewer.caller, &ReadOptions::default(), filter).await {
-        Ok((_, entries)) => NodesPage::on_page(chrome, query.filter, sort, &entries, query.page.unwrap_or(1)),
+        Ok((_, entries)) => {
+            let usage: HashMap<NodeId, UsageSummary> = app.server.fleet_usage_summary().await.into_iter().collect();
+            let table = NodeTable { entries: &entries, usage: &usage };
+            NodesPage::on_page(chrome, query.filter, sort, table, query.page.unwrap_or(1))
+        }
         Err(error) if error.0.code == drover_types::ErrorCode::InvalidInput => {
             let mut page = NodesPage::new(chrome, query.filter, sort, &[]);
             page.error = Some(error.0.message);
@@ -148,7 +156,7 @@ pub(super) async fn node(
             .map(|json| json.0),
     );
     let query = LogQuery {
-        q: format!("node:\"{}\"", status.node.name.replace('\\', "\\\\").replace('"', "\\\"")),
+        q: format!("node:{}", format::quoted(&status.node.name)),
         since: Some("24h".to_owned()),
         ..LogQuery::default()
     };
@@ -354,6 +362,46 @@ pub(super) async fn logs_tail(
 ) -> Result<Response, UiError> {
     let log_query = LogQuery { q: query.q, ..LogQuery::default() };
     Ok(super::super::logs::tail(State(app), viewer.caller.clone(), ApiQuery(log_query)).await?)
+}
+
+/// `?scope=&node=&hostgroup=&message=&since=&until=&count_by=` of the
+/// "here or everywhere?" switch of a live-tailed line.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(super) struct LikeQuery {
+    scope: String,
+    node: String,
+    hostgroup: String,
+    message: String,
+    since: String,
+    until: String,
+    count_by: String,
+}
+
+/// `GET /ui/logs/like`: a redirect (303) to the search for lines like
+/// one line, in its node, its host group or the whole fleet (what the
+/// log page links to directly for the lines it renders; the live tail's
+/// lines come to the browser as JSON and link here).
+pub(super) async fn logs_like(viewer: Viewer, ApiQuery(like): ApiQuery<LikeQuery>) -> Result<Response, UiError> {
+    viewer.caller.require(AclScope::Logs, Capability::Read)?;
+    let scope = Scope::parse(&like.scope).ok_or_else(|| {
+        let error = CodedError::invalid(format!("scope {:?}: give node, hostgroup or fleet", like.scope));
+        UiError::new(error, &viewer.caller.name)
+    })?;
+    let hostgroup = Some(like.hostgroup.as_str()).filter(|group| !group.is_empty());
+    let q = drover_ui::pages::logs::like_query(&like.message, scope, &like.node, hostgroup).ok_or_else(|| {
+        let why = match hostgroup {
+            None if scope == Scope::Hostgroup => "the line has no host group: look on its node or everywhere",
+            _ => "the line has no word without digits to search for: search for part of it in the box",
+        };
+        UiError::new(CodedError::invalid(why), &viewer.caller.name)
+    })?;
+    let to = format!(
+        "{}{}",
+        paths::UI_LOGS,
+        format::query(&[("q", &q), ("since", &like.since), ("until", &like.until), ("count_by", &like.count_by)])
+    );
+    Ok(Redirect::to(&to).into_response())
 }
 
 /// The words and phrases of a log query that search the message (not
