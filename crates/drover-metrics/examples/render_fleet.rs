@@ -123,6 +123,8 @@ fn fleet(count: usize) -> (Vec<FleetNode>, HashMap<String, TaskOwner>) {
                 memory_cached: spread(4 << 30),
                 swap_total: 2 << 30,
                 swap_used: 0,
+                filefd_allocated: spread(2_080),
+                filefd_maximum: 9_223_372_036_854_775_807,
                 cpus: (0..4)
                     .map(|cpu| CpuSample {
                         cpu,
@@ -140,6 +142,9 @@ fn fleet(count: usize) -> (Vec<FleetNode>, HashMap<String, TaskOwner>) {
                         total: 1 << 40,
                         used: 1 << 39,
                         avail: 1 << 38,
+                        files: 1 << 26,
+                        files_free: 1 << 25,
+                        readonly: false,
                     })
                     .collect(),
                 devices_by_mount: [("/", "/dev/vda1"), ("/data", "/dev/vdb"), ("/tmp", "tmpfs")]

@@ -21,10 +21,10 @@
 //! | `node_cpu_seconds_total` (c) | `cpu`, `mode` |
 //! | `node_load1`, `node_load5`, `node_load15` | |
 //! | `node_memory_{MemTotal,MemAvailable,MemFree,Buffers,Cached,SwapTotal,SwapFree,SwapCached,Slab,SReclaimable,PageTables}_bytes` | |
-//! | `node_filesystem_{size,avail,free}_bytes` | `mountpoint`, `device`, `fstype` |
+//! | `node_filesystem_{size,avail,free}_bytes`, `node_filesystem_{files,files_free,readonly,device_error}` | `mountpoint`, `device`, `fstype` |
 //! | `node_disk_{read,written}_bytes_total`, `node_disk_{reads,writes}_completed_total`, `node_disk_io_time_seconds_total` (c) | `device` |
 //! | `node_network_{receive,transmit}_{bytes,packets,errs}_total` (c) | `device` |
-//! | `node_procs_running`, `node_boot_time_seconds`, `node_time_seconds` | |
+//! | `node_procs_running`, `node_boot_time_seconds`, `node_time_seconds`, `node_filefd_{allocated,maximum}` | |
 //! | `node_context_switches_total`, `node_intr_total` (c) | |
 //! | `node_pressure_{cpu_waiting,memory_waiting,memory_stalled,io_waiting,io_stalled,irq_stalled}_seconds_total` (c) | |
 //! | `node_uname_info` | `sysname`, `release`, `version`, `machine`, `nodename`, `domainname` |
@@ -185,7 +185,16 @@ mod tests {
             memory_free: 1 << 30,
             swap_total: 4 << 30,
             swap_used: 1 << 30,
-            disks: vec![DiskSample { mount: "/tmp".into(), fs_type: "tmpfs".into(), total: 100, used: 25, avail: 70 }],
+            disks: vec![DiskSample {
+                mount: "/tmp".into(),
+                fs_type: "tmpfs".into(),
+                total: 100,
+                used: 25,
+                avail: 70,
+                files: 4096,
+                files_free: 4000,
+                readonly: false,
+            }],
             devices_by_mount: [("/tmp".to_owned(), "tmpfs".to_owned())].into(),
             block_devices: vec![BlockDeviceSample {
                 device: "vda".into(),

@@ -176,6 +176,11 @@ impl Sampler {
             sample.memory_swap_cached = memory.swap_cached;
         }
 
+        let file_nr = self.read("sys/fs/file-nr").and_then(|text| parse_file_nr(&text));
+        if let Some((allocated, maximum)) = self.note("sys/fs/file-nr", file_nr) {
+            (sample.filefd_allocated, sample.filefd_maximum) = (allocated, maximum);
+        }
+
         let uptime_ticks = self.read_uptime_ticks();
         let uptime_ticks = self.note("uptime", uptime_ticks);
         sample.uptime_secs = uptime_ticks.map_or(0, |ticks| ticks / self.ticks_per_second);
@@ -461,7 +466,26 @@ fn measure_disk(mount: String, fs_type: String) -> Option<DiskSample> {
     }
     let used = stats.f_blocks.saturating_sub(stats.f_bfree).saturating_mul(block);
     let avail = stats.f_bavail.saturating_mul(block);
-    Some(DiskSample { mount, fs_type, total, used, avail })
+    Some(DiskSample {
+        mount,
+        fs_type,
+        total,
+        used,
+        avail,
+        files: stats.f_files,
+        files_free: stats.f_ffree,
+        readonly: stats.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY),
+    })
+}
+
+/// Allocated and maximum file handles of `/proc/sys/fs/file-nr`
+/// (`allocated unused maximum`).
+fn parse_file_nr(text: &str) -> Option<(u64, u64)> {
+    let mut numbers = text.split_whitespace().map(|word| word.parse::<u64>().ok());
+    let allocated = numbers.next()??;
+    let _unused = numbers.next()??;
+    let maximum = numbers.next()??;
+    Some((allocated, maximum))
 }
 
 /// The mount that holds `path` (the longest mount point that is a prefix of
@@ -914,6 +938,8 @@ mod tests {
     fn parses_loadavg_uptime_meminfo() {
         assert_eq!(parse_loadavg("1.70 1.44 0.05 1/89 24630\n"), Some([1.70, 1.44, 0.05]));
         assert_eq!(parse_loadavg("garbage"), None);
+        assert_eq!(parse_file_nr("2080\t0\t9223372036854775807\n"), Some((2080, 9_223_372_036_854_775_807)));
+        assert_eq!(parse_file_nr("12 0"), None);
         assert_eq!(parse_uptime("12345.67 20000.00\n"), Some(12345.67));
         let meminfo = "MemTotal:       16000 kB\nMemFree:         1000 kB\nMemAvailable:    4000 kB\n\
                        Buffers:          100 kB\nCached:          2000 kB\nSwapCached:        30 kB\n\

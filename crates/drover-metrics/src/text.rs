@@ -193,7 +193,7 @@ enum Family {
 }
 
 /// Every family, in the order of the text.
-const FAMILIES: [Family; 48] = [
+const FAMILIES: [Family; 54] = [
     Family::Cpu,
     Family::Node(0),
     Family::Node(1),
@@ -214,6 +214,8 @@ const FAMILIES: [Family; 48] = [
     Family::Node(16),
     Family::Node(17),
     Family::Node(18),
+    Family::Node(19),
+    Family::Node(20),
     Family::NodeCounter(0),
     Family::NodeCounter(1),
     Family::NodeCounter(2),
@@ -226,6 +228,10 @@ const FAMILIES: [Family; 48] = [
     Family::Filesystem(0),
     Family::Filesystem(1),
     Family::Filesystem(2),
+    Family::Filesystem(3),
+    Family::Filesystem(4),
+    Family::Filesystem(5),
+    Family::Filesystem(6),
     Family::Disk(0),
     Family::Disk(1),
     Family::Disk(2),
@@ -302,8 +308,8 @@ impl Family {
                 ("node_uname_info", "Labeled system information as provided by the uname system call.", None, false)
             }
             Family::Filesystem(index) => {
-                let (name, help, _) = FILESYSTEM_GAUGES[index];
-                (name, help, BYTES, false)
+                let (name, help, unit, _) = FILESYSTEM_GAUGES[index];
+                (name, help, unit, false)
             }
             Family::Disk(index) => {
                 let (name, help, unit, _) = DISK_COUNTERS[index];
@@ -394,7 +400,7 @@ impl Family {
                     label(labels, ",fstype", &disk.fs_type);
                     label(labels, ",mountpoint", &disk.mount);
                 };
-                let value = |disk: &DiskSample| Number::Integer(FILESYSTEM_GAUGES[index].2(disk));
+                let value = |disk: &DiskSample| Number::Integer(FILESYSTEM_GAUGES[index].3(disk));
                 item_labels.lines(position, lines, &sample.disks, write_labels, value);
             }
             Family::Disk(index) => {
@@ -628,7 +634,7 @@ type DeviceRead = fn(&BlockDeviceSample) -> Value;
 type NetRead = fn(&NetSample) -> u64;
 type TaskRead = fn(&TaskSample) -> Value;
 
-const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 19] = [
+const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 21] = [
     ("node_load1", "1m load average.", None, |sample| Some(Value::Float(sample.load1))),
     ("node_load5", "5m load average.", None, |sample| Some(Value::Float(sample.load5))),
     ("node_load15", "15m load average.", None, |sample| Some(Value::Float(sample.load15))),
@@ -679,6 +685,12 @@ const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 19] = [
     }),
     ("node_time", "System time in seconds since epoch (1970).", SECONDS, |sample| {
         (sample.clock_ms > 0).then_some(Value::Seconds(sample.clock_ms))
+    }),
+    ("node_filefd_allocated", "File descriptor statistics: allocated.", None, |sample| {
+        (sample.filefd_maximum > 0).then_some(Value::Integer(sample.filefd_allocated))
+    }),
+    ("node_filefd_maximum", "File descriptor statistics: maximum.", None, |sample| {
+        (sample.filefd_maximum > 0).then_some(Value::Integer(sample.filefd_maximum))
     }),
     ("drover_node_processes", "Processes on the node.", None, |sample| {
         Some(Value::Integer(u64::from(sample.processes_total)))
@@ -738,10 +750,21 @@ fn pressure(sample: &NodeSample, figure: fn(&PressureSample) -> Option<u64>) -> 
     sample.pressure.as_ref().and_then(figure).map(Value::Micros)
 }
 
-const FILESYSTEM_GAUGES: [(&str, &str, DiskRead); 3] = [
-    ("node_filesystem_size", "Filesystem size in bytes.", |disk| disk.total),
-    ("node_filesystem_avail", "Filesystem space available to non-root users in bytes.", |disk| disk.avail),
-    ("node_filesystem_free", "Filesystem free space in bytes.", |disk| disk.total.saturating_sub(disk.used)),
+const FILESYSTEM_GAUGES: [(&str, &str, Option<&str>, DiskRead); 7] = [
+    ("node_filesystem_size", "Filesystem size in bytes.", BYTES, |disk| disk.total),
+    ("node_filesystem_avail", "Filesystem space available to non-root users in bytes.", BYTES, |disk| disk.avail),
+    ("node_filesystem_free", "Filesystem free space in bytes.", BYTES, |disk| disk.total.saturating_sub(disk.used)),
+    ("node_filesystem_files", "Filesystem total file nodes.", None, |disk| disk.files),
+    ("node_filesystem_files_free", "Filesystem total free file nodes.", None, |disk| disk.files_free),
+    ("node_filesystem_readonly", "Filesystem read-only status.", None, |disk| u64::from(disk.readonly)),
+    // A filesystem whose statvfs fails is left out of the sample, so every
+    // one listed read without an error.
+    (
+        "node_filesystem_device_error",
+        "Whether an error occurred while getting statistics for the given device.",
+        None,
+        |_| 0,
+    ),
 ];
 
 const DISK_COUNTERS: [(&str, &str, Option<&str>, DeviceRead); 5] = [

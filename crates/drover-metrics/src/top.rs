@@ -87,6 +87,7 @@ mod tests {
                 total: 100,
                 used: *used,
                 avail: 100 - used,
+                ..DiskSample::default()
             })
             .collect();
         NodeSample { cpu_percent, memory_used, memory_total: 100, disks, ..NodeSample::default() }

@@ -81,6 +81,13 @@ fn node_figures_are_plausible() {
     assert!((0.0..=100.0).contains(&tmp.used_percent()));
     let root = sample.disk("/").expect("the root filesystem");
     assert!(!root.fs_type.is_empty());
+    assert!(root.files_free <= root.files, "inodes {root:?}");
+    assert!(
+        sample.filefd_maximum > 0 && (1..=sample.filefd_maximum).contains(&sample.filefd_allocated),
+        "file handles {} of {}",
+        sample.filefd_allocated,
+        sample.filefd_maximum
+    );
     let mounts = sample.disks.iter().map(|disk| disk.mount.as_str()).collect::<Vec<_>>();
     assert!(mounts.windows(2).all(|pair| pair[0] < pair[1]), "sorted and unique: {mounts:?}");
     assert!(!mounts.iter().any(|mount| mount.starts_with("/proc") || mount.starts_with("/sys")), "{mounts:?}");

@@ -4,7 +4,7 @@
 //! encoder). Covers label escaping, a duplicate node, a down node without a
 //! sample, unknown memory, a task without an owner, floats, text placed
 //! before `# EOF`, and the series added since (uname, pressure, node time,
-//! more memory fields), which that encoder never wrote.
+//! more memory fields, file handles, inodes), which that encoder never wrote.
 //!
 //! `DROVER_METRICS_BLESS=1 cargo test -p drover-metrics --test render_golden`
 //! rewrites the golden file from the current renderer.
@@ -59,8 +59,26 @@ fn sample(load1: f32, memory_total: u64, tasks: Vec<TaskSample>) -> NodeSample {
             .map(|cpu| CpuSample { cpu, user_ms: 12_340, system_ms: 1, idle_ms: 100_000, ..CpuSample::default() })
             .collect(),
         disks: vec![
-            DiskSample { mount: "/tmp".into(), fs_type: "tmpfs".into(), total: 100, used: 25, avail: 70 },
-            DiskSample { mount: "/odd \"dir\"".into(), fs_type: "ext4".into(), total: 1 << 40, used: 0, avail: 0 },
+            DiskSample {
+                mount: "/tmp".into(),
+                fs_type: "tmpfs".into(),
+                total: 100,
+                used: 25,
+                avail: 70,
+                files: 4096,
+                files_free: 4000,
+                readonly: false,
+            },
+            DiskSample {
+                mount: "/odd \"dir\"".into(),
+                fs_type: "ext4".into(),
+                total: 1 << 40,
+                used: 0,
+                avail: 0,
+                files: 0,
+                files_free: 0,
+                readonly: true,
+            },
         ],
         devices_by_mount: [("/tmp".to_owned(), "tmpfs".to_owned())].into(),
         block_devices: vec![BlockDeviceSample {
@@ -92,6 +110,8 @@ fn sample(load1: f32, memory_total: u64, tasks: Vec<TaskSample>) -> NodeSample {
         memory_slab: 3 << 20,
         memory_page_tables: 4 << 10,
         memory_swap_cached: 0,
+        filefd_allocated: 2_080,
+        filefd_maximum: 9_223_372_036_854_775_807,
         pressure: Some(PressureSample {
             cpu_some_us: Some(15_249_433_121),
             memory_full_us: Some(1),

@@ -892,6 +892,7 @@ mod tests {
                 total: 100,
                 used: 40,
                 avail: 60,
+                ..DiskSample::default()
             }],
             net: vec![NetSample { interface: "eth0".to_owned(), rx_bytes, tx_bytes: 0, ..NetSample::default() }],
             ..NodeSample::default()

@@ -98,6 +98,12 @@ pub struct NodeSample {
     pub memory_slab: u64,
     /// Memory used by page tables (`PageTables`).
     pub memory_page_tables: u64,
+    /// File handles the kernel has allocated (the first number of
+    /// `/proc/sys/fs/file-nr`).
+    pub filefd_allocated: u64,
+    /// The most file handles it will allocate (`file-nr`'s third number,
+    /// `fs.file-max`); 0 when unknown.
+    pub filefd_maximum: u64,
     /// Swapped-out memory also kept in memory (`SwapCached`).
     pub memory_swap_cached: u64,
     /// Stall time from pressure stall information (`/proc/pressure`);
@@ -210,6 +216,21 @@ pub struct DiskSample {
     /// Bytes an unprivileged user can still write (free minus the blocks
     /// reserved for root).
     pub avail: u64,
+    /// File nodes (inodes) the filesystem has, `f_files` of `statvfs`; 0
+    /// where the filesystem does not count them (btrfs) or from an older
+    /// agent.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub files: u64,
+    /// File nodes still free (`f_ffree`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub files_free: u64,
+    /// Mounted read-only (`ST_RDONLY` in `f_flag`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub readonly: bool,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
 }
 
 impl DiskSample {
@@ -335,7 +356,14 @@ mod tests {
     use super::*;
 
     fn disk(mount: &str, used: u64, avail: u64) -> DiskSample {
-        DiskSample { mount: mount.to_owned(), fs_type: "ext4".to_owned(), total: used + avail + 5, used, avail }
+        DiskSample {
+            mount: mount.to_owned(),
+            fs_type: "ext4".to_owned(),
+            total: used + avail + 5,
+            used,
+            avail,
+            ..DiskSample::default()
+        }
     }
 
     #[test]

@@ -17,9 +17,10 @@ const SELECTORS: &str =
     include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/node_exporter_full_selectors.tsv"));
 
 /// The rows every query of which must work (docs/metrics.md, "Node
-/// Exporter Full"); "Variables" are the dashboard's `$job`, `$nodename`
-/// and `$node`.
-const MAIN_ROWS: [&str; 3] = ["Variables", "Quick CPU / Mem / Disk", "Basic CPU / Mem / Net / Disk"];
+/// Exporter Full", and "Storage Filesystem"); "Variables" are the
+/// dashboard's `$job`, `$nodename` and `$node`.
+const MAIN_ROWS: [&str; 4] =
+    ["Variables", "Quick CPU / Mem / Disk", "Basic CPU / Mem / Net / Disk", "Storage Filesystem"];
 
 /// Series of the main rows drover writes only when the node's kernel has
 /// them, skipped by name when this machine's kernel does not (the docs list
