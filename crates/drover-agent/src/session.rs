@@ -44,11 +44,19 @@ pub(crate) struct Machine {
     shipper: Arc<LogShipper>,
     sampler: Arc<std::sync::Mutex<drover_metrics::Sampler>>,
     exec: crate::exec::ExecPolicy,
+    /// Sessions opened since the agent started (`drover_agent_sessions_total`).
+    sessions: std::sync::atomic::AtomicU64,
 }
 
 impl Machine {
     pub(crate) fn new(manager: Arc<AllocManager>, shipper: Arc<LogShipper>, exec: crate::exec::ExecPolicy) -> Self {
-        Machine { manager, shipper, sampler: Arc::new(std::sync::Mutex::new(drover_metrics::Sampler::new())), exec }
+        Machine {
+            manager,
+            shipper,
+            sampler: Arc::new(std::sync::Mutex::new(drover_metrics::Sampler::new())),
+            exec,
+            sessions: std::sync::atomic::AtomicU64::new(0),
+        }
     }
 }
 
@@ -114,6 +122,7 @@ pub(crate) async fn run(
         match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok((socket, _))) => {
                 tracing::info!(server = %address, "connected to server");
+                machine.sessions.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let outcome =
                     connected(socket, &mut registration, &machine, tls.as_ref(), &mut updates, &mut pending, &shutdown)
                         .await;
@@ -178,7 +187,7 @@ async fn connected(
     pending: &mut BTreeMap<AllocId, ClientAllocUpdate>,
     shutdown: &CancellationToken,
 ) -> Result<(SessionEnd, Vec<String>), String> {
-    let Machine { manager, shipper, sampler, exec } = machine;
+    let Machine { manager, shipper, sampler, exec, sessions } = machine;
     let (mut sink, mut stream) = socket.split();
     let node_id = registration.borrow().id.clone();
     let hello = AgentMessage::Hello {
@@ -267,7 +276,12 @@ async fn connected(
             }
             () = shipper.appended.notified(), if logs.has_room() => {}
             _ = metrics.tick() => {
-                let sample = sample_usage(manager, sampler).await;
+                let mut sample = sample_usage(manager, sampler).await;
+                if let Some(agent) = sample.agent.as_mut() {
+                    agent.sessions = sessions.load(std::sync::atomic::Ordering::Relaxed);
+                    agent.log_lines_read = shipper.readable_upto();
+                    agent.log_lines_acknowledged = shipper.acked_upto();
+                }
                 if let Err(reason) = send(&mut sink, &AgentMessage::Metrics { sample: Box::new(sample) }).await {
                     return Ok((SessionEnd::Disconnected(reason), servers));
                 }
@@ -345,7 +359,10 @@ async fn sample_usage(
     let sampler = Arc::clone(sampler);
     tokio::task::spawn_blocking(move || {
         let now_ms = drover_types::Timestamp::now().as_millis();
-        sampler.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).sample(now_ms, &probes)
+        let mut sampler = sampler.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut sample = sampler.sample(now_ms, &probes);
+        sample.agent = sampler.own_process(sample.boot_time_secs);
+        sample
     })
     .await
     .unwrap_or_default()

@@ -22,8 +22,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use drover_metrics::{
-    BlockDeviceSample, CpuSample, DiskSample, Fleet, FleetNode, FleetText, GzipChunks, NetSample, NodeLabels,
-    NodeSample, PressureSample, TaskOwner, TaskSample, UnameSample,
+    AgentSample, BlockDeviceSample, CpuSample, DiskSample, Fleet, FleetNode, FleetText, GzipChunks, NetSample,
+    NodeLabels, NodeSample, PressureSample, TaskOwner, TaskSample, UnameSample,
 };
 use drover_types::NodeStatus;
 
@@ -123,6 +123,14 @@ fn fleet(count: usize) -> (Vec<FleetNode>, HashMap<String, TaskOwner>) {
                 memory_cached: spread(4 << 30),
                 swap_total: 2 << 30,
                 swap_used: 0,
+                agent: Some(AgentSample {
+                    cpu_ms: spread(345_678),
+                    resident_bytes: spread(31 << 20),
+                    start_time_secs: 1_699_990_000,
+                    sessions: 1,
+                    log_lines_read: spread(1_234_567),
+                    log_lines_acknowledged: spread(1_234_560),
+                }),
                 filefd_allocated: spread(2_080),
                 filefd_maximum: 9_223_372_036_854_775_807,
                 cpus: (0..4)

@@ -51,7 +51,8 @@ mod text;
 mod top;
 
 pub use drover_types::usage::{
-    BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, PressureSample, TaskSample, UnameSample,
+    AgentSample, BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, PressureSample, TaskSample,
+    UnameSample,
 };
 pub use error::{Error, Result};
 pub use gzip::{GzipChunks, accepts_gzip};

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use drover_types::usage::{
-    BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, PressureSample, TaskSample, UnameSample,
+    AgentSample, BlockDeviceSample, CpuSample, DiskSample, NetSample, NodeSample, PressureSample, TaskSample,
+    UnameSample,
 };
 
 /// Which task the agent wants measured and where its processes are.
@@ -291,6 +292,21 @@ impl Sampler {
 
     fn read(&self, relative: &str) -> Option<String> {
         fs::read_to_string(self.proc_root.join(relative)).ok()
+    }
+
+    /// The process that samples (the agent): its CPU time, resident memory
+    /// and start from `self/stat`, the start placed after `boot_time_secs`
+    /// (`btime`); the caller fills in its counters. `None` when it cannot
+    /// be read.
+    pub fn own_process(&self, boot_time_secs: u64) -> Option<AgentSample> {
+        let stat = self.read("self/stat").and_then(|text| parse_pid_stat(&text))?;
+        let ticks = self.ticks_per_second;
+        Some(AgentSample {
+            cpu_ms: stat.cpu_ticks.saturating_mul(1000) / ticks,
+            resident_bytes: stat.rss_pages.saturating_mul(self.page_size),
+            start_time_secs: if boot_time_secs > 0 { boot_time_secs + stat.start_ticks / ticks } else { 0 },
+            ..AgentSample::default()
+        })
     }
 
     /// Every pressure file there is; `None` when there is none (a kernel

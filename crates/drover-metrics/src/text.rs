@@ -28,7 +28,9 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use drover_types::NodeStatus;
-use drover_types::usage::{BlockDeviceSample, DiskSample, NetSample, NodeSample, PressureSample, TaskSample};
+use drover_types::usage::{
+    AgentSample, BlockDeviceSample, DiskSample, NetSample, NodeSample, PressureSample, TaskSample,
+};
 
 use crate::prometheus::{Fleet, FleetNode, TaskOwner, widen};
 
@@ -193,7 +195,7 @@ enum Family {
 }
 
 /// Every family, in the order of the text.
-const FAMILIES: [Family; 54] = [
+const FAMILIES: [Family; 60] = [
     Family::Cpu,
     Family::Node(0),
     Family::Node(1),
@@ -216,6 +218,9 @@ const FAMILIES: [Family; 54] = [
     Family::Node(18),
     Family::Node(19),
     Family::Node(20),
+    Family::Node(21),
+    Family::Node(22),
+    Family::Node(23),
     Family::NodeCounter(0),
     Family::NodeCounter(1),
     Family::NodeCounter(2),
@@ -224,6 +229,9 @@ const FAMILIES: [Family; 54] = [
     Family::NodeCounter(5),
     Family::NodeCounter(6),
     Family::NodeCounter(7),
+    Family::NodeCounter(8),
+    Family::NodeCounter(9),
+    Family::NodeCounter(10),
     Family::Uname,
     Family::Filesystem(0),
     Family::Filesystem(1),
@@ -634,7 +642,7 @@ type DeviceRead = fn(&BlockDeviceSample) -> Value;
 type NetRead = fn(&NetSample) -> u64;
 type TaskRead = fn(&TaskSample) -> Value;
 
-const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 21] = [
+const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 24] = [
     ("node_load1", "1m load average.", None, |sample| Some(Value::Float(sample.load1))),
     ("node_load5", "5m load average.", None, |sample| Some(Value::Float(sample.load5))),
     ("node_load15", "15m load average.", None, |sample| Some(Value::Float(sample.load15))),
@@ -701,9 +709,25 @@ const NODE_GAUGES: [(&str, &str, Option<&str>, NodeRead); 21] = [
         SECONDS,
         |sample| Some(Value::Seconds(sample.time_ms)),
     ),
+    ("drover_agent_resident_memory", "Resident memory of the drover agent process.", BYTES, |sample| {
+        agent(sample, |agent| Value::Integer(agent.resident_bytes))
+    }),
+    ("drover_agent_start_time", "When the drover agent process started, Unix time.", SECONDS, |sample| {
+        agent(sample, |agent| {
+            Value::Seconds(i64::try_from(agent.start_time_secs).unwrap_or(i64::MAX / 1000).saturating_mul(1000))
+        })
+    }),
+    ("drover_agent_log_lines_pending", "Log lines the agent read and no server acknowledged yet.", None, |sample| {
+        agent(sample, |agent| Value::Integer(agent.log_lines_read.saturating_sub(agent.log_lines_acknowledged)))
+    }),
 ];
 
-const NODE_COUNTERS: [(&str, &str, Option<&str>, NodeRead); 8] = [
+/// A figure of the agent's own, when the agent sent them.
+fn agent(sample: &NodeSample, figure: fn(&AgentSample) -> Value) -> Option<Value> {
+    sample.agent.as_ref().map(figure)
+}
+
+const NODE_COUNTERS: [(&str, &str, Option<&str>, NodeRead); 11] = [
     ("node_context_switches", "Total number of context switches.", None, |sample| {
         (sample.context_switches > 0).then_some(Value::Integer(sample.context_switches))
     }),
@@ -742,6 +766,18 @@ const NODE_COUNTERS: [(&str, &str, Option<&str>, NodeRead); 8] = [
         "Total time in seconds no process could make progress due to IRQ congestion",
         SECONDS,
         |sample| pressure(sample, |pressure| pressure.irq_full_us),
+    ),
+    ("drover_agent_cpu", "CPU time the drover agent process used, user and system.", SECONDS, |sample| {
+        agent(sample, |agent| Value::Seconds(i64::try_from(agent.cpu_ms).unwrap_or(i64::MAX)))
+    }),
+    ("drover_agent_connections", "Sessions the drover agent opened to a server since it started.", None, |sample| {
+        agent(sample, |agent| Value::Integer(agent.sessions))
+    }),
+    (
+        "drover_agent_log_lines_acknowledged",
+        "Log lines of the node that a server acknowledged, since the node's log spool began.",
+        None,
+        |sample| agent(sample, |agent| Value::Integer(agent.log_lines_acknowledged)),
     ),
 ];
 

@@ -4,7 +4,7 @@
 //! encoder). Covers label escaping, a duplicate node, a down node without a
 //! sample, unknown memory, a task without an owner, floats, text placed
 //! before `# EOF`, and the series added since (uname, pressure, node time,
-//! more memory fields, file handles, inodes), which that encoder never wrote.
+//! more memory fields, file handles, inodes, the agent's own), which that encoder never wrote.
 //!
 //! `DROVER_METRICS_BLESS=1 cargo test -p drover-metrics --test render_golden`
 //! rewrites the golden file from the current renderer.
@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 
 use drover_metrics::{
-    BlockDeviceSample, CpuSample, DiskSample, Fleet, FleetNode, FleetText, NetSample, NodeLabels, NodeSample,
-    PressureSample, TaskOwner, TaskSample, UnameSample, render_fleet,
+    AgentSample, BlockDeviceSample, CpuSample, DiskSample, Fleet, FleetNode, FleetText, NetSample, NodeLabels,
+    NodeSample, PressureSample, TaskOwner, TaskSample, UnameSample, render_fleet,
 };
 use drover_types::NodeStatus;
 
@@ -110,6 +110,14 @@ fn sample(load1: f32, memory_total: u64, tasks: Vec<TaskSample>) -> NodeSample {
         memory_slab: 3 << 20,
         memory_page_tables: 4 << 10,
         memory_swap_cached: 0,
+        agent: Some(AgentSample {
+            cpu_ms: 12_345,
+            resident_bytes: 24 << 20,
+            start_time_secs: 1_699_999_000,
+            sessions: 2,
+            log_lines_read: 1_000,
+            log_lines_acknowledged: 990,
+        }),
         filefd_allocated: 2_080,
         filefd_maximum: 9_223_372_036_854_775_807,
         pressure: Some(PressureSample {

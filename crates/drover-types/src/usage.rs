@@ -98,6 +98,10 @@ pub struct NodeSample {
     pub memory_slab: u64,
     /// Memory used by page tables (`PageTables`).
     pub memory_page_tables: u64,
+    /// The agent's own cost and work (`drover_agent_*` series); `None` from
+    /// an older agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentSample>,
     /// File handles the kernel has allocated (the first number of
     /// `/proc/sys/fs/file-nr`).
     pub filefd_allocated: u64,
@@ -199,6 +203,28 @@ pub struct UsageSummary {
     pub memory_percent: Option<f32>,
     /// The fullest disk's use, in per cent; `None` when no disk was sampled.
     pub disk_percent: Option<f32>,
+}
+
+/// The agent process itself: what it costs the node and what it did,
+/// counted from its start (or, for log lines, from the node's log origin:
+/// they survive agent restarts).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AgentSample {
+    /// CPU time the agent process used since it started, user and
+    /// system, in milliseconds (its tasks are not counted).
+    pub cpu_ms: u64,
+    /// Its resident memory, in bytes.
+    pub resident_bytes: u64,
+    /// When it started, Unix seconds.
+    pub start_time_secs: u64,
+    /// Sessions it opened to a server since it started (more than 1: it
+    /// reconnected).
+    pub sessions: u64,
+    /// Log lines it read and spooled, ever (its log origin's last seq).
+    pub log_lines_read: u64,
+    /// Log lines the servers acknowledged, ever.
+    pub log_lines_acknowledged: u64,
 }
 
 /// One mounted filesystem's usage, as `df` shows it.

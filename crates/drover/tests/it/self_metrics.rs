@@ -83,6 +83,29 @@ async fn the_servers_own_series_move_with_its_work_and_prometheus_reads_them() {
         })
         .await;
 
+    // The agent's own series, with its node's labels, from its samples
+    // (every 10 s): its cost, its one session, its acknowledged lines.
+    let of_m1 = |text: &str, name: &str| -> Option<f64> {
+        let prefix = format!("{name}{{node=\"m1\",");
+        let line = text.lines().find(|line| line.starts_with(&prefix))?;
+        line.rsplit(' ').next()?.parse().ok()
+    };
+    cluster
+        .wait_for("the agent's own series with an acknowledged line", || async {
+            of_m1(&scrape(&address).await, "drover_agent_log_lines_acknowledged_total").is_some_and(|lines| lines > 0.0)
+        })
+        .await;
+    let text = scrape(&address).await;
+    let figure = |name: &str| of_m1(&text, name).unwrap_or_else(|| panic!("no {name} of m1: {text}"));
+    assert!(figure("drover_agent_cpu_seconds_total") > 0.0, "{text}");
+    let resident = figure("drover_agent_resident_memory_bytes");
+    assert!(resident > 1e6 && resident < 2e9, "{resident}: {text}");
+    assert_eq!(figure("drover_agent_connections_total"), 1.0, "{text}");
+    let started = figure("drover_agent_start_time_seconds");
+    let now = drover_types::Timestamp::now().as_millis() as f64 / 1000.0;
+    assert!(started > now - 600.0 && started <= now + 1.0, "started {started}, now {now}");
+    assert!(figure("drover_agent_log_lines_pending") >= 0.0);
+
     let prometheus = "prometheus";
     if !needs::are_met([needs::program(prometheus, "prometheus")]) {
         return;
