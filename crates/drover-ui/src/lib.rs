@@ -19,6 +19,7 @@ pub mod assets;
 pub mod chart;
 pub mod chrome;
 pub mod format;
+pub mod markdown;
 pub mod pages;
 pub mod session;
 

@@ -669,3 +669,21 @@ fn a_streaming_exec_shows_the_nodes_that_answered_and_those_still_running() {
     assert_eq!(all, ExecOutcome::new(&answered, fold));
     assert!(!render(&ExecOutcomeFragment { outcome: all }).contains("Still running"));
 }
+
+#[test]
+fn a_runbook_is_rendered_from_its_markdown_and_html_in_it_is_shown_not_run() {
+    use drover_ui::pages::react::RunbookPage;
+    let page = RunbookPage {
+        chrome: chrome(Section::Alerts),
+        name: "disk_full".to_owned(),
+        runbook: "runbooks/disk.md".to_owned(),
+        markdown: Some("# Disk full\n\n1. `df -h`\n2. [wiki](javascript:x())\n\n<script>x()</script>\n".to_owned()),
+    };
+    let html = render(&page);
+    assert!(html.contains(r#"<div class="markdown"><h1>Disk full</h1>"#), "{html}");
+    assert!(html.contains("<li><code>df -h</code></li>"), "{html}");
+    assert!(html.contains(r##"<a href="#">wiki</a>"##), "{html}");
+    assert!(!html.contains("<script>x()") && html.contains("&lt;script&gt;x()"), "{html}");
+    let linked = RunbookPage { markdown: None, runbook: "https://wiki.example/disk".to_owned(), ..page };
+    assert!(render(&linked).contains(r#"<a href="https://wiki.example/disk">"#));
+}

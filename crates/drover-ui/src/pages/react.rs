@@ -207,6 +207,14 @@ pub struct RunbookPage {
     pub name: String,
     /// The runbook as written (a file of the site, or a URL).
     pub runbook: String,
-    /// Its Markdown, shown as written.
+    /// Its Markdown as written (a URL runbook has none: a link is shown).
     pub markdown: Option<String>,
+}
+
+impl RunbookPage {
+    /// The Markdown as HTML ([`crate::markdown::to_html`]: raw HTML and
+    /// script links in it are shown, not run).
+    pub fn html(&self) -> Option<String> {
+        self.markdown.as_deref().map(crate::markdown::to_html)
+    }
 }
