@@ -563,6 +563,7 @@ mod tests {
             left_delimiter: "{{".to_owned(),
             right_delimiter: "}}".to_owned(),
             splay: DurationSpec::from_secs(5),
+            wait: None,
         }
     }
 

@@ -6,6 +6,7 @@
 //!
 //! ```text
 //!  TemplateInputs ──▶ feed (per node) ──▶ watcher of each task with templates
+//!                                            │ with a `wait`: until quiet for min (at most max)
 //!                                            │ render again; rewrite files that differ
 //!                                            │ none differ: wait for the next change
 //!                                            ▼
@@ -31,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use drover_proto::session::TemplateInputs;
 use drover_template::{ClusterData, ServiceEntry};
-use drover_types::{ChangeMode, JobId, NodeId, TaskTemplate};
+use drover_types::{ChangeMode, JobId, NodeId, TaskTemplate, TemplateWait};
 
 use crate::env::{AllocDirs, task_command_line};
 use crate::task::{TaskContext, TaskControl};
@@ -144,11 +145,18 @@ pub(crate) fn spawn_watcher(context: &TaskContext, control: mpsc::UnboundedSende
         alloc_dir: context.alloc_dir.clone(),
         task_dir: context.task_dir.clone(),
     };
+    let wait = task_wait(&context.task.templates);
     tokio::spawn(async move {
         loop {
             tokio::select! {
                 () = control.closed() => return,
                 changed = receiver.changed() => if changed.is_err() { return },
+            }
+            if let Some(wait) = wait {
+                tokio::select! {
+                    () = control.closed() => return,
+                    quiet = quiet_for(&mut receiver, wait) => if !quiet { return },
+                }
             }
             let cluster = cluster_data_of(&receiver.borrow_and_update(), &context.job.id);
             let changed = match context.render_again(&cluster) {
@@ -177,6 +185,37 @@ pub(crate) fn spawn_watcher(context: &TaskContext, control: mpsc::UnboundedSende
             apply(&action, &control, &context.task.name).await;
         }
     });
+}
+
+/// The `wait` of a task's templates together (the watcher renders them
+/// together): the longest `min` and the longest `max` of those that have
+/// one; `None` when none has.
+fn task_wait(templates: &[TaskTemplate]) -> Option<TemplateWait> {
+    templates
+        .iter()
+        .filter_map(|template| template.wait)
+        .reduce(|left, right| TemplateWait { min: left.min.max(right.min), max: left.max.max(right.max) })
+}
+
+/// After a first change: waits until nothing changed for `wait.min`, or
+/// `wait.max` after that first change, whichever comes first (Nomad's
+/// template `wait`, from consul-template). `false` when the feed ended.
+async fn quiet_for(receiver: &mut watch::Receiver<Arc<TemplateInputs>>, wait: TemplateWait) -> bool {
+    let latest = tokio::time::Instant::now() + wait.max.get();
+    loop {
+        let quiet_until = (tokio::time::Instant::now() + wait.min.get()).min(latest);
+        tokio::select! {
+            () = tokio::time::sleep_until(quiet_until) => return true,
+            changed = receiver.changed() => {
+                if changed.is_err() {
+                    return false;
+                }
+                if tokio::time::Instant::now() >= latest {
+                    return true;
+                }
+            }
+        }
+    }
 }
 
 /// Sends the task runner what `action` asks.
@@ -263,6 +302,7 @@ mod tests {
             left_delimiter: "{{".to_owned(),
             right_delimiter: "}}".to_owned(),
             splay: DurationSpec::from_millis(splay_ms),
+            wait: None,
         }
     }
 
@@ -296,5 +336,52 @@ mod tests {
         let data = cluster_data(&node_id, &job_id);
         assert_eq!(data.key("nomad/jobs/web/port"), Some("80"));
         assert!(cluster_data(&node_id, &JobId::new("other")).variables.is_empty());
+    }
+
+    fn wait(min_secs: u64, max_secs: u64) -> TemplateWait {
+        TemplateWait { min: DurationSpec::from_secs(min_secs), max: DurationSpec::from_secs(max_secs) }
+    }
+
+    #[test]
+    fn a_tasks_templates_wait_as_long_as_the_longest_of_theirs() {
+        let mut first = template("a", ChangeMode::Restart, None, 0);
+        let mut second = template("b", ChangeMode::Restart, None, 0);
+        let plain = template("c", ChangeMode::Restart, None, 0);
+        assert_eq!(task_wait(std::slice::from_ref(&plain)), None);
+        first.wait = Some(wait(2, 30));
+        second.wait = Some(wait(5, 10));
+        assert_eq!(task_wait(&[first, plain, second]), Some(wait(5, 30)));
+    }
+
+    /// Changes at `offsets` (seconds after the first); how long after the
+    /// first change the render may go ahead.
+    async fn quiet_after(offsets: &[u64], wait: TemplateWait) -> Duration {
+        let (sender, mut receiver) = watch::channel(Arc::new(TemplateInputs::default()));
+        let start = tokio::time::Instant::now();
+        let offsets = offsets.to_vec();
+        let feeding = tokio::spawn(async move {
+            for (number, offset) in offsets.into_iter().enumerate() {
+                tokio::time::sleep_until(start + Duration::from_secs(offset)).await;
+                let job = JobId::new(format!("j{number}"));
+                sender.send_replace(Arc::new(inputs_with(&job, &[("nomad/jobs/x", &[("n", "1")])])));
+            }
+            // Keep the feed open long after.
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+        });
+        receiver.changed().await.unwrap();
+        assert!(quiet_for(&mut receiver, wait).await);
+        feeding.abort();
+        start.elapsed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_changes_is_one_render_once_quiet_for_min_and_at_most_max_after_the_first() {
+        // Quiet for 3 s after the last of a burst at 0, 1 and 2 s.
+        assert_eq!(quiet_after(&[0, 1, 2], wait(3, 60)).await, Duration::from_secs(5));
+        // A change every second never leaves 3 s of quiet: max (7 s) ends it.
+        let endless: Vec<u64> = (0..30).collect();
+        assert_eq!(quiet_after(&endless, wait(3, 7)).await, Duration::from_secs(7));
+        // One change: min after it.
+        assert_eq!(quiet_after(&[0], wait(2, 8)).await, Duration::from_secs(2));
     }
 }

@@ -7,7 +7,7 @@
 use drover_hcl::BlockReader;
 use drover_hcl::suggest::did_you_mean;
 use drover_types::validate::SIGNALS;
-use drover_types::{ArtifactMode, ChangeMode, DurationSpec, TaskArtifact, TaskTemplate, TemplateSource};
+use drover_types::{ArtifactMode, ChangeMode, DurationSpec, TaskArtifact, TaskTemplate, TemplateSource, TemplateWait};
 
 /// Nomad's default template permissions.
 const DEFAULT_PERMS: u32 = 0o644;
@@ -20,10 +20,8 @@ pub(crate) fn read_template(mut block: BlockReader<'_>) -> Option<TaskTemplate> 
     block.unsupported("change_script", "use change_mode = \"restart\" or \"signal\"");
     block.unsupported("vault_grace", "drover has no Vault integration");
     block.unsupported("once", "");
-    // `wait` and `error_on_missing_key` tune re-rendering and missing keys of
-    // Consul data, neither of which a drover template has: accepted as
-    // no-ops (docs/nomad.md).
-    block.skip("wait");
+    // `error_on_missing_key` tunes missing keys of Consul data, which a
+    // drover template does not read: accepted as a no-op (docs/nomad.md).
     block.skip("error_on_missing_key");
     block.finish();
     template
@@ -112,6 +110,10 @@ fn template_from(block: &mut BlockReader<'_>) -> Option<TaskTemplate> {
     let perms = read_perms(block);
     let env = block.bool("env").unwrap_or(false);
     let splay = if block.has("splay") { block.duration("splay") } else { Some(DurationSpec::from_secs(5)) };
+    let wait = match block.block("wait") {
+        None => Some(None),
+        Some(wait) => read_wait(wait).map(Some),
+    };
     Some(TaskTemplate {
         source: source?,
         destination: destination?,
@@ -122,7 +124,36 @@ fn template_from(block: &mut BlockReader<'_>) -> Option<TaskTemplate> {
         left_delimiter,
         right_delimiter,
         splay: splay?,
+        wait: wait?,
     })
+}
+
+/// A template's `wait { min = "2s" max = "10s" }`. As consul-template,
+/// `min` alone makes `max` four times `min`; `max` must not be below
+/// `min`.
+fn read_wait(mut block: BlockReader<'_>) -> Option<TemplateWait> {
+    let min = if block.has("min") { block.duration("min") } else { Some(DurationSpec::from_secs(5)) };
+    let max = if block.has("max") { block.duration("max").map(Some) } else { Some(None) };
+    let wait = match (min, max) {
+        (Some(min), Some(max)) => {
+            let max = max.unwrap_or_else(|| DurationSpec(min.get().saturating_mul(4)));
+            if max.get() < min.get() {
+                block.attribute_error(
+                    "max",
+                    format!(
+                        "the template's wait has max {max} below min {min}: max is the longest a render waits \
+                         after the first change, so it must be at least min"
+                    ),
+                );
+                None
+            } else {
+                Some(TemplateWait { min, max })
+            }
+        }
+        _ => None,
+    };
+    block.finish();
+    wait
 }
 
 fn read_change_signal(block: &mut BlockReader<'_>, change_mode: Option<ChangeMode>) -> Option<Option<String>> {

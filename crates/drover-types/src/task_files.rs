@@ -37,6 +37,21 @@ pub struct TaskTemplate {
     /// The most time a change waits before it is applied, chosen at random
     /// per allocation (Nomad's `splay`, default 5s).
     pub splay: DurationSpec,
+    /// Nomad's `wait { min max }`: after the data a template reads
+    /// changes, render again only once it has been quiet for `min`, and
+    /// at the latest `max` after the first change (a burst of changes is
+    /// one render). `None`: render at each change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<TemplateWait>,
+}
+
+/// Nomad's template `wait` block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateWait {
+    /// Quiet time before a render.
+    pub min: DurationSpec,
+    /// The longest a render waits after the first change.
+    pub max: DurationSpec,
 }
 
 /// The text of a template.

@@ -807,6 +807,7 @@ mod tests {
             left_delimiter: "{{".to_owned(),
             right_delimiter: "}}".to_owned(),
             splay: DurationSpec::from_secs(5),
+            wait: None,
         };
         let artifact = |destination: &str| TaskArtifact {
             source: "https://example.org/tool.tgz".to_owned(),

@@ -34,6 +34,19 @@ EOF
         source      = "/etc/shadow"
         destination = "local/d"
       }
+      template {
+        data        = "x"
+        destination = "local/e"
+        wait {
+          min = "30s"
+          max = "5s"
+        }
+      }
+      template {
+        data        = "x"
+        destination = "local/f"
+        wait { min = "soon" }
+      }
       artifact {
         source = "git::https://github.com/example/repo"
         mode   = "folder"

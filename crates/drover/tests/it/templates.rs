@@ -162,3 +162,76 @@ async fn a_variable_change_rerenders_and_restarts_or_signals_the_task_within_its
         .await;
     assert_eq!(read(&starts), second, "the restarting task's file did not change, so it was not restarted");
 }
+
+/// Task `t` appends its rendered file to `starts` at each start; its
+/// template waits for 3 s of quiet (at most 30 s) before it renders again.
+fn waiting_job(out: &Path) -> String {
+    let out = out.display();
+    format!(
+        r#"
+job "waiter" {{
+  group "g" {{
+    task "t" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sh"
+        args    = ["-c", "cat ${{NOMAD_TASK_DIR}}/v.conf >> {out}/starts && exec /bin/sleep 3600"]
+      }}
+      template {{
+        data        = "{{{{ with nomadVar \"nomad/jobs/waiter\" }}}}version={{{{ .version }}}}{{{{ end }}}}\n"
+        destination = "local/v.conf"
+        change_mode = "restart"
+        splay       = "0s"
+        wait {{
+          min = "3s"
+          max = "30s"
+        }}
+      }}
+      resources {{
+        cpu    = 20
+        memory = 16
+      }}
+    }}
+  }}
+}}
+"#
+    )
+}
+
+/// A template's `wait`: a burst of three variable changes is one render
+/// and one restart, with the last value, once the data has been quiet for
+/// `min`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_changes_is_one_restart_once_the_templates_wait_is_quiet() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    let out = cluster.dir.path().join("waiter-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let put = |version: u32| {
+        let put = cluster.cli(&["var", "put", "nomad/jobs/waiter", &format!("version={version}")]);
+        assert!(put.status.success(), "{}", output_text(&put));
+    };
+    put(1);
+    let output = cluster.run_job("waiter", &waiting_job(&out));
+    assert!(output.status.success(), "{}", output_text(&output));
+    let starts = out.join("starts");
+    cluster.wait_for("the first render", || async { read(&starts) == "version=1\n" }).await;
+
+    for version in 2..=4 {
+        put(version);
+    }
+    let last_put = Instant::now();
+    // Not before 3 s of quiet.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(read(&starts), "version=1\n", "rendered again before the wait's min: {}", cluster.logs());
+    crate::harness::wait_until(
+        "one restart with the last version",
+        Duration::from_secs(30),
+        || async { read(&starts) != "version=1\n" },
+        || cluster.logs(),
+    )
+    .await;
+    assert!(last_put.elapsed() >= Duration::from_secs(3), "the render waited for the quiet");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(read(&starts), "version=1\nversion=4\n", "one render, with the last value");
+}
