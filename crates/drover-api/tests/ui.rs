@@ -382,9 +382,17 @@ async fn a_tailed_lines_here_or_everywhere_switch_redirects_to_the_search_and_ba
         like.headers[header::LOCATION],
         "/ui/logs?q=%22Out%20of%20memory%3A%20Killed%20process%22%20node%3A%22batch01%22&since=6h"
     );
-    // The query it makes parses as the log query language reads it.
-    let q = r#""Out of memory: Killed process" node:"batch01""#;
-    assert!(drover_filter::log_query::parse(q).is_ok());
+    // The query it redirects to is the one the page links to, and it parses
+    // as the log query language reads it.
+    let q = drover_ui::pages::logs::like_query(
+        "Out of memory: Killed process 4242",
+        drover_ui::pages::logs::Scope::Node,
+        "batch01",
+        None,
+    )
+    .expect("a phrase to search by");
+    assert_eq!(like.headers[header::LOCATION], format!("/ui/logs?q={}&since=6h", drover_proto::paths::encode(&q)));
+    drover_filter::log_query::parse(&q).unwrap_or_else(|error| panic!("{q}: {error}"));
 
     for (path, why) in [
         ("/ui/logs/like?scope=galaxy&message=x", "give node, hostgroup or fleet"),

@@ -497,14 +497,14 @@ mod tests {
         for scope in Scope::ALL {
             assert_eq!(Scope::parse(scope.as_str()), Some(scope));
             let query = like_query(message, scope, "we\"ird", Some("a\\b")).unwrap();
-            drover_filter_free_check(&query);
+            assert_quotes_balanced(&query);
         }
         assert_eq!(Scope::parse("galaxy"), None);
     }
 
     /// Quotes in the query are balanced (the log query parser lives in
     /// drover-filter, which this crate does not depend on).
-    fn drover_filter_free_check(query: &str) {
+    fn assert_quotes_balanced(query: &str) {
         let unescaped_quotes = query.replace("\\\\", "").replace("\\\"", "").matches('"').count();
         assert_eq!(unescaped_quotes % 2, 0, "{query}");
     }
