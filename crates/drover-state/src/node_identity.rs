@@ -150,19 +150,40 @@ impl State {
                 node.registered_at = now;
                 node.log_dropped_lines = 0;
                 node.create_index = index;
+                // A retired node's machine is gone (deleted, or retired and
+                // switched off): an agent freshly installed under its name
+                // is a machine put into service, not the retired one.
+                if let Some(retirement) = node.retired.take() {
+                    node.drain = None;
+                    node.eligibility = NodeEligibility::Eligible;
+                    changes.push(NodeChange {
+                        at: now,
+                        by: by.clone(),
+                        field: "retired".to_owned(),
+                        from: "yes".to_owned(),
+                        to: "no".to_owned(),
+                        reason: format!(
+                            "a new agent took the place of the retired node (retired by {}: {})",
+                            retirement.by, retirement.reason
+                        ),
+                    });
+                }
                 node
             }
             (None, None) => new_node(index, registration, now),
         };
         if let Some(predecessor) = &predecessor {
-            changes.push(NodeChange {
-                at: now,
-                by,
-                field: "replaced".to_owned(),
-                from: format!("node id {} ({})", predecessor.id, predecessor.status),
-                to: format!("node id {}", registration.id),
-                reason: String::new(),
-            });
+            changes.insert(
+                0,
+                NodeChange {
+                    at: now,
+                    by,
+                    field: "replaced".to_owned(),
+                    from: format!("node id {} ({})", predecessor.id, predecessor.status),
+                    to: format!("node id {}", registration.id),
+                    reason: String::new(),
+                },
+            );
         }
         self.put_node(index, node);
         self.record_node_changes(&registration.id, changes);

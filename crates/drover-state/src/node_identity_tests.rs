@@ -266,6 +266,34 @@ fn an_agent_renamed_to_the_name_of_a_down_node_keeps_its_own_record() {
 }
 
 #[test]
+fn a_fresh_agent_in_the_place_of_a_retired_down_node_puts_the_name_back_in_service() {
+    let mut cluster = Cluster::new();
+    cluster.register("old", "batch01", at(1));
+    cluster.retire(&["old"], at(2));
+    cluster.end_drain("old");
+    // Up and retired: the name is still held.
+    let refused = cluster.register("new", "batch01", at(3));
+    assert!(format!("{refused:?}").contains("may not take its name"), "{refused:?}");
+    // Deleted (down): a new machine of that name is in service again,
+    // with the old node's history.
+    cluster.set_status("old", NodeStatus::Down, at(4));
+    cluster.register("new", "batch01", at(5));
+    let node = cluster.node("new");
+    assert!(node.retired.is_none() && node.drain.is_none() && node.is_schedulable(), "{node:#?}");
+    assert_eq!(node.display_status(), "ready");
+    let history = cluster.history("new");
+    assert_eq!(
+        history,
+        [
+            triple("retired", "", "yes"),
+            triple("replaced", "node id old (down)", "node id new"),
+            triple("retired", "yes", "no")
+        ]
+    );
+    assert_eq!(cluster.names(), [("batch01".to_owned(), "new".to_owned())]);
+}
+
+#[test]
 fn a_retired_node_is_drained_never_scheduled_and_purged_once_its_drain_is_done() {
     let mut cluster = Cluster::new();
     cluster.register("n1", "batch01", at(1));

@@ -12,9 +12,9 @@
 //! ```text
 //!  pending ─▶ draining ─▶ provider ─▶ waiting ─▶ done        (reboot, rebuild)
 //!  pending ─────────────▶ provider ─▶ waiting ─▶ done        (create)
-//!  pending ─▶ draining ─▶ provider ─▶ purging ─▶ done        (delete)
-//!  pending ─▶ draining ─▶ provider ─▶ waiting ─▶ done        (power_off:
-//!                              waits until the node is down; power_on:
+//!  pending ─▶ draining ─▶ provider ─▶ waiting ─▶ done        (delete,
+//!                              power_off: waits until the node is down,
+//!                              a deleted one stays retired; power_on:
 //!                              until it is back and ready, no drain)
 //!  pending ─▶ draining ─▶ running ─▶ provider|rebooting ─▶ waiting
 //!          ─▶ verifying ─▶ done                                (maintain;
@@ -56,7 +56,8 @@ pub enum MachineOperation {
     Reboot,
     /// Reinstall a machine (drained first); a fresh agent takes its name.
     Rebuild,
-    /// Destroy a machine (drained and retired first), then purge its node.
+    /// Destroy a machine (drained and retired first); its node stays,
+    /// retired, in history and log search until purged.
     Delete,
     /// Rolling maintenance: drain, run a command through the agent,
     /// reboot, verify, undrain ([`Maintenance`]).
@@ -227,9 +228,11 @@ pub enum StepPhase {
     Provider,
     /// The reboot command (`--reboot-command`) runs through the agent.
     Rebooting,
-    /// Waiting for the node's agent to register and be ready.
+    /// Waiting for the node's agent to register and be ready (or, after
+    /// a `delete` or `power_off` command, to be seen down).
     Waiting,
-    /// Forgetting the deleted node.
+    /// A `delete` step of an older version after its command (it purged
+    /// the node then); now handled as `waiting`.
     Purging,
     /// The verify command (`--verify`) runs through the node's agent.
     Verifying,

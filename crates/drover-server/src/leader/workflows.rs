@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use drover_proto::api::{ExecStatus, NodePurgeRequest, NodeRetireRequest};
+use drover_proto::api::{ExecStatus, NodeRetireRequest};
 use drover_react::{PlaceholderSet, Template};
 use drover_state::{Command, State};
 use drover_types::acl::{AuditEvent, AuditOutcome, JoinRole};
@@ -210,18 +210,20 @@ impl Runner {
                     self.fail(workflow, position, step, error).await;
                 }
             }
-            StepPhase::Waiting if workflow.operation == MachineOperation::PowerOff => {
+            // `purging`: a delete step of an older version, which purged.
+            StepPhase::Waiting | StepPhase::Purging
+                if matches!(workflow.operation, MachineOperation::PowerOff | MachineOperation::Delete) =>
+            {
                 // Its agent stopped heartbeating: disconnected or down.
+                let node = node.filter(|node| step.node_id.as_ref().is_none_or(|id| *id == node.id));
                 if node.as_ref().is_none_or(|node| !node.is_up()) {
-                    let mut done = step.clone();
-                    done.phase = StepPhase::Done;
-                    done.finished_at = Some(Timestamp::now());
-                    self.record(workflow, position, done, "node down (powered off); done").await;
+                    self.gone(workflow, position, step, node.as_deref()).await;
                 } else if timed_out(step.provider_started_at) {
                     let error = format!(
-                        "{} was not seen down within {} of the power_off command",
+                        "{} was not seen down within {} of the {} command",
                         step.node,
-                        timeout_text(workflow)
+                        timeout_text(workflow),
+                        if workflow.operation == MachineOperation::Delete { "delete" } else { "power_off" }
                     );
                     self.fail(workflow, position, step, error).await;
                 }
@@ -254,8 +256,7 @@ impl Runner {
                     self.fail(workflow, position, step, error).await;
                 }
             }
-            StepPhase::Purging => self.purge(workflow, position, step, node.as_deref()).await,
-            StepPhase::Pending | StepPhase::Done | StepPhase::Failed | StepPhase::Cancelled => {}
+            StepPhase::Pending | StepPhase::Purging | StepPhase::Done | StepPhase::Failed | StepPhase::Cancelled => {}
         }
     }
 
@@ -544,11 +545,7 @@ impl Runner {
             match outcome {
                 Ok(output) => {
                     append_output(&mut step.output, &output);
-                    step.phase = if workflow.operation == MachineOperation::Delete {
-                        StepPhase::Purging
-                    } else {
-                        StepPhase::Waiting
-                    };
+                    step.phase = StepPhase::Waiting;
                     runner.record(&workflow, position, step, "provider command succeeded").await;
                 }
                 Err(mut error) => {
@@ -586,29 +583,32 @@ impl Runner {
         }
     }
 
-    /// A deleted machine's node is forgotten: at once when it was retired
-    /// (drained), else once its agent is seen down.
-    async fn purge(&self, workflow: &Workflow, position: usize, step: &WorkflowStep, node: Option<&Node>) {
-        let mut done = step.clone();
-        if let Some(node) = node.filter(|node| Some(&node.id) == step.node_id.as_ref()) {
-            // Not retired (`--no-drain`): forgotten once its agent is seen
-            // down.
-            if node.is_up() && node.retired.is_none() {
-                let waited = step.provider_started_at.map_or(Duration::ZERO, |started| Timestamp::now().since(started));
-                if waited > workflow.wait_timeout() {
-                    let error = format!("the deleted node stayed up for {}", timeout_text(workflow));
-                    self.fail(workflow, position, step, error).await;
+    /// The node is seen down after a `power_off` or `delete` command. A
+    /// deleted machine's node stays, retired: out of `drover node list`,
+    /// in its history and the log search, until purged (`drover node
+    /// purge`, or the node GC after `--node-gc-after`). One deleted
+    /// `--no-drain` is retired now (down, it runs nothing any more).
+    async fn gone(&self, workflow: &Workflow, position: usize, step: &WorkflowStep, node: Option<&Node>) {
+        let what = if workflow.operation == MachineOperation::Delete {
+            if let Some(node) = node.filter(|node| node.retired.is_none()) {
+                let by = format!("workflow {}", workflow.id);
+                let request = NodeRetireRequest {
+                    nodes: vec![node.id.to_string()],
+                    reason: Some(format!("{by}: delete")),
+                    ..NodeRetireRequest::default()
+                };
+                if let Err(error) = self.server.retire_nodes(&request, &by).await {
+                    return self.fail(workflow, position, step, format!("cannot retire the node: {error}")).await;
                 }
-                return;
             }
-            let request = NodePurgeRequest { nodes: vec![node.id.to_string()], ..NodePurgeRequest::default() };
-            if let Err(error) = self.server.purge_nodes(&request).await {
-                return self.fail(workflow, position, step, format!("cannot purge the node: {error}")).await;
-            }
-        }
+            "node down (machine deleted), retired; done"
+        } else {
+            "node down (powered off); done"
+        };
+        let mut done = step.clone();
         done.phase = StepPhase::Done;
         done.finished_at = Some(Timestamp::now());
-        self.record(workflow, position, done, "node purged; done").await;
+        self.record(workflow, position, done, what).await;
     }
 
     /// The agent is back (or verified): a drained node is made eligible

@@ -138,7 +138,7 @@ pub(crate) enum NodeCommand {
     /// the fresh agent to take the name, make it eligible again.
     Rebuild(super::machines::ExistingMachineArgs),
     /// Destroy machines through their provider: drain and retire, delete,
-    /// then purge the node.
+    /// wait until the node is down (it stays retired until purged).
     Delete(super::machines::ExistingMachineArgs),
     /// Power machines on through their provider's `power_on` command and
     /// wait for their agents to come back ready (docs/machines.md).

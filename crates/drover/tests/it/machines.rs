@@ -1,9 +1,12 @@
 //! Machine workflows through a real provider: `fixtures/provider.sh`,
-//! whose machines are `drover agent` processes on this host. Machines are
-//! created at a capped rate (the pacing read back from the audit), one is
-//! rebuilt (a fresh agent takes its name), one deleted (gone from the node
-//! list, its agent stopped), a protected one refused with the protection's
-//! reason, and a workflow goes on after its leader is killed. A paused
+//! whose machines are `drover agent` processes on this host. Twenty
+//! machines are created at 10/min (the pacing read back from the audit),
+//! five rebuilt three at once (a long build on one is moved by the drain
+//! before its node's command; fresh agents take their names), three
+//! deleted (out of the node list, kept retired in `--all`, the history and
+//! the log search; one created again under its name is in service), a
+//! protected one refused with the protection's reason, and a workflow goes
+//! on after its leader is killed. A paused
 //! workflow starts no new node until resumed; a rolling maintenance runs
 //! its commands through the agents at most `--parallel` nodes out at once
 //! and stops at a failing verify; a node's console is read through its
@@ -97,28 +100,95 @@ async fn latest_workflow(cluster: &Cluster) -> Workflow {
     cluster.client.workflows().await.unwrap().into_iter().next().expect("a workflow")
 }
 
+/// A long build: prints a line, then runs for an hour.
+const BUILD_JOB: &str = r#"
+job "build" {
+  type = "batch"
+  group "build" {
+    task "make" {
+      driver = "raw_exec"
+      kill_timeout = "1s"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "echo build started; exec sleep 3600"]
+      }
+      resources {
+        cpu    = 10
+        memory = 16
+      }
+    }
+  }
+}
+"#;
+
+/// The node the build's one running allocation is on.
+async fn build_node(cluster: &Cluster) -> String {
+    let running = cluster.wait_for_allocs("build", drover_types::AllocClientStatus::Running, 1).await;
+    let alloc = running
+        .allocs
+        .iter()
+        .find(|alloc| alloc.client_status == drover_types::AllocClientStatus::Running)
+        .expect("a running build");
+    alloc.node_name.clone()
+}
+
+/// How many `build started` lines node `name` logged, by the log search.
+async fn build_lines_on(cluster: &Cluster, name: &str) -> u64 {
+    let query = drover_proto::api::LogQuery { q: format!("\"build started\" AND node:{name}"), ..Default::default() };
+    let page = drover_proto::api::LogPage { limit: Some(0), cursor: None };
+    cluster.client.search_logs(&query, &page).await.map_or(0, |page| page.total_matching)
+}
+
+/// The nodes `drover node list` shows (`--all`: retired ones too), each
+/// with the status it shows.
+fn listed_nodes(cluster: &Cluster, all: bool) -> Vec<(String, String)> {
+    let mut args = vec!["node", "list", "--json"];
+    if all {
+        args.push("--all");
+    }
+    let listed = cli(cluster, &args);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let nodes: Vec<drover_proto::api::NodeListEntry> =
+        serde_json::from_slice(&listed.stdout).expect("node list --json");
+    nodes.into_iter().map(|node| (node.name, node.status)).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn machines_are_created_at_the_rate_asked_then_rebuilt_deleted_and_a_protected_one_refused() {
     let cluster = Cluster::start().await;
     let machines = apply_test_provider(&cluster);
+    let names: Vec<String> = (1..=20).map(|number| format!("batch{number:02}")).collect();
 
-    // Five machines at 30/min: one start every 2 s, five at once allowed.
+    // Twenty machines at 10/min, five at once allowed: one start every 6 s.
     let started = std::time::Instant::now();
     let created = cli(
         &cluster,
-        &["node", "create", "batch{1..5}", "--provider", "test", "--hostgroup", "bi/batch", "--rate", "30/min"],
+        &[
+            "node",
+            "create",
+            "batch{01..20}",
+            "--provider",
+            "test",
+            "--hostgroup",
+            "bi/batch",
+            "--rate",
+            "10/min",
+            "--parallel",
+            "5",
+            "--yes",
+        ],
     );
     assert!(created.status.success(), "{}\n{}", text(&created), cluster.logs());
     let elapsed = started.elapsed();
     let workflow = latest_workflow(&cluster).await;
     assert_eq!(workflow.status, WorkflowStatus::Succeeded, "{workflow:#?}");
     assert!(workflow.steps.iter().all(|step| step.phase == StepPhase::Done), "{workflow:#?}");
-    for name in ["batch1", "batch2", "batch3", "batch4", "batch5"] {
+    for name in &names {
         let status = cluster.client.node(name).await.unwrap();
         assert_eq!((status.node.status.as_str(), status.node.hostgroup.as_str()), ("ready", "bi/batch"), "{name}");
     }
 
-    // The pacing, from the audit: each provider command 2 s after the last.
+    // The pacing, from the audit: each provider command 6 s after the last.
     let query = AuditQuery { kind: Some("workflow.create".to_owned()), ..AuditQuery::default() };
     let mut starts: Vec<i64> = cluster
         .client
@@ -130,52 +200,122 @@ async fn machines_are_created_at_the_rate_asked_then_rebuilt_deleted_and_a_prote
         .map(|event| event.at.as_millis())
         .collect();
     starts.sort_unstable();
-    assert_eq!(starts.len(), 5, "{starts:?}");
+    assert_eq!(starts.len(), 20, "{starts:?}");
     let gaps: Vec<i64> = starts.windows(2).map(|pair| pair[1] - pair[0]).collect();
-    println!("create at 30/min: gaps between provider commands {gaps:?} ms, whole workflow {elapsed:?}");
+    println!("create of 20 at 10/min: gaps between provider commands {gaps:?} ms, whole workflow {elapsed:?}");
     for gap in &gaps {
-        assert!((1_950..=3_500).contains(gap), "gaps {gaps:?}: the rate cap is 2 s between starts");
+        assert!((5_950..=9_000).contains(gap), "gaps {gaps:?}: the rate cap is 6 s between starts");
     }
 
-    // Rebuild batch2: drained, reinstalled (fresh data dir), a new agent
-    // takes its name, eligible again.
-    let old_id = ready_node_id(&cluster, "batch2").await.unwrap();
-    let rebuilt = cli(&cluster, &["node", "rebuild", "batch2"]);
+    // A long build runs on one node; that node and four others are
+    // rebuilt, three at once. Each is drained first: the build is moved
+    // (stopped there, started again elsewhere) before its node's provider
+    // command, never cut by it; every node comes back under a new agent.
+    let ran = cluster.run_job("build", BUILD_JOB);
+    assert!(ran.status.success(), "{}", text(&ran));
+    let builder = build_node(&cluster).await;
+    cluster
+        .wait_for("the build's line to be searchable", || {
+            let (cluster, builder) = (&cluster, builder.clone());
+            async move { build_lines_on(cluster, &builder).await == 1 }
+        })
+        .await;
+    let mut rebuilt_names = vec![builder.clone()];
+    rebuilt_names.extend(names.iter().filter(|name| **name != builder).take(4).cloned());
+    let mut old_ids = Vec::new();
+    for name in &rebuilt_names {
+        old_ids.push(ready_node_id(&cluster, name).await.unwrap());
+    }
+    let rebuilt = cli(&cluster, &["node", "rebuild", &rebuilt_names.join(","), "--parallel", "3"]);
     assert!(rebuilt.status.success(), "{}\n{}", text(&rebuilt), cluster.logs());
-    let status = cluster.client.node("batch2").await.unwrap();
-    assert_ne!(status.node.id.to_string(), old_id, "a rebuilt machine's agent has a new id");
-    assert_eq!(status.node.status.as_str(), "ready");
-    assert_eq!(status.node.eligibility, drover_types::NodeEligibility::Eligible);
-    let history = cluster.client.node_history("batch2").await.unwrap();
-    assert!(history.iter().any(|change| change.field == "replaced"), "{history:#?}");
+    let workflow = latest_workflow(&cluster).await;
+    assert_eq!((workflow.status, workflow.steps.len()), (WorkflowStatus::Succeeded, 5), "{workflow:#?}");
+    assert!(most_at_once(&workflow) <= 3, "{workflow:#?}");
+    for (name, old_id) in rebuilt_names.iter().zip(&old_ids) {
+        let status = cluster.client.node(name).await.unwrap();
+        assert_ne!(status.node.id.to_string(), *old_id, "{name}: a rebuilt machine's agent has a new id");
+        assert_eq!(status.node.status.as_str(), "ready", "{name}");
+        assert_eq!(status.node.eligibility, drover_types::NodeEligibility::Eligible, "{name}");
+        let history = cluster.client.node_history(name).await.unwrap();
+        assert!(history.iter().any(|change| change.field == "replaced"), "{name}: {history:#?}");
+    }
+    let phases = phases_from_audit(&cluster, "workflow.rebuild", &workflow.id, 5).await;
+    let expected = ["draining", "provider", "waiting", "done"].map(str::to_owned);
+    assert_eq!(phases.get(&builder).map(Vec::as_slice), Some(&expected[..]), "{phases:#?}");
+    // The build was moved by the drain before the rebuild ran: its task on
+    // the old node ended before the node's provider command started, and
+    // it runs again on another node.
+    let allocs = cluster.client.job_allocations("build").await.unwrap();
+    let moved = allocs.iter().find(|alloc| alloc.node_id.to_string() == old_ids[0]).expect("the first build");
+    let ended = moved.task_states.get("make").and_then(|task| task.finished_at);
+    let step = workflow.steps.iter().find(|step| step.node == builder).unwrap();
+    assert!(moved.client_status.is_terminal(), "{moved:#?}");
+    assert!(ended.is_some_and(|ended| Some(ended) <= step.provider_started_at), "{moved:#?}\n{step:#?}");
+    let mover = build_node(&cluster).await;
+    assert!(allocs.len() >= 2, "{allocs:#?}");
+    cluster
+        .wait_for("the moved build's line to be searchable", || {
+            let (cluster, mover) = (&cluster, mover.clone());
+            async move { build_lines_on(cluster, &mover).await >= 1 }
+        })
+        .await;
 
-    // Delete batch3: drained and retired, its agent stopped, purged.
-    let pid = machines.pid("batch3").unwrap();
-    let deleted = cli(&cluster, &["node", "delete", "batch3"]);
+    // Delete three, the build's node among them: drained and retired, the
+    // machine destroyed, then out of `drover node list` but in `--all`,
+    // in its history and in the log search.
+    let mut deleted_names = vec![mover.clone()];
+    deleted_names
+        .extend(names.iter().rev().filter(|name| **name != mover && !rebuilt_names.contains(name)).take(2).cloned());
+    let pids: Vec<u32> = deleted_names.iter().map(|name| machines.pid(name).unwrap()).collect();
+    let deleted = cli(&cluster, &["node", "delete", &deleted_names.join(","), "--parallel", "3"]);
     assert!(deleted.status.success(), "{}\n{}", text(&deleted), cluster.logs());
-    assert!(cluster.client.node("batch3").await.is_err(), "batch3 is forgotten");
-    assert!(!process_alive(pid), "batch3's agent ({pid}) was stopped");
-    assert!(!machines.dir.join("batch3").exists());
+    let listed = listed_nodes(&cluster, false);
+    let all = listed_nodes(&cluster, true);
+    for (name, pid) in deleted_names.iter().zip(&pids) {
+        assert!(!process_alive(*pid), "{name}'s agent ({pid}) was stopped");
+        assert!(!machines.dir.join(name).exists(), "{name}'s machine is gone");
+        assert!(!listed.iter().any(|(listed, _)| listed == name), "{name} is not listed: {listed:?}");
+        assert!(all.contains(&(name.clone(), "retired".to_owned())), "{name} is listed with --all: {all:?}");
+        let history = cluster.client.node_history(name).await.unwrap();
+        assert!(history.iter().any(|change| change.field == "retired"), "{name}: {history:#?}");
+    }
+    assert!(build_lines_on(&cluster, &mover).await >= 1, "the deleted node's lines stay searchable");
+    assert_eq!(listed.len(), 17, "{listed:?}");
+    // The build moved once more, off the deleted node.
+    assert!(!deleted_names.contains(&build_node(&cluster).await));
+
+    // A machine created again under a deleted name is in service.
+    let again = cli(&cluster, &["node", "create", &deleted_names[1], "--provider", "test", "--hostgroup", "bi/batch"]);
+    assert!(again.status.success(), "{}\n{}", text(&again), cluster.logs());
+    let status = cluster.client.node(&deleted_names[1]).await.unwrap();
+    assert_eq!(
+        (status.node.display_status(), status.node.eligibility),
+        ("ready", drover_types::NodeEligibility::Eligible)
+    );
+    let history = cluster.client.node_history(&deleted_names[1]).await.unwrap();
+    assert!(history.iter().any(|change| change.field == "retired" && change.to == "no"), "{history:#?}");
 
     // A protected node: refused with the protection's reason, nothing done.
-    let protected = cli(&cluster, &["node", "protect", "batch4", "--reason", "holds the release volume"]);
+    let mut kept = names.iter().filter(|name| !deleted_names.contains(name));
+    let (keeper, rebooter) = (kept.next().unwrap().as_str(), kept.next().unwrap().as_str());
+    let protected = cli(&cluster, &["node", "protect", keeper, "--reason", "holds the release volume"]);
     assert!(protected.status.success(), "{}", text(&protected));
-    let pid = machines.pid("batch4").unwrap();
+    let pid = machines.pid(keeper).unwrap();
     for operation in ["delete", "rebuild", "reboot"] {
-        let refused = cli(&cluster, &["node", operation, "batch4"]);
+        let refused = cli(&cluster, &["node", operation, keeper]);
         assert!(!refused.status.success());
         let message = text(&refused);
         assert!(message.contains("protected") && message.contains("holds the release volume"), "{message}");
     }
-    assert!(process_alive(pid) && ready_node_id(&cluster, "batch4").await.is_some());
+    assert!(process_alive(pid) && ready_node_id(&cluster, keeper).await.is_some());
 
-    // Reboot batch5: its agent restarts on the same data dir, same id.
-    let old_id = ready_node_id(&cluster, "batch5").await.unwrap();
-    let old_pid = machines.pid("batch5").unwrap();
-    let rebooted = cli(&cluster, &["node", "reboot", "batch5"]);
+    // Reboot another: its agent restarts on the same data dir, same id.
+    let old_id = ready_node_id(&cluster, rebooter).await.unwrap();
+    let old_pid = machines.pid(rebooter).unwrap();
+    let rebooted = cli(&cluster, &["node", "reboot", rebooter]);
     assert!(rebooted.status.success(), "{}\n{}", text(&rebooted), cluster.logs());
-    assert_eq!(ready_node_id(&cluster, "batch5").await, Some(old_id));
-    assert_ne!(machines.pid("batch5"), Some(old_pid));
+    assert_eq!(ready_node_id(&cluster, rebooter).await, Some(old_id));
+    assert_ne!(machines.pid(rebooter), Some(old_pid));
 
     // The workflows are listed.
     let listed = cli(&cluster, &["workflow", "list"]);
@@ -589,7 +729,7 @@ async fn a_node_console_is_read_through_its_provider_now_and_followed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delete_without_drain_never_drains_and_forgets_the_node_once_its_agent_is_gone() {
+async fn a_delete_without_drain_never_drains_and_retires_the_node_once_its_agent_is_gone() {
     let cluster = Cluster::start().await;
     let machines = apply_test_provider(&cluster);
     create_machines(&cluster, "d1");
@@ -599,12 +739,26 @@ async fn a_delete_without_drain_never_drains_and_forgets_the_node_once_its_agent
     let workflow = latest_workflow(&cluster).await;
     assert!(!workflow.drain && workflow.status == WorkflowStatus::Succeeded, "{workflow:#?}");
     let phases = phases_from_audit(&cluster, "workflow.delete", &workflow.id, 1).await;
-    let expected = ["provider", "purging", "done"].map(str::to_owned);
+    let expected = ["provider", "waiting", "done"].map(str::to_owned);
     assert_eq!(phases.get("d1").map(Vec::as_slice), Some(&expected[..]), "{phases:#?}");
-    assert!(cluster.client.node("d1").await.is_err(), "d1 is forgotten");
     assert!(!process_alive(pid) && !machines.dir.join("d1").exists());
-    let history = cluster.client.node_history("d1").await.unwrap_or_default();
-    assert!(!history.iter().any(|change| change.field == "drain"), "{history:#?}");
+    // Seen down, then retired: kept, out of the list, until purged.
+    let status = cluster.client.node("d1").await.unwrap();
+    assert!(!status.node.is_up() && status.node.retired.is_some(), "{:#?}", status.node);
+    let history = cluster.client.node_history("d1").await.unwrap();
+    let retired = history.iter().find(|change| change.field == "retired").expect("retired in the history");
+    assert!(retired.reason.contains("delete"), "{history:#?}");
+    // Not drained while it ran: the retirement came once it was down.
+    let provider_started = workflow.steps[0].provider_started_at.unwrap();
+    assert!(retired.at >= provider_started, "{history:#?}");
+    cluster
+        .wait_for("d1 to be retired", || async {
+            cluster.client.node("d1").await.is_ok_and(|status| status.node.display_status() == "retired")
+        })
+        .await;
+    let purged = cli(&cluster, &["node", "purge", "d1", "--yes"]);
+    assert!(purged.status.success(), "{}", text(&purged));
+    assert!(cluster.client.node("d1").await.is_err(), "d1 is forgotten once purged");
 }
 
 /// A service of `count` `sleep`s on distinct nodes, replaced one at a time.
