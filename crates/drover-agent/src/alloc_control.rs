@@ -92,6 +92,35 @@ pub(crate) struct TaskExecSpec {
     pub(crate) user: Option<String>,
 }
 
+/// A task where it runs: what its processes' environment is made from.
+pub(crate) struct TaskPlace<'a> {
+    pub(crate) node: Option<&'a drover_types::Node>,
+    pub(crate) job: &'a drover_proto::session::JobSummary,
+    pub(crate) group: &'a drover_types::TaskGroup,
+    pub(crate) alloc: &'a drover_types::Allocation,
+    pub(crate) task: &'a drover_types::Task,
+    /// The allocation's shared directory.
+    pub(crate) alloc_dir: &'a std::path::Path,
+    /// The task's directory.
+    pub(crate) task_dir: &'a std::path::Path,
+}
+
+impl TaskPlace<'_> {
+    /// The environment, directory and user of the task's processes, as
+    /// `task::spawn` builds them (with `env = true` templates), and a
+    /// resolver of `${…}` in that environment.
+    pub(crate) fn exec_spec(&self) -> Result<(TaskExecSpec, crate::env::TaskEnvironment<'_>), String> {
+        let working_dir = self.task_dir.join("local");
+        let dirs = crate::env::AllocDirs { alloc_dir: self.alloc_dir, task_dir: &working_dir };
+        let mut with_templates = self.task.clone();
+        with_templates.env.extend(crate::prepare::template_env(self.task, self.task_dir)?);
+        let environment =
+            crate::env::TaskEnvironment::new(self.node, self.job, self.group, self.alloc, &with_templates, &dirs);
+        let spec = TaskExecSpec { env: environment.env().clone(), working_dir, user: self.task.user.clone() };
+        Ok((spec, environment))
+    }
+}
+
 /// One command to run in a task.
 #[derive(Clone, Debug)]
 pub(crate) struct TaskExecRequest {

@@ -558,6 +558,7 @@ mod tests {
             destination: destination.to_owned(),
             change_mode: ChangeMode::Restart,
             change_signal: None,
+            change_script: None,
             perms: 0o640,
             env,
             left_delimiter: "{{".to_owned(),

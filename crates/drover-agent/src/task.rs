@@ -43,6 +43,11 @@ pub(crate) enum TaskControl {
     /// Send a signal to the task's main process (`drover alloc signal`)
     /// and answer whether it was sent.
     Signal { signal: drover_executor::Signal, reply: tokio::sync::oneshot::Sender<Result<(), String>> },
+    /// Record an event (a template's change script ran).
+    Note { kind: drover_types::TaskEventKind, message: String },
+    /// Kill the task and end it failed, without a restart (a template's
+    /// change script failed with `fail_on_error`).
+    Fail { reason: String },
 }
 
 /// What a task runner tells its alloc runner.
@@ -250,6 +255,8 @@ pub(crate) async fn run_task(context: TaskContext, mut control: mpsc::UnboundedR
             request = control.recv() => match request {
                 Some(TaskControl::Stop) => events.push_back(Event::StopRequested),
                 Some(TaskControl::Restart { reason }) => events.push_back(Event::RestartRequested { reason }),
+                Some(TaskControl::Note { kind, message }) => events.push_back(Event::Note { kind, message }),
+                Some(TaskControl::Fail { reason }) => events.push_back(Event::FailRequested { reason }),
                 Some(TaskControl::Signal { signal, reply }) => {
                     let sent = match &handle {
                         Some(task_handle) => task_handle.signal(signal).map_err(|error| error.to_string()),

@@ -14,6 +14,9 @@
 //!                                            │
 //!                   restart (any changed template says so) ─▶ TaskControl::Restart
 //!                   else signal (each change_signal once)    ─▶ TaskControl::Signal
+//!                    and script (each change_script once, in the task's
+//!                    environment, as `drover alloc exec`)     ─▶ TaskControl::Note (an event);
+//!                                       failed, fail_on_error ─▶ TaskControl::Fail
 //!                   else noop                                 ─▶ nothing
 //! ```
 //!
@@ -30,10 +33,12 @@ use std::time::Duration;
 use rand::Rng;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use drover_proto::session::ResponseBody;
 use drover_proto::session::TemplateInputs;
 use drover_template::{ClusterData, ServiceEntry};
-use drover_types::{ChangeMode, JobId, NodeId, TaskTemplate, TemplateWait};
+use drover_types::{ChangeMode, ChangeScript, JobId, NodeId, TaskEventKind, TaskTemplate, TemplateWait};
 
+use crate::alloc_control::{TaskExecRequest, TaskPlace, run_in_task};
 use crate::env::{AllocDirs, task_command_line};
 use crate::task::{TaskContext, TaskControl};
 
@@ -95,14 +100,15 @@ fn cluster_data_of(inputs: &TemplateInputs, job_id: &JobId) -> ClusterData {
 enum ChangeAction {
     /// Restart it; the destinations that asked for it.
     Restart(Vec<String>),
-    /// Send each of these signals (by name) once.
-    Signal(Vec<String>),
+    /// Send each of these signals (by name) once, then run each of these
+    /// scripts once.
+    InPlace { signals: Vec<String>, scripts: Vec<ChangeScript> },
     /// Nothing: the files are rewritten, the task reads them when it wants.
     Noop,
 }
 
 /// What the changed `templates` ask for together: a restart if any asks
-/// for one (it re-reads everything), else their signals.
+/// for one (it re-reads everything), else their signals and scripts.
 fn change_action(templates: &[&TaskTemplate]) -> ChangeAction {
     let restarting: Vec<String> = templates
         .iter()
@@ -119,7 +125,17 @@ fn change_action(templates: &[&TaskTemplate]) -> ChangeAction {
         .collect();
     signals.sort();
     signals.dedup();
-    if signals.is_empty() { ChangeAction::Noop } else { ChangeAction::Signal(signals) }
+    let mut scripts: Vec<ChangeScript> = Vec::new();
+    for template in templates.iter().filter(|template| template.change_mode == ChangeMode::Script) {
+        if let Some(script) = template.change_script.as_ref().filter(|script| !scripts.contains(script)) {
+            scripts.push(script.clone());
+        }
+    }
+    if signals.is_empty() && scripts.is_empty() {
+        ChangeAction::Noop
+    } else {
+        ChangeAction::InPlace { signals, scripts }
+    }
 }
 
 /// How long the change waits: a random time up to the largest splay of
@@ -182,7 +198,7 @@ pub(crate) fn spawn_watcher(context: &TaskContext, control: mpsc::UnboundedSende
                 () = control.closed() => return,
                 () = tokio::time::sleep(delay) => {}
             }
-            apply(&action, &control, &context.task.name).await;
+            apply(&action, &control, &context).await;
         }
     });
 }
@@ -219,14 +235,15 @@ async fn quiet_for(receiver: &mut watch::Receiver<Arc<TemplateInputs>>, wait: Te
 }
 
 /// Sends the task runner what `action` asks.
-async fn apply(action: &ChangeAction, control: &mpsc::UnboundedSender<TaskControl>, task: &str) {
+async fn apply(action: &ChangeAction, control: &mpsc::UnboundedSender<TaskControl>, context: &WatchedTask) {
+    let task = context.task.name.as_str();
     match action {
         ChangeAction::Restart(destinations) => {
             let reason = format!("Template re-rendered: {} (change_mode = \"restart\")", destinations.join(", "));
             let _ = control.send(TaskControl::Restart { reason });
         }
-        ChangeAction::Signal(names) => {
-            for name in names {
+        ChangeAction::InPlace { signals, scripts } => {
+            for name in signals {
                 let signal = match drover_executor::parse_signal(name) {
                     Ok(signal) => signal,
                     Err(error) => {
@@ -238,6 +255,16 @@ async fn apply(action: &ChangeAction, control: &mpsc::UnboundedSender<TaskContro
                 let _ = control.send(TaskControl::Signal { signal, reply });
                 if let Ok(Err(problem)) = answer.await {
                     tracing::warn!(task, "template change_signal {name}: {problem}");
+                }
+            }
+            for script in scripts {
+                let (outcome, failed) = context.run_script(script).await;
+                let kind = if failed { TaskEventKind::TaskHookFailed } else { TaskEventKind::TaskHookMessage };
+                tracing::info!(alloc = %context.alloc.id, task, failed, "{outcome}");
+                let _ = control.send(TaskControl::Note { kind, message: outcome });
+                if failed && script.fail_on_error {
+                    let reason = "Template script failed, task is being killed (change_script fail_on_error)";
+                    let _ = control.send(TaskControl::Fail { reason: reason.to_owned() });
                 }
             }
         }
@@ -256,7 +283,69 @@ struct WatchedTask {
     task_dir: std::path::PathBuf,
 }
 
+/// The most a change script's output is kept, for its event.
+const SCRIPT_OUTPUT_MAX: usize = 4096;
+
 impl WatchedTask {
+    /// Runs a change script in the task, as `drover alloc exec` runs a
+    /// command there (its environment, directory and user; `${…}` in the
+    /// command and arguments resolved): what happened, for the task's
+    /// event, and whether it failed (an exit code other than 0, a
+    /// timeout, or no start).
+    async fn run_script(&self, script: &ChangeScript) -> (String, bool) {
+        let place = TaskPlace {
+            node: self.node.as_ref(),
+            job: &self.job,
+            group: &self.group,
+            alloc: &self.alloc,
+            task: &self.task,
+            alloc_dir: &self.alloc_dir,
+            task_dir: &self.task_dir,
+        };
+        let (spec, command) = match place.exec_spec() {
+            Ok((spec, environment)) => {
+                let command: Vec<String> = std::iter::once(&script.command)
+                    .chain(&script.args)
+                    .map(|word| environment.interpolate(word))
+                    .collect();
+                (spec, command)
+            }
+            Err(error) => {
+                return (format!("Template could not run its change script {:?}: {error}", script.command), true);
+            }
+        };
+        let request = TaskExecRequest {
+            command: command.clone(),
+            timeout: script.timeout.get(),
+            max_output_bytes: SCRIPT_OUTPUT_MAX,
+            // The job's own command, as its user: what the task itself may do.
+            root_allowed: true,
+            stdin: Vec::new(),
+        };
+        let shown = command.join(" ");
+        match run_in_task(spec, request, tokio_util::sync::CancellationToken::new()).await {
+            ResponseBody::Exited { exit_code: Some(0), error, .. } if error.is_empty() => {
+                (format!("Template ran its change script on change: {shown} (exit code 0)"), false)
+            }
+            ResponseBody::Exited { exit_code, error, stderr, .. } => {
+                let why = match exit_code {
+                    Some(code) if error.is_empty() => format!("exit code {code}"),
+                    _ => error,
+                };
+                let said = String::from_utf8_lossy(&stderr);
+                let said = said.lines().find(|line| !line.trim().is_empty()).map(|line| format!(": {line}"));
+                (
+                    format!(
+                        "Template ran its change script on change: {shown} failed ({why}){}",
+                        said.unwrap_or_default()
+                    ),
+                    true,
+                )
+            }
+            other => (format!("Template ran its change script on change: {shown}: {other:?}"), true),
+        }
+    }
+
     /// Renders the templates again with the environment the task started
     /// with (as `task::prepare_files` does): the positions of those
     /// rewritten.
@@ -297,6 +386,7 @@ mod tests {
             destination: destination.to_owned(),
             change_mode,
             change_signal: signal.map(str::to_owned),
+            change_script: None,
             perms: 0o644,
             env: false,
             left_delimiter: "{{".to_owned(),
@@ -313,8 +403,26 @@ mod tests {
         let hup_again = template("local/c", ChangeMode::Signal, Some("SIGHUP"), 0);
         let noop = template("local/d", ChangeMode::Noop, None, 0);
         assert_eq!(change_action(&[&hup, &restart, &noop]), ChangeAction::Restart(vec!["local/a".to_owned()]));
-        assert_eq!(change_action(&[&hup, &hup_again, &noop]), ChangeAction::Signal(vec!["SIGHUP".to_owned()]));
+        let hup_only = ChangeAction::InPlace { signals: vec!["SIGHUP".to_owned()], scripts: Vec::new() };
+        assert_eq!(change_action(&[&hup, &hup_again, &noop]), hup_only);
         assert_eq!(change_action(&[&noop]), ChangeAction::Noop);
+
+        // Scripts run with the signals, each once; a restart wins over them.
+        let mut reload = template("local/e", ChangeMode::Script, None, 0);
+        let script = ChangeScript {
+            command: "/bin/reload".to_owned(),
+            args: Vec::new(),
+            timeout: DurationSpec::from_secs(5),
+            fail_on_error: false,
+        };
+        reload.change_script = Some(script.clone());
+        let mut reload_again = reload.clone();
+        reload_again.destination = "local/f".to_owned();
+        assert_eq!(
+            change_action(&[&reload, &hup, &reload_again]),
+            ChangeAction::InPlace { signals: vec!["SIGHUP".to_owned()], scripts: vec![script] }
+        );
+        assert_eq!(change_action(&[&reload, &restart]), ChangeAction::Restart(vec!["local/a".to_owned()]));
     }
 
     #[test]

@@ -17,6 +17,11 @@
 //!    │      │ StopRequested                     │ StopRequested
 //!    │      ▼                                   ▼
 //!    └──▶ Dead ◀── Exited (policy: no restart) ─ Killing{stop} ── Exited ──▶ Dead (not failed)
+//!                                                 Killing{fail} ── Exited ──▶ Dead (failed)
+//!
+//!   FailRequested (Running ▶ Killing{fail}; WaitingToRestart ▶ Dead,
+//!   failed): a template's change script failed with `fail_on_error`.
+//!   Note: an event only, in any phase but Dead.
 //!
 //!   Resumed (after an agent restart): Reattached ▶ Running; Exited or
 //!   DriverFailed (the task ended or was lost meanwhile) ▶ policy, as from
@@ -110,6 +115,20 @@ pub enum Event {
         /// Its pid.
         pid: u32,
     },
+    /// Something happened around the task worth an event (a template's
+    /// change script ran); changes nothing else.
+    Note {
+        /// The event's kind.
+        kind: TaskEventKind,
+        /// Its message.
+        message: String,
+    },
+    /// Kill the task and end it failed, without a restart (a template's
+    /// change script failed with `fail_on_error`).
+    FailRequested {
+        /// Why, for the event.
+        reason: String,
+    },
 }
 
 /// What the agent must do: one step of what the supervisor decided.
@@ -180,6 +199,8 @@ enum Phase {
     Killing {
         /// Start again once it exited (restart asked by a check).
         restart: bool,
+        /// End failed once it exited ([`Event::FailRequested`]).
+        fail: bool,
     },
     /// A restart is scheduled.
     WaitingToRestart,
@@ -319,18 +340,31 @@ impl Supervisor {
                 self.report_event(&mut instructions, now, TaskEventKind::RestartSignaled, reason);
                 self.kill(&mut instructions, now, true);
             }
-
-            (Phase::Killing { restart }, Event::Exited { exit_code, signal }) => {
-                self.report_exit(&mut instructions, now, exit_code, signal);
-                self.after_kill(&mut instructions, now, restart);
+            (Phase::Running, Event::FailRequested { reason }) => {
+                self.report_event(&mut instructions, now, TaskEventKind::Killing, reason);
+                self.kill(&mut instructions, now, false);
+                self.phase = Phase::Killing { restart: false, fail: true };
             }
-            (Phase::Killing { restart }, Event::DriverFailed { error }) => {
+            (Phase::WaitingToRestart, Event::FailRequested { reason }) => {
+                instructions.push(Instruction::CancelTimer);
+                self.report_event(&mut instructions, now, TaskEventKind::Killed, reason);
+                self.finish(&mut instructions, now, true);
+            }
+
+            (Phase::Killing { restart, fail }, Event::Exited { exit_code, signal }) => {
+                self.report_exit(&mut instructions, now, exit_code, signal);
+                self.after_kill(&mut instructions, now, restart, fail);
+            }
+            (Phase::Killing { restart, fail }, Event::DriverFailed { error }) => {
                 self.task_state.pid = None;
                 self.report_event(&mut instructions, now, TaskEventKind::DriverFailure, error);
-                self.after_kill(&mut instructions, now, restart);
+                self.after_kill(&mut instructions, now, restart, fail);
             }
-            (Phase::Killing { restart: true }, Event::StopRequested) => {
-                self.phase = Phase::Killing { restart: false };
+            (Phase::Killing { restart: true, fail }, Event::StopRequested) => {
+                self.phase = Phase::Killing { restart: false, fail };
+            }
+            (phase, Event::Note { kind, message }) if phase != Phase::Dead => {
+                self.report_event(&mut instructions, now, kind, message);
             }
 
             (Phase::WaitingToRestart, Event::TimerFired) => self.spawn(&mut instructions),
@@ -364,12 +398,15 @@ impl Supervisor {
             format!("Sent {}, waiting {} before force killing", self.config.kill_signal, DurationSpec::from(timeout));
         self.report_event(instructions, now, TaskEventKind::Killing, message);
         instructions.push(Instruction::Kill { signal: self.config.kill_signal, timeout });
-        self.phase = Phase::Killing { restart };
+        self.phase = Phase::Killing { restart, fail: false };
     }
 
-    fn after_kill(&mut self, instructions: &mut Vec<Instruction>, now: Timestamp, restart: bool) {
+    fn after_kill(&mut self, instructions: &mut Vec<Instruction>, now: Timestamp, restart: bool, fail: bool) {
         if restart {
             self.restart_after(instructions, now, Duration::ZERO, "Restart signaled".to_owned());
+        } else if fail {
+            self.report_event(instructions, now, TaskEventKind::Killed, "Task killed: it fails");
+            self.finish(instructions, now, true);
         } else {
             self.report_event(instructions, now, TaskEventKind::Killed, "Task successfully killed");
             self.finish(instructions, now, false);
@@ -725,6 +762,47 @@ mod tests {
                 event(at(MINUTE + SECOND), TaskEventKind::Killed, "Task successfully killed"),
                 state(TaskLifecycleState::Dead, false),
                 Instruction::Finished { failed: false },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failure_asked_for_kills_then_ends_failed_without_a_restart_and_a_note_is_only_an_event() {
+        let mut supervisor = running(config(2, RestartMode::Fail, false));
+        let note = Event::Note { kind: TaskEventKind::TaskHookMessage, message: "script ran".to_owned() };
+        assert_eq!(
+            supervisor.handle(note.clone(), at(MINUTE)),
+            vec![event(at(MINUTE), TaskEventKind::TaskHookMessage, "script ran")]
+        );
+        assert_eq!(
+            supervisor.handle(Event::FailRequested { reason: "script failed".to_owned() }, at(MINUTE)),
+            vec![
+                event(at(MINUTE), TaskEventKind::Killing, "script failed"),
+                event(at(MINUTE), TaskEventKind::Killing, "Sent SIGINT, waiting 5s before force killing"),
+                Instruction::Kill { signal: Signal::SIGINT, timeout: Duration::from_secs(5) },
+            ]
+        );
+        assert_eq!(
+            supervisor.handle(Event::Exited { exit_code: None, signal: Some(2) }, at(MINUTE + SECOND)),
+            vec![
+                terminated(at(MINUTE + SECOND), None, Some(2), "Signal: 2 (SIGINT)"),
+                event(at(MINUTE + SECOND), TaskEventKind::Killed, "Task killed: it fails"),
+                state(TaskLifecycleState::Dead, true),
+                Instruction::Finished { failed: true },
+            ]
+        );
+        assert_eq!(supervisor.handle(note, at(MINUTE + 2 * SECOND)), vec![], "nothing after the end");
+
+        // While waiting to restart: ended failed at once.
+        let mut supervisor = running(config(2, RestartMode::Fail, false));
+        supervisor.handle(exited(1), at(MINUTE));
+        assert_eq!(
+            supervisor.handle(Event::FailRequested { reason: "script failed".to_owned() }, at(MINUTE + SECOND)),
+            vec![
+                Instruction::CancelTimer,
+                event(at(MINUTE + SECOND), TaskEventKind::Killed, "script failed"),
+                state(TaskLifecycleState::Dead, true),
+                Instruction::Finished { failed: true },
             ]
         );
     }

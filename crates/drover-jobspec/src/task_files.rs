@@ -7,7 +7,9 @@
 use drover_hcl::BlockReader;
 use drover_hcl::suggest::did_you_mean;
 use drover_types::validate::SIGNALS;
-use drover_types::{ArtifactMode, ChangeMode, DurationSpec, TaskArtifact, TaskTemplate, TemplateSource, TemplateWait};
+use drover_types::{
+    ArtifactMode, ChangeMode, ChangeScript, DurationSpec, TaskArtifact, TaskTemplate, TemplateSource, TemplateWait,
+};
 
 /// Nomad's default template permissions.
 const DEFAULT_PERMS: u32 = 0o644;
@@ -17,7 +19,6 @@ pub(crate) fn read_template(mut block: BlockReader<'_>) -> Option<TaskTemplate> 
     let template = template_from(&mut block);
     block.unsupported("uid", "the file belongs to the agent's user: make it readable with perms");
     block.unsupported("gid", "the file belongs to the agent's user: make it readable with perms");
-    block.unsupported("change_script", "use change_mode = \"restart\" or \"signal\"");
     block.unsupported("vault_grace", "drover has no Vault integration");
     block.unsupported("once", "");
     // `error_on_missing_key` tunes missing keys of Consul data, which a
@@ -88,25 +89,20 @@ fn template_from(block: &mut BlockReader<'_>) -> Option<TaskTemplate> {
         None | Some("restart") => Some(ChangeMode::Restart),
         Some("signal") => Some(ChangeMode::Signal),
         Some("noop") => Some(ChangeMode::Noop),
-        Some("script") => {
-            block.attribute_error(
-                "change_mode",
-                "change_mode \"script\" is not supported by drover: use \"restart\" or \"signal\"".to_owned(),
-            );
-            None
-        }
+        Some("script") => Some(ChangeMode::Script),
         Some(other) => {
             block.attribute_error(
                 "change_mode",
                 format!(
-                    "unknown change_mode {other:?}: use \"restart\", \"signal\" or \"noop\"{}",
-                    did_you_mean(other, ["restart", "signal", "noop"])
+                    "unknown change_mode {other:?}: use \"restart\", \"signal\", \"script\" or \"noop\"{}",
+                    did_you_mean(other, ["restart", "signal", "script", "noop"])
                 ),
             );
             None
         }
     };
     let change_signal = read_change_signal(block, change_mode);
+    let change_script = read_change_script(block, change_mode);
     let perms = read_perms(block);
     let env = block.bool("env").unwrap_or(false);
     let splay = if block.has("splay") { block.duration("splay") } else { Some(DurationSpec::from_secs(5)) };
@@ -119,6 +115,7 @@ fn template_from(block: &mut BlockReader<'_>) -> Option<TaskTemplate> {
         destination: destination?,
         change_mode: change_mode?,
         change_signal: change_signal?,
+        change_script: change_script?,
         perms: perms?,
         env,
         left_delimiter,
@@ -154,6 +151,49 @@ fn read_wait(mut block: BlockReader<'_>) -> Option<TemplateWait> {
     };
     block.finish();
     wait
+}
+
+/// A template's `change_script { command args timeout fail_on_error }`:
+/// needed by `change_mode = "script"`, and read only with it.
+fn read_change_script(block: &mut BlockReader<'_>, change_mode: Option<ChangeMode>) -> Option<Option<ChangeScript>> {
+    let Some(mut script) = block.block("change_script") else {
+        if change_mode == Some(ChangeMode::Script) {
+            block.error(format!(
+                "{} has change_mode = \"script\" and needs a change_script block, e.g. \
+                 change_script {{ command = \"/local/reload.sh\" }}",
+                block.description()
+            ));
+            return None;
+        }
+        return Some(None);
+    };
+    let wrong_mode = change_mode.is_some_and(|mode| mode != ChangeMode::Script);
+    if wrong_mode {
+        script.error(
+            "change_script runs only with change_mode = \"script\": set change_mode = \"script\", or remove the block",
+        );
+    }
+    let command = match script.string("command") {
+        Some(command) if command.trim().is_empty() => {
+            script.attribute_error("command", "the change_script's command must not be empty");
+            None
+        }
+        Some(command) => Some(command),
+        None => {
+            if !script.has("command") {
+                script.error("change_script needs its command, e.g. command = \"/local/reload.sh\"");
+            }
+            None
+        }
+    };
+    let args = if script.has("args") { script.string_list("args") } else { Some(Vec::new()) };
+    let timeout = if script.has("timeout") { script.duration("timeout") } else { Some(DurationSpec::from_secs(5)) };
+    let fail_on_error = if script.has("fail_on_error") { script.bool("fail_on_error") } else { Some(false) };
+    script.finish();
+    if wrong_mode {
+        return None;
+    }
+    Some(Some(ChangeScript { command: command?, args: args?, timeout: timeout?, fail_on_error: fail_on_error? }))
 }
 
 fn read_change_signal(block: &mut BlockReader<'_>, change_mode: Option<ChangeMode>) -> Option<Option<String>> {

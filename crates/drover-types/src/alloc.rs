@@ -355,6 +355,13 @@ pub enum TaskEventKind {
     RestartSignaled,
     /// A restarted agent took over supervision of the running process.
     Reattached,
+    /// A hook around the task said something (a template's change script
+    /// ran).
+    #[serde(rename = "Task hook message")]
+    TaskHookMessage,
+    /// A hook around the task failed (a template's change script).
+    #[serde(rename = "Task hook failed")]
+    TaskHookFailed,
 }
 
 impl TaskEventKind {
@@ -372,6 +379,8 @@ impl TaskEventKind {
             TaskEventKind::DriverFailure => "Driver Failure",
             TaskEventKind::RestartSignaled => "Restart Signaled",
             TaskEventKind::Reattached => "Reattached",
+            TaskEventKind::TaskHookMessage => "Task hook message",
+            TaskEventKind::TaskHookFailed => "Task hook failed",
         }
     }
 }

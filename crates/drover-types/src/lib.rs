@@ -57,6 +57,8 @@ pub use node::{
 };
 pub use plan::{AllocUpdate, GroupChanges, InPlaceUpdate, Plan, PlanStop};
 pub use resources::Resources;
-pub use task_files::{ArtifactMode, ChangeMode, TaskArtifact, TaskTemplate, TemplateSource, TemplateWait};
+pub use task_files::{
+    ArtifactMode, ChangeMode, ChangeScript, TaskArtifact, TaskTemplate, TemplateSource, TemplateWait,
+};
 pub use time::{DurationSpec, Timestamp};
 pub use variable::Variable;

@@ -25,6 +25,9 @@ pub struct TaskTemplate {
     /// The signal of `change_mode = "signal"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub change_signal: Option<String>,
+    /// The command of `change_mode = "script"` (Nomad's `change_script`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change_script: Option<ChangeScript>,
     /// The file's permission bits (Nomad's `perms`, default `0644`).
     pub perms: u32,
     /// Whether the rendered file's `KEY=value` lines become environment
@@ -43,6 +46,23 @@ pub struct TaskTemplate {
     /// one render). `None`: render at each change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait: Option<TemplateWait>,
+}
+
+/// Nomad's template `change_script` block: a command run in the task (its
+/// environment, directory and user, as `drover alloc exec` runs one) after
+/// the template was rendered again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeScript {
+    /// The program (a path in the task's environment, or on `PATH`).
+    pub command: String,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    /// How long it may run before it is killed (default 5s).
+    pub timeout: DurationSpec,
+    /// Whether a failing script (an exit code other than 0, a timeout)
+    /// kills the task as failed; else the failure is only an event.
+    pub fail_on_error: bool,
 }
 
 /// Nomad's template `wait` block.
@@ -96,6 +116,8 @@ pub enum ChangeMode {
     Signal,
     /// Do nothing.
     Noop,
+    /// Run `change_script` in the task.
+    Script,
 }
 
 impl ChangeMode {
@@ -105,6 +127,7 @@ impl ChangeMode {
             ChangeMode::Restart => "restart",
             ChangeMode::Signal => "signal",
             ChangeMode::Noop => "noop",
+            ChangeMode::Script => "script",
         }
     }
 }

@@ -642,6 +642,20 @@ impl Checker {
         let mut paths: Vec<(&str, &str)> = Vec::new();
         for template in &task.templates {
             paths.push(("template destination", &template.destination));
+            match (&template.change_script, template.change_mode) {
+                (None, crate::task_files::ChangeMode::Script) => self.report(format!(
+                    "the template {:?} has change_mode \"script\" and no change_script: add change_script {{ command = \"…\" }}",
+                    template.destination
+                )),
+                (Some(script), _) => {
+                    self.text("a change_script command", &script.command, MAX_RULE_CHARS);
+                    self.length("change_script args", script.args.len(), MAX_ITEMS);
+                    for arg in &script.args {
+                        self.text("a change_script argument", arg, MAX_RULE_CHARS);
+                    }
+                }
+                (None, _) => {}
+            }
             if let crate::task_files::TemplateSource::File(source) = &template.source {
                 paths.push(("template source", source));
             }
@@ -802,6 +816,7 @@ mod tests {
             destination: destination.to_owned(),
             change_mode: ChangeMode::Restart,
             change_signal: None,
+            change_script: None,
             perms: 0o644,
             env: false,
             left_delimiter: "{{".to_owned(),
@@ -841,6 +856,14 @@ mod tests {
         let mut crowded = job();
         crowded.groups[0].tasks[0].artifacts = (0..=MAX_ITEMS).map(|_| artifact("local/")).collect();
         assert!(problems(&crowded).contains("artifacts"), "{}", problems(&crowded));
+
+        // change_mode "script" needs its script, sent as JSON too.
+        let mut scriptless = job();
+        let mut reloading = template(TemplateSource::Data("x".to_owned()), "local/y");
+        reloading.change_mode = ChangeMode::Script;
+        scriptless.groups[0].tasks[0].templates = vec![reloading];
+        let text = problems(&scriptless);
+        assert!(text.contains("\"local/y\" has change_mode \"script\" and no change_script"), "{text}");
     }
 
     #[test]

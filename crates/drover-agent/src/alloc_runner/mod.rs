@@ -393,21 +393,16 @@ impl AllocRunner {
         group: &drover_types::TaskGroup,
         task: &drover_types::Task,
     ) -> Result<TaskExecSpec, CodedError> {
-        let alloc_dir = self.dir.join("alloc");
-        let task_dir = self.dir.join(&task.name);
-        let working_dir = task_dir.join("local");
-        let dirs = crate::env::AllocDirs { alloc_dir: &alloc_dir, task_dir: &working_dir };
-        let mut with_templates = task.clone();
-        with_templates.env.extend(crate::prepare::template_env(task, &task_dir).map_err(CodedError::internal)?);
-        let command_line = crate::env::task_command_line(
-            self.node.as_ref(),
-            &assignment.job,
+        let place = crate::alloc_control::TaskPlace {
+            node: self.node.as_ref(),
+            job: &assignment.job,
             group,
-            &assignment.alloc,
-            &with_templates,
-            &dirs,
-        );
-        Ok(TaskExecSpec { env: command_line.env, working_dir, user: task.user.clone() })
+            alloc: &assignment.alloc,
+            task,
+            alloc_dir: &self.dir.join("alloc"),
+            task_dir: &self.dir.join(&task.name),
+        };
+        place.exec_spec().map(|(spec, _)| spec).map_err(CodedError::internal)
     }
 
     /// Publishes the allocation's update when anything in it changed.

@@ -47,6 +47,22 @@ EOF
         destination = "local/f"
         wait { min = "soon" }
       }
+      template {
+        data        = "x"
+        destination = "local/g"
+        change_mode = "restart"
+        change_script { command = "/local/reload.sh" }
+      }
+      template {
+        data        = "x"
+        destination = "local/h"
+        change_mode = "script"
+        change_script {
+          args          = ["-x"]
+          timeout       = "soon"
+          fail_on_error = "yes"
+        }
+      }
       artifact {
         source = "git::https://github.com/example/repo"
         mode   = "folder"

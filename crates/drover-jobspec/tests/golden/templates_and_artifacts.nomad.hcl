@@ -52,6 +52,17 @@ EOF
           max = "10s"
         }
       }
+      template {
+        data        = "upstream = {{ key \"lb/upstream\" }}\n"
+        destination = "local/upstream.conf"
+        change_mode = "script"
+        change_script {
+          command       = "/local/reload.sh"
+          args          = ["--graceful", "${NOMAD_TASK_NAME}"]
+          timeout       = "20s"
+          fail_on_error = true
+        }
+      }
     }
   }
 }

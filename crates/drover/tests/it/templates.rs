@@ -235,3 +235,115 @@ async fn a_burst_of_changes_is_one_restart_once_the_templates_wait_is_quiet() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(read(&starts), "version=1\nversion=4\n", "one render, with the last value");
 }
+
+/// Two groups whose templates read one variable with `change_mode =
+/// "script"`: `ok`'s script appends what it sees to a file, `strict`'s
+/// fails with `fail_on_error = true`.
+fn script_job(out: &Path) -> String {
+    let out = out.display();
+    let template = |script: &str, fail_on_error: bool| {
+        format!(
+            r#"
+      template {{
+        data        = "{{{{ with nomadVar \"nomad/jobs/reloader\" }}}}version={{{{ .version }}}}{{{{ end }}}}\n"
+        destination = "local/v.conf"
+        change_mode = "script"
+        splay       = "0s"
+        change_script {{
+          command       = "/bin/sh"
+          args          = ["-c", "{script}", "${{NOMAD_TASK_NAME}}"]
+          timeout       = "10s"
+          fail_on_error = {fail_on_error}
+        }}
+      }}"#
+        )
+    };
+    let task = |name: &str, template: String| {
+        format!(
+            r#"
+  group "{name}" {{
+    reschedule {{
+      attempts  = 0
+      unlimited = false
+    }}
+    task "{name}" {{
+      driver = "raw_exec"
+      config {{
+        command = "/bin/sleep"
+        args    = ["3600"]
+      }}
+{template}
+      resources {{
+        cpu    = 20
+        memory = 16
+      }}
+    }}
+  }}"#
+        )
+    };
+    let ok = task("ok", template(&format!("echo \\\"$0 $NOMAD_ALLOC_ID $(cat v.conf)\\\" >> {out}/reloads"), false));
+    let strict = task("strict", template("echo nope >&2; exit 3", true));
+    format!("job \"reloader\" {{{ok}{strict}\n}}\n")
+}
+
+/// The task `name` of the job's first allocation of group `name`.
+async fn task_state(cluster: &Cluster, name: &str) -> Option<(String, drover_types::TaskState)> {
+    let allocs = cluster.client.job_allocations("reloader").await.ok()?;
+    let alloc = allocs.into_iter().filter(|alloc| alloc.group == name).min_by_key(|alloc| alloc.create_time)?;
+    let state = alloc.task_states.get(name)?.clone();
+    Some((alloc.id.to_string(), state))
+}
+
+/// `change_mode = "script"`: a re-render runs the script in the task (its
+/// environment and directory, `${…}` resolved in its arguments), records
+/// a `Task hook message` event and restarts nothing; a failing script
+/// with `fail_on_error` kills its task, failed, with a `Task hook failed`
+/// event saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_script_runs_in_the_task_and_one_that_fails_kills_it_when_told() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    let out = cluster.dir.path().join("reloader-out");
+    std::fs::create_dir_all(&out).unwrap();
+    let put = |version: u32| {
+        let put = cluster.cli(&["var", "put", "nomad/jobs/reloader", &format!("version={version}")]);
+        assert!(put.status.success(), "{}", output_text(&put));
+    };
+    put(1);
+    let output = cluster.run_job("reloader", &script_job(&out));
+    assert!(output.status.success(), "{}", output_text(&output));
+    cluster.wait_for_allocs("reloader", AllocClientStatus::Running, 2).await;
+    let (alloc, before) = task_state(&cluster, "ok").await.unwrap();
+    assert!(!out.join("reloads").exists(), "no script at the first render");
+
+    put(2);
+    let reloads = out.join("reloads");
+    cluster.wait_for("the ok task's script", || async { !read(&reloads).is_empty() }).await;
+    assert_eq!(read(&reloads), format!("ok {alloc} version=2\n"), "the task's env, directory and new file");
+    cluster
+        .wait_for("the strict task to be killed, failed", || async {
+            task_state(&cluster, "strict").await.is_some_and(|(_, state)| state.failed)
+        })
+        .await;
+
+    let (_, after) = task_state(&cluster, "ok").await.unwrap();
+    assert_eq!((after.restarts, after.pid), (0, before.pid), "a script restarts nothing: {after:#?}");
+    let ran = after.events.iter().find(|event| event.kind == drover_types::TaskEventKind::TaskHookMessage);
+    assert!(ran.is_some_and(|event| event.message.contains("exit code 0")), "{:#?}", after.events);
+
+    let (_, strict) = task_state(&cluster, "strict").await.unwrap();
+    assert_eq!(strict.state, drover_types::TaskLifecycleState::Dead, "{strict:#?}");
+    let failed = strict.events.iter().find(|event| event.kind == drover_types::TaskEventKind::TaskHookFailed);
+    let message = failed.map(|event| event.message.clone()).unwrap_or_default();
+    assert!(message.contains("exit code 3") && message.contains("nope"), "{:#?}", strict.events);
+    assert!(
+        strict.events.iter().any(|event| event.message.contains("Template script failed, task is being killed")),
+        "{:#?}",
+        strict.events
+    );
+    // Told in `drover alloc status` too.
+    let allocs = cluster.client.job_allocations("reloader").await.unwrap();
+    let strict_alloc = allocs.iter().find(|alloc| alloc.group == "strict").unwrap();
+    let status = cluster.cli(&["alloc", "status", &strict_alloc.id.to_string()]);
+    assert!(output_text(&status).contains("Task hook failed"), "{}", output_text(&status));
+}
