@@ -7,11 +7,14 @@
 //! lets the scheduler stop it and place its replacement, as a drain does.
 //!
 //! A job restart is rolling: per group, batches of the `update` block's
-//! `max_parallel`, each batch back to running and running for
-//! `min_healthy_time` before the next starts, within `healthy_deadline`.
+//! `max_parallel`, each batch healthy again for `min_healthy_time` before
+//! the next starts, within `healthy_deadline`. Healthy is the `update`
+//! block's `health_check`: `checks` (the default) wants every restarted
+//! task running and every check of the allocation passing, as run since
+//! the restart; `task_states` (and `manual`) only the tasks running.
 //!
 //! ```text
-//!  batch ──restart──▶ waiting ──(every task restarted and up for min_healthy_time)──▶ next batch
+//!  batch ──restart──▶ waiting ──(healthy, without a break, for min_healthy_time)──▶ next batch
 //!                        └──(an allocation failed, or healthy_deadline passed)──▶ stop, error
 //! ```
 //!
@@ -27,8 +30,8 @@ use drover_proto::lifecycle::{
 use drover_proto::session::{RequestBody, ResponseBody};
 use drover_state::{Command, State};
 use drover_types::{
-    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, CodedError, DesiredTransition, ErrorCode, EvalTrigger,
-    Evaluation, Job, JobId, TaskLifecycleState, Timestamp,
+    AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, CheckHealth, CodedError, DesiredTransition,
+    DurationSpec, ErrorCode, EvalTrigger, Evaluation, HealthCheckMode, Job, JobId, TaskLifecycleState, Timestamp,
 };
 
 use crate::ids::new_eval_id;
@@ -68,24 +71,37 @@ pub enum BatchProgress {
     /// Every allocation is back and has been up for `min_healthy_time`.
     Healthy,
     /// Not yet; look again at the latest by `recheck_at` (a healthy time
-    /// running out) or when the state changes.
-    Waiting { recheck_at: Option<Timestamp> },
+    /// running out) or when the state changes. `waiting_for` says what is
+    /// not healthy yet (for the error at the deadline).
+    Waiting { recheck_at: Option<Timestamp>, waiting_for: String },
     /// An allocation failed or went away: stop the restart.
     Failed { reason: String },
 }
 
-/// Whether the allocations of a batch, restarted at `restarted_at` with
-/// their tasks' restart counts `before`, are healthy again at `now`.
-pub fn batch_progress(
-    state: &State,
-    before: &BTreeMap<AllocId, BTreeMap<String, u32>>,
-    restarted_at: Timestamp,
-    min_healthy_time: Duration,
-    now: Timestamp,
-) -> BatchProgress {
+/// What a restarted batch waits for.
+#[derive(Clone, Debug)]
+pub struct BatchWatch {
+    /// The allocations restarted, with their restarted tasks' restart
+    /// counts before.
+    pub before: BTreeMap<AllocId, BTreeMap<String, u32>>,
+    /// When the restarts were asked for.
+    pub restarted_at: Timestamp,
+    /// How long each must be healthy without a break.
+    pub min_healthy_time: Duration,
+    /// Whether healthy needs the allocation's checks passing
+    /// (`health_check = "checks"`).
+    pub checks: bool,
+    /// Since when each allocation has been seen healthy (its tasks back,
+    /// its checks passing): kept from one look to the next, forgotten when
+    /// it is seen unhealthy.
+    pub healthy_since: BTreeMap<AllocId, Timestamp>,
+}
+
+/// Whether the allocations of a batch are healthy again at `now`.
+pub fn batch_progress(state: &State, watch: &mut BatchWatch, now: Timestamp) -> BatchProgress {
     let mut recheck_at: Option<Timestamp> = None;
-    let mut all_healthy = true;
-    for (alloc_id, counts) in before {
+    let mut waiting_for: Vec<String> = Vec::new();
+    for (alloc_id, counts) in &watch.before {
         let Some(alloc) = state.alloc(alloc_id) else {
             return BatchProgress::Failed { reason: format!("allocation {} went away", alloc_id.short()) };
         };
@@ -99,26 +115,67 @@ pub fn batch_progress(
                 ),
             };
         }
+        let mut back_since: Option<Timestamp> = None;
+        let mut unhealthy: Option<String> = None;
         for (task, restarts) in counts {
-            let Some(task_state) = alloc.task_states.get(task) else {
-                all_healthy = false;
-                continue;
-            };
-            let back = task_state.restarts > *restarts && task_state.state == TaskLifecycleState::Running;
-            let up_since = task_state.started_at.filter(|started| *started >= restarted_at);
+            let state = alloc.task_states.get(task);
+            let up_since = state
+                .filter(|state| state.restarts > *restarts && state.state == TaskLifecycleState::Running)
+                .and_then(|state| state.started_at)
+                .filter(|started| *started >= watch.restarted_at);
             match up_since {
-                Some(started) if back => {
-                    let healthy_at = started.plus(min_healthy_time);
-                    if healthy_at > now {
-                        all_healthy = false;
-                        recheck_at = Some(recheck_at.map_or(healthy_at, |earliest| earliest.min(healthy_at)));
-                    }
+                Some(started) => back_since = Some(back_since.map_or(started, |latest| latest.max(started))),
+                None => {
+                    unhealthy = Some(format!("task {task:?} of allocation {} is not running again", alloc.id.short()))
                 }
-                _ => all_healthy = false,
             }
         }
+        if unhealthy.is_none() && watch.checks {
+            let since = back_since.unwrap_or(watch.restarted_at);
+            unhealthy = alloc.checks.iter().find_map(|check| {
+                let passing = check.status == CheckHealth::Passing && check.checked_at >= since;
+                (!passing).then(|| {
+                    // Its output on one line, as much as a message takes.
+                    let lines: Vec<&str> =
+                        check.output.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+                    let joined = lines.join(" / ");
+                    let output = drover_types::text::truncated(&joined, 200);
+                    let status = if check.checked_at >= since {
+                        format!("is {}", check.status)
+                    } else {
+                        "has not run since the restart".to_owned()
+                    };
+                    format!(
+                        "check {:?} of task {:?} of allocation {} {status}{}",
+                        check.name,
+                        check.task,
+                        alloc.id.short(),
+                        if output.is_empty() { String::new() } else { format!(": {output}") }
+                    )
+                })
+            });
+        }
+        if let Some(reason) = unhealthy {
+            watch.healthy_since.remove(alloc_id);
+            waiting_for.push(reason);
+            continue;
+        }
+        let healthy_since = *watch.healthy_since.entry(alloc_id.clone()).or_insert(now);
+        let healthy_at = healthy_since.plus(watch.min_healthy_time);
+        if healthy_at > now {
+            waiting_for.push(format!(
+                "allocation {} is healthy, not yet for min_healthy_time {}",
+                alloc.id.short(),
+                DurationSpec(watch.min_healthy_time)
+            ));
+            recheck_at = Some(recheck_at.map_or(healthy_at, |earliest| earliest.min(healthy_at)));
+        }
     }
-    if all_healthy { BatchProgress::Healthy } else { BatchProgress::Waiting { recheck_at } }
+    if waiting_for.is_empty() {
+        BatchProgress::Healthy
+    } else {
+        BatchProgress::Waiting { recheck_at, waiting_for: waiting_for.join("; ") }
+    }
 }
 
 /// Refuses an allocation that does not run.
@@ -388,19 +445,30 @@ impl Server {
         let healthy_deadline =
             update.as_ref().map_or(Duration::from_secs(300), |update| update.healthy_deadline.0.max(min_healthy_time));
         let deadline = restarted_at.plus(healthy_deadline);
+        let mut watch = BatchWatch {
+            before,
+            restarted_at,
+            min_healthy_time,
+            // Nomad's default without an update block is checks too.
+            checks: update.as_ref().is_none_or(|update| update.health_check == HealthCheckMode::Checks),
+            healthy_since: BTreeMap::new(),
+        };
         loop {
             let state = self.state();
             let index = state.table_indexes().allocs;
             let now = Timestamp::now();
-            let recheck_at = match batch_progress(&state, &before, restarted_at, min_healthy_time, now) {
+            let (recheck_at, waiting_for) = match batch_progress(&state, &mut watch, now) {
                 BatchProgress::Healthy => return Ok(()),
                 BatchProgress::Failed { reason } => return Err(CodedError::conflict(reason)),
-                BatchProgress::Waiting { recheck_at } => recheck_at,
+                BatchProgress::Waiting { recheck_at, waiting_for } => (recheck_at, waiting_for),
             };
             if now >= deadline {
                 return Err(CodedError::new(
                     ErrorCode::Timeout,
-                    format!("not healthy again within the healthy_deadline of {healthy_deadline:?}"),
+                    format!(
+                        "not healthy again within the healthy_deadline of {}: {waiting_for}",
+                        DurationSpec(healthy_deadline)
+                    ),
                 ));
             }
             let wake_at = recheck_at.map_or(deadline, |at| at.min(deadline));
@@ -414,7 +482,93 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::leader::test_support::{Cluster, at};
     use drover_types::fixtures;
+
+    /// An agent's report of allocation `a1`: its task running with
+    /// `restarts`, started at `started`, and its one check.
+    fn report(cluster: &mut Cluster, task: &str, restarts: u32, started: i64, check: (CheckHealth, i64)) {
+        let state = drover_types::TaskState {
+            state: TaskLifecycleState::Running,
+            restarts,
+            started_at: Some(at(started)),
+            ..Default::default()
+        };
+        let check = drover_types::CheckStatus {
+            task: task.to_owned(),
+            name: "http".to_owned(),
+            status: check.0,
+            output: "HTTP 503".to_owned(),
+            checked_at: at(check.1),
+        };
+        let update = drover_types::ClientAllocUpdate {
+            alloc_id: AllocId::new("a1"),
+            client_status: AllocClientStatus::Running,
+            client_description: String::new(),
+            task_states: BTreeMap::from([(task.to_owned(), state)]),
+            checks: vec![check],
+            deployment_health: None,
+        };
+        cluster.apply(&Command::UpdateAllocsFromClient { updates: vec![update], evals: Vec::new(), now: at(started) });
+    }
+
+    fn waiting_for(progress: BatchProgress) -> String {
+        match progress {
+            BatchProgress::Waiting { waiting_for, .. } => waiting_for,
+            other => panic!("not waiting: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn with_checks_a_batch_is_healthy_once_its_checks_pass_since_the_restart_for_min_healthy_time_unbroken() {
+        let mut cluster = Cluster::new();
+        let node = cluster.node("n1");
+        let job = fixtures::service_job("web", 1);
+        let (group, task) = (job.groups[0].name.clone(), job.groups[0].tasks[0].name.clone());
+        cluster.register(job);
+        cluster.place(vec![fixtures::alloc("a1", "web", &group, &node)], None);
+        report(&mut cluster, &task, 0, 0, (CheckHealth::Passing, 9));
+        let mut watch = BatchWatch {
+            before: BTreeMap::from([(AllocId::new("a1"), BTreeMap::from([(task.clone(), 0)]))]),
+            restarted_at: at(10),
+            min_healthy_time: Duration::from_secs(5),
+            checks: true,
+            healthy_since: BTreeMap::new(),
+        };
+        let mut look = |cluster: &Cluster, now: i64| batch_progress(&cluster.state, &mut watch, at(now));
+        assert!(waiting_for(look(&cluster, 11)).contains("is not running again"));
+        // Back, but its check passed before the restart only.
+        report(&mut cluster, &task, 1, 12, (CheckHealth::Passing, 9));
+        assert!(waiting_for(look(&cluster, 12)).contains("has not run since the restart"));
+        report(&mut cluster, &task, 1, 12, (CheckHealth::Critical, 13));
+        let why = waiting_for(look(&cluster, 13));
+        assert!(
+            why.contains(&format!("check \"http\" of task {task:?} of allocation a1 is critical: HTTP 503")),
+            "{why}"
+        );
+        // Passing from 14: healthy at 19, unless it breaks.
+        report(&mut cluster, &task, 1, 12, (CheckHealth::Passing, 14));
+        assert_eq!(
+            look(&cluster, 14),
+            BatchProgress::Waiting {
+                recheck_at: Some(at(19)),
+                waiting_for: "allocation a1 is healthy, not yet for min_healthy_time 5s".to_owned()
+            }
+        );
+        report(&mut cluster, &task, 1, 12, (CheckHealth::Critical, 16));
+        assert!(waiting_for(look(&cluster, 16)).contains("is critical"));
+        report(&mut cluster, &task, 1, 12, (CheckHealth::Passing, 17));
+        assert!(matches!(look(&cluster, 17), BatchProgress::Waiting { recheck_at: Some(time), .. } if time == at(22)));
+        assert!(matches!(look(&cluster, 21), BatchProgress::Waiting { .. }));
+        assert_eq!(look(&cluster, 22), BatchProgress::Healthy);
+
+        // health_check = "task_states": the failing check does not matter.
+        report(&mut cluster, &task, 1, 12, (CheckHealth::Critical, 23));
+        watch.checks = false;
+        watch.healthy_since.clear();
+        assert!(matches!(batch_progress(&cluster.state, &mut watch, at(23)), BatchProgress::Waiting { .. }));
+        assert_eq!(batch_progress(&cluster.state, &mut watch, at(28)), BatchProgress::Healthy);
+    }
 
     #[test]
     fn batches_follow_max_parallel_per_group() {

@@ -12,7 +12,7 @@ mod node_gc;
 mod periodic;
 mod react;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod workflows;
 
 pub(crate) use actions::render as render_provider_template;

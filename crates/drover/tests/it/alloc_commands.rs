@@ -212,3 +212,78 @@ async fn job_restart_restarts_every_allocation_one_batch_at_a_time() {
         })
         .await;
 }
+
+/// A service whose script check passes on the first start of its task and
+/// fails after any restart (the task removes the file the check tests).
+const FLAKY_JOB: &str = r#"
+job "flaky" {
+  group "web" {
+    count = 2
+    update {
+      max_parallel     = 1
+      min_healthy_time = "1s"
+      healthy_deadline = "8s"
+    }
+    service {
+      name     = "flaky"
+      provider = "nomad"
+      check {
+        type     = "script"
+        name     = "ready"
+        command  = "/bin/sh"
+        args     = ["-c", "test -e ready || { echo not ready; exit 2; }"]
+        interval = "1s"
+        timeout  = "2s"
+      }
+    }
+    task "web" {
+      driver = "raw_exec"
+      kill_timeout = "1s"
+      config {
+        command = "/bin/sh"
+        args    = ["-c", "if [ -e started ]; then rm -f ready; else touch started ready; fi; exec sleep 3600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+"#;
+
+/// `health_check = "checks"` (the default): a restarted batch whose check
+/// fails is not healthy; at the healthy deadline the restart stops, names
+/// the check and what it said, and leaves the next batch alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_restart_waits_for_the_checks_and_stops_at_a_batch_whose_check_fails() {
+    let mut cluster = Cluster::start().await;
+    cluster.start_agent("n1", &[]).await;
+    let registered = cluster.run_job("flaky", FLAKY_JOB);
+    assert!(registered.status.success(), "{}", output_text(&registered));
+    cluster.wait_for_allocs("flaky", AllocClientStatus::Running, 2).await;
+    let passing = || async {
+        let Ok((status, _)) = cluster.client.job_status("flaky", None).await else { return false };
+        status.allocs.iter().filter(|alloc| alloc.client_status == AllocClientStatus::Running).all(|alloc| {
+            !alloc.checks.is_empty()
+                && alloc.checks.iter().all(|check| check.status == drover_types::CheckHealth::Passing)
+        })
+    };
+    cluster.wait_for("both allocations' checks to pass", passing).await;
+
+    let restarted = cluster.cli(&["job", "restart", "flaky"]);
+    let said = output_text(&restarted);
+    assert!(!restarted.status.success(), "{said}");
+    assert!(said.contains("batch 1 of 2"), "{said}");
+    assert!(said.contains("check \"ready\" of task \"web\""), "{said}");
+    assert!(said.contains("is critical: exit code 2 / not ready"), "{said}");
+    assert!(said.contains("1 allocation(s) were not restarted"), "{said}");
+    let status = cluster.job_status("flaky").await;
+    let mut restarts: Vec<u32> = Vec::new();
+    for entry in &status.allocs {
+        let alloc = cluster.client.allocation(entry.id.as_str()).await.unwrap();
+        restarts.push(alloc.task_states["web"].restarts);
+    }
+    restarts.sort_unstable();
+    assert_eq!(restarts, [0, 1], "the second batch was left alone");
+}
