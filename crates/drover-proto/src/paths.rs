@@ -247,6 +247,9 @@ pub const INTERNAL_STATUS: &str = "/v1/internal/status";
 pub const INTERNAL_TLS_ROTATION_CA: &str = "/v1/internal/tls/rotation-ca";
 /// `POST` a copy of log lines another server received, to keep (log replication).
 pub const INTERNAL_LOG_REPLICA: &str = "/v1/internal/logs/replica";
+/// `POST` a request for an agent connected to this server, on behalf of
+/// a peer that was asked (`alloc restart`, `signal`, `exec`).
+pub const INTERNAL_AGENT_REQUEST: &str = "/v1/internal/agent-request";
 
 // The dashboard (HTML, served by every server; docs/dashboard.md).
 /// `GET` redirects to the dashboard.
@@ -439,6 +442,7 @@ pub const ALL: &[&str] = &[
     INTERNAL_STATUS,
     INTERNAL_TLS_ROTATION_CA,
     INTERNAL_LOG_REPLICA,
+    INTERNAL_AGENT_REQUEST,
 ];
 
 /// A route's path with its placeholders filled in order: `{name}` with one

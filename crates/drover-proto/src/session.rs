@@ -218,6 +218,21 @@ pub struct LogLine {
 /// executor's own type, so the agent passes it through unchanged.
 pub use drover_types::LogStream;
 
+/// A request for an agent, forwarded by the server that was asked to the
+/// peer the agent is connected to (`POST /v1/internal/agent-request`):
+/// `drover alloc restart|signal|exec` reach an allocation whichever server
+/// the caller asked. The asking server checked the caller's capability and
+/// audits the request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForwardedAgentRequest {
+    /// The agent's node.
+    pub node_id: NodeId,
+    /// What to ask it.
+    pub body: RequestBody,
+    /// How long to wait for its answer.
+    pub patience_ms: u64,
+}
+
 /// Requests a server makes of an agent.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RequestBody {

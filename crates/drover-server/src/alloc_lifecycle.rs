@@ -27,15 +27,24 @@ use std::time::Duration;
 use drover_proto::lifecycle::{
     AllocActionResponse, AllocExecRequest, AllocExecResponse, AllocStopResponse, JobRestartResponse,
 };
-use drover_proto::session::{RequestBody, ResponseBody};
+use drover_proto::paths;
+use drover_proto::session::{ForwardedAgentRequest, RequestBody, ResponseBody};
 use drover_state::{Command, State};
 use drover_types::{
     AllocClientStatus, AllocDesiredStatus, AllocId, Allocation, CheckHealth, CodedError, DesiredTransition,
-    DurationSpec, ErrorCode, EvalTrigger, Evaluation, HealthCheckMode, Job, JobId, TaskLifecycleState, Timestamp,
+    DurationSpec, ErrorCode, EvalTrigger, Evaluation, HealthCheckMode, Job, JobId, NodeId, TaskLifecycleState,
+    Timestamp,
 };
 
 use crate::ids::new_eval_id;
 use crate::{Result, Server};
+
+/// Why [`Server::ask_local_agent`] did not ask: the agent is connected to
+/// another server, or to none.
+pub const NOT_CONNECTED_HERE: &str = "the agent is not connected to this server";
+
+/// How an error of a peer that could not be asked begins.
+const PEER_UNREACHABLE: &str = "cannot ask the server";
 
 /// How long a restart or signal waits for the agent's answer.
 const AGENT_PATIENCE: Duration = Duration::from_secs(30);
@@ -222,37 +231,100 @@ pub fn check_task(state: &State, alloc: &Allocation, requested: Option<&str>, si
 
 impl Server {
     /// Sends an operator request to the agent of `alloc`'s node and returns
-    /// its one answer; an `End` with an error becomes that error.
+    /// its one answer; an `End` with an error becomes that error. An agent
+    /// connected to another server is asked through that server.
     async fn ask_alloc_agent(&self, alloc: &Allocation, body: RequestBody, patience: Duration) -> Result<ResponseBody> {
-        let (request_id, mut answers) = self.request_agent(&alloc.node_id, body).await.map_err(|error| {
+        match self.ask_local_agent(&alloc.node_id, body.clone(), patience).await {
+            Err(error) if error.code == ErrorCode::Unavailable && error.message == NOT_CONNECTED_HERE => {}
+            answered => return answered,
+        }
+        let forwarded = ForwardedAgentRequest {
+            node_id: alloc.node_id.clone(),
+            body,
+            patience_ms: u64::try_from(patience.as_millis()).unwrap_or(u64::MAX),
+        };
+        for member in self.peers() {
+            match self.ask_peer_agent(&member.address, &forwarded, patience).await {
+                Err(error) if error.code == ErrorCode::Unavailable && error.message == NOT_CONNECTED_HERE => {}
+                // A peer that cannot be reached may not be the one.
+                Err(error) if error.code == ErrorCode::Unavailable && error.message.starts_with(PEER_UNREACHABLE) => {
+                    tracing::debug!(peer = %member.address, %error, "asking a peer for an agent");
+                }
+                answered => return answered,
+            }
+        }
+        Err(CodedError::new(
+            ErrorCode::Unavailable,
+            format!(
+                "the agent of node {} (running allocation {}) is not connected to any server; retry once it \
+                 reconnects (see `drover node status {}`)",
+                alloc.node_name,
+                alloc.id.short(),
+                alloc.node_name
+            ),
+        ))
+    }
+
+    /// Sends an operator request to the agent of `node_id` if it is
+    /// connected to this server, and returns its one answer; an `End` with
+    /// an error becomes that error. An agent not connected here is the
+    /// error `Unavailable` [`NOT_CONNECTED_HERE`].
+    pub async fn ask_local_agent(
+        &self,
+        node_id: &NodeId,
+        body: RequestBody,
+        patience: Duration,
+    ) -> Result<ResponseBody> {
+        let (request_id, mut answers) = self.request_agent(node_id, body).await.map_err(|error| {
             if error.code == ErrorCode::Unavailable {
-                CodedError::new(
-                    ErrorCode::Unavailable,
-                    format!(
-                        "the agent of node {} (running allocation {}) is not connected to this server; \
-                         ask the server it is connected to, or retry once it reconnects",
-                        alloc.node_name,
-                        alloc.id.short()
-                    ),
-                )
+                CodedError::new(ErrorCode::Unavailable, NOT_CONNECTED_HERE)
             } else {
                 error
             }
         })?;
+        let name = self.state().node(node_id).map_or_else(|| node_id.to_string(), |node| node.name.clone());
         match tokio::time::timeout(patience, answers.recv()).await {
             Err(_) => {
-                self.cancel_agent_request(&alloc.node_id, request_id).await;
+                self.cancel_agent_request(node_id, request_id).await;
                 Err(CodedError::new(
                     ErrorCode::Timeout,
-                    format!("the agent of node {} gave no answer within {patience:?}", alloc.node_name),
+                    format!("the agent of node {name} gave no answer within {}", DurationSpec(patience)),
                 ))
             }
             Ok(None) => Err(CodedError::new(
                 ErrorCode::Unavailable,
-                format!("the session of node {} closed before its agent answered", alloc.node_name),
+                format!("the session of node {name} closed before its agent answered"),
             )),
             Ok(Some(ResponseBody::End { error: Some(error) })) => Err(error),
             Ok(Some(answer)) => Ok(answer),
+        }
+    }
+
+    /// Asks the peer at `address` to put `forwarded` to its agent.
+    async fn ask_peer_agent(
+        &self,
+        address: &str,
+        forwarded: &ForwardedAgentRequest,
+        patience: Duration,
+    ) -> Result<ResponseBody> {
+        let url = format!("{}{}", self.inner.network.base_url(address), paths::INTERNAL_AGENT_REQUEST);
+        let unreachable = |error: reqwest::Error| {
+            CodedError::new(ErrorCode::Unavailable, format!("{PEER_UNREACHABLE} {address}: {error}"))
+        };
+        let response = self
+            .inner
+            .network
+            .client()
+            .post(&url)
+            .json(forwarded)
+            .timeout(patience + Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if response.status().is_success() {
+            response.json().await.map_err(unreachable)
+        } else {
+            Err(response.json::<CodedError>().await.map_err(unreachable)?)
         }
     }
 

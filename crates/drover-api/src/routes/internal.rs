@@ -67,6 +67,20 @@ pub(super) async fn propose(State(app): State<AppState>, caller: Caller, body: B
     encoded(&result)
 }
 
+/// A peer's request for an agent connected here (`drover alloc
+/// restart|signal|exec` asked of that peer): its one answer. The peer
+/// checked the caller and audits the request.
+pub(super) async fn agent_request(
+    State(app): State<AppState>,
+    caller: Caller,
+    PeerJson(forwarded): PeerJson<drover_proto::session::ForwardedAgentRequest>,
+) -> ApiResult<Response> {
+    caller.require_server()?;
+    let patience = std::time::Duration::from_millis(forwarded.patience_ms);
+    let answer = app.server.ask_local_agent(&forwarded.node_id, forwarded.body, patience).await?;
+    Ok(axum::Json(answer).into_response())
+}
+
 pub(super) async fn heartbeats(
     State(app): State<AppState>,
     caller: Caller,

@@ -162,4 +162,5 @@ pub(crate) fn internal_routes() -> Router<AppState> {
         .route(paths::INTERNAL_STATUS, get(operator::local_status))
         .route(paths::INTERNAL_TLS_ROTATION_CA, get(operator::rotation_ca))
         .route(paths::INTERNAL_LOG_REPLICA, post(internal::log_replica))
+        .route(paths::INTERNAL_AGENT_REQUEST, post(internal::agent_request))
 }

@@ -287,3 +287,44 @@ async fn job_restart_waits_for_the_checks_and_stops_at_a_batch_whose_check_fails
     restarts.sort_unstable();
     assert_eq!(restarts, [0, 1], "the second batch was left alone");
 }
+
+/// An allocation whose agent is connected to one server is signalled,
+/// exec'd into and restarted through the two others: the server asked
+/// forwards to the one the agent is connected to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alloc_actions_reach_an_agent_connected_to_another_server() {
+    let mut cluster = Cluster::start_servers(3).await;
+    cluster.start_agent_on("n1", 1, &[]).await;
+    let marker = cluster.dir.path().join("marker");
+    let registered = cluster.run_job("web", &trapping_job(&marker, 1));
+    assert!(registered.status.success(), "{}", output_text(&registered));
+    let alloc = running_alloc(&cluster).await;
+    let id = alloc.id.to_string();
+
+    for server in [0, 2] {
+        let signalled = cluster.client_of(server).signal_alloc(&id, None, "SIGUSR1").await;
+        assert_eq!(signalled.map(|answer| answer.tasks).ok(), Some(vec!["web".to_owned()]), "through server {server}");
+    }
+    cluster
+        .wait_for("both signals to reach the task", || async {
+            std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2
+        })
+        .await;
+
+    let request = drover_proto::lifecycle::AllocExecRequest {
+        task: None,
+        command: vec!["/bin/sh".to_owned(), "-c".to_owned(), "echo $GREETING".to_owned()],
+        timeout_ms: Some(10_000),
+        max_output_bytes: None,
+        stdin: Vec::new(),
+    };
+    let exec = cluster.client_of(2).exec_in_alloc(&id, &request).await.unwrap();
+    assert_eq!((exec.exit_code, String::from_utf8_lossy(&exec.stdout).trim()), (Some(0), "hello-from-task"));
+
+    let restarted = cluster.client_of(0).restart_alloc(&id, None).await.unwrap();
+    assert_eq!(restarted.tasks, ["web"]);
+    wait_for_alloc(&cluster, &id, "the task to be restarted", |alloc| {
+        alloc.task_states.get("web").is_some_and(|task| task.restarts == 1)
+    })
+    .await;
+}
