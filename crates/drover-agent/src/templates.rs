@@ -258,7 +258,7 @@ async fn apply(action: &ChangeAction, control: &mpsc::UnboundedSender<TaskContro
                 }
             }
             for script in scripts {
-                let (outcome, failed) = context.run_script(script).await;
+                let (outcome, failed) = context.run_script(script, control).await;
                 let kind = if failed { TaskEventKind::TaskHookFailed } else { TaskEventKind::TaskHookMessage };
                 tracing::info!(alloc = %context.alloc.id, task, failed, "{outcome}");
                 let _ = control.send(TaskControl::Note { kind, message: outcome });
@@ -292,7 +292,9 @@ impl WatchedTask {
     /// command and arguments resolved): what happened, for the task's
     /// event, and whether it failed (an exit code other than 0, a
     /// timeout, or no start).
-    async fn run_script(&self, script: &ChangeScript) -> (String, bool) {
+    /// A script still running when the task's runner ends (`control`
+    /// closes) is killed.
+    async fn run_script(&self, script: &ChangeScript, control: &mpsc::UnboundedSender<TaskControl>) -> (String, bool) {
         let place = TaskPlace {
             node: self.node.as_ref(),
             job: &self.job,
@@ -323,7 +325,17 @@ impl WatchedTask {
             stdin: Vec::new(),
         };
         let shown = command.join(" ");
-        match run_in_task(spec, request, tokio_util::sync::CancellationToken::new()).await {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let run = run_in_task(spec, request, cancel.clone());
+        tokio::pin!(run);
+        let answer = tokio::select! {
+            answer = &mut run => answer,
+            () = control.closed() => {
+                cancel.cancel();
+                run.await
+            }
+        };
+        match answer {
             ResponseBody::Exited { exit_code: Some(0), error, .. } if error.is_empty() => {
                 (format!("Template ran its change script on change: {shown} (exit code 0)"), false)
             }

@@ -363,6 +363,11 @@ impl Supervisor {
             (Phase::Killing { restart: true, fail }, Event::StopRequested) => {
                 self.phase = Phase::Killing { restart: false, fail };
             }
+            // Being killed for a restart: it ends failed instead.
+            (Phase::Killing { restart: true, .. }, Event::FailRequested { reason }) => {
+                self.report_event(&mut instructions, now, TaskEventKind::Killing, reason);
+                self.phase = Phase::Killing { restart: false, fail: true };
+            }
             (phase, Event::Note { kind, message }) if phase != Phase::Dead => {
                 self.report_event(&mut instructions, now, kind, message);
             }
@@ -792,6 +797,16 @@ mod tests {
             ]
         );
         assert_eq!(supervisor.handle(note, at(MINUTE + 2 * SECOND)), vec![], "nothing after the end");
+
+        // Asked while being killed for a restart: it ends failed instead.
+        let mut supervisor = running(config(2, RestartMode::Fail, false));
+        supervisor.handle(Event::RestartRequested { reason: "check".to_owned() }, at(MINUTE));
+        assert_eq!(
+            supervisor.handle(Event::FailRequested { reason: "script failed".to_owned() }, at(MINUTE)),
+            vec![event(at(MINUTE), TaskEventKind::Killing, "script failed")]
+        );
+        let ended = supervisor.handle(Event::Exited { exit_code: None, signal: Some(2) }, at(MINUTE + SECOND));
+        assert_eq!(ended.last(), Some(&Instruction::Finished { failed: true }), "{ended:?}");
 
         // While waiting to restart: ended failed at once.
         let mut supervisor = running(config(2, RestartMode::Fail, false));

@@ -188,6 +188,14 @@ fn read_change_script(block: &mut BlockReader<'_>, change_mode: Option<ChangeMod
     };
     let args = if script.has("args") { script.string_list("args") } else { Some(Vec::new()) };
     let timeout = if script.has("timeout") { script.duration("timeout") } else { Some(DurationSpec::from_secs(5)) };
+    let timeout = timeout.filter(|timeout| {
+        let fits = (std::time::Duration::from_secs(1)..=std::time::Duration::from_secs(3600)).contains(&timeout.get());
+        if !fits {
+            script
+                .attribute_error("timeout", format!("the change_script timeout is {timeout}: give between 1s and 1h"));
+        }
+        fits
+    });
     let fail_on_error = if script.has("fail_on_error") { script.bool("fail_on_error") } else { Some(false) };
     script.finish();
     if wrong_mode {

@@ -572,7 +572,7 @@ pub enum Action {
         provider: Option<String>,
     },
     /// Deletes the node's machine through its provider (drained and
-    /// retired first while it is up) and forgets the node.
+    /// retired first while it is up); the node stays retired until purged.
     Delete {
         /// The provider (the node's or the default when `None`).
         provider: Option<String>,

@@ -169,7 +169,14 @@ pub fn batch_progress(state: &State, watch: &mut BatchWatch, now: Timestamp) -> 
             waiting_for.push(reason);
             continue;
         }
-        let healthy_since = *watch.healthy_since.entry(alloc_id.clone()).or_insert(now);
+        // A task restarted between two looks starts the time again.
+        let seen = watch.healthy_since.entry(alloc_id.clone()).or_insert(now);
+        if let Some(back) = back_since
+            && back > *seen
+        {
+            *seen = back;
+        }
+        let healthy_since = *seen;
         let healthy_at = healthy_since.plus(watch.min_healthy_time);
         if healthy_at > now {
             waiting_for.push(format!(
@@ -275,13 +282,12 @@ impl Server {
         body: RequestBody,
         patience: Duration,
     ) -> Result<ResponseBody> {
-        let (request_id, mut answers) = self.request_agent(node_id, body).await.map_err(|error| {
-            if error.code == ErrorCode::Unavailable {
-                CodedError::new(ErrorCode::Unavailable, NOT_CONNECTED_HERE)
-            } else {
-                error
-            }
-        })?;
+        if !self.sessions().is_connected(node_id).await {
+            return Err(CodedError::new(ErrorCode::Unavailable, NOT_CONNECTED_HERE));
+        }
+        // Connected: an old agent's protocol or a congested session is
+        // said as it is.
+        let (request_id, mut answers) = self.request_agent(node_id, body).await?;
         let name = self.state().node(node_id).map_or_else(|| node_id.to_string(), |node| node.name.clone());
         match tokio::time::timeout(patience, answers.recv()).await {
             Err(_) => {
@@ -308,8 +314,17 @@ impl Server {
         patience: Duration,
     ) -> Result<ResponseBody> {
         let url = format!("{}{}", self.inner.network.base_url(address), paths::INTERNAL_AGENT_REQUEST);
-        let unreachable = |error: reqwest::Error| {
-            CodedError::new(ErrorCode::Unavailable, format!("{PEER_UNREACHABLE} {address}: {error}"))
+        // Only a request that never reached the peer may be tried on the
+        // next one: one that did may have run (an exec, a restart).
+        let failed = |error: reqwest::Error| {
+            if error.is_connect() {
+                CodedError::new(ErrorCode::Unavailable, format!("{PEER_UNREACHABLE} {address}: {error}"))
+            } else {
+                CodedError::new(
+                    ErrorCode::Unavailable,
+                    format!("the server {address}, which has the agent's session, did not answer: {error}"),
+                )
+            }
         };
         let response = self
             .inner
@@ -320,11 +335,11 @@ impl Server {
             .timeout(patience + Duration::from_secs(5))
             .send()
             .await
-            .map_err(unreachable)?;
+            .map_err(failed)?;
         if response.status().is_success() {
-            response.json().await.map_err(unreachable)
+            response.json().await.map_err(failed)
         } else {
-            Err(response.json::<CodedError>().await.map_err(unreachable)?)
+            Err(response.json::<CodedError>().await.map_err(failed)?)
         }
     }
 
@@ -634,12 +649,18 @@ mod tests {
         assert!(matches!(look(&cluster, 21), BatchProgress::Waiting { .. }));
         assert_eq!(look(&cluster, 22), BatchProgress::Healthy);
 
+        // A crash and restart between two looks (back at 24, its check
+        // passing at 25) starts min_healthy_time again from 24.
+        report(&mut cluster, &task, 2, 24, (CheckHealth::Passing, 25));
+        assert!(matches!(look(&cluster, 25), BatchProgress::Waiting { recheck_at: Some(time), .. } if time == at(29)));
+        assert_eq!(look(&cluster, 29), BatchProgress::Healthy);
+
         // health_check = "task_states": the failing check does not matter.
-        report(&mut cluster, &task, 1, 12, (CheckHealth::Critical, 23));
+        report(&mut cluster, &task, 2, 24, (CheckHealth::Critical, 30));
         watch.checks = false;
         watch.healthy_since.clear();
-        assert!(matches!(batch_progress(&cluster.state, &mut watch, at(23)), BatchProgress::Waiting { .. }));
-        assert_eq!(batch_progress(&cluster.state, &mut watch, at(28)), BatchProgress::Healthy);
+        assert!(matches!(batch_progress(&cluster.state, &mut watch, at(30)), BatchProgress::Waiting { .. }));
+        assert_eq!(batch_progress(&cluster.state, &mut watch, at(35)), BatchProgress::Healthy);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use drover_state::{Command, State};
 use drover_types::workflow::{
     FailureLimit, MachineOperation, Maintenance, MaintenanceReboot, Workflow, WorkflowOp, WorkflowStatus, WorkflowStep,
 };
-use drover_types::{CodedError, DurationSpec, Node, NodeLabels, NodeStatus, Timestamp};
+use drover_types::{CodedError, DurationSpec, Node, NodeLabels, Timestamp};
 
 use crate::Result;
 use crate::ids::new_short_id;
@@ -291,8 +291,9 @@ fn new_machine_names(state: &State, request: &WorkflowRequest) -> Result<Vec<Str
                 "{name:?} is not a machine name (letters, digits, `-`, `_`, `.`; at most 253)"
             )));
         }
-        // A down node's name may be made again: the new agent takes its place.
-        if state.node_by_name(name).is_some_and(|node| node.status != NodeStatus::Down) {
+        // A node that is not up (down, disconnected) may be made again:
+        // the new agent takes its place, as it may on registration.
+        if state.node_by_name(name).is_some_and(|node| node.is_up()) {
             return Err(CodedError::conflict(format!(
                 "a node named {name} exists already; nothing was started (`drover node rebuild {name}` reinstalls it)"
             )));

@@ -10,7 +10,9 @@
 //!                                                protection, drain and retirement under
 //!                                                the new id, a `replaced` entry in the
 //!                                                history; the old id is forgotten, its
-//!                                                allocations are lost
+//!                                                allocations are lost. A retired node
+//!                                                whose name a running `create` workflow
+//!                                                makes again is back in service instead
 //!
 //!  ready ── retire ──▶ retiring (drained, never scheduled) ── drain done ──▶ retired
 //!  down or retired (not protected) ── purge (or the leader's node GC) ──▶ forgotten
@@ -150,10 +152,14 @@ impl State {
                 node.registered_at = now;
                 node.log_dropped_lines = 0;
                 node.create_index = index;
-                // A retired node's machine is gone (deleted, or retired and
-                // switched off): an agent freshly installed under its name
-                // is a machine put into service, not the retired one.
-                if let Some(retirement) = node.retired.take() {
+                // A retired node whose name a `create` workflow makes
+                // again (its machine was deleted): the new machine is put
+                // into service, not kept retired. Decided from the
+                // replicated state, so every server decides alike.
+                let created_again = self
+                    .workflow_holding(&registration.name)
+                    .is_some_and(|workflow| workflow.operation == drover_types::workflow::MachineOperation::Create);
+                if let Some(retirement) = node.retired.take_if(|_| created_again) {
                     node.drain = None;
                     node.eligibility = NodeEligibility::Eligible;
                     changes.push(NodeChange {

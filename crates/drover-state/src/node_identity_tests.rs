@@ -7,6 +7,7 @@ use drover_types::{
 
 use crate::command::{Command, CommandResponse};
 use crate::state::State;
+use drover_types::workflow::WorkflowOp;
 
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_millis(seconds * 1000)
@@ -117,6 +118,31 @@ fn retire_command(ids: &[&str], now: Timestamp) -> Command {
 
 fn purge_command(ids: &[&str]) -> Command {
     Command::PurgeNodes { node_ids: ids.iter().map(|id| NodeId::new(*id)).collect(), evals: Vec::new() }
+}
+
+/// A running `create` workflow of one machine, `name`.
+fn create_workflow(name: &str) -> drover_types::workflow::Workflow {
+    use drover_types::workflow::{MachineOperation, Maintenance, Workflow, WorkflowStatus, WorkflowStep};
+    Workflow {
+        id: "c1".to_owned(),
+        operation: MachineOperation::Create,
+        provider: None,
+        labels: drover_types::NodeLabels::default(),
+        rate_per_minute: None,
+        parallel: 1,
+        max_failures: 0,
+        max_failures_percent: None,
+        drain: false,
+        wait_timeout_ms: 600_000,
+        maintenance: Maintenance::default(),
+        paused_by: None,
+        by: "alice".to_owned(),
+        created_at: at(6),
+        status: WorkflowStatus::Running,
+        finished_at: None,
+        reason: String::new(),
+        steps: vec![WorkflowStep::pending(name)],
+    }
 }
 
 fn triple(field: &str, from: &str, to: &str) -> (String, String, String) {
@@ -266,7 +292,7 @@ fn an_agent_renamed_to_the_name_of_a_down_node_keeps_its_own_record() {
 }
 
 #[test]
-fn a_fresh_agent_in_the_place_of_a_retired_down_node_puts_the_name_back_in_service() {
+fn a_retired_down_node_is_back_in_service_only_when_a_create_workflow_makes_its_name_again() {
     let mut cluster = Cluster::new();
     cluster.register("old", "batch01", at(1));
     cluster.retire(&["old"], at(2));
@@ -274,10 +300,15 @@ fn a_fresh_agent_in_the_place_of_a_retired_down_node_puts_the_name_back_in_servi
     // Up and retired: the name is still held.
     let refused = cluster.register("new", "batch01", at(3));
     assert!(format!("{refused:?}").contains("may not take its name"), "{refused:?}");
-    // Deleted (down): a new machine of that name is in service again,
-    // with the old node's history.
+    // Down: a reinstalled machine's agent takes its place, still retired.
     cluster.set_status("old", NodeStatus::Down, at(4));
-    cluster.register("new", "batch01", at(5));
+    cluster.register("again", "batch01", at(5));
+    assert_eq!(cluster.node("again").display_status(), "retired");
+    assert_eq!(cluster.history("again").last(), Some(&triple("replaced", "node id old (down)", "node id again")));
+    // Made again by a create workflow: in service, with the history.
+    cluster.set_status("again", NodeStatus::Down, at(6));
+    cluster.accept(&Command::Workflow { op: WorkflowOp::Start { workflow: Box::new(create_workflow("batch01")) } });
+    cluster.register("new", "batch01", at(7));
     let node = cluster.node("new");
     assert!(node.retired.is_none() && node.drain.is_none() && node.is_schedulable(), "{node:#?}");
     assert_eq!(node.display_status(), "ready");
@@ -286,7 +317,8 @@ fn a_fresh_agent_in_the_place_of_a_retired_down_node_puts_the_name_back_in_servi
         history,
         [
             triple("retired", "", "yes"),
-            triple("replaced", "node id old (down)", "node id new"),
+            triple("replaced", "node id old (down)", "node id again"),
+            triple("replaced", "node id again (down)", "node id new"),
             triple("retired", "yes", "no")
         ]
     );

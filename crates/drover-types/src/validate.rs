@@ -647,7 +647,22 @@ impl Checker {
                     "the template {:?} has change_mode \"script\" and no change_script: add change_script {{ command = \"…\" }}",
                     template.destination
                 )),
-                (Some(script), _) => {
+                (Some(script), mode) => {
+                    if mode != crate::task_files::ChangeMode::Script {
+                        self.report(format!(
+                            "the template {:?} has a change_script and change_mode {:?}: the script runs only with \
+                             change_mode \"script\"",
+                            template.destination,
+                            mode.as_str()
+                        ));
+                    }
+                    let timeout = script.timeout.get();
+                    if timeout < std::time::Duration::from_secs(1) || timeout > std::time::Duration::from_secs(3600) {
+                        self.report(format!(
+                            "the change_script timeout of the template {:?} is {}: give between 1s and 1h",
+                            template.destination, script.timeout
+                        ));
+                    }
                     self.text("a change_script command", &script.command, MAX_RULE_CHARS);
                     self.length("change_script args", script.args.len(), MAX_ITEMS);
                     for arg in &script.args {

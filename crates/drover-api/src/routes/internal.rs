@@ -76,6 +76,22 @@ pub(super) async fn agent_request(
     PeerJson(forwarded): PeerJson<drover_proto::session::ForwardedAgentRequest>,
 ) -> ApiResult<Response> {
     caller.require_server()?;
+    use drover_proto::session::RequestBody;
+    match &forwarded.body {
+        RequestBody::RestartTasks { .. } | RequestBody::SignalTasks { .. } => {}
+        // This server's own --disable-exec holds for exec forwarded to it.
+        RequestBody::ExecInTask { .. } if !app.server.config().exec_enabled => {
+            return Err(CodedError::new(
+                drover_types::ErrorCode::Forbidden,
+                "exec is disabled on the server this node's agent is connected to (--disable-exec)",
+            )
+            .into());
+        }
+        RequestBody::ExecInTask { .. } => {}
+        other => {
+            return Err(CodedError::invalid(format!("not a request a peer forwards: {other:?}")).into());
+        }
+    }
     let patience = std::time::Duration::from_millis(forwarded.patience_ms);
     let answer = app.server.ask_local_agent(&forwarded.node_id, forwarded.body, patience).await?;
     Ok(axum::Json(answer).into_response())

@@ -51,7 +51,10 @@ EOF
         data        = "x"
         destination = "local/g"
         change_mode = "restart"
-        change_script { command = "/local/reload.sh" }
+        change_script {
+          command = "/local/reload.sh"
+          timeout = "24h"
+        }
       }
       template {
         data        = "x"

@@ -30,7 +30,8 @@ const WINDOW: usize = 10_000;
 /// register later are picked up by the next site apply or leadership.
 pub(super) fn start(server: &Server, site: &Site, token: &CancellationToken) {
     let state = server.state();
-    for node in state.nodes() {
+    // A retired node's machine is gone or leaving (deleted): no console.
+    for node in state.nodes().filter(|node| node.retired.is_none()) {
         let provider = site.provider_for(node.meta.get("provider").map(String::as_str));
         let Some(provider) = provider else { continue };
         let Some(template) = provider.command(ProviderOperation::Console) else { continue };

@@ -229,7 +229,7 @@ impl Reactor {
     ) -> crate::Result<Vec<Observation>> {
         let observations = match condition {
             Condition::Node(check) => {
-                let nodes = state.nodes().map(|node| NodeFacts {
+                let nodes = state.nodes().filter(|node| is_watched(state, node)).map(|node| NodeFacts {
                     name: &node.name,
                     status: node.status,
                     eligibility: node.eligibility,
@@ -312,6 +312,9 @@ impl Reactor {
         for node in state.nodes() {
             let now = (node.status, node.drain.is_some());
             let before = self.node_status.insert(node.name.clone(), now);
+            if !is_watched(state, node) {
+                continue;
+            }
             let happened = match before {
                 None => Some(NodeEvent::Registered),
                 Some((old, _)) if old != now.0 => match now.0 {
@@ -485,6 +488,17 @@ fn event_for(state: &State, hammer: &str, labels: &Labels, reason: String) -> Tr
 }
 
 /// An allocation as the alert conditions see it.
+/// Whether alert rules and node-event hammers look at `node`: not a
+/// retired one (a deleted machine stays, retired and down, until purged),
+/// nor one a delete or power-off workflow is taking down on purpose.
+fn is_watched(state: &State, node: &drover_types::Node) -> bool {
+    use drover_types::workflow::MachineOperation;
+    node.retired.is_none()
+        && !state
+            .workflow_holding(&node.name)
+            .is_some_and(|workflow| matches!(workflow.operation, MachineOperation::Delete | MachineOperation::PowerOff))
+}
+
 fn alloc_facts<'a>(state: &'a State, alloc: &'a Allocation) -> AllocFacts<'a> {
     AllocFacts {
         id: alloc.id.as_str(),

@@ -422,7 +422,7 @@ impl Runner {
         let node = state.node_by_name(&step.node).cloned();
         if workflow.operation == MachineOperation::Create {
             // A down node's record is taken over by the new agent.
-            if node.as_ref().is_some_and(|node| node.status != NodeStatus::Down) {
+            if node.as_ref().is_some_and(|node| node.is_up()) {
                 let error = format!("a node named {} exists already", step.node);
                 return self.fail(workflow, position, &step, error).await;
             }

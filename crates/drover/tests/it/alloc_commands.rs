@@ -301,15 +301,16 @@ async fn alloc_actions_reach_an_agent_connected_to_another_server() {
     let alloc = running_alloc(&cluster).await;
     let id = alloc.id.to_string();
 
-    for server in [0, 2] {
+    // One signal at a time: two pending SIGUSR1 reach the shell as one.
+    for (sent, server) in [0, 2].into_iter().enumerate() {
         let signalled = cluster.client_of(server).signal_alloc(&id, None, "SIGUSR1").await;
         assert_eq!(signalled.map(|answer| answer.tasks).ok(), Some(vec!["web".to_owned()]), "through server {server}");
+        cluster
+            .wait_for("the signal to reach the task", || async {
+                std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == sent + 1
+            })
+            .await;
     }
-    cluster
-        .wait_for("both signals to reach the task", || async {
-            std::fs::read_to_string(&marker).unwrap_or_default().lines().count() == 2
-        })
-        .await;
 
     let request = drover_proto::lifecycle::AllocExecRequest {
         task: None,
