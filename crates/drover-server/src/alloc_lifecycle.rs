@@ -37,14 +37,12 @@ use drover_types::{
 };
 
 use crate::ids::new_eval_id;
+use crate::sessions::Retry;
 use crate::{Result, Server};
 
 /// Why [`Server::ask_local_agent`] did not ask: the agent is connected to
 /// another server, or to none.
 pub const NOT_CONNECTED_HERE: &str = "the agent is not connected to this server";
-
-/// How an error of a peer that could not be asked begins.
-const PEER_UNREACHABLE: &str = "cannot ask the server";
 
 /// How long a restart or signal waits for the agent's answer.
 const AGENT_PATIENCE: Duration = Duration::from_secs(30);
@@ -250,17 +248,7 @@ impl Server {
             body,
             patience_ms: u64::try_from(patience.as_millis()).unwrap_or(u64::MAX),
         };
-        for member in self.peers() {
-            match self.ask_peer_agent(&member.address, &forwarded, patience).await {
-                Err(error) if error.code == ErrorCode::Unavailable && error.message == NOT_CONNECTED_HERE => {}
-                // A peer that cannot be reached may not be the one.
-                Err(error) if error.code == ErrorCode::Unavailable && error.message.starts_with(PEER_UNREACHABLE) => {
-                    tracing::debug!(peer = %member.address, %error, "asking a peer for an agent");
-                }
-                answered => return answered,
-            }
-        }
-        Err(CodedError::new(
+        let not_found = CodedError::new(
             ErrorCode::Unavailable,
             format!(
                 "the agent of node {} (running allocation {}) is not connected to any server; retry once it \
@@ -269,7 +257,23 @@ impl Server {
                 alloc.id.short(),
                 alloc.node_name
             ),
-        ))
+        );
+        let response = self
+            .ask_peers_in_turn(
+                |client, base| {
+                    client
+                        .post(format!("{base}{}", paths::INTERNAL_AGENT_REQUEST))
+                        .json(&forwarded)
+                        .timeout(patience + Duration::from_secs(5))
+                },
+                |error| error.code == ErrorCode::Unavailable && error.message == NOT_CONNECTED_HERE,
+                Retry::OnlyIfNeverSent,
+                not_found,
+            )
+            .await?;
+        response.json().await.map_err(|error| {
+            CodedError::new(ErrorCode::Unavailable, format!("the answer of the agent's server was cut: {error}"))
+        })
     }
 
     /// Sends an operator request to the agent of `node_id` if it is
@@ -303,43 +307,6 @@ impl Server {
             )),
             Ok(Some(ResponseBody::End { error: Some(error) })) => Err(error),
             Ok(Some(answer)) => Ok(answer),
-        }
-    }
-
-    /// Asks the peer at `address` to put `forwarded` to its agent.
-    async fn ask_peer_agent(
-        &self,
-        address: &str,
-        forwarded: &ForwardedAgentRequest,
-        patience: Duration,
-    ) -> Result<ResponseBody> {
-        let url = format!("{}{}", self.inner.network.base_url(address), paths::INTERNAL_AGENT_REQUEST);
-        // Only a request that never reached the peer may be tried on the
-        // next one: one that did may have run (an exec, a restart).
-        let failed = |error: reqwest::Error| {
-            if error.is_connect() {
-                CodedError::new(ErrorCode::Unavailable, format!("{PEER_UNREACHABLE} {address}: {error}"))
-            } else {
-                CodedError::new(
-                    ErrorCode::Unavailable,
-                    format!("the server {address}, which has the agent's session, did not answer: {error}"),
-                )
-            }
-        };
-        let response = self
-            .inner
-            .network
-            .client()
-            .post(&url)
-            .json(forwarded)
-            .timeout(patience + Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(failed)?;
-        if response.status().is_success() {
-            response.json().await.map_err(failed)
-        } else {
-            Err(response.json::<CodedError>().await.map_err(failed)?)
         }
     }
 

@@ -597,7 +597,62 @@ pub(crate) fn spawn_pusher(server: Server) {
     });
 }
 
+/// Whether asking the next server after a failed one is safe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Retry {
+    /// The request only reads (`alloc logs`): after any failure.
+    AfterAnyFailure,
+    /// The request acts (a restart, an exec): only after one that never
+    /// reached its server, for one that did may have run.
+    OnlyIfNeverSent,
+}
+
 impl Server {
+    /// Asks the other servers in turn for an agent that is not connected
+    /// here, each with the request `build` makes for its base URL, and
+    /// returns the first successful answer. A server whose error `absent`
+    /// says the agent is not connected there either, or that cannot be
+    /// reached, is passed over; `retry` says after which other failures
+    /// the next one is asked. `not_found` is the error when none answered.
+    pub(crate) async fn ask_peers_in_turn(
+        &self,
+        build: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+        absent: fn(&CodedError) -> bool,
+        retry: Retry,
+        not_found: CodedError,
+    ) -> Result<reqwest::Response> {
+        let mut last_error = not_found;
+        for member in self.members() {
+            if member.server_id == self.id() {
+                continue;
+            }
+            let base = self.inner.network.base_url(&member.address);
+            let response = match build(self.inner.network.client(), &base).send().await {
+                Ok(response) => response,
+                Err(error) if error.is_connect() || retry == Retry::AfterAnyFailure => continue,
+                Err(error) => {
+                    return Err(CodedError::new(
+                        ErrorCode::Unavailable,
+                        format!(
+                            "the server {}, which has the agent's session, did not answer: {error}",
+                            member.address
+                        ),
+                    ));
+                }
+            };
+            if response.status().is_success() {
+                return Ok(response);
+            }
+            match response.json::<CodedError>().await {
+                Ok(error) if absent(&error) => {}
+                Ok(error) if retry == Retry::OnlyIfNeverSent => return Err(error),
+                Ok(error) => last_error = error,
+                Err(_) => {}
+            }
+        }
+        Err(last_error)
+    }
+
     /// Asks the other servers to serve an agent request whose agent is not
     /// connected here: re-sends the API request `path_and_query` (which must
     /// already carry `local=true`, so that no server forwards again) to each
@@ -607,22 +662,15 @@ impl Server {
         path_and_query: &str,
     ) -> Result<futures_util::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>> {
         use futures_util::StreamExt;
-        let mut last_error = CodedError::new(ErrorCode::Unavailable, "the node's agent is not connected to any server");
-        for member in self.members() {
-            if member.server_id == self.id() {
-                continue;
-            }
-            let url = format!("{}{path_and_query}", self.inner.network.base_url(&member.address));
-            let Ok(response) = self.inner.network.client().get(&url).send().await else { continue };
-            if response.status().is_success() {
-                return Ok(response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other)).boxed());
-            }
-            if let Ok(error) = response.json::<CodedError>().await
-                && error.code != ErrorCode::Unavailable
-            {
-                last_error = error;
-            }
-        }
-        Err(last_error)
+        let not_found = CodedError::new(ErrorCode::Unavailable, "the node's agent is not connected to any server");
+        let response = self
+            .ask_peers_in_turn(
+                |client, base| client.get(format!("{base}{path_and_query}")),
+                |error| error.code == ErrorCode::Unavailable,
+                Retry::AfterAnyFailure,
+                not_found,
+            )
+            .await?;
+        Ok(response.bytes_stream().map(|chunk| chunk.map_err(std::io::Error::other)).boxed())
     }
 }

@@ -322,6 +322,14 @@ async fn alloc_actions_reach_an_agent_connected_to_another_server() {
     let exec = cluster.client_of(2).exec_in_alloc(&id, &request).await.unwrap();
     assert_eq!((exec.exit_code, String::from_utf8_lossy(&exec.stdout).trim()), (Some(0), "hello-from-task"));
 
+    // `alloc logs` through server 0 reaches it too (the same forwarding).
+    let logs = std::process::Command::new(crate::harness::drover_binary())
+        .args(["alloc", "logs", &id])
+        .env("DROVER_ADDR", &cluster.addresses[0])
+        .output()
+        .unwrap();
+    assert!(logs.status.success(), "{}", output_text(&logs));
+
     let restarted = cluster.client_of(0).restart_alloc(&id, None).await.unwrap();
     assert_eq!(restarted.tasks, ["web"]);
     wait_for_alloc(&cluster, &id, "the task to be restarted", |alloc| {
