@@ -229,7 +229,8 @@ impl Reactor {
     ) -> crate::Result<Vec<Observation>> {
         let observations = match condition {
             Condition::Node(check) => {
-                let nodes = state.nodes().filter(|node| is_watched(state, node)).map(|node| NodeFacts {
+                let taken_down = taken_down(state);
+                let nodes = state.nodes().filter(|node| is_watched(&taken_down, node)).map(|node| NodeFacts {
                     name: &node.name,
                     status: node.status,
                     eligibility: node.eligibility,
@@ -308,11 +309,12 @@ impl Reactor {
                 _ => None,
             })
             .collect();
+        let taken_down = taken_down(state);
         let mut events = Vec::new();
         for node in state.nodes() {
             let now = (node.status, node.drain.is_some());
             let before = self.node_status.insert(node.name.clone(), now);
-            if !is_watched(state, node) {
+            if !is_watched(&taken_down, node) {
                 continue;
             }
             let happened = match before {
@@ -488,15 +490,25 @@ fn event_for(state: &State, hammer: &str, labels: &Labels, reason: String) -> Tr
 }
 
 /// An allocation as the alert conditions see it.
+/// The nodes a running delete or power-off workflow is taking down on
+/// purpose (found once per look: a workflow may have thousands of steps).
+fn taken_down(state: &State) -> std::collections::HashSet<&str> {
+    use drover_types::workflow::{MachineOperation, WorkflowStatus};
+    state
+        .workflows()
+        .filter(|workflow| workflow.status == WorkflowStatus::Running)
+        .filter(|workflow| matches!(workflow.operation, MachineOperation::Delete | MachineOperation::PowerOff))
+        .flat_map(|workflow| workflow.steps.iter())
+        .filter(|step| !step.phase.is_terminal())
+        .map(|step| step.node.as_str())
+        .collect()
+}
+
 /// Whether alert rules and node-event hammers look at `node`: not a
 /// retired one (a deleted machine stays, retired and down, until purged),
-/// nor one a delete or power-off workflow is taking down on purpose.
-fn is_watched(state: &State, node: &drover_types::Node) -> bool {
-    use drover_types::workflow::MachineOperation;
-    node.retired.is_none()
-        && !state
-            .workflow_holding(&node.name)
-            .is_some_and(|workflow| matches!(workflow.operation, MachineOperation::Delete | MachineOperation::PowerOff))
+/// nor one of `taken_down`.
+fn is_watched(taken_down: &std::collections::HashSet<&str>, node: &drover_types::Node) -> bool {
+    node.retired.is_none() && !taken_down.contains(node.name.as_str())
 }
 
 fn alloc_facts<'a>(state: &'a State, alloc: &'a Allocation) -> AllocFacts<'a> {

@@ -421,7 +421,8 @@ impl Runner {
         step.started_at = Some(now);
         let node = state.node_by_name(&step.node).cloned();
         if workflow.operation == MachineOperation::Create {
-            // A down node's record is taken over by the new agent.
+            // A node that is not up (down, disconnected) is taken over by
+            // the new agent.
             if node.as_ref().is_some_and(|node| node.is_up()) {
                 let error = format!("a node named {} exists already", step.node);
                 return self.fail(workflow, position, &step, error).await;
